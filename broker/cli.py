@@ -1,0 +1,207 @@
+"""The ``mqchat`` command: run a node, manage users, show settings."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from client_sdk.contract import is_valid_user_id
+from config.settings import Settings, SettingsError, load_settings
+from workers.credentials import hash_password, hash_token, new_token
+from workers.errors import StoreError
+from workers.stores import Store, open_store
+
+__all__ = ["main"]
+
+log = logging.getLogger("mqchat")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mqchat", description="A WhatsApp-style messaging backend over MQTT."
+    )
+    parser.add_argument("--config", metavar="FILE", help="settings file (TOML); default: built-in defaults")
+    parser.add_argument("--data-dir", metavar="DIR", help="where the single-node store keeps its files")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a single node: broker, workers and store in one process")
+    run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    run.add_argument("--port", type=int, help="MQTT over TCP port (default 1883)")
+    run.add_argument("--ws-port", type=int, help="MQTT over WebSocket port (default 8080)")
+    run.add_argument("--no-ws", action="store_true", help="do not listen for WebSocket clients")
+
+    users = commands.add_parser("users", help="let people in: add, list, remove users and their credentials")
+    users_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add = users_commands.add_parser("add", help="create a user and print a token for it")
+    add.add_argument("name")
+    add.add_argument(
+        "--password", action="store_true", help="set a password (asked on the terminal or stdin)"
+    )
+    users_commands.add_parser("list", help="list users")
+    token = users_commands.add_parser("token", help="issue another token for a user (e.g. a new device)")
+    token.add_argument("name")
+    revoke = users_commands.add_parser("revoke", help="remove every token and password of a user")
+    revoke.add_argument("name")
+    remove = users_commands.add_parser("remove", help="delete a user and its credentials")
+    remove.add_argument("name")
+
+    commands.add_parser("settings", help="print the effective settings as JSON")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    overrides: dict[str, object] = {}
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    if getattr(args, "host", None):
+        overrides["broker.host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["broker.mqtt_port"] = args.port
+    if getattr(args, "ws_port", None) is not None:
+        overrides["broker.ws_port"] = args.ws_port
+    if getattr(args, "no_ws", False):
+        overrides["broker.ws_port"] = None
+    return settings.with_overrides(**overrides) if overrides else settings
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the libraries' own chatter (a line per connection) stays out unless debugging
+    quiet = logging.DEBUG if level == "debug" else logging.WARNING
+    for name in ("amqtt", "dramatiq", "transitions", "websockets"):
+        logging.getLogger(name).setLevel(quiet)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    try:
+        settings = _settings(args)
+        if args.command == "run":
+            return _run(settings)
+        if args.command == "settings":
+            print(json.dumps(settings.model_dump(mode="json"), indent=2))
+            return 0
+        return _users(args, settings)
+    except (SettingsError, StoreError) as exc:
+        print(f"mqchat: {exc}", file=sys.stderr)
+        return 2
+
+
+# ---------------------------------------------------------------------- run
+def _run(settings: Settings) -> int:
+    from broker.node import Node, NodeError
+
+    async def serve() -> int:
+        node = Node(settings)
+        try:
+            await node.start()
+        except NodeError as exc:
+            print(f"mqchat: {exc}", file=sys.stderr)
+            return 1
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        scheme = "mqtts" if settings.broker.tls else "mqtt"
+        host = settings.broker.host
+        print(f"mqchat node {node.node_id} is running", flush=True)
+        print(f"  MQTT       {scheme}://{host}:{node.mqtt_port}", flush=True)
+        if node.ws_port is not None:
+            print(
+                f"  WebSocket  {'wss' if settings.broker.tls else 'ws'}://{host}:{node.ws_port}/", flush=True
+            )
+        print(f"  store      {_redact(settings.store_url)}", flush=True)
+        print("  add a user with: mqchat users add NAME    (Ctrl-C stops)", flush=True)
+        await stop.wait()
+        print("mqchat: stopping (finishing accepted messages)...", flush=True)
+        await node.stop()
+        print("mqchat: stopped", flush=True)
+        return 0
+
+    return asyncio.run(serve())
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.rsplit("@", 1)[-1]
+
+
+# ---------------------------------------------------------------------- users
+def _users(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_store(settings.store_url)
+    try:
+        store.create_schema()
+        return _users_action(args, store)
+    finally:
+        store.close()
+
+
+def _users_action(args: argparse.Namespace, store: Store) -> int:
+    action = args.users_command
+    if action == "list":
+        for user in store.list_users():
+            seen = (
+                datetime.fromtimestamp(user.last_seen, UTC).isoformat(timespec="seconds")
+                if user.last_seen
+                else "-"
+            )
+            print(f"{user.id}\tcredentials={user.credentials}\tlast_seen={seen}")
+        return 0
+    name = args.name
+    if not is_valid_user_id(name):
+        print(f"mqchat: {name!r} is not a valid user id (1-64 of A-Z a-z 0-9 _ . -)", file=sys.stderr)
+        return 2
+    now = time.time()
+    if action == "add":
+        store.create_user(name, now=now)
+        if args.password:
+            store.add_credential(name, kind="password", secret_hash=hash_password(_ask_password()), now=now)
+        token = new_token()
+        store.add_credential(name, kind="token", secret_hash=hash_token(token), now=now)
+        print(f"user {name} created; connect with username {name!r} and this token as password:")
+        print(token)
+        return 0
+    if action == "token":
+        token = new_token()
+        store.add_credential(name, kind="token", secret_hash=hash_token(token), now=now)
+        print(token)
+        return 0
+    if action == "revoke":
+        print(f"removed {store.remove_credentials(name)} credential(s) of {name}")
+        return 0
+    store.delete_user(name)
+    print(f"user {name} removed")
+    return 0
+
+
+def _ask_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if first != getpass.getpass("again: "):
+            raise SettingsError("the passwords differ")
+        password = first
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise SettingsError("a password needs at least 8 characters")
+    return password
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""The exact amqtt version broker/ was written against.
+
+``broker.server`` overrides private methods of amqtt's Broker and protocol handler. Another amqtt
+version may rename or change them silently, so the node refuses to start on any other version, and
+``tests/test_amqtt_pin.py`` checks that the methods we override still exist with the same shape.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+__all__ = ["AMQTT_VERSION", "check_amqtt_version"]
+
+AMQTT_VERSION = "0.12.1"
+
+
+def check_amqtt_version() -> None:
+    found = version("amqtt")
+    if found != AMQTT_VERSION:
+        raise RuntimeError(
+            f"mqchat's broker is built for amqtt {AMQTT_VERSION}, found {found}: "
+            "check broker/server.py against the new version before changing the pin"
+        )

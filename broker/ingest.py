@@ -1,0 +1,138 @@
+"""Ingest: client commands from the broker's event loop into the job queue.
+
+``accept`` runs on the event loop for each PUBLISH before it is acknowledged, so an acknowledged
+command is never lost by a clean stop: it checks the topic, validates the payload (a bad one is
+answered with an ``error`` event at once) and puts the command on a bounded in-memory queue. A
+thread takes batches off that queue and enqueues them as jobs, so the event loop never waits on the
+job queue's I/O. ``stop`` drains what was accepted before returning.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from broker.validation import InvalidCommand, parse_command
+from client_sdk.contract import VERSION, ErrorCode, Topics
+
+__all__ = ["Ingest"]
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+Reply = Callable[[str, dict[str, Any]], None]
+"""Publish a live event to a user's inbox on this node (called on the event loop)."""
+SendBatch = Callable[[str, list[dict[str, Any]]], None]
+"""Enqueue one job with a batch of commands (called on the ingest thread; may block)."""
+
+
+class Ingest:
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        topics: Topics,
+        max_payload_bytes: int,
+        queue_size: int,
+        batch_size: int,
+        send_batch: SendBatch,
+        reply: Reply,
+        on_action: Callable[[str], None] = lambda user: None,
+    ) -> None:
+        self._node = node_id
+        self._topics = topics
+        self._max_bytes = max_payload_bytes
+        self._batch_size = batch_size
+        self._send_batch = send_batch
+        self._reply = reply
+        self._on_action = on_action
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self.accepted = 0
+        self.refused = 0
+
+    # ------------------------------------------------------------ event loop side
+    def accept(self, user: str | None, topic: str, data: bytes | bytearray) -> None:
+        """Take one PUBLISH of an authenticated ``user``; never raises."""
+        if user is None:
+            return
+        if topic != self._topics.outbox(user):
+            self._refuse(
+                user,
+                ErrorCode.FORBIDDEN,
+                f"you may publish only to {self._topics.outbox(user)}, not {topic}",
+                None,
+            )
+            return
+        self._on_action(user)
+        try:
+            command = parse_command(data, max_bytes=self._max_bytes)
+        except InvalidCommand as exc:
+            self._refuse(user, exc.code, exc.message, exc.ref)
+            return
+        try:
+            self._queue.put_nowait({"user": user, "cmd": command})
+        except queue.Full:
+            self._refuse(user, ErrorCode.BUSY, "the server is busy; send it again later", command["id"])
+            return
+        self.accepted += 1
+
+    def _refuse(self, user: str, code: ErrorCode, message: str, ref: str | None) -> None:
+        self.refused += 1
+        log.info("refused a command of %s: %s %s", user, code.value, message)
+        self._reply(user, {"v": VERSION, "type": "error", "ref": ref, "code": code.value, "message": message})
+
+    # ------------------------------------------------------------ thread side
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("ingest already started")
+        self._thread = threading.Thread(target=self._run, name="mqchat-ingest", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Enqueue everything accepted so far, then stop the thread."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("ingest did not drain within %.0f s; %d commands left", timeout, self._queue.qsize())
+        self._thread = None
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            if batch[0] is _STOP:
+                break
+            while len(batch) < self._batch_size:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._enqueue(batch)
+
+    def _enqueue(self, batch: list[dict[str, Any]]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                self._send_batch(self._node, batch)
+                return
+            except Exception:
+                # the job queue is down: keep the batch (it was acknowledged) and try again
+                log.exception("cannot enqueue %d commands; retrying in %.1f s", len(batch), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)

@@ -1,0 +1,58 @@
+"""Authentication: MQTT username = user id, password = a token or password of that user.
+
+The client id must be ``<user>/<device>``. Credentials are checked against their hashes in the
+store on a thread, never on the event loop (Argon2 takes tens of milliseconds). Deny by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.session import Session
+
+from client_sdk.contract import is_valid_user_id
+
+__all__ = ["MqchatAuthPlugin", "parse_client_id"]
+
+log = logging.getLogger(__name__)
+
+CredentialCheck = Callable[[str, str], bool]
+"""``check(user, secret)``: blocking; True when the secret is one of the user's credentials."""
+
+
+def parse_client_id(client_id: str | None, user: str) -> str | None:
+    """The device part of ``<user>/<device>``, or None when the client id does not fit ``user``."""
+    if not client_id:
+        return None
+    owner, sep, device = client_id.partition("/")
+    if owner != user or not sep or not is_valid_user_id(device):
+        return None
+    return device
+
+
+class MqchatAuthPlugin(BaseAuthPlugin):
+    @dataclass
+    class Config:
+        """No options: credentials live in the store."""
+
+    _check: CredentialCheck | None = None
+
+    def bind(self, check: CredentialCheck) -> None:
+        self._check = check
+
+    async def authenticate(self, *, session: Session) -> bool | None:
+        user, secret = session.username, session.password
+        if self._check is None or not is_valid_user_id(user) or not secret:
+            return False
+        assert user is not None
+        if parse_client_id(session.client_id, user) is None:
+            log.info("refused %r: client id must be '%s/<device>'", session.client_id, user)
+            return False
+        ok = await asyncio.to_thread(self._check, user, secret)
+        if not ok:
+            log.info("refused %s from %s: bad credentials", user, session.remote_address)
+        return ok

@@ -1,0 +1,142 @@
+"""Presence: retained ``online``/``offline`` with ``last_seen`` on ``<presence_prefix>/<user>``.
+
+A user is online while at least one of its connections is open on this node. The plugin publishes
+on the first connect and the last disconnect (a dead connection counts: the broker closes it when
+its keep-alive runs out), records the node in the session service, and saves ``last_seen`` in the
+store. While the user is online, each of its actions moves ``last_seen``, republished at most once
+per ``min_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from amqtt.plugins.base import BasePlugin
+from amqtt.session import Session
+
+from client_sdk.contract import VERSION, Topics, encode
+from workers.sessions import SessionStore
+
+__all__ = ["MqchatPresencePlugin"]
+
+log = logging.getLogger(__name__)
+
+
+class MqchatPresencePlugin(BasePlugin[Any]):
+    @dataclass
+    class Config:
+        prefix: str = "chat"
+        presence_prefix: str = "presence"
+        min_interval: float = 5.0
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self._topics = Topics(self.config.prefix, self.config.presence_prefix)
+        self._connections: dict[str, set[int]] = {}
+        self._last_published: dict[str, float] = {}
+        self._node = ""
+        self._sessions: SessionStore | None = None
+        self._save_last_seen: Callable[[str, float], None] = lambda user, ts: None
+        self._clock: Callable[[], float] = time.time
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def bind(
+        self,
+        *,
+        node_id: str,
+        sessions: SessionStore,
+        save_last_seen: Callable[[str, float], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._node = node_id
+        self._sessions = sessions
+        self._save_last_seen = save_last_seen
+        self._clock = clock
+
+    def is_online(self, user: str) -> bool:
+        return user in self._connections
+
+    @property
+    def online_users(self) -> int:
+        return len(self._connections)
+
+    async def restore(self, last_seen: dict[str, float]) -> None:
+        """Retain ``offline`` with the stored last seen of every user (after a restart)."""
+        for user, ts in last_seen.items():
+            if user not in self._connections:
+                await self.context.retain_message(
+                    self._topics.presence(user), self._payload(user, "offline", ts), 1
+                )
+
+    # ------------------------------------------------------------------ broker events
+    async def on_broker_client_connected(self, *, client_id: str, client_session: Session) -> None:
+        user = client_session.username
+        if user is None:
+            return
+        now = self._clock()
+        connections = self._connections.setdefault(user, set())
+        first = not connections
+        connections.add(id(client_session))
+        if first:
+            if self._sessions is not None:
+                self._sessions.set_online(user, self._node, now=now)
+            await self._publish(user, "online", now)
+
+    async def on_broker_client_disconnected(self, *, client_id: str, client_session: Session) -> None:
+        user = client_session.username
+        connections = self._connections.get(user) if user else None
+        if user is None or connections is None or id(client_session) not in connections:
+            return
+        connections.discard(id(client_session))
+        if connections:
+            return
+        del self._connections[user]
+        now = self._clock()
+        if self._sessions is not None:
+            self._sessions.set_offline(user, self._node, now=now)
+        await self._publish(user, "offline", now)
+        await self._save(user, now)
+
+    def touch(self, user: str) -> None:
+        """The user acted (sent a command): move its last seen (event loop only)."""
+        now = self._clock()
+        if self._sessions is not None:
+            self._sessions.touch(user, now=now)
+        if (
+            user in self._connections
+            and now - self._last_published.get(user, 0.0) >= self.config.min_interval
+        ):
+            self._last_published[user] = now
+            task = asyncio.ensure_future(self._publish(user, "online", now))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """The node stops: everyone connected here goes offline."""
+        now = self._clock()
+        for user in list(self._connections):
+            del self._connections[user]
+            if self._sessions is not None:
+                self._sessions.set_offline(user, self._node, now=now)
+            await self._save(user, now)
+
+    # ------------------------------------------------------------------ helpers
+    def _payload(self, user: str, status: str, ts: float) -> bytes:
+        return encode({"v": VERSION, "type": "presence", "user": user, "status": status, "last_seen": ts})
+
+    async def _publish(self, user: str, status: str, ts: float) -> None:
+        self._last_published[user] = ts
+        topic, data = self._topics.presence(user), self._payload(user, status, ts)
+        await self.context.retain_message(topic, data, 1)
+        await self.context.broadcast_message(topic, data, 1)
+
+    async def _save(self, user: str, ts: float) -> None:
+        try:
+            await asyncio.to_thread(self._save_last_seen, user, ts)
+        except Exception:
+            log.warning("could not save last seen of %s", user, exc_info=True)

@@ -1,0 +1,182 @@
+"""The embedded broker: amqtt's Broker with the fixes mqchat needs (see broker/compat.py for the pin).
+
+What changes from stock amqtt 0.12.1, and why:
+
+- **Ingest before PUBACK.** A client PUBLISH (QoS 0/1) goes to the ``Gate`` (ingest) before the
+  PUBACK is sent and is not routed through amqtt's broadcast loop: clients only ever publish to
+  their own outbox, which nobody subscribes to. An acknowledged command is thus already in the
+  ingest queue, which a clean stop drains.
+- **No MQTT session state.** Every connection starts clean: amqtt's offline queues and session
+  persistence lose and replay messages, and the database is the source of truth (clients sync).
+- **Authentication before anything else.** Stock amqtt deletes the old session of a client id and
+  registers the new one *before* checking credentials, so a failed login with someone's client id
+  cut them off (and leaked the rejected session). Here a refused client touches nothing; an
+  accepted one takes over the old connection of its client id, which is closed.
+- **Keep-alive enforced.** A connection silent for ``grace`` x its keep-alive is closed, so dead
+  clients go offline (stock amqtt ignored the read timeout).
+- **No wills from clients.** The server publishes presence itself; a client's will could otherwise
+  be published to topics the ACL never saw.
+- **No retained messages on connect for other clients' subscriptions.** Stock amqtt sent a new
+  client every retained message matching *any* client's subscription, scanning them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import Any, Protocol
+
+from amqtt.broker import Broker, Server
+from amqtt.contexts import ListenerConfig
+from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.events import BrokerEvents
+from amqtt.mqtt.constants import QOS_0, QOS_1
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.puback import PubackPacket
+from amqtt.mqtt.publish import PublishPacket
+from amqtt.session import Session
+from amqtt.utils import gen_client_id
+
+from broker.compat import check_amqtt_version
+
+__all__ = ["Gate", "MqchatBroker"]
+
+log = logging.getLogger(__name__)
+
+
+class Gate(Protocol):
+    def accept(self, user: str | None, topic: str, data: bytes | bytearray) -> None: ...
+
+
+class _Handler(BrokerProtocolHandler):
+    """amqtt's broker-side protocol handler with keep-alive enforcement and ingest before PUBACK."""
+
+    gate: Gate | None = None
+    _closing: asyncio.Future[None] | None = None
+
+    def handle_read_timeout(self) -> None:
+        if self.session is not None:
+            log.info("%s silent past its keep-alive: closing", self.session.client_id)
+        self._closing = asyncio.ensure_future(self.handle_connection_closed())
+
+    async def handle_publish(self, publish_packet: PublishPacket) -> None:
+        topic, data, qos = publish_packet.topic_name, publish_packet.data, publish_packet.qos
+        if topic is None or data is None or self.session is None:
+            return
+        if self.gate is not None:
+            try:
+                self.gate.accept(self.session.username, topic, data)
+            except Exception:
+                log.exception("ingest failed on a PUBLISH of %s", self.session.client_id)
+        if qos == QOS_0:
+            return
+        if qos == QOS_1:
+            assert publish_packet.variable_header is not None
+            await self._send_packet(PubackPacket.build(publish_packet.variable_header.packet_id))
+            return
+        # QoS 2 keeps amqtt's flow for its acknowledgements; the ACL plugin stops it from going
+        # anywhere but the sender's own outbox, which nobody subscribes to.
+        await super().handle_publish(publish_packet)
+
+
+class MqchatBroker(Broker):
+    def __init__(
+        self, config: dict[str, Any], *, gate: Gate, keepalive_grace: float = 1.5, **kwargs: Any
+    ) -> None:
+        check_amqtt_version()
+        super().__init__(config, **kwargs)
+        self._gate = gate
+        self._keepalive_grace = keepalive_grace
+
+    # -------------------------------------------------------------- publishing from the server
+    def publish_nowait(self, topic: str, data: bytes, qos: int = QOS_1) -> None:
+        """Route a server message to the topic's subscribers, in call order (event loop only)."""
+        self._broadcast_queue.put_nowait({"session": None, "topic": topic, "data": data, "qos": qos})
+
+    def bound_port(self, listener: str) -> int | None:
+        server: Server | None = self._servers.get(listener)
+        if server is None or server.instance is None:
+            return None
+        sockets = list(getattr(server.instance, "sockets", ()) or ())
+        return int(sockets[0].getsockname()[1]) if sockets else None
+
+    def connected_sessions(self) -> list[Session]:
+        return [s for s, _ in self._sessions.values() if s.transitions.is_connected()]
+
+    # -------------------------------------------------------------- connection lifecycle (fixed)
+    async def _initialize_client_session(
+        self, reader: Any, writer: Any, remote_address: str, remote_port: int
+    ) -> tuple[BrokerProtocolHandler, Session]:
+        try:
+            handler, session = await _Handler.init_from_connect(reader, writer, self.plugins_manager)
+        except MQTTError as exc:
+            log.info("invalid CONNECT from %s:%s: %s", remote_address, remote_port, exc)
+            await writer.close()
+            raise
+        except (AMQTTError, NoDataError) as exc:
+            log.info("no CONNECT from %s:%s: %s", remote_address, remote_port, exc)
+            raise AMQTTError(exc) from exc
+        handler.gate = self._gate
+        session.clean_session = True
+        session.parent = 0
+        session.will_flag = False
+        session.will_topic = None
+        session.will_message = None
+        if not session.client_id:
+            session.client_id = gen_client_id()
+        if session.keep_alive > 0:
+            session.keep_alive = math.ceil(session.keep_alive * self._keepalive_grace)
+        return handler, session
+
+    async def _handle_client_session(
+        self,
+        reader: Any,
+        writer: Any,
+        client_session: Session,
+        handler: BrokerProtocolHandler,
+        server: Server,
+        listener_name: str,
+    ) -> None:
+        authenticated = await self._authenticate(client_session, self.listeners_config[listener_name])
+        handler.attach(client_session, reader, writer)
+        if not authenticated or client_session.client_id is None:
+            await handler.mqtt_connack_authorize(False)
+            await writer.close()
+            return
+        await self._take_over(client_session.client_id)
+        client_session.transitions.connect()
+        self._sessions[client_session.client_id] = (client_session, handler)
+        await handler.mqtt_connack_authorize(True)
+        await self.plugins_manager.fire_event(
+            BrokerEvents.CLIENT_CONNECTED, client_id=client_session.client_id, client_session=client_session
+        )
+        await handler.start()
+        await self._client_message_loop(client_session, handler)
+
+    async def _authenticate(self, session: Session, listener: ListenerConfig) -> bool:
+        try:
+            return bool(await super()._authenticate(session, listener))
+        except Exception:
+            log.exception("authentication of %s failed with an error; refusing", session.client_id)
+            return False
+
+    async def _take_over(self, client_id: str) -> None:
+        """Close the previous connection of ``client_id``, if any, and forget its session."""
+        previous = self._sessions.pop(client_id, None)
+        if previous is None:
+            return
+        old_session, old_handler = previous
+        if old_session.transitions.is_connected():
+            log.info("%s connected again: closing its previous connection", client_id)
+            await old_handler.handle_connection_closed()
+        await self._del_all_subscriptions(old_session)
+        old_session.clear_queues()
+
+    async def _publish_retained_messages_for_subscription(
+        self, subscription: tuple[str, int], session: Session
+    ) -> None:
+        topic_filter = subscription[0]
+        if not any(s is session for s, _ in self._subscriptions.get(topic_filter, ())):
+            return  # only to sessions that really subscribed to this filter
+        await super()._publish_retained_messages_for_subscription(subscription, session)

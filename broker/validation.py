@@ -1,0 +1,74 @@
+"""Validation of client commands against the wire contract's JSON Schema, with clear messages."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from client_sdk.contract import COMMAND_ID_RE, COMMAND_TYPES, VERSION, ErrorCode, load_schema
+
+__all__ = ["InvalidCommand", "parse_command"]
+
+_SCHEMA_DEFS = {"send": "send", "receipt": "receipt_command", "typing": "typing_command", "sync": "sync"}
+_SENDER_FIELDS = ("from", "sender", "user")
+
+
+class InvalidCommand(Exception):
+    """A command that breaks the contract; ``ref`` is its id when one could be read."""
+
+    def __init__(self, code: ErrorCode, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+@cache
+def _validator(command_type: str) -> Draft202012Validator:
+    schema = load_schema()
+    return Draft202012Validator({"$ref": f"#/$defs/{_SCHEMA_DEFS[command_type]}", "$defs": schema["$defs"]})
+
+
+def parse_command(data: bytes | bytearray, *, max_bytes: int) -> dict[str, Any]:
+    """The command in ``data``, or InvalidCommand saying what is wrong with it."""
+    if len(data) > max_bytes:
+        raise InvalidCommand(
+            ErrorCode.TOO_LARGE, f"payload of {len(data)} bytes exceeds the limit of {max_bytes}"
+        )
+    try:
+        command = json.loads(data)
+    except (ValueError, RecursionError):
+        raise InvalidCommand(ErrorCode.BAD_JSON, "payload is not UTF-8 JSON") from None
+    if not isinstance(command, dict):
+        raise InvalidCommand(ErrorCode.BAD_REQUEST, "a command is a JSON object")
+    raw_id = command.get("id")
+    ref = raw_id if isinstance(raw_id, str) and COMMAND_ID_RE.fullmatch(raw_id) else None
+    if "v" not in command:
+        raise InvalidCommand(ErrorCode.BAD_REQUEST, "missing 'v' (the contract version, 1)", ref)
+    if command["v"] != VERSION or isinstance(command["v"], bool):
+        raise InvalidCommand(
+            ErrorCode.UNSUPPORTED_VERSION, f"version {command['v']!r} is not supported (use {VERSION})", ref
+        )
+    kind = command.get("type")
+    if not isinstance(kind, str) or kind not in COMMAND_TYPES:
+        raise InvalidCommand(
+            ErrorCode.UNKNOWN_TYPE,
+            f"unknown command type {kind!r} (one of {', '.join(sorted(COMMAND_TYPES))})",
+            ref,
+        )
+    for name in _SENDER_FIELDS:
+        if name in command:
+            raise InvalidCommand(
+                ErrorCode.BAD_REQUEST,
+                f"field {name!r} is not allowed: the sender is always the authenticated user",
+                ref,
+            )
+    error = best_match(_validator(kind).iter_errors(command))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path)
+        raise InvalidCommand(ErrorCode.BAD_REQUEST, f"{where + ': ' if where else ''}{error.message}", ref)
+    return command

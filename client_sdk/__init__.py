@@ -1,0 +1,43 @@
+"""mqchat client SDK: chat over MQTT with any mqchat server.
+
+>>> from client_sdk import Client
+>>> with Client("127.0.0.1", 1883, user="alice", token="...") as chat:  # doctest: +SKIP
+...     chat.send("bob", "hello").wait("delivered", timeout=5)
+...     for message in chat.messages(timeout=5):
+...         chat.mark_read(message)
+
+The wire contract itself (topics, payloads, codes) is in :mod:`client_sdk.contract` and
+docs/protocol.md.
+"""
+
+from client_sdk.client import Client
+from client_sdk.contract import Status
+from client_sdk.errors import (
+    AuthenticationError,
+    CommandRejected,
+    ConnectError,
+    MqchatError,
+    NotConnected,
+    Timeout,
+)
+from client_sdk.events import Event, Message, Presence, Receipt, Sent, ServerError, Typing
+from client_sdk.outbox import OutgoingMessage
+
+__all__ = [
+    "AuthenticationError",
+    "Client",
+    "CommandRejected",
+    "ConnectError",
+    "Event",
+    "Message",
+    "MqchatError",
+    "NotConnected",
+    "OutgoingMessage",
+    "Presence",
+    "Receipt",
+    "Sent",
+    "ServerError",
+    "Status",
+    "Timeout",
+    "Typing",
+]

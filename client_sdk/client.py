@@ -1,0 +1,634 @@
+"""The mqchat client: paho-mqtt I/O and thread safety around the protocol state machine (:mod:`.session`).
+
+Threads: the caller's threads, paho's network thread (``loop_start``; every paho callback runs
+there) and one ticker thread that fires the session's timers (gap syncs, sync retries). All
+shared state is guarded by one lock; callbacks hold it briefly and never wait on the network.
+Events reach the app through a queue read by :meth:`Client.events` and :meth:`Client.messages`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Any, Final, Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from client_sdk.contract import (
+    DEFAULT_PREFIX,
+    DEFAULT_PRESENCE_PREFIX,
+    DEVICE_ID_RE,
+    PRESENCE_STATUSES,
+    Status,
+    Topics,
+    decode,
+    encode,
+    is_valid_user_id,
+)
+from client_sdk.errors import AuthenticationError, ConnectError, MqchatError, NotConnected, Timeout
+from client_sdk.events import Event, Message, Presence
+from client_sdk.outbox import OutgoingMessage
+from client_sdk.session import Command, Effects, Session
+from client_sdk.statefile import StateFile
+
+__all__ = ["Client"]
+
+logger = logging.getLogger(__name__)
+
+RECONNECT_MIN_DELAY: Final = 1
+"""Seconds before the first reconnection attempt; doubles per failure up to RECONNECT_MAX_DELAY."""
+RECONNECT_MAX_DELAY: Final = 5
+
+# CONNACK refusals that mean "these credentials are not accepted" (paho's names of MQTT 3.1.1 codes 4 and 5).
+_AUTH_REFUSALS: Final = frozenset({"Bad user name or password", "Not authorized"})
+_ACCEPTED: Final = frozenset({MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN})
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class _Closed:
+    """Marks the end of the event queue."""
+
+
+_END: Final = _Closed()
+
+
+class Client:
+    """A chat client of user ``user`` on device ``device`` (MQTT client id ``<user>/<device>``).
+
+    Use it as a context manager (connects on enter, closes on exit) or call :meth:`connect` and
+    :meth:`close`. Once connected it reconnects by itself (when ``reconnect``), catches up with
+    what it missed (``sync`` from :attr:`cursor`) and resends unanswered messages. A client is
+    opened once: make a new one after :meth:`close`.
+
+    ``tls`` is an ``ssl.SSLContext`` or True for the system defaults. ``cursor`` is the inbox
+    position to resume after; with ``state_file`` (and ``cursor`` 0) it is read from that file,
+    which is then kept up to date so a restarted app resumes without duplicates.
+    ``auto_delivered`` sends the ``delivered`` receipt of every message from another user.
+    Raises ``ValueError`` for a bad setting or an unreadable ``state_file``.
+    """
+
+    def __init__(
+        self,
+        host: str = "localhost",
+        port: int = 1883,
+        *,
+        user: str,
+        token: str,
+        device: str = "default",
+        transport: Literal["tcp", "websockets"] = "tcp",
+        ws_path: str = "/",
+        tls: ssl.SSLContext | bool = False,
+        prefix: str = DEFAULT_PREFIX,
+        presence_prefix: str = DEFAULT_PRESENCE_PREFIX,
+        keepalive: int = 30,
+        cursor: int = 0,
+        state_file: str | os.PathLike[str] | None = None,
+        auto_delivered: bool = True,
+        connect_timeout: float = 10.0,
+        reconnect: bool = True,
+    ) -> None:
+        if not is_valid_user_id(user):
+            raise ValueError(f"user {user!r} is not a user id (1-64 characters of [A-Za-z0-9_.-])")
+        if not isinstance(device, str) or DEVICE_ID_RE.fullmatch(device) is None:
+            raise ValueError(f"device {device!r} must be 1-64 characters of [A-Za-z0-9_.-]")
+        if transport not in ("tcp", "websockets"):
+            raise ValueError(f"transport must be 'tcp' or 'websockets', got {transport!r}")
+        if keepalive < 0:
+            raise ValueError(f"keepalive must be >= 0 seconds, got {keepalive}")
+        if connect_timeout <= 0:
+            raise ValueError(f"connect_timeout must be > 0 seconds, got {connect_timeout}")
+        if isinstance(cursor, bool) or not isinstance(cursor, int) or cursor < 0:
+            raise ValueError(f"cursor must be an integer >= 0, got {cursor!r}")
+        self._host = host
+        self._port = port
+        self._user = user
+        self._token = token
+        self._device = device
+        self._transport = transport
+        self._ws_path = ws_path
+        self._tls = tls
+        self._keepalive = keepalive
+        self._connect_timeout = connect_timeout
+        self._reconnect = reconnect
+        self._topics = Topics(prefix, presence_prefix)
+        self._inbox = self._topics.inbox(user)
+        self._outbox = self._topics.outbox(user)
+        self._state_file = None if state_file is None else StateFile(state_file)
+        if self._state_file is not None and cursor == 0:
+            cursor = self._state_file.load()
+        self._session = Session(user=user, cursor=cursor, auto_delivered=auto_delivered)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._events: queue.Queue[Event | _Closed] = queue.Queue()
+        self._state = _State.NEW
+        self._mqtt: mqtt.Client | None = None
+        self._ticker: threading.Thread | None = None
+        self._watched: set[str] = set()
+        self._inbox_subscription: int | None = None
+        self._first_connack: ReasonCode | None = None
+        self._first_connection_lost = False
+
+    def __repr__(self) -> str:
+        return f"Client({self.client_id!r} at {self._host}:{self._port}, {self._state.value})"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def __enter__(self) -> Client:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Connect and start the network thread; returns once the server accepted the connection.
+
+        Catching up (the initial sync) goes on in the background: see :meth:`wait_synced`.
+        Raises :class:`AuthenticationError` when the credentials are refused, :class:`ConnectError`
+        when the server cannot be reached or does not answer within ``connect_timeout``, and
+        ``RuntimeError`` when the client is already open or was closed.
+        """
+        with self._lock:
+            if self._state is not _State.NEW:
+                raise RuntimeError(f"the client is {self._state.value}; a client is opened only once")
+            self._state = _State.CONNECTING
+        try:
+            self._open()
+        except BaseException:
+            with self._lock:
+                if self._state is _State.CONNECTING:
+                    self._state = _State.NEW
+            raise
+        with self._lock:
+            if self._state is not _State.CONNECTING:  # closed by another thread meanwhile
+                raise NotConnected("the client was closed while connecting")
+            self._state = _State.OPEN
+            self._ticker = threading.Thread(
+                target=self._tick, name=f"mqchat-ticker {self.client_id}", daemon=True
+            )
+            self._ticker.start()
+
+    def close(self) -> None:
+        """Disconnect and stop the threads. Idempotent.
+
+        Iterators over :meth:`events` end once the queued events are consumed; waits on outgoing
+        messages raise :class:`NotConnected`. Messages not yet published are dropped.
+        """
+        with self._lock:
+            if self._state is _State.CLOSED:
+                return
+            self._state = _State.CLOSED
+            client, ticker = self._mqtt, self._ticker
+            self._session.on_disconnected()
+            self._changed.notify_all()
+        if client is not None:
+            _stop(client)
+        if ticker is not None:
+            ticker.join()
+        with self._lock:
+            self._session.outbox.close()
+            cursor = self._session.cursor
+        self._events.put(_END)
+        self._persist(cursor)
+        logger.debug("%s closed at cursor %d", self.client_id, cursor)
+
+    # -- state -----------------------------------------------------------------------------------
+
+    @property
+    def user(self) -> str:
+        return self._user
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    @property
+    def client_id(self) -> str:
+        """The MQTT client id, ``<user>/<device>``."""
+        return f"{self._user}/{self._device}"
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up right now (it may drop and come back at any time)."""
+        with self._lock:
+            return self._state is not _State.CLOSED and self._session.connected
+
+    @property
+    def cursor(self) -> int:
+        """The highest inbox cursor processed in order."""
+        with self._lock:
+            return self._session.cursor
+
+    def wait_synced(self, *, timeout: float | None = None) -> None:
+        """Block until the catch-up after the latest connect reached the end of the inbox.
+
+        Raises :class:`Timeout` after ``timeout`` seconds (None: no limit), :class:`NotConnected`
+        when the client is not open or gets closed.
+        """
+        with self._changed:
+            self._require_open()
+            if not self._changed.wait_for(
+                lambda: self._session.synced or self._state is _State.CLOSED, timeout
+            ):
+                raise Timeout(f"{self.client_id} did not finish syncing within {timeout} s")
+            self._require_open()
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    def send(self, to: str, text: str, *, id: str | None = None) -> OutgoingMessage:
+        """Send ``text`` to user ``to``; returns at once with a handle to :meth:`~OutgoingMessage.wait` on.
+
+        ``id`` is the command id (default: a random one); reusing the id of a stored message
+        makes the server answer ``sent`` again without storing it twice. While disconnected the
+        message waits in the outbox and goes out after the next connect.
+        """
+        with self._lock:
+            self._require_open()
+            outgoing, effects = self._session.send(to=to, text=text, id=id)
+            self._apply(effects)
+        return outgoing
+
+    def mark_read(self, messages: Message | str | Iterable[Message | str]) -> None:
+        """Tell the senders these messages (events or message ids) were read.
+
+        While disconnected the receipts are queued and published after the reconnect.
+        """
+        if isinstance(messages, Message | str):
+            messages = [messages]
+        ids = [item.id if isinstance(item, Message) else item for item in messages]
+        with self._lock:
+            self._require_open()
+            self._apply(self._session.receipts(ids, status=Status.READ))
+
+    def typing(self, to: str, *, composing: bool = True) -> None:
+        """Show user ``to`` that this user is typing (``composing=False``: stopped typing).
+
+        Typing is live only, so it raises :class:`NotConnected` while there is no connection.
+        """
+        with self._lock:
+            self._require_open()
+            if not self._session.connected:
+                raise NotConnected(f"{self.client_id} is not connected right now")
+            self._apply(self._session.typing(to=to, composing=composing))
+
+    def events(self, *, timeout: float | None = None) -> Iterator[Event]:
+        """Every event, in order of arrival; ends after ``timeout`` seconds without one (None: never),
+        or when the client is closed and the queue is empty.
+
+        :meth:`events` and :meth:`messages` consume the same queue; events wait there until read.
+        """
+        while (event := self._next(timeout)) is not None:
+            yield event
+
+    def messages(self, *, timeout: float | None = None) -> Iterator[Message]:
+        """The incoming messages (other events are consumed and skipped); ends after ``timeout``
+        seconds without a message (None: never), or when the client is closed and the queue is empty."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            event = self._next(remaining)
+            if event is None:
+                return
+            if isinstance(event, Message):
+                yield event
+                deadline = None if timeout is None else time.monotonic() + timeout
+
+    # -- presence ----------------------------------------------------------------------------------
+
+    def watch_presence(self, user: str) -> None:
+        """Follow ``user``'s presence (:meth:`presence`, :meth:`wait_presence`, and Presence events)."""
+        if not is_valid_user_id(user):
+            raise ValueError(f"user {user!r} is not a user id")
+        with self._lock:
+            if self._state is _State.CLOSED:
+                raise NotConnected("the client is closed")
+            if user in self._watched:
+                return
+            self._watched.add(user)
+            if self._mqtt is not None and self._session.connected:
+                self._mqtt.subscribe(self._topics.presence(user), qos=1)
+
+    def presence(self, user: str) -> Presence | None:
+        """The latest known presence of a watched user (None until it arrives)."""
+        with self._lock:
+            return self._session.presence(user)
+
+    def wait_presence(self, user: str, status: str = "online", *, timeout: float | None = None) -> Presence:
+        """Block until ``user``'s presence is ``status`` (``"online"`` or ``"offline"``); watches the user.
+
+        Raises :class:`Timeout` after ``timeout`` seconds (None: no limit), :class:`NotConnected`
+        when the client gets closed.
+        """
+        if status not in PRESENCE_STATUSES:
+            raise ValueError(f"status must be one of {sorted(PRESENCE_STATUSES)}, got {status!r}")
+        self.watch_presence(user)
+
+        def reached() -> bool:
+            presence = self._session.presence(user)
+            return presence is not None and presence.status == status
+
+        with self._changed:
+            if not self._changed.wait_for(lambda: reached() or self._state is _State.CLOSED, timeout):
+                raise Timeout(f"{user} was not {status} within {timeout} s")
+            if not reached():
+                raise NotConnected("the client was closed")
+            presence = self._session.presence(user)
+            assert presence is not None  # reached() checked it
+            return presence
+
+    # -- testing aid ---------------------------------------------------------------------------------
+
+    def publish_raw(self, payload: bytes | bytearray, *, qos: int = 1, timeout: float = 10.0) -> None:
+        """Publish ``payload`` as is on this user's outbox topic (to test how the server takes bad input).
+
+        With QoS 1 or 2 returns once the server acknowledged it. Raises :class:`NotConnected`
+        without a connection, :class:`Timeout` when the acknowledgement does not come in time.
+        """
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, got {qos!r}")
+        with self._lock:
+            self._require_open()
+            if self._mqtt is None or not self._session.connected:
+                raise NotConnected(f"{self.client_id} is not connected right now")
+            info = self._mqtt.publish(self._outbox, bytes(payload), qos=qos)
+        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+            raise NotConnected(f"{self.client_id} is not connected right now")
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise MqchatError(f"publishing failed: {mqtt.error_string(info.rc)}")
+        if qos == 0:
+            return
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError) as exc:
+            raise MqchatError(f"publishing failed: {exc}") from exc
+        if not info.is_published():
+            raise Timeout(f"the server did not acknowledge the publish within {timeout} s")
+
+    # -- internals: connection ------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=True,
+            protocol=mqtt.MQTTv311,
+            transport=self._transport,
+            reconnect_on_failure=self._reconnect,
+        )
+        client.username_pw_set(self._user, self._token)
+        if self._transport == "websockets":
+            client.ws_set_options(path=self._ws_path)
+        if self._tls is not False:
+            client.tls_set_context(ssl.create_default_context() if self._tls is True else self._tls)
+        client.reconnect_delay_set(min_delay=RECONNECT_MIN_DELAY, max_delay=RECONNECT_MAX_DELAY)
+        client.connect_timeout = self._connect_timeout
+        client.suppress_exceptions = True  # second line of defence: the callbacks catch everything already
+        client.on_log = _log_paho
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        with self._lock:
+            self._mqtt = client
+            self._first_connack = None
+            self._first_connection_lost = False
+        deadline = time.monotonic() + self._connect_timeout
+        where = f"{self._host}:{self._port}"
+        try:
+            client.connect(self._host, self._port, keepalive=self._keepalive)
+        except OSError as exc:  # socket, TLS and WebSocket handshake errors are all OSErrors
+            raise ConnectError(f"cannot connect to {where}: {exc}") from exc
+        client.loop_start()
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self._first_connack is not None or self._first_connection_lost,
+                max(0.0, deadline - time.monotonic()),
+            )
+            connack = self._first_connack
+        if connack is not None and not connack.is_failure:
+            logger.info("%s connected to %s", self.client_id, where)
+            return
+        _stop(client)
+        if connack is None:
+            raise ConnectError(f"{where} did not accept the connection within {self._connect_timeout} s")
+        if str(connack) in _AUTH_REFUSALS:
+            raise AuthenticationError(f"{where} refused {self._user!r}: {connack}")
+        raise ConnectError(f"{where} refused the connection: {connack}")
+
+    def _require_open(self) -> None:
+        if self._state is not _State.OPEN:
+            raise NotConnected(f"the client is {self._state.value}")
+
+    def _tick(self) -> None:
+        """Ticker thread: run the session's timers (gap syncs, sync retries) when they are due."""
+        with self._changed:
+            while self._state is not _State.CLOSED:
+                due = self._session.next_tick()
+                now = time.monotonic()
+                if due is None or due > now:
+                    self._changed.wait(None if due is None else due - now)
+                    continue
+                try:
+                    self._apply(self._session.on_tick(now=now))
+                except Exception:
+                    logger.exception("%s: a timer failed", self.client_id)
+                    self._changed.wait(1.0)
+
+    def _apply(self, effects: Effects) -> None:
+        """Carry out what the session asked for (the lock is held)."""
+        for command in effects.commands:
+            self._publish(command)
+        for event in effects.events:
+            self._events.put(event)
+        self._changed.notify_all()
+
+    def _publish(self, command: Command) -> None:
+        if self._mqtt is None:
+            return
+        info = self._mqtt.publish(self._outbox, encode(command.payload), qos=command.qos)
+        # NO_CONN: paho keeps a QoS 1 message and publishes it after the reconnect; sends are resent anyway.
+        if info.rc not in _ACCEPTED:
+            logger.warning(
+                "%s: publishing the %s command %s failed: %s",
+                self.client_id,
+                command.payload["type"],
+                command.payload["id"],
+                mqtt.error_string(info.rc),
+            )
+
+    def _persist(self, cursor: int) -> None:
+        if self._state_file is None:
+            return
+        try:
+            self._state_file.save(cursor)
+        except OSError:
+            logger.exception("%s: cannot save the cursor to %s", self.client_id, self._state_file.path)
+
+    def _next(self, timeout: float | None) -> Event | None:
+        try:
+            event = self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(event, _Closed):
+            self._events.put(event)  # let every other iterator end too
+            return None
+        return event
+
+    # -- internals: paho callbacks (paho's network thread) ------------------------------------------
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        try:
+            with self._lock:
+                if client is not self._mqtt or self._state is _State.CLOSED:
+                    return
+                if self._state is _State.CONNECTING:
+                    self._first_connack = reason_code
+                self._changed.notify_all()
+                if reason_code.is_failure:
+                    if self._state is _State.OPEN:
+                        logger.warning(
+                            "%s: the server refused the reconnection: %s", self.client_id, reason_code
+                        )
+                    return
+                self._session.on_connected()
+                topics = [(self._inbox, 1)] + [
+                    (self._topics.presence(user), 1) for user in sorted(self._watched)
+                ]
+                _, self._inbox_subscription = client.subscribe(topics)
+        except Exception:
+            logger.exception("%s: error while handling the connection", self.client_id)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        try:
+            with self._lock:
+                if client is not self._mqtt or self._state is _State.CLOSED:
+                    return
+                refused = sum(1 for code in reason_codes if code.is_failure)
+                if mid != self._inbox_subscription:
+                    if refused:
+                        logger.warning("%s: the server refused a presence subscription", self.client_id)
+                    return
+                self._inbox_subscription = None
+                if reason_codes and reason_codes[0].is_failure:
+                    logger.error("%s: the server refused the subscription to %s", self.client_id, self._inbox)
+                    return
+                if refused:
+                    logger.warning(
+                        "%s: the server refused %d presence subscriptions", self.client_id, refused
+                    )
+                self._apply(self._session.on_subscribed(now=time.monotonic()))
+        except Exception:
+            logger.exception("%s: error while handling a subscription", self.client_id)
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        try:
+            with self._lock:
+                if client is not self._mqtt:
+                    return
+                if self._state is _State.CONNECTING and self._first_connack is None:
+                    self._first_connection_lost = True
+                was_connected = self._session.connected
+                self._session.on_disconnected()
+                self._changed.notify_all()
+                if was_connected and self._state is _State.OPEN:
+                    logger.warning(
+                        "%s: disconnected (%s)%s",
+                        self.client_id,
+                        reason_code,
+                        "; reconnecting" if self._reconnect else "",
+                    )
+        except Exception:
+            logger.exception("%s: error while handling the disconnection", self.client_id)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+            if not message.payload:
+                logger.debug("%s: ignoring an empty payload on %s", self.client_id, topic)
+                return
+            try:
+                payload = decode(message.payload)
+            except ValueError as exc:
+                logger.warning(
+                    "%s: ignoring a payload on %s that is not JSON: %s", self.client_id, topic, exc
+                )
+                return
+            presence_of = None if topic == self._inbox else self._topics.user_of_presence(topic)
+            with self._lock:
+                if client is not self._mqtt or self._state is _State.CLOSED:
+                    return
+                if topic == self._inbox:
+                    effects = self._session.on_inbox(payload, now=time.monotonic())
+                elif presence_of is not None:
+                    effects = self._session.on_presence(presence_of, payload)
+                else:
+                    logger.debug("%s: ignoring a message on unexpected topic %s", self.client_id, topic)
+                    return
+                self._apply(effects)
+                cursor = self._session.cursor
+            if effects.cursor_advanced:
+                self._persist(cursor)
+        except Exception:
+            logger.exception("%s: error while handling a message", self.client_id)
+
+
+_paho_logger = logging.getLogger(f"{__name__}.paho")
+
+
+def _log_paho(client: mqtt.Client, userdata: Any, level: int, message: str) -> None:
+    """paho's own log, at DEBUG (it reports ordinary disconnections as errors; the SDK logs what matters)."""
+    _paho_logger.debug("%s", message)
+
+
+def _stop(client: mqtt.Client) -> None:
+    """Disconnect and stop paho's network thread.
+
+    Never call it with the client's lock held: the network thread may be waiting for that lock.
+    """
+    try:
+        client.disconnect()
+    except Exception:  # best effort while shutting down
+        logger.debug("disconnect failed while stopping", exc_info=True)
+    client.loop_stop()

@@ -1,0 +1,103 @@
+"""Build the command payloads a client publishes on its outbox topic (see docs/protocol.md, "Commands").
+
+Each function returns the JSON-ready dict and validates its arguments, raising ``ValueError``
+naming the bad one, so a malformed command never leaves the client.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from client_sdk.contract import (
+    COMMAND_ID_RE,
+    MAX_RECEIPT_MESSAGES,
+    MAX_SYNC_LIMIT,
+    MAX_TEXT_LENGTH,
+    TYPING_STATES,
+    VERSION,
+    Status,
+    is_valid_user_id,
+)
+
+__all__ = [
+    "DEFAULT_SYNC_LIMIT",
+    "new_command_id",
+    "receipt_commands",
+    "send_command",
+    "sync_command",
+    "typing_command",
+]
+
+DEFAULT_SYNC_LIMIT = 200
+"""Entries per sync page the SDK asks for."""
+
+
+def new_command_id() -> str:
+    """A fresh command id: a random UUID4 in hex (32 characters)."""
+    return uuid.uuid4().hex
+
+
+def send_command(*, id: str, to: str, text: str) -> dict[str, Any]:
+    """A ``send`` command: text message ``text`` to user ``to``."""
+    _check_id(id)
+    _check_user("to", to)
+    if not isinstance(text, str) or not 1 <= len(text) <= MAX_TEXT_LENGTH:
+        raise ValueError(f"text must be a string of 1 to {MAX_TEXT_LENGTH} characters")
+    return {"v": VERSION, "type": "send", "id": id, "to": to, "text": text}
+
+
+def receipt_commands(
+    *, status: Status, message_ids: Iterable[str], new_id: Callable[[], str] = new_command_id
+) -> list[dict[str, Any]]:
+    """``receipt`` commands for ``message_ids`` (duplicates dropped, order kept), split into
+    commands of at most ``MAX_RECEIPT_MESSAGES`` ids; an empty list when there are no ids.
+
+    ``new_id`` makes the command ids (a zero-argument callable).
+    """
+    if status not in (Status.DELIVERED, Status.READ):
+        raise ValueError(f"a receipt is delivered or read, not {status.label}")
+    ids = list(dict.fromkeys(message_ids))
+    for message_id in ids:
+        if not isinstance(message_id, str) or not 1 <= len(message_id) <= 64:
+            raise ValueError(f"message id {message_id!r} is not a string of 1 to 64 characters")
+    return [
+        {
+            "v": VERSION,
+            "type": "receipt",
+            "id": new_id(),
+            "status": status.label,
+            "messages": ids[start : start + MAX_RECEIPT_MESSAGES],
+        }
+        for start in range(0, len(ids), MAX_RECEIPT_MESSAGES)
+    ]
+
+
+def typing_command(*, id: str, to: str, state: str) -> dict[str, Any]:
+    """A ``typing`` indicator for user ``to``: ``state`` is ``"composing"`` or ``"paused"``."""
+    _check_id(id)
+    _check_user("to", to)
+    if state not in TYPING_STATES:
+        raise ValueError(f"state must be one of {sorted(TYPING_STATES)}, got {state!r}")
+    return {"v": VERSION, "type": "typing", "id": id, "to": to, "state": state}
+
+
+def sync_command(*, id: str, after: int, limit: int = DEFAULT_SYNC_LIMIT) -> dict[str, Any]:
+    """A ``sync`` command: every inbox event after cursor ``after``, ``limit`` per page."""
+    _check_id(id)
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise ValueError(f"after must be an integer >= 0, got {after!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SYNC_LIMIT:
+        raise ValueError(f"limit must be an integer from 1 to {MAX_SYNC_LIMIT}, got {limit!r}")
+    return {"v": VERSION, "type": "sync", "id": id, "after": after, "limit": limit}
+
+
+def _check_id(value: str) -> None:
+    if not isinstance(value, str) or COMMAND_ID_RE.fullmatch(value) is None:
+        raise ValueError(f"command id {value!r} must be 1-64 characters of [A-Za-z0-9_.:-]")
+
+
+def _check_user(name: str, value: str) -> None:
+    if not is_valid_user_id(value):
+        raise ValueError(f"{name} {value!r} is not a user id (1-64 characters of [A-Za-z0-9_.-])")

@@ -1,0 +1,62 @@
+"""Exceptions raised by the SDK.
+
+The tree::
+
+    MqchatError                  root: catch this to catch everything the SDK raises on purpose
+    ├── ConnectError             the server could not be reached, or the MQTT handshake failed
+    │   └── AuthenticationError  the server refused the credentials (CONNACK: bad credentials, not authorized)
+    ├── NotConnected             the client is not open, or the operation needs a live connection
+    ├── CommandRejected          the server answered a command with an ``error`` event (``.code``, ``.ref``)
+    └── Timeout                  a wait ran out of time (also a builtin ``TimeoutError``)
+
+Misuse (a bad argument, re-entering an open client) raises ``ValueError`` / ``RuntimeError`` as usual.
+paho-mqtt return codes and exceptions never reach callers: they are converted into this tree.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "CommandRejected",
+    "ConnectError",
+    "MqchatError",
+    "NotConnected",
+    "Timeout",
+]
+
+
+class MqchatError(Exception):
+    """Root of every error the SDK raises on purpose."""
+
+
+class ConnectError(MqchatError):
+    """The server could not be reached, or the MQTT connection handshake failed."""
+
+
+class AuthenticationError(ConnectError):
+    """The server refused the connection: bad user name / token, or not authorized."""
+
+
+class NotConnected(MqchatError):
+    """The client is not open (never connected, or closed), or the operation needs a live connection."""
+
+
+class CommandRejected(MqchatError):
+    """The server refused a command with an ``error`` event.
+
+    ``code`` is one of :class:`client_sdk.contract.ErrorCode` (kept as a plain string so that codes a
+    newer server adds do not break older clients), ``ref`` the id of the refused command and
+    ``message`` the server's human-readable explanation.
+    """
+
+    def __init__(self, *, code: str, ref: str | None, message: str) -> None:
+        super().__init__(
+            f"{code}: {message}" if ref is None else f"command {ref!r} rejected: {code}: {message}"
+        )
+        self.code = code
+        self.ref = ref
+        self.message = message
+
+
+class Timeout(MqchatError, TimeoutError):
+    """A wait ran out of time before the awaited state was reached."""

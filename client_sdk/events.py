@@ -1,0 +1,282 @@
+"""What the server tells a client, as typed, immutable events; and the parsing of wire payloads into them.
+
+Every parser takes the already JSON-decoded payload and raises ``ValueError`` naming the first
+problem when it does not follow ``docs/protocol.md``. Unknown extra fields are ignored, so a newer
+server that adds fields does not break older clients.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeGuard, TypeVar
+
+from client_sdk.contract import PRESENCE_STATUSES, SEQUENCED_EVENT_TYPES, TYPING_STATES, VERSION, Status
+
+__all__ = [
+    "Event",
+    "Message",
+    "Presence",
+    "Receipt",
+    "Sent",
+    "Sequenced",
+    "ServerError",
+    "SyncPage",
+    "Typing",
+    "cursor_of",
+    "parse_inbox",
+    "parse_message",
+    "parse_presence",
+    "parse_sequenced",
+]
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A stored chat message.
+
+    ``sender`` and ``recipient`` are the wire fields ``from`` and ``to``; ``seq`` numbers the
+    message within its ``conversation``; ``ts`` is the server's store time (Unix seconds);
+    ``cursor`` is the position in this user's inbox of the event that carried the message.
+    """
+
+    id: str
+    conversation: str
+    seq: int
+    sender: str
+    recipient: str
+    text: str
+    ts: float
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The server stored a message this user sent, from this or another device; ``ref`` is the command id."""
+
+    ref: str
+    message: Message
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A message this user sent moved forward: ``status`` (delivered or read) by user ``by``."""
+
+    message_id: str
+    conversation: str
+    seq: int
+    status: Status
+    by: str
+    ts: float
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """A user's presence: ``status`` is ``"online"`` or ``"offline"``; ``last_seen`` is Unix seconds."""
+
+    user: str
+    status: str
+    last_seen: float
+
+    @property
+    def online(self) -> bool:
+        """Whether at least one device of the user is connected."""
+        return self.status == "online"
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    """User ``sender`` is typing to this user: ``state`` is ``"composing"`` or ``"paused"``."""
+
+    sender: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerError:
+    """The server refused a command: ``ref`` is its id (None when unreadable), ``code`` an ErrorCode value."""
+
+    ref: str | None
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPage:
+    """One page of the answer to a ``sync`` command (internal: the client turns its entries into events).
+
+    ``entries`` pairs every entry's cursor with the parsed event, or with None when the entry has a
+    usable cursor but is otherwise malformed or of a type this SDK does not know (its cursor is
+    then skipped, so that one bad entry does not stall the inbox).
+    """
+
+    ref: str
+    entries: tuple[tuple[int, Sequenced | None], ...]
+    more: bool
+    cursor: int
+
+
+Sequenced: TypeAlias = Message | Sent | Receipt
+"""Events that carry an inbox cursor and are processed strictly in cursor order."""
+
+Event: TypeAlias = Message | Sent | Receipt | Presence | Typing | ServerError
+"""Everything :meth:`client_sdk.Client.events` yields."""
+
+
+def parse_inbox(payload: Any) -> Sequenced | Typing | ServerError | SyncPage:
+    """Parse an event received on the user's inbox topic."""
+    data = _envelope(payload)
+    kind = data["type"]
+    if kind in SEQUENCED_EVENT_TYPES:
+        return parse_sequenced(data)
+    if kind == "typing":
+        return Typing(sender=_str(data, "from"), state=_choice(data, "state", TYPING_STATES))
+    if kind == "error":
+        ref = data.get("ref")
+        if ref is not None and not isinstance(ref, str):
+            raise ValueError(f"field 'ref' must be a string or null, got {ref!r}")
+        return ServerError(ref=ref, code=_str(data, "code"), message=_field(data, "message", str))
+    if kind == "sync_page":
+        return _parse_sync_page(data)
+    raise ValueError(f"unknown event type {kind!r}")
+
+
+def parse_sequenced(payload: Any) -> Sequenced:
+    """Parse a ``message``, ``sent`` or ``receipt`` event (live, or an entry of a sync page)."""
+    data = _envelope(payload)
+    kind = data["type"]
+    if kind not in SEQUENCED_EVENT_TYPES:
+        raise ValueError(f"{kind!r} is not a sequenced event type")
+    cursor = _cursor(data, "cursor")
+    if kind == "message":
+        return parse_message(_field(data, "message", dict), cursor=cursor)
+    if kind == "sent":
+        return Sent(
+            ref=_str(data, "ref"),
+            message=parse_message(_field(data, "message", dict), cursor=cursor),
+            cursor=cursor,
+        )
+    if kind == "receipt":
+        return Receipt(
+            message_id=_str(data, "message_id"),
+            conversation=_str(data, "conversation"),
+            seq=_cursor(data, "seq"),
+            status=Status.parse(_choice(data, "status", frozenset({"delivered", "read"}))),
+            by=_str(data, "by"),
+            ts=_number(data, "ts"),
+            cursor=cursor,
+        )
+    raise AssertionError(f"unhandled sequenced type {kind!r}")  # pragma: no cover - SEQUENCED_EVENT_TYPES
+
+
+def parse_message(payload: Any, *, cursor: int) -> Message:
+    """Parse the ``message`` object of a ``message`` or ``sent`` event."""
+    if not isinstance(payload, Mapping):
+        raise ValueError(f"a message must be a JSON object, got {type(payload).__name__}")
+    return Message(
+        id=_str(payload, "id"),
+        conversation=_str(payload, "conversation"),
+        seq=_cursor(payload, "seq"),
+        sender=_str(payload, "from"),
+        recipient=_str(payload, "to"),
+        text=_field(payload, "text", str),
+        ts=_number(payload, "ts"),
+        cursor=cursor,
+    )
+
+
+def parse_presence(payload: Any) -> Presence:
+    """Parse a retained presence payload (published on ``<presence_prefix>/<user>``)."""
+    data = _envelope(payload)
+    if data["type"] != "presence":
+        raise ValueError(f"expected a presence payload, got type {data['type']!r}")
+    return Presence(
+        user=_str(data, "user"),
+        status=_choice(data, "status", PRESENCE_STATUSES),
+        last_seen=_number(data, "last_seen"),
+    )
+
+
+def cursor_of(payload: Any) -> int | None:
+    """The inbox cursor a payload claims (a positive integer ``cursor`` field), or None."""
+    if not isinstance(payload, Mapping):
+        return None
+    cursor = payload.get("cursor")
+    return cursor if _is_int(cursor) and cursor >= 1 else None
+
+
+def _parse_sync_page(data: Mapping[str, Any]) -> SyncPage:
+    entries: list[tuple[int, Sequenced | None]] = []
+    for index, raw in enumerate(_field(data, "entries", list)):
+        try:
+            item = parse_sequenced(raw)
+        except ValueError:
+            cursor = cursor_of(raw)
+            if cursor is None:
+                raise ValueError(f"sync_page entry {index} has no usable cursor") from None
+            entries.append((cursor, None))
+        else:
+            entries.append((item.cursor, item))
+    page_cursor = _field(data, "cursor", int)
+    if page_cursor < 0:
+        raise ValueError(f"field 'cursor' must be a non-negative integer, got {page_cursor!r}")
+    return SyncPage(
+        ref=_str(data, "ref"), entries=tuple(entries), more=_field(data, "more", bool), cursor=page_cursor
+    )
+
+
+def _envelope(payload: Any) -> Mapping[str, Any]:
+    if not isinstance(payload, Mapping):
+        raise ValueError(f"a payload must be a JSON object, got {type(payload).__name__}")
+    version = payload.get("v")
+    if not _is_int(version) or version != VERSION:
+        raise ValueError(f"unsupported protocol version {version!r}")
+    if not isinstance(payload.get("type"), str):
+        raise ValueError("field 'type' is missing or not a string")
+    return payload
+
+
+def _field(data: Mapping[str, Any], name: str, kind: type[_T]) -> _T:
+    if name not in data:
+        raise ValueError(f"field {name!r} is missing")
+    value = data[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"field {name!r} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _str(data: Mapping[str, Any], name: str) -> str:
+    value = _field(data, name, str)
+    if not value:
+        raise ValueError(f"field {name!r} must not be empty")
+    return value
+
+
+def _choice(data: Mapping[str, Any], name: str, allowed: frozenset[str]) -> str:
+    value = _field(data, name, str)
+    if value not in allowed:
+        raise ValueError(f"field {name!r} must be one of {sorted(allowed)}, got {value!r}")
+    return value
+
+
+def _cursor(data: Mapping[str, Any], name: str) -> int:
+    value = data.get(name)
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"field {name!r} must be a positive integer, got {value!r}")
+    return value
+
+
+def _number(data: Mapping[str, Any], name: str) -> float:
+    value = data.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"field {name!r} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)

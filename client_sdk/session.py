@@ -1,0 +1,325 @@
+"""The client side of the mqchat protocol as a state machine without I/O (pure logic, not thread-safe).
+
+:class:`Session` is fed what happens on the connection (connected, inbox subscribed, a payload
+arrived, time passed, the app wants to send) and answers with :class:`Effects`: the commands to
+publish and the events to hand to the app. The MQTT adapter (:mod:`client_sdk.client`) does the
+I/O and the locking; everything docs/protocol.md "Semantics" asks of a client lives here:
+
+- after every connect and inbox SUBACK: ``sync`` from the processed cursor, following the pages
+  (``more``) to the end; then resend every unanswered ``send``, in the original order;
+- sequenced events (live or from sync pages) processed strictly in cursor order, exactly once;
+  a gap that stays open for the gap timeout triggers a ``sync`` (never two at a time);
+- ``delivered`` receipts for messages from other users, one command per batch;
+- ``sent`` / ``error`` answers settle the outgoing messages, receipts move them forward.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from client_sdk.commands import (
+    DEFAULT_SYNC_LIMIT,
+    new_command_id,
+    receipt_commands,
+    send_command,
+    sync_command,
+    typing_command,
+)
+from client_sdk.contract import Status
+from client_sdk.errors import CommandRejected
+from client_sdk.events import (
+    Event,
+    Message,
+    Presence,
+    Receipt,
+    Sent,
+    Sequenced,
+    ServerError,
+    SyncPage,
+    Typing,
+    cursor_of,
+    parse_inbox,
+    parse_presence,
+)
+from client_sdk.outbox import Outbox, OutgoingMessage
+from client_sdk.sequencer import DEFAULT_GAP_TIMEOUT, Sequencer
+
+__all__ = ["SYNC_RETRY_DELAY", "SYNC_TIMEOUT", "Command", "Effects", "Session"]
+
+logger = logging.getLogger(__name__)
+
+SYNC_TIMEOUT = 15.0
+"""Seconds without a page before an unanswered ``sync`` is sent again."""
+SYNC_RETRY_DELAY = 1.0
+"""Seconds to wait before retrying a ``sync`` the server refused (e.g. ``busy``, ``rate_limited``)."""
+
+_MAX_REMEMBERED_SYNCS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command payload to publish on the user's outbox topic, with its MQTT QoS."""
+
+    payload: dict[str, Any]
+    qos: int = 1
+
+
+@dataclass(slots=True)
+class Effects:
+    """What the I/O layer must do after an input: publish ``commands`` in order, hand ``events``
+    to the app in order, and persist the cursor when ``cursor_advanced``."""
+
+    commands: list[Command] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    cursor_advanced: bool = False
+
+    def __iadd__(self, other: Effects) -> Effects:
+        self.commands.extend(other.commands)
+        self.events.extend(other.events)
+        self.cursor_advanced = self.cursor_advanced or other.cursor_advanced
+        return self
+
+
+class Session:
+    """The protocol state of one client of user ``user``, resuming after inbox cursor ``cursor``.
+
+    Times are passed in (any monotonic clock); ``new_id`` makes command ids.
+    """
+
+    def __init__(
+        self,
+        *,
+        user: str,
+        cursor: int = 0,
+        auto_delivered: bool = True,
+        gap_timeout: float = DEFAULT_GAP_TIMEOUT,
+        sync_limit: int = DEFAULT_SYNC_LIMIT,
+        sync_timeout: float = SYNC_TIMEOUT,
+        sync_retry_delay: float = SYNC_RETRY_DELAY,
+        new_id: Callable[[], str] = new_command_id,
+    ) -> None:
+        self.user = user
+        self.outbox = Outbox()
+        self._auto_delivered = auto_delivered
+        self._sequencer: Sequencer[Sequenced | None] = Sequencer(processed=cursor, gap_timeout=gap_timeout)
+        self._sync_limit = sync_limit
+        self._sync_timeout = sync_timeout
+        self._sync_retry_delay = sync_retry_delay
+        self._new_id = new_id
+        self._connected = False
+        self._subscribed = False
+        self._synced = False
+        self._active_sync: str | None = None
+        self._active_after = 0
+        self._sync_deadline = 0.0
+        self._retry_at: float | None = None
+        self._my_syncs: deque[str] = deque(maxlen=_MAX_REMEMBERED_SYNCS)
+        self._presence: dict[str, Presence] = {}
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def cursor(self) -> int:
+        """The highest inbox cursor processed in order."""
+        return self._sequencer.processed
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def synced(self) -> bool:
+        """Whether the sync after the latest connect reached the end (and the outbox was resent)."""
+        return self._synced
+
+    def presence(self, user: str) -> Presence | None:
+        """The latest presence seen for ``user``."""
+        return self._presence.get(user)
+
+    def next_tick(self) -> float | None:
+        """When :meth:`on_tick` has something to do (None: nothing planned)."""
+        if not self._subscribed:
+            return None
+        if self._active_sync is not None:
+            return self._sync_deadline
+        times = [t for t in (self._retry_at, self._sequencer.gap_deadline) if t is not None]
+        return min(times, default=None)
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def on_connected(self) -> None:
+        """The server accepted the connection (CONNACK): the inbox must be subscribed again."""
+        self._reset_connection()
+        self._connected = True
+
+    def on_disconnected(self) -> None:
+        """The connection is gone."""
+        self._reset_connection()
+
+    def on_subscribed(self, *, now: float) -> Effects:
+        """The inbox subscription was granted: catch up with a ``sync`` from the processed cursor."""
+        if not self._connected:
+            return Effects()
+        self._subscribed = True
+        return self._start_sync(now=now)
+
+    def on_tick(self, *, now: float) -> Effects:
+        """Time passed: ask again for an unanswered or refused sync, or fill a gap that stayed open."""
+        if not self._subscribed:
+            return Effects()
+        if self._active_sync is not None:
+            if now < self._sync_deadline:
+                return Effects()
+            logger.warning(
+                "sync %s unanswered after %.1f s; asking again", self._active_sync, self._sync_timeout
+            )
+            return self._start_sync(now=now)
+        if self._retry_at is not None and now >= self._retry_at:
+            return self._start_sync(now=now)
+        if self._sequencer.gap_due(now=now):
+            logger.info("inbox gap after cursor %d stayed open; syncing", self.cursor)
+            return self._start_sync(now=now)
+        return Effects()
+
+    # -- payloads from the server ---------------------------------------------------------------
+
+    def on_inbox(self, payload: Any, *, now: float) -> Effects:
+        """A decoded payload arrived on the inbox topic; malformed or unknown ones are logged and ignored."""
+        try:
+            item = parse_inbox(payload)
+        except ValueError as exc:
+            cursor = cursor_of(payload)
+            if cursor is None:
+                logger.warning("ignoring an undecodable inbox event: %s", exc)
+                return Effects()
+            # Keep the inbox moving: a bad (or newer-than-us) event still takes its place in the order.
+            logger.error("skipping the unreadable inbox event at cursor %d: %s", cursor, exc)
+            return self._sequence([(cursor, None)], now=now)
+        if isinstance(item, SyncPage):
+            return self._on_sync_page(item, now=now)
+        if isinstance(item, ServerError):
+            return self._on_error(item, now=now)
+        if isinstance(item, Typing):
+            return Effects(events=[item])
+        return self._sequence([(item.cursor, item)], now=now)
+
+    def on_presence(self, user: str, payload: Any) -> Effects:
+        """A decoded payload arrived on ``user``'s presence topic."""
+        try:
+            presence = parse_presence(payload)
+        except ValueError as exc:
+            logger.warning("ignoring an undecodable presence of %s: %s", user, exc)
+            return Effects()
+        if presence.user != user:
+            logger.warning("ignoring a presence of %s published on the topic of %s", presence.user, user)
+            return Effects()
+        self._presence[user] = presence
+        return Effects(events=[presence])
+
+    # -- what the app asks for --------------------------------------------------------------------
+
+    def send(self, *, to: str, text: str, id: str | None = None) -> tuple[OutgoingMessage, Effects]:
+        """Queue a message; it is published now when the session is synced, else after the next sync."""
+        command = send_command(id=self._new_id() if id is None else id, to=to, text=text)
+        outgoing = OutgoingMessage(id=command["id"], to=to, text=text)
+        self.outbox.add(outgoing)
+        if self._synced:
+            return outgoing, Effects(commands=[Command(command)])
+        return outgoing, Effects()
+
+    def receipts(self, message_ids: Iterable[str], *, status: Status) -> Effects:
+        """``receipt`` commands for these message ids (at most 500 ids per command)."""
+        payloads = receipt_commands(status=status, message_ids=message_ids, new_id=self._new_id)
+        return Effects(commands=[Command(payload) for payload in payloads])
+
+    def typing(self, *, to: str, composing: bool) -> Effects:
+        """A typing indicator (QoS 0: live only, lost when there is no connection)."""
+        state = "composing" if composing else "paused"
+        return Effects(commands=[Command(typing_command(id=self._new_id(), to=to, state=state), qos=0)])
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _reset_connection(self) -> None:
+        self._connected = False
+        self._subscribed = False
+        self._synced = False
+        self._active_sync = None
+        self._retry_at = None
+
+    def _start_sync(self, *, now: float, after: int = 0) -> Effects:
+        sync_id = self._new_id()
+        self._active_sync = sync_id
+        self._active_after = max(after, self.cursor)
+        self._sync_deadline = now + self._sync_timeout
+        self._retry_at = None
+        self._my_syncs.append(sync_id)
+        self._sequencer.restart_gap_clock(now=now)
+        return Effects(
+            commands=[Command(sync_command(id=sync_id, after=self._active_after, limit=self._sync_limit))]
+        )
+
+    def _on_sync_page(self, page: SyncPage, *, now: float) -> Effects:
+        if page.ref not in self._my_syncs:
+            # Another device of this user shares the inbox topic; its pages are not ours to follow.
+            logger.debug("ignoring sync page %s of another client", page.ref)
+            return Effects()
+        effects = self._sequence(page.entries, now=now)
+        if page.ref != self._active_sync:
+            return effects  # a late page of an abandoned sync: its entries help, its paging does not
+        if page.more and max(page.cursor, self.cursor) > self._active_after:
+            effects += self._start_sync(now=now, after=page.cursor)
+            return effects
+        if page.more:
+            logger.warning("sync page %s says more but does not move past cursor %d", page.ref, page.cursor)
+        self._active_sync = None
+        if not self._synced and self._connected:
+            self._synced = True
+            pending = self.outbox.pending()
+            if pending:
+                logger.debug(
+                    "synced at cursor %d; resending %d unanswered messages", self.cursor, len(pending)
+                )
+            for outgoing in pending:
+                effects.commands.append(
+                    Command(send_command(id=outgoing.id, to=outgoing.to, text=outgoing.text))
+                )
+        return effects
+
+    def _on_error(self, error: ServerError, *, now: float) -> Effects:
+        if error.ref is not None:
+            rejected = CommandRejected(code=error.code, ref=error.ref, message=error.message)
+            if self.outbox.reject(error.ref, rejected) is not None:
+                logger.info("message %s rejected: %s: %s", error.ref, error.code, error.message)
+            elif error.ref == self._active_sync:
+                logger.warning(
+                    "sync %s refused (%s: %s); retrying soon", error.ref, error.code, error.message
+                )
+                self._active_sync = None
+                self._retry_at = now + self._sync_retry_delay
+        return Effects(events=[error])
+
+    def _sequence(self, entries: Iterable[tuple[int, Sequenced | None]], *, now: float) -> Effects:
+        before = self.cursor
+        ready: list[Sequenced | None] = []
+        for cursor, item in entries:
+            ready.extend(self._sequencer.offer(cursor, item, now=now))
+        effects = Effects(cursor_advanced=self.cursor != before)
+        delivered: list[str] = []
+        for item in ready:
+            if item is None:
+                continue
+            if isinstance(item, Message):
+                if self._auto_delivered and item.sender != self.user:
+                    delivered.append(item.id)
+            elif isinstance(item, Sent):
+                self.outbox.resolve(item.ref, item.message)
+            elif isinstance(item, Receipt):
+                self.outbox.advance(item.message_id, item.status)
+            effects.events.append(item)
+        if delivered:
+            effects += self.receipts(delivered, status=Status.DELIVERED)
+        return effects

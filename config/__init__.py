@@ -1,0 +1,25 @@
+"""Typed settings of an mqchat process: built once at start, validated, passed explicitly."""
+
+from config.settings import (
+    BrokerSettings,
+    LimitSettings,
+    PresenceSettings,
+    Settings,
+    SettingsError,
+    StoreSettings,
+    TopicSettings,
+    WorkerSettings,
+    load_settings,
+)
+
+__all__ = [
+    "BrokerSettings",
+    "LimitSettings",
+    "PresenceSettings",
+    "Settings",
+    "SettingsError",
+    "StoreSettings",
+    "TopicSettings",
+    "WorkerSettings",
+    "load_settings",
+]

@@ -1,0 +1,163 @@
+"""The settings of an mqchat process, their defaults, and how they are read.
+
+Every setting has a default, so a single node needs no file at all. ``load_settings(path)`` reads a
+TOML file (see ``config/single-node.toml`` for every setting documented) and validates it; an error
+names the field. Nothing here reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "BrokerSettings",
+    "LimitSettings",
+    "PresenceSettings",
+    "Settings",
+    "SettingsError",
+    "StoreSettings",
+    "TopicSettings",
+    "WorkerSettings",
+    "load_settings",
+]
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class SettingsError(ValueError):
+    """The settings could not be read or are invalid; the message names the field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BrokerSettings(_Section):
+    """The embedded MQTT broker's listeners."""
+
+    host: str = "127.0.0.1"
+    """Address the listeners bind to (``0.0.0.0`` for every interface)."""
+    mqtt_port: Port = 1883
+    """MQTT over TCP. 0 picks a free port."""
+    ws_port: Port | None = 8080
+    """MQTT over WebSocket (path ``/``, subprotocol ``mqtt``); unset to disable. 0 picks a free port."""
+    certfile: Path | None = None
+    """PEM certificate chain: when set (with ``keyfile``) both listeners use TLS."""
+    keyfile: Path | None = None
+    max_connections: int = Field(default=0, ge=0)
+    """Connections per listener; 0 means unlimited."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> BrokerSettings:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("broker.certfile and broker.keyfile go together")
+        for name in ("certfile", "keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"broker.{name}: no such file {path}")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.certfile is not None
+
+
+class TopicSettings(_Section):
+    prefix: str = "chat"
+    """Inboxes are ``<prefix>/<user>/in``, outboxes ``<prefix>/<user>/out``."""
+    presence_prefix: str = "presence"
+    """Retained presence is on ``<presence_prefix>/<user>``."""
+
+
+class StoreSettings(_Section):
+    url: str | None = None
+    """SQLAlchemy URL of the message store; default: SQLite in ``data_dir``."""
+
+
+class WorkerSettings(_Section):
+    queue_url: str = "memory://"
+    """Dramatiq broker: ``memory://`` runs the queue and the workers inside the node process."""
+    threads: int = Field(default=4, ge=1, le=256)
+    """Worker threads for delivery jobs (commands run in order on their own thread)."""
+    ingest_batch: int = Field(default=200, ge=1, le=10_000)
+    """At most this many client commands go into one job."""
+    ingest_queue: int = Field(default=50_000, ge=10)
+    """Commands waiting to be enqueued; past it a command is refused with ``busy``."""
+
+
+class LimitSettings(_Section):
+    max_payload_bytes: int = Field(default=65_536, ge=256, le=16 * 1024 * 1024)
+    """Largest command payload accepted; larger ones get a ``too_large`` error."""
+    sync_page_size: int = Field(default=200, ge=1, le=1000)
+    """Default number of inbox entries in one sync page."""
+
+
+class PresenceSettings(_Section):
+    min_interval: float = Field(default=5.0, ge=0.0)
+    """While a user is online, ``last_seen`` is republished at most this often (seconds)."""
+    keepalive_grace: float = Field(default=1.5, ge=1.0, le=10.0)
+    """A connection silent for this many times its keep-alive is closed (MQTT says 1.5)."""
+
+
+class Settings(_Section):
+    node_id: str = Field(
+        default_factory=lambda: f"node-{uuid.uuid4().hex[:8]}", pattern=r"^[A-Za-z0-9_.-]{1,64}$"
+    )
+    """Name of this node in the session service; unique per node."""
+    data_dir: Path = Path("mqchat-data")
+    """Where the single-node defaults keep their files (SQLite database, media)."""
+    broker: BrokerSettings = BrokerSettings()
+    topics: TopicSettings = TopicSettings()
+    store: StoreSettings = StoreSettings()
+    workers: WorkerSettings = WorkerSettings()
+    limits: LimitSettings = LimitSettings()
+    presence: PresenceSettings = PresenceSettings()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or f"sqlite:///{self.data_dir / 'mqchat.db'}"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with top-level or dotted (``broker.mqtt_port``) fields replaced, validated again."""
+        data = self.model_dump()
+        for key, value in changes.items():
+            target = data
+            *parents, leaf = key.split(".")
+            for part in parents:
+                target = target[part]
+            target[leaf] = value
+        return _validate(data)
+
+
+def _validate(data: dict[str, Any]) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """The settings from a TOML file, or the defaults when ``path`` is None."""
+    if path is None:
+        return Settings()
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text("utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings file {file}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{file} is not valid TOML: {exc}") from None
+    return _validate(data)

@@ -1,0 +1,162 @@
+"""The store contract, on SQLite and on the PostgreSQL server of this machine."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from client_sdk.contract import Status
+from tests.harness import unique
+from workers.credentials import hash_token, new_token, verify
+from workers.errors import UnknownUser, UserExists
+from workers.stores import Store, open_store
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    url = (
+        f"sqlite:///{tmp_path / 'store.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    opened = open_store(url)
+    opened.create_schema()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def users(store: Store, *names: str) -> list[str]:
+    made = []
+    for name in names:
+        user = unique(name)
+        store.create_user(user, now=1.0)
+        made.append(user)
+    return made
+
+
+def test_a_message_gets_the_next_conversation_seq_and_entries_for_both_sides(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+
+    first = store.accept_message(sender=alice, command_id="c1", recipient=bob, text="hi", now=10.0)
+    second = store.accept_message(sender=bob, command_id="c1", recipient=alice, text="hello", now=11.0)
+
+    assert (first.message.seq, second.message.seq) == (1, 2)
+    assert first.message.conversation == second.message.conversation
+    assert [(e.user, e.cursor, e.payload["type"]) for e in first.entries] == [
+        (alice, 1, "sent"),
+        (bob, 1, "message"),
+    ]
+    assert first.sent.payload["ref"] == "c1"
+    assert second.entries[1].payload["message"]["text"] == "hello"
+
+
+def test_a_resent_command_is_stored_once_and_answers_the_original_sent(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+    original = store.accept_message(sender=alice, command_id="same", recipient=bob, text="once", now=1.0)
+
+    again = store.accept_message(sender=alice, command_id="same", recipient=bob, text="once", now=2.0)
+
+    assert again.duplicate and again.entries == []
+    assert again.message == original.message
+    assert again.sent == original.sent
+    entries, _ = store.sync(user=bob, after=0, limit=10)
+    assert len(entries) == 1
+
+
+def test_unknown_recipient_is_refused_and_nothing_is_stored(store: Store) -> None:
+    (alice,) = users(store, "alice")
+
+    with pytest.raises(UnknownUser):
+        store.accept_message(sender=alice, command_id="x", recipient=unique("nobody"), text="?", now=1.0)
+
+    assert store.sync(user=alice, after=0, limit=10) == ([], False)
+
+
+def test_statuses_only_move_forward_and_are_forwarded_to_the_sender(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+    message = store.accept_message(sender=alice, command_id="m", recipient=bob, text="t", now=1.0).message
+
+    delivered = store.apply_receipts(user=bob, status=Status.DELIVERED, message_ids=[message.id], now=2.0)
+    read = store.apply_receipts(user=bob, status=Status.READ, message_ids=[message.id], now=3.0)
+    late = store.apply_receipts(user=bob, status=Status.DELIVERED, message_ids=[message.id], now=4.0)
+    again = store.apply_receipts(user=bob, status=Status.READ, message_ids=[message.id], now=5.0)
+
+    assert [e.payload["status"] for e in delivered.entries + read.entries] == ["delivered", "read"]
+    assert all(e.user == alice and e.payload["by"] == bob for e in delivered.entries + read.entries)
+    assert late.entries == [] and again.entries == []
+
+
+def test_only_the_recipient_may_acknowledge(store: Store) -> None:
+    alice, bob, mallory = users(store, "alice", "bob", "mallory")
+    message = store.accept_message(sender=alice, command_id="m", recipient=bob, text="t", now=1.0).message
+
+    by_mallory = store.apply_receipts(user=mallory, status=Status.READ, message_ids=[message.id], now=2.0)
+    by_sender = store.apply_receipts(user=alice, status=Status.READ, message_ids=[message.id], now=2.0)
+    unknown = store.apply_receipts(user=bob, status=Status.READ, message_ids=["no-such-id"], now=2.0)
+
+    assert by_mallory.not_recipient == [message.id] and by_mallory.entries == []
+    assert by_sender.not_recipient == [message.id]
+    assert unknown.not_recipient == ["no-such-id"]
+
+
+def test_sync_pages_in_cursor_order(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+    for i in range(7):
+        store.accept_message(sender=alice, command_id=f"c{i}", recipient=bob, text=str(i), now=float(i))
+
+    page1, more1 = store.sync(user=bob, after=0, limit=3)
+    page2, more2 = store.sync(user=bob, after=page1[-1].cursor, limit=3)
+    page3, more3 = store.sync(user=bob, after=page2[-1].cursor, limit=3)
+
+    assert (more1, more2, more3) == (True, True, False)
+    texts = [e.payload["message"]["text"] for e in page1 + page2 + page3]
+    assert texts == [str(i) for i in range(7)]
+    assert [e.cursor for e in page1 + page2 + page3] == list(range(1, 8))
+
+
+def test_concurrent_senders_get_gapless_cursors_and_seqs(store: Store) -> None:
+    alice, bob, carol = users(store, "alice", "bob", "carol")
+
+    def send(sender: str) -> None:
+        for i in range(15):
+            store.accept_message(
+                sender=sender, command_id=f"{sender}-{i}", recipient=carol, text="x", now=1.0
+            )
+
+    threads = [threading.Thread(target=send, args=(s,)) for s in (alice, bob)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    entries, more = store.sync(user=carol, after=0, limit=100)
+    assert not more
+    assert [e.cursor for e in entries] == list(range(1, 31))
+    for sender in (alice, bob):
+        seqs = [e.payload["message"]["seq"] for e in entries if e.payload["message"]["from"] == sender]
+        assert seqs == list(range(1, 16))
+
+
+def test_users_and_credentials(store: Store) -> None:
+    (alice,) = users(store, "alice")
+    token = new_token()
+    store.add_credential(alice, kind="token", secret_hash=hash_token(token), now=1.0)
+
+    assert verify(token, store.credential_hashes(alice))
+    assert not verify(new_token(), store.credential_hashes(alice))
+    assert store.credential_hashes(unique("nobody")) == []
+    with pytest.raises(UserExists):
+        store.create_user(alice, now=2.0)
+    assert alice in {u.id for u in store.list_users()}
+
+    store.remove_credentials(alice)
+    assert not verify(token, store.credential_hashes(alice))
+    store.delete_user(alice)
+    assert not store.user_exists(alice)
+    with pytest.raises(UnknownUser):
+        store.delete_user(alice)

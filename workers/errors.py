@@ -1,0 +1,46 @@
+"""Errors of the workers package.
+
+WorkerError
+├── StoreError                 a store could not do what was asked
+│   ├── UnknownUser            the user does not exist
+│   ├── UserExists             create_user for an existing user
+│   └── StoreUnavailable       the backend is down; the job is retried
+└── CommandError               a client command is refused; carries the wire error code
+"""
+
+from __future__ import annotations
+
+from client_sdk.contract import ErrorCode
+
+
+class WorkerError(Exception):
+    """Root of the workers package's errors."""
+
+
+class StoreError(WorkerError):
+    pass
+
+
+class UnknownUser(StoreError):
+    def __init__(self, user: str) -> None:
+        super().__init__(f"no user {user!r}")
+        self.user = user
+
+
+class UserExists(StoreError):
+    def __init__(self, user: str) -> None:
+        super().__init__(f"user {user!r} already exists")
+        self.user = user
+
+
+class StoreUnavailable(StoreError):
+    """The backend did not answer; the job that met it is retried later."""
+
+
+class CommandError(WorkerError):
+    """A command is refused: the sender gets an ``error`` event with this code and message."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

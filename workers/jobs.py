@@ -1,0 +1,110 @@
+"""The Dramatiq side: the job queue broker, the queues and the actors bound to them.
+
+Actors are declared on an explicit broker by functions, never at import time, so importing this
+module configures nothing. Queues:
+
+- ``mqchat.commands``: batches of client commands, consumed by one thread per worker process so
+  that a connection's commands are handled in the order they were sent.
+- ``mqchat.node.<node id>``: events for one node to publish to its local clients.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
+
+from workers.errors import StoreUnavailable
+
+__all__ = [
+    "COMMANDS_ACTOR",
+    "COMMANDS_QUEUE",
+    "DELIVER_ACTOR",
+    "declare_commands_actor",
+    "declare_deliver_actor",
+    "make_queue_broker",
+    "node_queue",
+    "send_commands",
+    "send_to_node",
+]
+
+log = logging.getLogger(__name__)
+
+COMMANDS_QUEUE = "mqchat.commands"
+COMMANDS_ACTOR = "mqchat_process_commands"
+DELIVER_ACTOR = "mqchat_deliver"
+
+
+def node_queue(node: str) -> str:
+    return f"mqchat.node.{node}"
+
+
+def _retry_when(retries: int, exc: BaseException) -> bool:
+    """Retry jobs that met an unavailable store, for hours; other errors were answered already."""
+    return isinstance(exc, StoreUnavailable) and retries < 1000
+
+
+def make_queue_broker(url: str) -> dramatiq.Broker:
+    """The Dramatiq broker for ``url``; ``memory://`` keeps the queues in this process."""
+    middleware = [
+        AgeLimit(),
+        TimeLimit(time_limit=300_000),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(min_backoff=200, max_backoff=30_000, retry_when=_retry_when),
+    ]
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "memory":
+        return StubBroker(middleware=middleware)
+    raise ValueError(f"no job queue for URL scheme {scheme!r} (use memory://)")
+
+
+def declare_commands_actor(
+    broker: dramatiq.Broker, process: Callable[[str, list[dict[str, Any]]], None]
+) -> dramatiq.Actor[Any, Any]:
+    return dramatiq.Actor(
+        process, broker=broker, actor_name=COMMANDS_ACTOR, queue_name=COMMANDS_QUEUE, priority=0, options={}
+    )
+
+
+def declare_deliver_actor(
+    broker: dramatiq.Broker, deliver: Callable[[str, list[list[Any]]], None], node: str
+) -> dramatiq.Actor[Any, Any]:
+    """The node-side actor; its messages arrive on the node's own queue."""
+    actor: dramatiq.Actor[Any, Any] = dramatiq.Actor(
+        deliver,
+        broker=broker,
+        actor_name=DELIVER_ACTOR,
+        queue_name=node_queue(node),
+        priority=0,
+        options={"max_retries": 0},
+    )
+    return actor
+
+
+def send_commands(broker: dramatiq.Broker, node: str, batch: list[dict[str, Any]]) -> None:
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=COMMANDS_QUEUE, actor_name=COMMANDS_ACTOR, args=(node, batch), kwargs={}, options={}
+        )
+    )
+
+
+def send_to_node(broker: dramatiq.Broker, node: str, items: list[tuple[str, str, int]]) -> None:
+    queue = node_queue(node)
+    if queue not in broker.get_declared_queues():
+        broker.declare_queue(queue)
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=queue,
+            actor_name=DELIVER_ACTOR,
+            args=(node, [list(item) for item in items]),
+            kwargs={},
+            options={"max_retries": 0},
+        )
+    )

@@ -1,0 +1,131 @@
+"""What the workers do with client commands: store, answer, route. Independent of Dramatiq.
+
+A batch holds commands in the order the node received them. Each command is handled on its own: a
+refused command gets an ``error`` event and the rest of the batch goes on. Only an unavailable
+store stops the batch; the job is then retried, which is safe because every handler is idempotent
+(a resent ``send`` is stored once, statuses only move forward, sync pages are read-only).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from client_sdk.contract import VERSION, ErrorCode, Status
+from workers.errors import CommandError, StoreUnavailable, UnknownUser
+from workers.routing import Router
+from workers.sessions import SessionStore
+from workers.stores.base import InboxEntry, Store
+
+__all__ = ["Pipeline", "error_event"]
+
+log = logging.getLogger(__name__)
+
+SYNC_PAGE_BYTES = 256 * 1024
+"""A sync page stops growing past this many bytes of entries (it always holds at least one)."""
+
+
+def error_event(ref: str | None, code: ErrorCode, message: str) -> dict[str, Any]:
+    return {"v": VERSION, "type": "error", "ref": ref, "code": code.value, "message": message}
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        sessions: SessionStore,
+        router: Router,
+        sync_page_size: int = 200,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._sessions = sessions
+        self._router = router
+        self._page_size = sync_page_size
+        self._clock = clock
+        self._handlers: dict[str, Callable[[str, str, dict[str, Any]], None]] = {
+            "send": self._send,
+            "receipt": self._receipt,
+            "typing": self._typing,
+            "sync": self._sync,
+        }
+
+    def process_batch(self, node: str, batch: list[dict[str, Any]]) -> None:
+        """Handle ``[{"user":…, "cmd": {…}}, …]`` received by ``node``, in order."""
+        for item in batch:
+            self._process(node, item["user"], item["cmd"])
+
+    def _process(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+        ref = cmd.get("id")
+        try:
+            self._sessions.touch(user, now=self._clock())
+            self._handlers[cmd["type"]](node, user, cmd)
+        except CommandError as exc:
+            self._reply(node, user, error_event(ref, exc.code, exc.message))
+        except UnknownUser as exc:
+            self._reply(node, user, error_event(ref, ErrorCode.UNKNOWN_USER, str(exc)))
+        except StoreUnavailable:
+            raise
+        except Exception:
+            log.exception("command %r of %s failed", ref, user)
+            self._reply(node, user, error_event(ref, ErrorCode.INTERNAL, "the server could not process it"))
+
+    def _reply(self, node: str, user: str, event: dict[str, Any], qos: int = 1) -> None:
+        """A live-only answer to the device(s) of ``user`` on the node that received the command."""
+        self._router.deliver([(user, event)], origin=(user, node), qos=qos)
+
+    def _deliver(self, node: str, user: str, entries: list[InboxEntry]) -> None:
+        self._router.deliver(((e.user, e.payload) for e in entries), origin=(user, node))
+
+    # ------------------------------------------------------------------ handlers
+    def _send(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+        result = self._store.accept_message(
+            sender=user, command_id=cmd["id"], recipient=cmd["to"], text=cmd["text"], now=self._clock()
+        )
+        self._deliver(node, user, [result.sent] if result.duplicate else result.entries)
+
+    def _receipt(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+        result = self._store.apply_receipts(
+            user=user, status=Status.parse(cmd["status"]), message_ids=cmd["messages"], now=self._clock()
+        )
+        self._deliver(node, user, result.entries)
+        if result.not_recipient:
+            shown = ", ".join(result.not_recipient[:5]) + ("…" if len(result.not_recipient) > 5 else "")
+            raise CommandError(
+                ErrorCode.NOT_RECIPIENT,
+                f"{len(result.not_recipient)} message(s) were not sent to you or do not exist: {shown}",
+            )
+
+    def _typing(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+        recipient = cmd["to"]
+        if not self._store.user_exists(recipient):
+            raise UnknownUser(recipient)
+        event = {"v": VERSION, "type": "typing", "from": user, "state": cmd["state"]}
+        self._router.deliver([(recipient, event)], qos=0)
+
+    def _sync(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+        after = int(cmd["after"])
+        limit = min(int(cmd.get("limit") or self._page_size), 1000)
+        entries, more = self._store.sync(user=user, after=after, limit=limit)
+        page: list[dict[str, Any]] = []
+        size = 0
+        for entry in entries:
+            size += len(json.dumps(entry.payload, ensure_ascii=False))
+            if page and size > SYNC_PAGE_BYTES:
+                more = True
+                break
+            page.append(entry.payload)
+        cursor = page[-1]["cursor"] if page else after
+        event = {
+            "v": VERSION,
+            "type": "sync_page",
+            "ref": cmd["id"],
+            "entries": page,
+            "more": more,
+            "cursor": cursor,
+        }
+        self._reply(node, user, event)

@@ -1,0 +1,17 @@
+"""Stores behind one interface, chosen by URL: ``sqlite:///…`` and ``postgresql://…`` (SQLAlchemy)."""
+
+from __future__ import annotations
+
+from workers.stores.base import AcceptResult, InboxEntry, ReceiptResult, Store, StoredMessage, UserInfo
+
+__all__ = ["AcceptResult", "InboxEntry", "ReceiptResult", "Store", "StoredMessage", "UserInfo", "open_store"]
+
+
+def open_store(url: str) -> Store:
+    """The store for ``url``; the backend module is imported only when used."""
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme in {"sqlite", "postgresql", "postgres"}:
+        from workers.stores.sql import SqlStore
+
+        return SqlStore(url)
+    raise ValueError(f"no store for URL scheme {scheme!r} (use sqlite:// or postgresql://)")

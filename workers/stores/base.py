@@ -1,0 +1,104 @@
+"""The store interface: users and credentials, messages, receipts and every user's inbox log.
+
+The inbox log is the source of truth for delivery: each event a user must see (a message for
+them, the ``sent`` of their own message, a receipt for a message they sent) is appended to their
+log with the next cursor (1, 2, 3, ... per user, no gaps) in the same transaction that changes the
+state. Live delivery publishes those entries; ``sync`` replays them after a cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from client_sdk.contract import Status
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: str
+    conversation: str
+    seq: int
+    sender: str
+    recipient: str
+    text: str
+    ts: float
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "conversation": self.conversation,
+            "seq": self.seq,
+            "from": self.sender,
+            "to": self.recipient,
+            "text": self.text,
+            "ts": self.ts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """One event in ``user``'s inbox log; ``payload`` is the wire event (with its cursor)."""
+
+    user: str
+    cursor: int
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptResult:
+    message: StoredMessage
+    duplicate: bool
+    """The command id was seen before: nothing new was stored."""
+    entries: list[InboxEntry]
+    """New inbox entries (empty for a duplicate)."""
+    sent: InboxEntry
+    """The sender's ``sent`` entry (the original one for a duplicate)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptResult:
+    entries: list[InboxEntry] = field(default_factory=list)
+    not_recipient: list[str] = field(default_factory=list)
+    """Message ids that exist but were not sent to this user, or do not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    id: str
+    created_at: float
+    last_seen: float | None
+    credentials: int
+
+
+class Store(Protocol):
+    """What the workers and the broker need from storage. Implementations are thread-safe."""
+
+    def create_schema(self) -> None: ...
+    def close(self) -> None: ...
+
+    # users and credentials
+    def create_user(self, user: str, *, now: float) -> None: ...
+    def delete_user(self, user: str) -> None: ...
+    def user_exists(self, user: str) -> bool: ...
+    def list_users(self) -> list[UserInfo]: ...
+    def add_credential(self, user: str, *, kind: str, secret_hash: str, now: float) -> int: ...
+    def remove_credentials(self, user: str) -> int: ...
+    def credential_hashes(self, user: str) -> list[tuple[str, str]]:
+        """(kind, hash) of every credential of an enabled user; empty for an unknown user."""
+        ...
+
+    def set_last_seen(self, user: str, ts: float) -> None: ...
+    def last_seen_all(self) -> dict[str, float]: ...
+
+    # messages
+    def accept_message(
+        self, *, sender: str, command_id: str, recipient: str, text: str, now: float
+    ) -> AcceptResult: ...
+    def apply_receipts(
+        self, *, user: str, status: Status, message_ids: Sequence[str], now: float
+    ) -> ReceiptResult: ...
+    def sync(self, *, user: str, after: int, limit: int) -> tuple[list[InboxEntry], bool]:
+        """Entries of ``user`` with cursor > ``after``, in order, and whether more follow."""
+        ...

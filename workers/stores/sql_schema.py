@@ -1,0 +1,90 @@
+"""Tables of the SQL store (SQLAlchemy Core); the same schema on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+USER_ID = String(64)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", USER_ID, primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("inbox_seq", BigInteger, nullable=False, default=0),
+    Column("last_seen", Float, nullable=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", USER_ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("secret_hash", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(160), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False, default=0),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("conversation_id", String(160), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("sender_id", USER_ID, nullable=False),
+    Column("recipient_id", USER_ID, nullable=False),
+    Column("command_id", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
+    UniqueConstraint("sender_id", "command_id", name="uq_messages_sender_command"),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", USER_ID, nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("delivered_at", Float, nullable=True),
+    Column("read_at", Float, nullable=True),
+    PrimaryKeyConstraint("message_id", "user_id", name="pk_receipts"),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("user_id", USER_ID, nullable=False),
+    Column("cursor", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("message_id", String(32), nullable=True),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("user_id", "cursor", name="pk_inbox"),
+    Index("ix_inbox_user_message", "user_id", "message_id"),
+)
