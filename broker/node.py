@@ -99,7 +99,11 @@ class Node:
         queue_broker = self.queue_broker = make_queue_broker(settings.workers.queue_url)
         router = Router(sessions, self._deliver)
         pipeline = Pipeline(
-            store=store, sessions=sessions, router=router, sync_page_size=settings.limits.sync_page_size
+            store=store,
+            sessions=sessions,
+            router=router,
+            sync_page_size=settings.limits.sync_page_size,
+            max_group_members=settings.groups.max_members,
         )
         declare_commands_actor(queue_broker, pipeline.process_batch)
 

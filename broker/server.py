@@ -18,6 +18,9 @@ What changes from stock amqtt 0.12.1, and why:
   be published to topics the ACL never saw.
 - **No retained messages on connect for other clients' subscriptions.** Stock amqtt sent a new
   client every retained message matching *any* client's subscription, scanning them all.
+- **Every connection's socket is closed when its handler ends**, and a stop waits for the handlers.
+  Stock amqtt's writer ``close()`` marks itself closed before draining, so a peer that hung up
+  first left the socket open for good.
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ from broker.compat import check_amqtt_version
 __all__ = ["Gate", "MqchatBroker"]
 
 log = logging.getLogger(__name__)
+
+
+def _close_transport(writer: Any) -> None:
+    """Close the socket under an amqtt writer adapter, whatever state the adapter is in."""
+    stream = getattr(writer, "_writer", None)
+    if isinstance(stream, asyncio.StreamWriter) and not stream.is_closing():
+        stream.close()
 
 
 class Gate(Protocol):
@@ -88,6 +98,7 @@ class MqchatBroker(Broker):
         super().__init__(config, **kwargs)
         self._gate = gate
         self._keepalive_grace = keepalive_grace
+        self._connections: set[asyncio.Task[Any]] = set()
 
     # -------------------------------------------------------------- publishing from the server
     def publish_nowait(self, topic: str, data: bytes, qos: int = QOS_1) -> None:
@@ -105,6 +116,24 @@ class MqchatBroker(Broker):
         return [s for s, _ in self._sessions.values() if s.transitions.is_connected()]
 
     # -------------------------------------------------------------- connection lifecycle (fixed)
+    async def _client_connected(self, listener_name: str, reader: Any, writer: Any) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        try:
+            await super()._client_connected(listener_name, reader, writer)
+        finally:
+            if task is not None:
+                self._connections.discard(task)
+            _close_transport(writer)
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        pending = [t for t in self._connections if not t.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     async def _initialize_client_session(
         self, reader: Any, writer: Any, remote_address: str, remote_port: int
     ) -> tuple[BrokerProtocolHandler, Session]:
@@ -116,6 +145,7 @@ class MqchatBroker(Broker):
             raise
         except (AMQTTError, NoDataError) as exc:
             log.info("no CONNECT from %s:%s: %s", remote_address, remote_port, exc)
+            await writer.close()  # stock amqtt left this transport open
             raise AMQTTError(exc) from exc
         handler.gate = self._gate
         session.clean_session = True

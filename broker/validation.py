@@ -9,11 +9,24 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from client_sdk.contract import COMMAND_ID_RE, COMMAND_TYPES, VERSION, ErrorCode, load_schema
+from client_sdk.contract import (
+    COMMAND_ID_RE,
+    COMMAND_TYPES,
+    GROUP_COMMAND_TYPES,
+    VERSION,
+    ErrorCode,
+    load_schema,
+)
 
 __all__ = ["InvalidCommand", "parse_command"]
 
-_SCHEMA_DEFS = {"send": "send", "receipt": "receipt_command", "typing": "typing_command", "sync": "sync"}
+_SCHEMA_DEFS = {
+    "send": "send",
+    "receipt": "receipt_command",
+    "typing": "typing_command",
+    "sync": "sync",
+    **{name: name for name in GROUP_COMMAND_TYPES},
+}
 _SENDER_FIELDS = ("from", "sender", "user")
 
 

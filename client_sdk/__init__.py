@@ -5,6 +5,8 @@
 ...     chat.send("bob", "hello").wait("delivered", timeout=5)
 ...     for message in chat.messages(timeout=5):
 ...         chat.mark_read(message)
+...     climbing = chat.create_group("Climbing", ["bob", "carol"])
+...     chat.send(climbing.id, "hello everyone").wait("read", timeout=60)  # read by every member
 
 The wire contract itself (topics, payloads, codes) is in :mod:`client_sdk.contract` and
 docs/protocol.md.
@@ -20,7 +22,17 @@ from client_sdk.errors import (
     NotConnected,
     Timeout,
 )
-from client_sdk.events import Event, Message, Presence, Receipt, Sent, ServerError, Typing
+from client_sdk.events import (
+    Event,
+    Group,
+    GroupEvent,
+    Message,
+    Presence,
+    Receipt,
+    Sent,
+    ServerError,
+    Typing,
+)
 from client_sdk.outbox import OutgoingMessage
 
 __all__ = [
@@ -29,6 +41,8 @@ __all__ = [
     "CommandRejected",
     "ConnectError",
     "Event",
+    "Group",
+    "GroupEvent",
     "Message",
     "MqchatError",
     "NotConnected",

@@ -15,15 +15,22 @@ import queue
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from client_sdk.commands import (
+    group_create_command,
+    group_leave_command,
+    group_list_command,
+    group_members_command,
+    group_rename_command,
+)
 from client_sdk.contract import (
     DEFAULT_PREFIX,
     DEFAULT_PRESENCE_PREFIX,
@@ -36,7 +43,7 @@ from client_sdk.contract import (
     is_valid_user_id,
 )
 from client_sdk.errors import AuthenticationError, ConnectError, MqchatError, NotConnected, Timeout
-from client_sdk.events import Event, Message, Presence
+from client_sdk.events import Event, Group, GroupEvent, GroupList, Message, Presence
 from client_sdk.outbox import OutgoingMessage
 from client_sdk.session import Command, Effects, Session
 from client_sdk.statefile import StateFile
@@ -48,10 +55,14 @@ logger = logging.getLogger(__name__)
 RECONNECT_MIN_DELAY: Final = 1
 """Seconds before the first reconnection attempt; doubles per failure up to RECONNECT_MAX_DELAY."""
 RECONNECT_MAX_DELAY: Final = 5
+DEFAULT_REQUEST_TIMEOUT: Final = 10.0
+"""Seconds a group call waits for the server's answer by default."""
 
 # CONNACK refusals that mean "these credentials are not accepted" (paho's names of MQTT 3.1.1 codes 4 and 5).
 _AUTH_REFUSALS: Final = frozenset({"Bad user name or password", "Not authorized"})
 _ACCEPTED: Final = frozenset({MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN})
+
+_A = TypeVar("_A", GroupEvent, GroupList)
 
 
 class _State(enum.Enum):
@@ -208,6 +219,7 @@ class Client:
             ticker.join()
         with self._lock:
             self._session.outbox.close()
+            self._session.requests.close()
             cursor = self._session.cursor
         self._events.put(_END)
         self._persist(cursor)
@@ -257,11 +269,13 @@ class Client:
     # -- messages ---------------------------------------------------------------------------------
 
     def send(self, to: str, text: str, *, id: str | None = None) -> OutgoingMessage:
-        """Send ``text`` to user ``to``; returns at once with a handle to :meth:`~OutgoingMessage.wait` on.
+        """Send ``text`` to user or group ``to`` (a group id is ``g:...``); returns at once with a
+        handle to :meth:`~OutgoingMessage.wait` on.
 
         ``id`` is the command id (default: a random one); reusing the id of a stored message
         makes the server answer ``sent`` again without storing it twice. While disconnected the
-        message waits in the outbox and goes out after the next connect.
+        message waits in the outbox and goes out after the next connect. For a group message the
+        handle's status is that of every member; :attr:`OutgoingMessage.receipts` shows each one's.
         """
         with self._lock:
             self._require_open()
@@ -313,6 +327,71 @@ class Client:
             if isinstance(event, Message):
                 yield event
                 deadline = None if timeout is None else time.monotonic() + timeout
+
+    # -- groups --------------------------------------------------------------------------------------
+    #
+    # Each call publishes its command and blocks until the server answers it: the group event with
+    # ref = the command id (the group after the change), or an error. They need a live connection
+    # (NotConnected otherwise: they are not queued) and raise CommandRejected (code unknown_group,
+    # not_member, not_admin, group_full, ...), Timeout after ``timeout`` seconds (None: no limit),
+    # or NotConnected when the client is closed meanwhile. Bad arguments raise ValueError.
+
+    def create_group(
+        self, name: str, members: Iterable[str], *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> Group:
+        """Create a group called ``name`` with ``members`` (user ids) and this user as its admin."""
+        event = self._request(
+            lambda id: group_create_command(id=id, name=name, members=members), GroupEvent, timeout
+        )
+        return event.group
+
+    def add_members(
+        self, group: Group | str, members: Iterable[str], *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> Group:
+        """Add ``members`` to ``group`` (a Group or its id); only admins may."""
+        return self._change_members("group_add", group, members, timeout)
+
+    def remove_members(
+        self, group: Group | str, members: Iterable[str], *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> Group:
+        """Remove ``members`` from ``group``; only admins may."""
+        return self._change_members("group_remove", group, members, timeout)
+
+    def promote(
+        self, group: Group | str, members: Iterable[str], *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> Group:
+        """Make ``members`` admins of ``group``; only admins may."""
+        return self._change_members("group_promote", group, members, timeout)
+
+    def rename_group(
+        self, group: Group | str, name: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> Group:
+        """Rename ``group``; only admins may."""
+        group_id = _group_id(group)
+        event = self._request(
+            lambda id: group_rename_command(id=id, group=group_id, name=name), GroupEvent, timeout
+        )
+        return event.group
+
+    def leave_group(self, group: Group | str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> Group:
+        """Leave ``group``; returns the group as it is afterwards (without this user)."""
+        group_id = _group_id(group)
+        event = self._request(lambda id: group_leave_command(id=id, group=group_id), GroupEvent, timeout)
+        return event.group
+
+    def groups(self, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> list[Group]:
+        """The groups this user is a member of, as the server knows them now."""
+        answer = self._request(lambda id: group_list_command(id=id), GroupList, timeout)
+        return list(answer.groups)
+
+    def group(self, group_id: str) -> Group | None:
+        """The group as last seen in a group event or :meth:`groups` answer (None: never seen).
+
+        No round trip: group events arrive by themselves (live or by sync), and every member gets
+        them. A group this user left or was removed from stays as it was right after that.
+        """
+        with self._lock:
+            return self._session.group(group_id)
 
     # -- presence ----------------------------------------------------------------------------------
 
@@ -435,6 +514,33 @@ class Client:
         if str(connack) in _AUTH_REFUSALS:
             raise AuthenticationError(f"{where} refused {self._user!r}: {connack}")
         raise ConnectError(f"{where} refused the connection: {connack}")
+
+    def _change_members(
+        self, kind: str, group: Group | str, members: Iterable[str], timeout: float | None
+    ) -> Group:
+        group_id = _group_id(group)
+        event = self._request(
+            lambda id: group_members_command(kind=kind, id=id, group=group_id, members=members),
+            GroupEvent,
+            timeout,
+        )
+        return event.group
+
+    def _request(
+        self, build: Callable[[str], dict[str, Any]], answer_type: type[_A], timeout: float | None
+    ) -> _A:
+        """Publish the command ``build`` makes (from a fresh id) and wait for its answer."""
+        with self._lock:
+            self._require_open()
+            if not self._session.connected:
+                raise NotConnected(f"{self.client_id} is not connected right now")
+            request, effects = self._session.request(build, answer_type)
+            self._apply(effects)
+        try:
+            return request.wait(timeout=timeout)
+        finally:
+            with self._lock:
+                self._session.requests.discard(request.id)
 
     def _require_open(self) -> None:
         if self._state is not _State.OPEN:
@@ -620,6 +726,10 @@ _paho_logger = logging.getLogger(f"{__name__}.paho")
 def _log_paho(client: mqtt.Client, userdata: Any, level: int, message: str) -> None:
     """paho's own log, at DEBUG (it reports ordinary disconnections as errors; the SDK logs what matters)."""
     _paho_logger.debug("%s", message)
+
+
+def _group_id(group: Group | str) -> str:
+    return group.id if isinstance(group, Group) else group
 
 
 def _stop(client: mqtt.Client) -> None:

@@ -18,11 +18,19 @@ from client_sdk.contract import (
     TYPING_STATES,
     VERSION,
     Status,
+    is_group_id,
     is_valid_user_id,
 )
 
 __all__ = [
     "DEFAULT_SYNC_LIMIT",
+    "MAX_GROUP_NAME_LENGTH",
+    "MAX_MEMBERS_PER_COMMAND",
+    "group_create_command",
+    "group_leave_command",
+    "group_list_command",
+    "group_members_command",
+    "group_rename_command",
     "new_command_id",
     "receipt_commands",
     "send_command",
@@ -32,6 +40,12 @@ __all__ = [
 
 DEFAULT_SYNC_LIMIT = 200
 """Entries per sync page the SDK asks for."""
+MAX_GROUP_NAME_LENGTH = 100
+"""Longest group name, in characters (the schema's ``group_name``)."""
+MAX_MEMBERS_PER_COMMAND = 1024
+"""Most user ids in one group command (the schema's ``member_list``)."""
+
+_MEMBER_COMMAND_TYPES = frozenset({"group_add", "group_remove", "group_promote"})
 
 
 def new_command_id() -> str:
@@ -40,9 +54,10 @@ def new_command_id() -> str:
 
 
 def send_command(*, id: str, to: str, text: str) -> dict[str, Any]:
-    """A ``send`` command: text message ``text`` to user ``to``."""
+    """A ``send`` command: text message ``text`` to user or group ``to``."""
     _check_id(id)
-    _check_user("to", to)
+    if not is_valid_user_id(to) and not is_group_id(to):
+        raise ValueError(f"to {to!r} is neither a user id nor a group id (g:...)")
     if not isinstance(text, str) or not 1 <= len(text) <= MAX_TEXT_LENGTH:
         raise ValueError(f"text must be a string of 1 to {MAX_TEXT_LENGTH} characters")
     return {"v": VERSION, "type": "send", "id": id, "to": to, "text": text}
@@ -91,6 +106,65 @@ def sync_command(*, id: str, after: int, limit: int = DEFAULT_SYNC_LIMIT) -> dic
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SYNC_LIMIT:
         raise ValueError(f"limit must be an integer from 1 to {MAX_SYNC_LIMIT}, got {limit!r}")
     return {"v": VERSION, "type": "sync", "id": id, "after": after, "limit": limit}
+
+
+def group_create_command(*, id: str, name: str, members: Iterable[str]) -> dict[str, Any]:
+    """A ``group_create`` command: a group called ``name`` with these members (besides the creator)."""
+    _check_id(id)
+    _check_name(name)
+    return {"v": VERSION, "type": "group_create", "id": id, "name": name, "members": _members(members)}
+
+
+def group_members_command(*, kind: str, id: str, group: str, members: Iterable[str]) -> dict[str, Any]:
+    """A ``group_add``, ``group_remove`` or ``group_promote`` command (``kind``) about ``members``."""
+    if kind not in _MEMBER_COMMAND_TYPES:
+        raise ValueError(f"kind must be one of {sorted(_MEMBER_COMMAND_TYPES)}, got {kind!r}")
+    _check_id(id)
+    _check_group(group)
+    return {"v": VERSION, "type": kind, "id": id, "group": group, "members": _members(members)}
+
+
+def group_rename_command(*, id: str, group: str, name: str) -> dict[str, Any]:
+    """A ``group_rename`` command."""
+    _check_id(id)
+    _check_group(group)
+    _check_name(name)
+    return {"v": VERSION, "type": "group_rename", "id": id, "group": group, "name": name}
+
+
+def group_leave_command(*, id: str, group: str) -> dict[str, Any]:
+    """A ``group_leave`` command."""
+    _check_id(id)
+    _check_group(group)
+    return {"v": VERSION, "type": "group_leave", "id": id, "group": group}
+
+
+def group_list_command(*, id: str) -> dict[str, Any]:
+    """A ``group_list`` command (answered by a ``groups`` event)."""
+    _check_id(id)
+    return {"v": VERSION, "type": "group_list", "id": id}
+
+
+def _members(members: Iterable[str]) -> list[str]:
+    """The user ids of ``members``, duplicates dropped (order kept), checked against the contract."""
+    if isinstance(members, str):
+        raise ValueError(f"members must be a collection of user ids, not the string {members!r}")
+    users = list(dict.fromkeys(members))
+    if not 1 <= len(users) <= MAX_MEMBERS_PER_COMMAND:
+        raise ValueError(f"members must name 1 to {MAX_MEMBERS_PER_COMMAND} users, got {len(users)}")
+    for user in users:
+        _check_user("member", user)
+    return users
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_GROUP_NAME_LENGTH:
+        raise ValueError(f"name must be a string of 1 to {MAX_GROUP_NAME_LENGTH} characters")
+
+
+def _check_group(group: str) -> None:
+    if not is_group_id(group):
+        raise ValueError(f"group {group!r} is not a group id (g: and 1-60 characters of [A-Za-z0-9_-])")
 
 
 def _check_id(value: str) -> None:

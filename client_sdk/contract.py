@@ -27,6 +27,8 @@ __all__ = [
     "DEFAULT_PRESENCE_PREFIX",
     "DEVICE_ID_RE",
     "EVENT_TYPES",
+    "GROUP_COMMAND_TYPES",
+    "GROUP_ID_RE",
     "MAX_RECEIPT_MESSAGES",
     "MAX_SYNC_LIMIT",
     "MAX_TEXT_LENGTH",
@@ -40,6 +42,7 @@ __all__ = [
     "Topics",
     "decode",
     "encode",
+    "is_group_id",
     "is_valid_user_id",
     "load_schema",
 ]
@@ -63,9 +66,25 @@ MAX_SYNC_LIMIT: Final = 1000
 TYPING_STATES: Final = frozenset({"composing", "paused"})
 PRESENCE_STATUSES: Final = frozenset({"online", "offline"})
 
-COMMAND_TYPES: Final = frozenset({"send", "receipt", "typing", "sync"})
-EVENT_TYPES: Final = frozenset({"message", "sent", "receipt", "typing", "error", "sync_page"})
-SEQUENCED_EVENT_TYPES: Final = frozenset({"message", "sent", "receipt"})
+GROUP_ID_RE: Final = re.compile(r"g:[A-Za-z0-9_-]{1,60}")
+"""A group id (chosen by the server). It cannot be a user id: those have no ':'."""
+
+GROUP_COMMAND_TYPES: Final = frozenset(
+    {
+        "group_create",
+        "group_add",
+        "group_remove",
+        "group_promote",
+        "group_rename",
+        "group_leave",
+        "group_list",
+    }
+)
+COMMAND_TYPES: Final = frozenset({"send", "receipt", "typing", "sync"}) | GROUP_COMMAND_TYPES
+EVENT_TYPES: Final = frozenset(
+    {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups"}
+)
+SEQUENCED_EVENT_TYPES: Final = frozenset({"message", "sent", "receipt", "group"})
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 
 
@@ -99,6 +118,10 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     BUSY = "busy"
     INTERNAL = "internal"
+    UNKNOWN_GROUP = "unknown_group"
+    NOT_MEMBER = "not_member"
+    NOT_ADMIN = "not_admin"
+    GROUP_FULL = "group_full"
 
 
 class Topics:
@@ -138,6 +161,10 @@ class Topics:
     def user_of_presence(self, topic: str) -> str | None:
         head, sep, user = topic.partition("/")
         return user if head == self.presence_prefix and sep and is_valid_user_id(user) else None
+
+
+def is_group_id(value: object) -> bool:
+    return isinstance(value, str) and GROUP_ID_RE.fullmatch(value) is not None
 
 
 def is_valid_user_id(value: object) -> bool:

@@ -12,10 +12,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeGuard, TypeVar
 
-from client_sdk.contract import PRESENCE_STATUSES, SEQUENCED_EVENT_TYPES, TYPING_STATES, VERSION, Status
+from client_sdk.contract import (
+    PRESENCE_STATUSES,
+    SEQUENCED_EVENT_TYPES,
+    TYPING_STATES,
+    VERSION,
+    Status,
+    is_group_id,
+)
 
 __all__ = [
     "Event",
+    "Group",
+    "GroupEvent",
+    "GroupList",
     "Message",
     "Presence",
     "Receipt",
@@ -25,6 +35,7 @@ __all__ = [
     "SyncPage",
     "Typing",
     "cursor_of",
+    "parse_group",
     "parse_inbox",
     "parse_message",
     "parse_presence",
@@ -38,9 +49,10 @@ _T = TypeVar("_T")
 class Message:
     """A stored chat message.
 
-    ``sender`` and ``recipient`` are the wire fields ``from`` and ``to``; ``seq`` numbers the
-    message within its ``conversation``; ``ts`` is the server's store time (Unix seconds);
-    ``cursor`` is the position in this user's inbox of the event that carried the message.
+    ``sender`` and ``recipient`` are the wire fields ``from`` and ``to``; ``recipient`` is a user
+    id, or a group id (``g:...``) for a group message. ``seq`` numbers the message within its
+    ``conversation``; ``ts`` is the server's store time (Unix seconds); ``cursor`` is the position
+    in this user's inbox of the event that carried the message.
     """
 
     id: str
@@ -51,6 +63,11 @@ class Message:
     text: str
     ts: float
     cursor: int
+
+    @property
+    def group(self) -> str | None:
+        """The group id when this is a group message, else None."""
+        return self.recipient if is_group_id(self.recipient) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +81,46 @@ class Sent:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """A message this user sent moved forward: ``status`` (delivered or read) by user ``by``."""
+    """A message this user sent moved forward for one recipient: ``status`` (delivered or read) by ``by``.
+
+    ``all`` is true when every recipient has now reached ``status``: always for a 1-on-1 message;
+    for a group message only on the receipt of the last member to get there (the two ticks).
+    """
 
     message_id: str
     conversation: str
     seq: int
     status: Status
     by: str
+    ts: float
+    cursor: int
+    all: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A group as the server last described it: ``members`` and ``admins`` are user ids."""
+
+    id: str
+    name: str
+    members: tuple[str, ...]
+    admins: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupEvent:
+    """A group changed: ``action`` (``created``, ``added``, ``removed``, ``left``, ``promoted`` or
+    ``renamed``) done by ``by``, about the users ``affected``; ``group`` is the group after the change.
+
+    ``ref`` is the command id when this user made the change (from any of its devices), else None.
+    Whoever was removed or left gets the event too; their ``group`` no longer lists them.
+    """
+
+    action: str
+    group: Group
+    by: str
+    affected: tuple[str, ...]
+    ref: str | None
     ts: float
     cursor: int
 
@@ -121,14 +171,22 @@ class SyncPage:
     cursor: int
 
 
-Sequenced: TypeAlias = Message | Sent | Receipt
+@dataclass(frozen=True, slots=True)
+class GroupList:
+    """The answer to a ``group_list`` command (internal: the client returns it from ``groups()``)."""
+
+    ref: str
+    groups: tuple[Group, ...]
+
+
+Sequenced: TypeAlias = Message | Sent | Receipt | GroupEvent
 """Events that carry an inbox cursor and are processed strictly in cursor order."""
 
-Event: TypeAlias = Message | Sent | Receipt | Presence | Typing | ServerError
+Event: TypeAlias = Message | Sent | Receipt | GroupEvent | Presence | Typing | ServerError
 """Everything :meth:`client_sdk.Client.events` yields."""
 
 
-def parse_inbox(payload: Any) -> Sequenced | Typing | ServerError | SyncPage:
+def parse_inbox(payload: Any) -> Sequenced | Typing | ServerError | SyncPage | GroupList:
     """Parse an event received on the user's inbox topic."""
     data = _envelope(payload)
     kind = data["type"]
@@ -143,11 +201,14 @@ def parse_inbox(payload: Any) -> Sequenced | Typing | ServerError | SyncPage:
         return ServerError(ref=ref, code=_str(data, "code"), message=_field(data, "message", str))
     if kind == "sync_page":
         return _parse_sync_page(data)
+    if kind == "groups":
+        groups = _field(data, "groups", list)
+        return GroupList(ref=_str(data, "ref"), groups=tuple(parse_group(item) for item in groups))
     raise ValueError(f"unknown event type {kind!r}")
 
 
 def parse_sequenced(payload: Any) -> Sequenced:
-    """Parse a ``message``, ``sent`` or ``receipt`` event (live, or an entry of a sync page)."""
+    """Parse a ``message``, ``sent``, ``receipt`` or ``group`` event (live, or an entry of a sync page)."""
     data = _envelope(payload)
     kind = data["type"]
     if kind not in SEQUENCED_EVENT_TYPES:
@@ -170,6 +231,23 @@ def parse_sequenced(payload: Any) -> Sequenced:
             by=_str(data, "by"),
             ts=_number(data, "ts"),
             cursor=cursor,
+            all=_field(data, "all", bool),
+        )
+    if kind == "group":
+        if "ref" not in data:
+            raise ValueError("field 'ref' is missing")
+        ref = data["ref"]
+        if ref is not None and (not isinstance(ref, str) or not ref):
+            raise ValueError(f"field 'ref' must be a non-empty string or null, got {ref!r}")
+        return GroupEvent(
+            # Any action is taken, so that an action a newer server adds still updates the group.
+            action=_str(data, "action"),
+            group=parse_group(_field(data, "group", dict)),
+            by=_str(data, "by"),
+            affected=_users(data, "affected"),
+            ref=ref,
+            ts=_number(data, "ts"),
+            cursor=cursor,
         )
     raise AssertionError(f"unhandled sequenced type {kind!r}")  # pragma: no cover - SEQUENCED_EVENT_TYPES
 
@@ -187,6 +265,21 @@ def parse_message(payload: Any, *, cursor: int) -> Message:
         text=_field(payload, "text", str),
         ts=_number(payload, "ts"),
         cursor=cursor,
+    )
+
+
+def parse_group(payload: Any) -> Group:
+    """Parse a group snapshot (the ``group`` of a ``group`` event, an item of a ``groups`` answer)."""
+    if not isinstance(payload, Mapping):
+        raise ValueError(f"a group must be a JSON object, got {type(payload).__name__}")
+    group_id = _field(payload, "id", str)
+    if not is_group_id(group_id):
+        raise ValueError(f"field 'id' must be a group id (g:...), got {group_id!r}")
+    return Group(
+        id=group_id,
+        name=_str(payload, "name"),
+        members=_users(payload, "members"),
+        admins=_users(payload, "admins"),
     )
 
 
@@ -255,6 +348,14 @@ def _str(data: Mapping[str, Any], name: str) -> str:
     if not value:
         raise ValueError(f"field {name!r} must not be empty")
     return value
+
+
+def _users(data: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    users = _field(data, name, list)
+    for user in users:
+        if not isinstance(user, str) or not user:
+            raise ValueError(f"field {name!r} must hold non-empty strings, got {user!r}")
+    return tuple(users)
 
 
 def _choice(data: Mapping[str, Any], name: str, allowed: frozenset[str]) -> str:

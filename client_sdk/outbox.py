@@ -4,6 +4,8 @@ A ``send`` command stays in the :class:`Outbox` until the server answers it with
 ``error`` event carrying its id; until then the client resends it after every reconnect (the server
 stores it once). :class:`OutgoingMessage` is the caller's view of one such message: its status only
 moves forward (sent < delivered < read) and :meth:`OutgoingMessage.wait` blocks until it gets there.
+For a group message the status is that of every member (it moves on receipts with ``all`` true);
+:attr:`OutgoingMessage.receipts` shows each member's own.
 
 Pure bookkeeping: no I/O. The outbox is not thread-safe (its owner holds a lock); each
 :class:`OutgoingMessage` guards its own state, so any thread may wait on it.
@@ -16,7 +18,7 @@ from collections import OrderedDict
 
 from client_sdk.contract import Status
 from client_sdk.errors import CommandRejected, NotConnected, Timeout
-from client_sdk.events import Message
+from client_sdk.events import Message, Receipt
 
 __all__ = ["DEFAULT_MAX_TRACKED", "Outbox", "OutgoingMessage"]
 
@@ -27,8 +29,9 @@ DEFAULT_MAX_TRACKED = 10_000
 class OutgoingMessage:
     """A message sent with :meth:`client_sdk.Client.send`.
 
-    ``id`` is the command id (the server's ``sent``/``error`` answer refers to it). ``status`` is
-    None until the server stored the message, then :class:`Status` SENT, DELIVERED, READ.
+    ``id`` is the command id (the server's ``sent``/``error`` answer refers to it); ``to`` a user
+    or group id. ``status`` is None until the server stored the message, then :class:`Status`
+    SENT, DELIVERED, READ; for a group message DELIVERED and READ mean "by every member".
     ``message_id``, ``seq`` and ``conversation`` are filled in when it is SENT.
     """
 
@@ -38,6 +41,7 @@ class OutgoingMessage:
         "_conversation",
         "_error",
         "_message_id",
+        "_receipts",
         "_seq",
         "_status",
         "id",
@@ -56,6 +60,7 @@ class OutgoingMessage:
         self._conversation: str | None = None
         self._error: CommandRejected | None = None
         self._abandoned = False
+        self._receipts: dict[str, Status] = {}
 
     def __repr__(self) -> str:
         status = "pending" if self._status is None else self._status.label
@@ -86,6 +91,15 @@ class OutgoingMessage:
         """The conversation id (e.g. ``dm:alice:bob``), once SENT."""
         with self._changed:
             return self._conversation
+
+    @property
+    def receipts(self) -> dict[str, Status]:
+        """Each recipient's highest status seen so far, by user id (a copy; empty until a receipt).
+
+        For a group message this fills in member by member while :attr:`status` waits for all of them.
+        """
+        with self._changed:
+            return dict(self._receipts)
 
     @property
     def error(self) -> CommandRejected | None:
@@ -126,13 +140,15 @@ class OutgoingMessage:
                 self._status = Status.SENT
             self._changed.notify_all()
 
-    def _advance(self, status: Status) -> bool:
+    def _receipt(self, receipt: Receipt) -> None:
         with self._changed:
-            if self._status is None or status <= self._status:
-                return False
-            self._status = status
+            if self._status is None:
+                return  # not stored yet as far as we know: the sent answer comes first in the inbox
+            if receipt.status > self._receipts.get(receipt.by, Status.SENT):
+                self._receipts[receipt.by] = receipt.status
+            if receipt.all and receipt.status > self._status:
+                self._status = receipt.status
             self._changed.notify_all()
-            return True
 
     def _reject(self, error: CommandRejected) -> None:
         with self._changed:
@@ -196,18 +212,19 @@ class Outbox:
             outgoing._reject(error)
         return outgoing
 
-    def advance(self, message_id: str, status: Status) -> OutgoingMessage | None:
-        """A receipt moved the stored message ``message_id`` to ``status``.
+    def on_receipt(self, receipt: Receipt) -> OutgoingMessage | None:
+        """A receipt for a stored message: record the recipient's status, and move the message's
+        own status when the receipt is for all recipients (``all``).
 
         Returns the outgoing message when this outbox still follows it, else None.
         """
-        outgoing = self._by_message_id.get(message_id)
+        outgoing = self._by_message_id.get(receipt.message_id)
         if outgoing is None:
             return None
-        outgoing._advance(status)
-        if status >= Status.READ:
-            # Nothing can happen to it any more.
-            del self._by_message_id[message_id]
+        outgoing._receipt(receipt)
+        if receipt.all and receipt.status >= Status.READ:
+            # Read by everyone: nothing can happen to it any more.
+            del self._by_message_id[receipt.message_id]
         return outgoing
 
     def close(self) -> None:

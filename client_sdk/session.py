@@ -9,8 +9,11 @@ I/O and the locking; everything docs/protocol.md "Semantics" asks of a client li
   (``more``) to the end; then resend every unanswered ``send``, in the original order;
 - sequenced events (live or from sync pages) processed strictly in cursor order, exactly once;
   a gap that stays open for the gap timeout triggers a ``sync`` (never two at a time);
-- ``delivered`` receipts for messages from other users, one command per batch;
-- ``sent`` / ``error`` answers settle the outgoing messages, receipts move them forward.
+- ``delivered`` receipts for messages from other users (1-on-1 or group), one command per batch;
+- ``sent`` / ``error`` answers settle the outgoing messages, receipts move them forward;
+- commands that wait for an answer (group management) are matched with the event whose ``ref`` is
+  their id: the sequenced ``group`` event when it is processed in order, the live ``groups`` event
+  on arrival, or an ``error``; every group event and ``groups`` answer refreshes the group cache.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from client_sdk.commands import (
     DEFAULT_SYNC_LIMIT,
@@ -33,6 +36,9 @@ from client_sdk.contract import Status
 from client_sdk.errors import CommandRejected
 from client_sdk.events import (
     Event,
+    Group,
+    GroupEvent,
+    GroupList,
     Message,
     Presence,
     Receipt,
@@ -46,6 +52,7 @@ from client_sdk.events import (
     parse_presence,
 )
 from client_sdk.outbox import Outbox, OutgoingMessage
+from client_sdk.pending import PendingRequest, PendingRequests
 from client_sdk.sequencer import DEFAULT_GAP_TIMEOUT, Sequencer
 
 __all__ = ["SYNC_RETRY_DELAY", "SYNC_TIMEOUT", "Command", "Effects", "Session"]
@@ -58,6 +65,8 @@ SYNC_RETRY_DELAY = 1.0
 """Seconds to wait before retrying a ``sync`` the server refused (e.g. ``busy``, ``rate_limited``)."""
 
 _MAX_REMEMBERED_SYNCS = 64
+
+_A = TypeVar("_A", GroupEvent, GroupList)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +113,7 @@ class Session:
     ) -> None:
         self.user = user
         self.outbox = Outbox()
+        self.requests = PendingRequests()
         self._auto_delivered = auto_delivered
         self._sequencer: Sequencer[Sequenced | None] = Sequencer(processed=cursor, gap_timeout=gap_timeout)
         self._sync_limit = sync_limit
@@ -119,6 +129,7 @@ class Session:
         self._retry_at: float | None = None
         self._my_syncs: deque[str] = deque(maxlen=_MAX_REMEMBERED_SYNCS)
         self._presence: dict[str, Presence] = {}
+        self._groups: dict[str, Group] = {}
 
     # -- state -------------------------------------------------------------------------------
 
@@ -139,6 +150,13 @@ class Session:
     def presence(self, user: str) -> Presence | None:
         """The latest presence seen for ``user``."""
         return self._presence.get(user)
+
+    def group(self, group_id: str) -> Group | None:
+        """The group as the latest ``group`` event or ``groups`` answer described it (None: never seen).
+
+        A group this user left or was removed from stays here as it was right after that.
+        """
+        return self._groups.get(group_id)
 
     def next_tick(self) -> float | None:
         """When :meth:`on_tick` has something to do (None: nothing planned)."""
@@ -205,6 +223,8 @@ class Session:
             return self._on_error(item, now=now)
         if isinstance(item, Typing):
             return Effects(events=[item])
+        if isinstance(item, GroupList):
+            return self._on_group_list(item)
         return self._sequence([(item.cursor, item)], now=now)
 
     def on_presence(self, user: str, payload: Any) -> Effects:
@@ -235,6 +255,20 @@ class Session:
         """``receipt`` commands for these message ids (at most 500 ids per command)."""
         payloads = receipt_commands(status=status, message_ids=message_ids, new_id=self._new_id)
         return Effects(commands=[Command(payload) for payload in payloads])
+
+    def request(
+        self, build: Callable[[str], dict[str, Any]], answer_type: type[_A]
+    ) -> tuple[PendingRequest[_A], Effects]:
+        """A command that waits for an answer event of ``answer_type`` with ``ref`` = its id.
+
+        ``build`` makes the command payload from a fresh command id (and raises ValueError for a
+        bad argument, before anything is registered). The command is published at once (QoS 1),
+        not queued: the caller needs a connection and gives up with :meth:`PendingRequests.discard`.
+        """
+        payload = build(self._new_id())
+        request = PendingRequest(id=payload["id"], kind=payload["type"], answer_type=answer_type)
+        self.requests.add(request)
+        return request, Effects(commands=[Command(payload)])
 
     def typing(self, *, to: str, composing: bool) -> Effects:
         """A typing indicator (QoS 0: live only, lost when there is no connection)."""
@@ -294,6 +328,8 @@ class Session:
             rejected = CommandRejected(code=error.code, ref=error.ref, message=error.message)
             if self.outbox.reject(error.ref, rejected) is not None:
                 logger.info("message %s rejected: %s: %s", error.ref, error.code, error.message)
+            elif (request := self.requests.reject(error.ref, rejected)) is not None:
+                logger.info("%s %s rejected: %s: %s", request.kind, error.ref, error.code, error.message)
             elif error.ref == self._active_sync:
                 logger.warning(
                     "sync %s refused (%s: %s); retrying soon", error.ref, error.code, error.message
@@ -301,6 +337,13 @@ class Session:
                 self._active_sync = None
                 self._retry_at = now + self._sync_retry_delay
         return Effects(events=[error])
+
+    def _on_group_list(self, answer: GroupList) -> Effects:
+        # Another device's answer describes this user's groups just as well: take it into the cache.
+        for group in answer.groups:
+            self._groups[group.id] = group
+        self.requests.resolve(answer.ref, answer)
+        return Effects()
 
     def _sequence(self, entries: Iterable[tuple[int, Sequenced | None]], *, now: float) -> Effects:
         before = self.cursor
@@ -318,7 +361,10 @@ class Session:
             elif isinstance(item, Sent):
                 self.outbox.resolve(item.ref, item.message)
             elif isinstance(item, Receipt):
-                self.outbox.advance(item.message_id, item.status)
+                self.outbox.on_receipt(item)
+            elif isinstance(item, GroupEvent):
+                self._groups[item.group.id] = item.group
+                self.requests.resolve(item.ref, item)
             effects.events.append(item)
         if delivered:
             effects += self.receipts(delivered, status=Status.DELIVERED)

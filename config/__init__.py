@@ -2,6 +2,7 @@
 
 from config.settings import (
     BrokerSettings,
+    GroupSettings,
     LimitSettings,
     PresenceSettings,
     Settings,
@@ -14,6 +15,7 @@ from config.settings import (
 
 __all__ = [
     "BrokerSettings",
+    "GroupSettings",
     "LimitSettings",
     "PresenceSettings",
     "Settings",

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 __all__ = [
     "BrokerSettings",
+    "GroupSettings",
     "LimitSettings",
     "PresenceSettings",
     "Settings",
@@ -97,6 +98,11 @@ class LimitSettings(_Section):
     """Default number of inbox entries in one sync page."""
 
 
+class GroupSettings(_Section):
+    max_members: int = Field(default=256, ge=2, le=1024)
+    """Members a group may hold, its creator included; past it, error ``group_full``."""
+
+
 class PresenceSettings(_Section):
     min_interval: float = Field(default=5.0, ge=0.0)
     """While a user is online, ``last_seen`` is republished at most this often (seconds)."""
@@ -109,7 +115,7 @@ class Settings(_Section):
         default_factory=lambda: f"node-{uuid.uuid4().hex[:8]}", pattern=r"^[A-Za-z0-9_.-]{1,64}$"
     )
     """Name of this node in the session service; unique per node."""
-    data_dir: Path = Path("mqchat-data")
+    data_dir: Path = Field(default=Path("mqchat-data"), validate_default=True)
     """Where the single-node defaults keep their files (SQLite database, media)."""
     broker: BrokerSettings = BrokerSettings()
     topics: TopicSettings = TopicSettings()
@@ -117,6 +123,7 @@ class Settings(_Section):
     workers: WorkerSettings = WorkerSettings()
     limits: LimitSettings = LimitSettings()
     presence: PresenceSettings = PresenceSettings()
+    groups: GroupSettings = GroupSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -40,18 +40,27 @@ class Pipeline:
         sessions: SessionStore,
         router: Router,
         sync_page_size: int = 200,
+        max_group_members: int = 256,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._sessions = sessions
         self._router = router
         self._page_size = sync_page_size
+        self._max_members = max_group_members
         self._clock = clock
         self._handlers: dict[str, Callable[[str, str, dict[str, Any]], None]] = {
             "send": self._send,
             "receipt": self._receipt,
             "typing": self._typing,
             "sync": self._sync,
+            "group_create": self._group_create,
+            "group_add": self._group_add,
+            "group_remove": self._group_remove,
+            "group_promote": self._group_promote,
+            "group_rename": self._group_rename,
+            "group_leave": self._group_leave,
+            "group_list": self._group_list,
         }
 
     def process_batch(self, node: str, batch: list[dict[str, Any]]) -> None:
@@ -129,3 +138,52 @@ class Pipeline:
             "cursor": cursor,
         }
         self._reply(node, user, event)
+
+    # ------------------------------------------------------------------ groups
+    def _group_create(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+        change = self._store.create_group(
+            creator=user,
+            name=cmd["name"],
+            members=cmd["members"],
+            now=self._clock(),
+            ref=cmd["id"],
+            max_members=self._max_members,
+        )
+        self._deliver(node, user, change.entries)
+
+    def _group_add(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+        change = self._store.add_members(
+            group=cmd["group"],
+            actor=user,
+            members=cmd["members"],
+            now=self._clock(),
+            ref=cmd["id"],
+            max_members=self._max_members,
+        )
+        self._deliver(node, user, change.entries)
+
+    def _group_remove(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+        change = self._store.remove_members(
+            group=cmd["group"], actor=user, members=cmd["members"], now=self._clock(), ref=cmd["id"]
+        )
+        self._deliver(node, user, change.entries)
+
+    def _group_promote(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+        change = self._store.promote(
+            group=cmd["group"], actor=user, members=cmd["members"], now=self._clock(), ref=cmd["id"]
+        )
+        self._deliver(node, user, change.entries)
+
+    def _group_rename(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+        change = self._store.rename_group(
+            group=cmd["group"], actor=user, name=cmd["name"], now=self._clock(), ref=cmd["id"]
+        )
+        self._deliver(node, user, change.entries)
+
+    def _group_leave(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+        change = self._store.leave_group(group=cmd["group"], user=user, now=self._clock(), ref=cmd["id"])
+        self._deliver(node, user, change.entries)
+
+    def _group_list(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+        listed = [group.wire() for group in self._store.groups_of(user)]
+        self._reply(node, user, {"v": VERSION, "type": "groups", "ref": cmd["id"], "groups": listed})

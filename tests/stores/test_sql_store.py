@@ -3,40 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from client_sdk.contract import Status
 from tests.harness import unique
+from tests.stores.conftest import users
 from workers.credentials import hash_token, new_token, verify
 from workers.errors import UnknownUser, UserExists
-from workers.stores import Store, open_store
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    url = (
-        f"sqlite:///{tmp_path / 'store.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    opened = open_store(url)
-    opened.create_schema()
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-def users(store: Store, *names: str) -> list[str]:
-    made = []
-    for name in names:
-        user = unique(name)
-        store.create_user(user, now=1.0)
-        made.append(user)
-    return made
+from workers.stores import Store
 
 
 def test_a_message_gets_the_next_conversation_seq_and_entries_for_both_sides(store: Store) -> None:

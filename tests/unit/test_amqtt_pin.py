@@ -7,6 +7,7 @@ import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
+from amqtt.adapters import StreamWriterAdapter
 from amqtt.broker import Broker
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.protocol.handler import ProtocolHandler
@@ -50,5 +51,7 @@ def test_the_overridden_handler_methods_keep_their_shape() -> None:
     assert _params(BrokerProtocolHandler.handle_read_timeout) == []
     assert _params(BrokerProtocolHandler.init_from_connect) == ["reader", "writer", "plugins_manager", "loop"]
     assert _params(ProtocolHandler._send_packet) == ["packet"]
+    assert _params(Broker._client_connected) == ["listener_name", "reader", "writer"]
+    assert "self._writer = writer" in inspect.getsource(StreamWriterAdapter.__init__)
     # the stock read-timeout handler does nothing: that is the defect broker/server.py fixes
     assert "pass" in inspect.getsource(BrokerProtocolHandler.handle_read_timeout)

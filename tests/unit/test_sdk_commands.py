@@ -10,6 +10,13 @@ from jsonschema import Draft202012Validator
 
 from client_sdk import Status
 from client_sdk.commands import (
+    MAX_GROUP_NAME_LENGTH,
+    MAX_MEMBERS_PER_COMMAND,
+    group_create_command,
+    group_leave_command,
+    group_list_command,
+    group_members_command,
+    group_rename_command,
     new_command_id,
     receipt_commands,
     send_command,
@@ -31,10 +38,59 @@ def test_every_command_follows_the_schema() -> None:
         *receipt_commands(status=Status.READ, message_ids=["m-1"]),
         typing_command(id="c-4", to="bob", state="composing"),
         sync_command(id="c-5", after=0),
+        send_command(id="c-6", to="g:7f3a9c", text="hello everyone"),
+        group_create_command(id="c-7", name="Climbing", members=["bob", "carol"]),
+        group_members_command(kind="group_add", id="c-8", group="g:7f3a9c", members=["dave"]),
+        group_members_command(kind="group_remove", id="c-9", group="g:7f3a9c", members=["dave"]),
+        group_members_command(kind="group_promote", id="c-10", group="g:7f3a9c", members=["bob"]),
+        group_rename_command(id="c-11", group="g:7f3a9c", name="Bouldering"),
+        group_leave_command(id="c-12", group="g:7f3a9c"),
+        group_list_command(id="c-13"),
     ]
 
     # Then each one is valid against the published schema
-    assert [conforms(command) for command in commands] == [True] * 5
+    assert [conforms(command) for command in commands] == [True] * len(commands)
+
+
+def test_group_commands_are_the_ones_in_the_protocol() -> None:
+    # When group commands are built, Then they are exactly the examples of docs/protocol.md
+    assert group_create_command(id="c-7", name="Climbing", members=["bob", "carol"]) == {
+        "v": 1,
+        "type": "group_create",
+        "id": "c-7",
+        "name": "Climbing",
+        "members": ["bob", "carol"],
+    }
+    assert group_members_command(kind="group_add", id="c-8", group="g:7f3a9c", members=("dave",)) == {
+        "v": 1,
+        "type": "group_add",
+        "id": "c-8",
+        "group": "g:7f3a9c",
+        "members": ["dave"],
+    }
+    assert group_leave_command(id="c-12", group="g:7f3a9c") == {
+        "v": 1,
+        "type": "group_leave",
+        "id": "c-12",
+        "group": "g:7f3a9c",
+    }
+    assert group_list_command(id="c-13") == {"v": 1, "type": "group_list", "id": "c-13"}
+
+
+def test_repeated_members_are_named_once() -> None:
+    # When a member is named twice, Then the command names them once, in the original order
+    command = group_create_command(id="c-1", name="Climbing", members=["bob", "carol", "bob"])
+    assert command["members"] == ["bob", "carol"]
+    assert conforms(command)
+
+
+def test_the_group_limits_are_the_schemas() -> None:
+    # Given the published schema
+    definitions = load_schema()["$defs"]
+
+    # Then the SDK's limits on group names and member lists are the schema's
+    assert definitions["group_name"]["maxLength"] == MAX_GROUP_NAME_LENGTH
+    assert definitions["member_list"]["maxItems"] == MAX_MEMBERS_PER_COMMAND
 
 
 def test_command_ids_are_fresh_and_valid() -> None:
@@ -73,6 +129,23 @@ def test_no_ids_means_no_receipt() -> None:
         (lambda: send_command(id="c 1", to="bob", text="x"), "command id"),
         (lambda: send_command(id="", to="bob", text="x"), "command id"),
         (lambda: send_command(id="c-1", to="bob/in", text="x"), "to"),
+        (lambda: send_command(id="c-1", to="g:", text="x"), "neither a user id nor a group id"),
+        (lambda: send_command(id="c-1", to="g:a/b", text="x"), "neither a user id nor a group id"),
+        (lambda: group_create_command(id="c-1", name="", members=["bob"]), "name"),
+        (lambda: group_create_command(id="c-1", name="x" * 101, members=["bob"]), "name"),
+        (lambda: group_create_command(id="c-1", name="Climbing", members=[]), "members"),
+        (lambda: group_create_command(id="c-1", name="Climbing", members="bob"), "not the string"),
+        (lambda: group_create_command(id="c-1", name="Climbing", members=["bo b"]), "member"),
+        (lambda: group_create_command(id="c-1", name="Climbing", members=["g:7f3a9c"]), "member"),
+        (
+            lambda: group_create_command(id="c-1", name="Climbing", members=[f"u{n}" for n in range(1025)]),
+            "1 to 1024",
+        ),
+        (lambda: group_members_command(kind="group_ban", id="c-1", group="g:1", members=["bob"]), "kind"),
+        (lambda: group_members_command(kind="group_add", id="c-1", group="bob", members=["bob"]), "group"),
+        (lambda: group_rename_command(id="c-1", group="g:1", name=""), "name"),
+        (lambda: group_leave_command(id="c-1", group="g:" + "x" * 61), "group"),
+        (lambda: group_list_command(id="c 1"), "command id"),
         (lambda: send_command(id="c-1", to="bob", text=""), "text"),
         (lambda: send_command(id="c-1", to="bob", text="x" * 65537), "text"),
         (lambda: receipt_commands(status=Status.SENT, message_ids=["m-1"]), "delivered or read"),

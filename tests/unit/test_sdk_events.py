@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from client_sdk import Message, Presence, Receipt, Sent, ServerError, Status, Typing
+from client_sdk import Group, GroupEvent, Message, Presence, Receipt, Sent, ServerError, Status, Typing
 from client_sdk.contract import load_schema
-from client_sdk.events import SyncPage, cursor_of, parse_inbox, parse_presence, parse_sequenced
+from client_sdk.events import GroupList, SyncPage, cursor_of, parse_inbox, parse_presence, parse_sequenced
 
 STORED = {
     "id": "m-1",
@@ -37,7 +37,32 @@ RECEIPT = {
     "conversation": "dm:alice:bob",
     "seq": 3,
     "by": "bob",
+    "all": True,
     "ts": 1764100001.5,
+}
+GROUP_SNAPSHOT = {
+    "id": "g:7f3a9c",
+    "name": "Climbing",
+    "members": ["alice", "bob", "carol"],
+    "admins": ["alice"],
+}
+GROUP = {
+    "v": 1,
+    "type": "group",
+    "cursor": 9,
+    "ref": "c-7",
+    "action": "created",
+    "by": "alice",
+    "affected": ["alice", "bob", "carol"],
+    "group": GROUP_SNAPSHOT,
+    "ts": 1764100002.0,
+}
+GROUPS = {"v": 1, "type": "groups", "ref": "c-13", "groups": [GROUP_SNAPSHOT]}
+GROUP_MESSAGE = {
+    "v": 1,
+    "type": "message",
+    "cursor": 10,
+    "message": {**STORED, "conversation": "g:7f3a9c", "to": "g:7f3a9c"},
 }
 TYPING = {"v": 1, "type": "typing", "from": "alice", "state": "composing"}
 ERROR = {"v": 1, "type": "error", "ref": "c-1", "code": "unknown_user", "message": "no user 'bobb'"}
@@ -45,13 +70,14 @@ SYNC_PAGE = {
     "v": 1,
     "type": "sync_page",
     "ref": "c-5",
-    "entries": [SENT, RECEIPT, MESSAGE],
+    "entries": [SENT, RECEIPT, MESSAGE, GROUP],
     "more": True,
-    "cursor": 7,
+    "cursor": 9,
 }
 PRESENCE = {"v": 1, "type": "presence", "user": "bob", "status": "online", "last_seen": 1764100000.0}
 
-ALL_EXAMPLES = [MESSAGE, SENT, RECEIPT, TYPING, ERROR, SYNC_PAGE, PRESENCE]
+ALL_EXAMPLES = [MESSAGE, SENT, RECEIPT, GROUP, GROUPS, GROUP_MESSAGE, TYPING, ERROR, SYNC_PAGE, PRESENCE]
+"""One valid payload of each kind (presence last: it is not an inbox event)."""
 
 
 @pytest.mark.parametrize("payload", ALL_EXAMPLES, ids=lambda p: p["type"])
@@ -99,7 +125,87 @@ def test_a_receipt_event_has_a_status_enum() -> None:
         by="bob",
         ts=1764100001.5,
         cursor=5,
+        all=True,
     )
+
+
+def test_a_receipt_for_one_member_of_a_group_is_not_for_all() -> None:
+    # When a group receipt for one member (others still pending) is parsed
+    event = parse_inbox({**RECEIPT, "conversation": "g:7f3a9c", "by": "carol", "all": False})
+
+    # Then it says who and that it is not everyone's yet
+    assert isinstance(event, Receipt)
+    assert (event.by, event.all) == ("carol", False)
+
+
+def test_a_group_message_names_its_group() -> None:
+    # When a 1-on-1 message and a group message are parsed
+    direct = parse_inbox(MESSAGE)
+    group = parse_inbox(GROUP_MESSAGE)
+
+    # Then only the group message has a group, and its recipient is the group id
+    assert isinstance(direct, Message)
+    assert isinstance(group, Message)
+    assert direct.group is None
+    assert (group.group, group.recipient, group.sender) == ("g:7f3a9c", "g:7f3a9c", "alice")
+
+
+def test_a_group_event_holds_the_group_after_the_change() -> None:
+    # When a group event is parsed
+    event = parse_inbox(GROUP)
+
+    # Then it is a GroupEvent with the group snapshot and the lists as tuples
+    assert event == GroupEvent(
+        action="created",
+        group=Group(id="g:7f3a9c", name="Climbing", members=("alice", "bob", "carol"), admins=("alice",)),
+        by="alice",
+        affected=("alice", "bob", "carol"),
+        ref="c-7",
+        ts=1764100002.0,
+        cursor=9,
+    )
+
+
+def test_a_group_event_made_by_someone_else_has_no_ref() -> None:
+    # When a group event about a change bob made is parsed
+    removed = {**GROUP_SNAPSHOT, "members": ["alice", "bob"]}
+    payload = {
+        **GROUP,
+        "ref": None,
+        "action": "removed",
+        "by": "bob",
+        "affected": ["carol"],
+        "group": removed,
+    }
+    Draft202012Validator(load_schema()).validate(payload)
+    event = parse_inbox(payload)
+
+    # Then its ref is None and the group no longer lists carol
+    assert isinstance(event, GroupEvent)
+    assert (event.ref, event.action, event.affected) == (None, "removed", ("carol",))
+    assert event.group.members == ("alice", "bob")
+
+
+def test_an_action_a_newer_server_adds_still_makes_a_group_event() -> None:
+    # When a group event with an action this SDK does not know is parsed
+    event = parse_inbox({**GROUP, "action": "demoted"})
+
+    # Then it is still a group event (so the group it carries is not lost)
+    assert isinstance(event, GroupEvent)
+    assert event.action == "demoted"
+
+
+def test_the_answer_to_group_list_is_a_group_list() -> None:
+    # When a groups answer (one group, and then none) is parsed
+    answer = parse_inbox(GROUPS)
+    empty = parse_inbox({**GROUPS, "groups": []})
+
+    # Then it lists the groups and names the command it answers
+    assert answer == GroupList(
+        ref="c-13",
+        groups=(Group(id="g:7f3a9c", name="Climbing", members=("alice", "bob", "carol"), admins=("alice",)),),
+    )
+    assert empty == GroupList(ref="c-13", groups=())
 
 
 def test_live_only_events() -> None:
@@ -120,11 +226,12 @@ def test_a_sync_page_pairs_each_entry_with_its_cursor() -> None:
 
     # Then its entries are parsed events keyed by cursor, in page order
     assert isinstance(page, SyncPage)
-    assert (page.ref, page.more, page.cursor) == ("c-5", True, 7)
+    assert (page.ref, page.more, page.cursor) == ("c-5", True, 9)
     assert [(cursor, type(event).__name__) for cursor, event in page.entries] == [
         (4, "Sent"),
         (5, "Receipt"),
         (7, "Message"),
+        (9, "GroupEvent"),
     ]
 
 
@@ -210,6 +317,23 @@ DELETE = object()
         (with_field(MESSAGE, "message.text", 42), "'text'"),
         (with_field(SENT, "ref", None), "'ref'"),
         (with_field(RECEIPT, "status", "sent"), "'status'"),
+        (with_field(RECEIPT, "all", DELETE), "'all'"),
+        (with_field(RECEIPT, "all", "yes"), "'all'"),
+        (with_field(MESSAGE, "message.to", ""), "'to'"),
+        (with_field(GROUP, "ref", DELETE), "'ref'"),
+        (with_field(GROUP, "ref", 7), "'ref'"),
+        (with_field(GROUP, "action", ""), "'action'"),
+        (with_field(GROUP, "affected", "carol"), "'affected'"),
+        (with_field(GROUP, "affected", ["carol", 7]), "'affected'"),
+        (with_field(GROUP, "group", ["g:7f3a9c"]), "'group'"),
+        (with_field(GROUP, "group.id", "7f3a9c"), "group id"),
+        (with_field(GROUP, "group.name", ""), "'name'"),
+        (with_field(GROUP, "group.members", DELETE), "'members'"),
+        (with_field(GROUP, "group.admins", [""]), "'admins'"),
+        (with_field(GROUP, "cursor", DELETE), "'cursor'"),
+        (with_field(GROUPS, "ref", DELETE), "'ref'"),
+        (with_field(GROUPS, "groups", {}), "'groups'"),
+        (with_field(GROUPS, "groups", ["g:7f3a9c"]), "a group must be a JSON object"),
         (with_field(TYPING, "state", "shouting"), "'state'"),
         (with_field(ERROR, "ref", 7), "'ref'"),
         (with_field(SYNC_PAGE, "more", "yes"), "'more'"),

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from client_sdk import CommandRejected, Message, NotConnected, OutgoingMessage, Status, Timeout
+from client_sdk import CommandRejected, Message, NotConnected, OutgoingMessage, Receipt, Status, Timeout
 from client_sdk.outbox import Outbox
 
 
@@ -21,6 +21,19 @@ def stored(message_id: str = "m-1", *, seq: int = 1) -> Message:
         text="hello",
         ts=1764100000.0,
         cursor=4,
+    )
+
+
+def receipt(message_id: str, status: Status, *, by: str = "bob", all: bool = True) -> Receipt:
+    return Receipt(
+        message_id=message_id,
+        conversation="dm:alice:bob",
+        seq=1,
+        status=status,
+        by=by,
+        ts=1764100001.0,
+        cursor=5,
+        all=all,
     )
 
 
@@ -89,11 +102,12 @@ def test_receipts_move_the_status_forward_only() -> None:
     assert outgoing is not None
 
     # When it is read, and a late delivered receipt arrives afterwards
-    outbox.advance("m-1", Status.READ)
-    outbox.advance("m-1", Status.DELIVERED)
+    outbox.on_receipt(receipt("m-1", Status.READ))
+    outbox.on_receipt(receipt("m-1", Status.DELIVERED))
 
-    # Then it stays read
+    # Then it stays read, for the message and for its recipient
     assert outgoing.status is Status.READ
+    assert outgoing.receipts == {"bob": Status.READ}
 
 
 def test_receipts_for_messages_not_sent_here_are_ignored() -> None:
@@ -101,7 +115,7 @@ def test_receipts_for_messages_not_sent_here_are_ignored() -> None:
     outbox = Outbox()
 
     # When a receipt for an unknown message arrives, Then nothing is matched
-    assert outbox.advance("m-unknown", Status.DELIVERED) is None
+    assert outbox.on_receipt(receipt("m-unknown", Status.DELIVERED)) is None
 
 
 def test_only_the_newest_answered_messages_are_followed_for_receipts() -> None:
@@ -113,7 +127,7 @@ def test_only_the_newest_answered_messages_are_followed_for_receipts() -> None:
         handles.append(outbox.resolve(f"c-{n}", stored(f"m-{n}")))
 
     # When all three are delivered
-    matched = [outbox.advance(f"m-{n}", Status.DELIVERED) for n in (1, 2, 3)]
+    matched = [outbox.on_receipt(receipt(f"m-{n}", Status.DELIVERED)) for n in (1, 2, 3)]
 
     # Then the oldest was forgotten, the two newest moved forward
     assert matched == [None, handles[1], handles[2]]
@@ -124,7 +138,7 @@ def test_wait_returns_at_once_when_the_status_is_already_reached() -> None:
     outbox = outbox_with("c-1")
     outgoing = outbox.resolve("c-1", stored("m-1"))
     assert outgoing is not None
-    outbox.advance("m-1", Status.DELIVERED)
+    outbox.on_receipt(receipt("m-1", Status.DELIVERED))
 
     # When waiting for sent or delivered (by enum or label), Then it returns the handle without waiting
     started = time.monotonic()
@@ -215,3 +229,88 @@ def test_waiting_for_an_unknown_status_is_a_value_error(status: str) -> None:
     # When waiting for a status that does not exist, Then ValueError
     with pytest.raises(ValueError, match="unknown status"):
         outgoing.wait(status, timeout=0)
+
+
+# -- group messages: the status is everyone's, receipts are per member ---------------------------------
+
+
+def group_message_sent(outbox: Outbox) -> OutgoingMessage:
+    outbox.add(OutgoingMessage(id="c-1", to="g:climbing", text="hello everyone"))
+    outgoing = outbox.resolve("c-1", stored("m-1"))
+    assert outgoing is not None
+    return outgoing
+
+
+def test_a_group_message_moves_only_on_receipts_for_all_members() -> None:
+    # Given a message sent to a group of alice, bob and carol
+    outbox = Outbox()
+    outgoing = group_message_sent(outbox)
+
+    # When bob's delivered receipt arrives (carol has not got it yet)
+    outbox.on_receipt(receipt("m-1", Status.DELIVERED, by="bob", all=False))
+
+    # Then bob shows as delivered, but the message itself is still only sent
+    assert outgoing.receipts == {"bob": Status.DELIVERED}
+    assert outgoing.status is Status.SENT
+
+    # When carol's delivered receipt completes it for everyone
+    outbox.on_receipt(receipt("m-1", Status.DELIVERED, by="carol", all=True))
+
+    # Then the message is delivered (two ticks) and both members show delivered
+    assert outgoing.status is Status.DELIVERED
+    assert outgoing.receipts == {"bob": Status.DELIVERED, "carol": Status.DELIVERED}
+
+
+def test_reads_of_a_group_message_fill_in_per_member_before_the_status_moves() -> None:
+    # Given a group message delivered to everyone
+    outbox = Outbox()
+    outgoing = group_message_sent(outbox)
+    outbox.on_receipt(receipt("m-1", Status.DELIVERED, by="bob", all=False))
+    outbox.on_receipt(receipt("m-1", Status.DELIVERED, by="carol", all=True))
+
+    # When carol reads it, and a late delivered of carol's arrives after that
+    outbox.on_receipt(receipt("m-1", Status.READ, by="carol", all=False))
+    outbox.on_receipt(receipt("m-1", Status.DELIVERED, by="carol", all=False))
+
+    # Then carol shows read, the message is still delivered, and waiting for read times out
+    assert outgoing.receipts == {"bob": Status.DELIVERED, "carol": Status.READ}
+    assert outgoing.status is Status.DELIVERED
+    with pytest.raises(Timeout):
+        outgoing.wait("read", timeout=0.01)
+
+    # When bob reads it too
+    outbox.on_receipt(receipt("m-1", Status.READ, by="bob", all=True))
+
+    # Then the message is read
+    assert outgoing.wait("read", timeout=0).status is Status.READ
+    assert outgoing.receipts == {"bob": Status.READ, "carol": Status.READ}
+
+
+def test_a_wait_for_delivered_wakes_on_the_last_member_only() -> None:
+    # Given a group message, and a caller waiting for delivered
+    outbox = Outbox()
+    outgoing = group_message_sent(outbox)
+    results: list[Status | None] = []
+    waiter = threading.Thread(target=lambda: results.append(outgoing.wait("delivered", timeout=5).status))
+    waiter.start()
+
+    # When the first member's receipt arrives, Then the caller still waits
+    outbox.on_receipt(receipt("m-1", Status.DELIVERED, by="bob", all=False))
+    time.sleep(0.05)
+    assert results == []
+
+    # When the last member's receipt arrives, Then the caller wakes with the message delivered
+    outbox.on_receipt(receipt("m-1", Status.DELIVERED, by="carol", all=True))
+    waiter.join(5)
+    assert results == [Status.DELIVERED]
+
+
+def test_receipts_are_empty_until_the_first_one() -> None:
+    # Given a message just sent, Then no recipient has a receipt yet
+    outbox = Outbox()
+    outgoing = group_message_sent(outbox)
+    assert outgoing.receipts == {}
+
+    # When the view is changed by the caller, Then the message's own view is not
+    outgoing.receipts["bob"] = Status.READ
+    assert outgoing.receipts == {}

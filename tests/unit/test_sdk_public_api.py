@@ -11,6 +11,7 @@ from client_sdk import (
     CommandRejected,
     ConnectError,
     Event,
+    GroupEvent,
     Message,
     MqchatError,
     NotConnected,
@@ -32,6 +33,8 @@ def test_all_is_pinned() -> None:
         "CommandRejected",
         "ConnectError",
         "Event",
+        "Group",
+        "GroupEvent",
         "Message",
         "MqchatError",
         "NotConnected",
@@ -59,7 +62,7 @@ def test_every_error_has_one_root() -> None:
 
 def test_event_is_the_union_of_the_event_types() -> None:
     # Then Event names every event type an iterator can yield
-    assert set(typing.get_args(Event)) == {Message, Sent, Receipt, Presence, Typing, ServerError}
+    assert set(typing.get_args(Event)) == {Message, Sent, Receipt, GroupEvent, Presence, Typing, ServerError}
 
 
 def test_status_is_the_contract_status() -> None:

@@ -44,7 +44,9 @@ def sent_event(cursor: int, ref: str, message_id: str) -> dict[str, Any]:
     return {"v": 1, "type": "sent", "cursor": cursor, "ref": ref, "message": message}
 
 
-def receipt_event(cursor: int, message_id: str, status: str) -> dict[str, Any]:
+def receipt_event(
+    cursor: int, message_id: str, status: str, *, by: str = "bob", all: bool = True
+) -> dict[str, Any]:
     return {
         "v": 1,
         "type": "receipt",
@@ -53,7 +55,8 @@ def receipt_event(cursor: int, message_id: str, status: str) -> dict[str, Any]:
         "message_id": message_id,
         "conversation": "dm:alice:bob",
         "seq": 1,
-        "by": "bob",
+        "by": by,
+        "all": all,
         "ts": 1764100001.0,
     }
 

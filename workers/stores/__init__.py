@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
-from workers.stores.base import AcceptResult, InboxEntry, ReceiptResult, Store, StoredMessage, UserInfo
+from workers.stores.base import (
+    AcceptResult,
+    GroupChange,
+    GroupInfo,
+    InboxEntry,
+    ReceiptResult,
+    Store,
+    StoredMessage,
+    UserInfo,
+)
 
-__all__ = ["AcceptResult", "InboxEntry", "ReceiptResult", "Store", "StoredMessage", "UserInfo", "open_store"]
+__all__ = [
+    "AcceptResult",
+    "GroupChange",
+    "GroupInfo",
+    "InboxEntry",
+    "ReceiptResult",
+    "Store",
+    "StoredMessage",
+    "UserInfo",
+    "open_store",
+]
 
 
 def open_store(url: str) -> Store:

@@ -65,6 +65,25 @@ class ReceiptResult:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupInfo:
+    id: str
+    name: str
+    members: list[str]
+    """In the order they joined."""
+    admins: list[str]
+
+    def wire(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "members": list(self.members), "admins": list(self.admins)}
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChange:
+    group: GroupInfo
+    entries: list[InboxEntry]
+    """The ``group`` event in the inbox of every member and of whoever left or was removed."""
+
+
+@dataclass(frozen=True, slots=True)
 class UserInfo:
     id: str
     created_at: float
@@ -95,10 +114,30 @@ class Store(Protocol):
     # messages
     def accept_message(
         self, *, sender: str, command_id: str, recipient: str, text: str, now: float
-    ) -> AcceptResult: ...
+    ) -> AcceptResult:
+        """Store a message to a user, or to a group id (one copy in each other member's inbox)."""
+        ...
+
     def apply_receipts(
         self, *, user: str, status: Status, message_ids: Sequence[str], now: float
     ) -> ReceiptResult: ...
     def sync(self, *, user: str, after: int, limit: int) -> tuple[list[InboxEntry], bool]:
         """Entries of ``user`` with cursor > ``after``, in order, and whether more follow."""
         ...
+
+    # groups (errors are CommandError with the wire code: not_member, not_admin, group_full...)
+    def create_group(
+        self, *, creator: str, name: str, members: Sequence[str], now: float, ref: str, max_members: int
+    ) -> GroupChange: ...
+    def add_members(
+        self, *, group: str, actor: str, members: Sequence[str], now: float, ref: str, max_members: int
+    ) -> GroupChange: ...
+    def remove_members(
+        self, *, group: str, actor: str, members: Sequence[str], now: float, ref: str
+    ) -> GroupChange: ...
+    def promote(
+        self, *, group: str, actor: str, members: Sequence[str], now: float, ref: str
+    ) -> GroupChange: ...
+    def rename_group(self, *, group: str, actor: str, name: str, now: float, ref: str) -> GroupChange: ...
+    def leave_group(self, *, group: str, user: str, now: float, ref: str) -> GroupChange: ...
+    def groups_of(self, user: str) -> list[GroupInfo]: ...

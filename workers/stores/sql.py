@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, delete, event, func, insert, select, update
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
-from client_sdk.contract import VERSION, Status
-from workers.errors import StoreUnavailable, UnknownUser, UserExists
+from client_sdk.contract import ErrorCode, Status, is_group_id
+from workers.errors import CommandError, UnknownUser, UserExists
 from workers.stores.base import AcceptResult, InboxEntry, ReceiptResult, StoredMessage, UserInfo
-from workers.stores.sql_schema import conversations, credentials, inbox, messages, metadata, receipts, users
+from workers.stores.sql_groups import SqlGroups
+from workers.stores.sql_schema import conversations, credentials, inbox, messages, receipts, users
 
 __all__ = ["SqlStore", "dm_conversation"]
 
@@ -30,57 +28,8 @@ def dm_conversation(a: str, b: str) -> str:
     return f"dm:{first}:{second}"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
-class SqlStore:
-    """Store on SQLAlchemy Core. Thread-safe: each call uses its own pooled connection."""
-
-    def __init__(self, url: str) -> None:
-        parsed = make_url(url)
-        if parsed.get_backend_name() == "postgres":
-            parsed = parsed.set(drivername="postgresql")
-        if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        kwargs: dict[str, Any] = {"future": True}
-        if parsed.get_backend_name() == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
-        else:
-            kwargs["pool_pre_ping"] = True
-        self.url = parsed
-        self.engine: Engine = create_engine(parsed, **kwargs)
-        if parsed.get_backend_name() == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-
-    def __repr__(self) -> str:
-        return f"SqlStore({self.url.render_as_string(hide_password=True)!r})"
-
-    def create_schema(self) -> None:
-        with self._tx() as conn:
-            metadata.create_all(conn)
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise StoreUnavailable(f"database unavailable: {exc.orig}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable(f"database connection lost: {exc.orig}") from exc
-            raise
+class SqlStore(SqlGroups):
+    """The whole store on SQLAlchemy Core (see workers.stores.base.Store)."""
 
     # ----------------------------------------------------------------- users and credentials
     def create_user(self, user: str, *, now: float) -> None:
@@ -153,9 +102,20 @@ class SqlStore:
                 existing = self._find_duplicate(conn, sender, command_id)
                 if existing is not None:
                     return existing
-                if conn.execute(select(users.c.id).where(users.c.id == recipient)).first() is None:
-                    raise UnknownUser(recipient)
-                return self._insert_message(conn, sender, command_id, recipient, text, now)
+                if is_group_id(recipient):
+                    members = self._members(conn, recipient)
+                    if members is None:
+                        raise CommandError(ErrorCode.UNKNOWN_GROUP, f"no group {recipient!r}")
+                    if sender not in members:
+                        raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {recipient}")
+                    conversation, targets = recipient, [m for m in members if m != sender]
+                else:
+                    if conn.execute(select(users.c.id).where(users.c.id == recipient)).first() is None:
+                        raise UnknownUser(recipient)
+                    conversation, targets = dm_conversation(sender, recipient), [recipient]
+                return self._insert_message(
+                    conn, sender, command_id, recipient, conversation, targets, text, now
+                )
         except IntegrityError:
             # a concurrent resend of the same command won the race: answer with what it stored
             with self._tx() as conn:
@@ -182,9 +142,16 @@ class SqlStore:
         return AcceptResult(message=message, duplicate=True, entries=[], sent=sent)
 
     def _insert_message(
-        self, conn: Connection, sender: str, command_id: str, recipient: str, text: str, now: float
+        self,
+        conn: Connection,
+        sender: str,
+        command_id: str,
+        recipient: str,
+        conversation: str,
+        targets: list[str],
+        text: str,
+        now: float,
     ) -> AcceptResult:
-        conversation = dm_conversation(sender, recipient)
         seq = self._next_conversation_seq(conn, conversation)
         message = StoredMessage(
             id=uuid.uuid4().hex,
@@ -207,13 +174,15 @@ class SqlStore:
                 created_at=now,
             )
         )
-        conn.execute(
-            insert(receipts).values(message_id=message.id, user_id=recipient, status=int(Status.SENT))
-        )
+        if targets:
+            conn.execute(
+                insert(receipts),
+                [{"message_id": message.id, "user_id": user, "status": int(Status.SENT)} for user in targets],
+            )
         body = message.wire()
         sent = self._append(conn, sender, "sent", message.id, {"ref": command_id, "message": body}, now)
-        delivered = self._append(conn, recipient, "message", message.id, {"message": body}, now)
-        return AcceptResult(message=message, duplicate=False, entries=[sent, delivered], sent=sent)
+        copies = [self._append(conn, user, "message", message.id, {"message": body}, now) for user in targets]
+        return AcceptResult(message=message, duplicate=False, entries=[sent, *copies], sent=sent)
 
     def _next_conversation_seq(self, conn: Connection, conversation: str) -> int:
         bump = (
@@ -234,31 +203,6 @@ class SqlStore:
             return int(row[0])
         return 1
 
-    def _append(
-        self, conn: Connection, user: str, kind: str, message_id: str | None, body: dict[str, Any], now: float
-    ) -> InboxEntry:
-        row = conn.execute(
-            update(users)
-            .where(users.c.id == user)
-            .values(inbox_seq=users.c.inbox_seq + 1)
-            .returning(users.c.inbox_seq)
-        ).first()
-        if row is None:
-            raise UnknownUser(user)
-        cursor = int(row[0])
-        payload = {"v": VERSION, "type": kind, "cursor": cursor, **body}
-        conn.execute(
-            insert(inbox).values(
-                user_id=user,
-                cursor=cursor,
-                kind=kind,
-                message_id=message_id,
-                payload=json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
-                created_at=now,
-            )
-        )
-        return InboxEntry(user, cursor, payload)
-
     # ----------------------------------------------------------------- receipts
     def apply_receipts(
         self, *, user: str, status: Status, message_ids: Sequence[str], now: float
@@ -273,6 +217,7 @@ class SqlStore:
                     messages.c.sender_id,
                     messages.c.conversation_id,
                     messages.c.seq,
+                    messages.c.recipient_id,
                 )
                 .join(messages, messages.c.id == receipts.c.message_id)
                 .where(receipts.c.user_id == user, receipts.c.message_id.in_(list(message_ids)))
@@ -282,29 +227,46 @@ class SqlStore:
                 row = found.get(message_id)
                 if row is None:
                     refused.append(message_id)
-                    continue
-                if row[1] >= status:
-                    continue  # statuses only move forward
-                values: dict[str, Any] = {"status": int(status)}
-                if status >= Status.DELIVERED and row[1] < Status.DELIVERED:
-                    values["delivered_at"] = now
-                if status >= Status.READ:
-                    values["read_at"] = now
-                conn.execute(
-                    update(receipts)
-                    .where(receipts.c.message_id == message_id, receipts.c.user_id == user)
-                    .values(**values)
-                )
-                body = {
-                    "status": status.label,
-                    "message_id": message_id,
-                    "conversation": row[3],
-                    "seq": int(row[4]),
-                    "by": user,
-                    "ts": now,
-                }
-                entries.append(self._append(conn, row[2], "receipt", message_id, body, now))
+                elif row[1] < status:  # statuses only move forward
+                    entries += self._advance(conn, user, status, row, now)
         return ReceiptResult(entries=entries, not_recipient=refused)
+
+    def _advance(self, conn: Connection, user: str, status: Status, row: Any, now: float) -> list[InboxEntry]:
+        """Move one recipient's status and tell the sender; ``all`` once every recipient is there."""
+        message_id, previous, sender, conversation, seq, recipient = row
+        group = is_group_id(recipient)
+        floor_before = self._lowest_status(conn, message_id) if group else previous
+        values: dict[str, Any] = {"status": int(status)}
+        if status >= Status.DELIVERED > previous:
+            values["delivered_at"] = now
+        if status >= Status.READ:
+            values["read_at"] = now
+        conn.execute(
+            update(receipts)
+            .where(receipts.c.message_id == message_id, receipts.c.user_id == user)
+            .values(**values)
+        )
+        floor_after = self._lowest_status(conn, message_id) if group else status
+        body = {
+            "message_id": message_id,
+            "conversation": conversation,
+            "seq": int(seq),
+            "by": user,
+            "ts": now,
+        }
+        out = []
+        if floor_before < floor_after < status:
+            # this receipt also completed a lower status for everyone (the last to get it read it at once)
+            lower = {"status": Status(floor_after).label, **body, "all": True}
+            out.append(self._append(conn, sender, "receipt", message_id, lower, now))
+        event = {"status": status.label, **body, "all": floor_after >= status}
+        out.append(self._append(conn, sender, "receipt", message_id, event, now))
+        return out
+
+    @staticmethod
+    def _lowest_status(conn: Connection, message_id: str) -> int:
+        lowest = conn.execute(select(func.min(receipts.c.status)).where(receipts.c.message_id == message_id))
+        return int(lowest.scalar_one())
 
     # ----------------------------------------------------------------- sync
     def sync(self, *, user: str, after: int, limit: int) -> tuple[list[InboxEntry], bool]:

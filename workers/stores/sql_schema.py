@@ -88,3 +88,28 @@ inbox = Table(
     PrimaryKeyConstraint("user_id", "cursor", name="pk_inbox"),
     Index("ix_inbox_user_message", "user_id", "message_id"),
 )
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("created_by", USER_ID, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("version", BigInteger, nullable=False, default=1),
+)
+
+ROLE_MEMBER = 1
+ROLE_ADMIN = 2
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", String(64), ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", USER_ID, nullable=False),
+    Column("role", SmallInteger, nullable=False),
+    Column("joined_at", Float, nullable=False),
+    Column("join_order", BigInteger, nullable=False),
+    PrimaryKeyConstraint("group_id", "user_id", name="pk_group_members"),
+    Index("ix_group_members_user", "user_id"),
+)

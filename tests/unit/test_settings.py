@@ -1,0 +1,54 @@
+"""Settings: defaults need no file, the example files are valid, errors name the field."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings, SettingsError, load_settings
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+
+
+def test_the_single_node_example_documents_exactly_the_defaults() -> None:
+    example = load_settings(CONFIG / "single-node.toml").model_dump(exclude={"node_id", "data_dir"})
+    defaults = Settings().model_dump(exclude={"node_id", "data_dir"})
+    assert example == defaults
+    assert load_settings(CONFIG / "single-node.toml").data_dir == Settings().data_dir
+
+
+def test_the_production_example_is_valid_but_for_its_certificate_paths() -> None:
+    data = tomllib.loads((CONFIG / "production.toml").read_text())
+    with pytest.raises(SettingsError, match=r"broker\.certfile"):
+        load_settings(CONFIG / "production.toml")
+    del data["broker"]["certfile"], data["broker"]["keyfile"]
+    settings = Settings.model_validate(data)
+    assert settings.store_url.startswith("postgresql://")
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("[broker]\nmqtt_port = 70000\n", "broker.mqtt_port"),
+        ("[broker]\nunknown = 1\n", "broker.unknown"),
+        ("[groups]\nmax_members = 1\n", "groups.max_members"),
+        ("node_id = 'has space'\n", "node_id"),
+        ("[broker]\ncertfile = '/nonexistent.pem'\n", "broker"),
+    ],
+)
+def test_errors_name_the_field(tmp_path: Path, text: str, field: str) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(SettingsError, match=field.replace(".", r"\.")):
+        load_settings(path)
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="cannot read"):
+        load_settings(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[broker\n")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(bad)

@@ -1,0 +1,68 @@
+"""Command validation: anything off the wire is either a valid command or an InvalidCommand."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from broker.validation import InvalidCommand, parse_command
+from client_sdk.contract import ErrorCode
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+command_like = st.fixed_dictionaries(
+    {
+        "v": st.sampled_from([1, 1, 1, 2, "1", None, True]),
+        "type": st.sampled_from(["send", "receipt", "typing", "sync", "group_create", "group_add", "x", 3]),
+        "id": st.text(max_size=70) | st.integers(),
+    },
+    optional={
+        "to": st.text(max_size=70) | json_values,
+        "text": st.text(max_size=30) | json_values,
+        "status": st.sampled_from(["delivered", "read", "seen"]),
+        "messages": st.lists(st.text(max_size=10), max_size=3) | json_values,
+        "after": st.integers() | json_values,
+        "group": st.text(max_size=20),
+        "members": st.lists(st.text(max_size=10), max_size=3),
+        "name": st.text(max_size=10),
+        "from": st.text(max_size=5),
+    },
+)
+
+
+def _check(data: bytes) -> None:
+    """Either a valid command, or an InvalidCommand with a code, a message and a readable ref."""
+    outcome: dict[str, object] | InvalidCommand
+    try:
+        outcome = parse_command(data, max_bytes=4096)
+    except InvalidCommand as exc:
+        outcome = exc
+    if isinstance(outcome, InvalidCommand):
+        assert isinstance(outcome.code, ErrorCode)
+        assert outcome.message
+        assert outcome.ref is None or isinstance(outcome.ref, str)
+    else:
+        assert outcome["v"] == 1
+        assert "from" not in outcome
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_crash_validation(data: bytes) -> None:
+    _check(data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(command_like)
+def test_command_shaped_json_is_accepted_or_refused_with_a_code(command: dict[str, object]) -> None:
+    _check(json.dumps(command).encode())
+
+
+def test_deeply_nested_json_is_refused_not_a_crash() -> None:
+    _check(b"[" * 100_000 + b"]" * 100_000)
+    _check(b'{"v":1,"type":"send","id":"a","to":"bob","text":' + b"[" * 50_000 + b"]" * 50_000 + b"}")
