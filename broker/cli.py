@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import logging
+import re
 import signal
 import sys
 import time
@@ -22,6 +23,8 @@ from workers.stores import Store, open_store
 __all__ = ["main"]
 
 log = logging.getLogger("mqchat")
+
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("name")
     remove = users_commands.add_parser("remove", help="delete a user and its credentials")
     remove.add_argument("name")
+    phone = users_commands.add_parser("phone", help="set (or --clear) the phone number for SMS notifications")
+    phone.add_argument("name")
+    phone.add_argument("number", nargs="?", help="E.164, e.g. +15550001111")
+    phone.add_argument("--clear", action="store_true")
 
     commands.add_parser("settings", help="print the effective settings as JSON")
     return parser
@@ -181,6 +188,17 @@ def _users_action(args: argparse.Namespace, store: Store) -> int:
         token = new_token()
         store.add_credential(name, kind="token", secret_hash=hash_token(token), now=now)
         print(token)
+        return 0
+    if action == "phone":
+        number = None if args.clear else args.number
+        if number is not None and not _E164.fullmatch(number):
+            print(f"mqchat: {number!r} is not an E.164 phone number (like +15550001111)", file=sys.stderr)
+            return 2
+        if number is None and not args.clear:
+            print(store.phone_of(name) or "-")
+            return 0
+        store.set_phone(name, number)
+        print(f"phone of {name}: {number or 'cleared'}")
         return 0
     if action == "revoke":
         print(f"removed {store.remove_credentials(name)} credential(s) of {name}")

@@ -26,7 +26,14 @@ from broker.server import MqchatBroker
 from client_sdk.contract import Topics
 from config.settings import Settings
 from workers.credentials import verify
-from workers.jobs import COMMANDS_QUEUE, declare_commands_actor, make_queue_broker, send_commands
+from workers.jobs import (
+    BACKGROUND_QUEUES,
+    COMMANDS_QUEUE,
+    declare_commands_actor,
+    make_queue_broker,
+    send_commands,
+)
+from workers.notify.jobs import build_notifier
 from workers.pipeline import Pipeline
 from workers.routing import Router
 from workers.sessions import MemorySessions, SessionStore
@@ -98,12 +105,14 @@ class Node:
         sessions = self.sessions = MemorySessions()
         queue_broker = self.queue_broker = make_queue_broker(settings.workers.queue_url)
         router = Router(sessions, self._deliver)
+        notifier = build_notifier(settings.push, store=store, sessions=sessions, broker=queue_broker)
         pipeline = Pipeline(
             store=store,
             sessions=sessions,
             router=router,
             sync_page_size=settings.limits.sync_page_size,
             max_group_members=settings.groups.max_members,
+            notifier=notifier,
         )
         declare_commands_actor(queue_broker, pipeline.process_batch)
 
@@ -129,9 +138,17 @@ class Node:
         assert self.presence is not None
         await self.presence.restore(await asyncio.to_thread(store.last_seen_all))
 
-        # one thread: a connection's commands are handled in the order they were sent
+        for queue in BACKGROUND_QUEUES:
+            queue_broker.declare_queue(queue)
         self._workers = [
-            dramatiq.Worker(queue_broker, queues={COMMANDS_QUEUE}, worker_threads=1, worker_timeout=100)
+            # one thread: a connection's commands are handled in the order they were sent
+            dramatiq.Worker(queue_broker, queues={COMMANDS_QUEUE}, worker_threads=1, worker_timeout=100),
+            dramatiq.Worker(
+                queue_broker,
+                queues=set(BACKGROUND_QUEUES),
+                worker_threads=settings.workers.threads,
+                worker_timeout=100,
+            ),
         ]
         for worker in self._workers:
             worker.start()

@@ -13,6 +13,7 @@ from client_sdk.contract import (
     COMMAND_ID_RE,
     COMMAND_TYPES,
     GROUP_COMMAND_TYPES,
+    PUSH_COMMAND_TYPES,
     VERSION,
     ErrorCode,
     load_schema,
@@ -25,7 +26,7 @@ _SCHEMA_DEFS = {
     "receipt": "receipt_command",
     "typing": "typing_command",
     "sync": "sync",
-    **{name: name for name in GROUP_COMMAND_TYPES},
+    **{name: name for name in GROUP_COMMAND_TYPES | PUSH_COMMAND_TYPES},
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 

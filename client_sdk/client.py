@@ -16,6 +16,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from types import TracebackType
 from typing import Any, Final, Literal, TypeVar
 
@@ -30,6 +31,8 @@ from client_sdk.commands import (
     group_list_command,
     group_members_command,
     group_rename_command,
+    push_register_command,
+    push_unregister_command,
 )
 from client_sdk.contract import (
     DEFAULT_PREFIX,
@@ -43,7 +46,7 @@ from client_sdk.contract import (
     is_valid_user_id,
 )
 from client_sdk.errors import AuthenticationError, ConnectError, MqchatError, NotConnected, Timeout
-from client_sdk.events import Event, Group, GroupEvent, GroupList, Message, Presence
+from client_sdk.events import Event, Group, GroupEvent, GroupList, Message, Ok, Presence
 from client_sdk.outbox import OutgoingMessage
 from client_sdk.session import Command, Effects, Session
 from client_sdk.statefile import StateFile
@@ -62,7 +65,7 @@ DEFAULT_REQUEST_TIMEOUT: Final = 10.0
 _AUTH_REFUSALS: Final = frozenset({"Bad user name or password", "Not authorized"})
 _ACCEPTED: Final = frozenset({MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN})
 
-_A = TypeVar("_A", GroupEvent, GroupList)
+_A = TypeVar("_A", GroupEvent, GroupList, Ok)
 
 
 class _State(enum.Enum):
@@ -383,6 +386,26 @@ class Client:
         """The groups this user is a member of, as the server knows them now."""
         answer = self._request(lambda id: group_list_command(id=id), GroupList, timeout)
         return list(answer.groups)
+
+    def register_push(
+        self,
+        token: str,
+        platform: str,
+        *,
+        preview: bool = True,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+    ) -> None:
+        """Register this device's push token (FCM registration token; ``platform`` android, ios or web).
+
+        While no device of this user is connected, messages are announced by a push to every
+        registered token, one per burst. ``preview=False`` keeps the sender and text out of it.
+        """
+        build = partial(push_register_command, token=token, platform=platform, preview=preview)
+        self._request(lambda id: build(id=id), Ok, timeout)
+
+    def unregister_push(self, token: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> None:
+        """Stop pushes to ``token`` (e.g. at logout)."""
+        self._request(lambda id: push_unregister_command(id=id, token=token), Ok, timeout)
 
     def group(self, group_id: str) -> Group | None:
         """The group as last seen in a group event or :meth:`groups` answer (None: never seen).

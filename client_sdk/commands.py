@@ -139,6 +139,37 @@ def group_leave_command(*, id: str, group: str) -> dict[str, Any]:
     return {"v": VERSION, "type": "group_leave", "id": id, "group": group}
 
 
+PUSH_PLATFORMS = frozenset({"android", "ios", "web"})
+
+
+def push_register_command(*, id: str, token: str, platform: str, preview: bool) -> dict[str, Any]:
+    """A ``push_register`` command (answered by ``ok``)."""
+    _check_id(id)
+    _check_push_token(token)
+    if platform not in PUSH_PLATFORMS:
+        raise ValueError(f"platform must be one of {sorted(PUSH_PLATFORMS)}, not {platform!r}")
+    return {
+        "v": VERSION,
+        "type": "push_register",
+        "id": id,
+        "token": token,
+        "platform": platform,
+        "preview": preview,
+    }
+
+
+def push_unregister_command(*, id: str, token: str) -> dict[str, Any]:
+    """A ``push_unregister`` command (answered by ``ok``)."""
+    _check_id(id)
+    _check_push_token(token)
+    return {"v": VERSION, "type": "push_unregister", "id": id, "token": token}
+
+
+def _check_push_token(token: object) -> None:
+    if not isinstance(token, str) or not 1 <= len(token) <= 512:
+        raise ValueError("a push token is a string of 1-512 characters")
+
+
 def group_list_command(*, id: str) -> dict[str, Any]:
     """A ``group_list`` command (answered by a ``groups`` event)."""
     _check_id(id)

@@ -33,6 +33,7 @@ __all__ = [
     "MAX_SYNC_LIMIT",
     "MAX_TEXT_LENGTH",
     "PRESENCE_STATUSES",
+    "PUSH_COMMAND_TYPES",
     "SEQUENCED_EVENT_TYPES",
     "TYPING_STATES",
     "USER_ID_RE",
@@ -80,9 +81,12 @@ GROUP_COMMAND_TYPES: Final = frozenset(
         "group_list",
     }
 )
-COMMAND_TYPES: Final = frozenset({"send", "receipt", "typing", "sync"}) | GROUP_COMMAND_TYPES
+PUSH_COMMAND_TYPES: Final = frozenset({"push_register", "push_unregister"})
+COMMAND_TYPES: Final = (
+    frozenset({"send", "receipt", "typing", "sync"}) | GROUP_COMMAND_TYPES | PUSH_COMMAND_TYPES
+)
 EVENT_TYPES: Final = frozenset(
-    {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups"}
+    {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset({"message", "sent", "receipt", "group"})
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""

@@ -179,6 +179,13 @@ class GroupList:
     groups: tuple[Group, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Ok:
+    """The server did a command that has no other answer (internal: e.g. ``register_push``)."""
+
+    ref: str
+
+
 Sequenced: TypeAlias = Message | Sent | Receipt | GroupEvent
 """Events that carry an inbox cursor and are processed strictly in cursor order."""
 
@@ -186,7 +193,7 @@ Event: TypeAlias = Message | Sent | Receipt | GroupEvent | Presence | Typing | S
 """Everything :meth:`client_sdk.Client.events` yields."""
 
 
-def parse_inbox(payload: Any) -> Sequenced | Typing | ServerError | SyncPage | GroupList:
+def parse_inbox(payload: Any) -> Sequenced | Typing | ServerError | SyncPage | GroupList | Ok:
     """Parse an event received on the user's inbox topic."""
     data = _envelope(payload)
     kind = data["type"]
@@ -204,6 +211,8 @@ def parse_inbox(payload: Any) -> Sequenced | Typing | ServerError | SyncPage | G
     if kind == "groups":
         groups = _field(data, "groups", list)
         return GroupList(ref=_str(data, "ref"), groups=tuple(parse_group(item) for item in groups))
+    if kind == "ok":
+        return Ok(ref=_str(data, "ref"))
     raise ValueError(f"unknown event type {kind!r}")
 
 

@@ -17,13 +17,13 @@ import threading
 from typing import Any, Generic, TypeVar
 
 from client_sdk.errors import CommandRejected, NotConnected, Timeout
-from client_sdk.events import GroupEvent, GroupList
+from client_sdk.events import GroupEvent, GroupList, Ok
 
 __all__ = ["PendingRequest", "PendingRequests"]
 
 logger = logging.getLogger(__name__)
 
-A = TypeVar("A", GroupEvent, GroupList)
+A = TypeVar("A", GroupEvent, GroupList, Ok)
 """The type of event that answers a request."""
 
 
@@ -112,7 +112,7 @@ class PendingRequests:
             raise ValueError(f"a request with command id {request.id!r} is already pending")
         self._pending[request.id] = request
 
-    def resolve(self, ref: str | None, answer: GroupEvent | GroupList) -> PendingRequest[Any] | None:
+    def resolve(self, ref: str | None, answer: GroupEvent | GroupList | Ok) -> PendingRequest[Any] | None:
         """``answer`` arrived with ``ref``: hand it to the request waiting for it, if any.
 
         Returns the request, or None when nothing here waits for ``ref`` (another device's command,

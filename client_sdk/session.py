@@ -40,6 +40,7 @@ from client_sdk.events import (
     GroupEvent,
     GroupList,
     Message,
+    Ok,
     Presence,
     Receipt,
     Sent,
@@ -66,7 +67,7 @@ SYNC_RETRY_DELAY = 1.0
 
 _MAX_REMEMBERED_SYNCS = 64
 
-_A = TypeVar("_A", GroupEvent, GroupList)
+_A = TypeVar("_A", GroupEvent, GroupList, Ok)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,9 @@ class Session:
             return Effects(events=[item])
         if isinstance(item, GroupList):
             return self._on_group_list(item)
+        if isinstance(item, Ok):
+            self.requests.resolve(item.ref, item)
+            return Effects()
         return self._sequence([(item.cursor, item)], now=now)
 
     def on_presence(self, user: str, payload: Any) -> Effects:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -19,6 +19,7 @@ __all__ = [
     "GroupSettings",
     "LimitSettings",
     "PresenceSettings",
+    "PushSettings",
     "Settings",
     "SettingsError",
     "StoreSettings",
@@ -103,6 +104,42 @@ class GroupSettings(_Section):
     """Members a group may hold, its creator included; past it, error ``group_full``."""
 
 
+class PushSettings(_Section):
+    """Notifications for users with no connected device."""
+
+    fcm_service_account: Path | None = None
+    """Firebase service-account JSON file; unset: no push (the SMS fallback still works)."""
+    fcm_project_id: str | None = None
+    """Firebase project; default: the one named in the service-account file."""
+    fcm_endpoint: str = "https://fcm.googleapis.com/v1/projects"
+    """FCM HTTP v1 base URL (change it only to go through a proxy)."""
+    preview: bool = True
+    """Whether SMS show the sender and text; each device chooses for its pushes when it registers."""
+    collapse_seconds: float = Field(default=3.0, ge=0.0, le=3600.0)
+    """Messages arriving within this window after the first become one push."""
+    sms_provider: Literal["outbox", "twilio"] = "outbox"
+    """``outbox`` only records SMS in the store (nothing is sent by accident); ``twilio`` sends them."""
+    sms_delay: float = Field(default=300.0, ge=0.0)
+    """Seconds a message may stay undelivered before the SMS fallback."""
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None
+    """The sending number, E.164."""
+    twilio_base_url: str = "https://api.twilio.com"
+
+    @model_validator(mode="after")
+    def _twilio_complete(self) -> PushSettings:
+        if self.sms_provider == "twilio" and not (
+            self.twilio_account_sid and self.twilio_auth_token and self.twilio_from
+        ):
+            raise ValueError(
+                "push.sms_provider 'twilio' needs twilio_account_sid, twilio_auth_token and twilio_from"
+            )
+        if self.fcm_service_account is not None and not self.fcm_service_account.is_file():
+            raise ValueError(f"push.fcm_service_account: no such file {self.fcm_service_account}")
+        return self
+
+
 class PresenceSettings(_Section):
     min_interval: float = Field(default=5.0, ge=0.0)
     """While a user is online, ``last_seen`` is republished at most this often (seconds)."""
@@ -124,6 +161,7 @@ class Settings(_Section):
     limits: LimitSettings = LimitSettings()
     presence: PresenceSettings = PresenceSettings()
     groups: GroupSettings = GroupSettings()
+    push: PushSettings = PushSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -4,8 +4,10 @@ WorkerError
 ├── StoreError                 a store could not do what was asked
 │   ├── UnknownUser            the user does not exist
 │   ├── UserExists             create_user for an existing user
-│   └── StoreUnavailable       the backend is down; the job is retried
+│   └── StoreUnavailable       the backend is down; the job is retried (a Retryable)
 └── CommandError               a client command is refused; carries the wire error code
+
+Retryable                      marker: a job that raises it is retried with backoff
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from client_sdk.contract import ErrorCode
 
 class WorkerError(Exception):
     """Root of the workers package's errors."""
+
+
+class Retryable(Exception):
+    """Raised by something that may work later; Dramatiq retries the job with backoff."""
 
 
 class StoreError(WorkerError):
@@ -33,7 +39,7 @@ class UserExists(StoreError):
         self.user = user
 
 
-class StoreUnavailable(StoreError):
+class StoreUnavailable(StoreError, Retryable):
     """The backend did not answer; the job that met it is retried later."""
 
 

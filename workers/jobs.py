@@ -6,6 +6,8 @@ module configures nothing. Queues:
 - ``mqchat.commands``: batches of client commands, consumed by one thread per worker process so
   that a connection's commands are handled in the order they were sent.
 - ``mqchat.node.<node id>``: events for one node to publish to its local clients.
+- ``mqchat.media`` and ``mqchat.notify``: slow work (image processing, push and SMS calls) on
+  worker threads of their own, so it never holds up the commands.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
 
-from workers.errors import StoreUnavailable
+from workers.errors import Retryable, StoreUnavailable
 
 __all__ = [
+    "BACKGROUND_QUEUES",
     "COMMANDS_ACTOR",
     "COMMANDS_QUEUE",
     "DELIVER_ACTOR",
+    "MEDIA_QUEUE",
+    "NOTIFY_QUEUE",
     "declare_commands_actor",
     "declare_deliver_actor",
     "make_queue_broker",
@@ -35,6 +40,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 COMMANDS_QUEUE = "mqchat.commands"
+MEDIA_QUEUE = "mqchat.media"
+NOTIFY_QUEUE = "mqchat.notify"
+BACKGROUND_QUEUES = frozenset({MEDIA_QUEUE, NOTIFY_QUEUE})
 COMMANDS_ACTOR = "mqchat_process_commands"
 DELIVER_ACTOR = "mqchat_deliver"
 
@@ -44,8 +52,10 @@ def node_queue(node: str) -> str:
 
 
 def _retry_when(retries: int, exc: BaseException) -> bool:
-    """Retry jobs that met an unavailable store, for hours; other errors were answered already."""
-    return isinstance(exc, StoreUnavailable) and retries < 1000
+    """Retry jobs that met an unavailable store for hours, other passing failures a few times."""
+    if isinstance(exc, StoreUnavailable):
+        return retries < 1000
+    return isinstance(exc, Retryable) and retries < 8
 
 
 def make_queue_broker(url: str) -> dramatiq.Broker:

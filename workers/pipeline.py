@@ -12,13 +12,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from client_sdk.contract import VERSION, ErrorCode, Status
 from workers.errors import CommandError, StoreUnavailable, UnknownUser
 from workers.routing import Router
 from workers.sessions import SessionStore
-from workers.stores.base import InboxEntry, Store
+from workers.stores.base import AcceptResult, InboxEntry, Store, StoredMessage
 
 __all__ = ["Pipeline", "error_event"]
 
@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 SYNC_PAGE_BYTES = 256 * 1024
 """A sync page stops growing past this many bytes of entries (it always holds at least one)."""
+
+
+class MessageWatcher(Protocol):
+    def message_waiting(self, user: str, message: StoredMessage) -> None: ...
 
 
 def error_event(ref: str | None, code: ErrorCode, message: str) -> dict[str, Any]:
@@ -41,6 +45,7 @@ class Pipeline:
         router: Router,
         sync_page_size: int = 200,
         max_group_members: int = 256,
+        notifier: MessageWatcher | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -48,6 +53,7 @@ class Pipeline:
         self._router = router
         self._page_size = sync_page_size
         self._max_members = max_group_members
+        self._notifier = notifier
         self._clock = clock
         self._handlers: dict[str, Callable[[str, str, dict[str, Any]], None]] = {
             "send": self._send,
@@ -61,6 +67,8 @@ class Pipeline:
             "group_rename": self._group_rename,
             "group_leave": self._group_leave,
             "group_list": self._group_list,
+            "push_register": self._push_register,
+            "push_unregister": self._push_unregister,
         }
 
     def process_batch(self, node: str, batch: list[dict[str, Any]]) -> None:
@@ -96,6 +104,15 @@ class Pipeline:
             sender=user, command_id=cmd["id"], recipient=cmd["to"], text=cmd["text"], now=self._clock()
         )
         self._deliver(node, user, [result.sent] if result.duplicate else result.entries)
+        self._notify(result)
+
+    def _notify(self, result: AcceptResult) -> None:
+        """Tell the notifier about each new copy of a message, for recipients who are offline."""
+        if self._notifier is None or result.duplicate:
+            return
+        for entry in result.entries:
+            if entry.payload["type"] == "message":
+                self._notifier.message_waiting(entry.user, result.message)
 
     def _receipt(self, node: str, user: str, cmd: dict[str, Any]) -> None:
         result = self._store.apply_receipts(
@@ -187,3 +204,19 @@ class Pipeline:
     def _group_list(self, node: str, user: str, cmd: dict[str, Any]) -> None:
         listed = [group.wire() for group in self._store.groups_of(user)]
         self._reply(node, user, {"v": VERSION, "type": "groups", "ref": cmd["id"], "groups": listed})
+
+    # ------------------------------------------------------------------ push tokens
+    def _push_register(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+        self._store.register_push_token(
+            user=user,
+            token=cmd["token"],
+            platform=cmd["platform"],
+            preview=cmd.get("preview", True),
+            now=self._clock(),
+        )
+        self._reply(node, user, {"v": VERSION, "type": "ok", "ref": cmd["id"]})
+
+    def _push_unregister(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+        if not self._store.unregister_push_token(user=user, token=cmd["token"]):
+            raise CommandError(ErrorCode.BAD_REQUEST, "no such push token of yours")
+        self._reply(node, user, {"v": VERSION, "type": "ok", "ref": cmd["id"]})

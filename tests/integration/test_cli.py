@@ -97,6 +97,16 @@ def test_users_add_list_token_revoke_remove(tmp_path: Path) -> None:
     assert _cli(tmp_path, "users", "list").stdout == ""
 
 
+def test_users_phone(tmp_path: Path) -> None:
+    _add_user(tmp_path, "bob")
+    assert _cli(tmp_path, "users", "phone", "bob", "+15550001111").returncode == 0
+    assert _cli(tmp_path, "users", "phone", "bob").stdout.strip() == "+15550001111"
+    assert _cli(tmp_path, "users", "phone", "bob", "555-1234").returncode == 2
+    assert _cli(tmp_path, "users", "phone", "nobody", "+15550001111").returncode == 2
+    assert _cli(tmp_path, "users", "phone", "bob", "--clear").returncode == 0
+    assert _cli(tmp_path, "users", "phone", "bob").stdout.strip() == "-"
+
+
 def test_users_add_with_a_password(tmp_path: Path) -> None:
     result = _cli(tmp_path, "users", "add", "carol", "--password", stdin="correct horse battery\n")
     assert result.returncode == 0

@@ -15,6 +15,7 @@ from client_sdk.contract import ErrorCode, Status, is_group_id
 from workers.errors import CommandError, UnknownUser, UserExists
 from workers.stores.base import AcceptResult, InboxEntry, ReceiptResult, StoredMessage, UserInfo
 from workers.stores.sql_groups import SqlGroups
+from workers.stores.sql_push import SqlPush
 from workers.stores.sql_schema import conversations, credentials, inbox, messages, receipts, users
 
 __all__ = ["SqlStore", "dm_conversation"]
@@ -28,7 +29,7 @@ def dm_conversation(a: str, b: str) -> str:
     return f"dm:{first}:{second}"
 
 
-class SqlStore(SqlGroups):
+class SqlStore(SqlPush, SqlGroups):
     """The whole store on SQLAlchemy Core (see workers.stores.base.Store)."""
 
     # ----------------------------------------------------------------- users and credentials

@@ -113,3 +113,40 @@ group_members = Table(
     PrimaryKeyConstraint("group_id", "user_id", name="pk_group_members"),
     Index("ix_group_members_user", "user_id"),
 )
+
+push_tokens = Table(
+    "push_tokens",
+    metadata,
+    Column("token", String(512), primary_key=True),
+    Column("user_id", USER_ID, nullable=False, index=True),
+    Column("platform", String(16), nullable=False),
+    Column("preview", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+user_phones = Table(
+    "user_phones",
+    metadata,
+    Column("user_id", USER_ID, primary_key=True),
+    Column("phone", String(20), nullable=False),
+)
+
+notify_state = Table(
+    "notify_state",
+    metadata,
+    Column("user_id", USER_ID, primary_key=True),
+    Column("push_due", Boolean, nullable=False, default=False),
+    Column("sms_due", Boolean, nullable=False, default=False),
+    Column("pending", Text, nullable=False, default="[]"),
+    Column("sms_until", Float, nullable=False, default=0.0),
+)
+
+sms_outbox = Table(
+    "sms_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", USER_ID, nullable=False),
+    Column("phone", String(20), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
