@@ -41,6 +41,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="MQTT over TCP port (default 1883)")
     run.add_argument("--ws-port", type=int, help="MQTT over WebSocket port (default 8080)")
     run.add_argument("--no-ws", action="store_true", help="do not listen for WebSocket clients")
+    run.add_argument("--http-port", type=int, help="HTTP port for images and videos (default 8090)")
+
+    node = commands.add_parser("node", help="run a broker node only (workers run as 'mqchat worker')")
+    node.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    node.add_argument("--port", type=int, help="MQTT over TCP port (default 1883)")
+    node.add_argument("--ws-port", type=int, help="MQTT over WebSocket port (default 8080)")
+    node.add_argument("--no-ws", action="store_true", help="do not listen for WebSocket clients")
+    node.add_argument("--http-port", type=int, help="HTTP port for images and videos (default 8090)")
+    node.add_argument("--node-id", help="this node's name in the session service")
+    commands.add_parser("worker", help="run the workers only (store, route, notify), next to 'mqchat node's")
 
     users = commands.add_parser("users", help="let people in: add, list, remove users and their credentials")
     users_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
@@ -78,6 +88,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["broker.ws_port"] = args.ws_port
     if getattr(args, "no_ws", False):
         overrides["broker.ws_port"] = None
+    if getattr(args, "http_port", None) is not None:
+        overrides["media.http_port"] = args.http_port
+    if getattr(args, "node_id", None):
+        overrides["node_id"] = args.node_id
     return settings.with_overrides(**overrides) if overrides else settings
 
 
@@ -87,6 +101,16 @@ def _configure_logging(level: str) -> None:
     quiet = logging.DEBUG if level == "debug" else logging.WARNING
     for name in ("amqtt", "dramatiq", "transitions", "websockets"):
         logging.getLogger(name).setLevel(quiet)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_several_workers_are_fine)
+
+
+def _several_workers_are_fine(record: logging.LogRecord) -> bool:
+    # A process runs one Dramatiq Worker per kind of queue (commands in order on one thread, slow
+    # jobs on a pool); Dramatiq warns that each adds the same middleware type, which is harmless.
+    return not (
+        record.name.startswith("dramatiq.broker") and "middleware of the same type" in str(record.msg)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         if args.command == "run":
             return _run(settings)
+        if args.command == "node":
+            return _run(settings, run_workers=False)
+        if args.command == "worker":
+            return _worker(settings)
         if args.command == "settings":
             print(json.dumps(settings.model_dump(mode="json"), indent=2))
             return 0
@@ -106,11 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # ---------------------------------------------------------------------- run
-def _run(settings: Settings) -> int:
+def _run(settings: Settings, *, run_workers: bool = True) -> int:
     from broker.node import Node, NodeError
 
     async def serve() -> int:
-        node = Node(settings)
+        node = Node(settings, run_workers=run_workers)
         try:
             await node.start()
         except NodeError as exc:
@@ -128,8 +156,11 @@ def _run(settings: Settings) -> int:
             print(
                 f"  WebSocket  {'wss' if settings.broker.tls else 'ws'}://{host}:{node.ws_port}/", flush=True
             )
+        if node.http is not None:
+            print(f"  media      {node.http.scheme}://{host}:{node.http_port}", flush=True)
         print(f"  store      {_redact(settings.store_url)}", flush=True)
-        print("  add a user with: mqchat users add NAME    (Ctrl-C stops)", flush=True)
+        if run_workers:
+            print("  add a user with: mqchat users add NAME    (Ctrl-C stops)", flush=True)
         await stop.wait()
         print("mqchat: stopping (finishing accepted messages)...", flush=True)
         await node.stop()
@@ -137,6 +168,63 @@ def _run(settings: Settings) -> int:
         return 0
 
     return asyncio.run(serve())
+
+
+def _worker(settings: Settings) -> int:
+    import threading
+    from functools import partial
+
+    from workers.health import HealthServer
+    from workers.jobs import make_queue_broker, send_to_node
+    from workers.metrics import watch_job_queues
+    from workers.service import build_workers
+    from workers.sessions import open_sessions
+
+    if settings.workers.queue_url.startswith("memory:") or not settings.sessions.url:
+        print(
+            "mqchat: a separate worker needs a shared job queue (workers.queue_url redis:// or amqp://) "
+            "and session service (sessions.url redis://)",
+            file=sys.stderr,
+        )
+        return 2
+    store = open_store(settings.store_url)
+    store.create_schema()
+    queue_broker = make_queue_broker(settings.workers.queue_url)
+    workers = build_workers(
+        settings,
+        store=store,
+        sessions=open_sessions(settings),
+        queue_broker=queue_broker,
+        send_to_node=partial(send_to_node, queue_broker),
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    for worker in workers:
+        worker.start()
+    watch_job_queues(queue_broker, sorted(queue_broker.get_declared_queues()))
+    health = None
+    if settings.workers.health_port is not None:
+
+        def check() -> dict[str, object]:
+            if not all(any(t.is_alive() for t in w.workers) for w in workers):
+                raise RuntimeError("a worker pool has no live thread")
+            return {"role": "worker"}
+
+        health = HealthServer(settings.broker.host, settings.workers.health_port, check)
+        health.start()
+    where = f", health http://{settings.broker.host}:{health.port}/healthz" if health else ""
+    print(f"mqchat worker running: queue {_redact(settings.workers.queue_url)}{where}", flush=True)
+    stop.wait()
+    if health is not None:
+        health.close()
+    print("mqchat: stopping (finishing jobs in progress)...", flush=True)
+    for worker in workers:
+        worker.stop(30_000)
+    queue_broker.close()
+    store.close()
+    print("mqchat: stopped", flush=True)
+    return 0
 
 
 def _redact(url: str) -> str:

@@ -16,8 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from broker.throttle import RateLimiter
 from broker.validation import InvalidCommand, parse_command
 from client_sdk.contract import VERSION, ErrorCode, Topics
+from workers.metrics import COMMANDS, REFUSED
 
 __all__ = ["Ingest"]
 
@@ -43,6 +45,7 @@ class Ingest:
         send_batch: SendBatch,
         reply: Reply,
         on_action: Callable[[str], None] = lambda user: None,
+        rate: RateLimiter | None = None,
     ) -> None:
         self._node = node_id
         self._topics = topics
@@ -51,6 +54,7 @@ class Ingest:
         self._send_batch = send_batch
         self._reply = reply
         self._on_action = on_action
+        self._rate = rate
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
         self.accepted = 0
@@ -75,15 +79,22 @@ class Ingest:
         except InvalidCommand as exc:
             self._refuse(user, exc.code, exc.message, exc.ref)
             return
+        if self._rate is not None and not self._rate.allow(user):
+            self._refuse(
+                user, ErrorCode.RATE_LIMITED, "too many commands; slow down and send it again", command["id"]
+            )
+            return
         try:
             self._queue.put_nowait({"user": user, "cmd": command})
         except queue.Full:
             self._refuse(user, ErrorCode.BUSY, "the server is busy; send it again later", command["id"])
             return
         self.accepted += 1
+        COMMANDS.labels(type=command["type"]).inc()
 
     def _refuse(self, user: str, code: ErrorCode, message: str, ref: str | None) -> None:
         self.refused += 1
+        REFUSED.labels(code=code.value).inc()
         log.info("refused a command of %s: %s %s", user, code.value, message)
         self._reply(user, {"v": VERSION, "type": "error", "ref": ref, "code": code.value, "message": message})
 

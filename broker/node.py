@@ -13,30 +13,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import dramatiq
+from dramatiq.brokers.stub import StubBroker
 
+from broker.http import MediaHttp
 from broker.ingest import Ingest
 from broker.plugins.acl import MqchatAclPlugin
 from broker.plugins.auth import MqchatAuthPlugin
 from broker.plugins.presence import MqchatPresencePlugin
 from broker.server import MqchatBroker
+from broker.throttle import LoginThrottle, RateLimiter
 from client_sdk.contract import Topics
 from config.settings import Settings
 from workers.credentials import verify
 from workers.jobs import (
-    BACKGROUND_QUEUES,
     COMMANDS_QUEUE,
-    declare_commands_actor,
+    MEDIA_QUEUE,
+    declare_node_actors,
     make_queue_broker,
+    node_queue,
     send_commands,
+    send_presence,
+    send_to_node,
 )
-from workers.notify.jobs import build_notifier
-from workers.pipeline import Pipeline
-from workers.routing import Router
-from workers.sessions import MemorySessions, SessionStore
+from workers.media import Storage, storage_for
+from workers.media.job import send_media_job
+from workers.metrics import observe_delivery, watch_job_queues, watch_node
+from workers.service import build_workers
+from workers.sessions import SessionStore, open_sessions
+from workers.sessions_redis import RedisSessions
 from workers.stores import Store, open_store
 
 __all__ = ["Node", "NodeError"]
@@ -68,8 +80,12 @@ def _check_free(host: str, port: int | None) -> None:
 class Node:
     """One node. An async context manager: reusable after stop, not reentrant."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, run_workers: bool = True) -> None:
+        """``run_workers=False`` is ``mqchat node``: broker, ingest and deliveries only."""
         self.settings = settings
+        self._run_workers = run_workers
+        self._cluster_task: asyncio.Task[None] | None = None
+        self._cluster_calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqchat-cluster")
         self.node_id = settings.node_id
         self.topics = Topics(settings.topics.prefix, settings.topics.presence_prefix)
         self._state = "new"
@@ -83,6 +99,9 @@ class Node:
         self.presence: MqchatPresencePlugin | None = None
         self.queue_broker: dramatiq.Broker | None = None
         self._deliveries = threading.Lock()
+        self.http: MediaHttp | None = None
+        self._login_throttle: LoginThrottle | None = None
+        self._media_storage: Storage | None = None
 
     async def __aenter__(self) -> Node:
         await self.start()
@@ -98,23 +117,36 @@ class Node:
         settings = self.settings
         _check_free(settings.broker.host, settings.broker.mqtt_port)
         _check_free(settings.broker.host, settings.broker.ws_port)
+        _check_free(settings.broker.host, settings.media.http_port)
         self._loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         store = self.store = open_store(settings.store_url)
         await asyncio.to_thread(store.create_schema)
-        sessions = self.sessions = MemorySessions()
+        sessions = self.sessions = open_sessions(settings)
         queue_broker = self.queue_broker = make_queue_broker(settings.workers.queue_url)
-        router = Router(sessions, self._deliver)
-        notifier = build_notifier(settings.push, store=store, sessions=sessions, broker=queue_broker)
-        pipeline = Pipeline(
-            store=store,
-            sessions=sessions,
-            router=router,
-            sync_page_size=settings.limits.sync_page_size,
-            max_group_members=settings.groups.max_members,
-            notifier=notifier,
-        )
-        declare_commands_actor(queue_broker, pipeline.process_batch)
+        in_process = settings.workers.queue_url.startswith("memory:")
+        if in_process and not self._run_workers:
+            raise NodeError(
+                "a node without workers needs a shared job queue (workers.queue_url redis:// or amqp://)"
+            )
+        workers: list[dramatiq.Worker] = []
+        if self._run_workers:
+            send = self._deliver if in_process else partial(send_to_node, queue_broker)
+            workers += build_workers(
+                settings, store=store, sessions=sessions, queue_broker=queue_broker, send_to_node=send
+            )
+        if not in_process:
+            declare_node_actors(
+                queue_broker,
+                self.node_id,
+                deliver=self._deliver_from_queue,
+                presence=self._presence_from_queue,
+            )
+            workers.append(
+                dramatiq.Worker(
+                    queue_broker, queues={node_queue(self.node_id)}, worker_threads=2, worker_timeout=100
+                )
+            )
 
         ingest = self.ingest = Ingest(
             node_id=self.node_id,
@@ -125,9 +157,14 @@ class Node:
             send_batch=lambda node, batch: send_commands(queue_broker, node, batch),
             reply=self._reply,
             on_action=self._touch,
+            rate=RateLimiter(rate=settings.limits.commands_per_second, burst=settings.limits.commands_burst),
         )
         broker = self.broker = MqchatBroker(
-            self._amqtt_config(), gate=ingest, keepalive_grace=settings.presence.keepalive_grace
+            self._amqtt_config(),
+            gate=ingest,
+            keepalive_grace=settings.presence.keepalive_grace,
+            max_connections_per_user=settings.limits.max_connections_per_user,
+            max_inflight=settings.limits.max_inflight_per_connection,
         )
         self._bind_plugins(broker, store, sessions)
         try:
@@ -137,22 +174,26 @@ class Node:
             raise NodeError(f"cannot start the broker: {exc.__cause__ or exc}") from exc
         assert self.presence is not None
         await self.presence.restore(await asyncio.to_thread(store.last_seen_all))
+        try:
+            await self._start_media(store, queue_broker)
+        except Exception as exc:
+            await broker.shutdown()
+            store.close()
+            raise NodeError(f"cannot start the media endpoint: {exc}") from exc
 
-        for queue in BACKGROUND_QUEUES:
-            queue_broker.declare_queue(queue)
-        self._workers = [
-            # one thread: a connection's commands are handled in the order they were sent
-            dramatiq.Worker(queue_broker, queues={COMMANDS_QUEUE}, worker_threads=1, worker_timeout=100),
-            dramatiq.Worker(
-                queue_broker,
-                queues=set(BACKGROUND_QUEUES),
-                worker_threads=settings.workers.threads,
-                worker_timeout=100,
-            ),
-        ]
+        self._workers = workers
         for worker in self._workers:
             worker.start()
+        watch_node(
+            connections=lambda: len(broker.connected_sessions()),
+            online=lambda: self.presence.online_users if self.presence else 0,
+            ingest=lambda: ingest.pending,
+        )
+        watch_job_queues(queue_broker, sorted(queue_broker.get_declared_queues()))
         ingest.start()
+        if isinstance(sessions, RedisSessions):
+            await asyncio.to_thread(sessions.heartbeat, self.node_id)
+            self._cluster_task = asyncio.create_task(self._cluster_loop(sessions))
         self._state = "running"
         log.info("node %s running", self.node_id)
 
@@ -165,17 +206,30 @@ class Node:
         assert self.ingest is not None
         assert self.queue_broker is not None
         assert self.store is not None
+        if self._cluster_task is not None:
+            self._cluster_task.cancel()
+            await asyncio.gather(self._cluster_task, return_exceptions=True)
+            self._cluster_task = None
+        if self.http is not None:
+            await self.http.stop()  # no new uploads; those accepted are processed below
         await self.broker.shutdown()
         await asyncio.to_thread(self.ingest.stop)
-        try:
-            await asyncio.to_thread(self.queue_broker.join, COMMANDS_QUEUE, timeout=60_000)
-        except Exception:
-            log.exception("commands still queued at stop")
+        if self._run_workers and isinstance(self.queue_broker, StubBroker):
+            try:
+                await asyncio.to_thread(self.queue_broker.join, COMMANDS_QUEUE, timeout=60_000)
+            except Exception:
+                log.exception("commands still queued at stop")
+            try:
+                await asyncio.to_thread(self.queue_broker.join, MEDIA_QUEUE, timeout=60_000)
+            except Exception:
+                log.exception("media uploads still queued at stop")
         for worker in self._workers:
             await asyncio.to_thread(worker.stop, 10_000)
         self._workers = []
         self.queue_broker.close()
         self.store.close()
+        if self._media_storage is not None:
+            self._media_storage.close()
         self._state = "stopped"
         if self._closed is not None:
             self._closed.set()
@@ -188,6 +242,12 @@ class Node:
     @property
     def running(self) -> bool:
         return self._state == "running"
+
+    @property
+    def http_port(self) -> int:
+        """The port of the media endpoint (HTTP, or HTTPS with the broker's certificate)."""
+        assert self.http is not None
+        return self.http.port
 
     @property
     def mqtt_port(self) -> int:
@@ -243,9 +303,51 @@ class Node:
             raise NodeError("mqchat's broker plugins did not load")
         if not isinstance(manager.get_plugin("MqchatAclPlugin"), MqchatAclPlugin):
             raise NodeError("mqchat's ACL plugin did not load")
-        auth.bind(lambda user, secret: verify(secret, store.credential_hashes(user)))
-        presence.bind(node_id=self.node_id, sessions=sessions, save_last_seen=store.set_last_seen)
+        limits = self.settings.limits
+        throttle = LoginThrottle(
+            user_free=limits.login_failures_free,
+            max_delay=limits.login_max_delay,
+            address_limit=limits.address_failures_max,
+            lockout=limits.address_lockout,
+        )
+        auth.bind(self._credentials_ok, throttle)
+        self._login_throttle = throttle  # the media endpoint's logins count too
+        presence.bind(
+            node_id=self.node_id,
+            sessions=sessions,
+            save_last_seen=store.set_last_seen,
+            on_change=self._presence_changed if isinstance(sessions, RedisSessions) else None,
+        )
         self.presence = presence
+
+    def _credentials_ok(self, user: str, secret: str) -> bool:
+        """The credential check of MQTT and of the media endpoint (blocking: call it on a thread)."""
+        assert self.store is not None
+        return verify(secret, self.store.credential_hashes(user))
+
+    async def _start_media(self, store: Store, queue_broker: dramatiq.Broker) -> None:
+        """The HTTP endpoint for images and videos; its jobs run wherever the media queue is consumed."""
+        settings = self.settings
+        self._media_storage = await asyncio.to_thread(storage_for, settings)
+        tls = None
+        if settings.broker.tls:
+            assert settings.broker.certfile is not None
+            assert settings.broker.keyfile is not None
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(settings.broker.certfile, settings.broker.keyfile)
+        self.http = MediaHttp(
+            node_id=self.node_id,
+            settings=settings.media,
+            host=settings.broker.host,
+            tls=tls,
+            storage=self._media_storage,
+            store=store,
+            check_credentials=self._credentials_ok,
+            submit=lambda job: send_media_job(queue_broker, job),
+            on_action=self._touch,
+            throttle=self._login_throttle,
+        )
+        await self.http.start()
 
     # ------------------------------------------------------------------ event loop callbacks
     def _reply(self, user: str, event: dict[str, Any]) -> None:
@@ -272,5 +374,47 @@ class Node:
     def _publish_items(self, items: list[tuple[str, str, int]]) -> None:
         if self.broker is None or self._state != "running":
             return
+        now = time.time()
         for user, payload, qos in items:
             self.broker.publish_nowait(self.topics.inbox(user), payload.encode(), int(qos))
+            observe_delivery(payload, now)
+
+    # ------------------------------------------------------------------ several nodes
+    def _deliver_from_queue(self, node: str, items: list[list[Any]]) -> None:
+        """The delivery actor on this node's queue (worker thread)."""
+        self._deliver(node, [(str(user), str(payload), int(qos)) for user, payload, qos in items])
+
+    def _presence_from_queue(self, user: str, payload: str) -> None:
+        """Another node's presence change, from this node's queue (worker thread)."""
+        loop, presence = self._loop, self.presence
+        if loop is None or presence is None or self._state != "running":
+            return
+        asyncio.run_coroutine_threadsafe(presence.apply_remote(user, payload.encode()), loop)
+
+    def _presence_changed(self, user: str, data: bytes) -> None:
+        """Pass a presence change made here to every other live node (event loop, not blocking)."""
+        sessions, queue_broker, loop = self.sessions, self.queue_broker, self._loop
+        if not isinstance(sessions, RedisSessions) or queue_broker is None or loop is None:
+            return
+
+        def fan_out() -> None:
+            for node in sessions.live_nodes() - {self.node_id}:
+                send_presence(queue_broker, node, user, data.decode())
+
+        loop.run_in_executor(self._cluster_calls, fan_out)
+
+    async def _cluster_loop(self, sessions: RedisSessions) -> None:
+        """Keep this node alive in the session service and take the users of dead nodes offline."""
+        period = max(sessions.node_ttl / 3, 0.5)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await asyncio.to_thread(sessions.heartbeat, self.node_id)
+                reaped = await asyncio.to_thread(sessions.reap)
+                for node, users in reaped.items():
+                    log.warning("node %s is gone; %d of its users go offline", node, len(users))
+                    for user in users:
+                        if not await asyncio.to_thread(sessions.nodes_of, user) and self.presence is not None:
+                            await self.presence.announce_offline(user, time.time())
+            except Exception:
+                log.warning("session service heartbeat failed", exc_info=True)

@@ -18,6 +18,12 @@ What changes from stock amqtt 0.12.1, and why:
   be published to topics the ACL never saw.
 - **No retained messages on connect for other clients' subscriptions.** Stock amqtt sent a new
   client every retained message matching *any* client's subscription, scanning them all.
+- **Routing by index.** Stock amqtt matched every published topic against every subscription (and
+  scanned them all again on each disconnect). Exact filters (every inbox) are found by dict lookup,
+  only wildcard filters are matched, and each session's filters are indexed for its disconnect.
+- **Bounded deliveries per connection.** A client that stops reading or acknowledging made the
+  broker pile up publish tasks without end; past ``max_inflight`` unacknowledged deliveries the
+  connection is closed, and the client catches up by sync when it reconnects.
 - **Every connection's socket is closed when its handler ends**, and a stop waits for the handlers.
   Stock amqtt's writer ``close()`` marks itself closed before draining, so a peer that hung up
   first left the socket open for good.
@@ -28,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from functools import partial
 from typing import Any, Protocol
 
 from amqtt.broker import Broker, Server
@@ -53,6 +60,9 @@ def _close_transport(writer: Any) -> None:
     stream = getattr(writer, "_writer", None)
     if isinstance(stream, asyncio.StreamWriter) and not stream.is_closing():
         stream.close()
+
+
+_REFUSED = 0x80
 
 
 class Gate(Protocol):
@@ -92,13 +102,26 @@ class _Handler(BrokerProtocolHandler):
 
 class MqchatBroker(Broker):
     def __init__(
-        self, config: dict[str, Any], *, gate: Gate, keepalive_grace: float = 1.5, **kwargs: Any
+        self,
+        config: dict[str, Any],
+        *,
+        gate: Gate,
+        keepalive_grace: float = 1.5,
+        max_connections_per_user: int = 0,
+        max_inflight: int = 1000,
+        **kwargs: Any,
     ) -> None:
         check_amqtt_version()
         super().__init__(config, **kwargs)
         self._gate = gate
         self._keepalive_grace = keepalive_grace
         self._connections: set[asyncio.Task[Any]] = set()
+        self._max_per_user = max_connections_per_user
+        self._max_inflight = max_inflight
+        self._wildcards: set[str] = set()
+        self._filters_of: dict[int, set[str]] = {}
+        self._inflight: dict[int, int] = {}
+        self._clients_of: dict[str, set[str]] = {}
 
     # -------------------------------------------------------------- publishing from the server
     def publish_nowait(self, topic: str, data: bytes, qos: int = QOS_1) -> None:
@@ -170,19 +193,34 @@ class MqchatBroker(Broker):
     ) -> None:
         authenticated = await self._authenticate(client_session, self.listeners_config[listener_name])
         handler.attach(client_session, reader, writer)
-        if not authenticated or client_session.client_id is None:
+        client_id, user = client_session.client_id, client_session.username or ""
+        others = self._clients_of.get(user, set()) - {client_id}
+        if self._max_per_user and len(others) >= self._max_per_user:
+            log.warning("refused %s: %s already has %d connections", client_id, user, len(others))
+            authenticated = False
+        if not authenticated or client_id is None:
             await handler.mqtt_connack_authorize(False)
             await writer.close()
             return
-        await self._take_over(client_session.client_id)
+        await self._take_over(client_id)
         client_session.transitions.connect()
-        self._sessions[client_session.client_id] = (client_session, handler)
-        await handler.mqtt_connack_authorize(True)
-        await self.plugins_manager.fire_event(
-            BrokerEvents.CLIENT_CONNECTED, client_id=client_session.client_id, client_session=client_session
-        )
-        await handler.start()
-        await self._client_message_loop(client_session, handler)
+        self._sessions[client_id] = (client_session, handler)
+        self._clients_of.setdefault(user, set()).add(client_id)
+        try:
+            await handler.mqtt_connack_authorize(True)
+            await self.plugins_manager.fire_event(
+                BrokerEvents.CLIENT_CONNECTED, client_id=client_id, client_session=client_session
+            )
+            await handler.start()
+            await self._client_message_loop(client_session, handler)
+        finally:
+            current = self._sessions.get(client_id)
+            if current is None or current[0] is client_session:  # not taken over by a newer one
+                clients = self._clients_of.get(user)
+                if clients is not None:
+                    clients.discard(client_id)
+                    if not clients:
+                        del self._clients_of[user]
 
     async def _authenticate(self, session: Session, listener: ListenerConfig) -> bool:
         try:
@@ -210,3 +248,65 @@ class MqchatBroker(Broker):
         if not any(s is session for s, _ in self._subscriptions.get(topic_filter, ())):
             return  # only to sessions that really subscribed to this filter
         await super()._publish_retained_messages_for_subscription(subscription, session)
+
+    # -------------------------------------------------------------- routing by index (fixed)
+    async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        code = int(await super().add_subscription(subscription, session))
+        if code != _REFUSED:
+            topic_filter = subscription[0]
+            self._filters_of.setdefault(id(session), set()).add(topic_filter)
+            if "+" in topic_filter or "#" in topic_filter:
+                self._wildcards.add(topic_filter)
+        return code
+
+    def _del_subscription(self, a_filter: str, session: Session) -> int:
+        deleted = int(super()._del_subscription(a_filter, session))
+        filters = self._filters_of.get(id(session))
+        if filters is not None:
+            filters.discard(a_filter)
+        if not self._subscriptions.get(a_filter):
+            self._subscriptions.pop(a_filter, None)
+            self._wildcards.discard(a_filter)
+        return deleted
+
+    async def _del_all_subscriptions(self, session: Session) -> None:
+        for topic_filter in self._filters_of.pop(id(session), set()):
+            self._del_subscription(topic_filter, session)
+        self._inflight.pop(id(session), None)
+
+    def _subscribers(self, topic: str) -> list[tuple[Session, int]]:
+        targets = list(self._subscriptions.get(topic, ()))
+        for topic_filter in self._wildcards:
+            if self._matches(topic, topic_filter):
+                targets += self._subscriptions.get(topic_filter, ())
+        return targets
+
+    async def _run_broadcast(self, running_tasks: Any) -> None:
+        broadcast = await self._broadcast_queue.get()
+        topic, data = broadcast["topic"], broadcast["data"]
+        # Subscriptions were checked by the ACL when they were made, and every topic a granted
+        # filter matches is one the subscriber may read, so no per-message RECEIVE check is needed.
+        for session, sub_qos in self._subscribers(topic):
+            if session.transitions.state != "connected":
+                continue
+            handler = self._get_handler(session)
+            if handler is None:
+                continue
+            key = id(session)
+            inflight = self._inflight.get(key, 0)
+            if inflight >= self._max_inflight:
+                log.warning("%s has %d deliveries unacknowledged: closing it", session.client_id, inflight)
+                self._inflight[key] = 0
+                running_tasks.append(asyncio.ensure_future(handler.handle_connection_closed()))
+                continue
+            self._inflight[key] = inflight + 1
+            task = asyncio.ensure_future(
+                handler.mqtt_publish(topic, data, broadcast.get("qos", sub_qos), retain=False)
+            )
+            task.add_done_callback(partial(self._delivered, key))
+            running_tasks.append(task)
+
+    def _delivered(self, key: int, _task: asyncio.Future[Any]) -> None:
+        count = self._inflight.get(key)
+        if count:
+            self._inflight[key] = count - 1

@@ -33,6 +33,7 @@ from client_sdk.events import (
     ServerError,
     Typing,
 )
+from client_sdk.media import Media
 from client_sdk.outbox import OutgoingMessage
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "Event",
     "Group",
     "GroupEvent",
+    "Media",
     "Message",
     "MqchatError",
     "NotConnected",

@@ -8,7 +8,9 @@ Events reach the app through a queue read by :meth:`Client.events` and :meth:`Cl
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import io
 import logging
 import os
 import queue
@@ -18,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from types import TracebackType
-from typing import Any, Final, Literal, TypeVar
+from typing import IO, Any, Final, Literal, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -31,10 +33,12 @@ from client_sdk.commands import (
     group_list_command,
     group_members_command,
     group_rename_command,
+    new_command_id,
     push_register_command,
     push_unregister_command,
 )
 from client_sdk.contract import (
+    DEFAULT_MEDIA_PORT,
     DEFAULT_PREFIX,
     DEFAULT_PRESENCE_PREFIX,
     DEVICE_ID_RE,
@@ -46,10 +50,22 @@ from client_sdk.contract import (
     is_valid_user_id,
 )
 from client_sdk.errors import AuthenticationError, ConnectError, MqchatError, NotConnected, Timeout
-from client_sdk.events import Event, Group, GroupEvent, GroupList, Message, Ok, Presence
+from client_sdk.events import (
+    Event,
+    Group,
+    GroupEvent,
+    GroupList,
+    Message,
+    Ok,
+    Presence,
+    Sent,
+    parse_sequenced,
+)
+from client_sdk.media import Media
 from client_sdk.outbox import OutgoingMessage
 from client_sdk.session import Command, Effects, Session
 from client_sdk.statefile import StateFile
+from client_sdk.transfer import MediaEndpoint
 
 __all__ = ["Client"]
 
@@ -94,6 +110,8 @@ class Client:
     position to resume after; with ``state_file`` (and ``cursor`` 0) it is read from that file,
     which is then kept up to date so a restarted app resumes without duplicates.
     ``auto_delivered`` sends the ``delivered`` receipt of every message from another user.
+    ``media_url`` is the server's media endpoint for images and videos (default: ``http://`` or,
+    with ``tls``, ``https://`` on ``host`` port 8090).
     Raises ``ValueError`` for a bad setting or an unreadable ``state_file``.
     """
 
@@ -116,6 +134,7 @@ class Client:
         auto_delivered: bool = True,
         connect_timeout: float = 10.0,
         reconnect: bool = True,
+        media_url: str | None = None,
     ) -> None:
         if not is_valid_user_id(user):
             raise ValueError(f"user {user!r} is not a user id (1-64 characters of [A-Za-z0-9_.-])")
@@ -157,6 +176,7 @@ class Client:
         self._inbox_subscription: int | None = None
         self._first_connack: ReasonCode | None = None
         self._first_connection_lost = False
+        self._media = _media_endpoint(media_url, host=host, user=user, token=token, tls=tls)
 
     def __repr__(self) -> str:
         return f"Client({self.client_id!r} at {self._host}:{self._port}, {self._state.value})"
@@ -285,6 +305,77 @@ class Client:
             outgoing, effects = self._session.send(to=to, text=text, id=id)
             self._apply(effects)
         return outgoing
+
+    # -- media ------------------------------------------------------------------------------------
+
+    def send_media(
+        self,
+        to: str,
+        file: str | os.PathLike[str] | IO[bytes],
+        *,
+        caption: str = "",
+        id: str | None = None,
+    ) -> OutgoingMessage:
+        """Send an image or video (a path, or a binary file object read from where it stands) to
+        user or group ``to``, with an optional ``caption``; returns once it is uploaded, with the
+        same handle as :meth:`send` (sent, then the receipts).
+
+        The server sniffs the type from the content (the file's name means nothing to it), checks
+        and processes the file (images lose their metadata and get a thumbnail), then stores and
+        delivers the message. The upload streams the file over HTTP; it needs no MQTT connection.
+
+        Raises :class:`CommandRejected` when the server refuses the upload (code ``too_large``,
+        ``unsupported_media``, ``unknown_user``, ``unknown_group``, ``not_member``,
+        ``unauthorized``...), :class:`ConnectError` when the media endpoint cannot be reached.
+        A file refused while it is processed (code ``bad_media``: damaged, truncated, a
+        decompression bomb) makes :meth:`OutgoingMessage.wait` raise :class:`CommandRejected`.
+        """
+        command_id = new_command_id() if id is None else id
+        outgoing = OutgoingMessage(id=command_id, to=to, text=caption)
+        with self._lock:
+            self._require_open()
+            self._session.outbox.expect(outgoing)
+        try:
+            answer = self._media.upload(to=to, id=command_id, caption=caption, file=file)
+        except BaseException:
+            with self._lock:
+                self._session.outbox.forget(command_id)
+            raise
+        if answer.sent is not None:  # stored before under this id: nothing new is processed
+            sent = parse_sequenced(answer.sent)
+            if isinstance(sent, Sent):
+                with self._lock:
+                    self._session.outbox.resolve(command_id, sent.message)
+        return outgoing
+
+    def download(self, media: Message | Media, *, thumbnail: bool = False) -> bytes:
+        """The bytes of the image or video of a message (or of a :class:`Media`), or of its thumbnail.
+
+        Raises :class:`CommandRejected` (code ``not_found`` when this user may not see it,
+        ``forbidden`` when a link expired), :class:`ConnectError` when the server cannot be
+        reached, ``ValueError`` for a message without media or a media without thumbnail.
+        """
+        buffer = io.BytesIO()
+        self._media.download(_media_key(media, thumbnail=thumbnail), buffer)
+        return buffer.getvalue()
+
+    def download_to(
+        self, path: str | os.PathLike[str], media: Message | Media, *, thumbnail: bool = False
+    ) -> int:
+        """Like :meth:`download`, streamed into the file ``path`` (complete, or not there at all);
+        returns the number of bytes written."""
+        key = _media_key(media, thumbnail=thumbnail)
+        target = os.fspath(path)
+        partial_path = f"{target}.part"
+        try:
+            with open(partial_path, "wb") as file:
+                size = self._media.download(key, file)
+            os.replace(partial_path, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial_path)
+            raise
+        return size
 
     def mark_read(self, messages: Message | str | Iterable[Message | str]) -> None:
         """Tell the senders these messages (events or message ids) were read.
@@ -749,6 +840,33 @@ _paho_logger = logging.getLogger(f"{__name__}.paho")
 def _log_paho(client: mqtt.Client, userdata: Any, level: int, message: str) -> None:
     """paho's own log, at DEBUG (it reports ordinary disconnections as errors; the SDK logs what matters)."""
     _paho_logger.debug("%s", message)
+
+
+def _media_endpoint(
+    media_url: str | None, *, host: str, user: str, token: str, tls: ssl.SSLContext | bool
+) -> MediaEndpoint:
+    context: ssl.SSLContext | None = None
+    if isinstance(tls, ssl.SSLContext):
+        context = tls
+    elif tls:
+        context = ssl.create_default_context()
+    if media_url is None:
+        where = f"[{host}]" if ":" in host else host
+        media_url = f"{'https' if context is not None else 'http'}://{where}:{DEFAULT_MEDIA_PORT}"
+    if not media_url.startswith(("http://", "https://")):
+        raise ValueError(f"media_url must be an http:// or https:// URL, got {media_url!r}")
+    return MediaEndpoint(media_url, user=user, token=token, tls=context)
+
+
+def _media_key(media: Message | Media, *, thumbnail: bool) -> str:
+    found = media.media if isinstance(media, Message) else media
+    if found is None:
+        raise ValueError("this message has no image or video")
+    if thumbnail:
+        if found.thumbnail is None:
+            raise ValueError("this media has no thumbnail")
+        found = found.thumbnail
+    return found.key
 
 
 def _group_id(group: Group | str) -> str:

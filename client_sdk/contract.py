@@ -23,12 +23,14 @@ from typing import Any, Final
 __all__ = [
     "COMMAND_ID_RE",
     "COMMAND_TYPES",
+    "DEFAULT_MEDIA_PORT",
     "DEFAULT_PREFIX",
     "DEFAULT_PRESENCE_PREFIX",
     "DEVICE_ID_RE",
     "EVENT_TYPES",
     "GROUP_COMMAND_TYPES",
     "GROUP_ID_RE",
+    "MAX_CAPTION_LENGTH",
     "MAX_RECEIPT_MESSAGES",
     "MAX_SYNC_LIMIT",
     "MAX_TEXT_LENGTH",
@@ -60,6 +62,10 @@ DEVICE_ID_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 MAX_TEXT_LENGTH: Final = 65536
 """Longest ``text`` of a ``send`` command, in characters."""
+MAX_CAPTION_LENGTH: Final = 1024
+"""Longest caption of an image or video (the ``caption`` of an upload), in characters."""
+DEFAULT_MEDIA_PORT: Final = 8090
+"""The server's HTTP port for uploading and downloading media (see docs/protocol.md, "Media")."""
 MAX_RECEIPT_MESSAGES: Final = 500
 """Most message ids in one ``receipt`` command."""
 MAX_SYNC_LIMIT: Final = 1000
@@ -126,6 +132,11 @@ class ErrorCode(StrEnum):
     NOT_MEMBER = "not_member"
     NOT_ADMIN = "not_admin"
     GROUP_FULL = "group_full"
+    # media (answers of the HTTP media endpoint, and errors of the processing job)
+    BAD_MEDIA = "bad_media"
+    UNSUPPORTED_MEDIA = "unsupported_media"
+    UNAUTHORIZED = "unauthorized"
+    NOT_FOUND = "not_found"
 
 
 class Topics:

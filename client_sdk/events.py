@@ -20,6 +20,7 @@ from client_sdk.contract import (
     Status,
     is_group_id,
 )
+from client_sdk.media import Media, parse_media
 
 __all__ = [
     "Event",
@@ -52,7 +53,9 @@ class Message:
     ``sender`` and ``recipient`` are the wire fields ``from`` and ``to``; ``recipient`` is a user
     id, or a group id (``g:...``) for a group message. ``seq`` numbers the message within its
     ``conversation``; ``ts`` is the server's store time (Unix seconds); ``cursor`` is the position
-    in this user's inbox of the event that carried the message.
+    in this user's inbox of the event that carried the message. ``media`` is the image or video
+    of a media message (``text`` is then its caption, possibly empty): see
+    :meth:`client_sdk.Client.download`.
     """
 
     id: str
@@ -63,6 +66,7 @@ class Message:
     text: str
     ts: float
     cursor: int
+    media: Media | None = None
 
     @property
     def group(self) -> str | None:
@@ -274,6 +278,7 @@ def parse_message(payload: Any, *, cursor: int) -> Message:
         text=_field(payload, "text", str),
         ts=_number(payload, "ts"),
         cursor=cursor,
+        media=None if payload.get("media") is None else parse_media(payload["media"]),
     )
 
 

@@ -165,13 +165,14 @@ class Outbox:
     """The ``send`` commands not answered yet, in the order they were made, plus the answered ones
     still followed for receipts (at most ``max_tracked``, oldest forgotten first)."""
 
-    __slots__ = ("_by_message_id", "_max_tracked", "_pending")
+    __slots__ = ("_by_message_id", "_expected", "_max_tracked", "_pending")
 
     def __init__(self, *, max_tracked: int = DEFAULT_MAX_TRACKED) -> None:
         if max_tracked < 1:
             raise ValueError(f"max_tracked must be >= 1, got {max_tracked}")
         self._max_tracked = max_tracked
         self._pending: OrderedDict[str, OutgoingMessage] = OrderedDict()
+        self._expected: dict[str, OutgoingMessage] = {}
         self._by_message_id: OrderedDict[str, OutgoingMessage] = OrderedDict()
 
     def __len__(self) -> int:
@@ -186,6 +187,17 @@ class Outbox:
             raise ValueError(f"a message with command id {message.id!r} is already pending")
         self._pending[message.id] = message
 
+    def expect(self, message: OutgoingMessage) -> None:
+        """Wait for the ``sent`` or ``error`` answer to a command sent another way (a media upload
+        over HTTP): it is answered like a queued message but never resent from here."""
+        if message.id in self._pending or message.id in self._expected:
+            raise ValueError(f"a message with command id {message.id!r} is already pending")
+        self._expected[message.id] = message
+
+    def forget(self, ref: str) -> None:
+        """Stop waiting for the answer to an expected command (its upload failed)."""
+        self._expected.pop(ref, None)
+
     def pending(self) -> list[OutgoingMessage]:
         """The unanswered messages, oldest first (the order to resend them in)."""
         return list(self._pending.values())
@@ -196,7 +208,7 @@ class Outbox:
         Returns the outgoing message, or None when ``ref`` is not pending here (a duplicate
         answer, or a message sent from another device).
         """
-        outgoing = self._pending.pop(ref, None)
+        outgoing = self._pending.pop(ref, None) or self._expected.pop(ref, None)
         if outgoing is None:
             return None
         outgoing._resolve(message)
@@ -207,7 +219,7 @@ class Outbox:
 
     def reject(self, ref: str, error: CommandRejected) -> OutgoingMessage | None:
         """The server refused the command ``ref``: fail it and stop resending it (None if not pending)."""
-        outgoing = self._pending.pop(ref, None)
+        outgoing = self._pending.pop(ref, None) or self._expected.pop(ref, None)
         if outgoing is not None:
             outgoing._reject(error)
         return outgoing
@@ -229,8 +241,9 @@ class Outbox:
 
     def close(self) -> None:
         """The client closed: wake everyone waiting on a message (their waits raise NotConnected)."""
-        for outgoing in (*self._pending.values(), *self._by_message_id.values()):
+        for outgoing in (*self._pending.values(), *self._expected.values(), *self._by_message_id.values()):
             outgoing._abandon()
+        self._expected.clear()
         self._by_message_id.clear()
 
 

@@ -22,7 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from client_sdk.commands import (
     DEFAULT_SYNC_LIMIT,
@@ -78,6 +78,11 @@ class Command:
     qos: int = 1
 
 
+TRANSIENT_CODES: Final = frozenset({"rate_limited", "busy"})
+"""Error codes that refuse a ``send`` only for now: the message stays in the outbox and is resent."""
+THROTTLE_RESEND_DELAY: Final = 1.0
+
+
 @dataclass(slots=True)
 class Effects:
     """What the I/O layer must do after an input: publish ``commands`` in order, hand ``events``
@@ -128,6 +133,9 @@ class Session:
         self._active_after = 0
         self._sync_deadline = 0.0
         self._retry_at: float | None = None
+        # sends the server refused for now (rate_limited, busy): resent after a pause
+        self._throttled: list[str] = []
+        self._resend_at: float | None = None
         self._my_syncs: deque[str] = deque(maxlen=_MAX_REMEMBERED_SYNCS)
         self._presence: dict[str, Presence] = {}
         self._groups: dict[str, Group] = {}
@@ -165,7 +173,7 @@ class Session:
             return None
         if self._active_sync is not None:
             return self._sync_deadline
-        times = [t for t in (self._retry_at, self._sequencer.gap_deadline) if t is not None]
+        times = [t for t in (self._retry_at, self._resend_at, self._sequencer.gap_deadline) if t is not None]
         return min(times, default=None)
 
     # -- connection ----------------------------------------------------------------------------
@@ -199,6 +207,8 @@ class Session:
             return self._start_sync(now=now)
         if self._retry_at is not None and now >= self._retry_at:
             return self._start_sync(now=now)
+        if self._resend_at is not None and now >= self._resend_at and self._synced:
+            return self._resend_throttled()
         if self._sequencer.gap_due(now=now):
             logger.info("inbox gap after cursor %d stayed open; syncing", self.cursor)
             return self._start_sync(now=now)
@@ -316,6 +326,7 @@ class Session:
         self._active_sync = None
         if not self._synced and self._connected:
             self._synced = True
+            self._throttled, self._resend_at = [], None  # everything pending is sent again below
             pending = self.outbox.pending()
             if pending:
                 logger.debug(
@@ -327,7 +338,26 @@ class Session:
                 )
         return effects
 
+    def _resend_throttled(self) -> Effects:
+        waiting = set(self._throttled)
+        self._throttled, self._resend_at = [], None
+        return Effects(
+            commands=[
+                Command(send_command(id=o.id, to=o.to, text=o.text))
+                for o in self.outbox.pending()
+                if o.id in waiting
+            ]
+        )
+
     def _on_error(self, error: ServerError, *, now: float) -> Effects:
+        if error.code in TRANSIENT_CODES and error.ref is not None and error.ref in self.outbox:
+            # the server will take it a little later: keep it in the outbox and send it again
+            logger.info("message %s deferred by the server (%s); resending soon", error.ref, error.code)
+            if error.ref not in self._throttled:
+                self._throttled.append(error.ref)
+            if self._resend_at is None:
+                self._resend_at = now + THROTTLE_RESEND_DELAY
+            return Effects(events=[error])
         if error.ref is not None:
             rejected = CommandRejected(code=error.code, ref=error.ref, message=error.message)
             if self.outbox.reject(error.ref, rejected) is not None:

@@ -12,14 +12,24 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "BrokerSettings",
     "GroupSettings",
     "LimitSettings",
+    "MediaSettings",
     "PresenceSettings",
     "PushSettings",
+    "SessionSettings",
     "Settings",
     "SettingsError",
     "StoreSettings",
@@ -78,7 +88,8 @@ class TopicSettings(_Section):
 
 class StoreSettings(_Section):
     url: str | None = None
-    """SQLAlchemy URL of the message store; default: SQLite in ``data_dir``."""
+    """``sqlite:///…``, ``postgresql://…`` (SQLAlchemy) or ``mongodb://…`` (pymongo; a replica set);
+    default: SQLite in ``data_dir``."""
 
 
 class WorkerSettings(_Section):
@@ -90,6 +101,17 @@ class WorkerSettings(_Section):
     """At most this many client commands go into one job."""
     ingest_queue: int = Field(default=50_000, ge=10)
     """Commands waiting to be enqueued; past it a command is refused with ``busy``."""
+    health_port: Port | None = None
+    """``mqchat worker`` serves ``/healthz`` and ``/metrics`` on this port; unset: not at all."""
+
+
+class SessionSettings(_Section):
+    """The session service: which node each user is connected to."""
+
+    url: str | None = None
+    """``redis://…`` shares it between nodes and workers; unset: this process's memory (one node)."""
+    node_ttl: float = Field(default=10.0, ge=1.0, le=300.0)
+    """A node that has not refreshed its entry for this many seconds is dead: its users go offline."""
 
 
 class LimitSettings(_Section):
@@ -97,11 +119,61 @@ class LimitSettings(_Section):
     """Largest command payload accepted; larger ones get a ``too_large`` error."""
     sync_page_size: int = Field(default=200, ge=1, le=1000)
     """Default number of inbox entries in one sync page."""
+    commands_per_second: float = Field(default=100.0, gt=0.0)
+    """Commands a user may send per second on average (per node); past it, error ``rate_limited``."""
+    commands_burst: int = Field(default=1000, ge=1)
+    """Commands a user may send at once before the average applies."""
+    max_connections_per_user: int = Field(default=20, ge=1)
+    """Connections one user may have open on a node (devices); more are refused at CONNECT."""
+    max_inflight_per_connection: int = Field(default=1000, ge=1)
+    """Deliveries a connection may leave unacknowledged; past it the client is disconnected (it syncs
+    when it comes back), so a client that stops reading cannot make the node's memory grow."""
+    login_failures_free: int = Field(default=5, ge=1)
+    """Failed logins of a user per minute before each further attempt is slowed (1, 2, 4... s)."""
+    login_max_delay: float = Field(default=30.0, ge=0.0)
+    address_failures_max: int = Field(default=20, ge=1)
+    """Failed logins from one address per minute before the address is locked out."""
+    address_lockout: float = Field(default=300.0, ge=0.0)
+    """Seconds an address that kept failing is refused."""
 
 
 class GroupSettings(_Section):
     max_members: int = Field(default=256, ge=2, le=1024)
     """Members a group may hold, its creator included; past it, error ``group_full``."""
+
+
+_MIB = 1024 * 1024
+
+
+class MediaSettings(_Section):
+    """Images and videos: the HTTP endpoint, object storage, limits and processing."""
+
+    http_port: Port = 8090
+    """Uploads and downloads over HTTP (HTTPS when ``broker.certfile`` is set). 0 picks a free port."""
+    storage_url: str | None = None
+    """``file:///folder`` or ``s3://bucket[/prefix]?endpoint_url=…&region=…``; default:
+    ``<data_dir>/media``."""
+    max_image_bytes: int = Field(default=16 * _MIB, ge=1024)
+    """Largest image upload; larger ones are refused (HTTP 413, ``too_large``)."""
+    max_video_bytes: int = Field(default=100 * _MIB, ge=1024)
+    """Largest video upload."""
+    max_image_pixels: int = Field(default=50_000_000, ge=1024, le=170_000_000)
+    """Most pixels of an image (all frames of an animation together) or a video frame: beyond, the
+    file is refused as a decompression bomb before it is decoded (Pillow refuses more than about
+    179 million pixels in any case)."""
+    thumbnail_size: int = Field(default=320, ge=32, le=2048)
+    """Thumbnails and video posters fit in this many pixels a side."""
+    url_ttl: int = Field(default=300, ge=1, le=604_800)
+    """Seconds a signed download URL works (S3 allows at most 7 days)."""
+    secret: SecretStr | None = Field(default=None, min_length=32)
+    """Key that signs local download URLs; unset: a random one kept in ``<data_dir>/media.secret``."""
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("file:///", "s3://")):
+            raise ValueError("use file:///absolute/folder or s3://bucket?endpoint_url=…")
+        return value
 
 
 class PushSettings(_Section):
@@ -161,7 +233,9 @@ class Settings(_Section):
     limits: LimitSettings = LimitSettings()
     presence: PresenceSettings = PresenceSettings()
     groups: GroupSettings = GroupSettings()
+    media: MediaSettings = MediaSettings()
     push: PushSettings = PushSettings()
+    sessions: SessionSettings = SessionSettings()
 
     @field_validator("data_dir")
     @classmethod
@@ -171,6 +245,10 @@ class Settings(_Section):
     @property
     def store_url(self) -> str:
         return self.store.url or f"sqlite:///{self.data_dir / 'mqchat.db'}"
+
+    @property
+    def media_storage_url(self) -> str:
+        return self.media.storage_url or (self.data_dir / "media").as_uri()
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with top-level or dotted (``broker.mqtt_port``) fields replaced, validated again."""

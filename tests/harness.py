@@ -73,6 +73,10 @@ class RunningNode:
         assert port is not None
         return port
 
+    @property
+    def media_url(self) -> str:
+        return f"{self.node.http.scheme if self.node.http else 'http'}://127.0.0.1:{self.node.http_port}"
+
     def add_user(self, name: str | None = None, *, password: str | None = None) -> tuple[str, str]:
         """A new user (unique name) and a token for it."""
         user = unique(name or "user")
@@ -93,6 +97,7 @@ def node_settings(data_dir: Path, **overrides: Any) -> Settings:
         "broker.host": "127.0.0.1",
         "broker.mqtt_port": 0,
         "broker.ws_port": 0,
+        "media.http_port": 0,
         "presence.min_interval": 0.0,
     }
     base.update(overrides)

@@ -30,10 +30,11 @@ __all__ = [
     "MEDIA_QUEUE",
     "NOTIFY_QUEUE",
     "declare_commands_actor",
-    "declare_deliver_actor",
+    "declare_node_actors",
     "make_queue_broker",
     "node_queue",
     "send_commands",
+    "send_presence",
     "send_to_node",
 ]
 
@@ -45,6 +46,7 @@ NOTIFY_QUEUE = "mqchat.notify"
 BACKGROUND_QUEUES = frozenset({MEDIA_QUEUE, NOTIFY_QUEUE})
 COMMANDS_ACTOR = "mqchat_process_commands"
 DELIVER_ACTOR = "mqchat_deliver"
+PRESENCE_ACTOR = "mqchat_presence"
 
 
 def node_queue(node: str) -> str:
@@ -71,7 +73,15 @@ def make_queue_broker(url: str) -> dramatiq.Broker:
     scheme = url.split("://", 1)[0].lower()
     if scheme == "memory":
         return StubBroker(middleware=middleware)
-    raise ValueError(f"no job queue for URL scheme {scheme!r} (use memory://)")
+    if scheme in {"redis", "rediss"}:
+        from dramatiq.brokers.redis import RedisBroker
+
+        return RedisBroker(url=url, middleware=middleware)  # type: ignore[no-untyped-call]
+    if scheme in {"amqp", "amqps"}:
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        return RabbitmqBroker(url=url, middleware=middleware)
+    raise ValueError(f"no job queue for URL scheme {scheme!r} (use memory://, redis:// or amqp://)")
 
 
 def declare_commands_actor(
@@ -82,19 +92,24 @@ def declare_commands_actor(
     )
 
 
-def declare_deliver_actor(
-    broker: dramatiq.Broker, deliver: Callable[[str, list[list[Any]]], None], node: str
-) -> dramatiq.Actor[Any, Any]:
-    """The node-side actor; its messages arrive on the node's own queue."""
-    actor: dramatiq.Actor[Any, Any] = dramatiq.Actor(
-        deliver,
-        broker=broker,
-        actor_name=DELIVER_ACTOR,
-        queue_name=node_queue(node),
-        priority=0,
-        options={"max_retries": 0},
-    )
-    return actor
+def declare_node_actors(
+    broker: dramatiq.Broker,
+    node: str,
+    *,
+    deliver: Callable[[str, list[list[Any]]], None],
+    presence: Callable[[str, str], None],
+) -> None:
+    """The node-side actors; their messages arrive on the node's own queue."""
+    broker.declare_queue(node_queue(node))
+    for name, fn in ((DELIVER_ACTOR, deliver), (PRESENCE_ACTOR, presence)):
+        dramatiq.Actor(
+            fn,
+            broker=broker,
+            actor_name=name,
+            queue_name=node_queue(node),
+            priority=0,
+            options={"max_retries": 0},
+        )
 
 
 def send_commands(broker: dramatiq.Broker, node: str, batch: list[dict[str, Any]]) -> None:
@@ -114,6 +129,22 @@ def send_to_node(broker: dramatiq.Broker, node: str, items: list[tuple[str, str,
             queue_name=queue,
             actor_name=DELIVER_ACTOR,
             args=(node, [list(item) for item in items]),
+            kwargs={},
+            options={"max_retries": 0},
+        )
+    )
+
+
+def send_presence(broker: dramatiq.Broker, node: str, user: str, payload: str) -> None:
+    """Ask ``node`` to retain and publish a presence change of ``user`` (from another node)."""
+    queue = node_queue(node)
+    if queue not in broker.get_declared_queues():
+        broker.declare_queue(queue)
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=queue,
+            actor_name=PRESENCE_ACTOR,
+            args=(user, payload),
             kwargs={},
             options={"max_retries": 0},
         )

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from client_sdk.contract import VERSION, ErrorCode, Status
 from workers.errors import CommandError, StoreUnavailable, UnknownUser
+from workers.metrics import COMMAND_ERRORS
 from workers.routing import Router
 from workers.sessions import SessionStore
 from workers.stores.base import AcceptResult, InboxEntry, Store, StoredMessage
@@ -82,12 +83,15 @@ class Pipeline:
             self._sessions.touch(user, now=self._clock())
             self._handlers[cmd["type"]](node, user, cmd)
         except CommandError as exc:
+            COMMAND_ERRORS.labels(code=exc.code.value).inc()
             self._reply(node, user, error_event(ref, exc.code, exc.message))
         except UnknownUser as exc:
+            COMMAND_ERRORS.labels(code=ErrorCode.UNKNOWN_USER.value).inc()
             self._reply(node, user, error_event(ref, ErrorCode.UNKNOWN_USER, str(exc)))
         except StoreUnavailable:
             raise
         except Exception:
+            COMMAND_ERRORS.labels(code=ErrorCode.INTERNAL.value).inc()
             log.exception("command %r of %s failed", ref, user)
             self._reply(node, user, error_event(ref, ErrorCode.INTERNAL, "the server could not process it"))
 
@@ -103,6 +107,11 @@ class Pipeline:
         result = self._store.accept_message(
             sender=user, command_id=cmd["id"], recipient=cmd["to"], text=cmd["text"], now=self._clock()
         )
+        self.route_message(node, user, result)
+
+    def route_message(self, node: str, user: str, result: AcceptResult) -> None:
+        """Deliver a message ``user`` stored (text, or media from the media job): ``sent`` to the
+        sender, a copy to each recipient, and a notification for those who are offline."""
         self._deliver(node, user, [result.sent] if result.duplicate else result.entries)
         self._notify(result)
 

@@ -8,9 +8,12 @@ serves a single node (broker and workers in one process).
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["MemorySessions", "SessionStore"]
+if TYPE_CHECKING:
+    from config.settings import Settings
+
+__all__ = ["MemorySessions", "SessionStore", "open_sessions"]
 
 
 class SessionStore(Protocol):
@@ -66,3 +69,12 @@ class MemorySessions:
                 if not self._nodes[user]:
                     del self._nodes[user]
             return gone
+
+
+def open_sessions(settings: Settings) -> SessionStore:
+    """Redis when ``sessions.url`` is set (several nodes), else this process's memory."""
+    if settings.sessions.url:
+        from workers.sessions_redis import RedisSessions
+
+        return RedisSessions(settings.sessions.url, node_ttl=settings.sessions.node_ttl)
+    return MemorySessions()

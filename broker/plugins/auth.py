@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
+from broker.throttle import LoginThrottle
 from client_sdk.contract import is_valid_user_id
 
 __all__ = ["MqchatAuthPlugin", "parse_client_id"]
@@ -40,19 +41,32 @@ class MqchatAuthPlugin(BaseAuthPlugin):
         """No options: credentials live in the store."""
 
     _check: CredentialCheck | None = None
+    _throttle: LoginThrottle | None = None
 
-    def bind(self, check: CredentialCheck) -> None:
+    def bind(self, check: CredentialCheck, throttle: LoginThrottle | None = None) -> None:
         self._check = check
+        self._throttle = throttle
 
     async def authenticate(self, *, session: Session) -> bool | None:
-        user, secret = session.username, session.password
+        user, secret, address = session.username, session.password, session.remote_address
+        throttle = self._throttle
+        if throttle is not None and throttle.address_locked(address):
+            log.warning("refused a login from %s: too many failed logins from there", address)
+            return False
         if self._check is None or not is_valid_user_id(user) or not secret:
             return False
         assert user is not None
         if parse_client_id(session.client_id, user) is None:
             log.info("refused %r: client id must be '%s/<device>'", session.client_id, user)
             return False
+        if throttle is not None and (delay := throttle.delay_for(user)):
+            await asyncio.sleep(delay)  # guessing a password gets slow
         ok = await asyncio.to_thread(self._check, user, secret)
+        if throttle is not None:
+            if ok:
+                throttle.succeeded(user)
+            else:
+                throttle.failed(user, address)
         if not ok:
-            log.info("refused %s from %s: bad credentials", user, session.remote_address)
+            log.info("refused %s from %s: bad credentials", user, address)
         return ok

@@ -13,7 +13,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from amqtt.plugins.base import BasePlugin
@@ -43,7 +45,11 @@ class MqchatPresencePlugin(BasePlugin[Any]):
         self._sessions: SessionStore | None = None
         self._save_last_seen: Callable[[str, float], None] = lambda user, ts: None
         self._clock: Callable[[], float] = time.time
+        self._on_change: Callable[[str, bytes], None] = lambda user, data: None
         self._tasks: set[asyncio.Task[None]] = set()
+        # the session service may be remote (Redis): call it off the event loop, one call at a
+        # time so that a quick connect/disconnect reaches it in order
+        self._session_calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqchat-sessions")
 
     def bind(
         self,
@@ -51,11 +57,15 @@ class MqchatPresencePlugin(BasePlugin[Any]):
         node_id: str,
         sessions: SessionStore,
         save_last_seen: Callable[[str, float], None],
+        on_change: Callable[[str, bytes], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``on_change(user, payload)`` runs (on the event loop) after each presence publish."""
         self._node = node_id
         self._sessions = sessions
         self._save_last_seen = save_last_seen
+        if on_change is not None:
+            self._on_change = on_change
         self._clock = clock
 
     def is_online(self, user: str) -> bool:
@@ -84,7 +94,7 @@ class MqchatPresencePlugin(BasePlugin[Any]):
         connections.add(id(client_session))
         if first:
             if self._sessions is not None:
-                self._sessions.set_online(user, self._node, now=now)
+                await self._session_call(partial(self._sessions.set_online, user, self._node, now=now))
             await self._publish(user, "online", now)
 
     async def on_broker_client_disconnected(self, *, client_id: str, client_session: Session) -> None:
@@ -98,15 +108,26 @@ class MqchatPresencePlugin(BasePlugin[Any]):
         del self._connections[user]
         now = self._clock()
         if self._sessions is not None:
-            self._sessions.set_offline(user, self._node, now=now)
+            await self._session_call(partial(self._sessions.set_offline, user, self._node, now=now))
         await self._publish(user, "offline", now)
         await self._save(user, now)
+
+    async def announce_offline(self, user: str, ts: float) -> None:
+        """``user`` went offline with a dead node (and is connected nowhere else)."""
+        if user not in self._connections:
+            await self._publish(user, "offline", ts)
+
+    async def apply_remote(self, user: str, data: bytes) -> None:
+        """A presence change published by another node: retain and route it here too."""
+        if user in self._connections:
+            return  # connected here: this node's own view wins
+        topic = self._topics.presence(user)
+        await self.context.retain_message(topic, data, 1)
+        await self.context.broadcast_message(topic, data, 1)
 
     def touch(self, user: str) -> None:
         """The user acted (sent a command): move its last seen (event loop only)."""
         now = self._clock()
-        if self._sessions is not None:
-            self._sessions.touch(user, now=now)
         if (
             user in self._connections
             and now - self._last_published.get(user, 0.0) >= self.config.min_interval
@@ -122,8 +143,9 @@ class MqchatPresencePlugin(BasePlugin[Any]):
         for user in list(self._connections):
             del self._connections[user]
             if self._sessions is not None:
-                self._sessions.set_offline(user, self._node, now=now)
+                await self._session_call(partial(self._sessions.set_offline, user, self._node, now=now))
             await self._save(user, now)
+        self._session_calls.shutdown(wait=True)
 
     # ------------------------------------------------------------------ helpers
     def _payload(self, user: str, status: str, ts: float) -> bytes:
@@ -134,6 +156,16 @@ class MqchatPresencePlugin(BasePlugin[Any]):
         topic, data = self._topics.presence(user), self._payload(user, status, ts)
         await self.context.retain_message(topic, data, 1)
         await self.context.broadcast_message(topic, data, 1)
+        try:
+            self._on_change(user, data)
+        except Exception:
+            log.warning("presence of %s not passed on to other nodes", user, exc_info=True)
+
+    async def _session_call(self, call: Callable[[], None]) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._session_calls, call)
+        except Exception:
+            log.warning("session service update failed", exc_info=True)
 
     async def _save(self, user: str, ts: float) -> None:
         try:

@@ -40,7 +40,7 @@ class Server:
     def __init__(self, data: Path, port: int) -> None:
         self.port = port
         self.process = subprocess.Popen(
-            [*MQCHAT, "--data-dir", str(data), "run", "--port", str(port), "--no-ws"],
+            [*MQCHAT, "--data-dir", str(data), "run", "--port", str(port), "--no-ws", "--http-port", "0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -66,6 +66,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
 def test_run_prints_where_it_listens_and_stops_on_ctrl_c(server: Server) -> None:
     assert "is running" in server.banner[0]
     assert f"mqtt://127.0.0.1:{server.port}" in server.banner[1]
+    assert server.banner[2].split()[0] == "media"
+    assert server.banner[2].split()[1].startswith("http://127.0.0.1:")
     code, out = server.interrupt()
     assert code == 0
     assert "stopped" in out

@@ -199,3 +199,31 @@ def test_promote_rename_and_the_last_admin_leaving(store: Store) -> None:
     assert store.groups_of(alice) == []
     alice_events = [e.payload["action"] for e in store.sync(user=alice, after=0, limit=50)[0]]
     assert alice_events == ["created", "renamed", "left"]
+
+
+def test_concurrent_receipts_complete_the_status_exactly_once(store: Store) -> None:
+    import threading
+
+    group, people = make_group(store, 6)
+    sender, members = people[0], people[1:]
+    messages = [
+        store.accept_message(sender=sender, command_id=f"m{i}", recipient=group.id, text="t", now=2.0).message
+        for i in range(5)
+    ]
+    completions: list[str] = []
+    lock = threading.Lock()
+
+    def acknowledge(member: str) -> None:
+        result = store.apply_receipts(
+            user=member, status=Status.DELIVERED, message_ids=[m.id for m in messages], now=3.0
+        )
+        with lock:
+            completions.extend(e.payload["message_id"] for e in result.entries if e.payload["all"])
+
+    threads = [threading.Thread(target=acknowledge, args=(m,)) for m in members]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(completions) == sorted(m.id for m in messages)

@@ -135,3 +135,28 @@ def test_users_and_credentials(store: Store) -> None:
     assert not store.user_exists(alice)
     with pytest.raises(UnknownUser):
         store.delete_user(alice)
+
+
+def test_two_devices_acknowledging_at_once_tell_the_sender_once(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+    messages = [
+        store.accept_message(sender=alice, command_id=f"m{i}", recipient=bob, text="t", now=1.0).message
+        for i in range(20)
+    ]
+    events: list[str] = []
+    lock = threading.Lock()
+
+    def device() -> None:
+        result = store.apply_receipts(
+            user=bob, status=Status.DELIVERED, message_ids=[m.id for m in messages], now=2.0
+        )
+        with lock:
+            events.extend(e.payload["message_id"] for e in result.entries)
+
+    threads = [threading.Thread(target=device) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(events) == sorted(m.id for m in messages)

@@ -35,6 +35,7 @@ def test_all_is_pinned() -> None:
         "Event",
         "Group",
         "GroupEvent",
+        "Media",
         "Message",
         "MqchatError",
         "NotConnected",

@@ -1,4 +1,8 @@
-"""Stores behind one interface, chosen by URL: ``sqlite:///…`` and ``postgresql://…`` (SQLAlchemy)."""
+"""Stores behind one interface, chosen by URL.
+
+``sqlite:///…`` and ``postgresql://…`` (SQLAlchemy), ``mongodb://host:port/db`` and
+``mongodb+srv://…`` (pymongo, the optional ``mongo`` extra).
+"""
 
 from __future__ import annotations
 
@@ -37,4 +41,12 @@ def open_store(url: str) -> Store:
         from workers.stores.sql import SqlStore
 
         return SqlStore(url)
-    raise ValueError(f"no store for URL scheme {scheme!r} (use sqlite:// or postgresql://)")
+    if scheme == "mongodb":
+        try:
+            from workers.stores.mongo import MongoStore
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in {"pymongo", "bson"}:
+                raise
+            raise ImportError("the MongoDB store needs pymongo: pip install 'mqchat[mongo]'") from exc
+        return MongoStore(url)
+    raise ValueError(f"no store for URL scheme {scheme!r} (use sqlite://, postgresql:// or mongodb://)")

@@ -8,7 +8,7 @@ state. Live delivery publishes those entries; ``sync`` replays them after a curs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,9 +24,11 @@ class StoredMessage:
     recipient: str
     text: str
     ts: float
+    media: dict[str, Any] | None = None
+    """The wire ``media`` object (link, type, size, dimensions, thumbnail) of an image or video."""
 
     def wire(self) -> dict[str, Any]:
-        return {
+        body = {
             "id": self.id,
             "conversation": self.conversation,
             "seq": self.seq,
@@ -35,6 +37,9 @@ class StoredMessage:
             "text": self.text,
             "ts": self.ts,
         }
+        if self.media is not None:
+            body["media"] = self.media
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,12 @@ class UserInfo:
     credentials: int
 
 
+def dm_conversation(a: str, b: str) -> str:
+    """The conversation id of two users' 1-on-1 chat (the same whichever side asks)."""
+    first, second = sorted((a, b))
+    return f"dm:{first}:{second}"
+
+
 class Store(Protocol):
     """What the workers and the broker need from storage. Implementations are thread-safe."""
 
@@ -129,9 +140,32 @@ class Store(Protocol):
 
     # messages
     def accept_message(
-        self, *, sender: str, command_id: str, recipient: str, text: str, now: float
+        self,
+        *,
+        sender: str,
+        command_id: str,
+        recipient: str,
+        text: str,
+        now: float,
+        media: Mapping[str, Any] | None = None,
     ) -> AcceptResult:
-        """Store a message to a user, or to a group id (one copy in each other member's inbox)."""
+        """Store a message to a user, or to a group id (one copy in each other member's inbox).
+
+        ``media`` is the wire object of an image or video (``text`` is then its caption, maybe empty);
+        its object keys are recorded so that :meth:`can_read_media` knows who may download them.
+        """
+        ...
+
+    def sent_entry(self, sender: str, command_id: str) -> InboxEntry | None:
+        """The ``sent`` entry of the message ``sender`` stored for ``command_id``, if there is one."""
+        ...
+
+    def check_recipient(self, sender: str, recipient: str) -> None:
+        """Raise what accept_message would for ``recipient`` (UnknownUser, unknown_group, not_member)."""
+        ...
+
+    def can_read_media(self, user: str, key: str) -> bool:
+        """Whether ``user`` sent or received a message with the media object ``key``."""
         ...
 
     def apply_receipts(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -13,8 +14,16 @@ from sqlalchemy.exc import IntegrityError
 
 from client_sdk.contract import ErrorCode, Status, is_group_id
 from workers.errors import CommandError, UnknownUser, UserExists
-from workers.stores.base import AcceptResult, InboxEntry, ReceiptResult, StoredMessage, UserInfo
+from workers.stores.base import (
+    AcceptResult,
+    InboxEntry,
+    ReceiptResult,
+    StoredMessage,
+    UserInfo,
+    dm_conversation,
+)
 from workers.stores.sql_groups import SqlGroups
+from workers.stores.sql_media import SqlMedia
 from workers.stores.sql_push import SqlPush
 from workers.stores.sql_schema import conversations, credentials, inbox, messages, receipts, users
 
@@ -23,13 +32,7 @@ __all__ = ["SqlStore", "dm_conversation"]
 log = logging.getLogger(__name__)
 
 
-def dm_conversation(a: str, b: str) -> str:
-    """The conversation id of two users' 1-on-1 chat (the same whichever side asks)."""
-    first, second = sorted((a, b))
-    return f"dm:{first}:{second}"
-
-
-class SqlStore(SqlPush, SqlGroups):
+class SqlStore(SqlPush, SqlMedia, SqlGroups):
     """The whole store on SQLAlchemy Core (see workers.stores.base.Store)."""
 
     # ----------------------------------------------------------------- users and credentials
@@ -96,7 +99,14 @@ class SqlStore(SqlPush, SqlGroups):
 
     # ----------------------------------------------------------------- messages
     def accept_message(
-        self, *, sender: str, command_id: str, recipient: str, text: str, now: float
+        self,
+        *,
+        sender: str,
+        command_id: str,
+        recipient: str,
+        text: str,
+        now: float,
+        media: Mapping[str, Any] | None = None,
     ) -> AcceptResult:
         try:
             with self._tx() as conn:
@@ -115,7 +125,7 @@ class SqlStore(SqlPush, SqlGroups):
                         raise UnknownUser(recipient)
                     conversation, targets = dm_conversation(sender, recipient), [recipient]
                 return self._insert_message(
-                    conn, sender, command_id, recipient, conversation, targets, text, now
+                    conn, sender, command_id, recipient, conversation, targets, text, now, media
                 )
         except IntegrityError:
             # a concurrent resend of the same command won the race: answer with what it stored
@@ -125,13 +135,18 @@ class SqlStore(SqlPush, SqlGroups):
                 raise
             return existing
 
+    def sent_entry(self, sender: str, command_id: str) -> InboxEntry | None:
+        with self._tx() as conn:
+            existing = self._find_duplicate(conn, sender, command_id)
+        return None if existing is None else existing.sent
+
     def _find_duplicate(self, conn: Connection, sender: str, command_id: str) -> AcceptResult | None:
         row = conn.execute(
             select(messages).where(messages.c.sender_id == sender, messages.c.command_id == command_id)
         ).first()
         if row is None:
             return None
-        message = _message_from_row(row._mapping)
+        message = replace(_message_from_row(row._mapping), media=self._media_of(conn, row.id))
         sent_row = conn.execute(
             select(inbox.c.cursor, inbox.c.payload).where(
                 inbox.c.user_id == sender, inbox.c.message_id == message.id, inbox.c.kind == "sent"
@@ -152,6 +167,7 @@ class SqlStore(SqlPush, SqlGroups):
         targets: list[str],
         text: str,
         now: float,
+        media: Mapping[str, Any] | None = None,
     ) -> AcceptResult:
         seq = self._next_conversation_seq(conn, conversation)
         message = StoredMessage(
@@ -162,6 +178,7 @@ class SqlStore(SqlPush, SqlGroups):
             recipient=recipient,
             text=text,
             ts=now,
+            media=None if media is None else dict(media),
         )
         conn.execute(
             insert(messages).values(
@@ -175,6 +192,8 @@ class SqlStore(SqlPush, SqlGroups):
                 created_at=now,
             )
         )
+        if media is not None:
+            self._insert_media(conn, message.id, media)
         if targets:
             conn.execute(
                 insert(receipts),
@@ -236,17 +255,27 @@ class SqlStore(SqlPush, SqlGroups):
         """Move one recipient's status and tell the sender; ``all`` once every recipient is there."""
         message_id, previous, sender, conversation, seq, recipient = row
         group = is_group_id(recipient)
+        if group:
+            # members' receipts for one message may be applied by several workers at once: take
+            # the message's row lock so that exactly one of them sees the status complete
+            conn.execute(select(messages.c.id).where(messages.c.id == message_id).with_for_update())
         floor_before = self._lowest_status(conn, message_id) if group else previous
         values: dict[str, Any] = {"status": int(status)}
         if status >= Status.DELIVERED > previous:
             values["delivered_at"] = now
         if status >= Status.READ:
             values["read_at"] = now
-        conn.execute(
+        moved = conn.execute(
             update(receipts)
-            .where(receipts.c.message_id == message_id, receipts.c.user_id == user)
+            .where(
+                receipts.c.message_id == message_id,
+                receipts.c.user_id == user,
+                receipts.c.status < int(status),  # another device of the user may have just moved it
+            )
             .values(**values)
         )
+        if moved.rowcount == 0:
+            return []
         floor_after = self._lowest_status(conn, message_id) if group else status
         body = {
             "message_id": message_id,

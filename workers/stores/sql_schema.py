@@ -150,3 +150,21 @@ sms_outbox = Table(
     Column("body", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+message_media = Table(
+    "message_media",
+    metadata,
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("info", Text, nullable=False),
+)
+"""The wire ``media`` object of a message with an image or video."""
+
+media_objects = Table(
+    "media_objects",
+    metadata,
+    Column("key", String(512), primary_key=True),
+    Column(
+        "message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+)
+"""Every stored object (file, thumbnail) and the message it belongs to: who may download it."""

@@ -1,0 +1,330 @@
+"""The node's HTTP endpoint for images and videos (aiohttp, on the node's event loop).
+
+``POST /media?to=<user or g:group>&id=<command id>&caption=<text>`` with the file as the body
+    streams the file to object storage (never whole in memory), sniffing its type from the first
+    bytes and stopping at the size limit of that type, then enqueues the media job: 202.
+``GET /media/<key>``
+    302 to a signed, expiring URL of the object, for the sender and the recipients of its message.
+``GET /media/signed/<key>?expires=…&sig=…``
+    serves a local-folder object to whoever holds a valid signed URL (S3 serves its own).
+
+Requests authenticate with HTTP Basic: the user id and a token or password, as on MQTT, checked
+by the same function off the event loop. Refusals are JSON ``{"code", "message"}`` with the wire
+error codes and a fitting status (400, 401, 403, 404, 413, 415, 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import ssl
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from aiohttp import BasicAuth, web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from broker.media_upload import UploadBody, read_head
+from broker.throttle import LoginThrottle
+from client_sdk.contract import COMMAND_ID_RE, MAX_CAPTION_LENGTH, ErrorCode, is_group_id, is_valid_user_id
+from config.settings import MediaSettings
+from workers.errors import CommandError, StoreUnavailable, UnknownUser
+from workers.media.base import CHUNK_BYTES, Storage, check_key
+from workers.media.errors import StorageUnavailable, TooLarge
+from workers.media.job import upload_key
+from workers.media.local import LocalStorage
+from workers.media.sniff import CONTENT_TYPES, describe, sniff
+from workers.stores.base import Store
+
+__all__ = ["MediaHttp"]
+
+log = logging.getLogger(__name__)
+
+CredentialCheck = Callable[[str, str], bool]
+"""``check(user, secret)``: blocking; the same check the MQTT authentication plugin uses."""
+SubmitJob = Callable[[dict[str, Any]], None]
+"""Enqueue a media job (blocking: called on a thread)."""
+
+MAX_LINE_BYTES: Final = 16 * 1024
+"""The request line may carry a caption of MAX_CAPTION_LENGTH characters, percent-encoded."""
+_UPLOAD_PARAMS: Final = frozenset({"to", "id", "caption"})
+_STATUS: Final = {
+    ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_MEMBER: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.UNKNOWN_USER: 404,
+    ErrorCode.UNKNOWN_GROUP: 404,
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_MEDIA: 415,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.BUSY: 503,
+    ErrorCode.INTERNAL: 500,
+}
+
+
+class Refused(Exception):
+    """A request is refused: answered with ``{"code", "message"}`` and the code's HTTP status."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _error(code: ErrorCode, message: str) -> web.Response:
+    headers = (
+        {"WWW-Authenticate": 'Basic realm="mqchat", charset="UTF-8"'}
+        if code is ErrorCode.UNAUTHORIZED
+        else {}
+    )
+    return web.json_response(
+        {"code": code.value, "message": message}, status=_STATUS.get(code, 400), headers=headers
+    )
+
+
+class MediaHttp:
+    """The HTTP server of one node. ``start`` and ``stop`` run on the node's event loop."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        settings: MediaSettings,
+        host: str,
+        tls: ssl.SSLContext | None,
+        storage: Storage,
+        store: Store,
+        check_credentials: CredentialCheck,
+        submit: SubmitJob,
+        on_action: Callable[[str], None] = lambda user: None,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
+        self._node = node_id
+        self._settings = settings
+        self._host = host
+        self._tls = tls
+        self._storage = storage
+        self._store = store
+        self._check = check_credentials
+        self._submit = submit
+        self._on_action = on_action
+        self._throttle = throttle
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._runner is not None, "the HTTP endpoint is not running"
+        return int(self._runner.addresses[0][1])
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self._tls is not None else "http"
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._errors])
+        app.router.add_post("/media", self._upload, expect_handler=self._expect)
+        app.router.add_get("/media/signed/{key:.+}", self._signed)
+        app.router.add_get("/media/{key:.+}", self._download)
+        runner = web.AppRunner(app, access_log=None, max_line_size=MAX_LINE_BYTES)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._settings.http_port, ssl_context=self._tls)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        log.info("media endpoint on %s://%s:%d", self.scheme, self._host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ------------------------------------------------------------------ plumbing
+    @web.middleware
+    async def _errors(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Refused as exc:
+            return _error(exc.code, exc.message)
+        except web.HTTPException as exc:  # aiohttp's own: no such route, method not allowed...
+            if exc.status == 404:
+                return _error(ErrorCode.NOT_FOUND, "nothing here: see docs/protocol.md, Media")
+            return web.json_response({"code": "bad_request", "message": exc.reason}, status=exc.status)
+        except (StoreUnavailable, StorageUnavailable) as exc:
+            log.warning("media request refused: %s", exc)
+            return _error(ErrorCode.BUSY, "storage is unavailable right now; try again later")
+        except Exception:
+            log.exception("media request %s %s failed", request.method, request.path)
+            return _error(ErrorCode.INTERNAL, "the server could not do that")
+
+    async def _user(self, request: web.Request) -> str:
+        """The authenticated user, throttled like MQTT logins (the same throttle, on the same node)."""
+        throttle, address = self._throttle, request.remote
+        if throttle is not None and throttle.address_locked(address):
+            log.warning("media: refused a login from %s: too many failed logins from there", address)
+            raise Refused(ErrorCode.RATE_LIMITED, "too many failed logins from your address; try later")
+        header = request.headers.get("Authorization")
+        if not header:
+            raise Refused(ErrorCode.UNAUTHORIZED, "log in with HTTP Basic: your user id and token")
+        try:
+            auth = BasicAuth.decode(header)
+        except ValueError:
+            raise Refused(ErrorCode.UNAUTHORIZED, "the Authorization header is not HTTP Basic") from None
+        user, secret = str(auth.login), str(auth.password)
+        if not is_valid_user_id(user) or not secret:
+            raise Refused(ErrorCode.UNAUTHORIZED, "bad user id or token")
+        if throttle is not None and (delay := throttle.delay_for(user)):
+            await asyncio.sleep(delay)  # guessing a password gets slow
+        ok = await asyncio.to_thread(self._check, user, secret)
+        if throttle is not None:
+            if ok:
+                throttle.succeeded(user)
+            else:
+                throttle.failed(user, address)
+        if not ok:
+            log.info("media: refused %s from %s: bad credentials", user, request.remote)
+            raise Refused(ErrorCode.UNAUTHORIZED, "bad user id or token")
+        return user
+
+    # ------------------------------------------------------------------ upload
+    async def _expect(self, request: web.Request) -> web.StreamResponse | None:
+        """``Expect: 100-continue``: refuse what would be refused before the client sends the body.
+
+        The upload handler checks everything again (the credentials too: a token costs a hash).
+        """
+        if request.headers.get("Expect", "").lower() != "100-continue" or request.version < (1, 1):
+            return _error(ErrorCode.BAD_REQUEST, "the only expectation understood is 100-continue")
+        try:
+            await self._user(request)
+            _upload_params(request)
+            largest = max(self._settings.max_image_bytes, self._settings.max_video_bytes)
+            if request.content_length is not None and request.content_length > largest:
+                raise Refused(ErrorCode.TOO_LARGE, f"uploads may have at most {largest} bytes")
+        except Refused as exc:
+            return _error(exc.code, exc.message)
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return None
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        to, command_id, caption = _upload_params(request)
+        self._on_action(user)
+        sent = await asyncio.to_thread(self._store.sent_entry, user, command_id)
+        if sent is not None:  # a resend of a stored upload: nothing to do but say so
+            return web.json_response({"id": command_id, "status": "stored", "sent": sent.payload})
+        try:
+            await asyncio.to_thread(self._store.check_recipient, user, to)
+        except UnknownUser as exc:
+            raise Refused(ErrorCode.UNKNOWN_USER, str(exc)) from None
+        except CommandError as exc:
+            raise Refused(exc.code, exc.message) from None
+
+        try:
+            head = await read_head(request.content)
+        except (ConnectionError, TimeoutError, HttpProcessingError) as exc:
+            log.info("upload of %s cut off: %s", user, exc)
+            raise Refused(ErrorCode.BAD_REQUEST, "the upload was cut off before its end") from None
+        kind = sniff(head)
+        if kind is None:
+            if not head:
+                raise Refused(ErrorCode.BAD_REQUEST, "the body is empty: send the file's bytes")
+            raise Refused(
+                ErrorCode.UNSUPPORTED_MEDIA,
+                f"the file is {describe(head)}; send a JPEG, PNG, GIF or WebP image, or an MP4 or "
+                "WebM video (the type is read from the content, not from the name)",
+            )
+        limit = self._settings.max_image_bytes if kind.kind == "image" else self._settings.max_video_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise Refused(ErrorCode.TOO_LARGE, f"{kind.kind}s may have at most {limit} bytes")
+
+        media_id = uuid.uuid4().hex
+        key = upload_key(media_id)
+        raw = UploadBody(asyncio.get_running_loop(), request.content, head, limit=limit)
+        body = io.BufferedReader(raw, buffer_size=CHUNK_BYTES)
+        try:
+            size = await asyncio.to_thread(self._storage.put_stream, key, body, content_type=kind.mime)
+        except TooLarge:
+            raise Refused(ErrorCode.TOO_LARGE, f"{kind.kind}s may have at most {limit} bytes") from None
+        except (ConnectionError, TimeoutError, HttpProcessingError) as exc:
+            log.info("upload of %s cut off: %s", user, exc)
+            raise Refused(ErrorCode.BAD_REQUEST, "the upload was cut off before its end") from None
+        job = {"node": self._node, "sender": user, "id": command_id, "to": to, "caption": caption}
+        job["media_id"] = media_id
+        try:
+            await asyncio.to_thread(self._submit, job)
+        except Exception:
+            log.exception("could not enqueue media %s of %s", command_id, user)
+            await asyncio.to_thread(self._storage.delete, key)
+            raise Refused(ErrorCode.BUSY, "the server is busy; try again later") from None
+        answer = {"id": command_id, "status": "processing", "type": kind.mime, "size": size}
+        return web.json_response(answer, status=202)
+
+    # ------------------------------------------------------------------ download
+    async def _download(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        key = request.match_info["key"]
+        try:
+            check_key(key)
+        except ValueError:
+            raise Refused(ErrorCode.NOT_FOUND, "no such media") from None
+        if not await asyncio.to_thread(self._store.can_read_media, user, key):
+            # the same answer whether it does not exist or is someone else's: no guessing game
+            raise Refused(ErrorCode.NOT_FOUND, "no such media, or it was not sent to you")
+        self._on_action(user)
+        url = await asyncio.to_thread(self._storage.signed_url, key, expires_in=self._settings.url_ttl)
+        return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
+
+    async def _signed(self, request: web.Request) -> web.StreamResponse:
+        storage = self._storage
+        if not isinstance(storage, LocalStorage):
+            raise Refused(ErrorCode.NOT_FOUND, "media is served by object storage")
+        key = request.match_info["key"]
+        try:
+            path = storage.path_of(key)
+        except ValueError:
+            raise Refused(ErrorCode.NOT_FOUND, "no such media") from None
+        expires, sig = request.query.get("expires", ""), request.query.get("sig", "")
+        verdict = storage.check_signature(key, expires, sig)
+        if verdict == "expired":
+            raise Refused(ErrorCode.FORBIDDEN, "this link has expired: ask for the media again")
+        if verdict != "ok":
+            raise Refused(ErrorCode.FORBIDDEN, "this link is not valid")
+        if not await asyncio.to_thread(path.is_file):
+            raise Refused(ErrorCode.NOT_FOUND, "no such media")
+        remaining = max(0, int(expires) - int(time.time()))
+        headers = {
+            "Content-Type": CONTENT_TYPES.get(path.suffix.lstrip("."), "application/octet-stream"),
+            "Cache-Control": f"public, max-age={remaining}, immutable",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        }
+        return web.FileResponse(path, headers=headers)
+
+
+def _upload_params(request: web.Request) -> tuple[str, str, str]:
+    query = request.query
+    unknown = sorted(set(query) - _UPLOAD_PARAMS)
+    if unknown:
+        raise Refused(
+            ErrorCode.BAD_REQUEST, f"unknown parameter(s) {', '.join(unknown)} (use to, id, caption)"
+        )
+    for name in _UPLOAD_PARAMS:
+        if len(query.getall(name, [])) > 1:
+            raise Refused(ErrorCode.BAD_REQUEST, f"parameter {name!r} is given more than once")
+    to, command_id, caption = query.get("to", ""), query.get("id", ""), query.get("caption", "")
+    if not is_valid_user_id(to) and not is_group_id(to):
+        raise Refused(ErrorCode.BAD_REQUEST, f"to: {to!r} is neither a user id nor a group id (g:...)")
+    if COMMAND_ID_RE.fullmatch(command_id) is None:
+        raise Refused(ErrorCode.BAD_REQUEST, "id: the command id must be 1-64 characters of [A-Za-z0-9_.:-]")
+    if len(caption) > MAX_CAPTION_LENGTH:
+        raise Refused(ErrorCode.BAD_REQUEST, f"caption: at most {MAX_CAPTION_LENGTH} characters")
+    return to, command_id, caption

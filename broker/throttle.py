@@ -1,0 +1,116 @@
+"""Limits that keep one abusive client from hurting others: login throttling and command rates.
+
+State is per node and bounded: the least recently seen keys are forgotten first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+__all__ = ["LoginThrottle", "RateLimiter"]
+
+V = TypeVar("V")
+
+
+class _Bounded(Generic[V]):
+    def __init__(self, size: int, make: Callable[[], V]) -> None:
+        self._items: OrderedDict[str, V] = OrderedDict()
+        self._size = size
+        self._make = make
+
+    def get(self, key: str) -> V:
+        item = self._items.get(key)
+        if item is None:
+            item = self._items[key] = self._make()
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+        else:
+            self._items.move_to_end(key)
+        return item
+
+    def pop(self, key: str) -> None:
+        self._items.pop(key, None)
+
+
+class LoginThrottle:
+    """Slows guessing per user and locks out addresses that keep failing.
+
+    - A user with more than ``user_free`` failed logins in ``window`` seconds: each further attempt
+      waits 1, 2, 4... seconds (at most ``max_delay``) before its credentials are checked, so
+      guessing gets slow while the real user, who succeeds, is merely delayed.
+    - An address with ``address_limit`` failures in ``window`` seconds is refused outright for
+      ``lockout`` seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        user_free: int = 5,
+        max_delay: float = 30.0,
+        address_limit: int = 20,
+        lockout: float = 300.0,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        tracked: int = 100_000,
+    ) -> None:
+        self._user_free = user_free
+        self._max_delay = max_delay
+        self._address_limit = address_limit
+        self._lockout = lockout
+        self._window = window
+        self._clock = clock
+        self._users: _Bounded[deque[float]] = _Bounded(tracked, deque)
+        self._addresses: _Bounded[deque[float]] = _Bounded(tracked, deque)
+        self._locked: _Bounded[list[float]] = _Bounded(tracked, lambda: [0.0])
+
+    def _recent(self, failures: deque[float]) -> int:
+        horizon = self._clock() - self._window
+        while failures and failures[0] < horizon:
+            failures.popleft()
+        return len(failures)
+
+    def address_locked(self, address: str | None) -> bool:
+        return address is not None and self._locked.get(address)[0] > self._clock()
+
+    def delay_for(self, user: str) -> float:
+        excess = self._recent(self._users.get(user)) - self._user_free
+        return 0.0 if excess < 0 else min(float(2**excess), self._max_delay)
+
+    def failed(self, user: str, address: str | None) -> None:
+        now = self._clock()
+        self._users.get(user).append(now)
+        if address is None:
+            return
+        failures = self._addresses.get(address)
+        failures.append(now)
+        if self._recent(failures) >= self._address_limit:
+            self._locked.get(address)[0] = now + self._lockout
+            failures.clear()
+
+    def succeeded(self, user: str) -> None:
+        self._users.pop(user)
+
+
+class RateLimiter:
+    """A token bucket per key: ``rate`` per second on average, bursts of up to ``burst``."""
+
+    def __init__(
+        self, *, rate: float, burst: int, clock: Callable[[], float] = time.monotonic, tracked: int = 100_000
+    ) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._clock = clock
+        self._buckets: _Bounded[list[float]] = _Bounded(tracked, lambda: [self._burst, self._clock()])
+
+    def allow(self, key: str) -> bool:
+        bucket = self._buckets.get(key)
+        now = self._clock()
+        bucket[0] = min(self._burst, bucket[0] + (now - bucket[1]) * self._rate)
+        bucket[1] = now
+        if bucket[0] < 1.0:
+            return False
+        bucket[0] -= 1.0
+        return True

@@ -1,0 +1,140 @@
+"""Media over HTTP (stdlib only): upload a file to the server's media endpoint, download a stored one.
+
+The endpoint is described in docs/protocol.md, "Media": ``POST /media?to=&id=&caption=`` with the
+file as the body, and ``GET /media/<key>``, which redirects to a signed, expiring URL (the node
+itself, or object storage). Both use HTTP Basic authentication with the MQTT credentials; the
+credentials are never sent along a redirect. Bodies are streamed both ways, never held whole.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final
+from urllib.parse import quote, urlencode
+
+from client_sdk.contract import COMMAND_ID_RE, MAX_CAPTION_LENGTH, is_group_id, is_valid_user_id
+from client_sdk.errors import CommandRejected, ConnectError, MqchatError
+
+__all__ = ["HTTP_TIMEOUT", "MediaEndpoint", "UploadAnswer"]
+
+HTTP_TIMEOUT: Final = 60.0
+"""Seconds an HTTP request may go without progress."""
+_CHUNK: Final = 256 * 1024
+_STATUS_CODES: Final = {401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large"}
+
+
+@dataclass(frozen=True, slots=True)
+class UploadAnswer:
+    """The server took an upload: ``sent`` is the ``sent`` event of the message when the command id
+    was stored before (nothing new is processed), else None (processing goes on; ``sent`` follows)."""
+
+    id: str
+    sent: Mapping[str, Any] | None
+
+
+class MediaEndpoint:
+    """The media endpoint at ``base_url`` (``http(s)://host:port``) for one user's credentials."""
+
+    def __init__(self, base_url: str, *, user: str, token: str, tls: ssl.SSLContext | None = None) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"the media endpoint is an http:// or https:// URL, not {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        credentials = base64.b64encode(f"{user}:{token}".encode()).decode("ascii")
+        self._authorization = f"Basic {credentials}"
+        handlers: list[urllib.request.BaseHandler] = []
+        if tls is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=tls))
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def upload(
+        self, *, to: str, id: str, caption: str, file: str | os.PathLike[str] | IO[bytes]
+    ) -> UploadAnswer:
+        """Stream ``file`` (a path or a binary file object, read from where it stands) to ``to``."""
+        if not is_valid_user_id(to) and not is_group_id(to):
+            raise ValueError(f"to {to!r} is neither a user id nor a group id (g:...)")
+        if not isinstance(id, str) or COMMAND_ID_RE.fullmatch(id) is None:
+            raise ValueError(f"command id {id!r} must be 1-64 characters of [A-Za-z0-9_.:-]")
+        if not isinstance(caption, str) or len(caption) > MAX_CAPTION_LENGTH:
+            raise ValueError(f"caption must be a string of at most {MAX_CAPTION_LENGTH} characters")
+        query = urlencode({"to": to, "id": id, "caption": caption})
+        if isinstance(file, str | os.PathLike):
+            with Path(file).open("rb") as opened:
+                return self._upload(f"{self.base_url}/media?{query}", id, opened)
+        return self._upload(f"{self.base_url}/media?{query}", id, file)
+
+    def download(self, key: str, target: IO[bytes]) -> int:
+        """Write the stored object ``key`` into ``target``; returns the number of bytes."""
+        url = f"{self.base_url}/media/{quote(key, safe='/')}"
+        request = urllib.request.Request(url, method="GET")  # noqa: S310 - base_url is http(s), checked above
+        request.add_unredirected_header("Authorization", self._authorization)
+        with self._open(request, None) as response:
+            size = 0
+            while chunk := response.read(_CHUNK):
+                target.write(chunk)
+                size += len(chunk)
+        return size
+
+    def _upload(self, url: str, id: str, body: IO[bytes]) -> UploadAnswer:
+        request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310 - http(s) only
+        request.add_unredirected_header("Authorization", self._authorization)
+        request.add_header("Content-Type", "application/octet-stream")
+        length = _remaining(body)
+        if length is not None:
+            request.add_header("Content-Length", str(length))
+        with self._open(request, id) as response:
+            answer = _json(response.read())
+        sent = answer.get("sent") if answer.get("status") == "stored" else None
+        return UploadAnswer(id=id, sent=sent if isinstance(sent, Mapping) else None)
+
+    def _open(self, request: urllib.request.Request, ref: str | None) -> Any:
+        try:
+            return self._opener.open(request, timeout=HTTP_TIMEOUT)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                raise _refusal(exc, ref) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ConnectError(f"cannot reach the media endpoint {self.base_url}: {reason}") from exc
+
+
+def _remaining(body: IO[bytes]) -> int | None:
+    """Bytes left in ``body`` from its position, when that can be known (else it goes chunked)."""
+    try:
+        if not body.seekable():
+            return None
+        position = body.tell()
+        end = body.seek(0, os.SEEK_END)
+        body.seek(position)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return max(0, end - position)
+
+
+def _json(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        raise MqchatError("the media endpoint answered something that is not JSON") from None
+    if not isinstance(value, dict):
+        raise MqchatError("the media endpoint answered something that is not a JSON object")
+    return value
+
+
+def _refusal(error: urllib.error.HTTPError, ref: str | None) -> CommandRejected:
+    """The server's JSON ``{"code", "message"}``, or what the HTTP status says when there is none."""
+    try:
+        body = json.loads(error.read(64 * 1024))
+    except (ValueError, OSError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("code"), str):
+        return CommandRejected(code=body["code"], ref=ref, message=str(body.get("message", "")))
+    code = _STATUS_CODES.get(error.code, "internal" if error.code >= 500 else "bad_request")
+    return CommandRejected(code=code, ref=ref, message=f"HTTP {error.code} {error.reason}")

@@ -1,0 +1,294 @@
+"""The media job: an upload becomes a stored, routed message, or an ``error`` for its sender.
+
+The node's HTTP endpoint streams an upload to ``uploads/<media id>`` and enqueues this job on
+``mqchat.media``. The job reads the upload back, sniffs it again, verifies and processes it
+(images: :mod:`.images`, videos: :mod:`.videos`), stores the result as ``m/<media id>.<ext>``
+(and ``m/<media id>.thumb.jpg``), saves the message with the link and routes it like any other.
+A refused upload leaves nothing in storage, and its sender gets an ``error`` with ``ref`` = the
+command id. A retried job (the store was down) does the same work again under the same keys, and
+the store keeps the message once.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import dramatiq
+
+from client_sdk.contract import ErrorCode
+from config.settings import MediaSettings, Settings
+from workers.errors import CommandError, StoreUnavailable, UnknownUser
+from workers.jobs import MEDIA_QUEUE
+from workers.media.base import CHUNK_BYTES, Storage
+from workers.media.errors import MediaRefused, ObjectMissing, StorageUnavailable, TooLarge
+from workers.media.images import Rendition, process_image
+from workers.media.sniff import SNIFF_BYTES, Sniffed, describe, sniff
+from workers.media.videos import poster_support, process_video
+from workers.pipeline import error_event
+from workers.routing import Router
+from workers.stores.base import AcceptResult, Store
+
+__all__ = [
+    "MEDIA_ACTOR",
+    "MediaJob",
+    "MediaLimits",
+    "declare_media_actor",
+    "declare_media_job",
+    "media_key",
+    "send_media_job",
+    "thumbnail_key",
+    "upload_key",
+]
+
+log = logging.getLogger(__name__)
+
+MEDIA_ACTOR: Final = "mqchat_process_media"
+
+RouteMessage = Callable[[str, str, AcceptResult], None]
+"""``route(node, sender, result)``: deliver a stored message like every other (Pipeline.route_message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLimits:
+    max_image_bytes: int
+    max_video_bytes: int
+    max_image_pixels: int
+    thumbnail_size: int
+
+    def max_bytes(self, kind: str) -> int:
+        return self.max_image_bytes if kind == "image" else self.max_video_bytes
+
+    @classmethod
+    def of(cls, settings: MediaSettings) -> MediaLimits:
+        return cls(
+            max_image_bytes=settings.max_image_bytes,
+            max_video_bytes=settings.max_video_bytes,
+            max_image_pixels=settings.max_image_pixels,
+            thumbnail_size=settings.thumbnail_size,
+        )
+
+
+def upload_key(media_id: str) -> str:
+    return f"uploads/{media_id}"
+
+
+def media_key(media_id: str, ext: str) -> str:
+    return f"m/{media_id}.{ext}"
+
+
+def thumbnail_key(media_id: str) -> str:
+    return f"m/{media_id}.thumb.jpg"
+
+
+def declare_media_actor(
+    broker: dramatiq.Broker, process: Callable[[dict[str, Any]], None]
+) -> dramatiq.Actor[Any, Any]:
+    return dramatiq.Actor(
+        process, broker=broker, actor_name=MEDIA_ACTOR, queue_name=MEDIA_QUEUE, priority=0, options={}
+    )
+
+
+def declare_media_job(
+    settings: Settings,
+    *,
+    store: Store,
+    router: Router,
+    route_message: RouteMessage,
+    queue_broker: dramatiq.Broker,
+) -> MediaJob:
+    """Make the media job with the storage the settings name and declare its actor."""
+    from workers.media import storage_for
+
+    job = MediaJob(
+        store=store,
+        storage=storage_for(settings),
+        router=router,
+        route_message=route_message,
+        limits=MediaLimits.of(settings.media),
+    )
+    declare_media_actor(queue_broker, job.process)
+    pyav = poster_support()
+    if pyav is None:
+        log.info("PyAV (av) is not installed: videos are stored without a poster")
+    else:
+        log.debug("video posters by PyAV %s", pyav)
+    return job
+
+
+def send_media_job(broker: dramatiq.Broker, job: dict[str, Any]) -> None:
+    """Enqueue ``{"node", "sender", "id", "to", "caption", "media_id"}`` (blocking: call it on a thread)."""
+    broker.enqueue(
+        dramatiq.Message(queue_name=MEDIA_QUEUE, actor_name=MEDIA_ACTOR, args=(job,), kwargs={}, options={})
+    )
+
+
+class MediaJob:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        storage: Storage,
+        router: Router,
+        route_message: RouteMessage,
+        limits: MediaLimits,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._storage = storage
+        self._router = router
+        self._route = route_message
+        self._limits = limits
+        self._clock = clock
+
+    def process(self, job: dict[str, Any]) -> None:
+        node, sender, ref, media_id = job["node"], job["sender"], job["id"], job["media_id"]
+        written: list[str] = []
+        try:
+            with tempfile.TemporaryDirectory(prefix="mqchat-media-") as tmp:
+                media = self._prepare(Path(tmp), media_id, written)
+            result = self._store.accept_message(
+                sender=sender,
+                command_id=ref,
+                recipient=job["to"],
+                text=job["caption"],
+                now=self._clock(),
+                media=media,
+            )
+        except (StoreUnavailable, StorageUnavailable):
+            raise  # retried: the upload is still there, the same keys are written again
+        except ObjectMissing:
+            self._upload_gone(node, sender, ref)
+            return
+        except MediaRefused as exc:
+            code = ErrorCode.TOO_LARGE if isinstance(exc, TooLarge) else ErrorCode.BAD_MEDIA
+            self._refuse(node, sender, ref, code, str(exc), [*written, upload_key(media_id)])
+            return
+        except CommandError as exc:
+            self._refuse(node, sender, ref, exc.code, exc.message, [*written, upload_key(media_id)])
+            return
+        except UnknownUser as exc:
+            self._refuse(
+                node, sender, ref, ErrorCode.UNKNOWN_USER, str(exc), [*written, upload_key(media_id)]
+            )
+            return
+        except Exception:
+            log.exception("media %s of %s failed", ref, sender)
+            message = "the server could not process the file"
+            self._refuse(node, sender, ref, ErrorCode.INTERNAL, message, [*written, upload_key(media_id)])
+            return
+        stored = result.message.media or {}
+        if result.duplicate and stored.get("key") != media["key"]:
+            self._delete(written)  # the same command was stored before, with another upload
+        self._route(node, sender, result)
+        self._delete([upload_key(media_id)])
+
+    # ------------------------------------------------------------------ steps
+    def _prepare(self, tmp: Path, media_id: str, written: list[str]) -> dict[str, Any]:
+        """Fetch, check and process the upload; store the results. Returns the message's media object."""
+        raw = tmp / "upload"
+        with self._storage.open(upload_key(media_id)) as source, raw.open("wb") as target:
+            shutil.copyfileobj(source, target, CHUNK_BYTES)
+        with raw.open("rb") as file:
+            head = file.read(SNIFF_BYTES)
+        kind = sniff(head)
+        if kind is None:
+            raise MediaRefused(f"the file is {describe(head)}, not an image or video this server takes")
+        size = raw.stat().st_size
+        limit = self._limits.max_bytes(kind.kind)
+        if size > limit:
+            raise TooLarge(limit, f"the {kind.kind}")
+        out = tmp / "out"
+        out.mkdir()
+        if kind.kind == "image":
+            return self._image(raw, out, kind, media_id, written)
+        return self._video(raw, out, kind, media_id, written)
+
+    def _image(
+        self, raw: Path, out: Path, kind: Sniffed, media_id: str, written: list[str]
+    ) -> dict[str, Any]:
+        processed = process_image(
+            raw,
+            out,
+            mime=kind.mime,
+            max_pixels=self._limits.max_image_pixels,
+            thumbnail_size=self._limits.thumbnail_size,
+        )
+        image = processed.image
+        key = media_key(media_id, image.ext)
+        size = self._put(key, image.path, image.mime, written)
+        thumbnail = self._put_thumbnail(media_id, processed.thumbnail, written)
+        return {
+            "key": key,
+            "type": image.mime,
+            "size": size,
+            "width": image.width,
+            "height": image.height,
+            "thumbnail": thumbnail,
+        }
+
+    def _video(
+        self, raw: Path, out: Path, kind: Sniffed, media_id: str, written: list[str]
+    ) -> dict[str, Any]:
+        info = process_video(
+            raw,
+            out,
+            mime=kind.mime,
+            max_pixels=self._limits.max_image_pixels,
+            thumbnail_size=self._limits.thumbnail_size,
+        )
+        key = media_key(media_id, kind.ext)
+        size = self._put(key, raw, kind.mime, written)
+        thumbnail = None if info.poster is None else self._put_thumbnail(media_id, info.poster, written)
+        media: dict[str, Any] = {
+            "key": key,
+            "type": kind.mime,
+            "size": size,
+            "width": info.width,
+            "height": info.height,
+            "thumbnail": thumbnail,
+        }
+        if info.duration is not None:
+            media["duration"] = info.duration
+        return media
+
+    def _put_thumbnail(self, media_id: str, thumb: Rendition, written: list[str]) -> dict[str, Any]:
+        key = thumbnail_key(media_id)
+        size = self._put(key, thumb.path, thumb.mime, written)
+        return {"key": key, "type": thumb.mime, "size": size, "width": thumb.width, "height": thumb.height}
+
+    def _put(self, key: str, path: Path, mime: str, written: list[str]) -> int:
+        written.append(key)
+        with path.open("rb") as file:
+            return self._storage.put_stream(key, file, content_type=mime)
+
+    # ------------------------------------------------------------------ endings
+    def _upload_gone(self, node: str, sender: str, ref: str) -> None:
+        """The upload is not there: a retry of a job that finished, or storage lost it."""
+        sent = self._store.sent_entry(sender, ref)
+        if sent is not None:
+            self._router.deliver([(sender, sent.payload)], origin=(sender, node))
+            return
+        log.warning("the upload of media %s of %s is gone", ref, sender)
+        message = "the upload was lost before it could be processed; send it again"
+        self._router.deliver([(sender, error_event(ref, ErrorCode.INTERNAL, message))], origin=(sender, node))
+
+    def _refuse(
+        self, node: str, sender: str, ref: str, code: ErrorCode, message: str, keys: list[str]
+    ) -> None:
+        log.info("media %s of %s refused: %s: %s", ref, sender, code.value, message)
+        self._delete(keys)
+        self._router.deliver([(sender, error_event(ref, code, message))], origin=(sender, node))
+
+    def _delete(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                self._storage.delete(key)
+            except Exception:
+                log.exception("could not delete media object %s; it is left behind", key)

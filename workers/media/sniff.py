@@ -1,0 +1,108 @@
+"""What an upload is, from its first bytes: the name and the Content-Type a client sends are never trusted.
+
+Accepted: JPEG, PNG, GIF and WebP images; MP4 (and its QuickTime and 3GPP relatives), WebM and
+Matroska videos. Everything else is refused, and :func:`describe` says what it looked like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+__all__ = ["CONTENT_TYPES", "SNIFF_BYTES", "Sniffed", "describe", "sniff"]
+
+SNIFF_BYTES: Final = 64
+"""Bytes :func:`sniff` needs to decide (fewer only when the whole file is shorter)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sniffed:
+    mime: str
+    kind: Literal["image", "video"]
+    ext: str
+    """File name extension of stored objects of this type (without the dot)."""
+
+
+JPEG: Final = Sniffed("image/jpeg", "image", "jpg")
+PNG: Final = Sniffed("image/png", "image", "png")
+GIF: Final = Sniffed("image/gif", "image", "gif")
+WEBP: Final = Sniffed("image/webp", "image", "webp")
+MP4: Final = Sniffed("video/mp4", "video", "mp4")
+QUICKTIME: Final = Sniffed("video/quicktime", "video", "mov")
+THREE_GPP: Final = Sniffed("video/3gpp", "video", "3gp")
+WEBM: Final = Sniffed("video/webm", "video", "webm")
+MATROSKA: Final = Sniffed("video/x-matroska", "video", "mkv")
+
+CONTENT_TYPES: Final = {
+    t.ext: t.mime for t in (JPEG, PNG, GIF, WEBP, MP4, QUICKTIME, THREE_GPP, WEBM, MATROSKA)
+}
+"""The Content-Type to serve a stored object with, by its extension."""
+
+# ISO base media file format brands that are still images (HEIF, AVIF) or sound, not video
+_IMAGE_BRANDS: Final = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"}
+)
+_AUDIO_BRANDS: Final = frozenset({b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "})
+_EBML: Final = b"\x1a\x45\xdf\xa3"
+
+
+def sniff(head: bytes) -> Sniffed | None:
+    """The accepted type whose signature ``head`` (the first :data:`SNIFF_BYTES` bytes) starts with."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return GIF
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return WEBP
+    if head[4:8] == b"ftyp" and len(head) >= 12:
+        brand = head[8:12]
+        if brand in _IMAGE_BRANDS or brand in _AUDIO_BRANDS:
+            return None
+        if brand == b"qt  ":
+            return QUICKTIME
+        if brand.startswith(b"3g"):
+            return THREE_GPP
+        return MP4
+    if head.startswith(_EBML):
+        if b"webm" in head:
+            return WEBM
+        if b"matroska" in head:
+            return MATROSKA
+    return None
+
+
+_DESCRIPTIONS: Final = (
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"MZ", "a Windows program"),
+    (b"\x7fELF", "a Linux program"),
+    (b"#!", "a script"),
+    (b"BM", "a BMP image (send JPEG, PNG, GIF or WebP)"),
+    (b"II*\x00", "a TIFF image (send JPEG, PNG, GIF or WebP)"),
+    (b"MM\x00*", "a TIFF image (send JPEG, PNG, GIF or WebP)"),
+    (b"ID3", "audio"),
+    (b"fLaC", "audio"),
+    (b"OggS", "an Ogg file"),
+    (b"\x1f\x8b", "a gzip archive"),
+)
+
+
+def describe(head: bytes) -> str:
+    """What a refused upload seems to be, for the error message."""
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _IMAGE_BRANDS:
+            return "a HEIF/AVIF image (send JPEG, PNG, GIF or WebP)"
+        if brand in _AUDIO_BRANDS:
+            return "audio"
+    for signature, description in _DESCRIPTIONS:
+        if head.startswith(signature):
+            return description
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<svg", b"<script")):
+        return "HTML, XML or SVG text"
+    if not head:
+        return "empty"
+    return "data of an unknown type"

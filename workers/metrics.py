@@ -1,0 +1,87 @@
+"""Prometheus metrics of an mqchat process (node or worker), on the default registry.
+
+Scraped at ``/metrics`` (the node's HTTP port, or the worker's health port). Gauges that describe
+live state are read when scraped, through ``watch_*``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import dramatiq
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "COMMANDS",
+    "COMMAND_ERRORS",
+    "DELIVERIES",
+    "DELIVERY_LATENCY",
+    "REFUSED",
+    "observe_delivery",
+    "queue_depth",
+    "watch_job_queues",
+    "watch_node",
+]
+
+COMMANDS = Counter("mqchat_commands_total", "Client commands accepted by this node's ingest", ["type"])
+REFUSED = Counter("mqchat_commands_refused_total", "Client commands refused by ingest", ["code"])
+COMMAND_ERRORS = Counter(
+    "mqchat_command_errors_total", "Commands the workers answered with an error", ["code"]
+)
+DELIVERIES = Counter("mqchat_deliveries_total", "Events this node published to its clients' inboxes")
+DELIVERY_LATENCY = Histogram(
+    "mqchat_delivery_latency_seconds",
+    "From a message being stored to this node publishing it to a recipient",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+_CONNECTIONS = Gauge("mqchat_connections", "MQTT connections open on this node")
+_ONLINE = Gauge("mqchat_connected_users", "Users with at least one connection on this node")
+_INGEST = Gauge("mqchat_ingest_pending", "Commands accepted but not yet enqueued")
+_QUEUE = Gauge("mqchat_job_queue_depth", "Jobs waiting in a job queue", ["queue"])
+
+_MESSAGE_PREFIX = '{"v":1,"type":"message"'
+
+
+def observe_delivery(payload: str, now: float | None = None) -> None:
+    DELIVERIES.inc()
+    if payload.startswith(_MESSAGE_PREFIX):
+        try:
+            stored = float(json.loads(payload)["message"]["ts"])
+        except (ValueError, KeyError, TypeError):
+            return
+        DELIVERY_LATENCY.observe(max(0.0, (now or time.time()) - stored))
+
+
+def watch_node(
+    *, connections: Callable[[], int], online: Callable[[], int], ingest: Callable[[], int]
+) -> None:
+    _CONNECTIONS.set_function(connections)
+    _ONLINE.set_function(online)
+    _INGEST.set_function(ingest)
+
+
+def queue_depth(broker: dramatiq.Broker, queue: str) -> int:
+    """Jobs waiting in ``queue`` (0 when the broker cannot tell)."""
+    try:
+        counts: Any = getattr(broker, "get_queue_message_counts", None)
+        if counts is not None:  # RabbitMQ: (ready, delayed, dead-lettered)
+            return int(sum(counts(queue)[:2]))
+        queues = getattr(broker, "queues", None)
+        if isinstance(queues, dict) and queue in queues:  # the in-process queue
+            return int(queues[queue].qsize())
+        client = getattr(broker, "client", None)
+        if client is not None:  # Redis
+            namespace = getattr(broker, "namespace", "dramatiq")
+            return int(client.hlen(f"{namespace}:{queue}.msgs"))
+    except Exception:  # noqa: BLE001 - a metric must never break a scrape
+        return 0
+    return 0
+
+
+def watch_job_queues(broker: dramatiq.Broker, queues: list[str]) -> None:
+    for queue in queues:
+        _QUEUE.labels(queue=queue).set_function(partial(queue_depth, broker, queue))

@@ -1,0 +1,57 @@
+"""The worker side of mqchat, assembled: what ``mqchat worker`` runs, and a single node runs inside.
+
+It declares the job actors on the queue broker and returns the Dramatiq workers that consume
+them: one thread for client commands (a connection's commands are handled in the order they were
+sent) and a pool for the slow background jobs (media, notifications).
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from config.settings import Settings
+from workers.jobs import BACKGROUND_QUEUES, COMMANDS_QUEUE, declare_commands_actor
+from workers.media.job import declare_media_job
+from workers.notify.jobs import build_notifier
+from workers.pipeline import Pipeline
+from workers.routing import NodeSender, Router
+from workers.sessions import SessionStore
+from workers.stores.base import Store
+
+__all__ = ["build_workers"]
+
+
+def build_workers(
+    settings: Settings,
+    *,
+    store: Store,
+    sessions: SessionStore,
+    queue_broker: dramatiq.Broker,
+    send_to_node: NodeSender,
+) -> list[dramatiq.Worker]:
+    """Declare the worker actors on ``queue_broker``; the workers are returned unstarted."""
+    router = Router(sessions, send_to_node)
+    notifier = build_notifier(settings.push, store=store, sessions=sessions, broker=queue_broker)
+    pipeline = Pipeline(
+        store=store,
+        sessions=sessions,
+        router=router,
+        sync_page_size=settings.limits.sync_page_size,
+        max_group_members=settings.groups.max_members,
+        notifier=notifier,
+    )
+    declare_commands_actor(queue_broker, pipeline.process_batch)
+    declare_media_job(
+        settings, store=store, router=router, route_message=pipeline.route_message, queue_broker=queue_broker
+    )
+    for queue in BACKGROUND_QUEUES:
+        queue_broker.declare_queue(queue)
+    return [
+        dramatiq.Worker(queue_broker, queues={COMMANDS_QUEUE}, worker_threads=1, worker_timeout=100),
+        dramatiq.Worker(
+            queue_broker,
+            queues=set(BACKGROUND_QUEUES),
+            worker_threads=settings.workers.threads,
+            worker_timeout=100,
+        ),
+    ]

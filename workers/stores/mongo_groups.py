@@ -1,0 +1,253 @@
+"""Groups in the MongoDB store: one document per group with its members (in join order) and roles.
+
+Every change is one transaction that rewrites the group document, bumps its ``version`` and puts the
+``group`` event in every member's inbox; two changes of one group conflict on its document and the
+later one is run again on the new state. The membership cache keeps members by group with the
+version they were read at; a reader checks the version (a projected ``_id`` lookup) and reloads on
+a mismatch, so a change made by any process invalidates every process's cache.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.client_session import ClientSession
+
+from client_sdk.contract import ErrorCode
+from workers.errors import CommandError
+from workers.stores.base import GroupChange, GroupInfo, InboxEntry
+from workers.stores.mongo_base import Doc, MongoBase
+from workers.stores.mongo_schema import ROLE_ADMIN, ROLE_MEMBER
+
+__all__ = ["MongoGroups"]
+
+_CACHE_SIZE = 10_000
+
+
+def _listed(names: Sequence[str]) -> str:
+    return ", ".join(names[:5]) + ("…" if len(names) > 5 else "")
+
+
+def _info(doc: Doc) -> GroupInfo:
+    members = doc["members"]
+    return GroupInfo(
+        id=doc["_id"],
+        name=doc["name"],
+        members=[m["user"] for m in members],
+        admins=[m["user"] for m in members if m["role"] == ROLE_ADMIN],
+    )
+
+
+def _member(user: str, role: str, now: float) -> Doc:
+    return {"user": user, "role": role, "joined_at": float(now)}
+
+
+class MongoGroups(MongoBase):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._members_cache: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ reads
+    def groups_of(self, user: str) -> list[GroupInfo]:
+        with self._guard():
+            docs = self._groups.find({"members.user": user}, {"name": True, "members": True})
+            return [_info(doc) for doc in docs.sort("_id", ASCENDING)]
+
+    def _members(self, session: ClientSession | None, group: str) -> list[str] | None:
+        """Members in join order (cached, checked against the group's version), or None."""
+        head = self._groups.find_one({"_id": group}, {"version": True}, session=session)
+        if head is None:
+            return None
+        with self._cache_lock:
+            cached = self._members_cache.get(group)
+            if cached is not None and cached[0] == head["version"]:
+                self._members_cache.move_to_end(group)
+                return cached[1]
+        doc = self._groups.find_one({"_id": group}, {"version": True, "members.user": True}, session=session)
+        if doc is None:  # pragma: no cover - a group is never deleted
+            return None
+        members = [m["user"] for m in doc["members"]]
+        with self._cache_lock:
+            self._members_cache[group] = (int(doc["version"]), members)
+            while len(self._members_cache) > _CACHE_SIZE:
+                self._members_cache.popitem(last=False)
+        return members
+
+    def _forget(self, group: str) -> None:
+        with self._cache_lock:
+            self._members_cache.pop(group, None)
+
+    def _load(self, session: ClientSession, group: str) -> Doc:
+        doc = self._groups.find_one({"_id": group}, {"name": True, "members": True}, session=session)
+        if doc is None:
+            raise CommandError(ErrorCode.UNKNOWN_GROUP, f"no group {group!r}")
+        return doc
+
+    # ------------------------------------------------------------------ checks
+    @staticmethod
+    def _roles(doc: Doc) -> dict[str, str]:
+        return {m["user"]: m["role"] for m in doc["members"]}
+
+    @staticmethod
+    def _need_admin(roles: dict[str, str], group: str, actor: str) -> None:
+        if actor not in roles:
+            raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {group}")
+        if roles[actor] != ROLE_ADMIN:
+            raise CommandError(ErrorCode.NOT_ADMIN, f"only admins of {group} can do that")
+
+    def _need_users(self, session: ClientSession, names: Sequence[str]) -> None:
+        found = {
+            d["_id"] for d in self._users.find({"_id": {"$in": list(names)}}, {"_id": True}, session=session)
+        }
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise CommandError(ErrorCode.UNKNOWN_USER, f"no such user(s): {_listed(missing)}")
+
+    # ------------------------------------------------------------------ changes
+    def create_group(
+        self, *, creator: str, name: str, members: Sequence[str], now: float, ref: str, max_members: int
+    ) -> GroupChange:
+        if creator in members:
+            raise CommandError(
+                ErrorCode.BAD_REQUEST, "members lists the others: you are in the group already"
+            )
+        if len(members) + 1 > max_members:
+            raise CommandError(ErrorCode.GROUP_FULL, f"a group holds at most {max_members} members")
+        group = "g:" + uuid.uuid4().hex[:20]
+        everyone = [creator, *members]
+
+        def work(session: ClientSession) -> GroupChange:
+            self._need_users(session, members)
+            doc = {
+                "_id": group,
+                "name": name,
+                "created_by": creator,
+                "created_at": float(now),
+                "version": 1,
+                "members": [_member(u, ROLE_ADMIN if u == creator else ROLE_MEMBER, now) for u in everyone],
+            }
+            self._groups.insert_one(doc, session=session)
+            return self._announce(session, _info(doc), "created", creator, everyone, [], now, ref)
+
+        return self._tx(work)
+
+    def add_members(
+        self, *, group: str, actor: str, members: Sequence[str], now: float, ref: str, max_members: int
+    ) -> GroupChange:
+        def work(session: ClientSession) -> GroupChange:
+            doc = self._load(session, group)
+            roles = self._roles(doc)
+            self._need_admin(roles, group, actor)
+            already = [m for m in members if m in roles]
+            if already:
+                raise CommandError(ErrorCode.BAD_REQUEST, f"already members: {_listed(already)}")
+            if len(roles) + len(members) > max_members:
+                raise CommandError(ErrorCode.GROUP_FULL, f"a group holds at most {max_members} members")
+            self._need_users(session, members)
+            joined = [*doc["members"], *(_member(m, ROLE_MEMBER, now) for m in members)]
+            info = self._change(session, group, {"members": joined})
+            return self._announce(session, info, "added", actor, list(members), [], now, ref)
+
+        return self._tx(work)
+
+    def remove_members(
+        self, *, group: str, actor: str, members: Sequence[str], now: float, ref: str
+    ) -> GroupChange:
+        def work(session: ClientSession) -> GroupChange:
+            doc = self._load(session, group)
+            roles = self._roles(doc)
+            self._need_admin(roles, group, actor)
+            if actor in members:
+                raise CommandError(ErrorCode.BAD_REQUEST, "to leave a group, use group_leave")
+            strangers = [m for m in members if m not in roles]
+            if strangers:
+                raise CommandError(ErrorCode.BAD_REQUEST, f"not members: {_listed(strangers)}")
+            gone = set(members)
+            kept = [m for m in doc["members"] if m["user"] not in gone]
+            info = self._change(session, group, {"members": kept})
+            return self._announce(session, info, "removed", actor, list(members), list(members), now, ref)
+
+        return self._tx(work)
+
+    def promote(self, *, group: str, actor: str, members: Sequence[str], now: float, ref: str) -> GroupChange:
+        def work(session: ClientSession) -> GroupChange:
+            doc = self._load(session, group)
+            roles = self._roles(doc)
+            self._need_admin(roles, group, actor)
+            strangers = [m for m in members if m not in roles]
+            if strangers:
+                raise CommandError(ErrorCode.BAD_REQUEST, f"not members: {_listed(strangers)}")
+            admins = [m for m in members if roles[m] == ROLE_ADMIN]
+            if admins:
+                raise CommandError(ErrorCode.BAD_REQUEST, f"already admins: {_listed(admins)}")
+            chosen = set(members)
+            updated = [{**m, "role": ROLE_ADMIN} if m["user"] in chosen else m for m in doc["members"]]
+            info = self._change(session, group, {"members": updated})
+            return self._announce(session, info, "promoted", actor, list(members), [], now, ref)
+
+        return self._tx(work)
+
+    def rename_group(self, *, group: str, actor: str, name: str, now: float, ref: str) -> GroupChange:
+        def work(session: ClientSession) -> GroupChange:
+            self._need_admin(self._roles(self._load(session, group)), group, actor)
+            info = self._change(session, group, {"name": name})
+            return self._announce(session, info, "renamed", actor, [], [], now, ref)
+
+        return self._tx(work)
+
+    def leave_group(self, *, group: str, user: str, now: float, ref: str) -> GroupChange:
+        def work(session: ClientSession) -> GroupChange:
+            doc = self._load(session, group)
+            if user not in self._roles(doc):
+                raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {group}")
+            kept = [m for m in doc["members"] if m["user"] != user]
+            if kept and not any(m["role"] == ROLE_ADMIN for m in kept):
+                kept[0] = {**kept[0], "role": ROLE_ADMIN}  # the longest-standing member takes over
+            info = self._change(session, group, {"members": kept})
+            return self._announce(session, info, "left", user, [user], [user], now, ref)
+
+        return self._tx(work)
+
+    def _change(self, session: ClientSession, group: str, values: Doc) -> GroupInfo:
+        """Set ``values`` on the group and bump its version; the group as it is now."""
+        doc = self._groups.find_one_and_update(
+            {"_id": group},
+            {"$set": values, "$inc": {"version": 1}},
+            projection={"name": True, "members": True},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        assert doc is not None  # read in this transaction: a group is never deleted
+        self._forget(group)
+        return _info(doc)
+
+    def _announce(
+        self,
+        session: ClientSession,
+        snapshot: GroupInfo,
+        action: str,
+        by: str,
+        affected: list[str],
+        gone: list[str],
+        now: float,
+        ref: str,
+    ) -> GroupChange:
+        """Put the ``group`` event in every member's (and the gone ones') inbox."""
+        entries: list[InboxEntry] = []
+        for user in [*snapshot.members, *gone]:
+            body: dict[str, Any] = {
+                "ref": ref if user == by else None,
+                "action": action,
+                "by": by,
+                "affected": affected,
+                "group": snapshot.wire(),
+                "ts": now,
+            }
+            entries.append(self._append(session, user, "group", None, body, now))
+        return GroupChange(group=snapshot, entries=entries)

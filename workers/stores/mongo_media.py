@@ -1,0 +1,53 @@
+"""Media in the MongoDB store: a message's ``media`` object and who may download its stored objects.
+
+The message document keeps the wire ``media`` object and ``media_keys``, the keys of its stored
+objects (the file and its thumbnail), under a unique sparse index: a download is allowed to exactly
+the people who have the message, its sender and its recipients (for a group, the members it went to).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from client_sdk.contract import ErrorCode, is_group_id
+from workers.errors import CommandError, UnknownUser
+from workers.stores.mongo_base import Doc, MongoBase
+
+__all__ = ["MongoMedia", "media_fields"]
+
+
+def media_fields(media: Mapping[str, Any] | None) -> Doc:
+    """The fields of a message document that hold its media (none for a text message)."""
+    if media is None:
+        return {}
+    keys = [media["key"]]
+    thumbnail = media.get("thumbnail")
+    if thumbnail:
+        keys.append(thumbnail["key"])
+    return {"media": dict(media), "media_keys": keys}
+
+
+class MongoMedia(MongoBase):
+    def check_recipient(self, sender: str, recipient: str) -> None:
+        """Raise what ``accept_message`` would for ``recipient``: UnknownUser, unknown_group, not_member."""
+        with self._guard():
+            if not is_group_id(recipient):
+                if self._users.find_one({"_id": recipient}, {"_id": True}) is None:
+                    raise UnknownUser(recipient)
+                return
+            group = self._groups.find_one({"_id": recipient}, {"_id": True})
+            if group is None:
+                raise CommandError(ErrorCode.UNKNOWN_GROUP, f"no group {recipient!r}")
+            if self._groups.find_one({"_id": recipient, "members.user": sender}, {"_id": True}) is None:
+                raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {recipient}")
+
+    def can_read_media(self, user: str, key: str) -> bool:
+        with self._guard():
+            message = self._messages.find_one({"media_keys": key}, {"sender": True})
+            if message is None:
+                return False
+            if message["sender"] == user:
+                return True
+            receipt = self._receipts.find_one({"message_id": message["_id"], "user": user}, {"_id": True})
+            return receipt is not None

@@ -1,0 +1,68 @@
+"""Collections and indexes of the MongoDB store: what each document holds, and the indexes made at start.
+
+``users``          {_id: user, created_at, inbox_seq, last_seen, disabled}; ``inbox_seq`` is the
+                   user's last inbox cursor, bumped with ``$inc`` in the transaction that appends.
+``credentials``    {_id: int, user, kind, secret_hash, created_at}
+``counters``       {_id: name, n}: integer ids for ``credentials`` and ``sms_outbox``
+``conversations``  {_id: conversation, last_seq}: the per-conversation message seq
+``messages``       {_id, conversation, seq, sender, recipient, command_id, text, created_at,
+                   targets, reached: {delivered, read}, media?, media_keys?}; ``targets`` is the
+                   number of recipients and ``reached`` how many of them are at that status or past
+                   it (the group aggregate); see mongo_media for the media fields
+``receipts``       {message_id, user, status, created_at, delivered_at, read_at}: one per recipient
+``inbox``          {user, cursor, kind, message_id, payload, created_at}: the per-user event log
+``groups``         {_id, name, created_by, created_at, version, members: [{user, role, joined_at}]}
+                   with the members in join order
+``push_tokens``    {_id: token, user, platform, preview, created_at}
+``phones``         {_id: user, phone}
+``notify_state``   {_id: user, push_due, sms_due, pending: [message ids], sms_until}
+``sms_outbox``     {_id: int, user, phone, body, created_at}
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pymongo import ASCENDING, IndexModel
+
+__all__ = ["COLLECTIONS", "INDEXES", "ROLE_ADMIN", "ROLE_MEMBER"]
+
+ROLE_MEMBER: Final = "member"
+ROLE_ADMIN: Final = "admin"
+
+COLLECTIONS: Final = (
+    "users",
+    "credentials",
+    "counters",
+    "conversations",
+    "messages",
+    "receipts",
+    "inbox",
+    "groups",
+    "push_tokens",
+    "phones",
+    "notify_state",
+    "sms_outbox",
+)
+
+INDEXES: Final[dict[str, list[IndexModel]]] = {
+    "credentials": [IndexModel([("user", ASCENDING)], name="user")],
+    "messages": [
+        IndexModel([("sender", ASCENDING), ("command_id", ASCENDING)], name="sender_command", unique=True),
+        IndexModel([("conversation", ASCENDING), ("seq", ASCENDING)], name="conversation_seq", unique=True),
+        IndexModel([("media_keys", ASCENDING)], name="media_keys", unique=True, sparse=True),
+    ],
+    "receipts": [
+        IndexModel([("message_id", ASCENDING), ("user", ASCENDING)], name="message_user", unique=True),
+        IndexModel(
+            [("user", ASCENDING), ("status", ASCENDING), ("created_at", ASCENDING)], name="user_status"
+        ),
+    ],
+    "inbox": [
+        IndexModel([("user", ASCENDING), ("cursor", ASCENDING)], name="user_cursor", unique=True),
+        IndexModel([("user", ASCENDING), ("message_id", ASCENDING)], name="user_message"),
+    ],
+    "groups": [IndexModel([("members.user", ASCENDING)], name="member")],
+    "push_tokens": [IndexModel([("user", ASCENDING), ("created_at", ASCENDING)], name="user")],
+    "sms_outbox": [IndexModel([("user", ASCENDING)], name="user")],
+}

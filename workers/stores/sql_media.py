@@ -1,0 +1,85 @@
+"""Media in the SQL store: a message's media object, and which stored objects belong to which message.
+
+``message_media`` holds the wire ``media`` object of a message; ``media_objects`` maps every
+object key (the file and its thumbnail) to its message, so a download is allowed to exactly the
+people who have the message: its sender and its recipients (for a group, the members it went to).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from client_sdk.contract import ErrorCode, is_group_id
+from workers.errors import CommandError, UnknownUser
+from workers.stores.sql_base import SqlBase
+from workers.stores.sql_schema import (
+    group_members,
+    groups,
+    media_objects,
+    message_media,
+    messages,
+    receipts,
+    users,
+)
+
+__all__ = ["SqlMedia"]
+
+
+class SqlMedia(SqlBase):
+    def check_recipient(self, sender: str, recipient: str) -> None:
+        """Raise what ``accept_message`` would for ``recipient``: UnknownUser, unknown_group, not_member."""
+        with self._tx() as conn:
+            if not is_group_id(recipient):
+                if conn.execute(select(users.c.id).where(users.c.id == recipient)).first() is None:
+                    raise UnknownUser(recipient)
+                return
+            if conn.execute(select(groups.c.id).where(groups.c.id == recipient)).first() is None:
+                raise CommandError(ErrorCode.UNKNOWN_GROUP, f"no group {recipient!r}")
+            member = conn.execute(
+                select(group_members.c.user_id).where(
+                    group_members.c.group_id == recipient, group_members.c.user_id == sender
+                )
+            ).first()
+            if member is None:
+                raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {recipient}")
+
+    def can_read_media(self, user: str, key: str) -> bool:
+        with self._tx() as conn:
+            row = conn.execute(
+                select(messages.c.id, messages.c.sender_id)
+                .join(media_objects, media_objects.c.message_id == messages.c.id)
+                .where(media_objects.c.key == key)
+            ).first()
+            if row is None:
+                return False
+            if row[1] == user:
+                return True
+            got_it = conn.execute(
+                select(receipts.c.user_id).where(receipts.c.message_id == row[0], receipts.c.user_id == user)
+            ).first()
+            return got_it is not None
+
+    def _insert_media(self, conn: Connection, message_id: str, media: Mapping[str, Any]) -> None:
+        conn.execute(
+            insert(message_media).values(
+                message_id=message_id, info=json.dumps(dict(media), separators=(",", ":"))
+            )
+        )
+        keys = [media["key"]]
+        thumbnail = media.get("thumbnail")
+        if thumbnail:
+            keys.append(thumbnail["key"])
+        conn.execute(insert(media_objects), [{"key": key, "message_id": message_id} for key in keys])
+
+    def _media_of(self, conn: Connection, message_id: str) -> dict[str, Any] | None:
+        info = conn.execute(
+            select(message_media.c.info).where(message_media.c.message_id == message_id)
+        ).scalar()
+        if info is None:
+            return None
+        media: dict[str, Any] = json.loads(info)
+        return media
