@@ -103,7 +103,9 @@ class MediaHttp:
         submit: SubmitJob,
         on_action: Callable[[str], None] = lambda user: None,
         throttle: LoginThrottle | None = None,
+        add_routes: Callable[[web.Application], None] = lambda app: None,
     ) -> None:
+        """``add_routes`` adds the node's other endpoints (health, metrics, the web client)."""
         self._node = node_id
         self._settings = settings
         self._host = host
@@ -114,6 +116,7 @@ class MediaHttp:
         self._submit = submit
         self._on_action = on_action
         self._throttle = throttle
+        self._add_routes = add_routes
         self._runner: web.AppRunner | None = None
 
     @property
@@ -130,6 +133,7 @@ class MediaHttp:
         app.router.add_post("/media", self._upload, expect_handler=self._expect)
         app.router.add_get("/media/signed/{key:.+}", self._signed)
         app.router.add_get("/media/{key:.+}", self._download)
+        self._add_routes(app)
         runner = web.AppRunner(app, access_log=None, max_line_size=MAX_LINE_BYTES)
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._settings.http_port, ssl_context=self._tls)

@@ -21,7 +21,9 @@ from functools import partial
 from typing import Any
 
 import dramatiq
+from aiohttp import web
 from dramatiq.brokers.stub import StubBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from broker.http import MediaHttp
 from broker.ingest import Ingest
@@ -30,6 +32,7 @@ from broker.plugins.auth import MqchatAuthPlugin
 from broker.plugins.presence import MqchatPresencePlugin
 from broker.server import MqchatBroker
 from broker.throttle import LoginThrottle, RateLimiter
+from broker.webapp import add_web_routes
 from client_sdk.contract import Topics
 from config.settings import Settings
 from workers.credentials import verify
@@ -346,8 +349,29 @@ class Node:
             submit=lambda job: send_media_job(queue_broker, job),
             on_action=self._touch,
             throttle=self._login_throttle,
+            add_routes=self._add_routes,
         )
         await self.http.start()
+
+    # ------------------------------------------------------------------ health and metrics
+    def _add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        add_web_routes(app, self)
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        if self._state != "running" or self.broker is None:
+            return web.json_response({"status": "unavailable", "node": self.node_id}, status=503)
+        body = {
+            "status": "ok",
+            "node": self.node_id,
+            "connections": len(self.broker.connected_sessions()),
+            "users_online": self.presence.online_users if self.presence else 0,
+        }
+        return web.json_response(body)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # ------------------------------------------------------------------ event loop callbacks
     def _reply(self, user: str, event: dict[str, Any]) -> None:
