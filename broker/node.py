@@ -433,7 +433,17 @@ class Node:
         while True:
             await asyncio.sleep(period)
             try:
-                await asyncio.to_thread(sessions.heartbeat, self.node_id)
+                if await asyncio.to_thread(sessions.heartbeat, self.node_id) and self.presence is not None:
+                    # the session service lost its data (a Redis restart): say again who is here
+                    users = self.presence.local_users()
+                    log.warning(
+                        "session service forgot node %s; registering its %d users again",
+                        self.node_id,
+                        len(users),
+                    )
+                    now = time.time()
+                    for user in users:
+                        await asyncio.to_thread(sessions.set_online, user, self.node_id, now=now)
                 reaped = await asyncio.to_thread(sessions.reap)
                 for node, users in reaped.items():
                     log.warning("node %s is gone; %d of its users go offline", node, len(users))

@@ -19,6 +19,7 @@ I/O and the locking; everything docs/protocol.md "Semantics" asks of a client li
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -81,6 +82,8 @@ class Command:
 TRANSIENT_CODES: Final = frozenset({"rate_limited", "busy"})
 """Error codes that refuse a ``send`` only for now: the message stays in the outbox and is resent."""
 THROTTLE_RESEND_DELAY: Final = 1.0
+UNANSWERED_RESEND: Final = 15.0
+"""Seconds a connected client waits for ``sent`` before publishing the same send again."""
 
 
 @dataclass(slots=True)
@@ -136,6 +139,10 @@ class Session:
         # sends the server refused for now (rate_limited, busy): resent after a pause
         self._throttled: list[str] = []
         self._resend_at: float | None = None
+        # when each pending send was last published: one unanswered for UNANSWERED_RESEND seconds
+        # is published again (its job may have been lost with a queue, a worker or a node)
+        self._published_at: dict[str, float] = {}
+        self._receipts_pending: dict[str, tuple[dict[str, Any], float]] = {}
         self._my_syncs: deque[str] = deque(maxlen=_MAX_REMEMBERED_SYNCS)
         self._presence: dict[str, Presence] = {}
         self._groups: dict[str, Group] = {}
@@ -174,6 +181,10 @@ class Session:
         if self._active_sync is not None:
             return self._sync_deadline
         times = [t for t in (self._retry_at, self._resend_at, self._sequencer.gap_deadline) if t is not None]
+        if self._synced and self._published_at:
+            times.append(min(self._published_at.values()) + UNANSWERED_RESEND)
+        if self._synced and self._receipts_pending:
+            times.append(min(at for _, at in self._receipts_pending.values()) + UNANSWERED_RESEND)
         return min(times, default=None)
 
     # -- connection ----------------------------------------------------------------------------
@@ -212,7 +223,37 @@ class Session:
         if self._sequencer.gap_due(now=now):
             logger.info("inbox gap after cursor %d stayed open; syncing", self.cursor)
             return self._start_sync(now=now)
+        if self._synced:
+            return self._resend_unanswered(now=now)
         return Effects()
+
+    def _resend_unanswered(self, *, now: float) -> Effects:
+        stale = [
+            o for o in self.outbox.pending() if self._published_at.get(o.id, now) <= now - UNANSWERED_RESEND
+        ]
+        if stale:
+            logger.info(
+                "%d message(s) unanswered for %.0f s; sending them again", len(stale), UNANSWERED_RESEND
+            )
+        effects = Effects(commands=[self._publish_send(o, now=now) for o in stale])
+        effects.commands += self._republish_receipts(older_than=now - UNANSWERED_RESEND, now=now)
+        return effects
+
+    def _republish_receipts(
+        self, *, older_than: float, now: float, only: set[str] | None = None
+    ) -> list[Command]:
+        again = [
+            (ref, payload)
+            for ref, (payload, at) in self._receipts_pending.items()
+            if at <= older_than and (only is None or ref in only)
+        ]
+        for ref, payload in again:
+            self._receipts_pending[ref] = (payload, now)
+        return [Command(payload) for _, payload in again]
+
+    def _publish_send(self, outgoing: OutgoingMessage, *, now: float) -> Command:
+        self._published_at[outgoing.id] = now
+        return Command(send_command(id=outgoing.id, to=outgoing.to, text=outgoing.text))
 
     # -- payloads from the server ---------------------------------------------------------------
 
@@ -237,6 +278,7 @@ class Session:
         if isinstance(item, GroupList):
             return self._on_group_list(item)
         if isinstance(item, Ok):
+            self._receipts_pending.pop(item.ref, None)
             self.requests.resolve(item.ref, item)
             return Effects()
         return self._sequence([(item.cursor, item)], now=now)
@@ -262,12 +304,19 @@ class Session:
         outgoing = OutgoingMessage(id=command["id"], to=to, text=text)
         self.outbox.add(outgoing)
         if self._synced:
-            return outgoing, Effects(commands=[Command(command)])
+            return outgoing, Effects(commands=[self._publish_send(outgoing, now=time.monotonic())])
         return outgoing, Effects()
 
     def receipts(self, message_ids: Iterable[str], *, status: Status) -> Effects:
-        """``receipt`` commands for these message ids (at most 500 ids per command)."""
+        """``receipt`` commands for these message ids (at most 500 ids per command).
+
+        Each is kept until the server answers ``ok`` and published again when it stays unanswered,
+        like a send: a receipt lost with a job queue would otherwise leave the sender without ticks.
+        """
         payloads = receipt_commands(status=status, message_ids=message_ids, new_id=self._new_id)
+        now = time.monotonic()
+        for payload in payloads:
+            self._receipts_pending[payload["id"]] = (payload, now)
         return Effects(commands=[Command(payload) for payload in payloads])
 
     def request(
@@ -315,6 +364,7 @@ class Session:
             # Another device of this user shares the inbox topic; its pages are not ours to follow.
             logger.debug("ignoring sync page %s of another client", page.ref)
             return Effects()
+        earlier = set(self._receipts_pending)
         effects = self._sequence(page.entries, now=now)
         if page.ref != self._active_sync:
             return effects  # a late page of an abandoned sync: its entries help, its paging does not
@@ -333,9 +383,9 @@ class Session:
                     "synced at cursor %d; resending %d unanswered messages", self.cursor, len(pending)
                 )
             for outgoing in pending:
-                effects.commands.append(
-                    Command(send_command(id=outgoing.id, to=outgoing.to, text=outgoing.text))
-                )
+                effects.commands.append(self._publish_send(outgoing, now=now))
+            # receipts still unconfirmed from before (not the ones this page just made)
+            effects.commands += self._republish_receipts(older_than=float("inf"), now=now, only=earlier)
         return effects
 
     def _resend_throttled(self) -> Effects:
@@ -360,6 +410,8 @@ class Session:
             return Effects(events=[error])
         if error.ref is not None:
             rejected = CommandRejected(code=error.code, ref=error.ref, message=error.message)
+            self._published_at.pop(error.ref, None)
+            self._receipts_pending.pop(error.ref, None)
             if self.outbox.reject(error.ref, rejected) is not None:
                 logger.info("message %s rejected: %s: %s", error.ref, error.code, error.message)
             elif (request := self.requests.reject(error.ref, rejected)) is not None:
@@ -393,6 +445,7 @@ class Session:
                 if self._auto_delivered and item.sender != self.user:
                     delivered.append(item.id)
             elif isinstance(item, Sent):
+                self._published_at.pop(item.ref, None)
                 self.outbox.resolve(item.ref, item.message)
             elif isinstance(item, Receipt):
                 self.outbox.on_receipt(item)

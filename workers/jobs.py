@@ -20,7 +20,7 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
 
-from workers.errors import Retryable, StoreUnavailable
+from workers.errors import Retryable, StoreUnavailable, WorkerError
 
 __all__ = [
     "BACKGROUND_QUEUES",
@@ -29,8 +29,10 @@ __all__ = [
     "DELIVER_ACTOR",
     "MEDIA_QUEUE",
     "NOTIFY_QUEUE",
+    "QueueUnavailable",
     "declare_commands_actor",
     "declare_node_actors",
+    "enqueue",
     "make_queue_broker",
     "node_queue",
     "send_commands",
@@ -112,11 +114,23 @@ def declare_node_actors(
         )
 
 
+class QueueUnavailable(WorkerError, Retryable):
+    """The job queue did not take a job; the job that tried is retried later."""
+
+
+def enqueue(broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None = None) -> None:
+    try:
+        broker.enqueue(message, delay=delay)
+    except Exception as exc:  # redis, pika and dramatiq each have their own connection errors
+        raise QueueUnavailable(f"job queue unavailable: {exc}") from exc
+
+
 def send_commands(broker: dramatiq.Broker, node: str, batch: list[dict[str, Any]]) -> None:
-    broker.enqueue(
+    enqueue(
+        broker,
         dramatiq.Message(
             queue_name=COMMANDS_QUEUE, actor_name=COMMANDS_ACTOR, args=(node, batch), kwargs={}, options={}
-        )
+        ),
     )
 
 
@@ -124,14 +138,15 @@ def send_to_node(broker: dramatiq.Broker, node: str, items: list[tuple[str, str,
     queue = node_queue(node)
     if queue not in broker.get_declared_queues():
         broker.declare_queue(queue)
-    broker.enqueue(
+    enqueue(
+        broker,
         dramatiq.Message(
             queue_name=queue,
             actor_name=DELIVER_ACTOR,
             args=(node, [list(item) for item in items]),
             kwargs={},
             options={"max_retries": 0},
-        )
+        ),
     )
 
 
@@ -140,12 +155,13 @@ def send_presence(broker: dramatiq.Broker, node: str, user: str, payload: str) -
     queue = node_queue(node)
     if queue not in broker.get_declared_queues():
         broker.declare_queue(queue)
-    broker.enqueue(
+    enqueue(
+        broker,
         dramatiq.Message(
             queue_name=queue,
             actor_name=PRESENCE_ACTOR,
             args=(user, payload),
             kwargs={},
             options={"max_retries": 0},
-        )
+        ),
     )

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from client_sdk.contract import VERSION, ErrorCode, Status
-from workers.errors import CommandError, StoreUnavailable, UnknownUser
+from workers.errors import CommandError, Retryable, StoreUnavailable, UnknownUser
 from workers.metrics import COMMAND_ERRORS
 from workers.routing import Router
 from workers.sessions import SessionStore
@@ -88,8 +88,8 @@ class Pipeline:
         except UnknownUser as exc:
             COMMAND_ERRORS.labels(code=ErrorCode.UNKNOWN_USER.value).inc()
             self._reply(node, user, error_event(ref, ErrorCode.UNKNOWN_USER, str(exc)))
-        except StoreUnavailable:
-            raise
+        except (StoreUnavailable, Retryable):
+            raise  # the batch is retried; every handler is idempotent
         except Exception:
             COMMAND_ERRORS.labels(code=ErrorCode.INTERNAL.value).inc()
             log.exception("command %r of %s failed", ref, user)
@@ -128,6 +128,9 @@ class Pipeline:
             user=user, status=Status.parse(cmd["status"]), message_ids=cmd["messages"], now=self._clock()
         )
         self._deliver(node, user, result.entries)
+        if not result.not_recipient:
+            self._reply(node, user, {"v": VERSION, "type": "ok", "ref": cmd["id"]})
+            return
         if result.not_recipient:
             shown = ", ".join(result.not_recipient[:5]) + ("…" if len(result.not_recipient) > 5 else "")
             raise CommandError(

@@ -92,14 +92,17 @@ class RedisSessions:
         return result
 
     # ------------------------------------------------------------------ cluster membership
-    def heartbeat(self, node: str) -> None:
-        def go() -> None:
+    def heartbeat(self, node: str) -> bool:
+        """Refresh ``node``'s entry; True when Redis did not know the node (it lost its data)."""
+
+        def go() -> bool:
             pipe = self._redis.pipeline()
             pipe.set(self._node(node, "alive"), "1", px=int(self.node_ttl * 1000))
             pipe.sadd(f"{self._p}:nodes", node)
-            pipe.execute()
+            return bool(pipe.execute()[1])
 
-        self._run(go)
+        result: bool = self._run(go)
+        return result
 
     def live_nodes(self) -> set[str]:
         nodes = sorted(self._run(self._redis.smembers, f"{self._p}:nodes"))

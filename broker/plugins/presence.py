@@ -71,6 +71,10 @@ class MqchatPresencePlugin(BasePlugin[Any]):
     def is_online(self, user: str) -> bool:
         return user in self._connections
 
+    def local_users(self) -> list[str]:
+        """Users with a connection on this node."""
+        return list(self._connections)
+
     @property
     def online_users(self) -> int:
         return len(self._connections)

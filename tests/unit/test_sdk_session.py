@@ -375,6 +375,11 @@ def test_a_gap_that_stays_open_is_filled_by_one_sync() -> None:
 
     # Then the app gets 2 then 3, once each
     assert [e.id for e in filled.events if isinstance(e, Message)] == ["m2", "m3"]
+    # and once the server confirmed the delivered receipts, nothing is left to do
+    for receipt in commands(filled, "receipt") + commands(due, "receipt"):
+        session.on_inbox({"v": 1, "type": "ok", "ref": receipt["id"]}, now=10.8)
+    for pending in list(session._receipts_pending):
+        session.on_inbox({"v": 1, "type": "ok", "ref": pending}, now=10.8)
     assert session.next_tick() is None
 
 

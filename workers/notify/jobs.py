@@ -7,7 +7,7 @@ from typing import Any
 import dramatiq
 
 from config.settings import PushSettings
-from workers.jobs import NOTIFY_QUEUE
+from workers.jobs import NOTIFY_QUEUE, enqueue
 from workers.notify.service import Notifier, Pusher
 from workers.notify.sms import OutboxSms, SmsProvider, TwilioSms
 from workers.sessions import SessionStore
@@ -48,7 +48,7 @@ def build_notifier(
         message: dramatiq.Message[Any] = dramatiq.Message(
             queue_name=NOTIFY_QUEUE, actor_name=_actor_name(job), args=args, kwargs={}, options={}
         )
-        broker.enqueue(message, delay=delay_ms or None)
+        enqueue(broker, message, delay=delay_ms or None)
 
     notifier = Notifier(
         store=store,

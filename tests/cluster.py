@@ -1,0 +1,133 @@
+"""Several mqchat processes on the machine's Redis, RabbitMQ and PostgreSQL, for cluster and fault tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from client_sdk import Client
+from tests.harness import need, unique
+from workers.credentials import hash_token, new_token
+from workers.stores import open_store
+
+NODE_TTL = 2.0
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    def __init__(self, tmp: Path, queue_url: str, store_url: str) -> None:
+        need(_reachable(6379), "Redis is not running on 127.0.0.1:6379")
+        import redis
+
+        redis.Redis(db=13).flushdb()
+        self.store_url = store_url
+        self.config = tmp / "cluster.toml"
+        self.config.write_text(
+            f'data_dir = "{tmp}"\n'
+            f'[store]\nurl = "{store_url}"\n'
+            f'[workers]\nqueue_url = "{queue_url}"\n'
+            f'[sessions]\nurl = "redis://127.0.0.1:6379/13"\nnode_ttl = {NODE_TTL}\n'
+            "[presence]\nmin_interval = 0.0\n"
+            "[media]\nhttp_port = 0\n"
+        )
+        self.processes: dict[str, subprocess.Popen[str]] = {}
+        self.logs: dict[str, list[str]] = {}
+        self.readers: dict[str, threading.Thread] = {}
+        self.ports: dict[str, int] = {}
+        self.tokens: dict[str, str] = {}
+        self.suffix = unique("c")
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "broker.cli", "--config", str(self.config), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ},
+        )
+        assert process.stdout is not None
+        self.processes[name] = process
+        seen = []
+        while not seen or "running" not in seen[-1]:
+            line = process.stdout.readline()
+            if not line:
+                raise AssertionError(f"{name} did not start:\n{''.join(seen)}")
+            seen.append(line)
+        # keep reading, so a chatty process never blocks on a full pipe; kept for failure reports
+        self.logs[name] = seen
+        reader = threading.Thread(target=lambda: seen.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        self.readers[name] = reader
+        return process
+
+    def _reap(self, name: str, process: subprocess.Popen[str]) -> None:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self.readers[name].join(10)
+        assert process.stdout is not None
+        process.stdout.close()
+
+    def node(self, name: str, port: int | None = None) -> int:
+        port = port or _free_port()
+        self._spawn(name, "node", "--port", str(port), "--no-ws", "--node-id", f"{name}-{self.suffix}")
+        self.ports[name] = port
+        return port
+
+    def worker(self, name: str) -> None:
+        self._spawn(name, "worker")
+
+    def user(self, name: str) -> str:
+        store = open_store(self.store_url)
+        store.create_schema()
+        user, token = unique(name), new_token()
+        store.create_user(user, now=time.time())
+        store.add_credential(user, kind="token", secret_hash=hash_token(token), now=time.time())
+        store.close()
+        self.tokens[user] = token
+        return user
+
+    def client(self, user: str, node: str, **kwargs: object) -> Client:
+        return Client("127.0.0.1", self.ports[node], user=user, token=self.tokens[user], **kwargs)  # type: ignore[arg-type]
+
+    def restart(self, name: str) -> None:
+        """Stop node ``name`` cleanly and start it again on the same port."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)
+        self._reap(name, process)
+        self.node(name, self.ports[name])
+
+    def kill(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGKILL)
+        self._reap(name, process)
+
+    def report(self) -> str:
+        return "\n".join(f"--- {name}\n{''.join(lines[-40:])}" for name, lines in self.logs.items())
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            process.send_signal(signal.SIGTERM)
+        for name, process in self.processes.items():
+            self._reap(name, process)
