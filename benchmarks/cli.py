@@ -1,0 +1,296 @@
+"""``python -m benchmarks``: the load generator's command line.
+
+python -m benchmarks raw --broker mqchat,mosquitto,amqtt --users 5000 --pairs 50 --rate 1000,2000
+python -m benchmarks chat --users 5000 --pairs 200 --rate 500,1000,2000 --profile
+python -m benchmarks sync --messages 10000
+python -m benchmarks raw --host 127.0.0.1 --port 1883 --pid auto   # any running broker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.coordinator import BenchError, Scenario, new_run_id, run_scenario, scenario_users
+from benchmarks.plan import Target
+from benchmarks.profile import Profiler
+from benchmarks.progress import Progress
+from benchmarks.report import RunReport, SyncReport, format_runs, write_json
+from benchmarks.targets import TargetError, launch, pid_of_port
+
+__all__ = ["main"]
+
+
+def _rates(text: str) -> tuple[float | None, ...]:
+    rates: list[float | None] = []
+    for raw in text.split(","):
+        part = raw.strip().lower()
+        if part in {"flat", "max", "flat-out"}:
+            rates.append(None)
+        else:
+            value = float(part)
+            if value <= 0:
+                raise argparse.ArgumentTypeError("a rate is a positive number of messages per second")
+            rates.append(value)
+    return tuple(rates)
+
+
+def _setting(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError("use section.name=value, e.g. workers.ingest_batch=500")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_argument_group("broker")
+    target.add_argument(
+        "--broker",
+        default="mqchat",
+        help="comma-separated brokers to start and load in turn: mqchat, mosquitto, amqtt (default mqchat)",
+    )
+    target.add_argument("--host", default="127.0.0.1", help="with --port: a broker already running")
+    target.add_argument("--port", type=int, help="load the broker already listening here instead")
+    target.add_argument("--pid", help="its process id for CPU and memory figures, or 'auto'")
+    target.add_argument("--username", help="plain broker: login of every connection")
+    target.add_argument("--password")
+    target.add_argument("--mqchat", action="store_true", help="the broker at --port is an mqchat node")
+    target.add_argument("--store-url", help="external mqchat node: its store, to create the benchmark users")
+    target.add_argument(
+        "--node-setting",
+        action="append",
+        type=_setting,
+        default=[],
+        metavar="KEY=VALUE",
+        help="setting of the mqchat node started here (repeatable), e.g. workers.ingest_batch=500",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
+    out.add_argument("--workdir", type=Path, help="where started brokers keep config, data and logs")
+    out.add_argument("--keep", action="store_true", help="keep the work folder")
+    out.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def _load(parser: argparse.ArgumentParser, *, chat: bool) -> None:
+    load = parser.add_argument_group("load")
+    load.add_argument("--users", type=int, default=0, help="connected users in all (idle ones fill up)")
+    load.add_argument("--pairs", type=int, default=10, help="publisher/subscriber (chatting) pairs")
+    if chat:
+        load.add_argument("--groups", type=int, default=0, help="chatting groups")
+        load.add_argument("--group-size", type=int, default=5)
+        load.add_argument("--no-receipts", action="store_true", help="recipients send no delivered receipts")
+    load.add_argument(
+        "--rate",
+        type=_rates,
+        default=(None,),
+        help="messages/s of each step, comma-separated; 'flat' = flat out (default)",
+    )
+    load.add_argument("--window", type=int, default=10, help="flat out: messages on the way per pair")
+    load.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring")
+    load.add_argument("--duration", type=float, default=10.0, help="measured seconds per step")
+    load.add_argument("--drain", type=float, default=10.0, help="seconds to wait for stragglers")
+    load.add_argument("--procs", type=int, default=2, help="load generator processes")
+    load.add_argument("--qos", type=int, default=1, choices=[0, 1])
+    load.add_argument("--payload", type=int, default=100, help="approximate bytes per message")
+    load.add_argument("--keepalive", type=int, default=60)
+    load.add_argument("--connect-concurrency", type=int, default=200, help="per process")
+    load.add_argument("--p99-target", type=float, default=10.0, help="ms, for the sustainable rate")
+    load.add_argument(
+        "--profile",
+        choices=["step", "connect"],
+        help="py-spy the mqchat node during the first step, or while everyone connects",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
+    raw = modes.add_parser("raw", help="plain MQTT QoS 1 pairs and idle subscribers, against any broker")
+    _load(raw, chat=False)
+    _common(raw)
+    chat = modes.add_parser("chat", help="mqchat end to end: sent, delivered, receipts")
+    _load(chat, chat=True)
+    _common(chat)
+    sync = modes.add_parser("sync", help="an offline user with many missed messages catches up")
+    sync.add_argument("--messages", type=int, default=10_000)
+    sync.add_argument("--page-size", type=int, default=200, help="the 'limit' of each sync command")
+    sync.add_argument("--no-receipts", action="store_true")
+    sync.add_argument("--repeat", type=int, default=3, help="sync the same inbox this many times")
+    sync.add_argument("--payload", type=int, default=100)
+    _common(sync)
+    return parser
+
+
+def _external(args: argparse.Namespace) -> Target | None:
+    if args.port is None:
+        return None
+    pid: int | None = None
+    if args.pid == "auto":
+        pid = pid_of_port(args.port)
+    elif args.pid:
+        pid = int(args.pid)
+    name = "mqchat" if args.mqchat else f"{args.host}:{args.port}"
+    return Target(
+        name=name,
+        host=args.host,
+        port=args.port,
+        mqchat=args.mqchat,
+        pid=pid,
+        username=args.username,
+        password=args.password,
+    )
+
+
+def _scenario(args: argparse.Namespace) -> Scenario:
+    groups = getattr(args, "groups", 0)
+    group_size = getattr(args, "group_size", 5)
+    busy = 2 * args.pairs + groups * group_size
+    return Scenario(
+        mode=args.mode,
+        idle=max(0, args.users - busy),
+        pairs=args.pairs,
+        groups=groups,
+        group_size=group_size,
+        rates=args.rate,
+        warmup=args.warmup,
+        seconds=args.duration,
+        drain=args.drain,
+        procs=args.procs,
+        qos=args.qos,
+        payload=args.payload,
+        window=args.window,
+        keepalive=args.keepalive,
+        connect_concurrency=args.connect_concurrency,
+        receipts=not getattr(args, "no_receipts", False),
+    )
+
+
+def _run_load(
+    args: argparse.Namespace, workdir: Path, display: Progress, profiles: list[str]
+) -> list[RunReport]:
+    scenario = _scenario(args)
+    users = scenario_users(scenario)
+    external = _external(args)
+    names = [external.name] if external else [n.strip() for n in args.broker.split(",") if n.strip()]
+    if args.mode == "chat" and (external is None and names != ["mqchat"]):
+        raise TargetError("chat mode runs against mqchat only")
+    reports = []
+    for name in names:
+        with launch(
+            name,
+            workdir / name.replace(":", "_"),
+            users=users.all(),
+            node_settings=dict(args.node_setting),
+            external=external,
+            store_url=args.store_url,
+        ) as launched:
+            target = launched.target
+            if args.mode == "chat" and not target.mqchat:
+                raise TargetError("chat mode runs against mqchat only (add --mqchat for an external node)")
+            profiler = None
+            if args.profile and target.mqchat and target.pid:
+                profiler = Profiler(target.pid, workdir)
+            reports.append(
+                run_scenario(
+                    scenario,
+                    target,
+                    users,
+                    display,
+                    on_measure=profiler.start if profiler and args.profile == "step" else None,
+                    on_connect=(profiler.start_open, profiler.stop)
+                    if profiler and args.profile == "connect"
+                    else None,
+                )
+            )
+            if profiler is not None:
+                phase = "step 1" if args.profile == "step" else "the connect phase"
+                profiles.append(f"profile of the {target.name} node during {phase}:\n{profiler.finish()}")
+    return reports
+
+
+def _run_sync(args: argparse.Namespace, workdir: Path, display: Progress) -> list[SyncReport]:
+    from benchmarks.sync import offline_sync
+
+    run = new_run_id()
+    sender, reader = f"b{run}-sender", f"b{run}-reader"
+    external = _external(args)
+    if external is not None and not external.mqchat:
+        raise TargetError("sync runs against mqchat only (add --mqchat for an external node)")
+    with launch(
+        "mqchat",
+        workdir / "mqchat",
+        users=[sender, reader],
+        node_settings=dict(args.node_setting),
+        external=external,
+        store_url=args.store_url,
+    ) as launched:
+        return offline_sync(
+            launched.target,
+            sender,
+            reader,
+            messages=args.messages,
+            page_size=args.page_size,
+            receipts=not args.no_receipts,
+            repeat=args.repeat,
+            payload=args.payload,
+            display=display,
+        )
+
+
+def _print_sync(reports: list[SyncReport]) -> None:
+    for i, r in enumerate(reports, 1):
+        cpu = f", node CPU {r.broker_cpu:.0f}%" if r.broker_cpu is not None else ""
+        print(
+            f"sync {i}: {r.entries} of {r.messages} missed messages in {r.pages} pages: connect "
+            f"{r.connect_seconds * 1000:.0f} ms + sync {r.sync_seconds:.2f} s = {r.total_seconds:.2f} s"
+            f" (last cursor {r.last_cursor}, receipts {'on' if r.receipts else 'off'}{cpu})"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    display = Progress(quiet=args.quiet)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mqchat-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    ok = False
+    try:
+        if args.mode == "sync":
+            syncs = _run_sync(args, workdir, display)
+            display.close()
+            _print_sync(syncs)
+            if args.json:
+                write_json(args.json, syncs)
+        else:
+            profiles: list[str] = []
+            runs = _run_load(args, workdir, display, profiles)
+            display.close()
+            print(format_runs(runs, p99_ms=args.p99_target))
+            for profile in profiles:
+                print(profile)
+            if args.json:
+                write_json(args.json, runs)
+        ok = True
+        return 0
+    except (BenchError, TargetError) as exc:
+        display.close()
+        print(f"benchmarks: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        display.close()
+        print("benchmarks: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if args.workdir is None and ok and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif not ok or args.keep:
+            print(f"benchmarks: work folder kept in {workdir}", file=sys.stderr)

@@ -1,0 +1,69 @@
+"""CPU and memory of processes (the broker, the load generator's workers) and of the machine."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import psutil  # type: ignore[import-untyped]
+
+__all__ = ["CpuWindow", "MachineWatch", "ProcWatch"]
+
+
+@dataclass(frozen=True)
+class CpuWindow:
+    """CPU seconds used at a point in (monotonic) time, to diff against a later one."""
+
+    at: float
+    cpu: float
+
+    def percent_until(self, later: CpuWindow) -> float:
+        """Average CPU between the two points, in % of one core."""
+        elapsed = later.at - self.at
+        return 100.0 * (later.cpu - self.cpu) / elapsed if elapsed > 0 else 0.0
+
+
+class ProcWatch:
+    """One process (with all its threads) by pid."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._proc = psutil.Process(pid)
+
+    def alive(self) -> bool:
+        try:
+            return bool(self._proc.is_running() and self._proc.status() != psutil.STATUS_ZOMBIE)
+        except psutil.Error:
+            return False
+
+    def cpu(self) -> CpuWindow:
+        try:
+            times = self._proc.cpu_times()
+            return CpuWindow(time.monotonic(), times.user + times.system)
+        except psutil.Error:
+            return CpuWindow(time.monotonic(), 0.0)
+
+    def rss(self) -> int:
+        """Resident memory in bytes (0 when the process is gone)."""
+        try:
+            return int(self._proc.memory_info().rss)
+        except psutil.Error:
+            return 0
+
+    def threads(self) -> int:
+        try:
+            return int(self._proc.num_threads())
+        except psutil.Error:
+            return 0
+
+
+class MachineWatch:
+    """Every core of the machine together: busy CPU seconds (100% = one core)."""
+
+    cores = psutil.cpu_count() or 1
+
+    def cpu(self) -> CpuWindow:
+        times = psutil.cpu_times()
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        busy = sum(times) - idle
+        return CpuWindow(time.monotonic(), busy)

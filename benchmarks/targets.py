@@ -1,0 +1,246 @@
+"""The brokers under test: started here on free ports (and stopped), or given by address.
+
+- ``mosquitto``: Debian's ``mosquitto`` with a config of its own (anonymous, no persistence,
+  ``set_tcp_nodelay``), never the system instance.
+- ``amqtt``: stock amqtt 0.12 through its own CLI, anonymous.
+- ``mqchat``: ``mqchat run`` (``python -m broker.cli``) with a data folder of its own; the
+  benchmark users are created in its store first, all with one token. The per-user command rate
+  limit is lifted (``limits.commands_per_second``): the benchmark measures capacity, not the throttle.
+- ``external``: any broker already running (``--host``/``--port``, ``--pid`` for its CPU and memory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.plan import Target
+
+__all__ = ["BENCH_NODE_SETTINGS", "Launched", "TargetError", "launch", "provision_users"]
+
+BENCH_NODE_SETTINGS: dict[str, object] = {
+    "limits.commands_per_second": 1_000_000_000.0,
+    "limits.commands_burst": 1_000_000_000,
+}
+"""What the benchmark changes in a node it starts (``--node-setting`` adds to it)."""
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class TargetError(Exception):
+    """A broker could not be started or reached."""
+
+
+@dataclass
+class Launched:
+    target: Target
+    process: subprocess.Popen[bytes] | None
+    log: Path | None
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop a broker this module started (SIGINT lets mqchat drain); external ones are left alone."""
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], host: str, port: int, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise TargetError(f"the broker exited with {proc.returncode}: {_tail(log)}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise TargetError(f"the broker did not listen on {host}:{port} within {timeout:.0f} s: {_tail(log)}")
+
+
+def _tail(log: Path) -> str:
+    try:
+        return " | ".join(log.read_text(errors="replace").strip().splitlines()[-5:])
+    except OSError:
+        return "(no log)"
+
+
+def _start(argv: list[str], workdir: Path, name: str, port: int, timeout: float = 60.0) -> Launched:
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+    _wait_ready(proc, "127.0.0.1", port, log, timeout)
+    return Launched(Target(name=name, host="127.0.0.1", port=port, pid=proc.pid), proc, log)
+
+
+def _mosquitto(workdir: Path) -> Launched:
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).exists():
+        raise TargetError("mosquitto is not installed (apt-get install mosquitto)")
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "persistence false\n"
+        "set_tcp_nodelay true\n"
+        "max_queued_messages 100000\n"
+        "log_dest stdout\n"
+        "log_type error\nlog_type warning\n"
+    )
+    return _start([binary, "-c", str(conf)], workdir, "mosquitto", port)
+
+
+def _amqtt(workdir: Path) -> Launched:
+    port = free_port()
+    conf = workdir / "amqtt.yaml"
+    conf.write_text(
+        "listeners:\n"
+        "  default:\n"
+        "    type: tcp\n"
+        f"    bind: 127.0.0.1:{port}\n"
+        "plugins:\n"
+        "  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+        "    allow_anonymous: true\n"
+    )
+    amqtt = Path(sys.executable).with_name("amqtt")
+    return _start([str(amqtt), "-c", str(conf)], workdir, "amqtt", port)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def node_config(settings: Mapping[str, object]) -> str:
+    """A settings file from dotted keys (``limits.commands_burst``)."""
+    sections: dict[str, list[str]] = {}
+    top: list[str] = []
+    for key, value in settings.items():
+        section, _, name = key.rpartition(".")
+        line = f"{name} = {_toml_value(value)}"
+        (sections.setdefault(section, []) if section else top).append(line)
+    parts = ["\n".join(top)] if top else []
+    parts += [f"[{section}]\n" + "\n".join(lines) for section, lines in sections.items()]
+    return "\n\n".join(parts) + "\n"
+
+
+def provision_users(store_url: str, users: Iterable[str]) -> str:
+    """Create ``users`` (existing ones are kept) with one new token for all; returns the token."""
+    from workers.credentials import hash_token, new_token
+    from workers.errors import UserExists
+    from workers.stores import open_store
+
+    token = new_token()
+    secret = hash_token(token)
+    store = open_store(store_url)
+    try:
+        store.create_schema()
+        now = time.time()
+        for user in users:
+            with contextlib.suppress(UserExists):
+                store.create_user(user, now=now)
+            store.add_credential(user, kind="token", secret_hash=secret, now=now)
+    finally:
+        store.close()
+    return token
+
+
+def _mqchat(workdir: Path, users: Iterable[str], settings: Mapping[str, object]) -> Launched:
+    data = workdir / "mqchat-data"
+    data.mkdir(exist_ok=True)
+    token = provision_users(f"sqlite:///{data / 'mqchat.db'}", users)
+    conf = workdir / "mqchat.toml"
+    conf.write_text(node_config({**BENCH_NODE_SETTINGS, **settings}))
+    port, http_port = free_port(), free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "broker.cli",
+        "--config",
+        str(conf),
+        "--data-dir",
+        str(data),
+        "--log-level",
+        "warning",
+        "run",
+        "--port",
+        str(port),
+        "--no-ws",
+        "--http-port",
+        str(http_port),
+    ]
+    launched = _start(argv, workdir, "mqchat", port, timeout=120)
+    target = launched.target
+    launched.target = Target(
+        name="mqchat", host=target.host, port=port, mqchat=True, pid=target.pid, token=token
+    )
+    return launched
+
+
+@contextlib.contextmanager
+def launch(
+    name: str,
+    workdir: Path,
+    *,
+    users: Iterable[str] = (),
+    node_settings: Mapping[str, object] | None = None,
+    external: Target | None = None,
+    store_url: str | None = None,
+) -> Iterator[Launched]:
+    """Start the broker ``name`` (``mosquitto``, ``amqtt``, ``mqchat``) or use ``external``; stop it after."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if external is not None:
+        target = external
+        if external.mqchat:
+            if store_url is None:
+                raise TargetError("an external mqchat node needs --store-url to create the benchmark users")
+            token = provision_users(store_url, users)
+            target = Target(**{**external.__dict__, "token": token})
+        yield Launched(target, None, None)
+        return
+    if name == "mosquitto":
+        launched = _mosquitto(workdir)
+    elif name == "amqtt":
+        launched = _amqtt(workdir)
+    elif name == "mqchat":
+        launched = _mqchat(workdir, users, node_settings or {})
+    else:
+        raise TargetError(f"unknown broker {name!r} (mosquitto, amqtt, mqchat, or external with --port)")
+    try:
+        yield launched
+    finally:
+        launched.stop()
+
+
+def pid_of_port(port: int) -> int | None:
+    """The pid listening on ``port`` on this machine, when it can be seen (for ``--pid auto``)."""
+    import psutil  # type: ignore[import-untyped]
+
+    for conn in psutil.net_connections("tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+            return int(conn.pid)
+    return None

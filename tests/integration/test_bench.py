@@ -1,0 +1,95 @@
+"""The load generator (``python -m benchmarks``) at tiny sizes against real brokers, so it can't rot.
+
+Figures are checked for being reported and plausible, never against timing thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import RunningNode
+
+pytest.importorskip("gmqtt", reason="the load generator needs gmqtt (pip install gmqtt)")
+
+from benchmarks.cli import main
+
+SHORT = ["--warmup", "0.5", "--duration", "2", "--drain", "10", "--procs", "2", "--quiet"]
+
+
+def _run(tmp_path: Path, *args: str) -> Any:
+    out = tmp_path / "result.json"
+    assert main([*args, "--json", str(out), "--workdir", str(tmp_path / "work")]) == 0
+    return json.loads(out.read_text())
+
+
+def _plausible_latency(figures: dict[str, float], count: int) -> None:
+    assert figures["count"] == count
+    assert 0 < figures["p50"] <= figures["p90"] <= figures["p99"] <= figures["max"] < 10_000
+
+
+@pytest.mark.parametrize("broker", ["mqchat", "amqtt"])
+def test_raw_mode_reports_throughput_latency_and_broker_figures(tmp_path: Path, broker: str) -> None:
+    # Given a broker started by the tool, when 2 pairs and 2 idle users run at 20 messages/s
+    [run] = _run(tmp_path, "raw", "--broker", broker, "--users", "6", "--pairs", "2", "--rate", "20", *SHORT)
+
+    # Then everyone connected and every message sent in the window arrived, with its latency
+    assert run["broker"] == broker
+    assert run["connections"] == 6
+    assert run["connect_failed"] == 0
+    assert run["connect_seconds"] > 0
+    assert run["rss_after"] > 0
+    assert run["rss_per_connection"] is not None
+    [step] = run["steps"]
+    assert 20 <= step["sent"] <= 60
+    assert step["delivered"] == step["expected"] == step["sent"]
+    _plausible_latency(step["latencies"]["delivered"], step["delivered"])
+    assert step["broker_cpu"] is not None and step["broker_cpu"] > 0
+    assert step["broker_rss"] > 0
+    assert len(step["worker_cpu"]) == 2
+
+
+def test_chat_mode_measures_sent_delivered_and_receipts(tmp_path: Path, node: RunningNode) -> None:
+    # Given a running node, when 2 pairs and a group of 3 chat at 20 messages/s with receipts
+    [run] = _run(
+        tmp_path,
+        "chat",
+        *("--port", str(node.port), "--mqchat", "--pid", str(os.getpid())),
+        *("--store-url", node.settings.store_url),
+        *("--users", "9", "--pairs", "2", "--groups", "1", "--group-size", "3", "--rate", "20"),
+        *SHORT,
+    )
+
+    # Then each message was stored (sent), delivered to every recipient, and its two ticks came back
+    assert run["connections"] == 9
+    [step] = run["steps"]
+    assert step["sent"] >= 20
+    assert step["expected"] > step["sent"]  # a group message has two recipients
+    assert step["delivered"] == step["expected"]
+    assert step["errors"] == {}
+    _plausible_latency(step["latencies"]["delivered"], step["delivered"])
+    _plausible_latency(step["latencies"]["sent"], step["sent"])
+    _plausible_latency(step["latencies"]["receipt"], step["sent"])
+
+
+def test_offline_sync_reaches_the_last_cursor(tmp_path: Path, node: RunningNode) -> None:
+    # Given 300 messages stored for a user who is offline
+    # When it connects and follows sync pages of 100
+    [sync] = _run(
+        tmp_path,
+        "sync",
+        *("--port", str(node.port), "--mqchat", "--store-url", node.settings.store_url),
+        *("--messages", "300", "--page-size", "100", "--repeat", "1", "--quiet"),
+    )
+
+    # Then it got every message, in three pages, up to cursor 300
+    assert sync["entries"] == 300
+    assert sync["pages"] == 3
+    assert sync["last_cursor"] == 300
+    assert sync["preload_seconds"] > 0
+    assert sync["connect_seconds"] > 0
+    assert sync["sync_seconds"] > 0
