@@ -1,0 +1,354 @@
+// mqchat web: the entry point. Logs in over MQTT-over-WebSocket with the user id and token, and
+// ties the protocol session, the store, the media API and the page together.
+//
+// It uses only the published wire contract (docs/protocol.md) and the media HTTP API; the node
+// tells the page where its broker is with GET /web/config.json.
+
+import { Connection } from "./js/connection.js";
+import { Media } from "./js/media.js";
+import {
+  MAX_TEXT_LENGTH,
+  SEQUENCED_TYPES,
+  Topics,
+  basicAuth,
+  groupCreateCommand,
+  groupListCommand,
+  isGroupId,
+  isUserId,
+  newId,
+} from "./js/protocol.js";
+import { Session } from "./js/session.js";
+import { Store } from "./js/store.js";
+import { View } from "./js/ui.js";
+
+const LOGIN_KEY = "mqchat:login"; // sessionStorage: this tab stays logged in across reloads
+const TYPING_EVERY_MS = 3000;
+const TYPING_PAUSE_MS = 4000;
+
+const $ = (id) => document.getElementById(id);
+
+class Chat {
+  constructor({ config, user, secret, onConnected, onFailed }) {
+    this.user = user;
+    this.onConnected = onConnected;
+    this.onFailed = onFailed;
+    this.connectedOnce = false;
+    this.groupRequests = new Set();
+    this.typingTo = null;
+    this.typingSentAt = 0;
+    this.typingPause = null;
+    this.store = new Store(user).load();
+    this.session = new Session({ user, cursor: this.store.cursor, outbox: this.store.outbox });
+    this.media = new Media({ base: config.media, authorization: basicAuth(user, secret) });
+    this.view = new View({
+      store: this.store,
+      media: this.media,
+      actions: {
+        open: (id) => this.open(id),
+        send: (text) => this.send(text),
+        sendMedia: (pending, caption) => this.sendMedia(pending, caption),
+        typing: (composing) => this.typing(composing),
+        newChat: (peer) => this.newChat(peer),
+        newGroup: (name, members) => this.newGroup(name, members),
+        retry: (item) => this.retry(item),
+        logout: () => logout(),
+      },
+    });
+    this.store.subscribe((what) => this.view.update(what));
+    this.connection = new Connection({
+      url: config.mqtt_ws,
+      topics: new Topics(config.prefix, config.presence_prefix),
+      user,
+      secret,
+      session: this.session,
+      contacts: () => this.store.contacts(),
+      handlers: {
+        events: (effects) => this.onEffects(effects),
+        presence: (presence) => this.store.onPresence(presence),
+        status: (state) => this.onStatus(state),
+        failed: (message) => this.onFailed(message),
+      },
+    });
+    this.onVisible = () => this.markRead();
+    this.onHide = () => this.connectedOnce && this.store.save();
+  }
+
+  start() {
+    document.addEventListener("visibilitychange", this.onVisible);
+    window.addEventListener("focus", this.onVisible);
+    window.addEventListener("pagehide", this.onHide);
+    this.connection.start();
+  }
+
+  stop({ forget = false } = {}) {
+    document.removeEventListener("visibilitychange", this.onVisible);
+    window.removeEventListener("focus", this.onVisible);
+    window.removeEventListener("pagehide", this.onHide);
+    clearTimeout(this.typingPause);
+    this.connection.stop();
+    if (forget) this.store.clear();
+    else if (this.connectedOnce) this.store.save();
+    this.view.destroy();
+    this.media.close();
+  }
+
+  onStatus(state) {
+    this.view.setConnection(state);
+    if (state === "offline" && this.store.presence.size) {
+      this.store.presence.clear(); // not known while offline: the retained ones come back on reconnect
+      this.view.update({});
+    }
+    if (state === "syncing" && !this.connectedOnce) {
+      this.connectedOnce = true;
+      this.onConnected();
+      this.view.showChat();
+    }
+  }
+
+  // ---------------------------------------------------------------- from the server
+  onEffects(effects) {
+    const convs = new Set();
+    let openAfter = null;
+    for (const event of effects.events) {
+      if (SEQUENCED_TYPES.has(event.type)) {
+        const id = this.store.apply(event);
+        if (id) convs.add(id);
+        if (event.type === "group" && event.ref && this.groupRequests.delete(event.ref)) openAfter = event.group.id;
+      } else if (event.type === "typing") {
+        if (isUserId(event.from)) this.store.onTyping(event.from, event.state === "composing");
+      } else if (event.type === "groups") {
+        if (Array.isArray(event.groups)) this.store.onGroups(event.groups.filter((g) => g && isGroupId(g.id)));
+      } else if (event.type === "error") {
+        this.onError(event);
+      }
+    }
+    this.store.commit(this.session.cursor, this.session.pending());
+    if (effects.synced) this.connection.run(this.session.request(groupListCommand({ id: newId("l") })));
+    this.connection.watch(this.store.contacts());
+    this.view.update({ convs });
+    if (openAfter) this.open(openAfter);
+    this.markRead();
+  }
+
+  onError(error) {
+    const message = typeof error.message === "string" ? error.message : error.code;
+    if (error.ref && this.store.failPending(error.ref, message)) return;
+    if (error.ref && this.groupRequests.delete(error.ref)) {
+      this.view.toast(`Could not create the group: ${message}`);
+      return;
+    }
+    this.view.toast(message);
+  }
+
+  /** Report the open conversation's messages as read, when the page is in front of the user. */
+  markRead() {
+    const id = this.view.openId;
+    if (id === null || document.visibilityState !== "visible" || !this.session.synced) return;
+    const ids = this.store.takeUnread(id);
+    if (ids.length) this.connection.run(this.session.receipts(ids, "read"));
+    this.view.renderList();
+  }
+
+  // ---------------------------------------------------------------- from the user
+  open(id) {
+    this.stopTyping();
+    this.view.open(id);
+    this.markRead();
+  }
+
+  send(text) {
+    const to = this.view.openId;
+    if (to === null) return false;
+    if (text.length > MAX_TEXT_LENGTH) {
+      this.view.toast(`A message has at most ${MAX_TEXT_LENGTH} characters`);
+      return false;
+    }
+    this.stopTyping();
+    const { id, effects } = this.session.send({ to, text });
+    this.store.addPending({ ref: id, to, text });
+    this.connection.run(effects);
+    this.store.commit(this.session.cursor, this.session.pending());
+    return true;
+  }
+
+  sendMedia(pending, caption) {
+    const to = this.view.openId;
+    if (to === null) return;
+    const item = this.store.addPending({ ref: newId("u"), to, text: caption, upload: pending });
+    this.upload(item, to);
+  }
+
+  upload(item, to) {
+    this.media
+      .upload({ to, id: item.ref, caption: item.text, file: item.upload.file })
+      .then((answer) => {
+        // 200: stored before (a repeated upload); its `sent` event went by already
+        if (answer.status === "stored" && answer.sent && answer.sent.message) {
+          this.store.onSent(item.ref, answer.sent.message);
+          this.view.update({ conv: to });
+        }
+      })
+      .catch((error) => this.store.failPending(item.ref, error.message));
+  }
+
+  retry(item) {
+    const to = this.store.convOf(item);
+    if (!to || item.status !== "failed") return;
+    item.status = "pending";
+    item.error = undefined;
+    if (item.upload) {
+      this.upload(item, to);
+    } else {
+      const { effects } = this.session.send({ to, text: item.text, id: item.ref });
+      this.connection.run(effects);
+      this.store.commit(this.session.cursor, this.session.pending());
+    }
+    this.view.update({ conv: to });
+  }
+
+  typing(composing) {
+    const to = this.view.openId;
+    if (!composing || to === null || isGroupId(to) || !this.session.synced) {
+      this.stopTyping();
+      return;
+    }
+    const now = Date.now();
+    if (this.typingTo !== to || now - this.typingSentAt > TYPING_EVERY_MS) {
+      this.typingTo = to;
+      this.typingSentAt = now;
+      this.connection.run(this.session.typing(to, true));
+    }
+    clearTimeout(this.typingPause);
+    this.typingPause = setTimeout(() => this.stopTyping(), TYPING_PAUSE_MS);
+  }
+
+  stopTyping() {
+    clearTimeout(this.typingPause);
+    if (this.typingTo !== null && this.session.synced) this.connection.run(this.session.typing(this.typingTo, false));
+    this.typingTo = null;
+    this.typingSentAt = 0;
+  }
+
+  newChat(peer) {
+    if (!isUserId(peer)) {
+      this.view.toast("A user id is 1-64 letters, digits, '.', '_' or '-'");
+      return false;
+    }
+    if (peer === this.user) {
+      this.view.toast("That's you");
+      return false;
+    }
+    this.store.conversation(peer);
+    this.store.scheduleSave();
+    this.connection.watch([peer]);
+    this.open(peer);
+    return true;
+  }
+
+  newGroup(name, members) {
+    const unique = [...new Set(members)].filter((m) => m !== this.user);
+    const bad = unique.filter((m) => !isUserId(m));
+    if (!name || name.length > 100) {
+      this.view.toast("A group name has 1-100 characters");
+      return false;
+    }
+    if (bad.length || !unique.length) {
+      this.view.toast(bad.length ? `Not a user id: ${bad.join(", ")}` : "Add at least one member");
+      return false;
+    }
+    if (!this.session.synced) {
+      this.view.toast("Offline: try again when connected");
+      return false;
+    }
+    const id = newId("g");
+    this.groupRequests.add(id);
+    this.connection.run(this.session.request(groupCreateCommand({ id, name, members: unique })));
+    return true;
+  }
+}
+
+// -------------------------------------------------------------------- login and boot
+let config = null;
+let chat = null;
+
+function showLogin(error = "") {
+  document.body.dataset.view = "login";
+  delete document.body.dataset.connection;
+  $("chat-view").hidden = true;
+  $("login-view").hidden = false;
+  $("login-error").textContent = error;
+  $("login-button").disabled = false;
+  $("login-button").textContent = "Log in";
+  (($("login-user").value && $("login-secret")) || $("login-user")).focus();
+}
+
+function login(user, secret) {
+  if (chat) chat.stop();
+  $("login-view").hidden = false;
+  $("login-error").textContent = "";
+  $("login-button").disabled = true;
+  $("login-button").textContent = "Connecting…";
+  const current = (chat = new Chat({
+    config,
+    user,
+    secret,
+    onConnected: () => sessionStorage.setItem(LOGIN_KEY, JSON.stringify({ user, secret })),
+    onFailed: (message) => {
+      if (chat !== current) return;
+      chat.stop();
+      chat = null;
+      sessionStorage.removeItem(LOGIN_KEY);
+      showLogin(message);
+    },
+  }));
+  chat.start();
+}
+
+function logout() {
+  if (chat) chat.stop({ forget: true }); // a shared computer keeps nothing of this user
+  chat = null;
+  sessionStorage.removeItem(LOGIN_KEY);
+  $("login-secret").value = "";
+  showLogin();
+}
+
+async function boot() {
+  try {
+    const response = await fetch("/web/config.json", { cache: "no-store" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    config = await response.json();
+  } catch (error) {
+    showLogin(`Cannot read the server's settings (${error.message})`);
+    $("login-button").disabled = true;
+    return;
+  }
+  $("login-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const user = $("login-user").value.trim();
+    const secret = $("login-secret").value;
+    if (!isUserId(user)) {
+      $("login-error").textContent = "A user id is 1-64 letters, digits, '.', '_' or '-'";
+      return;
+    }
+    login(user, secret);
+  });
+  if (!config.mqtt_ws) {
+    showLogin("This server has no MQTT-over-WebSocket listener (broker.ws_port)");
+    $("login-button").disabled = true;
+    return;
+  }
+  let saved = null;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(LOGIN_KEY) || "null");
+  } catch {
+    saved = null;
+  }
+  if (saved && isUserId(saved.user) && typeof saved.secret === "string") {
+    $("login-user").value = saved.user;
+    login(saved.user, saved.secret);
+  } else {
+    showLogin();
+  }
+}
+
+boot();

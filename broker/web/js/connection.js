@@ -1,0 +1,161 @@
+// The MQTT side of the web client: MQTT.js (the global `mqtt` of vendor/mqtt.min.js) over
+// WebSocket, driving a Session. Every connection starts clean (the server keeps no MQTT session):
+// on each connect it subscribes the inbox, lets the session `sync`, and subscribes the presence
+// of the user's contacts again.
+
+import { parsePresence } from "./protocol.js";
+
+const TICK_MS = 200;
+const AUTH_REFUSED = new Set([4, 5]); // CONNACK: bad user name or password, not authorized
+
+function randomDevice() {
+  const bytes = new Uint8Array(4);
+  crypto.getRandomValues(bytes);
+  return "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export class Connection {
+  /**
+   * @param handlers {events(effects), presence(p), status(state), failed(message)}
+   *   status: "connecting" | "syncing" | "online" | "offline"
+   */
+  constructor({ url, topics, user, secret, session, contacts, handlers }) {
+    this.url = url;
+    this.topics = topics;
+    this.user = user;
+    this.secret = secret;
+    this.session = session;
+    this.contacts = contacts;
+    this.handlers = handlers;
+    this.clientId = `${user}/${randomDevice()}`;
+    this.client = null;
+    this.everConnected = false;
+    this.watched = new Set();
+    this.timer = null;
+    this.decoder = new TextDecoder();
+  }
+
+  get connected() {
+    return this.session.connected;
+  }
+
+  start() {
+    const mqtt = globalThis.mqtt;
+    if (!mqtt || typeof mqtt.connect !== "function") {
+      this.handlers.failed("The MQTT library did not load (vendor/mqtt.min.js)");
+      return;
+    }
+    this.handlers.status("connecting");
+    const client = (this.client = mqtt.connect(this.url, {
+      clientId: this.clientId,
+      username: this.user,
+      password: this.secret,
+      protocolVersion: 4,
+      clean: true,
+      keepalive: 30,
+      reconnectPeriod: 2000,
+      connectTimeout: 10000,
+      resubscribe: false, // subscribed again on every connect, below
+      queueQoSZero: false, // typing indicators are not worth sending late
+    }));
+    client.on("connect", () => this.onConnect());
+    client.on("message", (topic, payload) => this.onMessage(topic, payload));
+    client.on("close", () => this.onClose());
+    client.on("offline", () => this.handlers.status("offline"));
+    client.on("reconnect", () => this.handlers.status(this.everConnected ? "offline" : "connecting"));
+    client.on("error", (error) => this.onError(error));
+    this.timer = setInterval(() => this.run(this.session.onTick(performance.now())), TICK_MS);
+  }
+
+  stop() {
+    clearInterval(this.timer);
+    this.timer = null;
+    if (this.client) {
+      this.client.end(true);
+      this.client = null;
+    }
+    this.session.onDisconnected();
+  }
+
+  /** Publish the effects' commands, then hand their events to the app. */
+  run(effects) {
+    if (!effects) return;
+    for (const { payload, qos } of effects.commands) this.publish(payload, qos);
+    if (effects.events.length || effects.cursorAdvanced || effects.synced) this.handlers.events(effects);
+    if (effects.synced) this.handlers.status("online");
+  }
+
+  publish(payload, qos = 1) {
+    if (!this.client || !this.session.connected) return false;
+    this.client.publish(this.topics.outbox(this.user), JSON.stringify(payload), { qos });
+    return true;
+  }
+
+  /** Follow the presence of these users (retained: the current one arrives at once). */
+  watch(users) {
+    if (!this.client || !this.session.connected) return;
+    const topics = [];
+    for (const user of users) {
+      if (user === this.user || this.watched.has(user)) continue;
+      this.watched.add(user);
+      topics.push(this.topics.presence(user));
+    }
+    if (topics.length) this.client.subscribe(topics, { qos: 1 });
+  }
+
+  // ---------------------------------------------------------------- MQTT.js events
+  onConnect() {
+    this.everConnected = true;
+    this.watched.clear();
+    this.session.onConnected();
+    this.handlers.status("syncing");
+    const client = this.client;
+    client.subscribe(this.topics.inbox(this.user), { qos: 1 }, (error, granted) => {
+      if (client !== this.client || !this.session.connected) return;
+      if (error || !granted || !granted.length || granted[0].qos === 128) {
+        this.handlers.failed("The server refused the inbox subscription");
+        return;
+      }
+      this.run(this.session.onSubscribed(performance.now()));
+    });
+    this.watch(this.contacts());
+  }
+
+  onMessage(topic, payload) {
+    let data;
+    try {
+      data = JSON.parse(this.decoder.decode(payload));
+    } catch {
+      console.warn("mqchat: ignoring a payload that is not JSON on", topic);
+      return;
+    }
+    if (topic === this.topics.inbox(this.user)) {
+      this.run(this.session.onInbox(data, performance.now()));
+      return;
+    }
+    const user = this.topics.presenceUser(topic);
+    const presence = user && parsePresence(data);
+    if (presence && presence.user === user) this.handlers.presence(presence);
+  }
+
+  onClose() {
+    const wasConnected = this.session.connected;
+    this.session.onDisconnected();
+    if (!this.client) return;
+    if (!this.everConnected) {
+      this.handlers.failed(`Cannot connect to ${this.url}`);
+      this.stop();
+      return;
+    }
+    if (wasConnected) this.handlers.status("offline");
+  }
+
+  onError(error) {
+    if (AUTH_REFUSED.has(error && error.code)) {
+      this.handlers.failed(this.everConnected ? "The server no longer accepts your credentials" : "Wrong user id or token");
+      this.stop();
+      return;
+    }
+    console.warn("mqchat: connection error", error);
+  }
+}

@@ -1,0 +1,151 @@
+// The mqchat wire contract, version 1, as the web client uses it (docs/protocol.md).
+// Pure functions and constants: no I/O.
+
+export const VERSION = 1;
+export const USER_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+export const GROUP_ID_RE = /^g:[A-Za-z0-9_-]{1,60}$/;
+export const SEQUENCED_TYPES = new Set(["message", "sent", "receipt", "group"]);
+/** Error codes that refuse a command only for now: send it again a little later. */
+export const TRANSIENT_CODES = new Set(["rate_limited", "busy"]);
+export const MAX_RECEIPT_MESSAGES = 500;
+export const SYNC_LIMIT = 200;
+export const MAX_TEXT_LENGTH = 65536;
+export const MAX_CAPTION_LENGTH = 1024;
+export const STATUS_RANK = { pending: 0, sent: 1, delivered: 2, read: 3 };
+
+export const isUserId = (id) => typeof id === "string" && USER_ID_RE.test(id);
+export const isGroupId = (id) => typeof id === "string" && GROUP_ID_RE.test(id);
+
+/** A fresh command id: 1-64 characters of [A-Za-z0-9_.:-], unique per sender. */
+export function newId(prefix = "w") {
+  const bytes = new Uint8Array(8);
+  crypto.getRandomValues(bytes);
+  const random = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${prefix}-${Date.now().toString(36)}-${random}`;
+}
+
+/** The topics of one server (its `topics.prefix` and `topics.presence_prefix`). */
+export class Topics {
+  constructor(prefix = "chat", presencePrefix = "presence") {
+    this.prefix = prefix;
+    this.presencePrefix = presencePrefix;
+  }
+  inbox(user) {
+    return `${this.prefix}/${user}/in`;
+  }
+  outbox(user) {
+    return `${this.prefix}/${user}/out`;
+  }
+  presence(user) {
+    return `${this.presencePrefix}/${user}`;
+  }
+  /** The user of a presence topic, or null. */
+  presenceUser(topic) {
+    const head = `${this.presencePrefix}/`;
+    if (!topic.startsWith(head)) return null;
+    const user = topic.slice(head.length);
+    return isUserId(user) ? user : null;
+  }
+}
+
+// ------------------------------------------------------------------ commands
+const command = (type, id, fields) => ({ v: VERSION, type, id, ...fields });
+
+export const sendCommand = ({ id, to, text }) => command("send", id, { to, text });
+export const syncCommand = ({ id, after, limit = SYNC_LIMIT }) => command("sync", id, { after, limit });
+export const typingCommand = ({ id, to, composing }) =>
+  command("typing", id, { to, state: composing ? "composing" : "paused" });
+export const groupCreateCommand = ({ id, name, members }) => command("group_create", id, { name, members });
+export const groupListCommand = ({ id }) => command("group_list", id, {});
+export const groupAddCommand = ({ id, group, members }) => command("group_add", id, { group, members });
+export const groupLeaveCommand = ({ id, group }) => command("group_leave", id, { group });
+export const groupRenameCommand = ({ id, group, name }) => command("group_rename", id, { group, name });
+
+/** `receipt` commands for these message ids, at most 500 ids each. */
+export function receiptCommands({ status, messages, newCommandId = newId }) {
+  const unique = [...new Set(messages)];
+  const out = [];
+  for (let i = 0; i < unique.length; i += MAX_RECEIPT_MESSAGES) {
+    out.push(command("receipt", newCommandId("r"), { status, messages: unique.slice(i, i + MAX_RECEIPT_MESSAGES) }));
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ events
+/** The cursor of a sequenced inbox event, or null when it has none. */
+export function cursorOf(event) {
+  const cursor = event && event.cursor;
+  return Number.isInteger(cursor) && cursor >= 1 ? cursor : null;
+}
+
+function isMessage(m) {
+  return (
+    m !== null &&
+    typeof m === "object" &&
+    typeof m.id === "string" &&
+    typeof m.conversation === "string" &&
+    Number.isInteger(m.seq) &&
+    isUserId(m.from) &&
+    (isUserId(m.to) || isGroupId(m.to)) &&
+    typeof m.text === "string" &&
+    typeof m.ts === "number"
+  );
+}
+
+function isGroup(g) {
+  return (
+    g !== null &&
+    typeof g === "object" &&
+    isGroupId(g.id) &&
+    typeof g.name === "string" &&
+    Array.isArray(g.members) &&
+    Array.isArray(g.admins)
+  );
+}
+
+/** Whether a sequenced event has the shape this client needs (unknown or broken ones are skipped). */
+export function isReadableSequenced(event) {
+  if (event === null || typeof event !== "object" || event.v !== VERSION || cursorOf(event) === null) {
+    return false;
+  }
+  switch (event.type) {
+    case "message":
+      return isMessage(event.message);
+    case "sent":
+      return typeof event.ref === "string" && isMessage(event.message);
+    case "receipt":
+      return (
+        (event.status === "delivered" || event.status === "read") &&
+        typeof event.message_id === "string" &&
+        isUserId(event.by) &&
+        typeof event.all === "boolean"
+      );
+    case "group":
+      return typeof event.action === "string" && isGroup(event.group) && isUserId(event.by);
+    default:
+      return false;
+  }
+}
+
+/** A presence payload ({user, status, last_seen}) or null. */
+export function parsePresence(payload) {
+  if (
+    payload === null ||
+    typeof payload !== "object" ||
+    payload.type !== "presence" ||
+    !isUserId(payload.user) ||
+    (payload.status !== "online" && payload.status !== "offline") ||
+    typeof payload.last_seen !== "number"
+  ) {
+    return null;
+  }
+  return { user: payload.user, status: payload.status, lastSeen: payload.last_seen };
+}
+
+/** The value of an HTTP Basic Authorization header for the media API (UTF-8 credentials). */
+export function basicAuth(user, secret) {
+  const bytes = new TextEncoder().encode(`${user}:${secret}`);
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return `Basic ${btoa(binary)}`;
+}

@@ -1,0 +1,372 @@
+// What the web client knows: conversations and their messages, statuses, groups, presence and
+// typing. Sequenced inbox events are applied in cursor order (the session releases them so), and
+// the cursor is saved together with the state it produced, in localStorage, one key per user: a
+// reload resumes with `sync` after that cursor and nothing is applied twice.
+
+import { STATUS_RANK, isGroupId } from "./protocol.js";
+
+export const TYPING_SHOWN_MS = 4000;
+const STORAGE_VERSION = 1;
+const SAVE_DELAY_MS = 250;
+const KEEP_PER_CONVERSATION = 2000;
+
+const storageKey = (user) => `mqchat:v${STORAGE_VERSION}:${user}`;
+
+const GROUP_ACTIONS = {
+  created: (by, affected) => `${by} created the group`,
+  added: (by, affected) => `${by} added ${affected}`,
+  removed: (by, affected) => `${by} removed ${affected}`,
+  left: (by) => `${by} left`,
+  promoted: (by, affected) => `${by} made ${affected} admin`,
+  renamed: (by, affected, group) => `${by} renamed the group to “${group.name}”`,
+};
+
+export class Store {
+  constructor(user) {
+    this.user = user;
+    this.cursor = 0;
+    this.outbox = []; // sends not yet answered, as the session had them at the last save
+    this.convs = new Map();
+    this.byId = new Map(); // message id -> item
+    this.byRef = new Map(); // command id of my own messages -> item
+    this.presence = new Map(); // user -> {status, lastSeen}
+    this.typing = new Map(); // user -> until (ms)
+    this.listeners = new Set();
+    this.saveTimer = null;
+    this.quotaKeep = KEEP_PER_CONVERSATION;
+  }
+
+  // ---------------------------------------------------------------- persistence
+  load() {
+    let raw = null;
+    try {
+      raw = JSON.parse(localStorage.getItem(storageKey(this.user)) || "null");
+    } catch {
+      raw = null;
+    }
+    if (!raw || raw.v !== STORAGE_VERSION || !Number.isInteger(raw.cursor)) return this;
+    this.cursor = raw.cursor;
+    this.outbox = Array.isArray(raw.outbox) ? raw.outbox : [];
+    for (const conv of raw.convs || []) {
+      conv.items = (conv.items || []).filter((item) => !item.upload);
+      this.convs.set(conv.id, conv);
+      for (const item of conv.items) this.index(item);
+    }
+    return this;
+  }
+
+  /** Remember the processed cursor and the unanswered sends, and save soon. */
+  commit(cursor, outbox) {
+    this.cursor = cursor;
+    this.outbox = outbox;
+    this.scheduleSave();
+  }
+
+  scheduleSave() {
+    if (this.saveTimer === null) this.saveTimer = setTimeout(() => this.save(), SAVE_DELAY_MS);
+  }
+
+  save() {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = null;
+    for (;;) {
+      const keep = this.quotaKeep;
+      const convs = [...this.convs.values()].map((conv) => ({
+        ...conv,
+        items: conv.items.filter((item) => !item.upload).slice(-keep),
+      }));
+      const data = { v: STORAGE_VERSION, cursor: this.cursor, outbox: this.outbox, convs };
+      try {
+        localStorage.setItem(storageKey(this.user), JSON.stringify(data));
+        return;
+      } catch (error) {
+        if (keep <= 20) {
+          console.warn("mqchat: cannot save the conversations", error);
+          return;
+        }
+        this.quotaKeep = Math.floor(keep / 2); // full: keep fewer old messages per conversation
+      }
+    }
+  }
+
+  /** Forget everything this browser kept for the user (log out). */
+  clear() {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = null;
+    localStorage.removeItem(storageKey(this.user));
+  }
+
+  // ---------------------------------------------------------------- change notification
+  subscribe(listener) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  changed(what) {
+    for (const listener of this.listeners) listener(what);
+  }
+
+  // ---------------------------------------------------------------- conversations
+  conversation(id, { create = true } = {}) {
+    let conv = this.convs.get(id);
+    if (!conv && create) {
+      const group = isGroupId(id);
+      conv = {
+        id,
+        kind: group ? "group" : "dm",
+        name: group ? "Group" : id,
+        members: group ? [] : [this.user, id],
+        admins: [],
+        left: false,
+        items: [],
+        unread: 0,
+        lastTs: Date.now() / 1000,
+      };
+      this.convs.set(id, conv);
+    }
+    return conv || null;
+  }
+
+  /** Conversations, the most recent first. */
+  sortedConversations() {
+    return [...this.convs.values()].sort((a, b) => b.lastTs - a.lastTs);
+  }
+
+  /** Everyone whose presence matters: the partners of 1-on-1 chats and the members of groups. */
+  contacts() {
+    const users = new Set();
+    for (const conv of this.convs.values()) {
+      if (conv.kind === "dm") users.add(conv.id);
+      else if (!conv.left) for (const m of conv.members) users.add(m);
+    }
+    users.delete(this.user);
+    return users;
+  }
+
+  index(item) {
+    if (item.id) this.byId.set(item.id, item);
+    if (item.ref) this.byRef.set(item.ref, item);
+  }
+
+  add(conv, item) {
+    // settled messages go before my messages still waiting for `sent`
+    const firstPending = conv.items.findIndex((i) => i.pending);
+    if (firstPending < 0 || item.pending) conv.items.push(item);
+    else conv.items.splice(firstPending, 0, item);
+    conv.lastTs = Math.max(conv.lastTs, item.ts);
+    this.index(item);
+  }
+
+  /** One of my messages, before the server has it (a text or an upload). */
+  addPending({ ref, to, text, upload = null }) {
+    const conv = this.conversation(to);
+    const item = {
+      key: `o:${ref}`,
+      kind: "msg",
+      id: null,
+      ref,
+      from: this.user,
+      text,
+      ts: Date.now() / 1000,
+      seq: null,
+      media: null,
+      status: "pending",
+      pending: true,
+      upload, // {previewUrl, file, type} while uploading; never saved
+      by: {},
+    };
+    this.add(conv, item);
+    this.scheduleSave();
+    this.changed({ conv: conv.id });
+    return item;
+  }
+
+  failPending(ref, message) {
+    const item = this.byRef.get(ref);
+    if (!item || !item.pending) return null;
+    item.status = "failed";
+    item.error = message;
+    this.scheduleSave();
+    this.changed({ conv: this.convOf(item) });
+    return item;
+  }
+
+  convOf(item) {
+    for (const conv of this.convs.values()) if (conv.items.includes(item)) return conv.id;
+    return null;
+  }
+
+  // ---------------------------------------------------------------- sequenced events, in cursor order
+  apply(event) {
+    switch (event.type) {
+      case "message":
+        return this.onMessage(event.message);
+      case "sent":
+        return this.onSent(event.ref, event.message);
+      case "receipt":
+        return this.onReceipt(event);
+      case "group":
+        return this.onGroup(event);
+      default:
+        return null;
+    }
+  }
+
+  onMessage(message) {
+    const peer = isGroupId(message.to) ? message.to : message.from === this.user ? message.to : message.from;
+    const conv = this.conversation(peer);
+    if (this.byId.has(message.id)) return conv.id;
+    const incoming = message.from !== this.user;
+    this.add(conv, {
+      key: `m:${message.id}`,
+      kind: "msg",
+      id: message.id,
+      ref: null,
+      from: message.from,
+      text: message.text,
+      ts: message.ts,
+      seq: message.seq,
+      media: message.media || null,
+      status: incoming ? "received" : "sent",
+      pending: false,
+      readSent: false,
+      by: {},
+    });
+    if (incoming) {
+      conv.unread += 1;
+      this.typing.delete(message.from);
+    }
+    return conv.id;
+  }
+
+  onSent(ref, message) {
+    const conv = this.conversation(message.to);
+    const item = this.byRef.get(ref);
+    if (item && item.pending) {
+      conv.items.splice(conv.items.indexOf(item), 1);
+      Object.assign(item, {
+        id: message.id,
+        text: message.text,
+        ts: message.ts,
+        seq: message.seq,
+        media: message.media || null,
+        pending: false,
+        error: undefined,
+      });
+      if (STATUS_RANK[item.status] === undefined || item.status === "pending" || item.status === "failed") {
+        item.status = "sent";
+      }
+      if (item.upload) {
+        item.localPreview = item.upload.previewUrl; // shown until the thumbnail is fetched
+        item.upload = null;
+      }
+      this.add(conv, item);
+      return conv.id;
+    }
+    if (item || this.byId.has(message.id)) return conv.id; // answered twice
+    // sent from another of my devices
+    this.add(conv, {
+      key: `o:${ref}`,
+      kind: "msg",
+      id: message.id,
+      ref,
+      from: this.user,
+      text: message.text,
+      ts: message.ts,
+      seq: message.seq,
+      media: message.media || null,
+      status: "sent",
+      pending: false,
+      by: {},
+    });
+    return conv.id;
+  }
+
+  onReceipt(receipt) {
+    const item = this.byId.get(receipt.message_id);
+    if (!item) return null; // older than what this browser keeps
+    const rank = STATUS_RANK[receipt.status];
+    if ((STATUS_RANK[item.by[receipt.by]] || 0) < rank) item.by[receipt.by] = receipt.status;
+    if (receipt.all && (STATUS_RANK[item.status] || 0) < rank) item.status = receipt.status;
+    return this.convOf(item);
+  }
+
+  onGroup(event) {
+    const group = event.group;
+    const conv = this.conversation(group.id);
+    this.updateGroup(conv, group);
+    const affected = (event.affected || []).filter((u) => typeof u === "string");
+    if ((event.action === "removed" || event.action === "left") && affected.includes(this.user)) {
+      conv.left = true;
+    } else if (group.members.includes(this.user)) {
+      conv.left = false;
+    }
+    const describe = GROUP_ACTIONS[event.action];
+    const name = (u) => (u === this.user ? "you" : u);
+    const who = affected.filter((u) => u !== event.by || event.action !== "created").map(name);
+    let text = describe ? describe(name(event.by), who.join(", "), group) : `${name(event.by)} changed the group`;
+    if (text.startsWith("you ")) text = "Y" + text.slice(1); // user ids keep their case
+    const ts = typeof event.ts === "number" ? event.ts : Date.now() / 1000;
+    this.add(conv, { key: `s:${event.cursor}`, kind: "system", text, ts, pending: false });
+    return conv.id;
+  }
+
+  updateGroup(conv, group) {
+    conv.kind = "group";
+    conv.name = group.name;
+    conv.members = group.members.slice();
+    conv.admins = group.admins.slice();
+  }
+
+  // ---------------------------------------------------------------- live events
+  /** The answer to `group_list`: every group this user is in now. */
+  onGroups(groups) {
+    const current = new Set();
+    for (const group of groups) {
+      const conv = this.conversation(group.id);
+      this.updateGroup(conv, group);
+      conv.left = false;
+      current.add(group.id);
+    }
+    for (const conv of this.convs.values()) {
+      if (conv.kind === "group" && !current.has(conv.id)) conv.left = true;
+    }
+    this.scheduleSave();
+    this.changed({ list: true });
+  }
+
+  onTyping(from, composing) {
+    if (composing) this.typing.set(from, Date.now() + TYPING_SHOWN_MS);
+    else this.typing.delete(from);
+    this.changed({ typing: from });
+  }
+
+  isTyping(user, now = Date.now()) {
+    const until = this.typing.get(user);
+    return until !== undefined && until > now;
+  }
+
+  onPresence(presence) {
+    this.presence.set(presence.user, presence);
+    this.changed({ presence: presence.user });
+  }
+
+  // ---------------------------------------------------------------- reading
+  /** Incoming messages of a conversation not yet reported read; marks them so. */
+  takeUnread(convId) {
+    const conv = this.convs.get(convId);
+    if (!conv) return [];
+    const ids = [];
+    for (const item of conv.items) {
+      if (item.kind === "msg" && item.from !== this.user && item.id && !item.readSent) {
+        item.readSent = true;
+        ids.push(item.id);
+      }
+    }
+    if (ids.length || conv.unread) {
+      conv.unread = 0;
+      this.scheduleSave();
+    }
+    return ids;
+  }
+}

@@ -1,0 +1,617 @@
+// The page: the chat list, the open conversation, dialogs and toasts. DOM only, built with
+// createElement/textContent (nothing from the wire is ever parsed as HTML). What the user does
+// goes to `actions`; what is shown comes from the Store.
+
+import { clock, day, dayKey, lastSeen, listTime } from "./format.js";
+
+const PAGE = 50; // messages shown at once; scrolling up shows PAGE more
+const MEDIA_MAX_WIDTH = 330;
+const MEDIA_MIN_WIDTH = 140;
+const STICK_TO_BOTTOM_PX = 80;
+const TOAST_MS = 5000;
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+const COLORS = ["#00a884", "#53bdeb", "#f15c6d", "#a5b337", "#6bcbef", "#ff8a8c", "#7f66ff", "#ffbc38", "#02a698", "#d3396d", "#1fa855", "#c4532d"];
+
+function colorOf(id) {
+  let hash = 0;
+  for (const ch of id) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+  return COLORS[hash % COLORS.length];
+}
+
+function paintAvatar(node, id, name, online = false) {
+  const letters = name.replace(/^g:/, "").replace(/[^A-Za-z0-9]/g, "");
+  node.textContent = (letters[0] || "?").toUpperCase();
+  node.style.background = colorOf(id);
+  node.classList.toggle("online", online);
+}
+
+function clockIcon() {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 16 16");
+  svg.setAttribute("width", "13");
+  svg.setAttribute("height", "13");
+  const circle = document.createElementNS(ns, "circle");
+  for (const [k, v] of Object.entries({ cx: 8, cy: 8, r: 6.5, fill: "none", stroke: "currentColor", "stroke-width": 1.4 })) {
+    circle.setAttribute(k, v);
+  }
+  const hands = document.createElementNS(ns, "path");
+  hands.setAttribute("d", "M8 4.2V8l2.6 1.6");
+  hands.setAttribute("fill", "none");
+  hands.setAttribute("stroke", "currentColor");
+  hands.setAttribute("stroke-width", "1.4");
+  svg.append(circle, hands);
+  return svg;
+}
+
+/** The status mark of one of my messages: a clock, ✓ sent, ✓✓ delivered (grey), ✓✓ read (blue). */
+export function tick(item) {
+  const node = el("span", "tick");
+  node.dataset.status = item.status;
+  switch (item.status) {
+    case "pending":
+      node.classList.add("pending");
+      node.title = "Sending";
+      node.append(clockIcon());
+      break;
+    case "failed":
+      node.classList.add("failed");
+      node.textContent = "!";
+      node.title = "Not sent";
+      break;
+    case "sent":
+      node.textContent = "✓";
+      node.title = "Sent";
+      break;
+    case "delivered":
+      node.textContent = "✓✓";
+      node.title = "Delivered";
+      break;
+    case "read":
+      node.textContent = "✓✓";
+      node.classList.add("read");
+      node.title = "Read";
+      break;
+    default:
+      return null;
+  }
+  return node;
+}
+
+function mediaLabel(media) {
+  return media && media.type.startsWith("video/") ? "Video" : "Photo";
+}
+
+function receiptsTitle(item) {
+  const entries = Object.entries(item.by || {});
+  if (!entries.length) return "";
+  const read = entries.filter(([, s]) => s === "read").map(([u]) => u);
+  const delivered = entries.filter(([, s]) => s === "delivered").map(([u]) => u);
+  const parts = [];
+  if (read.length) parts.push(`Read by ${read.join(", ")}`);
+  if (delivered.length) parts.push(`Delivered to ${delivered.join(", ")}`);
+  return parts.join(" · ");
+}
+
+export class View {
+  constructor({ store, media, actions }) {
+    this.store = store;
+    this.media = media;
+    this.actions = actions;
+    this.me = store.user;
+    this.openId = null;
+    this.viewCount = new Map(); // conversation -> how many messages are shown
+    this.nodes = new Map(); // key -> element of the open conversation
+    this.listNodes = new Map(); // conversation -> <li>
+    this.typingTimer = null;
+    this.bind();
+  }
+
+  // ---------------------------------------------------------------- wiring
+  bind() {
+    this.unbind = [];
+    const on = (target, type, handler) => {
+      target.addEventListener(type, handler);
+      this.unbind.push(() => target.removeEventListener(type, handler));
+    };
+    on($("chat-list"), "click", (e) => {
+      const li = e.target.closest(".chat-item");
+      if (li) this.actions.open(li.dataset.conv);
+    });
+    on($("messages"), "scroll", () => this.onScroll());
+    on($("message-list"), "click", (e) => this.onMessageClick(e));
+    on($("composer"), "submit", (e) => {
+      e.preventDefault();
+      this.submitText();
+    });
+    on($("composer-text"), "keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.submitText();
+      }
+    });
+    on($("composer-text"), "input", () => {
+      this.autosize();
+      this.actions.typing($("composer-text").value.trim() !== "");
+    });
+    on($("attach-input"), "change", () => {
+      const file = $("attach-input").files[0];
+      $("attach-input").value = "";
+      if (file) this.pickMedia(file);
+    });
+    on($("new-chat"), "click", () => this.openDialog("new-chat-dialog", "new-chat-user"));
+    on($("new-group"), "click", () => this.openDialog("new-group-dialog", "new-group-name"));
+    on($("logout"), "click", () => this.actions.logout());
+    on($("back"), "click", () => this.actions.open(null));
+    on($("new-chat-form"), "submit", (e) => {
+      const user = $("new-chat-user").value.trim();
+      if (!this.actions.newChat(user)) e.preventDefault(); // keep the dialog open
+    });
+    on($("new-group-form"), "submit", (e) => {
+      const name = $("new-group-name").value.trim();
+      const members = $("new-group-members").value.split(/[\s,;]+/).filter(Boolean);
+      if (!this.actions.newGroup(name, members)) e.preventDefault();
+    });
+    on($("media-form"), "submit", () => this.sendMedia());
+    on($("media-dialog"), "close", () => this.dropMediaPreview());
+    on($("viewer-close"), "click", () => $("viewer-dialog").close());
+    on($("viewer-dialog"), "close", () => $("viewer-body").replaceChildren());
+    for (const dialog of document.querySelectorAll("dialog")) {
+      for (const cancel of dialog.querySelectorAll(".cancel")) on(cancel, "click", () => dialog.close());
+    }
+    this.typingTimer = setInterval(() => this.expireTyping(), 500);
+  }
+
+  destroy() {
+    clearInterval(this.typingTimer);
+    for (const off of this.unbind) off();
+    for (const dialog of document.querySelectorAll("dialog")) if (dialog.open) dialog.close();
+    $("chat-list").replaceChildren();
+    $("message-list").replaceChildren();
+    this.nodes.clear();
+    this.listNodes.clear();
+  }
+
+  openDialog(id, focus) {
+    const dialog = $(id);
+    dialog.querySelector("form").reset();
+    dialog.showModal();
+    $(focus).focus();
+  }
+
+  toast(message) {
+    const node = el("div", "toast", message);
+    $("toasts").append(node);
+    setTimeout(() => node.remove(), TOAST_MS);
+  }
+
+  // ---------------------------------------------------------------- top level
+  showChat() {
+    document.body.dataset.view = "chat";
+    $("login-view").hidden = true;
+    $("chat-view").hidden = false;
+    $("me-name").textContent = this.me;
+    paintAvatar($("me-avatar"), this.me, this.me);
+    this.renderList();
+    this.renderConversation({ toEnd: true });
+  }
+
+  setConnection(state) {
+    const labels = { connecting: "connecting…", syncing: "updating…", online: "online", offline: "reconnecting…" };
+    const node = $("connection-status");
+    node.dataset.state = state;
+    node.textContent = labels[state] || state;
+    document.body.dataset.connection = state;
+  }
+
+  /** Something in the store changed: {conv, convs, all, presence, typing}. */
+  update(what = {}) {
+    this.renderList();
+    if (this.openId === null) return;
+    const conv = this.store.convs.get(this.openId);
+    if (what.all || what.conv === this.openId || what.convs?.has(this.openId)) this.renderMessages({});
+    if (conv) this.renderHeader(conv);
+  }
+
+  open(convId) {
+    this.openId = convId;
+    $("chat-view").classList.toggle("in-conversation", convId !== null);
+    this.nodes.clear();
+    $("message-list").replaceChildren();
+    if (convId !== null && !this.viewCount.has(convId)) this.viewCount.set(convId, PAGE);
+    this.renderList();
+    this.renderConversation({ toEnd: true });
+    if (convId !== null) {
+      $("composer-text").value = "";
+      this.autosize();
+      $("composer-text").focus();
+    }
+  }
+
+  expireTyping() {
+    const now = Date.now();
+    let expired = false;
+    for (const [user, until] of this.store.typing) {
+      if (until <= now) {
+        this.store.typing.delete(user);
+        expired = true;
+      }
+    }
+    if (expired) this.update({});
+  }
+
+  // ---------------------------------------------------------------- chat list
+  renderList() {
+    const list = $("chat-list");
+    const convs = this.store.sortedConversations();
+    $("chat-list-empty").hidden = convs.length > 0;
+    const unread = convs.reduce((sum, conv) => sum + conv.unread, 0);
+    document.title = unread ? `(${unread}) mqchat` : "mqchat";
+    const seen = new Set();
+    let cursor = list.firstChild;
+    for (const conv of convs) {
+      seen.add(conv.id);
+      let li = this.listNodes.get(conv.id);
+      if (!li) {
+        li = el("li", "chat-item");
+        li.dataset.conv = conv.id;
+        this.listNodes.set(conv.id, li);
+      }
+      this.fillListItem(li, conv);
+      if (li !== cursor) list.insertBefore(li, cursor);
+      else cursor = cursor.nextSibling;
+    }
+    for (const [id, li] of this.listNodes) {
+      if (!seen.has(id)) {
+        li.remove();
+        this.listNodes.delete(id);
+      }
+    }
+  }
+
+  fillListItem(li, conv) {
+    li.classList.toggle("active", conv.id === this.openId);
+    li.classList.toggle("unread", conv.unread > 0);
+    const presence = conv.kind === "dm" ? this.store.presence.get(conv.id) : null;
+    const avatar = el("div", "avatar");
+    paintAvatar(avatar, conv.id, conv.name, presence?.status === "online");
+    const main = el("div", "chat-main");
+    const top = el("div", "chat-row");
+    const last = [...conv.items].reverse().find((i) => i.kind === "msg" || i.kind === "system");
+    top.append(el("span", "chat-name", conv.name), el("span", "chat-time", last ? listTime(last.ts) : ""));
+    const bottom = el("div", "chat-row");
+    const preview = el("span", "chat-preview");
+    if (conv.kind === "dm" && this.store.isTyping(conv.id)) {
+      preview.classList.add("typing");
+      preview.textContent = "typing…";
+    } else if (last && last.kind === "msg") {
+      if (last.from === this.me) {
+        const mark = tick(last);
+        if (mark) preview.append(mark);
+      } else if (conv.kind === "group") {
+        preview.append(`${last.from}: `);
+      }
+      const text = last.media || last.upload ? `${mediaLabel(last.media)}${last.text ? ": " + last.text : ""}` : last.text;
+      preview.append(text);
+    } else if (last) {
+      preview.textContent = last.text;
+    } else {
+      preview.textContent = conv.kind === "group" ? "" : "No messages yet";
+    }
+    bottom.append(preview);
+    if (conv.unread > 0) bottom.append(el("span", "badge", String(conv.unread)));
+    main.append(top, bottom);
+    li.replaceChildren(avatar, main);
+  }
+
+  // ---------------------------------------------------------------- conversation
+  renderConversation({ toEnd = false } = {}) {
+    const conv = this.openId === null ? null : this.store.conversation(this.openId, { create: false });
+    $("no-conversation").hidden = conv !== null;
+    $("conv-header").hidden = conv === null;
+    $("messages").hidden = conv === null;
+    if (!conv) {
+      $("composer").hidden = true;
+      $("composer-closed").hidden = true;
+      return;
+    }
+    this.renderHeader(conv);
+    this.renderMessages({ toEnd });
+  }
+
+  renderHeader(conv) {
+    $("conv-title").textContent = conv.name;
+    const presence = conv.kind === "dm" ? this.store.presence.get(conv.id) : null;
+    paintAvatar($("conv-avatar"), conv.id, conv.name, presence?.status === "online");
+    const status = $("conv-status");
+    status.classList.remove("typing");
+    status.dataset.presence = presence ? presence.status : "";
+    if (conv.kind === "dm") {
+      if (this.store.isTyping(conv.id)) {
+        status.textContent = "typing…";
+        status.classList.add("typing");
+      } else if (presence) {
+        status.textContent = presence.status === "online" ? "online" : lastSeen(presence.lastSeen);
+      } else {
+        status.textContent = "";
+      }
+    } else {
+      const names = conv.members.map((m) => (m === this.me ? "You" : m));
+      names.sort((a, b) => (a === "You") - (b === "You") || a.localeCompare(b));
+      status.textContent = conv.left ? "You are no longer a member" : names.join(", ");
+    }
+    const closed = conv.kind === "group" && conv.left;
+    $("composer").hidden = closed;
+    $("composer-closed").hidden = !closed;
+  }
+
+  renderMessages({ toEnd = false, keepFromBottom = false }) {
+    const conv = this.store.convs.get(this.openId);
+    if (!conv) return;
+    const box = $("messages");
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < STICK_TO_BOTTOM_PX;
+    const count = this.viewCount.get(conv.id) || PAGE;
+    const items = conv.items.slice(-count);
+    const hidden = conv.items.length - items.length;
+    $("history-top").textContent = hidden > 0 ? "Scroll up for older messages" : "";
+
+    const desired = [];
+    let previous = null;
+    for (const item of items) {
+      const dk = dayKey(item.ts);
+      if (!previous || dayKey(previous.ts) !== dk) {
+        desired.push(this.node(`d:${dk}`, () => el("div", "day"), (n) => (n.textContent = day(item.ts))));
+      }
+      if (item.kind === "system") {
+        desired.push(this.node(item.key, () => el("div", "system"), (n) => (n.textContent = item.text)));
+      } else {
+        const first =
+          !previous || previous.kind !== "msg" || previous.from !== item.from || dayKey(previous.ts) !== dk;
+        desired.push(this.node(item.key, () => el("div", "msg"), (n) => this.fillMessage(n, item, conv, first)));
+      }
+      previous = item;
+    }
+    const list = $("message-list");
+    const wanted = new Set(desired);
+    let cursor = list.firstChild;
+    for (const node of desired) {
+      if (node !== cursor) list.insertBefore(node, cursor);
+      else cursor = cursor.nextSibling;
+    }
+    while (cursor) {
+      const next = cursor.nextSibling;
+      if (!wanted.has(cursor)) cursor.remove();
+      cursor = next;
+    }
+    for (const [key, node] of this.nodes) if (!wanted.has(node)) this.nodes.delete(key);
+
+    if (keepFromBottom) box.scrollTop = box.scrollHeight - fromBottom;
+    else if (toEnd || atBottom) box.scrollTop = box.scrollHeight;
+  }
+
+  node(key, create, fill) {
+    let node = this.nodes.get(key);
+    if (!node) {
+      node = create();
+      node.dataset.key = key;
+      this.nodes.set(key, node);
+    }
+    fill(node);
+    return node;
+  }
+
+  fillMessage(node, item, conv, first) {
+    const mine = item.from === this.me;
+    const showSender = !mine && conv.kind === "group" && first;
+    const signature = JSON.stringify([
+      item.status, item.text, item.id, item.media?.key, !!item.localPreview, !!item.upload, item.error,
+      first, showSender, item.by,
+    ]);
+    if (node.dataset.signature === signature) return;
+    node.dataset.signature = signature;
+    node.className = `msg ${mine ? "out" : "in"}${first ? " first" : ""}`;
+    node.dataset.status = item.status;
+    if (item.id) node.dataset.id = item.id;
+    if (item.ref) node.dataset.ref = item.ref;
+    const parts = [];
+    if (showSender) {
+      const sender = el("div", "sender", item.from);
+      sender.style.color = colorOf(item.from);
+      parts.push(sender);
+    }
+    const hasMedia = Boolean(item.media || item.upload);
+    if (hasMedia) parts.push(this.mediaNode(node, item));
+    node.classList.toggle("media-only", hasMedia && !item.text);
+    const meta = el("span", "meta");
+    meta.append(el("span", "time", clock(item.ts)));
+    if (mine) {
+      const mark = tick(item);
+      if (mark) meta.append(mark);
+      const title = receiptsTitle(item);
+      if (title) meta.title = title;
+    }
+    if (item.text) {
+      const text = el("span", "text", item.text);
+      parts.push(text);
+    }
+    parts.push(meta);
+    if (item.status === "failed") {
+      const note = el("div", "failed-note", `Not sent: ${item.error || "failed"}`);
+      const retry = el("button", "retry", "Retry");
+      retry.type = "button";
+      note.append(retry);
+      parts.push(note);
+    }
+    node.replaceChildren(...parts);
+  }
+
+  /** The picture of a message: the local preview while uploading, else the server's thumbnail. */
+  mediaNode(node, item) {
+    const media = item.media;
+    const source = item.upload?.previewUrl || item.localPreview || null;
+    const key = source || media?.thumbnail?.key || (media?.type.startsWith("image/") ? media.key : null);
+    const cacheKey = `${key}|${!!item.upload}`;
+    if (node._media && node._mediaKey === cacheKey) return node._media;
+    const box = el("div", "media");
+    const isVideo = (media?.type || item.upload?.type || "").startsWith("video/");
+    const w = media?.width || item.upload?.width || 320;
+    const h = media?.height || item.upload?.height || 240;
+    const width = Math.max(MEDIA_MIN_WIDTH, Math.min(MEDIA_MAX_WIDTH, w));
+    box.style.width = `${width}px`;
+    box.style.aspectRatio = `${w} / ${Math.max(1, Math.min(h, w * 2.5))}`;
+    if (key && !(isVideo && source)) {
+      const img = el("img");
+      img.alt = mediaLabel(media);
+      img.decoding = "async";
+      img.addEventListener("load", () => this.keepAtBottom());
+      if (source) img.src = source;
+      else {
+        this.media.url(key).then(
+          (url) => (img.src = url),
+          (error) => (img.alt = `${img.alt} (${error.message})`),
+        );
+      }
+      box.append(img);
+    } else if (isVideo && source) {
+      const video = el("video");
+      video.src = source;
+      video.muted = true;
+      box.append(video);
+    }
+    if (isVideo && !item.upload) box.append(el("div", "play", "▶"));
+    if (item.upload && item.status === "pending") {
+      const overlay = el("div", "uploading");
+      overlay.append(el("div", "spinner"));
+      box.append(overlay);
+    }
+    node._media = box;
+    node._mediaKey = cacheKey;
+    return box;
+  }
+
+  keepAtBottom() {
+    const box = $("messages");
+    if (box.scrollHeight - box.scrollTop - box.clientHeight < STICK_TO_BOTTOM_PX * 4) {
+      box.scrollTop = box.scrollHeight;
+    }
+  }
+
+  onScroll() {
+    if (this.openId === null) return;
+    const box = $("messages");
+    const conv = this.store.convs.get(this.openId);
+    const count = this.viewCount.get(this.openId) || PAGE;
+    if (box.scrollTop < 60 && conv && conv.items.length > count) {
+      this.viewCount.set(this.openId, count + PAGE);
+      this.renderMessages({ keepFromBottom: true });
+    }
+  }
+
+  onMessageClick(event) {
+    const node = event.target.closest(".msg");
+    if (!node) return;
+    const item = this.itemOf(node);
+    if (!item) return;
+    if (event.target.closest(".retry")) {
+      this.actions.retry(item);
+      return;
+    }
+    if (event.target.closest(".media")) this.view(item);
+  }
+
+  itemOf(node) {
+    const conv = this.store.convs.get(this.openId);
+    return conv ? conv.items.find((i) => i.key === node.dataset.key) : null;
+  }
+
+  /** Show a photo or video full size. */
+  view(item) {
+    const body = $("viewer-body");
+    body.replaceChildren(el("div", "spinner"));
+    $("viewer-caption").textContent = item.text || "";
+    $("viewer-dialog").showModal();
+    const show = (url) => {
+      const isVideo = (item.media?.type || item.upload?.type || "").startsWith("video/");
+      const node = el(isVideo ? "video" : "img");
+      node.src = url;
+      if (isVideo) {
+        node.controls = true;
+        node.autoplay = true;
+      } else node.alt = item.text || "Photo";
+      body.replaceChildren(node);
+    };
+    const local = item.upload?.previewUrl || item.localPreview;
+    if (local) show(local);
+    else if (item.media) {
+      this.media.url(item.media.key).then(show, (error) => body.replaceChildren(el("p", "", error.message)));
+    }
+  }
+
+  // ---------------------------------------------------------------- composing
+  submitText() {
+    const box = $("composer-text");
+    const text = box.value.trim();
+    if (!text) return;
+    if (this.actions.send(text)) {
+      box.value = "";
+      this.autosize();
+      this.renderMessages({ toEnd: true });
+    }
+  }
+
+  autosize() {
+    const box = $("composer-text");
+    box.style.height = "auto";
+    box.style.height = `${Math.min(box.scrollHeight, 120)}px`;
+  }
+
+  pickMedia(file) {
+    if (!file.type.startsWith("image/") && !file.type.startsWith("video/")) {
+      this.toast("Pick a photo or a video");
+      return;
+    }
+    this.dropMediaPreview();
+    this.pending = { file, previewUrl: URL.createObjectURL(file), type: file.type };
+    const isVideo = file.type.startsWith("video/");
+    $("media-title").textContent = isVideo ? "Send a video" : "Send a photo";
+    const preview = el(isVideo ? "video" : "img");
+    preview.src = this.pending.previewUrl;
+    if (isVideo) preview.controls = true;
+    else {
+      preview.alt = file.name;
+      preview.addEventListener("load", () => {
+        if (this.pending) {
+          this.pending.width = preview.naturalWidth;
+          this.pending.height = preview.naturalHeight;
+        }
+      });
+    }
+    $("media-preview").replaceChildren(preview);
+    $("media-form").reset();
+    $("media-dialog").showModal();
+    $("media-caption").focus();
+  }
+
+  sendMedia() {
+    const pending = this.pending;
+    this.pending = null; // the preview URL now belongs to the message
+    if (pending) this.actions.sendMedia(pending, $("media-caption").value.trim());
+    this.renderMessages({ toEnd: true });
+  }
+
+  dropMediaPreview() {
+    if (this.pending) URL.revokeObjectURL(this.pending.previewUrl);
+    this.pending = null;
+    $("media-preview").replaceChildren();
+  }
+}

@@ -1,0 +1,283 @@
+"""The web client in real browsers against the real node: two people chat, with ticks, presence,
+typing, a photo and a group; history survives a reload; the inbox is applied in cursor order.
+
+Each person has a separate headless Chromium (own profile). Screenshots of the key moments go to
+``test-artifacts/web/``, with each browser's console log.
+
+Pages are closed before the node stops: the node's shutdown can wait forever for a client that is
+still connected (amqtt's reader loop sometimes survives its cancellation on Python 3.11), which is
+a broker issue, not the client's.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from client_sdk import Client
+from tests.harness import RunningNode, node_settings
+from tests.media_files import png
+
+if TYPE_CHECKING:  # selenium is imported by the browser fixture, which skips without it
+    from tests.e2e.browser import Page
+
+BLUE_TICKS = "rgb(83, 189, 235)"  # the read ticks' colour (style.css, --tick-read)
+
+
+def test_two_people_chat_with_ticks_presence_typing_a_photo_and_a_group(
+    node: RunningNode, browser: Callable[[str], Page], tmp_path: Path
+) -> None:
+    alice_id, alice_token = node.add_user("alice")
+    bob_id, bob_token = node.add_user("bob")
+    url = f"{node.media_url}/"
+    alice, bob = browser("alice"), browser("bob")
+
+    # Given alice is logged in and starts a chat with bob, who has not logged in yet
+    alice.login(url, alice_id, alice_token)
+    alice.new_chat(bob_id)
+
+    # When she writes to him, the server stores it: one tick
+    alice.send_text("hello bob")
+    sent = alice.wait_ticks("hello bob", "sent")
+    assert sent["tick"] == "✓"
+    alice.shot("01-sent")
+
+    # When bob logs in, his browser catches up and says delivered: two grey ticks, bob is online
+    bob.login(url, bob_id, bob_token)
+    chat = bob.wait(
+        "alice's chat shows one unread message", lambda: (c := bob.chat(alice_id)) and c["unread"] and c
+    )
+    assert (chat["unread"], chat["preview"]) == (1, "hello bob")
+    delivered = alice.wait_ticks("hello bob", "delivered")
+    assert delivered["tick"] == "✓✓" and delivered["tick_color"] != BLUE_TICKS
+    alice.wait("bob shows online", lambda: alice.status_line() == "online")
+    assert alice.wait("bob's online dot", lambda: (alice.chat(bob_id) or {}).get("online"))
+    alice.shot("02-delivered-online")
+    bob.shot("02-unread")
+
+    # When bob opens the chat, it is read: two blue ticks
+    bob.open_chat(alice_id)
+    assert bob.wait("bob sees the message", lambda: bob.message("hello bob"))["mine"] is False
+    read = alice.wait_ticks("hello bob", "read")
+    assert read["tick"] == "✓✓" and read["tick_color"] == BLUE_TICKS
+    assert bob.chat(alice_id)["unread"] == 0  # type: ignore[index]
+
+    # When bob types, alice sees "typing…" under his name and in her chat list
+    bob.type("hi ali")
+    alice.wait("alice sees bob typing", lambda: alice.status_line() == "typing…")
+    assert alice.chat(bob_id)["preview"] == "typing…"  # type: ignore[index]
+    alice.shot("03-typing")
+    bob.send_text("ce, how are you?", shown="hi alice, how are you?")
+    alice.wait("alice gets bob's answer", lambda: alice.message("hi alice, how are you?"))
+    alice.wait("typing… gives way to online", lambda: alice.status_line() == "online")
+    bob.wait_ticks("hi alice, how are you?", "read")  # alice has the chat open
+
+    # When alice sends a photo with a caption, bob's page shows it, fetched with his credentials
+    photo = tmp_path / "view.png"
+    photo.write_bytes(png(640, 400))
+    alice.send_file(photo, "the view from the top")
+    image = bob.wait(
+        "bob's page shows the photo",
+        lambda: (m := bob.message("the view from the top")) and m["image"] and m["image"]["width"] and m,
+    )["image"]
+    assert image["complete"] and image["blob"] and image["width"] > 0 and image["height"] > 0
+    assert image["width"] / image["height"] == 640 / 400  # the server's thumbnail of this photo
+    alice.wait_ticks("the view from the top", "read")
+    alice.shot("04-photo")
+    bob.shot("04-photo")
+
+    # When alice makes a group with bob and writes to it, bob sees the group and her message
+    alice.new_group("Climbing", [bob_id])
+    alice.send_text("Saturday?")
+    bob.wait("the group shows in bob's list", lambda: (bob.chat_by_name("Climbing") or {}).get("unread"))
+    bob.open_chat(bob.chat_by_name("Climbing")["id"])  # type: ignore[index]
+    message = bob.wait("bob sees the group message", lambda: bob.message("Saturday?"))
+    assert message["sender"] == alice_id
+    assert bob.texts()[0] == f"* {alice_id} created the group"
+    assert alice.texts()[0] == "* You created the group"
+    alice.wait_ticks("Saturday?", "read")  # every member read it ("all": true)
+    alice.shot("05-group")
+    bob.shot("05-group")
+
+    # When bob closes his browser, alice sees when he was last seen
+    bob.close()
+    alice.open_chat(bob_id)
+    alice.wait("bob shows last seen", lambda: alice.status_line().startswith("last seen today at"))
+    assert not (alice.chat(bob_id) or {}).get("online")
+    alice.shot("06-last-seen")
+    assert alice.errors() == []
+
+
+def test_messages_sent_while_away_arrive_in_order_and_history_survives_a_reload(
+    node: RunningNode, browser: Callable[[str], Page]
+) -> None:
+    alice_id, alice_token = node.add_user("alice")
+    bob_id, bob_token = node.add_user("bob")
+    url = f"{node.media_url}/"
+    # Given bob got 230 messages while away (more than one sync page), sent with the Python SDK
+    texts = [f"message {n:03d}" for n in range(1, 231)]
+    with Client("127.0.0.1", node.port, user=alice_id, token=alice_token) as alice:
+        alice.wait_synced(timeout=10)
+        outs = [alice.send(bob_id, text) for text in texts]
+        for out in outs:
+            out.wait("sent", timeout=20)
+
+    # When he logs in and opens the chat, he sees the latest ones, in order, without duplicates
+    bob = browser("bob")
+    bob.login(url, bob_id, bob_token)
+    bob.wait("230 unread", lambda: (bob.chat(alice_id) or {}).get("unread") == 230)
+    bob.open_chat(alice_id)
+
+    def up_to_the_last() -> list[str] | None:
+        current = bob.texts()
+        return current if current and current[-1] == texts[-1] else None
+
+    shown = bob.wait("the latest messages show", up_to_the_last)
+    assert shown == texts[-len(shown) :] and len(shown) < len(texts)
+
+    # and scrolling up shows the older ones, down to the first
+    def scrolled_to_top() -> list[str] | None:
+        bob.js("document.getElementById('messages').scrollTop = 0")
+        current = bob.texts()
+        return current if current[0] == texts[0] else None
+
+    assert bob.wait("scrolling up reaches the first message", scrolled_to_top) == texts
+    bob.js("document.getElementById('messages').scrollTop = 0")
+    bob.shot("history-top")
+
+    # When he reloads the page, he is still logged in and the history is still there, once
+    bob.driver.refresh()
+    bob.wait_online()
+    bob.open_chat(alice_id)
+    again = bob.wait("the history is back", up_to_the_last)
+    assert again == texts[-len(again) :] and len(set(again)) == len(again)
+    assert bob.errors() == []
+
+
+def test_a_message_written_while_the_server_is_down_is_sent_once_when_it_is_back(
+    tmp_path: Path, browser: Callable[[str], Page]
+) -> None:
+    nodes = [RunningNode(node_settings(tmp_path / "node")).start()]
+    try:
+        first = nodes[0]
+        alice_id, alice_token = first.add_user("alice")
+        bob_id, bob_token = first.add_user("bob")
+        url = f"{first.media_url}/"
+        ports = {
+            "broker.mqtt_port": first.port,
+            "broker.ws_port": first.ws_port,
+            "media.http_port": first.node.http_port,
+        }
+        alice = browser("alice")
+        alice.login(url, alice_id, alice_token)
+        alice.new_chat(bob_id)
+        alice.send_text("before the restart")
+        alice.wait_ticks("before the restart", "sent")
+
+        # When the server stops, the page says so, and what alice writes waits with a clock
+        nodes.pop().close()
+        alice.wait("the page shows it is offline", lambda: alice.connection() == "offline")
+        alice.send_text("while the server was down")
+        assert alice.message("while the server was down")["status"] == "pending"  # type: ignore[index]
+        alice.shot("offline")
+
+        # When it is back (same ports, same data), the page reconnects, syncs and sends it
+        second = RunningNode(node_settings(tmp_path / "node", **ports)).start()
+        nodes.append(second)
+        alice.wait_online()
+        alice.wait_ticks("while the server was down", "sent", timeout=20)
+        alice.shot("back")
+
+        # Then bob gets both, once each, in order
+        with Client("127.0.0.1", second.port, user=bob_id, token=bob_token) as bob:
+            bob.wait_synced(timeout=10)
+            got = [m.text for m in bob.messages(timeout=1)]  # all came with the sync
+        assert got == ["before the restart", "while the server was down"]
+        assert alice.errors() == []
+        alice.close()  # before the node stops: see the module's docstring
+    finally:
+        for running in nodes:
+            running.close()
+
+
+def test_a_wrong_token_is_refused_on_the_login_form(
+    node: RunningNode, browser: Callable[[str], Page]
+) -> None:
+    alice_id, _ = node.add_user("alice")
+    page = browser("mallory")
+    page.login(f"{node.media_url}/", alice_id, "mqc_not-her-token", wait=False)
+    error = page.wait("the login form says why", lambda: page.element("#login-error").text)
+    assert error == "Wrong user id or token"
+    assert page.js("return document.body.dataset.view") == "login"
+    page.shot("refused")
+
+
+def test_the_web_client_applies_its_inbox_in_cursor_order(
+    node: RunningNode, browser: Callable[[str], Page]
+) -> None:
+    """The page's own protocol module: gaps are buffered and filled by sync, duplicates dropped."""
+    page = browser("probe")
+    page.driver.get(f"{node.media_url}/")
+    result = page.driver.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        import('/web/js/session.js').then(({ Session }) => {
+          let n = 0;
+          const session = new Session({ user: 'bob', cursor: 0, newCommandId: (p) => `${p}-${++n}` });
+          const msg = (cursor, id) => ({ v: 1, type: 'message', cursor, message: {
+            id, conversation: 'dm:alice:bob', seq: cursor, from: 'alice', to: 'bob', text: id, ts: 1 } });
+          const out = [];
+          const take = (fx) => { out.push({ events: fx.events.map((e) => e.message && e.message.id),
+                                            commands: fx.commands.map((c) => c.payload) }); };
+          take(session.send({ to: 'alice', text: 'typed offline', id: 'm-kept' }).effects);  // waits
+          session.onConnected();
+          take(session.onSubscribed(0));                         // sync after 0
+          const lastSync = () => out.flatMap((o) => o.commands).filter((c) => c.type === 'sync').pop().id;
+          take(session.onInbox({ v: 1, type: 'sync_page', ref: lastSync(), entries: [msg(1, 'a')],
+                                 more: false, cursor: 1 }, 10));  // a; synced
+          take(session.onInbox(msg(3, 'c'), 20));                // a gap: buffered
+          take(session.onTick(100));                             // not yet due
+          take(session.onTick(400));                             // due: sync after 1
+          take(session.onInbox(msg(1, 'a'), 410));               // duplicate: dropped
+          // the sync's page: b and c, in order
+          take(session.onInbox({ v: 1, type: 'sync_page', ref: lastSync(),
+                                 entries: [msg(2, 'b'), msg(3, 'c')], more: false, cursor: 3 }, 420));
+          done({ out, cursor: session.cursor });
+        }, (error) => done({ error: String(error) }));
+        """
+    )
+    assert "error" not in result, result
+    nothing: dict[str, list[object]] = {"events": [], "commands": []}
+    sent_offline, synced, *out = result["out"]
+    assert sent_offline == nothing  # not connected: kept for later
+    assert synced["commands"] == [{"v": 1, "type": "sync", "id": "s-1", "after": 0, "limit": 200}]
+    # the first page: a is released and acknowledged, then the waiting message goes, same id
+    assert out[0]["events"] == ["a"]
+    receipt, resent = out[0]["commands"]
+    assert (receipt["type"], receipt["status"], receipt["messages"]) == ("receipt", "delivered", ["a"])
+    assert resent == {"v": 1, "type": "send", "id": "m-kept", "to": "alice", "text": "typed offline"}
+    # c waits behind the gap; after the gap timeout a sync asks for what follows a
+    assert out[1] == out[2] == nothing
+    assert [(c["type"], c["after"]) for c in out[3]["commands"]] == [("sync", 1)]
+    assert out[4] == nothing  # a again: a duplicate
+    assert out[5]["events"] == ["b", "c"] and result["cursor"] == 3
+
+
+def test_the_node_serves_the_page_and_tells_it_where_the_broker_is(node: RunningNode) -> None:
+    with urllib.request.urlopen(f"{node.media_url}/web/config.json", timeout=10) as response:
+        config = json.load(response)
+    assert config == {
+        "mqtt_ws": f"ws://127.0.0.1:{node.ws_port}/",
+        "media": node.media_url,
+        "prefix": "chat",
+        "presence_prefix": "presence",
+    }
+    with urllib.request.urlopen(f"{node.media_url}/", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+        assert b'src="/web/vendor/mqtt.min.js"' in response.read()
+    with urllib.request.urlopen(f"{node.media_url}/web/vendor/mqtt.min.js", timeout=10) as response:
+        assert response.headers["Content-Type"] in {"application/javascript", "text/javascript"}
