@@ -215,7 +215,12 @@ class Node:
             self._cluster_task = None
         if self.http is not None:
             await self.http.stop()  # no new uploads; those accepted are processed below
-        await self.broker.shutdown()
+        try:
+            # amqtt's reader loop can survive its cancellation (a WebSocket client still
+            # connected): don't let that hang the stop, the ingest must still be drained
+            await asyncio.wait_for(self.broker.shutdown(), timeout=20)
+        except TimeoutError:
+            log.error("the broker did not shut down within 20 s; going on with the stop")
         await asyncio.to_thread(self.ingest.stop)
         if self._run_workers and isinstance(self.queue_broker, StubBroker):
             try:
