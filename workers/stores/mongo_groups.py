@@ -21,16 +21,21 @@ from pymongo.client_session import ClientSession
 from client_sdk.contract import ErrorCode
 from workers.errors import CommandError
 from workers.stores.base import GroupChange, GroupInfo, InboxEntry
+from workers.stores.group_rules import (
+    check_add,
+    check_admin,
+    check_create,
+    check_member,
+    check_promote,
+    check_remove,
+    check_users_exist,
+)
 from workers.stores.mongo_base import Doc, MongoBase
 from workers.stores.mongo_schema import ROLE_ADMIN, ROLE_MEMBER
 
 __all__ = ["MongoGroups"]
 
 _CACHE_SIZE = 10_000
-
-
-def _listed(names: Sequence[str]) -> str:
-    return ", ".join(names[:5]) + ("…" if len(names) > 5 else "")
 
 
 def _info(doc: Doc) -> GroupInfo:
@@ -91,34 +96,21 @@ class MongoGroups(MongoBase):
 
     # ------------------------------------------------------------------ checks
     @staticmethod
-    def _roles(doc: Doc) -> dict[str, str]:
-        return {m["user"]: m["role"] for m in doc["members"]}
-
-    @staticmethod
-    def _need_admin(roles: dict[str, str], group: str, actor: str) -> None:
-        if actor not in roles:
-            raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {group}")
-        if roles[actor] != ROLE_ADMIN:
-            raise CommandError(ErrorCode.NOT_ADMIN, f"only admins of {group} can do that")
+    def _roles(doc: Doc) -> dict[str, bool]:
+        """Member -> whether an admin."""
+        return {m["user"]: m["role"] == ROLE_ADMIN for m in doc["members"]}
 
     def _need_users(self, session: ClientSession, names: Sequence[str]) -> None:
         found = {
             d["_id"] for d in self._users.find({"_id": {"$in": list(names)}}, {"_id": True}, session=session)
         }
-        missing = [n for n in names if n not in found]
-        if missing:
-            raise CommandError(ErrorCode.UNKNOWN_USER, f"no such user(s): {_listed(missing)}")
+        check_users_exist(names, found)
 
     # ------------------------------------------------------------------ changes
     def create_group(
         self, *, creator: str, name: str, members: Sequence[str], now: float, ref: str, max_members: int
     ) -> GroupChange:
-        if creator in members:
-            raise CommandError(
-                ErrorCode.BAD_REQUEST, "members lists the others: you are in the group already"
-            )
-        if len(members) + 1 > max_members:
-            raise CommandError(ErrorCode.GROUP_FULL, f"a group holds at most {max_members} members")
+        check_create(creator, members, max_members)
         group = "g:" + uuid.uuid4().hex[:20]
         everyone = [creator, *members]
 
@@ -143,12 +135,8 @@ class MongoGroups(MongoBase):
         def work(session: ClientSession) -> GroupChange:
             doc = self._load(session, group)
             roles = self._roles(doc)
-            self._need_admin(roles, group, actor)
-            already = [m for m in members if m in roles]
-            if already:
-                raise CommandError(ErrorCode.BAD_REQUEST, f"already members: {_listed(already)}")
-            if len(roles) + len(members) > max_members:
-                raise CommandError(ErrorCode.GROUP_FULL, f"a group holds at most {max_members} members")
+            check_admin(roles, group, actor)
+            check_add(roles, members, max_members)
             self._need_users(session, members)
             joined = [*doc["members"], *(_member(m, ROLE_MEMBER, now) for m in members)]
             info = self._change(session, group, {"members": joined})
@@ -162,12 +150,8 @@ class MongoGroups(MongoBase):
         def work(session: ClientSession) -> GroupChange:
             doc = self._load(session, group)
             roles = self._roles(doc)
-            self._need_admin(roles, group, actor)
-            if actor in members:
-                raise CommandError(ErrorCode.BAD_REQUEST, "to leave a group, use group_leave")
-            strangers = [m for m in members if m not in roles]
-            if strangers:
-                raise CommandError(ErrorCode.BAD_REQUEST, f"not members: {_listed(strangers)}")
+            check_admin(roles, group, actor)
+            check_remove(roles, actor, members)
             gone = set(members)
             kept = [m for m in doc["members"] if m["user"] not in gone]
             info = self._change(session, group, {"members": kept})
@@ -179,13 +163,8 @@ class MongoGroups(MongoBase):
         def work(session: ClientSession) -> GroupChange:
             doc = self._load(session, group)
             roles = self._roles(doc)
-            self._need_admin(roles, group, actor)
-            strangers = [m for m in members if m not in roles]
-            if strangers:
-                raise CommandError(ErrorCode.BAD_REQUEST, f"not members: {_listed(strangers)}")
-            admins = [m for m in members if roles[m] == ROLE_ADMIN]
-            if admins:
-                raise CommandError(ErrorCode.BAD_REQUEST, f"already admins: {_listed(admins)}")
+            check_admin(roles, group, actor)
+            check_promote(roles, members)
             chosen = set(members)
             updated = [{**m, "role": ROLE_ADMIN} if m["user"] in chosen else m for m in doc["members"]]
             info = self._change(session, group, {"members": updated})
@@ -195,7 +174,7 @@ class MongoGroups(MongoBase):
 
     def rename_group(self, *, group: str, actor: str, name: str, now: float, ref: str) -> GroupChange:
         def work(session: ClientSession) -> GroupChange:
-            self._need_admin(self._roles(self._load(session, group)), group, actor)
+            check_admin(self._roles(self._load(session, group)), group, actor)
             info = self._change(session, group, {"name": name})
             return self._announce(session, info, "renamed", actor, [], [], now, ref)
 
@@ -204,8 +183,7 @@ class MongoGroups(MongoBase):
     def leave_group(self, *, group: str, user: str, now: float, ref: str) -> GroupChange:
         def work(session: ClientSession) -> GroupChange:
             doc = self._load(session, group)
-            if user not in self._roles(doc):
-                raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {group}")
+            check_member(self._roles(doc), group, user)
             kept = [m for m in doc["members"] if m["user"] != user]
             if kept and not any(m["role"] == ROLE_ADMIN for m in kept):
                 kept[0] = {**kept[0], "role": ROLE_ADMIN}  # the longest-standing member takes over

@@ -18,16 +18,21 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from client_sdk.contract import ErrorCode
 from workers.errors import CommandError
 from workers.stores.base import GroupChange, GroupInfo, InboxEntry
+from workers.stores.group_rules import (
+    check_add,
+    check_admin,
+    check_create,
+    check_member,
+    check_promote,
+    check_remove,
+    check_users_exist,
+)
 from workers.stores.sql_base import SqlBase
 from workers.stores.sql_schema import ROLE_ADMIN, ROLE_MEMBER, group_members, groups, users
 
 __all__ = ["SqlGroups"]
 
 _CACHE_SIZE = 10_000
-
-
-def _listed(names: Sequence[str]) -> str:
-    return ", ".join(names[:5]) + ("…" if len(names) > 5 else "")
 
 
 class SqlGroups(SqlBase):
@@ -89,38 +94,25 @@ class SqlGroups(SqlBase):
         with self._cache_lock:
             self._members_cache.pop(group, None)
 
-    def _roles(self, conn: Connection, group: str) -> dict[str, int]:
+    def _roles(self, conn: Connection, group: str) -> dict[str, bool]:
+        """Member -> whether an admin."""
         if conn.execute(select(groups.c.id).where(groups.c.id == group)).first() is None:
             raise CommandError(ErrorCode.UNKNOWN_GROUP, f"no group {group!r}")
         rows = conn.execute(
             select(group_members.c.user_id, group_members.c.role).where(group_members.c.group_id == group)
         ).all()
-        return {r[0]: int(r[1]) for r in rows}
+        return {r[0]: int(r[1]) == ROLE_ADMIN for r in rows}
 
     # ------------------------------------------------------------------ checks
-    @staticmethod
-    def _need_admin(roles: dict[str, int], group: str, actor: str) -> None:
-        if actor not in roles:
-            raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {group}")
-        if roles[actor] != ROLE_ADMIN:
-            raise CommandError(ErrorCode.NOT_ADMIN, f"only admins of {group} can do that")
-
     def _need_users(self, conn: Connection, names: Sequence[str]) -> None:
         found = set(conn.execute(select(users.c.id).where(users.c.id.in_(list(names)))).scalars())
-        missing = [n for n in names if n not in found]
-        if missing:
-            raise CommandError(ErrorCode.UNKNOWN_USER, f"no such user(s): {_listed(missing)}")
+        check_users_exist(names, found)
 
     # ------------------------------------------------------------------ changes
     def create_group(
         self, *, creator: str, name: str, members: Sequence[str], now: float, ref: str, max_members: int
     ) -> GroupChange:
-        if creator in members:
-            raise CommandError(
-                ErrorCode.BAD_REQUEST, "members lists the others: you are in the group already"
-            )
-        if len(members) + 1 > max_members:
-            raise CommandError(ErrorCode.GROUP_FULL, f"a group holds at most {max_members} members")
+        check_create(creator, members, max_members)
         group = "g:" + uuid.uuid4().hex[:20]
         with self._tx() as conn:
             self._need_users(conn, members)
@@ -148,12 +140,8 @@ class SqlGroups(SqlBase):
     ) -> GroupChange:
         with self._tx() as conn:
             roles = self._roles(conn, group)
-            self._need_admin(roles, group, actor)
-            already = [m for m in members if m in roles]
-            if already:
-                raise CommandError(ErrorCode.BAD_REQUEST, f"already members: {_listed(already)}")
-            if len(roles) + len(members) > max_members:
-                raise CommandError(ErrorCode.GROUP_FULL, f"a group holds at most {max_members} members")
+            check_admin(roles, group, actor)
+            check_add(roles, members, max_members)
             self._need_users(conn, members)
             last = conn.execute(
                 select(func.coalesce(func.max(group_members.c.join_order), 0)).where(
@@ -180,12 +168,8 @@ class SqlGroups(SqlBase):
     ) -> GroupChange:
         with self._tx() as conn:
             roles = self._roles(conn, group)
-            self._need_admin(roles, group, actor)
-            if actor in members:
-                raise CommandError(ErrorCode.BAD_REQUEST, "to leave a group, use group_leave")
-            strangers = [m for m in members if m not in roles]
-            if strangers:
-                raise CommandError(ErrorCode.BAD_REQUEST, f"not members: {_listed(strangers)}")
+            check_admin(roles, group, actor)
+            check_remove(roles, actor, members)
             conn.execute(
                 delete(group_members).where(
                     group_members.c.group_id == group, group_members.c.user_id.in_(list(members))
@@ -196,13 +180,8 @@ class SqlGroups(SqlBase):
     def promote(self, *, group: str, actor: str, members: Sequence[str], now: float, ref: str) -> GroupChange:
         with self._tx() as conn:
             roles = self._roles(conn, group)
-            self._need_admin(roles, group, actor)
-            strangers = [m for m in members if m not in roles]
-            if strangers:
-                raise CommandError(ErrorCode.BAD_REQUEST, f"not members: {_listed(strangers)}")
-            admins = [m for m in members if roles[m] == ROLE_ADMIN]
-            if admins:
-                raise CommandError(ErrorCode.BAD_REQUEST, f"already admins: {_listed(admins)}")
+            check_admin(roles, group, actor)
+            check_promote(roles, members)
             conn.execute(
                 update(group_members)
                 .where(group_members.c.group_id == group, group_members.c.user_id.in_(list(members)))
@@ -212,21 +191,20 @@ class SqlGroups(SqlBase):
 
     def rename_group(self, *, group: str, actor: str, name: str, now: float, ref: str) -> GroupChange:
         with self._tx() as conn:
-            self._need_admin(self._roles(conn, group), group, actor)
+            check_admin(self._roles(conn, group), group, actor)
             conn.execute(update(groups).where(groups.c.id == group).values(name=name))
             return self._announce(conn, group, "renamed", actor, [], [], now, ref)
 
     def leave_group(self, *, group: str, user: str, now: float, ref: str) -> GroupChange:
         with self._tx() as conn:
             roles = self._roles(conn, group)
-            if user not in roles:
-                raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {group}")
+            check_member(roles, group, user)
             conn.execute(
                 delete(group_members).where(
                     group_members.c.group_id == group, group_members.c.user_id == user
                 )
             )
-            remaining_admins = [u for u, r in roles.items() if r == ROLE_ADMIN and u != user]
+            remaining_admins = [u for u, admin in roles.items() if admin and u != user]
             if not remaining_admins and len(roles) > 1:
                 # the longest-standing member takes over
                 successor = conn.execute(
