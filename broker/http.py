@@ -28,7 +28,7 @@ from aiohttp import BasicAuth, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from broker.media_upload import UploadBody, read_head
-from broker.throttle import LoginThrottle
+from broker.throttle import LoginThrottle, check_login
 from client_sdk.contract import COMMAND_ID_RE, MAX_CAPTION_LENGTH, ErrorCode, is_group_id, is_valid_user_id
 from config.settings import MediaSettings
 from workers.errors import CommandError, StoreUnavailable, UnknownUser
@@ -186,14 +186,7 @@ class MediaHttp:
         user, secret = str(auth.login), str(auth.password)
         if not is_valid_user_id(user) or not secret:
             raise Refused(ErrorCode.UNAUTHORIZED, "bad user id or token")
-        if throttle is not None and (delay := throttle.delay_for(user)):
-            await asyncio.sleep(delay)  # guessing a password gets slow
-        ok = await asyncio.to_thread(self._check, user, secret)
-        if throttle is not None:
-            if ok:
-                throttle.succeeded(user)
-            else:
-                throttle.failed(user, address)
+        ok = await check_login(self._check, throttle, user, secret, address)
         if not ok:
             log.info("media: refused %s from %s: bad credentials", user, request.remote)
             raise Refused(ErrorCode.UNAUTHORIZED, "bad user id or token")

@@ -5,12 +5,13 @@ State is per node and bounded: the least recently seen keys are forgotten first.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-__all__ = ["LoginThrottle", "RateLimiter"]
+__all__ = ["LoginThrottle", "RateLimiter", "check_login"]
 
 V = TypeVar("V")
 
@@ -114,3 +115,22 @@ class RateLimiter:
             return False
         bucket[0] -= 1.0
         return True
+
+
+async def check_login(
+    check: Callable[[str, str], bool],
+    throttle: LoginThrottle | None,
+    user: str,
+    secret: str,
+    address: str | None,
+) -> bool:
+    """Check a login off the event loop, slowed and counted by ``throttle`` (MQTT and HTTP alike)."""
+    if throttle is not None and (delay := throttle.delay_for(user)):
+        await asyncio.sleep(delay)  # guessing a password gets slow
+    ok = await asyncio.to_thread(check, user, secret)
+    if throttle is not None:
+        if ok:
+            throttle.succeeded(user)
+        else:
+            throttle.failed(user, address)
+    return ok

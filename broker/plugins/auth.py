@@ -6,7 +6,6 @@ store on a thread, never on the event loop (Argon2 takes tens of milliseconds). 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
-from broker.throttle import LoginThrottle
+from broker.throttle import LoginThrottle, check_login
 from client_sdk.contract import is_valid_user_id
 
 __all__ = ["MqchatAuthPlugin", "parse_client_id"]
@@ -59,14 +58,7 @@ class MqchatAuthPlugin(BaseAuthPlugin):
         if parse_client_id(session.client_id, user) is None:
             log.info("refused %r: client id must be '%s/<device>'", session.client_id, user)
             return False
-        if throttle is not None and (delay := throttle.delay_for(user)):
-            await asyncio.sleep(delay)  # guessing a password gets slow
-        ok = await asyncio.to_thread(self._check, user, secret)
-        if throttle is not None:
-            if ok:
-                throttle.succeeded(user)
-            else:
-                throttle.failed(user, address)
+        ok = await check_login(self._check, throttle, user, secret, address)
         if not ok:
             log.info("refused %s from %s: bad credentials", user, address)
         return ok

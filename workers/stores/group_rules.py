@@ -7,9 +7,11 @@ Each check takes the group as it is (``roles``: member -> whether an admin) and 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from client_sdk.contract import ErrorCode
 from workers.errors import CommandError
+from workers.stores.base import GroupInfo
 
 __all__ = [
     "check_add",
@@ -19,7 +21,9 @@ __all__ = [
     "check_promote",
     "check_remove",
     "check_users_exist",
+    "group_event_bodies",
     "listed",
+    "message_targets",
 ]
 
 
@@ -76,3 +80,32 @@ def check_users_exist(names: Sequence[str], found: Collection[str]) -> None:
     missing = [n for n in names if n not in found]
     if missing:
         raise CommandError(ErrorCode.UNKNOWN_USER, f"no such user(s): {listed(missing)}")
+
+
+def message_targets(group: str, sender: str, members: Sequence[str] | None) -> list[str]:
+    """Who gets a copy of ``sender``'s message to ``group`` (``members``: None when no such group)."""
+    if members is None:
+        raise CommandError(ErrorCode.UNKNOWN_GROUP, f"no group {group!r}")
+    if sender not in members:
+        raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {group}")
+    return [m for m in members if m != sender]
+
+
+def group_event_bodies(
+    snapshot: GroupInfo, *, action: str, by: str, affected: list[str], gone: list[str], ref: str, now: float
+) -> list[tuple[str, dict[str, Any]]]:
+    """The ``group`` event body for every member after the change and everyone who left it."""
+    return [
+        (
+            user,
+            {
+                "ref": ref if user == by else None,
+                "action": action,
+                "by": by,
+                "affected": affected,
+                "group": snapshot.wire(),
+                "ts": now,
+            },
+        )
+        for user in [*snapshot.members, *gone]
+    ]

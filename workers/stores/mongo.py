@@ -18,8 +18,8 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
-from client_sdk.contract import ErrorCode, Status, is_group_id
-from workers.errors import CommandError, UnknownUser, UserExists
+from client_sdk.contract import Status, is_group_id
+from workers.errors import UnknownUser, UserExists
 from workers.stores.base import (
     AcceptResult,
     InboxEntry,
@@ -28,6 +28,7 @@ from workers.stores.base import (
     UserInfo,
     dm_conversation,
 )
+from workers.stores.group_rules import message_targets
 from workers.stores.mongo_base import message_from_doc
 from workers.stores.mongo_groups import MongoGroups
 from workers.stores.mongo_media import MongoMedia, media_fields
@@ -145,12 +146,8 @@ class MongoStore(MongoPush, MongoMedia, MongoGroups):
             if existing is not None:
                 return existing
             if is_group_id(recipient):
-                members = self._members(session, recipient)
-                if members is None:
-                    raise CommandError(ErrorCode.UNKNOWN_GROUP, f"no group {recipient!r}")
-                if sender not in members:
-                    raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {recipient}")
-                conversation, targets = recipient, [m for m in members if m != sender]
+                targets = message_targets(recipient, sender, self._members(session, recipient))
+                conversation = recipient
             else:
                 if self._users.find_one({"_id": recipient}, {"_id": True}, session=session) is None:
                     raise UnknownUser(recipient)

@@ -13,14 +13,13 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.client_session import ClientSession
 
 from client_sdk.contract import ErrorCode
 from workers.errors import CommandError
-from workers.stores.base import GroupChange, GroupInfo, InboxEntry
+from workers.stores.base import GroupChange, GroupInfo
 from workers.stores.group_rules import (
     check_add,
     check_admin,
@@ -29,6 +28,7 @@ from workers.stores.group_rules import (
     check_promote,
     check_remove,
     check_users_exist,
+    group_event_bodies,
 )
 from workers.stores.mongo_base import Doc, MongoBase
 from workers.stores.mongo_schema import ROLE_ADMIN, ROLE_MEMBER
@@ -217,15 +217,8 @@ class MongoGroups(MongoBase):
         ref: str,
     ) -> GroupChange:
         """Put the ``group`` event in every member's (and the gone ones') inbox."""
-        entries: list[InboxEntry] = []
-        for user in [*snapshot.members, *gone]:
-            body: dict[str, Any] = {
-                "ref": ref if user == by else None,
-                "action": action,
-                "by": by,
-                "affected": affected,
-                "group": snapshot.wire(),
-                "ts": now,
-            }
-            entries.append(self._append(session, user, "group", None, body, now))
+        bodies = group_event_bodies(
+            snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now
+        )
+        entries = [self._append(session, user, "group", None, body, now) for user, body in bodies]
         return GroupChange(group=snapshot, entries=entries)

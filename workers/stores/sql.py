@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from client_sdk.contract import ErrorCode, Status, is_group_id
-from workers.errors import CommandError, UnknownUser, UserExists
+from client_sdk.contract import Status, is_group_id
+from workers.errors import UnknownUser, UserExists
 from workers.stores.base import (
     AcceptResult,
     InboxEntry,
@@ -22,6 +22,7 @@ from workers.stores.base import (
     UserInfo,
     dm_conversation,
 )
+from workers.stores.group_rules import message_targets
 from workers.stores.sql_groups import SqlGroups
 from workers.stores.sql_media import SqlMedia
 from workers.stores.sql_push import SqlPush
@@ -114,12 +115,8 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups):
                 if existing is not None:
                     return existing
                 if is_group_id(recipient):
-                    members = self._members(conn, recipient)
-                    if members is None:
-                        raise CommandError(ErrorCode.UNKNOWN_GROUP, f"no group {recipient!r}")
-                    if sender not in members:
-                        raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {recipient}")
-                    conversation, targets = recipient, [m for m in members if m != sender]
+                    targets = message_targets(recipient, sender, self._members(conn, recipient))
+                    conversation = recipient
                 else:
                     if conn.execute(select(users.c.id).where(users.c.id == recipient)).first() is None:
                         raise UnknownUser(recipient)

@@ -11,13 +11,12 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from client_sdk.contract import ErrorCode
 from workers.errors import CommandError
-from workers.stores.base import GroupChange, GroupInfo, InboxEntry
+from workers.stores.base import GroupChange, GroupInfo
 from workers.stores.group_rules import (
     check_add,
     check_admin,
@@ -26,6 +25,7 @@ from workers.stores.group_rules import (
     check_promote,
     check_remove,
     check_users_exist,
+    group_event_bodies,
 )
 from workers.stores.sql_base import SqlBase
 from workers.stores.sql_schema import ROLE_ADMIN, ROLE_MEMBER, group_members, groups, users
@@ -236,15 +236,8 @@ class SqlGroups(SqlBase):
         self._forget(group)
         snapshot = self._snapshot(conn, group)
         assert snapshot is not None
-        entries: list[InboxEntry] = []
-        for user in [*snapshot.members, *gone]:
-            body: dict[str, Any] = {
-                "ref": ref if user == by else None,
-                "action": action,
-                "by": by,
-                "affected": affected,
-                "group": snapshot.wire(),
-                "ts": now,
-            }
-            entries.append(self._append(conn, user, "group", None, body, now))
+        bodies = group_event_bodies(
+            snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now
+        )
+        entries = [self._append(conn, user, "group", None, body, now) for user, body in bodies]
         return GroupChange(group=snapshot, entries=entries)
