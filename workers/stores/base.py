@@ -137,6 +137,9 @@ class Store(Protocol):
 
     def set_last_seen(self, user: str, ts: float) -> None: ...
     def last_seen_all(self) -> dict[str, float]: ...
+    def can_see_presence(self, watcher: str, user: str) -> bool:
+        """Whether ``watcher`` is ``user`` or a contact of it (a 1-on-1 conversation, a shared group)."""
+        ...
 
     # messages
     def accept_message(

@@ -30,6 +30,7 @@ from workers.stores.base import (
 )
 from workers.stores.group_rules import message_targets
 from workers.stores.mongo_base import message_from_doc
+from workers.stores.mongo_contacts import MongoContacts
 from workers.stores.mongo_groups import MongoGroups
 from workers.stores.mongo_media import MongoMedia, media_fields
 from workers.stores.mongo_push import MongoPush
@@ -43,7 +44,7 @@ _REACHED = {Status.DELIVERED: "delivered", Status.READ: "read"}
 _ACCEPT_ATTEMPTS = 3
 
 
-class MongoStore(MongoPush, MongoMedia, MongoGroups):
+class MongoStore(MongoPush, MongoMedia, MongoGroups, MongoContacts):
     """The whole store on MongoDB (see workers.stores.base.Store). Thread-safe."""
 
     # ----------------------------------------------------------------- users and credentials

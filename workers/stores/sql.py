@@ -23,6 +23,7 @@ from workers.stores.base import (
     dm_conversation,
 )
 from workers.stores.group_rules import message_targets
+from workers.stores.sql_contacts import SqlContacts
 from workers.stores.sql_groups import SqlGroups
 from workers.stores.sql_media import SqlMedia
 from workers.stores.sql_push import SqlPush
@@ -33,7 +34,7 @@ __all__ = ["SqlStore", "dm_conversation"]
 log = logging.getLogger(__name__)
 
 
-class SqlStore(SqlPush, SqlMedia, SqlGroups):
+class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts):
     """The whole store on SQLAlchemy Core (see workers.stores.base.Store)."""
 
     # ----------------------------------------------------------------- users and credentials
