@@ -10,7 +10,9 @@
 
 Requests authenticate with HTTP Basic: the user id and a token or password, as on MQTT, checked
 by the same function off the event loop. Refusals are JSON ``{"code", "message"}`` with the wire
-error codes and a fitting status (400, 401, 403, 404, 413, 415, 503).
+error codes and a fitting status (400, 401, 403, 404, 413, 415, 429, 503). Each user's uploads are
+limited in number and bytes (``limits.uploads_per_minute``, ``limits.upload_bytes_per_hour``): past
+either, 429 ``rate_limited`` with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from broker.media_upload import UploadBody, read_head
 from broker.throttle import LoginThrottle, check_login
+from broker.upload_quota import UploadQuota
 from client_sdk.contract import COMMAND_ID_RE, MAX_CAPTION_LENGTH, ErrorCode, is_group_id, is_valid_user_id
-from config.settings import MediaSettings
+from config.settings import LimitSettings, MediaSettings
 from workers.errors import CommandError, StoreUnavailable, UnknownUser
 from workers.media.base import CHUNK_BYTES, Storage, check_key
 from workers.media.errors import StorageUnavailable, TooLarge
@@ -70,18 +73,21 @@ _STATUS: Final = {
 class Refused(Exception):
     """A request is refused: answered with ``{"code", "message"}`` and the code's HTTP status."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after
 
 
-def _error(code: ErrorCode, message: str) -> web.Response:
+def _error(code: ErrorCode, message: str, *, retry_after: int | None = None) -> web.Response:
     headers = (
         {"WWW-Authenticate": 'Basic realm="mqchat", charset="UTF-8"'}
         if code is ErrorCode.UNAUTHORIZED
         else {}
     )
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return web.json_response(
         {"code": code.value, "message": message}, status=_STATUS.get(code, 400), headers=headers
     )
@@ -104,8 +110,10 @@ class MediaHttp:
         on_action: Callable[[str], None] = lambda user: None,
         throttle: LoginThrottle | None = None,
         add_routes: Callable[[web.Application], None] = lambda app: None,
+        limits: LimitSettings | None = None,
     ) -> None:
-        """``add_routes`` adds the node's other endpoints (health, metrics, the web client)."""
+        """``add_routes`` adds the node's other endpoints (health, metrics, the web client);
+        ``limits`` gives the upload quota of each user (default: the default settings)."""
         self._node = node_id
         self._settings = settings
         self._host = host
@@ -117,6 +125,10 @@ class MediaHttp:
         self._on_action = on_action
         self._throttle = throttle
         self._add_routes = add_routes
+        limits = limits or LimitSettings()
+        self._quota = UploadQuota(
+            per_minute=limits.uploads_per_minute, bytes_per_hour=limits.upload_bytes_per_hour
+        )
         self._runner: web.AppRunner | None = None
 
     @property
@@ -158,7 +170,7 @@ class MediaHttp:
         try:
             return await handler(request)
         except Refused as exc:
-            return _error(exc.code, exc.message)
+            return _error(exc.code, exc.message, retry_after=exc.retry_after)
         except web.HTTPException as exc:  # aiohttp's own: no such route, method not allowed...
             if exc.status == 404:
                 return _error(ErrorCode.NOT_FOUND, "nothing here: see docs/protocol.md, Media")
@@ -201,18 +213,23 @@ class MediaHttp:
         if request.headers.get("Expect", "").lower() != "100-continue" or request.version < (1, 1):
             return _error(ErrorCode.BAD_REQUEST, "the only expectation understood is 100-continue")
         try:
-            await self._user(request)
+            user = await self._user(request)
+            if (wait := self._quota.check(user, request.content_length)) is not None:
+                raise Refused(ErrorCode.RATE_LIMITED, wait.message, retry_after=wait.retry_after)
             _upload_params(request)
             largest = max(self._settings.max_image_bytes, self._settings.max_video_bytes)
             if request.content_length is not None and request.content_length > largest:
                 raise Refused(ErrorCode.TOO_LARGE, f"uploads may have at most {largest} bytes")
         except Refused as exc:
-            return _error(exc.code, exc.message)
+            return _error(exc.code, exc.message, retry_after=exc.retry_after)
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return None
 
     async def _upload(self, request: web.Request) -> web.Response:
         user = await self._user(request)
+        if (wait := self._quota.admit(user, request.content_length)) is not None:
+            log.info("media: refused an upload of %s: %s", user, wait.message)
+            raise Refused(ErrorCode.RATE_LIMITED, wait.message, retry_after=wait.retry_after)
         to, command_id, caption = _upload_params(request)
         self._on_action(user)
         sent = await asyncio.to_thread(self._store.sent_entry, user, command_id)
@@ -225,11 +242,31 @@ class MediaHttp:
         except CommandError as exc:
             raise Refused(exc.code, exc.message) from None
 
+        received = [0]  # bytes the node read; charged to the user's quota, whatever the outcome
+        try:
+            mime, media_id, size = await self._receive(request, user, received)
+        finally:
+            self._quota.received(user, received[0])
+        job = {"node": self._node, "sender": user, "id": command_id, "to": to, "caption": caption}
+        job["media_id"] = media_id
+        try:
+            await asyncio.to_thread(self._submit, job)
+        except Exception:
+            log.exception("could not enqueue media %s of %s", command_id, user)
+            await asyncio.to_thread(self._storage.delete, upload_key(media_id))
+            raise Refused(ErrorCode.BUSY, "the server is busy; try again later") from None
+        answer = {"id": command_id, "status": "processing", "type": mime, "size": size}
+        return web.json_response(answer, status=202)
+
+    async def _receive(self, request: web.Request, user: str, received: list[int]) -> tuple[str, str, int]:
+        """Sniff the body and stream it to storage: its type, its media id and its size.
+        ``received[0]`` counts the bytes read, also when the upload is refused midway."""
         try:
             head = await read_head(request.content)
         except (ConnectionError, TimeoutError, HttpProcessingError) as exc:
             log.info("upload of %s cut off: %s", user, exc)
             raise Refused(ErrorCode.BAD_REQUEST, "the upload was cut off before its end") from None
+        received[0] = len(head)
         kind = sniff(head)
         if kind is None:
             if not head:
@@ -244,26 +281,20 @@ class MediaHttp:
             raise Refused(ErrorCode.TOO_LARGE, f"{kind.kind}s may have at most {limit} bytes")
 
         media_id = uuid.uuid4().hex
-        key = upload_key(media_id)
         raw = UploadBody(asyncio.get_running_loop(), request.content, head, limit=limit)
         body = io.BufferedReader(raw, buffer_size=CHUNK_BYTES)
         try:
-            size = await asyncio.to_thread(self._storage.put_stream, key, body, content_type=kind.mime)
+            size = await asyncio.to_thread(
+                self._storage.put_stream, upload_key(media_id), body, content_type=kind.mime
+            )
         except TooLarge:
             raise Refused(ErrorCode.TOO_LARGE, f"{kind.kind}s may have at most {limit} bytes") from None
         except (ConnectionError, TimeoutError, HttpProcessingError) as exc:
             log.info("upload of %s cut off: %s", user, exc)
             raise Refused(ErrorCode.BAD_REQUEST, "the upload was cut off before its end") from None
-        job = {"node": self._node, "sender": user, "id": command_id, "to": to, "caption": caption}
-        job["media_id"] = media_id
-        try:
-            await asyncio.to_thread(self._submit, job)
-        except Exception:
-            log.exception("could not enqueue media %s of %s", command_id, user)
-            await asyncio.to_thread(self._storage.delete, key)
-            raise Refused(ErrorCode.BUSY, "the server is busy; try again later") from None
-        answer = {"id": command_id, "status": "processing", "type": kind.mime, "size": size}
-        return web.json_response(answer, status=202)
+        finally:
+            received[0] = max(received[0], raw.count)
+        return kind.mime, media_id, size
 
     # ------------------------------------------------------------------ download
     async def _download(self, request: web.Request) -> web.Response:

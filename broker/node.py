@@ -355,6 +355,7 @@ class Node:
             on_action=self._touch,
             throttle=self._login_throttle,
             add_routes=self._add_routes,
+            limits=settings.limits,
         )
         await self.http.start()
 

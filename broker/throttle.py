@@ -107,14 +107,29 @@ class RateLimiter:
         self._buckets: _Bounded[list[float]] = _Bounded(tracked, lambda: [self._burst, self._clock()])
 
     def allow(self, key: str) -> bool:
+        return self.take(key) == 0.0
+
+    def take(self, key: str, cost: float = 1.0) -> float:
+        """Take ``cost`` tokens: 0.0 when taken, else the seconds until there are enough (nothing is
+        taken then). A cost above the burst needs a full bucket, and leaves it below zero."""
+        wait = self.wait(key, cost)
+        if wait == 0.0:
+            self._buckets.get(key)[0] -= cost
+        return wait
+
+    def wait(self, key: str, cost: float = 1.0) -> float:
+        """Seconds until ``cost`` tokens are there for ``key`` (0.0: now); takes nothing."""
         bucket = self._buckets.get(key)
         now = self._clock()
         bucket[0] = min(self._burst, bucket[0] + (now - bucket[1]) * self._rate)
         bucket[1] = now
-        if bucket[0] < 1.0:
-            return False
-        bucket[0] -= 1.0
-        return True
+        missing = min(cost, self._burst) - bucket[0]
+        return 0.0 if missing <= 0 else missing / self._rate
+
+    def charge(self, key: str, cost: float) -> None:
+        """Take ``cost`` tokens whatever is left (what was used is known only afterwards)."""
+        self.wait(key, 0.0)
+        self._buckets.get(key)[0] -= cost
 
 
 async def check_login(

@@ -46,16 +46,18 @@ class CommandRejected(MqchatError):
 
     ``code`` is one of :class:`client_sdk.contract.ErrorCode` (kept as a plain string so that codes a
     newer server adds do not break older clients), ``ref`` the id of the refused command and
-    ``message`` the server's human-readable explanation.
+    ``message`` the server's human-readable explanation. ``retry_after`` is set when the server said
+    how many seconds to wait before trying again (a media upload refused with ``rate_limited``).
     """
 
-    def __init__(self, *, code: str, ref: str | None, message: str) -> None:
+    def __init__(self, *, code: str, ref: str | None, message: str, retry_after: float | None = None) -> None:
         super().__init__(
             f"{code}: {message}" if ref is None else f"command {ref!r} rejected: {code}: {message}"
         )
         self.code = code
         self.ref = ref
         self.message = message
+        self.retry_after = retry_after
 
 
 class Timeout(MqchatError, TimeoutError):

@@ -4,6 +4,9 @@ The endpoint is described in docs/protocol.md, "Media": ``POST /media?to=&id=&ca
 file as the body, and ``GET /media/<key>``, which redirects to a signed, expiring URL (the node
 itself, or object storage). Both use HTTP Basic authentication with the MQTT credentials; the
 credentials are never sent along a redirect. Bodies are streamed both ways, never held whole.
+A refusal raises :class:`CommandRejected` with the server's code; an upload refused because the
+user sent too many or too much (HTTP 429, ``rate_limited``) carries the server's ``Retry-After``
+in ``retry_after``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ __all__ = ["HTTP_TIMEOUT", "MediaEndpoint", "UploadAnswer"]
 HTTP_TIMEOUT: Final = 60.0
 """Seconds an HTTP request may go without progress."""
 _CHUNK: Final = 256 * 1024
-_STATUS_CODES: Final = {401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large"}
+_STATUS_CODES: Final = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    413: "too_large",
+    429: "rate_limited",
+    503: "busy",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +144,19 @@ def _refusal(error: urllib.error.HTTPError, ref: str | None) -> CommandRejected:
         body = json.loads(error.read(64 * 1024))
     except (ValueError, OSError):
         body = None
+    retry_after = _seconds(error.headers.get("Retry-After") if error.headers is not None else None)
     if isinstance(body, dict) and isinstance(body.get("code"), str):
-        return CommandRejected(code=body["code"], ref=ref, message=str(body.get("message", "")))
+        message = str(body.get("message", ""))
+        return CommandRejected(code=body["code"], ref=ref, message=message, retry_after=retry_after)
     code = _STATUS_CODES.get(error.code, "internal" if error.code >= 500 else "bad_request")
-    return CommandRejected(code=code, ref=ref, message=f"HTTP {error.code} {error.reason}")
+    message = f"HTTP {error.code} {error.reason}"
+    return CommandRejected(code=code, ref=ref, message=message, retry_after=retry_after)
+
+
+def _seconds(header: str | None) -> float | None:
+    """A ``Retry-After`` in seconds (the HTTP-date form is not used by the server)."""
+    try:
+        seconds = float(header) if header is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < 86_400 * 7 else None

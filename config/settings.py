@@ -135,6 +135,11 @@ class LimitSettings(_Section):
     """Failed logins from one address per minute before the address is locked out."""
     address_lockout: float = Field(default=300.0, ge=0.0)
     """Seconds an address that kept failing is refused."""
+    uploads_per_minute: int = Field(default=30, ge=1)
+    """Media uploads a user may start per minute on average (per node), and at once; past it, HTTP
+    429 ``rate_limited`` with ``Retry-After``."""
+    upload_bytes_per_hour: int = Field(default=2 * 1024**3, ge=1024 * 1024)
+    """Bytes of media a user may upload per hour (per node); past it, HTTP 429 ``rate_limited``."""
 
 
 class GroupSettings(_Section):
