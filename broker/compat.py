@@ -1,8 +1,9 @@
 """The exact amqtt version broker/ was written against.
 
-``broker.server`` overrides private methods of amqtt's Broker and protocol handler. Another amqtt
-version may rename or change them silently, so the node refuses to start on any other version, and
-``tests/test_amqtt_pin.py`` checks that the methods we override still exist with the same shape.
+``broker.server``, ``broker.handler``, ``broker.connect`` and ``broker.lean_session`` override or
+repeat private parts of amqtt's Broker, protocol handler and Session. Another amqtt version may
+rename or change them silently, so the node refuses to start on any other version, and
+``tests/unit/test_amqtt_pin.py`` checks that what we override or copy is still there, unchanged.
 """
 
 from __future__ import annotations

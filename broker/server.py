@@ -2,18 +2,22 @@
 
 What changes from stock amqtt 0.12.1, and why:
 
-- **Ingest before PUBACK.** A client PUBLISH (QoS 0/1) goes to the ``Gate`` (ingest) before the
-  PUBACK is sent and is not routed through amqtt's broadcast loop: clients only ever publish to
-  their own outbox, which nobody subscribes to. An acknowledged command is thus already in the
-  ingest queue, which a clean stop drains.
+- **Ingest before PUBACK, keep-alive enforced, lighter connections**: see broker/handler.py and
+  broker/lean_session.py (an acknowledged command is already in the ingest queue, which a clean
+  stop drains).
 - **No MQTT session state.** Every connection starts clean: amqtt's offline queues and session
   persistence lose and replay messages, and the database is the source of truth (clients sync).
 - **Authentication before anything else.** Stock amqtt deletes the old session of a client id and
   registers the new one *before* checking credentials, so a failed login with someone's client id
   cut them off (and leaked the rejected session). Here a refused client touches nothing; an
   accepted one takes over the old connection of its client id, which is closed.
-- **Keep-alive enforced.** A connection silent for ``grace`` x its keep-alive is closed, so dead
-  clients go offline (stock amqtt ignored the read timeout).
+- **Keep-alive with grace.** A client's keep-alive is stretched by ``grace`` before the handler
+  enforces it, so dead clients go offline (stock amqtt ignored the read timeout).
+- **Connect in O(1).** Stock amqtt logged the repr of every subscription of every session after
+  each SUBSCRIBE (even with debug logging off), matched every retained message (one presence per
+  user) against each new filter, and scanned every session each second for disconnected ones.
+  Here SUBSCRIBE is handled as it arrives, an exact filter finds its retained message by lookup,
+  and a session (always clean) is dropped with its subscriptions when its connection ends.
 - **No wills from clients.** The server publishes presence itself; a client's will could otherwise
   be published to topics the ACL never saw.
 - **No retained messages on connect for other clients' subscriptions.** Stock amqtt sent a new
@@ -35,20 +39,19 @@ import asyncio
 import logging
 import math
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from amqtt.broker import Broker, Server
 from amqtt.contexts import ListenerConfig
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
-from amqtt.mqtt.constants import QOS_0, QOS_1
+from amqtt.mqtt.constants import QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.mqtt.puback import PubackPacket
-from amqtt.mqtt.publish import PublishPacket
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
 from broker.compat import check_amqtt_version
+from broker.handler import Gate, MqchatHandler
 
 __all__ = ["Gate", "MqchatBroker"]
 
@@ -65,39 +68,9 @@ def _close_transport(writer: Any) -> None:
 _REFUSED = 0x80
 
 
-class Gate(Protocol):
-    def accept(self, user: str | None, topic: str, data: bytes | bytearray) -> None: ...
-
-
-class _Handler(BrokerProtocolHandler):
-    """amqtt's broker-side protocol handler with keep-alive enforcement and ingest before PUBACK."""
-
-    gate: Gate | None = None
-    _closing: asyncio.Future[None] | None = None
-
-    def handle_read_timeout(self) -> None:
-        if self.session is not None:
-            log.info("%s silent past its keep-alive: closing", self.session.client_id)
-        self._closing = asyncio.ensure_future(self.handle_connection_closed())
-
-    async def handle_publish(self, publish_packet: PublishPacket) -> None:
-        topic, data, qos = publish_packet.topic_name, publish_packet.data, publish_packet.qos
-        if topic is None or data is None or self.session is None:
-            return
-        if self.gate is not None:
-            try:
-                self.gate.accept(self.session.username, topic, data)
-            except Exception:
-                log.exception("ingest failed on a PUBLISH of %s", self.session.client_id)
-        if qos == QOS_0:
-            return
-        if qos == QOS_1:
-            assert publish_packet.variable_header is not None
-            await self._send_packet(PubackPacket.build(publish_packet.variable_header.packet_id))
-            return
-        # QoS 2 keeps amqtt's flow for its acknowledgements; the ACL plugin stops it from going
-        # anywhere but the sender's own outbox, which nobody subscribes to.
-        await super().handle_publish(publish_packet)
+def _connected(session: Session) -> bool:
+    state = getattr(session, "_state", None)  # a LeanSession's, without building its view
+    return bool(session.transitions.is_connected()) if state is None else state == "connected"
 
 
 class MqchatBroker(Broker):
@@ -136,7 +109,7 @@ class MqchatBroker(Broker):
         return int(sockets[0].getsockname()[1]) if sockets else None
 
     def connected_sessions(self) -> list[Session]:
-        return [s for s, _ in self._sessions.values() if s.transitions.is_connected()]
+        return [s for s, _ in self._sessions.values() if _connected(s)]
 
     # -------------------------------------------------------------- connection lifecycle (fixed)
     async def _client_connected(self, listener_name: str, reader: Any, writer: Any) -> None:
@@ -161,7 +134,7 @@ class MqchatBroker(Broker):
         self, reader: Any, writer: Any, remote_address: str, remote_port: int
     ) -> tuple[BrokerProtocolHandler, Session]:
         try:
-            handler, session = await _Handler.init_from_connect(reader, writer, self.plugins_manager)
+            handler, session = await MqchatHandler.init_from_connect(reader, writer, self.plugins_manager)
         except MQTTError as exc:
             log.info("invalid CONNECT from %s:%s: %s", remote_address, remote_port, exc)
             await writer.close()
@@ -171,6 +144,7 @@ class MqchatBroker(Broker):
             await writer.close()  # stock amqtt left this transport open
             raise AMQTTError(exc) from exc
         handler.gate = self._gate
+        handler.requests = self
         session.clean_session = True
         session.parent = 0
         session.will_flag = False
@@ -216,6 +190,9 @@ class MqchatBroker(Broker):
         finally:
             current = self._sessions.get(client_id)
             if current is None or current[0] is client_session:  # not taken over by a newer one
+                if current is not None:  # a clean session ends with its connection
+                    del self._sessions[client_id]
+                    await self._del_all_subscriptions(client_session)
                 clients = self._clients_of.get(user)
                 if clients is not None:
                     clients.discard(client_id)
@@ -235,19 +212,79 @@ class MqchatBroker(Broker):
         if previous is None:
             return
         old_session, old_handler = previous
-        if old_session.transitions.is_connected():
+        if _connected(old_session):
             log.info("%s connected again: closing its previous connection", client_id)
             await old_handler.handle_connection_closed()
         await self._del_all_subscriptions(old_session)
         old_session.clear_queues()
 
+    async def _session_monitor(self) -> None:
+        """Nothing to expire: a session is dropped when its connection ends (stock: a scan a second)."""
+        return
+
+    async def _client_message_loop(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
+        """Wait for the end of the connection; requests are handled as they come (see ``MqchatHandler``).
+
+        Stock amqtt kept four waiting tasks per connection and logged the repr of every
+        subscription of every session after each SUBSCRIBE (O(N) per connect, even with debug off).
+        """
+        try:
+            await handler.wait_disconnect()
+        except asyncio.CancelledError:
+            return  # as stock: the broker is stopping and cleans up itself
+        await self._stop_handler(handler)
+        client_session.transitions.disconnect()
+        await self.plugins_manager.fire_event(
+            BrokerEvents.CLIENT_DISCONNECTED,
+            client_id=client_session.client_id,
+            client_session=client_session,
+        )
+
+    async def on_subscribe(
+        self, session: Session, handler: MqchatHandler, packet_id: int, topics: list[tuple[str, int]]
+    ) -> None:
+        codes = [await self.add_subscription(subscription, session) for subscription in topics]
+        await handler.mqtt_acknowledge_subscription(packet_id, codes)
+        for (topic_filter, qos), code in zip(topics, codes, strict=True):
+            if code != _REFUSED:
+                await self.plugins_manager.fire_event(
+                    BrokerEvents.CLIENT_SUBSCRIBED, client_id=session.client_id, topic=topic_filter, qos=qos
+                )
+                await self._publish_retained_messages_for_subscription((topic_filter, code), session)
+
+    async def on_unsubscribe(
+        self, session: Session, handler: MqchatHandler, packet_id: int, topics: list[str]
+    ) -> None:
+        for topic_filter in topics:
+            self._del_subscription(topic_filter, session)
+            await self.plugins_manager.fire_event(
+                BrokerEvents.CLIENT_UNSUBSCRIBED, client_id=session.client_id, topic=topic_filter
+            )
+        await handler.mqtt_acknowledge_unsubscription(packet_id)
+
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session
     ) -> None:
-        topic_filter = subscription[0]
-        if not any(s is session for s, _ in self._subscriptions.get(topic_filter, ())):
-            return  # only to sessions that really subscribed to this filter
-        await super()._publish_retained_messages_for_subscription(subscription, session)
+        """Send the retained messages matching a filter just granted to ``session`` (only to it).
+
+        An exact filter (every presence topic) is one dict lookup; stock amqtt matched every
+        retained message (one per user) against every new filter.
+        """
+        topic_filter, qos = subscription
+        handler = self._get_handler(session)
+        if handler is None:
+            return
+        if "+" in topic_filter or "#" in topic_filter:
+            retained = [r for t, r in self._retained_messages.items() if self._matches(t, topic_filter)]
+        else:
+            exact = self._retained_messages.get(topic_filter)
+            retained = [exact] if exact is not None else []
+        publishes = [
+            handler.mqtt_publish(r.topic, r.data, min(qos, r.qos or qos), retain=True) for r in retained
+        ]
+        for outcome in await asyncio.gather(*publishes, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.info("retained message to %s not acknowledged: %s", session.client_id, outcome)
 
     # -------------------------------------------------------------- routing by index (fixed)
     async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
@@ -287,7 +324,7 @@ class MqchatBroker(Broker):
         # Subscriptions were checked by the ACL when they were made, and every topic a granted
         # filter matches is one the subscriber may read, so no per-message RECEIVE check is needed.
         for session, sub_qos in self._subscribers(topic):
-            if session.transitions.state != "connected":
+            if not _connected(session):
                 continue
             handler = self._get_handler(session)
             if handler is None:

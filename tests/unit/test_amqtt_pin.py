@@ -11,6 +11,7 @@ from amqtt.adapters import StreamWriterAdapter
 from amqtt.broker import Broker
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.protocol.handler import ProtocolHandler
+from amqtt.session import Session
 
 from broker.compat import AMQTT_VERSION
 
@@ -55,3 +56,49 @@ def test_the_overridden_handler_methods_keep_their_shape() -> None:
     assert "self._writer = writer" in inspect.getsource(StreamWriterAdapter.__init__)
     # the stock read-timeout handler does nothing: that is the defect broker/server.py fixes
     assert "pass" in inspect.getsource(BrokerProtocolHandler.handle_read_timeout)
+
+
+def _digest(func: object) -> str:
+    import hashlib
+
+    return hashlib.sha256(inspect.getsource(func).encode()).hexdigest()  # type: ignore[arg-type]
+
+
+def test_the_code_copied_or_replaced_for_lighter_connections_is_unchanged() -> None:
+    # broker/connect.py repeats the checks of init_from_connect, building a LeanSession instead
+    assert _digest(BrokerProtocolHandler.init_from_connect) == (
+        "036dc04c1133a18fb5b5987a60c2e45d0250daf02d18ec797989c5d23d0876e2"
+    )
+    # broker/lean_session.py: Session.__init__ builds its machine through _init_states and its two
+    # queues as plain attributes, which LeanSession replaces
+    assert _digest(Session.__init__) == "ad7888c0daff2038e59468539a7335d136e397033d397bc5c80b70cceda0e4d4"
+    assert "self._init_states()" in inspect.getsource(Session.__init__)
+
+
+def test_the_handler_internals_the_lighter_handler_relies_on() -> None:
+    # broker/handler.py replaces start() and the reader loop; stop() must still end them this way
+    stop = inspect.getsource(ProtocolHandler.stop)
+    assert "self._reader_task.cancel()" in stop
+    assert "await self._reader_stopped.wait()" in stop
+    assert "self._reader_stopped = asyncio.Event()" in inspect.getsource(ProtocolHandler.__init__)
+    # the write-timeout timer is re-armed only when one was set (MqchatHandler sets none)
+    assert "if self._keepalive_task:" in inspect.getsource(ProtocolHandler._send_packet)
+    # SUBSCRIBE/UNSUBSCRIBE queues are replaced by DISCARD, which stop() may only drain
+    assert "_pending_subscriptions.empty()" in inspect.getsource(BrokerProtocolHandler.stop)
+    assert "self._disconnect_waiter" in inspect.getsource(BrokerProtocolHandler.wait_disconnect)
+    for name in ("handle_puback", "handle_pingreq", "handle_disconnect", "handle_pubrec", "handle_pubrel"):
+        assert _params(getattr(BrokerProtocolHandler, name)) != []
+    assert _params(BrokerProtocolHandler.mqtt_acknowledge_subscription) == ["packet_id", "return_codes"]
+    assert _params(BrokerProtocolHandler.mqtt_acknowledge_unsubscription) == ["packet_id"]
+
+
+def test_the_broker_internals_the_connect_path_relies_on() -> None:
+    # MqchatBroker replaces the loop that logged every subscription's repr after each SUBSCRIBE,
+    # and the session monitor, which start() runs as a task
+    assert "self._handle_subscription(" in inspect.getsource(Broker._client_message_loop)
+    assert "self._session_monitor()" in inspect.getsource(Broker.start)
+    assert _params(Broker._session_monitor) == []
+    assert _params(Broker._get_handler) == ["session"]
+    assert _params(Broker._matches) == ["topic", "a_filter"]
+    assert _params(Broker._stop_handler) == ["handler"]
+    assert "self._retained_messages" in inspect.getsource(Broker.__init__)

@@ -66,3 +66,42 @@ def test_command_shaped_json_is_accepted_or_refused_with_a_code(command: dict[st
 def test_deeply_nested_json_is_refused_not_a_crash() -> None:
     _check(b"[" * 100_000 + b"]" * 100_000)
     _check(b'{"v":1,"type":"send","id":"a","to":"bob","text":' + b"[" * 50_000 + b"]" * 50_000 + b"}")
+
+
+def _reference_error(command: dict[str, object]) -> str | None:
+    """What the contract's schema, ``$ref``s resolved by jsonschema itself, says about ``command``."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    from broker.validation import _SCHEMA_DEFS
+    from client_sdk.contract import load_schema
+
+    name = _SCHEMA_DEFS[str(command["type"])]
+    validator = Draft202012Validator({"$ref": f"#/$defs/{name}", "$defs": load_schema()["$defs"]})
+    error = best_match(validator.iter_errors(command))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"{where + ': ' if where else ''}{error.message}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(command_like)
+def test_schema_errors_are_the_ones_the_contract_schema_gives(command: dict[str, object]) -> None:
+    # Given a command that passes the checks before the schema (version, type, no sender field)
+    command = {**command, "v": 1}
+    command.pop("from", None)
+    if command["type"] not in ("send", "receipt", "typing", "sync", "group_create", "group_add"):
+        command["type"] = "send"
+    # When it is parsed, Then it is refused with the message the unoptimised schema gives, or accepted
+    expected = _reference_error(command)
+    outcome: object
+    try:
+        outcome = parse_command(json.dumps(command).encode(), max_bytes=4096)
+    except InvalidCommand as exc:
+        outcome = exc
+    if expected is None:
+        assert outcome == command
+    else:
+        assert isinstance(outcome, InvalidCommand)
+        assert (outcome.code, outcome.message) == (ErrorCode.BAD_REQUEST, expected)

@@ -1,0 +1,96 @@
+"""Reading a client's CONNECT into a LeanSession: amqtt 0.12.1's ``init_from_connect`` checks, unchanged.
+
+Stock ``BrokerProtocolHandler.init_from_connect`` builds an ``amqtt.session.Session`` by name, with a
+state machine and queues per connection (see broker/lean_session.py); this is the same sequence of
+checks and refusals, building a ``LeanSession`` instead. ``tests/unit/test_amqtt_pin.py`` pins the
+stock method's source so that a change upstream is noticed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amqtt.errors import MQTTError
+from amqtt.events import MQTTEvents
+from amqtt.mqtt.connack import (
+    BAD_USERNAME_PASSWORD,
+    IDENTIFIER_REJECTED,
+    UNACCEPTABLE_PROTOCOL_VERSION,
+    ConnackPacket,
+)
+from amqtt.mqtt.connect import ConnectPacket
+from amqtt.utils import format_client_message
+
+from broker.lean_session import LeanSession
+
+__all__ = ["read_connect"]
+
+_MQTT_311 = 4
+
+
+async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> LeanSession:
+    """The session a valid CONNECT asks for; MQTTError (after a CONNACK refusal where due) if not."""
+    connect = await ConnectPacket.from_stream(reader)
+    await plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=connect)
+    if connect.variable_header is None:
+        raise MQTTError("CONNECT packet: variable header not initialized.")
+    if connect.payload is None:
+        raise MQTTError("CONNECT packet: payload not initialized.")
+    if connect.payload.client_id is None:
+        raise MQTTError("[[MQTT-3.1.3-3]] : Client identifier must be present")
+    if connect.variable_header.will_flag and (
+        connect.payload.will_topic is None or connect.payload.will_message is None
+    ):
+        raise MQTTError("Will flag set, but will topic/message not present in payload")
+    if connect.variable_header.reserved_flag:
+        raise MQTTError("[MQTT-3.1.2-3] CONNECT reserved flag must be set to 0")
+    if connect.proto_name != "MQTT":
+        raise MQTTError(f'[MQTT-3.1.2-1] Incorrect protocol name: "{connect.proto_name}"')
+
+    remote_address = remote_port = None
+    remote_info = writer.get_peer_info()
+    if remote_info is not None:
+        remote_address, remote_port = remote_info
+        await _refuse_if_invalid(connect, writer, plugins_manager, remote_address, remote_port)
+
+    session = LeanSession()
+    session.client_id = connect.client_id
+    session.clean_session = connect.clean_session_flag
+    session.will_flag = connect.will_flag
+    session.will_retain = connect.will_retain_flag
+    session.will_qos = connect.will_qos
+    session.will_topic = connect.will_topic
+    session.will_message = connect.will_message
+    session.username = connect.username
+    session.password = connect.password
+    session.remote_address = remote_address
+    session.remote_port = remote_port
+    session.ssl_object = writer.get_ssl_info()
+    session.keep_alive = max(connect.keep_alive, 0)
+    return session
+
+
+async def _refuse_if_invalid(
+    connect: ConnectPacket, writer: Any, plugins_manager: Any, address: Any, port: Any
+) -> None:
+    where = format_client_message(address=address, port=port)
+    connack = error = None
+    if connect.proto_level != _MQTT_311:
+        error = f"Invalid protocol from {where}: {connect.proto_level}"
+        connack = ConnackPacket.build(0, UNACCEPTABLE_PROTOCOL_VERSION)  # [MQTT-3.2.2-4]
+    elif not connect.username_flag and connect.password_flag:
+        connack = ConnackPacket.build(0, BAD_USERNAME_PASSWORD)  # [MQTT-3.1.2-22]
+    elif connect.username_flag and connect.username is None:
+        error = f"Invalid username from {where}"
+        connack = ConnackPacket.build(0, BAD_USERNAME_PASSWORD)
+    elif connect.password_flag and connect.password is None:
+        error = f"Invalid password from {where}"
+        connack = ConnackPacket.build(0, BAD_USERNAME_PASSWORD)
+    elif connect.clean_session_flag is False and connect.payload.client_id_is_random:
+        error = f"[MQTT-3.1.3-8] [MQTT-3.1.3-9] {where}: No client Id provided (cleansession=0)"
+        connack = ConnackPacket.build(0, IDENTIFIER_REJECTED)
+    if connack is not None:
+        await plugins_manager.fire_event(MQTTEvents.PACKET_SENT, packet=connack)
+        await connack.to_stream(writer)
+        await writer.close()
+        raise MQTTError(error) from None

@@ -1,0 +1,207 @@
+"""The broker side of one MQTT connection: amqtt's BrokerProtocolHandler, lighter and with mqchat's fixes.
+
+What changes from stock amqtt 0.12.1 (``tests/unit/test_amqtt_pin.py`` pins what this relies on):
+
+- **Ingest before PUBACK.** A client PUBLISH goes to the ``Gate`` (ingest) before its PUBACK, and
+  not to amqtt's delivery queue: clients only publish to their own outbox, which nobody reads.
+- **Keep-alive enforced.** A connection silent past its keep-alive is closed (stock: ignored).
+- **SUBSCRIBE and UNSUBSCRIBE go straight to the broker** (``Requests``), one at a time per
+  connection and in order, instead of through two queues and two waiting tasks per connection.
+- **A lighter reader loop.** Stock amqtt wrapped every read in ``asyncio.wait_for`` (a task and a
+  timer per packet, and one more task idling per connection), started a task for every packet,
+  kept a write-timeout timer that does nothing re-armed on every packet sent, and two events to
+  start. Here the read deadline is an ``asyncio.timeout``, PUBLISH/PUBACK/PINGREQ/DISCONNECT are
+  handled in the loop (in order, with the socket's back-pressure), and only the packets that wait
+  on something else (SUBSCRIBE, UNSUBSCRIBE, QoS 2) get a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from amqtt.errors import MQTTError, NoDataError, ProtocolHandlerError
+from amqtt.events import MQTTEvents
+from amqtt.mqtt import packet_class
+from amqtt.mqtt.connect import ConnectPacket
+from amqtt.mqtt.constants import QOS_0, QOS_1
+from amqtt.mqtt.disconnect import DisconnectPacket
+from amqtt.mqtt.packet import RESERVED_0, RESERVED_15, MQTTFixedHeader
+from amqtt.mqtt.pingreq import PingReqPacket
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.puback import PubackPacket
+from amqtt.mqtt.pubcomp import PubcompPacket
+from amqtt.mqtt.publish import PublishPacket
+from amqtt.mqtt.pubrec import PubrecPacket
+from amqtt.mqtt.pubrel import PubrelPacket
+from amqtt.mqtt.subscribe import SubscribePacket
+from amqtt.mqtt.unsubscribe import UnsubscribePacket
+from amqtt.session import Session
+
+from broker.connect import read_connect
+from broker.lean_session import DISCARD, LeanSession
+
+__all__ = ["Gate", "MqchatHandler", "Requests"]
+
+log = logging.getLogger(__name__)
+
+
+class Gate(Protocol):
+    def accept(self, user: str | None, topic: str, data: bytes | bytearray) -> None: ...
+
+
+class Requests(Protocol):
+    async def on_subscribe(
+        self, session: Session, handler: MqchatHandler, packet_id: int, topics: list[tuple[str, int]]
+    ) -> None: ...
+
+    async def on_unsubscribe(
+        self, session: Session, handler: MqchatHandler, packet_id: int, topics: list[str]
+    ) -> None: ...
+
+
+class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
+    gate: Gate | None = None
+    requests: Requests | None = None
+    _closing: asyncio.Future[None] | None = None
+
+    def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
+        super().__init__(plugins_manager, session, loop)
+        self._pending_subscriptions = self._pending_unsubscriptions = DISCARD  # never used here
+        self._requests_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def init_from_connect(
+        cls, reader: Any, writer: Any, plugins_manager: Any, loop: Any = None
+    ) -> tuple[MqchatHandler, LeanSession]:
+        session = await read_connect(reader, writer, plugins_manager)
+        return cls(plugins_manager, loop=loop), session
+
+    # ------------------------------------------------------------------ the connection's life
+    async def start(self) -> None:
+        if not self._is_attached():
+            raise ProtocolHandlerError("Handler is not attached to a stream")
+        # a clean session has nothing in flight to retry, and the broker's write timeout does nothing
+        self._reader_stopped.clear()
+        self._reader_task = asyncio.create_task(self._reader_loop())
+        waiter: asyncio.Future[Any] | None = getattr(self, "_disconnect_waiter", None)
+        if waiter is None or waiter.done():
+            self._disconnect_waiter = asyncio.get_running_loop().create_future()
+
+    async def _reader_loop(self) -> None:
+        session = self.session
+        timeout = session.keep_alive if session is not None and session.keep_alive > 0 else None
+        try:
+            while self.reader is not None and session is not None:
+                try:
+                    async with asyncio.timeout(timeout):
+                        header = await MQTTFixedHeader.from_stream(self.reader)
+                    if not header:
+                        break  # EOF
+                    if header.packet_type in (RESERVED_0, RESERVED_15):
+                        log.warning("%s sent a reserved packet type: closing", session.client_id)
+                        break
+                    packet = await packet_class(header).from_stream(self.reader, fixed_header=header)
+                    await self.plugins_manager.fire_event(
+                        MQTTEvents.PACKET_RECEIVED, packet=packet, session=session
+                    )
+                    await self._dispatch(packet)
+                except MQTTError:
+                    log.debug("%s: malformed packet discarded", session.client_id)
+                except TimeoutError:
+                    self.handle_read_timeout()
+                except NoDataError:
+                    break
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - as stock amqtt: any failure ends the connection
+            log.warning("%s: reader stopped on %r", session.client_id if session else None, exc)
+        for task in list(self._tasks):
+            task.cancel()
+        await self.handle_connection_closed()
+        self._reader_stopped.set()
+        await self.stop()
+
+    async def _dispatch(self, packet: Any) -> None:
+        if isinstance(packet, PublishPacket):
+            if packet.qos in (QOS_0, QOS_1):
+                await self.handle_publish(packet)
+            else:  # QoS 2 waits for the client's PUBREL, which this loop reads
+                self._spawn(self.handle_publish(packet))
+        elif isinstance(packet, PubackPacket):
+            await self.handle_puback(packet)
+        elif isinstance(packet, PingReqPacket):
+            await self.handle_pingreq(packet)
+        elif isinstance(packet, DisconnectPacket):
+            await self.handle_disconnect(packet)
+        elif isinstance(packet, SubscribePacket):
+            self._spawn(self.handle_subscribe(packet))
+        elif isinstance(packet, UnsubscribePacket):
+            self._spawn(self.handle_unsubscribe(packet))
+        else:  # the rest of the QoS 2 flow, CONNECT again, packets a client may not send
+            self._spawn(self._handle_other(packet))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle_other(self, packet: Any) -> None:
+        if isinstance(packet, PubrecPacket):
+            await self.handle_pubrec(packet)
+        elif isinstance(packet, PubrelPacket):
+            await self.handle_pubrel(packet)
+        elif isinstance(packet, PubcompPacket):
+            await self.handle_pubcomp(packet)
+        elif isinstance(packet, ConnectPacket):
+            await self.handle_connect(packet)
+        else:
+            log.warning("%s sent an unexpected %s", self._client_id, type(packet).__name__)
+
+    @property
+    def _client_id(self) -> str | None:
+        return self.session.client_id if self.session is not None else None
+
+    def handle_read_timeout(self) -> None:
+        log.info("%s silent past its keep-alive: closing", self._client_id)
+        self._closing = asyncio.ensure_future(self.handle_connection_closed())
+
+    # ------------------------------------------------------------------ packets
+    async def handle_subscribe(self, subscribe: SubscribePacket) -> None:
+        if subscribe.variable_header is None or subscribe.payload is None:
+            raise MQTTError("SUBSCRIBE packet without header or payload")
+        async with self._requests_lock:
+            if self.requests is not None and self.session is not None:
+                await self.requests.on_subscribe(
+                    self.session, self, subscribe.variable_header.packet_id, subscribe.payload.topics
+                )
+
+    async def handle_unsubscribe(self, unsubscribe: UnsubscribePacket) -> None:
+        if unsubscribe.variable_header is None or unsubscribe.payload is None:
+            raise MQTTError("UNSUBSCRIBE packet without header or payload")
+        async with self._requests_lock:
+            if self.requests is not None and self.session is not None:
+                await self.requests.on_unsubscribe(
+                    self.session, self, unsubscribe.variable_header.packet_id, unsubscribe.payload.topics
+                )
+
+    async def handle_publish(self, publish_packet: PublishPacket) -> None:
+        topic, data, qos = publish_packet.topic_name, publish_packet.data, publish_packet.qos
+        if topic is None or data is None or self.session is None:
+            return
+        if self.gate is not None:
+            try:
+                self.gate.accept(self.session.username, topic, data)
+            except Exception:
+                log.exception("ingest failed on a PUBLISH of %s", self.session.client_id)
+        if qos == QOS_0:
+            return
+        if qos == QOS_1:
+            assert publish_packet.variable_header is not None
+            await self._send_packet(PubackPacket.build(publish_packet.variable_header.packet_id))
+            return
+        # QoS 2 keeps amqtt's flow for its acknowledgements; the message itself, already ingested,
+        # ends in the session's DISCARD queue.
+        await super().handle_publish(publish_packet)

@@ -1,0 +1,117 @@
+"""A lighter amqtt Session for clean, connection-bound sessions (mqchat keeps no MQTT session state).
+
+Stock amqtt 0.12.1 gives every Session its own ``transitions.Machine`` (about 15 KiB and 130 us
+to build, per connection) and two eager ``asyncio.Queue``s (about 2.5 KiB each). mqchat's sessions
+live exactly as long as their connection: nothing is queued for them while offline (the store is
+the source of truth) and client publishes go to ingest, not to the delivery queue. So:
+
+- ``transitions`` is a small view over one string attribute with the same triggers and tests
+  (``connect``, ``disconnect``, ``state``, ``is_connected``...), raising ``MachineError`` on the
+  same invalid triggers as the stock machine.
+- ``retained_messages`` and ``delivered_message_queue`` are a shared queue that holds nothing:
+  what amqtt would put there (a QoS 2 publish once released) has already been ingested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Any, NoReturn
+
+from amqtt.session import Session
+from transitions import MachineError
+
+__all__ = ["DISCARD", "DiscardQueue", "LeanSession", "SessionState"]
+
+_TRIGGERS = {
+    "connect": {"new": "connected", "disconnected": "connected"},
+    "disconnect": {"connected": "disconnected", "new": "disconnected", "disconnected": "disconnected"},
+}
+
+
+class DiscardQueue:
+    """The part of ``asyncio.Queue`` amqtt uses, always empty: what is put is dropped."""
+
+    __slots__ = ()
+
+    def put_nowait(self, _item: object) -> None:
+        return None
+
+    async def put(self, _item: object) -> None:
+        return None
+
+    def empty(self) -> bool:
+        return True
+
+    def qsize(self) -> int:
+        return 0
+
+    def get_nowait(self) -> NoReturn:
+        raise asyncio.QueueEmpty
+
+    async def get(self) -> NoReturn:
+        raise RuntimeError("nothing is ever queued for an mqchat session")
+
+
+DISCARD = DiscardQueue()
+
+
+class SessionState:
+    """The stock session machine's interface over ``LeanSession._state`` (made per access: no cycle)."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: LeanSession) -> None:
+        self._session = session
+
+    @property
+    def state(self) -> str:
+        return self._session._state
+
+    def is_new(self) -> bool:
+        return self._session._state == "new"
+
+    def is_connected(self) -> bool:
+        return self._session._state == "connected"
+
+    def is_disconnected(self) -> bool:
+        return self._session._state == "disconnected"
+
+    def connect(self) -> bool:
+        self._fire("connect")
+        session = self._session
+        session.last_connect_time = math.floor(time.time())
+        session.last_disconnect_time = None
+        return True
+
+    def disconnect(self) -> bool:
+        self._fire("disconnect")
+        self._session.last_disconnect_time = math.floor(time.time())
+        return True
+
+    def _fire(self, trigger: str) -> None:
+        current = self._session._state
+        dest = _TRIGGERS[trigger].get(current)
+        if dest is None:
+            raise MachineError(f'"Can\'t trigger event {trigger} from state {current}!"')
+        self._session._state = dest
+
+
+class LeanSession(Session):  # type: ignore[misc]
+    """amqtt's Session without a state machine or queues of its own."""
+
+    _state: str
+
+    def __init__(self) -> None:
+        super().__init__()
+        # the eager queues Session.__init__ made are dropped here (freed at once, no cycles)
+        self.retained_messages: Any = DISCARD
+        self.delivered_message_queue: Any = DISCARD
+
+    def _init_states(self) -> None:  # called by Session.__init__ instead of building a Machine
+        self._state = "new"
+
+    @property
+    def transitions(self) -> SessionState:
+        return SessionState(self)
