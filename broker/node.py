@@ -295,7 +295,10 @@ class Node:
             "timeout_disconnect_delay": 0,
             "plugins": {
                 "broker.plugins.auth.MqchatAuthPlugin": {},
-                "broker.plugins.acl.MqchatAclPlugin": topics,
+                "broker.plugins.acl.MqchatAclPlugin": {
+                    **topics,
+                    "visibility": self.settings.presence.visibility,
+                },
                 "broker.plugins.presence.MqchatPresencePlugin": {
                     **topics,
                     "min_interval": self.settings.presence.min_interval,
@@ -309,8 +312,10 @@ class Node:
         presence = manager.get_plugin("MqchatPresencePlugin")
         if not isinstance(auth, MqchatAuthPlugin) or not isinstance(presence, MqchatPresencePlugin):
             raise NodeError("mqchat's broker plugins did not load")
-        if not isinstance(manager.get_plugin("MqchatAclPlugin"), MqchatAclPlugin):
+        acl = manager.get_plugin("MqchatAclPlugin")
+        if not isinstance(acl, MqchatAclPlugin):
             raise NodeError("mqchat's ACL plugin did not load")
+        acl.bind(store.can_see_presence)
         limits = self.settings.limits
         throttle = LoginThrottle(
             user_free=limits.login_failures_free,

@@ -20,6 +20,7 @@ from client_sdk.errors import (
     ConnectError,
     MqchatError,
     NotConnected,
+    PresenceForbidden,
     Timeout,
 )
 from client_sdk.events import (
@@ -28,6 +29,7 @@ from client_sdk.events import (
     GroupEvent,
     Message,
     Presence,
+    PresenceRefused,
     Receipt,
     Sent,
     ServerError,
@@ -50,6 +52,8 @@ __all__ = [
     "NotConnected",
     "OutgoingMessage",
     "Presence",
+    "PresenceForbidden",
+    "PresenceRefused",
     "Receipt",
     "Sent",
     "ServerError",

@@ -49,7 +49,14 @@ from client_sdk.contract import (
     encode,
     is_valid_user_id,
 )
-from client_sdk.errors import AuthenticationError, ConnectError, MqchatError, NotConnected, Timeout
+from client_sdk.errors import (
+    AuthenticationError,
+    ConnectError,
+    MqchatError,
+    NotConnected,
+    PresenceForbidden,
+    Timeout,
+)
 from client_sdk.events import (
     Event,
     Group,
@@ -58,6 +65,7 @@ from client_sdk.events import (
     Message,
     Ok,
     Presence,
+    PresenceRefused,
     Sent,
     parse_sequenced,
 )
@@ -173,6 +181,13 @@ class Client:
         self._mqtt: mqtt.Client | None = None
         self._ticker: threading.Thread | None = None
         self._watched: set[str] = set()
+        """Users whose presence is watched: subscribed again on every connect."""
+        self._awaiting: set[str] = set()
+        """Watched users whose presence subscription has no SUBACK yet."""
+        self._refused: set[str] = set()
+        """Users the server refused to let this user watch (until watched again)."""
+        self._subscribing: dict[int, list[str | None]] = {}
+        """SUBSCRIBE message id -> the user of each topic in it (None: the inbox)."""
         self._inbox_subscription: int | None = None
         self._first_connack: ReasonCode | None = None
         self._first_connection_lost = False
@@ -509,18 +524,33 @@ class Client:
 
     # -- presence ----------------------------------------------------------------------------------
 
-    def watch_presence(self, user: str) -> None:
-        """Follow ``user``'s presence (:meth:`presence`, :meth:`wait_presence`, and Presence events)."""
+    def watch_presence(self, user: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> None:
+        """Follow ``user``'s presence (:meth:`presence`, :meth:`wait_presence`, and Presence events).
+
+        While connected, waits for the server's answer: raises :class:`PresenceForbidden` when it
+        refuses (by default a server shows presence to contacts only: see the error), and
+        :class:`Timeout` when no answer comes within ``timeout`` seconds. Offline, it returns at
+        once and the subscription is made on connect; a refusal then arrives as a
+        :class:`PresenceRefused` event (so does one after a reconnect). A refused user is no longer
+        watched: call this again once it may be (after the first message, say).
+        """
         if not is_valid_user_id(user):
             raise ValueError(f"user {user!r} is not a user id")
-        with self._lock:
+        with self._changed:
             if self._state is _State.CLOSED:
                 raise NotConnected("the client is closed")
-            if user in self._watched:
-                return
-            self._watched.add(user)
-            if self._mqtt is not None and self._session.connected:
-                self._mqtt.subscribe(self._topics.presence(user), qos=1)
+            if user not in self._watched:
+                self._watched.add(user)
+                self._refused.discard(user)
+                if self._mqtt is not None and self._session.connected:
+                    self._subscribe(self._mqtt, [user])
+            closed = self._closed
+            if not self._changed.wait_for(lambda: user not in self._awaiting or closed(), timeout):
+                raise Timeout(f"the server did not answer the presence subscription to {user} in {timeout} s")
+            if closed():
+                raise NotConnected("the client was closed")
+            if user in self._refused:
+                raise PresenceForbidden(user)
 
     def presence(self, user: str) -> Presence | None:
         """The latest known presence of a watched user (None until it arrives)."""
@@ -535,15 +565,21 @@ class Client:
         """
         if status not in PRESENCE_STATUSES:
             raise ValueError(f"status must be one of {sorted(PRESENCE_STATUSES)}, got {status!r}")
-        self.watch_presence(user)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.watch_presence(user, timeout=timeout)
 
         def reached() -> bool:
             presence = self._session.presence(user)
             return presence is not None and presence.status == status
 
         with self._changed:
-            if not self._changed.wait_for(lambda: reached() or self._state is _State.CLOSED, timeout):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._changed.wait_for(
+                lambda: reached() or user in self._refused or self._state is _State.CLOSED, left
+            ):
                 raise Timeout(f"{user} was not {status} within {timeout} s")
+            if user in self._refused and not reached():
+                raise PresenceForbidden(user)
             if not reached():
                 raise NotConnected("the client was closed")
             presence = self._session.presence(user)
@@ -656,6 +692,19 @@ class Client:
             with self._lock:
                 self._session.requests.discard(request.id)
 
+    def _subscribe(self, client: mqtt.Client, users: list[str | None]) -> int | None:
+        """Subscribe the inbox (None) and the presence of ``users``; their SUBACK is awaited (lock held)."""
+        topics = [(self._inbox if user is None else self._topics.presence(user), 1) for user in users]
+        result, mid = client.subscribe(topics)
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            return None  # not connected after all: subscribed again on connect
+        self._subscribing[mid] = users
+        self._awaiting.update(user for user in users if user is not None)
+        return mid
+
+    def _closed(self) -> bool:
+        return self._state is _State.CLOSED
+
     def _require_open(self) -> None:
         if self._state is not _State.OPEN:
             raise NotConnected(f"the client is {self._state.value}")
@@ -739,10 +788,7 @@ class Client:
                         )
                     return
                 self._session.on_connected()
-                topics = [(self._inbox, 1)] + [
-                    (self._topics.presence(user), 1) for user in sorted(self._watched)
-                ]
-                _, self._inbox_subscription = client.subscribe(topics)
+                self._inbox_subscription = self._subscribe(client, [None, *sorted(self._watched)])
         except Exception:
             logger.exception("%s: error while handling the connection", self.client_id)
 
@@ -758,19 +804,25 @@ class Client:
             with self._lock:
                 if client is not self._mqtt or self._state is _State.CLOSED:
                     return
-                refused = sum(1 for code in reason_codes if code.is_failure)
+                topics = self._subscribing.pop(mid, [])
+                inbox_refused = False
+                for user, code in zip(topics, reason_codes, strict=False):
+                    if user is None:
+                        inbox_refused = code.is_failure
+                        continue
+                    self._awaiting.discard(user)
+                    if code.is_failure and user in self._watched:
+                        logger.info("%s: the server refused to show the presence of %s", self.client_id, user)
+                        self._watched.discard(user)
+                        self._refused.add(user)
+                        self._events.put(PresenceRefused(user=user))
+                self._changed.notify_all()
                 if mid != self._inbox_subscription:
-                    if refused:
-                        logger.warning("%s: the server refused a presence subscription", self.client_id)
                     return
                 self._inbox_subscription = None
-                if reason_codes and reason_codes[0].is_failure:
+                if inbox_refused:
                     logger.error("%s: the server refused the subscription to %s", self.client_id, self._inbox)
                     return
-                if refused:
-                    logger.warning(
-                        "%s: the server refused %d presence subscriptions", self.client_id, refused
-                    )
                 self._apply(self._session.on_subscribed(now=time.monotonic()))
         except Exception:
             logger.exception("%s: error while handling a subscription", self.client_id)
@@ -791,6 +843,9 @@ class Client:
                     self._first_connection_lost = True
                 was_connected = self._session.connected
                 self._session.on_disconnected()
+                # a SUBSCRIBE without SUBACK is lost with the connection: made again on connect
+                self._subscribing.clear()
+                self._awaiting.clear()
                 self._changed.notify_all()
                 if was_connected and self._state is _State.OPEN:
                     logger.warning(

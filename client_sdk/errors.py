@@ -7,6 +7,7 @@ The tree::
     │   └── AuthenticationError  the server refused the credentials (CONNACK: bad credentials, not authorized)
     ├── NotConnected             the client is not open, or the operation needs a live connection
     ├── CommandRejected          the server answered a command with an ``error`` event (``.code``, ``.ref``)
+    ├── PresenceForbidden        the server does not let this user see that user's presence (``.user``)
     └── Timeout                  a wait ran out of time (also a builtin ``TimeoutError``)
 
 Misuse (a bad argument, re-entering an open client) raises ``ValueError`` / ``RuntimeError`` as usual.
@@ -21,6 +22,7 @@ __all__ = [
     "ConnectError",
     "MqchatError",
     "NotConnected",
+    "PresenceForbidden",
     "Timeout",
 ]
 
@@ -58,6 +60,19 @@ class CommandRejected(MqchatError):
         self.ref = ref
         self.message = message
         self.retry_after = retry_after
+
+
+class PresenceForbidden(MqchatError):
+    """The server refused to let this user watch ``user``'s presence (MQTT SUBACK failure).
+
+    With the server's default ``presence.visibility = "contacts"``, a user may watch only itself,
+    the users it has a 1-on-1 chat with (either side sent a message) and its group mates. Watch
+    again once that changes (after the first message, say).
+    """
+
+    def __init__(self, user: str) -> None:
+        super().__init__(f"the server does not let you see the presence of {user!r} (not a contact)")
+        self.user = user
 
 
 class Timeout(MqchatError, TimeoutError):

@@ -29,6 +29,7 @@ __all__ = [
     "GroupList",
     "Message",
     "Presence",
+    "PresenceRefused",
     "Receipt",
     "Sent",
     "Sequenced",
@@ -144,6 +145,15 @@ class Presence:
 
 
 @dataclass(frozen=True, slots=True)
+class PresenceRefused:
+    """The server refused to let this user watch ``user``'s presence (not a contact); the client
+    stops watching it. ``Client.watch_presence`` raises :class:`client_sdk.PresenceForbidden` for
+    the same refusal when it is connected; this event also reports refusals after a reconnect."""
+
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
 class Typing:
     """User ``sender`` is typing to this user: ``state`` is ``"composing"`` or ``"paused"``."""
 
@@ -193,7 +203,7 @@ class Ok:
 Sequenced: TypeAlias = Message | Sent | Receipt | GroupEvent
 """Events that carry an inbox cursor and are processed strictly in cursor order."""
 
-Event: TypeAlias = Message | Sent | Receipt | GroupEvent | Presence | Typing | ServerError
+Event: TypeAlias = Message | Sent | Receipt | GroupEvent | Presence | PresenceRefused | Typing | ServerError
 """Everything :meth:`client_sdk.Client.events` yields."""
 
 

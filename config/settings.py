@@ -222,6 +222,10 @@ class PresenceSettings(_Section):
     """While a user is online, ``last_seen`` is republished at most this often (seconds)."""
     keepalive_grace: float = Field(default=1.5, ge=1.0, le=10.0)
     """A connection silent for this many times its keep-alive is closed (MQTT says 1.5)."""
+    visibility: Literal["contacts", "everyone"] = "contacts"
+    """Who may watch a user's presence: ``contacts`` (the user itself, users it has a 1-on-1
+    conversation with, members of a group it is in; the ``<presence_prefix>/+`` wildcard is
+    refused) or ``everyone`` (any user, wildcard included: for IoT-style deployments)."""
 
 
 class Settings(_Section):

@@ -91,6 +91,12 @@ class RunningNode:
         self.tokens[user] = token
         return user, token
 
+    def make_contacts(self, a: str, b: str) -> None:
+        """Store a message from ``a`` to ``b``: each may then see the other's presence."""
+        store = self.node.store
+        assert store is not None
+        store.accept_message(sender=a, command_id=unique("hello"), recipient=b, text="hello", now=time.time())
+
 
 def node_settings(data_dir: Path, **overrides: Any) -> Settings:
     base = {

@@ -1,20 +1,36 @@
-"""Topic ACL: a user subscribes only to its own inbox and to presence, and publishes only to its
-own outbox. Presence is read-only to clients. Deny by default."""
+"""Topic ACL: a user subscribes only to its own inbox and to presence it may see, and publishes only
+to its own outbox. Presence is read-only to clients. Deny by default.
+
+Whose presence a user may see is the ``visibility`` setting: ``everyone`` (any user, and the
+``<presence_prefix>/+`` wildcard) or ``contacts`` (the user itself, its 1-on-1 partners and its
+group mates, asked of the store; the wildcard is refused, since amqtt hands a wildcard subscriber
+every matching retained message without asking the ACL about each).
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from amqtt.contexts import Action
 from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.session import Session
 
+from broker.plugins.visibility import PresenceCheck, Visibility
 from client_sdk.contract import Topics
 
-__all__ = ["MqchatAclPlugin", "allowed"]
+__all__ = ["VISIBILITIES", "MqchatAclPlugin", "allowed"]
+
+log = logging.getLogger(__name__)
+
+VISIBILITIES = ("contacts", "everyone")
 
 
-def allowed(topics: Topics, user: str | None, topic: str | None, action: Action | None) -> bool:
+def allowed(
+    topics: Topics, user: str | None, topic: str | None, action: Action | None, *, everyone: bool = True
+) -> bool:
+    """The rules that need no store: with ``everyone`` False, a presence topic other than the user's
+    own still needs :meth:`Visibility.can_see`, and the presence wildcard is refused."""
     if not user or not topic:
         return False
     if action == Action.PUBLISH:
@@ -22,7 +38,7 @@ def allowed(topics: Topics, user: str | None, topic: str | None, action: Action 
     if action in (Action.SUBSCRIBE, Action.RECEIVE):
         return (
             topic == topics.inbox(user)
-            or topic == topics.presence_wildcard()
+            or (everyone and topic == topics.presence_wildcard())
             or topics.user_of_presence(topic) is not None
         )
     return False
@@ -33,12 +49,42 @@ class MqchatAclPlugin(BaseTopicPlugin):
     class Config:
         prefix: str = "chat"
         presence_prefix: str = "presence"
+        visibility: str = "contacts"
+
+        def __post_init__(self) -> None:
+            if self.visibility not in VISIBILITIES:
+                raise ValueError(f"visibility must be one of {VISIBILITIES}, got {self.visibility!r}")
 
     def __init__(self, context: object) -> None:
         super().__init__(context)
         self._topics = Topics(self.config.prefix, self.config.presence_prefix)
+        self._everyone = self.config.visibility == "everyone"
+        self._visibility: Visibility | None = None
+
+    def bind(self, can_see_presence: PresenceCheck) -> None:
+        """``can_see_presence(watcher, user)``: the store's check (blocking; run off the event loop)."""
+        if self._visibility is not None:
+            self._visibility.close()
+        self._visibility = Visibility(can_see_presence)
 
     async def topic_filtering(
         self, *, session: Session | None = None, topic: str | None = None, action: Action | None = None
     ) -> bool | None:
-        return allowed(self._topics, session.username if session else None, topic, action)
+        user = session.username if session else None
+        if not allowed(self._topics, user, topic, action, everyone=self._everyone):
+            return False
+        assert user is not None
+        assert topic is not None
+        watched = self._topics.user_of_presence(topic)
+        if self._everyone or watched is None or watched == user:
+            return True
+        if self._visibility is None:
+            return False  # not bound to a store: nobody else's presence
+        if await self._visibility.can_see(user, watched):
+            return True
+        log.info("refused %s a subscription to %s: not a contact of %s", user, topic, watched)
+        return False
+
+    async def close(self) -> None:
+        if self._visibility is not None:
+            self._visibility.close()

@@ -124,6 +124,7 @@ class Chat {
     }
     this.store.commit(this.session.cursor, this.session.pending());
     if (effects.synced) this.connection.run(this.session.request(groupListCommand({ id: newId("l") })));
+    this.connection.retry(this.store.peopleOf(convs)); // a first message may make them contacts
     this.connection.watch(this.store.contacts());
     this.view.update({ convs });
     if (openAfter) this.open(openAfter);

@@ -14,11 +14,12 @@ from tests.plain import PlainClient
 
 
 def test_retained_presence_reaches_only_clients_that_subscribed(node: RunningNode) -> None:
-    # Given someone watching all presence, and bob online (so a retained presence exists)
+    # Given someone watching bob's presence, and bob online (so a retained presence exists)
     watcher_id, watcher_token = node.add_user("watcher")
     bob_id, bob_token = node.add_user("bob")
+    node.make_contacts(watcher_id, bob_id)
     watcher = PlainClient(node.port, watcher_id, watcher_token)
-    watcher.subscribe("presence/+")
+    assert watcher.subscribe(f"presence/{bob_id}") == [1]
     bob = PlainClient(node.port, bob_id, bob_token)
 
     # When carol connects and subscribes only to her inbox

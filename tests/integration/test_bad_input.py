@@ -131,11 +131,15 @@ def test_subscribing_outside_the_acl_is_refused(pair: tuple[PlainClient, PlainCl
         alice.subscribe(t)
         for t in (f"chat/{bob.user}/in", f"chat/{bob.user}/out", "chat/#", "#", "chat/+/in")
     ]
-    allowed = [alice.subscribe(t) for t in (f"presence/{bob.user}", "presence/+")]
+    # presence is for contacts only (the default): bob is a stranger, the wildcard covers strangers
+    not_yet = [alice.subscribe(t) for t in (f"presence/{bob.user}", "presence/+", "presence/#")]
+    own = alice.subscribe(f"presence/{alice.user}")
 
     assert refused == [[0x80]] * 5
-    assert allowed == [[1], [1]]
-    _still_works(alice, bob)
+    assert not_yet == [[0x80]] * 3
+    assert own == [1]
+    _still_works(alice, bob)  # alice's message makes them contacts
+    assert alice.subscribe(f"presence/{bob.user}") == [1]
 
 
 def test_receipts_for_messages_not_sent_to_you_are_refused(pair: tuple[PlainClient, PlainClient]) -> None:

@@ -122,6 +122,7 @@ def test_presence_through_the_sdk(node: RunningNode) -> None:
     alice_id, _ = node.add_user("alice")
     bob_id, _ = node.add_user("bob")
     with connect(node, alice_id) as alice:
+        alice.send(bob_id, "hi").wait("sent", timeout=10)  # contacts see each other's presence
         alice.watch_presence(bob_id)
         with connect(node, bob_id):
             online = alice.wait_presence(bob_id, "online", timeout=10)

@@ -65,6 +65,7 @@ def test_a_dead_nodes_users_go_offline_and_catch_up_on_another_node(cluster: Clu
     alice, bob = cluster.user("alice"), cluster.user("bob")
     with cluster.client(alice, "n1") as a:
         a.wait_synced(timeout=15)
+        a.send(bob, "hi").wait("sent", timeout=15)  # contacts see each other's presence
         a.watch_presence(bob)
         b = cluster.client(bob, "n2", reconnect=False)
         b.connect()

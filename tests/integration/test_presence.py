@@ -1,4 +1,5 @@
-"""Presence: retained online/offline with last seen, also when a connection dies silently."""
+"""Presence: retained online/offline with last seen, also when a connection dies silently (the
+watchers here are contacts of the watched: see test_presence_visibility.py for who may watch)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def _raw_connect(port: int, user: str, token: str, keepalive: int) -> socket.soc
 def test_online_then_offline_with_last_seen(node: RunningNode) -> None:
     watcher_id, watcher_token = node.add_user("watcher")
     bob_id, bob_token = node.add_user("bob")
+    node.make_contacts(watcher_id, bob_id)
     watcher = PlainClient(node.port, watcher_id, watcher_token)
     assert watcher.subscribe(f"presence/{bob_id}") == [1]
 
@@ -52,6 +54,7 @@ def test_presence_is_retained_for_late_watchers(node: RunningNode) -> None:
     bob_id, bob_token = node.add_user("bob")
     bob = PlainClient(node.port, bob_id, bob_token)
     watcher_id, watcher_token = node.add_user("watcher")
+    node.make_contacts(bob_id, watcher_id)
 
     watcher = PlainClient(node.port, watcher_id, watcher_token)
     watcher.subscribe(f"presence/{bob_id}")
@@ -64,6 +67,7 @@ def test_presence_is_retained_for_late_watchers(node: RunningNode) -> None:
 def test_last_seen_moves_with_each_action(node: RunningNode) -> None:
     watcher_id, watcher_token = node.add_user("watcher")
     bob_id, bob_token = node.add_user("bob")
+    node.make_contacts(watcher_id, bob_id)
     watcher = PlainClient(node.port, watcher_id, watcher_token)
     watcher.subscribe(f"presence/{bob_id}")
     bob = PlainClient(node.port, bob_id, bob_token)
@@ -81,6 +85,7 @@ def test_last_seen_moves_with_each_action(node: RunningNode) -> None:
 def test_a_connection_that_dies_without_disconnect_goes_offline(node: RunningNode) -> None:
     watcher_id, watcher_token = node.add_user("watcher")
     bob_id, bob_token = node.add_user("bob")
+    node.make_contacts(watcher_id, bob_id)
     watcher = PlainClient(node.port, watcher_id, watcher_token)
     watcher.subscribe(f"presence/{bob_id}")
 
@@ -97,6 +102,7 @@ def test_a_silent_connection_is_closed_after_its_keepalive(node: RunningNode) ->
     # Given bob connected with a 1 s keep-alive, then silent: no PINGREQ, and the socket stays open
     watcher_id, watcher_token = node.add_user("watcher")
     bob_id, bob_token = node.add_user("bob")
+    node.make_contacts(watcher_id, bob_id)
     watcher = PlainClient(node.port, watcher_id, watcher_token)
     watcher.subscribe(f"presence/{bob_id}")
     sock = _raw_connect(node.port, bob_id, bob_token, keepalive=1)
@@ -114,6 +120,7 @@ def test_a_silent_connection_is_closed_after_its_keepalive(node: RunningNode) ->
 def test_two_devices_keep_the_user_online_until_the_last_leaves(node: RunningNode) -> None:
     watcher_id, watcher_token = node.add_user("watcher")
     bob_id, bob_token = node.add_user("bob")
+    node.make_contacts(watcher_id, bob_id)
     watcher = PlainClient(node.port, watcher_id, watcher_token)
     watcher.subscribe(f"presence/{bob_id}")
     phone = PlainClient(node.port, bob_id, bob_token, device="phone")

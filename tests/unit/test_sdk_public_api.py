@@ -16,6 +16,8 @@ from client_sdk import (
     MqchatError,
     NotConnected,
     Presence,
+    PresenceForbidden,
+    PresenceRefused,
     Receipt,
     Sent,
     ServerError,
@@ -41,6 +43,8 @@ def test_all_is_pinned() -> None:
         "NotConnected",
         "OutgoingMessage",
         "Presence",
+        "PresenceForbidden",
+        "PresenceRefused",
         "Receipt",
         "Sent",
         "ServerError",
@@ -57,13 +61,23 @@ def test_every_error_has_one_root() -> None:
     assert issubclass(AuthenticationError, ConnectError)
     assert issubclass(NotConnected, MqchatError)
     assert issubclass(CommandRejected, MqchatError)
+    assert issubclass(PresenceForbidden, MqchatError)
     assert issubclass(Timeout, MqchatError)
     assert issubclass(Timeout, TimeoutError)
 
 
 def test_event_is_the_union_of_the_event_types() -> None:
     # Then Event names every event type an iterator can yield
-    assert set(typing.get_args(Event)) == {Message, Sent, Receipt, GroupEvent, Presence, Typing, ServerError}
+    assert set(typing.get_args(Event)) == {
+        Message,
+        Sent,
+        Receipt,
+        GroupEvent,
+        Presence,
+        PresenceRefused,
+        Typing,
+        ServerError,
+    }
 
 
 def test_status_is_the_contract_status() -> None:

@@ -1,7 +1,9 @@
 // The MQTT side of the web client: MQTT.js (the global `mqtt` of vendor/mqtt.min.js) over
 // WebSocket, driving a Session. Every connection starts clean (the server keeps no MQTT session):
 // on each connect it subscribes the inbox, lets the session `sync`, and subscribes the presence
-// of the user's contacts again.
+// of the user's contacts again. The server may refuse a presence subscription (by default only
+// contacts see each other: a new chat's peer becomes one with the first message); a refused user
+// is asked for again when `retry` says something changed with them, and on every connect.
 
 import { parsePresence } from "./protocol.js";
 
@@ -30,7 +32,8 @@ export class Connection {
     this.clientId = `${user}/${randomDevice()}`;
     this.client = null;
     this.everConnected = false;
-    this.watched = new Set();
+    this.watched = new Set(); // subscribed, or waiting for the SUBACK
+    this.refused = new Set(); // the server said no: not asked again until `retry`
     this.timer = null;
     this.decoder = new TextDecoder();
   }
@@ -94,19 +97,38 @@ export class Connection {
   /** Follow the presence of these users (retained: the current one arrives at once). */
   watch(users) {
     if (!this.client || !this.session.connected) return;
-    const topics = [];
+    const asked = [];
     for (const user of users) {
-      if (user === this.user || this.watched.has(user)) continue;
+      if (user === this.user || this.watched.has(user) || this.refused.has(user)) continue;
       this.watched.add(user);
-      topics.push(this.topics.presence(user));
+      asked.push(user);
     }
-    if (topics.length) this.client.subscribe(topics, { qos: 1 });
+    if (!asked.length) return;
+    const client = this.client;
+    const topics = asked.map((user) => this.topics.presence(user));
+    // MQTT.js calls back with an error when any topic is refused; the SUBACK's codes say which
+    client.subscribe(topics, { qos: 1 }, (error, subscriptions, suback) => {
+      const codes = suback && Array.isArray(suback.granted) ? suback.granted : null;
+      if (client !== this.client || !codes) return; // no SUBACK: the next connect subscribes again
+      (subscriptions || []).forEach(({ topic }, i) => {
+        const user = this.topics.presenceUser(topic);
+        if (!user || (codes[i] & 0x80) === 0) return;
+        this.watched.delete(user);
+        this.refused.add(user);
+      });
+    });
+  }
+
+  /** Something changed with these users (a message, a group): ask again for a refused presence. */
+  retry(users) {
+    for (const user of users) this.refused.delete(user);
   }
 
   // ---------------------------------------------------------------- MQTT.js events
   onConnect() {
     this.everConnected = true;
     this.watched.clear();
+    this.refused.clear();
     this.session.onConnected();
     this.handlers.status("syncing");
     const client = this.client;

@@ -143,6 +143,18 @@ export class Store {
     return users;
   }
 
+  /** The people of these conversations: the partner of a 1-on-1 chat, the members of a group. */
+  peopleOf(ids) {
+    const users = new Set();
+    for (const id of ids) {
+      const conv = this.convs.get(id);
+      if (!conv) continue;
+      if (conv.kind === "dm") users.add(conv.id);
+      else for (const m of conv.members) users.add(m);
+    }
+    return users;
+  }
+
   index(item) {
     if (item.id) this.byId.set(item.id, item);
     if (item.ref) this.byRef.set(item.ref, item);
