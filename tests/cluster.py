@@ -123,11 +123,19 @@ class Cluster:
         process.send_signal(signal.SIGKILL)
         self._reap(name, process)
 
+    def pause(self, name: str) -> None:
+        """Freeze process ``name`` (SIGSTOP): its connections stay open, it does nothing."""
+        self.processes[name].send_signal(signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        self.processes[name].send_signal(signal.SIGCONT)
+
     def report(self) -> str:
         return "\n".join(f"--- {name}\n{''.join(lines[-40:])}" for name, lines in self.logs.items())
 
     def close(self) -> None:
         for process in self.processes.values():
+            process.send_signal(signal.SIGCONT)  # a paused process could not stop
             process.send_signal(signal.SIGTERM)
         for name, process in self.processes.items():
             self._reap(name, process)
