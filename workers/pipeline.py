@@ -1,17 +1,22 @@
 """What the workers do with client commands: store, answer, route. Independent of Dramatiq.
 
 A batch holds commands in the order the node received them. Each command is handled on its own: a
-refused command gets an ``error`` event and the rest of the batch goes on. Only an unavailable
-store stops the batch; the job is then retried, which is safe because every handler is idempotent
-(a resent ``send`` is stored once, statuses only move forward, sync pages are read-only).
+refused command gets an ``error`` event and the rest of the batch goes on. The batch is stored in
+one store batch (one transaction on SQL, a savepoint per command), and every answer, routed event
+and notification of the batch waits until it is committed: nothing is announced that a failure
+could still undo. Only an unavailable store stops the batch; nothing of it is announced, and the
+job is retried, which is safe because every handler is idempotent (a resent ``send`` is stored
+once, statuses only move forward, sync pages are read-only).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from client_sdk.contract import VERSION, ErrorCode, Status
@@ -56,6 +61,8 @@ class Pipeline:
         self._max_members = max_group_members
         self._notifier = notifier
         self._clock = clock
+        self._local = threading.local()
+        """``outbox``: what the batch being processed by this thread will send once it is stored."""
         self._handlers: dict[str, Callable[[str, str, dict[str, Any]], None]] = {
             "send": self._send,
             "receipt": self._receipt,
@@ -74,8 +81,24 @@ class Pipeline:
 
     def process_batch(self, node: str, batch: list[dict[str, Any]]) -> None:
         """Handle ``[{"user":…, "cmd": {…}}, …]`` received by ``node``, in order."""
-        for item in batch:
-            self._process(node, item["user"], item["cmd"])
+        outbox: list[Callable[[], None]] = []
+        self._local.outbox = outbox
+        try:
+            with self._store.batch():
+                for item in batch:
+                    self._process(node, item["user"], item["cmd"])
+        finally:
+            self._local.outbox = None
+        for send in outbox:
+            send()
+
+    def _later(self, send: Callable[[], None]) -> None:
+        """Send now, or once the batch this thread is processing is stored."""
+        outbox: list[Callable[[], None]] | None = getattr(self._local, "outbox", None)
+        if outbox is None:
+            send()
+        else:
+            outbox.append(send)
 
     def _process(self, node: str, user: str, cmd: dict[str, Any]) -> None:
         ref = cmd.get("id")
@@ -97,10 +120,11 @@ class Pipeline:
 
     def _reply(self, node: str, user: str, event: dict[str, Any], qos: int = 1) -> None:
         """A live-only answer to the device(s) of ``user`` on the node that received the command."""
-        self._router.deliver([(user, event)], origin=(user, node), qos=qos)
+        self._later(lambda: self._router.deliver([(user, event)], origin=(user, node), qos=qos))
 
     def _deliver(self, node: str, user: str, entries: list[InboxEntry]) -> None:
-        self._router.deliver(((e.user, e.payload) for e in entries), origin=(user, node))
+        items = [(e.user, e.payload) for e in entries]
+        self._later(lambda: self._router.deliver(items, origin=(user, node)))
 
     # ------------------------------------------------------------------ handlers
     def _send(self, node: str, user: str, cmd: dict[str, Any]) -> None:
@@ -117,11 +141,12 @@ class Pipeline:
 
     def _notify(self, result: AcceptResult) -> None:
         """Tell the notifier about each new copy of a message, for recipients who are offline."""
-        if self._notifier is None or result.duplicate:
+        notifier = self._notifier
+        if notifier is None or result.duplicate:
             return
         for entry in result.entries:
             if entry.payload["type"] == "message":
-                self._notifier.message_waiting(entry.user, result.message)
+                self._later(partial(notifier.message_waiting, entry.user, result.message))
 
     def _receipt(self, node: str, user: str, cmd: dict[str, Any]) -> None:
         result = self._store.apply_receipts(
@@ -143,7 +168,7 @@ class Pipeline:
         if not self._store.user_exists(recipient):
             raise UnknownUser(recipient)
         event = {"v": VERSION, "type": "typing", "from": user, "state": cmd["state"]}
-        self._router.deliver([(recipient, event)], qos=0)
+        self._later(lambda: self._router.deliver([(recipient, event)], qos=0))
 
     def _sync(self, node: str, user: str, cmd: dict[str, Any]) -> None:
         after = int(cmd["after"])

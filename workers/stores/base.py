@@ -9,6 +9,7 @@ state. Live delivery publishes those entries; ``sync`` replays them after a curs
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,6 +50,11 @@ class InboxEntry:
     user: str
     cursor: int
     payload: dict[str, Any]
+
+
+InboxItem = tuple[str, str, str | None, dict[str, Any]]
+"""``(user, kind, message_id, body)``: an event to append to ``user``'s inbox log (the store adds
+the cursor)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +129,14 @@ class Store(Protocol):
 
     def create_schema(self) -> None: ...
     def close(self) -> None: ...
+    def batch(self) -> AbstractContextManager[None]:
+        """Group the calls this thread makes inside the block (a batch of commands): each call
+        still succeeds or fails on its own, and what they stored becomes visible (is committed)
+        when the block ends. An exception out of the block undoes the calls of the block that
+        the backend had not committed yet, so the caller must announce nothing before it ends;
+        running the block again is safe (every write is idempotent). A batch inside a batch
+        joins it. (SQL: one transaction, a savepoint per call. MongoDB: a transaction per call.)"""
+        ...
 
     # users and credentials
     def create_user(self, user: str, *, now: float) -> None: ...

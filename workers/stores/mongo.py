@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
@@ -23,12 +23,14 @@ from workers.errors import UnknownUser, UserExists
 from workers.stores.base import (
     AcceptResult,
     InboxEntry,
+    InboxItem,
     ReceiptResult,
     StoredMessage,
     UserInfo,
     dm_conversation,
 )
 from workers.stores.group_rules import message_targets
+from workers.stores.inbox_log import receipt_events
 from workers.stores.mongo_base import message_from_doc
 from workers.stores.mongo_contacts import MongoContacts
 from workers.stores.mongo_groups import MongoGroups
@@ -250,16 +252,23 @@ class MongoStore(MongoPush, MongoMedia, MongoGroups, MongoContacts):
                 session=session,
             )
         body = message.wire()
-        sent = self._append(session, sender, "sent", message.id, {"ref": command_id, "message": body}, now)
-        copies = [
-            self._append(session, user, "message", message.id, {"message": body}, now) for user in targets
-        ]
-        return AcceptResult(message=message, duplicate=False, entries=[sent, *copies], sent=sent)
+        entries = self._append_many(
+            session,
+            [
+                (sender, "sent", message.id, {"ref": command_id, "message": body}),
+                *((user, "message", message.id, {"message": body}) for user in targets),
+            ],
+            now,
+        )
+        return AcceptResult(message=message, duplicate=False, entries=entries, sent=entries[0])
 
     # ----------------------------------------------------------------- receipts
     def apply_receipts(
         self, *, user: str, status: Status, message_ids: Sequence[str], now: float
     ) -> ReceiptResult:
+        """Set-based, as on SQL: one read of the receipts, an ``update_many`` of them and one of the
+        messages' counters per previous status, one read of the counters, one ``insert_many``."""
+
         def work(session: ClientSession) -> ReceiptResult:
             ids = list(dict.fromkeys(message_ids))
             current = {
@@ -270,58 +279,58 @@ class MongoStore(MongoPush, MongoMedia, MongoGroups, MongoContacts):
                     session=session,
                 )
             }
-            entries: list[InboxEntry] = []
-            refused: list[str] = []
-            for message_id in message_ids:
-                previous = current.get(message_id)
-                if previous is None:
-                    refused.append(message_id)
-                elif previous < status:  # statuses only move forward
-                    entries += self._advance(session, user, status, message_id, previous, now)
-                    current[message_id] = int(status)
-            return ReceiptResult(entries=entries, not_recipient=refused)
+            refused = [m for m in message_ids if m not in current]
+            todo = [m for m in ids if m in current and current[m] < status]  # statuses only move forward
+            if not todo:
+                return ReceiptResult(not_recipient=refused)
+            items = self._advance(session, user, status, {m: current[m] for m in todo}, now)
+            return ReceiptResult(entries=self._append_many(session, items, now), not_recipient=refused)
 
         return self._tx(work)
 
     def _advance(
-        self, session: ClientSession, user: str, status: Status, message_id: str, previous: int, now: float
-    ) -> list[InboxEntry]:
-        """Move one recipient's status and tell the sender; ``all`` once every recipient is there."""
-        values: dict[str, Any] = {"status": int(status)}
-        if status >= Status.DELIVERED > previous:
-            values["delivered_at"] = float(now)
-        if status >= Status.READ:
-            values["read_at"] = float(now)
-        self._receipts.update_one({"message_id": message_id, "user": user}, {"$set": values}, session=session)
-        passed = {f"reached.{name}": 1 for level, name in _REACHED.items() if previous < level <= status}
-        doc = self._messages.find_one_and_update(
-            {"_id": message_id},
-            {"$inc": passed},
-            projection={"sender": True, "conversation": True, "seq": True, "targets": True, "reached": True},
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
-        assert doc is not None  # a receipt exists only with its message
-        after = {level: int(doc["reached"][name]) for level, name in _REACHED.items()}
-        before = {level: after[level] - passed.get(f"reached.{_REACHED[level]}", 0) for level in _REACHED}
-        targets = int(doc["targets"])
-        floor_before, floor_after = _floor(before, targets), _floor(after, targets)
-        body = {
-            "message_id": message_id,
-            "conversation": doc["conversation"],
-            "seq": int(doc["seq"]),
-            "by": user,
-            "ts": now,
+        self, session: ClientSession, user: str, status: Status, previous: dict[str, int], now: float
+    ) -> list[InboxItem]:
+        """Move the user's statuses of the messages (id -> previous status) and make the events for
+        the senders, in order; ``all`` once every recipient of a message is there."""
+        for prior in sorted(set(previous.values())):
+            ids = [m for m, p in previous.items() if p == prior]
+            values: dict[str, Any] = {"status": int(status)}
+            if status >= Status.DELIVERED > prior:
+                values["delivered_at"] = float(now)
+            if status >= Status.READ:
+                values["read_at"] = float(now)
+            self._receipts.update_many(
+                {"user": user, "message_id": {"$in": ids}}, {"$set": values}, session=session
+            )
+            passed = {f"reached.{name}": 1 for level, name in _REACHED.items() if prior < level <= status}
+            self._messages.update_many({"_id": {"$in": ids}}, {"$inc": passed}, session=session)
+        projection = {"sender": True, "conversation": True, "seq": True, "targets": True, "reached": True}
+        docs = {
+            d["_id"]: d
+            for d in self._messages.find({"_id": {"$in": list(previous)}}, projection, session=session)
         }
-        sender = doc["sender"]
-        out = []
-        if floor_before < floor_after < status:
-            # this receipt also completed a lower status for everyone (the last to get it read it at once)
-            lower = {"status": Status(floor_after).label, **body, "all": True}
-            out.append(self._append(session, sender, "receipt", message_id, lower, now))
-        event = {"status": status.label, **body, "all": floor_after >= status}
-        out.append(self._append(session, sender, "receipt", message_id, event, now))
-        return out
+        items: list[InboxItem] = []
+        for message_id, prior in previous.items():
+            doc = docs[message_id]  # a receipt exists only with its message
+            after = {level: int(doc["reached"][name]) for level, name in _REACHED.items()}
+            before = {level: after[level] - int(prior < level <= status) for level in _REACHED}
+            targets = int(doc["targets"])
+            body = {
+                "message_id": message_id,
+                "conversation": doc["conversation"],
+                "seq": int(doc["seq"]),
+                "by": user,
+                "ts": now,
+            }
+            items += receipt_events(
+                sender=doc["sender"],
+                body=body,
+                status=status,
+                floor_before=_floor(before, targets),
+                floor_after=_floor(after, targets),
+            )
+        return items
 
     # ----------------------------------------------------------------- sync
     def sync(self, *, user: str, after: int, limit: int) -> tuple[list[InboxEntry], bool]:

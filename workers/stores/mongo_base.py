@@ -13,7 +13,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -32,9 +32,9 @@ from pymongo.errors import (
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from client_sdk.contract import VERSION
 from workers.errors import StoreError, StoreUnavailable, UnknownUser
-from workers.stores.base import InboxEntry, StoredMessage
+from workers.stores.base import InboxEntry, InboxItem, StoredMessage
+from workers.stores.inbox_log import events_per_user, number_entries
 from workers.stores.mongo_schema import COLLECTIONS, INDEXES
 
 __all__ = ["Doc", "MongoBase", "message_from_doc"]
@@ -108,6 +108,12 @@ class MongoBase:
 
     def close(self) -> None:
         self._client.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Each call stays a transaction of its own: MongoDB has no savepoints, so one transaction
+        for the batch could not keep a refused command from undoing the others."""
+        yield
 
     # ------------------------------------------------------------------ errors and transactions
     @contextmanager
@@ -188,31 +194,38 @@ class MongoBase:
         assert value is not None
         return value
 
-    def _append(
-        self,
-        session: ClientSession,
-        user: str,
-        kind: str,
-        message_id: str | None,
-        body: dict[str, Any],
-        now: float,
-    ) -> InboxEntry:
-        cursor = self._bump(self._users, user, "inbox_seq", session, upsert=False)
-        if cursor is None:
-            raise UnknownUser(user)
-        payload = {"v": VERSION, "type": kind, "cursor": cursor, **body}
-        self._inbox.insert_one(
+    def _append_many(
+        self, session: ClientSession, items: Sequence[InboxItem], now: float
+    ) -> list[InboxEntry]:
+        """Append ``(user, kind, message_id, body)`` events to inbox logs, in order: one cursor bump
+        per user and one ``insert_many``. UnknownUser if a user does not exist."""
+        counts = events_per_user(items)
+        last: dict[str, int] = {}
+        for user in sorted(counts):
+            doc = self._users.find_one_and_update(
+                {"_id": user},
+                {"$inc": {"inbox_seq": counts[user]}},
+                projection={"inbox_seq": True},
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            if doc is None:
+                raise UnknownUser(user)
+            last[user] = int(doc["inbox_seq"])
+        entries = number_entries(items, last)
+        docs: list[Doc] = [
             {
-                "user": user,
-                "cursor": cursor,
+                "user": entry.user,
+                "cursor": entry.cursor,
                 "kind": kind,
                 "message_id": message_id,
-                "payload": payload,
+                "payload": entry.payload,
                 "created_at": float(now),
-            },
-            session=session,
-        )
-        return InboxEntry(user, cursor, payload)
+            }
+            for entry, (_user, kind, message_id, _body) in zip(entries, items, strict=True)
+        ]
+        self._inbox.insert_many(docs, session=session)
+        return entries
 
 
 def _conflict(exc: BaseException) -> bool:

@@ -220,5 +220,5 @@ class MongoGroups(MongoBase):
         bodies = group_event_bodies(
             snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now
         )
-        entries = [self._append(session, user, "group", None, body, now) for user, body in bodies]
+        entries = self._append_many(session, [(user, "group", None, body) for user, body in bodies], now)
         return GroupChange(group=snapshot, entries=entries)

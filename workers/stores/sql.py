@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from client_sdk.contract import Status, is_group_id
@@ -17,7 +17,6 @@ from workers.errors import UnknownUser, UserExists
 from workers.stores.base import (
     AcceptResult,
     InboxEntry,
-    ReceiptResult,
     StoredMessage,
     UserInfo,
     dm_conversation,
@@ -27,14 +26,41 @@ from workers.stores.sql_contacts import SqlContacts
 from workers.stores.sql_groups import SqlGroups
 from workers.stores.sql_media import SqlMedia
 from workers.stores.sql_push import SqlPush
+from workers.stores.sql_receipts import SqlReceipts
 from workers.stores.sql_schema import conversations, credentials, inbox, messages, receipts, users
 
 __all__ = ["SqlStore", "dm_conversation"]
 
 log = logging.getLogger(__name__)
 
+# the statements of every message, built once (see sql_base)
+_USER = select(users.c.id).where(users.c.id == bindparam("b_user"))
+_MESSAGE_BY_COMMAND = select(messages).where(
+    messages.c.sender_id == bindparam("b_sender"), messages.c.command_id == bindparam("b_command")
+)
+_SENT_ENTRY = select(inbox.c.cursor, inbox.c.payload).where(
+    inbox.c.user_id == bindparam("b_user"),
+    inbox.c.message_id == bindparam("b_message"),
+    inbox.c.kind == "sent",
+)
+_BUMP_CONVERSATION = (
+    update(conversations)
+    .where(conversations.c.id == bindparam("b_conversation"))
+    .values(last_seq=conversations.c.last_seq + 1)
+    .returning(conversations.c.last_seq)
+)
+_INSERT_CONVERSATION = insert(conversations)
+_INSERT_MESSAGE = insert(messages)
+_INSERT_RECEIPTS = insert(receipts)
+_SYNC = (
+    select(inbox.c.cursor, inbox.c.payload)
+    .where(inbox.c.user_id == bindparam("b_user"), inbox.c.cursor > bindparam("b_after"))
+    .order_by(inbox.c.cursor)
+    .limit(bindparam("b_limit"))
+)
 
-class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts):
+
+class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
     """The whole store on SQLAlchemy Core (see workers.stores.base.Store)."""
 
     # ----------------------------------------------------------------- users and credentials
@@ -53,7 +79,7 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts):
 
     def user_exists(self, user: str) -> bool:
         with self._tx() as conn:
-            return conn.execute(select(users.c.id).where(users.c.id == user)).first() is not None
+            return conn.execute(_USER, {"b_user": user}).first() is not None
 
     def list_users(self) -> list[UserInfo]:
         counts = (
@@ -119,8 +145,7 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts):
                     targets = message_targets(recipient, sender, self._members(conn, recipient))
                     conversation = recipient
                 else:
-                    if conn.execute(select(users.c.id).where(users.c.id == recipient)).first() is None:
-                        raise UnknownUser(recipient)
+                    # no recipient: the bump of its inbox cursor raises UnknownUser, undoing it all
                     conversation, targets = dm_conversation(sender, recipient), [recipient]
                 return self._insert_message(
                     conn, sender, command_id, recipient, conversation, targets, text, now, media
@@ -139,17 +164,11 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts):
         return None if existing is None else existing.sent
 
     def _find_duplicate(self, conn: Connection, sender: str, command_id: str) -> AcceptResult | None:
-        row = conn.execute(
-            select(messages).where(messages.c.sender_id == sender, messages.c.command_id == command_id)
-        ).first()
+        row = conn.execute(_MESSAGE_BY_COMMAND, {"b_sender": sender, "b_command": command_id}).first()
         if row is None:
             return None
         message = replace(_message_from_row(row._mapping), media=self._media_of(conn, row.id))
-        sent_row = conn.execute(
-            select(inbox.c.cursor, inbox.c.payload).where(
-                inbox.c.user_id == sender, inbox.c.message_id == message.id, inbox.c.kind == "sent"
-            )
-        ).first()
+        sent_row = conn.execute(_SENT_ENTRY, {"b_user": sender, "b_message": message.id}).first()
         if sent_row is None:  # pragma: no cover - written in the same transaction as the message
             raise RuntimeError(f"message {message.id} has no sent entry")
         sent = InboxEntry(sender, int(sent_row[0]), json.loads(sent_row[1]))
@@ -179,133 +198,54 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts):
             media=None if media is None else dict(media),
         )
         conn.execute(
-            insert(messages).values(
-                id=message.id,
-                conversation_id=conversation,
-                seq=seq,
-                sender_id=sender,
-                recipient_id=recipient,
-                command_id=command_id,
-                body=text,
-                created_at=now,
-            )
+            _INSERT_MESSAGE,
+            {
+                "id": message.id,
+                "conversation_id": conversation,
+                "seq": seq,
+                "sender_id": sender,
+                "recipient_id": recipient,
+                "command_id": command_id,
+                "body": text,
+                "created_at": now,
+            },
         )
         if media is not None:
             self._insert_media(conn, message.id, media)
         if targets:
             conn.execute(
-                insert(receipts),
+                _INSERT_RECEIPTS,
                 [{"message_id": message.id, "user_id": user, "status": int(Status.SENT)} for user in targets],
             )
         body = message.wire()
-        sent = self._append(conn, sender, "sent", message.id, {"ref": command_id, "message": body}, now)
-        copies = [self._append(conn, user, "message", message.id, {"message": body}, now) for user in targets]
-        return AcceptResult(message=message, duplicate=False, entries=[sent, *copies], sent=sent)
+        entries = self._append_many(
+            conn,
+            [
+                (sender, "sent", message.id, {"ref": command_id, "message": body}),
+                *((user, "message", message.id, {"message": body}) for user in targets),
+            ],
+            now,
+        )
+        return AcceptResult(message=message, duplicate=False, entries=entries, sent=entries[0])
 
     def _next_conversation_seq(self, conn: Connection, conversation: str) -> int:
-        bump = (
-            update(conversations)
-            .where(conversations.c.id == conversation)
-            .values(last_seq=conversations.c.last_seq + 1)
-            .returning(conversations.c.last_seq)
-        )
-        row = conn.execute(bump).first()
+        params = {"b_conversation": conversation}
+        row = conn.execute(_BUMP_CONVERSATION, params).first()
         if row is not None:
             return int(row[0])
         try:
             with conn.begin_nested():
-                conn.execute(insert(conversations).values(id=conversation, last_seq=1))
+                conn.execute(_INSERT_CONVERSATION, {"id": conversation, "last_seq": 1})
         except IntegrityError:  # created concurrently
-            row = conn.execute(bump).first()
+            row = conn.execute(_BUMP_CONVERSATION, params).first()
             assert row is not None
             return int(row[0])
         return 1
 
-    # ----------------------------------------------------------------- receipts
-    def apply_receipts(
-        self, *, user: str, status: Status, message_ids: Sequence[str], now: float
-    ) -> ReceiptResult:
-        entries: list[InboxEntry] = []
-        refused: list[str] = []
-        with self._tx() as conn:
-            rows = conn.execute(
-                select(
-                    receipts.c.message_id,
-                    receipts.c.status,
-                    messages.c.sender_id,
-                    messages.c.conversation_id,
-                    messages.c.seq,
-                    messages.c.recipient_id,
-                )
-                .join(messages, messages.c.id == receipts.c.message_id)
-                .where(receipts.c.user_id == user, receipts.c.message_id.in_(list(message_ids)))
-            ).all()
-            found = {row[0]: row for row in rows}
-            for message_id in message_ids:
-                row = found.get(message_id)
-                if row is None:
-                    refused.append(message_id)
-                elif row[1] < status:  # statuses only move forward
-                    entries += self._advance(conn, user, status, row, now)
-        return ReceiptResult(entries=entries, not_recipient=refused)
-
-    def _advance(self, conn: Connection, user: str, status: Status, row: Any, now: float) -> list[InboxEntry]:
-        """Move one recipient's status and tell the sender; ``all`` once every recipient is there."""
-        message_id, previous, sender, conversation, seq, recipient = row
-        group = is_group_id(recipient)
-        if group:
-            # members' receipts for one message may be applied by several workers at once: take
-            # the message's row lock so that exactly one of them sees the status complete
-            conn.execute(select(messages.c.id).where(messages.c.id == message_id).with_for_update())
-        floor_before = self._lowest_status(conn, message_id) if group else previous
-        values: dict[str, Any] = {"status": int(status)}
-        if status >= Status.DELIVERED > previous:
-            values["delivered_at"] = now
-        if status >= Status.READ:
-            values["read_at"] = now
-        moved = conn.execute(
-            update(receipts)
-            .where(
-                receipts.c.message_id == message_id,
-                receipts.c.user_id == user,
-                receipts.c.status < int(status),  # another device of the user may have just moved it
-            )
-            .values(**values)
-        )
-        if moved.rowcount == 0:
-            return []
-        floor_after = self._lowest_status(conn, message_id) if group else status
-        body = {
-            "message_id": message_id,
-            "conversation": conversation,
-            "seq": int(seq),
-            "by": user,
-            "ts": now,
-        }
-        out = []
-        if floor_before < floor_after < status:
-            # this receipt also completed a lower status for everyone (the last to get it read it at once)
-            lower = {"status": Status(floor_after).label, **body, "all": True}
-            out.append(self._append(conn, sender, "receipt", message_id, lower, now))
-        event = {"status": status.label, **body, "all": floor_after >= status}
-        out.append(self._append(conn, sender, "receipt", message_id, event, now))
-        return out
-
-    @staticmethod
-    def _lowest_status(conn: Connection, message_id: str) -> int:
-        lowest = conn.execute(select(func.min(receipts.c.status)).where(receipts.c.message_id == message_id))
-        return int(lowest.scalar_one())
-
     # ----------------------------------------------------------------- sync
     def sync(self, *, user: str, after: int, limit: int) -> tuple[list[InboxEntry], bool]:
-        query = (
-            select(inbox.c.cursor, inbox.c.payload)
-            .where(inbox.c.user_id == user, inbox.c.cursor > after)
-            .order_by(inbox.c.cursor)
-            .limit(limit + 1)
-        )
         with self._tx() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(_SYNC, {"b_user": user, "b_after": after, "b_limit": limit + 1}).all()
         more = len(rows) > limit
         return [InboxEntry(user, int(r[0]), json.loads(r[1])) for r in rows[:limit]], more
 

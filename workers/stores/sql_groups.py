@@ -12,7 +12,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from client_sdk.contract import ErrorCode
 from workers.errors import CommandError
@@ -33,6 +33,14 @@ from workers.stores.sql_schema import ROLE_ADMIN, ROLE_MEMBER, group_members, gr
 __all__ = ["SqlGroups"]
 
 _CACHE_SIZE = 10_000
+
+# read for every group message (see sql_base: built once)
+_VERSION = select(groups.c.version).where(groups.c.id == bindparam("b_group"))
+_MEMBERS = (
+    select(group_members.c.user_id)
+    .where(group_members.c.group_id == bindparam("b_group"))
+    .order_by(group_members.c.join_order)
+)
 
 
 class SqlGroups(SqlBase):
@@ -69,7 +77,7 @@ class SqlGroups(SqlBase):
 
     def _members(self, conn: Connection, group: str) -> list[str] | None:
         """Members in join order (cached, checked against the group's version), or None."""
-        version = conn.execute(select(groups.c.version).where(groups.c.id == group)).scalar()
+        version = conn.execute(_VERSION, {"b_group": group}).scalar()
         if version is None:
             return None
         with self._cache_lock:
@@ -77,13 +85,7 @@ class SqlGroups(SqlBase):
             if cached is not None and cached[0] == version:
                 self._members_cache.move_to_end(group)
                 return cached[1]
-        members = list(
-            conn.execute(
-                select(group_members.c.user_id)
-                .where(group_members.c.group_id == group)
-                .order_by(group_members.c.join_order)
-            ).scalars()
-        )
+        members = list(conn.execute(_MEMBERS, {"b_group": group}).scalars())
         with self._cache_lock:
             self._members_cache[group] = (int(version), members)
             while len(self._members_cache) > _CACHE_SIZE:
@@ -93,6 +95,12 @@ class SqlGroups(SqlBase):
     def _forget(self, group: str) -> None:
         with self._cache_lock:
             self._members_cache.pop(group, None)
+
+    def _rolled_back(self) -> None:
+        # the cache may hold members read inside the batch, at a version that was never committed
+        with self._cache_lock:
+            self._members_cache.clear()
+        super()._rolled_back()
 
     def _roles(self, conn: Connection, group: str) -> dict[str, bool]:
         """Member -> whether an admin."""
@@ -239,5 +247,5 @@ class SqlGroups(SqlBase):
         bodies = group_event_bodies(
             snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now
         )
-        entries = [self._append(conn, user, "group", None, body, now) for user, body in bodies]
+        entries = self._append_many(conn, [(user, "group", None, body) for user, body in bodies], now)
         return GroupChange(group=snapshot, entries=entries)

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from client_sdk.contract import ErrorCode, is_group_id
 from workers.errors import CommandError, UnknownUser
@@ -27,6 +27,8 @@ from workers.stores.sql_schema import (
 )
 
 __all__ = ["SqlMedia"]
+
+_MEDIA_OF = select(message_media.c.info).where(message_media.c.message_id == bindparam("b_message"))
 
 
 class SqlMedia(SqlBase):
@@ -76,9 +78,7 @@ class SqlMedia(SqlBase):
         conn.execute(insert(media_objects), [{"key": key, "message_id": message_id} for key in keys])
 
     def _media_of(self, conn: Connection, message_id: str) -> dict[str, Any] | None:
-        info = conn.execute(
-            select(message_media.c.info).where(message_media.c.message_id == message_id)
-        ).scalar()
+        info = conn.execute(_MEDIA_OF, {"b_message": message_id}).scalar()
         if info is None:
             return None
         media: dict[str, Any] = json.loads(info)

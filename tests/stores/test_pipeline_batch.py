@@ -1,0 +1,217 @@
+"""The pipeline stores a command batch in one store batch, and announces it only once it is stored.
+
+The real pipeline, router and Dramatiq (in-memory broker: the node's delivery queue is read back),
+on SQLite, PostgreSQL and MongoDB.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import dramatiq
+import pytest
+from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import create_engine, text
+
+from tests.stores.conftest import users
+from workers.errors import StoreUnavailable
+from workers.jobs import node_queue, send_to_node
+from workers.pipeline import Pipeline
+from workers.routing import Router
+from workers.sessions import MemorySessions
+from workers.stores import Store, open_store
+
+NODE = "n1"
+
+
+class SessionsWithAFault(MemorySessions):
+    """In-memory sessions that run ``fault`` once, when the ``at``-th command is about to be handled."""
+
+    def __init__(self, at: int, fault: Callable[[], None]) -> None:
+        super().__init__()
+        self._at = at
+        self._fault = fault
+        self._touched = 0
+
+    def touch(self, user: str, *, now: float) -> None:
+        super().touch(user, now=now)
+        self._touched += 1
+        if self._touched == self._at:
+            self._fault()
+
+
+@pytest.fixture
+def queue() -> Iterator[StubBroker]:
+    broker = StubBroker()
+    broker.declare_queue(node_queue(NODE))
+    yield broker
+    broker.close()
+
+
+def pipeline(store: Store, queue: StubBroker, sessions: MemorySessions, *online: str) -> Pipeline:
+    for user in online:
+        sessions.set_online(user, NODE, now=1.0)
+    router = Router(sessions, lambda node, items: send_to_node(queue, node, items))
+    return Pipeline(store=store, sessions=sessions, router=router)
+
+
+def published(queue: StubBroker) -> list[tuple[str, dict[str, Any]]]:
+    """Everything the node was asked to publish so far: ``(user, event)`` in order."""
+    out = []
+    pending = queue.queues[node_queue(NODE)]
+    while not pending.empty():
+        message = dramatiq.Message.decode(pending.get_nowait())
+        out += [(user, json.loads(payload)) for user, payload, _qos in message.args[1]]
+    return out
+
+
+def send(sender: str, command_id: str, to: str) -> dict[str, Any]:
+    return {"user": sender, "cmd": {"v": 1, "type": "send", "id": command_id, "to": to, "text": command_id}}
+
+
+def receipt(user: str, command_id: str, status: str, ids: list[str]) -> dict[str, Any]:
+    cmd = {"v": 1, "type": "receipt", "id": command_id, "status": status, "messages": ids}
+    return {"user": user, "cmd": cmd}
+
+
+def brief(event: dict[str, Any]) -> tuple[Any, ...]:
+    kind = event["type"]
+    if kind == "sent":
+        return (kind, event["ref"], event["cursor"])
+    if kind == "message":
+        return (kind, event["message"]["text"], event["cursor"])
+    if kind == "receipt":
+        return (kind, event["message_id"], event["status"], event["cursor"])
+    return (kind, event["ref"], event.get("code"))
+
+
+def test_a_refused_command_in_the_middle_of_a_batch_does_not_lose_the_others(
+    store: Store, queue: StubBroker
+) -> None:
+    alice, bob = users(store, "alice", "bob")
+    nobody = f"nobody-{uuid.uuid4().hex[:8]}"
+    work = pipeline(store, queue, MemorySessions(), alice, bob)
+
+    work.process_batch(
+        NODE,
+        [
+            send(alice, "c1", bob),
+            send(alice, "c2", nobody),
+            receipt(bob, "r1", "read", ["no-such-message"]),
+            send(alice, "c3", "g:no-such-group"),
+            send(alice, "c4", bob),
+        ],
+    )
+
+    got = published(queue)
+    assert [brief(e) for user, e in got if user == alice] == [
+        ("sent", "c1", 1),
+        ("error", "c2", "unknown_user"),
+        ("error", "c3", "unknown_group"),
+        ("sent", "c4", 2),
+    ]
+    assert [brief(e) for user, e in got if user == bob] == [
+        ("message", "c1", 1),
+        ("error", "r1", "not_recipient"),
+        ("message", "c4", 2),
+    ]
+    inbox, _ = store.sync(user=bob, after=0, limit=10)
+    assert [(e.cursor, e.payload["message"]["text"], e.payload["message"]["seq"]) for e in inbox] == [
+        (1, "c1", 1),
+        (2, "c4", 2),
+    ]
+
+
+def test_a_failure_mid_batch_announces_nothing_and_the_retry_stores_each_message_once(
+    store: Store, queue: StubBroker
+) -> None:
+    alice, bob = users(store, "alice", "bob")
+
+    def session_store_down() -> None:
+        raise StoreUnavailable("session store unavailable: connection refused")
+
+    work = pipeline(store, queue, SessionsWithAFault(3, session_store_down), alice, bob)
+    batch = [send(alice, f"c{i}", bob) for i in range(1, 5)]
+
+    with pytest.raises(StoreUnavailable):
+        work.process_batch(NODE, batch)
+    assert published(queue) == []  # not even the `sent` of the two handled before the failure
+    work.process_batch(NODE, batch)  # Dramatiq's retry
+
+    got = published(queue)
+    assert [brief(e) for user, e in got if user == alice] == [("sent", f"c{i}", i) for i in range(1, 5)]
+    inbox, more = store.sync(user=bob, after=0, limit=10)
+    assert not more
+    assert [(e.cursor, e.payload["message"]["text"]) for e in inbox] == [(i, f"c{i}") for i in range(1, 5)]
+
+
+@pytest.mark.postgres
+def test_a_database_connection_lost_mid_batch_rolls_it_all_back_and_the_retry_stores_it_once(
+    postgres_url: str, queue: StubBroker
+) -> None:
+    name = f"mqchat-test-{uuid.uuid4().hex[:12]}"
+    store = open_store(f"{postgres_url}?application_name={name}")
+    store.create_schema()
+    admin = create_engine(postgres_url)
+    try:
+        alice, bob = users(store, "alice", "bob")
+
+        def kill_the_store_connections() -> None:
+            with admin.begin() as conn:
+                killed = conn.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE application_name = :n"
+                    ),
+                    {"n": name},
+                ).scalar_one()
+            assert killed >= 1
+
+        work = pipeline(store, queue, SessionsWithAFault(3, kill_the_store_connections), alice, bob)
+        batch = [send(alice, f"c{i}", bob) for i in range(1, 5)]
+
+        with pytest.raises(StoreUnavailable):
+            work.process_batch(NODE, batch)
+        assert published(queue) == []
+        assert store.sync(user=bob, after=0, limit=10) == ([], False)  # the two before the failure too
+        work.process_batch(NODE, batch)
+
+        got = published(queue)
+        assert [brief(e) for user, e in got if user == alice] == [("sent", f"c{i}", i) for i in range(1, 5)]
+        assert [brief(e) for user, e in got if user == bob] == [("message", f"c{i}", i) for i in range(1, 5)]
+        inbox, _ = store.sync(user=bob, after=0, limit=10)
+        assert [e.payload["message"]["seq"] for e in inbox] == [1, 2, 3, 4]
+    finally:
+        store.close()
+        admin.dispose()
+
+
+def test_receipts_in_a_batch_reach_the_sender_in_order_and_only_move_forward(
+    store: Store, queue: StubBroker
+) -> None:
+    alice, bob = users(store, "alice", "bob")
+    work = pipeline(store, queue, MemorySessions(), alice, bob)
+    work.process_batch(NODE, [send(alice, f"c{i}", bob) for i in range(1, 4)])
+    ids = [e["message"]["id"] for user, e in published(queue) if user == bob]
+
+    work.process_batch(
+        NODE,
+        [
+            receipt(bob, "r1", "delivered", [ids[2], ids[0]]),
+            receipt(bob, "r2", "read", [ids[0]]),
+            receipt(bob, "r3", "delivered", ids),  # only ids[1] is still below delivered
+            receipt(bob, "r4", "delivered", [ids[0]]),  # late: changes nothing, not forwarded
+        ],
+    )
+
+    got = published(queue)
+    assert [brief(e) for user, e in got if user == alice] == [
+        ("receipt", ids[2], "delivered", 4),
+        ("receipt", ids[0], "delivered", 5),
+        ("receipt", ids[0], "read", 6),
+        ("receipt", ids[1], "delivered", 7),
+    ]
+    assert [brief(e) for user, e in got if user == bob] == [("ok", f"r{i}", None) for i in range(1, 5)]

@@ -1,0 +1,167 @@
+"""Store batches (one transaction per command batch on SQL) and receipts for many messages at once,
+on SQLite, PostgreSQL and MongoDB."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from client_sdk.contract import Status
+from tests.harness import unique
+from tests.stores.conftest import users
+from tests.stores.test_sql_groups import make_group
+from workers.errors import UnknownUser
+from workers.stores import InboxEntry, Store, open_store
+from workers.stores.base import ReceiptResult
+
+
+def texts(entries: list[InboxEntry]) -> list[str]:
+    return [e.payload["message"]["text"] for e in entries]
+
+
+def seen(result: ReceiptResult) -> list[tuple[str, str, bool]]:
+    return [(e.payload["message_id"], e.payload["status"], e.payload["all"]) for e in result.entries]
+
+
+def test_a_refused_call_in_a_batch_undoes_only_itself(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+
+    with store.batch():
+        first = store.accept_message(sender=alice, command_id="c1", recipient=bob, text="one", now=1.0)
+        with pytest.raises(UnknownUser):
+            store.accept_message(sender=alice, command_id="c2", recipient=unique("nobody"), text="?", now=2.0)
+        third = store.accept_message(sender=alice, command_id="c3", recipient=bob, text="three", now=3.0)
+
+    inbox, _ = store.sync(user=bob, after=0, limit=10)
+    assert texts(inbox) == ["one", "three"]
+    assert [e.cursor for e in inbox] == [1, 2]  # the refused one left no gap
+    assert (first.sent.cursor, third.sent.cursor) == (1, 2)
+    assert (first.message.seq, third.message.seq) == (1, 2)
+    assert [e.cursor for e in store.sync(user=alice, after=0, limit=10)[0]] == [1, 2]
+
+
+def test_a_batch_run_again_after_a_failure_stores_each_message_once(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+
+    def run(commands: list[str], fail_after: int | None = None) -> None:
+        with store.batch():
+            for i, command in enumerate(commands):
+                if i == fail_after:
+                    raise RuntimeError("the worker died")
+                store.accept_message(sender=alice, command_id=command, recipient=bob, text=command, now=1.0)
+
+    with pytest.raises(RuntimeError):
+        run(["c1", "c2", "c3"], fail_after=2)
+    run(["c1", "c2", "c3"])
+
+    inbox, more = store.sync(user=bob, after=0, limit=10)
+    assert texts(inbox) == ["c1", "c2", "c3"] and not more
+    assert [e.cursor for e in inbox] == [1, 2, 3]
+    assert [e.payload["message"]["seq"] for e in inbox] == [1, 2, 3]
+    assert [e.payload["ref"] for e in store.sync(user=alice, after=0, limit=10)[0]] == ["c1", "c2", "c3"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_sql_batch_is_seen_by_others_only_once_it_ends_and_not_at_all_when_it_fails(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'store.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    store = open_store(url)
+    store.create_schema()
+    try:
+        alice, bob = users(store, "alice", "bob")
+
+        def seen_from_another_thread() -> list[str]:
+            got: list[str] = []
+            reader = threading.Thread(
+                target=lambda: got.extend(texts(store.sync(user=bob, after=0, limit=9)[0]))
+            )
+            reader.start()
+            reader.join()
+            return got
+
+        with store.batch():
+            store.accept_message(sender=alice, command_id="c1", recipient=bob, text="one", now=1.0)
+            assert texts(store.sync(user=bob, after=0, limit=9)[0]) == ["one"]  # the batch sees its own
+            assert seen_from_another_thread() == []
+        assert seen_from_another_thread() == ["one"]
+
+        def fail_in_batch() -> None:
+            with store.batch():
+                store.accept_message(sender=alice, command_id="c2", recipient=bob, text="two", now=2.0)
+                raise RuntimeError("the worker died")
+
+        with pytest.raises(RuntimeError):
+            fail_in_batch()
+        assert seen_from_another_thread() == ["one"]
+        assert store.sent_entry(alice, "c2") is None
+    finally:
+        store.close()
+
+
+def test_a_receipt_for_many_messages_keeps_their_order_and_only_moves_forward(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+    m1, m2, m3 = (
+        store.accept_message(sender=alice, command_id=f"c{i}", recipient=bob, text="t", now=1.0).message.id
+        for i in (1, 2, 3)
+    )
+    unknown = unique("no-such-message")
+
+    with store.batch():
+        read = store.apply_receipts(user=bob, status=Status.READ, message_ids=[m2], now=2.0)
+        delivered = store.apply_receipts(
+            user=bob, status=Status.DELIVERED, message_ids=[m3, unknown, m1, m2, m3], now=3.0
+        )
+
+    assert seen(read) == [(m2, "read", True)]
+    # m2 is read already: its late delivered changes nothing and is not forwarded
+    assert seen(delivered) == [(m3, "delivered", True), (m1, "delivered", True)]
+    assert delivered.not_recipient == [unknown]
+    events, _ = store.sync(user=alice, after=3, limit=10)  # after the three sent entries
+    assert [(e.cursor, e.payload["message_id"], e.payload["status"]) for e in events] == [
+        (4, m2, "read"),
+        (5, m3, "delivered"),
+        (6, m1, "delivered"),
+    ]
+    assert store.undelivered(user=bob, message_ids=[m1, m2, m3]) == []
+
+
+def test_a_receipt_for_many_group_messages_tells_each_member_status_and_the_lowest(store: Store) -> None:
+    group, (alice, bob, carol) = make_group(store, 3)
+    m1, m2, m3 = (
+        store.accept_message(
+            sender=alice, command_id=f"c{i}", recipient=group.id, text="t", now=2.0
+        ).message.id
+        for i in (1, 2, 3)
+    )
+
+    with store.batch():
+        bob_delivered = store.apply_receipts(
+            user=bob, status=Status.DELIVERED, message_ids=[m1, m2, m3], now=3.0
+        )
+        carol_read = store.apply_receipts(user=carol, status=Status.READ, message_ids=[m2, m1], now=4.0)
+    bob_read = store.apply_receipts(user=bob, status=Status.READ, message_ids=[m3, m1], now=5.0)
+
+    assert seen(bob_delivered) == [
+        (m1, "delivered", False),
+        (m2, "delivered", False),
+        (m3, "delivered", False),
+    ]
+    # carol going straight to read completes "delivered" for everyone too, message by message
+    assert seen(carol_read) == [
+        (m2, "delivered", True),
+        (m2, "read", False),
+        (m1, "delivered", True),
+        (m1, "read", False),
+    ]
+    assert seen(bob_read) == [(m3, "read", False), (m1, "read", True)]
+    assert {e.payload["by"] for e in carol_read.entries} == {carol}
+    assert all(e.user == alice for e in bob_delivered.entries + carol_read.entries + bob_read.entries)
+    cursors = [e.cursor for e in bob_delivered.entries + carol_read.entries + bob_read.entries]
+    assert cursors == list(range(cursors[0], cursors[0] + 9))

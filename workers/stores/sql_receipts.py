@@ -1,0 +1,133 @@
+"""Receipts in the SQL store: statuses move forward for many messages at once.
+
+A ``receipt`` command names up to hundreds of messages (a client acknowledges a whole sync page).
+They are applied set-based: one read of the recipient's receipt rows, one ``UPDATE ... WHERE
+message_id IN (...)`` that only moves statuses forward, and the events for the senders appended
+in one multi-row insert, in the order the command named the messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, func, select, update
+
+from client_sdk.contract import Status, is_group_id
+from workers.stores.base import InboxItem, ReceiptResult
+from workers.stores.inbox_log import receipt_events
+from workers.stores.sql_base import SqlBase
+from workers.stores.sql_schema import messages, receipts
+
+__all__ = ["SqlReceipts"]
+
+_ROWS = (
+    select(
+        receipts.c.message_id,
+        receipts.c.status,
+        messages.c.sender_id,
+        messages.c.conversation_id,
+        messages.c.seq,
+        messages.c.recipient_id,
+    )
+    .join(messages, messages.c.id == receipts.c.message_id)
+    .where(
+        receipts.c.user_id == bindparam("b_user"),
+        receipts.c.message_id.in_(bindparam("b_ids", expanding=True)),
+    )
+)
+_LOCK_MESSAGES = (
+    select(messages.c.id)
+    .where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(messages.c.id)
+    .with_for_update()
+)
+_LOWEST = (
+    select(receipts.c.message_id, func.min(receipts.c.status))
+    .where(receipts.c.message_id.in_(bindparam("b_ids", expanding=True)))
+    .group_by(receipts.c.message_id)
+)
+
+
+def _move(status: Status) -> Any:
+    """``UPDATE`` the user's receipts of the messages to ``status`` where they are below it, returning
+    the ids that moved (another device of the user may have just moved some)."""
+    values: dict[str, Any] = {"status": int(status)}
+    if status == Status.DELIVERED:
+        values["delivered_at"] = bindparam("b_now")
+    elif status == Status.READ:
+        values["delivered_at"] = case(
+            (receipts.c.status < int(Status.DELIVERED), bindparam("b_now")), else_=receipts.c.delivered_at
+        )
+        values["read_at"] = bindparam("b_now")
+    return (
+        update(receipts)
+        .where(
+            receipts.c.user_id == bindparam("b_user"),
+            receipts.c.message_id.in_(bindparam("b_ids", expanding=True)),
+            receipts.c.status < int(status),
+        )
+        .values(**values)
+        .returning(receipts.c.message_id)
+    )
+
+
+_MOVE = {status: _move(status) for status in (Status.DELIVERED, Status.READ)}
+
+
+class SqlReceipts(SqlBase):
+    def apply_receipts(
+        self, *, user: str, status: Status, message_ids: Sequence[str], now: float
+    ) -> ReceiptResult:
+        ids = list(dict.fromkeys(message_ids))
+        if not ids:
+            return ReceiptResult()
+        with self._tx() as conn:
+            found = {row[0]: row for row in conn.execute(_ROWS, {"b_user": user, "b_ids": ids})}
+            refused = [m for m in message_ids if m not in found]
+            # statuses only move forward
+            todo = [found[m] for m in ids if m in found and found[m][1] < status]
+            items = self._advance(conn, user, status, todo, now) if todo else []
+            entries = self._append_many(conn, items, now) if items else []
+        return ReceiptResult(entries=entries, not_recipient=refused)
+
+    def _advance(
+        self, conn: Connection, user: str, status: Status, todo: list[Any], now: float
+    ) -> list[InboxItem]:
+        """Move the user's statuses of ``todo`` (receipt rows) and make the events for the senders;
+        ``all`` once every recipient of a message is there."""
+        # members' receipts for one message may be applied by several workers at once: take the
+        # messages' row locks (in id order) so that exactly one of them sees a status complete
+        group = sorted(row[0] for row in todo if is_group_id(row[5]))
+        if group:
+            conn.execute(_LOCK_MESSAGES, {"b_ids": group})
+        before = self._lowest(conn, group)
+        params = {"b_user": user, "b_ids": [row[0] for row in todo], "b_now": now}
+        moved = set(conn.execute(_MOVE[status], params).scalars())
+        after = self._lowest(conn, [m for m in group if m in moved])
+        items: list[InboxItem] = []
+        for message_id, previous, sender, conversation, seq, _ in todo:
+            if message_id not in moved:
+                continue
+            body = {
+                "message_id": message_id,
+                "conversation": conversation,
+                "seq": int(seq),
+                "by": user,
+                "ts": now,
+            }
+            items += receipt_events(
+                sender=sender,
+                body=body,
+                status=status,
+                floor_before=before.get(message_id, previous),
+                floor_after=after.get(message_id, int(status)),
+            )
+        return items
+
+    @staticmethod
+    def _lowest(conn: Connection, message_ids: list[str]) -> dict[str, int]:
+        """The lowest status among each message's recipients."""
+        if not message_ids:
+            return {}
+        return {row[0]: int(row[1]) for row in conn.execute(_LOWEST, {"b_ids": message_ids})}
