@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import ssl
 import time
@@ -93,6 +94,22 @@ def _error(code: ErrorCode, message: str, *, retry_after: int | None = None) -> 
     )
 
 
+async def _json_refusals(request: web.Request, response: web.StreamResponse) -> None:
+    """The refusals aiohttp makes itself, before any handler or middleware runs (an unknown
+    ``Expect``, say), are plain text: give them the JSON body every other refusal has."""
+    if response.status < 400 or not isinstance(response, web.Response):
+        return
+    if response.content_type != "text/plain":
+        return
+    code = next((c for c, status in _STATUS.items() if status == response.status), None)
+    code = code or (ErrorCode.INTERNAL if response.status >= 500 else ErrorCode.BAD_REQUEST)
+    message = response.text or response.reason
+    body = json.dumps({"code": code.value, "message": message}).encode()
+    response.body = body
+    response.content_type = "application/json"
+    response.headers["Content-Length"] = str(len(body))  # aiohttp counted the text already
+
+
 class MediaHttp:
     """The HTTP server of one node. ``start`` and ``stop`` run on the node's event loop."""
 
@@ -142,6 +159,7 @@ class MediaHttp:
 
     async def start(self) -> None:
         app = web.Application(middlewares=[self._errors])
+        app.on_response_prepare.append(_json_refusals)
         app.router.add_post("/media", self._upload, expect_handler=self._expect)
         app.router.add_get("/media/signed/{key:.+}", self._signed)
         app.router.add_get("/media/{key:.+}", self._download)
