@@ -260,11 +260,7 @@ class MediaHttp:
         except CommandError as exc:
             raise Refused(exc.code, exc.message) from None
 
-        received = [0]  # bytes the node read; charged to the user's quota, whatever the outcome
-        try:
-            mime, media_id, size = await self._receive(request, user, received)
-        finally:
-            self._quota.received(user, received[0])
+        mime, media_id, size = await self._receive(request, user)
         job = {"node": self._node, "sender": user, "id": command_id, "to": to, "caption": caption}
         job["media_id"] = media_id
         try:
@@ -276,43 +272,44 @@ class MediaHttp:
         answer = {"id": command_id, "status": "processing", "type": mime, "size": size}
         return web.json_response(answer, status=202)
 
-    async def _receive(self, request: web.Request, user: str, received: list[int]) -> tuple[str, str, int]:
-        """Sniff the body and stream it to storage: its type, its media id and its size.
-        ``received[0]`` counts the bytes read, also when the upload is refused midway."""
+    async def _receive(self, request: web.Request, user: str) -> tuple[str, str, int]:
+        """Sniff the body and stream it to storage: its type, its media id and its size. The bytes
+        read are charged to the user's upload quota, also when the upload is refused midway."""
+        head, raw = b"", None
         try:
-            head = await read_head(request.content)
-        except (ConnectionError, TimeoutError, HttpProcessingError) as exc:
-            log.info("upload of %s cut off: %s", user, exc)
-            raise Refused(ErrorCode.BAD_REQUEST, "the upload was cut off before its end") from None
-        received[0] = len(head)
-        kind = sniff(head)
-        if kind is None:
-            if not head:
-                raise Refused(ErrorCode.BAD_REQUEST, "the body is empty: send the file's bytes")
-            raise Refused(
-                ErrorCode.UNSUPPORTED_MEDIA,
-                f"the file is {describe(head)}; send a JPEG, PNG, GIF or WebP image, or an MP4 or "
-                "WebM video (the type is read from the content, not from the name)",
-            )
-        limit = self._settings.max_image_bytes if kind.kind == "image" else self._settings.max_video_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise Refused(ErrorCode.TOO_LARGE, f"{kind.kind}s may have at most {limit} bytes")
+            try:
+                head = await read_head(request.content)
+            except (ConnectionError, TimeoutError, HttpProcessingError) as exc:
+                log.info("upload of %s cut off: %s", user, exc)
+                raise Refused(ErrorCode.BAD_REQUEST, "the upload was cut off before its end") from None
+            kind = sniff(head)
+            if kind is None:
+                if not head:
+                    raise Refused(ErrorCode.BAD_REQUEST, "the body is empty: send the file's bytes")
+                raise Refused(
+                    ErrorCode.UNSUPPORTED_MEDIA,
+                    f"the file is {describe(head)}; send a JPEG, PNG, GIF or WebP image, or an MP4 or "
+                    "WebM video (the type is read from the content, not from the name)",
+                )
+            limit = self._settings.max_image_bytes if kind.kind == "image" else self._settings.max_video_bytes
+            if request.content_length is not None and request.content_length > limit:
+                raise Refused(ErrorCode.TOO_LARGE, f"{kind.kind}s may have at most {limit} bytes")
 
-        media_id = uuid.uuid4().hex
-        raw = UploadBody(asyncio.get_running_loop(), request.content, head, limit=limit)
-        body = io.BufferedReader(raw, buffer_size=CHUNK_BYTES)
-        try:
-            size = await asyncio.to_thread(
-                self._storage.put_stream, upload_key(media_id), body, content_type=kind.mime
-            )
-        except TooLarge:
-            raise Refused(ErrorCode.TOO_LARGE, f"{kind.kind}s may have at most {limit} bytes") from None
-        except (ConnectionError, TimeoutError, HttpProcessingError) as exc:
-            log.info("upload of %s cut off: %s", user, exc)
-            raise Refused(ErrorCode.BAD_REQUEST, "the upload was cut off before its end") from None
+            media_id = uuid.uuid4().hex
+            raw = UploadBody(asyncio.get_running_loop(), request.content, head, limit=limit)
+            body = io.BufferedReader(raw, buffer_size=CHUNK_BYTES)
+            try:
+                size = await asyncio.to_thread(
+                    self._storage.put_stream, upload_key(media_id), body, content_type=kind.mime
+                )
+            except TooLarge:
+                raise Refused(ErrorCode.TOO_LARGE, f"{kind.kind}s may have at most {limit} bytes") from None
+            except (ConnectionError, TimeoutError, HttpProcessingError) as exc:
+                log.info("upload of %s cut off: %s", user, exc)
+                raise Refused(ErrorCode.BAD_REQUEST, "the upload was cut off before its end") from None
+            return kind.mime, media_id, size
         finally:
-            received[0] = max(received[0], raw.count)
-        return kind.mime, media_id, size
+            self._quota.received(user, max(len(head), raw.count if raw is not None else 0))
 
     # ------------------------------------------------------------------ download
     async def _download(self, request: web.Request) -> web.Response:
