@@ -2,13 +2,16 @@
 
 ``accept`` runs on the event loop for each PUBLISH before it is acknowledged, so an acknowledged
 command is never lost by a clean stop: it checks the topic, validates the payload (a bad one is
-answered with an ``error`` event at once) and puts the command on a bounded in-memory queue. A
-thread takes batches off that queue and enqueues them as jobs, so the event loop never waits on the
-job queue's I/O. ``stop`` drains what was accepted before returning.
+answered with an ``error`` event at once) and adds the command to a chunk that the event loop hands
+to a thread once per pass (one queue operation and one thread wake-up for all the commands read in
+that pass, instead of one each). The thread enqueues them as jobs of up to ``batch_size``, so the
+event loop never waits on the job queue's I/O. At most ``queue_size`` commands wait; past that a
+command is refused with ``busy``. ``stop`` drains what was accepted before returning.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -55,7 +58,12 @@ class Ingest:
         self._reply = reply
         self._on_action = on_action
         self._rate = rate
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._limit = queue_size
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._chunk: list[dict[str, Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._taken = 0
+        """Commands the thread has taken (written by the thread only; ``accepted`` by the loop only)."""
         self._thread: threading.Thread | None = None
         self.accepted = 0
         self.refused = 0
@@ -84,13 +92,28 @@ class Ingest:
                 user, ErrorCode.RATE_LIMITED, "too many commands; slow down and send it again", command["id"]
             )
             return
-        try:
-            self._queue.put_nowait({"user": user, "cmd": command})
-        except queue.Full:
+        if self.pending >= self._limit:
             self._refuse(user, ErrorCode.BUSY, "the server is busy; send it again later", command["id"])
             return
+        self._add({"user": user, "cmd": command})
         self.accepted += 1
         COMMANDS.labels(type=command["type"]).inc()
+
+    def _add(self, item: dict[str, Any]) -> None:
+        if not self._chunk:
+            try:
+                loop = self._loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on an event loop: hand it over at once
+                self._queue.put([item])
+                return
+            loop.call_soon(self._flush)
+        self._chunk.append(item)
+
+    def _flush(self) -> None:
+        """Hand the commands accepted in this pass of the event loop to the thread."""
+        if self._chunk:
+            self._queue.put(self._chunk)
+            self._chunk = []
 
     def _refuse(self, user: str, code: ErrorCode, message: str, ref: str | None) -> None:
         self.refused += 1
@@ -106,35 +129,64 @@ class Ingest:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Enqueue everything accepted so far, then stop the thread."""
+        """Enqueue everything accepted so far, then stop the thread (call it off the event loop)."""
         if self._thread is None:
             return
+        self._flush_from_thread(timeout)
         self._queue.put(_STOP)
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.error("ingest did not drain within %.0f s; %d commands left", timeout, self._queue.qsize())
         self._thread = None
 
+    def _flush_from_thread(self, timeout: float) -> None:
+        """Have the event loop hand over its last chunk (it may hold one until its next pass)."""
+        loop = self._loop
+        if loop is None or not self._chunk:
+            return
+        if loop.is_closed() or not loop.is_running():
+            self._flush()  # nothing else touches the chunk any more
+            return
+        done = threading.Event()
+
+        def flush() -> None:
+            self._flush()
+            done.set()
+
+        try:
+            loop.call_soon_threadsafe(flush)
+        except RuntimeError:  # closed in the meantime
+            self._flush()
+            return
+        if not done.wait(timeout):
+            log.error("the event loop did not hand over its last %d commands", len(self._chunk))
+
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
+        """Commands accepted and not yet taken by the thread."""
+        return self.accepted - self._taken
 
     def _run(self) -> None:
         stopping = False
+        batch: list[dict[str, Any]] = []
         while not stopping:
-            batch = [self._queue.get()]
-            if batch[0] is _STOP:
+            chunk = self._queue.get()
+            if chunk is _STOP:
                 break
+            batch.extend(chunk)
             while len(batch) < self._batch_size:
                 try:
-                    item = self._queue.get_nowait()
+                    chunk = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is _STOP:
+                if chunk is _STOP:
                     stopping = True
                     break
-                batch.append(item)
-            self._enqueue(batch)
+                batch.extend(chunk)
+            while batch:
+                head, batch = batch[: self._batch_size], batch[self._batch_size :]
+                self._enqueue(head)
+                self._taken += len(head)
 
     def _enqueue(self, batch: list[dict[str, Any]]) -> None:
         delay = 0.1

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from client_sdk.contract import VERSION, ErrorCode, Status
 from workers.errors import CommandError, Retryable, StoreUnavailable, UnknownUser
 from workers.metrics import COMMAND_ERRORS
-from workers.routing import Router
+from workers.routing import Delivery, Router
 from workers.sessions import SessionStore
 from workers.stores.base import AcceptResult, InboxEntry, Store, StoredMessage
 
@@ -82,13 +82,15 @@ class Pipeline:
     def process_batch(self, node: str, batch: list[dict[str, Any]]) -> None:
         """Handle ``[{"user":…, "cmd": {…}}, …]`` received by ``node``, in order."""
         outbox: list[Callable[[], None]] = []
-        self._local.outbox = outbox
+        deliveries: list[Delivery] = []
+        self._local.outbox, self._local.deliveries = outbox, deliveries
         try:
             with self._store.batch():
                 for item in batch:
                     self._process(node, item["user"], item["cmd"])
         finally:
-            self._local.outbox = None
+            self._local.outbox = self._local.deliveries = None
+        self._router.route(deliveries)  # one hand-off per node for the whole batch
         for send in outbox:
             send()
 
@@ -99,6 +101,14 @@ class Pipeline:
             send()
         else:
             outbox.append(send)
+
+    def _route(self, deliveries: list[Delivery]) -> None:
+        """Publish events now, or once the batch this thread is processing is stored."""
+        pending: list[Delivery] | None = getattr(self._local, "deliveries", None)
+        if pending is None:
+            self._router.route(deliveries)
+        else:
+            pending.extend(deliveries)
 
     def _process(self, node: str, user: str, cmd: dict[str, Any]) -> None:
         ref = cmd.get("id")
@@ -120,11 +130,10 @@ class Pipeline:
 
     def _reply(self, node: str, user: str, event: dict[str, Any], qos: int = 1) -> None:
         """A live-only answer to the device(s) of ``user`` on the node that received the command."""
-        self._later(lambda: self._router.deliver([(user, event)], origin=(user, node), qos=qos))
+        self._route([(user, event, node, qos)])
 
     def _deliver(self, node: str, user: str, entries: list[InboxEntry]) -> None:
-        items = [(e.user, e.payload) for e in entries]
-        self._later(lambda: self._router.deliver(items, origin=(user, node)))
+        self._route([(e.user, e.payload, node if e.user == user else None, 1) for e in entries])
 
     # ------------------------------------------------------------------ handlers
     def _send(self, node: str, user: str, cmd: dict[str, Any]) -> None:
@@ -168,7 +177,7 @@ class Pipeline:
         if not self._store.user_exists(recipient):
             raise UnknownUser(recipient)
         event = {"v": VERSION, "type": "typing", "from": user, "state": cmd["state"]}
-        self._later(lambda: self._router.deliver([(recipient, event)], qos=0))
+        self._route([(recipient, event, None, 0)])
 
     def _sync(self, node: str, user: str, cmd: dict[str, Any]) -> None:
         after = int(cmd["after"])

@@ -14,10 +14,14 @@ from typing import Any
 
 from workers.sessions import SessionStore
 
-__all__ = ["NodeSender", "Router"]
+__all__ = ["Delivery", "NodeSender", "Router"]
 
 NodeSender = Callable[[str, list[tuple[str, str, int]]], None]
 """Sends ``[(user, payload_json, qos), ...]`` to one node's delivery queue."""
+
+Delivery = tuple[str, dict[str, Any], str | None, int]
+"""``(user, event, node, qos)``: ``node``, when set, gets the event even if the session service does
+not list the user there (the node of the command being answered, for its sender)."""
 
 
 class Router:
@@ -37,15 +41,21 @@ class Router:
         ``origin`` is ``(user, node)`` of the command being answered: that node always gets the
         user's events, even if the session service has not recorded the connection yet.
         """
+        self.route(
+            (user, event, origin[1] if origin is not None and origin[0] == user else None, qos)
+            for user, event in items
+        )
+
+    def route(self, deliveries: Iterable[Delivery]) -> None:
+        """Publish many events, in order, with one hand-off per node for all of them."""
         per_node: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
         nodes_cache: dict[str, set[str]] = {}
-        for user, event in items:
+        for user, event, also, qos in deliveries:
             nodes = nodes_cache.get(user)
             if nodes is None:
-                nodes = self._sessions.nodes_of(user)
-                if origin is not None and origin[0] == user:
-                    nodes = nodes | {origin[1]}
-                nodes_cache[user] = nodes
+                nodes = nodes_cache[user] = self._sessions.nodes_of(user)
+            if also is not None and also not in nodes:
+                nodes = nodes | {also}
             payload = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
             for node in nodes:
                 per_node[node].append((user, payload, qos))

@@ -215,3 +215,17 @@ def test_receipts_in_a_batch_reach_the_sender_in_order_and_only_move_forward(
         ("receipt", ids[1], "delivered", 7),
     ]
     assert [brief(e) for user, e in got if user == bob] == [("ok", f"r{i}", None) for i in range(1, 5)]
+
+
+def test_a_batch_reaches_the_node_as_one_delivery_job_with_every_event_in_order(
+    store: Store, queue: StubBroker
+) -> None:
+    alice, bob = users(store, "alice", "bob")
+    work = pipeline(store, queue, MemorySessions(), alice, bob)
+
+    work.process_batch(NODE, [send(alice, f"c{i}", bob) for i in range(1, 6)])
+
+    assert queue.queues[node_queue(NODE)].qsize() == 1  # one hand-off, not one per command
+    got = published(queue)
+    assert [brief(e) for user, e in got if user == alice] == [("sent", f"c{i}", i) for i in range(1, 6)]
+    assert [brief(e) for user, e in got if user == bob] == [("message", f"c{i}", i) for i in range(1, 6)]

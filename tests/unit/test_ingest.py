@@ -1,0 +1,118 @@
+"""Ingest on a real event loop: commands read in one pass of the loop reach the job queue together
+and in order, the bound refuses with ``busy`` instead of growing, and a stop drains everything that
+was acknowledged, including the chunk the loop has not handed over yet."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+from broker.ingest import Ingest
+from client_sdk.contract import Topics
+
+TOPICS = Topics()
+
+
+class JobQueue:
+    """Where ``Ingest`` enqueues: records each batch; ``hold`` makes enqueueing wait (a slow queue)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+        self.released = threading.Event()
+        self.released.set()
+
+    def send(self, node: str, batch: list[dict[str, Any]]) -> None:
+        assert node == "n1"
+        self.released.wait(30)
+        self.batches.append(batch)
+
+    def ids(self) -> list[str]:
+        return [item["cmd"]["id"] for batch in self.batches for item in batch]
+
+
+def make(jobs: JobQueue, replies: list[tuple[str, dict[str, Any]]], **kw: int) -> Ingest:
+    ingest = Ingest(
+        node_id="n1",
+        topics=TOPICS,
+        max_payload_bytes=64 * 1024,
+        queue_size=kw.get("queue_size", 1000),
+        batch_size=kw.get("batch_size", 200),
+        send_batch=jobs.send,
+        reply=lambda user, event: replies.append((user, event)),
+    )
+    ingest.start()
+    return ingest
+
+
+def send(ingest: Ingest, user: str, cid: str) -> None:
+    command = {"v": 1, "type": "send", "id": cid, "to": "bob", "text": "hi"}
+    ingest.accept(user, TOPICS.outbox(user), json.dumps(command).encode())
+
+
+def test_commands_of_one_loop_pass_go_out_together_in_order_split_by_batch_size() -> None:
+    jobs, replies = JobQueue(), list[tuple[str, dict[str, Any]]]()
+    ingest = make(jobs, replies, batch_size=20)
+
+    async def main() -> None:
+        for i in range(50):  # one pass of the loop: no await in between
+            send(ingest, "alice", f"c{i}")
+        await asyncio.sleep(0)  # the pass ends: the chunk is handed over
+        await asyncio.to_thread(ingest.stop)
+
+    asyncio.run(main())
+    assert replies == []
+    assert jobs.ids() == [f"c{i}" for i in range(50)]
+    assert [len(b) for b in jobs.batches] == [20, 20, 10]
+    assert ingest.accepted == 50 and ingest.pending == 0
+
+
+def test_past_the_bound_commands_are_refused_busy_and_accepted_again_once_drained() -> None:
+    jobs, replies = JobQueue(), list[tuple[str, dict[str, Any]]]()
+    jobs.released.clear()  # the job queue is stuck
+    ingest = make(jobs, replies, queue_size=10)
+
+    async def main() -> None:
+        for i in range(15):
+            send(ingest, "alice", f"a{i}")
+        await asyncio.sleep(0.05)
+        assert ingest.pending == 10
+        busy = [event for _, event in replies]
+        assert [e["ref"] for e in busy] == [f"a{i}" for i in range(10, 15)]
+        assert {e["code"] for e in busy} == {"busy"} and all(e["type"] == "error" for e in busy)
+
+        jobs.released.set()  # the queue recovers
+        for _ in range(200):
+            if ingest.pending == 0:
+                break
+            await asyncio.sleep(0.01)
+        send(ingest, "bob", "b0")
+        await asyncio.sleep(0)
+        await asyncio.to_thread(ingest.stop)
+
+    asyncio.run(main())
+    assert jobs.ids() == [f"a{i}" for i in range(10)] + ["b0"]
+    assert len(replies) == 5
+
+
+def test_stop_drains_the_chunk_the_loop_still_holds() -> None:
+    jobs, replies = JobQueue(), list[tuple[str, dict[str, Any]]]()
+    ingest = make(jobs, replies)
+
+    async def main() -> None:
+        for i in range(5):
+            send(ingest, "alice", f"s{i}")
+        # no pass of the loop has ended: the five are acknowledged but still in the loop's chunk
+        await asyncio.to_thread(ingest.stop)
+
+    asyncio.run(main())
+    assert jobs.ids() == [f"s{i}" for i in range(5)]
+
+
+def test_accept_off_the_event_loop_hands_over_at_once() -> None:
+    jobs, replies = JobQueue(), list[tuple[str, dict[str, Any]]]()
+    ingest = make(jobs, replies)
+    send(ingest, "alice", "x1")
+    ingest.stop()
+    assert jobs.ids() == ["x1"]
