@@ -4,7 +4,8 @@ What changes from stock amqtt 0.12.1 (``tests/unit/test_amqtt_pin.py`` pins what
 
 - **Ingest before PUBACK.** A client PUBLISH goes to the ``Gate`` (ingest) before its PUBACK, and
   not to amqtt's delivery queue: clients only publish to their own outbox, which nobody reads.
-- **Keep-alive enforced.** A connection silent past its keep-alive is closed (stock: ignored).
+- **Keep-alive enforced.** A connection silent past its keep-alive is closed, also when it stops
+  in the middle of a packet (stock: ignored).
 - **SUBSCRIBE and UNSUBSCRIBE go straight to the broker** (``Requests``), one at a time per
   connection and in order, instead of through two queues and two waiting tasks per connection.
 - **A lighter reader loop.** Stock amqtt wrapped every read in ``asyncio.wait_for`` (a task and a
@@ -96,14 +97,11 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         try:
             while self.reader is not None and session is not None:
                 try:
+                    # the whole packet, not just its header: a client silent mid-packet is dead too
                     async with asyncio.timeout(timeout):
-                        header = await MQTTFixedHeader.from_stream(self.reader)
-                    if not header:
-                        break  # EOF
-                    if header.packet_type in (RESERVED_0, RESERVED_15):
-                        log.warning("%s sent a reserved packet type: closing", session.client_id)
+                        packet = await self._read_packet()
+                    if packet is None:
                         break
-                    packet = await packet_class(header).from_stream(self.reader, fixed_header=header)
                     await self.plugins_manager.fire_event(
                         MQTTEvents.PACKET_RECEIVED, packet=packet, session=session
                     )
@@ -123,6 +121,16 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         await self.handle_connection_closed()
         self._reader_stopped.set()
         await self.stop()
+
+    async def _read_packet(self) -> Any:
+        """The next packet, or None at EOF or on a reserved packet type (the connection ends)."""
+        header = await MQTTFixedHeader.from_stream(self.reader)
+        if not header:
+            return None  # EOF
+        if header.packet_type in (RESERVED_0, RESERVED_15):
+            log.warning("%s sent a reserved packet type: closing", self._client_id)
+            return None
+        return await packet_class(header).from_stream(self.reader, fixed_header=header)
 
     async def _dispatch(self, packet: Any) -> None:
         if isinstance(packet, PublishPacket):
