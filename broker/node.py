@@ -36,6 +36,7 @@ from broker.webapp import add_web_routes
 from client_sdk.contract import Topics
 from config.settings import Settings
 from workers.credentials import verify
+from workers.direct import DirectCommands
 from workers.jobs import (
     COMMANDS_QUEUE,
     MEDIA_QUEUE,
@@ -49,7 +50,7 @@ from workers.jobs import (
 from workers.media import Storage, storage_for
 from workers.media.job import send_media_job
 from workers.metrics import observe_delivery, watch_job_queues, watch_node
-from workers.service import build_workers
+from workers.service import assemble
 from workers.sessions import SessionStore, open_sessions
 from workers.sessions_redis import RedisSessions
 from workers.stores import Store, open_store
@@ -102,6 +103,7 @@ class Node:
         self.presence: MqchatPresencePlugin | None = None
         self.queue_broker: dramatiq.Broker | None = None
         self._deliveries = threading.Lock()
+        self._direct: DirectCommands | None = None
         self.http: MediaHttp | None = None
         self._login_throttle: LoginThrottle | None = None
         self._media_storage: Storage | None = None
@@ -132,12 +134,7 @@ class Node:
             raise NodeError(
                 "a node without workers needs a shared job queue (workers.queue_url redis:// or amqp://)"
             )
-        workers: list[dramatiq.Worker] = []
-        if self._run_workers:
-            send = self._deliver if in_process else partial(send_to_node, queue_broker)
-            workers += build_workers(
-                settings, store=store, sessions=sessions, queue_broker=queue_broker, send_to_node=send
-            )
+        workers, send_batch = self._build_workers(store, sessions, queue_broker, in_process=in_process)
         if not in_process:
             declare_node_actors(
                 queue_broker,
@@ -157,7 +154,7 @@ class Node:
             max_payload_bytes=settings.limits.max_payload_bytes,
             queue_size=settings.workers.ingest_queue,
             batch_size=settings.workers.ingest_batch,
-            send_batch=lambda node, batch: send_commands(queue_broker, node, batch),
+            send_batch=send_batch,
             reply=self._reply,
             on_action=self._touch,
             rate=RateLimiter(rate=settings.limits.commands_per_second, burst=settings.limits.commands_burst),
@@ -221,7 +218,10 @@ class Node:
             await asyncio.wait_for(self.broker.shutdown(), timeout=20)
         except TimeoutError:
             log.error("the broker did not shut down within 20 s; going on with the stop")
-        await asyncio.to_thread(self.ingest.stop)
+        # with direct commands, this also processes them (a store outage can make it slow)
+        await asyncio.to_thread(self.ingest.stop, 60.0)
+        if self._direct is not None:
+            self._direct.close()
         if self._run_workers and isinstance(self.queue_broker, StubBroker):
             try:
                 await asyncio.to_thread(self.queue_broker.join, COMMANDS_QUEUE, timeout=60_000)
@@ -305,6 +305,28 @@ class Node:
                 },
             },
         }
+
+    def _build_workers(
+        self, store: Store, sessions: SessionStore, queue_broker: dramatiq.Broker, *, in_process: bool
+    ) -> tuple[list[dramatiq.Worker], Any]:
+        """The workers this node runs, and how ingest hands over a batch of commands."""
+        workers: list[dramatiq.Worker] = []
+        send_batch: Any = partial(send_commands, queue_broker)
+        self._direct = None
+        if self._run_workers:
+            send = self._deliver if in_process else partial(send_to_node, queue_broker)
+            assembly = assemble(
+                self.settings,
+                store=store,
+                sessions=sessions,
+                queue_broker=queue_broker,
+                send_to_node=send,
+                commands_on_queue=not in_process,
+            )
+            workers += assembly.workers
+            if in_process:  # the ingest thread runs the commands: no job queue hop (workers/direct.py)
+                send_batch = self._direct = DirectCommands(assembly.process_commands)
+        return workers, send_batch
 
     def _bind_plugins(self, broker: MqchatBroker, store: Store, sessions: SessionStore) -> None:
         manager = broker.plugins_manager

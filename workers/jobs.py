@@ -27,7 +27,9 @@ __all__ = [
     "COMMANDS_ACTOR",
     "COMMANDS_QUEUE",
     "DELIVER_ACTOR",
+    "MAX_BACKOFF_MS",
     "MEDIA_QUEUE",
+    "MIN_BACKOFF_MS",
     "NOTIFY_QUEUE",
     "QueueUnavailable",
     "declare_commands_actor",
@@ -35,6 +37,7 @@ __all__ = [
     "enqueue",
     "make_queue_broker",
     "node_queue",
+    "retry_when",
     "send_commands",
     "send_presence",
     "send_to_node",
@@ -49,13 +52,15 @@ BACKGROUND_QUEUES = frozenset({MEDIA_QUEUE, NOTIFY_QUEUE})
 COMMANDS_ACTOR = "mqchat_process_commands"
 DELIVER_ACTOR = "mqchat_deliver"
 PRESENCE_ACTOR = "mqchat_presence"
+MIN_BACKOFF_MS = 200
+MAX_BACKOFF_MS = 30_000
 
 
 def node_queue(node: str) -> str:
     return f"mqchat.node.{node}"
 
 
-def _retry_when(retries: int, exc: BaseException) -> bool:
+def retry_when(retries: int, exc: BaseException) -> bool:
     """Retry jobs that met an unavailable store for hours, other passing failures a few times."""
     if isinstance(exc, StoreUnavailable):
         return retries < 1000
@@ -70,7 +75,7 @@ def make_queue_broker(url: str) -> dramatiq.Broker:
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
-        Retries(min_backoff=200, max_backoff=30_000, retry_when=_retry_when),
+        Retries(min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS, retry_when=retry_when),
     ]
     scheme = url.split("://", 1)[0].lower()
     if scheme == "memory":

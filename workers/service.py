@@ -2,10 +2,16 @@
 
 It declares the job actors on the queue broker and returns the Dramatiq workers that consume
 them: one thread for client commands (a connection's commands are handled in the order they were
-sent) and a pool for the slow background jobs (media, notifications).
+sent) and a pool for the slow background jobs (media, notifications). A single node with the
+in-process queue takes the commands' processing function instead of a commands worker
+(``assemble(..., commands_on_queue=False)``) and runs it on its ingest thread (workers/direct.py).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import dramatiq
 
@@ -18,7 +24,15 @@ from workers.routing import NodeSender, Router
 from workers.sessions import SessionStore
 from workers.stores.base import Store
 
-__all__ = ["build_workers"]
+__all__ = ["Assembly", "assemble", "build_workers"]
+
+
+@dataclass(frozen=True)
+class Assembly:
+    process_commands: Callable[[str, list[dict[str, Any]]], None]
+    """Handle one batch of commands (what the commands actor runs)."""
+    workers: list[dramatiq.Worker]
+    """Unstarted; the commands worker is among them only with ``commands_on_queue``."""
 
 
 def build_workers(
@@ -30,6 +44,22 @@ def build_workers(
     send_to_node: NodeSender,
 ) -> list[dramatiq.Worker]:
     """Declare the worker actors on ``queue_broker``; the workers are returned unstarted."""
+    return assemble(
+        settings, store=store, sessions=sessions, queue_broker=queue_broker, send_to_node=send_to_node
+    ).workers
+
+
+def assemble(
+    settings: Settings,
+    *,
+    store: Store,
+    sessions: SessionStore,
+    queue_broker: dramatiq.Broker,
+    send_to_node: NodeSender,
+    commands_on_queue: bool = True,
+) -> Assembly:
+    """Declare the worker actors on ``queue_broker``; without ``commands_on_queue`` no worker
+    consumes the commands queue: the caller runs ``process_commands`` itself."""
     router = Router(sessions, send_to_node)
     notifier = build_notifier(settings.push, store=store, sessions=sessions, broker=queue_broker)
     pipeline = Pipeline(
@@ -46,12 +76,16 @@ def build_workers(
     )
     for queue in BACKGROUND_QUEUES:
         queue_broker.declare_queue(queue)
-    return [
-        dramatiq.Worker(queue_broker, queues={COMMANDS_QUEUE}, worker_threads=1, worker_timeout=100),
+    workers = [
         dramatiq.Worker(
             queue_broker,
             queues=set(BACKGROUND_QUEUES),
             worker_threads=settings.workers.threads,
             worker_timeout=100,
-        ),
+        )
     ]
+    if commands_on_queue:
+        workers.insert(
+            0, dramatiq.Worker(queue_broker, queues={COMMANDS_QUEUE}, worker_threads=1, worker_timeout=100)
+        )
+    return Assembly(pipeline.process_batch, workers)
