@@ -14,15 +14,21 @@ What changes from stock amqtt 0.12.1 (``tests/unit/test_amqtt_pin.py`` pins what
   start. Here the read deadline is an ``asyncio.timeout``, PUBLISH/PUBACK/PINGREQ/DISCONNECT are
   handled in the loop (in order, with the socket's back-pressure), and only the packets that wait
   on something else (SUBSCRIBE, UNSUBSCRIBE, QoS 2) get a task.
+- **QoS 1 deliveries without a task** (``publish_now``, TCP): stock amqtt ran each server PUBLISH
+  as a task that built an application message, awaited the write under a lock and a PUBACK under
+  ``wait_for``. Here the PUBLISH is written at once and the PUBACK resolves a future whose callback
+  ends the delivery (a timer drops it unacknowledged after ``PUBACK_TIMEOUT``, as stock).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from amqtt.errors import MQTTError, NoDataError, ProtocolHandlerError
+from amqtt.adapters import StreamWriterAdapter
+from amqtt.errors import AMQTTError, MQTTError, NoDataError, ProtocolHandlerError
 from amqtt.events import MQTTEvents
 from amqtt.mqtt import packet_class
 from amqtt.mqtt.connect import ConnectPacket
@@ -38,14 +44,17 @@ from amqtt.mqtt.pubrec import PubrecPacket
 from amqtt.mqtt.pubrel import PubrelPacket
 from amqtt.mqtt.subscribe import SubscribePacket
 from amqtt.mqtt.unsubscribe import UnsubscribePacket
-from amqtt.session import Session
+from amqtt.session import OutgoingApplicationMessage, Session
 
 from broker.connect import read_connect
 from broker.lean_session import DISCARD, LeanSession
 
-__all__ = ["Gate", "MqchatHandler", "Requests"]
+__all__ = ["PUBACK_TIMEOUT", "Gate", "MqchatHandler", "Requests"]
 
 log = logging.getLogger(__name__)
+
+PUBACK_TIMEOUT = 5.0
+"""Seconds a QoS 1 delivery waits for its PUBACK before it is dropped (stock amqtt's)."""
 
 
 class Gate(Protocol):
@@ -213,3 +222,47 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         # QoS 2 keeps amqtt's flow for its acknowledgements; the message itself, already ingested,
         # ends in the session's DISCARD queue.
         await super().handle_publish(publish_packet)
+
+    # ------------------------------------------------------------------ deliveries
+    def publish_now(self, topic: str, data: bytes, done: Callable[[], None]) -> bool:
+        """Write a QoS 1 PUBLISH now (event loop); ``done()`` runs once it is acknowledged, timed
+        out or the connection ended. False, with nothing sent: use ``mqtt_publish`` (not TCP).
+
+        Calls write in call order, so a connection's deliveries keep their order. There is no
+        ``drain``: what a slow reader leaves in the socket buffer is bounded by the broker's
+        per-connection limit of unacknowledged deliveries, as the tasks waiting on it were.
+        """
+        session, writer = self.session, self.writer
+        if session is None or not isinstance(writer, StreamWriterAdapter) or writer.is_closed:
+            return False
+        try:
+            packet_id = session.next_packet_id
+        except AMQTTError:
+            return False  # 65535 in flight: let amqtt's flow refuse it
+        session.inflight_out[packet_id] = OutgoingApplicationMessage(packet_id, topic, QOS_1, data, False)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
+        self._puback_waiters[packet_id] = waiter
+        timer = loop.call_later(PUBACK_TIMEOUT, self._puback_timeout, waiter, packet_id)
+        waiter.add_done_callback(lambda _: self._acknowledged(packet_id, waiter, timer, done))
+        writer.write(PublishPacket.build(topic, data, packet_id, False, QOS_1, False).to_bytes())
+        return True
+
+    def _puback_timeout(self, waiter: asyncio.Future[Any], packet_id: int) -> None:
+        if not waiter.done():
+            log.warning("%s: no PUBACK for packet %d", self._client_id, packet_id)
+            waiter.cancel()
+
+    def _acknowledged(
+        self,
+        packet_id: int,
+        waiter: asyncio.Future[Any],
+        timer: asyncio.TimerHandle,
+        done: Callable[[], None],
+    ) -> None:
+        timer.cancel()
+        if self._puback_waiters.get(packet_id) is waiter:
+            del self._puback_waiters[packet_id]
+        if self.session is not None:
+            self.session.inflight_out.pop(packet_id, None)
+        done()

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -95,11 +96,28 @@ class MqchatBroker(Broker):
         self._filters_of: dict[int, set[str]] = {}
         self._inflight: dict[int, int] = {}
         self._clients_of: dict[str, set[str]] = {}
+        self._publishing: set[asyncio.Task[Any]] = set()
 
     # -------------------------------------------------------------- publishing from the server
     def publish_nowait(self, topic: str, data: bytes, qos: int = QOS_1) -> None:
-        """Route a server message to the topic's subscribers, in call order (event loop only)."""
-        self._broadcast_queue.put_nowait({"session": None, "topic": topic, "data": data, "qos": qos})
+        """Route a server message to the topic's subscribers now, in call order (event loop only).
+
+        Stock amqtt's broadcast queue cost a queue hop, a task and an ``asyncio.wait`` per message;
+        here each subscriber's delivery task starts at once, and the task ends itself when done.
+        """
+        self._fan_out(topic, data, qos, self._track)
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._publishing.add(task)
+        task.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Task[Any]) -> None:
+        self._publishing.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.info("a delivery was not completed: %r", exc)
 
     def bound_port(self, listener: str) -> int | None:
         server: Server | None = self._servers.get(listener)
@@ -125,6 +143,8 @@ class MqchatBroker(Broker):
 
     async def shutdown(self) -> None:
         await super().shutdown()
+        for task in list(self._publishing):
+            task.cancel()
         pending = [t for t in self._connections if not t.done()]
         for task in pending:
             task.cancel()
@@ -320,7 +340,12 @@ class MqchatBroker(Broker):
 
     async def _run_broadcast(self, running_tasks: Any) -> None:
         broadcast = await self._broadcast_queue.get()
-        topic, data = broadcast["topic"], broadcast["data"]
+        self._fan_out(broadcast["topic"], broadcast["data"], broadcast.get("qos"), running_tasks.append)
+
+    def _fan_out(
+        self, topic: str, data: bytes, qos: int | None, spawned: Callable[[asyncio.Task[Any]], None]
+    ) -> None:
+        """Start one delivery task per connected subscriber (``qos`` None: the subscription's)."""
         # Subscriptions were checked by the ACL when they were made, and every topic a granted
         # filter matches is one the subscriber may read, so no per-message RECEIVE check is needed.
         for session, sub_qos in self._subscribers(topic):
@@ -334,16 +359,21 @@ class MqchatBroker(Broker):
             if inflight >= self._max_inflight:
                 log.warning("%s has %d deliveries unacknowledged: closing it", session.client_id, inflight)
                 self._inflight[key] = 0
-                running_tasks.append(asyncio.ensure_future(handler.handle_connection_closed()))
+                spawned(asyncio.ensure_future(handler.handle_connection_closed()))
                 continue
             self._inflight[key] = inflight + 1
-            task = asyncio.ensure_future(
-                handler.mqtt_publish(topic, data, broadcast.get("qos", sub_qos), retain=False)
-            )
+            qos_out = sub_qos if qos is None else qos
+            if (
+                qos_out == QOS_1
+                and isinstance(handler, MqchatHandler)
+                and handler.publish_now(topic, data, partial(self._delivered, key, None))
+            ):
+                continue
+            task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos_out, retain=False))
             task.add_done_callback(partial(self._delivered, key))
-            running_tasks.append(task)
+            spawned(task)
 
-    def _delivered(self, key: int, _task: asyncio.Future[Any]) -> None:
+    def _delivered(self, key: int, _task: asyncio.Future[Any] | None) -> None:
         count = self._inflight.get(key)
         if count:
             self._inflight[key] = count - 1

@@ -1,0 +1,74 @@
+"""``MqchatBroker.publish_nowait`` starts each delivery at once (no broadcast queue): deliveries of
+one connection arrive in call order, QoS 1 ones end when acknowledged, and nothing is left behind."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+
+import pytest
+
+import broker.handler as handler_module
+from tests.harness import wait_until
+from tests.integration.test_amqtt_fixes import _BareBroker, bare  # noqa: F401 - the fixture
+from tests.plain import PlainClient
+
+
+def test_server_publishes_arrive_in_call_order_and_leave_no_task_behind(
+    bare: _BareBroker,  # noqa: F811
+) -> None:
+    # Given a client subscribed at QoS 1
+    client = PlainClient(bare.port, "reader", "x")
+    assert client.subscribe("inbox/reader") == [1]
+
+    # When the server publishes 200 messages to it in one pass of the event loop
+    def publish_all() -> None:
+        for i in range(200):
+            bare.broker.publish_nowait("inbox/reader", json.dumps(i).encode(), 1)
+
+    bare.loop.call_soon_threadsafe(publish_all)
+
+    # Then they arrive in that order, and once acknowledged no delivery task or count is left
+    assert client.expect(lambda t, p: p == 199) == 199
+    assert [p for t, p in client.drain(0)] == list(range(199))  # the ones read before 199, kept
+    assert wait_until(lambda: not any(bare.broker._inflight.values()))
+    assert not bare.broker._publishing
+    ((session, handler),) = bare.broker._sessions.values()
+    assert not handler._puback_waiters
+    assert not session.inflight_out
+    client.close()
+
+
+def test_deliveries_never_acknowledged_are_dropped_after_the_puback_timeout(
+    bare: _BareBroker,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(handler_module, "PUBACK_TIMEOUT", 0.2)
+
+    # Given a client that subscribes at QoS 1 and then never acknowledges anything
+    def utf8(s: str) -> bytes:
+        return struct.pack("!H", len(s.encode())) + s.encode()
+
+    body = utf8("MQTT") + bytes([4, 0b00000010]) + struct.pack("!H", 60) + utf8("mute")
+    mute = socket.create_connection(("127.0.0.1", bare.port))
+    mute.sendall(bytes([0x10, len(body)]) + body)
+    assert mute.recv(4) == b"\x20\x02\x00\x00"
+    sub = struct.pack("!H", 1) + utf8("inbox/mute") + b"\x01"
+    mute.sendall(bytes([0x82, len(sub)]) + sub)
+    assert mute.recv(5) == b"\x90\x03\x00\x01\x01"
+
+    # When the server publishes to it
+    for i in range(3):
+        bare.loop.call_soon_threadsafe(bare.broker.publish_nowait, "inbox/mute", json.dumps(i).encode(), 1)
+
+    # Then the PUBLISHes arrive, and once unacknowledged past the timeout nothing is kept for them
+    received = b""
+    while received.count(b"inbox/mute") < 3:
+        chunk = mute.recv(4096)
+        assert chunk
+        received += chunk
+    session, handler = bare.broker._sessions["mute"]
+    assert wait_until(lambda: not handler._puback_waiters and not session.inflight_out)
+    assert not any(bare.broker._inflight.values())
+    mute.close()
