@@ -75,6 +75,8 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
     gate: Gate | None = None
     requests: Requests | None = None
     _closing: asyncio.Future[None] | None = None
+    _watchdog: asyncio.TimerHandle | None = None
+    _reading_since: float | None = None
 
     def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
         super().__init__(plugins_manager, session, loop)
@@ -102,13 +104,17 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
 
     async def _reader_loop(self) -> None:
         session = self.session
-        timeout = session.keep_alive if session is not None and session.keep_alive > 0 else None
+        keep_alive = session.keep_alive if session is not None and session.keep_alive > 0 else None
+        loop = asyncio.get_running_loop()
+        watchdog = loop.call_later(keep_alive, self._watch, keep_alive) if keep_alive else None
+        self._watchdog = watchdog
         try:
             while self.reader is not None and session is not None:
                 try:
                     # the whole packet, not just its header: a client silent mid-packet is dead too
-                    async with asyncio.timeout(timeout):
-                        packet = await self._read_packet()
+                    self._reading_since = loop.time()
+                    packet = await self._read_packet()
+                    self._reading_since = None
                     if packet is None:
                         break
                     await self.plugins_manager.fire_event(
@@ -117,19 +123,33 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
                     await self._dispatch(packet)
                 except MQTTError:
                     log.debug("%s: malformed packet discarded", session.client_id)
-                except TimeoutError:
-                    self.handle_read_timeout()
                 except NoDataError:
                     break
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # noqa: BLE001 - as stock amqtt: any failure ends the connection
             log.warning("%s: reader stopped on %r", session.client_id if session else None, exc)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         for task in list(self._tasks):
             task.cancel()
         await self.handle_connection_closed()
         self._reader_stopped.set()
         await self.stop()
+
+    def _watch(self, keep_alive: float) -> None:
+        """The keep-alive deadline of the packet being read (one timer per connection, re-armed
+        lazily, instead of an ``asyncio.timeout`` per packet); time spent handling a packet counts
+        for nothing."""
+        since = self._reading_since
+        now = asyncio.get_running_loop().time()
+        if since is not None and now - since >= keep_alive:
+            self._watchdog = None
+            self.handle_read_timeout()
+            return
+        left = keep_alive if since is None else keep_alive - (now - since)
+        self._watchdog = asyncio.get_running_loop().call_later(left, self._watch, keep_alive)
 
     async def _read_packet(self) -> Any:
         """The next packet, or None at EOF or on a reserved packet type (the connection ends)."""
