@@ -49,7 +49,7 @@ from workers.jobs import (
 )
 from workers.media import Storage, storage_for
 from workers.media.job import send_media_job
-from workers.metrics import observe_delivery, watch_job_queues, watch_node
+from workers.metrics import observe_deliveries, watch_job_queues, watch_node
 from workers.service import assemble
 from workers.sessions import SessionStore, open_sessions
 from workers.sessions_redis import RedisSessions
@@ -431,10 +431,9 @@ class Node:
     def _publish_items(self, items: list[tuple[str, str, int]]) -> None:
         if self.broker is None or self._state != "running":
             return
-        now = time.time()
         for user, payload, qos in items:
             self.broker.publish_nowait(self.topics.inbox(user), payload.encode(), int(qos))
-            observe_delivery(payload, now)
+        observe_deliveries([payload for _, payload, _ in items], time.time())
 
     # ------------------------------------------------------------------ several nodes
     def _deliver_from_queue(self, node: str, items: list[list[Any]]) -> None:

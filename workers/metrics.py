@@ -6,7 +6,6 @@ live state are read when scraped, through ``watch_*``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from functools import partial
@@ -21,8 +20,10 @@ __all__ = [
     "DELIVERIES",
     "DELIVERY_LATENCY",
     "REFUSED",
+    "observe_deliveries",
     "observe_delivery",
     "queue_depth",
+    "stored_at",
     "watch_job_queues",
     "watch_node",
 ]
@@ -44,16 +45,38 @@ _INGEST = Gauge("mqchat_ingest_pending", "Commands accepted but not yet enqueued
 _QUEUE = Gauge("mqchat_job_queue_depth", "Jobs waiting in a job queue", ["queue"])
 
 _MESSAGE_PREFIX = '{"v":1,"type":"message"'
+_TS = ',"ts":'
+
+
+def stored_at(payload: str) -> float | None:
+    """The ``ts`` of the message in a ``message`` event's JSON, without parsing it all.
+
+    The first ``,"ts":`` is the message's own: every value before it is a number or a string,
+    and a JSON string cannot hold ``"`` unescaped. None when it is not there or not a number.
+    """
+    start = payload.find(_TS)
+    if start < 0:
+        return None
+    start += len(_TS)
+    ends = [i for i in (payload.find(",", start), payload.find("}", start)) if i >= 0]
+    try:
+        return float(payload[start : min(ends)]) if ends else None
+    except ValueError:
+        return None
 
 
 def observe_delivery(payload: str, now: float | None = None) -> None:
-    DELIVERIES.inc()
-    if payload.startswith(_MESSAGE_PREFIX):
-        try:
-            stored = float(json.loads(payload)["message"]["ts"])
-        except (ValueError, KeyError, TypeError):
-            return
-        DELIVERY_LATENCY.observe(max(0.0, (now or time.time()) - stored))
+    observe_deliveries([payload], now)
+
+
+def observe_deliveries(payloads: list[str], now: float | None = None) -> None:
+    """Count events published at ``now``, and how long each message took since it was stored."""
+    DELIVERIES.inc(len(payloads))
+    for payload in payloads:
+        if payload.startswith(_MESSAGE_PREFIX):
+            stored = stored_at(payload)
+            if stored is not None:
+                DELIVERY_LATENCY.observe(max(0.0, (now or time.time()) - stored))
 
 
 def watch_node(
