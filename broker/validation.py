@@ -13,7 +13,9 @@ from client_sdk.contract import (
     COMMAND_ID_RE,
     COMMAND_TYPES,
     GROUP_COMMAND_TYPES,
+    GROUP_ID_RE,
     PUSH_COMMAND_TYPES,
+    USER_ID_RE,
     VERSION,
     ErrorCode,
     load_schema,
@@ -65,6 +67,41 @@ def _inline(node: Any, defs: dict[str, Any], seen: tuple[str, ...]) -> Any:
     return {key: _inline(value, defs, seen) for key, value in node.items()}
 
 
+_SEND_KEYS = frozenset({"v", "type", "id", "to", "text"})
+_RECEIPT_KEYS = frozenset({"v", "type", "id", "status", "messages"})
+_STATUSES = frozenset({"delivered", "read"})
+
+
+def _plainly_valid(kind: str, command: dict[str, Any]) -> bool:
+    """True only for a ``send`` or ``receipt`` that the schema accepts (most of the traffic), checked
+    by hand: jsonschema was the largest cost left on the event loop. False means "ask the schema",
+    which also writes the error message, so refusals read the same as before."""
+    cid = command.get("id")
+    if type(command.get("v")) is not int or type(cid) is not str or not COMMAND_ID_RE.fullmatch(cid):
+        return False
+    if kind == "send":
+        to, text = command.get("to"), command.get("text")
+        return (
+            command.keys() == _SEND_KEYS
+            and type(to) is str
+            and (USER_ID_RE.fullmatch(to) is not None or GROUP_ID_RE.fullmatch(to) is not None)
+            and type(text) is str
+            and 1 <= len(text) <= 65536
+        )
+    if kind == "receipt":
+        ids, status = command.get("messages"), command.get("status")
+        return (
+            command.keys() == _RECEIPT_KEYS
+            and type(status) is str
+            and status in _STATUSES
+            and type(ids) is list
+            and 1 <= len(ids) <= 500
+            and all(type(i) is str and 1 <= len(i) <= 64 for i in ids)
+            and len(set(ids)) == len(ids)
+        )
+    return False
+
+
 def parse_command(data: bytes | bytearray, *, max_bytes: int) -> dict[str, Any]:
     """The command in ``data``, or InvalidCommand saying what is wrong with it."""
     if len(data) > max_bytes:
@@ -99,6 +136,8 @@ def parse_command(data: bytes | bytearray, *, max_bytes: int) -> dict[str, Any]:
                 f"field {name!r} is not allowed: the sender is always the authenticated user",
                 ref,
             )
+    if _plainly_valid(kind, command):
+        return command
     validator = _validator(kind)
     if validator.is_valid(command):  # the common case, without collecting errors (about 5x faster)
         return command

@@ -105,3 +105,49 @@ def test_schema_errors_are_the_ones_the_contract_schema_gives(command: dict[str,
     else:
         assert isinstance(outcome, InvalidCommand)
         assert (outcome.code, outcome.message) == (ErrorCode.BAD_REQUEST, expected)
+
+
+near_sends = st.fixed_dictionaries(
+    {
+        "v": st.sampled_from([1, 1, 1, 1.0, True]),
+        "type": st.just("send"),
+        "id": st.sampled_from(["c1", "a:b-c.d_e", "x" * 64, "x" * 65, "", "a b", "c1\n", 7]),
+        "to": st.sampled_from(["bob", "g:team", "g:", "g:a:b", "b@b", "bob\n", "x" * 64, "x" * 65, "", 3]),
+        "text": st.sampled_from(["hi", "", "é", "x" * 65536, "x" * 65537, None, ["hi"]]),
+    },
+    optional={"extra": st.just(1), "ts": st.just(1.5)},
+)
+near_receipts = st.fixed_dictionaries(
+    {
+        "v": st.sampled_from([1, 1, 1.0]),
+        "type": st.just("receipt"),
+        "id": st.sampled_from(["r1", "", "r 1"]),
+        "status": st.sampled_from(["delivered", "read", "seen", "", None, ["read"], {"a": 1}]),
+        "messages": st.one_of(
+            st.lists(st.sampled_from(["m1", "m2", "m3", "", "x" * 64, "x" * 65, 5, None]), max_size=4),
+            st.sampled_from([["m"] * 2, [f"m{i}" for i in range(500)], [f"m{i}" for i in range(501)]]),
+            st.sampled_from(["m1", None, {"m1": 1}]),
+        ),
+    },
+    optional={"extra": st.just(1)},
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(near_sends, near_receipts))
+def test_the_hand_check_of_send_and_receipt_accepts_only_what_the_schema_accepts(
+    command: dict[str, object],
+) -> None:
+    from broker.validation import _plainly_valid
+
+    if _plainly_valid(str(command["type"]), command):
+        assert _reference_error(command) is None, command
+
+
+def test_what_the_sdk_sends_takes_the_hand_checked_path() -> None:
+    from broker.validation import _plainly_valid
+
+    send = {"v": 1, "type": "send", "id": "c-1", "to": "bob", "text": "hello"}
+    group_send = {**send, "to": "g:team_1"}
+    receipt = {"v": 1, "type": "receipt", "id": "r-1", "status": "read", "messages": ["m1", "m2"]}
+    assert all(_plainly_valid(str(c["type"]), c) for c in (send, group_send, receipt))
