@@ -139,34 +139,23 @@ def send_commands(broker: dramatiq.Broker, node: str, batch: list[dict[str, Any]
     )
 
 
-def send_to_node(broker: dramatiq.Broker, node: str, items: list[tuple[str, str, int]]) -> None:
+def _to_node(broker: dramatiq.Broker, node: str, actor: str, args: tuple[Any, ...]) -> None:
+    """Enqueue one job for ``node``'s own queue (declared on first use; never retried)."""
     queue = node_queue(node)
     if queue not in broker.get_declared_queues():
         broker.declare_queue(queue)
     enqueue(
         broker,
         dramatiq.Message(
-            queue_name=queue,
-            actor_name=DELIVER_ACTOR,
-            args=(node, [list(item) for item in items]),
-            kwargs={},
-            options={"max_retries": 0},
+            queue_name=queue, actor_name=actor, args=args, kwargs={}, options={"max_retries": 0}
         ),
     )
+
+
+def send_to_node(broker: dramatiq.Broker, node: str, items: list[tuple[str, str, int]]) -> None:
+    _to_node(broker, node, DELIVER_ACTOR, (node, [list(item) for item in items]))
 
 
 def send_presence(broker: dramatiq.Broker, node: str, user: str, payload: str) -> None:
     """Ask ``node`` to retain and publish a presence change of ``user`` (from another node)."""
-    queue = node_queue(node)
-    if queue not in broker.get_declared_queues():
-        broker.declare_queue(queue)
-    enqueue(
-        broker,
-        dramatiq.Message(
-            queue_name=queue,
-            actor_name=PRESENCE_ACTOR,
-            args=(user, payload),
-            kwargs={},
-            options={"max_retries": 0},
-        ),
-    )
+    _to_node(broker, node, PRESENCE_ACTOR, (user, payload))
