@@ -7,13 +7,15 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from broker.node import Node
+from client_sdk import Client
 from config.settings import Settings
 from workers.credentials import hash_password, hash_token, new_token
 
@@ -96,6 +98,15 @@ class RunningNode:
         store = self.node.store
         assert store is not None
         store.accept_message(sender=a, command_id=unique("hello"), recipient=b, text="hello", now=time.time())
+
+
+@contextmanager
+def connect(node: RunningNode, user: str, **kwargs: Any) -> Iterator[Client]:
+    """A connected SDK client of ``user`` (``kwargs`` go to ``Client``) that has caught up with its
+    inbox."""
+    with Client("127.0.0.1", node.port, user=user, token=node.tokens[user], **kwargs) as client:
+        client.wait_synced(timeout=10)
+        yield client
 
 
 def node_settings(data_dir: Path, **overrides: Any) -> Settings:

@@ -5,21 +5,12 @@ from __future__ import annotations
 import ssl
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from client_sdk import Client, Message, Receipt, Status, Typing
-from tests.harness import RunningNode, node_settings, wait_until
-
-
-@contextmanager
-def connect(node: RunningNode, user: str, **kwargs: object) -> Iterator[Client]:
-    """A connected client of ``user`` that has caught up with its inbox."""
-    with Client("127.0.0.1", node.port, user=user, token=node.tokens[user], **kwargs) as client:  # type: ignore[arg-type]
-        client.wait_synced(timeout=10)
-        yield client
+from tests.harness import RunningNode, connect, node_settings, wait_until
 
 
 def next_message(client: Client, timeout: float = 10) -> Message:

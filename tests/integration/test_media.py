@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +20,15 @@ import pytest
 from PIL import ExifTags, Image
 
 from client_sdk import Client, CommandRejected, Message, Status
+from tests import harness
 from tests.harness import RunningNode, need, node_settings, wait_until
 from tests.media_files import bare_mp4, gps_jpeg, have_pyav, jpeg, png, png_bomb, real_png_bomb, video
 from workers.media.local import LocalStorage, load_secret
 
 
-@contextmanager
-def connect(node: RunningNode, user: str) -> Iterator[Client]:
-    with Client(
-        "127.0.0.1", node.port, user=user, token=node.tokens[user], media_url=node.media_url
-    ) as client:
-        client.wait_synced(timeout=10)
-        yield client
+def connect(node: RunningNode, user: str) -> AbstractContextManager[Client]:
+    """A synced client of ``user`` that sends media to this node's HTTP endpoint."""
+    return harness.connect(node, user, media_url=node.media_url)
 
 
 def next_message(client: Client, timeout: float = 15) -> Message:

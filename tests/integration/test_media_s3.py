@@ -18,7 +18,6 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import pytest
 
 from client_sdk import Client, CommandRejected, Message
 from tests.harness import RunningNode, need, node_settings, wait_until
+from tests.integration.test_media import connect
 from tests.media_files import have_pyav, jpeg, png_bomb, video
 from workers.media import ObjectMissing, Storage, TooLarge, open_storage
 
@@ -233,15 +233,6 @@ def s3_node(s3: S3Server, tmp_path: Path) -> Iterator[tuple[RunningNode, str]]:
     node = RunningNode(settings).start()
     yield node, bucket
     node.close()
-
-
-@contextmanager
-def connect(node: RunningNode, user: str) -> Iterator[Client]:
-    with Client(
-        "127.0.0.1", node.port, user=user, token=node.tokens[user], media_url=node.media_url
-    ) as client:
-        client.wait_synced(timeout=10)
-        yield client
 
 
 def next_message(client: Client) -> Message:

@@ -6,22 +6,13 @@ it has a 1-on-1 chat with and of its group mates; ``"everyone"`` lets any user w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from client_sdk import Client, PresenceForbidden, PresenceRefused
-from tests.harness import RunningNode, node_settings
+from tests.harness import RunningNode, connect, node_settings
 from tests.plain import PlainClient
-
-
-@contextmanager
-def connect(node: RunningNode, user: str) -> Iterator[Client]:
-    with Client("127.0.0.1", node.port, user=user, token=node.tokens[user]) as client:
-        client.wait_synced(timeout=10)
-        yield client
 
 
 def own_presence_then_rest(client: PlainClient) -> list[tuple[str, object]]:
