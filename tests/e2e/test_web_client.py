@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from client_sdk import Client
-from tests.harness import RunningNode, node_settings
+from tests.harness import RunningNode, connect, node_settings
 from tests.media_files import png
 
 if TYPE_CHECKING:  # selenium is imported by the browser fixture, which skips without it
@@ -114,13 +114,12 @@ def test_two_people_chat_with_ticks_presence_typing_a_photo_and_a_group(
 def test_messages_sent_while_away_arrive_in_order_and_history_survives_a_reload(
     node: RunningNode, browser: Callable[[str], Page]
 ) -> None:
-    alice_id, alice_token = node.add_user("alice")
+    alice_id, _ = node.add_user("alice")
     bob_id, bob_token = node.add_user("bob")
     url = f"{node.media_url}/"
     # Given bob got 230 messages while away (more than one sync page), sent with the Python SDK
     texts = [f"message {n:03d}" for n in range(1, 231)]
-    with Client("127.0.0.1", node.port, user=alice_id, token=alice_token) as alice:
-        alice.wait_synced(timeout=10)
+    with connect(node, alice_id) as alice:
         outs = [alice.send(bob_id, text) for text in texts]
         for out in outs:
             out.wait("sent", timeout=20)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import RunningNode, node_settings, wait_until
+from tests.harness import RunningNode, connect, node_settings, wait_until
 from tests.plain import PlainClient
 
 
@@ -159,8 +159,7 @@ def test_the_sdk_resends_what_the_rate_limit_deferred(strict: RunningNode) -> No
 
     alice_id, _ = strict.add_user("alice")
     bob_id, _ = strict.add_user("bob")
-    with Client("127.0.0.1", strict.port, user=alice_id, token=strict.tokens[alice_id]) as alice:
-        alice.wait_synced(timeout=10)
+    with connect(strict, alice_id) as alice:
         outs = [alice.send(bob_id, f"patient {i}") for i in range(12)]
         for out in outs:
             out.wait("sent", timeout=30)  # none is rejected: the deferred ones are sent again
