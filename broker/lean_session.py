@@ -5,8 +5,8 @@ to build, per connection) and two eager ``asyncio.Queue``s (about 2.5 KiB each).
 live exactly as long as their connection: nothing is queued for them while offline (the store is
 the source of truth) and client publishes go to ingest, not to the delivery queue. So:
 
-- ``transitions`` is a small view over one string attribute with the same triggers and tests
-  (``connect``, ``disconnect``, ``state``, ``is_connected``...), raising ``MachineError`` on the
+- ``transitions`` is a small view over one string attribute with the triggers and the test amqtt
+  uses (``connect``, ``disconnect``, ``state``, ``is_connected``), raising ``MachineError`` on the
   same invalid triggers as the stock machine.
 - ``retained_messages`` and ``delivered_message_queue`` are a shared queue that holds nothing:
   what amqtt would put there (a QoS 2 publish once released) has already been ingested.
@@ -69,14 +69,8 @@ class SessionState:
     def state(self) -> str:
         return self._session._state
 
-    def is_new(self) -> bool:
-        return self._session._state == "new"
-
     def is_connected(self) -> bool:
         return self._session._state == "connected"
-
-    def is_disconnected(self) -> bool:
-        return self._session._state == "disconnected"
 
     def connect(self) -> bool:
         self._fire("connect")
