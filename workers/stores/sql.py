@@ -23,6 +23,7 @@ from workers.stores.base import (
 )
 from workers.stores.group_rules import message_targets
 from workers.stores.sql_contacts import SqlContacts
+from workers.stores.sql_driver import Statement
 from workers.stores.sql_groups import SqlGroups
 from workers.stores.sql_media import SqlMedia
 from workers.stores.sql_push import SqlPush
@@ -33,26 +34,48 @@ __all__ = ["SqlStore", "dm_conversation"]
 
 log = logging.getLogger(__name__)
 
-# the statements of every message, built once (see sql_base)
-_USER = select(users.c.id).where(users.c.id == bindparam("b_user"))
-_MESSAGE_BY_COMMAND = select(messages).where(
-    messages.c.sender_id == bindparam("b_sender"), messages.c.command_id == bindparam("b_command")
+# the statements of every message, built once and run on the DBAPI cursor (see sql_base)
+_USER = Statement(select(users.c.id).where(users.c.id == bindparam("b_user")))
+_MESSAGE_BY_COMMAND = Statement(
+    select(
+        messages.c.id,
+        messages.c.conversation_id,
+        messages.c.seq,
+        messages.c.sender_id,
+        messages.c.recipient_id,
+        messages.c.body,
+        messages.c.created_at,
+    ).where(messages.c.sender_id == bindparam("b_sender"), messages.c.command_id == bindparam("b_command"))
 )
-_SENT_ENTRY = select(inbox.c.cursor, inbox.c.payload).where(
-    inbox.c.user_id == bindparam("b_user"),
-    inbox.c.message_id == bindparam("b_message"),
-    inbox.c.kind == "sent",
+_SENT_ENTRY = Statement(
+    select(inbox.c.cursor, inbox.c.payload).where(
+        inbox.c.user_id == bindparam("b_user"),
+        inbox.c.message_id == bindparam("b_message"),
+        inbox.c.kind == "sent",
+    )
 )
-_BUMP_CONVERSATION = (
+_BUMP_CONVERSATION = Statement(
     update(conversations)
     .where(conversations.c.id == bindparam("b_conversation"))
     .values(last_seq=conversations.c.last_seq + 1)
     .returning(conversations.c.last_seq)
 )
-_INSERT_CONVERSATION = insert(conversations)
-_INSERT_MESSAGE = insert(messages)
-_INSERT_RECEIPTS = insert(receipts)
-_SYNC = (
+_INSERT_CONVERSATION = Statement(insert(conversations), column_keys=("id", "last_seq"))
+_INSERT_MESSAGE = Statement(
+    insert(messages),
+    column_keys=(
+        "id",
+        "conversation_id",
+        "seq",
+        "sender_id",
+        "recipient_id",
+        "command_id",
+        "body",
+        "created_at",
+    ),
+)
+_INSERT_RECEIPTS = Statement(insert(receipts), column_keys=("message_id", "user_id", "status"))
+_SYNC = Statement(
     select(inbox.c.cursor, inbox.c.payload)
     .where(inbox.c.user_id == bindparam("b_user"), inbox.c.cursor > bindparam("b_after"))
     .order_by(inbox.c.cursor)
@@ -79,7 +102,7 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
 
     def user_exists(self, user: str) -> bool:
         with self._tx() as conn:
-            return conn.execute(_USER, {"b_user": user}).first() is not None
+            return _USER.first(conn, {"b_user": user}) is not None
 
     def list_users(self) -> list[UserInfo]:
         counts = (
@@ -164,11 +187,11 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
         return None if existing is None else existing.sent
 
     def _find_duplicate(self, conn: Connection, sender: str, command_id: str) -> AcceptResult | None:
-        row = conn.execute(_MESSAGE_BY_COMMAND, {"b_sender": sender, "b_command": command_id}).first()
+        row = _MESSAGE_BY_COMMAND.first(conn, {"b_sender": sender, "b_command": command_id})
         if row is None:
             return None
-        message = replace(_message_from_row(row._mapping), media=self._media_of(conn, row.id))
-        sent_row = conn.execute(_SENT_ENTRY, {"b_user": sender, "b_message": message.id}).first()
+        message = replace(_message_from_row(row), media=self._media_of(conn, row[0]))
+        sent_row = _SENT_ENTRY.first(conn, {"b_user": sender, "b_message": message.id})
         if sent_row is None:  # pragma: no cover - written in the same transaction as the message
             raise RuntimeError(f"message {message.id} has no sent entry")
         sent = InboxEntry(sender, int(sent_row[0]), json.loads(sent_row[1]))
@@ -197,8 +220,8 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
             ts=now,
             media=None if media is None else dict(media),
         )
-        conn.execute(
-            _INSERT_MESSAGE,
+        _INSERT_MESSAGE.execute(
+            conn,
             {
                 "id": message.id,
                 "conversation_id": conversation,
@@ -213,8 +236,8 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
         if media is not None:
             self._insert_media(conn, message.id, media)
         if targets:
-            conn.execute(
-                _INSERT_RECEIPTS,
+            _INSERT_RECEIPTS.execute_many(
+                conn,
                 [{"message_id": message.id, "user_id": user, "status": int(Status.SENT)} for user in targets],
             )
         body = message.wire()
@@ -230,14 +253,14 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
 
     def _next_conversation_seq(self, conn: Connection, conversation: str) -> int:
         params = {"b_conversation": conversation}
-        row = conn.execute(_BUMP_CONVERSATION, params).first()
+        row = _BUMP_CONVERSATION.first(conn, params)
         if row is not None:
             return int(row[0])
         try:
             with conn.begin_nested():
-                conn.execute(_INSERT_CONVERSATION, {"id": conversation, "last_seq": 1})
+                _INSERT_CONVERSATION.execute(conn, {"id": conversation, "last_seq": 1})
         except IntegrityError:  # created concurrently
-            row = conn.execute(_BUMP_CONVERSATION, params).first()
+            row = _BUMP_CONVERSATION.first(conn, params)
             assert row is not None
             return int(row[0])
         return 1
@@ -245,18 +268,20 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
     # ----------------------------------------------------------------- sync
     def sync(self, *, user: str, after: int, limit: int) -> tuple[list[InboxEntry], bool]:
         with self._tx() as conn:
-            rows = conn.execute(_SYNC, {"b_user": user, "b_after": after, "b_limit": limit + 1}).all()
+            rows = _SYNC.all(conn, {"b_user": user, "b_after": after, "b_limit": limit + 1})
         more = len(rows) > limit
         return [InboxEntry(user, int(r[0]), json.loads(r[1])) for r in rows[:limit]], more
 
 
-def _message_from_row(row: Any) -> StoredMessage:
+def _message_from_row(row: tuple[Any, ...]) -> StoredMessage:
+    """A message from a row of ``_MESSAGE_BY_COMMAND``."""
+    message_id, conversation, seq, sender, recipient, text, ts = row
     return StoredMessage(
-        id=row["id"],
-        conversation=row["conversation_id"],
-        seq=int(row["seq"]),
-        sender=row["sender_id"],
-        recipient=row["recipient_id"],
-        text=row["body"],
-        ts=float(row["created_at"]),
+        id=message_id,
+        conversation=conversation,
+        seq=int(seq),
+        sender=sender,
+        recipient=recipient,
+        text=text,
+        ts=float(ts),
     )

@@ -28,15 +28,16 @@ from workers.stores.group_rules import (
     group_event_bodies,
 )
 from workers.stores.sql_base import SqlBase
+from workers.stores.sql_driver import Statement
 from workers.stores.sql_schema import ROLE_ADMIN, ROLE_MEMBER, group_members, groups, users
 
 __all__ = ["SqlGroups"]
 
 _CACHE_SIZE = 10_000
 
-# read for every group message (see sql_base: built once)
-_VERSION = select(groups.c.version).where(groups.c.id == bindparam("b_group"))
-_MEMBERS = (
+# read for every group message (see sql_base)
+_VERSION = Statement(select(groups.c.version).where(groups.c.id == bindparam("b_group")))
+_MEMBERS = Statement(
     select(group_members.c.user_id)
     .where(group_members.c.group_id == bindparam("b_group"))
     .order_by(group_members.c.join_order)
@@ -77,7 +78,7 @@ class SqlGroups(SqlBase):
 
     def _members(self, conn: Connection, group: str) -> list[str] | None:
         """Members in join order (cached, checked against the group's version), or None."""
-        version = conn.execute(_VERSION, {"b_group": group}).scalar()
+        version = _VERSION.scalar(conn, {"b_group": group})
         if version is None:
             return None
         with self._cache_lock:
@@ -85,7 +86,7 @@ class SqlGroups(SqlBase):
             if cached is not None and cached[0] == version:
                 self._members_cache.move_to_end(group)
                 return cached[1]
-        members = list(conn.execute(_MEMBERS, {"b_group": group}).scalars())
+        members = _MEMBERS.scalars(conn, {"b_group": group})
         with self._cache_lock:
             self._members_cache[group] = (int(version), members)
             while len(self._members_cache) > _CACHE_SIZE:

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, bindparam, insert, select
 from client_sdk.contract import ErrorCode, is_group_id
 from workers.errors import CommandError, UnknownUser
 from workers.stores.sql_base import SqlBase
+from workers.stores.sql_driver import Statement
 from workers.stores.sql_schema import (
     group_members,
     groups,
@@ -28,7 +29,10 @@ from workers.stores.sql_schema import (
 
 __all__ = ["SqlMedia"]
 
-_MEDIA_OF = select(message_media.c.info).where(message_media.c.message_id == bindparam("b_message"))
+# read for every resent command (see sql_base)
+_MEDIA_OF = Statement(
+    select(message_media.c.info).where(message_media.c.message_id == bindparam("b_message"))
+)
 
 
 class SqlMedia(SqlBase):
@@ -78,7 +82,7 @@ class SqlMedia(SqlBase):
         conn.execute(insert(media_objects), [{"key": key, "message_id": message_id} for key in keys])
 
     def _media_of(self, conn: Connection, message_id: str) -> dict[str, Any] | None:
-        info = conn.execute(_MEDIA_OF, {"b_message": message_id}).scalar()
+        info = _MEDIA_OF.scalar(conn, {"b_message": message_id})
         if info is None:
             return None
         media: dict[str, Any] = json.loads(info)

@@ -17,11 +17,12 @@ from client_sdk.contract import Status, is_group_id
 from workers.stores.base import InboxItem, ReceiptResult
 from workers.stores.inbox_log import receipt_events
 from workers.stores.sql_base import SqlBase
+from workers.stores.sql_driver import Statement
 from workers.stores.sql_schema import messages, receipts
 
 __all__ = ["SqlReceipts"]
 
-_ROWS = (
+_ROWS = Statement(
     select(
         receipts.c.message_id,
         receipts.c.status,
@@ -36,20 +37,20 @@ _ROWS = (
         receipts.c.message_id.in_(bindparam("b_ids", expanding=True)),
     )
 )
-_LOCK_MESSAGES = (
+_LOCK_MESSAGES = Statement(
     select(messages.c.id)
     .where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
     .order_by(messages.c.id)
     .with_for_update()
 )
-_LOWEST = (
+_LOWEST = Statement(
     select(receipts.c.message_id, func.min(receipts.c.status))
     .where(receipts.c.message_id.in_(bindparam("b_ids", expanding=True)))
     .group_by(receipts.c.message_id)
 )
 
 
-def _move(status: Status) -> Any:
+def _move(status: Status) -> Statement:
     """``UPDATE`` the user's receipts of the messages to ``status`` where they are below it, returning
     the ids that moved (another device of the user may have just moved some)."""
     values: dict[str, Any] = {"status": int(status)}
@@ -60,7 +61,7 @@ def _move(status: Status) -> Any:
             (receipts.c.status < int(Status.DELIVERED), bindparam("b_now")), else_=receipts.c.delivered_at
         )
         values["read_at"] = bindparam("b_now")
-    return (
+    return Statement(
         update(receipts)
         .where(
             receipts.c.user_id == bindparam("b_user"),
@@ -83,7 +84,7 @@ class SqlReceipts(SqlBase):
         if not ids:
             return ReceiptResult()
         with self._tx() as conn:
-            found = {row[0]: row for row in conn.execute(_ROWS, {"b_user": user, "b_ids": ids})}
+            found = {row[0]: row for row in _ROWS.all(conn, {"b_user": user, "b_ids": ids})}
             refused = [m for m in message_ids if m not in found]
             # statuses only move forward
             todo = [found[m] for m in ids if m in found and found[m][1] < status]
@@ -100,10 +101,10 @@ class SqlReceipts(SqlBase):
         # messages' row locks (in id order) so that exactly one of them sees a status complete
         group = sorted(row[0] for row in todo if is_group_id(row[5]))
         if group:
-            conn.execute(_LOCK_MESSAGES, {"b_ids": group})
+            _LOCK_MESSAGES.all(conn, {"b_ids": group})
         before = self._lowest(conn, group)
         params = {"b_user": user, "b_ids": [row[0] for row in todo], "b_now": now}
-        moved = set(conn.execute(_MOVE[status], params).scalars())
+        moved = set(_MOVE[status].scalars(conn, params))
         after = self._lowest(conn, [m for m in group if m in moved])
         items: list[InboxItem] = []
         for message_id, previous, sender, conversation, seq, _ in todo:
@@ -130,4 +131,4 @@ class SqlReceipts(SqlBase):
         """The lowest status among each message's recipients."""
         if not message_ids:
             return {}
-        return {row[0]: int(row[1]) for row in conn.execute(_LOWEST, {"b_ids": message_ids})}
+        return {row[0]: int(row[1]) for row in _LOWEST.all(conn, {"b_ids": message_ids})}

@@ -1,0 +1,246 @@
+"""Core statements run on the DBAPI cursor (workers.stores.sql_driver), against real SQLite and the
+PostgreSQL server of this machine: the same rows, values and errors as ``conn.execute``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, ResourceClosedError
+
+from workers.errors import StoreUnavailable
+from workers.stores.sql_base import _unavailable_on_failure
+from workers.stores.sql_driver import Statement, execute_sql
+
+metadata = MetaData()
+things = Table(
+    f"driver_{uuid.uuid4().hex[:10]}",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    Column("small", SmallInteger, nullable=False),
+    Column("ratio", Float, nullable=True),
+    Column("flag", Boolean, nullable=False),
+    Column("counter", BigInteger, nullable=False, default=0),
+)
+ALL_COLUMNS = ("id", "n", "small", "ratio", "flag", "counter")
+INSERT = Statement(insert(things), column_keys=ALL_COLUMNS)
+BY_IDS = Statement(
+    select(things)
+    .where(things.c.id.in_(bindparam("ids", expanding=True)), things.c.small < 9)
+    .order_by(things.c.id)
+)
+BUMP = Statement(
+    update(things)
+    .where(things.c.id.in_(bindparam("ids", expanding=True)))
+    .values(n=things.c.n + bindparam("by"))
+    .returning(things.c.id, things.c.n)
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'driver.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    made = create_engine(url)
+    metadata.create_all(made)
+    try:
+        yield made
+    finally:
+        metadata.drop_all(made)
+        made.dispose()
+
+
+def row(i: int) -> dict[str, Any]:
+    return {
+        "id": f"t{i:03}",
+        "n": 10**12 + i,
+        "small": i % 10,
+        "ratio": i / 4,
+        "flag": i % 2 == 0,
+        "counter": 0,
+    }
+
+
+def filled(engine: Engine, count: int = 60) -> None:
+    with engine.begin() as conn:
+        INSERT.execute_many(conn, [row(i) for i in range(count)])
+
+
+def typed(rows: list[Any]) -> list[list[tuple[type, Any]]]:
+    return [[(type(value), value) for value in r] for r in rows]
+
+
+def test_a_statement_is_compiled_once_per_dialect(engine: Engine, tmp_path: Path) -> None:
+    filled(engine, 3)
+    other = create_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    metadata.create_all(other)
+    try:
+        with engine.begin() as conn, other.begin() as other_conn:
+            compiled = BY_IDS.compiled_for(conn.dialect)
+            BY_IDS.all(conn, {"ids": ["t001"]})
+            BY_IDS.all(other_conn, {"ids": ["t001"]})
+            BY_IDS.all(conn, {"ids": ["t002"]})
+
+            assert BY_IDS.compiled_for(conn.dialect) is compiled
+            assert BY_IDS.compiled_for(other_conn.dialect) is not compiled
+    finally:
+        other.dispose()
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 7, 50])
+def test_an_in_list_of_any_length_finds_what_conn_execute_finds(engine: Engine, length: int) -> None:
+    filled(engine, 100)
+    ids = [f"t{i:03}" for i in range(0, 2 * length, 2)] + ["missing"]
+
+    with engine.begin() as conn:
+        ours = BY_IDS.all(conn, {"ids": ids})
+        theirs = conn.execute(BY_IDS.statement, {"ids": ids}).all()
+
+    assert typed(ours) == typed([tuple(r) for r in theirs])
+    assert [r[0] for r in ours] == sorted(i for i in ids[:-1] if int(i[1:]) % 10 < 9)
+    assert BY_IDS.sql(engine.dialect, {"ids": ids}).count(",") > length  # one placeholder each
+
+
+def test_lengths_used_one_after_another_each_get_their_own_sql(engine: Engine) -> None:
+    filled(engine, 10)
+
+    with engine.begin() as conn:
+        got = [BY_IDS.all(conn, {"ids": [f"t{i:03}" for i in range(n)]}) for n in (3, 1, 3, 5)]
+
+    assert [len(rows) for rows in got] == [3, 1, 3, 5]
+
+
+def test_values_come_back_with_the_types_sqlalchemy_gives(engine: Engine) -> None:
+    filled(engine, 4)
+
+    with engine.begin() as conn:
+        ours = BY_IDS.all(conn, {"ids": ["t000", "t001", "t002", "t003"]})
+        theirs = conn.execute(BY_IDS.statement, {"ids": ["t000", "t001", "t002", "t003"]}).all()
+
+    assert typed(ours) == typed([tuple(r) for r in theirs])
+    assert [r[4] for r in ours] == [True, False, True, False]  # SQLite stores 1 and 0
+    assert ours[1][3] == 0.25 and ours[0][1] == 10**12
+
+
+def test_an_update_returning_with_a_repeated_and_a_constant_parameter(engine: Engine) -> None:
+    filled(engine, 3)
+    bump_twice = Statement(
+        update(things)
+        .where(things.c.id == bindparam("id"), things.c.small < 5)
+        .values(
+            n=bindparam("by", type_=BigInteger) * 2 + bindparam("by", type_=BigInteger),
+            counter=things.c.counter + 1,
+        )
+        .returning(things.c.n, things.c.counter)
+    )
+
+    with engine.begin() as conn:
+        assert bump_twice.first(conn, {"id": "t001", "by": 14}) == (42, 1)
+        assert sorted(BUMP.all(conn, {"ids": ["t000", "t002"], "by": 1})) == [
+            ("t000", 10**12 + 1),
+            ("t002", 10**12 + 3),
+        ]
+        assert BUMP.scalars(conn, {"ids": ["nothing"], "by": 1}) == []
+
+
+def test_a_statement_that_needs_python_defaults_is_refused(engine: Engine) -> None:
+    without_counter = Statement(insert(things), column_keys=("id", "n", "small", "flag"))
+
+    with engine.begin() as conn, pytest.raises(ValueError, match="Python defaults"):
+        without_counter.execute(conn, {"id": "x", "n": 1, "small": 1, "flag": True})
+
+
+def test_a_duplicate_key_raises_sqlalchemys_integrity_error_and_a_savepoint_undoes_it(engine: Engine) -> None:
+    filled(engine, 2)
+
+    with engine.begin() as conn:
+        execute_sql(conn, "SAVEPOINT s1")
+        with pytest.raises(IntegrityError) as caught:
+            INSERT.execute(conn, row(1))
+        assert isinstance(caught.value.orig, conn.dialect.loaded_dbapi.IntegrityError)
+        assert not caught.value.connection_invalidated
+        execute_sql(conn, "ROLLBACK TO SAVEPOINT s1")
+        execute_sql(conn, "RELEASE SAVEPOINT s1")
+        INSERT.execute(conn, row(2))  # the transaction goes on
+
+    with engine.connect() as conn:
+        assert [r[0] for r in BY_IDS.all(conn, {"ids": ["t000", "t001", "t002"]})] == ["t000", "t001", "t002"]
+
+
+def test_a_duplicate_in_executemany_raises_integrity_error(engine: Engine) -> None:
+    with engine.begin() as conn, pytest.raises(IntegrityError):
+        INSERT.execute_many(conn, [row(1), row(2), row(1)])
+
+
+def kill(conn: Connection, engine: Engine) -> None:
+    """Break the connection under SQLAlchemy: close SQLite's, or end PostgreSQL's server process."""
+    if engine.dialect.name == "sqlite":
+        conn.connection.dbapi_connection.close()  # type: ignore[union-attr]
+        return
+    pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with engine.connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+def test_a_lost_connection_is_store_unavailable_and_invalidated(engine: Engine) -> None:
+    filled(engine, 2)
+    conn = engine.connect()
+    try:
+        conn.begin()
+        BY_IDS.all(conn, {"ids": ["t000"]})
+        kill(conn, engine)
+
+        with pytest.raises(StoreUnavailable), _unavailable_on_failure():
+            BY_IDS.all(conn, {"ids": ["t000"]})
+
+        assert conn.invalidated
+    finally:
+        conn.close()
+    with engine.connect() as fresh:  # the pool hands out a working connection again
+        assert BY_IDS.scalars(fresh, {"ids": ["t001"]}) == ["t001"]
+
+
+def test_a_lost_connection_fails_a_savepoint_as_store_unavailable(engine: Engine) -> None:
+    conn = engine.connect()
+    try:
+        conn.begin()
+        kill(conn, engine)
+
+        with pytest.raises(StoreUnavailable), _unavailable_on_failure():
+            execute_sql(conn, "SAVEPOINT s1")
+    finally:
+        conn.close()
+
+
+def test_a_closed_connection_raises_what_conn_execute_raises(engine: Engine) -> None:
+    conn = engine.connect()
+    conn.close()
+
+    with pytest.raises(ResourceClosedError):
+        conn.execute(BY_IDS.statement, {"ids": ["t000"]})
+    with pytest.raises(ResourceClosedError):
+        BY_IDS.all(conn, {"ids": ["t000"]})

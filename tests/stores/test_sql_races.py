@@ -1,0 +1,112 @@
+"""Two transactions of the SQL store meeting on a unique key, on PostgreSQL (SQLite takes its write
+lock at the start, so nothing races there): the IntegrityError of the one that waited must reach
+the store's handlers as ``sqlalchemy.exc.IntegrityError``, and the answer is what the first stored."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+from tests.stores.conftest import users
+from workers.stores import AcceptResult, Store, open_store
+
+pytestmark = pytest.mark.postgres
+
+_WAIT = 30.0
+
+
+@pytest.fixture
+def racing(postgres_url: str) -> Iterator[tuple[Store, Callable[[], None]]]:
+    """The store, and a function that returns once one of its connections waits for a lock."""
+    name = f"mqchat-race-{uuid.uuid4().hex[:12]}"
+    store = open_store(f"{postgres_url}?application_name={name}")
+    store.create_schema()
+    admin: Engine = create_engine(postgres_url)
+
+    def until_one_waits() -> None:
+        deadline = time.monotonic() + _WAIT
+        query = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = :n AND wait_event_type = 'Lock'"
+        )
+        while time.monotonic() < deadline:
+            with admin.connect() as conn:
+                if conn.execute(query, {"n": name}).scalar_one():
+                    return
+            time.sleep(0.01)
+        pytest.fail("the second transaction never waited for the first")
+
+    try:
+        yield store, until_one_waits
+    finally:
+        store.close()
+        admin.dispose()
+
+
+def in_thread(action: Callable[[], AcceptResult]) -> Callable[[], AcceptResult]:
+    """Start ``action`` in a thread; the returned function joins it and gives its result."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = action()
+        except BaseException as exc:  # handed to the test thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def join() -> AcceptResult:
+        thread.join(_WAIT)
+        if "error" in out:
+            raise out["error"]
+        result: AcceptResult = out["result"]
+        return result
+
+    return join
+
+
+def test_a_resend_that_waited_for_the_original_answers_with_it(
+    racing: tuple[Store, Callable[[], None]],
+) -> None:
+    store, until_one_waits = racing
+    alice, bob = users(store, "alice", "bob")
+    store.accept_message(sender=alice, command_id="before", recipient=bob, text="0", now=1.0)
+
+    with store.batch():
+        original = store.accept_message(sender=alice, command_id="same", recipient=bob, text="1", now=2.0)
+        resend = in_thread(
+            lambda: store.accept_message(sender=alice, command_id="same", recipient=bob, text="1", now=3.0)
+        )
+        until_one_waits()
+    again = resend()
+
+    assert again.duplicate and again.entries == []
+    assert again.message == original.message and again.sent == original.sent
+    inbox, _ = store.sync(user=bob, after=0, limit=10)
+    assert [e.payload["message"]["text"] for e in inbox] == ["0", "1"]
+
+
+def test_the_first_messages_of_a_conversation_meeting_get_seqs_1_and_2(
+    racing: tuple[Store, Callable[[], None]],
+) -> None:
+    store, until_one_waits = racing
+    alice, bob = users(store, "alice", "bob")
+
+    with store.batch():
+        first = store.accept_message(sender=alice, command_id="a", recipient=bob, text="hi", now=1.0)
+        reply = in_thread(
+            lambda: store.accept_message(sender=bob, command_id="b", recipient=alice, text="yo", now=1.0)
+        )
+        until_one_waits()  # on the new conversation's row
+    second = reply()
+
+    assert (first.message.seq, second.message.seq) == (1, 2)
+    assert not second.duplicate
+    assert [e.payload["message"]["seq"] for e in store.sync(user=alice, after=0, limit=10)[0]] == [1, 2]

@@ -1,0 +1,276 @@
+"""SQLAlchemy Core statements run straight on the DBAPI cursor, for the store's hot paths.
+
+``conn.execute(statement)`` spends most of a short statement's time in SQLAlchemy itself (cache
+lookup, parameter processing, execution context, result set-up): several times what SQLite takes
+to run it. A :class:`Statement` keeps the statement written in SQLAlchemy Core (so the schema and
+the dialect differences stay in one place), compiles it once per dialect, and then only hands the
+SQL string and the parameters in the driver's order to a cursor of the connection.
+
+Same results as ``conn.execute``: bind and result processors of the column types are applied
+(none, for the types the hot paths use), and a DBAPI error is handed to the Connection, which wraps
+it exactly as ``execute`` does (``sqlalchemy.exc.IntegrityError``, ``OperationalError``, ...) and
+invalidates the connection on a disconnect. The connection must be in a transaction already (the
+store's ``_tx`` and ``batch`` see to that), as nothing here begins one. Expanding ``IN`` parameters
+are rendered by SQLAlchemy once for each list length; statements whose SQL depends on the
+values (``literal_execute``) or that need Python-side column defaults are refused when compiled.
+A bind parameter with a value of its own (``status < 3``) is a constant of the statement: unlike
+``conn.execute``, a parameter of the same name does not override it.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
+from typing import Any, NoReturn
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+__all__ = ["Statement", "execute_sql"]
+
+Params = Mapping[str, Any]
+_MAX_LENGTHS = 256
+"""Expanded forms kept per statement and dialect (one per combination of IN-list lengths)."""
+_POSITIONAL = {"qmark", "format"}
+_NAMED = {"pyformat", "named"}
+
+
+class _Plan:
+    """The SQL for one dialect (and IN-list lengths) and how to turn params into driver arguments."""
+
+    __slots__ = ("args", "sql")
+
+    def __init__(self, sql: str, args: Callable[[Params], Any]) -> None:
+        self.sql = sql
+        self.args = args
+
+
+class _Compiled:
+    """A statement compiled for one dialect: its plans and its result conversion."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
+        if dialect.paramstyle not in _POSITIONAL | _NAMED:
+            raise NotImplementedError(f"paramstyle {dialect.paramstyle!r} is not supported")
+        compiled = statement.compile(dialect=dialect, column_keys=list(column_keys or ()) or None)
+        assert isinstance(compiled, SQLCompiler)
+        prefetch = getattr(compiled, "insert_prefetch", ()) or getattr(compiled, "update_prefetch", ())
+        if compiled.literal_execute_params or prefetch:
+            raise ValueError(f"the SQL depends on the values or on Python defaults: {compiled.string}")
+        self._compiled = compiled
+        self._dialect = dialect
+        self._binds = {name: bind for bind, name in compiled.bind_names.items()}
+        if any(bind.callable is not None for bind in self._binds.values()):
+            raise ValueError(f"callable bind values are not supported: {compiled.string}")
+        self._expanding = tuple(name for name, bind in self._binds.items() if bind.expanding)
+        self._plans: dict[tuple[int, ...], _Plan] = {}
+        self._lock = threading.Lock()
+        self.fixed = None if self._expanding else self._plan(())
+        self._columns = list(getattr(statement, "exported_columns", ()))
+        self.described = False
+        self.convert: list[Any] | None = None
+        """The result processors of the columns, None when there are none (learnt on the first run)."""
+
+    def describe(self, description: Sequence[Sequence[Any]] | None) -> None:
+        """Learn the result processors from the first cursor's description, as SQLAlchemy does (a
+        processor may depend on the type the driver reports)."""
+        if description is not None:
+            dialect = self._dialect
+            processors = [
+                col.type.dialect_impl(dialect).result_processor(dialect, about[1])
+                for col, about in zip(self._columns, description, strict=True)
+            ]
+            self.convert = processors if any(processors) else None
+        self.described = True
+
+    def plan(self, params: Params) -> _Plan:
+        lengths = tuple(len(params[name]) for name in self._expanding)
+        found = self._plans.get(lengths)
+        if found is None:
+            found = self._plan(lengths)
+            with self._lock:
+                if len(self._plans) >= _MAX_LENGTHS:
+                    self._plans.pop(next(iter(self._plans)))
+                self._plans[lengths] = found
+        return found
+
+    def _plan(self, lengths: tuple[int, ...]) -> _Plan:
+        """Let SQLAlchemy expand the statement for these lengths, and note where each driver
+        parameter comes from: a caller's parameter, an element of one, or a constant."""
+        sample: dict[str, Any] = {name: None for name, bind in self._binds.items() if bind.required}
+        sample.update((name, [None] * length) for name, length in zip(self._expanding, lengths, strict=True))
+        state = self._compiled.construct_expanded_state(sample)
+        element_of = {
+            key: (name, i) for name, keys in state.parameter_expansion.items() for i, key in enumerate(keys)
+        }
+        unescaped = {escaped: name for name, escaped in (self._compiled.escaped_bind_names or {}).items()}
+        keys = (
+            list(state.positiontup or ())
+            if self._dialect.paramstyle in _POSITIONAL
+            else list(state.parameters)
+        )
+        slots: list[tuple[str | None, int | None, Any]] = []
+        for key in keys:
+            name, index = element_of.get(key, (unescaped.get(key, key), None))
+            process = state.processors.get(key)
+            if self._binds[name].required:
+                slots.append((name, index, process))
+            else:  # a value written into the statement, e.g. a status in ``status < 3``
+                value = state.parameters[key]
+                slots.append((None, None, value if process is None else process(value)))
+        return _Plan(
+            state.statement, _arguments(keys, slots, positional=self._dialect.paramstyle in _POSITIONAL)
+        )
+
+
+def _arguments(
+    keys: list[str], slots: list[tuple[str | None, int | None, Any]], *, positional: bool
+) -> Callable[[Params], Any]:
+    """The function from the caller's params to the driver's: a tuple, or a dict for named styles."""
+    names = [name for name, _, _ in slots if name is not None]
+    plain = all(name is not None and index is None and process is None for name, index, process in slots)
+    if plain and not positional and names == keys:
+        return _same
+    if plain and positional:
+        if len(names) == 1:
+            only = names[0]
+            return lambda params: (params[only],)
+        return itemgetter(*names) if names else _nothing
+
+    def build(params: Params) -> Any:
+        values = []
+        for name, index, extra in slots:
+            if name is None:
+                values.append(extra)
+            else:
+                value = params[name] if index is None else params[name][index]
+                values.append(value if extra is None else extra(value))
+        return tuple(values) if positional else dict(zip(keys, values, strict=True))
+
+    return build
+
+
+def _same(params: Params) -> Params:
+    return params
+
+
+def _nothing(_params: Params) -> tuple[()]:
+    return ()
+
+
+class Statement:
+    """A Core statement compiled once per dialect and executed on the connection's DBAPI cursor.
+
+    ``column_keys`` names the columns an ``insert(table)`` gets values for, as the keys of the
+    parameter dicts given to :meth:`execute_many` or :meth:`execute`.
+    """
+
+    def __init__(self, statement: ClauseElement, *, column_keys: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self._column_keys = tuple(column_keys) if column_keys else None
+        self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled] = weakref.WeakKeyDictionary()
+        self._last: tuple[Dialect, _Compiled] | None = None
+        """The dialect of the last call and its form: a node has one engine, so this is the one."""
+
+    def compiled_for(self, dialect: Dialect) -> _Compiled:
+        last = self._last
+        if last is not None and last[0] is dialect:
+            return last[1]
+        found = self._compiled.get(dialect)
+        if found is None:
+            found = self._compiled.setdefault(dialect, _Compiled(self.statement, dialect, self._column_keys))
+        self._last = (dialect, found)
+        return found
+
+    def sql(self, dialect: Dialect, params: Params | None = None) -> str:
+        """The SQL string sent to the driver for ``params`` (for tests and debugging)."""
+        return self._plan(self.compiled_for(dialect), params or {}).sql
+
+    @staticmethod
+    def _plan(compiled: _Compiled, params: Params) -> _Plan:
+        return compiled.fixed if compiled.fixed is not None else compiled.plan(params)
+
+    def all(self, conn: Connection, params: Params) -> list[tuple[Any, ...]]:
+        compiled = self.compiled_for(conn.dialect)
+        plan = self._plan(compiled, params)
+        rows: list[tuple[Any, ...]] = _run(conn, plan.sql, plan.args(params), _ALL, compiled)
+        if compiled.convert is not None:
+            return [_converted(row, compiled.convert) for row in rows]
+        return rows
+
+    def first(self, conn: Connection, params: Params) -> tuple[Any, ...] | None:
+        compiled = self.compiled_for(conn.dialect)
+        plan = self._plan(compiled, params)
+        row: tuple[Any, ...] | None = _run(conn, plan.sql, plan.args(params), _ONE, compiled)
+        if row is not None and compiled.convert is not None:
+            return _converted(row, compiled.convert)
+        return row
+
+    def scalar(self, conn: Connection, params: Params) -> Any:
+        row = self.first(conn, params)
+        return None if row is None else row[0]
+
+    def scalars(self, conn: Connection, params: Params) -> list[Any]:
+        return [row[0] for row in self.all(conn, params)]
+
+    def execute(self, conn: Connection, params: Params) -> None:
+        plan = self._plan(self.compiled_for(conn.dialect), params)
+        _run(conn, plan.sql, plan.args(params), _NONE)
+
+    def execute_many(self, conn: Connection, rows: Sequence[Params]) -> None:
+        """One statement for many parameter sets (``executemany``); all with the same IN lengths."""
+        if not rows:
+            return
+        plan = self._plan(self.compiled_for(conn.dialect), rows[0])
+        _run(conn, plan.sql, [plan.args(row) for row in rows], _MANY)
+
+
+def execute_sql(conn: Connection, sql: str) -> None:
+    """A literal statement without parameters (``SAVEPOINT x``) on the connection's DBAPI cursor."""
+    _run(conn, sql, None, _NONE)
+
+
+_NONE, _ONE, _ALL, _MANY = range(4)
+
+
+def _run(conn: Connection, sql: str, args: Any, fetch: int, compiled: _Compiled | None = None) -> Any:
+    """Execute on a new cursor of the connection and fetch nothing, one row, all rows, or run
+    ``executemany``. The cursor is closed once read (SQLite resets the statement, as
+    ``Result.first`` does). The first rows of ``compiled`` teach it its result processors."""
+    cursor = None
+    try:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        if fetch == _MANY:
+            cursor.executemany(sql, args)
+        elif args is None:
+            cursor.execute(sql)
+        else:
+            cursor.execute(sql, args)
+        result = cursor.fetchall() if fetch == _ALL else cursor.fetchone() if fetch == _ONE else None
+        if compiled is not None and not compiled.described:
+            compiled.describe(cursor.description)
+        cursor.close()
+    except BaseException as exc:  # noqa: BLE001 - handed to the Connection as conn.execute does
+        _raise(conn, exc, sql, args, cursor)
+    return result
+
+
+def _converted(row: tuple[Any, ...], processors: list[Any]) -> tuple[Any, ...]:
+    return tuple(
+        value if f is None or value is None else f(value) for value, f in zip(row, processors, strict=True)
+    )
+
+
+def _raise(conn: Connection, exc: BaseException, sql: str, args: Any, cursor: Any) -> NoReturn:
+    """Raise what ``conn.execute`` would have: a DBAPI error (opening the cursor included) or an
+    interruption such as KeyboardInterrupt goes through the Connection's own handler, which wraps
+    it in the ``sqlalchemy.exc`` class, runs ``handle_error`` events and invalidates the connection
+    on a disconnect. (``_handle_dbapi_exception`` is SQLAlchemy's internal; tests/stores/test_sql_driver
+    pins what it does for us.) Anything else (a missing parameter) is raised as it is."""
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    if isinstance(exc, dbapi_error) or not isinstance(exc, Exception):
+        conn._handle_dbapi_exception(exc, sql, args, cursor, None)
+    raise exc
