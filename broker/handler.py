@@ -8,16 +8,18 @@ What changes from stock amqtt 0.12.1 (``tests/unit/test_amqtt_pin.py`` pins what
   in the middle of a packet (stock: ignored).
 - **SUBSCRIBE and UNSUBSCRIBE go straight to the broker** (``Requests``), one at a time per
   connection and in order, instead of through two queues and two waiting tasks per connection.
-- **A lighter reader loop.** Stock amqtt wrapped every read in ``asyncio.wait_for`` (a task and a
-  timer per packet, and one more task idling per connection), started a task for every packet,
-  kept a write-timeout timer that does nothing re-armed on every packet sent, and two events to
-  start. Here the read deadline is an ``asyncio.timeout``, PUBLISH/PUBACK/PINGREQ/DISCONNECT are
-  handled in the loop (in order, with the socket's back-pressure), and only the packets that wait
-  on something else (SUBSCRIBE, UNSUBSCRIBE, QoS 2) get a task.
-- **QoS 1 deliveries without a task** (``publish_now``, TCP): stock amqtt ran each server PUBLISH
-  as a task that built an application message, awaited the write under a lock and a PUBACK under
-  ``wait_for``. Here the PUBLISH is written at once and the PUBACK resolves a future whose callback
-  ends the delivery (a timer drops it unacknowledged after ``PUBACK_TIMEOUT``, as stock).
+- **TCP read by frames** (``broker/codec.py``). Stock amqtt read each packet with four or more
+  awaited reads and a task per packet, under ``asyncio.wait_for`` (a task and a timer more). Here
+  one read takes whatever the socket holds, and every whole packet in it is handled in order:
+  PUBLISH, PUBACK and PINGREQ on bytes, the rest decoded by amqtt and dispatched; only packets that
+  wait on something else (SUBSCRIBE, UNSUBSCRIBE, QoS 2) get a task. A malformed packet is dropped
+  alone; a stream that cannot be framed any more is closed. WebSocket connections, or a plugin that
+  wants every packet received, keep amqtt's packet-at-a-time reader.
+- **QoS 1 deliveries without a task, future or timer each** (``publish_now``, TCP): stock amqtt
+  ran each server PUBLISH as a task that built an application message, awaited the write under a
+  lock and a PUBACK under ``wait_for``. Here the PUBLISH is written at once, the session's
+  ``quick_out`` keeps it until its PUBACK, and one timer per connection drops deliveries left
+  unacknowledged past ``PUBACK_TIMEOUT`` (as stock).
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from amqtt.adapters import StreamWriterAdapter
+from amqtt.adapters import BufferReader, StreamReaderAdapter, StreamWriterAdapter
 from amqtt.errors import AMQTTError, MQTTError, NoDataError, ProtocolHandlerError
 from amqtt.events import MQTTEvents
 from amqtt.mqtt import packet_class
 from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.mqtt.disconnect import DisconnectPacket
-from amqtt.mqtt.packet import RESERVED_0, RESERVED_15, MQTTFixedHeader
+from amqtt.mqtt.packet import PINGREQ, RESERVED_0, RESERVED_15, MQTTFixedHeader
 from amqtt.mqtt.pingreq import PingReqPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.puback import PubackPacket
@@ -44,8 +46,9 @@ from amqtt.mqtt.pubrec import PubrecPacket
 from amqtt.mqtt.pubrel import PubrelPacket
 from amqtt.mqtt.subscribe import SubscribePacket
 from amqtt.mqtt.unsubscribe import UnsubscribePacket
-from amqtt.session import OutgoingApplicationMessage, Session
+from amqtt.session import Session
 
+from broker.codec import PUBACK, PUBLISH, Frame, encode_puback, encode_publish, read_frames, read_publish
 from broker.connect import read_connect
 from broker.lean_session import DISCARD, LeanSession
 
@@ -55,6 +58,9 @@ log = logging.getLogger(__name__)
 
 PUBACK_TIMEOUT = 5.0
 """Seconds a QoS 1 delivery waits for its PUBACK before it is dropped (stock amqtt's)."""
+
+_READ_SIZE = 64 * 1024
+_PINGRESP = b"\xd0\x00"
 
 
 class Gate(Protocol):
@@ -77,6 +83,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
     _closing: asyncio.Future[None] | None = None
     _watchdog: asyncio.TimerHandle | None = None
     _reading_since: float | None = None
+    _sweeper: asyncio.TimerHandle | None = None
 
     def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
         super().__init__(plugins_manager, session, loop)
@@ -109,34 +116,123 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         watchdog = loop.call_later(keep_alive, self._watch, keep_alive) if keep_alive else None
         self._watchdog = watchdog
         try:
-            while self.reader is not None and session is not None:
-                try:
-                    # the whole packet, not just its header: a client silent mid-packet is dead too
-                    self._reading_since = loop.time()
-                    packet = await self._read_packet()
-                    self._reading_since = None
-                    if packet is None:
-                        break
-                    await self.plugins_manager.fire_event(
-                        MQTTEvents.PACKET_RECEIVED, packet=packet, session=session
-                    )
-                    await self._dispatch(packet)
-                except MQTTError:
-                    log.debug("%s: malformed packet discarded", session.client_id)
-                except NoDataError:
-                    break
+            stream = self._tcp_stream()
+            if stream is not None and session is not None:
+                await self._read_frames(stream, session)
+            else:
+                await self._read_packets(session)
         except asyncio.CancelledError:
             pass
+        except ConnectionError:
+            log.debug("%s: connection lost", self._client_id)
+        except MQTTError as exc:  # the byte stream itself is broken: no later packet can be found
+            log.info("%s: closing a stream that cannot be read: %s", self._client_id, exc)
         except Exception as exc:  # noqa: BLE001 - as stock amqtt: any failure ends the connection
-            log.warning("%s: reader stopped on %r", session.client_id if session else None, exc)
+            log.warning("%s: reader stopped on %r", self._client_id, exc)
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
         for task in list(self._tasks):
             task.cancel()
+        self._drop_deliveries()
         await self.handle_connection_closed()
         self._reader_stopped.set()
         await self.stop()
+
+    def _tcp_stream(self) -> asyncio.StreamReader | None:
+        """The TCP stream under the reader, when no plugin wants each packet received as an object."""
+        if MQTTEvents.PACKET_RECEIVED in self.plugins_manager._event_plugin_callbacks:
+            return None
+        reader = self.reader
+        stream = getattr(reader, "_reader", None) if isinstance(reader, StreamReaderAdapter) else None
+        return stream if isinstance(stream, asyncio.StreamReader) and self._tcp_writer() else None
+
+    def _tcp_writer(self) -> StreamWriterAdapter | None:
+        writer = self.writer
+        return writer if isinstance(writer, StreamWriterAdapter) and not writer.is_closed else None
+
+    async def _read_frames(self, stream: asyncio.StreamReader, session: Session) -> None:
+        """Read whatever the socket has and handle every whole packet in it (TCP).
+
+        One read for many packets instead of four awaited reads per packet; PUBLISH, PUBACK and
+        PINGREQ are handled here on bytes, anything else is decoded by amqtt and dispatched. The
+        socket's back-pressure still applies: the next read waits until what was written drains.
+        """
+        loop = asyncio.get_running_loop()
+        pending = b""
+        while self.reader is not None:
+            if not pending or self._reading_since is None:
+                self._reading_since = loop.time()  # the keep-alive deadline of the next packet
+            chunk = await stream.read(_READ_SIZE)
+            if not chunk:
+                return  # EOF
+            data = pending + chunk if pending else chunk
+            frames, used = read_frames(data)  # MQTTError: the stream can no longer be framed
+            pending = data[used:]
+            if frames:
+                self._reading_since = None
+            for frame in frames:
+                if not await self._on_frame(frame, session):
+                    return
+            writer = self._tcp_writer()
+            if writer is None:
+                return
+            await writer.drain()
+
+    async def _on_frame(self, frame: Frame, session: Session) -> bool:
+        """Handle one packet; False ends the connection."""
+        kind = frame.first >> 4
+        if kind == PUBLISH and not frame.first & 0x04:  # QoS 0 or 1
+            try:
+                publish = read_publish(frame)
+            except MQTTError as exc:
+                log.debug("%s: malformed PUBLISH discarded: %s", session.client_id, exc)
+                return True
+            self._ingest(session, publish.topic, publish.data)
+            if publish.packet_id is not None:
+                self._write(encode_puback(publish.packet_id))
+            return True
+        if kind == PUBACK and len(frame.body) == 2:
+            await self._acknowledge((frame.body[0] << 8) | frame.body[1])
+            return True
+        if kind == PINGREQ:
+            self._write(_PINGRESP)
+            return True
+        if kind in (RESERVED_0, RESERVED_15):
+            log.warning("%s sent a reserved packet type: closing", session.client_id)
+            return False
+        header = MQTTFixedHeader(kind, frame.first & 0x0F, len(frame.body))
+        try:
+            packet = await packet_class(header).from_stream(BufferReader(frame.body), fixed_header=header)
+            await self._dispatch(packet)
+        except (MQTTError, NoDataError) as exc:  # a packet shorter than its fields, or malformed
+            log.debug("%s: malformed packet discarded: %r", session.client_id, exc)
+        return True
+
+    def _write(self, data: bytes) -> None:
+        writer = self.writer
+        if writer is not None:
+            writer.write(data)
+
+    async def _read_packets(self, session: Session | None) -> None:
+        """amqtt's way, a packet at a time (WebSocket, or a plugin that wants packets received)."""
+        loop = asyncio.get_running_loop()
+        while self.reader is not None and session is not None:
+            try:
+                # the whole packet, not just its header: a client silent mid-packet is dead too
+                self._reading_since = loop.time()
+                packet = await self._read_packet()
+                self._reading_since = None
+                if packet is None:
+                    break
+                await self.plugins_manager.fire_event(
+                    MQTTEvents.PACKET_RECEIVED, packet=packet, session=session
+                )
+                await self._dispatch(packet)
+            except MQTTError:
+                log.debug("%s: malformed packet discarded", session.client_id)
+            except NoDataError:
+                break
 
     def _watch(self, keep_alive: float) -> None:
         """The keep-alive deadline of the packet being read (one timer per connection, re-armed
@@ -228,11 +324,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         topic, data, qos = publish_packet.topic_name, publish_packet.data, publish_packet.qos
         if topic is None or data is None or self.session is None:
             return
-        if self.gate is not None:
-            try:
-                self.gate.accept(self.session.username, topic, data)
-            except Exception:
-                log.exception("ingest failed on a PUBLISH of %s", self.session.client_id)
+        self._ingest(self.session, topic, data)
         if qos == QOS_0:
             return
         if qos == QOS_1:
@@ -243,6 +335,17 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         # ends in the session's DISCARD queue.
         await super().handle_publish(publish_packet)
 
+    def _ingest(self, session: Session, topic: str, data: bytes | bytearray) -> None:
+        if self.gate is not None:
+            try:
+                self.gate.accept(session.username, topic, data)
+            except Exception:
+                log.exception("ingest failed on a PUBLISH of %s", session.client_id)
+
+    async def handle_puback(self, puback: PubackPacket) -> None:
+        assert puback.variable_header is not None
+        await self._acknowledge(puback.variable_header.packet_id)
+
     # ------------------------------------------------------------------ deliveries
     def publish_now(self, topic: str, data: bytes, done: Callable[[], None]) -> bool:
         """Write a QoS 1 PUBLISH now (event loop); ``done()`` runs once it is acknowledged, timed
@@ -250,39 +353,62 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
 
         Calls write in call order, so a connection's deliveries keep their order. There is no
         ``drain``: what a slow reader leaves in the socket buffer is bounded by the broker's
-        per-connection limit of unacknowledged deliveries, as the tasks waiting on it were.
+        per-connection limit of unacknowledged deliveries, as the tasks waiting on it were. No
+        future or timer per delivery: the session's ``quick_out`` keeps them in sending order and
+        one timer per connection drops those unacknowledged after ``PUBACK_TIMEOUT``.
         """
         session, writer = self.session, self.writer
-        if session is None or not isinstance(writer, StreamWriterAdapter) or writer.is_closed:
+        if not isinstance(session, LeanSession) or not isinstance(writer, StreamWriterAdapter):
+            return False
+        if writer.is_closed:
             return False
         try:
             packet_id = session.next_packet_id
         except AMQTTError:
             return False  # 65535 in flight: let amqtt's flow refuse it
-        session.inflight_out[packet_id] = OutgoingApplicationMessage(packet_id, topic, QOS_1, data, False)
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Any] = loop.create_future()
-        self._puback_waiters[packet_id] = waiter
-        timer = loop.call_later(PUBACK_TIMEOUT, self._puback_timeout, waiter, packet_id)
-        waiter.add_done_callback(lambda _: self._acknowledged(packet_id, waiter, timer, done))
-        writer.write(PublishPacket.build(topic, data, packet_id, False, QOS_1, False).to_bytes())
+        session.quick_out[packet_id] = (loop.time(), done)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(PUBACK_TIMEOUT, self._sweep)
+        writer.write(encode_publish(topic, data, packet_id, QOS_1, False))
         return True
 
-    def _puback_timeout(self, waiter: asyncio.Future[Any], packet_id: int) -> None:
-        if not waiter.done():
-            log.warning("%s: no PUBACK for packet %d", self._client_id, packet_id)
-            waiter.cancel()
+    async def _acknowledge(self, packet_id: int) -> None:
+        """A PUBACK: ends a ``publish_now`` delivery, or resolves amqtt's own waiter for it."""
+        session = self.session
+        quick = session.quick_out if isinstance(session, LeanSession) else None
+        entry = quick.pop(packet_id, None) if quick is not None else None
+        if entry is not None:
+            entry[1]()
+            return
+        await super().handle_puback(PubackPacket.build(packet_id))
 
-    def _acknowledged(
-        self,
-        packet_id: int,
-        waiter: asyncio.Future[Any],
-        timer: asyncio.TimerHandle,
-        done: Callable[[], None],
-    ) -> None:
-        timer.cancel()
-        if self._puback_waiters.get(packet_id) is waiter:
-            del self._puback_waiters[packet_id]
-        if self.session is not None:
-            self.session.inflight_out.pop(packet_id, None)
-        done()
+    def _sweep(self) -> None:
+        """Drop the deliveries unacknowledged for ``PUBACK_TIMEOUT`` (oldest first), as stock did."""
+        self._sweeper = None
+        session = self.session
+        if not isinstance(session, LeanSession):
+            return
+        quick = session.quick_out
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() - PUBACK_TIMEOUT
+        while quick:
+            packet_id, (sent, done) = next(iter(quick.items()))
+            if sent > deadline:
+                self._sweeper = loop.call_later(sent - deadline, self._sweep)
+                return
+            del quick[packet_id]
+            log.warning("%s: no PUBACK for packet %d", session.client_id, packet_id)
+            done()
+
+    def _drop_deliveries(self) -> None:
+        """The connection ended: every delivery still waiting for its PUBACK is over."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        session = self.session
+        if isinstance(session, LeanSession):
+            waiting = list(session.quick_out.values())
+            session.quick_out.clear()
+            for _sent, done in waiting:
+                done()

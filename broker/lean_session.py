@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
+from amqtt.errors import AMQTTError
 from amqtt.session import Session
 from transitions import MachineError
 
@@ -96,9 +98,12 @@ class LeanSession(Session):  # type: ignore[misc]
     """amqtt's Session without a state machine or queues of its own."""
 
     _state: str
+    _packet_id: int
 
     def __init__(self) -> None:
         super().__init__()
+        self.quick_out: dict[int, tuple[float, Callable[[], None]]] = {}
+        """QoS 1 deliveries written by ``MqchatHandler.publish_now``: packet id -> (sent at, done)."""
         # the eager queues Session.__init__ made are dropped here (freed at once, no cycles)
         self.retained_messages: Any = DISCARD
         self.delivered_message_queue: Any = DISCARD
@@ -109,3 +114,16 @@ class LeanSession(Session):  # type: ignore[misc]
     @property
     def transitions(self) -> SessionState:
         return SessionState(self)
+
+    @property
+    def next_packet_id(self) -> int:
+        """A packet id free in amqtt's in-flight maps and in ``quick_out`` (stock: the first two)."""
+        start = self._packet_id
+        while True:
+            self._packet_id = (self._packet_id % 65535) + 1
+            packet_id = self._packet_id
+            free = packet_id not in self.quick_out and packet_id not in self.inflight_out
+            if free and packet_id not in self.inflight_in:
+                return packet_id
+            if packet_id == start:
+                raise AMQTTError("More than 65535 messages pending. No free packet ID")

@@ -37,6 +37,7 @@ def test_server_publishes_arrive_in_call_order_and_leave_no_task_behind(
     ((session, handler),) = bare.broker._sessions.values()
     assert not handler._puback_waiters
     assert not session.inflight_out
+    assert not session.quick_out
     client.close()
 
 
@@ -69,6 +70,7 @@ def test_deliveries_never_acknowledged_are_dropped_after_the_puback_timeout(
         assert chunk
         received += chunk
     session, handler = bare.broker._sessions["mute"]
-    assert wait_until(lambda: not handler._puback_waiters and not session.inflight_out)
-    assert not any(bare.broker._inflight.values())
+    assert wait_until(lambda: not session.quick_out and not session.inflight_out)
+    assert wait_until(lambda: not any(bare.broker._inflight.values()))
+    assert handler._sweeper is None  # nothing left to time out
     mute.close()

@@ -7,6 +7,7 @@ import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
+import pytest
 from amqtt.adapters import StreamWriterAdapter
 from amqtt.broker import Broker
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
@@ -102,3 +103,35 @@ def test_the_broker_internals_the_connect_path_relies_on() -> None:
     assert _params(Broker._matches) == ["topic", "a_filter"]
     assert _params(Broker._stop_handler) == ["handler"]
     assert "self._retained_messages" in inspect.getsource(Broker.__init__)
+
+
+def test_what_the_framed_reader_relies_on_is_still_there() -> None:
+    from amqtt.adapters import StreamReaderAdapter
+    from amqtt.plugins.manager import PluginManager
+
+    # the TCP stream under the adapter, and the test for plugins that want each packet received
+    assert "self._reader = reader" in inspect.getsource(StreamReaderAdapter.__init__)
+    assert "self._event_plugin_callbacks" in inspect.getsource(PluginManager)
+    # LeanSession.next_packet_id skips the ids stock skips, and the quick deliveries' too
+    stock = inspect.getsource(Session.next_packet_id.fget)  # type: ignore[attr-defined]
+    assert "self.inflight_in" in stock
+    assert "self.inflight_out" in stock
+    assert "self._packet_id = (self._packet_id % 65535) + 1" in stock
+
+
+def test_packet_ids_in_flight_anywhere_are_never_handed_out_again() -> None:
+    from amqtt.errors import AMQTTError
+
+    from broker.lean_session import LeanSession
+
+    session = LeanSession()
+    session.quick_out[1] = (0.0, lambda: None)
+    session.inflight_out[2] = object()
+    session.inflight_in[3] = object()
+    assert session.next_packet_id == 4
+    session._packet_id = 65534
+    assert [session.next_packet_id, session.next_packet_id] == [65535, 4]  # wraps past 1-3
+    for packet_id in range(4, 65536):
+        session.quick_out[packet_id] = (0.0, lambda: None)
+    with pytest.raises(AMQTTError):
+        _ = session.next_packet_id

@@ -1,0 +1,127 @@
+"""MQTT 3.1.1 framing and the few packets of the hot path, on bytes.
+
+amqtt decodes every packet through several awaited reads (one per byte of the fixed header, then
+the variable header, then the payload) and a tree of objects, and encodes through the same objects.
+The broker's hot path only needs to cut a byte buffer into packets, read PUBLISH and PUBACK, and
+write PUBLISH and PUBACK; every other packet is still decoded by amqtt (see ``MqchatHandler``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from amqtt.errors import MQTTError
+
+__all__ = [
+    "PUBACK",
+    "PUBLISH",
+    "Frame",
+    "Publish",
+    "encode_puback",
+    "encode_publish",
+    "read_frames",
+    "read_publish",
+]
+
+PUBLISH = 3
+PUBACK = 4
+
+_MAX_LENGTH_BYTES = 4
+
+
+class Frame(NamedTuple):
+    """One whole packet: its first byte (type and flags) and the rest after the remaining length."""
+
+    first: int
+    body: bytes
+
+
+class Publish(NamedTuple):
+    topic: str
+    qos: int
+    packet_id: int | None
+    data: bytes
+
+
+def read_frames(buffer: bytes | bytearray, start: int = 0) -> tuple[list[Frame], int]:
+    """The whole packets in ``buffer`` from ``start``, and where the first incomplete one begins.
+
+    MQTTError if a remaining length runs past four bytes: the stream cannot be framed any more.
+    """
+    frames: list[Frame] = []
+    end = len(buffer)
+    pos = start
+    while end - pos >= 2:
+        length = 0
+        shift = 0
+        i = pos + 1
+        while True:
+            if i >= end:
+                return frames, pos  # the remaining length is not all here yet
+            byte = buffer[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+            if shift >= 7 * _MAX_LENGTH_BYTES:
+                raise MQTTError(f"invalid remaining length in a packet of type {buffer[pos] >> 4}")
+        stop = i + length
+        if stop > end:
+            break
+        frames.append(Frame(buffer[pos], bytes(buffer[i:stop])))
+        pos = stop
+    return frames, pos
+
+
+def read_publish(frame: Frame) -> Publish:
+    """A PUBLISH packet's fields (MQTTError if malformed), as amqtt 0.12.1 decodes them."""
+    body = frame.body
+    qos = (frame.first >> 1) & 0x03
+    if len(body) < 2:
+        raise MQTTError("PUBLISH without a topic")
+    size = (body[0] << 8) | body[1]
+    cut = 2 + size
+    if len(body) < cut + (2 if qos else 0):
+        raise MQTTError("PUBLISH shorter than its topic and packet id")
+    raw = body[2:cut]
+    try:
+        topic = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        topic = str(raw)  # as amqtt: a topic nobody may publish to
+    if "#" in topic or "+" in topic:
+        raise MQTTError("[MQTT-3.3.2-2] a PUBLISH topic must not contain wildcard characters")
+    packet_id = None
+    if qos:
+        packet_id = (body[cut] << 8) | body[cut + 1]
+        cut += 2
+    return Publish(topic, qos, packet_id, body[cut:])
+
+
+def _remaining_length(length: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = length & 0x7F
+        length >>= 7
+        if length:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_publish(
+    topic: str, data: bytes | bytearray, packet_id: int | None, qos: int, retain: bool
+) -> bytes:
+    """A PUBLISH packet (DUP clear), byte for byte what amqtt's ``PublishPacket.build`` writes."""
+    name = topic.encode("utf-8")
+    head = len(name).to_bytes(2, "big") + name
+    if qos:
+        assert packet_id is not None
+        head += packet_id.to_bytes(2, "big")
+    first = 0x30 | (qos << 1) | (1 if retain else 0)
+    return bytes((first,)) + _remaining_length(len(head) + len(data)) + head + data
+
+
+def encode_puback(packet_id: int) -> bytes:
+    return b"\x40\x02" + packet_id.to_bytes(2, "big")
