@@ -24,6 +24,7 @@ from workers.stores.base import InboxEntry, InboxItem
 from workers.stores.inbox_log import events_per_user, number_entries
 from workers.stores.sql_driver import Statement, execute_sql
 from workers.stores.sql_schema import inbox, metadata, users
+from workers.stores.sqlite_checkpoint import JOURNAL_SIZE_LIMIT, Checkpointer
 
 __all__ = ["SqlBase"]
 
@@ -44,6 +45,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # commits never checkpoint: sqlite_checkpoint.Checkpointer does it off the hot path
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
     cursor.close()
 
 
@@ -95,9 +99,11 @@ class SqlBase:
             parsed = parsed.set(drivername="postgresql+psycopg")
         kwargs: dict[str, Any] = {"future": True}
         self._sqlite = parsed.get_backend_name() == "sqlite"
+        self._checkpointer: Checkpointer | None = None
         if self._sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                self._checkpointer = Checkpointer(parsed.database)
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True
@@ -115,6 +121,8 @@ class SqlBase:
             metadata.create_all(conn)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()
 
     # ------------------------------------------------------------------ transactions
@@ -131,6 +139,7 @@ class SqlBase:
         if getattr(self._local, "conn", None) is not None:
             yield
             return
+        self._checkpoints()
         with _unavailable_on_failure():
             conn = self.engine.connect()
         try:
@@ -153,6 +162,12 @@ class SqlBase:
         finally:
             conn.close()
 
+    def _checkpoints(self) -> None:
+        """A process that uses a SQLite file keeps its log checkpointed (see sqlite_checkpoint)."""
+        checkpointer = self._checkpointer
+        if checkpointer is not None and not checkpointer.running:
+            checkpointer.start()
+
     def _rolled_back(self) -> None:
         """Forget whatever was cached from a batch that did not commit (overridden by mixins)."""
 
@@ -162,6 +177,7 @@ class SqlBase:
         batch: Connection | None = getattr(self._local, "conn", None)
         with _unavailable_on_failure():
             if batch is None:
+                self._checkpoints()
                 with self.engine.begin() as conn:
                     yield conn
             else:

@@ -1,0 +1,63 @@
+"""A SQLite store checkpoints its write-ahead log from a thread of its own, never in a commit."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from tests.harness import wait_until
+from workers.stores import open_store
+from workers.stores.sql_base import SqlBase
+
+
+def _checkpoint_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "mqchat-sqlite-checkpoint"}
+
+
+def test_commits_never_checkpoint_and_the_thread_does(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    before = _checkpoint_threads()
+    store = open_store(f"sqlite:///{path}")
+    assert isinstance(store, SqlBase)
+    try:
+        store.create_schema()
+        for user in ("ann", "bob"):
+            store.create_user(user, now=0.0)
+        with store.engine.connect() as conn:  # every pooled connection: no checkpoint on commit
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        for start in range(0, 600, 50):
+            with store.batch():
+                for i in range(start, start + 50):
+                    store.accept_message(
+                        sender="ann", command_id=f"c{i}", recipient="bob", text="hi", now=1.0
+                    )
+        checkpointer = store._checkpointer
+        assert checkpointer is not None and checkpointer.running
+        assert wait_until(lambda: checkpointer.checkpoints > 0)
+    finally:
+        store.close()
+    assert _checkpoint_threads() <= before
+    # what was committed is all in the database, and the log holds nothing left to copy
+    with sqlite3.connect(path) as db:
+        busy, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert (busy, frames) == (0, copied)
+        assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 600
+
+
+def test_a_store_used_without_batches_stops_its_thread_when_closed(tmp_path: Path) -> None:
+    before = _checkpoint_threads()
+    store = open_store(f"sqlite:///{tmp_path / 'cli.db'}")
+    store.create_schema()
+    store.create_user("ann", now=0.0)  # as `mqchat users add` does
+    assert _checkpoint_threads() - before
+    store.close()
+    assert _checkpoint_threads() <= before
+
+
+def test_an_in_memory_store_has_no_log_to_checkpoint() -> None:
+    store = open_store("sqlite://")
+    assert isinstance(store, SqlBase)
+    store.create_schema()
+    assert store._checkpointer is None
+    store.close()
