@@ -11,7 +11,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from client_sdk.contract import is_valid_user_id
@@ -150,7 +150,8 @@ def _run(settings: Settings, *, run_workers: bool = True) -> int:
             loop.add_signal_handler(sig, stop.set)
         scheme = "mqtts" if settings.broker.tls else "mqtt"
         host = settings.broker.host
-        print(f"mqchat node {node.node_id} is running", flush=True)
+        kind = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+        print(f"mqchat node {node.node_id} is running (event loop: {kind})", flush=True)
         print(f"  MQTT       {scheme}://{host}:{node.mqtt_port}", flush=True)
         if node.ws_port is not None:
             print(
@@ -167,7 +168,19 @@ def _run(settings: Settings, *, run_workers: bool = True) -> int:
         print("mqchat: stopped", flush=True)
         return 0
 
-    return asyncio.run(serve())
+    with asyncio.Runner(loop_factory=_loop_factory(settings.broker.event_loop)) as runner:
+        return runner.run(serve())
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when asked for and installed; None: the standard library's."""
+    if name != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError:  # not installed (Windows has no uvloop)
+        return None
+    return uvloop.new_event_loop
 
 
 def _worker(settings: Settings) -> int:

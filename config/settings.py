@@ -63,6 +63,9 @@ class BrokerSettings(_Section):
     keyfile: Path | None = None
     max_connections: int = Field(default=0, ge=0)
     """Connections per listener; 0 means unlimited."""
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    """The event loop of ``mqchat run`` / ``mqchat node``: uvloop (libuv; faster sockets and timers),
+    or the standard library's. uvloop is used only where it is installed (not on Windows)."""
 
     @model_validator(mode="after")
     def _tls_pair(self) -> BrokerSettings:

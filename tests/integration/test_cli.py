@@ -64,7 +64,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def test_run_prints_where_it_listens_and_stops_on_ctrl_c(server: Server) -> None:
-    assert "is running" in server.banner[0]
+    assert "is running (event loop: uvloop)" in server.banner[0]  # the default, installed with mqchat
     assert f"mqtt://127.0.0.1:{server.port}" in server.banner[1]
     assert server.banner[2].split()[0] == "media"
     assert server.banner[2].split()[1].startswith("http://127.0.0.1:")

@@ -52,3 +52,24 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("[broker\n")
     with pytest.raises(SettingsError, match="not valid TOML"):
         load_settings(bad)
+
+
+def test_the_event_loop_setting_picks_the_loop_of_mqchat_run(tmp_path: Path) -> None:
+    import asyncio
+
+    import uvloop
+
+    from broker.cli import _loop_factory
+
+    assert _loop_factory("asyncio") is None  # asyncio.Runner's default: the standard library's
+    factory = _loop_factory("uvloop")
+    assert factory is uvloop.new_event_loop
+    loop = factory()
+    try:
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+    finally:
+        loop.close()
+    bad = tmp_path / "loop.toml"
+    bad.write_text('[broker]\nevent_loop = "trio"\n')
+    with pytest.raises(SettingsError, match=r"broker\.event_loop"):
+        load_settings(bad)
