@@ -7,11 +7,11 @@ connected nowhere gets nothing live: the event waits in the inbox log for the ne
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from workers.fastjson import dumps
 from workers.sessions import SessionStore
 
 __all__ = ["Delivery", "NodeSender", "Router"]
@@ -56,7 +56,7 @@ class Router:
                 nodes = nodes_cache[user] = self._sessions.nodes_of(user)
             if also is not None and also not in nodes:
                 nodes = nodes | {also}
-            payload = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+            payload = dumps(event)
             for node in nodes:
                 per_node[node].append((user, payload, qos))
         for node, batch in per_node.items():

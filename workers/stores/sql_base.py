@@ -8,7 +8,6 @@ through ``conn.execute``.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -20,6 +19,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from workers.errors import StoreUnavailable, UnknownUser
+from workers.fastjson import dumps
 from workers.stores.base import InboxEntry, InboxItem
 from workers.stores.inbox_log import events_per_user, number_entries
 from workers.stores.sql_driver import Statement, execute_sql
@@ -207,7 +207,7 @@ class SqlBase:
                 "cursor": entry.cursor,
                 "kind": kind,
                 "message_id": message_id,
-                "payload": json.dumps(entry.payload, separators=(",", ":"), ensure_ascii=False),
+                "payload": dumps(entry.payload),
                 "created_at": now,
             }
             for entry, (_user, kind, message_id, _body) in zip(entries, items, strict=True)
