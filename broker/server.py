@@ -31,6 +31,12 @@ What changes from stock amqtt 0.12.1, and why:
 - **Every connection's socket is closed when its handler ends**, and a stop waits for the handlers.
   Stock amqtt's writer ``close()`` marks itself closed before draining, so a peer that hung up
   first left the socket open for good.
+- **mqchat's own plugins are called directly.** Stock amqtt ran every plugin call of the connect
+  path as a task of its own (authentication and topic filtering gathered, connect and disconnect
+  events fired and forgotten). mqchat's plugins (``broker/plugins``) are awaited in place, in the
+  order they are configured, with the same verdicts (``_authenticate``, ``_topic_filtering``); their
+  connect and disconnect hooks return at once and queue any slow work themselves. Any other plugin
+  configured still goes through amqtt's plugin manager.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -48,11 +54,16 @@ from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.constants import QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.plugins.base import BasePlugin
+from amqtt.plugins.manager import PluginManager
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
 from broker.compat import check_amqtt_version
 from broker.handler import Gate, MqchatHandler
+from broker.plugins.acl import MqchatAclPlugin
+from broker.plugins.auth import MqchatAuthPlugin
+from broker.plugins.presence import MqchatPresencePlugin
 
 __all__ = ["Gate", "MqchatBroker"]
 
@@ -67,6 +78,13 @@ def _close_transport(writer: Any) -> None:
 
 
 _REFUSED = 0x80
+
+_DIRECT = (MqchatAuthPlugin, MqchatAclPlugin, MqchatPresencePlugin)
+"""mqchat's own plugins, which the broker calls in place rather than through amqtt's tasks."""
+
+_DIRECT_EVENTS = (BrokerEvents.CLIENT_CONNECTED, BrokerEvents.CLIENT_DISCONNECTED)
+
+Hook = Callable[..., Awaitable[Any]]
 
 
 def _connected(session: Session) -> bool:
@@ -97,6 +115,40 @@ class MqchatBroker(Broker):
         self._inflight: dict[int, int] = {}
         self._clients_of: dict[str, set[str]] = {}
         self._publishing: set[asyncio.Task[Any]] = set()
+        self._hooks = self._take_direct_hooks()
+
+    # -------------------------------------------------------------- mqchat's plugins, called in place
+    def _take_direct_hooks(self) -> dict[str, list[Hook]]:
+        """Take mqchat's plugins' connect and disconnect hooks out of amqtt's event table (which would
+        run each call as a task) so that ``_fire`` awaits them in place; others stay with amqtt."""
+        table: dict[str, list[Hook]] = self.plugins_manager._event_plugin_callbacks
+        hooks: dict[str, list[Hook]] = {}
+        for event in _DIRECT_EVENTS:
+            callbacks = table.get(event, [])
+            hooks[event] = [c for c in callbacks if isinstance(getattr(c, "__self__", None), _DIRECT)]
+            rest = [c for c in callbacks if c not in hooks[event]]
+            if rest:
+                table[event] = rest
+            else:
+                table.pop(event, None)
+        return hooks
+
+    async def _fire(self, event: BrokerEvents, **kwargs: Any) -> None:
+        """An event to the plugins: mqchat's awaited here (a failure is logged), others as amqtt does."""
+        for hook in self._hooks.get(event, ()):
+            try:
+                await hook(**kwargs)
+            except Exception:
+                log.exception("the %s hook %s failed", event, hook)
+        await self.plugins_manager.fire_event(event, **kwargs)
+
+    async def _plugin_verdicts(self, plugins: list[BasePlugin[Any]], method: str, **kwargs: Any) -> list[Any]:
+        """Each plugin's answer: mqchat's awaited in order, any others gathered as amqtt does."""
+        verdicts = [await getattr(p, method)(**kwargs) for p in plugins if isinstance(p, _DIRECT)]
+        others = [p for p in plugins if not isinstance(p, _DIRECT)]
+        if others:
+            verdicts += (await PluginManager._map_plugin_method(others, method, kwargs)).values()
+        return verdicts
 
     # -------------------------------------------------------------- publishing from the server
     def publish_nowait(self, topic: str, data: bytes, qos: int = QOS_1) -> None:
@@ -202,9 +254,8 @@ class MqchatBroker(Broker):
         self._clients_of.setdefault(user, set()).add(client_id)
         try:
             await handler.mqtt_connack_authorize(True)
-            await self.plugins_manager.fire_event(
-                BrokerEvents.CLIENT_CONNECTED, client_id=client_id, client_session=client_session
-            )
+            event = BrokerEvents.CLIENT_CONNECTED
+            await self._fire(event, client_id=client_id, client_session=client_session)
             await handler.start()
             await self._client_message_loop(client_session, handler)
         finally:
@@ -220,11 +271,27 @@ class MqchatBroker(Broker):
                         del self._clients_of[user]
 
     async def _authenticate(self, session: Session, listener: ListenerConfig) -> bool:
+        """As stock: accepted when every plugin that answers True or False answers True, and at least
+        one answers; a plugin that fails refuses the login."""
         try:
-            return bool(await super()._authenticate(session, listener))
+            verdicts = await self._plugin_verdicts(
+                self.plugins_manager._auth_plugins, "authenticate", session=session
+            )
         except Exception:
             log.exception("authentication of %s failed with an error; refusing", session.client_id)
             return False
+        answers = [v for v in verdicts if v is not None]
+        return bool(answers) and all(answers)
+
+    async def _topic_filtering(self, session: Session, topic: str, action: Any) -> bool:
+        """As stock: allowed when topic filtering is off, or every topic plugin answers truthy."""
+        if not self.plugins_manager.is_topic_filtering_enabled():
+            return True
+        plugins = self.plugins_manager._topic_plugins
+        verdicts = await self._plugin_verdicts(
+            plugins, "topic_filtering", session=session, topic=topic, action=action
+        )
+        return all(verdicts)
 
     async def _take_over(self, client_id: str) -> None:
         """Close the previous connection of ``client_id``, if any, and forget its session."""
@@ -254,11 +321,8 @@ class MqchatBroker(Broker):
             return  # as stock: the broker is stopping and cleans up itself
         await self._stop_handler(handler)
         client_session.transitions.disconnect()
-        await self.plugins_manager.fire_event(
-            BrokerEvents.CLIENT_DISCONNECTED,
-            client_id=client_session.client_id,
-            client_session=client_session,
-        )
+        event = BrokerEvents.CLIENT_DISCONNECTED
+        await self._fire(event, client_id=client_session.client_id, client_session=client_session)
 
     async def on_subscribe(
         self, session: Session, handler: MqchatHandler, packet_id: int, topics: list[tuple[str, int]]

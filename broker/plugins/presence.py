@@ -5,6 +5,11 @@ on the first connect and the last disconnect (a dead connection counts: the brok
 its keep-alive runs out), records the node in the session service, and saves ``last_seen`` in the
 store. While the user is online, each of its actions moves ``last_seen``, republished at most once
 per ``min_interval`` seconds.
+
+The broker awaits the connect and disconnect hooks in place (broker/server.py), so they only keep
+count and queue a change; one drain task works through the queue in order, a batch at a time: the
+session service is told of all the batch's changes in one call off the event loop, then each change
+is published, then the ``last_seen`` of the batch's departures is saved in one more call.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -47,6 +53,8 @@ class MqchatPresencePlugin(BasePlugin[Any]):
         self._clock: Callable[[], float] = time.time
         self._on_change: Callable[[str, bytes], None] = lambda user, data: None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._changes: deque[tuple[str, str, float]] = deque()  # (user, status, ts), in order
+        self._drain: asyncio.Task[None] | None = None
         # the session service may be remote (Redis): call it off the event loop, one call at a
         # time so that a quick connect/disconnect reaches it in order
         self._session_calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqchat-sessions")
@@ -92,14 +100,11 @@ class MqchatPresencePlugin(BasePlugin[Any]):
         user = client_session.username
         if user is None:
             return
-        now = self._clock()
         connections = self._connections.setdefault(user, set())
         first = not connections
         connections.add(id(client_session))
         if first:
-            if self._sessions is not None:
-                await self._session_call(partial(self._sessions.set_online, user, self._node, now=now))
-            await self._publish(user, "online", now)
+            self._queue(user, "online")
 
     async def on_broker_client_disconnected(self, *, client_id: str, client_session: Session) -> None:
         user = client_session.username
@@ -110,11 +115,7 @@ class MqchatPresencePlugin(BasePlugin[Any]):
         if connections:
             return
         del self._connections[user]
-        now = self._clock()
-        if self._sessions is not None:
-            await self._session_call(partial(self._sessions.set_offline, user, self._node, now=now))
-        await self._publish(user, "offline", now)
-        await self._save(user, now)
+        self._queue(user, "offline")
 
     async def announce_offline(self, user: str, ts: float) -> None:
         """``user`` went offline with a dead node (and is connected nowhere else)."""
@@ -142,7 +143,9 @@ class MqchatPresencePlugin(BasePlugin[Any]):
             task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        """The node stops: everyone connected here goes offline."""
+        """The node stops: the queued changes are made, then everyone connected here goes offline."""
+        if self._drain is not None:
+            await asyncio.gather(self._drain, return_exceptions=True)
         now = self._clock()
         for user in list(self._connections):
             del self._connections[user]
@@ -150,6 +153,41 @@ class MqchatPresencePlugin(BasePlugin[Any]):
                 await self._session_call(partial(self._sessions.set_offline, user, self._node, now=now))
             await self._save(user, now)
         self._session_calls.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ queued changes
+    def _queue(self, user: str, status: str) -> None:
+        self._changes.append((user, status, self._clock()))
+        if self._drain is None:
+            self._drain = asyncio.ensure_future(self._make_changes())
+
+    async def _make_changes(self) -> None:
+        try:
+            while self._changes:
+                batch = list(self._changes)
+                self._changes.clear()
+                await self._apply(batch)
+        finally:
+            self._drain = None
+
+    async def _apply(self, batch: Sequence[tuple[str, str, float]]) -> None:
+        sessions, node = self._sessions, self._node
+        if sessions is not None:
+            calls = [
+                partial(sessions.set_online if up == "online" else sessions.set_offline, user, node, now=ts)
+                for user, up, ts in batch
+            ]
+            await self._session_call(partial(_each, calls, "session service update failed"))
+        for user, status, ts in batch:
+            try:
+                await self._publish(user, status, ts)
+            except Exception:
+                log.warning("presence of %s not published", user, exc_info=True)
+        gone = [partial(self._save_last_seen, user, ts) for user, status, ts in batch if status == "offline"]
+        if gone:
+            try:
+                await asyncio.to_thread(_each, gone, "could not save a last seen")
+            except Exception:
+                log.warning("could not save the last seen of %d users", len(gone), exc_info=True)
 
     # ------------------------------------------------------------------ helpers
     def _payload(self, user: str, status: str, ts: float) -> bytes:
@@ -176,3 +214,12 @@ class MqchatPresencePlugin(BasePlugin[Any]):
             await asyncio.to_thread(self._save_last_seen, user, ts)
         except Exception:
             log.warning("could not save last seen of %s", user, exc_info=True)
+
+
+def _each(calls: Sequence[Callable[[], None]], failure: str) -> None:
+    """Make every call (blocking); one that fails is logged and the rest still run."""
+    for call in calls:
+        try:
+            call()
+        except Exception:
+            log.warning("%s: %s", failure, call, exc_info=True)
