@@ -1,17 +1,20 @@
 """Limits that keep one abusive client from hurting others: login throttling and command rates.
 
-State is per node and bounded: the least recently seen keys are forgotten first.
+State is per node and bounded: the least recently seen keys are forgotten first. Also here: the
+credential checks of logins, run off the event loop a batch at a time (``CredentialChecks``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from functools import partial
+from typing import Any, Generic, TypeVar
 
-__all__ = ["LoginThrottle", "RateLimiter", "check_login"]
+__all__ = ["CredentialChecks", "LoginThrottle", "RateLimiter", "check_login"]
 
 V = TypeVar("V")
 
@@ -132,6 +135,92 @@ class RateLimiter:
         self._buckets.get(key)[0] -= cost
 
 
+class CredentialChecks:
+    """A blocking credential check run off the event loop, many waiting logins to a thread hop.
+
+    ``asyncio.to_thread`` per login cost a thread hand-off and a wake-up of the event loop each. Here
+    a login waits on a future; up to ``parallel`` batches run at once on the loop's default executor,
+    each taking up to ``batch`` of the waiting logins and checking them one after the other. Under
+    little load a login is checked at once, alone; under a connect storm the waiting ones are
+    checked together. A check that raises fails only its own login. Calling the object is the
+    blocking check itself.
+    """
+
+    def __init__(self, check: Callable[[str, str], bool], *, parallel: int = 4, batch: int = 16) -> None:
+        self._check = check
+        self._parallel = parallel
+        self._batch = batch
+        self._waiting: deque[tuple[str, str, asyncio.Future[bool]]] = deque()
+        self._running = 0
+
+    def __call__(self, user: str, secret: str) -> bool:
+        return self._check(user, secret)
+
+    async def run(self, user: str, secret: str) -> bool:
+        """Whether ``secret`` is one of ``user``'s credentials, checked on a thread."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._waiting.append((user, secret, future))
+        if self._running < self._parallel:
+            with contextlib.suppress(Exception):  # if it failed, so did this login's future
+                self._start(loop)
+        return await future
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch: list[tuple[str, str, asyncio.Future[bool]]] = []
+        while self._waiting and len(batch) < self._batch:
+            login = self._waiting.popleft()
+            if not login[2].done():  # else it gave up (its connection went away)
+                batch.append(login)
+        if not batch:
+            return
+        try:
+            done = loop.run_in_executor(None, self._check_all, [(user, secret) for user, secret, _ in batch])
+        except Exception as exc:  # the executor is shut down: the node is stopping
+            _settle(batch, [exc] * len(batch))
+            raise
+        self._running += 1
+        done.add_done_callback(partial(self._finished, loop, batch))
+
+    def _check_all(self, logins: list[tuple[str, str]]) -> list[bool | BaseException]:
+        outcomes: list[bool | BaseException] = []
+        for user, secret in logins:
+            try:
+                outcomes.append(bool(self._check(user, secret)))
+            except Exception as exc:  # noqa: BLE001 - it fails this login alone
+                outcomes.append(exc)
+        return outcomes
+
+    def _finished(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[str, str, asyncio.Future[bool]]],
+        done: asyncio.Future[list[bool | BaseException]],
+    ) -> None:
+        self._running -= 1
+        if done.cancelled():
+            for _, _, future in batch:
+                future.cancel()
+        else:
+            error = done.exception()
+            _settle(batch, [error] * len(batch) if error is not None else done.result())
+        while self._waiting and self._running < self._parallel:
+            try:
+                self._start(loop)
+            except Exception:  # noqa: BLE001 - the logins it took were failed with the error
+                return
+
+
+def _settle(batch: list[tuple[str, str, asyncio.Future[bool]]], outcomes: list[Any]) -> None:
+    for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+        if future.done():  # the login gave up (its connection went away)
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(bool(outcome))
+
+
 async def check_login(
     check: Callable[[str, str], bool],
     throttle: LoginThrottle | None,
@@ -142,7 +231,10 @@ async def check_login(
     """Check a login off the event loop, slowed and counted by ``throttle`` (MQTT and HTTP alike)."""
     if throttle is not None and (delay := throttle.delay_for(user)):
         await asyncio.sleep(delay)  # guessing a password gets slow
-    ok = await asyncio.to_thread(check, user, secret)
+    if isinstance(check, CredentialChecks):
+        ok = await check.run(user, secret)
+    else:
+        ok = await asyncio.to_thread(check, user, secret)
     if throttle is not None:
         if ok:
             throttle.succeeded(user)

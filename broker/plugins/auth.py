@@ -1,7 +1,8 @@
 """Authentication: MQTT username = user id, password = a token or password of that user.
 
 The client id must be ``<user>/<device>``. Credentials are checked against their hashes in the
-store on a thread, never on the event loop (Argon2 takes tens of milliseconds). Deny by default.
+store on a thread, never on the event loop (Argon2 takes tens of milliseconds), the logins waiting
+at the same time a batch per thread hop (``CredentialChecks``). Deny by default.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
-from broker.throttle import LoginThrottle, check_login
+from broker.throttle import CredentialChecks, LoginThrottle, check_login
 from client_sdk.contract import is_valid_user_id
 
 __all__ = ["MqchatAuthPlugin", "parse_client_id"]
@@ -39,11 +40,11 @@ class MqchatAuthPlugin(BaseAuthPlugin):
     class Config:
         """No options: credentials live in the store."""
 
-    _check: CredentialCheck | None = None
+    _check: CredentialChecks | None = None
     _throttle: LoginThrottle | None = None
 
     def bind(self, check: CredentialCheck, throttle: LoginThrottle | None = None) -> None:
-        self._check = check
+        self._check = CredentialChecks(check)
         self._throttle = throttle
 
     async def authenticate(self, *, session: Session) -> bool | None:

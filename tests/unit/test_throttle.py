@@ -1,8 +1,11 @@
-"""Login throttling and command rates, on a fake clock."""
+"""Login throttling and command rates, on a fake clock; credential checks in batches."""
 
 from __future__ import annotations
 
-from broker.throttle import LoginThrottle, RateLimiter
+import asyncio
+import threading
+
+from broker.throttle import CredentialChecks, LoginThrottle, RateLimiter
 
 
 class Clock:
@@ -67,3 +70,53 @@ def test_a_token_bucket_allows_bursts_then_the_rate() -> None:
     clock.now += 0.5
     assert [limiter.allow("bob") for _ in range(2)] == [True, False]
     assert limiter.allow("alice")
+
+
+# ---------------------------------------------------------------- credential checks in batches
+
+
+def _credentials(user: str, secret: str) -> bool:
+    """A blocking check: ``<user>-ok`` is the secret, and the user ``broken`` breaks the store."""
+    if user == "broken":
+        raise ConnectionError("the store is down")
+    return secret == f"{user}-ok"
+
+
+def test_logins_checked_together_each_get_their_own_verdict() -> None:
+    async def main() -> list[bool | str]:
+        checks = CredentialChecks(_credentials, parallel=2, batch=4)
+        logins = [(f"u{i}", f"u{i}-ok" if i % 3 else "wrong") for i in range(40)]
+        logins.insert(17, ("broken", "broken-ok"))
+        outcomes = await asyncio.gather(*(checks.run(u, s) for u, s in logins), return_exceptions=True)
+        return [o if isinstance(o, bool) else type(o).__name__ for o in outcomes]
+
+    outcomes = asyncio.run(main())
+    expected: list[bool | str] = [bool(i % 3) for i in range(40)]
+    expected.insert(17, "ConnectionError")  # the failing check fails its own login alone
+    assert outcomes == expected
+
+
+def test_a_login_that_gives_up_leaves_the_others_checked() -> None:
+    release = threading.Event()
+
+    def slow(user: str, secret: str) -> bool:
+        release.wait(10)
+        return secret == "ok"
+
+    async def main() -> list[bool]:
+        checks = CredentialChecks(slow, parallel=1, batch=8)
+        first = asyncio.ensure_future(checks.run("a", "ok"))
+        waiting = [
+            asyncio.ensure_future(checks.run(u, s)) for u, s in [("b", "ok"), ("c", "no"), ("d", "ok")]
+        ]
+        await asyncio.sleep(0)
+        waiting[0].cancel()  # b's connection went away while it waited
+        release.set()
+        return [await first, await waiting[1], await waiting[2]]
+
+    assert asyncio.run(main()) == [True, False, True]
+
+
+def test_calling_the_checks_is_the_blocking_check() -> None:
+    checks = CredentialChecks(_credentials)
+    assert checks("ann", "ann-ok") and not checks("ann", "nope")
