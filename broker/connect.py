@@ -4,13 +4,21 @@ Stock ``BrokerProtocolHandler.init_from_connect`` builds an ``amqtt.session.Sess
 state machine and queues per connection (see broker/lean_session.py); this is the same sequence of
 checks and refusals, building a ``LeanSession`` instead. ``tests/unit/test_amqtt_pin.py`` pins the
 stock method's source so that a change upstream is noticed here.
+
+Over TCP (and TLS) the CONNECT is read whole: one read of whatever the socket holds, framed by
+``broker/codec.py``, instead of amqtt's awaited read per byte of the fixed header and per field. A
+client may send more right behind its CONNECT (a SUBSCRIBE, a PUBLISH) and the same read may take
+it: those bytes are returned with the session, for the connection's reader to handle first. Over
+WebSocket, or when a plugin wants every packet received, amqtt reads the CONNECT as it did.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from amqtt.errors import MQTTError
+from amqtt.adapters import BufferReader, StreamReaderAdapter, StreamWriterAdapter
+from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import MQTTEvents
 from amqtt.mqtt.connack import (
     BAD_USERNAME_PASSWORD,
@@ -19,18 +27,26 @@ from amqtt.mqtt.connack import (
     ConnackPacket,
 )
 from amqtt.mqtt.connect import ConnectPacket
+from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader
 from amqtt.utils import format_client_message
 
+from broker.codec import read_frames
 from broker.lean_session import LeanSession
 
 __all__ = ["read_connect"]
 
 _MQTT_311 = 4
+_READ_SIZE = 64 * 1024
 
 
-async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> LeanSession:
-    """The session a valid CONNECT asks for; MQTTError (after a CONNACK refusal where due) if not."""
-    connect = await ConnectPacket.from_stream(reader)
+async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> tuple[LeanSession, bytes]:
+    """The session a valid CONNECT asks for, and the bytes read after the CONNECT (TCP: the client
+    sent more at once); MQTTError (after a CONNACK refusal where due) if the CONNECT is not valid."""
+    stream = _tcp_stream(reader, writer, plugins_manager)
+    if stream is None:
+        connect, rest = await ConnectPacket.from_stream(reader), b""
+    else:
+        connect, rest = await _read_whole_connect(stream)
     await plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=connect)
     if connect.variable_header is None:
         raise MQTTError("CONNECT packet: variable header not initialized.")
@@ -67,7 +83,43 @@ async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> LeanSe
     session.remote_port = remote_port
     session.ssl_object = writer.get_ssl_info()
     session.keep_alive = max(connect.keep_alive, 0)
-    return session
+    return session, rest
+
+
+def _tcp_stream(reader: Any, writer: Any, plugins_manager: Any) -> asyncio.StreamReader | None:
+    """The TCP stream under ``reader``, unless a plugin wants each packet received (as amqtt reads it)."""
+    if MQTTEvents.PACKET_RECEIVED in plugins_manager._event_plugin_callbacks:
+        return None
+    if not isinstance(reader, StreamReaderAdapter) or not isinstance(writer, StreamWriterAdapter):
+        return None
+    stream = reader._reader
+    return stream if isinstance(stream, asyncio.StreamReader) else None
+
+
+async def _read_whole_connect(stream: asyncio.StreamReader) -> tuple[ConnectPacket, bytes]:
+    """The first packet, read whole and decoded as a CONNECT, and the bytes read after it."""
+    data = b""
+    while True:
+        try:
+            chunk = await stream.read(_READ_SIZE)
+        except (ConnectionResetError, BrokenPipeError):
+            chunk = b""
+        if not chunk:
+            raise NoDataError("No more data")  # as amqtt's reader, at EOF before a whole CONNECT
+        data += chunk
+        frames, _ = read_frames(data)  # MQTTError: the remaining length is not valid
+        if frames:
+            break
+    first, body = frames[0]
+    if first >> 4 != CONNECT:
+        raise AMQTTError(f"Invalid fixed packet type {first >> 4} for ConnectPacket init")
+    length_bytes = 1
+    while data[length_bytes] & 0x80:
+        length_bytes += 1
+    end = 1 + length_bytes + len(body)
+    header = MQTTFixedHeader(CONNECT, first & 0x0F, len(body))
+    connect = await ConnectPacket.from_stream(BufferReader(body), fixed_header=header)
+    return connect, data[end:]
 
 
 async def _refuse_if_invalid(

@@ -84,6 +84,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
     _watchdog: asyncio.TimerHandle | None = None
     _reading_since: float | None = None
     _sweeper: asyncio.TimerHandle | None = None
+    _read_ahead: bytes = b""  # bytes the client sent right after its CONNECT (see broker/connect.py)
 
     def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
         super().__init__(plugins_manager, session, loop)
@@ -95,8 +96,10 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
     async def init_from_connect(
         cls, reader: Any, writer: Any, plugins_manager: Any, loop: Any = None
     ) -> tuple[MqchatHandler, LeanSession]:
-        session = await read_connect(reader, writer, plugins_manager)
-        return cls(plugins_manager, loop=loop), session
+        session, read_ahead = await read_connect(reader, writer, plugins_manager)
+        handler = cls(plugins_manager, loop=loop)
+        handler._read_ahead = read_ahead
+        return handler, session
 
     # ------------------------------------------------------------------ the connection's life
     async def start(self) -> None:
@@ -160,13 +163,16 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         """
         loop = asyncio.get_running_loop()
         pending = b""
+        chunk, self._read_ahead = self._read_ahead, b""  # what came with the CONNECT goes first
         while self.reader is not None:
-            if not pending or self._reading_since is None:
-                self._reading_since = loop.time()  # the keep-alive deadline of the next packet
-            chunk = await stream.read(_READ_SIZE)
             if not chunk:
-                return  # EOF
+                if not pending or self._reading_since is None:
+                    self._reading_since = loop.time()  # the keep-alive deadline of the next packet
+                chunk = await stream.read(_READ_SIZE)
+                if not chunk:
+                    return  # EOF
             data = pending + chunk if pending else chunk
+            chunk = b""
             frames, used = read_frames(data)  # MQTTError: the stream can no longer be framed
             pending = data[used:]
             if frames:

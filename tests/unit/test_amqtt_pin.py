@@ -135,3 +135,39 @@ def test_packet_ids_in_flight_anywhere_are_never_handed_out_again() -> None:
         session.quick_out[packet_id] = (0.0, lambda: None)
     with pytest.raises(AMQTTError):
         _ = session.next_packet_id
+
+
+def test_what_calling_mqchats_plugins_in_place_relies_on() -> None:
+    from amqtt.plugins.manager import PluginManager
+
+    # MqchatBroker._authenticate and _topic_filtering give stock's verdicts without its tasks: a
+    # change of stock's rules must be looked at
+    assert _digest(Broker._authenticate) == "4d7db8cc6fe2c3f64d607c8063f6b3158368039af89c554baf275543569f53f5"
+    assert _digest(Broker._topic_filtering) == (
+        "9259ae5e1dd3e20d3d111950239847f4c77b57550878c09da538c2ad9ec25240"
+    )
+    assert _params(Broker._topic_filtering) == ["session", "topic", "action"]
+    assert "await self._topic_filtering(session, topic_filter, Action.SUBSCRIBE)" in inspect.getsource(
+        Broker.add_subscription
+    )
+    manager = inspect.getsource(PluginManager)
+    for attribute in ("self._auth_plugins", "self._topic_plugins", "self._event_plugin_callbacks"):
+        assert attribute in manager
+    assert _params(PluginManager._map_plugin_method) == ["plugins", "method_name", "method_kwargs"]
+    assert isinstance(inspect.getattr_static(PluginManager, "_map_plugin_method"), staticmethod)
+    # the events MqchatBroker takes out of the table are fired from the table alone
+    fire = inspect.getsource(PluginManager.fire_event)
+    assert "for event_awaitable in self._event_plugin_callbacks[event_name]:" in fire
+    # the plugins are loaded (and the table filled) by Broker.__init__, before MqchatBroker's runs
+    assert "self.plugins_manager = PluginManager(" in inspect.getsource(Broker.__init__)
+
+
+def test_what_reading_the_connect_whole_relies_on() -> None:
+    from amqtt.mqtt.connect import ConnectPacket
+    from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader, MQTTPacket
+
+    assert CONNECT == 1
+    assert _params(MQTTFixedHeader.__init__)[:3] == ["packet_type", "flags", "length"]
+    assert _params(ConnectPacket.from_stream) == ["reader", "fixed_header", "variable_header"]
+    # given a fixed header, the packet is decoded from the reader without reading a header again
+    assert "if fixed_header is None:" in inspect.getsource(MQTTPacket.from_stream)

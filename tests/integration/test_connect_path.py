@@ -1,0 +1,263 @@
+"""The connect path made lighter for issue 7, shown against the real node over real sockets.
+
+The CONNECT is read whole (broker/connect.py), and what a client sends right behind it in the same
+write is handled too; mqchat's plugins are called in place (broker/server.py) while other plugins
+still go through amqtt; logins waiting at the same time are checked in batches (broker/throttle.py),
+each with its own verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from amqtt.contexts import Action
+from amqtt.plugins.base import BaseTopicPlugin
+
+from broker.codec import encode_publish, read_frames, read_publish
+from tests.harness import RunningNode, unique, wait_until
+from tests.integration.test_amqtt_fixes import _BareBroker
+from tests.integration.test_framing import _read, _utf8
+from tests.plain import PlainClient
+
+CONNACK_OK = b"\x20\x02\x00\x00"
+PINGREQ, PINGRESP = b"\xc0\x00", b"\xd0\x00"
+
+
+def _connect_packet(client_id: str, user: str | None = None, secret: str | None = None) -> bytes:
+    flags = 0b00000010 | (0b11000000 if user is not None else 0)
+    body = _utf8("MQTT") + bytes([4, flags]) + struct.pack("!H", 60) + _utf8(client_id)
+    if user is not None and secret is not None:
+        body += _utf8(user) + _utf8(secret)
+    return bytes([0x10, len(body)]) + body
+
+
+def _subscribe_packet(packet_id: int, topic: str) -> bytes:
+    body = struct.pack("!H", packet_id) + _utf8(topic) + b"\x01"
+    return bytes([0x82, len(body)]) + body
+
+
+def _suback(packet_id: int, code: int) -> bytes:
+    return b"\x90\x03" + struct.pack("!H", packet_id) + bytes([code])
+
+
+def _puback(packet_id: int) -> bytes:
+    return b"\x40\x02" + struct.pack("!H", packet_id)
+
+
+def _open(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.settimeout(10)
+    return sock
+
+
+def _closed(sock: socket.socket) -> bool:
+    """Whether the broker closed ``sock`` (what it sent before is skipped)."""
+    while True:
+        try:
+            if not sock.recv(4096):
+                return True
+        except ConnectionResetError:
+            return True
+
+
+def _publishes(sock: socket.socket) -> Iterator[tuple[str, Any]]:
+    """The PUBLISHes the broker sends on ``sock`` (topic, JSON payload), as they arrive."""
+    data = b""
+    while True:
+        chunk = sock.recv(4096)
+        assert chunk, f"closed after {data!r}"
+        frames, used = read_frames(data + chunk)
+        data = (data + chunk)[used:]
+        for frame in frames:
+            publish = read_publish(frame)
+            yield publish.topic, json.loads(publish.data)
+
+
+def test_connect_subscribe_and_publish_in_one_write_are_each_handled(node: RunningNode) -> None:
+    # Given bob on his inbox, and alice with a bare socket
+    alice_id, alice_token = node.add_user("alice")
+    bob_id, bob_token = node.add_user("bob")
+    bob = PlainClient(node.port, bob_id, bob_token)
+    assert bob.inbox() == [1]
+    alice = _open(node.port)
+
+    # When alice sends her CONNECT, a SUBSCRIBE to her inbox, a message to bob and a PINGREQ at once
+    send = json.dumps({"v": 1, "type": "send", "id": "c-1", "to": bob_id, "text": "all at once"})
+    alice.sendall(
+        _connect_packet(f"{alice_id}/raw", alice_id, alice_token)
+        + _subscribe_packet(1, f"chat/{alice_id}/in")
+        + encode_publish(f"chat/{alice_id}/out", send.encode(), 2, 1, False)
+        + PINGREQ
+    )
+
+    # Then the CONNECT is accepted first, and each of the others answered (the PUBLISH and PINGREQ
+    # at once, the SUBSCRIBE when the ACL has judged it)
+    assert _read(alice, 4) == CONNACK_OK
+    answers, _ = read_frames(_read(alice, 5 + 4 + 2))
+    assert sorted(answers) == sorted(read_frames(_suback(1, 1) + _puback(2) + PINGRESP)[0])
+    # And bob gets the message; his reply reaches alice on the inbox she subscribed to in that write
+    assert bob.expect_type("message")["message"]["text"] == "all at once"
+    bob.send(alice_id, "got it")
+    for topic, event in _publishes(alice):
+        assert topic == f"chat/{alice_id}/in"
+        if event["type"] == "message":
+            assert event["message"]["text"] == "got it"
+            break
+        assert (event["type"], event["ref"]) == ("sent", "c-1")
+    alice.close()
+    bob.close()
+
+
+def test_a_connect_arriving_a_byte_at_a_time_is_read_whole(node: RunningNode) -> None:
+    alice_id, alice_token = node.add_user("alice")
+    alice = _open(node.port)
+    packets = _connect_packet(f"{alice_id}/slow", alice_id, alice_token) + _subscribe_packet(3, "x/#")
+    for i in range(len(packets)):
+        alice.sendall(packets[i : i + 1])
+    # the SUBSCRIBE is the ACL's to judge, as ever: refused
+    assert _read(alice, 9) == CONNACK_OK + _suback(3, 0x80)
+    alice.sendall(_subscribe_packet(4, f"chat/{alice_id}/in"))
+    assert _read(alice, 5) == _suback(4, 1)
+    alice.close()
+
+
+def test_a_refused_login_ignores_what_was_sent_behind_it(node: RunningNode) -> None:
+    alice_id, _ = node.add_user("alice")
+    # When someone sends alice's CONNECT with a wrong token and a SUBSCRIBE to her inbox at once
+    sock = _open(node.port)
+    sock.sendall(
+        _connect_packet(f"{alice_id}/evil", alice_id, "mqc_wrong")
+        + _subscribe_packet(1, f"chat/{alice_id}/in")
+    )
+    # Then the login is refused (not authorised) and the connection closed, with no SUBACK
+    assert _read(sock, 4) == b"\x20\x02\x00\x05"
+    assert _closed(sock)
+    sock.close()
+
+
+def test_logins_checked_together_each_get_their_own_verdict(node: RunningNode) -> None:
+    # Given many users logging in at the same time, a few of them with a wrong token
+    users = [node.add_user("crowd") for _ in range(24)]
+    wrong = set(range(0, 24, 5))  # 5 failures: under the address lockout's limit
+    sockets = [_open(node.port) for _ in users]
+
+    # When every CONNECT is sent before any answer is read
+    for i, (sock, (user, token)) in enumerate(zip(sockets, users, strict=True)):
+        sock.sendall(_connect_packet(f"{user}/d", user, "mqc_wrong" if i in wrong else token))
+
+    # Then exactly the right ones are accepted
+    answers = [_read(sock, 4) for sock in sockets]
+    assert [a == CONNACK_OK for a in answers] == [i not in wrong for i in range(len(users))]
+    assert all(answers[i] == b"\x20\x02\x00\x05" for i in wrong)
+    for sock in sockets:
+        sock.close()
+
+
+def test_two_hundred_logins_at_once_are_all_accepted(node: RunningNode) -> None:
+    users = [node.add_user("storm") for _ in range(200)]
+
+    def login(user: tuple[str, str]) -> bytes:
+        with _open(node.port) as sock:
+            name, token = user
+            sock.sendall(_connect_packet(f"{name}/d", name, token) + _subscribe_packet(1, f"chat/{name}/in"))
+            return _read(sock, 9)
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(login, users))
+    assert answers == [CONNACK_OK + _suback(1, 1)] * len(users)
+
+
+# ---------------------------------------------------------------- plugins that are not mqchat's
+
+
+class _OnlyOpenTopics(BaseTopicPlugin):
+    """Not mqchat's: allows filters under ``open/`` only, and notes who connected."""
+
+    @dataclass
+    class Config:
+        pass
+
+    connected: list[str] = []
+
+    async def topic_filtering(
+        self, *, session: Any = None, topic: str | None = None, action: Action | None = None
+    ) -> bool | None:
+        return bool(topic and topic.startswith("open/"))
+
+    async def on_broker_client_connected(self, *, client_id: str, client_session: Any) -> None:
+        _OnlyOpenTopics.connected.append(client_id)
+
+
+class _BrokerWithAPlugin(_BareBroker):
+    async def _start(self) -> Any:
+        from broker.server import MqchatBroker
+
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:0"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+                f"{__name__}._OnlyOpenTopics": {},
+            },
+        }
+        broker = MqchatBroker(config, gate=self.gate)
+        await broker.start()
+        return broker
+
+
+@pytest.fixture
+def plugged() -> Iterator[_BareBroker]:
+    running = _BrokerWithAPlugin()
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def test_plugins_that_are_not_mqchats_are_still_applied(plugged: _BareBroker) -> None:
+    client_id = unique("other")
+    sock = _open(plugged.port)
+    sock.sendall(
+        _connect_packet(client_id) + _subscribe_packet(1, "open/a") + _subscribe_packet(2, "closed/a")
+    )
+    assert _read(sock, 14) == CONNACK_OK + _suback(1, 1) + _suback(2, 0x80)
+    assert client_id in _OnlyOpenTopics.connected
+    sock.close()
+
+
+def test_users_arriving_and_leaving_together_each_go_online_then_offline(node: RunningNode) -> None:
+    # Given a watcher of ten users' presence
+    watcher_id, watcher_token = node.add_user("watcher")
+    users = [node.add_user("crowd") for _ in range(10)]
+    watcher = PlainClient(node.port, watcher_id, watcher_token)
+    for user, _ in users:
+        node.make_contacts(watcher_id, user)
+        assert watcher.subscribe(f"presence/{user}") == [1]
+
+    # When they all connect at once, then all leave at once
+    sockets = [_open(node.port) for _ in users]
+    for sock, (user, token) in zip(sockets, users, strict=True):
+        sock.sendall(_connect_packet(f"{user}/d", user, token))
+    assert [_read(sock, 4) for sock in sockets] == [CONNACK_OK] * len(users)
+    seen = {user: watcher.expect(_status(user, "online")) for user, _ in users}
+    for sock in sockets:
+        sock.sendall(b"\xe0\x00")  # DISCONNECT
+        sock.close()
+
+    # Then each goes offline after its online, and its last seen is saved
+    gone = {user: watcher.expect(_status(user, "offline")) for user, _ in users}
+    assert all(gone[user]["last_seen"] >= seen[user]["last_seen"] for user, _ in users)
+    store = node.node.store
+    assert store is not None
+    assert wait_until(lambda: all(store.last_seen_all().get(u) == gone[u]["last_seen"] for u, _ in users))
+    watcher.close()
+
+
+def _status(user: str, status: str) -> Any:
+    return lambda t, p: t == f"presence/{user}" and isinstance(p, dict) and p.get("status") == status
