@@ -135,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # ---------------------------------------------------------------------- run
 def _run(settings: Settings, *, run_workers: bool = True) -> int:
+    from broker.gc_pacing import GcPacing
     from broker.node import Node, NodeError
 
     async def serve() -> int:
@@ -168,8 +169,13 @@ def _run(settings: Settings, *, run_workers: bool = True) -> int:
         print("mqchat: stopped", flush=True)
         return 0
 
-    with asyncio.Runner(loop_factory=_loop_factory(settings.broker.event_loop)) as runner:
-        return runner.run(serve())
+    pacing = GcPacing()
+    pacing.start()
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory(settings.broker.event_loop)) as runner:
+            return runner.run(serve())
+    finally:
+        pacing.stop()
 
 
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
