@@ -159,11 +159,10 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
         now: float,
         media: Mapping[str, Any] | None = None,
     ) -> AcceptResult:
+        # No lookup first: a resend is rare, and the unique (sender, command id) of its message
+        # refuses it, undoing whatever it did; it is then answered with what was stored first.
         try:
             with self._tx() as conn:
-                existing = self._find_duplicate(conn, sender, command_id)
-                if existing is not None:
-                    return existing
                 if is_group_id(recipient):
                     targets = message_targets(recipient, sender, self._members(conn, recipient))
                     conversation = recipient
@@ -174,7 +173,7 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
                     conn, sender, command_id, recipient, conversation, targets, text, now, media
                 )
         except IntegrityError:
-            # a concurrent resend of the same command won the race: answer with what it stored
+            # a resend, or a concurrent one that won the race: answer with what was stored
             with self._tx() as conn:
                 existing = self._find_duplicate(conn, sender, command_id)
             if existing is None:
