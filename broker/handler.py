@@ -177,30 +177,43 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
             pending = data[used:]
             if frames:
                 self._reading_since = None
+            acks = b""  # the PUBACKs of this read, written at once (one system call, not one each)
             for frame in frames:
+                first = frame.first
+                kind = first >> 4
+                if kind == PUBLISH and not first & 0x04:  # QoS 0 or 1: most of what clients send
+                    acks += self._on_publish(frame, session)
+                    continue
+                if kind == PUBACK and len(frame.body) == 2:
+                    packet_id = (frame.body[0] << 8) | frame.body[1]
+                    if not self._quick_acknowledged(packet_id):
+                        await self._acknowledge(packet_id)
+                    continue
+                if acks:  # answers keep the order of the packets they answer
+                    self._write(acks)
+                    acks = b""
                 if not await self._on_frame(frame, session):
                     return
+            if acks:
+                self._write(acks)
             writer = self._tcp_writer()
             if writer is None:
                 return
             await writer.drain()
 
+    def _on_publish(self, frame: Frame, session: Session) -> bytes:
+        """A QoS 0 or 1 PUBLISH to ingest; its PUBACK, if any, to write."""
+        try:
+            publish = read_publish(frame)
+        except MQTTError as exc:
+            log.debug("%s: malformed PUBLISH discarded: %s", session.client_id, exc)
+            return b""
+        self._ingest(session, publish.topic, publish.data)
+        return b"" if publish.packet_id is None else encode_puback(publish.packet_id)
+
     async def _on_frame(self, frame: Frame, session: Session) -> bool:
-        """Handle one packet; False ends the connection."""
+        """Handle one packet other than a QoS 0/1 PUBLISH or a PUBACK; False ends the connection."""
         kind = frame.first >> 4
-        if kind == PUBLISH and not frame.first & 0x04:  # QoS 0 or 1
-            try:
-                publish = read_publish(frame)
-            except MQTTError as exc:
-                log.debug("%s: malformed PUBLISH discarded: %s", session.client_id, exc)
-                return True
-            self._ingest(session, publish.topic, publish.data)
-            if publish.packet_id is not None:
-                self._write(encode_puback(publish.packet_id))
-            return True
-        if kind == PUBACK and len(frame.body) == 2:
-            await self._acknowledge((frame.body[0] << 8) | frame.body[1])
-            return True
         if kind == PINGREQ:
             self._write(_PINGRESP)
             return True
@@ -381,13 +394,17 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
 
     async def _acknowledge(self, packet_id: int) -> None:
         """A PUBACK: ends a ``publish_now`` delivery, or resolves amqtt's own waiter for it."""
+        if not self._quick_acknowledged(packet_id):
+            await super().handle_puback(PubackPacket.build(packet_id))
+
+    def _quick_acknowledged(self, packet_id: int) -> bool:
+        """End the ``publish_now`` delivery ``packet_id``; False if there is none."""
         session = self.session
-        quick = session.quick_out if isinstance(session, LeanSession) else None
-        entry = quick.pop(packet_id, None) if quick is not None else None
-        if entry is not None:
-            entry[1]()
-            return
-        await super().handle_puback(PubackPacket.build(packet_id))
+        entry = session.quick_out.pop(packet_id, None) if isinstance(session, LeanSession) else None
+        if entry is None:
+            return False
+        entry[1]()
+        return True
 
     def _sweep(self) -> None:
         """Drop the deliveries unacknowledged for ``PUBACK_TIMEOUT`` (oldest first), as stock did."""
