@@ -56,7 +56,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     target.add_argument(
         "--broker",
         default="mqchat",
-        help="comma-separated brokers to start and load in turn: mqchat, mosquitto, amqtt (default mqchat)",
+        help="comma-separated brokers to start and load in turn: mqchat, mosquitto, amqtt, mqchat-broker"
+        " (mqchat's broker alone, as a relay) (default mqchat)",
     )
     target.add_argument("--host", default="127.0.0.1", help="with --port: a broker already running")
     target.add_argument("--port", type=int, help="load the broker already listening here instead")

@@ -3,6 +3,8 @@
 - ``mosquitto``: Debian's ``mosquitto`` with a config of its own (anonymous, no persistence,
   ``set_tcp_nodelay``), never the system instance.
 - ``amqtt``: stock amqtt 0.12 through its own CLI, anonymous.
+- ``mqchat-broker``: mqchat's embedded broker alone as a plain relay (``benchmarks/relay.py``):
+  the raw workload without the chat pipeline, to tell the broker's cost from the pipeline's.
 - ``mqchat``: ``mqchat run`` (``python -m broker.cli``) with a data folder of its own; the
   benchmark users are created in its store first, all with one token. The per-user command rate
   limit is lifted (``limits.commands_per_second``): the benchmark measures capacity, not the throttle.
@@ -127,6 +129,12 @@ def _amqtt(workdir: Path) -> Launched:
     return _start([str(amqtt), "-c", str(conf)], workdir, "amqtt", port)
 
 
+def _relay(workdir: Path) -> Launched:
+    port = free_port()
+    argv = [sys.executable, "-m", "benchmarks.relay", "--port", str(port)]
+    return _start(argv, workdir, "mqchat-broker", port)
+
+
 def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -211,7 +219,8 @@ def launch(
     external: Target | None = None,
     store_url: str | None = None,
 ) -> Iterator[Launched]:
-    """Start the broker ``name`` (``mosquitto``, ``amqtt``, ``mqchat``) or use ``external``; stop it after."""
+    """Start the broker ``name`` (``mosquitto``, ``amqtt``, ``mqchat``, ``mqchat-broker``) or use
+    ``external``; stop it after."""
     workdir.mkdir(parents=True, exist_ok=True)
     if external is not None:
         target = external
@@ -226,10 +235,13 @@ def launch(
         launched = _mosquitto(workdir)
     elif name == "amqtt":
         launched = _amqtt(workdir)
+    elif name == "mqchat-broker":
+        launched = _relay(workdir)
     elif name == "mqchat":
         launched = _mqchat(workdir, users, node_settings or {})
     else:
-        raise TargetError(f"unknown broker {name!r} (mosquitto, amqtt, mqchat, or external with --port)")
+        known = "mosquitto, amqtt, mqchat, mqchat-broker, or external with --port"
+        raise TargetError(f"unknown broker {name!r} ({known})")
     try:
         yield launched
     finally:

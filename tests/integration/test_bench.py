@@ -32,7 +32,7 @@ def _plausible_latency(figures: dict[str, float], count: int) -> None:
     assert 0 < figures["p50"] <= figures["p90"] <= figures["p99"] <= figures["max"] < 10_000
 
 
-@pytest.mark.parametrize("broker", ["mqchat", "amqtt"])
+@pytest.mark.parametrize("broker", ["mqchat", "amqtt", "mqchat-broker"])
 def test_raw_mode_reports_throughput_latency_and_broker_figures(tmp_path: Path, broker: str) -> None:
     # Given a broker started by the tool, when 2 pairs and 2 idle users run at 20 messages/s
     [run] = _run(tmp_path, "raw", "--broker", broker, "--users", "6", "--pairs", "2", "--rate", "20", *SHORT)
