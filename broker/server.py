@@ -31,6 +31,9 @@ What changes from stock amqtt 0.12.1, and why:
 - **Every connection's socket is closed when its handler ends**, and a stop waits for the handlers.
   Stock amqtt's writer ``close()`` marks itself closed before draining, so a peer that hung up
   first left the socket open for good.
+- **A listen backlog for connect storms.** amqtt listened with asyncio's default backlog of 100: when
+  hundreds of clients connect at once the kernel drops their SYNs, and each waits a second or more
+  to retry. Listeners here queue up to ``LISTEN_BACKLOG`` connections (within the kernel's limit).
 - **mqchat's own plugins are called directly.** Stock amqtt ran every plugin call of the connect
   path as a task of its own (authentication and topic filtering gathered, connect and disconnect
   events fired and forgotten). mqchat's plugins (``broker/plugins``) are awaited in place, in the
@@ -44,12 +47,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import ssl
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+import websockets
 from amqtt.broker import Broker, Server
-from amqtt.contexts import ListenerConfig
+from amqtt.contexts import ListenerConfig, ListenerType
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.constants import QOS_1
@@ -65,7 +70,7 @@ from broker.plugins.acl import MqchatAclPlugin
 from broker.plugins.auth import MqchatAuthPlugin
 from broker.plugins.presence import MqchatPresencePlugin
 
-__all__ = ["Gate", "MqchatBroker"]
+__all__ = ["LISTEN_BACKLOG", "Gate", "MqchatBroker"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,9 @@ def _close_transport(writer: Any) -> None:
 
 
 _REFUSED = 0x80
+
+LISTEN_BACKLOG = 4096
+"""Connections a listener queues before accepting them (the kernel caps it at its somaxconn)."""
 
 _DIRECT = (MqchatAuthPlugin, MqchatAclPlugin, MqchatPresencePlugin)
 """mqchat's own plugins, which the broker calls in place rather than through amqtt's tasks."""
@@ -149,6 +157,35 @@ class MqchatBroker(Broker):
         if others:
             verdicts += (await PluginManager._map_plugin_method(others, method, kwargs)).values()
         return verdicts
+
+    async def _create_server_instance(
+        self,
+        listener_name: str,
+        listener_type: ListenerType,
+        address: str | None,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+    ) -> Any:
+        """As stock, with a listen backlog of ``LISTEN_BACKLOG`` (stock: asyncio's 100)."""
+        if listener_type == ListenerType.TCP:
+            return await asyncio.start_server(
+                partial(self.stream_connected, listener_name=listener_name),
+                address,
+                port,
+                reuse_address=True,
+                ssl=ssl_context,
+                backlog=LISTEN_BACKLOG,
+            )
+        if listener_type == ListenerType.WS:
+            return await websockets.serve(
+                partial(self.ws_connected, listener_name=listener_name),
+                address,
+                port,
+                ssl=ssl_context,
+                subprotocols=[websockets.Subprotocol("mqtt")],
+                backlog=LISTEN_BACKLOG,
+            )
+        return await super()._create_server_instance(listener_name, listener_type, address, port, ssl_context)
 
     # -------------------------------------------------------------- publishing from the server
     def publish_nowait(self, topic: str, data: bytes, qos: int = QOS_1) -> None:

@@ -9,8 +9,10 @@ each with its own verdict.
 from __future__ import annotations
 
 import json
+import select
 import socket
 import struct
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from amqtt.plugins.base import BaseTopicPlugin
 
 from broker.codec import encode_publish, read_frames, read_publish
 from tests.harness import RunningNode, unique, wait_until
-from tests.integration.test_amqtt_fixes import _BareBroker
+from tests.integration.test_amqtt_fixes import _BareBroker, bare  # noqa: F401 - the fixture
 from tests.integration.test_framing import _read, _utf8
 from tests.plain import PlainClient
 
@@ -261,3 +263,32 @@ def test_users_arriving_and_leaving_together_each_go_online_then_offline(node: R
 
 def _status(user: str, status: str) -> Any:
     return lambda t, p: t == f"presence/{user}" and isinstance(p, dict) and p.get("status") == status
+
+
+def test_a_connect_storm_is_queued_by_the_kernel_not_dropped(bare: _BareBroker) -> None:  # noqa: F811
+    # Given a broker whose event loop is busy, so that it accepts nothing for a while
+    storm = 300  # three times asyncio's default listen backlog, which made the kernel drop SYNs
+    with open("/proc/sys/net/core/somaxconn") as limit:
+        if int(limit.read()) < storm:
+            pytest.skip("the kernel's somaxconn is below the storm")
+    busy = threading.Event()
+    bare.loop.call_soon_threadsafe(busy.wait, 30)
+    sockets = [socket.socket() for _ in range(storm)]
+    try:
+        # When that many clients connect at once
+        for sock in sockets:
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", bare.port))
+
+        # Then every connection is established (queued for the broker), none waits for a SYN retry
+        def established() -> bool:
+            _, writable, _ = select.select([], sockets, [], 0.1)
+            return len(writable) == storm and all(
+                s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 for s in sockets
+            )
+
+        assert wait_until(established, timeout=20)
+    finally:
+        busy.set()
+        for sock in sockets:
+            sock.close()

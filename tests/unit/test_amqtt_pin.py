@@ -160,6 +160,7 @@ def test_what_calling_mqchats_plugins_in_place_relies_on() -> None:
     assert "for event_awaitable in self._event_plugin_callbacks[event_name]:" in fire
     # the plugins are loaded (and the table filled) by Broker.__init__, before MqchatBroker's runs
     assert "self.plugins_manager = PluginManager(" in inspect.getsource(Broker.__init__)
+    assert "self._load_plugins(namespace)" in inspect.getsource(PluginManager.__init__)
 
 
 def test_what_reading_the_connect_whole_relies_on() -> None:
@@ -171,3 +172,21 @@ def test_what_reading_the_connect_whole_relies_on() -> None:
     assert _params(ConnectPacket.from_stream) == ["reader", "fixed_header", "variable_header"]
     # given a fixed header, the packet is decoded from the reader without reading a header again
     assert "if fixed_header is None:" in inspect.getsource(MQTTPacket.from_stream)
+
+
+def test_the_listeners_are_made_as_stock_makes_them_but_for_the_backlog() -> None:
+    # MqchatBroker._create_server_instance repeats stock's servers with a listen backlog
+    assert _params(Broker._create_server_instance) == [
+        "listener_name",
+        "listener_type",
+        "address",
+        "port",
+        "ssl_context",
+    ]
+    assert "self._create_server_instance(listener_name, listener.type, address, port, ssl_context)" in (
+        inspect.getsource(Broker._start_listeners)
+    )
+    stock = inspect.getsource(Broker._create_server_instance)
+    assert "backlog" not in stock
+    arguments = ("reuse_address=True,", "ssl=ssl_context,", 'subprotocols=[websockets.Subprotocol("mqtt")],')
+    assert all(argument in stock for argument in arguments)
