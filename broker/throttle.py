@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -139,16 +140,19 @@ class CredentialChecks:
     """A blocking credential check run off the event loop, many waiting logins to a thread hop.
 
     ``asyncio.to_thread`` per login cost a thread hand-off and a wake-up of the event loop each. Here
-    a login waits on a future; up to ``parallel`` batches run at once on the loop's default executor,
-    each taking up to ``batch`` of the waiting logins and checking them one after the other. Under
+    a login waits on a future; up to ``parallel`` batches (by default one per core: a slow Argon2
+    check releases the GIL and uses a core) run at once on the loop's default executor, each taking
+    up to ``batch`` of the waiting logins and checking them one after the other. Under
     little load a login is checked at once, alone; under a connect storm the waiting ones are
     checked together. A check that raises fails only its own login. Calling the object is the
     blocking check itself.
     """
 
-    def __init__(self, check: Callable[[str, str], bool], *, parallel: int = 4, batch: int = 16) -> None:
+    def __init__(
+        self, check: Callable[[str, str], bool], *, parallel: int | None = None, batch: int = 16
+    ) -> None:
         self._check = check
-        self._parallel = parallel
+        self._parallel = parallel or max(2, os.cpu_count() or 1)
         self._batch = batch
         self._waiting: deque[tuple[str, str, asyncio.Future[bool]]] = deque()
         self._running = 0

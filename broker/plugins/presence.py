@@ -162,6 +162,7 @@ class MqchatPresencePlugin(BasePlugin[Any]):
 
     async def _make_changes(self) -> None:
         try:
+            await asyncio.sleep(0)  # the connections handled in the same turn of the loop join in
             while self._changes:
                 batch = list(self._changes)
                 self._changes.clear()
