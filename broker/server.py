@@ -277,9 +277,12 @@ class MqchatBroker(Broker):
         authenticated = await self._authenticate(client_session, self.listeners_config[listener_name])
         handler.attach(client_session, reader, writer)
         client_id, user = client_session.client_id, client_session.username or ""
-        others = self._clients_of.get(user, set()) - {client_id}
-        if self._max_per_user and len(others) >= self._max_per_user:
-            log.warning("refused %s: %s already has %d connections", client_id, user, len(others))
+        # counted, not copied: a copy of the set lived as long as the connection (O(N²) memory with
+        # one login for every client, as anonymous clients have)
+        connected = self._clients_of.get(user, set())
+        others = len(connected) - (client_id in connected)
+        if self._max_per_user and others >= self._max_per_user:
+            log.warning("refused %s: %s already has %d connections", client_id, user, others)
             authenticated = False
         if not authenticated or client_id is None:
             await handler.mqtt_connack_authorize(False)

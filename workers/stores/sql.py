@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 
 # the statements of every message, built once and run on the DBAPI cursor (see sql_base)
 _USER = Statement(select(users.c.id).where(users.c.id == bindparam("b_user")))
+_CREDENTIALS = Statement(
+    select(credentials.c.kind, credentials.c.secret_hash)
+    .join(users, users.c.id == credentials.c.user_id)
+    .where(credentials.c.user_id == bindparam("b_user"), users.c.disabled.is_(False))
+)
 _MESSAGE_BY_COMMAND = Statement(
     select(
         messages.c.id,
@@ -131,13 +136,8 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
             return int(conn.execute(delete(credentials).where(credentials.c.user_id == user)).rowcount)
 
     def credential_hashes(self, user: str) -> list[tuple[str, str]]:
-        query = (
-            select(credentials.c.kind, credentials.c.secret_hash)
-            .join(users, users.c.id == credentials.c.user_id)
-            .where(credentials.c.user_id == user, users.c.disabled.is_(False))
-        )
-        with self._tx() as conn:
-            return [(row[0], row[1]) for row in conn.execute(query)]
+        with self._tx() as conn:  # every login: built once, run on the driver's cursor
+            return [(row[0], row[1]) for row in _CREDENTIALS.all(conn, {"b_user": user})]
 
     def set_last_seen(self, user: str, ts: float) -> None:
         with self._tx() as conn:
