@@ -46,6 +46,7 @@ class Ingest:
         queue_size: int,
         batch_size: int,
         send_batch: SendBatch,
+        linger: float = 0.0,
         reply: Reply,
         on_action: Callable[[str], None] = lambda user: None,
         rate: RateLimiter | None = None,
@@ -54,6 +55,7 @@ class Ingest:
         self._topics = topics
         self._max_bytes = max_payload_bytes
         self._batch_size = batch_size
+        self._linger = linger
         self._send_batch = send_batch
         self._reply = reply
         self._on_action = on_action
@@ -170,13 +172,20 @@ class Ingest:
         stopping = False
         batch: list[dict[str, Any]] = []
         while not stopping:
+            free_since = time.monotonic()
             chunk = self._queue.get()
             if chunk is _STOP:
                 break
             batch.extend(chunk)
+            # Group commit under load: when this chunk came within ``linger`` of the last batch,
+            # it waits up to ``linger`` for others to join it (one transaction for all); when the
+            # thread was idle longer than that, the load is light and the command goes at once.
+            now = time.monotonic()
+            until = now + self._linger if now - free_since < self._linger else now
             while len(batch) < self._batch_size:
                 try:
-                    chunk = self._queue.get_nowait()
+                    left = until - time.monotonic()
+                    chunk = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if chunk is _STOP:

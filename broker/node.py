@@ -154,6 +154,7 @@ class Node:
             max_payload_bytes=settings.limits.max_payload_bytes,
             queue_size=settings.workers.ingest_queue,
             batch_size=settings.workers.ingest_batch,
+            linger=settings.workers.ingest_linger_ms / 1000,
             send_batch=send_batch,
             reply=self._reply,
             on_action=self._touch,

@@ -32,13 +32,14 @@ class JobQueue:
         return [item["cmd"]["id"] for batch in self.batches for item in batch]
 
 
-def make(jobs: JobQueue, replies: list[tuple[str, dict[str, Any]]], **kw: int) -> Ingest:
+def make(jobs: JobQueue, replies: list[tuple[str, dict[str, Any]]], **kw: float) -> Ingest:
     ingest = Ingest(
         node_id="n1",
         topics=TOPICS,
         max_payload_bytes=64 * 1024,
-        queue_size=kw.get("queue_size", 1000),
-        batch_size=kw.get("batch_size", 200),
+        queue_size=int(kw.get("queue_size", 1000)),
+        batch_size=int(kw.get("batch_size", 200)),
+        linger=kw.get("linger", 0.0),
         send_batch=jobs.send,
         reply=lambda user, event: replies.append((user, event)),
     )
@@ -116,3 +117,24 @@ def test_accept_off_the_event_loop_hands_over_at_once() -> None:
     send(ingest, "alice", "x1")
     ingest.stop()
     assert jobs.ids() == ["x1"]
+
+
+def test_under_load_commands_wait_for_each_other_and_after_a_quiet_spell_go_at_once() -> None:
+    jobs, replies = JobQueue(), list[tuple[str, dict[str, Any]]]()
+    ingest = make(jobs, replies, linger=1.0)
+
+    async def main() -> None:
+        # A and B come 50 ms apart, within the linger of the thread's start: one transaction
+        send(ingest, "alice", "a")
+        await asyncio.sleep(0.05)
+        send(ingest, "alice", "b")
+        await asyncio.sleep(2.5)  # quiet for longer than the linger
+        # C comes after the quiet spell: it goes at once, so D, 50 ms later, is a batch of its own
+        send(ingest, "alice", "c")
+        await asyncio.sleep(0.05)
+        send(ingest, "alice", "d")
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    ingest.stop(10)
+    assert [[item["cmd"]["id"] for item in batch] for batch in jobs.batches] == [["a", "b"], ["c"], ["d"]]
