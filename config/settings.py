@@ -102,11 +102,12 @@ class WorkerSettings(_Section):
     """Worker threads for delivery jobs (commands run in order on their own thread)."""
     ingest_batch: int = Field(default=200, ge=1, le=10_000)
     """At most this many client commands go into one job."""
-    ingest_linger_ms: float = Field(default=8.0, ge=0, le=100)
+    ingest_linger_ms: float = Field(default=0.0, ge=0, le=100)
     """Group commit: under load (commands coming within this many ms of the last batch) a small
-    batch waits up to this long for more commands to join it: fewer, larger transactions (on the
-    project machine half the CPU at 400 chat messages/s), for at most this much latency. A lone
-    command after a quiet spell goes at once. 0: never wait."""
+    batch waits up to this long for more commands to join it: fewer, larger transactions, for up
+    to this much more latency. On the project machine 8 ms took the node from 86-90% to 47-73% of
+    a core at 400 chat messages/s, but added ~10 ms to p50 at every rate (see
+    benchmarks/RESULTS.md). A lone command after a quiet spell goes at once. 0 (default): never."""
     ingest_queue: int = Field(default=50_000, ge=10)
     """Commands waiting to be enqueued; past it a command is refused with ``busy``."""
     health_port: Port | None = None
