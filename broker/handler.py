@@ -162,7 +162,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         socket's back-pressure still applies: the next read waits until what was written drains.
         """
         loop = asyncio.get_running_loop()
-        pending = b""
+        pending = bytearray()  # the start of a packet not all here yet (appended to: linear)
         chunk, self._read_ahead = self._read_ahead, b""  # what came with the CONNECT goes first
         while self.reader is not None:
             if not chunk:
@@ -171,10 +171,14 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
                 chunk = await stream.read(_READ_SIZE)
                 if not chunk:
                     return  # EOF
-            data = pending + chunk if pending else chunk
+            if pending:
+                pending += chunk
+                frames, used = read_frames(pending)  # MQTTError: the stream can no longer be framed
+                del pending[:used]
+            else:
+                frames, used = read_frames(chunk)
+                pending[:] = chunk[used:]
             chunk = b""
-            frames, used = read_frames(data)  # MQTTError: the stream can no longer be framed
-            pending = data[used:]
             if frames:
                 self._reading_since = None
             acks = b""  # the PUBACKs of this read, written at once (one system call, not one each)

@@ -50,6 +50,17 @@ def test_packets_in_one_write_or_byte_by_byte_are_each_handled_once_in_order(
     sock.close()
 
 
+def test_a_large_packet_in_small_pieces_is_put_back_together(bare: _BareBroker) -> None:  # noqa: F811
+    sock = _connect(bare.port, "trickle")
+    payload = bytes(range(256)) * 4096  # 1 MiB, sent in pieces of 1 KiB
+    packet = encode_publish("out/big", payload, 7, 1, False)
+    for start in range(0, len(packet), 1024):
+        sock.sendall(packet[start : start + 1024])
+    assert _read(sock, 4) == b"\x40\x02\x00\x07"
+    assert bare.gate.published == [(None, "out/big", payload)]
+    sock.close()
+
+
 def test_a_malformed_packet_is_dropped_alone(bare: _BareBroker) -> None:  # noqa: F811
     sock = _connect(bare.port, "sloppy")
     wildcard = encode_publish("out/+", b"bad", 1, 1, False)
