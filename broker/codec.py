@@ -43,10 +43,13 @@ class Publish(NamedTuple):
     data: bytes
 
 
-def read_frames(buffer: bytes | bytearray, start: int = 0) -> tuple[list[Frame], int]:
+def read_frames(
+    buffer: bytes | bytearray, start: int = 0, *, limit: int | None = None
+) -> tuple[list[Frame], int]:
     """The whole packets in ``buffer`` from ``start``, and where the first incomplete one begins.
 
-    MQTTError if a remaining length runs past four bytes: the stream cannot be framed any more.
+    MQTTError if a remaining length runs past four bytes (the stream cannot be framed any more),
+    or if a packet says it is longer than ``limit`` bytes (refused before it is read).
     """
     frames: list[Frame] = []
     end = len(buffer)
@@ -66,6 +69,8 @@ def read_frames(buffer: bytes | bytearray, start: int = 0) -> tuple[list[Frame],
             shift += 7
             if shift >= 7 * _MAX_LENGTH_BYTES:
                 raise MQTTError(f"invalid remaining length in a packet of type {buffer[pos] >> 4}")
+        if limit is not None and length > limit:
+            raise MQTTError(f"a packet of {length} bytes, over the limit of {limit}")
         stop = i + length
         if stop > end:
             break

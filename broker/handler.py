@@ -84,6 +84,8 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
     _watchdog: asyncio.TimerHandle | None = None
     _reading_since: float | None = None
     _sweeper: asyncio.TimerHandle | None = None
+    max_packet: int | None = None
+    """Bytes a packet may say it has (TCP): a longer one closes the connection before it is read."""
     _read_ahead: bytes = b""  # bytes the client sent right after its CONNECT (see broker/connect.py)
 
     def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
@@ -173,10 +175,10 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
                     return  # EOF
             if pending:
                 pending += chunk
-                frames, used = read_frames(pending)  # MQTTError: the stream can no longer be framed
+                frames, used = read_frames(pending, limit=self.max_packet)  # MQTTError: close
                 del pending[:used]
             else:
-                frames, used = read_frames(chunk)
+                frames, used = read_frames(chunk, limit=self.max_packet)
                 pending[:] = chunk[used:]
             chunk = b""
             if frames:

@@ -64,6 +64,12 @@ class NodeError(Exception):
     """The node could not start (a port is taken, a setting is unusable...)."""
 
 
+def max_packet_bytes(max_payload: int) -> int:
+    """The largest packet a client may announce: room for a payload well over the limit (answered
+    ``too_large``), but no buffering of hundreds of megabytes (the connection is closed)."""
+    return max(4 * max_payload, 1024 * 1024)
+
+
 def _bind(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -166,6 +172,7 @@ class Node:
             keepalive_grace=settings.presence.keepalive_grace,
             max_connections_per_user=settings.limits.max_connections_per_user,
             max_inflight=settings.limits.max_inflight_per_connection,
+            max_packet=max_packet_bytes(settings.limits.max_payload_bytes),
         )
         self._bind_plugins(broker, store, sessions)
         try:

@@ -109,11 +109,13 @@ class MqchatBroker(Broker):
         keepalive_grace: float = 1.5,
         max_connections_per_user: int = 0,
         max_inflight: int = 1000,
+        max_packet: int | None = None,
         **kwargs: Any,
     ) -> None:
         check_amqtt_version()
         super().__init__(config, **kwargs)
         self._gate = gate
+        self._max_packet = max_packet
         self._keepalive_grace = keepalive_grace
         self._connections: set[asyncio.Task[Any]] = set()
         self._max_per_user = max_connections_per_user
@@ -253,6 +255,7 @@ class MqchatBroker(Broker):
             await writer.close()  # stock amqtt left this transport open
             raise AMQTTError(exc) from exc
         handler.gate = self._gate
+        handler.max_packet = self._max_packet
         handler.requests = self
         session.clean_session = True
         session.parent = 0

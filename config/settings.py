@@ -125,7 +125,8 @@ class SessionSettings(_Section):
 
 class LimitSettings(_Section):
     max_payload_bytes: int = Field(default=65_536, ge=256, le=16 * 1024 * 1024)
-    """Largest command payload accepted; larger ones get a ``too_large`` error."""
+    """Largest command payload accepted; larger ones get a ``too_large`` error. A packet that says
+    it is over four times this (and over 1 MiB) closes its connection before it is read."""
     sync_page_size: int = Field(default=200, ge=1, le=1000)
     """Default number of inbox entries in one sync page."""
     commands_per_second: float = Field(default=100.0, gt=0.0)

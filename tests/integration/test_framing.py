@@ -61,6 +61,23 @@ def test_a_large_packet_in_small_pieces_is_put_back_together(bare: _BareBroker) 
     sock.close()
 
 
+def test_a_packet_announced_over_the_limit_closes_its_connection_unread(
+    bare: _BareBroker,  # noqa: F811
+) -> None:
+    bare.broker._max_packet = 64 * 1024
+    good = _connect(bare.port, "fits")
+    hostile = _connect(bare.port, "huge")
+    hostile.sendall(b"\x30\xff\xff\xff\x7f")  # a PUBLISH of 256 MiB is coming: nothing more is sent
+    assert hostile.recv(16) == b""  # closed at once, nothing buffered
+    hostile.close()
+    assert wait_until(lambda: "huge" not in bare.broker._sessions)
+    payload = b"x" * (60 * 1024)  # under the limit: read and handled
+    good.sendall(encode_publish("out/fits", payload, 3, 1, False))
+    assert _read(good, 4) == b"\x40\x02\x00\x03"
+    assert bare.gate.published[-1] == (None, "out/fits", payload)
+    good.close()
+
+
 def test_a_malformed_packet_is_dropped_alone(bare: _BareBroker) -> None:  # noqa: F811
     sock = _connect(bare.port, "sloppy")
     wildcard = encode_publish("out/+", b"bad", 1, 1, False)

@@ -93,3 +93,9 @@ def test_incomplete_packets_wait_for_more_bytes() -> None:
     assert read_frames(whole[:1]) == ([], 0)
     assert read_frames(whole[:3]) == ([], 0)
     assert read_frames(whole + whole[:2]) == ([Frame(0x40, b"\x00\x09")], 4)
+
+
+def test_a_packet_announced_over_the_limit_is_refused_before_it_is_read() -> None:
+    with pytest.raises(MQTTError, match="over the limit"):
+        read_frames(b"\x30\x81\x08", limit=1024)  # 1,025 bytes announced, none of them here
+    assert read_frames(b"\x30\x80\x08", limit=1024) == ([], 0)  # 1,024: waits for them
