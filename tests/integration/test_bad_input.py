@@ -8,6 +8,7 @@ import pytest
 
 from tests.harness import RunningNode, unique
 from tests.plain import PlainClient
+from tests.raw_mqtt import login
 
 BAD_COMMANDS = [
     pytest.param(b"{not json", "bad_json", None, id="malformed-json"),
@@ -94,21 +95,11 @@ def test_an_oversized_payload_is_refused(pair: tuple[PlainClient, PlainClient]) 
 def test_a_packet_announced_as_hundreds_of_megabytes_is_not_waited_for(
     node: RunningNode, pair: tuple[PlainClient, PlainClient]
 ) -> None:
-    import socket
-    import struct
-
     alice, bob = pair
     mallory_id, mallory_token = node.add_user("mallory")
 
-    def utf8(s: str) -> bytes:
-        return struct.pack("!H", len(s.encode())) + s.encode()
-
     # Given mallory logged in over plain TCP
-    body = utf8("MQTT") + bytes([4, 0b11000010]) + struct.pack("!H", 60) + utf8(f"{mallory_id}/raw")
-    body += utf8(mallory_id) + utf8(mallory_token)
-    sock = socket.create_connection(("127.0.0.1", node.port), timeout=10)
-    sock.sendall(bytes([0x10, len(body)]) + body)
-    assert sock.recv(4) == b"\x20\x02\x00\x00"
+    sock = login(node.port, f"{mallory_id}/raw", mallory_id, mallory_token)
     # When she announces a PUBLISH of 256 MiB, then sends nothing more
     sock.sendall(b"\x32\xff\xff\xff\x7f")
     # Then the node closes her connection at once instead of waiting to buffer it all

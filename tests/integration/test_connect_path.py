@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import select
 import socket
-import struct
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,32 +24,17 @@ from amqtt.plugins.base import BaseTopicPlugin
 from broker.codec import encode_publish, read_frames, read_publish
 from tests.harness import RunningNode, unique, wait_until
 from tests.integration.test_amqtt_fixes import _BareBroker, bare  # noqa: F401 - the fixture
-from tests.integration.test_framing import _read, _utf8
 from tests.plain import PlainClient
-
-CONNACK_OK = b"\x20\x02\x00\x00"
-PINGREQ, PINGRESP = b"\xc0\x00", b"\xd0\x00"
-
-
-def _connect_packet(client_id: str, user: str | None = None, secret: str | None = None) -> bytes:
-    flags = 0b00000010 | (0b11000000 if user is not None else 0)
-    body = _utf8("MQTT") + bytes([4, flags]) + struct.pack("!H", 60) + _utf8(client_id)
-    if user is not None and secret is not None:
-        body += _utf8(user) + _utf8(secret)
-    return bytes([0x10, len(body)]) + body
-
-
-def _subscribe_packet(packet_id: int, topic: str) -> bytes:
-    body = struct.pack("!H", packet_id) + _utf8(topic) + b"\x01"
-    return bytes([0x82, len(body)]) + body
-
-
-def _suback(packet_id: int, code: int) -> bytes:
-    return b"\x90\x03" + struct.pack("!H", packet_id) + bytes([code])
-
-
-def _puback(packet_id: int) -> bytes:
-    return b"\x40\x02" + struct.pack("!H", packet_id)
+from tests.raw_mqtt import (
+    CONNACK_OK,
+    PINGREQ,
+    PINGRESP,
+    connect_packet,
+    puback,
+    read_exactly,
+    suback,
+    subscribe_packet,
+)
 
 
 def _open(port: int) -> socket.socket:
@@ -93,17 +77,17 @@ def test_connect_subscribe_and_publish_in_one_write_are_each_handled(node: Runni
     # When alice sends her CONNECT, a SUBSCRIBE to her inbox, a message to bob and a PINGREQ at once
     send = json.dumps({"v": 1, "type": "send", "id": "c-1", "to": bob_id, "text": "all at once"})
     alice.sendall(
-        _connect_packet(f"{alice_id}/raw", alice_id, alice_token)
-        + _subscribe_packet(1, f"chat/{alice_id}/in")
+        connect_packet(f"{alice_id}/raw", alice_id, alice_token)
+        + subscribe_packet(1, f"chat/{alice_id}/in")
         + encode_publish(f"chat/{alice_id}/out", send.encode(), 2, 1, False)
         + PINGREQ
     )
 
     # Then the CONNECT is accepted first, and each of the others answered (the PUBLISH and PINGREQ
     # at once, the SUBSCRIBE when the ACL has judged it)
-    assert _read(alice, 4) == CONNACK_OK
-    answers, _ = read_frames(_read(alice, 5 + 4 + 2))
-    assert sorted(answers) == sorted(read_frames(_suback(1, 1) + _puback(2) + PINGRESP)[0])
+    assert read_exactly(alice, 4) == CONNACK_OK
+    answers, _ = read_frames(read_exactly(alice, 5 + 4 + 2))
+    assert sorted(answers) == sorted(read_frames(suback(1, 1) + puback(2) + PINGRESP)[0])
     # And bob gets the message; his reply reaches alice on the inbox she subscribed to in that write
     assert bob.expect_type("message")["message"]["text"] == "all at once"
     bob.send(alice_id, "got it")
@@ -120,13 +104,13 @@ def test_connect_subscribe_and_publish_in_one_write_are_each_handled(node: Runni
 def test_a_connect_arriving_a_byte_at_a_time_is_read_whole(node: RunningNode) -> None:
     alice_id, alice_token = node.add_user("alice")
     alice = _open(node.port)
-    packets = _connect_packet(f"{alice_id}/slow", alice_id, alice_token) + _subscribe_packet(3, "x/#")
+    packets = connect_packet(f"{alice_id}/slow", alice_id, alice_token) + subscribe_packet(3, "x/#")
     for i in range(len(packets)):
         alice.sendall(packets[i : i + 1])
     # the SUBSCRIBE is the ACL's to judge, as ever: refused
-    assert _read(alice, 9) == CONNACK_OK + _suback(3, 0x80)
-    alice.sendall(_subscribe_packet(4, f"chat/{alice_id}/in"))
-    assert _read(alice, 5) == _suback(4, 1)
+    assert read_exactly(alice, 9) == CONNACK_OK + suback(3, 0x80)
+    alice.sendall(subscribe_packet(4, f"chat/{alice_id}/in"))
+    assert read_exactly(alice, 5) == suback(4, 1)
     alice.close()
 
 
@@ -135,11 +119,10 @@ def test_a_refused_login_ignores_what_was_sent_behind_it(node: RunningNode) -> N
     # When someone sends alice's CONNECT with a wrong token and a SUBSCRIBE to her inbox at once
     sock = _open(node.port)
     sock.sendall(
-        _connect_packet(f"{alice_id}/evil", alice_id, "mqc_wrong")
-        + _subscribe_packet(1, f"chat/{alice_id}/in")
+        connect_packet(f"{alice_id}/evil", alice_id, "mqc_wrong") + subscribe_packet(1, f"chat/{alice_id}/in")
     )
     # Then the login is refused (not authorised) and the connection closed, with no SUBACK
-    assert _read(sock, 4) == b"\x20\x02\x00\x05"
+    assert read_exactly(sock, 4) == b"\x20\x02\x00\x05"
     assert _closed(sock)
     sock.close()
 
@@ -152,10 +135,10 @@ def test_logins_checked_together_each_get_their_own_verdict(node: RunningNode) -
 
     # When every CONNECT is sent before any answer is read
     for i, (sock, (user, token)) in enumerate(zip(sockets, users, strict=True)):
-        sock.sendall(_connect_packet(f"{user}/d", user, "mqc_wrong" if i in wrong else token))
+        sock.sendall(connect_packet(f"{user}/d", user, "mqc_wrong" if i in wrong else token))
 
     # Then exactly the right ones are accepted
-    answers = [_read(sock, 4) for sock in sockets]
+    answers = [read_exactly(sock, 4) for sock in sockets]
     assert [a == CONNACK_OK for a in answers] == [i not in wrong for i in range(len(users))]
     assert all(answers[i] == b"\x20\x02\x00\x05" for i in wrong)
     for sock in sockets:
@@ -168,12 +151,12 @@ def test_two_hundred_logins_at_once_are_all_accepted(node: RunningNode) -> None:
     def login(user: tuple[str, str]) -> bytes:
         with _open(node.port) as sock:
             name, token = user
-            sock.sendall(_connect_packet(f"{name}/d", name, token) + _subscribe_packet(1, f"chat/{name}/in"))
-            return _read(sock, 9)
+            sock.sendall(connect_packet(f"{name}/d", name, token) + subscribe_packet(1, f"chat/{name}/in"))
+            return read_exactly(sock, 9)
 
     with ThreadPoolExecutor(max_workers=50) as pool:
         answers = list(pool.map(login, users))
-    assert answers == [CONNACK_OK + _suback(1, 1)] * len(users)
+    assert answers == [CONNACK_OK + suback(1, 1)] * len(users)
 
 
 # ---------------------------------------------------------------- plugins that are not mqchat's
@@ -225,10 +208,8 @@ def plugged() -> Iterator[_BareBroker]:
 def test_plugins_that_are_not_mqchats_are_still_applied(plugged: _BareBroker) -> None:
     client_id = unique("other")
     sock = _open(plugged.port)
-    sock.sendall(
-        _connect_packet(client_id) + _subscribe_packet(1, "open/a") + _subscribe_packet(2, "closed/a")
-    )
-    assert _read(sock, 14) == CONNACK_OK + _suback(1, 1) + _suback(2, 0x80)
+    sock.sendall(connect_packet(client_id) + subscribe_packet(1, "open/a") + subscribe_packet(2, "closed/a"))
+    assert read_exactly(sock, 14) == CONNACK_OK + suback(1, 1) + suback(2, 0x80)
     assert client_id in _OnlyOpenTopics.connected
     sock.close()
 
@@ -245,8 +226,8 @@ def test_users_arriving_and_leaving_together_each_go_online_then_offline(node: R
     # When they all connect at once, then all leave at once
     sockets = [_open(node.port) for _ in users]
     for sock, (user, token) in zip(sockets, users, strict=True):
-        sock.sendall(_connect_packet(f"{user}/d", user, token))
-    assert [_read(sock, 4) for sock in sockets] == [CONNACK_OK] * len(users)
+        sock.sendall(connect_packet(f"{user}/d", user, token))
+    assert [read_exactly(sock, 4) for sock in sockets] == [CONNACK_OK] * len(users)
     seen = {user: watcher.expect(_status(user, "online")) for user, _ in users}
     for sock in sockets:
         sock.sendall(b"\xe0\x00")  # DISCONNECT

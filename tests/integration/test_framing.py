@@ -4,59 +4,35 @@ ends only its own connection."""
 
 from __future__ import annotations
 
-import socket
-import struct
-
 from broker.codec import encode_publish
 from tests.harness import wait_until
 from tests.integration.test_amqtt_fixes import _BareBroker, bare  # noqa: F401 - the fixture
-
-
-def _utf8(s: str) -> bytes:
-    return struct.pack("!H", len(s.encode())) + s.encode()
-
-
-def _connect(port: int, client_id: str) -> socket.socket:
-    body = _utf8("MQTT") + bytes([4, 0b00000010]) + struct.pack("!H", 60) + _utf8(client_id)
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.settimeout(10)
-    sock.sendall(bytes([0x10, len(body)]) + body)
-    assert sock.recv(4) == b"\x20\x02\x00\x00"
-    return sock
-
-
-def _read(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        assert chunk, f"closed after {data!r}"
-        data += chunk
-    return data
+from tests.raw_mqtt import PINGRESP, login, puback, read_exactly
 
 
 def test_packets_in_one_write_or_byte_by_byte_are_each_handled_once_in_order(
     bare: _BareBroker,  # noqa: F811
 ) -> None:
-    sock = _connect(bare.port, "burst")
+    sock = login(bare.port, "burst")
     burst = b"".join(encode_publish("out/burst", f"m{i}".encode(), i + 1, 1, False) for i in range(300))
     split = b"".join(encode_publish("out/burst", f"m{i}".encode(), i + 1, 1, False) for i in range(300, 305))
     sock.sendall(burst + b"\xc0\x00")  # 300 PUBLISHes and a PINGREQ in one write
     for i in range(len(split)):  # then five more, a byte per write
         sock.sendall(split[i : i + 1])
-    expected = b"".join(b"\x40\x02" + struct.pack("!H", i + 1) for i in range(300))
-    expected += b"\xd0\x00" + b"".join(b"\x40\x02" + struct.pack("!H", i + 1) for i in range(300, 305))
-    assert _read(sock, len(expected)) == expected
+    expected = b"".join(puback(i + 1) for i in range(300))
+    expected += PINGRESP + b"".join(puback(i + 1) for i in range(300, 305))
+    assert read_exactly(sock, len(expected)) == expected
     assert [data for _user, _topic, data in bare.gate.published] == [f"m{i}".encode() for i in range(305)]
     sock.close()
 
 
 def test_a_large_packet_in_small_pieces_is_put_back_together(bare: _BareBroker) -> None:  # noqa: F811
-    sock = _connect(bare.port, "trickle")
+    sock = login(bare.port, "trickle")
     payload = bytes(range(256)) * 4096  # 1 MiB, sent in pieces of 1 KiB
     packet = encode_publish("out/big", payload, 7, 1, False)
     for start in range(0, len(packet), 1024):
         sock.sendall(packet[start : start + 1024])
-    assert _read(sock, 4) == b"\x40\x02\x00\x07"
+    assert read_exactly(sock, 4) == b"\x40\x02\x00\x07"
     assert bare.gate.published == [(None, "out/big", payload)]
     sock.close()
 
@@ -65,36 +41,36 @@ def test_a_packet_announced_over_the_limit_closes_its_connection_unread(
     bare: _BareBroker,  # noqa: F811
 ) -> None:
     bare.broker._max_packet = 64 * 1024
-    good = _connect(bare.port, "fits")
-    hostile = _connect(bare.port, "huge")
+    good = login(bare.port, "fits")
+    hostile = login(bare.port, "huge")
     hostile.sendall(b"\x30\xff\xff\xff\x7f")  # a PUBLISH of 256 MiB is coming: nothing more is sent
     assert hostile.recv(16) == b""  # closed at once, nothing buffered
     hostile.close()
     assert wait_until(lambda: "huge" not in bare.broker._sessions)
     payload = b"x" * (60 * 1024)  # under the limit: read and handled
     good.sendall(encode_publish("out/fits", payload, 3, 1, False))
-    assert _read(good, 4) == b"\x40\x02\x00\x03"
+    assert read_exactly(good, 4) == b"\x40\x02\x00\x03"
     assert bare.gate.published[-1] == (None, "out/fits", payload)
     good.close()
 
 
 def test_a_malformed_packet_is_dropped_alone(bare: _BareBroker) -> None:  # noqa: F811
-    sock = _connect(bare.port, "sloppy")
+    sock = login(bare.port, "sloppy")
     wildcard = encode_publish("out/+", b"bad", 1, 1, False)
     short = b"\x32\x03\x00\x05a"  # a topic longer than the packet
     sock.sendall(wildcard + short + encode_publish("out/ok", b"good", 2, 1, False))
-    assert _read(sock, 4) == b"\x40\x02\x00\x02"  # only the good one is acknowledged
+    assert read_exactly(sock, 4) == b"\x40\x02\x00\x02"  # only the good one is acknowledged
     assert [t for _u, t, _d in bare.gate.published] == ["out/ok"]
     sock.close()
 
 
 def test_a_stream_that_cannot_be_framed_ends_only_its_connection(bare: _BareBroker) -> None:  # noqa: F811
-    good = _connect(bare.port, "good")
-    broken = _connect(bare.port, "broken")
+    good = login(bare.port, "good")
+    broken = login(bare.port, "broken")
     broken.sendall(b"\x30\xff\xff\xff\xff\x01")  # a remaining length of five bytes
     assert broken.recv(16) == b""  # closed by the broker
     broken.close()
     assert wait_until(lambda: "broken" not in bare.broker._sessions)
     good.sendall(encode_publish("out/good", b"still here", 5, 1, False))
-    assert _read(good, 4) == b"\x40\x02\x00\x05"
+    assert read_exactly(good, 4) == b"\x40\x02\x00\x05"
     good.close()

@@ -3,25 +3,16 @@ keeps talking stays connected well past its keep-alive, and one that goes silent
 
 from __future__ import annotations
 
-import socket
-import struct
 import time
 
 from tests.integration.test_amqtt_fixes import _BareBroker, bare  # noqa: F401 - the fixture
-
-
-def _utf8(s: str) -> bytes:
-    return struct.pack("!H", len(s.encode())) + s.encode()
+from tests.raw_mqtt import login
 
 
 def test_a_talking_client_stays_and_a_silent_one_is_closed(bare: _BareBroker) -> None:  # noqa: F811
     # Given a client with a keep-alive of 1 s (2 s with the broker's grace)
-    body = _utf8("MQTT") + bytes([4, 0b00000010]) + struct.pack("!H", 1) + _utf8("pinger")
-    sock = socket.create_connection(("127.0.0.1", bare.port))
+    sock = login(bare.port, "pinger", keepalive=1)
     try:
-        sock.sendall(bytes([0x10, len(body)]) + body)
-        assert sock.recv(4) == b"\x20\x02\x00\x00"
-
         # When it pings twice a second for 5 s, every ping is answered: it is still connected
         end = time.monotonic() + 5
         while time.monotonic() < end:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.harness import RunningNode, connect, node_settings, wait_until
 from tests.plain import PlainClient
+from tests.raw_mqtt import login, subscribe_packet
 
 
 @pytest.fixture
@@ -103,8 +104,6 @@ def test_an_address_guessing_passwords_is_locked_out_then_let_back(strict: Runni
 
 
 def test_a_client_that_stops_reading_is_disconnected_not_buffered_forever(tmp_path: Path) -> None:
-    import socket
-    import struct
 
     node = RunningNode(node_settings(tmp_path, **{"limits.max_inflight_per_connection": 20})).start()
     try:
@@ -116,17 +115,8 @@ def test_a_client_that_stops_reading_is_disconnected_not_buffered_forever(tmp_pa
         watcher.subscribe(f"presence/{bob_id}")
 
         # bob connects by hand, subscribes to his inbox, then never reads again
-        def utf8(s: str) -> bytes:
-            return struct.pack("!H", len(s.encode())) + s.encode()
-
-        body = utf8("MQTT") + bytes([4, 0b11000010]) + struct.pack("!H", 60)
-        body += utf8(f"{bob_id}/stuck") + utf8(bob_id) + utf8(bob_token)
-        stuck = socket.create_connection(("127.0.0.1", node.port))
-        stuck.sendall(bytes([0x10, len(body)]) + body)
-        assert stuck.recv(4) == b"\x20\x02\x00\x00"
-        topic = f"chat/{bob_id}/in"
-        sub = struct.pack("!H", 1) + utf8(topic) + b"\x01"
-        stuck.sendall(bytes([0x82, len(sub)]) + sub)
+        stuck = login(node.port, f"{bob_id}/stuck", bob_id, bob_token)
+        stuck.sendall(subscribe_packet(1, f"chat/{bob_id}/in"))
         watcher.expect(lambda t, p: isinstance(p, dict) and p.get("status") == "online")
 
         # alice keeps sending: nothing is acknowledged by bob

@@ -9,27 +9,13 @@ import time
 
 from tests.harness import RunningNode
 from tests.plain import PlainClient
+from tests.raw_mqtt import login
 
 
 def _presence(watcher: PlainClient, user: str, status: str) -> dict:  # type: ignore[type-arg]
     return watcher.expect(  # type: ignore[no-any-return]
         lambda t, p: t == f"presence/{user}" and isinstance(p, dict) and p.get("status") == status
     )
-
-
-def _raw_connect(port: int, user: str, token: str, keepalive: int) -> socket.socket:
-    """An MQTT 3.1.1 CONNECT by hand, so the client can then go silent (no PINGREQ, no FIN)."""
-
-    def utf8(s: str) -> bytes:
-        return struct.pack("!H", len(s.encode())) + s.encode()
-
-    variable = utf8("MQTT") + bytes([4, 0b11000010]) + struct.pack("!H", keepalive)
-    payload = utf8(f"{user}/raw") + utf8(user) + utf8(token)
-    body = variable + payload
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.sendall(bytes([0x10, len(body)]) + body)
-    assert sock.recv(4) == b"\x20\x02\x00\x00"  # CONNACK accepted
-    return sock
 
 
 def test_online_then_offline_with_last_seen(node: RunningNode) -> None:
@@ -89,7 +75,7 @@ def test_a_connection_that_dies_without_disconnect_goes_offline(node: RunningNod
     watcher = PlainClient(node.port, watcher_id, watcher_token)
     watcher.subscribe(f"presence/{bob_id}")
 
-    sock = _raw_connect(node.port, bob_id, bob_token, keepalive=60)
+    sock = login(node.port, f"{bob_id}/raw", bob_id, bob_token, keepalive=60)
     _presence(watcher, bob_id, "online")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()  # RST, no DISCONNECT
@@ -105,7 +91,7 @@ def test_a_silent_connection_is_closed_after_its_keepalive(node: RunningNode) ->
     node.make_contacts(watcher_id, bob_id)
     watcher = PlainClient(node.port, watcher_id, watcher_token)
     watcher.subscribe(f"presence/{bob_id}")
-    sock = _raw_connect(node.port, bob_id, bob_token, keepalive=1)
+    sock = login(node.port, f"{bob_id}/raw", bob_id, bob_token, keepalive=1)
     _presence(watcher, bob_id, "online")
 
     # Then within 1.5 x keep-alive (plus slack) the broker closes it and bob is offline

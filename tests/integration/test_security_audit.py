@@ -12,7 +12,6 @@ import io
 import select
 import socket
 import ssl
-import struct
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,16 +27,7 @@ from tests.harness import RunningNode, node_settings, wait_until
 from tests.integration import test_chat_sdk
 from tests.media_files import jpeg
 from tests.plain import PlainClient
-
-
-def _utf8(s: str) -> bytes:
-    return struct.pack("!H", len(s.encode())) + s.encode()
-
-
-def _connect_packet(user: str, token: str, device: str, keepalive: int = 60) -> bytes:
-    body = _utf8("MQTT") + bytes([4, 0b11000010]) + struct.pack("!H", keepalive)
-    body += _utf8(f"{user}/{device}") + _utf8(user) + _utf8(token)
-    return bytes([0x10, len(body)]) + body
+from tests.raw_mqtt import connect_packet, subscribe_packet
 
 
 def _answered(sock: socket.socket) -> bool:
@@ -175,7 +165,7 @@ def test_guessing_one_users_password_slows_every_login_of_that_user_only(slow_gu
     # Given four wrong guesses for bob at once (none waits: bob had no failures yet)
     guesses = [socket.create_connection(("127.0.0.1", node.port)) for _ in range(4)]
     for i, guess in enumerate(guesses):
-        guess.sendall(_connect_packet(bob_id, "mqc_guess", f"g{i}"))
+        guess.sendall(connect_packet(f"{bob_id}/g{i}", bob_id, "mqc_guess"))
     for guess in guesses:
         guess.settimeout(10)
         assert guess.recv(4) == b"\x20\x02\x00\x05"  # not authorised
@@ -185,7 +175,7 @@ def test_guessing_one_users_password_slows_every_login_of_that_user_only(slow_gu
     mqtt_login = socket.socket()
     mqtt_login.bind(("127.0.0.2", 0))
     mqtt_login.connect(("127.0.0.1", node.port))
-    mqtt_login.sendall(_connect_packet(bob_id, bob_token, "phone"))
+    mqtt_login.sendall(connect_packet(f"{bob_id}/phone", bob_id, bob_token))
     http_login = socket.create_connection(("127.0.0.1", node.node.http_port))
     auth = base64.b64encode(f"{bob_id}:{bob_token}".encode()).decode()
     http_login.sendall(
@@ -252,9 +242,11 @@ def test_each_listener_speaks_tls_and_refuses_plain_clients(
     with context.wrap_socket(
         socket.create_connection(("127.0.0.1", node.port)), server_hostname="127.0.0.1"
     ) as s:
-        s.sendall(_connect_packet(alice_id, alice_token, "tls"))
+        s.sendall(connect_packet(f"{alice_id}/tls", alice_id, alice_token))
         assert s.recv(4) == b"\x20\x02\x00\x00"
-    assert not _plain_answer(node.port, _connect_packet(alice_id, alice_token, "plain")).startswith(b"\x20")
+    assert not _plain_answer(
+        node.port, connect_packet(f"{alice_id}/plain", alice_id, alice_token)
+    ).startswith(b"\x20")
 
     # MQTT over WebSocket: the same; a WebSocket handshake in clear text is not answered with 101
     assert _paho_connects(node.ws_port, alice_id, alice_token, transport="websockets", tls=context)
@@ -293,10 +285,9 @@ def test_a_client_that_stops_reading_its_socket_is_disconnected(tmp_path: Path) 
         stuck = socket.socket()
         stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stuck.connect(("127.0.0.1", node.port))
-        stuck.sendall(_connect_packet(bob_id, bob_token, "stuck"))
+        stuck.sendall(connect_packet(f"{bob_id}/stuck", bob_id, bob_token))
         assert stuck.recv(4) == b"\x20\x02\x00\x00"
-        sub = struct.pack("!H", 1) + _utf8(f"chat/{bob_id}/in") + b"\x00"
-        stuck.sendall(bytes([0x82, len(sub)]) + sub)
+        stuck.sendall(subscribe_packet(1, f"chat/{bob_id}/in", qos=0))
         watcher.expect(lambda t, p: isinstance(p, dict) and p.get("status") == "online")
 
         alice = PlainClient(node.port, alice_id, alice_token)
@@ -321,7 +312,7 @@ def test_a_connection_that_goes_silent_mid_packet_is_closed_after_its_keepalive(
     watcher = PlainClient(node.port, watcher_id, watcher_token)
     watcher.subscribe(f"presence/{bob_id}")
     sock = socket.create_connection(("127.0.0.1", node.port))
-    sock.sendall(_connect_packet(bob_id, bob_token, "raw", keepalive=1))
+    sock.sendall(connect_packet(f"{bob_id}/raw", bob_id, bob_token, keepalive=1))
     assert sock.recv(4) == b"\x20\x02\x00\x00"
     watcher.expect(lambda t, p: isinstance(p, dict) and p.get("status") == "online")
 

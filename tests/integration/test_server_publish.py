@@ -4,8 +4,6 @@ one connection arrive in call order, QoS 1 ones end when acknowledged, and nothi
 from __future__ import annotations
 
 import json
-import socket
-import struct
 
 import pytest
 
@@ -13,6 +11,7 @@ import broker.handler as handler_module
 from tests.harness import wait_until
 from tests.integration.test_amqtt_fixes import _BareBroker, bare  # noqa: F401 - the fixture
 from tests.plain import PlainClient
+from tests.raw_mqtt import login, read_exactly, suback, subscribe_packet
 
 
 def test_server_publishes_arrive_in_call_order_and_leave_no_task_behind(
@@ -48,16 +47,9 @@ def test_deliveries_never_acknowledged_are_dropped_after_the_puback_timeout(
     monkeypatch.setattr(handler_module, "PUBACK_TIMEOUT", 0.2)
 
     # Given a client that subscribes at QoS 1 and then never acknowledges anything
-    def utf8(s: str) -> bytes:
-        return struct.pack("!H", len(s.encode())) + s.encode()
-
-    body = utf8("MQTT") + bytes([4, 0b00000010]) + struct.pack("!H", 60) + utf8("mute")
-    mute = socket.create_connection(("127.0.0.1", bare.port))
-    mute.sendall(bytes([0x10, len(body)]) + body)
-    assert mute.recv(4) == b"\x20\x02\x00\x00"
-    sub = struct.pack("!H", 1) + utf8("inbox/mute") + b"\x01"
-    mute.sendall(bytes([0x82, len(sub)]) + sub)
-    assert mute.recv(5) == b"\x90\x03\x00\x01\x01"
+    mute = login(bare.port, "mute")
+    mute.sendall(subscribe_packet(1, "inbox/mute"))
+    assert read_exactly(mute, 5) == suback(1, 1)
 
     # When the server publishes to it
     for i in range(3):
