@@ -16,8 +16,7 @@ import signal
 
 from amqtt.mqtt.constants import QOS_1
 
-from broker.cli import _loop_factory
-from broker.gc_pacing import GcPacing
+from broker.cli import run_process
 from broker.server import MqchatBroker
 
 __all__: list[str] = []
@@ -52,13 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    pacing = GcPacing()
-    pacing.start()
-    try:
-        with asyncio.Runner(loop_factory=_loop_factory("uvloop")) as runner:
-            runner.run(_serve(args.port))
-    finally:
-        pacing.stop()
+    run_process(_serve(args.port), "uvloop")
 
 
 if __name__ == "__main__":

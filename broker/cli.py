@@ -11,14 +11,17 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from client_sdk.contract import is_valid_user_id
 from config.settings import Settings, SettingsError, load_settings
 from workers.credentials import hash_password, hash_token, new_token
 from workers.errors import StoreError
 from workers.stores import Store, open_store
+
+T = TypeVar("T")
 
 __all__ = ["main"]
 
@@ -135,7 +138,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # ---------------------------------------------------------------------- run
 def _run(settings: Settings, *, run_workers: bool = True) -> int:
-    from broker.gc_pacing import GcPacing
     from broker.node import Node, NodeError
 
     async def serve() -> int:
@@ -169,11 +171,18 @@ def _run(settings: Settings, *, run_workers: bool = True) -> int:
         print("mqchat: stopped", flush=True)
         return 0
 
+    return run_process(serve(), settings.broker.event_loop)
+
+
+def run_process(main: Coroutine[Any, Any, T], event_loop: str) -> T:
+    """Run ``main`` as a broker process does: on the ``event_loop`` asked for, with GC pacing."""
+    from broker.gc_pacing import GcPacing
+
     pacing = GcPacing()
     pacing.start()
     try:
-        with asyncio.Runner(loop_factory=_loop_factory(settings.broker.event_loop)) as runner:
-            return runner.run(serve())
+        with asyncio.Runner(loop_factory=_loop_factory(event_loop)) as runner:
+            return runner.run(main)
     finally:
         pacing.stop()
 
