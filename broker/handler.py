@@ -19,7 +19,8 @@ What changes from stock amqtt 0.12.1 (``tests/unit/test_amqtt_pin.py`` pins what
   ran each server PUBLISH as a task that built an application message, awaited the write under a
   lock and a PUBACK under ``wait_for``. Here the PUBLISH is written at once, the session's
   ``quick_out`` keeps it until its PUBACK, and one timer per connection drops deliveries left
-  unacknowledged past ``PUBACK_TIMEOUT`` (as stock).
+  unacknowledged past ``PUBACK_TIMEOUT`` (as stock). Inside the broker's ``corked`` block (a batch
+  of events from the workers) a connection's deliveries are held and written in one system call.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
     _sweeper: asyncio.TimerHandle | None = None
     max_packet: int | None = None
     """Bytes a packet may say it has (TCP): a longer one closes the connection before it is read."""
+    _held: bytearray | None = None  # deliveries waiting for ``uncork``
     _read_ahead: bytes = b""  # bytes the client sent right after its CONNECT (see broker/connect.py)
 
     def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
@@ -372,9 +374,17 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         await self._acknowledge(puback.variable_header.packet_id)
 
     # ------------------------------------------------------------------ deliveries
-    def publish_now(self, topic: str, data: bytes, done: Callable[[], None]) -> bool:
+    def publish_now(
+        self,
+        topic: str,
+        data: bytes,
+        done: Callable[[], None],
+        held_by: list[MqchatHandler] | None = None,
+    ) -> bool:
         """Write a QoS 1 PUBLISH now (event loop); ``done()`` runs once it is acknowledged, timed
         out or the connection ended. False, with nothing sent: use ``mqtt_publish`` (not TCP).
+        With ``held_by`` (the broker's ``corked`` block), the packet waits in this connection's
+        buffer, and the connection in ``held_by``, until ``uncork``.
 
         Calls write in call order, so a connection's deliveries keep their order. There is no
         ``drain``: what a slow reader leaves in the socket buffer is bounded by the broker's
@@ -395,8 +405,22 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         session.quick_out[packet_id] = (loop.time(), done)
         if self._sweeper is None:
             self._sweeper = loop.call_later(PUBACK_TIMEOUT, self._sweep)
-        writer.write(encode_publish(topic, data, packet_id, QOS_1, False))
+        packet = encode_publish(topic, data, packet_id, QOS_1, False)
+        if held_by is None:
+            writer.write(packet)
+        elif self._held is None:
+            self._held = bytearray(packet)
+            held_by.append(self)
+        else:
+            self._held += packet
         return True
+
+    def uncork(self) -> None:
+        """Write the deliveries held by ``publish_now``, in one go."""
+        held, self._held = self._held, None
+        writer = self.writer
+        if held and writer is not None:
+            writer.write(held)  # nothing when closed: the deliveries end with the connection
 
     async def _acknowledge(self, packet_id: int) -> None:
         """A PUBACK: ends a ``publish_now`` delivery, or resolves amqtt's own waiter for it."""

@@ -439,8 +439,10 @@ class Node:
     def _publish_items(self, items: list[tuple[str, str, int]]) -> None:
         if self.broker is None or self._state != "running":
             return
-        for user, payload, qos in items:
-            self.broker.publish_nowait(self.topics.inbox(user), payload.encode(), int(qos))
+        broker, inbox = self.broker, self.topics.inbox
+        with broker.corked():  # a connection's events of the batch in one write
+            for user, payload, qos in items:
+                broker.publish_nowait(inbox(user), payload.encode(), int(qos))
         observe_deliveries([payload for _, payload, _ in items], time.time())
 
     # ------------------------------------------------------------------ several nodes

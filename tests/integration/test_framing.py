@@ -4,10 +4,17 @@ ends only its own connection."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import struct
+import threading
+
+import pytest
+
 from broker.codec import encode_publish
 from tests.harness import wait_until
 from tests.integration.test_amqtt_fixes import _BareBroker, bare  # noqa: F401 - the fixture
-from tests.raw_mqtt import PINGRESP, login, puback, read_exactly
+from tests.raw_mqtt import PINGRESP, login, puback, read_exactly, suback, subscribe_packet, utf8
 
 
 def test_packets_in_one_write_or_byte_by_byte_are_each_handled_once_in_order(
@@ -74,3 +81,47 @@ def test_a_stream_that_cannot_be_framed_ends_only_its_connection(bare: _BareBrok
     good.sendall(encode_publish("out/good", b"still here", 5, 1, False))
     assert read_exactly(good, 4) == b"\x40\x02\x00\x05"
     good.close()
+
+
+def _subscriber(port: int, name: str, topic: str) -> socket.socket:
+    sock = login(port, name)
+    sock.sendall(subscribe_packet(1, topic))
+    assert read_exactly(sock, 5) == suback(1, 1)
+    return sock
+
+
+def _delivery(topic: str, packet_id: int, payload: bytes) -> bytes:
+    body = utf8(topic) + struct.pack("!H", packet_id) + payload
+    return bytes([0x32, len(body)]) + body
+
+
+def test_deliveries_made_while_corked_go_out_together_at_its_end_in_order(
+    bare: _BareBroker,  # noqa: F811
+) -> None:
+    sock = _subscriber(bare.port, "corked", "inbox/corked")
+    leaving = _subscriber(bare.port, "leaving", "inbox/leaving")
+    release = threading.Event()
+
+    async def held_burst() -> None:
+        with bare.broker.corked():
+            for i in range(3):
+                bare.broker.publish_nowait("inbox/corked", f"m{i}".encode(), 1)
+            bare.broker.publish_nowait("inbox/leaving", b"never read", 1)
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+
+    done = asyncio.run_coroutine_threadsafe(held_burst(), bare.loop)
+    sock.settimeout(0.3)
+    with pytest.raises(TimeoutError):  # held: nothing is written inside the block
+        sock.recv(1)
+    leaving.close()  # a connection that ends while its deliveries are held
+    assert wait_until(lambda: "leaving" not in bare.broker._sessions)
+    release.set()
+    done.result(10)
+    sock.settimeout(10)
+    expected = b"".join(_delivery("inbox/corked", i + 1, f"m{i}".encode()) for i in range(3))
+    assert read_exactly(sock, len(expected)) == expected
+    sock.sendall(b"".join(puback(i + 1) for i in range(3)))
+    sock.sendall(encode_publish("out/corked", b"still served", 9, 1, False))
+    assert read_exactly(sock, 4) == puback(9)
+    sock.close()
