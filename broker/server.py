@@ -66,7 +66,7 @@ from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
 from broker.compat import check_amqtt_version
-from broker.handler import Gate, MqchatHandler
+from broker.handler import HOLD_DELAY, Gate, MqchatHandler
 from broker.plugins.acl import MqchatAclPlugin
 from broker.plugins.auth import MqchatAuthPlugin
 from broker.plugins.presence import MqchatPresencePlugin
@@ -126,8 +126,10 @@ class MqchatBroker(Broker):
         self._inflight: dict[int, int] = {}
         self._clients_of: dict[str, set[str]] = {}
         self._publishing: set[asyncio.Task[Any]] = set()
-        self._held: list[MqchatHandler] | None = None
-        """Inside ``corked``: the connections holding deliveries to write at its end."""
+        self._holding: list[MqchatHandler] = []
+        """Connections with packets held back (see ``hold``), to write at the next flush."""
+        self._corked = False
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._hooks = self._take_direct_hooks()
 
     # -------------------------------------------------------------- mqchat's plugins, called in place
@@ -206,20 +208,34 @@ class MqchatBroker(Broker):
         """Hold the QoS 1 deliveries made in this block; at its end, write each connection's at once.
 
         A batch of events that gives a connection several packets then costs it one system call
-        instead of one per packet. Nothing else writes to a connection inside such a block, so
-        every connection's packets keep their order. Nested blocks belong to the outermost.
+        instead of one per packet, together with any PUBACKs held for it (``hold``). Nothing else
+        writes to a connection inside such a block, so every connection's packets keep their
+        order. Nested blocks belong to the outermost.
         """
-        if self._held is not None:
+        if self._corked:
             yield
             return
-        held: list[MqchatHandler] = []
-        self._held = held
+        self._corked = True
         try:
             yield
         finally:
-            self._held = None
-            for handler in held:
-                handler.uncork()
+            self._corked = False
+            self._flush_held()
+
+    def hold(self, handler: MqchatHandler) -> None:
+        """``handler`` holds packets back: write them at the end of the current ``corked`` block,
+        or within ``HOLD_DELAY``, whichever comes first (called when its buffer starts)."""
+        self._holding.append(handler)
+        if not self._corked and self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(HOLD_DELAY, self._flush_held)
+
+    def _flush_held(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        holding, self._holding = self._holding, []
+        for handler in holding:
+            handler.uncork()
 
     def _track(self, task: asyncio.Task[Any]) -> None:
         self._publishing.add(task)
@@ -280,6 +296,7 @@ class MqchatBroker(Broker):
         handler.gate = self._gate
         handler.max_packet = self._max_packet
         handler.requests = self
+        handler.holder = self
         session.clean_session = True
         session.parent = 0
         session.will_flag = False
@@ -496,7 +513,7 @@ class MqchatBroker(Broker):
             if (
                 qos_out == QOS_1
                 and isinstance(handler, MqchatHandler)
-                and handler.publish_now(topic, data, partial(self._delivered, key, None), self._held)
+                and handler.publish_now(topic, data, partial(self._delivered, key, None), self._corked)
             ):
                 continue
             task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos_out, retain=False))

@@ -8,6 +8,7 @@ import asyncio
 import socket
 import struct
 import threading
+import time
 
 import pytest
 
@@ -124,4 +125,31 @@ def test_deliveries_made_while_corked_go_out_together_at_its_end_in_order(
     sock.sendall(b"".join(puback(i + 1) for i in range(3)))
     sock.sendall(encode_publish("out/corked", b"still served", 9, 1, False))
     assert read_exactly(sock, 4) == puback(9)
+    sock.close()
+
+
+def test_a_puback_waits_to_go_out_with_the_next_delivery_and_no_longer_than_the_hold_delay(
+    bare: _BareBroker,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("broker.server.HOLD_DELAY", 0.5)
+    sock = _subscriber(bare.port, "acked", "inbox/acked")
+    sock.sendall(encode_publish("out/acked", b"a command", 7, 1, False))
+    assert wait_until(lambda: len(bare.gate.published) == 1)
+    sock.settimeout(0.1)
+    with pytest.raises(TimeoutError):  # its PUBACK is held back...
+        sock.recv(1)
+
+    async def answer() -> None:
+        with bare.broker.corked():
+            bare.broker.publish_nowait("inbox/acked", b"the answer", 1)
+
+    bare.call(answer())  # ...and goes out first, with the answer
+    sock.settimeout(10)
+    expected = puback(7) + _delivery("inbox/acked", 1, b"the answer")
+    assert read_exactly(sock, len(expected)) == expected
+    sock.sendall(puback(1) + encode_publish("out/acked", b"no answer", 8, 1, False))
+    started = time.monotonic()
+    assert read_exactly(sock, 4) == puback(8)  # nothing follows: it goes out after the delay
+    assert time.monotonic() - started >= 0.3
     sock.close()
