@@ -57,6 +57,11 @@ class StepReport:
         """CPU of the rest of the machine: other processes, and the kernel's loopback networking."""
         return max(0.0, self.machine_cpu - (self.broker_cpu or 0.0) - sum(self.worker_cpu))
 
+    def cpu_per_message(self, percent: float | None) -> float | None:
+        """Microseconds of CPU per message sent at ``percent`` of a core (the cost of a message)."""
+        rate = self.send_rate
+        return None if percent is None or rate <= 0 else percent / 100 * 1e6 / rate
+
     @property
     def undelivered(self) -> int:
         return self.expected - self.delivered
@@ -190,7 +195,7 @@ def format_runs(runs: list[RunReport], *, p99_ms: float = 10.0) -> str:
             continue
         kinds = [k for k in ("delivered", "sent", "receipt") if any(k in s.latencies for s in run.steps)]
         header = ["step", "sent/s", "deliv/s"] + [f"{k} p50/p99/max ms" for k in kinds]
-        header += ["broker CPU", "broker RSS", "gen CPU", "other CPU", "notes"]
+        header += ["broker CPU", "broker RSS", "gen CPU", "other CPU", "CPU µs/msg broker/gen", "notes"]
         rows = [header]
         for s in run.steps:
             row = [s.label, f"{s.send_rate:.0f}", f"{s.delivery_rate:.0f}"]
@@ -200,6 +205,10 @@ def format_runs(runs: list[RunReport], *, p99_ms: float = 10.0) -> str:
                 f"{s.broker_rss / MIB:.0f} MiB" if s.broker_rss else "-",
                 "/".join(f"{c:.0f}%" for c in s.worker_cpu),
                 f"{s.other_cpu:.0f}%",
+                "/".join(
+                    "-" if us is None else f"{us:.0f}"
+                    for us in (s.cpu_per_message(s.broker_cpu), s.cpu_per_message(sum(s.worker_cpu)))
+                ),
                 f"{len(s.warnings)} warning(s)" if s.warnings else "",
             ]
             rows.append(row)

@@ -24,6 +24,7 @@ from typing import Any
 from benchmarks.mqtt import Connection, ConnectionFailed, OnMessage
 from benchmarks.plan import ConnectResult, Progress, Step, StepResult, WorkerPlan
 from benchmarks.stats import percentiles
+from broker.cli import loop_factory
 
 __all__ = ["ConnSpec", "Recorder", "Workload", "main"]
 
@@ -346,7 +347,8 @@ def main(plan: WorkerPlan, pipe: Pipe) -> None:
     _raise_fd_limit()
     logging.basicConfig(level=logging.WARNING, format=f"worker {plan.index}: %(levelname)s %(message)s")
     try:
-        asyncio.run(_serve(plan, pipe))
+        with asyncio.Runner(loop_factory=loop_factory("uvloop")) as runner:  # the node's loop
+            runner.run(_serve(plan, pipe))
     except (KeyboardInterrupt, BrokenPipeError, EOFError):
         pass
     finally:

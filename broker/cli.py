@@ -23,7 +23,7 @@ from workers.stores import Store, open_store
 
 T = TypeVar("T")
 
-__all__ = ["main"]
+__all__ = ["loop_factory", "main", "run_process"]
 
 log = logging.getLogger("mqchat")
 
@@ -181,13 +181,13 @@ def run_process(main: Coroutine[Any, Any, T], event_loop: str) -> T:
     pacing = GcPacing()
     pacing.start()
     try:
-        with asyncio.Runner(loop_factory=_loop_factory(event_loop)) as runner:
+        with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:
             return runner.run(main)
     finally:
         pacing.stop()
 
 
-def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's loop when asked for and installed; None: the standard library's."""
     if name != "uvloop":
         return None

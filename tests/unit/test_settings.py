@@ -59,10 +59,10 @@ def test_the_event_loop_setting_picks_the_loop_of_mqchat_run(tmp_path: Path) -> 
 
     import uvloop
 
-    from broker.cli import _loop_factory
+    from broker.cli import loop_factory
 
-    assert _loop_factory("asyncio") is None  # asyncio.Runner's default: the standard library's
-    factory = _loop_factory("uvloop")
+    assert loop_factory("asyncio") is None  # asyncio.Runner's default: the standard library's
+    factory = loop_factory("uvloop")
     assert factory is uvloop.new_event_loop
     loop = factory()
     try:
