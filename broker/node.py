@@ -35,6 +35,7 @@ from broker.throttle import LoginThrottle, RateLimiter
 from broker.webapp import add_web_routes
 from client_sdk.contract import Topics
 from config.settings import Settings
+from workers.command_process import CommandProcess, shares_store
 from workers.credentials import verify
 from workers.direct import DirectCommands
 from workers.jobs import (
@@ -109,7 +110,7 @@ class Node:
         self.presence: MqchatPresencePlugin | None = None
         self.queue_broker: dramatiq.Broker | None = None
         self._deliveries = threading.Lock()
-        self._direct: DirectCommands | None = None
+        self._direct: DirectCommands | CommandProcess | None = None
         self.http: MediaHttp | None = None
         self._login_throttle: LoginThrottle | None = None
         self._media_storage: Storage | None = None
@@ -141,6 +142,7 @@ class Node:
                 "a node without workers needs a shared job queue (workers.queue_url redis:// or amqp://)"
             )
         workers, send_batch = self._build_workers(store, sessions, queue_broker, in_process=in_process)
+        await self._start_command_process(store)
         if not in_process:
             declare_node_actors(
                 queue_broker,
@@ -332,9 +334,24 @@ class Node:
                 commands_on_queue=not in_process,
             )
             workers += assembly.workers
-            if in_process:  # the ingest thread runs the commands: no job queue hop (workers/direct.py)
+            if in_process and self.settings.workers.commands_process:  # workers/command_process.py
+                if not shares_store(self.settings.store_url):
+                    raise NodeError("workers.commands_process needs a store two processes can open")
+                send_batch = self._direct = CommandProcess(
+                    self.settings, send_to_node=self._deliver, waiting=assembly.message_waiting
+                )
+            elif in_process:  # the ingest thread runs the commands: no job queue hop (workers/direct.py)
                 send_batch = self._direct = DirectCommands(assembly.process_commands)
         return workers, send_batch
+
+    async def _start_command_process(self, store: Store) -> None:
+        if not isinstance(self._direct, CommandProcess):
+            return
+        try:
+            await asyncio.to_thread(self._direct.start)
+        except RuntimeError as exc:
+            store.close()
+            raise NodeError(str(exc)) from exc
 
     def _bind_plugins(self, broker: MqchatBroker, store: Store, sessions: SessionStore) -> None:
         manager = broker.plugins_manager

@@ -22,7 +22,7 @@ from workers.notify.jobs import build_notifier
 from workers.pipeline import Pipeline
 from workers.routing import NodeSender, Router
 from workers.sessions import SessionStore
-from workers.stores.base import Store
+from workers.stores.base import Store, StoredMessage
 
 __all__ = ["Assembly", "assemble", "build_workers"]
 
@@ -33,6 +33,8 @@ class Assembly:
     """Handle one batch of commands (what the commands actor runs)."""
     workers: list[dramatiq.Worker]
     """Unstarted; the commands worker is among them only with ``commands_on_queue``."""
+    message_waiting: Callable[[str, StoredMessage], None]
+    """The notifier's: a message was stored for a user (for commands run in another process)."""
 
 
 def build_workers(
@@ -88,4 +90,4 @@ def assemble(
         workers.insert(
             0, dramatiq.Worker(queue_broker, queues={COMMANDS_QUEUE}, worker_threads=1, worker_timeout=100)
         )
-    return Assembly(pipeline.process_batch, workers)
+    return Assembly(pipeline.process_batch, workers, notifier.message_waiting)

@@ -1,0 +1,126 @@
+"""A single node with its commands in a child process (``workers.commands_process``): the same chat,
+errors and notifications as with the ingest thread, a child that dies is replaced without losing a
+command, and a stop waits for every command the broker acknowledged."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from broker.node import NodeError
+from tests.harness import RunningNode, connect, node_settings, unique
+from tests.integration.test_chat_sdk import (  # noqa: F401 - run again here, on the child
+    next_message,
+    test_alice_and_bob_chat_both_ways_with_sent_delivered_read,
+    test_offline_bob_gets_missed_messages_in_order_once_and_alice_gets_receipts_later,
+)
+from tests.plain import PlainClient
+from workers.command_process import CommandProcess, shares_store
+
+
+@pytest.fixture
+def child_node(tmp_path: Path) -> Iterator[RunningNode]:
+    running = RunningNode(node_settings(tmp_path, **{"workers.commands_process": True})).start()
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+@pytest.fixture
+def node(child_node: RunningNode) -> RunningNode:
+    """The chat tests imported below run here against a node with its commands in a child."""
+    return child_node
+
+
+def _commands(node: RunningNode) -> CommandProcess:
+    commands = node.node._direct
+    assert isinstance(commands, CommandProcess)
+    return commands
+
+
+def test_commands_run_in_a_child_process(child_node: RunningNode) -> None:
+    commands = _commands(child_node)
+    assert commands.pid is not None and commands.pid != os.getpid()
+
+
+def test_a_refused_command_is_answered_and_the_others_go_on(child_node: RunningNode) -> None:
+    alice_id, alice_token = child_node.add_user("alice")
+    bob_id, bob_token = child_node.add_user("bob")
+    alice = PlainClient(child_node.port, alice_id, alice_token)
+    bob = PlainClient(child_node.port, bob_id, bob_token)
+    try:
+        alice.inbox()
+        bob.inbox()
+        alice.send(unique("nobody"), "hello?", cid="to-nobody")
+        alice.send(bob_id, "still here", cid="to-bob")
+        assert alice.expect_type("error", ref="to-nobody")["code"] == "unknown_user"
+        assert alice.expect_type("sent", ref="to-bob")["message"]["text"] == "still here"
+        assert bob.expect_type("message")["message"]["text"] == "still here"
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_a_message_for_an_offline_user_reaches_the_notifier_of_the_node(child_node: RunningNode) -> None:
+    alice_id, _ = child_node.add_user("alice")
+    bob_id, _ = child_node.add_user("bob")  # never connects
+    with connect(child_node, alice_id) as alice:
+        out = alice.send(bob_id, "are you there?")
+        out.wait("sent", timeout=10)
+    store = child_node.node.store
+    assert store is not None
+    assert store.take_pending(bob_id) == [out.message_id]  # noted by the node, which knows who is online
+
+
+def test_a_child_that_dies_is_replaced_and_no_command_is_lost(child_node: RunningNode) -> None:
+    commands = _commands(child_node)
+    alice_id, _ = child_node.add_user("alice")
+    bob_id, _ = child_node.add_user("bob")
+    with connect(child_node, alice_id) as alice, connect(child_node, bob_id) as bob:
+        alice.send(bob_id, "before").wait("sent", timeout=10)
+        assert next_message(bob).text == "before"
+        first = commands.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        after = alice.send(bob_id, "after")
+        after.wait("sent", timeout=30)
+        assert next_message(bob, timeout=30).text == "after"
+        assert commands.restarts == 1
+        assert commands.pid not in (None, first)
+
+
+def test_a_stop_stores_every_command_the_broker_acknowledged(tmp_path: Path) -> None:
+    running = RunningNode(node_settings(tmp_path, **{"workers.commands_process": True})).start()
+    try:
+        alice_id, alice_token = running.add_user("alice")
+        bob_id, _ = running.add_user("bob")
+        alice = PlainClient(running.port, alice_id, alice_token)
+        for i in range(200):
+            alice.send(bob_id, f"m{i}", cid=f"c{i}")  # QoS 1: returns once acknowledged
+        running.stop()
+        alice.close()
+    finally:
+        running.close()
+    with sqlite3.connect(tmp_path / "mqchat.db") as db:
+        [(stored,)] = db.execute("SELECT count(*) FROM messages WHERE sender_id = ?", (alice_id,))
+    assert stored == 200
+
+
+def test_a_store_in_memory_cannot_be_shared_with_a_child(tmp_path: Path) -> None:
+    assert not shares_store("sqlite://")
+    assert not shares_store("sqlite:///:memory:")
+    assert shares_store(f"sqlite:///{tmp_path / 'a.db'}")
+    assert shares_store("postgresql://localhost/test")
+    settings = node_settings(tmp_path, **{"workers.commands_process": True, "store.url": "sqlite://"})
+    running = RunningNode(settings)
+    try:
+        with pytest.raises(NodeError, match="commands_process"):
+            running.start()
+    finally:
+        running.close()
