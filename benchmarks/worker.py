@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import resource
 import time
 from array import array
@@ -323,6 +324,8 @@ async def _serve(plan: WorkerPlan, pipe: Pipe) -> None:
     loop = asyncio.get_running_loop()
     commands: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     loop.add_reader(pipe.fileno(), lambda: commands.put_nowait(pipe.recv()))
+    # uvloop's add_reader makes the pipe non-blocking: a large step result would then fail to send
+    os.set_blocking(pipe.fileno(), True)
     workload = _make(plan)
 
     def report(progress: Progress) -> None:
