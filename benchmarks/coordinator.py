@@ -189,9 +189,11 @@ def run_scenario(
     (the profiler hooks in there)."""
     plans = _plans(scenario, target, users)
     total_conns = len(users.all()) if target.mqchat or scenario.mode == "chat" else _plain_conns(users)
-    broker = ProcWatch(target.pid) if target.pid else None
     machine = MachineWatch()
     workers = _Workers(plans)
+    # the broker's CPU includes its child processes (a node's commands process), not the generator's
+    generator = frozenset(watch.pid for watch in workers.watches)
+    broker = ProcWatch(target.pid, children=True, exclude=generator) if target.pid else None
     try:
         workers.collect("ready", timeout=120)
         time.sleep(0.5)

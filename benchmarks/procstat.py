@@ -24,11 +24,14 @@ class CpuWindow:
 
 
 class ProcWatch:
-    """One process (with all its threads) by pid."""
+    """One process (with all its threads) by pid; with ``children``, its CPU includes that of its
+    child processes (a node's commands process) except those in ``exclude``."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, *, children: bool = False, exclude: frozenset[int] = frozenset()) -> None:
         self.pid = pid
         self._proc = psutil.Process(pid)
+        self._children = children
+        self._exclude = exclude
 
     def alive(self) -> bool:
         try:
@@ -39,9 +42,18 @@ class ProcWatch:
     def cpu(self) -> CpuWindow:
         try:
             times = self._proc.cpu_times()
-            return CpuWindow(time.monotonic(), times.user + times.system)
+            used = times.user + times.system
+            kids = self._proc.children(recursive=True) if self._children else []
         except psutil.Error:
             return CpuWindow(time.monotonic(), 0.0)
+        for kid in kids:
+            if kid.pid not in self._exclude:
+                try:
+                    kid_times = kid.cpu_times()
+                    used += kid_times.user + kid_times.system
+                except psutil.Error:
+                    continue  # ended in the meantime
+        return CpuWindow(time.monotonic(), used)
 
     def rss(self) -> int:
         """Resident memory in bytes (0 when the process is gone)."""
