@@ -334,15 +334,20 @@ class Node:
                 commands_on_queue=not in_process,
             )
             workers += assembly.workers
-            if in_process and self.settings.workers.commands_process:  # workers/command_process.py
-                if not shares_store(self.settings.store_url):
-                    raise NodeError("workers.commands_process needs a store two processes can open")
+            if in_process and self._commands_process():  # workers/command_process.py
                 send_batch = self._direct = CommandProcess(
                     self.settings, send_to_node=self._deliver, waiting=assembly.message_waiting
                 )
             elif in_process:  # the ingest thread runs the commands: no job queue hop (workers/direct.py)
                 send_batch = self._direct = DirectCommands(assembly.process_commands)
         return workers, send_batch
+
+    def _commands_process(self) -> bool:
+        """Whether a single node runs its commands in a child process (``workers.commands_process``)."""
+        wanted, url = self.settings.workers.commands_process, self.settings.store_url
+        if wanted and not shares_store(url):
+            raise NodeError("workers.commands_process needs a store two processes can open")
+        return shares_store(url) if wanted is None else wanted
 
     async def _start_command_process(self, store: Store) -> None:
         if not isinstance(self._direct, CommandProcess):

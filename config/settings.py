@@ -108,10 +108,11 @@ class WorkerSettings(_Section):
     to this much more latency. On the project machine 8 ms took the node from 86-90% to 47-73% of
     a core at 400 chat messages/s, but added ~10 ms to p50 at every rate (see
     benchmarks/RESULTS.md). A lone command after a quiet spell goes at once. 0 (default): never."""
-    commands_process: bool = False
+    commands_process: bool | None = None
     """A single node (``queue_url`` ``memory://``) runs client commands in a child process instead of
     a thread: the broker and the store then each have a core and no longer share one GIL. Needs a
-    store two processes can open (a SQLite file, PostgreSQL or MongoDB)."""
+    store two processes can open (a SQLite file, PostgreSQL or MongoDB). Unset (default): on when
+    the store allows it; false: in a thread of the node."""
     ingest_queue: int = Field(default=50_000, ge=10)
     """Commands waiting to be enqueued; past it a command is refused with ``busy``."""
     health_port: Port | None = None

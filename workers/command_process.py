@@ -14,7 +14,8 @@ stored, so an acknowledged command is stored before the node stops.
 The child sends each batch's events back as the node's delivery hand-offs, routed to the
 node that received the command (the child does not know who is online: an event for a user who
 is not connected finds no subscriber and waits in the inbox log), then the messages stored for
-recipients, which the node passes to its notifier (which does know who is online). A child that
+recipients, which the node passes to its notifier (which does know who is online), and its count
+of commands answered with an error, for the node's metrics. A child that
 dies is started again and the batch run again: every command is idempotent.
 """
 
@@ -31,6 +32,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from workers.direct import DirectCommands
+from workers.metrics import COMMAND_ERRORS
 from workers.routing import NodeSender
 
 if TYPE_CHECKING:
@@ -90,6 +92,8 @@ class CommandProcess:
         self._in_flight: deque[tuple[str, list[dict[str, Any]]]] = deque()
         """Batches sent and not yet done, oldest first (guarded by ``_changes``)."""
         self._reader: threading.Thread | None = None
+        self._errors_seen: dict[str, float] = {}
+        """The child's ``COMMAND_ERRORS`` totals already added here, by code."""
         self._closed = False
         self.restarts = 0
         """Children started again after one died."""
@@ -116,6 +120,7 @@ class CommandProcess:
         )
         process.start()
         theirs.close()
+        self._errors_seen = {}  # a new child counts from zero
         try:
             ready = ours.poll(self._start_timeout) and ours.recv() == ("ready",)
         except (EOFError, OSError):
@@ -156,10 +161,16 @@ class CommandProcess:
             if message[0] == "deliver":
                 self._send_to_node(message[1], message[2])
                 continue
-            self._done(message[1])
+            self._done(message[1], message[2])
 
-    def _done(self, stored: list[tuple[str, StoredMessage]]) -> None:
-        """The oldest batch is stored: its messages go to the notifier ("done", [(user, message)])."""
+    def _done(self, stored: list[tuple[str, StoredMessage]], errors: dict[str, float]) -> None:
+        """The oldest batch is stored: its messages go to the notifier, the child's count of
+        commands answered with an error to this process's metrics."""
+        for code, total in errors.items():
+            added = total - self._errors_seen.get(code, 0.0)
+            if added > 0:
+                COMMAND_ERRORS.labels(code=code).inc(added)
+        self._errors_seen = errors
         for user, message in stored:
             if self._waiting is not None:
                 try:
@@ -257,6 +268,16 @@ class _Collect:
         self.waiting.append((user, message))
 
 
+def _error_totals() -> dict[str, float]:
+    """This process's ``COMMAND_ERRORS`` so far, by code."""
+    return {
+        sample.labels["code"]: sample.value
+        for metric in COMMAND_ERRORS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }
+
+
 def _child_main(settings: Settings, conn: Connection, log_level: int) -> None:
     """The child: open the store, then run each batch the node sends until it says stop."""
     from workers.pipeline import Pipeline
@@ -289,6 +310,6 @@ def _child_main(settings: Settings, conn: Connection, log_level: int) -> None:
             here.node = node
             run(node, batch)
             done, notes.waiting = notes.waiting, []
-            conn.send(("done", done))
+            conn.send(("done", done, _error_totals()))
     finally:
         store.close()

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from broker.node import NodeError
 from tests.harness import RunningNode, connect, node_settings, unique
@@ -21,6 +22,7 @@ from tests.integration.test_chat_sdk import (  # noqa: F401 - run again here, on
 )
 from tests.plain import PlainClient
 from workers.command_process import CommandProcess, shares_store
+from workers.direct import DirectCommands
 
 
 @pytest.fixture
@@ -36,6 +38,10 @@ def child_node(tmp_path: Path) -> Iterator[RunningNode]:
 def node(child_node: RunningNode) -> RunningNode:
     """The chat tests imported below run here against a node with its commands in a child."""
     return child_node
+
+
+def _unknown_user_errors() -> float:
+    return REGISTRY.get_sample_value("mqchat_command_errors_total", {"code": "unknown_user"}) or 0.0
 
 
 def _commands(node: RunningNode) -> CommandProcess:
@@ -57,11 +63,13 @@ def test_a_refused_command_is_answered_and_the_others_go_on(child_node: RunningN
     try:
         alice.inbox()
         bob.inbox()
+        errors_before = _unknown_user_errors()
         alice.send(unique("nobody"), "hello?", cid="to-nobody")
         alice.send(bob_id, "still here", cid="to-bob")
         assert alice.expect_type("error", ref="to-nobody")["code"] == "unknown_user"
         assert alice.expect_type("sent", ref="to-bob")["message"]["text"] == "still here"
         assert bob.expect_type("message")["message"]["text"] == "still here"
+        assert _unknown_user_errors() == errors_before + 1  # counted in the child, shown by the node
     finally:
         alice.close()
         bob.close()
@@ -122,5 +130,20 @@ def test_a_store_in_memory_cannot_be_shared_with_a_child(tmp_path: Path) -> None
     try:
         with pytest.raises(NodeError, match="commands_process"):
             running.start()
+    finally:
+        running.close()
+    # unset, the node runs its commands in a thread instead
+    running = RunningNode(node_settings(tmp_path, **{"store.url": "sqlite://"})).start()
+    try:
+        assert isinstance(running.node._direct, DirectCommands)
+    finally:
+        running.close()
+
+
+def test_by_default_a_node_with_a_database_file_runs_its_commands_in_a_child(tmp_path: Path) -> None:
+    running = RunningNode(node_settings(tmp_path)).start()
+    try:
+        assert running.settings.workers.commands_process is None
+        assert isinstance(running.node._direct, CommandProcess)
     finally:
         running.close()

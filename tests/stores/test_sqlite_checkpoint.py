@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.harness import wait_until
 from workers.stores import open_store
-from workers.stores.sql_base import SqlBase
+from workers.stores.sql_base import SQLITE_CACHE_KIB, SqlBase
 
 
 def _checkpoint_threads() -> set[threading.Thread]:
@@ -26,6 +26,7 @@ def test_commits_never_checkpoint_and_the_thread_does(tmp_path: Path) -> None:
             store.create_user(user, now=0.0)
         with store.engine.connect() as conn:  # every pooled connection: no checkpoint on commit
             assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB
         for start in range(0, 600, 50):
             with store.batch():
                 for i in range(start, start + 50):

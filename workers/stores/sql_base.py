@@ -39,6 +39,10 @@ _INSERT_INBOX = Statement(
 )
 
 
+SQLITE_CACHE_KIB = 64 * 1024
+"""Page cache of each SQLite connection, at most (KiB)."""
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -48,6 +52,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # commits never checkpoint: sqlite_checkpoint.Checkpointer does it off the hot path
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+    # SQLite's default page cache is 2 MiB: with thousands of users the inbox and message indexes
+    # outgrow it and every insert reads pages back from the OS (measured: the commands process
+    # went from 1,230 to 180-630 ms p99 at 2,000 chat messages/s). Allocated as pages are used.
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 
