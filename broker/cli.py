@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run a single node: broker, workers and store in one process")
+    run = commands.add_parser("run", help="run a single node: broker, workers and store on this machine")
     run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="MQTT over TCP port (default 1883)")
     run.add_argument("--ws-port", type=int, help="MQTT over WebSocket port (default 8080)")

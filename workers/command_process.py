@@ -284,7 +284,10 @@ def _child_main(settings: Settings, conn: Connection, log_level: int) -> None:
     from workers.routing import Router
     from workers.stores import open_store
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the node, which stops this in order
+    # Ctrl-C or a SIGTERM to the whole group stops the node, which finishes the batches handed over
+    # and then stops this; a node that dies closes the pipe, which ends this too
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(asctime)s mqchat-commands %(levelname)s %(message)s")
     store = open_store(settings.store_url)
     here, notes = _Here(), _Collect()
