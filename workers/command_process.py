@@ -195,9 +195,15 @@ class CommandProcess:
                     self._changes.wait(RESTART_DELAY)
                     continue
                 self.restarts += 1
-                assert self._conn is not None
-                for node, batch in self._in_flight:
-                    self._conn.send(("batch", node, batch))
+                conn = self._conn
+                assert conn is not None
+                try:
+                    for node, batch in self._in_flight:
+                        conn.send(("batch", node, batch))
+                except OSError as failed:  # died at once: the next one gets them all
+                    exc = failed
+                    self._reap()
+                    continue
                 return True
             return False
 
