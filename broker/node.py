@@ -130,6 +130,11 @@ class Node:
         _check_free(settings.broker.host, settings.broker.mqtt_port)
         _check_free(settings.broker.host, settings.broker.ws_port)
         _check_free(settings.broker.host, settings.media.http_port)
+        if not shares_store(settings.store_url):
+            raise NodeError(
+                "store.url: an in-memory SQLite database is one per connection, too little for a node;"
+                " use a file (sqlite:///path/to/mqchat.db)"
+            )
         self._loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         store = self.store = open_store(settings.store_url)

@@ -128,16 +128,23 @@ def test_a_store_in_memory_cannot_be_shared_with_a_child(tmp_path: Path) -> None
     assert not shares_store("sqlite:///:memory:")
     assert shares_store(f"sqlite:///{tmp_path / 'a.db'}")
     assert shares_store("postgresql://localhost/test")
-    settings = node_settings(tmp_path, **{"workers.commands_process": True, "store.url": "sqlite://"})
-    running = RunningNode(settings)
+    # unset, a node on such a store would run its commands in a thread; asked for, it can't
+    assert Node(node_settings(tmp_path, **{"store.url": "sqlite://"}))._commands_process() is False
+    with pytest.raises(NodeError, match="commands_process"):
+        Node(
+            node_settings(tmp_path, **{"workers.commands_process": True, "store.url": "sqlite://"})
+        )._commands_process()
+
+
+def test_a_node_refuses_an_in_memory_sqlite_store_it_could_not_share_between_connections(
+    tmp_path: Path,
+) -> None:
+    running = RunningNode(node_settings(tmp_path, **{"store.url": "sqlite://"}))
     try:
-        with pytest.raises(NodeError, match="commands_process"):
+        with pytest.raises(NodeError, match="in-memory SQLite"):
             running.start()
     finally:
         running.close()
-    # unset, the node runs its commands in a thread instead (not started here: an in-memory SQLite
-    # database is one per pooled connection, too little for a node)
-    assert Node(node_settings(tmp_path, **{"store.url": "sqlite://"}))._commands_process() is False
 
 
 def test_by_default_a_node_with_a_database_file_runs_its_commands_in_a_child(tmp_path: Path) -> None:
