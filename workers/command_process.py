@@ -56,8 +56,11 @@ def shares_store(url: str) -> bool:
     """Whether two processes can open the store at ``url`` (not an in-memory SQLite database)."""
     if not url.startswith("sqlite"):
         return True
-    path = url.split(":///", 1)[1] if ":///" in url else ""
-    return path not in ("", ":memory:") and "mode=memory" not in path
+    from sqlalchemy.engine import make_url
+
+    from workers.stores.sql_base import sqlite_in_memory
+
+    return not sqlite_in_memory(make_url(url))
 
 
 class CommandProcess:

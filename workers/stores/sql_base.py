@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, create_engine, event, insert, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from workers.errors import StoreUnavailable, UnknownUser
@@ -37,6 +37,11 @@ _BUMP_INBOXES = Statement(
 _INSERT_INBOX = Statement(
     insert(inbox), column_keys=("user_id", "cursor", "kind", "message_id", "payload", "created_at")
 )
+
+
+def sqlite_in_memory(url: URL) -> bool:
+    """Whether the SQLite ``url`` is an in-memory database: one per connection, no file to share."""
+    return not url.database or url.database == ":memory:" or url.query.get("mode") == "memory"
 
 
 SQLITE_CACHE_KIB = 64 * 1024
@@ -109,7 +114,7 @@ class SqlBase:
         self._sqlite = parsed.get_backend_name() == "sqlite"
         self._checkpointer: Checkpointer | None = None
         if self._sqlite:
-            if parsed.database and parsed.database != ":memory:":
+            if parsed.database and not sqlite_in_memory(parsed):
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
                 self._checkpointer = Checkpointer(parsed.database)
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
