@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from broker.throttle import RateLimiter
@@ -29,6 +30,14 @@ __all__ = ["Ingest"]
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+
+@cache
+def _counter(kind: str) -> Any:
+    """The accepted-commands counter of one (validated) command type: ``labels`` on every command
+    was 4% of the event loop's samples at 2,000 messages/s."""
+    return COMMANDS.labels(type=kind)
+
 
 Reply = Callable[[str, dict[str, Any]], None]
 """Publish a live event to a user's inbox on this node (called on the event loop)."""
@@ -99,7 +108,7 @@ class Ingest:
             return
         self._add({"user": user, "cmd": command})
         self.accepted += 1
-        COMMANDS.labels(type=command["type"]).inc()
+        _counter(command["type"]).inc()
 
     def _add(self, item: dict[str, Any]) -> None:
         if not self._chunk:

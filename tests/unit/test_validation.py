@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -151,3 +152,15 @@ def test_what_the_sdk_sends_takes_the_hand_checked_path() -> None:
     group_send = {**send, "to": "g:team_1"}
     receipt = {"v": 1, "type": "receipt", "id": "r-1", "status": "read", "messages": ["m1", "m2"]}
     assert all(_plainly_valid(str(c["type"]), c) for c in (send, group_send, receipt))
+
+
+def test_what_orjson_refuses_is_still_read_as_the_standard_library_reads_it() -> None:
+    # UTF-16 and NaN: orjson refuses both, json reads them; the command is judged as before
+    command = {"v": 1, "type": "send", "id": "c1", "to": "bob", "text": "hi"}
+    assert parse_command(json.dumps(command).encode("utf-16"), max_bytes=1000) == command
+    with pytest.raises(InvalidCommand) as refused:  # read, then refused by the schema: not "bad JSON"
+        parse_command(b'{"v":1,"type":"send","id":"c1","to":"bob","text":NaN}', max_bytes=1000)
+    assert (refused.value.code, refused.value.ref) == (ErrorCode.BAD_REQUEST, "c1")
+    with pytest.raises(InvalidCommand) as broken:
+        parse_command(b'{"v":1,', max_bytes=1000)
+    assert broken.value.code == ErrorCode.BAD_JSON
