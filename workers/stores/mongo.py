@@ -10,7 +10,7 @@ document and are serialised by the transaction retry instead of each missing the
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -211,7 +211,7 @@ class MongoStore(MongoPush, MongoMedia, MongoGroups, MongoContacts):
         seq = self._bump(self._conversations, conversation, "last_seq", session, upsert=True)
         assert seq is not None
         message = StoredMessage(
-            id=uuid.uuid4().hex,
+            id=os.urandom(16).hex(),  # 128 random bits; uuid4 cost 5x as much
             conversation=conversation,
             seq=seq,
             sender=sender,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -210,7 +210,7 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
     ) -> AcceptResult:
         seq = self._next_conversation_seq(conn, conversation)
         message = StoredMessage(
-            id=uuid.uuid4().hex,
+            id=os.urandom(16).hex(),  # 128 random bits; uuid4 cost 5x as much
             conversation=conversation,
             seq=seq,
             sender=sender,
