@@ -20,6 +20,8 @@ class PlainClient:
     ) -> None:
         self.user = user
         self.messages: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.qos_of: list[tuple[Any, int]] = []
+        """(event type, QoS) of every JSON event received, in order."""
         self._connack: queue.Queue[Any] = queue.Queue()
         self._subacks: dict[int, queue.Queue[list[int]]] = {}
         self._lock = threading.Lock()
@@ -42,6 +44,8 @@ class PlainClient:
             payload: Any = json.loads(msg.payload)
         except ValueError:
             payload = msg.payload
+        if isinstance(payload, dict):
+            self.qos_of.append((payload.get("type"), msg.qos))
         self.messages.put((msg.topic, payload))
 
     def _on_subscribe(

@@ -132,6 +132,12 @@ class Pipeline:
         """A live-only answer to the device(s) of ``user`` on the node that received the command."""
         self._route([(user, event, node, qos)])
 
+    def _ok(self, node: str, user: str, ref: str) -> None:
+        """``ok``, at QoS 0: it is live only, and a client that misses it (its connection dropped)
+        sends the command again, which is idempotent. At QoS 1 it cost a PUBACK from the client
+        for every delivered receipt, one packet in eight of a chat message."""
+        self._reply(node, user, {"v": VERSION, "type": "ok", "ref": ref}, qos=0)
+
     def _deliver(self, node: str, user: str, entries: list[InboxEntry]) -> None:
         self._route([(e.user, e.payload, node if e.user == user else None, 1) for e in entries])
 
@@ -163,7 +169,7 @@ class Pipeline:
         )
         self._deliver(node, user, result.entries)
         if not result.not_recipient:
-            self._reply(node, user, {"v": VERSION, "type": "ok", "ref": cmd["id"]})
+            self._ok(node, user, cmd["id"])
             return
         if result.not_recipient:
             shown = ", ".join(result.not_recipient[:5]) + ("…" if len(result.not_recipient) > 5 else "")
@@ -260,9 +266,9 @@ class Pipeline:
             preview=cmd.get("preview", True),
             now=self._clock(),
         )
-        self._reply(node, user, {"v": VERSION, "type": "ok", "ref": cmd["id"]})
+        self._ok(node, user, cmd["id"])
 
     def _push_unregister(self, node: str, user: str, cmd: dict[str, Any]) -> None:
         if not self._store.unregister_push_token(user=user, token=cmd["token"]):
             raise CommandError(ErrorCode.BAD_REQUEST, "no such push token of yours")
-        self._reply(node, user, {"v": VERSION, "type": "ok", "ref": cmd["id"]})
+        self._ok(node, user, cmd["id"])

@@ -34,6 +34,11 @@ def test_plain_clients_chat_with_sent_delivered_read(node: RunningNode) -> None:
         )
         receipt = alice.expect_type("receipt", status=status)
         assert (receipt["message_id"], receipt["by"]) == (message["id"], bob_id)
+        bob.expect_type("ok", ref=f"r-{status}")
+
+    # Messages and receipts come at QoS 1; the live-only ok at QoS 0 (no PUBACK owed for it)
+    assert set(alice.qos_of) == {("sent", 1), ("receipt", 1)}
+    assert set(bob.qos_of) == {("message", 1), ("ok", 0)}
 
     # And bob's reply is seq 2 in the same conversation
     bob.send(alice_id, "hi alice")
