@@ -165,3 +165,58 @@ def test_a_receipt_for_many_group_messages_tells_each_member_status_and_the_lowe
     assert all(e.user == alice for e in bob_delivered.entries + carol_read.entries + bob_read.entries)
     cursors = [e.cursor for e in bob_delivered.entries + carol_read.entries + bob_read.entries]
     assert cursors == list(range(cursors[0], cursors[0] + 9))
+
+
+@pytest.mark.postgres
+def test_a_batch_after_the_database_dropped_its_connection_is_retried_on_a_new_one(postgres_url: str) -> None:
+    # A thread keeps its batch connection between batches; the server ends it while idle
+    from sqlalchemy import create_engine, text
+
+    from workers.errors import StoreUnavailable
+
+    name = unique("spare")
+    store = open_store(f"{postgres_url}{'&' if '?' in postgres_url else '?'}application_name={name}")
+    store.create_schema()
+    admin = create_engine(postgres_url)
+    try:
+        alice, bob = users(store, "alice", "bob")
+        with store.batch():
+            store.accept_message(sender=alice, command_id="c1", recipient=bob, text="one", now=1.0)
+        with admin.connect() as conn:
+            ended = conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": name},
+            ).all()
+        assert ended  # at least the batch connection
+
+        # Then the next batch fails as unavailable (the job queue retries it), and its retry works
+        def batch() -> None:
+            with store.batch():
+                store.accept_message(sender=alice, command_id="c2", recipient=bob, text="two", now=2.0)
+
+        with pytest.raises(StoreUnavailable):
+            batch()
+        batch()
+        assert texts(store.sync(user=bob, after=0, limit=10)[0]) == ["one", "two"]
+    finally:
+        admin.dispose()
+        store.close()
+
+
+def test_store_close_closes_the_connections_threads_kept_for_batches(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    store.create_schema()
+    alice, bob = users(store, "alice", "bob")
+
+    def work(n: int) -> None:
+        with store.batch():
+            store.accept_message(sender=alice, command_id=f"t{n}", recipient=bob, text=str(n), now=1.0)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.engine.pool.checkedout() == 3  # type: ignore[attr-defined]
+    store.close()
+    assert store.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

@@ -125,6 +125,8 @@ class SqlBase:
         if self._sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._local = threading.local()
+        self._spares: set[Connection] = set()
+        self._spares_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SqlStore({self.url.render_as_string(hide_password=True)!r})"
@@ -136,6 +138,11 @@ class SqlBase:
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
+        with self._spares_lock:
+            spares, self._spares = self._spares, set()
+        for conn in spares:
+            with suppress(Exception):
+                conn.close()
         self.engine.dispose()
 
     # ------------------------------------------------------------------ transactions
@@ -153,13 +160,12 @@ class SqlBase:
             yield
             return
         self._checkpoints()
-        with _unavailable_on_failure():
-            conn = self.engine.connect()
+        conn = self._batch_connection()
         try:
             with _unavailable_on_failure():
                 conn.begin()
                 if self._sqlite:
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    execute_sql(conn, "BEGIN IMMEDIATE")
             self._local.conn = conn
             try:
                 yield
@@ -169,11 +175,29 @@ class SqlBase:
                 conn.commit()
         except BaseException:
             self._rolled_back()
+            self._local.spare = None
+            with self._spares_lock:
+                self._spares.discard(conn)
             with suppress(Exception):  # a lost connection: closing it discards the transaction anyway
                 conn.rollback()
+            with suppress(Exception):
+                conn.close()
             raise
-        finally:
-            conn.close()
+
+    def _batch_connection(self) -> Connection:
+        """The thread's connection for batches, kept between them: checking one out of the pool and
+        returning it (with its reset) cost about as much as a one-command batch's statements. A
+        connection that failed is closed and replaced (``batch``), so a lost database connection
+        costs one retry of the batch, as it did when pre-ping found it first."""
+        conn: Connection | None = getattr(self._local, "spare", None)
+        if conn is not None and not conn.closed and not conn.invalidated:
+            return conn
+        with _unavailable_on_failure():
+            conn = self.engine.connect()
+        self._local.spare = conn
+        with self._spares_lock:
+            self._spares.add(conn)
+        return conn
 
     def _checkpoints(self) -> None:
         """A process that uses a SQLite file keeps its log checkpointed (see sqlite_checkpoint)."""
