@@ -13,10 +13,11 @@ message's text starts with its send time and command id, so the worker measures:
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from functools import partial
 from typing import Any
+
+import orjson
 
 from benchmarks.mqtt import Connection
 from benchmarks.plan import WorkerPlan
@@ -28,7 +29,7 @@ MAX_IDS_PER_RECEIPT = 500
 
 
 def _encode(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return orjson.dumps(payload)  # JSON was a quarter of the generator's CPU with the standard library
 
 
 class ChatLoad(Workload):
@@ -119,7 +120,7 @@ class ChatLoad(Workload):
     def _received(self, user: str, topic: str, payload: bytes) -> None:
         now = time.monotonic()
         try:
-            event = json.loads(payload)
+            event = orjson.loads(payload)
             kind = event["type"]
             if kind == "message":
                 self._message(user, event["message"], now)

@@ -11,11 +11,12 @@ The ingest thread hands batches over a pipe (a few at a time on their way, taken
 a reader thread passes on the answers; the node stops only once every batch handed over is
 stored, so an acknowledged command is stored before the node stops.
 
-The child sends each batch's events back as the node's delivery hand-offs, routed to the
-node that received the command (the child does not know who is online: an event for a user who
-is not connected finds no subscriber and waits in the inbox log), then the messages stored for
-recipients, which the node passes to its notifier (which does know who is online), and its count
-of commands answered with an error, for the node's metrics. A child that
+The child sends, with each batch's "done", its events as the node's delivery hand-offs, routed
+to the node that received the command (the child does not know who is online: an event for a
+user who is not connected finds no subscriber and waits in the inbox log), the messages stored
+for recipients, which the node passes to its notifier (which does know who is online), and its
+count of commands answered with an error, for the node's metrics. Batches that wait in the pipe
+while the child stores one are stored together next, in one transaction. A child that
 dies is started again and the batch run again: every command is idempotent.
 """
 
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 
 Waiting = Callable[[str, "StoredMessage"], None]
 """A message was stored for a user (the notifier's ``message_waiting``)."""
+
+MERGE_COMMANDS = 500
+"""The child stores batches waiting in the pipe together, up to this many commands."""
 
 RESTART_DELAY = 1.0
 """Seconds between two starts of a child that keeps dying."""
@@ -100,6 +104,8 @@ class CommandProcess:
         self._closed = False
         self.restarts = 0
         """Children started again after one died."""
+        self.joined = 0
+        """Batches the child stored together with the one before them (they waited in the pipe)."""
 
     @property
     def pid(self) -> int | None:
@@ -161,19 +167,20 @@ class CommandProcess:
                 if not self._replace(exc):
                     return
                 continue
-            if message[0] == "deliver":
-                self._send_to_node(message[1], message[2])
-                continue
-            self._done(message[1], message[2])
+            _, batches, deliveries, stored, errors = message
+            for node, items in deliveries:
+                self._send_to_node(node, items)
+            self._done(batches, stored, errors)
 
-    def _done(self, stored: list[tuple[str, StoredMessage]], errors: dict[str, float]) -> None:
-        """The oldest batch is stored: its messages go to the notifier, the child's count of
+    def _done(self, batches: int, stored: list[tuple[str, StoredMessage]], errors: dict[str, float]) -> None:
+        """The oldest ``batches`` are stored: their messages go to the notifier, the child's count of
         commands answered with an error to this process's metrics."""
         for code, total in errors.items():
             added = total - self._errors_seen.get(code, 0.0)
             if added > 0:
                 COMMAND_ERRORS.labels(code=code).inc(added)
         self._errors_seen = errors
+        self.joined += batches - 1
         for user, message in stored:
             if self._waiting is not None:
                 try:
@@ -181,7 +188,7 @@ class CommandProcess:
                 except Exception:
                     log.exception("could not note a message waiting for %s", user)
         with self._changes:
-            if self._in_flight:
+            for _ in range(min(batches, len(self._in_flight))):
                 self._in_flight.popleft()
             self._changes.notify_all()
 
@@ -300,28 +307,44 @@ def _child_main(settings: Settings, conn: Connection, log_level: int) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s mqchat-commands %(levelname)s %(message)s")
     store = open_store(settings.store_url)
     here, notes = _Here(), _Collect()
+    deliveries: list[tuple[str, list[Any]]] = []
     pipeline = Pipeline(
         store=store,
         sessions=here,
-        router=Router(here, lambda node, items: conn.send(("deliver", node, items))),
+        router=Router(here, lambda node, items: deliveries.append((node, items))),
         sync_page_size=settings.limits.sync_page_size,
         max_group_members=settings.groups.max_members,
         notifier=notes,
     )
     run = DirectCommands(pipeline.process_batch)
     conn.send(("ready",))
+    held: tuple[Any, ...] | None = None
     try:
         while True:
             try:
-                message = conn.recv()
+                message = held or conn.recv()
             except EOFError:  # the node is gone
                 return
+            held = None
             if message[0] == "stop":
                 return
             _, node, batch = message
+            batches = 1
+            # batches that queued up while the last one was stored join this one: one transaction
+            # and one answer for them all, so a busy child catches up instead of falling behind
+            while len(batch) < MERGE_COMMANDS and conn.poll():
+                try:
+                    held = conn.recv()
+                except EOFError:
+                    break
+                if held[0] != "batch" or held[1] != node:
+                    break
+                batch, batches, held = batch + held[2], batches + 1, None
             here.node = node
             run(node, batch)
             done, notes.waiting = notes.waiting, []
-            conn.send(("done", done, _error_totals()))
+            # one message for the batches: the reader thread wakes once, not once more for the events
+            conn.send(("done", batches, deliveries.copy(), done, _error_totals()))
+            deliveries.clear()
     finally:
         store.close()

@@ -4,11 +4,13 @@ command, and a stop waits for every command the broker acknowledged."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -22,6 +24,7 @@ from tests.integration.test_chat_sdk import (  # noqa: F401 - run again here, on
 )
 from tests.plain import PlainClient
 from workers.command_process import CommandProcess, shares_store
+from workers.stores import open_store
 
 
 @pytest.fixture
@@ -154,3 +157,36 @@ def test_by_default_a_node_with_a_database_file_runs_its_commands_in_a_child(tmp
         assert isinstance(running.node._direct, CommandProcess)
     finally:
         running.close()
+
+
+def test_batches_waiting_for_a_busy_child_are_stored_together_in_order(tmp_path: Path) -> None:
+    settings = node_settings(tmp_path)
+    store = open_store(settings.store_url)
+    store.create_schema()
+    alice, bob = unique("alice"), unique("bob")
+    for user in (alice, bob):
+        store.create_user(user, now=1.0)
+    store.close()
+    events: list[dict[str, Any]] = []
+
+    def publish(node: str, items: list[tuple[str, str, int]]) -> None:
+        events.extend(json.loads(payload) for _, payload, _ in items)
+
+    commands = CommandProcess(settings, send_to_node=publish)
+    commands.start()
+    try:
+        # a large batch keeps the child busy while three more wait in the pipe
+        def batch(first: int, n: int) -> list[dict[str, Any]]:
+            return [
+                {"user": alice, "cmd": {"v": 1, "type": "send", "id": f"c{i}", "to": bob, "text": str(i)}}
+                for i in range(first, first + n)
+            ]
+
+        commands("n1", batch(0, 400))
+        for first in (400, 401, 402):
+            commands("n1", batch(first, 1))
+    finally:
+        commands.close()
+    refs = [event["ref"] for event in events if event["type"] == "sent"]
+    assert refs == [f"c{i}" for i in range(403)]
+    assert commands.joined >= 1
