@@ -393,9 +393,12 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         data: bytes,
         done: Callable[[], None],
         corked: bool = False,
+        qos: int = QOS_1,
     ) -> bool:
         """Write a QoS 1 PUBLISH now (event loop); ``done()`` runs once it is acknowledged, timed
         out or the connection ended. False, with nothing sent: use ``mqtt_publish`` (not TCP).
+        ``qos`` 0: written the same way, and ``done()`` runs at once (amqtt's flow for it cost a
+        task, a packet object and a stream write per delivery).
         ``corked`` (the broker's ``corked`` block): the packet waits with this connection's
         other held packets until the block ends.
 
@@ -410,6 +413,10 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
             return False
         if writer.is_closed:
             return False
+        if qos == QOS_0:
+            self._send(writer, encode_publish(topic, data, None, QOS_0, False), corked)
+            done()
+            return True
         try:
             packet_id = session.next_packet_id
         except AMQTTError:
@@ -418,7 +425,10 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         session.quick_out[packet_id] = (loop.time(), done)
         if self._sweeper is None:
             self._sweeper = loop.call_later(PUBACK_TIMEOUT, self._sweep)
-        packet = encode_publish(topic, data, packet_id, QOS_1, False)
+        self._send(writer, encode_publish(topic, data, packet_id, QOS_1, False), corked)
+        return True
+
+    def _send(self, writer: StreamWriterAdapter, packet: bytes, corked: bool) -> None:
         if corked:
             self._hold(packet)
         elif self._held is not None:  # with the PUBACKs held for this connection
@@ -426,7 +436,6 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
             self.uncork()
         else:
             writer.write(packet)
-        return True
 
     def _hold(self, data: bytes) -> None:
         """Write ``data`` with what follows it: at the holder's next flush (the end of a batch of

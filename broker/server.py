@@ -58,7 +58,7 @@ from amqtt.broker import Broker, Server
 from amqtt.contexts import ListenerConfig, ListenerType
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
-from amqtt.mqtt.constants import QOS_1
+from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BasePlugin
 from amqtt.plugins.manager import PluginManager
@@ -511,9 +511,11 @@ class MqchatBroker(Broker):
             self._inflight[key] = inflight + 1
             qos_out = sub_qos if qos is None else qos
             if (
-                qos_out == QOS_1
+                qos_out in (QOS_0, QOS_1)
                 and isinstance(handler, MqchatHandler)
-                and handler.publish_now(topic, data, partial(self._delivered, key, None), self._corked)
+                and handler.publish_now(
+                    topic, data, partial(self._delivered, key, None), self._corked, qos_out
+                )
             ):
                 continue
             task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos_out, retain=False))

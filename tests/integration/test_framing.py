@@ -153,3 +153,25 @@ def test_a_puback_waits_to_go_out_with_the_next_delivery_and_no_longer_than_the_
     assert read_exactly(sock, 4) == puback(8)  # nothing follows: it goes out after the delay
     assert time.monotonic() - started >= 0.3
     sock.close()
+
+
+def test_a_qos0_delivery_keeps_its_place_among_qos1_ones_and_owes_no_puback(
+    bare: _BareBroker,  # noqa: F811
+) -> None:
+    sock = _subscriber(bare.port, "mixed", "inbox/mixed")
+
+    async def burst() -> None:
+        with bare.broker.corked():
+            bare.broker.publish_nowait("inbox/mixed", b"one", 1)
+            bare.broker.publish_nowait("inbox/mixed", b"live only", 0)
+            bare.broker.publish_nowait("inbox/mixed", b"two", 1)
+        bare.broker.publish_nowait("inbox/mixed", b"alone", 0)
+
+    bare.call(burst())
+    sock.settimeout(10)
+    live, alone = (encode_publish("inbox/mixed", p, None, 0, False) for p in (b"live only", b"alone"))
+    expected = _delivery("inbox/mixed", 1, b"one") + live + _delivery("inbox/mixed", 2, b"two") + alone
+    assert read_exactly(sock, len(expected)) == expected
+    sock.sendall(puback(1) + puback(2))
+    assert wait_until(lambda: not any(bare.broker._inflight.values()))  # nothing owed for QoS 0
+    sock.close()
