@@ -1,7 +1,9 @@
 """What the workers do with client commands: store, answer, route. Independent of Dramatiq.
 
-A batch holds commands in the order the node received them. Each command is handled on its own: a
-refused command gets an ``error`` event and the rest of the batch goes on. The batch is stored in
+A batch holds commands in the order the node received them; each user's commands are handled in
+that order (1-on-1 text messages of several users may be stored together first, see ``_plan``).
+Each command is handled on its own: a refused command gets an ``error`` event and the rest of the
+batch goes on. The batch is stored in
 one store batch (one transaction on SQL, a savepoint per command), and every answer, routed event
 and notification of the batch waits until it is committed: nothing is announced that a failure
 could still undo. Only an unavailable store stops the batch; nothing of it is announced, and the
@@ -15,16 +17,16 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, Protocol
 
-from client_sdk.contract import VERSION, ErrorCode, Status
+from client_sdk.contract import VERSION, ErrorCode, Status, is_group_id
 from workers.errors import CommandError, Retryable, StoreUnavailable, UnknownUser
 from workers.metrics import COMMAND_ERRORS
 from workers.routing import Delivery, Router
 from workers.sessions import SessionStore
-from workers.stores.base import AcceptResult, InboxEntry, Store, StoredMessage
+from workers.stores.base import AcceptResult, InboxEntry, Store, StoredMessage, TextSend
 
 __all__ = ["Pipeline", "error_event"]
 
@@ -36,6 +38,35 @@ SYNC_PAGE_BYTES = 256 * 1024
 
 class MessageWatcher(Protocol):
     def message_waiting(self, user: str, message: StoredMessage) -> None: ...
+
+
+_REORDERABLE = frozenset({"send", "receipt", "typing"})
+
+
+def _plan(batch: list[dict[str, Any]]) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """The batch as steps of ``(texts, others)``: 1-on-1 ``send`` commands to store together, then
+    the other commands one by one, in order. A step ends before any command that is not a send,
+    receipt or typing (a sync, a group change...), which runs alone, in its place. A send joins
+    the texts only if its user sent nothing else earlier in the step, so every user's commands keep
+    their order; between users, commands that came within the same batch have no order to keep."""
+    texts: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
+    held: set[str] = set()
+    for item in batch:
+        cmd = item["cmd"]
+        kind = cmd["type"]
+        if kind == "send" and item["user"] not in held and not is_group_id(cmd["to"]):
+            texts.append(item)
+        elif kind in _REORDERABLE:
+            others.append(item)
+            held.add(item["user"])
+        else:
+            if texts or others:
+                yield texts, others
+            yield [], [item]
+            texts, others, held = [], [], set()
+    if texts or others:
+        yield texts, others
 
 
 def error_event(ref: str | None, code: ErrorCode, message: str) -> dict[str, Any]:
@@ -80,19 +111,44 @@ class Pipeline:
         }
 
     def process_batch(self, node: str, batch: list[dict[str, Any]]) -> None:
-        """Handle ``[{"user":…, "cmd": {…}}, …]`` received by ``node``, in order."""
+        """Handle ``[{"user":…, "cmd": {…}}, …]`` received by ``node``: each user's commands in
+        the order they came (see ``_plan``)."""
         outbox: list[Callable[[], None]] = []
         deliveries: list[Delivery] = []
         self._local.outbox, self._local.deliveries = outbox, deliveries
         try:
             with self._store.batch():
-                for item in batch:
-                    self._process(node, item["user"], item["cmd"])
+                for texts, others in _plan(batch):
+                    one_by_one = (
+                        others if len(texts) > 1 and self._send_texts(node, texts) else texts + others
+                    )
+                    for item in one_by_one:
+                        self._process(node, item["user"], item["cmd"])
         finally:
             self._local.outbox = self._local.deliveries = None
         self._router.route(deliveries)  # one hand-off per node for the whole batch
         for send in outbox:
             send()
+
+    def _send_texts(self, node: str, items: list[dict[str, Any]]) -> bool:
+        """Store 1-on-1 ``send`` commands together, then answer and route each, in order, as
+        ``_send`` does. False, with nothing done: the store could not (a resend, an unknown
+        user...), so they go one by one."""
+        now = self._clock()
+        sends = [TextSend(i["user"], i["cmd"]["id"], i["cmd"]["to"], i["cmd"]["text"]) for i in items]
+        try:
+            results = self._store.accept_texts(sends, now=now)
+        except (StoreUnavailable, Retryable):
+            raise  # the batch is retried
+        except Exception:  # one by one, each command gets its own answer
+            log.exception("storing %d messages together failed; storing them one by one", len(sends))
+            return False
+        if results is None:
+            return False
+        for send, result in zip(sends, results, strict=True):
+            self._sessions.touch(send.sender, now=now)
+            self.route_message(node, send.sender, result)
+        return True
 
     def _later(self, send: Callable[[], None]) -> None:
         """Send now, or once the batch this thread is processing is stored."""

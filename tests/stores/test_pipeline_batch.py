@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from tests.stores.conftest import users
 from workers.errors import StoreUnavailable
 from workers.jobs import node_queue, send_to_node
-from workers.pipeline import Pipeline
+from workers.pipeline import Pipeline, _plan
 from workers.routing import Router
 from workers.sessions import MemorySessions
 from workers.stores import Store, open_store
@@ -229,3 +229,99 @@ def test_a_batch_reaches_the_node_as_one_delivery_job_with_every_event_in_order(
     got = published(queue)
     assert [brief(e) for user, e in got if user == alice] == [("sent", f"c{i}", i) for i in range(1, 6)]
     assert [brief(e) for user, e in got if user == bob] == [("message", f"c{i}", i) for i in range(1, 6)]
+
+
+def test_runs_of_sends_are_answered_as_one_by_one_and_a_resend_among_them_is_stored_once(
+    store: Store, queue: StubBroker
+) -> None:
+    alice, bob, carol = users(store, "alice", "bob", "carol")
+    work = pipeline(store, queue, MemorySessions(), alice, bob, carol)
+    work.process_batch(NODE, [send(alice, "c1", bob), send(carol, "k1", bob)])
+    published(queue)
+
+    # a run of sends in two conversations, then a receipt, then a run with a resend in the middle
+    work.process_batch(
+        NODE,
+        [send(alice, "c2", bob), send(bob, "b1", alice), send(carol, "k2", bob), send(alice, "c3", bob)],
+    )
+    work.process_batch(NODE, [send(alice, "c4", bob), send(alice, "c2", bob), send(alice, "c5", bob)])
+
+    got = published(queue)
+    assert [brief(e) for user, e in got if user == alice] == [
+        ("sent", "c2", 2),
+        ("message", "b1", 3),
+        ("sent", "c3", 4),
+        ("sent", "c4", 5),
+        ("sent", "c2", 2),  # the resend: its first answer again
+        ("sent", "c5", 6),
+    ]
+    assert [brief(e) for user, e in got if user == bob] == [
+        ("message", "c2", 3),
+        ("sent", "b1", 4),
+        ("message", "k2", 5),
+        ("message", "c3", 6),
+        ("message", "c4", 7),
+        ("message", "c5", 8),
+    ]
+    inbox, _ = store.sync(user=alice, after=0, limit=20)
+    seqs = {e.payload["message"]["text"]: e.payload["message"]["seq"] for e in inbox}
+    assert seqs == {"c1": 1, "c2": 2, "b1": 3, "c3": 4, "c4": 5, "c5": 6}
+
+
+def test_a_batch_is_planned_so_that_every_users_commands_keep_their_order() -> None:
+    def cmd(user: str, kind: str, to: str = "") -> dict[str, Any]:
+        return {"user": user, "cmd": {"type": kind, "to": to, "id": f"{user}-{kind}-{to}"}}
+
+    batch = [
+        cmd("a", "send", "b"),
+        cmd("b", "receipt"),
+        cmd("b", "send", "a"),  # after b's receipt: stays after it
+        cmd("c", "send", "b"),
+        cmd("a", "send", "g:team"),  # a group message: one by one
+        cmd("a", "send", "b"),  # after a's group message: stays after it
+        cmd("c", "sync"),  # neither passes it
+        cmd("c", "send", "b"),
+    ]
+    steps = [
+        ([i["cmd"]["id"] for i in texts], [i["cmd"]["id"] for i in others]) for texts, others in _plan(batch)
+    ]
+    assert steps == [
+        (["a-send-b", "c-send-b"], ["b-receipt-", "b-send-a", "a-send-g:team", "a-send-b"]),
+        ([], ["c-sync-"]),
+        (["c-send-b"], []),
+    ]
+
+
+def test_messages_stored_together_keep_each_senders_order_around_their_other_commands(
+    store: Store, queue: StubBroker
+) -> None:
+    alice, bob, carol = users(store, "alice", "bob", "carol")
+    work = pipeline(store, queue, MemorySessions(), alice, bob, carol)
+    work.process_batch(NODE, [send(alice, "c1", bob), send(carol, "k1", bob)])
+    first = next(e for user, e in published(queue) if user == bob and e["type"] == "message")
+
+    work.process_batch(
+        NODE,
+        [
+            receipt(bob, "r1", "delivered", [first["message"]["id"]]),
+            send(bob, "b1", alice),
+            send(alice, "c2", bob),
+            send(carol, "k2", bob),
+            send(alice, "c3", bob),
+        ],
+    )
+
+    got = published(queue)
+    assert [brief(e) for user, e in got if user == bob] == [
+        ("message", "c2", 3),  # alice's and carol's messages were stored together, first
+        ("message", "k2", 4),
+        ("message", "c3", 5),
+        ("ok", "r1", None),  # then bob's commands, in his order
+        ("sent", "b1", 6),
+    ]
+    assert [brief(e) for user, e in got if user == alice] == [
+        ("sent", "c2", 2),
+        ("sent", "c3", 3),
+        ("receipt", first["message"]["id"], "delivered", 4),
+        ("message", "b1", 5),
+    ]

@@ -13,8 +13,9 @@ from tests.harness import unique
 from tests.stores.conftest import users
 from tests.stores.test_sql_groups import make_group
 from workers.errors import UnknownUser
-from workers.stores import InboxEntry, Store, open_store
+from workers.stores import InboxEntry, Store, TextSend, open_store
 from workers.stores.base import ReceiptResult
+from workers.stores.sql import SqlStore
 
 
 def texts(entries: list[InboxEntry]) -> list[str]:
@@ -220,3 +221,61 @@ def test_store_close_closes_the_connections_threads_kept_for_batches(tmp_path: P
     assert store.engine.pool.checkedout() == 3  # type: ignore[attr-defined]
     store.close()
     assert store.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_texts_stored_together_get_the_seqs_and_cursors_they_would_get_one_by_one(store: Store) -> None:
+    alice, bob, carol = users(store, "alice", "bob", "carol")
+    store.accept_message(sender=alice, command_id="c1", recipient=bob, text="one", now=1.0)
+    store.accept_message(sender=carol, command_id="k1", recipient=bob, text="hi bob", now=1.0)
+
+    with store.batch():
+        results = store.accept_texts(
+            [
+                TextSend(alice, "c2", bob, "two"),
+                TextSend(bob, "b1", alice, "back"),
+                TextSend(carol, "k2", bob, "again"),
+                TextSend(alice, "c3", bob, "three"),
+            ],
+            now=2.0,
+        )
+    if isinstance(store, SqlStore):
+        assert results is not None
+    else:  # MongoDB stores them one by one
+        assert results is None
+        return
+    assert [
+        (r.message.sender, r.message.seq, r.sent.cursor, [e.cursor for e in r.entries]) for r in results
+    ] == [
+        (alice, 2, 2, [2, 3]),
+        (bob, 3, 4, [4, 3]),
+        (carol, 2, 2, [2, 5]),
+        (alice, 4, 4, [4, 6]),
+    ]
+    inbox, _ = store.sync(user=bob, after=0, limit=10)
+    assert [(e.cursor, e.payload["type"], e.payload["message"]["text"]) for e in inbox] == [
+        (1, "message", "one"),
+        (2, "message", "hi bob"),
+        (3, "message", "two"),
+        (4, "sent", "back"),
+        (5, "message", "again"),
+        (6, "message", "three"),
+    ]
+    assert store.sent_entry(bob, "b1") == results[1].sent
+
+
+@pytest.mark.parametrize("odd_one", ["a resend", "an unknown recipient", "a new conversation"])
+def test_texts_that_cannot_be_stored_together_are_not_stored_at_all(store: Store, odd_one: str) -> None:
+    alice, bob, carol = users(store, "alice", "bob", "carol")
+    store.accept_message(sender=alice, command_id="c1", recipient=bob, text="one", now=1.0)
+    odd = {
+        "a resend": TextSend(alice, "c1", bob, "one"),
+        "an unknown recipient": TextSend(alice, "c3", unique("nobody"), "?"),
+        "a new conversation": TextSend(alice, "c3", carol, "hello carol"),
+    }[odd_one]
+
+    with store.batch():
+        assert store.accept_texts([TextSend(alice, "c2", bob, "two"), odd], now=2.0) is None
+
+    assert texts(store.sync(user=bob, after=0, limit=10)[0]) == ["one"]
+    assert store.sent_entry(alice, "c2") is None
+    assert store.sync(user=carol, after=0, limit=10)[0] == []

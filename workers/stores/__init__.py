@@ -16,6 +16,7 @@ from workers.stores.base import (
     SmsRecord,
     Store,
     StoredMessage,
+    TextSend,
     UserInfo,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "SmsRecord",
     "Store",
     "StoredMessage",
+    "TextSend",
     "UserInfo",
     "open_store",
 ]

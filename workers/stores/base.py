@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from client_sdk.contract import Status
 
@@ -118,6 +118,15 @@ class UserInfo:
     credentials: int
 
 
+class TextSend(NamedTuple):
+    """A ``send`` command of a text message to a user (see ``Store.accept_texts``)."""
+
+    sender: str
+    command_id: str
+    recipient: str
+    text: str
+
+
 def dm_conversation(a: str, b: str) -> str:
     """The conversation id of two users' 1-on-1 chat (the same whichever side asks)."""
     first, second = sorted((a, b))
@@ -171,6 +180,13 @@ class Store(Protocol):
         ``media`` is the wire object of an image or video (``text`` is then its caption, maybe empty);
         its object keys are recorded so that :meth:`can_read_media` knows who may download them.
         """
+        ...
+
+    def accept_texts(self, sends: Sequence[TextSend], *, now: float) -> list[AcceptResult] | None:
+        """Store several new 1-on-1 text messages at once, as ``accept_message`` would one by one, in
+        order; None, with nothing stored, when that is not possible in one go (a resend, an unknown
+        recipient, a first message of a conversation, or a backend without it): then store them one
+        by one."""
         ...
 
     def sent_entry(self, sender: str, command_id: str) -> InboxEntry | None:

@@ -26,6 +26,7 @@ from workers.stores.base import (
     InboxItem,
     ReceiptResult,
     StoredMessage,
+    TextSend,
     UserInfo,
     dm_conversation,
 )
@@ -134,6 +135,9 @@ class MongoStore(MongoPush, MongoMedia, MongoGroups, MongoContacts):
             return {r["_id"]: float(r["last_seen"]) for r in rows}
 
     # ----------------------------------------------------------------- messages
+    def accept_texts(self, sends: Sequence[TextSend], *, now: float) -> list[AcceptResult] | None:
+        return None  # not on MongoDB (a transaction per message): the pipeline stores them one by one
+
     def accept_message(
         self,
         *,
