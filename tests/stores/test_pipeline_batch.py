@@ -231,13 +231,19 @@ def test_a_batch_reaches_the_node_as_one_delivery_job_with_every_event_in_order(
     assert [brief(e) for user, e in got if user == bob] == [("message", f"c{i}", i) for i in range(1, 6)]
 
 
-def test_runs_of_sends_are_answered_as_one_by_one_and_a_resend_among_them_is_stored_once(
-    store: Store, queue: StubBroker
-) -> None:
+def three_chatting(store: Store, queue: StubBroker) -> tuple[Pipeline, str, str, str, dict[str, Any]]:
+    """Alice and carol each sent bob a first message (c1, k1); bob's copy of c1 is returned."""
     alice, bob, carol = users(store, "alice", "bob", "carol")
     work = pipeline(store, queue, MemorySessions(), alice, bob, carol)
     work.process_batch(NODE, [send(alice, "c1", bob), send(carol, "k1", bob)])
-    published(queue)
+    first = next(e for user, e in published(queue) if user == bob and e["type"] == "message")
+    return work, alice, bob, carol, first
+
+
+def test_runs_of_sends_are_answered_as_one_by_one_and_a_resend_among_them_is_stored_once(
+    store: Store, queue: StubBroker
+) -> None:
+    work, alice, bob, carol, _ = three_chatting(store, queue)
 
     # a run of sends in two conversations, then a receipt, then a run with a resend in the middle
     work.process_batch(
@@ -295,10 +301,7 @@ def test_a_batch_is_planned_so_that_every_users_commands_keep_their_order() -> N
 def test_messages_stored_together_keep_each_senders_order_around_their_other_commands(
     store: Store, queue: StubBroker
 ) -> None:
-    alice, bob, carol = users(store, "alice", "bob", "carol")
-    work = pipeline(store, queue, MemorySessions(), alice, bob, carol)
-    work.process_batch(NODE, [send(alice, "c1", bob), send(carol, "k1", bob)])
-    first = next(e for user, e in published(queue) if user == bob and e["type"] == "message")
+    work, alice, bob, carol, first = three_chatting(store, queue)
 
     work.process_batch(
         NODE,

@@ -23,6 +23,7 @@ from workers.stores.base import (
     dm_conversation,
 )
 from workers.stores.group_rules import message_targets
+from workers.stores.sql_base import bump_counts
 from workers.stores.sql_contacts import SqlContacts
 from workers.stores.sql_driver import Statement
 from workers.stores.sql_groups import SqlGroups
@@ -68,7 +69,7 @@ _BUMP_CONVERSATION = Statement(
 )
 _BUMP_CONVERSATIONS = Statement(
     update(conversations)
-    .where(conversations.c.id.in_(bindparam("b_ids", expanding=True)))
+    .where(conversations.c.id.in_(bindparam("b_keys", expanding=True)))
     .values(last_seq=conversations.c.last_seq + bindparam("b_count"))
     .returning(conversations.c.id, conversations.c.last_seq)
 )
@@ -202,13 +203,7 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
         counts: dict[str, int] = {}
         for conversation in conversation_of:
             counts[conversation] = counts.get(conversation, 0) + 1
-        by_count: dict[int, list[str]] = {}
-        for conversation, count in counts.items():
-            by_count.setdefault(count, []).append(conversation)
-        last: dict[str, int] = {}
-        for count, ids in sorted(by_count.items()):
-            params = {"b_ids": sorted(ids), "b_count": count}
-            last.update((row[0], int(row[1])) for row in _BUMP_CONVERSATIONS.all(conn, params))
+        last = bump_counts(conn, _BUMP_CONVERSATIONS, counts)
         if len(last) < len(counts):
             raise _NotInOneGo("a conversation's first message")
         next_seq = {conversation: last[conversation] - count + 1 for conversation, count in counts.items()}

@@ -9,7 +9,7 @@ through ``conn.execute``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -30,13 +30,28 @@ __all__ = ["SqlBase"]
 
 _BUMP_INBOXES = Statement(
     update(users)
-    .where(users.c.id.in_(bindparam("b_users", expanding=True)))
+    .where(users.c.id.in_(bindparam("b_keys", expanding=True)))
     .values(inbox_seq=users.c.inbox_seq + bindparam("b_count"))
     .returning(users.c.id, users.c.inbox_seq)
 )
 _INSERT_INBOX = Statement(
     insert(inbox), column_keys=("user_id", "cursor", "kind", "message_id", "payload", "created_at")
 )
+
+
+def bump_counts(conn: Connection, bump: Statement, counts: Mapping[str, int]) -> dict[str, int]:
+    """Add each key's count to its counter: one ``bump`` (an ``UPDATE ... WHERE key IN :b_keys``
+    adding ``:b_count``, returning key and new value) per distinct count, keys in order so that
+    concurrent batches lock rows in the same order. The new value of every key that exists."""
+    by_count: dict[int, list[str]] = {}
+    for key, count in counts.items():
+        by_count.setdefault(count, []).append(key)
+    last: dict[str, int] = {}
+    for count, keys in sorted(by_count.items()):
+        last.update(
+            (row[0], int(row[1])) for row in bump.all(conn, {"b_keys": sorted(keys), "b_count": count})
+        )
+    return last
 
 
 def sqlite_in_memory(url: URL) -> bool:
@@ -227,13 +242,7 @@ class SqlBase:
         by one ``UPDATE`` per number of events (one in all for a message: one event per user), the
         entries written by one multi-row insert. UnknownUser if a user does not exist."""
         counts = events_per_user(items)
-        by_count: dict[int, list[str]] = {}
-        for user, count in counts.items():
-            by_count.setdefault(count, []).append(user)
-        last: dict[str, int] = {}
-        for count, names in sorted(by_count.items()):
-            params = {"b_users": sorted(names), "b_count": count}
-            last.update((row[0], int(row[1])) for row in _BUMP_INBOXES.all(conn, params))
+        last = bump_counts(conn, _BUMP_INBOXES, counts)
         missing = [user for user in counts if user not in last]
         if missing:
             raise UnknownUser(missing[0])
