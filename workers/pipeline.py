@@ -1,7 +1,7 @@
 """What the workers do with client commands: store, answer, route. Independent of Dramatiq.
 
 A batch holds commands in the order the node received them; each user's commands are handled in
-that order (1-on-1 text messages of several users may be stored together first, see ``_plan``).
+that order (1-on-1 messages and receipts of several users may be stored together, see ``_plan``).
 Each command is handled on its own: a refused command gets an ``error`` event and the rest of the
 batch goes on. The batch is stored in
 one store batch (one transaction on SQL, a savepoint per command), and every answer, routed event
@@ -19,18 +19,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from client_sdk.contract import VERSION, ErrorCode, Status, is_group_id
 from workers.errors import CommandError, Retryable, StoreUnavailable, UnknownUser
 from workers.metrics import COMMAND_ERRORS
 from workers.routing import Delivery, Router
 from workers.sessions import SessionStore
-from workers.stores.base import AcceptResult, InboxEntry, Store, StoredMessage, TextSend
+from workers.stores.base import AcceptResult, InboxEntry, ReceiptRequest, Store, StoredMessage, TextSend
 
 __all__ = ["Pipeline", "error_event"]
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 SYNC_PAGE_BYTES = 256 * 1024
 """A sync page stops growing past this many bytes of entries (it always holds at least one)."""
@@ -42,31 +44,52 @@ class MessageWatcher(Protocol):
 
 _REORDERABLE = frozenset({"send", "receipt", "typing"})
 
+Items = list[dict[str, Any]]
 
-def _plan(batch: list[dict[str, Any]]) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """The batch as steps of ``(texts, others)``: 1-on-1 ``send`` commands to store together, then
-    the other commands one by one, in order. A step ends before any command that is not a send,
-    receipt or typing (a sync, a group change...), which runs alone, in its place. A send joins
-    the texts only if its user sent nothing else earlier in the step, so every user's commands keep
-    their order; between users, commands that came within the same batch have no order to keep."""
-    texts: list[dict[str, Any]] = []
-    others: list[dict[str, Any]] = []
-    held: set[str] = set()
+
+def _plan(batch: Items) -> Iterator[tuple[Items, Items, Items]]:
+    """The batch as steps of ``(texts, receipts, others)``: 1-on-1 ``send`` commands to store
+    together, then ``receipt`` commands to apply together, then the other commands one by one, in
+    order. A step ends before any command that is not a send, receipt or typing (a sync, a group
+    change...), which runs alone, in its place. A command joins an earlier part of its step only if
+    its user has nothing in a later part, so every user's commands keep their order; between
+    users, commands that came within the same batch have no order to keep."""
+    texts: Items = []
+    receipts: Items = []
+    others: Items = []
+    after_texts: set[str] = set()  # users with a command in receipts or others
+    in_others: set[str] = set()
     for item in batch:
-        cmd = item["cmd"]
+        cmd, user = item["cmd"], item["user"]
         kind = cmd["type"]
-        if kind == "send" and item["user"] not in held and not is_group_id(cmd["to"]):
+        if kind == "send" and user not in after_texts and not is_group_id(cmd["to"]):
             texts.append(item)
+        elif kind == "receipt" and user not in in_others:
+            receipts.append(item)
+            after_texts.add(user)
         elif kind in _REORDERABLE:
             others.append(item)
-            held.add(item["user"])
+            after_texts.add(user)
+            in_others.add(user)
         else:
-            if texts or others:
-                yield texts, others
-            yield [], [item]
-            texts, others, held = [], [], set()
-    if texts or others:
-        yield texts, others
+            if texts or receipts or others:
+                yield texts, receipts, others
+            yield [], [], [item]
+            texts, receipts, others, after_texts, in_others = [], [], [], set(), set()
+    if texts or receipts or others:
+        yield texts, receipts, others
+
+
+def _together(attempt: Callable[[], list[R] | None]) -> list[R] | None:
+    """The results of storing commands together; None: store them one by one (the store could not,
+    or failed in a way that each command's own handling answers better)."""
+    try:
+        return attempt()
+    except (StoreUnavailable, Retryable):
+        raise  # the batch is retried
+    except Exception:
+        log.exception("storing commands together failed; storing them one by one")
+        return None
 
 
 def error_event(ref: str | None, code: ErrorCode, message: str) -> dict[str, Any]:
@@ -118,17 +141,23 @@ class Pipeline:
         self._local.outbox, self._local.deliveries = outbox, deliveries
         try:
             with self._store.batch():
-                for texts, others in _plan(batch):
-                    one_by_one = (
-                        others if len(texts) > 1 and self._send_texts(node, texts) else texts + others
-                    )
-                    for item in one_by_one:
-                        self._process(node, item["user"], item["cmd"])
+                for texts, receipts, others in _plan(batch):
+                    self._step(node, texts, receipts, others)
         finally:
             self._local.outbox = self._local.deliveries = None
         self._router.route(deliveries)  # one hand-off per node for the whole batch
         for send in outbox:
             send()
+
+    def _step(self, node: str, texts: Items, receipts: Items, others: Items) -> None:
+        """One step of ``_plan``: texts and receipts together where the store can (else one by one),
+        then the others one by one."""
+        for together, handled in ((texts, self._send_texts), (receipts, self._apply_receipts)):
+            if len(together) < 2 or not handled(node, together):
+                for item in together:
+                    self._process(node, item["user"], item["cmd"])
+        for item in others:
+            self._process(node, item["user"], item["cmd"])
 
     def _send_texts(self, node: str, items: list[dict[str, Any]]) -> bool:
         """Store 1-on-1 ``send`` commands together, then answer and route each, in order, as
@@ -136,18 +165,29 @@ class Pipeline:
         user...), so they go one by one."""
         now = self._clock()
         sends = [TextSend(i["user"], i["cmd"]["id"], i["cmd"]["to"], i["cmd"]["text"]) for i in items]
-        try:
-            results = self._store.accept_texts(sends, now=now)
-        except (StoreUnavailable, Retryable):
-            raise  # the batch is retried
-        except Exception:  # one by one, each command gets its own answer
-            log.exception("storing %d messages together failed; storing them one by one", len(sends))
-            return False
+        results = _together(partial(self._store.accept_texts, sends, now=now))
         if results is None:
             return False
         for send, result in zip(sends, results, strict=True):
             self._sessions.touch(send.sender, now=now)
             self.route_message(node, send.sender, result)
+        return True
+
+    def _apply_receipts(self, node: str, items: Items) -> bool:
+        """Apply ``receipt`` commands of 1-on-1 messages together, then answer and route each, in
+        order, as ``_receipt`` does. False, with nothing done: they go one by one."""
+        now = self._clock()
+        requests = [
+            ReceiptRequest(i["user"], Status.parse(i["cmd"]["status"]), i["cmd"]["messages"]) for i in items
+        ]
+        results = _together(partial(self._store.apply_receipts_of, requests, now=now))
+        if results is None:
+            return False
+        for item, result in zip(items, results, strict=True):
+            user = item["user"]
+            self._sessions.touch(user, now=now)
+            self._deliver(node, user, result.entries)
+            self._ok(node, user, item["cmd"]["id"])
         return True
 
     def _later(self, send: Callable[[], None]) -> None:

@@ -283,18 +283,27 @@ def test_a_batch_is_planned_so_that_every_users_commands_keep_their_order() -> N
         cmd("b", "receipt"),
         cmd("b", "send", "a"),  # after b's receipt: stays after it
         cmd("c", "send", "b"),
+        cmd("d", "typing", "a"),
+        cmd("d", "receipt"),  # after d's typing: stays after it
         cmd("a", "send", "g:team"),  # a group message: one by one
         cmd("a", "send", "b"),  # after a's group message: stays after it
-        cmd("c", "sync"),  # neither passes it
-        cmd("c", "send", "b"),
+        cmd("a", "receipt"),
+        cmd("c", "sync"),  # nothing passes it
+        cmd("c", "receipt"),
+        cmd("c", "send", "b"),  # after c's receipt: stays after it
     ]
-    steps = [
-        ([i["cmd"]["id"] for i in texts], [i["cmd"]["id"] for i in others]) for texts, others in _plan(batch)
-    ]
-    assert steps == [
-        (["a-send-b", "c-send-b"], ["b-receipt-", "b-send-a", "a-send-g:team", "a-send-b"]),
-        ([], ["c-sync-"]),
-        (["c-send-b"], []),
+
+    def ids(items: list[dict[str, Any]]) -> list[str]:
+        return [i["cmd"]["id"] for i in items]
+
+    assert [tuple(ids(part) for part in step) for step in _plan(batch)] == [
+        (
+            ["a-send-b", "c-send-b"],
+            ["b-receipt-"],
+            ["b-send-a", "d-typing-a", "d-receipt-", "a-send-g:team", "a-send-b", "a-receipt-"],
+        ),
+        ([], [], ["c-sync-"]),
+        ([], ["c-receipt-"], ["c-send-b"]),
     ]
 
 
@@ -327,4 +336,71 @@ def test_messages_stored_together_keep_each_senders_order_around_their_other_com
         ("sent", "c3", 3),
         ("receipt", first["message"]["id"], "delivered", 4),
         ("message", "b1", 5),
+    ]
+
+
+def test_receipts_of_several_users_in_a_batch_are_answered_in_each_users_order(
+    store: Store, queue: StubBroker
+) -> None:
+    work, alice, bob, carol, first = three_chatting(store, queue)
+    work.process_batch(NODE, [send(bob, "b1", carol), send(alice, "c2", bob)])
+    got = published(queue)
+    c1 = first["message"]["id"]
+    b1 = next(e for user, e in got if user == carol and e["type"] == "message")["message"]["id"]
+    c2 = next(e for user, e in got if user == bob and e["type"] == "message")["message"]["id"]
+
+    # together: two users' receipts; then one by one: bob names c1 twice in one batch
+    work.process_batch(NODE, [receipt(bob, "r1", "delivered", [c1]), receipt(carol, "r2", "read", [b1])])
+    work.process_batch(
+        NODE,
+        [
+            receipt(bob, "r3", "delivered", [c2]),
+            receipt(carol, "r4", "read", [b1]),
+            receipt(bob, "r5", "read", [c1, c2]),
+        ],
+    )
+
+    got = published(queue)
+    assert [brief(e) for user, e in got if user == alice] == [
+        ("receipt", c1, "delivered", 3),
+        ("receipt", c2, "delivered", 4),
+        ("receipt", c1, "read", 5),
+        ("receipt", c2, "read", 6),
+    ]
+    assert [brief(e) for user, e in got if user == bob] == [
+        ("ok", "r1", None),
+        ("receipt", b1, "read", 5),
+        ("ok", "r3", None),
+        ("ok", "r5", None),
+    ]
+    assert [brief(e) for user, e in got if user == carol] == [("ok", "r2", None), ("ok", "r4", None)]
+
+
+def test_when_storing_together_fails_unexpectedly_each_command_is_stored_on_its_own(
+    store: Store, queue: StubBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work, alice, bob, carol, first = three_chatting(store, queue)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug in the bulk path")
+
+    monkeypatch.setattr(store, "accept_texts", broken)
+    monkeypatch.setattr(store, "apply_receipts_of", broken)
+    work.process_batch(
+        NODE,
+        [
+            send(alice, "c2", bob),
+            send(carol, "k2", bob),
+            receipt(bob, "r1", "delivered", [first["message"]["id"]]),
+            receipt(carol, "r2", "read", ["not-a-message"]),
+        ],
+    )
+
+    got = published(queue)
+    assert [brief(e) for user, e in got if user != alice] == [
+        ("message", "c2", 3),
+        ("sent", "k2", 2),
+        ("message", "k2", 4),
+        ("ok", "r1", None),
+        ("error", "r2", "not_recipient"),
     ]

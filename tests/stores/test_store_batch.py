@@ -13,7 +13,7 @@ from tests.harness import unique
 from tests.stores.conftest import users
 from tests.stores.test_sql_groups import make_group
 from workers.errors import UnknownUser
-from workers.stores import InboxEntry, Store, TextSend, open_store
+from workers.stores import InboxEntry, ReceiptRequest, Store, TextSend, open_store
 from workers.stores.base import ReceiptResult
 from workers.stores.sql import SqlStore
 
@@ -279,3 +279,66 @@ def test_texts_that_cannot_be_stored_together_are_not_stored_at_all(store: Store
     assert texts(store.sync(user=bob, after=0, limit=10)[0]) == ["one"]
     assert store.sent_entry(alice, "c2") is None
     assert store.sync(user=carol, after=0, limit=10)[0] == []
+
+
+def test_receipts_of_several_users_applied_together_give_the_events_one_by_one_would(store: Store) -> None:
+    alice, bob, carol = users(store, "alice", "bob", "carol")
+    to_bob = [
+        store.accept_message(sender=alice, command_id=f"a{i}", recipient=bob, text=str(i), now=1.0).message.id
+        for i in range(3)
+    ]
+    to_carol = store.accept_message(
+        sender=bob, command_id="b1", recipient=carol, text="hi", now=1.0
+    ).message.id
+    store.apply_receipts(user=bob, status=Status.READ, message_ids=[to_bob[2]], now=1.5)
+
+    with store.batch():
+        results = store.apply_receipts_of(
+            [
+                ReceiptRequest(bob, Status.DELIVERED, [to_bob[0], to_bob[2]]),  # the read one stays read
+                ReceiptRequest(carol, Status.READ, [to_carol]),
+                ReceiptRequest(bob, Status.READ, [to_bob[1]]),
+            ],
+            now=2.0,
+        )
+    if not isinstance(store, SqlStore):  # MongoDB applies them one by one
+        assert results is None
+        return
+    assert results is not None
+    assert [
+        [(e.user, e.payload["message_id"], e.payload["status"], e.cursor) for e in r.entries] for r in results
+    ] == [
+        [(alice, to_bob[0], "delivered", 5)],
+        [(bob, to_carol, "read", 5)],
+        [(alice, to_bob[1], "read", 6)],
+    ]
+    assert all(r.not_recipient == [] for r in results)
+    # what moved is stored: reading them all now moves only the one that was delivered
+    again = store.apply_receipts(user=bob, status=Status.READ, message_ids=to_bob, now=3.0)
+    assert [(e.payload["message_id"], e.payload["status"]) for e in again.entries] == [(to_bob[0], "read")]
+
+
+@pytest.mark.parametrize("odd_one", ["a group message", "a message named twice", "a message to someone else"])
+def test_receipts_that_cannot_be_applied_together_change_nothing(store: Store, odd_one: str) -> None:
+    alice, bob, carol = users(store, "alice", "bob", "carol")
+    first = store.accept_message(sender=alice, command_id="a1", recipient=bob, text="1", now=1.0).message.id
+    group = store.create_group(
+        creator=alice, name="team", members=[bob, carol], now=1.0, ref="g", max_members=10
+    ).group.id
+    in_group = store.accept_message(
+        sender=alice, command_id="g1", recipient=group, text="all", now=1.0
+    ).message.id
+    odd = {
+        "a group message": ReceiptRequest(carol, Status.DELIVERED, [in_group]),
+        "a message named twice": ReceiptRequest(bob, Status.READ, [first]),
+        "a message to someone else": ReceiptRequest(carol, Status.DELIVERED, [first]),
+    }[odd_one]
+
+    with store.batch():
+        assert store.apply_receipts_of([ReceiptRequest(bob, Status.DELIVERED, [first]), odd], now=2.0) is None
+
+    assert [e.payload["type"] for e in store.sync(user=alice, after=0, limit=10)[0]] == [
+        "sent",
+        "group",
+        "sent",
+    ]

@@ -127,6 +127,14 @@ class TextSend(NamedTuple):
     text: str
 
 
+class ReceiptRequest(NamedTuple):
+    """A ``receipt`` command (see ``Store.apply_receipts_of``)."""
+
+    user: str
+    status: Status
+    message_ids: Sequence[str]
+
+
 def dm_conversation(a: str, b: str) -> str:
     """The conversation id of two users' 1-on-1 chat (the same whichever side asks)."""
     first, second = sorted((a, b))
@@ -204,6 +212,15 @@ class Store(Protocol):
     def apply_receipts(
         self, *, user: str, status: Status, message_ids: Sequence[str], now: float
     ) -> ReceiptResult: ...
+    def apply_receipts_of(
+        self, requests: Sequence[ReceiptRequest], *, now: float
+    ) -> list[ReceiptResult] | None:
+        """Apply several users' receipts for 1-on-1 messages at once, as ``apply_receipts`` would one
+        by one, in order; None, with nothing changed, when that is not possible in one go (a group
+        message, a message named twice or not to that user, or a backend without it): then apply
+        them one by one."""
+        ...
+
     def sync(self, *, user: str, after: int, limit: int) -> tuple[list[InboxEntry], bool]:
         """Entries of ``user`` with cursor > ``after``, in order, and whether more follow."""
         ...

@@ -24,6 +24,7 @@ from workers.stores.base import (
     AcceptResult,
     InboxEntry,
     InboxItem,
+    ReceiptRequest,
     ReceiptResult,
     StoredMessage,
     TextSend,
@@ -137,6 +138,11 @@ class MongoStore(MongoPush, MongoMedia, MongoGroups, MongoContacts):
     # ----------------------------------------------------------------- messages
     def accept_texts(self, sends: Sequence[TextSend], *, now: float) -> list[AcceptResult] | None:
         return None  # not on MongoDB (a transaction per message): the pipeline stores them one by one
+
+    def apply_receipts_of(
+        self, requests: Sequence[ReceiptRequest], *, now: float
+    ) -> list[ReceiptResult] | None:
+        return None  # not on MongoDB: the pipeline applies them one by one
 
     def accept_message(
         self,

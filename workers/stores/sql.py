@@ -23,7 +23,7 @@ from workers.stores.base import (
     dm_conversation,
 )
 from workers.stores.group_rules import message_targets
-from workers.stores.sql_base import bump_counts
+from workers.stores.sql_base import NotInOneGo, bump_counts
 from workers.stores.sql_contacts import SqlContacts
 from workers.stores.sql_driver import Statement
 from workers.stores.sql_groups import SqlGroups
@@ -195,7 +195,7 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
         try:
             with self._tx() as conn:
                 return self._insert_texts(conn, sends, now)
-        except (IntegrityError, UnknownUser, _NotInOneGo):
+        except (IntegrityError, UnknownUser, NotInOneGo):
             return None
 
     def _insert_texts(self, conn: Connection, sends: Sequence[TextSend], now: float) -> list[AcceptResult]:
@@ -205,7 +205,7 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
             counts[conversation] = counts.get(conversation, 0) + 1
         last = bump_counts(conn, _BUMP_CONVERSATIONS, counts)
         if len(last) < len(counts):
-            raise _NotInOneGo("a conversation's first message")
+            raise NotInOneGo("a conversation's first message")
         next_seq = {conversation: last[conversation] - count + 1 for conversation, count in counts.items()}
         stored: list[StoredMessage] = []
         for send, conversation in zip(sends, conversation_of, strict=True):
@@ -342,10 +342,6 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
             rows = _SYNC.all(conn, {"b_user": user, "b_after": after, "b_limit": limit + 1})
         more = len(rows) > limit
         return [InboxEntry(user, int(r[0]), json.loads(r[1])) for r in rows[:limit]], more
-
-
-class _NotInOneGo(Exception):
-    """``accept_texts`` cannot store these together (its savepoint is rolled back)."""
 
 
 def _message_from_row(row: tuple[Any, ...]) -> StoredMessage:

@@ -39,6 +39,11 @@ _INSERT_INBOX = Statement(
 )
 
 
+class NotInOneGo(Exception):
+    """Several commands cannot be stored together after all (raised inside the savepoint that
+    their attempt runs in, which undoes it); the caller stores them one by one."""
+
+
 def bump_counts(conn: Connection, bump: Statement, counts: Mapping[str, int]) -> dict[str, int]:
     """Add each key's count to its counter: one ``bump`` (an ``UPDATE ... WHERE key IN :b_keys``
     adding ``:b_count``, returning key and new value) per distinct count, keys in order so that

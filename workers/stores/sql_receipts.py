@@ -11,26 +11,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, select, update
+from sqlalchemy import Connection, bindparam, case, func, select, true, update
 
 from client_sdk.contract import Status, is_group_id
-from workers.stores.base import InboxItem, ReceiptResult
+from workers.stores.base import InboxItem, ReceiptRequest, ReceiptResult
 from workers.stores.inbox_log import receipt_events
-from workers.stores.sql_base import SqlBase
+from workers.stores.sql_base import NotInOneGo, SqlBase
 from workers.stores.sql_driver import Statement
 from workers.stores.sql_schema import messages, receipts
 
 __all__ = ["SqlReceipts"]
 
+_ROW = (
+    receipts.c.message_id,
+    receipts.c.status,
+    messages.c.sender_id,
+    messages.c.conversation_id,
+    messages.c.seq,
+    messages.c.recipient_id,
+)
 _ROWS = Statement(
-    select(
-        receipts.c.message_id,
-        receipts.c.status,
-        messages.c.sender_id,
-        messages.c.conversation_id,
-        messages.c.seq,
-        messages.c.recipient_id,
-    )
+    select(*_ROW)
     .join(messages, messages.c.id == receipts.c.message_id)
     .where(
         receipts.c.user_id == bindparam("b_user"),
@@ -50,9 +51,17 @@ _LOWEST = Statement(
 )
 
 
-def _move(status: Status) -> Statement:
+_ROWS_OF_MESSAGES = Statement(
+    select(*_ROW, receipts.c.user_id)
+    .join(messages, messages.c.id == receipts.c.message_id)
+    .where(receipts.c.message_id.in_(bindparam("b_ids", expanding=True)))
+)
+
+
+def _move(status: Status, *, of_user: bool = True) -> Statement:
     """``UPDATE`` the user's receipts of the messages to ``status`` where they are below it, returning
-    the ids that moved (another device of the user may have just moved some)."""
+    the ids that moved (another device of the user may have just moved some). ``of_user`` False:
+    every receipt of the messages (1-on-1 messages, each with its recipient's only)."""
     values: dict[str, Any] = {"status": int(status)}
     if status == Status.DELIVERED:
         values["delivered_at"] = bindparam("b_now")
@@ -64,7 +73,7 @@ def _move(status: Status) -> Statement:
     return Statement(
         update(receipts)
         .where(
-            receipts.c.user_id == bindparam("b_user"),
+            receipts.c.user_id == bindparam("b_user") if of_user else true(),
             receipts.c.message_id.in_(bindparam("b_ids", expanding=True)),
             receipts.c.status < int(status),
         )
@@ -74,6 +83,7 @@ def _move(status: Status) -> Statement:
 
 
 _MOVE = {status: _move(status) for status in (Status.DELIVERED, Status.READ)}
+_MOVE_MESSAGES = {status: _move(status, of_user=False) for status in (Status.DELIVERED, Status.READ)}
 
 
 class SqlReceipts(SqlBase):
@@ -91,6 +101,75 @@ class SqlReceipts(SqlBase):
             items = self._advance(conn, user, status, todo, now) if todo else []
             entries = self._append_many(conn, items, now) if items else []
         return ReceiptResult(entries=entries, not_recipient=refused)
+
+    def apply_receipts_of(
+        self, requests: Sequence[ReceiptRequest], *, now: float
+    ) -> list[ReceiptResult] | None:
+        # One read, one UPDATE per status and one inbox append for all of them, instead of four
+        # statements and a savepoint per command; anything unusual undoes it all (None).
+        named = [list(dict.fromkeys(request.message_ids)) for request in requests]
+        every = [message_id for ids in named for message_id in ids]
+        if not every or len(set(every)) < len(every):
+            return None  # a message named by two commands: their order matters, go one by one
+        try:
+            with self._tx() as conn:
+                return self._apply_together(conn, requests, named, every, now)
+        except NotInOneGo:
+            return None
+
+    def _apply_together(
+        self,
+        conn: Connection,
+        requests: Sequence[ReceiptRequest],
+        named: list[list[str]],
+        every: list[str],
+        now: float,
+    ) -> list[ReceiptResult]:
+        found: dict[str, tuple[Any, ...]] = {}
+        for read in _ROWS_OF_MESSAGES.all(conn, {"b_ids": every}):
+            if read[0] in found or is_group_id(read[5]):
+                raise NotInOneGo("a group message")
+            found[read[0]] = read
+        moving: dict[Status, list[str]] = {}
+        for request, ids in zip(requests, named, strict=True):
+            for message_id in ids:
+                row = found.get(message_id)
+                if row is None or row[6] != request.user:
+                    raise NotInOneGo("not a message to this user")
+                if row[1] < request.status:  # statuses only move forward
+                    moving.setdefault(request.status, []).append(message_id)
+        moved: set[str] = set()
+        for status, ids in moving.items():
+            moved.update(_MOVE_MESSAGES[status].scalars(conn, {"b_ids": ids, "b_now": now}))
+        per_request: list[list[InboxItem]] = []
+        for request, ids in zip(requests, named, strict=True):
+            items: list[InboxItem] = []
+            for message_id in ids:
+                if message_id not in moved:
+                    continue
+                _, previous, sender, conversation, seq, _, _ = found[message_id]
+                body = {
+                    "message_id": message_id,
+                    "conversation": conversation,
+                    "seq": int(seq),
+                    "by": request.user,
+                    "ts": now,
+                }
+                items += receipt_events(
+                    sender=sender,
+                    body=body,
+                    status=request.status,
+                    floor_before=previous,
+                    floor_after=int(request.status),
+                )
+            per_request.append(items)
+        entries = self._append_many(conn, [item for items in per_request for item in items], now)
+        results = []
+        start = 0
+        for items in per_request:
+            results.append(ReceiptResult(entries=entries[start : start + len(items)]))
+            start += len(items)
+        return results
 
     def _advance(
         self, conn: Connection, user: str, status: Status, todo: list[Any], now: float
