@@ -4,6 +4,7 @@ on SQLite, PostgreSQL and MongoDB."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -342,3 +343,14 @@ def test_receipts_that_cannot_be_applied_together_change_nothing(store: Store, o
         "group",
         "sent",
     ]
+
+
+def test_message_ids_are_32_hex_digits_that_sort_in_the_order_they_were_made(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+    made = []
+    for i in range(5):
+        made.append(store.accept_message(sender=alice, command_id=f"c{i}", recipient=bob, text="x", now=1.0))
+        time.sleep(0.002)  # a new millisecond each
+    ids = [result.message.id for result in made]
+    assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in ids)
+    assert ids == sorted(ids) and len(set(ids)) == 5

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -21,6 +20,7 @@ from workers.stores.base import (
     TextSend,
     UserInfo,
     dm_conversation,
+    new_message_id,
 )
 from workers.stores.group_rules import message_targets
 from workers.stores.sql_base import NotInOneGo, bump_counts
@@ -213,7 +213,7 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
             next_seq[conversation] = seq + 1
             stored.append(
                 StoredMessage(
-                    id=os.urandom(16).hex(),
+                    id=new_message_id(),
                     conversation=conversation,
                     seq=seq,
                     sender=send.sender,
@@ -282,7 +282,7 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
     ) -> AcceptResult:
         seq = self._next_conversation_seq(conn, conversation)
         message = StoredMessage(
-            id=os.urandom(16).hex(),  # 128 random bits; uuid4 cost 5x as much
+            id=new_message_id(),
             conversation=conversation,
             seq=seq,
             sender=sender,
