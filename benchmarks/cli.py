@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -99,7 +100,13 @@ def _load(parser: argparse.ArgumentParser, *, chat: bool) -> None:
     load.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring")
     load.add_argument("--duration", type=float, default=10.0, help="measured seconds per step")
     load.add_argument("--drain", type=float, default=10.0, help="seconds to wait for stragglers")
-    load.add_argument("--procs", type=int, default=2, help="load generator processes")
+    load.add_argument(
+        "--procs",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) // 2),
+        help="load generator processes (default: half the cores, at least one: on two cores a second "
+        "one only adds a process competing with the broker's; the report says if the generator is short)",
+    )
     load.add_argument("--qos", type=int, default=1, choices=[0, 1])
     load.add_argument("--payload", type=int, default=100, help="approximate bytes per message")
     load.add_argument("--keepalive", type=int, default=60)
