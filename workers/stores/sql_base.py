@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,11 @@ class SqlBase:
             yield
             return
         self._checkpoints()
+        checkpointer = self._checkpointer
+        with checkpointer.writing if checkpointer is not None else nullcontext():
+            yield from self._batch()
+
+    def _batch(self) -> Iterator[None]:
         conn = self._batch_connection()
         try:
             with _unavailable_on_failure():
@@ -220,7 +225,9 @@ class SqlBase:
         return conn
 
     def _checkpoints(self) -> None:
-        """A process that uses a SQLite file keeps its log checkpointed (see sqlite_checkpoint)."""
+        """A process that writes command batches to a SQLite file keeps its log checkpointed (see
+        sqlite_checkpoint). Only that one: a second checkpointer, in a process that mostly reads
+        (a node whose commands run in a child), kept the log from ever starting over."""
         checkpointer = self._checkpointer
         if checkpointer is not None and not checkpointer.running:
             checkpointer.start()
@@ -234,7 +241,6 @@ class SqlBase:
         batch: Connection | None = getattr(self._local, "conn", None)
         with _unavailable_on_failure():
             if batch is None:
-                self._checkpoints()
                 with self.engine.begin() as conn:
                     yield conn
             else:
