@@ -155,7 +155,7 @@ class SqlPush(SqlBase):
                     receipts.c.status == int(Status.SENT),
                     messages.c.id.in_(list(message_ids)),
                 )
-                .order_by(messages.c.created_at)
+                .order_by(messages.c.created_at, messages.c.seq)  # a batch stores its messages at one time
             ).all()
         return [
             StoredMessage(
