@@ -2,9 +2,11 @@
 
 Sends ``N`` one-to-one messages through ``accept_message`` and marks each of them delivered
 with ``apply_receipts``, both in batches of 50 calls (one ``store.batch()`` each, as the ingest
-thread does), on a SQLite file in a temporary folder, and prints the milliseconds per message of
-each path, in wall time and in CPU time of the process (SQLite runs inside it; the CPU figure is the
-steadier one on a busy machine). Nothing else runs: the store's Python and database time alone.
+thread does), then ``N`` more stored together, as the pipeline stores a batch's plain messages
+and receipts (``accept_texts``, ``apply_receipts_of``, 50 per call), on a SQLite file in a
+temporary folder, and prints the milliseconds per message of each path, in wall time and in CPU
+time of the process (SQLite runs inside it; the CPU figure is the steadier one on a busy machine).
+Nothing else runs: the store's Python and database time alone.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from pathlib import Path
 
 from client_sdk.contract import Status
-from workers.stores import Store, open_store
+from workers.stores import ReceiptRequest, Store, TextSend, open_store
 
 __all__: list[str] = []
 
@@ -46,6 +48,29 @@ def _receipts(store: Store, sent: list[tuple[str, str]]) -> None:
                 )
 
 
+def _sends_together(store: Store, count: int) -> list[tuple[str, str]]:
+    sent = []
+    for start in range(0, count, _BATCH):
+        sends = [
+            TextSend(f"u{i % _USERS}", f"t{i}", f"u{(i + 1) % _USERS}", f"hello {i}")
+            for i in range(start, min(start + _BATCH, count))
+        ]
+        with store.batch():
+            results = store.accept_texts(sends, now=1.0)
+        assert results is not None, "the store could not store them together"
+        sent += [(send.recipient, result.message.id) for send, result in zip(sends, results, strict=True)]
+    return sent
+
+
+def _receipts_together(store: Store, sent: list[tuple[str, str]]) -> None:
+    for start in range(0, len(sent), _BATCH):
+        requests = [
+            ReceiptRequest(user, Status.DELIVERED, [mid]) for user, mid in sent[start : start + _BATCH]
+        ]
+        with store.batch():
+            assert store.apply_receipts_of(requests, now=1.0) is not None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000, help="messages to send (default 5000)")
@@ -62,6 +87,10 @@ def main() -> None:
             middle = _clocks()
             _receipts(store, sent)
             ended = _clocks()
+            together = _sends_together(store, args.messages)
+            sent_together = _clocks()
+            _receipts_together(store, together)
+            done = _clocks()
         finally:
             store.close()
     print(f"sqlite, batches of {_BATCH}, {args.messages} messages; ms/message, wall and CPU")
@@ -69,9 +98,12 @@ def main() -> None:
         ("accept_message", started, middle),
         ("apply_receipts", middle, ended),
         ("both", started, ended),
+        ("accept_texts", ended, sent_together),
+        ("apply_receipts_of", sent_together, done),
+        ("both together", ended, done),
     ):
         wall, cpu = ((e - s) * 1000 / args.messages for s, e in zip(start, end, strict=True))
-        print(f"{label:<16}{wall:.3f} wall  {cpu:.3f} cpu")
+        print(f"{label:<18}{wall:.3f} wall  {cpu:.3f} cpu")
 
 
 def _clocks() -> tuple[float, float]:
