@@ -26,7 +26,15 @@ from workers.errors import CommandError, Retryable, StoreUnavailable, UnknownUse
 from workers.metrics import COMMAND_ERRORS
 from workers.routing import Delivery, Router
 from workers.sessions import SessionStore
-from workers.stores.base import AcceptResult, InboxEntry, ReceiptRequest, Store, StoredMessage, TextSend
+from workers.stores.base import (
+    AcceptResult,
+    InboxEntry,
+    ReceiptRequest,
+    ReceiptResult,
+    Store,
+    StoredMessage,
+    TextSend,
+)
 
 __all__ = ["Pipeline", "error_event"]
 
@@ -61,8 +69,8 @@ def _plan(batch: Items) -> Iterator[tuple[Items, Items, Items]]:
     in_others: set[str] = set()
     for item in batch:
         cmd, user = item["cmd"], item["user"]
-        kind = cmd["type"]
-        if kind == "send" and user not in after_texts and not is_group_id(cmd["to"]):
+        kind, to = cmd.get("type"), cmd.get("to")
+        if kind == "send" and user not in after_texts and isinstance(to, str) and not is_group_id(to):
             texts.append(item)
         elif kind == "receipt" and user not in in_others:
             receipts.append(item)
@@ -164,23 +172,32 @@ class Pipeline:
         ``_send`` does. False, with nothing done: the store could not (a resend, an unknown
         user...), so they go one by one."""
         now = self._clock()
-        sends = [TextSend(i["user"], i["cmd"]["id"], i["cmd"]["to"], i["cmd"]["text"]) for i in items]
-        results = _together(partial(self._store.accept_texts, sends, now=now))
+
+        def attempt() -> list[AcceptResult] | None:
+            sends = [TextSend(i["user"], i["cmd"]["id"], i["cmd"]["to"], i["cmd"]["text"]) for i in items]
+            return self._store.accept_texts(sends, now=now)
+
+        results = _together(attempt)
         if results is None:
             return False
-        for send, result in zip(sends, results, strict=True):
-            self._sessions.touch(send.sender, now=now)
-            self.route_message(node, send.sender, result)
+        for item, result in zip(items, results, strict=True):
+            self._sessions.touch(item["user"], now=now)
+            self.route_message(node, item["user"], result)
         return True
 
     def _apply_receipts(self, node: str, items: Items) -> bool:
         """Apply ``receipt`` commands of 1-on-1 messages together, then answer and route each, in
         order, as ``_receipt`` does. False, with nothing done: they go one by one."""
         now = self._clock()
-        requests = [
-            ReceiptRequest(i["user"], Status.parse(i["cmd"]["status"]), i["cmd"]["messages"]) for i in items
-        ]
-        results = _together(partial(self._store.apply_receipts_of, requests, now=now))
+
+        def attempt() -> list[ReceiptResult] | None:
+            requests = [
+                ReceiptRequest(i["user"], Status.parse(i["cmd"]["status"]), i["cmd"]["messages"])
+                for i in items
+            ]
+            return self._store.apply_receipts_of(requests, now=now)
+
+        results = _together(attempt)
         if results is None:
             return False
         for item, result in zip(items, results, strict=True):

@@ -404,3 +404,41 @@ def test_when_storing_together_fails_unexpectedly_each_command_is_stored_on_its_
         ("ok", "r1", None),
         ("error", "r2", "not_recipient"),
     ]
+
+
+def test_malformed_commands_among_good_ones_are_refused_alone(store: Store, queue: StubBroker) -> None:
+    # the node validates commands; a job that was not (hand-made, or from an older node) still only
+    # costs its own commands an error
+    work, alice, bob, carol, first = three_chatting(store, queue)
+    c1 = first["message"]["id"]
+    work.process_batch(
+        NODE,
+        [
+            send(alice, "c2", bob),
+            {"user": carol, "cmd": {"v": 1, "type": "send", "id": "bad1", "text": "to nobody"}},
+            send(carol, "k2", bob),
+            {
+                "user": bob,
+                "cmd": {"v": 1, "type": "receipt", "id": "bad2", "status": "seen", "messages": [c1]},
+            },
+            receipt(bob, "r1", "delivered", [c1]),
+            {"user": bob, "cmd": {"v": 1, "id": "bad3"}},
+        ],
+    )
+
+    got = published(queue)
+    assert [brief(e) for user, e in got if user == carol] == [
+        ("error", "bad1", "internal"),
+        ("sent", "k2", 2),
+    ]
+    assert [brief(e) for user, e in got if user == bob] == [
+        ("message", "c2", 3),
+        ("error", "bad2", "internal"),
+        ("ok", "r1", None),
+        ("message", "k2", 4),
+        ("error", "bad3", "internal"),
+    ]
+    assert [brief(e) for user, e in got if user == alice] == [
+        ("sent", "c2", 2),
+        ("receipt", c1, "delivered", 3),
+    ]
