@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -16,6 +17,7 @@ from workers.errors import UnknownUser, UserExists
 from workers.stores.base import (
     AcceptResult,
     InboxEntry,
+    InboxItem,
     StoredMessage,
     TextSend,
     UserInfo,
@@ -200,9 +202,7 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
 
     def _insert_texts(self, conn: Connection, sends: Sequence[TextSend], now: float) -> list[AcceptResult]:
         conversation_of = [dm_conversation(s.sender, s.recipient) for s in sends]
-        counts: dict[str, int] = {}
-        for conversation in conversation_of:
-            counts[conversation] = counts.get(conversation, 0) + 1
+        counts = Counter(conversation_of)
         last = bump_counts(conn, _BUMP_CONVERSATIONS, counts)
         if len(last) < len(counts):
             raise NotInOneGo("a conversation's first message")
@@ -222,30 +222,10 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
                     ts=now,
                 )
             )
-        _INSERT_MESSAGE.execute_many(
-            conn,
-            [
-                {
-                    "id": m.id,
-                    "conversation_id": m.conversation,
-                    "seq": m.seq,
-                    "sender_id": m.sender,
-                    "recipient_id": m.recipient,
-                    "command_id": send.command_id,
-                    "body": m.text,
-                    "created_at": now,
-                }
-                for m, send in zip(stored, sends, strict=True)
-            ],
-        )
-        _INSERT_RECEIPTS.execute_many(
-            conn, [{"message_id": m.id, "user_id": m.recipient, "status": int(Status.SENT)} for m in stored]
-        )
-        items = []
-        for m, send in zip(stored, sends, strict=True):
-            body = m.wire()
-            items.append((m.sender, "sent", m.id, {"ref": send.command_id, "message": body}))
-            items.append((m.recipient, "message", m.id, {"message": body}))
+        pairs = list(zip(stored, sends, strict=True))
+        _INSERT_MESSAGE.execute_many(conn, [_message_row(m, send.command_id) for m, send in pairs])
+        _INSERT_RECEIPTS.execute_many(conn, [_receipt_row(m.id, m.recipient) for m in stored])
+        items = [item for m, send in pairs for item in _message_events(m, send.command_id, [m.recipient])]
         entries = self._append_many(conn, items, now)
         return [
             AcceptResult(message=m, duplicate=False, entries=entries[2 * i : 2 * i + 2], sent=entries[2 * i])
@@ -291,35 +271,12 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
             ts=now,
             media=None if media is None else dict(media),
         )
-        _INSERT_MESSAGE.execute(
-            conn,
-            {
-                "id": message.id,
-                "conversation_id": conversation,
-                "seq": seq,
-                "sender_id": sender,
-                "recipient_id": recipient,
-                "command_id": command_id,
-                "body": text,
-                "created_at": now,
-            },
-        )
+        _INSERT_MESSAGE.execute(conn, _message_row(message, command_id))
         if media is not None:
             self._insert_media(conn, message.id, media)
         if targets:
-            _INSERT_RECEIPTS.execute_many(
-                conn,
-                [{"message_id": message.id, "user_id": user, "status": int(Status.SENT)} for user in targets],
-            )
-        body = message.wire()
-        entries = self._append_many(
-            conn,
-            [
-                (sender, "sent", message.id, {"ref": command_id, "message": body}),
-                *((user, "message", message.id, {"message": body}) for user in targets),
-            ],
-            now,
-        )
+            _INSERT_RECEIPTS.execute_many(conn, [_receipt_row(message.id, user) for user in targets])
+        entries = self._append_many(conn, _message_events(message, command_id, targets), now)
         return AcceptResult(message=message, duplicate=False, entries=entries, sent=entries[0])
 
     def _next_conversation_seq(self, conn: Connection, conversation: str) -> int:
@@ -342,6 +299,33 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
             rows = _SYNC.all(conn, {"b_user": user, "b_after": after, "b_limit": limit + 1})
         more = len(rows) > limit
         return [InboxEntry(user, int(r[0]), json.loads(r[1])) for r in rows[:limit]], more
+
+
+def _message_row(message: StoredMessage, command_id: str) -> dict[str, Any]:
+    """The ``messages`` row of a message just made (its time is its creation time)."""
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation,
+        "seq": message.seq,
+        "sender_id": message.sender,
+        "recipient_id": message.recipient,
+        "command_id": command_id,
+        "body": message.text,
+        "created_at": message.ts,
+    }
+
+
+def _receipt_row(message_id: str, user: str) -> dict[str, Any]:
+    return {"message_id": message_id, "user_id": user, "status": int(Status.SENT)}
+
+
+def _message_events(message: StoredMessage, command_id: str, targets: list[str]) -> list[InboxItem]:
+    """The inbox events of a new message: ``sent`` for its sender, then a copy for each target."""
+    body = message.wire()
+    return [
+        (message.sender, "sent", message.id, {"ref": command_id, "message": body}),
+        *((user, "message", message.id, {"message": body}) for user in targets),
+    ]
 
 
 def _message_from_row(row: tuple[Any, ...]) -> StoredMessage:

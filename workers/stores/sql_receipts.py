@@ -86,6 +86,19 @@ _MOVE = {status: _move(status) for status in (Status.DELIVERED, Status.READ)}
 _MOVE_MESSAGES = {status: _move(status, of_user=False) for status in (Status.DELIVERED, Status.READ)}
 
 
+def _events(
+    row: Any, user: str, status: Status, now: float, floor_before: int, floor_after: int
+) -> list[InboxItem]:
+    """The ``receipt`` events for the sender of the message of ``row`` (a row of ``_ROW``) that
+    ``user`` moved to ``status``, its recipients' lowest status going from ``floor_before`` to
+    ``floor_after``."""
+    message_id, _, sender, conversation, seq = row[:5]
+    body = {"message_id": message_id, "conversation": conversation, "seq": int(seq), "by": user, "ts": now}
+    return receipt_events(
+        sender=sender, body=body, status=status, floor_before=floor_before, floor_after=floor_after
+    )
+
+
 class SqlReceipts(SqlBase):
     def apply_receipts(
         self, *, user: str, status: Status, message_ids: Sequence[str], now: float
@@ -147,21 +160,8 @@ class SqlReceipts(SqlBase):
             for message_id in ids:
                 if message_id not in moved:
                     continue
-                _, previous, sender, conversation, seq, _, _ = found[message_id]
-                body = {
-                    "message_id": message_id,
-                    "conversation": conversation,
-                    "seq": int(seq),
-                    "by": request.user,
-                    "ts": now,
-                }
-                items += receipt_events(
-                    sender=sender,
-                    body=body,
-                    status=request.status,
-                    floor_before=previous,
-                    floor_after=int(request.status),
-                )
+                row = found[message_id]  # a 1-on-1 message: its recipient's status is its lowest
+                items += _events(row, request.user, request.status, now, row[1], int(request.status))
             per_request.append(items)
         entries = self._append_many(conn, [item for items in per_request for item in items], now)
         results = []
@@ -186,23 +186,11 @@ class SqlReceipts(SqlBase):
         moved = set(_MOVE[status].scalars(conn, params))
         after = self._lowest(conn, [m for m in group if m in moved])
         items: list[InboxItem] = []
-        for message_id, previous, sender, conversation, seq, _ in todo:
-            if message_id not in moved:
-                continue
-            body = {
-                "message_id": message_id,
-                "conversation": conversation,
-                "seq": int(seq),
-                "by": user,
-                "ts": now,
-            }
-            items += receipt_events(
-                sender=sender,
-                body=body,
-                status=status,
-                floor_before=before.get(message_id, previous),
-                floor_after=after.get(message_id, int(status)),
-            )
+        for row in todo:
+            message_id = row[0]
+            if message_id in moved:
+                lowest = before.get(message_id, row[1]), after.get(message_id, int(status))
+                items += _events(row, user, status, now, *lowest)
         return items
 
     @staticmethod
