@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -180,14 +180,13 @@ class SqlBase:
             yield
             return
         self._checkpoints()
-        checkpointer = self._checkpointer
-        with checkpointer.writing if checkpointer is not None else nullcontext():
-            yield from self._batch()
-
-    def _batch(self) -> Iterator[None]:
         conn = self._batch_connection()
         try:
             with _unavailable_on_failure():
+                if self._checkpointer is not None and self._checkpointer.finish_now():
+                    # outside any transaction: the log is all copied, and this batch starts it over
+                    with suppress(DBAPIError):  # could not now: the next checkpoint asks again
+                        execute_sql(conn, "PRAGMA wal_checkpoint(PASSIVE)")
                 conn.begin()
                 if self._sqlite:
                     execute_sql(conn, "BEGIN IMMEDIATE")

@@ -11,10 +11,11 @@ Under a steady stream of commits the log only starts over in a lull: a write sta
 if its transaction began after a checkpoint had copied all of it, and the next transaction has
 always begun by then. The chat benchmark grew it to 540 MB, and the commit that finally started it
 over truncated the file to ``journal_size_limit``: a 0.3-0.9 s stall of the commands process (ext4
-freeing the blocks). So once the log holds more than ``FINISH_ABOVE_FRAMES``, a second checkpoint
-runs while this process's writer waits between two batches (``writing``, which the store holds for
-each batch): it copies only what came in meanwhile, a few milliseconds, and the next batch starts
-the log over, well below the size limit.
+freeing the blocks). So once a checkpoint finds more than ``FINISH_ABOVE_FRAMES`` in the log, the
+writer of this process runs one more before its next batch (``finish_now``, asked by ``batch``):
+between two of its own transactions it copies only what came in since, a few milliseconds, and
+the batch then starts the log over, well below the size limit. (Holding the writer back from
+this thread instead starved it: a writer with batches back to back takes its lock straight back.)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = ["JOURNAL_SIZE_LIMIT", "Checkpointer"]
 log = logging.getLogger(__name__)
 
 FINISH_ABOVE_FRAMES = 4096
-"""Log frames (pages, 16 MiB) past which a checkpoint holds this process's writer back to finish."""
+"""Log frames (pages, 16 MiB) past which this process's writer finishes the log between two batches."""
 
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 """Bytes the log file is cut back to once it is reset (SQLite's ``journal_size_limit``)."""
@@ -45,10 +46,9 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self.checkpoints = 0
         """Checkpoints that copied at least one page (for tests and curiosity)."""
-        self.writing = threading.Lock()
-        """Held by this process's writer for each batch, so that a checkpoint can finish the log."""
+        self._finish_wanted = False
         self.finished = 0
-        """Checkpoints that held back the writer to finish the log."""
+        """Checkpoints the writer ran between two batches to finish the log."""
 
     @property
     def running(self) -> bool:
@@ -70,6 +70,15 @@ class Checkpointer:
                 self._stopped.set()
                 thread.join()
 
+    def finish_now(self) -> bool:
+        """Whether this process's writer should checkpoint the log before its next batch (asked
+        once: it says so when a checkpoint left a long log behind)."""
+        if not self._finish_wanted:
+            return False
+        self._finish_wanted = False
+        self.finished += 1
+        return True
+
     def _run(self) -> None:
         try:
             conn = sqlite3.connect(self._path, timeout=5, isolation_level=None)
@@ -80,9 +89,7 @@ class Checkpointer:
             while True:
                 stopping = self._stopped.wait(self._interval)
                 if self._checkpoint(conn) > FINISH_ABOVE_FRAMES:
-                    with self.writing:  # what came in meanwhile, then the next write starts over
-                        self._checkpoint(conn)
-                        self.finished += 1
+                    self._finish_wanted = True  # the writer copies the rest before its next batch
                 if stopping:
                     return
         finally:
