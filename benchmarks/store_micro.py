@@ -21,16 +21,16 @@ from workers.stores import ReceiptRequest, Store, TextSend, open_store
 
 __all__: list[str] = []
 
-_BATCH = 50
+_batch = 50
 _USERS = 100
 
 
 def _sends(store: Store, count: int, first: int) -> list[tuple[str, str]]:
     """``count`` messages from user i to user i+1, in batches; (recipient, message id) of each."""
     sent = []
-    for start in range(first, first + count, _BATCH):
+    for start in range(first, first + count, _batch):
         with store.batch():
-            for i in range(start, min(start + _BATCH, first + count)):
+            for i in range(start, min(start + _batch, first + count)):
                 sender, recipient = f"u{i % _USERS}", f"u{(i + 1) % _USERS}"
                 result = store.accept_message(
                     sender=sender, command_id=f"c{i}", recipient=recipient, text=f"hello {i}", now=float(i)
@@ -40,9 +40,9 @@ def _sends(store: Store, count: int, first: int) -> list[tuple[str, str]]:
 
 
 def _receipts(store: Store, sent: list[tuple[str, str]]) -> None:
-    for start in range(0, len(sent), _BATCH):
+    for start in range(0, len(sent), _batch):
         with store.batch():
-            for recipient, message_id in sent[start : start + _BATCH]:
+            for recipient, message_id in sent[start : start + _batch]:
                 store.apply_receipts(
                     user=recipient, status=Status.DELIVERED, message_ids=[message_id], now=1.0
                 )
@@ -50,10 +50,10 @@ def _receipts(store: Store, sent: list[tuple[str, str]]) -> None:
 
 def _sends_together(store: Store, count: int) -> list[tuple[str, str]]:
     sent = []
-    for start in range(0, count, _BATCH):
+    for start in range(0, count, _batch):
         sends = [
             TextSend(f"u{i % _USERS}", f"t{i}", f"u{(i + 1) % _USERS}", f"hello {i}")
-            for i in range(start, min(start + _BATCH, count))
+            for i in range(start, min(start + _batch, count))
         ]
         with store.batch():
             results = store.accept_texts(sends, now=1.0)
@@ -63,9 +63,9 @@ def _sends_together(store: Store, count: int) -> list[tuple[str, str]]:
 
 
 def _receipts_together(store: Store, sent: list[tuple[str, str]]) -> None:
-    for start in range(0, len(sent), _BATCH):
+    for start in range(0, len(sent), _batch):
         requests = [
-            ReceiptRequest(user, Status.DELIVERED, [mid]) for user, mid in sent[start : start + _BATCH]
+            ReceiptRequest(user, Status.DELIVERED, [mid]) for user, mid in sent[start : start + _batch]
         ]
         with store.batch():
             assert store.apply_receipts_of(requests, now=1.0) is not None
@@ -74,7 +74,12 @@ def _receipts_together(store: Store, sent: list[tuple[str, str]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000, help="messages to send (default 5000)")
+    parser.add_argument(
+        "--batch", type=int, default=50, help="messages (and receipts) per store batch (default 50)"
+    )
     args = parser.parse_args()
+    global _batch
+    _batch = max(1, args.batch)
     with tempfile.TemporaryDirectory() as folder:
         store = open_store(f"sqlite:///{Path(folder) / 'store.db'}")
         try:
@@ -93,7 +98,7 @@ def main() -> None:
             done = _clocks()
         finally:
             store.close()
-    print(f"sqlite, batches of {_BATCH}, {args.messages} messages; ms/message, wall and CPU")
+    print(f"sqlite, batches of {_batch}, {args.messages} messages; ms/message, wall and CPU")
     for label, start, end in (
         ("accept_message", started, middle),
         ("apply_receipts", middle, ended),

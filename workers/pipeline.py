@@ -58,33 +58,42 @@ Items = list[dict[str, Any]]
 def _plan(batch: Items) -> Iterator[tuple[Items, Items, Items]]:
     """The batch as steps of ``(texts, receipts, others)``: 1-on-1 ``send`` commands to store
     together, then ``receipt`` commands to apply together, then the other commands one by one, in
-    order. A step ends before any command that is not a send, receipt or typing (a sync, a group
-    change...), which runs alone, in its place. A command joins an earlier part of its step only if
-    its user has nothing in a later part, so every user's commands keep their order; between
-    users, commands that came within the same batch have no order to keep."""
-    texts: Items = []
-    receipts: Items = []
-    others: Items = []
-    after_texts: set[str] = set()  # users with a command in receipts or others
-    in_others: set[str] = set()
+    order. Commands go into phases that take turns (texts, receipts, others, texts, ...), each in
+    the earliest phase of its kind not before its user's last one, so every user's commands keep
+    their order: a user's send that follows their receipt goes into the next texts phase, with
+    the other users' sends that came after a receipt of theirs, instead of one by one. A command
+    that is not a send, receipt or typing (a sync, a group change...) ends the steps so far and
+    runs alone, in its place. Between users, commands that came within the same batch have no
+    order to keep."""
+    phases: list[Items] = []
+    last: dict[str, int] = {}  # each user's latest phase
     for item in batch:
         cmd, user = item["cmd"], item["user"]
         kind, to = cmd.get("type"), cmd.get("to")
-        if kind == "send" and user not in after_texts and isinstance(to, str) and not is_group_id(to):
-            texts.append(item)
-        elif kind == "receipt" and user not in in_others:
-            receipts.append(item)
-            after_texts.add(user)
+        if kind == "send" and isinstance(to, str) and not is_group_id(to):
+            part = 0
+        elif kind == "receipt":
+            part = 1
         elif kind in _REORDERABLE:
-            others.append(item)
-            after_texts.add(user)
-            in_others.add(user)
+            part = 2
         else:
-            if texts or receipts or others:
-                yield texts, receipts, others
+            yield from _steps(phases)
             yield [], [], [item]
-            texts, receipts, others, after_texts, in_others = [], [], [], set(), set()
-    if texts or receipts or others:
+            phases, last = [], {}
+            continue
+        start = last.get(user, 0)
+        phase = start + (part - start) % 3
+        while len(phases) <= phase:
+            phases.append([])
+        phases[phase].append(item)
+        last[user] = phase
+    yield from _steps(phases)
+
+
+def _steps(phases: list[Items]) -> Iterator[tuple[Items, Items, Items]]:
+    """Phases three by three: (texts, receipts, others)."""
+    for first in range(0, len(phases), 3):
+        texts, receipts, others = (*phases[first : first + 3], [], [])[:3]
         yield texts, receipts, others
 
 

@@ -14,6 +14,8 @@ from typing import Any
 import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
 from tests.stores.conftest import users
@@ -297,13 +299,83 @@ def test_a_batch_is_planned_so_that_every_users_commands_keep_their_order() -> N
         return [i["cmd"]["id"] for i in items]
 
     assert [tuple(ids(part) for part in step) for step in _plan(batch)] == [
-        (
-            ["a-send-b", "c-send-b"],
-            ["b-receipt-"],
-            ["b-send-a", "d-typing-a", "d-receipt-", "a-send-g:team", "a-send-b", "a-receipt-"],
-        ),
+        (["a-send-b", "c-send-b"], ["b-receipt-"], ["d-typing-a", "a-send-g:team"]),
+        (["b-send-a", "a-send-b"], ["d-receipt-", "a-receipt-"], []),
         ([], [], ["c-sync-"]),
-        ([], ["c-receipt-"], ["c-send-b"]),
+        ([], ["c-receipt-"], []),
+        (["c-send-b"], [], []),
+    ]
+
+
+_KINDS = [
+    ("send", "b"),
+    ("send", "g:team"),
+    ("receipt", ""),
+    ("typing", "b"),
+    ("sync", ""),
+    ("group_add", ""),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from(_KINDS)), max_size=40))
+def test_any_plan_keeps_every_users_order_and_groups_only_what_can_be_stored_together(
+    commands: list[tuple[str, tuple[str, str]]],
+) -> None:
+    batch = [
+        {"user": user, "cmd": {"type": kind, "to": to, "id": f"{i}"}}
+        for i, (user, (kind, to)) in enumerate(commands)
+    ]
+    steps = list(_plan(batch))
+    ran = [item for step in steps for part in step for item in part]
+    assert sorted(int(i["cmd"]["id"]) for i in ran) == list(range(len(batch)))  # each once
+    for user in "abcd":
+        assert [i for i in ran if i["user"] == user] == [i for i in batch if i["user"] == user]
+    for texts, receipts, others in steps:
+        assert texts or receipts or others
+        assert all(i["cmd"]["type"] == "send" and i["cmd"]["to"] == "b" for i in texts)
+        assert all(i["cmd"]["type"] == "receipt" for i in receipts)
+        unordered = [i for i in others if i["cmd"]["type"] in ("sync", "group_add")]
+        if unordered:  # nothing passes them: alone in their step
+            assert (texts, receipts, others) == ([], [], unordered)
+    # every command ahead of a sync ran before it
+    for step_index, (_, _, others) in enumerate(steps):
+        if others and others[0]["cmd"]["type"] in ("sync", "group_add"):
+            at = int(others[0]["cmd"]["id"])
+            before = [int(i["cmd"]["id"]) for s in steps[:step_index] for p in s for i in p]
+            assert sorted(before) == list(range(at))
+
+
+def test_sends_that_follow_their_senders_receipts_are_stored_together(
+    store: Store, queue: StubBroker
+) -> None:
+    work, alice, bob, _, first = three_chatting(store, queue)
+    calls: list[int] = []
+    accept_texts = store.accept_texts
+
+    def counted(sends: Any, *, now: float) -> Any:
+        calls.append(len(sends))
+        return accept_texts(sends, now=now)
+
+    store.accept_texts = counted  # type: ignore[method-assign]
+    work.process_batch(NODE, [send(bob, "b0", alice)])
+    b0 = next(e for user, e in published(queue) if user == alice and e["type"] == "message")
+    work.process_batch(
+        NODE,
+        [
+            receipt(bob, "r1", "delivered", [first["message"]["id"]]),
+            send(bob, "b1", alice),  # after bob's receipt
+            receipt(alice, "r2", "delivered", [b0["message"]["id"]]),
+            send(alice, "c2", bob),  # after alice's receipt
+        ],
+    )
+    assert calls == [2]  # bob's and alice's messages together, not one by one
+    got = published(queue)
+    assert [brief(e) for user, e in got if user == alice] == [
+        ("receipt", first["message"]["id"], "delivered", 3),  # the receipts' step first
+        ("ok", "r2", None),
+        ("message", "b1", 4),  # then the sends' step, in their order
+        ("sent", "c2", 5),
     ]
 
 
