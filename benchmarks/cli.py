@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.coordinator import BenchError, Scenario, new_run_id, run_scenario, scenario_users
+from benchmarks.machine import describe
 from benchmarks.plan import Target
 from benchmarks.profile import Profiler
 from benchmarks.progress import Progress
@@ -270,11 +271,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     display = Progress(quiet=args.quiet)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mqchat-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    machine = describe()  # before any broker starts: the machine at rest
     ok = False
     try:
         if args.mode == "sync":
             syncs = _run_sync(args, workdir, display)
             display.close()
+            print(machine.line())
             _print_sync(syncs)
             if args.json:
                 write_json(args.json, syncs)
@@ -282,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             profiles: list[str] = []
             runs = _run_load(args, workdir, display, profiles)
             display.close()
+            print(machine.line())
             print(format_runs(runs, p99_ms=args.p99_target))
             for profile in profiles:
                 print(profile)

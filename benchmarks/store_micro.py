@@ -1,12 +1,13 @@
 """The store's per-message cost on its own: ``python -m benchmarks.store_micro [--messages N]``.
 
 Sends ``N`` one-to-one messages through ``accept_message`` and marks each of them delivered
-with ``apply_receipts``, both in batches of 50 calls (one ``store.batch()`` each, as the ingest
-thread does), then ``N`` more stored together, as the pipeline stores a batch's plain messages
-and receipts (``accept_texts``, ``apply_receipts_of``, 50 per call), on a SQLite file in a
-temporary folder, and prints the milliseconds per message of each path, in wall time and in CPU
-time of the process (SQLite runs inside it; the CPU figure is the steadier one on a busy machine).
-Nothing else runs: the store's Python and database time alone.
+with ``apply_receipts``, both in batches of 50 calls (``--batch``; one ``store.batch()`` each, as
+the commands process does), then ``N`` more stored together, as the pipeline stores a batch's
+plain messages and receipts (``accept_texts``, ``apply_receipts_of``, a batch per call), on a
+SQLite file in a temporary folder, and prints the milliseconds per message of each path, in wall
+time and in CPU time of the process (SQLite runs inside it; the CPU figure is the steadier one on
+a busy machine). Nothing else runs: the store's Python and database time alone. ``--batch 1``
+shows what a transaction of its own costs.
 """
 
 from __future__ import annotations
@@ -16,21 +17,21 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.machine import describe
 from client_sdk.contract import Status
 from workers.stores import ReceiptRequest, Store, TextSend, open_store
 
 __all__: list[str] = []
 
-_batch = 50
 _USERS = 100
 
 
-def _sends(store: Store, count: int, first: int) -> list[tuple[str, str]]:
+def _sends(store: Store, count: int, first: int, batch: int) -> list[tuple[str, str]]:
     """``count`` messages from user i to user i+1, in batches; (recipient, message id) of each."""
     sent = []
-    for start in range(first, first + count, _batch):
+    for start in range(first, first + count, batch):
         with store.batch():
-            for i in range(start, min(start + _batch, first + count)):
+            for i in range(start, min(start + batch, first + count)):
                 sender, recipient = f"u{i % _USERS}", f"u{(i + 1) % _USERS}"
                 result = store.accept_message(
                     sender=sender, command_id=f"c{i}", recipient=recipient, text=f"hello {i}", now=float(i)
@@ -39,21 +40,21 @@ def _sends(store: Store, count: int, first: int) -> list[tuple[str, str]]:
     return sent
 
 
-def _receipts(store: Store, sent: list[tuple[str, str]]) -> None:
-    for start in range(0, len(sent), _batch):
+def _receipts(store: Store, sent: list[tuple[str, str]], batch: int) -> None:
+    for start in range(0, len(sent), batch):
         with store.batch():
-            for recipient, message_id in sent[start : start + _batch]:
+            for recipient, message_id in sent[start : start + batch]:
                 store.apply_receipts(
                     user=recipient, status=Status.DELIVERED, message_ids=[message_id], now=1.0
                 )
 
 
-def _sends_together(store: Store, count: int) -> list[tuple[str, str]]:
+def _sends_together(store: Store, count: int, batch: int) -> list[tuple[str, str]]:
     sent = []
-    for start in range(0, count, _batch):
+    for start in range(0, count, batch):
         sends = [
             TextSend(f"u{i % _USERS}", f"t{i}", f"u{(i + 1) % _USERS}", f"hello {i}")
-            for i in range(start, min(start + _batch, count))
+            for i in range(start, min(start + batch, count))
         ]
         with store.batch():
             results = store.accept_texts(sends, now=1.0)
@@ -62,10 +63,10 @@ def _sends_together(store: Store, count: int) -> list[tuple[str, str]]:
     return sent
 
 
-def _receipts_together(store: Store, sent: list[tuple[str, str]]) -> None:
-    for start in range(0, len(sent), _batch):
+def _receipts_together(store: Store, sent: list[tuple[str, str]], batch: int) -> None:
+    for start in range(0, len(sent), batch):
         requests = [
-            ReceiptRequest(user, Status.DELIVERED, [mid]) for user, mid in sent[start : start + _batch]
+            ReceiptRequest(user, Status.DELIVERED, [mid]) for user, mid in sent[start : start + batch]
         ]
         with store.batch():
             assert store.apply_receipts_of(requests, now=1.0) is not None
@@ -78,27 +79,27 @@ def main() -> None:
         "--batch", type=int, default=50, help="messages (and receipts) per store batch (default 50)"
     )
     args = parser.parse_args()
-    global _batch
-    _batch = max(1, args.batch)
+    batch = max(1, args.batch)
+    print(describe().line())
     with tempfile.TemporaryDirectory() as folder:
         store = open_store(f"sqlite:///{Path(folder) / 'store.db'}")
         try:
             store.create_schema()
             for i in range(_USERS):
                 store.create_user(f"u{i}", now=0.0)
-            _receipts(store, _sends(store, 500, -500))  # warm up caches and the database file
+            _receipts(store, _sends(store, 500, -500, batch), batch)  # warm up caches and the database file
             started = _clocks()
-            sent = _sends(store, args.messages, 0)
+            sent = _sends(store, args.messages, 0, batch)
             middle = _clocks()
-            _receipts(store, sent)
+            _receipts(store, sent, batch)
             ended = _clocks()
-            together = _sends_together(store, args.messages)
+            together = _sends_together(store, args.messages, batch)
             sent_together = _clocks()
-            _receipts_together(store, together)
+            _receipts_together(store, together, batch)
             done = _clocks()
         finally:
             store.close()
-    print(f"sqlite, batches of {_batch}, {args.messages} messages; ms/message, wall and CPU")
+    print(f"sqlite, batches of {batch}, {args.messages} messages; ms/message, wall and CPU")
     for label, start, end in (
         ("accept_message", started, middle),
         ("apply_receipts", middle, ended),

@@ -76,7 +76,9 @@ def test_chat_mode_measures_sent_delivered_and_receipts(tmp_path: Path, node: Ru
     _plausible_latency(step["latencies"]["receipt"], step["sent"])
 
 
-def test_offline_sync_reaches_the_last_cursor(tmp_path: Path, node: RunningNode) -> None:
+def test_offline_sync_reaches_the_last_cursor(
+    tmp_path: Path, node: RunningNode, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given 300 messages stored for a user who is offline
     # When it connects and follows sync pages of 100
     [sync] = _run(
@@ -93,3 +95,6 @@ def test_offline_sync_reaches_the_last_cursor(tmp_path: Path, node: RunningNode)
     assert sync["preload_seconds"] > 0
     assert sync["connect_seconds"] > 0
     assert sync["sync_seconds"] > 0
+    # and the report names the machine it measured, with its reference speed
+    machine = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("machine: "))
+    assert f"{os.cpu_count()} cores; Python reference " in machine
