@@ -1,28 +1,42 @@
-"""One MQTT 3.1.1 connection of the load generator, on gmqtt.
+"""One MQTT 3.1.1 connection of the load generator: a lean asyncio ``Protocol`` over mqchat's codec.
 
-Why gmqtt: a worker process runs thousands of connections on one asyncio loop, and the generator
-must cost as little CPU per message as possible so that it is not the bottleneck. gmqtt is an
-asyncio ``Protocol`` client (no thread, no socket polling per connection); paho-mqtt driven from an
-asyncio loop (``loop_read``/``loop_write`` on reader/writer callbacks, as aiomqtt does) measured
-about 80 µs of generator CPU per QoS 1 message (publish, PUBACK, delivery, PUBACK) against
-Mosquitto, gmqtt about 32 µs. Everything gmqtt-specific stays in this module.
+The generator shares the machine with the broker it measures, so every microsecond it spends per
+message is taken from the broker. It needs only a few packets: CONNECT, SUBSCRIBE, PUBLISH at QoS
+0 and 1, PUBACK, PINGREQ and DISCONNECT, and neither stores nor resends anything (a lost
+connection is counted, not repaired). So it frames bytes with the broker's own codec
+(``broker/codec.py``) instead of a general client library: with gmqtt, whose per-packet handlers,
+message storage and logging were 45% of a generator process at 2,000 chat messages/s, the
+generator took 290-310 µs of CPU per chat message; see ``RESULTS.md`` for this one's figure.
+
+Packets a connection writes in one pass of the event loop go out in one ``write`` (a delivery's
+PUBACK and the receipt the chat workload publishes in answer to it, say): one system call instead
+of two, on a machine where system calls are most of what the generator costs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
-from typing import Any
+from typing import cast
 
-from gmqtt import Client as _GmqttClient  # type: ignore[import-untyped]
-from gmqtt.mqtt.constants import MQTTv311  # type: ignore[import-untyped]
+from amqtt.errors import MQTTError
+
+from broker.codec import PUBACK, PUBLISH, encode_puback, encode_publish, read_frames, read_publish
 
 __all__ = ["Connection", "ConnectionFailed"]
 
 OnMessage = Callable[[str, bytes], None]
 
-logging.getLogger("gmqtt").setLevel(logging.ERROR)
+_CONNACK, _SUBACK, _PINGRESP = 2, 9, 13
+_PINGREQ = b"\xc0\x00"
+_DISCONNECT = b"\xe0\x00"
+_CONNACK_ERRORS = {
+    1: "unacceptable protocol version",
+    2: "identifier rejected",
+    3: "server unavailable",
+    4: "bad user name or password",
+    5: "not authorized",
+}
 
 
 class ConnectionFailed(Exception):
@@ -31,6 +45,84 @@ class ConnectionFailed(Exception):
 
 def _ignore(topic: str, payload: bytes) -> None:
     return None
+
+
+def _string(value: str) -> bytes:
+    data = value.encode("utf-8")
+    return len(data).to_bytes(2, "big") + data
+
+
+def _packet(first: int, body: bytes) -> bytes:
+    length, out = len(body), bytearray((first,))
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        out.append(byte | 0x80 if length else byte)
+        if not length:
+            return bytes(out) + body
+
+
+def connect_packet(client_id: str, username: str | None, password: str | None, keepalive: int) -> bytes:
+    """CONNECT, MQTT 3.1.1, clean session."""
+    flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+    body = _string("MQTT") + bytes((4, flags)) + keepalive.to_bytes(2, "big") + _string(client_id)
+    if username is not None:
+        body += _string(username)
+    if password is not None:
+        body += _string(password)
+    return _packet(0x10, body)
+
+
+class _Writes:
+    """The packets connections wrote in this pass of the event loop, sent once it ends."""
+
+    def __init__(self) -> None:
+        self._pending: list[Connection] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, conn: Connection) -> None:
+        loop = asyncio.get_running_loop()
+        if not self._pending or loop is not self._loop:  # (a loop that ended left its list behind)
+            self._pending, self._loop = [], loop
+            loop.call_soon(self._flush)
+        self._pending.append(conn)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for conn in pending:
+            conn._flush()
+
+
+_writes = _Writes()
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._buffer = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._conn._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer + data if self._buffer else data
+        try:
+            frames, used = read_frames(buffer)
+            self._buffer = buffer[used:]
+            conn = self._conn
+            for frame in frames:
+                kind = frame.first >> 4
+                if kind == PUBLISH:
+                    publish = read_publish(frame)
+                    if publish.packet_id is not None:
+                        conn._write(encode_puback(publish.packet_id))
+                    conn.on_message(publish.topic, publish.data)
+                elif kind != PUBACK:
+                    conn._control(kind, frame.body)
+        except MQTTError:
+            self._conn._abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conn._lost()
 
 
 class Connection:
@@ -45,62 +137,137 @@ class Connection:
     ) -> None:
         self.client_id = client_id
         self.on_message = on_message
+        self._username = username
+        self._password = password
         self._on_lost = on_lost
-        self._client: Any = _GmqttClient(client_id, clean_session=True)
-        self._client.set_config({"reconnect_retries": 0})
-        if username is not None:
-            self._client.set_auth_credentials(username, password)
-        self._client.on_message = self._message
-        self._client.on_subscribe = self._suback
-        self._client.on_disconnect = self._disconnected
-        self._subacks: dict[int, asyncio.Future[list[int]]] = {}
+        self._transport: asyncio.Transport | None = None
+        self._out: list[bytes] = []
+        self._next_id = 0
+        self._connack: asyncio.Future[int] | None = None
+        self._subacks: dict[int, asyncio.Future[bytes]] = {}
+        self._pinger: asyncio.TimerHandle | None = None
+        self._wrote = False
+        self._closed = asyncio.Event()
         self.connected = False
         self._closing = False
 
-    def _message(self, _client: Any, topic: str, payload: bytes, _qos: int, _props: Any) -> int:
-        self.on_message(topic, payload)
-        return 0
-
-    def _suback(self, _client: Any, mid: int, granted: list[int], _props: Any) -> None:
-        future = self._subacks.pop(mid, None)
-        if future is not None and not future.done():
-            future.set_result(list(granted))
-
-    def _disconnected(self, _client: Any, _packet: Any, _exc: Any = None) -> None:
-        was = self.connected
-        self.connected = False
-        if was and not self._closing and self._on_lost is not None:
-            self._on_lost()
-
+    # ------------------------------------------------------------------ public
     async def connect(self, host: str, port: int, *, keepalive: int = 60, timeout: float = 30.0) -> None:
+        loop = asyncio.get_running_loop()
+        self._connack = loop.create_future()
         try:
-            await asyncio.wait_for(
-                self._client.connect(host, port, keepalive=keepalive, version=MQTTv311), timeout
-            )
+            await asyncio.wait_for(self._open(loop, host, port, keepalive), timeout)
+        except ConnectionFailed:
+            self._abort()
+            raise
         except Exception as exc:
+            self._abort()
             raise ConnectionFailed(f"{self.client_id}: CONNECT failed: {exc!r}") from exc
         self.connected = True
+        if keepalive > 0:
+            self._keep_alive(loop, keepalive * 0.5)
 
     async def subscribe(self, topic: str, qos: int = 1, *, timeout: float = 30.0) -> None:
-        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        mid = self._client.subscribe(topic, qos=qos)
-        self._subacks[mid] = future  # the SUBACK cannot be read before the next await
+        packet_id = self._packet_id()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._subacks[packet_id] = future
+        self._write(_packet(0x82, packet_id.to_bytes(2, "big") + _string(topic) + bytes((qos,))))
         try:
             granted = await asyncio.wait_for(future, timeout)
-        except TimeoutError as exc:
+        except (TimeoutError, ConnectionError) as exc:
             raise ConnectionFailed(f"{self.client_id}: no SUBACK for {topic}") from exc
-        if any(code >= 0x80 for code in granted):
+        finally:
+            self._subacks.pop(packet_id, None)
+        if not granted or any(code >= 0x80 for code in granted):
             raise ConnectionFailed(f"{self.client_id}: SUBSCRIBE {topic} refused")
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
-        self._client.publish(topic, payload, qos=qos)
+        self._write(encode_publish(topic, payload, self._packet_id() if qos else None, qos, False))
 
     async def close(self, timeout: float = 5.0) -> None:
         self._closing = True
-        if not self.connected:
+        if self._pinger is not None:
+            self._pinger.cancel()
+        transport = self._transport
+        if not self.connected or transport is None:
+            self._abort()
             return
         self.connected = False
+        self._write(_DISCONNECT)
+        self._flush()
+        transport.close()
         try:
-            await asyncio.wait_for(self._client.disconnect(), timeout)
-        except Exception:
+            await asyncio.wait_for(self._closed.wait(), timeout)
+        except TimeoutError:
+            transport.abort()
+
+    # ------------------------------------------------------------------ protocol side
+    async def _open(self, loop: asyncio.AbstractEventLoop, host: str, port: int, keepalive: int) -> None:
+        await loop.create_connection(lambda: _Protocol(self), host, port)
+        self._write(connect_packet(self.client_id, self._username, self._password, keepalive))
+        assert self._connack is not None
+        code = await self._connack
+        if code:
+            reason = _CONNACK_ERRORS.get(code, f"code {code}")
+            raise ConnectionFailed(f"{self.client_id}: CONNECT refused: {reason}")
+
+    def _control(self, kind: int, body: bytes) -> None:
+        if kind == _CONNACK:
+            if self._connack is not None and not self._connack.done() and len(body) >= 2:
+                self._connack.set_result(body[1])
+        elif kind == _SUBACK and len(body) >= 2:
+            future = self._subacks.get(int.from_bytes(body[:2], "big"))
+            if future is not None and not future.done():
+                future.set_result(body[2:])
+        # PINGRESP and anything else: nothing to do
+
+    def _packet_id(self) -> int:
+        self._next_id = self._next_id % 0xFFFF + 1
+        return self._next_id
+
+    def _write(self, packet: bytes) -> None:
+        if self._transport is None or self._transport.is_closing():
             return
+        if not self._out:
+            _writes.add(self)
+        self._out.append(packet)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        transport = self._transport
+        if out and transport is not None and not transport.is_closing():
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+            self._wrote = True
+
+    def _keep_alive(self, loop: asyncio.AbstractEventLoop, every: float) -> None:
+        """PINGREQ when nothing was written for ``every`` seconds (half the keepalive: the broker
+        hears from this connection at least once per keepalive)."""
+
+        def tick() -> None:
+            if not self.connected:
+                return
+            if not self._wrote:
+                self._write(_PINGREQ)
+            self._wrote = False
+            self._pinger = loop.call_later(every, tick)
+
+        self._pinger = loop.call_later(every, tick)
+
+    def _abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+        else:
+            self._closed.set()
+
+    def _lost(self) -> None:
+        was = self.connected
+        self.connected = False
+        self._closed.set()
+        if self._pinger is not None:
+            self._pinger.cancel()
+        lost = ConnectionError(f"{self.client_id}: connection lost")
+        for future in [self._connack, *self._subacks.values()]:
+            if future is not None and not future.done():
+                future.set_exception(lost)
+        if was and not self._closing and self._on_lost is not None:
+            self._on_lost()

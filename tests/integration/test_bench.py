@@ -12,11 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import RunningNode
-
-pytest.importorskip("gmqtt", reason="the load generator needs gmqtt (pip install gmqtt)")
-
 from benchmarks.cli import main
+from tests.harness import RunningNode
 
 SHORT = ["--warmup", "0.5", "--duration", "2", "--drain", "10", "--procs", "2", "--quiet"]
 
