@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 
 from client_sdk.contract import Status, is_group_id
@@ -60,7 +60,7 @@ _SENT_ENTRY = Statement(
     select(inbox.c.cursor, inbox.c.payload).where(
         inbox.c.user_id == bindparam("b_user"),
         inbox.c.message_id == bindparam("b_message"),
-        inbox.c.kind == "sent",
+        inbox.c.kind == literal_column("'sent'"),  # a literal: the partial index matches it
     )
 )
 _BUMP_CONVERSATION = Statement(
