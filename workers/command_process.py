@@ -40,14 +40,13 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from config.settings import Settings
-    from workers.stores.base import StoredMessage
 
 __all__ = ["CommandProcess", "shares_store"]
 
 log = logging.getLogger(__name__)
 
-Waiting = Callable[[str, "StoredMessage"], None]
-"""A message was stored for a user (the notifier's ``message_waiting``)."""
+Waiting = Callable[[str, str, str], None]
+"""A message (id, sender) was stored for a user (the notifier's ``message_waiting``)."""
 
 MERGE_COMMANDS = 500
 """The child stores batches waiting in the pipe together, up to this many commands."""
@@ -172,7 +171,7 @@ class CommandProcess:
                 self._send_to_node(node, items)
             self._done(batches, stored, errors)
 
-    def _done(self, batches: int, stored: list[tuple[str, StoredMessage]], errors: dict[str, float]) -> None:
+    def _done(self, batches: int, stored: list[tuple[str, str, str]], errors: dict[str, float]) -> None:
         """The oldest ``batches`` are stored: their messages go to the notifier, the child's count of
         commands answered with an error to this process's metrics."""
         for code, total in errors.items():
@@ -181,10 +180,10 @@ class CommandProcess:
                 COMMAND_ERRORS.labels(code=code).inc(added)
         self._errors_seen = errors
         self.joined += batches - 1
-        for user, message in stored:
+        for user, message_id, sender in stored:
             if self._waiting is not None:
                 try:
-                    self._waiting(user, message)
+                    self._waiting(user, message_id, sender)
                 except Exception:
                     log.exception("could not note a message waiting for %s", user)
         with self._changes:
@@ -275,13 +274,14 @@ class _Here:
 
 
 class _Collect:
-    """The child's notifier: the node's notifier gets each message once the batch is done."""
+    """The child's notifier: the node's notifier gets each message once the batch is done (as
+    plain strings: the message itself was a tenth of the node's unpickling of a batch's answer)."""
 
     def __init__(self) -> None:
-        self.waiting: list[tuple[str, StoredMessage]] = []
+        self.waiting: list[tuple[str, str, str]] = []
 
-    def message_waiting(self, user: str, message: StoredMessage) -> None:
-        self.waiting.append((user, message))
+    def message_waiting(self, user: str, message_id: str, sender: str) -> None:
+        self.waiting.append((user, message_id, sender))
 
 
 def _error_totals() -> dict[str, float]:

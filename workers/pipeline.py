@@ -32,7 +32,6 @@ from workers.stores.base import (
     ReceiptRequest,
     ReceiptResult,
     Store,
-    StoredMessage,
     TextSend,
 )
 
@@ -47,7 +46,7 @@ SYNC_PAGE_BYTES = 256 * 1024
 
 
 class MessageWatcher(Protocol):
-    def message_waiting(self, user: str, message: StoredMessage) -> None: ...
+    def message_waiting(self, user: str, message_id: str, sender: str) -> None: ...
 
 
 _REORDERABLE = frozenset({"send", "receipt", "typing"})
@@ -283,7 +282,8 @@ class Pipeline:
             return
         for entry in result.entries:
             if entry.payload["type"] == "message":
-                self._later(partial(notifier.message_waiting, entry.user, result.message))
+                message = result.message
+                self._later(partial(notifier.message_waiting, entry.user, message.id, message.sender))
 
     def _receipt(self, node: str, user: str, cmd: dict[str, Any]) -> None:
         result = self._store.apply_receipts(

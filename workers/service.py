@@ -22,7 +22,7 @@ from workers.notify.jobs import build_notifier
 from workers.pipeline import Pipeline
 from workers.routing import NodeSender, Router
 from workers.sessions import SessionStore
-from workers.stores.base import Store, StoredMessage
+from workers.stores.base import Store
 
 __all__ = ["Assembly", "assemble", "build_workers"]
 
@@ -33,7 +33,7 @@ class Assembly:
     """Handle one batch of commands (what the commands actor runs)."""
     workers: list[dramatiq.Worker]
     """Unstarted; the commands worker is among them only with ``commands_on_queue``."""
-    message_waiting: Callable[[str, StoredMessage], None]
+    message_waiting: Callable[[str, str, str], None]
     """The notifier's: a message was stored for a user (for commands run in another process)."""
 
 

@@ -69,11 +69,12 @@ class Notifier:
         self._clock = clock
 
     # ------------------------------------------------------------------ from the pipeline
-    def message_waiting(self, user: str, message: StoredMessage) -> None:
-        """A message was stored for ``user``; notify if no device of theirs is connected."""
-        if user == message.sender or self._sessions.nodes_of(user):
+    def message_waiting(self, user: str, message_id: str, sender: str) -> None:
+        """Message ``message_id`` of ``sender`` was stored for ``user``; notify if no device of
+        theirs is connected."""
+        if user == sender or self._sessions.nodes_of(user):
             return
-        push_needed, sms_needed = self._store.note_waiting(user=user, message_id=message.id)
+        push_needed, sms_needed = self._store.note_waiting(user=user, message_id=message_id)
         if push_needed:
             self._schedule("push_burst", (user,), self._collapse_ms)
         if sms_needed:
