@@ -115,11 +115,18 @@ class RateLimiter:
 
     def take(self, key: str, cost: float = 1.0) -> float:
         """Take ``cost`` tokens: 0.0 when taken, else the seconds until there are enough (nothing is
-        taken then). A cost above the burst needs a full bucket, and leaves it below zero."""
-        wait = self.wait(key, cost)
-        if wait == 0.0:
-            self._buckets.get(key)[0] -= cost
-        return wait
+        taken then). A cost above the burst needs a full bucket, and leaves it below zero. (One
+        look-up of the bucket: this runs for every command.)"""
+        bucket = self._buckets.get(key)
+        now = self._clock()
+        tokens = min(self._burst, bucket[0] + (now - bucket[1]) * self._rate)
+        bucket[1] = now
+        missing = min(cost, self._burst) - tokens
+        if missing <= 0:
+            bucket[0] = tokens - cost
+            return 0.0
+        bucket[0] = tokens
+        return missing / self._rate
 
     def wait(self, key: str, cost: float = 1.0) -> float:
         """Seconds until ``cost`` tokens are there for ``key`` (0.0: now); takes nothing."""

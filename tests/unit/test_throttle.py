@@ -72,6 +72,22 @@ def test_a_token_bucket_allows_bursts_then_the_rate() -> None:
     assert limiter.allow("alice")
 
 
+def test_a_refused_take_takes_nothing_and_a_cost_above_the_burst_needs_a_full_bucket() -> None:
+    clock = Clock()
+    limiter = RateLimiter(rate=2.0, burst=3, clock=clock)
+
+    assert limiter.take("bob", 2.0) == 0.0  # 1 token left
+    assert limiter.take("bob", 2.0) == 0.5  # refused: half a second until 2
+    assert limiter.wait("bob", 2.0) == 0.5  # and nothing was taken
+    clock.now += 0.5
+    assert limiter.take("bob", 5.0) == 0.5  # above the burst: waits for a full bucket (3)
+    clock.now += 0.5
+    assert limiter.take("bob", 5.0) == 0.0  # taken from a full bucket: 3 - 5 = -2 left
+    assert limiter.wait("bob", 1.0) == 1.5  # 3 tokens short of 1
+    limiter.charge("bob", 1.0)
+    assert limiter.wait("bob", 1.0) == 2.0
+
+
 # ---------------------------------------------------------------- credential checks in batches
 
 
