@@ -3,10 +3,13 @@
 ``accept`` runs on the event loop for each PUBLISH before it is acknowledged, so an acknowledged
 command is never lost by a clean stop: it checks the topic, validates the payload (a bad one is
 answered with an ``error`` event at once) and adds the command to a chunk that the event loop hands
-to a thread once per pass (one queue operation and one thread wake-up for all the commands read in
-that pass, instead of one each). The thread enqueues them as jobs of up to ``batch_size``, so the
-event loop never waits on the job queue's I/O. At most ``queue_size`` commands wait; past that a
-command is refused with ``busy``. ``stop`` drains what was accepted before returning.
+over once per pass. With a job queue (or commands run in this process) a thread takes the chunk
+(one queue operation and one thread wake-up for all the commands read in that pass, instead of one
+each) and enqueues them as jobs of up to ``batch_size``, so the event loop never waits on the job
+queue's I/O. With a ``Sink`` (the commands process, ``workers/command_process.py``) the event
+loop hands batches of up to ``batch_size`` straight to it, whenever it has room, and keeps the
+rest. At most ``queue_size`` commands wait; past that a command is refused with ``busy``. ``stop``
+(``drain`` with a sink) hands over what was accepted before returning.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from broker.throttle import RateLimiter
 from broker.validation import InvalidCommand, parse_command
@@ -45,6 +48,15 @@ SendBatch = Callable[[str, list[dict[str, Any]]], None]
 """Enqueue one job with a batch of commands (called on the ingest thread; may block)."""
 
 
+class Sink(Protocol):
+    """Takes batches on the event loop, never blocking (``CommandProcess``)."""
+
+    on_room: Callable[[], None]
+
+    def room(self) -> bool: ...
+    def submit(self, node: str, batch: list[dict[str, Any]]) -> None: ...
+
+
 class Ingest:
     def __init__(
         self,
@@ -54,7 +66,8 @@ class Ingest:
         max_payload_bytes: int,
         queue_size: int,
         batch_size: int,
-        send_batch: SendBatch,
+        send_batch: SendBatch | None = None,
+        sink: Sink | None = None,
         linger: float = 0.0,
         reply: Reply,
         on_action: Callable[[str], None] = lambda user: None,
@@ -65,7 +78,12 @@ class Ingest:
         self._max_bytes = max_payload_bytes
         self._batch_size = batch_size
         self._linger = linger
+        if (send_batch is None) == (sink is None):
+            raise ValueError("ingest needs either send_batch or a sink")
         self._send_batch = send_batch
+        self._sink = sink
+        self._held: list[dict[str, Any]] = []
+        """With a sink: commands accepted and not handed over yet (the sink had no room)."""
         self._reply = reply
         self._on_action = on_action
         self._rate = rate
@@ -115,16 +133,34 @@ class Ingest:
             try:
                 loop = self._loop = asyncio.get_running_loop()
             except RuntimeError:  # not on an event loop: hand it over at once
-                self._queue.put([item])
+                if self._sink is not None:
+                    self._held.append(item)
+                else:
+                    self._queue.put([item])
                 return
             loop.call_soon(self._flush)
         self._chunk.append(item)
 
     def _flush(self) -> None:
-        """Hand the commands accepted in this pass of the event loop to the thread."""
-        if self._chunk:
-            self._queue.put(self._chunk)
+        """Hand the commands accepted in this pass of the event loop over."""
+        if not self._chunk:
+            return
+        if self._sink is not None:
+            self._held.extend(self._chunk)
             self._chunk = []
+            self._hand_over()
+            return
+        self._queue.put(self._chunk)
+        self._chunk = []
+
+    def _hand_over(self) -> None:
+        """Batches to the sink while it has room (on the event loop)."""
+        sink = self._sink
+        assert sink is not None
+        while self._held and sink.room():
+            batch, self._held = self._held[: self._batch_size], self._held[self._batch_size :]
+            sink.submit(self._node, batch)
+            self._taken += len(batch)
 
     def _refuse(self, user: str, code: ErrorCode, message: str, ref: str | None) -> None:
         self.refused += 1
@@ -134,10 +170,25 @@ class Ingest:
 
     # ------------------------------------------------------------ thread side
     def start(self) -> None:
+        if self._sink is not None:
+            self._sink.on_room = self._hand_over
+            return
         if self._thread is not None:
             raise RuntimeError("ingest already started")
         self._thread = threading.Thread(target=self._run, name="mqchat-ingest", daemon=True)
         self._thread.start()
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """With a sink: hand over everything accepted so far (on the event loop)."""
+        self._flush()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._held or self._chunk:
+            if asyncio.get_running_loop().time() > deadline:
+                log.error("ingest did not drain within %.0f s; %d commands left", timeout, self.pending)
+                return
+            self._flush()
+            self._hand_over()
+            await asyncio.sleep(0.01)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Enqueue everything accepted so far, then stop the thread (call it off the event loop)."""
@@ -207,6 +258,7 @@ class Ingest:
                 self._taken += len(head)
 
     def _enqueue(self, batch: list[dict[str, Any]]) -> None:
+        assert self._send_batch is not None
         delay = 0.1
         while True:
             try:

@@ -161,6 +161,7 @@ class Node:
                 )
             )
 
+        sink = self._direct if isinstance(self._direct, CommandProcess) else None
         ingest = self.ingest = Ingest(
             node_id=self.node_id,
             topics=self.topics,
@@ -168,7 +169,8 @@ class Node:
             queue_size=settings.workers.ingest_queue,
             batch_size=settings.workers.ingest_batch,
             linger=settings.workers.ingest_linger_ms / 1000,
-            send_batch=send_batch,
+            send_batch=None if sink is not None else send_batch,
+            sink=sink,
             reply=self._reply,
             on_action=self._touch,
             rate=RateLimiter(rate=settings.limits.commands_per_second, burst=settings.limits.commands_burst),
@@ -234,9 +236,13 @@ class Node:
         except TimeoutError:
             log.error("the broker did not shut down within 20 s; going on with the stop")
         # with direct commands, this also processes them (a store outage can make it slow)
-        await asyncio.to_thread(self.ingest.stop, 60.0)
-        if self._direct is not None:
-            self._direct.close()
+        if isinstance(self._direct, CommandProcess):
+            await self.ingest.drain(60.0)
+            await self._direct.close(60.0)
+        else:
+            await asyncio.to_thread(self.ingest.stop, 60.0)
+            if self._direct is not None:
+                self._direct.close()
         if self._run_workers and isinstance(self.queue_broker, StubBroker):
             try:
                 await asyncio.to_thread(self.queue_broker.join, COMMANDS_QUEUE, timeout=60_000)
@@ -341,7 +347,7 @@ class Node:
             workers += assembly.workers
             if in_process and self._commands_process():  # workers/command_process.py
                 send_batch = self._direct = CommandProcess(
-                    self.settings, send_to_node=self._deliver, waiting=assembly.message_waiting
+                    self.settings, send_to_node=self._deliver_here, waiting=assembly.message_waiting
                 )
             elif in_process:  # the ingest thread runs the commands: no job queue hop (workers/direct.py)
                 send_batch = self._direct = DirectCommands(assembly.process_commands)
@@ -359,7 +365,8 @@ class Node:
             return
         try:
             await asyncio.to_thread(self._direct.start)
-        except RuntimeError as exc:
+            await self._direct.attach()
+        except (RuntimeError, OSError) as exc:
             store.close()
             raise NodeError(str(exc)) from exc
 
@@ -462,6 +469,11 @@ class Node:
             loop.call_soon_threadsafe(self._publish_items, items)
         except RuntimeError:
             log.debug("event loop closed; %d live events left to sync", len(items))
+
+    def _deliver_here(self, node: str, items: list[tuple[str, str, int]]) -> None:
+        """``_deliver`` called on the event loop (the commands process's answers)."""
+        if node == self.node_id and self._state == "running":
+            self._publish_items(items)
 
     def _publish_items(self, items: list[tuple[str, str, int]]) -> None:
         if self.broker is None or self._state != "running":

@@ -107,7 +107,10 @@ class WorkerSettings(_Section):
     batch waits up to this long for more commands to join it: fewer, larger transactions, for up
     to this much more latency. On the project machine 8 ms took the node from 86-90% to 47-73% of
     a core at 400 chat messages/s, but added ~10 ms to p50 at every rate (see
-    benchmarks/RESULTS.md). A lone command after a quiet spell goes at once. 0 (default): never."""
+    benchmarks/RESULTS.md). A lone command after a quiet spell goes at once. 0 (default): never.
+    Only where a thread hands the commands over (a job queue, or ``commands_process`` off): the
+    commands process is handed each batch by the event loop at once, and stores the batches that
+    waited for it together anyway."""
     commands_process: bool | None = None
     """A single node (``queue_url`` ``memory://``) runs client commands in a child process instead of
     a thread: the broker and the store then each have a core and no longer share one GIL. Needs a

@@ -4,10 +4,12 @@ command, and a stop waits for every command the broker acknowledged."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,9 @@ def _commands(node: RunningNode) -> CommandProcess:
 def test_commands_run_in_a_child_process(child_node: RunningNode) -> None:
     commands = _commands(child_node)
     assert commands.pid is not None and commands.pid != os.getpid()
+    # the event loop talks to it itself: no ingest or reader thread in between
+    names = {thread.name for thread in threading.enumerate()}
+    assert not names & {"mqchat-ingest", "mqchat-commands-reader"}
 
 
 def test_a_refused_command_is_answered_and_the_others_go_on(child_node: RunningNode) -> None:
@@ -174,19 +179,26 @@ def test_batches_waiting_for_a_busy_child_are_stored_together_in_order(tmp_path:
 
     commands = CommandProcess(settings, send_to_node=publish)
     commands.start()
-    try:
-        # a large batch keeps the child busy while three more wait in the pipe
-        def batch(first: int, n: int) -> list[dict[str, Any]]:
-            return [
-                {"user": alice, "cmd": {"v": 1, "type": "send", "id": f"c{i}", "to": bob, "text": str(i)}}
-                for i in range(first, first + n)
-            ]
 
-        commands("n1", batch(0, 400))
-        for first in (400, 401, 402):
-            commands("n1", batch(first, 1))
-    finally:
-        commands.close()
+    # a large batch keeps the child busy while three more wait in its socket
+    def batch(first: int, n: int) -> list[dict[str, Any]]:
+        return [
+            {"user": alice, "cmd": {"v": 1, "type": "send", "id": f"c{i}", "to": bob, "text": str(i)}}
+            for i in range(first, first + n)
+        ]
+
+    async def run() -> None:
+        await commands.attach()
+        try:
+            commands.submit("n1", batch(0, 400))
+            for first in (400, 401, 402):
+                assert commands.room()
+                commands.submit("n1", batch(first, 1))
+            assert not commands.room()  # four on their way: ingest keeps the next ones
+        finally:
+            await commands.close()
+
+    asyncio.run(run())
     refs = [event["ref"] for event in events if event["type"] == "sent"]
     assert refs == [f"c{i}" for i in range(403)]
     assert commands.joined >= 1

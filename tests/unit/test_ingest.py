@@ -9,6 +9,8 @@ import json
 import threading
 from typing import Any
 
+import pytest
+
 from broker.ingest import Ingest
 from client_sdk.contract import Topics
 
@@ -138,3 +140,86 @@ def test_under_load_commands_wait_for_each_other_and_after_a_quiet_spell_go_at_o
     asyncio.run(main())
     ingest.stop(10)
     assert [[item["cmd"]["id"] for item in batch] for batch in jobs.batches] == [["a", "b"], ["c"], ["d"]]
+
+
+# ---------------------------------------------------------------- a sink on the event loop
+
+
+class Sink:
+    """Where ``Ingest`` hands batches on the event loop (as the commands process): room for
+    ``slots`` batches at once; ``finish`` frees one, as a batch done does."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.batches: list[list[dict[str, Any]]] = []
+        self.on_room: Any = lambda: None
+        self.on_loop: list[bool] = []
+
+    def room(self) -> bool:
+        return self.slots > 0
+
+    def submit(self, node: str, batch: list[dict[str, Any]]) -> None:
+        assert node == "n1" and self.slots > 0
+        self.on_loop.append(asyncio.get_running_loop() is not None)
+        self.slots -= 1
+        self.batches.append(batch)
+
+    def finish(self) -> None:
+        self.slots += 1
+        self.on_room()
+
+    def ids(self) -> list[str]:
+        return [item["cmd"]["id"] for batch in self.batches for item in batch]
+
+
+def make_with_sink(sink: Sink, replies: list[tuple[str, dict[str, Any]]], **kw: int) -> Ingest:
+    ingest = Ingest(
+        node_id="n1",
+        topics=TOPICS,
+        max_payload_bytes=64 * 1024,
+        queue_size=kw.get("queue_size", 1000),
+        batch_size=kw.get("batch_size", 200),
+        sink=sink,
+        reply=lambda user, event: replies.append((user, event)),
+    )
+    ingest.start()
+    return ingest
+
+
+def test_with_a_sink_the_loop_hands_batches_over_itself_and_keeps_the_rest_until_there_is_room() -> None:
+    sink, replies = Sink(slots=2), list[tuple[str, dict[str, Any]]]()
+    ingest = make_with_sink(sink, replies, batch_size=10, queue_size=35)
+
+    async def main() -> list[int]:
+        for i in range(40):  # one pass: 40 commands, 5 past the bound
+            send(ingest, "alice", f"c{i}")
+        await asyncio.sleep(0)  # the pass ends: two batches of 10 go, 15 wait
+        seen = [len(sink.batches), ingest.pending]
+        sink.finish()  # a batch done: the next 10 go
+        seen += [len(sink.batches), ingest.pending]
+        sink.finish()
+        sink.finish()
+        await ingest.drain(5)
+        return seen
+
+    seen = asyncio.run(main())
+    assert seen == [2, 15, 3, 5]
+    assert sink.ids() == [f"c{i}" for i in range(35)]  # in order, nothing lost, no thread
+    assert all(sink.on_loop)
+    assert [event["code"] for _, event in replies] == ["busy"] * 5
+    assert not any(t.name == "mqchat-ingest" for t in threading.enumerate())
+
+
+def test_ingest_needs_either_a_job_queue_or_a_sink() -> None:
+    jobs, sink = JobQueue(), Sink(slots=1)
+    for kwargs in ({}, {"send_batch": jobs.send, "sink": sink}):
+        with pytest.raises(ValueError, match="either"):
+            Ingest(
+                node_id="n1",
+                topics=TOPICS,
+                max_payload_bytes=1024,
+                queue_size=10,
+                batch_size=10,
+                reply=lambda user, event: None,
+                **kwargs,  # type: ignore[arg-type]
+            )
