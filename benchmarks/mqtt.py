@@ -21,7 +21,15 @@ from typing import cast
 
 from amqtt.errors import MQTTError
 
-from broker.codec import PUBACK, PUBLISH, encode_puback, encode_publish, read_frames, read_publish
+from broker.codec import (
+    PUBACK,
+    PUBLISH,
+    encode_puback,
+    encode_publish,
+    read_frames,
+    read_publish,
+    remaining_length,
+)
 
 __all__ = ["Connection", "ConnectionFailed"]
 
@@ -53,12 +61,7 @@ def _string(value: str) -> bytes:
 
 
 def _packet(first: int, body: bytes) -> bytes:
-    length, out = len(body), bytearray((first,))
-    while True:
-        byte, length = length & 0x7F, length >> 7
-        out.append(byte | 0x80 if length else byte)
-        if not length:
-            return bytes(out) + body
+    return bytes((first,)) + remaining_length(len(body)) + body
 
 
 def connect_packet(client_id: str, username: str | None, password: str | None, keepalive: int) -> bytes:

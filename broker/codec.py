@@ -21,6 +21,7 @@ __all__ = [
     "encode_publish",
     "read_frames",
     "read_publish",
+    "remaining_length",
 ]
 
 PUBLISH = 3
@@ -103,7 +104,8 @@ def read_publish(frame: Frame) -> Publish:
     return Publish(topic, qos, packet_id, body[cut:])
 
 
-def _remaining_length(length: int) -> bytes:
+def remaining_length(length: int) -> bytes:
+    """A packet's remaining length as MQTT writes it (7 bits a byte, the high bit: more follow)."""
     out = bytearray()
     while True:
         byte = length & 0x7F
@@ -125,7 +127,7 @@ def encode_publish(
         assert packet_id is not None
         head += packet_id.to_bytes(2, "big")
     first = 0x30 | (qos << 1) | (1 if retain else 0)
-    return bytes((first,)) + _remaining_length(len(head) + len(data)) + head + data
+    return bytes((first,)) + remaining_length(len(head) + len(data)) + head + data
 
 
 def encode_puback(packet_id: int) -> bytes:
