@@ -142,16 +142,15 @@ class Ingest:
         self._chunk.append(item)
 
     def _flush(self) -> None:
-        """Hand the commands accepted in this pass of the event loop over."""
-        if not self._chunk:
-            return
+        """Hand the commands accepted in this pass of the event loop over (with a sink: as many
+        batches as it has room for, with any held back before)."""
         if self._sink is not None:
             self._held.extend(self._chunk)
             self._chunk = []
             self._hand_over()
-            return
-        self._queue.put(self._chunk)
-        self._chunk = []
+        elif self._chunk:
+            self._queue.put(self._chunk)
+            self._chunk = []
 
     def _hand_over(self) -> None:
         """Batches to the sink while it has room (on the event loop)."""
@@ -180,15 +179,15 @@ class Ingest:
 
     async def drain(self, timeout: float = 30.0) -> None:
         """With a sink: hand over everything accepted so far (on the event loop)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         self._flush()
-        deadline = asyncio.get_running_loop().time() + timeout
         while self._held or self._chunk:
-            if asyncio.get_running_loop().time() > deadline:
+            if loop.time() > deadline:
                 log.error("ingest did not drain within %.0f s; %d commands left", timeout, self.pending)
                 return
-            self._flush()
-            self._hand_over()
             await asyncio.sleep(0.01)
+            self._flush()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Enqueue everything accepted so far, then stop the thread (call it off the event loop)."""

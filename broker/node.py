@@ -472,8 +472,8 @@ class Node:
 
     def _deliver_here(self, node: str, items: list[tuple[str, str, int]]) -> None:
         """``_deliver`` called on the event loop (the commands process's answers)."""
-        if node == self.node_id and self._state == "running":
-            self._publish_items(items)
+        if node == self.node_id:
+            self._publish_items(items)  # which publishes nothing once the node is stopping
 
     def _publish_items(self, items: list[tuple[str, str, int]]) -> None:
         if self.broker is None or self._state != "running":

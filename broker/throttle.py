@@ -117,30 +117,31 @@ class RateLimiter:
         """Take ``cost`` tokens: 0.0 when taken, else the seconds until there are enough (nothing is
         taken then). A cost above the burst needs a full bucket, and leaves it below zero. (One
         look-up of the bucket: this runs for every command.)"""
-        bucket = self._buckets.get(key)
-        now = self._clock()
-        tokens = min(self._burst, bucket[0] + (now - bucket[1]) * self._rate)
-        bucket[1] = now
-        missing = min(cost, self._burst) - tokens
-        if missing <= 0:
-            bucket[0] = tokens - cost
-            return 0.0
-        bucket[0] = tokens
-        return missing / self._rate
+        bucket = self._refilled(key)
+        wait = self._wait(bucket, cost)
+        if wait == 0.0:
+            bucket[0] -= cost
+        return wait
 
     def wait(self, key: str, cost: float = 1.0) -> float:
         """Seconds until ``cost`` tokens are there for ``key`` (0.0: now); takes nothing."""
+        return self._wait(self._refilled(key), cost)
+
+    def charge(self, key: str, cost: float) -> None:
+        """Take ``cost`` tokens whatever is left (what was used is known only afterwards)."""
+        self._refilled(key)[0] -= cost
+
+    def _refilled(self, key: str) -> list[float]:
+        """``key``'s bucket, with the tokens earned since it was last seen."""
         bucket = self._buckets.get(key)
         now = self._clock()
         bucket[0] = min(self._burst, bucket[0] + (now - bucket[1]) * self._rate)
         bucket[1] = now
+        return bucket
+
+    def _wait(self, bucket: list[float], cost: float) -> float:
         missing = min(cost, self._burst) - bucket[0]
         return 0.0 if missing <= 0 else missing / self._rate
-
-    def charge(self, key: str, cost: float) -> None:
-        """Take ``cost`` tokens whatever is left (what was used is known only afterwards)."""
-        self.wait(key, 0.0)
-        self._buckets.get(key)[0] -= cost
 
 
 class CredentialChecks:

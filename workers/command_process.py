@@ -1,9 +1,9 @@
 """Client commands in a child process of a single node (``workers.commands_process``).
 
 Without it, a single node runs its broker on the event loop and the commands (validation done,
-then store, answers, routing) on the ingest thread. Both share one GIL: on a machine with cores to spare the
-event loop waits for the store's Python and the store waits for the event loop, and the node never
-uses more than one core. ``CommandProcess`` runs the commands in a child process instead, with the
+then store, answers, routing) on the ingest thread. Both share one GIL: on a machine with cores to
+spare the event loop waits for the store's Python and the store waits for the event loop, and the
+node never uses more than one core. ``CommandProcess`` runs the commands in a child process instead, with the
 same ``Pipeline``, the same store and the same retry policy (``DirectCommands``), so that the
 broker and the store each have a core.
 

@@ -280,9 +280,9 @@ class Pipeline:
         notifier = self._notifier
         if notifier is None or result.duplicate:
             return
+        message = result.message
         for entry in result.entries:
             if entry.payload["type"] == "message":
-                message = result.message
                 self._later(partial(notifier.message_waiting, entry.user, message.id, message.sender))
 
     def _receipt(self, node: str, user: str, cmd: dict[str, Any]) -> None:

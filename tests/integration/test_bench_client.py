@@ -34,6 +34,11 @@ def _collect(conn: Connection) -> asyncio.Queue[dict[str, object]]:
     return queue
 
 
+def _watched(user: str, token: str, device: str, lost: list[bool]) -> Connection:
+    """A connection that notes in ``lost`` each time it is lost without being closed."""
+    return Connection(f"{user}/{device}", username=user, password=token, on_lost=lambda: lost.append(True))
+
+
 def test_two_connections_chat_at_qos_1_and_each_delivery_is_acknowledged(node: RunningNode) -> None:
     alice, alice_token = node.add_user("alice")
     bob, bob_token = node.add_user("bob")
@@ -88,7 +93,7 @@ def test_an_idle_connection_pings_and_stays_connected_past_its_keepalive(node: R
     lost: list[bool] = []
 
     async def idle() -> bool:
-        conn = Connection(f"{alice}/idle", username=alice, password=token, on_lost=lambda: lost.append(True))
+        conn = _watched(alice, token, "idle", lost)
         await conn.connect("127.0.0.1", node.port, keepalive=1)
         await asyncio.sleep(3.5)  # the node closes a connection silent for 1.5 keepalives
         still = conn.connected
@@ -104,7 +109,7 @@ def test_a_connection_the_broker_drops_is_reported_lost(node: RunningNode) -> No
     lost: list[bool] = []
 
     async def dropped() -> bool:
-        conn = Connection(f"{alice}/a", username=alice, password=token, on_lost=lambda: lost.append(True))
+        conn = _watched(alice, token, "a", lost)
         await conn.connect("127.0.0.1", node.port, keepalive=0)
         # the same client id connects again: the broker ends the first connection (takeover)
         other = Connection(f"{alice}/a", username=alice, password=token)

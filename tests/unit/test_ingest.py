@@ -34,7 +34,8 @@ class JobQueue:
         return [item["cmd"]["id"] for batch in self.batches for item in batch]
 
 
-def make(jobs: JobQueue, replies: list[tuple[str, dict[str, Any]]], **kw: float) -> Ingest:
+def make(target: JobQueue | Sink, replies: list[tuple[str, dict[str, Any]]], **kw: float) -> Ingest:
+    """Ingest enqueueing to a job queue (on its thread), or handing batches to a sink (on the loop)."""
     ingest = Ingest(
         node_id="n1",
         topics=TOPICS,
@@ -42,7 +43,8 @@ def make(jobs: JobQueue, replies: list[tuple[str, dict[str, Any]]], **kw: float)
         queue_size=int(kw.get("queue_size", 1000)),
         batch_size=int(kw.get("batch_size", 200)),
         linger=kw.get("linger", 0.0),
-        send_batch=jobs.send,
+        send_batch=target.send if isinstance(target, JobQueue) else None,
+        sink=target if isinstance(target, Sink) else None,
         reply=lambda user, event: replies.append((user, event)),
     )
     ingest.start()
@@ -172,23 +174,9 @@ class Sink:
         return [item["cmd"]["id"] for batch in self.batches for item in batch]
 
 
-def make_with_sink(sink: Sink, replies: list[tuple[str, dict[str, Any]]], **kw: int) -> Ingest:
-    ingest = Ingest(
-        node_id="n1",
-        topics=TOPICS,
-        max_payload_bytes=64 * 1024,
-        queue_size=kw.get("queue_size", 1000),
-        batch_size=kw.get("batch_size", 200),
-        sink=sink,
-        reply=lambda user, event: replies.append((user, event)),
-    )
-    ingest.start()
-    return ingest
-
-
 def test_with_a_sink_the_loop_hands_batches_over_itself_and_keeps_the_rest_until_there_is_room() -> None:
     sink, replies = Sink(slots=2), list[tuple[str, dict[str, Any]]]()
-    ingest = make_with_sink(sink, replies, batch_size=10, queue_size=35)
+    ingest = make(sink, replies, batch_size=10, queue_size=35)
 
     async def main() -> list[int]:
         for i in range(40):  # one pass: 40 commands, 5 past the bound
