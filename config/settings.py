@@ -116,6 +116,10 @@ class WorkerSettings(_Section):
     a thread: the broker and the store then each have a core and no longer share one GIL. Needs a
     store two processes can open (a SQLite file, PostgreSQL or MongoDB). Unset (default): on when
     the store allows it; false: in a thread of the node."""
+    commands_stall: float = Field(default=60.0, ge=0.5, le=3600.0)
+    """Seconds a commands process (``commands_process``) may hold batches without answering before
+    it is taken as hung: it is killed, and another one stores its batches again. A store that is
+    unavailable does not count: the process says when it waits to retry a batch."""
     ingest_queue: int = Field(default=50_000, ge=10)
     """Commands waiting to be enqueued; past it a command is refused with ``busy``."""
     health_port: Port | None = None

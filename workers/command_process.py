@@ -22,7 +22,9 @@ for recipients, which go to the node's notifier on a thread of its own (it may a
 service and the store), and its count of commands answered with an error, for the node's metrics.
 Batches that wait in the socket while the child stores one are stored together next, in one
 transaction. A child that dies is started again (on a thread: starting one blocks) and sent every
-unfinished batch again, in order: every command is idempotent.
+unfinished batch again, in order: every command is idempotent. A child that is hung rather than
+dead (it holds batches and has answered nothing for ``workers.commands_stall`` seconds) is killed
+first; a child waiting to retry a batch (its store is unavailable) says so, and is not hung.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import os
 import signal
 import socket
 import struct
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -156,11 +159,19 @@ class CommandProcess:
         """The child's ``COMMAND_ERRORS`` totals already added here, by code."""
         self._notify: ThreadPoolExecutor | None = None
         self._restart: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._stall = settings.workers.commands_stall
+        self._quiet_since = 0.0
+        """Monotonic time of the child's last answer, or of the batch that ended an idle spell."""
+        self._grace = 0.0
+        """The wait before a retry that the child announced last (it is not hung meanwhile)."""
         self._closed = False
         self.on_room: Callable[[], None] = lambda: None
         """Called on the event loop when a batch is done (there is room for another)."""
         self.restarts = 0
-        """Children started again after one died."""
+        """Children started again after one died (or was killed as hung)."""
+        self.hung = 0
+        """Children killed because they held batches and answered nothing for too long."""
         self.joined = 0
         """Batches the child stored together with the one before them (they waited in the pipe)."""
 
@@ -181,6 +192,8 @@ class CommandProcess:
         if self._waiting is not None and self._notify is None:
             self._notify = ThreadPoolExecutor(1, thread_name_prefix="mqchat-notify")
         await self._connect()
+        if self._watch is None:
+            self._watch = asyncio.get_running_loop().create_task(self._watchdog())
 
     def _spawn(self) -> None:
         ours, theirs = self._context.Pipe()
@@ -229,6 +242,8 @@ class CommandProcess:
         if self._closed:
             log.error("stopped: a batch of %d commands is left unstored", len(batch))
             return
+        if not self._in_flight:
+            self._quiet_since = time.monotonic()
         self._in_flight.append((node, batch))
         if self._idle is not None:
             self._idle.clear()
@@ -237,7 +252,11 @@ class CommandProcess:
             transport.write(frame(("batch", node, batch)))
 
     def _answer(self, message: Any) -> None:
-        """What the child says: a batch (or several stored together) is done."""
+        """What the child says: a batch (or several stored together) is done, or it waits to retry."""
+        self._quiet_since, self._grace = time.monotonic(), 0.0
+        if message[0] == "retrying":
+            self._grace = message[1]
+            return
         _, batches, deliveries, stored, errors = message
         for node, items in deliveries:
             try:
@@ -295,10 +314,35 @@ class CommandProcess:
             self.restarts += 1
             transport = self._transport
             assert transport is not None
+            self._quiet_since = time.monotonic()
             for node, batch in self._in_flight:
                 transport.write(frame(("batch", node, batch)))
             self.on_room()
             return
+
+    async def _watchdog(self) -> None:
+        """Kill a child that holds batches and has answered nothing for ``stall`` seconds: hung, not
+        dead. Its socket then closes, and ``_lost`` starts another child, which gets the batches."""
+        while not self._closed:
+            await asyncio.sleep(self._stall / 4)
+            process, quiet = self._process, time.monotonic() - self._quiet_since
+            if (
+                not self._in_flight
+                or self._transport is None
+                or process is None
+                or quiet <= self._stall + self._grace
+            ):
+                continue
+            log.error(
+                "the commands process (pid %s) has answered nothing for %.0f s with %d batches"
+                " on their way; killing it",
+                process.pid,
+                quiet,
+                len(self._in_flight),
+            )
+            self.hung += 1
+            self._quiet_since = time.monotonic()
+            process.kill()
 
     # ------------------------------------------------------------------ stopping
     async def close(self, timeout: float = 60.0) -> None:
@@ -309,6 +353,11 @@ class CommandProcess:
             except TimeoutError:
                 log.error("%d batches of commands were not finished at stop", len(self._in_flight))
         self._closed = True
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
         if self._restart is not None:
             self._restart.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -407,7 +456,8 @@ def _child_main(settings: Settings, conn: Connection, log_level: int) -> None:
         max_group_members=settings.groups.max_members,
         notifier=notes,
     )
-    run = DirectCommands(pipeline.process_batch)
+    # a wait to retry a batch (the store is unavailable) is not a hang: the node hears of it
+    run = DirectCommands(pipeline.process_batch, on_retry=lambda delay: conn.send(("retrying", delay)))
     conn.send(("ready",))
     held: tuple[Any, ...] | None = None
     try:

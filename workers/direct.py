@@ -7,7 +7,8 @@ batch on the calling thread instead, with the job queue's retry policy (``retry_
 exponential backoff), so a batch that met an unavailable store is retried, in order, before the next
 one; meanwhile ingest's bound fills and new commands are refused with ``busy``. It never raises: a
 batch it gives up on is logged, as Dramatiq would drop it. ``close`` ends the waiting of a batch
-that is being retried (the node is stopping).
+that is being retried (the node is stopping). ``on_retry`` hears of each wait before a retry (its
+length in seconds): the commands process tells the node it is waiting, not hung.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ class DirectCommands:
         *,
         min_backoff: float = MIN_BACKOFF_MS / 1000,
         max_backoff: float = MAX_BACKOFF_MS / 1000,
+        on_retry: Callable[[float], None] | None = None,
     ) -> None:
         self._process = process
+        self._on_retry = on_retry
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
         self._closed = threading.Event()
@@ -56,6 +59,8 @@ class DirectCommands:
                     return
                 delay = min(self._max_backoff, self._min_backoff * 2**retries)
                 log.warning("a batch of %d commands failed (%r); retry in %.1f s", len(batch), exc, delay)
+                if self._on_retry is not None:
+                    self._on_retry(delay)
             if self._closed.wait(delay):
                 log.error("stopping: a batch of %d commands is left unstored", len(batch))
                 return

@@ -5,19 +5,26 @@ command, and a stop waits for every command the broker acknowledged."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sqlite3
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
 from broker.node import Node, NodeError
+from client_sdk import Client
+from config.settings import Settings
 from tests.harness import RunningNode, connect, node_settings, unique, wait_until
 from tests.integration.test_chat_sdk import (  # noqa: F401 - run again here, on the child
     next_message,
@@ -112,6 +119,80 @@ def test_a_child_that_dies_is_replaced_and_no_command_is_lost(child_node: Runnin
         assert next_message(bob, timeout=30).text == "after"
         assert commands.restarts == 1
         assert commands.pid not in (None, first)
+
+
+@contextlib.contextmanager
+def _chatting(settings: Settings) -> Iterator[tuple[CommandProcess, Client, Client, str]]:
+    """A node with its commands in a child, alice and bob connected, one message already through:
+    (the commands process, alice, bob, bob's id)."""
+    running = RunningNode(settings).start()
+    try:
+        alice_id, _ = running.add_user("alice")
+        bob_id, _ = running.add_user("bob")
+        with connect(running, alice_id) as alice, connect(running, bob_id) as bob:
+            alice.send(bob_id, "before").wait("sent", timeout=10)
+            assert next_message(bob).text == "before"
+            yield _commands(running), alice, bob, bob_id
+    finally:
+        running.close()
+
+
+def test_a_hung_child_is_killed_and_replaced_and_no_command_is_lost(tmp_path: Path) -> None:
+    settings = node_settings(tmp_path, **{"workers.commands_process": True, "workers.commands_stall": 1.0})
+    with _chatting(settings) as (commands, alice, bob, bob_id):
+        time.sleep(2.0)  # idle for twice the stall: a child with nothing to do is not hung
+        assert commands.hung == 0
+        first = commands.pid
+        assert first is not None
+        os.kill(first, signal.SIGSTOP)  # alive, and answering nothing
+        after = alice.send(bob_id, "after")
+        after.wait("sent", timeout=30)
+        assert next_message(bob, timeout=30).text == "after"
+        assert (commands.hung, commands.restarts) == (1, 1)
+        assert commands.pid not in (None, first)
+
+
+@pytest.fixture
+def own_postgres(postgres_url: str) -> Iterator[tuple[str, Engine, str]]:
+    """A database of this test's own (URL, an admin engine, its name), dropped afterwards."""
+    name = f"mqchat_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(False), admin, name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_a_child_waiting_for_its_store_to_come_back_is_not_taken_as_hung(
+    tmp_path: Path, own_postgres: tuple[str, Engine, str]
+) -> None:
+    url, admin, name = own_postgres
+    settings = node_settings(
+        tmp_path,
+        **{"store.url": url, "workers.commands_process": True, "workers.commands_stall": 1.0},
+    )
+    with _chatting(settings) as (commands, alice, bob, bob_id):
+        with admin.connect() as conn:  # the database goes away for a while
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
+        try:
+            during = alice.send(bob_id, "during")
+            # retries wait 0.2, 0.4, 0.8, 1.6, 3.2 s...: past the 1 s stall, but announced
+            time.sleep(5.0)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        during.wait("sent", timeout=30)
+        assert next_message(bob, timeout=30).text == "during"
+        assert (commands.hung, commands.restarts) == (0, 0)
 
 
 def test_a_stop_stores_every_command_the_broker_acknowledged(tmp_path: Path) -> None:
