@@ -24,8 +24,8 @@ class CpuWindow:
 
 
 class ProcWatch:
-    """One process (with all its threads) by pid; with ``children``, its CPU includes that of its
-    child processes (a node's commands process) except those in ``exclude``."""
+    """One process (with all its threads) by pid; with ``children``, its CPU and memory include
+    those of its child processes (a node's commands process) except those in ``exclude``."""
 
     def __init__(self, pid: int, *, children: bool = False, exclude: frozenset[int] = frozenset()) -> None:
         self.pid = pid
@@ -39,28 +39,40 @@ class ProcWatch:
         except psutil.Error:
             return False
 
+    def _kids(self) -> list[psutil.Process]:
+        if not self._children:
+            return []
+        kids = self._proc.children(recursive=True)
+        return [kid for kid in kids if kid.pid not in self._exclude]
+
     def cpu(self) -> CpuWindow:
         try:
             times = self._proc.cpu_times()
             used = times.user + times.system
-            kids = self._proc.children(recursive=True) if self._children else []
+            kids = self._kids()
         except psutil.Error:
             return CpuWindow(time.monotonic(), 0.0)
         for kid in kids:
-            if kid.pid not in self._exclude:
-                try:
-                    kid_times = kid.cpu_times()
-                    used += kid_times.user + kid_times.system
-                except psutil.Error:
-                    continue  # ended in the meantime
+            try:
+                kid_times = kid.cpu_times()
+                used += kid_times.user + kid_times.system
+            except psutil.Error:
+                continue  # ended in the meantime
         return CpuWindow(time.monotonic(), used)
 
     def rss(self) -> int:
-        """Resident memory in bytes (0 when the process is gone)."""
+        """Resident memory in bytes, children included (0 when the process is gone)."""
         try:
-            return int(self._proc.memory_info().rss)
+            rss = int(self._proc.memory_info().rss)
+            kids = self._kids()
         except psutil.Error:
             return 0
+        for kid in kids:
+            try:
+                rss += int(kid.memory_info().rss)
+            except psutil.Error:
+                continue
+        return rss
 
     def threads(self) -> int:
         try:

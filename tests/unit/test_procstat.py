@@ -1,5 +1,5 @@
-"""The load generator's CPU figures: a broker's child processes (a node's commands process) count as
-the broker's, and the generator's own workers do not."""
+"""The load generator's CPU and memory figures: a broker's child processes (a node's commands
+process) count as the broker's, and the generator's own workers do not."""
 
 from __future__ import annotations
 
@@ -35,3 +35,23 @@ def test_a_process_cpu_includes_its_children_unless_excluded() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+_LARGE = (  # 96 MiB with every page written, so resident
+    "import time\nheld = bytearray(96 << 20)\nheld[::4096] = b'x' * ((96 << 20) // 4096)\n"
+    "print('ready', flush=True)\ntime.sleep(60)"
+)
+
+
+def test_a_process_memory_includes_its_children_unless_excluded() -> None:
+    with subprocess.Popen([sys.executable, "-c", _LARGE], stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout is not None and child.stdout.readline() == "ready\n"
+            excluding = ProcWatch(os.getpid(), children=True, exclude=frozenset({child.pid}))
+            counting = ProcWatch(os.getpid(), children=True)
+            without = excluding.rss()
+            # the child's 96 MiB: counted with children, not when excluded
+            assert counting.rss() - without >= 90 * 1024 * 1024
+            assert without > 0
+        finally:
+            child.kill()
