@@ -396,6 +396,8 @@ class Node:
             on_change=self._presence_changed if isinstance(sessions, RedisSessions) else None,
         )
         self.presence = presence
+        if isinstance(self._direct, CommandProcess):
+            self._direct.connected_here = presence.is_online
 
     def _credentials_ok(self, user: str, secret: str) -> bool:
         """The credential check of MQTT and of the media endpoint (blocking: call it on a thread)."""

@@ -245,14 +245,47 @@ def test_by_default_a_node_with_a_database_file_runs_its_commands_in_a_child(tmp
         running.close()
 
 
-def test_batches_waiting_for_a_busy_child_are_stored_together_in_order(tmp_path: Path) -> None:
-    settings = node_settings(tmp_path)
+def _users(settings: Settings, *names: str) -> list[str]:
+    """The store of ``settings``, made, with these users in it (their ids)."""
     store = open_store(settings.store_url)
     store.create_schema()
-    alice, bob = unique("alice"), unique("bob")
-    for user in (alice, bob):
+    users = [unique(name) for name in names]
+    for user in users:
         store.create_user(user, now=1.0)
     store.close()
+    return users
+
+
+def _send(sender: str, ref: str, to: str) -> dict[str, Any]:
+    return {"user": sender, "cmd": {"v": 1, "type": "send", "id": ref, "to": to, "text": ref}}
+
+
+def test_the_notifier_hears_only_of_messages_for_users_not_connected_here(tmp_path: Path) -> None:
+    settings = node_settings(tmp_path)
+    alice, bob, carol = _users(settings, "alice", "bob", "carol")
+    noted: list[tuple[str, str]] = []
+    commands = CommandProcess(
+        settings,
+        send_to_node=lambda node, items: None,
+        waiting=lambda user, message_id, sender: noted.append((user, sender)),
+    )
+    commands.connected_here = lambda user: user == bob
+    commands.start()
+
+    async def run() -> None:
+        await commands.attach()
+        try:
+            commands.submit("n1", [_send(alice, "to-bob", bob), _send(alice, "to-carol", carol)])
+        finally:
+            await commands.close()  # waits for the batch, then for the notifier
+
+    asyncio.run(run())
+    assert noted == [(carol, alice)]
+
+
+def test_batches_waiting_for_a_busy_child_are_stored_together_in_order(tmp_path: Path) -> None:
+    settings = node_settings(tmp_path)
+    alice, bob = _users(settings, "alice", "bob")
     events: list[dict[str, Any]] = []
 
     def publish(node: str, items: list[tuple[str, str, int]]) -> None:
@@ -263,10 +296,7 @@ def test_batches_waiting_for_a_busy_child_are_stored_together_in_order(tmp_path:
 
     # a large batch keeps the child busy while three more wait in its socket
     def batch(first: int, n: int) -> list[dict[str, Any]]:
-        return [
-            {"user": alice, "cmd": {"v": 1, "type": "send", "id": f"c{i}", "to": bob, "text": str(i)}}
-            for i in range(first, first + n)
-        ]
+        return [_send(alice, f"c{i}", bob) for i in range(first, first + n)]
 
     async def run() -> None:
         await commands.attach()
