@@ -119,7 +119,8 @@ class WorkerSettings(_Section):
     commands_stall: float = Field(default=60.0, ge=0.5, le=3600.0)
     """Seconds a commands process (``commands_process``) may hold batches without answering before
     it is taken as hung: it is killed, and another one stores its batches again. A store that is
-    unavailable does not count: the process says when it waits to retry a batch."""
+    unavailable does not count: the process says when it waits to retry a batch. Keep it above the
+    store's own waits (SQLite waits up to 30 s for another process's lock)."""
     ingest_queue: int = Field(default=50_000, ge=10)
     """Commands waiting to be enqueued; past it a command is refused with ``busy``."""
     health_port: Port | None = None
