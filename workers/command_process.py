@@ -46,7 +46,7 @@ from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any
 
 from workers.direct import DirectCommands
-from workers.metrics import COMMAND_ERRORS
+from workers.metrics import COMMAND_ERRORS, COMMANDS_PROCESS_RESTARTS
 from workers.routing import NodeSender
 
 if TYPE_CHECKING:
@@ -165,6 +165,8 @@ class CommandProcess:
         """Monotonic time of the child's last answer, or of the batch that ended an idle spell."""
         self._grace = 0.0
         """The wait before a retry that the child announced last (it is not hung meanwhile)."""
+        self._killed = False
+        """The child that ended was killed here as hung (for the restart's reason)."""
         self._closed = False
         self.on_room: Callable[[], None] = lambda: None
         """Called on the event loop when a batch is done (there is room for another)."""
@@ -320,6 +322,8 @@ class CommandProcess:
                 await asyncio.sleep(RESTART_DELAY)
                 continue
             self.restarts += 1
+            COMMANDS_PROCESS_RESTARTS.labels(reason="hung" if self._killed else "died").inc()
+            self._killed = False
             transport = self._transport
             assert transport is not None
             self._quiet_since = time.monotonic()
@@ -349,6 +353,7 @@ class CommandProcess:
                 len(self._in_flight),
             )
             self.hung += 1
+            self._killed = True
             self._quiet_since = time.monotonic()
             process.kill()
 

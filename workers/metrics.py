@@ -16,6 +16,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "COMMANDS",
+    "COMMANDS_PROCESS_RESTARTS",
     "COMMAND_ERRORS",
     "DELIVERIES",
     "DELIVERY_LATENCY",
@@ -32,6 +33,11 @@ COMMANDS = Counter("mqchat_commands_total", "Client commands accepted by this no
 REFUSED = Counter("mqchat_commands_refused_total", "Client commands refused by ingest", ["code"])
 COMMAND_ERRORS = Counter(
     "mqchat_command_errors_total", "Commands the workers answered with an error", ["code"]
+)
+COMMANDS_PROCESS_RESTARTS = Counter(
+    "mqchat_commands_process_restarts_total",
+    "Commands processes started again after one died or was killed as hung",
+    ["reason"],
 )
 DELIVERIES = Counter("mqchat_deliveries_total", "Events this node published to its clients' inboxes")
 DELIVERY_LATENCY = Histogram(

@@ -55,6 +55,11 @@ def _unknown_user_errors() -> float:
     return REGISTRY.get_sample_value("mqchat_command_errors_total", {"code": "unknown_user"}) or 0.0
 
 
+def _restarts(reason: str) -> float:
+    sample = REGISTRY.get_sample_value("mqchat_commands_process_restarts_total", {"reason": reason})
+    return sample or 0.0
+
+
 def _commands(node: RunningNode) -> CommandProcess:
     commands = node.node._direct
     assert isinstance(commands, CommandProcess)
@@ -113,11 +118,13 @@ def test_a_child_that_dies_is_replaced_and_no_command_is_lost(child_node: Runnin
         assert next_message(bob).text == "before"
         first = commands.pid
         assert first is not None
+        died = _restarts("died")
         os.kill(first, signal.SIGKILL)
         after = alice.send(bob_id, "after")
         after.wait("sent", timeout=30)
         assert next_message(bob, timeout=30).text == "after"
         assert commands.restarts == 1
+        assert _restarts("died") == died + 1  # for the operator, on /metrics
         assert commands.pid not in (None, first)
 
 
@@ -144,11 +151,13 @@ def test_a_hung_child_is_killed_and_replaced_and_no_command_is_lost(tmp_path: Pa
         assert commands.hung == 0
         first = commands.pid
         assert first is not None
+        hung, died = _restarts("hung"), _restarts("died")
         os.kill(first, signal.SIGSTOP)  # alive, and answering nothing
         after = alice.send(bob_id, "after")
         after.wait("sent", timeout=30)
         assert next_message(bob, timeout=30).text == "after"
         assert (commands.hung, commands.restarts) == (1, 1)
+        assert (_restarts("hung"), _restarts("died")) == (hung + 1, died)
         assert commands.pid not in (None, first)
 
 
