@@ -25,6 +25,10 @@ transaction. A child that dies is started again (on a thread: starting one block
 unfinished batch again, in order: every command is idempotent. A child that is hung rather than
 dead (it holds batches and has answered nothing for ``workers.commands_stall`` seconds) is killed
 first; a child waiting to retry a batch (its store is unavailable) says so, and is not hung.
+A command that takes down every child it is sent to would do so for ever: once the oldest batch
+on its way has seen two children end, its commands go one at a time, each alone in its
+transaction, and a command that ends two children on its own is refused (error ``internal``) so
+that every other command goes on.
 """
 
 from __future__ import annotations
@@ -45,8 +49,11 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any
 
+from client_sdk.contract import ErrorCode
 from workers.direct import DirectCommands
+from workers.fastjson import dumps
 from workers.metrics import COMMAND_ERRORS, COMMANDS_PROCESS_RESTARTS
+from workers.pipeline import error_event
 from workers.routing import NodeSender
 
 if TYPE_CHECKING:
@@ -66,6 +73,10 @@ MERGE_COMMANDS = 500
 
 RESTART_DELAY = 1.0
 """Seconds between two starts of a child that keeps dying."""
+
+ISOLATE_AFTER = 2
+"""Children that ended while the oldest batch was on its way before its commands go one at a time
+(one ending can be chance: a kill from outside, memory running short)."""
 
 _SIZE = struct.Struct("!i")
 _LONG_SIZE = struct.Struct("!Q")
@@ -152,8 +163,10 @@ class CommandProcess:
         self._conn: Connection | None = None
         """The child's socket until ``attach`` hands it to the transport."""
         self._transport: asyncio.Transport | None = None
-        self._in_flight: deque[tuple[str, list[dict[str, Any]]]] = deque()
-        """Batches sent and not yet done, oldest first."""
+        self._in_flight: deque[tuple[str, list[dict[str, Any]], bool]] = deque()
+        """Batches sent and not yet done, oldest first: (node, commands, whether it goes alone)."""
+        self._oldest_losses = 0
+        """Children that ended while the oldest batch on its way was not done."""
         self._idle: asyncio.Event | None = None
         self._errors_seen: dict[str, float] = {}
         """The child's ``COMMAND_ERRORS`` totals already added here, by code."""
@@ -249,12 +262,12 @@ class CommandProcess:
             return
         if not self._in_flight:
             self._quiet_since = time.monotonic()
-        self._in_flight.append((node, batch))
+        self._in_flight.append((node, batch, False))
         if self._idle is not None:
             self._idle.clear()
         transport = self._transport
         if transport is not None and not transport.is_closing():
-            transport.write(frame(("batch", node, batch)))
+            transport.write(frame(("batch", node, batch, False)))
 
     def _answer(self, message: Any) -> None:
         """What the child says: a batch (or several stored together) is done, or it waits to retry."""
@@ -288,6 +301,7 @@ class CommandProcess:
                 self._notify.submit(self._note_waiting, away)
         for _ in range(min(batches, len(self._in_flight))):
             self._in_flight.popleft()
+            self._oldest_losses = 0
         if not self._in_flight and self._idle is not None:
             self._idle.set()
         self.on_room()
@@ -306,6 +320,8 @@ class CommandProcess:
         self._transport = None
         if self._closed:
             return
+        if self._in_flight:
+            self._oldest_losses += 1
         log.error("the commands process ended (%r); starting another", exc)
         self._restart = asyncio.get_running_loop().create_task(self._replace())
 
@@ -327,10 +343,43 @@ class CommandProcess:
             transport = self._transport
             assert transport is not None
             self._quiet_since = time.monotonic()
-            for node, batch in self._in_flight:
-                transport.write(frame(("batch", node, batch)))
+            self._isolate()
+            for node, batch, alone in self._in_flight:
+                transport.write(frame(("batch", node, batch, alone)))
+            if not self._in_flight and self._idle is not None:
+                self._idle.set()
             self.on_room()
             return
+
+    def _isolate(self) -> None:
+        """After ``ISOLATE_AFTER`` children ended with the oldest batch on its way: its commands go
+        one at a time, each alone; if it already was one command alone, it is refused."""
+        if self._oldest_losses < ISOLATE_AFTER or not self._in_flight:
+            return
+        self._oldest_losses = 0
+        node, batch, alone = self._in_flight.popleft()
+        if alone and len(batch) == 1:
+            self._refuse(node, batch[0])
+            return
+        log.error(
+            "%d children of the commands process ended with a batch of %d commands on its way;"
+            " its commands go one at a time",
+            ISOLATE_AFTER,
+            len(batch),
+        )
+        self._in_flight.extendleft((node, [command], True) for command in reversed(batch))
+
+    def _refuse(self, node: str, command: dict[str, Any]) -> None:
+        """Answer a command that took down the commands process twice on its own with an error."""
+        user, cmd = command.get("user"), command.get("cmd")
+        ref = cmd.get("id") if isinstance(cmd, dict) else None
+        log.error("a command of %s ended two commands processes on its own; refused: %.300r", user, cmd)
+        COMMAND_ERRORS.labels(code=ErrorCode.INTERNAL.value).inc()
+        if isinstance(user, str):
+            event = error_event(
+                ref if isinstance(ref, str) else None, ErrorCode.INTERNAL, "the server could not process it"
+            )
+            self._send_to_node(node, [(user, dumps(event), 1)])
 
     async def _watchdog(self) -> None:
         """Kill a child that holds batches and has answered nothing for ``stall`` seconds: hung, not
@@ -482,16 +531,17 @@ def _child_main(settings: Settings, conn: Connection, log_level: int) -> None:
             held = None
             if message[0] == "stop":
                 return
-            _, node, batch = message
+            _, node, batch, alone = message
             batches = 1
             # batches that queued up while the last one was stored join this one: one transaction
             # and one answer for them all, so a busy child catches up instead of falling behind
-            while len(batch) < MERGE_COMMANDS and conn.poll():
+            # (not one that must go alone: the node is finding the command that ends children)
+            while not alone and len(batch) < MERGE_COMMANDS and conn.poll():
                 try:
                     held = conn.recv()
                 except EOFError:
                     break
-                if held[0] != "batch" or held[1] != node:
+                if held[0] != "batch" or held[1] != node or held[3]:
                     break
                 batch, batches, held = batch + held[2], batches + 1, None
             here.node = node

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from broker.node import Node, NodeError
-from client_sdk import Client
+from client_sdk import Client, CommandRejected
 from config.settings import Settings
 from tests.harness import RunningNode, connect, node_settings, unique, wait_until
 from tests.integration.test_chat_sdk import (  # noqa: F401 - run again here, on the child
@@ -202,6 +202,42 @@ def test_a_child_waiting_for_its_store_to_come_back_is_not_taken_as_hung(
         during.wait("sent", timeout=30)
         assert next_message(bob, timeout=30).text == "during"
         assert (commands.hung, commands.restarts) == (0, 0)
+
+
+_HANG_ON_POISON = (
+    "CREATE FUNCTION hang_on_poison() RETURNS trigger AS $$ BEGIN"
+    " IF NEW.body LIKE '%poison%' THEN PERFORM pg_sleep(600); END IF; RETURN NEW;"
+    " END $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER hang BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION hang_on_poison()",
+)
+
+
+@pytest.mark.postgres
+def test_a_command_that_hangs_every_child_is_refused_and_the_others_go_on(
+    tmp_path: Path, own_postgres: tuple[str, Engine, str]
+) -> None:
+    url, admin, name = own_postgres
+    with admin.connect() as conn:  # a killed child's statement ends with it, and frees its locks
+        conn.execute(text(f'ALTER DATABASE "{name}" SET client_connection_check_interval = 100'))
+    settings = node_settings(
+        tmp_path,
+        **{"store.url": url, "workers.commands_process": True, "workers.commands_stall": 1.0},
+    )
+    with _chatting(settings) as (commands, alice, bob, bob_id):
+        database = create_engine(url)
+        with database.begin() as conn:  # from now on, storing this text never ends
+            for statement in _HANG_ON_POISON:
+                conn.execute(text(statement))
+        database.dispose()
+        poison = alice.send(bob_id, "poison")
+        fine = alice.send(bob_id, "fine")
+        with pytest.raises(CommandRejected) as refused:
+            poison.wait("sent", timeout=60)
+        assert refused.value.code == "internal"
+        fine.wait("sent", timeout=60)
+        assert next_message(bob, timeout=30).text == "fine"
+        # two children ended with both on their way, then two with the poison alone
+        assert commands.hung >= 4
 
 
 def test_a_stop_stores_every_command_the_broker_acknowledged(tmp_path: Path) -> None:
