@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil  # type: ignore[import-untyped]
@@ -39,46 +41,38 @@ class ProcWatch:
         except psutil.Error:
             return False
 
-    def _kids(self) -> list[psutil.Process]:
-        if not self._children:
-            return []
-        kids = self._proc.children(recursive=True)
-        return [kid for kid in kids if kid.pid not in self._exclude]
+    def _total(self, read: Callable[[psutil.Process], float]) -> float | None:
+        """``read`` of the process plus, with ``children``, of its children not excluded (None when
+        the process is gone)."""
+        try:
+            total = read(self._proc)
+            kids = self._proc.children(recursive=True) if self._children else []
+        except psutil.Error:
+            return None
+        for kid in kids:
+            if kid.pid not in self._exclude:
+                with contextlib.suppress(psutil.Error):  # ended in the meantime
+                    total += read(kid)
+        return total
 
     def cpu(self) -> CpuWindow:
-        try:
-            times = self._proc.cpu_times()
-            used = times.user + times.system
-            kids = self._kids()
-        except psutil.Error:
-            return CpuWindow(time.monotonic(), 0.0)
-        for kid in kids:
-            try:
-                kid_times = kid.cpu_times()
-                used += kid_times.user + kid_times.system
-            except psutil.Error:
-                continue  # ended in the meantime
-        return CpuWindow(time.monotonic(), used)
+        used = self._total(_cpu_seconds)
+        return CpuWindow(time.monotonic(), used or 0.0)
 
     def rss(self) -> int:
         """Resident memory in bytes, children included (0 when the process is gone)."""
-        try:
-            rss = int(self._proc.memory_info().rss)
-            kids = self._kids()
-        except psutil.Error:
-            return 0
-        for kid in kids:
-            try:
-                rss += int(kid.memory_info().rss)
-            except psutil.Error:
-                continue
-        return rss
+        return int(self._total(lambda proc: proc.memory_info().rss) or 0)
 
     def threads(self) -> int:
         try:
             return int(self._proc.num_threads())
         except psutil.Error:
             return 0
+
+
+def _cpu_seconds(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
 
 
 class MachineWatch:

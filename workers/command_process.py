@@ -49,11 +49,10 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any
 
-from client_sdk.contract import ErrorCode
 from workers.direct import DirectCommands
 from workers.fastjson import dumps
 from workers.metrics import COMMAND_ERRORS, COMMANDS_PROCESS_RESTARTS
-from workers.pipeline import error_event
+from workers.pipeline import internal_error
 from workers.routing import NodeSender
 
 if TYPE_CHECKING:
@@ -370,16 +369,11 @@ class CommandProcess:
         self._in_flight.extendleft((node, [command], True) for command in reversed(batch))
 
     def _refuse(self, node: str, command: dict[str, Any]) -> None:
-        """Answer a command that took down the commands process twice on its own with an error."""
-        user, cmd = command.get("user"), command.get("cmd")
-        ref = cmd.get("id") if isinstance(cmd, dict) else None
+        """Answer a command that took down the commands process twice on its own with an error
+        (commands reach here validated: a user, and a command whose ``id`` is its reference)."""
+        user, cmd = command["user"], command["cmd"]
         log.error("a command of %s ended two commands processes on its own; refused: %.300r", user, cmd)
-        COMMAND_ERRORS.labels(code=ErrorCode.INTERNAL.value).inc()
-        if isinstance(user, str):
-            event = error_event(
-                ref if isinstance(ref, str) else None, ErrorCode.INTERNAL, "the server could not process it"
-            )
-            self._send_to_node(node, [(user, dumps(event), 1)])
+        self._send_to_node(node, [(user, dumps(internal_error(cmd.get("id"))), 1)])
 
     async def _watchdog(self) -> None:
         """Kill a child that holds batches and has answered nothing for ``stall`` seconds: hung, not

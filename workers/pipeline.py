@@ -35,7 +35,7 @@ from workers.stores.base import (
     TextSend,
 )
 
-__all__ = ["Pipeline", "error_event"]
+__all__ = ["Pipeline", "error_event", "internal_error"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,12 @@ def _together(attempt: Callable[[], list[R] | None]) -> list[R] | None:
 
 def error_event(ref: str | None, code: ErrorCode, message: str) -> dict[str, Any]:
     return {"v": VERSION, "type": "error", "ref": ref, "code": code.value, "message": message}
+
+
+def internal_error(ref: str | None) -> dict[str, Any]:
+    """The answer to a command the server could not process (a fault of its own), counted."""
+    COMMAND_ERRORS.labels(code=ErrorCode.INTERNAL.value).inc()
+    return error_event(ref, ErrorCode.INTERNAL, "the server could not process it")
 
 
 class Pipeline:
@@ -245,9 +251,8 @@ class Pipeline:
         except (StoreUnavailable, Retryable):
             raise  # the batch is retried; every handler is idempotent
         except Exception:
-            COMMAND_ERRORS.labels(code=ErrorCode.INTERNAL.value).inc()
             log.exception("command %r of %s failed", ref, user)
-            self._reply(node, user, error_event(ref, ErrorCode.INTERNAL, "the server could not process it"))
+            self._reply(node, user, internal_error(ref))
 
     def _reply(self, node: str, user: str, event: dict[str, Any], qos: int = 1) -> None:
         """A live-only answer to the device(s) of ``user`` on the node that received the command."""
