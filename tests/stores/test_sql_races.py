@@ -4,9 +4,11 @@ the store's handlers as ``sqlalchemy.exc.IntegrityError``, and the answer is wha
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from tests.stores.conftest import users
 from workers.stores import AcceptResult, Store, open_store
+from workers.stores.base import TextSend
 
 pytestmark = pytest.mark.postgres
 
@@ -110,3 +113,51 @@ def test_the_first_messages_of_a_conversation_meeting_get_seqs_1_and_2(
     assert (first.message.seq, second.message.seq) == (1, 2)
     assert not second.duplicate
     assert [e.payload["message"]["seq"] for e in store.sync(user=alice, after=0, limit=10)[0]] == [1, 2]
+
+
+def test_concurrent_batches_with_different_counts_per_conversation_never_deadlock(postgres_url: str) -> None:
+    # Given three conversations, and four workers storing batches that each hold messages of two
+    # or three of them, so many per conversation that every batch bumps its rows in several
+    # statements (one per distinct count) - in different orders from batch to batch
+    store = open_store(postgres_url)
+    store.create_schema()
+    try:
+        people = users(store, "a", "b", "c", "d", "e", "f")
+        pairs = [(people[0], people[1]), (people[2], people[3]), (people[4], people[5])]
+        for n, (sender, recipient) in enumerate(pairs):
+            store.accept_message(
+                sender=sender, command_id=f"first-{n}", recipient=recipient, text="", now=1.0
+            )
+        failures: list[BaseException] = []
+        stored = Counter({recipient: 1 for _sender, recipient in pairs})
+
+        def work(worker: int) -> None:
+            rng = random.Random(worker)
+            for batch in range(40):
+                sends = []
+                for pair in rng.sample(pairs, rng.choice([2, 3])):
+                    for i in range(rng.randint(1, 4)):
+                        sends.append(TextSend(pair[0], f"w{worker}-b{batch}-{len(sends)}", pair[1], f"{i}"))
+                try:
+                    assert store.accept_texts(sends, now=2.0) is not None
+                    stored.update(send.recipient for send in sends)
+                except BaseException as exc:  # handed to the test thread
+                    failures.append(exc)
+                    return
+
+        # When they all run at once
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+
+        # Then none of them was refused (PostgreSQL aborts one side of a deadlock) and every
+        # conversation's messages are numbered without a gap
+        assert failures == []
+        for _sender, recipient in pairs:
+            inbox, _ = store.sync(user=recipient, after=0, limit=10_000)
+            seqs = [e.payload["message"]["seq"] for e in inbox if e.payload["type"] == "message"]
+            assert seqs == list(range(1, stored[recipient] + 1))
+    finally:
+        store.close()

@@ -25,7 +25,7 @@ from workers.stores.base import (
     new_message_id,
 )
 from workers.stores.group_rules import message_targets
-from workers.stores.sql_base import NotInOneGo, bump_counts
+from workers.stores.sql_base import Counters, NotInOneGo
 from workers.stores.sql_contacts import SqlContacts
 from workers.stores.sql_driver import Statement
 from workers.stores.sql_groups import SqlGroups
@@ -69,12 +69,7 @@ _BUMP_CONVERSATION = Statement(
     .values(last_seq=conversations.c.last_seq + 1)
     .returning(conversations.c.last_seq)
 )
-_BUMP_CONVERSATIONS = Statement(
-    update(conversations)
-    .where(conversations.c.id.in_(bindparam("b_keys", expanding=True)))
-    .values(last_seq=conversations.c.last_seq + bindparam("b_count"))
-    .returning(conversations.c.id, conversations.c.last_seq)
-)
+_CONVERSATION_SEQS = Counters(conversations, "last_seq")
 _INSERT_CONVERSATION = Statement(insert(conversations), column_keys=("id", "last_seq"))
 _INSERT_MESSAGE = Statement(
     insert(messages),
@@ -203,7 +198,7 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
     def _insert_texts(self, conn: Connection, sends: Sequence[TextSend], now: float) -> list[AcceptResult]:
         conversation_of = [dm_conversation(s.sender, s.recipient) for s in sends]
         counts = Counter(conversation_of)
-        last = bump_counts(conn, _BUMP_CONVERSATIONS, counts)
+        last = _CONVERSATION_SEQS.add(conn, counts)
         if len(last) < len(counts):
             raise NotInOneGo("a conversation's first message")
         next_seq = {conversation: last[conversation] - count + 1 for conversation, count in counts.items()}

@@ -14,9 +14,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, create_engine, event, insert, update
+from sqlalchemy import Connection, Table, bindparam, create_engine, event, insert, select, update
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.sql.elements import BindParameter
 
 from workers.errors import StoreUnavailable, UnknownUser
 from workers.fastjson import dumps
@@ -26,14 +27,45 @@ from workers.stores.sql_driver import Statement, execute_sql
 from workers.stores.sql_schema import inbox, metadata, users
 from workers.stores.sqlite_checkpoint import JOURNAL_SIZE_LIMIT, Checkpointer
 
-__all__ = ["SqlBase"]
+__all__ = ["Counters", "SqlBase"]
 
-_BUMP_INBOXES = Statement(
-    update(users)
-    .where(users.c.id.in_(bindparam("b_keys", expanding=True)))
-    .values(inbox_seq=users.c.inbox_seq + bindparam("b_count"))
-    .returning(users.c.id, users.c.inbox_seq)
-)
+
+class Counters:
+    """A counter column of ``table``, keyed by its ``id``, that batches add counts to.
+
+    Several batches meet on the same rows (a conversation's seq, a user's inbox cursor), each
+    bumping them in one ``UPDATE`` per distinct count. On PostgreSQL the rows are first locked in
+    key order (``SELECT ... ORDER BY id FOR UPDATE``): an ``UPDATE`` locks rows in the order its
+    plan finds them, and per-count statements take them in an order that differs from batch to
+    batch, so two batches would deadlock and one be aborted. SQLite has one writer at a time."""
+
+    def __init__(self, table: Table, column: str) -> None:
+        key, counter = table.c.id, table.c[column]
+        keys: BindParameter[Any] = bindparam("b_keys", expanding=True)
+        self._bump = Statement(
+            update(table)
+            .where(key.in_(keys))
+            .values({column: counter + bindparam("b_count")})
+            .returning(key, counter)
+        )
+        self._lock = Statement(select(key).where(key.in_(keys)).order_by(key).with_for_update())
+
+    def add(self, conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
+        """Add each key's count to its counter; the new value of every key that exists."""
+        if len(counts) > 1 and conn.dialect.name != "sqlite":
+            self._lock.all(conn, {"b_keys": sorted(counts)})
+        by_count: dict[int, list[str]] = {}
+        for key, count in counts.items():
+            by_count.setdefault(count, []).append(key)
+        last: dict[str, int] = {}
+        for count, keys in by_count.items():
+            last.update(
+                (row[0], int(row[1])) for row in self._bump.all(conn, {"b_keys": keys, "b_count": count})
+            )
+        return last
+
+
+_INBOXES = Counters(users, "inbox_seq")
 _INSERT_INBOX = Statement(
     insert(inbox), column_keys=("user_id", "cursor", "kind", "message_id", "payload", "created_at")
 )
@@ -42,21 +74,6 @@ _INSERT_INBOX = Statement(
 class NotInOneGo(Exception):
     """Several commands cannot be stored together after all (raised inside the savepoint that
     their attempt runs in, which undoes it); the caller stores them one by one."""
-
-
-def bump_counts(conn: Connection, bump: Statement, counts: Mapping[str, int]) -> dict[str, int]:
-    """Add each key's count to its counter: one ``bump`` (an ``UPDATE ... WHERE key IN :b_keys``
-    adding ``:b_count``, returning key and new value) per distinct count, keys in order so that
-    concurrent batches lock rows in the same order. The new value of every key that exists."""
-    by_count: dict[int, list[str]] = {}
-    for key, count in counts.items():
-        by_count.setdefault(count, []).append(key)
-    last: dict[str, int] = {}
-    for count, keys in sorted(by_count.items()):
-        last.update(
-            (row[0], int(row[1])) for row in bump.all(conn, {"b_keys": sorted(keys), "b_count": count})
-        )
-    return last
 
 
 def sqlite_in_memory(url: URL) -> bool:
@@ -252,7 +269,7 @@ class SqlBase:
         by one ``UPDATE`` per number of events (one in all for a message: one event per user), the
         entries written by one multi-row insert. UnknownUser if a user does not exist."""
         counts = events_per_user(items)
-        last = bump_counts(conn, _BUMP_INBOXES, counts)
+        last = _INBOXES.add(conn, counts)
         missing = [user for user in counts if user not in last]
         if missing:
             raise UnknownUser(missing[0])
