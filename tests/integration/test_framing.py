@@ -134,10 +134,22 @@ def test_a_puback_waits_to_go_out_with_the_next_delivery_and_no_longer_than_the_
 ) -> None:
     monkeypatch.setattr("broker.server.HOLD_DELAY", 0.5)
     sock = _subscriber(bare.port, "acked", "inbox/acked")
+    other = _subscriber(bare.port, "other", "inbox/other")
     sock.sendall(encode_publish("out/acked", b"a command", 7, 1, False))
     assert wait_until(lambda: len(bare.gate.published) == 1)
     sock.settimeout(0.1)
     with pytest.raises(TimeoutError):  # its PUBACK is held back...
+        sock.recv(1)
+
+    async def someone_elses() -> None:
+        with bare.broker.corked():
+            bare.broker.publish_nowait("inbox/other", b"not the answer", 1)
+
+    bare.call(someone_elses())  # ...through a batch of deliveries to other connections...
+    other.settimeout(10)
+    expected_other = _delivery("inbox/other", 1, b"not the answer")
+    assert read_exactly(other, len(expected_other)) == expected_other
+    with pytest.raises(TimeoutError):
         sock.recv(1)
 
     async def answer() -> None:
@@ -153,6 +165,31 @@ def test_a_puback_waits_to_go_out_with_the_next_delivery_and_no_longer_than_the_
     assert read_exactly(sock, 4) == puback(8)  # nothing follows: it goes out after the delay
     assert time.monotonic() - started >= 0.3
     sock.close()
+    other.close()
+
+
+def test_each_held_puback_waits_its_own_hold_delay(
+    bare: _BareBroker,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("broker.server.HOLD_DELAY", 0.6)
+    first = _subscriber(bare.port, "first", "inbox/first")
+    second = _subscriber(bare.port, "second", "inbox/second")
+    started = time.monotonic()
+    first.sendall(encode_publish("out/first", b"no answer", 3, 1, False))
+    time.sleep(0.3)
+    second.sendall(encode_publish("out/second", b"no answer", 4, 1, False))
+    for sock in (first, second):
+        sock.settimeout(10)
+    assert read_exactly(first, 4) == puback(3)
+    first_at = time.monotonic() - started
+    assert read_exactly(second, 4) == puback(4)
+    second_at = time.monotonic() - started
+    # the second hold started 0.3 s later and is not cut short by the first one's timer
+    assert 0.5 <= first_at < second_at
+    assert second_at - first_at >= 0.2
+    first.close()
+    second.close()
 
 
 def test_a_qos0_delivery_keeps_its_place_among_qos1_ones_and_owes_no_puback(
