@@ -236,7 +236,7 @@ class MqchatBroker(Broker):
 
         A connection holding only PUBACKs waits for its own deadline, not for the end of whatever
         batch of deliveries comes next: the answers to its commands are usually in a later batch
-        (at 2,000 chat messages/s, batches end every 3 ms or so, and an answer takes 5-10 ms), and
+        (at 2,000 chat messages/s, batches end every 3 ms or so, and an answer takes 4-10 ms), and
         a PUBACK flushed alone costs the connection a system call of its own.
         """
         if self._corked:  # started by a delivery (or a read while a batch awaits): at its end
