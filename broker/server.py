@@ -242,12 +242,13 @@ class MqchatBroker(Broker):
         if self._corked:  # started by a delivery (or a read while a batch awaits): at its end
             self._due.append(handler)
             return
+        loop = asyncio.get_running_loop()
         holding = self._holding
         holding.pop(handler, None)
-        deadline = asyncio.get_running_loop().time() + HOLD_DELAY
+        deadline = loop.time() + HOLD_DELAY
         holding[handler] = deadline
         if self._flush_timer is None:
-            self._flush_timer = asyncio.get_running_loop().call_at(deadline, self._flush_expired)
+            self._flush_timer = loop.call_at(deadline, self._flush_expired)
 
     def due(self, handler: MqchatHandler) -> None:
         """``handler`` got a delivery in the current ``corked`` block: write what it holds at its end."""
