@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from client_sdk.contract import is_valid_user_id
+from config.extras import check_extras
 from config.settings import Settings, SettingsError, load_settings
 from workers.credentials import hash_password, hash_token, new_token
 from workers.errors import StoreError
@@ -121,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.log_level)
     try:
         settings = _settings(args)
+        if args.command != "settings":  # printing the settings needs no backend
+            check_extras(settings)
         if args.command == "run":
             return _run(settings)
         if args.command == "node":

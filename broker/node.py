@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import dramatiq
 from aiohttp import web
@@ -34,7 +34,8 @@ from broker.server import MqchatBroker
 from broker.throttle import LoginThrottle, RateLimiter
 from broker.webapp import add_web_routes
 from client_sdk.contract import Topics
-from config.settings import Settings
+from config.extras import check_extras
+from config.settings import Settings, SettingsError
 from workers.command_process import CommandProcess, shares_store
 from workers.credentials import verify
 from workers.direct import DirectCommands
@@ -53,8 +54,10 @@ from workers.media.job import send_media_job
 from workers.metrics import observe_deliveries, watch_job_queues, watch_node
 from workers.service import assemble
 from workers.sessions import SessionStore, open_sessions
-from workers.sessions_redis import RedisSessions
 from workers.stores import Store, open_store
+
+if TYPE_CHECKING:  # only with several nodes: the redis extra, imported where sessions.url chooses it
+    from workers.sessions_redis import RedisSessions
 
 __all__ = ["Node", "NodeError"]
 
@@ -75,8 +78,9 @@ def _bind(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _check_free(host: str, port: int | None) -> None:
-    """Fail with one clear line when a port is taken (amqtt would log a traceback first)."""
+def _check_free(host: str, port: int | None, flag: str) -> None:
+    """Fail with one clear line when a port is taken (amqtt would log a traceback first). It names
+    the ``mqchat run``/``mqchat node`` flag that picks another: a taken 1883 is common (Mosquitto)."""
     if not port:
         return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -85,7 +89,26 @@ def _check_free(host: str, port: int | None) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise NodeError(f"cannot listen on {_bind(host, port)}: {exc.strerror or exc}") from None
+            raise NodeError(
+                f"cannot listen on {_bind(host, port)}: {exc.strerror or exc}"
+                f" (another port: {flag} {port + 1 if port < 65535 else 1024})"
+            ) from None
+
+
+def _preflight(settings: Settings) -> None:
+    """What can be checked before anything opens: each fails with one line that says what to do."""
+    try:
+        check_extras(settings)
+    except SettingsError as exc:
+        raise NodeError(str(exc)) from None
+    _check_free(settings.broker.host, settings.broker.mqtt_port, "--port")
+    _check_free(settings.broker.host, settings.broker.ws_port, "--ws-port")
+    _check_free(settings.broker.host, settings.media.http_port, "--http-port")
+    if not shares_store(settings.store_url):
+        raise NodeError(
+            "store.url: an in-memory SQLite database is one per connection, too little for a node;"
+            " use a file (sqlite:///path/to/mqchat.db)"
+        )
 
 
 class Node:
@@ -105,6 +128,7 @@ class Node:
         self._workers: list[dramatiq.Worker] = []
         self.store: Store | None = None
         self.sessions: SessionStore | None = None
+        self._cluster: RedisSessions | None = None
         self.broker: MqchatBroker | None = None
         self.ingest: Ingest | None = None
         self.presence: MqchatPresencePlugin | None = None
@@ -127,19 +151,14 @@ class Node:
         if self._state == "running":
             raise RuntimeError("node already running")
         settings = self.settings
-        _check_free(settings.broker.host, settings.broker.mqtt_port)
-        _check_free(settings.broker.host, settings.broker.ws_port)
-        _check_free(settings.broker.host, settings.media.http_port)
-        if not shares_store(settings.store_url):
-            raise NodeError(
-                "store.url: an in-memory SQLite database is one per connection, too little for a node;"
-                " use a file (sqlite:///path/to/mqchat.db)"
-            )
+        _preflight(settings)
         self._loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         store = self.store = open_store(settings.store_url)
         await asyncio.to_thread(store.create_schema)
         sessions = self.sessions = open_sessions(settings)
+        # a session service that several nodes share: heartbeats, and presence passed between nodes
+        self._cluster = cast("RedisSessions", sessions) if settings.sessions.url else None
         queue_broker = self.queue_broker = make_queue_broker(settings.workers.queue_url)
         in_process = settings.workers.queue_url.startswith("memory:")
         if in_process and not self._run_workers:
@@ -208,9 +227,9 @@ class Node:
         )
         watch_job_queues(queue_broker, sorted(queue_broker.get_declared_queues()))
         ingest.start()
-        if isinstance(sessions, RedisSessions):
-            await asyncio.to_thread(sessions.heartbeat, self.node_id)
-            self._cluster_task = asyncio.create_task(self._cluster_loop(sessions))
+        if self._cluster is not None:
+            await asyncio.to_thread(self._cluster.heartbeat, self.node_id)
+            self._cluster_task = asyncio.create_task(self._cluster_loop(self._cluster))
         self._state = "running"
         log.info("node %s running", self.node_id)
 
@@ -393,7 +412,7 @@ class Node:
             node_id=self.node_id,
             sessions=sessions,
             save_last_seen=store.set_last_seen,
-            on_change=self._presence_changed if isinstance(sessions, RedisSessions) else None,
+            on_change=self._presence_changed if self._cluster is not None else None,
         )
         self.presence = presence
         if isinstance(self._direct, CommandProcess):
@@ -500,8 +519,8 @@ class Node:
 
     def _presence_changed(self, user: str, data: bytes) -> None:
         """Pass a presence change made here to every other live node (event loop, not blocking)."""
-        sessions, queue_broker, loop = self.sessions, self.queue_broker, self._loop
-        if not isinstance(sessions, RedisSessions) or queue_broker is None or loop is None:
+        sessions, queue_broker, loop = self._cluster, self.queue_broker, self._loop
+        if sessions is None or queue_broker is None or loop is None:
             return
 
         def fan_out() -> None:

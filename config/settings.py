@@ -11,6 +11,7 @@ import tomllib
 import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -36,6 +37,7 @@ __all__ = [
     "TopicSettings",
     "WorkerSettings",
     "load_settings",
+    "redact_url",
 ]
 
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -43,6 +45,14 @@ Port = Annotated[int, Field(ge=0, le=65535)]
 
 class SettingsError(ValueError):
     """The settings could not be read or are invalid; the message names the field."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` without the credentials it may carry (for logs, banners and error messages)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
 
 
 class _Section(BaseModel):

@@ -81,7 +81,9 @@ def test_a_taken_port_is_a_one_line_error(tmp_path: Path) -> None:
         result = _cli(tmp_path, "run", "--port", str(port), "--no-ws")
 
     assert result.returncode == 1
-    assert result.stderr.strip() == f"mqchat: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert result.stderr.strip() == (
+        f"mqchat: cannot listen on 127.0.0.1:{port}: Address already in use (another port: --port {port + 1})"
+    )
 
 
 def test_users_add_list_token_revoke_remove(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from config.settings import redact_url
 from workers.media.base import Storage
 from workers.media.errors import MediaError, MediaRefused, ObjectMissing, StorageUnavailable, TooLarge
 
@@ -64,11 +65,3 @@ def storage_for(settings: Settings) -> Storage:
         else:
             secret = load_secret(settings.data_dir / "media.secret")
     return open_storage(url, secret=secret)
-
-
-def redact_url(url: str) -> str:
-    """``url`` without the credentials it may carry (for logs and banners)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
