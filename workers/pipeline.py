@@ -19,9 +19,27 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, assert_never
 
-from client_sdk.contract import VERSION, ErrorCode, Status, is_group_id
+from client_sdk.contract import VERSION, ErrorCode, is_group_id
+from workers.commands import (
+    Command,
+    GroupAdd,
+    GroupCreate,
+    GroupLeave,
+    GroupList,
+    GroupPromote,
+    GroupRemove,
+    GroupRename,
+    PushRegister,
+    PushUnregister,
+    Raw,
+    Receipt,
+    Send,
+    Sync,
+    Typing,
+    typed_command,
+)
 from workers.errors import CommandError, Retryable, StoreUnavailable, UnknownUser
 from workers.metrics import COMMAND_ERRORS
 from workers.routing import Delivery, Router
@@ -139,21 +157,6 @@ class Pipeline:
         self._clock = clock
         self._local = threading.local()
         """``outbox``: what the batch being processed by this thread will send once it is stored."""
-        self._handlers: dict[str, Callable[[str, str, dict[str, Any]], None]] = {
-            "send": self._send,
-            "receipt": self._receipt,
-            "typing": self._typing,
-            "sync": self._sync,
-            "group_create": self._group_create,
-            "group_add": self._group_add,
-            "group_remove": self._group_remove,
-            "group_promote": self._group_promote,
-            "group_rename": self._group_rename,
-            "group_leave": self._group_leave,
-            "group_list": self._group_list,
-            "push_register": self._push_register,
-            "push_unregister": self._push_unregister,
-        }
 
     def process_batch(self, node: str, batch: list[dict[str, Any]]) -> None:
         """Handle ``[{"user":…, "cmd": {…}}, …]`` received by ``node``: each user's commands in
@@ -172,53 +175,68 @@ class Pipeline:
             send()
 
     def _step(self, node: str, texts: Items, receipts: Items, others: Items) -> None:
-        """One step of ``_plan``: texts and receipts together where the store can (else one by one),
-        then the others one by one."""
-        for together, handled in ((texts, self._send_texts), (receipts, self._apply_receipts)):
-            if len(together) < 2 or not handled(node, together):
-                for item in together:
-                    self._process(node, item["user"], item["cmd"])
-        for item in others:
-            self._process(node, item["user"], item["cmd"])
+        """One step of ``_plan``, its commands typed here: texts and receipts together where the
+        store can (else one by one), then the others one by one."""
+        sends = self._commands(node, texts, Send.from_wire)
+        if len(sends) < 2 or not self._send_texts(node, sends):
+            for send in sends:
+                self._process(node, send)
+        acks = self._commands(node, receipts, Receipt.from_wire)
+        if len(acks) < 2 or not self._apply_receipts(node, acks):
+            for ack in acks:
+                self._process(node, ack)
+        for command in self._commands(node, others, typed_command):
+            self._process(node, command)
 
-    def _send_texts(self, node: str, items: list[dict[str, Any]]) -> bool:
+    def _commands(self, node: str, items: Items, parse: Callable[[str, Raw], R]) -> list[R]:
+        """The commands of ``items``, typed by ``parse``. The ingest validated each, so one that
+        cannot be read is a fault of the server's: like a handler's fault, it gets an internal
+        error, and the others go on."""
+        commands: list[R] = []
+        for item in items:
+            user, raw = item["user"], item["cmd"]
+            try:
+                commands.append(parse(user, raw))
+            except Exception:
+                ref = raw.get("id")
+                log.exception("command %r of %s could not be read", ref, user)
+                self._reply(node, user, internal_error(ref))
+        return commands
+
+    def _send_texts(self, node: str, sends: list[Send]) -> bool:
         """Store 1-on-1 ``send`` commands together, then answer and route each, in order, as
         ``_send`` does. False, with nothing done: the store could not (a resend, an unknown
         user...), so they go one by one."""
         now = self._clock()
 
         def attempt() -> list[AcceptResult] | None:
-            sends = [TextSend(i["user"], i["cmd"]["id"], i["cmd"]["to"], i["cmd"]["text"]) for i in items]
-            return self._store.accept_texts(sends, now=now)
+            texts = [TextSend(cmd.user, cmd.id, cmd.to, cmd.text) for cmd in sends]
+            return self._store.accept_texts(texts, now=now)
 
         results = _together(attempt)
         if results is None:
             return False
-        for item, result in zip(items, results, strict=True):
-            self._sessions.touch(item["user"], now=now)
-            self.route_message(node, item["user"], result)
+        for cmd, result in zip(sends, results, strict=True):
+            self._sessions.touch(cmd.user, now=now)
+            self.route_message(node, cmd.user, result)
         return True
 
-    def _apply_receipts(self, node: str, items: Items) -> bool:
+    def _apply_receipts(self, node: str, receipts: list[Receipt]) -> bool:
         """Apply ``receipt`` commands of 1-on-1 messages together, then answer and route each, in
         order, as ``_receipt`` does. False, with nothing done: they go one by one."""
         now = self._clock()
 
         def attempt() -> list[ReceiptResult] | None:
-            requests = [
-                ReceiptRequest(i["user"], Status.parse(i["cmd"]["status"]), i["cmd"]["messages"])
-                for i in items
-            ]
+            requests = [ReceiptRequest(cmd.user, cmd.status, cmd.messages) for cmd in receipts]
             return self._store.apply_receipts_of(requests, now=now)
 
         results = _together(attempt)
         if results is None:
             return False
-        for item, result in zip(items, results, strict=True):
-            user = item["user"]
-            self._sessions.touch(user, now=now)
-            self._deliver(node, user, result.entries)
-            self._ok(node, user, item["cmd"]["id"])
+        for cmd, result in zip(receipts, results, strict=True):
+            self._sessions.touch(cmd.user, now=now)
+            self._deliver(node, cmd.user, result.entries)
+            self._ok(node, cmd.user, cmd.id)
         return True
 
     def _later(self, send: Callable[[], None]) -> None:
@@ -237,11 +255,11 @@ class Pipeline:
         else:
             pending.extend(deliveries)
 
-    def _process(self, node: str, user: str, cmd: dict[str, Any]) -> None:
-        ref = cmd.get("id")
+    def _process(self, node: str, cmd: Command) -> None:
+        user, ref = cmd.user, cmd.id
         try:
             self._sessions.touch(user, now=self._clock())
-            self._handlers[cmd["type"]](node, user, cmd)
+            self._handle(node, cmd)
         except CommandError as exc:
             COMMAND_ERRORS.labels(code=exc.code.value).inc()
             self._reply(node, user, error_event(ref, exc.code, exc.message))
@@ -268,11 +286,43 @@ class Pipeline:
         self._route([(e.user, e.payload, node if e.user == user else None, 1) for e in entries])
 
     # ------------------------------------------------------------------ handlers
-    def _send(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+    def _handle(self, node: str, cmd: Command) -> None:
+        """Run the handler of the command's class (the most frequent first)."""
+        match cmd:
+            case Send():
+                self._send(node, cmd)
+            case Receipt():
+                self._receipt(node, cmd)
+            case Typing():
+                self._typing(node, cmd)
+            case Sync():
+                self._sync(node, cmd)
+            case GroupCreate():
+                self._group_create(node, cmd)
+            case GroupAdd():
+                self._group_add(node, cmd)
+            case GroupRemove():
+                self._group_remove(node, cmd)
+            case GroupPromote():
+                self._group_promote(node, cmd)
+            case GroupRename():
+                self._group_rename(node, cmd)
+            case GroupLeave():
+                self._group_leave(node, cmd)
+            case GroupList():
+                self._group_list(node, cmd)
+            case PushRegister():
+                self._push_register(node, cmd)
+            case PushUnregister():
+                self._push_unregister(node, cmd)
+            case _:
+                assert_never(cmd)
+
+    def _send(self, node: str, cmd: Send) -> None:
         result = self._store.accept_message(
-            sender=user, command_id=cmd["id"], recipient=cmd["to"], text=cmd["text"], now=self._clock()
+            sender=cmd.user, command_id=cmd.id, recipient=cmd.to, text=cmd.text, now=self._clock()
         )
-        self.route_message(node, user, result)
+        self.route_message(node, cmd.user, result)
 
     def route_message(self, node: str, user: str, result: AcceptResult) -> None:
         """Deliver a message ``user`` stored (text, or media from the media job): ``sent`` to the
@@ -290,13 +340,14 @@ class Pipeline:
             if entry.payload["type"] == "message":
                 self._later(partial(notifier.message_waiting, entry.user, message.id, message.sender))
 
-    def _receipt(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+    def _receipt(self, node: str, cmd: Receipt) -> None:
+        user = cmd.user
         result = self._store.apply_receipts(
-            user=user, status=Status.parse(cmd["status"]), message_ids=cmd["messages"], now=self._clock()
+            user=user, status=cmd.status, message_ids=cmd.messages, now=self._clock()
         )
         self._deliver(node, user, result.entries)
         if not result.not_recipient:
-            self._ok(node, user, cmd["id"])
+            self._ok(node, user, cmd.id)
             return
         if result.not_recipient:
             shown = ", ".join(result.not_recipient[:5]) + ("…" if len(result.not_recipient) > 5 else "")
@@ -305,16 +356,16 @@ class Pipeline:
                 f"{len(result.not_recipient)} message(s) were not sent to you or do not exist: {shown}",
             )
 
-    def _typing(self, node: str, user: str, cmd: dict[str, Any]) -> None:
-        recipient = cmd["to"]
+    def _typing(self, node: str, cmd: Typing) -> None:
+        recipient = cmd.to
         if not self._store.user_exists(recipient):
             raise UnknownUser(recipient)
-        event = {"v": VERSION, "type": "typing", "from": user, "state": cmd["state"]}
+        event = {"v": VERSION, "type": "typing", "from": cmd.user, "state": cmd.state}
         self._route([(recipient, event, None, 0)])
 
-    def _sync(self, node: str, user: str, cmd: dict[str, Any]) -> None:
-        after = int(cmd["after"])
-        limit = min(int(cmd.get("limit") or self._page_size), 1000)
+    def _sync(self, node: str, cmd: Sync) -> None:
+        user, after = cmd.user, cmd.after
+        limit = min(cmd.limit or self._page_size, 1000)
         entries, more = self._store.sync(user=user, after=after, limit=limit)
         page: list[dict[str, Any]] = []
         size = 0
@@ -328,7 +379,7 @@ class Pipeline:
         event = {
             "v": VERSION,
             "type": "sync_page",
-            "ref": cmd["id"],
+            "ref": cmd.id,
             "entries": page,
             "more": more,
             "cursor": cursor,
@@ -336,66 +387,66 @@ class Pipeline:
         self._reply(node, user, event)
 
     # ------------------------------------------------------------------ groups
-    def _group_create(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+    def _group_create(self, node: str, cmd: GroupCreate) -> None:
         change = self._store.create_group(
-            creator=user,
-            name=cmd["name"],
-            members=cmd["members"],
+            creator=cmd.user,
+            name=cmd.name,
+            members=cmd.members,
             now=self._clock(),
-            ref=cmd["id"],
+            ref=cmd.id,
             max_members=self._max_members,
         )
-        self._deliver(node, user, change.entries)
+        self._deliver(node, cmd.user, change.entries)
 
-    def _group_add(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+    def _group_add(self, node: str, cmd: GroupAdd) -> None:
         change = self._store.add_members(
-            group=cmd["group"],
-            actor=user,
-            members=cmd["members"],
+            group=cmd.group,
+            actor=cmd.user,
+            members=cmd.members,
             now=self._clock(),
-            ref=cmd["id"],
+            ref=cmd.id,
             max_members=self._max_members,
         )
-        self._deliver(node, user, change.entries)
+        self._deliver(node, cmd.user, change.entries)
 
-    def _group_remove(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+    def _group_remove(self, node: str, cmd: GroupRemove) -> None:
         change = self._store.remove_members(
-            group=cmd["group"], actor=user, members=cmd["members"], now=self._clock(), ref=cmd["id"]
+            group=cmd.group, actor=cmd.user, members=cmd.members, now=self._clock(), ref=cmd.id
         )
-        self._deliver(node, user, change.entries)
+        self._deliver(node, cmd.user, change.entries)
 
-    def _group_promote(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+    def _group_promote(self, node: str, cmd: GroupPromote) -> None:
         change = self._store.promote(
-            group=cmd["group"], actor=user, members=cmd["members"], now=self._clock(), ref=cmd["id"]
+            group=cmd.group, actor=cmd.user, members=cmd.members, now=self._clock(), ref=cmd.id
         )
-        self._deliver(node, user, change.entries)
+        self._deliver(node, cmd.user, change.entries)
 
-    def _group_rename(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+    def _group_rename(self, node: str, cmd: GroupRename) -> None:
         change = self._store.rename_group(
-            group=cmd["group"], actor=user, name=cmd["name"], now=self._clock(), ref=cmd["id"]
+            group=cmd.group, actor=cmd.user, name=cmd.name, now=self._clock(), ref=cmd.id
         )
-        self._deliver(node, user, change.entries)
+        self._deliver(node, cmd.user, change.entries)
 
-    def _group_leave(self, node: str, user: str, cmd: dict[str, Any]) -> None:
-        change = self._store.leave_group(group=cmd["group"], user=user, now=self._clock(), ref=cmd["id"])
-        self._deliver(node, user, change.entries)
+    def _group_leave(self, node: str, cmd: GroupLeave) -> None:
+        change = self._store.leave_group(group=cmd.group, user=cmd.user, now=self._clock(), ref=cmd.id)
+        self._deliver(node, cmd.user, change.entries)
 
-    def _group_list(self, node: str, user: str, cmd: dict[str, Any]) -> None:
-        listed = [group.wire() for group in self._store.groups_of(user)]
-        self._reply(node, user, {"v": VERSION, "type": "groups", "ref": cmd["id"], "groups": listed})
+    def _group_list(self, node: str, cmd: GroupList) -> None:
+        listed = [group.wire() for group in self._store.groups_of(cmd.user)]
+        self._reply(node, cmd.user, {"v": VERSION, "type": "groups", "ref": cmd.id, "groups": listed})
 
     # ------------------------------------------------------------------ push tokens
-    def _push_register(self, node: str, user: str, cmd: dict[str, Any]) -> None:
+    def _push_register(self, node: str, cmd: PushRegister) -> None:
         self._store.register_push_token(
-            user=user,
-            token=cmd["token"],
-            platform=cmd["platform"],
-            preview=cmd.get("preview", True),
+            user=cmd.user,
+            token=cmd.token,
+            platform=cmd.platform,
+            preview=cmd.preview,
             now=self._clock(),
         )
-        self._ok(node, user, cmd["id"])
+        self._ok(node, cmd.user, cmd.id)
 
-    def _push_unregister(self, node: str, user: str, cmd: dict[str, Any]) -> None:
-        if not self._store.unregister_push_token(user=user, token=cmd["token"]):
+    def _push_unregister(self, node: str, cmd: PushUnregister) -> None:
+        if not self._store.unregister_push_token(user=cmd.user, token=cmd.token):
             raise CommandError(ErrorCode.BAD_REQUEST, "no such push token of yours")
-        self._ok(node, user, cmd["id"])
+        self._ok(node, cmd.user, cmd.id)

@@ -1,0 +1,248 @@
+"""Typed client commands: one class per command ``type`` of the wire contract's JSON Schema.
+
+The node's ingest validates each command against the schema before batching it, and batches cross
+a process pipe or Dramatiq as JSON, so the pipeline receives plain dicts it can trust. It turns
+each into the class of its type here (``typed_command``), once, and its handlers read fields
+instead of dict keys. Nothing is checked again: a command's shape is the schema's business, and
+tests/unit/test_commands.py holds these classes to the schema, so a schema change without a
+change here fails.
+
+Each class is a ``NamedTuple``: immutable and the cheapest kind of object to build, which matters
+because one is built for every command. ``user`` is the authenticated user who sent the command
+(never a field of the payload); the other fields are the payload's, ``v`` and ``type`` left out
+(the version is the only one there is, the type is the class). Lists are the decoded JSON's own,
+not copied, and typed as read-only sequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, NamedTuple, TypeAlias
+
+from client_sdk.contract import Status
+
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "GroupAdd",
+    "GroupCreate",
+    "GroupLeave",
+    "GroupList",
+    "GroupPromote",
+    "GroupRemove",
+    "GroupRename",
+    "Platform",
+    "PushRegister",
+    "PushUnregister",
+    "Raw",
+    "Receipt",
+    "Send",
+    "Sync",
+    "Typing",
+    "TypingState",
+    "typed_command",
+]
+
+Raw = Mapping[str, Any]
+"""A command as decoded from JSON and validated by the ingest."""
+
+TypingState = Literal["composing", "paused"]
+Platform = Literal["android", "ios", "web"]
+
+_STATUS_OF_LABEL = {status.label: status for status in Status}
+"""``Status.parse`` as one dict look-up: an Enum's own look-up by name is several times slower."""
+
+
+class Send(NamedTuple):
+    """A text message to a user, or to a group (``to`` is then a group id)."""
+
+    user: str
+    id: str
+    to: str
+    text: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Send:
+        return cls(user, raw["id"], raw["to"], raw["text"])
+
+
+class Receipt(NamedTuple):
+    """These messages were delivered to, or read on, a device of ``user``."""
+
+    user: str
+    id: str
+    status: Status
+    """``Status.DELIVERED`` or ``Status.READ`` (the payload's label, parsed)."""
+    messages: Sequence[str]
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Receipt:
+        return cls(user, raw["id"], _STATUS_OF_LABEL[raw["status"]], raw["messages"])
+
+
+class Typing(NamedTuple):
+    user: str
+    id: str
+    to: str
+    state: TypingState
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Typing:
+        return cls(user, raw["id"], raw["to"], raw["state"])
+
+
+class Sync(NamedTuple):
+    """Every inbox event after cursor ``after``; ``limit`` entries a page, or the server's default."""
+
+    user: str
+    id: str
+    after: int
+    limit: int | None = None
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Sync:
+        # JSON Schema's "integer" also accepts a number like 5.0
+        limit = raw.get("limit")
+        return cls(user, raw["id"], int(raw["after"]), None if limit is None else int(limit))
+
+
+class GroupCreate(NamedTuple):
+    user: str
+    id: str
+    name: str
+    members: Sequence[str]
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupCreate:
+        return cls(user, raw["id"], raw["name"], raw["members"])
+
+
+class GroupAdd(NamedTuple):
+    user: str
+    id: str
+    group: str
+    members: Sequence[str]
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupAdd:
+        return cls(user, raw["id"], raw["group"], raw["members"])
+
+
+class GroupRemove(NamedTuple):
+    user: str
+    id: str
+    group: str
+    members: Sequence[str]
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupRemove:
+        return cls(user, raw["id"], raw["group"], raw["members"])
+
+
+class GroupPromote(NamedTuple):
+    user: str
+    id: str
+    group: str
+    members: Sequence[str]
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupPromote:
+        return cls(user, raw["id"], raw["group"], raw["members"])
+
+
+class GroupRename(NamedTuple):
+    user: str
+    id: str
+    group: str
+    name: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupRename:
+        return cls(user, raw["id"], raw["group"], raw["name"])
+
+
+class GroupLeave(NamedTuple):
+    user: str
+    id: str
+    group: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupLeave:
+        return cls(user, raw["id"], raw["group"])
+
+
+class GroupList(NamedTuple):
+    user: str
+    id: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupList:
+        return cls(user, raw["id"])
+
+
+class PushRegister(NamedTuple):
+    """A device's push token; ``preview``: whether notifications may show the sender and text."""
+
+    user: str
+    id: str
+    token: str
+    platform: Platform
+    preview: bool = True
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> PushRegister:
+        return cls(user, raw["id"], raw["token"], raw["platform"], raw.get("preview", True))
+
+
+class PushUnregister(NamedTuple):
+    user: str
+    id: str
+    token: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> PushUnregister:
+        return cls(user, raw["id"], raw["token"])
+
+
+Command: TypeAlias = (
+    Send
+    | Receipt
+    | Typing
+    | Sync
+    | GroupCreate
+    | GroupAdd
+    | GroupRemove
+    | GroupPromote
+    | GroupRename
+    | GroupLeave
+    | GroupList
+    | PushRegister
+    | PushUnregister
+)
+
+COMMANDS: Mapping[str, type[Command]] = {
+    "send": Send,
+    "receipt": Receipt,
+    "typing": Typing,
+    "sync": Sync,
+    "group_create": GroupCreate,
+    "group_add": GroupAdd,
+    "group_remove": GroupRemove,
+    "group_promote": GroupPromote,
+    "group_rename": GroupRename,
+    "group_leave": GroupLeave,
+    "group_list": GroupList,
+    "push_register": PushRegister,
+    "push_unregister": PushUnregister,
+}
+"""The class of each command ``type`` of the wire contract."""
+
+_FROM_WIRE: Mapping[str, Callable[[str, Raw], Command]] = {
+    kind: cls.from_wire for kind, cls in COMMANDS.items()
+}
+
+
+def typed_command(user: str, raw: Raw) -> Command:
+    """The command ``user`` sent, typed. ``raw`` must be valid (the ingest checked it against the
+    schema); a dict that is not raises KeyError or ValueError."""
+    return _FROM_WIRE[raw["type"]](user, raw)
