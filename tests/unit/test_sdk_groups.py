@@ -27,12 +27,12 @@ from client_sdk import (
     Status,
     Timeout,
 )
-from client_sdk.client import _State
-from client_sdk.commands import group_create_command, group_list_command, group_members_command
+from client_sdk._client import _State
+from client_sdk._commands import group_create_command, group_list_command, group_members_command
+from client_sdk._events import GroupList
+from client_sdk._pending import PendingRequest, PendingRequests
+from client_sdk._session import Session
 from client_sdk.contract import load_schema
-from client_sdk.events import GroupList
-from client_sdk.pending import PendingRequest, PendingRequests
-from client_sdk.session import Session
 from tests.unit.test_sdk_session import (
     ME,
     commands,

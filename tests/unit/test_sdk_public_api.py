@@ -56,7 +56,7 @@ def test_all_is_pinned() -> None:
 
 
 def test_every_error_has_one_root() -> None:
-    # Then the tree documented in errors.py holds
+    # Then the tree documented in _errors.py holds
     assert issubclass(ConnectError, MqchatError)
     assert issubclass(AuthenticationError, ConnectError)
     assert issubclass(NotConnected, MqchatError)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from client_sdk.session import THROTTLE_RESEND_DELAY, UNANSWERED_RESEND
+from client_sdk._session import THROTTLE_RESEND_DELAY, UNANSWERED_RESEND
 from tests.unit.test_sdk_session import commands, error_event, new_session, sent_event, synced
 
 

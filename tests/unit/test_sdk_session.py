@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from client_sdk import CommandRejected, Message, Presence, Receipt, Sent, ServerError, Status, Typing
-from client_sdk.session import Effects, Session
+from client_sdk._session import Effects, Session
 
 ME = "alice"
 

@@ -2,7 +2,7 @@
 
 :class:`Session` is fed what happens on the connection (connected, inbox subscribed, a payload
 arrived, time passed, the app wants to send) and answers with :class:`Effects`: the commands to
-publish and the events to hand to the app. The MQTT adapter (:mod:`client_sdk.client`) does the
+publish and the events to hand to the app. The MQTT adapter (:mod:`client_sdk._client`) does the
 I/O and the locking; everything docs/protocol.md "Semantics" asks of a client lives here:
 
 - after every connect and inbox SUBACK: ``sync`` from the processed cursor, following the pages
@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
-from client_sdk.commands import (
+from client_sdk._commands import (
     DEFAULT_SYNC_LIMIT,
     new_command_id,
     receipt_commands,
@@ -33,9 +33,8 @@ from client_sdk.commands import (
     sync_command,
     typing_command,
 )
-from client_sdk.contract import Status
-from client_sdk.errors import CommandRejected
-from client_sdk.events import (
+from client_sdk._errors import CommandRejected
+from client_sdk._events import (
     Event,
     Group,
     GroupEvent,
@@ -53,9 +52,10 @@ from client_sdk.events import (
     parse_inbox,
     parse_presence,
 )
-from client_sdk.outbox import Outbox, OutgoingMessage
-from client_sdk.pending import PendingRequest, PendingRequests
-from client_sdk.sequencer import DEFAULT_GAP_TIMEOUT, Sequencer
+from client_sdk._outbox import Outbox, OutgoingMessage
+from client_sdk._pending import PendingRequest, PendingRequests
+from client_sdk._sequencer import DEFAULT_GAP_TIMEOUT, Sequencer
+from client_sdk.contract import Status
 
 __all__ = ["SYNC_RETRY_DELAY", "SYNC_TIMEOUT", "Command", "Effects", "Session"]
 

@@ -1,4 +1,4 @@
-"""The mqchat client: paho-mqtt I/O and thread safety around the protocol state machine (:mod:`.session`).
+"""The mqchat client: paho-mqtt I/O and thread safety around the protocol state machine (:mod:`._session`).
 
 Threads: the caller's threads, paho's network thread (``loop_start``; every paho callback runs
 there) and one ticker thread that fires the session's timers (gap syncs, sync retries). All
@@ -27,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from client_sdk.commands import (
+from client_sdk._commands import (
     group_create_command,
     group_leave_command,
     group_list_command,
@@ -37,6 +37,31 @@ from client_sdk.commands import (
     push_register_command,
     push_unregister_command,
 )
+from client_sdk._errors import (
+    AuthenticationError,
+    ConnectError,
+    MqchatError,
+    NotConnected,
+    PresenceForbidden,
+    Timeout,
+)
+from client_sdk._events import (
+    Event,
+    Group,
+    GroupEvent,
+    GroupList,
+    Message,
+    Ok,
+    Presence,
+    PresenceRefused,
+    Sent,
+    parse_sequenced,
+)
+from client_sdk._media import Media
+from client_sdk._outbox import OutgoingMessage
+from client_sdk._session import Command, Effects, Session
+from client_sdk._statefile import StateFile
+from client_sdk._transfer import MediaEndpoint
 from client_sdk.contract import (
     DEFAULT_MEDIA_PORT,
     DEFAULT_PREFIX,
@@ -49,31 +74,6 @@ from client_sdk.contract import (
     encode,
     is_valid_user_id,
 )
-from client_sdk.errors import (
-    AuthenticationError,
-    ConnectError,
-    MqchatError,
-    NotConnected,
-    PresenceForbidden,
-    Timeout,
-)
-from client_sdk.events import (
-    Event,
-    Group,
-    GroupEvent,
-    GroupList,
-    Message,
-    Ok,
-    Presence,
-    PresenceRefused,
-    Sent,
-    parse_sequenced,
-)
-from client_sdk.media import Media
-from client_sdk.outbox import OutgoingMessage
-from client_sdk.session import Command, Effects, Session
-from client_sdk.statefile import StateFile
-from client_sdk.transfer import MediaEndpoint
 
 __all__ = ["Client"]
 
