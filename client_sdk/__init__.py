@@ -12,9 +12,8 @@ The wire contract itself (topics, payloads, codes) is in :mod:`client_sdk.contra
 docs/protocol.md.
 """
 
-from client_sdk.client import Client
-from client_sdk.contract import Status
-from client_sdk.errors import (
+from client_sdk._client import Client
+from client_sdk._errors import (
     AuthenticationError,
     CommandRejected,
     ConnectError,
@@ -23,7 +22,7 @@ from client_sdk.errors import (
     PresenceForbidden,
     Timeout,
 )
-from client_sdk.events import (
+from client_sdk._events import (
     Event,
     Group,
     GroupEvent,
@@ -35,8 +34,9 @@ from client_sdk.events import (
     ServerError,
     Typing,
 )
-from client_sdk.media import Media
-from client_sdk.outbox import OutgoingMessage
+from client_sdk._media import Media
+from client_sdk._outbox import OutgoingMessage
+from client_sdk.contract import Status
 
 __all__ = [
     "AuthenticationError",

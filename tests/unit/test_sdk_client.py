@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from client_sdk import AuthenticationError, Client, ConnectError, NotConnected
+from tests.raw_publish import publish_raw
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def test_nothing_works_before_connecting() -> None:
     with pytest.raises(NotConnected):
         client.wait_synced(timeout=0)
     with pytest.raises(NotConnected):
-        client.publish_raw(b"{}")
+        publish_raw(client, b"{}")
     assert not client.connected
 
 

@@ -9,7 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from client_sdk import Status
-from client_sdk.commands import (
+from client_sdk._commands import (
     MAX_GROUP_NAME_LENGTH,
     MAX_MEMBERS_PER_COMMAND,
     group_create_command,

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from client_sdk import Group, GroupEvent, Message, Presence, Receipt, Sent, ServerError, Status, Typing
+from client_sdk._events import GroupList, SyncPage, cursor_of, parse_inbox, parse_presence, parse_sequenced
 from client_sdk.contract import load_schema
-from client_sdk.events import GroupList, SyncPage, cursor_of, parse_inbox, parse_presence, parse_sequenced
 
 STORED = {
     "id": "m-1",

@@ -27,12 +27,12 @@ from client_sdk import (
     Status,
     Timeout,
 )
-from client_sdk.client import _State
-from client_sdk.commands import group_create_command, group_list_command, group_members_command
+from client_sdk._base import State
+from client_sdk._commands import group_create_command, group_list_command, group_members_command
+from client_sdk._events import GroupList
+from client_sdk._pending import PendingRequest, PendingRequests
+from client_sdk._session import Session
 from client_sdk.contract import load_schema
-from client_sdk.events import GroupList
-from client_sdk.pending import PendingRequest, PendingRequests
-from client_sdk.session import Session
 from tests.unit.test_sdk_session import (
     ME,
     commands,
@@ -338,7 +338,7 @@ def test_a_group_message_moves_forward_only_when_every_member_got_there() -> Non
     # Given a message alice sent to the group, stored by the server
     session = new_session()
     synced(session)
-    outgoing, effects = session.send(to=GID, text="hello everyone", id="a-1")
+    outgoing, effects = session.send(to=GID, text="hello everyone", id="a-1", now=0.0)
     stored = group_message(1, "m-1", sender=ME)["message"]
     session.on_inbox(
         conforms({"v": 1, "type": "sent", "cursor": 1, "ref": "a-1", "message": stored}), now=0.0
@@ -468,7 +468,7 @@ def chat() -> Iterator[tuple[Client, FakeMqtt]]:
     client = Client(user=ME, token="t")
     fake = FakeMqtt(client)
     client._mqtt = fake  # type: ignore[assignment]
-    client._state = _State.OPEN
+    client._state = State.OPEN
     client._session.on_connected()
     yield client, fake
     client.close()

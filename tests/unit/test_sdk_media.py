@@ -9,10 +9,10 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from client_sdk import Client, CommandRejected, Media, Message, Status
+from client_sdk._events import parse_inbox
+from client_sdk._media import parse_media
+from client_sdk._outbox import Outbox, OutgoingMessage
 from client_sdk.contract import load_schema
-from client_sdk.events import parse_inbox
-from client_sdk.media import parse_media
-from client_sdk.outbox import Outbox, OutgoingMessage
 
 PHOTO = {
     "key": "m/5f0c.jpg",

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from client_sdk import CommandRejected, Message, NotConnected, OutgoingMessage, Receipt, Status, Timeout
-from client_sdk.outbox import Outbox
+from client_sdk._outbox import Outbox
 
 
 def stored(message_id: str = "m-1", *, seq: int = 1) -> Message:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import pkgutil
 import typing
 
 import client_sdk
@@ -55,8 +56,15 @@ def test_all_is_pinned() -> None:
     assert all(hasattr(client_sdk, name) for name in client_sdk.__all__)
 
 
+def test_only_the_wire_contract_is_a_public_module() -> None:
+    # When the package's modules are listed, Then all but the contract the server shares are private
+    modules = {module.name for module in pkgutil.iter_modules(client_sdk.__path__)}
+    assert {name for name in modules if not name.startswith("_")} == {"contract"}
+    assert "_client" in modules  # the listing does see the private ones
+
+
 def test_every_error_has_one_root() -> None:
-    # Then the tree documented in errors.py holds
+    # Then the tree documented in _errors.py holds
     assert issubclass(ConnectError, MqchatError)
     assert issubclass(AuthenticationError, ConnectError)
     assert issubclass(NotConnected, MqchatError)

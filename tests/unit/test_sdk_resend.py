@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import time
 
-from client_sdk.session import THROTTLE_RESEND_DELAY, UNANSWERED_RESEND
+from client_sdk._session import THROTTLE_RESEND_DELAY, UNANSWERED_RESEND
 from tests.unit.test_sdk_session import commands, error_event, new_session, sent_event, synced
 
 
 def test_an_unanswered_send_is_published_again_with_the_same_id() -> None:
     session = new_session()
     synced(session)
-    out, effects = session.send(to="bob", text="hello")
-    (first,) = commands(effects, "send")
     start = time.monotonic()
+    out, effects = session.send(to="bob", text="hello", now=start)
+    (first,) = commands(effects, "send")
 
     assert commands(session.on_tick(now=start + UNANSWERED_RESEND / 2), "send") == []
     (again,) = commands(session.on_tick(now=start + UNANSWERED_RESEND + 1), "send")
@@ -26,7 +26,7 @@ def test_an_unanswered_send_is_published_again_with_the_same_id() -> None:
 def test_an_answered_send_is_not_published_again() -> None:
     session = new_session()
     synced(session)
-    out, _ = session.send(to="bob", text="hello")
+    out, _ = session.send(to="bob", text="hello", now=time.monotonic())
     session.on_inbox(sent_event(1, out.id, "m1"), now=time.monotonic())
 
     assert commands(session.on_tick(now=time.monotonic() + UNANSWERED_RESEND * 3), "send") == []
@@ -35,7 +35,7 @@ def test_an_answered_send_is_not_published_again() -> None:
 def test_a_deferred_send_is_kept_and_sent_again_after_a_pause() -> None:
     session = new_session()
     synced(session)
-    out, _ = session.send(to="bob", text="later")
+    out, _ = session.send(to="bob", text="later", now=10.0)
 
     effects = session.on_inbox(error_event(out.id, code="rate_limited"), now=10.0)
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from client_sdk.sequencer import Sequencer
+from client_sdk._sequencer import Sequencer
 
 
 def offer_all(sequencer: Sequencer[int], cursors: list[int], *, now: float = 0.0) -> list[int]:

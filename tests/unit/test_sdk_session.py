@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from client_sdk import CommandRejected, Message, Presence, Receipt, Sent, ServerError, Status, Typing
-from client_sdk.session import Effects, Session
+from client_sdk._session import Effects, Session
 
 ME = "alice"
 
@@ -214,7 +214,7 @@ def test_a_send_while_synced_is_published_at_once() -> None:
     synced(session)
 
     # When the app sends
-    outgoing, effects = session.send(to="bob", text="hi")
+    outgoing, effects = session.send(to="bob", text="hi", now=0.0)
 
     # Then the send command goes out with the handle's id
     assert commands(effects) == [{"v": 1, "type": "send", "id": outgoing.id, "to": "bob", "text": "hi"}]
@@ -224,11 +224,11 @@ def test_a_send_while_synced_is_published_at_once() -> None:
 def test_sends_made_offline_or_during_the_sync_go_out_after_it_in_order() -> None:
     # Given a message sent while disconnected
     session = new_session()
-    first, offline = session.send(to="bob", text="one", id="a-1")
+    first, offline = session.send(to="bob", text="one", id="a-1", now=0.0)
 
     # When the session connects, a second message is sent during the sync, and the sync ends
     sync_id = connect(session)
-    second, during_sync = session.send(to="bob", text="two", id="a-2")
+    second, during_sync = session.send(to="bob", text="two", id="a-2", now=0.0)
     done = session.on_inbox(page(sync_id, []), now=0.1)
 
     # Then nothing was published early, and both go out after the sync, oldest first
@@ -241,8 +241,8 @@ def test_unanswered_sends_are_resent_after_every_reconnect_and_answered_ones_are
     # Given two messages published while synced; the server answered the first one only
     session = new_session()
     synced(session)
-    answered, _ = session.send(to="bob", text="one", id="a-1")
-    unanswered, _ = session.send(to="bob", text="two", id="a-2")
+    answered, _ = session.send(to="bob", text="one", id="a-1", now=0.0)
+    unanswered, _ = session.send(to="bob", text="two", id="a-2", now=0.0)
     session.on_inbox(sent_event(1, "a-1", "m-1"), now=0.1)
 
     # When the connection drops and comes back and the sync ends
@@ -259,7 +259,7 @@ def test_a_sent_found_by_the_sync_settles_the_message_before_the_resend() -> Non
     # Given a message whose sent event was missed while offline
     session = new_session()
     synced(session)
-    outgoing, _ = session.send(to="bob", text="one", id="a-1")
+    outgoing, _ = session.send(to="bob", text="one", id="a-1", now=0.0)
     session.on_disconnected()
 
     # When the reconnect sync returns its sent event
@@ -277,7 +277,7 @@ def test_receipts_move_the_outgoing_message_forward() -> None:
     # Given a sent message
     session = new_session()
     synced(session)
-    outgoing, _ = session.send(to="bob", text="hi", id="a-1")
+    outgoing, _ = session.send(to="bob", text="hi", id="a-1", now=0.0)
     session.on_inbox(sent_event(1, "a-1", "m-1"), now=0.0)
 
     # When it is delivered then read
@@ -294,7 +294,7 @@ def test_a_refused_send_fails_its_handle_and_is_not_resent() -> None:
     # Given a message to a user who does not exist
     session = new_session()
     synced(session)
-    outgoing, _ = session.send(to="bobb", text="hi", id="a-1")
+    outgoing, _ = session.send(to="bobb", text="hi", id="a-1", now=0.0)
 
     # When the server answers with an error for it
     effects = session.on_inbox(error_event("a-1"), now=0.0)
@@ -325,7 +325,7 @@ def test_read_receipts_and_typing() -> None:
     synced(session)
 
     # When the app marks messages read and shows typing
-    read = session.receipts(["m-1", "m-2"], status=Status.READ)
+    read = session.receipts(["m-1", "m-2"], status=Status.READ, now=0.0)
     typing = session.typing(to="bob", composing=False)
 
     # Then a read receipt (QoS 1) and a paused typing indicator (QoS 0) are published

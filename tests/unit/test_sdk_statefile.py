@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from client_sdk.statefile import StateFile
+from client_sdk._statefile import StateFile
 
 
 def test_a_missing_file_means_start_from_the_beginning(tmp_path: Path) -> None:

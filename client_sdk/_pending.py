@@ -16,8 +16,8 @@ import logging
 import threading
 from typing import Any, Generic, TypeVar
 
-from client_sdk.errors import CommandRejected, NotConnected, Timeout
-from client_sdk.events import GroupEvent, GroupList, Ok
+from client_sdk._errors import CommandRejected, NotConnected, Timeout
+from client_sdk._events import GroupEvent, GroupList, Ok
 
 __all__ = ["PendingRequest", "PendingRequests"]
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from client_sdk._errors import CommandRejected, NotConnected, Timeout
+from client_sdk._events import Message, Receipt
 from client_sdk.contract import Status
-from client_sdk.errors import CommandRejected, NotConnected, Timeout
-from client_sdk.events import Message, Receipt
 
 __all__ = ["DEFAULT_MAX_TRACKED", "Outbox", "OutgoingMessage"]
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeGuard, TypeVar
 
+from client_sdk._media import Media, parse_media
 from client_sdk.contract import (
     PRESENCE_STATUSES,
     SEQUENCED_EVENT_TYPES,
@@ -20,7 +21,6 @@ from client_sdk.contract import (
     Status,
     is_group_id,
 )
-from client_sdk.media import Media, parse_media
 
 __all__ = [
     "Event",

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import IO, Any, Final
 from urllib.parse import quote, urlencode
 
+from client_sdk._errors import CommandRejected, ConnectError, MqchatError
 from client_sdk.contract import COMMAND_ID_RE, MAX_CAPTION_LENGTH, is_group_id, is_valid_user_id
-from client_sdk.errors import CommandRejected, ConnectError, MqchatError
 
 __all__ = ["HTTP_TIMEOUT", "MediaEndpoint", "UploadAnswer"]
 

@@ -2,7 +2,7 @@
 
 :class:`Session` is fed what happens on the connection (connected, inbox subscribed, a payload
 arrived, time passed, the app wants to send) and answers with :class:`Effects`: the commands to
-publish and the events to hand to the app. The MQTT adapter (:mod:`client_sdk.client`) does the
+publish and the events to hand to the app. The MQTT adapter (:mod:`client_sdk._client`) does the
 I/O and the locking; everything docs/protocol.md "Semantics" asks of a client lives here:
 
 - after every connect and inbox SUBACK: ``sync`` from the processed cursor, following the pages
@@ -13,19 +13,21 @@ I/O and the locking; everything docs/protocol.md "Semantics" asks of a client li
 - ``sent`` / ``error`` answers settle the outgoing messages, receipts move them forward;
 - commands that wait for an answer (group management) are matched with the event whose ``ref`` is
   their id: the sequenced ``group`` event when it is processed in order, the live ``groups`` event
-  on arrival, or an ``error``; every group event and ``groups`` answer refreshes the group cache.
+  on arrival, or an ``error``; every group event and ``groups`` answer refreshes the group cache;
+- the presence subscriptions: the watched users' topics are subscribed again after every connect,
+  together with the inbox; a user whose subscription the server refuses is no longer watched (a
+  ``PresenceRefused`` event says so) until the app watches them again.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
-from client_sdk.commands import (
+from client_sdk._commands import (
     DEFAULT_SYNC_LIMIT,
     new_command_id,
     receipt_commands,
@@ -33,9 +35,8 @@ from client_sdk.commands import (
     sync_command,
     typing_command,
 )
-from client_sdk.contract import Status
-from client_sdk.errors import CommandRejected
-from client_sdk.events import (
+from client_sdk._errors import CommandRejected
+from client_sdk._events import (
     Event,
     Group,
     GroupEvent,
@@ -43,6 +44,7 @@ from client_sdk.events import (
     Message,
     Ok,
     Presence,
+    PresenceRefused,
     Receipt,
     Sent,
     Sequenced,
@@ -53,9 +55,11 @@ from client_sdk.events import (
     parse_inbox,
     parse_presence,
 )
-from client_sdk.outbox import Outbox, OutgoingMessage
-from client_sdk.pending import PendingRequest, PendingRequests
-from client_sdk.sequencer import DEFAULT_GAP_TIMEOUT, Sequencer
+from client_sdk._outbox import Outbox, OutgoingMessage
+from client_sdk._pending import PendingRequest, PendingRequests
+from client_sdk._sequencer import DEFAULT_GAP_TIMEOUT, Sequencer
+from client_sdk._subscriptions import Subscribe, Subscriptions
+from client_sdk.contract import Status
 
 __all__ = ["SYNC_RETRY_DELAY", "SYNC_TIMEOUT", "Command", "Effects", "Session"]
 
@@ -88,14 +92,16 @@ UNANSWERED_RESEND: Final = 15.0
 
 @dataclass(slots=True)
 class Effects:
-    """What the I/O layer must do after an input: publish ``commands`` in order, hand ``events``
-    to the app in order, and persist the cursor when ``cursor_advanced``."""
+    """What the I/O layer must do after an input: send ``subscriptions``, publish ``commands`` in
+    order, hand ``events`` to the app in order, and persist the cursor when ``cursor_advanced``."""
 
     commands: list[Command] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     cursor_advanced: bool = False
+    subscriptions: list[Subscribe] = field(default_factory=list)
 
     def __iadd__(self, other: Effects) -> Effects:
+        self.subscriptions.extend(other.subscriptions)
         self.commands.extend(other.commands)
         self.events.extend(other.events)
         self.cursor_advanced = self.cursor_advanced or other.cursor_advanced
@@ -146,6 +152,7 @@ class Session:
         self._my_syncs: deque[str] = deque(maxlen=_MAX_REMEMBERED_SYNCS)
         self._presence: dict[str, Presence] = {}
         self._groups: dict[str, Group] = {}
+        self._subscriptions = Subscriptions()
 
     # -- state -------------------------------------------------------------------------------
 
@@ -166,6 +173,14 @@ class Session:
     def presence(self, user: str) -> Presence | None:
         """The latest presence seen for ``user``."""
         return self._presence.get(user)
+
+    def presence_unanswered(self, user: str) -> bool:
+        """Whether a subscription to ``user``'s presence is out and the server has not answered it yet."""
+        return self._subscriptions.unanswered(user)
+
+    def presence_refused(self, user: str) -> bool:
+        """Whether the server refused to show ``user``'s presence (and the app did not watch again since)."""
+        return self._subscriptions.refused(user)
 
     def group(self, group_id: str) -> Group | None:
         """The group as the latest ``group`` event or ``groups`` answer described it (None: never seen).
@@ -189,14 +204,41 @@ class Session:
 
     # -- connection ----------------------------------------------------------------------------
 
-    def on_connected(self) -> None:
-        """The server accepted the connection (CONNACK): the inbox must be subscribed again."""
+    def on_connected(self) -> Effects:
+        """The server accepted the connection (CONNACK): subscribe the inbox and the watched presences
+        again."""
         self._reset_connection()
         self._connected = True
+        return Effects(subscriptions=[self._subscriptions.on_connected()])
 
     def on_disconnected(self) -> None:
         """The connection is gone."""
         self._reset_connection()
+        self._subscriptions.lost()
+
+    def on_subscribing(self, message_id: int, subscribe: Subscribe) -> None:
+        """``subscribe`` went out as the SUBSCRIBE ``message_id``; its SUBACK is awaited.
+
+        Not called for a SUBSCRIBE that could not be sent: it is made again on the next connect.
+        """
+        self._subscriptions.sent(message_id, subscribe)
+
+    def on_suback(self, message_id: int, refused: Sequence[bool], *, now: float) -> Effects:
+        """The server answered SUBSCRIBE ``message_id``; ``refused`` tells, per topic in order,
+        whether it refused that topic.
+
+        A refused presence is no longer watched (a :class:`PresenceRefused` event); a granted inbox
+        starts the catch-up (:meth:`on_subscribed`).
+        """
+        refusals, inbox_granted = self._subscriptions.answered(message_id, refused)
+        for user in refusals:
+            logger.info("the server refused to show the presence of %s to %s", user, self.user)
+        effects = Effects(events=[PresenceRefused(user=user) for user in refusals])
+        if inbox_granted is False:
+            logger.error("the server refused the inbox subscription of %s", self.user)
+        elif inbox_granted:
+            effects += self.on_subscribed(now=now)
+        return effects
 
     def on_subscribed(self, *, now: float) -> Effects:
         """The inbox subscription was granted: catch up with a ``sync`` from the processed cursor."""
@@ -298,23 +340,24 @@ class Session:
 
     # -- what the app asks for --------------------------------------------------------------------
 
-    def send(self, *, to: str, text: str, id: str | None = None) -> tuple[OutgoingMessage, Effects]:
+    def send(
+        self, *, to: str, text: str, id: str | None = None, now: float
+    ) -> tuple[OutgoingMessage, Effects]:
         """Queue a message; it is published now when the session is synced, else after the next sync."""
         command = send_command(id=self._new_id() if id is None else id, to=to, text=text)
         outgoing = OutgoingMessage(id=command["id"], to=to, text=text)
         self.outbox.add(outgoing)
         if self._synced:
-            return outgoing, Effects(commands=[self._publish_send(outgoing, now=time.monotonic())])
+            return outgoing, Effects(commands=[self._publish_send(outgoing, now=now)])
         return outgoing, Effects()
 
-    def receipts(self, message_ids: Iterable[str], *, status: Status) -> Effects:
+    def receipts(self, message_ids: Iterable[str], *, status: Status, now: float) -> Effects:
         """``receipt`` commands for these message ids (at most 500 ids per command).
 
         Each is kept until the server answers ``ok`` and published again when it stays unanswered,
         like a send: a receipt lost with a job queue would otherwise leave the sender without ticks.
         """
         payloads = receipt_commands(status=status, message_ids=message_ids, new_id=self._new_id)
-        now = time.monotonic()
         for payload in payloads:
             self._receipts_pending[payload["id"]] = (payload, now)
         return Effects(commands=[Command(payload) for payload in payloads])
@@ -332,6 +375,13 @@ class Session:
         request = PendingRequest(id=payload["id"], kind=payload["type"], answer_type=answer_type)
         self.requests.add(request)
         return request, Effects(commands=[Command(payload)])
+
+    def watch(self, user: str) -> Effects:
+        """Follow ``user``'s presence from now on (subscribed at once when connected, and after every
+        connect); watching a refused user again asks the server again."""
+        if not self._subscriptions.watch(user) or not self._connected:
+            return Effects()
+        return Effects(subscriptions=[Subscribe(presence=(user,))])
 
     def typing(self, *, to: str, composing: bool) -> Effects:
         """A typing indicator (QoS 0: live only, lost when there is no connection)."""
@@ -454,5 +504,5 @@ class Session:
                 self.requests.resolve(item.ref, item)
             effects.events.append(item)
         if delivered:
-            effects += self.receipts(delivered, status=Status.DELIVERED)
+            effects += self.receipts(delivered, status=Status.DELIVERED, now=now)
         return effects

@@ -1,0 +1,129 @@
+"""The public :class:`Client`: its settings, assembled from one part per concern.
+
+The parts are mixins on :class:`~client_sdk._base.ClientBase` (shared state, lock, effects over
+paho): :mod:`._connection` (lifecycle and paho's callbacks), :mod:`._messaging`,
+:mod:`._media_calls`, :mod:`._group_calls`, :mod:`._push_calls` and :mod:`._presence_calls`.
+The protocol itself is the I/O-free :class:`~client_sdk._session.Session`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import ssl
+import threading
+from types import TracebackType
+from typing import Literal
+
+from client_sdk._base import State
+from client_sdk._connection import Connection
+from client_sdk._group_calls import GroupCalls
+from client_sdk._media_calls import MediaCalls, media_endpoint
+from client_sdk._messaging import Messaging
+from client_sdk._presence_calls import PresenceCalls
+from client_sdk._push_calls import PushCalls
+from client_sdk._session import Session
+from client_sdk._statefile import StateFile
+from client_sdk.contract import (
+    DEFAULT_PREFIX,
+    DEFAULT_PRESENCE_PREFIX,
+    DEVICE_ID_RE,
+    Topics,
+    is_valid_user_id,
+)
+
+__all__ = ["Client"]
+
+
+class Client(Connection, Messaging, MediaCalls, GroupCalls, PushCalls, PresenceCalls):
+    """A chat client of user ``user`` on device ``device`` (MQTT client id ``<user>/<device>``).
+
+    Use it as a context manager (connects on enter, closes on exit) or call :meth:`connect` and
+    :meth:`close`. Once connected it reconnects by itself (when ``reconnect``), catches up with
+    what it missed (``sync`` from :attr:`cursor`) and resends unanswered messages. A client is
+    opened once: make a new one after :meth:`close`.
+
+    ``tls`` is an ``ssl.SSLContext`` or True for the system defaults. ``cursor`` is the inbox
+    position to resume after; with ``state_file`` (and ``cursor`` 0) it is read from that file,
+    which is then kept up to date so a restarted app resumes without duplicates.
+    ``auto_delivered`` sends the ``delivered`` receipt of every message from another user.
+    ``media_url`` is the server's media endpoint for images and videos (default: ``http://`` or,
+    with ``tls``, ``https://`` on ``host`` port 8090).
+    Raises ``ValueError`` for a bad setting or an unreadable ``state_file``.
+    """
+
+    def __init__(
+        self,
+        host: str = "localhost",
+        port: int = 1883,
+        *,
+        user: str,
+        token: str,
+        device: str = "default",
+        transport: Literal["tcp", "websockets"] = "tcp",
+        ws_path: str = "/",
+        tls: ssl.SSLContext | bool = False,
+        prefix: str = DEFAULT_PREFIX,
+        presence_prefix: str = DEFAULT_PRESENCE_PREFIX,
+        keepalive: int = 30,
+        cursor: int = 0,
+        state_file: str | os.PathLike[str] | None = None,
+        auto_delivered: bool = True,
+        connect_timeout: float = 10.0,
+        reconnect: bool = True,
+        media_url: str | None = None,
+    ) -> None:
+        if not is_valid_user_id(user):
+            raise ValueError(f"user {user!r} is not a user id (1-64 characters of [A-Za-z0-9_.-])")
+        if not isinstance(device, str) or DEVICE_ID_RE.fullmatch(device) is None:
+            raise ValueError(f"device {device!r} must be 1-64 characters of [A-Za-z0-9_.-]")
+        if transport not in ("tcp", "websockets"):
+            raise ValueError(f"transport must be 'tcp' or 'websockets', got {transport!r}")
+        if keepalive < 0:
+            raise ValueError(f"keepalive must be >= 0 seconds, got {keepalive}")
+        if connect_timeout <= 0:
+            raise ValueError(f"connect_timeout must be > 0 seconds, got {connect_timeout}")
+        if isinstance(cursor, bool) or not isinstance(cursor, int) or cursor < 0:
+            raise ValueError(f"cursor must be an integer >= 0, got {cursor!r}")
+        self._host = host
+        self._port = port
+        self._user = user
+        self._token = token
+        self._device = device
+        self._transport = transport
+        self._ws_path = ws_path
+        self._tls = tls
+        self._keepalive = keepalive
+        self._connect_timeout = connect_timeout
+        self._reconnect = reconnect
+        self._topics = Topics(prefix, presence_prefix)
+        self._inbox = self._topics.inbox(user)
+        self._outbox = self._topics.outbox(user)
+        self._state_file = None if state_file is None else StateFile(state_file)
+        if self._state_file is not None and cursor == 0:
+            cursor = self._state_file.load()
+        self._session = Session(user=user, cursor=cursor, auto_delivered=auto_delivered)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._events = queue.Queue()
+        self._state = State.NEW
+        self._mqtt = None
+        self._ticker = None
+        self._first_connack = None
+        self._first_connection_lost = False
+        self._media = media_endpoint(media_url, host=host, user=user, token=token, tls=tls)
+
+    def __repr__(self) -> str:
+        return f"Client({self.client_id!r} at {self._host}:{self._port}, {self._state.value})"
+
+    def __enter__(self) -> Client:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,123 @@
+"""Images and videos: uploaded and downloaded over the server's media HTTP endpoint (:mod:`._transfer`),
+their messages answered on MQTT like text."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import ssl
+from typing import IO
+
+from client_sdk._base import ClientBase
+from client_sdk._commands import new_command_id
+from client_sdk._events import Message, Sent, parse_sequenced
+from client_sdk._media import Media
+from client_sdk._outbox import OutgoingMessage
+from client_sdk._transfer import MediaEndpoint
+from client_sdk.contract import DEFAULT_MEDIA_PORT
+
+__all__ = ["MediaCalls", "media_endpoint"]
+
+
+class MediaCalls(ClientBase):
+    """Sending and fetching media."""
+
+    _media: MediaEndpoint
+
+    def send_media(
+        self,
+        to: str,
+        file: str | os.PathLike[str] | IO[bytes],
+        *,
+        caption: str = "",
+        id: str | None = None,
+    ) -> OutgoingMessage:
+        """Send an image or video (a path, or a binary file object read from where it stands) to
+        user or group ``to``, with an optional ``caption``; returns once it is uploaded, with the
+        same handle as :meth:`send` (sent, then the receipts).
+
+        The server sniffs the type from the content (the file's name means nothing to it), checks
+        and processes the file (images lose their metadata and get a thumbnail), then stores and
+        delivers the message. The upload streams the file over HTTP; it needs no MQTT connection.
+
+        Raises :class:`CommandRejected` when the server refuses the upload (code ``too_large``,
+        ``unsupported_media``, ``unknown_user``, ``unknown_group``, ``not_member``,
+        ``unauthorized``...), :class:`ConnectError` when the media endpoint cannot be reached.
+        A file refused while it is processed (code ``bad_media``: damaged, truncated, a
+        decompression bomb) makes :meth:`OutgoingMessage.wait` raise :class:`CommandRejected`.
+        """
+        command_id = new_command_id() if id is None else id
+        outgoing = OutgoingMessage(id=command_id, to=to, text=caption)
+        with self._lock:
+            self._require_open()
+            self._session.outbox.expect(outgoing)
+        try:
+            answer = self._media.upload(to=to, id=command_id, caption=caption, file=file)
+        except BaseException:
+            with self._lock:
+                self._session.outbox.forget(command_id)
+            raise
+        if answer.sent is not None:  # stored before under this id: nothing new is processed
+            sent = parse_sequenced(answer.sent)
+            if isinstance(sent, Sent):
+                with self._lock:
+                    self._session.outbox.resolve(command_id, sent.message)
+        return outgoing
+
+    def download(self, media: Message | Media, *, thumbnail: bool = False) -> bytes:
+        """The bytes of the image or video of a message (or of a :class:`Media`), or of its thumbnail.
+
+        Raises :class:`CommandRejected` (code ``not_found`` when this user may not see it,
+        ``forbidden`` when a link expired), :class:`ConnectError` when the server cannot be
+        reached, ``ValueError`` for a message without media or a media without thumbnail.
+        """
+        buffer = io.BytesIO()
+        self._media.download(_media_key(media, thumbnail=thumbnail), buffer)
+        return buffer.getvalue()
+
+    def download_to(
+        self, path: str | os.PathLike[str], media: Message | Media, *, thumbnail: bool = False
+    ) -> int:
+        """Like :meth:`download`, streamed into the file ``path`` (complete, or not there at all);
+        returns the number of bytes written."""
+        key = _media_key(media, thumbnail=thumbnail)
+        target = os.fspath(path)
+        partial_path = f"{target}.part"
+        try:
+            with open(partial_path, "wb") as file:
+                size = self._media.download(key, file)
+            os.replace(partial_path, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial_path)
+            raise
+        return size
+
+
+def media_endpoint(
+    media_url: str | None, *, host: str, user: str, token: str, tls: ssl.SSLContext | bool
+) -> MediaEndpoint:
+    """The media endpoint a client of ``host`` uses (``media_url``, or the default port on ``host``)."""
+    context: ssl.SSLContext | None = None
+    if isinstance(tls, ssl.SSLContext):
+        context = tls
+    elif tls:
+        context = ssl.create_default_context()
+    if media_url is None:
+        where = f"[{host}]" if ":" in host else host
+        media_url = f"{'https' if context is not None else 'http'}://{where}:{DEFAULT_MEDIA_PORT}"
+    if not media_url.startswith(("http://", "https://")):
+        raise ValueError(f"media_url must be an http:// or https:// URL, got {media_url!r}")
+    return MediaEndpoint(media_url, user=user, token=token, tls=context)
+
+
+def _media_key(media: Message | Media, *, thumbnail: bool) -> str:
+    found = media.media if isinstance(media, Message) else media
+    if found is None:
+        raise ValueError("this message has no image or video")
+    if thumbnail:
+        if found.thumbnail is None:
+            raise ValueError("this media has no thumbnail")
+        found = found.thumbnail
+    return found.key
