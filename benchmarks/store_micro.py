@@ -19,14 +19,14 @@ from pathlib import Path
 
 from benchmarks.machine import describe
 from client_sdk.contract import Status
-from workers.stores import ReceiptRequest, Store, TextSend, open_store
+from workers.stores import CommandStore, ReceiptRequest, TextSend, open_store
 
 __all__: list[str] = []
 
 _USERS = 100
 
 
-def _sends(store: Store, count: int, first: int, batch: int) -> list[tuple[str, str]]:
+def _sends(store: CommandStore, count: int, first: int, batch: int) -> list[tuple[str, str]]:
     """``count`` messages from user i to user i+1, in batches; (recipient, message id) of each."""
     sent = []
     for start in range(first, first + count, batch):
@@ -40,7 +40,7 @@ def _sends(store: Store, count: int, first: int, batch: int) -> list[tuple[str, 
     return sent
 
 
-def _receipts(store: Store, sent: list[tuple[str, str]], batch: int) -> None:
+def _receipts(store: CommandStore, sent: list[tuple[str, str]], batch: int) -> None:
     for start in range(0, len(sent), batch):
         with store.batch():
             for recipient, message_id in sent[start : start + batch]:
@@ -49,7 +49,7 @@ def _receipts(store: Store, sent: list[tuple[str, str]], batch: int) -> None:
                 )
 
 
-def _sends_together(store: Store, count: int, batch: int) -> list[tuple[str, str]]:
+def _sends_together(store: CommandStore, count: int, batch: int) -> list[tuple[str, str]]:
     sent = []
     for start in range(0, count, batch):
         sends = [
@@ -63,7 +63,7 @@ def _sends_together(store: Store, count: int, batch: int) -> list[tuple[str, str
     return sent
 
 
-def _receipts_together(store: Store, sent: list[tuple[str, str]], batch: int) -> None:
+def _receipts_together(store: CommandStore, sent: list[tuple[str, str]], batch: int) -> None:
     for start in range(0, len(sent), batch):
         requests = [
             ReceiptRequest(user, Status.DELIVERED, [mid]) for user, mid in sent[start : start + batch]

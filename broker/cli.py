@@ -20,7 +20,7 @@ from config.extras import check_extras
 from config.settings import Settings, SettingsError, load_settings
 from workers.credentials import hash_password, hash_token, new_token
 from workers.errors import StoreError
-from workers.stores import Store, open_store
+from workers.stores import Users, open_store
 
 T = TypeVar("T")
 
@@ -278,7 +278,7 @@ def _users(args: argparse.Namespace, settings: Settings) -> int:
         store.close()
 
 
-def _users_action(args: argparse.Namespace, store: Store) -> int:
+def _users_action(args: argparse.Namespace, store: Users) -> int:
     action = args.users_command
     if action == "list":
         for user in store.list_users():

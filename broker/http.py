@@ -41,7 +41,7 @@ from workers.media.errors import StorageUnavailable, TooLarge
 from workers.media.job import upload_key
 from workers.media.local import LocalStorage
 from workers.media.sniff import CONTENT_TYPES, describe, sniff
-from workers.stores.base import Store
+from workers.stores import MediaEndpointStore
 
 __all__ = ["MediaHttp"]
 
@@ -121,7 +121,7 @@ class MediaHttp:
         host: str,
         tls: ssl.SSLContext | None,
         storage: Storage,
-        store: Store,
+        store: MediaEndpointStore,
         check_credentials: CredentialCheck,
         submit: SubmitJob,
         on_action: Callable[[str], None] = lambda user: None,

@@ -89,7 +89,7 @@ def shares_store(url: str) -> bool:
         return True
     from sqlalchemy.engine import make_url
 
-    from workers.stores.sql_base import sqlite_in_memory
+    from workers.stores.sql.base import sqlite_in_memory
 
     return not sqlite_in_memory(make_url(url))
 

@@ -44,12 +44,12 @@ from workers.errors import CommandError, Retryable, StoreUnavailable, UnknownUse
 from workers.metrics import COMMAND_ERRORS
 from workers.routing import Delivery, Router
 from workers.sessions import SessionStore
-from workers.stores.base import (
+from workers.stores import (
     AcceptResult,
+    CommandStore,
     InboxEntry,
     ReceiptRequest,
     ReceiptResult,
-    Store,
     TextSend,
 )
 
@@ -140,7 +140,7 @@ class Pipeline:
     def __init__(
         self,
         *,
-        store: Store,
+        store: CommandStore,
         sessions: SessionStore,
         router: Router,
         sync_page_size: int = 200,

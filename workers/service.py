@@ -22,7 +22,7 @@ from workers.notify.jobs import build_notifier
 from workers.pipeline import Pipeline
 from workers.routing import NodeSender, Router
 from workers.sessions import SessionStore
-from workers.stores.base import Store
+from workers.stores import CommandStore
 
 __all__ = ["Assembly", "assemble", "build_workers"]
 
@@ -40,7 +40,7 @@ class Assembly:
 def build_workers(
     settings: Settings,
     *,
-    store: Store,
+    store: CommandStore,
     sessions: SessionStore,
     queue_broker: dramatiq.Broker,
     send_to_node: NodeSender,
@@ -54,7 +54,7 @@ def build_workers(
 def assemble(
     settings: Settings,
     *,
-    store: Store,
+    store: CommandStore,
     sessions: SessionStore,
     queue_broker: dramatiq.Broker,
     send_to_node: NodeSender,

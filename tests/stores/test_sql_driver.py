@@ -1,4 +1,4 @@
-"""Core statements run on the DBAPI cursor (workers.stores.sql_driver), against real SQLite and the
+"""Core statements run on the DBAPI cursor (workers.stores.sql.driver), against real SQLite and the
 PostgreSQL server of this machine: the same rows, values and errors as ``conn.execute``."""
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, ResourceClosedError
 
 from workers.errors import StoreUnavailable
-from workers.stores.sql_base import _unavailable_on_failure
-from workers.stores.sql_driver import Statement, execute_sql
+from workers.stores.sql.base import _unavailable_on_failure
+from workers.stores.sql.driver import Statement, execute_sql
 
 metadata = MetaData()
 things = Table(

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 
 from tests.harness import unique
 from workers.stores import open_store
-from workers.stores.sql import _SENT_ENTRY
+from workers.stores.sql.messages import _SENT_ENTRY
 
 
 def _created(url: str) -> None:

@@ -17,8 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from tests.stores.conftest import users
-from workers.stores import AcceptResult, Store, open_store
-from workers.stores.base import TextSend
+from workers.stores import AcceptResult, Store, TextSend, open_store
 
 pytestmark = pytest.mark.postgres
 

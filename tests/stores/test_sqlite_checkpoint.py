@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.harness import wait_until
-from workers.stores import open_store, sqlite_checkpoint
-from workers.stores.sql_base import SQLITE_CACHE_KIB, SqlBase
+from workers.stores import open_store
+from workers.stores.sql import sqlite_checkpoint
+from workers.stores.sql.base import SQLITE_CACHE_KIB, SqlBase
 
 
 def _checkpoint_threads() -> set[threading.Thread]:

@@ -14,8 +14,7 @@ from tests.harness import unique
 from tests.stores.conftest import users
 from tests.stores.test_sql_groups import make_group
 from workers.errors import UnknownUser
-from workers.stores import InboxEntry, ReceiptRequest, Store, TextSend, open_store
-from workers.stores.base import ReceiptResult
+from workers.stores import InboxEntry, ReceiptRequest, ReceiptResult, Store, TextSend, open_store
 from workers.stores.sql import SqlStore
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from workers.metrics import DELIVERIES, DELIVERY_LATENCY, observe_deliveries, stored_at
-from workers.stores.base import StoredMessage
+from workers.stores import StoredMessage
 
 TRICKY = [
     "hello",

@@ -33,7 +33,7 @@ from workers.media.sniff import SNIFF_BYTES, Sniffed, describe, sniff
 from workers.media.videos import poster_support, process_video
 from workers.pipeline import error_event
 from workers.routing import Router
-from workers.stores.base import AcceptResult, Store
+from workers.stores import AcceptResult, Messages
 
 __all__ = [
     "MEDIA_ACTOR",
@@ -98,7 +98,7 @@ def declare_media_actor(
 def declare_media_job(
     settings: Settings,
     *,
-    store: Store,
+    store: Messages,
     router: Router,
     route_message: RouteMessage,
     queue_broker: dramatiq.Broker,
@@ -133,7 +133,7 @@ class MediaJob:
     def __init__(
         self,
         *,
-        store: Store,
+        store: Messages,
         storage: Storage,
         router: Router,
         route_message: RouteMessage,

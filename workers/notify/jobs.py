@@ -11,7 +11,7 @@ from workers.jobs import NOTIFY_QUEUE, enqueue
 from workers.notify.service import Notifier, Pusher
 from workers.notify.sms import OutboxSms, SmsProvider, TwilioSms
 from workers.sessions import SessionStore
-from workers.stores.base import Store
+from workers.stores import Notifications
 
 __all__ = ["build_notifier"]
 
@@ -21,7 +21,7 @@ def _actor_name(job: str) -> str:
 
 
 def build_notifier(
-    settings: PushSettings, *, store: Store, sessions: SessionStore, broker: dramatiq.Broker
+    settings: PushSettings, *, store: Notifications, sessions: SessionStore, broker: dramatiq.Broker
 ) -> Notifier:
     """A Notifier whose jobs run on ``broker``'s notify queue (the actors are declared here)."""
     pusher: Pusher | None = None

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from workers.notify.errors import Rejected, TokenGone
 from workers.notify.sms import SmsProvider
 from workers.sessions import SessionStore
-from workers.stores.base import PushToken, Store, StoredMessage
+from workers.stores import Notifications, PushToken, StoredMessage
 
 __all__ = ["Notifier", "Pusher", "Schedule"]
 
@@ -48,7 +48,7 @@ class Notifier:
     def __init__(
         self,
         *,
-        store: Store,
+        store: Notifications,
         sessions: SessionStore,
         pusher: Pusher | None,
         sms: SmsProvider,

@@ -10,7 +10,7 @@ from typing import Protocol
 import requests
 
 from workers.notify.errors import Rejected, Transient
-from workers.stores.base import Store
+from workers.stores import Notifications
 
 __all__ = ["OutboxSms", "SmsProvider", "TwilioSms"]
 
@@ -24,7 +24,7 @@ class SmsProvider(Protocol):
 class OutboxSms:
     """Records each SMS in the store's ``sms_outbox`` table instead of sending it."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Notifications) -> None:
         self._store = store
 
     def send(self, *, user: str, phone: str, body: str) -> None:

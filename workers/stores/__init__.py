@@ -1,12 +1,26 @@
-"""Stores behind one interface, chosen by URL.
+"""Stores behind narrow interfaces (see interfaces), the backend chosen by URL.
 
-``sqlite:///…`` and ``postgresql://…`` (SQLAlchemy), ``mongodb://host:port/db`` and
-``mongodb+srv://…`` (pymongo, the optional ``mongo`` extra).
+``sqlite:///…`` and ``postgresql://…`` (``sql``, SQLAlchemy), ``mongodb://host:port/db`` and
+``mongodb+srv://…`` (``mongo``, pymongo: the optional ``mongo`` extra). A backend is imported only
+when a URL chooses it. What both backends decide the same way is in ``rules``.
 """
 
 from __future__ import annotations
 
-from workers.stores.base import (
+from workers.stores.interfaces import (
+    CommandStore,
+    Credentials,
+    Groups,
+    MediaAccess,
+    MediaEndpointStore,
+    Messages,
+    Notifications,
+    Phones,
+    Presence,
+    Store,
+    Users,
+)
+from workers.stores.records import (
     AcceptResult,
     GroupChange,
     GroupInfo,
@@ -15,7 +29,6 @@ from workers.stores.base import (
     ReceiptRequest,
     ReceiptResult,
     SmsRecord,
-    Store,
     StoredMessage,
     TextSend,
     UserInfo,
@@ -23,9 +36,18 @@ from workers.stores.base import (
 
 __all__ = [
     "AcceptResult",
+    "CommandStore",
+    "Credentials",
     "GroupChange",
     "GroupInfo",
+    "Groups",
     "InboxEntry",
+    "MediaAccess",
+    "MediaEndpointStore",
+    "Messages",
+    "Notifications",
+    "Phones",
+    "Presence",
     "PushToken",
     "ReceiptRequest",
     "ReceiptResult",
@@ -34,6 +56,7 @@ __all__ = [
     "StoredMessage",
     "TextSend",
     "UserInfo",
+    "Users",
     "open_store",
 ]
 

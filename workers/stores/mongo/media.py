@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from client_sdk.contract import ErrorCode, is_group_id
-from workers.errors import CommandError, UnknownUser
-from workers.stores.mongo_base import Doc, MongoBase
+from client_sdk.contract import is_group_id
+from workers.errors import UnknownUser
+from workers.stores.mongo.base import Doc, MongoBase
+from workers.stores.rules.messages import media_keys, not_member, unknown_group
 
 __all__ = ["MongoMedia", "media_fields"]
 
@@ -21,11 +22,7 @@ def media_fields(media: Mapping[str, Any] | None) -> Doc:
     """The fields of a message document that hold its media (none for a text message)."""
     if media is None:
         return {}
-    keys = [media["key"]]
-    thumbnail = media.get("thumbnail")
-    if thumbnail:
-        keys.append(thumbnail["key"])
-    return {"media": dict(media), "media_keys": keys}
+    return {"media": dict(media), "media_keys": media_keys(media)}
 
 
 class MongoMedia(MongoBase):
@@ -38,9 +35,9 @@ class MongoMedia(MongoBase):
                 return
             group = self._groups.find_one({"_id": recipient}, {"_id": True})
             if group is None:
-                raise CommandError(ErrorCode.UNKNOWN_GROUP, f"no group {recipient!r}")
+                raise unknown_group(recipient)
             if self._groups.find_one({"_id": recipient, "members.user": sender}, {"_id": True}) is None:
-                raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {recipient}")
+                raise not_member(recipient)
 
     def can_read_media(self, user: str, key: str) -> bool:
         with self._guard():

@@ -33,9 +33,9 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from workers.errors import StoreError, StoreUnavailable, UnknownUser
-from workers.stores.base import InboxEntry, InboxItem, StoredMessage
-from workers.stores.inbox_log import events_per_user, number_entries
-from workers.stores.mongo_schema import COLLECTIONS, INDEXES
+from workers.stores.mongo.schema import COLLECTIONS, INDEXES
+from workers.stores.records import InboxEntry, InboxItem, StoredMessage
+from workers.stores.rules.inbox import events_per_user, number_entries
 
 __all__ = ["Doc", "MongoBase", "message_from_doc"]
 

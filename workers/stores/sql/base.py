@@ -1,7 +1,7 @@
 """The shared core of the SQL store: engine, transactions, batches and the inbox log.
 
 Statements on the hot paths are built once, here and in the modules that use them, with bound
-parameters, and run as :class:`~workers.stores.sql_driver.Statement`: compiled once per dialect and
+parameters, and run as :class:`~workers.stores.sql.driver.Statement`: compiled once per dialect and
 executed on the DBAPI cursor, without SQLAlchemy's per-execution overhead. Everything else goes
 through ``conn.execute``.
 """
@@ -21,13 +21,13 @@ from sqlalchemy.sql.elements import BindParameter
 
 from workers.errors import StoreUnavailable, UnknownUser
 from workers.fastjson import dumps
-from workers.stores.base import InboxEntry, InboxItem
-from workers.stores.inbox_log import events_per_user, number_entries
-from workers.stores.sql_driver import Statement, execute_sql
-from workers.stores.sql_schema import inbox, metadata, users
-from workers.stores.sqlite_checkpoint import JOURNAL_SIZE_LIMIT, Checkpointer
+from workers.stores.records import InboxEntry, InboxItem
+from workers.stores.rules.inbox import events_per_user, number_entries
+from workers.stores.sql.driver import Statement, execute_sql
+from workers.stores.sql.schema import inbox, metadata, users
+from workers.stores.sql.sqlite_checkpoint import JOURNAL_SIZE_LIMIT, Checkpointer
 
-__all__ = ["Counters", "SqlBase"]
+__all__ = ["Counters", "NotInOneGo", "SqlBase", "sqlite_in_memory"]
 
 
 class Counters:

@@ -8,7 +8,7 @@
 ``messages``       {_id, conversation, seq, sender, recipient, command_id, text, created_at,
                    targets, reached: {delivered, read}, media?, media_keys?}; ``targets`` is the
                    number of recipients and ``reached`` how many of them are at that status or past
-                   it (the group aggregate); see mongo_media for the media fields
+                   it (the group aggregate); see media for the media fields
 ``receipts``       {message_id, user, status, created_at, delivered_at, read_at}: one per recipient
 ``inbox``          {user, cursor, kind, message_id, payload, created_at}: the per-user event log
 ``groups``         {_id, name, created_by, created_at, version, members: [{user, role, joined_at}]}
@@ -25,10 +25,15 @@ from typing import Final
 
 from pymongo import ASCENDING, IndexModel
 
-__all__ = ["COLLECTIONS", "INDEXES", "ROLE_ADMIN", "ROLE_MEMBER"]
+from client_sdk.contract import Status
+
+__all__ = ["COLLECTIONS", "INDEXES", "REACHED", "ROLE_ADMIN", "ROLE_MEMBER"]
 
 ROLE_MEMBER: Final = "member"
 ROLE_ADMIN: Final = "admin"
+
+REACHED: Final = {Status.DELIVERED: "delivered", Status.READ: "read"}
+"""The counter in a message's ``reached`` of each status past ``sent``."""
 
 COLLECTIONS: Final = (
     "users",

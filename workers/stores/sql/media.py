@@ -13,11 +13,12 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select
 
-from client_sdk.contract import ErrorCode, is_group_id
-from workers.errors import CommandError, UnknownUser
-from workers.stores.sql_base import SqlBase
-from workers.stores.sql_driver import Statement
-from workers.stores.sql_schema import (
+from client_sdk.contract import is_group_id
+from workers.errors import UnknownUser
+from workers.stores.rules.messages import media_keys, not_member, unknown_group
+from workers.stores.sql.base import SqlBase
+from workers.stores.sql.driver import Statement
+from workers.stores.sql.schema import (
     group_members,
     groups,
     media_objects,
@@ -29,7 +30,7 @@ from workers.stores.sql_schema import (
 
 __all__ = ["SqlMedia"]
 
-# read for every resent command (see sql_base)
+# read for every resent command (see base)
 _MEDIA_OF = Statement(
     select(message_media.c.info).where(message_media.c.message_id == bindparam("b_message"))
 )
@@ -44,14 +45,14 @@ class SqlMedia(SqlBase):
                     raise UnknownUser(recipient)
                 return
             if conn.execute(select(groups.c.id).where(groups.c.id == recipient)).first() is None:
-                raise CommandError(ErrorCode.UNKNOWN_GROUP, f"no group {recipient!r}")
+                raise unknown_group(recipient)
             member = conn.execute(
                 select(group_members.c.user_id).where(
                     group_members.c.group_id == recipient, group_members.c.user_id == sender
                 )
             ).first()
             if member is None:
-                raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {recipient}")
+                raise not_member(recipient)
 
     def can_read_media(self, user: str, key: str) -> bool:
         with self._tx() as conn:
@@ -75,11 +76,8 @@ class SqlMedia(SqlBase):
                 message_id=message_id, info=json.dumps(dict(media), separators=(",", ":"))
             )
         )
-        keys = [media["key"]]
-        thumbnail = media.get("thumbnail")
-        if thumbnail:
-            keys.append(thumbnail["key"])
-        conn.execute(insert(media_objects), [{"key": key, "message_id": message_id} for key in keys])
+        rows = [{"key": key, "message_id": message_id} for key in media_keys(media)]
+        conn.execute(insert(media_objects), rows)
 
     def _media_of(self, conn: Connection, message_id: str) -> dict[str, Any] | None:
         info = _MEDIA_OF.scalar(conn, {"b_message": message_id})

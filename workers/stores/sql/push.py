@@ -1,9 +1,7 @@
 """Push tokens, phone numbers and the per-user notification state in the SQL store.
 
-``notify_state`` collapses bursts: the first message that waits for an offline user marks a push
-(and an SMS check) as due and asks for a job; later ones only join the pending list until the job
-takes it. Messages are referenced by id; whether each is still undelivered is read from the
-receipts when the job runs.
+``notify_state`` collapses bursts (see rules.push): a row per user with the due flags and the
+pending message ids as a JSON list.
 """
 
 from __future__ import annotations
@@ -16,9 +14,10 @@ from sqlalchemy.exc import IntegrityError
 
 from client_sdk.contract import Status
 from workers.errors import UnknownUser
-from workers.stores.base import PushToken, SmsRecord, StoredMessage
-from workers.stores.sql_base import SqlBase
-from workers.stores.sql_schema import (
+from workers.stores.records import PushToken, SmsRecord, StoredMessage
+from workers.stores.rules.push import PENDING_MAX
+from workers.stores.sql.base import SqlBase
+from workers.stores.sql.schema import (
     messages,
     notify_state,
     push_tokens,
@@ -29,8 +28,6 @@ from workers.stores.sql_schema import (
 )
 
 __all__ = ["SqlPush"]
-
-_PENDING_MAX = 100
 
 
 class SqlPush(SqlBase):
@@ -99,7 +96,7 @@ class SqlPush(SqlBase):
                     row = self._state(conn, user)
                     assert row is not None
             push_due, sms_due, pending = row
-            pending = [*pending, message_id][-_PENDING_MAX:]
+            pending = [*pending, message_id][-PENDING_MAX:]
             conn.execute(
                 update(notify_state)
                 .where(notify_state.c.user_id == user)

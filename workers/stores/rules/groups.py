@@ -1,17 +1,18 @@
 """The rules of group changes, the same for every store backend.
 
-Each check takes the group as it is (``roles``: member -> whether an admin) and raises
-``CommandError`` with the wire code when the change is refused.
+Each check takes the group as it is (``roles``: member -> whether an admin, in join order) and
+raises ``CommandError`` with the wire code when the change is refused.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
 
 from client_sdk.contract import ErrorCode
 from workers.errors import CommandError
-from workers.stores.base import GroupInfo
+from workers.stores.records import GroupInfo, InboxItem
+from workers.stores.rules.messages import not_member
 
 __all__ = [
     "check_add",
@@ -21,10 +22,15 @@ __all__ = [
     "check_promote",
     "check_remove",
     "check_users_exist",
-    "group_event_bodies",
+    "group_events",
+    "heir",
     "listed",
-    "message_targets",
+    "new_group_id",
 ]
+
+
+def new_group_id() -> str:
+    return "g:" + uuid.uuid4().hex[:20]
 
 
 def listed(names: Sequence[str]) -> str:
@@ -40,7 +46,7 @@ def check_create(creator: str, members: Sequence[str], max_members: int) -> None
 
 def check_member(roles: Mapping[str, bool], group: str, user: str) -> None:
     if user not in roles:
-        raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {group}")
+        raise not_member(group)
 
 
 def check_admin(roles: Mapping[str, bool], group: str, actor: str) -> None:
@@ -82,22 +88,24 @@ def check_users_exist(names: Sequence[str], found: Collection[str]) -> None:
         raise CommandError(ErrorCode.UNKNOWN_USER, f"no such user(s): {listed(missing)}")
 
 
-def message_targets(group: str, sender: str, members: Sequence[str] | None) -> list[str]:
-    """Who gets a copy of ``sender``'s message to ``group`` (``members``: None when no such group)."""
-    if members is None:
-        raise CommandError(ErrorCode.UNKNOWN_GROUP, f"no group {group!r}")
-    if sender not in members:
-        raise CommandError(ErrorCode.NOT_MEMBER, f"you are not a member of {group}")
-    return [m for m in members if m != sender]
+def heir(roles: Mapping[str, bool], leaving: str) -> str | None:
+    """Who becomes an admin as ``leaving`` leaves: the longest-standing member, when no admin
+    would be left; None when an admin stays or nobody does."""
+    remaining = [m for m in roles if m != leaving]
+    if not remaining or any(roles[m] for m in remaining):
+        return None
+    return remaining[0]
 
 
-def group_event_bodies(
+def group_events(
     snapshot: GroupInfo, *, action: str, by: str, affected: list[str], gone: list[str], ref: str, now: float
-) -> list[tuple[str, dict[str, Any]]]:
-    """The ``group`` event body for every member after the change and everyone who left it."""
+) -> list[InboxItem]:
+    """The ``group`` event for every member after the change and everyone who left it."""
     return [
         (
             user,
+            "group",
+            None,
             {
                 "ref": ref if user == by else None,
                 "action": action,

@@ -1,4 +1,5 @@
-"""The SQL store through SQLAlchemy: SQLite for a single node, PostgreSQL in production."""
+"""Messages in the SQL store: storing them (alone or a batch's 1-on-1 texts together), finding a
+resent one, and reading the inbox log (sync)."""
 
 from __future__ import annotations
 
@@ -9,42 +10,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, literal_column, select, update
+from sqlalchemy import Connection, bindparam, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 
 from client_sdk.contract import Status, is_group_id
-from workers.errors import UnknownUser, UserExists
-from workers.stores.base import (
-    AcceptResult,
-    InboxEntry,
-    InboxItem,
-    StoredMessage,
-    TextSend,
-    UserInfo,
-    dm_conversation,
-    new_message_id,
-)
-from workers.stores.group_rules import message_targets
-from workers.stores.sql_base import Counters, NotInOneGo
-from workers.stores.sql_contacts import SqlContacts
-from workers.stores.sql_driver import Statement
-from workers.stores.sql_groups import SqlGroups
-from workers.stores.sql_media import SqlMedia
-from workers.stores.sql_push import SqlPush
-from workers.stores.sql_receipts import SqlReceipts
-from workers.stores.sql_schema import conversations, credentials, inbox, messages, receipts, users
+from workers.errors import UnknownUser
+from workers.stores.records import AcceptResult, InboxEntry, StoredMessage, TextSend
+from workers.stores.rules.messages import dm_conversation, message_events, message_targets, new_message_id
+from workers.stores.sql.base import Counters, NotInOneGo
+from workers.stores.sql.driver import Statement
+from workers.stores.sql.groups import SqlGroups
+from workers.stores.sql.media import SqlMedia
+from workers.stores.sql.schema import conversations, inbox, messages, receipts
 
-__all__ = ["SqlStore", "dm_conversation"]
+__all__ = ["SqlMessages"]
 
 log = logging.getLogger(__name__)
 
-# the statements of every message, built once and run on the DBAPI cursor (see sql_base)
-_USER = Statement(select(users.c.id).where(users.c.id == bindparam("b_user")))
-_CREDENTIALS = Statement(
-    select(credentials.c.kind, credentials.c.secret_hash)
-    .join(users, users.c.id == credentials.c.user_id)
-    .where(credentials.c.user_id == bindparam("b_user"), users.c.disabled.is_(False))
-)
+# the statements of every message, built once and run on the DBAPI cursor (see base)
 _MESSAGE_BY_COMMAND = Statement(
     select(
         messages.c.id,
@@ -93,67 +76,9 @@ _SYNC = Statement(
 )
 
 
-class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
-    """The whole store on SQLAlchemy Core (see workers.stores.base.Store)."""
+class SqlMessages(SqlGroups, SqlMedia):
+    """Messages need their group's members (groups) and record their media objects (media)."""
 
-    # ----------------------------------------------------------------- users and credentials
-    def create_user(self, user: str, *, now: float) -> None:
-        try:
-            with self._tx() as conn:
-                conn.execute(insert(users).values(id=user, created_at=now, inbox_seq=0, disabled=False))
-        except IntegrityError:
-            raise UserExists(user) from None
-
-    def delete_user(self, user: str) -> None:
-        with self._tx() as conn:
-            conn.execute(delete(credentials).where(credentials.c.user_id == user))
-            if conn.execute(delete(users).where(users.c.id == user)).rowcount == 0:
-                raise UnknownUser(user)
-
-    def user_exists(self, user: str) -> bool:
-        with self._tx() as conn:
-            return _USER.first(conn, {"b_user": user}) is not None
-
-    def list_users(self) -> list[UserInfo]:
-        counts = (
-            select(credentials.c.user_id, func.count().label("n")).group_by(credentials.c.user_id).subquery()
-        )
-        query = (
-            select(users.c.id, users.c.created_at, users.c.last_seen, func.coalesce(counts.c.n, 0))
-            .outerjoin(counts, counts.c.user_id == users.c.id)
-            .order_by(users.c.id)
-        )
-        with self._tx() as conn:
-            return [UserInfo(row[0], row[1], row[2], int(row[3])) for row in conn.execute(query)]
-
-    def add_credential(self, user: str, *, kind: str, secret_hash: str, now: float) -> int:
-        with self._tx() as conn:
-            if conn.execute(select(users.c.id).where(users.c.id == user)).first() is None:
-                raise UnknownUser(user)
-            result = conn.execute(
-                insert(credentials).values(user_id=user, kind=kind, secret_hash=secret_hash, created_at=now)
-            )
-            key = result.inserted_primary_key
-            return int(key[0]) if key else 0
-
-    def remove_credentials(self, user: str) -> int:
-        with self._tx() as conn:
-            return int(conn.execute(delete(credentials).where(credentials.c.user_id == user)).rowcount)
-
-    def credential_hashes(self, user: str) -> list[tuple[str, str]]:
-        with self._tx() as conn:  # every login: built once, run on the driver's cursor
-            return [(row[0], row[1]) for row in _CREDENTIALS.all(conn, {"b_user": user})]
-
-    def set_last_seen(self, user: str, ts: float) -> None:
-        with self._tx() as conn:
-            conn.execute(update(users).where(users.c.id == user).values(last_seen=ts))
-
-    def last_seen_all(self) -> dict[str, float]:
-        with self._tx() as conn:
-            rows = conn.execute(select(users.c.id, users.c.last_seen).where(users.c.last_seen.is_not(None)))
-            return {row[0]: float(row[1]) for row in rows}
-
-    # ----------------------------------------------------------------- messages
     def accept_message(
         self,
         *,
@@ -220,7 +145,7 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
         pairs = list(zip(stored, sends, strict=True))
         _INSERT_MESSAGE.execute_many(conn, [_message_row(m, send.command_id) for m, send in pairs])
         _INSERT_RECEIPTS.execute_many(conn, [_receipt_row(m.id, m.recipient) for m in stored])
-        items = [item for m, send in pairs for item in _message_events(m, send.command_id, [m.recipient])]
+        items = [item for m, send in pairs for item in message_events(m, send.command_id, [m.recipient])]
         entries = self._append_many(conn, items, now)
         return [
             AcceptResult(message=m, duplicate=False, entries=entries[2 * i : 2 * i + 2], sent=entries[2 * i])
@@ -271,7 +196,7 @@ class SqlStore(SqlPush, SqlMedia, SqlGroups, SqlContacts, SqlReceipts):
             self._insert_media(conn, message.id, media)
         if targets:
             _INSERT_RECEIPTS.execute_many(conn, [_receipt_row(message.id, user) for user in targets])
-        entries = self._append_many(conn, _message_events(message, command_id, targets), now)
+        entries = self._append_many(conn, message_events(message, command_id, targets), now)
         return AcceptResult(message=message, duplicate=False, entries=entries, sent=entries[0])
 
     def _next_conversation_seq(self, conn: Connection, conversation: str) -> int:
@@ -312,15 +237,6 @@ def _message_row(message: StoredMessage, command_id: str) -> dict[str, Any]:
 
 def _receipt_row(message_id: str, user: str) -> dict[str, Any]:
     return {"message_id": message_id, "user_id": user, "status": int(Status.SENT)}
-
-
-def _message_events(message: StoredMessage, command_id: str, targets: list[str]) -> list[InboxItem]:
-    """The inbox events of a new message: ``sent`` for its sender, then a copy for each target."""
-    body = message.wire()
-    return [
-        (message.sender, "sent", message.id, {"ref": command_id, "message": body}),
-        *((user, "message", message.id, {"message": body}) for user in targets),
-    ]
 
 
 def _message_from_row(row: tuple[Any, ...]) -> StoredMessage:

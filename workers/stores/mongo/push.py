@@ -1,8 +1,7 @@
 """Push tokens, phone numbers and the per-user notification state in the MongoDB store.
 
-``notify_state`` collapses bursts as in the SQL store, each step one atomic ``find_one_and_update``
-(no transaction needed): the first message that waits for an offline user marks a push (and an
-SMS check) as due and asks for a job; later ones only join the pending list until the job takes it.
+``notify_state`` collapses bursts (see rules.push), each step one atomic ``find_one_and_update``
+(no transaction needed).
 """
 
 from __future__ import annotations
@@ -15,12 +14,11 @@ from pymongo.errors import DuplicateKeyError
 
 from client_sdk.contract import Status
 from workers.errors import UnknownUser
-from workers.stores.base import PushToken, SmsRecord, StoredMessage
-from workers.stores.mongo_base import Doc, MongoBase, message_from_doc
+from workers.stores.mongo.base import Doc, MongoBase, message_from_doc
+from workers.stores.records import PushToken, SmsRecord, StoredMessage
+from workers.stores.rules.push import PENDING_MAX
 
 __all__ = ["MongoPush"]
-
-_PENDING_MAX = 100
 
 
 class MongoPush(MongoBase):
@@ -69,7 +67,7 @@ class MongoPush(MongoBase):
         """Add a message to the user's pending list; (push job needed, SMS check needed)."""
         update = {
             "$set": {"push_due": True, "sms_due": True},
-            "$push": {"pending": {"$each": [message_id], "$slice": -_PENDING_MAX}},
+            "$push": {"pending": {"$each": [message_id], "$slice": -PENDING_MAX}},
             "$setOnInsert": {"sms_until": 0.0},
         }
         before = self._upsert_state(user, update)

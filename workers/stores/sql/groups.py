@@ -1,23 +1,18 @@
 """Groups in the SQL store: groups and members (many-to-many with roles), and a membership cache.
 
-Every change bumps the group's ``version`` in the same transaction. The cache keeps members by
-group with the version they were read at; a reader checks the version (a primary-key lookup) and
-reloads on a mismatch, so a change made by any process invalidates every process's cache.
+Every change bumps the group's ``version`` in the same transaction (see group_cache); the rules of
+each change are in rules.groups.
 """
 
 from __future__ import annotations
 
-import threading
-import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
-from client_sdk.contract import ErrorCode
-from workers.errors import CommandError
-from workers.stores.base import GroupChange, GroupInfo
-from workers.stores.group_rules import (
+from workers.stores.group_cache import MembersCache
+from workers.stores.records import GroupChange, GroupInfo
+from workers.stores.rules.groups import (
     check_add,
     check_admin,
     check_create,
@@ -25,17 +20,18 @@ from workers.stores.group_rules import (
     check_promote,
     check_remove,
     check_users_exist,
-    group_event_bodies,
+    group_events,
+    heir,
+    new_group_id,
 )
-from workers.stores.sql_base import SqlBase
-from workers.stores.sql_driver import Statement
-from workers.stores.sql_schema import ROLE_ADMIN, ROLE_MEMBER, group_members, groups, users
+from workers.stores.rules.messages import unknown_group
+from workers.stores.sql.base import SqlBase
+from workers.stores.sql.driver import Statement
+from workers.stores.sql.schema import ROLE_ADMIN, ROLE_MEMBER, group_members, groups, users
 
 __all__ = ["SqlGroups"]
 
-_CACHE_SIZE = 10_000
-
-# read for every group message (see sql_base)
+# read for every group message (see base)
 _VERSION = Statement(select(groups.c.version).where(groups.c.id == bindparam("b_group")))
 _MEMBERS = Statement(
     select(group_members.c.user_id)
@@ -47,8 +43,7 @@ _MEMBERS = Statement(
 class SqlGroups(SqlBase):
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        self._members_cache: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._members_cache = MembersCache()
 
     # ------------------------------------------------------------------ reads
     def groups_of(self, user: str) -> list[GroupInfo]:
@@ -81,34 +76,26 @@ class SqlGroups(SqlBase):
         version = _VERSION.scalar(conn, {"b_group": group})
         if version is None:
             return None
-        with self._cache_lock:
-            cached = self._members_cache.get(group)
-            if cached is not None and cached[0] == version:
-                self._members_cache.move_to_end(group)
-                return cached[1]
+        cached = self._members_cache.get(group, version)
+        if cached is not None:
+            return cached
         members = _MEMBERS.scalars(conn, {"b_group": group})
-        with self._cache_lock:
-            self._members_cache[group] = (int(version), members)
-            while len(self._members_cache) > _CACHE_SIZE:
-                self._members_cache.popitem(last=False)
+        self._members_cache.put(group, int(version), members)
         return members
-
-    def _forget(self, group: str) -> None:
-        with self._cache_lock:
-            self._members_cache.pop(group, None)
 
     def _rolled_back(self) -> None:
         # the cache may hold members read inside the batch, at a version that was never committed
-        with self._cache_lock:
-            self._members_cache.clear()
+        self._members_cache.clear()
         super()._rolled_back()
 
     def _roles(self, conn: Connection, group: str) -> dict[str, bool]:
-        """Member -> whether an admin."""
+        """Member -> whether an admin, in join order."""
         if conn.execute(select(groups.c.id).where(groups.c.id == group)).first() is None:
-            raise CommandError(ErrorCode.UNKNOWN_GROUP, f"no group {group!r}")
+            raise unknown_group(group)
         rows = conn.execute(
-            select(group_members.c.user_id, group_members.c.role).where(group_members.c.group_id == group)
+            select(group_members.c.user_id, group_members.c.role)
+            .where(group_members.c.group_id == group)
+            .order_by(group_members.c.join_order)
         ).all()
         return {r[0]: int(r[1]) == ROLE_ADMIN for r in rows}
 
@@ -122,7 +109,7 @@ class SqlGroups(SqlBase):
         self, *, creator: str, name: str, members: Sequence[str], now: float, ref: str, max_members: int
     ) -> GroupChange:
         check_create(creator, members, max_members)
-        group = "g:" + uuid.uuid4().hex[:20]
+        group = new_group_id()
         with self._tx() as conn:
             self._need_users(conn, members)
             conn.execute(
@@ -213,15 +200,8 @@ class SqlGroups(SqlBase):
                     group_members.c.group_id == group, group_members.c.user_id == user
                 )
             )
-            remaining_admins = [u for u, admin in roles.items() if admin and u != user]
-            if not remaining_admins and len(roles) > 1:
-                # the longest-standing member takes over
-                successor = conn.execute(
-                    select(group_members.c.user_id)
-                    .where(group_members.c.group_id == group)
-                    .order_by(group_members.c.join_order)
-                    .limit(1)
-                ).scalar_one()
+            successor = heir(roles, user)  # the longest-standing member, if no admin is left
+            if successor is not None:
                 conn.execute(
                     update(group_members)
                     .where(group_members.c.group_id == group, group_members.c.user_id == successor)
@@ -242,11 +222,8 @@ class SqlGroups(SqlBase):
     ) -> GroupChange:
         """Bump the version and put the ``group`` event in every member's (and the gone ones') inbox."""
         conn.execute(update(groups).where(groups.c.id == group).values(version=groups.c.version + 1))
-        self._forget(group)
+        self._members_cache.forget(group)
         snapshot = self._snapshot(conn, group)
         assert snapshot is not None
-        bodies = group_event_bodies(
-            snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now
-        )
-        entries = self._append_many(conn, [(user, "group", None, body) for user, body in bodies], now)
-        return GroupChange(group=snapshot, entries=entries)
+        events = group_events(snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now)
+        return GroupChange(group=snapshot, entries=self._append_many(conn, events, now))

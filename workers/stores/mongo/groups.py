@@ -1,26 +1,23 @@
 """Groups in the MongoDB store: one document per group with its members (in join order) and roles.
 
-Every change is one transaction that rewrites the group document, bumps its ``version`` and puts the
-``group`` event in every member's inbox; two changes of one group conflict on its document and the
-later one is run again on the new state. The membership cache keeps members by group with the
-version they were read at; a reader checks the version (a projected ``_id`` lookup) and reloads on
-a mismatch, so a change made by any process invalidates every process's cache.
+Every change is one transaction that rewrites the group document, bumps its ``version`` (see
+group_cache) and puts the ``group`` event in every member's inbox; two changes of one group
+conflict on its document and the later one is run again on the new state. The rules of each
+change are in rules.groups.
 """
 
 from __future__ import annotations
 
-import threading
-import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.client_session import ClientSession
 
-from client_sdk.contract import ErrorCode
-from workers.errors import CommandError
-from workers.stores.base import GroupChange, GroupInfo
-from workers.stores.group_rules import (
+from workers.stores.group_cache import MembersCache
+from workers.stores.mongo.base import Doc, MongoBase
+from workers.stores.mongo.schema import ROLE_ADMIN, ROLE_MEMBER
+from workers.stores.records import GroupChange, GroupInfo
+from workers.stores.rules.groups import (
     check_add,
     check_admin,
     check_create,
@@ -28,14 +25,13 @@ from workers.stores.group_rules import (
     check_promote,
     check_remove,
     check_users_exist,
-    group_event_bodies,
+    group_events,
+    heir,
+    new_group_id,
 )
-from workers.stores.mongo_base import Doc, MongoBase
-from workers.stores.mongo_schema import ROLE_ADMIN, ROLE_MEMBER
+from workers.stores.rules.messages import unknown_group
 
 __all__ = ["MongoGroups"]
-
-_CACHE_SIZE = 10_000
 
 
 def _info(doc: Doc) -> GroupInfo:
@@ -55,8 +51,7 @@ def _member(user: str, role: str, now: float) -> Doc:
 class MongoGroups(MongoBase):
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        self._members_cache: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._members_cache = MembersCache()
 
     # ------------------------------------------------------------------ reads
     def groups_of(self, user: str) -> list[GroupInfo]:
@@ -69,35 +64,26 @@ class MongoGroups(MongoBase):
         head = self._groups.find_one({"_id": group}, {"version": True}, session=session)
         if head is None:
             return None
-        with self._cache_lock:
-            cached = self._members_cache.get(group)
-            if cached is not None and cached[0] == head["version"]:
-                self._members_cache.move_to_end(group)
-                return cached[1]
+        cached = self._members_cache.get(group, head["version"])
+        if cached is not None:
+            return cached
         doc = self._groups.find_one({"_id": group}, {"version": True, "members.user": True}, session=session)
         if doc is None:  # pragma: no cover - a group is never deleted
             return None
         members = [m["user"] for m in doc["members"]]
-        with self._cache_lock:
-            self._members_cache[group] = (int(doc["version"]), members)
-            while len(self._members_cache) > _CACHE_SIZE:
-                self._members_cache.popitem(last=False)
+        self._members_cache.put(group, int(doc["version"]), members)
         return members
-
-    def _forget(self, group: str) -> None:
-        with self._cache_lock:
-            self._members_cache.pop(group, None)
 
     def _load(self, session: ClientSession, group: str) -> Doc:
         doc = self._groups.find_one({"_id": group}, {"name": True, "members": True}, session=session)
         if doc is None:
-            raise CommandError(ErrorCode.UNKNOWN_GROUP, f"no group {group!r}")
+            raise unknown_group(group)
         return doc
 
     # ------------------------------------------------------------------ checks
     @staticmethod
     def _roles(doc: Doc) -> dict[str, bool]:
-        """Member -> whether an admin."""
+        """Member -> whether an admin, in join order."""
         return {m["user"]: m["role"] == ROLE_ADMIN for m in doc["members"]}
 
     def _need_users(self, session: ClientSession, names: Sequence[str]) -> None:
@@ -111,7 +97,7 @@ class MongoGroups(MongoBase):
         self, *, creator: str, name: str, members: Sequence[str], now: float, ref: str, max_members: int
     ) -> GroupChange:
         check_create(creator, members, max_members)
-        group = "g:" + uuid.uuid4().hex[:20]
+        group = new_group_id()
         everyone = [creator, *members]
 
         def work(session: ClientSession) -> GroupChange:
@@ -183,10 +169,14 @@ class MongoGroups(MongoBase):
     def leave_group(self, *, group: str, user: str, now: float, ref: str) -> GroupChange:
         def work(session: ClientSession) -> GroupChange:
             doc = self._load(session, group)
-            check_member(self._roles(doc), group, user)
-            kept = [m for m in doc["members"] if m["user"] != user]
-            if kept and not any(m["role"] == ROLE_ADMIN for m in kept):
-                kept[0] = {**kept[0], "role": ROLE_ADMIN}  # the longest-standing member takes over
+            roles = self._roles(doc)
+            check_member(roles, group, user)
+            successor = heir(roles, user)  # the longest-standing member, if no admin is left
+            kept = [
+                {**m, "role": ROLE_ADMIN} if m["user"] == successor else m
+                for m in doc["members"]
+                if m["user"] != user
+            ]
             info = self._change(session, group, {"members": kept})
             return self._announce(session, info, "left", user, [user], [user], now, ref)
 
@@ -202,7 +192,7 @@ class MongoGroups(MongoBase):
             session=session,
         )
         assert doc is not None  # read in this transaction: a group is never deleted
-        self._forget(group)
+        self._members_cache.forget(group)
         return _info(doc)
 
     def _announce(
@@ -217,8 +207,5 @@ class MongoGroups(MongoBase):
         ref: str,
     ) -> GroupChange:
         """Put the ``group`` event in every member's (and the gone ones') inbox."""
-        bodies = group_event_bodies(
-            snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now
-        )
-        entries = self._append_many(session, [(user, "group", None, body) for user, body in bodies], now)
-        return GroupChange(group=snapshot, entries=entries)
+        events = group_events(snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now)
+        return GroupChange(group=snapshot, entries=self._append_many(session, events, now))

@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, case, func, select, true, update
 
 from client_sdk.contract import Status, is_group_id
-from workers.stores.base import InboxItem, ReceiptRequest, ReceiptResult
-from workers.stores.inbox_log import receipt_events
-from workers.stores.sql_base import NotInOneGo, SqlBase
-from workers.stores.sql_driver import Statement
-from workers.stores.sql_schema import messages, receipts
+from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
+from workers.stores.rules.receipts import receipt_events
+from workers.stores.sql.base import NotInOneGo, SqlBase
+from workers.stores.sql.driver import Statement
+from workers.stores.sql.schema import messages, receipts
 
 __all__ = ["SqlReceipts"]
 
@@ -93,9 +93,16 @@ def _events(
     ``user`` moved to ``status``, its recipients' lowest status going from ``floor_before`` to
     ``floor_after``."""
     message_id, _, sender, conversation, seq = row[:5]
-    body = {"message_id": message_id, "conversation": conversation, "seq": int(seq), "by": user, "ts": now}
     return receipt_events(
-        sender=sender, body=body, status=status, floor_before=floor_before, floor_after=floor_after
+        sender=sender,
+        message_id=message_id,
+        conversation=conversation,
+        seq=int(seq),
+        by=user,
+        now=now,
+        status=status,
+        floor_before=floor_before,
+        floor_after=floor_after,
     )
 
 

@@ -1,0 +1,45 @@
+"""Members of groups, cached by every backend for the messages sent to them.
+
+Every change of a group bumps its ``version`` in the same transaction. The cache keeps members by
+group with the version they were read at; a reader compares it with the group's version (a lookup
+by key) and reloads on a mismatch, so a change made by any process invalidates every process's cache.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+__all__ = ["MembersCache"]
+
+
+class MembersCache:
+    """Members in join order by group, the least recently used dropped past ``size`` groups."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._members: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, group: str, version: int) -> list[str] | None:
+        """The members read at ``version``, or None (not cached, or read at another version)."""
+        with self._lock:
+            cached = self._members.get(group)
+            if cached is None or cached[0] != version:
+                return None
+            self._members.move_to_end(group)
+            return cached[1]
+
+    def put(self, group: str, version: int, members: list[str]) -> None:
+        with self._lock:
+            self._members[group] = (version, members)
+            while len(self._members) > self._size:
+                self._members.popitem(last=False)
+
+    def forget(self, group: str) -> None:
+        with self._lock:
+            self._members.pop(group, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._members.clear()

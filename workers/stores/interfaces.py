@@ -1,0 +1,226 @@
+"""What each kind of caller needs from storage, as narrow interfaces; :class:`Store` is all of them.
+
+A caller is typed with the narrowest one it uses: the login check sees :class:`Credentials`, the
+ACL :class:`Presence`, the notifier :class:`Notifications`, the command pipeline
+:class:`CommandStore`. Only what opens, sets up and closes a store, or hands it on to everything
+else, holds a :class:`Store`. Implementations (``sql``, ``mongo``) are thread-safe.
+
+The inbox log is the source of truth for delivery: each event a user must see (a message for
+them, the ``sent`` of their own message, a receipt for a message they sent, a change of one of
+their groups) is appended to their log with the next cursor (1, 2, 3, ... per user, no gaps) in
+the same transaction that changes the state. Live delivery publishes those entries; ``sync``
+replays them after a cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from client_sdk.contract import Status
+from workers.stores.records import (
+    AcceptResult,
+    GroupChange,
+    GroupInfo,
+    InboxEntry,
+    PushToken,
+    ReceiptRequest,
+    ReceiptResult,
+    SmsRecord,
+    StoredMessage,
+    TextSend,
+    UserInfo,
+)
+
+__all__ = [
+    "CommandStore",
+    "Credentials",
+    "Groups",
+    "MediaAccess",
+    "MediaEndpointStore",
+    "Messages",
+    "Notifications",
+    "Phones",
+    "Presence",
+    "Store",
+    "Users",
+]
+
+
+class Credentials(Protocol):
+    """The login check (MQTT and the media endpoint)."""
+
+    def credential_hashes(self, user: str) -> list[tuple[str, str]]:
+        """(kind, hash) of every credential of an enabled user; empty for an unknown user."""
+        ...
+
+
+class Phones(Protocol):
+    """A user's phone number, for SMS (set by the CLI, read by the notifier)."""
+
+    def set_phone(self, user: str, phone: str | None) -> None: ...
+    def phone_of(self, user: str) -> str | None: ...
+
+
+class Users(Credentials, Phones, Protocol):
+    """Accounts and their credentials: what the CLI manages."""
+
+    def create_user(self, user: str, *, now: float) -> None: ...
+    def delete_user(self, user: str) -> None: ...
+    def list_users(self) -> list[UserInfo]: ...
+    def add_credential(self, user: str, *, kind: str, secret_hash: str, now: float) -> int: ...
+    def remove_credentials(self, user: str) -> int: ...
+
+
+class Presence(Protocol):
+    """Whose presence a user may see (the ACL), and when users were last seen (presence)."""
+
+    def can_see_presence(self, watcher: str, user: str) -> bool:
+        """Whether ``watcher`` is ``user`` or a contact of it (a 1-on-1 conversation, a shared group)."""
+        ...
+
+    def set_last_seen(self, user: str, ts: float) -> None: ...
+    def last_seen_all(self) -> dict[str, float]: ...
+
+
+class Messages(Protocol):
+    """Messages, receipts and the inbox log: what the pipeline and the media job store and read."""
+
+    def user_exists(self, user: str) -> bool: ...
+    def accept_message(
+        self,
+        *,
+        sender: str,
+        command_id: str,
+        recipient: str,
+        text: str,
+        now: float,
+        media: Mapping[str, Any] | None = None,
+    ) -> AcceptResult:
+        """Store a message to a user, or to a group id (one copy in each other member's inbox).
+
+        ``media`` is the wire object of an image or video (``text`` is then its caption, maybe empty);
+        its object keys are recorded so that :meth:`MediaAccess.can_read_media` knows who may
+        download them.
+        """
+        ...
+
+    def accept_texts(self, sends: Sequence[TextSend], *, now: float) -> list[AcceptResult] | None:
+        """Store several new 1-on-1 text messages at once, as ``accept_message`` would one by one, in
+        order; None, with nothing stored, when that is not possible in one go (a resend, an unknown
+        recipient, a first message of a conversation, or a backend without it): then store them one
+        by one."""
+        ...
+
+    def sent_entry(self, sender: str, command_id: str) -> InboxEntry | None:
+        """The ``sent`` entry of the message ``sender`` stored for ``command_id``, if there is one."""
+        ...
+
+    def apply_receipts(
+        self, *, user: str, status: Status, message_ids: Sequence[str], now: float
+    ) -> ReceiptResult: ...
+    def apply_receipts_of(
+        self, requests: Sequence[ReceiptRequest], *, now: float
+    ) -> list[ReceiptResult] | None:
+        """Apply several users' receipts for 1-on-1 messages at once, as ``apply_receipts`` would one
+        by one, in order; None, with nothing changed, when that is not possible in one go (a group
+        message, a message named twice or not to that user, or a backend without it): then apply
+        them one by one."""
+        ...
+
+    def sync(self, *, user: str, after: int, limit: int) -> tuple[list[InboxEntry], bool]:
+        """Entries of ``user`` with cursor > ``after``, in order, and whether more follow."""
+        ...
+
+
+class MediaAccess(Protocol):
+    """Who may send media to whom, and who may download a stored object."""
+
+    def check_recipient(self, sender: str, recipient: str) -> None:
+        """Raise what accept_message would for ``recipient`` (UnknownUser, unknown_group, not_member)."""
+        ...
+
+    def can_read_media(self, user: str, key: str) -> bool:
+        """Whether ``user`` sent or received a message with the media object ``key``."""
+        ...
+
+
+class Groups(Protocol):
+    """Groups and their members. Refusals are CommandError with the wire code (not_member,
+    not_admin, group_full...); every change puts a ``group`` event in each member's inbox log."""
+
+    def create_group(
+        self, *, creator: str, name: str, members: Sequence[str], now: float, ref: str, max_members: int
+    ) -> GroupChange: ...
+    def add_members(
+        self, *, group: str, actor: str, members: Sequence[str], now: float, ref: str, max_members: int
+    ) -> GroupChange: ...
+    def remove_members(
+        self, *, group: str, actor: str, members: Sequence[str], now: float, ref: str
+    ) -> GroupChange: ...
+    def promote(
+        self, *, group: str, actor: str, members: Sequence[str], now: float, ref: str
+    ) -> GroupChange: ...
+    def rename_group(self, *, group: str, actor: str, name: str, now: float, ref: str) -> GroupChange: ...
+    def leave_group(self, *, group: str, user: str, now: float, ref: str) -> GroupChange: ...
+    def groups_of(self, user: str) -> list[GroupInfo]: ...
+
+
+class Notifications(Phones, Protocol):
+    """Push tokens, the per-user notification state, and the SMS outbox: the notifier's."""
+
+    def register_push_token(
+        self, *, user: str, token: str, platform: str, preview: bool, now: float
+    ) -> None: ...
+    def unregister_push_token(self, *, user: str, token: str) -> bool: ...
+    def remove_push_token(self, token: str) -> None: ...
+    def push_tokens(self, user: str) -> list[PushToken]: ...
+    def note_waiting(self, *, user: str, message_id: str) -> tuple[bool, bool]:
+        """Add a message to the user's pending list; (push job needed, SMS check needed)."""
+        ...
+
+    def take_pending(self, user: str) -> list[str]:
+        """The messages of the burst a push is due for; the next message starts a new burst."""
+        ...
+
+    def sms_checked(self, user: str) -> float:
+        """Clear the SMS check; returns the time up to which messages were already texted."""
+        ...
+
+    def sms_sent(self, user: str, *, until: float) -> None: ...
+    def undelivered(self, *, user: str, message_ids: Sequence[str]) -> list[StoredMessage]:
+        """Those of the messages that no device of ``user`` has yet, oldest first."""
+        ...
+
+    def undelivered_since(self, *, user: str, since: float) -> list[StoredMessage]: ...
+    def record_sms(self, *, user: str, phone: str, body: str, now: float) -> None: ...
+    def sms_outbox(self, user: str | None = None) -> list[SmsRecord]: ...
+
+
+class CommandStore(Messages, Groups, Notifications, Protocol):
+    """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group the calls this thread makes inside the block (a batch of commands): each call
+        still succeeds or fails on its own, and what they stored becomes visible (is committed)
+        when the block ends. An exception out of the block undoes the calls of the block that
+        the backend had not committed yet, so the caller must announce nothing before it ends;
+        running the block again is safe (every write is idempotent). A batch inside a batch
+        joins it. (SQL: one transaction, a savepoint per call. MongoDB: a transaction per call.)"""
+        ...
+
+
+class MediaEndpointStore(Messages, MediaAccess, Protocol):
+    """What the media HTTP endpoint needs: who may upload to whom and download what, and whether
+    an upload was stored already (its ``sent`` entry)."""
+
+
+class Store(CommandStore, Users, Presence, MediaAccess, Protocol):
+    """All of it, and the store's life: what opens, sets up and closes it."""
+
+    def create_schema(self) -> None:
+        """Create the tables or collections and their indexes (idempotent: every node, every start)."""
+        ...
+
+    def close(self) -> None: ...

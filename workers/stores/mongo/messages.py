@@ -1,0 +1,165 @@
+"""Messages in the MongoDB store: storing one (a transaction with its receipts and inbox entries),
+finding a resent one, and reading the inbox log (sync)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.client_session import ClientSession
+from pymongo.errors import DuplicateKeyError
+
+from client_sdk.contract import Status, is_group_id
+from workers.errors import UnknownUser
+from workers.stores.mongo.base import message_from_doc
+from workers.stores.mongo.groups import MongoGroups
+from workers.stores.mongo.media import MongoMedia, media_fields
+from workers.stores.mongo.schema import REACHED
+from workers.stores.records import AcceptResult, InboxEntry, StoredMessage, TextSend
+from workers.stores.rules.messages import dm_conversation, message_events, message_targets, new_message_id
+
+__all__ = ["MongoMessages"]
+
+log = logging.getLogger(__name__)
+
+_ACCEPT_ATTEMPTS = 3
+
+
+class MongoMessages(MongoGroups, MongoMedia):
+    """Messages need their group's members (groups) and record their media objects (media)."""
+
+    def accept_texts(self, sends: Sequence[TextSend], *, now: float) -> list[AcceptResult] | None:
+        return None  # not on MongoDB (a transaction per message): the pipeline stores them one by one
+
+    def accept_message(
+        self,
+        *,
+        sender: str,
+        command_id: str,
+        recipient: str,
+        text: str,
+        now: float,
+        media: Mapping[str, Any] | None = None,
+    ) -> AcceptResult:
+        def work(session: ClientSession) -> AcceptResult:
+            existing = self._find_duplicate(session, sender, command_id)
+            if existing is not None:
+                return existing
+            if is_group_id(recipient):
+                targets = message_targets(recipient, sender, self._members(session, recipient))
+                conversation = recipient
+            else:
+                if self._users.find_one({"_id": recipient}, {"_id": True}, session=session) is None:
+                    raise UnknownUser(recipient)
+                conversation, targets = dm_conversation(sender, recipient), [recipient]
+            return self._insert_message(
+                session, sender, command_id, recipient, conversation, targets, text, now, media
+            )
+
+        for attempt in range(1, _ACCEPT_ATTEMPTS + 1):
+            try:
+                return self._tx(work)
+            except DuplicateKeyError:
+                # a concurrent resend of the same command won the race: answer with what it stored
+                with self._guard():
+                    existing = self._find_duplicate(None, sender, command_id)
+                if existing is not None:
+                    return existing
+                if attempt == _ACCEPT_ATTEMPTS:
+                    raise
+                # otherwise two first messages of a conversation raced to create its seq counter
+                log.debug("accept_message: retrying after a duplicate key (%s/%s)", sender, command_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def sent_entry(self, sender: str, command_id: str) -> InboxEntry | None:
+        with self._guard():
+            existing = self._find_duplicate(None, sender, command_id)
+        return None if existing is None else existing.sent
+
+    def _find_duplicate(
+        self, session: ClientSession | None, sender: str, command_id: str
+    ) -> AcceptResult | None:
+        doc = self._messages.find_one({"sender": sender, "command_id": command_id}, session=session)
+        if doc is None:
+            return None
+        message = message_from_doc(doc)
+        sent_doc = self._inbox.find_one(
+            {"user": sender, "message_id": message.id, "kind": "sent"},
+            {"cursor": True, "payload": True},
+            session=session,
+        )
+        if sent_doc is None:  # pragma: no cover - written in the same transaction as the message
+            raise RuntimeError(f"message {message.id} has no sent entry")
+        sent = InboxEntry(sender, int(sent_doc["cursor"]), sent_doc["payload"])
+        return AcceptResult(message=message, duplicate=True, entries=[], sent=sent)
+
+    def _insert_message(
+        self,
+        session: ClientSession,
+        sender: str,
+        command_id: str,
+        recipient: str,
+        conversation: str,
+        targets: list[str],
+        text: str,
+        now: float,
+        media: Mapping[str, Any] | None,
+    ) -> AcceptResult:
+        seq = self._bump(self._conversations, conversation, "last_seq", session, upsert=True)
+        assert seq is not None
+        message = StoredMessage(
+            id=new_message_id(),
+            conversation=conversation,
+            seq=seq,
+            sender=sender,
+            recipient=recipient,
+            text=text,
+            ts=now,
+            media=None if media is None else dict(media),
+        )
+        self._messages.insert_one(
+            {
+                "_id": message.id,
+                "conversation": conversation,
+                "seq": seq,
+                "sender": sender,
+                "recipient": recipient,
+                "command_id": command_id,
+                "text": text,
+                "created_at": float(now),
+                "targets": len(targets),
+                "reached": dict.fromkeys(REACHED.values(), 0),
+                **media_fields(media),
+            },
+            session=session,
+        )
+        if targets:
+            self._receipts.insert_many(
+                [
+                    {
+                        "message_id": message.id,
+                        "user": user,
+                        "status": int(Status.SENT),
+                        "created_at": float(now),
+                        "delivered_at": None,
+                        "read_at": None,
+                    }
+                    for user in targets
+                ],
+                session=session,
+            )
+        entries = self._append_many(session, message_events(message, command_id, targets), now)
+        return AcceptResult(message=message, duplicate=False, entries=entries, sent=entries[0])
+
+    # ----------------------------------------------------------------- sync
+    def sync(self, *, user: str, after: int, limit: int) -> tuple[list[InboxEntry], bool]:
+        with self._guard():
+            rows = list(
+                self._inbox.find({"user": user, "cursor": {"$gt": after}}, {"cursor": True, "payload": True})
+                .sort("cursor", ASCENDING)
+                .limit(limit + 1)
+            )
+        more = len(rows) > limit
+        return [InboxEntry(user, int(r["cursor"]), r["payload"]) for r in rows[:limit]], more

@@ -1,0 +1,103 @@
+"""Receipts in the MongoDB store: statuses move forward for many messages at once.
+
+A message's group aggregate is kept as counters on the message document (how many recipients
+reached ``delivered`` and ``read``), so concurrent receipts for one message conflict on that
+document and are serialised by the transaction retry instead of each missing the other's update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo.client_session import ClientSession
+
+from client_sdk.contract import Status
+from workers.stores.mongo.base import MongoBase
+from workers.stores.mongo.schema import REACHED
+from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
+from workers.stores.rules.receipts import receipt_events
+
+__all__ = ["MongoReceipts"]
+
+
+class MongoReceipts(MongoBase):
+    def apply_receipts_of(
+        self, requests: Sequence[ReceiptRequest], *, now: float
+    ) -> list[ReceiptResult] | None:
+        return None  # not on MongoDB: the pipeline applies them one by one
+
+    def apply_receipts(
+        self, *, user: str, status: Status, message_ids: Sequence[str], now: float
+    ) -> ReceiptResult:
+        """Set-based, as on SQL: one read of the receipts, an ``update_many`` of them and one of the
+        messages' counters per previous status, one read of the counters, one ``insert_many``."""
+
+        def work(session: ClientSession) -> ReceiptResult:
+            ids = list(dict.fromkeys(message_ids))
+            current = {
+                r["message_id"]: int(r["status"])
+                for r in self._receipts.find(
+                    {"user": user, "message_id": {"$in": ids}},
+                    {"message_id": True, "status": True},
+                    session=session,
+                )
+            }
+            refused = [m for m in message_ids if m not in current]
+            todo = [m for m in ids if m in current and current[m] < status]  # statuses only move forward
+            if not todo:
+                return ReceiptResult(not_recipient=refused)
+            items = self._advance(session, user, status, {m: current[m] for m in todo}, now)
+            return ReceiptResult(entries=self._append_many(session, items, now), not_recipient=refused)
+
+        return self._tx(work)
+
+    def _advance(
+        self, session: ClientSession, user: str, status: Status, previous: dict[str, int], now: float
+    ) -> list[InboxItem]:
+        """Move the user's statuses of the messages (id -> previous status) and make the events for
+        the senders, in order; ``all`` once every recipient of a message is there."""
+        for prior in sorted(set(previous.values())):
+            ids = [m for m, p in previous.items() if p == prior]
+            values: dict[str, Any] = {"status": int(status)}
+            if status >= Status.DELIVERED > prior:
+                values["delivered_at"] = float(now)
+            if status >= Status.READ:
+                values["read_at"] = float(now)
+            self._receipts.update_many(
+                {"user": user, "message_id": {"$in": ids}}, {"$set": values}, session=session
+            )
+            passed = {f"reached.{name}": 1 for level, name in REACHED.items() if prior < level <= status}
+            self._messages.update_many({"_id": {"$in": ids}}, {"$inc": passed}, session=session)
+        projection = {"sender": True, "conversation": True, "seq": True, "targets": True, "reached": True}
+        docs = {
+            d["_id"]: d
+            for d in self._messages.find({"_id": {"$in": list(previous)}}, projection, session=session)
+        }
+        items: list[InboxItem] = []
+        for message_id, prior in previous.items():
+            doc = docs[message_id]  # a receipt exists only with its message
+            after = {level: int(doc["reached"][name]) for level, name in REACHED.items()}
+            before = {level: after[level] - int(prior < level <= status) for level in REACHED}
+            targets = int(doc["targets"])
+            items += receipt_events(
+                sender=doc["sender"],
+                message_id=message_id,
+                conversation=doc["conversation"],
+                seq=int(doc["seq"]),
+                by=user,
+                now=now,
+                status=status,
+                floor_before=_floor(before, targets),
+                floor_after=_floor(after, targets),
+            )
+        return items
+
+
+def _floor(reached: dict[Status, int], targets: int) -> Status:
+    """The lowest status among the recipients: the highest that all of them reached."""
+    floor = Status.SENT
+    for level in sorted(reached):
+        if reached[level] >= targets:
+            floor = level
+    return floor

@@ -1,0 +1,98 @@
+"""Users in the MongoDB store: accounts, their credentials, and when each was last seen."""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING
+from pymongo.client_session import ClientSession
+from pymongo.errors import DuplicateKeyError
+
+from workers.errors import UnknownUser, UserExists
+from workers.stores.mongo.base import MongoBase
+from workers.stores.records import UserInfo
+
+__all__ = ["MongoUsers"]
+
+
+class MongoUsers(MongoBase):
+    def create_user(self, user: str, *, now: float) -> None:
+        try:
+            with self._guard():
+                self._users.insert_one(
+                    {
+                        "_id": user,
+                        "created_at": float(now),
+                        "inbox_seq": 0,
+                        "last_seen": None,
+                        "disabled": False,
+                    }
+                )
+        except DuplicateKeyError:
+            raise UserExists(user) from None
+
+    def delete_user(self, user: str) -> None:
+        def work(session: ClientSession) -> None:
+            self._credentials.delete_many({"user": user}, session=session)
+            if self._users.delete_one({"_id": user}, session=session).deleted_count == 0:
+                raise UnknownUser(user)
+
+        self._tx(work)
+
+    def user_exists(self, user: str) -> bool:
+        with self._guard():
+            return self._users.find_one({"_id": user}, {"_id": True}) is not None
+
+    def list_users(self) -> list[UserInfo]:
+        with self._guard():
+            counts = {
+                row["_id"]: int(row["n"])
+                for row in self._credentials.aggregate([{"$group": {"_id": "$user", "n": {"$sum": 1}}}])
+            }
+            docs = list(self._users.find({}, {"created_at": True, "last_seen": True}).sort("_id", ASCENDING))
+        return [
+            UserInfo(
+                d["_id"],
+                float(d["created_at"]),
+                None if d.get("last_seen") is None else float(d["last_seen"]),
+                counts.get(d["_id"], 0),
+            )
+            for d in docs
+        ]
+
+    def add_credential(self, user: str, *, kind: str, secret_hash: str, now: float) -> int:
+        def work(session: ClientSession) -> int:
+            if self._users.find_one({"_id": user}, {"_id": True}, session=session) is None:
+                raise UnknownUser(user)
+            key = self._next_id(session, "credentials")
+            self._credentials.insert_one(
+                {
+                    "_id": key,
+                    "user": user,
+                    "kind": kind,
+                    "secret_hash": secret_hash,
+                    "created_at": float(now),
+                },
+                session=session,
+            )
+            return key
+
+        return self._tx(work)
+
+    def remove_credentials(self, user: str) -> int:
+        with self._guard():
+            return int(self._credentials.delete_many({"user": user}).deleted_count)
+
+    def credential_hashes(self, user: str) -> list[tuple[str, str]]:
+        with self._guard():
+            if self._users.find_one({"_id": user, "disabled": False}, {"_id": True}) is None:
+                return []
+            rows = self._credentials.find({"user": user}, {"kind": True, "secret_hash": True})
+            return [(r["kind"], r["secret_hash"]) for r in rows.sort("_id", ASCENDING)]
+
+    def set_last_seen(self, user: str, ts: float) -> None:
+        with self._guard():
+            self._users.update_one({"_id": user}, {"$set": {"last_seen": float(ts)}})
+
+    def last_seen_all(self) -> dict[str, float]:
+        with self._guard():
+            rows = self._users.find({"last_seen": {"$ne": None}}, {"last_seen": True})
+            return {r["_id"]: float(r["last_seen"]) for r in rows}

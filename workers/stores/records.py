@@ -1,0 +1,143 @@
+"""The values the stores take and return, the same for every backend (see interfaces)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from client_sdk.contract import Status
+
+__all__ = [
+    "AcceptResult",
+    "GroupChange",
+    "GroupInfo",
+    "InboxEntry",
+    "InboxItem",
+    "PushToken",
+    "ReceiptRequest",
+    "ReceiptResult",
+    "SmsRecord",
+    "StoredMessage",
+    "TextSend",
+    "UserInfo",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: str
+    conversation: str
+    seq: int
+    sender: str
+    recipient: str
+    text: str
+    ts: float
+    media: dict[str, Any] | None = None
+    """The wire ``media`` object (link, type, size, dimensions, thumbnail) of an image or video."""
+
+    def wire(self) -> dict[str, Any]:
+        body = {
+            "id": self.id,
+            "conversation": self.conversation,
+            "seq": self.seq,
+            "from": self.sender,
+            "to": self.recipient,
+            "text": self.text,
+            "ts": self.ts,
+        }
+        if self.media is not None:
+            body["media"] = self.media
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """One event in ``user``'s inbox log; ``payload`` is the wire event (with its cursor)."""
+
+    user: str
+    cursor: int
+    payload: dict[str, Any]
+
+
+InboxItem = tuple[str, str, str | None, dict[str, Any]]
+"""``(user, kind, message_id, body)``: an event to append to ``user``'s inbox log (the store adds
+the cursor)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptResult:
+    message: StoredMessage
+    duplicate: bool
+    """The command id was seen before: nothing new was stored."""
+    entries: list[InboxEntry]
+    """New inbox entries (empty for a duplicate)."""
+    sent: InboxEntry
+    """The sender's ``sent`` entry (the original one for a duplicate)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptResult:
+    entries: list[InboxEntry] = field(default_factory=list)
+    not_recipient: list[str] = field(default_factory=list)
+    """Message ids that exist but were not sent to this user, or do not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    id: str
+    name: str
+    members: list[str]
+    """In the order they joined."""
+    admins: list[str]
+
+    def wire(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "members": list(self.members), "admins": list(self.admins)}
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChange:
+    group: GroupInfo
+    entries: list[InboxEntry]
+    """The ``group`` event in the inbox of every member and of whoever left or was removed."""
+
+
+@dataclass(frozen=True, slots=True)
+class PushToken:
+    token: str
+    platform: str
+    preview: bool
+    """Whether pushes to this device may show the sender and the text."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmsRecord:
+    user: str
+    phone: str
+    body: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    id: str
+    created_at: float
+    last_seen: float | None
+    credentials: int
+
+
+class TextSend(NamedTuple):
+    """A ``send`` command of a text message to a user (see ``Messages.accept_texts``)."""
+
+    sender: str
+    command_id: str
+    recipient: str
+    text: str
+
+
+class ReceiptRequest(NamedTuple):
+    """A ``receipt`` command (see ``Messages.apply_receipts_of``)."""
+
+    user: str
+    status: Status
+    message_ids: Sequence[str]

@@ -1,0 +1,80 @@
+"""Users in the SQL store: accounts, their credentials, and when each was last seen."""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from workers.errors import UnknownUser, UserExists
+from workers.stores.records import UserInfo
+from workers.stores.sql.base import SqlBase
+from workers.stores.sql.driver import Statement
+from workers.stores.sql.schema import credentials, users
+
+__all__ = ["SqlUsers"]
+
+# run for every login and typing indicator (see base)
+_USER = Statement(select(users.c.id).where(users.c.id == bindparam("b_user")))
+_CREDENTIALS = Statement(
+    select(credentials.c.kind, credentials.c.secret_hash)
+    .join(users, users.c.id == credentials.c.user_id)
+    .where(credentials.c.user_id == bindparam("b_user"), users.c.disabled.is_(False))
+)
+
+
+class SqlUsers(SqlBase):
+    def create_user(self, user: str, *, now: float) -> None:
+        try:
+            with self._tx() as conn:
+                conn.execute(insert(users).values(id=user, created_at=now, inbox_seq=0, disabled=False))
+        except IntegrityError:
+            raise UserExists(user) from None
+
+    def delete_user(self, user: str) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(credentials).where(credentials.c.user_id == user))
+            if conn.execute(delete(users).where(users.c.id == user)).rowcount == 0:
+                raise UnknownUser(user)
+
+    def user_exists(self, user: str) -> bool:
+        with self._tx() as conn:
+            return _USER.first(conn, {"b_user": user}) is not None
+
+    def list_users(self) -> list[UserInfo]:
+        counts = (
+            select(credentials.c.user_id, func.count().label("n")).group_by(credentials.c.user_id).subquery()
+        )
+        query = (
+            select(users.c.id, users.c.created_at, users.c.last_seen, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.user_id == users.c.id)
+            .order_by(users.c.id)
+        )
+        with self._tx() as conn:
+            return [UserInfo(row[0], row[1], row[2], int(row[3])) for row in conn.execute(query)]
+
+    def add_credential(self, user: str, *, kind: str, secret_hash: str, now: float) -> int:
+        with self._tx() as conn:
+            if conn.execute(select(users.c.id).where(users.c.id == user)).first() is None:
+                raise UnknownUser(user)
+            result = conn.execute(
+                insert(credentials).values(user_id=user, kind=kind, secret_hash=secret_hash, created_at=now)
+            )
+            key = result.inserted_primary_key
+            return int(key[0]) if key else 0
+
+    def remove_credentials(self, user: str) -> int:
+        with self._tx() as conn:
+            return int(conn.execute(delete(credentials).where(credentials.c.user_id == user)).rowcount)
+
+    def credential_hashes(self, user: str) -> list[tuple[str, str]]:
+        with self._tx() as conn:  # every login: built once, run on the driver's cursor
+            return [(row[0], row[1]) for row in _CREDENTIALS.all(conn, {"b_user": user})]
+
+    def set_last_seen(self, user: str, ts: float) -> None:
+        with self._tx() as conn:
+            conn.execute(update(users).where(users.c.id == user).values(last_seen=ts))
+
+    def last_seen_all(self) -> dict[str, float]:
+        with self._tx() as conn:
+            rows = conn.execute(select(users.c.id, users.c.last_seen).where(users.c.last_seen.is_not(None)))
+            return {row[0]: float(row[1]) for row in rows}
