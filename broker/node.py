@@ -27,10 +27,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from broker.http import MediaHttp
 from broker.ingest import Ingest
-from broker.plugins.acl import MqchatAclPlugin
-from broker.plugins.auth import MqchatAuthPlugin
-from broker.plugins.presence import MqchatPresencePlugin
-from broker.server import MqchatBroker
+from broker.mqtt.plugins.acl import MqchatAclPlugin
+from broker.mqtt.plugins.auth import MqchatAuthPlugin
+from broker.mqtt.plugins.presence import MqchatPresencePlugin
+from broker.mqtt.server import MqchatBroker
 from broker.throttle import LoginThrottle, RateLimiter
 from broker.webapp import add_web_routes
 from client_sdk.contract import Topics
@@ -315,12 +315,12 @@ class Node:
             "listeners": listeners,
             "timeout_disconnect_delay": 0,
             "plugins": {
-                "broker.plugins.auth.MqchatAuthPlugin": {},
-                "broker.plugins.acl.MqchatAclPlugin": {
+                "broker.mqtt.plugins.auth.MqchatAuthPlugin": {},
+                "broker.mqtt.plugins.acl.MqchatAclPlugin": {
                     **topics,
                     "visibility": self.settings.presence.visibility,
                 },
-                "broker.plugins.presence.MqchatPresencePlugin": {
+                "broker.mqtt.plugins.presence.MqchatPresencePlugin": {
                     **topics,
                     "min_interval": self.settings.presence.min_interval,
                 },

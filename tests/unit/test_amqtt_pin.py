@@ -1,4 +1,4 @@
-"""broker/server.py overrides amqtt internals: fail loudly if the pinned amqtt changes under it."""
+"""broker/mqtt/server.py overrides amqtt internals: fail loudly if the pinned amqtt changes under it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.protocol.handler import ProtocolHandler
 from amqtt.session import Session
 
-from broker.compat import AMQTT_VERSION
+from broker.mqtt.compat import AMQTT_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ def test_the_overridden_handler_methods_keep_their_shape() -> None:
     assert _params(ProtocolHandler._send_packet) == ["packet"]
     assert _params(Broker._client_connected) == ["listener_name", "reader", "writer"]
     assert "self._writer = writer" in inspect.getsource(StreamWriterAdapter.__init__)
-    # the stock read-timeout handler does nothing: that is the defect broker/server.py fixes
+    # the stock read-timeout handler does nothing: that is the defect broker/mqtt/server.py fixes
     assert "pass" in inspect.getsource(BrokerProtocolHandler.handle_read_timeout)
 
 
@@ -66,18 +66,18 @@ def _digest(func: object) -> str:
 
 
 def test_the_code_copied_or_replaced_for_lighter_connections_is_unchanged() -> None:
-    # broker/connect.py repeats the checks of init_from_connect, building a LeanSession instead
+    # broker/mqtt/connect.py repeats the checks of init_from_connect, building a ConnectionState instead
     assert _digest(BrokerProtocolHandler.init_from_connect) == (
         "036dc04c1133a18fb5b5987a60c2e45d0250daf02d18ec797989c5d23d0876e2"
     )
-    # broker/lean_session.py: Session.__init__ builds its machine through _init_states and its two
-    # queues as plain attributes, which LeanSession replaces
+    # broker/mqtt/connection_state.py: Session.__init__ builds its machine through _init_states and its two
+    # queues as plain attributes, which ConnectionState replaces
     assert _digest(Session.__init__) == "ad7888c0daff2038e59468539a7335d136e397033d397bc5c80b70cceda0e4d4"
     assert "self._init_states()" in inspect.getsource(Session.__init__)
 
 
 def test_the_handler_internals_the_lighter_handler_relies_on() -> None:
-    # broker/handler.py replaces start() and the reader loop; stop() must still end them this way
+    # broker/mqtt/handler.py replaces start() and the reader loop; stop() must still end them this way
     stop = inspect.getsource(ProtocolHandler.stop)
     assert "self._reader_task.cancel()" in stop
     assert "await self._reader_stopped.wait()" in stop
@@ -112,7 +112,7 @@ def test_what_the_framed_reader_relies_on_is_still_there() -> None:
     # the TCP stream under the adapter, and the test for plugins that want each packet received
     assert "self._reader = reader" in inspect.getsource(StreamReaderAdapter.__init__)
     assert "self._event_plugin_callbacks" in inspect.getsource(PluginManager)
-    # LeanSession.next_packet_id skips the ids stock skips, and the quick deliveries' too
+    # ConnectionState.next_packet_id skips the ids stock skips, and the quick deliveries' too
     stock = inspect.getsource(Session.next_packet_id.fget)  # type: ignore[attr-defined]
     assert "self.inflight_in" in stock
     assert "self.inflight_out" in stock
@@ -122,9 +122,9 @@ def test_what_the_framed_reader_relies_on_is_still_there() -> None:
 def test_packet_ids_in_flight_anywhere_are_never_handed_out_again() -> None:
     from amqtt.errors import AMQTTError
 
-    from broker.lean_session import LeanSession
+    from broker.mqtt.connection_state import ConnectionState
 
-    session = LeanSession()
+    session = ConnectionState()
     session.quick_out[1] = (0.0, lambda: None)
     session.inflight_out[2] = object()
     session.inflight_in[3] = object()

@@ -6,7 +6,7 @@ its keep-alive runs out), records the node in the session service, and saves ``l
 store. While the user is online, each of its actions moves ``last_seen``, republished at most once
 per ``min_interval`` seconds.
 
-The broker awaits the connect and disconnect hooks in place (broker/server.py), so they only keep
+The broker awaits the connect and disconnect hooks in place (broker/mqtt/server.py), so they only keep
 count and queue a change; one drain task works through the queue in order, a batch at a time: the
 session service is told of all the batch's changes in one call off the event loop, then each change
 is published, then the ``last_seen`` of the batch's departures is saved in one more call.

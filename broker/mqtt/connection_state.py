@@ -24,7 +24,7 @@ from amqtt.errors import AMQTTError
 from amqtt.session import Session
 from transitions import MachineError
 
-__all__ = ["DISCARD", "DiscardQueue", "LeanSession", "SessionState"]
+__all__ = ["DISCARD", "ConnectionState", "DiscardQueue", "Transitions"]
 
 _TRIGGERS = {
     "connect": {"new": "connected", "disconnected": "connected"},
@@ -59,12 +59,12 @@ class DiscardQueue:
 DISCARD = DiscardQueue()
 
 
-class SessionState:
-    """The stock session machine's interface over ``LeanSession._state`` (made per access: no cycle)."""
+class Transitions:
+    """The stock session machine's interface over ``ConnectionState._state`` (made per access: no cycle)."""
 
     __slots__ = ("_session",)
 
-    def __init__(self, session: LeanSession) -> None:
+    def __init__(self, session: ConnectionState) -> None:
         self._session = session
 
     @property
@@ -94,7 +94,7 @@ class SessionState:
         self._session._state = dest
 
 
-class LeanSession(Session):  # type: ignore[misc]
+class ConnectionState(Session):
     """amqtt's Session without a state machine or queues of its own."""
 
     _state: str
@@ -112,8 +112,8 @@ class LeanSession(Session):  # type: ignore[misc]
         self._state = "new"
 
     @property
-    def transitions(self) -> SessionState:
-        return SessionState(self)
+    def transitions(self) -> Transitions:
+        return Transitions(self)
 
     @property
     def next_packet_id(self) -> int:

@@ -8,7 +8,7 @@ What changes from stock amqtt 0.12.1 (``tests/unit/test_amqtt_pin.py`` pins what
   in the middle of a packet (stock: ignored).
 - **SUBSCRIBE and UNSUBSCRIBE go straight to the broker** (``Requests``), one at a time per
   connection and in order, instead of through two queues and two waiting tasks per connection.
-- **TCP read by frames** (``broker/codec.py``). Stock amqtt read each packet with four or more
+- **TCP read by frames** (``broker/mqtt/codec.py``). Stock amqtt read each packet with four or more
   awaited reads and a task per packet, under ``asyncio.wait_for`` (a task and a timer more). Here
   one read takes whatever the socket holds, and every whole packet in it is handled in order:
   PUBLISH, PUBACK and PINGREQ on bytes, the rest decoded by amqtt and dispatched; only packets that
@@ -52,9 +52,9 @@ from amqtt.mqtt.subscribe import SubscribePacket
 from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from amqtt.session import Session
 
-from broker.codec import PUBACK, PUBLISH, Frame, encode_puback, encode_publish, read_frames, read_publish
-from broker.connect import read_connect
-from broker.lean_session import DISCARD, LeanSession
+from broker.mqtt.codec import PUBACK, PUBLISH, Frame, encode_puback, encode_publish, read_frames, read_publish
+from broker.mqtt.connect import read_connect
+from broker.mqtt.connection_state import DISCARD, ConnectionState
 
 __all__ = ["HOLD_DELAY", "PUBACK_TIMEOUT", "Gate", "Holder", "MqchatHandler", "Requests"]
 
@@ -100,7 +100,7 @@ class Requests(Protocol):
     ) -> None: ...
 
 
-class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
+class MqchatHandler(BrokerProtocolHandler):
     gate: Gate | None = None
     requests: Requests | None = None
     holder: Holder | None = None
@@ -112,7 +112,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
     """Bytes a packet may say it has (TCP): a longer one closes the connection before it is read."""
     _held: bytearray | None = None  # packets waiting for ``uncork`` (see ``_hold``)
     _due = False  # in the holder's list of connections to write at the end of its batch
-    _read_ahead: bytes = b""  # bytes the client sent right after its CONNECT (see broker/connect.py)
+    _read_ahead: bytes = b""  # bytes the client sent right after its CONNECT (see broker/mqtt/connect.py)
 
     def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
         super().__init__(plugins_manager, session, loop)
@@ -123,7 +123,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
     @classmethod
     async def init_from_connect(
         cls, reader: Any, writer: Any, plugins_manager: Any, loop: Any = None
-    ) -> tuple[MqchatHandler, LeanSession]:
+    ) -> tuple[MqchatHandler, ConnectionState]:
         session, read_ahead = await read_connect(reader, writer, plugins_manager)
         handler = cls(plugins_manager, loop=loop)
         handler._read_ahead = read_ahead
@@ -421,7 +421,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         one timer per connection drops those unacknowledged after ``PUBACK_TIMEOUT``.
         """
         session, writer = self.session, self.writer
-        if not isinstance(session, LeanSession) or not isinstance(writer, StreamWriterAdapter):
+        if not isinstance(session, ConnectionState) or not isinstance(writer, StreamWriterAdapter):
             return False
         if writer.is_closed:
             return False
@@ -486,7 +486,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
     def _quick_acknowledged(self, packet_id: int) -> bool:
         """End the ``publish_now`` delivery ``packet_id``; False if there is none."""
         session = self.session
-        entry = session.quick_out.pop(packet_id, None) if isinstance(session, LeanSession) else None
+        entry = session.quick_out.pop(packet_id, None) if isinstance(session, ConnectionState) else None
         if entry is None:
             return False
         entry[1]()
@@ -496,7 +496,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         """Drop the deliveries unacknowledged for ``PUBACK_TIMEOUT`` (oldest first), as stock did."""
         self._sweeper = None
         session = self.session
-        if not isinstance(session, LeanSession):
+        if not isinstance(session, ConnectionState):
             return
         quick = session.quick_out
         loop = asyncio.get_running_loop()
@@ -516,7 +516,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
             self._sweeper.cancel()
             self._sweeper = None
         session = self.session
-        if isinstance(session, LeanSession):
+        if isinstance(session, ConnectionState):
             waiting = list(session.quick_out.values())
             session.quick_out.clear()
             for _sent, done in waiting:

@@ -1,9 +1,9 @@
-"""The embedded broker: amqtt's Broker with the fixes mqchat needs (see broker/compat.py for the pin).
+"""The embedded broker: amqtt's Broker with the fixes mqchat needs (see broker/mqtt/compat.py for the pin).
 
 What changes from stock amqtt 0.12.1, and why:
 
-- **Ingest before PUBACK, keep-alive enforced, lighter connections**: see broker/handler.py and
-  broker/lean_session.py (an acknowledged command is already in the ingest queue, which a clean
+- **Ingest before PUBACK, keep-alive enforced, lighter connections**: see broker/mqtt/handler.py and
+  broker/mqtt/connection_state.py (an acknowledged command is already in the ingest queue, which a clean
   stop drains).
 - **No MQTT session state.** Every connection starts clean: amqtt's offline queues and session
   persistence lose and replay messages, and the database is the source of truth (clients sync).
@@ -36,7 +36,7 @@ What changes from stock amqtt 0.12.1, and why:
   to retry. Listeners here queue up to ``LISTEN_BACKLOG`` connections (within the kernel's limit).
 - **mqchat's own plugins are called directly.** Stock amqtt ran every plugin call of the connect
   path as a task of its own (authentication and topic filtering gathered, connect and disconnect
-  events fired and forgotten). mqchat's plugins (``broker/plugins``) are awaited in place, in the
+  events fired and forgotten). mqchat's plugins (``broker/mqtt/plugins``) are awaited in place, in the
   order they are configured, with the same verdicts (``_authenticate``, ``_topic_filtering``); their
   connect and disconnect hooks return at once and queue any slow work themselves. Any other plugin
   configured still goes through amqtt's plugin manager.
@@ -65,11 +65,11 @@ from amqtt.plugins.manager import PluginManager
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
-from broker.compat import check_amqtt_version
-from broker.handler import HOLD_DELAY, Gate, MqchatHandler
-from broker.plugins.acl import MqchatAclPlugin
-from broker.plugins.auth import MqchatAuthPlugin
-from broker.plugins.presence import MqchatPresencePlugin
+from broker.mqtt.compat import check_amqtt_version
+from broker.mqtt.handler import HOLD_DELAY, Gate, MqchatHandler
+from broker.mqtt.plugins.acl import MqchatAclPlugin
+from broker.mqtt.plugins.auth import MqchatAuthPlugin
+from broker.mqtt.plugins.presence import MqchatPresencePlugin
 
 __all__ = ["LISTEN_BACKLOG", "Gate", "MqchatBroker"]
 
@@ -100,7 +100,7 @@ Hook = Callable[..., Awaitable[Any]]
 
 
 def _connected(session: Session) -> bool:
-    state = getattr(session, "_state", None)  # a LeanSession's, without building its view
+    state = getattr(session, "_state", None)  # a ConnectionState's, without building its view
     return bool(session.transitions.is_connected()) if state is None else state == "connected"
 
 

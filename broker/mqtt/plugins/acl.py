@@ -16,7 +16,7 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.session import Session
 
-from broker.plugins.visibility import PresenceCheck, Visibility
+from broker.visibility import PresenceCheck, Visibility
 from client_sdk.contract import Topics
 
 __all__ = ["VISIBILITIES", "MqchatAclPlugin", "allowed"]

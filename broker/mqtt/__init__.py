@@ -1,0 +1,1 @@
+"""Everything that overrides or imports amqtt (placeholder)."""
