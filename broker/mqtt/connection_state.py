@@ -1,9 +1,11 @@
-"""A lighter amqtt Session for clean, connection-bound sessions (mqchat keeps no MQTT session state).
+"""``ConnectionState``: amqtt's Session, lighter, for a session that lives exactly as long as its
+connection (mqchat keeps no MQTT session state).
 
-Stock amqtt 0.12.1 gives every Session its own ``transitions.Machine`` (about 15 KiB and 130 us
-to build, per connection) and two eager ``asyncio.Queue``s (about 2.5 KiB each). mqchat's sessions
-live exactly as long as their connection: nothing is queued for them while offline (the store is
-the source of truth) and client publishes go to ingest, not to the delivery queue. So:
+Stock amqtt 0.12.1 gives every Session its own ``transitions.Machine`` (the largest part of an
+idle connection's memory, and slow to build: docs/amqtt-upstream.md has the figures) and two eager
+``asyncio.Queue``s. mqchat's sessions live exactly as long as their connection: nothing is queued
+for them while offline (the store is the source of truth) and client publishes go to ingest, not
+to the delivery queue. So:
 
 - ``transitions`` is a small view over one string attribute with the triggers and the test amqtt
   uses (``connect``, ``disconnect``, ``state``, ``is_connected``), raising ``MachineError`` on the

@@ -132,7 +132,7 @@ def test_a_puback_waits_to_go_out_with_the_next_delivery_and_no_longer_than_the_
     bare: _BareBroker,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("broker.mqtt.server.HOLD_DELAY", 0.5)
+    monkeypatch.setattr("broker.mqtt.writes.HOLD_DELAY", 0.5)
     sock = _subscriber(bare.port, "acked", "inbox/acked")
     other = _subscriber(bare.port, "other", "inbox/other")
     sock.sendall(encode_publish("out/acked", b"a command", 7, 1, False))
@@ -172,7 +172,7 @@ def test_each_held_puback_waits_its_own_hold_delay(
     bare: _BareBroker,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("broker.mqtt.server.HOLD_DELAY", 0.6)
+    monkeypatch.setattr("broker.mqtt.writes.HOLD_DELAY", 0.6)
     first = _subscriber(bare.port, "first", "inbox/first")
     second = _subscriber(bare.port, "second", "inbox/second")
     started = time.monotonic()
