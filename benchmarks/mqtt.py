@@ -4,7 +4,7 @@ The generator shares the machine with the broker it measures, so every microseco
 message is taken from the broker. It needs only a few packets: CONNECT, SUBSCRIBE, PUBLISH at QoS
 0 and 1, PUBACK, PINGREQ and DISCONNECT, and neither stores nor resends anything (a lost
 connection is counted, not repaired). So it frames bytes with the broker's own codec
-(``broker/codec.py``) instead of a general client library: with gmqtt, whose per-packet handlers,
+(``broker/mqtt/codec.py``) instead of a general client library: with gmqtt, whose per-packet handlers,
 message storage and logging were 45% of a generator process at 2,000 chat messages/s, the
 generator took 290-310 µs of CPU per chat message; see ``RESULTS.md`` for this one's figure.
 
@@ -21,7 +21,7 @@ from typing import cast
 
 from amqtt.errors import MQTTError
 
-from broker.codec import (
+from broker.mqtt.codec import (
     PUBACK,
     PUBLISH,
     encode_puback,

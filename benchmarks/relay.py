@@ -17,7 +17,7 @@ import signal
 from amqtt.mqtt.constants import QOS_1
 
 from broker.cli import run_process
-from broker.server import MqchatBroker
+from broker.mqtt.server import MqchatBroker
 
 __all__: list[str] = []
 

@@ -27,10 +27,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from broker.http import MediaHttp
 from broker.ingest import Ingest
-from broker.plugins.acl import MqchatAclPlugin
-from broker.plugins.auth import MqchatAuthPlugin
-from broker.plugins.presence import MqchatPresencePlugin
-from broker.server import MqchatBroker
+from broker.mqtt.listeners import amqtt_config
+from broker.mqtt.plugins import AclPlugin, AuthPlugin, BrokerPlugin, PresencePlugin
+from broker.mqtt.server import MqchatBroker
 from broker.throttle import LoginThrottle, RateLimiter
 from broker.webapp import add_web_routes
 from client_sdk.contract import Topics
@@ -79,8 +78,8 @@ def _bind(host: str, port: int) -> str:
 
 
 def _check_free(host: str, port: int | None, flag: str) -> None:
-    """Fail with one clear line when a port is taken (amqtt would log a traceback first). It names
-    the ``mqchat run``/``mqchat node`` flag that picks another: a taken 1883 is common (Mosquitto)."""
+    """Fail with one clear line when a port is taken (the broker would log a traceback first). It
+    names the ``mqchat run``/``mqchat node`` flag that picks another: a taken 1883 is common."""
     if not port:
         return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -131,7 +130,7 @@ class Node:
         self._cluster: RedisSessions | None = None
         self.broker: MqchatBroker | None = None
         self.ingest: Ingest | None = None
-        self.presence: MqchatPresencePlugin | None = None
+        self.presence: PresencePlugin | None = None
         self.queue_broker: dramatiq.Broker | None = None
         self._deliveries = threading.Lock()
         self._direct: DirectCommands | CommandProcess | None = None
@@ -195,14 +194,14 @@ class Node:
             rate=RateLimiter(rate=settings.limits.commands_per_second, burst=settings.limits.commands_burst),
         )
         broker = self.broker = MqchatBroker(
-            self._amqtt_config(),
+            amqtt_config(settings.broker),
             gate=ingest,
+            plugins=self._build_plugins(store, sessions),
             keepalive_grace=settings.presence.keepalive_grace,
             max_connections_per_user=settings.limits.max_connections_per_user,
             max_inflight=settings.limits.max_inflight_per_connection,
             max_packet=max_packet_bytes(settings.limits.max_payload_bytes),
         )
-        self._bind_plugins(broker, store, sessions)
         try:
             await broker.start()
         except Exception as exc:
@@ -309,43 +308,6 @@ class Node:
         return self.broker.bound_port("ws") if self.broker else None
 
     # ------------------------------------------------------------------ wiring
-    def _amqtt_config(self) -> dict[str, Any]:
-        b = self.settings.broker
-        tls: dict[str, Any] = (
-            {"ssl": True, "certfile": str(b.certfile), "keyfile": str(b.keyfile)} if b.tls else {}
-        )
-        listeners: dict[str, Any] = {
-            "default": {
-                "type": "tcp",
-                "bind": _bind(b.host, b.mqtt_port),
-                "max_connections": b.max_connections,
-                **tls,
-            }
-        }
-        if b.ws_port is not None:
-            listeners["ws"] = {
-                "type": "ws",
-                "bind": _bind(b.host, b.ws_port),
-                "max_connections": b.max_connections,
-                **tls,
-            }
-        topics = {"prefix": self.topics.prefix, "presence_prefix": self.topics.presence_prefix}
-        return {
-            "listeners": listeners,
-            "timeout_disconnect_delay": 0,
-            "plugins": {
-                "broker.plugins.auth.MqchatAuthPlugin": {},
-                "broker.plugins.acl.MqchatAclPlugin": {
-                    **topics,
-                    "visibility": self.settings.presence.visibility,
-                },
-                "broker.plugins.presence.MqchatPresencePlugin": {
-                    **topics,
-                    "min_interval": self.settings.presence.min_interval,
-                },
-            },
-        }
-
     def _build_workers(
         self, store: Store, sessions: SessionStore, queue_broker: dramatiq.Broker, *, in_process: bool
     ) -> tuple[list[dramatiq.Worker], Any]:
@@ -389,26 +351,32 @@ class Node:
             store.close()
             raise NodeError(str(exc)) from exc
 
-    def _bind_plugins(self, broker: MqchatBroker, store: Store, sessions: SessionStore) -> None:
-        manager = broker.plugins_manager
-        auth = manager.get_plugin("MqchatAuthPlugin")
-        presence = manager.get_plugin("MqchatPresencePlugin")
-        if not isinstance(auth, MqchatAuthPlugin) or not isinstance(presence, MqchatPresencePlugin):
-            raise NodeError("mqchat's broker plugins did not load")
-        acl = manager.get_plugin("MqchatAclPlugin")
-        if not isinstance(acl, MqchatAclPlugin):
-            raise NodeError("mqchat's ACL plugin did not load")
-        acl.bind(store.can_see_presence)
-        limits = self.settings.limits
+    def _build_plugins(self, store: Store, sessions: SessionStore) -> list[BrokerPlugin]:
+        """The broker's plugins, each with the services it needs: authentication, ACL, presence."""
+        settings, topics = self.settings, self.topics
+        limits = settings.limits
         throttle = LoginThrottle(
             user_free=limits.login_failures_free,
             max_delay=limits.login_max_delay,
             address_limit=limits.address_failures_max,
             lockout=limits.address_lockout,
         )
-        auth.bind(self._credentials_ok, throttle)
         self._login_throttle = throttle  # the media endpoint's logins count too
-        presence.bind(
+        auth = AuthPlugin(check=self._credentials_ok, throttle=throttle)
+        acl = AclPlugin(
+            AclPlugin.Config(
+                prefix=topics.prefix,
+                presence_prefix=topics.presence_prefix,
+                visibility=settings.presence.visibility,
+            ),
+            can_see_presence=store.can_see_presence,
+        )
+        presence = PresencePlugin(
+            PresencePlugin.Config(
+                prefix=topics.prefix,
+                presence_prefix=topics.presence_prefix,
+                min_interval=settings.presence.min_interval,
+            ),
             node_id=self.node_id,
             sessions=sessions,
             save_last_seen=store.set_last_seen,
@@ -417,6 +385,7 @@ class Node:
         self.presence = presence
         if isinstance(self._direct, CommandProcess):
             self._direct.connected_here = presence.is_online
+        return [auth, acl, presence]
 
     def _credentials_ok(self, user: str, secret: str) -> bool:
         """The credential check of MQTT and of the media endpoint (blocking: call it on a thread)."""

@@ -1,6 +1,6 @@
 """MQTT 3.1.1 packets written by hand, for tests that need a client to misbehave or go silent.
 
-Built here independently of broker/codec.py, so that what they check is the broker, not the codec
+Built here independently of broker/mqtt/codec.py, so that what they check is the broker, not the codec
 against itself. Short packets only (a remaining length below 128).
 """
 

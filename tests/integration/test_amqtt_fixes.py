@@ -1,4 +1,4 @@
-"""The amqtt defects that broker/server.py works around, shown against the real node."""
+"""The amqtt defects that broker/mqtt/server.py works around, shown against the real node."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ class _BareBroker:
         self.port: int = port
 
     async def _start(self) -> Any:
-        from broker.server import MqchatBroker
+        from broker.mqtt.server import MqchatBroker
 
         config = {
             "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:0"}},

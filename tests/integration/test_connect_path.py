@@ -1,7 +1,7 @@
 """The connect path made lighter for issue 7, shown against the real node over real sockets.
 
-The CONNECT is read whole (broker/connect.py), and what a client sends right behind it in the same
-write is handled too; mqchat's plugins are called in place (broker/server.py) while other plugins
+The CONNECT is read whole (broker/mqtt/connect.py), and what a client sends right behind it in the same
+write is handled too; mqchat's plugins are called in place (broker/mqtt/server.py) while other plugins
 still go through amqtt; logins waiting at the same time are checked in batches (broker/throttle.py),
 each with its own verdict.
 """
@@ -21,7 +21,7 @@ import pytest
 from amqtt.contexts import Action
 from amqtt.plugins.base import BaseTopicPlugin
 
-from broker.codec import encode_publish, read_frames, read_publish
+from broker.mqtt.codec import encode_publish, read_frames, read_publish
 from tests.harness import RunningNode, unique, wait_until
 from tests.integration.test_amqtt_fixes import _BareBroker, bare  # noqa: F401 - the fixture
 from tests.plain import PlainClient
@@ -182,7 +182,7 @@ class _OnlyOpenTopics(BaseTopicPlugin):
 
 class _BrokerWithAPlugin(_BareBroker):
     async def _start(self) -> Any:
-        from broker.server import MqchatBroker
+        from broker.mqtt.server import MqchatBroker
 
         config = {
             "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:0"}},

@@ -1,4 +1,4 @@
-"""The broker reads TCP by frames (broker/codec.py): whatever way the bytes arrive, every packet is
+"""The broker reads TCP by frames (broker/mqtt/codec.py): whatever way the bytes arrive, every packet is
 handled once and in order, a malformed packet is dropped alone, and a stream that cannot be framed
 ends only its own connection."""
 
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from broker.codec import encode_publish
+from broker.mqtt.codec import encode_publish
 from tests.harness import wait_until
 from tests.integration.test_amqtt_fixes import _BareBroker, bare  # noqa: F401 - the fixture
 from tests.raw_mqtt import PINGRESP, login, puback, read_exactly, suback, subscribe_packet, utf8
@@ -132,7 +132,7 @@ def test_a_puback_waits_to_go_out_with_the_next_delivery_and_no_longer_than_the_
     bare: _BareBroker,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("broker.server.HOLD_DELAY", 0.5)
+    monkeypatch.setattr("broker.mqtt.writes.HOLD_DELAY", 0.5)
     sock = _subscriber(bare.port, "acked", "inbox/acked")
     other = _subscriber(bare.port, "other", "inbox/other")
     sock.sendall(encode_publish("out/acked", b"a command", 7, 1, False))
@@ -172,7 +172,7 @@ def test_each_held_puback_waits_its_own_hold_delay(
     bare: _BareBroker,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("broker.server.HOLD_DELAY", 0.6)
+    monkeypatch.setattr("broker.mqtt.writes.HOLD_DELAY", 0.6)
     first = _subscriber(bare.port, "first", "inbox/first")
     second = _subscriber(bare.port, "second", "inbox/second")
     started = time.monotonic()

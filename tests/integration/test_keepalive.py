@@ -1,4 +1,4 @@
-"""The keep-alive deadline (one watchdog timer per connection, broker/handler.py): a client that
+"""The keep-alive deadline (one watchdog timer per connection, broker/mqtt/handler.py): a client that
 keeps talking stays connected well past its keep-alive, and one that goes silent is closed."""
 
 from __future__ import annotations

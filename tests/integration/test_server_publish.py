@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-import broker.handler as handler_module
+import broker.mqtt.handler as handler_module
 from tests.harness import wait_until
 from tests.integration.test_amqtt_fixes import _BareBroker, bare  # noqa: F401 - the fixture
 from tests.plain import PlainClient

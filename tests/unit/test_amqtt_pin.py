@@ -1,7 +1,9 @@
-"""broker/server.py overrides amqtt internals: fail loudly if the pinned amqtt changes under it."""
+"""broker/mqtt/ overrides amqtt internals: fail loudly if the pinned amqtt changes under it, and
+keep amqtt out of every other module, so that this folder is all a new amqtt version can break."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 import tomllib
 from importlib.metadata import version
@@ -14,9 +16,25 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.protocol.handler import ProtocolHandler
 from amqtt.session import Session
 
-from broker.compat import AMQTT_VERSION
+from broker.mqtt.compat import AMQTT_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _imports_amqtt(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "amqtt" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "amqtt":
+            return True
+    return False
+
+
+def test_only_broker_mqtt_imports_amqtt() -> None:
+    sources = [p for folder in ("broker", "workers") for p in (ROOT / folder).rglob("*.py")]
+    importing = {p.relative_to(ROOT).as_posix() for p in sources if _imports_amqtt(p)}
+    assert importing  # the scan finds the fork itself
+    assert sorted(p for p in importing if not p.startswith("broker/mqtt/")) == []
 
 
 def test_installed_amqtt_is_the_pinned_version() -> None:
@@ -55,7 +73,7 @@ def test_the_overridden_handler_methods_keep_their_shape() -> None:
     assert _params(ProtocolHandler._send_packet) == ["packet"]
     assert _params(Broker._client_connected) == ["listener_name", "reader", "writer"]
     assert "self._writer = writer" in inspect.getsource(StreamWriterAdapter.__init__)
-    # the stock read-timeout handler does nothing: that is the defect broker/server.py fixes
+    # the stock read-timeout handler does nothing: that is the defect broker/mqtt/handler.py fixes
     assert "pass" in inspect.getsource(BrokerProtocolHandler.handle_read_timeout)
 
 
@@ -66,18 +84,18 @@ def _digest(func: object) -> str:
 
 
 def test_the_code_copied_or_replaced_for_lighter_connections_is_unchanged() -> None:
-    # broker/connect.py repeats the checks of init_from_connect, building a LeanSession instead
+    # broker/mqtt/connect.py repeats the checks of init_from_connect, building a ConnectionState
     assert _digest(BrokerProtocolHandler.init_from_connect) == (
         "036dc04c1133a18fb5b5987a60c2e45d0250daf02d18ec797989c5d23d0876e2"
     )
-    # broker/lean_session.py: Session.__init__ builds its machine through _init_states and its two
-    # queues as plain attributes, which LeanSession replaces
+    # broker/mqtt/connection_state.py: Session.__init__ builds its machine through _init_states and its two
+    # queues as plain attributes, which ConnectionState replaces
     assert _digest(Session.__init__) == "ad7888c0daff2038e59468539a7335d136e397033d397bc5c80b70cceda0e4d4"
     assert "self._init_states()" in inspect.getsource(Session.__init__)
 
 
 def test_the_handler_internals_the_lighter_handler_relies_on() -> None:
-    # broker/handler.py replaces start() and the reader loop; stop() must still end them this way
+    # broker/mqtt/handler.py replaces start() and the reader loop; stop() must still end them this way
     stop = inspect.getsource(ProtocolHandler.stop)
     assert "self._reader_task.cancel()" in stop
     assert "await self._reader_stopped.wait()" in stop
@@ -112,7 +130,7 @@ def test_what_the_framed_reader_relies_on_is_still_there() -> None:
     # the TCP stream under the adapter, and the test for plugins that want each packet received
     assert "self._reader = reader" in inspect.getsource(StreamReaderAdapter.__init__)
     assert "self._event_plugin_callbacks" in inspect.getsource(PluginManager)
-    # LeanSession.next_packet_id skips the ids stock skips, and the quick deliveries' too
+    # ConnectionState.next_packet_id skips the ids stock skips, and the quick deliveries' too
     stock = inspect.getsource(Session.next_packet_id.fget)  # type: ignore[attr-defined]
     assert "self.inflight_in" in stock
     assert "self.inflight_out" in stock
@@ -122,9 +140,9 @@ def test_what_the_framed_reader_relies_on_is_still_there() -> None:
 def test_packet_ids_in_flight_anywhere_are_never_handed_out_again() -> None:
     from amqtt.errors import AMQTTError
 
-    from broker.lean_session import LeanSession
+    from broker.mqtt.connection_state import ConnectionState
 
-    session = LeanSession()
+    session = ConnectionState()
     session.quick_out[1] = (0.0, lambda: None)
     session.inflight_out[2] = object()
     session.inflight_in[3] = object()
@@ -138,6 +156,7 @@ def test_packet_ids_in_flight_anywhere_are_never_handed_out_again() -> None:
 
 
 def test_what_calling_mqchats_plugins_in_place_relies_on() -> None:
+    from amqtt.broker import BrokerContext
     from amqtt.plugins.manager import PluginManager
 
     # MqchatBroker._authenticate and _topic_filtering give stock's verdicts without its tasks: a
@@ -150,17 +169,30 @@ def test_what_calling_mqchats_plugins_in_place_relies_on() -> None:
     assert "await self._topic_filtering(session, topic_filter, Action.SUBSCRIBE)" in inspect.getsource(
         Broker.add_subscription
     )
+    # plugins named in amqtt's config (the node names none: "plugins": {}) are still asked
     manager = inspect.getsource(PluginManager)
     for attribute in ("self._auth_plugins", "self._topic_plugins", "self._event_plugin_callbacks"):
         assert attribute in manager
+    assert 'self.app_context.config.get("plugins", None) is not None' in manager
     assert _params(PluginManager._map_plugin_method) == ["plugins", "method_name", "method_kwargs"]
     assert isinstance(inspect.getattr_static(PluginManager, "_map_plugin_method"), staticmethod)
-    # the events MqchatBroker takes out of the table are fired from the table alone
-    fire = inspect.getsource(PluginManager.fire_event)
-    assert "for event_awaitable in self._event_plugin_callbacks[event_name]:" in fire
-    # the plugins are loaded (and the table filled) by Broker.__init__, before MqchatBroker's runs
-    assert "self.plugins_manager = PluginManager(" in inspect.getsource(Broker.__init__)
-    assert "self._load_plugins(namespace)" in inspect.getsource(PluginManager.__init__)
+    # the presence plugin publishes through amqtt's BrokerContext (its PluginContext)
+    assert _params(BrokerContext.__init__) == ["broker"]
+    assert _params(BrokerContext.broadcast_message) == ["topic", "data", "qos"]
+    assert _params(BrokerContext.retain_message) == ["topic_name", "data", "qos"]
+
+
+def test_the_subscription_index_shares_the_dict_amqtt_fills() -> None:
+    # SubscriptionIndex keeps a reference to Broker._subscriptions: amqtt must fill and empty that
+    # dict in place, never bind a new one
+    source = inspect.getsource(Broker)
+    assert source.count("self._subscriptions: dict[") == 1
+    assert "self._subscriptions = " not in source
+    assert "self._subscriptions.clear()" in inspect.getsource(Broker.start)
+    assert "self._subscriptions[topic_filter].append((session, qos))" in inspect.getsource(
+        Broker.add_subscription
+    )
+    assert "subscriptions.pop(index)" in inspect.getsource(Broker._del_subscription)
 
 
 def test_what_reading_the_connect_whole_relies_on() -> None:

@@ -1,4 +1,4 @@
-"""broker/codec.py frames and reads packets exactly as amqtt 0.12.1 does, on bytes."""
+"""broker/mqtt/codec.py frames and reads packets exactly as amqtt 0.12.1 does, on bytes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from amqtt.mqtt.publish import PublishPacket
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.codec import Frame, encode_puback, encode_publish, read_frames, read_publish
+from broker.mqtt.codec import Frame, encode_puback, encode_publish, read_frames, read_publish
 
 topics = st.text(st.characters(blacklist_characters="#+", blacklist_categories=("Cs",)), max_size=300)
 

@@ -1,4 +1,4 @@
-"""The broker's presence check (broker.plugins.visibility) over a real SQLite store: a "yes" is
+"""The broker's presence check (broker.visibility) over a real SQLite store: a "yes" is
 remembered for a while and within a bound, a "no" never, and a store that fails means "no"."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.plugins.visibility import Visibility
+from broker.visibility import Visibility
 from tests.harness import unique
 from workers.stores import Store, open_store
 

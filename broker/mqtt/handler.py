@@ -8,7 +8,7 @@ What changes from stock amqtt 0.12.1 (``tests/unit/test_amqtt_pin.py`` pins what
   in the middle of a packet (stock: ignored).
 - **SUBSCRIBE and UNSUBSCRIBE go straight to the broker** (``Requests``), one at a time per
   connection and in order, instead of through two queues and two waiting tasks per connection.
-- **TCP read by frames** (``broker/codec.py``). Stock amqtt read each packet with four or more
+- **TCP read by frames** (``broker/mqtt/codec.py``). Stock amqtt read each packet with four or more
   awaited reads and a task per packet, under ``asyncio.wait_for`` (a task and a timer more). Here
   one read takes whatever the socket holds, and every whole packet in it is handled in order:
   PUBLISH, PUBACK and PINGREQ on bytes, the rest decoded by amqtt and dispatched; only packets that
@@ -20,10 +20,8 @@ What changes from stock amqtt 0.12.1 (``tests/unit/test_amqtt_pin.py`` pins what
   lock and a PUBACK under ``wait_for``. Here the PUBLISH is written at once, the session's
   ``quick_out`` keeps it until its PUBACK, and one timer per connection drops deliveries left
   unacknowledged past ``PUBACK_TIMEOUT`` (as stock).
-- **Fewer writes.** Inside the broker's ``corked`` block (a batch of events from the workers) a
-  connection's deliveries are held and written in one system call; a PUBACK waits up to
-  ``HOLD_DELAY`` to go out with them (the command's answer usually follows within milliseconds),
-  and a batch that gives the connection nothing does not cut that wait short.
+- **Fewer writes.** Deliveries and PUBACKs are written through the broker's ``WriteScheduler``
+  (broker/mqtt/writes.py), which batches a connection's packets into one system call.
 """
 
 from __future__ import annotations
@@ -52,26 +50,17 @@ from amqtt.mqtt.subscribe import SubscribePacket
 from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from amqtt.session import Session
 
-from broker.codec import PUBACK, PUBLISH, Frame, encode_puback, encode_publish, read_frames, read_publish
-from broker.connect import read_connect
-from broker.lean_session import DISCARD, LeanSession
+from broker.mqtt.codec import PUBACK, PUBLISH, Frame, encode_puback, encode_publish, read_frames, read_publish
+from broker.mqtt.connect import read_connect
+from broker.mqtt.connection_state import DISCARD, ConnectionState
+from broker.mqtt.writes import WriteScheduler
 
-__all__ = ["HOLD_DELAY", "PUBACK_TIMEOUT", "Gate", "Holder", "MqchatHandler", "Requests"]
+__all__ = ["PUBACK_TIMEOUT", "Gate", "MqchatHandler", "Requests"]
 
 log = logging.getLogger(__name__)
 
 PUBACK_TIMEOUT = 5.0
 """Seconds a QoS 1 delivery waits for its PUBACK before it is dropped (stock amqtt's)."""
-
-HOLD_DELAY = 0.015
-"""Seconds a PUBACK may wait to share a write with the events that follow it (see ``Holder``).
-
-At 2,000 chat messages/s a command's answer comes 4-10 ms after it (p50), so with 5 ms most
-PUBACKs still went out alone. With 15 ms the node makes about a quarter fewer socket writes,
-and in alternating runs p99 at 2,000/s was 31-66 ms against 40-94, with 7,000-7,200 msg/s flat
-out against 6,450-6,600 (benchmarks/RESULTS.md, ninth session). With no answer coming, a PUBACK
-now takes up to 15 ms. A client limited to 20 unacknowledged publishes can still send 1,300
-a second."""
 
 _READ_SIZE = 64 * 1024
 _PINGRESP = b"\xd0\x00"
@@ -79,15 +68,6 @@ _PINGRESP = b"\xd0\x00"
 
 class Gate(Protocol):
     def accept(self, user: str | None, topic: str, data: bytes | bytearray) -> None: ...
-
-
-class Holder(Protocol):
-    def hold(self, handler: MqchatHandler) -> None:
-        """``handler`` started holding packets back: call its ``uncork`` within ``HOLD_DELAY``, or at
-        the end of the batch of deliveries being made, if one is."""
-
-    def due(self, handler: MqchatHandler) -> None:
-        """``handler`` got a delivery in a batch being made: call its ``uncork`` at the batch's end."""
 
 
 class Requests(Protocol):
@@ -100,19 +80,20 @@ class Requests(Protocol):
     ) -> None: ...
 
 
-class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
+class MqchatHandler(BrokerProtocolHandler):
     gate: Gate | None = None
     requests: Requests | None = None
-    holder: Holder | None = None
+    writes: WriteScheduler | None = None
+    """The broker's: when this connection's deliveries and PUBACKs are written (None: at once)."""
     _closing: asyncio.Future[None] | None = None
     _watchdog: asyncio.TimerHandle | None = None
     _reading_since: float | None = None
     _sweeper: asyncio.TimerHandle | None = None
     max_packet: int | None = None
     """Bytes a packet may say it has (TCP): a longer one closes the connection before it is read."""
-    _held: bytearray | None = None  # packets waiting for ``uncork`` (see ``_hold``)
-    _due = False  # in the holder's list of connections to write at the end of its batch
-    _read_ahead: bytes = b""  # bytes the client sent right after its CONNECT (see broker/connect.py)
+    held: bytearray | None = None  # packets held back by ``writes`` (its own: see broker/mqtt/writes.py)
+    due = False  # on ``writes``' list of connections to write at the end of its batch
+    _read_ahead: bytes = b""  # bytes the client sent right after its CONNECT (see broker/mqtt/connect.py)
 
     def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
         super().__init__(plugins_manager, session, loop)
@@ -123,7 +104,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
     @classmethod
     async def init_from_connect(
         cls, reader: Any, writer: Any, plugins_manager: Any, loop: Any = None
-    ) -> tuple[MqchatHandler, LeanSession]:
+    ) -> tuple[MqchatHandler, ConnectionState]:
         session, read_ahead = await read_connect(reader, writer, plugins_manager)
         handler = cls(plugins_manager, loop=loop)
         handler._read_ahead = read_ahead
@@ -190,6 +171,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         socket's back-pressure still applies: the next read waits until what was written drains.
         """
         loop = asyncio.get_running_loop()
+        writes = self.writes
         pending = bytearray()  # the start of a packet not all here yet (appended to: linear)
         chunk, self._read_ahead = self._read_ahead, b""  # what came with the CONNECT goes first
         while self.reader is not None:
@@ -224,7 +206,8 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
                 if acks:  # answers keep the order of the packets they answer
                     self._hold(acks)
                     acks = b""
-                self.uncork()
+                if writes is not None:  # what is held goes before this packet's answer
+                    writes.flush(self)
                 if not await self._on_frame(frame, session):
                     return
             if acks:
@@ -399,20 +382,12 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         await self._acknowledge(puback.variable_header.packet_id)
 
     # ------------------------------------------------------------------ deliveries
-    def publish_now(
-        self,
-        topic: str,
-        data: bytes,
-        done: Callable[[], None],
-        corked: bool = False,
-        qos: int = QOS_1,
-    ) -> bool:
+    def publish_now(self, topic: str, data: bytes, done: Callable[[], None], qos: int = QOS_1) -> bool:
         """Write a QoS 1 PUBLISH now (event loop); ``done()`` runs once it is acknowledged, timed
         out or the connection ended. False, with nothing sent: use ``mqtt_publish`` (not TCP).
         ``qos`` 0: written the same way, and ``done()`` runs at once (amqtt's flow for it cost a
         task, a packet object and a stream write per delivery).
-        ``corked`` (the broker's ``corked`` block): the packet waits with this connection's
-        other held packets until the block ends.
+        "Now" is as ``writes`` says: inside its ``corked`` block, at the block's end.
 
         Calls write in call order, so a connection's deliveries keep their order. There is no
         ``drain``: what a slow reader leaves in the socket buffer is bounded by the broker's
@@ -421,12 +396,17 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         one timer per connection drops those unacknowledged after ``PUBACK_TIMEOUT``.
         """
         session, writer = self.session, self.writer
-        if not isinstance(session, LeanSession) or not isinstance(writer, StreamWriterAdapter):
+        if not isinstance(session, ConnectionState) or not isinstance(writer, StreamWriterAdapter):
             return False
         if writer.is_closed:
             return False
+        writes = self.writes
         if qos == QOS_0:
-            self._send(writer, encode_publish(topic, data, None, QOS_0, False), corked)
+            packet = encode_publish(topic, data, None, QOS_0, False)
+            if writes is None:
+                writer.write(packet)
+            else:
+                writes.send(self, packet)
             done()
             return True
         try:
@@ -437,46 +417,20 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         session.quick_out[packet_id] = (loop.time(), done)
         if self._sweeper is None:
             self._sweeper = loop.call_later(PUBACK_TIMEOUT, self._sweep)
-        self._send(writer, encode_publish(topic, data, packet_id, QOS_1, False), corked)
+        packet = encode_publish(topic, data, packet_id, QOS_1, False)
+        if writes is None:
+            writer.write(packet)
+        else:
+            writes.send(self, packet)
         return True
 
-    def _send(self, writer: StreamWriterAdapter, packet: bytes, corked: bool) -> None:
-        if corked:
-            self._hold(packet, due=True)
-        elif self._held is not None:  # with the PUBACKs held for this connection
-            self._held += packet
-            self.uncork()
+    def _hold(self, acks: bytes) -> None:
+        """The PUBACKs of one read: to ``writes``, which lets them wait for the commands' answers."""
+        writes = self.writes
+        if writes is None:
+            self._write(acks)
         else:
-            writer.write(packet)
-
-    def _hold(self, data: bytes, *, due: bool = False) -> None:
-        """Write ``data`` with what follows it: at the end of the next batch of deliveries that
-        gives this connection something, within ``HOLD_DELAY`` at the latest, or with the next
-        packet written outside a batch. Without a holder, now. PUBACKs wait here: most are
-        followed within milliseconds by the command's answer, and a connection's packets then
-        cost one system call instead of two."""
-        holder = self.holder
-        if holder is None:
-            self._write(data)
-            return
-        held = self._held
-        if held is None:
-            self._held = bytearray(data)
-            self._due = due
-            holder.hold(self)  # in a batch, on its list: ``due``; outside, with a deadline
-        else:
-            held += data
-            if due and not self._due:
-                self._due = True
-                holder.due(self)
-
-    def uncork(self) -> None:
-        """Write the packets held back, in one go."""
-        held, self._held = self._held, None
-        self._due = False
-        writer = self.writer
-        if held and writer is not None:
-            writer.write(held)  # nothing when closed: the deliveries end with the connection
+            writes.hold(self, acks)
 
     async def _acknowledge(self, packet_id: int) -> None:
         """A PUBACK: ends a ``publish_now`` delivery, or resolves amqtt's own waiter for it."""
@@ -486,7 +440,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
     def _quick_acknowledged(self, packet_id: int) -> bool:
         """End the ``publish_now`` delivery ``packet_id``; False if there is none."""
         session = self.session
-        entry = session.quick_out.pop(packet_id, None) if isinstance(session, LeanSession) else None
+        entry = session.quick_out.pop(packet_id, None) if isinstance(session, ConnectionState) else None
         if entry is None:
             return False
         entry[1]()
@@ -496,7 +450,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
         """Drop the deliveries unacknowledged for ``PUBACK_TIMEOUT`` (oldest first), as stock did."""
         self._sweeper = None
         session = self.session
-        if not isinstance(session, LeanSession):
+        if not isinstance(session, ConnectionState):
             return
         quick = session.quick_out
         loop = asyncio.get_running_loop()
@@ -516,7 +470,7 @@ class MqchatHandler(BrokerProtocolHandler):  # type: ignore[misc]
             self._sweeper.cancel()
             self._sweeper = None
         session = self.session
-        if isinstance(session, LeanSession):
+        if isinstance(session, ConnectionState):
             waiting = list(session.quick_out.values())
             session.quick_out.clear()
             for _sent, done in waiting:

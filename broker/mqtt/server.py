@@ -1,9 +1,9 @@
-"""The embedded broker: amqtt's Broker with the fixes mqchat needs (see broker/compat.py for the pin).
+"""The embedded broker: amqtt's Broker with the fixes mqchat needs (see broker/mqtt/compat.py for the pin).
 
 What changes from stock amqtt 0.12.1, and why:
 
-- **Ingest before PUBACK, keep-alive enforced, lighter connections**: see broker/handler.py and
-  broker/lean_session.py (an acknowledged command is already in the ingest queue, which a clean
+- **Ingest before PUBACK, keep-alive enforced, lighter connections**: see broker/mqtt/handler.py and
+  broker/mqtt/connection_state.py (an acknowledged command is already in the ingest queue, which a clean
   stop drains).
 - **No MQTT session state.** Every connection starts clean: amqtt's offline queues and session
   persistence lose and replay messages, and the database is the source of truth (clients sync).
@@ -24,7 +24,8 @@ What changes from stock amqtt 0.12.1, and why:
   client every retained message matching *any* client's subscription, scanning them all.
 - **Routing by index.** Stock amqtt matched every published topic against every subscription (and
   scanned them all again on each disconnect). Exact filters (every inbox) are found by dict lookup,
-  only wildcard filters are matched, and each session's filters are indexed for its disconnect.
+  only wildcard filters are matched, and each session's filters are indexed for its disconnect
+  (``SubscriptionIndex``, broker/mqtt/subscriptions.py).
 - **Bounded deliveries per connection.** A client that stops reading or acknowledging made the
   broker pile up publish tasks without end; past ``max_inflight`` unacknowledged deliveries the
   connection is closed, and the client catches up by sync when it reconnects.
@@ -34,12 +35,14 @@ What changes from stock amqtt 0.12.1, and why:
 - **A listen backlog for connect storms.** amqtt listened with asyncio's default backlog of 100: when
   hundreds of clients connect at once the kernel drops their SYNs, and each waits a second or more
   to retry. Listeners here queue up to ``LISTEN_BACKLOG`` connections (within the kernel's limit).
-- **mqchat's own plugins are called directly.** Stock amqtt ran every plugin call of the connect
-  path as a task of its own (authentication and topic filtering gathered, connect and disconnect
-  events fired and forgotten). mqchat's plugins (``broker/plugins``) are awaited in place, in the
-  order they are configured, with the same verdicts (``_authenticate``, ``_topic_filtering``); their
-  connect and disconnect hooks return at once and queue any slow work themselves. Any other plugin
-  configured still goes through amqtt's plugin manager.
+- **Fewer writes.** Deliveries and PUBACKs go out through one ``WriteScheduler``
+  (broker/mqtt/writes.py): a connection's packets of a batch (``corked``) in one system call.
+- **mqchat's own plugins are passed in and called directly.** Stock amqtt builds plugins from
+  dotted names in its config and runs every plugin call of the connect path as a task of its own
+  (authentication and topic filtering gathered, connect and disconnect events fired and forgotten).
+  mqchat's plugins (``broker/mqtt/plugins``) are built by the node and given as ``plugins``; they
+  are awaited in place, in that order, with stock's verdicts (``_authenticate``,
+  ``_topic_filtering``). Any plugin named in amqtt's config still goes through amqtt's manager.
 """
 
 from __future__ import annotations
@@ -48,28 +51,27 @@ import asyncio
 import logging
 import math
 import ssl
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from functools import partial
 from typing import Any
 
 import websockets
-from amqtt.broker import Broker, Server
-from amqtt.contexts import ListenerConfig, ListenerType
+from amqtt.broker import Broker, BrokerContext, Server
+from amqtt.contexts import Action, ListenerConfig, ListenerType
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.plugins.base import BasePlugin
 from amqtt.plugins.manager import PluginManager
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
-from broker.compat import check_amqtt_version
-from broker.handler import HOLD_DELAY, Gate, MqchatHandler
-from broker.plugins.acl import MqchatAclPlugin
-from broker.plugins.auth import MqchatAuthPlugin
-from broker.plugins.presence import MqchatPresencePlugin
+from broker.mqtt.compat import check_amqtt_version
+from broker.mqtt.handler import Gate, MqchatHandler
+from broker.mqtt.plugins.base import Authenticator, BrokerPlugin, TopicFilter
+from broker.mqtt.subscriptions import SubscriptionIndex, is_wildcard
+from broker.mqtt.writes import WriteScheduler
 
 __all__ = ["LISTEN_BACKLOG", "Gate", "MqchatBroker"]
 
@@ -85,22 +87,27 @@ def _close_transport(writer: Any) -> None:
 
 _REFUSED = 0x80
 
-_HOLD_SLACK = 0.001
-"""Seconds early a held connection may be written, so that one timer serves the holds ending together."""
-
 LISTEN_BACKLOG = 4096
 """Connections a listener queues before accepting them (the kernel caps it at its somaxconn)."""
 
-_DIRECT = (MqchatAuthPlugin, MqchatAclPlugin, MqchatPresencePlugin)
-"""mqchat's own plugins, which the broker calls in place rather than through amqtt's tasks."""
+Hook = Callable[[Session], Awaitable[None]]
 
-_DIRECT_EVENTS = (BrokerEvents.CLIENT_CONNECTED, BrokerEvents.CLIENT_DISCONNECTED)
 
-Hook = Callable[..., Awaitable[Any]]
+async def _amqtt_verdicts(plugins: list[Any], method: str, **kwargs: Any) -> list[Any]:
+    """What plugins loaded by amqtt answer, gathered as amqtt gathers them (the node has none)."""
+    if not plugins:
+        return []
+    return list((await PluginManager._map_plugin_method(plugins, method, kwargs)).values())
+
+
+def _hooks(plugins: Sequence[BrokerPlugin], name: str) -> list[Hook]:
+    """The plugins' ``name`` hooks, where a plugin overrides the no-op (the rest cost nothing)."""
+    default = getattr(BrokerPlugin, name)
+    return [getattr(p, name) for p in plugins if getattr(type(p), name) is not default]
 
 
 def _connected(session: Session) -> bool:
-    state = getattr(session, "_state", None)  # a LeanSession's, without building its view
+    state = getattr(session, "_state", None)  # a ConnectionState's, without building its view
     return bool(session.transitions.is_connected()) if state is None else state == "connected"
 
 
@@ -110,12 +117,15 @@ class MqchatBroker(Broker):
         config: dict[str, Any],
         *,
         gate: Gate,
+        plugins: Sequence[BrokerPlugin] = (),
         keepalive_grace: float = 1.5,
         max_connections_per_user: int = 0,
         max_inflight: int = 1000,
         max_packet: int | None = None,
         **kwargs: Any,
     ) -> None:
+        """``plugins``: mqchat's, called in place in this order (see broker/mqtt/plugins/base.py);
+        ``config``: amqtt's, whose own ``plugins`` (none in the node) amqtt loads and calls."""
         check_amqtt_version()
         super().__init__(config, **kwargs)
         self._gate = gate
@@ -124,52 +134,38 @@ class MqchatBroker(Broker):
         self._connections: set[asyncio.Task[Any]] = set()
         self._max_per_user = max_connections_per_user
         self._max_inflight = max_inflight
-        self._wildcards: set[str] = set()
-        self._filters_of: dict[int, set[str]] = {}
+        self._index = SubscriptionIndex(self._subscriptions, matches=self._matches)
         self._inflight: dict[int, int] = {}
         self._clients_of: dict[str, set[str]] = {}
         self._publishing: set[asyncio.Task[Any]] = set()
-        self._holding: dict[MqchatHandler, float] = {}
-        """Connections with packets held back (see ``hold``), each with the loop time by which
-        they go out; in that order, since every hold is ``HOLD_DELAY`` long."""
-        self._due: list[MqchatHandler] = []
-        """Connections given deliveries in the current ``corked`` block, written at its end."""
-        self._corked = False
-        self._flush_timer: asyncio.TimerHandle | None = None
-        self._hooks = self._take_direct_hooks()
+        self.writes = WriteScheduler()
+        """When each connection's deliveries and PUBACKs are written (its handler writes through it)."""
+        self._plugins = tuple(plugins)
+        self._authenticators = [p for p in self._plugins if isinstance(p, Authenticator)]
+        self._topic_filters = [p for p in self._plugins if isinstance(p, TopicFilter)]
+        self._on_connected = _hooks(self._plugins, "client_connected")
+        self._on_disconnected = _hooks(self._plugins, "client_disconnected")
+        context = BrokerContext(self)
+        for plugin in self._plugins:
+            plugin.attach(context)
 
     # -------------------------------------------------------------- mqchat's plugins, called in place
-    def _take_direct_hooks(self) -> dict[str, list[Hook]]:
-        """Take mqchat's plugins' connect and disconnect hooks out of amqtt's event table (which would
-        run each call as a task) so that ``_fire`` awaits them in place; others stay with amqtt."""
-        table: dict[str, list[Hook]] = self.plugins_manager._event_plugin_callbacks
-        hooks: dict[str, list[Hook]] = {}
-        for event in _DIRECT_EVENTS:
-            callbacks = table.get(event, [])
-            hooks[event] = [c for c in callbacks if isinstance(getattr(c, "__self__", None), _DIRECT)]
-            rest = [c for c in callbacks if c not in hooks[event]]
-            if rest:
-                table[event] = rest
-            else:
-                table.pop(event, None)
-        return hooks
-
-    async def _fire(self, event: BrokerEvents, **kwargs: Any) -> None:
-        """An event to the plugins: mqchat's awaited here (a failure is logged), others as amqtt does."""
-        for hook in self._hooks.get(event, ()):
+    async def _fire(self, hooks: list[Hook], event: BrokerEvents, session: Session) -> None:
+        """A connect or disconnect to the plugins: mqchat's awaited here (a failure is logged), then
+        amqtt's as amqtt does."""
+        for hook in hooks:
             try:
-                await hook(**kwargs)
+                await hook(session)
             except Exception:
                 log.exception("the %s hook %s failed", event, hook)
-        await self.plugins_manager.fire_event(event, **kwargs)
+        await self.plugins_manager.fire_event(event, client_id=session.client_id, client_session=session)
 
-    async def _plugin_verdicts(self, plugins: list[BasePlugin[Any]], method: str, **kwargs: Any) -> list[Any]:
-        """Each plugin's answer: mqchat's awaited in order, any others gathered as amqtt does."""
-        verdicts = [await getattr(p, method)(**kwargs) for p in plugins if isinstance(p, _DIRECT)]
-        others = [p for p in plugins if not isinstance(p, _DIRECT)]
-        if others:
-            verdicts += (await PluginManager._map_plugin_method(others, method, kwargs)).values()
-        return verdicts
+    async def _close_plugins(self) -> None:
+        for plugin in self._plugins:
+            try:
+                await plugin.close()
+            except Exception:
+                log.exception("closing the plugin %s failed", plugin)
 
     async def _create_server_instance(
         self,
@@ -209,64 +205,10 @@ class MqchatBroker(Broker):
         """
         self._fan_out(topic, data, qos, self._track)
 
-    @contextmanager
-    def corked(self) -> Iterator[None]:
-        """Hold the QoS 1 deliveries made in this block; at its end, write each connection's at once.
-
-        A batch of events that gives a connection several packets then costs it one system call
-        instead of one per packet, together with any PUBACKs held for it (``hold``). Nothing else
-        writes to a connection inside such a block, so every connection's packets keep their
-        order. Nested blocks belong to the outermost.
-        """
-        if self._corked:
-            yield
-            return
-        self._corked = True
-        try:
-            yield
-        finally:
-            self._corked = False
-            due, self._due = self._due, []
-            for handler in due:
-                handler.uncork()
-
-    def hold(self, handler: MqchatHandler) -> None:
-        """``handler`` started holding packets back: write them within ``HOLD_DELAY``, or at the end
-        of the ``corked`` block that gives the connection a delivery (``due``), whichever is first.
-
-        A connection holding only PUBACKs waits for its own deadline, not for the end of whatever
-        batch of deliveries comes next: the answers to its commands are usually in a later batch
-        (at 2,000 chat messages/s, batches end every 3 ms or so, and an answer takes 4-10 ms), and
-        a PUBACK flushed alone costs the connection a system call of its own.
-        """
-        if self._corked:  # started by a delivery (or a read while a batch awaits): at its end
-            self._due.append(handler)
-            return
-        loop = asyncio.get_running_loop()
-        holding = self._holding
-        holding.pop(handler, None)
-        deadline = loop.time() + HOLD_DELAY
-        holding[handler] = deadline
-        if self._flush_timer is None:
-            self._flush_timer = loop.call_at(deadline, self._flush_expired)
-
-    def due(self, handler: MqchatHandler) -> None:
-        """``handler`` got a delivery in the current ``corked`` block: write what it holds at its end."""
-        self._due.append(handler)
-
-    def _flush_expired(self) -> None:
-        """Write what the connections whose hold has run out hold; wait for the next deadline."""
-        self._flush_timer = None
-        holding = self._holding
-        loop = asyncio.get_running_loop()
-        now = loop.time() + _HOLD_SLACK
-        while holding:
-            handler, deadline = next(iter(holding.items()))
-            if deadline > now:
-                self._flush_timer = loop.call_at(deadline, self._flush_expired)
-                return
-            del holding[handler]
-            handler.uncork()  # nothing, when it was written since
+    def corked(self) -> AbstractContextManager[None]:
+        """Deliveries made in this block go out at its end, a connection's in one write
+        (``WriteScheduler.corked``)."""
+        return self.writes.corked()
 
     def _track(self, task: asyncio.Task[Any]) -> None:
         self._publishing.add(task)
@@ -303,7 +245,8 @@ class MqchatBroker(Broker):
             _close_transport(writer)
 
     async def shutdown(self) -> None:
-        await super().shutdown()
+        await super().shutdown()  # amqtt's plugins are closed at its end
+        await self._close_plugins()
         for task in list(self._publishing):
             task.cancel()
         pending = [t for t in self._connections if not t.done()]
@@ -327,7 +270,7 @@ class MqchatBroker(Broker):
         handler.gate = self._gate
         handler.max_packet = self._max_packet
         handler.requests = self
-        handler.holder = self
+        handler.writes = self.writes
         session.clean_session = True
         session.parent = 0
         session.will_flag = False
@@ -368,8 +311,7 @@ class MqchatBroker(Broker):
         self._clients_of.setdefault(user, set()).add(client_id)
         try:
             await handler.mqtt_connack_authorize(True)
-            event = BrokerEvents.CLIENT_CONNECTED
-            await self._fire(event, client_id=client_id, client_session=client_session)
+            await self._fire(self._on_connected, BrokerEvents.CLIENT_CONNECTED, client_session)
             await handler.start()
             await self._client_message_loop(client_session, handler)
         finally:
@@ -388,23 +330,25 @@ class MqchatBroker(Broker):
         """As stock: accepted when every plugin that answers True or False answers True, and at least
         one answers; a plugin that fails refuses the login."""
         try:
-            verdicts = await self._plugin_verdicts(
-                self.plugins_manager._auth_plugins, "authenticate", session=session
-            )
+            verdicts = [await p.authenticate(session) for p in self._authenticators]
+            others = self.plugins_manager._auth_plugins
+            verdicts += await _amqtt_verdicts(others, "authenticate", session=session)
         except Exception:
             log.exception("authentication of %s failed with an error; refusing", session.client_id)
             return False
         answers = [v for v in verdicts if v is not None]
         return bool(answers) and all(answers)
 
-    async def _topic_filtering(self, session: Session, topic: str, action: Any) -> bool:
-        """As stock: allowed when topic filtering is off, or every topic plugin answers truthy."""
-        if not self.plugins_manager.is_topic_filtering_enabled():
-            return True
-        plugins = self.plugins_manager._topic_plugins
-        verdicts = await self._plugin_verdicts(
-            plugins, "topic_filtering", session=session, topic=topic, action=action
-        )
+    async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
+        """As stock: allowed when every plugin answers truthy. mqchat's plugins are always asked;
+        amqtt's when its topic filtering is on (as stock: else they allow everything)."""
+        verdicts = [await p.topic_filtering(session, topic, action) for p in self._topic_filters]
+        manager = self.plugins_manager
+        if manager.is_topic_filtering_enabled():
+            others = manager._topic_plugins
+            verdicts += await _amqtt_verdicts(
+                others, "topic_filtering", session=session, topic=topic, action=action
+            )
         return all(verdicts)
 
     async def _take_over(self, client_id: str) -> None:
@@ -435,8 +379,7 @@ class MqchatBroker(Broker):
             return  # as stock: the broker is stopping and cleans up itself
         await self._stop_handler(handler)
         client_session.transitions.disconnect()
-        event = BrokerEvents.CLIENT_DISCONNECTED
-        await self._fire(event, client_id=client_session.client_id, client_session=client_session)
+        await self._fire(self._on_disconnected, BrokerEvents.CLIENT_DISCONNECTED, client_session)
 
     async def on_subscribe(
         self, session: Session, handler: MqchatHandler, packet_id: int, topics: list[tuple[str, int]]
@@ -472,7 +415,7 @@ class MqchatBroker(Broker):
         handler = self._get_handler(session)
         if handler is None:
             return
-        if "+" in topic_filter or "#" in topic_filter:
+        if is_wildcard(topic_filter):
             retained = [r for t, r in self._retained_messages.items() if self._matches(t, topic_filter)]
         else:
             exact = self._retained_messages.get(topic_filter)
@@ -488,33 +431,18 @@ class MqchatBroker(Broker):
     async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
         code = int(await super().add_subscription(subscription, session))
         if code != _REFUSED:
-            topic_filter = subscription[0]
-            self._filters_of.setdefault(id(session), set()).add(topic_filter)
-            if "+" in topic_filter or "#" in topic_filter:
-                self._wildcards.add(topic_filter)
+            self._index.added(subscription[0], session)
         return code
 
     def _del_subscription(self, a_filter: str, session: Session) -> int:
         deleted = int(super()._del_subscription(a_filter, session))
-        filters = self._filters_of.get(id(session))
-        if filters is not None:
-            filters.discard(a_filter)
-        if not self._subscriptions.get(a_filter):
-            self._subscriptions.pop(a_filter, None)
-            self._wildcards.discard(a_filter)
+        self._index.removed(a_filter, session)
         return deleted
 
     async def _del_all_subscriptions(self, session: Session) -> None:
-        for topic_filter in self._filters_of.pop(id(session), set()):
+        for topic_filter in self._index.forget(session):
             self._del_subscription(topic_filter, session)
         self._inflight.pop(id(session), None)
-
-    def _subscribers(self, topic: str) -> list[tuple[Session, int]]:
-        targets = list(self._subscriptions.get(topic, ()))
-        for topic_filter in self._wildcards:
-            if self._matches(topic, topic_filter):
-                targets += self._subscriptions.get(topic_filter, ())
-        return targets
 
     async def _run_broadcast(self, running_tasks: Any) -> None:
         broadcast = await self._broadcast_queue.get()
@@ -526,7 +454,7 @@ class MqchatBroker(Broker):
         """Start one delivery task per connected subscriber (``qos`` None: the subscription's)."""
         # Subscriptions were checked by the ACL when they were made, and every topic a granted
         # filter matches is one the subscriber may read, so no per-message RECEIVE check is needed.
-        for session, sub_qos in self._subscribers(topic):
+        for session, sub_qos in self._index.subscribers(topic):
             if not _connected(session):
                 continue
             handler = self._get_handler(session)
@@ -544,9 +472,7 @@ class MqchatBroker(Broker):
             if (
                 qos_out in (QOS_0, QOS_1)
                 and isinstance(handler, MqchatHandler)
-                and handler.publish_now(
-                    topic, data, partial(self._delivered, key, None), self._corked, qos_out
-                )
+                and handler.publish_now(topic, data, partial(self._delivered, key, None), qos_out)
             ):
                 continue
             task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos_out, retain=False))

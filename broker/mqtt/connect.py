@@ -1,12 +1,12 @@
-"""Reading a client's CONNECT into a LeanSession: amqtt 0.12.1's ``init_from_connect`` checks, unchanged.
+"""Reading a client's CONNECT into a ConnectionState: amqtt 0.12.1's ``init_from_connect`` checks, unchanged.
 
 Stock ``BrokerProtocolHandler.init_from_connect`` builds an ``amqtt.session.Session`` by name, with a
-state machine and queues per connection (see broker/lean_session.py); this is the same sequence of
-checks and refusals, building a ``LeanSession`` instead. ``tests/unit/test_amqtt_pin.py`` pins the
+state machine and queues per connection (see broker/mqtt/connection_state.py); this is the same sequence of
+checks and refusals, building a ``ConnectionState`` instead. ``tests/unit/test_amqtt_pin.py`` pins the
 stock method's source so that a change upstream is noticed here.
 
 Over TCP (and TLS) the CONNECT is read whole: one read of whatever the socket holds, framed by
-``broker/codec.py``, instead of amqtt's awaited read per byte of the fixed header and per field. A
+``broker/mqtt/codec.py``, instead of amqtt's awaited read per byte of the fixed header and per field. A
 client may send more right behind its CONNECT (a SUBSCRIBE, a PUBLISH) and the same read may take
 it: those bytes are returned with the session, for the connection's reader to handle first. Over
 WebSocket, or when a plugin wants every packet received, amqtt reads the CONNECT as it did.
@@ -30,8 +30,8 @@ from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader
 from amqtt.utils import format_client_message
 
-from broker.codec import read_frames
-from broker.lean_session import LeanSession
+from broker.mqtt.codec import read_frames
+from broker.mqtt.connection_state import ConnectionState
 
 __all__ = ["read_connect"]
 
@@ -39,7 +39,7 @@ _MQTT_311 = 4
 _READ_SIZE = 64 * 1024
 
 
-async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> tuple[LeanSession, bytes]:
+async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> tuple[ConnectionState, bytes]:
     """The session a valid CONNECT asks for, and the bytes read after the CONNECT (TCP: the client
     sent more at once); MQTTError (after a CONNACK refusal where due) if the CONNECT is not valid."""
     stream = _tcp_stream(reader, writer, plugins_manager)
@@ -69,7 +69,7 @@ async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> tuple[
         remote_address, remote_port = remote_info
         await _refuse_if_invalid(connect, writer, plugins_manager, remote_address, remote_port)
 
-    session = LeanSession()
+    session = ConnectionState()
     session.client_id = connect.client_id
     session.clean_session = connect.clean_session_flag
     session.will_flag = connect.will_flag

@@ -11,13 +11,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
+from broker.mqtt.plugins.base import Authenticator
 from broker.throttle import CredentialChecks, LoginThrottle, check_login
 from client_sdk.contract import is_valid_user_id
 
-__all__ = ["MqchatAuthPlugin", "parse_client_id"]
+__all__ = ["AuthPlugin", "CredentialCheck", "parse_client_id"]
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +35,30 @@ def parse_client_id(client_id: str | None, user: str) -> str | None:
     return device
 
 
-class MqchatAuthPlugin(BaseAuthPlugin):
-    @dataclass
+class AuthPlugin(Authenticator):
+    @dataclass(frozen=True)
     class Config:
         """No options: credentials live in the store."""
 
-    _check: CredentialChecks | None = None
-    _throttle: LoginThrottle | None = None
-
-    def bind(self, check: CredentialCheck, throttle: LoginThrottle | None = None) -> None:
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        check: CredentialCheck,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
+        """``throttle``: failed logins slow down the next ones (shared with the media endpoint)."""
+        self.config = config or AuthPlugin.Config()
         self._check = CredentialChecks(check)
         self._throttle = throttle
 
-    async def authenticate(self, *, session: Session) -> bool | None:
+    async def authenticate(self, session: Session) -> bool | None:
         user, secret, address = session.username, session.password, session.remote_address
         throttle = self._throttle
         if throttle is not None and throttle.address_locked(address):
             log.warning("refused a login from %s: too many failed logins from there", address)
             return False
-        if self._check is None or not is_valid_user_id(user) or not secret:
+        if not is_valid_user_id(user) or not secret:
             return False
         assert user is not None
         if parse_client_id(session.client_id, user) is None:

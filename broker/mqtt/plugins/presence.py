@@ -6,7 +6,7 @@ its keep-alive runs out), records the node in the session service, and saves ``l
 store. While the user is online, each of its actions moves ``last_seen``, republished at most once
 per ``min_interval`` seconds.
 
-The broker awaits the connect and disconnect hooks in place (broker/server.py), so they only keep
+The broker awaits the connect and disconnect hooks in place (broker/mqtt/server.py), so they only keep
 count and queue a change; one drain task works through the queue in order, a batch at a time: the
 session service is told of all the batch's changes in one call off the event loop, then each change
 is published, then the ``last_seen`` of the batch's departures is saved in one more call.
@@ -22,45 +22,28 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
-from amqtt.plugins.base import BasePlugin
 from amqtt.session import Session
 
+from broker.mqtt.plugins.base import BrokerPlugin, PluginContext
 from client_sdk.contract import VERSION, Topics, encode
 from workers.sessions import SessionStore
 
-__all__ = ["MqchatPresencePlugin"]
+__all__ = ["PresencePlugin"]
 
 log = logging.getLogger(__name__)
 
 
-class MqchatPresencePlugin(BasePlugin[Any]):
-    @dataclass
+class PresencePlugin(BrokerPlugin):
+    @dataclass(frozen=True)
     class Config:
         prefix: str = "chat"
         presence_prefix: str = "presence"
         min_interval: float = 5.0
 
-    def __init__(self, context: Any) -> None:
-        super().__init__(context)
-        self._topics = Topics(self.config.prefix, self.config.presence_prefix)
-        self._connections: dict[str, set[int]] = {}
-        self._last_published: dict[str, float] = {}
-        self._node = ""
-        self._sessions: SessionStore | None = None
-        self._save_last_seen: Callable[[str, float], None] = lambda user, ts: None
-        self._clock: Callable[[], float] = time.time
-        self._on_change: Callable[[str, bytes], None] = lambda user, data: None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._changes: deque[tuple[str, str, float]] = deque()  # (user, status, ts), in order
-        self._drain: asyncio.Task[None] | None = None
-        # the session service may be remote (Redis): call it off the event loop, one call at a
-        # time so that a quick connect/disconnect reaches it in order
-        self._session_calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqchat-sessions")
-
-    def bind(
+    def __init__(
         self,
+        config: Config,
         *,
         node_id: str,
         sessions: SessionStore,
@@ -69,12 +52,31 @@ class MqchatPresencePlugin(BasePlugin[Any]):
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``on_change(user, payload)`` runs (on the event loop) after each presence publish."""
+        self.config = config
+        self._topics = Topics(config.prefix, config.presence_prefix)
         self._node = node_id
         self._sessions = sessions
         self._save_last_seen = save_last_seen
-        if on_change is not None:
-            self._on_change = on_change
+        self._on_change: Callable[[str, bytes], None] = on_change or (lambda user, data: None)
         self._clock = clock
+        self._context: PluginContext | None = None
+        self._connections: dict[str, set[int]] = {}
+        self._last_published: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._changes: deque[tuple[str, str, float]] = deque()  # (user, status, ts), in order
+        self._drain: asyncio.Task[None] | None = None
+        # the session service may be remote (Redis): call it off the event loop, one call at a
+        # time so that a quick connect/disconnect reaches it in order
+        self._session_calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqchat-sessions")
+
+    def attach(self, context: PluginContext) -> None:
+        self._context = context
+
+    @property
+    def _broker(self) -> PluginContext:
+        if self._context is None:
+            raise RuntimeError("the presence plugin is not attached to a broker")
+        return self._context
 
     def is_online(self, user: str) -> bool:
         return user in self._connections
@@ -91,27 +93,27 @@ class MqchatPresencePlugin(BasePlugin[Any]):
         """Retain ``offline`` with the stored last seen of every user (after a restart)."""
         for user, ts in last_seen.items():
             if user not in self._connections:
-                await self.context.retain_message(
+                await self._broker.retain_message(
                     self._topics.presence(user), self._payload(user, "offline", ts), 1
                 )
 
     # ------------------------------------------------------------------ broker events
-    async def on_broker_client_connected(self, *, client_id: str, client_session: Session) -> None:
-        user = client_session.username
+    async def client_connected(self, session: Session) -> None:
+        user = session.username
         if user is None:
             return
         connections = self._connections.setdefault(user, set())
         first = not connections
-        connections.add(id(client_session))
+        connections.add(id(session))
         if first:
             self._queue(user, "online")
 
-    async def on_broker_client_disconnected(self, *, client_id: str, client_session: Session) -> None:
-        user = client_session.username
+    async def client_disconnected(self, session: Session) -> None:
+        user = session.username
         connections = self._connections.get(user) if user else None
-        if user is None or connections is None or id(client_session) not in connections:
+        if user is None or connections is None or id(session) not in connections:
             return
-        connections.discard(id(client_session))
+        connections.discard(id(session))
         if connections:
             return
         del self._connections[user]
@@ -127,8 +129,9 @@ class MqchatPresencePlugin(BasePlugin[Any]):
         if user in self._connections:
             return  # connected here: this node's own view wins
         topic = self._topics.presence(user)
-        await self.context.retain_message(topic, data, 1)
-        await self.context.broadcast_message(topic, data, 1)
+        broker = self._broker
+        await broker.retain_message(topic, data, 1)
+        await broker.broadcast_message(topic, data, 1)
 
     def touch(self, user: str) -> None:
         """The user acted (sent a command): move its last seen (event loop only)."""
@@ -149,8 +152,7 @@ class MqchatPresencePlugin(BasePlugin[Any]):
         now = self._clock()
         for user in list(self._connections):
             del self._connections[user]
-            if self._sessions is not None:
-                await self._session_call(partial(self._sessions.set_offline, user, self._node, now=now))
+            await self._session_call(partial(self._sessions.set_offline, user, self._node, now=now))
             await self._save(user, now)
         self._session_calls.shutdown(wait=True)
 
@@ -172,12 +174,11 @@ class MqchatPresencePlugin(BasePlugin[Any]):
 
     async def _apply(self, batch: Sequence[tuple[str, str, float]]) -> None:
         sessions, node = self._sessions, self._node
-        if sessions is not None:
-            calls = [
-                partial(sessions.set_online if up == "online" else sessions.set_offline, user, node, now=ts)
-                for user, up, ts in batch
-            ]
-            await self._session_call(partial(_each, calls, "session service update failed"))
+        calls = [
+            partial(sessions.set_online if up == "online" else sessions.set_offline, user, node, now=ts)
+            for user, up, ts in batch
+        ]
+        await self._session_call(partial(_each, calls, "session service update failed"))
         for user, status, ts in batch:
             try:
                 await self._publish(user, status, ts)
@@ -197,8 +198,9 @@ class MqchatPresencePlugin(BasePlugin[Any]):
     async def _publish(self, user: str, status: str, ts: float) -> None:
         self._last_published[user] = ts
         topic, data = self._topics.presence(user), self._payload(user, status, ts)
-        await self.context.retain_message(topic, data, 1)
-        await self.context.broadcast_message(topic, data, 1)
+        broker = self._broker
+        await broker.retain_message(topic, data, 1)
+        await broker.broadcast_message(topic, data, 1)
         try:
             self._on_change(user, data)
         except Exception:

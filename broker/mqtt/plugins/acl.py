@@ -3,8 +3,8 @@ to its own outbox. Presence is read-only to clients. Deny by default.
 
 Whose presence a user may see is the ``visibility`` setting: ``everyone`` (any user, and the
 ``<presence_prefix>/+`` wildcard) or ``contacts`` (the user itself, its 1-on-1 partners and its
-group mates, asked of the store; the wildcard is refused, since amqtt hands a wildcard subscriber
-every matching retained message without asking the ACL about each).
+group mates, asked of the store; the wildcard is refused, since the broker hands a wildcard
+subscriber every matching retained message without asking the ACL about each).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import logging
 from dataclasses import dataclass
 
 from amqtt.contexts import Action
-from amqtt.plugins.base import BaseTopicPlugin
 from amqtt.session import Session
 
-from broker.plugins.visibility import PresenceCheck, Visibility
+from broker.mqtt.plugins.base import TopicFilter
+from broker.visibility import PresenceCheck, Visibility
 from client_sdk.contract import Topics
 
-__all__ = ["VISIBILITIES", "MqchatAclPlugin", "allowed"]
+__all__ = ["VISIBILITIES", "AclPlugin", "allowed"]
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,8 @@ def allowed(
     return False
 
 
-class MqchatAclPlugin(BaseTopicPlugin):
-    @dataclass
+class AclPlugin(TopicFilter):
+    @dataclass(frozen=True)
     class Config:
         prefix: str = "chat"
         presence_prefix: str = "presence"
@@ -55,36 +55,25 @@ class MqchatAclPlugin(BaseTopicPlugin):
             if self.visibility not in VISIBILITIES:
                 raise ValueError(f"visibility must be one of {VISIBILITIES}, got {self.visibility!r}")
 
-    def __init__(self, context: object) -> None:
-        super().__init__(context)
-        self._topics = Topics(self.config.prefix, self.config.presence_prefix)
-        self._everyone = self.config.visibility == "everyone"
-        self._visibility: Visibility | None = None
-
-    def bind(self, can_see_presence: PresenceCheck) -> None:
+    def __init__(self, config: Config, *, can_see_presence: PresenceCheck) -> None:
         """``can_see_presence(watcher, user)``: the store's check (blocking; run off the event loop)."""
-        if self._visibility is not None:
-            self._visibility.close()
+        self.config = config
+        self._topics = Topics(config.prefix, config.presence_prefix)
+        self._everyone = config.visibility == "everyone"
         self._visibility = Visibility(can_see_presence)
 
-    async def topic_filtering(
-        self, *, session: Session | None = None, topic: str | None = None, action: Action | None = None
-    ) -> bool | None:
-        user = session.username if session else None
+    async def topic_filtering(self, session: Session, topic: str, action: Action) -> bool | None:
+        user = session.username
         if not allowed(self._topics, user, topic, action, everyone=self._everyone):
             return False
         assert user is not None
-        assert topic is not None
         watched = self._topics.user_of_presence(topic)
         if self._everyone or watched is None or watched == user:
             return True
-        if self._visibility is None:
-            return False  # not bound to a store: nobody else's presence
         if await self._visibility.can_see(user, watched):
             return True
         log.info("refused %s a subscription to %s: not a contact of %s", user, topic, watched)
         return False
 
     async def close(self) -> None:
-        if self._visibility is not None:
-            self._visibility.close()
+        self._visibility.close()

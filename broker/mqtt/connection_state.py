@@ -1,9 +1,11 @@
-"""A lighter amqtt Session for clean, connection-bound sessions (mqchat keeps no MQTT session state).
+"""``ConnectionState``: amqtt's Session, lighter, for a session that lives exactly as long as its
+connection (mqchat keeps no MQTT session state).
 
-Stock amqtt 0.12.1 gives every Session its own ``transitions.Machine`` (about 15 KiB and 130 us
-to build, per connection) and two eager ``asyncio.Queue``s (about 2.5 KiB each). mqchat's sessions
-live exactly as long as their connection: nothing is queued for them while offline (the store is
-the source of truth) and client publishes go to ingest, not to the delivery queue. So:
+Stock amqtt 0.12.1 gives every Session its own ``transitions.Machine`` (the largest part of an
+idle connection's memory, and slow to build: docs/amqtt-upstream.md has the figures) and two eager
+``asyncio.Queue``s. mqchat's sessions live exactly as long as their connection: nothing is queued
+for them while offline (the store is the source of truth) and client publishes go to ingest, not
+to the delivery queue. So:
 
 - ``transitions`` is a small view over one string attribute with the triggers and the test amqtt
   uses (``connect``, ``disconnect``, ``state``, ``is_connected``), raising ``MachineError`` on the
@@ -24,7 +26,7 @@ from amqtt.errors import AMQTTError
 from amqtt.session import Session
 from transitions import MachineError
 
-__all__ = ["DISCARD", "DiscardQueue", "LeanSession", "SessionState"]
+__all__ = ["DISCARD", "ConnectionState", "DiscardQueue", "Transitions"]
 
 _TRIGGERS = {
     "connect": {"new": "connected", "disconnected": "connected"},
@@ -59,12 +61,12 @@ class DiscardQueue:
 DISCARD = DiscardQueue()
 
 
-class SessionState:
-    """The stock session machine's interface over ``LeanSession._state`` (made per access: no cycle)."""
+class Transitions:
+    """The stock session machine's interface over ``ConnectionState._state`` (made per access: no cycle)."""
 
     __slots__ = ("_session",)
 
-    def __init__(self, session: LeanSession) -> None:
+    def __init__(self, session: ConnectionState) -> None:
         self._session = session
 
     @property
@@ -94,7 +96,7 @@ class SessionState:
         self._session._state = dest
 
 
-class LeanSession(Session):  # type: ignore[misc]
+class ConnectionState(Session):
     """amqtt's Session without a state machine or queues of its own."""
 
     _state: str
@@ -112,8 +114,8 @@ class LeanSession(Session):  # type: ignore[misc]
         self._state = "new"
 
     @property
-    def transitions(self) -> SessionState:
-        return SessionState(self)
+    def transitions(self) -> Transitions:
+        return Transitions(self)
 
     @property
     def next_packet_id(self) -> int:

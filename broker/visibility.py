@@ -2,7 +2,7 @@
 
 Only a "yes" is remembered (``ttl`` seconds, at most ``max_entries`` pairs, the oldest dropped
 first): a user who just became a contact (the first message, a group join) can watch at once by
-subscribing again, without reconnecting. A "no" is asked again each time; amqtt handles one
+subscribing again, without reconnecting. A "no" is asked again each time; the broker handles one
 SUBSCRIBE of a connection at a time, and the store is asked on a small pool of its own, so a
 client that keeps subscribing only waits for its own answers and never holds up logins or the
 other store calls of the node. A failed lookup is a "no" (deny by default).

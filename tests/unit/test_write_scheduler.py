@@ -1,0 +1,103 @@
+"""The WriteScheduler (broker/mqtt/writes.py): a connection's packets of a batch in one write, in
+order; held PUBACKs go out with the next delivery, or alone after ``HOLD_DELAY``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from broker.mqtt.writes import WriteScheduler
+
+
+class Writer:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes | bytearray) -> None:
+        self.writes.append(bytes(data))
+
+
+class Connection:
+    def __init__(self) -> None:
+        self.held: bytearray | None = None
+        self.due = False
+        self.writer: Any = Writer()
+
+    @property
+    def written(self) -> list[bytes]:
+        return self.writer.writes  # type: ignore[no-any-return]
+
+
+def test_a_batch_writes_each_connection_once_at_its_end_in_order() -> None:
+    writes, a, b = WriteScheduler(), Connection(), Connection()
+    with writes.corked():
+        writes.send(a, b"a1")
+        writes.send(b, b"b1")
+        with writes.corked():  # nested: belongs to the outer block
+            writes.send(a, b"a2")
+        assert a.written == b.written == []
+    assert a.written == [b"a1a2"]
+    assert b.written == [b"b1"]
+
+
+def test_outside_a_batch_a_delivery_is_written_at_once() -> None:
+    writes, a = WriteScheduler(), Connection()
+    writes.send(a, b"now")
+    assert a.written == [b"now"]
+
+
+def test_a_held_puback_goes_out_first_with_the_next_delivery() -> None:
+    async def scenario() -> tuple[Connection, Connection]:
+        writes, in_batch, alone = WriteScheduler(), Connection(), Connection()
+        writes.hold(in_batch, b"ack1")
+        writes.hold(alone, b"ack2")
+        with writes.corked():
+            writes.send(in_batch, b"answer")
+        writes.send(alone, b"later")  # outside a batch: takes what is held with it
+        return in_batch, alone
+
+    in_batch, alone = asyncio.run(scenario())
+    assert in_batch.written == [b"ack1answer"]
+    assert alone.written == [b"ack2later"]
+
+
+def test_a_held_puback_with_nothing_after_it_goes_out_after_the_hold_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("broker.mqtt.writes.HOLD_DELAY", 0.05)
+
+    async def scenario() -> tuple[list[bytes], list[bytes]]:
+        writes, a = WriteScheduler(), Connection()
+        writes.hold(a, b"ack")
+        writes.hold(a, b"ack2")  # the same read's follow-up joins the first hold
+        with writes.corked():  # a batch that gives this connection nothing does not flush it
+            pass
+        before = list(a.written)
+        await asyncio.sleep(0.2)
+        return before, a.written
+
+    before, after = asyncio.run(scenario())
+    assert before == []
+    assert after == [b"ackack2"]
+
+
+def test_a_flush_writes_what_is_held_and_nothing_twice() -> None:
+    async def scenario() -> Connection:
+        writes, a = WriteScheduler(), Connection()
+        writes.hold(a, b"ack")
+        writes.flush(a)
+        writes.flush(a)
+        await asyncio.sleep(0.05)  # the hold's timer finds nothing left
+        return a
+
+    assert asyncio.run(scenario()).written == [b"ack"]
+
+
+def test_a_connection_detached_meanwhile_gets_nothing_written() -> None:
+    writes, a = WriteScheduler(), Connection()
+    with writes.corked():
+        writes.send(a, b"lost")
+        a.writer = None
+    assert a.held is None
