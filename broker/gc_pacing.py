@@ -1,12 +1,12 @@
 """Short garbage-collection pauses for a node with thousands of connections.
 
 CPython's full collection walks every tracked object. A node holds many long-lived objects per
-connection (session, handler, transport, streams...), so with 5,000 connections each full
-collection took 135-460 ms on the project machine, and they came every few seconds while clients
+connection (session, handler, transport, streams...), so with thousands of connections each full
+collection is a pause of hundreds of milliseconds, and they came every few seconds while clients
 connected: the benchmarks' p99 were these pauses. ``GcPacing`` freezes what survives each
 collection of the two older generations (``gc.freeze``: moved out of the collector's generations,
 still freed by reference counting), so the oldest generation stays nearly empty and no collection
-walks the connections' objects again: the pauses measured were 18 ms at most, instead of 135-460.
+walks the connections' objects again (benchmarks/RESULTS.md has the pauses before and after).
 
 A cycle among frozen objects that becomes garbage later (a connection closed since) is not
 collected while frozen: every ``refresh`` seconds the frozen objects go back to the collector,

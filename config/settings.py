@@ -115,9 +115,9 @@ class WorkerSettings(_Section):
     ingest_linger_ms: float = Field(default=0.0, ge=0, le=100)
     """Group commit: under load (commands coming within this many ms of the last batch) a small
     batch waits up to this long for more commands to join it: fewer, larger transactions, for up
-    to this much more latency. On the project machine 8 ms took the node from 86-90% to 47-73% of
-    a core at 400 chat messages/s, but added ~10 ms to p50 at every rate (see
-    benchmarks/RESULTS.md). A lone command after a quiet spell goes at once. 0 (default): never.
+    to this much more latency: it saves CPU at moderate rates but adds to the median at every rate
+    (benchmarks/RESULTS.md has the trade measured). A lone command after a quiet spell goes at
+    once. 0 (default): never.
     Only where a thread hands the commands over (a job queue, or ``commands_process`` off): the
     commands process is handed each batch by the event loop at once, and stores the batches that
     waited for it together anyway."""

@@ -95,8 +95,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
     # SQLite's default page cache is 2 MiB: with thousands of users the inbox and message indexes
-    # outgrow it and every insert reads pages back from the OS (measured: the commands process
-    # went from 1,230 to 180-630 ms p99 at 2,000 chat messages/s). Allocated as pages are used.
+    # outgrow it and every insert reads pages back from the OS, which was most of the commands
+    # process's time under load (benchmarks/RESULTS.md). Allocated as pages are used.
     cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
@@ -116,8 +116,8 @@ def _unavailable_on_failure() -> Iterator[None]:
 
 @contextmanager
 def _savepoint(conn: Connection, local: threading.local) -> Iterator[None]:
-    """A savepoint written out on the DBAPI cursor: SQLAlchemy's ``begin_nested`` costs ~50 µs of Python
-    per use, ``exec_driver_sql`` ~9, ``execute_sql`` a sixth of that."""
+    """A savepoint written out on the DBAPI cursor: it runs once per command, and SQLAlchemy's
+    ``begin_nested`` (or even ``exec_driver_sql``) costs several times the Python of ``execute_sql``."""
     depth = getattr(local, "depth", 0) + 1
     local.depth = depth
     name = f"mqchat_{depth}"

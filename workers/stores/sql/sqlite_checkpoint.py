@@ -9,13 +9,14 @@ keeps the log file from staying at its high-water mark once it starts over.
 
 Under a steady stream of commits the log only starts over in a lull: a write starts it over only
 if its transaction began after a checkpoint had copied all of it, and the next transaction has
-always begun by then. The chat benchmark grew it to 540 MB, and the commit that finally started it
-over truncated the file to ``journal_size_limit``: a 0.3-0.9 s stall of the commands process (ext4
-freeing the blocks). So once a checkpoint finds more than ``FINISH_ABOVE_FRAMES`` in the log, the
-writer of this process runs one more before its next batch (``finish_now``, asked by ``batch``):
-between two of its own transactions it copies only what came in since, a few milliseconds, and
-the batch then starts the log over, well below the size limit. (Holding the writer back from
-this thread instead starved it: a writer with batches back to back takes its lock straight back.)
+always begun by then. The chat benchmark grew it to hundreds of megabytes, and the commit that
+finally started it over truncated the file to ``journal_size_limit``: a stall of the commands
+process of most of a second (the file system freeing the blocks). So once a checkpoint finds more
+than ``FINISH_ABOVE_FRAMES`` in the log, the writer of this process runs one more before its next
+batch (``finish_now``, asked by ``batch``): between two of its own transactions it copies only what
+came in since, a few milliseconds, and the batch then starts the log over, well below the size
+limit. (Holding the writer back from this thread instead starved it: a writer with batches back to
+back takes its lock straight back.)
 """
 
 from __future__ import annotations
