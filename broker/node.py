@@ -25,8 +25,8 @@ from aiohttp import web
 from dramatiq.brokers.stub import StubBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from broker.http import MediaHttp
 from broker.ingest import Ingest
+from broker.media_http import MediaHttp
 from broker.plugins.acl import MqchatAclPlugin
 from broker.plugins.auth import MqchatAuthPlugin
 from broker.plugins.presence import MqchatPresencePlugin
