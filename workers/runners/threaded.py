@@ -47,11 +47,6 @@ class ThreadedRunner(CommandRunner):
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    @property
-    def retries(self) -> int:
-        """Retries made so far (all batches)."""
-        return self._retrying.retries
-
     async def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError(f"{self._name} already started")
@@ -71,7 +66,9 @@ class ThreadedRunner(CommandRunner):
         self._queue.put(_STOP)
         await asyncio.to_thread(thread.join, timeout)
         if thread.is_alive():
-            log.error("%s did not finish within %.0f s; batches are left", self._name, timeout)
+            log.error(
+                "%s did not finish within %.0f s; %d batches left", self._name, timeout, self._queue.qsize()
+            )
 
     async def close(self) -> None:
         self._retrying.close()
@@ -79,8 +76,7 @@ class ThreadedRunner(CommandRunner):
     def _run(self) -> None:
         get, get_nowait = self._queue.get, self._queue.get_nowait
         size, linger = self._batch_size, self._linger
-        carried: Any = None
-        """A batch taken while waiting that belongs to the next round (or the stop)."""
+        carried: Any = None  # taken while waiting, for the next round: another node's batch, or the stop
         while True:
             free_since = time.monotonic()
             item, carried = (get() if carried is None else carried), None
