@@ -1,7 +1,9 @@
-"""A node: the embedded broker with its plugins, ingest, and the node's delivery consumer.
+"""A node: the embedded broker with its plugins, ingest, its command runner, and deliveries.
 
 With the in-process job queue (``memory://``, the single-node default) the node also runs the
-workers, so one process is the whole system::
+workers, so one process is the whole system. The runner (``workers/runners/``, picked from the
+settings) runs or enqueues the commands ingest accepted; every event for this node's clients
+comes back through one callback, ``_deliver``, whoever made it::
 
     async with Node(settings) as node:
         print(node.mqtt_port)
@@ -18,15 +20,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from aiohttp import web
-from dramatiq.brokers.stub import StubBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from broker.http import MediaHttp
 from broker.ingest import Ingest
+from broker.media_http import MediaHttp
 from broker.mqtt.listeners import amqtt_config
 from broker.mqtt.plugins import AclPlugin, AuthPlugin, BrokerPlugin, PresencePlugin
 from broker.mqtt.server import MqchatBroker
@@ -35,23 +36,21 @@ from broker.webapp import add_web_routes
 from client_sdk.contract import Topics
 from config.extras import check_extras
 from config.settings import Settings, SettingsError
-from workers.command_process import CommandProcess, shares_store
 from workers.credentials import verify
-from workers.direct import DirectCommands
+from workers.events import encode
 from workers.jobs import (
-    COMMANDS_QUEUE,
     MEDIA_QUEUE,
     declare_node_actors,
     make_queue_broker,
     node_queue,
-    send_commands,
     send_presence,
     send_to_node,
 )
 from workers.media import Storage, storage_for
 from workers.media.job import send_media_job
 from workers.metrics import observe_deliveries, watch_job_queues, watch_node
-from workers.service import assemble
+from workers.runners import CommandRunner, RunnerError, runner_for, shares_store
+from workers.service import Assembly, assemble
 from workers.sessions import SessionStore, open_sessions
 from workers.stores import Store, open_store
 
@@ -123,17 +122,20 @@ class Node:
         self.topics = Topics(settings.topics.prefix, settings.topics.presence_prefix)
         self._state = "new"
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._closed: asyncio.Event | None = None
         self._workers: list[dramatiq.Worker] = []
         self.store: Store | None = None
         self.sessions: SessionStore | None = None
         self._cluster: RedisSessions | None = None
+        """The session service shared with other nodes (None: a single node)."""
         self.broker: MqchatBroker | None = None
         self.ingest: Ingest | None = None
+        self.runner: CommandRunner | None = None
         self.presence: PresencePlugin | None = None
         self.queue_broker: dramatiq.Broker | None = None
-        self._deliveries = threading.Lock()
-        self._direct: DirectCommands | CommandProcess | None = None
+        self._local_queue = settings.workers.queue_url.startswith("memory:")
+        """The job queue is this process's (``memory://``): this node runs the workers."""
         self.http: MediaHttp | None = None
         self._login_throttle: LoginThrottle | None = None
         self._media_storage: Storage | None = None
@@ -152,43 +154,25 @@ class Node:
         settings = self.settings
         _preflight(settings)
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._closed = asyncio.Event()
-        store = self.store = open_store(settings.store_url)
-        await asyncio.to_thread(store.create_schema)
-        sessions = self.sessions = open_sessions(settings)
-        # a session service that several nodes share: heartbeats, and presence passed between nodes
-        self._cluster = cast("RedisSessions", sessions) if settings.sessions.url else None
-        queue_broker = self.queue_broker = make_queue_broker(settings.workers.queue_url)
-        in_process = settings.workers.queue_url.startswith("memory:")
-        if in_process and not self._run_workers:
+        if self._local_queue and not self._run_workers:
             raise NodeError(
                 "a node without workers needs a shared job queue (workers.queue_url redis:// or amqp://)"
             )
-        workers, send_batch = self._build_workers(store, sessions, queue_broker, in_process=in_process)
-        await self._start_command_process(store)
-        if not in_process:
-            declare_node_actors(
-                queue_broker,
-                self.node_id,
-                deliver=self._deliver_from_queue,
-                presence=self._presence_from_queue,
-            )
-            workers.append(
-                dramatiq.Worker(
-                    queue_broker, queues={node_queue(self.node_id)}, worker_threads=2, worker_timeout=100
-                )
-            )
-
-        sink = self._direct if isinstance(self._direct, CommandProcess) else None
+        store = self.store = open_store(settings.store_url)
+        await asyncio.to_thread(store.create_schema)
+        sessions = self.sessions = open_sessions(settings)
+        self._cluster = _cluster_of(settings, sessions)
+        queue_broker = self.queue_broker = make_queue_broker(settings.workers.queue_url)
+        runner, workers = await self._start_runner(store, sessions, queue_broker)
         ingest = self.ingest = Ingest(
             node_id=self.node_id,
             topics=self.topics,
             max_payload_bytes=settings.limits.max_payload_bytes,
             queue_size=settings.workers.ingest_queue,
             batch_size=settings.workers.ingest_batch,
-            linger=settings.workers.ingest_linger_ms / 1000,
-            send_batch=None if sink is not None else send_batch,
-            sink=sink,
+            runner=runner,
             reply=self._reply,
             on_action=self._touch,
             rate=RateLimiter(rate=settings.limits.commands_per_second, burst=settings.limits.commands_burst),
@@ -225,7 +209,6 @@ class Node:
             ingest=lambda: ingest.pending,
         )
         watch_job_queues(queue_broker, sorted(queue_broker.get_declared_queues()))
-        ingest.start()
         if self._cluster is not None:
             await asyncio.to_thread(self._cluster.heartbeat, self.node_id)
             self._cluster_task = asyncio.create_task(self._cluster_loop(self._cluster))
@@ -233,12 +216,13 @@ class Node:
         log.info("node %s running", self.node_id)
 
     async def stop(self) -> None:
-        """Stop without losing an acknowledged command: drain ingest and the command queue."""
+        """Stop without losing an acknowledged command: drain ingest and the command runner."""
         if self._state != "running":
             return
         self._state = "stopping"
         assert self.broker is not None
         assert self.ingest is not None
+        assert self.runner is not None
         assert self.queue_broker is not None
         assert self.store is not None
         if self._cluster_task is not None:
@@ -253,19 +237,12 @@ class Node:
             await asyncio.wait_for(self.broker.shutdown(), timeout=20)
         except TimeoutError:
             log.error("the broker did not shut down within 20 s; going on with the stop")
-        # with direct commands, this also processes them (a store outage can make it slow)
-        if isinstance(self._direct, CommandProcess):
-            await self.ingest.drain(60.0)
-            await self._direct.close(60.0)
-        else:
-            await asyncio.to_thread(self.ingest.stop, 60.0)
-            if self._direct is not None:
-                self._direct.close()
-        if self._run_workers and isinstance(self.queue_broker, StubBroker):
-            try:
-                await asyncio.to_thread(self.queue_broker.join, COMMANDS_QUEUE, timeout=60_000)
-            except Exception:
-                log.exception("commands still queued at stop")
+        # every command accepted goes to the runner, which finishes them: stores them (a store
+        # outage can make it slow) or puts them on the job queue
+        await self.ingest.drain(60.0)
+        await self.runner.drain(60.0)
+        await self.runner.close()
+        if self._local_queue:  # the media jobs this process runs
             try:
                 await asyncio.to_thread(self.queue_broker.join, MEDIA_QUEUE, timeout=60_000)
             except Exception:
@@ -308,48 +285,43 @@ class Node:
         return self.broker.bound_port("ws") if self.broker else None
 
     # ------------------------------------------------------------------ wiring
-    def _build_workers(
-        self, store: Store, sessions: SessionStore, queue_broker: dramatiq.Broker, *, in_process: bool
-    ) -> tuple[list[dramatiq.Worker], Any]:
-        """The workers this node runs, and how ingest hands over a batch of commands."""
-        workers: list[dramatiq.Worker] = []
-        send_batch: Any = partial(send_commands, queue_broker)
-        self._direct = None
+    async def _start_runner(
+        self, store: Store, sessions: SessionStore, queue_broker: dramatiq.Broker
+    ) -> tuple[CommandRunner, list[dramatiq.Worker]]:
+        """The command runner, started, and the workers this node runs (unstarted)."""
+        local: Assembly | None = None
         if self._run_workers:
-            send = self._deliver if in_process else partial(send_to_node, queue_broker)
-            assembly = assemble(
+            local = assemble(
                 self.settings,
                 store=store,
                 sessions=sessions,
                 queue_broker=queue_broker,
-                send_to_node=send,
-                commands_on_queue=not in_process,
+                send_to_node=self._deliver if self._local_queue else partial(send_to_node, queue_broker),
+                commands_on_queue=not self._local_queue,  # else the runner runs them
             )
-            workers += assembly.workers
-            if in_process and self._commands_process():  # workers/command_process.py
-                send_batch = self._direct = CommandProcess(
-                    self.settings, send_to_node=self._deliver_here, waiting=assembly.message_waiting
-                )
-            elif in_process:  # the ingest thread runs the commands: no job queue hop (workers/direct.py)
-                send_batch = self._direct = DirectCommands(assembly.process_commands)
-        return workers, send_batch
-
-    def _commands_process(self) -> bool:
-        """Whether a single node runs its commands in a child process (``workers.commands_process``)."""
-        wanted, url = self.settings.workers.commands_process, self.settings.store_url
-        if wanted and not shares_store(url):
-            raise NodeError("workers.commands_process needs a store two processes can open")
-        return shares_store(url) if wanted is None else wanted
-
-    async def _start_command_process(self, store: Store) -> None:
-        if not isinstance(self._direct, CommandProcess):
-            return
         try:
-            await asyncio.to_thread(self._direct.start)
-            await self._direct.attach()
-        except (RuntimeError, OSError) as exc:
+            runner = self.runner = runner_for(
+                self.settings,
+                queue_broker=queue_broker,
+                local=local,
+                deliver=self._deliver,
+                connected_here=self._connected_here,
+            )
+            await runner.start()
+        except RunnerError as exc:
             store.close()
             raise NodeError(str(exc)) from exc
+        workers = local.workers if local is not None else []
+        if not self._local_queue:  # the workers' events for this node come back on its own queue
+            declare_node_actors(
+                queue_broker, self.node_id, deliver=self._deliver, presence=self._presence_from_queue
+            )
+            workers.append(
+                dramatiq.Worker(
+                    queue_broker, queues={node_queue(self.node_id)}, worker_threads=2, worker_timeout=100
+                )
+            )
+        return runner, workers
 
     def _build_plugins(self, store: Store, sessions: SessionStore) -> list[BrokerPlugin]:
         """The broker's plugins, each with the services it needs: authentication, ACL, presence."""
@@ -383,8 +355,6 @@ class Node:
             on_change=self._presence_changed if self._cluster is not None else None,
         )
         self.presence = presence
-        if isinstance(self._direct, CommandProcess):
-            self._direct.connected_here = presence.is_online
         return [auth, acl, presence]
 
     def _credentials_ok(self, user: str, secret: str) -> bool:
@@ -440,8 +410,6 @@ class Node:
 
     # ------------------------------------------------------------------ event loop callbacks
     def _reply(self, user: str, event: dict[str, Any]) -> None:
-        from client_sdk.contract import encode
-
         if self.broker is not None:
             self.broker.publish_nowait(self.topics.inbox(user), encode(event), 1)
 
@@ -449,21 +417,28 @@ class Node:
         if self.presence is not None:
             self.presence.touch(user)
 
-    # ------------------------------------------------------------------ delivery (worker thread)
+    def _connected_here(self, user: str) -> bool:
+        presence = self.presence
+        return presence is not None and presence.is_online(user)
+
+    # ------------------------------------------------------------------ delivery
     def _deliver(self, node: str, items: list[tuple[str, str, int]]) -> None:
-        """Hand events to ``node``; in one process, the event loop's queue is the node's queue."""
+        """Publish events ``[(user, payload, qos), ...]`` meant for ``node`` to this node's clients:
+        the one way back of every event (the runner's, the workers' through this node's queue, the
+        in-process workers'). Called on the event loop, it publishes them at once; on another
+        thread, it hands them to the event loop."""
+        if node != self.node_id:
+            return  # not ours: the events are in the inbox log; the clients sync them
+        if threading.get_ident() == self._loop_thread:
+            self._publish_items(items)  # which publishes nothing once the node is stopping
+            return
         loop = self._loop
-        if node != self.node_id or loop is None or self._state != "running":
-            return  # the events are in the inbox log; the clients sync them
+        if loop is None or self._state != "running":
+            return
         try:
             loop.call_soon_threadsafe(self._publish_items, items)
         except RuntimeError:
             log.debug("event loop closed; %d live events left to sync", len(items))
-
-    def _deliver_here(self, node: str, items: list[tuple[str, str, int]]) -> None:
-        """``_deliver`` called on the event loop (the commands process's answers)."""
-        if node == self.node_id:
-            self._publish_items(items)  # which publishes nothing once the node is stopping
 
     def _publish_items(self, items: list[tuple[str, str, int]]) -> None:
         if self.broker is None or self._state != "running":
@@ -475,10 +450,6 @@ class Node:
         observe_deliveries([payload for _, payload, _ in items], time.time())
 
     # ------------------------------------------------------------------ several nodes
-    def _deliver_from_queue(self, node: str, items: list[list[Any]]) -> None:
-        """The delivery actor on this node's queue (worker thread)."""
-        self._deliver(node, [(str(user), str(payload), int(qos)) for user, payload, qos in items])
-
     def _presence_from_queue(self, user: str, payload: str) -> None:
         """Another node's presence change, from this node's queue (worker thread)."""
         loop, presence = self._loop, self.presence
@@ -523,3 +494,13 @@ class Node:
                             await self.presence.announce_offline(user, time.time())
             except Exception:
                 log.warning("session service heartbeat failed", exc_info=True)
+
+
+def _cluster_of(settings: Settings, sessions: SessionStore) -> RedisSessions | None:
+    """The session service shared with other nodes, when there is one (``sessions.url``); Redis's
+    module is imported only then."""
+    if not settings.sessions.url:
+        return None
+    from workers.sessions_redis import RedisSessions
+
+    return sessions if isinstance(sessions, RedisSessions) else None

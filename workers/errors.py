@@ -5,7 +5,8 @@ WorkerError
 │   ├── UnknownUser            the user does not exist
 │   ├── UserExists             create_user for an existing user
 │   └── StoreUnavailable       the backend is down; the job is retried (a Retryable)
-└── CommandError               a client command is refused; carries the wire error code
+├── CommandError               a client command is refused; carries the wire error code
+└── RunnerError                commands cannot be run as the settings ask (workers/runners/)
 
 Retryable                      marker: a job that raises it is retried with backoff
 """
@@ -50,3 +51,8 @@ class CommandError(WorkerError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class RunnerError(WorkerError):
+    """Client commands cannot be run as the settings ask: a store the commands process cannot
+    share, a commands process that does not start."""

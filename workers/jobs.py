@@ -20,16 +20,16 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
 
-from workers.errors import Retryable, StoreUnavailable, WorkerError
+from workers.errors import Retryable, WorkerError
+from workers.retry import MAX_BACKOFF_MS, MIN_BACKOFF_MS, retry_when
+from workers.routing import NodeSender
 
 __all__ = [
     "BACKGROUND_QUEUES",
     "COMMANDS_ACTOR",
     "COMMANDS_QUEUE",
     "DELIVER_ACTOR",
-    "MAX_BACKOFF_MS",
     "MEDIA_QUEUE",
-    "MIN_BACKOFF_MS",
     "NOTIFY_QUEUE",
     "QueueUnavailable",
     "declare_commands_actor",
@@ -37,7 +37,6 @@ __all__ = [
     "enqueue",
     "make_queue_broker",
     "node_queue",
-    "retry_when",
     "send_commands",
     "send_presence",
     "send_to_node",
@@ -52,19 +51,10 @@ BACKGROUND_QUEUES = frozenset({MEDIA_QUEUE, NOTIFY_QUEUE})
 COMMANDS_ACTOR = "mqchat_process_commands"
 DELIVER_ACTOR = "mqchat_deliver"
 PRESENCE_ACTOR = "mqchat_presence"
-MIN_BACKOFF_MS = 200
-MAX_BACKOFF_MS = 30_000
 
 
 def node_queue(node: str) -> str:
     return f"mqchat.node.{node}"
-
-
-def retry_when(retries: int, exc: BaseException) -> bool:
-    """Retry jobs that met an unavailable store for hours, other passing failures a few times."""
-    if isinstance(exc, StoreUnavailable):
-        return retries < 1000
-    return isinstance(exc, Retryable) and retries < 8
 
 
 def make_queue_broker(url: str) -> dramatiq.Broker:
@@ -103,12 +93,18 @@ def declare_node_actors(
     broker: dramatiq.Broker,
     node: str,
     *,
-    deliver: Callable[[str, list[list[Any]]], None],
+    deliver: NodeSender,
     presence: Callable[[str, str], None],
 ) -> None:
-    """The node-side actors; their messages arrive on the node's own queue."""
+    """The node-side actors; their messages arrive on the node's own queue. ``deliver`` gets the
+    events as ``send_to_node`` sent them."""
+
+    def deliver_from_queue(node: str, items: list[list[Any]]) -> None:
+        # the job's JSON made each (user, payload, qos) a list
+        deliver(node, [(str(user), str(payload), int(qos)) for user, payload, qos in items])
+
     broker.declare_queue(node_queue(node))
-    for name, fn in ((DELIVER_ACTOR, deliver), (PRESENCE_ACTOR, presence)):
+    for name, fn in ((DELIVER_ACTOR, deliver_from_queue), (PRESENCE_ACTOR, presence)):
         dramatiq.Actor(
             fn,
             broker=broker,

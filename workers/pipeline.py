@@ -9,6 +9,10 @@ and notification of the batch waits until it is committed: nothing is announced 
 could still undo. Only an unavailable store stops the batch; nothing of it is announced, and the
 job is retried, which is safe because every handler is idempotent (a resent ``send`` is stored
 once, statuses only move forward, sync pages are read-only).
+
+What the pipeline says goes to narrow outputs its caller wires (``route``: the events to publish;
+``waiting``: a message stored for a user, for the notifier; ``touch``: a user acted), so each way
+of running commands (``workers/runners/``) connects them where they belong, without stand-ins.
 """
 
 from __future__ import annotations
@@ -41,9 +45,9 @@ from workers.commands import (
     typed_command,
 )
 from workers.errors import CommandError, Retryable, StoreUnavailable, UnknownUser
+from workers.events import error_event, internal_error
 from workers.metrics import COMMAND_ERRORS
-from workers.routing import Delivery, Router
-from workers.sessions import SessionStore
+from workers.routing import Delivery
 from workers.stores import (
     AcceptResult,
     CommandStore,
@@ -53,7 +57,7 @@ from workers.stores import (
     TextSend,
 )
 
-__all__ = ["Pipeline", "error_event", "internal_error"]
+__all__ = ["Pipeline", "Route", "Touch", "Waiting"]
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +67,16 @@ SYNC_PAGE_BYTES = 256 * 1024
 """A sync page stops growing past this many bytes of entries (it always holds at least one)."""
 
 
-class MessageWatcher(Protocol):
-    def message_waiting(self, user: str, message_id: str, sender: str) -> None: ...
+Route = Callable[[list[Delivery]], None]
+"""Publishes events to their users, in order (``Router.route``, or the commands process's answer)."""
+Waiting = Callable[[str, str, str], None]
+"""A message (id, sender) was stored for a user (the notifier's ``message_waiting``)."""
+
+
+class Touch(Protocol):
+    """A user acted now (``SessionStore.touch``)."""
+
+    def __call__(self, user: str, *, now: float) -> None: ...
 
 
 _REORDERABLE = frozenset({"send", "receipt", "typing"})
@@ -114,6 +126,10 @@ def _steps(phases: list[Items]) -> Iterator[tuple[Items, Items, Items]]:
         yield texts, receipts, others
 
 
+def _untouched(user: str, *, now: float) -> None:
+    return None
+
+
 def _together(attempt: Callable[[], list[R] | None]) -> list[R] | None:
     """The results of storing commands together; None: store them one by one (the store could not,
     or failed in a way that each command's own handling answers better)."""
@@ -126,34 +142,25 @@ def _together(attempt: Callable[[], list[R] | None]) -> list[R] | None:
         return None
 
 
-def error_event(ref: str | None, code: ErrorCode, message: str) -> dict[str, Any]:
-    return {"v": VERSION, "type": "error", "ref": ref, "code": code.value, "message": message}
-
-
-def internal_error(ref: str | None) -> dict[str, Any]:
-    """The answer to a command the server could not process (a fault of its own), counted."""
-    COMMAND_ERRORS.labels(code=ErrorCode.INTERNAL.value).inc()
-    return error_event(ref, ErrorCode.INTERNAL, "the server could not process it")
-
-
 class Pipeline:
     def __init__(
         self,
         *,
         store: CommandStore,
-        sessions: SessionStore,
-        router: Router,
+        route: Route,
+        waiting: Waiting | None = None,
+        touch: Touch | None = None,
         sync_page_size: int = 200,
         max_group_members: int = 256,
-        notifier: MessageWatcher | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``touch`` None: the caller records the users' actions itself."""
         self._store = store
-        self._sessions = sessions
-        self._router = router
+        self._route_now = route
+        self._waiting = waiting
+        self._touch = touch or _untouched
         self._page_size = sync_page_size
         self._max_members = max_group_members
-        self._notifier = notifier
         self._clock = clock
         self._local = threading.local()
         """``outbox``: what the batch being processed by this thread will send once it is stored."""
@@ -170,7 +177,7 @@ class Pipeline:
                     self._step(node, texts, receipts, others)
         finally:
             self._local.outbox = self._local.deliveries = None
-        self._router.route(deliveries)  # one hand-off per node for the whole batch
+        self._route_now(deliveries)  # one hand-off for the whole batch
         for send in outbox:
             send()
 
@@ -217,7 +224,7 @@ class Pipeline:
         if results is None:
             return False
         for cmd, result in zip(sends, results, strict=True):
-            self._sessions.touch(cmd.user, now=now)
+            self._touch(cmd.user, now=now)
             self.route_message(node, cmd.user, result)
         return True
 
@@ -234,7 +241,7 @@ class Pipeline:
         if results is None:
             return False
         for cmd, result in zip(receipts, results, strict=True):
-            self._sessions.touch(cmd.user, now=now)
+            self._touch(cmd.user, now=now)
             self._deliver(node, cmd.user, result.entries)
             self._ok(node, cmd.user, cmd.id)
         return True
@@ -251,14 +258,14 @@ class Pipeline:
         """Publish events now, or once the batch this thread is processing is stored."""
         pending: list[Delivery] | None = getattr(self._local, "deliveries", None)
         if pending is None:
-            self._router.route(deliveries)
+            self._route_now(deliveries)
         else:
             pending.extend(deliveries)
 
     def _process(self, node: str, cmd: Command) -> None:
         user, ref = cmd.user, cmd.id
         try:
-            self._sessions.touch(user, now=self._clock())
+            self._touch(user, now=self._clock())
             self._handle(node, cmd)
         except CommandError as exc:
             COMMAND_ERRORS.labels(code=exc.code.value).inc()
@@ -332,13 +339,13 @@ class Pipeline:
 
     def _notify(self, result: AcceptResult) -> None:
         """Tell the notifier about each new copy of a message, for recipients who are offline."""
-        notifier = self._notifier
-        if notifier is None or result.duplicate:
+        waiting = self._waiting
+        if waiting is None or result.duplicate:
             return
         message = result.message
         for entry in result.entries:
             if entry.payload["type"] == "message":
-                self._later(partial(notifier.message_waiting, entry.user, message.id, message.sender))
+                self._later(partial(waiting, entry.user, message.id, message.sender))
 
     def _receipt(self, node: str, cmd: Receipt) -> None:
         user = cmd.user

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from workers.fastjson import dumps
+from workers.events import dumps
 from workers.sessions import SessionStore
 
 __all__ = ["Delivery", "NodeSender", "Router"]

@@ -4,7 +4,7 @@ It declares the job actors on the queue broker and returns the Dramatiq workers 
 them: one thread for client commands (a connection's commands are handled in the order they were
 sent) and a pool for the slow background jobs (media, notifications). A single node with the
 in-process queue takes the commands' processing function instead of a commands worker
-(``assemble(..., commands_on_queue=False)``) and runs it on its ingest thread (workers/direct.py).
+(``assemble(..., commands_on_queue=False)``) for its command runner (``workers/runners/``).
 """
 
 from __future__ import annotations
@@ -66,11 +66,11 @@ def assemble(
     notifier = build_notifier(settings.push, store=store, sessions=sessions, broker=queue_broker)
     pipeline = Pipeline(
         store=store,
-        sessions=sessions,
-        router=router,
+        route=router.route,
+        waiting=notifier.message_waiting,
+        touch=sessions.touch,
         sync_page_size=settings.limits.sync_page_size,
         max_group_members=settings.groups.max_members,
-        notifier=notifier,
     )
     declare_commands_actor(queue_broker, pipeline.process_batch)
     declare_media_job(

@@ -1,6 +1,6 @@
 """A single node with its commands in a child process (``workers.commands_process``): the same chat,
-errors and notifications as with the ingest thread, a child that dies is replaced without losing a
-command, and a stop waits for every command the broker acknowledged."""
+errors and notifications as with the commands on a thread of the node, a child that dies is replaced
+without losing a command, and a stop waits for every command the broker acknowledged."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from broker.node import Node, NodeError
+from broker.node import NodeError
 from client_sdk import Client, CommandRejected
 from config.settings import Settings
 from tests.harness import RunningNode, connect, node_settings, unique, wait_until
@@ -32,7 +32,9 @@ from tests.integration.test_chat_sdk import (  # noqa: F401 - run again here, on
     test_offline_bob_gets_missed_messages_in_order_once_and_alice_gets_receipts_later,
 )
 from tests.plain import PlainClient
-from workers.command_process import CommandProcess, shares_store
+from workers.errors import RunnerError
+from workers.runners import commands_in_child, shares_store
+from workers.runners.child import ChildRunner
 from workers.stores import open_store
 
 
@@ -60,9 +62,9 @@ def _restarts(reason: str) -> float:
     return sample or 0.0
 
 
-def _commands(node: RunningNode) -> CommandProcess:
-    commands = node.node._direct
-    assert isinstance(commands, CommandProcess)
+def _commands(node: RunningNode) -> ChildRunner:
+    commands = node.node.runner
+    assert isinstance(commands, ChildRunner)
     return commands
 
 
@@ -129,7 +131,7 @@ def test_a_child_that_dies_is_replaced_and_no_command_is_lost(child_node: Runnin
 
 
 @contextlib.contextmanager
-def _chatting(settings: Settings) -> Iterator[tuple[CommandProcess, Client, Client, str]]:
+def _chatting(settings: Settings) -> Iterator[tuple[ChildRunner, Client, Client, str]]:
     """A node with its commands in a child, alice and bob connected, one message already through:
     (the commands process, alice, bob, bob's id)."""
     running = RunningNode(settings).start()
@@ -263,11 +265,11 @@ def test_a_store_in_memory_cannot_be_shared_with_a_child(tmp_path: Path) -> None
     assert shares_store(f"sqlite:///{tmp_path / 'a.db'}")
     assert shares_store("postgresql://localhost/test")
     # unset, a node on such a store would run its commands in a thread; asked for, it can't
-    assert Node(node_settings(tmp_path, **{"store.url": "sqlite://"}))._commands_process() is False
-    with pytest.raises(NodeError, match="commands_process"):
-        Node(
+    assert commands_in_child(node_settings(tmp_path, **{"store.url": "sqlite://"})) is False
+    with pytest.raises(RunnerError, match="commands_process"):
+        commands_in_child(
             node_settings(tmp_path, **{"workers.commands_process": True, "store.url": "sqlite://"})
-        )._commands_process()
+        )
 
 
 def test_a_node_refuses_an_in_memory_sqlite_store_it_could_not_share_between_connections(
@@ -285,7 +287,7 @@ def test_by_default_a_node_with_a_database_file_runs_its_commands_in_a_child(tmp
     running = RunningNode(node_settings(tmp_path)).start()
     try:
         assert running.settings.workers.commands_process is None
-        assert isinstance(running.node._direct, CommandProcess)
+        assert isinstance(running.node.runner, ChildRunner)
     finally:
         running.close()
 
@@ -309,20 +311,20 @@ def test_the_notifier_hears_only_of_messages_for_users_not_connected_here(tmp_pa
     settings = node_settings(tmp_path)
     alice, bob, carol = _users(settings, "alice", "bob", "carol")
     noted: list[tuple[str, str]] = []
-    commands = CommandProcess(
+    commands = ChildRunner(
         settings,
-        send_to_node=lambda node, items: None,
+        deliver=lambda node, items: None,
         waiting=lambda user, message_id, sender: noted.append((user, sender)),
+        connected_here=lambda user: user == bob,
     )
-    commands.connected_here = lambda user: user == bob
-    commands.start()
 
     async def run() -> None:
-        await commands.attach()
+        await commands.start()
         try:
             commands.submit("n1", [_send(alice, "to-bob", bob), _send(alice, "to-carol", carol)])
         finally:
-            await commands.close()  # waits for the batch, then for the notifier
+            await commands.drain(60)  # waits for the batch
+            await commands.close()  # then for the notifier
 
     asyncio.run(run())
     assert noted == [(carol, alice)]
@@ -336,15 +338,14 @@ def test_batches_waiting_for_a_busy_child_are_stored_together_in_order(tmp_path:
     def publish(node: str, items: list[tuple[str, str, int]]) -> None:
         events.extend(json.loads(payload) for _, payload, _ in items)
 
-    commands = CommandProcess(settings, send_to_node=publish)
-    commands.start()
+    commands = ChildRunner(settings, deliver=publish)
 
     # a large batch keeps the child busy while three more wait in its socket
     def batch(first: int, n: int) -> list[dict[str, Any]]:
         return [_send(alice, f"c{i}", bob) for i in range(first, first + n)]
 
     async def run() -> None:
-        await commands.attach()
+        await commands.start()
         try:
             commands.submit("n1", batch(0, 400))
             for first in (400, 401, 402):
@@ -352,6 +353,7 @@ def test_batches_waiting_for_a_busy_child_are_stored_together_in_order(tmp_path:
                 commands.submit("n1", batch(first, 1))
             assert not commands.room()  # four on their way: ingest keeps the next ones
         finally:
+            await commands.drain(60)
             await commands.close()
 
     asyncio.run(run())

@@ -1,5 +1,6 @@
-"""The single node's direct command path (workers/direct.py): the ingest thread runs each batch
-through the real pipeline, retrying it as the job queue would, and never raises.
+"""The retry loop of batches run outside the job queue (workers/retry.py), as the inline runner's
+thread and the commands process run them: each batch goes through the real pipeline, is retried as
+the job queue would retry it, and never raises.
 
 The real pipeline and router on each store; the node's delivery queue is Dramatiq's in-memory one,
 read back as in test_pipeline_batch.
@@ -22,8 +23,8 @@ from tests.stores.test_pipeline_batch import (
     queue,  # noqa: F401 - the fixture
     send,
 )
-from workers.direct import DirectCommands
 from workers.errors import StoreUnavailable
+from workers.retry import Retrying
 from workers.sessions import MemorySessions
 from workers.stores import Store
 
@@ -38,7 +39,7 @@ def test_a_batch_that_met_an_unavailable_store_is_retried_and_stored_once(
         raise StoreUnavailable("session store unavailable: connection refused")
 
     work = pipeline(store, queue, SessionsWithAFault(3, session_store_down), alice, bob)
-    direct = DirectCommands(work.process_batch, min_backoff=0.01)
+    direct = Retrying(work.process_batch, min_backoff=0.01)
 
     direct(NODE, [send(alice, f"c{i}", bob) for i in range(1, 5)])
     direct(NODE, [send(alice, "c5", bob)])
@@ -62,7 +63,7 @@ def test_a_batch_that_fails_for_good_is_dropped_and_the_next_one_goes_on(
             raise LookupError("a bug, not a passing failure")
         work.process_batch(node, batch)
 
-    direct = DirectCommands(process, min_backoff=0.01)
+    direct = Retrying(process, min_backoff=0.01)
     direct(NODE, [send(alice, "broken", bob)])  # does not raise: ingest must not hold it forever
     direct(NODE, [send(alice, "c1", bob)])
 
@@ -77,7 +78,7 @@ def test_close_ends_the_retries_of_a_batch_while_the_store_stays_down() -> None:
         attempts.append(len(batch))
         raise StoreUnavailable("database unavailable")
 
-    direct = DirectCommands(store_down, min_backoff=3600)
+    direct = Retrying(store_down, min_backoff=3600)
     worker = threading.Thread(target=direct, args=(NODE, [{"user": "u", "cmd": {}}]))
     worker.start()
     while not attempts:

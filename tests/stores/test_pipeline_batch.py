@@ -57,7 +57,7 @@ def pipeline(store: Store, queue: StubBroker, sessions: MemorySessions, *online:
     for user in online:
         sessions.set_online(user, NODE, now=1.0)
     router = Router(sessions, lambda node, items: send_to_node(queue, node, items))
-    return Pipeline(store=store, sessions=sessions, router=router)
+    return Pipeline(store=store, route=router.route, touch=sessions.touch)
 
 
 def published(queue: StubBroker) -> list[tuple[str, dict[str, Any]]]:

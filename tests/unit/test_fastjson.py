@@ -1,4 +1,4 @@
-"""workers.fastjson writes the JSON the standard library wrote, whatever the value: the same text,
+"""workers.events writes the JSON the standard library wrote, whatever the value: the same text,
 but for the notation of some floats (``6.1e-05`` is ``0.000061``), which read back the same."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.fastjson import dumps
+from workers.events import dumps
 
 
 def _values(scalars: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:

@@ -1,6 +1,9 @@
 """Ingest on a real event loop: commands read in one pass of the loop reach the job queue together
 and in order, the bound refuses with ``busy`` instead of growing, and a stop drains everything that
-was acknowledged, including the chunk the loop has not handed over yet."""
+was acknowledged, including the chunk the loop has not handed over yet.
+
+The job queue is reached as the node reaches it, through a runner whose thread hands batches over
+(``workers/runners/threaded.py``)."""
 
 from __future__ import annotations
 
@@ -9,10 +12,10 @@ import json
 import threading
 from typing import Any
 
-import pytest
-
 from broker.ingest import Ingest
 from client_sdk.contract import Topics
+from workers.retry import always
+from workers.runners.threaded import ThreadedRunner
 
 TOPICS = Topics()
 
@@ -24,6 +27,7 @@ class JobQueue:
         self.batches: list[list[dict[str, Any]]] = []
         self.released = threading.Event()
         self.released.set()
+        self.runner: ThreadedRunner | None = None
 
     def send(self, node: str, batch: list[dict[str, Any]]) -> None:
         assert node == "n1"
@@ -35,20 +39,36 @@ class JobQueue:
 
 
 def make(target: JobQueue | Sink, replies: list[tuple[str, dict[str, Any]]], **kw: float) -> Ingest:
-    """Ingest enqueueing to a job queue (on its thread), or handing batches to a sink (on the loop)."""
-    ingest = Ingest(
+    """Ingest enqueueing to a job queue (on a runner's thread), or handing batches to a sink (on the loop)."""
+    runner: ThreadedRunner | Sink = target
+    if isinstance(target, JobQueue):
+        runner = target.runner = ThreadedRunner(
+            target.send,
+            name="test-enqueue",
+            batch_size=int(kw.get("batch_size", 200)),
+            linger=kw.get("linger", 0.0),
+            when=always,
+            min_backoff=0.1,
+            max_backoff=5.0,
+        )
+        asyncio.run(runner.start())
+    return Ingest(
         node_id="n1",
         topics=TOPICS,
         max_payload_bytes=64 * 1024,
         queue_size=int(kw.get("queue_size", 1000)),
         batch_size=int(kw.get("batch_size", 200)),
-        linger=kw.get("linger", 0.0),
-        send_batch=target.send if isinstance(target, JobQueue) else None,
-        sink=target if isinstance(target, Sink) else None,
+        runner=runner,  # type: ignore[arg-type]
         reply=lambda user, event: replies.append((user, event)),
     )
-    ingest.start()
-    return ingest
+
+
+async def stop(ingest: Ingest, jobs: JobQueue, timeout: float = 30.0) -> None:
+    """What the node's stop does: everything accepted goes to the runner, which enqueues it."""
+    assert jobs.runner is not None
+    await ingest.drain(timeout)
+    await jobs.runner.drain(timeout)
+    await jobs.runner.close()
 
 
 def send(ingest: Ingest, user: str, cid: str) -> None:
@@ -64,7 +84,7 @@ def test_commands_of_one_loop_pass_go_out_together_in_order_split_by_batch_size(
         for i in range(50):  # one pass of the loop: no await in between
             send(ingest, "alice", f"c{i}")
         await asyncio.sleep(0)  # the pass ends: the chunk is handed over
-        await asyncio.to_thread(ingest.stop)
+        await stop(ingest, jobs)
 
     asyncio.run(main())
     assert replies == []
@@ -94,7 +114,7 @@ def test_past_the_bound_commands_are_refused_busy_and_accepted_again_once_draine
             await asyncio.sleep(0.01)
         send(ingest, "bob", "b0")
         await asyncio.sleep(0)
-        await asyncio.to_thread(ingest.stop)
+        await stop(ingest, jobs)
 
     asyncio.run(main())
     assert jobs.ids() == [f"a{i}" for i in range(10)] + ["b0"]
@@ -109,7 +129,7 @@ def test_stop_drains_the_chunk_the_loop_still_holds() -> None:
         for i in range(5):
             send(ingest, "alice", f"s{i}")
         # no pass of the loop has ended: the five are acknowledged but still in the loop's chunk
-        await asyncio.to_thread(ingest.stop)
+        await stop(ingest, jobs)
 
     asyncio.run(main())
     assert jobs.ids() == [f"s{i}" for i in range(5)]
@@ -119,7 +139,7 @@ def test_accept_off_the_event_loop_hands_over_at_once() -> None:
     jobs, replies = JobQueue(), list[tuple[str, dict[str, Any]]]()
     ingest = make(jobs, replies)
     send(ingest, "alice", "x1")
-    ingest.stop()
+    asyncio.run(stop(ingest, jobs))
     assert jobs.ids() == ["x1"]
 
 
@@ -140,7 +160,7 @@ def test_under_load_commands_wait_for_each_other_and_after_a_quiet_spell_go_at_o
         await asyncio.sleep(0)
 
     asyncio.run(main())
-    ingest.stop(10)
+    asyncio.run(stop(ingest, jobs, 10))
     assert [[item["cmd"]["id"] for item in batch] for batch in jobs.batches] == [["a", "b"], ["c"], ["d"]]
 
 
@@ -156,6 +176,7 @@ class Sink:
         self.batches: list[list[dict[str, Any]]] = []
         self.on_room: Any = lambda: None
         self.on_loop: list[bool] = []
+        self.taken = 0
 
     def room(self) -> bool:
         return self.slots > 0
@@ -165,6 +186,7 @@ class Sink:
         self.on_loop.append(asyncio.get_running_loop() is not None)
         self.slots -= 1
         self.batches.append(batch)
+        self.taken += len(batch)
 
     def finish(self) -> None:
         self.slots += 1
@@ -196,18 +218,3 @@ def test_with_a_sink_the_loop_hands_batches_over_itself_and_keeps_the_rest_until
     assert all(sink.on_loop)
     assert [event["code"] for _, event in replies] == ["busy"] * 5
     assert not any(t.name == "mqchat-ingest" for t in threading.enumerate())
-
-
-def test_ingest_needs_either_a_job_queue_or_a_sink() -> None:
-    jobs, sink = JobQueue(), Sink(slots=1)
-    for kwargs in ({}, {"send_batch": jobs.send, "sink": sink}):
-        with pytest.raises(ValueError, match="either"):
-            Ingest(
-                node_id="n1",
-                topics=TOPICS,
-                max_payload_bytes=1024,
-                queue_size=10,
-                batch_size=10,
-                reply=lambda user, event: None,
-                **kwargs,  # type: ignore[arg-type]
-            )

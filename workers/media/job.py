@@ -25,13 +25,13 @@ import dramatiq
 from client_sdk.contract import ErrorCode
 from config.settings import MediaSettings, Settings
 from workers.errors import CommandError, StoreUnavailable, UnknownUser
+from workers.events import error_event
 from workers.jobs import MEDIA_QUEUE
 from workers.media.base import CHUNK_BYTES, Storage
 from workers.media.errors import MediaRefused, ObjectMissing, StorageUnavailable, TooLarge
 from workers.media.images import Rendition, process_image
 from workers.media.sniff import SNIFF_BYTES, Sniffed, describe, sniff
 from workers.media.videos import poster_support, process_video
-from workers.pipeline import error_event
 from workers.routing import Router
 from workers.stores import AcceptResult, Messages
 

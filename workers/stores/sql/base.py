@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql.elements import BindParameter
 
 from workers.errors import StoreUnavailable, UnknownUser
-from workers.fastjson import dumps
+from workers.events import dumps
 from workers.stores.records import InboxEntry, InboxItem
 from workers.stores.rules.inbox import events_per_user, number_entries
 from workers.stores.sql.driver import Statement, execute_sql

@@ -13,6 +13,9 @@ by the same function off the event loop. Refusals are JSON ``{"code", "message"}
 error codes and a fitting status (400, 401, 403, 404, 413, 415, 429, 503). Each user's uploads are
 limited in number and bytes (``limits.uploads_per_minute``, ``limits.upload_bytes_per_hour``): past
 either, 429 ``rate_limited`` with ``Retry-After``.
+
+The same server carries the node's other HTTP routes, which the node adds (``add_routes``):
+``/healthz``, ``/metrics`` and the web client.
 """
 
 from __future__ import annotations

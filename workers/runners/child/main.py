@@ -1,0 +1,100 @@
+"""The commands process: open the store, then run each batch the node sends until it says stop.
+
+Messages from the node: ``("batch", node, commands, alone)`` and ``("stop",)``. To the node:
+``("ready",)`` once the store is open; ``("retrying", delay)`` before each wait to retry a batch
+(the store is unavailable: not a hang); and for each batch, or several stored together,
+``("done", batches, node, events, waiting, errors)``: the events to publish, as ``(user, payload,
+qos)``, for the node that received the commands (which publishes them to whoever of the users is
+connected there: this process does not know who is online), the messages stored for users, as
+``(user, message id, sender)``, for the node's notifier, and this process's count of commands
+answered with an error so far, by code, for the node's metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+from workers.events import dumps
+from workers.metrics import COMMAND_ERRORS
+from workers.pipeline import Pipeline
+from workers.retry import Retrying
+from workers.stores import open_store
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from workers.routing import Delivery
+
+__all__ = ["MERGE_COMMANDS", "child_main"]
+
+MERGE_COMMANDS = 500
+"""The child stores batches waiting in the pipe together, up to this many commands."""
+
+
+def _error_totals() -> dict[str, float]:
+    """This process's ``COMMAND_ERRORS`` so far, by code."""
+    return {
+        sample.labels["code"]: sample.value
+        for metric in COMMAND_ERRORS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }
+
+
+def child_main(settings: Settings, conn: Connection, log_level: int) -> None:
+    """The child's main (see the module)."""
+    # Ctrl-C or a SIGTERM to the whole group stops the node, which finishes the batches handed over
+    # and then stops this; a node that dies closes the pipe, which ends this too
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=log_level, format="%(asctime)s mqchat-commands %(levelname)s %(message)s")
+    store = open_store(settings.store_url)
+    routed: list[Delivery] = []
+    waiting: list[tuple[str, str, str]] = []
+    pipeline = Pipeline(
+        store=store,
+        route=routed.extend,
+        # the node's notifier gets each message once the batch is done, as plain strings (the
+        # message itself was a tenth of the node's unpickling of a batch's answer)
+        waiting=lambda user, message_id, sender: waiting.append((user, message_id, sender)),
+        sync_page_size=settings.limits.sync_page_size,
+        max_group_members=settings.groups.max_members,
+    )
+    # a wait to retry a batch (the store is unavailable) is not a hang: the node hears of it
+    run = Retrying(pipeline.process_batch, on_retry=lambda delay: conn.send(("retrying", delay)))
+    conn.send(("ready",))
+    held: tuple[Any, ...] | None = None
+    try:
+        while True:
+            try:
+                message = held or conn.recv()
+            except EOFError:  # the node is gone
+                return
+            held = None
+            if message[0] == "stop":
+                return
+            _, node, batch, alone = message
+            batches = 1
+            # batches that queued up while the last one was stored join this one: one transaction
+            # and one answer for them all, so a busy child catches up instead of falling behind
+            # (not one that must go alone: the node is finding the command that ends children)
+            while not alone and len(batch) < MERGE_COMMANDS and conn.poll():
+                try:
+                    held = conn.recv()
+                except EOFError:
+                    break
+                if held[0] != "batch" or held[1] != node or held[3]:
+                    break
+                batch, batches, held = batch + held[2], batches + 1, None
+            run(node, batch)
+            # every event goes to the node of the batch, the only node there is: whoever is connected
+            # gets it there, the others find it in their inbox log
+            events = [(user, dumps(event), qos) for user, event, _, qos in routed]
+            # one message for the batches: the node reads one answer, not one more for the events
+            conn.send(("done", batches, node, events, waiting.copy(), _error_totals()))
+            routed.clear()
+            waiting.clear()
+    finally:
+        store.close()
