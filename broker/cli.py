@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument("--ws-port", type=int, help="MQTT over WebSocket port (default 8080)")
     node.add_argument("--no-ws", action="store_true", help="do not listen for WebSocket clients")
     node.add_argument("--http-port", type=int, help="HTTP port for images and videos (default 8090)")
-    node.add_argument("--node-id", help="this node's name in the session service")
+    node.add_argument("--node-id", help="this node's name in the locator")
     commands.add_parser("worker", help="run the workers only (store, route, notify), next to 'mqchat node's")
 
     users = commands.add_parser("users", help="let people in: add, list, remove users and their credentials")
@@ -207,14 +207,14 @@ def _worker(settings: Settings) -> int:
 
     from workers.health import HealthServer
     from workers.jobs import make_queue_broker, send_to_node
+    from workers.locator import open_locator
     from workers.metrics import watch_job_queues
     from workers.service import build_workers
-    from workers.sessions import open_sessions
 
-    if settings.workers.queue_url.startswith("memory:") or not settings.sessions.url:
+    if settings.workers.queue_url.startswith("memory:") or not settings.locator.url:
         print(
             "mqchat: a separate worker needs a shared job queue (workers.queue_url redis:// or amqp://) "
-            "and session service (sessions.url redis://)",
+            "and a shared locator (locator.url redis://)",
             file=sys.stderr,
         )
         return 2
@@ -224,7 +224,7 @@ def _worker(settings: Settings) -> int:
     workers = build_workers(
         settings,
         store=store,
-        sessions=open_sessions(settings),
+        locator=open_locator(settings),
         queue_broker=queue_broker,
         send_to_node=partial(send_to_node, queue_broker),
     )

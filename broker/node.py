@@ -46,16 +46,16 @@ from workers.jobs import (
     send_presence,
     send_to_node,
 )
+from workers.locator import Locator, open_locator
 from workers.media import Storage, storage_for
 from workers.media.job import send_media_job
 from workers.metrics import observe_deliveries, watch_job_queues, watch_node
 from workers.runners import CommandRunner, RunnerError, runner_for, shares_store
 from workers.service import Assembly, assemble
-from workers.sessions import SessionStore, open_sessions
 from workers.stores import Store, open_store
 
-if TYPE_CHECKING:  # only with several nodes: the redis extra, imported where sessions.url chooses it
-    from workers.sessions_redis import RedisSessions
+if TYPE_CHECKING:  # only with several nodes: the redis extra, imported where locator.url chooses it
+    from workers.locator.redis import RedisLocator
 
 __all__ = ["Node", "NodeError"]
 
@@ -126,9 +126,9 @@ class Node:
         self._closed: asyncio.Event | None = None
         self._workers: list[dramatiq.Worker] = []
         self.store: Store | None = None
-        self.sessions: SessionStore | None = None
-        self._cluster: RedisSessions | None = None
-        """The session service shared with other nodes (None: a single node)."""
+        self.locator: Locator | None = None
+        self._cluster: RedisLocator | None = None
+        """The locator shared with other nodes (None: a single node)."""
         self.broker: MqchatBroker | None = None
         self.ingest: Ingest | None = None
         self.runner: CommandRunner | None = None
@@ -162,10 +162,10 @@ class Node:
             )
         store = self.store = open_store(settings.store_url)
         await asyncio.to_thread(store.create_schema)
-        sessions = self.sessions = open_sessions(settings)
-        self._cluster = _cluster_of(settings, sessions)
+        locator = self.locator = open_locator(settings)
+        self._cluster = _cluster_of(settings, locator)
         queue_broker = self.queue_broker = make_queue_broker(settings.workers.queue_url)
-        runner, workers = await self._start_runner(store, sessions, queue_broker)
+        runner, workers = await self._start_runner(store, locator, queue_broker)
         ingest = self.ingest = Ingest(
             node_id=self.node_id,
             topics=self.topics,
@@ -180,7 +180,7 @@ class Node:
         broker = self.broker = MqchatBroker(
             amqtt_config(settings.broker),
             gate=ingest,
-            plugins=self._build_plugins(store, sessions),
+            plugins=self._build_plugins(store, locator),
             keepalive_grace=settings.presence.keepalive_grace,
             max_connections_per_user=settings.limits.max_connections_per_user,
             max_inflight=settings.limits.max_inflight_per_connection,
@@ -286,7 +286,7 @@ class Node:
 
     # ------------------------------------------------------------------ wiring
     async def _start_runner(
-        self, store: Store, sessions: SessionStore, queue_broker: dramatiq.Broker
+        self, store: Store, locator: Locator, queue_broker: dramatiq.Broker
     ) -> tuple[CommandRunner, list[dramatiq.Worker]]:
         """The command runner, started, and the workers this node runs (unstarted)."""
         local: Assembly | None = None
@@ -294,7 +294,7 @@ class Node:
             local = assemble(
                 self.settings,
                 store=store,
-                sessions=sessions,
+                locator=locator,
                 queue_broker=queue_broker,
                 send_to_node=self._deliver if self._local_queue else partial(send_to_node, queue_broker),
                 commands_on_queue=not self._local_queue,  # else the runner runs them
@@ -323,7 +323,7 @@ class Node:
             )
         return runner, workers
 
-    def _build_plugins(self, store: Store, sessions: SessionStore) -> list[BrokerPlugin]:
+    def _build_plugins(self, store: Store, locator: Locator) -> list[BrokerPlugin]:
         """The broker's plugins, each with the services it needs: authentication, ACL, presence."""
         settings, topics = self.settings, self.topics
         limits = settings.limits
@@ -350,7 +350,7 @@ class Node:
                 min_interval=settings.presence.min_interval,
             ),
             node_id=self.node_id,
-            sessions=sessions,
+            locator=locator,
             save_last_seen=store.set_last_seen,
             on_change=self._presence_changed if self._cluster is not None else None,
         )
@@ -459,48 +459,48 @@ class Node:
 
     def _presence_changed(self, user: str, data: bytes) -> None:
         """Pass a presence change made here to every other live node (event loop, not blocking)."""
-        sessions, queue_broker, loop = self._cluster, self.queue_broker, self._loop
-        if sessions is None or queue_broker is None or loop is None:
+        locator, queue_broker, loop = self._cluster, self.queue_broker, self._loop
+        if locator is None or queue_broker is None or loop is None:
             return
 
         def fan_out() -> None:
-            for node in sessions.live_nodes() - {self.node_id}:
+            for node in locator.live_nodes() - {self.node_id}:
                 send_presence(queue_broker, node, user, data.decode())
 
         loop.run_in_executor(self._cluster_calls, fan_out)
 
-    async def _cluster_loop(self, sessions: RedisSessions) -> None:
-        """Keep this node alive in the session service and take the users of dead nodes offline."""
-        period = max(sessions.node_ttl / 3, 0.5)
+    async def _cluster_loop(self, locator: RedisLocator) -> None:
+        """Keep this node alive in the locator and take the users of dead nodes offline."""
+        period = max(locator.node_ttl / 3, 0.5)
         while True:
             await asyncio.sleep(period)
             try:
-                if await asyncio.to_thread(sessions.heartbeat, self.node_id) and self.presence is not None:
-                    # the session service lost its data (a Redis restart): say again who is here
+                if await asyncio.to_thread(locator.heartbeat, self.node_id) and self.presence is not None:
+                    # the locator lost its data (a Redis restart): say again who is here
                     users = self.presence.local_users()
                     log.warning(
-                        "session service forgot node %s; registering its %d users again",
+                        "locator forgot node %s; registering its %d users again",
                         self.node_id,
                         len(users),
                     )
                     now = time.time()
                     for user in users:
-                        await asyncio.to_thread(sessions.set_online, user, self.node_id, now=now)
-                reaped = await asyncio.to_thread(sessions.reap)
+                        await asyncio.to_thread(locator.set_online, user, self.node_id, now=now)
+                reaped = await asyncio.to_thread(locator.reap)
                 for node, users in reaped.items():
                     log.warning("node %s is gone; %d of its users go offline", node, len(users))
                     for user in users:
-                        if not await asyncio.to_thread(sessions.nodes_of, user) and self.presence is not None:
+                        if not await asyncio.to_thread(locator.nodes_of, user) and self.presence is not None:
                             await self.presence.announce_offline(user, time.time())
             except Exception:
-                log.warning("session service heartbeat failed", exc_info=True)
+                log.warning("locator heartbeat failed", exc_info=True)
 
 
-def _cluster_of(settings: Settings, sessions: SessionStore) -> RedisSessions | None:
-    """The session service shared with other nodes, when there is one (``sessions.url``); Redis's
-    module is imported only then."""
-    if not settings.sessions.url:
+def _cluster_of(settings: Settings, locator: Locator) -> RedisLocator | None:
+    """The locator shared with other nodes, when there is one (``locator.url``); Redis's module is
+    imported only then."""
+    if not settings.locator.url:
         return None
-    from workers.sessions_redis import RedisSessions
+    from workers.locator.redis import RedisLocator
 
-    return sessions if isinstance(sessions, RedisSessions) else None
+    return locator if isinstance(locator, RedisLocator) else None

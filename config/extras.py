@@ -23,7 +23,7 @@ __all__ = ["check_extras", "missing_extras"]
 _URL_SETTINGS: dict[str, Callable[[Settings], str | None]] = {
     "store.url": lambda s: s.store_url,
     "workers.queue_url": lambda s: s.workers.queue_url,
-    "sessions.url": lambda s: s.sessions.url,
+    "locator.url": lambda s: s.locator.url,
     "media.storage_url": lambda s: s.media_storage_url,
 }
 _NEEDS = {

@@ -27,10 +27,10 @@ __all__ = [
     "BrokerSettings",
     "GroupSettings",
     "LimitSettings",
+    "LocatorSettings",
     "MediaSettings",
     "PresenceSettings",
     "PushSettings",
-    "SessionSettings",
     "Settings",
     "SettingsError",
     "StoreSettings",
@@ -137,8 +137,8 @@ class WorkerSettings(_Section):
     """``mqchat worker`` serves ``/healthz`` and ``/metrics`` on this port; unset: not at all."""
 
 
-class SessionSettings(_Section):
-    """The session service: which node each user is connected to."""
+class LocatorSettings(_Section):
+    """The locator: which node each user is connected to."""
 
     url: str | None = None
     """``redis://…`` shares it between nodes and workers; unset: this process's memory (one node)."""
@@ -265,7 +265,7 @@ class Settings(_Section):
     node_id: str = Field(
         default_factory=lambda: f"node-{uuid.uuid4().hex[:8]}", pattern=r"^[A-Za-z0-9_.-]{1,64}$"
     )
-    """Name of this node in the session service; unique per node."""
+    """Name of this node in the locator; unique per node."""
     data_dir: Path = Field(default=Path("mqchat-data"), validate_default=True)
     """Where the single-node defaults keep their files (SQLite database, media)."""
     broker: BrokerSettings = BrokerSettings()
@@ -277,7 +277,7 @@ class Settings(_Section):
     groups: GroupSettings = GroupSettings()
     media: MediaSettings = MediaSettings()
     push: PushSettings = PushSettings()
-    sessions: SessionSettings = SessionSettings()
+    locator: LocatorSettings = LocatorSettings()
 
     @field_validator("data_dir")
     @classmethod
@@ -304,7 +304,15 @@ class Settings(_Section):
         return _validate(data)
 
 
+# Sections that were renamed: a file that still has the old one is told the new name, rather than
+# that the section is unknown.
+_RENAMED_SECTIONS = {"sessions": "[locator] (which node each user is on)"}
+
+
 def _validate(data: dict[str, Any]) -> Settings:
+    for old, new in _RENAMED_SECTIONS.items():
+        if old in data:
+            raise SettingsError(f"invalid settings: {old}: this section is now {new}")
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

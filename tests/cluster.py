@@ -45,7 +45,7 @@ class Cluster:
             f'data_dir = "{tmp}"\n'
             f'[store]\nurl = "{store_url}"\n'
             f'[workers]\nqueue_url = "{queue_url}"\n'
-            f'[sessions]\nurl = "redis://127.0.0.1:6379/13"\nnode_ttl = {NODE_TTL}\n'
+            f'[locator]\nurl = "redis://127.0.0.1:6379/13"\nnode_ttl = {NODE_TTL}\n'
             "[presence]\nmin_interval = 0.0\n"
             "[media]\nhttp_port = 0\n"
         )

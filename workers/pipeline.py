@@ -74,7 +74,7 @@ Waiting = Callable[[str, str, str], None]
 
 
 class Touch(Protocol):
-    """A user acted now (``SessionStore.touch``)."""
+    """A user acted now (``Locator.touch``)."""
 
     def __call__(self, user: str, *, now: float) -> None: ...
 

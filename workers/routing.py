@@ -1,6 +1,6 @@
 """Routing: hand each inbox event to the node(s) where its user is connected.
 
-A worker never speaks MQTT. It asks the session service where the recipient is and passes the
+A worker never speaks MQTT. It asks the locator where the recipient is and passes the
 event to that node's delivery queue; the node publishes it to the user's inbox topic. A user who is
 connected nowhere gets nothing live: the event waits in the inbox log for the next sync.
 """
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from workers.events import dumps
-from workers.sessions import SessionStore
+from workers.locator import Locator
 
 __all__ = ["Delivery", "NodeSender", "Router"]
 
@@ -20,13 +20,13 @@ NodeSender = Callable[[str, list[tuple[str, str, int]]], None]
 """Sends ``[(user, payload_json, qos), ...]`` to one node's delivery queue."""
 
 Delivery = tuple[str, dict[str, Any], str | None, int]
-"""``(user, event, node, qos)``: ``node``, when set, gets the event even if the session service does
-not list the user there (the node of the command being answered, for its sender)."""
+"""``(user, event, node, qos)``: ``node``, when set, gets the event even if the locator does not
+list the user there (the node of the command being answered, for its sender)."""
 
 
 class Router:
-    def __init__(self, sessions: SessionStore, send_to_node: NodeSender) -> None:
-        self._sessions = sessions
+    def __init__(self, locator: Locator, send_to_node: NodeSender) -> None:
+        self._locator = locator
         self._send = send_to_node
 
     def deliver(
@@ -39,7 +39,7 @@ class Router:
         """Publish each ``(user, event)`` on every node the user is connected to.
 
         ``origin`` is ``(user, node)`` of the command being answered: that node always gets the
-        user's events, even if the session service has not recorded the connection yet.
+        user's events, even if the locator has not recorded the connection yet.
         """
         self.route(
             (user, event, origin[1] if origin is not None and origin[0] == user else None, qos)
@@ -53,7 +53,7 @@ class Router:
         for user, event, also, qos in deliveries:
             nodes = nodes_cache.get(user)
             if nodes is None:
-                nodes = nodes_cache[user] = self._sessions.nodes_of(user)
+                nodes = nodes_cache[user] = self._locator.nodes_of(user)
             if also is not None and also not in nodes:
                 nodes = nodes | {also}
             payload = dumps(event)

@@ -17,11 +17,11 @@ import dramatiq
 
 from config.settings import Settings
 from workers.jobs import BACKGROUND_QUEUES, COMMANDS_QUEUE, declare_commands_actor
+from workers.locator import Locator
 from workers.media.job import declare_media_job
 from workers.notify.jobs import build_notifier
 from workers.pipeline import Pipeline
 from workers.routing import NodeSender, Router
-from workers.sessions import SessionStore
 from workers.stores import CommandStore
 
 __all__ = ["Assembly", "assemble", "build_workers"]
@@ -41,13 +41,13 @@ def build_workers(
     settings: Settings,
     *,
     store: CommandStore,
-    sessions: SessionStore,
+    locator: Locator,
     queue_broker: dramatiq.Broker,
     send_to_node: NodeSender,
 ) -> list[dramatiq.Worker]:
     """Declare the worker actors on ``queue_broker``; the workers are returned unstarted."""
     return assemble(
-        settings, store=store, sessions=sessions, queue_broker=queue_broker, send_to_node=send_to_node
+        settings, store=store, locator=locator, queue_broker=queue_broker, send_to_node=send_to_node
     ).workers
 
 
@@ -55,20 +55,20 @@ def assemble(
     settings: Settings,
     *,
     store: CommandStore,
-    sessions: SessionStore,
+    locator: Locator,
     queue_broker: dramatiq.Broker,
     send_to_node: NodeSender,
     commands_on_queue: bool = True,
 ) -> Assembly:
     """Declare the worker actors on ``queue_broker``; without ``commands_on_queue`` no worker
     consumes the commands queue: the caller runs ``process_commands`` itself."""
-    router = Router(sessions, send_to_node)
-    notifier = build_notifier(settings.push, store=store, sessions=sessions, broker=queue_broker)
+    router = Router(locator, send_to_node)
+    notifier = build_notifier(settings.push, store=store, locator=locator, broker=queue_broker)
     pipeline = Pipeline(
         store=store,
         route=router.route,
         waiting=notifier.message_waiting,
-        touch=sessions.touch,
+        touch=locator.touch,
         sync_page_size=settings.limits.sync_page_size,
         max_group_members=settings.groups.max_members,
     )

@@ -1,5 +1,5 @@
 """The fault suite: messages keep flowing while, in turn, a worker is killed mid-job, a node is
-restarted, Redis (jobs and sessions) restarts empty, and PostgreSQL is briefly down; and, with the
+restarted, Redis (jobs and locator) restarts empty, and PostgreSQL is briefly down; and, with the
 jobs on RabbitMQ, while RabbitMQ restarts with thousands of messages in flight. Afterwards every
 message its sender saw as *sent* is stored once and delivered once, in order, to its recipient,
 and reaches *delivered*. The counts are printed.
@@ -111,7 +111,7 @@ def test_nothing_accepted_is_lost_or_duplicated_under_faults(cluster: Cluster) -
         time.sleep(1.0)
         cluster.restart("n2")  # a node restarts; its clients reconnect to it
         time.sleep(1.5)
-        restart_redis()  # jobs queued in Redis and the session service are gone
+        restart_redis()  # jobs queued in Redis and the locator are gone
         time.sleep(1.5)
         pause_postgres(2.0)  # the database is briefly unavailable
         traffic.finish("fault suite")

@@ -1,4 +1,4 @@
-"""Several processes: two `mqchat node`s and two `mqchat worker`s on Redis (sessions) and on Redis
+"""Several processes: two `mqchat node`s and two `mqchat worker`s on Redis (locator) and on Redis
 or RabbitMQ (jobs), PostgreSQL (messages). Users on different nodes chat, groups span nodes, and
 the users of a node that dies go offline and catch up on another node."""
 

@@ -122,7 +122,7 @@ def test_a_node_with_only_the_base_dependencies_chats(base_only: Running) -> Non
 @pytest.mark.parametrize(
     ("section", "setting", "url", "extra"),
     [
-        ("sessions", "url", "redis://127.0.0.1:6379/0", "redis"),
+        ("locator", "url", "redis://127.0.0.1:6379/0", "redis"),
         ("workers", "queue_url", "amqp://guest:secret@127.0.0.1:5672/", "rabbitmq"),
         ("store", "url", "postgresql://postgres@127.0.0.1/mqchat", "postgres"),
         ("store", "url", "mongodb://127.0.0.1:27017/mqchat", "mongo"),

@@ -49,7 +49,7 @@ def test_mosquitto_sub_reads_its_own_inbox_and_mosquitto_pub_sends(node: Running
     reader = _sub(node, bob_id, bob_token, f"chat/{bob_id}/in", "-C", "1")
     from tests.harness import wait_until
 
-    assert wait_until(lambda: node.node.sessions is not None and bool(node.node.sessions.nodes_of(bob_id)))
+    assert wait_until(lambda: node.node.locator is not None and bool(node.node.locator.nodes_of(bob_id)))
 
     # When alice sends him a message
     alice.send(bob_id, "hello mosquitto")

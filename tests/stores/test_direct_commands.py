@@ -16,7 +16,7 @@ from dramatiq.brokers.stub import StubBroker
 from tests.stores.conftest import users
 from tests.stores.test_pipeline_batch import (
     NODE,
-    SessionsWithAFault,
+    LocatorWithAFault,
     brief,
     pipeline,
     published,
@@ -24,8 +24,8 @@ from tests.stores.test_pipeline_batch import (
     send,
 )
 from workers.errors import StoreUnavailable
+from workers.locator import MemoryLocator
 from workers.retry import Retrying
-from workers.sessions import MemorySessions
 from workers.stores import Store
 
 
@@ -35,10 +35,10 @@ def test_a_batch_that_met_an_unavailable_store_is_retried_and_stored_once(
 ) -> None:
     alice, bob = users(store, "alice", "bob")
 
-    def session_store_down() -> None:
-        raise StoreUnavailable("session store unavailable: connection refused")
+    def locator_down() -> None:
+        raise StoreUnavailable("locator unavailable: connection refused")
 
-    work = pipeline(store, queue, SessionsWithAFault(3, session_store_down), alice, bob)
+    work = pipeline(store, queue, LocatorWithAFault(3, locator_down), alice, bob)
     direct = Retrying(work.process_batch, min_backoff=0.01)
 
     direct(NODE, [send(alice, f"c{i}", bob) for i in range(1, 5)])
@@ -56,7 +56,7 @@ def test_a_batch_that_fails_for_good_is_dropped_and_the_next_one_goes_on(
     queue: StubBroker,  # noqa: F811
 ) -> None:
     alice, bob = users(store, "alice", "bob")
-    work = pipeline(store, queue, MemorySessions(), alice, bob)
+    work = pipeline(store, queue, MemoryLocator(), alice, bob)
 
     def process(node: str, batch: list[dict[str, Any]]) -> None:
         if batch[0]["cmd"]["id"] == "broken":

@@ -21,16 +21,16 @@ from sqlalchemy import create_engine, text
 from tests.stores.conftest import users
 from workers.errors import StoreUnavailable
 from workers.jobs import node_queue, send_to_node
+from workers.locator import MemoryLocator
 from workers.pipeline import Pipeline, _plan
 from workers.routing import Router
-from workers.sessions import MemorySessions
 from workers.stores import Store, open_store
 
 NODE = "n1"
 
 
-class SessionsWithAFault(MemorySessions):
-    """In-memory sessions that run ``fault`` once, when the ``at``-th command is about to be handled."""
+class LocatorWithAFault(MemoryLocator):
+    """An in-memory locator that runs ``fault`` once, when the ``at``-th command is about to be handled."""
 
     def __init__(self, at: int, fault: Callable[[], None]) -> None:
         super().__init__()
@@ -53,11 +53,11 @@ def queue() -> Iterator[StubBroker]:
     broker.close()
 
 
-def pipeline(store: Store, queue: StubBroker, sessions: MemorySessions, *online: str) -> Pipeline:
+def pipeline(store: Store, queue: StubBroker, locator: MemoryLocator, *online: str) -> Pipeline:
     for user in online:
-        sessions.set_online(user, NODE, now=1.0)
-    router = Router(sessions, lambda node, items: send_to_node(queue, node, items))
-    return Pipeline(store=store, route=router.route, touch=sessions.touch)
+        locator.set_online(user, NODE, now=1.0)
+    router = Router(locator, lambda node, items: send_to_node(queue, node, items))
+    return Pipeline(store=store, route=router.route, touch=locator.touch)
 
 
 def published(queue: StubBroker) -> list[tuple[str, dict[str, Any]]]:
@@ -95,7 +95,7 @@ def test_a_refused_command_in_the_middle_of_a_batch_does_not_lose_the_others(
 ) -> None:
     alice, bob = users(store, "alice", "bob")
     nobody = f"nobody-{uuid.uuid4().hex[:8]}"
-    work = pipeline(store, queue, MemorySessions(), alice, bob)
+    work = pipeline(store, queue, MemoryLocator(), alice, bob)
 
     work.process_batch(
         NODE,
@@ -132,10 +132,10 @@ def test_a_failure_mid_batch_announces_nothing_and_the_retry_stores_each_message
 ) -> None:
     alice, bob = users(store, "alice", "bob")
 
-    def session_store_down() -> None:
-        raise StoreUnavailable("session store unavailable: connection refused")
+    def locator_down() -> None:
+        raise StoreUnavailable("locator unavailable: connection refused")
 
-    work = pipeline(store, queue, SessionsWithAFault(3, session_store_down), alice, bob)
+    work = pipeline(store, queue, LocatorWithAFault(3, locator_down), alice, bob)
     batch = [send(alice, f"c{i}", bob) for i in range(1, 5)]
 
     with pytest.raises(StoreUnavailable):
@@ -172,7 +172,7 @@ def test_a_database_connection_lost_mid_batch_rolls_it_all_back_and_the_retry_st
                 ).scalar_one()
             assert killed >= 1
 
-        work = pipeline(store, queue, SessionsWithAFault(3, kill_the_store_connections), alice, bob)
+        work = pipeline(store, queue, LocatorWithAFault(3, kill_the_store_connections), alice, bob)
         batch = [send(alice, f"c{i}", bob) for i in range(1, 5)]
 
         with pytest.raises(StoreUnavailable):
@@ -195,7 +195,7 @@ def test_receipts_in_a_batch_reach_the_sender_in_order_and_only_move_forward(
     store: Store, queue: StubBroker
 ) -> None:
     alice, bob = users(store, "alice", "bob")
-    work = pipeline(store, queue, MemorySessions(), alice, bob)
+    work = pipeline(store, queue, MemoryLocator(), alice, bob)
     work.process_batch(NODE, [send(alice, f"c{i}", bob) for i in range(1, 4)])
     ids = [e["message"]["id"] for user, e in published(queue) if user == bob]
 
@@ -223,7 +223,7 @@ def test_a_batch_reaches_the_node_as_one_delivery_job_with_every_event_in_order(
     store: Store, queue: StubBroker
 ) -> None:
     alice, bob = users(store, "alice", "bob")
-    work = pipeline(store, queue, MemorySessions(), alice, bob)
+    work = pipeline(store, queue, MemoryLocator(), alice, bob)
 
     work.process_batch(NODE, [send(alice, f"c{i}", bob) for i in range(1, 6)])
 
@@ -236,7 +236,7 @@ def test_a_batch_reaches_the_node_as_one_delivery_job_with_every_event_in_order(
 def three_chatting(store: Store, queue: StubBroker) -> tuple[Pipeline, str, str, str, dict[str, Any]]:
     """Alice and carol each sent bob a first message (c1, k1); bob's copy of c1 is returned."""
     alice, bob, carol = users(store, "alice", "bob", "carol")
-    work = pipeline(store, queue, MemorySessions(), alice, bob, carol)
+    work = pipeline(store, queue, MemoryLocator(), alice, bob, carol)
     work.process_batch(NODE, [send(alice, "c1", bob), send(carol, "k1", bob)])
     first = next(e for user, e in published(queue) if user == bob and e["type"] == "message")
     return work, alice, bob, carol, first

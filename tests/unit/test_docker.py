@@ -48,12 +48,12 @@ def test_the_shared_settings_are_valid_and_name_the_compose_services() -> None:
     hosts = {
         "store": settings.store_url,
         "queue": settings.workers.queue_url,
-        "sessions": settings.sessions.url or "",
+        "locator": settings.locator.url or "",
     }
     assert (
         "mongo:27017" in hosts["store"]
         and "rabbitmq:5672" in hosts["queue"]
-        and "redis:6379" in hosts["sessions"]
+        and "redis:6379" in hosts["locator"]
     )
     assert "http://s3:8333" in (settings.media.storage_url or "")
     s3 = json.loads((DOCKER / "seaweedfs-s3.json").read_text())

@@ -12,10 +12,10 @@ import pytest
 
 from tests.media_files import jpeg, png_bomb
 from workers.errors import StoreUnavailable
+from workers.locator import MemoryLocator
 from workers.media.job import MediaJob, MediaLimits, upload_key
 from workers.media.local import LocalStorage
 from workers.routing import Router
-from workers.sessions import MemorySessions
 from workers.stores import AcceptResult, open_store
 from workers.stores.sql import SqlStore
 
@@ -34,10 +34,10 @@ class Setup:
         self.store = store
         self.storage = LocalStorage(tmp_path / "media", secret=b"s" * 32)
         self.published: list[tuple[str, dict[str, Any]]] = []
-        sessions = MemorySessions()
-        sessions.set_online("alice", "n1", now=0.0)
-        sessions.set_online("bob", "n1", now=0.0)
-        self.router = Router(sessions, lambda node, items: self.published.extend(_decode(items)))
+        locator = MemoryLocator()
+        locator.set_online("alice", "n1", now=0.0)
+        locator.set_online("bob", "n1", now=0.0)
+        self.router = Router(locator, lambda node, items: self.published.extend(_decode(items)))
         self.routed: list[AcceptResult] = []
 
         def route(node: str, sender: str, result: AcceptResult) -> None:

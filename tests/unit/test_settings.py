@@ -45,6 +45,19 @@ def test_errors_name_the_field(tmp_path: Path, text: str, field: str) -> None:
         load_settings(path)
 
 
+def test_a_file_with_the_old_sessions_section_is_told_its_new_name(tmp_path: Path) -> None:
+    # Given a settings file written before [sessions] became [locator]
+    path = tmp_path / "old.toml"
+    path.write_text('[sessions]\nurl = "redis://127.0.0.1:6379/0"\n')
+
+    # When it is loaded, Then one line names the new section
+    with pytest.raises(SettingsError) as error:
+        load_settings(path)
+    assert str(error.value) == (
+        "invalid settings: sessions: this section is now [locator] (which node each user is on)"
+    )
+
+
 def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="cannot read"):
         load_settings(tmp_path / "missing.toml")

@@ -8,9 +8,9 @@ import dramatiq
 
 from config.settings import PushSettings
 from workers.jobs import NOTIFY_QUEUE, enqueue
+from workers.locator import Locator
 from workers.notify.service import Notifier, Pusher
 from workers.notify.sms import OutboxSms, SmsProvider, TwilioSms
-from workers.sessions import SessionStore
 from workers.stores import Notifications
 
 __all__ = ["build_notifier"]
@@ -21,7 +21,7 @@ def _actor_name(job: str) -> str:
 
 
 def build_notifier(
-    settings: PushSettings, *, store: Notifications, sessions: SessionStore, broker: dramatiq.Broker
+    settings: PushSettings, *, store: Notifications, locator: Locator, broker: dramatiq.Broker
 ) -> Notifier:
     """A Notifier whose jobs run on ``broker``'s notify queue (the actors are declared here)."""
     pusher: Pusher | None = None
@@ -52,7 +52,7 @@ def build_notifier(
 
     notifier = Notifier(
         store=store,
-        sessions=sessions,
+        locator=locator,
         pusher=pusher,
         sms=sms,
         schedule=schedule,

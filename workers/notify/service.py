@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from workers.locator import Locator
 from workers.notify.errors import Rejected, TokenGone
 from workers.notify.sms import SmsProvider
-from workers.sessions import SessionStore
 from workers.stores import Notifications, PushToken, StoredMessage
 
 __all__ = ["Notifier", "Pusher", "Schedule"]
@@ -49,7 +49,7 @@ class Notifier:
         self,
         *,
         store: Notifications,
-        sessions: SessionStore,
+        locator: Locator,
         pusher: Pusher | None,
         sms: SmsProvider,
         schedule: Schedule,
@@ -59,7 +59,7 @@ class Notifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
-        self._sessions = sessions
+        self._locator = locator
         self._pusher = pusher
         self._sms = sms
         self._schedule = schedule
@@ -72,7 +72,7 @@ class Notifier:
     def message_waiting(self, user: str, message_id: str, sender: str) -> None:
         """Message ``message_id`` of ``sender`` was stored for ``user``; notify if no device of
         theirs is connected."""
-        if user == sender or self._sessions.nodes_of(user):
+        if user == sender or self._locator.nodes_of(user):
             return
         push_needed, sms_needed = self._store.note_waiting(user=user, message_id=message_id)
         if push_needed:
@@ -83,7 +83,7 @@ class Notifier:
     # ------------------------------------------------------------------ jobs
     def push_burst(self, user: str) -> None:
         pending = self._store.take_pending(user)
-        if self._sessions.nodes_of(user):
+        if self._locator.nodes_of(user):
             return  # back online: the client syncs what it missed
         waiting = self._store.undelivered(user=user, message_ids=pending)
         if not waiting:

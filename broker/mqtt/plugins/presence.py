@@ -2,13 +2,13 @@
 
 A user is online while at least one of its connections is open on this node. The plugin publishes
 on the first connect and the last disconnect (a dead connection counts: the broker closes it when
-its keep-alive runs out), records the node in the session service, and saves ``last_seen`` in the
+its keep-alive runs out), records the node in the locator, and saves ``last_seen`` in the
 store. While the user is online, each of its actions moves ``last_seen``, republished at most once
 per ``min_interval`` seconds.
 
 The broker awaits the connect and disconnect hooks in place (broker/mqtt/server.py), so they only keep
 count and queue a change; one drain task works through the queue in order, a batch at a time: the
-session service is told of all the batch's changes in one call off the event loop, then each change
+locator is told of all the batch's changes in one call off the event loop, then each change
 is published, then the ``last_seen`` of the batch's departures is saved in one more call.
 """
 
@@ -27,7 +27,7 @@ from amqtt.session import Session
 
 from broker.mqtt.plugins.base import BrokerPlugin, PluginContext
 from client_sdk.contract import VERSION, Topics, encode
-from workers.sessions import SessionStore
+from workers.locator import Locator
 
 __all__ = ["PresencePlugin"]
 
@@ -46,7 +46,7 @@ class PresencePlugin(BrokerPlugin):
         config: Config,
         *,
         node_id: str,
-        sessions: SessionStore,
+        locator: Locator,
         save_last_seen: Callable[[str, float], None],
         on_change: Callable[[str, bytes], None] | None = None,
         clock: Callable[[], float] = time.time,
@@ -55,7 +55,7 @@ class PresencePlugin(BrokerPlugin):
         self.config = config
         self._topics = Topics(config.prefix, config.presence_prefix)
         self._node = node_id
-        self._sessions = sessions
+        self._locator = locator
         self._save_last_seen = save_last_seen
         self._on_change: Callable[[str, bytes], None] = on_change or (lambda user, data: None)
         self._clock = clock
@@ -65,9 +65,9 @@ class PresencePlugin(BrokerPlugin):
         self._tasks: set[asyncio.Task[None]] = set()
         self._changes: deque[tuple[str, str, float]] = deque()  # (user, status, ts), in order
         self._drain: asyncio.Task[None] | None = None
-        # the session service may be remote (Redis): call it off the event loop, one call at a
-        # time so that a quick connect/disconnect reaches it in order
-        self._session_calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqchat-sessions")
+        # the locator may be remote (Redis): call it off the event loop, one call at a time so
+        # that a quick connect/disconnect reaches it in order
+        self._locator_calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqchat-locator")
 
     def attach(self, context: PluginContext) -> None:
         self._context = context
@@ -152,9 +152,9 @@ class PresencePlugin(BrokerPlugin):
         now = self._clock()
         for user in list(self._connections):
             del self._connections[user]
-            await self._session_call(partial(self._sessions.set_offline, user, self._node, now=now))
+            await self._locator_call(partial(self._locator.set_offline, user, self._node, now=now))
             await self._save(user, now)
-        self._session_calls.shutdown(wait=True)
+        self._locator_calls.shutdown(wait=True)
 
     # ------------------------------------------------------------------ queued changes
     def _queue(self, user: str, status: str) -> None:
@@ -173,12 +173,12 @@ class PresencePlugin(BrokerPlugin):
             self._drain = None
 
     async def _apply(self, batch: Sequence[tuple[str, str, float]]) -> None:
-        sessions, node = self._sessions, self._node
+        locator, node = self._locator, self._node
         calls = [
-            partial(sessions.set_online if up == "online" else sessions.set_offline, user, node, now=ts)
+            partial(locator.set_online if up == "online" else locator.set_offline, user, node, now=ts)
             for user, up, ts in batch
         ]
-        await self._session_call(partial(_each, calls, "session service update failed"))
+        await self._locator_call(partial(_each, calls, "locator update failed"))
         for user, status, ts in batch:
             try:
                 await self._publish(user, status, ts)
@@ -206,11 +206,11 @@ class PresencePlugin(BrokerPlugin):
         except Exception:
             log.warning("presence of %s not passed on to other nodes", user, exc_info=True)
 
-    async def _session_call(self, call: Callable[[], None]) -> None:
+    async def _locator_call(self, call: Callable[[], None]) -> None:
         try:
-            await asyncio.get_running_loop().run_in_executor(self._session_calls, call)
+            await asyncio.get_running_loop().run_in_executor(self._locator_calls, call)
         except Exception:
-            log.warning("session service update failed", exc_info=True)
+            log.warning("locator update failed", exc_info=True)
 
     async def _save(self, user: str, ts: float) -> None:
         try:

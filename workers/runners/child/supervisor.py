@@ -14,7 +14,7 @@ acknowledged command is stored before the node stops.
 
 The child answers each batch with its events, which go to the node's delivery callback; the
 messages stored for users not connected to the node go to the node's notifier, on a thread of its
-own (it may ask the session service and the store); its count of commands answered with an error
+own (it may ask the locator and the store); its count of commands answered with an error
 goes to the node's metrics. A child that dies is started again (on a thread: starting one blocks)
 and sent every unfinished batch again, in order: every command is idempotent. A child that is hung
 rather than dead (it holds batches and has answered nothing for ``workers.commands_stall``
@@ -245,7 +245,7 @@ class ChildRunner(CommandRunner):
         self.on_room()
 
     def _note_waiting(self, waiting: list[tuple[str, str, str]]) -> None:
-        """The notifier's part (on its thread: it may ask the session service and the store)."""
+        """The notifier's part (on its thread: it may ask the locator and the store)."""
         assert self._waiting is not None
         for user, message_id, sender in waiting:
             try:

@@ -1,4 +1,4 @@
-"""The session service in Redis, shared by every node and worker of a deployment.
+"""The locator in Redis, shared by every node and worker of a deployment.
 
 Keys (``<prefix>`` is ``mqchat`` by default):
 
@@ -19,12 +19,12 @@ from redis.exceptions import RedisError
 
 from workers.errors import StoreUnavailable
 
-__all__ = ["RedisSessions"]
+__all__ = ["RedisLocator"]
 
 log = logging.getLogger(__name__)
 
 
-class RedisSessions:
+class RedisLocator:
     def __init__(self, url: str, *, prefix: str = "mqchat", node_ttl: float = 10.0) -> None:
         self._redis: Any = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
         self._p = prefix
@@ -40,9 +40,9 @@ class RedisSessions:
         try:
             return fn(*args)
         except RedisError as exc:
-            raise StoreUnavailable(f"session store unavailable: {exc}") from exc
+            raise StoreUnavailable(f"locator unavailable: {exc}") from exc
 
-    # ------------------------------------------------------------------ SessionStore
+    # ------------------------------------------------------------------ Locator
     def set_online(self, user: str, node: str, *, now: float) -> None:
         def go() -> None:
             pipe = self._redis.pipeline()
