@@ -24,6 +24,8 @@ from tests.harness import need
 from tests.plain import PlainClient
 
 BASE_ONLY = [sys.executable, "-m", "tests.base_only"]
+CLEAN_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+"""For the wheel's venv: a checkout on the path (and its egg-info) would pass for the installed one."""
 
 
 def _free_port() -> int:
@@ -49,9 +51,9 @@ def _wait_listening(port: int, process: subprocess.Popen[str], timeout: float = 
 class Running:
     """``mqchat run`` started by ``command`` on free ports, stopped with Ctrl-C."""
 
-    def __init__(self, command: list[str], data: Path) -> None:
+    def __init__(self, command: list[str], data: Path, *, env: dict[str, str] | None = None) -> None:
         self.mqtt, self.ws, self.http = _free_port(), _free_port(), _free_port()
-        self.command, self.data = command, data
+        self.command, self.data, self.env = command, data, env
         ports = ["--port", str(self.mqtt), "--ws-port", str(self.ws), "--http-port", str(self.http)]
         self.process = subprocess.Popen(
             [*command, "--data-dir", str(data), "run", *ports],
@@ -59,6 +61,7 @@ class Running:
             stderr=subprocess.PIPE,
             text=True,
             cwd=data,
+            env=env,
         )
         _wait_listening(self.mqtt, self.process)
 
@@ -69,6 +72,7 @@ class Running:
             text=True,
             timeout=60,
             cwd=self.data,
+            env=self.env,
         )
         assert result.returncode == 0, result.stderr
         return result.stdout.strip().splitlines()[-1]
@@ -171,6 +175,7 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
         text=True,
         timeout=600,
+        env=CLEAN_ENV,
     )
     need(installed.returncode == 0, f"could not install the wheel's dependencies: {installed.stderr[-500:]}")
     return venv
@@ -178,11 +183,13 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_installed_wheel_runs_serves_the_web_client_and_chats(wheel_venv: Path, tmp_path: Path) -> None:
     mqchat = str(wheel_venv / "bin" / "mqchat")
-    helped = subprocess.run([mqchat, "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    helped = subprocess.run(
+        [mqchat, "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=CLEAN_ENV
+    )
     assert helped.returncode == 0, helped.stderr
     assert "usage: mqchat" in helped.stdout
 
-    node = Running([mqchat], tmp_path)
+    node = Running([mqchat], tmp_path, env=CLEAN_ENV)
     try:
         base = f"http://127.0.0.1:{node.http}"
         with urllib.request.urlopen(f"{base}/", timeout=10) as page:
