@@ -91,8 +91,11 @@ def test_under_steady_writes_the_log_starts_over_instead_of_growing(
                     sender="ann", command_id=f"c{i}", recipient="bob", text="x" * 500, now=1.0
                 )
         assert checkpointer.finished > 0
-        # the log started over again and again: its file is a fraction of what was written through it
-        assert Path(f"{path}-wal").stat().st_size < 8 * 1024 * 1024
+        # the log started over again and again: its file is a fraction of what was written through
+        # it (these commits take a log that never starts over past 150 MiB). How often it starts
+        # over depends on how often the checkpoint thread gets the CPU, so the bound leaves room
+        # for a busy machine.
+        assert Path(f"{path}-wal").stat().st_size < 32 * 1024 * 1024
     finally:
         store.close()
     with sqlite3.connect(path) as db:
