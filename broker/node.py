@@ -36,7 +36,8 @@ from broker.webapp import add_web_routes
 from client_sdk.contract import Topics
 from config.extras import check_extras
 from config.settings import Settings, SettingsError
-from workers.credentials import verify
+from workers.credentials import LoginCheck
+from workers.credentials_jwt import JwtConfigError, JwtVerifier
 from workers.events import encode
 from workers.jobs import (
     MEDIA_QUEUE,
@@ -138,6 +139,7 @@ class Node:
         """The job queue is this process's (``memory://``): this node runs the workers."""
         self.http: MediaHttp | None = None
         self._login_throttle: LoginThrottle | None = None
+        self._logins: LoginCheck | None = None
         self._media_storage: Storage | None = None
 
     async def __aenter__(self) -> Node:
@@ -160,8 +162,13 @@ class Node:
             raise NodeError(
                 "a node without workers needs a shared job queue (workers.queue_url redis:// or amqp://)"
             )
+        try:  # the JWKS is read and checked once, here
+            jwt = await asyncio.to_thread(JwtVerifier.from_settings, settings.auth)
+        except JwtConfigError as exc:
+            raise NodeError(str(exc)) from None
         store = self.store = open_store(settings.store_url)
         await asyncio.to_thread(store.create_schema)
+        self._logins = LoginCheck(store, jwt=jwt, create_users=settings.auth.jwt_create_users)
         locator = self.locator = open_locator(settings)
         self._cluster = _cluster_of(settings, locator)
         queue_broker = self.queue_broker = make_queue_broker(settings.workers.queue_url)
@@ -358,9 +365,10 @@ class Node:
         return [auth, acl, presence]
 
     def _credentials_ok(self, user: str, secret: str) -> bool:
-        """The credential check of MQTT and of the media endpoint (blocking: call it on a thread)."""
-        assert self.store is not None
-        return verify(secret, self.store.credential_hashes(user))
+        """The credential check of MQTT and of the media endpoint (blocking: call it on a thread):
+        a token or password of the user, or a JWT for it (``auth.jwt_*``)."""
+        assert self._logins is not None
+        return self._logins(user, secret)
 
     async def _start_media(self, store: Store, queue_broker: dramatiq.Broker) -> None:
         """The HTTP endpoint for images and videos; its jobs run wherever the media queue is consumed."""

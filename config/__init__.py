@@ -1,6 +1,7 @@
 """Typed settings of an mqchat process: built once at start, validated, passed explicitly."""
 
 from config.settings import (
+    AuthSettings,
     BrokerSettings,
     GroupSettings,
     LimitSettings,
@@ -17,6 +18,7 @@ from config.settings import (
 )
 
 __all__ = [
+    "AuthSettings",
     "BrokerSettings",
     "GroupSettings",
     "LimitSettings",

@@ -7,6 +7,7 @@ names the field. Nothing here reads the environment at import time.
 
 from __future__ import annotations
 
+import json
 import tomllib
 import uuid
 from pathlib import Path
@@ -24,6 +25,8 @@ from pydantic import (
 )
 
 __all__ = [
+    "JWT_ALGORITHMS",
+    "AuthSettings",
     "BrokerSettings",
     "GroupSettings",
     "LimitSettings",
@@ -261,6 +264,113 @@ class PresenceSettings(_Section):
     refused) or ``everyone`` (any user, wildcard included: for IoT-style deployments)."""
 
 
+JWT_ALGORITHMS = {
+    "HS256": "oct",
+    "HS384": "oct",
+    "HS512": "oct",
+    "RS256": "RSA",
+    "RS384": "RSA",
+    "RS512": "RSA",
+    "PS256": "RSA",
+    "PS384": "RSA",
+    "PS512": "RSA",
+    "ES256": "EC",
+    "ES384": "EC",
+    "ES512": "EC",
+}
+"""The JWT algorithms JWT login accepts, and the key type (JWK ``kty``) each needs: ``oct`` is the
+shared ``auth.jwt_secret``, the others are public keys from ``auth.jwt_jwks_file``."""
+JwtAlgorithm = Literal[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"
+]
+
+
+class AuthSettings(_Section):
+    """Logins besides the tokens and passwords of ``mqchat users``: JWTs of the app's auth server.
+
+    JWT login is on when ``jwt_secret`` or ``jwt_jwks_file`` is set. The MQTT password (and the
+    media endpoint's) is then either a token/password as before or a JWT whose ``sub`` is the
+    MQTT username."""
+
+    jwt_secret: SecretStr | None = Field(default=None, min_length=32)
+    """Shared secret of the HS algorithms (its UTF-8 bytes): 32 characters at least, 48 for HS384,
+    64 for HS512."""
+    jwt_jwks_file: Path | None = None
+    """A JWKS file (JSON ``{"keys": [...]}``) with the public keys of the RS, PS and ES algorithms;
+    a token's ``kid`` picks its key. Read once at start: restart the node to rotate keys."""
+    jwt_algorithms: list[JwtAlgorithm] | None = None
+    """The algorithms accepted; any other (``none`` included) is refused. Unset: HS256 when
+    ``jwt_secret`` is set, RS256 and ES256 when ``jwt_jwks_file`` is set."""
+    jwt_issuer: str | None = None
+    """The ``iss`` a token must carry; unset: not checked."""
+    jwt_audience: str | None = None
+    """The ``aud`` a token must carry; unset: a token that has an ``aud`` is refused."""
+    jwt_leeway: float = Field(default=30.0, ge=0.0, le=300.0)
+    """Seconds of clock difference allowed for ``exp``, ``nbf`` and ``iat``."""
+    jwt_create_users: bool = False
+    """Create the user of a valid JWT on its first login; false: only users that exist (``mqchat
+    users add``) may log in with a JWT."""
+
+    @property
+    def jwt(self) -> bool:
+        """Whether JWT login is on."""
+        return self.jwt_secret is not None or self.jwt_jwks_file is not None
+
+    @property
+    def jwt_accepted(self) -> list[str]:
+        """The algorithms accepted (``jwt_algorithms``, or what the keys configured allow)."""
+        if self.jwt_algorithms is not None:
+            return list(self.jwt_algorithms)
+        return (["HS256"] if self.jwt_secret is not None else []) + (
+            ["RS256", "ES256"] if self.jwt_jwks_file is not None else []
+        )
+
+    @model_validator(mode="after")
+    def _jwt_consistent(self) -> AuthSettings:
+        if self.jwt_algorithms is not None and not self.jwt:
+            raise ValueError("auth.jwt_algorithms needs auth.jwt_secret or auth.jwt_jwks_file")
+        if self.jwt_algorithms is not None and not self.jwt_algorithms:
+            raise ValueError(
+                "auth.jwt_algorithms: name at least one algorithm (or unset jwt_secret and jwt_jwks_file)"
+            )
+        accepted = self.jwt_accepted
+        shared = [alg for alg in accepted if JWT_ALGORITHMS[alg] == "oct"]
+        public = [alg for alg in accepted if JWT_ALGORITHMS[alg] != "oct"]
+        if shared and self.jwt_secret is None:
+            raise ValueError(f"auth.jwt_algorithms: {shared[0]} needs auth.jwt_secret")
+        if public and self.jwt_jwks_file is None:
+            raise ValueError(f"auth.jwt_algorithms: {public[0]} needs public keys in auth.jwt_jwks_file")
+        if self.jwt_secret is not None:
+            if not shared:
+                raise ValueError("auth.jwt_secret is set but auth.jwt_algorithms has no HS algorithm")
+            size = len(self.jwt_secret.get_secret_value().encode())
+            for alg in shared:
+                if size < int(alg[2:]) // 8:
+                    raise ValueError(
+                        f"auth.jwt_secret: {alg} needs a secret of {int(alg[2:]) // 8} bytes at least"
+                    )
+        if self.jwt_jwks_file is not None:
+            if not public:
+                raise ValueError(
+                    "auth.jwt_jwks_file is set but auth.jwt_algorithms has no RS, PS or ES algorithm"
+                )
+            _check_jwks(self.jwt_jwks_file)
+        return self
+
+
+def _check_jwks(path: Path) -> None:
+    """That ``path`` is a JWKS (its keys are read, and checked one by one, when a node starts)."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise ValueError(f"auth.jwt_jwks_file: cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"auth.jwt_jwks_file: {path} is not JSON: {exc}") from None
+    keys = data.get("keys") if isinstance(data, dict) else None
+    if not isinstance(keys, list) or not keys or not all(isinstance(key, dict) for key in keys):
+        raise ValueError(f'auth.jwt_jwks_file: {path} is not a JWKS: expected {{"keys": [{{...}}, ...]}}')
+
+
 class Settings(_Section):
     node_id: str = Field(
         default_factory=lambda: f"node-{uuid.uuid4().hex[:8]}", pattern=r"^[A-Za-z0-9_.-]{1,64}$"
@@ -278,6 +388,7 @@ class Settings(_Section):
     media: MediaSettings = MediaSettings()
     push: PushSettings = PushSettings()
     locator: LocatorSettings = LocatorSettings()
+    auth: AuthSettings = AuthSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -1,7 +1,10 @@
-"""Credentials: random tokens (stored as SHA-256) and passwords (stored as Argon2id).
+"""Credentials: random tokens (stored as SHA-256), passwords (stored as Argon2id), and JWTs.
 
 Tokens carry 256 bits of randomness, so a fast hash is enough at rest and keeps reconnect storms
-cheap; passwords are low-entropy and get Argon2id (pwdlib), verified off the event loop.
+cheap; passwords are low-entropy and get Argon2id (pwdlib), verified off the event loop. JWTs of
+the app's own auth server (``auth.jwt_*``, ``workers/credentials_jwt.py``) need nothing stored
+but the user. :class:`LoginCheck` is the one answer to "does this secret let this user in", for
+MQTT and the media endpoint alike.
 """
 
 from __future__ import annotations
@@ -10,10 +13,19 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pwdlib import PasswordHash
 
-__all__ = ["TOKEN_PREFIX", "hash_password", "hash_token", "new_token", "verify"]
+from workers.credentials_jwt import JwtVerifier, looks_like_jwt
+from workers.errors import UserExists
+
+if TYPE_CHECKING:
+    from workers.stores.interfaces import Logins
+
+__all__ = ["TOKEN_PREFIX", "LoginCheck", "hash_password", "hash_token", "new_token", "verify"]
 
 TOKEN_PREFIX = "mqc_"
 log = logging.getLogger(__name__)
@@ -46,3 +58,45 @@ def verify(secret: str, stored: list[tuple[str, str]]) -> bool:
             except Exception:
                 log.warning("unreadable password hash; ignoring it", exc_info=True)
     return False
+
+
+class LoginCheck:
+    """Whether a secret lets a user in: one of its stored credentials, or a valid JWT for it.
+
+    With JWT login on (``jwt``), a secret shaped as a JWT is checked as one and only as one (a
+    refused JWT is not tried as a password: that would cost an Argon2 check per bad token). A
+    valid JWT lets in a user that exists, or, with ``create_users``, creates it. Blocking: call it
+    on a thread (the callers go through ``broker.throttle.check_login``).
+    """
+
+    def __init__(
+        self,
+        store: Logins,
+        *,
+        jwt: JwtVerifier | None = None,
+        create_users: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._jwt = jwt
+        self._create_users = create_users
+        self._clock = clock
+
+    def __call__(self, user: str, secret: str) -> bool:
+        if self._jwt is not None and looks_like_jwt(secret):
+            return self._jwt.verify(secret, user) and self._known(user)
+        return verify(secret, self._store.credential_hashes(user))
+
+    def _known(self, user: str) -> bool:
+        """Whether the user of a valid JWT exists, created now if the settings say so."""
+        if self._store.user_exists(user):
+            return True
+        if not self._create_users:
+            log.info("refused a JWT for %s: no such user (auth.jwt_create_users is off)", user)
+            return False
+        try:
+            self._store.create_user(user, now=self._clock())
+        except UserExists:
+            return True  # another login of the same user created it first
+        log.info("created user %s on its first JWT login", user)
+        return True

@@ -37,6 +37,7 @@ __all__ = [
     "CommandStore",
     "Credentials",
     "Groups",
+    "Logins",
     "MediaAccess",
     "MediaEndpointStore",
     "Messages",
@@ -54,6 +55,13 @@ class Credentials(Protocol):
     def credential_hashes(self, user: str) -> list[tuple[str, str]]:
         """(kind, hash) of every credential of an enabled user; empty for an unknown user."""
         ...
+
+
+class Logins(Credentials, Protocol):
+    """The login check when a JWT may log in a user it knows only by id (and create it)."""
+
+    def user_exists(self, user: str) -> bool: ...
+    def create_user(self, user: str, *, now: float) -> None: ...
 
 
 class Phones(Protocol):
