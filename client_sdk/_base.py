@@ -166,9 +166,5 @@ class ClientBase:
                 self._session.requests.discard(request.id)
 
     def _persist(self, cursor: int) -> None:
-        if self._state_file is None:
-            return
-        try:
-            self._state_file.save(cursor)
-        except OSError:
-            logger.exception("%s: cannot save the cursor to %s", self.client_id, self._state_file.path)
+        if self._state_file is not None:
+            self._state_file.keep(cursor, client_id=self.client_id)

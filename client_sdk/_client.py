@@ -23,14 +23,8 @@ from client_sdk._messaging import Messaging
 from client_sdk._presence_calls import PresenceCalls
 from client_sdk._push_calls import PushCalls
 from client_sdk._session import Session
-from client_sdk._statefile import StateFile
-from client_sdk.contract import (
-    DEFAULT_PREFIX,
-    DEFAULT_PRESENCE_PREFIX,
-    DEVICE_ID_RE,
-    Topics,
-    is_valid_user_id,
-)
+from client_sdk._settings import check_settings, initial_cursor
+from client_sdk.contract import DEFAULT_PREFIX, DEFAULT_PRESENCE_PREFIX, Topics
 
 __all__ = ["Client"]
 
@@ -73,18 +67,14 @@ class Client(Connection, Messaging, MediaCalls, GroupCalls, PushCalls, PresenceC
         reconnect: bool = True,
         media_url: str | None = None,
     ) -> None:
-        if not is_valid_user_id(user):
-            raise ValueError(f"user {user!r} is not a user id (1-64 characters of [A-Za-z0-9_.-])")
-        if not isinstance(device, str) or DEVICE_ID_RE.fullmatch(device) is None:
-            raise ValueError(f"device {device!r} must be 1-64 characters of [A-Za-z0-9_.-]")
-        if transport not in ("tcp", "websockets"):
-            raise ValueError(f"transport must be 'tcp' or 'websockets', got {transport!r}")
-        if keepalive < 0:
-            raise ValueError(f"keepalive must be >= 0 seconds, got {keepalive}")
-        if connect_timeout <= 0:
-            raise ValueError(f"connect_timeout must be > 0 seconds, got {connect_timeout}")
-        if isinstance(cursor, bool) or not isinstance(cursor, int) or cursor < 0:
-            raise ValueError(f"cursor must be an integer >= 0, got {cursor!r}")
+        check_settings(
+            user=user,
+            device=device,
+            transport=transport,
+            keepalive=keepalive,
+            connect_timeout=connect_timeout,
+            cursor=cursor,
+        )
         self._host = host
         self._port = port
         self._user = user
@@ -99,9 +89,7 @@ class Client(Connection, Messaging, MediaCalls, GroupCalls, PushCalls, PresenceC
         self._topics = Topics(prefix, presence_prefix)
         self._inbox = self._topics.inbox(user)
         self._outbox = self._topics.outbox(user)
-        self._state_file = None if state_file is None else StateFile(state_file)
-        if self._state_file is not None and cursor == 0:
-            cursor = self._state_file.load()
+        self._state_file, cursor = initial_cursor(state_file, cursor)
         self._session = Session(user=user, cursor=cursor, auto_delivered=auto_delivered)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)

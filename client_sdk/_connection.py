@@ -15,8 +15,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from client_sdk._base import END, ClientBase, State
-from client_sdk._errors import AuthenticationError, ConnectError, NotConnected, Timeout
-from client_sdk.contract import decode
+from client_sdk._errors import ConnectError, NotConnected, Timeout, connect_refused
+from client_sdk._inbound import feed, incoming
 
 __all__ = ["RECONNECT_MAX_DELAY", "RECONNECT_MIN_DELAY", "Connection"]
 
@@ -25,9 +25,6 @@ logger = logging.getLogger(__name__)
 RECONNECT_MIN_DELAY: Final = 1
 """Seconds before the first reconnection attempt; doubles per failure up to RECONNECT_MAX_DELAY."""
 RECONNECT_MAX_DELAY: Final = 5
-
-# CONNACK refusals that mean "these credentials are not accepted" (paho's names of MQTT 3.1.1 codes 4 and 5).
-_AUTH_REFUSALS: Final = frozenset({"Bad user name or password", "Not authorized"})
 
 
 class Connection(ClientBase):
@@ -159,9 +156,7 @@ class Connection(ClientBase):
         _stop(client)
         if connack is None:
             raise ConnectError(f"{where} did not accept the connection within {self._connect_timeout} s")
-        if str(connack) in _AUTH_REFUSALS:
-            raise AuthenticationError(f"{where} refused {self._user!r}: {connack}")
-        raise ConnectError(f"{where} refused the connection: {connack}")
+        raise connect_refused(where, self._user, connack)
 
     def _tick(self) -> None:
         """Ticker thread: run the session's timers (gap syncs, sync retries) when they are due."""
@@ -251,27 +246,20 @@ class Connection(ClientBase):
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            topic = message.topic
-            if not message.payload:
-                logger.debug("%s: ignoring an empty payload on %s", self.client_id, topic)
+            item = incoming(
+                client_id=self.client_id,
+                topics=self._topics,
+                inbox=self._inbox,
+                topic=message.topic,
+                payload=message.payload,
+            )
+            if item is None:
                 return
-            try:
-                payload = decode(message.payload)
-            except ValueError as exc:
-                logger.warning(
-                    "%s: ignoring a payload on %s that is not JSON: %s", self.client_id, topic, exc
-                )
-                return
-            presence_of = None if topic == self._inbox else self._topics.user_of_presence(topic)
             with self._lock:
                 if client is not self._mqtt or self._state is State.CLOSED:
                     return
-                if topic == self._inbox:
-                    effects = self._session.on_inbox(payload, now=time.monotonic())
-                elif presence_of is not None:
-                    effects = self._session.on_presence(presence_of, payload)
-                else:
-                    logger.debug("%s: ignoring a message on unexpected topic %s", self.client_id, topic)
+                effects = feed(self._session, item, client_id=self.client_id, now=time.monotonic())
+                if effects is None:
                     return
                 self._apply(effects)
                 cursor = self._session.cursor

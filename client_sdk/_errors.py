@@ -16,6 +16,8 @@ paho-mqtt return codes and exceptions never reach callers: they are converted in
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = [
     "AuthenticationError",
     "CommandRejected",
@@ -24,6 +26,7 @@ __all__ = [
     "NotConnected",
     "PresenceForbidden",
     "Timeout",
+    "connect_refused",
 ]
 
 
@@ -77,3 +80,14 @@ class PresenceForbidden(MqchatError):
 
 class Timeout(MqchatError, TimeoutError):
     """A wait ran out of time before the awaited state was reached."""
+
+
+# CONNACK refusals that mean "these credentials are not accepted" (paho's names of MQTT 3.1.1 codes 4 and 5).
+_AUTH_REFUSALS: Final = frozenset({"Bad user name or password", "Not authorized"})
+
+
+def connect_refused(where: str, user: str, reason: object) -> ConnectError:
+    """The error for a CONNACK that refused the connection (``reason``: paho's reason code)."""
+    if str(reason) in _AUTH_REFUSALS:
+        return AuthenticationError(f"{where} refused {user!r}: {reason}")
+    return ConnectError(f"{where} refused the connection: {reason}")

@@ -13,11 +13,11 @@ from client_sdk._base import ClientBase
 from client_sdk._commands import new_command_id
 from client_sdk._events import Message, Sent, parse_sequenced
 from client_sdk._media import Media
-from client_sdk._outbox import OutgoingMessage
-from client_sdk._transfer import MediaEndpoint
+from client_sdk._outbox import Outbox, OutgoingMessage
+from client_sdk._transfer import MediaEndpoint, UploadAnswer
 from client_sdk.contract import DEFAULT_MEDIA_PORT
 
-__all__ = ["MediaCalls", "media_endpoint"]
+__all__ = ["MediaCalls", "download_file", "media_endpoint", "media_key", "settle_upload"]
 
 
 class MediaCalls(ClientBase):
@@ -58,11 +58,9 @@ class MediaCalls(ClientBase):
             with self._lock:
                 self._session.outbox.forget(command_id)
             raise
-        if answer.sent is not None:  # stored before under this id: nothing new is processed
-            sent = parse_sequenced(answer.sent)
-            if isinstance(sent, Sent):
-                with self._lock:
-                    self._session.outbox.resolve(command_id, sent.message)
+        if answer.sent is not None:
+            with self._lock:
+                settle_upload(self._session.outbox, answer)
         return outgoing
 
     def download(self, media: Message | Media, *, thumbnail: bool = False) -> bytes:
@@ -73,7 +71,7 @@ class MediaCalls(ClientBase):
         reached, ``ValueError`` for a message without media or a media without thumbnail.
         """
         buffer = io.BytesIO()
-        self._media.download(_media_key(media, thumbnail=thumbnail), buffer)
+        self._media.download(media_key(media, thumbnail=thumbnail), buffer)
         return buffer.getvalue()
 
     def download_to(
@@ -81,18 +79,7 @@ class MediaCalls(ClientBase):
     ) -> int:
         """Like :meth:`download`, streamed into the file ``path`` (complete, or not there at all);
         returns the number of bytes written."""
-        key = _media_key(media, thumbnail=thumbnail)
-        target = os.fspath(path)
-        partial_path = f"{target}.part"
-        try:
-            with open(partial_path, "wb") as file:
-                size = self._media.download(key, file)
-            os.replace(partial_path, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(partial_path)
-            raise
-        return size
+        return download_file(self._media, media_key(media, thumbnail=thumbnail), path)
 
 
 def media_endpoint(
@@ -112,7 +99,34 @@ def media_endpoint(
     return MediaEndpoint(media_url, user=user, token=token, tls=context)
 
 
-def _media_key(media: Message | Media, *, thumbnail: bool) -> str:
+def settle_upload(outbox: Outbox, answer: UploadAnswer) -> None:
+    """An upload whose command id was stored before: nothing new is processed, so the ``sent`` in the
+    answer settles the message at once (the lock, if any, is held)."""
+    if answer.sent is None:
+        return
+    sent = parse_sequenced(answer.sent)
+    if isinstance(sent, Sent):
+        outbox.resolve(answer.id, sent.message)
+
+
+def download_file(endpoint: MediaEndpoint, key: str, path: str | os.PathLike[str]) -> int:
+    """Stream the object ``key`` into the file ``path`` (complete, or not there at all); returns
+    the number of bytes written."""
+    target = os.fspath(path)
+    partial_path = f"{target}.part"
+    try:
+        with open(partial_path, "wb") as file:
+            size = endpoint.download(key, file)
+        os.replace(partial_path, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial_path)
+        raise
+    return size
+
+
+def media_key(media: Message | Media, *, thumbnail: bool) -> str:
+    """The storage key of the media of a message (or of a Media), or of its thumbnail."""
     found = media.media if isinstance(media, Message) else media
     if found is None:
         raise ValueError("this message has no image or video")

@@ -20,7 +20,7 @@ from client_sdk._errors import CommandRejected, NotConnected, Timeout
 from client_sdk._events import Message, Receipt
 from client_sdk.contract import Status
 
-__all__ = ["DEFAULT_MAX_TRACKED", "Outbox", "OutgoingMessage"]
+__all__ = ["DEFAULT_MAX_TRACKED", "Outbox", "OutgoingMessage", "as_status"]
 
 DEFAULT_MAX_TRACKED = 10_000
 """How many answered messages an outbox keeps following for receipts (the oldest are forgotten first)."""
@@ -114,19 +114,26 @@ class OutgoingMessage:
         :class:`CommandRejected` when the server refused the message, :class:`Timeout` after
         ``timeout`` seconds (None: no limit), :class:`NotConnected` when the client was closed first.
         """
-        target = _as_status(status)
+        target = as_status(status)
         with self._changed:
-            self._changed.wait_for(
-                lambda: self._reached(target) or self._error is not None or self._abandoned, timeout
-            )
-            if self._reached(target):
-                return self
-            if self._error is not None:
-                error = self._error
-                raise CommandRejected(code=error.code, ref=error.ref, message=error.message)
-            if self._abandoned:
-                raise NotConnected(f"the client was closed before message {self.id!r} was {target.label}")
-            raise Timeout(f"message {self.id!r} was not {target.label} within {timeout} s")
+            self._changed.wait_for(lambda: self._settled(target), timeout)
+            return self._outcome(target, timeout)
+
+    def _settled(self, target: Status) -> bool:
+        """Whether a wait for ``target`` is over (reached, refused or abandoned); the asyncio client
+        waits on this too, with its own wake-ups."""
+        return self._reached(target) or self._error is not None or self._abandoned
+
+    def _outcome(self, target: Status, timeout: float | None) -> OutgoingMessage:
+        """How a wait for ``target`` ends: self, or the error to raise (Timeout when not settled)."""
+        if self._reached(target):
+            return self
+        if self._error is not None:
+            error = self._error
+            raise CommandRejected(code=error.code, ref=error.ref, message=error.message)
+        if self._abandoned:
+            raise NotConnected(f"the client was closed before message {self.id!r} was {target.label}")
+        raise Timeout(f"message {self.id!r} was not {target.label} within {timeout} s")
 
     def _reached(self, target: Status) -> bool:
         return self._status is not None and self._status >= target
@@ -247,7 +254,8 @@ class Outbox:
         self._by_message_id.clear()
 
 
-def _as_status(status: Status | str) -> Status:
+def as_status(status: Status | str) -> Status:
+    """``status`` as a :class:`Status` (its label, e.g. ``"read"``, is accepted); ValueError if unknown."""
     if isinstance(status, Status):
         return status
     try:

@@ -64,17 +64,24 @@ class PendingRequest(Generic[A]):
         ``timeout`` seconds (None: no limit), :class:`NotConnected` when the client was closed first.
         """
         with self._changed:
-            self._changed.wait_for(
-                lambda: self._answer is not None or self._error is not None or self._abandoned, timeout
-            )
-            if self._answer is not None:
-                return self._answer
-            if self._error is not None:
-                error = self._error
-                raise CommandRejected(code=error.code, ref=error.ref, message=error.message)
-            if self._abandoned:
-                raise NotConnected(f"the client was closed before {self.kind} {self.id!r} was answered")
-            raise Timeout(f"{self.kind} {self.id!r} was not answered within {timeout} s")
+            self._changed.wait_for(self._settled, timeout)
+            return self._outcome(timeout)
+
+    def _settled(self) -> bool:
+        """Whether a wait is over (answered, rejected or abandoned); the asyncio client waits on this
+        too, with its own wake-ups."""
+        return self._answer is not None or self._error is not None or self._abandoned
+
+    def _outcome(self, timeout: float | None) -> A:
+        """How a wait ends: the answer, or the error to raise (Timeout when not settled)."""
+        if self._answer is not None:
+            return self._answer
+        if self._error is not None:
+            error = self._error
+            raise CommandRejected(code=error.code, ref=error.ref, message=error.message)
+        if self._abandoned:
+            raise NotConnected(f"the client was closed before {self.kind} {self.id!r} was answered")
+        raise Timeout(f"{self.kind} {self.id!r} was not answered within {timeout} s")
 
     def _resolve(self, answer: A) -> None:
         with self._changed:

@@ -9,11 +9,14 @@ cursor may go back a little and some events are delivered again).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
 
 __all__ = ["StateFile"]
+
+logger = logging.getLogger(__name__)
 
 
 class StateFile:
@@ -56,3 +59,10 @@ class StateFile:
             tmp.write_text(json.dumps({"cursor": cursor}), "utf-8")
             os.replace(tmp, self._path)
             self._saved = cursor
+
+    def keep(self, cursor: int, *, client_id: str) -> None:
+        """:meth:`save`, logging (not raising) a failure: a client goes on without its state file."""
+        try:
+            self.save(cursor)
+        except OSError:
+            logger.exception("%s: cannot save the cursor to %s", client_id, self._path)

@@ -1,0 +1,448 @@
+"""The public asyncio :class:`Client`: its settings, and the calls an app makes.
+
+The calls mirror the blocking :class:`client_sdk.Client` one for one, with ``await`` where that one
+blocks; what they ask of the protocol is the same :class:`~client_sdk._session.Session` call, and
+the connection underneath is :mod:`._connection`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import os
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from functools import partial
+from types import TracebackType
+from typing import IO, Any, Literal, TypeVar
+
+from client_sdk import _outbox
+from client_sdk._base import DEFAULT_REQUEST_TIMEOUT, Closed, State
+from client_sdk._commands import (
+    group_create_command,
+    group_leave_command,
+    group_list_command,
+    group_members_command,
+    group_rename_command,
+    new_command_id,
+    push_register_command,
+    push_unregister_command,
+)
+from client_sdk._errors import NotConnected, PresenceForbidden, Timeout
+from client_sdk._events import Event, Group, GroupEvent, GroupList, Message, Ok, Presence
+from client_sdk._media import Media
+from client_sdk._media_calls import download_file, media_endpoint, media_key, settle_upload
+from client_sdk._session import Session
+from client_sdk._settings import check_settings, initial_cursor
+from client_sdk.aio._changes import Changes
+from client_sdk.aio._connection import Connection
+from client_sdk.aio._outgoing import OutgoingMessage
+from client_sdk.contract import (
+    DEFAULT_PREFIX,
+    DEFAULT_PRESENCE_PREFIX,
+    PRESENCE_STATUSES,
+    Status,
+    Topics,
+    is_valid_user_id,
+)
+
+__all__ = ["Client"]
+
+_A = TypeVar("_A", GroupEvent, GroupList, Ok)
+_T = TypeVar("_T")
+
+
+class Client(Connection):
+    """An asyncio chat client of user ``user`` on device ``device`` (MQTT client id ``<user>/<device>``).
+
+    ``async with Client(...) as chat:`` connects on enter and closes on exit (or await
+    :meth:`connect` and :meth:`close`). Once connected it reconnects by itself (when ``reconnect``),
+    catches up with what it missed (``sync`` from :attr:`cursor`) and resends unanswered messages.
+    A client is opened once: make a new one after :meth:`close`. Use it from one event loop.
+
+    The settings are those of :class:`client_sdk.Client`: ``tls`` is an ``ssl.SSLContext`` or True
+    for the system defaults; ``cursor`` is the inbox position to resume after, with ``state_file``
+    (and ``cursor`` 0) read from that file, which is then kept up to date; ``auto_delivered`` sends
+    the ``delivered`` receipt of every message from another user; ``media_url`` is the server's
+    media endpoint (default: ``http://`` or, with ``tls``, ``https://`` on ``host`` port 8090).
+    Raises ``ValueError`` for a bad setting or an unreadable ``state_file``.
+    """
+
+    def __init__(
+        self,
+        host: str = "localhost",
+        port: int = 1883,
+        *,
+        user: str,
+        token: str,
+        device: str = "default",
+        transport: Literal["tcp", "websockets"] = "tcp",
+        ws_path: str = "/",
+        tls: ssl.SSLContext | bool = False,
+        prefix: str = DEFAULT_PREFIX,
+        presence_prefix: str = DEFAULT_PRESENCE_PREFIX,
+        keepalive: int = 30,
+        cursor: int = 0,
+        state_file: str | os.PathLike[str] | None = None,
+        auto_delivered: bool = True,
+        connect_timeout: float = 10.0,
+        reconnect: bool = True,
+        media_url: str | None = None,
+    ) -> None:
+        check_settings(
+            user=user,
+            device=device,
+            transport=transport,
+            keepalive=keepalive,
+            connect_timeout=connect_timeout,
+            cursor=cursor,
+        )
+        self._host = host
+        self._port = port
+        self._user = user
+        self._token = token
+        self._device = device
+        self._transport = transport
+        self._ws_path = ws_path
+        self._tls = tls
+        self._keepalive = keepalive
+        self._connect_timeout = connect_timeout
+        self._reconnect = reconnect
+        self._topics = Topics(prefix, presence_prefix)
+        self._inbox = self._topics.inbox(user)
+        self._outbox = self._topics.outbox(user)
+        self._state_file, cursor = initial_cursor(state_file, cursor)
+        self._session = Session(user=user, cursor=cursor, auto_delivered=auto_delivered)
+        self._media = media_endpoint(media_url, host=host, user=user, token=token, tls=tls)
+        self._changes = Changes()
+        self._events = asyncio.Queue()
+        self._state = State.NEW
+        self._mqtt = None
+        self._runner = None
+        self._ticker = None
+        self._io = set()
+        self._subscribe_ids = itertools.count(1)
+
+    def __repr__(self) -> str:
+        return f"aio.Client({self.client_id!r} at {self._host}:{self._port}, {self._state.value})"
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    async def send(self, to: str, text: str, *, id: str | None = None) -> OutgoingMessage:
+        """Send ``text`` to user or group ``to`` (a group id is ``g:...``); returns at once with a
+        handle to ``await`` :meth:`~OutgoingMessage.wait` on.
+
+        As :meth:`client_sdk.Client.send`: ``id`` is the command id (reusing a stored one makes the
+        server answer ``sent`` again without storing it twice); while disconnected the message
+        waits in the outbox and goes out after the next connect.
+        """
+        self._require_open()
+        outgoing, effects = self._session.send(to=to, text=text, id=id, now=time.monotonic())
+        self._apply(effects)
+        return OutgoingMessage(outgoing, self._changes)
+
+    async def mark_read(self, messages: Message | str | Iterable[Message | str]) -> None:
+        """Tell the senders these messages (events or message ids) were read (queued while disconnected)."""
+        if isinstance(messages, Message | str):
+            messages = [messages]
+        ids = [item.id if isinstance(item, Message) else item for item in messages]
+        self._require_open()
+        self._apply(self._session.receipts(ids, status=Status.READ, now=time.monotonic()))
+
+    async def typing(self, to: str, *, composing: bool = True) -> None:
+        """Show user ``to`` that this user is typing (``composing=False``: stopped typing).
+
+        Typing is live only, so it raises :class:`NotConnected` while there is no connection.
+        """
+        self._require_open()
+        if not self._session.connected:
+            raise NotConnected(f"{self.client_id} is not connected right now")
+        self._apply(self._session.typing(to=to, composing=composing))
+
+    def events(self, *, timeout: float | None = None) -> AsyncIterator[Event]:
+        """Every event, in order of arrival (``async for``); ends after ``timeout`` seconds without
+        one (None: never), or when the client is closed and the queue is empty.
+
+        :meth:`events` and :meth:`messages` consume the same queue; events wait there until read.
+        """
+        return _Stream(self._events, _any_event, timeout)
+
+    def messages(self, *, timeout: float | None = None) -> AsyncIterator[Message]:
+        """The incoming messages (other events are consumed and skipped); ends after ``timeout``
+        seconds without a message (None: never), or when the client is closed and the queue is empty."""
+        return _Stream(self._events, _message, timeout)
+
+    # -- media -----------------------------------------------------------------------------------------
+
+    async def send_media(
+        self,
+        to: str,
+        file: str | os.PathLike[str] | IO[bytes],
+        *,
+        caption: str = "",
+        id: str | None = None,
+    ) -> OutgoingMessage:
+        """Send an image or video (a path, or a binary file object read from where it stands) to
+        user or group ``to``; returns once it is uploaded, with the same handle as :meth:`send`.
+
+        As :meth:`client_sdk.Client.send_media`, whose HTTP code it shares: the upload runs on a
+        worker thread (``asyncio.to_thread``), so cancelling the await does not stop an upload
+        already under way. Raises :class:`CommandRejected` when the server refuses the upload,
+        :class:`ConnectError` when the media endpoint cannot be reached.
+        """
+        command_id = new_command_id() if id is None else id
+        outgoing = _outbox.OutgoingMessage(id=command_id, to=to, text=caption)
+        self._require_open()
+        self._session.outbox.expect(outgoing)
+        try:
+            answer = await asyncio.to_thread(
+                self._media.upload, to=to, id=command_id, caption=caption, file=file
+            )
+        except BaseException:
+            self._session.outbox.forget(command_id)
+            raise
+        settle_upload(self._session.outbox, answer)
+        self._changes.notify()
+        return OutgoingMessage(outgoing, self._changes)
+
+    async def download(self, media: Message | Media, *, thumbnail: bool = False) -> bytes:
+        """The bytes of the image or video of a message (or of a :class:`Media`), or of its thumbnail.
+
+        Raises :class:`CommandRejected` (``not_found``, ``forbidden``), :class:`ConnectError`, or
+        ``ValueError`` for a message without media or a media without thumbnail.
+        """
+        key = media_key(media, thumbnail=thumbnail)
+        buffer = io.BytesIO()
+        await asyncio.to_thread(self._media.download, key, buffer)
+        return buffer.getvalue()
+
+    async def download_to(
+        self, path: str | os.PathLike[str], media: Message | Media, *, thumbnail: bool = False
+    ) -> int:
+        """Like :meth:`download`, streamed into the file ``path`` (complete, or not there at all);
+        returns the number of bytes written."""
+        key = media_key(media, thumbnail=thumbnail)
+        return await asyncio.to_thread(download_file, self._media, key, path)
+
+    # -- groups ------------------------------------------------------------------------------------------
+
+    async def create_group(
+        self, name: str, members: Iterable[str], *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> Group:
+        """Create a group called ``name`` with ``members`` (user ids) and this user as its admin.
+
+        Like every group call: needs a live connection (:class:`NotConnected`), raises
+        :class:`CommandRejected` when the server refuses, :class:`Timeout` after ``timeout`` seconds.
+        """
+        event = await self._request(
+            lambda id: group_create_command(id=id, name=name, members=members), GroupEvent, timeout
+        )
+        return event.group
+
+    async def add_members(
+        self, group: Group | str, members: Iterable[str], *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> Group:
+        """Add ``members`` to ``group`` (a Group or its id); only admins may."""
+        return await self._change_members("group_add", group, members, timeout)
+
+    async def remove_members(
+        self, group: Group | str, members: Iterable[str], *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> Group:
+        """Remove ``members`` from ``group``; only admins may."""
+        return await self._change_members("group_remove", group, members, timeout)
+
+    async def promote(
+        self, group: Group | str, members: Iterable[str], *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> Group:
+        """Make ``members`` admins of ``group``; only admins may."""
+        return await self._change_members("group_promote", group, members, timeout)
+
+    async def rename_group(
+        self, group: Group | str, name: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> Group:
+        """Rename ``group``; only admins may."""
+        group_id = _group_id(group)
+        event = await self._request(
+            lambda id: group_rename_command(id=id, group=group_id, name=name), GroupEvent, timeout
+        )
+        return event.group
+
+    async def leave_group(
+        self, group: Group | str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> Group:
+        """Leave ``group``; returns the group as it is afterwards (without this user)."""
+        group_id = _group_id(group)
+        event = await self._request(
+            lambda id: group_leave_command(id=id, group=group_id), GroupEvent, timeout
+        )
+        return event.group
+
+    async def groups(self, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> list[Group]:
+        """The groups this user is a member of, as the server knows them now."""
+        answer = await self._request(lambda id: group_list_command(id=id), GroupList, timeout)
+        return list(answer.groups)
+
+    def group(self, group_id: str) -> Group | None:
+        """The group as last seen in a group event or :meth:`groups` answer (None: never seen)."""
+        return self._session.group(group_id)
+
+    async def _change_members(
+        self, kind: str, group: Group | str, members: Iterable[str], timeout: float | None
+    ) -> Group:
+        group_id = _group_id(group)
+        event = await self._request(
+            lambda id: group_members_command(kind=kind, id=id, group=group_id, members=members),
+            GroupEvent,
+            timeout,
+        )
+        return event.group
+
+    # -- push --------------------------------------------------------------------------------------------
+
+    async def register_push(
+        self,
+        token: str,
+        platform: str,
+        *,
+        preview: bool = True,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+    ) -> None:
+        """Register this device's push token (``platform`` android, ios or web); ``preview=False``
+        keeps the sender and text out of the push."""
+        build = partial(push_register_command, token=token, platform=platform, preview=preview)
+        await self._request(lambda id: build(id=id), Ok, timeout)
+
+    async def unregister_push(self, token: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> None:
+        """Stop pushes to ``token`` (e.g. at logout)."""
+        await self._request(lambda id: push_unregister_command(id=id, token=token), Ok, timeout)
+
+    # -- presence ----------------------------------------------------------------------------------------
+
+    async def watch_presence(self, user: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> None:
+        """Follow ``user``'s presence (:meth:`presence`, :meth:`wait_presence`, and Presence events).
+
+        As :meth:`client_sdk.Client.watch_presence`: while connected, waits for the server's answer
+        and raises :class:`PresenceForbidden` when it refuses, :class:`Timeout` without an answer
+        within ``timeout`` seconds; offline, returns at once (a refusal then arrives as a
+        :class:`PresenceRefused` event).
+        """
+        if not is_valid_user_id(user):
+            raise ValueError(f"user {user!r} is not a user id")
+        if self._state is State.CLOSED:
+            raise NotConnected("the client is closed")
+        session = self._session
+        self._apply(session.watch(user))
+        if not await self._changes.wait_for(
+            lambda: not session.presence_unanswered(user) or self._closed(), timeout
+        ):
+            raise Timeout(f"the server did not answer the presence subscription to {user} in {timeout} s")
+        if self._closed():
+            raise NotConnected("the client was closed")
+        if session.presence_refused(user):
+            raise PresenceForbidden(user)
+
+    def presence(self, user: str) -> Presence | None:
+        """The latest known presence of a watched user (None until it arrives)."""
+        return self._session.presence(user)
+
+    async def wait_presence(
+        self, user: str, status: str = "online", *, timeout: float | None = None
+    ) -> Presence:
+        """Wait until ``user``'s presence is ``status`` (``"online"`` or ``"offline"``); watches the user.
+
+        Raises :class:`Timeout` after ``timeout`` seconds (None: no limit), :class:`NotConnected`
+        when the client gets closed, :class:`PresenceForbidden` when the server refuses.
+        """
+        if status not in PRESENCE_STATUSES:
+            raise ValueError(f"status must be one of {sorted(PRESENCE_STATUSES)}, got {status!r}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        await self.watch_presence(user, timeout=timeout)
+        session = self._session
+
+        def reached() -> bool:
+            presence = session.presence(user)
+            return presence is not None and presence.status == status
+
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not await self._changes.wait_for(
+            lambda: reached() or session.presence_refused(user) or self._closed(), left
+        ):
+            raise Timeout(f"{user} was not {status} within {timeout} s")
+        if session.presence_refused(user) and not reached():
+            raise PresenceForbidden(user)
+        presence = session.presence(user)
+        if presence is None or not reached():
+            raise NotConnected("the client was closed")
+        return presence
+
+    # -- internals ---------------------------------------------------------------------------------------
+
+    async def _request(
+        self, build: Callable[[str], dict[str, Any]], answer_type: type[_A], timeout: float | None
+    ) -> _A:
+        """Publish the command ``build`` makes (from a fresh id) and wait for its answer."""
+        self._require_open()
+        if not self._session.connected:
+            raise NotConnected(f"{self.client_id} is not connected right now")
+        request, effects = self._session.request(build, answer_type)
+        self._apply(effects)
+        try:
+            await self._changes.wait_for(request._settled, timeout)
+            return request._outcome(timeout)
+        finally:
+            self._session.requests.discard(request.id)
+
+
+class _Stream(AsyncIterator[_T]):
+    """The events of one client's queue that ``select`` keeps (it consumes the others); ends after
+    ``timeout`` seconds without one (None: never), or at the end of the queue."""
+
+    def __init__(
+        self,
+        events: asyncio.Queue[Event | Closed],
+        select: Callable[[Event], _T | None],
+        timeout: float | None,
+    ) -> None:
+        self._events = events
+        self._select = select
+        self._timeout = timeout
+
+    async def __anext__(self) -> _T:
+        try:
+            async with asyncio.timeout(self._timeout):
+                while True:
+                    event = await self._events.get()
+                    if isinstance(event, Closed):
+                        self._events.put_nowait(event)  # let every other iterator end too
+                        raise StopAsyncIteration
+                    selected = self._select(event)
+                    if selected is not None:
+                        return selected
+        except TimeoutError:
+            raise StopAsyncIteration from None
+
+
+def _any_event(event: Event) -> Event:
+    return event
+
+
+def _message(event: Event) -> Message | None:
+    return event if isinstance(event, Message) else None
+
+
+def _group_id(group: Group | str) -> str:
+    return group.id if isinstance(group, Group) else group
