@@ -26,6 +26,7 @@ import dramatiq
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from broker.admin_http import AdminApi
 from broker.ingest import Ingest
 from broker.media_http import MediaHttp
 from broker.mqtt.listeners import amqtt_config
@@ -401,6 +402,9 @@ class Node:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
         add_web_routes(app, self)
+        if self.settings.admin.key is not None:  # else the admin API is off: /admin/ is 404
+            assert self.store is not None
+            AdminApi(key=self.settings.admin.key, store=self.store, throttle=self._login_throttle).mount(app)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         if self._state != "running" or self.broker is None:

@@ -26,6 +26,7 @@ from pydantic import (
 
 __all__ = [
     "JWT_ALGORITHMS",
+    "AdminSettings",
     "AuthSettings",
     "BrokerSettings",
     "GroupSettings",
@@ -358,6 +359,14 @@ class AuthSettings(_Section):
         return self
 
 
+class AdminSettings(_Section):
+    """The admin HTTP API (``/admin/v1/`` on the node's HTTP port): off while ``key`` is unset."""
+
+    key: SecretStr | None = Field(default=None, min_length=32)
+    """The key operators and app back ends send as ``Authorization: Bearer <key>``: 32 characters
+    at least (``openssl rand -base64 33``, say). Unset: the API is off (404)."""
+
+
 def _check_jwks(path: Path) -> None:
     """That ``path`` is a JWKS (its keys are read, and checked one by one, when a node starts)."""
     try:
@@ -389,6 +398,7 @@ class Settings(_Section):
     push: PushSettings = PushSettings()
     locator: LocatorSettings = LocatorSettings()
     auth: AuthSettings = AuthSettings()
+    admin: AdminSettings = AdminSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -8,6 +8,7 @@ when a URL chooses it. What both backends decide the same way is in ``rules``.
 from __future__ import annotations
 
 from workers.stores.interfaces import (
+    AdminStore,
     CommandStore,
     Credentials,
     Groups,
@@ -37,6 +38,7 @@ from workers.stores.records import (
 
 __all__ = [
     "AcceptResult",
+    "AdminStore",
     "CommandStore",
     "Credentials",
     "GroupChange",

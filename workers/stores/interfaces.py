@@ -34,6 +34,7 @@ from workers.stores.records import (
 )
 
 __all__ = [
+    "AdminStore",
     "CommandStore",
     "Credentials",
     "Groups",
@@ -224,7 +225,18 @@ class MediaEndpointStore(Messages, MediaAccess, Protocol):
     an upload was stored already (its ``sent`` entry)."""
 
 
-class Store(CommandStore, Users, Presence, MediaAccess, Protocol):
+class AdminStore(Users, Protocol):
+    """What the admin HTTP API needs besides the CLI's: accounts and groups a page at a time, in
+    id order (``after``: the last id of the previous page, exclusive), and one of each."""
+
+    def user_exists(self, user: str) -> bool: ...
+    def users_page(self, *, after: str | None, limit: int) -> list[UserInfo]: ...
+    def user_info(self, user: str) -> UserInfo | None: ...
+    def groups_page(self, *, after: str | None, limit: int) -> list[GroupInfo]: ...
+    def group_info(self, group: str) -> GroupInfo | None: ...
+
+
+class Store(CommandStore, AdminStore, Presence, MediaAccess, Protocol):
     """All of it, and the store's life: what opens, sets up and closes it."""
 
     def create_schema(self) -> None:

@@ -59,6 +59,17 @@ class MongoGroups(MongoBase):
             docs = self._groups.find({"members.user": user}, {"name": True, "members": True})
             return [_info(doc) for doc in docs.sort("_id", ASCENDING)]
 
+    def groups_page(self, *, after: str | None, limit: int) -> list[GroupInfo]:
+        query = {} if after is None else {"_id": {"$gt": after}}
+        with self._guard():
+            docs = self._groups.find(query, {"name": True, "members": True})
+            return [_info(doc) for doc in docs.sort("_id", ASCENDING).limit(limit)]
+
+    def group_info(self, group: str) -> GroupInfo | None:
+        with self._guard():
+            doc = self._groups.find_one({"_id": group}, {"name": True, "members": True})
+        return _info(doc) if doc is not None else None
+
     def _members(self, session: ClientSession | None, group: str) -> list[str] | None:
         """Members in join order (cached, checked against the group's version), or None."""
         head = self._groups.find_one({"_id": group}, {"version": True}, session=session)

@@ -7,7 +7,7 @@ from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
 from workers.errors import UnknownUser, UserExists
-from workers.stores.mongo.base import MongoBase
+from workers.stores.mongo.base import Doc, MongoBase
 from workers.stores.records import UserInfo
 
 __all__ = ["MongoUsers"]
@@ -48,6 +48,43 @@ class MongoUsers(MongoBase):
                 for row in self._credentials.aggregate([{"$group": {"_id": "$user", "n": {"$sum": 1}}}])
             }
             docs = list(self._users.find({}, {"created_at": True, "last_seen": True}).sort("_id", ASCENDING))
+        return [
+            UserInfo(
+                d["_id"],
+                float(d["created_at"]),
+                None if d.get("last_seen") is None else float(d["last_seen"]),
+                counts.get(d["_id"], 0),
+            )
+            for d in docs
+        ]
+
+    def users_page(self, *, after: str | None, limit: int) -> list[UserInfo]:
+        query = {} if after is None else {"_id": {"$gt": after}}
+        with self._guard():
+            docs = list(
+                self._users.find(query, {"created_at": True, "last_seen": True})
+                .sort("_id", ASCENDING)
+                .limit(limit)
+            )
+        return self._infos(docs)
+
+    def user_info(self, user: str) -> UserInfo | None:
+        with self._guard():
+            doc = self._users.find_one({"_id": user}, {"created_at": True, "last_seen": True})
+        return self._infos([doc])[0] if doc is not None else None
+
+    def _infos(self, docs: list[Doc]) -> list[UserInfo]:
+        """``docs`` of users as UserInfo, with their number of credentials."""
+        with self._guard():
+            counts = {
+                row["_id"]: int(row["n"])
+                for row in self._credentials.aggregate(
+                    [
+                        {"$match": {"user": {"$in": [d["_id"] for d in docs]}}},
+                        {"$group": {"_id": "$user", "n": {"$sum": 1}}},
+                    ]
+                )
+            }
         return [
             UserInfo(
                 d["_id"],

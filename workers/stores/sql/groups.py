@@ -55,6 +55,28 @@ class SqlGroups(SqlBase):
             ).scalars()
             return [info for gid in list(ids) if (info := self._snapshot(conn, gid)) is not None]
 
+    def groups_page(self, *, after: str | None, limit: int) -> list[GroupInfo]:
+        page = select(groups.c.id, groups.c.name).order_by(groups.c.id).limit(limit)
+        if after is not None:
+            page = page.where(groups.c.id > after)
+        with self._tx() as conn:
+            names = {row[0]: row[1] for row in conn.execute(page)}
+            rows = conn.execute(
+                select(group_members.c.group_id, group_members.c.user_id, group_members.c.role)
+                .where(group_members.c.group_id.in_(list(names)))
+                .order_by(group_members.c.group_id, group_members.c.join_order)
+            ).all()
+        infos = {gid: GroupInfo(id=gid, name=name, members=[], admins=[]) for gid, name in names.items()}
+        for gid, user, role in rows:
+            infos[gid].members.append(user)
+            if role == ROLE_ADMIN:
+                infos[gid].admins.append(user)
+        return list(infos.values())  # in id order, as the page was read
+
+    def group_info(self, group: str) -> GroupInfo | None:
+        with self._tx() as conn:
+            return self._snapshot(conn, group)
+
     def _snapshot(self, conn: Connection, group: str) -> GroupInfo | None:
         name = conn.execute(select(groups.c.name).where(groups.c.id == group)).scalar()
         if name is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Subquery, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from workers.errors import UnknownUser, UserExists
@@ -47,6 +47,29 @@ class SqlUsers(SqlBase):
         query = (
             select(users.c.id, users.c.created_at, users.c.last_seen, func.coalesce(counts.c.n, 0))
             .outerjoin(counts, counts.c.user_id == users.c.id)
+            .order_by(users.c.id)
+        )
+        with self._tx() as conn:
+            return [UserInfo(row[0], row[1], row[2], int(row[3])) for row in conn.execute(query)]
+
+    def users_page(self, *, after: str | None, limit: int) -> list[UserInfo]:
+        page = select(users.c.id).order_by(users.c.id).limit(limit)
+        if after is not None:
+            page = page.where(users.c.id > after)
+        return self._infos(page.subquery())
+
+    def user_info(self, user: str) -> UserInfo | None:
+        found = self._infos(select(users.c.id).where(users.c.id == user).subquery())
+        return found[0] if found else None
+
+    def _infos(self, ids: Subquery) -> list[UserInfo]:
+        """The users whose ids ``ids`` selects, in id order, with their number of credentials."""
+        count = (
+            select(func.count()).where(credentials.c.user_id == users.c.id).correlate(users).scalar_subquery()
+        )
+        query = (
+            select(users.c.id, users.c.created_at, users.c.last_seen, count)
+            .join(ids, ids.c.id == users.c.id)
             .order_by(users.c.id)
         )
         with self._tx() as conn:
