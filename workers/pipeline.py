@@ -50,7 +50,6 @@ from workers.errors import CommandError, Retryable, StoreUnavailable, UnknownUse
 from workers.events import error_event, internal_error
 from workers.metrics import COMMAND_ERRORS
 from workers.routing import Delivery
-from workers.stores.rules.profiles import clean_about, clean_name
 from workers.stores import (
     AcceptResult,
     CommandStore,
@@ -59,6 +58,7 @@ from workers.stores import (
     ReceiptResult,
     TextSend,
 )
+from workers.stores.rules.profiles import clean_about, clean_name
 
 __all__ = ["Pipeline", "Route", "Touch", "Waiting"]
 

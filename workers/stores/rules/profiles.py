@@ -59,7 +59,9 @@ def clean_about(value: str) -> str | None:
     if len(about) > ABOUT_MAX:
         raise CommandError(ErrorCode.BAD_REQUEST, f"about: at most {ABOUT_MAX} characters")
     if _control(about, "\n"):
-        raise CommandError(ErrorCode.BAD_REQUEST, "about: control characters other than line breaks are not allowed")
+        raise CommandError(
+            ErrorCode.BAD_REQUEST, "about: control characters other than line breaks are not allowed"
+        )
     return about or None
 
 
@@ -84,7 +86,9 @@ def dm_partner(conversation: str, user: str) -> str | None:
     return second if first == user else first
 
 
-def profile_events(profile: Profile, contacts: Iterable[str], *, ref: str | None, now: float) -> list[InboxItem]:
+def profile_events(
+    profile: Profile, contacts: Iterable[str], *, ref: str | None, now: float
+) -> list[InboxItem]:
     """The ``profile`` event for the user (with ``ref``) and for each contact (without)."""
     body = profile.wire()
     others = sorted({c for c in contacts if c != profile.user})
