@@ -3,8 +3,12 @@
 ``POST /media?to=<user or g:group>&id=<command id>&caption=<text>`` with the file as the body
     streams the file to object storage (never whole in memory), sniffing its type from the first
     bytes and stopping at the size limit of that type, then enqueues the media job: 202.
+``POST /media/avatar?id=<command id>`` with an image as the body, ``DELETE /media/avatar?id=…``
+    set or clear the user's avatar: the media job makes it (202), and the ``profile`` event with
+    ``ref`` = the command id follows on the inbox topic (or an ``error``).
 ``GET /media/<key>``
-    302 to a signed, expiring URL of the object, for the sender and the recipients of its message.
+    302 to a signed, expiring URL of the object, for the sender and the recipients of its message
+    (an avatar: for whoever may see its user's profile).
 ``GET /media/signed/<key>?expires=…&sig=…``
     serves a local-folder object to whoever holds a valid signed URL (S3 serves its own).
 
@@ -131,9 +135,11 @@ class MediaHttp:
         throttle: LoginThrottle | None = None,
         add_routes: Callable[[web.Application], None] = lambda app: None,
         limits: LimitSettings | None = None,
+        profiles_public: bool = False,
     ) -> None:
         """``add_routes`` adds the node's other endpoints (health, metrics, the web client);
-        ``limits`` gives the upload quota of each user (default: the default settings)."""
+        ``limits`` gives the upload quota of each user (default: the default settings);
+        ``profiles_public``: anyone may download anyone's avatar, not only contacts."""
         self._node = node_id
         self._settings = settings
         self._host = host
@@ -149,6 +155,7 @@ class MediaHttp:
         self._quota = UploadQuota(
             per_minute=limits.uploads_per_minute, bytes_per_hour=limits.upload_bytes_per_hour
         )
+        self._profiles_public = profiles_public
         self._runner: web.AppRunner | None = None
 
     @property
@@ -164,6 +171,8 @@ class MediaHttp:
         app = web.Application(middlewares=[self._errors])
         app.on_response_prepare.append(_json_refusals)
         app.router.add_post("/media", self._upload, expect_handler=self._expect)
+        app.router.add_post("/media/avatar", self._avatar, expect_handler=self._expect)
+        app.router.add_delete("/media/avatar", self._clear_avatar)
         app.router.add_get("/media/signed/{key:.+}", self._signed)
         app.router.add_get("/media/{key:.+}", self._download)
         self._add_routes(app)
@@ -237,7 +246,10 @@ class MediaHttp:
             user = await self._user(request)
             if (wait := self._quota.check(user, request.content_length)) is not None:
                 raise Refused(ErrorCode.RATE_LIMITED, wait.message, retry_after=wait.retry_after)
-            _upload_params(request)
+            if request.path == "/media/avatar":
+                _avatar_params(request)
+            else:
+                _upload_params(request)
             largest = max(self._settings.max_image_bytes, self._settings.max_video_bytes)
             if request.content_length is not None and request.content_length > largest:
                 raise Refused(ErrorCode.TOO_LARGE, f"uploads may have at most {largest} bytes")
@@ -275,7 +287,39 @@ class MediaHttp:
         answer = {"id": command_id, "status": "processing", "type": mime, "size": size}
         return web.json_response(answer, status=202)
 
-    async def _receive(self, request: web.Request, user: str) -> tuple[str, str, int]:
+    async def _avatar(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        if (wait := self._quota.admit(user, request.content_length)) is not None:
+            log.info("media: refused an avatar of %s: %s", user, wait.message)
+            raise Refused(ErrorCode.RATE_LIMITED, wait.message, retry_after=wait.retry_after)
+        command_id = _avatar_params(request)
+        self._on_action(user)
+        mime, media_id, size = await self._receive(request, user, images_only=True)
+        await self._submit_avatar(user, command_id, media_id)
+        return web.json_response(
+            {"id": command_id, "status": "processing", "type": mime, "size": size}, status=202
+        )
+
+    async def _clear_avatar(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        command_id = _avatar_params(request)
+        self._on_action(user)
+        await self._submit_avatar(user, command_id, None)
+        return web.json_response({"id": command_id, "status": "processing"}, status=202)
+
+    async def _submit_avatar(self, user: str, command_id: str, media_id: str | None) -> None:
+        job = {"kind": "avatar", "node": self._node, "sender": user, "id": command_id, "media_id": media_id}
+        try:
+            await asyncio.to_thread(self._submit, job)
+        except Exception:
+            log.exception("could not enqueue avatar %s of %s", command_id, user)
+            if media_id is not None:
+                await asyncio.to_thread(self._storage.delete, upload_key(media_id))
+            raise Refused(ErrorCode.BUSY, "the server is busy; try again later") from None
+
+    async def _receive(
+        self, request: web.Request, user: str, *, images_only: bool = False
+    ) -> tuple[str, str, int]:
         """Sniff the body and stream it to storage: its type, its media id and its size. The bytes
         read are charged to the user's upload quota, also when the upload is refused midway."""
         head, raw = b"", None
@@ -294,6 +338,8 @@ class MediaHttp:
                     f"the file is {describe(head)}; send a JPEG, PNG, GIF or WebP image, or an MP4 or "
                     "WebM video (the type is read from the content, not from the name)",
                 )
+            if images_only and kind.kind != "image":
+                raise Refused(ErrorCode.UNSUPPORTED_MEDIA, "an avatar is a JPEG, PNG, GIF or WebP image")
             limit = self._settings.max_image_bytes if kind.kind == "image" else self._settings.max_video_bytes
             if request.content_length is not None and request.content_length > limit:
                 raise Refused(ErrorCode.TOO_LARGE, f"{kind.kind}s may have at most {limit} bytes")
@@ -322,7 +368,13 @@ class MediaHttp:
             check_key(key)
         except ValueError:
             raise Refused(ErrorCode.NOT_FOUND, "no such media") from None
-        if not await asyncio.to_thread(self._store.can_read_media, user, key):
+        if key.startswith("a/"):
+            allowed = await asyncio.to_thread(
+                self._store.can_read_avatar, user, key, everyone=self._profiles_public
+            )
+        else:
+            allowed = await asyncio.to_thread(self._store.can_read_media, user, key)
+        if not allowed:
             # the same answer whether it does not exist or is someone else's: no guessing game
             raise Refused(ErrorCode.NOT_FOUND, "no such media, or it was not sent to you")
         self._on_action(user)
@@ -374,3 +426,15 @@ def _upload_params(request: web.Request) -> tuple[str, str, str]:
     if len(caption) > MAX_CAPTION_LENGTH:
         raise Refused(ErrorCode.BAD_REQUEST, f"caption: at most {MAX_CAPTION_LENGTH} characters")
     return to, command_id, caption
+
+
+def _avatar_params(request: web.Request) -> str:
+    """The command id of an avatar change (its ``id`` parameter, the only one)."""
+    query = request.query
+    unknown = sorted(set(query) - {"id"})
+    if unknown:
+        raise Refused(ErrorCode.BAD_REQUEST, f"unknown parameter(s) {', '.join(unknown)} (use id)")
+    ids = query.getall("id", [])
+    if len(ids) != 1 or COMMAND_ID_RE.fullmatch(ids[0]) is None:
+        raise Refused(ErrorCode.BAD_REQUEST, "id: one command id of 1-64 characters of [A-Za-z0-9_.:-]")
+    return str(ids[0])

@@ -394,6 +394,7 @@ class Node:
             throttle=self._login_throttle,
             add_routes=self._add_routes,
             limits=settings.limits,
+            profiles_public=settings.presence.visibility == "everyone",
         )
         await self.http.start()
 

@@ -15,6 +15,7 @@ from client_sdk.contract import (
     COMMAND_TYPES,
     GROUP_COMMAND_TYPES,
     GROUP_ID_RE,
+    PROFILE_COMMAND_TYPES,
     PUSH_COMMAND_TYPES,
     USER_ID_RE,
     VERSION,
@@ -29,7 +30,7 @@ _SCHEMA_DEFS = {
     "receipt": "receipt_command",
     "typing": "typing_command",
     "sync": "sync",
-    **{name: name for name in GROUP_COMMAND_TYPES | PUSH_COMMAND_TYPES},
+    **{name: name for name in GROUP_COMMAND_TYPES | PUSH_COMMAND_TYPES | PROFILE_COMMAND_TYPES},
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

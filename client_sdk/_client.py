@@ -21,6 +21,7 @@ from client_sdk._group_calls import GroupCalls
 from client_sdk._media_calls import MediaCalls, media_endpoint
 from client_sdk._messaging import Messaging
 from client_sdk._presence_calls import PresenceCalls
+from client_sdk._profile_calls import ProfileCalls
 from client_sdk._push_calls import PushCalls
 from client_sdk._session import Session
 from client_sdk._settings import check_settings, initial_cursor
@@ -29,7 +30,7 @@ from client_sdk.contract import DEFAULT_PREFIX, DEFAULT_PRESENCE_PREFIX, Topics
 __all__ = ["Client"]
 
 
-class Client(Connection, Messaging, MediaCalls, GroupCalls, PushCalls, PresenceCalls):
+class Client(Connection, Messaging, MediaCalls, GroupCalls, PushCalls, PresenceCalls, ProfileCalls):
     """A chat client of user ``user`` on device ``device`` (MQTT client id ``<user>/<device>``).
 
     Use it as a context manager (connects on enter, closes on exit) or call :meth:`connect` and

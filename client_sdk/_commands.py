@@ -32,6 +32,8 @@ __all__ = [
     "group_members_command",
     "group_rename_command",
     "new_command_id",
+    "profile_get_command",
+    "profile_set_command",
     "receipt_commands",
     "send_command",
     "sync_command",
@@ -206,3 +208,27 @@ def _check_id(value: str) -> None:
 def _check_user(name: str, value: str) -> None:
     if not is_valid_user_id(value):
         raise ValueError(f"{name} {value!r} is not a user id (1-64 characters of [A-Za-z0-9_.-])")
+
+
+def profile_set_command(*, id: str, name: str | None, about: str | None) -> dict[str, Any]:
+    """A ``profile_set`` command: a field None stays as it is, an empty one is cleared."""
+    _check_id(id)
+    if name is None and about is None:
+        raise ValueError("give a name or an about text to set (an empty one clears it)")
+    payload: dict[str, Any] = {"v": VERSION, "type": "profile_set", "id": id}
+    for field, value, most in (("name", name, 64), ("about", about, 140)):
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value.strip()) > most:
+            raise ValueError(f"{field} must be a string of at most {most} characters")
+        payload[field] = value
+    return payload
+
+
+def profile_get_command(*, id: str, users: Iterable[str]) -> dict[str, Any]:
+    """A ``profile_get`` command (answered by a ``profiles`` event)."""
+    _check_id(id)
+    listed = _members(users)
+    if len(listed) > 256:
+        raise ValueError("ask for at most 256 profiles at a time")
+    return {"v": VERSION, "type": "profile_get", "id": id, "users": listed}

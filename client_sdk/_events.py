@@ -30,6 +30,9 @@ __all__ = [
     "Message",
     "Presence",
     "PresenceRefused",
+    "Profile",
+    "ProfileChanged",
+    "ProfileList",
     "Receipt",
     "Sent",
     "Sequenced",
@@ -41,6 +44,7 @@ __all__ = [
     "parse_inbox",
     "parse_message",
     "parse_presence",
+    "parse_profile",
     "parse_sequenced",
 ]
 
@@ -103,13 +107,51 @@ class Receipt:
 
 
 @dataclass(frozen=True, slots=True)
+class Profile:
+    """What a user shows their contacts: a display name, an about text and an avatar (each None
+    when not set). ``avatar`` is a square JPEG: fetch it with :meth:`client_sdk.Client.download`;
+    ``ts`` is when the profile last changed (0: never)."""
+
+    user: str
+    name: str | None = None
+    about: str | None = None
+    avatar: Media | None = None
+    ts: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChanged:
+    """A user's profile changed (this user's own too, from any device: ``ref`` is then the command
+    id of the change). Contacts get it, live or by sync."""
+
+    profile: Profile
+    ref: str | None
+    ts: float
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileList:
+    """The answer to a ``profile_get``: the profiles asked for that this user may see."""
+
+    ref: str
+    profiles: tuple[Profile, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Group:
-    """A group as the server last described it: ``members`` and ``admins`` are user ids."""
+    """A group as the server last described it: ``members`` and ``admins`` are user ids;
+    ``profiles`` the profile of each member who set one (see :meth:`profile`)."""
 
     id: str
     name: str
     members: tuple[str, ...]
     admins: tuple[str, ...]
+    profiles: tuple[Profile, ...] = ()
+
+    def profile(self, user: str) -> Profile | None:
+        """The profile of member ``user`` as the group snapshot carried it (None: none set)."""
+        return next((p for p in self.profiles if p.user == user), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,14 +242,18 @@ class Ok:
     ref: str
 
 
-Sequenced: TypeAlias = Message | Sent | Receipt | GroupEvent
+Sequenced: TypeAlias = Message | Sent | Receipt | GroupEvent | ProfileChanged
 """Events that carry an inbox cursor and are processed strictly in cursor order."""
 
-Event: TypeAlias = Message | Sent | Receipt | GroupEvent | Presence | PresenceRefused | Typing | ServerError
+Event: TypeAlias = (
+    Message | Sent | Receipt | GroupEvent | ProfileChanged | Presence | PresenceRefused | Typing | ServerError
+)
 """Everything :meth:`client_sdk.Client.events` yields."""
 
 
-def parse_inbox(payload: Any) -> Sequenced | Typing | ServerError | SyncPage | GroupList | Ok:
+def parse_inbox(
+    payload: Any,
+) -> Sequenced | Typing | ServerError | SyncPage | GroupList | Ok | ProfileList:
     """Parse an event received on the user's inbox topic."""
     data = _envelope(payload)
     kind = data["type"]
@@ -227,6 +273,9 @@ def parse_inbox(payload: Any) -> Sequenced | Typing | ServerError | SyncPage | G
         return GroupList(ref=_str(data, "ref"), groups=tuple(parse_group(item) for item in groups))
     if kind == "ok":
         return Ok(ref=_str(data, "ref"))
+    if kind == "profiles":
+        found = _field(data, "profiles", list)
+        return ProfileList(ref=_str(data, "ref"), profiles=tuple(parse_profile(item) for item in found))
     raise ValueError(f"unknown event type {kind!r}")
 
 
@@ -272,6 +321,16 @@ def parse_sequenced(payload: Any) -> Sequenced:
             ts=_number(data, "ts"),
             cursor=cursor,
         )
+    if kind == "profile":
+        ref = data.get("ref")
+        if ref is not None and (not isinstance(ref, str) or not ref):
+            raise ValueError(f"field 'ref' must be a non-empty string or null, got {ref!r}")
+        return ProfileChanged(
+            profile=parse_profile(_field(data, "profile", dict)),
+            ref=ref,
+            ts=_number(data, "ts"),
+            cursor=cursor,
+        )
     raise AssertionError(f"unhandled sequenced type {kind!r}")  # pragma: no cover - SEQUENCED_EVENT_TYPES
 
 
@@ -304,7 +363,39 @@ def parse_group(payload: Any) -> Group:
         name=_str(payload, "name"),
         members=_users(payload, "members"),
         admins=_users(payload, "admins"),
+        profiles=_member_profiles(payload.get("profiles")),
     )
+
+
+def _optional_text(payload: Mapping[str, Any], name: str) -> str | None:
+    value = payload.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"field {name!r} must be a string or null, got {value!r}")
+    return value
+
+
+def parse_profile(payload: Any, *, user: str | None = None) -> Profile:
+    """Parse a profile (of a ``profile`` event, a ``profiles`` answer, or, with ``user``, a card
+    of a group snapshot)."""
+    if not isinstance(payload, Mapping):
+        raise ValueError(f"a profile must be a JSON object, got {type(payload).__name__}")
+    avatar = payload.get("avatar")
+    ts = payload.get("ts", 0.0)
+    return Profile(
+        user=_str(payload, "user") if user is None else user,
+        name=_optional_text(payload, "name"),
+        about=_optional_text(payload, "about"),
+        avatar=None if avatar is None else parse_media(avatar, thumbnail=True),
+        ts=float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else 0.0,
+    )
+
+
+def _member_profiles(raw: Any) -> tuple[Profile, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"field 'profiles' must be a JSON object, got {type(raw).__name__}")
+    return tuple(parse_profile(card, user=user) for user, card in raw.items())
 
 
 def parse_presence(payload: Any) -> Presence:

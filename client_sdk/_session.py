@@ -45,6 +45,9 @@ from client_sdk._events import (
     Ok,
     Presence,
     PresenceRefused,
+    Profile,
+    ProfileChanged,
+    ProfileList,
     Receipt,
     Sent,
     Sequenced,
@@ -72,7 +75,7 @@ SYNC_RETRY_DELAY = 1.0
 
 _MAX_REMEMBERED_SYNCS = 64
 
-_A = TypeVar("_A", GroupEvent, GroupList, Ok)
+_A = TypeVar("_A", GroupEvent, GroupList, Ok, ProfileChanged, ProfileList)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,7 @@ class Session:
         self._my_syncs: deque[str] = deque(maxlen=_MAX_REMEMBERED_SYNCS)
         self._presence: dict[str, Presence] = {}
         self._groups: dict[str, Group] = {}
+        self._profiles: dict[str, Profile] = {}
         self._subscriptions = Subscriptions()
 
     # -- state -------------------------------------------------------------------------------
@@ -188,6 +192,10 @@ class Session:
         A group this user left or was removed from stays here as it was right after that.
         """
         return self._groups.get(group_id)
+
+    def profile(self, user: str) -> Profile | None:
+        """``user``'s profile as last seen (a profile event, an answer, a group snapshot), or None."""
+        return self._profiles.get(user)
 
     def next_tick(self) -> float | None:
         """When :meth:`on_tick` has something to do (None: nothing planned)."""
@@ -319,6 +327,11 @@ class Session:
             return Effects(events=[item])
         if isinstance(item, GroupList):
             return self._on_group_list(item)
+        if isinstance(item, ProfileList):
+            for profile in item.profiles:
+                self._profiles[profile.user] = profile
+            self.requests.resolve(item.ref, item)
+            return Effects()
         if isinstance(item, Ok):
             self._receipts_pending.pop(item.ref, None)
             self.requests.resolve(item.ref, item)
@@ -478,8 +491,21 @@ class Session:
         # Another device's answer describes this user's groups just as well: take it into the cache.
         for group in answer.groups:
             self._groups[group.id] = group
+            self._remember_profiles(group)
         self.requests.resolve(answer.ref, answer)
         return Effects()
+
+    def _remember_profiles(self, group: Group) -> None:
+        for profile in group.profiles:
+            known = self._profiles.get(profile.user)
+            if known is None or known.ts <= profile.ts:
+                self._profiles[profile.user] = profile
+
+    def expect(self, command_id: str, kind: str, answer_type: type[_A]) -> PendingRequest[_A]:
+        """Wait for the answer to a command made elsewhere (an HTTP request with this command id)."""
+        request = PendingRequest(id=command_id, kind=kind, answer_type=answer_type)
+        self.requests.add(request)
+        return request
 
     def _sequence(self, entries: Iterable[tuple[int, Sequenced | None]], *, now: float) -> Effects:
         before = self.cursor
@@ -501,6 +527,10 @@ class Session:
                 self.outbox.on_receipt(item)
             elif isinstance(item, GroupEvent):
                 self._groups[item.group.id] = item.group
+                self._remember_profiles(item.group)
+                self.requests.resolve(item.ref, item)
+            elif isinstance(item, ProfileChanged):
+                self._profiles[item.profile.user] = item.profile
                 self.requests.resolve(item.ref, item)
             effects.events.append(item)
         if delivered:

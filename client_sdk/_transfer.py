@@ -80,6 +80,25 @@ class MediaEndpoint:
                 return self._upload(f"{self.base_url}/media?{query}", id, opened)
         return self._upload(f"{self.base_url}/media?{query}", id, file)
 
+    def upload_avatar(self, *, id: str, file: str | os.PathLike[str] | IO[bytes]) -> None:
+        """Stream the image ``file`` to become this user's avatar (processed after the answer)."""
+        if not isinstance(id, str) or COMMAND_ID_RE.fullmatch(id) is None:
+            raise ValueError(f"command id {id!r} must be 1-64 characters of [A-Za-z0-9_.:-]")
+        url = f"{self.base_url}/media/avatar?{urlencode({'id': id})}"
+        if isinstance(file, str | os.PathLike):
+            with Path(file).open("rb") as opened:
+                self._upload(url, id, opened)
+                return
+        self._upload(url, id, file)
+
+    def clear_avatar(self, *, id: str) -> None:
+        """Ask for this user's avatar to be removed (done after the answer)."""
+        url = f"{self.base_url}/media/avatar?{urlencode({'id': id})}"
+        request = urllib.request.Request(url, method="DELETE")  # noqa: S310 - base_url is http(s)
+        request.add_unredirected_header("Authorization", self._authorization)
+        with self._open(request, id) as response:
+            response.read()
+
     def download(self, key: str, target: IO[bytes]) -> int:
         """Write the stored object ``key`` into ``target``; returns the number of bytes."""
         url = f"{self.base_url}/media/{quote(key, safe='/')}"

@@ -35,6 +35,7 @@ __all__ = [
     "MAX_SYNC_LIMIT",
     "MAX_TEXT_LENGTH",
     "PRESENCE_STATUSES",
+    "PROFILE_COMMAND_TYPES",
     "PUSH_COMMAND_TYPES",
     "SEQUENCED_EVENT_TYPES",
     "TYPING_STATES",
@@ -88,13 +89,18 @@ GROUP_COMMAND_TYPES: Final = frozenset(
     }
 )
 PUSH_COMMAND_TYPES: Final = frozenset({"push_register", "push_unregister"})
+PROFILE_COMMAND_TYPES: Final = frozenset({"profile_set", "profile_get"})
 COMMAND_TYPES: Final = (
-    frozenset({"send", "receipt", "typing", "sync"}) | GROUP_COMMAND_TYPES | PUSH_COMMAND_TYPES
+    frozenset({"send", "receipt", "typing", "sync"})
+    | GROUP_COMMAND_TYPES
+    | PUSH_COMMAND_TYPES
+    | PROFILE_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok"}
+    | {"profile", "profiles"}
 )
-SEQUENCED_EVENT_TYPES: Final = frozenset({"message", "sent", "receipt", "group"})
+SEQUENCED_EVENT_TYPES: Final = frozenset({"message", "sent", "receipt", "group", "profile"})
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 
 

@@ -32,6 +32,8 @@ __all__ = [
     "GroupRemove",
     "GroupRename",
     "Platform",
+    "ProfileGet",
+    "ProfileSet",
     "PushRegister",
     "PushUnregister",
     "Raw",
@@ -204,6 +206,29 @@ class PushUnregister(NamedTuple):
         return cls(user, raw["id"], raw["token"])
 
 
+class ProfileSet(NamedTuple):
+    """Change my profile: a field None is left as it is, an empty (blank) one is cleared."""
+
+    user: str
+    id: str
+    name: str | None = None
+    about: str | None = None
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> ProfileSet:
+        return cls(user, raw["id"], raw.get("name"), raw.get("about"))
+
+
+class ProfileGet(NamedTuple):
+    user: str
+    id: str
+    users: Sequence[str]
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> ProfileGet:
+        return cls(user, raw["id"], raw["users"])
+
+
 Command: TypeAlias = (
     Send
     | Receipt
@@ -218,6 +243,8 @@ Command: TypeAlias = (
     | GroupList
     | PushRegister
     | PushUnregister
+    | ProfileSet
+    | ProfileGet
 )
 
 COMMANDS: Mapping[str, type[Command]] = {
@@ -234,6 +261,8 @@ COMMANDS: Mapping[str, type[Command]] = {
     "group_list": GroupList,
     "push_register": PushRegister,
     "push_unregister": PushUnregister,
+    "profile_set": ProfileSet,
+    "profile_get": ProfileGet,
 }
 """The class of each command ``type`` of the wire contract."""
 

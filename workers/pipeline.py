@@ -35,6 +35,8 @@ from workers.commands import (
     GroupPromote,
     GroupRemove,
     GroupRename,
+    ProfileGet,
+    ProfileSet,
     PushRegister,
     PushUnregister,
     Raw,
@@ -56,6 +58,7 @@ from workers.stores import (
     ReceiptResult,
     TextSend,
 )
+from workers.stores.rules.profiles import clean_about, clean_name
 
 __all__ = ["Pipeline", "Route", "Touch", "Waiting"]
 
@@ -153,8 +156,10 @@ class Pipeline:
         sync_page_size: int = 200,
         max_group_members: int = 256,
         clock: Callable[[], float] = time.time,
+        profiles_public: bool = False,
     ) -> None:
-        """``touch`` None: the caller records the users' actions itself."""
+        """``touch`` None: the caller records the users' actions itself. ``profiles_public``: anyone
+        may read anyone's profile (``presence.visibility = "everyone"``), not only contacts."""
         self._store = store
         self._route_now = route
         self._waiting = waiting
@@ -162,6 +167,7 @@ class Pipeline:
         self._page_size = sync_page_size
         self._max_members = max_group_members
         self._clock = clock
+        self._profiles_public = profiles_public
         self._local = threading.local()
         """``outbox``: what the batch being processed by this thread will send once it is stored."""
 
@@ -322,6 +328,10 @@ class Pipeline:
                 self._push_register(node, cmd)
             case PushUnregister():
                 self._push_unregister(node, cmd)
+            case ProfileSet():
+                self._profile_set(node, cmd)
+            case ProfileGet():
+                self._profile_get(node, cmd)
             case _:
                 assert_never(cmd)
 
@@ -457,3 +467,20 @@ class Pipeline:
         if not self._store.unregister_push_token(user=cmd.user, token=cmd.token):
             raise CommandError(ErrorCode.BAD_REQUEST, "no such push token of yours")
         self._ok(node, cmd.user, cmd.id)
+
+    # ------------------------------------------------------------------ profiles
+    def _profile_set(self, node: str, cmd: ProfileSet) -> None:
+        changes: dict[str, str | None] = {}
+        if cmd.name is not None:
+            changes["name"] = clean_name(cmd.name) if cmd.name.strip() else None
+        if cmd.about is not None:
+            changes["about"] = clean_about(cmd.about)
+        if not changes:
+            raise CommandError(ErrorCode.BAD_REQUEST, "name or about: give at least one field to change")
+        change = self._store.update_profile(user=cmd.user, changes=changes, now=self._clock(), ref=cmd.id)
+        self._deliver(node, cmd.user, change.entries)
+
+    def _profile_get(self, node: str, cmd: ProfileGet) -> None:
+        seen = self._store.profiles_for(watcher=cmd.user, users=cmd.users, everyone=self._profiles_public)
+        event = {"v": VERSION, "type": "profiles", "ref": cmd.id, "profiles": [p.wire() for p in seen]}
+        self._reply(node, cmd.user, event)

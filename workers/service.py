@@ -71,6 +71,7 @@ def assemble(
         touch=locator.touch,
         sync_page_size=settings.limits.sync_page_size,
         max_group_members=settings.groups.max_members,
+        profiles_public=settings.presence.visibility == "everyone",
     )
     declare_commands_actor(queue_broker, pipeline.process_batch)
     declare_media_job(

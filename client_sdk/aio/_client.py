@@ -27,11 +27,24 @@ from client_sdk._commands import (
     group_members_command,
     group_rename_command,
     new_command_id,
+    profile_get_command,
+    profile_set_command,
     push_register_command,
     push_unregister_command,
 )
 from client_sdk._errors import NotConnected, PresenceForbidden, Timeout
-from client_sdk._events import Event, Group, GroupEvent, GroupList, Message, Ok, Presence
+from client_sdk._events import (
+    Event,
+    Group,
+    GroupEvent,
+    GroupList,
+    Message,
+    Ok,
+    Presence,
+    Profile,
+    ProfileChanged,
+    ProfileList,
+)
 from client_sdk._media import Media
 from client_sdk._media_calls import download_file, media_endpoint, media_key, settle_upload
 from client_sdk._session import Session
@@ -50,7 +63,7 @@ from client_sdk.contract import (
 
 __all__ = ["Client"]
 
-_A = TypeVar("_A", GroupEvent, GroupList, Ok)
+_A = TypeVar("_A", GroupEvent, GroupList, Ok, ProfileChanged, ProfileList)
 _T = TypeVar("_T")
 
 
@@ -388,6 +401,58 @@ class Client(Connection):
         if presence is None or not reached():
             raise NotConnected("the client was closed")
         return presence
+
+    # -- profiles --------------------------------------------------------------------------------------
+
+    async def set_profile(
+        self,
+        *,
+        name: str | None = None,
+        about: str | None = None,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+    ) -> Profile:
+        """As :meth:`client_sdk.Client.set_profile`."""
+        event = await self._request(
+            lambda id: profile_set_command(id=id, name=name, about=about), ProfileChanged, timeout
+        )
+        return event.profile
+
+    async def set_avatar(
+        self, file: str | os.PathLike[str] | IO[bytes], *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> Profile:
+        """As :meth:`client_sdk.Client.set_avatar`; the upload runs on a thread."""
+        return await self._avatar_change(partial(self._upload_avatar, file), timeout)
+
+    async def clear_avatar(self, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> Profile:
+        """As :meth:`client_sdk.Client.clear_avatar`."""
+        return await self._avatar_change(self._clear_avatar, timeout)
+
+    async def profile(self, user: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> Profile | None:
+        """As :meth:`client_sdk.Client.profile`: cached, kept fresh by ``profile`` events."""
+        known = self._session.profile(user)
+        if known is not None:
+            return known
+        answer = await self._request(
+            lambda id: profile_get_command(id=id, users=[user]), ProfileList, timeout
+        )
+        return next((p for p in answer.profiles if p.user == user), None)
+
+    def _upload_avatar(self, file: str | os.PathLike[str] | IO[bytes], command_id: str) -> None:
+        self._media.upload_avatar(id=command_id, file=file)
+
+    def _clear_avatar(self, command_id: str) -> None:
+        self._media.clear_avatar(id=command_id)
+
+    async def _avatar_change(self, call: Callable[[str], None], timeout: float | None) -> Profile:
+        self._require_open()
+        command_id = new_command_id()
+        request = self._session.expect(command_id, "avatar", ProfileChanged)
+        try:
+            await asyncio.to_thread(call, command_id)
+            await self._changes.wait_for(request._settled, timeout)
+            return request._outcome(timeout).profile
+        finally:
+            self._session.requests.discard(request.id)
 
     # -- internals ---------------------------------------------------------------------------------------
 

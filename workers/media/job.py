@@ -4,6 +4,8 @@ The node's HTTP endpoint streams an upload to ``uploads/<media id>`` and enqueue
 ``mqchat.media``. The job reads the upload back, sniffs it again, verifies and processes it
 (images: :mod:`.images`, videos: :mod:`.videos`), stores the result as ``m/<media id>.<ext>``
 (and ``m/<media id>.thumb.jpg``), saves the message with the link and routes it like any other.
+An avatar job (``kind`` ``avatar``) makes a square JPEG ``a/<media id>.jpg`` of an image instead and
+sets it on the sender's profile (no ``media_id``: clears it); the avatar it replaces is deleted.
 A refused upload leaves nothing in storage, and its sender gets an ``error`` with ``ref`` = the
 command id. A retried job (the store was down) does the same work again under the same keys, and
 the store keeps the message once.
@@ -18,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import dramatiq
 
@@ -27,18 +29,21 @@ from config.settings import MediaSettings, Settings
 from workers.errors import CommandError, StoreUnavailable, UnknownUser
 from workers.events import error_event
 from workers.jobs import MEDIA_QUEUE
+from workers.media.avatars import make_avatar
 from workers.media.base import CHUNK_BYTES, Storage
 from workers.media.errors import MediaRefused, ObjectMissing, StorageUnavailable, TooLarge
 from workers.media.images import Rendition, process_image
 from workers.media.sniff import SNIFF_BYTES, Sniffed, describe, sniff
 from workers.media.videos import poster_support, process_video
 from workers.routing import Router
-from workers.stores import AcceptResult, Messages
+from workers.stores import AcceptResult, Messages, Profiles
 
 __all__ = [
     "MEDIA_ACTOR",
     "MediaJob",
+    "MediaJobStore",
     "MediaLimits",
+    "avatar_key",
     "declare_media_actor",
     "declare_media_job",
     "media_key",
@@ -53,6 +58,10 @@ MEDIA_ACTOR: Final = "mqchat_process_media"
 
 RouteMessage = Callable[[str, str, AcceptResult], None]
 """``route(node, sender, result)``: deliver a stored message like every other (Pipeline.route_message)."""
+
+
+class MediaJobStore(Messages, Profiles, Protocol):
+    """What the media job stores: messages with media, and avatars on profiles."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,10 @@ def media_key(media_id: str, ext: str) -> str:
     return f"m/{media_id}.{ext}"
 
 
+def avatar_key(media_id: str) -> str:
+    return f"a/{media_id}.jpg"
+
+
 def thumbnail_key(media_id: str) -> str:
     return f"m/{media_id}.thumb.jpg"
 
@@ -98,7 +111,7 @@ def declare_media_actor(
 def declare_media_job(
     settings: Settings,
     *,
-    store: Messages,
+    store: MediaJobStore,
     router: Router,
     route_message: RouteMessage,
     queue_broker: dramatiq.Broker,
@@ -133,7 +146,7 @@ class MediaJob:
     def __init__(
         self,
         *,
-        store: Messages,
+        store: MediaJobStore,
         storage: Storage,
         router: Router,
         route_message: RouteMessage,
@@ -148,6 +161,9 @@ class MediaJob:
         self._clock = clock
 
     def process(self, job: dict[str, Any]) -> None:
+        if job.get("kind") == "avatar":
+            self._avatar(job)
+            return
         node, sender, ref, media_id = job["node"], job["sender"], job["id"], job["media_id"]
         written: list[str] = []
         try:
@@ -188,6 +204,59 @@ class MediaJob:
             self._delete(written)  # the same command was stored before, with another upload
         self._route(node, sender, result)
         self._delete([upload_key(media_id)])
+
+    def _avatar(self, job: dict[str, Any]) -> None:
+        """Set (``media_id``) or clear (None) the sender's avatar; the profile event reaches them
+        and their contacts, and the avatar it replaced is deleted."""
+        node, sender, ref, media_id = job["node"], job["sender"], job["id"], job.get("media_id")
+        upload = [] if media_id is None else [upload_key(media_id)]
+        written: list[str] = []
+        try:
+            avatar = None
+            if media_id is not None:
+                with tempfile.TemporaryDirectory(prefix="mqchat-avatar-") as tmp:
+                    avatar = self._prepare_avatar(Path(tmp), media_id, written)
+            change = self._store.update_profile(
+                user=sender, changes={"avatar": avatar}, now=self._clock(), ref=ref
+            )
+        except (StoreUnavailable, StorageUnavailable):
+            raise  # retried: the upload is still there, the same key is written again
+        except ObjectMissing:
+            self._upload_gone(node, sender, ref)
+            return
+        except MediaRefused as exc:
+            code = ErrorCode.TOO_LARGE if isinstance(exc, TooLarge) else ErrorCode.BAD_MEDIA
+            self._refuse(node, sender, ref, code, str(exc), [*written, *upload])
+            return
+        except UnknownUser as exc:
+            self._refuse(node, sender, ref, ErrorCode.UNKNOWN_USER, str(exc), [*written, *upload])
+            return
+        except Exception:
+            log.exception("avatar %s of %s failed", ref, sender)
+            message = "the server could not process the file"
+            self._refuse(node, sender, ref, ErrorCode.INTERNAL, message, [*written, *upload])
+            return
+        self._router.deliver([(e.user, e.payload) for e in change.entries], origin=(sender, node))
+        self._delete([*change.replaced, *upload])
+
+    def _prepare_avatar(self, tmp: Path, media_id: str, written: list[str]) -> dict[str, Any]:
+        raw = tmp / "upload"
+        with self._storage.open(upload_key(media_id)) as source, raw.open("wb") as target:
+            shutil.copyfileobj(source, target, CHUNK_BYTES)
+        with raw.open("rb") as file:
+            head = file.read(SNIFF_BYTES)
+        kind = sniff(head)
+        if kind is None or kind.kind != "image":
+            what = describe(head) if kind is None else f"a {kind.kind}"
+            raise MediaRefused(f"the file is {what}: an avatar is a JPEG, PNG, GIF or WebP image")
+        if raw.stat().st_size > self._limits.max_image_bytes:
+            raise TooLarge(self._limits.max_image_bytes, "the image")
+        out = tmp / "out"
+        out.mkdir()
+        made = make_avatar(raw, out, mime=kind.mime, max_pixels=self._limits.max_image_pixels)
+        key = avatar_key(media_id)
+        size = self._put(key, made.path, made.mime, written)
+        return {"key": key, "type": made.mime, "size": size, "width": made.width, "height": made.height}
 
     # ------------------------------------------------------------------ steps
     def _prepare(self, tmp: Path, media_id: str, written: list[str]) -> dict[str, Any]:

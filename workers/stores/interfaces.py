@@ -24,6 +24,8 @@ from workers.stores.records import (
     GroupChange,
     GroupInfo,
     InboxEntry,
+    Profile,
+    ProfileChange,
     PushToken,
     ReceiptRequest,
     ReceiptResult,
@@ -45,6 +47,7 @@ __all__ = [
     "Notifications",
     "Phones",
     "Presence",
+    "Profiles",
     "Store",
     "Users",
 ]
@@ -176,6 +179,26 @@ class Groups(Protocol):
     def groups_of(self, user: str) -> list[GroupInfo]: ...
 
 
+class Profiles(Protocol):
+    """Display names, about texts and avatars (see rules.profiles): set by their user, seen by contacts."""
+
+    def update_profile(
+        self, *, user: str, changes: Mapping[str, Any], now: float, ref: str | None
+    ) -> ProfileChange:
+        """Change the fields of ``user``'s profile named in ``changes`` (``name``, ``about``,
+        ``avatar``: a value, or None to clear it; already checked) and put the ``profile`` event in
+        the inbox of the user and each contact. UnknownUser if the user does not exist."""
+        ...
+
+    def profiles_for(self, *, watcher: str, users: Sequence[str], everyone: bool) -> list[Profile]:
+        """The profiles of those of ``users`` that exist and that ``watcher`` may see, in order."""
+        ...
+
+    def can_read_avatar(self, user: str, key: str, *, everyone: bool) -> bool:
+        """Whether ``key`` is someone's current avatar and ``user`` may see their profile."""
+        ...
+
+
 class Notifications(Phones, Protocol):
     """Push tokens, the per-user notification state, and the SMS outbox: the notifier's."""
 
@@ -207,7 +230,7 @@ class Notifications(Phones, Protocol):
     def sms_outbox(self, user: str | None = None) -> list[SmsRecord]: ...
 
 
-class CommandStore(Messages, Groups, Notifications, Protocol):
+class CommandStore(Messages, Groups, Notifications, Profiles, Protocol):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
 
     def batch(self) -> AbstractContextManager[None]:
@@ -220,9 +243,9 @@ class CommandStore(Messages, Groups, Notifications, Protocol):
         ...
 
 
-class MediaEndpointStore(Messages, MediaAccess, Protocol):
-    """What the media HTTP endpoint needs: who may upload to whom and download what, and whether
-    an upload was stored already (its ``sent`` entry)."""
+class MediaEndpointStore(Messages, MediaAccess, Profiles, Protocol):
+    """What the media HTTP endpoint needs: who may upload to whom and download what (avatars
+    too), and whether an upload was stored already (its ``sent`` entry)."""
 
 
 class AdminStore(Users, Protocol):

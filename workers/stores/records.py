@@ -14,6 +14,8 @@ __all__ = [
     "GroupInfo",
     "InboxEntry",
     "InboxItem",
+    "Profile",
+    "ProfileChange",
     "PushToken",
     "ReceiptRequest",
     "ReceiptResult",
@@ -90,9 +92,19 @@ class GroupInfo:
     members: list[str]
     """In the order they joined."""
     admins: list[str]
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The wire profile (name, about, avatar) of each member who set one (see Profile.card)."""
 
     def wire(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "members": list(self.members), "admins": list(self.admins)}
+        body: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "members": list(self.members),
+            "admins": list(self.admins),
+        }
+        if self.profiles:
+            body["profiles"] = self.profiles
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,3 +153,33 @@ class ReceiptRequest(NamedTuple):
     user: str
     status: Status
     message_ids: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What a user shows their contacts: a display name, an about text and an avatar image."""
+
+    user: str
+    name: str | None = None
+    about: str | None = None
+    avatar: dict[str, Any] | None = None
+    """The wire object of the avatar image (key, type, size, width, height)."""
+    ts: float = 0.0
+    """When it last changed (0: never set)."""
+
+    def card(self) -> dict[str, Any]:
+        """The profile without the user id, as group snapshots carry it per member."""
+        return {"name": self.name, "about": self.about, "avatar": self.avatar, "ts": self.ts}
+
+    def wire(self) -> dict[str, Any]:
+        return {"user": self.user, **self.card()}
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChange:
+    profile: Profile
+    """The profile after the change."""
+    entries: list[InboxEntry]
+    """The ``profile`` event in the inbox of the user and of each of their contacts."""
+    replaced: list[str]
+    """Object keys of an avatar the change replaced or cleared: to delete once it is committed."""

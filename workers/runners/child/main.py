@@ -61,6 +61,7 @@ def child_main(settings: Settings, conn: Connection, log_level: int) -> None:
         waiting=lambda user, message_id, sender: waiting.append((user, message_id, sender)),
         sync_page_size=settings.limits.sync_page_size,
         max_group_members=settings.groups.max_members,
+        profiles_public=settings.presence.visibility == "everyone",
     )
     # a wait to retry a batch (the store is unavailable) is not a hang: the node hears of it
     run = Retrying(pipeline.process_batch, on_retry=lambda delay: conn.send(("retrying", delay)))

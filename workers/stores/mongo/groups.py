@@ -9,12 +9,14 @@ change are in rules.groups.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.client_session import ClientSession
 
 from workers.stores.group_cache import MembersCache
 from workers.stores.mongo.base import Doc, MongoBase
+from workers.stores.mongo.profiles import member_profiles
 from workers.stores.mongo.schema import ROLE_ADMIN, ROLE_MEMBER
 from workers.stores.records import GroupChange, GroupInfo
 from workers.stores.rules.groups import (
@@ -57,7 +59,8 @@ class MongoGroups(MongoBase):
     def groups_of(self, user: str) -> list[GroupInfo]:
         with self._guard():
             docs = self._groups.find({"members.user": user}, {"name": True, "members": True})
-            return [_info(doc) for doc in docs.sort("_id", ASCENDING)]
+            infos = [_info(doc) for doc in docs.sort("_id", ASCENDING)]
+            return [replace(i, profiles=member_profiles(self._profiles, i.members, None)) for i in infos]
 
     def groups_page(self, *, after: str | None, limit: int) -> list[GroupInfo]:
         query = {} if after is None else {"_id": {"$gt": after}}
@@ -218,5 +221,6 @@ class MongoGroups(MongoBase):
         ref: str,
     ) -> GroupChange:
         """Put the ``group`` event in every member's (and the gone ones') inbox."""
+        snapshot = replace(snapshot, profiles=member_profiles(self._profiles, snapshot.members, session))
         events = group_events(snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now)
         return GroupChange(group=snapshot, entries=self._append_many(session, events, now))

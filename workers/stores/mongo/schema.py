@@ -17,6 +17,8 @@
 ``phones``         {_id: user, phone}
 ``notify_state``   {_id: user, push_due, sms_due, pending: [message ids], sms_until}
 ``sms_outbox``     {_id: int, user, phone, body, created_at}
+``profiles``       {_id: user, name, about, avatar, avatar_key, updated_at}: ``avatar`` is the wire
+                   object of the avatar image, ``avatar_key`` its object key (who may download it)
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ COLLECTIONS: Final = (
     "phones",
     "notify_state",
     "sms_outbox",
+    "profiles",
 )
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {
@@ -70,4 +73,5 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     "groups": [IndexModel([("members.user", ASCENDING)], name="member")],
     "push_tokens": [IndexModel([("user", ASCENDING), ("created_at", ASCENDING)], name="user")],
     "sms_outbox": [IndexModel([("user", ASCENDING)], name="user")],
+    "profiles": [IndexModel([("avatar_key", ASCENDING)], name="avatar_key", sparse=True)],
 }

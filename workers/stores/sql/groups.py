@@ -27,6 +27,7 @@ from workers.stores.rules.groups import (
 from workers.stores.rules.messages import unknown_group
 from workers.stores.sql.base import SqlBase
 from workers.stores.sql.driver import Statement
+from workers.stores.sql.profiles import member_profiles
 from workers.stores.sql.schema import ROLE_ADMIN, ROLE_MEMBER, group_members, groups, users
 
 __all__ = ["SqlGroups"]
@@ -86,11 +87,13 @@ class SqlGroups(SqlBase):
             .where(group_members.c.group_id == group)
             .order_by(group_members.c.join_order)
         ).all()
+        members = [r[0] for r in rows]
         return GroupInfo(
             id=group,
             name=name,
-            members=[r[0] for r in rows],
+            members=members,
             admins=[r[0] for r in rows if r[1] == ROLE_ADMIN],
+            profiles=member_profiles(conn, members),
         )
 
     def _members(self, conn: Connection, group: str) -> list[str] | None:

@@ -177,3 +177,15 @@ media_objects = Table(
     ),
 )
 """Every stored object (file, thumbnail) and the message it belongs to: who may download it."""
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("user_id", USER_ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(64), nullable=True),
+    Column("about", String(140), nullable=True),
+    Column("avatar", Text, nullable=True),
+    Column("avatar_key", String(512), nullable=True, index=True),
+    Column("updated_at", Float, nullable=False),
+)
+"""A user's display name, about text and avatar (its wire object, and its key: who may download it)."""
