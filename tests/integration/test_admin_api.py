@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from broker.admin_http import ROUTES
-from tests.harness import RunningNode, connect, node_settings, unique
+from tests.harness import RunningNode, connect, node_settings, unique, wait_until
 from tests.plain import PlainClient
 
 KEY = secrets.token_urlsafe(32)
@@ -284,6 +284,8 @@ def test_no_key_or_a_wrong_one_is_refused_on_every_route_and_changes_nothing(tmp
         assert admin("PUT", f"/users/{user}/phone", {"phone": "+15550001111"})[0] == 200
         with connect(node, user) as sdk:
             group = sdk.create_group("kept", [friend]).id
+        # the disconnect's last seen is saved in the background: the snapshot starts after it
+        assert wait_until(lambda: admin("GET", f"/users/{user}")[1]["last_seen"] is not None)
         before = (
             admin("GET", "/users?limit=500"),
             admin("GET", f"/users/{user}"),
