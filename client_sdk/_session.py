@@ -37,6 +37,7 @@ from client_sdk._commands import (
 )
 from client_sdk._errors import CommandRejected
 from client_sdk._events import (
+    DeviceList,
     Event,
     Group,
     GroupEvent,
@@ -72,7 +73,7 @@ SYNC_RETRY_DELAY = 1.0
 
 _MAX_REMEMBERED_SYNCS = 64
 
-_A = TypeVar("_A", GroupEvent, GroupList, Ok)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +320,9 @@ class Session:
             return Effects(events=[item])
         if isinstance(item, GroupList):
             return self._on_group_list(item)
+        if isinstance(item, DeviceList):
+            self.requests.resolve(item.ref, item)
+            return Effects()
         if isinstance(item, Ok):
             self._receipts_pending.pop(item.ref, None)
             self.requests.resolve(item.ref, item)

@@ -24,6 +24,7 @@ from client_sdk.contract import Status
 __all__ = [
     "COMMANDS",
     "Command",
+    "DeviceList",
     "GroupAdd",
     "GroupCreate",
     "GroupLeave",
@@ -194,6 +195,17 @@ class PushRegister(NamedTuple):
         return cls(user, raw["id"], raw["token"], raw["platform"], raw.get("preview", True))
 
 
+class DeviceList(NamedTuple):
+    """The ``devices`` command: list the sender's own devices."""
+
+    user: str
+    id: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> DeviceList:
+        return cls(user, raw["id"])
+
+
 class PushUnregister(NamedTuple):
     user: str
     id: str
@@ -218,6 +230,7 @@ Command: TypeAlias = (
     | GroupList
     | PushRegister
     | PushUnregister
+    | DeviceList
 )
 
 COMMANDS: Mapping[str, type[Command]] = {
@@ -234,6 +247,7 @@ COMMANDS: Mapping[str, type[Command]] = {
     "group_list": GroupList,
     "push_register": PushRegister,
     "push_unregister": PushUnregister,
+    "devices": DeviceList,
 }
 """The class of each command ``type`` of the wire contract."""
 

@@ -25,6 +25,7 @@ from client_sdk._errors import (
     Timeout,
 )
 from client_sdk._events import (
+    Device,
     Event,
     Group,
     GroupEvent,
@@ -46,6 +47,7 @@ __all__ = [
     "Client",
     "CommandRejected",
     "ConnectError",
+    "Device",
     "Event",
     "Group",
     "GroupEvent",

@@ -21,6 +21,7 @@ from typing import IO, Any, Literal, TypeVar
 from client_sdk import _outbox
 from client_sdk._base import DEFAULT_REQUEST_TIMEOUT, Closed, State
 from client_sdk._commands import (
+    devices_command,
     group_create_command,
     group_leave_command,
     group_list_command,
@@ -31,7 +32,7 @@ from client_sdk._commands import (
     push_unregister_command,
 )
 from client_sdk._errors import NotConnected, PresenceForbidden, Timeout
-from client_sdk._events import Event, Group, GroupEvent, GroupList, Message, Ok, Presence
+from client_sdk._events import Device, DeviceList, Event, Group, GroupEvent, GroupList, Message, Ok, Presence
 from client_sdk._media import Media
 from client_sdk._media_calls import download_file, media_endpoint, media_key, settle_upload
 from client_sdk._session import Session
@@ -50,7 +51,7 @@ from client_sdk.contract import (
 
 __all__ = ["Client"]
 
-_A = TypeVar("_A", GroupEvent, GroupList, Ok)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok)
 _T = TypeVar("_T")
 
 
@@ -295,6 +296,11 @@ class Client(Connection):
         """The groups this user is a member of, as the server knows them now."""
         answer = await self._request(lambda id: group_list_command(id=id), GroupList, timeout)
         return list(answer.groups)
+
+    async def devices(self, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> list[Device]:
+        """This user's devices (this one included), as the server knows them now."""
+        answer = await self._request(lambda id: devices_command(id=id), DeviceList, timeout)
+        return list(answer.devices)
 
     def group(self, group_id: str) -> Group | None:
         """The group as last seen in a group event or :meth:`groups` answer (None: never seen)."""

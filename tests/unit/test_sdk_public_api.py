@@ -38,6 +38,7 @@ def test_all_is_pinned() -> None:
         "Client",
         "CommandRejected",
         "ConnectError",
+        "Device",
         "Event",
         "Group",
         "GroupEvent",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from workers.stores.interfaces import (
     CommandStore,
     Credentials,
+    Devices,
     Groups,
     Logins,
     MediaAccess,
@@ -23,6 +24,8 @@ from workers.stores.interfaces import (
 )
 from workers.stores.records import (
     AcceptResult,
+    DeviceInfo,
+    DeviceSeen,
     GroupChange,
     GroupInfo,
     InboxEntry,
@@ -39,6 +42,9 @@ __all__ = [
     "AcceptResult",
     "CommandStore",
     "Credentials",
+    "DeviceInfo",
+    "DeviceSeen",
+    "Devices",
     "GroupChange",
     "GroupInfo",
     "Groups",
