@@ -50,7 +50,11 @@ class State(enum.Enum):
 
 
 class Closed:
-    """Marks the end of the event queue."""
+    """Marks the end of the event queue; with ``error``, the reason the client stopped (raised by
+    :meth:`Messaging.events` and :meth:`Messaging.messages` once the events before it are read)."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
 
 
 END: Final = Closed()

@@ -434,6 +434,8 @@ class _Stream(AsyncIterator[_T]):
                     event = await self._events.get()
                     if isinstance(event, Closed):
                         self._events.put_nowait(event)  # let every other iterator end too
+                        if event.error is not None:
+                            raise event.error
                         raise StopAsyncIteration
                     selected = self._select(event)
                     if selected is not None:
