@@ -58,6 +58,7 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "preview": st.booleans(),
     },
     "push_unregister": {"token": st.text(min_size=1, max_size=20)},
+    "devices": {},
 }
 """Each command type and well-formed values of the fields it may carry (a test checks these are the
 schema's); well-formed is not welcome: users, groups and messages that do not exist are among them."""
@@ -69,7 +70,7 @@ changes = st.sampled_from(
 VALIDATION_CODES = {"bad_json", "bad_request", "unsupported_version", "unknown_type", "too_large"}
 SHAPE_ONLY_CODES = {"bad_json", "unsupported_version", "unknown_type", "too_large"}
 """Codes about the shape of a command; bad_request also answers a well-formed but wrong request."""
-ANSWERS = {"sent", "ok", "group", "groups", "sync_page"}
+ANSWERS = {"sent", "ok", "group", "groups", "sync_page", "devices"}
 
 
 def schema_commands() -> set[str]:
