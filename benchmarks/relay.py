@@ -25,7 +25,9 @@ __all__: list[str] = []
 class _Relay:
     broker: MqchatBroker | None = None
 
-    def accept(self, user: str | None, topic: str, data: bytes | bytearray) -> None:
+    def accept(
+        self, user: str | None, topic: str, data: bytes | bytearray, client_id: str | None = None
+    ) -> None:
         if self.broker is not None:
             self.broker.publish_nowait(topic, bytes(data), QOS_1)
 

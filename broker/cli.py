@@ -19,8 +19,8 @@ from client_sdk.contract import is_valid_user_id
 from config.extras import check_extras
 from config.settings import Settings, SettingsError, load_settings
 from workers.credentials import hash_password, hash_token, new_token
-from workers.errors import StoreError
-from workers.stores import Users, open_store
+from workers.errors import StoreError, UnknownUser
+from workers.stores import Store, open_store
 
 T = TypeVar("T")
 
@@ -66,6 +66,18 @@ def _parser() -> argparse.ArgumentParser:
     users_commands.add_parser("list", help="list users")
     token = users_commands.add_parser("token", help="issue another token for a user (e.g. a new device)")
     token.add_argument("name")
+    token.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="the token logs in only as client id NAME/DEVICE (signout revokes it)",
+    )
+    devices = users_commands.add_parser("devices", help="list a user's devices (client ids NAME/DEVICE)")
+    devices.add_argument("name")
+    signout = users_commands.add_parser(
+        "signout", help="sign one device out: revoke its device tokens and close its connection"
+    )
+    signout.add_argument("name")
+    signout.add_argument("device")
     revoke = users_commands.add_parser("revoke", help="remove every token and password of a user")
     revoke.add_argument("name")
     remove = users_commands.add_parser("remove", help="delete a user and its credentials")
@@ -278,7 +290,7 @@ def _users(args: argparse.Namespace, settings: Settings) -> int:
         store.close()
 
 
-def _users_action(args: argparse.Namespace, store: Users) -> int:
+def _users_action(args: argparse.Namespace, store: Store) -> int:
     action = args.users_command
     if action == "list":
         for user in store.list_users():
@@ -304,9 +316,31 @@ def _users_action(args: argparse.Namespace, store: Users) -> int:
         print(token)
         return 0
     if action == "token":
+        device = args.device
+        if device is not None and not is_valid_user_id(device):
+            print(
+                f"mqchat: {device!r} is not a valid device name (1-64 of A-Z a-z 0-9 _ . -)", file=sys.stderr
+            )
+            return 2
         token = new_token()
-        store.add_credential(name, kind="token", secret_hash=hash_token(token), now=now)
+        store.add_credential(name, kind="token", secret_hash=hash_token(token), now=now, device=device)
         print(token)
+        return 0
+    if action == "devices":
+        if not store.user_exists(name):
+            raise UnknownUser(name)
+        for info in store.devices_of(name):
+            print(
+                f"{info.device}\tonline={'yes' if info.online else 'no'}\tplatform={info.platform or '-'}"
+                f"\tfirst_seen={_when(info.first_seen)}\tlast_seen={_when(info.last_seen)}"
+            )
+        return 0
+    if action == "signout":
+        removed = store.sign_out_device(name, device=args.device, now=now)
+        print(
+            f"signed out {name}/{args.device}: {removed} device token(s) revoked; running nodes close its"
+            " connection within presence.sign_out_sweep seconds (user-wide tokens and password still work)"
+        )
         return 0
     if action == "phone":
         number = None if args.clear else args.number
@@ -325,6 +359,10 @@ def _users_action(args: argparse.Namespace, store: Users) -> int:
     store.delete_user(name)
     print(f"user {name} removed")
     return 0
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
 def _ask_password() -> str:

@@ -56,7 +56,9 @@ class Ingest:
         reply: Reply,
         on_action: Callable[[str], None] = lambda user: None,
         rate: RateLimiter | None = None,
+        on_platform: Callable[[str, str, str], None] | None = None,
     ) -> None:
+        """``on_platform(user, device, platform)``: a device registered for push (see ``accept``)."""
         self._node = node_id
         self._topics = topics
         self._max_bytes = max_payload_bytes
@@ -68,13 +70,19 @@ class Ingest:
         self._reply = reply
         self._on_action = on_action
         self._rate = rate
+        self._on_platform = on_platform
         self._limit = queue_size
         self._chunk: Batch = []
         self.accepted = 0
         self.refused = 0
 
-    def accept(self, user: str | None, topic: str, data: bytes | bytearray) -> None:
-        """Take one PUBLISH of an authenticated ``user``; never raises."""
+    def accept(
+        self, user: str | None, topic: str, data: bytes | bytearray, client_id: str | None = None
+    ) -> None:
+        """Take one PUBLISH of an authenticated ``user`` from client ``<user>/<device>``; never raises.
+
+        A ``push_register`` also says which platform the device is: it goes to ``on_platform`` here,
+        where the device is known (commands name no device), to be recorded with the device."""
         if user is None:
             return
         if topic != self._topics.outbox(user):
@@ -101,7 +109,10 @@ class Ingest:
             return
         self._add({"user": user, "cmd": command})
         self.accepted += 1
-        _counter(command["type"]).inc()
+        kind = command["type"]
+        _counter(kind).inc()
+        if kind == "push_register" and client_id and self._on_platform is not None:
+            self._on_platform(user, client_id.partition("/")[2], command["platform"])
 
     @property
     def pending(self) -> int:

@@ -46,6 +46,7 @@ from workers.jobs import (
     make_queue_broker,
     node_queue,
     send_presence,
+    send_sign_out,
     send_to_node,
 )
 from workers.locator import Locator, open_locator
@@ -119,6 +120,7 @@ class Node:
         self.settings = settings
         self._run_workers = run_workers
         self._cluster_task: asyncio.Task[None] | None = None
+        self._sweep_task: asyncio.Task[None] | None = None
         self._cluster_calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqchat-cluster")
         self.node_id = settings.node_id
         self.topics = Topics(settings.topics.prefix, settings.topics.presence_prefix)
@@ -169,6 +171,8 @@ class Node:
             raise NodeError(str(exc)) from None
         store = self.store = open_store(settings.store_url)
         await asyncio.to_thread(store.create_schema)
+        # devices recorded connected here before a crash are not; nothing is connected yet
+        await asyncio.to_thread(store.devices_offline_on, self.node_id)
         self._logins = LoginCheck(store, jwt=jwt, create_users=settings.auth.jwt_create_users)
         locator = self.locator = open_locator(settings)
         self._cluster = _cluster_of(settings, locator)
@@ -184,6 +188,7 @@ class Node:
             reply=self._reply,
             on_action=self._touch,
             rate=RateLimiter(rate=settings.limits.commands_per_second, burst=settings.limits.commands_burst),
+            on_platform=self._platform,
         )
         broker = self.broker = MqchatBroker(
             amqtt_config(settings.broker),
@@ -220,6 +225,7 @@ class Node:
         if self._cluster is not None:
             await asyncio.to_thread(self._cluster.heartbeat, self.node_id)
             self._cluster_task = asyncio.create_task(self._cluster_loop(self._cluster))
+        self._sweep_task = asyncio.create_task(self._sign_out_sweep(store))
         self._state = "running"
         log.info("node %s running", self.node_id)
 
@@ -233,10 +239,11 @@ class Node:
         assert self.runner is not None
         assert self.queue_broker is not None
         assert self.store is not None
-        if self._cluster_task is not None:
-            self._cluster_task.cancel()
-            await asyncio.gather(self._cluster_task, return_exceptions=True)
-            self._cluster_task = None
+        for task in (self._cluster_task, self._sweep_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._cluster_task = self._sweep_task = None
         if self.http is not None:
             await self.http.stop()  # no new uploads; those accepted are processed below
         try:
@@ -322,7 +329,11 @@ class Node:
         workers = local.workers if local is not None else []
         if not self._local_queue:  # the workers' events for this node come back on its own queue
             declare_node_actors(
-                queue_broker, self.node_id, deliver=self._deliver, presence=self._presence_from_queue
+                queue_broker,
+                self.node_id,
+                deliver=self._deliver,
+                presence=self._presence_from_queue,
+                sign_out=self._sign_out_from_queue,
             )
             workers.append(
                 dramatiq.Worker(
@@ -361,15 +372,16 @@ class Node:
             locator=locator,
             save_last_seen=store.set_last_seen,
             on_change=self._presence_changed if self._cluster is not None else None,
+            save_devices=store.record_devices,
         )
         self.presence = presence
         return [auth, acl, presence]
 
-    def _credentials_ok(self, user: str, secret: str) -> bool:
-        """The credential check of MQTT and of the media endpoint (blocking: call it on a thread):
-        a token or password of the user, or a JWT for it (``auth.jwt_*``)."""
+    def _credentials_ok(self, user: str, secret: str, device: str | None = None) -> bool:
+        """The credential check of MQTT (for a ``device``) and of the media endpoint (blocking: call
+        it on a thread): a token or password of the user, or a JWT for it (``auth.jwt_*``)."""
         assert self._logins is not None
-        return self._logins(user, secret)
+        return self._logins(user, secret, device)
 
     async def _start_media(self, store: Store, queue_broker: dramatiq.Broker) -> None:
         """The HTTP endpoint for images and videos; its jobs run wherever the media queue is consumed."""
@@ -430,6 +442,10 @@ class Node:
         if self.presence is not None:
             self.presence.touch(user)
 
+    def _platform(self, user: str, device: str, platform: str) -> None:
+        if self.presence is not None:
+            self.presence.note_platform(user, device, platform)
+
     def _connected_here(self, user: str) -> bool:
         presence = self.presence
         return presence is not None and presence.is_online(user)
@@ -461,6 +477,65 @@ class Node:
             for user, payload, qos in items:
                 broker.publish_nowait(inbox(user), payload.encode(), int(qos))
         observe_deliveries([payload for _, payload, _ in items], time.time())
+
+    # ------------------------------------------------------------------ signing a device out
+    async def sign_out(self, user: str, device: str) -> int:
+        """Sign ``<user>/<device>`` out: revoke its own tokens and record the sign-out (a JWT
+        issued before is refused for it from now on), close its connection here at once, and
+        tell every other live node to close it too. Returns the number of tokens revoked; raises
+        UnknownUser or UnknownDevice (``workers.errors``). The user's other devices and its
+        user-wide tokens and password are not touched."""
+        store = self.store
+        if store is None or self._state != "running":
+            raise RuntimeError("the node is not running")
+        now = time.time()
+        removed = await asyncio.to_thread(store.sign_out_device, user, device=device, now=now)
+        await self._close_signed_out(user, device, now)
+        cluster, queue_broker = self._cluster, self.queue_broker
+        if cluster is not None and queue_broker is not None:
+
+            def fan_out() -> None:
+                for node in cluster.live_nodes() - {self.node_id}:
+                    send_sign_out(queue_broker, node, user, device, now)
+
+            await asyncio.get_running_loop().run_in_executor(self._cluster_calls, fan_out)
+        log.info("signed out %s/%s (%d tokens revoked)", user, device, removed)
+        return removed
+
+    async def _close_signed_out(self, user: str, device: str, at: float) -> None:
+        """Close the connection of ``<user>/<device>`` here if it was made before its sign-out at
+        ``at`` (one made later logged in with a credential the sign-out left valid)."""
+        if self.broker is None or self.presence is None:
+            return
+        client_id = f"{user}/{device}"
+        since = self.presence.connected_at(client_id)
+        if since is not None and since <= at:
+            await self.broker.disconnect(client_id)
+
+    def _sign_out_from_queue(self, user: str, device: str, at: float) -> None:
+        """Another node signed a device out (worker thread of this node's queue)."""
+        loop = self._loop
+        if loop is None or self._state != "running":
+            return
+        asyncio.run_coroutine_threadsafe(self._close_signed_out(str(user), str(device), float(at)), loop)
+
+    async def _sign_out_sweep(self, store: Store) -> None:
+        """Close the connections of devices signed out by another process (``mqchat users
+        signout``): one query every ``presence.sign_out_sweep`` seconds for the sign-outs since the
+        last one (looking back one more period for clocks a little apart)."""
+        period = self.settings.presence.sign_out_sweep
+        since = time.time() - 2 * period
+        while True:
+            await asyncio.sleep(period)
+            started = time.time()
+            try:
+                signed_out = await asyncio.to_thread(store.signed_out_since, since)
+            except Exception:
+                log.warning("could not read the recent sign-outs", exc_info=True)
+                continue
+            since = started - period
+            for user, device, at in signed_out:
+                await self._close_signed_out(user, device, at)
 
     # ------------------------------------------------------------------ several nodes
     def _presence_from_queue(self, user: str, payload: str) -> None:

@@ -18,6 +18,8 @@ from typing import Any, Generic, TypeVar
 __all__ = ["CredentialChecks", "LoginThrottle", "RateLimiter", "check_login"]
 
 V = TypeVar("V")
+_Login = tuple[str, str, "str | None", "asyncio.Future[bool]"]
+"""A login waiting for its check: (user, secret, device, its verdict)."""
 
 
 class _Bounded(Generic[V]):
@@ -153,52 +155,51 @@ class CredentialChecks:
     up to ``batch`` of the waiting logins and checking them one after the other. Under
     little load a login is checked at once, alone; under a connect storm the waiting ones are
     checked together. A check that raises fails only its own login. Calling the object is the
-    blocking check itself.
+    blocking check itself. A login for a device (MQTT: ``<user>/<device>``) is checked as
+    ``check(user, secret, device)``, one without (HTTP) as ``check(user, secret)``.
     """
 
-    def __init__(
-        self, check: Callable[[str, str], bool], *, parallel: int | None = None, batch: int = 16
-    ) -> None:
+    def __init__(self, check: Callable[..., bool], *, parallel: int | None = None, batch: int = 16) -> None:
         self._check = check
         self._parallel = parallel or max(2, os.cpu_count() or 1)
         self._batch = batch
-        self._waiting: deque[tuple[str, str, asyncio.Future[bool]]] = deque()
+        self._waiting: deque[_Login] = deque()
         self._running = 0
 
-    def __call__(self, user: str, secret: str) -> bool:
-        return self._check(user, secret)
+    def __call__(self, user: str, secret: str, device: str | None = None) -> bool:
+        return _checked(self._check, user, secret, device)
 
-    async def run(self, user: str, secret: str) -> bool:
+    async def run(self, user: str, secret: str, device: str | None = None) -> bool:
         """Whether ``secret`` is one of ``user``'s credentials, checked on a thread."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
-        self._waiting.append((user, secret, future))
+        self._waiting.append((user, secret, device, future))
         if self._running < self._parallel:
             with contextlib.suppress(Exception):  # if it failed, so did this login's future
                 self._start(loop)
         return await future
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch: list[tuple[str, str, asyncio.Future[bool]]] = []
+        batch: list[_Login] = []
         while self._waiting and len(batch) < self._batch:
             login = self._waiting.popleft()
-            if not login[2].done():  # else it gave up (its connection went away)
+            if not login[3].done():  # else it gave up (its connection went away)
                 batch.append(login)
         if not batch:
             return
         try:
-            done = loop.run_in_executor(None, self._check_all, [(user, secret) for user, secret, _ in batch])
+            done = loop.run_in_executor(None, self._check_all, [login[:3] for login in batch])
         except Exception as exc:  # the executor is shut down: the node is stopping
             _settle(batch, [exc] * len(batch))
             raise
         self._running += 1
         done.add_done_callback(partial(self._finished, loop, batch))
 
-    def _check_all(self, logins: list[tuple[str, str]]) -> list[bool | BaseException]:
+    def _check_all(self, logins: list[tuple[str, str, str | None]]) -> list[bool | BaseException]:
         outcomes: list[bool | BaseException] = []
-        for user, secret in logins:
+        for user, secret, device in logins:
             try:
-                outcomes.append(bool(self._check(user, secret)))
+                outcomes.append(_checked(self._check, user, secret, device))
             except Exception as exc:  # noqa: BLE001 - it fails this login alone
                 outcomes.append(exc)
         return outcomes
@@ -206,12 +207,12 @@ class CredentialChecks:
     def _finished(
         self,
         loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[str, str, asyncio.Future[bool]]],
+        batch: list[_Login],
         done: asyncio.Future[list[bool | BaseException]],
     ) -> None:
         self._running -= 1
         if done.cancelled():
-            for _, _, future in batch:
+            for *_, future in batch:
                 future.cancel()
         else:
             error = done.exception()
@@ -223,8 +224,12 @@ class CredentialChecks:
                 return
 
 
-def _settle(batch: list[tuple[str, str, asyncio.Future[bool]]], outcomes: list[Any]) -> None:
-    for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+def _checked(check: Callable[..., bool], user: str, secret: str, device: str | None) -> bool:
+    return bool(check(user, secret) if device is None else check(user, secret, device))
+
+
+def _settle(batch: list[_Login], outcomes: list[Any]) -> None:
+    for (*_, future), outcome in zip(batch, outcomes, strict=True):
         if future.done():  # the login gave up (its connection went away)
             continue
         if isinstance(outcome, BaseException):
@@ -234,19 +239,22 @@ def _settle(batch: list[tuple[str, str, asyncio.Future[bool]]], outcomes: list[A
 
 
 async def check_login(
-    check: Callable[[str, str], bool],
+    check: Callable[..., bool],
     throttle: LoginThrottle | None,
     user: str,
     secret: str,
     address: str | None,
+    *,
+    device: str | None = None,
 ) -> bool:
-    """Check a login off the event loop, slowed and counted by ``throttle`` (MQTT and HTTP alike)."""
+    """Check a login off the event loop, slowed and counted by ``throttle`` (MQTT and HTTP alike);
+    ``device``: the device an MQTT login is for (see ``CredentialChecks``)."""
     if throttle is not None and (delay := throttle.delay_for(user)):
         await asyncio.sleep(delay)  # guessing a password gets slow
     if isinstance(check, CredentialChecks):
-        ok = await check.run(user, secret)
+        ok = await check.run(user, secret, device)
     else:
-        ok = await asyncio.to_thread(check, user, secret)
+        ok = await asyncio.to_thread(_checked, check, user, secret, device)
     if throttle is not None:
         if ok:
             throttle.succeeded(user)

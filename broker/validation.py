@@ -31,6 +31,7 @@ _SCHEMA_DEFS = {
     "typing": "typing_command",
     "sync": "sync",
     **{name: name for name in GROUP_COMMAND_TYPES | PUSH_COMMAND_TYPES | PROFILE_COMMAND_TYPES},
+    "devices": "device_list",
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

@@ -23,6 +23,7 @@ from client_sdk._errors import (
     Timeout,
 )
 from client_sdk._events import (
+    Device,
     Event,
     Group,
     GroupEvent,
@@ -45,6 +46,7 @@ __all__ = [
     "Client",
     "CommandRejected",
     "ConnectError",
+    "Device",
     "Event",
     "Group",
     "GroupEvent",

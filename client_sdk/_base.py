@@ -24,7 +24,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from client_sdk._errors import NotConnected
-from client_sdk._events import Event, GroupEvent, GroupList, Ok, ProfileChanged, ProfileList
+from client_sdk._events import DeviceList, Event, GroupEvent, GroupList, Ok, ProfileChanged, ProfileList
 from client_sdk._session import Command, Effects, Session
 from client_sdk._statefile import StateFile
 from client_sdk._subscriptions import Subscribe
@@ -39,7 +39,7 @@ DEFAULT_REQUEST_TIMEOUT: Final = 10.0
 
 _ACCEPTED: Final = frozenset({MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN})
 
-_A = TypeVar("_A", GroupEvent, GroupList, Ok, ProfileChanged, ProfileList)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
 
 
 class State(enum.Enum):
@@ -50,7 +50,11 @@ class State(enum.Enum):
 
 
 class Closed:
-    """Marks the end of the event queue."""
+    """Marks the end of the event queue; with ``error``, the reason the client stopped (raised by
+    :meth:`Messaging.events` and :meth:`Messaging.messages` once the events before it are read)."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
 
 
 END: Final = Closed()

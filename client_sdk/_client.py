@@ -17,6 +17,7 @@ from typing import Literal
 
 from client_sdk._base import State
 from client_sdk._connection import Connection
+from client_sdk._device_calls import DeviceCalls
 from client_sdk._group_calls import GroupCalls
 from client_sdk._media_calls import MediaCalls, media_endpoint
 from client_sdk._messaging import Messaging
@@ -30,7 +31,9 @@ from client_sdk.contract import DEFAULT_PREFIX, DEFAULT_PRESENCE_PREFIX, Topics
 __all__ = ["Client"]
 
 
-class Client(Connection, Messaging, MediaCalls, GroupCalls, PushCalls, PresenceCalls, ProfileCalls):
+class Client(
+    Connection, Messaging, MediaCalls, GroupCalls, PushCalls, PresenceCalls, ProfileCalls, DeviceCalls
+):
     """A chat client of user ``user`` on device ``device`` (MQTT client id ``<user>/<device>``).
 
     Use it as a context manager (connects on enter, closes on exit) or call :meth:`connect` and

@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_SYNC_LIMIT",
     "MAX_GROUP_NAME_LENGTH",
     "MAX_MEMBERS_PER_COMMAND",
+    "devices_command",
     "group_create_command",
     "group_leave_command",
     "group_list_command",
@@ -170,6 +171,12 @@ def push_unregister_command(*, id: str, token: str) -> dict[str, Any]:
 def _check_push_token(token: object) -> None:
     if not isinstance(token, str) or not 1 <= len(token) <= 512:
         raise ValueError("a push token is a string of 1-512 characters")
+
+
+def devices_command(*, id: str) -> dict[str, Any]:
+    """A ``devices`` command (answered by a ``devices`` event)."""
+    _check_id(id)
+    return {"v": VERSION, "type": "devices", "id": id}
 
 
 def group_list_command(*, id: str) -> dict[str, Any]:

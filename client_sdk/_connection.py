@@ -14,8 +14,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from client_sdk._base import END, ClientBase, State
-from client_sdk._errors import ConnectError, NotConnected, Timeout, connect_refused
+from client_sdk._base import END, ClientBase, Closed, State
+from client_sdk._errors import AuthenticationError, ConnectError, NotConnected, Timeout, connect_refused
 from client_sdk._inbound import feed, incoming
 
 __all__ = ["RECONNECT_MAX_DELAY", "RECONNECT_MIN_DELAY", "Connection"]
@@ -195,6 +195,12 @@ class Connection(ClientBase):
                         logger.warning(
                             "%s: the server refused the reconnection: %s", self.client_id, reason_code
                         )
+                        error = connect_refused(f"{self._host}:{self._port}", self._user, reason_code)
+                        if isinstance(error, AuthenticationError):
+                            # signed out, or its token revoked: trying again would only be refused
+                            logger.error("%s: credentials refused; no more reconnecting", self.client_id)
+                            client.disconnect()
+                            self._events.put(Closed(error))
                     return
                 self._apply(self._session.on_connected())
         except Exception:

@@ -23,6 +23,8 @@ from client_sdk.contract import (
 )
 
 __all__ = [
+    "Device",
+    "DeviceList",
     "Event",
     "Group",
     "GroupEvent",
@@ -236,6 +238,27 @@ class GroupList:
 
 
 @dataclass(frozen=True, slots=True)
+class Device:
+    """One of this user's devices (the ``<device>`` of a client id ``<user>/<device>``)."""
+
+    device: str
+    first_seen: float
+    last_seen: float
+    """The device's last connect or disconnect."""
+    platform: str | None
+    """From its push registration (``android``, ``ios``, ``web``); None before one."""
+    online: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceList:
+    """The answer to a ``devices`` command (internal: the client returns it from ``devices()``)."""
+
+    ref: str
+    devices: tuple[Device, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Ok:
     """The server did a command that has no other answer (internal: e.g. ``register_push``)."""
 
@@ -253,7 +276,7 @@ Event: TypeAlias = (
 
 def parse_inbox(
     payload: Any,
-) -> Sequenced | Typing | ServerError | SyncPage | GroupList | Ok | ProfileList:
+) -> Sequenced | Typing | ServerError | SyncPage | GroupList | DeviceList | Ok | ProfileList:
     """Parse an event received on the user's inbox topic."""
     data = _envelope(payload)
     kind = data["type"]
@@ -276,7 +299,26 @@ def parse_inbox(
     if kind == "profiles":
         found = _field(data, "profiles", list)
         return ProfileList(ref=_str(data, "ref"), profiles=tuple(parse_profile(item) for item in found))
+    if kind == "devices":
+        return DeviceList(
+            ref=_str(data, "ref"), devices=tuple(_parse_device(d) for d in _field(data, "devices", list))
+        )
     raise ValueError(f"unknown event type {kind!r}")
+
+
+def _parse_device(item: Any) -> Device:
+    if not isinstance(item, dict):
+        raise ValueError(f"a device must be an object, got {item!r}")
+    platform = item.get("platform")
+    if platform is not None and not isinstance(platform, str):
+        raise ValueError(f"field 'platform' must be a string or null, got {platform!r}")
+    return Device(
+        device=_str(item, "device"),
+        first_seen=_number(item, "first_seen"),
+        last_seen=_number(item, "last_seen"),
+        platform=platform,
+        online=_field(item, "online", bool),
+    )
 
 
 def parse_sequenced(payload: Any) -> Sequenced:

@@ -85,5 +85,7 @@ class Messaging(ClientBase):
             return None
         if isinstance(event, Closed):
             self._events.put(event)  # let every other iterator end too
+            if event.error is not None:
+                raise event.error
             return None
         return event

@@ -37,6 +37,7 @@ from client_sdk._commands import (
 )
 from client_sdk._errors import CommandRejected
 from client_sdk._events import (
+    DeviceList,
     Event,
     Group,
     GroupEvent,
@@ -75,7 +76,7 @@ SYNC_RETRY_DELAY = 1.0
 
 _MAX_REMEMBERED_SYNCS = 64
 
-_A = TypeVar("_A", GroupEvent, GroupList, Ok, ProfileChanged, ProfileList)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +331,9 @@ class Session:
         if isinstance(item, ProfileList):
             for profile in item.profiles:
                 self._profiles[profile.user] = profile
+            self.requests.resolve(item.ref, item)
+            return Effects()
+        if isinstance(item, DeviceList):
             self.requests.resolve(item.ref, item)
             return Effects()
         if isinstance(item, Ok):

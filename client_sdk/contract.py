@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_MEDIA_PORT",
     "DEFAULT_PREFIX",
     "DEFAULT_PRESENCE_PREFIX",
+    "DEVICE_COMMAND_TYPES",
     "DEVICE_ID_RE",
     "EVENT_TYPES",
     "GROUP_COMMAND_TYPES",
@@ -90,14 +91,16 @@ GROUP_COMMAND_TYPES: Final = frozenset(
 )
 PUSH_COMMAND_TYPES: Final = frozenset({"push_register", "push_unregister"})
 PROFILE_COMMAND_TYPES: Final = frozenset({"profile_set", "profile_get"})
+DEVICE_COMMAND_TYPES: Final = frozenset({"devices"})
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync"})
     | GROUP_COMMAND_TYPES
     | PUSH_COMMAND_TYPES
     | PROFILE_COMMAND_TYPES
+    | DEVICE_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
-    {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok"}
+    {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
     | {"profile", "profiles"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset({"message", "sent", "receipt", "group", "profile"})

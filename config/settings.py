@@ -263,6 +263,9 @@ class PresenceSettings(_Section):
     """Who may watch a user's presence: ``contacts`` (the user itself, users it has a 1-on-1
     conversation with, members of a group it is in; the ``<presence_prefix>/+`` wildcard is
     refused) or ``everyone`` (any user, wildcard included: for IoT-style deployments)."""
+    sign_out_sweep: float = Field(default=2.0, gt=0.0, le=60.0)
+    """How often (seconds) a node looks in the store for devices signed out by another process
+    (``mqchat users signout``) and closes their connections: one query per sweep."""
 
 
 JWT_ALGORITHMS = {

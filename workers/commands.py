@@ -24,6 +24,7 @@ from client_sdk.contract import Status
 __all__ = [
     "COMMANDS",
     "Command",
+    "DeviceList",
     "GroupAdd",
     "GroupCreate",
     "GroupLeave",
@@ -196,6 +197,17 @@ class PushRegister(NamedTuple):
         return cls(user, raw["id"], raw["token"], raw["platform"], raw.get("preview", True))
 
 
+class DeviceList(NamedTuple):
+    """The ``devices`` command: list the sender's own devices."""
+
+    user: str
+    id: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> DeviceList:
+        return cls(user, raw["id"])
+
+
 class PushUnregister(NamedTuple):
     user: str
     id: str
@@ -245,6 +257,7 @@ Command: TypeAlias = (
     | PushUnregister
     | ProfileSet
     | ProfileGet
+    | DeviceList
 )
 
 COMMANDS: Mapping[str, type[Command]] = {
@@ -263,6 +276,7 @@ COMMANDS: Mapping[str, type[Command]] = {
     "push_unregister": PushUnregister,
     "profile_set": ProfileSet,
     "profile_get": ProfileGet,
+    "devices": DeviceList,
 }
 """The class of each command ``type`` of the wire contract."""
 

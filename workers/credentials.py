@@ -21,6 +21,7 @@ from pwdlib import PasswordHash
 
 from workers.credentials_jwt import JwtVerifier, looks_like_jwt
 from workers.errors import UserExists
+from workers.stores.rules.devices import issued_before_sign_out
 
 if TYPE_CHECKING:
     from workers.stores.interfaces import Logins
@@ -67,6 +68,10 @@ class LoginCheck:
     refused JWT is not tried as a password: that would cost an Argon2 check per bad token). A
     valid JWT lets in a user that exists, or, with ``create_users``, creates it. Blocking: call it
     on a thread (the callers go through ``broker.throttle.check_login``).
+
+    ``device`` is the device an MQTT login is for (the media endpoint has none): a token bound to
+    another device does not let it in, and neither does a JWT issued before the device was
+    signed out (its ``iat``, or none at all, before the sign-out).
     """
 
     def __init__(
@@ -82,10 +87,23 @@ class LoginCheck:
         self._create_users = create_users
         self._clock = clock
 
-    def __call__(self, user: str, secret: str) -> bool:
+    def __call__(self, user: str, secret: str, device: str | None = None) -> bool:
         if self._jwt is not None and looks_like_jwt(secret):
-            return self._jwt.verify(secret, user) and self._known(user)
-        return verify(secret, self._store.credential_hashes(user))
+            claims = self._jwt.claims(secret, user)
+            if claims is None or not self._known(user):
+                return False
+            return device is None or not self._signed_out_since(user, device, claims.get("iat"))
+        store = self._store
+        return verify(
+            secret, store.credential_hashes(user) if device is None else store.credential_hashes(user, device)
+        )
+
+    def _signed_out_since(self, user: str, device: str, iat: object) -> bool:
+        issued = float(iat) if isinstance(iat, int | float) and not isinstance(iat, bool) else None
+        if issued_before_sign_out(issued, self._store.device_signed_out_at(user, device)):
+            log.info("refused a JWT for %s/%s: issued before the device was signed out", user, device)
+            return True
+        return False
 
     def _known(self, user: str) -> bool:
         """Whether the user of a valid JWT exists, created now if the settings say so."""

@@ -174,14 +174,17 @@ class JwtVerifier:
 
     def verify(self, token: str, user: str) -> bool:
         """Whether ``token`` is a valid JWT whose subject is ``user``."""
+        return self.claims(token, user) is not None
+
+    def claims(self, token: str, user: str) -> dict[str, Any] | None:
+        """The claims of ``token`` if it is a valid JWT whose subject is ``user``, else None."""
         try:
-            self._check(token, user)
+            return self._check(token, user)
         except (_Refused, PyJWTError) as exc:
             log.info("refused a JWT for %s: %s", user, exc)
-            return False
-        return True
+            return None
 
-    def _check(self, token: str, user: str) -> None:
+    def _check(self, token: str, user: str) -> dict[str, Any]:
         if not is_valid_user_id(user):
             raise _Refused("the user id is not valid")
         header = jwt.get_unverified_header(token)
@@ -202,6 +205,7 @@ class JwtVerifier:
         )
         if claims.get("sub") != user:  # decode checked it; a second look costs nothing
             raise _Refused("sub is not the MQTT username")
+        return claims
 
     def _key_for(self, alg: str, kid: object) -> Any:
         keys = self._keys[alg]

@@ -4,6 +4,7 @@ WorkerError
 ├── StoreError                 a store could not do what was asked
 │   ├── UnknownUser            the user does not exist
 │   ├── UserExists             create_user for an existing user
+│   ├── UnknownDevice          the user has no such device
 │   └── StoreUnavailable       the backend is down; the job is retried (a Retryable)
 ├── CommandError               a client command is refused; carries the wire error code
 └── RunnerError                commands cannot be run as the settings ask (workers/runners/)
@@ -38,6 +39,13 @@ class UserExists(StoreError):
     def __init__(self, user: str) -> None:
         super().__init__(f"user {user!r} already exists")
         self.user = user
+
+
+class UnknownDevice(StoreError):
+    def __init__(self, user: str, device: str) -> None:
+        super().__init__(f"user {user!r} has no device {device!r}")
+        self.user = user
+        self.device = device
 
 
 class StoreUnavailable(StoreError, Retryable):

@@ -39,6 +39,7 @@ __all__ = [
     "node_queue",
     "send_commands",
     "send_presence",
+    "send_sign_out",
     "send_to_node",
 ]
 
@@ -51,6 +52,7 @@ BACKGROUND_QUEUES = frozenset({MEDIA_QUEUE, NOTIFY_QUEUE})
 COMMANDS_ACTOR = "mqchat_process_commands"
 DELIVER_ACTOR = "mqchat_deliver"
 PRESENCE_ACTOR = "mqchat_presence"
+SIGN_OUT_ACTOR = "mqchat_sign_out"
 
 
 def node_queue(node: str) -> str:
@@ -95,16 +97,23 @@ def declare_node_actors(
     *,
     deliver: NodeSender,
     presence: Callable[[str, str], None],
+    sign_out: Callable[[str, str, float], None] | None = None,
 ) -> None:
     """The node-side actors; their messages arrive on the node's own queue. ``deliver`` gets the
-    events as ``send_to_node`` sent them."""
+    events as ``send_to_node`` sent them; ``sign_out(user, device, at)`` a device signed out."""
 
     def deliver_from_queue(node: str, items: list[list[Any]]) -> None:
         # the job's JSON made each (user, payload, qos) a list
         deliver(node, [(str(user), str(payload), int(qos)) for user, payload, qos in items])
 
     broker.declare_queue(node_queue(node))
-    for name, fn in ((DELIVER_ACTOR, deliver_from_queue), (PRESENCE_ACTOR, presence)):
+    actors: list[tuple[str, Callable[..., None]]] = [
+        (DELIVER_ACTOR, deliver_from_queue),
+        (PRESENCE_ACTOR, presence),
+    ]
+    if sign_out is not None:
+        actors.append((SIGN_OUT_ACTOR, sign_out))
+    for name, fn in actors:
         dramatiq.Actor(
             fn,
             broker=broker,
@@ -155,3 +164,8 @@ def send_to_node(broker: dramatiq.Broker, node: str, items: list[tuple[str, str,
 def send_presence(broker: dramatiq.Broker, node: str, user: str, payload: str) -> None:
     """Ask ``node`` to retain and publish a presence change of ``user`` (from another node)."""
     _to_node(broker, node, PRESENCE_ACTOR, (user, payload))
+
+
+def send_sign_out(broker: dramatiq.Broker, node: str, user: str, device: str, at: float) -> None:
+    """Ask ``node`` to close the connection of ``<user>/<device>`` made before ``at`` (signed out)."""
+    _to_node(broker, node, SIGN_OUT_ACTOR, (user, device, at))

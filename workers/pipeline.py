@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar, assert_never
 from client_sdk.contract import VERSION, ErrorCode, is_group_id
 from workers.commands import (
     Command,
+    DeviceList,
     GroupAdd,
     GroupCreate,
     GroupLeave,
@@ -332,6 +333,8 @@ class Pipeline:
                 self._profile_set(node, cmd)
             case ProfileGet():
                 self._profile_get(node, cmd)
+            case DeviceList():
+                self._device_list(node, cmd)
             case _:
                 assert_never(cmd)
 
@@ -462,6 +465,10 @@ class Pipeline:
             now=self._clock(),
         )
         self._ok(node, cmd.user, cmd.id)
+
+    def _device_list(self, node: str, cmd: DeviceList) -> None:
+        listed = [device.wire() for device in self._store.devices_of(cmd.user)]
+        self._reply(node, cmd.user, {"v": VERSION, "type": "devices", "ref": cmd.id, "devices": listed})
 
     def _push_unregister(self, node: str, cmd: PushUnregister) -> None:
         if not self._store.unregister_push_token(user=cmd.user, token=cmd.token):

@@ -67,7 +67,9 @@ _PINGRESP = b"\xd0\x00"
 
 
 class Gate(Protocol):
-    def accept(self, user: str | None, topic: str, data: bytes | bytearray) -> None: ...
+    def accept(
+        self, user: str | None, topic: str, data: bytes | bytearray, client_id: str | None = None
+    ) -> None: ...
 
 
 class Requests(Protocol):
@@ -373,7 +375,7 @@ class MqchatHandler(BrokerProtocolHandler):
     def _ingest(self, session: Session, topic: str, data: bytes | bytearray) -> None:
         if self.gate is not None:
             try:
-                self.gate.accept(session.username, topic, data)
+                self.gate.accept(session.username, topic, data, session.client_id)
             except Exception:
                 log.exception("ingest failed on a PUBLISH of %s", session.client_id)
 

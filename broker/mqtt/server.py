@@ -351,6 +351,15 @@ class MqchatBroker(Broker):
             )
         return all(verdicts)
 
+    async def disconnect(self, client_id: str) -> bool:
+        """Close the connection of ``client_id`` now, if it has one here (a signed-out device)."""
+        current = self._sessions.get(client_id)
+        if current is None or not _connected(current[0]):
+            return False
+        log.info("%s: closing its connection (signed out)", client_id)
+        await current[1].handle_connection_closed()
+        return True
+
     async def _take_over(self, client_id: str) -> None:
         """Close the previous connection of ``client_id``, if any, and forget its session."""
         previous = self._sessions.pop(client_id, None)

@@ -25,6 +25,7 @@ from client_sdk._errors import (
     Timeout,
 )
 from client_sdk._events import (
+    Device,
     Event,
     Group,
     GroupEvent,
@@ -48,6 +49,7 @@ __all__ = [
     "Client",
     "CommandRejected",
     "ConnectError",
+    "Device",
     "Event",
     "Group",
     "GroupEvent",

@@ -21,6 +21,7 @@ from typing import IO, Any, Literal, TypeVar
 from client_sdk import _outbox
 from client_sdk._base import DEFAULT_REQUEST_TIMEOUT, Closed, State
 from client_sdk._commands import (
+    devices_command,
     group_create_command,
     group_leave_command,
     group_list_command,
@@ -34,6 +35,8 @@ from client_sdk._commands import (
 )
 from client_sdk._errors import NotConnected, PresenceForbidden, Timeout
 from client_sdk._events import (
+    Device,
+    DeviceList,
     Event,
     Group,
     GroupEvent,
@@ -63,7 +66,7 @@ from client_sdk.contract import (
 
 __all__ = ["Client"]
 
-_A = TypeVar("_A", GroupEvent, GroupList, Ok, ProfileChanged, ProfileList)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
 _T = TypeVar("_T")
 
 
@@ -309,6 +312,11 @@ class Client(Connection):
         answer = await self._request(lambda id: group_list_command(id=id), GroupList, timeout)
         return list(answer.groups)
 
+    async def devices(self, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> list[Device]:
+        """This user's devices (this one included), as the server knows them now."""
+        answer = await self._request(lambda id: devices_command(id=id), DeviceList, timeout)
+        return list(answer.devices)
+
     def group(self, group_id: str) -> Group | None:
         """The group as last seen in a group event or :meth:`groups` answer (None: never seen)."""
         return self._session.group(group_id)
@@ -493,6 +501,8 @@ class _Stream(AsyncIterator[_T]):
                     event = await self._events.get()
                     if isinstance(event, Closed):
                         self._events.put_nowait(event)  # let every other iterator end too
+                        if event.error is not None:
+                            raise event.error
                         raise StopAsyncIteration
                     selected = self._select(event)
                     if selected is not None:

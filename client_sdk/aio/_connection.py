@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from client_sdk._base import END, Closed, State
 from client_sdk._connection import RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY
-from client_sdk._errors import ConnectError, NotConnected, Timeout, connect_refused
+from client_sdk._errors import AuthenticationError, ConnectError, NotConnected, Timeout, connect_refused
 from client_sdk._events import Event
 from client_sdk._inbound import feed, incoming
 from client_sdk._session import Command, Effects, Session
@@ -239,6 +239,11 @@ class Connection:
                     first.set_exception(error)
                     return
                 logger.warning("%s: the server refused the reconnection: %s", self.client_id, exc.rc)
+                if isinstance(error, AuthenticationError):
+                    # signed out, or its token revoked: trying again would only be refused
+                    logger.error("%s: credentials refused; no more reconnecting", self.client_id)
+                    self._events.put_nowait(Closed(error))
+                    return
             except aiomqtt.MqttError as exc:
                 unanswered = not entered and await _close_half_open(client)
                 if not first.done():

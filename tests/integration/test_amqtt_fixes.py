@@ -67,7 +67,9 @@ class _Recorder:
     def __init__(self) -> None:
         self.published: list[tuple[str | None, str, bytes]] = []
 
-    def accept(self, user: str | None, topic: str, data: bytes | bytearray) -> None:
+    def accept(
+        self, user: str | None, topic: str, data: bytes | bytearray, client_id: str | None = None
+    ) -> None:
         self.published.append((user, topic, bytes(data)))
 
 

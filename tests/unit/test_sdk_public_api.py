@@ -39,6 +39,7 @@ def test_all_is_pinned() -> None:
         "Client",
         "CommandRejected",
         "ConnectError",
+        "Device",
         "Event",
         "Group",
         "GroupEvent",

@@ -11,6 +11,7 @@ from workers.stores.interfaces import (
     AdminStore,
     CommandStore,
     Credentials,
+    Devices,
     Groups,
     Logins,
     MediaAccess,
@@ -25,6 +26,8 @@ from workers.stores.interfaces import (
 )
 from workers.stores.records import (
     AcceptResult,
+    DeviceInfo,
+    DeviceSeen,
     GroupChange,
     GroupInfo,
     InboxEntry,
@@ -44,6 +47,9 @@ __all__ = [
     "AdminStore",
     "CommandStore",
     "Credentials",
+    "DeviceInfo",
+    "DeviceSeen",
+    "Devices",
     "GroupChange",
     "GroupInfo",
     "Groups",

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 from client_sdk.contract import Status
 from workers.stores.records import (
     AcceptResult,
+    DeviceInfo,
+    DeviceSeen,
     GroupChange,
     GroupInfo,
     InboxEntry,
@@ -39,6 +41,7 @@ __all__ = [
     "AdminStore",
     "CommandStore",
     "Credentials",
+    "Devices",
     "Groups",
     "Logins",
     "MediaAccess",
@@ -56,8 +59,10 @@ __all__ = [
 class Credentials(Protocol):
     """The login check (MQTT and the media endpoint)."""
 
-    def credential_hashes(self, user: str) -> list[tuple[str, str]]:
-        """(kind, hash) of every credential of an enabled user; empty for an unknown user."""
+    def credential_hashes(self, user: str, device: str | None = None) -> list[tuple[str, str]]:
+        """(kind, hash) of every credential of an enabled user; empty for an unknown user. With
+        ``device`` (an MQTT login as ``<user>/<device>``), the tokens bound to another device are
+        left out; without (the media endpoint), every token of the user counts."""
         ...
 
 
@@ -66,6 +71,9 @@ class Logins(Credentials, Protocol):
 
     def user_exists(self, user: str) -> bool: ...
     def create_user(self, user: str, *, now: float) -> None: ...
+    def device_signed_out_at(self, user: str, device: str) -> float | None:
+        """When the device was last signed out (None: never): a JWT issued before is refused."""
+        ...
 
 
 class Phones(Protocol):
@@ -81,8 +89,41 @@ class Users(Credentials, Phones, Protocol):
     def create_user(self, user: str, *, now: float) -> None: ...
     def delete_user(self, user: str) -> None: ...
     def list_users(self) -> list[UserInfo]: ...
-    def add_credential(self, user: str, *, kind: str, secret_hash: str, now: float) -> int: ...
+    def add_credential(
+        self, user: str, *, kind: str, secret_hash: str, now: float, device: str | None = None
+    ) -> int:
+        """Store a credential; with ``device`` (tokens only) it logs in only as ``<user>/<device>``."""
+        ...
+
     def remove_credentials(self, user: str) -> int: ...
+
+
+class Devices(Protocol):
+    """A user's devices (the ``<device>`` of the client id): when each was first and last seen,
+    whether a node has it connected, its platform, and sign-outs."""
+
+    def record_devices(self, changes: Sequence[DeviceSeen]) -> None:
+        """Apply connects, disconnects and platforms in order, in one go (the presence plugin's
+        batch). A disconnect clears the device's node only if it is still that node."""
+        ...
+
+    def devices_of(self, user: str) -> list[DeviceInfo]:
+        """The user's devices by first seen, without those signed out and not connected since."""
+        ...
+
+    def sign_out_device(self, user: str, *, device: str, now: float) -> int:
+        """Revoke the device's own tokens and record its sign-out at ``now`` (JWTs issued before
+        are refused for it); the number of tokens removed. UnknownUser, or UnknownDevice when the
+        device never connected and has no token."""
+        ...
+
+    def signed_out_since(self, since: float) -> list[tuple[str, str, float]]:
+        """(user, device, signed out at) of the sign-outs at or after ``since``."""
+        ...
+
+    def devices_offline_on(self, node: str) -> None:
+        """Every device recorded connected to ``node`` is not (the node starts, after a crash)."""
+        ...
 
 
 class Presence(Protocol):
@@ -233,6 +274,8 @@ class Notifications(Phones, Protocol):
 class CommandStore(Messages, Groups, Notifications, Profiles, Protocol):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
 
+    def devices_of(self, user: str) -> list[DeviceInfo]: ...
+
     def batch(self) -> AbstractContextManager[None]:
         """Group the calls this thread makes inside the block (a batch of commands): each call
         still succeeds or fails on its own, and what they stored becomes visible (is committed)
@@ -259,7 +302,7 @@ class AdminStore(Users, Protocol):
     def group_info(self, group: str) -> GroupInfo | None: ...
 
 
-class Store(CommandStore, AdminStore, Presence, MediaAccess, Protocol):
+class Store(CommandStore, AdminStore, Logins, Devices, Presence, MediaAccess, Protocol):
     """All of it, and the store's life: what opens, sets up and closes it."""
 
     def create_schema(self) -> None:

@@ -10,6 +10,8 @@ from client_sdk.contract import Status
 
 __all__ = [
     "AcceptResult",
+    "DeviceInfo",
+    "DeviceSeen",
     "GroupChange",
     "GroupInfo",
     "InboxEntry",
@@ -136,6 +138,40 @@ class UserInfo:
     created_at: float
     last_seen: float | None
     credentials: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """One device of a user (the ``<device>`` of its client id ``<user>/<device>``)."""
+
+    device: str
+    first_seen: float
+    last_seen: float
+    platform: str | None
+    """From the device's push registration (``android``, ``ios``, ``web``); None before one."""
+    online: bool
+    """Connected to a node now, as the nodes last recorded it."""
+
+    def wire(self) -> dict[str, object]:
+        return {
+            "device": self.device,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "platform": self.platform,
+            "online": self.online,
+        }
+
+
+class DeviceSeen(NamedTuple):
+    """A device connected to ``node`` (``online``) or left it, at ``ts``; or, with ``platform``
+    set, said which platform it is (its push registration)."""
+
+    user: str
+    device: str
+    ts: float
+    node: str
+    online: bool
+    platform: str | None = None
 
 
 class TextSend(NamedTuple):

@@ -21,8 +21,8 @@ __all__ = ["AuthPlugin", "CredentialCheck", "parse_client_id"]
 
 log = logging.getLogger(__name__)
 
-CredentialCheck = Callable[[str, str], bool]
-"""``check(user, secret)``: blocking; True when the secret is one of the user's credentials."""
+CredentialCheck = Callable[[str, str, str], bool]
+"""``check(user, secret, device)``: blocking; True when the secret lets ``<user>/<device>`` in."""
 
 
 def parse_client_id(client_id: str | None, user: str) -> str | None:
@@ -61,10 +61,11 @@ class AuthPlugin(Authenticator):
         if not is_valid_user_id(user) or not secret:
             return False
         assert user is not None
-        if parse_client_id(session.client_id, user) is None:
+        device = parse_client_id(session.client_id, user)
+        if device is None:
             log.info("refused %r: client id must be '%s/<device>'", session.client_id, user)
             return False
-        ok = await check_login(self._check, throttle, user, secret, address)
+        ok = await check_login(self._check, throttle, user, secret, address, device=device)
         if not ok:
             log.info("refused %s from %s: bad credentials", user, address)
         return ok

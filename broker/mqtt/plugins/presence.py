@@ -9,7 +9,9 @@ per ``min_interval`` seconds.
 The broker awaits the connect and disconnect hooks in place (broker/mqtt/server.py), so they only keep
 count and queue a change; one drain task works through the queue in order, a batch at a time: the
 locator is told of all the batch's changes in one call off the event loop, then each change
-is published, then the ``last_seen`` of the batch's departures is saved in one more call.
+is published, then the ``last_seen`` of the batch's departures and the batch's device records
+(each connect and disconnect of a ``<user>/<device>`` client id, and a device's platform) are
+saved in one more call.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from amqtt.session import Session
 from broker.mqtt.plugins.base import BrokerPlugin, PluginContext
 from client_sdk.contract import VERSION, Topics, encode
 from workers.locator import Locator
+from workers.stores.records import DeviceSeen
 
 __all__ = ["PresencePlugin"]
 
@@ -49,9 +52,11 @@ class PresencePlugin(BrokerPlugin):
         locator: Locator,
         save_last_seen: Callable[[str, float], None],
         on_change: Callable[[str, bytes], None] | None = None,
+        save_devices: Callable[[Sequence[DeviceSeen]], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``on_change(user, payload)`` runs (on the event loop) after each presence publish."""
+        """``on_change(user, payload)`` runs (on the event loop) after each presence publish;
+        ``save_devices`` (blocking) records a batch of device connects, disconnects and platforms."""
         self.config = config
         self._topics = Topics(config.prefix, config.presence_prefix)
         self._node = node_id
@@ -64,6 +69,10 @@ class PresencePlugin(BrokerPlugin):
         self._last_published: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._changes: deque[tuple[str, str, float]] = deque()  # (user, status, ts), in order
+        self._save_devices = save_devices
+        self._devices: dict[str, tuple[int, float]] = {}
+        """Client id (``<user>/<device>``) → (its session, connected at), of this node."""
+        self._device_changes: list[DeviceSeen] = []
         self._drain: asyncio.Task[None] | None = None
         # the locator may be remote (Redis): call it off the event loop, one call at a time so
         # that a quick connect/disconnect reaches it in order
@@ -89,6 +98,15 @@ class PresencePlugin(BrokerPlugin):
     def online_users(self) -> int:
         return len(self._connections)
 
+    def connected_at(self, client_id: str) -> float | None:
+        """When the connection of ``client_id`` on this node started (None: not connected here)."""
+        found = self._devices.get(client_id)
+        return None if found is None else found[1]
+
+    def note_platform(self, user: str, device: str, platform: str) -> None:
+        """The device said which platform it is (its push registration): record it (event loop)."""
+        self._queue_device(DeviceSeen(user, device, self._clock(), self._node, True, platform))
+
     async def restore(self, last_seen: dict[str, float]) -> None:
         """Retain ``offline`` with the stored last seen of every user (after a restart)."""
         for user, ts in last_seen.items():
@@ -105,6 +123,11 @@ class PresencePlugin(BrokerPlugin):
         connections = self._connections.setdefault(user, set())
         first = not connections
         connections.add(id(session))
+        client_id = session.client_id
+        if client_id and self._save_devices is not None:
+            now = self._clock()
+            self._devices[client_id] = (id(session), now)
+            self._queue_device(DeviceSeen(user, client_id.partition("/")[2], now, self._node, True))
         if first:
             self._queue(user, "online")
 
@@ -114,6 +137,12 @@ class PresencePlugin(BrokerPlugin):
         if user is None or connections is None or id(session) not in connections:
             return
         connections.discard(id(session))
+        client_id = session.client_id
+        if client_id and self._devices.get(client_id, (None,))[0] == id(session):  # not taken over
+            del self._devices[client_id]
+            self._queue_device(
+                DeviceSeen(user, client_id.partition("/")[2], self._clock(), self._node, False)
+            )
         if connections:
             return
         del self._connections[user]
@@ -154,37 +183,61 @@ class PresencePlugin(BrokerPlugin):
             del self._connections[user]
             await self._locator_call(partial(self._locator.set_offline, user, self._node, now=now))
             await self._save(user, now)
+        gone = [
+            DeviceSeen(client_id.partition("/")[0], client_id.partition("/")[2], now, self._node, False)
+            for client_id in self._devices
+        ]
+        self._devices.clear()
+        if gone and self._save_devices is not None:
+            try:
+                await asyncio.to_thread(self._save_devices, gone)
+            except Exception:
+                log.warning("could not record %d devices offline", len(gone), exc_info=True)
         self._locator_calls.shutdown(wait=True)
 
     # ------------------------------------------------------------------ queued changes
     def _queue(self, user: str, status: str) -> None:
         self._changes.append((user, status, self._clock()))
+        self._start_drain()
+
+    def _queue_device(self, change: DeviceSeen) -> None:
+        if self._save_devices is not None:
+            self._device_changes.append(change)
+            self._start_drain()
+
+    def _start_drain(self) -> None:
         if self._drain is None:
             self._drain = asyncio.ensure_future(self._make_changes())
 
     async def _make_changes(self) -> None:
         try:
             await asyncio.sleep(0)  # the connections handled in the same turn of the loop join in
-            while self._changes:
+            while self._changes or self._device_changes:
                 batch = list(self._changes)
                 self._changes.clear()
-                await self._apply(batch)
+                devices, self._device_changes = self._device_changes, []
+                await self._apply(batch, devices)
         finally:
             self._drain = None
 
-    async def _apply(self, batch: Sequence[tuple[str, str, float]]) -> None:
+    async def _apply(
+        self, batch: Sequence[tuple[str, str, float]], devices: Sequence[DeviceSeen] = ()
+    ) -> None:
         locator, node = self._locator, self._node
         calls = [
             partial(locator.set_online if up == "online" else locator.set_offline, user, node, now=ts)
             for user, up, ts in batch
         ]
-        await self._locator_call(partial(_each, calls, "locator update failed"))
+        if calls:
+            await self._locator_call(partial(_each, calls, "locator update failed"))
         for user, status, ts in batch:
             try:
                 await self._publish(user, status, ts)
             except Exception:
                 log.warning("presence of %s not published", user, exc_info=True)
         gone = [partial(self._save_last_seen, user, ts) for user, status, ts in batch if status == "offline"]
+        if devices and self._save_devices is not None:
+            gone.append(partial(self._save_devices, devices))
         if gone:
             try:
                 await asyncio.to_thread(_each, gone, "could not save a last seen")

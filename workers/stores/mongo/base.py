@@ -82,6 +82,7 @@ class MongoBase:
         self._notify = self._db["notify_state"]
         self._sms = self._db["sms_outbox"]
         self._profiles = self._db["profiles"]
+        self._devices = self._db["devices"]
 
     def __repr__(self) -> str:
         return f"MongoStore({self._shown!r})"

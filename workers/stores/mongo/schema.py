@@ -2,7 +2,10 @@
 
 ``users``          {_id: user, created_at, inbox_seq, last_seen, disabled}; ``inbox_seq`` is the
                    user's last inbox cursor, bumped with ``$inc`` in the transaction that appends.
-``credentials``    {_id: int, user, kind, secret_hash, created_at}
+``credentials``    {_id: int, user, kind, secret_hash, created_at, device?}; a token with
+                   ``device`` logs in only as ``<user>/<device>``
+``devices``        {_id: "<user>/<device>", user, device, first_seen, last_seen, connected_at,
+                   node, platform, signed_out_at}; ``node`` is where it is connected (None: offline)
 ``counters``       {_id: name, n}: integer ids for ``credentials`` and ``sms_outbox``
 ``conversations``  {_id: conversation, last_seq}: the per-conversation message seq
 ``messages``       {_id, conversation, seq, sender, recipient, command_id, text, created_at,
@@ -51,6 +54,7 @@ COLLECTIONS: Final = (
     "notify_state",
     "sms_outbox",
     "profiles",
+    "devices",
 )
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {
@@ -74,4 +78,9 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     "push_tokens": [IndexModel([("user", ASCENDING), ("created_at", ASCENDING)], name="user")],
     "sms_outbox": [IndexModel([("user", ASCENDING)], name="user")],
     "profiles": [IndexModel([("avatar_key", ASCENDING)], name="avatar_key", sparse=True)],
+    "devices": [
+        IndexModel([("user", ASCENDING), ("first_seen", ASCENDING)], name="user"),
+        IndexModel([("signed_out_at", ASCENDING)], name="signed_out_at", sparse=True),
+        IndexModel([("node", ASCENDING)], name="node", sparse=True),
+    ],
 }

@@ -32,6 +32,7 @@ class MongoUsers(MongoBase):
     def delete_user(self, user: str) -> None:
         def work(session: ClientSession) -> None:
             self._credentials.delete_many({"user": user}, session=session)
+            self._devices.delete_many({"user": user}, session=session)
             if self._users.delete_one({"_id": user}, session=session).deleted_count == 0:
                 raise UnknownUser(user)
 
@@ -95,21 +96,26 @@ class MongoUsers(MongoBase):
             for d in docs
         ]
 
-    def add_credential(self, user: str, *, kind: str, secret_hash: str, now: float) -> int:
+    def add_credential(
+        self, user: str, *, kind: str, secret_hash: str, now: float, device: str | None = None
+    ) -> int:
+        if device is not None and kind != "token":
+            raise ValueError("only tokens can be bound to a device")
+
         def work(session: ClientSession) -> int:
             if self._users.find_one({"_id": user}, {"_id": True}, session=session) is None:
                 raise UnknownUser(user)
             key = self._next_id(session, "credentials")
-            self._credentials.insert_one(
-                {
-                    "_id": key,
-                    "user": user,
-                    "kind": kind,
-                    "secret_hash": secret_hash,
-                    "created_at": float(now),
-                },
-                session=session,
-            )
+            doc = {
+                "_id": key,
+                "user": user,
+                "kind": kind,
+                "secret_hash": secret_hash,
+                "created_at": float(now),
+            }
+            if device is not None:
+                doc["device"] = device
+            self._credentials.insert_one(doc, session=session)
             return key
 
         return self._tx(work)
@@ -118,11 +124,14 @@ class MongoUsers(MongoBase):
         with self._guard():
             return int(self._credentials.delete_many({"user": user}).deleted_count)
 
-    def credential_hashes(self, user: str) -> list[tuple[str, str]]:
+    def credential_hashes(self, user: str, device: str | None = None) -> list[tuple[str, str]]:
+        query: dict[str, object] = {"user": user}
+        if device is not None:  # a missing ``device`` matches None: the user-wide credentials
+            query["device"] = {"$in": [None, device]}
         with self._guard():
             if self._users.find_one({"_id": user, "disabled": False}, {"_id": True}) is None:
                 return []
-            rows = self._credentials.find({"user": user}, {"kind": True, "secret_hash": True})
+            rows = self._credentials.find(query, {"kind": True, "secret_hash": True})
             return [(r["kind"], r["secret_hash"]) for r in rows.sort("_id", ASCENDING)]
 
     def set_last_seen(self, user: str, ts: float) -> None:

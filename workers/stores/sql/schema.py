@@ -44,6 +44,37 @@ credentials = Table(
     Column("created_at", Float, nullable=False),
 )
 
+device_tokens = Table(
+    "device_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", USER_ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("device", USER_ID, nullable=False),
+    Column("secret_hash", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_device_tokens_user_device", "user_id", "device"),
+)
+"""Tokens that log in only as ``<user>/<device>`` (a table of their own: ``credentials`` stays as
+it was, and a sign-out deletes exactly these)."""
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("user_id", USER_ID, nullable=False),
+    Column("device", USER_ID, nullable=False),
+    Column("first_seen", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Column("connected_at", Float, nullable=True),
+    Column("node", String(128), nullable=True),
+    Column("platform", String(16), nullable=True),
+    Column("signed_out_at", Float, nullable=True),
+    PrimaryKeyConstraint("user_id", "device", name="pk_devices"),
+    Index("ix_devices_signed_out", "signed_out_at"),
+    Index("ix_devices_node", "node"),
+)
+"""A user's devices: ``node`` is the node it is connected to (NULL: offline), ``connected_at`` its
+last connect, ``signed_out_at`` its last sign-out (the nodes' sweep reads the recent ones)."""
+
 conversations = Table(
     "conversations",
     metadata,

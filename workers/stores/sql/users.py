@@ -9,7 +9,7 @@ from workers.errors import UnknownUser, UserExists
 from workers.stores.records import UserInfo
 from workers.stores.sql.base import SqlBase
 from workers.stores.sql.driver import Statement
-from workers.stores.sql.schema import credentials, users
+from workers.stores.sql.schema import credentials, device_tokens, devices, users
 
 __all__ = ["SqlUsers"]
 
@@ -19,6 +19,20 @@ _CREDENTIALS = Statement(
     select(credentials.c.kind, credentials.c.secret_hash)
     .join(users, users.c.id == credentials.c.user_id)
     .where(credentials.c.user_id == bindparam("b_user"), users.c.disabled.is_(False))
+)
+_DEVICE_TOKENS = Statement(
+    select(device_tokens.c.secret_hash)
+    .join(users, users.c.id == device_tokens.c.user_id)
+    .where(
+        device_tokens.c.user_id == bindparam("b_user"),
+        device_tokens.c.device == bindparam("b_device"),
+        users.c.disabled.is_(False),
+    )
+)
+_ALL_DEVICE_TOKENS = Statement(
+    select(device_tokens.c.secret_hash)
+    .join(users, users.c.id == device_tokens.c.user_id)
+    .where(device_tokens.c.user_id == bindparam("b_user"), users.c.disabled.is_(False))
 )
 
 
@@ -33,6 +47,8 @@ class SqlUsers(SqlBase):
     def delete_user(self, user: str) -> None:
         with self._tx() as conn:
             conn.execute(delete(credentials).where(credentials.c.user_id == user))
+            conn.execute(delete(device_tokens).where(device_tokens.c.user_id == user))
+            conn.execute(delete(devices).where(devices.c.user_id == user))
             if conn.execute(delete(users).where(users.c.id == user)).rowcount == 0:
                 raise UnknownUser(user)
 
@@ -75,10 +91,22 @@ class SqlUsers(SqlBase):
         with self._tx() as conn:
             return [UserInfo(row[0], row[1], row[2], int(row[3])) for row in conn.execute(query)]
 
-    def add_credential(self, user: str, *, kind: str, secret_hash: str, now: float) -> int:
+    def add_credential(
+        self, user: str, *, kind: str, secret_hash: str, now: float, device: str | None = None
+    ) -> int:
         with self._tx() as conn:
             if conn.execute(select(users.c.id).where(users.c.id == user)).first() is None:
                 raise UnknownUser(user)
+            if device is not None:
+                if kind != "token":
+                    raise ValueError("only tokens can be bound to a device")
+                result = conn.execute(
+                    insert(device_tokens).values(
+                        user_id=user, device=device, secret_hash=secret_hash, created_at=now
+                    )
+                )
+                key = result.inserted_primary_key
+                return int(key[0]) if key else 0
             result = conn.execute(
                 insert(credentials).values(user_id=user, kind=kind, secret_hash=secret_hash, created_at=now)
             )
@@ -87,11 +115,19 @@ class SqlUsers(SqlBase):
 
     def remove_credentials(self, user: str) -> int:
         with self._tx() as conn:
-            return int(conn.execute(delete(credentials).where(credentials.c.user_id == user)).rowcount)
+            bound = conn.execute(delete(device_tokens).where(device_tokens.c.user_id == user)).rowcount
+            return int(bound) + int(
+                conn.execute(delete(credentials).where(credentials.c.user_id == user)).rowcount
+            )
 
-    def credential_hashes(self, user: str) -> list[tuple[str, str]]:
+    def credential_hashes(self, user: str, device: str | None = None) -> list[tuple[str, str]]:
         with self._tx() as conn:  # every login: built once, run on the driver's cursor
-            return [(row[0], row[1]) for row in _CREDENTIALS.all(conn, {"b_user": user})]
+            found = [(row[0], row[1]) for row in _CREDENTIALS.all(conn, {"b_user": user})]
+            if device is None:
+                bound = _ALL_DEVICE_TOKENS.all(conn, {"b_user": user})
+            else:
+                bound = _DEVICE_TOKENS.all(conn, {"b_user": user, "b_device": device})
+            return found + [("token", row[0]) for row in bound]
 
     def set_last_seen(self, user: str, ts: float) -> None:
         with self._tx() as conn:

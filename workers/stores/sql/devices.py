@@ -1,0 +1,115 @@
+"""Devices in the SQL store: first and last seen, the node each is connected to, its platform,
+and sign-outs (with the device's own tokens, in ``device_tokens``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from workers.errors import UnknownDevice, UnknownUser
+from workers.stores.records import DeviceInfo, DeviceSeen
+from workers.stores.rules.devices import listed
+from workers.stores.sql.base import SqlBase
+from workers.stores.sql.schema import device_tokens, devices, users
+
+__all__ = ["SqlDevices"]
+
+
+def _key(user: str, device: str) -> ColumnElement[bool]:
+    return and_(devices.c.user_id == user, devices.c.device == device)
+
+
+class SqlDevices(SqlBase):
+    def record_devices(self, changes: Sequence[DeviceSeen]) -> None:
+        with self._tx() as conn:
+            for change in changes:
+                _record(conn, change)
+
+    def devices_of(self, user: str) -> list[DeviceInfo]:
+        query = (
+            select(
+                devices.c.device,
+                devices.c.first_seen,
+                devices.c.last_seen,
+                devices.c.platform,
+                devices.c.node,
+                devices.c.connected_at,
+                devices.c.signed_out_at,
+            )
+            .where(devices.c.user_id == user)
+            .order_by(devices.c.first_seen, devices.c.device)
+        )
+        with self._tx() as conn:
+            rows = conn.execute(query).all()
+        return [
+            DeviceInfo(r[0], float(r[1]), float(r[2]), r[3], r[4] is not None)
+            for r in rows
+            if listed(signed_out_at=r[6], connected_at=r[5])
+        ]
+
+    def sign_out_device(self, user: str, *, device: str, now: float) -> int:
+        with self._tx() as conn:
+            if conn.execute(select(users.c.id).where(users.c.id == user)).first() is None:
+                raise UnknownUser(user)
+            removed = int(
+                conn.execute(
+                    delete(device_tokens).where(
+                        device_tokens.c.user_id == user, device_tokens.c.device == device
+                    )
+                ).rowcount
+            )
+            known = conn.execute(update(devices).where(_key(user, device)).values(signed_out_at=now)).rowcount
+            if not known:
+                if not removed:
+                    raise UnknownDevice(user, device)
+                conn.execute(
+                    insert(devices).values(
+                        user_id=user, device=device, first_seen=now, last_seen=now, signed_out_at=now
+                    )
+                )
+            return removed
+
+    def device_signed_out_at(self, user: str, device: str) -> float | None:
+        with self._tx() as conn:
+            row = conn.execute(select(devices.c.signed_out_at).where(_key(user, device))).first()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def signed_out_since(self, since: float) -> list[tuple[str, str, float]]:
+        query = select(devices.c.user_id, devices.c.device, devices.c.signed_out_at).where(
+            devices.c.signed_out_at >= since
+        )
+        with self._tx() as conn:
+            return [(r[0], r[1], float(r[2])) for r in conn.execute(query)]
+
+    def devices_offline_on(self, node: str) -> None:
+        with self._tx() as conn:
+            conn.execute(update(devices).where(devices.c.node == node).values(node=None))
+
+
+def _record(conn: Connection, change: DeviceSeen) -> None:
+    user, device, ts, node = change.user, change.device, change.ts, change.node
+    key = _key(user, device)
+    if change.platform is not None:
+        values: dict[str, object] = {"platform": change.platform}
+    elif change.online:
+        values = {"last_seen": ts, "connected_at": ts, "node": node}
+    else:  # a disconnect: offline only if no other node took the device over meanwhile
+        conn.execute(update(devices).where(key).values(last_seen=ts))
+        conn.execute(update(devices).where(key, devices.c.node == node).values(node=None))
+        return
+    if conn.execute(update(devices).where(key).values(values)).rowcount:
+        return
+    conn.execute(
+        insert(devices).values(
+            user_id=user,
+            device=device,
+            first_seen=ts,
+            last_seen=ts,
+            connected_at=ts if change.online else None,
+            node=node if change.online and change.platform is None else None,
+            platform=change.platform,
+        )
+    )
