@@ -14,6 +14,7 @@ from workers.stores.interfaces import (
     Logins,
     MediaAccess,
     MediaEndpointStore,
+    MessageDeletion,
     Messages,
     Notifications,
     Phones,
@@ -23,6 +24,7 @@ from workers.stores.interfaces import (
 )
 from workers.stores.records import (
     AcceptResult,
+    Deletion,
     GroupChange,
     GroupInfo,
     InboxEntry,
@@ -39,6 +41,7 @@ __all__ = [
     "AcceptResult",
     "CommandStore",
     "Credentials",
+    "Deletion",
     "GroupChange",
     "GroupInfo",
     "Groups",
@@ -46,6 +49,7 @@ __all__ = [
     "Logins",
     "MediaAccess",
     "MediaEndpointStore",
+    "MessageDeletion",
     "Messages",
     "Notifications",
     "Phones",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workers.stores.mongo.contacts import MongoContacts
+from workers.stores.mongo.deletion import MongoDeletion
 from workers.stores.mongo.messages import MongoMessages
 from workers.stores.mongo.push import MongoPush
 from workers.stores.mongo.receipts import MongoReceipts
@@ -11,7 +12,7 @@ from workers.stores.mongo.users import MongoUsers
 __all__ = ["MongoStore"]
 
 
-class MongoStore(MongoUsers, MongoMessages, MongoReceipts, MongoPush, MongoContacts):
+class MongoStore(MongoUsers, MongoMessages, MongoReceipts, MongoPush, MongoContacts, MongoDeletion):
     """The whole store on MongoDB (see workers.stores.interfaces.Store). Each part is a class of its
     own on :class:`~workers.stores.mongo.base.MongoBase`, which holds the client, transactions and
     the inbox log; messages build on groups and media. Thread-safe."""
