@@ -92,9 +92,9 @@ COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync"}) | GROUP_COMMAND_TYPES | PUSH_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
-    {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok"}
+    {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "deleted"}
 )
-SEQUENCED_EVENT_TYPES: Final = frozenset({"message", "sent", "receipt", "group"})
+SEQUENCED_EVENT_TYPES: Final = frozenset({"message", "sent", "receipt", "group", "deleted"})
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 
 
