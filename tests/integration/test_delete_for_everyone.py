@@ -5,6 +5,7 @@ restart changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from broker import cli
-from client_sdk import Client, Message, MessageDeleted, Status
+from client_sdk import Client, Message, MessageDeleted, Status, aio
 from tests import harness
 from tests.harness import RunningNode, wait_until
 from tests.integration.test_media import http, stored
@@ -170,3 +171,26 @@ def test_an_operator_deletes_with_the_cli_and_devices_learn_it_at_their_next_syn
         seen = list(bob.events(timeout=1))
     assert any(isinstance(e, MessageDeleted) and e.message_id == out.message_id for e in seen)
     assert all(not isinstance(e, Message) or (e.deleted and e.text == "") for e in seen)
+
+
+def test_the_asyncio_sdk_yields_message_deleted(node: RunningNode) -> None:
+    alice_id, _ = node.add_user("alice")
+    bob_id, _ = node.add_user("bob")
+
+    async def scenario() -> None:
+        async with (
+            aio.Client("127.0.0.1", node.port, user=alice_id, token=node.tokens[alice_id]) as alice,
+            aio.Client("127.0.0.1", node.port, user=bob_id, token=node.tokens[bob_id]) as bob,
+        ):
+            await alice.wait_synced(timeout=10)
+            await bob.wait_synced(timeout=10)
+            out = await alice.send(bob_id, SECRET)
+            await out.wait("sent", timeout=10)
+            await asyncio.to_thread(node.call, node.node.delete_message(out.message_id))
+            async for event in bob.events(timeout=10):
+                if isinstance(event, aio.MessageDeleted):
+                    assert event.message_id == out.message_id and event.message.deleted
+                    return
+            raise AssertionError("no MessageDeleted arrived")
+
+    asyncio.run(scenario())
