@@ -11,9 +11,11 @@ import json
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from broker import cli
 from client_sdk import Client, Message, MessageDeleted, Status, aio
+from client_sdk.contract import load_schema
 from tests import harness
 from tests.harness import RunningNode, wait_until
 from tests.integration.test_media import http, stored
@@ -76,13 +78,17 @@ def test_a_deleted_message_reaches_every_connected_device_as_a_tombstone(node: R
             raw = plain.expect_type("deleted", message_id=out.message_id)
             assert isinstance(raw["cursor"], int) and raw["message"]["deleted"] is True
             assert "text" not in raw["message"] and raw["by"] == "admin"
+            Draft202012Validator(load_schema()).validate(raw)  # as published
         finally:
             plain.close()
 
     # Then a device that syncs afterwards finds the tombstone where the message was, never the text
+    schema = Draft202012Validator(load_schema())
     for user in (alice_id, bob_id):
         entries = synced_from_start(node, user)
         assert SECRET not in json.dumps(entries)
+        for entry in entries:
+            schema.validate(entry)
         kinds = [e["type"] for e in entries if e.get("message", {}).get("id") == out.message_id]
         assert kinds[-1] == "deleted" and kinds[0] in {"sent", "message"}
 
