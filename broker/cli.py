@@ -87,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
     phone.add_argument("number", nargs="?", help="E.164, e.g. +15550001111")
     phone.add_argument("--clear", action="store_true")
 
+    messages = commands.add_parser("messages", help="moderate messages: delete one for everyone")
+    messages_commands = messages.add_subparsers(dest="messages_command", required=True, metavar="ACTION")
+    delete = messages_commands.add_parser(
+        "delete", help="delete a message for everyone: its text and media are gone, a tombstone stays"
+    )
+    delete.add_argument("message_id", metavar="MESSAGE_ID")
+    delete.add_argument("--by", default="admin", help="who deleted it, as recorded (default: admin)")
+
     commands.add_parser("settings", help="print the effective settings as JSON")
     return parser
 
@@ -145,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "settings":
             print(json.dumps(settings.model_dump(mode="json"), indent=2))
             return 0
+        if args.command == "messages":
+            from broker.cli_messages import delete_message
+
+            return delete_message(settings, args.message_id, by=args.by)
         return _users(args, settings)
     except (SettingsError, StoreError) as exc:
         print(f"mqchat: {exc}", file=sys.stderr)

@@ -51,11 +51,14 @@ from workers.jobs import (
 )
 from workers.locator import Locator, open_locator
 from workers.media import Storage, storage_for
+from workers.media.cleanup import send_cleanup_job
 from workers.media.job import send_media_job
 from workers.metrics import observe_deliveries, watch_job_queues, watch_node
+from workers.moderation import ADMIN, delete_for_everyone
+from workers.routing import Router
 from workers.runners import CommandRunner, RunnerError, runner_for, shares_store
 from workers.service import Assembly, assemble
-from workers.stores import Store, open_store
+from workers.stores import Deletion, Store, open_store
 
 if TYPE_CHECKING:  # only with several nodes: the redis extra, imported where locator.url chooses it
     from workers.locator.redis import RedisLocator
@@ -409,6 +412,26 @@ class Node:
             profiles_public=settings.presence.visibility == "everyone",
         )
         await self.http.start()
+
+    # ------------------------------------------------------------------ moderation
+    async def delete_message(self, message_id: str, *, by: str = ADMIN) -> Deletion:
+        """Delete a message for everyone (``workers.moderation.delete_for_everyone``): the store
+        change, the ``deleted`` events published to the devices connected to any node, the media
+        objects removed (what storage fails to remove goes to the cleanup job). CommandError
+        ``not_found`` for an unknown id. For the admin API and tests."""
+        store, locator, queue_broker = self.store, self.locator, self.queue_broker
+        if self._state != "running" or store is None or locator is None or queue_broker is None:
+            raise RuntimeError("the node is not running")
+        to_node = self._deliver if self._local_queue else partial(send_to_node, queue_broker)
+        return await asyncio.to_thread(
+            delete_for_everyone,
+            store,
+            message_id=message_id,
+            by=by,
+            deliver=Router(locator, to_node).deliver,
+            storage=self._media_storage,
+            retry_media=partial(send_cleanup_job, queue_broker),
+        )
 
     # ------------------------------------------------------------------ health and metrics
     def _add_routes(self, app: web.Application) -> None:

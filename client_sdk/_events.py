@@ -30,6 +30,7 @@ __all__ = [
     "GroupEvent",
     "GroupList",
     "Message",
+    "MessageDeleted",
     "Presence",
     "PresenceRefused",
     "Profile",
@@ -62,7 +63,8 @@ class Message:
     ``conversation``; ``ts`` is the server's store time (Unix seconds); ``cursor`` is the position
     in this user's inbox of the event that carried the message. ``media`` is the image or video
     of a media message (``text`` is then its caption, possibly empty): see
-    :meth:`client_sdk.Client.download`.
+    :meth:`client_sdk.Client.download`. ``deleted`` is true for a message deleted for everyone
+    (a tombstone: ``text`` is empty and ``media`` None; see :class:`MessageDeleted`).
     """
 
     id: str
@@ -74,6 +76,7 @@ class Message:
     ts: float
     cursor: int
     media: Media | None = None
+    deleted: bool = False
 
     @property
     def group(self) -> str | None:
@@ -138,6 +141,21 @@ class ProfileList:
 
     ref: str
     profiles: tuple[Profile, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDeleted:
+    """A message this user sent or received was deleted for everyone, by ``by`` (``"admin"``: the
+    service's moderation, else a user id). ``message`` is its tombstone (``deleted`` true, no text,
+    no media): an app that keeps messages replaces the one with id ``message_id`` by it."""
+
+    message_id: str
+    conversation: str
+    seq: int
+    by: str
+    ts: float
+    cursor: int
+    message: Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,11 +283,20 @@ class Ok:
     ref: str
 
 
-Sequenced: TypeAlias = Message | Sent | Receipt | GroupEvent | ProfileChanged
+Sequenced: TypeAlias = Message | Sent | Receipt | GroupEvent | ProfileChanged | MessageDeleted
 """Events that carry an inbox cursor and are processed strictly in cursor order."""
 
 Event: TypeAlias = (
-    Message | Sent | Receipt | GroupEvent | ProfileChanged | Presence | PresenceRefused | Typing | ServerError
+    Message
+    | Sent
+    | Receipt
+    | GroupEvent
+    | ProfileChanged
+    | MessageDeleted
+    | Presence
+    | PresenceRefused
+    | Typing
+    | ServerError
 )
 """Everything :meth:`client_sdk.Client.events` yields."""
 
@@ -322,7 +349,8 @@ def _parse_device(item: Any) -> Device:
 
 
 def parse_sequenced(payload: Any) -> Sequenced:
-    """Parse a ``message``, ``sent``, ``receipt`` or ``group`` event (live, or an entry of a sync page)."""
+    """Parse a ``message``, ``sent``, ``receipt``, ``group`` or ``deleted`` event (live, or an entry of
+    a sync page)."""
     data = _envelope(payload)
     kind = data["type"]
     if kind not in SEQUENCED_EVENT_TYPES:
@@ -373,13 +401,36 @@ def parse_sequenced(payload: Any) -> Sequenced:
             ts=_number(data, "ts"),
             cursor=cursor,
         )
+    if kind == "deleted":
+        return MessageDeleted(
+            message_id=_str(data, "message_id"),
+            conversation=_str(data, "conversation"),
+            seq=_cursor(data, "seq"),
+            by=_str(data, "by"),
+            ts=_number(data, "ts"),
+            cursor=cursor,
+            message=parse_message(_field(data, "message", dict), cursor=cursor),
+        )
     raise AssertionError(f"unhandled sequenced type {kind!r}")  # pragma: no cover - SEQUENCED_EVENT_TYPES
 
 
 def parse_message(payload: Any, *, cursor: int) -> Message:
-    """Parse the ``message`` object of a ``message`` or ``sent`` event."""
+    """Parse the ``message`` object of a ``message``, ``sent`` or ``deleted`` event (a tombstone has
+    ``deleted`` true and neither ``text`` nor ``media``)."""
     if not isinstance(payload, Mapping):
         raise ValueError(f"a message must be a JSON object, got {type(payload).__name__}")
+    if payload.get("deleted") is True:
+        return Message(
+            id=_str(payload, "id"),
+            conversation=_str(payload, "conversation"),
+            seq=_cursor(payload, "seq"),
+            sender=_str(payload, "from"),
+            recipient=_str(payload, "to"),
+            text="",
+            ts=_number(payload, "ts"),
+            cursor=cursor,
+            deleted=True,
+        )
     return Message(
         id=_str(payload, "id"),
         conversation=_str(payload, "conversation"),

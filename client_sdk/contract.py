@@ -101,9 +101,9 @@ COMMAND_TYPES: Final = (
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
-    | {"profile", "profiles"}
+    | {"profile", "profiles", "deleted"}
 )
-SEQUENCED_EVENT_TYPES: Final = frozenset({"message", "sent", "receipt", "group", "profile"})
+SEQUENCED_EVENT_TYPES: Final = frozenset({"message", "sent", "receipt", "group", "profile", "deleted"})
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 
 

@@ -153,6 +153,19 @@ def test_messages_sent_while_away_arrive_in_order_and_history_survives_a_reload(
     bob.open_chat(alice_id)
     again = bob.wait("the history is back", up_to_the_last)
     assert again == texts[-len(again) :] and len(set(again)) == len(again)
+
+    # When the moderation deletes the last message for everyone, its bubble says so at once
+    node.call(node.node.delete_message(outs[-1].message_id))
+    gone = "This message was deleted"
+    bob.wait("the bubble says it was deleted", lambda: bob.texts()[-1] == gone)
+    assert texts[-1] not in bob.texts() and bob.chat(alice_id)["preview"] == gone  # type: ignore[index]
+    bob.shot("deleted")
+    # and after a reload (from what the page kept, and the sync after it) it still does
+    bob.driver.refresh()
+    bob.wait_online()
+    bob.open_chat(alice_id)
+    bob.wait("still deleted after a reload", lambda: (t := bob.texts()) and t[-1] == gone)
+    assert texts[-1] not in bob.texts() and bob.texts()[-2] == texts[-2]
     assert bob.errors() == []
 
 

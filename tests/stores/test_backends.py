@@ -15,7 +15,18 @@ from workers.stores import open_store
 _STORES = Path(workers.stores.__file__).parent
 _CONCERNS = {
     *("base", "schema", "store"),
-    *("users", "messages", "receipts", "groups", "push", "media", "contacts", "profiles", "devices"),
+    *(
+        "users",
+        "messages",
+        "receipts",
+        "groups",
+        "push",
+        "media",
+        "contacts",
+        "profiles",
+        "devices",
+        "deletion",
+    ),
 }
 
 

@@ -7,7 +7,17 @@ from typing import Any
 
 import pytest
 
-from client_sdk import CommandRejected, Message, Presence, Receipt, Sent, ServerError, Status, Typing
+from client_sdk import (
+    CommandRejected,
+    Message,
+    MessageDeleted,
+    Presence,
+    Receipt,
+    Sent,
+    ServerError,
+    Status,
+    Typing,
+)
 from client_sdk._session import Effects, Session
 
 ME = "alice"
@@ -528,3 +538,59 @@ def test_an_unreadable_event_with_a_cursor_is_skipped_so_the_inbox_keeps_moving(
     assert skipped.cursor_advanced
     assert [e.id for e in effects.events if isinstance(e, Message)] == ["m2"]
     assert session.cursor == 2
+
+
+# -- messages deleted for everyone -------------------------------------------------------------------
+
+
+def tombstone(message_id: str) -> dict[str, Any]:
+    message = stored(message_id)
+    del message["text"]
+    return {**message, "deleted": True, "deleted_at": 1764100009.0, "deleted_by": "admin"}
+
+
+def deleted_event(cursor: int, message_id: str) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "type": "deleted",
+        "cursor": cursor,
+        "message_id": message_id,
+        "conversation": "dm:alice:bob",
+        "seq": 1,
+        "by": "admin",
+        "ts": 1764100009.0,
+        "message": tombstone(message_id),
+    }
+
+
+def test_a_deletion_is_applied_in_cursor_order_and_carries_the_tombstone() -> None:
+    # Given a synced session
+    session = new_session()
+    synced(session)
+
+    # When the deletion (cursor 2) arrives before the message it deletes (cursor 1)
+    early = session.on_inbox(deleted_event(2, "m1"), now=1.0)
+    late = session.on_inbox(message_event(1, "m1"), now=1.0)
+
+    # Then nothing is applied until the gap is filled, then the message, then its deletion
+    assert early.events == []
+    message, deleted = late.events
+    assert isinstance(message, Message) and message.text == "text of m1" and not message.deleted
+    assert isinstance(deleted, MessageDeleted)
+    assert (deleted.message_id, deleted.by, deleted.cursor) == ("m1", "admin", 2)
+    assert deleted.message.deleted and deleted.message.text == "" and deleted.message.media is None
+    assert session.cursor == 2
+
+
+def test_a_synced_tombstone_is_a_deleted_message_without_text() -> None:
+    # Given a session that syncs after the message was deleted: its entry carries the tombstone
+    session = new_session()
+    sync_id = connect(session)
+    entry = {"v": 1, "type": "message", "cursor": 1, "message": tombstone("m1")}
+
+    effects = session.on_inbox(page(sync_id, [entry, deleted_event(2, "m1")]), now=1.0)
+
+    # Then the app sees the tombstone, never a text, and the deletion
+    message, deleted = effects.events
+    assert isinstance(message, Message) and message.deleted and message.text == ""
+    assert isinstance(deleted, MessageDeleted) and deleted.message_id == "m1"

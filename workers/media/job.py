@@ -31,6 +31,7 @@ from workers.events import error_event
 from workers.jobs import MEDIA_QUEUE
 from workers.media.avatars import make_avatar
 from workers.media.base import CHUNK_BYTES, Storage
+from workers.media.cleanup import declare_cleanup_actor
 from workers.media.errors import MediaRefused, ObjectMissing, StorageUnavailable, TooLarge
 from workers.media.images import Rendition, process_image
 from workers.media.sniff import SNIFF_BYTES, Sniffed, describe, sniff
@@ -119,14 +120,16 @@ def declare_media_job(
     """Make the media job with the storage the settings name and declare its actor."""
     from workers.media import storage_for
 
+    storage = storage_for(settings)
     job = MediaJob(
         store=store,
-        storage=storage_for(settings),
+        storage=storage,
         router=router,
         route_message=route_message,
         limits=MediaLimits.of(settings.media),
     )
     declare_media_actor(queue_broker, job.process)
+    declare_cleanup_actor(queue_broker, storage)  # media of messages deleted for everyone
     pyav = poster_support()
     if pyav is None:
         log.info("PyAV (av) is not installed: videos are stored without a poster")

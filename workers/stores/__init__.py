@@ -16,6 +16,7 @@ from workers.stores.interfaces import (
     Logins,
     MediaAccess,
     MediaEndpointStore,
+    MessageDeletion,
     Messages,
     Notifications,
     Phones,
@@ -26,6 +27,7 @@ from workers.stores.interfaces import (
 )
 from workers.stores.records import (
     AcceptResult,
+    Deletion,
     DeviceInfo,
     DeviceSeen,
     GroupChange,
@@ -47,6 +49,7 @@ __all__ = [
     "AdminStore",
     "CommandStore",
     "Credentials",
+    "Deletion",
     "DeviceInfo",
     "DeviceSeen",
     "Devices",
@@ -57,6 +60,7 @@ __all__ = [
     "Logins",
     "MediaAccess",
     "MediaEndpointStore",
+    "MessageDeletion",
     "Messages",
     "Notifications",
     "Phones",

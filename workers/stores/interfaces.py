@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from client_sdk.contract import Status
 from workers.stores.records import (
     AcceptResult,
+    Deletion,
     DeviceInfo,
     DeviceSeen,
     GroupChange,
@@ -46,6 +47,7 @@ __all__ = [
     "Logins",
     "MediaAccess",
     "MediaEndpointStore",
+    "MessageDeletion",
     "Messages",
     "Notifications",
     "Phones",
@@ -271,7 +273,21 @@ class Notifications(Phones, Protocol):
     def sms_outbox(self, user: str | None = None) -> list[SmsRecord]: ...
 
 
-class CommandStore(Messages, Groups, Notifications, Profiles, Protocol):
+class MessageDeletion(Protocol):
+    """Deleting a message for everyone (moderation now; a sender or a group admin later)."""
+
+    def delete_for_everyone(self, message_id: str, *, by: str, now: float) -> Deletion:
+        """Turn the message into a tombstone (``rules.deletion``): its text, caption and media are
+        removed from the store and from every inbox entry that carried it, and a ``deleted`` event
+        goes to its sender and recipients (of a group message: those still members), all in one
+        transaction. ``by`` is ``"admin"`` or a user id. A tombstone is left as it is
+        (``changed`` False, no events). CommandError ``not_found`` for an unknown id. Who may delete
+        is the caller's rule: this only does it. The media objects it returns are the caller's to
+        remove from storage after the commit."""
+        ...
+
+
+class CommandStore(Messages, Groups, Notifications, Profiles, MessageDeletion, Protocol):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
 
     def devices_of(self, user: str) -> list[DeviceInfo]: ...

@@ -10,6 +10,7 @@ from client_sdk.contract import Status
 
 __all__ = [
     "AcceptResult",
+    "Deletion",
     "DeviceInfo",
     "DeviceSeen",
     "GroupChange",
@@ -219,3 +220,17 @@ class ProfileChange:
     """The ``profile`` event in the inbox of the user and of each of their contacts."""
     replaced: list[str]
     """Object keys of an avatar the change replaced or cleared: to delete once it is committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """What ``MessageDeletion.delete_for_everyone`` did."""
+
+    changed: bool
+    """False when the message was a tombstone already: nothing was written."""
+    message: dict[str, Any]
+    """The tombstone (the wire form of the deleted message)."""
+    entries: list[InboxEntry] = field(default_factory=list)
+    """The new ``deleted`` events, to publish once the change is committed."""
+    media_keys: list[str] = field(default_factory=list)
+    """The stored objects the message owned, to remove from media storage once committed."""

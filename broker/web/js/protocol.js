@@ -4,7 +4,7 @@
 export const VERSION = 1;
 export const USER_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 export const GROUP_ID_RE = /^g:[A-Za-z0-9_-]{1,60}$/;
-export const SEQUENCED_TYPES = new Set(["message", "sent", "receipt", "group"]);
+export const SEQUENCED_TYPES = new Set(["message", "sent", "receipt", "group", "deleted"]);
 /** Error codes that refuse a command only for now: send it again a little later. */
 export const TRANSIENT_CODES = new Set(["rate_limited", "busy"]);
 export const MAX_RECEIPT_MESSAGES = 500;
@@ -87,7 +87,7 @@ function isMessage(m) {
     Number.isInteger(m.seq) &&
     isUserId(m.from) &&
     (isUserId(m.to) || isGroupId(m.to)) &&
-    typeof m.text === "string" &&
+    (typeof m.text === "string" || m.deleted === true) && // a tombstone has no text
     typeof m.ts === "number"
   );
 }
@@ -122,6 +122,8 @@ export function isReadableSequenced(event) {
       );
     case "group":
       return typeof event.action === "string" && isGroup(event.group) && isUserId(event.by);
+    case "deleted":
+      return typeof event.message_id === "string" && isMessage(event.message);
     default:
       return false;
   }

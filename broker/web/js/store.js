@@ -219,6 +219,8 @@ export class Store {
         return this.onReceipt(event);
       case "group":
         return this.onGroup(event);
+      case "deleted":
+        return this.onDeleted(event.message);
       default:
         return null;
     }
@@ -235,7 +237,8 @@ export class Store {
       id: message.id,
       ref: null,
       from: message.from,
-      text: message.text,
+      text: message.deleted ? "" : message.text,
+      deleted: message.deleted === true,
       ts: message.ts,
       seq: message.seq,
       media: message.media || null,
@@ -292,6 +295,15 @@ export class Store {
       by: {},
     });
     return conv.id;
+  }
+
+  /** A message deleted for everyone: its bubble keeps its place and forgets its text and media. */
+  onDeleted(message) {
+    const item = this.byId.get(message.id);
+    if (!item) return this.onMessage(message); // older than what this browser keeps: the tombstone
+    Object.assign(item, { text: "", media: null, localPreview: null, deleted: true });
+    this.scheduleSave();
+    return this.convOf(item);
   }
 
   onReceipt(receipt) {

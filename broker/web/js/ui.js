@@ -301,7 +301,7 @@ export class View {
         preview.append(`${last.from}: `);
       }
       const text = last.media || last.upload ? `${mediaLabel(last.media)}${last.text ? ": " + last.text : ""}` : last.text;
-      preview.append(text);
+      preview.append(last.deleted ? "This message was deleted" : text);
     } else if (last) {
       preview.textContent = last.text;
     } else {
@@ -415,7 +415,7 @@ export class View {
     const showSender = !mine && conv.kind === "group" && first;
     const signature = JSON.stringify([
       item.status, item.text, item.id, item.media?.key, !!item.localPreview, !!item.upload, item.error,
-      first, showSender, item.by,
+      first, showSender, item.by, !!item.deleted,
     ]);
     if (node.dataset.signature === signature) return;
     node.dataset.signature = signature;
@@ -440,7 +440,9 @@ export class View {
       const title = receiptsTitle(item);
       if (title) meta.title = title;
     }
-    if (item.text) {
+    if (item.deleted) {
+      parts.push(el("span", "text deleted", "This message was deleted"));
+    } else if (item.text) {
       const text = el("span", "text", item.text);
       parts.push(text);
     }

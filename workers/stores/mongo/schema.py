@@ -11,7 +11,9 @@
 ``messages``       {_id, conversation, seq, sender, recipient, command_id, text, created_at,
                    targets, reached: {delivered, read}, media?, media_keys?}; ``targets`` is the
                    number of recipients and ``reached`` how many of them are at that status or past
-                   it (the group aggregate); see media for the media fields
+                   it (the group aggregate); see media for the media fields; a message deleted
+                   for everyone has ``deleted_at`` and ``deleted_by``, an empty ``text`` and no
+                   media fields (see deletion)
 ``receipts``       {message_id, user, status, created_at, delivered_at, read_at}: one per recipient
 ``inbox``          {user, cursor, kind, message_id, payload, created_at}: the per-user event log
 ``groups``         {_id, name, created_by, created_at, version, members: [{user, role, joined_at}]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workers.stores.mongo.contacts import MongoContacts
+from workers.stores.mongo.deletion import MongoDeletion
 from workers.stores.mongo.devices import MongoDevices
 from workers.stores.mongo.messages import MongoMessages
 from workers.stores.mongo.profiles import MongoProfiles
@@ -14,7 +15,14 @@ __all__ = ["MongoStore"]
 
 
 class MongoStore(
-    MongoUsers, MongoMessages, MongoReceipts, MongoPush, MongoContacts, MongoProfiles, MongoDevices
+    MongoUsers,
+    MongoMessages,
+    MongoReceipts,
+    MongoPush,
+    MongoContacts,
+    MongoProfiles,
+    MongoDevices,
+    MongoDeletion,
 ):
     """The whole store on MongoDB (see workers.stores.interfaces.Store). Each part is a class of its
     own on :class:`~workers.stores.mongo.base.MongoBase`, which holds the client, transactions and

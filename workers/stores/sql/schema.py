@@ -220,3 +220,14 @@ profiles = Table(
     Column("updated_at", Float, nullable=False),
 )
 """A user's display name, about text and avatar (its wire object, and its key: who may download it)."""
+
+message_deletions = Table(
+    "message_deletions",
+    metadata,
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("deleted_at", Float, nullable=False),
+    Column("deleted_by", USER_ID, nullable=False),
+)
+"""Messages deleted for everyone: when and by whom (``admin`` or a user id); their ``body`` is
+empty. A table of its own, not columns of ``messages``: an existing database gets it at start
+(``create_schema``) without a migration, and sending a message writes nothing more."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workers.stores.sql.contacts import SqlContacts
+from workers.stores.sql.deletion import SqlDeletion
 from workers.stores.sql.devices import SqlDevices
 from workers.stores.sql.messages import SqlMessages
 from workers.stores.sql.profiles import SqlProfiles
@@ -13,7 +14,9 @@ from workers.stores.sql.users import SqlUsers
 __all__ = ["SqlStore"]
 
 
-class SqlStore(SqlUsers, SqlMessages, SqlReceipts, SqlPush, SqlContacts, SqlProfiles, SqlDevices):
+class SqlStore(
+    SqlUsers, SqlMessages, SqlReceipts, SqlPush, SqlContacts, SqlProfiles, SqlDevices, SqlDeletion
+):
     """The whole store on SQLAlchemy Core (see workers.stores.interfaces.Store). Each part is a
     class of its own on :class:`~workers.stores.sql.base.SqlBase`, which holds the engine,
     transactions, batches and the inbox log; messages build on groups and media."""
