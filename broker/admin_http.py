@@ -38,6 +38,9 @@ from broker.admin_schema import (
     PATH_PARAMETERS,
     PREFIX,
     CreateUser,
+    Deleted,
+    Device,
+    DeviceList,
     Group,
     GroupPage,
     GroupsQuery,
@@ -49,6 +52,7 @@ from broker.admin_schema import (
     Revoked,
     Route,
     SetPhone,
+    SignedOut,
     User,
     UserCreated,
     UserPage,
@@ -58,8 +62,8 @@ from broker.admin_schema import (
 )
 from broker.throttle import LoginThrottle
 from workers.credentials import hash_password, hash_token, new_token
-from workers.errors import StoreUnavailable, UnknownUser, UserExists
-from workers.stores import AdminStore, UserInfo
+from workers.errors import CommandError, StoreUnavailable, UnknownDevice, UnknownUser, UserExists
+from workers.stores import AdminStore, Deletion, UserInfo
 
 __all__ = ["ROUTES", "AdminApi", "AdminError"]
 
@@ -88,10 +92,13 @@ ROUTES: Final = (
     Route("GET", "/groups", "_list_groups", "Groups in id order, a page at a time", GroupPage,
           query=GroupsQuery, errors=()),
     Route("GET", "/groups/{group}", "_get_group", "One group and its members with their roles", Group),
-    # Room for the devices and moderation routes (see the module docstring), e.g.
-    # Route("GET", "/users/{user}/devices", "_list_devices", ..., DevicePage)
-    # Route("DELETE", "/users/{user}/devices/{device}", "_sign_out", ..., None, status=204)
-    # Route("DELETE", "/messages/{message}", "_delete_message", ..., None, status=204)
+    Route("GET", "/users/{user}/devices", "_list_devices", "The user's devices, with last seen", DeviceList),
+    Route("DELETE", "/users/{user}/devices/{device}", "_sign_out",
+          "Sign one device out: its own tokens are revoked, a JWT issued before is refused for it, and"
+          " it is disconnected at once on every node; the user's other devices stay", SignedOut),
+    Route("DELETE", "/messages/{message}", "_delete_message",
+          "Delete a message for everyone: a tombstone without text or media, a `deleted` event to"
+          " its sender and recipients, its media removed from storage", Deleted),
 )  # fmt: skip
 
 M = TypeVar("M", bound=BaseModel)
@@ -132,10 +139,22 @@ def _error(status: int, code: str, message: str) -> web.Response:
 class AdminApi:
     """The admin routes of one node, on an aiohttp sub-application mounted at ``/admin/v1``."""
 
-    def __init__(self, *, key: SecretStr, store: AdminStore, throttle: LoginThrottle | None) -> None:
+    def __init__(
+        self,
+        *,
+        key: SecretStr,
+        store: AdminStore,
+        throttle: LoginThrottle | None,
+        sign_out: Callable[[str, str], Awaitable[int]],
+        delete_message: Callable[[str], Awaitable[Deletion]],
+    ) -> None:
+        """``sign_out(user, device)`` and ``delete_message(message_id)`` are the node's
+        (``Node.sign_out``, ``Node.delete_message``): they reach every node, not only this one."""
         self._key = key.get_secret_value().encode()
         self._store = store
         self._throttle = throttle
+        self._node_sign_out = sign_out
+        self._node_delete = delete_message
         self._document = OpenApiDocument(openapi_document(ROUTES))
 
     def mount(self, app: web.Application) -> None:
@@ -257,6 +276,41 @@ class AdminApi:
 
     async def _clear_phone(self, call: Call) -> PhoneAnswer:
         return await self._phone(call.path["user"], None)
+
+    async def _list_devices(self, call: Call) -> DeviceList:
+        user = call.path["user"]
+
+        def read() -> list[dict[str, object]] | None:
+            if not self._store.user_exists(user):
+                return None
+            return [info.wire() for info in self._store.devices_of(user)]
+
+        devices = await asyncio.to_thread(read)
+        if devices is None:
+            raise _unknown_user(user)
+        return DeviceList(user=user, devices=[Device.model_validate(device) for device in devices])
+
+    async def _sign_out(self, call: Call) -> SignedOut:
+        user, device = call.path["user"], call.path["device"]
+        try:
+            revoked = await self._node_sign_out(user, device)
+        except UnknownUser:
+            raise _unknown_user(user) from None
+        except UnknownDevice:
+            raise AdminError(
+                404, "unknown_device", f"device: user {user!r} has no device {device!r}"
+            ) from None
+        log.info("admin: signed out %s/%s", user, device)
+        return SignedOut(user=user, device=device, revoked=revoked)
+
+    async def _delete_message(self, call: Call) -> Deleted:
+        message_id = call.path["message"]
+        try:
+            deletion = await self._node_delete(message_id)
+        except CommandError as exc:
+            raise AdminError(404, "not_found", f"message: {exc.message}") from None
+        log.info("admin: deleted message %s for everyone", message_id)
+        return Deleted(id=message_id, changed=deletion.changed, message=deletion.message)
 
     async def _phone(self, user: str, phone: str | None) -> PhoneAnswer:
         def change() -> bool:

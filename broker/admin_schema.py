@@ -22,6 +22,9 @@ __all__ = [
     "PATH_PARAMETERS",
     "PREFIX",
     "CreateUser",
+    "Deleted",
+    "Device",
+    "DeviceList",
     "ErrorBody",
     "Group",
     "GroupPage",
@@ -35,6 +38,7 @@ __all__ = [
     "Revoked",
     "Route",
     "SetPhone",
+    "SignedOut",
     "User",
     "UserCreated",
     "UserPage",
@@ -47,6 +51,9 @@ PREFIX: Final = "/admin/v1"
 E164_RE: Final = r"\+[1-9][0-9]{6,14}"
 """A phone number as ``mqchat users phone`` takes it: E.164, ``+`` and 7-15 digits."""
 MAX_PAGE: Final = 500
+
+MESSAGE_ID_RE: Final = re.compile(r"[0-9a-f]{32}")
+"""A message id as the stores make it (``workers.stores.rules.messages.new_message_id``)."""
 
 UserId = Annotated[str, Field(pattern=f"^{USER_ID_RE.pattern}$", description="1-64 of [A-Za-z0-9_.-]")]
 GroupId = Annotated[
@@ -154,10 +161,35 @@ class Group(_Answer):
     members: list[Member] = Field(description="in the order they joined")
 
 
+class Device(_Answer):
+    device: str = Field(description="the `<device>` of the client id `<user>/<device>`")
+    first_seen: Timestamp
+    last_seen: Timestamp
+    platform: str | None = Field(description="from the device's push registration; null before one")
+    online: bool = Field(description="connected to a node now")
+
+
+class DeviceList(_Answer):
+    user: str
+    devices: list[Device] = Field(description="in the order they were first seen")
+
+
+class SignedOut(_Answer):
+    user: str
+    device: str
+    revoked: int = Field(description="how many tokens bound to this device were removed")
+
+
+class Deleted(_Answer):
+    id: str
+    changed: bool = Field(description="false when the message was deleted already")
+    message: dict[str, Any] = Field(description="the tombstone: the message without its text and media")
+
+
 class ErrorDetail(_Answer):
     code: str = Field(
-        description="bad_request, unauthorized, not_found, unknown_user, unknown_group, user_exists, "
-        "too_large, unsupported_media, rate_limited, busy, internal"
+        description="bad_request, unauthorized, not_found, unknown_user, unknown_group, unknown_device, "
+        "user_exists, too_large, unsupported_media, rate_limited, busy, internal"
     )
     message: str
 
@@ -181,12 +213,14 @@ class PathParameter:
 PATH_PARAMETERS: Final = {
     "user": PathParameter(USER_ID_RE, "a user id"),
     "group": PathParameter(GROUP_ID_RE, "a group id"),
+    "device": PathParameter(USER_ID_RE, "a device id (1-64 of A-Z a-z 0-9 _ . -)"),
+    "message": PathParameter(MESSAGE_ID_RE, "a message id (32 hexadecimal digits)"),
 }
 """Every ``{name}`` a path may hold, checked before the handler runs (400 naming it)."""
 
 _ALWAYS: Final = {400: "bad input (the message names it)", 401: "no admin key, or a wrong one"}
 _ERRORS: Final = {
-    404: "no such user, group or route",
+    404: "no such user, group, device, message or route",
     409: "the user exists already",
     413: "the body is too large",
     415: "the body is not application/json",

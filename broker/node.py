@@ -440,7 +440,13 @@ class Node:
         add_web_routes(app, self)
         if self.settings.admin.key is not None:  # else the admin API is off: /admin/ is 404
             assert self.store is not None
-            AdminApi(key=self.settings.admin.key, store=self.store, throttle=self._login_throttle).mount(app)
+            AdminApi(
+                key=self.settings.admin.key,
+                store=self.store,
+                throttle=self._login_throttle,
+                sign_out=self.sign_out,
+                delete_message=self.delete_message,
+            ).mount(app)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         if self._state != "running" or self.broker is None:

@@ -7,6 +7,7 @@ import http.client
 import json
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,10 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from broker.admin_http import ROUTES
+from client_sdk import Client, MessageDeleted
 from tests.harness import RunningNode, connect, node_settings, unique, wait_until
 from tests.plain import PlainClient
+from workers.credentials import hash_token, new_token
 
 KEY = secrets.token_urlsafe(32)
 Answer = tuple[int, Any]
@@ -266,8 +269,15 @@ def test_groups_made_with_the_sdk(admin: Admin) -> None:
     assert admin("GET", "/groups/nothing")[0] == 400
 
 
-def _example_path(route_path: str, user: str, group: str) -> str:
-    return route_path.replace("{user}", user).replace("{group}", group)
+def _example_path(
+    route_path: str, user: str, group: str, device: str = "default", message: str = "0" * 32
+) -> str:
+    return (
+        route_path.replace("{user}", user)
+        .replace("{group}", group)
+        .replace("{device}", device)
+        .replace("{message}", message)
+    )
 
 
 def _example_body(route: Any) -> Any:
@@ -282,20 +292,26 @@ def test_no_key_or_a_wrong_one_is_refused_on_every_route_and_changes_nothing(tmp
         user, token = node.add_user("kept")
         friend, _ = node.add_user("friend")
         assert admin("PUT", f"/users/{user}/phone", {"phone": "+15550001111"})[0] == 200
-        with connect(node, user) as sdk:
+        with connect(node, user, device="phone") as sdk:
             group = sdk.create_group("kept", [friend]).id
+            sent = sdk.send(friend, "kept message")
+            sent.wait("sent", timeout=10)
+            message = sent.message_id
+            assert message is not None
         # the disconnect's last seen is saved in the background: the snapshot starts after it
         assert wait_until(lambda: admin("GET", f"/users/{user}")[1]["last_seen"] is not None)
+        assert wait_until(lambda: not admin("GET", f"/users/{user}/devices")[1]["devices"][0]["online"])
         before = (
             admin("GET", "/users?limit=500"),
             admin("GET", f"/users/{user}"),
             admin("GET", "/groups?limit=500"),
+            admin("GET", f"/users/{user}/devices"),
         )
 
         # When every route is called without the key, with a wrong one, or as HTTP Basic
         wrong = [None, KEY[:-1] + ("x" if KEY[-1] != "x" else "y"), "", KEY + "x"]
         for route in ROUTES:
-            path = "/admin/v1" + _example_path(route.path, user, group)
+            path = "/admin/v1" + _example_path(route.path, user, group, "phone", message)
             body = json.dumps(_example_body(route)).encode() if route.body is not None else None
             for key in wrong:
                 status, answer, headers = admin.raw(route.method, path, body, key=key)
@@ -310,8 +326,15 @@ def test_no_key_or_a_wrong_one_is_refused_on_every_route_and_changes_nothing(tmp
             admin("GET", "/users?limit=500"),
             admin("GET", f"/users/{user}"),
             admin("GET", "/groups?limit=500"),
+            admin("GET", f"/users/{user}/devices"),
         )
         assert after == before
+        store = node.node.store
+        assert store is not None
+        entries, _ = store.sync(user=friend, after=0, limit=50)
+        assert [e.payload["message"]["text"] for e in entries if e.payload["type"] == "message"] == [
+            "kept message"
+        ]
         PlainClient(node.port, user, token).close()
     finally:
         node.close()
@@ -426,7 +449,8 @@ def test_fuzzed_bodies_and_path_segments_get_json_answers_never_5xx(admin: Admin
     @given(body=BODIES, segment=SEGMENTS, which=st.integers(0, len(ROUTES) - 1))
     def one(body: Any, segment: str, which: int) -> None:
         route = ROUTES[which]
-        path = _example_path(route.path, quote(segment, safe=""), quote(segment, safe=""))
+        quoted = quote(segment, safe="")
+        path = _example_path(route.path, quoted, quoted, quoted, quoted)
         data = json.dumps(body).encode() if route.body is not None or which % 2 else None
         status, answer, _ = admin.raw(route.method, "/admin/v1" + path, data)
         assert status < 500, (route.method, path, body, answer)
@@ -437,3 +461,85 @@ def test_fuzzed_bodies_and_path_segments_get_json_answers_never_5xx(admin: Admin
 
     one()
     assert admin("GET", f"/users/{user}")[0] == 200
+
+
+def test_signing_out_one_device_disconnects_it_and_the_other_keeps_chatting(admin: Admin) -> None:
+    # Given alice on two devices, the phone with a token bound to it, and bob
+    node = admin.node
+    alice, bob = unique("alice"), unique("bob")
+    laptop_token = admin("POST", "/users", {"id": alice})[1]["token"]
+    bob_token = admin("POST", "/users", {"id": bob})[1]["token"]
+    phone_token = new_token()
+    store = node.node.store
+    assert store is not None
+    store.add_credential(
+        alice, kind="token", secret_hash=hash_token(phone_token), now=time.time(), device="phone"
+    )
+    node.tokens.update({bob: bob_token})
+    with (
+        Client("127.0.0.1", node.port, user=alice, token=phone_token, device="phone") as phone,
+        Client("127.0.0.1", node.port, user=alice, token=laptop_token, device="laptop") as laptop,
+        connect(node, bob) as bob_sdk,
+    ):
+        listed = admin("GET", f"/users/{alice}/devices")
+        assert listed[0] == 200
+        assert {(d["device"], d["online"]) for d in listed[1]["devices"]} == {
+            ("phone", True),
+            ("laptop", True),
+        }
+
+        # When the admin signs the phone out
+        status, answer = admin("DELETE", f"/users/{alice}/devices/phone")
+
+        # Then the phone is cut off and its token refused, while the laptop keeps chatting
+        assert (status, answer) == (200, {"user": alice, "device": "phone", "revoked": 1})
+        assert wait_until(lambda: not phone.connected, timeout=10)
+        assert not _logs_in(node, alice, phone_token, "phone")
+        assert laptop.connected
+        laptop.send(bob, "still here").wait("delivered", timeout=10)
+        assert next(bob_sdk.messages(timeout=10)).text == "still here"
+        devices = {d["device"]: d["online"] for d in admin("GET", f"/users/{alice}/devices")[1]["devices"]}
+        assert devices == {"laptop": True}  # a signed-out device is left out until it connects again
+
+    # an unknown device or user is 404, and nothing changes
+    assert admin("DELETE", f"/users/{alice}/devices/tablet")[1]["error"]["code"] == "unknown_device"
+    assert admin("DELETE", "/users/nobody-at-all/devices/phone")[1]["error"]["code"] == "unknown_user"
+    assert admin("GET", "/users/nobody-at-all/devices")[0] == 404
+
+
+def _logs_in(node: RunningNode, user: str, token: str, device: str) -> bool:
+    try:
+        PlainClient(node.port, user, token, device=device).close()
+    except ConnectionRefusedError:
+        return False
+    return True
+
+
+def test_a_message_deleted_by_the_admin_is_a_tombstone_for_everyone(admin: Admin) -> None:
+    # Given a message from alice to bob, and bob offline
+    node = admin.node
+    alice, bob = node.add_user("alice")[0], node.add_user("bob")[0]
+    with connect(node, alice) as alice_sdk:
+        sent = alice_sdk.send(bob, "a message the moderator removes")
+        sent.wait("sent", timeout=10)
+        message = sent.message_id
+        assert message is not None
+
+        # When the admin deletes it for everyone
+        status, answer = admin("DELETE", f"/messages/{message}")
+
+        # Then alice sees it deleted live, and bob, syncing later, only ever sees the tombstone
+        assert status == 200
+        assert answer["changed"] is True
+        assert answer["message"]["deleted"] is True
+        assert "text" not in answer["message"]
+        deleted = next(e for e in alice_sdk.events(timeout=10) if isinstance(e, MessageDeleted))
+        assert (deleted.message_id, deleted.by) == (message, "admin")
+    with connect(node, bob) as bob_sdk:
+        seen = list(bob_sdk.messages(timeout=3))
+        assert seen and all(m.deleted and not m.text for m in seen)
+
+    # deleting it again changes nothing; an unknown or malformed id is refused
+    assert admin("DELETE", f"/messages/{message}")[1]["changed"] is False
+    assert admin("DELETE", "/messages/" + "f" * 32)[1]["error"]["code"] == "not_found"
+    assert admin("DELETE", "/messages/not-an-id")[0] == 400

@@ -309,7 +309,10 @@ class MediaEndpointStore(Messages, MediaAccess, Profiles, Protocol):
 
 class AdminStore(Users, Protocol):
     """What the admin HTTP API needs besides the CLI's: accounts and groups a page at a time, in
-    id order (``after``: the last id of the previous page, exclusive), and one of each."""
+    id order (``after``: the last id of the previous page, exclusive), one of each, and a user's
+    devices."""
+
+    def devices_of(self, user: str) -> list[DeviceInfo]: ...
 
     def user_exists(self, user: str) -> bool: ...
     def users_page(self, *, after: str | None, limit: int) -> list[UserInfo]: ...
