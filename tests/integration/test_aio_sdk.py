@@ -358,3 +358,28 @@ def test_bad_input_raises_what_the_blocking_client_raises(node: RunningNode) -> 
         assert await texts(chat, timeout=1) == []  # a closed client's iterators end
 
     run(scenario)
+
+
+def test_a_user_lists_its_own_devices(node: RunningNode) -> None:
+    alice_id, _ = node.add_user("alice")
+
+    async def scenario() -> None:
+        # Given alice on a laptop (asyncio) and a phone (blocking client)
+        with harness.connect(node, alice_id, device="phone") as phone:
+            phone.register_push("fcm-token-of-the-phone", "android")
+            async with connect(node, alice_id, device="laptop") as laptop:
+                # When the laptop asks for alice's devices (connects and platforms are recorded
+                # in the background: ask again until they are)
+                devices: dict[str, Any] = {}
+                async with asyncio.timeout(10):
+                    while set(devices) != {"laptop", "phone"} or devices["phone"].platform is None:
+                        devices = {d.device: d for d in await laptop.devices()}
+                        await asyncio.sleep(0.05)
+
+                # Then both are listed, online, with the phone's platform
+                assert set(devices) == {"laptop", "phone"}
+                assert devices["laptop"].online and devices["phone"].online
+                assert devices["phone"].platform == "android"
+                assert devices["laptop"].first_seen <= devices["laptop"].last_seen
+
+    run(scenario)
