@@ -7,15 +7,21 @@
 import { Connection } from "./js/connection.js";
 import { Media } from "./js/media.js";
 import {
+  MAX_PROFILE_USERS,
   MAX_TEXT_LENGTH,
   SEQUENCED_TYPES,
   Topics,
   basicAuth,
+  devicesCommand,
   groupCreateCommand,
   groupListCommand,
   isGroupId,
   isUserId,
   newId,
+  parseDevice,
+  parseProfile,
+  profileGetCommand,
+  profileSetCommand,
 } from "./js/protocol.js";
 import { Session } from "./js/session.js";
 import { Store } from "./js/store.js";
@@ -34,6 +40,11 @@ class Chat {
     this.onFailed = onFailed;
     this.connectedOnce = false;
     this.groupRequests = new Set();
+    this.profileRequests = new Set(); // my profile_set and avatar changes waiting for their `profile`
+    this.profileAsks = new Map(); // profile_get id -> the users asked for
+    this.profileAsked = new Set(); // users asked for since the last sync
+    this.profileHidden = new Set(); // left out of an answer (not a contact yet): asked again on news
+    this.devicesRequest = null;
     this.typingTo = null;
     this.typingSentAt = 0;
     this.typingPause = null;
@@ -51,6 +62,9 @@ class Chat {
         newChat: (peer) => this.newChat(peer),
         newGroup: (name, members) => this.newGroup(name, members),
         retry: (item) => this.retry(item),
+        saveProfile: (change) => this.saveProfile(change),
+        setAvatar: (file) => this.setAvatar(file),
+        listDevices: () => this.listDevices(),
         logout: () => logout(),
       },
     });
@@ -114,17 +128,28 @@ class Chat {
         const id = this.store.apply(event);
         if (id) convs.add(id);
         if (event.type === "group" && event.ref && this.groupRequests.delete(event.ref)) openAfter = event.group.id;
+        if (event.type === "profile" && event.ref && this.profileRequests.delete(event.ref)) this.view.profileDone();
       } else if (event.type === "typing") {
         if (isUserId(event.from)) this.store.onTyping(event.from, event.state === "composing");
       } else if (event.type === "groups") {
         if (Array.isArray(event.groups)) this.store.onGroups(event.groups.filter((g) => g && isGroupId(g.id)));
+      } else if (event.type === "profiles") {
+        this.onProfiles(event);
+      } else if (event.type === "devices") {
+        this.onDevices(event);
       } else if (event.type === "error") {
         this.onError(event);
       }
     }
     this.store.commit(this.session.cursor, this.session.pending());
-    if (effects.synced) this.connection.run(this.session.request(groupListCommand({ id: newId("l") })));
-    this.connection.retry(this.store.peopleOf(convs)); // a first message may make them contacts
+    if (effects.synced) {
+      this.connection.run(this.session.request(groupListCommand({ id: newId("l") })));
+      this.profileAsked.clear(); // fresh after being away
+      this.askProfiles([this.user, ...this.store.contacts()]);
+    }
+    const people = this.store.peopleOf(convs);
+    this.connection.retry(people); // a first message may make them contacts
+    this.askProfiles(people);
     this.connection.watch(this.store.contacts());
     this.view.update({ convs });
     if (openAfter) this.open(openAfter);
@@ -133,12 +158,93 @@ class Chat {
 
   onError(error) {
     const message = typeof error.message === "string" ? error.message : error.code;
+    if (error.ref && this.profileRequests.delete(error.ref)) {
+      this.view.profileError(`Your profile was not changed: ${message}`);
+      return;
+    }
+    if (error.ref && error.ref === this.devicesRequest) {
+      this.devicesRequest = null;
+      this.view.devicesError(`Cannot list your devices: ${message}`);
+      return;
+    }
+    if (error.ref && this.profileAsks.delete(error.ref)) {
+      console.warn("mqchat: profile_get refused:", message); // the names stay user ids
+      return;
+    }
     if (error.ref && this.store.failPending(error.ref, message)) return;
     if (error.ref && this.groupRequests.delete(error.ref)) {
       this.view.toast(`Could not create the group: ${message}`);
       return;
     }
     this.view.toast(message);
+  }
+
+  // ---------------------------------------------------------------- profiles and devices
+  /**
+   * Ask for the profiles of these users, unless asked since the last sync (then `profile` events
+   * keep them fresh). A user left out of an answer (not a contact yet) is asked again when
+   * something happens in a chat with them, since a first message makes them contacts.
+   */
+  askProfiles(users) {
+    if (!this.session.synced) return;
+    const wanted = [];
+    for (const user of users) {
+      if (isGroupId(user) || (this.profileAsked.has(user) && !this.profileHidden.has(user))) continue;
+      this.profileAsked.add(user);
+      this.profileHidden.delete(user);
+      wanted.push(user);
+    }
+    for (let i = 0; i < wanted.length; i += MAX_PROFILE_USERS) {
+      const id = newId("p");
+      const users = wanted.slice(i, i + MAX_PROFILE_USERS);
+      this.profileAsks.set(id, users);
+      this.connection.run(this.session.request(profileGetCommand({ id, users })));
+    }
+  }
+
+  onProfiles(answer) {
+    const asked = this.profileAsks.get(answer.ref);
+    if (!asked) return; // another device's question
+    this.profileAsks.delete(answer.ref);
+    const profiles = (Array.isArray(answer.profiles) ? answer.profiles : []).map((p) => parseProfile(p)).filter(Boolean);
+    const got = new Set(profiles.map((p) => p.user));
+    for (const user of asked) if (!got.has(user)) this.profileHidden.add(user);
+    this.store.onProfiles(profiles);
+  }
+
+  saveProfile(change) {
+    if (!this.session.synced) {
+      this.view.profileError("Offline: try again when connected");
+      return false;
+    }
+    const id = newId("n");
+    this.profileRequests.add(id);
+    this.connection.run(this.session.request(profileSetCommand({ id, ...change })));
+    return true;
+  }
+
+  /** Set (a file) or remove (null) my avatar over the media API; the `profile` event follows. */
+  setAvatar(file) {
+    const id = newId("a");
+    this.profileRequests.add(id);
+    this.media.avatar({ id, file }).catch((error) => {
+      if (this.profileRequests.delete(id)) this.view.profileError(`Your photo was not changed: ${error.message}`);
+    });
+    return true;
+  }
+
+  listDevices() {
+    if (!this.session.synced) return false;
+    this.devicesRequest = newId("d");
+    this.connection.run(this.session.request(devicesCommand({ id: this.devicesRequest })));
+    return true;
+  }
+
+  onDevices(answer) {
+    if (answer.ref !== this.devicesRequest) return; // another device's question
+    this.devicesRequest = null;
+    const devices = (Array.isArray(answer.devices) ? answer.devices : []).map(parseDevice).filter(Boolean);
+    this.view.showDevices(devices, this.connection.device);
   }
 
   /** Report the open conversation's messages as read, when the page is in front of the user. */
@@ -242,6 +348,7 @@ class Chat {
     this.store.conversation(peer);
     this.store.scheduleSave();
     this.connection.watch([peer]);
+    this.askProfiles([peer]);
     this.open(peer);
     return true;
   }

@@ -15,7 +15,7 @@ import json
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from client_sdk import Client
 from tests.harness import RunningNode, connect, node_settings
@@ -293,3 +293,123 @@ def test_the_node_serves_the_page_and_tells_it_where_the_broker_is(node: Running
         assert b'src="/web/vendor/mqtt.min.js"' in response.read()
     with urllib.request.urlopen(f"{node.media_url}/web/vendor/mqtt.min.js", timeout=10) as response:
         assert response.headers["Content-Type"] in {"application/javascript", "text/javascript"}
+
+
+_AVATAR_JS = """
+const node = document.querySelector(arguments[0]);
+if (!node) return null;
+const img = node.querySelector('img');
+return {letter: img ? null : node.textContent,
+        photo: img && {complete: img.complete, width: img.naturalWidth, blob: img.src.startsWith('blob:')}};
+"""
+_DEVICES_JS = """
+return [...document.querySelectorAll('#devices-list .device')].map((li) => ({
+  device: li.dataset.device,
+  own: li.classList.contains('own'),
+  text: li.textContent,
+  state: li.querySelector('.state').textContent,
+}));
+"""
+
+
+def _avatar(page: Page, css: str) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = page.js(_AVATAR_JS, css)
+    return found
+
+
+def _photo_shown(page: Page, css: str) -> bool:
+    photo = (_avatar(page, css) or {}).get("photo")
+    return bool(photo and photo["complete"] and photo["width"] == 512 and photo["blob"])
+
+
+def test_a_contact_sees_a_name_and_photo_live_and_after_a_reload_and_devices_are_listed(
+    node: RunningNode, browser: Callable[[str], Page], tmp_path: Path
+) -> None:
+    alice_id, alice_token = node.add_user("alice")
+    bob_id, bob_token = node.add_user("bob")
+    url = f"{node.media_url}/"
+    alice, bob = browser("alice"), browser("bob")
+
+    # Given alice and bob have a chat, open on both sides
+    alice.login(url, alice_id, alice_token)
+    alice.new_chat(bob_id)
+    alice.send_text("hi bob")
+    bob.login(url, bob_id, bob_token)
+    bob.wait("alice's chat shows", lambda: bob.chat(alice_id))
+    bob.open_chat(alice_id)
+    assert bob.title() == alice_id  # no name set yet: the user id
+
+    # When alice sets her name and about in her profile form, she sees it saved
+    alice.element("#me-button").click()
+    alice.wait("the profile form opens", lambda: alice._shown("#profile-name"))
+    alice.element("#profile-name").send_keys("Alice Liddell")
+    alice.element("#profile-about").send_keys("down the rabbit hole")
+    alice.element("#profile-save").click()
+    alice.wait("the name is saved", lambda: alice.element("#profile-status").text == "Saved")
+    assert alice.element("#me-name").text == "Alice Liddell"
+
+    # and a file that is no image is refused with a visible message, nothing changes
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    alice.element("#profile-avatar-input").send_keys(str(notes))
+    error = alice.wait("the refusal shows", lambda: alice.element("#profile-error").text)
+    assert error.startswith("Your photo was not changed:")
+    alice.shot("profile-refused")
+
+    # and then she picks a photo: the server crops it square, 512 pixels, and her form shows it
+    photo = tmp_path / "me.png"
+    photo.write_bytes(png(900, 600))
+    alice.element("#profile-avatar-input").send_keys(str(photo))
+    alice.wait("her photo shows in the form", lambda: _photo_shown(alice, "#profile-avatar"))
+    alice.wait("and in her header", lambda: _photo_shown(alice, "#me-avatar"))
+    assert alice.element("#profile-error").text == ""
+    alice.shot("profile-form")
+    alice.element("#profile-dialog .cancel").click()
+
+    # Then bob sees her name and photo live, in his chat list and the chat's header
+    bob.wait("her name in bob's list", lambda: (bob.chat(alice_id) or {}).get("name") == "Alice Liddell")
+    in_list = f'.chat-item[data-conv="{alice_id}"] .avatar'
+    bob.wait("her photo in bob's list", lambda: _photo_shown(bob, in_list))
+    bob.wait("her name in the header", lambda: bob.title() == "Alice Liddell")
+    bob.wait("her photo in the header", lambda: _photo_shown(bob, "#conv-avatar"))
+    assert bob.element("#conv-handle").text == alice_id  # the user id beside the name
+    bob.shot("profile-live")
+
+    # and after a reload (what the page kept, then profile_get after the sync) still does
+    bob.driver.refresh()
+    bob.wait_online()
+    bob.open_chat(alice_id)
+    assert (bob.chat(alice_id) or {}).get("name") == "Alice Liddell"
+    bob.wait("her photo after the reload", lambda: _photo_shown(bob, "#conv-avatar"))
+    assert bob.title() == "Alice Liddell"
+    bob.shot("profile-reloaded")
+
+    # When alice removes her photo, bob's page goes back to her initial
+    alice.element("#me-button").click()
+    alice.wait("the profile form opens", lambda: alice._shown("#profile-avatar-remove"))
+    alice.element("#profile-avatar-remove").click()
+    alice.wait("the photo is removed", lambda: (_avatar(alice, "#profile-avatar") or {}).get("letter") == "A")
+    alice.element("#profile-dialog .cancel").click()
+    bob.wait("bob sees her initial", lambda: (_avatar(bob, "#conv-avatar") or {}).get("letter") == "A")
+
+    # When alice is also logged in on her phone (the SDK), her devices view lists both,
+    # this browser marked
+    with connect(node, alice_id, device="phone"):
+        alice.element("#show-devices").click()
+
+        def both() -> list[dict[str, Any]] | None:
+            rows: list[dict[str, Any]] = alice.js(_DEVICES_JS)
+            return rows if len(rows) == 2 else None
+
+        rows = alice.wait("two devices listed", both)
+        alice.shot("devices")
+    own = [row for row in rows if row["own"]]
+    assert len(own) == 1 and own[0]["device"].startswith("web-") and "this browser" in own[0]["text"]
+    assert own[0]["state"] == "online"
+    phone = next(row for row in rows if row["device"] == "phone")
+    assert not phone["own"] and phone["state"] == "online" and "first seen today at" in phone["text"]
+    # the console's only error is the refused upload (Chromium logs every 4xx load)
+    assert [e for e in alice.errors() if "/media/avatar" not in e or "415" not in e] == []
+    assert bob.errors() == []
+    alice.close()
+    bob.close()

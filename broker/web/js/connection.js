@@ -29,7 +29,8 @@ export class Connection {
     this.session = session;
     this.contacts = contacts;
     this.handlers = handlers;
-    this.clientId = `${user}/${randomDevice()}`;
+    this.device = randomDevice(); // this browser tab's device: the client id is <user>/<device>
+    this.clientId = `${user}/${this.device}`;
     this.client = null;
     this.everConnected = false;
     this.watched = new Set(); // subscribed, or waiting for the SUBACK

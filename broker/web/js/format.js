@@ -37,13 +37,18 @@ export function listTime(ts, now = new Date()) {
 
 /** "last seen today at 14:02", "last seen yesterday at 09:10", "last seen 12 Mar at 18:00". */
 export function lastSeen(ts, now = new Date()) {
+  return `last seen ${seenAt(ts, now)}`;
+}
+
+/** "today at 14:02", "yesterday at 09:10", "12 Mar at 18:00" (as in "last seen …"). */
+export function seenAt(ts, now = new Date()) {
   const date = new Date(ts * 1000);
   const ago = daysAgo(date, now);
   const at = clock(ts);
-  if (ago <= 0) return `last seen today at ${at}`;
-  if (ago === 1) return `last seen yesterday at ${at}`;
+  if (ago <= 0) return `today at ${at}`;
+  if (ago === 1) return `yesterday at ${at}`;
   const when = date.getFullYear() === now.getFullYear() ? dayMonth.format(date) : fullDate.format(date);
-  return `last seen ${when} at ${at}`;
+  return `${when} at ${at}`;
 }
 
 export function dayKey(ts) {

@@ -1,5 +1,5 @@
-// Images and videos over the media HTTP API (docs/protocol.md, "Media"): uploads with HTTP Basic,
-// downloads through `GET /media/<key>`, which answers 302 to a signed URL that needs no
+// Images and videos over the media HTTP API (docs/protocol.md, "Media"; avatars: "Profiles"):
+// uploads with HTTP Basic, downloads through `GET /media/<key>`, which answers 302 to a signed URL that needs no
 // credentials. fetch follows the redirect (and drops the Authorization header when the signed URL
 // is on another origin, as object storage is); the bytes become a blob: URL for <img>/<video>.
 
@@ -44,6 +44,22 @@ export class Media {
       });
     } catch (error) {
       throw new MediaError("network", `the upload did not get through (${error.message})`);
+    }
+    if (response.status !== 200 && response.status !== 202) throw await refusal(response);
+    return response.json();
+  }
+
+  /** Set (a file) or clear (null) the user's avatar; command id `id`. Resolves to the 202 answer. */
+  async avatar({ id, file }) {
+    let response;
+    try {
+      response = await fetch(`${this.base}/media/avatar?${new URLSearchParams({ id })}`, {
+        method: file ? "POST" : "DELETE",
+        headers: { Authorization: this.authorization },
+        body: file || undefined,
+      });
+    } catch (error) {
+      throw new MediaError("network", `the request did not get through (${error.message})`);
     }
     if (response.status !== 200 && response.status !== 202) throw await refusal(response);
     return response.json();

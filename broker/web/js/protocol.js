@@ -4,13 +4,16 @@
 export const VERSION = 1;
 export const USER_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 export const GROUP_ID_RE = /^g:[A-Za-z0-9_-]{1,60}$/;
-export const SEQUENCED_TYPES = new Set(["message", "sent", "receipt", "group", "deleted"]);
+export const SEQUENCED_TYPES = new Set(["message", "sent", "receipt", "group", "deleted", "profile"]);
 /** Error codes that refuse a command only for now: send it again a little later. */
 export const TRANSIENT_CODES = new Set(["rate_limited", "busy"]);
 export const MAX_RECEIPT_MESSAGES = 500;
 export const SYNC_LIMIT = 200;
 export const MAX_TEXT_LENGTH = 65536;
 export const MAX_CAPTION_LENGTH = 1024;
+export const MAX_NAME_LENGTH = 64;
+export const MAX_ABOUT_LENGTH = 140;
+export const MAX_PROFILE_USERS = 256;
 export const STATUS_RANK = { pending: 0, sent: 1, delivered: 2, read: 3 };
 
 export const isUserId = (id) => typeof id === "string" && USER_ID_RE.test(id);
@@ -60,6 +63,15 @@ export const groupListCommand = ({ id }) => command("group_list", id, {});
 export const groupAddCommand = ({ id, group, members }) => command("group_add", id, { group, members });
 export const groupLeaveCommand = ({ id, group }) => command("group_leave", id, { group });
 export const groupRenameCommand = ({ id, group, name }) => command("group_rename", id, { group, name });
+/** `profile_set`: a field left undefined stays as it is, an empty string clears it. */
+export function profileSetCommand({ id, name, about }) {
+  const fields = {};
+  if (name !== undefined) fields.name = name;
+  if (about !== undefined) fields.about = about;
+  return command("profile_set", id, fields);
+}
+export const profileGetCommand = ({ id, users }) => command("profile_get", id, { users });
+export const devicesCommand = ({ id }) => command("devices", id, {});
 
 /** `receipt` commands for these message ids, at most 500 ids each. */
 export function receiptCommands({ status, messages, newCommandId = newId }) {
@@ -124,9 +136,39 @@ export function isReadableSequenced(event) {
       return typeof event.action === "string" && isGroup(event.group) && isUserId(event.by);
     case "deleted":
       return typeof event.message_id === "string" && isMessage(event.message);
+    case "profile":
+      return parseProfile(event.profile) !== null;
     default:
       return false;
   }
+}
+
+const optionalString = (v) => (typeof v === "string" && v !== "" ? v : null);
+
+/** A profile ({user, name, about, avatar, ts}, each field but `user` possibly null) or null. */
+export function parseProfile(p, user = p && p.user) {
+  if (p === null || typeof p !== "object" || !isUserId(user)) return null;
+  const a = p.avatar;
+  const avatar = a && typeof a === "object" && typeof a.key === "string" && a.key ? { key: a.key } : null;
+  return {
+    user,
+    name: optionalString(p.name),
+    about: optionalString(p.about),
+    avatar,
+    ts: typeof p.ts === "number" ? p.ts : 0,
+  };
+}
+
+/** One of the user's devices in a `devices` answer, or null. */
+export function parseDevice(d) {
+  if (d === null || typeof d !== "object" || typeof d.device !== "string") return null;
+  return {
+    device: d.device,
+    firstSeen: typeof d.first_seen === "number" ? d.first_seen : null,
+    lastSeen: typeof d.last_seen === "number" ? d.last_seen : null,
+    platform: optionalString(d.platform),
+    online: d.online === true,
+  };
 }
 
 /** A presence payload ({user, status, last_seen}) or null. */

@@ -111,6 +111,8 @@ export class Session {
         return this.onError(payload, now);
       case "typing":
       case "groups":
+      case "profiles":
+      case "devices":
       case "ok": {
         const out = effects();
         out.events.push(payload);

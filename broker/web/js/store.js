@@ -1,9 +1,9 @@
 // What the web client knows: conversations and their messages, statuses, groups, presence and
-// typing. Sequenced inbox events are applied in cursor order (the session releases them so), and
+// typing, and the profiles (display name, about, avatar) of the people in them. Sequenced inbox events are applied in cursor order (the session releases them so), and
 // the cursor is saved together with the state it produced, in localStorage, one key per user: a
 // reload resumes with `sync` after that cursor and nothing is applied twice.
 
-import { STATUS_RANK, isGroupId } from "./protocol.js";
+import { STATUS_RANK, isGroupId, parseProfile } from "./protocol.js";
 
 export const TYPING_SHOWN_MS = 4000;
 const STORAGE_VERSION = 1;
@@ -31,6 +31,7 @@ export class Store {
     this.byRef = new Map(); // command id of my own messages -> item
     this.presence = new Map(); // user -> {status, lastSeen}
     this.typing = new Map(); // user -> until (ms)
+    this.profiles = new Map(); // user -> {user, name, about, avatar, ts}, saved with the cursor
     this.listeners = new Set();
     this.saveTimer = null;
     this.quotaKeep = KEEP_PER_CONVERSATION;
@@ -51,6 +52,10 @@ export class Store {
       conv.items = (conv.items || []).filter((item) => !item.upload);
       this.convs.set(conv.id, conv);
       for (const item of conv.items) this.index(item);
+    }
+    for (const saved of raw.profiles || []) {
+      const profile = parseProfile(saved);
+      if (profile) this.profiles.set(profile.user, profile);
     }
     return this;
   }
@@ -75,7 +80,8 @@ export class Store {
         ...conv,
         items: conv.items.filter((item) => !item.upload).slice(-keep),
       }));
-      const data = { v: STORAGE_VERSION, cursor: this.cursor, outbox: this.outbox, convs };
+      const profiles = [...this.profiles.values()];
+      const data = { v: STORAGE_VERSION, cursor: this.cursor, outbox: this.outbox, convs, profiles };
       try {
         localStorage.setItem(storageKey(this.user), JSON.stringify(data));
         return;
@@ -221,6 +227,8 @@ export class Store {
         return this.onGroup(event);
       case "deleted":
         return this.onDeleted(event.message);
+      case "profile":
+        return this.onProfile(parseProfile(event.profile));
       default:
         return null;
     }
@@ -340,6 +348,50 @@ export class Store {
     conv.name = group.name;
     conv.members = group.members.slice();
     conv.admins = group.admins.slice();
+    // a group snapshot carries the profile of each member who set one, by user id
+    if (group.profiles && typeof group.profiles === "object") {
+      for (const [user, value] of Object.entries(group.profiles)) this.setProfile(parseProfile(value, user));
+    }
+  }
+
+  // ---------------------------------------------------------------- profiles
+  /** A `profile` event (in cursor order): the 1-on-1 chat with that user, if any, changed. */
+  onProfile(profile) {
+    if (!this.setProfile(profile)) return null;
+    return this.convs.has(profile.user) ? profile.user : null;
+  }
+
+  /** The answer to `profile_get`. */
+  onProfiles(profiles) {
+    let changed = false;
+    for (const profile of profiles) changed = this.setProfile(profile) || changed;
+    if (changed) {
+      this.scheduleSave();
+      this.changed({ profiles: true });
+    }
+  }
+
+  /** Keep a profile unless a newer one is known already (snapshots and answers may be older). */
+  setProfile(profile) {
+    if (!profile) return false;
+    const known = this.profiles.get(profile.user);
+    if (known && known.ts > profile.ts) return false;
+    this.profiles.set(profile.user, profile);
+    return true;
+  }
+
+  /** What to call a user: their display name when they set one, else their user id. */
+  nameOf(user) {
+    return this.profiles.get(user)?.name || user;
+  }
+
+  /** The title of a conversation: the group's name, or the other person's display name. */
+  titleOf(conv) {
+    return conv.kind === "dm" ? this.nameOf(conv.id) : conv.name;
+  }
+
+  avatarOf(user) {
+    return this.profiles.get(user)?.avatar?.key || null;
   }
 
   // ---------------------------------------------------------------- live events

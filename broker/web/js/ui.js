@@ -2,7 +2,8 @@
 // createElement/textContent (nothing from the wire is ever parsed as HTML). What the user does
 // goes to `actions`; what is shown comes from the Store.
 
-import { clock, day, dayKey, lastSeen, listTime } from "./format.js";
+import { clock, day, dayKey, lastSeen, listTime, seenAt } from "./format.js";
+import { MAX_ABOUT_LENGTH, MAX_NAME_LENGTH } from "./protocol.js";
 
 const PAGE = 50; // messages shown at once; scrolling up shows PAGE more
 const MEDIA_MAX_WIDTH = 330;
@@ -27,11 +28,35 @@ function colorOf(id) {
   return COLORS[hash % COLORS.length];
 }
 
-function paintAvatar(node, id, name, online = false) {
-  const letters = name.replace(/^g:/, "").replace(/[^A-Za-z0-9]/g, "");
-  node.textContent = (letters[0] || "?").toUpperCase();
-  node.style.background = colorOf(id);
+/**
+ * A round avatar: the user's photo when they set one (fetched like media, once per key), else the
+ * first letter of the name on a colour of the id. Repainting with the same values does nothing,
+ * so a chat list redrawn on every message does not fetch or flicker.
+ */
+function paintAvatar(node, { id, name, online = false, photo = null, media = null }) {
   node.classList.toggle("online", online);
+  const letters = name.replace(/^g:/, "").replace(/[^\p{L}\p{N}]/gu, "");
+  const letter = (letters[0] || "?").toUpperCase();
+  const state = photo && media ? `p:${photo}` : `l:${letter}:${id}`;
+  if (node.dataset.painted === state) return;
+  node.dataset.painted = state;
+  node.dataset.photo = photo && media ? photo : "";
+  node.classList.remove("photo");
+  node.style.background = colorOf(id);
+  node.textContent = letter;
+  if (!photo || !media) return;
+  media.url(photo).then(
+    (url) => {
+      if (node.dataset.painted !== state) return; // changed meanwhile
+      const img = el("img");
+      img.alt = "";
+      img.src = url;
+      node.classList.add("photo");
+      node.style.background = "";
+      node.replaceChildren(img);
+    },
+    () => {}, // the letter stays
+  );
 }
 
 function clockIcon() {
@@ -151,6 +176,18 @@ export class View {
     on($("new-chat"), "click", () => this.openDialog("new-chat-dialog", "new-chat-user"));
     on($("new-group"), "click", () => this.openDialog("new-group-dialog", "new-group-name"));
     on($("logout"), "click", () => this.actions.logout());
+    on($("me-button"), "click", () => this.openProfile());
+    on($("profile-form"), "submit", (e) => {
+      e.preventDefault(); // stays open: the answer shows in it
+      this.saveProfile();
+    });
+    on($("profile-avatar-input"), "change", () => {
+      const file = $("profile-avatar-input").files[0];
+      $("profile-avatar-input").value = "";
+      if (file) this.profileBusy(this.actions.setAvatar(file), "Uploading your photo…");
+    });
+    on($("profile-avatar-remove"), "click", () => this.profileBusy(this.actions.setAvatar(null), "Removing your photo…"));
+    on($("show-devices"), "click", () => this.openDevices());
     on($("back"), "click", () => this.actions.open(null));
     on($("new-chat-form"), "submit", (e) => {
       const user = $("new-chat-user").value.trim();
@@ -199,8 +236,7 @@ export class View {
     document.body.dataset.view = "chat";
     $("login-view").hidden = true;
     $("chat-view").hidden = false;
-    $("me-name").textContent = this.me;
-    paintAvatar($("me-avatar"), this.me, this.me);
+    this.renderMe();
     this.renderList();
     this.renderConversation({ toEnd: true });
   }
@@ -213,8 +249,22 @@ export class View {
     document.body.dataset.connection = state;
   }
 
-  /** Something in the store changed: {conv, convs, all, presence, typing}. */
+  /** My own name and avatar (and the profile form's photo while it is open). */
+  renderMe() {
+    const mine = this.store.profiles.get(this.me);
+    $("me-name").textContent = this.store.nameOf(this.me);
+    $("me-name").title = mine?.name ? `${mine.name} (${this.me})` : this.me;
+    const look = { id: this.me, name: this.store.nameOf(this.me), photo: this.store.avatarOf(this.me), media: this.media };
+    paintAvatar($("me-avatar"), look);
+    if ($("profile-dialog").open) {
+      paintAvatar($("profile-avatar"), look);
+      $("profile-avatar-remove").disabled = !look.photo;
+    }
+  }
+
+  /** Something in the store changed: {conv, convs, all, presence, typing, profiles}. */
   update(what = {}) {
+    this.renderMe();
     this.renderList();
     if (this.openId === null) return;
     const conv = this.store.convs.get(this.openId);
@@ -282,12 +332,20 @@ export class View {
     li.classList.toggle("active", conv.id === this.openId);
     li.classList.toggle("unread", conv.unread > 0);
     const presence = conv.kind === "dm" ? this.store.presence.get(conv.id) : null;
-    const avatar = el("div", "avatar");
-    paintAvatar(avatar, conv.id, conv.name, presence?.status === "online");
+    const title = this.store.titleOf(conv);
+    li.title = title === conv.id ? "" : `${title} (${conv.id})`;
+    const avatar = li.querySelector(".avatar") || el("div", "avatar"); // kept: its photo stays loaded
+    paintAvatar(avatar, {
+      id: conv.id,
+      name: title,
+      online: presence?.status === "online",
+      photo: conv.kind === "dm" ? this.store.avatarOf(conv.id) : null,
+      media: this.media,
+    });
     const main = el("div", "chat-main");
     const top = el("div", "chat-row");
     const last = [...conv.items].reverse().find((i) => i.kind === "msg" || i.kind === "system");
-    top.append(el("span", "chat-name", conv.name), el("span", "chat-time", last ? listTime(last.ts) : ""));
+    top.append(el("span", "chat-name", title), el("span", "chat-time", last ? listTime(last.ts) : ""));
     const bottom = el("div", "chat-row");
     const preview = el("span", "chat-preview");
     if (conv.kind === "dm" && this.store.isTyping(conv.id)) {
@@ -298,7 +356,7 @@ export class View {
         const mark = tick(last);
         if (mark) preview.append(mark);
       } else if (conv.kind === "group") {
-        preview.append(`${last.from}: `);
+        preview.append(`${this.store.nameOf(last.from)}: `);
       }
       const text = last.media || last.upload ? `${mediaLabel(last.media)}${last.text ? ": " + last.text : ""}` : last.text;
       preview.append(last.deleted ? "This message was deleted" : text);
@@ -329,9 +387,19 @@ export class View {
   }
 
   renderHeader(conv) {
-    $("conv-title").textContent = conv.name;
+    const title = this.store.titleOf(conv);
+    $("conv-title").textContent = title;
+    $("conv-handle").textContent = title === conv.id ? "" : conv.id; // the user id beside a display name
+    const about = conv.kind === "dm" ? this.store.profiles.get(conv.id)?.about : null;
+    $("conv-header").querySelector(".who").title = about || "";
     const presence = conv.kind === "dm" ? this.store.presence.get(conv.id) : null;
-    paintAvatar($("conv-avatar"), conv.id, conv.name, presence?.status === "online");
+    paintAvatar($("conv-avatar"), {
+      id: conv.id,
+      name: title,
+      online: presence?.status === "online",
+      photo: conv.kind === "dm" ? this.store.avatarOf(conv.id) : null,
+      media: this.media,
+    });
     const status = $("conv-status");
     status.classList.remove("typing");
     status.dataset.presence = presence ? presence.status : "";
@@ -345,7 +413,7 @@ export class View {
         status.textContent = "";
       }
     } else {
-      const names = conv.members.map((m) => (m === this.me ? "You" : m));
+      const names = conv.members.map((m) => (m === this.me ? "You" : this.store.nameOf(m)));
       names.sort((a, b) => (a === "You") - (b === "You") || a.localeCompare(b));
       status.textContent = conv.left ? "You are no longer a member" : names.join(", ");
     }
@@ -413,9 +481,10 @@ export class View {
   fillMessage(node, item, conv, first) {
     const mine = item.from === this.me;
     const showSender = !mine && conv.kind === "group" && first;
+    const senderName = showSender ? this.store.nameOf(item.from) : null;
     const signature = JSON.stringify([
       item.status, item.text, item.id, item.media?.key, !!item.localPreview, !!item.upload, item.error,
-      first, showSender, item.by, !!item.deleted,
+      first, senderName, item.by, !!item.deleted,
     ]);
     if (node.dataset.signature === signature) return;
     node.dataset.signature = signature;
@@ -425,7 +494,8 @@ export class View {
     if (item.ref) node.dataset.ref = item.ref;
     const parts = [];
     if (showSender) {
-      const sender = el("div", "sender", item.from);
+      const sender = el("div", "sender", senderName);
+      if (senderName !== item.from) sender.title = item.from;
       sender.style.color = colorOf(item.from);
       parts.push(sender);
     }
@@ -557,6 +627,94 @@ export class View {
     else if (item.media) {
       this.media.url(item.media.key).then(show, (error) => body.replaceChildren(el("p", "", error.message)));
     }
+  }
+
+  // ---------------------------------------------------------------- my profile
+  openProfile() {
+    const mine = this.store.profiles.get(this.me);
+    $("profile-form").reset();
+    $("profile-name").value = mine?.name || "";
+    $("profile-about").value = mine?.about || "";
+    $("profile-status").textContent = "";
+    $("profile-error").textContent = "";
+    $("profile-dialog").showModal();
+    this.renderMe();
+    $("profile-name").focus();
+  }
+
+  saveProfile() {
+    const mine = this.store.profiles.get(this.me);
+    const name = $("profile-name").value.trim();
+    const about = $("profile-about").value.trim();
+    if (name.length > MAX_NAME_LENGTH || about.length > MAX_ABOUT_LENGTH) {
+      this.profileError(`A name has at most ${MAX_NAME_LENGTH} characters, an about text ${MAX_ABOUT_LENGTH}`);
+      return;
+    }
+    // only what changed; an empty field clears it
+    const change = {};
+    if (name !== (mine?.name || "")) change.name = name;
+    if (about !== (mine?.about || "")) change.about = about;
+    if (!Object.keys(change).length) {
+      this.profileDone("Nothing to save");
+      return;
+    }
+    this.profileBusy(this.actions.saveProfile(change), "Saving…");
+  }
+
+  /** An action was started (true) or refused at once (false, it said why). */
+  profileBusy(started, text) {
+    if (!started) return;
+    $("profile-error").textContent = "";
+    $("profile-status").textContent = text;
+  }
+
+  /** A change of my profile was applied (its `profile` event came back). */
+  profileDone(text = "Saved") {
+    $("profile-error").textContent = "";
+    $("profile-status").textContent = text;
+    this.renderMe();
+  }
+
+  profileError(message) {
+    $("profile-status").textContent = "";
+    $("profile-error").textContent = message;
+    if (!$("profile-dialog").open) this.toast(message);
+  }
+
+  // ---------------------------------------------------------------- my devices
+  openDevices() {
+    $("devices-list").replaceChildren();
+    $("devices-status").textContent = "Loading…";
+    $("devices-dialog").showModal();
+    if (!this.actions.listDevices()) $("devices-status").textContent = "Offline: try again when connected";
+  }
+
+  /** The `devices` answer: each device, when first and last seen, its platform; `own` is this one. */
+  showDevices(devices, own) {
+    if (!$("devices-dialog").open) return;
+    $("devices-status").textContent = devices.length ? "" : "No devices";
+    const rows = devices.map((d) => {
+      const li = el("li", "device");
+      li.dataset.device = d.device;
+      const main = el("div", "device-main");
+      const name = el("div", "device-name", d.device);
+      if (d.device === own) {
+        li.classList.add("own");
+        name.append(el("span", "this-device", "this browser"));
+      }
+      const facts = [d.platform || "no push platform"];
+      if (d.firstSeen !== null) facts.push(`first seen ${seenAt(d.firstSeen)}`);
+      main.append(name, el("div", "device-sub", facts.join(" · ")));
+      const state = d.online ? "online" : d.lastSeen !== null ? lastSeen(d.lastSeen) : "offline";
+      li.append(main, el("span", `state${d.online ? " online" : ""}`, state));
+      return li;
+    });
+    $("devices-list").replaceChildren(...rows);
+  }
+
+  devicesError(message) {
+    if ($("devices-dialog").open) $("devices-status").textContent = message;
+    else this.toast(message);
   }
 
   // ---------------------------------------------------------------- composing
