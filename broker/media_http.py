@@ -333,10 +333,13 @@ class MediaHttp:
             if kind is None:
                 if not head:
                     raise Refused(ErrorCode.BAD_REQUEST, "the body is empty: send the file's bytes")
+                wanted = "a JPEG, PNG, GIF or WebP image"
+                if not images_only:
+                    wanted += ", or an MP4 or WebM video"
                 raise Refused(
                     ErrorCode.UNSUPPORTED_MEDIA,
-                    f"the file is {describe(head)}; send a JPEG, PNG, GIF or WebP image, or an MP4 or "
-                    "WebM video (the type is read from the content, not from the name)",
+                    f"the file is {describe(head)}; send {wanted} (the type is read from the content, not"
+                    " from the name)",
                 )
             if images_only and kind.kind != "image":
                 raise Refused(ErrorCode.UNSUPPORTED_MEDIA, "an avatar is a JPEG, PNG, GIF or WebP image")
