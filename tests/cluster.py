@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import socket
@@ -10,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from client_sdk import Client
 from tests.harness import need, unique
@@ -17,6 +20,10 @@ from workers.credentials import hash_token, new_token
 from workers.stores import open_store
 
 NODE_TTL = 2.0
+ADMIN_KEY = "the-cluster-tests-admin-key-0123456789"
+SIGN_OUT_SWEEP = 60.0
+"""Nodes look for sign-outs recorded by other processes this rarely, so that a device signed out
+through one node's admin API is cut off on another by the node-to-node hand-off alone."""
 
 
 def _reachable(port: int) -> bool:
@@ -46,7 +53,8 @@ class Cluster:
             f'[store]\nurl = "{store_url}"\n'
             f'[workers]\nqueue_url = "{queue_url}"\n'
             f'[locator]\nurl = "redis://127.0.0.1:6379/13"\nnode_ttl = {NODE_TTL}\n'
-            "[presence]\nmin_interval = 0.0\n"
+            f"[presence]\nmin_interval = 0.0\nsign_out_sweep = {SIGN_OUT_SWEEP}\n"
+            f'[admin]\nkey = "{ADMIN_KEY}"\n'
             "[media]\nhttp_port = 0\n"
         )
         self.processes: dict[str, subprocess.Popen[str]] = {}
@@ -107,6 +115,37 @@ class Cluster:
         store.close()
         self.tokens[user] = token
         return user
+
+    def device_token(self, user: str, device: str) -> str:
+        """A token of ``user`` that logs in only as ``<user>/<device>``."""
+        store = open_store(self.store_url)
+        token = new_token()
+        store.add_credential(
+            user, kind="token", secret_hash=hash_token(token), now=time.time(), device=device
+        )
+        store.close()
+        return token
+
+    def admin(self, node: str, method: str, path: str) -> tuple[int, Any]:
+        """Call node ``name``'s admin HTTP API (``/admin/v1`` + ``path``)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self._http_port(node), timeout=15)
+        try:
+            headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+            connection.request(method, "/admin/v1" + path, headers=headers)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"null")
+        finally:
+            connection.close()
+
+    def _http_port(self, node: str) -> int:
+        """The node's HTTP port, from the line of its banner that says where media is served."""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            for line in list(self.logs[node]):
+                if line.strip().startswith("media "):
+                    return int(line.strip().rsplit(":", 1)[1])
+            time.sleep(0.05)
+        raise AssertionError(f"{node} did not say where its HTTP port is")
 
     def client(self, user: str, node: str, **kwargs: object) -> Client:
         return Client("127.0.0.1", self.ports[node], user=user, token=self.tokens[user], **kwargs)  # type: ignore[arg-type]

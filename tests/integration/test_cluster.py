@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from client_sdk import Status
-from tests.cluster import NODE_TTL, Cluster, _reachable
-from tests.harness import need
+from client_sdk import Client, Status
+from tests.cluster import NODE_TTL, SIGN_OUT_SWEEP, Cluster, _reachable
+from tests.harness import need, wait_until
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])
@@ -89,3 +89,25 @@ def test_a_dead_nodes_users_go_offline_and_catch_up_on_another_node(cluster: Clu
             assert [m.text for m in back.messages(timeout=3)] == [
                 f"while you were away {i}" for i in range(3)
             ]
+
+
+def test_a_device_signed_out_through_one_node_is_cut_off_on_another_at_once(cluster: Cluster) -> None:
+    # Given alice's phone on n2 (a token bound to it) and her laptop on n1
+    alice, bob = cluster.user("alice"), cluster.user("bob")
+    phone_token = cluster.device_token(alice, "phone")
+    phone = Client(
+        "127.0.0.1", cluster.ports["n2"], user=alice, token=phone_token, device="phone", reconnect=False
+    )
+    with phone, cluster.client(alice, "n1", device="laptop") as laptop, cluster.client(bob, "n2") as b:
+        for client in (phone, laptop, b):
+            client.wait_synced(timeout=15)
+
+        # When the admin signs the phone out through n1's admin API
+        status, answer = cluster.admin("n1", "DELETE", f"/users/{alice}/devices/phone")
+
+        # Then n2 closes the phone's connection at once (well before its sweep of sign-outs), and
+        # the laptop, on n1, keeps chatting with bob on n2
+        assert (status, answer["revoked"]) == (200, 1)
+        assert wait_until(lambda: not phone.connected, timeout=SIGN_OUT_SWEEP / 4), cluster.report()
+        laptop.send(bob, "still connected").wait("delivered", timeout=15)
+        assert next(iter(b.messages(timeout=15))).text == "still connected"
