@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import Float, String, and_, bindparam, cast, delete, exists, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -13,6 +13,7 @@ from workers.errors import UnknownDevice, UnknownUser
 from workers.stores.records import DeviceInfo, DeviceSeen
 from workers.stores.rules.devices import listed
 from workers.stores.sql.base import SqlBase
+from workers.stores.sql.driver import Statement
 from workers.stores.sql.schema import device_tokens, devices, users
 
 __all__ = ["SqlDevices"]
@@ -89,27 +90,54 @@ class SqlDevices(SqlBase):
             conn.execute(update(devices).where(devices.c.node == node).values(node=None))
 
 
-def _record(conn: Connection, change: DeviceSeen) -> None:
-    user, device, ts, node = change.user, change.device, change.ts, change.node
-    key = _key(user, device)
-    if change.platform is not None:
-        values: dict[str, object] = {"platform": change.platform}
-    elif change.online:
-        values = {"last_seen": ts, "connected_at": ts, "node": node}
-    else:  # a disconnect: offline only if no other node took the device over meanwhile
-        conn.execute(update(devices).where(key).values(last_seen=ts))
-        conn.execute(update(devices).where(key, devices.c.node == node).values(node=None))
-        return
-    if conn.execute(update(devices).where(key).values(values)).rowcount:
-        return
-    conn.execute(
-        insert(devices).values(
-            user_id=user,
-            device=device,
-            first_seen=ts,
-            last_seen=ts,
-            connected_at=ts if change.online else None,
-            node=node if change.online and change.platform is None else None,
-            platform=change.platform,
-        )
+# Every connect and disconnect of every device comes through here (batched by the presence
+# plugin): the statements are compiled once and run on the cursor (``driver.Statement``), and a
+# device seen for the first time is inserted by a statement that does nothing when it exists, so
+# no round trip asks first. Casts give PostgreSQL the types of parameters in a SELECT list.
+_KEY = and_(devices.c.user_id == bindparam("b_user"), devices.c.device == bindparam("b_device"))
+_INSERT_NEW = Statement(
+    insert(devices).from_select(
+        ["user_id", "device", "first_seen", "last_seen", "connected_at", "node", "platform"],
+        select(
+            cast(bindparam("b_user"), String),
+            cast(bindparam("b_device"), String),
+            cast(bindparam("b_ts"), Float),
+            cast(bindparam("b_ts"), Float),
+            cast(bindparam("b_connected"), Float),
+            cast(bindparam("b_node"), String),
+            cast(bindparam("b_platform"), String),
+        ).where(~exists().where(_KEY)),
     )
+)
+_CONNECTED = Statement(
+    update(devices)
+    .where(_KEY)
+    .values(last_seen=bindparam("b_ts"), connected_at=bindparam("b_ts"), node=bindparam("b_node"))
+)
+_PLATFORM = Statement(update(devices).where(_KEY).values(platform=bindparam("b_platform")))
+_LAST_SEEN = Statement(update(devices).where(_KEY).values(last_seen=bindparam("b_ts")))
+_LEFT = Statement(update(devices).where(_KEY, devices.c.node == bindparam("b_node")).values(node=None))
+
+
+def _record(conn: Connection, change: DeviceSeen) -> None:
+    key = {"b_user": change.user, "b_device": change.device}
+    if change.platform is None and not change.online:
+        # a disconnect: offline only if no other node took the device over meanwhile
+        _LAST_SEEN.execute(conn, {**key, "b_ts": change.ts})
+        _LEFT.execute(conn, {**key, "b_node": change.node})
+        return
+    online = change.online and change.platform is None
+    _INSERT_NEW.execute(
+        conn,
+        {
+            **key,
+            "b_ts": change.ts,
+            "b_connected": change.ts if change.online else None,
+            "b_node": change.node if online else None,
+            "b_platform": change.platform,
+        },
+    )
+    if change.platform is not None:
+        _PLATFORM.execute(conn, {**key, "b_platform": change.platform})
+    else:
+        _CONNECTED.execute(conn, {**key, "b_ts": change.ts, "b_node": change.node})
