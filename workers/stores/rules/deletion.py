@@ -11,7 +11,7 @@ changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from client_sdk.contract import ErrorCode
@@ -20,19 +20,13 @@ from workers.stores.records import InboxItem
 
 __all__ = [
     "ADMIN",
-    "CARRIERS",
     "deleted_events",
-    "hearers",
     "message_not_found",
-    "scrubbed",
     "tombstone",
 ]
 
 ADMIN: Final = "admin"
 """``by`` of a deletion made by the service (moderation), not by a user."""
-
-CARRIERS: Final = ("message", "sent")
-"""The kinds of inbox entry that carry a message's content (and are scrubbed when it is deleted)."""
 
 
 def message_not_found(message_id: str) -> CommandError:
@@ -64,15 +58,6 @@ def tombstone(
     }
 
 
-def hearers(sender: str, recipients: Iterable[str], *, group_members: Collection[str] | None) -> list[str]:
-    """Who gets the ``deleted`` event: the sender and every recipient of a copy; of a group message
-    only those still members (a member who left gets nothing more from the group)."""
-    users = [sender, *(r for r in recipients if r != sender)]
-    if group_members is None:
-        return users
-    return [u for u in users if u in group_members]
-
-
 def deleted_events(
     users: Iterable[str], message: Mapping[str, Any], *, by: str, now: float
 ) -> list[InboxItem]:
@@ -86,9 +71,3 @@ def deleted_events(
         "message": dict(message),
     }
     return [(user, "deleted", message["id"], dict(body)) for user in users]
-
-
-def scrubbed(payload: Mapping[str, Any], message: Mapping[str, Any]) -> dict[str, Any]:
-    """An inbox entry that carried the message (``message``, ``sent``), now carrying its tombstone;
-    its cursor, type and ``ref`` stay."""
-    return {**payload, "message": dict(message)}
