@@ -152,6 +152,7 @@ class MediaHttp:
         self._throttle = throttle
         self._add_routes = add_routes
         limits = limits or LimitSettings()
+        self._idle_timeout = limits.connect_timeout
         self._quota = UploadQuota(
             per_minute=limits.uploads_per_minute, bytes_per_hour=limits.upload_bytes_per_hour
         )
@@ -176,7 +177,12 @@ class MediaHttp:
         app.router.add_get("/media/signed/{key:.+}", self._signed)
         app.router.add_get("/media/{key:.+}", self._download)
         self._add_routes(app)
-        runner = web.AppRunner(app, access_log=None, max_line_size=MAX_LINE_BYTES)
+        # aiohttp's keep-alive timer runs from the connection's start and from each response's end,
+        # and is not put back by bytes that arrive: a connection whose request headers are not
+        # whole by then (slowloris) is closed, as is one idle between requests
+        runner = web.AppRunner(
+            app, access_log=None, max_line_size=MAX_LINE_BYTES, keepalive_timeout=self._idle_timeout
+        )
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._settings.http_port, ssl_context=self._tls)
         try:

@@ -200,6 +200,7 @@ class Node:
             keepalive_grace=settings.presence.keepalive_grace,
             max_connections_per_user=settings.limits.max_connections_per_user,
             max_inflight=settings.limits.max_inflight_per_connection,
+            connect_timeout=settings.limits.connect_timeout,
             max_packet=max_packet_bytes(settings.limits.max_payload_bytes),
         )
         try:

@@ -162,6 +162,10 @@ class LimitSettings(_Section):
     """Commands a user may send at once before the average applies."""
     max_connections_per_user: int = Field(default=20, ge=1)
     """Connections one user may have open on a node (devices); more are refused at CONNECT."""
+    connect_timeout: float = Field(default=10.0, gt=0.0, le=600.0)
+    """Seconds a new MQTT connection (TCP, TLS or WebSocket) has to send its CONNECT, and an HTTP
+    request to the media endpoint to send its headers; then it is closed. A socket that never logs
+    in would otherwise hold a connection slot and its buffers for good."""
     max_inflight_per_connection: int = Field(default=1000, ge=1)
     """Deliveries a connection may leave unacknowledged; past it the client is disconnected (it syncs
     when it comes back), so a client that stops reading cannot make the node's memory grow."""

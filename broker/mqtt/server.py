@@ -122,14 +122,18 @@ class MqchatBroker(Broker):
         max_connections_per_user: int = 0,
         max_inflight: int = 1000,
         max_packet: int | None = None,
+        connect_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         """``plugins``: mqchat's, called in place in this order (see broker/mqtt/plugins/base.py);
-        ``config``: amqtt's, whose own ``plugins`` (none in the node) amqtt loads and calls."""
+        ``config``: amqtt's, whose own ``plugins`` (none in the node) amqtt loads and calls;
+        ``connect_timeout``: seconds a new connection has to send its CONNECT (None: for ever, as
+        stock amqtt waits)."""
         check_amqtt_version()
         super().__init__(config, **kwargs)
         self._gate = gate
         self._max_packet = max_packet
+        self._connect_timeout = connect_timeout
         self._keepalive_grace = keepalive_grace
         self._connections: set[asyncio.Task[Any]] = set()
         self._max_per_user = max_connections_per_user
@@ -258,7 +262,16 @@ class MqchatBroker(Broker):
         self, reader: Any, writer: Any, remote_address: str, remote_port: int
     ) -> tuple[BrokerProtocolHandler, Session]:
         try:
-            handler, session = await MqchatHandler.init_from_connect(reader, writer, self.plugins_manager)
+            handler, session = await asyncio.wait_for(
+                MqchatHandler.init_from_connect(reader, writer, self.plugins_manager),
+                self._connect_timeout,
+            )
+        except TimeoutError as exc:
+            # stock amqtt waits for ever, and each such socket holds one of the listener's
+            # ``max_connections`` slots: enough of them lock every user out
+            log.info("no CONNECT from %s:%s within %ss", remote_address, remote_port, self._connect_timeout)
+            await writer.close()
+            raise AMQTTError("no CONNECT in time") from exc
         except MQTTError as exc:
             log.info("invalid CONNECT from %s:%s: %s", remote_address, remote_port, exc)
             await writer.close()
