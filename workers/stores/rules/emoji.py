@@ -17,7 +17,9 @@ One emoji is one *element*, or elements joined by ZERO WIDTH JOINER (family, pro
 
 Text, digits, spaces, two emoji side by side, a lone modifier or joiner: none of these is one
 emoji. A client's picker sends fully-qualified emoji; the check also takes the unqualified form
-(without VS16), as keyboards send it.
+(without VS16), as keyboards send it. Extended_Pictographic is a little wider than the Emoji
+property (a few pictographs such as BLACK STAR are in it without being emoji); those pass too,
+which costs nothing: each is still one pictograph.
 """
 
 from __future__ import annotations
