@@ -43,6 +43,7 @@ def reactions_of(client: Client, count: int, timeout: float = 10) -> list[Reacti
 
 def carrier(entries: list[dict[str, Any]], message_id: str) -> dict[str, Any]:
     """The message as the ``message``/``sent`` entry of a synced inbox carries it."""
+    found: dict[str, Any]
     (found,) = [
         e["message"] for e in entries if e["type"] in ("message", "sent") and e["message"]["id"] == message_id
     ]
@@ -124,6 +125,7 @@ def test_bad_reactions_are_refused_and_change_nothing(node: RunningNode) -> None
         alice_sdk.add_members(group.id, [dave_id])
         gone = alice_sdk.send(bob_id, "to be deleted")
         gone.wait("sent", timeout=10)
+        assert gone.message_id is not None and early.message_id is not None
         node.call(node.node.delete_message(gone.message_id))
     alice = plain_client(node, alice_id, "shell")
     bob = plain_client(node, bob_id, "shell")
@@ -180,6 +182,7 @@ def test_an_offline_group_member_syncs_the_summary_and_the_changes_after_a_resta
 
         # When bob and alice react with the SDK, and bob changes his mind
         bob.react(message, "👍")
+        assert out.message_id is not None
         alice.react(out.message_id, "🎉")
         bob.react(message.id, "❤️")
 
@@ -258,6 +261,7 @@ def test_the_asyncio_sdk_reacts_and_yields_reactions(node: RunningNode) -> None:
             await bob.wait_synced(timeout=10)
             out = await alice.send(bob_id, "ping")
             await out.wait("sent", timeout=10)
+            assert out.message_id is not None
             await bob.react(out.message_id, "🏓")
             async for event in alice.events(timeout=10):
                 if isinstance(event, aio.Reaction):
