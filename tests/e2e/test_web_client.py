@@ -442,7 +442,7 @@ def _bubble(page: Page, text: str) -> Any:
     raise AssertionError(f"{page.name}'s page shows no message {text!r}")
 
 
-def _pick_reaction(page: Page, text: str, emoji: str) -> None:
+def _pick_reaction(page: Page, text: str, emoji: str, *, shot: str | None = None) -> None:
     """Hover the bubble, open its actions toolbar's picker and pick ``emoji``."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -452,6 +452,8 @@ def _pick_reaction(page: Page, text: str, emoji: str) -> None:
     bubble.find_element(By.CSS_SELECTOR, '.msg-actions [data-action="react-open"]').click()
     picks = bubble.find_elements(By.CSS_SELECTOR, ".react-picker .react-pick")
     page.wait("the picker opens", lambda: all(p.is_displayed() for p in picks) and picks)
+    if shot:
+        page.shot(shot)
     next(p for p in picks if p.text == emoji).click()
 
 
@@ -486,7 +488,7 @@ def test_a_reaction_is_seen_by_the_other_person_changed_and_removed(
     assert _chips(bob, "pizza tonight?") == []
 
     # When bob picks 👍 in the message's toolbar
-    _pick_reaction(bob, "pizza tonight?", "👍")
+    _pick_reaction(bob, "pizza tonight?", "👍", shot="reaction-picker")
 
     # Then both see a 👍 chip under the bubble, marked as his on his page only
     mine = [{"emoji": "👍", "count": 1, "mine": True}]
