@@ -515,6 +515,14 @@ def test_a_reaction_is_seen_by_the_other_person_changed_and_removed(
         lambda: _chips(alice, "pizza tonight?") == [{"emoji": "❤️", "count": 2, "mine": True}],
     )
     alice.shot("reaction-two")
+    # and what alice's page kept shows the same after a reload
+    alice.driver.refresh()
+    alice.wait_online()
+    alice.open_chat(bob_id)
+    alice.wait(
+        "the chip after the reload",
+        lambda: _chips(alice, "pizza tonight?") == [{"emoji": "❤️", "count": 2, "mine": True}],
+    )
 
     # When bob clicks his own chip, his reaction is removed; then alice removes hers
     _click_chip(bob, "pizza tonight?", "❤️")
