@@ -24,6 +24,7 @@ from client_sdk._messaging import Messaging
 from client_sdk._presence_calls import PresenceCalls
 from client_sdk._profile_calls import ProfileCalls
 from client_sdk._push_calls import PushCalls
+from client_sdk._reaction_calls import ReactionCalls
 from client_sdk._session import Session
 from client_sdk._settings import check_settings, initial_cursor
 from client_sdk.contract import DEFAULT_PREFIX, DEFAULT_PRESENCE_PREFIX, Topics
@@ -32,7 +33,15 @@ __all__ = ["Client"]
 
 
 class Client(
-    Connection, Messaging, MediaCalls, GroupCalls, PushCalls, PresenceCalls, ProfileCalls, DeviceCalls
+    Connection,
+    Messaging,
+    MediaCalls,
+    GroupCalls,
+    PushCalls,
+    PresenceCalls,
+    ProfileCalls,
+    DeviceCalls,
+    ReactionCalls,
 ):
     """A chat client of user ``user`` on device ``device`` (MQTT client id ``<user>/<device>``).
 

@@ -35,6 +35,7 @@ __all__ = [
     "new_command_id",
     "profile_get_command",
     "profile_set_command",
+    "react_command",
     "receipt_commands",
     "send_command",
     "sync_command",
@@ -239,3 +240,17 @@ def profile_get_command(*, id: str, users: Iterable[str]) -> dict[str, Any]:
     if len(listed) > 256:
         raise ValueError("ask for at most 256 profiles at a time")
     return {"v": VERSION, "type": "profile_get", "id": id, "users": listed}
+
+
+MAX_EMOJI_BYTES = 32
+"""Longest reaction, in UTF-8 bytes (the schema's ``emoji``; the server checks it is one emoji)."""
+
+
+def react_command(*, id: str, message: str, emoji: str) -> dict[str, Any]:
+    """A ``react`` command: set this user's reaction to ``message`` (``""`` removes it)."""
+    _check_id(id)
+    if not isinstance(message, str) or not 1 <= len(message) <= 64:
+        raise ValueError(f"message {message!r} must be a message id (1-64 characters)")
+    if not isinstance(emoji, str) or len(emoji.encode()) > MAX_EMOJI_BYTES or emoji.strip() != emoji:
+        raise ValueError(f'emoji must be one emoji of at most {MAX_EMOJI_BYTES} bytes, or "" to remove')
+    return {"v": VERSION, "type": "react", "id": id, "message": message, "emoji": emoji}

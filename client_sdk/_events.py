@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeGuard, TypeVar
 
 from client_sdk._media import Media, parse_media
@@ -36,6 +36,7 @@ __all__ = [
     "Profile",
     "ProfileChanged",
     "ProfileList",
+    "Reaction",
     "Receipt",
     "Sent",
     "Sequenced",
@@ -65,6 +66,8 @@ class Message:
     of a media message (``text`` is then its caption, possibly empty): see
     :meth:`client_sdk.Client.download`. ``deleted`` is true for a message deleted for everyone
     (a tombstone: ``text`` is empty and ``media`` None; see :class:`MessageDeleted`).
+    ``reactions`` is each user's reaction to it (user id → emoji) when the event was written, or
+    as sync returns it now; later changes come as :class:`Reaction` events.
     """
 
     id: str
@@ -77,6 +80,7 @@ class Message:
     cursor: int
     media: Media | None = None
     deleted: bool = False
+    reactions: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def group(self) -> str | None:
@@ -277,13 +281,32 @@ class DeviceList:
 
 
 @dataclass(frozen=True, slots=True)
+class Reaction:
+    """A reaction to a message this user sent or got changed: ``by`` reacted with ``emoji``, or
+    removed their reaction (``emoji`` None). ``reactions`` is the message's whole summary after the
+    change (user id → emoji; empty when nobody reacts any more): an app that keeps messages sets
+    it on the message ``message_id``. ``ref`` is the command id on this user's own changes (from
+    any of their devices), else None."""
+
+    message_id: str
+    conversation: str
+    seq: int
+    by: str
+    emoji: str | None
+    reactions: Mapping[str, str] = field(hash=False)
+    ref: str | None
+    ts: float
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True)
 class Ok:
     """The server did a command that has no other answer (internal: e.g. ``register_push``)."""
 
     ref: str
 
 
-Sequenced: TypeAlias = Message | Sent | Receipt | GroupEvent | ProfileChanged | MessageDeleted
+Sequenced: TypeAlias = Message | Sent | Receipt | GroupEvent | ProfileChanged | MessageDeleted | Reaction
 """Events that carry an inbox cursor and are processed strictly in cursor order."""
 
 Event: TypeAlias = (
@@ -293,6 +316,7 @@ Event: TypeAlias = (
     | GroupEvent
     | ProfileChanged
     | MessageDeleted
+    | Reaction
     | Presence
     | PresenceRefused
     | Typing
@@ -411,7 +435,39 @@ def parse_sequenced(payload: Any) -> Sequenced:
             cursor=cursor,
             message=parse_message(_field(data, "message", dict), cursor=cursor),
         )
+    if kind == "reaction":
+        return _parse_reaction(data, cursor=cursor)
     raise AssertionError(f"unhandled sequenced type {kind!r}")  # pragma: no cover - SEQUENCED_EVENT_TYPES
+
+
+def _parse_reaction(data: Mapping[str, Any], *, cursor: int) -> Reaction:
+    ref = data.get("ref")
+    if ref is not None and (not isinstance(ref, str) or not ref):
+        raise ValueError(f"field 'ref' must be a non-empty string or null, got {ref!r}")
+    emoji = data.get("emoji")
+    if emoji is not None and (not isinstance(emoji, str) or not emoji):
+        raise ValueError(f"field 'emoji' must be a non-empty string or null, got {emoji!r}")
+    return Reaction(
+        message_id=_str(data, "message_id"),
+        conversation=_str(data, "conversation"),
+        seq=_cursor(data, "seq"),
+        by=_str(data, "by"),
+        emoji=emoji,
+        reactions=_reactions(_field(data, "reactions", dict)),
+        ref=ref,
+        ts=_number(data, "ts"),
+        cursor=cursor,
+    )
+
+
+def _reactions(raw: Any) -> dict[str, str]:
+    """A reaction summary: user id → emoji."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"field 'reactions' must be a JSON object, got {type(raw).__name__}")
+    for user, emoji in raw.items():
+        if not isinstance(emoji, str) or not emoji:
+            raise ValueError(f"the reaction of {user!r} must be a non-empty string, got {emoji!r}")
+    return dict(raw)
 
 
 def parse_message(payload: Any, *, cursor: int) -> Message:
@@ -441,6 +497,7 @@ def parse_message(payload: Any, *, cursor: int) -> Message:
         ts=_number(payload, "ts"),
         cursor=cursor,
         media=None if payload.get("media") is None else parse_media(payload["media"]),
+        reactions=_reactions(payload.get("reactions") or {}),
     )
 
 

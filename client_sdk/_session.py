@@ -49,6 +49,7 @@ from client_sdk._events import (
     Profile,
     ProfileChanged,
     ProfileList,
+    Reaction,
     Receipt,
     Sent,
     Sequenced,
@@ -536,6 +537,9 @@ class Session:
             elif isinstance(item, ProfileChanged):
                 self._profiles[item.profile.user] = item.profile
                 self.requests.resolve(item.ref, item)
+            elif isinstance(item, Reaction) and item.ref is not None:
+                # ``react`` waits for an ``ok``: the server's answer when nothing changed
+                self.requests.resolve(item.ref, Ok(ref=item.ref))
             effects.events.append(item)
         if delivered:
             effects += self.receipts(delivered, status=Status.DELIVERED, now=now)

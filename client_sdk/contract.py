@@ -38,6 +38,7 @@ __all__ = [
     "PRESENCE_STATUSES",
     "PROFILE_COMMAND_TYPES",
     "PUSH_COMMAND_TYPES",
+    "REACTION_COMMAND_TYPES",
     "SEQUENCED_EVENT_TYPES",
     "TYPING_STATES",
     "USER_ID_RE",
@@ -92,18 +93,23 @@ GROUP_COMMAND_TYPES: Final = frozenset(
 PUSH_COMMAND_TYPES: Final = frozenset({"push_register", "push_unregister"})
 PROFILE_COMMAND_TYPES: Final = frozenset({"profile_set", "profile_get"})
 DEVICE_COMMAND_TYPES: Final = frozenset({"devices"})
+REACTION_COMMAND_TYPES: Final = frozenset({"react"})
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync"})
     | GROUP_COMMAND_TYPES
     | PUSH_COMMAND_TYPES
     | PROFILE_COMMAND_TYPES
     | DEVICE_COMMAND_TYPES
+    | REACTION_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
     | {"profile", "profiles", "deleted"}
+    | {"reaction"}
 )
-SEQUENCED_EVENT_TYPES: Final = frozenset({"message", "sent", "receipt", "group", "profile", "deleted"})
+SEQUENCED_EVENT_TYPES: Final = frozenset(
+    {"message", "sent", "receipt", "group", "profile", "deleted"} | {"reaction"}
+)
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "PushRegister",
     "PushUnregister",
     "Raw",
+    "React",
     "Receipt",
     "Send",
     "Sync",
@@ -241,6 +242,19 @@ class ProfileGet(NamedTuple):
         return cls(user, raw["id"], raw["users"])
 
 
+class React(NamedTuple):
+    """Set my reaction to a message to ``emoji``; ``""`` removes it (see ``rules.reactions``)."""
+
+    user: str
+    id: str
+    message: str
+    emoji: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> React:
+        return cls(user, raw["id"], raw["message"], raw["emoji"])
+
+
 Command: TypeAlias = (
     Send
     | Receipt
@@ -258,6 +272,7 @@ Command: TypeAlias = (
     | ProfileSet
     | ProfileGet
     | DeviceList
+    | React
 )
 
 COMMANDS: Mapping[str, type[Command]] = {
@@ -277,6 +292,7 @@ COMMANDS: Mapping[str, type[Command]] = {
     "profile_set": ProfileSet,
     "profile_get": ProfileGet,
     "devices": DeviceList,
+    "react": React,
 }
 """The class of each command ``type`` of the wire contract."""
 

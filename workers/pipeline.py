@@ -41,6 +41,7 @@ from workers.commands import (
     PushRegister,
     PushUnregister,
     Raw,
+    React,
     Receipt,
     Send,
     Sync,
@@ -60,6 +61,7 @@ from workers.stores import (
     TextSend,
 )
 from workers.stores.rules.profiles import clean_about, clean_name
+from workers.stores.rules.reactions import check_emoji
 
 __all__ = ["Pipeline", "Route", "Touch", "Waiting"]
 
@@ -335,6 +337,8 @@ class Pipeline:
                 self._profile_get(node, cmd)
             case DeviceList():
                 self._device_list(node, cmd)
+            case React():
+                self._react(node, cmd)
             case _:
                 assert_never(cmd)
 
@@ -491,3 +495,16 @@ class Pipeline:
         seen = self._store.profiles_for(watcher=cmd.user, users=cmd.users, everyone=self._profiles_public)
         event = {"v": VERSION, "type": "profiles", "ref": cmd.id, "profiles": [p.wire() for p in seen]}
         self._reply(node, cmd.user, event)
+
+    # ------------------------------------------------------------------ reactions
+    def _react(self, node: str, cmd: React) -> None:
+        """A change is a ``reaction`` event to every hearer (ref on the reactor's own); a react
+        that changes nothing (the same emoji, a resent command) is answered by a live ``ok``."""
+        emoji = check_emoji(cmd.emoji)
+        change = self._store.react(
+            user=cmd.user, message_id=cmd.message, emoji=emoji, command_id=cmd.id, now=self._clock()
+        )
+        if change.changed:
+            self._deliver(node, cmd.user, change.entries)
+        else:
+            self._ok(node, cmd.user, cmd.id)

@@ -22,6 +22,7 @@ import {
   parseProfile,
   profileGetCommand,
   profileSetCommand,
+  reactCommand,
 } from "./js/protocol.js";
 import { Session } from "./js/session.js";
 import { Store } from "./js/store.js";
@@ -45,6 +46,7 @@ class Chat {
     this.profileAsked = new Set(); // users asked for since the last sync
     this.profileHidden = new Set(); // left out of an answer (not a contact yet): asked again on news
     this.devicesRequest = null;
+    this.reactRequests = new Set(); // my react commands waiting for their `reaction` (or `ok`)
     this.typingTo = null;
     this.typingSentAt = 0;
     this.typingPause = null;
@@ -65,6 +67,7 @@ class Chat {
         saveProfile: (change) => this.saveProfile(change),
         setAvatar: (file) => this.setAvatar(file),
         listDevices: () => this.listDevices(),
+        react: (item, emoji) => this.react(item, emoji),
         logout: () => logout(),
       },
     });
@@ -129,6 +132,7 @@ class Chat {
         if (id) convs.add(id);
         if (event.type === "group" && event.ref && this.groupRequests.delete(event.ref)) openAfter = event.group.id;
         if (event.type === "profile" && event.ref && this.profileRequests.delete(event.ref)) this.view.profileDone();
+        if (event.type === "reaction" && event.ref) this.reactRequests.delete(event.ref);
       } else if (event.type === "typing") {
         if (isUserId(event.from)) this.store.onTyping(event.from, event.state === "composing");
       } else if (event.type === "groups") {
@@ -137,6 +141,8 @@ class Chat {
         this.onProfiles(event);
       } else if (event.type === "devices") {
         this.onDevices(event);
+      } else if (event.type === "ok") {
+        this.reactRequests.delete(event.ref); // a reaction that changed nothing
       } else if (event.type === "error") {
         this.onError(event);
       }
@@ -169,6 +175,10 @@ class Chat {
     }
     if (error.ref && this.profileAsks.delete(error.ref)) {
       console.warn("mqchat: profile_get refused:", message); // the names stay user ids
+      return;
+    }
+    if (error.ref && this.reactRequests.delete(error.ref)) {
+      this.view.toast(`Could not react: ${message}`);
       return;
     }
     if (error.ref && this.store.failPending(error.ref, message)) return;
@@ -245,6 +255,19 @@ class Chat {
     this.devicesRequest = null;
     const devices = (Array.isArray(answer.devices) ? answer.devices : []).map(parseDevice).filter(Boolean);
     this.view.showDevices(devices, this.connection.device);
+  }
+
+  /** Set my reaction to a stored message (an empty emoji removes it); the `reaction` event shows it. */
+  react(item, emoji) {
+    if (!item.id) return false;
+    if (!this.session.synced) {
+      this.view.toast("Offline: try again when connected");
+      return false;
+    }
+    const id = newId("x");
+    this.reactRequests.add(id);
+    this.connection.run(this.session.request(reactCommand({ id, message: item.id, emoji })));
+    return true;
   }
 
   /** Report the open conversation's messages as read, when the page is in front of the user. */

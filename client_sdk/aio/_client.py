@@ -32,6 +32,7 @@ from client_sdk._commands import (
     profile_set_command,
     push_register_command,
     push_unregister_command,
+    react_command,
 )
 from client_sdk._errors import NotConnected, PresenceForbidden, Timeout
 from client_sdk._events import (
@@ -350,6 +351,24 @@ class Client(Connection):
     async def unregister_push(self, token: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> None:
         """Stop pushes to ``token`` (e.g. at logout)."""
         await self._request(lambda id: push_unregister_command(id=id, token=token), Ok, timeout)
+
+    # -- reactions ---------------------------------------------------------------------------------------
+
+    async def react(
+        self, message: Message | str, emoji: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> None:
+        """React to ``message`` (a message or its id) with ``emoji``, replacing this user's earlier
+        reaction; ``""`` removes it. Returns once the server has it (the change comes as a
+        :class:`~client_sdk.Reaction` event). :class:`~client_sdk.CommandRejected`: ``bad_request``
+        (not one emoji), ``not_found`` (a message this user cannot see, or a deleted one)."""
+        message_id = message.id if isinstance(message, Message) else message
+        await self._request(lambda id: react_command(id=id, message=message_id, emoji=emoji), Ok, timeout)
+
+    async def unreact(
+        self, message: Message | str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> None:
+        """Remove this user's reaction to ``message`` (nothing happens when there is none)."""
+        await self.react(message, "", timeout=timeout)
 
     # -- presence ----------------------------------------------------------------------------------------
 

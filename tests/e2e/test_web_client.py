@@ -413,3 +413,129 @@ def test_a_contact_sees_a_name_and_photo_live_and_after_a_reload_and_devices_are
     assert bob.errors() == []
     alice.close()
     bob.close()
+
+
+_REACTIONS_JS = """
+const [text] = arguments;
+for (const m of document.querySelectorAll('#message-list .msg')) {
+  const body = m.querySelector('.text');
+  if (!body || body.textContent !== text) continue;
+  return [...m.querySelectorAll('.reactions .reaction-chip')].map((c) => ({
+    emoji: c.querySelector('.emoji').textContent,
+    count: Number(c.querySelector('.count').textContent),
+    mine: c.classList.contains('mine'),
+  }));
+}
+return null;
+"""
+
+
+def _bubble(page: Page, text: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    for bubble in page.driver.find_elements(By.CSS_SELECTOR, "#message-list .msg"):
+        if (
+            bubble.find_elements(By.CSS_SELECTOR, ".text")
+            and bubble.find_element(By.CSS_SELECTOR, ".text").text == text
+        ):
+            return bubble
+    raise AssertionError(f"{page.name}'s page shows no message {text!r}")
+
+
+def _pick_reaction(page: Page, text: str, emoji: str, *, shot: str | None = None) -> None:
+    """Hover the bubble, open its actions toolbar's picker and pick ``emoji``."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    bubble = _bubble(page, text)
+    ActionChains(page.driver).move_to_element(bubble).perform()
+    bubble.find_element(By.CSS_SELECTOR, '.msg-actions [data-action="react-open"]').click()
+    picks = bubble.find_elements(By.CSS_SELECTOR, ".react-picker .react-pick")
+    page.wait("the picker opens", lambda: all(p.is_displayed() for p in picks) and picks)
+    if shot:
+        page.shot(shot)
+    next(p for p in picks if p.text == emoji).click()
+
+
+def _click_chip(page: Page, text: str, emoji: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    chips = _bubble(page, text).find_elements(By.CSS_SELECTOR, ".reaction-chip")
+    next(c for c in chips if c.get_attribute("data-emoji") == emoji).click()
+
+
+def _chips(page: Page, text: str) -> list[dict[str, Any]] | None:
+    found: list[dict[str, Any]] | None = page.js(_REACTIONS_JS, text)
+    return found
+
+
+def test_a_reaction_is_seen_by_the_other_person_changed_and_removed(
+    node: RunningNode, browser: Callable[[str], Page]
+) -> None:
+    alice_id, alice_token = node.add_user("alice")
+    bob_id, bob_token = node.add_user("bob")
+    url = f"{node.media_url}/"
+    alice, bob = browser("alice"), browser("bob")
+
+    # Given alice wrote to bob and both have the chat open
+    alice.login(url, alice_id, alice_token)
+    alice.new_chat(bob_id)
+    alice.send_text("pizza tonight?")
+    bob.login(url, bob_id, bob_token)
+    bob.wait("alice's chat shows", lambda: bob.chat(alice_id))
+    bob.open_chat(alice_id)
+    bob.wait("bob sees the message", lambda: bob.message("pizza tonight?"))
+    assert _chips(bob, "pizza tonight?") == []
+
+    # When bob picks 👍 in the message's toolbar
+    _pick_reaction(bob, "pizza tonight?", "👍", shot="reaction-picker")
+
+    # Then both see a 👍 chip under the bubble, marked as his on his page only
+    mine = [{"emoji": "👍", "count": 1, "mine": True}]
+    theirs = [{"emoji": "👍", "count": 1, "mine": False}]
+    bob.wait("bob's chip is his", lambda: _chips(bob, "pizza tonight?") == mine)
+    alice.wait("alice sees bob's 👍", lambda: _chips(alice, "pizza tonight?") == theirs)
+    alice.shot("reaction-seen")
+    bob.shot("reaction-mine")
+
+    # When bob changes it to ❤️, alice's page replaces the chip
+    _pick_reaction(bob, "pizza tonight?", "❤️")
+    alice.wait(
+        "alice sees ❤️ instead",
+        lambda: _chips(alice, "pizza tonight?") == [{"emoji": "❤️", "count": 1, "mine": False}],
+    )
+
+    # When alice joins in by clicking the chip, both see two
+    _click_chip(alice, "pizza tonight?", "❤️")
+    bob.wait(
+        "bob sees two ❤️", lambda: _chips(bob, "pizza tonight?") == [{"emoji": "❤️", "count": 2, "mine": True}]
+    )
+    alice.wait(
+        "hers is marked",
+        lambda: _chips(alice, "pizza tonight?") == [{"emoji": "❤️", "count": 2, "mine": True}],
+    )
+    alice.shot("reaction-two")
+    # and what alice's page kept shows the same after a reload
+    alice.driver.refresh()
+    alice.wait_online()
+    alice.open_chat(bob_id)
+    alice.wait(
+        "the chip after the reload",
+        lambda: _chips(alice, "pizza tonight?") == [{"emoji": "❤️", "count": 2, "mine": True}],
+    )
+
+    # When bob clicks his own chip, his reaction is removed; then alice removes hers
+    _click_chip(bob, "pizza tonight?", "❤️")
+    alice.wait(
+        "one ❤️ left", lambda: _chips(alice, "pizza tonight?") == [{"emoji": "❤️", "count": 1, "mine": True}]
+    )
+    bob.wait(
+        "bob's is gone", lambda: _chips(bob, "pizza tonight?") == [{"emoji": "❤️", "count": 1, "mine": False}]
+    )
+    _click_chip(alice, "pizza tonight?", "❤️")
+    bob.wait("no chip left for bob", lambda: _chips(bob, "pizza tonight?") == [])
+    alice.wait("no chip left for alice", lambda: _chips(alice, "pizza tonight?") == [])
+    bob.shot("reaction-removed")
+    assert alice.errors() == [] and bob.errors() == []
+    alice.close()
+    bob.close()

@@ -26,6 +26,8 @@ _CONCERNS = {
         "profiles",
         "devices",
         "deletion",
+        "carriers",
+        "reactions",
     ),
 }
 

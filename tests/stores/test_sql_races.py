@@ -160,3 +160,33 @@ def test_concurrent_batches_with_different_counts_per_conversation_never_deadloc
             assert seqs == list(range(1, stored[recipient] + 1))
     finally:
         store.close()
+
+
+def test_two_reactions_to_one_message_at_once_both_reach_the_summary(
+    racing: tuple[Store, Callable[[], None]],
+) -> None:
+    store, until_one_waits = racing
+    alice, bob = users(store, "alice", "bob")
+    message_id = store.accept_message(
+        sender=alice, command_id="m", recipient=bob, text="hi", now=1.0
+    ).message.id
+    out: dict[str, Any] = {}
+
+    def bob_reacts() -> None:
+        out["change"] = store.react(user=bob, message_id=message_id, emoji="👍", command_id="r2", now=2.0)
+
+    # When bob reacts while alice's reaction is not committed yet
+    with store.batch():
+        store.react(user=alice, message_id=message_id, emoji="😂", command_id="r1", now=2.0)
+        thread = threading.Thread(target=bob_reacts, daemon=True)
+        thread.start()
+        until_one_waits()  # on the message's row
+    thread.join(_WAIT)
+
+    # Then his change saw hers: the summary, and every carrier of the message, holds both
+    assert out["change"].reactions == {alice: "😂", bob: "👍"}
+    for user in (alice, bob):
+        (carrier,) = [
+            e for e in store.sync(user=user, after=0, limit=10)[0] if e.payload["type"] != "reaction"
+        ]
+        assert carrier.payload["message"]["reactions"] == {alice: "😂", bob: "👍"}

@@ -30,6 +30,7 @@ from workers.stores.records import (
     Profile,
     ProfileChange,
     PushToken,
+    ReactionChange,
     ReceiptRequest,
     ReceiptResult,
     SmsRecord,
@@ -53,6 +54,7 @@ __all__ = [
     "Phones",
     "Presence",
     "Profiles",
+    "Reactions",
     "Store",
     "Users",
 ]
@@ -287,7 +289,23 @@ class MessageDeletion(Protocol):
         ...
 
 
-class CommandStore(Messages, Groups, Notifications, Profiles, MessageDeletion, Protocol):
+class Reactions(Protocol):
+    """One emoji per user per message (``rules.reactions``)."""
+
+    def react(
+        self, *, user: str, message_id: str, emoji: str | None, command_id: str, now: float
+    ) -> ReactionChange:
+        """Set (``emoji``) or remove (None) ``user``'s reaction to a message, with its summary
+        written into every inbox entry that carries the message and a ``reaction`` event for every
+        hearer (``ref`` = ``command_id`` on the user's own), in one transaction. Nothing changes
+        (``changed`` False) for the same emoji again or the command that made the current state
+        sent again. CommandError ``not_found`` when the user cannot see the message (not its
+        sender or a recipient of a copy; of a group message, no longer a member), it does not
+        exist, or it was deleted for everyone."""
+        ...
+
+
+class CommandStore(Messages, Groups, Notifications, Profiles, MessageDeletion, Reactions, Protocol):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
 
     def devices_of(self, user: str) -> list[DeviceInfo]: ...

@@ -20,6 +20,7 @@ __all__ = [
     "Profile",
     "ProfileChange",
     "PushToken",
+    "ReactionChange",
     "ReceiptRequest",
     "ReceiptResult",
     "SmsRecord",
@@ -234,3 +235,16 @@ class Deletion:
     """The new ``deleted`` events, to publish once the change is committed."""
     media_keys: list[str] = field(default_factory=list)
     """The stored objects the message owned, to remove from media storage once committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionChange:
+    """What ``Reactions.react`` did."""
+
+    changed: bool
+    """False when the reaction was already so (the same emoji, or the same command sent again):
+    nothing was written."""
+    reactions: dict[str, str]
+    """The message's summary after the command: each reacting user's emoji."""
+    entries: list[InboxEntry] = field(default_factory=list)
+    """The new ``reaction`` events, to publish once the change is committed."""

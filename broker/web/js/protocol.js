@@ -4,7 +4,7 @@
 export const VERSION = 1;
 export const USER_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 export const GROUP_ID_RE = /^g:[A-Za-z0-9_-]{1,60}$/;
-export const SEQUENCED_TYPES = new Set(["message", "sent", "receipt", "group", "deleted", "profile"]);
+export const SEQUENCED_TYPES = new Set(["message", "sent", "receipt", "group", "deleted", "profile", "reaction"]);
 /** Error codes that refuse a command only for now: send it again a little later. */
 export const TRANSIENT_CODES = new Set(["rate_limited", "busy"]);
 export const MAX_RECEIPT_MESSAGES = 500;
@@ -72,6 +72,8 @@ export function profileSetCommand({ id, name, about }) {
 }
 export const profileGetCommand = ({ id, users }) => command("profile_get", id, { users });
 export const devicesCommand = ({ id }) => command("devices", id, {});
+/** `react`: my reaction to a message; an empty emoji removes it. */
+export const reactCommand = ({ id, message, emoji }) => command("react", id, { message, emoji });
 
 /** `receipt` commands for these message ids, at most 500 ids each. */
 export function receiptCommands({ status, messages, newCommandId = newId }) {
@@ -138,9 +140,23 @@ export function isReadableSequenced(event) {
       return typeof event.message_id === "string" && isMessage(event.message);
     case "profile":
       return parseProfile(event.profile) !== null;
+    case "reaction":
+      return typeof event.message_id === "string" && isUserId(event.by) && parseReactions(event.reactions) !== null;
     default:
       return false;
   }
+}
+
+/** A reaction summary ({user: emoji}) as the client keeps it, or null when it is malformed. */
+export function parseReactions(r) {
+  if (r === undefined || r === null) return {};
+  if (typeof r !== "object" || Array.isArray(r)) return null;
+  const out = {};
+  for (const [user, emoji] of Object.entries(r)) {
+    if (!isUserId(user) || typeof emoji !== "string" || emoji === "") return null;
+    out[user] = emoji;
+  }
+  return out;
 }
 
 const optionalString = (v) => (typeof v === "string" && v !== "" ? v : null);

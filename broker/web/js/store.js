@@ -3,7 +3,7 @@
 // the cursor is saved together with the state it produced, in localStorage, one key per user: a
 // reload resumes with `sync` after that cursor and nothing is applied twice.
 
-import { STATUS_RANK, isGroupId, parseProfile } from "./protocol.js";
+import { STATUS_RANK, isGroupId, parseProfile, parseReactions } from "./protocol.js";
 
 export const TYPING_SHOWN_MS = 4000;
 const STORAGE_VERSION = 1;
@@ -229,6 +229,8 @@ export class Store {
         return this.onDeleted(event.message);
       case "profile":
         return this.onProfile(parseProfile(event.profile));
+      case "reaction":
+        return this.onReaction(event);
       default:
         return null;
     }
@@ -250,6 +252,7 @@ export class Store {
       ts: message.ts,
       seq: message.seq,
       media: message.media || null,
+      reactions: parseReactions(message.reactions) || {},
       status: incoming ? "received" : "sent",
       pending: false,
       readSent: false,
@@ -273,6 +276,7 @@ export class Store {
         ts: message.ts,
         seq: message.seq,
         media: message.media || null,
+        reactions: parseReactions(message.reactions) || {},
         pending: false,
         error: undefined,
       });
@@ -298,6 +302,7 @@ export class Store {
       ts: message.ts,
       seq: message.seq,
       media: message.media || null,
+      reactions: parseReactions(message.reactions) || {},
       status: "sent",
       pending: false,
       by: {},
@@ -305,11 +310,20 @@ export class Store {
     return conv.id;
   }
 
+  /** A reaction changed: the message's whole summary is in the event. */
+  onReaction(event) {
+    const item = this.byId.get(event.message_id);
+    if (!item) return null; // older than what this browser keeps
+    item.reactions = parseReactions(event.reactions) || {};
+    this.scheduleSave();
+    return this.convOf(item);
+  }
+
   /** A message deleted for everyone: its bubble keeps its place and forgets its text and media. */
   onDeleted(message) {
     const item = this.byId.get(message.id);
     if (!item) return this.onMessage(message); // older than what this browser keeps: the tombstone
-    Object.assign(item, { text: "", media: null, localPreview: null, deleted: true });
+    Object.assign(item, { text: "", media: null, localPreview: null, deleted: true, reactions: {} });
     this.scheduleSave();
     return this.convOf(item);
   }

@@ -127,6 +127,59 @@ function receiptsTitle(item) {
   return parts.join(" · ");
 }
 
+/** The emoji of the quick picker in a message's toolbar. */
+export const QUICK_REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
+
+/**
+ * The reaction chips under a bubble: one per emoji with its count, mine highlighted. Clicking my
+ * chip takes my reaction back; clicking another reacts with its emoji. Null when nobody reacted.
+ */
+function reactionChips(item, me, nameOf) {
+  const byEmoji = new Map();
+  for (const [user, emoji] of Object.entries(item.reactions || {})) {
+    if (!byEmoji.has(emoji)) byEmoji.set(emoji, []);
+    byEmoji.get(emoji).push(user);
+  }
+  if (!byEmoji.size) return null;
+  const box = el("div", "reactions");
+  for (const [emoji, users] of byEmoji) {
+    const mine = users.includes(me);
+    const chip = el("button", `reaction-chip${mine ? " mine" : ""}`);
+    chip.type = "button";
+    chip.dataset.emoji = emoji;
+    chip.title = users.map(nameOf).join(", ") + (mine ? " (click to remove yours)" : "");
+    chip.append(el("span", "emoji", emoji), el("span", "count", String(users.length)));
+    box.append(chip);
+  }
+  return box;
+}
+
+/**
+ * The actions toolbar of a stored message: buttons with a `data-action` that `View.runAction`
+ * carries out. Reactions: a button that opens a small picker of QUICK_REACTIONS (my current one
+ * marked; picking it again takes it back). Reply, forward, edit and delete add their buttons here.
+ */
+function messageActions(item, me) {
+  const bar = el("div", "msg-actions");
+  const open = el("button", "action react-open", "☺");
+  open.type = "button";
+  open.dataset.action = "react-open";
+  open.title = "React";
+  open.setAttribute("aria-label", "React");
+  const picker = el("div", "react-picker");
+  picker.hidden = true;
+  for (const emoji of QUICK_REACTIONS) {
+    const mine = (item.reactions || {})[me] === emoji;
+    const pick = el("button", `react-pick${mine ? " mine" : ""}`, emoji);
+    pick.type = "button";
+    pick.dataset.action = "react";
+    pick.dataset.emoji = emoji;
+    picker.append(pick);
+  }
+  bar.append(open, picker);
+  return bar;
+}
+
 export class View {
   constructor({ store, media, actions }) {
     this.store = store;
@@ -484,7 +537,7 @@ export class View {
     const senderName = showSender ? this.store.nameOf(item.from) : null;
     const signature = JSON.stringify([
       item.status, item.text, item.id, item.media?.key, !!item.localPreview, !!item.upload, item.error,
-      first, senderName, item.by, !!item.deleted,
+      first, senderName, item.by, !!item.deleted, item.reactions,
     ]);
     if (node.dataset.signature === signature) return;
     node.dataset.signature = signature;
@@ -517,6 +570,9 @@ export class View {
       parts.push(text);
     }
     parts.push(meta);
+    const chips = item.deleted ? null : reactionChips(item, this.me, (u) => this.store.nameOf(u));
+    if (chips) parts.push(chips);
+    if (item.id && !item.deleted && !item.pending) parts.push(messageActions(item, this.me));
     if (item.status === "failed") {
       const note = el("div", "failed-note", `Not sent: ${item.error || "failed"}`);
       const retry = el("button", "retry", "Retry");
@@ -598,7 +654,40 @@ export class View {
       this.actions.retry(item);
       return;
     }
+    const chip = event.target.closest(".reaction-chip");
+    if (chip) {
+      this.toggleReaction(item, chip.dataset.emoji);
+      return;
+    }
+    const action = event.target.closest("[data-action]");
+    if (action) {
+      this.runAction(node, item, action);
+      return;
+    }
     if (event.target.closest(".media")) this.view(item);
+  }
+
+  /** A button of a message's toolbar (see messageActions). */
+  runAction(node, item, button) {
+    switch (button.dataset.action) {
+      case "react-open": {
+        const picker = node.querySelector(".react-picker");
+        if (picker) picker.hidden = !picker.hidden;
+        break;
+      }
+      case "react":
+        button.closest(".react-picker").hidden = true;
+        this.toggleReaction(item, button.dataset.emoji);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** React with `emoji`, or take my reaction back when it is already `emoji`. */
+  toggleReaction(item, emoji) {
+    const mine = (item.reactions || {})[this.me];
+    this.actions.react(item, mine === emoji ? "" : emoji);
   }
 
   itemOf(node) {

@@ -83,6 +83,7 @@ class MongoBase:
         self._sms = self._db["sms_outbox"]
         self._profiles = self._db["profiles"]
         self._devices = self._db["devices"]
+        self._reactions = self._db["reactions"]
 
     def __repr__(self) -> str:
         return f"MongoStore({self._shown!r})"

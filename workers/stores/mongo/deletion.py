@@ -52,6 +52,7 @@ class MongoDeletion(MongoCarriers):
                 },
                 session=session,
             )
+            self._reactions.delete_many({"message_id": message_id}, session=session)
             self._rewrite_carriers(session, message_id, holders, lambda _old: dict(stone))
             entries = self._append_many(session, deleted_events(users, stone, by=by, now=now), now)
             return Deletion(changed=True, message=stone, entries=entries, media_keys=keys)

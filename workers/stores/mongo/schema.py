@@ -24,6 +24,8 @@
 ``sms_outbox``     {_id: int, user, phone, body, created_at}
 ``profiles``       {_id: user, name, about, avatar, avatar_key, updated_at}: ``avatar`` is the wire
                    object of the avatar image, ``avatar_key`` its object key (who may download it)
+``reactions``      {message_id, user, emoji, command_id, updated_at}: one per user who reacts to a
+                   message (see reactions); none for a message deleted for everyone
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ COLLECTIONS: Final = (
     "sms_outbox",
     "profiles",
     "devices",
+    "reactions",
 )
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {
@@ -80,6 +83,9 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     "push_tokens": [IndexModel([("user", ASCENDING), ("created_at", ASCENDING)], name="user")],
     "sms_outbox": [IndexModel([("user", ASCENDING)], name="user")],
     "profiles": [IndexModel([("avatar_key", ASCENDING)], name="avatar_key", sparse=True)],
+    "reactions": [
+        IndexModel([("message_id", ASCENDING), ("user", ASCENDING)], name="message_user", unique=True)
+    ],
     "devices": [
         IndexModel([("user", ASCENDING), ("first_seen", ASCENDING)], name="user"),
         IndexModel([("signed_out_at", ASCENDING)], name="signed_out_at", sparse=True),

@@ -8,6 +8,7 @@ from workers.stores.mongo.devices import MongoDevices
 from workers.stores.mongo.messages import MongoMessages
 from workers.stores.mongo.profiles import MongoProfiles
 from workers.stores.mongo.push import MongoPush
+from workers.stores.mongo.reactions import MongoReactions
 from workers.stores.mongo.receipts import MongoReceipts
 from workers.stores.mongo.users import MongoUsers
 
@@ -23,6 +24,7 @@ class MongoStore(
     MongoProfiles,
     MongoDevices,
     MongoDeletion,
+    MongoReactions,
 ):
     """The whole store on MongoDB (see workers.stores.interfaces.Store). Each part is a class of its
     own on :class:`~workers.stores.mongo.base.MongoBase`, which holds the client, transactions and

@@ -21,6 +21,7 @@ from workers.stores.sql.schema import (
     message_deletions,
     message_media,
     messages,
+    reactions,
 )
 
 __all__ = ["SqlDeletion"]
@@ -70,6 +71,7 @@ class SqlDeletion(SqlCarriers):
             )
             conn.execute(delete(media_objects).where(media_objects.c.message_id == message_id))
             conn.execute(delete(message_media).where(message_media.c.message_id == message_id))
+            conn.execute(delete(reactions).where(reactions.c.message_id == message_id))
             self._rewrite_carriers(conn, message_id, holders, lambda _old: dict(stone))
             entries = self._append_many(conn, deleted_events(users, stone, by=by, now=now), now)
         return Deletion(changed=True, message=stone, entries=entries, media_keys=keys)

@@ -231,3 +231,16 @@ message_deletions = Table(
 """Messages deleted for everyone: when and by whom (``admin`` or a user id); their ``body`` is
 empty. A table of its own, not columns of ``messages``: an existing database gets it at start
 (``create_schema``) without a migration, and sending a message writes nothing more."""
+
+reactions = Table(
+    "reactions",
+    metadata,
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", USER_ID, nullable=False),
+    Column("emoji", String(64), nullable=False),
+    Column("command_id", String(64), nullable=False),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("message_id", "user_id", name="pk_reactions"),
+)
+"""Each user's reaction to a message (one emoji), and the command that set it: a resend of that
+command changes nothing. A removed reaction has no row; a message deleted for everyone has none."""

@@ -8,6 +8,7 @@ from workers.stores.sql.devices import SqlDevices
 from workers.stores.sql.messages import SqlMessages
 from workers.stores.sql.profiles import SqlProfiles
 from workers.stores.sql.push import SqlPush
+from workers.stores.sql.reactions import SqlReactions
 from workers.stores.sql.receipts import SqlReceipts
 from workers.stores.sql.users import SqlUsers
 
@@ -15,7 +16,15 @@ __all__ = ["SqlStore"]
 
 
 class SqlStore(
-    SqlUsers, SqlMessages, SqlReceipts, SqlPush, SqlContacts, SqlProfiles, SqlDevices, SqlDeletion
+    SqlUsers,
+    SqlMessages,
+    SqlReceipts,
+    SqlPush,
+    SqlContacts,
+    SqlProfiles,
+    SqlDevices,
+    SqlDeletion,
+    SqlReactions,
 ):
     """The whole store on SQLAlchemy Core (see workers.stores.interfaces.Store). Each part is a
     class of its own on :class:`~workers.stores.sql.base.SqlBase`, which holds the engine,
