@@ -15,6 +15,7 @@ from workers.stores.rules.deletion import (
     message_not_found,
     tombstone,
 )
+from workers.stores.rules.hides import unless_hidden
 from workers.stores.sql.carriers import SqlCarriers
 from workers.stores.sql.schema import (
     media_objects,
@@ -29,7 +30,9 @@ __all__ = ["SqlDeletion"]
 class SqlDeletion(SqlCarriers):
     """A group message's ``deleted`` events go to its current members (groups)."""
 
-    def delete_for_everyone(self, message_id: str, *, by: str, now: float) -> Deletion:
+    def delete_for_everyone(
+        self, message_id: str, *, by: str, now: float, ref: str | None = None
+    ) -> Deletion:
         with self._tx() as conn:
             row = conn.execute(
                 select(
@@ -70,6 +73,7 @@ class SqlDeletion(SqlCarriers):
             )
             conn.execute(delete(media_objects).where(media_objects.c.message_id == message_id))
             conn.execute(delete(message_media).where(message_media.c.message_id == message_id))
-            self._rewrite_carriers(conn, message_id, holders, lambda _old: dict(stone))
-            entries = self._append_many(conn, deleted_events(users, stone, by=by, now=now), now)
+            self._rewrite_carriers(conn, message_id, holders, unless_hidden(lambda _old: dict(stone)))
+            items = deleted_events(users, stone, by=by, now=now, ref=ref)
+            entries = self._append_many(conn, items, now)
         return Deletion(changed=True, message=stone, entries=entries, media_keys=keys)

@@ -231,3 +231,26 @@ message_deletions = Table(
 """Messages deleted for everyone: when and by whom (``admin`` or a user id); their ``body`` is
 empty. A table of its own, not columns of ``messages``: an existing database gets it at start
 (``create_schema``) without a migration, and sending a message writes nothing more."""
+
+message_edits = Table(
+    "message_edits",
+    metadata,
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("command_id", String(64), nullable=False),
+    Column("edited_at", Float, nullable=False),
+    PrimaryKeyConstraint("message_id", "command_id", name="pk_message_edits"),
+)
+"""Each edit of a message: its command id (a resent edit is recognised and changes nothing more)
+and when; the latest ``edited_at`` is the message's. Only the latest text is kept (in
+``messages.body``): older versions are dropped. A row per edit rather than one per message: an
+edit resent after a later one must not bring its text back."""
+
+message_hides = Table(
+    "message_hides",
+    metadata,
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", USER_ID, nullable=False),
+    Column("hidden_at", Float, nullable=False),
+    PrimaryKeyConstraint("message_id", "user_id", name="pk_message_hides"),
+)
+"""Messages a user deleted for themselves: later changes leave that user's entries as they are."""
