@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Literal
 
 from client_sdk._base import State
+from client_sdk._change_calls import ChangeCalls
 from client_sdk._connection import Connection
 from client_sdk._device_calls import DeviceCalls
 from client_sdk._group_calls import GroupCalls
@@ -32,7 +33,15 @@ __all__ = ["Client"]
 
 
 class Client(
-    Connection, Messaging, MediaCalls, GroupCalls, PushCalls, PresenceCalls, ProfileCalls, DeviceCalls
+    Connection,
+    Messaging,
+    ChangeCalls,
+    MediaCalls,
+    GroupCalls,
+    PushCalls,
+    PresenceCalls,
+    ProfileCalls,
+    DeviceCalls,
 ):
     """A chat client of user ``user`` on device ``device`` (MQTT client id ``<user>/<device>``).
 

@@ -43,6 +43,9 @@ from client_sdk._events import (
     GroupEvent,
     GroupList,
     Message,
+    MessageDeleted,
+    MessageEdited,
+    MessageHidden,
     Ok,
     Presence,
     PresenceRefused,
@@ -536,6 +539,9 @@ class Session:
             elif isinstance(item, ProfileChanged):
                 self._profiles[item.profile.user] = item.profile
                 self.requests.resolve(item.ref, item)
+            elif isinstance(item, MessageEdited | MessageDeleted | MessageHidden) and item.ref is not None:
+                # an edit or delete of this user's waits for its own event (or ``ok``: nothing changed)
+                self.requests.resolve(item.ref, Ok(ref=item.ref))
             effects.events.append(item)
         if delivered:
             effects += self.receipts(delivered, status=Status.DELIVERED, now=now)
