@@ -177,7 +177,8 @@ def test_a_hidden_message_leaves_my_devices_only_and_stays_hidden(store: Store) 
     change = edit(store, message_id, alice, NEW, "e1", 4.0)
     assert [e.user for e in change.entries] == [alice]
     assert carried(store, bob, message_id) == [stub]
-    store.delete_for_everyone(message_id, by=alice, now=5.0)
+    deletion = store.delete_for_everyone(message_id, by=alice, now=5.0)
+    assert [e.user for e in deletion.entries] == [alice]
     assert carried(store, bob, message_id) == [stub]
     assert NEW not in str(log_of(store, bob)) and OLD not in str(log_of(store, bob))
 

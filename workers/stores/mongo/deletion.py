@@ -16,7 +16,7 @@ from workers.stores.rules.deletion import (
     message_not_found,
     tombstone,
 )
-from workers.stores.rules.hides import unless_hidden
+from workers.stores.rules.hides import unhidden, unless_hidden
 
 __all__ = ["MongoDeletion"]
 
@@ -56,6 +56,8 @@ class MongoDeletion(MongoCarriers):
                 session=session,
             )
             self._rewrite_carriers(session, message_id, holders, unless_hidden(lambda _old: dict(stone)))
+            # who deleted it for themselves hears nothing more of it
+            users = unhidden(users, doc.get("hidden_for") or [])
             items = deleted_events(users, stone, by=by, now=now, ref=ref)
             entries = self._append_many(session, items, now)
             return Deletion(changed=True, message=stone, entries=entries, media_keys=keys)
