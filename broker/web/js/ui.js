@@ -127,6 +127,28 @@ function receiptsTitle(item) {
   return parts.join(" · ");
 }
 
+/**
+ * The actions bar of a message bubble (shown on hover or focus): Edit and Delete for everyone on
+ * my own messages (a group admin may delete anyone's for everyone), Delete for me on every
+ * message. None on a message not stored yet or deleted already. Each button carries its action in
+ * `data-action` (View.onMessageAction).
+ */
+function messageActions(item, { mine, admin }) {
+  if (!item.id || item.pending || item.deleted) return null;
+  const bar = el("div", "actions");
+  const button = (action, label, title) => {
+    const b = el("button", `action ${action}`, label);
+    b.type = "button";
+    b.dataset.action = action;
+    b.title = title;
+    bar.append(b);
+  };
+  if (mine) button("edit", "Edit", "Edit this message");
+  if (mine || admin) button("delete-everyone", "Delete for everyone", "Delete this message for everyone");
+  button("delete-me", "Delete for me", "Remove this message from your devices");
+  return bar;
+}
+
 export class View {
   constructor({ store, media, actions }) {
     this.store = store;
@@ -199,6 +221,7 @@ export class View {
       if (!this.actions.newGroup(name, members)) e.preventDefault();
     });
     on($("media-form"), "submit", () => this.sendMedia());
+    on($("edit-form"), "submit", () => this.saveEdit());
     on($("media-dialog"), "close", () => this.dropMediaPreview());
     on($("viewer-close"), "click", () => $("viewer-dialog").close());
     on($("viewer-dialog"), "close", () => $("viewer-body").replaceChildren());
@@ -484,7 +507,7 @@ export class View {
     const senderName = showSender ? this.store.nameOf(item.from) : null;
     const signature = JSON.stringify([
       item.status, item.text, item.id, item.media?.key, !!item.localPreview, !!item.upload, item.error,
-      first, senderName, item.by, !!item.deleted,
+      first, senderName, item.by, !!item.deleted, item.editedAt, conv.admins?.includes(this.me),
     ]);
     if (node.dataset.signature === signature) return;
     node.dataset.signature = signature;
@@ -503,6 +526,11 @@ export class View {
     if (hasMedia) parts.push(this.mediaNode(node, item));
     node.classList.toggle("media-only", hasMedia && !item.text);
     const meta = el("span", "meta");
+    if (item.editedAt && !item.deleted) {
+      const mark = el("span", "edited", "edited");
+      mark.title = `Edited at ${clock(item.editedAt)}`;
+      meta.append(mark);
+    }
     meta.append(el("span", "time", clock(item.ts)));
     if (mine) {
       const mark = tick(item);
@@ -517,6 +545,8 @@ export class View {
       parts.push(text);
     }
     parts.push(meta);
+    const toolbar = messageActions(item, { mine, admin: conv.kind === "group" && !!conv.admins?.includes(this.me) });
+    if (toolbar) parts.push(toolbar);
     if (item.status === "failed") {
       const note = el("div", "failed-note", `Not sent: ${item.error || "failed"}`);
       const retry = el("button", "retry", "Retry");
@@ -598,7 +628,33 @@ export class View {
       this.actions.retry(item);
       return;
     }
+    const action = event.target.closest(".actions button")?.dataset.action;
+    if (action) {
+      this.onMessageAction(item, action);
+      return;
+    }
     if (event.target.closest(".media")) this.view(item);
+  }
+
+  /** A button of a bubble's actions bar (see messageActions). */
+  onMessageAction(item, action) {
+    if (action === "edit") {
+      this.editing = item;
+      $("edit-text").value = item.text;
+      $("edit-dialog").showModal();
+    } else if (action === "delete-everyone") {
+      this.actions.deleteMessage(item, true);
+    } else if (action === "delete-me") {
+      this.actions.deleteMessage(item, false);
+    }
+  }
+
+  /** The edit dialog's Save: the new text goes to the server; the bubble changes on `edited`. */
+  saveEdit() {
+    const item = this.editing;
+    this.editing = null;
+    const text = $("edit-text").value.trim();
+    if (item && text && text !== item.text) this.actions.editMessage(item, text);
   }
 
   itemOf(node) {
