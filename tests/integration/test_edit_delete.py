@@ -198,6 +198,13 @@ def test_past_the_windows_the_sender_is_too_late_and_a_group_admin_still_deletes
         bob.close()
 
 
+def ident(out: Any) -> str:
+    """The message id of a message the server stored (an OutgoingMessage once ``sent``)."""
+    message_id = out.message_id
+    assert isinstance(message_id, str), "not stored yet"
+    return message_id
+
+
 def next_event(client: Client, kind: type[Any], message_id: str) -> Any:
     for event in client.events(timeout=10):
         if isinstance(event, kind) and event.message_id == message_id:
@@ -211,7 +218,7 @@ def first_message(client: Client) -> Message:
     raise AssertionError("no message arrived")
 
 
-def test_a_group_edit_and_delete_reach_an_offline_member_who_never_sees_the_old_text(
+def test_a_group_edit_and_delete_reach_an_offline_member_who_never_sees_the_old_text_after_a_restart(
     node: RunningNode,
 ) -> None:
     alice_id, _ = node.add_user("alice")
@@ -226,25 +233,29 @@ def test_a_group_edit_and_delete_reach_an_offline_member_who_never_sees_the_old_
         assert first_message(bob).text == OLD
 
         # When alice edits the first and deletes the second
-        alice.edit(edited.message_id, NEW)
-        alice.delete(deleted.message_id)
+        alice.edit(ident(edited), NEW)
+        alice.delete(ident(deleted))
 
         # Then bob's SDK sees the edit and the deletion; his own edit of hers is forbidden
-        event = next_event(bob, MessageEdited, edited.message_id)
+        event = next_event(bob, MessageEdited, ident(edited))
         assert event.text == NEW and event.by == alice_id and event.ref is None
         assert event.message.edited_at == event.edited_at and event.message.text == NEW
-        assert next_event(bob, MessageDeleted, deleted.message_id).by == alice_id
+        assert next_event(bob, MessageDeleted, ident(deleted)).by == alice_id
         with pytest.raises(CommandRejected) as refusal:
-            bob.edit(edited.message_id, "mine now")
+            bob.edit(ident(edited), "mine now")
         assert refusal.value.code == "forbidden"
+
+    # When the node restarts before carol comes back
+    node.stop()
+    node.start()
 
     # Then carol, syncing later, gets the new text and the tombstone, never the old texts
     with harness.connect(node, carol_id) as carol:
         assert wait_until(lambda: carol.cursor >= 5, timeout=10)
         seen = list(carol.events(timeout=1))
     copies = {e.id: e for e in seen if isinstance(e, Message)}
-    assert copies[edited.message_id].text == NEW and copies[edited.message_id].edited_at is not None
-    assert copies[deleted.message_id].deleted and copies[deleted.message_id].text == ""
+    assert copies[ident(edited)].text == NEW and copies[ident(edited)].edited_at is not None
+    assert copies[ident(deleted)].deleted and copies[ident(deleted)].text == ""
     assert any(isinstance(e, MessageEdited) for e in seen)
     synced = json.dumps(synced_from_start(node, carol_id))
     assert OLD not in synced and "a second secret" not in synced
@@ -263,27 +274,27 @@ def test_delete_for_me_hides_it_on_my_devices_only_and_later_edits_do_not_bring_
         out = alice.send(bob_id, OLD)
         out.wait(Status.DELIVERED, timeout=10)
 
-        bob.delete(out.message_id, everyone=False)
+        bob.delete(ident(out), everyone=False)
 
         for device in (bob, tablet):
-            hidden = next_event(device, MessageHidden, out.message_id)
-        assert hidden.message_id == out.message_id
-        bob.delete(out.message_id, everyone=False)  # again: nothing to do, no error
-        alice.edit(out.message_id, NEW)
-        assert next_event(alice, MessageEdited, out.message_id).text == NEW
+            hidden = next_event(device, MessageHidden, ident(out))
+        assert hidden.message_id == ident(out)
+        bob.delete(ident(out), everyone=False)  # again: nothing to do, no error
+        alice.edit(ident(out), NEW)
+        assert next_event(alice, MessageEdited, ident(out)).text == NEW
         assert not any(isinstance(e, MessageEdited) for e in tablet.events(timeout=0.5))
 
     # Then bob's inbox holds the message only as a hidden stub, alice's the new text
     bob_entries = synced_from_start(node, bob_id)
-    (stub,) = carriers(bob_entries, out.message_id)
+    (stub,) = carriers(bob_entries, ident(out))
     assert stub["hidden"] is True and "text" not in stub
     assert OLD not in json.dumps(bob_entries) and NEW not in json.dumps(bob_entries)
     assert [e["type"] for e in bob_entries].count("hidden") == 1
-    assert carriers(synced_from_start(node, alice_id), out.message_id)[0]["text"] == NEW
+    assert carriers(synced_from_start(node, alice_id), ident(out))[0]["text"] == NEW
     with harness.connect(node, bob_id, device="laptop") as laptop:
         assert wait_until(lambda: laptop.cursor >= len(bob_entries), timeout=10)
         copies = [e for e in laptop.events(timeout=0.5) if isinstance(e, Message)]
-    assert [m.hidden for m in copies if m.id == out.message_id] == [True]
+    assert [m.hidden for m in copies if m.id == ident(out)] == [True]
 
 
 @pytest.mark.parametrize("in_child", [True, False], ids=["commands-process", "inline"])
@@ -303,11 +314,11 @@ def test_a_user_deleting_an_image_removes_its_files_from_storage(tmp_path: Path,
             keys = {media.key, media.thumbnail.key}
             assert keys <= set(stored(node))
 
-            alice.edit(out.message_id, NEW)  # a caption may be edited
-            assert next_event(bob, MessageEdited, out.message_id).message.media == media
-            alice.delete(out.message_id)
+            alice.edit(ident(out), NEW)  # a caption may be edited
+            assert next_event(bob, MessageEdited, ident(out)).message.media == media
+            alice.delete(ident(out))
 
-            assert next_event(bob, MessageDeleted, out.message_id).message.media is None
+            assert next_event(bob, MessageDeleted, ident(out)).message.media is None
             assert http(node, "GET", f"/media/{media.key}", user=bob_id)[0] == 404
             # the cleanup job removes the files once the deletion is stored
             assert wait_until(lambda: not keys & set(stored(node)), timeout=15)
@@ -328,10 +339,10 @@ def test_the_asyncio_sdk_edits_and_deletes(node: RunningNode) -> None:
             await bob.wait_synced(timeout=10)
             out = await alice.send(bob_id, OLD)
             await out.wait("sent", timeout=10)
-            await alice.edit(out.message_id, NEW)
-            await bob.delete(out.message_id, everyone=False)
+            await alice.edit(ident(out), NEW)
+            await bob.delete(ident(out), everyone=False)
             with pytest.raises(CommandRejected):
-                await bob.delete(out.message_id)  # not hers to delete for everyone
+                await bob.delete(ident(out))  # not hers to delete for everyone
             kinds = []
             async for event in bob.events(timeout=10):
                 kinds.append(type(event))
