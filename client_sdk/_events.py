@@ -496,7 +496,8 @@ def parse_message(payload: Any, *, cursor: int) -> Message:
     ``text`` nor ``media``)."""
     if not isinstance(payload, Mapping):
         raise ValueError(f"a message must be a JSON object, got {type(payload).__name__}")
-    if payload.get("hidden") is True:
+    deleted, hidden = payload.get("deleted") is True, payload.get("hidden") is True
+    if deleted or hidden:  # its place only: no text, no media
         return Message(
             id=_str(payload, "id"),
             conversation=_str(payload, "conversation"),
@@ -506,19 +507,8 @@ def parse_message(payload: Any, *, cursor: int) -> Message:
             text="",
             ts=_number(payload, "ts"),
             cursor=cursor,
-            hidden=True,
-        )
-    if payload.get("deleted") is True:
-        return Message(
-            id=_str(payload, "id"),
-            conversation=_str(payload, "conversation"),
-            seq=_cursor(payload, "seq"),
-            sender=_str(payload, "from"),
-            recipient=_str(payload, "to"),
-            text="",
-            ts=_number(payload, "ts"),
-            cursor=cursor,
-            deleted=True,
+            deleted=deleted,
+            hidden=hidden,
         )
     return Message(
         id=_str(payload, "id"),
