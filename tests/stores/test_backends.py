@@ -26,7 +26,9 @@ _CONCERNS = {
         "profiles",
         "devices",
         "deletion",
+        "carriers",
     ),
+    *("facts", "edits", "hides"),  # changes users make to sent messages
 }
 
 
