@@ -15,6 +15,7 @@ from client_sdk.contract import (
     COMMAND_TYPES,
     GROUP_COMMAND_TYPES,
     GROUP_ID_RE,
+    MESSAGE_CHANGE_COMMAND_TYPES,
     PROFILE_COMMAND_TYPES,
     PUSH_COMMAND_TYPES,
     USER_ID_RE,
@@ -33,6 +34,7 @@ _SCHEMA_DEFS = {
     **{name: name for name in GROUP_COMMAND_TYPES | PUSH_COMMAND_TYPES | PROFILE_COMMAND_TYPES},
     "devices": "device_list",
     "react": "react",
+    **{name: name for name in MESSAGE_CHANGE_COMMAND_TYPES},
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

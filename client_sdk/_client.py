@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Literal
 
 from client_sdk._base import State
+from client_sdk._change_calls import ChangeCalls
 from client_sdk._connection import Connection
 from client_sdk._device_calls import DeviceCalls
 from client_sdk._group_calls import GroupCalls
@@ -35,6 +36,7 @@ __all__ = ["Client"]
 class Client(
     Connection,
     Messaging,
+    ChangeCalls,
     MediaCalls,
     GroupCalls,
     PushCalls,

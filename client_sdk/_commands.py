@@ -26,7 +26,9 @@ __all__ = [
     "DEFAULT_SYNC_LIMIT",
     "MAX_GROUP_NAME_LENGTH",
     "MAX_MEMBERS_PER_COMMAND",
+    "delete_command",
     "devices_command",
+    "edit_command",
     "group_create_command",
     "group_leave_command",
     "group_list_command",
@@ -254,3 +256,25 @@ def react_command(*, id: str, message: str, emoji: str) -> dict[str, Any]:
     if not isinstance(emoji, str) or len(emoji.encode()) > MAX_EMOJI_BYTES or emoji.strip() != emoji:
         raise ValueError(f'emoji must be one emoji of at most {MAX_EMOJI_BYTES} bytes, or "" to remove')
     return {"v": VERSION, "type": "react", "id": id, "message": message, "emoji": emoji}
+
+
+def edit_command(*, id: str, message_id: str, text: str) -> dict[str, Any]:
+    """An ``edit`` command: ``text`` replaces the text (or caption) of message ``message_id``."""
+    _check_id(id)
+    _check_message_id(message_id)
+    if not isinstance(text, str) or not 1 <= len(text) <= MAX_TEXT_LENGTH:
+        raise ValueError(f"text must be 1-{MAX_TEXT_LENGTH} characters")
+    return {"v": VERSION, "type": "edit", "id": id, "message": message_id, "text": text}
+
+
+def delete_command(*, id: str, message_id: str, everyone: bool) -> dict[str, Any]:
+    """A ``delete`` command: message ``message_id`` for everyone, or (``everyone`` False) for me."""
+    _check_id(id)
+    _check_message_id(message_id)
+    scope = "everyone" if everyone else "me"
+    return {"v": VERSION, "type": "delete", "id": id, "message": message_id, "for": scope}
+
+
+def _check_message_id(message_id: str) -> None:
+    if not isinstance(message_id, str) or not 1 <= len(message_id) <= 64:
+        raise ValueError(f"message id must be 1-64 characters, got {message_id!r}")

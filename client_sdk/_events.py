@@ -31,6 +31,8 @@ __all__ = [
     "GroupList",
     "Message",
     "MessageDeleted",
+    "MessageEdited",
+    "MessageHidden",
     "Presence",
     "PresenceRefused",
     "Profile",
@@ -68,6 +70,9 @@ class Message:
     (a tombstone: ``text`` is empty and ``media`` None; see :class:`MessageDeleted`).
     ``reactions`` is each user's reaction to it (user id → emoji) when the event was written, or
     as sync returns it now; later changes come as :class:`Reaction` events.
+    ``edited_at`` is when its sender last edited it (None: never; ``text`` is the latest text, see
+    :class:`MessageEdited`). ``hidden`` is true for a message this user deleted for themselves (no
+    text, no media: an app leaves it out; see :class:`MessageHidden`).
     """
 
     id: str
@@ -81,6 +86,8 @@ class Message:
     media: Media | None = None
     deleted: bool = False
     reactions: Mapping[str, str] = field(default_factory=dict, hash=False)
+    edited_at: float | None = None
+    hidden: bool = False
 
     @property
     def group(self) -> str | None:
@@ -160,6 +167,40 @@ class MessageDeleted:
     ts: float
     cursor: int
     message: Message
+    ref: str | None = None
+    """The command id when this user deleted it (from any device), else None."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEdited:
+    """A message this user sent or received was edited by its sender ``by``: ``text`` is the new
+    text (or caption), ``message`` the message as it is now (``edited_at`` set). An app that keeps
+    messages replaces the one with id ``message_id`` by it. ``ref`` is the command id when this
+    user edited it (from any device), else None."""
+
+    message_id: str
+    conversation: str
+    seq: int
+    by: str
+    text: str
+    edited_at: float
+    ts: float
+    cursor: int
+    message: Message
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageHidden:
+    """This user deleted a message for themselves (from any device; ``ref`` is the command id): an
+    app removes the message ``message_id`` from view. Nobody else is told."""
+
+    message_id: str
+    conversation: str
+    seq: int
+    ts: float
+    cursor: int
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +347,17 @@ class Ok:
     ref: str
 
 
-Sequenced: TypeAlias = Message | Sent | Receipt | GroupEvent | ProfileChanged | MessageDeleted | Reaction
+Sequenced: TypeAlias = (
+    Message
+    | Sent
+    | Receipt
+    | GroupEvent
+    | ProfileChanged
+    | MessageDeleted
+    | Reaction
+    | MessageEdited
+    | MessageHidden
+)
 """Events that carry an inbox cursor and are processed strictly in cursor order."""
 
 Event: TypeAlias = (
@@ -317,6 +368,8 @@ Event: TypeAlias = (
     | ProfileChanged
     | MessageDeleted
     | Reaction
+    | MessageEdited
+    | MessageHidden
     | Presence
     | PresenceRefused
     | Typing
@@ -434,6 +487,29 @@ def parse_sequenced(payload: Any) -> Sequenced:
             ts=_number(data, "ts"),
             cursor=cursor,
             message=parse_message(_field(data, "message", dict), cursor=cursor),
+            ref=_ref(data),
+        )
+    if kind == "edited":
+        return MessageEdited(
+            message_id=_str(data, "message_id"),
+            conversation=_str(data, "conversation"),
+            seq=_cursor(data, "seq"),
+            by=_str(data, "by"),
+            text=_field(data, "text", str),
+            edited_at=_number(data, "edited_at"),
+            ts=_number(data, "ts"),
+            cursor=cursor,
+            message=parse_message(_field(data, "message", dict), cursor=cursor),
+            ref=_ref(data),
+        )
+    if kind == "hidden":
+        return MessageHidden(
+            message_id=_str(data, "message_id"),
+            conversation=_str(data, "conversation"),
+            seq=_cursor(data, "seq"),
+            ts=_number(data, "ts"),
+            cursor=cursor,
+            ref=_ref(data),
         )
     if kind == "reaction":
         return _parse_reaction(data, cursor=cursor)
@@ -441,9 +517,7 @@ def parse_sequenced(payload: Any) -> Sequenced:
 
 
 def _parse_reaction(data: Mapping[str, Any], *, cursor: int) -> Reaction:
-    ref = data.get("ref")
-    if ref is not None and (not isinstance(ref, str) or not ref):
-        raise ValueError(f"field 'ref' must be a non-empty string or null, got {ref!r}")
+    ref = _ref(data)
     emoji = data.get("emoji")
     if emoji is not None and (not isinstance(emoji, str) or not emoji):
         raise ValueError(f"field 'emoji' must be a non-empty string or null, got {emoji!r}")
@@ -470,12 +544,22 @@ def _reactions(raw: Any) -> dict[str, str]:
     return dict(raw)
 
 
+def _ref(data: Mapping[str, Any]) -> str | None:
+    """The optional ``ref`` of a change to a message: the command id, or null."""
+    ref = data.get("ref")
+    if ref is not None and (not isinstance(ref, str) or not ref):
+        raise ValueError(f"field 'ref' must be a non-empty string or null, got {ref!r}")
+    return ref
+
+
 def parse_message(payload: Any, *, cursor: int) -> Message:
-    """Parse the ``message`` object of a ``message``, ``sent`` or ``deleted`` event (a tombstone has
-    ``deleted`` true and neither ``text`` nor ``media``)."""
+    """Parse the ``message`` object of a ``message``, ``sent``, ``deleted`` or ``edited`` event (a
+    tombstone has ``deleted`` true, a message this user hid ``hidden`` true, and neither has
+    ``text`` nor ``media``)."""
     if not isinstance(payload, Mapping):
         raise ValueError(f"a message must be a JSON object, got {type(payload).__name__}")
-    if payload.get("deleted") is True:
+    deleted, hidden = payload.get("deleted") is True, payload.get("hidden") is True
+    if deleted or hidden:  # its place only: no text, no media
         return Message(
             id=_str(payload, "id"),
             conversation=_str(payload, "conversation"),
@@ -485,7 +569,8 @@ def parse_message(payload: Any, *, cursor: int) -> Message:
             text="",
             ts=_number(payload, "ts"),
             cursor=cursor,
-            deleted=True,
+            deleted=deleted,
+            hidden=hidden,
         )
     return Message(
         id=_str(payload, "id"),
@@ -498,6 +583,7 @@ def parse_message(payload: Any, *, cursor: int) -> Message:
         cursor=cursor,
         media=None if payload.get("media") is None else parse_media(payload["media"]),
         reactions=_reactions(payload.get("reactions") or {}),
+        edited_at=None if payload.get("edited_at") is None else _number(payload, "edited_at"),
     )
 
 

@@ -43,6 +43,9 @@ from client_sdk._events import (
     GroupEvent,
     GroupList,
     Message,
+    MessageDeleted,
+    MessageEdited,
+    MessageHidden,
     Ok,
     Presence,
     PresenceRefused,
@@ -537,8 +540,12 @@ class Session:
             elif isinstance(item, ProfileChanged):
                 self._profiles[item.profile.user] = item.profile
                 self.requests.resolve(item.ref, item)
-            elif isinstance(item, Reaction) and item.ref is not None:
-                # ``react`` waits for an ``ok``: the server's answer when nothing changed
+            elif (
+                isinstance(item, Reaction | MessageEdited | MessageDeleted | MessageHidden)
+                and item.ref is not None
+            ):
+                # a react, edit or delete of this user's waits for its own event, or for ``ok``:
+                # the server's answer when nothing changed
                 self.requests.resolve(item.ref, Ok(ref=item.ref))
             effects.events.append(item)
         if delivered:

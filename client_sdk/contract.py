@@ -35,6 +35,7 @@ __all__ = [
     "MAX_RECEIPT_MESSAGES",
     "MAX_SYNC_LIMIT",
     "MAX_TEXT_LENGTH",
+    "MESSAGE_CHANGE_COMMAND_TYPES",
     "PRESENCE_STATUSES",
     "PROFILE_COMMAND_TYPES",
     "PUSH_COMMAND_TYPES",
@@ -94,6 +95,8 @@ PUSH_COMMAND_TYPES: Final = frozenset({"push_register", "push_unregister"})
 PROFILE_COMMAND_TYPES: Final = frozenset({"profile_set", "profile_get"})
 DEVICE_COMMAND_TYPES: Final = frozenset({"devices"})
 REACTION_COMMAND_TYPES: Final = frozenset({"react"})
+MESSAGE_CHANGE_COMMAND_TYPES: Final = frozenset({"edit", "delete"})
+"""Commands that change a message already sent: an edit, a delete for everyone or for me."""
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync"})
     | GROUP_COMMAND_TYPES
@@ -101,14 +104,15 @@ COMMAND_TYPES: Final = (
     | PROFILE_COMMAND_TYPES
     | DEVICE_COMMAND_TYPES
     | REACTION_COMMAND_TYPES
+    | MESSAGE_CHANGE_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
     | {"profile", "profiles", "deleted"}
-    | {"reaction"}
+    | {"reaction", "edited", "hidden"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset(
-    {"message", "sent", "receipt", "group", "profile", "deleted"} | {"reaction"}
+    {"message", "sent", "receipt", "group", "profile", "deleted"} | {"reaction", "edited", "hidden"}
 )
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 
@@ -152,6 +156,8 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_MEDIA = "unsupported_media"
     UNAUTHORIZED = "unauthorized"
     NOT_FOUND = "not_found"
+    # changing a sent message (edit, delete for everyone) after the server's window for it
+    TOO_LATE = "too_late"
 
 
 class Topics:

@@ -33,6 +33,7 @@ __all__ = [
     "LimitSettings",
     "LocatorSettings",
     "MediaSettings",
+    "MessageSettings",
     "PresenceSettings",
     "PushSettings",
     "Settings",
@@ -186,6 +187,16 @@ class LimitSettings(_Section):
 class GroupSettings(_Section):
     max_members: int = Field(default=256, ge=2, le=1024)
     """Members a group may hold, its creator included; past it, error ``group_full``."""
+
+
+class MessageSettings(_Section):
+    """What a sender (or a group admin) may still change of a message once it is sent."""
+
+    edit_window: float = Field(default=900.0, ge=0.0)
+    """Seconds after sending during which its sender may edit a message; later, ``too_late``."""
+    delete_window: float = Field(default=172_800.0, ge=0.0)
+    """Seconds after sending during which its sender may delete a message for everyone (a group
+    admin may at any time); later, ``too_late``."""
 
 
 _MIB = 1024 * 1024
@@ -401,6 +412,7 @@ class Settings(_Section):
     limits: LimitSettings = LimitSettings()
     presence: PresenceSettings = PresenceSettings()
     groups: GroupSettings = GroupSettings()
+    messages: MessageSettings = MessageSettings()
     media: MediaSettings = MediaSettings()
     push: PushSettings = PushSettings()
     locator: LocatorSettings = LocatorSettings()

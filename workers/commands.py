@@ -24,7 +24,10 @@ from client_sdk.contract import Status
 __all__ = [
     "COMMANDS",
     "Command",
+    "Delete",
+    "DeleteScope",
     "DeviceList",
+    "Edit",
     "GroupAdd",
     "GroupCreate",
     "GroupLeave",
@@ -52,6 +55,7 @@ Raw = Mapping[str, Any]
 
 TypingState = Literal["composing", "paused"]
 Platform = Literal["android", "ios", "web"]
+DeleteScope = Literal["everyone", "me"]
 
 _STATUS_OF_LABEL = {status.label: status for status in Status}
 """``Status.parse`` as one dict look-up: an Enum's own look-up by name is several times slower."""
@@ -255,6 +259,33 @@ class React(NamedTuple):
         return cls(user, raw["id"], raw["message"], raw["emoji"])
 
 
+class Edit(NamedTuple):
+    """Replace the text (or caption) of a message the user sent."""
+
+    user: str
+    id: str
+    message: str
+    text: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Edit:
+        return cls(user, raw["id"], raw["message"], raw["text"])
+
+
+class Delete(NamedTuple):
+    """Delete a message for everyone, or for the user's own devices (``for_``: the wire's ``for``,
+    a Python keyword)."""
+
+    user: str
+    id: str
+    message: str
+    for_: DeleteScope
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Delete:
+        return cls(user, raw["id"], raw["message"], raw["for"])
+
+
 Command: TypeAlias = (
     Send
     | Receipt
@@ -273,6 +304,8 @@ Command: TypeAlias = (
     | ProfileGet
     | DeviceList
     | React
+    | Edit
+    | Delete
 )
 
 COMMANDS: Mapping[str, type[Command]] = {
@@ -293,6 +326,8 @@ COMMANDS: Mapping[str, type[Command]] = {
     "profile_get": ProfileGet,
     "devices": DeviceList,
     "react": React,
+    "edit": Edit,
+    "delete": Delete,
 }
 """The class of each command ``type`` of the wire contract."""
 

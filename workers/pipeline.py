@@ -11,8 +11,9 @@ job is retried, which is safe because every handler is idempotent (a resent ``se
 once, statuses only move forward, sync pages are read-only).
 
 What the pipeline says goes to narrow outputs its caller wires (``route``: the events to publish;
-``waiting``: a message stored for a user, for the notifier; ``touch``: a user acted), so each way
-of running commands (``workers/runners/``) connects them where they belong, without stand-ins.
+``waiting``: a message stored for a user, for the notifier; ``touch``: a user acted; ``discard``:
+the media objects of a message deleted for everyone, to remove from storage), so each way of
+running commands (``workers/runners/``) connects them where they belong, without stand-ins.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, Protocol, TypeVar, assert_never
 
 from client_sdk.contract import VERSION, ErrorCode, is_group_id
 from workers.commands import (
     Command,
+    Delete,
     DeviceList,
+    Edit,
     GroupAdd,
     GroupCreate,
     GroupLeave,
@@ -60,10 +63,11 @@ from workers.stores import (
     ReceiptResult,
     TextSend,
 )
+from workers.stores.rules.deletion import check_user_delete
 from workers.stores.rules.profiles import clean_about, clean_name
 from workers.stores.rules.reactions import check_emoji
 
-__all__ = ["Pipeline", "Route", "Touch", "Waiting"]
+__all__ = ["Discard", "Pipeline", "Route", "Touch", "Waiting"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,11 @@ Route = Callable[[list[Delivery]], None]
 """Publishes events to their users, in order (``Router.route``, or the commands process's answer)."""
 Waiting = Callable[[str, str, str], None]
 """A message (id, sender) was stored for a user (the notifier's ``message_waiting``)."""
+
+
+Discard = Callable[[Sequence[str]], None]
+"""Media objects no message owns any more, to remove from storage (``send_cleanup_job``): called
+once the deletion that gave them up is stored."""
 
 
 class Touch(Protocol):
@@ -156,13 +165,18 @@ class Pipeline:
         route: Route,
         waiting: Waiting | None = None,
         touch: Touch | None = None,
+        discard: Discard | None = None,
         sync_page_size: int = 200,
         max_group_members: int = 256,
         clock: Callable[[], float] = time.time,
         profiles_public: bool = False,
+        edit_window: float = 900.0,
+        delete_window: float = 172_800.0,
     ) -> None:
-        """``touch`` None: the caller records the users' actions itself. ``profiles_public``: anyone
-        may read anyone's profile (``presence.visibility = "everyone"``), not only contacts."""
+        """``touch`` None: the caller records the users' actions itself. ``discard`` None: media
+        objects of messages users delete are left in storage (only where there is none).
+        ``profiles_public``: anyone may read anyone's profile (``presence.visibility =
+        "everyone"``), not only contacts. ``edit_window``, ``delete_window``: ``messages.*``."""
         self._store = store
         self._route_now = route
         self._waiting = waiting
@@ -171,6 +185,9 @@ class Pipeline:
         self._max_members = max_group_members
         self._clock = clock
         self._profiles_public = profiles_public
+        self._discard = discard
+        self._edit_window = edit_window
+        self._delete_window = delete_window
         self._local = threading.local()
         """``outbox``: what the batch being processed by this thread will send once it is stored."""
 
@@ -339,6 +356,10 @@ class Pipeline:
                 self._device_list(node, cmd)
             case React():
                 self._react(node, cmd)
+            case Edit():
+                self._edit(node, cmd)
+            case Delete():
+                self._delete(node, cmd)
             case _:
                 assert_never(cmd)
 
@@ -508,3 +529,38 @@ class Pipeline:
             self._deliver(node, cmd.user, change.entries)
         else:
             self._ok(node, cmd.user, cmd.id)
+
+    # ------------------------------------------------------------------ changes to sent messages
+    def _edit(self, node: str, cmd: Edit) -> None:
+        change = self._store.edit_message(
+            cmd.message,
+            user=cmd.user,
+            text=cmd.text,
+            command_id=cmd.id,
+            now=self._clock(),
+            window=self._edit_window,
+        )
+        self._answer_change(node, cmd.user, cmd.id, change.changed, change.entries)
+
+    def _delete(self, node: str, cmd: Delete) -> None:
+        user, now = cmd.user, self._clock()
+        if cmd.for_ == "me":
+            change = self._store.hide_message(cmd.message, user=user, command_id=cmd.id, now=now)
+            self._answer_change(node, user, cmd.id, change.changed, change.entries)
+            return
+        facts = self._store.message_facts(cmd.message)
+        check_user_delete(facts, message_id=cmd.message, user=user, now=now, window=self._delete_window)
+        deletion = self._store.delete_for_everyone(cmd.message, by=user, now=now, ref=cmd.id)
+        self._answer_change(node, user, cmd.id, deletion.changed, deletion.entries)
+        if deletion.media_keys and self._discard is not None:
+            self._later(partial(self._discard, deletion.media_keys))
+
+    def _answer_change(
+        self, node: str, user: str, ref: str, changed: bool, entries: list[InboxEntry]
+    ) -> None:
+        """The events of a change to a message, the changer's own with ``ref`` among them; ``ok``
+        when nothing changed (a resend, a message deleted or hidden already) or when the changer
+        gets no event (they hid the message they edited)."""
+        self._deliver(node, user, entries)
+        if not changed or all(entry.user != user for entry in entries):
+            self._ok(node, user, ref)

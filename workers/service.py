@@ -9,8 +9,9 @@ in-process queue takes the commands' processing function instead of a commands w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import dramatiq
@@ -18,6 +19,7 @@ import dramatiq
 from config.settings import Settings
 from workers.jobs import BACKGROUND_QUEUES, COMMANDS_QUEUE, declare_commands_actor
 from workers.locator import Locator
+from workers.media.cleanup import send_cleanup_job
 from workers.media.job import declare_media_job
 from workers.notify.jobs import build_notifier
 from workers.pipeline import Pipeline
@@ -35,6 +37,9 @@ class Assembly:
     """Unstarted; the commands worker is among them only with ``commands_on_queue``."""
     message_waiting: Callable[[str, str, str], None]
     """The notifier's: a message was stored for a user (for commands run in another process)."""
+    discard_media: Callable[[Sequence[str]], None]
+    """The cleanup job's: remove media objects of a message deleted by a user (blocking; for
+    commands run in another process)."""
 
 
 def build_workers(
@@ -64,14 +69,20 @@ def assemble(
     consumes the commands queue: the caller runs ``process_commands`` itself."""
     router = Router(locator, send_to_node)
     notifier = build_notifier(settings.push, store=store, locator=locator, broker=queue_broker)
+    # the media of a message a user deletes goes to the cleanup job (declared with the media job),
+    # which runs where the media queue is consumed and tries again while storage fails
+    discard_media = partial(send_cleanup_job, queue_broker)
     pipeline = Pipeline(
         store=store,
         route=router.route,
         waiting=notifier.message_waiting,
         touch=locator.touch,
+        discard=discard_media,
         sync_page_size=settings.limits.sync_page_size,
         max_group_members=settings.groups.max_members,
         profiles_public=settings.presence.visibility == "everyone",
+        edit_window=settings.messages.edit_window,
+        delete_window=settings.messages.delete_window,
     )
     declare_commands_actor(queue_broker, pipeline.process_batch)
     declare_media_job(
@@ -91,4 +102,4 @@ def assemble(
         workers.insert(
             0, dramatiq.Worker(queue_broker, queues={COMMANDS_QUEUE}, worker_threads=1, worker_timeout=100)
         )
-    return Assembly(pipeline.process_batch, workers, notifier.message_waiting)
+    return Assembly(pipeline.process_batch, workers, notifier.message_waiting, discard_media)

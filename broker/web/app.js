@@ -12,7 +12,9 @@ import {
   SEQUENCED_TYPES,
   Topics,
   basicAuth,
+  deleteCommand,
   devicesCommand,
+  editCommand,
   groupCreateCommand,
   groupListCommand,
   isGroupId,
@@ -64,6 +66,8 @@ class Chat {
         newChat: (peer) => this.newChat(peer),
         newGroup: (name, members) => this.newGroup(name, members),
         retry: (item) => this.retry(item),
+        editMessage: (item, text) => this.editMessage(item, text),
+        deleteMessage: (item, everyone) => this.deleteMessage(item, everyone),
         saveProfile: (change) => this.saveProfile(change),
         setAvatar: (file) => this.setAvatar(file),
         listDevices: () => this.listDevices(),
@@ -319,6 +323,27 @@ class Chat {
         }
       })
       .catch((error) => this.store.failPending(item.ref, error.message));
+  }
+
+  // ---------------------------------------------------------------- edits and deletes
+  /** Edit one of my messages: the bubble changes when the `edited` event comes (an error: a toast). */
+  editMessage(item, text) {
+    if (!this.canChange(item)) return;
+    this.connection.run(this.session.request(editCommand({ id: newId("e"), message: item.id, text })));
+  }
+
+  /** Delete a message for everyone, or for me: the `deleted` or `hidden` event changes the view. */
+  deleteMessage(item, everyone) {
+    if (!this.canChange(item)) return;
+    this.connection.run(this.session.request(deleteCommand({ id: newId("d"), message: item.id, everyone })));
+  }
+
+  /** Changes are live commands (not queued like sends): they need the connection. */
+  canChange(item) {
+    if (!item.id) return false;
+    if (this.session.connected) return true;
+    this.view.toast("Offline: try again when connected");
+    return false;
   }
 
   retry(item) {

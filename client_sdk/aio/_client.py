@@ -21,7 +21,9 @@ from typing import IO, Any, Literal, TypeVar
 from client_sdk import _outbox
 from client_sdk._base import DEFAULT_REQUEST_TIMEOUT, Closed, State
 from client_sdk._commands import (
+    delete_command,
     devices_command,
+    edit_command,
     group_create_command,
     group_leave_command,
     group_list_command,
@@ -189,6 +191,28 @@ class Client(Connection):
         if not self._session.connected:
             raise NotConnected(f"{self.client_id} is not connected right now")
         self._apply(self._session.typing(to=to, composing=composing))
+
+    # -- changes to sent messages (see client_sdk._change_calls) ------------------------------------
+
+    async def edit(
+        self, message: Message | str, text: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> None:
+        """As :meth:`client_sdk.Client.edit`: replace the text (caption) of a message this user sent."""
+        message_id = message.id if isinstance(message, Message) else message
+        await self._request(lambda id: edit_command(id=id, message_id=message_id, text=text), Ok, timeout)
+
+    async def delete(
+        self,
+        message: Message | str,
+        *,
+        everyone: bool = True,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+    ) -> None:
+        """As :meth:`client_sdk.Client.delete`: for everyone, or (``everyone=False``) for me."""
+        message_id = message.id if isinstance(message, Message) else message
+        await self._request(
+            lambda id: delete_command(id=id, message_id=message_id, everyone=everyone), Ok, timeout
+        )
 
     def events(self, *, timeout: float | None = None) -> AsyncIterator[Event]:
         """Every event, in order of arrival (``async for``); ends after ``timeout`` seconds without

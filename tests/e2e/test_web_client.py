@@ -539,3 +539,97 @@ def test_a_reaction_is_seen_by_the_other_person_changed_and_removed(
     assert alice.errors() == [] and bob.errors() == []
     alice.close()
     bob.close()
+
+
+_BUBBLE_JS = """
+for (const m of document.querySelectorAll('#message-list .msg')) {
+  const body = m.querySelector('.text');
+  if (body && body.textContent === arguments[0]) return m;
+}
+return null;
+"""
+
+
+def _message_action(page: Page, text: str, action: str, *, shot: str | None = None) -> None:
+    """Point at the bubble with ``text`` (its actions bar shows on hover) and click ``action``
+    (``shot``: a screenshot with the bar showing first)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    bubble = page.wait(f"the bubble {text!r} shows", lambda: page.js(_BUBBLE_JS, text))
+    ActionChains(page.driver).move_to_element(bubble).perform()
+    button = page.wait(
+        f"the {action} button of {text!r} shows",
+        lambda: (
+            (b := bubble.find_element("css selector", f'.actions [data-action="{action}"]')).is_displayed()
+            and b
+        ),
+    )
+    if shot is not None:
+        page.shot(shot)
+    button.click()
+
+
+def _edited_mark(page: Page, text: str) -> bool:
+    return bool(
+        page.js("return arguments[0]?.querySelector('.meta .edited') !== null", page.js(_BUBBLE_JS, text))
+    )
+
+
+def test_an_edit_and_deletes_from_the_bubbles_actions_reach_the_other_browser(
+    node: RunningNode, browser: Callable[[str], Page]
+) -> None:
+    alice_id, alice_token = node.add_user("alice")
+    bob_id, bob_token = node.add_user("bob")
+    url = f"{node.media_url}/"
+    alice, bob = browser("alice"), browser("bob")
+    alice.login(url, alice_id, alice_token)
+    alice.new_chat(bob_id)
+    alice.send_text("see you at 5")
+    alice.send_text("this was for someone else")
+    alice.send_text("bring the rope")
+    bob.login(url, bob_id, bob_token)
+    bob.wait("alice's chat shows", lambda: bob.chat(alice_id))
+    bob.open_chat(alice_id)
+    bob.wait("bob sees alice's messages", lambda: bob.message("bring the rope"))
+    alice.wait_ticks("bring the rope", "read")
+
+    # When alice edits her first message in the edit dialog
+    _message_action(alice, "see you at 5", "edit", shot="00-actions")
+    field = alice.wait("the edit dialog opens", lambda: alice._shown("#edit-text"))
+    field.clear()
+    field.send_keys("see you at 6")
+    alice.element("#edit-save").click()
+
+    # Then both browsers show the new text, marked edited, and the old text is gone
+    for page in (alice, bob):
+        page.wait("the edited text shows", lambda p=page: p.message("see you at 6"))  # type: ignore[misc]
+        assert _edited_mark(page, "see you at 6")
+        assert page.message("see you at 5") is None
+    alice.shot("01-edited")
+    bob.shot("01-edited")
+
+    # When alice deletes her second message for everyone, bob sees a tombstone in its place
+    _message_action(alice, "this was for someone else", "delete-everyone")
+    for page in (alice, bob):
+        page.wait(
+            "the tombstone shows",
+            lambda p=page: "This message was deleted" in p.texts(),  # type: ignore[misc]
+        )
+        assert "this was for someone else" not in page.texts()
+    bob.shot("02-deleted")
+
+    # When bob deletes the edited message for himself, it leaves his page only
+    _message_action(bob, "see you at 6", "delete-me", shot="00-actions")
+    bob.wait("the hidden message leaves bob's page", lambda: bob.message("see you at 6") is None)
+    assert bob.message("bring the rope") is not None
+    assert alice.message("see you at 6") is not None
+    bob.shot("03-deleted-for-me")
+
+    # And after a reload bob's page still shows neither the old text nor the hidden message
+    bob.driver.refresh()
+    bob.wait_online()
+    bob.open_chat(alice_id)
+    bob.wait("bob's history is back", lambda: bob.message("bring the rope"))
+    assert "see you at 6" not in bob.texts() and "see you at 5" not in bob.texts()
+    assert "This message was deleted" in bob.texts()
+    assert alice.errors() == [] and bob.errors() == []

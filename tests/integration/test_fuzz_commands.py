@@ -65,6 +65,8 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "message": st.sampled_from([MESSAGE, "0" * 32]),
         "emoji": st.sampled_from(["👍", "❤️", "👨‍👩‍👧", "", "ok", "👍👍", "🏽"]),
     },
+    "edit": {"message": st.sampled_from([MESSAGE, "0" * 32]), "text": st.text(max_size=40)},
+    "delete": {"message": st.sampled_from([MESSAGE, "0" * 32]), "for": st.sampled_from(["everyone", "me"])},
 }
 """Each command type and well-formed values of the fields it may carry (a test checks these are the
 schema's); well-formed is not welcome: users, groups and messages that do not exist are among them."""
@@ -76,7 +78,8 @@ changes = st.sampled_from(
 VALIDATION_CODES = {"bad_json", "bad_request", "unsupported_version", "unknown_type", "too_large"}
 SHAPE_ONLY_CODES = {"bad_json", "unsupported_version", "unknown_type", "too_large"}
 """Codes about the shape of a command; bad_request also answers a well-formed but wrong request."""
-ANSWERS = {"sent", "ok", "group", "groups", "sync_page", "profile", "profiles", "devices", "reaction"}
+ANSWERS = {"sent", "ok", "group", "groups", "sync_page", "profile", "profiles", "devices"}
+ANSWERS |= {"reaction", "edited", "deleted", "hidden"}
 
 
 def schema_commands() -> set[str]:

@@ -29,6 +29,7 @@ _CONCERNS = {
         "carriers",
         "reactions",
     ),
+    *("facts", "edits", "hides"),  # changes users make to sent messages
 }
 
 

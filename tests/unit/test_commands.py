@@ -9,6 +9,7 @@ of the schema without a change of the classes fails here.
 from __future__ import annotations
 
 import json
+import keyword
 import typing
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -26,6 +27,16 @@ WIRE_ONLY = {"v", "type"}
 """Properties of every command that are not fields: the version (there is one) and the type (the class)."""
 SENDER = "user"
 """The field that is not a property: the authenticated user who sent the command."""
+
+
+def field(prop: str) -> str:
+    """The field of a property: a Python keyword (``for``) gets a trailing underscore (PEP 8)."""
+    return f"{prop}_" if keyword.iskeyword(prop) else prop
+
+
+def prop(name: str) -> str:
+    """The property of a field (see ``field``)."""
+    return name[:-1] if name.endswith("_") and keyword.iskeyword(name[:-1]) else name
 
 
 def defs() -> dict[str, Any]:
@@ -67,9 +78,9 @@ def test_each_class_has_the_properties_of_its_command_as_fields(kind: str) -> No
     command, cls = schema_commands()[kind], COMMANDS[kind]
     assert cls._fields[0] == SENDER
     fields = set(cls._fields) - {SENDER}
-    assert fields == set(command["properties"]) - WIRE_ONLY
+    assert fields == {field(p) for p in set(command["properties"]) - WIRE_ONLY}
     required = {name for name in fields if name not in cls._field_defaults}
-    assert required == set(command["required"]) - WIRE_ONLY
+    assert required == {field(p) for p in set(command["required"]) - WIRE_ONLY}
 
 
 @pytest.mark.parametrize("kind", sorted(COMMAND_TYPES))
@@ -78,7 +89,7 @@ def test_each_field_has_the_type_of_its_property(kind: str) -> None:
     hints = typing.get_type_hints(cls)
     assert hints[SENDER] is str
     for name in set(cls._fields) - {SENDER}:
-        expected, hint = annotation_for(command["properties"][name]), hints[name]
+        expected, hint = annotation_for(command["properties"][prop(name)]), hints[name]
         if cls._field_defaults.get(name, ...) is None:
             expected = expected | None
         if hint is Status:  # an enum of status labels, parsed
@@ -142,9 +153,9 @@ def test_every_command_the_ingest_accepts_reads_into_its_class_with_its_values(
     assert typed.user == "alice"
     for name in set(cls._fields) - {SENDER}:
         value = getattr(typed, name)
-        if name not in command:
+        if prop(name) not in command:
             assert value == cls._field_defaults[name], name
         elif isinstance(value, Status):
-            assert value.label == command[name]
+            assert value.label == command[prop(name)]
         else:
-            assert value == command[name], name
+            assert value == command[prop(name)], name

@@ -77,7 +77,11 @@ def runner_for(
         from workers.runners.child import ChildRunner
 
         return ChildRunner(
-            settings, deliver=deliver, waiting=local.message_waiting, connected_here=connected_here
+            settings,
+            deliver=deliver,
+            waiting=local.message_waiting,
+            discard=local.discard_media,
+            connected_here=connected_here,
         )
     from workers.runners.inline import InlineRunner
 

@@ -27,6 +27,8 @@ from workers.stores.records import (
     GroupChange,
     GroupInfo,
     InboxEntry,
+    MessageChange,
+    MessageFacts,
     Profile,
     ProfileChange,
     PushToken,
@@ -48,6 +50,7 @@ __all__ = [
     "Logins",
     "MediaAccess",
     "MediaEndpointStore",
+    "MessageChanges",
     "MessageDeletion",
     "Messages",
     "Notifications",
@@ -278,14 +281,17 @@ class Notifications(Phones, Protocol):
 class MessageDeletion(Protocol):
     """Deleting a message for everyone (moderation now; a sender or a group admin later)."""
 
-    def delete_for_everyone(self, message_id: str, *, by: str, now: float) -> Deletion:
+    def delete_for_everyone(
+        self, message_id: str, *, by: str, now: float, ref: str | None = None
+    ) -> Deletion:
         """Turn the message into a tombstone (``rules.deletion``): its text, caption and media are
         removed from the store and from every inbox entry that carried it, and a ``deleted`` event
         goes to its sender and recipients (of a group message: those still members), all in one
         transaction. ``by`` is ``"admin"`` or a user id. A tombstone is left as it is
         (``changed`` False, no events). CommandError ``not_found`` for an unknown id. Who may delete
         is the caller's rule: this only does it. The media objects it returns are the caller's to
-        remove from storage after the commit."""
+        remove from storage after the commit. ``ref``: the command id of a user's
+        deletion, in the ``ref`` of the deleter's event (the others' is null)."""
         ...
 
 
@@ -305,7 +311,33 @@ class Reactions(Protocol):
         ...
 
 
-class CommandStore(Messages, Groups, Notifications, Profiles, MessageDeletion, Reactions, Protocol):
+class MessageChanges(Protocol):
+    """Changes users make to messages already sent: edits, deletes for me, and what the rules of
+    a delete for everyone need to know (``rules.edits``, ``rules.hides``, ``rules.deletion``)."""
+
+    def message_facts(self, message_id: str) -> MessageFacts | None:
+        """Who sent the message and when, who holds it, its group's admins; None: no such message."""
+        ...
+
+    def edit_message(
+        self, message_id: str, *, user: str, text: str, command_id: str, now: float, window: float
+    ) -> MessageChange:
+        """Replace the text (caption) of ``user``'s message, as ``rules.edits`` allows (else a
+        CommandError: not_found, forbidden, too_late, too_large), rewrite the entries that carry it
+        and put an ``edited`` event in each hearer's inbox, in one transaction. An edit with a
+        command id seen before for it changes nothing (``changed`` False)."""
+        ...
+
+    def hide_message(self, message_id: str, *, user: str, command_id: str, now: float) -> MessageChange:
+        """Hide a message ``user`` holds from their own devices (``rules.hides``; else not_found):
+        their entries that carried it carry the hidden stub, and a ``hidden`` event goes to their
+        inbox, in one transaction. Hidden already: nothing changes (``changed`` False)."""
+        ...
+
+
+class CommandStore(
+    Messages, Groups, Notifications, Profiles, MessageDeletion, MessageChanges, Reactions, Protocol
+):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
 
     def devices_of(self, user: str) -> list[DeviceInfo]: ...

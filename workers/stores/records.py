@@ -17,6 +17,8 @@ __all__ = [
     "GroupInfo",
     "InboxEntry",
     "InboxItem",
+    "MessageChange",
+    "MessageFacts",
     "Profile",
     "ProfileChange",
     "PushToken",
@@ -248,3 +250,36 @@ class ReactionChange:
     """The message's summary after the command: each reacting user's emoji."""
     entries: list[InboxEntry] = field(default_factory=list)
     """The new ``reaction`` events, to publish once the change is committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFacts:
+    """What the rules of changing a sent message look at (``rules.edits``, ``rules.deletion``)."""
+
+    id: str
+    conversation: str
+    seq: int
+    sender: str
+    recipient: str
+    ts: float
+    """When it was sent."""
+    deleted: bool
+    """Deleted for everyone already (a tombstone)."""
+    media: bool
+    """An image or video (its ``text`` is a caption)."""
+    holders: tuple[str, ...]
+    """Its sender and everyone who got a copy: who can see it."""
+    admins: tuple[str, ...] = ()
+    """The current admins of the group it was sent to (none for a 1-on-1 message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageChange:
+    """What an edit or a delete for me did."""
+
+    changed: bool
+    """False: this command (same command id), or the same change, was made before: nothing written."""
+    message: dict[str, Any] = field(default_factory=dict)
+    """The message as the user who changed it sees it now (empty when nothing changed)."""
+    entries: list[InboxEntry] = field(default_factory=list)
+    """The new ``edited`` or ``hidden`` events, to publish once the change is committed."""

@@ -4,7 +4,17 @@
 export const VERSION = 1;
 export const USER_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 export const GROUP_ID_RE = /^g:[A-Za-z0-9_-]{1,60}$/;
-export const SEQUENCED_TYPES = new Set(["message", "sent", "receipt", "group", "deleted", "profile", "reaction"]);
+export const SEQUENCED_TYPES = new Set([
+  "message",
+  "sent",
+  "receipt",
+  "group",
+  "deleted",
+  "profile",
+  "reaction",
+  "edited",
+  "hidden",
+]);
 /** Error codes that refuse a command only for now: send it again a little later. */
 export const TRANSIENT_CODES = new Set(["rate_limited", "busy"]);
 export const MAX_RECEIPT_MESSAGES = 500;
@@ -74,6 +84,11 @@ export const profileGetCommand = ({ id, users }) => command("profile_get", id, {
 export const devicesCommand = ({ id }) => command("devices", id, {});
 /** `react`: my reaction to a message; an empty emoji removes it. */
 export const reactCommand = ({ id, message, emoji }) => command("react", id, { message, emoji });
+/** `edit`: new text (or caption) for a message I sent. */
+export const editCommand = ({ id, message, text }) => command("edit", id, { message, text });
+/** `delete`: a message for everyone, or only from my own devices (`everyone` false). */
+export const deleteCommand = ({ id, message, everyone }) =>
+  command("delete", id, { message, for: everyone ? "everyone" : "me" });
 
 /** `receipt` commands for these message ids, at most 500 ids each. */
 export function receiptCommands({ status, messages, newCommandId = newId }) {
@@ -101,7 +116,7 @@ function isMessage(m) {
     Number.isInteger(m.seq) &&
     isUserId(m.from) &&
     (isUserId(m.to) || isGroupId(m.to)) &&
-    (typeof m.text === "string" || m.deleted === true) && // a tombstone has no text
+    (typeof m.text === "string" || m.deleted === true || m.hidden === true) && // tombstones, hidden: no text
     typeof m.ts === "number"
   );
 }
@@ -142,6 +157,10 @@ export function isReadableSequenced(event) {
       return parseProfile(event.profile) !== null;
     case "reaction":
       return typeof event.message_id === "string" && isUserId(event.by) && parseReactions(event.reactions) !== null;
+    case "edited":
+      return typeof event.message_id === "string" && typeof event.text === "string" && isMessage(event.message);
+    case "hidden":
+      return typeof event.message_id === "string";
     default:
       return false;
   }

@@ -21,6 +21,9 @@ const GROUP_ACTIONS = {
   renamed: (by, affected, group) => `${by} renamed the group to “${group.name}”`,
 };
 
+/** When a message was last edited (seconds), or null. */
+const editedAt = (message) => (typeof message.edited_at === "number" ? message.edited_at : null);
+
 export class Store {
   constructor(user) {
     this.user = user;
@@ -231,12 +234,17 @@ export class Store {
         return this.onProfile(parseProfile(event.profile));
       case "reaction":
         return this.onReaction(event);
+      case "edited":
+        return this.onEdited(event.message);
+      case "hidden":
+        return this.onHidden(event.message_id);
       default:
         return null;
     }
   }
 
   onMessage(message) {
+    if (message.hidden) return this.onHidden(message.id); // deleted for me: never shown
     const peer = isGroupId(message.to) ? message.to : message.from === this.user ? message.to : message.from;
     const conv = this.conversation(peer);
     if (this.byId.has(message.id)) return conv.id;
@@ -249,6 +257,7 @@ export class Store {
       from: message.from,
       text: message.deleted ? "" : message.text,
       deleted: message.deleted === true,
+      editedAt: editedAt(message),
       ts: message.ts,
       seq: message.seq,
       media: message.media || null,
@@ -273,6 +282,7 @@ export class Store {
       Object.assign(item, {
         id: message.id,
         text: message.text,
+        editedAt: editedAt(message),
         ts: message.ts,
         seq: message.seq,
         media: message.media || null,
@@ -291,6 +301,7 @@ export class Store {
       return conv.id;
     }
     if (item || this.byId.has(message.id)) return conv.id; // answered twice
+    if (message.hidden) return null; // deleted for me
     // sent from another of my devices
     this.add(conv, {
       key: `o:${ref}`,
@@ -298,7 +309,9 @@ export class Store {
       id: message.id,
       ref,
       from: this.user,
-      text: message.text,
+      text: message.deleted ? "" : message.text,
+      deleted: message.deleted === true,
+      editedAt: editedAt(message),
       ts: message.ts,
       seq: message.seq,
       media: message.media || null,
@@ -326,6 +339,29 @@ export class Store {
     Object.assign(item, { text: "", media: null, localPreview: null, deleted: true, reactions: {} });
     this.scheduleSave();
     return this.convOf(item);
+  }
+
+  // ---------------------------------------------------------------- edits and deletes for me
+  /** An edited message: its bubble shows the new text (or caption) and an "edited" mark. */
+  onEdited(message) {
+    const item = this.byId.get(message.id);
+    if (!item || item.deleted) return null; // older than what this browser keeps, or a tombstone
+    Object.assign(item, { text: message.text, editedAt: editedAt(message) });
+    this.scheduleSave();
+    return this.convOf(item);
+  }
+
+  /** A message I deleted for me (on any device): it leaves the view and what this browser keeps. */
+  onHidden(messageId) {
+    const item = this.byId.get(messageId);
+    if (!item) return null;
+    const conv = this.convOf(item);
+    const items = this.convs.get(conv).items;
+    items.splice(items.indexOf(item), 1);
+    this.byId.delete(messageId);
+    if (item.ref) this.byRef.delete(item.ref);
+    this.scheduleSave();
+    return conv;
   }
 
   onReceipt(receipt) {

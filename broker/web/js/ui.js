@@ -180,6 +180,28 @@ function messageActions(item, me) {
   return bar;
 }
 
+/**
+ * The changes bar of a message bubble (shown on hover or focus, above its corner): Edit and Delete
+ * for everyone on my own messages (a group admin may delete anyone's for everyone), Delete for me
+ * on every message. None on a message not stored yet or deleted already. Each button carries its
+ * action in `data-action` (View.onMessageAction).
+ */
+function changeActions(item, { mine, admin }) {
+  if (!item.id || item.pending || item.deleted) return null;
+  const bar = el("div", "actions");
+  const button = (action, label, title) => {
+    const b = el("button", `action ${action}`, label);
+    b.type = "button";
+    b.dataset.action = action;
+    b.title = title;
+    bar.append(b);
+  };
+  if (mine) button("edit", "Edit", "Edit this message");
+  if (mine || admin) button("delete-everyone", "Delete for everyone", "Delete this message for everyone");
+  button("delete-me", "Delete for me", "Remove this message from your devices");
+  return bar;
+}
+
 export class View {
   constructor({ store, media, actions }) {
     this.store = store;
@@ -252,6 +274,7 @@ export class View {
       if (!this.actions.newGroup(name, members)) e.preventDefault();
     });
     on($("media-form"), "submit", () => this.sendMedia());
+    on($("edit-form"), "submit", () => this.saveEdit());
     on($("media-dialog"), "close", () => this.dropMediaPreview());
     on($("viewer-close"), "click", () => $("viewer-dialog").close());
     on($("viewer-dialog"), "close", () => $("viewer-body").replaceChildren());
@@ -537,7 +560,8 @@ export class View {
     const senderName = showSender ? this.store.nameOf(item.from) : null;
     const signature = JSON.stringify([
       item.status, item.text, item.id, item.media?.key, !!item.localPreview, !!item.upload, item.error,
-      first, senderName, item.by, !!item.deleted, item.reactions,
+      first, senderName, item.by, !!item.deleted, item.reactions, item.editedAt,
+      conv.admins?.includes(this.me),
     ]);
     if (node.dataset.signature === signature) return;
     node.dataset.signature = signature;
@@ -556,6 +580,11 @@ export class View {
     if (hasMedia) parts.push(this.mediaNode(node, item));
     node.classList.toggle("media-only", hasMedia && !item.text);
     const meta = el("span", "meta");
+    if (item.editedAt && !item.deleted) {
+      const mark = el("span", "edited", "edited");
+      mark.title = `Edited at ${clock(item.editedAt)}`;
+      meta.append(mark);
+    }
     meta.append(el("span", "time", clock(item.ts)));
     if (mine) {
       const mark = tick(item);
@@ -573,6 +602,9 @@ export class View {
     const chips = item.deleted ? null : reactionChips(item, this.me, (u) => this.store.nameOf(u));
     if (chips) parts.push(chips);
     if (item.id && !item.deleted && !item.pending) parts.push(messageActions(item, this.me));
+    const admin = conv.kind === "group" && !!conv.admins?.includes(this.me);
+    const changes = changeActions(item, { mine, admin });
+    if (changes) parts.push(changes);
     if (item.status === "failed") {
       const note = el("div", "failed-note", `Not sent: ${item.error || "failed"}`);
       const retry = el("button", "retry", "Retry");
@@ -659,6 +691,11 @@ export class View {
       this.toggleReaction(item, chip.dataset.emoji);
       return;
     }
+    const change = event.target.closest(".actions button")?.dataset.action;
+    if (change) {
+      this.onMessageAction(item, change);
+      return;
+    }
     const action = event.target.closest("[data-action]");
     if (action) {
       this.runAction(node, item, action);
@@ -688,6 +725,27 @@ export class View {
   toggleReaction(item, emoji) {
     const mine = (item.reactions || {})[this.me];
     this.actions.react(item, mine === emoji ? "" : emoji);
+  }
+
+  /** A button of a bubble's changes bar (see changeActions). */
+  onMessageAction(item, action) {
+    if (action === "edit") {
+      this.editing = item;
+      $("edit-text").value = item.text;
+      $("edit-dialog").showModal();
+    } else if (action === "delete-everyone") {
+      this.actions.deleteMessage(item, true);
+    } else if (action === "delete-me") {
+      this.actions.deleteMessage(item, false);
+    }
+  }
+
+  /** The edit dialog's Save: the new text goes to the server; the bubble changes on `edited`. */
+  saveEdit() {
+    const item = this.editing;
+    this.editing = null;
+    const text = $("edit-text").value.trim();
+    if (item && text && text !== item.text) this.actions.editMessage(item, text);
   }
 
   itemOf(node) {

@@ -3,11 +3,12 @@
 Messages from the node: ``("batch", node, commands, alone)`` and ``("stop",)``. To the node:
 ``("ready",)`` once the store is open; ``("retrying", delay)`` before each wait to retry a batch
 (the store is unavailable: not a hang); and for each batch, or several stored together,
-``("done", batches, node, events, waiting, errors)``: the events to publish, as ``(user, payload,
-qos)``, for the node that received the commands (which publishes them to whoever of the users is
-connected there: this process does not know who is online), the messages stored for users, as
-``(user, message id, sender)``, for the node's notifier, and this process's count of commands
-answered with an error so far, by code, for the node's metrics.
+``("done", batches, node, events, waiting, errors, discarded)``: the events to publish, as ``(user,
+payload, qos)``, for the node that received the commands (which publishes them to whoever of the
+users is connected there: this process does not know who is online), the messages stored for
+users, as ``(user, message id, sender)``, for the node's notifier, this process's count of commands
+answered with an error so far, by code, for the node's metrics, and the media object keys of
+messages users deleted for everyone, for the node's cleanup job (this process has no job queue).
 """
 
 from __future__ import annotations
@@ -53,15 +54,19 @@ def child_main(settings: Settings, conn: Connection, log_level: int) -> None:
     store = open_store(settings.store_url)
     routed: list[Delivery] = []
     waiting: list[tuple[str, str, str]] = []
+    discarded: list[str] = []
     pipeline = Pipeline(
         store=store,
         route=routed.extend,
         # the node's notifier gets each message once the batch is done, as plain strings (the
         # message itself was a tenth of the node's unpickling of a batch's answer)
         waiting=lambda user, message_id, sender: waiting.append((user, message_id, sender)),
+        discard=discarded.extend,
         sync_page_size=settings.limits.sync_page_size,
         max_group_members=settings.groups.max_members,
         profiles_public=settings.presence.visibility == "everyone",
+        edit_window=settings.messages.edit_window,
+        delete_window=settings.messages.delete_window,
     )
     # a wait to retry a batch (the store is unavailable) is not a hang: the node hears of it
     run = Retrying(pipeline.process_batch, on_retry=lambda delay: conn.send(("retrying", delay)))
@@ -94,8 +99,9 @@ def child_main(settings: Settings, conn: Connection, log_level: int) -> None:
             # gets it there, the others find it in their inbox log
             events = [(user, dumps(event), qos) for user, event, _, qos in routed]
             # one message for the batches: the node reads one answer, not one more for the events
-            conn.send(("done", batches, node, events, waiting.copy(), _error_totals()))
+            conn.send(("done", batches, node, events, waiting.copy(), _error_totals(), discarded.copy()))
             routed.clear()
             waiting.clear()
+            discarded.clear()
     finally:
         store.close()

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from config.settings import Settings
-    from workers.pipeline import Waiting
+    from workers.pipeline import Discard, Waiting
     from workers.routing import NodeSender
 
 __all__ = ["ISOLATE_AFTER", "RESTART_DELAY", "ChildRunner"]
@@ -80,19 +80,22 @@ class ChildRunner(CommandRunner):
         *,
         deliver: NodeSender,
         waiting: Waiting | None = None,
+        discard: Discard | None = None,
         connected_here: Callable[[str], bool] = _nobody,
         start_timeout: float = 60.0,
         max_in_flight: int = 4,
     ) -> None:
         """``deliver`` publishes the child's events (on the event loop); ``waiting`` is the node's
         notifier, told of the messages stored for users not ``connected_here`` (the notifier, which
-        would find the user online and do nothing, is not woken for the others)."""
+        would find the user online and do nothing, is not woken for the others); ``discard`` is the
+        node's cleanup job, given the media objects of messages users deleted (on a thread)."""
         super().__init__()
         if not shares_store(settings.store_url):
             raise RunnerError("commands in a child process need a store both processes can open")
         self._settings = settings
         self._deliver = deliver
         self._waiting = waiting
+        self._discard = discard
         self._connected_here = connected_here
         self._start_timeout = start_timeout
         self._max_in_flight = max_in_flight
@@ -138,7 +141,7 @@ class ChildRunner(CommandRunner):
         loop = asyncio.get_running_loop()
         self._idle = asyncio.Event()
         self._idle.set()
-        if self._waiting is not None and self._notify is None:
+        if (self._waiting is not None or self._discard is not None) and self._notify is None:
             self._notify = ThreadPoolExecutor(1, thread_name_prefix="mqchat-notify")
         try:
             await loop.run_in_executor(None, self._spawn)
@@ -213,12 +216,14 @@ class ChildRunner(CommandRunner):
         if message[0] == "retrying":
             self._grace = message[1]
             return
-        _, batches, node, events, waiting, errors = message
+        _, batches, node, events, waiting, errors, discarded = message
         if events:
             try:
                 self._deliver(node, events)
             except Exception:
                 log.exception("could not publish %d events", len(events))
+        if discarded and self._discard is not None and self._notify is not None:
+            self._notify.submit(self._discard_media, discarded)
         self._done(batches, waiting, errors)
 
     def _done(self, batches: int, waiting: list[tuple[str, str, str]], errors: dict[str, float]) -> None:
@@ -243,6 +248,14 @@ class ChildRunner(CommandRunner):
         if not self._in_flight and self._idle is not None:
             self._idle.set()
         self.on_room()
+
+    def _discard_media(self, keys: list[str]) -> None:
+        """The cleanup job's part (on the notifier's thread: enqueueing a job blocks)."""
+        assert self._discard is not None
+        try:
+            self._discard(keys)
+        except Exception:
+            log.exception("could not hand media objects %s to the cleanup job", keys)
 
     def _note_waiting(self, waiting: list[tuple[str, str, str]]) -> None:
         """The notifier's part (on its thread: it may ask the locator and the store)."""

@@ -16,6 +16,7 @@ from workers.stores.rules.deletion import (
     message_not_found,
     tombstone,
 )
+from workers.stores.rules.hides import unhidden, unless_hidden
 
 __all__ = ["MongoDeletion"]
 
@@ -23,7 +24,9 @@ __all__ = ["MongoDeletion"]
 class MongoDeletion(MongoCarriers):
     """A group message's ``deleted`` events go to its current members (groups)."""
 
-    def delete_for_everyone(self, message_id: str, *, by: str, now: float) -> Deletion:
+    def delete_for_everyone(
+        self, message_id: str, *, by: str, now: float, ref: str | None = None
+    ) -> Deletion:
         def work(session: ClientSession) -> Deletion:
             doc = self._messages.find_one({"_id": message_id}, session=session)
             if doc is None:
@@ -53,8 +56,11 @@ class MongoDeletion(MongoCarriers):
                 session=session,
             )
             self._reactions.delete_many({"message_id": message_id}, session=session)
-            self._rewrite_carriers(session, message_id, holders, lambda _old: dict(stone))
-            entries = self._append_many(session, deleted_events(users, stone, by=by, now=now), now)
+            self._rewrite_carriers(session, message_id, holders, unless_hidden(lambda _old: dict(stone)))
+            # who deleted it for themselves hears nothing more of it
+            users = unhidden(users, doc.get("hidden_for") or [])
+            items = deleted_events(users, stone, by=by, now=now, ref=ref)
+            entries = self._append_many(session, items, now)
             return Deletion(changed=True, message=stone, entries=entries, media_keys=keys)
 
         return self._tx(work)

@@ -13,7 +13,9 @@
                    number of recipients and ``reached`` how many of them are at that status or past
                    it (the group aggregate); see media for the media fields; a message deleted
                    for everyone has ``deleted_at`` and ``deleted_by``, an empty ``text`` and no
-                   media fields (see deletion)
+                   media fields (see deletion); an edited one ``edited_at`` (its latest edit,
+                   ``text`` the latest text) and ``edit_ids`` (the edits' command ids, see edits);
+                   ``hidden_for``: the users who deleted it for themselves (see hides)
 ``receipts``       {message_id, user, status, created_at, delivered_at, read_at}: one per recipient
 ``inbox``          {user, cursor, kind, message_id, payload, created_at}: the per-user event log
 ``groups``         {_id, name, created_by, created_at, version, members: [{user, role, joined_at}]}

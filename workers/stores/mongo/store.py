@@ -5,6 +5,8 @@ from __future__ import annotations
 from workers.stores.mongo.contacts import MongoContacts
 from workers.stores.mongo.deletion import MongoDeletion
 from workers.stores.mongo.devices import MongoDevices
+from workers.stores.mongo.edits import MongoEdits
+from workers.stores.mongo.hides import MongoHides
 from workers.stores.mongo.messages import MongoMessages
 from workers.stores.mongo.profiles import MongoProfiles
 from workers.stores.mongo.push import MongoPush
@@ -25,6 +27,8 @@ class MongoStore(
     MongoDevices,
     MongoDeletion,
     MongoReactions,
+    MongoEdits,
+    MongoHides,
 ):
     """The whole store on MongoDB (see workers.stores.interfaces.Store). Each part is a class of its
     own on :class:`~workers.stores.mongo.base.MongoBase`, which holds the client, transactions and

@@ -15,7 +15,8 @@ from workers.stores.rules.deletion import (
     message_not_found,
     tombstone,
 )
-from workers.stores.sql.carriers import SqlCarriers
+from workers.stores.rules.hides import unhidden, unless_hidden
+from workers.stores.sql.facts import SqlMessageFacts
 from workers.stores.sql.schema import (
     media_objects,
     message_deletions,
@@ -27,10 +28,12 @@ from workers.stores.sql.schema import (
 __all__ = ["SqlDeletion"]
 
 
-class SqlDeletion(SqlCarriers):
+class SqlDeletion(SqlMessageFacts):
     """A group message's ``deleted`` events go to its current members (groups)."""
 
-    def delete_for_everyone(self, message_id: str, *, by: str, now: float) -> Deletion:
+    def delete_for_everyone(
+        self, message_id: str, *, by: str, now: float, ref: str | None = None
+    ) -> Deletion:
         with self._tx() as conn:
             row = conn.execute(
                 select(
@@ -72,6 +75,9 @@ class SqlDeletion(SqlCarriers):
             conn.execute(delete(media_objects).where(media_objects.c.message_id == message_id))
             conn.execute(delete(message_media).where(message_media.c.message_id == message_id))
             conn.execute(delete(reactions).where(reactions.c.message_id == message_id))
-            self._rewrite_carriers(conn, message_id, holders, lambda _old: dict(stone))
-            entries = self._append_many(conn, deleted_events(users, stone, by=by, now=now), now)
+            self._rewrite_carriers(conn, message_id, holders, unless_hidden(lambda _old: dict(stone)))
+            # who deleted it for themselves hears nothing more of it
+            users = unhidden(users, self._hiders(conn, message_id))
+            items = deleted_events(users, stone, by=by, now=now, ref=ref)
+            entries = self._append_many(conn, items, now)
         return Deletion(changed=True, message=stone, entries=entries, media_keys=keys)

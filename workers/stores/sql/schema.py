@@ -244,3 +244,25 @@ reactions = Table(
 )
 """Each user's reaction to a message (one emoji), and the command that set it: a resend of that
 command changes nothing. A removed reaction has no row; a message deleted for everyone has none."""
+message_edits = Table(
+    "message_edits",
+    metadata,
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("command_id", String(64), nullable=False),
+    Column("edited_at", Float, nullable=False),
+    PrimaryKeyConstraint("message_id", "command_id", name="pk_message_edits"),
+)
+"""Each edit of a message: its command id (a resent edit is recognised and changes nothing more)
+and when; the latest ``edited_at`` is the message's. Only the latest text is kept (in
+``messages.body``): older versions are dropped. A row per edit rather than one per message: an
+edit resent after a later one must not bring its text back."""
+
+message_hides = Table(
+    "message_hides",
+    metadata,
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", USER_ID, nullable=False),
+    Column("hidden_at", Float, nullable=False),
+    PrimaryKeyConstraint("message_id", "user_id", name="pk_message_hides"),
+)
+"""Messages a user deleted for themselves: later changes leave that user's entries as they are."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from workers.stores.sql.contacts import SqlContacts
 from workers.stores.sql.deletion import SqlDeletion
 from workers.stores.sql.devices import SqlDevices
+from workers.stores.sql.edits import SqlEdits
+from workers.stores.sql.hides import SqlHides
 from workers.stores.sql.messages import SqlMessages
 from workers.stores.sql.profiles import SqlProfiles
 from workers.stores.sql.push import SqlPush
@@ -25,6 +27,8 @@ class SqlStore(
     SqlDevices,
     SqlDeletion,
     SqlReactions,
+    SqlEdits,
+    SqlHides,
 ):
     """The whole store on SQLAlchemy Core (see workers.stores.interfaces.Store). Each part is a
     class of its own on :class:`~workers.stores.sql.base.SqlBase`, which holds the engine,
