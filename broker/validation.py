@@ -32,6 +32,7 @@ _SCHEMA_DEFS = {
     "sync": "sync",
     **{name: name for name in GROUP_COMMAND_TYPES | PUSH_COMMAND_TYPES | PROFILE_COMMAND_TYPES},
     "devices": "device_list",
+    "forward": "forward",
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

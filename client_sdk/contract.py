@@ -93,7 +93,7 @@ PUSH_COMMAND_TYPES: Final = frozenset({"push_register", "push_unregister"})
 PROFILE_COMMAND_TYPES: Final = frozenset({"profile_set", "profile_get"})
 DEVICE_COMMAND_TYPES: Final = frozenset({"devices"})
 COMMAND_TYPES: Final = (
-    frozenset({"send", "receipt", "typing", "sync"})
+    frozenset({"send", "receipt", "typing", "sync", "forward"})
     | GROUP_COMMAND_TYPES
     | PUSH_COMMAND_TYPES
     | PROFILE_COMMAND_TYPES

@@ -5,6 +5,7 @@ from __future__ import annotations
 from workers.stores.mongo.contacts import MongoContacts
 from workers.stores.mongo.deletion import MongoDeletion
 from workers.stores.mongo.devices import MongoDevices
+from workers.stores.mongo.forwards import MongoForwards
 from workers.stores.mongo.messages import MongoMessages
 from workers.stores.mongo.profiles import MongoProfiles
 from workers.stores.mongo.push import MongoPush
@@ -16,6 +17,7 @@ __all__ = ["MongoStore"]
 
 class MongoStore(
     MongoUsers,
+    MongoForwards,
     MongoMessages,
     MongoReceipts,
     MongoPush,

@@ -2,12 +2,14 @@
 
 One transaction: the message's text and media rows go, ``message_deletions`` records when and by
 whom, every ``message``/``sent`` inbox entry that carried it is rewritten to carry the tombstone
-(``carriers``), and the ``deleted`` events are appended.
+(``carriers``), the quotes of it in replies lose their excerpt (``replies``), and the ``deleted``
+events are appended. Its media objects are removed from storage only when no other message (a
+forward) still uses them.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 
 from workers.stores.records import Deletion
 from workers.stores.rules.deletion import (
@@ -15,18 +17,14 @@ from workers.stores.rules.deletion import (
     message_not_found,
     tombstone,
 )
-from workers.stores.sql.carriers import SqlCarriers
-from workers.stores.sql.schema import (
-    media_objects,
-    message_deletions,
-    message_media,
-    messages,
-)
+from workers.stores.rules.replies import deleted_quote
+from workers.stores.sql.replies import SqlReplies
+from workers.stores.sql.schema import message_deletions, messages
 
 __all__ = ["SqlDeletion"]
 
 
-class SqlDeletion(SqlCarriers):
+class SqlDeletion(SqlReplies):
     """A group message's ``deleted`` events go to its current members (groups)."""
 
     def delete_for_everyone(self, message_id: str, *, by: str, now: float) -> Deletion:
@@ -61,15 +59,13 @@ class SqlDeletion(SqlCarriers):
             if done:
                 return Deletion(changed=False, message=stone)
             holders, users = self._audience(conn, message_id, sender, recipient)
-            keys = list(
-                conn.scalars(select(media_objects.c.key).where(media_objects.c.message_id == message_id))
-            )
+            keys = self._release_media(conn, message_id)
             conn.execute(update(messages).where(messages.c.id == message_id).values(body=""))
             conn.execute(
                 insert(message_deletions).values(message_id=message_id, deleted_at=now, deleted_by=by)
             )
-            conn.execute(delete(media_objects).where(media_objects.c.message_id == message_id))
-            conn.execute(delete(message_media).where(message_media.c.message_id == message_id))
             self._rewrite_carriers(conn, message_id, holders, lambda _old: dict(stone))
+            self._drop_reply(conn, message_id)
+            self._requote(conn, message_id, deleted_quote({"id": message_id, "from": sender, "seq": seq}))
             entries = self._append_many(conn, deleted_events(users, stone, by=by, now=now), now)
         return Deletion(changed=True, message=stone, entries=entries, media_keys=keys)

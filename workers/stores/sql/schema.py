@@ -231,3 +231,34 @@ message_deletions = Table(
 """Messages deleted for everyone: when and by whom (``admin`` or a user id); their ``body`` is
 empty. A table of its own, not columns of ``messages``: an existing database gets it at start
 (``create_schema``) without a migration, and sending a message writes nothing more."""
+
+message_replies = Table(
+    "message_replies",
+    metadata,
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("reply_to_id", String(32), nullable=False, index=True),
+    Column("info", Text, nullable=False),
+)
+"""Replies: the message each one quotes and its wire ``reply`` object (the quote). Only replies
+write here, so a plain message costs nothing more; ``reply_to_id`` finds the quotes of a message
+that is deleted (or edited) to rewrite them."""
+
+message_forwards = Table(
+    "message_forwards",
+    metadata,
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("original_id", String(32), nullable=False),
+)
+"""Forwarded messages and the message each one was forwarded from."""
+
+media_shares = Table(
+    "media_shares",
+    metadata,
+    Column("key", String(512), nullable=False),
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("key", "message_id", name="pk_media_shares"),
+    Index("ix_media_shares_message", "message_id"),
+)
+"""Stored objects a forwarded message uses but does not own (``media_objects`` names the message
+of the upload): its sender and recipients may download them too, and they stay in storage while
+any message that is not deleted uses them."""

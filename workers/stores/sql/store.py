@@ -5,6 +5,7 @@ from __future__ import annotations
 from workers.stores.sql.contacts import SqlContacts
 from workers.stores.sql.deletion import SqlDeletion
 from workers.stores.sql.devices import SqlDevices
+from workers.stores.sql.forwards import SqlForwards
 from workers.stores.sql.messages import SqlMessages
 from workers.stores.sql.profiles import SqlProfiles
 from workers.stores.sql.push import SqlPush
@@ -15,7 +16,15 @@ __all__ = ["SqlStore"]
 
 
 class SqlStore(
-    SqlUsers, SqlMessages, SqlReceipts, SqlPush, SqlContacts, SqlProfiles, SqlDevices, SqlDeletion
+    SqlUsers,
+    SqlForwards,
+    SqlMessages,
+    SqlReceipts,
+    SqlPush,
+    SqlContacts,
+    SqlProfiles,
+    SqlDevices,
+    SqlDeletion,
 ):
     """The whole store on SQLAlchemy Core (see workers.stores.interfaces.Store). Each part is a
     class of its own on :class:`~workers.stores.sql.base.SqlBase`, which holds the engine,
