@@ -27,6 +27,7 @@ __all__ = [
     "MAX_GROUP_NAME_LENGTH",
     "MAX_MEMBERS_PER_COMMAND",
     "devices_command",
+    "forward_command",
     "group_create_command",
     "group_leave_command",
     "group_list_command",
@@ -56,14 +57,36 @@ def new_command_id() -> str:
     return uuid.uuid4().hex
 
 
-def send_command(*, id: str, to: str, text: str) -> dict[str, Any]:
-    """A ``send`` command: text message ``text`` to user or group ``to``."""
+def send_command(*, id: str, to: str, text: str, reply_to: str | None = None) -> dict[str, Any]:
+    """A ``send`` command: text message ``text`` to user or group ``to``; ``reply_to``: the id of
+    the message of that conversation it answers (quotes)."""
     _check_id(id)
-    if not is_valid_user_id(to) and not is_group_id(to):
-        raise ValueError(f"to {to!r} is neither a user id nor a group id (g:...)")
+    _check_to(to)
     if not isinstance(text, str) or not 1 <= len(text) <= MAX_TEXT_LENGTH:
         raise ValueError(f"text must be a string of 1 to {MAX_TEXT_LENGTH} characters")
-    return {"v": VERSION, "type": "send", "id": id, "to": to, "text": text}
+    command = {"v": VERSION, "type": "send", "id": id, "to": to, "text": text}
+    if reply_to is not None:
+        _check_message_id("reply_to", reply_to)
+        command["reply_to"] = reply_to
+    return command
+
+
+def forward_command(*, id: str, message: str, to: str) -> dict[str, Any]:
+    """A ``forward`` command: send the message ``message`` (one this user can read) on to ``to``."""
+    _check_id(id)
+    _check_message_id("message", message)
+    _check_to(to)
+    return {"v": VERSION, "type": "forward", "id": id, "message": message, "to": to}
+
+
+def _check_to(to: str) -> None:
+    if not is_valid_user_id(to) and not is_group_id(to):
+        raise ValueError(f"to {to!r} is neither a user id nor a group id (g:...)")
+
+
+def _check_message_id(name: str, message_id: str) -> None:
+    if not isinstance(message_id, str) or not 1 <= len(message_id) <= 64:
+        raise ValueError(f"{name} {message_id!r} is not a message id (a string of 1 to 64 characters)")
 
 
 def receipt_commands(

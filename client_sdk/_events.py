@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeGuard, TypeVar
 
 from client_sdk._media import Media, parse_media
+from client_sdk._replies import Reply, parse_reply
 from client_sdk.contract import (
     PRESENCE_STATUSES,
     SEQUENCED_EVENT_TYPES,
@@ -65,6 +66,8 @@ class Message:
     of a media message (``text`` is then its caption, possibly empty): see
     :meth:`client_sdk.Client.download`. ``deleted`` is true for a message deleted for everyone
     (a tombstone: ``text`` is empty and ``media`` None; see :class:`MessageDeleted`).
+    ``reply`` is the quote of the message this one answers (see :meth:`client_sdk.Client.reply`),
+    ``forwarded`` true for a message forwarded from another (:meth:`client_sdk.Client.forward`).
     """
 
     id: str
@@ -77,6 +80,8 @@ class Message:
     cursor: int
     media: Media | None = None
     deleted: bool = False
+    reply: Reply | None = None
+    forwarded: bool = False
 
     @property
     def group(self) -> str | None:
@@ -441,6 +446,8 @@ def parse_message(payload: Any, *, cursor: int) -> Message:
         ts=_number(payload, "ts"),
         cursor=cursor,
         media=None if payload.get("media") is None else parse_media(payload["media"]),
+        reply=None if payload.get("reply") is None else parse_reply(payload["reply"]),
+        forwarded=payload.get("forwarded") is True,
     )
 
 

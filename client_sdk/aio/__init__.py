@@ -41,6 +41,7 @@ from client_sdk._events import (
     Typing,
 )
 from client_sdk._media import Media
+from client_sdk._replies import Reply
 from client_sdk.aio._client import Client
 from client_sdk.aio._outgoing import OutgoingMessage
 from client_sdk.contract import Status
@@ -66,6 +67,7 @@ __all__ = [
     "Profile",
     "ProfileChanged",
     "Receipt",
+    "Reply",
     "Sent",
     "ServerError",
     "Status",

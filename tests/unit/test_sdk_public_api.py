@@ -56,6 +56,7 @@ def test_all_is_pinned() -> None:
         "Profile",
         "ProfileChanged",
         "Receipt",
+        "Reply",
         "Sent",
         "ServerError",
         "Status",
