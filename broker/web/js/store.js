@@ -21,6 +21,23 @@ const GROUP_ACTIONS = {
   renamed: (by, affected, group) => `${by} renamed the group to “${group.name}”`,
 };
 
+/** The quote (`reply`) and `forwarded` mark of a message, for its item: absent when not set. */
+function quoteFields({ reply, forwarded }) {
+  const fields = {};
+  if (reply && typeof reply === "object" && typeof reply.id === "string") {
+    fields.reply = {
+      id: reply.id,
+      from: String(reply.from || ""),
+      seq: reply.seq,
+      excerpt: typeof reply.excerpt === "string" ? reply.excerpt : "",
+      mediaType: typeof reply.media_type === "string" ? reply.media_type : reply.mediaType || null,
+      deleted: reply.deleted === true,
+    };
+  }
+  if (forwarded === true) fields.forwarded = true;
+  return fields;
+}
+
 export class Store {
   constructor(user) {
     this.user = user;
@@ -176,7 +193,7 @@ export class Store {
   }
 
   /** One of my messages, before the server has it (a text or an upload). */
-  addPending({ ref, to, text, upload = null }) {
+  addPending({ ref, to, text, upload = null, reply = null, forwarded = false }) {
     const conv = this.conversation(to);
     const item = {
       key: `o:${ref}`,
@@ -192,11 +209,19 @@ export class Store {
       pending: true,
       upload, // {previewUrl, file, type} while uploading; never saved
       by: {},
+      ...quoteFields({ reply, forwarded }),
     };
     this.add(conv, item);
     this.scheduleSave();
     this.changed({ conv: conv.id });
     return item;
+  }
+
+  /** The quote of a message this page has, for a reply being sent (shown until `sent` comes). */
+  quoteOf(messageId) {
+    const item = messageId ? this.byId.get(messageId) : null;
+    if (!item) return null;
+    return { id: item.id, from: item.from, seq: item.seq, excerpt: (item.text || "").slice(0, 100), mediaType: item.media?.type || null };
   }
 
   failPending(ref, message) {
@@ -254,6 +279,7 @@ export class Store {
       pending: false,
       readSent: false,
       by: {},
+      ...quoteFields(message),
     });
     if (incoming) {
       conv.unread += 1;
@@ -275,6 +301,7 @@ export class Store {
         media: message.media || null,
         pending: false,
         error: undefined,
+        ...quoteFields(message),
       });
       if (STATUS_RANK[item.status] === undefined || item.status === "pending" || item.status === "failed") {
         item.status = "sent";
@@ -301,17 +328,36 @@ export class Store {
       status: "sent",
       pending: false,
       by: {},
+      ...quoteFields(message),
     });
     return conv.id;
   }
 
   /** A message deleted for everyone: its bubble keeps its place and forgets its text and media. */
   onDeleted(message) {
+    const quoting = this.unquote(message);
     const item = this.byId.get(message.id);
     if (!item) return this.onMessage(message); // older than what this browser keeps: the tombstone
-    Object.assign(item, { text: "", media: null, localPreview: null, deleted: true });
+    Object.assign(item, { text: "", media: null, localPreview: null, deleted: true, reply: null });
     this.scheduleSave();
-    return this.convOf(item);
+    return this.convOf(item) || quoting;
+  }
+
+  /**
+   * The quotes of a message deleted for everyone lose its excerpt here too (the server scrubbed
+   * them in the store; a device that was online only gets the `deleted` event).
+   */
+  unquote(message) {
+    let conv = null;
+    for (const c of this.convs.values()) {
+      for (const item of c.items) {
+        if (item.reply && item.reply.id === message.id && !item.reply.deleted) {
+          item.reply = { id: item.reply.id, from: item.reply.from, seq: item.reply.seq, deleted: true };
+          conv = c.id;
+        }
+      }
+    }
+    return conv;
   }
 
   onReceipt(receipt) {

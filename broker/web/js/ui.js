@@ -127,6 +127,47 @@ function receiptsTitle(item) {
   return parts.join(" · ");
 }
 
+/**
+ * The actions toolbar of a message (shown on hover or focus): a button per action, each with its
+ * `data-action`, which `View.onMessageAction` runs. A message the server does not have yet, or a
+ * tombstone, has none.
+ */
+export function messageActions(item) {
+  if (!item.id || item.deleted) return null;
+  const bar = el("div", "msg-actions");
+  bar.setAttribute("role", "toolbar");
+  bar.setAttribute("aria-label", "Message actions");
+  for (const [action, label, icon] of [
+    ["reply", "Reply", "↩"],
+    ["forward", "Forward", "↪"],
+  ]) {
+    const button = el("button", `msg-action action-${action}`, icon);
+    button.type = "button";
+    button.dataset.action = action;
+    button.title = label;
+    button.setAttribute("aria-label", label);
+    bar.append(button);
+  }
+  return bar;
+}
+
+/** The bubble a reply shows above its text: who wrote the quoted message and its first words. */
+export function quoteNode(reply, nameOf) {
+  const node = el("div", "quote");
+  node.dataset.quoted = reply.id;
+  node.title = "Show the original message";
+  const who = el("div", "quote-from", nameOf(reply.from));
+  who.style.color = colorOf(reply.from);
+  let body;
+  if (reply.deleted) body = el("div", "quote-text deleted", "This message was deleted");
+  else {
+    const media = reply.mediaType ? (reply.mediaType.startsWith("video/") ? "🎥 Video" : "📷 Photo") : "";
+    body = el("div", "quote-text", [media, reply.excerpt].filter(Boolean).join(": ") || "…");
+  }
+  node.append(who, body);
+  return node;
+}
+
 export class View {
   constructor({ store, media, actions }) {
     this.store = store;
@@ -138,6 +179,8 @@ export class View {
     this.nodes = new Map(); // key -> element of the open conversation
     this.listNodes = new Map(); // conversation -> <li>
     this.typingTimer = null;
+    this.replyingTo = null; // the message the composer answers
+    this.forwarding = null; // the message the forward dialog sends on
     this.bind();
   }
 
@@ -201,6 +244,9 @@ export class View {
     on($("media-form"), "submit", () => this.sendMedia());
     on($("media-dialog"), "close", () => this.dropMediaPreview());
     on($("viewer-close"), "click", () => $("viewer-dialog").close());
+    on($("reply-cancel"), "click", () => this.cancelReply());
+    on($("forward-list"), "click", (e) => this.onForwardPick(e));
+    on($("forward-dialog"), "close", () => (this.forwarding = null));
     on($("viewer-dialog"), "close", () => $("viewer-body").replaceChildren());
     for (const dialog of document.querySelectorAll("dialog")) {
       for (const cancel of dialog.querySelectorAll(".cancel")) on(cancel, "click", () => dialog.close());
@@ -273,6 +319,7 @@ export class View {
   }
 
   open(convId) {
+    if (this.replyingTo) this.cancelReply();
     this.openId = convId;
     $("chat-view").classList.toggle("in-conversation", convId !== null);
     this.nodes.clear();
@@ -484,7 +531,7 @@ export class View {
     const senderName = showSender ? this.store.nameOf(item.from) : null;
     const signature = JSON.stringify([
       item.status, item.text, item.id, item.media?.key, !!item.localPreview, !!item.upload, item.error,
-      first, senderName, item.by, !!item.deleted,
+      first, senderName, item.by, !!item.deleted, item.reply, !!item.forwarded,
     ]);
     if (node.dataset.signature === signature) return;
     node.dataset.signature = signature;
@@ -499,6 +546,8 @@ export class View {
       sender.style.color = colorOf(item.from);
       parts.push(sender);
     }
+    if (item.forwarded && !item.deleted) parts.push(el("div", "forwarded-label", "↪ Forwarded"));
+    if (item.reply && !item.deleted) parts.push(quoteNode(item.reply, (u) => (u === this.me ? "You" : this.store.nameOf(u))));
     const hasMedia = Boolean(item.media || item.upload);
     if (hasMedia) parts.push(this.mediaNode(node, item));
     node.classList.toggle("media-only", hasMedia && !item.text);
@@ -517,6 +566,8 @@ export class View {
       parts.push(text);
     }
     parts.push(meta);
+    const actions = messageActions(item);
+    if (actions) parts.push(actions);
     if (item.status === "failed") {
       const note = el("div", "failed-note", `Not sent: ${item.error || "failed"}`);
       const retry = el("button", "retry", "Retry");
@@ -598,7 +649,104 @@ export class View {
       this.actions.retry(item);
       return;
     }
+    const action = event.target.closest("[data-action]");
+    if (action) {
+      this.onMessageAction(action.dataset.action, item);
+      return;
+    }
+    const quote = event.target.closest(".quote");
+    if (quote) {
+      this.showOriginal(quote.dataset.quoted);
+      return;
+    }
     if (event.target.closest(".media")) this.view(item);
+  }
+
+  /** A button of a message's actions toolbar (see messageActions). */
+  onMessageAction(action, item) {
+    if (action === "reply") this.startReply(item);
+    else if (action === "forward") this.openForward(item);
+  }
+
+  /** Scroll to the message a quote shows, when this page has it loaded, and make it flash. */
+  showOriginal(messageId) {
+    const conv = this.store.convs.get(this.openId);
+    const index = conv ? conv.items.findIndex((i) => i.id === messageId) : -1;
+    if (index < 0) {
+      this.toast("The original message is not loaded here");
+      return;
+    }
+    const count = this.viewCount.get(this.openId) || PAGE;
+    if (conv.items.length - index > count) {
+      this.viewCount.set(this.openId, conv.items.length - index);
+      this.renderMessages({ keepFromBottom: true });
+    }
+    const node = [...$("message-list").querySelectorAll(".msg")].find((n) => n.dataset.id === messageId);
+    if (!node) return;
+    node.scrollIntoView({ block: "center" });
+    node.classList.remove("flash");
+    void node.offsetWidth; // restart the animation
+    node.classList.add("flash");
+  }
+
+  // ---------------------------------------------------------------- reply and forward
+  /** Answer `item`: the composer shows what is quoted until the reply is sent or cancelled. */
+  startReply(item) {
+    this.replyingTo = item;
+    const bar = $("reply-bar");
+    const who = item.from === this.me ? "You" : this.store.nameOf(item.from);
+    const excerpt = (item.text || "").slice(0, 100);
+    $("reply-bar-quote").replaceChildren(
+      quoteNode({ id: item.id, from: item.from, excerpt, mediaType: item.media?.type || null }, () => who),
+    );
+    bar.hidden = false;
+    bar.dataset.replyTo = item.id;
+    $("composer-text").focus();
+  }
+
+  /** The message the next one answers (its id), or null; `clear` forgets it (it was sent). */
+  replyTarget({ clear = false } = {}) {
+    const id = this.replyingTo?.id || null;
+    if (clear) this.cancelReply();
+    return id;
+  }
+
+  cancelReply() {
+    this.replyingTo = null;
+    $("reply-bar").hidden = true;
+    $("reply-bar-quote").replaceChildren();
+  }
+
+  /** Pick a chat to send `item` on to. */
+  openForward(item) {
+    this.forwarding = item;
+    const rows = this.store
+      .sortedConversations()
+      .filter((conv) => !(conv.kind === "group" && conv.left))
+      .map((conv) => {
+        const li = el("li", "forward-target");
+        const button = el("button", "forward-pick");
+        button.type = "button";
+        button.dataset.conv = conv.id;
+        const avatar = el("div", "avatar");
+        const title = this.store.titleOf(conv);
+        paintAvatar(avatar, { id: conv.id, name: title, photo: conv.kind === "dm" ? this.store.avatarOf(conv.id) : null, media: this.media });
+        button.append(avatar, el("span", "forward-name", title));
+        li.append(button);
+        return li;
+      });
+    $("forward-list").replaceChildren(...rows);
+    $("forward-empty").hidden = rows.length > 0;
+    $("forward-dialog").showModal();
+  }
+
+  onForwardPick(event) {
+    const pick = event.target.closest(".forward-pick");
+    if (!pick || !this.forwarding) return;
+    const item = this.forwarding;
+    this.forwarding = null;
+    $("forward-dialog").close();
+    if (this.actions.forward(item, pick.dataset.conv)) this.toast(`Forwarded to ${this.store.titleOf(this.store.convs.get(pick.dataset.conv))}`);
   }
 
   itemOf(node) {
@@ -722,7 +870,8 @@ export class View {
     const box = $("composer-text");
     const text = box.value.trim();
     if (!text) return;
-    if (this.actions.send(text)) {
+    if (this.actions.send(text, this.replyTarget())) {
+      this.cancelReply();
       box.value = "";
       this.autosize();
       this.renderMessages({ toEnd: true });
@@ -765,7 +914,7 @@ export class View {
   sendMedia() {
     const pending = this.pending;
     this.pending = null; // the preview URL now belongs to the message
-    if (pending) this.actions.sendMedia(pending, $("media-caption").value.trim());
+    if (pending) this.actions.sendMedia(pending, $("media-caption").value.trim(), this.replyTarget({ clear: true }));
     this.renderMessages({ toEnd: true });
   }
 
