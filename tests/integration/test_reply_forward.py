@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from client_sdk import Client, CommandRejected, Reply, Sent, aio
+from client_sdk import Client, CommandRejected, Message, Reply, Sent, aio
 from client_sdk.contract import load_schema
 from tests import harness
 from tests.harness import RunningNode
@@ -260,6 +260,15 @@ def test_the_asyncio_sdk_replies_and_forwards(node: RunningNode) -> None:
 # -- media ---------------------------------------------------------------------------------------------
 
 
+def photo_for(node: RunningNode, sender: Client, receiver: Client, to: str) -> tuple[str, Message, list[str]]:
+    """``sender`` sends ``to`` (``receiver``'s user) a photo captioned SECRET: its message id, the
+    message ``receiver`` got, and the keys of its objects."""
+    out = sender.send_media(to, io.BytesIO(png(64, 48)), caption=SECRET).wait("sent", timeout=15)
+    photo = next_message(receiver, timeout=15)
+    assert out.message_id is not None and photo.media is not None and photo.media.thumbnail is not None
+    return out.message_id, photo, [photo.media.key, photo.media.thumbnail.key]
+
+
 def test_a_photo_answers_a_photo_and_a_forwarded_photo_is_shared_only_with_its_new_recipients(
     node: RunningNode,
 ) -> None:
@@ -273,10 +282,7 @@ def test_a_photo_answers_a_photo_and_a_forwarded_photo_is_shared_only_with_its_n
 
     with connect(alice_id) as alice, connect(bob_id) as bob, connect(carol_id) as carol:
         # Given a photo alice sent bob, and bob's answer to it with a photo of his own
-        alice.send_media(bob_id, io.BytesIO(png(64, 48)), caption=SECRET).wait("sent", timeout=15)
-        photo = next_message(bob, timeout=15)
-        assert photo.media is not None and photo.media.thumbnail is not None
-        keys = [photo.media.key, photo.media.thumbnail.key]
+        _original, photo, keys = photo_for(node, alice, bob, bob_id)
         bob.send_media(alice_id, io.BytesIO(png(32, 32)), reply_to=photo).wait("sent", timeout=15)
         answer = next_message(alice, timeout=15)
         assert answer.reply is not None and answer.reply.media_type == "image/png"
@@ -306,10 +312,7 @@ def test_deleting_the_original_keeps_the_forward_and_scrubs_the_quote(node: Runn
         return harness.connect(node, user, media_url=node.media_url)
 
     with connect(alice_id) as alice, connect(bob_id) as bob, connect(carol_id) as carol:
-        out = alice.send_media(bob_id, io.BytesIO(png(64, 48)), caption=SECRET).wait("sent", timeout=15)
-        photo = next_message(bob, timeout=15)
-        assert photo.media is not None and photo.media.thumbnail is not None
-        keys = [photo.media.key, photo.media.thumbnail.key]
+        original, photo, keys = photo_for(node, alice, bob, bob_id)
         bob.reply(photo, "nice").wait("sent", timeout=10)
         assert next_message(alice).reply is not None
         bob.forward(photo, carol_id).wait("sent", timeout=10)
@@ -318,9 +321,9 @@ def test_deleting_the_original_keeps_the_forward_and_scrubs_the_quote(node: Runn
         assert http(node, "GET", f"/media/{keys[0]}", user=mallory_id)[0] == 404
 
         # When the original is deleted for everyone
-        deletion = node.call(node.node.delete_message(out.message_id or ""))
+        deletion = node.call(node.node.delete_message(original))
         assert deletion.changed and deletion.media_keys == []
-        deletion_of(bob, out.message_id or "")
+        deletion_of(bob, original)
 
         # Then the forward's media still downloads for carol, and the objects are still stored
         assert carol.download(forwarded) == before
@@ -343,7 +346,7 @@ def test_deleting_the_original_keeps_the_forward_and_scrubs_the_quote(node: Runn
     quotes = [
         e["message"]["reply"] for e in synced_from_start(node, alice_id) if "reply" in e.get("message", {})
     ]
-    assert quotes == [{"id": out.message_id, "from": alice_id, "seq": photo.seq, "deleted": True}]
+    assert quotes == [{"id": original, "from": alice_id, "seq": photo.seq, "deleted": True}]
 
 
 def test_an_upload_that_replies_to_what_it_cannot_see_is_refused(node: RunningNode) -> None:

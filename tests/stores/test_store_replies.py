@@ -229,3 +229,32 @@ def test_a_forward_to_a_group_reaches_its_members(store: Store) -> None:
     assert forward.message.conversation == group and forward.message.text == "news"
     carol_log, _ = store.sync(user=carol, after=0, limit=50)
     assert carol_log[-1].payload["message"]["forwarded"] is True
+
+
+def test_a_group_quote_is_scrubbed_for_every_member_who_got_the_reply(store: Store) -> None:
+    alice, bob, carol = users(store, "alice", "bob", "carol")
+    group = store.create_group(
+        creator=alice, name="g", members=[bob, carol], now=1.0, ref="g1", max_members=10
+    ).group.id
+    original = store.accept_message(sender=alice, command_id="c1", recipient=group, text=SECRET, now=2.0)
+    reply = store.accept_message(
+        sender=bob, command_id="c2", recipient=group, text="ok", now=3.0, reply_to=original.message.id
+    )
+
+    store.delete_for_everyone(original.message.id, by="admin", now=4.0)
+
+    for user in (alice, bob, carol):
+        log, _ = store.sync(user=user, after=0, limit=50)
+        carrier = next(e for e in log if e.payload.get("message", {}).get("id") == reply.message.id)
+        assert carrier.payload["message"]["reply"]["deleted"] is True
+        assert SECRET[:30] not in str([e.payload for e in log])
+
+
+def test_a_reply_to_a_tombstone_quotes_it_as_deleted(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+    original = store.accept_message(sender=alice, command_id="c1", recipient=bob, text=SECRET, now=1.0)
+    store.delete_for_everyone(original.message.id, by="admin", now=2.0)
+    reply = store.accept_message(
+        sender=bob, command_id="c2", recipient=alice, text="?", now=3.0, reply_to=original.message.id
+    )
+    assert reply.message.reply == {"id": original.message.id, "from": alice, "seq": 1, "deleted": True}

@@ -75,24 +75,17 @@ class SqlMedia(SqlBase):
             ).first()
             return row is not None
 
-    def _insert_media(self, conn: Connection, message_id: str, media: Mapping[str, Any]) -> None:
+    def _insert_media(
+        self, conn: Connection, message_id: str, media: Mapping[str, Any], *, shared: bool = False
+    ) -> None:
+        """A message's media; ``shared``: a forward's, whose objects another message owns."""
         conn.execute(
             insert(message_media).values(
                 message_id=message_id, info=json.dumps(dict(media), separators=(",", ":"))
             )
         )
         rows = [{"key": key, "message_id": message_id} for key in media_keys(media)]
-        conn.execute(insert(media_objects), rows)
-
-    def _share_media(self, conn: Connection, message_id: str, media: Mapping[str, Any]) -> None:
-        """A forwarded message's media: the same wire object, its objects shared, not owned."""
-        conn.execute(
-            insert(message_media).values(
-                message_id=message_id, info=json.dumps(dict(media), separators=(",", ":"))
-            )
-        )
-        rows = [{"key": key, "message_id": message_id} for key in media_keys(media)]
-        conn.execute(insert(media_shares), rows)
+        conn.execute(insert(media_shares if shared else media_objects), rows)
 
     def _release_media(self, conn: Connection, message_id: str) -> list[str]:
         """Drop the message's media (deleted for everyone); the keys of the objects no other

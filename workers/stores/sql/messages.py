@@ -213,7 +213,7 @@ class SqlMessages(SqlReplies):
         if forwarded_from is not None:
             conn.execute(insert(message_forwards).values(message_id=message.id, original_id=forwarded_from))
             if media is not None:
-                self._share_media(conn, message.id, media)
+                self._insert_media(conn, message.id, media, shared=True)
         elif media is not None:
             self._insert_media(conn, message.id, media)
         if reply is not None:
