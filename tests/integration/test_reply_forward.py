@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from typing import Any
+from contextlib import AbstractContextManager
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -260,7 +260,11 @@ def test_the_asyncio_sdk_replies_and_forwards(node: RunningNode) -> None:
 # -- media ---------------------------------------------------------------------------------------------
 
 
-def photo_for(node: RunningNode, sender: Client, receiver: Client, to: str) -> tuple[str, Message, list[str]]:
+def media_client(node: RunningNode, user: str) -> AbstractContextManager[Client]:
+    return harness.connect(node, user, media_url=node.media_url)
+
+
+def photo_for(sender: Client, receiver: Client, to: str) -> tuple[str, Message, list[str]]:
     """``sender`` sends ``to`` (``receiver``'s user) a photo captioned SECRET: its message id, the
     message ``receiver`` got, and the keys of its objects."""
     out = sender.send_media(to, io.BytesIO(png(64, 48)), caption=SECRET).wait("sent", timeout=15)
@@ -277,12 +281,13 @@ def test_a_photo_answers_a_photo_and_a_forwarded_photo_is_shared_only_with_its_n
     carol_id, _ = node.add_user("carol")
     mallory_id, _ = node.add_user("mallory")
 
-    def connect(user: str) -> Any:
-        return harness.connect(node, user, media_url=node.media_url)
-
-    with connect(alice_id) as alice, connect(bob_id) as bob, connect(carol_id) as carol:
+    with (
+        media_client(node, alice_id) as alice,
+        media_client(node, bob_id) as bob,
+        media_client(node, carol_id) as carol,
+    ):
         # Given a photo alice sent bob, and bob's answer to it with a photo of his own
-        _original, photo, keys = photo_for(node, alice, bob, bob_id)
+        _original, photo, keys = photo_for(alice, bob, bob_id)
         bob.send_media(alice_id, io.BytesIO(png(32, 32)), reply_to=photo).wait("sent", timeout=15)
         answer = next_message(alice, timeout=15)
         assert answer.reply is not None and answer.reply.media_type == "image/png"
@@ -308,11 +313,12 @@ def test_deleting_the_original_keeps_the_forward_and_scrubs_the_quote(node: Runn
     carol_id, _ = node.add_user("carol")
     mallory_id, _ = node.add_user("mallory")
 
-    def connect(user: str) -> Any:
-        return harness.connect(node, user, media_url=node.media_url)
-
-    with connect(alice_id) as alice, connect(bob_id) as bob, connect(carol_id) as carol:
-        original, photo, keys = photo_for(node, alice, bob, bob_id)
+    with (
+        media_client(node, alice_id) as alice,
+        media_client(node, bob_id) as bob,
+        media_client(node, carol_id) as carol,
+    ):
+        original, photo, keys = photo_for(alice, bob, bob_id)
         bob.reply(photo, "nice").wait("sent", timeout=10)
         assert next_message(alice).reply is not None
         bob.forward(photo, carol_id).wait("sent", timeout=10)
