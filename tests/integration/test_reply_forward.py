@@ -207,7 +207,10 @@ def test_sdk_replies_reach_both_devices_and_a_group_member_who_syncs_later(node:
         assert reply.reply is not None and reply.reply.excerpt == "who brings the rope?"
         alice.forward(answer, group.id).wait("sent", timeout=10)
 
-    # When carol comes online, she syncs both: the quote although she was away, and the forward
+    # When the node restarts and carol comes online, she syncs both: the quote although she was
+    # away when the quoted message came, and the forward
+    node.stop()
+    node.start()
     with harness.connect(node, carol_id) as carol:
         seen = list(carol.messages(timeout=3))
     quoted = next(m for m in seen if m.reply is not None)
