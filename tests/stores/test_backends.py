@@ -26,6 +26,9 @@ _CONCERNS = {
         "profiles",
         "devices",
         "deletion",
+        "carriers",
+        "replies",
+        "forwards",
     ),
 }
 
