@@ -84,7 +84,7 @@ class Touch(Protocol):
     def __call__(self, user: str, *, now: float) -> None: ...
 
 
-_REORDERABLE = frozenset({"send", "receipt", "typing"})
+_REORDERABLE = frozenset({"send", "receipt", "typing", "forward"})
 
 Items = list[dict[str, Any]]
 

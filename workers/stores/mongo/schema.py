@@ -14,8 +14,9 @@
                    it (the group aggregate); see media for the media fields; a message deleted
                    for everyone has ``deleted_at`` and ``deleted_by``, an empty ``text`` and no
                    media fields (see deletion); a reply has ``reply_to`` (the quoted message id)
-                   and ``reply`` (its quote), a forward ``forwarded: true`` and ``shared_keys``
-                   (the objects of its media, owned by the message it copies; see replies)
+                   and ``reply`` (its quote); a forward ``forwarded: true``, ``forwarded_from``
+                   and ``shared_keys`` (the objects of its media, owned by the message it copies;
+                   see media)
 ``receipts``       {message_id, user, status, created_at, delivered_at, read_at}: one per recipient
 ``inbox``          {user, cursor, kind, message_id, payload, created_at}: the per-user event log
 ``groups``         {_id, name, created_by, created_at, version, members: [{user, role, joined_at}]}
