@@ -37,12 +37,17 @@ def test_what_cannot_be_seen_is_not_found_and_another_conversation_is_a_bad_requ
 
 
 def test_a_requote_keeps_the_other_fields_and_leaves_tombstones_and_hidden_messages() -> None:
-    patch = requoted({"id": "q", "from": "bob", "seq": 1, "deleted": True})
+    gone = {"id": "q", "from": "bob", "seq": 1, "deleted": True}
+    scrub = requoted(gone)
     reply = {"id": "r", "text": "ok", "reactions": {"bob": "👍"}, "reply": {"id": "q", "excerpt": "x"}}
-    assert patch(dict(reply)) == {**reply, "reply": {"id": "q", "from": "bob", "seq": 1, "deleted": True}}
-    assert patch({"id": "r", "deleted": True}) is None
-    assert patch({**reply, "hidden": True}) is None
-    assert patch({"id": "r", "text": "no quote"}) is None
+    assert scrub(dict(reply)) == {**reply, "reply": gone}
+    assert scrub({"id": "r", "deleted": True}) is None
+    assert scrub({"id": "r", "text": "no quote"}) is None
+    # a message hidden for me: an edit's new excerpt leaves it, a delete's scrub does not
+    assert scrub({**reply, "hidden": True}) == {**reply, "hidden": True, "reply": gone}
+    edited = requoted({"id": "q", "from": "bob", "seq": 1, "excerpt": "new"})
+    assert edited({**reply, "hidden": True}) is None
+    assert edited(dict(reply)) == {**reply, "reply": {"id": "q", "from": "bob", "seq": 1, "excerpt": "new"}}
 
 
 def test_a_reply_is_stored_one_by_one_and_plain_texts_still_together() -> None:

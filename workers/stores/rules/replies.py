@@ -71,10 +71,12 @@ def deleted_quote(old: Mapping[str, Any]) -> dict[str, Any]:
 
 def requoted(reply: Mapping[str, Any]) -> Patch:
     """The carrier patch that puts ``reply`` in a reply: fields it does not own stay; a tombstone
-    (no quote any more) and a hidden message are left as they are."""
+    (no quote any more) is left as it is, and so is a hidden message (deleted for me), except that
+    a deleted quote scrubs it too: the quoted text must survive in no inbox entry."""
+    scrub = reply.get("deleted") is True
 
     def patch(message: dict[str, Any]) -> dict[str, Any] | None:
-        if message.get("deleted") or message.get("hidden") or "reply" not in message:
+        if message.get("deleted") or "reply" not in message or (message.get("hidden") and not scrub):
             return None
         return {**message, "reply": dict(reply)}
 
