@@ -513,3 +513,32 @@ def test_a_reply_and_a_forward_are_seen_by_the_other_user(
     assert (alice.message("where do we meet?") or {}).get("sender") == bob_id
     alice.shot("reply-04-forwarded")
     assert alice.errors() == [] and bob.errors() == []
+
+
+def test_the_web_client_resends_unanswered_replies_and_forwards_as_they_were(
+    node: RunningNode, browser: Callable[[str], Page]
+) -> None:
+    """The page's protocol module keeps a reply's reply_to and a forward's message across a reload."""
+    page = browser("probe")
+    page.driver.get(f"{node.media_url}/")
+    result = page.driver.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        import('/web/js/session.js').then(({ Session }) => {
+          let n = 0;
+          const first = new Session({ user: 'bob', newCommandId: (p) => `${p}-${++n}` });
+          first.send({ to: 'alice', text: 'yes', replyTo: 'm-7' });
+          first.forward({ message: 'm-7', to: 'g:crew' });
+          // a reload: a new session from the saved outbox, then connected and synced
+          const again = new Session({ user: 'bob', outbox: JSON.parse(JSON.stringify(first.pending())) });
+          again.onConnected();
+          const sync = again.onSubscribed(0).commands[0].payload;
+          const page = { v: 1, type: 'sync_page', ref: sync.id, entries: [], more: false, cursor: 0 };
+          done(again.onInbox(page, 10).commands.map((c) => c.payload));
+        }, (error) => done({ error: String(error) }));
+        """
+    )
+    assert result == [
+        {"v": 1, "type": "send", "id": "m-1", "to": "alice", "text": "yes", "reply_to": "m-7"},
+        {"v": 1, "type": "forward", "id": "f-2", "message": "m-7", "to": "g:crew"},
+    ]
