@@ -61,7 +61,7 @@ SubmitJob = Callable[[dict[str, Any]], None]
 
 MAX_LINE_BYTES: Final = 16 * 1024
 """The request line may carry a caption of MAX_CAPTION_LENGTH characters, percent-encoded."""
-_UPLOAD_PARAMS: Final = frozenset({"to", "id", "caption"})
+_UPLOAD_PARAMS: Final = frozenset({"to", "id", "caption", "reply_to"})
 _STATUS: Final = {
     ErrorCode.BAD_REQUEST: 400,
     ErrorCode.UNAUTHORIZED: 401,
@@ -270,6 +270,7 @@ class MediaHttp:
             log.info("media: refused an upload of %s: %s", user, wait.message)
             raise Refused(ErrorCode.RATE_LIMITED, wait.message, retry_after=wait.retry_after)
         to, command_id, caption = _upload_params(request)
+        reply_to = _reply_to_param(request)
         self._on_action(user)
         sent = await asyncio.to_thread(self._store.sent_entry, user, command_id)
         if sent is not None:  # a resend of a stored upload: nothing to do but say so
@@ -284,6 +285,8 @@ class MediaHttp:
         mime, media_id, size = await self._receive(request, user)
         job = {"node": self._node, "sender": user, "id": command_id, "to": to, "caption": caption}
         job["media_id"] = media_id
+        if reply_to is not None:
+            job["reply_to"] = reply_to
         try:
             await asyncio.to_thread(self._submit, job)
         except Exception:
@@ -435,6 +438,15 @@ def _upload_params(request: web.Request) -> tuple[str, str, str]:
     if len(caption) > MAX_CAPTION_LENGTH:
         raise Refused(ErrorCode.BAD_REQUEST, f"caption: at most {MAX_CAPTION_LENGTH} characters")
     return to, command_id, caption
+
+
+def _reply_to_param(request: web.Request) -> str | None:
+    """The message an upload answers (``reply_to``, optional): the media job checks that the
+    sender may quote it, as for a ``send``, and refuses the upload with an ``error`` if not."""
+    reply_to = request.query.get("reply_to")
+    if reply_to is not None and not 1 <= len(reply_to) <= 64:
+        raise Refused(ErrorCode.BAD_REQUEST, "reply_to: a message id of 1-64 characters")
+    return reply_to
 
 
 def _avatar_params(request: web.Request) -> str:

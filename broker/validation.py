@@ -35,6 +35,7 @@ _SCHEMA_DEFS = {
     "devices": "device_list",
     "react": "react",
     **{name: name for name in MESSAGE_CHANGE_COMMAND_TYPES},
+    "forward": "forward",
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

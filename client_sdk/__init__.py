@@ -43,6 +43,7 @@ from client_sdk._events import (
 )
 from client_sdk._media import Media
 from client_sdk._outbox import OutgoingMessage
+from client_sdk._replies import Reply
 from client_sdk.contract import Status
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "ProfileChanged",
     "Reaction",
     "Receipt",
+    "Reply",
     "Sent",
     "ServerError",
     "Status",

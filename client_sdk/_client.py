@@ -2,7 +2,8 @@
 
 The parts are mixins on :class:`~client_sdk._base.ClientBase` (shared state, lock, effects over
 paho): :mod:`._connection` (lifecycle and paho's callbacks), :mod:`._messaging`,
-:mod:`._media_calls`, :mod:`._group_calls`, :mod:`._push_calls` and :mod:`._presence_calls`.
+:mod:`._reply_calls`, :mod:`._media_calls`, :mod:`._group_calls`, :mod:`._push_calls` and
+:mod:`._presence_calls`.
 The protocol itself is the I/O-free :class:`~client_sdk._session.Session`.
 """
 
@@ -26,6 +27,7 @@ from client_sdk._presence_calls import PresenceCalls
 from client_sdk._profile_calls import ProfileCalls
 from client_sdk._push_calls import PushCalls
 from client_sdk._reaction_calls import ReactionCalls
+from client_sdk._reply_calls import ReplyCalls
 from client_sdk._session import Session
 from client_sdk._settings import check_settings, initial_cursor
 from client_sdk.contract import DEFAULT_PREFIX, DEFAULT_PRESENCE_PREFIX, Topics
@@ -37,6 +39,7 @@ class Client(
     Connection,
     Messaging,
     ChangeCalls,
+    ReplyCalls,
     MediaCalls,
     GroupCalls,
     PushCalls,

@@ -29,6 +29,7 @@ __all__ = [
     "delete_command",
     "devices_command",
     "edit_command",
+    "forward_command",
     "group_create_command",
     "group_leave_command",
     "group_list_command",
@@ -59,14 +60,36 @@ def new_command_id() -> str:
     return uuid.uuid4().hex
 
 
-def send_command(*, id: str, to: str, text: str) -> dict[str, Any]:
-    """A ``send`` command: text message ``text`` to user or group ``to``."""
+def send_command(*, id: str, to: str, text: str, reply_to: str | None = None) -> dict[str, Any]:
+    """A ``send`` command: text message ``text`` to user or group ``to``; ``reply_to``: the id of
+    the message of that conversation it answers (quotes)."""
     _check_id(id)
-    if not is_valid_user_id(to) and not is_group_id(to):
-        raise ValueError(f"to {to!r} is neither a user id nor a group id (g:...)")
+    _check_to(to)
     if not isinstance(text, str) or not 1 <= len(text) <= MAX_TEXT_LENGTH:
         raise ValueError(f"text must be a string of 1 to {MAX_TEXT_LENGTH} characters")
-    return {"v": VERSION, "type": "send", "id": id, "to": to, "text": text}
+    command = {"v": VERSION, "type": "send", "id": id, "to": to, "text": text}
+    if reply_to is not None:
+        _check_message_id("reply_to", reply_to)
+        command["reply_to"] = reply_to
+    return command
+
+
+def forward_command(*, id: str, message: str, to: str) -> dict[str, Any]:
+    """A ``forward`` command: send the message ``message`` (one this user can read) on to ``to``."""
+    _check_id(id)
+    _check_message_id("message", message)
+    _check_to(to)
+    return {"v": VERSION, "type": "forward", "id": id, "message": message, "to": to}
+
+
+def _check_to(to: str) -> None:
+    if not is_valid_user_id(to) and not is_group_id(to):
+        raise ValueError(f"to {to!r} is neither a user id nor a group id (g:...)")
+
+
+def _check_message_id(name: str, message_id: str) -> None:
+    if not isinstance(message_id, str) or not 1 <= len(message_id) <= 64:
+        raise ValueError(f"{name} {message_id!r} is not a message id (a string of 1 to 64 characters)")
 
 
 def receipt_commands(
@@ -251,8 +274,7 @@ MAX_EMOJI_BYTES = 32
 def react_command(*, id: str, message: str, emoji: str) -> dict[str, Any]:
     """A ``react`` command: set this user's reaction to ``message`` (``""`` removes it)."""
     _check_id(id)
-    if not isinstance(message, str) or not 1 <= len(message) <= 64:
-        raise ValueError(f"message {message!r} must be a message id (1-64 characters)")
+    _check_message_id("message", message)
     if not isinstance(emoji, str) or len(emoji.encode()) > MAX_EMOJI_BYTES or emoji.strip() != emoji:
         raise ValueError(f'emoji must be one emoji of at most {MAX_EMOJI_BYTES} bytes, or "" to remove')
     return {"v": VERSION, "type": "react", "id": id, "message": message, "emoji": emoji}
@@ -261,7 +283,7 @@ def react_command(*, id: str, message: str, emoji: str) -> dict[str, Any]:
 def edit_command(*, id: str, message_id: str, text: str) -> dict[str, Any]:
     """An ``edit`` command: ``text`` replaces the text (or caption) of message ``message_id``."""
     _check_id(id)
-    _check_message_id(message_id)
+    _check_message_id("message", message_id)
     if not isinstance(text, str) or not 1 <= len(text) <= MAX_TEXT_LENGTH:
         raise ValueError(f"text must be 1-{MAX_TEXT_LENGTH} characters")
     return {"v": VERSION, "type": "edit", "id": id, "message": message_id, "text": text}
@@ -270,11 +292,6 @@ def edit_command(*, id: str, message_id: str, text: str) -> dict[str, Any]:
 def delete_command(*, id: str, message_id: str, everyone: bool) -> dict[str, Any]:
     """A ``delete`` command: message ``message_id`` for everyone, or (``everyone`` False) for me."""
     _check_id(id)
-    _check_message_id(message_id)
+    _check_message_id("message", message_id)
     scope = "everyone" if everyone else "me"
     return {"v": VERSION, "type": "delete", "id": id, "message": message_id, "for": scope}
-
-
-def _check_message_id(message_id: str) -> None:
-    if not isinstance(message_id, str) or not 1 <= len(message_id) <= 64:
-        raise ValueError(f"message id must be 1-64 characters, got {message_id!r}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeGuard, TypeVar
 
 from client_sdk._media import Media, parse_media
+from client_sdk._replies import Reply, parse_reply
 from client_sdk.contract import (
     PRESENCE_STATUSES,
     SEQUENCED_EVENT_TYPES,
@@ -73,6 +74,8 @@ class Message:
     ``edited_at`` is when its sender last edited it (None: never; ``text`` is the latest text, see
     :class:`MessageEdited`). ``hidden`` is true for a message this user deleted for themselves (no
     text, no media: an app leaves it out; see :class:`MessageHidden`).
+    ``reply`` is the quote of the message this one answers (see :meth:`client_sdk.Client.reply`),
+    ``forwarded`` true for a message forwarded from another (:meth:`client_sdk.Client.forward`).
     """
 
     id: str
@@ -88,6 +91,8 @@ class Message:
     reactions: Mapping[str, str] = field(default_factory=dict, hash=False)
     edited_at: float | None = None
     hidden: bool = False
+    reply: Reply | None = None
+    forwarded: bool = False
 
     @property
     def group(self) -> str | None:
@@ -584,6 +589,8 @@ def parse_message(payload: Any, *, cursor: int) -> Message:
         media=None if payload.get("media") is None else parse_media(payload["media"]),
         reactions=_reactions(payload.get("reactions") or {}),
         edited_at=None if payload.get("edited_at") is None else _number(payload, "edited_at"),
+        reply=None if payload.get("reply") is None else parse_reply(payload["reply"]),
+        forwarded=payload.get("forwarded") is True,
     )
 
 

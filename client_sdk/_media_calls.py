@@ -32,6 +32,7 @@ class MediaCalls(ClientBase):
         *,
         caption: str = "",
         id: str | None = None,
+        reply_to: Message | str | None = None,
     ) -> OutgoingMessage:
         """Send an image or video (a path, or a binary file object read from where it stands) to
         user or group ``to``, with an optional ``caption``; returns once it is uploaded, with the
@@ -46,14 +47,17 @@ class MediaCalls(ClientBase):
         ``unauthorized``...), :class:`ConnectError` when the media endpoint cannot be reached.
         A file refused while it is processed (code ``bad_media``: damaged, truncated, a
         decompression bomb) makes :meth:`OutgoingMessage.wait` raise :class:`CommandRejected`.
+        ``reply_to`` (a message of the same conversation, or its id) makes it a reply, refused as
+        :meth:`reply` would be.
         """
+        quoted = reply_to.id if isinstance(reply_to, Message) else reply_to
         command_id = new_command_id() if id is None else id
         outgoing = OutgoingMessage(id=command_id, to=to, text=caption)
         with self._lock:
             self._require_open()
             self._session.outbox.expect(outgoing)
         try:
-            answer = self._media.upload(to=to, id=command_id, caption=caption, file=file)
+            answer = self._media.upload(to=to, id=command_id, caption=caption, file=file, reply_to=quoted)
         except BaseException:
             with self._lock:
                 self._session.outbox.forget(command_id)

@@ -44,15 +44,23 @@ class OutgoingMessage:
         "_receipts",
         "_seq",
         "_status",
+        "forward_of",
         "id",
+        "reply_to",
         "text",
         "to",
     )
 
-    def __init__(self, *, id: str, to: str, text: str) -> None:
+    def __init__(
+        self, *, id: str, to: str, text: str, reply_to: str | None = None, forward_of: str | None = None
+    ) -> None:
         self.id = id
         self.to = to
         self.text = text
+        self.reply_to = reply_to
+        """The id of the message this one answers (a reply), or None."""
+        self.forward_of = forward_of
+        """The id of the message this one forwards (``text`` is then empty), or None."""
         self._changed = threading.Condition(threading.Lock())
         self._status: Status | None = None
         self._message_id: str | None = None

@@ -29,6 +29,7 @@ from typing import Any, Final, TypeVar
 
 from client_sdk._commands import (
     DEFAULT_SYNC_LIMIT,
+    forward_command,
     new_command_id,
     receipt_commands,
     send_command,
@@ -114,6 +115,13 @@ class Effects:
         self.events.extend(other.events)
         self.cursor_advanced = self.cursor_advanced or other.cursor_advanced
         return self
+
+
+def _outgoing_command(outgoing: OutgoingMessage) -> dict[str, Any]:
+    """The command that publishes (again) an outgoing message: a ``forward`` or a ``send``."""
+    if outgoing.forward_of is not None:
+        return forward_command(id=outgoing.id, message=outgoing.forward_of, to=outgoing.to)
+    return send_command(id=outgoing.id, to=outgoing.to, text=outgoing.text, reply_to=outgoing.reply_to)
 
 
 class Session:
@@ -308,7 +316,7 @@ class Session:
 
     def _publish_send(self, outgoing: OutgoingMessage, *, now: float) -> Command:
         self._published_at[outgoing.id] = now
-        return Command(send_command(id=outgoing.id, to=outgoing.to, text=outgoing.text))
+        return Command(_outgoing_command(outgoing))
 
     # -- payloads from the server ---------------------------------------------------------------
 
@@ -362,11 +370,24 @@ class Session:
     # -- what the app asks for --------------------------------------------------------------------
 
     def send(
-        self, *, to: str, text: str, id: str | None = None, now: float
+        self, *, to: str, text: str, id: str | None = None, now: float, reply_to: str | None = None
     ) -> tuple[OutgoingMessage, Effects]:
-        """Queue a message; it is published now when the session is synced, else after the next sync."""
-        command = send_command(id=self._new_id() if id is None else id, to=to, text=text)
-        outgoing = OutgoingMessage(id=command["id"], to=to, text=text)
+        """Queue a message (``reply_to``: the message it answers); it is published now when the
+        session is synced, else after the next sync."""
+        command = send_command(id=self._new_id() if id is None else id, to=to, text=text, reply_to=reply_to)
+        outgoing = OutgoingMessage(id=command["id"], to=to, text=text, reply_to=reply_to)
+        return self._queue(outgoing, now=now)
+
+    def forward(
+        self, *, message: str, to: str, id: str | None = None, now: float
+    ) -> tuple[OutgoingMessage, Effects]:
+        """Queue a forward of ``message`` to ``to``: an outgoing message like a send (resent until
+        the server answers ``sent``, which carries the new message)."""
+        command = forward_command(id=self._new_id() if id is None else id, message=message, to=to)
+        outgoing = OutgoingMessage(id=command["id"], to=to, text="", forward_of=message)
+        return self._queue(outgoing, now=now)
+
+    def _queue(self, outgoing: OutgoingMessage, *, now: float) -> tuple[OutgoingMessage, Effects]:
         self.outbox.add(outgoing)
         if self._synced:
             return outgoing, Effects(commands=[self._publish_send(outgoing, now=now)])
@@ -463,11 +484,7 @@ class Session:
         waiting = set(self._throttled)
         self._throttled, self._resend_at = [], None
         return Effects(
-            commands=[
-                Command(send_command(id=o.id, to=o.to, text=o.text))
-                for o in self.outbox.pending()
-                if o.id in waiting
-            ]
+            commands=[Command(_outgoing_command(o)) for o in self.outbox.pending() if o.id in waiting]
         )
 
     def _on_error(self, error: ServerError, *, now: float) -> Effects:

@@ -98,7 +98,7 @@ REACTION_COMMAND_TYPES: Final = frozenset({"react"})
 MESSAGE_CHANGE_COMMAND_TYPES: Final = frozenset({"edit", "delete"})
 """Commands that change a message already sent: an edit, a delete for everyone or for me."""
 COMMAND_TYPES: Final = (
-    frozenset({"send", "receipt", "typing", "sync"})
+    frozenset({"send", "receipt", "typing", "sync", "forward"})
     | GROUP_COMMAND_TYPES
     | PUSH_COMMAND_TYPES
     | PROFILE_COMMAND_TYPES

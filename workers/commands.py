@@ -28,6 +28,7 @@ __all__ = [
     "DeleteScope",
     "DeviceList",
     "Edit",
+    "Forward",
     "GroupAdd",
     "GroupCreate",
     "GroupLeave",
@@ -62,16 +63,31 @@ _STATUS_OF_LABEL = {status.label: status for status in Status}
 
 
 class Send(NamedTuple):
-    """A text message to a user, or to a group (``to`` is then a group id)."""
+    """A text message to a user, or to a group (``to`` is then a group id); ``reply_to``: the
+    message of the same conversation it answers (quotes)."""
 
     user: str
     id: str
     to: str
     text: str
+    reply_to: str | None = None
 
     @classmethod
     def from_wire(cls, user: str, raw: Raw) -> Send:
-        return cls(user, raw["id"], raw["to"], raw["text"])
+        return cls(user, raw["id"], raw["to"], raw["text"], raw.get("reply_to"))
+
+
+class Forward(NamedTuple):
+    """Send ``message`` (one the user can read) on to ``to``, a user or a group."""
+
+    user: str
+    id: str
+    message: str
+    to: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Forward:
+        return cls(user, raw["id"], raw["message"], raw["to"])
 
 
 class Receipt(NamedTuple):
@@ -306,6 +322,7 @@ Command: TypeAlias = (
     | React
     | Edit
     | Delete
+    | Forward
 )
 
 COMMANDS: Mapping[str, type[Command]] = {
@@ -328,6 +345,7 @@ COMMANDS: Mapping[str, type[Command]] = {
     "react": React,
     "edit": Edit,
     "delete": Delete,
+    "forward": Forward,
 }
 """The class of each command ``type`` of the wire contract."""
 

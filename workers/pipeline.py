@@ -32,6 +32,7 @@ from workers.commands import (
     Delete,
     DeviceList,
     Edit,
+    Forward,
     GroupAdd,
     GroupCreate,
     GroupLeave,
@@ -94,7 +95,7 @@ class Touch(Protocol):
     def __call__(self, user: str, *, now: float) -> None: ...
 
 
-_REORDERABLE = frozenset({"send", "receipt", "typing"})
+_REORDERABLE = frozenset({"send", "receipt", "typing", "forward"})
 
 Items = list[dict[str, Any]]
 
@@ -114,8 +115,8 @@ def _plan(batch: Items) -> Iterator[tuple[Items, Items, Items]]:
     for item in batch:
         cmd, user = item["cmd"], item["user"]
         kind, to = cmd.get("type"), cmd.get("to")
-        if kind == "send" and isinstance(to, str) and not is_group_id(to):
-            part = 0
+        if kind == "send" and isinstance(to, str) and not is_group_id(to) and "reply_to" not in cmd:
+            part = 0  # a reply reads its quoted message first: it goes one by one, as a group send
         elif kind == "receipt":
             part = 1
         elif kind in _REORDERABLE:
@@ -360,12 +361,25 @@ class Pipeline:
                 self._edit(node, cmd)
             case Delete():
                 self._delete(node, cmd)
+            case Forward():
+                self._forward(node, cmd)
             case _:
                 assert_never(cmd)
 
     def _send(self, node: str, cmd: Send) -> None:
         result = self._store.accept_message(
-            sender=cmd.user, command_id=cmd.id, recipient=cmd.to, text=cmd.text, now=self._clock()
+            sender=cmd.user,
+            command_id=cmd.id,
+            recipient=cmd.to,
+            text=cmd.text,
+            now=self._clock(),
+            reply_to=cmd.reply_to,
+        )
+        self.route_message(node, cmd.user, result)
+
+    def _forward(self, node: str, cmd: Forward) -> None:
+        result = self._store.forward_message(
+            sender=cmd.user, command_id=cmd.id, message_id=cmd.message, recipient=cmd.to, now=self._clock()
         )
         self.route_message(node, cmd.user, result)
 

@@ -60,8 +60,9 @@ class Chat {
       media: this.media,
       actions: {
         open: (id) => this.open(id),
-        send: (text) => this.send(text),
-        sendMedia: (pending, caption) => this.sendMedia(pending, caption),
+        send: (text, replyTo) => this.send(text, replyTo),
+        sendMedia: (pending, caption, replyTo) => this.sendMedia(pending, caption, replyTo),
+        forward: (item, to) => this.forward(item, to),
         typing: (composing) => this.typing(composing),
         newChat: (peer) => this.newChat(peer),
         newGroup: (name, members) => this.newGroup(name, members),
@@ -290,7 +291,8 @@ class Chat {
     this.markRead();
   }
 
-  send(text) {
+  /** Send `text` to the open chat; `replyTo`: the id of the message it answers (or null). */
+  send(text, replyTo = null) {
     const to = this.view.openId;
     if (to === null) return false;
     if (text.length > MAX_TEXT_LENGTH) {
@@ -298,23 +300,35 @@ class Chat {
       return false;
     }
     this.stopTyping();
-    const { id, effects } = this.session.send({ to, text });
-    this.store.addPending({ ref: id, to, text });
+    const { id, effects } = this.session.send({ to, text, replyTo: replyTo || undefined });
+    this.store.addPending({ ref: id, to, text, reply: this.store.quoteOf(replyTo) });
     this.connection.run(effects);
     this.store.commit(this.session.cursor, this.session.pending());
     return true;
   }
 
-  sendMedia(pending, caption) {
+  sendMedia(pending, caption, replyTo = null) {
     const to = this.view.openId;
     if (to === null) return;
-    const item = this.store.addPending({ ref: newId("u"), to, text: caption, upload: pending });
+    const reply = this.store.quoteOf(replyTo);
+    const item = this.store.addPending({ ref: newId("u"), to, text: caption, upload: pending, reply });
     this.upload(item, to);
+  }
+
+  /** Send message `item` (one I sent or got) on to chat `to`: a new message, marked forwarded. */
+  forward(item, to) {
+    if (!item.id) return false;
+    const { id, effects } = this.session.forward({ message: item.id, to });
+    const pending = this.store.addPending({ ref: id, to, text: item.text, forwarded: true });
+    pending.forwardOf = item.id;
+    this.connection.run(effects);
+    this.store.commit(this.session.cursor, this.session.pending());
+    return true;
   }
 
   upload(item, to) {
     this.media
-      .upload({ to, id: item.ref, caption: item.text, file: item.upload.file })
+      .upload({ to, id: item.ref, caption: item.text, file: item.upload.file, replyTo: item.reply?.id })
       .then((answer) => {
         // 200: stored before (a repeated upload); its `sent` event went by already
         if (answer.status === "stored" && answer.sent && answer.sent.message) {
@@ -354,7 +368,10 @@ class Chat {
     if (item.upload) {
       this.upload(item, to);
     } else {
-      const { effects } = this.session.send({ to, text: item.text, id: item.ref });
+      const again = item.forwarded && item.forwardOf
+        ? this.session.forward({ message: item.forwardOf, to, id: item.ref })
+        : this.session.send({ to, text: item.text, id: item.ref, replyTo: item.reply?.id });
+      const { effects } = again;
       this.connection.run(effects);
       this.store.commit(this.session.cursor, this.session.pending());
     }

@@ -44,6 +44,7 @@ from client_sdk._events import (
     Typing,
 )
 from client_sdk._media import Media
+from client_sdk._replies import Reply
 from client_sdk.aio._client import Client
 from client_sdk.aio._outgoing import OutgoingMessage
 from client_sdk.contract import Status
@@ -72,6 +73,7 @@ __all__ = [
     "ProfileChanged",
     "Reaction",
     "Receipt",
+    "Reply",
     "Sent",
     "ServerError",
     "Status",

@@ -53,6 +53,7 @@ from client_sdk._events import (
 )
 from client_sdk._media import Media
 from client_sdk._media_calls import download_file, media_endpoint, media_key, settle_upload
+from client_sdk._reply_calls import reply_args
 from client_sdk._session import Session
 from client_sdk._settings import check_settings, initial_cursor
 from client_sdk.aio._changes import Changes
@@ -214,6 +215,30 @@ class Client(Connection):
             lambda id: delete_command(id=id, message_id=message_id, everyone=everyone), Ok, timeout
         )
 
+    # -- replies and forwards (see client_sdk._reply_calls) -------------------------------------------
+
+    async def reply(
+        self, message: Message | str, text: str, *, to: str | None = None, id: str | None = None
+    ) -> OutgoingMessage:
+        """Send ``text`` as a reply to ``message`` (a :class:`Message`, or a message id with ``to``);
+        as :meth:`client_sdk.Client.reply`."""
+        self._require_open()
+        reply_to, target = reply_args(message, to, self.user)
+        outgoing, effects = self._session.send(
+            to=target, text=text, id=id, now=time.monotonic(), reply_to=reply_to
+        )
+        self._apply(effects)
+        return OutgoingMessage(outgoing, self._changes)
+
+    async def forward(self, message: Message | str, to: str, *, id: str | None = None) -> OutgoingMessage:
+        """Send ``message`` (a :class:`Message` or its id) on to user or group ``to``; as
+        :meth:`client_sdk.Client.forward`."""
+        self._require_open()
+        message_id = message.id if isinstance(message, Message) else message
+        outgoing, effects = self._session.forward(message=message_id, to=to, id=id, now=time.monotonic())
+        self._apply(effects)
+        return OutgoingMessage(outgoing, self._changes)
+
     def events(self, *, timeout: float | None = None) -> AsyncIterator[Event]:
         """Every event, in order of arrival (``async for``); ends after ``timeout`` seconds without
         one (None: never), or when the client is closed and the queue is empty.
@@ -236,6 +261,7 @@ class Client(Connection):
         *,
         caption: str = "",
         id: str | None = None,
+        reply_to: Message | str | None = None,
     ) -> OutgoingMessage:
         """Send an image or video (a path, or a binary file object read from where it stands) to
         user or group ``to``; returns once it is uploaded, with the same handle as :meth:`send`.
@@ -243,15 +269,17 @@ class Client(Connection):
         As :meth:`client_sdk.Client.send_media`, whose HTTP code it shares: the upload runs on a
         worker thread (``asyncio.to_thread``), so cancelling the await does not stop an upload
         already under way. Raises :class:`CommandRejected` when the server refuses the upload,
-        :class:`ConnectError` when the media endpoint cannot be reached.
+        :class:`ConnectError` when the media endpoint cannot be reached. ``reply_to``: as
+        :meth:`client_sdk.Client.send_media`.
         """
+        quoted = reply_to.id if isinstance(reply_to, Message) else reply_to
         command_id = new_command_id() if id is None else id
         outgoing = _outbox.OutgoingMessage(id=command_id, to=to, text=caption)
         self._require_open()
         self._session.outbox.expect(outgoing)
         try:
             answer = await asyncio.to_thread(
-                self._media.upload, to=to, id=command_id, caption=caption, file=file
+                self._media.upload, to=to, id=command_id, caption=caption, file=file, reply_to=quoted
             )
         except BaseException:
             self._session.outbox.forget(command_id)

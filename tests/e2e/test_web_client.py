@@ -633,3 +633,132 @@ def test_an_edit_and_deletes_from_the_bubbles_actions_reach_the_other_browser(
     assert "see you at 6" not in bob.texts() and "see you at 5" not in bob.texts()
     assert "This message was deleted" in bob.texts()
     assert alice.errors() == [] and bob.errors() == []
+
+
+_BUBBLE_JS = """
+for (const m of document.querySelectorAll('#message-list .msg')) {
+  const body = m.querySelector('.text');
+  if (body && body.textContent === arguments[0]) return m;
+}
+return null;
+"""
+_QUOTE_JS = """
+const [m] = arguments;
+const quote = m.querySelector('.quote');
+return {
+  quote: quote && {from: quote.querySelector('.quote-from').textContent,
+                   text: quote.querySelector('.quote-text').textContent, id: quote.dataset.quoted},
+  forwarded: m.querySelector('.forwarded-label')?.textContent || null,
+};
+"""
+
+
+def _bubble(page: Page, text: str) -> Any:
+    """The bubble of the open conversation's message with this text (a WebElement), or None."""
+    return page.js(_BUBBLE_JS, text)
+
+
+def _marks(page: Page, text: str) -> dict[str, Any] | None:
+    """The quote and the "Forwarded" label of the message with this text."""
+    bubble = _bubble(page, text)
+    found: dict[str, Any] | None = page.js(_QUOTE_JS, bubble) if bubble else None
+    return found
+
+
+def _act(page: Page, text: str, action: str) -> None:
+    """Hover the message with this text and click a button of its actions toolbar."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    bubble = page.wait(f"{text!r} is shown", lambda: _bubble(page, text))
+    ActionChains(page.driver).move_to_element(bubble).perform()
+    button = page.wait(
+        f"the {action} button shows on hover",
+        lambda: (b := bubble.find_element("css selector", f'[data-action="{action}"]')).is_displayed() and b,
+    )
+    button.click()
+
+
+def test_a_reply_and_a_forward_are_seen_by_the_other_user(
+    node: RunningNode, browser: Callable[[str], Page]
+) -> None:
+    alice_id, alice_token = node.add_user("alice")
+    bob_id, bob_token = node.add_user("bob")
+    url = f"{node.media_url}/"
+    alice, bob = browser("alice"), browser("bob")
+    alice.login(url, alice_id, alice_token)
+    alice.new_chat(bob_id)
+    alice.send_text("where do we meet?")
+    bob.login(url, bob_id, bob_token)
+    bob.wait("alice's chat shows", lambda: bob.chat(alice_id))
+    bob.open_chat(alice_id)
+
+    # When bob replies to her message from its toolbar
+    _act(bob, "where do we meet?", "reply")
+    bob.wait("the reply bar shows what he answers", lambda: bob._shown("#reply-bar"))
+    bob.shot("reply-01-composing")
+    bob.send_text("at the old mill")
+    assert not bob.element("#reply-bar").is_displayed()
+
+    # Then alice sees his message under a quote of hers, and clicking it shows the original
+    marks = alice.wait(
+        "alice sees the quote", lambda: (m := _marks(alice, "at the old mill")) and m["quote"] and m
+    )
+    assert marks["quote"]["from"] == "You" and marks["quote"]["text"] == "where do we meet?"
+    assert (_marks(bob, "at the old mill") or {}).get("quote", {}).get("from") == alice_id
+    alice.js("arguments[0].querySelector('.quote').click()", _bubble(alice, "at the old mill"))
+    alice.wait(
+        "the original flashes", lambda: "flash" in _bubble(alice, "where do we meet?").get_attribute("class")
+    )
+    alice.shot("reply-02-quote")
+
+    # When bob forwards her message to a group he makes with her, from the forward dialog
+    bob.new_group("Crew", [alice_id])
+    crew = bob.js("return document.querySelector('.chat-item.active').dataset.conv")
+    bob.open_chat(alice_id)
+    _act(bob, "where do we meet?", "forward")
+    pick = bob.wait(
+        "the forward dialog lists the group",
+        lambda: bob.js(f"""return document.querySelector('#forward-list [data-conv="{crew}"]')"""),
+    )
+    bob.shot("reply-03-forward-dialog")
+    pick.click()
+
+    # Then alice sees it in the group, marked forwarded, sent by bob
+    alice.wait("the group shows in alice's list", lambda: alice.chat(crew))
+    alice.open_chat(crew)
+    forwarded = alice.wait(
+        "alice sees the forward", lambda: (m := _marks(alice, "where do we meet?")) and m["forwarded"] and m
+    )
+    assert forwarded["forwarded"] == "↪ Forwarded" and forwarded["quote"] is None
+    assert (alice.message("where do we meet?") or {}).get("sender") == bob_id
+    alice.shot("reply-04-forwarded")
+    assert alice.errors() == [] and bob.errors() == []
+
+
+def test_the_web_client_resends_unanswered_replies_and_forwards_as_they_were(
+    node: RunningNode, browser: Callable[[str], Page]
+) -> None:
+    """The page's protocol module keeps a reply's reply_to and a forward's message across a reload."""
+    page = browser("probe")
+    page.driver.get(f"{node.media_url}/")
+    result = page.driver.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        import('/web/js/session.js').then(({ Session }) => {
+          let n = 0;
+          const first = new Session({ user: 'bob', newCommandId: (p) => `${p}-${++n}` });
+          first.send({ to: 'alice', text: 'yes', replyTo: 'm-7' });
+          first.forward({ message: 'm-7', to: 'g:crew' });
+          // a reload: a new session from the saved outbox, then connected and synced
+          const again = new Session({ user: 'bob', outbox: JSON.parse(JSON.stringify(first.pending())) });
+          again.onConnected();
+          const sync = again.onSubscribed(0).commands[0].payload;
+          const page = { v: 1, type: 'sync_page', ref: sync.id, entries: [], more: false, cursor: 0 };
+          done(again.onInbox(page, 10).commands.map((c) => c.payload));
+        }, (error) => done({ error: String(error) }));
+        """
+    )
+    assert result == [
+        {"v": 1, "type": "send", "id": "m-1", "to": "alice", "text": "yes", "reply_to": "m-7"},
+        {"v": 1, "type": "forward", "id": "f-2", "message": "m-7", "to": "g:crew"},
+    ]

@@ -28,6 +28,8 @@ _CONCERNS = {
         "deletion",
         "carriers",
         "reactions",
+        "replies",
+        "forwards",
     ),
     *("facts", "edits", "hides"),  # changes users make to sent messages
 }

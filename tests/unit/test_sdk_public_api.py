@@ -62,6 +62,7 @@ def test_all_is_pinned() -> None:
         "ProfileChanged",
         "Reaction",
         "Receipt",
+        "Reply",
         "Sent",
         "ServerError",
         "Status",

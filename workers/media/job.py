@@ -139,7 +139,8 @@ def declare_media_job(
 
 
 def send_media_job(broker: dramatiq.Broker, job: dict[str, Any]) -> None:
-    """Enqueue ``{"node", "sender", "id", "to", "caption", "media_id"}`` (blocking: call it on a thread)."""
+    """Enqueue ``{"node", "sender", "id", "to", "caption", "media_id"}`` and maybe ``"reply_to"``
+    (blocking: call it on a thread)."""
     broker.enqueue(
         dramatiq.Message(queue_name=MEDIA_QUEUE, actor_name=MEDIA_ACTOR, args=(job,), kwargs={}, options={})
     )
@@ -179,6 +180,7 @@ class MediaJob:
                 text=job["caption"],
                 now=self._clock(),
                 media=media,
+                reply_to=job.get("reply_to"),
             )
         except (StoreUnavailable, StorageUnavailable):
             raise  # retried: the upload is still there, the same keys are written again

@@ -157,13 +157,24 @@ class Messages(Protocol):
         text: str,
         now: float,
         media: Mapping[str, Any] | None = None,
+        reply_to: str | None = None,
     ) -> AcceptResult:
         """Store a message to a user, or to a group id (one copy in each other member's inbox).
 
         ``media`` is the wire object of an image or video (``text`` is then its caption, maybe empty);
         its object keys are recorded so that :meth:`MediaAccess.can_read_media` knows who may
-        download them.
+        download them. ``reply_to``: the message it answers; the message then carries its quote
+        (``rules.replies``), or CommandError ``not_found`` / ``bad_request`` refuses it.
         """
+        ...
+
+    def forward_message(
+        self, *, sender: str, command_id: str, message_id: str, recipient: str, now: float
+    ) -> AcceptResult:
+        """Store a copy of ``message_id`` (its text and media objects, marked forwarded) from
+        ``sender`` to ``recipient``, as ``accept_message`` would (same refusals for the recipient,
+        same answer for a resend). CommandError ``not_found`` when ``sender`` cannot read the
+        message (neither sent nor got it, a tombstone, no such id)."""
         ...
 
     def accept_texts(self, sends: Sequence[TextSend], *, now: float) -> list[AcceptResult] | None:

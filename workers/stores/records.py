@@ -43,6 +43,10 @@ class StoredMessage:
     ts: float
     media: dict[str, Any] | None = None
     """The wire ``media`` object (link, type, size, dimensions, thumbnail) of an image or video."""
+    reply: dict[str, Any] | None = None
+    """The wire ``reply`` object (the quoted message: id, from, seq, excerpt) of a reply."""
+    forwarded: bool = False
+    """Sent on from another message (the ``forward`` command)."""
 
     def wire(self) -> dict[str, Any]:
         body = {
@@ -56,6 +60,10 @@ class StoredMessage:
         }
         if self.media is not None:
             body["media"] = self.media
+        if self.reply is not None:
+            body["reply"] = self.reply
+        if self.forwarded:
+            body["forwarded"] = True
         return body
 
 

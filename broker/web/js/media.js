@@ -32,8 +32,9 @@ export class Media {
   }
 
   /** Upload a file as a message to `to` with command id `id`; resolves to the server's answer. */
-  async upload({ to, id, caption = "", file }) {
+  async upload({ to, id, caption = "", file, replyTo = null }) {
     const params = new URLSearchParams({ to, id });
+    if (replyTo) params.set("reply_to", replyTo);
     if (caption) params.set("caption", caption.slice(0, MAX_CAPTION_LENGTH));
     let response;
     try {

@@ -64,7 +64,12 @@ export class Topics {
 // ------------------------------------------------------------------ commands
 const command = (type, id, fields) => ({ v: VERSION, type, id, ...fields });
 
-export const sendCommand = ({ id, to, text }) => command("send", id, { to, text });
+export const sendCommand = ({ id, to, text, replyTo }) =>
+  command("send", id, replyTo ? { to, text, reply_to: replyTo } : { to, text });
+export const forwardCommand = ({ id, message, to }) => command("forward", id, { message, to });
+/** The command of an outgoing message (see Session.outbox): a forward, or a send (maybe a reply). */
+export const outgoingCommand = (o) =>
+  o.forward ? forwardCommand({ id: o.id, message: o.forward, to: o.to }) : sendCommand(o);
 export const syncCommand = ({ id, after, limit = SYNC_LIMIT }) => command("sync", id, { after, limit });
 export const typingCommand = ({ id, to, composing }) =>
   command("typing", id, { to, state: composing ? "composing" : "paused" });

@@ -18,7 +18,7 @@ import {
   isReadableSequenced,
   newId,
   receiptCommands,
-  sendCommand,
+  outgoingCommand,
   syncCommand,
   typingCommand,
 } from "./protocol.js";
@@ -41,17 +41,26 @@ function merge(into, other) {
   return into;
 }
 
+/** An outbox entry with only the fields it may have (it is kept across reloads). */
+function outgoing({ id, to, text, replyTo, forward }) {
+  const o = { id, to, text };
+  if (typeof replyTo === "string") o.replyTo = replyTo;
+  if (typeof forward === "string") o.forward = forward;
+  return o;
+}
+
 export class Session {
   /**
    * @param user the logged-in user
    * @param cursor the highest inbox cursor already processed (kept by the app)
-   * @param outbox sends not yet answered by `sent`: [{id, to, text}], in order
+   * @param outbox sends not yet answered by `sent`: [{id, to, text, replyTo?, forward?}], in order
+   *   (`replyTo`: the message a reply answers; `forward`: the message a forward sends on)
    */
   constructor({ user, cursor = 0, outbox = [], newCommandId = newId, gapTimeout } = {}) {
     this.user = user;
     this.newCommandId = newCommandId;
     this.sequencer = new Sequencer({ processed: cursor, gapTimeout });
-    this.outbox = new Map(outbox.map((o) => [o.id, { id: o.id, to: o.to, text: o.text }]));
+    this.outbox = new Map(outbox.map((o) => [o.id, outgoing(o)]));
     this.connected = false;
     this.subscribed = false;
     this.synced = false;
@@ -129,11 +138,20 @@ export class Session {
 
   // ---------------------------------------------------------------- from the user
   /** Queue a message; published now when synced, else after the next sync. */
-  send({ to, text, id = this.newCommandId("m") }) {
-    this.outbox.set(id, { id, to, text });
+  send({ to, text, id = this.newCommandId("m"), replyTo }) {
+    return this.queue(outgoing({ id, to, text, replyTo }));
+  }
+
+  /** Queue a forward of message `message` to `to`: an outgoing message like a send. */
+  forward({ message, to, id = this.newCommandId("f") }) {
+    return this.queue(outgoing({ id, to, text: "", forward: message }));
+  }
+
+  queue(o) {
+    this.outbox.set(o.id, o);
     const out = effects();
-    if (this.synced) out.commands.push({ payload: sendCommand({ id, to, text }), qos: 1 });
-    return { id, effects: out };
+    if (this.synced) out.commands.push({ payload: outgoingCommand(o), qos: 1 });
+    return { id: o.id, effects: out };
   }
 
   /** Give up on a send (it failed for good): it is not resent any more. */
@@ -204,7 +222,7 @@ export class Session {
       this.throttled = [];
       this.resendAt = null;
       for (const o of this.outbox.values()) {
-        out.commands.push({ payload: sendCommand(o), qos: 1 });
+        out.commands.push({ payload: outgoingCommand(o), qos: 1 });
       }
     }
     return out;
@@ -216,7 +234,7 @@ export class Session {
     this.resendAt = null;
     const out = effects();
     for (const o of this.outbox.values()) {
-      if (waiting.has(o.id)) out.commands.push({ payload: sendCommand(o), qos: 1 });
+      if (waiting.has(o.id)) out.commands.push({ payload: outgoingCommand(o), qos: 1 });
     }
     return out;
   }

@@ -24,6 +24,23 @@ const GROUP_ACTIONS = {
 /** When a message was last edited (seconds), or null. */
 const editedAt = (message) => (typeof message.edited_at === "number" ? message.edited_at : null);
 
+/** The quote (`reply`) and `forwarded` mark of a message, for its item: absent when not set. */
+function quoteFields({ reply, forwarded }) {
+  const fields = {};
+  if (reply && typeof reply === "object" && typeof reply.id === "string") {
+    fields.reply = {
+      id: reply.id,
+      from: String(reply.from || ""),
+      seq: reply.seq,
+      excerpt: typeof reply.excerpt === "string" ? reply.excerpt : "",
+      mediaType: typeof reply.media_type === "string" ? reply.media_type : reply.mediaType || null,
+      deleted: reply.deleted === true,
+    };
+  }
+  if (forwarded === true) fields.forwarded = true;
+  return fields;
+}
+
 export class Store {
   constructor(user) {
     this.user = user;
@@ -179,7 +196,7 @@ export class Store {
   }
 
   /** One of my messages, before the server has it (a text or an upload). */
-  addPending({ ref, to, text, upload = null }) {
+  addPending({ ref, to, text, upload = null, reply = null, forwarded = false }) {
     const conv = this.conversation(to);
     const item = {
       key: `o:${ref}`,
@@ -195,11 +212,19 @@ export class Store {
       pending: true,
       upload, // {previewUrl, file, type} while uploading; never saved
       by: {},
+      ...quoteFields({ reply, forwarded }),
     };
     this.add(conv, item);
     this.scheduleSave();
     this.changed({ conv: conv.id });
     return item;
+  }
+
+  /** The quote of a message this page has, for a reply being sent (shown until `sent` comes). */
+  quoteOf(messageId) {
+    const item = messageId ? this.byId.get(messageId) : null;
+    if (!item) return null;
+    return { id: item.id, from: item.from, seq: item.seq, excerpt: (item.text || "").slice(0, 100), mediaType: item.media?.type || null };
   }
 
   failPending(ref, message) {
@@ -266,6 +291,7 @@ export class Store {
       pending: false,
       readSent: false,
       by: {},
+      ...quoteFields(message),
     });
     if (incoming) {
       conv.unread += 1;
@@ -289,6 +315,7 @@ export class Store {
         reactions: parseReactions(message.reactions) || {},
         pending: false,
         error: undefined,
+        ...quoteFields(message),
       });
       if (STATUS_RANK[item.status] === undefined || item.status === "pending" || item.status === "failed") {
         item.status = "sent";
@@ -319,6 +346,7 @@ export class Store {
       status: "sent",
       pending: false,
       by: {},
+      ...quoteFields(message),
     });
     return conv.id;
   }
@@ -334,11 +362,36 @@ export class Store {
 
   /** A message deleted for everyone: its bubble keeps its place and forgets its text and media. */
   onDeleted(message) {
+    const quoting = this.unquote(message);
     const item = this.byId.get(message.id);
     if (!item) return this.onMessage(message); // older than what this browser keeps: the tombstone
-    Object.assign(item, { text: "", media: null, localPreview: null, deleted: true, reactions: {} });
+    Object.assign(item, {
+      text: "",
+      media: null,
+      localPreview: null,
+      deleted: true,
+      reactions: {},
+      reply: null,
+    });
     this.scheduleSave();
-    return this.convOf(item);
+    return this.convOf(item) || quoting;
+  }
+
+  /**
+   * The quotes of a message deleted for everyone lose its excerpt here too (the server scrubbed
+   * them in the store; a device that was online only gets the `deleted` event).
+   */
+  unquote(message) {
+    let conv = null;
+    for (const c of this.convs.values()) {
+      for (const item of c.items) {
+        if (item.reply && item.reply.id === message.id && !item.reply.deleted) {
+          item.reply = { id: item.reply.id, from: item.reply.from, seq: item.reply.seq, deleted: true };
+          conv = c.id;
+        }
+      }
+    }
+    return conv;
   }
 
   // ---------------------------------------------------------------- edits and deletes for me

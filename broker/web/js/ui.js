@@ -155,12 +155,28 @@ function reactionChips(item, me, nameOf) {
 }
 
 /**
- * The actions toolbar of a stored message: buttons with a `data-action` that `View.runAction`
- * carries out. Reactions: a button that opens a small picker of QUICK_REACTIONS (my current one
- * marked; picking it again takes it back). Reply, forward, edit and delete add their buttons here.
+ * The actions toolbar of a stored message (shown on hover or focus, beside the bubble): buttons
+ * with a `data-action` that `View.runAction` carries out. Reply and forward; reactions: a button
+ * that opens a small picker of QUICK_REACTIONS (my current one marked; picking it again takes it
+ * back). Edit and delete are in the changes bar (changeActions). A message the server does not
+ * have yet, or a tombstone, has none.
  */
-function messageActions(item, me) {
+export function messageActions(item, me) {
+  if (!item.id || item.pending || item.deleted) return null;
   const bar = el("div", "msg-actions");
+  bar.setAttribute("role", "toolbar");
+  bar.setAttribute("aria-label", "Message actions");
+  for (const [action, label, icon] of [
+    ["reply", "Reply", "↩"],
+    ["forward", "Forward", "↪"],
+  ]) {
+    const button = el("button", `action msg-action action-${action}`, icon);
+    button.type = "button";
+    button.dataset.action = action;
+    button.title = label;
+    button.setAttribute("aria-label", label);
+    bar.append(button);
+  }
   const open = el("button", "action react-open", "☺");
   open.type = "button";
   open.dataset.action = "react-open";
@@ -184,7 +200,7 @@ function messageActions(item, me) {
  * The changes bar of a message bubble (shown on hover or focus, above its corner): Edit and Delete
  * for everyone on my own messages (a group admin may delete anyone's for everyone), Delete for me
  * on every message. None on a message not stored yet or deleted already. Each button carries its
- * action in `data-action` (View.onMessageAction).
+ * action in `data-action` (View.onChangeAction).
  */
 function changeActions(item, { mine, admin }) {
   if (!item.id || item.pending || item.deleted) return null;
@@ -202,6 +218,23 @@ function changeActions(item, { mine, admin }) {
   return bar;
 }
 
+/** The bubble a reply shows above its text: who wrote the quoted message and its first words. */
+export function quoteNode(reply, nameOf) {
+  const node = el("div", "quote");
+  node.dataset.quoted = reply.id;
+  node.title = "Show the original message";
+  const who = el("div", "quote-from", nameOf(reply.from));
+  who.style.color = colorOf(reply.from);
+  let body;
+  if (reply.deleted) body = el("div", "quote-text deleted", "This message was deleted");
+  else {
+    const media = reply.mediaType ? (reply.mediaType.startsWith("video/") ? "🎥 Video" : "📷 Photo") : "";
+    body = el("div", "quote-text", [media, reply.excerpt].filter(Boolean).join(": ") || "…");
+  }
+  node.append(who, body);
+  return node;
+}
+
 export class View {
   constructor({ store, media, actions }) {
     this.store = store;
@@ -213,6 +246,8 @@ export class View {
     this.nodes = new Map(); // key -> element of the open conversation
     this.listNodes = new Map(); // conversation -> <li>
     this.typingTimer = null;
+    this.replyingTo = null; // the message the composer answers
+    this.forwarding = null; // the message the forward dialog sends on
     this.bind();
   }
 
@@ -277,6 +312,9 @@ export class View {
     on($("edit-form"), "submit", () => this.saveEdit());
     on($("media-dialog"), "close", () => this.dropMediaPreview());
     on($("viewer-close"), "click", () => $("viewer-dialog").close());
+    on($("reply-cancel"), "click", () => this.cancelReply());
+    on($("forward-list"), "click", (e) => this.onForwardPick(e));
+    on($("forward-dialog"), "close", () => (this.forwarding = null));
     on($("viewer-dialog"), "close", () => $("viewer-body").replaceChildren());
     for (const dialog of document.querySelectorAll("dialog")) {
       for (const cancel of dialog.querySelectorAll(".cancel")) on(cancel, "click", () => dialog.close());
@@ -349,6 +387,7 @@ export class View {
   }
 
   open(convId) {
+    if (this.replyingTo) this.cancelReply();
     this.openId = convId;
     $("chat-view").classList.toggle("in-conversation", convId !== null);
     this.nodes.clear();
@@ -561,7 +600,7 @@ export class View {
     const signature = JSON.stringify([
       item.status, item.text, item.id, item.media?.key, !!item.localPreview, !!item.upload, item.error,
       first, senderName, item.by, !!item.deleted, item.reactions, item.editedAt,
-      conv.admins?.includes(this.me),
+      conv.admins?.includes(this.me), item.reply, !!item.forwarded,
     ]);
     if (node.dataset.signature === signature) return;
     node.dataset.signature = signature;
@@ -576,6 +615,8 @@ export class View {
       sender.style.color = colorOf(item.from);
       parts.push(sender);
     }
+    if (item.forwarded && !item.deleted) parts.push(el("div", "forwarded-label", "↪ Forwarded"));
+    if (item.reply && !item.deleted) parts.push(quoteNode(item.reply, (u) => (u === this.me ? "You" : this.store.nameOf(u))));
     const hasMedia = Boolean(item.media || item.upload);
     if (hasMedia) parts.push(this.mediaNode(node, item));
     node.classList.toggle("media-only", hasMedia && !item.text);
@@ -601,7 +642,8 @@ export class View {
     parts.push(meta);
     const chips = item.deleted ? null : reactionChips(item, this.me, (u) => this.store.nameOf(u));
     if (chips) parts.push(chips);
-    if (item.id && !item.deleted && !item.pending) parts.push(messageActions(item, this.me));
+    const actions = messageActions(item, this.me);
+    if (actions) parts.push(actions);
     const admin = conv.kind === "group" && !!conv.admins?.includes(this.me);
     const changes = changeActions(item, { mine, admin });
     if (changes) parts.push(changes);
@@ -693,12 +735,17 @@ export class View {
     }
     const change = event.target.closest(".actions button")?.dataset.action;
     if (change) {
-      this.onMessageAction(item, change);
+      this.onChangeAction(item, change);
       return;
     }
     const action = event.target.closest("[data-action]");
     if (action) {
       this.runAction(node, item, action);
+      return;
+    }
+    const quote = event.target.closest(".quote");
+    if (quote) {
+      this.showOriginal(quote.dataset.quoted);
       return;
     }
     if (event.target.closest(".media")) this.view(item);
@@ -716,6 +763,12 @@ export class View {
         button.closest(".react-picker").hidden = true;
         this.toggleReaction(item, button.dataset.emoji);
         break;
+      case "reply":
+        this.startReply(item);
+        break;
+      case "forward":
+        this.openForward(item);
+        break;
       default:
         break;
     }
@@ -728,7 +781,7 @@ export class View {
   }
 
   /** A button of a bubble's changes bar (see changeActions). */
-  onMessageAction(item, action) {
+  onChangeAction(item, action) {
     if (action === "edit") {
       this.editing = item;
       $("edit-text").value = item.text;
@@ -746,6 +799,87 @@ export class View {
     this.editing = null;
     const text = $("edit-text").value.trim();
     if (item && text && text !== item.text) this.actions.editMessage(item, text);
+  }
+
+  /** Scroll to the message a quote shows, when this page has it loaded, and make it flash. */
+  showOriginal(messageId) {
+    const conv = this.store.convs.get(this.openId);
+    const index = conv ? conv.items.findIndex((i) => i.id === messageId) : -1;
+    if (index < 0) {
+      this.toast("The original message is not loaded here");
+      return;
+    }
+    const count = this.viewCount.get(this.openId) || PAGE;
+    if (conv.items.length - index > count) {
+      this.viewCount.set(this.openId, conv.items.length - index);
+      this.renderMessages({ keepFromBottom: true });
+    }
+    const node = [...$("message-list").querySelectorAll(".msg")].find((n) => n.dataset.id === messageId);
+    if (!node) return;
+    node.scrollIntoView({ block: "center" });
+    node.classList.remove("flash");
+    void node.offsetWidth; // restart the animation
+    node.classList.add("flash");
+  }
+
+  // ---------------------------------------------------------------- reply and forward
+  /** Answer `item`: the composer shows what is quoted until the reply is sent or cancelled. */
+  startReply(item) {
+    this.replyingTo = item;
+    const bar = $("reply-bar");
+    const who = item.from === this.me ? "You" : this.store.nameOf(item.from);
+    const excerpt = (item.text || "").slice(0, 100);
+    $("reply-bar-quote").replaceChildren(
+      quoteNode({ id: item.id, from: item.from, excerpt, mediaType: item.media?.type || null }, () => who),
+    );
+    bar.hidden = false;
+    bar.dataset.replyTo = item.id;
+    $("composer-text").focus();
+  }
+
+  /** The message the next one answers (its id), or null; `clear` forgets it (it was sent). */
+  replyTarget({ clear = false } = {}) {
+    const id = this.replyingTo?.id || null;
+    if (clear) this.cancelReply();
+    return id;
+  }
+
+  cancelReply() {
+    this.replyingTo = null;
+    $("reply-bar").hidden = true;
+    $("reply-bar-quote").replaceChildren();
+  }
+
+  /** Pick a chat to send `item` on to. */
+  openForward(item) {
+    this.forwarding = item;
+    const rows = this.store
+      .sortedConversations()
+      .filter((conv) => !(conv.kind === "group" && conv.left))
+      .map((conv) => {
+        const li = el("li", "forward-target");
+        const button = el("button", "forward-pick");
+        button.type = "button";
+        button.dataset.conv = conv.id;
+        const avatar = el("div", "avatar");
+        const title = this.store.titleOf(conv);
+        paintAvatar(avatar, { id: conv.id, name: title, photo: conv.kind === "dm" ? this.store.avatarOf(conv.id) : null, media: this.media });
+        button.append(avatar, el("span", "forward-name", title));
+        li.append(button);
+        return li;
+      });
+    $("forward-list").replaceChildren(...rows);
+    $("forward-empty").hidden = rows.length > 0;
+    $("forward-dialog").showModal();
+  }
+
+  onForwardPick(event) {
+    const pick = event.target.closest(".forward-pick");
+    if (!pick || !this.forwarding) return;
+    const item = this.forwarding;
+    this.forwarding = null;
+    $("forward-dialog").close();
+    if (this.actions.forward(item, pick.dataset.conv)) this.toast(`Forwarded to ${this.store.titleOf(this.store.convs.get(pick.dataset.conv))}`);
   }
 
   itemOf(node) {
@@ -869,7 +1003,8 @@ export class View {
     const box = $("composer-text");
     const text = box.value.trim();
     if (!text) return;
-    if (this.actions.send(text)) {
+    if (this.actions.send(text, this.replyTarget())) {
+      this.cancelReply();
       box.value = "";
       this.autosize();
       this.renderMessages({ toEnd: true });
@@ -912,7 +1047,7 @@ export class View {
   sendMedia() {
     const pending = this.pending;
     this.pending = null; // the preview URL now belongs to the message
-    if (pending) this.actions.sendMedia(pending, $("media-caption").value.trim());
+    if (pending) this.actions.sendMedia(pending, $("media-caption").value.trim(), this.replyTarget({ clear: true }));
     this.renderMessages({ toEnd: true });
   }
 

@@ -256,4 +256,6 @@ def message_from_doc(doc: Doc) -> StoredMessage:
         text=doc["text"],
         ts=float(doc["created_at"]),
         media=doc.get("media"),
+        reply=doc.get("reply"),
+        forwarded=bool(doc.get("forwarded")),
     )

@@ -1,15 +1,17 @@
 """Deleting a message for everyone in the MongoDB store (the rule: ``rules.deletion``).
 
-One transaction: the message document loses ``text``, ``media`` and ``media_keys`` and gains
+One transaction: the message document loses ``text``, its media fields and its quote and gains
 ``deleted_at`` and ``deleted_by``; every ``message``/``sent`` inbox entry that carried it (found by
-the ``user_message`` index) is rewritten to carry the tombstone; the ``deleted`` events are appended.
+the ``user_message`` index) is rewritten to carry the tombstone; the quotes of it in replies lose
+their excerpt (``replies``); the ``deleted`` events are appended. Its media objects are removed
+from storage only when no other message (a forward) still uses them.
 """
 
 from __future__ import annotations
 
 from pymongo.client_session import ClientSession
 
-from workers.stores.mongo.carriers import MongoCarriers
+from workers.stores.mongo.replies import MongoReplies
 from workers.stores.records import Deletion
 from workers.stores.rules.deletion import (
     deleted_events,
@@ -17,11 +19,12 @@ from workers.stores.rules.deletion import (
     tombstone,
 )
 from workers.stores.rules.hides import unhidden, unless_hidden
+from workers.stores.rules.replies import deleted_quote
 
 __all__ = ["MongoDeletion"]
 
 
-class MongoDeletion(MongoCarriers):
+class MongoDeletion(MongoReplies):
     """A group message's ``deleted`` events go to its current members (groups)."""
 
     def delete_for_everyone(
@@ -46,17 +49,20 @@ class MongoDeletion(MongoCarriers):
                 return Deletion(changed=False, message=stone)
             sender, recipient = doc["sender"], doc["recipient"]
             holders, users = self._audience(session, message_id, sender, recipient)
-            keys = list(doc.get("media_keys") or [])
+            keys = self._release_media(session, doc)
             self._messages.update_one(
                 {"_id": message_id},
                 {
                     "$set": {"text": "", "deleted_at": float(now), "deleted_by": by},
-                    "$unset": {"media": "", "media_keys": ""},
+                    "$unset": {"media": "", "media_keys": "", "shared_keys": "", "reply": "", "reply_to": ""},
                 },
                 session=session,
             )
             self._reactions.delete_many({"message_id": message_id}, session=session)
             self._rewrite_carriers(session, message_id, holders, unless_hidden(lambda _old: dict(stone)))
+            self._requote(
+                session, message_id, deleted_quote({"id": message_id, "from": sender, "seq": stone["seq"]})
+            )
             # who deleted it for themselves hears nothing more of it
             users = unhidden(users, doc.get("hidden_for") or [])
             items = deleted_events(users, stone, by=by, now=now, ref=ref)

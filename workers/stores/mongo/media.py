@@ -3,12 +3,17 @@
 The message document keeps the wire ``media`` object and ``media_keys``, the keys of its stored
 objects (the file and its thumbnail), under a unique sparse index: a download is allowed to exactly
 the people who have the message, its sender and its recipients (for a group, the members it went to).
+A forwarded message uses the objects of the message it copies: it lists them in ``shared_keys``
+(not unique: several forwards share them), so its people may download them too, and they stay in
+storage while any message that is not deleted lists them (``_release_media``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from pymongo.client_session import ClientSession
 
 from client_sdk.contract import is_group_id
 from workers.errors import UnknownUser
@@ -18,11 +23,12 @@ from workers.stores.rules.messages import media_keys, not_member, unknown_group
 __all__ = ["MongoMedia", "media_fields"]
 
 
-def media_fields(media: Mapping[str, Any] | None) -> Doc:
-    """The fields of a message document that hold its media (none for a text message)."""
+def media_fields(media: Mapping[str, Any] | None, *, shared: bool = False) -> Doc:
+    """The fields of a message document that hold its media (none for a text message); ``shared``:
+    a forward's, whose objects another message owns."""
     if media is None:
         return {}
-    return {"media": dict(media), "media_keys": media_keys(media)}
+    return {"media": dict(media), "shared_keys" if shared else "media_keys": media_keys(media)}
 
 
 class MongoMedia(MongoBase):
@@ -41,10 +47,30 @@ class MongoMedia(MongoBase):
 
     def can_read_media(self, user: str, key: str) -> bool:
         with self._guard():
-            message = self._messages.find_one({"media_keys": key}, {"sender": True})
-            if message is None:
+            found = self._messages.find(
+                {"$or": [{"media_keys": key}, {"shared_keys": key}]}, {"sender": True}
+            )
+            ids = []
+            for message in found:
+                if message["sender"] == user:
+                    return True
+                ids.append(message["_id"])
+            if not ids:
                 return False
-            if message["sender"] == user:
-                return True
-            receipt = self._receipts.find_one({"message_id": message["_id"], "user": user}, {"_id": True})
+            receipt = self._receipts.find_one({"message_id": {"$in": ids}, "user": user}, {"_id": True})
             return receipt is not None
+
+    def _release_media(self, session: ClientSession, doc: Doc) -> list[str]:
+        """The keys of the media objects of ``doc`` (a message being deleted) that no other message
+        uses, to remove from storage once committed (the caller unsets its media fields)."""
+        keys = [*(doc.get("media_keys") or []), *(doc.get("shared_keys") or [])]
+        left = []
+        for key in keys:
+            other = self._messages.find_one(
+                {"_id": {"$ne": doc["_id"]}, "$or": [{"media_keys": key}, {"shared_keys": key}]},
+                {"_id": True},
+                session=session,
+            )
+            if other is None:
+                left.append(key)
+        return left

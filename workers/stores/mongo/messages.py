@@ -4,7 +4,7 @@ finding a resent one, and reading the inbox log (sync)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING
@@ -14,8 +14,8 @@ from pymongo.errors import DuplicateKeyError
 from client_sdk.contract import Status, is_group_id
 from workers.errors import UnknownUser
 from workers.stores.mongo.base import message_from_doc
-from workers.stores.mongo.groups import MongoGroups
-from workers.stores.mongo.media import MongoMedia, media_fields
+from workers.stores.mongo.media import media_fields
+from workers.stores.mongo.replies import MongoReplies
 from workers.stores.mongo.schema import REACHED
 from workers.stores.records import AcceptResult, InboxEntry, StoredMessage, TextSend
 from workers.stores.rules.messages import dm_conversation, message_events, message_targets, new_message_id
@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 _ACCEPT_ATTEMPTS = 3
 
 
-class MongoMessages(MongoGroups, MongoMedia):
-    """Messages need their group's members (groups) and record their media objects (media)."""
+class MongoMessages(MongoReplies):
+    """Messages need their group's members (groups), record their media objects (media) and the
+    quote of a reply (replies)."""
 
     def accept_texts(self, sends: Sequence[TextSend], *, now: float) -> list[AcceptResult] | None:
         return None  # not on MongoDB (a transaction per message): the pipeline stores them one by one
@@ -42,22 +43,32 @@ class MongoMessages(MongoGroups, MongoMedia):
         text: str,
         now: float,
         media: Mapping[str, Any] | None = None,
+        reply_to: str | None = None,
     ) -> AcceptResult:
         def work(session: ClientSession) -> AcceptResult:
             existing = self._find_duplicate(session, sender, command_id)
             if existing is not None:
                 return existing
-            if is_group_id(recipient):
-                targets = message_targets(recipient, sender, self._members(session, recipient))
-                conversation = recipient
-            else:
-                if self._users.find_one({"_id": recipient}, {"_id": True}, session=session) is None:
-                    raise UnknownUser(recipient)
-                conversation, targets = dm_conversation(sender, recipient), [recipient]
+            conversation, targets = self._targets(session, sender, recipient)
+            reply = None if reply_to is None else self._quote_for(session, sender, conversation, reply_to)
             return self._insert_message(
-                session, sender, command_id, recipient, conversation, targets, text, now, media
+                session, sender, command_id, recipient, conversation, targets, text, now, media, reply
             )
 
+        return self._accept(sender, command_id, work)
+
+    def _targets(self, session: ClientSession, sender: str, recipient: str) -> tuple[str, list[str]]:
+        """The conversation of ``sender``'s message to ``recipient`` and who gets a copy."""
+        if is_group_id(recipient):
+            return recipient, message_targets(recipient, sender, self._members(session, recipient))
+        if self._users.find_one({"_id": recipient}, {"_id": True}, session=session) is None:
+            raise UnknownUser(recipient)
+        return dm_conversation(sender, recipient), [recipient]
+
+    def _accept(
+        self, sender: str, command_id: str, work: Callable[[ClientSession], AcceptResult]
+    ) -> AcceptResult:
+        """Run ``work`` (which stores ``sender``'s message for ``command_id``) in a transaction."""
         for attempt in range(1, _ACCEPT_ATTEMPTS + 1):
             try:
                 return self._tx(work)
@@ -106,7 +117,17 @@ class MongoMessages(MongoGroups, MongoMedia):
         text: str,
         now: float,
         media: Mapping[str, Any] | None,
+        reply: Mapping[str, Any] | None = None,
+        forwarded_from: str | None = None,
     ) -> AcceptResult:
+        """``reply``: the quote of a reply; ``forwarded_from``: the message a forward copies (its
+        media objects are then shared, not owned)."""
+        forwarded = forwarded_from is not None
+        extra: dict[str, Any] = {}
+        if reply is not None:
+            extra.update(reply_to=reply["id"], reply=dict(reply))
+        if forwarded:
+            extra.update(forwarded=True, forwarded_from=forwarded_from)
         seq = self._bump(self._conversations, conversation, "last_seq", session, upsert=True)
         assert seq is not None
         message = StoredMessage(
@@ -118,6 +139,8 @@ class MongoMessages(MongoGroups, MongoMedia):
             text=text,
             ts=now,
             media=None if media is None else dict(media),
+            reply=None if reply is None else dict(reply),
+            forwarded=forwarded,
         )
         self._messages.insert_one(
             {
@@ -131,7 +154,8 @@ class MongoMessages(MongoGroups, MongoMedia):
                 "created_at": float(now),
                 "targets": len(targets),
                 "reached": dict.fromkeys(REACHED.values(), 0),
-                **media_fields(media),
+                **media_fields(media, shared=forwarded),
+                **extra,
             },
             session=session,
         )

@@ -15,7 +15,10 @@
                    for everyone has ``deleted_at`` and ``deleted_by``, an empty ``text`` and no
                    media fields (see deletion); an edited one ``edited_at`` (its latest edit,
                    ``text`` the latest text) and ``edit_ids`` (the edits' command ids, see edits);
-                   ``hidden_for``: the users who deleted it for themselves (see hides)
+                   ``hidden_for``: the users who deleted it for themselves (see hides); a reply
+                   has ``reply_to`` (the quoted message id) and ``reply`` (its quote); a forward
+                   ``forwarded: true``, ``forwarded_from`` and ``shared_keys`` (the objects of its
+                   media, owned by the message it copies; see media)
 ``receipts``       {message_id, user, status, created_at, delivered_at, read_at}: one per recipient
 ``inbox``          {user, cursor, kind, message_id, payload, created_at}: the per-user event log
 ``groups``         {_id, name, created_by, created_at, version, members: [{user, role, joined_at}]}
@@ -70,6 +73,8 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("sender", ASCENDING), ("command_id", ASCENDING)], name="sender_command", unique=True),
         IndexModel([("conversation", ASCENDING), ("seq", ASCENDING)], name="conversation_seq", unique=True),
         IndexModel([("media_keys", ASCENDING)], name="media_keys", unique=True, sparse=True),
+        IndexModel([("shared_keys", ASCENDING)], name="shared_keys", sparse=True),
+        IndexModel([("reply_to", ASCENDING)], name="reply_to", sparse=True),
     ],
     "receipts": [
         IndexModel([("message_id", ASCENDING), ("user", ASCENDING)], name="message_user", unique=True),

@@ -6,6 +6,7 @@ from workers.stores.mongo.contacts import MongoContacts
 from workers.stores.mongo.deletion import MongoDeletion
 from workers.stores.mongo.devices import MongoDevices
 from workers.stores.mongo.edits import MongoEdits
+from workers.stores.mongo.forwards import MongoForwards
 from workers.stores.mongo.hides import MongoHides
 from workers.stores.mongo.messages import MongoMessages
 from workers.stores.mongo.profiles import MongoProfiles
@@ -19,6 +20,7 @@ __all__ = ["MongoStore"]
 
 class MongoStore(
     MongoUsers,
+    MongoForwards,
     MongoMessages,
     MongoReceipts,
     MongoPush,

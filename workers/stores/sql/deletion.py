@@ -2,7 +2,9 @@
 
 One transaction: the message's text and media rows go, ``message_deletions`` records when and by
 whom, every ``message``/``sent`` inbox entry that carried it is rewritten to carry the tombstone
-(``carriers``), and the ``deleted`` events are appended.
+(``carriers``), the quotes of it in replies lose their excerpt (``replies``), and the ``deleted``
+events are appended. Its media objects are removed from storage only when no other message (a
+forward) still uses them.
 """
 
 from __future__ import annotations
@@ -16,19 +18,15 @@ from workers.stores.rules.deletion import (
     tombstone,
 )
 from workers.stores.rules.hides import unhidden, unless_hidden
+from workers.stores.rules.replies import deleted_quote
 from workers.stores.sql.facts import SqlMessageFacts
-from workers.stores.sql.schema import (
-    media_objects,
-    message_deletions,
-    message_media,
-    messages,
-    reactions,
-)
+from workers.stores.sql.replies import SqlReplies
+from workers.stores.sql.schema import message_deletions, messages, reactions
 
 __all__ = ["SqlDeletion"]
 
 
-class SqlDeletion(SqlMessageFacts):
+class SqlDeletion(SqlMessageFacts, SqlReplies):
     """A group message's ``deleted`` events go to its current members (groups)."""
 
     def delete_for_everyone(
@@ -65,17 +63,15 @@ class SqlDeletion(SqlMessageFacts):
             if done:
                 return Deletion(changed=False, message=stone)
             holders, users = self._audience(conn, message_id, sender, recipient)
-            keys = list(
-                conn.scalars(select(media_objects.c.key).where(media_objects.c.message_id == message_id))
-            )
+            keys = self._release_media(conn, message_id)
             conn.execute(update(messages).where(messages.c.id == message_id).values(body=""))
             conn.execute(
                 insert(message_deletions).values(message_id=message_id, deleted_at=now, deleted_by=by)
             )
-            conn.execute(delete(media_objects).where(media_objects.c.message_id == message_id))
-            conn.execute(delete(message_media).where(message_media.c.message_id == message_id))
             conn.execute(delete(reactions).where(reactions.c.message_id == message_id))
             self._rewrite_carriers(conn, message_id, holders, unless_hidden(lambda _old: dict(stone)))
+            self._drop_reply(conn, message_id)
+            self._requote(conn, message_id, deleted_quote({"id": message_id, "from": sender, "seq": seq}))
             # who deleted it for themselves hears nothing more of it
             users = unhidden(users, self._hiders(conn, message_id))
             items = deleted_events(users, stone, by=by, now=now, ref=ref)

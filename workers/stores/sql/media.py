@@ -3,6 +3,9 @@
 ``message_media`` holds the wire ``media`` object of a message; ``media_objects`` maps every
 object key (the file and its thumbnail) to its message, so a download is allowed to exactly the
 people who have the message: its sender and its recipients (for a group, the members it went to).
+A forwarded message uses the objects of the message it was forwarded from: ``media_shares`` names
+it for each, so its people may download them too, and the objects stay until no message that is
+not deleted uses them (``_release_media``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, union_all
 
 from client_sdk.contract import is_group_id
 from workers.errors import UnknownUser
@@ -22,6 +25,7 @@ from workers.stores.sql.schema import (
     group_members,
     groups,
     media_objects,
+    media_shares,
     message_media,
     messages,
     receipts,
@@ -55,29 +59,47 @@ class SqlMedia(SqlBase):
                 raise not_member(recipient)
 
     def can_read_media(self, user: str, key: str) -> bool:
+        users_of = union_all(
+            select(media_objects.c.message_id).where(media_objects.c.key == key),
+            select(media_shares.c.message_id).where(media_shares.c.key == key),
+        ).subquery()
+        got_it = select(receipts.c.user_id).where(
+            receipts.c.message_id == messages.c.id, receipts.c.user_id == user
+        )
         with self._tx() as conn:
             row = conn.execute(
-                select(messages.c.id, messages.c.sender_id)
-                .join(media_objects, media_objects.c.message_id == messages.c.id)
-                .where(media_objects.c.key == key)
+                select(messages.c.id)
+                .where(messages.c.id.in_(select(users_of.c.message_id)))
+                .where(or_(messages.c.sender_id == user, got_it.exists()))
+                .limit(1)
             ).first()
-            if row is None:
-                return False
-            if row[1] == user:
-                return True
-            got_it = conn.execute(
-                select(receipts.c.user_id).where(receipts.c.message_id == row[0], receipts.c.user_id == user)
-            ).first()
-            return got_it is not None
+            return row is not None
 
-    def _insert_media(self, conn: Connection, message_id: str, media: Mapping[str, Any]) -> None:
+    def _insert_media(
+        self, conn: Connection, message_id: str, media: Mapping[str, Any], *, shared: bool = False
+    ) -> None:
+        """A message's media; ``shared``: a forward's, whose objects another message owns."""
         conn.execute(
             insert(message_media).values(
                 message_id=message_id, info=json.dumps(dict(media), separators=(",", ":"))
             )
         )
         rows = [{"key": key, "message_id": message_id} for key in media_keys(media)]
-        conn.execute(insert(media_objects), rows)
+        conn.execute(insert(media_shares if shared else media_objects), rows)
+
+    def _release_media(self, conn: Connection, message_id: str) -> list[str]:
+        """Drop the message's media (deleted for everyone); the keys of the objects no other
+        message uses any more, to remove from storage once committed."""
+        keys = set(conn.scalars(select(media_objects.c.key).where(media_objects.c.message_id == message_id)))
+        keys.update(conn.scalars(select(media_shares.c.key).where(media_shares.c.message_id == message_id)))
+        conn.execute(delete(media_objects).where(media_objects.c.message_id == message_id))
+        conn.execute(delete(media_shares).where(media_shares.c.message_id == message_id))
+        conn.execute(delete(message_media).where(message_media.c.message_id == message_id))
+        if not keys:
+            return []
+        used = set(conn.scalars(select(media_objects.c.key).where(media_objects.c.key.in_(keys))))
+        used.update(conn.scalars(select(media_shares.c.key).where(media_shares.c.key.in_(keys))))
+        return sorted(keys - used)
 
     def _media_of(self, conn: Connection, message_id: str) -> dict[str, Any] | None:
         info = _MEDIA_OF.scalar(conn, {"b_message": message_id})

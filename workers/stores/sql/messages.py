@@ -19,9 +19,8 @@ from workers.stores.records import AcceptResult, InboxEntry, StoredMessage, Text
 from workers.stores.rules.messages import dm_conversation, message_events, message_targets, new_message_id
 from workers.stores.sql.base import Counters, NotInOneGo
 from workers.stores.sql.driver import Statement
-from workers.stores.sql.groups import SqlGroups
-from workers.stores.sql.media import SqlMedia
-from workers.stores.sql.schema import conversations, inbox, messages, receipts
+from workers.stores.sql.replies import SqlReplies
+from workers.stores.sql.schema import conversations, inbox, message_forwards, messages, receipts
 
 __all__ = ["SqlMessages"]
 
@@ -76,8 +75,9 @@ _SYNC = Statement(
 )
 
 
-class SqlMessages(SqlGroups, SqlMedia):
-    """Messages need their group's members (groups) and record their media objects (media)."""
+class SqlMessages(SqlReplies):
+    """Messages need their group's members (groups), record their media objects (media) and the
+    quote of a reply (replies)."""
 
     def accept_message(
         self,
@@ -88,19 +88,16 @@ class SqlMessages(SqlGroups, SqlMedia):
         text: str,
         now: float,
         media: Mapping[str, Any] | None = None,
+        reply_to: str | None = None,
     ) -> AcceptResult:
         # No lookup first: a resend is rare, and the unique (sender, command id) of its message
         # refuses it, undoing whatever it did; it is then answered with what was stored first.
         try:
             with self._tx() as conn:
-                if is_group_id(recipient):
-                    targets = message_targets(recipient, sender, self._members(conn, recipient))
-                    conversation = recipient
-                else:
-                    # no recipient: the bump of its inbox cursor raises UnknownUser, undoing it all
-                    conversation, targets = dm_conversation(sender, recipient), [recipient]
+                conversation, targets = self._targets(conn, sender, recipient)
+                reply = None if reply_to is None else self._quote_for(conn, sender, conversation, reply_to)
                 return self._insert_message(
-                    conn, sender, command_id, recipient, conversation, targets, text, now, media
+                    conn, sender, command_id, recipient, conversation, targets, text, now, media, reply
                 )
         except IntegrityError:
             # a resend, or a concurrent one that won the race: answer with what was stored
@@ -109,6 +106,13 @@ class SqlMessages(SqlGroups, SqlMedia):
             if existing is None:
                 raise
             return existing
+
+    def _targets(self, conn: Connection, sender: str, recipient: str) -> tuple[str, list[str]]:
+        """The conversation of ``sender``'s message to ``recipient`` and who gets a copy."""
+        if is_group_id(recipient):
+            return recipient, message_targets(recipient, sender, self._members(conn, recipient))
+        # no recipient: the bump of its inbox cursor raises UnknownUser, undoing it all
+        return dm_conversation(sender, recipient), [recipient]
 
     def accept_texts(self, sends: Sequence[TextSend], *, now: float) -> list[AcceptResult] | None:
         # A few statements for the lot instead of seven per message: each conversation's seq is
@@ -161,7 +165,15 @@ class SqlMessages(SqlGroups, SqlMedia):
         row = _MESSAGE_BY_COMMAND.first(conn, {"b_sender": sender, "b_command": command_id})
         if row is None:
             return None
-        message = replace(_message_from_row(row), media=self._media_of(conn, row[0]))
+        message = replace(
+            _message_from_row(row),
+            media=self._media_of(conn, row[0]),
+            reply=self._reply_of(conn, row[0]),
+            forwarded=conn.scalar(
+                select(message_forwards.c.message_id).where(message_forwards.c.message_id == row[0])
+            )
+            is not None,
+        )
         sent_row = _SENT_ENTRY.first(conn, {"b_user": sender, "b_message": message.id})
         if sent_row is None:  # pragma: no cover - written in the same transaction as the message
             raise RuntimeError(f"message {message.id} has no sent entry")
@@ -179,7 +191,11 @@ class SqlMessages(SqlGroups, SqlMedia):
         text: str,
         now: float,
         media: Mapping[str, Any] | None = None,
+        reply: Mapping[str, Any] | None = None,
+        forwarded_from: str | None = None,
     ) -> AcceptResult:
+        """``reply``: the quote of a reply; ``forwarded_from``: the message a forward copies (its
+        media objects are then shared, not owned)."""
         seq = self._next_conversation_seq(conn, conversation)
         message = StoredMessage(
             id=new_message_id(),
@@ -190,10 +206,18 @@ class SqlMessages(SqlGroups, SqlMedia):
             text=text,
             ts=now,
             media=None if media is None else dict(media),
+            reply=None if reply is None else dict(reply),
+            forwarded=forwarded_from is not None,
         )
         _INSERT_MESSAGE.execute(conn, _message_row(message, command_id))
-        if media is not None:
+        if forwarded_from is not None:
+            conn.execute(insert(message_forwards).values(message_id=message.id, original_id=forwarded_from))
+            if media is not None:
+                self._insert_media(conn, message.id, media, shared=True)
+        elif media is not None:
             self._insert_media(conn, message.id, media)
+        if reply is not None:
+            self._insert_reply(conn, message.id, reply)
         if targets:
             _INSERT_RECEIPTS.execute_many(conn, [_receipt_row(message.id, user) for user in targets])
         entries = self._append_many(conn, message_events(message, command_id, targets), now)

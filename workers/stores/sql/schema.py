@@ -244,6 +244,7 @@ reactions = Table(
 )
 """Each user's reaction to a message (one emoji), and the command that set it: a resend of that
 command changes nothing. A removed reaction has no row; a message deleted for everyone has none."""
+
 message_edits = Table(
     "message_edits",
     metadata,
@@ -266,3 +267,34 @@ message_hides = Table(
     PrimaryKeyConstraint("message_id", "user_id", name="pk_message_hides"),
 )
 """Messages a user deleted for themselves: later changes leave that user's entries as they are."""
+
+message_replies = Table(
+    "message_replies",
+    metadata,
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("reply_to_id", String(32), nullable=False, index=True),
+    Column("info", Text, nullable=False),
+)
+"""Replies: the message each one quotes and its wire ``reply`` object (the quote). Only replies
+write here, so a plain message costs nothing more; ``reply_to_id`` finds the quotes of a message
+that is deleted (or edited) to rewrite them."""
+
+message_forwards = Table(
+    "message_forwards",
+    metadata,
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("original_id", String(32), nullable=False),
+)
+"""Forwarded messages and the message each one was forwarded from."""
+
+media_shares = Table(
+    "media_shares",
+    metadata,
+    Column("key", String(512), nullable=False),
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("key", "message_id", name="pk_media_shares"),
+    Index("ix_media_shares_message", "message_id"),
+)
+"""Stored objects a forwarded message uses but does not own (``media_objects`` names the message
+of the upload): its sender and recipients may download them too, and they stay in storage while
+any message that is not deleted uses them."""

@@ -6,6 +6,7 @@ from workers.stores.sql.contacts import SqlContacts
 from workers.stores.sql.deletion import SqlDeletion
 from workers.stores.sql.devices import SqlDevices
 from workers.stores.sql.edits import SqlEdits
+from workers.stores.sql.forwards import SqlForwards
 from workers.stores.sql.hides import SqlHides
 from workers.stores.sql.messages import SqlMessages
 from workers.stores.sql.profiles import SqlProfiles
@@ -19,6 +20,7 @@ __all__ = ["SqlStore"]
 
 class SqlStore(
     SqlUsers,
+    SqlForwards,
     SqlMessages,
     SqlReceipts,
     SqlPush,
