@@ -38,7 +38,11 @@ names = st.text(min_size=1, max_size=100)
 hostile = json_values | st.sampled_from(["", "b b", "x" * 65, "g:", "g:" + "a" * 70, [], [""] * 3])
 
 FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
-    "send": {"to": users | groups, "text": st.text(max_size=40)},
+    "send": {
+        "to": users | groups,
+        "text": st.text(max_size=40),
+        "reply_to": st.sampled_from([MESSAGE, "0" * 32]),
+    },
     "receipt": {
         "status": st.sampled_from(["delivered", "read"]),
         "messages": st.lists(st.sampled_from([MESSAGE, "0" * 32]), min_size=1, max_size=2, unique=True),
@@ -65,6 +69,7 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "message": st.sampled_from([MESSAGE, "0" * 32]),
         "emoji": st.sampled_from(["👍", "❤️", "👨‍👩‍👧", "", "ok", "👍👍", "🏽"]),
     },
+    "forward": {"message": st.sampled_from([MESSAGE, "0" * 32]), "to": users | groups},
     "edit": {"message": st.sampled_from([MESSAGE, "0" * 32]), "text": st.text(max_size=40)},
     "delete": {"message": st.sampled_from([MESSAGE, "0" * 32]), "for": st.sampled_from(["everyone", "me"])},
 }
