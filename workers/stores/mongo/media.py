@@ -40,11 +40,20 @@ class MongoMedia(MongoBase):
                 raise not_member(recipient)
 
     def can_read_media(self, user: str, key: str) -> bool:
+        return self._readable_message(user, key) is not None
+
+    def readable_media(self, user: str, key: str) -> dict[str, Any] | None:
+        message = self._readable_message(user, key)
+        media = None if message is None else message.get("media")
+        return None if media is None else dict(media)
+
+    def _readable_message(self, user: str, key: str) -> Doc | None:
+        """The message holding the object ``key`` (its sender and media), if ``user`` sent or received it."""
         with self._guard():
-            message = self._messages.find_one({"media_keys": key}, {"sender": True})
+            message = self._messages.find_one({"media_keys": key}, {"sender": True, "media": True})
             if message is None:
-                return False
+                return None
             if message["sender"] == user:
-                return True
+                return message
             receipt = self._receipts.find_one({"message_id": message["_id"], "user": user}, {"_id": True})
-            return receipt is not None
+            return None if receipt is None else message

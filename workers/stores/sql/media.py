@@ -56,19 +56,28 @@ class SqlMedia(SqlBase):
 
     def can_read_media(self, user: str, key: str) -> bool:
         with self._tx() as conn:
-            row = conn.execute(
-                select(messages.c.id, messages.c.sender_id)
-                .join(media_objects, media_objects.c.message_id == messages.c.id)
-                .where(media_objects.c.key == key)
-            ).first()
-            if row is None:
-                return False
-            if row[1] == user:
-                return True
-            got_it = conn.execute(
-                select(receipts.c.user_id).where(receipts.c.message_id == row[0], receipts.c.user_id == user)
-            ).first()
-            return got_it is not None
+            return self._readable_message(conn, user, key) is not None
+
+    def readable_media(self, user: str, key: str) -> dict[str, Any] | None:
+        with self._tx() as conn:
+            message_id = self._readable_message(conn, user, key)
+            return None if message_id is None else self._media_of(conn, message_id)
+
+    def _readable_message(self, conn: Connection, user: str, key: str) -> str | None:
+        """The message holding the object ``key``, if ``user`` sent or received it."""
+        row = conn.execute(
+            select(messages.c.id, messages.c.sender_id)
+            .join(media_objects, media_objects.c.message_id == messages.c.id)
+            .where(media_objects.c.key == key)
+        ).first()
+        if row is None:
+            return None
+        if row[1] == user:
+            return str(row[0])
+        got_it = conn.execute(
+            select(receipts.c.user_id).where(receipts.c.message_id == row[0], receipts.c.user_id == user)
+        ).first()
+        return None if got_it is None else str(row[0])
 
     def _insert_media(self, conn: Connection, message_id: str, media: Mapping[str, Any]) -> None:
         conn.execute(
