@@ -65,16 +65,29 @@ class MediaEndpoint:
         self._opener = urllib.request.build_opener(*handlers)
 
     def upload(
-        self, *, to: str, id: str, caption: str, file: str | os.PathLike[str] | IO[bytes]
+        self,
+        *,
+        to: str,
+        id: str,
+        caption: str,
+        file: str | os.PathLike[str] | IO[bytes],
+        kind: str | None = None,
+        name: str | None = None,
     ) -> UploadAnswer:
-        """Stream ``file`` (a path or a binary file object, read from where it stands) to ``to``."""
+        """Stream ``file`` (a path or a binary file object, read from where it stands) to ``to``;
+        ``kind`` ``voice`` or ``document`` (with the file's ``name``), or None for an image or video."""
         if not is_valid_user_id(to) and not is_group_id(to):
             raise ValueError(f"to {to!r} is neither a user id nor a group id (g:...)")
         if not isinstance(id, str) or COMMAND_ID_RE.fullmatch(id) is None:
             raise ValueError(f"command id {id!r} must be 1-64 characters of [A-Za-z0-9_.:-]")
         if not isinstance(caption, str) or len(caption) > MAX_CAPTION_LENGTH:
             raise ValueError(f"caption must be a string of at most {MAX_CAPTION_LENGTH} characters")
-        query = urlencode({"to": to, "id": id, "caption": caption})
+        params = {"to": to, "id": id, "caption": caption}
+        if kind is not None:
+            params["kind"] = kind
+        if name is not None:
+            params["name"] = name
+        query = urlencode(params)
         if isinstance(file, str | os.PathLike):
             with Path(file).open("rb") as opened:
                 return self._upload(f"{self.base_url}/media?{query}", id, opened)
