@@ -1,4 +1,4 @@
-"""Voice notes and documents without a node: sniffing, names, waveforms, signed download links, the SDK's types."""
+"""Voice notes and documents without a node: sniffing, names, waveforms, signed links, the SDK types."""
 
 from __future__ import annotations
 
