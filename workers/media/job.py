@@ -32,6 +32,7 @@ from workers.jobs import MEDIA_QUEUE
 from workers.media.attachments import Attachments
 from workers.media.avatars import make_avatar
 from workers.media.base import CHUNK_BYTES, Storage
+from workers.media.documents import pdf_support
 from workers.media.cleanup import declare_cleanup_actor
 from workers.media.errors import MediaRefused, ObjectMissing, StorageUnavailable, TooLarge
 from workers.media.images import Rendition, process_image
@@ -124,9 +125,11 @@ def declare_media_job(
     declare_cleanup_actor(queue_broker, storage)  # media of messages deleted for everyone
     pyav = poster_support()
     if pyav is None:
-        log.info("PyAV (av) is not installed: videos are stored without a poster")
+        log.info("PyAV (av) is not installed: videos without a poster, voice notes without a waveform")
     else:
         log.debug("video posters by PyAV %s", pyav)
+    if pdf_support() is None:
+        log.info("pypdfium2 is not installed: PDF documents are stored without a thumbnail")
     return job
 
 
