@@ -12,6 +12,7 @@ a broker issue, not the client's.
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -532,6 +533,25 @@ def test_a_voice_note_and_a_document_are_played_and_offered_for_download(
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert bob.driver.current_url == page_url and _attachments(bob)["inline"] == 0
     assert len(recording) > 0
+
+    # When alice records a voice note with her microphone (the browser's fake one beeps)
+    alice.element("#record-button").click()
+    alice.wait(
+        "she is recording", lambda: "recording" in alice.element("#record-button").get_attribute("class")
+    )
+    time.sleep(1.5)  # what she says; nothing is measured against this
+    alice.element("#record-button").click()
+
+    # Then bob gets a second voice note, measured by the server
+    def recorded() -> dict[str, Any] | None:
+        players = bob.js(
+            "return [...document.querySelectorAll('#message-list .voice audio')]"
+            ".map((a) => isFinite(a.duration) ? a.duration : null)"
+        )
+        return {"duration": players[1]} if len(players) == 2 and players[1] else None
+
+    assert bob.wait("bob's page plays the recording", recorded)["duration"] > 0.5
+    bob.shot("voice-recorded")
     assert alice.errors() == [] and bob.errors() == []
     alice.close()
     bob.close()

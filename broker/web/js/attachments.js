@@ -44,7 +44,7 @@ export function formatSize(bytes) {
 
 export function formatDuration(seconds) {
   if (typeof seconds !== "number" || !isFinite(seconds)) return "";
-  const whole = Math.max(0, Math.round(seconds));
+  const whole = Math.max(0, Math.floor(seconds)); // as players count
   return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
 }
 
