@@ -32,8 +32,8 @@ from workers.jobs import MEDIA_QUEUE
 from workers.media.attachments import Attachments
 from workers.media.avatars import make_avatar
 from workers.media.base import CHUNK_BYTES, Storage
-from workers.media.documents import pdf_support
 from workers.media.cleanup import declare_cleanup_actor
+from workers.media.documents import pdf_support
 from workers.media.errors import MediaRefused, ObjectMissing, StorageUnavailable, TooLarge
 from workers.media.images import Rendition, process_image
 from workers.media.keys import avatar_key, media_key, thumbnail_key, upload_key

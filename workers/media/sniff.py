@@ -77,10 +77,16 @@ def sniff(head: bytes) -> Sniffed | None:
             return THREE_GPP
         return MP4
     if head.startswith(_EBML):
-        if b"webm" in head:
-            return WEBM
-        if b"matroska" in head:
-            return MATROSKA
+        return _ebml_type(head, webm=WEBM, matroska=MATROSKA)
+    return None
+
+
+def _ebml_type(head: bytes, *, webm: Sniffed, matroska: Sniffed) -> Sniffed | None:
+    """An EBML file by the doc type its header names (within the first bytes)."""
+    if b"webm" in head:
+        return webm
+    if b"matroska" in head:
+        return matroska
     return None
 
 
@@ -92,11 +98,7 @@ def sniff_audio(head: bytes) -> Sniffed | None:
     if head[4:8] == b"ftyp":
         return M4A if head[8:12] in _AUDIO_BRANDS else None
     if head.startswith(_EBML):
-        if b"webm" in head:
-            return WEBM_AUDIO
-        if b"matroska" in head:
-            return MATROSKA_AUDIO
-        return None
+        return _ebml_type(head, webm=WEBM_AUDIO, matroska=MATROSKA_AUDIO)
     if head.startswith(b"ID3"):
         return MP3
     if len(head) >= 4 and head[0] == 0xFF:
