@@ -276,3 +276,20 @@ def test_a_document_is_sent_with_the_name_of_its_file() -> None:
     assert document_name(Path("a/b.txt"), "chosen.txt") == "chosen.txt"
     assert document_name(b"bytes", None) == "file"
     assert document_name(io.BytesIO(b""), None) == "file"
+
+
+@pytest.mark.parametrize(
+    ("text", "media", "said"),
+    [
+        ("", VOICE, "sent a voice message"),
+        ("", DOCUMENT, "sent a document: minutes.pdf"),
+        ("", {"kind": "image", "key": "m/a.jpg", "type": "image/jpeg"}, "sent a photo"),
+        ("", {"key": "m/a.jpg", "type": "image/jpeg"}, "sent a file"),  # from before kinds
+        ("the minutes", DOCUMENT, "the minutes"),  # a caption says it best
+    ],
+)
+def test_a_push_says_what_was_sent_without_a_caption(text: str, media: dict[str, Any], said: str) -> None:
+    from workers.notify.service import _snippet
+    from workers.stores.records import StoredMessage
+
+    assert _snippet(StoredMessage("m1", "dm:alice:bob", 1, "alice", "bob", text, 1.0, media)) == said

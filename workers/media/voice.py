@@ -114,7 +114,7 @@ def _probe(av: Any, source: Path) -> VoiceInfo:
             duration = round(float(stream.duration * stream.time_base), 3)
         try:
             peaks, decoded = _envelope(av, container, stream)
-        except av.FFmpegError as exc:
+        except (av.FFmpegError, ValueError) as exc:  # PyAV says ValueError for a layout it cannot resample
             raise MediaRefused(f"the audio cannot be decoded: {exc}") from None
         if not peaks:
             raise MediaRefused("the audio has no sound that can be decoded")
