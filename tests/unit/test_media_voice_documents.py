@@ -293,3 +293,33 @@ def test_a_push_says_what_was_sent_without_a_caption(text: str, media: dict[str,
     from workers.stores.records import StoredMessage
 
     assert _snippet(StoredMessage("m1", "dm:alice:bob", 1, "alice", "bob", text, 1.0, media)) == said
+
+
+def test_decoding_stops_at_the_cap_and_the_duration_still_comes_from_the_container(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.harness import need
+    from tests.media_files import audio, have_pyav
+    from workers.media import voice
+
+    need(have_pyav(), "PyAV (av) is not installed")
+    path = tmp_path / "long.ogg"
+    audio(path, "opus", seconds=4.0)  # loud for 2 s, then quiet
+    monkeypatch.setattr(voice, "MAX_DECODED_SECONDS", 1)
+    info = voice.process_voice(path, mime="audio/ogg")
+    assert info.duration == pytest.approx(4.0, abs=0.1)
+    assert info.waveform is not None and min(info.waveform[2:]) > 80  # only the loud first second
+
+
+def test_without_pyav_a_voice_note_is_checked_and_kept_unmeasured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers.media import videos, voice
+
+    monkeypatch.setattr(videos, "_av", lambda: None)
+    page = tmp_path / "one-page.ogg"
+    page.write_bytes(b"OggS\x00\x02" + b"\x00" * 20 + b"\x01\x13" + b"OpusHead\x01\x01" + b"\x00" * 9)
+    assert voice.process_voice(page, mime="audio/ogg") == voice.VoiceInfo(None, None)
+    mp3 = tmp_path / "a.mp3"
+    mp3.write_bytes(b"ID3" + b"\x00" * 100)  # no outer structure to check: FFmpeg would judge it
+    assert voice.process_voice(mp3, mime="audio/mpeg") == voice.VoiceInfo(None, None)
