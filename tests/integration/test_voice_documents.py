@@ -16,14 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from client_sdk import Status, aio
+from client_sdk.contract import load_schema
 from tests import harness
 from tests.harness import RunningNode, need, node_settings, wait_until
 from tests.integration.test_media import connect, http, next_message, stored
 from tests.media_files import AUDIO_FORMATS, audio, audio_with_video, have_pyav, jpeg, pdf, video
 from tests.plain import PlainClient
 from workers.media.documents import pdf_support
+
+CONTRACT = Draft202012Validator(load_schema())
 
 
 def need_pyav() -> None:
@@ -75,7 +79,9 @@ def test_a_voice_note_over_plain_http_reaches_a_plain_mqtt_client_measured(
 
         # Then both get it as a voice note, with its duration and a waveform, and no thumbnail
         sent = alice.expect_type("sent", ref="v-1")["message"]
-        message = bob.expect_type("message")["message"]
+        event = bob.expect_type("message")
+        CONTRACT.validate(event)  # the event as the published schema says
+        message = event["message"]
         assert message["id"] == sent["id"]
         media = message["media"]
         assert (media["kind"], media["type"], media["size"]) == ("voice", "audio/ogg", len(opus))
@@ -128,8 +134,9 @@ def test_a_document_over_plain_http_is_served_as_a_named_attachment(node: Runnin
             node, alice_id, report, to=bob_id, cid="d-1", kind="document", name="Bericht März.txt"
         )
         assert status == 202
-        message = bob.expect_type("message", timeout=15)["message"]
-        media = message["media"]
+        event = bob.expect_type("message", timeout=15)
+        CONTRACT.validate(event)
+        media = event["message"]["media"]
         assert (media["kind"], media["type"], media["size"], media["name"]) == (
             "document",
             "text/plain",
@@ -164,6 +171,54 @@ def test_the_signed_name_and_type_of_a_document_link_cannot_be_changed(node: Run
             assert status == 403
     finally:
         bob.close()
+
+
+def test_over_plain_mqtt_a_group_member_offline_through_a_restart_syncs_both_kinds(
+    node: RunningNode, opus: bytes
+) -> None:
+    alice_id, _ = node.add_user("alice")
+    bob_id, _ = node.add_user("bob")
+    carol_id, _ = node.add_user("carol")  # offline until the end
+    alice, bob = plain(node, alice_id), plain(node, bob_id)
+    try:
+        alice.publish(
+            {"v": 1, "type": "group_create", "id": "g-1", "name": "team", "members": [bob_id, carol_id]}
+        )
+        group = alice.expect_type("group", ref="g-1")["group"]["id"]
+        bob.expect_type("group")
+        # When alice sends a voice note and a document to the group over plain HTTP
+        assert upload(node, alice_id, opus, to=group, cid="gv-1", kind="voice")[0] == 202
+        alice.expect_type("sent", ref="gv-1", timeout=15)
+        assert (
+            upload(node, alice_id, b"agenda\n", to=group, cid="gd-1", kind="document", name="agenda.txt")[0]
+            == 202
+        )
+        alice.expect_type("sent", ref="gd-1", timeout=15)
+        # Then bob, online, gets both as they are sent
+        kinds = [bob.expect_type("message", timeout=15)["message"]["media"]["kind"] for _ in range(2)]
+        assert kinds == ["voice", "document"]
+    finally:
+        alice.close()
+        bob.close()
+
+    # When the node restarts, and carol connects and syncs from the start
+    node.stop()
+    node.start()
+    carol = plain(node, carol_id)
+    try:
+        carol.publish({"v": 1, "type": "sync", "id": "s-1", "after": 0, "limit": 50})
+        page = carol.expect_type("sync_page", ref="s-1", timeout=15)
+        media = [e["message"]["media"] for e in page["entries"] if e["type"] == "message"]
+        # Then she gets both, as they were stored, and may download them: the document as an attachment
+        assert [m["kind"] for m in media] == ["voice", "document"]
+        assert media[0]["duration"] == pytest.approx(2.0, abs=0.1) and len(media[0]["waveform"]) == 64
+        headers, body = fetch(node, carol_id, media[1]["key"])
+        assert body == b"agenda\n" and headers["Content-Disposition"].startswith(
+            'attachment; filename="agenda.txt"'
+        )
+        assert fetch(node, carol_id, media[0]["key"])[1] == opus
+    finally:
+        carol.close()
 
 
 # ---------------------------------------------------------------------- the SDK, groups, sync
