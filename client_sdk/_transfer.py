@@ -82,6 +82,10 @@ class MediaEndpoint:
             raise ValueError(f"command id {id!r} must be 1-64 characters of [A-Za-z0-9_.:-]")
         if not isinstance(caption, str) or len(caption) > MAX_CAPTION_LENGTH:
             raise ValueError(f"caption must be a string of at most {MAX_CAPTION_LENGTH} characters")
+        if kind not in (None, "voice", "document"):
+            raise ValueError(f"kind must be 'voice', 'document' or None (an image or video), not {kind!r}")
+        if name is not None and (kind != "document" or not isinstance(name, str) or len(name) > 1024):
+            raise ValueError("name: a string of at most 1024 characters, for a document only")
         params = {"to": to, "id": id, "caption": caption}
         if kind is not None:
             params["kind"] = kind

@@ -323,3 +323,17 @@ def test_without_pyav_a_voice_note_is_checked_and_kept_unmeasured(
     mp3 = tmp_path / "a.mp3"
     mp3.write_bytes(b"ID3" + b"\x00" * 100)  # no outer structure to check: FFmpeg would judge it
     assert voice.process_voice(mp3, mime="audio/mpeg") == voice.VoiceInfo(None, None)
+
+
+def test_the_sdk_refuses_a_bad_kind_or_name_before_sending_anything() -> None:
+    from client_sdk._transfer import MediaEndpoint
+
+    endpoint = MediaEndpoint("http://127.0.0.1:9", user="alice", token="t")  # nothing listens there
+    with pytest.raises(ValueError, match="kind"):
+        endpoint.upload(to="bob", id="c-1", caption="", file=io.BytesIO(b"x"), kind="sticker")
+    with pytest.raises(ValueError, match="name"):
+        endpoint.upload(to="bob", id="c-1", caption="", file=io.BytesIO(b"x"), kind="voice", name="a.ogg")
+    with pytest.raises(ValueError, match="name"):
+        endpoint.upload(
+            to="bob", id="c-1", caption="", file=io.BytesIO(b"x"), kind="document", name="x" * 1025
+        )
