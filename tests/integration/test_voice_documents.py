@@ -10,8 +10,10 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,40 @@ def plain(node: RunningNode, user: str) -> PlainClient:
     client = PlainClient(node.port, user, node.tokens[user])
     client.inbox()
     return client
+
+
+@dataclass
+class Pair:
+    """alice sends to bob, whose plain MQTT client is connected."""
+
+    node: RunningNode
+    alice: str
+    bob: str
+    inbox: PlainClient
+
+    def deliver(self, body: bytes, **params: str) -> dict[str, Any]:
+        """Upload ``body`` from alice to bob (202); the media of the message bob gets, which
+        follows the published schema."""
+        status, answer = upload(self.node, self.alice, body, to=self.bob, cid=uuid.uuid4().hex, **params)
+        assert status == 202, answer
+        event = self.inbox.expect_type("message", timeout=20)
+        CONTRACT.validate(event)
+        media: dict[str, Any] = event["message"]["media"]
+        return media
+
+    def fetch(self, key: str) -> tuple[dict[str, str], bytes]:
+        return fetch(self.node, self.bob, key)
+
+
+@pytest.fixture
+def pair(node: RunningNode) -> Iterator[Pair]:
+    alice_id, _ = node.add_user("alice")
+    bob_id, _ = node.add_user("bob")
+    inbox = plain(node, bob_id)
+    try:
+        yield Pair(node, alice_id, bob_id, inbox)
+    finally:
+        inbox.close()
 
 
 @pytest.fixture
@@ -105,72 +141,45 @@ def test_a_voice_note_over_plain_http_reaches_a_plain_mqtt_client_measured(
 
 
 @pytest.mark.parametrize("fmt", [f for f in AUDIO_FORMATS if f != "opus"])
-def test_every_voice_format_is_sniffed_and_measured(node: RunningNode, tmp_path: Path, fmt: str) -> None:
+def test_every_voice_format_is_sniffed_and_measured(pair: Pair, tmp_path: Path, fmt: str) -> None:
     need_pyav()
     _, _, _, ext, mime = AUDIO_FORMATS[fmt]
     data = audio(tmp_path / f"note.{ext}", fmt, seconds=1.5, loud_first=False)
-    alice_id, _ = node.add_user("alice")
-    bob_id, _ = node.add_user("bob")
-    bob = plain(node, bob_id)
-    try:
-        status, answer = upload(node, alice_id, data, to=bob_id, cid="v-2", kind="voice")
-        assert (status, answer["type"]) == (202, mime)
-        media = bob.expect_type("message", timeout=15)["message"]["media"]
-        assert (media["kind"], media["type"], media["size"]) == ("voice", mime, len(data))
-        assert media["duration"] == pytest.approx(1.5, abs=0.15)
-        assert max(media["waveform"][4:28]) * 5 < min(media["waveform"][36:58])  # quiet, then loud
-        assert fetch(node, bob_id, media["key"])[1] == data
-    finally:
-        bob.close()
+    media = pair.deliver(data, kind="voice")
+    assert (media["kind"], media["type"], media["size"]) == ("voice", mime, len(data))
+    assert media["duration"] == pytest.approx(1.5, abs=0.15)
+    assert max(media["waveform"][4:28]) * 5 < min(media["waveform"][36:58])  # quiet, then loud
+    assert pair.fetch(media["key"])[1] == data
 
 
-def test_a_document_over_plain_http_is_served_as_a_named_attachment(node: RunningNode) -> None:
-    alice_id, _ = node.add_user("alice")
-    bob_id, _ = node.add_user("bob")
-    bob = plain(node, bob_id)
+def test_a_document_over_plain_http_is_served_as_a_named_attachment(pair: Pair) -> None:
     report = b"quarterly numbers\n" * 100
-    try:
-        status, _ = upload(
-            node, alice_id, report, to=bob_id, cid="d-1", kind="document", name="Bericht März.txt"
-        )
-        assert status == 202
-        event = bob.expect_type("message", timeout=15)
-        CONTRACT.validate(event)
-        media = event["message"]["media"]
-        assert (media["kind"], media["type"], media["size"], media["name"]) == (
-            "document",
-            "text/plain",
-            len(report),
-            "Bericht März.txt",
-        )
-        assert media["thumbnail"] is None
+    media = pair.deliver(report, kind="document", name="Bericht März.txt")
+    assert (media["kind"], media["type"], media["size"], media["name"]) == (
+        "document",
+        "text/plain",
+        len(report),
+        "Bericht März.txt",
+    )
+    assert media["thumbnail"] is None
 
-        headers, body = fetch(node, bob_id, media["key"])
-        assert body == report
-        assert headers["Content-Type"] == "text/plain"
-        assert headers["X-Content-Type-Options"] == "nosniff"
-        assert headers["Content-Disposition"] == (
-            "attachment; filename=\"Bericht M_rz.txt\"; filename*=UTF-8''Bericht%20M%C3%A4rz.txt"
-        )
-    finally:
-        bob.close()
+    headers, body = pair.fetch(media["key"])
+    assert body == report
+    assert headers["Content-Type"] == "text/plain"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Content-Disposition"] == (
+        "attachment; filename=\"Bericht M_rz.txt\"; filename*=UTF-8''Bericht%20M%C3%A4rz.txt"
+    )
 
 
-def test_the_signed_name_and_type_of_a_document_link_cannot_be_changed(node: RunningNode) -> None:
-    alice_id, _ = node.add_user("alice")
-    bob_id, _ = node.add_user("bob")
-    bob = plain(node, bob_id)
-    try:
-        upload(node, alice_id, b"<b>hello</b>", to=bob_id, cid="d-2", kind="document", name="a.html")
-        key = bob.expect_type("message", timeout=15)["message"]["media"]["key"]
-        _, headers, _ = http(node, "GET", f"/media/{key}", user=bob_id)
-        link = urllib.parse.urlsplit(headers["Location"])
-        query = dict(urllib.parse.parse_qsl(link.query))
-        for forged in ({**query, "type": "text/html"}, {k: v for k, v in query.items() if k != "name"}):
-            status, _, _ = http(node, "GET", f"{link.path}?{urllib.parse.urlencode(forged)}")
-            assert status == 403
-    finally:
-        bob.close()
+def test_the_signed_name_and_type_of_a_document_link_cannot_be_changed(pair: Pair) -> None:
+    key = pair.deliver(b"<b>hello</b>", kind="document", name="a.html")["key"]
+    _, headers, _ = http(pair.node, "GET", f"/media/{key}", user=pair.bob)
+    link = urllib.parse.urlsplit(headers["Location"])
+    query = dict(urllib.parse.parse_qsl(link.query))
+    for forged in ({**query, "type": "text/html"}, {k: v for k, v in query.items() if k != "name"}):
+        status, _, _ = http(pair.node, "GET", f"{link.path}?{urllib.parse.urlencode(forged)}")
+        assert status == 403
 
 
 def test_over_plain_mqtt_a_group_member_offline_through_a_restart_syncs_both_kinds(
@@ -428,22 +437,15 @@ def test_an_oversized_document_or_voice_note_is_refused_with_413_and_nothing_is_
     assert stored(node) == []
 
 
-def test_a_zip_bomb_is_kept_as_sent_and_never_unpacked(node: RunningNode) -> None:
+def test_a_zip_bomb_is_kept_as_sent_and_never_unpacked(pair: Pair) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("zeros.bin", b"\x00" * (50 * 1024 * 1024))  # 50 MiB that pack to ~50 KiB
     bomb = buffer.getvalue()
     assert len(bomb) < 100 * 1024
-    alice_id, _ = node.add_user("alice")
-    bob_id, _ = node.add_user("bob")
-    bob = plain(node, bob_id)
-    try:
-        upload(node, alice_id, bomb, to=bob_id, cid="zip-1", kind="document", name="fun.zip")
-        media = bob.expect_type("message", timeout=15)["message"]["media"]
-        assert (media["type"], media["size"], media["name"]) == ("application/zip", len(bomb), "fun.zip")
-        assert fetch(node, bob_id, media["key"])[1] == bomb
-    finally:
-        bob.close()
+    media = pair.deliver(bomb, kind="document", name="fun.zip")
+    assert (media["type"], media["size"], media["name"]) == ("application/zip", len(bomb), "fun.zip")
+    assert pair.fetch(media["key"])[1] == bomb
 
 
 @pytest.mark.parametrize(
@@ -459,20 +461,11 @@ def test_a_zip_bomb_is_kept_as_sent_and_never_unpacked(node: RunningNode) -> Non
         ("a" * 300 + ".pdf", "a" * 251 + ".pdf"),
     ],
 )
-def test_document_names_are_made_safe(node: RunningNode, sent: str, kept: str) -> None:
-    alice_id, _ = node.add_user("alice")
-    bob_id, _ = node.add_user("bob")
-    bob = plain(node, bob_id)
-    try:
-        status, _ = upload(node, alice_id, b"hello", to=bob_id, cid="n-1", kind="document", name=sent)
-        assert status == 202
-        media = bob.expect_type("message", timeout=15)["message"]["media"]
-        assert media["name"] == kept
-        headers, _ = fetch(node, bob_id, media["key"])
-        assert headers["Content-Disposition"].startswith("attachment; ")
-        assert "\r" not in headers["Content-Disposition"] and "\n" not in headers["Content-Disposition"]
-    finally:
-        bob.close()
+def test_document_names_are_made_safe(pair: Pair, sent: str, kept: str) -> None:
+    media = pair.deliver(b"hello", kind="document", name=sent)
+    assert media["name"] == kept
+    disposition = pair.fetch(media["key"])[0]["Content-Disposition"]
+    assert disposition.startswith("attachment; ") and "\r" not in disposition and "\n" not in disposition
 
 
 @pytest.mark.parametrize(
@@ -482,21 +475,14 @@ def test_document_names_are_made_safe(node: RunningNode, sent: str, kept: str) -
         b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>',
     ],
 )
-def test_html_and_svg_documents_are_never_served_as_pages(node: RunningNode, markup: bytes) -> None:
-    alice_id, _ = node.add_user("alice")
-    bob_id, _ = node.add_user("bob")
-    bob = plain(node, bob_id)
-    try:
-        upload(node, alice_id, markup, to=bob_id, cid="h-1", kind="document", name="page.html")
-        media = bob.expect_type("message", timeout=15)["message"]["media"]
-        assert media["type"] == "text/plain"
-        headers, body = fetch(node, bob_id, media["key"])
-        assert body == markup
-        assert headers["Content-Type"] == "text/plain" and "html" not in headers["Content-Type"]
-        assert headers["Content-Disposition"].startswith("attachment; ")
-        assert headers["X-Content-Type-Options"] == "nosniff"
-    finally:
-        bob.close()
+def test_html_and_svg_documents_are_never_served_as_pages(pair: Pair, markup: bytes) -> None:
+    media = pair.deliver(markup, kind="document", name="page.html")
+    assert media["type"] == "text/plain"
+    headers, body = pair.fetch(media["key"])
+    assert body == markup
+    assert headers["Content-Type"] == "text/plain" and "html" not in headers["Content-Type"]
+    assert headers["Content-Disposition"].startswith("attachment; ")
+    assert headers["X-Content-Type-Options"] == "nosniff"
 
 
 @pytest.mark.parametrize(
@@ -508,21 +494,13 @@ def test_html_and_svg_documents_are_never_served_as_pages(node: RunningNode, mar
         pdf("huge").replace(b"[0 0 298 420]", b"[0 0 99999999 99999999]"),  # a page larger than any screen
     ],
 )
-def test_a_broken_pdf_is_accepted_without_a_thumbnail(node: RunningNode, broken: bytes) -> None:
+def test_a_broken_pdf_is_accepted_without_a_thumbnail(pair: Pair, broken: bytes) -> None:
     need(pdf_support() is not None, "pypdfium2 is not installed: no PDF is rendered")
-    alice_id, _ = node.add_user("alice")
-    bob_id, _ = node.add_user("bob")
-    bob = plain(node, bob_id)
-    try:
-        status, _ = upload(node, alice_id, broken, to=bob_id, cid="p-1", kind="document", name="x.pdf")
-        assert status == 202
-        media = bob.expect_type("message", timeout=20)["message"]["media"]
-        assert (media["type"], media["size"]) == ("application/pdf", len(broken))
-        if media["thumbnail"] is not None:  # the huge page renders, within the pixel cap
-            assert media["thumbnail"]["width"] <= 320 and media["thumbnail"]["height"] <= 320
-        assert fetch(node, bob_id, media["key"])[1] == broken
-    finally:
-        bob.close()
+    media = pair.deliver(broken, kind="document", name="x.pdf")
+    assert (media["type"], media["size"]) == ("application/pdf", len(broken))
+    if media["thumbnail"] is not None:  # the huge page renders, within the pixel cap
+        assert media["thumbnail"]["width"] <= 320 and media["thumbnail"]["height"] <= 320
+    assert pair.fetch(media["key"])[1] == broken
 
 
 def test_bad_kind_and_name_parameters_are_refused(node: RunningNode) -> None:
