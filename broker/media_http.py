@@ -1,8 +1,10 @@
-"""The node's HTTP endpoint for images and videos (aiohttp, on the node's event loop).
+"""The node's HTTP endpoint for images, videos, voice notes and documents (aiohttp, on the node's event loop).
 
 ``POST /media?to=<user or g:group>&id=<command id>&caption=<text>`` with the file as the body
     streams the file to object storage (never whole in memory), sniffing its type from the first
     bytes and stopping at the size limit of that type, then enqueues the media job: 202.
+    ``&kind=voice`` takes a voice note (audio sniffed from the content), ``&kind=document&name=…``
+    any file (a document, kept with its sanitised name).
 ``POST /media/avatar?id=<command id>`` with an image as the body, ``DELETE /media/avatar?id=…``
     set or clear the user's avatar: the media job makes it (202), and the ``profile`` event with
     ``ref`` = the command id follows on the inbox topic (or an ``error``).
@@ -31,7 +33,8 @@ import logging
 import ssl
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import BasicAuth, web
@@ -43,11 +46,12 @@ from broker.upload_quota import UploadQuota
 from client_sdk.contract import COMMAND_ID_RE, MAX_CAPTION_LENGTH, ErrorCode, is_group_id, is_valid_user_id
 from config.settings import LimitSettings, MediaSettings
 from workers.errors import CommandError, StoreUnavailable, UnknownUser
-from workers.media.base import CHUNK_BYTES, Storage, check_key
+from workers.media.base import CHUNK_BYTES, Attachment, Storage, check_key
+from workers.media.documents import document_type
 from workers.media.errors import StorageUnavailable, TooLarge
 from workers.media.job import upload_key
 from workers.media.local import LocalStorage
-from workers.media.sniff import CONTENT_TYPES, describe, sniff
+from workers.media.sniff import CONTENT_TYPES, Sniffed, describe, sniff, sniff_audio
 from workers.stores import MediaEndpointStore
 
 __all__ = ["MediaHttp"]
@@ -61,7 +65,10 @@ SubmitJob = Callable[[dict[str, Any]], None]
 
 MAX_LINE_BYTES: Final = 16 * 1024
 """The request line may carry a caption of MAX_CAPTION_LENGTH characters, percent-encoded."""
-_UPLOAD_PARAMS: Final = frozenset({"to", "id", "caption", "reply_to"})
+_UPLOAD_PARAMS: Final = frozenset({"to", "id", "caption", "reply_to", "kind", "name"})
+_KINDS: Final = ("voice", "document")
+MAX_NAME_LENGTH: Final = 1024
+"""Characters of a document's ``name`` parameter (the server keeps at most 255 bytes of it)."""
 _STATUS: Final = {
     ErrorCode.BAD_REQUEST: 400,
     ErrorCode.UNAUTHORIZED: 401,
@@ -253,10 +260,10 @@ class MediaHttp:
             if (wait := self._quota.check(user, request.content_length)) is not None:
                 raise Refused(ErrorCode.RATE_LIMITED, wait.message, retry_after=wait.retry_after)
             if request.path == "/media/avatar":
+                largest = self._settings.max_image_bytes
                 _avatar_params(request)
             else:
-                _upload_params(request)
-            largest = max(self._settings.max_image_bytes, self._settings.max_video_bytes)
+                largest = self._limit(_upload_params(request).kind, None)
             if request.content_length is not None and request.content_length > largest:
                 raise Refused(ErrorCode.TOO_LARGE, f"uploads may have at most {largest} bytes")
         except Refused as exc:
@@ -269,7 +276,8 @@ class MediaHttp:
         if (wait := self._quota.admit(user, request.content_length)) is not None:
             log.info("media: refused an upload of %s: %s", user, wait.message)
             raise Refused(ErrorCode.RATE_LIMITED, wait.message, retry_after=wait.retry_after)
-        to, command_id, caption = _upload_params(request)
+        params = _upload_params(request)
+        to, command_id, caption = params.to, params.id, params.caption
         reply_to = _reply_to_param(request)
         self._on_action(user)
         sent = await asyncio.to_thread(self._store.sent_entry, user, command_id)
@@ -282,11 +290,13 @@ class MediaHttp:
         except CommandError as exc:
             raise Refused(exc.code, exc.message) from None
 
-        mime, media_id, size = await self._receive(request, user)
+        mime, media_id, size = await self._receive(request, user, kind=params.kind)
         job = {"node": self._node, "sender": user, "id": command_id, "to": to, "caption": caption}
         job["media_id"] = media_id
         if reply_to is not None:
             job["reply_to"] = reply_to
+        if params.kind is not None:
+            job |= {"kind": params.kind, "name": params.name}
         try:
             await asyncio.to_thread(self._submit, job)
         except Exception:
@@ -326,8 +336,20 @@ class MediaHttp:
                 await asyncio.to_thread(self._storage.delete, upload_key(media_id))
             raise Refused(ErrorCode.BUSY, "the server is busy; try again later") from None
 
+    def _limit(self, kind: str | None, sniffed: Sniffed | None) -> int:
+        """The size limit of an upload of ``kind`` (None: an image or a video, as sniffed; not
+        sniffed yet: the larger of the two)."""
+        settings = self._settings
+        if kind == "voice":
+            return settings.max_audio_bytes
+        if kind == "document":
+            return settings.max_document_bytes
+        if sniffed is None:
+            return max(settings.max_image_bytes, settings.max_video_bytes)
+        return settings.max_image_bytes if sniffed.kind == "image" else settings.max_video_bytes
+
     async def _receive(
-        self, request: web.Request, user: str, *, images_only: bool = False
+        self, request: web.Request, user: str, *, images_only: bool = False, kind: str | None = None
     ) -> tuple[str, str, int]:
         """Sniff the body and stream it to storage: its type, its media id and its size. The bytes
         read are charged to the user's upload quota, also when the upload is refused midway."""
@@ -338,37 +360,28 @@ class MediaHttp:
             except (ConnectionError, TimeoutError, HttpProcessingError) as exc:
                 log.info("upload of %s cut off: %s", user, exc)
                 raise Refused(ErrorCode.BAD_REQUEST, "the upload was cut off before its end") from None
-            kind = sniff(head)
-            if kind is None:
-                if not head:
-                    raise Refused(ErrorCode.BAD_REQUEST, "the body is empty: send the file's bytes")
-                wanted = "a JPEG, PNG, GIF or WebP image"
-                if not images_only:
-                    wanted += ", or an MP4 or WebM video"
-                raise Refused(
-                    ErrorCode.UNSUPPORTED_MEDIA,
-                    f"the file is {describe(head)}; send {wanted} (the type is read from the content, not"
-                    " from the name)",
-                )
-            if images_only and kind.kind != "image":
-                raise Refused(ErrorCode.UNSUPPORTED_MEDIA, "an avatar is a JPEG, PNG, GIF or WebP image")
-            limit = self._settings.max_image_bytes if kind.kind == "image" else self._settings.max_video_bytes
+            if not head:
+                raise Refused(ErrorCode.BAD_REQUEST, "the body is empty: send the file's bytes")
+            found = _sniff_upload(head, kind=kind, images_only=images_only)
+            limit = self._limit(kind, found)
+            what = kind or ("file" if found is None else found.kind)
+            mime = document_type(head).mime if found is None else found.mime
             if request.content_length is not None and request.content_length > limit:
-                raise Refused(ErrorCode.TOO_LARGE, f"{kind.kind}s may have at most {limit} bytes")
+                raise Refused(ErrorCode.TOO_LARGE, f"{what}s may have at most {limit} bytes")
 
             media_id = uuid.uuid4().hex
             raw = UploadBody(asyncio.get_running_loop(), request.content, head, limit=limit)
             body = io.BufferedReader(raw, buffer_size=CHUNK_BYTES)
             try:
                 size = await asyncio.to_thread(
-                    self._storage.put_stream, upload_key(media_id), body, content_type=kind.mime
+                    self._storage.put_stream, upload_key(media_id), body, content_type=mime
                 )
             except TooLarge:
-                raise Refused(ErrorCode.TOO_LARGE, f"{kind.kind}s may have at most {limit} bytes") from None
+                raise Refused(ErrorCode.TOO_LARGE, f"{what}s may have at most {limit} bytes") from None
             except (ConnectionError, TimeoutError, HttpProcessingError) as exc:
                 log.info("upload of %s cut off: %s", user, exc)
                 raise Refused(ErrorCode.BAD_REQUEST, "the upload was cut off before its end") from None
-            return kind.mime, media_id, size
+            return mime, media_id, size
         finally:
             self._quota.received(user, max(len(head), raw.count if raw is not None else 0))
 
@@ -380,17 +393,22 @@ class MediaHttp:
             check_key(key)
         except ValueError:
             raise Refused(ErrorCode.NOT_FOUND, "no such media") from None
+        attachment = None
         if key.startswith("a/"):
             allowed = await asyncio.to_thread(
                 self._store.can_read_avatar, user, key, everyone=self._profiles_public
             )
         else:
-            allowed = await asyncio.to_thread(self._store.can_read_media, user, key)
+            media = await asyncio.to_thread(self._store.readable_media, user, key)
+            allowed = media is not None
+            attachment = None if media is None else attachment_of(media, key)
         if not allowed:
             # the same answer whether it does not exist or is someone else's: no guessing game
             raise Refused(ErrorCode.NOT_FOUND, "no such media, or it was not sent to you")
         self._on_action(user)
-        url = await asyncio.to_thread(self._storage.signed_url, key, expires_in=self._settings.url_ttl)
+        url = await asyncio.to_thread(
+            self._storage.signed_url, key, expires_in=self._settings.url_ttl, attachment=attachment
+        )
         return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
 
     async def _signed(self, request: web.Request) -> web.StreamResponse:
@@ -403,7 +421,10 @@ class MediaHttp:
         except ValueError:
             raise Refused(ErrorCode.NOT_FOUND, "no such media") from None
         expires, sig = request.query.get("expires", ""), request.query.get("sig", "")
-        verdict = storage.check_signature(key, expires, sig)
+        attachment = None
+        if "name" in request.query or "type" in request.query:
+            attachment = Attachment(request.query.get("name", ""), request.query.get("type", ""))
+        verdict = storage.check_signature(key, expires, sig, attachment=attachment)
         if verdict == "expired":
             raise Refused(ErrorCode.FORBIDDEN, "this link has expired: ask for the media again")
         if verdict != "ok":
@@ -417,15 +438,59 @@ class MediaHttp:
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; sandbox",
         }
+        if attachment is not None:  # a document: a download of its name, never shown inline
+            headers["Content-Type"] = attachment.content_type
+            headers["Content-Disposition"] = attachment.disposition()
         return web.FileResponse(path, headers=headers)
 
 
-def _upload_params(request: web.Request) -> tuple[str, str, str]:
+@dataclass(frozen=True, slots=True)
+class UploadParams:
+    to: str
+    id: str
+    caption: str
+    kind: str | None
+    """``voice``, ``document``, or None: an image or a video."""
+    name: str
+    """The document's file name as sent (sanitised by the job)."""
+
+
+def _sniff_upload(head: bytes, *, kind: str | None, images_only: bool) -> Sniffed | None:
+    """What an upload of ``kind`` is, from its first bytes; Refused (415) when it is not one. A
+    document may be anything (None: :func:`document_type` tells its type)."""
+    if kind == "document":
+        return None
+    if kind == "voice":
+        found = sniff_audio(head)
+        if found is None:
+            raise Refused(
+                ErrorCode.UNSUPPORTED_MEDIA,
+                f"the file is {describe(head)}; a voice note is Opus or Vorbis (Ogg, WebM), AAC/M4A or MP3"
+                " audio (the type is read from the content, not from the name)",
+            )
+        return found
+    found = sniff(head)
+    if found is None:
+        wanted = "a JPEG, PNG, GIF or WebP image"
+        if not images_only:
+            wanted += ", or an MP4 or WebM video (kind=voice for a voice note, kind=document for any file)"
+        raise Refused(
+            ErrorCode.UNSUPPORTED_MEDIA,
+            f"the file is {describe(head)}; send {wanted} (the type is read from the content, not"
+            " from the name)",
+        )
+    if images_only and found.kind != "image":
+        raise Refused(ErrorCode.UNSUPPORTED_MEDIA, "an avatar is a JPEG, PNG, GIF or WebP image")
+    return found
+
+
+def _upload_params(request: web.Request) -> UploadParams:
     query = request.query
     unknown = sorted(set(query) - _UPLOAD_PARAMS)
     if unknown:
         raise Refused(
-            ErrorCode.BAD_REQUEST, f"unknown parameter(s) {', '.join(unknown)} (use to, id, caption)"
+            ErrorCode.BAD_REQUEST,
+            f"unknown parameter(s) {', '.join(unknown)} (use to, id, caption, reply_to, kind, name)",
         )
     for name in _UPLOAD_PARAMS:
         if len(query.getall(name, [])) > 1:
@@ -437,7 +502,17 @@ def _upload_params(request: web.Request) -> tuple[str, str, str]:
         raise Refused(ErrorCode.BAD_REQUEST, "id: the command id must be 1-64 characters of [A-Za-z0-9_.:-]")
     if len(caption) > MAX_CAPTION_LENGTH:
         raise Refused(ErrorCode.BAD_REQUEST, f"caption: at most {MAX_CAPTION_LENGTH} characters")
-    return to, command_id, caption
+    kind, name = query.get("kind"), query.get("name", "")
+    if kind is not None and kind not in _KINDS:
+        raise Refused(
+            ErrorCode.BAD_REQUEST,
+            f"kind: {kind!r} is not voice or document (leave it out for images and videos)",
+        )
+    if "name" in query and kind != "document":
+        raise Refused(ErrorCode.BAD_REQUEST, "name: only a document (kind=document) has a name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise Refused(ErrorCode.BAD_REQUEST, f"name: at most {MAX_NAME_LENGTH} characters")
+    return UploadParams(to, command_id, caption, kind, name)
 
 
 def _reply_to_param(request: web.Request) -> str | None:
@@ -459,3 +534,11 @@ def _avatar_params(request: web.Request) -> str:
     if len(ids) != 1 or COMMAND_ID_RE.fullmatch(ids[0]) is None:
         raise Refused(ErrorCode.BAD_REQUEST, "id: one command id of 1-64 characters of [A-Za-z0-9_.:-]")
     return str(ids[0])
+
+
+def attachment_of(media: Mapping[str, Any], key: str) -> Attachment | None:
+    """How the object ``key`` of a message's ``media`` is served: a document's file is a download
+    (its sanitised name, its sniffed type); anything else (a document's thumbnail too) is shown."""
+    if media.get("kind") != "document" or media.get("key") != key:
+        return None
+    return Attachment(str(media.get("name") or "file"), str(media.get("type") or "application/octet-stream"))

@@ -1,4 +1,4 @@
-"""Images and videos attached to messages: the ``media`` object of the wire contract, typed.
+"""Images, videos, voice notes and documents attached to messages: the wire `media` object, typed.
 
 See docs/protocol.md, "Media". :class:`Media` describes what the server stored (after it checked
 and processed the file) and is what :meth:`client_sdk.Client.download` takes.
@@ -16,7 +16,7 @@ __all__ = ["Media", "parse_media"]
 
 @dataclass(frozen=True, slots=True)
 class Media:
-    """An image or video the server stored, or its thumbnail.
+    """An image, video, voice note or document the server stored, or its thumbnail.
 
     ``type`` is the MIME type the server sniffed from the content (``image/jpeg``, ``video/mp4``…),
     ``size`` is in bytes, ``width`` and ``height`` in pixels (None for a video the server could
@@ -31,6 +31,21 @@ class Media:
     height: int | None
     duration: float | None = None
     thumbnail: Media | None = None
+    kind: str | None = None
+    """``image``, ``video``, ``voice``, ``audio`` or ``document`` (None for a thumbnail, and from
+    servers older than the field)."""
+    waveform: tuple[int, ...] | None = None
+    """A voice note's levels 0-100 for a player to draw (64 of them), when the server measured it."""
+    name: str | None = None
+    """A document's file name, as the server made it safe (a base name, at most 255 bytes)."""
+
+    @property
+    def is_voice(self) -> bool:
+        return self.kind == "voice"
+
+    @property
+    def is_document(self) -> bool:
+        return self.kind == "document"
 
     @property
     def is_image(self) -> bool:
@@ -62,7 +77,30 @@ def parse_media(payload: Any, *, thumbnail: bool = False) -> Media:
         height=_count(payload, "height", minimum=1),
         duration=_seconds(payload),
         thumbnail=thumb,
+        kind=_text(payload, "kind"),
+        waveform=_waveform(payload),
+        name=_text(payload, "name"),
     )
+
+
+def _text(payload: Mapping[str, Any], name: str) -> str | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"media field {name!r} must be a non-empty string or null, got {value!r}")
+    return value
+
+
+def _waveform(payload: Mapping[str, Any]) -> tuple[int, ...] | None:
+    value = payload.get("waveform")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        isinstance(level, int) and not isinstance(level, bool) and 0 <= level <= 100 for level in value
+    ):
+        raise ValueError(f"media field 'waveform' must be a list of integers 0-100, got {value!r}")
+    return tuple(value)
 
 
 def _count(payload: Mapping[str, Any], name: str, *, minimum: int) -> int | None:

@@ -17,7 +17,15 @@ from client_sdk._outbox import Outbox, OutgoingMessage
 from client_sdk._transfer import MediaEndpoint, UploadAnswer
 from client_sdk.contract import DEFAULT_MEDIA_PORT
 
-__all__ = ["MediaCalls", "download_file", "media_endpoint", "media_key", "settle_upload"]
+__all__ = [
+    "MediaCalls",
+    "document_name",
+    "download_file",
+    "media_endpoint",
+    "media_key",
+    "readable",
+    "settle_upload",
+]
 
 
 class MediaCalls(ClientBase):
@@ -50,6 +58,60 @@ class MediaCalls(ClientBase):
         ``reply_to`` (a message of the same conversation, or its id) makes it a reply, refused as
         :meth:`reply` would be.
         """
+        return self._upload_message(to, file, caption=caption, id=id, reply_to=reply_to)
+
+    def send_voice(
+        self,
+        to: str,
+        file: str | os.PathLike[str] | bytes | IO[bytes],
+        *,
+        caption: str | None = None,
+        id: str | None = None,
+        reply_to: Message | str | None = None,
+    ) -> OutgoingMessage:
+        """Send a voice note (a path, the bytes, or a binary file object): Opus in Ogg or WebM,
+        AAC/M4A or MP3, sniffed by the server from the content. Its message's media has ``kind``
+        ``voice``, and the ``duration`` and ``waveform`` the server measured (None where it cannot).
+        Raises as :meth:`send_media` (``unsupported_media`` for what is not audio)."""
+        return self._upload_message(
+            to, readable(file), caption=caption or "", id=id, kind="voice", reply_to=reply_to
+        )
+
+    def send_document(
+        self,
+        to: str,
+        file: str | os.PathLike[str] | bytes | IO[bytes],
+        *,
+        name: str | None = None,
+        caption: str | None = None,
+        id: str | None = None,
+        reply_to: Message | str | None = None,
+    ) -> OutgoingMessage:
+        """Send any file as a document (a path, the bytes, or a binary file object), named ``name``
+        (default: the path's file name, else ``file``). The server stores it as sent, reads its type
+        from the content and makes the name safe; recipients download it as an attachment.
+        Raises as :meth:`send_media` (``too_large`` past the server's document limit)."""
+        return self._upload_message(
+            to,
+            readable(file),
+            caption=caption or "",
+            id=id,
+            kind="document",
+            name=document_name(file, name),
+            reply_to=reply_to,
+        )
+
+    def _upload_message(
+        self,
+        to: str,
+        file: str | os.PathLike[str] | IO[bytes],
+        *,
+        caption: str,
+        id: str | None,
+        kind: str | None = None,
+        name: str | None = None,
+        reply_to: Message | str | None = None,
+    ) -> OutgoingMessage:
         quoted = reply_to.id if isinstance(reply_to, Message) else reply_to
         command_id = new_command_id() if id is None else id
         outgoing = OutgoingMessage(id=command_id, to=to, text=caption)
@@ -57,7 +119,9 @@ class MediaCalls(ClientBase):
             self._require_open()
             self._session.outbox.expect(outgoing)
         try:
-            answer = self._media.upload(to=to, id=command_id, caption=caption, file=file, reply_to=quoted)
+            answer = self._media.upload(
+                to=to, id=command_id, caption=caption, file=file, kind=kind, name=name, reply_to=quoted
+            )
         except BaseException:
             with self._lock:
                 self._session.outbox.forget(command_id)
@@ -139,3 +203,20 @@ def media_key(media: Message | Media, *, thumbnail: bool) -> str:
             raise ValueError("this media has no thumbnail")
         found = found.thumbnail
     return found.key
+
+
+def readable(file: str | os.PathLike[str] | bytes | IO[bytes]) -> str | os.PathLike[str] | IO[bytes]:
+    """What an upload reads: a path or a file object as given, bytes as a file object."""
+    return io.BytesIO(file) if isinstance(file, bytes | bytearray) else file
+
+
+def document_name(file: str | os.PathLike[str] | bytes | IO[bytes], name: str | None) -> str:
+    """The name a document is sent with: ``name``, else the path's (or the file object's) base name."""
+    if name is not None:
+        return name
+    if isinstance(file, str | os.PathLike):
+        return os.path.basename(os.fspath(file)) or "file"
+    named = getattr(file, "name", None)
+    if isinstance(named, str) and named:
+        return os.path.basename(named) or "file"
+    return "file"

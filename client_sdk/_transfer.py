@@ -71,9 +71,12 @@ class MediaEndpoint:
         id: str,
         caption: str,
         file: str | os.PathLike[str] | IO[bytes],
+        kind: str | None = None,
+        name: str | None = None,
         reply_to: str | None = None,
     ) -> UploadAnswer:
         """Stream ``file`` (a path or a binary file object, read from where it stands) to ``to``;
+        ``kind`` ``voice`` or ``document`` (with the file's ``name``), or None for an image or video;
         ``reply_to``: the message it answers."""
         if not is_valid_user_id(to) and not is_group_id(to):
             raise ValueError(f"to {to!r} is neither a user id nor a group id (g:...)")
@@ -81,7 +84,15 @@ class MediaEndpoint:
             raise ValueError(f"command id {id!r} must be 1-64 characters of [A-Za-z0-9_.:-]")
         if not isinstance(caption, str) or len(caption) > MAX_CAPTION_LENGTH:
             raise ValueError(f"caption must be a string of at most {MAX_CAPTION_LENGTH} characters")
+        if kind not in (None, "voice", "document"):
+            raise ValueError(f"kind must be 'voice', 'document' or None (an image or video), not {kind!r}")
+        if name is not None and (kind != "document" or not isinstance(name, str) or len(name) > 1024):
+            raise ValueError("name: a string of at most 1024 characters, for a document only")
         params = {"to": to, "id": id, "caption": caption}
+        if kind is not None:
+            params["kind"] = kind
+        if name is not None:
+            params["name"] = name
         if reply_to is not None:
             params["reply_to"] = reply_to
         query = urlencode(params)

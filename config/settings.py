@@ -203,7 +203,7 @@ _MIB = 1024 * 1024
 
 
 class MediaSettings(_Section):
-    """Images and videos: the HTTP endpoint, object storage, limits and processing."""
+    """Images, videos, voice notes and documents: the HTTP endpoint, object storage, limits and processing."""
 
     http_port: Port = 8090
     """Uploads and downloads over HTTP (HTTPS when ``broker.certfile`` is set). 0 picks a free port."""
@@ -214,6 +214,10 @@ class MediaSettings(_Section):
     """Largest image upload; larger ones are refused (HTTP 413, ``too_large``)."""
     max_video_bytes: int = Field(default=100 * _MIB, ge=1024)
     """Largest video upload."""
+    max_audio_bytes: int = Field(default=16 * _MIB, ge=1024)
+    """Largest voice note (``kind=voice``)."""
+    max_document_bytes: int = Field(default=100 * _MIB, ge=1024)
+    """Largest document (``kind=document``: any file, stored as sent)."""
     max_image_pixels: int = Field(default=50_000_000, ge=1024, le=170_000_000)
     """Most pixels of an image (all frames of an animation together) or a video frame: beyond, the
     file is refused as a decompression bomb before it is decoded (Pillow refuses more than about

@@ -110,3 +110,96 @@ def bare_mp4(*, truncate: int = 0) -> bytes:
         + box(b"mdat", b"\x01" * 64)
     )
     return data[: len(data) - truncate] if truncate else data
+
+
+AUDIO_FORMATS = {
+    # name: (container format, codec, sample rate, file name extension, sniffed type)
+    "opus": ("ogg", "libopus", 48000, "ogg", "audio/ogg"),
+    "webm": ("webm", "libopus", 48000, "webm", "audio/webm"),
+    "m4a": ("ipod", "aac", 44100, "m4a", "audio/mp4"),
+    "mp3": ("mp3", "libmp3lame", 44100, "mp3", "audio/mpeg"),
+    "adts": ("adts", "aac", 44100, "aac", "audio/aac"),
+}
+
+
+def audio(path: Path, fmt: str = "opus", *, seconds: float = 2.0, loud_first: bool = True) -> bytes:
+    """A real recording made with PyAV: a 440 Hz tone, loud in its first half and quiet in its second
+    (or the other way round), so a waveform can be told apart from its mirror image."""
+    import math
+
+    import av
+
+    container, codec, rate, _, _ = AUDIO_FORMATS[fmt]
+    total = int(seconds * rate)
+    with av.open(str(path), mode="w", format=container) as output:
+        stream = output.add_stream(codec, rate=rate)
+        stream.layout = "mono"
+        frame_size = 960 if "opus" in codec else 1024
+        fmt_name = "fltp" if codec in ("aac", "vorbis") else "s16"
+        for start in range(0, total, frame_size):
+            count = min(frame_size, total - start)
+            values = []
+            for i in range(start, start + count):
+                loud = (i < total // 2) == loud_first
+                values.append(math.sin(2 * math.pi * 440 * i / rate) * (0.8 if loud else 0.05))
+            if fmt_name == "s16":
+                data = struct.pack(f"<{count}h", *(int(v * 32767) for v in values))
+            else:
+                data = struct.pack(f"<{count}f", *values)
+            frame = av.AudioFrame(format=fmt_name, layout="mono", samples=count)
+            frame.planes[0].update(data + bytes(frame.planes[0].buffer_size - len(data)))
+            frame.sample_rate = rate
+            frame.pts = start
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    return path.read_bytes()
+
+
+def audio_with_video(path: Path) -> bytes:
+    """A WebM with an Opus track and a VP8 video track: audio in a video's clothes."""
+    import av
+
+    with av.open(str(path), mode="w", format="webm") as output:
+        video_stream = output.add_stream("libvpx", rate=12)
+        video_stream.width, video_stream.height, video_stream.pix_fmt = 64, 48, "yuv420p"
+        audio_stream = output.add_stream("libopus", rate=48000)
+        audio_stream.layout = "mono"
+        for index in range(6):
+            image = Image.new("RGB", (64, 48), (40 * index % 256, 90, 160))
+            for packet in video_stream.encode(av.VideoFrame.from_image(image)):
+                output.mux(packet)
+        for start in range(0, 48000 // 2, 960):
+            frame = av.AudioFrame(format="s16", layout="mono", samples=960)
+            frame.planes[0].update(bytes(frame.planes[0].buffer_size))
+            frame.sample_rate, frame.pts = 48000, start
+            for packet in audio_stream.encode(frame):
+                output.mux(packet)
+        for stream in (video_stream, audio_stream):
+            for packet in stream.encode():
+                output.mux(packet)
+    return path.read_bytes()
+
+
+def pdf(text: str = "Hello") -> bytes:
+    """A one-page PDF (A6, a line of text), written by hand: offsets computed, so it is well formed."""
+    stream = f"BT /F1 24 Tf 30 200 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 298 420] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)

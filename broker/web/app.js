@@ -328,7 +328,15 @@ class Chat {
 
   upload(item, to) {
     this.media
-      .upload({ to, id: item.ref, caption: item.text, file: item.upload.file, replyTo: item.reply?.id })
+      .upload({
+        to,
+        id: item.ref,
+        caption: item.text,
+        file: item.upload.file,
+        kind: item.upload.kind,
+        name: item.upload.name,
+        replyTo: item.reply?.id,
+      })
       .then((answer) => {
         // 200: stored before (a repeated upload); its `sent` event went by already
         if (answer.status === "stored" && answer.sent && answer.sent.message) {

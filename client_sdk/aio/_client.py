@@ -52,7 +52,14 @@ from client_sdk._events import (
     ProfileList,
 )
 from client_sdk._media import Media
-from client_sdk._media_calls import download_file, media_endpoint, media_key, settle_upload
+from client_sdk._media_calls import (
+    document_name,
+    download_file,
+    media_endpoint,
+    media_key,
+    readable,
+    settle_upload,
+)
 from client_sdk._reply_calls import reply_args
 from client_sdk._session import Session
 from client_sdk._settings import check_settings, initial_cursor
@@ -272,6 +279,56 @@ class Client(Connection):
         :class:`ConnectError` when the media endpoint cannot be reached. ``reply_to``: as
         :meth:`client_sdk.Client.send_media`.
         """
+        return await self._upload_message(to, file, caption=caption, id=id, reply_to=reply_to)
+
+    async def send_voice(
+        self,
+        to: str,
+        file: str | os.PathLike[str] | bytes | IO[bytes],
+        *,
+        caption: str | None = None,
+        id: str | None = None,
+        reply_to: Message | str | None = None,
+    ) -> OutgoingMessage:
+        """Send a voice note (a path, the bytes, or a binary file object); as
+        :meth:`client_sdk.Client.send_voice`."""
+        return await self._upload_message(
+            to, readable(file), caption=caption or "", id=id, kind="voice", reply_to=reply_to
+        )
+
+    async def send_document(
+        self,
+        to: str,
+        file: str | os.PathLike[str] | bytes | IO[bytes],
+        *,
+        name: str | None = None,
+        caption: str | None = None,
+        id: str | None = None,
+        reply_to: Message | str | None = None,
+    ) -> OutgoingMessage:
+        """Send any file as a document named ``name`` (default: the path's file name); as
+        :meth:`client_sdk.Client.send_document`."""
+        return await self._upload_message(
+            to,
+            readable(file),
+            caption=caption or "",
+            id=id,
+            kind="document",
+            name=document_name(file, name),
+            reply_to=reply_to,
+        )
+
+    async def _upload_message(
+        self,
+        to: str,
+        file: str | os.PathLike[str] | IO[bytes],
+        *,
+        caption: str,
+        id: str | None,
+        kind: str | None = None,
+        name: str | None = None,
+        reply_to: Message | str | None = None,
+    ) -> OutgoingMessage:
         quoted = reply_to.id if isinstance(reply_to, Message) else reply_to
         command_id = new_command_id() if id is None else id
         outgoing = _outbox.OutgoingMessage(id=command_id, to=to, text=caption)
@@ -279,7 +336,14 @@ class Client(Connection):
         self._session.outbox.expect(outgoing)
         try:
             answer = await asyncio.to_thread(
-                self._media.upload, to=to, id=command_id, caption=caption, file=file, reply_to=quoted
+                self._media.upload,
+                to=to,
+                id=command_id,
+                caption=caption,
+                file=file,
+                kind=kind,
+                name=name,
+                reply_to=quoted,
             )
         except BaseException:
             self._session.outbox.forget(command_id)

@@ -47,6 +47,9 @@ CHROMIUM_FLAGS = (
     "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
     "--window-size=1280,800",
+    # a microphone that plays a beep, allowed without asking: voice notes can be recorded
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
     "--lang=en-GB",
 )
 

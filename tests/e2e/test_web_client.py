@@ -12,10 +12,13 @@ a broker issue, not the client's.
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from client_sdk import Client
 from tests.harness import RunningNode, connect, node_settings
@@ -762,3 +765,142 @@ def test_the_web_client_resends_unanswered_replies_and_forwards_as_they_were(
         {"v": 1, "type": "send", "id": "m-1", "to": "alice", "text": "yes", "reply_to": "m-7"},
         {"v": 1, "type": "forward", "id": "f-2", "message": "m-7", "to": "g:crew"},
     ]
+
+
+_ATTACHMENTS_JS = """
+const inline = document.querySelectorAll('iframe, object, embed').length;
+const found = {voice: null, document: null, inline};
+for (const m of document.querySelectorAll('#message-list .msg')) {
+  const voice = m.querySelector('.voice');
+  if (voice) {
+    const audio = voice.querySelector('audio');
+    found.voice = {
+      mine: m.classList.contains('out'),
+      controls: audio.controls,
+      blob: audio.src.startsWith('blob:'),
+      duration: isFinite(audio.duration) ? audio.duration : null,
+      bars: voice.querySelectorAll('.waveform .bar').length,
+      heights: [...voice.querySelectorAll('.waveform .bar')].map((b) => parseFloat(b.style.height)),
+      length: voice.querySelector('.voice-length').textContent,
+      status: m.dataset.status,
+    };
+  }
+  const card = m.querySelector('.document');
+  if (card) {
+    const link = card.querySelector('a.download');
+    const img = card.querySelector('.document-icon img');
+    found.document = {
+      mine: m.classList.contains('out'),
+      name: card.querySelector('.document-name').textContent,
+      size: card.querySelector('.document-size').textContent,
+      link: link ? link.textContent : null,
+      href: link ? link.dataset.href || null : null,
+      thumbnail: img ? img.complete && img.naturalWidth > 0 : false,
+      caption: (m.querySelector('.text') || {}).textContent || null,
+    };
+  }
+}
+return found;
+"""
+
+
+def _attachments(page: Page) -> dict[str, Any]:
+    found: dict[str, Any] = page.js(_ATTACHMENTS_JS)
+    return found
+
+
+def _attach(page: Page, path: Path, caption: str, what: str) -> None:
+    """Pick ``path`` with the paperclip; the preview dialog shows ``what`` (voice or document)."""
+    page.element("#attach-input").send_keys(str(path))
+    page.wait(f"the {what} preview opens", lambda: page._shown(f"#media-preview .{what}"))
+    if caption:
+        page.element("#media-caption").send_keys(caption)
+    page.element("#media-send").click()
+
+
+def test_a_voice_note_and_a_document_are_played_and_offered_for_download(
+    node: RunningNode, browser: Callable[[str], Page], tmp_path: Path
+) -> None:
+    from tests.harness import need
+    from tests.media_files import audio, have_pyav, pdf
+    from workers.media.documents import pdf_support
+
+    need(have_pyav(), "PyAV (av) is not installed: no voice note to make")
+    alice_id, alice_token = node.add_user("alice")
+    bob_id, bob_token = node.add_user("bob")
+    url = f"{node.media_url}/"
+    alice, bob = browser("alice"), browser("bob")
+    note = tmp_path / "note.ogg"
+    recording = audio(note, "opus", seconds=3.0)
+    minutes = tmp_path / "minutes.pdf"
+    minutes.write_bytes(pdf("Minutes"))
+
+    # Given alice has a chat with bob
+    alice.login(url, alice_id, alice_token)
+    alice.new_chat(bob_id)
+
+    # When she attaches a recording (sent as a voice note) and a PDF (sent as a document)
+    _attach(alice, note, "", "voice")
+    alice.wait("her voice note is sent", lambda: (_attachments(alice)["voice"] or {}).get("status") == "sent")
+    _attach(alice, minutes, "for Monday", "document")
+    alice.wait(
+        "her document is sent", lambda: (_attachments(alice)["document"] or {}).get("link") == "Download"
+    )
+    alice.shot("voice-document-sent")
+
+    # Then bob's page shows a player with the waveform the server drew, and the recording plays
+    bob.login(url, bob_id, bob_token)
+    bob.wait("alice's chat shows", lambda: bob.chat(alice_id))
+    assert (bob.chat(alice_id) or {}).get("preview") == "📄 minutes.pdf: for Monday"
+    bob.open_chat(alice_id)
+    voice = bob.wait(
+        "bob's player loads the voice note",
+        lambda: (v := _attachments(bob)["voice"]) and v["blob"] and v["duration"] and v,
+    )
+    assert voice["controls"] and not voice["mine"] and voice["bars"] == 64
+    assert voice["duration"] == pytest.approx(3.0, abs=0.2) and voice["length"] == "0:03"
+    assert min(voice["heights"][:28]) > 3 * max(voice["heights"][36:60])  # loud, then quiet
+
+    # and a document card, never the document itself inline, with its name, size and a download link
+    card = bob.wait(
+        "bob sees the document card",
+        lambda: (d := _attachments(bob)["document"]) and (d["thumbnail"] or pdf_support() is None) and d,
+    )
+    assert (card["name"], card["caption"], card["link"]) == ("minutes.pdf", "for Monday", "Download")
+    assert card["size"].endswith("application/pdf")
+    assert _attachments(bob)["inline"] == 0
+    bob.shot("voice-document-received")
+
+    # When bob clicks Download, the page stays, and the link it followed serves an attachment
+    page_url = bob.driver.current_url
+    bob.element(".document a.download").click()
+    href = bob.wait("the download link is fetched", lambda: _attachments(bob)["document"]["href"])
+    with urllib.request.urlopen(href, timeout=10) as response:
+        assert response.read() == pdf("Minutes")
+        assert response.headers["Content-Type"] == "application/pdf"
+        assert response.headers["Content-Disposition"].startswith('attachment; filename="minutes.pdf"')
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert bob.driver.current_url == page_url and _attachments(bob)["inline"] == 0
+    assert len(recording) > 0
+
+    # When alice records a voice note with her microphone (the browser's fake one beeps)
+    alice.element("#record-button").click()
+    alice.wait(
+        "she is recording", lambda: "recording" in alice.element("#record-button").get_attribute("class")
+    )
+    time.sleep(1.5)  # what she says; nothing is measured against this
+    alice.element("#record-button").click()
+
+    # Then bob gets a second voice note, measured by the server
+    def recorded() -> dict[str, Any] | None:
+        players = bob.js(
+            "return [...document.querySelectorAll('#message-list .voice audio')]"
+            ".map((a) => isFinite(a.duration) ? a.duration : null)"
+        )
+        return {"duration": players[1]} if len(players) == 2 and players[1] else None
+
+    assert bob.wait("bob's page plays the recording", recorded)["duration"] > 0.5
+    bob.shot("voice-recorded")
+    assert alice.errors() == [] and bob.errors() == []
+    alice.close()
+    bob.close()

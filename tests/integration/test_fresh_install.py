@@ -7,12 +7,14 @@ is installed into a new, empty venv, as ``pip install mqchat`` would do.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 
 from tests.base_only import ROOT
 from tests.harness import need
+from tests.media_files import audio, have_pyav, pdf
 from tests.plain import PlainClient
 
 BASE_ONLY = [sys.executable, "-m", "tests.base_only"]
@@ -121,6 +124,56 @@ def test_a_node_with_only_the_base_dependencies_chats(base_only: Running) -> Non
     # When two plain MQTT clients chat through it
     # Then the sender gets `sent` and the recipient the message
     _chat_through(base_only)
+
+
+def _upload(node: Running, user: str, token: str, body: bytes, **params: str) -> int:
+    query = urllib.parse.urlencode(params)
+    request = urllib.request.Request(f"http://127.0.0.1:{node.http}/media?{query}", data=body, method="POST")
+    request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode())
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.status)
+
+
+def test_voice_notes_and_documents_work_with_only_the_base_dependencies(
+    base_only: Running, tmp_path: Path
+) -> None:
+    # Given a node without PyAV or pypdfium2 (the test itself may make real audio)
+    alice_token, bob_token = base_only.add_user("alice"), base_only.add_user("bob")
+    bob = PlainClient(base_only.mqtt, "bob", bob_token)
+    try:
+        assert bob.inbox() == [1]
+        note = audio(tmp_path / "note.ogg") if have_pyav() else OGG_OPUS_PAGE
+        # When alice sends a voice note and a PDF
+        assert _upload(base_only, "alice", alice_token, note, to="bob", id="v-1", kind="voice") == 202
+        message = bob.expect_type("message", timeout=20)["message"]
+        # Then the voice note is stored as sent, without a duration or waveform
+        assert message["media"] == {
+            "kind": "voice",
+            "key": message["media"]["key"],
+            "type": "audio/ogg",
+            "size": len(note),
+            "duration": None,
+            "waveform": None,
+        }
+        document = pdf()
+        status = _upload(
+            base_only, "alice", alice_token, document, to="bob", id="d-1", kind="document", name="a.pdf"
+        )
+        assert status == 202
+        media = bob.expect_type("message", timeout=20)["message"]["media"]
+        # and the PDF is a document without a thumbnail
+        assert (media["kind"], media["type"], media["name"], media["thumbnail"]) == (
+            "document",
+            "application/pdf",
+            "a.pdf",
+            None,
+        )
+    finally:
+        bob.close()
+
+
+OGG_OPUS_PAGE = b"OggS\x00\x02" + b"\x00" * 20 + b"\x01\x13" + b"OpusHead\x01\x01" + b"\x00" * 9
+"""One whole Ogg page with an Opus header: what the base install checks without decoding."""
 
 
 @pytest.mark.parametrize(

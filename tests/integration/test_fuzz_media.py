@@ -36,6 +36,8 @@ from tests.plain import PlainClient
 
 MAX_IMAGE = 64 * 1024
 MAX_VIDEO = 128 * 1024
+MAX_AUDIO = 48 * 1024
+MAX_DOCUMENT = 96 * 1024
 MAX_PIXELS = 1_000_000
 EXAMPLES = 150
 
@@ -47,6 +49,13 @@ MAGIC = [
     b"RIFF\x00\x01\x00\x00WEBPVP8 ",
     b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00",
     b"\x1a\x45\xdf\xa3",
+    b"OggS\x00\x02" + b"\x00" * 20 + b"\x01\x13OpusHead\x01\x01",
+    b"ID3\x04\x00\x00\x00\x00\x00\x00",
+    b"\xff\xfb\x90\x64",
+    b"\xff\xf1\x50\x80",
+    b"\x00\x00\x00\x1cftypM4A \x00\x00\x02\x00",
+    b"%PDF-1.7\n",
+    b"PK\x03\x04",
 ]
 SAMPLES = {
     "jpeg": jpeg(64, 48),
@@ -99,7 +108,16 @@ bodies = st.one_of(
     st.integers(1, 4096).map(
         lambda extra: box(b"ftyp", b"isom\x00\x00\x02\x00") + b"\x00" * (MAX_VIDEO + extra)
     ),
+    st.integers(1, 4096).map(lambda extra: MAGIC[7] + b"\x00" * (MAX_AUDIO + extra)),
+    st.integers(1, 4096).map(lambda extra: b"%PDF-1.7\n" + b"\x00" * (MAX_DOCUMENT + extra)),
 )
+kinds = st.one_of(
+    st.just({}),
+    st.just({"kind": "voice"}),
+    st.builds(lambda name: {"kind": "document", "name": name}, st.text(max_size=40)),
+    st.just({"kind": "document"}),
+)
+"""What is sent: an image or video (no ``kind``), a voice note, or a document with any name."""
 recipients = st.sampled_from(["mine", "foreign", "nobody-here", "g:nothere", "b b", "", None])
 command_ids = st.sampled_from([None, "", "a b", "x" * 65])
 captions = st.text(max_size=40) | st.just("é" * 1025)
@@ -151,7 +169,7 @@ def uploads(draw: st.DrawFn) -> Upload:
         chunked=draw(st.booleans()),
         expect=request.get("expect"),
         method=request.get("method", "POST"),
-        extra=request.get("extra", {}),
+        extra={**draw(kinds), **request.get("extra", {})},
     )
 
 
@@ -216,6 +234,8 @@ def fuzz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzz]:
     limits = {
         "media.max_image_bytes": MAX_IMAGE,
         "media.max_video_bytes": MAX_VIDEO,
+        "media.max_audio_bytes": MAX_AUDIO,
+        "media.max_document_bytes": MAX_DOCUMENT,
         "media.max_image_pixels": MAX_PIXELS,
         "limits.uploads_per_minute": 1_000_000,  # the quota has its own tests: here every upload counts
         "limits.login_failures_free": 1_000_000,  # bad credentials are fuzzed, not throttled
@@ -271,7 +291,7 @@ def test_fuzzed_uploads_get_clear_answers_and_store_nothing_they_should_not(fuzz
     for ending in endings:
         media = ending["message"]["media"] if ending["type"] == "sent" else None
         if media is not None:
-            keys |= {media["key"]} | ({media["thumbnail"]["key"]} if media["thumbnail"] else set())
+            keys |= {media["key"]} | ({media["thumbnail"]["key"]} if media.get("thumbnail") else set())
     processed = f"{len(fuzz.accepted)} accepted, {len(errors)} of them refused in processing"
     print(f"\nmedia fuzz: {EXAMPLES} examples, {processed}; answers {dict(fuzz.answers.most_common())}")
 

@@ -311,3 +311,35 @@ def _basic(node: RunningNode, user: str) -> str:
     import base64
 
     return "Basic " + base64.b64encode(f"{user}:{node.tokens[user]}".encode()).decode()
+
+
+def test_a_document_is_a_named_attachment_from_the_bucket_too(
+    s3: S3Server, s3_node: tuple[RunningNode, str]
+) -> None:
+    node, bucket = s3_node
+    alice_id, _ = node.add_user("alice")
+    bob_id, _ = node.add_user("bob")
+    markup = b"<!DOCTYPE html><script>alert(document.cookie)</script>"
+    with connect(node, alice_id) as alice, connect(node, bob_id) as bob:
+        alice.send_document(bob_id, markup, name="Rechnung März.html").wait("sent", timeout=20)
+        message = next_message(bob)
+        media = message.media
+        assert media is not None and media.is_document
+        assert (media.name, media.type) == ("Rechnung März.html", "text/plain")
+        assert bob.download(message) == markup
+
+    # the presigned link makes the bucket answer with the sniffed type, as a download of that name
+    request = urllib.request.Request(f"{node.media_url}/media/{media.key}")
+    request.add_unredirected_header("Authorization", _basic(node, bob_id))
+    with urllib.request.urlopen(request, timeout=10) as response:
+        link, headers = response.url, response.headers
+        assert response.read() == markup
+    assert link.startswith(s3.endpoint) and "response-content-disposition=" in link
+    assert headers["Content-Type"] == "text/plain"
+    assert headers["Content-Disposition"] == (
+        "attachment; filename=\"Rechnung M_rz.html\"; filename*=UTF-8''Rechnung%20M%C3%A4rz.html"
+    )
+    # and the link cannot be changed to show it inline
+    forged = link.replace("response-content-type=text%2Fplain", "response-content-type=text%2Fhtml")
+    assert forged != link and fetch(forged)[0] == 403
+    assert s3.keys(bucket) == [media.key]

@@ -103,3 +103,36 @@ def test_check_recipient_says_what_accept_message_would(store: Store) -> None:
     with pytest.raises(CommandError) as unknown:
         store.check_recipient(alice, "g:doesnotexist")
     assert unknown.value.code is ErrorCode.UNKNOWN_GROUP
+
+
+def test_a_document_and_a_voice_note_are_kept_whole_and_told_to_those_who_may_read_them(store: Store) -> None:
+    alice, bob, mallory = users(store, "alice", "bob", "mallory")
+    d, v = unique("d"), unique("v")
+    thumb = {"key": f"m/{d}.thumb.jpg", "type": "image/jpeg", "size": 900, "width": 226, "height": 320}
+    document = {
+        "kind": "document",
+        "key": f"m/{d}.pdf",
+        "type": "application/pdf",
+        "size": 4000,
+        "name": "Minutes März.pdf",
+        "thumbnail": thumb,
+    }
+    voice = {"kind": "voice", "key": f"m/{v}.ogg", "type": "audio/ogg", "size": 9000, "duration": 2.5}
+    voice["waveform"] = [0, 50, 100] * 21 + [7]
+    store.accept_message(sender=alice, command_id="c1", recipient=bob, text="", now=1.0, media=document)
+    store.accept_message(sender=alice, command_id="c2", recipient=bob, text="", now=2.0, media=voice)
+
+    entries, _ = store.sync(user=bob, after=0, limit=10)
+    assert [e.payload["message"]["media"] for e in entries] == [document, voice]
+    # the media object says how each object is served: a document's file is a named download
+    for user in (alice, bob):
+        assert store.readable_media(user, f"m/{d}.pdf") == document
+        assert store.readable_media(user, f"m/{d}.thumb.jpg") == document
+        assert store.readable_media(user, f"m/{v}.ogg") == voice
+    assert store.readable_media(mallory, f"m/{d}.pdf") is None
+    assert store.readable_media(alice, "m/unknown.pdf") is None
+
+    # a delete for everyone forgets every object of a document: the file and its thumbnail
+    deletion = store.delete_for_everyone(entries[0].payload["message"]["id"], by=alice, now=3.0)
+    assert sorted(deletion.media_keys) == sorted([f"m/{d}.pdf", f"m/{d}.thumb.jpg"])
+    assert store.readable_media(bob, f"m/{d}.pdf") is None

@@ -129,3 +129,49 @@ def test_a_refused_upload_leaves_nothing_and_tells_the_sender(setup: Setup) -> N
 def test_an_upload_over_the_limit_is_refused_even_if_it_got_through(setup: Setup) -> None:
     setup.job.process(setup.upload("f" * 32, jpeg()[:-2] + b"\x00" * (1 << 20) + b"\xff\xd9"))
     assert setup.files() == [] and setup.published[0][1]["code"] == "too_large"
+
+
+def test_a_document_past_the_limit_at_processing_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    # the limit went down between the upload and its processing (a restart with new settings)
+    setup = Setup(tmp_path)
+    setup.job = MediaJob(
+        store=setup.store,
+        storage=setup.storage,
+        router=setup.router,
+        route_message=lambda node, sender, result: None,
+        limits=MediaLimits(
+            max_image_bytes=1 << 20,
+            max_video_bytes=1 << 20,
+            max_image_pixels=10**6,
+            thumbnail_size=64,
+            max_document_bytes=2048,
+        ),
+    )
+    setup.job.process({**setup.upload("d1", b"x" * 4096), "kind": "document", "name": "big.txt"})
+    errors = [p for _, p in setup.published if p["type"] == "error"]
+    assert [(e["ref"], e["code"]) for e in errors] == [("c-1", "too_large")]
+    assert setup.files() == []
+
+
+def test_a_voice_note_that_is_no_audio_is_refused_in_processing(setup: Setup) -> None:
+    setup.job.process({**setup.upload("v1", jpeg()), "kind": "voice"})
+    errors = [p for _, p in setup.published if p["type"] == "error"]
+    assert [e["code"] for e in errors] == ["bad_media"] and "not a voice note" in errors[0]["message"]
+    assert setup.files() == []
+
+
+def test_a_document_is_stored_byte_for_byte_under_its_sniffed_type(setup: Setup) -> None:
+    data = b"%PDF-1.4\n%broken but a PDF by its signature\n"
+    setup.job.process({**setup.upload("d2", data), "kind": "document", "name": "../x/Plan.pdf"})
+    (result,) = setup.routed
+    media = result.message.media
+    assert media is not None
+    assert (media["kind"], media["type"], media["name"], media["size"]) == (
+        "document",
+        "application/pdf",
+        "Plan.pdf",
+        len(data),
+    )
+    assert setup.files() == [media["key"]] and media["key"].endswith(".pdf")
+    with setup.storage.open(media["key"]) as stored:
+        assert stored.read() == data

@@ -7,9 +7,11 @@ in memory, and hands out signed URLs that stop working after a while, so a CDN c
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import IO, Final, Protocol
+from urllib.parse import quote
 
-__all__ = ["CHUNK_BYTES", "Storage", "check_key"]
+__all__ = ["CHUNK_BYTES", "Attachment", "Storage", "check_key"]
 
 CHUNK_BYTES: Final = 256 * 1024
 """Size of the pieces a backend reads and writes at a time."""
@@ -22,6 +24,20 @@ def check_key(key: str) -> str:
     if not isinstance(key, str) or len(key) > 512 or _KEY_RE.fullmatch(key) is None:
         raise ValueError(f"{key!r} is not an object key")
     return key
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """How a document is served: as a download named ``name``, of type ``content_type`` (the
+    sniffed one), never shown inline."""
+
+    name: str
+    content_type: str
+
+    def disposition(self) -> str:
+        """``attachment`` with the name as RFC 6266/8187 say: an ASCII fallback and the UTF-8 name."""
+        fallback = "".join(ch if " " <= ch < "\x7f" and ch not in '"\\' else "_" for ch in self.name)
+        return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(self.name, safe='')}"
 
 
 class Storage(Protocol):
@@ -42,8 +58,9 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
-    def signed_url(self, key: str, *, expires_in: int) -> str:
-        """A URL that serves the object to anyone holding it, for ``expires_in`` seconds."""
+    def signed_url(self, key: str, *, expires_in: int, attachment: Attachment | None = None) -> str:
+        """A URL that serves the object to anyone holding it, for ``expires_in`` seconds; with
+        ``attachment``, as a download of that name and type (``Content-Disposition: attachment``)."""
         ...
 
     def close(self) -> None: ...

@@ -29,11 +29,14 @@ from config.settings import MediaSettings, Settings
 from workers.errors import CommandError, StoreUnavailable, UnknownUser
 from workers.events import error_event
 from workers.jobs import MEDIA_QUEUE
+from workers.media.attachments import Attachments
 from workers.media.avatars import make_avatar
 from workers.media.base import CHUNK_BYTES, Storage
 from workers.media.cleanup import declare_cleanup_actor
+from workers.media.documents import pdf_support
 from workers.media.errors import MediaRefused, ObjectMissing, StorageUnavailable, TooLarge
 from workers.media.images import Rendition, process_image
+from workers.media.keys import avatar_key, media_key, thumbnail_key, upload_key
 from workers.media.sniff import SNIFF_BYTES, Sniffed, describe, sniff
 from workers.media.videos import poster_support, process_video
 from workers.routing import Router
@@ -71,9 +74,13 @@ class MediaLimits:
     max_video_bytes: int
     max_image_pixels: int
     thumbnail_size: int
+    max_audio_bytes: int = 16 * 1024 * 1024
+    max_document_bytes: int = 100 * 1024 * 1024
 
     def max_bytes(self, kind: str) -> int:
-        return self.max_image_bytes if kind == "image" else self.max_video_bytes
+        limits = {"image": self.max_image_bytes, "voice": self.max_audio_bytes}
+        limits["document"] = self.max_document_bytes
+        return limits.get(kind, self.max_video_bytes)
 
     @classmethod
     def of(cls, settings: MediaSettings) -> MediaLimits:
@@ -82,23 +89,9 @@ class MediaLimits:
             max_video_bytes=settings.max_video_bytes,
             max_image_pixels=settings.max_image_pixels,
             thumbnail_size=settings.thumbnail_size,
+            max_audio_bytes=settings.max_audio_bytes,
+            max_document_bytes=settings.max_document_bytes,
         )
-
-
-def upload_key(media_id: str) -> str:
-    return f"uploads/{media_id}"
-
-
-def media_key(media_id: str, ext: str) -> str:
-    return f"m/{media_id}.{ext}"
-
-
-def avatar_key(media_id: str) -> str:
-    return f"a/{media_id}.jpg"
-
-
-def thumbnail_key(media_id: str) -> str:
-    return f"m/{media_id}.thumb.jpg"
 
 
 def declare_media_actor(
@@ -132,9 +125,11 @@ def declare_media_job(
     declare_cleanup_actor(queue_broker, storage)  # media of messages deleted for everyone
     pyav = poster_support()
     if pyav is None:
-        log.info("PyAV (av) is not installed: videos are stored without a poster")
+        log.info("PyAV (av) is not installed: videos without a poster, voice notes without a waveform")
     else:
         log.debug("video posters by PyAV %s", pyav)
+    if pdf_support() is None:
+        log.info("pypdfium2 is not installed: PDF documents are stored without a thumbnail")
     return job
 
 
@@ -172,7 +167,7 @@ class MediaJob:
         written: list[str] = []
         try:
             with tempfile.TemporaryDirectory(prefix="mqchat-media-") as tmp:
-                media = self._prepare(Path(tmp), media_id, written)
+                media = self._prepare(Path(tmp), media_id, written, job)
             result = self._store.accept_message(
                 sender=sender,
                 command_id=ref,
@@ -264,11 +259,22 @@ class MediaJob:
         return {"key": key, "type": made.mime, "size": size, "width": made.width, "height": made.height}
 
     # ------------------------------------------------------------------ steps
-    def _prepare(self, tmp: Path, media_id: str, written: list[str]) -> dict[str, Any]:
+    def _prepare(self, tmp: Path, media_id: str, written: list[str], job: dict[str, Any]) -> dict[str, Any]:
         """Fetch, check and process the upload; store the results. Returns the message's media object."""
         raw = tmp / "upload"
         with self._storage.open(upload_key(media_id)) as source, raw.open("wb") as target:
             shutil.copyfileobj(source, target, CHUNK_BYTES)
+        kind_asked = job.get("kind")
+        if kind_asked in ("voice", "document"):
+            limit = self._limits.max_bytes(kind_asked)
+            if raw.stat().st_size > limit:
+                raise TooLarge(limit, f"the {kind_asked}")
+            out = tmp / "out"
+            out.mkdir()
+            files = Attachments(media_id, put=lambda key, path, mime: self._put(key, path, mime, written))
+            if kind_asked == "voice":
+                return files.voice(raw)
+            return files.document(raw, out, name=str(job.get("name") or ""), size=self._limits.thumbnail_size)
         with raw.open("rb") as file:
             head = file.read(SNIFF_BYTES)
         kind = sniff(head)
@@ -282,6 +288,8 @@ class MediaJob:
         out.mkdir()
         if kind.kind == "image":
             return self._image(raw, out, kind, media_id, written)
+        if kind.kind != "video":
+            raise MediaRefused(f"the file is {kind.kind}: send it as a voice note (kind=voice)")
         return self._video(raw, out, kind, media_id, written)
 
     def _image(
@@ -299,6 +307,7 @@ class MediaJob:
         size = self._put(key, image.path, image.mime, written)
         thumbnail = self._put_thumbnail(media_id, processed.thumbnail, written)
         return {
+            "kind": "image",
             "key": key,
             "type": image.mime,
             "size": size,
@@ -330,7 +339,7 @@ class MediaJob:
         }
         if info.duration is not None:
             media["duration"] = info.duration
-        return media
+        return {"kind": "video", **media}
 
     def _put_thumbnail(self, media_id: str, thumb: Rendition, written: list[str]) -> dict[str, Any]:
         key = thumbnail_key(media_id)

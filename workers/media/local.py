@@ -2,7 +2,8 @@
 
 A signed URL is ``/media/signed/<key>?expires=<unix seconds>&sig=<hex>``: HMAC-SHA256 of the key
 and the expiry under a secret only the node knows, compared in constant time. The node's HTTP
-endpoint checks it (:meth:`LocalStorage.check_signature`) and serves the file.
+endpoint checks it (:meth:`LocalStorage.check_signature`) and serves the file. A document's URL
+also carries ``type`` and ``name`` (how it is served: a download of that name), signed with the rest.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import time
 import uuid
 from pathlib import Path
 from typing import IO, Final, Literal
+from urllib.parse import urlencode
 
-from workers.media.base import CHUNK_BYTES, check_key
+from workers.media.base import CHUNK_BYTES, Attachment, check_key
 from workers.media.errors import ObjectMissing
 
 __all__ = ["SIGNED_PATH", "LocalStorage", "load_secret"]
@@ -86,22 +88,36 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self.path_of(key).is_file()
 
-    def signed_url(self, key: str, *, expires_in: int) -> str:
+    def signed_url(self, key: str, *, expires_in: int, attachment: Attachment | None = None) -> str:
         expires = int(time.time()) + expires_in
-        return f"{self._signed_path}{check_key(key)}?expires={expires}&sig={self._sign(key, expires)}"
+        query = {"expires": str(expires)}
+        if attachment is not None:
+            query |= {"type": attachment.content_type, "name": attachment.name}
+        query["sig"] = self._sign(key, expires, attachment)
+        return f"{self._signed_path}{check_key(key)}?{urlencode(query)}"
 
     def check_signature(
-        self, key: str, expires: str, sig: str, *, now: float | None = None
+        self,
+        key: str,
+        expires: str,
+        sig: str,
+        *,
+        now: float | None = None,
+        attachment: Attachment | None = None,
     ) -> Literal["ok", "expired", "invalid"]:
-        """Whether a signed URL's ``expires`` and ``sig`` are genuine and still valid for ``key``."""
+        """Whether a signed URL's ``expires`` and ``sig`` (and ``attachment``, its ``type`` and
+        ``name``) are genuine and still valid for ``key``."""
         if not expires.isdigit() or len(expires) > 12:
             return "invalid"
-        if not hmac.compare_digest(self._sign(key, int(expires)).encode(), sig.encode()):
+        if not hmac.compare_digest(self._sign(key, int(expires), attachment).encode(), sig.encode()):
             return "invalid"
         return "ok" if int(expires) >= (time.time() if now is None else now) else "expired"
 
     def close(self) -> None:
         pass
 
-    def _sign(self, key: str, expires: int) -> str:
-        return hmac.new(self._secret, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
+    def _sign(self, key: str, expires: int, attachment: Attachment | None = None) -> str:
+        signed = f"{key}\n{expires}"
+        if attachment is not None:  # the NUL keeps a name from passing itself off as part of the type
+            signed += f"\n{attachment.content_type}\x00{attachment.name}"
+        return hmac.new(self._secret, signed.encode(), hashlib.sha256).hexdigest()

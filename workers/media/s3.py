@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from workers.media.base import check_key
+from workers.media.base import Attachment, check_key
 from workers.media.errors import ObjectMissing, StorageUnavailable
 
 __all__ = ["S3Storage"]
@@ -145,10 +145,12 @@ class S3Storage:
             return False
         return True
 
-    def signed_url(self, key: str, *, expires_in: int) -> str:
-        url: str = self._presigner.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_in
-        )
+    def signed_url(self, key: str, *, expires_in: int, attachment: Attachment | None = None) -> str:
+        params = {"Bucket": self.bucket, "Key": self._key(key)}
+        if attachment is not None:  # the bucket answers with these headers: part of the signature
+            params["ResponseContentDisposition"] = attachment.disposition()
+            params["ResponseContentType"] = attachment.content_type
+        url: str = self._presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
         return url
 
     def close(self) -> None:

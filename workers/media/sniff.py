@@ -2,6 +2,9 @@
 
 Accepted: JPEG, PNG, GIF and WebP images; MP4 (and its QuickTime and 3GPP relatives), WebM and
 Matroska videos. Everything else is refused, and :func:`describe` says what it looked like.
+Voice notes (an upload with ``kind=voice``) are sniffed by :func:`sniff_audio`: Opus or Vorbis in
+Ogg, WebM/Matroska (audio only: checked with PyAV where it is installed), AAC/M4A in ISO-BMFF with
+an audio brand, MP3 and ADTS AAC.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-__all__ = ["CONTENT_TYPES", "SNIFF_BYTES", "Sniffed", "describe", "sniff"]
+__all__ = ["AUDIO_TYPES", "CONTENT_TYPES", "SNIFF_BYTES", "Sniffed", "describe", "sniff", "sniff_audio"]
 
 SNIFF_BYTES: Final = 64
 """Bytes :func:`sniff` needs to decide (fewer only when the whole file is shorter)."""
@@ -18,7 +21,7 @@ SNIFF_BYTES: Final = 64
 @dataclass(frozen=True, slots=True)
 class Sniffed:
     mime: str
-    kind: Literal["image", "video"]
+    kind: Literal["image", "video", "audio"]
     ext: str
     """File name extension of stored objects of this type (without the dot)."""
 
@@ -33,8 +36,16 @@ THREE_GPP: Final = Sniffed("video/3gpp", "video", "3gp")
 WEBM: Final = Sniffed("video/webm", "video", "webm")
 MATROSKA: Final = Sniffed("video/x-matroska", "video", "mkv")
 
+OGG_AUDIO: Final = Sniffed("audio/ogg", "audio", "ogg")
+WEBM_AUDIO: Final = Sniffed("audio/webm", "audio", "weba")
+MATROSKA_AUDIO: Final = Sniffed("audio/x-matroska", "audio", "mka")
+M4A: Final = Sniffed("audio/mp4", "audio", "m4a")
+MP3: Final = Sniffed("audio/mpeg", "audio", "mp3")
+AAC: Final = Sniffed("audio/aac", "audio", "aac")
+AUDIO_TYPES: Final = (OGG_AUDIO, WEBM_AUDIO, MATROSKA_AUDIO, M4A, MP3, AAC)
+
 CONTENT_TYPES: Final = {
-    t.ext: t.mime for t in (JPEG, PNG, GIF, WEBP, MP4, QUICKTIME, THREE_GPP, WEBM, MATROSKA)
+    t.ext: t.mime for t in (JPEG, PNG, GIF, WEBP, MP4, QUICKTIME, THREE_GPP, WEBM, MATROSKA, *AUDIO_TYPES)
 }
 """The Content-Type to serve a stored object with, by its extension."""
 
@@ -66,10 +77,37 @@ def sniff(head: bytes) -> Sniffed | None:
             return THREE_GPP
         return MP4
     if head.startswith(_EBML):
-        if b"webm" in head:
-            return WEBM
-        if b"matroska" in head:
-            return MATROSKA
+        return _ebml_type(head, webm=WEBM, matroska=MATROSKA)
+    return None
+
+
+def _ebml_type(head: bytes, *, webm: Sniffed, matroska: Sniffed) -> Sniffed | None:
+    """An EBML file by the doc type its header names (within the first bytes)."""
+    if b"webm" in head:
+        return webm
+    if b"matroska" in head:
+        return matroska
+    return None
+
+
+def sniff_audio(head: bytes) -> Sniffed | None:
+    """The voice-note type ``head`` starts with, or None. Ogg must carry Opus or Vorbis (its first
+    page holds the codec's identification header); an ISO-BMFF file must have an audio brand."""
+    if head.startswith(b"OggS"):
+        return OGG_AUDIO if b"OpusHead" in head or b"\x01vorbis" in head else None
+    if head[4:8] == b"ftyp":
+        return M4A if head[8:12] in _AUDIO_BRANDS else None
+    if head.startswith(_EBML):
+        return _ebml_type(head, webm=WEBM_AUDIO, matroska=MATROSKA_AUDIO)
+    if head.startswith(b"ID3"):
+        return MP3
+    if len(head) >= 4 and head[0] == 0xFF:
+        second, third = head[1], head[2]
+        if second & 0xF6 == 0xF0:  # ADTS: sync word 0xFFF, layer 00
+            return AAC if (third >> 2) & 0x0F < 13 else None  # a sampling frequency index that exists
+        layer, bitrate, rate = (second >> 1) & 3, third >> 4, (third >> 2) & 3
+        if second & 0xE0 == 0xE0 and layer == 1 and bitrate not in (0, 15) and rate != 3:
+            return MP3  # an MPEG audio layer III frame header
     return None
 
 

@@ -24,7 +24,7 @@ from typing import IO, Any, Final
 from workers.media.errors import MediaRefused
 from workers.media.images import Rendition, thumbnail_of
 
-__all__ = ["MAX_PACKETS", "VideoInfo", "check_container", "poster_support", "process_video"]
+__all__ = ["MAX_PACKETS", "VideoInfo", "av_module", "check_container", "poster_support", "process_video"]
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,11 @@ def _check_ebml(file: IO[bytes], size: int) -> None:
 
 
 # ---------------------------------------------------------------------- PyAV
+def av_module() -> Any:
+    """PyAV, or None where it is not installed (it is optional: the ``video`` extra)."""
+    return _av()
+
+
 def _av() -> Any:
     try:
         import av  # type: ignore[import-not-found, unused-ignore]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from workers.locator import Locator
 from workers.notify.errors import Rejected, TokenGone
@@ -37,8 +37,22 @@ class Pusher(Protocol):
     ) -> dict[str, Any]: ...
 
 
+_MEDIA_WORDS: Final = {
+    "image": "sent a photo",
+    "video": "sent a video",
+    "voice": "sent a voice message",
+    "document": "sent a document",
+}
+"""What a push says of a message with media and no caption, by the media's kind."""
+
+
 def _snippet(message: StoredMessage, limit: int = 120) -> str:
-    text = message.text.strip() or "sent a file"
+    text = message.text.strip()
+    if not text:
+        media = message.media or {}
+        text = _MEDIA_WORDS.get(str(media.get("kind")), "sent a file")
+        if media.get("kind") == "document" and media.get("name"):
+            text = f"{text}: {media['name']}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -216,6 +216,11 @@ class MediaAccess(Protocol):
         """Whether ``user`` sent or received a message with the media object ``key``."""
         ...
 
+    def readable_media(self, user: str, key: str) -> dict[str, Any] | None:
+        """The ``media`` object of the message holding the object ``key`` when ``user`` sent or
+        received it (how to serve it: a document is a download), else None."""
+        ...
+
 
 class Groups(Protocol):
     """Groups and their members. Refusals are CommandError with the wire code (not_member,

@@ -1,4 +1,4 @@
-// Images and videos over the media HTTP API (docs/protocol.md, "Media"; avatars: "Profiles"):
+// Images, videos, voice notes and documents over the media HTTP API (docs/protocol.md, "Media"; avatars: "Profiles"):
 // uploads with HTTP Basic, downloads through `GET /media/<key>`, which answers 302 to a signed URL that needs no
 // credentials. fetch follows the redirect (and drops the Authorization header when the signed URL
 // is on another origin, as object storage is); the bytes become a blob: URL for <img>/<video>.
@@ -31,11 +31,15 @@ export class Media {
     this.cache = new Map(); // key -> Promise<blob URL>
   }
 
-  /** Upload a file as a message to `to` with command id `id`; resolves to the server's answer. */
-  async upload({ to, id, caption = "", file, replyTo = null }) {
+  /** Upload a file as a message to `to` with command id `id`; resolves to the server's answer.
+   *  `kind` "voice" or "document" (with the file's `name`); none for a photo or video. `replyTo`:
+   *  the message it answers. */
+  async upload({ to, id, caption = "", file, kind = null, name = null, replyTo = null }) {
     const params = new URLSearchParams({ to, id });
     if (replyTo) params.set("reply_to", replyTo);
     if (caption) params.set("caption", caption.slice(0, MAX_CAPTION_LENGTH));
+    if (kind) params.set("kind", kind);
+    if (kind === "document" && name) params.set("name", name);
     let response;
     try {
       response = await fetch(`${this.base}/media?${params}`, {
@@ -84,6 +88,25 @@ export class Media {
     });
     if (!response.ok) throw await refusal(response);
     return URL.createObjectURL(await response.blob());
+  }
+
+  /** A fresh signed link of `key` (the server's 302, followed): the body is not waited for. For a
+   *  document the link answers as a download (Content-Disposition: attachment). */
+  async downloadLink(key) {
+    const controller = new AbortController();
+    let response;
+    try {
+      response = await fetch(`${this.base}/media/${keyPath(key)}`, {
+        headers: { Authorization: this.authorization },
+        cache: "no-store",
+        signal: controller.signal,
+      });
+    } catch (error) {
+      throw new MediaError("network", `the link could not be fetched (${error.message})`);
+    }
+    if (!response.ok) throw await refusal(response);
+    controller.abort(); // the headers are enough: the URL is the signed one
+    return response.url;
   }
 
   close() {

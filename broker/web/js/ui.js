@@ -2,6 +2,14 @@
 // createElement/textContent (nothing from the wire is ever parsed as HTML). What the user does
 // goes to `actions`; what is shown comes from the Store.
 
+import {
+  VoiceRecorder,
+  attachmentKind,
+  attachmentLabel,
+  documentNode,
+  uploadKindOf,
+  voiceNode,
+} from "./attachments.js";
 import { clock, day, dayKey, lastSeen, listTime, seenAt } from "./format.js";
 import { MAX_ABOUT_LENGTH, MAX_NAME_LENGTH } from "./protocol.js";
 
@@ -112,8 +120,10 @@ export function tick(item) {
   return node;
 }
 
-function mediaLabel(media) {
-  return media && media.type.startsWith("video/") ? "Video" : "Photo";
+function mediaLabel(media, upload) {
+  if (attachmentKind(media, upload)) return attachmentLabel(media, upload);
+  const type = media?.type || upload?.type || "";
+  return type.startsWith("video/") ? "Video" : "Photo";
 }
 
 function receiptsTitle(item) {
@@ -283,6 +293,9 @@ export class View {
       $("attach-input").value = "";
       if (file) this.pickMedia(file);
     });
+    const record = $("record-button");
+    record.hidden = !VoiceRecorder.supported();
+    on(record, "click", () => this.toggleRecording());
     on($("new-chat"), "click", () => this.openDialog("new-chat-dialog", "new-chat-user"));
     on($("new-group"), "click", () => this.openDialog("new-group-dialog", "new-group-name"));
     on($("logout"), "click", () => this.actions.logout());
@@ -473,7 +486,8 @@ export class View {
       } else if (conv.kind === "group") {
         preview.append(`${this.store.nameOf(last.from)}: `);
       }
-      const text = last.media || last.upload ? `${mediaLabel(last.media)}${last.text ? ": " + last.text : ""}` : last.text;
+      const label = last.media || last.upload ? mediaLabel(last.media, last.upload) : "";
+      const text = label ? `${label}${last.text ? ": " + last.text : ""}` : last.text;
       preview.append(last.deleted ? "This message was deleted" : text);
     } else if (last) {
       preview.textContent = last.text;
@@ -617,8 +631,10 @@ export class View {
     }
     if (item.forwarded && !item.deleted) parts.push(el("div", "forwarded-label", "↪ Forwarded"));
     if (item.reply && !item.deleted) parts.push(quoteNode(item.reply, (u) => (u === this.me ? "You" : this.store.nameOf(u))));
-    const hasMedia = Boolean(item.media || item.upload);
+    const attachment = attachmentKind(item.media, item.upload);
+    const hasMedia = Boolean(item.media || item.upload) && !attachment;
     if (hasMedia) parts.push(this.mediaNode(node, item));
+    else if (attachment) parts.push(this.attachmentNode(node, item, attachment));
     node.classList.toggle("media-only", hasMedia && !item.text);
     const meta = el("span", "meta");
     if (item.editedAt && !item.deleted) {
@@ -698,6 +714,18 @@ export class View {
     }
     node._media = box;
     node._mediaKey = cacheKey;
+    return box;
+  }
+
+  /** A voice note's player or a document's card (kept while the message does not change). */
+  attachmentNode(node, item, kind) {
+    const cacheKey = `${kind}|${item.media?.key}|${!!item.upload}`;
+    if (node._attachment && node._attachmentKey === cacheKey) return node._attachment;
+    const make = kind === "voice" ? voiceNode : documentNode;
+    const box = make({ media: item.media, upload: item.upload, api: this.media, onLoad: () => this.keepAtBottom() });
+    if (item.upload && item.status === "pending") box.classList.add("pending-upload");
+    node._attachment = box;
+    node._attachmentKey = cacheKey;
     return box;
   }
 
@@ -1018,8 +1046,9 @@ export class View {
   }
 
   pickMedia(file) {
-    if (!file.type.startsWith("image/") && !file.type.startsWith("video/")) {
-      this.toast("Pick a photo or a video");
+    const kind = uploadKindOf(file);
+    if (kind) {
+      this.pickAttachment(file, kind);
       return;
     }
     this.dropMediaPreview();
@@ -1044,6 +1073,56 @@ export class View {
     $("media-caption").focus();
   }
 
+  /** A voice note (audio) or a document (anything else) to send, shown before it goes. */
+  pickAttachment(file, kind, { sendNow = false } = {}) {
+    this.dropMediaPreview();
+    const previewUrl = kind === "voice" ? URL.createObjectURL(file) : undefined;
+    this.pending = { file, previewUrl, type: file.type, kind, name: file.name || null };
+    if (sendNow) {
+      const pending = this.pending;
+      this.pending = null; // the preview URL now belongs to the message
+      this.actions.sendMedia(pending, "");
+      this.renderMessages({ toEnd: true });
+      return;
+    }
+    $("media-title").textContent = kind === "voice" ? "Send a voice message" : "Send a document";
+    const preview =
+      kind === "voice"
+        ? voiceNode({ media: null, upload: this.pending, api: this.media })
+        : documentNode({ media: null, upload: this.pending, api: this.media });
+    preview.querySelector(".download")?.remove(); // nothing to download yet
+    $("media-preview").replaceChildren(preview);
+    $("media-form").reset();
+    $("media-dialog").showModal();
+    $("media-caption").focus();
+  }
+
+  /** The microphone button: the first click records, the second sends the recording. */
+  async toggleRecording() {
+    const button = $("record-button");
+    if (this.recorder) {
+      const recorder = this.recorder;
+      this.recorder = null;
+      button.classList.remove("recording");
+      button.title = "Record a voice message";
+      const blob = await recorder.stop();
+      const ext = blob.type.includes("ogg") ? "ogg" : blob.type.includes("mp4") ? "m4a" : "webm";
+      const file = new File([blob], `voice.${ext}`, { type: blob.type });
+      if (this.openId !== null && file.size) this.pickAttachment(file, "voice", { sendNow: true });
+      return;
+    }
+    const recorder = new VoiceRecorder();
+    try {
+      await recorder.start();
+    } catch (error) {
+      this.toast(`The microphone is not available (${error.message})`);
+      return;
+    }
+    this.recorder = recorder;
+    button.classList.add("recording");
+    button.title = "Stop and send";
+  }
+
   sendMedia() {
     const pending = this.pending;
     this.pending = null; // the preview URL now belongs to the message
@@ -1052,7 +1131,7 @@ export class View {
   }
 
   dropMediaPreview() {
-    if (this.pending) URL.revokeObjectURL(this.pending.previewUrl);
+    if (this.pending?.previewUrl) URL.revokeObjectURL(this.pending.previewUrl);
     this.pending = null;
     $("media-preview").replaceChildren();
   }

@@ -46,19 +46,32 @@ class MongoMedia(MongoBase):
                 raise not_member(recipient)
 
     def can_read_media(self, user: str, key: str) -> bool:
+        return self._readable_message(user, key) is not None
+
+    def readable_media(self, user: str, key: str) -> dict[str, Any] | None:
+        message = self._readable_message(user, key)
+        media = None if message is None else message.get("media")
+        return None if media is None else dict(media)
+
+    def _readable_message(self, user: str, key: str) -> Doc | None:
+        """A message holding the object ``key`` (its upload's, or a forward's: its sender and
+        media) that ``user`` sent or received; None: there is none."""
         with self._guard():
-            found = self._messages.find(
-                {"$or": [{"media_keys": key}, {"shared_keys": key}]}, {"sender": True}
+            found = list(
+                self._messages.find(
+                    {"$or": [{"media_keys": key}, {"shared_keys": key}]}, {"sender": True, "media": True}
+                )
             )
-            ids = []
             for message in found:
                 if message["sender"] == user:
-                    return True
-                ids.append(message["_id"])
-            if not ids:
-                return False
-            receipt = self._receipts.find_one({"message_id": {"$in": ids}, "user": user}, {"_id": True})
-            return receipt is not None
+                    return message
+            if not found:
+                return None
+            by_id = {message["_id"]: message for message in found}
+            receipt = self._receipts.find_one(
+                {"message_id": {"$in": list(by_id)}, "user": user}, {"message_id": True}
+            )
+            return None if receipt is None else by_id[receipt["message_id"]]
 
     def _release_media(self, session: ClientSession, doc: Doc) -> list[str]:
         """The keys of the media objects of ``doc`` (a message being deleted) that no other message

@@ -59,6 +59,17 @@ class SqlMedia(SqlBase):
                 raise not_member(recipient)
 
     def can_read_media(self, user: str, key: str) -> bool:
+        with self._tx() as conn:
+            return self._readable_message(conn, user, key) is not None
+
+    def readable_media(self, user: str, key: str) -> dict[str, Any] | None:
+        with self._tx() as conn:
+            message_id = self._readable_message(conn, user, key)
+            return None if message_id is None else self._media_of(conn, message_id)
+
+    def _readable_message(self, conn: Connection, user: str, key: str) -> str | None:
+        """A message holding the object ``key`` (its upload's, or a forward's) that ``user`` sent
+        or received; None: there is none."""
         users_of = union_all(
             select(media_objects.c.message_id).where(media_objects.c.key == key),
             select(media_shares.c.message_id).where(media_shares.c.key == key),
@@ -66,14 +77,13 @@ class SqlMedia(SqlBase):
         got_it = select(receipts.c.user_id).where(
             receipts.c.message_id == messages.c.id, receipts.c.user_id == user
         )
-        with self._tx() as conn:
-            row = conn.execute(
-                select(messages.c.id)
-                .where(messages.c.id.in_(select(users_of.c.message_id)))
-                .where(or_(messages.c.sender_id == user, got_it.exists()))
-                .limit(1)
-            ).first()
-            return row is not None
+        row = conn.execute(
+            select(messages.c.id)
+            .where(messages.c.id.in_(select(users_of.c.message_id)))
+            .where(or_(messages.c.sender_id == user, got_it.exists()))
+            .limit(1)
+        ).first()
+        return None if row is None else str(row[0])
 
     def _insert_media(
         self, conn: Connection, message_id: str, media: Mapping[str, Any], *, shared: bool = False
