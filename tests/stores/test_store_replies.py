@@ -258,3 +258,28 @@ def test_a_reply_to_a_tombstone_quotes_it_as_deleted(store: Store) -> None:
         sender=bob, command_id="c2", recipient=alice, text="?", now=3.0, reply_to=original.message.id
     )
     assert reply.message.reply == {"id": original.message.id, "from": alice, "seq": 1, "deleted": True}
+
+
+def test_editing_the_quoted_message_gives_every_quote_of_it_the_new_text(store: Store) -> None:
+    """Only the latest text of an edited message is kept: its quotes in replies follow the edit."""
+    alice, bob = users(store, "alice", "bob")
+    original = store.accept_message(sender=alice, command_id="c1", recipient=bob, text=SECRET, now=1.0)
+    reply = store.accept_message(
+        sender=bob, command_id="c2", recipient=alice, text="ok", now=2.0, reply_to=original.message.id
+    )
+
+    store.edit_message(
+        original.message.id, user=alice, text="see you at 6", command_id="e1", now=3.0, window=900
+    )
+
+    assert SECRET[:30] not in raw_text(store, reply.message.id, [alice, bob])
+    for user in (alice, bob):
+        log, _ = store.sync(user=user, after=0, limit=50)
+        carrier = next(e for e in log if e.payload.get("message", {}).get("id") == reply.message.id)
+        assert carrier.payload["message"]["reply"] == {
+            "id": original.message.id,
+            "from": alice,
+            "seq": 1,
+            "excerpt": "see you at 6",
+        }
+        assert carrier.payload["message"]["text"] == "ok"

@@ -14,15 +14,17 @@ from pymongo.client_session import ClientSession
 
 from workers.stores.mongo.base import Doc, message_from_doc
 from workers.stores.mongo.facts import MongoMessageFacts
+from workers.stores.mongo.replies import MongoReplies
 from workers.stores.records import MessageChange
 from workers.stores.rules.deletion import message_not_found
 from workers.stores.rules.edits import check_edit, edit_patch, edited_events
 from workers.stores.rules.hides import is_hidden, unhidden
+from workers.stores.rules.replies import quote_of
 
 __all__ = ["MongoEdits"]
 
 
-class MongoEdits(MongoMessageFacts):
+class MongoEdits(MongoMessageFacts, MongoReplies):
     def edit_message(
         self, message_id: str, *, user: str, text: str, command_id: str, now: float, window: float
     ) -> MessageChange:
@@ -43,6 +45,8 @@ class MongoEdits(MongoMessageFacts):
             )
             holders, hearers = self._audience(session, message_id, facts.sender, facts.recipient)
             self._rewrite_carriers(session, message_id, holders, edit_patch(text, now))
+            # the quotes of it in replies follow: only the latest text is kept, there too
+            self._requote(session, message_id, quote_of(message))
             users = unhidden(hearers, doc.get("hidden_for") or [])
             items = edited_events(users, message, by=user, ref=command_id, now=now)
             entries = self._append_many(session, items, now)

@@ -7,7 +7,7 @@ receiver shows it without having the quoted message (it may have synced from aft
 is a copy, so a change of the quoted message must reach it: when the quoted message is deleted for
 everyone, every reply's quote loses its excerpt (``deleted_quote``), in the transaction of the
 delete, and the carriers of the replies are rewritten (``requoted``), so the deleted text survives
-nowhere. An edit can do the same with a new excerpt (``quote``).
+nowhere. An edit does the same with a new excerpt (``quote_of``): only the latest text is kept.
 
 A forward copies a message the forwarder can read (not a tombstone) into another conversation:
 the same text and media objects, marked ``forwarded``, without its quote.
@@ -28,6 +28,7 @@ __all__ = [
     "deleted_quote",
     "not_readable",
     "quote",
+    "quote_of",
     "requoted",
 ]
 
@@ -62,6 +63,18 @@ def quote(
     if media is not None:
         body["media_type"] = media.get("type")
     return body
+
+
+def quote_of(message: Mapping[str, Any]) -> dict[str, Any]:
+    """The quote of a message from its wire form (after an edit: its latest text)."""
+    return quote(
+        message_id=message["id"],
+        sender=message["from"],
+        seq=int(message["seq"]),
+        text=str(message.get("text") or ""),
+        media=message.get("media"),
+        deleted=False,
+    )
 
 
 def deleted_quote(old: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,13 +15,15 @@ from sqlalchemy import Connection, insert, literal_column, select, update
 from workers.stores.records import MessageChange, MessageFacts
 from workers.stores.rules.edits import check_edit, edit_patch, edited_events
 from workers.stores.rules.hides import is_hidden, unhidden
+from workers.stores.rules.replies import quote_of
 from workers.stores.sql.facts import SqlMessageFacts
+from workers.stores.sql.replies import SqlReplies
 from workers.stores.sql.schema import inbox, message_edits, messages
 
 __all__ = ["SqlEdits"]
 
 
-class SqlEdits(SqlMessageFacts):
+class SqlEdits(SqlMessageFacts, SqlReplies):
     def edit_message(
         self, message_id: str, *, user: str, text: str, command_id: str, now: float, window: float
     ) -> MessageChange:
@@ -42,6 +44,8 @@ class SqlEdits(SqlMessageFacts):
             )
             holders, hearers = self._audience(conn, message_id, facts.sender, facts.recipient)
             self._rewrite_carriers(conn, message_id, holders, edit_patch(text, now))
+            # the quotes of it in replies follow: only the latest text is kept, there too
+            self._requote(conn, message_id, quote_of(message))
             users = unhidden(hearers, self._hiders(conn, message_id))
             items = edited_events(users, message, by=user, ref=command_id, now=now)
             entries = self._append_many(conn, items, now)
