@@ -397,11 +397,26 @@ export class Store {
   // ---------------------------------------------------------------- edits and deletes for me
   /** An edited message: its bubble shows the new text (or caption) and an "edited" mark. */
   onEdited(message) {
+    const requoted = this.requote(message);
     const item = this.byId.get(message.id);
-    if (!item || item.deleted) return null; // older than what this browser keeps, or a tombstone
+    if (!item || item.deleted) return requoted; // older than what this browser keeps, or a tombstone
     Object.assign(item, { text: message.text, editedAt: editedAt(message) });
     this.scheduleSave();
     return this.convOf(item);
+  }
+
+  /** The quotes of an edited message take its new text here too, as the server's did. */
+  requote(message) {
+    let conv = null;
+    for (const c of this.convs.values()) {
+      for (const item of c.items) {
+        if (item.reply && item.reply.id === message.id && !item.reply.deleted) {
+          item.reply = { ...item.reply, excerpt: String(message.text || "").slice(0, 100) };
+          conv = c.id;
+        }
+      }
+    }
+    return conv;
   }
 
   /** A message I deleted for me (on any device): it leaves the view and what this browser keeps. */
