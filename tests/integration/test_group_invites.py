@@ -167,3 +167,84 @@ def test_a_join_past_max_members_is_group_full(tmp_path: Path) -> None:
         for client in clients:
             client.close()
         small.close()
+
+
+# ---------------------------------------------------------------- the SDK (blocking and asyncio)
+def _first(client: Any, kind: type, **fields: Any) -> Any:
+    for event in client.events(timeout=10):
+        if isinstance(event, kind) and all(getattr(event, k) == v for k, v in fields.items()):
+            return event
+    raise AssertionError(f"no {kind.__name__} with {fields}")
+
+
+def test_the_sdk_joins_by_link_and_runs_the_approval_flow(node: RunningNode) -> None:
+    from client_sdk import CommandRejected, GroupEvent, JoinRequest
+    from tests.harness import connect
+
+    alice_id, bob_id, dave_id, erin_id = (node.add_user(n)[0] for n in ("alice", "bob", "dave", "erin"))
+    with connect(node, alice_id) as alice, connect(node, dave_id) as dave, connect(node, erin_id) as erin:
+        group = alice.create_group("crag", [bob_id])
+        invite = alice.group_invite_link(group, expires_in=3600)
+        assert invite.group == group.id and invite.code and invite.expires_at is not None
+
+        joined = dave.join_group(invite.code)
+
+        assert isinstance(joined, GroupEvent) and joined.action == "joined"
+        assert dave.group(group.id) is not None and dave_id in joined.group.members
+        assert dave.join_group(invite.code) is None  # a member already
+        # revoked: the old code is refused like any wrong one
+        assert alice.revoke_group_invite(group).code is None
+        with pytest.raises(CommandRejected) as refused:
+            erin.join_group(invite.code)
+        assert (refused.value.code, refused.value.message) == ("not_found", "no such invite")
+        with pytest.raises(ValueError, match="invite code"):
+            erin.join_group("not a code!")
+
+        # approval: erin asks, alice (offline meanwhile) approves after catching up
+        changed = alice.set_group(group, approval=True)
+        assert changed is not None and changed.approval
+        code = alice.group_invite_link(group).code
+        assert code is not None
+    asked = None
+    with connect(node, erin_id) as erin:
+        asked = erin.join_group(code)
+        assert isinstance(asked, JoinRequest) and asked.state == "pending"
+    with connect(node, alice_id) as alice:
+        pending = _first(alice, JoinRequest, user=erin_id)
+        assert (pending.state, pending.group) == ("pending", group.id)
+        assert [user for user, _ in alice.group_requests(group)] == [erin_id]
+        after = alice.approve(group, erin_id)
+        assert after is not None and erin_id in after.members
+        assert alice.group_requests(group) == []
+
+
+def test_the_asyncio_client_joins_and_rejects(node: RunningNode) -> None:
+    from client_sdk.aio import CommandRejected, GroupEvent, JoinRequest
+    from tests.integration.test_aio_sdk import connect as aio_connect
+    from tests.integration.test_aio_sdk import run
+
+    alice_id, dave_id, erin_id = (node.add_user(n)[0] for n in ("alice", "dave", "erin"))
+
+    async def scenario() -> None:
+        async with (
+            aio_connect(node, alice_id) as alice,
+            aio_connect(node, dave_id) as dave,
+            aio_connect(node, erin_id) as erin,
+        ):
+            group = await alice.create_group("crag", [dave_id])
+            with pytest.raises(CommandRejected) as not_admin:
+                await dave.group_invite_link(group)
+            assert not_admin.value.code == "not_admin"
+            await alice.set_group(group, approval=True)
+            invite = await alice.group_invite_link(group)
+            assert invite.code is not None
+            asked = await erin.join_group(invite.code)
+            assert isinstance(asked, JoinRequest) and asked.state == "pending"
+            assert [u for u, _ in await alice.group_requests(group)] == [erin_id]
+            await alice.reject(group, erin_id)
+            assert await alice.group_requests(group) == []
+            await alice.set_group(group, approval=False)
+            joined = await erin.join_group(invite.code)
+            assert isinstance(joined, GroupEvent) and erin_id in joined.group.members
+
+    run(scenario)

@@ -181,3 +181,69 @@ def test_hostile_or_unauthorised_icons_are_refused_and_leave_nothing(
     assert wait_until(lambda: stored(node) == before, 5)
     command(alice, "group_list", "l")
     assert "icon" not in alice.expect_type("groups", ref="l")["groups"][0]
+
+
+# ---------------------------------------------------------------- the SDK (blocking and asyncio)
+def test_the_sdk_sets_settings_and_an_icon_and_members_see_them(node: RunningNode) -> None:
+    from client_sdk import CommandRejected
+    from tests.harness import connect
+
+    alice_id, bob_id, carol_id = (node.add_user(n)[0] for n in ("alice", "bob", "carol"))
+    url = node.media_url
+    with (
+        connect(node, alice_id, media_url=url) as alice,
+        connect(node, bob_id, media_url=url) as bob,
+        connect(node, carol_id, media_url=url) as carol,
+    ):
+        group = alice.create_group("crag", [bob_id])
+
+        changed = alice.set_group(group, description="Sundays", only_admins_send=True)
+        with_icon = alice.set_group_icon(group, io.BytesIO(png(400, 200)))
+
+        assert changed is not None and (changed.description, changed.only_admins_send) == ("Sundays", True)
+        assert with_icon.icon is not None and (with_icon.icon.width, with_icon.icon.height) == (200, 200)
+        assert wait_until(lambda: (g := bob.group(group.id)) is not None and g.icon == with_icon.icon)
+        assert Image.open(io.BytesIO(bob.download(with_icon.icon))).size == (200, 200)
+        with pytest.raises(CommandRejected) as stranger:
+            carol.download(with_icon.icon)
+        assert stranger.value.code == "not_found"
+        # only admins send: bob's message is refused, alice's goes out
+        with pytest.raises(CommandRejected) as refused:
+            bob.send(group.id, "me too?").wait("sent", timeout=10)
+        assert refused.value.code == "not_admin"
+        alice.send(group.id, "news").wait("sent", timeout=10)
+        for cid, call in [
+            ("d", lambda: bob.set_group(group, description="mine")),
+            ("a", lambda: bob.set_group(group, approval=True)),
+            ("i", lambda: bob.set_group_icon(group, io.BytesIO(jpeg()))),
+            ("r", lambda: bob.remove_group_icon(group)),
+        ]:
+            with pytest.raises(CommandRejected) as not_admin:
+                call()
+            assert not_admin.value.code == "not_admin", cid
+        with pytest.raises(CommandRejected) as bomb:
+            alice.set_group_icon(group, io.BytesIO(png_bomb()))
+        assert bomb.value.code == "bad_media"
+        removed = alice.remove_group_icon(group)
+        assert removed is not None and removed.icon is None
+        with pytest.raises(ValueError, match="at least one"):
+            alice.set_group(group)
+
+
+def test_the_asyncio_client_sets_settings_and_an_icon(node: RunningNode) -> None:
+    from tests.integration.test_aio_sdk import connect as aio_connect
+    from tests.integration.test_aio_sdk import run
+
+    alice_id, bob_id = (node.add_user(n)[0] for n in ("alice", "bob"))
+
+    async def scenario() -> None:
+        async with aio_connect(node, alice_id, media_url=node.media_url) as alice:
+            group = await alice.create_group("crag", [bob_id])
+            changed = await alice.set_group(group, description="Sundays", approval=True)
+            assert changed is not None and changed.description == "Sundays" and changed.approval
+            with_icon = await alice.set_group_icon(group, io.BytesIO(jpeg(300, 100)))
+            assert with_icon.icon is not None and with_icon.icon.width == 100
+            removed = await alice.remove_group_icon(group)
+            assert removed is not None and removed.icon is None
+
+    run(scenario)
