@@ -78,6 +78,7 @@ _STATUS: Final = {
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_MEMBER: 403,
+    ErrorCode.NOT_ADMIN: 403,  # a member's upload to a group where only admins send
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.UNKNOWN_USER: 404,
     ErrorCode.UNKNOWN_GROUP: 404,

@@ -5,6 +5,7 @@ nothing; hostile icon uploads are refused and leave nothing in storage."""
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -111,6 +112,10 @@ def test_only_admins_can_send_refuses_a_member_and_stores_nothing(
 
     refused = bob.send(group, "am I heard?")
     assert bob.expect_type("error", ref=refused)["code"] == "not_admin"
+    before_upload = stored(node)
+    status, _, body = http(node, "POST", f"/media?to={group}&id=photo", user=bob.user, body=jpeg())
+    assert (status, json.loads(body)["code"]) == (403, "not_admin")
+    assert stored(node) == before_upload
     news = alice.send(group, "announcement")
     alice.expect_type("sent", ref=news)
 

@@ -253,3 +253,16 @@ def test_a_member_cannot_decide_requests(store: Store) -> None:
 
     assert refused.value.code is ErrorCode.NOT_ADMIN
     assert [r.user for r in store.join_requests(group=group, actor=alice)] == [dave]
+
+
+def test_a_media_upload_of_a_member_is_refused_where_only_admins_send(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+    group = _group(store, alice, bob)
+    store.check_recipient(bob, group)
+    store.set_group_settings(group=group, actor=alice, changes={"only_admins_send": True}, now=3.0, ref="s")
+
+    with pytest.raises(CommandError) as refused:
+        store.check_recipient(bob, group)
+
+    assert refused.value.code is ErrorCode.NOT_ADMIN
+    store.check_recipient(alice, group)
