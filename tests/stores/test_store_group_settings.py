@@ -266,3 +266,18 @@ def test_a_media_upload_of_a_member_is_refused_where_only_admins_send(store: Sto
 
     assert refused.value.code is ErrorCode.NOT_ADMIN
     store.check_recipient(alice, group)
+
+
+def test_the_admin_reads_carry_the_settings_too(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+    group = _group(store, alice, bob)
+    store.set_group_settings(
+        group=group, actor=alice, changes={"description": "d", "approval": True}, now=3.0, ref="s"
+    )
+
+    page = store.groups_page(after=group[:-1], limit=10_000)
+    info = store.group_info(group)
+
+    (listed,) = [g for g in page if g.id == group]
+    assert listed.settings == {"description": "d", "approval": True}
+    assert info is not None and info.settings == listed.settings

@@ -47,18 +47,22 @@ _ONLY_ADMINS_SEND = Statement(
 )
 
 
-def stored_settings(conn: Connection, group: str) -> dict[str, Any]:
-    """The group's settings as stored (None or False: off)."""
-    row = conn.execute(
-        select(
-            group_settings.c.description,
-            group_settings.c.icon,
-            group_settings.c.only_admins_send,
-            group_settings.c.approval,
-        ).where(group_settings.c.group_id == group)
-    ).first()
-    if row is None:
-        return {"description": None, "icon": None, "only_admins_send": False, "approval": False}
+_SETTINGS = (
+    group_settings.c.description,
+    group_settings.c.icon,
+    group_settings.c.only_admins_send,
+    group_settings.c.approval,
+)
+_NO_SETTINGS: dict[str, Any] = {
+    "description": None,
+    "icon": None,
+    "only_admins_send": False,
+    "approval": False,
+}
+
+
+def _settings_of(row: Sequence[Any]) -> dict[str, Any]:
+    """A row of ``_SETTINGS`` as stored settings (None or False: off)."""
     description, icon, only_admins, approval = row
     return {
         "description": description,
@@ -66,6 +70,12 @@ def stored_settings(conn: Connection, group: str) -> dict[str, Any]:
         "only_admins_send": bool(only_admins),
         "approval": bool(approval),
     }
+
+
+def stored_settings(conn: Connection, group: str) -> dict[str, Any]:
+    """The group's settings as stored (None or False: off)."""
+    row = conn.execute(select(*_SETTINGS).where(group_settings.c.group_id == group)).first()
+    return dict(_NO_SETTINGS) if row is None else _settings_of(row)
 
 
 class SqlGroups(SqlBase):
@@ -94,7 +104,18 @@ class SqlGroups(SqlBase):
                 .where(group_members.c.group_id.in_(list(names)))
                 .order_by(group_members.c.group_id, group_members.c.join_order)
             ).all()
-        infos = {gid: GroupInfo(id=gid, name=name, members=[], admins=[]) for gid, name in names.items()}
+            settings = {
+                row[0]: settings_wire(**_settings_of(row[1:]))
+                for row in conn.execute(
+                    select(group_settings.c.group_id, *_SETTINGS).where(
+                        group_settings.c.group_id.in_(list(names))
+                    )
+                )
+            }
+        infos = {
+            gid: GroupInfo(id=gid, name=name, members=[], admins=[], settings=settings.get(gid, {}))
+            for gid, name in names.items()
+        }
         for gid, user, role in rows:
             infos[gid].members.append(user)
             if role == ROLE_ADMIN:
