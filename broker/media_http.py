@@ -329,14 +329,18 @@ class MediaHttp:
         )
 
     async def _group_icon(self, request: web.Request) -> web.Response:
-        """An admin's new icon of a group; the media job checks the admin as it stores it (a
-        refused one is deleted, and its sender gets an ``error``)."""
+        """An admin's new icon of a group: checked before the body is read, and again by the media
+        job as it stores it (an admin no more by then: the file is deleted, and an ``error`` follows)."""
         user = await self._user(request)
         if (wait := self._quota.admit(user, request.content_length)) is not None:
             log.info("media: refused a group icon of %s: %s", user, wait.message)
             raise Refused(ErrorCode.RATE_LIMITED, wait.message, retry_after=wait.retry_after)
         group, command_id = _group_icon_params(request)
         self._on_action(user)
+        try:  # before the body is read: nothing of a refused upload is stored
+            await asyncio.to_thread(self._store.check_group_admin, user, group)
+        except CommandError as exc:
+            raise Refused(exc.code, exc.message) from None
         mime, media_id, size = await self._receive(request, user, images_only=True)
         job = {"kind": "group_icon", "node": self._node, "sender": user, "id": command_id}
         job |= {"media_id": media_id, "group": group}

@@ -281,3 +281,17 @@ def test_the_admin_reads_carry_the_settings_too(store: Store) -> None:
     (listed,) = [g for g in page if g.id == group]
     assert listed.settings == {"description": "d", "approval": True}
     assert info is not None and info.settings == listed.settings
+
+
+def test_the_icon_upload_is_checked_before_its_body_is_read(store: Store) -> None:
+    alice, bob, eve = users(store, "alice", "bob", "eve")
+    group = _group(store, alice, bob)
+
+    store.check_group_admin(alice, group)
+    codes = []
+    for user, target in ((bob, group), (eve, group), (alice, "g:missing")):
+        with pytest.raises(CommandError) as refused:
+            store.check_group_admin(user, target)
+        codes.append(refused.value.code)
+
+    assert codes == [ErrorCode.NOT_ADMIN, ErrorCode.NOT_MEMBER, ErrorCode.UNKNOWN_GROUP]

@@ -262,6 +262,10 @@ class GroupSettingsStore(Protocol):
         """Whether ``key`` is the icon of a group ``user`` is a member of."""
         ...
 
+    def check_group_admin(self, user: str, group: str) -> None:
+        """Raise what a settings change of ``user`` would (unknown_group, not_member, not_admin)."""
+        ...
+
     def set_invite(
         self, *, group: str, actor: str, code_hash: str | None, expires_at: float | None, now: float
     ) -> None:
@@ -426,6 +430,7 @@ class MediaEndpointStore(Messages, MediaAccess, Profiles, Protocol):
     too), and whether an upload was stored already (its ``sent`` entry)."""
 
     def can_read_group_icon(self, user: str, key: str) -> bool: ...
+    def check_group_admin(self, user: str, group: str) -> None: ...
 
 
 class AdminStore(Users, Protocol):

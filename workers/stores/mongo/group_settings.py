@@ -54,6 +54,13 @@ class MongoGroupSettings(MongoGroups):
 
         return self._tx(work)
 
+    def check_group_admin(self, user: str, group: str) -> None:
+        with self._guard():
+            doc = self._groups.find_one({"_id": group}, {"members": True})
+        if doc is None:
+            raise unknown_group(group)
+        check_admin(self._roles(doc), group, user)
+
     def can_read_group_icon(self, user: str, key: str) -> bool:
         with self._guard():
             found = self._groups.find_one({"settings.icon.key": key, "members.user": user}, {"_id": True})

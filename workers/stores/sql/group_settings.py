@@ -62,6 +62,10 @@ class SqlGroupSettings(SqlGroups):
             change = self._announce(conn, group, "settings", actor, [], [], now, ref)
             return GroupUpdate(change.entries, changed=True, replaced=replaced)
 
+    def check_group_admin(self, user: str, group: str) -> None:
+        with self._tx() as conn:
+            check_admin(self._roles(conn, group), group, user)
+
     def can_read_group_icon(self, user: str, key: str) -> bool:
         with self._tx() as conn:
             found = (
