@@ -148,6 +148,44 @@ def test_approval_with_an_admin_who_is_offline_and_syncs(
     bob.close()
 
 
+def test_a_link_a_pending_request_and_the_settings_survive_a_restart(node: RunningNode) -> None:
+    names = ("alice", "dave", "erin")
+    ids = [node.add_user(n)[0] for n in names]
+    alice, dave, erin = (PlainClient(node.port, user, node.tokens[user]) for user in ids)
+    for client in (alice, dave, erin):
+        client.inbox()
+    group = create(alice, dave)
+    command(alice, "group_set", "s", group=group, approval=True, only_admins_send=True)
+    alice.expect_type("group", ref="s")
+    code = link(alice, group)
+    command(erin, "group_join", "j", code=code)
+    erin.expect_type("group_request", ref="j")
+    for client in (alice, dave, erin):
+        client.close()
+
+    node.stop()
+    node.start()
+
+    alice, dave = (PlainClient(node.port, user, node.tokens[user]) for user in ids[:2])
+    try:
+        for client in (alice, dave):
+            client.inbox()
+        command(alice, "group_requests", "rq", group=group)
+        assert [r["user"] for r in alice.expect_type("group_requests", ref="rq")["requests"]] == [ids[2]]
+        refused = dave.send(group, "still only admins?")
+        assert dave.expect_type("error", ref=refused)["code"] == "not_admin"
+        command(alice, "group_approve", "a", group=group, member=ids[2])
+        assert ids[2] in alice.expect_type("group", ref="a")["group"]["members"]
+        newcomer = PlainClient(node.port, *node.add_user("frank"))
+        newcomer.inbox()
+        command(newcomer, "group_join", "j2", code=code)  # the link still works
+        assert newcomer.expect_type("group_request", ref="j2")["state"] == "pending"
+        newcomer.close()
+    finally:
+        alice.close()
+        dave.close()
+
+
 def test_a_join_past_max_members_is_group_full(tmp_path: Path) -> None:
     small = RunningNode(node_settings(tmp_path, **{"groups.max_members": 2})).start()
     clients = []
