@@ -8,9 +8,13 @@
 ``POST /media/avatar?id=<command id>`` with an image as the body, ``DELETE /media/avatar?id=…``
     set or clear the user's avatar: the media job makes it (202), and the ``profile`` event with
     ``ref`` = the command id follows on the inbox topic (or an ``error``).
+``POST /media/group-icon?group=<group id>&id=<command id>`` with an image as the body
+    sets a group's icon (admins only): the media job makes it as an avatar (202), and the ``group``
+    event (action ``settings``) with ``ref`` = the command id follows (or an ``error``, e.g.
+    ``not_admin``).
 ``GET /media/<key>``
     302 to a signed, expiring URL of the object, for the sender and the recipients of its message
-    (an avatar: for whoever may see its user's profile).
+    (an avatar: for whoever may see its user's profile; a group icon: for the group's members).
 ``GET /media/signed/<key>?expires=…&sig=…``
     serves a local-folder object to whoever holds a valid signed URL (S3 serves its own).
 
@@ -74,6 +78,7 @@ _STATUS: Final = {
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_MEMBER: 403,
+    ErrorCode.NOT_ADMIN: 403,  # a member's upload to a group where only admins send
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.UNKNOWN_USER: 404,
     ErrorCode.UNKNOWN_GROUP: 404,
@@ -181,6 +186,7 @@ class MediaHttp:
         app.router.add_post("/media", self._upload, expect_handler=self._expect)
         app.router.add_post("/media/avatar", self._avatar, expect_handler=self._expect)
         app.router.add_delete("/media/avatar", self._clear_avatar)
+        app.router.add_post("/media/group-icon", self._group_icon, expect_handler=self._expect)
         app.router.add_get("/media/signed/{key:.+}", self._signed)
         app.router.add_get("/media/{key:.+}", self._download)
         self._add_routes(app)
@@ -262,6 +268,9 @@ class MediaHttp:
             if request.path == "/media/avatar":
                 largest = self._settings.max_image_bytes
                 _avatar_params(request)
+            elif request.path == "/media/group-icon":
+                largest = self._settings.max_image_bytes
+                _group_icon_params(request)
             else:
                 largest = self._limit(_upload_params(request).kind, None)
             if request.content_length is not None and request.content_length > largest:
@@ -315,6 +324,32 @@ class MediaHttp:
         self._on_action(user)
         mime, media_id, size = await self._receive(request, user, images_only=True)
         await self._submit_avatar(user, command_id, media_id)
+        return web.json_response(
+            {"id": command_id, "status": "processing", "type": mime, "size": size}, status=202
+        )
+
+    async def _group_icon(self, request: web.Request) -> web.Response:
+        """An admin's new icon of a group: checked before the body is read, and again by the media
+        job as it stores it (an admin no more by then: the file is deleted, and an ``error`` follows)."""
+        user = await self._user(request)
+        if (wait := self._quota.admit(user, request.content_length)) is not None:
+            log.info("media: refused a group icon of %s: %s", user, wait.message)
+            raise Refused(ErrorCode.RATE_LIMITED, wait.message, retry_after=wait.retry_after)
+        group, command_id = _group_icon_params(request)
+        self._on_action(user)
+        try:  # before the body is read: nothing of a refused upload is stored
+            await asyncio.to_thread(self._store.check_group_admin, user, group)
+        except CommandError as exc:
+            raise Refused(exc.code, exc.message) from None
+        mime, media_id, size = await self._receive(request, user, images_only=True)
+        job = {"kind": "group_icon", "node": self._node, "sender": user, "id": command_id}
+        job |= {"media_id": media_id, "group": group}
+        try:
+            await asyncio.to_thread(self._submit, job)
+        except Exception:
+            log.exception("could not enqueue group icon %s of %s", command_id, user)
+            await asyncio.to_thread(self._storage.delete, upload_key(media_id))
+            raise Refused(ErrorCode.BUSY, "the server is busy; try again later") from None
         return web.json_response(
             {"id": command_id, "status": "processing", "type": mime, "size": size}, status=202
         )
@@ -398,6 +433,8 @@ class MediaHttp:
             allowed = await asyncio.to_thread(
                 self._store.can_read_avatar, user, key, everyone=self._profiles_public
             )
+        elif key.startswith("gi/"):
+            allowed = await asyncio.to_thread(self._store.can_read_group_icon, user, key)
         else:
             media = await asyncio.to_thread(self._store.readable_media, user, key)
             allowed = media is not None
@@ -480,7 +517,7 @@ def _sniff_upload(head: bytes, *, kind: str | None, images_only: bool) -> Sniffe
             " from the name)",
         )
     if images_only and found.kind != "image":
-        raise Refused(ErrorCode.UNSUPPORTED_MEDIA, "an avatar is a JPEG, PNG, GIF or WebP image")
+        raise Refused(ErrorCode.UNSUPPORTED_MEDIA, "an avatar or icon is a JPEG, PNG, GIF or WebP image")
     return found
 
 
@@ -534,6 +571,20 @@ def _avatar_params(request: web.Request) -> str:
     if len(ids) != 1 or COMMAND_ID_RE.fullmatch(ids[0]) is None:
         raise Refused(ErrorCode.BAD_REQUEST, "id: one command id of 1-64 characters of [A-Za-z0-9_.:-]")
     return str(ids[0])
+
+
+def _group_icon_params(request: web.Request) -> tuple[str, str]:
+    """The group and the command id of a group icon upload (``group`` and ``id``, the only ones)."""
+    query = request.query
+    unknown = sorted(set(query) - {"group", "id"})
+    if unknown:
+        raise Refused(ErrorCode.BAD_REQUEST, f"unknown parameter(s) {', '.join(unknown)} (use group, id)")
+    groups, ids = query.getall("group", []), query.getall("id", [])
+    if len(groups) != 1 or not is_group_id(groups[0]):
+        raise Refused(ErrorCode.BAD_REQUEST, "group: one group id (g:...)")
+    if len(ids) != 1 or COMMAND_ID_RE.fullmatch(ids[0]) is None:
+        raise Refused(ErrorCode.BAD_REQUEST, "id: one command id of 1-64 characters of [A-Za-z0-9_.:-]")
+    return str(groups[0]), str(ids[0])
 
 
 def attachment_of(media: Mapping[str, Any], key: str) -> Attachment | None:

@@ -15,6 +15,7 @@ from client_sdk.contract import (
     COMMAND_TYPES,
     GROUP_COMMAND_TYPES,
     GROUP_ID_RE,
+    GROUP_SETTINGS_COMMAND_TYPES,
     MESSAGE_CHANGE_COMMAND_TYPES,
     PROFILE_COMMAND_TYPES,
     PUSH_COMMAND_TYPES,
@@ -36,6 +37,7 @@ _SCHEMA_DEFS = {
     "react": "react",
     **{name: name for name in MESSAGE_CHANGE_COMMAND_TYPES},
     "forward": "forward",
+    **{name: name for name in GROUP_SETTINGS_COMMAND_TYPES},
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

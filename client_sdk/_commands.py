@@ -6,6 +6,7 @@ naming the bad one, so a malformed command never leaves the client.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -295,3 +296,81 @@ def delete_command(*, id: str, message_id: str, everyone: bool) -> dict[str, Any
     _check_message_id("message", message_id)
     scope = "everyone" if everyone else "me"
     return {"v": VERSION, "type": "delete", "id": id, "message": message_id, "for": scope}
+
+
+# ---------------------------------------------------------------- group settings and invites (issue 24)
+_INVITE_CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_DESCRIPTION_LENGTH = 512
+
+
+def group_set_command(
+    *,
+    id: str,
+    group: str,
+    description: str | None = None,
+    only_admins_send: bool | None = None,
+    approval: bool | None = None,
+    remove_icon: bool = False,
+) -> dict[str, Any]:
+    """A ``group_set`` command: the settings given (None: left as they are); ``""`` clears the description."""
+    _check_id(id)
+    _check_group(group)
+    command: dict[str, Any] = {"v": VERSION, "type": "group_set", "id": id, "group": group}
+    if description is not None:
+        if not isinstance(description, str) or len(description.strip()) > MAX_DESCRIPTION_LENGTH:
+            raise ValueError(f"description must be a string of at most {MAX_DESCRIPTION_LENGTH} characters")
+        command["description"] = description
+    for name, flag in (("only_admins_send", only_admins_send), ("approval", approval)):
+        if flag is not None:
+            if not isinstance(flag, bool):
+                raise ValueError(f"{name} must be True, False or None, got {flag!r}")
+            command[name] = flag
+    if remove_icon:
+        command["remove_icon"] = True
+    if len(command) == 4:
+        raise ValueError("give at least one setting to change")
+    return command
+
+
+def group_invite_link_command(
+    *, id: str, group: str, revoke: bool = False, expires_in: int | None = None
+) -> dict[str, Any]:
+    """A ``group_invite_link`` command: a new link (valid ``expires_in`` seconds, None: until
+    replaced) or, with ``revoke``, none."""
+    _check_id(id)
+    _check_group(group)
+    command: dict[str, Any] = {"v": VERSION, "type": "group_invite_link", "id": id, "group": group}
+    if revoke:
+        command["revoke"] = True
+    elif expires_in is not None:
+        if (
+            isinstance(expires_in, bool)
+            or not isinstance(expires_in, int)
+            or not 1 <= expires_in <= 31_536_000
+        ):
+            raise ValueError(f"expires_in must be 1 to 31536000 seconds, got {expires_in!r}")
+        command["expires_in"] = expires_in
+    return command
+
+
+def group_join_command(*, id: str, code: str) -> dict[str, Any]:
+    """A ``group_join`` command with an invite code."""
+    _check_id(id)
+    if not isinstance(code, str) or _INVITE_CODE_RE.fullmatch(code) is None:
+        raise ValueError("code must be an invite code: 1-64 characters of [A-Za-z0-9_-]")
+    return {"v": VERSION, "type": "group_join", "id": id, "code": code}
+
+
+def group_request_command(*, kind: str, id: str, group: str, member: str | None = None) -> dict[str, Any]:
+    """A ``group_requests`` command, or (with ``member``) a ``group_approve`` or ``group_reject``."""
+    if kind not in {"group_requests", "group_approve", "group_reject"}:
+        raise ValueError(f"kind must be group_requests, group_approve or group_reject, got {kind!r}")
+    _check_id(id)
+    _check_group(group)
+    command: dict[str, Any] = {"v": VERSION, "type": kind, "id": id, "group": group}
+    if kind != "group_requests":
+        if member is None:
+            raise ValueError(f"{kind} needs the member whose request it decides")
+        _check_user("member", member)
+        command["member"] = member
+    return command

@@ -29,7 +29,10 @@ __all__ = [
     "Event",
     "Group",
     "GroupEvent",
+    "GroupInvite",
     "GroupList",
+    "JoinRequest",
+    "JoinRequestList",
     "Message",
     "MessageDeleted",
     "MessageEdited",
@@ -218,6 +221,14 @@ class Group:
     members: tuple[str, ...]
     admins: tuple[str, ...]
     profiles: tuple[Profile, ...] = ()
+    description: str | None = None
+    """The group's description (None: none set)."""
+    icon: Media | None = None
+    """The group's icon, a square JPEG: fetch it with :meth:`client_sdk.Client.download`."""
+    only_admins_send: bool = False
+    """Whether only admins may send to the group (a member's send is refused with ``not_admin``)."""
+    approval: bool = False
+    """Whether joining by an invite link needs an admin's approval."""
 
     def profile(self, user: str) -> Profile | None:
         """The profile of member ``user`` as the group snapshot carried it (None: none set)."""
@@ -240,6 +251,43 @@ class GroupEvent:
     ref: str | None
     ts: float
     cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInvite:
+    """A group's invite link as its admin made it (the answer to ``group_invite_link``): whoever
+    holds ``code`` may join (:meth:`client_sdk.Client.join_group`). ``code`` None: revoked.
+    ``expires_at``: Unix seconds, None: until replaced or revoked."""
+
+    ref: str
+    group: str
+    code: str | None
+    expires_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    """A request to join a group that needs approval: to the user who asked and to every admin
+    (``state`` ``pending``), and again when an admin rejects it (``rejected``, ``by`` the admin).
+    An approval is a :class:`GroupEvent` (action ``approved``)."""
+
+    group: str
+    name: str
+    user: str
+    state: str
+    by: str | None
+    ref: str | None
+    ts: float
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequestList:
+    """The pending requests to join a group (internal: :meth:`client_sdk.Client.group_requests`)."""
+
+    ref: str
+    group: str
+    requests: tuple[tuple[str, float], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +410,7 @@ Sequenced: TypeAlias = (
     | Reaction
     | MessageEdited
     | MessageHidden
+    | JoinRequest
 )
 """Events that carry an inbox cursor and are processed strictly in cursor order."""
 
@@ -375,6 +424,7 @@ Event: TypeAlias = (
     | Reaction
     | MessageEdited
     | MessageHidden
+    | JoinRequest
     | Presence
     | PresenceRefused
     | Typing
@@ -385,7 +435,18 @@ Event: TypeAlias = (
 
 def parse_inbox(
     payload: Any,
-) -> Sequenced | Typing | ServerError | SyncPage | GroupList | DeviceList | Ok | ProfileList:
+) -> (
+    Sequenced
+    | Typing
+    | ServerError
+    | SyncPage
+    | GroupList
+    | DeviceList
+    | Ok
+    | ProfileList
+    | GroupInvite
+    | JoinRequestList
+):
     """Parse an event received on the user's inbox topic."""
     data = _envelope(payload)
     kind = data["type"]
@@ -412,6 +473,10 @@ def parse_inbox(
         return DeviceList(
             ref=_str(data, "ref"), devices=tuple(_parse_device(d) for d in _field(data, "devices", list))
         )
+    if kind == "group_invite":
+        return _parse_group_invite(data)
+    if kind == "group_requests":
+        return _parse_join_requests(data)
     raise ValueError(f"unknown event type {kind!r}")
 
 
@@ -518,6 +583,8 @@ def parse_sequenced(payload: Any) -> Sequenced:
         )
     if kind == "reaction":
         return _parse_reaction(data, cursor=cursor)
+    if kind == "group_request":
+        return _parse_join_request(data, cursor=cursor)
     raise AssertionError(f"unhandled sequenced type {kind!r}")  # pragma: no cover - SEQUENCED_EVENT_TYPES
 
 
@@ -607,7 +674,62 @@ def parse_group(payload: Any) -> Group:
         members=_users(payload, "members"),
         admins=_users(payload, "admins"),
         profiles=_member_profiles(payload.get("profiles")),
+        **_group_settings(payload),
     )
+
+
+# ---------------------------------------------------------------- group settings and invites (issue 24)
+def _group_settings(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of a group snapshot (those left out are off or empty)."""
+    icon = payload.get("icon")
+    flags = {name: payload.get(name, False) for name in ("only_admins_send", "approval")}
+    for name, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise ValueError(f"field {name!r} must be a boolean, got {flag!r}")
+    return {
+        "description": _optional_text(payload, "description"),
+        "icon": None if icon is None else parse_media(icon, thumbnail=True),
+        **flags,
+    }
+
+
+def _parse_group_invite(data: Mapping[str, Any]) -> GroupInvite:
+    code, expires_at = data.get("code"), data.get("expires_at")
+    if code is not None and (not isinstance(code, str) or not code):
+        raise ValueError(f"field 'code' must be a non-empty string or null, got {code!r}")
+    if expires_at is not None and (not isinstance(expires_at, int | float) or isinstance(expires_at, bool)):
+        raise ValueError(f"field 'expires_at' must be a number or null, got {expires_at!r}")
+    return GroupInvite(
+        ref=_str(data, "ref"),
+        group=_str(data, "group"),
+        code=code,
+        expires_at=None if expires_at is None else float(expires_at),
+    )
+
+
+def _parse_join_request(data: Mapping[str, Any], *, cursor: int) -> JoinRequest:
+    by = data.get("by")
+    if by is not None and (not isinstance(by, str) or not by):
+        raise ValueError(f"field 'by' must be a user id or null, got {by!r}")
+    return JoinRequest(
+        group=_str(data, "group"),
+        name=_str(data, "name"),
+        user=_str(data, "user"),
+        state=_str(data, "state"),
+        by=by,
+        ref=_ref(data),
+        ts=_number(data, "ts"),
+        cursor=cursor,
+    )
+
+
+def _parse_join_requests(data: Mapping[str, Any]) -> JoinRequestList:
+    found = []
+    for item in _field(data, "requests", list):
+        if not isinstance(item, Mapping):
+            raise ValueError(f"a join request must be an object, got {item!r}")
+        found.append((_str(item, "user"), _number(item, "ts")))
+    return JoinRequestList(ref=_str(data, "ref"), group=_str(data, "group"), requests=tuple(found))
 
 
 def _optional_text(payload: Mapping[str, Any], name: str) -> str | None:

@@ -17,13 +17,24 @@ import threading
 from typing import Any, Generic, TypeVar
 
 from client_sdk._errors import CommandRejected, NotConnected, Timeout
-from client_sdk._events import DeviceList, GroupEvent, GroupList, Ok, ProfileChanged, ProfileList
+from client_sdk._events import (
+    DeviceList,
+    GroupEvent,
+    GroupInvite,
+    GroupList,
+    JoinRequestList,
+    Ok,
+    ProfileChanged,
+    ProfileList,
+)
 
 __all__ = ["PendingRequest", "PendingRequests"]
 
 logger = logging.getLogger(__name__)
 
-A = TypeVar("A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+A = TypeVar(
+    "A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, GroupInvite, JoinRequestList
+)
 """The type of event that answers a request."""
 
 
@@ -120,7 +131,16 @@ class PendingRequests:
         self._pending[request.id] = request
 
     def resolve(
-        self, ref: str | None, answer: GroupEvent | GroupList | DeviceList | Ok | ProfileChanged | ProfileList
+        self,
+        ref: str | None,
+        answer: GroupEvent
+        | GroupList
+        | DeviceList
+        | Ok
+        | ProfileChanged
+        | ProfileList
+        | GroupInvite
+        | JoinRequestList,
     ) -> PendingRequest[Any] | None:
         """``answer`` arrived with ``ref``: hand it to the request waiting for it, if any.
 
@@ -138,6 +158,11 @@ class PendingRequests:
         del self._pending[request.id]
         request._resolve(answer)
         return request
+
+    def kind_of(self, ref: str | None) -> str | None:
+        """The command type of the request waiting for ``ref`` (None: nothing waits for it)."""
+        request = None if ref is None else self._pending.get(ref)
+        return None if request is None else request.kind
 
     def reject(self, ref: str, error: CommandRejected) -> PendingRequest[Any] | None:
         """The server refused the command ``ref``: fail its request (None when nothing waits for it)."""

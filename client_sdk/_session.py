@@ -42,7 +42,10 @@ from client_sdk._events import (
     Event,
     Group,
     GroupEvent,
+    GroupInvite,
     GroupList,
+    JoinRequest,
+    JoinRequestList,
     Message,
     MessageDeleted,
     MessageEdited,
@@ -68,7 +71,7 @@ from client_sdk._outbox import Outbox, OutgoingMessage
 from client_sdk._pending import PendingRequest, PendingRequests
 from client_sdk._sequencer import DEFAULT_GAP_TIMEOUT, Sequencer
 from client_sdk._subscriptions import Subscribe, Subscriptions
-from client_sdk.contract import Status
+from client_sdk.contract import GROUP_SETTINGS_COMMAND_TYPES, Status
 
 __all__ = ["SYNC_RETRY_DELAY", "SYNC_TIMEOUT", "Command", "Effects", "Session"]
 
@@ -81,7 +84,9 @@ SYNC_RETRY_DELAY = 1.0
 
 _MAX_REMEMBERED_SYNCS = 64
 
-_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+_A = TypeVar(
+    "_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, GroupInvite, JoinRequestList
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +173,8 @@ class Session:
         self._my_syncs: deque[str] = deque(maxlen=_MAX_REMEMBERED_SYNCS)
         self._presence: dict[str, Presence] = {}
         self._groups: dict[str, Group] = {}
+        self._group_answers: dict[str, GroupEvent | JoinRequest] = {}
+        """The events that answered group settings commands of this user's (see _answer_group)."""
         self._profiles: dict[str, Profile] = {}
         self._subscriptions = Subscriptions()
 
@@ -345,7 +352,7 @@ class Session:
                 self._profiles[profile.user] = profile
             self.requests.resolve(item.ref, item)
             return Effects()
-        if isinstance(item, DeviceList):
+        if isinstance(item, DeviceList | GroupInvite | JoinRequestList):
             self.requests.resolve(item.ref, item)
             return Effects()
         if isinstance(item, Ok):
@@ -520,6 +527,22 @@ class Session:
         self.requests.resolve(answer.ref, answer)
         return Effects()
 
+    # -- group settings and invites (issue 24) ---------------------------------------------------------
+    def _answer_group(self, ref: str | None, item: GroupEvent | JoinRequest) -> None:
+        """A group setting, join or decision of this user's is answered by a ``group`` event, a
+        ``group_request`` event or ``ok`` (nothing changed): its request waits for ``Ok`` and
+        reads the event, if there was one, with :meth:`take_group_answer`."""
+        if self.requests.kind_of(ref) in GROUP_SETTINGS_COMMAND_TYPES:
+            assert ref is not None
+            self._group_answers[ref] = item
+            self.requests.resolve(ref, Ok(ref=ref))
+        elif isinstance(item, GroupEvent):
+            self.requests.resolve(ref, item)
+
+    def take_group_answer(self, ref: str) -> GroupEvent | JoinRequest | None:
+        """The event that answered the group settings command ``ref`` (None: it was ``ok``)."""
+        return self._group_answers.pop(ref, None)
+
     def _remember_profiles(self, group: Group) -> None:
         for profile in group.profiles:
             known = self._profiles.get(profile.user)
@@ -553,7 +576,9 @@ class Session:
             elif isinstance(item, GroupEvent):
                 self._groups[item.group.id] = item.group
                 self._remember_profiles(item.group)
-                self.requests.resolve(item.ref, item)
+                self._answer_group(item.ref, item)
+            elif isinstance(item, JoinRequest):
+                self._answer_group(item.ref, item)
             elif isinstance(item, ProfileChanged):
                 self._profiles[item.profile.user] = item.profile
                 self.requests.resolve(item.ref, item)

@@ -112,6 +112,19 @@ class MediaEndpoint:
                 return
         self._upload(url, id, file)
 
+    def upload_group_icon(self, *, group: str, id: str, file: str | os.PathLike[str] | IO[bytes]) -> None:
+        """Stream the image ``file`` to become ``group``'s icon (processed after the answer)."""
+        if not isinstance(id, str) or COMMAND_ID_RE.fullmatch(id) is None:
+            raise ValueError(f"command id {id!r} must be 1-64 characters of [A-Za-z0-9_.:-]")
+        if not is_group_id(group):
+            raise ValueError(f"group {group!r} is not a group id")
+        url = f"{self.base_url}/media/group-icon?{urlencode({'group': group, 'id': id})}"
+        if isinstance(file, str | os.PathLike):
+            with Path(file).open("rb") as opened:
+                self._upload(url, id, opened)
+                return
+        self._upload(url, id, file)
+
     def clear_avatar(self, *, id: str) -> None:
         """Ask for this user's avatar to be removed (done after the answer)."""
         url = f"{self.base_url}/media/avatar?{urlencode({'id': id})}"

@@ -31,6 +31,7 @@ __all__ = [
     "EVENT_TYPES",
     "GROUP_COMMAND_TYPES",
     "GROUP_ID_RE",
+    "GROUP_SETTINGS_COMMAND_TYPES",
     "MAX_CAPTION_LENGTH",
     "MAX_RECEIPT_MESSAGES",
     "MAX_SYNC_LIMIT",
@@ -97,6 +98,10 @@ DEVICE_COMMAND_TYPES: Final = frozenset({"devices"})
 REACTION_COMMAND_TYPES: Final = frozenset({"react"})
 MESSAGE_CHANGE_COMMAND_TYPES: Final = frozenset({"edit", "delete"})
 """Commands that change a message already sent: an edit, a delete for everyone or for me."""
+GROUP_SETTINGS_COMMAND_TYPES: Final = frozenset(
+    {"group_set", "group_invite_link", "group_join", "group_requests", "group_approve", "group_reject"}
+)
+"""Group settings, invite links and join requests (issue 24)."""
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync", "forward"})
     | GROUP_COMMAND_TYPES
@@ -105,14 +110,18 @@ COMMAND_TYPES: Final = (
     | DEVICE_COMMAND_TYPES
     | REACTION_COMMAND_TYPES
     | MESSAGE_CHANGE_COMMAND_TYPES
+    | GROUP_SETTINGS_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
     | {"profile", "profiles", "deleted"}
     | {"reaction", "edited", "hidden"}
+    | {"group_invite", "group_request", "group_requests"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset(
-    {"message", "sent", "receipt", "group", "profile", "deleted"} | {"reaction", "edited", "hidden"}
+    {"message", "sent", "receipt", "group", "profile", "deleted"}
+    | {"reaction", "edited", "hidden"}
+    | {"group_request"}
 )
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 

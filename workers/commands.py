@@ -30,12 +30,19 @@ __all__ = [
     "Edit",
     "Forward",
     "GroupAdd",
+    "GroupApprove",
     "GroupCreate",
+    "GroupInviteLink",
+    "GroupJoin",
     "GroupLeave",
     "GroupList",
     "GroupPromote",
+    "GroupReject",
     "GroupRemove",
     "GroupRename",
+    "GroupRequests",
+    "GroupSet",
+    "GroupSettingsCommand",
     "Platform",
     "ProfileGet",
     "ProfileSet",
@@ -204,6 +211,88 @@ class GroupList(NamedTuple):
         return cls(user, raw["id"])
 
 
+# ---------------------------------------------------------------- group settings and invites (issue 24)
+class GroupSet(NamedTuple):
+    """Change a group's settings (admins): a field None is left as it is. ``icon`` can only be
+    removed here (``remove_icon``); it is set by an upload (POST /media/group-icon)."""
+
+    user: str
+    id: str
+    group: str
+    description: str | None = None
+    only_admins_send: bool | None = None
+    approval: bool | None = None
+    remove_icon: bool | None = None
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupSet:
+        return cls(
+            user,
+            raw["id"],
+            raw["group"],
+            raw.get("description"),
+            raw.get("only_admins_send"),
+            raw.get("approval"),
+            raw.get("remove_icon"),
+        )
+
+
+class GroupInviteLink(NamedTuple):
+    """Make a new invite link of a group (replacing the one it had), or revoke it (admins)."""
+
+    user: str
+    id: str
+    group: str
+    revoke: bool | None = None
+    expires_in: int | None = None
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupInviteLink:
+        return cls(user, raw["id"], raw["group"], raw.get("revoke"), raw.get("expires_in"))
+
+
+class GroupJoin(NamedTuple):
+    user: str
+    id: str
+    code: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupJoin:
+        return cls(user, raw["id"], raw["code"])
+
+
+class GroupRequests(NamedTuple):
+    user: str
+    id: str
+    group: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupRequests:
+        return cls(user, raw["id"], raw["group"])
+
+
+class GroupApprove(NamedTuple):
+    user: str
+    id: str
+    group: str
+    member: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupApprove:
+        return cls(user, raw["id"], raw["group"], raw["member"])
+
+
+class GroupReject(NamedTuple):
+    user: str
+    id: str
+    group: str
+    member: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupReject:
+        return cls(user, raw["id"], raw["group"], raw["member"])
+
+
 class PushRegister(NamedTuple):
     """A device's push token; ``preview``: whether notifications may show the sender and text."""
 
@@ -323,7 +412,18 @@ Command: TypeAlias = (
     | Edit
     | Delete
     | Forward
+    | GroupSet
+    | GroupInviteLink
+    | GroupJoin
+    | GroupRequests
+    | GroupApprove
+    | GroupReject
 )
+
+GroupSettingsCommand: TypeAlias = (
+    GroupSet | GroupInviteLink | GroupJoin | GroupRequests | GroupApprove | GroupReject
+)
+"""The commands of group settings, invite links and join requests (issue 24)."""
 
 COMMANDS: Mapping[str, type[Command]] = {
     "send": Send,
@@ -346,6 +446,12 @@ COMMANDS: Mapping[str, type[Command]] = {
     "edit": Edit,
     "delete": Delete,
     "forward": Forward,
+    "group_set": GroupSet,
+    "group_invite_link": GroupInviteLink,
+    "group_join": GroupJoin,
+    "group_requests": GroupRequests,
+    "group_approve": GroupApprove,
+    "group_reject": GroupReject,
 }
 """The class of each command ``type`` of the wire contract."""
 

@@ -34,12 +34,18 @@ from workers.commands import (
     Edit,
     Forward,
     GroupAdd,
+    GroupApprove,
     GroupCreate,
+    GroupInviteLink,
+    GroupJoin,
     GroupLeave,
     GroupList,
     GroupPromote,
+    GroupReject,
     GroupRemove,
     GroupRename,
+    GroupRequests,
+    GroupSet,
     ProfileGet,
     ProfileSet,
     PushRegister,
@@ -65,6 +71,7 @@ from workers.stores import (
     TextSend,
 )
 from workers.stores.rules.deletion import check_user_delete
+from workers.stores.rules.group_settings import clean_description, invite_hash, new_invite_code
 from workers.stores.rules.profiles import clean_about, clean_name
 from workers.stores.rules.reactions import check_emoji
 
@@ -363,6 +370,15 @@ class Pipeline:
                 self._delete(node, cmd)
             case Forward():
                 self._forward(node, cmd)
+            case (
+                GroupSet()
+                | GroupInviteLink()
+                | GroupJoin()
+                | GroupRequests()
+                | GroupApprove()
+                | GroupReject()
+            ):
+                self._group_settings(node, cmd)
             case _:
                 assert_never(cmd)
 
@@ -578,3 +594,86 @@ class Pipeline:
         self._deliver(node, user, entries)
         if not changed or all(entry.user != user for entry in entries):
             self._ok(node, user, ref)
+
+    # ------------------------------------------------------------------ group settings and invites (issue 24)
+    def _group_settings(
+        self,
+        node: str,
+        cmd: GroupSet | GroupInviteLink | GroupJoin | GroupRequests | GroupApprove | GroupReject,
+    ) -> None:
+        match cmd:
+            case GroupSet():
+                self._group_set(node, cmd)
+            case GroupInviteLink():
+                self._group_invite_link(node, cmd)
+            case GroupJoin():
+                self._group_join(node, cmd)
+            case GroupRequests():
+                self._group_requests(node, cmd)
+            case GroupApprove() | GroupReject():
+                self._group_decide(node, cmd)
+            case _:
+                assert_never(cmd)
+
+    def _group_set(self, node: str, cmd: GroupSet) -> None:
+        changes: dict[str, Any] = {}
+        if cmd.description is not None:
+            changes["description"] = clean_description(cmd.description)
+        if cmd.only_admins_send is not None:
+            changes["only_admins_send"] = cmd.only_admins_send
+        if cmd.approval is not None:
+            changes["approval"] = cmd.approval
+        if cmd.remove_icon:
+            changes["icon"] = None
+        if not changes:
+            raise CommandError(
+                ErrorCode.BAD_REQUEST, "description, only_admins_send, approval or remove_icon: give one"
+            )
+        update = self._store.set_group_settings(
+            group=cmd.group, actor=cmd.user, changes=changes, now=self._clock(), ref=cmd.id
+        )
+        self._answer_change(node, cmd.user, cmd.id, update.changed, update.entries)
+        if update.replaced and self._discard is not None:
+            self._later(partial(self._discard, update.replaced))
+
+    def _group_invite_link(self, node: str, cmd: GroupInviteLink) -> None:
+        """The code goes to the admin's devices on this node only (live): the store keeps its hash."""
+        now = self._clock()
+        code = None if cmd.revoke else new_invite_code()
+        expires_at = None if code is None or cmd.expires_in is None else now + cmd.expires_in
+        self._store.set_invite(
+            group=cmd.group,
+            actor=cmd.user,
+            code_hash=None if code is None else invite_hash(code),
+            expires_at=expires_at,
+            now=now,
+        )
+        event = {"v": VERSION, "type": "group_invite", "ref": cmd.id, "group": cmd.group}
+        self._reply(node, cmd.user, {**event, "code": code, "expires_at": expires_at})
+
+    def _group_join(self, node: str, cmd: GroupJoin) -> None:
+        update = self._store.join_by_invite(
+            user=cmd.user,
+            code_hash=invite_hash(cmd.code),
+            now=self._clock(),
+            ref=cmd.id,
+            max_members=self._max_members,
+        )
+        self._answer_change(node, cmd.user, cmd.id, update.changed, update.entries)
+
+    def _group_requests(self, node: str, cmd: GroupRequests) -> None:
+        found = self._store.join_requests(group=cmd.group, actor=cmd.user)
+        event = {"v": VERSION, "type": "group_requests", "ref": cmd.id, "group": cmd.group}
+        self._reply(node, cmd.user, {**event, "requests": [r.wire() for r in found]})
+
+    def _group_decide(self, node: str, cmd: GroupApprove | GroupReject) -> None:
+        update = self._store.decide_request(
+            group=cmd.group,
+            actor=cmd.user,
+            user=cmd.member,
+            approve=isinstance(cmd, GroupApprove),
+            now=self._clock(),
+            ref=cmd.id,
+            max_members=self._max_members,
+        )
+        self._answer_change(node, cmd.user, cmd.id, update.changed, update.entries)

@@ -5,6 +5,7 @@
 // tells the page where its broker is with GET /web/config.json.
 
 import { Connection } from "./js/connection.js";
+import { GroupInfo } from "./js/groupinfo.js";
 import { Media } from "./js/media.js";
 import {
   MAX_PROFILE_USERS,
@@ -77,6 +78,16 @@ class Chat {
       },
     });
     this.store.subscribe((what) => this.view.update(what));
+    // issue 24: group info, invite links and join requests
+    this.groupInfo = new GroupInfo({
+      user,
+      store: this.store,
+      media: this.media,
+      run: (payload) => this.connection.run(this.session.request(payload)),
+      openId: () => this.view.openId,
+      toast: (text) => this.view.toast(text),
+      synced: () => this.session.synced,
+    });
     this.connection = new Connection({
       url: config.mqtt_ws,
       topics: new Topics(config.prefix, config.presence_prefix),
@@ -108,6 +119,7 @@ class Chat {
     window.removeEventListener("pagehide", this.onHide);
     clearTimeout(this.typingPause);
     this.connection.stop();
+    this.groupInfo.destroy();
     if (forget) this.store.clear();
     else if (this.connectedOnce) this.store.save();
     this.view.destroy();
@@ -138,6 +150,8 @@ class Chat {
         if (event.type === "group" && event.ref && this.groupRequests.delete(event.ref)) openAfter = event.group.id;
         if (event.type === "profile" && event.ref && this.profileRequests.delete(event.ref)) this.view.profileDone();
         if (event.type === "reaction" && event.ref) this.reactRequests.delete(event.ref);
+        if (event.type === "group") this.groupInfo.onGroupEvent(event);
+        if (event.type === "group_request") this.groupInfo.onRequest(event);
       } else if (event.type === "typing") {
         if (isUserId(event.from)) this.store.onTyping(event.from, event.state === "composing");
       } else if (event.type === "groups") {
@@ -146,7 +160,10 @@ class Chat {
         this.onProfiles(event);
       } else if (event.type === "devices") {
         this.onDevices(event);
+      } else if (event.type === "group_invite" || event.type === "group_requests") {
+        this.groupInfo.onAnswer(event);
       } else if (event.type === "ok") {
+        if (this.groupInfo.onOk(event.ref)) continue;
         this.reactRequests.delete(event.ref); // a reaction that changed nothing
       } else if (event.type === "error") {
         this.onError(event);
@@ -155,6 +172,7 @@ class Chat {
     this.store.commit(this.session.cursor, this.session.pending());
     if (effects.synced) {
       this.connection.run(this.session.request(groupListCommand({ id: newId("l") })));
+      this.groupInfo.offerFromLocation();
       this.profileAsked.clear(); // fresh after being away
       this.askProfiles([this.user, ...this.store.contacts()]);
     }
@@ -163,6 +181,7 @@ class Chat {
     this.askProfiles(people);
     this.connection.watch(this.store.contacts());
     this.view.update({ convs });
+    this.groupInfo.refresh();
     if (openAfter) this.open(openAfter);
     this.markRead();
   }
@@ -182,6 +201,7 @@ class Chat {
       console.warn("mqchat: profile_get refused:", message); // the names stay user ids
       return;
     }
+    if (this.groupInfo.onError(error)) return;
     if (error.ref && this.reactRequests.delete(error.ref)) {
       this.view.toast(`Could not react: ${message}`);
       return;
@@ -288,6 +308,7 @@ class Chat {
   open(id) {
     this.stopTyping();
     this.view.open(id);
+    this.groupInfo.refresh();
     this.markRead();
   }
 

@@ -43,7 +43,9 @@ from client_sdk._events import (
     Event,
     Group,
     GroupEvent,
+    GroupInvite,
     GroupList,
+    JoinRequestList,
     Message,
     Ok,
     Presence,
@@ -65,6 +67,7 @@ from client_sdk._session import Session
 from client_sdk._settings import check_settings, initial_cursor
 from client_sdk.aio._changes import Changes
 from client_sdk.aio._connection import Connection
+from client_sdk.aio._group_settings import AsyncGroupSettings
 from client_sdk.aio._outgoing import OutgoingMessage
 from client_sdk.contract import (
     DEFAULT_PREFIX,
@@ -77,11 +80,13 @@ from client_sdk.contract import (
 
 __all__ = ["Client"]
 
-_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+_A = TypeVar(
+    "_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, GroupInvite, JoinRequestList
+)
 _T = TypeVar("_T")
 
 
-class Client(Connection):
+class Client(Connection, AsyncGroupSettings):
     """An asyncio chat client of user ``user`` on device ``device`` (MQTT client id ``<user>/<device>``).
 
     ``async with Client(...) as chat:`` connects on enter and closes on exit (or await

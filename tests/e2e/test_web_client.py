@@ -904,3 +904,77 @@ def test_a_voice_note_and_a_document_are_played_and_offered_for_download(
     assert alice.errors() == [] and bob.errors() == []
     alice.close()
     bob.close()
+
+
+# ---------------------------------------------------------------- group info and invite links (issue 24)
+def _group_info(page: Page) -> dict[str, Any]:
+    info: dict[str, Any] = page.js(
+        """const d = document.getElementById('group-info-dialog');
+        return {open: d.open, name: document.getElementById('group-info-name').textContent,
+          description: document.getElementById('group-description').value,
+          onlyAdmins: document.getElementById('group-only-admins').checked,
+          approval: document.getElementById('group-approval').checked,
+          link: document.getElementById('group-invite-code').value,
+          status: document.getElementById('group-info-status').textContent,
+          icon: document.querySelector('#group-info-icon img')?.naturalWidth || 0,
+          requests: [...document.querySelectorAll('#group-requests li span')].map((s) => s.textContent)};"""
+    )
+    return info
+
+
+def test_an_admin_sets_up_a_group_and_a_newcomer_joins_by_its_link_with_approval(
+    node: RunningNode, browser: Callable[[str], Page], tmp_path: Path
+) -> None:
+    alice_id, alice_token = node.add_user("alice")
+    bob_id, _ = node.add_user("bob")
+    carol_id, carol_token = node.add_user("carol")
+    url = f"{node.media_url}/"
+    alice = browser("alice")
+    alice.login(url, alice_id, alice_token)
+    alice.new_group("Crag", [bob_id])
+
+    # When alice opens the group info, writes a description, asks for approval and sets an icon
+    alice.element("#group-info-button").click()
+    alice.wait("the group info opens", lambda: _group_info(alice)["open"])
+    alice.element("#group-description").send_keys("Sundays at the crag")
+    alice.element("#group-approval").click()
+    alice.element("#group-only-admins").click()
+    alice.element("#group-info-save").click()
+    alice.wait("the settings are saved", lambda: _group_info(alice)["status"] == "Saved")
+    icon = tmp_path / "icon.png"
+    icon.write_bytes(png(300, 200))
+    alice.element("#group-icon-input").send_keys(str(icon))
+    alice.wait("the icon shows", lambda: _group_info(alice)["icon"] == 200)
+    assert alice.texts()[-1] == "* You changed the group settings"
+
+    # And makes an invite link
+    alice.element("#group-invite-make").click()
+    link = alice.wait("the invite link shows", lambda: _group_info(alice)["link"])
+    assert "#join=" in link
+    alice.shot("01-group-info")
+
+    # When carol opens the link, she is offered to join, and asks to
+    carol = browser("carol")
+    carol.login(link, carol_id, carol_token)
+    carol.wait(
+        "the join dialog opens with the code",
+        lambda: carol.js("return document.getElementById('join-group-dialog').open"),
+    )
+    carol.shot("02-join")
+    carol.element("#join-group-submit").click()
+
+    # Then alice sees the request in the group info, and approves it
+    alice.wait("carol's request shows", lambda: _group_info(alice)["requests"] == [carol_id])
+    alice.shot("03-request")
+    alice.element('#group-requests button[data-decision="approve"]').click()
+    crag = carol.wait("the group shows in carol's list", lambda: carol.chat_by_name("Crag"))
+    carol.open_chat(crag["id"])
+    carol.wait("carol sees she was approved", lambda: f"* {alice_id} approved you" in carol.texts())
+    carol.element("#group-info-button").click()
+    info = carol.wait(
+        "carol sees the group info", lambda: (i := _group_info(carol))["open"] and i["icon"] and i
+    )
+    assert (info["description"], info["approval"], info["onlyAdmins"]) == ("Sundays at the crag", True, True)
+    assert carol.js("return document.querySelector('#group-info-save').hidden") is True  # not an admin
+    carol.shot("04-member-view")
+    assert alice.errors() == [] and carol.errors() == []

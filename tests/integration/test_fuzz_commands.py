@@ -72,6 +72,19 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "forward": {"message": st.sampled_from([MESSAGE, "0" * 32]), "to": users | groups},
     "edit": {"message": st.sampled_from([MESSAGE, "0" * 32]), "text": st.text(max_size=40)},
     "delete": {"message": st.sampled_from([MESSAGE, "0" * 32]), "for": st.sampled_from(["everyone", "me"])},
+    # group settings, invite links and join requests (issue 24)
+    "group_set": {
+        "group": groups,
+        "description": st.text(max_size=40),
+        "only_admins_send": st.booleans(),
+        "approval": st.booleans(),
+        "remove_icon": st.booleans(),
+    },
+    "group_invite_link": {"group": groups, "revoke": st.booleans(), "expires_in": st.integers(1, 31536000)},
+    "group_join": {"code": st.sampled_from(["A" * 22, "not-a-code", "x"])},
+    "group_requests": {"group": groups},
+    "group_approve": {"group": groups, "member": users},
+    "group_reject": {"group": groups, "member": users},
 }
 """Each command type and well-formed values of the fields it may carry (a test checks these are the
 schema's); well-formed is not welcome: users, groups and messages that do not exist are among them."""

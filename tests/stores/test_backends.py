@@ -32,6 +32,7 @@ _CONCERNS = {
         "forwards",
     ),
     *("facts", "edits", "hides"),  # changes users make to sent messages
+    "group_settings",  # group settings, invite links and join requests (issue 24)
 }
 
 

@@ -36,11 +36,11 @@ from workers.media.cleanup import declare_cleanup_actor
 from workers.media.documents import pdf_support
 from workers.media.errors import MediaRefused, ObjectMissing, StorageUnavailable, TooLarge
 from workers.media.images import Rendition, process_image
-from workers.media.keys import avatar_key, media_key, thumbnail_key, upload_key
+from workers.media.keys import avatar_key, group_icon_key, media_key, thumbnail_key, upload_key
 from workers.media.sniff import SNIFF_BYTES, Sniffed, describe, sniff
 from workers.media.videos import poster_support, process_video
 from workers.routing import Router
-from workers.stores import AcceptResult, Messages, Profiles
+from workers.stores import AcceptResult, GroupSettingsStore, Messages, Profiles
 
 __all__ = [
     "MEDIA_ACTOR",
@@ -64,8 +64,8 @@ RouteMessage = Callable[[str, str, AcceptResult], None]
 """``route(node, sender, result)``: deliver a stored message like every other (Pipeline.route_message)."""
 
 
-class MediaJobStore(Messages, Profiles, Protocol):
-    """What the media job stores: messages with media, and avatars on profiles."""
+class MediaJobStore(Messages, Profiles, GroupSettingsStore, Protocol):
+    """What the media job stores: messages with media, avatars on profiles, and group icons."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +163,9 @@ class MediaJob:
         if job.get("kind") == "avatar":
             self._avatar(job)
             return
+        if job.get("kind") == "group_icon":
+            self._group_icon(job)
+            return
         node, sender, ref, media_id = job["node"], job["sender"], job["id"], job["media_id"]
         written: list[str] = []
         try:
@@ -239,7 +242,47 @@ class MediaJob:
         self._router.deliver([(e.user, e.payload) for e in change.entries], origin=(sender, node))
         self._delete([*change.replaced, *upload])
 
-    def _prepare_avatar(self, tmp: Path, media_id: str, written: list[str]) -> dict[str, Any]:
+    def _group_icon(self, job: dict[str, Any]) -> None:
+        """Set a group's icon (an admin's upload, made square as an avatar is); the ``group``
+        event (action ``settings``) reaches every member, and the icon it replaced is deleted."""
+        node, sender, ref, media_id, group = (
+            job["node"],
+            job["sender"],
+            job["id"],
+            job["media_id"],
+            job["group"],
+        )
+        upload = [upload_key(media_id)]
+        written: list[str] = []
+        try:
+            with tempfile.TemporaryDirectory(prefix="mqchat-group-icon-") as tmp:
+                icon = self._prepare_avatar(Path(tmp), media_id, written, key=group_icon_key(media_id))
+            update = self._store.set_group_settings(
+                group=group, actor=sender, changes={"icon": icon}, now=self._clock(), ref=ref
+            )
+        except (StoreUnavailable, StorageUnavailable):
+            raise  # retried: the upload is still there, the same key is written again
+        except ObjectMissing:
+            self._upload_gone(node, sender, ref)
+            return
+        except MediaRefused as exc:
+            code = ErrorCode.TOO_LARGE if isinstance(exc, TooLarge) else ErrorCode.BAD_MEDIA
+            self._refuse(node, sender, ref, code, str(exc), [*written, *upload])
+            return
+        except CommandError as exc:  # not an admin (any more), no such group
+            self._refuse(node, sender, ref, exc.code, exc.message, [*written, *upload])
+            return
+        except Exception:
+            log.exception("group icon %s of %s failed", ref, sender)
+            message = "the server could not process the file"
+            self._refuse(node, sender, ref, ErrorCode.INTERNAL, message, [*written, *upload])
+            return
+        self._router.deliver([(e.user, e.payload) for e in update.entries], origin=(sender, node))
+        self._delete([*update.replaced, *upload])
+
+    def _prepare_avatar(
+        self, tmp: Path, media_id: str, written: list[str], *, key: str | None = None
+    ) -> dict[str, Any]:
         raw = tmp / "upload"
         with self._storage.open(upload_key(media_id)) as source, raw.open("wb") as target:
             shutil.copyfileobj(source, target, CHUNK_BYTES)
@@ -254,7 +297,7 @@ class MediaJob:
         out = tmp / "out"
         out.mkdir()
         made = make_avatar(raw, out, mime=kind.mime, max_pixels=self._limits.max_image_pixels)
-        key = avatar_key(media_id)
+        key = key or avatar_key(media_id)
         size = self._put(key, made.path, made.mime, written)
         return {"key": key, "type": made.mime, "size": size, "width": made.width, "height": made.height}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["avatar_key", "media_key", "thumbnail_key", "upload_key"]
+__all__ = ["avatar_key", "group_icon_key", "media_key", "thumbnail_key", "upload_key"]
 
 
 def upload_key(media_id: str) -> str:
@@ -19,3 +19,8 @@ def avatar_key(media_id: str) -> str:
 
 def thumbnail_key(media_id: str) -> str:
     return f"m/{media_id}.thumb.jpg"
+
+
+def group_icon_key(media_id: str) -> str:
+    """A group's icon: members may download it (see the media endpoint)."""
+    return f"gi/{media_id}.jpg"

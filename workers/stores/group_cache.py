@@ -9,8 +9,18 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import NamedTuple
 
-__all__ = ["MembersCache"]
+__all__ = ["MembersCache", "Roster"]
+
+
+class Roster(NamedTuple):
+    """What a message to a group needs: its members (in join order), and who may send to it when
+    only admins may (its admins; None: every member may). Kept together so that the check of
+    ``only_admins_send`` costs a send nothing more than the members' lookup it makes anyway."""
+
+    members: list[str]
+    senders: frozenset[str] | None = None
 
 
 class MembersCache:
@@ -18,11 +28,11 @@ class MembersCache:
 
     def __init__(self, size: int = 10_000) -> None:
         self._size = size
-        self._members: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
+        self._members: OrderedDict[str, tuple[int, Roster]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, group: str, version: int) -> list[str] | None:
-        """The members read at ``version``, or None (not cached, or read at another version)."""
+    def get(self, group: str, version: int) -> Roster | None:
+        """The roster read at ``version``, or None (not cached, or read at another version)."""
         with self._lock:
             cached = self._members.get(group)
             if cached is None or cached[0] != version:
@@ -30,9 +40,9 @@ class MembersCache:
             self._members.move_to_end(group)
             return cached[1]
 
-    def put(self, group: str, version: int, members: list[str]) -> None:
+    def put(self, group: str, version: int, roster: Roster) -> None:
         with self._lock:
-            self._members[group] = (version, members)
+            self._members[group] = (version, roster)
             while len(self._members) > self._size:
                 self._members.popitem(last=False)
 

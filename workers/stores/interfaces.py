@@ -26,7 +26,9 @@ from workers.stores.records import (
     DeviceSeen,
     GroupChange,
     GroupInfo,
+    GroupUpdate,
     InboxEntry,
+    JoinRequest,
     MessageChange,
     MessageFacts,
     Profile,
@@ -46,6 +48,7 @@ __all__ = [
     "CommandStore",
     "Credentials",
     "Devices",
+    "GroupSettingsStore",
     "Groups",
     "Logins",
     "MediaAccess",
@@ -243,6 +246,52 @@ class Groups(Protocol):
     def groups_of(self, user: str) -> list[GroupInfo]: ...
 
 
+class GroupSettingsStore(Protocol):
+    """Group settings, invite links and join requests (see rules.group_settings). Refusals are
+    CommandError with the wire code (not_admin, not_member, group_full, not_found)."""
+
+    def set_group_settings(
+        self, *, group: str, actor: str, changes: Mapping[str, Any], now: float, ref: str
+    ) -> GroupUpdate:
+        """Set the settings named in ``changes`` (``description``, ``icon``: a value or None;
+        ``only_admins_send``, ``approval``: booleans; already checked) if ``actor`` is an admin; a
+        ``group`` event (``settings``) to every member. The same values: nothing changes."""
+        ...
+
+    def can_read_group_icon(self, user: str, key: str) -> bool:
+        """Whether ``key`` is the icon of a group ``user`` is a member of."""
+        ...
+
+    def check_group_admin(self, user: str, group: str) -> None:
+        """Raise what a settings change of ``user`` would (unknown_group, not_member, not_admin)."""
+        ...
+
+    def set_invite(
+        self, *, group: str, actor: str, code_hash: str | None, expires_at: float | None, now: float
+    ) -> None:
+        """Replace the group's invite link by the code of ``code_hash`` (None: revoke it; admins only)."""
+        ...
+
+    def join_by_invite(
+        self, *, user: str, code_hash: str, now: float, ref: str, max_members: int
+    ) -> GroupUpdate:
+        """Join the group of the live invite code of ``code_hash`` (``joined``; a ``group`` event
+        to every member), or ask to when it needs approval (``pending``; a ``group_request``
+        event to the user and every admin). ``no_such_invite`` for any code that is not live."""
+        ...
+
+    def join_requests(self, *, group: str, actor: str) -> list[JoinRequest]:
+        """The pending requests to join the group, the oldest first (admins only)."""
+        ...
+
+    def decide_request(
+        self, *, group: str, actor: str, user: str, approve: bool, now: float, ref: str, max_members: int
+    ) -> GroupUpdate:
+        """Approve (``user`` joins: a ``group`` event ``approved``) or reject (a ``group_request``
+        event ``rejected`` to the user and the admins) a pending request (admins only)."""
+        ...
+
+
 class Profiles(Protocol):
     """Display names, about texts and avatars (see rules.profiles): set by their user, seen by contacts."""
 
@@ -352,7 +401,15 @@ class MessageChanges(Protocol):
 
 
 class CommandStore(
-    Messages, Groups, Notifications, Profiles, MessageDeletion, MessageChanges, Reactions, Protocol
+    Messages,
+    Groups,
+    Notifications,
+    Profiles,
+    MessageDeletion,
+    MessageChanges,
+    Reactions,
+    GroupSettingsStore,
+    Protocol,
 ):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
 
@@ -371,6 +428,9 @@ class CommandStore(
 class MediaEndpointStore(Messages, MediaAccess, Profiles, Protocol):
     """What the media HTTP endpoint needs: who may upload to whom and download what (avatars
     too), and whether an upload was stored already (its ``sent`` entry)."""
+
+    def can_read_group_icon(self, user: str, key: str) -> bool: ...
+    def check_group_admin(self, user: str, group: str) -> None: ...
 
 
 class AdminStore(Users, Protocol):

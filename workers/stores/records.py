@@ -15,8 +15,10 @@ __all__ = [
     "DeviceSeen",
     "GroupChange",
     "GroupInfo",
+    "GroupUpdate",
     "InboxEntry",
     "InboxItem",
+    "JoinRequest",
     "MessageChange",
     "MessageFacts",
     "Profile",
@@ -108,6 +110,9 @@ class GroupInfo:
     admins: list[str]
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The wire profile (name, about, avatar) of each member who set one (see Profile.card)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The group's settings that are set (rules.group_settings): ``description``, ``icon``,
+    ``only_admins_send``, ``approval``; a setting left out is off (or empty)."""
 
     def wire(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -118,6 +123,7 @@ class GroupInfo:
         }
         if self.profiles:
             body["profiles"] = self.profiles
+        body.update(self.settings)
         return body
 
 
@@ -291,3 +297,28 @@ class MessageChange:
     """The message as the user who changed it sees it now (empty when nothing changed)."""
     entries: list[InboxEntry] = field(default_factory=list)
     """The new ``edited`` or ``hidden`` events, to publish once the change is committed."""
+
+
+# ---------------------------------------------------------------- group settings and invites (issue 24)
+@dataclass(frozen=True, slots=True)
+class GroupUpdate:
+    """A change of a group's settings, a join by invite, or an admin's decision on a request."""
+
+    entries: list[InboxEntry]
+    """The events it put in inboxes (``group``, ``group_request``); none when nothing changed."""
+    changed: bool
+    """False: nothing changed (the same values, a resend): no event, the answer is ``ok``."""
+    state: str = ""
+    """Of a join or a decision: ``joined`` (a member now), ``pending`` (asked to join),
+    ``member`` (was one already), ``rejected``; else empty."""
+    replaced: list[str] = field(default_factory=list)
+    """Stored objects nothing uses any more (the icon a new one replaced), to delete."""
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    user: str
+    ts: float
+
+    def wire(self) -> dict[str, Any]:
+        return {"user": self.user, "ts": self.ts}

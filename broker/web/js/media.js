@@ -70,6 +70,22 @@ export class Media {
     return response.json();
   }
 
+  /** Set a group's icon (an admin's upload); command id `id`. Resolves to the 202 answer. */
+  async groupIcon({ group, id, file }) {
+    let response;
+    try {
+      response = await fetch(`${this.base}/media/group-icon?${new URLSearchParams({ group, id })}`, {
+        method: "POST",
+        headers: { Authorization: this.authorization },
+        body: file,
+      });
+    } catch (error) {
+      throw new MediaError("network", `the upload did not get through (${error.message})`);
+    }
+    if (response.status !== 200 && response.status !== 202) throw await refusal(response);
+    return response.json();
+  }
+
   /** A blob: URL with the bytes of the media object `key` (fetched once). */
   url(key) {
     let pending = this.cache.get(key);

@@ -14,6 +14,7 @@ export const SEQUENCED_TYPES = new Set([
   "reaction",
   "edited",
   "hidden",
+  "group_request", // issue 24: a request to join a group (to its admins and the requester)
 ]);
 /** Error codes that refuse a command only for now: send it again a little later. */
 export const TRANSIENT_CODES = new Set(["rate_limited", "busy"]);
@@ -95,6 +96,24 @@ export const editCommand = ({ id, message, text }) => command("edit", id, { mess
 export const deleteCommand = ({ id, message, everyone }) =>
   command("delete", id, { message, for: everyone ? "everyone" : "me" });
 
+// group settings, invite links and join requests (issue 24)
+/** `group_set`: the settings given (undefined: left as they are); `removeIcon` removes the icon. */
+export function groupSetCommand({ id, group, description, onlyAdminsSend, approval, removeIcon }) {
+  const fields = { group };
+  if (description !== undefined) fields.description = description;
+  if (onlyAdminsSend !== undefined) fields.only_admins_send = onlyAdminsSend;
+  if (approval !== undefined) fields.approval = approval;
+  if (removeIcon) fields.remove_icon = true;
+  return command("group_set", id, fields);
+}
+export const groupInviteLinkCommand = ({ id, group, revoke = false }) =>
+  command("group_invite_link", id, revoke ? { group, revoke: true } : { group });
+export const INVITE_CODE_RE = /^[A-Za-z0-9_-]{1,64}$/;
+export const groupJoinCommand = ({ id, code }) => command("group_join", id, { code });
+export const groupRequestsCommand = ({ id, group }) => command("group_requests", id, { group });
+export const groupDecideCommand = ({ id, group, member, approve }) =>
+  command(approve ? "group_approve" : "group_reject", id, { group, member });
+
 /** `receipt` commands for these message ids, at most 500 ids each. */
 export function receiptCommands({ status, messages, newCommandId = newId }) {
   const unique = [...new Set(messages)];
@@ -166,6 +185,8 @@ export function isReadableSequenced(event) {
       return typeof event.message_id === "string" && typeof event.text === "string" && isMessage(event.message);
     case "hidden":
       return typeof event.message_id === "string";
+    case "group_request": // issue 24
+      return isGroupId(event.group) && isUserId(event.user) && typeof event.state === "string";
     default:
       return false;
   }

@@ -122,6 +122,8 @@ export class Session {
       case "groups":
       case "profiles":
       case "devices":
+      case "group_invite": // issue 24: live answers of group settings commands
+      case "group_requests":
       case "ok": {
         const out = effects();
         out.events.push(payload);

@@ -19,6 +19,9 @@ const GROUP_ACTIONS = {
   left: (by) => `${by} left`,
   promoted: (by, affected) => `${by} made ${affected} admin`,
   renamed: (by, affected, group) => `${by} renamed the group to “${group.name}”`,
+  settings: (by) => `${by} changed the group settings`,
+  joined: (by) => `${by} joined using an invite link`,
+  approved: (by, affected) => `${by} approved ${affected}`,
 };
 
 /** When a message was last edited (seconds), or null. */
@@ -466,6 +469,13 @@ export class Store {
     conv.name = group.name;
     conv.members = group.members.slice();
     conv.admins = group.admins.slice();
+    // issue 24: the settings that are set (left out: off or empty)
+    conv.settings = {
+      description: typeof group.description === "string" ? group.description : "",
+      icon: group.icon && typeof group.icon.key === "string" ? group.icon : null,
+      onlyAdminsSend: group.only_admins_send === true,
+      approval: group.approval === true,
+    };
     // a group snapshot carries the profile of each member who set one, by user id
     if (group.profiles && typeof group.profiles === "object") {
       for (const [user, value] of Object.entries(group.profiles)) this.setProfile(parseProfile(value, user));

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.client_session import ClientSession
 
-from workers.stores.group_cache import MembersCache
+from workers.stores.group_cache import MembersCache, Roster
 from workers.stores.mongo.base import Doc, MongoBase
 from workers.stores.mongo.profiles import member_profiles
 from workers.stores.mongo.schema import ROLE_ADMIN, ROLE_MEMBER
 from workers.stores.records import GroupChange, GroupInfo
+from workers.stores.rules.group_settings import settings_wire
 from workers.stores.rules.groups import (
     check_add,
     check_admin,
@@ -36,6 +38,17 @@ from workers.stores.rules.messages import unknown_group
 __all__ = ["MongoGroups"]
 
 
+def stored_settings(doc: Doc) -> dict[str, Any]:
+    """The group's settings as stored (None or False: off)."""
+    settings = doc.get("settings") or {}
+    return {
+        "description": settings.get("description"),
+        "icon": settings.get("icon"),
+        "only_admins_send": bool(settings.get("only_admins_send")),
+        "approval": bool(settings.get("approval")),
+    }
+
+
 def _info(doc: Doc) -> GroupInfo:
     members = doc["members"]
     return GroupInfo(
@@ -43,7 +56,12 @@ def _info(doc: Doc) -> GroupInfo:
         name=doc["name"],
         members=[m["user"] for m in members],
         admins=[m["user"] for m in members if m["role"] == ROLE_ADMIN],
+        settings=settings_wire(**stored_settings(doc)),
     )
+
+
+_SHOWN = {"name": True, "members": True, "settings": True}
+"""The fields of a group document its snapshot is made of."""
 
 
 def _member(user: str, role: str, now: float) -> Doc:
@@ -58,38 +76,51 @@ class MongoGroups(MongoBase):
     # ------------------------------------------------------------------ reads
     def groups_of(self, user: str) -> list[GroupInfo]:
         with self._guard():
-            docs = self._groups.find({"members.user": user}, {"name": True, "members": True})
+            docs = self._groups.find({"members.user": user}, _SHOWN)
             infos = [_info(doc) for doc in docs.sort("_id", ASCENDING)]
             return [replace(i, profiles=member_profiles(self._profiles, i.members, None)) for i in infos]
 
     def groups_page(self, *, after: str | None, limit: int) -> list[GroupInfo]:
         query = {} if after is None else {"_id": {"$gt": after}}
         with self._guard():
-            docs = self._groups.find(query, {"name": True, "members": True})
+            docs = self._groups.find(query, _SHOWN)
             return [_info(doc) for doc in docs.sort("_id", ASCENDING).limit(limit)]
 
     def group_info(self, group: str) -> GroupInfo | None:
         with self._guard():
-            doc = self._groups.find_one({"_id": group}, {"name": True, "members": True})
+            doc = self._groups.find_one({"_id": group}, _SHOWN)
         return _info(doc) if doc is not None else None
 
     def _members(self, session: ClientSession | None, group: str) -> list[str] | None:
         """Members in join order (cached, checked against the group's version), or None."""
+        roster = self._roster(session, group)
+        return None if roster is None else roster.members
+
+    def _roster(self, session: ClientSession | None, group: str) -> Roster | None:
+        """Members in join order and who may send (cached, checked against the group's version),
+        or None: the group's settings are read only when the cache misses (after a change)."""
         head = self._groups.find_one({"_id": group}, {"version": True}, session=session)
         if head is None:
             return None
         cached = self._members_cache.get(group, head["version"])
         if cached is not None:
             return cached
-        doc = self._groups.find_one({"_id": group}, {"version": True, "members.user": True}, session=session)
+        doc = self._groups.find_one(
+            {"_id": group},
+            {"version": True, "members": True, "settings.only_admins_send": True},
+            session=session,
+        )
         if doc is None:  # pragma: no cover - a group is never deleted
             return None
-        members = [m["user"] for m in doc["members"]]
-        self._members_cache.put(group, int(doc["version"]), members)
-        return members
+        members = doc["members"]
+        only_admins = (doc.get("settings") or {}).get("only_admins_send")
+        senders = frozenset(m["user"] for m in members if m["role"] == ROLE_ADMIN) if only_admins else None
+        roster = Roster([m["user"] for m in members], senders)
+        self._members_cache.put(group, int(doc["version"]), roster)
+        return roster
 
     def _load(self, session: ClientSession, group: str) -> Doc:
-        doc = self._groups.find_one({"_id": group}, {"name": True, "members": True}, session=session)
+        doc = self._groups.find_one({"_id": group}, _SHOWN, session=session)
         if doc is None:
             raise unknown_group(group)
         return doc
@@ -201,7 +232,7 @@ class MongoGroups(MongoBase):
         doc = self._groups.find_one_and_update(
             {"_id": group},
             {"$set": values, "$inc": {"version": 1}},
-            projection={"name": True, "members": True},
+            projection=_SHOWN,
             return_document=ReturnDocument.AFTER,
             session=session,
         )

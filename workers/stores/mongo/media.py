@@ -18,6 +18,8 @@ from pymongo.client_session import ClientSession
 from client_sdk.contract import is_group_id
 from workers.errors import UnknownUser
 from workers.stores.mongo.base import Doc, MongoBase
+from workers.stores.mongo.schema import ROLE_ADMIN
+from workers.stores.rules.group_settings import check_may_send
 from workers.stores.rules.messages import media_keys, not_member, unknown_group
 
 __all__ = ["MongoMedia", "media_fields"]
@@ -42,8 +44,15 @@ class MongoMedia(MongoBase):
             group = self._groups.find_one({"_id": recipient}, {"_id": True})
             if group is None:
                 raise unknown_group(recipient)
-            if self._groups.find_one({"_id": recipient, "members.user": sender}, {"_id": True}) is None:
+            found = self._groups.find_one(
+                {"_id": recipient, "members.user": sender},
+                {"members": True, "settings.only_admins_send": True},
+            )
+            if found is None:
                 raise not_member(recipient)
+            if (found.get("settings") or {}).get("only_admins_send"):  # issue 24: only admins send
+                admins = frozenset(m["user"] for m in found["members"] if m["role"] == ROLE_ADMIN)
+                check_may_send(recipient, sender, admins)
 
     def can_read_media(self, user: str, key: str) -> bool:
         return self._readable_message(user, key) is not None

@@ -18,6 +18,7 @@ from workers.stores.mongo.media import media_fields
 from workers.stores.mongo.replies import MongoReplies
 from workers.stores.mongo.schema import REACHED
 from workers.stores.records import AcceptResult, InboxEntry, StoredMessage, TextSend
+from workers.stores.rules.group_settings import check_may_send
 from workers.stores.rules.messages import dm_conversation, message_events, message_targets, new_message_id
 
 __all__ = ["MongoMessages"]
@@ -60,7 +61,10 @@ class MongoMessages(MongoReplies):
     def _targets(self, session: ClientSession, sender: str, recipient: str) -> tuple[str, list[str]]:
         """The conversation of ``sender``'s message to ``recipient`` and who gets a copy."""
         if is_group_id(recipient):
-            return recipient, message_targets(recipient, sender, self._members(session, recipient))
+            roster = self._roster(session, recipient)
+            targets = message_targets(recipient, sender, None if roster is None else roster.members)
+            check_may_send(recipient, sender, None if roster is None else roster.senders)
+            return recipient, targets
         if self._users.find_one({"_id": recipient}, {"_id": True}, session=session) is None:
             raise UnknownUser(recipient)
         return dm_conversation(sender, recipient), [recipient]

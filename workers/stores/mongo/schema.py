@@ -21,8 +21,10 @@
                    media, owned by the message it copies; see media)
 ``receipts``       {message_id, user, status, created_at, delivered_at, read_at}: one per recipient
 ``inbox``          {user, cursor, kind, message_id, payload, created_at}: the per-user event log
-``groups``         {_id, name, created_by, created_at, version, members: [{user, role, joined_at}]}
-                   with the members in join order
+``groups``         {_id, name, created_by, created_at, version, members: [{user, role, joined_at}],
+                   settings?: {description, icon, only_admins_send, approval}, invite?: {hash,
+                   expires_at, by, at}, requests?: [{user, at}]} with the members in join order
+                   (settings, invite and requests: see group_settings)
 ``push_tokens``    {_id: token, user, platform, preview, created_at}
 ``phones``         {_id: user, phone}
 ``notify_state``   {_id: user, push_due, sms_due, pending: [message ids], sms_until}
@@ -86,7 +88,12 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("user", ASCENDING), ("cursor", ASCENDING)], name="user_cursor", unique=True),
         IndexModel([("user", ASCENDING), ("message_id", ASCENDING)], name="user_message"),
     ],
-    "groups": [IndexModel([("members.user", ASCENDING)], name="member")],
+    "groups": [
+        IndexModel([("members.user", ASCENDING)], name="member"),
+        # issue 24: a join by invite code finds its group by the code's hash; an icon's download, by its key
+        IndexModel([("invite.hash", ASCENDING)], name="invite", sparse=True),
+        IndexModel([("settings.icon.key", ASCENDING)], name="icon_key", sparse=True),
+    ],
     "push_tokens": [IndexModel([("user", ASCENDING), ("created_at", ASCENDING)], name="user")],
     "sms_outbox": [IndexModel([("user", ASCENDING)], name="user")],
     "profiles": [IndexModel([("avatar_key", ASCENDING)], name="avatar_key", sparse=True)],

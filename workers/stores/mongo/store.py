@@ -7,6 +7,7 @@ from workers.stores.mongo.deletion import MongoDeletion
 from workers.stores.mongo.devices import MongoDevices
 from workers.stores.mongo.edits import MongoEdits
 from workers.stores.mongo.forwards import MongoForwards
+from workers.stores.mongo.group_settings import MongoGroupSettings
 from workers.stores.mongo.hides import MongoHides
 from workers.stores.mongo.messages import MongoMessages
 from workers.stores.mongo.profiles import MongoProfiles
@@ -31,6 +32,7 @@ class MongoStore(
     MongoReactions,
     MongoEdits,
     MongoHides,
+    MongoGroupSettings,
 ):
     """The whole store on MongoDB (see workers.stores.interfaces.Store). Each part is a class of its
     own on :class:`~workers.stores.mongo.base.MongoBase`, which holds the client, transactions and

@@ -6,12 +6,15 @@ each change are in rules.groups.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
-from workers.stores.group_cache import MembersCache
+from workers.stores.group_cache import MembersCache, Roster
 from workers.stores.records import GroupChange, GroupInfo
+from workers.stores.rules.group_settings import settings_wire
 from workers.stores.rules.groups import (
     check_add,
     check_admin,
@@ -28,17 +31,51 @@ from workers.stores.rules.messages import unknown_group
 from workers.stores.sql.base import SqlBase
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.profiles import member_profiles
-from workers.stores.sql.schema import ROLE_ADMIN, ROLE_MEMBER, group_members, groups, users
+from workers.stores.sql.schema import ROLE_ADMIN, ROLE_MEMBER, group_members, group_settings, groups, users
 
 __all__ = ["SqlGroups"]
 
 # read for every group message (see base)
 _VERSION = Statement(select(groups.c.version).where(groups.c.id == bindparam("b_group")))
 _MEMBERS = Statement(
-    select(group_members.c.user_id)
+    select(group_members.c.user_id, group_members.c.role)
     .where(group_members.c.group_id == bindparam("b_group"))
     .order_by(group_members.c.join_order)
 )
+_ONLY_ADMINS_SEND = Statement(
+    select(group_settings.c.only_admins_send).where(group_settings.c.group_id == bindparam("b_group"))
+)
+
+
+_SETTINGS = (
+    group_settings.c.description,
+    group_settings.c.icon,
+    group_settings.c.only_admins_send,
+    group_settings.c.approval,
+)
+_NO_SETTINGS: dict[str, Any] = {
+    "description": None,
+    "icon": None,
+    "only_admins_send": False,
+    "approval": False,
+}
+
+
+def _settings_of(row: Sequence[Any]) -> dict[str, Any]:
+    """A row of ``_SETTINGS`` as stored settings (None or False: off)."""
+    description, icon, only_admins, approval = row
+    return {
+        "description": description,
+        "icon": None if icon is None else json.loads(icon),
+        "only_admins_send": bool(only_admins),
+        "approval": bool(approval),
+    }
+
+
+def stored_settings(conn: Connection, group: str) -> dict[str, Any]:
+    """The group's settings as stored (None or False: off)."""
+    row = conn.execute(select(*_SETTINGS).where(group_settings.c.group_id == group)).first()
+    return dict(_NO_SETTINGS) if row is None else _settings_of(row)
 
 
 class SqlGroups(SqlBase):
@@ -67,7 +104,18 @@ class SqlGroups(SqlBase):
                 .where(group_members.c.group_id.in_(list(names)))
                 .order_by(group_members.c.group_id, group_members.c.join_order)
             ).all()
-        infos = {gid: GroupInfo(id=gid, name=name, members=[], admins=[]) for gid, name in names.items()}
+            settings = {
+                row[0]: settings_wire(**_settings_of(row[1:]))
+                for row in conn.execute(
+                    select(group_settings.c.group_id, *_SETTINGS).where(
+                        group_settings.c.group_id.in_(list(names))
+                    )
+                )
+            }
+        infos = {
+            gid: GroupInfo(id=gid, name=name, members=[], admins=[], settings=settings.get(gid, {}))
+            for gid, name in names.items()
+        }
         for gid, user, role in rows:
             infos[gid].members.append(user)
             if role == ROLE_ADMIN:
@@ -94,19 +142,29 @@ class SqlGroups(SqlBase):
             members=members,
             admins=[r[0] for r in rows if r[1] == ROLE_ADMIN],
             profiles=member_profiles(conn, members),
+            settings=settings_wire(**stored_settings(conn, group)),
         )
 
     def _members(self, conn: Connection, group: str) -> list[str] | None:
         """Members in join order (cached, checked against the group's version), or None."""
+        roster = self._roster(conn, group)
+        return None if roster is None else roster.members
+
+    def _roster(self, conn: Connection, group: str) -> Roster | None:
+        """Members in join order and who may send (cached, checked against the group's version),
+        or None: the group's settings are read only when the cache misses (after a change)."""
         version = _VERSION.scalar(conn, {"b_group": group})
         if version is None:
             return None
         cached = self._members_cache.get(group, version)
         if cached is not None:
             return cached
-        members = _MEMBERS.scalars(conn, {"b_group": group})
-        self._members_cache.put(group, int(version), members)
-        return members
+        rows = _MEMBERS.all(conn, {"b_group": group})
+        only_admins = _ONLY_ADMINS_SEND.scalar(conn, {"b_group": group})
+        senders = frozenset(r[0] for r in rows if r[1] == ROLE_ADMIN) if only_admins else None
+        roster = Roster([r[0] for r in rows], senders)
+        self._members_cache.put(group, int(version), roster)
+        return roster
 
     def _rolled_back(self) -> None:
         # the cache may hold members read inside the batch, at a version that was never committed
@@ -164,25 +222,30 @@ class SqlGroups(SqlBase):
             check_admin(roles, group, actor)
             check_add(roles, members, max_members)
             self._need_users(conn, members)
-            last = conn.execute(
-                select(func.coalesce(func.max(group_members.c.join_order), 0)).where(
-                    group_members.c.group_id == group
-                )
-            ).scalar_one()
-            conn.execute(
-                insert(group_members),
-                [
-                    {
-                        "group_id": group,
-                        "user_id": m,
-                        "role": ROLE_MEMBER,
-                        "joined_at": now,
-                        "join_order": last + i,
-                    }
-                    for i, m in enumerate(members, start=1)
-                ],
-            )
+            self._insert_members(conn, group, members, now)
             return self._announce(conn, group, "added", actor, list(members), [], now, ref)
+
+    @staticmethod
+    def _insert_members(conn: Connection, group: str, members: Sequence[str], now: float) -> None:
+        """Add ``members`` (not members yet) after the last one to join."""
+        last = conn.execute(
+            select(func.coalesce(func.max(group_members.c.join_order), 0)).where(
+                group_members.c.group_id == group
+            )
+        ).scalar_one()
+        conn.execute(
+            insert(group_members),
+            [
+                {
+                    "group_id": group,
+                    "user_id": m,
+                    "role": ROLE_MEMBER,
+                    "joined_at": now,
+                    "join_order": last + i,
+                }
+                for i, m in enumerate(members, start=1)
+            ],
+        )
 
     def remove_members(
         self, *, group: str, actor: str, members: Sequence[str], now: float, ref: str

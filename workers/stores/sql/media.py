@@ -18,11 +18,14 @@ from sqlalchemy import Connection, bindparam, delete, insert, or_, select, union
 
 from client_sdk.contract import is_group_id
 from workers.errors import UnknownUser
+from workers.stores.rules.group_settings import check_may_send
 from workers.stores.rules.messages import media_keys, not_member, unknown_group
 from workers.stores.sql.base import SqlBase
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.schema import (
+    ROLE_ADMIN,
     group_members,
+    group_settings,
     groups,
     media_objects,
     media_shares,
@@ -51,12 +54,17 @@ class SqlMedia(SqlBase):
             if conn.execute(select(groups.c.id).where(groups.c.id == recipient)).first() is None:
                 raise unknown_group(recipient)
             member = conn.execute(
-                select(group_members.c.user_id).where(
+                select(group_members.c.role).where(
                     group_members.c.group_id == recipient, group_members.c.user_id == sender
                 )
             ).first()
             if member is None:
                 raise not_member(recipient)
+            if int(member[0]) != ROLE_ADMIN:  # issue 24: a group where only admins send
+                only_admins = select(group_settings.c.only_admins_send).where(
+                    group_settings.c.group_id == recipient
+                )
+                check_may_send(recipient, sender, frozenset() if conn.execute(only_admins).scalar() else None)
 
     def can_read_media(self, user: str, key: str) -> bool:
         with self._tx() as conn:

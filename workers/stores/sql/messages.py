@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from client_sdk.contract import Status, is_group_id
 from workers.errors import UnknownUser
 from workers.stores.records import AcceptResult, InboxEntry, StoredMessage, TextSend
+from workers.stores.rules.group_settings import check_may_send
 from workers.stores.rules.messages import dm_conversation, message_events, message_targets, new_message_id
 from workers.stores.sql.base import Counters, NotInOneGo
 from workers.stores.sql.driver import Statement
@@ -110,7 +111,10 @@ class SqlMessages(SqlReplies):
     def _targets(self, conn: Connection, sender: str, recipient: str) -> tuple[str, list[str]]:
         """The conversation of ``sender``'s message to ``recipient`` and who gets a copy."""
         if is_group_id(recipient):
-            return recipient, message_targets(recipient, sender, self._members(conn, recipient))
+            roster = self._roster(conn, recipient)
+            targets = message_targets(recipient, sender, None if roster is None else roster.members)
+            check_may_send(recipient, sender, None if roster is None else roster.senders)
+            return recipient, targets
         # no recipient: the bump of its inbox cursor raises UnknownUser, undoing it all
         return dm_conversation(sender, recipient), [recipient]
 

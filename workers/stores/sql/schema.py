@@ -298,3 +298,40 @@ media_shares = Table(
 """Stored objects a forwarded message uses but does not own (``media_objects`` names the message
 of the upload): its sender and recipients may download them too, and they stay in storage while
 any message that is not deleted uses them."""
+
+# ---------------------------------------------------------------- group settings and invites (issue 24)
+group_settings = Table(
+    "group_settings",
+    metadata,
+    Column("group_id", String(64), ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("icon", Text, nullable=True),
+    Column("icon_key", String(512), nullable=True, index=True),
+    Column("only_admins_send", Boolean, nullable=False, default=False),
+    Column("approval", Boolean, nullable=False, default=False),
+)
+"""A group's settings, once one is set (no row: all off): its description, its icon (the wire
+object, and its key: members may download it), whether only admins may send, whether joining by
+an invite link needs an admin's approval."""
+
+group_invites = Table(
+    "group_invites",
+    metadata,
+    Column("group_id", String(64), ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("expires_at", Float, nullable=True),
+    Column("created_by", USER_ID, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+"""A group's invite link (at most one: a new one replaces it, a revoked one is deleted): the
+SHA-256 of its code, never the code (see rules.group_settings), and when it expires (None: never)."""
+
+group_requests = Table(
+    "group_requests",
+    metadata,
+    Column("group_id", String(64), ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", USER_ID, nullable=False),
+    Column("requested_at", Float, nullable=False),
+    PrimaryKeyConstraint("group_id", "user_id", name="pk_group_requests"),
+)
+"""Requests to join a group that needs approval, until an admin approves or rejects them."""

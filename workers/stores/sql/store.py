@@ -7,6 +7,7 @@ from workers.stores.sql.deletion import SqlDeletion
 from workers.stores.sql.devices import SqlDevices
 from workers.stores.sql.edits import SqlEdits
 from workers.stores.sql.forwards import SqlForwards
+from workers.stores.sql.group_settings import SqlGroupSettings
 from workers.stores.sql.hides import SqlHides
 from workers.stores.sql.messages import SqlMessages
 from workers.stores.sql.profiles import SqlProfiles
@@ -31,6 +32,7 @@ class SqlStore(
     SqlReactions,
     SqlEdits,
     SqlHides,
+    SqlGroupSettings,
 ):
     """The whole store on SQLAlchemy Core (see workers.stores.interfaces.Store). Each part is a
     class of its own on :class:`~workers.stores.sql.base.SqlBase`, which holds the engine,
