@@ -97,7 +97,7 @@ VALIDATION_CODES = {"bad_json", "bad_request", "unsupported_version", "unknown_t
 SHAPE_ONLY_CODES = {"bad_json", "unsupported_version", "unknown_type", "too_large"}
 """Codes about the shape of a command; bad_request also answers a well-formed but wrong request."""
 ANSWERS = {"sent", "ok", "group", "groups", "sync_page", "profile", "profiles", "devices"}
-ANSWERS |= {"reaction", "edited", "deleted", "hidden"}
+ANSWERS |= {"reaction", "edited", "deleted", "hidden", "group_invite", "group_requests", "group_request"}
 
 
 def schema_commands() -> set[str]:
