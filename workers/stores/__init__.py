@@ -25,6 +25,7 @@ from workers.stores.interfaces import (
     Profiles,
     Reactions,
     Store,
+    Timers,
     Users,
 )
 from workers.stores.records import (
@@ -32,6 +33,7 @@ from workers.stores.records import (
     Deletion,
     DeviceInfo,
     DeviceSeen,
+    Expiry,
     GroupChange,
     GroupInfo,
     InboxEntry,
@@ -46,6 +48,7 @@ from workers.stores.records import (
     SmsRecord,
     StoredMessage,
     TextSend,
+    TimerChange,
     UserInfo,
 )
 
@@ -58,6 +61,7 @@ __all__ = [
     "DeviceInfo",
     "DeviceSeen",
     "Devices",
+    "Expiry",
     "GroupChange",
     "GroupInfo",
     "Groups",
@@ -85,6 +89,8 @@ __all__ = [
     "Store",
     "StoredMessage",
     "TextSend",
+    "TimerChange",
+    "Timers",
     "UserInfo",
     "Users",
     "open_store",
