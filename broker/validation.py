@@ -18,6 +18,7 @@ from client_sdk.contract import (
     MESSAGE_CHANGE_COMMAND_TYPES,
     PROFILE_COMMAND_TYPES,
     PUSH_COMMAND_TYPES,
+    TIMER_COMMAND_TYPES,
     USER_ID_RE,
     VERSION,
     ErrorCode,
@@ -36,6 +37,7 @@ _SCHEMA_DEFS = {
     "react": "react",
     **{name: name for name in MESSAGE_CHANGE_COMMAND_TYPES},
     "forward": "forward",
+    **{name: name for name in TIMER_COMMAND_TYPES},
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

@@ -41,6 +41,7 @@ __all__ = [
     "PUSH_COMMAND_TYPES",
     "REACTION_COMMAND_TYPES",
     "SEQUENCED_EVENT_TYPES",
+    "TIMER_COMMAND_TYPES",
     "TYPING_STATES",
     "USER_ID_RE",
     "VERSION",
@@ -97,6 +98,8 @@ DEVICE_COMMAND_TYPES: Final = frozenset({"devices"})
 REACTION_COMMAND_TYPES: Final = frozenset({"react"})
 MESSAGE_CHANGE_COMMAND_TYPES: Final = frozenset({"edit", "delete"})
 """Commands that change a message already sent: an edit, a delete for everyone or for me."""
+TIMER_COMMAND_TYPES: Final = frozenset({"timer_set", "timer_get"})
+"""Disappearing messages: set or read a conversation's timer."""
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync", "forward"})
     | GROUP_COMMAND_TYPES
@@ -105,14 +108,18 @@ COMMAND_TYPES: Final = (
     | DEVICE_COMMAND_TYPES
     | REACTION_COMMAND_TYPES
     | MESSAGE_CHANGE_COMMAND_TYPES
+    | TIMER_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
     | {"profile", "profiles", "deleted"}
     | {"reaction", "edited", "hidden"}
+    | {"timer", "timer_info", "expired"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset(
-    {"message", "sent", "receipt", "group", "profile", "deleted"} | {"reaction", "edited", "hidden"}
+    {"message", "sent", "receipt", "group", "profile", "deleted"}
+    | {"reaction", "edited", "hidden"}
+    | {"timer", "expired"}
 )
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 

@@ -46,6 +46,8 @@ __all__ = [
     "Receipt",
     "Send",
     "Sync",
+    "TimerGet",
+    "TimerSet",
     "Typing",
     "TypingState",
     "typed_command",
@@ -302,6 +304,32 @@ class Delete(NamedTuple):
         return cls(user, raw["id"], raw["message"], raw["for"])
 
 
+# ---------------------------------------------------------------- disappearing messages
+class TimerSet(NamedTuple):
+    """Set the disappearing-message timer of my conversation with ``to`` (a user or a group)."""
+
+    user: str
+    id: str
+    to: str
+    seconds: int
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> TimerSet:
+        return cls(user, raw["id"], raw["to"], int(raw["seconds"]))
+
+
+class TimerGet(NamedTuple):
+    """Read the disappearing-message timer of my conversation with ``to``."""
+
+    user: str
+    id: str
+    to: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> TimerGet:
+        return cls(user, raw["id"], raw["to"])
+
+
 Command: TypeAlias = (
     Send
     | Receipt
@@ -323,6 +351,8 @@ Command: TypeAlias = (
     | Edit
     | Delete
     | Forward
+    | TimerSet
+    | TimerGet
 )
 
 COMMANDS: Mapping[str, type[Command]] = {
@@ -346,6 +376,8 @@ COMMANDS: Mapping[str, type[Command]] = {
     "edit": Edit,
     "delete": Delete,
     "forward": Forward,
+    "timer_set": TimerSet,
+    "timer_get": TimerGet,
 }
 """The class of each command ``type`` of the wire contract."""
 

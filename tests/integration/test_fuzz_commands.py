@@ -72,6 +72,11 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "forward": {"message": st.sampled_from([MESSAGE, "0" * 32]), "to": users | groups},
     "edit": {"message": st.sampled_from([MESSAGE, "0" * 32]), "text": st.text(max_size=40)},
     "delete": {"message": st.sampled_from([MESSAGE, "0" * 32]), "for": st.sampled_from(["everyone", "me"])},
+    "timer_set": {
+        "to": users | groups,
+        "seconds": st.sampled_from([0, 86_400, 604_800, 7_776_000, 5, 31_536_000]),
+    },
+    "timer_get": {"to": users | groups},
 }
 """Each command type and well-formed values of the fields it may carry (a test checks these are the
 schema's); well-formed is not welcome: users, groups and messages that do not exist are among them."""
@@ -85,6 +90,7 @@ SHAPE_ONLY_CODES = {"bad_json", "unsupported_version", "unknown_type", "too_larg
 """Codes about the shape of a command; bad_request also answers a well-formed but wrong request."""
 ANSWERS = {"sent", "ok", "group", "groups", "sync_page", "profile", "profiles", "devices"}
 ANSWERS |= {"reaction", "edited", "deleted", "hidden"}
+ANSWERS |= {"timer", "timer_info"}
 
 
 def schema_commands() -> set[str]:
