@@ -31,6 +31,7 @@ from client_sdk._events import (
     MessageDeleted,
     MessageEdited,
     MessageHidden,
+    MessagesExpired,
     Presence,
     PresenceRefused,
     Profile,
@@ -39,6 +40,7 @@ from client_sdk._events import (
     Receipt,
     Sent,
     ServerError,
+    TimerChanged,
     Typing,
 )
 from client_sdk._media import Media
@@ -60,6 +62,7 @@ __all__ = [
     "MessageDeleted",
     "MessageEdited",
     "MessageHidden",
+    "MessagesExpired",
     "MqchatError",
     "NotConnected",
     "OutgoingMessage",
@@ -75,5 +78,6 @@ __all__ = [
     "ServerError",
     "Status",
     "Timeout",
+    "TimerChanged",
     "Typing",
 ]

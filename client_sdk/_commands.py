@@ -42,6 +42,8 @@ __all__ = [
     "receipt_commands",
     "send_command",
     "sync_command",
+    "timer_get_command",
+    "timer_set_command",
     "typing_command",
 ]
 
@@ -295,3 +297,21 @@ def delete_command(*, id: str, message_id: str, everyone: bool) -> dict[str, Any
     _check_message_id("message", message_id)
     scope = "everyone" if everyone else "me"
     return {"v": VERSION, "type": "delete", "id": id, "message": message_id, "for": scope}
+
+
+# ---------------------------------------------------------------- disappearing messages
+def timer_set_command(*, id: str, to: str, seconds: int) -> dict[str, Any]:
+    """A ``timer_set`` command: the disappearing-message timer of my conversation with ``to`` (a
+    user or a group), in seconds; 0 turns it off (the server allows only some values)."""
+    _check_id(id)
+    _check_to(to)
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or not 0 <= seconds <= 31_536_000:
+        raise ValueError("seconds must be a whole number of seconds from 0 (off) to 31536000")
+    return {"v": VERSION, "type": "timer_set", "id": id, "to": to, "seconds": seconds}
+
+
+def timer_get_command(*, id: str, to: str) -> dict[str, Any]:
+    """A ``timer_get`` command (answered by a live ``timer_info``)."""
+    _check_id(id)
+    _check_to(to)
+    return {"v": VERSION, "type": "timer_get", "id": id, "to": to}

@@ -35,6 +35,8 @@ from client_sdk._commands import (
     push_register_command,
     push_unregister_command,
     react_command,
+    timer_get_command,
+    timer_set_command,
 )
 from client_sdk._errors import NotConnected, PresenceForbidden, Timeout
 from client_sdk._events import (
@@ -50,6 +52,7 @@ from client_sdk._events import (
     Profile,
     ProfileChanged,
     ProfileList,
+    TimerInfo,
 )
 from client_sdk._media import Media
 from client_sdk._media_calls import (
@@ -77,7 +80,7 @@ from client_sdk.contract import (
 
 __all__ = ["Client"]
 
-_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, TimerInfo)
 _T = TypeVar("_T")
 
 
@@ -485,6 +488,22 @@ class Client(Connection):
     ) -> None:
         """Remove this user's reaction to ``message`` (nothing happens when there is none)."""
         await self.react(message, "", timeout=timeout)
+
+    # -- disappearing messages (see client_sdk._timer_calls) -----------------------------------------
+
+    async def set_timer(
+        self, conversation: str, seconds: int, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> None:
+        """As :meth:`client_sdk.Client.set_timer`: the disappearing-message timer of this user's
+        conversation with ``conversation`` (a user or a group), 0 turns it off."""
+        await self._request(
+            lambda id: timer_set_command(id=id, to=conversation, seconds=seconds), Ok, timeout
+        )
+
+    async def get_timer(self, conversation: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> int:
+        """As :meth:`client_sdk.Client.get_timer`: the timer (seconds, 0: off) of a conversation."""
+        answer = await self._request(lambda id: timer_get_command(id=id, to=conversation), TimerInfo, timeout)
+        return answer.seconds
 
     # -- presence ----------------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from client_sdk import (
     MessageDeleted,
     MessageEdited,
     MessageHidden,
+    MessagesExpired,
     MqchatError,
     NotConnected,
     Presence,
@@ -31,6 +32,7 @@ from client_sdk import (
     Sent,
     ServerError,
     Timeout,
+    TimerChanged,
     Typing,
 )
 from client_sdk.contract import Status
@@ -52,6 +54,7 @@ def test_all_is_pinned() -> None:
         "MessageDeleted",
         "MessageEdited",
         "MessageHidden",
+        "MessagesExpired",
         "MqchatError",
         "NotConnected",
         "OutgoingMessage",
@@ -67,6 +70,7 @@ def test_all_is_pinned() -> None:
         "ServerError",
         "Status",
         "Timeout",
+        "TimerChanged",
         "Typing",
     ]
     assert all(hasattr(client_sdk, name) for name in client_sdk.__all__)
@@ -135,6 +139,8 @@ def test_event_is_the_union_of_the_event_types() -> None:
         Reaction,
         MessageEdited,
         MessageHidden,
+        TimerChanged,
+        MessagesExpired,
         Presence,
         PresenceRefused,
         Typing,
