@@ -215,9 +215,10 @@ def test_a_group_timer_is_for_admins_and_an_offline_member_never_reads_what_expi
         assert sent["expires_at"] == pytest.approx(sent["ts"] + SHORT)
         with harness.connect(dnode, bob_id, media_url=dnode.media_url, device="sdk") as sdk:
             photo = sdk.send_media(group, io.BytesIO(png(64, 48)), caption=SECRET)
-            photo.wait("sent", timeout=15)
+            photo_id = photo.wait("sent", timeout=15).message_id
+        assert photo_id is not None
         media_message = alice.expect(
-            lambda _t, p: p.get("type") == "message" and p["message"]["id"] == photo.message_id
+            lambda _t, p: p.get("type") == "message" and p["message"]["id"] == photo_id
         )["message"]
         assert media_message["expires_at"] == pytest.approx(media_message["ts"] + SHORT)
         keys = [media_message["media"]["key"], media_message["media"]["thumbnail"]["key"]]
@@ -225,7 +226,7 @@ def test_a_group_timer_is_for_admins_and_an_offline_member_never_reads_what_expi
 
         for client in (alice, bob):
             expired_ids(client, sent["id"])
-            expired_ids(client, photo.message_id)
+            expired_ids(client, photo_id)
     finally:
         alice.close()
         bob.close()
@@ -235,7 +236,7 @@ def test_a_group_timer_is_for_admins_and_an_offline_member_never_reads_what_expi
     # and carol, who syncs only now, reads the announcement and the stubs, never the text
     entries = synced_from_start(dnode, carol_id)
     assert SECRET not in json.dumps(entries)
-    assert [m.get("expired") for m in carried(entries, sent["id"]) + carried(entries, photo.message_id)] == [
+    assert [m.get("expired") for m in carried(entries, sent["id"]) + carried(entries, photo_id)] == [
         True,
         True,
     ]
@@ -316,7 +317,7 @@ def test_the_asyncio_client_sets_and_reads_a_timer(dnode: RunningNode) -> None:
                     ids.extend(event.ids)
                     if out.message_id in ids:
                         break
-            return seconds, [out.message_id, *ids]
+            return seconds, [str(out.message_id), *ids]
 
     seconds, (sent_id, *expired) = asyncio.run(scenario())
     assert seconds == SHORT and sent_id in expired
