@@ -25,6 +25,7 @@ import {
   profileGetCommand,
   profileSetCommand,
   reactCommand,
+  timerSetCommand,
 } from "./js/protocol.js";
 import { Session } from "./js/session.js";
 import { Store } from "./js/store.js";
@@ -58,6 +59,7 @@ class Chat {
     this.view = new View({
       store: this.store,
       media: this.media,
+      timers: Array.isArray(config.disappearing_timers) ? config.disappearing_timers : undefined,
       actions: {
         open: (id) => this.open(id),
         send: (text, replyTo) => this.send(text, replyTo),
@@ -73,6 +75,7 @@ class Chat {
         setAvatar: (file) => this.setAvatar(file),
         listDevices: () => this.listDevices(),
         react: (item, emoji) => this.react(item, emoji),
+        setTimer: (to, seconds) => this.setTimer(to, seconds),
         logout: () => logout(),
       },
     });
@@ -272,6 +275,16 @@ class Chat {
     const id = newId("x");
     this.reactRequests.add(id);
     this.connection.run(this.session.request(reactCommand({ id, message: item.id, emoji })));
+    return true;
+  }
+
+  /** Set a conversation's disappearing-message timer; the `timer` event announces it in the chat. */
+  setTimer(to, seconds) {
+    if (!this.session.connected) {
+      this.view.toast("Offline: try again when connected");
+      return false;
+    }
+    this.connection.run(this.session.request(timerSetCommand({ id: newId("t"), to, seconds })));
     return true;
   }
 
