@@ -52,6 +52,18 @@ def test_messages_sent_under_a_timer_carry_expires_at_others_do_not(store: Store
         assert plain.message.expires_at is None and "expires_at" not in plain.sent.payload["message"]
     plain_one = store.accept_message(sender=carol, command_id="e1", recipient=alice, text="x", now=21.0)
     assert plain_one.message.expires_at is None
+    # a forward into the conversation with a timer expires too; one out of it does not
+    into = store.forward_message(
+        sender=alice, command_id="f1", message_id=plain_one.message.id, recipient=bob, now=30.0
+    )
+    assert (
+        into.message.expires_at == 30.0 + DAY
+        and into.entries[1].payload["message"]["expires_at"] == 30.0 + DAY
+    )
+    out = store.forward_message(
+        sender=alice, command_id="f2", message_id=one.message.id, recipient=carol, now=31.0
+    )
+    assert out.message.expires_at is None
 
 
 def test_an_expired_message_leaves_the_store_and_every_inbox(store: Store) -> None:
