@@ -28,11 +28,11 @@ class MongoStore(
     MongoContacts,
     MongoProfiles,
     MongoDevices,
+    MongoTimers,  # before MongoDeletion, on which it builds
     MongoDeletion,
     MongoReactions,
     MongoEdits,
     MongoHides,
-    MongoTimers,
 ):
     """The whole store on MongoDB (see workers.stores.interfaces.Store). Each part is a class of its
     own on :class:`~workers.stores.mongo.base.MongoBase`, which holds the client, transactions and

@@ -17,11 +17,9 @@ from pymongo.client_session import ClientSession
 from client_sdk.contract import is_group_id
 from workers.errors import UnknownUser
 from workers.stores.mongo.base import Doc
-from workers.stores.mongo.replies import MongoReplies
+from workers.stores.mongo.deletion import MongoDeletion
 from workers.stores.records import Expiry, TimerChange
-from workers.stores.rules.hides import unhidden, unless_hidden
 from workers.stores.rules.messages import dm_conversation, not_member, unknown_group
-from workers.stores.rules.replies import deleted_quote
 from workers.stores.rules.timers import (
     EXPIRED_BY,
     check_timer_setter,
@@ -32,12 +30,10 @@ from workers.stores.rules.timers import (
 
 __all__ = ["MongoTimers"]
 
-_SCRUBBED = {"media": "", "media_keys": "", "shared_keys": "", "reply": "", "reply_to": ""}
 
-
-class MongoTimers(MongoReplies):
+class MongoTimers(MongoDeletion):
     """Timers need a group's roles and members (groups), and expiry scrubs messages as a deletion
-    does (carriers, media, replies)."""
+    does (deletion)."""
 
     def set_timer(self, *, user: str, to: str, seconds: int, now: float, ref: str) -> TimerChange:
         def work(session: ClientSession) -> TimerChange:
@@ -123,16 +119,6 @@ class MongoTimers(MongoReplies):
             recipient=recipient,
             ts=float(doc["created_at"]),
         )
-        holders, hearers = self._audience(session, message_id, sender, recipient)
-        keys.extend(self._release_media(session, doc))
-        self._messages.update_one(
-            {"_id": message_id},
-            {"$set": {"text": "", "deleted_at": float(now), "deleted_by": EXPIRED_BY}, "$unset": _SCRUBBED},
-            session=session,
-        )
-        self._reactions.delete_many({"message_id": message_id}, session=session)
-        self._rewrite_carriers(session, message_id, holders, unless_hidden(lambda _old: dict(stub)))
-        self._requote(
-            session, message_id, deleted_quote({"id": message_id, "from": sender, "seq": stub["seq"]})
-        )
-        return stub, unhidden(hearers, doc.get("hidden_for") or [])
+        media_keys, hearers = self._scrub(session, doc, stub, by=EXPIRED_BY, now=now)
+        keys.extend(media_keys)
+        return stub, hearers

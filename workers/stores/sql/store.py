@@ -28,11 +28,11 @@ class SqlStore(
     SqlContacts,
     SqlProfiles,
     SqlDevices,
+    SqlTimers,  # before SqlDeletion, on which it builds
     SqlDeletion,
     SqlReactions,
     SqlEdits,
     SqlHides,
-    SqlTimers,
 ):
     """The whole store on SQLAlchemy Core (see workers.stores.interfaces.Store). Each part is a
     class of its own on :class:`~workers.stores.sql.base.SqlBase`, which holds the engine,

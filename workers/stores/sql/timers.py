@@ -13,14 +13,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from client_sdk.contract import is_group_id
 from workers.errors import UnknownUser
 from workers.stores.records import Expiry, TimerChange
-from workers.stores.rules.hides import unhidden, unless_hidden
 from workers.stores.rules.messages import dm_conversation, not_member, unknown_group
-from workers.stores.rules.replies import deleted_quote
 from workers.stores.rules.timers import (
     EXPIRED_BY,
     check_timer_setter,
@@ -28,15 +26,13 @@ from workers.stores.rules.timers import (
     expired_stub,
     timer_events,
 )
+from workers.stores.sql.deletion import SqlDeletion
 from workers.stores.sql.driver import Statement
-from workers.stores.sql.facts import SqlMessageFacts
-from workers.stores.sql.replies import SqlReplies
 from workers.stores.sql.schema import (
     conversation_timers,
     message_deletions,
     message_expiry,
     messages,
-    reactions,
     users,
 )
 
@@ -62,9 +58,9 @@ def record_expiry(conn: Connection, rows: list[tuple[str, float]]) -> None:
         _INSERT_EXPIRY.execute_many(conn, [{"message_id": m, "expires_at": at} for m, at in rows])
 
 
-class SqlTimers(SqlMessageFacts, SqlReplies):
+class SqlTimers(SqlDeletion):
     """Timers need a group's roles and members (groups), and expiry scrubs messages as a deletion
-    does (facts, carriers, media, replies)."""
+    does (deletion)."""
 
     def set_timer(self, *, user: str, to: str, seconds: int, now: float, ref: str) -> TimerChange:
         with self._tx() as conn:
@@ -169,14 +165,6 @@ class SqlTimers(SqlMessageFacts, SqlReplies):
             recipient=recipient,
             ts=float(ts),
         )
-        holders, hearers = self._audience(conn, message_id, sender, recipient)
-        keys.extend(self._release_media(conn, message_id))
-        conn.execute(update(messages).where(messages.c.id == message_id).values(body=""))
-        conn.execute(
-            insert(message_deletions).values(message_id=message_id, deleted_at=now, deleted_by=EXPIRED_BY)
-        )
-        conn.execute(delete(reactions).where(reactions.c.message_id == message_id))
-        self._rewrite_carriers(conn, message_id, holders, unless_hidden(lambda _old: dict(stub)))
-        self._drop_reply(conn, message_id)
-        self._requote(conn, message_id, deleted_quote({"id": message_id, "from": sender, "seq": int(seq)}))
-        return stub, unhidden(hearers, self._hiders(conn, message_id))
+        media_keys, hearers = self._scrub(conn, stub, by=EXPIRED_BY, now=now)
+        keys.extend(media_keys)
+        return stub, hearers
