@@ -19,12 +19,13 @@ from workers.errors import UnknownUser
 from workers.stores.mongo.base import Doc
 from workers.stores.mongo.deletion import MongoDeletion
 from workers.stores.records import Expiry, TimerChange
-from workers.stores.rules.messages import dm_conversation, not_member, unknown_group
+from workers.stores.rules.messages import dm_conversation
 from workers.stores.rules.timers import (
     EXPIRED_BY,
     check_timer_setter,
     expired_events,
     expired_stub,
+    timer_conversation,
     timer_events,
 )
 
@@ -64,17 +65,10 @@ class MongoTimers(MongoDeletion):
 
     def timer_of(self, *, user: str, to: str) -> tuple[str, int]:
         with self._guard():
-            if is_group_id(to):
-                members = self._members(None, to)
-                if members is None:
-                    raise unknown_group(to)
-                if user not in members:
-                    raise not_member(to)
-                conversation = to
-            else:
-                if self._users.find_one({"_id": to}, {"_id": True}) is None:
-                    raise UnknownUser(to)
-                conversation = dm_conversation(user, to)
+            members = self._members(None, to) if is_group_id(to) else None
+            if not is_group_id(to) and self._users.find_one({"_id": to}, {"_id": True}) is None:
+                raise UnknownUser(to)
+            conversation = timer_conversation(user, to, members)
             head = self._conversations.find_one({"_id": conversation}, {"timer": True})
         return conversation, int((head or {}).get("timer") or 0)
 

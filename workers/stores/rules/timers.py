@@ -15,12 +15,14 @@ only their messages an expiry row: a conversation without a timer writes nothing
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Final
 
-from client_sdk.contract import ErrorCode
+from client_sdk.contract import ErrorCode, is_group_id
 from workers.errors import CommandError
 from workers.stores.records import InboxItem
+from workers.stores.rules.deletion import place
+from workers.stores.rules.messages import dm_conversation, not_member, unknown_group
 
 __all__ = [
     "EXPIRED_BY",
@@ -28,6 +30,7 @@ __all__ = [
     "check_timer_setter",
     "expired_events",
     "expired_stub",
+    "timer_conversation",
     "timer_events",
 ]
 
@@ -66,15 +69,22 @@ def expired_stub(
     *, message_id: str, conversation: str, seq: int, sender: str, recipient: str, ts: float
 ) -> dict[str, Any]:
     """The wire form of an expired message: where it was and who sent it, never what it said."""
-    return {
-        "id": message_id,
-        "conversation": conversation,
-        "seq": seq,
-        "from": sender,
-        "to": recipient,
-        "ts": ts,
-        "expired": True,
-    }
+    where = place(
+        message_id=message_id, conversation=conversation, seq=seq, sender=sender, recipient=recipient, ts=ts
+    )
+    return {**where, "expired": True}
+
+
+def timer_conversation(user: str, to: str, members: Collection[str] | None) -> str:
+    """The conversation whose timer ``user`` asks for: the group ``to`` (``members``: None when
+    there is no such group; ``user`` must be one of them), or their 1-on-1 chat with ``to``."""
+    if not is_group_id(to):
+        return dm_conversation(user, to)
+    if members is None:
+        raise unknown_group(to)
+    if user not in members:
+        raise not_member(to)
+    return to
 
 
 def expired_events(per_user: Mapping[str, list[dict[str, Any]]], *, now: float) -> list[InboxItem]:

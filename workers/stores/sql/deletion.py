@@ -36,19 +36,7 @@ class SqlDeletion(SqlMessageFacts, SqlReplies):
         self, message_id: str, *, by: str, now: float, ref: str | None = None
     ) -> Deletion:
         with self._tx() as conn:
-            row = conn.execute(
-                select(
-                    messages.c.conversation_id,
-                    messages.c.seq,
-                    messages.c.sender_id,
-                    messages.c.recipient_id,
-                    messages.c.created_at,
-                    message_deletions.c.deleted_at,
-                    message_deletions.c.deleted_by,
-                )
-                .outerjoin(message_deletions, message_deletions.c.message_id == messages.c.id)
-                .where(messages.c.id == message_id)
-            ).first()
+            row = self._place_row(conn, message_id)
             if row is None:
                 raise message_not_found(message_id)
             conversation, seq, sender, recipient, ts, deleted_at, deleted_by = row
@@ -69,6 +57,24 @@ class SqlDeletion(SqlMessageFacts, SqlReplies):
             items = deleted_events(users, stone, by=by, now=now, ref=ref)
             entries = self._append_many(conn, items, now)
         return Deletion(changed=True, message=stone, entries=entries, media_keys=keys)
+
+    @staticmethod
+    def _place_row(conn: Connection, message_id: str) -> tuple[Any, ...] | None:
+        """``(conversation, seq, sender, recipient, ts, deleted_at, deleted_by)`` of a message."""
+        row = conn.execute(
+            select(
+                messages.c.conversation_id,
+                messages.c.seq,
+                messages.c.sender_id,
+                messages.c.recipient_id,
+                messages.c.created_at,
+                message_deletions.c.deleted_at,
+                message_deletions.c.deleted_by,
+            )
+            .outerjoin(message_deletions, message_deletions.c.message_id == messages.c.id)
+            .where(messages.c.id == message_id)
+        ).first()
+        return None if row is None else tuple(row)
 
     def _scrub(
         self, conn: Connection, stub: Mapping[str, Any], *, by: str, now: float

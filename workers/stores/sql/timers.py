@@ -18,21 +18,20 @@ from sqlalchemy import Connection, bindparam, delete, insert, select
 from client_sdk.contract import is_group_id
 from workers.errors import UnknownUser
 from workers.stores.records import Expiry, TimerChange
-from workers.stores.rules.messages import dm_conversation, not_member, unknown_group
+from workers.stores.rules.messages import dm_conversation
 from workers.stores.rules.timers import (
     EXPIRED_BY,
     check_timer_setter,
     expired_events,
     expired_stub,
+    timer_conversation,
     timer_events,
 )
 from workers.stores.sql.deletion import SqlDeletion
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.schema import (
     conversation_timers,
-    message_deletions,
     message_expiry,
-    messages,
     users,
 )
 
@@ -94,17 +93,10 @@ class SqlTimers(SqlDeletion):
 
     def timer_of(self, *, user: str, to: str) -> tuple[str, int]:
         with self._tx() as conn:
-            if is_group_id(to):
-                members = self._members(conn, to)
-                if members is None:
-                    raise unknown_group(to)
-                if user not in members:
-                    raise not_member(to)
-                conversation = to
-            else:
-                if conn.scalar(select(users.c.id).where(users.c.id == to)) is None:
-                    raise UnknownUser(to)
-                conversation = dm_conversation(user, to)
+            members = self._members(conn, to) if is_group_id(to) else None
+            if not is_group_id(to) and conn.scalar(select(users.c.id).where(users.c.id == to)) is None:
+                raise UnknownUser(to)
+            conversation = timer_conversation(user, to, members)
             return conversation, timers_of(conn, [conversation]).get(conversation, 0)
 
     def expire_due(self, *, now: float, limit: int) -> Expiry:
@@ -142,21 +134,10 @@ class SqlTimers(SqlDeletion):
     ) -> tuple[dict[str, Any], list[str]] | None:
         """Scrub one message (its media keys added to ``keys``): ``(stub, hearers)``,
         or None when it was deleted for everyone already."""
-        row = conn.execute(
-            select(
-                messages.c.conversation_id,
-                messages.c.seq,
-                messages.c.sender_id,
-                messages.c.recipient_id,
-                messages.c.created_at,
-                message_deletions.c.deleted_at,
-            )
-            .outerjoin(message_deletions, message_deletions.c.message_id == messages.c.id)
-            .where(messages.c.id == message_id)
-        ).first()
+        row = self._place_row(conn, message_id)
         if row is None or row[5] is not None:
             return None
-        conversation, seq, sender, recipient, ts, _deleted = row
+        conversation, seq, sender, recipient, ts, _deleted_at, _deleted_by = row
         stub = expired_stub(
             message_id=message_id,
             conversation=conversation,
