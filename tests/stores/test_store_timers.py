@@ -12,6 +12,7 @@ from tests.stores.test_store_deletion import raw_text
 from tests.stores.test_store_media import media
 from workers.errors import CommandError
 from workers.stores import Store, TextSend
+from workers.stores.rules.timers import EXPIRED_BY, gone_stub
 
 SECRET = "this self-destructs"
 DAY = 86_400
@@ -152,3 +153,25 @@ def test_a_message_deleted_before_it_expires_is_left_alone(store: Store) -> None
     expiry = store.expire_due(now=10.0 + DAY, limit=BIG)
     assert sent.message.id not in expiry.expired
     assert all(e.user not in (alice, bob) for e in expiry.entries)
+
+
+def test_a_message_gone_from_the_store_shows_as_expired_or_as_a_tombstone() -> None:
+    where = {
+        "message_id": "m1",
+        "conversation": "dm:a:b",
+        "seq": 3,
+        "sender": "a",
+        "recipient": "b",
+        "ts": 1.0,
+    }
+    assert gone_stub(**where, deleted_at=9.0, deleted_by=EXPIRED_BY) == {
+        "id": "m1",
+        "conversation": "dm:a:b",
+        "seq": 3,
+        "from": "a",
+        "to": "b",
+        "ts": 1.0,
+        "expired": True,
+    }
+    stone = gone_stub(**where, deleted_at=9.0, deleted_by="a")
+    assert stone["deleted"] is True and stone["deleted_by"] == "a" and "expired" not in stone

@@ -21,7 +21,7 @@ from typing import Any, Final
 from client_sdk.contract import ErrorCode, is_group_id
 from workers.errors import CommandError
 from workers.stores.records import InboxItem
-from workers.stores.rules.deletion import place
+from workers.stores.rules.deletion import place, tombstone
 from workers.stores.rules.messages import dm_conversation, not_member, unknown_group
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "check_timer_setter",
     "expired_events",
     "expired_stub",
+    "gone_stub",
     "timer_conversation",
     "timer_events",
 ]
@@ -73,6 +74,40 @@ def expired_stub(
         message_id=message_id, conversation=conversation, seq=seq, sender=sender, recipient=recipient, ts=ts
     )
     return {**where, "expired": True}
+
+
+def gone_stub(
+    *,
+    message_id: str,
+    conversation: str,
+    seq: int,
+    sender: str,
+    recipient: str,
+    ts: float,
+    deleted_at: float,
+    deleted_by: str,
+) -> dict[str, Any]:
+    """What a message deleted from the store shows (history, views): the expired stub when the
+    sweeper removed it (``deleted_by`` is ``EXPIRED_BY``), else the tombstone of a deletion."""
+    if deleted_by == EXPIRED_BY:
+        return expired_stub(
+            message_id=message_id,
+            conversation=conversation,
+            seq=seq,
+            sender=sender,
+            recipient=recipient,
+            ts=ts,
+        )
+    return tombstone(
+        message_id=message_id,
+        conversation=conversation,
+        seq=seq,
+        sender=sender,
+        recipient=recipient,
+        ts=ts,
+        deleted_at=deleted_at,
+        deleted_by=deleted_by,
+    )
 
 
 def timer_conversation(user: str, to: str, members: Collection[str] | None) -> str:
