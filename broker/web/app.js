@@ -25,6 +25,7 @@ import {
   profileGetCommand,
   profileSetCommand,
   reactCommand,
+  timerGetCommand,
   timerSetCommand,
 } from "./js/protocol.js";
 import { Session } from "./js/session.js";
@@ -50,6 +51,7 @@ class Chat {
     this.profileHidden = new Set(); // left out of an answer (not a contact yet): asked again on news
     this.devicesRequest = null;
     this.reactRequests = new Set(); // my react commands waiting for their `reaction` (or `ok`)
+    this.timerAsked = new Set(); // chats whose timer was asked for (timer_get) on this page
     this.typingTo = null;
     this.typingSentAt = 0;
     this.typingPause = null;
@@ -149,6 +151,8 @@ class Chat {
         this.onProfiles(event);
       } else if (event.type === "devices") {
         this.onDevices(event);
+      } else if (event.type === "timer_info") {
+        if (typeof event.conversation === "string") this.store.onTimerInfo(event);
       } else if (event.type === "ok") {
         this.reactRequests.delete(event.ref); // a reaction that changed nothing
       } else if (event.type === "error") {
@@ -301,7 +305,17 @@ class Chat {
   open(id) {
     this.stopTyping();
     this.view.open(id);
+    this.askTimer(id);
     this.markRead();
+  }
+
+  /** A chat whose timer this page never heard of (its `timer` events are older than what it
+   * synced): ask for it once, for the header's timer control. */
+  askTimer(id) {
+    const conv = this.store.convs.get(id);
+    if (!conv || conv.timer !== undefined || this.timerAsked.has(id) || !this.session.connected) return;
+    this.timerAsked.add(id);
+    this.connection.run(this.session.request(timerGetCommand({ id: newId("t"), to: id })));
   }
 
   /** Send `text` to the open chat; `replyTo`: the id of the message it answers (or null). */

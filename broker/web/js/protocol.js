@@ -96,6 +96,7 @@ export const editCommand = ({ id, message, text }) => command("edit", id, { mess
 /** `delete`: a message for everyone, or only from my own devices (`everyone` false). */
 // disappearing messages: a conversation's timer (seconds, 0: off)
 export const timerSetCommand = ({ id, to, seconds }) => command("timer_set", id, { to, seconds });
+export const timerGetCommand = ({ id, to }) => command("timer_get", id, { to });
 
 /** "24 hours", "7 days", "2 seconds": a timer as the chat shows it. */
 export function timerLabel(seconds) {

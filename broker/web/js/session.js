@@ -122,6 +122,7 @@ export class Session {
       case "groups":
       case "profiles":
       case "devices":
+      case "timer_info": // the answer to timer_get (disappearing messages)
       case "ok": {
         const out = effects();
         out.events.push(payload);

@@ -445,6 +445,15 @@ export class Store {
     return conv.id;
   }
 
+  /** The answer to `timer_get`: the timer of a conversation this page did not know. */
+  onTimerInfo(answer) {
+    const conv = this.convs.get(this.convOfConversation(answer.conversation));
+    if (!conv || !Number.isInteger(answer.seconds) || conv.timer === answer.seconds) return;
+    conv.timer = answer.seconds;
+    this.scheduleSave();
+    this.changed({ conv: conv.id });
+  }
+
   /** Messages expired: they leave the view and what this browser keeps, like a delete for me. */
   onExpired(messages) {
     let first = null;
