@@ -175,3 +175,13 @@ def test_a_message_gone_from_the_store_shows_as_expired_or_as_a_tombstone() -> N
     }
     stone = gone_stub(**where, deleted_at=9.0, deleted_by="a")
     assert stone["deleted"] is True and stone["deleted_by"] == "a" and "expired" not in stone
+
+
+def test_a_deleted_account_does_not_stop_the_sweep(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+    store.set_timer(user=alice, to=bob, seconds=DAY, now=1.0, ref="t1")
+    sent = store.accept_message(sender=alice, command_id="c1", recipient=bob, text=SECRET, now=10.0)
+    store.delete_user(bob)
+    expiry = store.expire_due(now=10.0 + DAY, limit=BIG)
+    assert sent.message.id in expiry.expired
+    assert [e.user for e in expiry.entries if e.user in (alice, bob)] == [alice]

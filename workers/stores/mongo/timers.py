@@ -95,7 +95,11 @@ class MongoTimers(MongoDeletion):
                 expired.append(message_id)
                 for user in hearers:
                     per_user.setdefault(user, []).append(dict(stub))
-            entries = self._append_many(session, expired_events(per_user, now=now), now) if per_user else []
+            # an account deleted since has no inbox to tell: it must not stop the sweep
+            found = self._users.find({"_id": {"$in": list(per_user)}}, {"_id": True}, session=session)
+            present = {doc["_id"] for doc in found}
+            told = {user: stubs for user, stubs in per_user.items() if user in present}
+            entries = self._append_many(session, expired_events(told, now=now), now) if told else []
             return Expiry(expired=expired, entries=entries, media_keys=sorted(set(keys)))
 
         return self._tx(work)

@@ -126,7 +126,10 @@ class SqlTimers(SqlDeletion):
                 expired.append(message_id)
                 for user in hearers:
                     per_user.setdefault(user, []).append(dict(stub))
-            entries = self._append_many(conn, expired_events(per_user, now=now), now)
+            # an account deleted since has no inbox to tell: it must not stop the sweep
+            present = set(conn.scalars(select(users.c.id).where(users.c.id.in_(list(per_user)))))
+            told = {user: stubs for user, stubs in per_user.items() if user in present}
+            entries = self._append_many(conn, expired_events(told, now=now), now)
         return Expiry(expired=expired, entries=entries, media_keys=sorted(set(keys)))
 
     def _expire(
