@@ -245,7 +245,7 @@ def _worker(settings: Settings) -> int:
     store = open_store(settings.store_url)
     store.create_schema()
     queue_broker = make_queue_broker(settings.workers.queue_url)
-    workers = build_workers(
+    workers, expiry = build_workers(
         settings,
         store=store,
         locator=open_locator(settings),
@@ -257,6 +257,7 @@ def _worker(settings: Settings) -> int:
         signal.signal(sig, lambda *_: stop.set())
     for worker in workers:
         worker.start()
+    expiry.start()  # disappearing messages: each worker sweeps (the store expires each once)
     watch_job_queues(queue_broker, sorted(queue_broker.get_declared_queues()))
     health = None
     if settings.workers.health_port is not None:
@@ -274,6 +275,7 @@ def _worker(settings: Settings) -> int:
     if health is not None:
         health.close()
     print("mqchat: stopping (finishing jobs in progress)...", flush=True)
+    expiry.stop()
     for worker in workers:
         worker.stop(30_000)
     queue_broker.close()

@@ -40,6 +40,7 @@ from config.settings import Settings, SettingsError
 from workers.credentials import LoginCheck
 from workers.credentials_jwt import JwtConfigError, JwtVerifier
 from workers.events import encode
+from workers.expiry import ExpirySweeper
 from workers.jobs import (
     MEDIA_QUEUE,
     declare_node_actors,
@@ -124,6 +125,8 @@ class Node:
         self._run_workers = run_workers
         self._cluster_task: asyncio.Task[None] | None = None
         self._sweep_task: asyncio.Task[None] | None = None
+        self._expiry: ExpirySweeper | None = None
+        """The sweeper of disappearing messages, where this node runs the workers."""
         self._cluster_calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqchat-cluster")
         self.node_id = settings.node_id
         self.topics = Topics(settings.topics.prefix, settings.topics.presence_prefix)
@@ -220,6 +223,8 @@ class Node:
         self._workers = workers
         for worker in self._workers:
             worker.start()
+        if self._expiry is not None:
+            self._expiry.start()
         watch_node(
             connections=lambda: len(broker.connected_sessions()),
             online=lambda: self.presence.online_users if self.presence else 0,
@@ -266,6 +271,8 @@ class Node:
                 await asyncio.to_thread(self.queue_broker.join, MEDIA_QUEUE, timeout=60_000)
             except Exception:
                 log.exception("media uploads still queued at stop")
+        if self._expiry is not None:
+            await asyncio.to_thread(self._expiry.stop)
         for worker in self._workers:
             await asyncio.to_thread(worker.stop, 10_000)
         self._workers = []
@@ -331,6 +338,7 @@ class Node:
             store.close()
             raise NodeError(str(exc)) from exc
         workers = local.workers if local is not None else []
+        self._expiry = local.expiry if local is not None else None
         if not self._local_queue:  # the workers' events for this node come back on its own queue
             declare_node_actors(
                 queue_broker,

@@ -19,6 +19,7 @@ from client_sdk.contract import (
     MESSAGE_CHANGE_COMMAND_TYPES,
     PROFILE_COMMAND_TYPES,
     PUSH_COMMAND_TYPES,
+    TIMER_COMMAND_TYPES,
     USER_ID_RE,
     VERSION,
     ErrorCode,
@@ -38,6 +39,7 @@ _SCHEMA_DEFS = {
     **{name: name for name in MESSAGE_CHANGE_COMMAND_TYPES},
     "forward": "forward",
     **{name: name for name in GROUP_SETTINGS_COMMAND_TYPES},
+    **{name: name for name in TIMER_COMMAND_TYPES},
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

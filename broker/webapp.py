@@ -100,6 +100,8 @@ async def _config(node: WebNode, request: web.Request) -> web.Response:
         "media": str(request.url.origin()),
         "prefix": settings.topics.prefix,
         "presence_prefix": settings.topics.presence_prefix,
+        # the timer choices of the chat header (disappearing messages), besides off
+        "disappearing_timers": settings.messages.disappearing_timers,
     }
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 

@@ -33,6 +33,7 @@ from client_sdk._events import (
     MessageDeleted,
     MessageEdited,
     MessageHidden,
+    MessagesExpired,
     Presence,
     PresenceRefused,
     Profile,
@@ -41,6 +42,7 @@ from client_sdk._events import (
     Receipt,
     Sent,
     ServerError,
+    TimerChanged,
     Typing,
 )
 from client_sdk._media import Media
@@ -64,6 +66,7 @@ __all__ = [
     "MessageDeleted",
     "MessageEdited",
     "MessageHidden",
+    "MessagesExpired",
     "MqchatError",
     "NotConnected",
     "OutgoingMessage",
@@ -79,5 +82,6 @@ __all__ = [
     "ServerError",
     "Status",
     "Timeout",
+    "TimerChanged",
     "Typing",
 ]

@@ -34,6 +34,7 @@ from client_sdk._events import (
     Ok,
     ProfileChanged,
     ProfileList,
+    TimerInfo,
 )
 from client_sdk._session import Command, Effects, Session
 from client_sdk._statefile import StateFile
@@ -50,7 +51,16 @@ DEFAULT_REQUEST_TIMEOUT: Final = 10.0
 _ACCEPTED: Final = frozenset({MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN})
 
 _A = TypeVar(
-    "_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, GroupInvite, JoinRequestList
+    "_A",
+    GroupEvent,
+    GroupList,
+    DeviceList,
+    Ok,
+    ProfileChanged,
+    ProfileList,
+    GroupInvite,
+    JoinRequestList,
+    TimerInfo,
 )
 
 

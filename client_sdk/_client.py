@@ -31,6 +31,7 @@ from client_sdk._reaction_calls import ReactionCalls
 from client_sdk._reply_calls import ReplyCalls
 from client_sdk._session import Session
 from client_sdk._settings import check_settings, initial_cursor
+from client_sdk._timer_calls import TimerCalls
 from client_sdk.contract import DEFAULT_PREFIX, DEFAULT_PRESENCE_PREFIX, Topics
 
 __all__ = ["Client"]
@@ -49,6 +50,7 @@ class Client(
     DeviceCalls,
     ReactionCalls,
     GroupSettingsCalls,
+    TimerCalls,
 ):
     """A chat client of user ``user`` on device ``device`` (MQTT client id ``<user>/<device>``).
 

@@ -43,6 +43,8 @@ __all__ = [
     "receipt_commands",
     "send_command",
     "sync_command",
+    "timer_get_command",
+    "timer_set_command",
     "typing_command",
 ]
 
@@ -374,3 +376,21 @@ def group_request_command(*, kind: str, id: str, group: str, member: str | None 
         _check_user("member", member)
         command["member"] = member
     return command
+
+
+# ---------------------------------------------------------------- disappearing messages
+def timer_set_command(*, id: str, to: str, seconds: int) -> dict[str, Any]:
+    """A ``timer_set`` command: the disappearing-message timer of my conversation with ``to`` (a
+    user or a group), in seconds; 0 turns it off (the server allows only some values)."""
+    _check_id(id)
+    _check_to(to)
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or not 0 <= seconds <= 31_536_000:
+        raise ValueError("seconds must be a whole number of seconds from 0 (off) to 31536000")
+    return {"v": VERSION, "type": "timer_set", "id": id, "to": to, "seconds": seconds}
+
+
+def timer_get_command(*, id: str, to: str) -> dict[str, Any]:
+    """A ``timer_get`` command (answered by a live ``timer_info``)."""
+    _check_id(id)
+    _check_to(to)
+    return {"v": VERSION, "type": "timer_get", "id": id, "to": to}

@@ -37,6 +37,7 @@ __all__ = [
     "MessageDeleted",
     "MessageEdited",
     "MessageHidden",
+    "MessagesExpired",
     "Presence",
     "PresenceRefused",
     "Profile",
@@ -48,6 +49,8 @@ __all__ = [
     "Sequenced",
     "ServerError",
     "SyncPage",
+    "TimerChanged",
+    "TimerInfo",
     "Typing",
     "cursor_of",
     "parse_group",
@@ -79,6 +82,9 @@ class Message:
     text, no media: an app leaves it out; see :class:`MessageHidden`).
     ``reply`` is the quote of the message this one answers (see :meth:`client_sdk.Client.reply`),
     ``forwarded`` true for a message forwarded from another (:meth:`client_sdk.Client.forward`).
+    ``expires_at`` is when a disappearing message expires (None: it does not; see
+    :meth:`client_sdk.Client.set_timer`); ``expired`` is true for one that did (no text, no
+    media: an app leaves it out; see :class:`MessagesExpired`).
     """
 
     id: str
@@ -96,6 +102,8 @@ class Message:
     hidden: bool = False
     reply: Reply | None = None
     forwarded: bool = False
+    expires_at: float | None = None
+    expired: bool = False
 
     @property
     def group(self) -> str | None:
@@ -400,6 +408,46 @@ class Ok:
     ref: str
 
 
+# ---------------------------------------------------------------- disappearing messages
+@dataclass(frozen=True, slots=True)
+class TimerChanged:
+    """The disappearing-message timer of a conversation of this user was set to ``seconds`` (0:
+    off) by ``by``: the announcement in the chat. Messages sent from now on expire ``seconds``
+    after they are sent. ``ref`` is the command id when this user set it (from any device)."""
+
+    conversation: str
+    seconds: int
+    by: str
+    ts: float
+    cursor: int
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesExpired:
+    """Disappearing messages this user sent or received expired and were deleted from the
+    server: ``messages`` are their stubs (``expired`` true, no text, no media). An app removes
+    the messages with these ids."""
+
+    messages: tuple[Message, ...]
+    ts: float
+    cursor: int
+
+    @property
+    def ids(self) -> list[str]:
+        return [message.id for message in self.messages]
+
+
+@dataclass(frozen=True, slots=True)
+class TimerInfo:
+    """The answer to ``timer_get`` (internal: :meth:`client_sdk.Client.get_timer` returns its
+    ``seconds``)."""
+
+    ref: str
+    conversation: str
+    seconds: int
+
+
 Sequenced: TypeAlias = (
     Message
     | Sent
@@ -411,6 +459,8 @@ Sequenced: TypeAlias = (
     | MessageEdited
     | MessageHidden
     | JoinRequest
+    | TimerChanged
+    | MessagesExpired
 )
 """Events that carry an inbox cursor and are processed strictly in cursor order."""
 
@@ -425,6 +475,8 @@ Event: TypeAlias = (
     | MessageEdited
     | MessageHidden
     | JoinRequest
+    | TimerChanged
+    | MessagesExpired
     | Presence
     | PresenceRefused
     | Typing
@@ -446,6 +498,7 @@ def parse_inbox(
     | ProfileList
     | GroupInvite
     | JoinRequestList
+    | TimerInfo
 ):
     """Parse an event received on the user's inbox topic."""
     data = _envelope(payload)
@@ -477,6 +530,10 @@ def parse_inbox(
         return _parse_group_invite(data)
     if kind == "group_requests":
         return _parse_join_requests(data)
+    if kind == "timer_info":
+        return TimerInfo(
+            ref=_str(data, "ref"), conversation=_str(data, "conversation"), seconds=_seconds(data)
+        )
     raise ValueError(f"unknown event type {kind!r}")
 
 
@@ -585,6 +642,8 @@ def parse_sequenced(payload: Any) -> Sequenced:
         return _parse_reaction(data, cursor=cursor)
     if kind == "group_request":
         return _parse_join_request(data, cursor=cursor)
+    if kind in ("timer", "expired"):
+        return _parse_timer_event(data, cursor=cursor)
     raise AssertionError(f"unhandled sequenced type {kind!r}")  # pragma: no cover - SEQUENCED_EVENT_TYPES
 
 
@@ -601,6 +660,32 @@ def _parse_reaction(data: Mapping[str, Any], *, cursor: int) -> Reaction:
         emoji=emoji,
         reactions=_reactions(_field(data, "reactions", dict)),
         ref=ref,
+        ts=_number(data, "ts"),
+        cursor=cursor,
+    )
+
+
+def _seconds(data: Mapping[str, Any]) -> int:
+    seconds = data.get("seconds")
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+        raise ValueError(f"field 'seconds' must be a non-negative integer, got {seconds!r}")
+    return seconds
+
+
+def _parse_timer_event(data: Mapping[str, Any], *, cursor: int) -> TimerChanged | MessagesExpired:
+    """A ``timer`` or an ``expired`` event (disappearing messages)."""
+    if data["type"] == "timer":
+        return TimerChanged(
+            conversation=_str(data, "conversation"),
+            seconds=_seconds(data),
+            by=_str(data, "by"),
+            ts=_number(data, "ts"),
+            cursor=cursor,
+            ref=_ref(data),
+        )
+    stubs = _field(data, "messages", list)
+    return MessagesExpired(
+        messages=tuple(parse_message(stub, cursor=cursor) for stub in stubs),
         ts=_number(data, "ts"),
         cursor=cursor,
     )
@@ -631,7 +716,8 @@ def parse_message(payload: Any, *, cursor: int) -> Message:
     if not isinstance(payload, Mapping):
         raise ValueError(f"a message must be a JSON object, got {type(payload).__name__}")
     deleted, hidden = payload.get("deleted") is True, payload.get("hidden") is True
-    if deleted or hidden:  # its place only: no text, no media
+    expired = payload.get("expired") is True
+    if deleted or hidden or expired:  # its place only: no text, no media
         return Message(
             id=_str(payload, "id"),
             conversation=_str(payload, "conversation"),
@@ -643,6 +729,7 @@ def parse_message(payload: Any, *, cursor: int) -> Message:
             cursor=cursor,
             deleted=deleted,
             hidden=hidden,
+            expired=expired,
         )
     return Message(
         id=_str(payload, "id"),
@@ -658,6 +745,7 @@ def parse_message(payload: Any, *, cursor: int) -> Message:
         edited_at=None if payload.get("edited_at") is None else _number(payload, "edited_at"),
         reply=None if payload.get("reply") is None else parse_reply(payload["reply"]),
         forwarded=payload.get("forwarded") is True,
+        expires_at=None if payload.get("expires_at") is None else _number(payload, "expires_at"),
     )
 
 

@@ -26,6 +26,7 @@ from client_sdk._events import (
     Ok,
     ProfileChanged,
     ProfileList,
+    TimerInfo,
 )
 
 __all__ = ["PendingRequest", "PendingRequests"]
@@ -33,7 +34,16 @@ __all__ = ["PendingRequest", "PendingRequests"]
 logger = logging.getLogger(__name__)
 
 A = TypeVar(
-    "A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, GroupInvite, JoinRequestList
+    "A",
+    GroupEvent,
+    GroupList,
+    DeviceList,
+    Ok,
+    ProfileChanged,
+    ProfileList,
+    GroupInvite,
+    JoinRequestList,
+    TimerInfo,
 )
 """The type of event that answers a request."""
 
@@ -140,7 +150,8 @@ class PendingRequests:
         | ProfileChanged
         | ProfileList
         | GroupInvite
-        | JoinRequestList,
+        | JoinRequestList
+        | TimerInfo,
     ) -> PendingRequest[Any] | None:
         """``answer`` arrived with ``ref``: hand it to the request waiting for it, if any.
 

@@ -62,6 +62,8 @@ from client_sdk._events import (
     Sequenced,
     ServerError,
     SyncPage,
+    TimerChanged,
+    TimerInfo,
     Typing,
     cursor_of,
     parse_inbox,
@@ -85,7 +87,16 @@ SYNC_RETRY_DELAY = 1.0
 _MAX_REMEMBERED_SYNCS = 64
 
 _A = TypeVar(
-    "_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, GroupInvite, JoinRequestList
+    "_A",
+    GroupEvent,
+    GroupList,
+    DeviceList,
+    Ok,
+    ProfileChanged,
+    ProfileList,
+    GroupInvite,
+    JoinRequestList,
+    TimerInfo,
 )
 
 
@@ -352,7 +363,7 @@ class Session:
                 self._profiles[profile.user] = profile
             self.requests.resolve(item.ref, item)
             return Effects()
-        if isinstance(item, DeviceList | GroupInvite | JoinRequestList):
+        if isinstance(item, DeviceList | GroupInvite | JoinRequestList | TimerInfo):
             self.requests.resolve(item.ref, item)
             return Effects()
         if isinstance(item, Ok):
@@ -583,11 +594,11 @@ class Session:
                 self._profiles[item.profile.user] = item.profile
                 self.requests.resolve(item.ref, item)
             elif (
-                isinstance(item, Reaction | MessageEdited | MessageDeleted | MessageHidden)
+                isinstance(item, Reaction | MessageEdited | MessageDeleted | MessageHidden | TimerChanged)
                 and item.ref is not None
             ):
-                # a react, edit or delete of this user's waits for its own event, or for ``ok``:
-                # the server's answer when nothing changed
+                # a react, edit, delete or timer change of this user's waits for its own event,
+                # or for ``ok``: the server's answer when nothing changed
                 self.requests.resolve(item.ref, Ok(ref=item.ref))
             effects.events.append(item)
         if delivered:

@@ -42,6 +42,7 @@ __all__ = [
     "PUSH_COMMAND_TYPES",
     "REACTION_COMMAND_TYPES",
     "SEQUENCED_EVENT_TYPES",
+    "TIMER_COMMAND_TYPES",
     "TYPING_STATES",
     "USER_ID_RE",
     "VERSION",
@@ -102,6 +103,8 @@ GROUP_SETTINGS_COMMAND_TYPES: Final = frozenset(
     {"group_set", "group_invite_link", "group_join", "group_requests", "group_approve", "group_reject"}
 )
 """Group settings, invite links and join requests (issue 24)."""
+TIMER_COMMAND_TYPES: Final = frozenset({"timer_set", "timer_get"})
+"""Disappearing messages: set or read a conversation's timer."""
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync", "forward"})
     | GROUP_COMMAND_TYPES
@@ -111,17 +114,20 @@ COMMAND_TYPES: Final = (
     | REACTION_COMMAND_TYPES
     | MESSAGE_CHANGE_COMMAND_TYPES
     | GROUP_SETTINGS_COMMAND_TYPES
+    | TIMER_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
     | {"profile", "profiles", "deleted"}
     | {"reaction", "edited", "hidden"}
     | {"group_invite", "group_request", "group_requests"}
+    | {"timer", "timer_info", "expired"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "group", "profile", "deleted"}
     | {"reaction", "edited", "hidden"}
     | {"group_request"}
+    | {"timer", "expired"}
 )
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 

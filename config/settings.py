@@ -197,6 +197,22 @@ class MessageSettings(_Section):
     delete_window: float = Field(default=172_800.0, ge=0.0)
     """Seconds after sending during which its sender may delete a message for everyone (a group
     admin may at any time); later, ``too_late``."""
+    # disappearing messages (rules.timers)
+    disappearing_timers: list[int] = Field(default=[86_400, 604_800, 7_776_000], min_length=1)
+    """The timers (seconds) a conversation may be set to besides 0 (off): 24 h, 7 d and 90 d; any
+    other value is ``bad_request``. Tests allow a short one."""
+    expiry_sweep: float = Field(default=5.0, gt=0.0, le=3600.0)
+    """How often (seconds) the workers look for expired messages and delete them (a message
+    disappears at most this long after its ``expires_at``)."""
+    expiry_batch: int = Field(default=500, ge=1, le=10_000)
+    """Messages one sweep transaction expires at most (a sweep goes on while it finds a full batch)."""
+
+    @field_validator("disappearing_timers")
+    @classmethod
+    def _positive_timers(cls, value: list[int]) -> list[int]:
+        if any(seconds <= 0 for seconds in value):
+            raise ValueError("disappearing_timers: positive numbers of seconds (0, off, is always allowed)")
+        return sorted(set(value))
 
 
 _MIB = 1024 * 1024

@@ -53,6 +53,8 @@ __all__ = [
     "Receipt",
     "Send",
     "Sync",
+    "TimerGet",
+    "TimerSet",
     "Typing",
     "TypingState",
     "typed_command",
@@ -391,6 +393,32 @@ class Delete(NamedTuple):
         return cls(user, raw["id"], raw["message"], raw["for"])
 
 
+# ---------------------------------------------------------------- disappearing messages
+class TimerSet(NamedTuple):
+    """Set the disappearing-message timer of my conversation with ``to`` (a user or a group)."""
+
+    user: str
+    id: str
+    to: str
+    seconds: int
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> TimerSet:
+        return cls(user, raw["id"], raw["to"], int(raw["seconds"]))
+
+
+class TimerGet(NamedTuple):
+    """Read the disappearing-message timer of my conversation with ``to``."""
+
+    user: str
+    id: str
+    to: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> TimerGet:
+        return cls(user, raw["id"], raw["to"])
+
+
 Command: TypeAlias = (
     Send
     | Receipt
@@ -418,6 +446,8 @@ Command: TypeAlias = (
     | GroupRequests
     | GroupApprove
     | GroupReject
+    | TimerSet
+    | TimerGet
 )
 
 GroupSettingsCommand: TypeAlias = (
@@ -452,6 +482,8 @@ COMMANDS: Mapping[str, type[Command]] = {
     "group_requests": GroupRequests,
     "group_approve": GroupApprove,
     "group_reject": GroupReject,
+    "timer_set": TimerSet,
+    "timer_get": TimerGet,
 }
 """The class of each command ``type`` of the wire contract."""
 

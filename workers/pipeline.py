@@ -55,6 +55,8 @@ from workers.commands import (
     Receipt,
     Send,
     Sync,
+    TimerGet,
+    TimerSet,
     Typing,
     typed_command,
 )
@@ -74,6 +76,7 @@ from workers.stores.rules.deletion import check_user_delete
 from workers.stores.rules.group_settings import clean_description, invite_hash, new_invite_code
 from workers.stores.rules.profiles import clean_about, clean_name
 from workers.stores.rules.reactions import check_emoji
+from workers.stores.rules.timers import check_timer
 
 __all__ = ["Discard", "Pipeline", "Route", "Touch", "Waiting"]
 
@@ -180,11 +183,13 @@ class Pipeline:
         profiles_public: bool = False,
         edit_window: float = 900.0,
         delete_window: float = 172_800.0,
+        disappearing_timers: Sequence[int] = (86_400, 604_800, 7_776_000),
     ) -> None:
         """``touch`` None: the caller records the users' actions itself. ``discard`` None: media
         objects of messages users delete are left in storage (only where there is none).
         ``profiles_public``: anyone may read anyone's profile (``presence.visibility =
-        "everyone"``), not only contacts. ``edit_window``, ``delete_window``: ``messages.*``."""
+        "everyone"``), not only contacts. ``edit_window``, ``delete_window``,
+        ``disappearing_timers``: ``messages.*``."""
         self._store = store
         self._route_now = route
         self._waiting = waiting
@@ -196,6 +201,7 @@ class Pipeline:
         self._discard = discard
         self._edit_window = edit_window
         self._delete_window = delete_window
+        self._timers = tuple(disappearing_timers)
         self._local = threading.local()
         """``outbox``: what the batch being processed by this thread will send once it is stored."""
 
@@ -379,6 +385,10 @@ class Pipeline:
                 | GroupReject()
             ):
                 self._group_settings(node, cmd)
+            case TimerSet():
+                self._timer_set(node, cmd)
+            case TimerGet():
+                self._timer_get(node, cmd)
             case _:
                 assert_never(cmd)
 
@@ -677,3 +687,24 @@ class Pipeline:
             max_members=self._max_members,
         )
         self._answer_change(node, cmd.user, cmd.id, update.changed, update.entries)
+
+    # ------------------------------------------------------------------ disappearing messages
+    def _timer_set(self, node: str, cmd: TimerSet) -> None:
+        """A change is a ``timer`` event to every participant (ref on the setter's own); the same
+        value again (a resent command) is answered by a live ``ok``."""
+        seconds = check_timer(cmd.seconds, self._timers)
+        change = self._store.set_timer(
+            user=cmd.user, to=cmd.to, seconds=seconds, now=self._clock(), ref=cmd.id
+        )
+        self._answer_change(node, cmd.user, cmd.id, change.changed, change.entries)
+
+    def _timer_get(self, node: str, cmd: TimerGet) -> None:
+        conversation, seconds = self._store.timer_of(user=cmd.user, to=cmd.to)
+        event = {
+            "v": VERSION,
+            "type": "timer_info",
+            "ref": cmd.id,
+            "conversation": conversation,
+            "seconds": seconds,
+        }
+        self._reply(node, cmd.user, event)

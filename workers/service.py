@@ -17,6 +17,7 @@ from typing import Any
 import dramatiq
 
 from config.settings import Settings
+from workers.expiry import ExpirySweeper
 from workers.jobs import BACKGROUND_QUEUES, COMMANDS_QUEUE, declare_commands_actor
 from workers.locator import Locator
 from workers.media.cleanup import send_cleanup_job
@@ -40,6 +41,8 @@ class Assembly:
     discard_media: Callable[[Sequence[str]], None]
     """The cleanup job's: remove media objects of a message deleted by a user (blocking; for
     commands run in another process)."""
+    expiry: ExpirySweeper
+    """The sweeper of disappearing messages, unstarted: whoever runs the workers runs it."""
 
 
 def build_workers(
@@ -49,11 +52,13 @@ def build_workers(
     locator: Locator,
     queue_broker: dramatiq.Broker,
     send_to_node: NodeSender,
-) -> list[dramatiq.Worker]:
-    """Declare the worker actors on ``queue_broker``; the workers are returned unstarted."""
-    return assemble(
+) -> tuple[list[dramatiq.Worker], ExpirySweeper]:
+    """Declare the worker actors on ``queue_broker``; the workers and the sweeper of expired
+    messages are returned unstarted."""
+    assembly = assemble(
         settings, store=store, locator=locator, queue_broker=queue_broker, send_to_node=send_to_node
-    ).workers
+    )
+    return assembly.workers, assembly.expiry
 
 
 def assemble(
@@ -83,6 +88,7 @@ def assemble(
         profiles_public=settings.presence.visibility == "everyone",
         edit_window=settings.messages.edit_window,
         delete_window=settings.messages.delete_window,
+        disappearing_timers=settings.messages.disappearing_timers,
     )
     declare_commands_actor(queue_broker, pipeline.process_batch)
     declare_media_job(
@@ -102,4 +108,11 @@ def assemble(
         workers.insert(
             0, dramatiq.Worker(queue_broker, queues={COMMANDS_QUEUE}, worker_threads=1, worker_timeout=100)
         )
-    return Assembly(pipeline.process_batch, workers, notifier.message_waiting, discard_media)
+    expiry = ExpirySweeper(
+        store,
+        route=router.route,
+        discard=discard_media,
+        period=settings.messages.expiry_sweep,
+        batch=settings.messages.expiry_batch,
+    )
+    return Assembly(pipeline.process_batch, workers, notifier.message_waiting, discard_media, expiry)

@@ -26,6 +26,8 @@ import {
   profileGetCommand,
   profileSetCommand,
   reactCommand,
+  timerGetCommand,
+  timerSetCommand,
 } from "./js/protocol.js";
 import { Session } from "./js/session.js";
 import { Store } from "./js/store.js";
@@ -50,6 +52,7 @@ class Chat {
     this.profileHidden = new Set(); // left out of an answer (not a contact yet): asked again on news
     this.devicesRequest = null;
     this.reactRequests = new Set(); // my react commands waiting for their `reaction` (or `ok`)
+    this.timerAsked = new Set(); // chats whose timer was asked for (timer_get) on this page
     this.typingTo = null;
     this.typingSentAt = 0;
     this.typingPause = null;
@@ -59,6 +62,7 @@ class Chat {
     this.view = new View({
       store: this.store,
       media: this.media,
+      timers: Array.isArray(config.disappearing_timers) ? config.disappearing_timers : undefined,
       actions: {
         open: (id) => this.open(id),
         send: (text, replyTo) => this.send(text, replyTo),
@@ -74,6 +78,7 @@ class Chat {
         setAvatar: (file) => this.setAvatar(file),
         listDevices: () => this.listDevices(),
         react: (item, emoji) => this.react(item, emoji),
+        setTimer: (to, seconds) => this.setTimer(to, seconds),
         logout: () => logout(),
       },
     });
@@ -162,6 +167,8 @@ class Chat {
         this.onDevices(event);
       } else if (event.type === "group_invite" || event.type === "group_requests") {
         this.groupInfo.onAnswer(event);
+      } else if (event.type === "timer_info") {
+        if (typeof event.conversation === "string") this.store.onTimerInfo(event);
       } else if (event.type === "ok") {
         if (this.groupInfo.onOk(event.ref)) continue;
         this.reactRequests.delete(event.ref); // a reaction that changed nothing
@@ -295,6 +302,16 @@ class Chat {
     return true;
   }
 
+  /** Set a conversation's disappearing-message timer; the `timer` event announces it in the chat. */
+  setTimer(to, seconds) {
+    if (!this.session.connected) {
+      this.view.toast("Offline: try again when connected");
+      return false;
+    }
+    this.connection.run(this.session.request(timerSetCommand({ id: newId("t"), to, seconds })));
+    return true;
+  }
+
   /** Report the open conversation's messages as read, when the page is in front of the user. */
   markRead() {
     const id = this.view.openId;
@@ -309,7 +326,17 @@ class Chat {
     this.stopTyping();
     this.view.open(id);
     this.groupInfo.refresh();
+    this.askTimer(id);
     this.markRead();
+  }
+
+  /** A chat whose timer this page never heard of (its `timer` events are older than what it
+   * synced): ask for it once, for the header's timer control. */
+  askTimer(id) {
+    const conv = this.store.convs.get(id);
+    if (!conv || conv.timer !== undefined || this.timerAsked.has(id) || !this.session.connected) return;
+    this.timerAsked.add(id);
+    this.connection.run(this.session.request(timerGetCommand({ id: newId("t"), to: id })));
   }
 
   /** Send `text` to the open chat; `replyTo`: the id of the message it answers (or null). */

@@ -35,6 +35,7 @@ from client_sdk._events import (
     MessageDeleted,
     MessageEdited,
     MessageHidden,
+    MessagesExpired,
     Presence,
     PresenceRefused,
     Profile,
@@ -43,6 +44,7 @@ from client_sdk._events import (
     Receipt,
     Sent,
     ServerError,
+    TimerChanged,
     Typing,
 )
 from client_sdk._media import Media
@@ -67,6 +69,7 @@ __all__ = [
     "MessageDeleted",
     "MessageEdited",
     "MessageHidden",
+    "MessagesExpired",
     "MqchatError",
     "NotConnected",
     "OutgoingMessage",
@@ -82,5 +85,6 @@ __all__ = [
     "ServerError",
     "Status",
     "Timeout",
+    "TimerChanged",
     "Typing",
 ]

@@ -35,6 +35,8 @@ from client_sdk._commands import (
     push_register_command,
     push_unregister_command,
     react_command,
+    timer_get_command,
+    timer_set_command,
 )
 from client_sdk._errors import NotConnected, PresenceForbidden, Timeout
 from client_sdk._events import (
@@ -52,6 +54,7 @@ from client_sdk._events import (
     Profile,
     ProfileChanged,
     ProfileList,
+    TimerInfo,
 )
 from client_sdk._media import Media
 from client_sdk._media_calls import (
@@ -81,7 +84,16 @@ from client_sdk.contract import (
 __all__ = ["Client"]
 
 _A = TypeVar(
-    "_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, GroupInvite, JoinRequestList
+    "_A",
+    GroupEvent,
+    GroupList,
+    DeviceList,
+    Ok,
+    ProfileChanged,
+    ProfileList,
+    GroupInvite,
+    JoinRequestList,
+    TimerInfo,
 )
 _T = TypeVar("_T")
 
@@ -490,6 +502,22 @@ class Client(Connection, AsyncGroupSettings):
     ) -> None:
         """Remove this user's reaction to ``message`` (nothing happens when there is none)."""
         await self.react(message, "", timeout=timeout)
+
+    # -- disappearing messages (see client_sdk._timer_calls) -----------------------------------------
+
+    async def set_timer(
+        self, conversation: str, seconds: int, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> None:
+        """As :meth:`client_sdk.Client.set_timer`: the disappearing-message timer of this user's
+        conversation with ``conversation`` (a user or a group), 0 turns it off."""
+        await self._request(
+            lambda id: timer_set_command(id=id, to=conversation, seconds=seconds), Ok, timeout
+        )
+
+    async def get_timer(self, conversation: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> int:
+        """As :meth:`client_sdk.Client.get_timer`: the timer (seconds, 0: off) of a conversation."""
+        answer = await self._request(lambda id: timer_get_command(id=id, to=conversation), TimerInfo, timeout)
+        return answer.seconds
 
     # -- presence ----------------------------------------------------------------------------------------
 

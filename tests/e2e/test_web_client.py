@@ -289,6 +289,7 @@ def test_the_node_serves_the_page_and_tells_it_where_the_broker_is(node: Running
         "media": node.media_url,
         "prefix": "chat",
         "presence_prefix": "presence",
+        "disappearing_timers": [86400, 604800, 7776000],
     }
     with urllib.request.urlopen(f"{node.media_url}/", timeout=10) as response:
         assert response.headers["Content-Type"].startswith("text/html")
@@ -978,3 +979,86 @@ def test_an_admin_sets_up_a_group_and_a_newcomer_joins_by_its_link_with_approval
     assert carol.js("return document.querySelector('#group-info-save').hidden") is True  # not an admin
     carol.shot("04-member-view")
     assert alice.errors() == [] and carol.errors() == []
+
+
+# ---------------------------------------------------------------- disappearing messages
+@pytest.fixture
+def short_timer_node(tmp_path: Path) -> Any:
+    """A node that allows a 2-second timer (test only) and sweeps for expired messages often."""
+    settings = node_settings(
+        tmp_path, **{"messages.disappearing_timers": [2, 86400], "messages.expiry_sweep": 0.2}
+    )
+    running = RunningNode(settings).start()
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def _pick_timer(page: Page, label: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    Select(page.element("#conv-timer")).select_by_visible_text(label)
+
+
+def _timer_shown(page: Page) -> str:
+    return str(
+        page.js("const s = document.getElementById('conv-timer'); return s.options[s.selectedIndex]?.text")
+    )
+
+
+def test_a_timer_from_the_chat_header_is_announced_and_its_messages_vanish(
+    short_timer_node: RunningNode, browser: Callable[[str], Page]
+) -> None:
+    node = short_timer_node
+    alice_id, alice_token = node.add_user("alice")
+    bob_id, bob_token = node.add_user("bob")
+    url = f"{node.media_url}/"
+    alice, bob = browser("alice"), browser("bob")
+    alice.login(url, alice_id, alice_token)
+    alice.new_chat(bob_id)
+    alice.send_text("this one stays")
+    bob.login(url, bob_id, bob_token)
+    bob.wait("alice's chat shows", lambda: bob.chat(alice_id))
+    bob.open_chat(alice_id)
+    bob.wait("bob sees the first message", lambda: bob.message("this one stays"))
+
+    # When alice picks a timer in the chat header
+    assert _timer_shown(alice) == "⏱ Off"
+    _pick_timer(alice, "⏱ 2 seconds")
+
+    # Then both chats announce it and both headers show it
+    announcement = "turned on disappearing messages: new messages disappear after 2 seconds"
+    for page in (alice, bob):
+        page.wait("the announcement shows", lambda p=page: any(announcement in t for t in p.texts()))  # type: ignore[misc]
+        page.wait("the header shows the timer", lambda p=page: _timer_shown(p) == "⏱ 2 seconds")  # type: ignore[misc]
+    alice.shot("00-timer-on")
+
+    # When alice sends a message under it: both see it, marked, and then it vanishes from both
+    alice.send_text("burn after reading")
+    bob.wait("bob sees the disappearing message", lambda: bob.message("burn after reading"))
+    assert bob.js(
+        "return arguments[0]?.querySelector('.meta .disappears') !== null",
+        bob.js(_BUBBLE_JS, "burn after reading"),
+    )
+    bob.shot("01-disappearing")
+    for page in (alice, bob):
+        page.wait("the message vanishes", lambda p=page: p.message("burn after reading") is None, timeout=20)  # type: ignore[misc]
+        assert page.message("this one stays") is not None
+    assert "burn after reading" not in str(bob.chat(alice_id))  # nor in the chat list's preview
+    bob.shot("02-vanished")
+
+    # And after a reload bob's page neither shows it nor brings it back; the timer is still on
+    bob.driver.refresh()
+    bob.wait_online()
+    bob.open_chat(alice_id)
+    bob.wait("bob's history is back", lambda: bob.message("this one stays"))
+    assert "burn after reading" not in bob.texts()
+    assert _timer_shown(bob) == "⏱ 2 seconds"
+
+    # When bob turns it off from his header, both chats say so
+    _pick_timer(bob, "⏱ Off")
+    for page in (alice, bob):
+        page.wait("the timer is off", lambda p=page: _timer_shown(p) == "⏱ Off")  # type: ignore[misc]
+        assert any("turned off disappearing messages" in t for t in page.texts())
+    assert alice.errors() == [] and bob.errors() == []

@@ -85,6 +85,11 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "group_requests": {"group": groups},
     "group_approve": {"group": groups, "member": users},
     "group_reject": {"group": groups, "member": users},
+    "timer_set": {
+        "to": users | groups,
+        "seconds": st.sampled_from([0, 86_400, 604_800, 7_776_000, 5, 31_536_000]),
+    },
+    "timer_get": {"to": users | groups},
 }
 """Each command type and well-formed values of the fields it may carry (a test checks these are the
 schema's); well-formed is not welcome: users, groups and messages that do not exist are among them."""
@@ -98,6 +103,7 @@ SHAPE_ONLY_CODES = {"bad_json", "unsupported_version", "unknown_type", "too_larg
 """Codes about the shape of a command; bad_request also answers a well-formed but wrong request."""
 ANSWERS = {"sent", "ok", "group", "groups", "sync_page", "profile", "profiles", "devices"}
 ANSWERS |= {"reaction", "edited", "deleted", "hidden", "group_invite", "group_requests", "group_request"}
+ANSWERS |= {"timer", "timer_info"}
 
 
 def schema_commands() -> set[str]:

@@ -33,6 +33,7 @@ _CONCERNS = {
     ),
     *("facts", "edits", "hides"),  # changes users make to sent messages
     "group_settings",  # group settings, invite links and join requests (issue 24)
+    "timers",  # disappearing messages
 }
 
 

@@ -21,6 +21,7 @@ from client_sdk import (
     MessageDeleted,
     MessageEdited,
     MessageHidden,
+    MessagesExpired,
     MqchatError,
     NotConnected,
     Presence,
@@ -32,6 +33,7 @@ from client_sdk import (
     Sent,
     ServerError,
     Timeout,
+    TimerChanged,
     Typing,
 )
 from client_sdk.contract import Status
@@ -55,6 +57,7 @@ def test_all_is_pinned() -> None:
         "MessageDeleted",
         "MessageEdited",
         "MessageHidden",
+        "MessagesExpired",
         "MqchatError",
         "NotConnected",
         "OutgoingMessage",
@@ -70,6 +73,7 @@ def test_all_is_pinned() -> None:
         "ServerError",
         "Status",
         "Timeout",
+        "TimerChanged",
         "Typing",
     ]
     assert all(hasattr(client_sdk, name) for name in client_sdk.__all__)
@@ -139,6 +143,8 @@ def test_event_is_the_union_of_the_event_types() -> None:
         MessageEdited,
         MessageHidden,
         JoinRequest,
+        TimerChanged,
+        MessagesExpired,
         Presence,
         PresenceRefused,
         Typing,

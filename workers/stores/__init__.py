@@ -26,6 +26,7 @@ from workers.stores.interfaces import (
     Profiles,
     Reactions,
     Store,
+    Timers,
     Users,
 )
 from workers.stores.records import (
@@ -33,6 +34,7 @@ from workers.stores.records import (
     Deletion,
     DeviceInfo,
     DeviceSeen,
+    Expiry,
     GroupChange,
     GroupInfo,
     GroupUpdate,
@@ -49,6 +51,7 @@ from workers.stores.records import (
     SmsRecord,
     StoredMessage,
     TextSend,
+    TimerChange,
     UserInfo,
 )
 
@@ -61,6 +64,7 @@ __all__ = [
     "DeviceInfo",
     "DeviceSeen",
     "Devices",
+    "Expiry",
     "GroupChange",
     "GroupInfo",
     "GroupSettingsStore",
@@ -91,6 +95,8 @@ __all__ = [
     "Store",
     "StoredMessage",
     "TextSend",
+    "TimerChange",
+    "Timers",
     "UserInfo",
     "Users",
     "open_store",

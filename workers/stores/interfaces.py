@@ -24,6 +24,7 @@ from workers.stores.records import (
     Deletion,
     DeviceInfo,
     DeviceSeen,
+    Expiry,
     GroupChange,
     GroupInfo,
     GroupUpdate,
@@ -40,6 +41,7 @@ from workers.stores.records import (
     SmsRecord,
     StoredMessage,
     TextSend,
+    TimerChange,
     UserInfo,
 )
 
@@ -62,6 +64,7 @@ __all__ = [
     "Profiles",
     "Reactions",
     "Store",
+    "Timers",
     "Users",
 ]
 
@@ -400,6 +403,33 @@ class MessageChanges(Protocol):
         ...
 
 
+# ---------------------------------------------------------------- disappearing messages
+class Timers(Protocol):
+    """Disappearing messages (``rules.timers``): each conversation's timer, and the sweep that
+    scrubs the messages whose time is up."""
+
+    def set_timer(self, *, user: str, to: str, seconds: int, now: float, ref: str) -> TimerChange:
+        """Set the timer of ``user``'s conversation with ``to`` (a user or a group; 0: off), with a
+        ``timer`` event for every participant (a group's current members; ``ref`` on the setter's
+        own), in one transaction. CommandError unknown_user/unknown_group, not_member, not_admin
+        (a group's timer is its admins'). The same value again changes nothing (``changed``
+        False). Which values are allowed is the caller's rule."""
+        ...
+
+    def timer_of(self, *, user: str, to: str) -> tuple[str, int]:
+        """``(conversation id, seconds)`` of ``user``'s conversation with ``to`` (0: off);
+        CommandError not_member for a group ``user`` is not in, unknown_group/unknown_user."""
+        ...
+
+    def expire_due(self, *, now: float, limit: int) -> Expiry:
+        """Scrub up to ``limit`` messages whose ``expires_at`` has passed, as a deletion for
+        everyone does (text, media rows, reactions, quotes of them), rewrite every entry that
+        carried them to the expired stub, and append one ``expired`` event per hearer listing
+        them, in one transaction. Safe with several sweepers at once: each message is expired
+        once."""
+        ...
+
+
 class CommandStore(
     Messages,
     Groups,
@@ -409,6 +439,7 @@ class CommandStore(
     MessageChanges,
     Reactions,
     GroupSettingsStore,
+    Timers,
     Protocol,
 ):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""

@@ -13,6 +13,7 @@ __all__ = [
     "Deletion",
     "DeviceInfo",
     "DeviceSeen",
+    "Expiry",
     "GroupChange",
     "GroupInfo",
     "GroupUpdate",
@@ -30,6 +31,7 @@ __all__ = [
     "SmsRecord",
     "StoredMessage",
     "TextSend",
+    "TimerChange",
     "UserInfo",
 ]
 
@@ -49,6 +51,8 @@ class StoredMessage:
     """The wire ``reply`` object (the quoted message: id, from, seq, excerpt) of a reply."""
     forwarded: bool = False
     """Sent on from another message (the ``forward`` command)."""
+    expires_at: float | None = None
+    """When a disappearing message expires (its conversation had a timer when it was sent)."""
 
     def wire(self) -> dict[str, Any]:
         body = {
@@ -66,6 +70,8 @@ class StoredMessage:
             body["reply"] = self.reply
         if self.forwarded:
             body["forwarded"] = True
+        if self.expires_at is not None:
+            body["expires_at"] = self.expires_at
         return body
 
 
@@ -322,3 +328,30 @@ class JoinRequest:
 
     def wire(self) -> dict[str, Any]:
         return {"user": self.user, "ts": self.ts}
+
+
+# ---------------------------------------------------------------- disappearing messages
+@dataclass(frozen=True, slots=True)
+class TimerChange:
+    """What ``Timers.set_timer`` did."""
+
+    changed: bool
+    """False: the conversation's timer had that value already; nothing was written."""
+    seconds: int
+    """The conversation's timer now (0: off)."""
+    conversation: str
+    """The conversation's id (``dm:<a>:<b>`` or the group id)."""
+    entries: list[InboxEntry] = field(default_factory=list)
+    """The new ``timer`` events, to publish once the change is committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """What one ``Timers.expire_due`` sweep did."""
+
+    expired: list[str] = field(default_factory=list)
+    """The ids of the messages that expired (scrubbed from the store) in this sweep."""
+    entries: list[InboxEntry] = field(default_factory=list)
+    """The new ``expired`` events (one per user), to publish once committed."""
+    media_keys: list[str] = field(default_factory=list)
+    """The stored objects no message uses any more, to remove from media storage."""

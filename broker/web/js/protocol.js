@@ -15,6 +15,8 @@ export const SEQUENCED_TYPES = new Set([
   "edited",
   "hidden",
   "group_request", // issue 24: a request to join a group (to its admins and the requester)
+  "timer", // disappearing messages
+  "expired",
 ]);
 /** Error codes that refuse a command only for now: send it again a little later. */
 export const TRANSIENT_CODES = new Set(["rate_limited", "busy"]);
@@ -93,6 +95,29 @@ export const reactCommand = ({ id, message, emoji }) => command("react", id, { m
 /** `edit`: new text (or caption) for a message I sent. */
 export const editCommand = ({ id, message, text }) => command("edit", id, { message, text });
 /** `delete`: a message for everyone, or only from my own devices (`everyone` false). */
+// disappearing messages: a conversation's timer (seconds, 0: off)
+export const timerSetCommand = ({ id, to, seconds }) => command("timer_set", id, { to, seconds });
+export const timerGetCommand = ({ id, to }) => command("timer_get", id, { to });
+
+/** "24 hours", "7 days", "2 seconds": a timer as the chat shows it. */
+export function timerLabel(seconds) {
+  const units = [
+    [86400, "day"],
+    [3600, "hour"],
+    [60, "minute"],
+    [1, "second"],
+  ];
+  if (!seconds) return "off";
+  if (seconds === 86400) return "24 hours";
+  for (const [size, name] of units) {
+    if (seconds % size === 0) {
+      const n = seconds / size;
+      return `${n} ${name}${n === 1 ? "" : "s"}`;
+    }
+  }
+  return `${seconds} seconds`;
+}
+
 export const deleteCommand = ({ id, message, everyone }) =>
   command("delete", id, { message, for: everyone ? "everyone" : "me" });
 
@@ -140,7 +165,7 @@ function isMessage(m) {
     Number.isInteger(m.seq) &&
     isUserId(m.from) &&
     (isUserId(m.to) || isGroupId(m.to)) &&
-    (typeof m.text === "string" || m.deleted === true || m.hidden === true) && // tombstones, hidden: no text
+    (typeof m.text === "string" || m.deleted === true || m.hidden === true || m.expired === true) && // stubs: no text
     typeof m.ts === "number"
   );
 }
@@ -187,6 +212,10 @@ export function isReadableSequenced(event) {
       return typeof event.message_id === "string";
     case "group_request": // issue 24
       return isGroupId(event.group) && isUserId(event.user) && typeof event.state === "string";
+    case "timer":
+      return typeof event.conversation === "string" && Number.isInteger(event.seconds) && isUserId(event.by);
+    case "expired":
+      return Array.isArray(event.messages) && event.messages.every(isMessage);
     default:
       return false;
   }

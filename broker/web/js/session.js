@@ -124,6 +124,7 @@ export class Session {
       case "devices":
       case "group_invite": // issue 24: live answers of group settings commands
       case "group_requests":
+      case "timer_info": // the answer to timer_get (disappearing messages)
       case "ok": {
         const out = effects();
         out.events.push(payload);

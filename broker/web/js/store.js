@@ -3,7 +3,7 @@
 // the cursor is saved together with the state it produced, in localStorage, one key per user: a
 // reload resumes with `sync` after that cursor and nothing is applied twice.
 
-import { STATUS_RANK, isGroupId, parseProfile, parseReactions } from "./protocol.js";
+import { STATUS_RANK, isGroupId, parseProfile, parseReactions, timerLabel } from "./protocol.js";
 
 export const TYPING_SHOWN_MS = 4000;
 const STORAGE_VERSION = 1;
@@ -266,13 +266,17 @@ export class Store {
         return this.onEdited(event.message);
       case "hidden":
         return this.onHidden(event.message_id);
+      case "timer":
+        return this.onTimer(event);
+      case "expired":
+        return this.onExpired(event.messages);
       default:
         return null;
     }
   }
 
   onMessage(message) {
-    if (message.hidden) return this.onHidden(message.id); // deleted for me: never shown
+    if (message.hidden || message.expired) return this.onHidden(message.id); // deleted for me, expired: never shown
     const peer = isGroupId(message.to) ? message.to : message.from === this.user ? message.to : message.from;
     const conv = this.conversation(peer);
     if (this.byId.has(message.id)) return conv.id;
@@ -290,6 +294,7 @@ export class Store {
       seq: message.seq,
       media: message.media || null,
       reactions: parseReactions(message.reactions) || {},
+      expiresAt: typeof message.expires_at === "number" ? message.expires_at : null,
       status: incoming ? "received" : "sent",
       pending: false,
       readSent: false,
@@ -316,6 +321,7 @@ export class Store {
         seq: message.seq,
         media: message.media || null,
         reactions: parseReactions(message.reactions) || {},
+        expiresAt: typeof message.expires_at === "number" ? message.expires_at : null,
         pending: false,
         error: undefined,
         ...quoteFields(message),
@@ -331,7 +337,7 @@ export class Store {
       return conv.id;
     }
     if (item || this.byId.has(message.id)) return conv.id; // answered twice
-    if (message.hidden) return null; // deleted for me
+    if (message.hidden || message.expired) return null; // deleted for me, or expired
     // sent from another of my devices
     this.add(conv, {
       key: `o:${ref}`,
@@ -346,6 +352,7 @@ export class Store {
       seq: message.seq,
       media: message.media || null,
       reactions: parseReactions(message.reactions) || {},
+      expiresAt: typeof message.expires_at === "number" ? message.expires_at : null,
       status: "sent",
       pending: false,
       by: {},
@@ -433,6 +440,49 @@ export class Store {
     if (item.ref) this.byRef.delete(item.ref);
     this.scheduleSave();
     return conv;
+  }
+
+  // ---------------------------------------------------------------- disappearing messages
+  /** The conversation of a `timer` event: the group, or the other user of a `dm:<a>:<b>` chat. */
+  convOfConversation(conversation) {
+    if (isGroupId(conversation)) return conversation;
+    const [, a, b] = conversation.split(":");
+    return a === this.user ? b : a;
+  }
+
+  /** A conversation's timer was set: it is remembered, and announced in the chat. */
+  onTimer(event) {
+    const conv = this.conversation(this.convOfConversation(event.conversation));
+    conv.timer = event.seconds;
+    const who = event.by === this.user ? "You" : this.nameOf(event.by);
+    const text = event.seconds
+      ? `${who} turned on disappearing messages: new messages disappear after ${timerLabel(event.seconds)}`
+      : `${who} turned off disappearing messages`;
+    const ts = typeof event.ts === "number" ? event.ts : Date.now() / 1000;
+    this.add(conv, { key: `s:${event.cursor}`, kind: "system", timer: true, text, ts, pending: false });
+    return conv.id;
+  }
+
+  /** The answer to `timer_get`: the timer of a conversation this page did not know. */
+  onTimerInfo(answer) {
+    const conv = this.convs.get(this.convOfConversation(answer.conversation));
+    if (!conv || !Number.isInteger(answer.seconds) || conv.timer === answer.seconds) return;
+    conv.timer = answer.seconds;
+    this.scheduleSave();
+    this.changed({ conv: conv.id });
+  }
+
+  /** Messages expired: they leave the view and what this browser keeps, like a delete for me. */
+  onExpired(messages) {
+    let first = null;
+    for (const stub of messages) {
+      this.unquote(stub);
+      const conv = this.onHidden(stub.id);
+      if (conv === null) continue;
+      if (first === null) first = conv;
+      else if (conv !== first) this.changed({ conv });
+    }
+    return first;
   }
 
   onReceipt(receipt) {

@@ -11,7 +11,7 @@ import {
   voiceNode,
 } from "./attachments.js";
 import { clock, day, dayKey, lastSeen, listTime, seenAt } from "./format.js";
-import { MAX_ABOUT_LENGTH, MAX_NAME_LENGTH } from "./protocol.js";
+import { MAX_ABOUT_LENGTH, MAX_NAME_LENGTH, timerLabel } from "./protocol.js";
 
 const PAGE = 50; // messages shown at once; scrolling up shows PAGE more
 const MEDIA_MAX_WIDTH = 330;
@@ -246,10 +246,11 @@ export function quoteNode(reply, nameOf) {
 }
 
 export class View {
-  constructor({ store, media, actions }) {
+  constructor({ store, media, actions, timers = [86400, 604800, 7776000] }) {
     this.store = store;
     this.media = media;
     this.actions = actions;
+    this.timers = timers; // the disappearing-message timers the server allows, besides off
     this.me = store.user;
     this.openId = null;
     this.viewCount = new Map(); // conversation -> how many messages are shown
@@ -296,6 +297,7 @@ export class View {
     const record = $("record-button");
     record.hidden = !VoiceRecorder.supported();
     on(record, "click", () => this.toggleRecording());
+    on($("conv-timer"), "change", () => this.onTimerPicked());
     on($("new-chat"), "click", () => this.openDialog("new-chat-dialog", "new-chat-user"));
     on($("new-group"), "click", () => this.openDialog("new-group-dialog", "new-group-name"));
     on($("logout"), "click", () => this.actions.logout());
@@ -549,6 +551,40 @@ export class View {
     const closed = conv.kind === "group" && conv.left;
     $("composer").hidden = closed;
     $("composer-closed").hidden = !closed;
+    this.renderTimer(conv, closed);
+  }
+
+  // ---------------------------------------------------------------- disappearing messages
+  /** The header's timer control: the conversation's timer; a group's is its admins' to change. */
+  renderTimer(conv, closed) {
+    const select = $("conv-timer");
+    const values = [0, ...this.timers];
+    const current = conv.timer || 0;
+    if (!values.includes(current)) values.push(current);
+    const wanted = values.map(String).join(",");
+    if (select.dataset.values !== wanted) {
+      select.dataset.values = wanted;
+      select.replaceChildren(
+        ...values.map((v) => {
+          const option = el("option", null, v ? `⏱ ${timerLabel(v)}` : "⏱ Off");
+          option.value = String(v);
+          return option;
+        }),
+      );
+    }
+    select.value = String(current);
+    const admin = conv.kind !== "group" || conv.admins?.includes(this.me);
+    select.disabled = closed || !admin;
+    select.title = admin ? "Disappearing messages" : "Disappearing messages: only admins can change this";
+    select.classList.toggle("on", current > 0);
+  }
+
+  onTimerPicked() {
+    const conv = this.openId === null ? null : this.store.convs.get(this.openId);
+    if (!conv) return;
+    const seconds = Number($("conv-timer").value);
+    $("conv-timer").value = String(conv.timer || 0); // until the server's `timer` event says so
+    if (seconds !== (conv.timer || 0)) this.actions.setTimer(conv.id, seconds);
   }
 
   renderMessages({ toEnd = false, keepFromBottom = false }) {
@@ -614,7 +650,7 @@ export class View {
     const signature = JSON.stringify([
       item.status, item.text, item.id, item.media?.key, !!item.localPreview, !!item.upload, item.error,
       first, senderName, item.by, !!item.deleted, item.reactions, item.editedAt,
-      conv.admins?.includes(this.me), item.reply, !!item.forwarded,
+      conv.admins?.includes(this.me), item.reply, !!item.forwarded, item.expiresAt,
     ]);
     if (node.dataset.signature === signature) return;
     node.dataset.signature = signature;
@@ -640,6 +676,11 @@ export class View {
     if (item.editedAt && !item.deleted) {
       const mark = el("span", "edited", "edited");
       mark.title = `Edited at ${clock(item.editedAt)}`;
+      meta.append(mark);
+    }
+    if (item.expiresAt && !item.deleted) {
+      const mark = el("span", "disappears", "⏱");
+      mark.title = `Disappears at ${clock(item.expiresAt)}`;
       meta.append(mark);
     }
     meta.append(el("span", "time", clock(item.ts)));

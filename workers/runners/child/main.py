@@ -67,6 +67,7 @@ def child_main(settings: Settings, conn: Connection, log_level: int) -> None:
         profiles_public=settings.presence.visibility == "everyone",
         edit_window=settings.messages.edit_window,
         delete_window=settings.messages.delete_window,
+        disappearing_timers=settings.messages.disappearing_timers,
     )
     # a wait to retry a batch (the store is unavailable) is not a hang: the node hears of it
     run = Retrying(pipeline.process_batch, on_retry=lambda delay: conn.send(("retrying", delay)))

@@ -258,4 +258,5 @@ def message_from_doc(doc: Doc) -> StoredMessage:
         media=doc.get("media"),
         reply=doc.get("reply"),
         forwarded=bool(doc.get("forwarded")),
+        expires_at=doc.get("expires_at"),
     )

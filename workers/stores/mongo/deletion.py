@@ -9,8 +9,12 @@ from storage only when no other message (a forward) still uses them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pymongo.client_session import ClientSession
 
+from workers.stores.mongo.base import Doc
 from workers.stores.mongo.replies import MongoReplies
 from workers.stores.records import Deletion
 from workers.stores.rules.deletion import (
@@ -47,26 +51,34 @@ class MongoDeletion(MongoReplies):
             )
             if done:
                 return Deletion(changed=False, message=stone)
-            sender, recipient = doc["sender"], doc["recipient"]
-            holders, users = self._audience(session, message_id, sender, recipient)
-            keys = self._release_media(session, doc)
-            self._messages.update_one(
-                {"_id": message_id},
-                {
-                    "$set": {"text": "", "deleted_at": float(now), "deleted_by": by},
-                    "$unset": {"media": "", "media_keys": "", "shared_keys": "", "reply": "", "reply_to": ""},
-                },
-                session=session,
-            )
-            self._reactions.delete_many({"message_id": message_id}, session=session)
-            self._rewrite_carriers(session, message_id, holders, unless_hidden(lambda _old: dict(stone)))
-            self._requote(
-                session, message_id, deleted_quote({"id": message_id, "from": sender, "seq": stone["seq"]})
-            )
-            # who deleted it for themselves hears nothing more of it
-            users = unhidden(users, doc.get("hidden_for") or [])
+            keys, users = self._scrub(session, doc, stone, by=by, now=now)
             items = deleted_events(users, stone, by=by, now=now, ref=ref)
             entries = self._append_many(session, items, now)
             return Deletion(changed=True, message=stone, entries=entries, media_keys=keys)
 
         return self._tx(work)
+
+    def _scrub(
+        self, session: ClientSession, doc: Doc, stub: Mapping[str, Any], *, by: str, now: float
+    ) -> tuple[list[str], list[str]]:
+        """Remove what message ``doc`` said (text, media fields, reactions, its quote and the
+        quotes of it) and put ``stub`` (its wire form now: a tombstone, an expired stub) in every
+        entry that carried it, recording it deleted by ``by``: a deletion for everyone and an
+        expiry alike. ``(media keys to remove, who hears of it)``; who hid it hears nothing."""
+        message_id, sender, recipient = doc["_id"], doc["sender"], doc["recipient"]
+        holders, users = self._audience(session, message_id, sender, recipient)
+        keys = self._release_media(session, doc)
+        self._messages.update_one(
+            {"_id": message_id},
+            {
+                "$set": {"text": "", "deleted_at": float(now), "deleted_by": by},
+                "$unset": {"media": "", "media_keys": "", "shared_keys": "", "reply": "", "reply_to": ""},
+            },
+            session=session,
+        )
+        self._reactions.delete_many({"message_id": message_id}, session=session)
+        self._rewrite_carriers(session, message_id, holders, unless_hidden(lambda _old: dict(stub)))
+        self._requote(
+            session, message_id, deleted_quote({"id": message_id, "from": sender, "seq": stub["seq"]})
+        )
+        return keys, unhidden(users, doc.get("hidden_for") or [])

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
@@ -132,8 +132,21 @@ class MongoMessages(MongoReplies):
             extra.update(reply_to=reply["id"], reply=dict(reply))
         if forwarded:
             extra.update(forwarded=True, forwarded_from=forwarded_from)
-        seq = self._bump(self._conversations, conversation, "last_seq", session, upsert=True)
-        assert seq is not None
+        # the conversation's seq, and its timer (disappearing messages) in the same round trip
+        head = self._conversations.find_one_and_update(
+            {"_id": conversation},
+            {"$inc": {"last_seq": 1}},
+            projection={"last_seq": True, "timer": True},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        assert head is not None  # upserted
+        seq = int(head["last_seq"])
+        timer = head.get("timer")
+        expires_at = None if not timer else float(now) + float(timer)
+        if expires_at is not None:
+            extra["expires_at"] = expires_at
         message = StoredMessage(
             id=new_message_id(),
             conversation=conversation,
@@ -145,6 +158,7 @@ class MongoMessages(MongoReplies):
             media=None if media is None else dict(media),
             reply=None if reply is None else dict(reply),
             forwarded=forwarded,
+            expires_at=expires_at,
         )
         self._messages.insert_one(
             {

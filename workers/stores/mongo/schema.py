@@ -7,7 +7,9 @@
 ``devices``        {_id: "<user>/<device>", user, device, first_seen, last_seen, connected_at,
                    node, platform, signed_out_at}; ``node`` is where it is connected (None: offline)
 ``counters``       {_id: name, n}: integer ids for ``credentials`` and ``sms_outbox``
-``conversations``  {_id: conversation, last_seq}: the per-conversation message seq
+``conversations``  {_id: conversation, last_seq, timer?, timer_by?, timer_at?}: the
+                   per-conversation message seq; ``timer`` the disappearing-message timer (seconds)
+                   when it is on (see timers)
 ``messages``       {_id, conversation, seq, sender, recipient, command_id, text, created_at,
                    targets, reached: {delivered, read}, media?, media_keys?}; ``targets`` is the
                    number of recipients and ``reached`` how many of them are at that status or past
@@ -18,7 +20,8 @@
                    ``hidden_for``: the users who deleted it for themselves (see hides); a reply
                    has ``reply_to`` (the quoted message id) and ``reply`` (its quote); a forward
                    ``forwarded: true``, ``forwarded_from`` and ``shared_keys`` (the objects of its
-                   media, owned by the message it copies; see media)
+                   media, owned by the message it copies; see media); one sent under a timer
+                   ``expires_at`` until the sweeper expires it (see timers)
 ``receipts``       {message_id, user, status, created_at, delivered_at, read_at}: one per recipient
 ``inbox``          {user, cursor, kind, message_id, payload, created_at}: the per-user event log
 ``groups``         {_id, name, created_by, created_at, version, members: [{user, role, joined_at}],
@@ -77,6 +80,8 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("media_keys", ASCENDING)], name="media_keys", unique=True, sparse=True),
         IndexModel([("shared_keys", ASCENDING)], name="shared_keys", sparse=True),
         IndexModel([("reply_to", ASCENDING)], name="reply_to", sparse=True),
+        # disappearing messages: only those not expired yet have the field (see timers)
+        IndexModel([("expires_at", ASCENDING)], name="expires_at", sparse=True),
     ],
     "receipts": [
         IndexModel([("message_id", ASCENDING), ("user", ASCENDING)], name="message_user", unique=True),

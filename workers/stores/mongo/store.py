@@ -14,6 +14,7 @@ from workers.stores.mongo.profiles import MongoProfiles
 from workers.stores.mongo.push import MongoPush
 from workers.stores.mongo.reactions import MongoReactions
 from workers.stores.mongo.receipts import MongoReceipts
+from workers.stores.mongo.timers import MongoTimers
 from workers.stores.mongo.users import MongoUsers
 
 __all__ = ["MongoStore"]
@@ -28,6 +29,7 @@ class MongoStore(
     MongoContacts,
     MongoProfiles,
     MongoDevices,
+    MongoTimers,  # before MongoDeletion, on which it builds
     MongoDeletion,
     MongoReactions,
     MongoEdits,

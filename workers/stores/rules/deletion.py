@@ -27,6 +27,7 @@ __all__ = [
     "check_user_delete",
     "deleted_events",
     "message_not_found",
+    "place",
     "tombstone",
     "too_late",
 ]
@@ -73,6 +74,17 @@ def tombstone(
     deleted_by: str,
 ) -> dict[str, Any]:
     """The wire form of a deleted message: where it was and who sent it, never what it said."""
+    where = place(
+        message_id=message_id, conversation=conversation, seq=seq, sender=sender, recipient=recipient, ts=ts
+    )
+    return {**where, "deleted": True, "deleted_at": deleted_at, "deleted_by": deleted_by}
+
+
+def place(
+    *, message_id: str, conversation: str, seq: int, sender: str, recipient: str, ts: float
+) -> dict[str, Any]:
+    """Where a message is and who sent it: what every stub of it keeps (a tombstone, an expired
+    message), never what it said."""
     return {
         "id": message_id,
         "conversation": conversation,
@@ -80,9 +92,6 @@ def tombstone(
         "from": sender,
         "to": recipient,
         "ts": ts,
-        "deleted": True,
-        "deleted_at": deleted_at,
-        "deleted_by": deleted_by,
     }
 
 

@@ -9,7 +9,10 @@ forward) still uses them.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select, update
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
 
 from workers.stores.records import Deletion
 from workers.stores.rules.deletion import (
@@ -33,19 +36,7 @@ class SqlDeletion(SqlMessageFacts, SqlReplies):
         self, message_id: str, *, by: str, now: float, ref: str | None = None
     ) -> Deletion:
         with self._tx() as conn:
-            row = conn.execute(
-                select(
-                    messages.c.conversation_id,
-                    messages.c.seq,
-                    messages.c.sender_id,
-                    messages.c.recipient_id,
-                    messages.c.created_at,
-                    message_deletions.c.deleted_at,
-                    message_deletions.c.deleted_by,
-                )
-                .outerjoin(message_deletions, message_deletions.c.message_id == messages.c.id)
-                .where(messages.c.id == message_id)
-            ).first()
+            row = self._place_row(conn, message_id)
             if row is None:
                 raise message_not_found(message_id)
             conversation, seq, sender, recipient, ts, deleted_at, deleted_by = row
@@ -62,18 +53,43 @@ class SqlDeletion(SqlMessageFacts, SqlReplies):
             )
             if done:
                 return Deletion(changed=False, message=stone)
-            holders, users = self._audience(conn, message_id, sender, recipient)
-            keys = self._release_media(conn, message_id)
-            conn.execute(update(messages).where(messages.c.id == message_id).values(body=""))
-            conn.execute(
-                insert(message_deletions).values(message_id=message_id, deleted_at=now, deleted_by=by)
-            )
-            conn.execute(delete(reactions).where(reactions.c.message_id == message_id))
-            self._rewrite_carriers(conn, message_id, holders, unless_hidden(lambda _old: dict(stone)))
-            self._drop_reply(conn, message_id)
-            self._requote(conn, message_id, deleted_quote({"id": message_id, "from": sender, "seq": seq}))
-            # who deleted it for themselves hears nothing more of it
-            users = unhidden(users, self._hiders(conn, message_id))
+            keys, users = self._scrub(conn, stone, by=by, now=now)
             items = deleted_events(users, stone, by=by, now=now, ref=ref)
             entries = self._append_many(conn, items, now)
         return Deletion(changed=True, message=stone, entries=entries, media_keys=keys)
+
+    @staticmethod
+    def _place_row(conn: Connection, message_id: str) -> tuple[Any, ...] | None:
+        """``(conversation, seq, sender, recipient, ts, deleted_at, deleted_by)`` of a message."""
+        row = conn.execute(
+            select(
+                messages.c.conversation_id,
+                messages.c.seq,
+                messages.c.sender_id,
+                messages.c.recipient_id,
+                messages.c.created_at,
+                message_deletions.c.deleted_at,
+                message_deletions.c.deleted_by,
+            )
+            .outerjoin(message_deletions, message_deletions.c.message_id == messages.c.id)
+            .where(messages.c.id == message_id)
+        ).first()
+        return None if row is None else tuple(row)
+
+    def _scrub(
+        self, conn: Connection, stub: Mapping[str, Any], *, by: str, now: float
+    ) -> tuple[list[str], list[str]]:
+        """Remove what a message said from the store (text, media rows, reactions, its quote and
+        the quotes of it) and put ``stub`` (its wire form now: a tombstone, an expired stub) in
+        every entry that carried it, recording it deleted by ``by``: a deletion for everyone and
+        an expiry alike. ``(media keys to remove, who hears of it)``; who hid it hears nothing."""
+        message_id, sender, recipient = stub["id"], stub["from"], stub["to"]
+        holders, users = self._audience(conn, message_id, sender, recipient)
+        keys = self._release_media(conn, message_id)
+        conn.execute(update(messages).where(messages.c.id == message_id).values(body=""))
+        conn.execute(insert(message_deletions).values(message_id=message_id, deleted_at=now, deleted_by=by))
+        conn.execute(delete(reactions).where(reactions.c.message_id == message_id))
+        self._rewrite_carriers(conn, message_id, holders, unless_hidden(lambda _old: dict(stub)))
+        self._drop_reply(conn, message_id)
+        self._requote(conn, message_id, deleted_quote({"id": message_id, "from": sender, "seq": stub["seq"]}))
+        return keys, unhidden(users, self._hiders(conn, message_id))

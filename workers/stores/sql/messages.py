@@ -22,6 +22,7 @@ from workers.stores.sql.base import Counters, NotInOneGo
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.replies import SqlReplies
 from workers.stores.sql.schema import conversations, inbox, message_forwards, messages, receipts
+from workers.stores.sql.timers import record_expiry, timers_of
 
 __all__ = ["SqlMessages"]
 
@@ -135,6 +136,7 @@ class SqlMessages(SqlReplies):
         if len(last) < len(counts):
             raise NotInOneGo("a conversation's first message")
         next_seq = {conversation: last[conversation] - count + 1 for conversation, count in counts.items()}
+        timers = timers_of(conn, counts)  # disappearing messages: one lookup for the batch
         stored: list[StoredMessage] = []
         for send, conversation in zip(sends, conversation_of, strict=True):
             seq = next_seq[conversation]
@@ -148,10 +150,12 @@ class SqlMessages(SqlReplies):
                     recipient=send.recipient,
                     text=send.text,
                     ts=now,
+                    expires_at=now + timers[conversation] if conversation in timers else None,
                 )
             )
         pairs = list(zip(stored, sends, strict=True))
         _INSERT_MESSAGE.execute_many(conn, [_message_row(m, send.command_id) for m, send in pairs])
+        record_expiry(conn, [(m.id, m.expires_at) for m in stored if m.expires_at is not None])
         _INSERT_RECEIPTS.execute_many(conn, [_receipt_row(m.id, m.recipient) for m in stored])
         items = [item for m, send in pairs for item in message_events(m, send.command_id, [m.recipient])]
         entries = self._append_many(conn, items, now)
@@ -201,6 +205,7 @@ class SqlMessages(SqlReplies):
         """``reply``: the quote of a reply; ``forwarded_from``: the message a forward copies (its
         media objects are then shared, not owned)."""
         seq = self._next_conversation_seq(conn, conversation)
+        timer = timers_of(conn, [conversation]).get(conversation)
         message = StoredMessage(
             id=new_message_id(),
             conversation=conversation,
@@ -212,8 +217,11 @@ class SqlMessages(SqlReplies):
             media=None if media is None else dict(media),
             reply=None if reply is None else dict(reply),
             forwarded=forwarded_from is not None,
+            expires_at=None if timer is None else now + timer,
         )
         _INSERT_MESSAGE.execute(conn, _message_row(message, command_id))
+        if message.expires_at is not None:
+            record_expiry(conn, [(message.id, message.expires_at)])
         if forwarded_from is not None:
             conn.execute(insert(message_forwards).values(message_id=message.id, original_id=forwarded_from))
             if media is not None:

@@ -335,3 +335,25 @@ group_requests = Table(
     PrimaryKeyConstraint("group_id", "user_id", name="pk_group_requests"),
 )
 """Requests to join a group that needs approval, until an admin approves or rejects them."""
+
+# ---------------------------------------------------------------- disappearing messages
+conversation_timers = Table(
+    "conversation_timers",
+    metadata,
+    Column("conversation_id", String(160), primary_key=True),
+    Column("seconds", Integer, nullable=False),
+    Column("set_by", USER_ID, nullable=False),
+    Column("set_at", Float, nullable=False),
+)
+"""The disappearing-message timer of each conversation that has one on (``rules.timers``); a
+timer turned off has no row, so a conversation without one costs a message nothing to look up
+but an index probe that finds nothing."""
+
+message_expiry = Table(
+    "message_expiry",
+    metadata,
+    Column("message_id", String(32), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("expires_at", Float, nullable=False, index=True),
+)
+"""Messages sent under a timer that have not expired yet, and when they do; the sweeper takes the
+oldest due ones by the ``expires_at`` index and deletes their rows as it expires them."""

@@ -14,6 +14,7 @@ from workers.stores.sql.profiles import SqlProfiles
 from workers.stores.sql.push import SqlPush
 from workers.stores.sql.reactions import SqlReactions
 from workers.stores.sql.receipts import SqlReceipts
+from workers.stores.sql.timers import SqlTimers
 from workers.stores.sql.users import SqlUsers
 
 __all__ = ["SqlStore"]
@@ -28,6 +29,7 @@ class SqlStore(
     SqlContacts,
     SqlProfiles,
     SqlDevices,
+    SqlTimers,  # before SqlDeletion, on which it builds
     SqlDeletion,
     SqlReactions,
     SqlEdits,
