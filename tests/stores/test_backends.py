@@ -32,6 +32,7 @@ _CONCERNS = {
         "forwards",
     ),
     *("facts", "edits", "hides"),  # changes users make to sent messages
+    "views",  # messages as a user sees them now (history, search, chat list)
 }
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "MediaEndpointStore",
     "MessageChanges",
     "MessageDeletion",
+    "MessageViews",
     "Messages",
     "Notifications",
     "Phones",
@@ -351,6 +352,17 @@ class MessageChanges(Protocol):
         ...
 
 
+class MessageViews(Protocol):
+    """Messages as one user sees them now (``rules.views``): what history, search and the chat
+    list answer with. The backends' ``_message_views(conn_or_session, ids, viewer)`` does the
+    same inside a caller's transaction."""
+
+    def message_views(self, message_ids: Sequence[str], *, viewer: str) -> dict[str, dict[str, Any]]:
+        """The wire form of each message, by id, exactly as ``viewer``'s inbox carriers hold it;
+        only those ``viewer`` sent or got a copy of (any other id, or an unknown one, is absent)."""
+        ...
+
+
 class CommandStore(
     Messages, Groups, Notifications, Profiles, MessageDeletion, MessageChanges, Reactions, Protocol
 ):
@@ -387,7 +399,7 @@ class AdminStore(Users, Protocol):
     def group_info(self, group: str) -> GroupInfo | None: ...
 
 
-class Store(CommandStore, AdminStore, Logins, Devices, Presence, MediaAccess, Protocol):
+class Store(CommandStore, AdminStore, Logins, Devices, Presence, MediaAccess, MessageViews, Protocol):
     """All of it, and the store's life: what opens, sets up and closes it."""
 
     def create_schema(self) -> None:
