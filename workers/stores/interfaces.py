@@ -40,6 +40,8 @@ from workers.stores.records import (
     TextSend,
     UserInfo,
 )
+from workers.stores.rules.history import HistoryPage, HistoryQuery
+from workers.stores.rules.retention import MessagePrune
 
 __all__ = [
     "AdminStore",
@@ -47,6 +49,7 @@ __all__ = [
     "Credentials",
     "Devices",
     "Groups",
+    "History",
     "Logins",
     "MediaAccess",
     "MediaEndpointStore",
@@ -59,6 +62,7 @@ __all__ = [
     "Presence",
     "Profiles",
     "Reactions",
+    "Retention",
     "Store",
     "Users",
 ]
@@ -363,8 +367,50 @@ class MessageViews(Protocol):
         ...
 
 
+class History(Protocol):
+    """One conversation's messages a page at a time, as the viewer sees them now (``rules.history``)."""
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        """The page of ``query`` (its ``limit`` already clamped). CommandError ``forbidden`` for a
+        conversation the viewer is not in (whether or not it exists), ``bad_request`` for a
+        malformed conversation id."""
+        ...
+
+
+class Retention(Protocol):
+    """Pruning old inbox entries and messages (``rules.retention``): sweeps that go on where they
+    stopped, a step at a time, and the floor a ``sync`` is checked against."""
+
+    def inbox_floor(self, user: str) -> int:
+        """The highest cursor of ``user``'s inbox that was pruned (0: none)."""
+        ...
+
+    def retention_lease(self, holder: str, *, now: float, ttl: float) -> bool:
+        """Take or renew the lease of the process that prunes: False while another holds it."""
+        ...
+
+    def prune_inbox(self, *, older_than: float, max_users: int) -> tuple[int, bool]:
+        """Prune the entries created before ``older_than`` of the next ``max_users`` users of the
+        sweep: ``(entries pruned, the sweep went through every user)``."""
+        ...
+
+    def prune_messages(self, *, older_than: float, max_conversations: int) -> MessagePrune:
+        """Delete the messages created before ``older_than`` of the next ``max_conversations``
+        conversations of the sweep, with everything of theirs."""
+        ...
+
+
 class CommandStore(
-    Messages, Groups, Notifications, Profiles, MessageDeletion, MessageChanges, Reactions, Protocol
+    Messages,
+    Groups,
+    Notifications,
+    Profiles,
+    MessageDeletion,
+    MessageChanges,
+    Reactions,
+    History,
+    Retention,
+    Protocol,
 ):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
 
