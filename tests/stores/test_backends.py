@@ -33,6 +33,7 @@ _CONCERNS = {
     ),
     *("facts", "edits", "hides"),  # changes users make to sent messages
     "views",  # messages as a user sees them now (history, search, chat list)
+    *("history", "retention"),  # issue 23: history per conversation, retention
 }
 
 

@@ -104,7 +104,7 @@ def test_the_inbox_sweep_goes_on_where_it_stopped(store: Store) -> None:
     for user in names:
         send(store, names[0] if user != names[0] else names[1], user, now=1.0)
 
-    first, done = store.prune_inbox(older_than=10.0, max_users=1)
+    _pruned, done = store.prune_inbox(older_than=10.0, max_users=1)
 
     assert not done
     # the next steps (another process, after a restart: the position is stored) do the rest
