@@ -31,6 +31,7 @@ __all__ = [
     "EVENT_TYPES",
     "GROUP_COMMAND_TYPES",
     "GROUP_ID_RE",
+    "HISTORY_COMMAND_TYPES",
     "MAX_CAPTION_LENGTH",
     "MAX_RECEIPT_MESSAGES",
     "MAX_SYNC_LIMIT",
@@ -97,6 +98,8 @@ DEVICE_COMMAND_TYPES: Final = frozenset({"devices"})
 REACTION_COMMAND_TYPES: Final = frozenset({"react"})
 MESSAGE_CHANGE_COMMAND_TYPES: Final = frozenset({"edit", "delete"})
 """Commands that change a message already sent: an edit, a delete for everyone or for me."""
+HISTORY_COMMAND_TYPES: Final = frozenset({"history"})
+"""A page of one conversation's messages (issue 23)."""
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync", "forward"})
     | GROUP_COMMAND_TYPES
@@ -105,11 +108,13 @@ COMMAND_TYPES: Final = (
     | DEVICE_COMMAND_TYPES
     | REACTION_COMMAND_TYPES
     | MESSAGE_CHANGE_COMMAND_TYPES
+    | HISTORY_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
     | {"profile", "profiles", "deleted"}
     | {"reaction", "edited", "hidden"}
+    | {"history", "sync_reset"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "group", "profile", "deleted"} | {"reaction", "edited", "hidden"}
