@@ -24,7 +24,17 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from client_sdk._errors import NotConnected
-from client_sdk._events import DeviceList, Event, GroupEvent, GroupList, Ok, ProfileChanged, ProfileList
+from client_sdk._events import (
+    DeviceList,
+    Event,
+    GroupEvent,
+    GroupList,
+    HistoryPage,
+    Ok,
+    ProfileChanged,
+    ProfileList,
+    SyncReset,
+)
 from client_sdk._session import Command, Effects, Session
 from client_sdk._statefile import StateFile
 from client_sdk._subscriptions import Subscribe
@@ -39,7 +49,7 @@ DEFAULT_REQUEST_TIMEOUT: Final = 10.0
 
 _ACCEPTED: Final = frozenset({MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN})
 
-_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, HistoryPage)
 
 
 class State(enum.Enum):
@@ -168,6 +178,11 @@ class ClientBase:
         finally:
             with self._lock:
                 self._session.requests.discard(request.id)
+
+    def _rebuild(self, reset: SyncReset) -> SyncReset:
+        """A ``sync_reset`` about to reach the app, with what the client loaded to rebuild from
+        (``HistoryCalls`` fills it in)."""
+        return reset
 
     def _persist(self, cursor: int) -> None:
         if self._state_file is not None:

@@ -21,6 +21,7 @@ from client_sdk._change_calls import ChangeCalls
 from client_sdk._connection import Connection
 from client_sdk._device_calls import DeviceCalls
 from client_sdk._group_calls import GroupCalls
+from client_sdk._history_calls import HistoryCalls
 from client_sdk._media_calls import MediaCalls, media_endpoint
 from client_sdk._messaging import Messaging
 from client_sdk._presence_calls import PresenceCalls
@@ -47,6 +48,7 @@ class Client(
     ProfileCalls,
     DeviceCalls,
     ReactionCalls,
+    HistoryCalls,
 ):
     """A chat client of user ``user`` on device ``device`` (MQTT client id ``<user>/<device>``).
 

@@ -23,6 +23,7 @@ from typing import Any, Final
 __all__ = [
     "COMMAND_ID_RE",
     "COMMAND_TYPES",
+    "CONVERSATION_ID_RE",
     "DEFAULT_MEDIA_PORT",
     "DEFAULT_PREFIX",
     "DEFAULT_PRESENCE_PREFIX",
@@ -49,6 +50,7 @@ __all__ = [
     "Status",
     "Topics",
     "decode",
+    "dm_conversation_id",
     "encode",
     "is_group_id",
     "is_valid_user_id",
@@ -79,6 +81,8 @@ TYPING_STATES: Final = frozenset({"composing", "paused"})
 PRESENCE_STATUSES: Final = frozenset({"online", "offline"})
 
 GROUP_ID_RE: Final = re.compile(r"g:[A-Za-z0-9_-]{1,60}")
+CONVERSATION_ID_RE: Final = re.compile(r"dm:[A-Za-z0-9_.-]{1,64}:[A-Za-z0-9_.-]{1,64}|g:[A-Za-z0-9_-]{1,60}")
+"""A conversation id: ``dm:<user>:<user>`` (a 1-on-1 chat, the two ids in sorted order) or a group id."""
 """A group id (chosen by the server). It cannot be a user id: those have no ':'."""
 
 GROUP_COMMAND_TYPES: Final = frozenset(
@@ -228,3 +232,9 @@ def load_schema() -> dict[str, Any]:
     text = (Path(__file__).parent / "schema" / "mqchat-v1.schema.json").read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
+
+
+def dm_conversation_id(a: str, b: str) -> str:
+    """The conversation id of the 1-on-1 chat of users ``a`` and ``b`` (the same whichever side asks)."""
+    first, second = sorted((a, b))
+    return f"dm:{first}:{second}"

@@ -30,6 +30,7 @@ from client_sdk import (
     Receipt,
     Sent,
     ServerError,
+    SyncReset,
     Timeout,
     Typing,
 )
@@ -47,6 +48,7 @@ def test_all_is_pinned() -> None:
         "Event",
         "Group",
         "GroupEvent",
+        "HistoryPage",
         "Media",
         "Message",
         "MessageDeleted",
@@ -62,10 +64,12 @@ def test_all_is_pinned() -> None:
         "ProfileChanged",
         "Reaction",
         "Receipt",
+        "ReceiptState",
         "Reply",
         "Sent",
         "ServerError",
         "Status",
+        "SyncReset",
         "Timeout",
         "Typing",
     ]
@@ -139,6 +143,7 @@ def test_event_is_the_union_of_the_event_types() -> None:
         PresenceRefused,
         Typing,
         ServerError,
+        SyncReset,
     }
 
 
