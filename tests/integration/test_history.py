@@ -40,7 +40,7 @@ def history(client: PlainClient, conversation: str, **fields: Any) -> dict[str, 
     answer = client.expect(lambda t, p: isinstance(p, dict) and p.get("ref") == cmd["id"])
     assert answer["type"] == "history", answer
     SCHEMA.validate(answer)
-    return answer
+    return dict(answer)
 
 
 def refused(client: PlainClient, conversation: Any, code: str, **fields: Any) -> str:
@@ -220,7 +220,7 @@ def test_the_sdk_pages_history_with_typed_messages_and_receipts(node: RunningNod
         with pytest.raises(CommandRejected) as rejected:
             bob.history("g:" + uuid.uuid4().hex[:10])
         assert rejected.value.code == "forbidden"
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="conversation"):
             bob.history("not a conversation")
 
 
