@@ -265,6 +265,7 @@ class Node:
         self._cluster_task = self._sweep_task = self._retention_task = None
         if self._pruner is not None:  # a sweep in progress ends after its current step
             await asyncio.to_thread(self._retention_calls.shutdown, wait=True)
+            await asyncio.to_thread(self._pruner.release)
             self._retention_calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqchat-retention")
             self._pruner = None
         if self.http is not None:

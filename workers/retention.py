@@ -25,8 +25,9 @@ __all__ = ["Pruner", "SweepReport", "run_pruner"]
 
 log = logging.getLogger(__name__)
 
-_LEASE_SLACK: Final = 4.0
-"""The lease lasts this many intervals: a holder that died is replaced after that."""
+_LEASE_SLACK: Final = 2.0
+"""The lease lasts this many intervals, renewed at every step of a sweep: a holder that died is
+replaced after that (one that stops gives it up at once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,14 @@ class Pruner:
         """Stop a sweep in progress after its current step (each step is committed on its own)."""
         self._closing.set()
 
+    def release(self) -> None:
+        """Give up the lease (once no sweep runs any more), so that the next process, or this one
+        restarted under another name, prunes without waiting for it to expire."""
+        try:
+            self._store.retention_release(self._holder)
+        except Exception:
+            log.warning("could not release the retention lease", exc_info=True)
+
     @property
     def active(self) -> bool:
         """Something is to be pruned at all (else no sweep runs)."""
@@ -70,7 +79,7 @@ class Pruner:
         s, now = self._settings, self._clock()
         if not self.active:
             return SweepReport(ran=False)
-        if not self._store.retention_lease(self._holder, now=now, ttl=_LEASE_SLACK * s.interval):
+        if not self._renew():
             return SweepReport(ran=False)
         entries = messages = objects = 0
         messages_cut = cut_off(s.messages_days, now)
@@ -82,14 +91,14 @@ class Pruner:
                     objects += len(step.media_keys)
                     if self._discard is not None:
                         self._discard(step.media_keys)
-                if step.done or self._closing.is_set():
+                if step.done or self._closing.is_set() or not self._renew():
                     break
         inbox_cut = cut_off(inbox_days(s.inbox_days, s.messages_days), now)
         if inbox_cut is not None:
             while True:
                 pruned, done = self._store.prune_inbox(older_than=inbox_cut, max_users=s.batch)
                 entries += pruned
-                if done or self._closing.is_set():
+                if done or self._closing.is_set() or not self._renew():
                     break
         if entries or messages:
             log.info(
@@ -100,6 +109,11 @@ class Pruner:
             )
         return SweepReport(ran=True, inbox_entries=entries, messages=messages, media_objects=objects)
 
+    def _renew(self) -> bool:
+        """Take or renew the lease: False while another process holds it."""
+        ttl = _LEASE_SLACK * self._settings.interval
+        return self._store.retention_lease(self._holder, now=self._clock(), ttl=ttl)
+
 
 def run_pruner(pruner: Pruner, interval: float, stop: threading.Event) -> None:
     """Sweep now and then every ``interval`` seconds until ``stop`` (a thread of ``mqchat worker``)."""
@@ -109,3 +123,4 @@ def run_pruner(pruner: Pruner, interval: float, stop: threading.Event) -> None:
         except Exception:
             log.warning("retention sweep failed; trying again at the next one", exc_info=True)
         stop.wait(interval)
+    pruner.release()

@@ -144,6 +144,11 @@ def test_only_one_process_holds_the_lease_until_it_expires(store: Store) -> None
     assert store.retention_lease("node-a", now=130.0, ttl=60.0)  # renewed
     assert not store.retention_lease("node-b", now=180.0, ttl=60.0)
     assert store.retention_lease("node-b", now=191.0, ttl=60.0)
+    # one that stops gives it up: the next takes it at once; a release by another changes nothing
+    store.retention_release("node-a")
+    assert not store.retention_lease("node-c", now=192.0, ttl=60.0)
+    store.retention_release("node-b")
+    assert store.retention_lease("node-c", now=193.0, ttl=60.0)
 
 
 def test_the_inbox_is_pruned_at_the_shorter_of_the_two_ages() -> None:

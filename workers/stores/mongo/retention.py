@@ -45,6 +45,12 @@ class MongoRetention(MongoBase):
 
         return self._tx(work)
 
+    def retention_release(self, holder: str) -> None:
+        with self._guard():
+            self._db["retention_state"].update_one(
+                {"_id": "lease", "value": holder}, {"$set": {"until": 0.0}}
+            )
+
     # ---------------------------------------------------------------- the inbox
     def prune_inbox(self, *, older_than: float, max_users: int) -> tuple[int, bool]:
         after = self._position("inbox")

@@ -61,6 +61,14 @@ class SqlRetention(SqlBase):
             )
             return True
 
+    def retention_release(self, holder: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(retention_state)
+                .where(retention_state.c.name == "lease", retention_state.c.value == holder)
+                .values(until=0.0)
+            )
+
     # ---------------------------------------------------------------- the inbox
     def prune_inbox(self, *, older_than: float, max_users: int) -> tuple[int, bool]:
         with self._tx() as conn:
