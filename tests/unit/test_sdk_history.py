@@ -51,10 +51,11 @@ def test_the_history_command_is_built_and_bad_arguments_are_refused() -> None:
         "limit": 20,
     }
     assert history_command(id="h2", conversation="g:abc", after=0)["after"] == 0
-    for bad in ({"conversation": "bob"}, {"conversation": "dm:a"}, {"conversation": "g:"}):
+    for bad in ("bob", "dm:a", "g:"):
         with pytest.raises(ValueError, match="conversation"):
-            history_command(id="h3", **bad)
-    for bad_seq in ({"before": -1}, {"after": True}, {"limit": 0}, {"limit": "5"}):
+            history_command(id="h3", conversation=bad)
+    bad_seqs: list[dict[str, Any]] = [{"before": -1}, {"after": True}, {"limit": 0}, {"limit": "5"}]
+    for bad_seq in bad_seqs:
         with pytest.raises(ValueError, match="integer"):
             history_command(id="h4", conversation="g:abc", **bad_seq)
     assert dm_conversation_id("bob", "alice") == dm_conversation_id("alice", "bob") == "dm:alice:bob"
