@@ -76,3 +76,34 @@ def test_a_new_browser_reads_a_chat_from_history_and_scrolls_back_to_the_first_m
         alice.close()
     finally:
         node.close()
+
+
+def test_the_web_session_jumps_to_the_servers_cursor_on_a_sync_reset(
+    node: RunningNode, browser: Callable[[str], Page]
+) -> None:
+    """The page's own protocol module: a reset of its own sync moves the cursor to where the server
+    resumes, reaches the app (to rebuild from history) and syncs on from there; another's does not."""
+    page = browser("probe")
+    page.driver.get(f"{node.media_url}/")
+    result = page.driver.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        import('/web/js/session.js').then(({ Session }) => {
+          let n = 0;
+          const session = new Session({ user: 'bob', cursor: 2, newCommandId: (p) => `${p}-${++n}` });
+          session.onConnected();
+          const first = session.onSubscribed(0).commands[0].payload;
+          const other = session.onInbox({ v: 1, type: 'sync_reset', ref: 'not-mine', after: 0, cursor: 9,
+                                          reason: 'pruned' }, 1);
+          const mine = session.onInbox({ v: 1, type: 'sync_reset', ref: first.id, after: 2, cursor: 40,
+                                         reason: 'pruned' }, 2);
+          done({ first, other: other.events.length + other.commands.length,
+                 events: mine.events.map((e) => e.type), commands: mine.commands.map((c) => c.payload),
+                 cursor: session.cursor });
+        }, (error) => done({ error: String(error) }));
+        """
+    )
+    assert "error" not in result, result
+    assert result["first"]["after"] == 2 and result["other"] == 0
+    assert result["events"] == ["sync_reset"] and result["cursor"] == 40
+    assert [(c["type"], c["after"]) for c in result["commands"]] == [("sync", 40)]
