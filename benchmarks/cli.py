@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.coordinator import BenchError, Scenario, new_run_id, run_scenario, scenario_users
@@ -324,6 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             display.close()
             print(machine.line())
             _print_history(pages)
+            if args.json:
+                write_json(args.json, [asdict(page) for page in pages])
         elif args.mode == "sync":
             syncs = _run_sync(args, workdir, display)
             display.close()
