@@ -18,15 +18,10 @@ from client_sdk.contract import dm_conversation_id, load_schema
 from tests import harness
 from tests.harness import RunningNode
 from tests.integration.test_delete_for_everyone import synced_from_start
+from tests.integration.test_edit_delete import plain
 from tests.plain import PlainClient
 
 SCHEMA = Draft202012Validator(load_schema())
-
-
-def plain(node: RunningNode, user: str, device: str = "plain") -> PlainClient:
-    client = PlainClient(node.port, user, node.tokens[user], device=device)
-    client.inbox()
-    return client
 
 
 def command(kind: str, **fields: Any) -> dict[str, Any]:

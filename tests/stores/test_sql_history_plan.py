@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.harness import unique
-from workers.stores import open_store
+from tests.stores.test_sql_indexes import _created
 from workers.stores.sql.history import _PAGES
 
 PARAMS: dict[str, Any] = {
@@ -21,14 +21,6 @@ PARAMS: dict[str, Any] = {
     "b_after": 1,
     "b_limit": 51,
 }
-
-
-def _created(url: str) -> None:
-    store = open_store(url)
-    try:
-        store.create_schema()
-    finally:
-        store.close()
 
 
 def test_every_kind_of_page_uses_the_conversation_seq_index_on_sqlite(tmp_path: Path) -> None:

@@ -274,25 +274,7 @@ export class Store {
     const conv = this.conversation(peer);
     if (this.byId.has(message.id)) return conv.id;
     const incoming = message.from !== this.user;
-    this.add(conv, {
-      key: `m:${message.id}`,
-      kind: "msg",
-      id: message.id,
-      ref: null,
-      from: message.from,
-      text: message.deleted ? "" : message.text,
-      deleted: message.deleted === true,
-      editedAt: editedAt(message),
-      ts: message.ts,
-      seq: message.seq,
-      media: message.media || null,
-      reactions: parseReactions(message.reactions) || {},
-      status: incoming ? "received" : "sent",
-      pending: false,
-      readSent: false,
-      by: {},
-      ...quoteFields(message),
-    });
+    this.add(conv, this.messageItem(message));
     if (incoming) {
       conv.unread += 1;
       this.typing.delete(message.from);
