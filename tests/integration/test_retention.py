@@ -5,6 +5,7 @@ it rebuilds from history, resumes at the cursor the server gave and goes on rece
 
 from __future__ import annotations
 
+import io
 import time
 import uuid
 from pathlib import Path
@@ -14,7 +15,10 @@ from jsonschema import Draft202012Validator
 
 from client_sdk import Client, Message, SyncReset
 from client_sdk.contract import dm_conversation_id, load_schema
+from tests import harness
 from tests.harness import RunningNode, node_settings, wait_until
+from tests.integration.test_media import http, stored
+from tests.media_files import png
 from tests.plain import PlainClient
 from workers.retention import Pruner
 from workers.stores import Store, open_store
@@ -174,5 +178,38 @@ def test_the_sdk_rebuilds_from_history_after_a_reset_and_resumes_across_a_restar
             message = next(e for e in bob.events(timeout=10) if isinstance(e, Message))
             assert message.text == "welcome back" and message.cursor == 6
         assert (tmp_path / "bob.json").read_text() == '{"cursor": 6}'
+    finally:
+        node.close()
+
+
+def test_old_messages_go_with_their_media_files_and_their_chat_keeps_numbering(tmp_path: Path) -> None:
+    # messages (and so inbox entries) are kept for five seconds here
+    keep = {"retention.messages_days": 5 / 86_400, "retention.interval": 0.2}
+    node = RunningNode(node_settings(tmp_path, **keep)).start()
+    try:
+        alice_id, _ = node.add_user("alice")
+        bob_id, _ = node.add_user("bob")
+        with (
+            harness.connect(node, alice_id, media_url=node.media_url) as alice,
+            harness.connect(node, bob_id, media_url=node.media_url) as bob,
+        ):
+            photo = alice.send_media(bob_id, io.BytesIO(png(64, 48)), caption="the view")
+            photo.wait("sent", timeout=15)
+            media = next(e for e in bob.events(timeout=10) if isinstance(e, Message)).media
+            assert media is not None and media.thumbnail is not None
+            keys = {media.key, media.thumbnail.key}
+            assert keys <= set(stored(node))
+            message_id = photo.message_id
+            assert message_id is not None
+
+            # Then once it is older than that, the message goes, and its files with it
+            assert wait_until(lambda: store_of(node).message_views([message_id], viewer=bob_id) == {}, 30)
+            assert wait_until(lambda: not keys & set(stored(node)), 15)
+            assert http(node, "GET", f"/media/{media.key}", user=bob_id)[0] == 404
+            chat = dm_conversation_id(alice_id, bob_id)
+            assert bob.history(chat).messages == ()
+            # and the conversation goes on after it: the next message is seq 2
+            alice.send(bob_id, "still here").wait("sent", timeout=10)
+            assert [m.seq for m in bob.history(chat).messages] == [2]
     finally:
         node.close()
