@@ -5,6 +5,7 @@ it rebuilds from history, resumes at the cursor the server gave and goes on rece
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 import uuid
@@ -13,7 +14,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from client_sdk import Client, Message, SyncReset
+from client_sdk import Client, Message, SyncReset, aio
 from client_sdk.contract import dm_conversation_id, load_schema
 from tests import harness
 from tests.harness import RunningNode, node_settings, wait_until
@@ -211,5 +212,39 @@ def test_old_messages_go_with_their_media_files_and_their_chat_keeps_numbering(t
             # and the conversation goes on after it: the next message is seq 2
             alice.send(bob_id, "still here").wait("sent", timeout=10)
             assert [m.seq for m in bob.history(chat).messages] == [2]
+    finally:
+        node.close()
+
+
+def test_the_asyncio_sdk_rebuilds_a_fresh_device_from_the_groups_history(tmp_path: Path) -> None:
+    node = RunningNode(node_settings(tmp_path, **RETENTION)).start()
+    try:
+        alice_id, _ = node.add_user("alice")
+        bob_id, _ = node.add_user("bob")
+        store = store_of(node)
+        group = store.create_group(
+            creator=alice_id,
+            name="old friends",
+            members=[bob_id],
+            now=time.time() - LONG_AGO,
+            ref="g1",
+            max_members=8,
+        ).group.id
+        seed(store, alice_id, group, "group, long ago")
+        assert wait_until(lambda: store.inbox_floor(bob_id) == 2, 20)
+
+        async def first_reset() -> SyncReset:
+            async with aio.Client("127.0.0.1", node.port, user=bob_id, token=node.tokens[bob_id]) as bob:
+                async for event in bob.events(timeout=20):
+                    if isinstance(event, SyncReset):
+                        await bob.wait_synced(timeout=10)
+                        assert bob.cursor == 2
+                        return event
+            raise AssertionError("no sync reset")
+
+        # Then a new device (it knows no conversation yet) is rebuilt from the groups the server lists
+        reset = asyncio.run(first_reset())
+        assert (reset.after, reset.cursor, reset.conversations) == (0, 2, ())
+        assert [m.text for m in reset.history[group].messages] == ["group, long ago"]
     finally:
         node.close()
