@@ -40,6 +40,7 @@ _SCHEMA_DEFS = {
     "forward": "forward",
     **{name: name for name in GROUP_SETTINGS_COMMAND_TYPES},
     **{name: name for name in TIMER_COMMAND_TYPES},
+    "history": "history",
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

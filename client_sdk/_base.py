@@ -30,10 +30,12 @@ from client_sdk._events import (
     GroupEvent,
     GroupInvite,
     GroupList,
+    HistoryPage,
     JoinRequestList,
     Ok,
     ProfileChanged,
     ProfileList,
+    SyncReset,
     TimerInfo,
 )
 from client_sdk._session import Command, Effects, Session
@@ -61,6 +63,7 @@ _A = TypeVar(
     GroupInvite,
     JoinRequestList,
     TimerInfo,
+    HistoryPage,
 )
 
 
@@ -190,6 +193,11 @@ class ClientBase:
         finally:
             with self._lock:
                 self._session.requests.discard(request.id)
+
+    def _rebuild(self, reset: SyncReset) -> SyncReset:
+        """A ``sync_reset`` about to reach the app, with what the client loaded to rebuild from
+        (``HistoryCalls`` fills it in)."""
+        return reset
 
     def _persist(self, cursor: int) -> None:
         if self._state_file is not None:

@@ -22,6 +22,7 @@ from client_sdk._events import (
     GroupEvent,
     GroupInvite,
     GroupList,
+    HistoryPage,
     JoinRequestList,
     Ok,
     ProfileChanged,
@@ -44,6 +45,7 @@ A = TypeVar(
     GroupInvite,
     JoinRequestList,
     TimerInfo,
+    HistoryPage,
 )
 """The type of event that answers a request."""
 
@@ -151,7 +153,8 @@ class PendingRequests:
         | ProfileList
         | GroupInvite
         | JoinRequestList
-        | TimerInfo,
+        | TimerInfo
+        | HistoryPage,
     ) -> PendingRequest[Any] | None:
         """``answer`` arrived with ``ref``: hand it to the request waiting for it, if any.
 

@@ -43,6 +43,7 @@ __all__ = [
     "GroupRequests",
     "GroupSet",
     "GroupSettingsCommand",
+    "History",
     "Platform",
     "ProfileGet",
     "ProfileSet",
@@ -419,6 +420,29 @@ class TimerGet(NamedTuple):
         return cls(user, raw["id"], raw["to"])
 
 
+class History(NamedTuple):
+    """One page of a conversation's messages (see ``rules.history``); ``limit`` not yet clamped."""
+
+    user: str
+    id: str
+    conversation: str
+    before: int | None = None
+    after: int | None = None
+    limit: int | None = None
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> History:
+        before, after, limit = raw.get("before"), raw.get("after"), raw.get("limit")
+        return cls(
+            user,
+            raw["id"],
+            raw["conversation"],
+            None if before is None else int(before),
+            None if after is None else int(after),
+            None if limit is None else int(limit),
+        )
+
+
 Command: TypeAlias = (
     Send
     | Receipt
@@ -448,6 +472,7 @@ Command: TypeAlias = (
     | GroupReject
     | TimerSet
     | TimerGet
+    | History
 )
 
 GroupSettingsCommand: TypeAlias = (
@@ -484,6 +509,7 @@ COMMANDS: Mapping[str, type[Command]] = {
     "group_reject": GroupReject,
     "timer_set": TimerSet,
     "timer_get": TimerGet,
+    "history": History,
 }
 """The class of each command ``type`` of the wire contract."""
 

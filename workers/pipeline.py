@@ -22,9 +22,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
-from typing import Any, Protocol, TypeVar, assert_never
+from typing import Any, Final, Protocol, TypeVar
 
 from client_sdk.contract import VERSION, ErrorCode, is_group_id
 from workers.commands import (
@@ -46,6 +46,7 @@ from workers.commands import (
     GroupRename,
     GroupRequests,
     GroupSet,
+    History,
     ProfileGet,
     ProfileSet,
     PushRegister,
@@ -74,8 +75,10 @@ from workers.stores import (
 )
 from workers.stores.rules.deletion import check_user_delete
 from workers.stores.rules.group_settings import clean_description, invite_hash, new_invite_code
+from workers.stores.rules.history import HistoryQuery, clamp_limit
 from workers.stores.rules.profiles import clean_about, clean_name
 from workers.stores.rules.reactions import check_emoji
+from workers.stores.rules.retention import needs_reset, sync_reset_event
 from workers.stores.rules.timers import check_timer
 
 __all__ = ["Discard", "Pipeline", "Route", "Touch", "Waiting"]
@@ -166,6 +169,23 @@ def _together(attempt: Callable[[], list[R] | None]) -> list[R] | None:
     except Exception:
         log.exception("storing commands together failed; storing them one by one")
         return None
+
+
+def _within_page_bytes(
+    messages: list[dict[str, Any]], *, keep_last: bool
+) -> tuple[list[dict[str, Any]], bool]:
+    """The messages of a history page that fit in ``SYNC_PAGE_BYTES`` (at least one), dropping
+    those farthest from where the page started (the oldest of a page back); True: some were."""
+    order = reversed(messages) if keep_last else iter(messages)
+    kept: list[dict[str, Any]] = []
+    size = 0
+    for message in order:
+        size += len(json.dumps(message, ensure_ascii=False))
+        if kept and size > SYNC_PAGE_BYTES:
+            break
+        kept.append(message)
+    dropped = len(kept) < len(messages)
+    return (kept[::-1] if keep_last else kept), dropped
 
 
 class Pipeline:
@@ -334,63 +354,9 @@ class Pipeline:
 
     # ------------------------------------------------------------------ handlers
     def _handle(self, node: str, cmd: Command) -> None:
-        """Run the handler of the command's class (the most frequent first)."""
-        match cmd:
-            case Send():
-                self._send(node, cmd)
-            case Receipt():
-                self._receipt(node, cmd)
-            case Typing():
-                self._typing(node, cmd)
-            case Sync():
-                self._sync(node, cmd)
-            case GroupCreate():
-                self._group_create(node, cmd)
-            case GroupAdd():
-                self._group_add(node, cmd)
-            case GroupRemove():
-                self._group_remove(node, cmd)
-            case GroupPromote():
-                self._group_promote(node, cmd)
-            case GroupRename():
-                self._group_rename(node, cmd)
-            case GroupLeave():
-                self._group_leave(node, cmd)
-            case GroupList():
-                self._group_list(node, cmd)
-            case PushRegister():
-                self._push_register(node, cmd)
-            case PushUnregister():
-                self._push_unregister(node, cmd)
-            case ProfileSet():
-                self._profile_set(node, cmd)
-            case ProfileGet():
-                self._profile_get(node, cmd)
-            case DeviceList():
-                self._device_list(node, cmd)
-            case React():
-                self._react(node, cmd)
-            case Edit():
-                self._edit(node, cmd)
-            case Delete():
-                self._delete(node, cmd)
-            case Forward():
-                self._forward(node, cmd)
-            case (
-                GroupSet()
-                | GroupInviteLink()
-                | GroupJoin()
-                | GroupRequests()
-                | GroupApprove()
-                | GroupReject()
-            ):
-                self._group_settings(node, cmd)
-            case TimerSet():
-                self._timer_set(node, cmd)
-            case TimerGet():
-                self._timer_get(node, cmd)
-            case _:
-                assert_never(cmd)
+        """Run the handler of the command's class (``_HANDLERS``; a test checks every command
+        class has one)."""
+        _HANDLERS[type(cmd)](self, node, cmd)
 
     def _send(self, node: str, cmd: Send) -> None:
         result = self._store.accept_message(
@@ -452,6 +418,12 @@ class Pipeline:
         user, after = cmd.user, cmd.after
         limit = min(cmd.limit or self._page_size, 1000)
         entries, more = self._store.sync(user=user, after=after, limit=limit)
+        first = entries[0].cursor if entries else None
+        if first != after + 1:  # a gap (or nothing new): was what came after ``after`` pruned?
+            floor = self._store.inbox_floor(user)
+            if needs_reset(after, first, floor):
+                self._reply(node, user, sync_reset_event(cmd.id, after=after, floor=floor))
+                return
         page: list[dict[str, Any]] = []
         size = 0
         for entry in entries:
@@ -470,6 +442,22 @@ class Pipeline:
             "cursor": cursor,
         }
         self._reply(node, user, event)
+
+    # ------------------------------------------------------------------ history (issue 23)
+    def _history(self, node: str, cmd: History) -> None:
+        query = HistoryQuery(cmd.user, cmd.conversation, cmd.before, cmd.after, clamp_limit(cmd.limit))
+        found = self._store.history(query)
+        messages, more = _within_page_bytes(found.messages, keep_last=query.backwards)
+        event = {
+            "v": VERSION,
+            "type": "history",
+            "ref": cmd.id,
+            "conversation": cmd.conversation,
+            "messages": messages,
+            "receipts": {m["id"]: found.receipts[m["id"]] for m in messages if m["id"] in found.receipts},
+            "more": found.more or more,
+        }
+        self._reply(node, cmd.user, event)
 
     # ------------------------------------------------------------------ groups
     def _group_create(self, node: str, cmd: GroupCreate) -> None:
@@ -606,25 +594,6 @@ class Pipeline:
             self._ok(node, user, ref)
 
     # ------------------------------------------------------------------ group settings and invites (issue 24)
-    def _group_settings(
-        self,
-        node: str,
-        cmd: GroupSet | GroupInviteLink | GroupJoin | GroupRequests | GroupApprove | GroupReject,
-    ) -> None:
-        match cmd:
-            case GroupSet():
-                self._group_set(node, cmd)
-            case GroupInviteLink():
-                self._group_invite_link(node, cmd)
-            case GroupJoin():
-                self._group_join(node, cmd)
-            case GroupRequests():
-                self._group_requests(node, cmd)
-            case GroupApprove() | GroupReject():
-                self._group_decide(node, cmd)
-            case _:
-                assert_never(cmd)
-
     def _group_set(self, node: str, cmd: GroupSet) -> None:
         changes: dict[str, Any] = {}
         if cmd.description is not None:
@@ -708,3 +677,37 @@ class Pipeline:
             "seconds": seconds,
         }
         self._reply(node, cmd.user, event)
+
+
+_HANDLERS: Final[Mapping[type, Callable[[Pipeline, str, Any], None]]] = {
+    Send: Pipeline._send,
+    Receipt: Pipeline._receipt,
+    Typing: Pipeline._typing,
+    Sync: Pipeline._sync,
+    GroupCreate: Pipeline._group_create,
+    GroupAdd: Pipeline._group_add,
+    GroupRemove: Pipeline._group_remove,
+    GroupPromote: Pipeline._group_promote,
+    GroupRename: Pipeline._group_rename,
+    GroupLeave: Pipeline._group_leave,
+    GroupList: Pipeline._group_list,
+    PushRegister: Pipeline._push_register,
+    PushUnregister: Pipeline._push_unregister,
+    ProfileSet: Pipeline._profile_set,
+    ProfileGet: Pipeline._profile_get,
+    DeviceList: Pipeline._device_list,
+    React: Pipeline._react,
+    Edit: Pipeline._edit,
+    Delete: Pipeline._delete,
+    Forward: Pipeline._forward,
+    TimerSet: Pipeline._timer_set,
+    TimerGet: Pipeline._timer_get,
+    History: Pipeline._history,
+    GroupSet: Pipeline._group_set,
+    GroupInviteLink: Pipeline._group_invite_link,
+    GroupJoin: Pipeline._group_join,
+    GroupRequests: Pipeline._group_requests,
+    GroupApprove: Pipeline._group_decide,
+    GroupReject: Pipeline._group_decide,
+}
+"""The handler of each command class: a table, not a match, as commands keep being added."""

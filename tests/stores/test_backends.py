@@ -34,6 +34,8 @@ _CONCERNS = {
     *("facts", "edits", "hides"),  # changes users make to sent messages
     "group_settings",  # group settings, invite links and join requests (issue 24)
     "timers",  # disappearing messages
+    "views",  # messages as a user sees them now (history, search, chat list)
+    *("history", "retention"),  # issue 23: history per conversation, retention
 }
 
 

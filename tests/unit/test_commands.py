@@ -159,3 +159,11 @@ def test_every_command_the_ingest_accepts_reads_into_its_class_with_its_values(
             assert value.label == command[prop(name)]
         else:
             assert value == command[prop(name)], name
+
+
+def test_every_command_class_has_a_handler_in_the_pipeline() -> None:
+    """The pipeline runs commands through a table by class: a command class without an entry would
+    fail at its first use, so every class of ``COMMANDS`` must have one (and nothing else)."""
+    from workers.pipeline import _HANDLERS
+
+    assert set(_HANDLERS) == set(COMMANDS.values())

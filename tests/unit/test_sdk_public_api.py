@@ -32,6 +32,7 @@ from client_sdk import (
     Receipt,
     Sent,
     ServerError,
+    SyncReset,
     Timeout,
     TimerChanged,
     Typing,
@@ -52,6 +53,7 @@ def test_all_is_pinned() -> None:
         "GroupEvent",
         "GroupInvite",
         "JoinRequest",
+        "HistoryPage",
         "Media",
         "Message",
         "MessageDeleted",
@@ -68,10 +70,12 @@ def test_all_is_pinned() -> None:
         "ProfileChanged",
         "Reaction",
         "Receipt",
+        "ReceiptState",
         "Reply",
         "Sent",
         "ServerError",
         "Status",
+        "SyncReset",
         "Timeout",
         "TimerChanged",
         "Typing",
@@ -149,6 +153,7 @@ def test_event_is_the_union_of_the_event_types() -> None:
         PresenceRefused,
         Typing,
         ServerError,
+        SyncReset,
     }
 
 

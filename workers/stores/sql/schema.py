@@ -357,3 +357,25 @@ message_expiry = Table(
 )
 """Messages sent under a timer that have not expired yet, and when they do; the sweeper takes the
 oldest due ones by the ``expires_at`` index and deletes their rows as it expires them."""
+
+
+# ---------------------------------------------------------------- retention (issue 23)
+inbox_pruned = Table(
+    "inbox_pruned",
+    metadata,
+    Column("user_id", USER_ID, primary_key=True),
+    Column("up_to", BigInteger, nullable=False),
+)
+"""The highest cursor of each user's inbox that retention pruned: a ``sync`` from before it is
+answered ``sync_reset``. No row: nothing pruned. Read only by a sync that finds a gap."""
+
+retention_state = Table(
+    "retention_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("until", Float, nullable=False, default=0.0),
+)
+"""Where each retention sweep is (``inbox``: the last user done; ``messages``: the last
+conversation done), and the lease of the process that prunes (``lease``: its name, ``until``), so
+that a sweep goes on where it stopped after a restart and only one process prunes at a time."""
