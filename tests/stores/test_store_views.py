@@ -112,3 +112,26 @@ def test_views_equal_the_carriers_of_each_user_whatever_happened(store: Store) -
 def test_no_ids_no_views(store: Store) -> None:
     (alice,) = users(store, "alice")
     assert store.message_views([], viewer=alice) == {}
+
+
+def test_views_of_disappearing_messages_equal_the_carriers_before_and_after_they_expire(
+    store: Store,
+) -> None:
+    alice, bob = users(store, "alice", "bob")
+    store.set_timer(user=alice, to=bob, seconds=100, now=5.0, ref="t1")
+    soon = send(store, alice, bob, "gone at 110")  # sent at 10
+    later = store.accept_message(
+        sender=bob, command_id=unique("c"), recipient=alice, text="gone at 300", now=200.0, reply_to=soon
+    ).message.id
+    ids = [soon, later]
+    for user in (alice, bob):
+        assert store.message_views(ids, viewer=user) == carriers_of(store, user)
+    assert store.message_views(ids, viewer=alice)[soon]["expires_at"] == 110.0
+
+    store.expire_due(now=250.0, limit=100)
+
+    for user in (alice, bob):
+        views = store.message_views(ids, viewer=user)
+        assert views == carriers_of(store, user), user
+        assert views[soon].get("expired") is True and "text" not in views[soon]
+        assert views[later]["text"] == "gone at 300" and views[later]["expires_at"] == 300.0

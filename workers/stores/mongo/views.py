@@ -26,6 +26,7 @@ _FIELDS = dict.fromkeys(
         "text",
         "created_at",
         "deleted_at",
+        "expires_at",
         "deleted_by",
         "edited_at",
         "media",
@@ -88,6 +89,7 @@ class MongoViews(MongoBase):
                     forwarded=bool(doc.get("forwarded")),
                     reactions=summaries.get(doc["_id"], {}),
                     hidden=viewer in (doc.get("hidden_for") or []),
+                    expires_at=None if doc.get("expires_at") is None else float(doc["expires_at"]),
                 )
             )
         return views

@@ -5,7 +5,8 @@ It is exactly what that user's inbox carriers hold (``rules.carriers``): each ch
 delivered message rewrites them, and this builds the same wire object from the tables instead.
 Precedence follows the carrier patches: a message the viewer hid is the hidden stub whatever
 happened to it later (``rules.hides``); a message deleted for everyone is the tombstone (no text,
-media, quote, reactions or forward mark: ``rules.deletion``); otherwise the message with its
+media, quote, reactions or forward mark: ``rules.deletion``), or the expired stub of a message
+whose timer ran out (``rules.timers``); otherwise the message with its
 latest text (``edited_at`` when edited), media, quote (as requoted), ``forwarded`` mark and
 reactions summary.
 """
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.stores.records import MessageFacts
-from workers.stores.rules.deletion import tombstone
 from workers.stores.rules.hides import hidden_stub
+from workers.stores.rules.timers import gone_stub
 
 __all__ = ["StoredView", "wire_view"]
 
@@ -43,6 +44,8 @@ class StoredView:
     reactions: Mapping[str, str] = field(default_factory=dict)
     hidden: bool = False
     """The viewer deleted it for themselves."""
+    expires_at: float | None = None
+    """When it disappears (sent under a timer, ``rules.timers``)."""
 
 
 def wire_view(stored: StoredView) -> dict[str, Any]:
@@ -61,8 +64,8 @@ def wire_view(stored: StoredView) -> dict[str, Any]:
             admins=(),
         )
         return hidden_stub(facts)
-    if stored.deleted_at is not None:
-        return tombstone(
+    if stored.deleted_at is not None:  # deleted for everyone, or expired
+        return gone_stub(
             message_id=stored.id,
             conversation=stored.conversation,
             seq=stored.seq,
@@ -91,4 +94,6 @@ def wire_view(stored: StoredView) -> dict[str, Any]:
         body["edited_at"] = stored.edited_at
     if stored.reactions:
         body["reactions"] = dict(stored.reactions)
+    if stored.expires_at is not None:
+        body["expires_at"] = stored.expires_at
     return body

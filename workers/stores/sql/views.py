@@ -1,7 +1,7 @@
 """Messages as one user sees them now, in the SQL store (the rule: ``rules.views``).
 
 Three statements for any number of messages: the messages with their deletion, media, quote,
-forward mark and the viewer's hide (outer joins, each on a primary key), restricted to those the
+forward mark, expiry and the viewer's hide (outer joins, each on a primary key), restricted to those the
 viewer sent or got a copy of (a ``receipts`` row); the latest edit of each; their reactions.
 """
 
@@ -20,6 +20,7 @@ from workers.stores.sql.driver import Statement
 from workers.stores.sql.schema import (
     message_deletions,
     message_edits,
+    message_expiry,
     message_forwards,
     message_hides,
     message_media,
@@ -51,11 +52,13 @@ _MESSAGES = Statement(
         message_replies.c.info,
         message_forwards.c.message_id,
         message_hides.c.message_id,
+        message_expiry.c.expires_at,
     )
     .outerjoin(message_deletions, message_deletions.c.message_id == messages.c.id)
     .outerjoin(message_media, message_media.c.message_id == messages.c.id)
     .outerjoin(message_replies, message_replies.c.message_id == messages.c.id)
     .outerjoin(message_forwards, message_forwards.c.message_id == messages.c.id)
+    .outerjoin(message_expiry, message_expiry.c.message_id == messages.c.id)
     .outerjoin(
         message_hides, and_(message_hides.c.message_id == messages.c.id, message_hides.c.user_id == _VIEWER)
     )
@@ -103,7 +106,7 @@ class SqlViews(SqlBase):
         views: dict[str, dict[str, Any]] = {}
         for row in rows:
             (message_id, conversation, seq, sender, recipient, body, ts) = row[:7]
-            deleted_at, deleted_by, media, reply, forwarded, hidden = row[7:]
+            deleted_at, deleted_by, media, reply, forwarded, hidden, expires_at = row[7:]
             edited_at = edited.get(str(message_id))
             views[str(message_id)] = wire_view(
                 StoredView(
@@ -122,6 +125,7 @@ class SqlViews(SqlBase):
                     forwarded=forwarded is not None,
                     reactions=summaries.get(str(message_id), {}),
                     hidden=hidden is not None,
+                    expires_at=None if expires_at is None else float(expires_at),
                 )
             )
         return views
