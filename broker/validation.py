@@ -16,6 +16,7 @@ from client_sdk.contract import (
     GROUP_COMMAND_TYPES,
     GROUP_ID_RE,
     MESSAGE_CHANGE_COMMAND_TYPES,
+    PRIVACY_COMMAND_TYPES,
     PROFILE_COMMAND_TYPES,
     PUSH_COMMAND_TYPES,
     USER_ID_RE,
@@ -36,6 +37,7 @@ _SCHEMA_DEFS = {
     "react": "react",
     **{name: name for name in MESSAGE_CHANGE_COMMAND_TYPES},
     "forward": "forward",
+    **{name: name for name in PRIVACY_COMMAND_TYPES},
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

@@ -37,6 +37,7 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "MESSAGE_CHANGE_COMMAND_TYPES",
     "PRESENCE_STATUSES",
+    "PRIVACY_COMMAND_TYPES",
     "PROFILE_COMMAND_TYPES",
     "PUSH_COMMAND_TYPES",
     "REACTION_COMMAND_TYPES",
@@ -97,6 +98,10 @@ DEVICE_COMMAND_TYPES: Final = frozenset({"devices"})
 REACTION_COMMAND_TYPES: Final = frozenset({"react"})
 MESSAGE_CHANGE_COMMAND_TYPES: Final = frozenset({"edit", "delete"})
 """Commands that change a message already sent: an edit, a delete for everyone or for me."""
+PRIVACY_COMMAND_TYPES: Final = frozenset(
+    {"privacy_set", "privacy_get", "group_invite_accept", "group_invite_decline"}
+)
+"""Privacy settings, and the answers to group invitations they lead to."""
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync", "forward"})
     | GROUP_COMMAND_TYPES
@@ -105,14 +110,18 @@ COMMAND_TYPES: Final = (
     | DEVICE_COMMAND_TYPES
     | REACTION_COMMAND_TYPES
     | MESSAGE_CHANGE_COMMAND_TYPES
+    | PRIVACY_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
     | {"profile", "profiles", "deleted"}
     | {"reaction", "edited", "hidden"}
+    | {"privacy", "group_invite"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset(
-    {"message", "sent", "receipt", "group", "profile", "deleted"} | {"reaction", "edited", "hidden"}
+    {"message", "sent", "receipt", "group", "profile", "deleted"}
+    | {"reaction", "edited", "hidden"}
+    | {"privacy", "group_invite"}  # a ``privacy`` answer to ``privacy_get`` is live (no cursor)
 )
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 

@@ -23,6 +23,7 @@ from client_sdk.contract import Status
 
 __all__ = [
     "COMMANDS",
+    "Audience",
     "Command",
     "Delete",
     "DeleteScope",
@@ -31,12 +32,16 @@ __all__ = [
     "Forward",
     "GroupAdd",
     "GroupCreate",
+    "GroupInviteAccept",
+    "GroupInviteDecline",
     "GroupLeave",
     "GroupList",
     "GroupPromote",
     "GroupRemove",
     "GroupRename",
     "Platform",
+    "PrivacyGet",
+    "PrivacySet",
     "ProfileGet",
     "ProfileSet",
     "PushRegister",
@@ -57,6 +62,7 @@ Raw = Mapping[str, Any]
 TypingState = Literal["composing", "paused"]
 Platform = Literal["android", "ios", "web"]
 DeleteScope = Literal["everyone", "me"]
+Audience = Literal["everyone", "contacts", "nobody"]
 
 _STATUS_OF_LABEL = {status.label: status for status in Status}
 """``Status.parse`` as one dict look-up: an Enum's own look-up by name is several times slower."""
@@ -302,6 +308,66 @@ class Delete(NamedTuple):
         return cls(user, raw["id"], raw["message"], raw["for"])
 
 
+class PrivacySet(NamedTuple):
+    """Change my privacy settings: a field None stays as it is (rules.privacy)."""
+
+    user: str
+    id: str
+    last_seen: Audience | None = None
+    online: Audience | None = None
+    read_receipts: bool | None = None
+    photo: Audience | None = None
+    about: Audience | None = None
+    groups: Audience | None = None
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> PrivacySet:
+        get = raw.get
+        return cls(
+            user,
+            raw["id"],
+            get("last_seen"),
+            get("online"),
+            get("read_receipts"),
+            get("photo"),
+            get("about"),
+            get("groups"),
+        )
+
+    def changes(self) -> dict[str, Any]:
+        """The fields to change."""
+        return {k: v for k, v in self._asdict().items() if k not in ("user", "id") and v is not None}
+
+
+class PrivacyGet(NamedTuple):
+    user: str
+    id: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> PrivacyGet:
+        return cls(user, raw["id"])
+
+
+class GroupInviteAccept(NamedTuple):
+    user: str
+    id: str
+    group: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupInviteAccept:
+        return cls(user, raw["id"], raw["group"])
+
+
+class GroupInviteDecline(NamedTuple):
+    user: str
+    id: str
+    group: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupInviteDecline:
+        return cls(user, raw["id"], raw["group"])
+
+
 Command: TypeAlias = (
     Send
     | Receipt
@@ -323,6 +389,10 @@ Command: TypeAlias = (
     | Edit
     | Delete
     | Forward
+    | PrivacySet
+    | PrivacyGet
+    | GroupInviteAccept
+    | GroupInviteDecline
 )
 
 COMMANDS: Mapping[str, type[Command]] = {
@@ -346,6 +416,10 @@ COMMANDS: Mapping[str, type[Command]] = {
     "edit": Edit,
     "delete": Delete,
     "forward": Forward,
+    "privacy_set": PrivacySet,
+    "privacy_get": PrivacyGet,
+    "group_invite_accept": GroupInviteAccept,
+    "group_invite_decline": GroupInviteDecline,
 }
 """The class of each command ``type`` of the wire contract."""
 

@@ -35,11 +35,15 @@ from workers.commands import (
     Forward,
     GroupAdd,
     GroupCreate,
+    GroupInviteAccept,
+    GroupInviteDecline,
     GroupLeave,
     GroupList,
     GroupPromote,
     GroupRemove,
     GroupRename,
+    PrivacyGet,
+    PrivacySet,
     ProfileGet,
     ProfileSet,
     PushRegister,
@@ -140,6 +144,11 @@ def _steps(phases: list[Items]) -> Iterator[tuple[Items, Items, Items]]:
     for first in range(0, len(phases), 3):
         texts, receipts, others = (*phases[first : first + 3], [], [])[:3]
         yield texts, receipts, others
+
+
+def _privacy_answer(ref: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The live ``privacy`` answer (no cursor): to ``privacy_get``, and to a resent ``privacy_set``."""
+    return {"v": VERSION, "type": "privacy", "ref": ref, "settings": settings}
 
 
 def _untouched(user: str, *, now: float) -> None:
@@ -363,6 +372,8 @@ class Pipeline:
                 self._delete(node, cmd)
             case Forward():
                 self._forward(node, cmd)
+            case PrivacySet() | PrivacyGet() | GroupInviteAccept() | GroupInviteDecline():
+                self._privacy(node, cmd)
             case _:
                 assert_never(cmd)
 
@@ -543,6 +554,34 @@ class Pipeline:
             self._deliver(node, cmd.user, change.entries)
         else:
             self._ok(node, cmd.user, cmd.id)
+
+    # ------------------------------------------------------------------ privacy (rules.privacy)
+    def _privacy(
+        self, node: str, cmd: PrivacySet | PrivacyGet | GroupInviteAccept | GroupInviteDecline
+    ) -> None:
+        user, now = cmd.user, self._clock()
+        match cmd:
+            case PrivacySet():
+                changes = cmd.changes()
+                if not changes:
+                    raise CommandError(ErrorCode.BAD_REQUEST, "give at least one setting to change")
+                settings, entries = self._store.set_privacy(
+                    user=user, changes=changes, command_id=cmd.id, now=now
+                )
+                if entries:
+                    self._deliver(node, user, entries)
+                else:  # a resend: answered as the first time, nothing stored again
+                    self._reply(node, user, _privacy_answer(cmd.id, settings.wire()))
+            case PrivacyGet():
+                self._reply(node, user, _privacy_answer(cmd.id, self._store.privacy_of(user).wire()))
+            case GroupInviteAccept():
+                change = self._store.accept_invitation(
+                    group=cmd.group, user=user, now=now, ref=cmd.id, max_members=self._max_members
+                )
+                self._deliver(node, user, change.entries)
+            case GroupInviteDecline():
+                entries = self._store.decline_invitation(group=cmd.group, user=user, now=now, ref=cmd.id)
+                self._deliver(node, user, entries)
 
     # ------------------------------------------------------------------ changes to sent messages
     def _edit(self, node: str, cmd: Edit) -> None:

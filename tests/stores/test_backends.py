@@ -32,6 +32,7 @@ _CONCERNS = {
         "forwards",
     ),
     *("facts", "edits", "hides"),  # changes users make to sent messages
+    *("privacy", "privacy_data"),  # privacy settings and group invitations
 }
 
 

@@ -40,6 +40,7 @@ from workers.stores.records import (
     TextSend,
     UserInfo,
 )
+from workers.stores.rules.privacy import Invitation, PrivacySettings
 
 __all__ = [
     "AdminStore",
@@ -56,6 +57,8 @@ __all__ = [
     "Notifications",
     "Phones",
     "Presence",
+    "PresencePrivacy",
+    "Privacy",
     "Profiles",
     "Reactions",
     "Store",
@@ -351,8 +354,48 @@ class MessageChanges(Protocol):
         ...
 
 
+class Privacy(Protocol):
+    """Per-user privacy settings and group invitations (see rules.privacy)."""
+
+    def privacy_of(self, user: str) -> PrivacySettings:
+        """The user's settings (the defaults when they never changed any)."""
+        ...
+
+    def set_privacy(
+        self, *, user: str, changes: Mapping[str, Any], command_id: str, now: float
+    ) -> tuple[PrivacySettings, list[InboxEntry]]:
+        """Apply ``changes`` and append the ``privacy`` event to the user's inbox; a resent
+        command changes nothing and appends nothing (empty entries)."""
+        ...
+
+    def invitation(self, *, group: str, user: str, now: float) -> Invitation | None: ...
+    def accept_invitation(
+        self, *, group: str, user: str, now: float, ref: str, max_members: int
+    ) -> GroupChange:
+        """Join by a pending invitation (the ``group`` events, action ``joined``); none pending:
+        ``not_found``."""
+        ...
+
+    def decline_invitation(self, *, group: str, user: str, now: float, ref: str) -> list[InboxEntry]:
+        """Drop a pending invitation (the ``group_invite`` ``declined`` event); none: ``not_found``."""
+        ...
+
+
+class PresencePrivacy(Protocol):
+    """What the broker's presence ACL and plugin need of the privacy settings."""
+
+    def may_watch_presence(self, watcher: str, user: str, *, everyone: bool) -> bool:
+        """Whether ``watcher`` is in ``user``'s ``online`` audience, narrowed by the server's
+        ceiling (``everyone``: ``presence.visibility = "everyone"``)."""
+        ...
+
+    def hiding_last_seen(self, users: Sequence[str] | None, *, everyone: bool) -> set[str]:
+        """Which of ``users`` (None: of everyone) publish presence without ``last_seen``."""
+        ...
+
+
 class CommandStore(
-    Messages, Groups, Notifications, Profiles, MessageDeletion, MessageChanges, Reactions, Protocol
+    Messages, Groups, Notifications, Profiles, MessageDeletion, MessageChanges, Reactions, Privacy, Protocol
 ):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
 
@@ -387,7 +430,7 @@ class AdminStore(Users, Protocol):
     def group_info(self, group: str) -> GroupInfo | None: ...
 
 
-class Store(CommandStore, AdminStore, Logins, Devices, Presence, MediaAccess, Protocol):
+class Store(CommandStore, AdminStore, Logins, Devices, Presence, PresencePrivacy, MediaAccess, Protocol):
     """All of it, and the store's life: what opens, sets up and closes it."""
 
     def create_schema(self) -> None:

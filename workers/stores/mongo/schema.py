@@ -31,6 +31,7 @@
                    object of the avatar image, ``avatar_key`` its object key (who may download it)
 ``reactions``      {message_id, user, emoji, command_id, updated_at}: one per user who reacts to a
                    message (see reactions); none for a message deleted for everyone
+``privacy``, ``group_invitations``: see privacy_data
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ COLLECTIONS: Final = (
     "profiles",
     "devices",
     "reactions",
+    "privacy",  # see privacy_data
+    "group_invitations",
 )
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {

@@ -9,6 +9,7 @@ from workers.stores.mongo.edits import MongoEdits
 from workers.stores.mongo.forwards import MongoForwards
 from workers.stores.mongo.hides import MongoHides
 from workers.stores.mongo.messages import MongoMessages
+from workers.stores.mongo.privacy import MongoPrivacy
 from workers.stores.mongo.profiles import MongoProfiles
 from workers.stores.mongo.push import MongoPush
 from workers.stores.mongo.reactions import MongoReactions
@@ -31,6 +32,7 @@ class MongoStore(
     MongoReactions,
     MongoEdits,
     MongoHides,
+    MongoPrivacy,
 ):
     """The whole store on MongoDB (see workers.stores.interfaces.Store). Each part is a class of its
     own on :class:`~workers.stores.mongo.base.MongoBase`, which holds the client, transactions and

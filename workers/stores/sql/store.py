@@ -9,6 +9,7 @@ from workers.stores.sql.edits import SqlEdits
 from workers.stores.sql.forwards import SqlForwards
 from workers.stores.sql.hides import SqlHides
 from workers.stores.sql.messages import SqlMessages
+from workers.stores.sql.privacy import SqlPrivacy
 from workers.stores.sql.profiles import SqlProfiles
 from workers.stores.sql.push import SqlPush
 from workers.stores.sql.reactions import SqlReactions
@@ -31,6 +32,7 @@ class SqlStore(
     SqlReactions,
     SqlEdits,
     SqlHides,
+    SqlPrivacy,
 ):
     """The whole store on SQLAlchemy Core (see workers.stores.interfaces.Store). Each part is a
     class of its own on :class:`~workers.stores.sql.base.SqlBase`, which holds the engine,
