@@ -9,8 +9,9 @@ the message carries ``last_seen`` the presence plugin's. When a user changes the
 - asks the store again about each session subscribed to the user's presence here, and cuts the
   subscriptions it no longer allows (the watcher gets nothing more, as a stranger would; a new
   SUBSCRIBE is refused);
-- the node where the user is connected publishes their presence again, with or without
-  ``last_seen``; the others get it as any presence change.
+- then the node where the user is connected publishes their presence again, with or without
+  ``last_seen`` (the other nodes get it as any presence change): the watchers who still get it are
+  those the new settings allow.
 
 The node that saw the event tells every other live node through its queue, as ``Node.sign_out``
 does.
@@ -77,13 +78,15 @@ class PresencePrivacyChanges:
             except Exception:
                 log.warning("privacy change of %s not passed on to other nodes", user, exc_info=True)
         self._acl.forget(user)
+        cut = await self._cut(user)
         try:
             hidden = await asyncio.to_thread(self._hiding_last_seen, [user])
         except Exception:
             log.warning("privacy of %s unknown: last seen left out", user, exc_info=True)
             hidden = {user}
+        # published again after the cut: whoever still gets it may see it
         await self._presence.privacy_changed(user, user in hidden)
-        return await self._cut(user)
+        return cut
 
     async def _cut(self, user: str) -> int:
         broker = self._broker()

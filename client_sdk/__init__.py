@@ -43,6 +43,7 @@ from client_sdk._events import (
 )
 from client_sdk._media import Media
 from client_sdk._outbox import OutgoingMessage
+from client_sdk._privacy import GroupInvitation, PrivacyChanged, PrivacySettings
 from client_sdk._replies import Reply
 from client_sdk.contract import Status
 
@@ -55,6 +56,7 @@ __all__ = [
     "Event",
     "Group",
     "GroupEvent",
+    "GroupInvitation",
     "Media",
     "Message",
     "MessageDeleted",
@@ -66,6 +68,8 @@ __all__ = [
     "Presence",
     "PresenceForbidden",
     "PresenceRefused",
+    "PrivacyChanged",
+    "PrivacySettings",
     "Profile",
     "ProfileChanged",
     "Reaction",

@@ -17,13 +17,33 @@ import threading
 from typing import Any, Generic, TypeVar
 
 from client_sdk._errors import CommandRejected, NotConnected, Timeout
-from client_sdk._events import DeviceList, GroupEvent, GroupList, Ok, ProfileChanged, ProfileList
+from client_sdk._events import (
+    DeviceList,
+    GroupEvent,
+    GroupList,
+    Ok,
+    PrivacyAnswer,
+    ProfileChanged,
+    ProfileList,
+)
+from client_sdk._privacy import GroupInvitation, PrivacyChanged
 
 __all__ = ["PendingRequest", "PendingRequests"]
 
 logger = logging.getLogger(__name__)
 
-A = TypeVar("A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+A = TypeVar(
+    "A",
+    GroupEvent,
+    GroupList,
+    DeviceList,
+    Ok,
+    ProfileChanged,
+    ProfileList,
+    PrivacyChanged,
+    PrivacyAnswer,
+    GroupInvitation,
+)
 """The type of event that answers a request."""
 
 
@@ -119,9 +139,7 @@ class PendingRequests:
             raise ValueError(f"a request with command id {request.id!r} is already pending")
         self._pending[request.id] = request
 
-    def resolve(
-        self, ref: str | None, answer: GroupEvent | GroupList | DeviceList | Ok | ProfileChanged | ProfileList
-    ) -> PendingRequest[Any] | None:
+    def resolve(self, ref: str | None, answer: object) -> PendingRequest[Any] | None:
         """``answer`` arrived with ``ref``: hand it to the request waiting for it, if any.
 
         Returns the request, or None when nothing here waits for ``ref`` (another device's command,

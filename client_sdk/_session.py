@@ -50,6 +50,7 @@ from client_sdk._events import (
     Ok,
     Presence,
     PresenceRefused,
+    PrivacyAnswer,
     Profile,
     ProfileChanged,
     ProfileList,
@@ -66,6 +67,7 @@ from client_sdk._events import (
 )
 from client_sdk._outbox import Outbox, OutgoingMessage
 from client_sdk._pending import PendingRequest, PendingRequests
+from client_sdk._privacy import GroupInvitation, PrivacyChanged
 from client_sdk._sequencer import DEFAULT_GAP_TIMEOUT, Sequencer
 from client_sdk._subscriptions import Subscribe, Subscriptions
 from client_sdk.contract import Status
@@ -81,7 +83,18 @@ SYNC_RETRY_DELAY = 1.0
 
 _MAX_REMEMBERED_SYNCS = 64
 
-_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+_A = TypeVar(
+    "_A",
+    GroupEvent,
+    GroupList,
+    DeviceList,
+    Ok,
+    ProfileChanged,
+    ProfileList,
+    PrivacyChanged,
+    PrivacyAnswer,
+    GroupInvitation,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +182,7 @@ class Session:
         self._presence: dict[str, Presence] = {}
         self._groups: dict[str, Group] = {}
         self._profiles: dict[str, Profile] = {}
+        self._invitations: dict[str, GroupInvitation] = {}
         self._subscriptions = Subscriptions()
 
     # -- state -------------------------------------------------------------------------------
@@ -209,6 +223,14 @@ class Session:
     def profile(self, user: str) -> Profile | None:
         """``user``'s profile as last seen (a profile event, an answer, a group snapshot), or None."""
         return self._profiles.get(user)
+
+    def forget_invitation(self, group: str) -> None:
+        """The server has no pending invitation to ``group`` (it expired, or was answered)."""
+        self._invitations.pop(group, None)
+
+    def group_invitations(self, *, now: float) -> list[GroupInvitation]:
+        """The invitations to groups received and not answered yet, nor expired (oldest first)."""
+        return [i for i in self._invitations.values() if i.expires > now]
 
     def next_tick(self) -> float | None:
         """When :meth:`on_tick` has something to do (None: nothing planned)."""
@@ -346,6 +368,9 @@ class Session:
             self.requests.resolve(item.ref, item)
             return Effects()
         if isinstance(item, DeviceList):
+            self.requests.resolve(item.ref, item)
+            return Effects()
+        if isinstance(item, PrivacyAnswer):
             self.requests.resolve(item.ref, item)
             return Effects()
         if isinstance(item, Ok):
@@ -553,6 +578,16 @@ class Session:
             elif isinstance(item, GroupEvent):
                 self._groups[item.group.id] = item.group
                 self._remember_profiles(item.group)
+                if self.user in item.affected and item.action in ("joined", "added", "created"):
+                    self._invitations.pop(item.group.id, None)  # joined: the invitation is used
+                self.requests.resolve(item.ref, item)
+            elif isinstance(item, PrivacyChanged):
+                self.requests.resolve(item.ref, item)
+            elif isinstance(item, GroupInvitation):
+                if item.state == "invited":
+                    self._invitations[item.group] = item
+                else:
+                    self._invitations.pop(item.group, None)
                 self.requests.resolve(item.ref, item)
             elif isinstance(item, ProfileChanged):
                 self._profiles[item.profile.user] = item.profile

@@ -44,6 +44,7 @@ from client_sdk._events import (
     Typing,
 )
 from client_sdk._media import Media
+from client_sdk._privacy import GroupInvitation, PrivacyChanged, PrivacySettings
 from client_sdk._replies import Reply
 from client_sdk.aio._client import Client
 from client_sdk.aio._outgoing import OutgoingMessage
@@ -58,6 +59,7 @@ __all__ = [
     "Event",
     "Group",
     "GroupEvent",
+    "GroupInvitation",
     "Media",
     "Message",
     "MessageDeleted",
@@ -69,6 +71,8 @@ __all__ = [
     "Presence",
     "PresenceForbidden",
     "PresenceRefused",
+    "PrivacyChanged",
+    "PrivacySettings",
     "Profile",
     "ProfileChanged",
     "Reaction",

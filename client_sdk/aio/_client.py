@@ -36,7 +36,7 @@ from client_sdk._commands import (
     push_unregister_command,
     react_command,
 )
-from client_sdk._errors import NotConnected, PresenceForbidden, Timeout
+from client_sdk._errors import CommandRejected, NotConnected, PresenceForbidden, Timeout
 from client_sdk._events import (
     Device,
     DeviceList,
@@ -47,6 +47,7 @@ from client_sdk._events import (
     Message,
     Ok,
     Presence,
+    PrivacyAnswer,
     Profile,
     ProfileChanged,
     ProfileList,
@@ -59,6 +60,14 @@ from client_sdk._media_calls import (
     media_key,
     readable,
     settle_upload,
+)
+from client_sdk._privacy import (
+    GroupInvitation,
+    PrivacyChanged,
+    PrivacySettings,
+    group_invite_command,
+    privacy_get_command,
+    privacy_set_command,
 )
 from client_sdk._reply_calls import reply_args
 from client_sdk._session import Session
@@ -77,7 +86,18 @@ from client_sdk.contract import (
 
 __all__ = ["Client"]
 
-_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+_A = TypeVar(
+    "_A",
+    GroupEvent,
+    GroupList,
+    DeviceList,
+    Ok,
+    ProfileChanged,
+    ProfileList,
+    PrivacyChanged,
+    PrivacyAnswer,
+    GroupInvitation,
+)
 _T = TypeVar("_T")
 
 
@@ -598,6 +618,58 @@ class Client(Connection):
             self._session.requests.discard(request.id)
 
     # -- internals ---------------------------------------------------------------------------------------
+
+    # -- privacy (client_sdk._privacy) ---------------------------------------------------------------
+
+    async def set_privacy(
+        self,
+        *,
+        last_seen: str | None = None,
+        online: str | None = None,
+        read_receipts: bool | None = None,
+        photo: str | None = None,
+        about: str | None = None,
+        groups: str | None = None,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+    ) -> PrivacySettings:
+        """As :meth:`client_sdk.Client.set_privacy`."""
+        changes = {
+            "last_seen": last_seen,
+            "online": online,
+            "read_receipts": read_receipts,
+            "photo": photo,
+            "about": about,
+            "groups": groups,
+        }
+        event = await self._request(lambda id: privacy_set_command(id=id, **changes), PrivacyChanged, timeout)
+        return event.settings
+
+    async def privacy(self, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> PrivacySettings:
+        """As :meth:`client_sdk.Client.privacy`."""
+        return (await self._request(lambda id: privacy_get_command(id=id), PrivacyAnswer, timeout)).settings
+
+    def group_invitations(self) -> list[GroupInvitation]:
+        """As :meth:`client_sdk.Client.group_invitations`."""
+        return self._session.group_invitations(now=time.time())
+
+    async def accept_group_invite(
+        self, group: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> Group:
+        """As :meth:`client_sdk.Client.accept_group_invite`."""
+        build = partial(group_invite_command, group=group, accept=True)
+        try:
+            return (await self._request(lambda id: build(id=id), GroupEvent, timeout)).group
+        except CommandRejected as exc:
+            if exc.code == "not_found":  # expired or answered elsewhere: no card to show
+                self._session.forget_invitation(group)
+            raise
+
+    async def decline_group_invite(
+        self, group: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> None:
+        """As :meth:`client_sdk.Client.decline_group_invite`."""
+        build = partial(group_invite_command, group=group, accept=False)
+        await self._request(lambda id: build(id=id), GroupInvitation, timeout)
 
     async def _request(
         self, build: Callable[[str], dict[str, Any]], answer_type: type[_A], timeout: float | None

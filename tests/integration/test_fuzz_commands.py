@@ -35,6 +35,7 @@ users = st.sampled_from([BOB, ALICE, "nobody-here"])
 groups = st.sampled_from([GROUP, FOREIGN, "g:nothere"])
 members = st.lists(users, min_size=1, max_size=3, unique=True)
 names = st.text(min_size=1, max_size=100)
+audiences = st.sampled_from(["everyone", "contacts", "nobody"])
 hostile = json_values | st.sampled_from(["", "b b", "x" * 65, "g:", "g:" + "a" * 70, [], [""] * 3])
 
 FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
@@ -72,6 +73,15 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "forward": {"message": st.sampled_from([MESSAGE, "0" * 32]), "to": users | groups},
     "edit": {"message": st.sampled_from([MESSAGE, "0" * 32]), "text": st.text(max_size=40)},
     "delete": {"message": st.sampled_from([MESSAGE, "0" * 32]), "for": st.sampled_from(["everyone", "me"])},
+    **{  # privacy settings and group invitations
+        "privacy_set": {
+            **dict.fromkeys(("last_seen", "online", "photo", "about", "groups"), audiences),
+            "read_receipts": st.booleans(),
+        },
+        "privacy_get": {},
+        "group_invite_accept": {"group": groups},
+        "group_invite_decline": {"group": groups},
+    },
 }
 """Each command type and well-formed values of the fields it may carry (a test checks these are the
 schema's); well-formed is not welcome: users, groups and messages that do not exist are among them."""
@@ -85,6 +95,7 @@ SHAPE_ONLY_CODES = {"bad_json", "unsupported_version", "unknown_type", "too_larg
 """Codes about the shape of a command; bad_request also answers a well-formed but wrong request."""
 ANSWERS = {"sent", "ok", "group", "groups", "sync_page", "profile", "profiles", "devices"}
 ANSWERS |= {"reaction", "edited", "deleted", "hidden"}
+ANSWERS |= {"privacy", "group_invite"}
 
 
 def schema_commands() -> set[str]:

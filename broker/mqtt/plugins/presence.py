@@ -176,12 +176,11 @@ class PresencePlugin(BrokerPlugin):
     async def privacy_changed(self, user: str, hides_last_seen: bool) -> None:
         """``user`` changed their privacy settings: publish their presence again, with or without
         ``last_seen``, if they are connected here (the other nodes get it as any change)."""
-        was_hidden = user in self._hidden
         if hides_last_seen:
             self._hidden.add(user)
         else:
             self._hidden.discard(user)
-        if user in self._connections and was_hidden != hides_last_seen:
+        if user in self._connections:
             await self._publish(user, "online", self._last_published.get(user, self._clock()))
 
     def touch(self, user: str) -> None:
