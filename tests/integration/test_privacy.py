@@ -25,6 +25,8 @@ from client_sdk import (
 )
 from tests import harness
 from tests.harness import RunningNode, node_settings, wait_until
+from tests.integration.test_aio_sdk import connect as aio_connect
+from tests.integration.test_aio_sdk import run
 from tests.media_files import png
 from tests.plain import PlainClient
 from workers.stores.sql.privacy_data import group_invitations
@@ -382,3 +384,38 @@ def test_a_declined_or_expired_invitation_does_nothing(node: RunningNode) -> Non
     with connect(node, alice_id) as alice:
         (info,) = [g for g in alice.groups() if g.id == group.id]
         assert list(info.members) == [alice_id]
+
+
+# ---------------------------------------------------------------------------------- the asyncio client
+def test_the_asyncio_client_sets_privacy_and_answers_invitations(node: RunningNode) -> None:
+    alice_id, _ = node.add_user("alice")
+    bob_id, _ = node.add_user("bob")
+
+    async def scenario() -> None:
+        async with aio_connect(node, bob_id) as bob, aio_connect(node, alice_id) as alice:
+            settings = await bob.set_privacy(groups="nobody", read_receipts=False)
+            assert settings == PrivacySettings(groups="nobody", read_receipts=False)
+            assert await bob.privacy() == settings
+
+            # When alice makes two groups with him, Then two invitations come, and he is in neither
+            first = await alice.create_group("one", [bob_id])
+            second = await alice.create_group("two", [bob_id])
+            assert bob_id not in first.members and bob_id not in second.members
+            invited: list[GroupInvitation] = []
+            async for event in bob.events(timeout=10):
+                if isinstance(event, GroupInvitation):
+                    invited.append(event)
+                    if len(invited) == 2:
+                        break
+            assert [i.group for i in invited] == [first.id, second.id]
+
+            # When he accepts one and declines the other
+            joined = await bob.accept_group_invite(first.id)
+            assert bob_id in joined.members
+            await bob.decline_group_invite(second.id)
+            assert bob.group_invitations() == []
+            with pytest.raises(CommandRejected) as gone:
+                await bob.accept_group_invite(second.id)
+            assert gone.value.code == "not_found"
+
+    run(scenario)
