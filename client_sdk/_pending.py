@@ -32,7 +32,7 @@ __all__ = ["PendingRequest", "PendingRequests"]
 
 logger = logging.getLogger(__name__)
 
-A = TypeVar(
+A = TypeVar(  # the answer a request waits for (the clients use this one)
     "A",
     GroupEvent,
     GroupList,

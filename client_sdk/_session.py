@@ -25,7 +25,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from client_sdk._commands import (
     DEFAULT_SYNC_LIMIT,
@@ -66,6 +66,7 @@ from client_sdk._events import (
     parse_presence,
 )
 from client_sdk._outbox import Outbox, OutgoingMessage
+from client_sdk._pending import A as _A
 from client_sdk._pending import PendingRequest, PendingRequests
 from client_sdk._privacy import GroupInvitation, PrivacyChanged
 from client_sdk._sequencer import DEFAULT_GAP_TIMEOUT, Sequencer
@@ -82,19 +83,6 @@ SYNC_RETRY_DELAY = 1.0
 """Seconds to wait before retrying a ``sync`` the server refused (e.g. ``busy``, ``rate_limited``)."""
 
 _MAX_REMEMBERED_SYNCS = 64
-
-_A = TypeVar(
-    "_A",
-    GroupEvent,
-    GroupList,
-    DeviceList,
-    Ok,
-    ProfileChanged,
-    ProfileList,
-    PrivacyChanged,
-    PrivacyAnswer,
-    GroupInvitation,
-)
 
 
 @dataclass(frozen=True, slots=True)

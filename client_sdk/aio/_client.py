@@ -61,6 +61,7 @@ from client_sdk._media_calls import (
     readable,
     settle_upload,
 )
+from client_sdk._pending import A as _A
 from client_sdk._privacy import (
     GroupInvitation,
     PrivacyChanged,
@@ -86,18 +87,6 @@ from client_sdk.contract import (
 
 __all__ = ["Client"]
 
-_A = TypeVar(
-    "_A",
-    GroupEvent,
-    GroupList,
-    DeviceList,
-    Ok,
-    ProfileChanged,
-    ProfileList,
-    PrivacyChanged,
-    PrivacyAnswer,
-    GroupInvitation,
-)
 _T = TypeVar("_T")
 
 

@@ -4,15 +4,14 @@ their watchers on node 2: the subscription the new setting no longer allows is c
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.cluster import Cluster
 from tests.harness import wait_until
+from tests.integration.test_privacy import command
 from tests.plain import PlainClient
 
 
@@ -37,12 +36,6 @@ def plain(cluster: Cluster, user: str, node: str) -> PlainClient:
     client = PlainClient(cluster.ports[node], user, cluster.tokens[user])
     assert client.inbox() == [1]
     return client
-
-
-def command(client: PlainClient, kind: str, **fields: Any) -> str:
-    cid = uuid.uuid4().hex
-    client.publish({"v": 1, "type": kind, "id": cid, **fields})
-    return cid
 
 
 def test_a_change_on_one_node_cuts_a_watcher_on_another(cluster: Cluster) -> None:

@@ -21,10 +21,10 @@ from workers.stores.mongo.schema import ROLE_MEMBER
 from workers.stores.records import GroupChange, InboxEntry
 from workers.stores.rules.groups import check_add
 from workers.stores.rules.privacy import (
-    AUDIENCES,
     DEFAULT,
     Invitation,
     PrivacySettings,
+    hides_last_seen,
     invitation_event,
     invite_gone,
     may_see,
@@ -77,11 +77,7 @@ class MongoPrivacy(MongoGroups):
         """Which of ``users`` publish presence without ``last_seen`` (see sql.privacy)."""
         with self._guard():
             found = settings_of(self._db, users, None)
-
-        def rank(audience: Any) -> int:
-            return AUDIENCES.index(narrowed(audience, ceiling_everyone=everyone))
-
-        return {u for u, s in found.items() if rank(s.last_seen) > rank(s.online)}
+        return {u for u, s in found.items() if hides_last_seen(s, ceiling_everyone=everyone)}
 
     # ------------------------------------------------------------------ invitations
     def invitation(self, *, group: str, user: str, now: float) -> Invitation | None:

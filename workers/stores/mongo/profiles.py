@@ -20,8 +20,7 @@ from workers.errors import UnknownUser
 from workers.stores.mongo.base import Doc, MongoBase
 from workers.stores.mongo.privacy_data import contact_checks, settings_of
 from workers.stores.records import Profile, ProfileChange
-from workers.stores.rules.contacts import may_see_presence
-from workers.stores.rules.privacy import DEFAULT, PrivacySettings, may_see, visible_profile
+from workers.stores.rules.privacy import DEFAULT, PrivacySettings, may_see, shown_to, visible_profile
 from workers.stores.rules.profiles import dm_partner, may_see_profile, profile_events
 
 __all__ = ["MongoProfiles", "member_profiles"]
@@ -90,23 +89,15 @@ class MongoProfiles(MongoBase):
             known = {d["_id"] for d in self._users.find({"_id": {"$in": wanted}}, {"_id": True})}
             found = {d["_id"]: _profile(d) for d in self._profiles.find({"_id": {"$in": wanted}}, _FIELDS)}
             hidden = settings_of(self._db, list(found), None)
-            chatted, share_a_group = contact_checks(self._db, None)
-
-            def shown(profile: Profile) -> Profile:
-                settings = hidden.get(profile.user)
-                if settings is None:
-                    return profile
-                return visible_profile(
-                    profile,
-                    settings,
-                    watcher,
-                    is_contact=lambda: may_see_presence(
-                        watcher, profile.user, chatted=chatted, share_a_group=share_a_group
-                    ),
-                )
-
+            chatted, mates = contact_checks(self._db, None)
             return [
-                shown(found.get(user, Profile(user)))
+                shown_to(
+                    watcher,
+                    found.get(user, Profile(user)),
+                    hidden,
+                    chatted=chatted,
+                    share_a_group=mates,
+                )
                 for user in wanted
                 if user in known and self._may_see(watcher, user, everyone=everyone)
             ]
@@ -118,17 +109,11 @@ class MongoProfiles(MongoBase):
                 return False
             owner = doc["_id"]
             photo = settings_of(self._db, [owner], None).get(owner, DEFAULT).photo  # privacy
-            chatted, share_a_group = contact_checks(self._db, None)
-            return may_see(user, owner, photo, chatted=chatted, share_a_group=share_a_group)
+            chatted, mates = contact_checks(self._db, None)
+            return may_see(user, owner, photo, chatted=chatted, share_a_group=mates)
 
     def _may_see(self, watcher: str, user: str, *, everyone: bool) -> bool:
-        def chatted(conversation: str) -> bool:
-            return self._conversations.find_one({"_id": conversation}, {"_id": True}) is not None
-
-        def share_a_group(a: str, b: str) -> bool:
-            both = {"$and": [{"members.user": a}, {"members.user": b}]}
-            return self._groups.find_one(both, {"_id": True}) is not None
-
+        chatted, share_a_group = contact_checks(self._db, None)
         return may_see_profile(watcher, user, everyone=everyone, chatted=chatted, share_a_group=share_a_group)
 
     def _contacts(self, session: ClientSession, user: str) -> set[str]:

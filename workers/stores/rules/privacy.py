@@ -35,11 +35,13 @@ __all__ = [
     "Invitation",
     "PrivacySettings",
     "effective_read_status",
+    "hides_last_seen",
     "invitation_event",
     "invite_gone",
     "may_see",
     "narrowed",
     "privacy_body",
+    "shown_to",
     "split_by_consent",
     "visible_profile",
 ]
@@ -190,3 +192,31 @@ def visible_profile(
         avatar=profile.avatar if shown(settings.photo) else None,
         about=profile.about if shown(settings.about) else None,
     )
+
+
+def hides_last_seen(settings: PrivacySettings, *, ceiling_everyone: bool) -> bool:
+    """Whether the user's presence goes without ``last_seen``: their ``last_seen`` audience is
+    narrower than their ``online`` one (one retained message serves every watcher)."""
+    last_seen = AUDIENCES.index(narrowed(settings.last_seen, ceiling_everyone=ceiling_everyone))
+    online = AUDIENCES.index(narrowed(settings.online, ceiling_everyone=ceiling_everyone))
+    return last_seen > online
+
+
+def shown_to(
+    watcher: str,
+    profile: Profile,
+    settings: Mapping[str, PrivacySettings],
+    *,
+    chatted: Callable[[str], bool],
+    share_a_group: Callable[[str, str], bool],
+) -> Profile:
+    """``profile`` as ``watcher`` sees it, by its owner's settings (``settings``: of the users who
+    changed any)."""
+    found = settings.get(profile.user)
+    if found is None:
+        return profile
+
+    def is_contact() -> bool:
+        return may_see_presence(watcher, profile.user, chatted=chatted, share_a_group=share_a_group)
+
+    return visible_profile(profile, found, watcher, is_contact=is_contact)

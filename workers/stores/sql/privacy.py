@@ -15,6 +15,7 @@ from workers.stores.rules.privacy import (
     DEFAULT,
     Invitation,
     PrivacySettings,
+    hides_last_seen,
     invitation_event,
     invite_gone,
     may_see,
@@ -26,7 +27,6 @@ from workers.stores.sql.privacy_data import (
     SETTINGS_COLUMNS,
     contact_checks,
     drop_invitation,
-    hides_last_seen,
     pending_invitation,
     privacy_settings,
     settings_from_row,
@@ -95,7 +95,7 @@ class SqlPrivacy(SqlGroups):
         apart)."""
         with self._tx() as conn:
             found = settings_of(conn, users)  # None: every user who changed a setting
-        return {u for u, s in found.items() if hides_last_seen(s, everyone=everyone)}
+        return {u for u, s in found.items() if hides_last_seen(s, ceiling_everyone=everyone)}
 
     # ------------------------------------------------------------------ invitations
     def invitation(self, *, group: str, user: str, now: float) -> Invitation | None:

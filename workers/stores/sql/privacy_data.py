@@ -31,12 +31,10 @@ from sqlalchemy import (
 
 from workers.stores.rules.privacy import (
     AUDIENCE_FIELDS,
-    AUDIENCES,
     Audience,
     Invitation,
     PrivacySettings,
     invitation_event,
-    narrowed,
     split_by_consent,
 )
 from workers.stores.sql.driver import Statement
@@ -48,7 +46,6 @@ __all__ = [
     "contact_checks",
     "drop_invitation",
     "group_invitations",
-    "hides_last_seen",
     "pending_invitation",
     "privacy_settings",
     "read_receipts_off",
@@ -169,12 +166,6 @@ def write_invitations(
         invitation_event(Invitation(group, name, u, by, now + ttl), state="invited", ref=None, now=now)
         for u in users
     ]
-
-
-def hides_last_seen(settings: PrivacySettings, *, everyone: bool) -> bool:
-    last_seen = AUDIENCES.index(narrowed(settings.last_seen, ceiling_everyone=everyone))
-    online = AUDIENCES.index(narrowed(settings.online, ceiling_everyone=everyone))
-    return last_seen > online
 
 
 def pending_invitation(conn: Connection, group: str, user: str, now: float) -> Invitation | None:

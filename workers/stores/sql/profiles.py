@@ -16,8 +16,7 @@ from sqlalchemy import Connection, insert, or_, select, update
 
 from workers.errors import UnknownUser
 from workers.stores.records import Profile, ProfileChange
-from workers.stores.rules.contacts import may_see_presence
-from workers.stores.rules.privacy import DEFAULT, PrivacySettings, may_see, visible_profile
+from workers.stores.rules.privacy import DEFAULT, PrivacySettings, may_see, shown_to, visible_profile
 from workers.stores.rules.profiles import dm_partner, may_see_profile, profile_events
 from workers.stores.sql.base import SqlBase
 from workers.stores.sql.privacy_data import contact_checks, settings_of
@@ -93,23 +92,15 @@ class SqlProfiles(SqlBase):
             rows = conn.execute(select(*_COLUMNS).where(profiles.c.user_id.in_(wanted))).all()
             found = {row[0]: _profile(row) for row in rows}
             hidden = settings_of(conn, list(found))
-            chatted, share_a_group = contact_checks(conn)
-
-            def shown(profile: Profile) -> Profile:
-                settings = hidden.get(profile.user)
-                if settings is None:
-                    return profile
-                return visible_profile(
-                    profile,
-                    settings,
-                    watcher,
-                    is_contact=lambda: may_see_presence(
-                        watcher, profile.user, chatted=chatted, share_a_group=share_a_group
-                    ),
-                )
-
+            chatted, mates = contact_checks(conn)
             return [
-                shown(found.get(user, Profile(user)))
+                shown_to(
+                    watcher,
+                    found.get(user, Profile(user)),
+                    hidden,
+                    chatted=chatted,
+                    share_a_group=mates,
+                )
                 for user in wanted
                 if user in known and self._may_see(conn, watcher, user, everyone=everyone)
             ]
@@ -120,24 +111,11 @@ class SqlProfiles(SqlBase):
             if owner is None or not self._may_see(conn, user, owner, everyone=everyone):
                 return False
             photo = settings_of(conn, [owner]).get(owner, DEFAULT).photo  # privacy
-            chatted, share_a_group = contact_checks(conn)
-            return may_see(user, owner, photo, chatted=chatted, share_a_group=share_a_group)
+            chatted, mates = contact_checks(conn)
+            return may_see(user, owner, photo, chatted=chatted, share_a_group=mates)
 
     def _may_see(self, conn: Connection, watcher: str, user: str, *, everyone: bool) -> bool:
-        def chatted(conversation: str) -> bool:
-            found = conn.execute(select(conversations.c.id).where(conversations.c.id == conversation))
-            return found.first() is not None
-
-        def share_a_group(a: str, b: str) -> bool:
-            theirs = group_members.alias("theirs")
-            shared = (
-                select(group_members.c.group_id)
-                .join(theirs, (theirs.c.group_id == group_members.c.group_id) & (theirs.c.user_id == b))
-                .where(group_members.c.user_id == a)
-                .limit(1)
-            )
-            return conn.execute(shared).first() is not None
-
+        chatted, share_a_group = contact_checks(conn)
         return may_see_profile(watcher, user, everyone=everyone, chatted=chatted, share_a_group=share_a_group)
 
     def _contacts(self, conn: Connection, user: str) -> set[str]:
