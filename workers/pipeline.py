@@ -570,6 +570,8 @@ class Pipeline:
                 )
                 if entries:
                     self._deliver(node, user, entries)
+                    if {"photo", "about"} & changes.keys():
+                        self._profile_again(node, user, now)
                 else:  # a resend: answered as the first time, nothing stored again
                     self._reply(node, user, _privacy_answer(cmd.id, settings.wire()))
             case PrivacyGet():
@@ -582,6 +584,14 @@ class Pipeline:
             case GroupInviteDecline():
                 entries = self._store.decline_invitation(group=cmd.group, user=user, now=now, ref=cmd.id)
                 self._deliver(node, user, entries)
+
+    def _profile_again(self, node: str, user: str, now: float) -> None:
+        """The photo or about audience changed: contacts get the user's profile again as they may
+        now see it (a ``profile`` event without ``ref``), so that a client drops what it cached."""
+        (own,) = self._store.profiles_for(watcher=user, users=[user], everyone=True)
+        if own.ts:  # never set: nothing to show or hide
+            change = self._store.update_profile(user=user, changes={}, now=now, ref=None)
+            self._deliver(node, user, [e for e in change.entries if e.user != user])
 
     # ------------------------------------------------------------------ changes to sent messages
     def _edit(self, node: str, cmd: Edit) -> None:

@@ -419,3 +419,24 @@ def test_the_asyncio_client_sets_privacy_and_answers_invitations(node: RunningNo
             assert gone.value.code == "not_found"
 
     run(scenario)
+
+
+def test_a_contact_drops_a_photo_they_had_once_it_is_hidden(node: RunningNode) -> None:
+    alice_id, _ = node.add_user("alice")
+    bob_id, _ = node.add_user("bob")
+    node.make_contacts(alice_id, bob_id)
+    with connect(node, alice_id) as alice, connect(node, bob_id) as bob:
+        alice.set_profile(about="climbing")
+        mine = alice.set_avatar(io.BytesIO(png(64, 64)))
+        assert wait_until(lambda: (p := bob.profile(alice_id)) is not None and p.avatar == mine.avatar, 10)
+
+        # When alice hides her photo and about from everyone
+        alice.set_privacy(photo="nobody", about="nobody")
+
+        # Then bob's client hears of it and keeps neither; her own stays whole
+        assert wait_until(lambda: (p := bob.profile(alice_id)) is not None and p.avatar is None, 10)
+        seen = bob.profile(alice_id)
+        assert seen is not None and seen.about is None
+        assert alice.profile(alice_id) is not None
+        own = alice.profile(alice_id)
+        assert own is not None and own.avatar == mine.avatar and own.about == "climbing"
