@@ -580,10 +580,10 @@ class Pipeline:
                 change = self._store.accept_invitation(
                     group=cmd.group, user=user, now=now, ref=cmd.id, max_members=self._max_members
                 )
-                self._deliver(node, user, change.entries)
+                self._answer_change(node, user, cmd.id, bool(change.entries), change.entries)
             case GroupInviteDecline():
                 entries = self._store.decline_invitation(group=cmd.group, user=user, now=now, ref=cmd.id)
-                self._deliver(node, user, entries)
+                self._answer_change(node, user, cmd.id, bool(entries), entries)
 
     def _profile_again(self, node: str, user: str, now: float) -> None:
         """The photo or about audience changed: contacts get the user's profile again as they may

@@ -332,6 +332,36 @@ def test_an_add_the_setting_does_not_allow_becomes_an_invitation_accepted_later(
     alice.close()
 
 
+def test_a_resent_answer_to_an_invitation_changes_nothing_more(node: RunningNode) -> None:
+    alice_id, _ = node.add_user("alice")
+    bob_id, _ = node.add_user("bob")
+    bob = plain(node, bob_id)
+    command(bob, "privacy_set", groups="nobody")
+    bob.expect_type("privacy")
+    alice = plain(node, alice_id)
+    first = alice.expect_type("group", ref=command(alice, "group_create", name="a", members=[bob_id]))
+    second = alice.expect_type("group", ref=command(alice, "group_create", name="b", members=[bob_id]))
+    join, skip = first["group"]["id"], second["group"]["id"]
+
+    # When bob accepts one and declines the other, and each command is sent twice
+    for kind, group in (("group_invite_accept", join), ("group_invite_decline", skip)):
+        cid = uuid.uuid4().hex
+        for _ in range(2):
+            bob.publish({"v": 1, "type": kind, "id": cid, "group": group})
+        # Then the first is answered by its event, the resend by ok, with nothing more stored
+        answer = "group" if kind == "group_invite_accept" else "group_invite"
+        bob.expect_type(answer, ref=cid)
+        bob.expect_type("ok", ref=cid)
+    asked = command(bob, "sync", after=0, limit=100)
+    entries = bob.expect_type("sync_page", ref=asked)["entries"]
+    assert [e["type"] for e in entries if e.get("ref") is not None and e["type"] != "privacy"] == [
+        "group",
+        "group_invite",
+    ]
+    alice.close()
+    bob.close()
+
+
 def test_an_add_by_a_contact_goes_through_and_an_sdk_adder_sees_the_invited(node: RunningNode) -> None:
     alice_id, _ = node.add_user("alice")
     bob_id, _ = node.add_user("bob")

@@ -116,6 +116,9 @@ def test_a_member_who_allows_nobody_is_invited_not_added(store: Store) -> None:
     assert joined.group.members == [alice, carol, bob]
     events = {e.user: e.payload for e in joined.entries}
     assert events[bob]["action"] == "joined" and events[bob]["ref"] == "a1" and events[alice]["by"] == bob
+    # and a resend of the same command changes nothing more (no event), answering with the group
+    again = store.accept_invitation(group=change.group.id, user=bob, now=3.5, ref="a1", max_members=10)
+    assert again.entries == [] and again.group.members == joined.group.members
     # and the invitation is used up
     with pytest.raises(CommandError) as used:
         store.accept_invitation(group=change.group.id, user=bob, now=4.0, ref="a2", max_members=10)
@@ -159,6 +162,7 @@ def test_a_declined_or_expired_invitation_does_nothing(store: Store) -> None:
     # bob declines: his devices hear of it, and accepting later fails
     declined = store.decline_invitation(group=group.id, user=bob, now=3.0, ref="d1")
     assert [(e.user, e.payload["state"], e.payload["ref"]) for e in declined] == [(bob, "declined", "d1")]
+    assert store.decline_invitation(group=group.id, user=bob, now=3.1, ref="d1") == []  # a resend
     # carol's invitation runs out
     late = 2.0 + INVITE_TTL + 1
     assert store.invitation(group=group.id, user=carol, now=late) is None

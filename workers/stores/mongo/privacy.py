@@ -9,11 +9,13 @@ from typing import Any
 from pymongo.client_session import ClientSession
 
 from workers.errors import UnknownUser
-from workers.stores.mongo.groups import MongoGroups, _member
+from workers.stores.mongo.groups import MongoGroups, _info, _member
 from workers.stores.mongo.privacy_data import (
+    answer_of,
     contact_checks,
     drop_invitation,
     pending_invitation,
+    record_answer,
     settings_from_doc,
     settings_of,
 )
@@ -88,8 +90,11 @@ class MongoPrivacy(MongoGroups):
         def work(session: ClientSession) -> list[InboxEntry]:
             found = pending_invitation(self._db, group, user, now, session)
             if found is None:
+                if answer_of(self._db, session, user=user, ref=ref, group=group) == "declined":
+                    return []  # a resend: nothing more
                 raise invite_gone(group)
             drop_invitation(self._db, group, user, session)
+            record_answer(self._db, session, user=user, ref=ref, group=group, answer="declined")
             return self._append_many(
                 session, [invitation_event(found, state="declined", ref=ref, now=now)], now
             )
@@ -101,10 +106,17 @@ class MongoPrivacy(MongoGroups):
     ) -> GroupChange:
         def work(session: ClientSession) -> GroupChange:
             if pending_invitation(self._db, group, user, now, session) is None:
+                head = self._groups.find_one({"_id": group}, {"name": True, "members": True}, session=session)
+                if (
+                    head is not None
+                    and answer_of(self._db, session, user=user, ref=ref, group=group) == "accepted"
+                ):
+                    return GroupChange(group=_info(head), entries=[])  # a resend: nothing more
                 raise invite_gone(group)
             doc = self._load(session, group)
             check_add(self._roles(doc), [user], max_members)
             drop_invitation(self._db, group, user, session)
+            record_answer(self._db, session, user=user, ref=ref, group=group, answer="accepted")
             joined = [*doc["members"], _member(user, ROLE_MEMBER, now)]
             info = self._change(session, group, {"members": joined})
             return self._announce(session, info, "joined", user, [user], [], now, ref)

@@ -6,6 +6,8 @@ parts of the store make in their own transaction (see rules.privacy).
                        setting, so everyone else's checks find nothing by ``_id``
 ``group_invitations``  {_id: "<group> <user>", group, user, by, expires_at, created_at}: pending
                        invitations of users whose ``groups`` setting did not allow the adder
+``group_invitation_answers``  {_id: "<user> <command id>", group, answer}: each accept or decline,
+                       by its command (a resent one is answered as before)
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from workers.stores.rules.privacy import (
 )
 
 __all__ = [
+    "answer_of",
     "consent_split",
     "contact_checks",
     "drop_invitation",
     "invitation_id",
     "pending_invitation",
     "read_receipts_off",
+    "record_answer",
     "settings_from_doc",
     "settings_of",
     "write_invitations",
@@ -143,3 +147,16 @@ def pending_invitation(
 
 def drop_invitation(db: Database[Doc], group: str, user: str, session: Session) -> None:
     db["group_invitations"].delete_one({"_id": invitation_id(group, user)}, session=session)
+
+
+def record_answer(
+    db: Database[Doc], session: Session, *, user: str, ref: str, group: str, answer: str
+) -> None:
+    doc = {"_id": f"{user} {ref}", "group": group, "answer": answer}
+    db["group_invitation_answers"].insert_one(doc, session=session)
+
+
+def answer_of(db: Database[Doc], session: Session, *, user: str, ref: str, group: str) -> str | None:
+    """``accepted`` or ``declined``: what the user's command ``ref`` answered to ``group`` before."""
+    doc = db["group_invitation_answers"].find_one({"_id": f"{user} {ref}", "group": group}, session=session)
+    return None if doc is None else str(doc["answer"])

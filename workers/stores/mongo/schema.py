@@ -68,6 +68,7 @@ COLLECTIONS: Final = (
     "reactions",
     "privacy",  # see privacy_data
     "group_invitations",
+    "group_invitation_answers",
 )
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {

@@ -25,10 +25,12 @@ from workers.stores.rules.privacy import (
 from workers.stores.sql.groups import SqlGroups
 from workers.stores.sql.privacy_data import (
     SETTINGS_COLUMNS,
+    answer_of,
     contact_checks,
     drop_invitation,
     pending_invitation,
     privacy_settings,
+    record_answer,
     settings_from_row,
     settings_of,
 )
@@ -109,8 +111,11 @@ class SqlPrivacy(SqlGroups):
         with self._tx() as conn:
             found = pending_invitation(conn, group, user, now)
             if found is None:
+                if answer_of(conn, user=user, ref=ref, group=group) == "declined":
+                    return []  # a resend: nothing more
                 raise invite_gone(group)
             drop_invitation(conn, group, user)
+            record_answer(conn, user=user, ref=ref, group=group, answer="declined")
             return self._append_many(conn, [invitation_event(found, state="declined", ref=ref, now=now)], now)
 
     def accept_invitation(
@@ -121,9 +126,13 @@ class SqlPrivacy(SqlGroups):
         with self._tx() as conn:
             found = pending_invitation(conn, group, user, now)
             if found is None:
+                joined = self._snapshot(conn, group)
+                if joined is not None and answer_of(conn, user=user, ref=ref, group=group) == "accepted":
+                    return GroupChange(group=joined, entries=[])  # a resend: nothing more
                 raise invite_gone(group)
             roles = self._roles(conn, group)
             drop_invitation(conn, group, user)
+            record_answer(conn, user=user, ref=ref, group=group, answer="accepted")
             check_add(roles, [user], max_members)
             last = conn.execute(
                 select(func.coalesce(func.max(group_members.c.join_order), 0)).where(

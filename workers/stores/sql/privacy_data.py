@@ -78,6 +78,17 @@ group_invitations = Table(
 )
 """Pending invitations to a group of users whose ``groups`` setting did not allow the adder."""
 
+invitation_answers = Table(
+    "group_invitation_answers",
+    metadata,
+    Column("user_id", USER_ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("command_id", String(64), nullable=False),
+    Column("group_id", String(64), ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
+    Column("answer", String(16), nullable=False),
+    PrimaryKeyConstraint("user_id", "command_id", name="pk_group_invitation_answers"),
+)
+"""Each accept or decline of an invitation, by its command: a resent one is answered as before."""
+
 SETTINGS_COLUMNS = (
     *(privacy_settings.c[field] for field in AUDIENCE_FIELDS),
     privacy_settings.c.read_receipts,
@@ -185,3 +196,21 @@ def drop_invitation(conn: Connection, group: str, user: str) -> None:
             group_invitations.c.group_id == group, group_invitations.c.user_id == user
         )
     )
+
+
+def record_answer(conn: Connection, *, user: str, ref: str, group: str, answer: str) -> None:
+    conn.execute(
+        insert(invitation_answers).values(user_id=user, command_id=ref, group_id=group, answer=answer)
+    )
+
+
+def answer_of(conn: Connection, *, user: str, ref: str, group: str) -> str | None:
+    """``accepted`` or ``declined``: what the user's command ``ref`` answered to ``group`` before."""
+    found = conn.execute(
+        select(invitation_answers.c.answer).where(
+            invitation_answers.c.user_id == user,
+            invitation_answers.c.command_id == ref,
+            invitation_answers.c.group_id == group,
+        )
+    ).scalar()
+    return None if found is None else str(found)
