@@ -540,7 +540,7 @@ def parse_sequenced(payload: Any) -> Sequenced:
         return _parse_reaction(data, cursor=cursor)
     if kind == "privacy":
         return PrivacyChanged(settings=parse_settings(data.get("settings")), ref=_ref(data), cursor=cursor)
-    if kind == "group_invite":
+    if kind == "group_invitation":
         return _parse_invitation(data, cursor=cursor)
     raise AssertionError(f"unhandled sequenced type {kind!r}")  # pragma: no cover - SEQUENCED_EVENT_TYPES
 

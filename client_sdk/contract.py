@@ -116,12 +116,12 @@ EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
     | {"profile", "profiles", "deleted"}
     | {"reaction", "edited", "hidden"}
-    | {"privacy", "group_invite"}
+    | {"privacy", "group_invitation"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "group", "profile", "deleted"}
     | {"reaction", "edited", "hidden"}
-    | {"privacy", "group_invite"}  # a ``privacy`` answer to ``privacy_get`` is live (no cursor)
+    | {"privacy", "group_invitation"}  # a ``privacy`` answer to ``privacy_get`` is live (no cursor)
 )
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 

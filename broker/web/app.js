@@ -149,7 +149,7 @@ class Chat {
         if (event.type === "profile" && event.ref && this.profileRequests.delete(event.ref)) this.view.profileDone();
         if (event.type === "reaction" && event.ref) this.reactRequests.delete(event.ref);
         // privacy: also its live answer (no cursor), which session.js passes on as it is
-        if (event.type === "privacy" || event.type === "group_invite" || event.type === "group") this.onPrivacyEvent(event);
+        if (event.type === "privacy" || event.type === "group_invitation" || event.type === "group") this.onPrivacyEvent(event);
       } else if (event.type === "typing") {
         if (isUserId(event.from)) this.store.onTyping(event.from, event.state === "composing");
       } else if (event.type === "groups") {
@@ -245,7 +245,7 @@ class Chat {
       const settings = parsePrivacy(event.settings);
       const mine = event.ref && this.privacyRequests.delete(event.ref);
       if (settings && (mine || this.privacy.dialog.open)) this.privacy.show(settings, { saved: mine && event.cursor !== undefined });
-    } else if (event.type === "group_invite") {
+    } else if (event.type === "group_invitation") {
       const invitation = parseInvitation(event);
       if (invitation) this.privacy.onInvitation(invitation);
     } else if (event.type === "group" && Array.isArray(event.affected) && event.affected.includes(this.user)) {

@@ -95,7 +95,7 @@ SHAPE_ONLY_CODES = {"bad_json", "unsupported_version", "unknown_type", "too_larg
 """Codes about the shape of a command; bad_request also answers a well-formed but wrong request."""
 ANSWERS = {"sent", "ok", "group", "groups", "sync_page", "profile", "profiles", "devices"}
 ANSWERS |= {"reaction", "edited", "deleted", "hidden"}
-ANSWERS |= {"privacy", "group_invite"}
+ANSWERS |= {"privacy", "group_invitation"}
 
 
 def schema_commands() -> set[str]:

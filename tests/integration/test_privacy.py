@@ -349,14 +349,14 @@ def test_a_resent_answer_to_an_invitation_changes_nothing_more(node: RunningNode
         for _ in range(2):
             bob.publish({"v": 1, "type": kind, "id": cid, "group": group})
         # Then the first is answered by its event, the resend by ok, with nothing more stored
-        answer = "group" if kind == "group_invite_accept" else "group_invite"
+        answer = "group" if kind == "group_invite_accept" else "group_invitation"
         bob.expect_type(answer, ref=cid)
         bob.expect_type("ok", ref=cid)
     asked = command(bob, "sync", after=0, limit=100)
     entries = bob.expect_type("sync_page", ref=asked)["entries"]
     assert [e["type"] for e in entries if e.get("ref") is not None and e["type"] != "privacy"] == [
         "group",
-        "group_invite",
+        "group_invitation",
     ]
     alice.close()
     bob.close()

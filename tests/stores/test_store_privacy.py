@@ -106,7 +106,7 @@ def test_a_member_who_allows_nobody_is_invited_not_added(store: Store) -> None:
     by_user = {e.user: e.payload for e in change.entries}
     assert by_user[alice]["invited"] == [bob] and "invited" not in by_user[carol]
     invite = by_user[bob]
-    assert invite["type"] == "group_invite" and invite["state"] == "invited" and invite["cursor"] >= 1
+    assert invite["type"] == "group_invitation" and invite["state"] == "invited" and invite["cursor"] >= 1
     assert invite["group"] == {"id": change.group.id, "name": "Trip"} and invite["by"] == alice
     assert invite["expires"] == pytest.approx(2.0 + INVITE_TTL)
     assert store.invitation(group=change.group.id, user=bob, now=3.0) is not None

@@ -35,7 +35,7 @@ def invitation(cursor: int, state: str = "invited", ref: str | None = None) -> d
     return conforms(
         {
             "v": 1,
-            "type": "group_invite",
+            "type": "group_invitation",
             "cursor": cursor,
             "ref": ref,
             "state": state,

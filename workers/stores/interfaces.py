@@ -377,7 +377,7 @@ class Privacy(Protocol):
         ...
 
     def decline_invitation(self, *, group: str, user: str, now: float, ref: str) -> list[InboxEntry]:
-        """Drop a pending invitation (the ``group_invite`` ``declined`` event); none: ``not_found``."""
+        """Drop a pending invitation (the ``group_invitation`` ``declined`` event); none: ``not_found``."""
         ...
 
 

@@ -139,7 +139,7 @@ export class PrivacyView {
   }
 
   // ---------------------------------------------------------------- invitations
-  /** A `group_invite` event (parsed): a new card, or one to drop (declined on some device). */
+  /** A `group_invitation` event (parsed): a new card, or one to drop (declined on some device). */
   onInvitation(invitation) {
     if (invitation.state === "invited") this.invitations.set(invitation.group, invitation);
     else this.invitations.delete(invitation.group);

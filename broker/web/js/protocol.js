@@ -15,7 +15,7 @@ export const SEQUENCED_TYPES = new Set([
   "edited",
   "hidden",
   "privacy", // a privacy answer without a cursor (privacy_get) is live: see session.js
-  "group_invite",
+  "group_invitation",
 ]);
 /** Error codes that refuse a command only for now: send it again a little later. */
 export const TRANSIENT_CODES = new Set(["rate_limited", "busy"]);
@@ -170,7 +170,7 @@ export function isReadableSequenced(event) {
       return typeof event.message_id === "string";
     case "privacy":
       return parsePrivacy(event.settings) !== null;
-    case "group_invite":
+    case "group_invitation":
       return parseInvitation(event) !== null;
     default:
       return false;
@@ -256,7 +256,7 @@ export function parsePrivacy(s) {
   return out;
 }
 
-/** A `group_invite` event as the client keeps it ({group, name, by, expires, state}) or null. */
+/** A `group_invitation` event as the client keeps it ({group, name, by, expires, state}) or null. */
 export function parseInvitation(e) {
   if (e === null || typeof e !== "object" || !e.group || !isGroupId(e.group.id) || !isUserId(e.by)) return null;
   if ((e.state !== "invited" && e.state !== "declined") || typeof e.expires !== "number") return null;

@@ -115,7 +115,7 @@ def write_invitations(
     ttl: float,
 ) -> list[InboxItem]:
     """Store an invitation for each of ``users`` (a new one replaces an older one); the
-    ``group_invite`` events to append for them."""
+    ``group_invitation`` events to append for them."""
     for user in users:
         doc: dict[str, Any] = {
             "group": group,

@@ -142,11 +142,11 @@ class Invitation:
 
 
 def invitation_event(invitation: Invitation, *, state: str, ref: str | None, now: float) -> InboxItem:
-    """The ``group_invite`` event for the invited user: ``invited`` (a new invitation) or
+    """The ``group_invitation`` event for the invited user: ``invited`` (a new invitation) or
     ``declined`` (their answer, so that every device drops the card)."""
     return (
         invitation.user,
-        "group_invite",
+        "group_invitation",
         None,
         {"ref": ref, "state": state, **invitation.wire(), "ts": now},
     )

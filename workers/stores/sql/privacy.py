@@ -106,7 +106,7 @@ class SqlPrivacy(SqlGroups):
             return pending_invitation(conn, group, user, now)
 
     def decline_invitation(self, *, group: str, user: str, now: float, ref: str) -> list[InboxEntry]:
-        """Drop the invitation; the ``group_invite`` (``declined``) event goes to the user's inbox.
+        """Drop the invitation; the ``group_invitation`` (``declined``) event goes to the user's inbox.
         None pending (or expired): ``invite_gone``."""
         with self._tx() as conn:
             found = pending_invitation(conn, group, user, now)

@@ -158,7 +158,7 @@ def write_invitations(
     conn: Connection, *, group: str, name: str, by: str, users: Sequence[str], now: float, ttl: float
 ) -> list[tuple[str, str, str | None, dict[str, Any]]]:
     """Store an invitation for each of ``users`` (a new one replaces an older one) and return the
-    ``group_invite`` events to append for them."""
+    ``group_invitation`` events to append for them."""
     if not users:
         return []
     conn.execute(
