@@ -32,6 +32,7 @@ from broker.media_http import MediaHttp
 from broker.mqtt.listeners import amqtt_config
 from broker.mqtt.plugins import AclPlugin, AuthPlugin, BrokerPlugin, PresencePlugin
 from broker.mqtt.server import MqchatBroker
+from broker.presence_privacy import PresencePrivacyChanges
 from broker.throttle import LoginThrottle, RateLimiter
 from broker.webapp import add_web_routes
 from client_sdk.contract import Topics
@@ -47,6 +48,7 @@ from workers.jobs import (
     make_queue_broker,
     node_queue,
     send_presence,
+    send_privacy_changed,
     send_sign_out,
     send_to_node,
 )
@@ -147,6 +149,8 @@ class Node:
         self.ingest: Ingest | None = None
         self.runner: CommandRunner | None = None
         self.presence: PresencePlugin | None = None
+        self.privacy: PresencePrivacyChanges | None = None
+        """Applies a user's privacy change to presence on this node (see broker/presence_privacy.py)."""
         self.queue_broker: dramatiq.Broker | None = None
         self._local_queue = settings.workers.queue_url.startswith("memory:")
         """The job queue is this process's (``memory://``): this node runs the workers."""
@@ -374,6 +378,7 @@ class Node:
                 deliver=self._deliver,
                 presence=self._presence_from_queue,
                 sign_out=self._sign_out_from_queue,
+                privacy=self._privacy_from_queue,
             )
             workers.append(
                 dramatiq.Worker(
@@ -394,13 +399,15 @@ class Node:
         )
         self._login_throttle = throttle  # the media endpoint's logins count too
         auth = AuthPlugin(check=self._credentials_ok, throttle=throttle)
+        everyone = settings.presence.visibility == "everyone"  # the ceiling of users' settings
+        hiding = partial(store.hiding_last_seen, everyone=everyone)
         acl = AclPlugin(
             AclPlugin.Config(
                 prefix=topics.prefix,
                 presence_prefix=topics.presence_prefix,
                 visibility=settings.presence.visibility,
             ),
-            can_see_presence=store.can_see_presence,
+            can_see_presence=partial(store.may_watch_presence, everyone=everyone),
         )
         presence = PresencePlugin(
             PresencePlugin.Config(
@@ -413,8 +420,17 @@ class Node:
             save_last_seen=store.set_last_seen,
             on_change=self._presence_changed if self._cluster is not None else None,
             save_devices=store.record_devices,
+            hiding_last_seen=hiding,
         )
         self.presence = presence
+        self.privacy = PresencePrivacyChanges(
+            topics=topics,
+            broker=lambda: self.broker,
+            acl=acl,
+            presence=presence,
+            hiding_last_seen=hiding,
+            tell_other_nodes=self._privacy_changed if self._cluster is not None else None,
+        )
         return [auth, acl, presence]
 
     def _credentials_ok(self, user: str, secret: str, device: str | None = None) -> bool:
@@ -543,6 +559,8 @@ class Node:
             for user, payload, qos in items:
                 broker.publish_nowait(inbox(user), payload.encode(), int(qos))
         observe_deliveries([payload for _, payload, _ in items], time.time())
+        if self.privacy is not None:
+            self.privacy.seen_events(items)  # a prefix test per event: privacy changes to apply
 
     # ------------------------------------------------------------------ signing a device out
     async def sign_out(self, user: str, device: str) -> int:
@@ -613,6 +631,26 @@ class Node:
             except Exception:
                 log.warning("retention sweep failed; trying again at the next one", exc_info=True)
             await asyncio.sleep(self.settings.retention.interval)
+
+    # ------------------------------------------------------------------ privacy (presence)
+    def _privacy_changed(self, user: str) -> None:
+        """Tell every other live node that ``user`` changed their privacy (event loop, not blocking)."""
+        cluster, queue_broker, loop = self._cluster, self.queue_broker, self._loop
+        if cluster is None or queue_broker is None or loop is None:
+            return
+
+        def fan_out() -> None:
+            for node in cluster.live_nodes() - {self.node_id}:
+                send_privacy_changed(queue_broker, node, user)
+
+        loop.run_in_executor(self._cluster_calls, fan_out)
+
+    def _privacy_from_queue(self, user: str) -> None:
+        """Another node saw ``user`` change their privacy (worker thread of this node's queue)."""
+        loop, privacy = self._loop, self.privacy
+        if loop is None or privacy is None or self._state != "running":
+            return
+        loop.call_soon_threadsafe(partial(privacy.start, str(user), tell=False))
 
     # ------------------------------------------------------------------ several nodes
     def _presence_from_queue(self, user: str, payload: str) -> None:

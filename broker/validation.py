@@ -17,6 +17,7 @@ from client_sdk.contract import (
     GROUP_ID_RE,
     GROUP_SETTINGS_COMMAND_TYPES,
     MESSAGE_CHANGE_COMMAND_TYPES,
+    PRIVACY_COMMAND_TYPES,
     PROFILE_COMMAND_TYPES,
     PUSH_COMMAND_TYPES,
     TIMER_COMMAND_TYPES,
@@ -41,6 +42,7 @@ _SCHEMA_DEFS = {
     **{name: name for name in GROUP_SETTINGS_COMMAND_TYPES},
     **{name: name for name in TIMER_COMMAND_TYPES},
     "history": "history",
+    **{name: name for name in PRIVACY_COMMAND_TYPES},
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

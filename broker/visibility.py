@@ -66,5 +66,19 @@ class Visibility:
             self._allowed.pop(key, None)
         return bool(visible)
 
+    def forget(self, user: str) -> None:
+        """Forget every remembered "yes" to watch ``user`` (their privacy settings changed). Rare,
+        so a scan of the remembered pairs rather than an index kept on every grant."""
+        for key in [key for key in self._allowed if key[1] == user]:
+            del self._allowed[key]
+
+    async def ask(self, watcher: str, user: str) -> bool:
+        """Ask the store now, remembering nothing (a recheck of an existing subscription)."""
+        self.forget_pair(watcher, user)
+        return await self.can_see(watcher, user)
+
+    def forget_pair(self, watcher: str, user: str) -> None:
+        self._allowed.pop((watcher, user), None)
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

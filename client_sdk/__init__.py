@@ -50,6 +50,7 @@ from client_sdk._events import (
 )
 from client_sdk._media import Media
 from client_sdk._outbox import OutgoingMessage
+from client_sdk._privacy import GroupInvitation, PrivacyChanged, PrivacySettings
 from client_sdk._replies import Reply
 from client_sdk.contract import Status
 
@@ -62,6 +63,7 @@ __all__ = [
     "Event",
     "Group",
     "GroupEvent",
+    "GroupInvitation",
     "GroupInvite",
     "HistoryPage",
     "JoinRequest",
@@ -77,6 +79,8 @@ __all__ = [
     "Presence",
     "PresenceForbidden",
     "PresenceRefused",
+    "PrivacyChanged",
+    "PrivacySettings",
     "Profile",
     "ProfileChanged",
     "Reaction",

@@ -18,26 +18,14 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from client_sdk._errors import NotConnected
-from client_sdk._events import (
-    DeviceList,
-    Event,
-    GroupEvent,
-    GroupInvite,
-    GroupList,
-    HistoryPage,
-    JoinRequestList,
-    Ok,
-    ProfileChanged,
-    ProfileList,
-    SyncReset,
-    TimerInfo,
-)
+from client_sdk._events import Event, SyncReset
+from client_sdk._pending import A as _A
 from client_sdk._session import Command, Effects, Session
 from client_sdk._statefile import StateFile
 from client_sdk._subscriptions import Subscribe
@@ -51,20 +39,6 @@ DEFAULT_REQUEST_TIMEOUT: Final = 10.0
 """Seconds a call that waits for the server's answer (groups, push, presence) waits by default."""
 
 _ACCEPTED: Final = frozenset({MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN})
-
-_A = TypeVar(
-    "_A",
-    GroupEvent,
-    GroupList,
-    DeviceList,
-    Ok,
-    ProfileChanged,
-    ProfileList,
-    GroupInvite,
-    JoinRequestList,
-    TimerInfo,
-    HistoryPage,
-)
 
 
 class State(enum.Enum):

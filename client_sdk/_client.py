@@ -26,6 +26,7 @@ from client_sdk._history_calls import HistoryCalls
 from client_sdk._media_calls import MediaCalls, media_endpoint
 from client_sdk._messaging import Messaging
 from client_sdk._presence_calls import PresenceCalls
+from client_sdk._privacy_calls import PrivacyCalls
 from client_sdk._profile_calls import ProfileCalls
 from client_sdk._push_calls import PushCalls
 from client_sdk._reaction_calls import ReactionCalls
@@ -48,6 +49,7 @@ class Client(
     PushCalls,
     PresenceCalls,
     ProfileCalls,
+    PrivacyCalls,
     DeviceCalls,
     ReactionCalls,
     GroupSettingsCalls,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeGuard, TypeVar
 
 from client_sdk._media import Media, parse_media
+from client_sdk._privacy import GroupInvitation, PrivacyChanged, PrivacySettings, parse_settings
 from client_sdk._replies import Reply, parse_reply
 from client_sdk.contract import (
     PRESENCE_STATUSES,
@@ -41,6 +42,7 @@ __all__ = [
     "MessagesExpired",
     "Presence",
     "PresenceRefused",
+    "PrivacyAnswer",
     "Profile",
     "ProfileChanged",
     "ProfileList",
@@ -262,6 +264,8 @@ class GroupEvent:
     ref: str | None
     ts: float
     cursor: int
+    invited: tuple[str, ...] = ()
+    """In the adder's own event: users who were not added but invited (their privacy setting)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,11 +307,12 @@ class JoinRequestList:
 
 @dataclass(frozen=True, slots=True)
 class Presence:
-    """A user's presence: ``status`` is ``"online"`` or ``"offline"``; ``last_seen`` is Unix seconds."""
+    """A user's presence: ``status`` is ``"online"`` or ``"offline"``; ``last_seen`` is Unix seconds,
+    None when the user's privacy settings keep it from their watchers."""
 
     user: str
     status: str
-    last_seen: float
+    last_seen: float | None
 
     @property
     def online(self) -> bool:
@@ -402,6 +407,14 @@ class Reaction:
     ref: str | None
     ts: float
     cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyAnswer:
+    """The live answer to ``privacy_get`` (internal: the client returns its settings)."""
+
+    ref: str
+    settings: PrivacySettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,6 +538,8 @@ Sequenced: TypeAlias = (
     | JoinRequest
     | TimerChanged
     | MessagesExpired
+    | PrivacyChanged
+    | GroupInvitation
 )
 """Events that carry an inbox cursor and are processed strictly in cursor order."""
 
@@ -541,6 +556,8 @@ Event: TypeAlias = (
     | JoinRequest
     | TimerChanged
     | MessagesExpired
+    | PrivacyChanged
+    | GroupInvitation
     | Presence
     | PresenceRefused
     | Typing
@@ -566,10 +583,13 @@ def parse_inbox(
     | TimerInfo
     | HistoryPage
     | SyncReset
+    | PrivacyAnswer
 ):
     """Parse an event received on the user's inbox topic."""
     data = _envelope(payload)
     kind = data["type"]
+    if kind == "privacy" and "cursor" not in data:  # the live answer to privacy_get (or a resend)
+        return PrivacyAnswer(ref=_str(data, "ref"), settings=parse_settings(data.get("settings")))
     if kind in SEQUENCED_EVENT_TYPES:
         return parse_sequenced(data)
     if kind == "typing":
@@ -665,6 +685,7 @@ def parse_sequenced(payload: Any) -> Sequenced:
             ref=ref,
             ts=_number(data, "ts"),
             cursor=cursor,
+            invited=_users(data, "invited") if "invited" in data else (),
         )
     if kind == "profile":
         ref = data.get("ref")
@@ -715,7 +736,25 @@ def parse_sequenced(payload: Any) -> Sequenced:
         return _parse_join_request(data, cursor=cursor)
     if kind in ("timer", "expired"):
         return _parse_timer_event(data, cursor=cursor)
+    if kind == "privacy":
+        return PrivacyChanged(settings=parse_settings(data.get("settings")), ref=_ref(data), cursor=cursor)
+    if kind == "group_invitation":
+        return _parse_invitation(data, cursor=cursor)
     raise AssertionError(f"unhandled sequenced type {kind!r}")  # pragma: no cover - SEQUENCED_EVENT_TYPES
+
+
+def _parse_invitation(data: Mapping[str, Any], *, cursor: int) -> GroupInvitation:
+    group = _field(data, "group", dict)
+    return GroupInvitation(
+        group=_str(group, "id"),
+        name=_field(group, "name", str),
+        by=_str(data, "by"),
+        expires=_number(data, "expires"),
+        state=_choice(data, "state", frozenset({"invited", "declined"})),
+        ref=_ref(data),
+        ts=_number(data, "ts"),
+        cursor=cursor,
+    )
 
 
 def _parse_reaction(data: Mapping[str, Any], *, cursor: int) -> Reaction:
@@ -930,7 +969,7 @@ def parse_presence(payload: Any) -> Presence:
     return Presence(
         user=_str(data, "user"),
         status=_choice(data, "status", PRESENCE_STATUSES),
-        last_seen=_number(data, "last_seen"),
+        last_seen=_number(data, "last_seen") if "last_seen" in data else None,
     )
 
 

@@ -25,16 +25,18 @@ from client_sdk._events import (
     HistoryPage,
     JoinRequestList,
     Ok,
+    PrivacyAnswer,
     ProfileChanged,
     ProfileList,
     TimerInfo,
 )
+from client_sdk._privacy import GroupInvitation, PrivacyChanged
 
 __all__ = ["PendingRequest", "PendingRequests"]
 
 logger = logging.getLogger(__name__)
 
-A = TypeVar(
+A = TypeVar(  # the answer a request waits for (the clients use this one)
     "A",
     GroupEvent,
     GroupList,
@@ -46,6 +48,9 @@ A = TypeVar(
     JoinRequestList,
     TimerInfo,
     HistoryPage,
+    PrivacyChanged,
+    PrivacyAnswer,
+    GroupInvitation,
 )
 """The type of event that answers a request."""
 
@@ -142,20 +147,7 @@ class PendingRequests:
             raise ValueError(f"a request with command id {request.id!r} is already pending")
         self._pending[request.id] = request
 
-    def resolve(
-        self,
-        ref: str | None,
-        answer: GroupEvent
-        | GroupList
-        | DeviceList
-        | Ok
-        | ProfileChanged
-        | ProfileList
-        | GroupInvite
-        | JoinRequestList
-        | TimerInfo
-        | HistoryPage,
-    ) -> PendingRequest[Any] | None:
+    def resolve(self, ref: str | None, answer: object) -> PendingRequest[Any] | None:
         """``answer`` arrived with ``ref``: hand it to the request waiting for it, if any.
 
         Returns the request, or None when nothing here waits for ``ref`` (another device's command,

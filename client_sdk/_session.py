@@ -25,7 +25,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from client_sdk._commands import (
     DEFAULT_SYNC_LIMIT,
@@ -54,6 +54,7 @@ from client_sdk._events import (
     Ok,
     Presence,
     PresenceRefused,
+    PrivacyAnswer,
     Profile,
     ProfileChanged,
     ProfileList,
@@ -72,7 +73,9 @@ from client_sdk._events import (
     parse_presence,
 )
 from client_sdk._outbox import Outbox, OutgoingMessage
+from client_sdk._pending import A as _A
 from client_sdk._pending import PendingRequest, PendingRequests
+from client_sdk._privacy import GroupInvitation, PrivacyChanged
 from client_sdk._sequencer import DEFAULT_GAP_TIMEOUT, Sequencer
 from client_sdk._subscriptions import Subscribe, Subscriptions
 from client_sdk.contract import GROUP_SETTINGS_COMMAND_TYPES, Status
@@ -87,20 +90,6 @@ SYNC_RETRY_DELAY = 1.0
 """Seconds to wait before retrying a ``sync`` the server refused (e.g. ``busy``, ``rate_limited``)."""
 
 _MAX_REMEMBERED_SYNCS = 64
-
-_A = TypeVar(
-    "_A",
-    GroupEvent,
-    GroupList,
-    DeviceList,
-    Ok,
-    ProfileChanged,
-    ProfileList,
-    GroupInvite,
-    JoinRequestList,
-    TimerInfo,
-    HistoryPage,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +179,7 @@ class Session:
         self._group_answers: dict[str, GroupEvent | JoinRequest] = {}
         """The events that answered group settings commands of this user's (see _answer_group)."""
         self._profiles: dict[str, Profile] = {}
+        self._invitations: dict[str, GroupInvitation] = {}
         self._subscriptions = Subscriptions()
         self._conversations: set[str] = set()
         """The conversations this session processed a message of (for a ``sync_reset``)."""
@@ -232,6 +222,14 @@ class Session:
     def profile(self, user: str) -> Profile | None:
         """``user``'s profile as last seen (a profile event, an answer, a group snapshot), or None."""
         return self._profiles.get(user)
+
+    def forget_invitation(self, group: str) -> None:
+        """The server has no pending invitation to ``group`` (it expired, or was answered)."""
+        self._invitations.pop(group, None)
+
+    def group_invitations(self, *, now: float) -> list[GroupInvitation]:
+        """The invitations to groups received and not answered yet, nor expired (oldest first)."""
+        return [i for i in self._invitations.values() if i.expires > now]
 
     def next_tick(self) -> float | None:
         """When :meth:`on_tick` has something to do (None: nothing planned)."""
@@ -369,6 +367,9 @@ class Session:
             self.requests.resolve(item.ref, item)
             return Effects()
         if isinstance(item, DeviceList | GroupInvite | JoinRequestList | TimerInfo):
+            self.requests.resolve(item.ref, item)
+            return Effects()
+        if isinstance(item, PrivacyAnswer):
             self.requests.resolve(item.ref, item)
             return Effects()
         if isinstance(item, Ok):
@@ -619,9 +620,19 @@ class Session:
             elif isinstance(item, GroupEvent):
                 self._groups[item.group.id] = item.group
                 self._remember_profiles(item.group)
+                if self.user in item.affected and item.action in ("joined", "added", "created"):
+                    self._invitations.pop(item.group.id, None)  # joined: the invitation is used
                 self._answer_group(item.ref, item)
             elif isinstance(item, JoinRequest):
                 self._answer_group(item.ref, item)
+            elif isinstance(item, PrivacyChanged):
+                self.requests.resolve(item.ref, item)
+            elif isinstance(item, GroupInvitation):
+                if item.state == "invited":
+                    self._invitations[item.group] = item
+                else:
+                    self._invitations.pop(item.group, None)
+                self.requests.resolve(item.ref, item)
             elif isinstance(item, ProfileChanged):
                 self._profiles[item.profile.user] = item.profile
                 self.requests.resolve(item.ref, item)

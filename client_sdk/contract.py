@@ -40,6 +40,7 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "MESSAGE_CHANGE_COMMAND_TYPES",
     "PRESENCE_STATUSES",
+    "PRIVACY_COMMAND_TYPES",
     "PROFILE_COMMAND_TYPES",
     "PUSH_COMMAND_TYPES",
     "REACTION_COMMAND_TYPES",
@@ -112,6 +113,10 @@ TIMER_COMMAND_TYPES: Final = frozenset({"timer_set", "timer_get"})
 """Disappearing messages: set or read a conversation's timer."""
 HISTORY_COMMAND_TYPES: Final = frozenset({"history"})
 """A page of one conversation's messages (issue 23)."""
+PRIVACY_COMMAND_TYPES: Final = frozenset(
+    {"privacy_set", "privacy_get", "group_invite_accept", "group_invite_decline"}
+)
+"""Privacy settings, and the answers to group invitations they lead to."""
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync", "forward"})
     | GROUP_COMMAND_TYPES
@@ -123,6 +128,7 @@ COMMAND_TYPES: Final = (
     | GROUP_SETTINGS_COMMAND_TYPES
     | TIMER_COMMAND_TYPES
     | HISTORY_COMMAND_TYPES
+    | PRIVACY_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
@@ -131,12 +137,14 @@ EVENT_TYPES: Final = frozenset(
     | {"group_invite", "group_request", "group_requests"}
     | {"timer", "timer_info", "expired"}
     | {"history", "sync_reset"}
+    | {"privacy", "group_invitation"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "group", "profile", "deleted"}
     | {"reaction", "edited", "hidden"}
     | {"group_request"}
     | {"timer", "expired"}
+    | {"privacy", "group_invitation"}  # a ``privacy`` answer to ``privacy_get`` is live (no cursor)
 )
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 

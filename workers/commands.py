@@ -23,6 +23,7 @@ from client_sdk.contract import Status
 
 __all__ = [
     "COMMANDS",
+    "Audience",
     "Command",
     "Delete",
     "DeleteScope",
@@ -32,6 +33,8 @@ __all__ = [
     "GroupAdd",
     "GroupApprove",
     "GroupCreate",
+    "GroupInviteAccept",
+    "GroupInviteDecline",
     "GroupInviteLink",
     "GroupJoin",
     "GroupLeave",
@@ -45,6 +48,8 @@ __all__ = [
     "GroupSettingsCommand",
     "History",
     "Platform",
+    "PrivacyGet",
+    "PrivacySet",
     "ProfileGet",
     "ProfileSet",
     "PushRegister",
@@ -67,6 +72,7 @@ Raw = Mapping[str, Any]
 TypingState = Literal["composing", "paused"]
 Platform = Literal["android", "ios", "web"]
 DeleteScope = Literal["everyone", "me"]
+Audience = Literal["everyone", "contacts", "nobody"]
 
 _STATUS_OF_LABEL = {status.label: status for status in Status}
 """``Status.parse`` as one dict look-up: an Enum's own look-up by name is several times slower."""
@@ -443,6 +449,66 @@ class History(NamedTuple):
         )
 
 
+class PrivacySet(NamedTuple):
+    """Change my privacy settings: a field None stays as it is (rules.privacy)."""
+
+    user: str
+    id: str
+    last_seen: Audience | None = None
+    online: Audience | None = None
+    read_receipts: bool | None = None
+    photo: Audience | None = None
+    about: Audience | None = None
+    groups: Audience | None = None
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> PrivacySet:
+        get = raw.get
+        return cls(
+            user,
+            raw["id"],
+            get("last_seen"),
+            get("online"),
+            get("read_receipts"),
+            get("photo"),
+            get("about"),
+            get("groups"),
+        )
+
+    def changes(self) -> dict[str, Any]:
+        """The fields to change."""
+        return {k: v for k, v in self._asdict().items() if k not in ("user", "id") and v is not None}
+
+
+class PrivacyGet(NamedTuple):
+    user: str
+    id: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> PrivacyGet:
+        return cls(user, raw["id"])
+
+
+class GroupInviteAccept(NamedTuple):
+    user: str
+    id: str
+    group: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupInviteAccept:
+        return cls(user, raw["id"], raw["group"])
+
+
+class GroupInviteDecline(NamedTuple):
+    user: str
+    id: str
+    group: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> GroupInviteDecline:
+        return cls(user, raw["id"], raw["group"])
+
+
 Command: TypeAlias = (
     Send
     | Receipt
@@ -473,6 +539,10 @@ Command: TypeAlias = (
     | TimerSet
     | TimerGet
     | History
+    | PrivacySet
+    | PrivacyGet
+    | GroupInviteAccept
+    | GroupInviteDecline
 )
 
 GroupSettingsCommand: TypeAlias = (
@@ -510,6 +580,10 @@ COMMANDS: Mapping[str, type[Command]] = {
     "timer_set": TimerSet,
     "timer_get": TimerGet,
     "history": History,
+    "privacy_set": PrivacySet,
+    "privacy_get": PrivacyGet,
+    "group_invite_accept": GroupInviteAccept,
+    "group_invite_decline": GroupInviteDecline,
 }
 """The class of each command ``type`` of the wire contract."""
 

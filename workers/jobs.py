@@ -39,6 +39,7 @@ __all__ = [
     "node_queue",
     "send_commands",
     "send_presence",
+    "send_privacy_changed",
     "send_sign_out",
     "send_to_node",
 ]
@@ -53,6 +54,7 @@ COMMANDS_ACTOR = "mqchat_process_commands"
 DELIVER_ACTOR = "mqchat_deliver"
 PRESENCE_ACTOR = "mqchat_presence"
 SIGN_OUT_ACTOR = "mqchat_sign_out"
+PRIVACY_ACTOR = "mqchat_privacy"
 
 
 def node_queue(node: str) -> str:
@@ -98,9 +100,11 @@ def declare_node_actors(
     deliver: NodeSender,
     presence: Callable[[str, str], None],
     sign_out: Callable[[str, str, float], None] | None = None,
+    privacy: Callable[[str], None] | None = None,
 ) -> None:
     """The node-side actors; their messages arrive on the node's own queue. ``deliver`` gets the
-    events as ``send_to_node`` sent them; ``sign_out(user, device, at)`` a device signed out."""
+    events as ``send_to_node`` sent them; ``sign_out(user, device, at)`` a device signed out;
+    ``privacy(user)`` a user changed their privacy settings."""
 
     def deliver_from_queue(node: str, items: list[list[Any]]) -> None:
         # the job's JSON made each (user, payload, qos) a list
@@ -113,6 +117,8 @@ def declare_node_actors(
     ]
     if sign_out is not None:
         actors.append((SIGN_OUT_ACTOR, sign_out))
+    if privacy is not None:
+        actors.append((PRIVACY_ACTOR, privacy))
     for name, fn in actors:
         dramatiq.Actor(
             fn,
@@ -169,3 +175,9 @@ def send_presence(broker: dramatiq.Broker, node: str, user: str, payload: str) -
 def send_sign_out(broker: dramatiq.Broker, node: str, user: str, device: str, at: float) -> None:
     """Ask ``node`` to close the connection of ``<user>/<device>`` made before ``at`` (signed out)."""
     _to_node(broker, node, SIGN_OUT_ACTOR, (user, device, at))
+
+
+def send_privacy_changed(broker: dramatiq.Broker, node: str, user: str) -> None:
+    """Tell ``node`` that ``user`` changed their privacy settings (it cuts the presence
+    subscriptions they no longer allow)."""
+    _to_node(broker, node, PRIVACY_ACTOR, (user,))

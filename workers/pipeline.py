@@ -36,6 +36,8 @@ from workers.commands import (
     GroupAdd,
     GroupApprove,
     GroupCreate,
+    GroupInviteAccept,
+    GroupInviteDecline,
     GroupInviteLink,
     GroupJoin,
     GroupLeave,
@@ -47,6 +49,8 @@ from workers.commands import (
     GroupRequests,
     GroupSet,
     History,
+    PrivacyGet,
+    PrivacySet,
     ProfileGet,
     ProfileSet,
     PushRegister,
@@ -153,6 +157,11 @@ def _steps(phases: list[Items]) -> Iterator[tuple[Items, Items, Items]]:
     for first in range(0, len(phases), 3):
         texts, receipts, others = (*phases[first : first + 3], [], [])[:3]
         yield texts, receipts, others
+
+
+def _privacy_answer(ref: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The live ``privacy`` answer (no cursor): to ``privacy_get``, and to a resent ``privacy_set``."""
+    return {"v": VERSION, "type": "privacy", "ref": ref, "settings": settings}
 
 
 def _untouched(user: str, *, now: float) -> None:
@@ -558,6 +567,44 @@ class Pipeline:
         else:
             self._ok(node, cmd.user, cmd.id)
 
+    # ------------------------------------------------------------------ privacy (rules.privacy)
+    def _privacy(
+        self, node: str, cmd: PrivacySet | PrivacyGet | GroupInviteAccept | GroupInviteDecline
+    ) -> None:
+        user, now = cmd.user, self._clock()
+        match cmd:
+            case PrivacySet():
+                changes = cmd.changes()
+                if not changes:
+                    raise CommandError(ErrorCode.BAD_REQUEST, "give at least one setting to change")
+                settings, entries = self._store.set_privacy(
+                    user=user, changes=changes, command_id=cmd.id, now=now
+                )
+                if entries:
+                    self._deliver(node, user, entries)
+                    if {"photo", "about"} & changes.keys():
+                        self._profile_again(node, user, now)
+                else:  # a resend: answered as the first time, nothing stored again
+                    self._reply(node, user, _privacy_answer(cmd.id, settings.wire()))
+            case PrivacyGet():
+                self._reply(node, user, _privacy_answer(cmd.id, self._store.privacy_of(user).wire()))
+            case GroupInviteAccept():
+                change = self._store.accept_invitation(
+                    group=cmd.group, user=user, now=now, ref=cmd.id, max_members=self._max_members
+                )
+                self._answer_change(node, user, cmd.id, bool(change.entries), change.entries)
+            case GroupInviteDecline():
+                entries = self._store.decline_invitation(group=cmd.group, user=user, now=now, ref=cmd.id)
+                self._answer_change(node, user, cmd.id, bool(entries), entries)
+
+    def _profile_again(self, node: str, user: str, now: float) -> None:
+        """The photo or about audience changed: contacts get the user's profile again as they may
+        now see it (a ``profile`` event without ``ref``), so that a client drops what it cached."""
+        (own,) = self._store.profiles_for(watcher=user, users=[user], everyone=True)
+        if own.ts:  # never set: nothing to show or hide
+            change = self._store.update_profile(user=user, changes={}, now=now, ref=None)
+            self._deliver(node, user, [e for e in change.entries if e.user != user])
+
     # ------------------------------------------------------------------ changes to sent messages
     def _edit(self, node: str, cmd: Edit) -> None:
         change = self._store.edit_message(
@@ -703,6 +750,10 @@ _HANDLERS: Final[Mapping[type, Callable[[Pipeline, str, Any], None]]] = {
     TimerSet: Pipeline._timer_set,
     TimerGet: Pipeline._timer_get,
     History: Pipeline._history,
+    PrivacySet: Pipeline._privacy,
+    PrivacyGet: Pipeline._privacy,
+    GroupInviteAccept: Pipeline._privacy,
+    GroupInviteDecline: Pipeline._privacy,
     GroupSet: Pipeline._group_set,
     GroupInviteLink: Pipeline._group_invite_link,
     GroupJoin: Pipeline._group_join,

@@ -373,6 +373,17 @@ class MqchatBroker(Broker):
         await current[1].handle_connection_closed()
         return True
 
+    def subscribers_of(self, topic_filter: str) -> list[Session]:
+        """The sessions subscribed to exactly ``topic_filter`` (a presence topic), connected or not."""
+        return [session for session, _qos in self._subscriptions.get(topic_filter, ())]
+
+    def cut_subscription(self, topic_filter: str, session: Session) -> None:
+        """Drop ``session``'s subscription to ``topic_filter`` as an UNSUBSCRIBE would, without
+        telling the client (MQTT has no server-side unsubscribe): nothing more of it reaches the
+        session, and subscribing again asks the ACL again (privacy: see broker/presence_privacy.py)."""
+        self._del_subscription(topic_filter, session)
+        log.info("%s: subscription to %s cut", session.client_id, topic_filter)
+
     async def _take_over(self, client_id: str) -> None:
         """Close the previous connection of ``client_id``, if any, and forget its session."""
         previous = self._sessions.pop(client_id, None)

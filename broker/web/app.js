@@ -30,7 +30,13 @@ import {
   timerGetCommand,
   timerSetCommand,
   wireConversation,
+  groupInviteCommand,
+  parseInvitation,
+  parsePrivacy,
+  privacyGetCommand,
+  privacySetCommand,
 } from "./js/protocol.js";
+import { PrivacyView } from "./js/privacy.js";
 import { Session } from "./js/session.js";
 import { Store } from "./js/store.js";
 import { View } from "./js/ui.js";
@@ -97,6 +103,7 @@ class Chat {
       toast: (text) => this.view.toast(text),
       synced: () => this.session.synced,
     });
+    this.setUpPrivacy();
     this.connection = new Connection({
       url: config.mqtt_ws,
       topics: new Topics(config.prefix, config.presence_prefix),
@@ -129,8 +136,11 @@ class Chat {
     clearTimeout(this.typingPause);
     this.connection.stop();
     this.groupInfo.destroy();
-    if (forget) this.store.clear();
-    else if (this.connectedOnce) this.store.save();
+    if (forget) {
+      this.store.clear();
+      this.privacy.forget();
+    } else if (this.connectedOnce) this.store.save();
+    this.privacy.destroy();
     this.view.destroy();
     this.media.close();
   }
@@ -161,6 +171,8 @@ class Chat {
         if (event.type === "reaction" && event.ref) this.reactRequests.delete(event.ref);
         if (event.type === "group") this.groupInfo.onGroupEvent(event);
         if (event.type === "group_request") this.groupInfo.onRequest(event);
+        // privacy: also its live answer (no cursor), which session.js passes on as it is
+        if (event.type === "privacy" || event.type === "group_invitation" || event.type === "group") this.onPrivacyEvent(event);
       } else if (event.type === "typing") {
         if (isUserId(event.from)) this.store.onTyping(event.from, event.state === "composing");
       } else if (event.type === "groups") {
@@ -211,6 +223,7 @@ class Chat {
       if (error.code !== "forbidden") this.view.toast(`Cannot load the history: ${message}`);
       return;
     }
+    if (this.onPrivacyError(error, message)) return;
     if (error.ref && this.profileRequests.delete(error.ref)) {
       this.view.profileError(`Your profile was not changed: ${message}`);
       return;
@@ -235,6 +248,65 @@ class Chat {
       return;
     }
     this.view.toast(message);
+  }
+
+  // ---------------------------------------------------------------- privacy (js/privacy.js)
+  setUpPrivacy() {
+    this.privacyRequests = new Set(); // my privacy_get and privacy_set waiting for their `privacy`
+    this.inviteRequests = new Map(); // group_invite_accept / _decline id -> group
+    const live = (payload) => {
+      if (!this.session.synced) return false;
+      this.connection.run(this.session.request(payload));
+      return true;
+    };
+    this.privacy = new PrivacyView({
+      user: this.user,
+      actions: {
+        load: () => {
+          const id = newId("pg");
+          this.privacyRequests.add(id);
+          return live(privacyGetCommand({ id }));
+        },
+        save: (changes) => {
+          const id = newId("ps");
+          this.privacyRequests.add(id);
+          return live(privacySetCommand({ id, ...changes }));
+        },
+        answer: (group, accept) => {
+          const id = newId("gi");
+          this.inviteRequests.set(id, group);
+          if (live(groupInviteCommand({ id, group, accept }))) return true;
+          this.view.toast("Offline: try again when connected");
+          return false;
+        },
+      },
+    });
+  }
+
+  onPrivacyEvent(event) {
+    if (event.type === "privacy") {
+      const settings = parsePrivacy(event.settings);
+      const mine = event.ref && this.privacyRequests.delete(event.ref);
+      if (settings && (mine || this.privacy.dialog.open)) this.privacy.show(settings, { saved: mine && event.cursor !== undefined });
+    } else if (event.type === "group_invitation") {
+      const invitation = parseInvitation(event);
+      if (invitation) this.privacy.onInvitation(invitation);
+    } else if (event.type === "group" && Array.isArray(event.affected) && event.affected.includes(this.user)) {
+      this.privacy.dropInvitation(event.group.id); // joined (by this invitation or another add)
+    }
+  }
+
+  onPrivacyError(error, message) {
+    if (error.ref && this.privacyRequests.delete(error.ref)) {
+      this.privacy.fail(`Your privacy settings were not changed: ${message}`);
+      return true;
+    }
+    const group = error.ref && this.inviteRequests.get(error.ref);
+    if (!group) return false;
+    this.inviteRequests.delete(error.ref);
+    this.privacy.dropInvitation(group); // expired or answered elsewhere
+    this.view.toast(error.code === "not_found" ? "That invitation has expired" : message);
+    return true;
   }
 
   // ---------------------------------------------------------------- profiles and devices

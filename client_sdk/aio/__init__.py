@@ -51,6 +51,7 @@ from client_sdk._events import (
     Typing,
 )
 from client_sdk._media import Media
+from client_sdk._privacy import GroupInvitation, PrivacyChanged, PrivacySettings
 from client_sdk._replies import Reply
 from client_sdk.aio._client import Client
 from client_sdk.aio._outgoing import OutgoingMessage
@@ -65,6 +66,7 @@ __all__ = [
     "Event",
     "Group",
     "GroupEvent",
+    "GroupInvitation",
     "GroupInvite",
     "HistoryPage",
     "JoinRequest",
@@ -80,6 +82,8 @@ __all__ = [
     "Presence",
     "PresenceForbidden",
     "PresenceRefused",
+    "PrivacyChanged",
+    "PrivacySettings",
     "Profile",
     "ProfileChanged",
     "Reaction",

@@ -39,20 +39,19 @@ from client_sdk._commands import (
     timer_get_command,
     timer_set_command,
 )
-from client_sdk._errors import MqchatError, NotConnected, PresenceForbidden, Timeout
+from client_sdk._errors import CommandRejected, MqchatError, NotConnected, PresenceForbidden, Timeout
 from client_sdk._events import (
     Device,
     DeviceList,
     Event,
     Group,
     GroupEvent,
-    GroupInvite,
     GroupList,
     HistoryPage,
-    JoinRequestList,
     Message,
     Ok,
     Presence,
+    PrivacyAnswer,
     Profile,
     ProfileChanged,
     ProfileList,
@@ -68,6 +67,15 @@ from client_sdk._media_calls import (
     media_key,
     readable,
     settle_upload,
+)
+from client_sdk._pending import A as _A
+from client_sdk._privacy import (
+    GroupInvitation,
+    PrivacyChanged,
+    PrivacySettings,
+    group_invite_command,
+    privacy_get_command,
+    privacy_set_command,
 )
 from client_sdk._reply_calls import reply_args
 from client_sdk._session import Session
@@ -87,19 +95,6 @@ from client_sdk.contract import (
 
 __all__ = ["Client"]
 
-_A = TypeVar(
-    "_A",
-    GroupEvent,
-    GroupList,
-    DeviceList,
-    Ok,
-    ProfileChanged,
-    ProfileList,
-    GroupInvite,
-    JoinRequestList,
-    TimerInfo,
-    HistoryPage,
-)
 _T = TypeVar("_T")
 
 
@@ -677,6 +672,58 @@ class Client(Connection, AsyncGroupSettings):
         )
 
     # -- internals ---------------------------------------------------------------------------------------
+
+    # -- privacy (client_sdk._privacy) ---------------------------------------------------------------
+
+    async def set_privacy(
+        self,
+        *,
+        last_seen: str | None = None,
+        online: str | None = None,
+        read_receipts: bool | None = None,
+        photo: str | None = None,
+        about: str | None = None,
+        groups: str | None = None,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+    ) -> PrivacySettings:
+        """As :meth:`client_sdk.Client.set_privacy`."""
+        changes = {
+            "last_seen": last_seen,
+            "online": online,
+            "read_receipts": read_receipts,
+            "photo": photo,
+            "about": about,
+            "groups": groups,
+        }
+        event = await self._request(lambda id: privacy_set_command(id=id, **changes), PrivacyChanged, timeout)
+        return event.settings
+
+    async def privacy(self, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> PrivacySettings:
+        """As :meth:`client_sdk.Client.privacy`."""
+        return (await self._request(lambda id: privacy_get_command(id=id), PrivacyAnswer, timeout)).settings
+
+    def group_invitations(self) -> list[GroupInvitation]:
+        """As :meth:`client_sdk.Client.group_invitations`."""
+        return self._session.group_invitations(now=time.time())
+
+    async def accept_group_invite(
+        self, group: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> Group:
+        """As :meth:`client_sdk.Client.accept_group_invite`."""
+        build = partial(group_invite_command, group=group, accept=True)
+        try:
+            return (await self._request(lambda id: build(id=id), GroupEvent, timeout)).group
+        except CommandRejected as exc:
+            if exc.code == "not_found":  # expired or answered elsewhere: no card to show
+                self._session.forget_invitation(group)
+            raise
+
+    async def decline_group_invite(
+        self, group: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> None:
+        """As :meth:`client_sdk.Client.decline_group_invite`."""
+        build = partial(group_invite_command, group=group, accept=False)
+        await self._request(lambda id: build(id=id), GroupInvitation, timeout)
 
     async def _request(
         self, build: Callable[[str], dict[str, Any]], answer_type: type[_A], timeout: float | None

@@ -1062,3 +1062,70 @@ def test_a_timer_from_the_chat_header_is_announced_and_its_messages_vanish(
         page.wait("the timer is off", lambda p=page: _timer_shown(p) == "⏱ Off")  # type: ignore[misc]
         assert any("turned off disappearing messages" in t for t in page.texts())
     assert alice.errors() == [] and bob.errors() == []
+
+
+# ---------------------------------------------------------------------------------- privacy
+def _invitation_cards(page: Page) -> list[dict[str, Any]]:
+    cards: list[dict[str, Any]] = page.js(
+        "return [...document.querySelectorAll('#invitations .invitation')].map((c) => ({"
+        " group: c.dataset.group, text: c.querySelector('.invitation-text').textContent }))"
+    )
+    return cards
+
+
+def _answer(page: Page, group: str, answer: str) -> None:
+    page.element(f'#invitations [data-group="{group}"] button[data-answer="{answer}"]').click()
+
+
+def test_privacy_settings_page_and_an_invitation_card_accepted_then_one_declined(
+    node: RunningNode, browser: Callable[[str], Page]
+) -> None:
+    alice_id, _ = node.add_user("alice")
+    bob_id, bob_token = node.add_user("bob")
+    url = f"{node.media_url}/"
+    bob = browser("bob")
+    bob.login(url, bob_id, bob_token)
+
+    # When bob opens his privacy settings, he sees the defaults
+    bob.element("#privacy-button").click()
+    bob.wait(
+        "the privacy page loads",
+        lambda: bob._shown("#privacy-groups") and bob.element("#privacy-status").text == "",
+    )
+    assert bob.element("#privacy-groups").get_attribute("value") == "everyone"
+    assert bob.element("#privacy-read-receipts").is_selected()
+
+    # and lets nobody add him to groups, and turns read receipts off: the server says saved
+    bob.js("document.getElementById('privacy-groups').value = 'nobody'")
+    bob.element("#privacy-read-receipts").click()
+    bob.element("#privacy-save").click()
+    bob.wait("the settings are saved", lambda: bob.element("#privacy-status").text == "Saved")
+    bob.shot("privacy-settings")
+    bob.element("#privacy-dialog .cancel").click()
+    with connect(node, bob_id) as phone:  # every device of his has them
+        settings = phone.privacy()
+    assert (settings.groups, settings.read_receipts) == ("nobody", False)
+
+    # When alice creates a group with him, Then he is not in it: a card invites him
+    with connect(node, alice_id) as alice:
+        trip = alice.create_group("Trip", [bob_id])
+        assert list(trip.members) == [alice_id]
+        cards = bob.wait("the invitation card shows", lambda: _invitation_cards(bob))
+        assert cards[0]["group"] == trip.id and alice_id in cards[0]["text"] and "Trip" in cards[0]["text"]
+        bob.shot("privacy-invitation")
+
+        # When he accepts, the card goes and the group is in his chat list
+        _answer(bob, trip.id, "accept")
+        bob.wait("the group shows in his list", lambda: bob.chat_by_name("Trip"))
+        bob.wait("the card is gone", lambda: _invitation_cards(bob) == [])
+
+        # When alice invites him again to another group and he declines, nothing else happens
+        other = alice.create_group("Other", [bob_id])
+        bob.wait("the second card shows", lambda: [c["group"] for c in _invitation_cards(bob)] == [other.id])
+        _answer(bob, other.id, "decline")
+        bob.wait("the second card is gone", lambda: _invitation_cards(bob) == [])
+        assert bob.chat_by_name("Other") is None
+        (info,) = [g for g in alice.groups() if g.id == other.id]
+        assert list(info.members) == [alice_id]
+    assert bob.errors() == []
+    bob.close()

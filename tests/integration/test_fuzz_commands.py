@@ -37,6 +37,7 @@ users = st.sampled_from([BOB, ALICE, "nobody-here"])
 groups = st.sampled_from([GROUP, FOREIGN, "g:nothere"])
 members = st.lists(users, min_size=1, max_size=3, unique=True)
 names = st.text(min_size=1, max_size=100)
+audiences = st.sampled_from(["everyone", "contacts", "nobody"])
 hostile = json_values | st.sampled_from(["", "b b", "x" * 65, "g:", "g:" + "a" * 70, [], [""] * 3])
 
 FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
@@ -98,6 +99,15 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "after": st.integers(0, 2**40),
         "limit": st.integers(-5, 10_000),
     },
+    **{  # privacy settings and group invitations
+        "privacy_set": {
+            **dict.fromkeys(("last_seen", "online", "photo", "about", "groups"), audiences),
+            "read_receipts": st.booleans(),
+        },
+        "privacy_get": {},
+        "group_invite_accept": {"group": groups},
+        "group_invite_decline": {"group": groups},
+    },
 }
 """Each command type and well-formed values of the fields it may carry (a test checks these are the
 schema's); well-formed is not welcome: users, groups and messages that do not exist are among them."""
@@ -113,6 +123,7 @@ ANSWERS = {"sent", "ok", "group", "groups", "sync_page", "profile", "profiles", 
 ANSWERS |= {"reaction", "edited", "deleted", "hidden", "group_invite", "group_requests", "group_request"}
 ANSWERS |= {"timer", "timer_info"}
 ANSWERS |= {"history"}
+ANSWERS |= {"privacy", "group_invitation"}
 
 
 def schema_commands() -> set[str]:

@@ -118,7 +118,7 @@ def test_a_refusal_made_on_connect_is_an_event(node: RunningNode) -> None:
         assert client.presence(stranger_id) is None
 
 
-def test_everyone_mode_lets_anyone_watch_anyone(tmp_path: Path) -> None:
+def test_everyone_mode_lets_anyone_watch_anyone_but_not_by_wildcard(tmp_path: Path) -> None:
     node = RunningNode(node_settings(tmp_path, **{"presence.visibility": "everyone"})).start()
     try:
         bob_id, bob_token = node.add_user("bob")
@@ -126,7 +126,9 @@ def test_everyone_mode_lets_anyone_watch_anyone(tmp_path: Path) -> None:
         bob = PlainClient(node.port, bob_id, bob_token)
         watcher = PlainClient(node.port, watcher_id, watcher_token)
 
-        assert watcher.subscribe("presence/+") == [1]
+        # the wildcard would pass over each user's own privacy settings (test_privacy.py): refused
+        assert watcher.subscribe("presence/+") == [0x80]
+        assert watcher.subscribe(f"presence/{bob_id}") == [1]
         assert watcher.expect(lambda t, p: t == f"presence/{bob_id}")["status"] == "online"
         with connect(node, watcher_id) as sdk:
             assert sdk.wait_presence(bob_id, "online", timeout=10).online

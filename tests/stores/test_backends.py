@@ -36,6 +36,7 @@ _CONCERNS = {
     "timers",  # disappearing messages
     "views",  # messages as a user sees them now (history, search, chat list)
     *("history", "retention"),  # issue 23: history per conversation, retention
+    *("privacy", "privacy_data"),  # privacy settings and group invitations
 }
 
 

@@ -45,6 +45,7 @@ from workers.stores.records import (
     UserInfo,
 )
 from workers.stores.rules.history import HistoryPage, HistoryQuery
+from workers.stores.rules.privacy import Invitation, PrivacySettings
 from workers.stores.rules.retention import MessagePrune
 
 __all__ = [
@@ -65,6 +66,8 @@ __all__ = [
     "Notifications",
     "Phones",
     "Presence",
+    "PresencePrivacy",
+    "Privacy",
     "Profiles",
     "Reactions",
     "Retention",
@@ -480,6 +483,45 @@ class Retention(Protocol):
     def prune_messages(self, *, older_than: float, max_conversations: int) -> MessagePrune:
         """Delete the messages created before ``older_than`` of the next ``max_conversations``
         conversations of the sweep, with everything of theirs."""
+
+
+class Privacy(Protocol):
+    """Per-user privacy settings and group invitations (see rules.privacy)."""
+
+    def privacy_of(self, user: str) -> PrivacySettings:
+        """The user's settings (the defaults when they never changed any)."""
+        ...
+
+    def set_privacy(
+        self, *, user: str, changes: Mapping[str, Any], command_id: str, now: float
+    ) -> tuple[PrivacySettings, list[InboxEntry]]:
+        """Apply ``changes`` and append the ``privacy`` event to the user's inbox; a resent
+        command changes nothing and appends nothing (empty entries)."""
+        ...
+
+    def invitation(self, *, group: str, user: str, now: float) -> Invitation | None: ...
+    def accept_invitation(
+        self, *, group: str, user: str, now: float, ref: str, max_members: int
+    ) -> GroupChange:
+        """Join by a pending invitation (the ``group`` events, action ``joined``); none pending:
+        ``not_found``."""
+        ...
+
+    def decline_invitation(self, *, group: str, user: str, now: float, ref: str) -> list[InboxEntry]:
+        """Drop a pending invitation (the ``group_invitation`` ``declined`` event); none: ``not_found``."""
+        ...
+
+
+class PresencePrivacy(Protocol):
+    """What the broker's presence ACL and plugin need of the privacy settings."""
+
+    def may_watch_presence(self, watcher: str, user: str, *, everyone: bool) -> bool:
+        """Whether ``watcher`` is in ``user``'s ``online`` audience, narrowed by the server's
+        ceiling (``everyone``: ``presence.visibility = "everyone"``)."""
+        ...
+
+    def hiding_last_seen(self, users: Sequence[str] | None, *, everyone: bool) -> set[str]:
+        """Which of ``users`` (None: of everyone) publish presence without ``last_seen``."""
         ...
 
 
@@ -496,6 +538,7 @@ class CommandStore(
     History,
     Retention,
     Protocol,
+    Privacy,
 ):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
 
@@ -533,7 +576,17 @@ class AdminStore(Users, Protocol):
     def group_info(self, group: str) -> GroupInfo | None: ...
 
 
-class Store(CommandStore, AdminStore, Logins, Devices, Presence, MediaAccess, MessageViews, Protocol):
+class Store(
+    CommandStore,
+    AdminStore,
+    Logins,
+    Devices,
+    Presence,
+    PresencePrivacy,
+    MediaAccess,
+    MessageViews,
+    Protocol,
+):
     """All of it, and the store's life: what opens, sets up and closes it."""
 
     def create_schema(self) -> None:

@@ -1,10 +1,13 @@
 """Topic ACL: a user subscribes only to its own inbox and to presence it may see, and publishes only
 to its own outbox. Presence is read-only to clients. Deny by default.
 
-Whose presence a user may see is the ``visibility`` setting: ``everyone`` (any user, and the
-``<presence_prefix>/+`` wildcard) or ``contacts`` (the user itself, its 1-on-1 partners and its
-group mates, asked of the store; the wildcard is refused, since the broker hands a wildcard
-subscriber every matching retained message without asking the ACL about each).
+Whose presence a user may see is the watched user's ``online`` privacy setting (everyone, contacts,
+nobody), narrowed by the server's ``visibility`` (the operator's ceiling: ``everyone``, or
+``contacts``: the user's 1-on-1 partners and group mates), asked of the store. A user always sees
+their own. The ``<presence_prefix>/+`` wildcard is refused in every mode: the broker hands a
+wildcard subscriber every matching retained message without asking the ACL about each, so it
+would pass over anyone's privacy setting. A change of a setting cuts the subscriptions it no
+longer allows (broker/presence_privacy.py).
 """
 
 from __future__ import annotations
@@ -59,21 +62,28 @@ class AclPlugin(TopicFilter):
         """``can_see_presence(watcher, user)``: the store's check (blocking; run off the event loop)."""
         self.config = config
         self._topics = Topics(config.prefix, config.presence_prefix)
-        self._everyone = config.visibility == "everyone"
         self._visibility = Visibility(can_see_presence)
 
     async def topic_filtering(self, session: Session, topic: str, action: Action) -> bool | None:
         user = session.username
-        if not allowed(self._topics, user, topic, action, everyone=self._everyone):
+        if not allowed(self._topics, user, topic, action, everyone=False):  # no wildcard: see above
             return False
         assert user is not None
         watched = self._topics.user_of_presence(topic)
-        if self._everyone or watched is None or watched == user:
+        if watched is None or watched == user:
             return True
         if await self._visibility.can_see(user, watched):
             return True
         log.info("refused %s a subscription to %s: not a contact of %s", user, topic, watched)
         return False
+
+    def forget(self, user: str) -> None:
+        """``user``'s privacy settings changed: ask the store again for each watcher."""
+        self._visibility.forget(user)
+
+    async def may_still_watch(self, watcher: str, user: str) -> bool:
+        """Whether ``watcher`` may keep watching ``user`` (asked of the store now)."""
+        return await self._visibility.ask(watcher, user)
 
     async def close(self) -> None:
         self._visibility.close()

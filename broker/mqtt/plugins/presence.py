@@ -12,6 +12,11 @@ locator is told of all the batch's changes in one call off the event loop, then 
 is published, then the ``last_seen`` of the batch's departures and the batch's device records
 (each connect and disconnect of a ``<user>/<device>`` client id, and a device's platform) are
 saved in one more call.
+
+Privacy: a user whose ``last_seen`` setting is narrower than their ``online`` one is published
+without ``last_seen`` (one retained message serves every watcher, so it carries only what all of
+them may see). ``hiding_last_seen`` (blocking) tells which users of a batch going online do; a
+change of the setting comes through :meth:`privacy_changed`.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class PresencePlugin(BrokerPlugin):
         on_change: Callable[[str, bytes], None] | None = None,
         save_devices: Callable[[Sequence[DeviceSeen]], None] | None = None,
         clock: Callable[[], float] = time.time,
+        hiding_last_seen: Callable[[Sequence[str] | None], set[str]] | None = None,
     ) -> None:
         """``on_change(user, payload)`` runs (on the event loop) after each presence publish;
         ``save_devices`` (blocking) records a batch of device connects, disconnects and platforms."""
@@ -74,6 +80,9 @@ class PresencePlugin(BrokerPlugin):
         """Client id (``<user>/<device>``) → (its session, connected at), of this node."""
         self._device_changes: list[DeviceSeen] = []
         self._drain: asyncio.Task[None] | None = None
+        self._hiding_last_seen = hiding_last_seen
+        self._hidden: set[str] = set()
+        """Users published without ``last_seen`` (privacy)."""
         # the locator may be remote (Redis): call it off the event loop, one call at a time so
         # that a quick connect/disconnect reaches it in order
         self._locator_calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqchat-locator")
@@ -109,6 +118,8 @@ class PresencePlugin(BrokerPlugin):
 
     async def restore(self, last_seen: dict[str, float]) -> None:
         """Retain ``offline`` with the stored last seen of every user (after a restart)."""
+        if self._hiding_last_seen is not None:
+            self._hidden = await asyncio.to_thread(self._hiding_last_seen, None)
         for user, ts in last_seen.items():
             if user not in self._connections:
                 await self._broker.retain_message(
@@ -161,6 +172,16 @@ class PresencePlugin(BrokerPlugin):
         broker = self._broker
         await broker.retain_message(topic, data, 1)
         await broker.broadcast_message(topic, data, 1)
+
+    async def privacy_changed(self, user: str, hides_last_seen: bool) -> None:
+        """``user`` changed their privacy settings: publish their presence again, with or without
+        ``last_seen``, if they are connected here (the other nodes get it as any change)."""
+        if hides_last_seen:
+            self._hidden.add(user)
+        else:
+            self._hidden.discard(user)
+        if user in self._connections:
+            await self._publish(user, "online", self._last_published.get(user, self._clock()))
 
     def touch(self, user: str) -> None:
         """The user acted (sent a command): move its last seen (event loop only)."""
@@ -230,6 +251,15 @@ class PresencePlugin(BrokerPlugin):
         ]
         if calls:
             await self._locator_call(partial(_each, calls, "locator update failed"))
+        arriving = [user for user, status, _ in batch if status == "online"]
+        if arriving and self._hiding_last_seen is not None:
+            try:
+                hidden = await asyncio.to_thread(self._hiding_last_seen, arriving)
+            except Exception:
+                log.warning("privacy of %d users unknown: last seen left out", len(arriving), exc_info=True)
+                hidden = set(arriving)  # deny by default
+            self._hidden.difference_update(arriving)
+            self._hidden.update(hidden)
         for user, status, ts in batch:
             try:
                 await self._publish(user, status, ts)
@@ -246,6 +276,8 @@ class PresencePlugin(BrokerPlugin):
 
     # ------------------------------------------------------------------ helpers
     def _payload(self, user: str, status: str, ts: float) -> bytes:
+        if user in self._hidden:
+            return encode({"v": VERSION, "type": "presence", "user": user, "status": status})
         return encode({"v": VERSION, "type": "presence", "user": user, "status": status, "last_seen": ts})
 
     async def _publish(self, user: str, status: str, ts: float) -> None:

@@ -17,6 +17,8 @@ export const SEQUENCED_TYPES = new Set([
   "group_request", // issue 24: a request to join a group (to its admins and the requester)
   "timer", // disappearing messages
   "expired",
+  "privacy", // a privacy answer without a cursor (privacy_get) is live: see session.js
+  "group_invitation",
 ]);
 /** Error codes that refuse a command only for now: send it again a little later. */
 export const TRANSIENT_CODES = new Set(["rate_limited", "busy"]);
@@ -216,6 +218,10 @@ export function isReadableSequenced(event) {
       return typeof event.conversation === "string" && Number.isInteger(event.seconds) && isUserId(event.by);
     case "expired":
       return Array.isArray(event.messages) && event.messages.every(isMessage);
+    case "privacy":
+      return parsePrivacy(event.settings) !== null;
+    case "group_invitation":
+      return parseInvitation(event) !== null;
     default:
       return false;
   }
@@ -268,12 +274,13 @@ export function parsePresence(payload) {
     typeof payload !== "object" ||
     payload.type !== "presence" ||
     !isUserId(payload.user) ||
-    (payload.status !== "online" && payload.status !== "offline") ||
-    typeof payload.last_seen !== "number"
+    (payload.status !== "online" && payload.status !== "offline")
   ) {
     return null;
   }
-  return { user: payload.user, status: payload.status, lastSeen: payload.last_seen };
+  // no last_seen: the user's privacy settings keep it from their watchers
+  const lastSeen = typeof payload.last_seen === "number" ? payload.last_seen : null;
+  return { user: payload.user, status: payload.status, lastSeen };
 }
 
 /** The value of an HTTP Basic Authorization header for the media API (UTF-8 credentials). */
@@ -299,4 +306,41 @@ export function historyCommand({ id, conversation, before = null, limit = HISTOR
   const fields = { conversation, limit };
   if (Number.isInteger(before)) fields.before = before;
   return command("history", id, fields);
+}
+
+// -------------------------------------------------------------------- privacy (docs/protocol.md#privacy)
+export const AUDIENCES = ["everyone", "contacts", "nobody"];
+export const AUDIENCE_SETTINGS = ["last_seen", "online", "photo", "about", "groups"];
+
+/** Privacy settings ({last_seen, online, read_receipts, photo, about, groups}) or null. */
+export function parsePrivacy(s) {
+  if (s === null || typeof s !== "object" || typeof s.read_receipts !== "boolean") return null;
+  const out = { read_receipts: s.read_receipts };
+  for (const name of AUDIENCE_SETTINGS) {
+    if (!AUDIENCES.includes(s[name])) return null;
+    out[name] = s[name];
+  }
+  return out;
+}
+
+/** A `group_invitation` event as the client keeps it ({group, name, by, expires, state}) or null. */
+export function parseInvitation(e) {
+  if (e === null || typeof e !== "object" || !e.group || !isGroupId(e.group.id) || !isUserId(e.by)) return null;
+  if ((e.state !== "invited" && e.state !== "declined") || typeof e.expires !== "number") return null;
+  const name = typeof e.group.name === "string" ? e.group.name : e.group.id;
+  return { group: e.group.id, name, by: e.by, expires: e.expires, state: e.state };
+}
+
+export function privacySetCommand({ id, ...changes }) {
+  const out = { v: VERSION, type: "privacy_set", id };
+  for (const [name, value] of Object.entries(changes)) {
+    if (name === "read_receipts" ? typeof value === "boolean" : AUDIENCES.includes(value)) out[name] = value;
+  }
+  return out;
+}
+
+export const privacyGetCommand = ({ id }) => ({ v: VERSION, type: "privacy_get", id });
+
+export function groupInviteCommand({ id, group, accept }) {
+  return { v: VERSION, type: accept ? "group_invite_accept" : "group_invite_decline", id, group };
 }

@@ -133,6 +133,13 @@ export class Session {
         out.events.push(payload);
         return out;
       }
+      case "privacy":
+        if (cursorOf(payload) === null) {
+          const out = effects(); // the live answer to privacy_get
+          out.events.push(payload);
+          return out;
+        }
+      // falls through: a change, in cursor order
       default: {
         const cursor = cursorOf(payload);
         if (cursor === null) return effects();

@@ -539,7 +539,8 @@ export class View {
         status.textContent = "typing…";
         status.classList.add("typing");
       } else if (presence) {
-        status.textContent = presence.status === "online" ? "online" : lastSeen(presence.lastSeen);
+        const seen = presence.lastSeen === null ? "offline" : lastSeen(presence.lastSeen); // hidden: privacy
+        status.textContent = presence.status === "online" ? "online" : seen;
       } else {
         status.textContent = "";
       }

@@ -17,9 +17,10 @@ from pymongo.client_session import ClientSession
 
 from workers.stores.group_cache import MembersCache, Roster
 from workers.stores.mongo.base import Doc, MongoBase
+from workers.stores.mongo.privacy_data import consent_split, write_invitations
 from workers.stores.mongo.profiles import member_profiles
 from workers.stores.mongo.schema import ROLE_ADMIN, ROLE_MEMBER
-from workers.stores.records import GroupChange, GroupInfo
+from workers.stores.records import GroupChange, GroupInfo, InboxItem
 from workers.stores.rules.group_settings import settings_wire
 from workers.stores.rules.groups import (
     check_add,
@@ -34,6 +35,7 @@ from workers.stores.rules.groups import (
     new_group_id,
 )
 from workers.stores.rules.messages import unknown_group
+from workers.stores.rules.privacy import INVITE_TTL
 
 __all__ = ["MongoGroups"]
 
@@ -143,10 +145,11 @@ class MongoGroups(MongoBase):
     ) -> GroupChange:
         check_create(creator, members, max_members)
         group = new_group_id()
-        everyone = [creator, *members]
 
         def work(session: ClientSession) -> GroupChange:
             self._need_users(session, members)
+            added, invited = consent_split(self._db, creator, members, session)  # privacy
+            everyone = [creator, *added]
             doc = {
                 "_id": group,
                 "name": name,
@@ -156,7 +159,21 @@ class MongoGroups(MongoBase):
                 "members": [_member(u, ROLE_ADMIN if u == creator else ROLE_MEMBER, now) for u in everyone],
             }
             self._groups.insert_one(doc, session=session)
-            return self._announce(session, _info(doc), "created", creator, everyone, [], now, ref)
+            invitations = write_invitations(
+                self._db, session, group=group, name=name, by=creator, users=invited, now=now, ttl=INVITE_TTL
+            )
+            return self._announce(
+                session,
+                _info(doc),
+                "created",
+                creator,
+                everyone,
+                [],
+                now,
+                ref,
+                invited=invited,
+                extra=invitations,
+            )
 
         return self._tx(work)
 
@@ -169,9 +186,25 @@ class MongoGroups(MongoBase):
             check_admin(roles, group, actor)
             check_add(roles, members, max_members)
             self._need_users(session, members)
-            joined = [*doc["members"], *(_member(m, ROLE_MEMBER, now) for m in members)]
-            info = self._change(session, group, {"members": joined})
-            return self._announce(session, info, "added", actor, list(members), [], now, ref)
+            added, invited = consent_split(self._db, actor, members, session)  # privacy
+            invitations = write_invitations(
+                self._db,
+                session,
+                group=group,
+                name=doc["name"],
+                by=actor,
+                users=invited,
+                now=now,
+                ttl=INVITE_TTL,
+            )
+            if not added:
+                info = _info(doc)
+            else:
+                joined = [*doc["members"], *(_member(m, ROLE_MEMBER, now) for m in added)]
+                info = self._change(session, group, {"members": joined})
+            return self._announce(
+                session, info, "added", actor, added, [], now, ref, invited=invited, extra=invitations
+            )
 
         return self._tx(work)
 
@@ -250,8 +283,14 @@ class MongoGroups(MongoBase):
         gone: list[str],
         now: float,
         ref: str,
+        *,
+        invited: Sequence[str] = (),
+        extra: Sequence[InboxItem] = (),
     ) -> GroupChange:
-        """Put the ``group`` event in every member's (and the gone ones') inbox."""
+        """Put the ``group`` event in every member's (and the gone ones') inbox; ``invited``,
+        ``extra``: see rules.groups.group_events and privacy_data.write_invitations."""
         snapshot = replace(snapshot, profiles=member_profiles(self._profiles, snapshot.members, session))
-        events = group_events(snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now)
-        return GroupChange(group=snapshot, entries=self._append_many(session, events, now))
+        events = group_events(
+            snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now, invited=invited
+        )
+        return GroupChange(group=snapshot, entries=self._append_many(session, [*events, *extra], now))

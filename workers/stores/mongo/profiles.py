@@ -18,7 +18,9 @@ from pymongo.collection import Collection
 
 from workers.errors import UnknownUser
 from workers.stores.mongo.base import Doc, MongoBase
+from workers.stores.mongo.privacy_data import contact_checks, settings_of
 from workers.stores.records import Profile, ProfileChange
+from workers.stores.rules.privacy import DEFAULT, PrivacySettings, may_see, shown_to, visible_profile
 from workers.stores.rules.profiles import dm_partner, may_see_profile, profile_events
 
 __all__ = ["MongoProfiles", "member_profiles"]
@@ -36,8 +38,19 @@ def member_profiles(
     """The profile card of each of ``members`` who set one (for group snapshots)."""
     if not members:
         return {}
-    docs = collection.find({"_id": {"$in": list(members)}}, _FIELDS, session=session)
-    return {doc["_id"]: _profile(doc).card() for doc in docs}
+    found = [
+        _profile(doc) for doc in collection.find({"_id": {"$in": list(members)}}, _FIELDS, session=session)
+    ]
+    hidden = settings_of(collection.database, [p.user for p in found], session)  # privacy: mates are contacts
+    return {p.user: _for_contacts(p, hidden).card() for p in found}
+
+
+def _for_contacts(profile: Profile, settings: Mapping[str, PrivacySettings]) -> Profile:
+    """The profile as its owner's contacts see it (rules.privacy)."""
+    found = settings.get(profile.user)
+    if found is None:
+        return profile
+    return visible_profile(profile, found, "", is_contact=lambda: True)
 
 
 class MongoProfiles(MongoBase):
@@ -60,6 +73,8 @@ class MongoProfiles(MongoBase):
             assert after is not None
             new = _profile(after)
             events = profile_events(new, self._contacts(session, user), ref=ref, now=now)
+            shown = _for_contacts(new, settings_of(self._db, [user], session)).wire()  # privacy
+            events = [e if e[0] == user else (e[0], e[1], e[2], {**e[3], "profile": shown}) for e in events]
             return old, new, self._append_many(session, events, now)
 
         old, new, entries = self._tx(work)
@@ -73,8 +88,16 @@ class MongoProfiles(MongoBase):
         with self._guard():
             known = {d["_id"] for d in self._users.find({"_id": {"$in": wanted}}, {"_id": True})}
             found = {d["_id"]: _profile(d) for d in self._profiles.find({"_id": {"$in": wanted}}, _FIELDS)}
+            hidden = settings_of(self._db, list(found), None)
+            chatted, mates = contact_checks(self._db, None)
             return [
-                found.get(user, Profile(user))
+                shown_to(
+                    watcher,
+                    found.get(user, Profile(user)),
+                    hidden,
+                    chatted=chatted,
+                    share_a_group=mates,
+                )
                 for user in wanted
                 if user in known and self._may_see(watcher, user, everyone=everyone)
             ]
@@ -82,16 +105,15 @@ class MongoProfiles(MongoBase):
     def can_read_avatar(self, user: str, key: str, *, everyone: bool) -> bool:
         with self._guard():
             doc = self._profiles.find_one({"avatar_key": key}, {"_id": True})
-            return doc is not None and self._may_see(user, doc["_id"], everyone=everyone)
+            if doc is None or not self._may_see(user, doc["_id"], everyone=everyone):
+                return False
+            owner = doc["_id"]
+            photo = settings_of(self._db, [owner], None).get(owner, DEFAULT).photo  # privacy
+            chatted, mates = contact_checks(self._db, None)
+            return may_see(user, owner, photo, chatted=chatted, share_a_group=mates)
 
     def _may_see(self, watcher: str, user: str, *, everyone: bool) -> bool:
-        def chatted(conversation: str) -> bool:
-            return self._conversations.find_one({"_id": conversation}, {"_id": True}) is not None
-
-        def share_a_group(a: str, b: str) -> bool:
-            both = {"$and": [{"members.user": a}, {"members.user": b}]}
-            return self._groups.find_one(both, {"_id": True}) is not None
-
+        chatted, share_a_group = contact_checks(self._db, None)
         return may_see_profile(watcher, user, everyone=everyone, chatted=chatted, share_a_group=share_a_group)
 
     def _contacts(self, session: ClientSession, user: str) -> set[str]:

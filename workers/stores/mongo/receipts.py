@@ -12,10 +12,12 @@ from typing import Any
 
 from pymongo.client_session import ClientSession
 
-from client_sdk.contract import Status
+from client_sdk.contract import Status, is_group_id
 from workers.stores.mongo.base import MongoBase
+from workers.stores.mongo.privacy_data import read_receipts_off
 from workers.stores.mongo.schema import REACHED
 from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
+from workers.stores.rules.privacy import effective_read_status
 from workers.stores.rules.receipts import receipt_events
 
 __all__ = ["MongoReceipts"]
@@ -45,12 +47,38 @@ class MongoReceipts(MongoBase):
             }
             refused = [m for m in message_ids if m not in current]
             todo = [m for m in ids if m in current and current[m] < status]  # statuses only move forward
-            if not todo:
+            items: list[InboxItem] = []
+            for moved_to, ids in self._by_privacy(session, user, status, todo).items():
+                moving = {m: current[m] for m in ids if current[m] < moved_to}
+                if moving:
+                    items += self._advance(session, user, moved_to, moving, now)
+            if not items:
                 return ReceiptResult(not_recipient=refused)
-            items = self._advance(session, user, status, {m: current[m] for m in todo}, now)
             return ReceiptResult(entries=self._append_many(session, items, now), not_recipient=refused)
 
         return self._tx(work)
+
+    def _by_privacy(
+        self, session: ClientSession, user: str, status: Status, todo: list[str]
+    ) -> dict[Status, list[str]]:
+        """``todo`` by the status ``user``'s receipt moves each message to: a ``read`` of a 1-on-1
+        message is ``delivered`` when its reader or sender turned read receipts off
+        (rules.privacy); only ``read`` receipts read the settings."""
+        if status != Status.READ or not todo:
+            return {status: todo} if todo else {}
+        docs = self._messages.find(
+            {"_id": {"$in": todo}}, {"sender": True, "recipient": True}, session=session
+        )
+        direct = {d["_id"]: d["sender"] for d in docs if not is_group_id(d["recipient"])}
+        off = read_receipts_off(self._db, {user, *direct.values()}, session) if direct else set()
+        out: dict[Status, list[str]] = {}
+        for message_id in todo:
+            sender = direct.get(message_id)
+            moved_to = effective_read_status(
+                status, group=sender is None, reader=user, sender=sender or "", off=off
+            )
+            out.setdefault(moved_to, []).append(message_id)
+        return out
 
     def _advance(
         self, session: ClientSession, user: str, status: Status, previous: dict[str, int], now: float

@@ -39,6 +39,7 @@
 ``inbox_pruned``   {_id: user, up_to}: the highest cursor of the user's inbox retention pruned
 ``retention_state`` {_id: name, value, until}: where each retention sweep is, and the lease of
                    the process that prunes (see retention)
+``privacy``, ``group_invitations``: see privacy_data
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ COLLECTIONS: Final = (
     # retention (issue 23)
     "inbox_pruned",
     "retention_state",
+    "privacy",  # see privacy_data
+    "group_invitations",
+    "group_invitation_answers",
 )
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {

@@ -11,6 +11,7 @@ from workers.stores.mongo.group_settings import MongoGroupSettings
 from workers.stores.mongo.hides import MongoHides
 from workers.stores.mongo.history import MongoHistory
 from workers.stores.mongo.messages import MongoMessages
+from workers.stores.mongo.privacy import MongoPrivacy
 from workers.stores.mongo.profiles import MongoProfiles
 from workers.stores.mongo.push import MongoPush
 from workers.stores.mongo.reactions import MongoReactions
@@ -39,6 +40,7 @@ class MongoStore(
     MongoGroupSettings,
     MongoHistory,
     MongoRetention,
+    MongoPrivacy,
 ):
     """The whole store on MongoDB (see workers.stores.interfaces.Store). Each part is a class of its
     own on :class:`~workers.stores.mongo.base.MongoBase`, which holds the client, transactions and

@@ -98,10 +98,20 @@ def heir(roles: Mapping[str, bool], leaving: str) -> str | None:
 
 
 def group_events(
-    snapshot: GroupInfo, *, action: str, by: str, affected: list[str], gone: list[str], ref: str, now: float
+    snapshot: GroupInfo,
+    *,
+    action: str,
+    by: str,
+    affected: list[str],
+    gone: list[str],
+    ref: str,
+    now: float,
+    invited: Sequence[str] = (),
 ) -> list[InboxItem]:
-    """The ``group`` event for every member after the change and everyone who left it."""
-    return [
+    """The ``group`` event for every member after the change and everyone who left it. With
+    ``invited`` (members an add could not add, see rules.privacy), the adder's event lists them;
+    when nobody was added, only the adder hears of it."""
+    events: list[InboxItem] = [
         (
             user,
             "group",
@@ -117,3 +127,8 @@ def group_events(
         )
         for user in [*snapshot.members, *gone]
     ]
+    if not invited:
+        return events
+    if not affected:  # nobody was added: only the adder hears of it
+        events = [event for event in events if event[0] == by]
+    return [(u, k, m, {**b, "invited": list(invited)}) if u == by else (u, k, m, b) for u, k, m, b in events]

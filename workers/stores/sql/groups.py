@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from workers.stores.group_cache import MembersCache, Roster
-from workers.stores.records import GroupChange, GroupInfo
+from workers.stores.records import GroupChange, GroupInfo, InboxItem
 from workers.stores.rules.group_settings import settings_wire
 from workers.stores.rules.groups import (
     check_add,
@@ -28,8 +28,10 @@ from workers.stores.rules.groups import (
     new_group_id,
 )
 from workers.stores.rules.messages import unknown_group
+from workers.stores.rules.privacy import INVITE_TTL
 from workers.stores.sql.base import SqlBase
 from workers.stores.sql.driver import Statement
+from workers.stores.sql.privacy_data import consent_split, write_invitations
 from workers.stores.sql.profiles import member_profiles
 from workers.stores.sql.schema import ROLE_ADMIN, ROLE_MEMBER, group_members, group_settings, groups, users
 
@@ -195,10 +197,11 @@ class SqlGroups(SqlBase):
         group = new_group_id()
         with self._tx() as conn:
             self._need_users(conn, members)
+            added, invited = consent_split(conn, creator, members)  # privacy: see rules.privacy
             conn.execute(
                 insert(groups).values(id=group, name=name, created_by=creator, created_at=now, version=1)
             )
-            everyone = [creator, *members]
+            everyone = [creator, *added]
             conn.execute(
                 insert(group_members),
                 [
@@ -212,7 +215,12 @@ class SqlGroups(SqlBase):
                     for order, user in enumerate(everyone, start=1)
                 ],
             )
-            return self._announce(conn, group, "created", creator, everyone, [], now, ref)
+            invitations = write_invitations(
+                conn, group=group, name=name, by=creator, users=invited, now=now, ttl=INVITE_TTL
+            )
+            return self._announce(
+                conn, group, "created", creator, everyone, [], now, ref, invited=invited, extra=invitations
+            )
 
     def add_members(
         self, *, group: str, actor: str, members: Sequence[str], now: float, ref: str, max_members: int
@@ -222,8 +230,21 @@ class SqlGroups(SqlBase):
             check_admin(roles, group, actor)
             check_add(roles, members, max_members)
             self._need_users(conn, members)
-            self._insert_members(conn, group, members, now)
-            return self._announce(conn, group, "added", actor, list(members), [], now, ref)
+            added, invited = consent_split(conn, actor, members)  # privacy: see rules.privacy
+            invitations = write_invitations(
+                conn,
+                group=group,
+                name=self._name(conn, group),
+                by=actor,
+                users=invited,
+                now=now,
+                ttl=INVITE_TTL,
+            )
+            if added:
+                self._insert_members(conn, group, added, now)
+            return self._announce(
+                conn, group, "added", actor, added, [], now, ref, invited=invited, extra=invitations
+            )
 
     @staticmethod
     def _insert_members(conn: Connection, group: str, members: Sequence[str], now: float) -> None:
@@ -307,11 +328,22 @@ class SqlGroups(SqlBase):
         gone: list[str],
         now: float,
         ref: str,
+        *,
+        invited: Sequence[str] = (),
+        extra: Sequence[InboxItem] = (),
     ) -> GroupChange:
-        """Bump the version and put the ``group`` event in every member's (and the gone ones') inbox."""
-        conn.execute(update(groups).where(groups.c.id == group).values(version=groups.c.version + 1))
-        self._members_cache.forget(group)
+        """Bump the version and put the ``group`` event in every member's (and the gone ones') inbox;
+        ``invited``, ``extra``: see rules.groups.group_events and sql.privacy.write_invitations."""
+        if affected or not invited:
+            conn.execute(update(groups).where(groups.c.id == group).values(version=groups.c.version + 1))
+            self._members_cache.forget(group)
         snapshot = self._snapshot(conn, group)
         assert snapshot is not None
-        events = group_events(snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now)
-        return GroupChange(group=snapshot, entries=self._append_many(conn, events, now))
+        events = group_events(
+            snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now, invited=invited
+        )
+        return GroupChange(group=snapshot, entries=self._append_many(conn, [*events, *extra], now))
+
+    @staticmethod
+    def _name(conn: Connection, group: str) -> str:
+        return str(conn.execute(select(groups.c.name).where(groups.c.id == group)).scalar_one())

@@ -16,8 +16,10 @@ from sqlalchemy import Connection, insert, or_, select, update
 
 from workers.errors import UnknownUser
 from workers.stores.records import Profile, ProfileChange
+from workers.stores.rules.privacy import DEFAULT, PrivacySettings, may_see, shown_to, visible_profile
 from workers.stores.rules.profiles import dm_partner, may_see_profile, profile_events
 from workers.stores.sql.base import SqlBase
+from workers.stores.sql.privacy_data import contact_checks, settings_of
 from workers.stores.sql.schema import conversations, group_members, profiles
 from workers.stores.sql.schema import users as accounts
 
@@ -40,7 +42,16 @@ def member_profiles(conn: Connection, members: Sequence[str]) -> dict[str, dict[
     if not members:
         return {}
     rows = conn.execute(select(*_COLUMNS).where(profiles.c.user_id.in_(list(members)))).all()
-    return {row[0]: _profile(row).card() for row in rows}
+    hidden = settings_of(conn, [row[0] for row in rows])  # privacy: group mates are contacts
+    return {row[0]: _for_contacts(_profile(row), hidden).card() for row in rows}
+
+
+def _for_contacts(profile: Profile, settings: Mapping[str, PrivacySettings]) -> Profile:
+    """The profile as its owner's contacts see it (rules.privacy)."""
+    found = settings.get(profile.user)
+    if found is None:
+        return profile
+    return visible_profile(profile, found, "", is_contact=lambda: True)
 
 
 class SqlProfiles(SqlBase):
@@ -66,6 +77,8 @@ class SqlProfiles(SqlBase):
                 conn.execute(update(profiles).where(profiles.c.user_id == user).values(**values))
             new = _profile(conn.execute(select(*_COLUMNS).where(profiles.c.user_id == user)).one())
             events = profile_events(new, self._contacts(conn, user), ref=ref, now=now)
+            shown = _for_contacts(new, settings_of(conn, [user])).wire()  # privacy: for the others
+            events = [e if e[0] == user else (e[0], e[1], e[2], {**e[3], "profile": shown}) for e in events]
             entries = self._append_many(conn, events, now)
         replaced = []
         if "avatar" in changes and old.avatar is not None and old.avatar != new.avatar:
@@ -78,8 +91,16 @@ class SqlProfiles(SqlBase):
             known = set(conn.execute(select(accounts.c.id).where(accounts.c.id.in_(wanted))).scalars())
             rows = conn.execute(select(*_COLUMNS).where(profiles.c.user_id.in_(wanted))).all()
             found = {row[0]: _profile(row) for row in rows}
+            hidden = settings_of(conn, list(found))
+            chatted, mates = contact_checks(conn)
             return [
-                found.get(user, Profile(user))
+                shown_to(
+                    watcher,
+                    found.get(user, Profile(user)),
+                    hidden,
+                    chatted=chatted,
+                    share_a_group=mates,
+                )
                 for user in wanted
                 if user in known and self._may_see(conn, watcher, user, everyone=everyone)
             ]
@@ -87,23 +108,14 @@ class SqlProfiles(SqlBase):
     def can_read_avatar(self, user: str, key: str, *, everyone: bool) -> bool:
         with self._tx() as conn:
             owner = conn.execute(select(profiles.c.user_id).where(profiles.c.avatar_key == key)).scalar()
-            return owner is not None and self._may_see(conn, user, owner, everyone=everyone)
+            if owner is None or not self._may_see(conn, user, owner, everyone=everyone):
+                return False
+            photo = settings_of(conn, [owner]).get(owner, DEFAULT).photo  # privacy
+            chatted, mates = contact_checks(conn)
+            return may_see(user, owner, photo, chatted=chatted, share_a_group=mates)
 
     def _may_see(self, conn: Connection, watcher: str, user: str, *, everyone: bool) -> bool:
-        def chatted(conversation: str) -> bool:
-            found = conn.execute(select(conversations.c.id).where(conversations.c.id == conversation))
-            return found.first() is not None
-
-        def share_a_group(a: str, b: str) -> bool:
-            theirs = group_members.alias("theirs")
-            shared = (
-                select(group_members.c.group_id)
-                .join(theirs, (theirs.c.group_id == group_members.c.group_id) & (theirs.c.user_id == b))
-                .where(group_members.c.user_id == a)
-                .limit(1)
-            )
-            return conn.execute(shared).first() is not None
-
+        chatted, share_a_group = contact_checks(conn)
         return may_see_profile(watcher, user, everyone=everyone, chatted=chatted, share_a_group=share_a_group)
 
     def _contacts(self, conn: Connection, user: str) -> set[str]:

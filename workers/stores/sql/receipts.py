@@ -15,9 +15,11 @@ from sqlalchemy import Connection, bindparam, case, func, select, true, update
 
 from client_sdk.contract import Status, is_group_id
 from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
+from workers.stores.rules.privacy import effective_read_status
 from workers.stores.rules.receipts import receipt_events
 from workers.stores.sql.base import NotInOneGo, SqlBase
 from workers.stores.sql.driver import Statement
+from workers.stores.sql.privacy_data import read_receipts_off
 from workers.stores.sql.schema import messages, receipts
 
 __all__ = ["SqlReceipts"]
@@ -106,6 +108,41 @@ def _events(
     )
 
 
+def _by_privacy(conn: Connection, user: str, status: Status, todo: list[Any]) -> dict[Status, list[Any]]:
+    """``todo`` (rows of ``_ROW``) by the status ``user``'s receipt moves each to: a ``read`` of a
+    1-on-1 message is ``delivered`` when its reader or sender turned read receipts off
+    (rules.privacy; only ``read`` receipts of 1-on-1 messages read the settings, in one look-up)."""
+    if not todo:
+        return {}
+    direct = [row for row in todo if not is_group_id(row[5])]
+    if status != Status.READ or not direct:
+        return {status: todo}
+    off = read_receipts_off(conn, {user, *(row[2] for row in direct)})
+    if not off:
+        return {status: todo}
+    out: dict[Status, list[Any]] = {}
+    for row in todo:
+        moved_to = effective_read_status(
+            status, group=is_group_id(row[5]), reader=user, sender=row[2], off=off
+        )
+        if row[1] < moved_to:
+            out.setdefault(moved_to, []).append(row)
+    return out
+
+
+def _receipts_off_of(
+    conn: Connection, requests: Sequence[ReceiptRequest], named: list[list[str]], found: dict[str, Any]
+) -> set[str]:
+    """Who among the readers and senders of the batch's ``read`` receipts turned them off: one
+    look-up for the batch, none when it holds no ``read`` receipt."""
+    users: set[str] = set()
+    for request, ids in zip(requests, named, strict=True):
+        if request.status == Status.READ:
+            users.add(request.user)
+            users.update(found[m][2] for m in ids if m in found)
+    return read_receipts_off(conn, users)
+
+
 class SqlReceipts(SqlBase):
     def apply_receipts(
         self, *, user: str, status: Status, message_ids: Sequence[str], now: float
@@ -118,7 +155,9 @@ class SqlReceipts(SqlBase):
             refused = [m for m in message_ids if m not in found]
             # statuses only move forward
             todo = [found[m] for m in ids if m in found and found[m][1] < status]
-            items = self._advance(conn, user, status, todo, now) if todo else []
+            items: list[InboxItem] = []
+            for moved_to, rows in _by_privacy(conn, user, status, todo).items():
+                items += self._advance(conn, user, moved_to, rows, now)
             entries = self._append_many(conn, items, now) if items else []
         return ReceiptResult(entries=entries, not_recipient=refused)
 
@@ -151,24 +190,32 @@ class SqlReceipts(SqlBase):
                 raise NotInOneGo("a group message")
             found[read[0]] = read
         moving: dict[Status, list[str]] = {}
+        off = _receipts_off_of(conn, requests, named, found)
+        statuses: list[list[Status]] = []
         for request, ids in zip(requests, named, strict=True):
+            applied = []
             for message_id in ids:
                 row = found.get(message_id)
                 if row is None or row[6] != request.user:
                     raise NotInOneGo("not a message to this user")
-                if row[1] < request.status:  # statuses only move forward
-                    moving.setdefault(request.status, []).append(message_id)
+                status = effective_read_status(
+                    request.status, group=False, reader=request.user, sender=row[2], off=off
+                )
+                applied.append(status)
+                if row[1] < status:  # statuses only move forward
+                    moving.setdefault(status, []).append(message_id)
+            statuses.append(applied)
         moved: set[str] = set()
         for status, ids in moving.items():
             moved.update(_MOVE_MESSAGES[status].scalars(conn, {"b_ids": ids, "b_now": now}))
         per_request: list[list[InboxItem]] = []
-        for request, ids in zip(requests, named, strict=True):
+        for request, ids, applied in zip(requests, named, statuses, strict=True):
             items: list[InboxItem] = []
-            for message_id in ids:
+            for message_id, status in zip(ids, applied, strict=True):
                 if message_id not in moved:
                     continue
                 row = found[message_id]  # a 1-on-1 message: its recipient's status is its lowest
-                items += _events(row, request.user, request.status, now, row[1], int(request.status))
+                items += _events(row, request.user, status, now, row[1], int(status))
             per_request.append(items)
         entries = self._append_many(conn, [item for items in per_request for item in items], now)
         results = []

@@ -11,6 +11,7 @@ from workers.stores.sql.group_settings import SqlGroupSettings
 from workers.stores.sql.hides import SqlHides
 from workers.stores.sql.history import SqlHistory
 from workers.stores.sql.messages import SqlMessages
+from workers.stores.sql.privacy import SqlPrivacy
 from workers.stores.sql.profiles import SqlProfiles
 from workers.stores.sql.push import SqlPush
 from workers.stores.sql.reactions import SqlReactions
@@ -39,6 +40,7 @@ class SqlStore(
     SqlGroupSettings,
     SqlHistory,
     SqlRetention,
+    SqlPrivacy,
 ):
     """The whole store on SQLAlchemy Core (see workers.stores.interfaces.Store). Each part is a
     class of its own on :class:`~workers.stores.sql.base.SqlBase`, which holds the engine,
