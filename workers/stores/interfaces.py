@@ -537,8 +537,8 @@ class CommandStore(
     Timers,
     History,
     Retention,
-    Protocol,
     Privacy,
+    Protocol,
 ):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
 
