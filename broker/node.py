@@ -13,6 +13,7 @@ comes back through one callback, ``_deliver``, whoever made it::
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import ssl
@@ -55,7 +56,7 @@ from workers.media.cleanup import send_cleanup_job
 from workers.media.job import send_media_job
 from workers.metrics import observe_deliveries, watch_job_queues, watch_node
 from workers.moderation import ADMIN, delete_for_everyone
-from workers.routing import Router
+from workers.routing import CONTROL_QOS, PRESENCE_CUT, Router
 from workers.runners import CommandRunner, RunnerError, runner_for, shares_store
 from workers.service import Assembly, assemble
 from workers.stores import Deletion, Store, open_store
@@ -140,6 +141,7 @@ class Node:
         self.ingest: Ingest | None = None
         self.runner: CommandRunner | None = None
         self.presence: PresencePlugin | None = None
+        self._acl: AclPlugin | None = None
         self.queue_broker: dramatiq.Broker | None = None
         self._local_queue = settings.workers.queue_url.startswith("memory:")
         """The job queue is this process's (``memory://``): this node runs the workers."""
@@ -379,6 +381,7 @@ class Node:
             save_devices=store.record_devices,
         )
         self.presence = presence
+        self._acl = acl
         return [auth, acl, presence]
 
     def _credentials_ok(self, user: str, secret: str, device: str | None = None) -> bool:
@@ -503,10 +506,26 @@ class Node:
         if self.broker is None or self._state != "running":
             return
         broker, inbox = self.broker, self.topics.inbox
+        controls = 0
         with broker.corked():  # a connection's events of the batch in one write
             for user, payload, qos in items:
+                if qos == CONTROL_QOS:
+                    controls += 1
+                    self._control(user, payload)
+                    continue
                 broker.publish_nowait(inbox(user), payload.encode(), int(qos))
-        observe_deliveries([payload for _, payload, _ in items], time.time())
+        published = [p for _, p, qos in items if qos != CONTROL_QOS] if controls else [p for _, p, _ in items]
+        observe_deliveries(published, time.time())
+
+    def _control(self, user: str, payload: str) -> None:
+        """Carry out an order a worker sent with the events (``workers.routing.CONTROL_QOS``)."""
+        order = json.loads(payload)
+        if order.get("type") == PRESENCE_CUT and self.broker is not None:
+            blocker = str(order["user"])
+            if self._acl is not None:
+                self._acl.forget(user, blocker)
+            cut = self.broker.drop_subscriptions(user, self.topics.presence(blocker))
+            log.info("%s blocked %s: %d presence subscription(s) ended here", blocker, user, cut)
 
     # ------------------------------------------------------------------ signing a device out
     async def sign_out(self, user: str, device: str) -> int:

@@ -66,5 +66,9 @@ class Visibility:
             self._allowed.pop(key, None)
         return bool(visible)
 
+    def forget(self, watcher: str, user: str) -> None:
+        """``watcher`` may no longer see ``user`` (a block): ask the store next time."""
+        self._allowed.pop((watcher, user), None)
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 __all__ = [
+    "BLOCK_COMMAND_TYPES",
     "COMMAND_ID_RE",
     "COMMAND_TYPES",
     "DEFAULT_MEDIA_PORT",
@@ -97,6 +98,8 @@ DEVICE_COMMAND_TYPES: Final = frozenset({"devices"})
 REACTION_COMMAND_TYPES: Final = frozenset({"react"})
 MESSAGE_CHANGE_COMMAND_TYPES: Final = frozenset({"edit", "delete"})
 """Commands that change a message already sent: an edit, a delete for everyone or for me."""
+BLOCK_COMMAND_TYPES: Final = frozenset({"block", "unblock", "blocks", "report"})
+"""Blocking users and reporting them to the operators."""
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync", "forward"})
     | GROUP_COMMAND_TYPES
@@ -105,14 +108,18 @@ COMMAND_TYPES: Final = (
     | DEVICE_COMMAND_TYPES
     | REACTION_COMMAND_TYPES
     | MESSAGE_CHANGE_COMMAND_TYPES
+    | BLOCK_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
     | {"profile", "profiles", "deleted"}
     | {"reaction", "edited", "hidden"}
+    | {"blocking", "blocks"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset(
-    {"message", "sent", "receipt", "group", "profile", "deleted"} | {"reaction", "edited", "hidden"}
+    {"message", "sent", "receipt", "group", "profile", "deleted"}
+    | {"reaction", "edited", "hidden"}
+    | {"blocking"}
 )
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 

@@ -23,6 +23,8 @@ from client_sdk.contract import Status
 
 __all__ = [
     "COMMANDS",
+    "Block",
+    "BlockList",
     "Command",
     "Delete",
     "DeleteScope",
@@ -44,10 +46,12 @@ __all__ = [
     "Raw",
     "React",
     "Receipt",
+    "Report",
     "Send",
     "Sync",
     "Typing",
     "TypingState",
+    "Unblock",
     "typed_command",
 ]
 
@@ -302,6 +306,59 @@ class Delete(NamedTuple):
         return cls(user, raw["id"], raw["message"], raw["for"])
 
 
+# ---------------------------------------------------------------- blocking and reports
+class Block(NamedTuple):
+    """Block ``target`` (see ``rules.blocks``)."""
+
+    user: str
+    id: str
+    target: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Block:
+        return cls(user, raw["id"], raw["user"])
+
+
+class Unblock(NamedTuple):
+    """Unblock ``target``."""
+
+    user: str
+    id: str
+    target: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Unblock:
+        return cls(user, raw["id"], raw["user"])
+
+
+class BlockList(NamedTuple):
+    """The users I block (wire type ``blocks``)."""
+
+    user: str
+    id: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> BlockList:
+        return cls(user, raw["id"])
+
+
+class Report(NamedTuple):
+    """Report ``target`` to the operators, with messages I can see as evidence; ``block``: block
+    them too."""
+
+    user: str
+    id: str
+    target: str
+    messages: Sequence[str] = ()
+    reason: str = ""
+    block: bool = False
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Report:
+        messages, reason = raw.get("messages", ()), raw.get("reason", "")
+        return cls(user, raw["id"], raw["user"], messages, reason, raw.get("block", False))
+
+
 Command: TypeAlias = (
     Send
     | Receipt
@@ -323,6 +380,10 @@ Command: TypeAlias = (
     | Edit
     | Delete
     | Forward
+    | Block
+    | Unblock
+    | BlockList
+    | Report
 )
 
 COMMANDS: Mapping[str, type[Command]] = {
@@ -346,6 +407,10 @@ COMMANDS: Mapping[str, type[Command]] = {
     "edit": Edit,
     "delete": Delete,
     "forward": Forward,
+    "block": Block,
+    "unblock": Unblock,
+    "blocks": BlockList,
+    "report": Report,
 }
 """The class of each command ``type`` of the wire contract."""
 

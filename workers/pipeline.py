@@ -28,6 +28,8 @@ from typing import Any, Protocol, TypeVar, assert_never
 
 from client_sdk.contract import VERSION, ErrorCode, is_group_id
 from workers.commands import (
+    Block,
+    BlockList,
     Command,
     Delete,
     DeviceList,
@@ -47,15 +49,17 @@ from workers.commands import (
     Raw,
     React,
     Receipt,
+    Report,
     Send,
     Sync,
     Typing,
+    Unblock,
     typed_command,
 )
 from workers.errors import CommandError, Retryable, StoreUnavailable, UnknownUser
 from workers.events import error_event, internal_error
 from workers.metrics import COMMAND_ERRORS
-from workers.routing import Delivery
+from workers.routing import CONTROL_QOS, PRESENCE_CUT, Delivery
 from workers.stores import (
     AcceptResult,
     CommandStore,
@@ -363,6 +367,12 @@ class Pipeline:
                 self._delete(node, cmd)
             case Forward():
                 self._forward(node, cmd)
+            case Block() | Unblock():
+                self._block(node, cmd)
+            case BlockList():
+                self._block_list(node, cmd)
+            case Report():
+                self._report(node, cmd)
             case _:
                 assert_never(cmd)
 
@@ -578,3 +588,39 @@ class Pipeline:
         self._deliver(node, user, entries)
         if not changed or all(entry.user != user for entry in entries):
             self._ok(node, user, ref)
+
+    # ------------------------------------------------------------------ blocking and reports
+    def _block(self, node: str, cmd: Block | Unblock) -> None:
+        """A change is a ``blocking`` event on every device of the blocker; a block also cuts the
+        blocked user's subscription to the blocker's presence on every node they are on (a
+        control delivery, see ``PRESENCE_CUT``). The same state again: a live ``ok``."""
+        self._set_block(node, cmd.user, cmd.target, blocked=isinstance(cmd, Block), ref=cmd.id)
+
+    def _set_block(self, node: str, user: str, target: str, *, blocked: bool, ref: str) -> bool:
+        change = self._store.set_block(user=user, target=target, blocked=blocked, ref=ref, now=self._clock())
+        if not change.changed:
+            self._ok(node, user, ref)
+            return False
+        self._deliver(node, user, change.entries)
+        if blocked:
+            self._route([(target, {"v": VERSION, "type": PRESENCE_CUT, "user": user}, None, CONTROL_QOS)])
+        return True
+
+    def _block_list(self, node: str, cmd: BlockList) -> None:
+        users = self._store.blocked_users(cmd.user)
+        self._reply(node, cmd.user, {"v": VERSION, "type": "blocks", "ref": cmd.id, "users": users})
+
+    def _report(self, node: str, cmd: Report) -> None:
+        """Stored once per command id; ``block``: the reported user is blocked too (its own
+        ``blocking`` event), and the report is answered by ``ok`` either way."""
+        self._store.report_user(
+            reporter=cmd.user,
+            user=cmd.target,
+            message_ids=list(cmd.messages),
+            reason=cmd.reason,
+            ref=cmd.id,
+            now=self._clock(),
+        )
+        if cmd.block and not self._set_block(node, cmd.user, cmd.target, blocked=True, ref=cmd.id):
+            return  # blocked already: answered by ok
+        self._ok(node, cmd.user, cmd.id)

@@ -32,6 +32,7 @@ _CONCERNS = {
         "forwards",
     ),
     *("facts", "edits", "hides"),  # changes users make to sent messages
+    *("blocks", "reports"),  # blocking users, reporting them to the operators
 }
 
 

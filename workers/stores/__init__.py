@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from workers.stores.interfaces import (
     AdminStore,
+    Blocks,
     CommandStore,
     Credentials,
     Devices,
@@ -29,6 +30,7 @@ from workers.stores.interfaces import (
 )
 from workers.stores.records import (
     AcceptResult,
+    BlockChange,
     Deletion,
     DeviceInfo,
     DeviceSeen,
@@ -43,6 +45,7 @@ from workers.stores.records import (
     ReactionChange,
     ReceiptRequest,
     ReceiptResult,
+    ReportInfo,
     SmsRecord,
     StoredMessage,
     TextSend,
@@ -52,6 +55,8 @@ from workers.stores.records import (
 __all__ = [
     "AcceptResult",
     "AdminStore",
+    "BlockChange",
+    "Blocks",
     "CommandStore",
     "Credentials",
     "Deletion",
@@ -81,6 +86,7 @@ __all__ = [
     "Reactions",
     "ReceiptRequest",
     "ReceiptResult",
+    "ReportInfo",
     "SmsRecord",
     "Store",
     "StoredMessage",

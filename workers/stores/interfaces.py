@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from client_sdk.contract import Status
 from workers.stores.records import (
     AcceptResult,
+    BlockChange,
     Deletion,
     DeviceInfo,
     DeviceSeen,
@@ -35,6 +36,7 @@ from workers.stores.records import (
     ReactionChange,
     ReceiptRequest,
     ReceiptResult,
+    ReportInfo,
     SmsRecord,
     StoredMessage,
     TextSend,
@@ -43,6 +45,7 @@ from workers.stores.records import (
 
 __all__ = [
     "AdminStore",
+    "Blocks",
     "CommandStore",
     "Credentials",
     "Devices",
@@ -351,8 +354,30 @@ class MessageChanges(Protocol):
         ...
 
 
+class Blocks(Protocol):
+    """Who blocks whom, and reports of users to the operators (``rules.blocks``)."""
+
+    def set_block(self, *, user: str, target: str, blocked: bool, ref: str, now: float) -> BlockChange:
+        """Block (``blocked``) or unblock ``target`` for ``user``, with a ``blocking`` event in the
+        user's inbox, in one transaction; the same state again changes nothing (``changed``
+        False). CommandError ``bad_request`` for oneself; UnknownUser for no such user."""
+        ...
+
+    def blocked_users(self, user: str) -> list[str]:
+        """Whom ``user`` blocks, in the order they were blocked."""
+        ...
+
+    def report_user(
+        self, *, reporter: str, user: str, message_ids: Sequence[str], reason: str, ref: str, now: float
+    ) -> bool:
+        """Store a report with copies of the messages as the reporter's inbox carries them;
+        False: this report (``ref``) was stored before. CommandError ``not_found`` for a message
+        the reporter cannot see, ``bad_request`` for oneself; UnknownUser for no such user."""
+        ...
+
+
 class CommandStore(
-    Messages, Groups, Notifications, Profiles, MessageDeletion, MessageChanges, Reactions, Protocol
+    Messages, Groups, Notifications, Profiles, MessageDeletion, MessageChanges, Reactions, Blocks, Protocol
 ):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
 
@@ -385,6 +410,9 @@ class AdminStore(Users, Protocol):
     def user_info(self, user: str) -> UserInfo | None: ...
     def groups_page(self, *, after: str | None, limit: int) -> list[GroupInfo]: ...
     def group_info(self, group: str) -> GroupInfo | None: ...
+    def reports_page(self, *, after: int | None, limit: int) -> list[ReportInfo]:
+        """Reports of users, oldest first (``after``: the last report id of the previous page)."""
+        ...
 
 
 class Store(CommandStore, AdminStore, Logins, Devices, Presence, MediaAccess, Protocol):

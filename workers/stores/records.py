@@ -10,6 +10,7 @@ from client_sdk.contract import Status
 
 __all__ = [
     "AcceptResult",
+    "BlockChange",
     "Deletion",
     "DeviceInfo",
     "DeviceSeen",
@@ -25,6 +26,7 @@ __all__ = [
     "ReactionChange",
     "ReceiptRequest",
     "ReceiptResult",
+    "ReportInfo",
     "SmsRecord",
     "StoredMessage",
     "TextSend",
@@ -291,3 +293,36 @@ class MessageChange:
     """The message as the user who changed it sees it now (empty when nothing changed)."""
     entries: list[InboxEntry] = field(default_factory=list)
     """The new ``edited`` or ``hidden`` events, to publish once the change is committed."""
+
+
+# ---------------------------------------------------------------- blocking and reports
+@dataclass(frozen=True, slots=True)
+class BlockChange:
+    """What a block or an unblock did."""
+
+    changed: bool
+    """False: the user was blocked (unblocked) already: nothing written."""
+    entries: list[InboxEntry] = field(default_factory=list)
+    """The ``blocking`` event for the blocker's inbox."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInfo:
+    """A report of a user to the operators: copies of the messages as the reporter saw them."""
+
+    id: int
+    reporter: str
+    user: str
+    reason: str
+    messages: list[dict[str, Any]]
+    ts: float
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reporter": self.reporter,
+            "user": self.user,
+            "reason": self.reason,
+            "messages": self.messages,
+            "ts": self.ts,
+        }

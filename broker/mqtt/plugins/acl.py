@@ -75,5 +75,9 @@ class AclPlugin(TopicFilter):
         log.info("refused %s a subscription to %s: not a contact of %s", user, topic, watched)
         return False
 
+    def forget(self, watcher: str, user: str) -> None:
+        """``watcher`` may no longer see ``user``'s presence (a block): no remembered yes."""
+        self._visibility.forget(watcher, user)
+
     async def close(self) -> None:
         self._visibility.close()

@@ -16,9 +16,11 @@ from pymongo.client_session import ClientSession
 
 from workers.stores.group_cache import MembersCache
 from workers.stores.mongo.base import Doc, MongoBase
+from workers.stores.mongo.blocks import blocked_pairs
 from workers.stores.mongo.profiles import member_profiles
 from workers.stores.mongo.schema import ROLE_ADMIN, ROLE_MEMBER
 from workers.stores.records import GroupChange, GroupInfo
+from workers.stores.rules.blocks import with_invited
 from workers.stores.rules.groups import (
     check_add,
     check_admin,
@@ -112,10 +114,11 @@ class MongoGroups(MongoBase):
     ) -> GroupChange:
         check_create(creator, members, max_members)
         group = new_group_id()
-        everyone = [creator, *members]
 
         def work(session: ClientSession) -> GroupChange:
             self._need_users(session, members)
+            refused = self._blockers(session, creator, members)
+            everyone = [creator, *(m for m in members if m not in refused)]
             doc = {
                 "_id": group,
                 "name": name,
@@ -125,7 +128,9 @@ class MongoGroups(MongoBase):
                 "members": [_member(u, ROLE_ADMIN if u == creator else ROLE_MEMBER, now) for u in everyone],
             }
             self._groups.insert_one(doc, session=session)
-            return self._announce(session, _info(doc), "created", creator, everyone, [], now, ref)
+            return self._announce(
+                session, _info(doc), "created", creator, everyone, [], now, ref, invited=refused
+            )
 
         return self._tx(work)
 
@@ -138,9 +143,11 @@ class MongoGroups(MongoBase):
             check_admin(roles, group, actor)
             check_add(roles, members, max_members)
             self._need_users(session, members)
-            joined = [*doc["members"], *(_member(m, ROLE_MEMBER, now) for m in members)]
+            refused = self._blockers(session, actor, members)
+            added = [m for m in members if m not in refused]
+            joined = [*doc["members"], *(_member(m, ROLE_MEMBER, now) for m in added)]
             info = self._change(session, group, {"members": joined})
-            return self._announce(session, info, "added", actor, list(members), [], now, ref)
+            return self._announce(session, info, "added", actor, added, [], now, ref, invited=refused)
 
         return self._tx(work)
 
@@ -209,6 +216,11 @@ class MongoGroups(MongoBase):
         self._members_cache.forget(group)
         return _info(doc)
 
+    def _blockers(self, session: ClientSession, actor: str, members: Sequence[str]) -> list[str]:
+        """The members who block ``actor``: not added by them (``rules.blocks``), in the order named."""
+        blocked = blocked_pairs(self._blocks, [(m, actor) for m in members], session)
+        return [m for m in members if (m, actor) in blocked]
+
     def _announce(
         self,
         session: ClientSession,
@@ -219,8 +231,12 @@ class MongoGroups(MongoBase):
         gone: list[str],
         now: float,
         ref: str,
+        *,
+        invited: Sequence[str] = (),
     ) -> GroupChange:
-        """Put the ``group`` event in every member's (and the gone ones') inbox."""
+        """Put the ``group`` event in every member's (and the gone ones') inbox; ``invited``:
+        members not added, listed on the actor's own (``rules.blocks.with_invited``)."""
         snapshot = replace(snapshot, profiles=member_profiles(self._profiles, snapshot.members, session))
         events = group_events(snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now)
+        events = with_invited(events, by, invited)
         return GroupChange(group=snapshot, entries=self._append_many(session, events, now))

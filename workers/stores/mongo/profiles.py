@@ -18,6 +18,7 @@ from pymongo.collection import Collection
 
 from workers.errors import UnknownUser
 from workers.stores.mongo.base import Doc, MongoBase
+from workers.stores.mongo.blocks import blocked_by, blocked_pairs
 from workers.stores.records import Profile, ProfileChange
 from workers.stores.rules.profiles import dm_partner, may_see_profile, profile_events
 
@@ -92,6 +93,8 @@ class MongoProfiles(MongoBase):
             both = {"$and": [{"members.user": a}, {"members.user": b}]}
             return self._groups.find_one(both, {"_id": True}) is not None
 
+        if watcher != user and blocked_pairs(self._blocks, [(user, watcher)]):
+            return False  # whom a user blocks sees their profile as a stranger's (rules.blocks)
         return may_see_profile(watcher, user, everyone=everyone, chatted=chatted, share_a_group=share_a_group)
 
     def _contacts(self, session: ClientSession, user: str) -> set[str]:
@@ -103,4 +106,4 @@ class MongoProfiles(MongoBase):
         groups = self._groups.find({"members.user": user}, {"members.user": True}, session=session)
         contacts.update(m["user"] for doc in groups for m in doc["members"])
         contacts.discard(user)
-        return contacts
+        return contacts - blocked_by(self._blocks, user, session)  # whom the user blocks hears of no change

@@ -14,8 +14,10 @@ from pymongo.client_session import ClientSession
 
 from client_sdk.contract import Status
 from workers.stores.mongo.base import MongoBase
+from workers.stores.mongo.blocks import blocked_pairs
 from workers.stores.mongo.schema import REACHED
 from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
+from workers.stores.rules.blocks import unblocked_items
 from workers.stores.rules.receipts import receipt_events
 
 __all__ = ["MongoReceipts"]
@@ -48,7 +50,11 @@ class MongoReceipts(MongoBase):
             if not todo:
                 return ReceiptResult(not_recipient=refused)
             items = self._advance(session, user, status, {m: current[m] for m in todo}, now)
-            return ReceiptResult(entries=self._append_many(session, items, now), not_recipient=refused)
+            senders = {item[0] for item in items}
+            blocked = {b for _, b in blocked_pairs(self._blocks, [(user, s) for s in senders], session)}
+            items = unblocked_items(items, user, blocked)  # none for whom the user blocks
+            entries = self._append_many(session, items, now) if items else []
+            return ReceiptResult(entries=entries, not_recipient=refused)
 
         return self._tx(work)
 

@@ -31,6 +31,9 @@
                    object of the avatar image, ``avatar_key`` its object key (who may download it)
 ``reactions``      {message_id, user, emoji, command_id, updated_at}: one per user who reacts to a
                    message (see reactions); none for a message deleted for everyone
+``blocks``         {blocker, blocked, created_at}: who blocks whom (see blocks)
+``reports``        {_id: int, reporter, user, reason, messages, command_id, created_at}:
+                   ``messages`` are copies of the reported messages as the reporter saw them
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ COLLECTIONS: Final = (
     "profiles",
     "devices",
     "reactions",
+    "blocks",
+    "reports",
 )
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {
@@ -92,6 +97,12 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     "profiles": [IndexModel([("avatar_key", ASCENDING)], name="avatar_key", sparse=True)],
     "reactions": [
         IndexModel([("message_id", ASCENDING), ("user", ASCENDING)], name="message_user", unique=True)
+    ],
+    "blocks": [
+        IndexModel([("blocker", ASCENDING), ("blocked", ASCENDING)], name="blocker_blocked", unique=True)
+    ],
+    "reports": [
+        IndexModel([("reporter", ASCENDING), ("command_id", ASCENDING)], name="reporter_command", unique=True)
     ],
     "devices": [
         IndexModel([("user", ASCENDING), ("first_seen", ASCENDING)], name="user"),

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 
 from workers.stores.group_cache import MembersCache
 from workers.stores.records import GroupChange, GroupInfo
+from workers.stores.rules.blocks import with_invited
 from workers.stores.rules.groups import (
     check_add,
     check_admin,
@@ -26,6 +27,7 @@ from workers.stores.rules.groups import (
 )
 from workers.stores.rules.messages import unknown_group
 from workers.stores.sql.base import SqlBase
+from workers.stores.sql.blocks import blocked_pairs
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.profiles import member_profiles
 from workers.stores.sql.schema import ROLE_ADMIN, ROLE_MEMBER, group_members, groups, users
@@ -137,6 +139,8 @@ class SqlGroups(SqlBase):
         group = new_group_id()
         with self._tx() as conn:
             self._need_users(conn, members)
+            refused = _blockers(conn, creator, members)
+            members = [m for m in members if m not in refused]
             conn.execute(
                 insert(groups).values(id=group, name=name, created_by=creator, created_at=now, version=1)
             )
@@ -154,7 +158,7 @@ class SqlGroups(SqlBase):
                     for order, user in enumerate(everyone, start=1)
                 ],
             )
-            return self._announce(conn, group, "created", creator, everyone, [], now, ref)
+            return self._announce(conn, group, "created", creator, everyone, [], now, ref, invited=refused)
 
     def add_members(
         self, *, group: str, actor: str, members: Sequence[str], now: float, ref: str, max_members: int
@@ -164,25 +168,28 @@ class SqlGroups(SqlBase):
             check_admin(roles, group, actor)
             check_add(roles, members, max_members)
             self._need_users(conn, members)
+            refused = _blockers(conn, actor, members)
+            members = [m for m in members if m not in refused]
             last = conn.execute(
                 select(func.coalesce(func.max(group_members.c.join_order), 0)).where(
                     group_members.c.group_id == group
                 )
             ).scalar_one()
-            conn.execute(
-                insert(group_members),
-                [
-                    {
-                        "group_id": group,
-                        "user_id": m,
-                        "role": ROLE_MEMBER,
-                        "joined_at": now,
-                        "join_order": last + i,
-                    }
-                    for i, m in enumerate(members, start=1)
-                ],
-            )
-            return self._announce(conn, group, "added", actor, list(members), [], now, ref)
+            if members:
+                conn.execute(
+                    insert(group_members),
+                    [
+                        {
+                            "group_id": group,
+                            "user_id": m,
+                            "role": ROLE_MEMBER,
+                            "joined_at": now,
+                            "join_order": last + i,
+                        }
+                        for i, m in enumerate(members, start=1)
+                    ],
+                )
+            return self._announce(conn, group, "added", actor, list(members), [], now, ref, invited=refused)
 
     def remove_members(
         self, *, group: str, actor: str, members: Sequence[str], now: float, ref: str
@@ -244,11 +251,21 @@ class SqlGroups(SqlBase):
         gone: list[str],
         now: float,
         ref: str,
+        *,
+        invited: Sequence[str] = (),
     ) -> GroupChange:
-        """Bump the version and put the ``group`` event in every member's (and the gone ones') inbox."""
+        """Bump the version and put the ``group`` event in every member's (and the gone ones') inbox;
+        ``invited``: members not added, listed on the actor's own (``rules.blocks.with_invited``)."""
         conn.execute(update(groups).where(groups.c.id == group).values(version=groups.c.version + 1))
         self._members_cache.forget(group)
         snapshot = self._snapshot(conn, group)
         assert snapshot is not None
         events = group_events(snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now)
+        events = with_invited(events, by, invited)
         return GroupChange(group=snapshot, entries=self._append_many(conn, events, now))
+
+
+def _blockers(conn: Connection, actor: str, members: Sequence[str]) -> list[str]:
+    """The members who block ``actor``: not added by them (``rules.blocks``), in the order named."""
+    blocked = blocked_pairs(conn, [(m, actor) for m in members])
+    return [m for m in members if (m, actor) in blocked]

@@ -18,6 +18,7 @@ from workers.errors import UnknownUser
 from workers.stores.records import Profile, ProfileChange
 from workers.stores.rules.profiles import dm_partner, may_see_profile, profile_events
 from workers.stores.sql.base import SqlBase
+from workers.stores.sql.blocks import blocked_by, blocked_pairs
 from workers.stores.sql.schema import conversations, group_members, profiles
 from workers.stores.sql.schema import users as accounts
 
@@ -104,6 +105,8 @@ class SqlProfiles(SqlBase):
             )
             return conn.execute(shared).first() is not None
 
+        if watcher != user and blocked_pairs(conn, [(user, watcher)]):
+            return False  # whom a user blocks sees their profile as a stranger's (rules.blocks)
         return may_see_profile(watcher, user, everyone=everyone, chatted=chatted, share_a_group=share_a_group)
 
     def _contacts(self, conn: Connection, user: str) -> set[str]:
@@ -127,4 +130,4 @@ class SqlProfiles(SqlBase):
         ).scalars()
         contacts.update(mates)
         contacts.discard(user)
-        return contacts
+        return contacts - blocked_by(conn, user)  # whom the user blocks hears of no change
