@@ -26,6 +26,9 @@ __all__ = [
     "DEFAULT_SYNC_LIMIT",
     "MAX_GROUP_NAME_LENGTH",
     "MAX_MEMBERS_PER_COMMAND",
+    "MAX_REPORTED_MESSAGES",
+    "block_command",
+    "blocks_command",
     "delete_command",
     "devices_command",
     "edit_command",
@@ -40,9 +43,11 @@ __all__ = [
     "profile_set_command",
     "react_command",
     "receipt_commands",
+    "report_command",
     "send_command",
     "sync_command",
     "typing_command",
+    "unblock_command",
 ]
 
 DEFAULT_SYNC_LIMIT = 200
@@ -295,3 +300,53 @@ def delete_command(*, id: str, message_id: str, everyone: bool) -> dict[str, Any
     _check_message_id("message", message_id)
     scope = "everyone" if everyone else "me"
     return {"v": VERSION, "type": "delete", "id": id, "message": message_id, "for": scope}
+
+
+# ---------------------------------------------------------------- blocking and reports
+MAX_REPORTED_MESSAGES = 50
+"""The most messages one report carries (the schema's ``maxItems``)."""
+MAX_REPORT_REASON = 1000
+
+
+def block_command(*, id: str, user: str) -> dict[str, Any]:
+    """A ``block`` command (answered by a ``blocking`` event, or ``ok`` when blocked already)."""
+    _check_id(id)
+    _check_user("user", user)
+    return {"v": VERSION, "type": "block", "id": id, "user": user}
+
+
+def unblock_command(*, id: str, user: str) -> dict[str, Any]:
+    """An ``unblock`` command (answered by a ``blocking`` event, or ``ok`` when not blocked)."""
+    _check_id(id)
+    _check_user("user", user)
+    return {"v": VERSION, "type": "unblock", "id": id, "user": user}
+
+
+def blocks_command(*, id: str) -> dict[str, Any]:
+    """A ``blocks`` command (answered by a ``blocks`` event: the users this user blocks)."""
+    _check_id(id)
+    return {"v": VERSION, "type": "blocks", "id": id}
+
+
+def report_command(
+    *, id: str, user: str, messages: Iterable[str] = (), reason: str = "", block: bool = False
+) -> dict[str, Any]:
+    """A ``report`` command: ``user`` reported with ``messages`` (ids this user can see) as
+    evidence; ``block``: block them too."""
+    _check_id(id)
+    _check_user("user", user)
+    listed = list(dict.fromkeys(messages))
+    if len(listed) > MAX_REPORTED_MESSAGES:
+        raise ValueError(f"a report carries at most {MAX_REPORTED_MESSAGES} messages")
+    for message_id in listed:
+        _check_message_id("message", message_id)
+    if not isinstance(reason, str) or len(reason) > MAX_REPORT_REASON:
+        raise ValueError(f"reason must be a string of at most {MAX_REPORT_REASON} characters")
+    command: dict[str, Any] = {"v": VERSION, "type": "report", "id": id, "user": user}
+    if listed:
+        command["messages"] = listed
+    if reason:
+        command["reason"] = reason
+    if block:
+        command["block"] = True
+    return command

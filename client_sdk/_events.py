@@ -24,6 +24,8 @@ from client_sdk.contract import (
 )
 
 __all__ = [
+    "BlockList",
+    "Blocking",
     "Device",
     "DeviceList",
     "Event",
@@ -346,6 +348,26 @@ class Reaction:
 
 
 @dataclass(frozen=True, slots=True)
+class Blocking:
+    """This user blocked (``blocked`` True) or unblocked ``user``, from any of their devices.
+    ``ref`` is the command id (None when the server made the change)."""
+
+    user: str
+    blocked: bool
+    ref: str | None
+    ts: float
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockList:
+    """The answer to a ``blocks`` command (internal: the client returns it from ``blocked()``)."""
+
+    ref: str
+    users: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Ok:
     """The server did a command that has no other answer (internal: e.g. ``register_push``)."""
 
@@ -362,6 +384,7 @@ Sequenced: TypeAlias = (
     | Reaction
     | MessageEdited
     | MessageHidden
+    | Blocking
 )
 """Events that carry an inbox cursor and are processed strictly in cursor order."""
 
@@ -375,6 +398,7 @@ Event: TypeAlias = (
     | Reaction
     | MessageEdited
     | MessageHidden
+    | Blocking
     | Presence
     | PresenceRefused
     | Typing
@@ -385,7 +409,7 @@ Event: TypeAlias = (
 
 def parse_inbox(
     payload: Any,
-) -> Sequenced | Typing | ServerError | SyncPage | GroupList | DeviceList | Ok | ProfileList:
+) -> Sequenced | Typing | ServerError | SyncPage | GroupList | DeviceList | Ok | ProfileList | BlockList:
     """Parse an event received on the user's inbox topic."""
     data = _envelope(payload)
     kind = data["type"]
@@ -412,6 +436,11 @@ def parse_inbox(
         return DeviceList(
             ref=_str(data, "ref"), devices=tuple(_parse_device(d) for d in _field(data, "devices", list))
         )
+    if kind == "blocks":
+        users = _field(data, "users", list)
+        if not all(isinstance(user, str) and user for user in users):
+            raise ValueError(f"field 'users' must be a list of user ids, got {users!r}")
+        return BlockList(ref=_str(data, "ref"), users=tuple(users))
     raise ValueError(f"unknown event type {kind!r}")
 
 
@@ -518,6 +547,14 @@ def parse_sequenced(payload: Any) -> Sequenced:
         )
     if kind == "reaction":
         return _parse_reaction(data, cursor=cursor)
+    if kind == "blocking":
+        return Blocking(
+            user=_str(data, "user"),
+            blocked=_field(data, "blocked", bool),
+            ref=_ref(data),
+            ts=_number(data, "ts"),
+            cursor=cursor,
+        )
     raise AssertionError(f"unhandled sequenced type {kind!r}")  # pragma: no cover - SEQUENCED_EVENT_TYPES
 
 

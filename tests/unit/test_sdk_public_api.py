@@ -12,6 +12,7 @@ import client_sdk
 import client_sdk.aio
 from client_sdk import (
     AuthenticationError,
+    Blocking,
     CommandRejected,
     ConnectError,
     Event,
@@ -60,6 +61,7 @@ def test_all_is_pinned() -> None:
         "PresenceRefused",
         "Profile",
         "ProfileChanged",
+        "Blocking",
         "Reaction",
         "Receipt",
         "Reply",
@@ -135,6 +137,7 @@ def test_event_is_the_union_of_the_event_types() -> None:
         Reaction,
         MessageEdited,
         MessageHidden,
+        Blocking,
         Presence,
         PresenceRefused,
         Typing,
