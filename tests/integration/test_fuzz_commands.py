@@ -72,6 +72,15 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "forward": {"message": st.sampled_from([MESSAGE, "0" * 32]), "to": users | groups},
     "edit": {"message": st.sampled_from([MESSAGE, "0" * 32]), "text": st.text(max_size=40)},
     "delete": {"message": st.sampled_from([MESSAGE, "0" * 32]), "for": st.sampled_from(["everyone", "me"])},
+    "block": {"user": users},
+    "unblock": {"user": users},
+    "blocks": {},
+    "report": {
+        "user": users,
+        "messages": st.lists(st.sampled_from([MESSAGE, "0" * 32]), max_size=2, unique=True),
+        "reason": st.text(max_size=40),
+        "block": st.booleans(),
+    },
 }
 """Each command type and well-formed values of the fields it may carry (a test checks these are the
 schema's); well-formed is not welcome: users, groups and messages that do not exist are among them."""
@@ -85,6 +94,7 @@ SHAPE_ONLY_CODES = {"bad_json", "unsupported_version", "unknown_type", "too_larg
 """Codes about the shape of a command; bad_request also answers a well-formed but wrong request."""
 ANSWERS = {"sent", "ok", "group", "groups", "sync_page", "profile", "profiles", "devices"}
 ANSWERS |= {"reaction", "edited", "deleted", "hidden"}
+ANSWERS |= {"blocking", "blocks"}
 
 
 def schema_commands() -> set[str]:

@@ -41,6 +41,7 @@ def test_all_is_pinned() -> None:
     # When the package's exports are listed, Then they are exactly these (a change here is an API change)
     assert sorted(client_sdk.__all__) == [
         "AuthenticationError",
+        "Blocking",
         "Client",
         "CommandRejected",
         "ConnectError",
@@ -61,7 +62,6 @@ def test_all_is_pinned() -> None:
         "PresenceRefused",
         "Profile",
         "ProfileChanged",
-        "Blocking",
         "Reaction",
         "Receipt",
         "Reply",
