@@ -12,6 +12,8 @@ import {
   SEQUENCED_TYPES,
   Topics,
   basicAuth,
+  blockCommand,
+  blocksCommand,
   deleteCommand,
   devicesCommand,
   editCommand,
@@ -25,6 +27,8 @@ import {
   profileGetCommand,
   profileSetCommand,
   reactCommand,
+  reportCommand,
+  unblockCommand,
 } from "./js/protocol.js";
 import { Session } from "./js/session.js";
 import { Store } from "./js/store.js";
@@ -49,6 +53,7 @@ class Chat {
     this.profileHidden = new Set(); // left out of an answer (not a contact yet): asked again on news
     this.devicesRequest = null;
     this.reactRequests = new Set(); // my react commands waiting for their `reaction` (or `ok`)
+    this.blockRequests = new Map(); // my block, unblock and report commands -> what the toast says when done
     this.typingTo = null;
     this.typingSentAt = 0;
     this.typingPause = null;
@@ -73,6 +78,8 @@ class Chat {
         setAvatar: (file) => this.setAvatar(file),
         listDevices: () => this.listDevices(),
         react: (item, emoji) => this.react(item, emoji),
+        setBlocked: (user, blocked) => this.setBlocked(user, blocked),
+        report: (user, reason, block) => this.report(user, reason, block),
         logout: () => logout(),
       },
     });
@@ -138,6 +145,7 @@ class Chat {
         if (event.type === "group" && event.ref && this.groupRequests.delete(event.ref)) openAfter = event.group.id;
         if (event.type === "profile" && event.ref && this.profileRequests.delete(event.ref)) this.view.profileDone();
         if (event.type === "reaction" && event.ref) this.reactRequests.delete(event.ref);
+        if (event.type === "blocking" && event.ref) this.blockDone(event.ref);
       } else if (event.type === "typing") {
         if (isUserId(event.from)) this.store.onTyping(event.from, event.state === "composing");
       } else if (event.type === "groups") {
@@ -146,8 +154,11 @@ class Chat {
         this.onProfiles(event);
       } else if (event.type === "devices") {
         this.onDevices(event);
+      } else if (event.type === "blocks") {
+        if (Array.isArray(event.users)) this.store.onBlocks(event.users.filter(isUserId));
       } else if (event.type === "ok") {
         this.reactRequests.delete(event.ref); // a reaction that changed nothing
+        this.blockDone(event.ref); // a report, or a block that changed nothing
       } else if (event.type === "error") {
         this.onError(event);
       }
@@ -155,6 +166,7 @@ class Chat {
     this.store.commit(this.session.cursor, this.session.pending());
     if (effects.synced) {
       this.connection.run(this.session.request(groupListCommand({ id: newId("l") })));
+      this.connection.run(this.session.request(blocksCommand({ id: newId("k") })));
       this.profileAsked.clear(); // fresh after being away
       this.askProfiles([this.user, ...this.store.contacts()]);
     }
@@ -184,6 +196,10 @@ class Chat {
     }
     if (error.ref && this.reactRequests.delete(error.ref)) {
       this.view.toast(`Could not react: ${message}`);
+      return;
+    }
+    if (error.ref && this.blockRequests.delete(error.ref)) {
+      this.view.toast(`Not done: ${message}`);
       return;
     }
     if (error.ref && this.store.failPending(error.ref, message)) return;
@@ -260,6 +276,30 @@ class Chat {
     this.devicesRequest = null;
     const devices = (Array.isArray(answer.devices) ? answer.devices : []).map(parseDevice).filter(Boolean);
     this.view.showDevices(devices, this.connection.device);
+  }
+
+  // ---------------------------------------------------------------- blocking and reports
+  /** Block or unblock a user; the `blocking` event (on every device of mine) shows it. */
+  setBlocked(user, blocked) {
+    const id = newId(blocked ? "b" : "u");
+    this.blockRequests.set(id, blocked ? "Blocked" : "Unblocked");
+    this.connection.run(this.session.request((blocked ? blockCommand : unblockCommand)({ id, user })));
+  }
+
+  /** Report a user with the last messages they sent me in our chat (WhatsApp sends the last five). */
+  report(user, reason, block) {
+    const theirs = (this.store.convs.get(user)?.items || []).filter((m) => m.id && m.from === user);
+    const messages = theirs.slice(-5).map((m) => m.id);
+    const id = newId("r");
+    this.blockRequests.set(id, block ? "Reported and blocked" : "Reported");
+    this.connection.run(this.session.request(reportCommand({ id, user, messages, reason, block })));
+  }
+
+  blockDone(ref) {
+    const said = this.blockRequests.get(ref);
+    if (said === undefined) return;
+    this.blockRequests.delete(ref);
+    this.view.toast(said);
   }
 
   /** Set my reaction to a stored message (an empty emoji removes it); the `reaction` event shows it. */
