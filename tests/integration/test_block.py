@@ -11,6 +11,7 @@ have come first."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from client_sdk import Blocking, Client, CommandRejected, Message, PresenceForbi
 from client_sdk.contract import load_schema
 from tests.fakes import FakeFcm
 from tests.harness import RunningNode, connect, need, node_settings, wait_until
+from tests.integration.test_aio_sdk import connect as aio_connect
 from tests.plain import PlainClient
 
 SCHEMA = Draft202012Validator(load_schema())
@@ -286,3 +288,62 @@ def test_no_push_for_a_blocked_users_message(push_node: RunningNode, fcm: FakeFc
     pushes = fcm.to("alice-token")
     assert pushes[0]["notification"] == {"title": carol, "body": "barrier"}
     assert all(bob not in str(push) for push in pushes)
+
+
+def test_asyncio_sdk_blocks_reports_and_unblocks(node: RunningNode) -> None:
+    alice, bob, carol = (node.add_user(name)[0] for name in ("alice", "bob", "carol"))
+
+    async def scenario() -> None:
+        async with (
+            aio_connect(node, alice) as alice_client,
+            aio_connect(node, bob) as bob_client,
+            aio_connect(node, carol) as carol_client,
+        ):
+            await bob_client.send(alice, "first")
+            got = await anext(alice_client.messages(timeout=10))
+            await alice_client.report(bob, messages=[got], reason="spam", block=True)
+            assert await alice_client.blocked() == [bob]
+
+            await (await bob_client.send(alice, "while blocked")).wait("sent", timeout=10)
+            await (await carol_client.send(alice, "barrier")).wait("sent", timeout=10)
+            assert (await anext(alice_client.messages(timeout=10))).sender == carol
+
+            await alice_client.unblock(bob)
+            assert await alice_client.blocked() == []
+            await bob_client.send(alice, "after")
+            assert (await anext(alice_client.messages(timeout=10))).text == "after"
+
+    asyncio.run(scenario())
+    store = node.node.store
+    assert store is not None
+    (report,) = store.reports_page(after=None, limit=5)
+    assert [m["text"] for m in report.messages] == ["first"]
+
+
+def test_a_block_holds_after_a_restart_and_group_messages_still_arrive(
+    node: RunningNode,
+) -> None:
+    alice, bob, carol = (node.add_user(name)[0] for name in ("alice", "bob", "carol"))
+    with connect(node, alice) as alice_client, connect(node, carol) as carol_client:
+        group = carol_client.create_group("shared", [alice, bob])
+        alice_client.block(bob)
+
+    # When the node restarts while alice is offline
+    node.stop()
+    node.start()
+
+    # Then bob's 1-on-1 message is still sent and never delivered, his group message is
+    with connect(node, bob) as bob_client:
+        bob_client.send(alice, "1-on-1 while blocked").wait("sent", timeout=10)
+        bob_client.send(group.id, "to the group").wait("sent", timeout=10)
+    with connect(node, carol) as carol_client:
+        carol_client.send(alice, "barrier").wait("sent", timeout=10)
+    with connect(node, alice, device="tablet") as tablet:  # a new device: everything by sync
+        assert tablet.blocked() == [bob]
+        got = []
+        for event in tablet.events(timeout=10):
+            if isinstance(event, Message):
+                got.append((event.sender, event.text))
+                if event.text == "barrier":
+                    break
+        assert got == [(bob, "to the group"), (carol, "barrier")]
