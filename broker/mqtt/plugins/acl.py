@@ -75,6 +75,12 @@ class AclPlugin(TopicFilter):
         log.info("refused %s a subscription to %s: not a contact of %s", user, topic, watched)
         return False
 
+    async def client_disconnected(self, session: Session) -> None:
+        """No remembered yes outlives a connection: a block made while the user had none here
+        (so no node told this one) is asked of the store at their next subscription."""
+        if session.username and not self._everyone:
+            self._visibility.forget_watcher(session.username)
+
     def forget(self, watcher: str, user: str) -> None:
         """``watcher`` may no longer see ``user``'s presence (a block): no remembered yes."""
         self._visibility.forget(watcher, user)
