@@ -429,6 +429,8 @@ class Pipeline:
         recipient = cmd.to
         if not self._store.user_exists(recipient):
             raise UnknownUser(recipient)
+        if self._store.is_blocked(recipient, cmd.user):
+            return  # whom the recipient blocks is not heard typing either (rules.blocks)
         event = {"v": VERSION, "type": "typing", "from": cmd.user, "state": cmd.state}
         self._route([(recipient, event, None, 0)])
 

@@ -83,12 +83,19 @@ def test_plain_sends_of_a_blocked_user_are_sent_but_never_delivered(node: Runnin
         # nor is it in her inbox for a sync
         assert all(e.get("message", {}).get("from") != bob for e in synced(phone, "sync1"))
 
+        # Nor is bob heard typing: his typing is handled before his next command's answer, and
+        # alice's answer to a command she sends after that comes with nothing before it
+        command(bob_phone, "typing", "t1", to=alice, state="composing")
+        command(bob_phone, "blocks", "l0")
+        bob_phone.expect_type("blocks", ref="l0")
+        command(phone, "blocks", "l1")
+        heard = phone.expect(lambda _t, p: p.get("type") in ("typing", "blocks"))
+        assert heard["type"] == "blocks" and heard["users"] == [bob]
+
         # A block sent again changes nothing: ok, and still one blocking event
         command(phone, "block", "b1", user=bob)
         phone.expect_type("ok", ref="b1")
         assert [e["type"] for e in synced(laptop, "sync2")].count("blocking") == 1
-        command(phone, "blocks", "l1")
-        assert phone.expect_type("blocks", ref="l1")["users"] == [bob]
 
         # Bad input: herself, nobody; nothing changes
         command(phone, "block", "b2", user=alice)

@@ -367,6 +367,10 @@ class Blocks(Protocol):
         """Whom ``user`` blocks, in the order they were blocked."""
         ...
 
+    def is_blocked(self, blocker: str, blocked: str) -> bool:
+        """Whether ``blocker`` blocks ``blocked``."""
+        ...
+
     def report_user(
         self, *, reporter: str, user: str, message_ids: Sequence[str], reason: str, ref: str, now: float
     ) -> bool:
