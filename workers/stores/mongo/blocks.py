@@ -51,6 +51,10 @@ class MongoBlocks(MongoBase):
                 raise UnknownUser(target)
             if bool(blocked_pairs(self._blocks, [(user, target)], session)) == blocked:
                 return BlockChange(changed=False)
+            seen = {"_id": f"{user}/{ref}"}  # a command resent after a later change: done already
+            if self._block_commands.find_one(seen, {"_id": True}, session=session) is not None:
+                return BlockChange(changed=False)
+            self._block_commands.insert_one(seen, session=session)
             if blocked:
                 doc = {"blocker": user, "blocked": target, "created_at": float(now)}
                 self._blocks.insert_one(doc, session=session)

@@ -32,6 +32,7 @@
 ``reactions``      {message_id, user, emoji, command_id, updated_at}: one per user who reacts to a
                    message (see reactions); none for a message deleted for everyone
 ``blocks``         {blocker, blocked, created_at}: who blocks whom (see blocks)
+``block_commands`` {_id: "<user>/<command id>"}: the block and unblock commands that changed something
 ``reports``        {_id: int, reporter, user, reason, messages, command_id, created_at}:
                    ``messages`` are copies of the reported messages as the reporter saw them
 """
@@ -69,6 +70,7 @@ COLLECTIONS: Final = (
     "devices",
     "reactions",
     "blocks",
+    "block_commands",
     "reports",
 )
 

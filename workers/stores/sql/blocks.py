@@ -18,7 +18,7 @@ from workers.stores.rules.blocks import blocked_pairs as pairs_found
 from workers.stores.rules.blocks import blocking_event, check_block
 from workers.stores.sql.base import SqlBase
 from workers.stores.sql.driver import Statement
-from workers.stores.sql.schema import blocks
+from workers.stores.sql.schema import block_commands, blocks
 from workers.stores.sql.schema import users as accounts
 
 __all__ = ["SqlBlocks", "blocked_by", "blocked_pairs"]
@@ -54,9 +54,13 @@ class SqlBlocks(SqlBase):
         with self._tx() as conn:
             if conn.execute(select(accounts.c.id).where(accounts.c.id == target)).first() is None:
                 raise UnknownUser(target)
+            seen = select(block_commands.c.command_id).where(
+                block_commands.c.user_id == user, block_commands.c.command_id == ref
+            )
             present = bool(blocked_pairs(conn, [(user, target)]))
-            if present == blocked:
+            if present == blocked or conn.execute(seen).first() is not None:
                 return BlockChange(changed=False)
+            conn.execute(insert(block_commands).values(user_id=user, command_id=ref))
             if blocked:
                 conn.execute(insert(blocks).values(blocker_id=user, blocked_id=target, created_at=now))
             else:

@@ -311,6 +311,16 @@ blocks = Table(
 """Who blocks whom (``rules.blocks``). Every lookup names the blocker (its primary key's first
 column): a batch of 1-on-1 messages asks for its recipients, a receipt for its giver."""
 
+block_commands = Table(
+    "block_commands",
+    metadata,
+    Column("user_id", USER_ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("command_id", String(64), nullable=False),
+    PrimaryKeyConstraint("user_id", "command_id", name="pk_block_commands"),
+)
+"""The block and unblock commands that changed something: one resent after a later change (its
+answer was lost) changes nothing again."""
+
 reports = Table(
     "reports",
     metadata,
