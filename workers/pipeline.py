@@ -613,8 +613,8 @@ class Pipeline:
         self._reply(node, cmd.user, {"v": VERSION, "type": "blocks", "ref": cmd.id, "users": users})
 
     def _report(self, node: str, cmd: Report) -> None:
-        """Stored once per command id; ``block``: the reported user is blocked too (its own
-        ``blocking`` event), and the report is answered by ``ok`` either way."""
+        """Stored once per command id and answered by ``ok``; with ``block`` the reported user is
+        blocked too and the answer is the ``blocking`` event (``ok`` when blocked already)."""
         self._store.report_user(
             reporter=cmd.user,
             user=cmd.target,
@@ -623,6 +623,7 @@ class Pipeline:
             ref=cmd.id,
             now=self._clock(),
         )
-        if cmd.block and not self._set_block(node, cmd.user, cmd.target, blocked=True, ref=cmd.id):
-            return  # blocked already: answered by ok
+        if cmd.block:  # answered by the blocking event, or by ok when blocked already
+            self._set_block(node, cmd.user, cmd.target, blocked=True, ref=cmd.id)
+            return
         self._ok(node, cmd.user, cmd.id)
