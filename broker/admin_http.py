@@ -49,6 +49,9 @@ from broker.admin_schema import (
     Member,
     OpenApiDocument,
     PhoneAnswer,
+    Report,
+    ReportPage,
+    ReportsQuery,
     Revoked,
     Route,
     SetPhone,
@@ -96,6 +99,8 @@ ROUTES: Final = (
     Route("DELETE", "/users/{user}/devices/{device}", "_sign_out",
           "Sign one device out: its own tokens are revoked, a JWT issued before is refused for it, and"
           " it is disconnected at once on every node; the user's other devices stay", SignedOut),
+    Route("GET", "/reports", "_list_reports", "Reports of users by users, oldest first, a page at a time",
+          ReportPage, query=ReportsQuery, errors=()),
     Route("DELETE", "/messages/{message}", "_delete_message",
           "Delete a message for everyone: a tombstone without text or media, a `deleted` event to"
           " its sender and recipients, its media removed from storage", Deleted),
@@ -353,6 +358,15 @@ class AdminApi:
         return GroupPage(
             groups=[GroupSummary(id=g.id, name=g.name, members=len(g.members)) for g in groups],
             next=groups[-1].id if len(page) > query.limit else None,
+        )
+
+    async def _list_reports(self, call: Call) -> ReportPage:
+        query = call.query_as(ReportsQuery)
+        page = await asyncio.to_thread(self._store.reports_page, after=query.after, limit=query.limit + 1)
+        reports = page[: query.limit]
+        return ReportPage(
+            reports=[Report(**report.wire()) for report in reports],
+            next=reports[-1].id if len(page) > query.limit else None,
         )
 
     async def _get_group(self, call: Call) -> Group:

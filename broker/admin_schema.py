@@ -35,6 +35,9 @@ __all__ = [
     "OpenApiDocument",
     "PathParameter",
     "PhoneAnswer",
+    "Report",
+    "ReportPage",
+    "ReportsQuery",
     "Revoked",
     "Route",
     "SetPhone",
@@ -102,6 +105,11 @@ class GroupsQuery(_Query):
     after: GroupId | None = Field(default=None, description="the `next` of the previous page")
 
 
+class ReportsQuery(_Query):
+    limit: Limit = 50
+    after: int | None = Field(default=None, ge=0, description="the `next` of the previous page")
+
+
 # ---------------------------------------------------------------------- answers
 class UserCreated(_Answer):
     id: str
@@ -159,6 +167,22 @@ class Group(_Answer):
     id: str
     name: str
     members: list[Member] = Field(description="in the order they joined")
+
+
+class Report(_Answer):
+    id: int
+    reporter: str = Field(description="the user who reported")
+    user: str = Field(description="the user reported")
+    reason: str
+    messages: list[dict[str, Any]] = Field(
+        description="copies of the reported messages (wire objects) as the reporter saw them when reporting"
+    )
+    ts: float = Field(description="when, in seconds since the epoch")
+
+
+class ReportPage(_Answer):
+    reports: list[Report] = Field(description="oldest first")
+    next: int | None = Field(description="`after` for the next page; null on the last page")
 
 
 class Device(_Answer):

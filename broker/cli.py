@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("message_id", metavar="MESSAGE_ID")
     delete.add_argument("--by", default="admin", help="who deleted it, as recorded (default: admin)")
 
+    _reports_parser(commands)
     commands.add_parser("settings", help="print the effective settings as JSON")
     return parser
 
@@ -137,6 +138,15 @@ def _several_workers_are_fine(record: logging.LogRecord) -> bool:
     )
 
 
+def _reports_parser(commands: Any) -> None:
+    """``mqchat reports list``."""
+    reports = commands.add_parser("reports", help="read the reports users made of other users")
+    reports_commands = reports.add_subparsers(dest="reports_command", required=True, metavar="ACTION")
+    listing = reports_commands.add_parser("list", help="list reports, oldest first, as JSON lines")
+    listing.add_argument("--after", type=int, metavar="ID", help="only reports after this id")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.log_level)
@@ -157,6 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from broker.cli_messages import delete_message
 
             return delete_message(settings, args.message_id, by=args.by)
+        if args.command == "reports":
+            from broker.cli_reports import list_reports
+
+            return list_reports(settings, after=args.after, limit=args.limit)
         return _users(args, settings)
     except (SettingsError, StoreError) as exc:
         print(f"mqchat: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ comes back through one callback, ``_deliver``, whoever made it::
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import ssl
@@ -59,7 +60,7 @@ from workers.media.job import send_media_job
 from workers.metrics import observe_deliveries, watch_job_queues, watch_node
 from workers.moderation import ADMIN, delete_for_everyone
 from workers.retention import Pruner
-from workers.routing import Router
+from workers.routing import CONTROL_QOS, PRESENCE_CUT, Router
 from workers.runners import CommandRunner, RunnerError, runner_for, shares_store
 from workers.service import Assembly, assemble
 from workers.stores import Deletion, Store, open_store
@@ -151,6 +152,7 @@ class Node:
         self.presence: PresencePlugin | None = None
         self.privacy: PresencePrivacyChanges | None = None
         """Applies a user's privacy change to presence on this node (see broker/presence_privacy.py)."""
+        self._acl: AclPlugin | None = None
         self.queue_broker: dramatiq.Broker | None = None
         self._local_queue = settings.workers.queue_url.startswith("memory:")
         """The job queue is this process's (``memory://``): this node runs the workers."""
@@ -431,6 +433,7 @@ class Node:
             hiding_last_seen=hiding,
             tell_other_nodes=self._privacy_changed if self._cluster is not None else None,
         )
+        self._acl = acl
         return [auth, acl, presence]
 
     def _credentials_ok(self, user: str, secret: str, device: str | None = None) -> bool:
@@ -555,12 +558,28 @@ class Node:
         if self.broker is None or self._state != "running":
             return
         broker, inbox = self.broker, self.topics.inbox
+        controls = 0
         with broker.corked():  # a connection's events of the batch in one write
             for user, payload, qos in items:
+                if qos == CONTROL_QOS:
+                    controls += 1
+                    self._control(user, payload)
+                    continue
                 broker.publish_nowait(inbox(user), payload.encode(), int(qos))
-        observe_deliveries([payload for _, payload, _ in items], time.time())
+        published = [p for _, p, qos in items if qos != CONTROL_QOS] if controls else [p for _, p, _ in items]
+        observe_deliveries(published, time.time())
         if self.privacy is not None:
             self.privacy.seen_events(items)  # a prefix test per event: privacy changes to apply
+
+    def _control(self, user: str, payload: str) -> None:
+        """Carry out an order a worker sent with the events (``workers.routing.CONTROL_QOS``)."""
+        order = json.loads(payload)
+        if order.get("type") == PRESENCE_CUT and self.broker is not None:
+            blocker = str(order["user"])
+            if self._acl is not None:
+                self._acl.forget_pair(user, blocker)
+            cut = self.broker.drop_subscriptions(user, self.topics.presence(blocker))
+            log.info("%s blocked %s: %d presence subscription(s) ended here", blocker, user, cut)
 
     # ------------------------------------------------------------------ signing a device out
     async def sign_out(self, user: str, device: str) -> int:

@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from client_sdk.contract import (
+    BLOCK_COMMAND_TYPES,
     COMMAND_ID_RE,
     COMMAND_TYPES,
     GROUP_COMMAND_TYPES,
@@ -43,8 +44,12 @@ _SCHEMA_DEFS = {
     **{name: name for name in TIMER_COMMAND_TYPES},
     "history": "history",
     **{name: name for name in PRIVACY_COMMAND_TYPES},
+    **{name: name for name in BLOCK_COMMAND_TYPES - {"blocks"}},
+    "blocks": "block_list",
 }
 _SENDER_FIELDS = ("from", "sender", "user")
+_ABOUT_A_USER = frozenset({"block", "unblock", "report"})
+"""Commands whose ``user`` names the user they are about (whom to block or report), not a sender."""
 _DEFS = "#/$defs/"
 
 
@@ -156,7 +161,7 @@ def parse_command(data: bytes | bytearray, *, max_bytes: int) -> dict[str, Any]:
             ref,
         )
     for name in _SENDER_FIELDS:
-        if name in command:
+        if name in command and not (name == "user" and kind in _ABOUT_A_USER):
             raise InvalidCommand(
                 ErrorCode.BAD_REQUEST,
                 f"field {name!r} is not allowed: the sender is always the authenticated user",

@@ -41,6 +41,8 @@ class Visibility:
         self._max_entries = max_entries
         self._clock = clock
         self._allowed: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._seen_by: dict[str, set[str]] = {}
+        """The users each watcher has a remembered yes for (to forget them at once)."""
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mqchat-visibility")
 
     async def can_see(self, watcher: str, user: str) -> bool:
@@ -60,10 +62,12 @@ class Visibility:
         if visible:
             self._allowed[key] = self._clock() + self._ttl
             self._allowed.move_to_end(key)
+            self._seen_by.setdefault(watcher, set()).add(user)
             while len(self._allowed) > self._max_entries:
-                self._allowed.popitem(last=False)
+                (old_watcher, old_user), _ = self._allowed.popitem(last=False)
+                self._drop_seen(old_watcher, old_user)
         else:
-            self._allowed.pop(key, None)
+            self.forget_pair(watcher, user)
         return bool(visible)
 
     def forget(self, user: str) -> None:
@@ -78,7 +82,22 @@ class Visibility:
         return await self.can_see(watcher, user)
 
     def forget_pair(self, watcher: str, user: str) -> None:
+        """``watcher`` may no longer see ``user`` (a block, a recheck): ask the store next time."""
         self._allowed.pop((watcher, user), None)
+        self._drop_seen(watcher, user)
+
+    def _drop_seen(self, watcher: str, user: str) -> None:
+        users = self._seen_by.get(watcher)
+        if users is not None:
+            users.discard(user)
+            if not users:
+                del self._seen_by[watcher]
+
+    def forget_watcher(self, watcher: str) -> None:
+        """Forget every yes remembered for ``watcher`` (their connection here ended): a block made
+        while they were connected nowhere here is then asked of the store when they come back."""
+        for user in self._seen_by.pop(watcher, ()):
+            self._allowed.pop((watcher, user), None)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -23,6 +23,7 @@ from client_sdk._errors import (
     Timeout,
 )
 from client_sdk._events import (
+    Blocking,
     Device,
     Event,
     Group,
@@ -56,6 +57,7 @@ from client_sdk.contract import Status
 
 __all__ = [
     "AuthenticationError",
+    "Blocking",
     "Client",
     "CommandRejected",
     "ConnectError",

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Literal
 
 from client_sdk._base import State
+from client_sdk._block_calls import BlockCalls
 from client_sdk._change_calls import ChangeCalls
 from client_sdk._connection import Connection
 from client_sdk._device_calls import DeviceCalls
@@ -55,6 +56,7 @@ class Client(
     GroupSettingsCalls,
     TimerCalls,
     HistoryCalls,
+    BlockCalls,
 ):
     """A chat client of user ``user`` on device ``device`` (MQTT client id ``<user>/<device>``).
 

@@ -28,6 +28,9 @@ __all__ = [
     "DEFAULT_SYNC_LIMIT",
     "MAX_GROUP_NAME_LENGTH",
     "MAX_MEMBERS_PER_COMMAND",
+    "MAX_REPORTED_MESSAGES",
+    "block_command",
+    "blocks_command",
     "delete_command",
     "devices_command",
     "edit_command",
@@ -43,11 +46,13 @@ __all__ = [
     "profile_set_command",
     "react_command",
     "receipt_commands",
+    "report_command",
     "send_command",
     "sync_command",
     "timer_get_command",
     "timer_set_command",
     "typing_command",
+    "unblock_command",
 ]
 
 DEFAULT_SYNC_LIMIT = 200
@@ -417,4 +422,54 @@ def history_command(
         if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "limit" else 0):
             raise ValueError(f"{name} must be an integer >= {1 if name == 'limit' else 0}, got {value!r}")
         command[name] = value
+    return command
+
+
+# ---------------------------------------------------------------- blocking and reports
+MAX_REPORTED_MESSAGES = 50
+"""The most messages one report carries (the schema's ``maxItems``)."""
+MAX_REPORT_REASON = 1000
+
+
+def block_command(*, id: str, user: str) -> dict[str, Any]:
+    """A ``block`` command (answered by a ``blocking`` event, or ``ok`` when blocked already)."""
+    _check_id(id)
+    _check_user("user", user)
+    return {"v": VERSION, "type": "block", "id": id, "user": user}
+
+
+def unblock_command(*, id: str, user: str) -> dict[str, Any]:
+    """An ``unblock`` command (answered by a ``blocking`` event, or ``ok`` when not blocked)."""
+    _check_id(id)
+    _check_user("user", user)
+    return {"v": VERSION, "type": "unblock", "id": id, "user": user}
+
+
+def blocks_command(*, id: str) -> dict[str, Any]:
+    """A ``blocks`` command (answered by a ``blocks`` event: the users this user blocks)."""
+    _check_id(id)
+    return {"v": VERSION, "type": "blocks", "id": id}
+
+
+def report_command(
+    *, id: str, user: str, messages: Iterable[str] = (), reason: str = "", block: bool = False
+) -> dict[str, Any]:
+    """A ``report`` command: ``user`` reported with ``messages`` (ids this user can see) as
+    evidence; ``block``: block them too."""
+    _check_id(id)
+    _check_user("user", user)
+    listed = list(dict.fromkeys(messages))
+    if len(listed) > MAX_REPORTED_MESSAGES:
+        raise ValueError(f"a report carries at most {MAX_REPORTED_MESSAGES} messages")
+    for message_id in listed:
+        _check_message_id("message", message_id)
+    if not isinstance(reason, str) or len(reason) > MAX_REPORT_REASON:
+        raise ValueError(f"reason must be a string of at most {MAX_REPORT_REASON} characters")
+    command: dict[str, Any] = {"v": VERSION, "type": "report", "id": id, "user": user}
+    if listed:
+        command["messages"] = listed
+    if reason:
+        command["reason"] = reason
+    if block:
+        command["block"] = True
     return command

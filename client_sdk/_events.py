@@ -25,6 +25,8 @@ from client_sdk.contract import (
 )
 
 __all__ = [
+    "BlockList",
+    "Blocking",
     "Device",
     "DeviceList",
     "Event",
@@ -418,6 +420,26 @@ class PrivacyAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class Blocking:
+    """This user blocked (``blocked`` True) or unblocked ``user``, from any of their devices.
+    ``ref`` is the command id (None when the server made the change)."""
+
+    user: str
+    blocked: bool
+    ref: str | None
+    ts: float
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockList:
+    """The answer to a ``blocks`` command (internal: the client returns it from ``blocked()``)."""
+
+    ref: str
+    users: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Ok:
     """The server did a command that has no other answer (internal: e.g. ``register_push``)."""
 
@@ -540,6 +562,7 @@ Sequenced: TypeAlias = (
     | MessagesExpired
     | PrivacyChanged
     | GroupInvitation
+    | Blocking
 )
 """Events that carry an inbox cursor and are processed strictly in cursor order."""
 
@@ -558,6 +581,7 @@ Event: TypeAlias = (
     | MessagesExpired
     | PrivacyChanged
     | GroupInvitation
+    | Blocking
     | Presence
     | PresenceRefused
     | Typing
@@ -584,6 +608,7 @@ def parse_inbox(
     | HistoryPage
     | SyncReset
     | PrivacyAnswer
+    | BlockList
 ):
     """Parse an event received on the user's inbox topic."""
     data = _envelope(payload)
@@ -625,6 +650,11 @@ def parse_inbox(
         return parse_history(data)
     if kind == "sync_reset":
         return parse_sync_reset(data)
+    if kind == "blocks":
+        users = _field(data, "users", list)
+        if not all(isinstance(user, str) and user for user in users):
+            raise ValueError(f"field 'users' must be a list of user ids, got {users!r}")
+        return BlockList(ref=_str(data, "ref"), users=tuple(users))
     raise ValueError(f"unknown event type {kind!r}")
 
 
@@ -740,6 +770,14 @@ def parse_sequenced(payload: Any) -> Sequenced:
         return PrivacyChanged(settings=parse_settings(data.get("settings")), ref=_ref(data), cursor=cursor)
     if kind == "group_invitation":
         return _parse_invitation(data, cursor=cursor)
+    if kind == "blocking":
+        return Blocking(
+            user=_str(data, "user"),
+            blocked=_field(data, "blocked", bool),
+            ref=_ref(data),
+            ts=_number(data, "ts"),
+            cursor=cursor,
+        )
     raise AssertionError(f"unhandled sequenced type {kind!r}")  # pragma: no cover - SEQUENCED_EVENT_TYPES
 
 

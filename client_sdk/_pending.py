@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from client_sdk._errors import CommandRejected, NotConnected, Timeout
 from client_sdk._events import (
+    BlockList,
     DeviceList,
     GroupEvent,
     GroupInvite,
@@ -51,6 +52,7 @@ A = TypeVar(  # the answer a request waits for (the clients use this one)
     PrivacyChanged,
     PrivacyAnswer,
     GroupInvitation,
+    BlockList,
 )
 """The type of event that answers a request."""
 

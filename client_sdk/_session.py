@@ -38,6 +38,8 @@ from client_sdk._commands import (
 )
 from client_sdk._errors import CommandRejected
 from client_sdk._events import (
+    Blocking,
+    BlockList,
     DeviceList,
     Event,
     Group,
@@ -366,7 +368,7 @@ class Session:
                 self._profiles[profile.user] = profile
             self.requests.resolve(item.ref, item)
             return Effects()
-        if isinstance(item, DeviceList | GroupInvite | JoinRequestList | TimerInfo):
+        if isinstance(item, DeviceList | GroupInvite | JoinRequestList | TimerInfo | BlockList):
             self.requests.resolve(item.ref, item)
             return Effects()
         if isinstance(item, PrivacyAnswer):
@@ -637,7 +639,9 @@ class Session:
                 self._profiles[item.profile.user] = item.profile
                 self.requests.resolve(item.ref, item)
             elif (
-                isinstance(item, Reaction | MessageEdited | MessageDeleted | MessageHidden | TimerChanged)
+                isinstance(
+                    item, Reaction | MessageEdited | MessageDeleted | MessageHidden | TimerChanged | Blocking
+                )
                 and item.ref is not None
             ):
                 # a react, edit, delete or timer change of this user's waits for its own event,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 __all__ = [
+    "BLOCK_COMMAND_TYPES",
     "COMMAND_ID_RE",
     "COMMAND_TYPES",
     "CONVERSATION_ID_RE",
@@ -117,6 +118,8 @@ PRIVACY_COMMAND_TYPES: Final = frozenset(
     {"privacy_set", "privacy_get", "group_invite_accept", "group_invite_decline"}
 )
 """Privacy settings, and the answers to group invitations they lead to."""
+BLOCK_COMMAND_TYPES: Final = frozenset({"block", "unblock", "blocks", "report"})
+"""Blocking users and reporting them to the operators."""
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync", "forward"})
     | GROUP_COMMAND_TYPES
@@ -129,6 +132,7 @@ COMMAND_TYPES: Final = (
     | TIMER_COMMAND_TYPES
     | HISTORY_COMMAND_TYPES
     | PRIVACY_COMMAND_TYPES
+    | BLOCK_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
@@ -138,6 +142,7 @@ EVENT_TYPES: Final = frozenset(
     | {"timer", "timer_info", "expired"}
     | {"history", "sync_reset"}
     | {"privacy", "group_invitation"}
+    | {"blocking", "blocks"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "group", "profile", "deleted"}
@@ -145,6 +150,7 @@ SEQUENCED_EVENT_TYPES: Final = frozenset(
     | {"group_request"}
     | {"timer", "expired"}
     | {"privacy", "group_invitation"}  # a ``privacy`` answer to ``privacy_get`` is live (no cursor)
+    | {"blocking"}
 )
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 

@@ -24,6 +24,8 @@ from client_sdk.contract import Status
 __all__ = [
     "COMMANDS",
     "Audience",
+    "Block",
+    "BlockList",
     "Command",
     "Delete",
     "DeleteScope",
@@ -57,12 +59,14 @@ __all__ = [
     "Raw",
     "React",
     "Receipt",
+    "Report",
     "Send",
     "Sync",
     "TimerGet",
     "TimerSet",
     "Typing",
     "TypingState",
+    "Unblock",
     "typed_command",
 ]
 
@@ -509,6 +513,59 @@ class GroupInviteDecline(NamedTuple):
         return cls(user, raw["id"], raw["group"])
 
 
+# ---------------------------------------------------------------- blocking and reports
+class Block(NamedTuple):
+    """Block ``target`` (see ``rules.blocks``)."""
+
+    user: str
+    id: str
+    target: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Block:
+        return cls(user, raw["id"], raw["user"])
+
+
+class Unblock(NamedTuple):
+    """Unblock ``target``."""
+
+    user: str
+    id: str
+    target: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Unblock:
+        return cls(user, raw["id"], raw["user"])
+
+
+class BlockList(NamedTuple):
+    """The users I block (wire type ``blocks``)."""
+
+    user: str
+    id: str
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> BlockList:
+        return cls(user, raw["id"])
+
+
+class Report(NamedTuple):
+    """Report ``target`` to the operators, with messages I can see as evidence; ``block``: block
+    them too."""
+
+    user: str
+    id: str
+    target: str
+    messages: Sequence[str] = ()
+    reason: str = ""
+    block: bool = False
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Report:
+        messages, reason = raw.get("messages", ()), raw.get("reason", "")
+        return cls(user, raw["id"], raw["user"], messages, reason, raw.get("block", False))
+
+
 Command: TypeAlias = (
     Send
     | Receipt
@@ -543,6 +600,10 @@ Command: TypeAlias = (
     | PrivacyGet
     | GroupInviteAccept
     | GroupInviteDecline
+    | Block
+    | Unblock
+    | BlockList
+    | Report
 )
 
 GroupSettingsCommand: TypeAlias = (
@@ -584,6 +645,10 @@ COMMANDS: Mapping[str, type[Command]] = {
     "privacy_get": PrivacyGet,
     "group_invite_accept": GroupInviteAccept,
     "group_invite_decline": GroupInviteDecline,
+    "block": Block,
+    "unblock": Unblock,
+    "blocks": BlockList,
+    "report": Report,
 }
 """The class of each command ``type`` of the wire contract."""
 

@@ -28,6 +28,8 @@ from typing import Any, Final, Protocol, TypeVar
 
 from client_sdk.contract import VERSION, ErrorCode, is_group_id
 from workers.commands import (
+    Block,
+    BlockList,
     Command,
     Delete,
     DeviceList,
@@ -58,17 +60,19 @@ from workers.commands import (
     Raw,
     React,
     Receipt,
+    Report,
     Send,
     Sync,
     TimerGet,
     TimerSet,
     Typing,
+    Unblock,
     typed_command,
 )
 from workers.errors import CommandError, Retryable, StoreUnavailable, UnknownUser
 from workers.events import error_event, internal_error
 from workers.metrics import COMMAND_ERRORS
-from workers.routing import Delivery
+from workers.routing import CONTROL_QOS, PRESENCE_CUT, Delivery
 from workers.stores import (
     AcceptResult,
     CommandStore,
@@ -420,6 +424,8 @@ class Pipeline:
         recipient = cmd.to
         if not self._store.user_exists(recipient):
             raise UnknownUser(recipient)
+        if self._store.is_blocked(recipient, cmd.user):
+            return  # whom the recipient blocks is not heard typing either (rules.blocks)
         event = {"v": VERSION, "type": "typing", "from": cmd.user, "state": cmd.state}
         self._route([(recipient, event, None, 0)])
 
@@ -725,6 +731,43 @@ class Pipeline:
         }
         self._reply(node, cmd.user, event)
 
+    # ------------------------------------------------------------------ blocking and reports
+    def _block(self, node: str, cmd: Block | Unblock) -> None:
+        """A change is a ``blocking`` event on every device of the blocker; a block also cuts the
+        blocked user's subscription to the blocker's presence on every node they are on (a
+        control delivery, see ``PRESENCE_CUT``). The same state again: a live ``ok``."""
+        self._set_block(node, cmd.user, cmd.target, blocked=isinstance(cmd, Block), ref=cmd.id)
+
+    def _set_block(self, node: str, user: str, target: str, *, blocked: bool, ref: str) -> bool:
+        change = self._store.set_block(user=user, target=target, blocked=blocked, ref=ref, now=self._clock())
+        if not change.changed:
+            self._ok(node, user, ref)
+            return False
+        self._deliver(node, user, change.entries)
+        if blocked:
+            self._route([(target, {"v": VERSION, "type": PRESENCE_CUT, "user": user}, None, CONTROL_QOS)])
+        return True
+
+    def _block_list(self, node: str, cmd: BlockList) -> None:
+        users = self._store.blocked_users(cmd.user)
+        self._reply(node, cmd.user, {"v": VERSION, "type": "blocks", "ref": cmd.id, "users": users})
+
+    def _report(self, node: str, cmd: Report) -> None:
+        """Stored once per command id and answered by ``ok``; with ``block`` the reported user is
+        blocked too and the answer is the ``blocking`` event (``ok`` when blocked already)."""
+        self._store.report_user(
+            reporter=cmd.user,
+            user=cmd.target,
+            message_ids=list(cmd.messages),
+            reason=cmd.reason,
+            ref=cmd.id,
+            now=self._clock(),
+        )
+        if cmd.block:  # answered by the blocking event, or by ok when blocked already
+            self._set_block(node, cmd.user, cmd.target, blocked=True, ref=cmd.id)
+            return
+        self._ok(node, cmd.user, cmd.id)
+
 
 _HANDLERS: Final[Mapping[type, Callable[[Pipeline, str, Any], None]]] = {
     Send: Pipeline._send,
@@ -754,6 +797,10 @@ _HANDLERS: Final[Mapping[type, Callable[[Pipeline, str, Any], None]]] = {
     PrivacyGet: Pipeline._privacy,
     GroupInviteAccept: Pipeline._privacy,
     GroupInviteDecline: Pipeline._privacy,
+    Block: Pipeline._block,
+    Unblock: Pipeline._block,
+    BlockList: Pipeline._block_list,
+    Report: Pipeline._report,
     GroupSet: Pipeline._group_set,
     GroupInviteLink: Pipeline._group_invite_link,
     GroupJoin: Pipeline._group_join,

@@ -14,7 +14,7 @@ from typing import Any
 from workers.events import dumps
 from workers.locator import Locator
 
-__all__ = ["Delivery", "NodeSender", "Router"]
+__all__ = ["CONTROL_QOS", "PRESENCE_CUT", "Delivery", "NodeSender", "Router"]
 
 NodeSender = Callable[[str, list[tuple[str, str, int]]], None]
 """Sends ``[(user, payload_json, qos), ...]`` to one node's delivery queue."""
@@ -22,6 +22,14 @@ NodeSender = Callable[[str, list[tuple[str, str, int]]], None]
 Delivery = tuple[str, dict[str, Any], str | None, int]
 """``(user, event, node, qos)``: ``node``, when set, gets the event even if the locator does not
 list the user there (the node of the command being answered, for its sender)."""
+
+
+CONTROL_QOS = -1
+"""The QoS of a delivery that is an order to the node, not an event to publish: it travels the way
+events do (to every node the user is on, in order with them) and the node carries it out."""
+PRESENCE_CUT = "presence_cut"
+"""A control delivery to a user: ``{"type": PRESENCE_CUT, "user": <blocker>}``: end the user's
+subscriptions to the blocker's presence now, and forget that the user may see it (``rules.blocks``)."""
 
 
 class Router:

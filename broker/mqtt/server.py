@@ -472,6 +472,15 @@ class MqchatBroker(Broker):
         self._index.removed(a_filter, session)
         return deleted
 
+    def drop_subscriptions(self, user: str, topic: str) -> int:
+        """End every subscription of ``user``'s sessions to exactly ``topic`` (a block cuts the
+        blocked user off the blocker's presence): the client is not told, it just hears no more.
+        Returns how many were ended."""
+        sessions = [s for s, _qos in self._index.subscribers(topic) if s.username == user]
+        for session in sessions:
+            self._del_subscription(topic, session)
+        return len(sessions)
+
     async def _del_all_subscriptions(self, session: Session) -> None:
         for topic_filter in self._index.forget(session):
             self._del_subscription(topic_filter, session)

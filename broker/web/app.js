@@ -13,6 +13,8 @@ import {
   SEQUENCED_TYPES,
   Topics,
   basicAuth,
+  blockCommand,
+  blocksCommand,
   deleteCommand,
   devicesCommand,
   editCommand,
@@ -35,6 +37,8 @@ import {
   parsePrivacy,
   privacyGetCommand,
   privacySetCommand,
+  reportCommand,
+  unblockCommand,
 } from "./js/protocol.js";
 import { PrivacyView } from "./js/privacy.js";
 import { Session } from "./js/session.js";
@@ -62,6 +66,7 @@ class Chat {
     this.reactRequests = new Set(); // my react commands waiting for their `reaction` (or `ok`)
     this.timerAsked = new Set(); // chats whose timer was asked for (timer_get) on this page
     this.historyRequests = new Map(); // history id -> {conv, older}: pages asked for, not answered yet
+    this.blockRequests = new Map(); // my block, unblock and report commands -> what the toast says when done
     this.typingTo = null;
     this.typingSentAt = 0;
     this.typingPause = null;
@@ -89,6 +94,8 @@ class Chat {
         react: (item, emoji) => this.react(item, emoji),
         setTimer: (to, seconds) => this.setTimer(to, seconds),
         loadOlder: (id) => this.loadHistory(id, { older: true }),
+        setBlocked: (user, blocked) => this.setBlocked(user, blocked),
+        report: (user, reason, block) => this.report(user, reason, block),
         logout: () => logout(),
       },
     });
@@ -173,6 +180,7 @@ class Chat {
         if (event.type === "group_request") this.groupInfo.onRequest(event);
         // privacy: also its live answer (no cursor), which session.js passes on as it is
         if (event.type === "privacy" || event.type === "group_invitation" || event.type === "group") this.onPrivacyEvent(event);
+        if (event.type === "blocking" && event.ref) this.blockDone(event.ref);
       } else if (event.type === "typing") {
         if (isUserId(event.from)) this.store.onTyping(event.from, event.state === "composing");
       } else if (event.type === "groups") {
@@ -190,9 +198,12 @@ class Chat {
         if (id) convs.add(id);
       } else if (event.type === "sync_reset") {
         this.rebuild();
+      } else if (event.type === "blocks") {
+        if (Array.isArray(event.users)) this.store.onBlocks(event.users.filter(isUserId));
       } else if (event.type === "ok") {
         if (this.groupInfo.onOk(event.ref)) continue;
         this.reactRequests.delete(event.ref); // a reaction that changed nothing
+        this.blockDone(event.ref); // a report, or a block that changed nothing
       } else if (event.type === "error") {
         this.onError(event);
       }
@@ -201,6 +212,7 @@ class Chat {
     if (effects.synced) {
       this.connection.run(this.session.request(groupListCommand({ id: newId("l") })));
       this.groupInfo.offerFromLocation();
+      this.connection.run(this.session.request(blocksCommand({ id: newId("k") })));
       this.profileAsked.clear(); // fresh after being away
       this.askProfiles([this.user, ...this.store.contacts()]);
     }
@@ -240,6 +252,10 @@ class Chat {
     if (this.groupInfo.onError(error)) return;
     if (error.ref && this.reactRequests.delete(error.ref)) {
       this.view.toast(`Could not react: ${message}`);
+      return;
+    }
+    if (error.ref && this.blockRequests.delete(error.ref)) {
+      this.view.toast(`Not done: ${message}`);
       return;
     }
     if (error.ref && this.store.failPending(error.ref, message)) return;
@@ -375,6 +391,30 @@ class Chat {
     this.devicesRequest = null;
     const devices = (Array.isArray(answer.devices) ? answer.devices : []).map(parseDevice).filter(Boolean);
     this.view.showDevices(devices, this.connection.device);
+  }
+
+  // ---------------------------------------------------------------- blocking and reports
+  /** Block or unblock a user; the `blocking` event (on every device of mine) shows it. */
+  setBlocked(user, blocked) {
+    const id = newId(blocked ? "b" : "u");
+    this.blockRequests.set(id, blocked ? "Blocked" : "Unblocked");
+    this.connection.run(this.session.request((blocked ? blockCommand : unblockCommand)({ id, user })));
+  }
+
+  /** Report a user with the last messages they sent me in our chat (WhatsApp sends the last five). */
+  report(user, reason, block) {
+    const theirs = (this.store.convs.get(user)?.items || []).filter((m) => m.id && m.from === user);
+    const messages = theirs.slice(-5).map((m) => m.id);
+    const id = newId("r");
+    this.blockRequests.set(id, block ? "Reported and blocked" : "Reported");
+    this.connection.run(this.session.request(reportCommand({ id, user, messages, reason, block })));
+  }
+
+  blockDone(ref) {
+    const said = this.blockRequests.get(ref);
+    if (said === undefined) return;
+    this.blockRequests.delete(ref);
+    this.view.toast(said);
   }
 
   /** Set my reaction to a stored message (an empty emoji removes it); the `reaction` event shows it. */

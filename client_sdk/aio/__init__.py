@@ -25,6 +25,7 @@ from client_sdk._errors import (
     Timeout,
 )
 from client_sdk._events import (
+    Blocking,
     Device,
     Event,
     Group,
@@ -59,6 +60,7 @@ from client_sdk.contract import Status
 
 __all__ = [
     "AuthenticationError",
+    "Blocking",
     "Client",
     "CommandRejected",
     "ConnectError",

@@ -21,6 +21,8 @@ from typing import IO, Any, Literal, TypeVar
 from client_sdk import _outbox
 from client_sdk._base import DEFAULT_REQUEST_TIMEOUT, Closed, State
 from client_sdk._commands import (
+    block_command,
+    blocks_command,
     delete_command,
     devices_command,
     edit_command,
@@ -36,11 +38,14 @@ from client_sdk._commands import (
     push_register_command,
     push_unregister_command,
     react_command,
+    report_command,
     timer_get_command,
     timer_set_command,
+    unblock_command,
 )
 from client_sdk._errors import CommandRejected, MqchatError, NotConnected, PresenceForbidden, Timeout
 from client_sdk._events import (
+    BlockList,
     Device,
     DeviceList,
     Event,
@@ -450,6 +455,34 @@ class Client(Connection, AsyncGroupSettings):
         """This user's devices (this one included), as the server knows them now."""
         answer = await self._request(lambda id: devices_command(id=id), DeviceList, timeout)
         return list(answer.devices)
+
+    # -- blocking and reports ----------------------------------------------------------------------
+    async def block(self, user: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> None:
+        """Block ``user`` on every device of this user (see :meth:`client_sdk.Client.block`)."""
+        await self._request(lambda id: block_command(id=id, user=user), Ok, timeout)
+
+    async def unblock(self, user: str, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> None:
+        """Unblock ``user``: what they send from now on reaches this user again."""
+        await self._request(lambda id: unblock_command(id=id, user=user), Ok, timeout)
+
+    async def blocked(self, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> list[str]:
+        """The users this user blocks, in the order they were blocked, as the server knows them now."""
+        answer = await self._request(lambda id: blocks_command(id=id), BlockList, timeout)
+        return list(answer.users)
+
+    async def report(
+        self,
+        user: str,
+        *,
+        messages: Iterable[Message | str] = (),
+        reason: str = "",
+        block: bool = False,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+    ) -> None:
+        """Report ``user`` to the operators (see :meth:`client_sdk.Client.report`)."""
+        ids = [m.id if isinstance(m, Message) else m for m in messages]
+        build = partial(report_command, user=user, messages=ids, reason=reason, block=block)
+        await self._request(lambda id: build(id=id), Ok, timeout)
 
     def group(self, group_id: str) -> Group | None:
         """The group as last seen in a group event or :meth:`groups` answer (None: never seen)."""

@@ -1129,3 +1129,74 @@ def test_privacy_settings_page_and_an_invitation_card_accepted_then_one_declined
         assert list(info.members) == [alice_id]
     assert bob.errors() == []
     bob.close()
+
+
+# ---------------------------------------------------------------- blocking and reports
+def _shown_js(page: Page, element_id: str) -> bool:
+    return bool(page.js(f"const e = document.getElementById('{element_id}'); return !!e && !e.hidden"))
+
+
+def test_block_unblock_and_report_from_the_chat_header(
+    node: RunningNode, browser: Callable[[str], Page]
+) -> None:
+    alice_id, alice_token = node.add_user("alice")
+    bob_id, bob_token = node.add_user("bob")
+    carol_id, _ = node.add_user("carol")
+    url = f"{node.media_url}/"
+    alice, bob = browser("alice"), browser("bob")
+
+    # Given bob wrote to alice and she has the chat open
+    bob.login(url, bob_id, bob_token)
+    bob.new_chat(alice_id)
+    bob.send_text("hi alice")
+    alice.login(url, alice_id, alice_token)
+    alice.wait("bob's chat shows", lambda: alice.chat(bob_id))
+    alice.open_chat(bob_id)
+    alice.wait("alice sees the message", lambda: alice.message("hi alice"))
+    assert alice.element("#block-toggle").text == "Block" and not _shown_js(alice, "blocked-notice")
+
+    # When she clicks Block in the chat header
+    alice.element("#block-toggle").click()
+
+    # Then the header says Unblock and the notice shows
+    alice.wait("the blocked notice", lambda: _shown_js(alice, "blocked-notice"))
+    assert alice.element("#block-toggle").text == "Unblock"
+    alice.shot("blocked")
+
+    # When bob writes again, his page shows it sent, and carol's later message is what alice gets
+    bob.send_text("are you there?")
+    bob.wait_ticks("are you there?", "sent")
+    with connect(node, carol_id) as carol:
+        carol.send(alice_id, "barrier").wait("sent", timeout=10)
+    alice.wait("carol's chat shows", lambda: alice.chat(carol_id))
+    assert alice.message("are you there?") is None
+    assert "are you there?" not in alice.texts()
+
+    # And after a reload the page still knows she blocks bob (the blocks list after the sync)
+    alice.driver.refresh()
+    alice.wait_online()
+    alice.open_chat(bob_id)
+    alice.wait("the notice after a reload", lambda: _shown_js(alice, "blocked-notice"))
+
+    # When she reports him (her report carries his message), then unblocks him from the notice
+    alice.element("#report-contact").click()
+    alice.element("#report-reason").send_keys("spam")
+    alice.shot("report-dialog")
+    alice.element("#report-send").click()
+    store = node.node.store
+    assert store is not None
+    reports = alice.wait("the report is stored", lambda: store.reports_page(after=None, limit=5) or None)
+    (report,) = reports
+    assert (report.reporter, report.user, report.reason) == (alice_id, bob_id, "spam")
+    assert [m["text"] for m in report.messages] == ["hi alice"]
+    alice.element("#blocked-unblock").click()
+    alice.wait("the notice is gone", lambda: not _shown_js(alice, "blocked-notice"))
+    assert alice.element("#block-toggle").text == "Block"
+
+    # Then bob's next message reaches her
+    bob.send_text("back again")
+    alice.wait("bob's new message", lambda: alice.message("back again"))
+    alice.shot("unblocked")
+    assert alice.errors() == [] and bob.errors() == []
+    alice.close()
+    bob.close()

@@ -108,6 +108,15 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "group_invite_accept": {"group": groups},
         "group_invite_decline": {"group": groups},
     },
+    "block": {"user": users},
+    "unblock": {"user": users},
+    "blocks": {},
+    "report": {
+        "user": users,
+        "messages": st.lists(st.sampled_from([MESSAGE, "0" * 32]), max_size=2, unique=True),
+        "reason": st.text(max_size=40),
+        "block": st.booleans(),
+    },
 }
 """Each command type and well-formed values of the fields it may carry (a test checks these are the
 schema's); well-formed is not welcome: users, groups and messages that do not exist are among them."""
@@ -124,6 +133,7 @@ ANSWERS |= {"reaction", "edited", "deleted", "hidden", "group_invite", "group_re
 ANSWERS |= {"timer", "timer_info"}
 ANSWERS |= {"history"}
 ANSWERS |= {"privacy", "group_invitation"}
+ANSWERS |= {"blocking", "blocks"}
 
 
 def schema_commands() -> set[str]:

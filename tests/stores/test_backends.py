@@ -37,6 +37,7 @@ _CONCERNS = {
     "views",  # messages as a user sees them now (history, search, chat list)
     *("history", "retention"),  # issue 23: history per conversation, retention
     *("privacy", "privacy_data"),  # privacy settings and group invitations
+    *("blocks", "reports"),  # blocking users, reporting them to the operators
 }
 
 

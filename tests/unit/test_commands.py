@@ -27,15 +27,21 @@ WIRE_ONLY = {"v", "type"}
 """Properties of every command that are not fields: the version (there is one) and the type (the class)."""
 SENDER = "user"
 """The field that is not a property: the authenticated user who sent the command."""
+OTHER_USER = "target"
+"""The field of a ``user`` property (the user a command is about: block, report): ``user`` is taken."""
 
 
 def field(prop: str) -> str:
     """The field of a property: a Python keyword (``for``) gets a trailing underscore (PEP 8)."""
+    if prop == SENDER:
+        return OTHER_USER
     return f"{prop}_" if keyword.iskeyword(prop) else prop
 
 
 def prop(name: str) -> str:
     """The property of a field (see ``field``)."""
+    if name == OTHER_USER:
+        return SENDER
     return name[:-1] if name.endswith("_") and keyword.iskeyword(name[:-1]) else name
 
 

@@ -91,3 +91,21 @@ def test_a_store_that_fails_means_no() -> None:
     assert can_see(visibility, "alice", "alice")  # one's own presence needs no store
     visibility.close()
     unreachable.close()
+
+
+def test_a_block_is_not_hidden_by_a_remembered_yes(store: Store) -> None:
+    alice, bob, carol = people(store, "alice", "bob", "carol")
+    store.create_group(creator=alice, name="g", members=[bob, carol], now=2.0, ref="g", max_members=5)
+    visibility = Visibility(store.can_see_presence, clock=Clock())
+    assert can_see(visibility, bob, alice) and can_see(visibility, bob, carol)
+
+    # When alice blocks bob, the node forgets that bob may see her (the block's order, or bob's
+    # connection ending here), and the store says no
+    store.set_block(user=alice, target=bob, blocked=True, ref="b", now=3.0)
+    assert can_see(visibility, bob, alice)  # remembered until forgotten
+    visibility.forget(bob, alice)
+    assert not can_see(visibility, bob, alice)
+    store.set_block(user=carol, target=bob, blocked=True, ref="b", now=3.0)
+    visibility.forget_watcher(bob)
+    assert not can_see(visibility, bob, carol)
+    visibility.close()

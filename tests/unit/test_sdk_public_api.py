@@ -12,6 +12,7 @@ import client_sdk
 import client_sdk.aio
 from client_sdk import (
     AuthenticationError,
+    Blocking,
     CommandRejected,
     ConnectError,
     Event,
@@ -46,6 +47,7 @@ def test_all_is_pinned() -> None:
     # When the package's exports are listed, Then they are exactly these (a change here is an API change)
     assert sorted(client_sdk.__all__) == [
         "AuthenticationError",
+        "Blocking",
         "Client",
         "CommandRejected",
         "ConnectError",
@@ -156,6 +158,7 @@ def test_event_is_the_union_of_the_event_types() -> None:
         MessagesExpired,
         PrivacyChanged,
         GroupInvitation,
+        Blocking,
         Presence,
         PresenceRefused,
         Typing,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from workers.stores.interfaces import (
     AdminStore,
+    Blocks,
     CommandStore,
     Credentials,
     Devices,
@@ -31,6 +32,7 @@ from workers.stores.interfaces import (
 )
 from workers.stores.records import (
     AcceptResult,
+    BlockChange,
     Deletion,
     DeviceInfo,
     DeviceSeen,
@@ -48,6 +50,7 @@ from workers.stores.records import (
     ReactionChange,
     ReceiptRequest,
     ReceiptResult,
+    ReportInfo,
     SmsRecord,
     StoredMessage,
     TextSend,
@@ -58,6 +61,8 @@ from workers.stores.records import (
 __all__ = [
     "AcceptResult",
     "AdminStore",
+    "BlockChange",
+    "Blocks",
     "CommandStore",
     "Credentials",
     "Deletion",
@@ -91,6 +96,7 @@ __all__ = [
     "Reactions",
     "ReceiptRequest",
     "ReceiptResult",
+    "ReportInfo",
     "SmsRecord",
     "Store",
     "StoredMessage",

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from client_sdk.contract import Status
 from workers.stores.records import (
     AcceptResult,
+    BlockChange,
     Deletion,
     DeviceInfo,
     DeviceSeen,
@@ -38,6 +39,7 @@ from workers.stores.records import (
     ReactionChange,
     ReceiptRequest,
     ReceiptResult,
+    ReportInfo,
     SmsRecord,
     StoredMessage,
     TextSend,
@@ -50,6 +52,7 @@ from workers.stores.rules.retention import MessagePrune
 
 __all__ = [
     "AdminStore",
+    "Blocks",
     "CommandStore",
     "Credentials",
     "Devices",
@@ -522,6 +525,31 @@ class PresencePrivacy(Protocol):
 
     def hiding_last_seen(self, users: Sequence[str] | None, *, everyone: bool) -> set[str]:
         """Which of ``users`` (None: of everyone) publish presence without ``last_seen``."""
+
+
+class Blocks(Protocol):
+    """Who blocks whom, and reports of users to the operators (``rules.blocks``)."""
+
+    def set_block(self, *, user: str, target: str, blocked: bool, ref: str, now: float) -> BlockChange:
+        """Block (``blocked``) or unblock ``target`` for ``user``, with a ``blocking`` event in the
+        user's inbox, in one transaction; the same state again changes nothing (``changed``
+        False). CommandError ``bad_request`` for oneself; UnknownUser for no such user."""
+        ...
+
+    def blocked_users(self, user: str) -> list[str]:
+        """Whom ``user`` blocks, in the order they were blocked."""
+        ...
+
+    def is_blocked(self, blocker: str, blocked: str) -> bool:
+        """Whether ``blocker`` blocks ``blocked``."""
+        ...
+
+    def report_user(
+        self, *, reporter: str, user: str, message_ids: Sequence[str], reason: str, ref: str, now: float
+    ) -> bool:
+        """Store a report with copies of the messages as the reporter's inbox carries them;
+        False: this report (``ref``) was stored before. CommandError ``not_found`` for a message
+        the reporter cannot see, ``bad_request`` for oneself; UnknownUser for no such user."""
         ...
 
 
@@ -538,6 +566,7 @@ class CommandStore(
     History,
     Retention,
     Privacy,
+    Blocks,
     Protocol,
 ):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
@@ -574,6 +603,9 @@ class AdminStore(Users, Protocol):
     def user_info(self, user: str) -> UserInfo | None: ...
     def groups_page(self, *, after: str | None, limit: int) -> list[GroupInfo]: ...
     def group_info(self, group: str) -> GroupInfo | None: ...
+    def reports_page(self, *, after: int | None, limit: int) -> list[ReportInfo]:
+        """Reports of users, oldest first (``after``: the last report id of the previous page)."""
+        ...
 
 
 class Store(

@@ -10,6 +10,7 @@ from client_sdk.contract import Status
 
 __all__ = [
     "AcceptResult",
+    "BlockChange",
     "Deletion",
     "DeviceInfo",
     "DeviceSeen",
@@ -28,6 +29,7 @@ __all__ = [
     "ReactionChange",
     "ReceiptRequest",
     "ReceiptResult",
+    "ReportInfo",
     "SmsRecord",
     "StoredMessage",
     "TextSend",
@@ -355,3 +357,36 @@ class Expiry:
     """The new ``expired`` events (one per user), to publish once committed."""
     media_keys: list[str] = field(default_factory=list)
     """The stored objects no message uses any more, to remove from media storage."""
+
+
+# ---------------------------------------------------------------- blocking and reports
+@dataclass(frozen=True, slots=True)
+class BlockChange:
+    """What a block or an unblock did."""
+
+    changed: bool
+    """False: the user was blocked (unblocked) already: nothing written."""
+    entries: list[InboxEntry] = field(default_factory=list)
+    """The ``blocking`` event for the blocker's inbox."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInfo:
+    """A report of a user to the operators: copies of the messages as the reporter saw them."""
+
+    id: int
+    reporter: str
+    user: str
+    reason: str
+    messages: list[dict[str, Any]]
+    ts: float
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reporter": self.reporter,
+            "user": self.user,
+            "reason": self.reason,
+            "messages": self.messages,
+            "ts": self.ts,
+        }

@@ -85,5 +85,15 @@ class AclPlugin(TopicFilter):
         """Whether ``watcher`` may keep watching ``user`` (asked of the store now)."""
         return await self._visibility.ask(watcher, user)
 
+    async def client_disconnected(self, session: Session) -> None:
+        """No remembered yes outlives a connection: a block made while the user had none here
+        (so no node told this one) is asked of the store at their next subscription."""
+        if session.username:
+            self._visibility.forget_watcher(session.username)
+
+    def forget_pair(self, watcher: str, user: str) -> None:
+        """``watcher`` may no longer see ``user``'s presence (a block): no remembered yes."""
+        self._visibility.forget_pair(watcher, user)
+
     async def close(self) -> None:
         self._visibility.close()

@@ -19,6 +19,7 @@ export const SEQUENCED_TYPES = new Set([
   "expired",
   "privacy", // a privacy answer without a cursor (privacy_get) is live: see session.js
   "group_invitation",
+  "blocking",
 ]);
 /** Error codes that refuse a command only for now: send it again a little later. */
 export const TRANSIENT_CODES = new Set(["rate_limited", "busy"]);
@@ -94,6 +95,18 @@ export const profileGetCommand = ({ id, users }) => command("profile_get", id, {
 export const devicesCommand = ({ id }) => command("devices", id, {});
 /** `react`: my reaction to a message; an empty emoji removes it. */
 export const reactCommand = ({ id, message, emoji }) => command("react", id, { message, emoji });
+// blocking and reports (docs/protocol.md, "Blocking and reports")
+export const blockCommand = ({ id, user }) => command("block", id, { user });
+export const unblockCommand = ({ id, user }) => command("unblock", id, { user });
+export const blocksCommand = ({ id }) => command("blocks", id, {});
+export const MAX_REPORTED_MESSAGES = 50;
+export function reportCommand({ id, user, messages = [], reason = "", block = false }) {
+  const fields = { user };
+  if (messages.length) fields.messages = [...new Set(messages)].slice(-MAX_REPORTED_MESSAGES);
+  if (reason) fields.reason = reason.slice(0, 1000);
+  if (block) fields.block = true;
+  return command("report", id, fields);
+}
 /** `edit`: new text (or caption) for a message I sent. */
 export const editCommand = ({ id, message, text }) => command("edit", id, { message, text });
 /** `delete`: a message for everyone, or only from my own devices (`everyone` false). */
@@ -222,6 +235,8 @@ export function isReadableSequenced(event) {
       return parsePrivacy(event.settings) !== null;
     case "group_invitation":
       return parseInvitation(event) !== null;
+    case "blocking":
+      return isUserId(event.user) && typeof event.blocked === "boolean";
     default:
       return false;
   }

@@ -128,6 +128,7 @@ export class Session {
       case "group_invite": // issue 24: live answers of group settings commands
       case "group_requests":
       case "timer_info": // the answer to timer_get (disappearing messages)
+      case "blocks":
       case "ok": {
         const out = effects();
         out.events.push(payload);

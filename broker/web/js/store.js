@@ -55,6 +55,7 @@ export class Store {
     this.presence = new Map(); // user -> {status, lastSeen}
     this.typing = new Map(); // user -> until (ms)
     this.profiles = new Map(); // user -> {user, name, about, avatar, ts}, saved with the cursor
+    this.blocked = new Set(); // users I block: from `blocking` events and the `blocks` list after each sync
     this.listeners = new Set();
     this.saveTimer = null;
     this.quotaKeep = KEEP_PER_CONVERSATION;
@@ -270,9 +271,24 @@ export class Store {
         return this.onTimer(event);
       case "expired":
         return this.onExpired(event.messages);
+      case "blocking":
+        return this.onBlocking(event.user, event.blocked);
       default:
         return null;
     }
+  }
+
+  // ---------------------------------------------------------------- blocking
+  /** I blocked (or unblocked) a user, on this device or another: their chat shows it. */
+  onBlocking(user, blocked) {
+    if (blocked) this.blocked.add(user);
+    else this.blocked.delete(user);
+    return this.convs.has(user) ? user : null;
+  }
+
+  /** The whole list, answered to `blocks` (after each sync: events before the saved cursor are not replayed). */
+  onBlocks(users) {
+    this.blocked = new Set(users);
   }
 
   onMessage(message) {

@@ -274,6 +274,7 @@ export class View {
       if (li) this.actions.open(li.dataset.conv);
     });
     on($("messages"), "scroll", () => this.onScroll());
+    this.bindBlocking(on);
     on($("message-list"), "click", (e) => this.onMessageClick(e));
     on($("composer"), "submit", (e) => {
       e.preventDefault();
@@ -553,6 +554,7 @@ export class View {
     $("composer").hidden = closed;
     $("composer-closed").hidden = !closed;
     this.renderTimer(conv, closed);
+    this.renderBlocking(conv);
   }
 
   // ---------------------------------------------------------------- disappearing messages
@@ -586,6 +588,40 @@ export class View {
     const seconds = Number($("conv-timer").value);
     $("conv-timer").value = String(conv.timer || 0); // until the server's `timer` event says so
     if (seconds !== (conv.timer || 0)) this.actions.setTimer(conv.id, seconds);
+  }
+
+  /** Block/Unblock and Report in a 1-on-1 chat's header, and the notice while I block them. */
+  renderBlocking(conv) {
+    const dm = conv.kind === "dm";
+    const blocked = dm && this.store.blocked.has(conv.id);
+    $("block-toggle").hidden = !dm;
+    $("block-toggle").textContent = blocked ? "Unblock" : "Block";
+    $("report-contact").hidden = !dm;
+    $("blocked-notice").hidden = !blocked;
+  }
+
+  bindBlocking(on) {
+    const peer = () => {
+      const conv = this.openId === null ? null : this.store.convs.get(this.openId);
+      return conv && conv.kind === "dm" ? conv.id : null;
+    };
+    on($("block-toggle"), "click", () => {
+      const user = peer();
+      if (user) this.actions.setBlocked(user, !this.store.blocked.has(user));
+    });
+    on($("blocked-unblock"), "click", () => {
+      const user = peer();
+      if (user) this.actions.setBlocked(user, false);
+    });
+    on($("report-contact"), "click", () => {
+      if (!peer()) return;
+      this.openDialog("report-dialog", "report-reason");
+      $("report-block").checked = !this.store.blocked.has(peer());
+    });
+    on($("report-form"), "submit", () => {
+      const user = peer();
+      if (user) this.actions.report(user, $("report-reason").value.trim(), $("report-block").checked);
+    });
   }
 
   renderMessages({ toEnd = false, keepFromBottom = false }) {

@@ -84,6 +84,9 @@ class MongoBase:
         self._profiles = self._db["profiles"]
         self._devices = self._db["devices"]
         self._reactions = self._db["reactions"]
+        self._blocks = self._db["blocks"]
+        self._block_commands = self._db["block_commands"]
+        self._reports = self._db["reports"]
 
     def __repr__(self) -> str:
         return f"MongoStore({self._shown!r})"

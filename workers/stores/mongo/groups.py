@@ -17,6 +17,7 @@ from pymongo.client_session import ClientSession
 
 from workers.stores.group_cache import MembersCache, Roster
 from workers.stores.mongo.base import Doc, MongoBase
+from workers.stores.mongo.blocks import blocked_pairs
 from workers.stores.mongo.privacy_data import consent_split, write_invitations
 from workers.stores.mongo.profiles import member_profiles
 from workers.stores.mongo.schema import ROLE_ADMIN, ROLE_MEMBER
@@ -148,7 +149,9 @@ class MongoGroups(MongoBase):
 
         def work(session: ClientSession) -> GroupChange:
             self._need_users(session, members)
-            added, invited = consent_split(self._db, creator, members, session)  # privacy
+            refused = self._blockers(session, creator, members)  # blocks: see rules.blocks
+            allowed = [m for m in members if m not in refused]
+            added, invited = consent_split(self._db, creator, allowed, session)  # privacy
             everyone = [creator, *added]
             doc = {
                 "_id": group,
@@ -171,7 +174,7 @@ class MongoGroups(MongoBase):
                 [],
                 now,
                 ref,
-                invited=invited,
+                invited=[*invited, *refused],
                 extra=invitations,
             )
 
@@ -186,7 +189,9 @@ class MongoGroups(MongoBase):
             check_admin(roles, group, actor)
             check_add(roles, members, max_members)
             self._need_users(session, members)
-            added, invited = consent_split(self._db, actor, members, session)  # privacy
+            refused = self._blockers(session, actor, members)  # blocks: see rules.blocks
+            allowed = [m for m in members if m not in refused]
+            added, invited = consent_split(self._db, actor, allowed, session)  # privacy
             invitations = write_invitations(
                 self._db,
                 session,
@@ -203,7 +208,16 @@ class MongoGroups(MongoBase):
                 joined = [*doc["members"], *(_member(m, ROLE_MEMBER, now) for m in added)]
                 info = self._change(session, group, {"members": joined})
             return self._announce(
-                session, info, "added", actor, added, [], now, ref, invited=invited, extra=invitations
+                session,
+                info,
+                "added",
+                actor,
+                added,
+                [],
+                now,
+                ref,
+                invited=[*invited, *refused],
+                extra=invitations,
             )
 
         return self._tx(work)
@@ -272,6 +286,11 @@ class MongoGroups(MongoBase):
         assert doc is not None  # read in this transaction: a group is never deleted
         self._members_cache.forget(group)
         return _info(doc)
+
+    def _blockers(self, session: ClientSession, actor: str, members: Sequence[str]) -> list[str]:
+        """The members who block ``actor``: not added by them (``rules.blocks``), in the order named."""
+        blocked = blocked_pairs(self._blocks, [(m, actor) for m in members], session)
+        return [m for m in members if (m, actor) in blocked]
 
     def _announce(
         self,

@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 from client_sdk.contract import Status, is_group_id
 from workers.errors import UnknownUser
 from workers.stores.mongo.base import message_from_doc
+from workers.stores.mongo.blocks import blocked_pairs
 from workers.stores.mongo.media import media_fields
 from workers.stores.mongo.replies import MongoReplies
 from workers.stores.mongo.schema import REACHED
@@ -67,7 +68,10 @@ class MongoMessages(MongoReplies):
             return recipient, targets
         if self._users.find_one({"_id": recipient}, {"_id": True}, session=session) is None:
             raise UnknownUser(recipient)
-        return dm_conversation(sender, recipient), [recipient]
+        conversation = dm_conversation(sender, recipient)
+        if blocked_pairs(self._blocks, [(recipient, sender)], session):
+            return conversation, []  # blocked: stored and sent, but no copy (rules.blocks)
+        return conversation, [recipient]
 
     def _accept(
         self, sender: str, command_id: str, work: Callable[[ClientSession], AcceptResult]

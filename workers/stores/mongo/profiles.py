@@ -18,6 +18,7 @@ from pymongo.collection import Collection
 
 from workers.errors import UnknownUser
 from workers.stores.mongo.base import Doc, MongoBase
+from workers.stores.mongo.blocks import blocked_by, blocked_pairs
 from workers.stores.mongo.privacy_data import contact_checks, settings_of
 from workers.stores.records import Profile, ProfileChange
 from workers.stores.rules.privacy import DEFAULT, PrivacySettings, may_see, shown_to, visible_profile
@@ -114,6 +115,8 @@ class MongoProfiles(MongoBase):
 
     def _may_see(self, watcher: str, user: str, *, everyone: bool) -> bool:
         chatted, share_a_group = contact_checks(self._db, None)
+        if watcher != user and blocked_pairs(self._blocks, [(user, watcher)]):
+            return False  # whom a user blocks sees their profile as a stranger's (rules.blocks)
         return may_see_profile(watcher, user, everyone=everyone, chatted=chatted, share_a_group=share_a_group)
 
     def _contacts(self, session: ClientSession, user: str) -> set[str]:
@@ -125,4 +128,4 @@ class MongoProfiles(MongoBase):
         groups = self._groups.find({"members.user": user}, {"members.user": True}, session=session)
         contacts.update(m["user"] for doc in groups for m in doc["members"])
         contacts.discard(user)
-        return contacts
+        return contacts - blocked_by(self._blocks, user, session)  # whom the user blocks hears of no change

@@ -14,9 +14,11 @@ from pymongo.client_session import ClientSession
 
 from client_sdk.contract import Status, is_group_id
 from workers.stores.mongo.base import MongoBase
+from workers.stores.mongo.blocks import blocked_pairs
 from workers.stores.mongo.privacy_data import read_receipts_off
 from workers.stores.mongo.schema import REACHED
 from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
+from workers.stores.rules.blocks import unblocked_items
 from workers.stores.rules.privacy import effective_read_status
 from workers.stores.rules.receipts import receipt_events
 
@@ -54,7 +56,11 @@ class MongoReceipts(MongoBase):
                     items += self._advance(session, user, moved_to, moving, now)
             if not items:
                 return ReceiptResult(not_recipient=refused)
-            return ReceiptResult(entries=self._append_many(session, items, now), not_recipient=refused)
+            senders = {item[0] for item in items}
+            blocked = {b for _, b in blocked_pairs(self._blocks, [(user, s) for s in senders], session)}
+            items = unblocked_items(items, user, blocked)  # none for whom the user blocks
+            entries = self._append_many(session, items, now) if items else []
+            return ReceiptResult(entries=entries, not_recipient=refused)
 
         return self._tx(work)
 

@@ -40,6 +40,10 @@
 ``retention_state`` {_id: name, value, until}: where each retention sweep is, and the lease of
                    the process that prunes (see retention)
 ``privacy``, ``group_invitations``: see privacy_data
+``blocks``         {blocker, blocked, created_at}: who blocks whom (see blocks)
+``block_commands`` {_id: "<user>/<command id>"}: the block and unblock commands that changed something
+``reports``        {_id: int, reporter, user, reason, messages, command_id, created_at}:
+                   ``messages`` are copies of the reported messages as the reporter saw them
 """
 
 from __future__ import annotations
@@ -80,6 +84,9 @@ COLLECTIONS: Final = (
     "privacy",  # see privacy_data
     "group_invitations",
     "group_invitation_answers",
+    "blocks",
+    "block_commands",
+    "reports",
 )
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {
@@ -114,6 +121,12 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     "profiles": [IndexModel([("avatar_key", ASCENDING)], name="avatar_key", sparse=True)],
     "reactions": [
         IndexModel([("message_id", ASCENDING), ("user", ASCENDING)], name="message_user", unique=True)
+    ],
+    "blocks": [
+        IndexModel([("blocker", ASCENDING), ("blocked", ASCENDING)], name="blocker_blocked", unique=True)
+    ],
+    "reports": [
+        IndexModel([("reporter", ASCENDING), ("command_id", ASCENDING)], name="reporter_command", unique=True)
     ],
     "devices": [
         IndexModel([("user", ASCENDING), ("first_seen", ASCENDING)], name="user"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workers.stores.mongo.blocks import MongoBlocks
 from workers.stores.mongo.contacts import MongoContacts
 from workers.stores.mongo.deletion import MongoDeletion
 from workers.stores.mongo.devices import MongoDevices
@@ -16,6 +17,7 @@ from workers.stores.mongo.profiles import MongoProfiles
 from workers.stores.mongo.push import MongoPush
 from workers.stores.mongo.reactions import MongoReactions
 from workers.stores.mongo.receipts import MongoReceipts
+from workers.stores.mongo.reports import MongoReports
 from workers.stores.mongo.retention import MongoRetention
 from workers.stores.mongo.timers import MongoTimers
 from workers.stores.mongo.users import MongoUsers
@@ -41,6 +43,8 @@ class MongoStore(
     MongoHistory,
     MongoRetention,
     MongoPrivacy,
+    MongoBlocks,
+    MongoReports,
 ):
     """The whole store on MongoDB (see workers.stores.interfaces.Store). Each part is a class of its
     own on :class:`~workers.stores.mongo.base.MongoBase`, which holds the client, transactions and

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from workers.stores.rules.contacts import may_see_presence
 from workers.stores.sql.base import SqlBase
+from workers.stores.sql.blocks import blocked_pairs
 from workers.stores.sql.schema import conversations, group_members
 
 __all__ = ["SqlContacts"]
@@ -18,7 +19,12 @@ __all__ = ["SqlContacts"]
 
 class SqlContacts(SqlBase):
     def can_see_presence(self, watcher: str, user: str) -> bool:
-        return may_see_presence(watcher, user, chatted=self._chatted, share_a_group=self._share_a_group)
+        if not may_see_presence(watcher, user, chatted=self._chatted, share_a_group=self._share_a_group):
+            return False
+        if watcher == user:
+            return True
+        with self._tx() as conn:  # whom the user blocks is refused as a stranger is (rules.blocks)
+            return not blocked_pairs(conn, [(user, watcher)])
 
     def _chatted(self, conversation: str) -> bool:
         with self._tx() as conn:

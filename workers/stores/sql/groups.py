@@ -30,6 +30,7 @@ from workers.stores.rules.groups import (
 from workers.stores.rules.messages import unknown_group
 from workers.stores.rules.privacy import INVITE_TTL
 from workers.stores.sql.base import SqlBase
+from workers.stores.sql.blocks import blocked_pairs
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.privacy_data import consent_split, write_invitations
 from workers.stores.sql.profiles import member_profiles
@@ -197,6 +198,8 @@ class SqlGroups(SqlBase):
         group = new_group_id()
         with self._tx() as conn:
             self._need_users(conn, members)
+            refused = _blockers(conn, creator, members)  # blocks: see rules.blocks
+            members = [m for m in members if m not in refused]
             added, invited = consent_split(conn, creator, members)  # privacy: see rules.privacy
             conn.execute(
                 insert(groups).values(id=group, name=name, created_by=creator, created_at=now, version=1)
@@ -219,7 +222,16 @@ class SqlGroups(SqlBase):
                 conn, group=group, name=name, by=creator, users=invited, now=now, ttl=INVITE_TTL
             )
             return self._announce(
-                conn, group, "created", creator, everyone, [], now, ref, invited=invited, extra=invitations
+                conn,
+                group,
+                "created",
+                creator,
+                everyone,
+                [],
+                now,
+                ref,
+                invited=[*invited, *refused],
+                extra=invitations,
             )
 
     def add_members(
@@ -230,6 +242,8 @@ class SqlGroups(SqlBase):
             check_admin(roles, group, actor)
             check_add(roles, members, max_members)
             self._need_users(conn, members)
+            refused = _blockers(conn, actor, members)  # blocks: see rules.blocks
+            members = [m for m in members if m not in refused]
             added, invited = consent_split(conn, actor, members)  # privacy: see rules.privacy
             invitations = write_invitations(
                 conn,
@@ -243,7 +257,16 @@ class SqlGroups(SqlBase):
             if added:
                 self._insert_members(conn, group, added, now)
             return self._announce(
-                conn, group, "added", actor, added, [], now, ref, invited=invited, extra=invitations
+                conn,
+                group,
+                "added",
+                actor,
+                added,
+                [],
+                now,
+                ref,
+                invited=[*invited, *refused],
+                extra=invitations,
             )
 
     @staticmethod
@@ -347,3 +370,9 @@ class SqlGroups(SqlBase):
     @staticmethod
     def _name(conn: Connection, group: str) -> str:
         return str(conn.execute(select(groups.c.name).where(groups.c.id == group)).scalar_one())
+
+
+def _blockers(conn: Connection, actor: str, members: Sequence[str]) -> list[str]:
+    """The members who block ``actor``: not added by them (``rules.blocks``), in the order named."""
+    blocked = blocked_pairs(conn, [(m, actor) for m in members])
+    return [m for m in members if (m, actor) in blocked]

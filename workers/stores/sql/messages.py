@@ -19,6 +19,7 @@ from workers.stores.records import AcceptResult, InboxEntry, StoredMessage, Text
 from workers.stores.rules.group_settings import check_may_send
 from workers.stores.rules.messages import dm_conversation, message_events, message_targets, new_message_id
 from workers.stores.sql.base import Counters, NotInOneGo
+from workers.stores.sql.blocks import blocked_pairs
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.replies import SqlReplies
 from workers.stores.sql.schema import conversations, inbox, message_forwards, messages, receipts
@@ -117,7 +118,10 @@ class SqlMessages(SqlReplies):
             check_may_send(recipient, sender, None if roster is None else roster.senders)
             return recipient, targets
         # no recipient: the bump of its inbox cursor raises UnknownUser, undoing it all
-        return dm_conversation(sender, recipient), [recipient]
+        conversation = dm_conversation(sender, recipient)
+        if blocked_pairs(conn, [(recipient, sender)]):
+            return conversation, []  # blocked: stored and sent, but no copy (rules.blocks)
+        return conversation, [recipient]
 
     def accept_texts(self, sends: Sequence[TextSend], *, now: float) -> list[AcceptResult] | None:
         # A few statements for the lot instead of seven per message: each conversation's seq is
@@ -154,15 +158,30 @@ class SqlMessages(SqlReplies):
                 )
             )
         pairs = list(zip(stored, sends, strict=True))
+        # one lookup for the batch: whose recipient blocks its sender (no copy for them, rules.blocks)
+        blocked = blocked_pairs(conn, [(m.recipient, m.sender) for m in stored])
+        targets = [[] if (m.recipient, m.sender) in blocked else [m.recipient] for m in stored]
         _INSERT_MESSAGE.execute_many(conn, [_message_row(m, send.command_id) for m, send in pairs])
         record_expiry(conn, [(m.id, m.expires_at) for m in stored if m.expires_at is not None])
-        _INSERT_RECEIPTS.execute_many(conn, [_receipt_row(m.id, m.recipient) for m in stored])
-        items = [item for m, send in pairs for item in message_events(m, send.command_id, [m.recipient])]
-        entries = self._append_many(conn, items, now)
-        return [
-            AcceptResult(message=m, duplicate=False, entries=entries[2 * i : 2 * i + 2], sent=entries[2 * i])
-            for i, m in enumerate(stored)
+        _INSERT_RECEIPTS.execute_many(
+            conn,
+            [_receipt_row(m.id, user) for m, users in zip(stored, targets, strict=True) for user in users],
+        )
+        items = [
+            item
+            for (m, send), users in zip(pairs, targets, strict=True)
+            for item in message_events(m, send.command_id, users)
         ]
+        entries = self._append_many(conn, items, now)
+        results = []
+        start = 0
+        for m, users in zip(stored, targets, strict=True):
+            end = start + 1 + len(users)
+            results.append(
+                AcceptResult(message=m, duplicate=False, entries=entries[start:end], sent=entries[start])
+            )
+            start = end
+        return results
 
     def sent_entry(self, sender: str, command_id: str) -> InboxEntry | None:
         with self._tx() as conn:

@@ -19,6 +19,7 @@ from workers.stores.records import Profile, ProfileChange
 from workers.stores.rules.privacy import DEFAULT, PrivacySettings, may_see, shown_to, visible_profile
 from workers.stores.rules.profiles import dm_partner, may_see_profile, profile_events
 from workers.stores.sql.base import SqlBase
+from workers.stores.sql.blocks import blocked_by, blocked_pairs
 from workers.stores.sql.privacy_data import contact_checks, settings_of
 from workers.stores.sql.schema import conversations, group_members, profiles
 from workers.stores.sql.schema import users as accounts
@@ -116,6 +117,8 @@ class SqlProfiles(SqlBase):
 
     def _may_see(self, conn: Connection, watcher: str, user: str, *, everyone: bool) -> bool:
         chatted, share_a_group = contact_checks(conn)
+        if watcher != user and blocked_pairs(conn, [(user, watcher)]):
+            return False  # whom a user blocks sees their profile as a stranger's (rules.blocks)
         return may_see_profile(watcher, user, everyone=everyone, chatted=chatted, share_a_group=share_a_group)
 
     def _contacts(self, conn: Connection, user: str) -> set[str]:
@@ -139,4 +142,4 @@ class SqlProfiles(SqlBase):
         ).scalars()
         contacts.update(mates)
         contacts.discard(user)
-        return contacts
+        return contacts - blocked_by(conn, user)  # whom the user blocks hears of no change

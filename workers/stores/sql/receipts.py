@@ -15,9 +15,11 @@ from sqlalchemy import Connection, bindparam, case, func, select, true, update
 
 from client_sdk.contract import Status, is_group_id
 from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
+from workers.stores.rules.blocks import unblocked_items
 from workers.stores.rules.privacy import effective_read_status
 from workers.stores.rules.receipts import receipt_events
 from workers.stores.sql.base import NotInOneGo, SqlBase
+from workers.stores.sql.blocks import blocked_pairs
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.privacy_data import read_receipts_off
 from workers.stores.sql.schema import messages, receipts
@@ -143,6 +145,16 @@ def _receipts_off_of(
     return read_receipts_off(conn, users)
 
 
+def _unblocked(conn: Connection, given: list[tuple[str, list[InboxItem]]]) -> list[list[InboxItem]]:
+    """Each ``(giver, events)`` without the events for senders the giver blocks (``rules.blocks``):
+    one lookup for all of them, none when there are no events."""
+    pairs = {(user, item[0]) for user, items in given for item in items}
+    blocked = blocked_pairs(conn, pairs) if pairs else set()
+    if not blocked:
+        return [items for _, items in given]
+    return [unblocked_items(items, user, {b for a, b in blocked if a == user}) for user, items in given]
+
+
 class SqlReceipts(SqlBase):
     def apply_receipts(
         self, *, user: str, status: Status, message_ids: Sequence[str], now: float
@@ -158,6 +170,7 @@ class SqlReceipts(SqlBase):
             items: list[InboxItem] = []
             for moved_to, rows in _by_privacy(conn, user, status, todo).items():
                 items += self._advance(conn, user, moved_to, rows, now)
+            items = _unblocked(conn, [(user, items)])[0]
             entries = self._append_many(conn, items, now) if items else []
         return ReceiptResult(entries=entries, not_recipient=refused)
 
@@ -217,6 +230,7 @@ class SqlReceipts(SqlBase):
                 row = found[message_id]  # a 1-on-1 message: its recipient's status is its lowest
                 items += _events(row, request.user, status, now, row[1], int(status))
             per_request.append(items)
+        per_request = _unblocked(conn, list(zip((r.user for r in requests), per_request, strict=True)))
         entries = self._append_many(conn, [item for items in per_request for item in items], now)
         results = []
         start = 0

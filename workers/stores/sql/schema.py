@@ -379,3 +379,42 @@ retention_state = Table(
 """Where each retention sweep is (``inbox``: the last user done; ``messages``: the last
 conversation done), and the lease of the process that prunes (``lease``: its name, ``until``), so
 that a sweep goes on where it stopped after a restart and only one process prunes at a time."""
+
+
+# ---------------------------------------------------------------- blocking and reports
+blocks = Table(
+    "blocks",
+    metadata,
+    Column("blocker_id", USER_ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("blocked_id", USER_ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("blocker_id", "blocked_id", name="pk_blocks"),
+)
+"""Who blocks whom (``rules.blocks``). Every lookup names the blocker (its primary key's first
+column): a batch of 1-on-1 messages asks for its recipients, a receipt for its giver."""
+
+block_commands = Table(
+    "block_commands",
+    metadata,
+    Column("user_id", USER_ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("command_id", String(64), nullable=False),
+    PrimaryKeyConstraint("user_id", "command_id", name="pk_block_commands"),
+)
+"""The block and unblock commands that changed something: one resent after a later change (its
+answer was lost) changes nothing again."""
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("reporter_id", USER_ID, nullable=False),
+    Column("user_id", USER_ID, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("messages", Text, nullable=False),
+    Column("command_id", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("reporter_id", "command_id", name="uq_reports_command"),
+)
+"""Reports of users to the operators: ``messages`` is a JSON list of the reported messages as the
+reporter saw them (copies: they stay when the messages change or go). No foreign keys: a report
+outlives the accounts it names."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workers.stores.sql.blocks import SqlBlocks
 from workers.stores.sql.contacts import SqlContacts
 from workers.stores.sql.deletion import SqlDeletion
 from workers.stores.sql.devices import SqlDevices
@@ -16,6 +17,7 @@ from workers.stores.sql.profiles import SqlProfiles
 from workers.stores.sql.push import SqlPush
 from workers.stores.sql.reactions import SqlReactions
 from workers.stores.sql.receipts import SqlReceipts
+from workers.stores.sql.reports import SqlReports
 from workers.stores.sql.retention import SqlRetention
 from workers.stores.sql.timers import SqlTimers
 from workers.stores.sql.users import SqlUsers
@@ -41,6 +43,8 @@ class SqlStore(
     SqlHistory,
     SqlRetention,
     SqlPrivacy,
+    SqlBlocks,
+    SqlReports,
 ):
     """The whole store on SQLAlchemy Core (see workers.stores.interfaces.Store). Each part is a
     class of its own on :class:`~workers.stores.sql.base.SqlBase`, which holds the engine,
