@@ -103,7 +103,7 @@ def test_a_block_is_not_hidden_by_a_remembered_yes(store: Store) -> None:
     # connection ending here), and the store says no
     store.set_block(user=alice, target=bob, blocked=True, ref="b", now=3.0)
     assert can_see(visibility, bob, alice)  # remembered until forgotten
-    visibility.forget(bob, alice)
+    visibility.forget_pair(bob, alice)
     assert not can_see(visibility, bob, alice)
     store.set_block(user=carol, target=bob, blocked=True, ref="b", now=3.0)
     visibility.forget_watcher(bob)

@@ -25,7 +25,6 @@ __all__ = [
     "check_block",
     "check_reported",
     "unblocked_items",
-    "with_invited",
 ]
 
 MAX_REPORTED_MESSAGES: Final = 50
@@ -64,14 +63,3 @@ def check_reported(requested: Sequence[str], seen: dict[str, dict[str, Any]]) ->
     if missing:
         raise CommandError(ErrorCode.NOT_FOUND, f"no message {missing[0]!r} that you can see")
     return [seen[m] for m in dict.fromkeys(requested)]
-
-
-def with_invited(events: list[InboxItem], by: str, invited: Sequence[str]) -> list[InboxItem]:
-    """Group events with ``invited`` on the adder's own: members who block the adder were not added
-    and hear nothing (the adder cannot tell this from a privacy setting that asks for an invite)."""
-    if not invited:
-        return events
-    return [
-        (user, kind, message_id, {**body, "invited": list(invited)} if user == by else body)
-        for user, kind, message_id, body in events
-    ]
