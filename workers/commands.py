@@ -23,6 +23,7 @@ from client_sdk.contract import Status
 
 __all__ = [
     "COMMANDS",
+    "ChatList",
     "Command",
     "Delete",
     "DeleteScope",
@@ -36,6 +37,7 @@ __all__ = [
     "GroupPromote",
     "GroupRemove",
     "GroupRename",
+    "MarkRead",
     "Platform",
     "ProfileGet",
     "ProfileSet",
@@ -302,6 +304,35 @@ class Delete(NamedTuple):
         return cls(user, raw["id"], raw["message"], raw["for"])
 
 
+# ---------------------------------------------------------------- chat list and read state (issue 23)
+class ChatList(NamedTuple):
+    """A page of the user's conversations, newest activity first: ``before`` the ``next`` cursor of
+    the previous page (opaque; a malformed one is refused), ``limit`` as sent (the pipeline clamps)."""
+
+    user: str
+    id: str
+    before: str | None = None
+    limit: int | None = None
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> ChatList:
+        limit = raw.get("limit")
+        return cls(user, raw["id"], raw.get("before"), None if limit is None else int(limit))
+
+
+class MarkRead(NamedTuple):
+    """The user has read ``conversation`` up to ``seq`` (no read receipts for the senders)."""
+
+    user: str
+    id: str
+    conversation: str
+    seq: int
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> MarkRead:
+        return cls(user, raw["id"], raw["conversation"], int(raw["seq"]))
+
+
 Command: TypeAlias = (
     Send
     | Receipt
@@ -323,6 +354,8 @@ Command: TypeAlias = (
     | Edit
     | Delete
     | Forward
+    | ChatList
+    | MarkRead
 )
 
 COMMANDS: Mapping[str, type[Command]] = {
@@ -346,6 +379,8 @@ COMMANDS: Mapping[str, type[Command]] = {
     "edit": Edit,
     "delete": Delete,
     "forward": Forward,
+    "chat_list": ChatList,
+    "mark_read": MarkRead,
 }
 """The class of each command ``type`` of the wire contract."""
 

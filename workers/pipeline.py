@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar, assert_never
 
 from client_sdk.contract import VERSION, ErrorCode, is_group_id
 from workers.commands import (
+    ChatList,
     Command,
     Delete,
     DeviceList,
@@ -40,6 +41,7 @@ from workers.commands import (
     GroupPromote,
     GroupRemove,
     GroupRename,
+    MarkRead,
     ProfileGet,
     ProfileSet,
     PushRegister,
@@ -64,9 +66,11 @@ from workers.stores import (
     ReceiptResult,
     TextSend,
 )
+from workers.stores.rules.chats import chat_wire, clamp_limit, decode_cursor, encode_cursor
 from workers.stores.rules.deletion import check_user_delete
 from workers.stores.rules.profiles import clean_about, clean_name
 from workers.stores.rules.reactions import check_emoji
+from workers.typing_gate import TypingGate
 
 __all__ = ["Discard", "Pipeline", "Route", "Touch", "Waiting"]
 
@@ -189,6 +193,8 @@ class Pipeline:
         self._discard = discard
         self._edit_window = edit_window
         self._delete_window = delete_window
+        self._typing_gate = TypingGate()
+        """Group typing indicators forwarded at most every 2 s per user and group."""
         self._local = threading.local()
         """``outbox``: what the batch being processed by this thread will send once it is stored."""
 
@@ -363,6 +369,10 @@ class Pipeline:
                 self._delete(node, cmd)
             case Forward():
                 self._forward(node, cmd)
+            case ChatList():
+                self._chat_list(node, cmd)
+            case MarkRead():
+                self._mark_read(node, cmd)
             case _:
                 assert_never(cmd)
 
@@ -417,6 +427,9 @@ class Pipeline:
 
     def _typing(self, node: str, cmd: Typing) -> None:
         recipient = cmd.to
+        if is_group_id(recipient):
+            self._group_typing(cmd)
+            return
         if not self._store.user_exists(recipient):
             raise UnknownUser(recipient)
         event = {"v": VERSION, "type": "typing", "from": cmd.user, "state": cmd.state}
@@ -578,3 +591,33 @@ class Pipeline:
         self._deliver(node, user, entries)
         if not changed or all(entry.user != user for entry in entries):
             self._ok(node, user, ref)
+
+    # ------------------------------------------------------------------ chat list, read state (issue 23)
+    def _chat_list(self, node: str, cmd: ChatList) -> None:
+        before = None if cmd.before is None else decode_cursor(cmd.before)
+        chats, more = self._store.chat_list(user=cmd.user, before=before, limit=clamp_limit(cmd.limit))
+        last = chats[-1] if chats and more else None
+        event = {
+            "v": VERSION,
+            "type": "chats",
+            "ref": cmd.id,
+            "chats": [chat_wire(chat, cmd.user) for chat in chats],
+            "next": None if last is None else encode_cursor(last.ts, last.conversation),
+        }
+        self._reply(node, cmd.user, event)
+
+    def _mark_read(self, node: str, cmd: MarkRead) -> None:
+        """The ``read`` event to every device of the user (``ok`` when it was read that far already)."""
+        change = self._store.mark_read(
+            user=cmd.user, conversation=cmd.conversation, seq=cmd.seq, now=self._clock(), ref=cmd.id
+        )
+        self._answer_change(node, cmd.user, cmd.id, change.changed, change.entries)
+
+    def _group_typing(self, cmd: Typing) -> None:
+        """Typing in a group reaches its other members' connected devices (QoS 0, never stored),
+        only from a member, and at most every 2 s per user and group (see TypingGate)."""
+        audience = self._store.typing_audience(user=cmd.user, group=cmd.to)
+        if not audience or not self._typing_gate.allow(cmd.user, cmd.to, cmd.state, now=self._clock()):
+            return
+        event = {"v": VERSION, "type": "typing", "from": cmd.user, "state": cmd.state, "group": cmd.to}
+        self._route([(member, event, None, 0) for member in audience])

@@ -32,6 +32,7 @@ _CONCERNS = {
         "forwards",
     ),
     *("facts", "edits", "hides"),  # changes users make to sent messages
+    *("chats", "chat_rows"),  # the chat list and read state (issue 23)
 }
 
 

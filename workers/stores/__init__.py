@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from workers.stores.interfaces import (
     AdminStore,
+    Chats,
     CommandStore,
     Credentials,
     Devices,
@@ -52,6 +53,7 @@ from workers.stores.records import (
 __all__ = [
     "AcceptResult",
     "AdminStore",
+    "Chats",
     "CommandStore",
     "Credentials",
     "Deletion",

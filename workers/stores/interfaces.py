@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from client_sdk.contract import Status
 from workers.stores.records import (
     AcceptResult,
+    ChatSummary,
     Deletion,
     DeviceInfo,
     DeviceSeen,
@@ -33,6 +34,7 @@ from workers.stores.records import (
     ProfileChange,
     PushToken,
     ReactionChange,
+    ReadChange,
     ReceiptRequest,
     ReceiptResult,
     SmsRecord,
@@ -43,6 +45,7 @@ from workers.stores.records import (
 
 __all__ = [
     "AdminStore",
+    "Chats",
     "CommandStore",
     "Credentials",
     "Devices",
@@ -351,8 +354,31 @@ class MessageChanges(Protocol):
         ...
 
 
+class Chats(Protocol):
+    """The chat list, read state across a user's devices, and who hears typing in a group (see
+    rules.chats)."""
+
+    def chat_list(
+        self, *, user: str, before: tuple[float, str] | None, limit: int
+    ) -> tuple[list[ChatSummary], bool]:
+        """``limit`` of the user's conversations, newest activity first, after the chat at
+        ``before`` (its activity time and conversation id); and whether more follow."""
+        ...
+
+    def mark_read(self, *, user: str, conversation: str, seq: int, now: float, ref: str) -> ReadChange:
+        """Move the user's read position of the conversation forward to ``seq`` (at most its last
+        message the user can see) and append the ``read`` event to their own inbox, in one
+        transaction. ``forbidden`` for a conversation the user is not in (or that does not exist)."""
+        ...
+
+    def typing_audience(self, *, user: str, group: str) -> list[str]:
+        """The members of ``group`` other than ``user``; ``unknown_group``, or ``not_member`` when
+        ``user`` is not one."""
+        ...
+
+
 class CommandStore(
-    Messages, Groups, Notifications, Profiles, MessageDeletion, MessageChanges, Reactions, Protocol
+    Messages, Groups, Notifications, Profiles, MessageDeletion, MessageChanges, Reactions, Chats, Protocol
 ):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
 

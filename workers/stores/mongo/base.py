@@ -84,6 +84,7 @@ class MongoBase:
         self._profiles = self._db["profiles"]
         self._devices = self._db["devices"]
         self._reactions = self._db["reactions"]
+        self._chat_members = self._db["chat_members"]  # issue 23: see chat_rows
 
     def __repr__(self) -> str:
         return f"MongoStore({self._shown!r})"

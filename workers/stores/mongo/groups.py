@@ -16,6 +16,7 @@ from pymongo.client_session import ClientSession
 
 from workers.stores.group_cache import MembersCache
 from workers.stores.mongo.base import Doc, MongoBase
+from workers.stores.mongo.chat_rows import note_group_change
 from workers.stores.mongo.profiles import member_profiles
 from workers.stores.mongo.schema import ROLE_ADMIN, ROLE_MEMBER
 from workers.stores.records import GroupChange, GroupInfo
@@ -222,5 +223,8 @@ class MongoGroups(MongoBase):
     ) -> GroupChange:
         """Put the ``group`` event in every member's (and the gone ones') inbox."""
         snapshot = replace(snapshot, profiles=member_profiles(self._profiles, snapshot.members, session))
+        note_group_change(  # the chat list's documents (issue 23)
+            self._chat_members, self._conversations, session, snapshot.id, action, affected, now
+        )
         events = group_events(snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now)
         return GroupChange(group=snapshot, entries=self._append_many(session, events, now))

@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 from client_sdk.contract import Status, is_group_id
 from workers.errors import UnknownUser
 from workers.stores.mongo.base import message_from_doc
+from workers.stores.mongo.chat_rows import bump_conversation, note_direct
 from workers.stores.mongo.media import media_fields
 from workers.stores.mongo.replies import MongoReplies
 from workers.stores.mongo.schema import REACHED
@@ -128,8 +129,9 @@ class MongoMessages(MongoReplies):
             extra.update(reply_to=reply["id"], reply=dict(reply))
         if forwarded:
             extra.update(forwarded=True, forwarded_from=forwarded_from)
-        seq = self._bump(self._conversations, conversation, "last_seq", session, upsert=True)
-        assert seq is not None
+        seq = bump_conversation(self._conversations, conversation, session, now)
+        if seq == 1 and not is_group_id(conversation):  # the chat list's documents (issue 23)
+            note_direct(self._chat_members, conversation, (sender, recipient), session, now)
         message = StoredMessage(
             id=new_message_id(),
             conversation=conversation,

@@ -14,6 +14,7 @@ from pymongo.client_session import ClientSession
 
 from client_sdk.contract import Status
 from workers.stores.mongo.base import MongoBase
+from workers.stores.mongo.chat_rows import advance_reads
 from workers.stores.mongo.schema import REACHED
 from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
 from workers.stores.rules.receipts import receipt_events
@@ -48,9 +49,23 @@ class MongoReceipts(MongoBase):
             if not todo:
                 return ReceiptResult(not_recipient=refused)
             items = self._advance(session, user, status, {m: current[m] for m in todo}, now)
+            if status == Status.READ:  # the reader's own devices (issue 23)
+                items += self._reads(session, user, todo, now)
             return ReceiptResult(entries=self._append_many(session, items, now), not_recipient=refused)
 
         return self._tx(work)
+
+    def _reads(
+        self, session: ClientSession, user: str, message_ids: list[str], now: float
+    ) -> list[InboxItem]:
+        """The read positions the user's read messages move forward, and their ``read`` events."""
+        upto: dict[tuple[str, str], int] = {}
+        for doc in self._messages.find(
+            {"_id": {"$in": message_ids}}, {"conversation": True, "seq": True}, session=session
+        ):
+            key = (user, doc["conversation"])
+            upto[key] = max(upto.get(key, 0), int(doc["seq"]))
+        return advance_reads(self._chat_members, session, upto, now)
 
     def _advance(
         self, session: ClientSession, user: str, status: Status, previous: dict[str, int], now: float

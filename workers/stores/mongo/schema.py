@@ -31,6 +31,10 @@
                    object of the avatar image, ``avatar_key`` its object key (who may download it)
 ``reactions``      {message_id, user, emoji, command_id, updated_at}: one per user who reacts to a
                    message (see reactions); none for a message deleted for everyone
+``chat_members``   {_id: "<user>|<conversation>", user, conversation, read_seq, from_seq, until_seq,
+                   joined_at}: a user's place in a conversation (see chat_rows); ``conversations``
+                   documents also hold ``last_at``, the time of their last message (set by the same
+                   update that bumps ``last_seq``)
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ COLLECTIONS: Final = (
     "profiles",
     "devices",
     "reactions",
+    "chat_members",
 )
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {
@@ -93,6 +98,7 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     "reactions": [
         IndexModel([("message_id", ASCENDING), ("user", ASCENDING)], name="message_user", unique=True)
     ],
+    "chat_members": [IndexModel([("user", ASCENDING)], name="user")],
     "devices": [
         IndexModel([("user", ASCENDING), ("first_seen", ASCENDING)], name="user"),
         IndexModel([("signed_out_at", ASCENDING)], name="signed_out_at", sparse=True),

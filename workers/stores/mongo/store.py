@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workers.stores.mongo.chats import MongoChats
 from workers.stores.mongo.contacts import MongoContacts
 from workers.stores.mongo.deletion import MongoDeletion
 from workers.stores.mongo.devices import MongoDevices
@@ -31,6 +32,7 @@ class MongoStore(
     MongoReactions,
     MongoEdits,
     MongoHides,
+    MongoChats,
 ):
     """The whole store on MongoDB (see workers.stores.interfaces.Store). Each part is a class of its
     own on :class:`~workers.stores.mongo.base.MongoBase`, which holds the client, transactions and

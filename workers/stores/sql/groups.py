@@ -26,6 +26,7 @@ from workers.stores.rules.groups import (
 )
 from workers.stores.rules.messages import unknown_group
 from workers.stores.sql.base import SqlBase
+from workers.stores.sql.chat_rows import note_group_change
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.profiles import member_profiles
 from workers.stores.sql.schema import ROLE_ADMIN, ROLE_MEMBER, group_members, groups, users
@@ -248,6 +249,7 @@ class SqlGroups(SqlBase):
         """Bump the version and put the ``group`` event in every member's (and the gone ones') inbox."""
         conn.execute(update(groups).where(groups.c.id == group).values(version=groups.c.version + 1))
         self._members_cache.forget(group)
+        note_group_change(conn, group, action, affected, now)  # the chat list's rows (issue 23)
         snapshot = self._snapshot(conn, group)
         assert snapshot is not None
         events = group_events(snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now)

@@ -18,6 +18,7 @@ from workers.errors import UnknownUser
 from workers.stores.records import AcceptResult, InboxEntry, StoredMessage, TextSend
 from workers.stores.rules.messages import dm_conversation, message_events, message_targets, new_message_id
 from workers.stores.sql.base import Counters, NotInOneGo
+from workers.stores.sql.chat_rows import note_direct
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.replies import SqlReplies
 from workers.stores.sql.schema import conversations, inbox, message_forwards, messages, receipts
@@ -197,6 +198,8 @@ class SqlMessages(SqlReplies):
         """``reply``: the quote of a reply; ``forwarded_from``: the message a forward copies (its
         media objects are then shared, not owned)."""
         seq = self._next_conversation_seq(conn, conversation)
+        if seq == 1 and not is_group_id(conversation):  # the chat list's rows (issue 23)
+            note_direct(conn, conversation, (sender, recipient), now)
         message = StoredMessage(
             id=new_message_id(),
             conversation=conversation,

@@ -17,6 +17,7 @@ from client_sdk.contract import Status, is_group_id
 from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
 from workers.stores.rules.receipts import receipt_events
 from workers.stores.sql.base import NotInOneGo, SqlBase
+from workers.stores.sql.chat_rows import advance_reads
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.schema import messages, receipts
 
@@ -106,6 +107,17 @@ def _events(
     )
 
 
+def _read_upto(user: str, rows: Sequence[Any]) -> dict[tuple[str, str], int]:
+    """``(user, conversation)`` -> the highest seq among the messages of ``rows`` (rows of
+    ``_ROW``) that ``user`` read."""
+    upto: dict[tuple[str, str], int] = {}
+    for row in rows:
+        key, seq = (user, row[3]), int(row[4])
+        if seq > upto.get(key, 0):
+            upto[key] = seq
+    return upto
+
+
 class SqlReceipts(SqlBase):
     def apply_receipts(
         self, *, user: str, status: Status, message_ids: Sequence[str], now: float
@@ -119,6 +131,8 @@ class SqlReceipts(SqlBase):
             # statuses only move forward
             todo = [found[m] for m in ids if m in found and found[m][1] < status]
             items = self._advance(conn, user, status, todo, now) if todo else []
+            if status == Status.READ and todo:  # the reader's own devices (issue 23)
+                items += advance_reads(conn, _read_upto(user, todo), now)
             entries = self._append_many(conn, items, now) if items else []
         return ReceiptResult(entries=entries, not_recipient=refused)
 
@@ -170,6 +184,8 @@ class SqlReceipts(SqlBase):
                 row = found[message_id]  # a 1-on-1 message: its recipient's status is its lowest
                 items += _events(row, request.user, request.status, now, row[1], int(request.status))
             per_request.append(items)
+        if Status.READ in moving:  # the readers' own devices (issue 23)
+            self._reads_together(conn, requests, named, found, moved, per_request, now)
         entries = self._append_many(conn, [item for items in per_request for item in items], now)
         results = []
         start = 0
@@ -177,6 +193,29 @@ class SqlReceipts(SqlBase):
             results.append(ReceiptResult(entries=entries[start : start + len(items)]))
             start += len(items)
         return results
+
+    @staticmethod
+    def _reads_together(
+        conn: Connection,
+        requests: Sequence[ReceiptRequest],
+        named: list[list[str]],
+        found: dict[str, tuple[Any, ...]],
+        moved: set[str],
+        per_request: list[list[InboxItem]],
+        now: float,
+    ) -> None:
+        """The read positions the batch's read receipts move, in one go, each ``read`` event
+        after the receipts of the command that moved it."""
+        wanted: dict[tuple[str, str], int] = {}
+        owner: dict[tuple[str, str], int] = {}
+        for index, (request, ids) in enumerate(zip(requests, named, strict=True)):
+            if request.status != Status.READ:
+                continue
+            for key, seq in _read_upto(request.user, [found[m] for m in ids if m in moved]).items():
+                if seq > wanted.get(key, 0):
+                    wanted[key], owner[key] = seq, index
+        for item in advance_reads(conn, wanted, now):
+            per_request[owner[item[0], item[3]["conversation"]]].append(item)
 
     def _advance(
         self, conn: Connection, user: str, status: Status, todo: list[Any], now: float

@@ -298,3 +298,19 @@ media_shares = Table(
 """Stored objects a forwarded message uses but does not own (``media_objects`` names the message
 of the upload): its sender and recipients may download them too, and they stay in storage while
 any message that is not deleted uses them."""
+
+# ---------------------------------------------------------------- chat list and read state (issue 23)
+chat_members = Table(
+    "chat_members",
+    metadata,
+    Column("user_id", USER_ID, nullable=False),
+    Column("conversation_id", String(160), nullable=False),
+    Column("read_seq", BigInteger, nullable=False, default=0),
+    Column("from_seq", BigInteger, nullable=False, default=0),
+    Column("until_seq", BigInteger, nullable=True),
+    Column("joined_at", Float, nullable=False),
+    PrimaryKeyConstraint("user_id", "conversation_id", name="pk_chat_members"),
+)
+"""A user's place in a conversation (see rules.chats): written at a 1-on-1 conversation's first
+message and at each group join or leave, never per message. The chat list is the user's rows
+(the primary key's prefix), each joined to its conversation's ``last_seq`` and that message."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workers.stores.sql.chats import SqlChats
 from workers.stores.sql.contacts import SqlContacts
 from workers.stores.sql.deletion import SqlDeletion
 from workers.stores.sql.devices import SqlDevices
@@ -31,6 +32,7 @@ class SqlStore(
     SqlReactions,
     SqlEdits,
     SqlHides,
+    SqlChats,
 ):
     """The whole store on SQLAlchemy Core (see workers.stores.interfaces.Store). Each part is a
     class of its own on :class:`~workers.stores.sql.base.SqlBase`, which holds the engine,
