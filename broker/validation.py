@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from client_sdk.contract import (
+    CHAT_COMMAND_TYPES,
     COMMAND_ID_RE,
     COMMAND_TYPES,
     GROUP_COMMAND_TYPES,
@@ -36,6 +37,7 @@ _SCHEMA_DEFS = {
     "react": "react",
     **{name: name for name in MESSAGE_CHANGE_COMMAND_TYPES},
     "forward": "forward",
+    **{name: name for name in CHAT_COMMAND_TYPES},
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 __all__ = [
     "COMMAND_ID_RE",
+    "CHAT_COMMAND_TYPES",
     "COMMAND_TYPES",
     "DEFAULT_MEDIA_PORT",
     "DEFAULT_PREFIX",
@@ -97,6 +98,8 @@ DEVICE_COMMAND_TYPES: Final = frozenset({"devices"})
 REACTION_COMMAND_TYPES: Final = frozenset({"react"})
 MESSAGE_CHANGE_COMMAND_TYPES: Final = frozenset({"edit", "delete"})
 """Commands that change a message already sent: an edit, a delete for everyone or for me."""
+CHAT_COMMAND_TYPES: Final = frozenset({"chat_list", "mark_read"})
+"""The chat list and the read position shared by a user's devices (issue 23)."""
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync", "forward"})
     | GROUP_COMMAND_TYPES
@@ -105,14 +108,18 @@ COMMAND_TYPES: Final = (
     | DEVICE_COMMAND_TYPES
     | REACTION_COMMAND_TYPES
     | MESSAGE_CHANGE_COMMAND_TYPES
+    | CHAT_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
     | {"profile", "profiles", "deleted"}
     | {"reaction", "edited", "hidden"}
+    | {"chats", "read"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset(
-    {"message", "sent", "receipt", "group", "profile", "deleted"} | {"reaction", "edited", "hidden"}
+    {"message", "sent", "receipt", "group", "profile", "deleted"}
+    | {"reaction", "edited", "hidden"}
+    | {"read"}
 )
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 
