@@ -33,6 +33,8 @@ _CONCERNS = {
     ),
     *("facts", "edits", "hides"),  # changes users make to sent messages
     *("chats", "chat_rows"),  # the chat list and read state (issue 23)
+    "views",  # messages as a user sees them now (history, search, chat list)
+    *("history", "retention"),  # issue 23: history per conversation, retention
 }
 
 

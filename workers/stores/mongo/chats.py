@@ -18,6 +18,7 @@ from client_sdk.contract import is_group_id
 from workers.stores.mongo.base import Doc
 from workers.stores.mongo.chat_rows import advance_reads, member_key
 from workers.stores.mongo.groups import MongoGroups
+from workers.stores.mongo.views import MongoViews
 from workers.stores.records import ChatSummary, ReadChange
 from workers.stores.rules.chats import (
     ChatCursor,
@@ -30,11 +31,8 @@ from workers.stores.rules.messages import message_targets
 
 __all__ = ["MongoChats"]
 
-_STUB = ("id", "conversation", "seq", "from", "to", "ts")
-"""What a message hidden for its viewer shows (see rules.hides)."""
 
-
-class MongoChats(MongoGroups):
+class MongoChats(MongoGroups, MongoViews):
     def chat_list(
         self, *, user: str, before: ChatCursor | None, limit: int
     ) -> tuple[list[ChatSummary], bool]:
@@ -87,10 +85,10 @@ class MongoChats(MongoGroups):
             (d["conversation"], d["seq"]): d
             for d in self._at(
                 [(conversation, last) for _, conversation, last, _ in chats if last],
-                {"conversation": True, "seq": True, "sender": True, "hidden_for": True},
+                {"conversation": True, "seq": True},
             )
         }
-        views = self._views(user, list(lasts.values()))
+        views = self._message_views(None, [d["_id"] for d in lasts.values()], user)
         group_ids = [conversation for _, conversation, _, _ in chats if is_group_id(conversation)]
         names = {d["_id"]: d["name"] for d in self._groups.find({"_id": {"$in": group_ids}}, {"name": True})}
         peers = [p for _, conversation, _, _ in chats if (p := peer_of(conversation, user)) is not None]
@@ -123,22 +121,6 @@ class MongoChats(MongoGroups):
                 )
             )
         return page
-
-    def _views(self, viewer: str, docs: list[Doc]) -> dict[str, dict[str, Any]]:
-        """The messages as ``viewer`` sees them now: the sender's ``sent`` entry carries each as
-        it is (edits, tombstone, reactions: see carriers), hidden for a viewer who hid it."""
-        if not docs:
-            return {}
-        entries = self._inbox.find(
-            {"$or": [{"user": d["sender"], "message_id": d["_id"], "kind": "sent"} for d in docs]},
-            {"message_id": True, "payload": True},
-        )
-        views = {e["message_id"]: e["payload"]["message"] for e in entries}
-        for doc in docs:
-            view = views.get(doc["_id"])
-            if view is not None and viewer in (doc.get("hidden_for") or []):
-                views[doc["_id"]] = {key: view[key] for key in _STUB} | {"hidden": True}
-        return views
 
     def _presence(self, peers: list[str]) -> dict[str, dict[str, Any]]:
         if not peers:

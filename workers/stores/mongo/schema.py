@@ -35,6 +35,9 @@
                    joined_at}: a user's place in a conversation (see chat_rows); ``conversations``
                    documents also hold ``last_at``, the time of their last message (set by the same
                    update that bumps ``last_seq``)
+``inbox_pruned``   {_id: user, up_to}: the highest cursor of the user's inbox retention pruned
+``retention_state`` {_id: name, value, until}: where each retention sweep is, and the lease of
+                   the process that prunes (see retention)
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ COLLECTIONS: Final = (
     "devices",
     "reactions",
     "chat_members",
+    # retention (issue 23)
+    "inbox_pruned",
+    "retention_state",
 )
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {

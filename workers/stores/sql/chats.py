@@ -11,17 +11,14 @@ positions move with read receipts and ``mark_read`` (see chat_rows).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     and_,
     bindparam,
     case,
     exists,
     func,
-    literal_column,
     or_,
     select,
 )
@@ -44,17 +41,14 @@ from workers.stores.sql.schema import (
     conversations,
     devices,
     groups,
-    inbox,
-    message_hides,
     messages,
     users,
 )
+from workers.stores.sql.views import SqlViews
 
 __all__ = ["SqlChats"]
 
 cm = chat_members
-_STUB = ("id", "conversation", "seq", "from", "to", "ts")
-"""What a message hidden for its viewer shows (see rules.hides)."""
 _SEEN_UNTIL = case(
     (and_(cm.c.until_seq.is_not(None), cm.c.until_seq < conversations.c.last_seq), cm.c.until_seq),
     else_=conversations.c.last_seq,
@@ -129,20 +123,6 @@ _PRESENCE = Statement(
         exists().where(devices.c.user_id == users.c.id, devices.c.node.is_not(None)),
     ).where(users.c.id.in_(bindparam("b_users", expanding=True)))
 )
-_SENT_VIEWS = Statement(
-    select(inbox.c.message_id, inbox.c.payload)
-    .join(messages, and_(messages.c.id == inbox.c.message_id, inbox.c.user_id == messages.c.sender_id))
-    .where(
-        messages.c.id.in_(bindparam("b_ids", expanding=True)),
-        inbox.c.kind == literal_column("'sent'"),  # a literal: the partial index matches it
-    )
-)
-_HIDDEN = Statement(
-    select(message_hides.c.message_id).where(
-        message_hides.c.user_id == bindparam("b_user"),
-        message_hides.c.message_id.in_(bindparam("b_ids", expanding=True)),
-    )
-)
 _MEMBER_ROW = Statement(
     select(cm.c.read_seq, cm.c.from_seq, cm.c.until_seq, func.coalesce(conversations.c.last_seq, 0))
     .select_from(cm)
@@ -151,7 +131,7 @@ _MEMBER_ROW = Statement(
 )
 
 
-class SqlChats(SqlGroups):
+class SqlChats(SqlGroups, SqlViews):
     def chat_list(
         self, *, user: str, before: ChatCursor | None, limit: int
     ) -> tuple[list[ChatSummary], bool]:
@@ -174,7 +154,7 @@ class SqlChats(SqlGroups):
                 if peers
                 else {}
             )
-            views = self._views(conn, [row[5] for row in rows if row[5] is not None], user)
+            views = self._message_views(conn, [row[5] for row in rows if row[5] is not None], user)
         page = []
         for conversation, read_seq, from_seq, until_seq, last_seq, message_id, activity in rows:
             is_group = is_group_id(conversation)
@@ -195,20 +175,6 @@ class SqlChats(SqlGroups):
                 )
             )
         return page, more
-
-    def _views(self, conn: Connection, message_ids: list[str], viewer: str) -> dict[str, dict[str, Any]]:
-        """The messages as ``viewer`` sees them now: the sender's ``sent`` entry carries each as
-        it is (edits, tombstone, reactions: see carriers), hidden for a viewer who hid it."""
-        if not message_ids:
-            return {}
-        views = {
-            row[0]: json.loads(row[1])["message"] for row in _SENT_VIEWS.all(conn, {"b_ids": message_ids})
-        }
-        for hidden in _HIDDEN.scalars(conn, {"b_user": viewer, "b_ids": message_ids}):
-            view = views.get(hidden)
-            if view is not None:
-                views[hidden] = {key: view[key] for key in _STUB} | {"hidden": True}
-        return views
 
     def mark_read(self, *, user: str, conversation: str, seq: int, now: float, ref: str) -> ReadChange:
         with self._tx() as conn:

@@ -314,3 +314,24 @@ chat_members = Table(
 """A user's place in a conversation (see rules.chats): written at a 1-on-1 conversation's first
 message and at each group join or leave, never per message. The chat list is the user's rows
 (the primary key's prefix), each joined to its conversation's ``last_seq`` and that message."""
+
+# ---------------------------------------------------------------- retention (issue 23)
+inbox_pruned = Table(
+    "inbox_pruned",
+    metadata,
+    Column("user_id", USER_ID, primary_key=True),
+    Column("up_to", BigInteger, nullable=False),
+)
+"""The highest cursor of each user's inbox that retention pruned: a ``sync`` from before it is
+answered ``sync_reset``. No row: nothing pruned. Read only by a sync that finds a gap."""
+
+retention_state = Table(
+    "retention_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("until", Float, nullable=False, default=0.0),
+)
+"""Where each retention sweep is (``inbox``: the last user done; ``messages``: the last
+conversation done), and the lease of the process that prunes (``lease``: its name, ``until``), so
+that a sweep goes on where it stopped after a restart and only one process prunes at a time."""
