@@ -23,6 +23,8 @@ from client_sdk._errors import (
     Timeout,
 )
 from client_sdk._events import (
+    Chat,
+    ChatPage,
     Device,
     Event,
     Group,
@@ -36,6 +38,7 @@ from client_sdk._events import (
     Profile,
     ProfileChanged,
     Reaction,
+    ReadState,
     Receipt,
     Sent,
     ServerError,
@@ -48,6 +51,8 @@ from client_sdk.contract import Status
 
 __all__ = [
     "AuthenticationError",
+    "Chat",
+    "ChatPage",
     "Client",
     "CommandRejected",
     "ConnectError",
@@ -69,6 +74,7 @@ __all__ = [
     "Profile",
     "ProfileChanged",
     "Reaction",
+    "ReadState",
     "Receipt",
     "Reply",
     "Sent",

@@ -18,6 +18,7 @@ from typing import Literal
 
 from client_sdk._base import State
 from client_sdk._change_calls import ChangeCalls
+from client_sdk._chat_calls import ChatCalls
 from client_sdk._connection import Connection
 from client_sdk._device_calls import DeviceCalls
 from client_sdk._group_calls import GroupCalls
@@ -47,6 +48,7 @@ class Client(
     ProfileCalls,
     DeviceCalls,
     ReactionCalls,
+    ChatCalls,
 ):
     """A chat client of user ``user`` on device ``device`` (MQTT client id ``<user>/<device>``).
 

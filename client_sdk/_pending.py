@@ -17,13 +17,13 @@ import threading
 from typing import Any, Generic, TypeVar
 
 from client_sdk._errors import CommandRejected, NotConnected, Timeout
-from client_sdk._events import DeviceList, GroupEvent, GroupList, Ok, ProfileChanged, ProfileList
+from client_sdk._events import ChatPage, DeviceList, GroupEvent, GroupList, Ok, ProfileChanged, ProfileList
 
 __all__ = ["PendingRequest", "PendingRequests"]
 
 logger = logging.getLogger(__name__)
 
-A = TypeVar("A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+A = TypeVar("A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, ChatPage)
 """The type of event that answers a request."""
 
 
@@ -120,7 +120,9 @@ class PendingRequests:
         self._pending[request.id] = request
 
     def resolve(
-        self, ref: str | None, answer: GroupEvent | GroupList | DeviceList | Ok | ProfileChanged | ProfileList
+        self,
+        ref: str | None,
+        answer: GroupEvent | GroupList | DeviceList | Ok | ProfileChanged | ProfileList | ChatPage,
     ) -> PendingRequest[Any] | None:
         """``answer`` arrived with ``ref``: hand it to the request waiting for it, if any.
 

@@ -38,6 +38,7 @@ from client_sdk._commands import (
 )
 from client_sdk._errors import CommandRejected
 from client_sdk._events import (
+    ChatPage,
     DeviceList,
     Event,
     Group,
@@ -54,6 +55,7 @@ from client_sdk._events import (
     ProfileChanged,
     ProfileList,
     Reaction,
+    ReadState,
     Receipt,
     Sent,
     Sequenced,
@@ -81,7 +83,7 @@ SYNC_RETRY_DELAY = 1.0
 
 _MAX_REMEMBERED_SYNCS = 64
 
-_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, ChatPage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +347,7 @@ class Session:
                 self._profiles[profile.user] = profile
             self.requests.resolve(item.ref, item)
             return Effects()
-        if isinstance(item, DeviceList):
+        if isinstance(item, DeviceList | ChatPage):
             self.requests.resolve(item.ref, item)
             return Effects()
         if isinstance(item, Ok):
@@ -558,7 +560,7 @@ class Session:
                 self._profiles[item.profile.user] = item.profile
                 self.requests.resolve(item.ref, item)
             elif (
-                isinstance(item, Reaction | MessageEdited | MessageDeleted | MessageHidden)
+                isinstance(item, Reaction | MessageEdited | MessageDeleted | MessageHidden | ReadState)
                 and item.ref is not None
             ):
                 # a react, edit or delete of this user's waits for its own event, or for ``ok``:

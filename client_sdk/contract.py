@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Final
 
 __all__ = [
-    "COMMAND_ID_RE",
     "CHAT_COMMAND_TYPES",
+    "COMMAND_ID_RE",
     "COMMAND_TYPES",
     "DEFAULT_MEDIA_PORT",
     "DEFAULT_PREFIX",

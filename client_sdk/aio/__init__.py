@@ -25,6 +25,8 @@ from client_sdk._errors import (
     Timeout,
 )
 from client_sdk._events import (
+    Chat,
+    ChatPage,
     Device,
     Event,
     Group,
@@ -38,6 +40,7 @@ from client_sdk._events import (
     Profile,
     ProfileChanged,
     Reaction,
+    ReadState,
     Receipt,
     Sent,
     ServerError,
@@ -51,6 +54,8 @@ from client_sdk.contract import Status
 
 __all__ = [
     "AuthenticationError",
+    "Chat",
+    "ChatPage",
     "Client",
     "CommandRejected",
     "ConnectError",
@@ -72,6 +77,7 @@ __all__ = [
     "Profile",
     "ProfileChanged",
     "Reaction",
+    "ReadState",
     "Receipt",
     "Reply",
     "Sent",

@@ -21,6 +21,7 @@ from typing import IO, Any, Literal, TypeVar
 from client_sdk import _outbox
 from client_sdk._base import DEFAULT_REQUEST_TIMEOUT, Closed, State
 from client_sdk._commands import (
+    chat_list_command,
     delete_command,
     devices_command,
     edit_command,
@@ -29,6 +30,7 @@ from client_sdk._commands import (
     group_list_command,
     group_members_command,
     group_rename_command,
+    mark_read_command,
     new_command_id,
     profile_get_command,
     profile_set_command,
@@ -38,6 +40,7 @@ from client_sdk._commands import (
 )
 from client_sdk._errors import NotConnected, PresenceForbidden, Timeout
 from client_sdk._events import (
+    ChatPage,
     Device,
     DeviceList,
     Event,
@@ -77,7 +80,7 @@ from client_sdk.contract import (
 
 __all__ = ["Client"]
 
-_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, ChatPage)
 _T = TypeVar("_T")
 
 
@@ -428,6 +431,30 @@ class Client(Connection):
         """The groups this user is a member of, as the server knows them now."""
         answer = await self._request(lambda id: group_list_command(id=id), GroupList, timeout)
         return list(answer.groups)
+
+    # -- the chat list and read state (see client_sdk._chat_calls) -------------------------------------
+
+    async def chats(
+        self,
+        *,
+        limit: int | None = None,
+        before: str | None = None,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+    ) -> ChatPage:
+        """A page of this user's conversations, newest activity first (``limit``: the server
+        clamps it to 1-100, default 50; ``before``: the ``next`` of the previous page)."""
+        return await self._request(
+            lambda id: chat_list_command(id=id, limit=limit, before=before), ChatPage, timeout
+        )
+
+    async def mark_conversation_read(
+        self, conversation: str, seq: int, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> None:
+        """This user has read ``conversation`` up to ``seq`` (the senders get no read receipt);
+        every device of theirs gets a :class:`~client_sdk.ReadState` event."""
+        await self._request(
+            lambda id: mark_read_command(id=id, conversation=conversation, seq=seq), Ok, timeout
+        )
 
     async def devices(self, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> list[Device]:
         """This user's devices (this one included), as the server knows them now."""

@@ -27,6 +27,7 @@ from client_sdk import (
     PresenceRefused,
     ProfileChanged,
     Reaction,
+    ReadState,
     Receipt,
     Sent,
     ServerError,
@@ -40,6 +41,8 @@ def test_all_is_pinned() -> None:
     # When the package's exports are listed, Then they are exactly these (a change here is an API change)
     assert sorted(client_sdk.__all__) == [
         "AuthenticationError",
+        "Chat",
+        "ChatPage",
         "Client",
         "CommandRejected",
         "ConnectError",
@@ -61,6 +64,7 @@ def test_all_is_pinned() -> None:
         "Profile",
         "ProfileChanged",
         "Reaction",
+        "ReadState",
         "Receipt",
         "Reply",
         "Sent",
@@ -135,6 +139,7 @@ def test_event_is_the_union_of_the_event_types() -> None:
         Reaction,
         MessageEdited,
         MessageHidden,
+        ReadState,
         Presence,
         PresenceRefused,
         Typing,
