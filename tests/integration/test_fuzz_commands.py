@@ -47,7 +47,7 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "status": st.sampled_from(["delivered", "read"]),
         "messages": st.lists(st.sampled_from([MESSAGE, "0" * 32]), min_size=1, max_size=2, unique=True),
     },
-    "typing": {"to": users, "state": st.sampled_from(["composing", "paused"])},
+    "typing": {"to": users | groups, "state": st.sampled_from(["composing", "paused"])},
     "sync": {"after": st.integers(0, 2**40), "limit": st.integers(1, 1000)},
     "group_create": {"name": names, "members": members},
     "group_add": {"group": groups, "members": members},
@@ -72,6 +72,16 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "forward": {"message": st.sampled_from([MESSAGE, "0" * 32]), "to": users | groups},
     "edit": {"message": st.sampled_from([MESSAGE, "0" * 32]), "text": st.text(max_size=40)},
     "delete": {"message": st.sampled_from([MESSAGE, "0" * 32]), "for": st.sampled_from(["everyone", "me"])},
+    "chat_list": {
+        "limit": st.integers(-5, 500),
+        "before": st.sampled_from(["c1.WzEuMCwiZG06YTpiIl0", "c1.!!", "nope"])
+        | st.text(min_size=1, max_size=30),
+    },
+    "mark_read": {
+        "conversation": st.sampled_from([f"dm:{ALICE}:{BOB}", GROUP, FOREIGN, "dm:x:y"])
+        | st.text(min_size=1, max_size=20),
+        "seq": st.integers(0, 2**40),
+    },
 }
 """Each command type and well-formed values of the fields it may carry (a test checks these are the
 schema's); well-formed is not welcome: users, groups and messages that do not exist are among them."""
@@ -85,6 +95,7 @@ SHAPE_ONLY_CODES = {"bad_json", "unsupported_version", "unknown_type", "too_larg
 """Codes about the shape of a command; bad_request also answers a well-formed but wrong request."""
 ANSWERS = {"sent", "ok", "group", "groups", "sync_page", "profile", "profiles", "devices"}
 ANSWERS |= {"reaction", "edited", "deleted", "hidden"}
+ANSWERS |= {"chats", "read"}  # the chat list and read state (issue 23)
 
 
 def schema_commands() -> set[str]:
