@@ -14,6 +14,7 @@ export const SEQUENCED_TYPES = new Set([
   "reaction",
   "edited",
   "hidden",
+  "read",
 ]);
 /** Error codes that refuse a command only for now: send it again a little later. */
 export const TRANSIENT_CODES = new Set(["rate_limited", "busy"]);
@@ -166,6 +167,8 @@ export function isReadableSequenced(event) {
       return typeof event.message_id === "string" && typeof event.text === "string" && isMessage(event.message);
     case "hidden":
       return typeof event.message_id === "string";
+    case "read":
+      return typeof event.conversation === "string" && Number.isInteger(event.read_seq);
     default:
       return false;
   }
@@ -233,3 +236,17 @@ export function basicAuth(user, secret) {
   for (const b of bytes) binary += String.fromCharCode(b);
   return `Basic ${btoa(binary)}`;
 }
+
+// ---------------------------------------------------------------- chat list and read state
+export const CHAT_PAGE = 100;
+/** `chat_list`: a page of my chats, newest first (`before`: the `next` of the previous page). */
+export const chatListCommand = ({ id, limit = CHAT_PAGE, before = null }) =>
+  command("chat_list", id, before ? { limit, before } : { limit });
+/** The chat (peer user id or group id) a conversation id names, as this client keys its chats. */
+export function chatOf(conversation, me) {
+  if (isGroupId(conversation)) return conversation;
+  if (typeof conversation !== "string" || !conversation.startsWith("dm:")) return null;
+  const [first, second] = conversation.slice(3).split(":");
+  return first === me ? second : first;
+}
+
