@@ -10,6 +10,8 @@ import pytest
 
 from client_sdk import Chat, Client, CommandRejected, Message, ReadState, Typing
 from tests.harness import RunningNode, connect
+from tests.integration.test_aio_sdk import connect as aio_connect
+from tests.integration.test_aio_sdk import run as aio_run
 from tests.plain import PlainClient
 
 
@@ -222,3 +224,42 @@ def test_sdk_chat_pages_and_a_group_left(node: RunningNode) -> None:
         with pytest.raises(CommandRejected) as refused:
             bob.chats(before="not-a-cursor")
         assert refused.value.code == "bad_request"
+
+
+def test_the_asyncio_client_lists_chats_shares_read_state_and_types_in_a_group(node: RunningNode) -> None:
+    alice_id, _ = node.add_user("alice")
+    bob_id, _ = node.add_user("bob")
+    conversation = f"dm:{min(alice_id, bob_id)}:{max(alice_id, bob_id)}"
+
+    async def scenario() -> None:
+        async with (
+            aio_connect(node, alice_id) as alice,
+            aio_connect(node, bob_id, device="phone") as phone,
+            aio_connect(node, bob_id, device="laptop") as laptop,
+        ):
+            group = await alice.create_group("Crag", [bob_id])
+            await (await alice.send(bob_id, "hello")).wait("sent", timeout=10)
+            page = await laptop.chats(limit=10)
+            assert [(c.kind, c.unread) for c in page] == [("direct", 1), ("group", 0)]
+            assert page.next is None and page.chats[0].peer == alice_id
+
+            # read on the phone without receipts: the laptop gets a ReadState
+            await phone.mark_conversation_read(conversation, 1)
+            read = None
+            async for event in laptop.events(timeout=10):
+                if isinstance(event, ReadState):
+                    read = event
+                    break
+            assert read is not None and (read.conversation, read.read_seq) == (conversation, 1)
+            assert (await laptop.chats()).chats[0].unread == 0
+
+            # typing in the group reaches bob's devices
+            await alice.typing(group.id)
+            typing = None
+            async for event in phone.events(timeout=5):
+                if isinstance(event, Typing):
+                    typing = event
+                    break
+            assert typing is not None and (typing.sender, typing.group) == (alice_id, group.id)
+
+    aio_run(scenario)
