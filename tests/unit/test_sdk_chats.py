@@ -126,7 +126,7 @@ def test_the_session_answers_the_request_and_releases_read_events_in_order() -> 
     assert command.payload["type"] == "chat_list" and command.payload["limit"] == 10
 
     session.on_inbox({**CHATS, "ref": request.id}, now=1.0)
-    assert request.wait(timeout=0).chats[0].unread == 2  # type: ignore[union-attr]
+    assert request.wait(timeout=0).chats[0].unread == 2
 
     # the read event is the next in cursor order: the app gets it
     assert session.on_inbox(READ, now=2.0).events == [parse_inbox(READ)]
@@ -134,7 +134,7 @@ def test_the_session_answers_the_request_and_releases_read_events_in_order() -> 
 
 def test_commands_are_checked_before_they_are_sent() -> None:
     with pytest.raises(ValueError, match="limit"):
-        chat_list_command(id="c", limit=True)  # type: ignore[arg-type]
+        chat_list_command(id="c", limit=True)
     with pytest.raises(ValueError, match="before"):
         chat_list_command(id="c", before="")
     with pytest.raises(ValueError, match="seq"):

@@ -122,6 +122,7 @@ export class Session {
       case "groups":
       case "profiles":
       case "devices":
+      case "chats":
       case "ok": {
         const out = effects();
         out.events.push(payload);

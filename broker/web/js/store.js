@@ -559,9 +559,7 @@ export class Store {
     for (const chat of chats) {
       const id = chat.kind === "group" ? chat.group?.id : chat.peer;
       if (!id || typeof id !== "string") continue;
-      const known = this.convs.has(id);
       const conv = this.conversation(id);
-      if (!known) conv.lastTs = chat.ts;
       if (chat.kind === "group" && chat.group) {
         conv.name = String(chat.group.name || conv.name);
         conv.left = chat.group.member === false;
@@ -571,7 +569,10 @@ export class Store {
         this.onMessage(chat.last_message);
         conv.unread = before;
       }
-      conv.lastTs = Math.max(conv.lastTs, chat.ts);
+      // the server's activity time, or a newer message of this page's: not when this page first
+      // saw the chat (a conversation made by a sync takes the time it was made)
+      const newest = Math.max(0, ...conv.items.map((item) => item.ts || 0));
+      if (typeof chat.ts === "number") conv.lastTs = Math.max(chat.ts, newest);
       this.readUpTo(conv, chat.read_seq);
       if (Number.isInteger(chat.unread)) conv.unread = chat.unread;
       convs.add(id);
