@@ -310,6 +310,8 @@ chat_members = Table(
     Column("until_seq", BigInteger, nullable=True),
     Column("joined_at", Float, nullable=False),
     PrimaryKeyConstraint("user_id", "conversation_id", name="pk_chat_members"),
+    # on SQLite the rows are kept in key order: a user's chats are read as one range of the table
+    sqlite_with_rowid=False,
 )
 """A user's place in a conversation (see rules.chats): written at a 1-on-1 conversation's first
 message and at each group join or leave, never per message. The chat list is the user's rows
