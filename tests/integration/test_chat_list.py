@@ -115,6 +115,14 @@ def test_a_read_on_one_device_clears_unread_on_the_other_live_and_after_a_reconn
         replayed = [e for e in laptop.events(timeout=1) if isinstance(e, ReadState)]
         assert [(e.conversation, e.read_seq) for e in replayed][-1:] == [(conversation, 2)]
 
+    # And after a node restart the read state and the chat list are as they were
+    node.stop()
+    node.start()
+    with connect(node, bob_id, device="tablet") as tablet:
+        chat = chat_of(tablet, conversation)
+        assert (chat.unread, chat.read_seq, chat.last_seq) == (0, 2, 2)
+        assert chat.last_message is not None and chat.last_message.text == "two"
+
 
 def test_two_plain_devices_agree_and_a_resent_mark_read_changes_nothing(
     node: RunningNode,
