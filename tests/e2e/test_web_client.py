@@ -938,12 +938,14 @@ def test_two_pages_of_one_user_agree_on_unread_and_a_new_page_loads_the_chat_lis
     # And a new page of bob's (nothing kept) lists his chats, newest first, with what is unread
     fresh = browser("bob-tablet")
     fresh.login(url, bob_id, bob_token)
-    chats = fresh.wait(
-        "the chat list shows both chats",
-        lambda: (a := fresh.chat(alice_id)) and (c := fresh.chat(carol_id)) and (a, c),
-    )
-    assert chats[0]["unread"] == 0 and chats[1]["unread"] == 1
-    assert chats[1]["preview"] == "from carol"
+
+    def both() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        with_alice, with_carol = fresh.chat(alice_id), fresh.chat(carol_id)
+        return (with_alice, with_carol) if with_alice and with_carol else None
+
+    with_alice, with_carol = fresh.wait("the chat list shows both chats", both)
+    assert with_alice["unread"] == 0 and with_carol["unread"] == 1
+    assert with_carol["preview"] == "from carol"
     order = fresh.js("return [...document.querySelectorAll('.chat-item')].map((li) => li.dataset.conv)")
     assert order[:2] == [carol_id, alice_id]
     fresh.shot("two-pages-3-new-page")
