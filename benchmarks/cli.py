@@ -3,6 +3,7 @@
 python -m benchmarks raw --broker mqchat,mosquitto,amqtt --users 5000 --pairs 50 --rate 1000,2000
 python -m benchmarks chat --users 5000 --pairs 200 --rate 500,1000,2000 --profile
 python -m benchmarks sync --messages 10000
+python -m benchmarks history --conversations 1000 --messages 100000
 python -m benchmarks raw --host 127.0.0.1 --port 1883 --pid auto   # any running broker
 """
 
@@ -16,9 +17,11 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.coordinator import BenchError, Scenario, new_run_id, run_scenario, scenario_users
+from benchmarks.history import HistoryReport
 from benchmarks.machine import describe
 from benchmarks.plan import Target
 from benchmarks.profile import Profiler
@@ -136,6 +139,13 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--repeat", type=int, default=3, help="sync the same inbox this many times")
     sync.add_argument("--payload", type=int, default=100)
     _common(sync)
+    history = modes.add_parser("history", help="history pages of a user with many conversations")
+    history.add_argument("--conversations", type=int, default=1000)
+    history.add_argument("--groups", type=int, default=20, help="of the conversations, groups of five")
+    history.add_argument("--messages", type=int, default=100_000)
+    history.add_argument("--queries", type=int, default=1000)
+    history.add_argument("--limit", type=int, default=50, help="the 'limit' of each history command")
+    _common(history)
     return parser
 
 
@@ -255,6 +265,42 @@ def _run_sync(args: argparse.Namespace, workdir: Path, display: Progress) -> lis
         )
 
 
+def _run_history(args: argparse.Namespace, workdir: Path, display: Progress) -> list[HistoryReport]:
+    from benchmarks.history import database_of, measure_node, measure_store, seed
+
+    if _external(args) is not None:
+        raise TargetError("history seeds its own SQLite store: run it without --port")
+    folder = workdir / "mqchat"
+    (folder / "mqchat-data").mkdir(parents=True, exist_ok=True)
+    url = database_of(folder)
+    seeded = seed(
+        url, conversations=args.conversations, groups=args.groups, messages=args.messages, display=display
+    )
+    display.note(
+        f"[history] seeded {seeded.messages} messages in {len(seeded.conversations)} conversations "
+        f"in {seeded.seconds:.0f} s"
+    )
+    display.update("[history] in the store...")
+    reports = [measure_store(url, seeded, queries=args.queries, limit=args.limit)]
+    with launch("mqchat", folder, users=[seeded.user], node_settings=dict(args.node_setting)) as launched:
+        display.update("[history] through the node...")
+        reports.append(measure_node(launched.target, seeded, queries=args.queries, limit=args.limit))
+    return reports
+
+
+def _print_history(reports: list[HistoryReport]) -> None:
+    for r in reports:
+        where = "store.history()" if r.where == "store" else "end to end over MQTT"
+        if r.latency is None:
+            print(f"history, {where}: no samples")
+            continue
+        print(
+            f"history, {where}: {r.latency.count} pages of {r.messages_per_page:.0f} messages on average: "
+            f"p50 {r.latency.p50:.1f} ms, p90 {r.latency.p90:.1f} ms, p99 {r.latency.p99:.1f} ms, "
+            f"max {r.latency.max:.1f} ms"
+        )
+
+
 def _print_sync(reports: list[SyncReport]) -> None:
     for i, r in enumerate(reports, 1):
         cpu = f", node CPU {r.broker_cpu:.0f}%" if r.broker_cpu is not None else ""
@@ -274,7 +320,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = describe()  # before any broker starts: the machine at rest
     ok = False
     try:
-        if args.mode == "sync":
+        if args.mode == "history":
+            pages = _run_history(args, workdir, display)
+            display.close()
+            print(machine.line())
+            _print_history(pages)
+            if args.json:
+                write_json(args.json, [asdict(page) for page in pages])
+        elif args.mode == "sync":
             syncs = _run_sync(args, workdir, display)
             display.close()
             print(machine.line())

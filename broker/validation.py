@@ -38,6 +38,7 @@ _SCHEMA_DEFS = {
     **{name: name for name in MESSAGE_CHANGE_COMMAND_TYPES},
     "forward": "forward",
     **{name: name for name in CHAT_COMMAND_TYPES},
+    "history": "history",
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

@@ -30,9 +30,11 @@ from client_sdk._events import (
     Event,
     GroupEvent,
     GroupList,
+    HistoryPage,
     Ok,
     ProfileChanged,
     ProfileList,
+    SyncReset,
 )
 from client_sdk._session import Command, Effects, Session
 from client_sdk._statefile import StateFile
@@ -48,7 +50,7 @@ DEFAULT_REQUEST_TIMEOUT: Final = 10.0
 
 _ACCEPTED: Final = frozenset({MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN})
 
-_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, ChatPage)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, ChatPage, HistoryPage)
 
 
 class State(enum.Enum):
@@ -177,6 +179,11 @@ class ClientBase:
         finally:
             with self._lock:
                 self._session.requests.discard(request.id)
+
+    def _rebuild(self, reset: SyncReset) -> SyncReset:
+        """A ``sync_reset`` about to reach the app, with what the client loaded to rebuild from
+        (``HistoryCalls`` fills it in)."""
+        return reset
 
     def _persist(self, cursor: int) -> None:
         if self._state_file is not None:

@@ -22,6 +22,7 @@ from client_sdk._chat_calls import ChatCalls
 from client_sdk._connection import Connection
 from client_sdk._device_calls import DeviceCalls
 from client_sdk._group_calls import GroupCalls
+from client_sdk._history_calls import HistoryCalls
 from client_sdk._media_calls import MediaCalls, media_endpoint
 from client_sdk._messaging import Messaging
 from client_sdk._presence_calls import PresenceCalls
@@ -49,6 +50,7 @@ class Client(
     DeviceCalls,
     ReactionCalls,
     ChatCalls,
+    HistoryCalls,
 ):
     """A chat client of user ``user`` on device ``device`` (MQTT client id ``<user>/<device>``).
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from client_sdk.contract import (
     COMMAND_ID_RE,
+    CONVERSATION_ID_RE,
     MAX_RECEIPT_MESSAGES,
     MAX_SYNC_LIMIT,
     MAX_TEXT_LENGTH,
@@ -36,6 +37,7 @@ __all__ = [
     "group_list_command",
     "group_members_command",
     "group_rename_command",
+    "history_command",
     "mark_read_command",
     "new_command_id",
     "profile_get_command",
@@ -324,3 +326,25 @@ def mark_read_command(*, id: str, conversation: str, seq: int) -> dict[str, Any]
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
         raise ValueError(f"seq must be an integer >= 0, got {seq!r}")
     return {"v": VERSION, "type": "mark_read", "id": id, "conversation": conversation, "seq": seq}
+
+
+def history_command(
+    *,
+    id: str,
+    conversation: str,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """A ``history`` command (answered by a ``history`` event): see ``Client.history``."""
+    _check_id(id)
+    if not isinstance(conversation, str) or not CONVERSATION_ID_RE.fullmatch(conversation):
+        raise ValueError(f"not a conversation id: {conversation!r} (dm:<user>:<user> or a group id)")
+    command: dict[str, Any] = {"v": VERSION, "type": "history", "id": id, "conversation": conversation}
+    for name, value in (("before", before), ("after", after), ("limit", limit)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "limit" else 0):
+            raise ValueError(f"{name} must be an integer >= {1 if name == 'limit' else 0}, got {value!r}")
+        command[name] = value
+    return command

@@ -32,6 +32,7 @@ __all__ = [
     "Group",
     "GroupEvent",
     "GroupList",
+    "HistoryPage",
     "Message",
     "MessageDeleted",
     "MessageEdited",
@@ -44,10 +45,12 @@ __all__ = [
     "Reaction",
     "ReadState",
     "Receipt",
+    "ReceiptState",
     "Sent",
     "Sequenced",
     "ServerError",
     "SyncPage",
+    "SyncReset",
     "Typing",
     "cursor_of",
     "parse_group",
@@ -410,6 +413,67 @@ class Ok:
     ref: str
 
 
+# -- history and retention (issue 23) -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptState:
+    """The receipt state of a message this user sent, as a history page gives it: how many
+    recipients it went to (the other user of a 1-on-1 chat, the members of a group it reached),
+    how many have it (``delivered`` or read) and how many ``read`` it; ``status`` is what all of
+    them reached (the ticks)."""
+
+    status: Status
+    recipients: int
+    delivered: int
+    read: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A page of one conversation's messages, the answer to :meth:`client_sdk.Client.history`.
+
+    ``messages`` are in ascending ``seq``, each as this user sees it now (a tombstone, a hidden
+    message, the latest text, the reactions...), with ``cursor`` 0: they come from the
+    conversation, not from the inbox. ``receipts`` is the receipt state of those this user sent,
+    by message id. ``more``: there are more messages past the page in the direction it went (older
+    for a page back, newer for a page forwards).
+    """
+
+    ref: str
+    conversation: str
+    messages: tuple[Message, ...]
+    receipts: Mapping[str, ReceiptState] = field(hash=False)
+    more: bool
+
+    @property
+    def first_seq(self) -> int | None:
+        """The seq to page back from (``before=``), None for an empty page."""
+        return self.messages[0].seq if self.messages else None
+
+    @property
+    def last_seq(self) -> int | None:
+        """The seq to page forwards from (``after=``), None for an empty page."""
+        return self.messages[-1].seq if self.messages else None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReset:
+    """The server no longer has this client's inbox from :attr:`after` on (retention pruned it):
+    nothing is skipped silently. The client jumped to :attr:`cursor` and goes on syncing from
+    there; before handing this event to the app it loaded the latest page of each conversation it
+    knows of (its groups, and the conversations it saw messages in) into :attr:`history`, so an
+    app rebuilds its chats from that and carries on with the events that follow."""
+
+    ref: str
+    after: int
+    cursor: int
+    conversations: tuple[str, ...] = ()
+    """The conversations the client knew of when the reset came (the history covers these and
+    the groups the server lists)."""
+    history: Mapping[str, HistoryPage] = field(default_factory=dict, hash=False)
+
+
 Sequenced: TypeAlias = (
     Message
     | Sent
@@ -439,13 +503,26 @@ Event: TypeAlias = (
     | PresenceRefused
     | Typing
     | ServerError
+    | SyncReset
 )
 """Everything :meth:`client_sdk.Client.events` yields."""
 
 
 def parse_inbox(
     payload: Any,
-) -> Sequenced | Typing | ServerError | SyncPage | GroupList | DeviceList | Ok | ProfileList | ChatPage:
+) -> (
+    Sequenced
+    | Typing
+    | ServerError
+    | SyncPage
+    | GroupList
+    | DeviceList
+    | Ok
+    | ProfileList
+    | ChatPage
+    | HistoryPage
+    | SyncReset
+):
     """Parse an event received on the user's inbox topic."""
     data = _envelope(payload)
     kind = data["type"]
@@ -477,6 +554,10 @@ def parse_inbox(
         )
     if kind == "chats":
         return _parse_chat_page(data)
+    if kind == "history":
+        return parse_history(data)
+    if kind == "sync_reset":
+        return parse_sync_reset(data)
     raise ValueError(f"unknown event type {kind!r}")
 
 
@@ -861,3 +942,38 @@ def _parse_chat(item: Any) -> Chat:
         member=True if group is None else _field(group, "member", bool),
         presence=presence,
     )
+
+
+# -- history and retention (issue 23): parsers ----------------------------------------------------
+
+
+def parse_history(data: Mapping[str, Any]) -> HistoryPage:
+    """Parse a ``history`` event."""
+    receipts: dict[str, ReceiptState] = {}
+    for message_id, raw in _field(data, "receipts", dict).items():
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"receipt state of {message_id!r} must be an object")
+        receipts[message_id] = ReceiptState(
+            status=Status.parse(_choice(raw, "status", _STATUS_LABELS)),
+            recipients=_field(raw, "recipients", int),
+            delivered=_field(raw, "delivered", int),
+            read=_field(raw, "read", int),
+        )
+    return HistoryPage(
+        ref=_str(data, "ref"),
+        conversation=_str(data, "conversation"),
+        messages=tuple(parse_message(m, cursor=0) for m in _field(data, "messages", list)),
+        receipts=receipts,
+        more=_field(data, "more", bool),
+    )
+
+
+def parse_sync_reset(data: Mapping[str, Any]) -> SyncReset:
+    """Parse a ``sync_reset`` event."""
+    after, cursor = _field(data, "after", int), _field(data, "cursor", int)
+    if after < 0 or cursor < 0:
+        raise ValueError(f"sync_reset cursors must be >= 0, got {after!r} and {cursor!r}")
+    return SyncReset(ref=_str(data, "ref"), after=after, cursor=cursor)
+
+
+_STATUS_LABELS = frozenset(status.label for status in Status)

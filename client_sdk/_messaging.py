@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 
 from client_sdk._base import ClientBase, Closed
 from client_sdk._errors import NotConnected
-from client_sdk._events import Event, Message
+from client_sdk._events import Event, Message, SyncReset
 from client_sdk._outbox import OutgoingMessage
 from client_sdk.contract import Status
 
@@ -88,4 +88,6 @@ class Messaging(ClientBase):
             if event.error is not None:
                 raise event.error
             return None
+        if isinstance(event, SyncReset):  # loaded here, on the app's thread: it blocks
+            return self._rebuild(event)
         return event

@@ -17,13 +17,22 @@ import threading
 from typing import Any, Generic, TypeVar
 
 from client_sdk._errors import CommandRejected, NotConnected, Timeout
-from client_sdk._events import ChatPage, DeviceList, GroupEvent, GroupList, Ok, ProfileChanged, ProfileList
+from client_sdk._events import (
+    ChatPage,
+    DeviceList,
+    GroupEvent,
+    GroupList,
+    HistoryPage,
+    Ok,
+    ProfileChanged,
+    ProfileList,
+)
 
 __all__ = ["PendingRequest", "PendingRequests"]
 
 logger = logging.getLogger(__name__)
 
-A = TypeVar("A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, ChatPage)
+A = TypeVar("A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, ChatPage, HistoryPage)
 """The type of event that answers a request."""
 
 
@@ -122,7 +131,14 @@ class PendingRequests:
     def resolve(
         self,
         ref: str | None,
-        answer: GroupEvent | GroupList | DeviceList | Ok | ProfileChanged | ProfileList | ChatPage,
+        answer: GroupEvent
+        | GroupList
+        | DeviceList
+        | Ok
+        | ProfileChanged
+        | ProfileList
+        | ChatPage
+        | HistoryPage,
     ) -> PendingRequest[Any] | None:
         """``answer`` arrived with ``ref``: hand it to the request waiting for it, if any.
 

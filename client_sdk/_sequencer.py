@@ -81,6 +81,17 @@ class Sequencer(Generic[T]):
         self._gap_since = now if self._buffer else None
         return ready
 
+    def skip_to(self, cursor: int) -> None:
+        """Everything up to ``cursor`` is gone (the server pruned it): count it as processed, and
+        drop what was buffered up to there; what is buffered beyond stays, released from there."""
+        if cursor <= self._processed:
+            return
+        self._processed = cursor
+        for buffered in [c for c in self._buffer if c <= cursor]:
+            del self._buffer[buffered]
+        if not self._buffer:
+            self._gap_since = None
+
     def gap_due(self, *, now: float) -> bool:
         """Whether a gap has stayed open for the gap timeout, so a ``sync`` should fill it."""
         deadline = self.gap_deadline

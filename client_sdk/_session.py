@@ -44,6 +44,7 @@ from client_sdk._events import (
     Group,
     GroupEvent,
     GroupList,
+    HistoryPage,
     Message,
     MessageDeleted,
     MessageEdited,
@@ -61,6 +62,7 @@ from client_sdk._events import (
     Sequenced,
     ServerError,
     SyncPage,
+    SyncReset,
     Typing,
     cursor_of,
     parse_inbox,
@@ -83,7 +85,7 @@ SYNC_RETRY_DELAY = 1.0
 
 _MAX_REMEMBERED_SYNCS = 64
 
-_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, ChatPage)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, ChatPage, HistoryPage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +174,8 @@ class Session:
         self._groups: dict[str, Group] = {}
         self._profiles: dict[str, Profile] = {}
         self._subscriptions = Subscriptions()
+        self._conversations: set[str] = set()
+        """The conversations this session processed a message of (for a ``sync_reset``)."""
 
     # -- state -------------------------------------------------------------------------------
 
@@ -354,6 +358,11 @@ class Session:
             self._receipts_pending.pop(item.ref, None)
             self.requests.resolve(item.ref, item)
             return Effects()
+        if isinstance(item, HistoryPage):
+            self.requests.resolve(item.ref, item)
+            return Effects()
+        if isinstance(item, SyncReset):
+            return self._on_sync_reset(item, now=now)
         return self._sequence([(item.cursor, item)], now=now)
 
     def on_presence(self, user: str, payload: Any) -> Effects:
@@ -482,6 +491,25 @@ class Session:
             effects.commands += self._republish_receipts(older_than=float("inf"), now=now, only=earlier)
         return effects
 
+    def _on_sync_reset(self, reset: SyncReset, *, now: float) -> Effects:
+        """The server pruned the inbox after our cursor: jump to where it resumes, tell the app
+        (which rebuilds from history: see the clients' ``_rebuild``), and sync on from there."""
+        if reset.ref not in self._my_syncs:
+            logger.debug("ignoring sync reset %s of another client", reset.ref)
+            return Effects()
+        if reset.ref != self._active_sync:
+            return Effects()  # an abandoned sync's: the active one gets its own answer
+        logger.warning(
+            "the server pruned this inbox after cursor %d; resuming at %d after a rebuild from history",
+            reset.after,
+            reset.cursor,
+        )
+        self._sequencer.skip_to(reset.cursor)
+        known = tuple(sorted(self._conversations | set(self._groups)))
+        effects = Effects(events=[SyncReset(reset.ref, reset.after, reset.cursor, conversations=known)])
+        effects += self._start_sync(now=now, after=reset.cursor)
+        return effects
+
     def _resend_throttled(self) -> Effects:
         waiting = set(self._throttled)
         self._throttled, self._resend_at = [], None
@@ -544,6 +572,9 @@ class Session:
         for item in ready:
             if item is None:
                 continue
+            if isinstance(item, Message | Sent):
+                message = item if isinstance(item, Message) else item.message
+                self._conversations.add(message.conversation)
             if isinstance(item, Message):
                 if self._auto_delivered and item.sender != self.user:
                     delivered.append(item.id)

@@ -24,6 +24,7 @@ __all__ = [
     "CHAT_COMMAND_TYPES",
     "COMMAND_ID_RE",
     "COMMAND_TYPES",
+    "CONVERSATION_ID_RE",
     "DEFAULT_MEDIA_PORT",
     "DEFAULT_PREFIX",
     "DEFAULT_PRESENCE_PREFIX",
@@ -32,6 +33,7 @@ __all__ = [
     "EVENT_TYPES",
     "GROUP_COMMAND_TYPES",
     "GROUP_ID_RE",
+    "HISTORY_COMMAND_TYPES",
     "MAX_CAPTION_LENGTH",
     "MAX_RECEIPT_MESSAGES",
     "MAX_SYNC_LIMIT",
@@ -49,6 +51,7 @@ __all__ = [
     "Status",
     "Topics",
     "decode",
+    "dm_conversation_id",
     "encode",
     "is_group_id",
     "is_valid_user_id",
@@ -79,6 +82,8 @@ TYPING_STATES: Final = frozenset({"composing", "paused"})
 PRESENCE_STATUSES: Final = frozenset({"online", "offline"})
 
 GROUP_ID_RE: Final = re.compile(r"g:[A-Za-z0-9_-]{1,60}")
+CONVERSATION_ID_RE: Final = re.compile(r"dm:[A-Za-z0-9_.-]{1,64}:[A-Za-z0-9_.-]{1,64}|g:[A-Za-z0-9_-]{1,60}")
+"""A conversation id: ``dm:<user>:<user>`` (a 1-on-1 chat, the two ids in sorted order) or a group id."""
 """A group id (chosen by the server). It cannot be a user id: those have no ':'."""
 
 GROUP_COMMAND_TYPES: Final = frozenset(
@@ -100,6 +105,8 @@ MESSAGE_CHANGE_COMMAND_TYPES: Final = frozenset({"edit", "delete"})
 """Commands that change a message already sent: an edit, a delete for everyone or for me."""
 CHAT_COMMAND_TYPES: Final = frozenset({"chat_list", "mark_read"})
 """The chat list and the read position shared by a user's devices (issue 23)."""
+HISTORY_COMMAND_TYPES: Final = frozenset({"history"})
+"""A page of one conversation's messages (issue 23)."""
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync", "forward"})
     | GROUP_COMMAND_TYPES
@@ -109,12 +116,14 @@ COMMAND_TYPES: Final = (
     | REACTION_COMMAND_TYPES
     | MESSAGE_CHANGE_COMMAND_TYPES
     | CHAT_COMMAND_TYPES
+    | HISTORY_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
     | {"profile", "profiles", "deleted"}
     | {"reaction", "edited", "hidden"}
     | {"chats", "read"}
+    | {"history", "sync_reset"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "group", "profile", "deleted"}
@@ -230,3 +239,9 @@ def load_schema() -> dict[str, Any]:
     text = (Path(__file__).parent / "schema" / "mqchat-v1.schema.json").read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
+
+
+def dm_conversation_id(a: str, b: str) -> str:
+    """The conversation id of the 1-on-1 chat of users ``a`` and ``b`` (the same whichever side asks)."""
+    first, second = sorted((a, b))
+    return f"dm:{first}:{second}"

@@ -37,6 +37,7 @@ __all__ = [
     "GroupPromote",
     "GroupRemove",
     "GroupRename",
+    "History",
     "MarkRead",
     "Platform",
     "ProfileGet",
@@ -333,6 +334,29 @@ class MarkRead(NamedTuple):
         return cls(user, raw["id"], raw["conversation"], int(raw["seq"]))
 
 
+class History(NamedTuple):
+    """One page of a conversation's messages (see ``rules.history``); ``limit`` not yet clamped."""
+
+    user: str
+    id: str
+    conversation: str
+    before: int | None = None
+    after: int | None = None
+    limit: int | None = None
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> History:
+        before, after, limit = raw.get("before"), raw.get("after"), raw.get("limit")
+        return cls(
+            user,
+            raw["id"],
+            raw["conversation"],
+            None if before is None else int(before),
+            None if after is None else int(after),
+            None if limit is None else int(limit),
+        )
+
+
 Command: TypeAlias = (
     Send
     | Receipt
@@ -356,6 +380,7 @@ Command: TypeAlias = (
     | Forward
     | ChatList
     | MarkRead
+    | History
 )
 
 COMMANDS: Mapping[str, type[Command]] = {
@@ -381,6 +406,7 @@ COMMANDS: Mapping[str, type[Command]] = {
     "forward": Forward,
     "chat_list": ChatList,
     "mark_read": MarkRead,
+    "history": History,
 }
 """The class of each command ``type`` of the wire contract."""
 

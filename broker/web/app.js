@@ -18,6 +18,7 @@ import {
   editCommand,
   groupCreateCommand,
   groupListCommand,
+  historyCommand,
   isGroupId,
   isUserId,
   newId,
@@ -26,6 +27,7 @@ import {
   profileGetCommand,
   profileSetCommand,
   reactCommand,
+  wireConversation,
 } from "./js/protocol.js";
 import { Session } from "./js/session.js";
 import { Store } from "./js/store.js";
@@ -52,6 +54,7 @@ class Chat {
     this.devicesRequest = null;
     this.chatsRequest = null; // the chat_list page asked for
     this.reactRequests = new Set(); // my react commands waiting for their `reaction` (or `ok`)
+    this.historyRequests = new Map(); // history id -> {conv, older}: pages asked for, not answered yet
     this.typingTo = null;
     this.typingSentAt = 0;
     this.typingPause = null;
@@ -76,6 +79,7 @@ class Chat {
         setAvatar: (file) => this.setAvatar(file),
         listDevices: () => this.listDevices(),
         react: (item, emoji) => this.react(item, emoji),
+        loadOlder: (id) => this.loadHistory(id, { older: true }),
         logout: () => logout(),
       },
     });
@@ -153,6 +157,11 @@ class Chat {
         this.onProfiles(event);
       } else if (event.type === "devices") {
         this.onDevices(event);
+      } else if (event.type === "history") {
+        const id = this.onHistory(event);
+        if (id) convs.add(id);
+      } else if (event.type === "sync_reset") {
+        this.rebuild();
       } else if (event.type === "ok") {
         this.reactRequests.delete(event.ref); // a reaction that changed nothing
       } else if (event.type === "error") {
@@ -194,6 +203,13 @@ class Chat {
 
   onError(error) {
     const message = typeof error.message === "string" ? error.message : error.code;
+    if (error.ref && this.historyRequests.has(error.ref)) {
+      const { conv } = this.historyRequests.get(error.ref);
+      this.historyRequests.delete(error.ref);
+      this.view.historyDone(conv, false);
+      if (error.code !== "forbidden") this.view.toast(`Cannot load the history: ${message}`);
+      return;
+    }
     if (error.ref && this.profileRequests.delete(error.ref)) {
       this.view.profileError(`Your profile was not changed: ${message}`);
       return;
@@ -314,10 +330,49 @@ class Chat {
     this.view.renderList();
   }
 
+  // ---------------------------------------------------------------- history (issue 23)
+  /**
+   * Ask for a page of a chat's history: the latest messages (a chat this browser has not loaded
+   * yet: a new browser shows them without syncing everything), or, `older`, those before the
+   * oldest one shown (scrolling up). One request per chat at a time; needs the connection.
+   */
+  loadHistory(convId, { older = false } = {}) {
+    if (convId === null || !this.session.connected) return false;
+    for (const pending of this.historyRequests.values()) if (pending.conv === convId) return false;
+    const before = older ? this.store.oldestSeq(convId) : null;
+    if (older && before === null) return false;
+    const id = newId("h");
+    this.historyRequests.set(id, { conv: convId, older });
+    const conversation = wireConversation(this.user, convId);
+    this.connection.run(this.session.request(historyCommand({ id, conversation, before })));
+    this.view.historyLoading(convId);
+    return true;
+  }
+
+  onHistory(answer) {
+    const asked = this.historyRequests.get(answer.ref);
+    if (!asked) return null; // another device's page
+    this.historyRequests.delete(answer.ref);
+    const messages = Array.isArray(answer.messages) ? answer.messages : [];
+    const id = this.store.onHistory(asked.conv, messages, answer.receipts, answer.more, { older: asked.older });
+    this.view.historyDone(asked.conv, asked.older && messages.length > 0);
+    return id;
+  }
+
+  /** After a `sync_reset`: the chats are rebuilt from the latest page of each one this browser knows. */
+  rebuild() {
+    for (const conv of this.store.convs.values()) {
+      conv.historyLoaded = false;
+      this.loadHistory(conv.id);
+    }
+  }
+
   // ---------------------------------------------------------------- from the user
   open(id) {
     this.stopTyping();
     this.view.open(id);
+    const conv = id === null ? null : this.store.convs.get(id);
+    if (conv && !conv.historyLoaded) this.loadHistory(id); // the latest page, once per chat and page
     this.markRead();
   }
 

@@ -13,7 +13,7 @@ import itertools
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
 from types import TracebackType
 from typing import IO, Any, Literal, TypeVar
@@ -30,6 +30,7 @@ from client_sdk._commands import (
     group_list_command,
     group_members_command,
     group_rename_command,
+    history_command,
     mark_read_command,
     new_command_id,
     profile_get_command,
@@ -38,7 +39,7 @@ from client_sdk._commands import (
     push_unregister_command,
     react_command,
 )
-from client_sdk._errors import NotConnected, PresenceForbidden, Timeout
+from client_sdk._errors import MqchatError, NotConnected, PresenceForbidden, Timeout
 from client_sdk._events import (
     ChatPage,
     Device,
@@ -47,13 +48,16 @@ from client_sdk._events import (
     Group,
     GroupEvent,
     GroupList,
+    HistoryPage,
     Message,
     Ok,
     Presence,
     Profile,
     ProfileChanged,
     ProfileList,
+    SyncReset,
 )
+from client_sdk._history_calls import REBUILD_LIMIT
 from client_sdk._media import Media
 from client_sdk._media_calls import (
     document_name,
@@ -80,7 +84,7 @@ from client_sdk.contract import (
 
 __all__ = ["Client"]
 
-_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, ChatPage)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, ChatPage, HistoryPage)
 _T = TypeVar("_T")
 
 
@@ -255,12 +259,12 @@ class Client(Connection):
 
         :meth:`events` and :meth:`messages` consume the same queue; events wait there until read.
         """
-        return _Stream(self._events, _any_event, timeout)
+        return _Stream(self._events, _any_event, timeout, self._rebuild)
 
     def messages(self, *, timeout: float | None = None) -> AsyncIterator[Message]:
         """The incoming messages (other events are consumed and skipped); ends after ``timeout``
         seconds without a message (None: never), or when the client is closed and the queue is empty."""
-        return _Stream(self._events, _message, timeout)
+        return _Stream(self._events, _message, timeout, self._rebuild)
 
     # -- media -----------------------------------------------------------------------------------------
 
@@ -624,6 +628,47 @@ class Client(Connection):
         finally:
             self._session.requests.discard(request.id)
 
+    # -- history (issue 23) ------------------------------------------------------------------------------
+
+    async def history(
+        self,
+        conversation: str,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+    ) -> HistoryPage:
+        """A page of ``conversation`` as this user sees it now; as :meth:`client_sdk.Client.history`."""
+        return await self._request(
+            lambda id: history_command(
+                id=id, conversation=conversation, before=before, after=after, limit=limit
+            ),
+            HistoryPage,
+            timeout,
+        )
+
+    async def _rebuild(self, reset: SyncReset) -> SyncReset:
+        """As the blocking client's: the latest page of every conversation this client knows of
+        and of every group the server lists, before the ``SyncReset`` reaches the app."""
+        conversations = set(reset.conversations)
+        try:
+            listed = await self._request(
+                lambda id: group_list_command(id=id), GroupList, DEFAULT_REQUEST_TIMEOUT
+            )
+            conversations.update(group.id for group in listed.groups)
+        except MqchatError:
+            pass  # rebuilt from what is known
+        pages: dict[str, HistoryPage] = {}
+        for conversation in sorted(conversations):
+            try:
+                pages[conversation] = await self.history(conversation, limit=REBUILD_LIMIT)
+            except MqchatError:
+                continue  # left out: the app can page it later
+        return SyncReset(
+            reset.ref, reset.after, reset.cursor, conversations=reset.conversations, history=pages
+        )
+
     # -- internals ---------------------------------------------------------------------------------------
 
     async def _request(
@@ -651,10 +696,12 @@ class _Stream(AsyncIterator[_T]):
         events: asyncio.Queue[Event | Closed],
         select: Callable[[Event], _T | None],
         timeout: float | None,
+        rebuild: Callable[[SyncReset], Awaitable[SyncReset]],
     ) -> None:
         self._events = events
         self._select = select
         self._timeout = timeout
+        self._rebuild = rebuild
 
     async def __anext__(self) -> _T:
         try:
@@ -666,6 +713,8 @@ class _Stream(AsyncIterator[_T]):
                         if event.error is not None:
                             raise event.error
                         raise StopAsyncIteration
+                    if isinstance(event, SyncReset):
+                        event = await self._rebuild(event)
                     selected = self._select(event)
                     if selected is not None:
                         return selected

@@ -19,11 +19,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from client_sdk.contract import COMMAND_TYPES, ErrorCode, load_schema
+from client_sdk.contract import COMMAND_TYPES, ErrorCode, dm_conversation_id, load_schema
 from tests.harness import RunningNode, node_settings
 from tests.plain import PlainClient
 
 BOB, ALICE, GROUP, FOREIGN, MESSAGE = "$BOB", "$ALICE", "$GROUP", "$FOREIGN", "$MESSAGE"
+CHAT, OTHERS_CHAT = "$CHAT", "$OTHERS_CHAT"
+"""Alice and bob's 1-on-1 conversation, and bob and carol's (for ``history``)."""
 """Stand-ins for the users, groups and message of the running node, filled in per example."""
 
 json_values = st.recursive(
@@ -82,6 +84,12 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         | st.text(min_size=1, max_size=20),
         "seq": st.integers(0, 2**40),
     },
+    "history": {
+        "conversation": groups | st.sampled_from([CHAT, OTHERS_CHAT, "dm:b:a", "dm:zz:zzz"]),
+        "before": st.integers(0, 2**40),
+        "after": st.integers(0, 2**40),
+        "limit": st.integers(-5, 10_000),
+    },
 }
 """Each command type and well-formed values of the fields it may carry (a test checks these are the
 schema's); well-formed is not welcome: users, groups and messages that do not exist are among them."""
@@ -96,6 +104,7 @@ SHAPE_ONLY_CODES = {"bad_json", "unsupported_version", "unknown_type", "too_larg
 ANSWERS = {"sent", "ok", "group", "groups", "sync_page", "profile", "profiles", "devices"}
 ANSWERS |= {"reaction", "edited", "deleted", "hidden"}
 ANSWERS |= {"chats", "read"}  # the chat list and read state (issue 23)
+ANSWERS |= {"history"}
 
 
 def schema_commands() -> set[str]:
@@ -157,6 +166,10 @@ class World:
         mine = self._create(self.alice, "alice's", [bob_id])
         foreign = self._create(self.bob, "bob's", [carol_id])
         self.names = {BOB: bob_id, ALICE: alice_id, GROUP: mine, FOREIGN: foreign, MESSAGE: message_id}
+        self.names |= {
+            CHAT: dm_conversation_id(alice_id, bob_id),
+            OTHERS_CHAT: dm_conversation_id(bob_id, carol_id),
+        }
         self.validator = Draft202012Validator({"$ref": "#/$defs/command", "$defs": load_schema()["$defs"]})
 
     @staticmethod

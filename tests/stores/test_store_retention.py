@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
+from config.settings import RetentionSettings
 from tests.harness import unique
 from tests.stores.conftest import users
 from tests.stores.test_store_media import media
+from workers.retention import Pruner, SweepReport
 from workers.stores import Store, open_store
 from workers.stores.rules.retention import cut_off, inbox_days, needs_reset
 
@@ -144,9 +146,39 @@ def test_only_one_process_holds_the_lease_until_it_expires(store: Store) -> None
     assert store.retention_lease("node-a", now=130.0, ttl=60.0)  # renewed
     assert not store.retention_lease("node-b", now=180.0, ttl=60.0)
     assert store.retention_lease("node-b", now=191.0, ttl=60.0)
+    # one that stops gives it up: the next takes it at once; a release by another changes nothing
+    store.retention_release("node-a")
+    assert not store.retention_lease("node-c", now=192.0, ttl=60.0)
+    store.retention_release("node-b")
+    assert store.retention_lease("node-c", now=193.0, ttl=60.0)
 
 
 def test_the_inbox_is_pruned_at_the_shorter_of_the_two_ages() -> None:
     assert inbox_days(30, 0) == 30 and inbox_days(0, 7) == 7 and inbox_days(30, 7) == 7
     assert inbox_days(0, 0) == 0
     assert cut_off(0, now=1e9) is None and cut_off(1, now=100_000.0) == 100_000.0 - 86_400.0
+
+
+def test_the_pruner_sweeps_both_only_while_it_holds_the_lease(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+    photo = media(unique("pruned"))
+    send(store, alice, bob, now=100.0, media=photo)
+    send(store, alice, bob, now=9_500_000.0)
+    discarded: list[str] = []
+    settings = RetentionSettings(inbox_days=300, messages_days=10, interval=60)
+    clock = lambda: 10_000_000.0  # noqa: E731 - ten days are 864,000 s: the first message is old
+    first = Pruner(store, settings, holder="node-a", discard=discarded.extend, clock=clock)
+    second = Pruner(store, settings, holder="node-b", clock=clock)
+
+    report = first.sweep()
+
+    assert report.ran and (report.messages, report.inbox_entries, report.media_objects) == (1, 2, 2)
+    assert sorted(discarded) == sorted([photo["key"], photo["thumbnail"]["key"]])
+    assert not second.sweep().ran  # node-a holds the lease
+    first.release()
+    assert second.sweep() == SweepReport(ran=True)  # nothing more to prune
+    # nothing to prune at all: no sweep, and the lease is not taken
+    idle = Pruner(store, RetentionSettings(inbox_days=0, messages_days=0), holder="node-c", clock=clock)
+    assert not idle.active and not idle.sweep().ran
+    second.release()
+    assert store.retention_lease("node-d", now=10_000_000.0, ttl=1.0)

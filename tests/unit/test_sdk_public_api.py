@@ -31,6 +31,7 @@ from client_sdk import (
     Receipt,
     Sent,
     ServerError,
+    SyncReset,
     Timeout,
     Typing,
 )
@@ -50,6 +51,7 @@ def test_all_is_pinned() -> None:
         "Event",
         "Group",
         "GroupEvent",
+        "HistoryPage",
         "Media",
         "Message",
         "MessageDeleted",
@@ -66,10 +68,12 @@ def test_all_is_pinned() -> None:
         "Reaction",
         "ReadState",
         "Receipt",
+        "ReceiptState",
         "Reply",
         "Sent",
         "ServerError",
         "Status",
+        "SyncReset",
         "Timeout",
         "Typing",
     ]
@@ -144,6 +148,7 @@ def test_event_is_the_union_of_the_event_types() -> None:
         PresenceRefused,
         Typing,
         ServerError,
+        SyncReset,
     }
 
 

@@ -415,6 +415,10 @@ class Retention(Protocol):
         """Take or renew the lease of the process that prunes: False while another holds it."""
         ...
 
+    def retention_release(self, holder: str) -> None:
+        """Give the lease up (a process that stops): another may prune at once."""
+        ...
+
     def prune_inbox(self, *, older_than: float, max_users: int) -> tuple[int, bool]:
         """Prune the entries created before ``older_than`` of the next ``max_users`` users of the
         sweep: ``(entries pruned, the sweep went through every user)``."""

@@ -250,3 +250,19 @@ export function chatOf(conversation, me) {
   return first === me ? second : first;
 }
 
+// ---------------------------------------------------------------- history (issue 23)
+export const HISTORY_PAGE = 50;
+
+/** The wire id of a conversation of the page (a group id, or the other user of a 1-on-1 chat). */
+export function wireConversation(me, id) {
+  if (isGroupId(id)) return id;
+  const [first, second] = [me, id].sort();
+  return `dm:${first}:${second}`;
+}
+
+/** A `history` command: the latest page (no `before`), or the page before seq `before`. */
+export function historyCommand({ id, conversation, before = null, limit = HISTORY_PAGE }) {
+  const fields = { conversation, limit };
+  if (Number.isInteger(before)) fields.before = before;
+  return command("history", id, fields);
+}

@@ -50,6 +50,14 @@ export class Sequencer {
     return deadline !== null && now >= deadline;
   }
 
+  /** Everything up to `cursor` is gone (the server pruned it): count it as processed. */
+  skipTo(cursor) {
+    if (!Number.isInteger(cursor) || cursor <= this.processed) return;
+    this.processed = cursor;
+    for (const c of [...this.buffer.keys()]) if (c <= cursor) this.buffer.delete(c);
+    if (this.buffer.size === 0) this.gapSince = null;
+  }
+
   /** A `sync` was just sent: give it the gap timeout again before another one is due. */
   restartGapClock(now) {
     if (this.buffer.size) this.gapSince = now;

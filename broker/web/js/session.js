@@ -118,7 +118,10 @@ export class Session {
         return this.onSyncPage(payload, now);
       case "error":
         return this.onError(payload, now);
+      case "sync_reset":
+        return this.onSyncReset(payload, now);
       case "typing":
+      case "history":
       case "groups":
       case "profiles":
       case "devices":
@@ -227,6 +230,20 @@ export class Session {
       }
     }
     return out;
+  }
+
+  /**
+   * The server pruned this inbox after our cursor (retention): jump to where it resumes, hand the
+   * reset to the app (which rebuilds its chats from `history`), and sync on from there.
+   */
+  onSyncReset(reset, now) {
+    if (!this.mySyncs.includes(reset.ref) || reset.ref !== this.activeSync) return effects();
+    const cursor = Number.isInteger(reset.cursor) ? reset.cursor : this.cursor;
+    this.sequencer.skipTo(cursor);
+    const out = effects();
+    out.events.push(reset);
+    out.cursorAdvanced = true;
+    return merge(out, this.startSync(now, cursor));
   }
 
   resendThrottled() {

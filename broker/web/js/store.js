@@ -276,25 +276,7 @@ export class Store {
     const conv = this.conversation(peer);
     if (this.byId.has(message.id)) return conv.id;
     const incoming = message.from !== this.user;
-    this.add(conv, {
-      key: `m:${message.id}`,
-      kind: "msg",
-      id: message.id,
-      ref: null,
-      from: message.from,
-      text: message.deleted ? "" : message.text,
-      deleted: message.deleted === true,
-      editedAt: editedAt(message),
-      ts: message.ts,
-      seq: message.seq,
-      media: message.media || null,
-      reactions: parseReactions(message.reactions) || {},
-      status: incoming ? "received" : "sent",
-      pending: false,
-      readSent: false,
-      by: {},
-      ...quoteFields(message),
-    });
+    this.add(conv, this.messageItem(message));
     if (incoming) {
       conv.unread += 1;
       this.typing.delete(message.from);
@@ -457,6 +439,85 @@ export class Store {
     if (group.profiles && typeof group.profiles === "object") {
       for (const [user, value] of Object.entries(group.profiles)) this.setProfile(parseProfile(value, user));
     }
+  }
+
+  // ---------------------------------------------------------------- history (issue 23)
+  /**
+   * A page of a conversation's history (`history` answer): each message as it is now. One this
+   * browser has is brought up to date; one it has not goes in its place by seq. `older`: the page
+   * was asked for before the oldest message shown (scrolling up), so `more` says whether older
+   * ones exist; the latest page says so too when nothing older is known here.
+   */
+  onHistory(convId, messages, receipts, more, { older = false } = {}) {
+    const conv = this.conversation(convId);
+    for (const message of messages) {
+      if (!message || typeof message.id !== "string" || !Number.isInteger(message.seq)) continue;
+      if (message.hidden) {
+        this.onHidden(message.id); // deleted for me: never shown
+        continue;
+      }
+      const state = receipts && receipts[message.id];
+      const known = this.byId.get(message.id);
+      if (known) {
+        Object.assign(known, {
+          text: message.deleted ? "" : message.text,
+          deleted: message.deleted === true,
+          editedAt: editedAt(message),
+          media: message.deleted ? null : message.media || null,
+          reactions: parseReactions(message.reactions) || {},
+          ...quoteFields(message),
+        });
+        if (state && (STATUS_RANK[known.status] || 0) < STATUS_RANK[state.status]) known.status = state.status;
+        continue;
+      }
+      const item = this.messageItem(message, state ? state.status : "sent");
+      item.readSent = message.from !== this.user; // history is not news: no unread count for it
+      const at = conv.items.findIndex(
+        (i) => i.pending || (i.kind === "msg" && Number.isInteger(i.seq) && i.seq > message.seq),
+      );
+      if (at < 0) conv.items.push(item);
+      else conv.items.splice(at, 0, item);
+      conv.lastTs = Math.max(conv.lastTs, item.ts);
+      this.index(item);
+    }
+    if (older || conv.olderMore === undefined) conv.olderMore = more === true;
+    conv.historyLoaded = true;
+    this.scheduleSave();
+    return conv.id;
+  }
+
+  /** The lowest seq of the messages shown in a conversation (where to page back from), or null. */
+  oldestSeq(convId) {
+    const conv = this.convs.get(convId);
+    let oldest = null;
+    for (const item of conv ? conv.items : []) {
+      if (item.kind === "msg" && Number.isInteger(item.seq) && (oldest === null || item.seq < oldest)) oldest = item.seq;
+    }
+    return oldest;
+  }
+
+  /** The bubble of a stored message (`status`: mine as far as known; others' "received"). */
+  messageItem(message, status = "sent") {
+    const incoming = message.from !== this.user;
+    return {
+      key: `m:${message.id}`,
+      kind: "msg",
+      id: message.id,
+      ref: null,
+      from: message.from,
+      text: message.deleted ? "" : message.text,
+      deleted: message.deleted === true,
+      editedAt: editedAt(message),
+      ts: message.ts,
+      seq: message.seq,
+      media: message.media || null,
+      reactions: parseReactions(message.reactions) || {},
+      status: incoming ? "received" : status,
+      pending: false,
+      readSent: false,
+      by: {},
+      ...quoteFields(message),
+    };
   }
 
   // ---------------------------------------------------------------- profiles

@@ -560,7 +560,8 @@ export class View {
     const count = this.viewCount.get(conv.id) || PAGE;
     const items = conv.items.slice(-count);
     const hidden = conv.items.length - items.length;
-    $("history-top").textContent = hidden > 0 ? "Scroll up for older messages" : "";
+    const older = hidden > 0 || conv.olderMore === true;
+    $("history-top").textContent = older ? "Scroll up for older messages" : "";
 
     const desired = [];
     let previous = null;
@@ -744,7 +745,24 @@ export class View {
     if (box.scrollTop < 60 && conv && conv.items.length > count) {
       this.viewCount.set(this.openId, count + PAGE);
       this.renderMessages({ keepFromBottom: true });
+    } else if (box.scrollTop < 60 && conv && conv.olderMore !== false) {
+      this.actions.loadOlder(this.openId); // everything here is shown: ask the server for older ones
     }
+  }
+
+  /** A history page was asked for (see `historyDone`). */
+  historyLoading(convId) {
+    if (convId === this.openId) $("history-top").textContent = "Loading older messages…";
+  }
+
+  /** A history page came (or failed): show it, keeping the place when older messages came in. */
+  historyDone(convId, older) {
+    if (convId !== this.openId) return;
+    const conv = this.store.convs.get(convId);
+    if (older && conv) this.viewCount.set(convId, Math.max(this.viewCount.get(convId) || PAGE, conv.items.length));
+    $("history-top").textContent = "";
+    this.renderMessages({ keepFromBottom: older });
+    if (older) this.onScroll(); // still at the top (a short page): the next one
   }
 
   onMessageClick(event) {

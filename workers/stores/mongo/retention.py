@@ -9,14 +9,14 @@ reactions, and the media objects no other message uses are returned for removal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from operator import itemgetter
 from typing import Final
 
 from pymongo import ASCENDING
 from pymongo.client_session import ClientSession
 
-from workers.stores.mongo.base import Doc, MongoBase
-from workers.stores.rules.retention import MessagePrune
+from workers.stores.mongo.base import MongoBase
+from workers.stores.rules.retention import MessagePrune, old_prefix
 
 __all__ = ["MongoRetention"]
 
@@ -45,6 +45,12 @@ class MongoRetention(MongoBase):
 
         return self._tx(work)
 
+    def retention_release(self, holder: str) -> None:
+        with self._guard():
+            self._db["retention_state"].update_one(
+                {"_id": "lease", "value": holder}, {"$set": {"until": 0.0}}
+            )
+
     # ---------------------------------------------------------------- the inbox
     def prune_inbox(self, *, older_than: float, max_users: int) -> tuple[int, bool]:
         after = self._position("inbox")
@@ -69,7 +75,7 @@ class MongoRetention(MongoBase):
                 .sort("cursor", ASCENDING)
                 .limit(probe)
             )
-            old = _prefix(found, older_than)
+            old = old_prefix(found, older_than, itemgetter("created_at"))
             if not old:
                 return 0
             up_to = int(old[-1]["cursor"])
@@ -119,7 +125,7 @@ class MongoRetention(MongoBase):
                 .sort("seq", ASCENDING)
                 .limit(probe)
             )
-            old = _prefix(found, older_than)
+            old = old_prefix(found, older_than, itemgetter("created_at"))
             if not old:
                 return 0, []
             ids = [d["_id"] for d in old]
@@ -155,13 +161,3 @@ class MongoRetention(MongoBase):
     def _set_position(self, name: str, value: str) -> None:
         with self._guard():
             self._db["retention_state"].update_one({"_id": name}, {"$set": {"value": value}}, upsert=True)
-
-
-def _prefix(docs: Iterable[Doc], older_than: float) -> list[Doc]:
-    """The leading documents created before ``older_than``."""
-    old: list[Doc] = []
-    for doc in docs:
-        if float(doc["created_at"]) >= older_than:
-            break
-        old.append(doc)
-    return old

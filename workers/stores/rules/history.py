@@ -32,6 +32,7 @@ __all__ = [
     "check_conversation",
     "clamp_limit",
     "not_in_conversation",
+    "page_of",
     "receipt_state",
 ]
 

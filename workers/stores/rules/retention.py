@@ -17,8 +17,9 @@ gets ``sync_reset`` (:func:`sync_reset_event`), never a page that silently skips
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from client_sdk.contract import VERSION
 
@@ -28,10 +29,13 @@ __all__ = [
     "cut_off",
     "inbox_days",
     "needs_reset",
+    "old_prefix",
     "sync_reset_event",
 ]
 
 DAY: Final = 86_400.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,16 @@ def inbox_days(inbox: float, messages: float) -> float:
 def cut_off(days: float, now: float) -> float | None:
     """What was created before this is pruned; None: keep for ever."""
     return None if days <= 0 else now - days * DAY
+
+
+def old_prefix(rows: Iterable[T], older_than: float, created_at: Callable[[T], Any]) -> list[T]:
+    """The leading rows (oldest first) created before ``older_than``: what a sweep step prunes."""
+    old: list[T] = []
+    for row in rows:
+        if float(created_at(row)) >= older_than:
+            break
+        old.append(row)
+    return old
 
 
 def needs_reset(after: int, first_cursor: int | None, floor: int) -> bool:

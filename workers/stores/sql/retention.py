@@ -11,11 +11,12 @@ the other tables (foreign keys with ``ON DELETE CASCADE``) after their media key
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Final
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from workers.stores.rules.retention import MessagePrune
+from workers.stores.rules.retention import MessagePrune, old_prefix
 from workers.stores.sql.base import SqlBase
 from workers.stores.sql.schema import (
     conversations,
@@ -61,6 +62,14 @@ class SqlRetention(SqlBase):
             )
             return True
 
+    def retention_release(self, holder: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(retention_state)
+                .where(retention_state.c.name == "lease", retention_state.c.value == holder)
+                .values(until=0.0)
+            )
+
     # ---------------------------------------------------------------- the inbox
     def prune_inbox(self, *, older_than: float, max_users: int) -> tuple[int, bool]:
         with self._tx() as conn:
@@ -88,11 +97,7 @@ class SqlRetention(SqlBase):
                     .order_by(inbox.c.cursor)
                     .limit(probe)
                 ).all()
-                old = 0
-                for _cursor, created_at in rows:
-                    if float(created_at) >= older_than:
-                        break
-                    old += 1
+                old = len(old_prefix(rows, older_than, itemgetter(1)))
                 if old == 0:
                     return pruned
                 up_to = int(rows[old - 1][0])
@@ -140,11 +145,7 @@ class SqlRetention(SqlBase):
                     .order_by(messages.c.seq)
                     .limit(probe)
                 ).all()
-                ids = []
-                for message_id, created_at in rows:
-                    if float(created_at) >= older_than:
-                        break
-                    ids.append(str(message_id))
+                ids = [str(row[0]) for row in old_prefix(rows, older_than, itemgetter(1))]
                 if not ids:
                     return deleted, freed
                 freed.extend(self._drop_messages(conn, ids))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Connection, and_, exists, func, or_, select
+from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select
+from sqlalchemy.sql.elements import BindParameter
 
 from workers.stores.rules.views import StoredView, wire_view
 from workers.stores.sql.base import SqlBase
+from workers.stores.sql.driver import Statement
 from workers.stores.sql.schema import (
     message_deletions,
     message_edits,
@@ -30,6 +32,53 @@ from workers.stores.sql.schema import (
 __all__ = ["SqlViews"]
 
 
+_IDS: Final[BindParameter[Any]] = bindparam("b_ids", expanding=True)
+_VIEWER: Final[BindParameter[Any]] = bindparam("b_viewer")
+
+# built once, run on the DBAPI cursor (see ``driver``): a history page is three of these
+_MESSAGES = Statement(
+    select(
+        messages.c.id,
+        messages.c.conversation_id,
+        messages.c.seq,
+        messages.c.sender_id,
+        messages.c.recipient_id,
+        messages.c.body,
+        messages.c.created_at,
+        message_deletions.c.deleted_at,
+        message_deletions.c.deleted_by,
+        message_media.c.info,
+        message_replies.c.info,
+        message_forwards.c.message_id,
+        message_hides.c.message_id,
+    )
+    .outerjoin(message_deletions, message_deletions.c.message_id == messages.c.id)
+    .outerjoin(message_media, message_media.c.message_id == messages.c.id)
+    .outerjoin(message_replies, message_replies.c.message_id == messages.c.id)
+    .outerjoin(message_forwards, message_forwards.c.message_id == messages.c.id)
+    .outerjoin(
+        message_hides, and_(message_hides.c.message_id == messages.c.id, message_hides.c.user_id == _VIEWER)
+    )
+    .where(
+        messages.c.id.in_(_IDS),
+        or_(
+            messages.c.sender_id == _VIEWER,
+            exists().where(receipts.c.message_id == messages.c.id, receipts.c.user_id == _VIEWER),
+        ),
+    )
+)
+_LATEST_EDITS = Statement(
+    select(message_edits.c.message_id, func.max(message_edits.c.edited_at))
+    .where(message_edits.c.message_id.in_(_IDS))
+    .group_by(message_edits.c.message_id)
+)
+_REACTIONS = Statement(
+    select(reactions.c.message_id, reactions.c.user_id, reactions.c.emoji)
+    .where(reactions.c.message_id.in_(_IDS))
+    .order_by(reactions.c.message_id, reactions.c.user_id)
+)
+
+
 class SqlViews(SqlBase):
     def message_views(self, message_ids: Collection[str], *, viewer: str) -> dict[str, dict[str, Any]]:
         with self._tx() as conn:
@@ -43,55 +92,19 @@ class SqlViews(SqlBase):
         ids = sorted(set(message_ids))
         if not ids:
             return {}
-        got_copy = exists().where(receipts.c.message_id == messages.c.id, receipts.c.user_id == viewer)
-        rows = conn.execute(
-            select(
-                messages.c.id,
-                messages.c.conversation_id,
-                messages.c.seq,
-                messages.c.sender_id,
-                messages.c.recipient_id,
-                messages.c.body,
-                messages.c.created_at,
-                message_deletions.c.deleted_at,
-                message_deletions.c.deleted_by,
-                message_media.c.info,
-                message_replies.c.info,
-                message_forwards.c.message_id,
-                message_hides.c.message_id,
-            )
-            .outerjoin(message_deletions, message_deletions.c.message_id == messages.c.id)
-            .outerjoin(message_media, message_media.c.message_id == messages.c.id)
-            .outerjoin(message_replies, message_replies.c.message_id == messages.c.id)
-            .outerjoin(message_forwards, message_forwards.c.message_id == messages.c.id)
-            .outerjoin(
-                message_hides,
-                and_(message_hides.c.message_id == messages.c.id, message_hides.c.user_id == viewer),
-            )
-            .where(messages.c.id.in_(ids), or_(messages.c.sender_id == viewer, got_copy))
-        ).all()
+        rows = _MESSAGES.all(conn, {"b_ids": ids, "b_viewer": viewer})
         if not rows:
             return {}
-        seen = [str(row[0]) for row in rows]
-        edited = dict(
-            conn.execute(
-                select(message_edits.c.message_id, func.max(message_edits.c.edited_at))
-                .where(message_edits.c.message_id.in_(seen))
-                .group_by(message_edits.c.message_id)
-            ).all()
-        )
+        seen = {"b_ids": [str(row[0]) for row in rows]}
+        edited = {str(m): at for m, at in _LATEST_EDITS.all(conn, seen)}
         summaries: dict[str, dict[str, str]] = {}
-        for message_id, user, emoji in conn.execute(
-            select(reactions.c.message_id, reactions.c.user_id, reactions.c.emoji)
-            .where(reactions.c.message_id.in_(seen))
-            .order_by(reactions.c.message_id, reactions.c.user_id)
-        ):
+        for message_id, user, emoji in _REACTIONS.all(conn, seen):
             summaries.setdefault(str(message_id), {})[str(user)] = str(emoji)
         views: dict[str, dict[str, Any]] = {}
         for row in rows:
             (message_id, conversation, seq, sender, recipient, body, ts) = row[:7]
             deleted_at, deleted_by, media, reply, forwarded, hidden = row[7:]
-            edited_at = edited.get(message_id)
+            edited_at = edited.get(str(message_id))
             views[str(message_id)] = wire_view(
                 StoredView(
                     id=str(message_id),
