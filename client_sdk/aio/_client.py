@@ -57,7 +57,7 @@ from client_sdk._events import (
     ProfileList,
     SyncReset,
 )
-from client_sdk._history_calls import REBUILD_LIMIT
+from client_sdk._history_calls import MAX_CHAT_PAGE, REBUILD_CHAT_PAGES, REBUILD_LIMIT
 from client_sdk._media import Media
 from client_sdk._media_calls import (
     document_name,
@@ -657,6 +657,16 @@ class Client(Connection):
                 lambda id: group_list_command(id=id), GroupList, DEFAULT_REQUEST_TIMEOUT
             )
             conversations.update(group.id for group in listed.groups)
+        except MqchatError:
+            pass  # rebuilt from what is known
+        try:  # and every chat of the chat list (1-on-1s this client never saw too)
+            before: str | None = None
+            for _ in range(REBUILD_CHAT_PAGES):
+                page = await self.chats(limit=MAX_CHAT_PAGE, before=before)
+                conversations.update(chat.conversation for chat in page)
+                if page.next is None:
+                    break
+                before = page.next
         except MqchatError:
             pass  # rebuilt from what is known
         pages: dict[str, HistoryPage] = {}

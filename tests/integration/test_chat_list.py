@@ -4,14 +4,16 @@ plain MQTT and the SDK, 1-on-1 and groups, a new device without sync, two device
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from client_sdk import Chat, Client, CommandRejected, Message, ReadState, Typing
-from tests.harness import RunningNode, connect
+from client_sdk import Chat, Client, CommandRejected, Message, ReadState, SyncReset, Typing
+from tests.harness import RunningNode, connect, node_settings, wait_until
 from tests.integration.test_aio_sdk import connect as aio_connect
 from tests.integration.test_aio_sdk import run as aio_run
+from tests.integration.test_retention import RETENTION, seed, store_of
 from tests.plain import PlainClient
 
 
@@ -271,3 +273,25 @@ def test_the_asyncio_client_lists_chats_shares_read_state_and_types_in_a_group(n
             assert typing is not None and (typing.sender, typing.group) == (alice_id, group.id)
 
     aio_run(scenario)
+
+
+def test_a_device_reset_after_pruning_rebuilds_a_chat_it_never_saw_from_the_chat_list(tmp_path: Path) -> None:
+    node = RunningNode(node_settings(tmp_path, **RETENTION)).start()
+    try:
+        alice_id, _ = node.add_user("alice")
+        bob_id, _ = node.add_user("bob")
+        store = store_of(node)
+        # Given bob got a 1-on-1 message long ago, and its inbox entry was pruned since
+        seed(store, alice_id, bob_id, "hello, long ago")
+        assert wait_until(lambda: store.inbox_floor(bob_id) == 1, 20)
+
+        # When a new device of bob's connects (it knows no conversation), it is reset
+        with Client("127.0.0.1", node.port, user=bob_id, token=node.tokens[bob_id]) as bob:
+            reset = next(e for e in bob.events(timeout=30) if isinstance(e, SyncReset))
+
+        # Then its rebuild found the 1-on-1 chat in the chat list and loaded its history
+        conversation = f"dm:{min(alice_id, bob_id)}:{max(alice_id, bob_id)}"
+        assert reset.conversations == ()
+        assert [m.text for m in reset.history[conversation].messages] == ["hello, long ago"]
+    finally:
+        node.close()
