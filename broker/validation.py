@@ -12,6 +12,7 @@ from jsonschema.exceptions import best_match
 
 from client_sdk.contract import (
     BLOCK_COMMAND_TYPES,
+    CHAT_COMMAND_TYPES,
     COMMAND_ID_RE,
     COMMAND_TYPES,
     GROUP_COMMAND_TYPES,
@@ -42,6 +43,7 @@ _SCHEMA_DEFS = {
     "forward": "forward",
     **{name: name for name in GROUP_SETTINGS_COMMAND_TYPES},
     **{name: name for name in TIMER_COMMAND_TYPES},
+    **{name: name for name in CHAT_COMMAND_TYPES},
     "history": "history",
     **{name: name for name in PRIVACY_COMMAND_TYPES},
     **{name: name for name in BLOCK_COMMAND_TYPES - {"blocks"}},

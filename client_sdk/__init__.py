@@ -24,6 +24,8 @@ from client_sdk._errors import (
 )
 from client_sdk._events import (
     Blocking,
+    Chat,
+    ChatPage,
     Device,
     Event,
     Group,
@@ -41,6 +43,7 @@ from client_sdk._events import (
     Profile,
     ProfileChanged,
     Reaction,
+    ReadState,
     Receipt,
     ReceiptState,
     Sent,
@@ -58,6 +61,8 @@ from client_sdk.contract import Status
 __all__ = [
     "AuthenticationError",
     "Blocking",
+    "Chat",
+    "ChatPage",
     "Client",
     "CommandRejected",
     "ConnectError",
@@ -86,6 +91,7 @@ __all__ = [
     "Profile",
     "ProfileChanged",
     "Reaction",
+    "ReadState",
     "Receipt",
     "ReceiptState",
     "Reply",

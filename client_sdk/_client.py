@@ -19,6 +19,7 @@ from typing import Literal
 from client_sdk._base import State
 from client_sdk._block_calls import BlockCalls
 from client_sdk._change_calls import ChangeCalls
+from client_sdk._chat_calls import ChatCalls
 from client_sdk._connection import Connection
 from client_sdk._device_calls import DeviceCalls
 from client_sdk._group_calls import GroupCalls
@@ -55,6 +56,7 @@ class Client(
     ReactionCalls,
     GroupSettingsCalls,
     TimerCalls,
+    ChatCalls,
     HistoryCalls,
     BlockCalls,
 ):

@@ -31,6 +31,7 @@ __all__ = [
     "MAX_REPORTED_MESSAGES",
     "block_command",
     "blocks_command",
+    "chat_list_command",
     "delete_command",
     "devices_command",
     "edit_command",
@@ -41,6 +42,7 @@ __all__ = [
     "group_members_command",
     "group_rename_command",
     "history_command",
+    "mark_read_command",
     "new_command_id",
     "profile_get_command",
     "profile_set_command",
@@ -129,9 +131,9 @@ def receipt_commands(
 
 
 def typing_command(*, id: str, to: str, state: str) -> dict[str, Any]:
-    """A ``typing`` indicator for user ``to``: ``state`` is ``"composing"`` or ``"paused"``."""
+    """A ``typing`` indicator for user or group ``to``: ``state`` is ``"composing"`` or ``"paused"``."""
     _check_id(id)
-    _check_user("to", to)
+    _check_to(to)
     if state not in TYPING_STATES:
         raise ValueError(f"state must be one of {sorted(TYPING_STATES)}, got {state!r}")
     return {"v": VERSION, "type": "typing", "id": id, "to": to, "state": state}
@@ -401,6 +403,33 @@ def timer_get_command(*, id: str, to: str) -> dict[str, Any]:
     _check_id(id)
     _check_to(to)
     return {"v": VERSION, "type": "timer_get", "id": id, "to": to}
+
+
+# ---------------------------------------------------------------- chat list and read state (issue 23)
+def chat_list_command(*, id: str, limit: int | None = None, before: str | None = None) -> dict[str, Any]:
+    """A ``chat_list`` command (answered by a ``chats`` event): ``limit`` chats (the server clamps
+    it to 1-100; default 50), after the page whose ``next`` is ``before``."""
+    _check_id(id)
+    command: dict[str, Any] = {"v": VERSION, "type": "chat_list", "id": id}
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise ValueError(f"limit must be an integer, got {limit!r}")
+        command["limit"] = limit
+    if before is not None:
+        if not isinstance(before, str) or not 1 <= len(before) <= 200:
+            raise ValueError("before must be the 'next' of a chats page")
+        command["before"] = before
+    return command
+
+
+def mark_read_command(*, id: str, conversation: str, seq: int) -> dict[str, Any]:
+    """A ``mark_read`` command: this user read ``conversation`` up to ``seq`` (no read receipts)."""
+    _check_id(id)
+    if not isinstance(conversation, str) or not 1 <= len(conversation) <= 160:
+        raise ValueError(f"conversation must be a conversation id, got {conversation!r}")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise ValueError(f"seq must be an integer >= 0, got {seq!r}")
+    return {"v": VERSION, "type": "mark_read", "id": id, "conversation": conversation, "seq": seq}
 
 
 def history_command(

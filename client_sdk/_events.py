@@ -8,7 +8,7 @@ server that adds fields does not break older clients.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeGuard, TypeVar
 
@@ -27,6 +27,8 @@ from client_sdk.contract import (
 __all__ = [
     "BlockList",
     "Blocking",
+    "Chat",
+    "ChatPage",
     "Device",
     "DeviceList",
     "Event",
@@ -49,6 +51,7 @@ __all__ = [
     "ProfileChanged",
     "ProfileList",
     "Reaction",
+    "ReadState",
     "Receipt",
     "ReceiptState",
     "Sent",
@@ -333,10 +336,12 @@ class PresenceRefused:
 
 @dataclass(frozen=True, slots=True)
 class Typing:
-    """User ``sender`` is typing to this user: ``state`` is ``"composing"`` or ``"paused"``."""
+    """User ``sender`` is typing to this user, or in group ``group`` when set: ``state`` is
+    ``"composing"`` or ``"paused"``."""
 
     sender: str
     state: str
+    group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,6 +442,59 @@ class BlockList:
 
     ref: str
     users: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    """One conversation of this user's chat list (:meth:`client_sdk.Client.chats`), as this user
+    sees it: ``kind`` ``"direct"`` (with ``peer``, and the peer's ``presence`` when this user may
+    see it) or ``"group"`` (with ``group``, its ``name``, and ``member`` False for a group this
+    user left: they see what came while they were in it). ``last_message`` is the last message
+    this user can see as it is now (a tombstone, hidden, edited...), None for none; ``unread`` the
+    messages they got (not sent) past ``read_seq``."""
+
+    conversation: str
+    kind: str
+    last_message: Message | None
+    last_seq: int
+    read_seq: int
+    unread: int
+    ts: float
+    """The chat's last activity: its last message this user can see, else when they joined."""
+    peer: str | None = None
+    group: str | None = None
+    name: str | None = None
+    member: bool = True
+    presence: Presence | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPage:
+    """A page of the chat list, newest activity first; ``next`` asks for the following page
+    (``client.chats(before=page.next)``), None on the last one. Iterating gives the chats."""
+
+    chats: tuple[Chat, ...]
+    next: str | None
+    ref: str = ""
+
+    def __iter__(self) -> Iterator[Chat]:
+        return iter(self.chats)
+
+    def __len__(self) -> int:
+        return len(self.chats)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """This user read ``conversation`` up to ``read_seq`` on one of their devices (a read receipt
+    or :meth:`client_sdk.Client.mark_conversation_read`): an app clears that chat's unread
+    messages up to there. ``ref`` is the ``mark_read`` command id, else None."""
+
+    conversation: str
+    read_seq: int
+    ts: float
+    cursor: int
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,6 +621,7 @@ Sequenced: TypeAlias = (
     | PrivacyChanged
     | GroupInvitation
     | Blocking
+    | ReadState
 )
 """Events that carry an inbox cursor and are processed strictly in cursor order."""
 
@@ -582,6 +641,7 @@ Event: TypeAlias = (
     | PrivacyChanged
     | GroupInvitation
     | Blocking
+    | ReadState
     | Presence
     | PresenceRefused
     | Typing
@@ -605,6 +665,7 @@ def parse_inbox(
     | GroupInvite
     | JoinRequestList
     | TimerInfo
+    | ChatPage
     | HistoryPage
     | SyncReset
     | PrivacyAnswer
@@ -618,7 +679,10 @@ def parse_inbox(
     if kind in SEQUENCED_EVENT_TYPES:
         return parse_sequenced(data)
     if kind == "typing":
-        return Typing(sender=_str(data, "from"), state=_choice(data, "state", TYPING_STATES))
+        group = data.get("group")
+        if group is not None and not (isinstance(group, str) and is_group_id(group)):
+            raise ValueError(f"field 'group' must be a group id, got {group!r}")
+        return Typing(sender=_str(data, "from"), state=_choice(data, "state", TYPING_STATES), group=group)
     if kind == "error":
         ref = data.get("ref")
         if ref is not None and not isinstance(ref, str):
@@ -646,6 +710,8 @@ def parse_inbox(
         return TimerInfo(
             ref=_str(data, "ref"), conversation=_str(data, "conversation"), seconds=_seconds(data)
         )
+    if kind == "chats":
+        return _parse_chat_page(data)
     if kind == "history":
         return parse_history(data)
     if kind == "sync_reset":
@@ -777,6 +843,14 @@ def parse_sequenced(payload: Any) -> Sequenced:
             ref=_ref(data),
             ts=_number(data, "ts"),
             cursor=cursor,
+        )
+    if kind == "read":
+        return ReadState(
+            conversation=_str(data, "conversation"),
+            read_seq=_count(data, "read_seq"),
+            ts=_number(data, "ts"),
+            cursor=cursor,
+            ref=_ref(data),
         )
     raise AssertionError(f"unhandled sequenced type {kind!r}")  # pragma: no cover - SEQUENCED_EVENT_TYPES
 
@@ -1097,6 +1171,55 @@ def _number(data: Mapping[str, Any], name: str) -> float:
 
 def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------- chat list (issue 23)
+def _count(data: Mapping[str, Any], name: str) -> int:
+    value = data.get(name)
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"field {name!r} must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _parse_chat_page(data: Mapping[str, Any]) -> ChatPage:
+    following = data.get("next")
+    if following is not None and not isinstance(following, str):
+        raise ValueError(f"field 'next' must be a string or null, got {following!r}")
+    chats = tuple(_parse_chat(item) for item in _field(data, "chats", list))
+    return ChatPage(chats=chats, next=following, ref=_str(data, "ref"))
+
+
+def _parse_chat(item: Any) -> Chat:
+    if not isinstance(item, Mapping):
+        raise ValueError(f"a chat must be an object, got {item!r}")
+    kind = _choice(item, "kind", frozenset({"direct", "group"}))
+    last = item.get("last_message")
+    group = item.get("group") if kind == "group" else None
+    if group is not None and not isinstance(group, Mapping):
+        raise ValueError(f"field 'group' must be an object, got {group!r}")
+    seen = item.get("presence")
+    presence = None
+    if kind == "direct" and isinstance(seen, Mapping):
+        last_seen = seen.get("last_seen")
+        presence = Presence(
+            user=_str(item, "peer"),
+            status=_choice(seen, "status", PRESENCE_STATUSES),
+            last_seen=0.0 if last_seen is None else _number(seen, "last_seen"),
+        )
+    return Chat(
+        conversation=_str(item, "conversation"),
+        kind=kind,
+        last_message=None if last is None else parse_message(last, cursor=0),
+        last_seq=_count(item, "last_seq"),
+        read_seq=_count(item, "read_seq"),
+        unread=_count(item, "unread"),
+        ts=_number(item, "ts"),
+        peer=_str(item, "peer") if kind == "direct" else None,
+        group=None if group is None else _str(group, "id"),
+        name=None if group is None else _field(group, "name", str),
+        member=True if group is None else _field(group, "member", bool),
+        presence=presence,
+    )
 
 
 # -- history and retention (issue 23): parsers ----------------------------------------------------

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Final
 
 from client_sdk._base import DEFAULT_REQUEST_TIMEOUT, ClientBase
-from client_sdk._commands import group_list_command, history_command
+from client_sdk._commands import chat_list_command, group_list_command, history_command
 from client_sdk._errors import MqchatError
-from client_sdk._events import GroupList, HistoryPage, SyncReset
+from client_sdk._events import ChatPage, GroupList, HistoryPage, SyncReset
 
-__all__ = ["REBUILD_LIMIT", "HistoryCalls"]
+__all__ = ["MAX_CHAT_PAGE", "REBUILD_CHAT_PAGES", "REBUILD_LIMIT", "HistoryCalls"]
 
 logger = logging.getLogger(__name__)
 
 REBUILD_LIMIT: Final = 50
 """Messages of each conversation a rebuild after a ``sync_reset`` loads (the latest ones)."""
+MAX_CHAT_PAGE: Final = 100
+"""The largest page of the chat list the server gives."""
+REBUILD_CHAT_PAGES: Final = 20
+"""Chat list pages a rebuild reads at most (2,000 chats)."""
 
 
 class HistoryCalls(ClientBase):
@@ -48,6 +53,10 @@ class HistoryCalls(ClientBase):
             timeout,
         )
 
+    def _chat_page(self, before: str | None) -> ChatPage:
+        command = partial(chat_list_command, limit=MAX_CHAT_PAGE, before=before)
+        return self._request(lambda id: command(id=id), ChatPage, DEFAULT_REQUEST_TIMEOUT)
+
     def _rebuild(self, reset: SyncReset) -> SyncReset:
         """The latest page of every conversation this client knows of and of every group the
         server lists. A conversation that cannot be loaded now is left out (logged)."""
@@ -57,6 +66,16 @@ class HistoryCalls(ClientBase):
             conversations.update(group.id for group in listed.groups)
         except MqchatError:
             logger.warning("%s: could not list the groups to rebuild after a sync reset", self.client_id)
+        try:  # and every chat of the chat list (1-on-1s this client never saw too)
+            before: str | None = None
+            for _ in range(REBUILD_CHAT_PAGES):
+                page = self._chat_page(before)
+                conversations.update(chat.conversation for chat in page)
+                if page.next is None:
+                    break
+                before = page.next
+        except MqchatError:
+            logger.warning("%s: could not list the chats to rebuild after a sync reset", self.client_id)
         pages: dict[str, HistoryPage] = {}
         for conversation in sorted(conversations):
             try:

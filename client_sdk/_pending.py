@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 from client_sdk._errors import CommandRejected, NotConnected, Timeout
 from client_sdk._events import (
     BlockList,
+    ChatPage,
     DeviceList,
     GroupEvent,
     GroupInvite,
@@ -53,6 +54,7 @@ A = TypeVar(  # the answer a request waits for (the clients use this one)
     PrivacyAnswer,
     GroupInvitation,
     BlockList,
+    ChatPage,
 )
 """The type of event that answers a request."""
 

@@ -40,6 +40,7 @@ from client_sdk._errors import CommandRejected
 from client_sdk._events import (
     Blocking,
     BlockList,
+    ChatPage,
     DeviceList,
     Event,
     Group,
@@ -61,6 +62,7 @@ from client_sdk._events import (
     ProfileChanged,
     ProfileList,
     Reaction,
+    ReadState,
     Receipt,
     Sent,
     Sequenced,
@@ -368,7 +370,7 @@ class Session:
                 self._profiles[profile.user] = profile
             self.requests.resolve(item.ref, item)
             return Effects()
-        if isinstance(item, DeviceList | GroupInvite | JoinRequestList | TimerInfo | BlockList):
+        if isinstance(item, DeviceList | GroupInvite | JoinRequestList | TimerInfo | BlockList | ChatPage):
             self.requests.resolve(item.ref, item)
             return Effects()
         if isinstance(item, PrivacyAnswer):
@@ -640,7 +642,14 @@ class Session:
                 self.requests.resolve(item.ref, item)
             elif (
                 isinstance(
-                    item, Reaction | MessageEdited | MessageDeleted | MessageHidden | TimerChanged | Blocking
+                    item,
+                    Reaction
+                    | MessageEdited
+                    | MessageDeleted
+                    | MessageHidden
+                    | TimerChanged
+                    | Blocking
+                    | ReadState,
                 )
                 and item.ref is not None
             ):

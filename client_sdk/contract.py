@@ -22,6 +22,7 @@ from typing import Any, Final
 
 __all__ = [
     "BLOCK_COMMAND_TYPES",
+    "CHAT_COMMAND_TYPES",
     "COMMAND_ID_RE",
     "COMMAND_TYPES",
     "CONVERSATION_ID_RE",
@@ -112,6 +113,8 @@ GROUP_SETTINGS_COMMAND_TYPES: Final = frozenset(
 """Group settings, invite links and join requests (issue 24)."""
 TIMER_COMMAND_TYPES: Final = frozenset({"timer_set", "timer_get"})
 """Disappearing messages: set or read a conversation's timer."""
+CHAT_COMMAND_TYPES: Final = frozenset({"chat_list", "mark_read"})
+"""The chat list and the read position shared by a user's devices (issue 23)."""
 HISTORY_COMMAND_TYPES: Final = frozenset({"history"})
 """A page of one conversation's messages (issue 23)."""
 PRIVACY_COMMAND_TYPES: Final = frozenset(
@@ -130,6 +133,7 @@ COMMAND_TYPES: Final = (
     | MESSAGE_CHANGE_COMMAND_TYPES
     | GROUP_SETTINGS_COMMAND_TYPES
     | TIMER_COMMAND_TYPES
+    | CHAT_COMMAND_TYPES
     | HISTORY_COMMAND_TYPES
     | PRIVACY_COMMAND_TYPES
     | BLOCK_COMMAND_TYPES
@@ -140,6 +144,7 @@ EVENT_TYPES: Final = frozenset(
     | {"reaction", "edited", "hidden"}
     | {"group_invite", "group_request", "group_requests"}
     | {"timer", "timer_info", "expired"}
+    | {"chats", "read"}
     | {"history", "sync_reset"}
     | {"privacy", "group_invitation"}
     | {"blocking", "blocks"}
@@ -151,6 +156,7 @@ SEQUENCED_EVENT_TYPES: Final = frozenset(
     | {"timer", "expired"}
     | {"privacy", "group_invitation"}  # a ``privacy`` answer to ``privacy_get`` is live (no cursor)
     | {"blocking"}
+    | {"read"}
 )
 """Inbox events that carry a ``cursor`` and are replayed by ``sync``; the rest are live only."""
 

@@ -26,6 +26,7 @@ __all__ = [
     "Audience",
     "Block",
     "BlockList",
+    "ChatList",
     "Command",
     "Delete",
     "DeleteScope",
@@ -49,6 +50,7 @@ __all__ = [
     "GroupSet",
     "GroupSettingsCommand",
     "History",
+    "MarkRead",
     "Platform",
     "PrivacyGet",
     "PrivacySet",
@@ -430,6 +432,35 @@ class TimerGet(NamedTuple):
         return cls(user, raw["id"], raw["to"])
 
 
+# ---------------------------------------------------------------- chat list and read state (issue 23)
+class ChatList(NamedTuple):
+    """A page of the user's conversations, newest activity first: ``before`` the ``next`` cursor of
+    the previous page (opaque; a malformed one is refused), ``limit`` as sent (the pipeline clamps)."""
+
+    user: str
+    id: str
+    before: str | None = None
+    limit: int | None = None
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> ChatList:
+        limit = raw.get("limit")
+        return cls(user, raw["id"], raw.get("before"), None if limit is None else int(limit))
+
+
+class MarkRead(NamedTuple):
+    """The user has read ``conversation`` up to ``seq`` (no read receipts for the senders)."""
+
+    user: str
+    id: str
+    conversation: str
+    seq: int
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> MarkRead:
+        return cls(user, raw["id"], raw["conversation"], int(raw["seq"]))
+
+
 class History(NamedTuple):
     """One page of a conversation's messages (see ``rules.history``); ``limit`` not yet clamped."""
 
@@ -595,6 +626,8 @@ Command: TypeAlias = (
     | GroupReject
     | TimerSet
     | TimerGet
+    | ChatList
+    | MarkRead
     | History
     | PrivacySet
     | PrivacyGet
@@ -640,6 +673,8 @@ COMMANDS: Mapping[str, type[Command]] = {
     "group_reject": GroupReject,
     "timer_set": TimerSet,
     "timer_get": TimerGet,
+    "chat_list": ChatList,
+    "mark_read": MarkRead,
     "history": History,
     "privacy_set": PrivacySet,
     "privacy_get": PrivacyGet,

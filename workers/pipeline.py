@@ -30,6 +30,7 @@ from client_sdk.contract import VERSION, ErrorCode, is_group_id
 from workers.commands import (
     Block,
     BlockList,
+    ChatList,
     Command,
     Delete,
     DeviceList,
@@ -53,6 +54,7 @@ from workers.commands import (
     History,
     PrivacyGet,
     PrivacySet,
+    MarkRead,
     ProfileGet,
     ProfileSet,
     PushRegister,
@@ -81,6 +83,8 @@ from workers.stores import (
     ReceiptResult,
     TextSend,
 )
+from workers.stores.rules.chats import chat_wire, decode_cursor, encode_cursor
+from workers.stores.rules.chats import clamp_limit as clamp_chats
 from workers.stores.rules.deletion import check_user_delete
 from workers.stores.rules.group_settings import clean_description, invite_hash, new_invite_code
 from workers.stores.rules.history import HistoryQuery, clamp_limit
@@ -88,6 +92,7 @@ from workers.stores.rules.profiles import clean_about, clean_name
 from workers.stores.rules.reactions import check_emoji
 from workers.stores.rules.retention import needs_reset, sync_reset_event
 from workers.stores.rules.timers import check_timer
+from workers.typing_gate import TypingGate
 
 __all__ = ["Discard", "Pipeline", "Route", "Touch", "Waiting"]
 
@@ -235,6 +240,8 @@ class Pipeline:
         self._edit_window = edit_window
         self._delete_window = delete_window
         self._timers = tuple(disappearing_timers)
+        self._typing_gate = TypingGate()
+        """Group typing indicators forwarded at most every 2 s per user and group."""
         self._local = threading.local()
         """``outbox``: what the batch being processed by this thread will send once it is stored."""
 
@@ -422,6 +429,9 @@ class Pipeline:
 
     def _typing(self, node: str, cmd: Typing) -> None:
         recipient = cmd.to
+        if is_group_id(recipient):
+            self._group_typing(cmd)
+            return
         if not self._store.user_exists(recipient):
             raise UnknownUser(recipient)
         if self._store.is_blocked(recipient, cmd.user):
@@ -768,6 +778,36 @@ class Pipeline:
             return
         self._ok(node, cmd.user, cmd.id)
 
+    # ------------------------------------------------------------------ chat list, read state
+    def _chat_list(self, node: str, cmd: ChatList) -> None:
+        before = None if cmd.before is None else decode_cursor(cmd.before)
+        chats, more = self._store.chat_list(user=cmd.user, before=before, limit=clamp_chats(cmd.limit))
+        last = chats[-1] if chats and more else None
+        event = {
+            "v": VERSION,
+            "type": "chats",
+            "ref": cmd.id,
+            "chats": [chat_wire(chat, cmd.user) for chat in chats],
+            "next": None if last is None else encode_cursor(last.ts, last.conversation),
+        }
+        self._reply(node, cmd.user, event)
+
+    def _mark_read(self, node: str, cmd: MarkRead) -> None:
+        """The ``read`` event to every device of the user (``ok`` when it was read that far already)."""
+        change = self._store.mark_read(
+            user=cmd.user, conversation=cmd.conversation, seq=cmd.seq, now=self._clock(), ref=cmd.id
+        )
+        self._answer_change(node, cmd.user, cmd.id, change.changed, change.entries)
+
+    def _group_typing(self, cmd: Typing) -> None:
+        """Typing in a group reaches its other members' connected devices (QoS 0, never stored),
+        only from a member, and at most every 2 s per user and group (see TypingGate)."""
+        audience = self._store.typing_audience(user=cmd.user, group=cmd.to)
+        if not audience or not self._typing_gate.allow(cmd.user, cmd.to, cmd.state, now=self._clock()):
+            return
+        event = {"v": VERSION, "type": "typing", "from": cmd.user, "state": cmd.state, "group": cmd.to}
+        self._route([(member, event, None, 0) for member in audience])
+
 
 _HANDLERS: Final[Mapping[type, Callable[[Pipeline, str, Any], None]]] = {
     Send: Pipeline._send,
@@ -801,6 +841,8 @@ _HANDLERS: Final[Mapping[type, Callable[[Pipeline, str, Any], None]]] = {
     Unblock: Pipeline._block,
     BlockList: Pipeline._block_list,
     Report: Pipeline._report,
+    ChatList: Pipeline._chat_list,
+    MarkRead: Pipeline._mark_read,
     GroupSet: Pipeline._group_set,
     GroupInviteLink: Pipeline._group_invite_link,
     GroupJoin: Pipeline._group_join,

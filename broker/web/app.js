@@ -15,6 +15,7 @@ import {
   basicAuth,
   blockCommand,
   blocksCommand,
+  chatListCommand,
   deleteCommand,
   devicesCommand,
   editCommand,
@@ -48,6 +49,7 @@ import { View } from "./js/ui.js";
 const LOGIN_KEY = "mqchat:login"; // sessionStorage: this tab stays logged in across reloads
 const TYPING_EVERY_MS = 3000;
 const TYPING_PAUSE_MS = 4000;
+const MAX_CHATS_LISTED = 500; // chat list pages asked for at login, at most
 
 const $ = (id) => document.getElementById(id);
 
@@ -63,6 +65,7 @@ class Chat {
     this.profileAsked = new Set(); // users asked for since the last sync
     this.profileHidden = new Set(); // left out of an answer (not a contact yet): asked again on news
     this.devicesRequest = null;
+    this.chatsRequest = null; // the chat_list page asked for
     this.reactRequests = new Set(); // my react commands waiting for their `reaction` (or `ok`)
     this.timerAsked = new Set(); // chats whose timer was asked for (timer_get) on this page
     this.historyRequests = new Map(); // history id -> {conv, older}: pages asked for, not answered yet
@@ -182,7 +185,11 @@ class Chat {
         if (event.type === "privacy" || event.type === "group_invitation" || event.type === "group") this.onPrivacyEvent(event);
         if (event.type === "blocking" && event.ref) this.blockDone(event.ref);
       } else if (event.type === "typing") {
-        if (isUserId(event.from)) this.store.onTyping(event.from, event.state === "composing");
+        // in a group, the group's chat shows it (its `group`); else the sender's
+        const where = isGroupId(event.group) ? event.group : event.from;
+        if (isUserId(event.from)) this.store.onTyping(where, event.state === "composing");
+      } else if (event.type === "chats") {
+        this.onChats(event);
       } else if (event.type === "groups") {
         if (Array.isArray(event.groups)) this.store.onGroups(event.groups.filter((g) => g && isGroupId(g.id)));
       } else if (event.type === "profiles") {
@@ -213,6 +220,7 @@ class Chat {
       this.connection.run(this.session.request(groupListCommand({ id: newId("l") })));
       this.groupInfo.offerFromLocation();
       this.connection.run(this.session.request(blocksCommand({ id: newId("k") })));
+      this.askChats(null);
       this.profileAsked.clear(); // fresh after being away
       this.askProfiles([this.user, ...this.store.contacts()]);
     }
@@ -224,6 +232,23 @@ class Chat {
     this.groupInfo.refresh();
     if (openAfter) this.open(openAfter);
     this.markRead();
+  }
+
+  // ---------------------------------------------------------------- the chat list
+  /** Ask for a page of the chat list (after the page whose `next` is `before`). */
+  askChats(before) {
+    this.chatsRequest = newId("c");
+    this.connection.run(this.session.request(chatListCommand({ id: this.chatsRequest, before })));
+  }
+
+  onChats(answer) {
+    if (answer.ref !== this.chatsRequest || !Array.isArray(answer.chats)) return;
+    const convs = this.store.onChats(answer.chats.filter((chat) => chat && typeof chat === "object"));
+    this.askProfiles(this.store.peopleOf(convs));
+    this.connection.watch(this.store.contacts());
+    this.view.update({ convs });
+    if (typeof answer.next === "string" && this.store.convs.size < MAX_CHATS_LISTED) this.askChats(answer.next);
+    else this.chatsRequest = null;
   }
 
   onError(error) {
@@ -243,6 +268,11 @@ class Chat {
     if (error.ref && error.ref === this.devicesRequest) {
       this.devicesRequest = null;
       this.view.devicesError(`Cannot list your devices: ${message}`);
+      return;
+    }
+    if (error.ref && error.ref === this.chatsRequest) {
+      this.chatsRequest = null;
+      console.warn("mqchat: chat_list refused:", message); // the chats from sync stay
       return;
     }
     if (error.ref && this.profileAsks.delete(error.ref)) {
@@ -603,7 +633,7 @@ class Chat {
 
   typing(composing) {
     const to = this.view.openId;
-    if (!composing || to === null || isGroupId(to) || !this.session.synced) {
+    if (!composing || to === null || !this.session.synced) {
       this.stopTyping();
       return;
     }

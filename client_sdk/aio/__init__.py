@@ -26,6 +26,8 @@ from client_sdk._errors import (
 )
 from client_sdk._events import (
     Blocking,
+    Chat,
+    ChatPage,
     Device,
     Event,
     Group,
@@ -43,6 +45,7 @@ from client_sdk._events import (
     Profile,
     ProfileChanged,
     Reaction,
+    ReadState,
     Receipt,
     ReceiptState,
     Sent,
@@ -61,6 +64,8 @@ from client_sdk.contract import Status
 __all__ = [
     "AuthenticationError",
     "Blocking",
+    "Chat",
+    "ChatPage",
     "Client",
     "CommandRejected",
     "ConnectError",
@@ -89,6 +94,7 @@ __all__ = [
     "Profile",
     "ProfileChanged",
     "Reaction",
+    "ReadState",
     "Receipt",
     "ReceiptState",
     "Reply",

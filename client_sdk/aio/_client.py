@@ -23,6 +23,7 @@ from client_sdk._base import DEFAULT_REQUEST_TIMEOUT, Closed, State
 from client_sdk._commands import (
     block_command,
     blocks_command,
+    chat_list_command,
     delete_command,
     devices_command,
     edit_command,
@@ -32,6 +33,7 @@ from client_sdk._commands import (
     group_members_command,
     group_rename_command,
     history_command,
+    mark_read_command,
     new_command_id,
     profile_get_command,
     profile_set_command,
@@ -46,6 +48,7 @@ from client_sdk._commands import (
 from client_sdk._errors import CommandRejected, MqchatError, NotConnected, PresenceForbidden, Timeout
 from client_sdk._events import (
     BlockList,
+    ChatPage,
     Device,
     DeviceList,
     Event,
@@ -63,7 +66,7 @@ from client_sdk._events import (
     SyncReset,
     TimerInfo,
 )
-from client_sdk._history_calls import REBUILD_LIMIT
+from client_sdk._history_calls import MAX_CHAT_PAGE, REBUILD_CHAT_PAGES, REBUILD_LIMIT
 from client_sdk._media import Media
 from client_sdk._media_calls import (
     document_name,
@@ -451,6 +454,30 @@ class Client(Connection, AsyncGroupSettings):
         answer = await self._request(lambda id: group_list_command(id=id), GroupList, timeout)
         return list(answer.groups)
 
+    # -- the chat list and read state (see client_sdk._chat_calls) -------------------------------------
+
+    async def chats(
+        self,
+        *,
+        limit: int | None = None,
+        before: str | None = None,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+    ) -> ChatPage:
+        """A page of this user's conversations, newest activity first (``limit``: the server
+        clamps it to 1-100, default 50; ``before``: the ``next`` of the previous page)."""
+        return await self._request(
+            lambda id: chat_list_command(id=id, limit=limit, before=before), ChatPage, timeout
+        )
+
+    async def mark_conversation_read(
+        self, conversation: str, seq: int, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    ) -> None:
+        """This user has read ``conversation`` up to ``seq`` (the senders get no read receipt);
+        every device of theirs gets a :class:`~client_sdk.ReadState` event."""
+        await self._request(
+            lambda id: mark_read_command(id=id, conversation=conversation, seq=seq), Ok, timeout
+        )
+
     async def devices(self, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> list[Device]:
         """This user's devices (this one included), as the server knows them now."""
         answer = await self._request(lambda id: devices_command(id=id), DeviceList, timeout)
@@ -692,6 +719,16 @@ class Client(Connection, AsyncGroupSettings):
                 lambda id: group_list_command(id=id), GroupList, DEFAULT_REQUEST_TIMEOUT
             )
             conversations.update(group.id for group in listed.groups)
+        except MqchatError:
+            pass  # rebuilt from what is known
+        try:  # and every chat of the chat list (1-on-1s this client never saw too)
+            before: str | None = None
+            for _ in range(REBUILD_CHAT_PAGES):
+                page = await self.chats(limit=MAX_CHAT_PAGE, before=before)
+                conversations.update(chat.conversation for chat in page)
+                if page.next is None:
+                    break
+                before = page.next
         except MqchatError:
             pass  # rebuilt from what is known
         pages: dict[str, HistoryPage] = {}

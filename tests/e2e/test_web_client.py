@@ -1200,3 +1200,50 @@ def test_block_unblock_and_report_from_the_chat_header(
     assert alice.errors() == [] and bob.errors() == []
     alice.close()
     bob.close()
+
+
+def test_two_pages_of_one_user_agree_on_unread_and_a_new_page_loads_the_chat_list(
+    node: RunningNode, browser: Callable[[str], Page]
+) -> None:
+    alice_id, _ = node.add_user("alice")
+    carol_id, _ = node.add_user("carol")
+    bob_id, bob_token = node.add_user("bob")
+    url = f"{node.media_url}/"
+    # Given bob is logged in on two pages (each its own browser profile) and gets two messages
+    phone, laptop = browser("bob-phone"), browser("bob-laptop")
+    phone.login(url, bob_id, bob_token)
+    laptop.login(url, bob_id, bob_token)
+    with connect(node, alice_id) as alice, connect(node, carol_id) as carol:
+        alice.send(bob_id, "one").wait("sent", timeout=10)
+        alice.send(bob_id, "two").wait("sent", timeout=10)
+        carol.send(bob_id, "from carol").wait("sent", timeout=10)
+    for page in (phone, laptop):
+        page.wait("two unread from alice", lambda p=page: (p.chat(alice_id) or {}).get("unread") == 2)  # type: ignore[misc]
+    laptop.shot("two-pages-1-unread")
+
+    # When he reads alice's chat on one page
+    phone.open_chat(alice_id)
+    phone.wait("the phone shows the messages", lambda: phone.message("two"))
+
+    # Then the badge clears on the other page too, live; carol's chat stays unread on both
+    laptop.wait("the laptop's badge clears", lambda: (laptop.chat(alice_id) or {}).get("unread") == 0)
+    assert (laptop.chat(carol_id) or {}).get("unread") == 1
+    assert (phone.chat(carol_id) or {}).get("unread") == 1
+    laptop.shot("two-pages-2-read-elsewhere")
+
+    # And a new page of bob's (nothing kept) lists his chats, newest first, with what is unread
+    fresh = browser("bob-tablet")
+    fresh.login(url, bob_id, bob_token)
+
+    def both() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        with_alice, with_carol = fresh.chat(alice_id), fresh.chat(carol_id)
+        return (with_alice, with_carol) if with_alice and with_carol else None
+
+    with_alice, with_carol = fresh.wait("the chat list shows both chats", both)
+    assert with_alice["unread"] == 0 and with_carol["unread"] == 1
+    assert with_carol["preview"] == "from carol"
+    order = fresh.js("return [...document.querySelectorAll('.chat-item')].map((li) => li.dataset.conv)")
+    assert order[:2] == [carol_id, alice_id]
+    fresh.shot("two-pages-3-new-page")
+    for page in (phone, laptop, fresh):
+        assert page.errors() == []

@@ -50,7 +50,7 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "status": st.sampled_from(["delivered", "read"]),
         "messages": st.lists(st.sampled_from([MESSAGE, "0" * 32]), min_size=1, max_size=2, unique=True),
     },
-    "typing": {"to": users, "state": st.sampled_from(["composing", "paused"])},
+    "typing": {"to": users | groups, "state": st.sampled_from(["composing", "paused"])},
     "sync": {"after": st.integers(0, 2**40), "limit": st.integers(1, 1000)},
     "group_create": {"name": names, "members": members},
     "group_add": {"group": groups, "members": members},
@@ -93,6 +93,16 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "seconds": st.sampled_from([0, 86_400, 604_800, 7_776_000, 5, 31_536_000]),
     },
     "timer_get": {"to": users | groups},
+    "chat_list": {
+        "limit": st.integers(-5, 500),
+        "before": st.sampled_from(["c1.WzEuMCwiZG06YTpiIl0", "c1.!!", "nope"])
+        | st.text(min_size=1, max_size=30),
+    },
+    "mark_read": {
+        "conversation": st.sampled_from([f"dm:{ALICE}:{BOB}", GROUP, FOREIGN, "dm:x:y"])
+        | st.text(min_size=1, max_size=20),
+        "seq": st.integers(0, 2**40),
+    },
     "history": {
         "conversation": groups | st.sampled_from([CHAT, OTHERS_CHAT, "dm:b:a", "dm:zz:zzz"]),
         "before": st.integers(0, 2**40),
@@ -131,6 +141,7 @@ SHAPE_ONLY_CODES = {"bad_json", "unsupported_version", "unknown_type", "too_larg
 ANSWERS = {"sent", "ok", "group", "groups", "sync_page", "profile", "profiles", "devices"}
 ANSWERS |= {"reaction", "edited", "deleted", "hidden", "group_invite", "group_requests", "group_request"}
 ANSWERS |= {"timer", "timer_info"}
+ANSWERS |= {"chats", "read"}  # the chat list and read state
 ANSWERS |= {"history"}
 ANSWERS |= {"privacy", "group_invitation"}
 ANSWERS |= {"blocking", "blocks"}

@@ -34,6 +34,7 @@ _CONCERNS = {
     *("facts", "edits", "hides"),  # changes users make to sent messages
     "group_settings",  # group settings, invite links and join requests (issue 24)
     "timers",  # disappearing messages
+    *("chats", "chat_rows"),  # the chat list and read state (issue 23)
     "views",  # messages as a user sees them now (history, search, chat list)
     *("history", "retention"),  # issue 23: history per conversation, retention
     *("privacy", "privacy_data"),  # privacy settings and group invitations

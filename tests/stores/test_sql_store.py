@@ -61,8 +61,13 @@ def test_statuses_only_move_forward_and_are_forwarded_to_the_sender(store: Store
     late = store.apply_receipts(user=bob, status=Status.DELIVERED, message_ids=[message.id], now=4.0)
     again = store.apply_receipts(user=bob, status=Status.READ, message_ids=[message.id], now=5.0)
 
-    assert [e.payload["status"] for e in delivered.entries + read.entries] == ["delivered", "read"]
-    assert all(e.user == alice and e.payload["by"] == bob for e in delivered.entries + read.entries)
+    forwarded = [e for e in delivered.entries + read.entries if e.payload["type"] == "receipt"]
+    assert [e.payload["status"] for e in forwarded] == ["delivered", "read"]
+    assert all(e.user == alice and e.payload["by"] == bob for e in forwarded)
+    # and bob's own devices learn he read it (issue 23)
+    assert [(e.user, e.payload["read_seq"]) for e in read.entries if e.payload["type"] == "read"] == [
+        (bob, 1)
+    ]
     assert late.entries == [] and again.entries == []
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from workers.stores.interfaces import (
     AdminStore,
     Blocks,
+    Chats,
     CommandStore,
     Credentials,
     Devices,
@@ -63,6 +64,7 @@ __all__ = [
     "AdminStore",
     "BlockChange",
     "Blocks",
+    "Chats",
     "CommandStore",
     "Credentials",
     "Deletion",

@@ -22,6 +22,7 @@ from client_sdk.contract import Status
 from workers.stores.records import (
     AcceptResult,
     BlockChange,
+    ChatSummary,
     Deletion,
     DeviceInfo,
     DeviceSeen,
@@ -37,6 +38,7 @@ from workers.stores.records import (
     ProfileChange,
     PushToken,
     ReactionChange,
+    ReadChange,
     ReceiptRequest,
     ReceiptResult,
     ReportInfo,
@@ -53,6 +55,7 @@ from workers.stores.rules.retention import MessagePrune
 __all__ = [
     "AdminStore",
     "Blocks",
+    "Chats",
     "CommandStore",
     "Credentials",
     "Devices",
@@ -441,6 +444,29 @@ class Timers(Protocol):
         ...
 
 
+class Chats(Protocol):
+    """The chat list, read state across a user's devices, and who hears typing in a group (see
+    rules.chats)."""
+
+    def chat_list(
+        self, *, user: str, before: tuple[float, str] | None, limit: int
+    ) -> tuple[list[ChatSummary], bool]:
+        """``limit`` of the user's conversations, newest activity first, after the chat at
+        ``before`` (its activity time and conversation id); and whether more follow."""
+        ...
+
+    def mark_read(self, *, user: str, conversation: str, seq: int, now: float, ref: str) -> ReadChange:
+        """Move the user's read position of the conversation forward to ``seq`` (at most its last
+        message the user can see) and append the ``read`` event to their own inbox, in one
+        transaction. ``forbidden`` for a conversation the user is not in (or that does not exist)."""
+        ...
+
+    def typing_audience(self, *, user: str, group: str) -> list[str]:
+        """The members of ``group`` other than ``user``; ``unknown_group``, or ``not_member`` when
+        ``user`` is not one."""
+        ...
+
+
 class MessageViews(Protocol):
     """Messages as one user sees them now (``rules.views``): what history, search and the chat
     list answer with. The backends' ``_message_views(conn_or_session, ids, viewer)`` does the
@@ -567,6 +593,7 @@ class CommandStore(
     Retention,
     Privacy,
     Blocks,
+    Chats,
     Protocol,
 ):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""

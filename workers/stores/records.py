@@ -11,6 +11,7 @@ from client_sdk.contract import Status
 __all__ = [
     "AcceptResult",
     "BlockChange",
+    "ChatSummary",
     "Deletion",
     "DeviceInfo",
     "DeviceSeen",
@@ -27,6 +28,7 @@ __all__ = [
     "ProfileChange",
     "PushToken",
     "ReactionChange",
+    "ReadChange",
     "ReceiptRequest",
     "ReceiptResult",
     "ReportInfo",
@@ -390,3 +392,35 @@ class ReportInfo:
             "messages": self.messages,
             "ts": self.ts,
         }
+
+
+# ---------------------------------------------------------------- chat list and read state (issue 23)
+@dataclass(frozen=True, slots=True)
+class ChatSummary:
+    """One conversation of a user's chat list, as that user sees it (see rules.chats)."""
+
+    conversation: str
+    ts: float
+    """Its last activity this user can see: its last message they can see, else when they joined."""
+    last_seq: int
+    """The seq of that last message (0: none)."""
+    read_seq: int
+    unread: int
+    """Messages this user received (not sent) with a seq past ``read_seq``."""
+    last_message: dict[str, Any] | None
+    """The last message as this user sees it (edited, tombstone, hidden...), wire form."""
+    group_name: str | None = None
+    """A group's name (None: a 1-on-1 conversation)."""
+    member: bool = True
+    """Whether the user is still a member of the group (a group they left stays in their list)."""
+    presence: dict[str, Any] | None = None
+    """1-on-1: the peer's ``{"status", "last_seen"}`` when this user may see it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadChange:
+    """A user's read position of a conversation moved forward (``entries``: the ``read`` event in
+    their own inbox), or did not (``changed`` False: it was there or past it already)."""
+
+    changed: bool
+    entries: list[InboxEntry] = field(default_factory=list)

@@ -20,6 +20,7 @@ export const SEQUENCED_TYPES = new Set([
   "privacy", // a privacy answer without a cursor (privacy_get) is live: see session.js
   "group_invitation",
   "blocking",
+  "read",
 ]);
 /** Error codes that refuse a command only for now: send it again a little later. */
 export const TRANSIENT_CODES = new Set(["rate_limited", "busy"]);
@@ -237,6 +238,8 @@ export function isReadableSequenced(event) {
       return parseInvitation(event) !== null;
     case "blocking":
       return isUserId(event.user) && typeof event.blocked === "boolean";
+    case "read":
+      return typeof event.conversation === "string" && Number.isInteger(event.read_seq);
     default:
       return false;
   }
@@ -304,6 +307,19 @@ export function basicAuth(user, secret) {
   let binary = "";
   for (const b of bytes) binary += String.fromCharCode(b);
   return `Basic ${btoa(binary)}`;
+}
+
+// ---------------------------------------------------------------- chat list and read state
+export const CHAT_PAGE = 100;
+/** `chat_list`: a page of my chats, newest first (`before`: the `next` of the previous page). */
+export const chatListCommand = ({ id, limit = CHAT_PAGE, before = null }) =>
+  command("chat_list", id, before ? { limit, before } : { limit });
+/** The chat (peer user id or group id) a conversation id names, as this client keys its chats. */
+export function chatOf(conversation, me) {
+  if (isGroupId(conversation)) return conversation;
+  if (typeof conversation !== "string" || !conversation.startsWith("dm:")) return null;
+  const [first, second] = conversation.slice(3).split(":");
+  return first === me ? second : first;
 }
 
 // ---------------------------------------------------------------- history (issue 23)

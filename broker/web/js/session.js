@@ -129,6 +129,7 @@ export class Session {
       case "group_requests":
       case "timer_info": // the answer to timer_get (disappearing messages)
       case "blocks":
+      case "chats":
       case "ok": {
         const out = effects();
         out.events.push(payload);

@@ -3,7 +3,7 @@
 // the cursor is saved together with the state it produced, in localStorage, one key per user: a
 // reload resumes with `sync` after that cursor and nothing is applied twice.
 
-import { STATUS_RANK, isGroupId, parseProfile, parseReactions, timerLabel } from "./protocol.js";
+import { STATUS_RANK, chatOf, isGroupId, parseProfile, parseReactions, timerLabel } from "./protocol.js";
 
 export const TYPING_SHOWN_MS = 4000;
 const STORAGE_VERSION = 1;
@@ -273,6 +273,8 @@ export class Store {
         return this.onExpired(event.messages);
       case "blocking":
         return this.onBlocking(event.user, event.blocked);
+      case "read":
+        return this.onRead(event);
       default:
         return null;
     }
@@ -699,5 +701,59 @@ export class Store {
       this.scheduleSave();
     }
     return ids;
+  }
+
+  // ---------------------------------------------------------------- chat list and read state
+  /** A page of the server's chat list: each chat's name, last message, unread count and read
+   * position, so a new browser shows its chats without replaying the whole inbox. */
+  onChats(chats) {
+    const convs = new Set();
+    for (const chat of chats) {
+      const id = chat.kind === "group" ? chat.group?.id : chat.peer;
+      if (!id || typeof id !== "string") continue;
+      const conv = this.conversation(id);
+      if (chat.kind === "group" && chat.group) {
+        conv.name = String(chat.group.name || conv.name);
+        conv.left = chat.group.member === false;
+      }
+      if (chat.last_message && !chat.last_message.hidden) {
+        const before = conv.unread;
+        this.onMessage(chat.last_message);
+        conv.unread = before;
+      }
+      // the server's activity time, or a newer message of this page's: not when this page first
+      // saw the chat (a conversation made by a sync takes the time it was made)
+      const newest = Math.max(0, ...conv.items.map((item) => item.ts || 0));
+      if (typeof chat.ts === "number") conv.lastTs = Math.max(chat.ts, newest);
+      this.readUpTo(conv, chat.read_seq);
+      if (Number.isInteger(chat.unread)) conv.unread = chat.unread;
+      convs.add(id);
+    }
+    this.scheduleSave();
+    this.changed({ convs });
+    return convs;
+  }
+
+  /** I read a chat up to `read_seq` on one of my devices (this one or another). */
+  onRead(event) {
+    const id = chatOf(event.conversation, this.user);
+    const conv = id ? this.conversation(id, { create: false }) : null;
+    if (!conv || !Number.isInteger(event.read_seq)) return null;
+    this.readUpTo(conv, event.read_seq);
+    const last = Math.max(0, ...conv.items.filter((i) => i.seq).map((i) => i.seq));
+    const unread = conv.items.filter(
+      (i) => i.kind === "msg" && i.from !== this.user && i.id && i.seq > conv.readSeq,
+    ).length;
+    conv.unread = event.read_seq >= last ? 0 : Math.min(conv.unread, unread);
+    return conv.id;
+  }
+
+  /** Everything of `conv` up to `seq` was read: no read receipt is sent for it again. */
+  readUpTo(conv, seq) {
+    if (!Number.isInteger(seq)) return;
+    conv.readSeq = Math.max(conv.readSeq || 0, seq);
+    for (const item of conv.items) {
+      if (item.kind === "msg" && item.seq && item.seq <= conv.readSeq) item.readSent = true;
+    }
   }
 }

@@ -479,7 +479,7 @@ export class View {
     top.append(el("span", "chat-name", title), el("span", "chat-time", last ? listTime(last.ts) : ""));
     const bottom = el("div", "chat-row");
     const preview = el("span", "chat-preview");
-    if (conv.kind === "dm" && this.store.isTyping(conv.id)) {
+    if (this.store.isTyping(conv.id)) {
       preview.classList.add("typing");
       preview.textContent = "typing…";
     } else if (last && last.kind === "msg") {

@@ -87,6 +87,7 @@ class MongoBase:
         self._blocks = self._db["blocks"]
         self._block_commands = self._db["block_commands"]
         self._reports = self._db["reports"]
+        self._chat_members = self._db["chat_members"]  # see chat_rows
 
     def __repr__(self) -> str:
         return f"MongoStore({self._shown!r})"

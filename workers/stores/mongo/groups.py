@@ -18,6 +18,7 @@ from pymongo.client_session import ClientSession
 from workers.stores.group_cache import MembersCache, Roster
 from workers.stores.mongo.base import Doc, MongoBase
 from workers.stores.mongo.blocks import blocked_pairs
+from workers.stores.mongo.chat_rows import note_group_change
 from workers.stores.mongo.privacy_data import consent_split, write_invitations
 from workers.stores.mongo.profiles import member_profiles
 from workers.stores.mongo.schema import ROLE_ADMIN, ROLE_MEMBER
@@ -309,6 +310,9 @@ class MongoGroups(MongoBase):
         """Put the ``group`` event in every member's (and the gone ones') inbox; ``invited``,
         ``extra``: see rules.groups.group_events and privacy_data.write_invitations."""
         snapshot = replace(snapshot, profiles=member_profiles(self._profiles, snapshot.members, session))
+        note_group_change(  # the chat list's documents
+            self._chat_members, self._conversations, session, snapshot.id, action, affected, now
+        )
         events = group_events(
             snapshot, action=action, by=by, affected=affected, gone=gone, ref=ref, now=now, invited=invited
         )

@@ -15,6 +15,7 @@ from client_sdk.contract import Status, is_group_id
 from workers.errors import UnknownUser
 from workers.stores.mongo.base import message_from_doc
 from workers.stores.mongo.blocks import blocked_pairs
+from workers.stores.mongo.chat_rows import bump_conversation, note_direct
 from workers.stores.mongo.media import media_fields
 from workers.stores.mongo.replies import MongoReplies
 from workers.stores.mongo.schema import REACHED
@@ -136,19 +137,12 @@ class MongoMessages(MongoReplies):
             extra.update(reply_to=reply["id"], reply=dict(reply))
         if forwarded:
             extra.update(forwarded=True, forwarded_from=forwarded_from)
-        # the conversation's seq, and its timer (disappearing messages) in the same round trip
-        head = self._conversations.find_one_and_update(
-            {"_id": conversation},
-            {"$inc": {"last_seq": 1}},
-            projection={"last_seq": True, "timer": True},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
-        assert head is not None  # upserted
-        seq = int(head["last_seq"])
-        timer = head.get("timer")
-        expires_at = None if not timer else float(now) + float(timer)
+        # the conversation's seq, its timer (disappearing messages) and the chat list's last_at in
+        # the same round trip
+        seq, timer = bump_conversation(self._conversations, conversation, session, now)
+        if seq == 1 and not is_group_id(conversation):  # the chat list's documents
+            note_direct(self._chat_members, conversation, (sender, recipient), session, now)
+        expires_at = None if not timer else float(now) + timer
         if expires_at is not None:
             extra["expires_at"] = expires_at
         message = StoredMessage(

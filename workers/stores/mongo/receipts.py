@@ -16,6 +16,7 @@ from client_sdk.contract import Status, is_group_id
 from workers.stores.mongo.base import MongoBase
 from workers.stores.mongo.blocks import blocked_pairs
 from workers.stores.mongo.privacy_data import read_receipts_off
+from workers.stores.mongo.chat_rows import advance_reads
 from workers.stores.mongo.schema import REACHED
 from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
 from workers.stores.rules.blocks import unblocked_items
@@ -54,6 +55,8 @@ class MongoReceipts(MongoBase):
                 moving = {m: current[m] for m in ids if current[m] < moved_to}
                 if moving:
                     items += self._advance(session, user, moved_to, moving, now)
+            if status == Status.READ and todo:  # the reader's own devices, whatever their privacy
+                items += self._reads(session, user, todo, now)
             if not items:
                 return ReceiptResult(not_recipient=refused)
             senders = {item[0] for item in items}
@@ -85,6 +88,18 @@ class MongoReceipts(MongoBase):
             )
             out.setdefault(moved_to, []).append(message_id)
         return out
+
+    def _reads(
+        self, session: ClientSession, user: str, message_ids: list[str], now: float
+    ) -> list[InboxItem]:
+        """The read positions the user's read messages move forward, and their ``read`` events."""
+        upto: dict[tuple[str, str], int] = {}
+        for doc in self._messages.find(
+            {"_id": {"$in": message_ids}}, {"conversation": True, "seq": True}, session=session
+        ):
+            key = (user, doc["conversation"])
+            upto[key] = max(upto.get(key, 0), int(doc["seq"]))
+        return advance_reads(self._chat_members, session, upto, now)
 
     def _advance(
         self, session: ClientSession, user: str, status: Status, previous: dict[str, int], now: float

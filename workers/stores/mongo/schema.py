@@ -36,6 +36,10 @@
                    object of the avatar image, ``avatar_key`` its object key (who may download it)
 ``reactions``      {message_id, user, emoji, command_id, updated_at}: one per user who reacts to a
                    message (see reactions); none for a message deleted for everyone
+``chat_members``   {_id: "<user>|<conversation>", user, conversation, read_seq, from_seq, until_seq,
+                   joined_at}: a user's place in a conversation (see chat_rows); ``conversations``
+                   documents also hold ``last_at``, the time of their last message (set by the same
+                   update that bumps ``last_seq``)
 ``inbox_pruned``   {_id: user, up_to}: the highest cursor of the user's inbox retention pruned
 ``retention_state`` {_id: name, value, until}: where each retention sweep is, and the lease of
                    the process that prunes (see retention)
@@ -78,6 +82,7 @@ COLLECTIONS: Final = (
     "profiles",
     "devices",
     "reactions",
+    "chat_members",
     # retention (issue 23)
     "inbox_pruned",
     "retention_state",
@@ -128,6 +133,7 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     "reports": [
         IndexModel([("reporter", ASCENDING), ("command_id", ASCENDING)], name="reporter_command", unique=True)
     ],
+    "chat_members": [IndexModel([("user", ASCENDING)], name="user")],
     "devices": [
         IndexModel([("user", ASCENDING), ("first_seen", ASCENDING)], name="user"),
         IndexModel([("signed_out_at", ASCENDING)], name="signed_out_at", sparse=True),

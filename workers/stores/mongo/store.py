@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workers.stores.mongo.blocks import MongoBlocks
+from workers.stores.mongo.chats import MongoChats
 from workers.stores.mongo.contacts import MongoContacts
 from workers.stores.mongo.deletion import MongoDeletion
 from workers.stores.mongo.devices import MongoDevices
@@ -40,6 +41,7 @@ class MongoStore(
     MongoEdits,
     MongoHides,
     MongoGroupSettings,
+    MongoChats,
     MongoHistory,
     MongoRetention,
     MongoPrivacy,

@@ -31,6 +31,7 @@ from workers.stores.rules.messages import unknown_group
 from workers.stores.rules.privacy import INVITE_TTL
 from workers.stores.sql.base import SqlBase
 from workers.stores.sql.blocks import blocked_pairs
+from workers.stores.sql.chat_rows import note_group_change
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.privacy_data import consent_split, write_invitations
 from workers.stores.sql.profiles import member_profiles
@@ -360,6 +361,7 @@ class SqlGroups(SqlBase):
         if affected or not invited:
             conn.execute(update(groups).where(groups.c.id == group).values(version=groups.c.version + 1))
             self._members_cache.forget(group)
+        note_group_change(conn, group, action, affected, now)  # the chat list's rows
         snapshot = self._snapshot(conn, group)
         assert snapshot is not None
         events = group_events(

@@ -20,6 +20,7 @@ from workers.stores.rules.group_settings import check_may_send
 from workers.stores.rules.messages import dm_conversation, message_events, message_targets, new_message_id
 from workers.stores.sql.base import Counters, NotInOneGo
 from workers.stores.sql.blocks import blocked_pairs
+from workers.stores.sql.chat_rows import note_direct
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.replies import SqlReplies
 from workers.stores.sql.schema import conversations, inbox, message_forwards, messages, receipts
@@ -225,6 +226,8 @@ class SqlMessages(SqlReplies):
         media objects are then shared, not owned)."""
         seq = self._next_conversation_seq(conn, conversation)
         timer = timers_of(conn, [conversation]).get(conversation)
+        if seq == 1 and not is_group_id(conversation):  # the chat list's rows
+            note_direct(conn, conversation, (sender, recipient), now)
         message = StoredMessage(
             id=new_message_id(),
             conversation=conversation,

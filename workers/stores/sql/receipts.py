@@ -20,6 +20,7 @@ from workers.stores.rules.privacy import effective_read_status
 from workers.stores.rules.receipts import receipt_events
 from workers.stores.sql.base import NotInOneGo, SqlBase
 from workers.stores.sql.blocks import blocked_pairs
+from workers.stores.sql.chat_rows import advance_reads
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.privacy_data import read_receipts_off
 from workers.stores.sql.schema import messages, receipts
@@ -155,6 +156,17 @@ def _unblocked(conn: Connection, given: list[tuple[str, list[InboxItem]]]) -> li
     return [unblocked_items(items, user, {b for a, b in blocked if a == user}) for user, items in given]
 
 
+def _read_upto(user: str, rows: Sequence[Any]) -> dict[tuple[str, str], int]:
+    """``(user, conversation)`` -> the highest seq among the messages of ``rows`` (rows of
+    ``_ROW``) that ``user`` read."""
+    upto: dict[tuple[str, str], int] = {}
+    for row in rows:
+        key, seq = (user, row[3]), int(row[4])
+        if seq > upto.get(key, 0):
+            upto[key] = seq
+    return upto
+
+
 class SqlReceipts(SqlBase):
     def apply_receipts(
         self, *, user: str, status: Status, message_ids: Sequence[str], now: float
@@ -170,6 +182,8 @@ class SqlReceipts(SqlBase):
             items: list[InboxItem] = []
             for moved_to, rows in _by_privacy(conn, user, status, todo).items():
                 items += self._advance(conn, user, moved_to, rows, now)
+            if status == Status.READ and todo:  # the reader's own devices, whatever their privacy
+                items += advance_reads(conn, _read_upto(user, todo), now)
             items = _unblocked(conn, [(user, items)])[0]
             entries = self._append_many(conn, items, now) if items else []
         return ReceiptResult(entries=entries, not_recipient=refused)
@@ -230,6 +244,8 @@ class SqlReceipts(SqlBase):
                 row = found[message_id]  # a 1-on-1 message: its recipient's status is its lowest
                 items += _events(row, request.user, status, now, row[1], int(status))
             per_request.append(items)
+        if any(request.status == Status.READ for request in requests):  # the readers' own devices
+            self._reads_together(conn, requests, named, found, per_request, now)
         per_request = _unblocked(conn, list(zip((r.user for r in requests), per_request, strict=True)))
         entries = self._append_many(conn, [item for items in per_request for item in items], now)
         results = []
@@ -238,6 +254,30 @@ class SqlReceipts(SqlBase):
             results.append(ReceiptResult(entries=entries[start : start + len(items)]))
             start += len(items)
         return results
+
+    @staticmethod
+    def _reads_together(
+        conn: Connection,
+        requests: Sequence[ReceiptRequest],
+        named: list[list[str]],
+        found: dict[str, tuple[Any, ...]],
+        per_request: list[list[InboxItem]],
+        now: float,
+    ) -> None:
+        """The read positions the batch's read receipts move, in one go, each ``read`` event
+        after the receipts of the command that moved it."""
+        wanted: dict[tuple[str, str], int] = {}
+        owner: dict[tuple[str, str], int] = {}
+        for index, (request, ids) in enumerate(zip(requests, named, strict=True)):
+            if request.status != Status.READ:
+                continue
+            # every message read, moved or not: with read receipts off the status stays delivered,
+            # and the reader's own devices must still agree on what was read
+            for key, seq in _read_upto(request.user, [found[m] for m in ids if m in found]).items():
+                if seq > wanted.get(key, 0):
+                    wanted[key], owner[key] = seq, index
+        for item in advance_reads(conn, wanted, now):
+            per_request[owner[item[0], item[3]["conversation"]]].append(item)
 
     def _advance(
         self, conn: Connection, user: str, status: Status, todo: list[Any], now: float

@@ -359,6 +359,24 @@ message_expiry = Table(
 oldest due ones by the ``expires_at`` index and deletes their rows as it expires them."""
 
 
+# ---------------------------------------------------------------- chat list and read state (issue 23)
+chat_members = Table(
+    "chat_members",
+    metadata,
+    Column("user_id", USER_ID, nullable=False),
+    Column("conversation_id", String(160), nullable=False),
+    Column("read_seq", BigInteger, nullable=False, default=0),
+    Column("from_seq", BigInteger, nullable=False, default=0),
+    Column("until_seq", BigInteger, nullable=True),
+    Column("joined_at", Float, nullable=False),
+    PrimaryKeyConstraint("user_id", "conversation_id", name="pk_chat_members"),
+    # on SQLite the rows are kept in key order: a user's chats are read as one range of the table
+    sqlite_with_rowid=False,
+)
+"""A user's place in a conversation (see rules.chats): written at a 1-on-1 conversation's first
+message and at each group join or leave, never per message. The chat list is the user's rows
+(the primary key's prefix), each joined to its conversation's ``last_seq`` and that message."""
+
 # ---------------------------------------------------------------- retention (issue 23)
 inbox_pruned = Table(
     "inbox_pruned",

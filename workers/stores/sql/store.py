@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workers.stores.sql.blocks import SqlBlocks
+from workers.stores.sql.chats import SqlChats
 from workers.stores.sql.contacts import SqlContacts
 from workers.stores.sql.deletion import SqlDeletion
 from workers.stores.sql.devices import SqlDevices
@@ -40,6 +41,7 @@ class SqlStore(
     SqlEdits,
     SqlHides,
     SqlGroupSettings,
+    SqlChats,
     SqlHistory,
     SqlRetention,
     SqlPrivacy,
