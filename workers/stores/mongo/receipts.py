@@ -15,8 +15,8 @@ from pymongo.client_session import ClientSession
 from client_sdk.contract import Status, is_group_id
 from workers.stores.mongo.base import MongoBase
 from workers.stores.mongo.blocks import blocked_pairs
-from workers.stores.mongo.privacy_data import read_receipts_off
 from workers.stores.mongo.chat_rows import advance_reads
+from workers.stores.mongo.privacy_data import read_receipts_off
 from workers.stores.mongo.schema import REACHED
 from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
 from workers.stores.rules.blocks import unblocked_items
