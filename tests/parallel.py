@@ -63,6 +63,7 @@ def worker_database(url: str) -> str:
         return url
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
 
     base = make_url(url)
     name = f"{base.database}_{WORKER}"
@@ -71,7 +72,14 @@ def worker_database(url: str) -> str:
         with admin.connect() as conn:
             exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
             if exists is None:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
+                try:
+                    conn.execute(text(f'CREATE DATABASE "{name}"'))
+                except DBAPIError:  # another run on this machine created it meanwhile
+                    created = conn.execute(
+                        text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+                    ).first()
+                    if created is None:
+                        raise
     finally:
         admin.dispose()
     return base.set(database=name).render_as_string(hide_password=False)
