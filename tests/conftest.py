@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import RunningNode, node_settings
+from tests.parallel import group_for_parallel_run, worker_database
 
 POSTGRES_URL = os.environ.get("MQCHAT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -35,4 +36,9 @@ def postgres_url() -> str:
     from tests.harness import need
 
     need(_reachable("127.0.0.1", 5432), "PostgreSQL is not running on 127.0.0.1:5432")
-    return POSTGRES_URL
+    return worker_database(POSTGRES_URL)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups to schedule by
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    group_for_parallel_run(items)

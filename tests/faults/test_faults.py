@@ -98,6 +98,7 @@ def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
             _run("pg_ctlcluster", "--skip-systemctl-redirect", _cluster_version(), "main", "start")
 
 
+@pytest.mark.exclusive  # it stops the machine's Redis and PostgreSQL, which the other tests use
 @pytest.mark.timeout(400)
 def test_nothing_accepted_is_lost_or_duplicated_under_faults(cluster: Cluster) -> None:
     traffic = Traffic(cluster, pairs=PAIRS, per_sender=PER_SENDER, interval=SEND_INTERVAL)

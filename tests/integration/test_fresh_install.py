@@ -244,6 +244,8 @@ def test_the_installed_wheel_runs_serves_the_web_client_and_chats(wheel_venv: Pa
 
     node = Running([mqchat], tmp_path, env=CLEAN_ENV)
     try:
+        # MQTT listens first; on a busy machine the node may still be starting its HTTP server
+        _wait_listening(node.http, node.process)
         base = f"http://127.0.0.1:{node.http}"
         with urllib.request.urlopen(f"{base}/", timeout=10) as page:
             html = page.read().decode()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from typing import Any
 
 from broker.ingest import Ingest
@@ -153,9 +154,14 @@ def test_under_load_commands_wait_for_each_other_and_after_a_quiet_spell_go_at_o
         await asyncio.sleep(0.05)
         send(ingest, "alice", "b")
         await asyncio.sleep(2.5)  # quiet for longer than the linger
-        # C comes after the quiet spell: it goes at once, so D, 50 ms later, is a batch of its own
+        # C comes after the quiet spell: it goes at once (well before the linger would let it go),
+        # so D, sent then, is a batch of its own. Waiting for C, not a fixed 50 ms, keeps a busy
+        # machine (a parallel test run, a slow CI host) from merging the two.
         send(ingest, "alice", "c")
-        await asyncio.sleep(0.05)
+        went_by = time.monotonic() + 0.9
+        while len(jobs.batches) < 2:
+            assert time.monotonic() < went_by, "c waited for the linger after a quiet spell"
+            await asyncio.sleep(0.005)
         send(ingest, "alice", "d")
         await asyncio.sleep(0)
 
