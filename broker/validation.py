@@ -36,6 +36,7 @@ _SCHEMA_DEFS = {
     "react": "react",
     **{name: name for name in MESSAGE_CHANGE_COMMAND_TYPES},
     "forward": "forward",
+    "search": "search",
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

@@ -24,7 +24,16 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from client_sdk._errors import NotConnected
-from client_sdk._events import DeviceList, Event, GroupEvent, GroupList, Ok, ProfileChanged, ProfileList
+from client_sdk._events import (
+    DeviceList,
+    Event,
+    GroupEvent,
+    GroupList,
+    Ok,
+    ProfileChanged,
+    ProfileList,
+    SearchResults,
+)
 from client_sdk._session import Command, Effects, Session
 from client_sdk._statefile import StateFile
 from client_sdk._subscriptions import Subscribe
@@ -39,7 +48,7 @@ DEFAULT_REQUEST_TIMEOUT: Final = 10.0
 
 _ACCEPTED: Final = frozenset({MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN})
 
-_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, SearchResults)
 
 
 class State(enum.Enum):

@@ -41,6 +41,7 @@ __all__ = [
     "ProfileList",
     "Reaction",
     "Receipt",
+    "SearchResults",
     "Sent",
     "Sequenced",
     "ServerError",
@@ -305,6 +306,19 @@ class GroupList:
     groups: tuple[Group, ...]
 
 
+# ---- search (issue 23)
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    """A page of search hits, newest first (see :meth:`client_sdk.Client.search`): each message as
+    this user sees it now (its latest text, reactions...; ``cursor`` 0: it came with no inbox
+    event). ``more``: older hits remain; pass ``next`` as ``before`` to get them."""
+
+    ref: str
+    hits: tuple[Message, ...]
+    more: bool
+    next: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class Device:
     """One of this user's devices (the ``<device>`` of a client id ``<user>/<device>``)."""
@@ -385,7 +399,7 @@ Event: TypeAlias = (
 
 def parse_inbox(
     payload: Any,
-) -> Sequenced | Typing | ServerError | SyncPage | GroupList | DeviceList | Ok | ProfileList:
+) -> Sequenced | Typing | ServerError | SyncPage | GroupList | DeviceList | Ok | ProfileList | SearchResults:
     """Parse an event received on the user's inbox topic."""
     data = _envelope(payload)
     kind = data["type"]
@@ -412,7 +426,18 @@ def parse_inbox(
         return DeviceList(
             ref=_str(data, "ref"), devices=tuple(_parse_device(d) for d in _field(data, "devices", list))
         )
+    if kind == "search_results":
+        return _parse_search_results(data)
     raise ValueError(f"unknown event type {kind!r}")
+
+
+def _parse_search_results(data: Mapping[str, Any]) -> SearchResults:
+    more = _field(data, "more", bool)
+    after = data.get("next")
+    if after is not None and not isinstance(after, str):
+        raise ValueError(f"field 'next' must be a string or null, got {after!r}")
+    hits = tuple(parse_message(hit, cursor=0) for hit in _field(data, "hits", list))
+    return SearchResults(ref=_str(data, "ref"), hits=hits, more=more, next=after)
 
 
 def _parse_device(item: Any) -> Device:

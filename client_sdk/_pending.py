@@ -17,13 +17,21 @@ import threading
 from typing import Any, Generic, TypeVar
 
 from client_sdk._errors import CommandRejected, NotConnected, Timeout
-from client_sdk._events import DeviceList, GroupEvent, GroupList, Ok, ProfileChanged, ProfileList
+from client_sdk._events import (
+    DeviceList,
+    GroupEvent,
+    GroupList,
+    Ok,
+    ProfileChanged,
+    ProfileList,
+    SearchResults,
+)
 
 __all__ = ["PendingRequest", "PendingRequests"]
 
 logger = logging.getLogger(__name__)
 
-A = TypeVar("A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+A = TypeVar("A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, SearchResults)
 """The type of event that answers a request."""
 
 
@@ -120,7 +128,9 @@ class PendingRequests:
         self._pending[request.id] = request
 
     def resolve(
-        self, ref: str | None, answer: GroupEvent | GroupList | DeviceList | Ok | ProfileChanged | ProfileList
+        self,
+        ref: str | None,
+        answer: GroupEvent | GroupList | DeviceList | Ok | ProfileChanged | ProfileList | SearchResults,
     ) -> PendingRequest[Any] | None:
         """``answer`` arrived with ``ref``: hand it to the request waiting for it, if any.
 

@@ -55,6 +55,7 @@ from client_sdk._events import (
     ProfileList,
     Reaction,
     Receipt,
+    SearchResults,
     Sent,
     Sequenced,
     ServerError,
@@ -81,7 +82,7 @@ SYNC_RETRY_DELAY = 1.0
 
 _MAX_REMEMBERED_SYNCS = 64
 
-_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, SearchResults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +346,7 @@ class Session:
                 self._profiles[profile.user] = profile
             self.requests.resolve(item.ref, item)
             return Effects()
-        if isinstance(item, DeviceList):
+        if isinstance(item, (DeviceList, SearchResults)):
             self.requests.resolve(item.ref, item)
             return Effects()
         if isinstance(item, Ok):

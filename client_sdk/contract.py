@@ -40,6 +40,7 @@ __all__ = [
     "PROFILE_COMMAND_TYPES",
     "PUSH_COMMAND_TYPES",
     "REACTION_COMMAND_TYPES",
+    "SEARCH_COMMAND_TYPES",
     "SEQUENCED_EVENT_TYPES",
     "TYPING_STATES",
     "USER_ID_RE",
@@ -97,6 +98,8 @@ DEVICE_COMMAND_TYPES: Final = frozenset({"devices"})
 REACTION_COMMAND_TYPES: Final = frozenset({"react"})
 MESSAGE_CHANGE_COMMAND_TYPES: Final = frozenset({"edit", "delete"})
 """Commands that change a message already sent: an edit, a delete for everyone or for me."""
+SEARCH_COMMAND_TYPES: Final = frozenset({"search"})
+"""Full-text search of the user's own messages (issue 23), answered by ``search_results``."""
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync", "forward"})
     | GROUP_COMMAND_TYPES
@@ -105,11 +108,13 @@ COMMAND_TYPES: Final = (
     | DEVICE_COMMAND_TYPES
     | REACTION_COMMAND_TYPES
     | MESSAGE_CHANGE_COMMAND_TYPES
+    | SEARCH_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
     | {"profile", "profiles", "deleted"}
     | {"reaction", "edited", "hidden"}
+    | {"search_results"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "group", "profile", "deleted"} | {"reaction", "edited", "hidden"}

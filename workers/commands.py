@@ -44,6 +44,7 @@ __all__ = [
     "Raw",
     "React",
     "Receipt",
+    "Search",
     "Send",
     "Sync",
     "Typing",
@@ -302,6 +303,25 @@ class Delete(NamedTuple):
         return cls(user, raw["id"], raw["message"], raw["for"])
 
 
+# ---- search (issue 23)
+class Search(NamedTuple):
+    """Search my own messages (see ``rules.search``): ``before`` the cursor of the previous page,
+    ``limit`` as sent (the handler clamps it)."""
+
+    user: str
+    id: str
+    query: str
+    conversation: str | None = None
+    before: str | None = None
+    limit: int | None = None
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Search:
+        return cls(
+            user, raw["id"], raw["query"], raw.get("conversation"), raw.get("before"), raw.get("limit")
+        )
+
+
 Command: TypeAlias = (
     Send
     | Receipt
@@ -323,6 +343,7 @@ Command: TypeAlias = (
     | Edit
     | Delete
     | Forward
+    | Search
 )
 
 COMMANDS: Mapping[str, type[Command]] = {
@@ -346,6 +367,7 @@ COMMANDS: Mapping[str, type[Command]] = {
     "edit": Edit,
     "delete": Delete,
     "forward": Forward,
+    "search": Search,
 }
 """The class of each command ``type`` of the wire contract."""
 

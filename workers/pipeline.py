@@ -47,6 +47,7 @@ from workers.commands import (
     Raw,
     React,
     Receipt,
+    Search,
     Send,
     Sync,
     Typing,
@@ -67,6 +68,7 @@ from workers.stores import (
 from workers.stores.rules.deletion import check_user_delete
 from workers.stores.rules.profiles import clean_about, clean_name
 from workers.stores.rules.reactions import check_emoji
+from workers.stores.rules.search import check_cursor, clamp_limit
 
 __all__ = ["Discard", "Pipeline", "Route", "Touch", "Waiting"]
 
@@ -363,6 +365,8 @@ class Pipeline:
                 self._delete(node, cmd)
             case Forward():
                 self._forward(node, cmd)
+            case Search():
+                self._search(node, cmd)
             case _:
                 assert_never(cmd)
 
@@ -529,6 +533,26 @@ class Pipeline:
     def _profile_get(self, node: str, cmd: ProfileGet) -> None:
         seen = self._store.profiles_for(watcher=cmd.user, users=cmd.users, everyone=self._profiles_public)
         event = {"v": VERSION, "type": "profiles", "ref": cmd.id, "profiles": [p.wire() for p in seen]}
+        self._reply(node, cmd.user, event)
+
+    # ------------------------------------------------------------------ search (issue 23)
+    def _search(self, node: str, cmd: Search) -> None:
+        """A live ``search_results`` page; nothing is stored, so a resend just searches again."""
+        page = self._store.search_messages(
+            user=cmd.user,
+            query=cmd.query,
+            conversation=cmd.conversation,
+            before=check_cursor(cmd.before),
+            limit=clamp_limit(cmd.limit),
+        )
+        event = {
+            "v": VERSION,
+            "type": "search_results",
+            "ref": cmd.id,
+            "hits": page.hits,
+            "more": page.more,
+            "next": page.next,
+        }
         self._reply(node, cmd.user, event)
 
     # ------------------------------------------------------------------ reactions

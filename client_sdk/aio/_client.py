@@ -35,6 +35,7 @@ from client_sdk._commands import (
     push_register_command,
     push_unregister_command,
     react_command,
+    search_command,
 )
 from client_sdk._errors import NotConnected, PresenceForbidden, Timeout
 from client_sdk._events import (
@@ -50,6 +51,7 @@ from client_sdk._events import (
     Profile,
     ProfileChanged,
     ProfileList,
+    SearchResults,
 )
 from client_sdk._media import Media
 from client_sdk._media_calls import (
@@ -77,7 +79,7 @@ from client_sdk.contract import (
 
 __all__ = ["Client"]
 
-_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList)
+_A = TypeVar("_A", GroupEvent, GroupList, DeviceList, Ok, ProfileChanged, ProfileList, SearchResults)
 _T = TypeVar("_T")
 
 
@@ -428,6 +430,26 @@ class Client(Connection):
         """The groups this user is a member of, as the server knows them now."""
         answer = await self._request(lambda id: group_list_command(id=id), GroupList, timeout)
         return list(answer.groups)
+
+    # ---- search (issue 23)
+    async def search(
+        self,
+        query: str,
+        *,
+        conversation: str | None = None,
+        limit: int | None = None,
+        before: str | None = None,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+    ) -> SearchResults:
+        """A page of this user's messages matching ``query``, newest first (see
+        :meth:`client_sdk.Client.search`)."""
+        return await self._request(
+            lambda id: search_command(
+                id=id, query=query, conversation=conversation, before=before, limit=limit
+            ),
+            SearchResults,
+            timeout,
+        )
 
     async def devices(self, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> list[Device]:
         """This user's devices (this one included), as the server knows them now."""

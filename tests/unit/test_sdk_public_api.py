@@ -63,6 +63,7 @@ def test_all_is_pinned() -> None:
         "Reaction",
         "Receipt",
         "Reply",
+        "SearchResults",
         "Sent",
         "ServerError",
         "Status",

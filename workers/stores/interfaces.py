@@ -40,6 +40,7 @@ from workers.stores.records import (
     TextSend,
     UserInfo,
 )
+from workers.stores.rules.search import SearchPage
 
 __all__ = [
     "AdminStore",
@@ -351,8 +352,23 @@ class MessageChanges(Protocol):
         ...
 
 
+# ---- search (issue 23)
+class Search(Protocol):
+    """Full-text search of a user's own messages (``rules.search``)."""
+
+    def search_messages(
+        self, *, user: str, query: str, conversation: str | None, before: str | None, limit: int
+    ) -> SearchPage:
+        """A page of ``user``'s messages (sent, or got a copy of) whose text has every word of
+        ``query`` as a prefix of one of its words, newest first, as the user sees them now; not
+        deleted for everyone, not hidden by the user; only in ``conversation`` when given (one
+        the user may not search: a CommandError ``forbidden``). ``before``: the previous page's
+        cursor (``SearchPage.next``)."""
+        ...
+
+
 class CommandStore(
-    Messages, Groups, Notifications, Profiles, MessageDeletion, MessageChanges, Reactions, Protocol
+    Messages, Groups, Notifications, Profiles, MessageDeletion, MessageChanges, Reactions, Search, Protocol
 ):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
 

@@ -17,6 +17,7 @@ from workers.stores.mongo.base import message_from_doc
 from workers.stores.mongo.media import media_fields
 from workers.stores.mongo.replies import MongoReplies
 from workers.stores.mongo.schema import REACHED
+from workers.stores.mongo.search import search_fields
 from workers.stores.records import AcceptResult, InboxEntry, StoredMessage, TextSend
 from workers.stores.rules.messages import dm_conversation, message_events, message_targets, new_message_id
 
@@ -155,6 +156,7 @@ class MongoMessages(MongoReplies):
                 "targets": len(targets),
                 "reached": dict.fromkeys(REACHED.values(), 0),
                 **media_fields(media, shared=forwarded),
+                **search_fields(text),
                 **extra,
             },
             session=session,

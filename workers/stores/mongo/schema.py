@@ -18,7 +18,8 @@
                    ``hidden_for``: the users who deleted it for themselves (see hides); a reply
                    has ``reply_to`` (the quoted message id) and ``reply`` (its quote); a forward
                    ``forwarded: true``, ``forwarded_from`` and ``shared_keys`` (the objects of its
-                   media, owned by the message it copies; see media)
+                   media, owned by the message it copies; see media); ``terms``: the words of its
+                   text, for search (see search), absent when it has none
 ``receipts``       {message_id, user, status, created_at, delivered_at, read_at}: one per recipient
 ``inbox``          {user, cursor, kind, message_id, payload, created_at}: the per-user event log
 ``groups``         {_id, name, created_by, created_at, version, members: [{user, role, joined_at}]}
@@ -75,6 +76,8 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("media_keys", ASCENDING)], name="media_keys", unique=True, sparse=True),
         IndexModel([("shared_keys", ASCENDING)], name="shared_keys", sparse=True),
         IndexModel([("reply_to", ASCENDING)], name="reply_to", sparse=True),
+        # search (see search): the words of each message with text
+        IndexModel([("terms", ASCENDING)], name="terms", sparse=True),
     ],
     "receipts": [
         IndexModel([("message_id", ASCENDING), ("user", ASCENDING)], name="message_user", unique=True),

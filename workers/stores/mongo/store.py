@@ -13,6 +13,7 @@ from workers.stores.mongo.profiles import MongoProfiles
 from workers.stores.mongo.push import MongoPush
 from workers.stores.mongo.reactions import MongoReactions
 from workers.stores.mongo.receipts import MongoReceipts
+from workers.stores.mongo.search import MongoSearch
 from workers.stores.mongo.users import MongoUsers
 
 __all__ = ["MongoStore"]
@@ -31,6 +32,7 @@ class MongoStore(
     MongoReactions,
     MongoEdits,
     MongoHides,
+    MongoSearch,
 ):
     """The whole store on MongoDB (see workers.stores.interfaces.Store). Each part is a class of its
     own on :class:`~workers.stores.mongo.base.MongoBase`, which holds the client, transactions and

@@ -22,11 +22,12 @@ from workers.stores.rules.replies import deleted_quote
 from workers.stores.sql.facts import SqlMessageFacts
 from workers.stores.sql.replies import SqlReplies
 from workers.stores.sql.schema import message_deletions, messages, reactions
+from workers.stores.sql.search_index import SqlSearchIndex
 
 __all__ = ["SqlDeletion"]
 
 
-class SqlDeletion(SqlMessageFacts, SqlReplies):
+class SqlDeletion(SqlMessageFacts, SqlReplies, SqlSearchIndex):
     """A group message's ``deleted`` events go to its current members (groups)."""
 
     def delete_for_everyone(
@@ -64,6 +65,7 @@ class SqlDeletion(SqlMessageFacts, SqlReplies):
                 return Deletion(changed=False, message=stone)
             holders, users = self._audience(conn, message_id, sender, recipient)
             keys = self._release_media(conn, message_id)
+            self._reindex(conn, message_id, "")
             conn.execute(update(messages).where(messages.c.id == message_id).values(body=""))
             conn.execute(
                 insert(message_deletions).values(message_id=message_id, deleted_at=now, deleted_by=by)

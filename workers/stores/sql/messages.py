@@ -21,6 +21,7 @@ from workers.stores.sql.base import Counters, NotInOneGo
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.replies import SqlReplies
 from workers.stores.sql.schema import conversations, inbox, message_forwards, messages, receipts
+from workers.stores.sql.search_index import SqlSearchIndex
 
 __all__ = ["SqlMessages"]
 
@@ -75,9 +76,9 @@ _SYNC = Statement(
 )
 
 
-class SqlMessages(SqlReplies):
+class SqlMessages(SqlReplies, SqlSearchIndex):
     """Messages need their group's members (groups), record their media objects (media) and the
-    quote of a reply (replies)."""
+    quote of a reply (replies), and index their text for search (search_index)."""
 
     def accept_message(
         self,
@@ -148,6 +149,7 @@ class SqlMessages(SqlReplies):
             )
         pairs = list(zip(stored, sends, strict=True))
         _INSERT_MESSAGE.execute_many(conn, [_message_row(m, send.command_id) for m, send in pairs])
+        self._index_texts(conn, [(m.id, m.text) for m in stored])
         _INSERT_RECEIPTS.execute_many(conn, [_receipt_row(m.id, m.recipient) for m in stored])
         items = [item for m, send in pairs for item in message_events(m, send.command_id, [m.recipient])]
         entries = self._append_many(conn, items, now)
@@ -210,6 +212,7 @@ class SqlMessages(SqlReplies):
             forwarded=forwarded_from is not None,
         )
         _INSERT_MESSAGE.execute(conn, _message_row(message, command_id))
+        self._index_texts(conn, [(message.id, text)])
         if forwarded_from is not None:
             conn.execute(insert(message_forwards).values(message_id=message.id, original_id=forwarded_from))
             if media is not None:

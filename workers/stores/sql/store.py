@@ -13,6 +13,7 @@ from workers.stores.sql.profiles import SqlProfiles
 from workers.stores.sql.push import SqlPush
 from workers.stores.sql.reactions import SqlReactions
 from workers.stores.sql.receipts import SqlReceipts
+from workers.stores.sql.search import SqlSearch
 from workers.stores.sql.users import SqlUsers
 
 __all__ = ["SqlStore"]
@@ -31,6 +32,7 @@ class SqlStore(
     SqlReactions,
     SqlEdits,
     SqlHides,
+    SqlSearch,
 ):
     """The whole store on SQLAlchemy Core (see workers.stores.interfaces.Store). Each part is a
     class of its own on :class:`~workers.stores.sql.base.SqlBase`, which holds the engine,
