@@ -232,7 +232,9 @@ def _worker(settings: Settings) -> int:
     from workers.health import HealthServer
     from workers.jobs import make_queue_broker, send_to_node
     from workers.locator import open_locator
+    from workers.media.cleanup import send_cleanup_job
     from workers.metrics import watch_job_queues
+    from workers.retention import Pruner, run_pruner
     from workers.service import build_workers
 
     if settings.workers.queue_url.startswith("memory:") or not settings.locator.url:
@@ -258,6 +260,17 @@ def _worker(settings: Settings) -> int:
     for worker in workers:
         worker.start()
     watch_job_queues(queue_broker, sorted(queue_broker.get_declared_queues()))
+    # retention's sweeps: one worker of the cluster at a time prunes (a lease in the store)
+    pruner = Pruner(
+        store, settings.retention, holder=settings.node_id, discard=partial(send_cleanup_job, queue_broker)
+    )
+    pruning = threading.Thread(
+        target=run_pruner,
+        args=(pruner, settings.retention.interval, stop),
+        name="mqchat-retention",
+        daemon=True,
+    )
+    pruning.start()
     health = None
     if settings.workers.health_port is not None:
 
@@ -274,6 +287,8 @@ def _worker(settings: Settings) -> int:
     if health is not None:
         health.close()
     print("mqchat: stopping (finishing jobs in progress)...", flush=True)
+    pruner.close()
+    pruning.join(30)
     for worker in workers:
         worker.stop(30_000)
     queue_broker.close()

@@ -55,6 +55,7 @@ from workers.media.cleanup import send_cleanup_job
 from workers.media.job import send_media_job
 from workers.metrics import observe_deliveries, watch_job_queues, watch_node
 from workers.moderation import ADMIN, delete_for_everyone
+from workers.retention import Pruner
 from workers.routing import Router
 from workers.runners import CommandRunner, RunnerError, runner_for, shares_store
 from workers.service import Assembly, assemble
@@ -124,6 +125,9 @@ class Node:
         self._run_workers = run_workers
         self._cluster_task: asyncio.Task[None] | None = None
         self._sweep_task: asyncio.Task[None] | None = None
+        self._retention_task: asyncio.Task[None] | None = None
+        self._pruner: Pruner | None = None
+        self._retention_calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqchat-retention")
         self._cluster_calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqchat-cluster")
         self.node_id = settings.node_id
         self.topics = Topics(settings.topics.prefix, settings.topics.presence_prefix)
@@ -230,6 +234,15 @@ class Node:
             await asyncio.to_thread(self._cluster.heartbeat, self.node_id)
             self._cluster_task = asyncio.create_task(self._cluster_loop(self._cluster))
         self._sweep_task = asyncio.create_task(self._sign_out_sweep(store))
+        if self._run_workers:  # a node without workers leaves retention to ``mqchat worker``
+            pruner = Pruner(
+                store,
+                settings.retention,
+                holder=self.node_id,
+                discard=partial(send_cleanup_job, queue_broker),
+            )
+            self._pruner = pruner
+            self._retention_task = asyncio.create_task(self._retention_loop(pruner))
         self._state = "running"
         log.info("node %s running", self.node_id)
 
@@ -243,11 +256,17 @@ class Node:
         assert self.runner is not None
         assert self.queue_broker is not None
         assert self.store is not None
-        for task in (self._cluster_task, self._sweep_task):
+        if self._pruner is not None:
+            self._pruner.close()
+        for task in (self._cluster_task, self._sweep_task, self._retention_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._cluster_task = self._sweep_task = None
+        self._cluster_task = self._sweep_task = self._retention_task = None
+        if self._pruner is not None:  # a sweep in progress ends after its current step
+            await asyncio.to_thread(self._retention_calls.shutdown, wait=True)
+            self._retention_calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqchat-retention")
+            self._pruner = None
         if self.http is not None:
             await self.http.stop()  # no new uploads; those accepted are processed below
         try:
@@ -566,6 +585,17 @@ class Node:
             since = started - period
             for user, device, at in signed_out:
                 await self._close_signed_out(user, device, at)
+
+    async def _retention_loop(self, pruner: Pruner) -> None:
+        """Retention's sweep at start and every ``retention.interval`` seconds, on a thread of its
+        own (``stop`` waits for the step in progress)."""
+        loop = asyncio.get_running_loop()
+        while pruner.active:
+            try:
+                await loop.run_in_executor(self._retention_calls, pruner.sweep)
+            except Exception:
+                log.warning("retention sweep failed; trying again at the next one", exc_info=True)
+            await asyncio.sleep(self.settings.retention.interval)
 
     # ------------------------------------------------------------------ several nodes
     def _presence_from_queue(self, user: str, payload: str) -> None:

@@ -37,6 +37,7 @@ _SCHEMA_DEFS = {
     **{name: name for name in MESSAGE_CHANGE_COMMAND_TYPES},
     "forward": "forward",
     "search": "search",
+    "history": "history",
 }
 _SENDER_FIELDS = ("from", "sender", "user")
 _DEFS = "#/$defs/"

@@ -31,6 +31,7 @@ __all__ = [
     "EVENT_TYPES",
     "GROUP_COMMAND_TYPES",
     "GROUP_ID_RE",
+    "HISTORY_COMMAND_TYPES",
     "MAX_CAPTION_LENGTH",
     "MAX_RECEIPT_MESSAGES",
     "MAX_SYNC_LIMIT",
@@ -100,6 +101,8 @@ MESSAGE_CHANGE_COMMAND_TYPES: Final = frozenset({"edit", "delete"})
 """Commands that change a message already sent: an edit, a delete for everyone or for me."""
 SEARCH_COMMAND_TYPES: Final = frozenset({"search"})
 """Full-text search of the user's own messages (issue 23), answered by ``search_results``."""
+HISTORY_COMMAND_TYPES: Final = frozenset({"history"})
+"""A page of one conversation's messages (issue 23)."""
 COMMAND_TYPES: Final = (
     frozenset({"send", "receipt", "typing", "sync", "forward"})
     | GROUP_COMMAND_TYPES
@@ -109,12 +112,14 @@ COMMAND_TYPES: Final = (
     | REACTION_COMMAND_TYPES
     | MESSAGE_CHANGE_COMMAND_TYPES
     | SEARCH_COMMAND_TYPES
+    | HISTORY_COMMAND_TYPES
 )
 EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "typing", "error", "sync_page", "group", "groups", "ok", "devices"}
     | {"profile", "profiles", "deleted"}
     | {"reaction", "edited", "hidden"}
     | {"search_results"}
+    | {"history", "sync_reset"}
 )
 SEQUENCED_EVENT_TYPES: Final = frozenset(
     {"message", "sent", "receipt", "group", "profile", "deleted"} | {"reaction", "edited", "hidden"}

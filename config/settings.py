@@ -36,6 +36,7 @@ __all__ = [
     "MessageSettings",
     "PresenceSettings",
     "PushSettings",
+    "RetentionSettings",
     "Settings",
     "SettingsError",
     "StoreSettings",
@@ -197,6 +198,22 @@ class MessageSettings(_Section):
     delete_window: float = Field(default=172_800.0, ge=0.0)
     """Seconds after sending during which its sender may delete a message for everyone (a group
     admin may at any time); later, ``too_late``."""
+
+
+class RetentionSettings(_Section):
+    """How long the server keeps inbox entries and messages (see ``workers/retention.py``)."""
+
+    inbox_days: float = Field(default=30.0, ge=0.0)
+    """Inbox entries older than this many days are pruned (0: kept for ever). A device that syncs
+    from before the oldest kept entry gets ``sync_reset`` and rebuilds from history."""
+    messages_days: float = Field(default=0.0, ge=0.0)
+    """Messages older than this many days are deleted with their media, receipts, reactions...
+    (0: kept for ever). The inbox is then pruned at the shorter of the two ages."""
+    interval: float = Field(default=3600.0, gt=0.0)
+    """Seconds between two sweeps; the first starts with the node (or worker)."""
+    batch: int = Field(default=500, ge=1, le=100_000)
+    """Users (or conversations) one step of a sweep goes through; each step is a transaction of
+    its own, and the sweep's position is stored after each, so a restart goes on from there."""
 
 
 _MIB = 1024 * 1024
@@ -417,6 +434,7 @@ class Settings(_Section):
     presence: PresenceSettings = PresenceSettings()
     groups: GroupSettings = GroupSettings()
     messages: MessageSettings = MessageSettings()
+    retention: RetentionSettings = RetentionSettings()
     media: MediaSettings = MediaSettings()
     push: PushSettings = PushSettings()
     locator: LocatorSettings = LocatorSettings()

@@ -36,6 +36,7 @@ __all__ = [
     "GroupPromote",
     "GroupRemove",
     "GroupRename",
+    "History",
     "Platform",
     "ProfileGet",
     "ProfileSet",
@@ -322,6 +323,29 @@ class Search(NamedTuple):
         )
 
 
+class History(NamedTuple):
+    """One page of a conversation's messages (see ``rules.history``); ``limit`` not yet clamped."""
+
+    user: str
+    id: str
+    conversation: str
+    before: int | None = None
+    after: int | None = None
+    limit: int | None = None
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> History:
+        before, after, limit = raw.get("before"), raw.get("after"), raw.get("limit")
+        return cls(
+            user,
+            raw["id"],
+            raw["conversation"],
+            None if before is None else int(before),
+            None if after is None else int(after),
+            None if limit is None else int(limit),
+        )
+
+
 Command: TypeAlias = (
     Send
     | Receipt
@@ -344,6 +368,7 @@ Command: TypeAlias = (
     | Delete
     | Forward
     | Search
+    | History
 )
 
 COMMANDS: Mapping[str, type[Command]] = {
@@ -368,6 +393,7 @@ COMMANDS: Mapping[str, type[Command]] = {
     "delete": Delete,
     "forward": Forward,
     "search": Search,
+    "history": History,
 }
 """The class of each command ``type`` of the wire contract."""
 

@@ -40,6 +40,7 @@ from workers.commands import (
     GroupPromote,
     GroupRemove,
     GroupRename,
+    History,
     ProfileGet,
     ProfileSet,
     PushRegister,
@@ -66,9 +67,11 @@ from workers.stores import (
     TextSend,
 )
 from workers.stores.rules.deletion import check_user_delete
+from workers.stores.rules.history import HistoryQuery, clamp_limit
 from workers.stores.rules.profiles import clean_about, clean_name
 from workers.stores.rules.reactions import check_emoji
-from workers.stores.rules.search import check_cursor, clamp_limit
+from workers.stores.rules.retention import needs_reset, sync_reset_event
+from workers.stores.rules.search import check_cursor, clamp_search_limit
 
 __all__ = ["Discard", "Pipeline", "Route", "Touch", "Waiting"]
 
@@ -158,6 +161,23 @@ def _together(attempt: Callable[[], list[R] | None]) -> list[R] | None:
     except Exception:
         log.exception("storing commands together failed; storing them one by one")
         return None
+
+
+def _within_page_bytes(
+    messages: list[dict[str, Any]], *, keep_last: bool
+) -> tuple[list[dict[str, Any]], bool]:
+    """The messages of a history page that fit in ``SYNC_PAGE_BYTES`` (at least one), dropping
+    those farthest from where the page started (the oldest of a page back); True: some were."""
+    order = reversed(messages) if keep_last else iter(messages)
+    kept: list[dict[str, Any]] = []
+    size = 0
+    for message in order:
+        size += len(json.dumps(message, ensure_ascii=False))
+        if kept and size > SYNC_PAGE_BYTES:
+            break
+        kept.append(message)
+    dropped = len(kept) < len(messages)
+    return (kept[::-1] if keep_last else kept), dropped
 
 
 class Pipeline:
@@ -367,6 +387,8 @@ class Pipeline:
                 self._forward(node, cmd)
             case Search():
                 self._search(node, cmd)
+            case History():
+                self._history(node, cmd)
             case _:
                 assert_never(cmd)
 
@@ -430,6 +452,12 @@ class Pipeline:
         user, after = cmd.user, cmd.after
         limit = min(cmd.limit or self._page_size, 1000)
         entries, more = self._store.sync(user=user, after=after, limit=limit)
+        first = entries[0].cursor if entries else None
+        if first != after + 1:  # a gap (or nothing new): was what came after ``after`` pruned?
+            floor = self._store.inbox_floor(user)
+            if needs_reset(after, first, floor):
+                self._reply(node, user, sync_reset_event(cmd.id, after=after, floor=floor))
+                return
         page: list[dict[str, Any]] = []
         size = 0
         for entry in entries:
@@ -448,6 +476,22 @@ class Pipeline:
             "cursor": cursor,
         }
         self._reply(node, user, event)
+
+    # ------------------------------------------------------------------ history (issue 23)
+    def _history(self, node: str, cmd: History) -> None:
+        query = HistoryQuery(cmd.user, cmd.conversation, cmd.before, cmd.after, clamp_limit(cmd.limit))
+        found = self._store.history(query)
+        messages, more = _within_page_bytes(found.messages, keep_last=query.backwards)
+        event = {
+            "v": VERSION,
+            "type": "history",
+            "ref": cmd.id,
+            "conversation": cmd.conversation,
+            "messages": messages,
+            "receipts": {m["id"]: found.receipts[m["id"]] for m in messages if m["id"] in found.receipts},
+            "more": found.more or more,
+        }
+        self._reply(node, cmd.user, event)
 
     # ------------------------------------------------------------------ groups
     def _group_create(self, node: str, cmd: GroupCreate) -> None:
@@ -543,7 +587,7 @@ class Pipeline:
             query=cmd.query,
             conversation=cmd.conversation,
             before=check_cursor(cmd.before),
-            limit=clamp_limit(cmd.limit),
+            limit=clamp_search_limit(cmd.limit),
         )
         event = {
             "v": VERSION,

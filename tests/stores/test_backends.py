@@ -33,6 +33,8 @@ _CONCERNS = {
     ),
     *("facts", "edits", "hides"),  # changes users make to sent messages
     "search",  # full-text search (issue 23)
+    "views",  # messages as a user sees them now (history, search, chat list)
+    *("history", "retention"),  # issue 23: history per conversation, retention
 }
 
 

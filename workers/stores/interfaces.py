@@ -40,6 +40,8 @@ from workers.stores.records import (
     TextSend,
     UserInfo,
 )
+from workers.stores.rules.history import HistoryPage, HistoryQuery
+from workers.stores.rules.retention import MessagePrune
 from workers.stores.rules.search import SearchPage
 
 __all__ = [
@@ -48,17 +50,20 @@ __all__ = [
     "Credentials",
     "Devices",
     "Groups",
+    "History",
     "Logins",
     "MediaAccess",
     "MediaEndpointStore",
     "MessageChanges",
     "MessageDeletion",
+    "MessageViews",
     "Messages",
     "Notifications",
     "Phones",
     "Presence",
     "Profiles",
     "Reactions",
+    "Retention",
     "Store",
     "Users",
 ]
@@ -364,11 +369,64 @@ class Search(Protocol):
         deleted for everyone, not hidden by the user; only in ``conversation`` when given (one
         the user may not search: a CommandError ``forbidden``). ``before``: the previous page's
         cursor (``SearchPage.next``)."""
+
+
+class MessageViews(Protocol):
+    """Messages as one user sees them now (``rules.views``): what history, search and the chat
+    list answer with. The backends' ``_message_views(conn_or_session, ids, viewer)`` does the
+    same inside a caller's transaction."""
+
+    def message_views(self, message_ids: Sequence[str], *, viewer: str) -> dict[str, dict[str, Any]]:
+        """The wire form of each message, by id, exactly as ``viewer``'s inbox carriers hold it;
+        only those ``viewer`` sent or got a copy of (any other id, or an unknown one, is absent)."""
+        ...
+
+
+class History(Protocol):
+    """One conversation's messages a page at a time, as the viewer sees them now (``rules.history``)."""
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        """The page of ``query`` (its ``limit`` already clamped). CommandError ``forbidden`` for a
+        conversation the viewer is not in (whether or not it exists), ``bad_request`` for a
+        malformed conversation id."""
+        ...
+
+
+class Retention(Protocol):
+    """Pruning old inbox entries and messages (``rules.retention``): sweeps that go on where they
+    stopped, a step at a time, and the floor a ``sync`` is checked against."""
+
+    def inbox_floor(self, user: str) -> int:
+        """The highest cursor of ``user``'s inbox that was pruned (0: none)."""
+        ...
+
+    def retention_lease(self, holder: str, *, now: float, ttl: float) -> bool:
+        """Take or renew the lease of the process that prunes: False while another holds it."""
+        ...
+
+    def prune_inbox(self, *, older_than: float, max_users: int) -> tuple[int, bool]:
+        """Prune the entries created before ``older_than`` of the next ``max_users`` users of the
+        sweep: ``(entries pruned, the sweep went through every user)``."""
+        ...
+
+    def prune_messages(self, *, older_than: float, max_conversations: int) -> MessagePrune:
+        """Delete the messages created before ``older_than`` of the next ``max_conversations``
+        conversations of the sweep, with everything of theirs."""
         ...
 
 
 class CommandStore(
-    Messages, Groups, Notifications, Profiles, MessageDeletion, MessageChanges, Reactions, Search, Protocol
+    Messages,
+    Groups,
+    Notifications,
+    Profiles,
+    MessageDeletion,
+    MessageChanges,
+    Reactions,
+    History,
+    Retention,
+    Search,
+    Protocol,
 ):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""
 
@@ -403,7 +461,7 @@ class AdminStore(Users, Protocol):
     def group_info(self, group: str) -> GroupInfo | None: ...
 
 
-class Store(CommandStore, AdminStore, Logins, Devices, Presence, MediaAccess, Protocol):
+class Store(CommandStore, AdminStore, Logins, Devices, Presence, MediaAccess, MessageViews, Protocol):
     """All of it, and the store's life: what opens, sets up and closes it."""
 
     def create_schema(self) -> None:

@@ -32,6 +32,9 @@
                    object of the avatar image, ``avatar_key`` its object key (who may download it)
 ``reactions``      {message_id, user, emoji, command_id, updated_at}: one per user who reacts to a
                    message (see reactions); none for a message deleted for everyone
+``inbox_pruned``   {_id: user, up_to}: the highest cursor of the user's inbox retention pruned
+``retention_state`` {_id: name, value, until}: where each retention sweep is, and the lease of
+                   the process that prunes (see retention)
 """
 
 from __future__ import annotations
@@ -66,6 +69,9 @@ COLLECTIONS: Final = (
     "profiles",
     "devices",
     "reactions",
+    # retention (issue 23)
+    "inbox_pruned",
+    "retention_state",
 )
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {

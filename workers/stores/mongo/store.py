@@ -8,11 +8,13 @@ from workers.stores.mongo.devices import MongoDevices
 from workers.stores.mongo.edits import MongoEdits
 from workers.stores.mongo.forwards import MongoForwards
 from workers.stores.mongo.hides import MongoHides
+from workers.stores.mongo.history import MongoHistory
 from workers.stores.mongo.messages import MongoMessages
 from workers.stores.mongo.profiles import MongoProfiles
 from workers.stores.mongo.push import MongoPush
 from workers.stores.mongo.reactions import MongoReactions
 from workers.stores.mongo.receipts import MongoReceipts
+from workers.stores.mongo.retention import MongoRetention
 from workers.stores.mongo.search import MongoSearch
 from workers.stores.mongo.users import MongoUsers
 
@@ -33,6 +35,8 @@ class MongoStore(
     MongoEdits,
     MongoHides,
     MongoSearch,
+    MongoHistory,
+    MongoRetention,
 ):
     """The whole store on MongoDB (see workers.stores.interfaces.Store). Each part is a class of its
     own on :class:`~workers.stores.mongo.base.MongoBase`, which holds the client, transactions and

@@ -31,7 +31,7 @@ __all__ = [
     "MAX_QUERY",
     "SearchPage",
     "check_cursor",
-    "clamp_limit",
+    "clamp_search_limit",
     "forbidden_conversation",
     "fts5_query",
     "index_terms",
@@ -102,7 +102,7 @@ def index_terms(text: str) -> list[str]:
     return list(terms)
 
 
-def clamp_limit(limit: int | None) -> int:
+def clamp_search_limit(limit: int | None) -> int:
     return DEFAULT_LIMIT if limit is None else max(1, min(int(limit), MAX_LIMIT))
 
 

@@ -298,3 +298,24 @@ media_shares = Table(
 """Stored objects a forwarded message uses but does not own (``media_objects`` names the message
 of the upload): its sender and recipients may download them too, and they stay in storage while
 any message that is not deleted uses them."""
+
+# ---------------------------------------------------------------- retention (issue 23)
+inbox_pruned = Table(
+    "inbox_pruned",
+    metadata,
+    Column("user_id", USER_ID, primary_key=True),
+    Column("up_to", BigInteger, nullable=False),
+)
+"""The highest cursor of each user's inbox that retention pruned: a ``sync`` from before it is
+answered ``sync_reset``. No row: nothing pruned. Read only by a sync that finds a gap."""
+
+retention_state = Table(
+    "retention_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("until", Float, nullable=False, default=0.0),
+)
+"""Where each retention sweep is (``inbox``: the last user done; ``messages``: the last
+conversation done), and the lease of the process that prunes (``lease``: its name, ``until``), so
+that a sweep goes on where it stopped after a restart and only one process prunes at a time."""

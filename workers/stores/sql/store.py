@@ -8,11 +8,13 @@ from workers.stores.sql.devices import SqlDevices
 from workers.stores.sql.edits import SqlEdits
 from workers.stores.sql.forwards import SqlForwards
 from workers.stores.sql.hides import SqlHides
+from workers.stores.sql.history import SqlHistory
 from workers.stores.sql.messages import SqlMessages
 from workers.stores.sql.profiles import SqlProfiles
 from workers.stores.sql.push import SqlPush
 from workers.stores.sql.reactions import SqlReactions
 from workers.stores.sql.receipts import SqlReceipts
+from workers.stores.sql.retention import SqlRetention
 from workers.stores.sql.search import SqlSearch
 from workers.stores.sql.users import SqlUsers
 
@@ -33,6 +35,8 @@ class SqlStore(
     SqlEdits,
     SqlHides,
     SqlSearch,
+    SqlHistory,
+    SqlRetention,
 ):
     """The whole store on SQLAlchemy Core (see workers.stores.interfaces.Store). Each part is a
     class of its own on :class:`~workers.stores.sql.base.SqlBase`, which holds the engine,
