@@ -72,6 +72,14 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "forward": {"message": st.sampled_from([MESSAGE, "0" * 32]), "to": users | groups},
     "edit": {"message": st.sampled_from([MESSAGE, "0" * 32]), "text": st.text(max_size=40)},
     "delete": {"message": st.sampled_from([MESSAGE, "0" * 32]), "for": st.sampled_from(["everyone", "me"])},
+    # search (issue 23): strings that are syntax to some engine, a conversation of others
+    "search": {
+        "query": st.text(min_size=1, max_size=200)
+        | st.sampled_from(['"a" OR *', "NEAR(a b)", "$where", "x:*"]),
+        "conversation": st.sampled_from([GROUP, FOREIGN, "dm:a:b"]),
+        "before": st.sampled_from(["0" * 32, "f" * 32, "not-a-cursor"]),
+        "limit": st.integers(-5, 500),
+    },
 }
 """Each command type and well-formed values of the fields it may carry (a test checks these are the
 schema's); well-formed is not welcome: users, groups and messages that do not exist are among them."""
@@ -85,6 +93,7 @@ SHAPE_ONLY_CODES = {"bad_json", "unsupported_version", "unknown_type", "too_larg
 """Codes about the shape of a command; bad_request also answers a well-formed but wrong request."""
 ANSWERS = {"sent", "ok", "group", "groups", "sync_page", "profile", "profiles", "devices"}
 ANSWERS |= {"reaction", "edited", "deleted", "hidden"}
+ANSWERS |= {"search_results"}
 
 
 def schema_commands() -> set[str]:
