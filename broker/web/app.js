@@ -25,7 +25,9 @@ import {
   profileGetCommand,
   profileSetCommand,
   reactCommand,
+  searchCommand,
 } from "./js/protocol.js";
+import { SearchPanel } from "./js/search.js";
 import { Session } from "./js/session.js";
 import { Store } from "./js/store.js";
 import { View } from "./js/ui.js";
@@ -77,6 +79,7 @@ class Chat {
       },
     });
     this.store.subscribe((what) => this.view.update(what));
+    this.search = new SearchPanel({ store: this.store, run: (query) => this.runSearch(query), open: (id) => this.open(id) });
     this.connection = new Connection({
       url: config.mqtt_ws,
       topics: new Topics(config.prefix, config.presence_prefix),
@@ -111,6 +114,7 @@ class Chat {
     if (forget) this.store.clear();
     else if (this.connectedOnce) this.store.save();
     this.view.destroy();
+    this.search.destroy();
     this.media.close();
   }
 
@@ -146,6 +150,8 @@ class Chat {
         this.onProfiles(event);
       } else if (event.type === "devices") {
         this.onDevices(event);
+      } else if (event.type === "search_results") {
+        this.search.onResults(event);
       } else if (event.type === "ok") {
         this.reactRequests.delete(event.ref); // a reaction that changed nothing
       } else if (event.type === "error") {
@@ -169,6 +175,7 @@ class Chat {
 
   onError(error) {
     const message = typeof error.message === "string" ? error.message : error.code;
+    if (this.search.onError(error, message)) return;
     if (error.ref && this.profileRequests.delete(error.ref)) {
       this.view.profileError(`Your profile was not changed: ${message}`);
       return;
@@ -253,6 +260,15 @@ class Chat {
     this.devicesRequest = newId("d");
     this.connection.run(this.session.request(devicesCommand({ id: this.devicesRequest })));
     return true;
+  }
+
+  // ---------------------------------------------------------------- search (issue 23)
+  /** Send a search; its command id, or null when not connected (the panel says so). */
+  runSearch(query) {
+    if (!this.session.synced) return null;
+    const id = newId("q");
+    this.connection.run(this.session.request(searchCommand({ id, query })));
+    return id;
   }
 
   onDevices(answer) {

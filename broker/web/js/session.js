@@ -122,6 +122,7 @@ export class Session {
       case "groups":
       case "profiles":
       case "devices":
+      case "search_results": // search (issue 23)
       case "ok": {
         const out = effects();
         out.events.push(payload);
