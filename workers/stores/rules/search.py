@@ -79,10 +79,10 @@ def search_words(query: str) -> list[str]:
     return words
 
 
-def fts5_query(words: Sequence[str]) -> str:
-    """An FTS5 query that finds rows with every word as a prefix of a token: each word a quoted
-    string (a literal, whatever it holds) followed by ``*``."""
-    return " ".join('"' + word.replace('"', '""') + '"*' for word in words)
+def fts5_query(words: Sequence[str], *, column: str = "body") -> str:
+    """An FTS5 query that finds rows whose ``column`` has every word as a prefix of a token: each
+    word a quoted string (a literal, whatever it holds) followed by ``*``."""
+    return " AND ".join(f'{column} : "' + word.replace('"', '""') + '"*' for word in words)
 
 
 def ts_query(words: Sequence[str]) -> str:

@@ -21,7 +21,7 @@ from workers.stores.sql.base import Counters, NotInOneGo
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.replies import SqlReplies
 from workers.stores.sql.schema import conversations, inbox, message_forwards, messages, receipts
-from workers.stores.sql.search_index import SqlSearchIndex
+from workers.stores.sql.search_index import Indexed, SqlSearchIndex
 
 __all__ = ["SqlMessages"]
 
@@ -149,7 +149,9 @@ class SqlMessages(SqlReplies, SqlSearchIndex):
             )
         pairs = list(zip(stored, sends, strict=True))
         _INSERT_MESSAGE.execute_many(conn, [_message_row(m, send.command_id) for m, send in pairs])
-        self._index_texts(conn, [(m.id, m.text) for m in stored])
+        self._index_texts(
+            conn, [Indexed(m.id, m.text, m.conversation, (m.sender, m.recipient)) for m in stored]
+        )
         _INSERT_RECEIPTS.execute_many(conn, [_receipt_row(m.id, m.recipient) for m in stored])
         items = [item for m, send in pairs for item in message_events(m, send.command_id, [m.recipient])]
         entries = self._append_many(conn, items, now)
@@ -212,7 +214,7 @@ class SqlMessages(SqlReplies, SqlSearchIndex):
             forwarded=forwarded_from is not None,
         )
         _INSERT_MESSAGE.execute(conn, _message_row(message, command_id))
-        self._index_texts(conn, [(message.id, text)])
+        self._index_texts(conn, [Indexed(message.id, text, conversation, (sender, *targets))])
         if forwarded_from is not None:
             conn.execute(insert(message_forwards).values(message_id=message.id, original_id=forwarded_from))
             if media is not None:

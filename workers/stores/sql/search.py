@@ -21,7 +21,7 @@ from workers.stores.rules.search import (
     ts_query,
 )
 from workers.stores.sql.schema import group_members, messages, receipts
-from workers.stores.sql.search_index import SqlSearchIndex
+from workers.stores.sql.search_index import SqlSearchIndex, conversation_token, viewer_token
 from workers.stores.sql.views import SqlViews
 
 __all__ = ["SqlSearch"]
@@ -57,6 +57,15 @@ _POSTGRES_SEARCH = text(
 )
 
 
+def _fts5_match(words: list[str], user: str, conversation: str | None) -> str:
+    """The words in the text, the user among those who may see it, in the conversation if one
+    is given (the tokens are hex: nothing in them is syntax)."""
+    match = f'{fts5_query(words)} AND who : "{viewer_token(user)}"'
+    if conversation is not None:
+        match += f' AND conv : "{conversation_token(conversation)}"'
+    return match
+
+
 class SqlSearch(SqlSearchIndex, SqlViews):
     def search_messages(
         self, *, user: str, query: str, conversation: str | None, before: str | None, limit: int
@@ -68,7 +77,7 @@ class SqlSearch(SqlSearchIndex, SqlViews):
             if not words:
                 return SearchPage()
             params: dict[str, object] = {
-                "query": fts5_query(words) if self._sqlite else ts_query(words),
+                "query": _fts5_match(words, user, conversation) if self._sqlite else ts_query(words),
                 "viewer": user,
                 "conversation": conversation,
                 "before": before,

@@ -18,28 +18,38 @@ one multi-row insert into each table) and one on PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Connection, Text, column, text
 
 from workers.stores.sql.base import SqlBase
 from workers.stores.sql.driver import Statement, execute_sql
 
-__all__ = ["SqlSearchIndex"]
+__all__ = ["Indexed", "SqlSearchIndex", "conversation_token", "viewer_token"]
 
 SQLITE_DDL = (
     "CREATE TABLE IF NOT EXISTS message_search ("
     " doc INTEGER PRIMARY KEY,"
     " message_id VARCHAR(32) NOT NULL UNIQUE REFERENCES messages (id) ON DELETE CASCADE)",
-    # remove_diacritics 2: "resume" finds "résumé"; the query goes through the same tokenizer
+    # remove_diacritics 2: "resume" finds "résumé"; the query goes through the same tokenizer.
+    # ``who`` and ``conv`` hold one token per user who may see the message and one for its
+    # conversation (``viewer_token``, ``conversation_token``): the engine itself then keeps to a
+    # user's messages (and to one conversation), instead of reading every match of a common word
+    # and checking each one's receipts.
     "CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5("
-    " body, content='', tokenize='unicode61 remove_diacritics 2')",
+    " body, who, conv, content='', tokenize='unicode61 remove_diacritics 2')",
     # a message row that goes by any other way than a delete for everyone (which unindexes it
-    # itself, leaving an empty body) takes its tokens with it
+    # itself, leaving an empty body) takes its tokens with it; its receipts are still there (they
+    # cascade after this), so ``who`` is what it was
     "CREATE TRIGGER IF NOT EXISTS message_fts_forget BEFORE DELETE ON messages"
     " WHEN old.body <> '' BEGIN"
-    " INSERT INTO message_fts (message_fts, rowid, body)"
-    " SELECT 'delete', doc, old.body FROM message_search WHERE message_id = old.id;"
+    " INSERT INTO message_fts (message_fts, rowid, body, who, conv)"
+    " SELECT 'delete', doc, old.body,"
+    " (SELECT group_concat('u' || lower(hex(u)), ' ') FROM"
+    " (SELECT old.sender_id AS u UNION SELECT user_id FROM receipts WHERE message_id = old.id ORDER BY 1)),"
+    " 'c' || lower(hex(old.conversation_id))"
+    " FROM message_search WHERE message_id = old.id;"
     " END",
 )
 POSTGRES_DDL = (
@@ -53,15 +63,24 @@ _LAST_DOC = Statement(
     text("SELECT coalesce(max(doc), 0) FROM message_search").columns(column("doc", BigInteger))
 )
 _INSERT_DOC = Statement(text("INSERT INTO message_search (doc, message_id) VALUES (:doc, :message_id)"))
-_INSERT_FTS = Statement(text("INSERT INTO message_fts (rowid, body) VALUES (:doc, :body)"))
+_INSERT_FTS = Statement(
+    text("INSERT INTO message_fts (rowid, body, who, conv) VALUES (:doc, :body, :who, :conv)")
+)
 _DOC_OF = Statement(
     text(
-        "SELECT s.doc, m.body FROM messages m LEFT JOIN message_search s ON s.message_id = m.id"
+        "SELECT s.doc, m.body, m.conversation_id, m.sender_id"
+        " FROM messages m LEFT JOIN message_search s ON s.message_id = m.id"
         " WHERE m.id = :message_id"
-    ).columns(column("doc", BigInteger), column("body", Text))
+    ).columns(column("doc", BigInteger), column("body", Text), column("conv", Text), column("sender", Text))
+)
+_RECEIVERS = Statement(
+    text("SELECT user_id FROM receipts WHERE message_id = :message_id").columns(column("user_id", Text))
 )
 _FORGET_FTS = Statement(
-    text("INSERT INTO message_fts (message_fts, rowid, body) VALUES ('delete', :doc, :body)")
+    text(
+        "INSERT INTO message_fts (message_fts, rowid, body, who, conv)"
+        " VALUES ('delete', :doc, :body, :who, :conv)"
+    )
 )
 _INSERT_TSV = Statement(
     text(
@@ -72,6 +91,31 @@ _INSERT_TSV = Statement(
 _DELETE_TSV = Statement(text("DELETE FROM message_tsv WHERE message_id = :message_id"))
 
 
+@dataclass(frozen=True, slots=True)
+class Indexed:
+    """What the index takes of a new message: its text, conversation and who may see it (its
+    sender and the users with a copy)."""
+
+    message_id: str
+    text: str
+    conversation: str
+    viewers: Sequence[str]
+
+
+def viewer_token(user: str) -> str:
+    """The ``who`` token of a user: the hex of its UTF-8 bytes (the trigger computes the same with
+    ``hex()``), which no tokenizer splits."""
+    return "u" + user.encode().hex()
+
+
+def conversation_token(conversation: str) -> str:
+    return "c" + conversation.encode().hex()
+
+
+def _who(viewers: Iterable[str]) -> str:
+    return " ".join(viewer_token(user) for user in sorted(set(viewers)))
+
+
 class SqlSearchIndex(SqlBase):
     def create_schema(self) -> None:
         super().create_schema()
@@ -79,17 +123,26 @@ class SqlSearchIndex(SqlBase):
             for ddl in SQLITE_DDL if self._sqlite else POSTGRES_DDL:
                 execute_sql(conn, ddl)
 
-    def _index_texts(self, conn: Connection, texts: Sequence[tuple[str, str]]) -> None:
-        """Index new messages' texts (``(message id, text)``): a few statements for the lot."""
-        texts = [(message_id, body) for message_id, body in texts if body]
+    def _index_texts(self, conn: Connection, texts: Sequence[Indexed]) -> None:
+        """Index new messages' texts: a few statements for the lot."""
+        texts = [t for t in texts if t.text]
         if not texts:
             return
         if not self._sqlite:
-            _INSERT_TSV.execute_many(conn, [{"message_id": m, "body": body} for m, body in texts])
+            _INSERT_TSV.execute_many(conn, [{"message_id": t.message_id, "body": t.text} for t in texts])
             return
         # SQLite has one writer at a time: the next doc numbers are ours until the commit
         first = int(_LAST_DOC.scalar(conn, {})) + 1
-        docs = [{"doc": first + i, "message_id": m, "body": body} for i, (m, body) in enumerate(texts)]
+        docs = [
+            {
+                "doc": first + i,
+                "message_id": t.message_id,
+                "body": t.text,
+                "who": _who(t.viewers),
+                "conv": conversation_token(t.conversation),
+            }
+            for i, t in enumerate(texts)
+        ]
         _INSERT_DOC.execute_many(conn, docs)
         _INSERT_FTS.execute_many(conn, docs)
 
@@ -105,11 +158,13 @@ class SqlSearchIndex(SqlBase):
         row = _DOC_OF.first(conn, {"message_id": message_id})
         if row is None:
             return
-        doc, old_text = row
+        doc, old_text, conversation, sender = row
+        viewers = [sender, *_RECEIVERS.scalars(conn, {"message_id": message_id})]
         if doc is None:  # its text was empty (or it predates the index): a doc of its own now
-            self._index_texts(conn, [(message_id, new_text)])
+            self._index_texts(conn, [Indexed(message_id, new_text, conversation, viewers)])
             return
+        values = {"doc": doc, "who": _who(viewers), "conv": conversation_token(conversation)}
         if old_text:  # a contentless table forgets a text when told exactly what it was
-            _FORGET_FTS.execute(conn, {"doc": doc, "body": old_text})
+            _FORGET_FTS.execute(conn, {**values, "body": old_text})
         if new_text:
-            _INSERT_FTS.execute(conn, {"doc": doc, "body": new_text})
+            _INSERT_FTS.execute(conn, {**values, "body": new_text})
