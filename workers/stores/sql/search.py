@@ -21,7 +21,7 @@ from workers.stores.rules.search import (
     ts_query,
 )
 from workers.stores.sql.schema import group_members, messages, receipts
-from workers.stores.sql.search_index import SqlSearchIndex, conversation_token, viewer_token
+from workers.stores.sql.search_index import SqlSearchIndex, conversation_token, pg_tags_query, viewer_token
 from workers.stores.sql.views import SqlViews
 
 __all__ = ["SqlSearch"]
@@ -46,7 +46,7 @@ _SQLITE_SEARCH = text(
 )
 _POSTGRES_SEARCH = text(
     "SELECT t.message_id FROM message_tsv t JOIN messages m ON m.id = t.message_id"
-    " WHERE t.tsv @@ to_tsquery('simple', :query)"
+    " WHERE t.tsv @@ (to_tsquery('simple', :query) && CAST(:tags AS TSQUERY))"
     " AND t.message_id < coalesce(CAST(:before AS VARCHAR), 'g')"  # ids are hex: 'g' is past all
     " AND m.conversation_id = coalesce(CAST(:conversation AS VARCHAR), m.conversation_id)"
     " AND (m.sender_id = :viewer OR EXISTS"
@@ -79,6 +79,7 @@ class SqlSearch(SqlSearchIndex, SqlViews):
             params: dict[str, object] = {
                 "query": _fts5_match(words, user, conversation) if self._sqlite else ts_query(words),
                 "viewer": user,
+                "tags": pg_tags_query(user, conversation),
                 "conversation": conversation,
                 "before": before,
                 "limit": limit + 1,

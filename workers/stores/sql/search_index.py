@@ -26,7 +26,7 @@ from sqlalchemy import BigInteger, Connection, Text, column, text
 from workers.stores.sql.base import SqlBase
 from workers.stores.sql.driver import Statement, execute_sql
 
-__all__ = ["Indexed", "SqlSearchIndex", "conversation_token", "viewer_token"]
+__all__ = ["Indexed", "SqlSearchIndex", "conversation_token", "pg_tags_query", "viewer_token"]
 
 SQLITE_DDL = (
     "CREATE TABLE IF NOT EXISTS message_search ("
@@ -73,6 +73,11 @@ _DOC_OF = Statement(
         " WHERE m.id = :message_id"
     ).columns(column("doc", BigInteger), column("body", Text), column("conv", Text), column("sender", Text))
 )
+_TEXT_OF = Statement(  # PostgreSQL: no doc numbers
+    text("SELECT NULL, body, conversation_id, sender_id FROM messages WHERE id = :message_id").columns(
+        column("doc", BigInteger), column("body", Text), column("conv", Text), column("sender", Text)
+    )
+)
 _RECEIVERS = Statement(
     text("SELECT user_id FROM receipts WHERE message_id = :message_id").columns(column("user_id", Text))
 )
@@ -84,7 +89,8 @@ _FORGET_FTS = Statement(
 )
 _INSERT_TSV = Statement(
     text(
-        "INSERT INTO message_tsv (message_id, tsv) VALUES (:message_id, to_tsvector('simple', :body))"
+        "INSERT INTO message_tsv (message_id, tsv) VALUES (:message_id,"
+        " to_tsvector('simple', :body) || array_to_tsvector(CAST(:tags AS TEXT[])))"
         " ON CONFLICT (message_id) DO UPDATE SET tsv = excluded.tsv"
     )
 )
@@ -112,6 +118,22 @@ def conversation_token(conversation: str) -> str:
     return "c" + conversation.encode().hex()
 
 
+def _tags(indexed: Indexed) -> list[str]:
+    """PostgreSQL: the lexemes added to a message's ``tsvector`` for who may see it and its
+    conversation. ``#`` is a separator to the text parser, so no word of a text becomes one."""
+    return ["#" + viewer_token(user) for user in set(indexed.viewers)] + [
+        "#" + conversation_token(indexed.conversation)
+    ]
+
+
+def pg_tags_query(user: str, conversation: str | None) -> str:
+    """The ``tsquery`` (as text, for a cast: no parsing) of the user's messages (in the conversation)."""
+    tags = ["#" + viewer_token(user)] + (
+        [] if conversation is None else ["#" + conversation_token(conversation)]
+    )
+    return " & ".join(f"'{tag}'" for tag in tags)
+
+
 def _who(viewers: Iterable[str]) -> str:
     return " ".join(viewer_token(user) for user in sorted(set(viewers)))
 
@@ -129,7 +151,8 @@ class SqlSearchIndex(SqlBase):
         if not texts:
             return
         if not self._sqlite:
-            _INSERT_TSV.execute_many(conn, [{"message_id": t.message_id, "body": t.text} for t in texts])
+            rows = [{"message_id": t.message_id, "body": t.text, "tags": _tags(t)} for t in texts]
+            _INSERT_TSV.execute_many(conn, rows)
             return
         # SQLite has one writer at a time: the next doc numbers are ours until the commit
         first = int(_LAST_DOC.scalar(conn, {})) + 1
@@ -149,17 +172,18 @@ class SqlSearchIndex(SqlBase):
     def _reindex(self, conn: Connection, message_id: str, new_text: str) -> None:
         """Before ``messages.body`` of ``message_id`` becomes ``new_text`` (an edit; "" for a delete
         for everyone): the index forgets the old text and learns the new one."""
-        if not self._sqlite:
-            if new_text:
-                _INSERT_TSV.execute(conn, {"message_id": message_id, "body": new_text})
-            else:
-                _DELETE_TSV.execute(conn, {"message_id": message_id})
+        if not self._sqlite and not new_text:
+            _DELETE_TSV.execute(conn, {"message_id": message_id})
             return
-        row = _DOC_OF.first(conn, {"message_id": message_id})
+        row = (_DOC_OF if self._sqlite else _TEXT_OF).first(conn, {"message_id": message_id})
         if row is None:
             return
         doc, old_text, conversation, sender = row
         viewers = [sender, *_RECEIVERS.scalars(conn, {"message_id": message_id})]
+        if not self._sqlite:
+            indexed = Indexed(message_id, new_text, conversation, viewers)
+            _INSERT_TSV.execute(conn, {"message_id": message_id, "body": new_text, "tags": _tags(indexed)})
+            return
         if doc is None:  # its text was empty (or it predates the index): a doc of its own now
             self._index_texts(conn, [Indexed(message_id, new_text, conversation, viewers)])
             return
