@@ -249,3 +249,39 @@ def test_messages_pruned_by_retention_leave_the_index_with_them(store: Store) ->
     assert found(store, bob, "history") == ["recent history"]
     send(store, alice, bob, "more history", 2000.0)  # the index still takes new texts
     assert found(store, bob, "history") == ["more history", "recent history"]
+
+
+def _forget_the_index(store: Store) -> None:
+    """Make the store look like one from before search: messages, and no index of them."""
+    from sqlalchemy import text
+
+    from workers.stores.mongo import MongoStore
+    from workers.stores.sql import SqlStore
+
+    if isinstance(store, MongoStore):
+        store._messages.update_many({}, {"$unset": {"terms": ""}})
+        return
+    assert isinstance(store, SqlStore)
+    with store.engine.begin() as conn:
+        if store.engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER message_fts_forget"))
+            conn.execute(text("DROP TABLE message_fts"))
+            conn.execute(text("DROP TABLE message_search"))
+        else:
+            conn.execute(text("DROP TABLE message_tsv"))
+
+
+def test_messages_from_before_search_are_indexed_at_start(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+    for i in range(3):
+        send(store, alice, bob, f"old message {i}", float(i + 1))
+    gone = send(store, alice, bob, "old secret", 5.0)
+    store.delete_for_everyone(gone, by=alice, now=6.0)
+    _forget_the_index(store)
+
+    store.create_schema()  # a node starts on the database
+    store.create_schema()  # and another: nothing twice
+
+    assert found(store, bob, "old") == ["old message 2", "old message 1", "old message 0"]
+    send(store, alice, bob, "new message", 10.0)
+    assert found(store, bob, "message") == ["new message", "old message 2", "old message 1", "old message 0"]

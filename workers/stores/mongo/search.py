@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import DESCENDING
+from pymongo import DESCENDING, UpdateOne
 from pymongo.client_session import ClientSession
 
 from workers.stores.mongo.views import MongoViews
@@ -42,6 +42,26 @@ def search_fields(text: str) -> dict[str, Any]:
 
 
 class MongoSearch(MongoViews):
+    def create_schema(self) -> None:
+        super().create_schema()
+        self._backfill()
+
+    def _backfill(self) -> None:
+        """Messages stored before search have text and no ``terms``: give them theirs (an empty
+        list for a text without words, so that they are not looked at again)."""
+        with self._guard():
+            while True:
+                docs = list(
+                    self._messages.find(
+                        {"terms": {"$exists": False}, "text": {"$gt": ""}}, {"text": True}
+                    ).limit(_CHUNK)
+                )
+                if not docs:
+                    return
+                self._messages.bulk_write(
+                    [UpdateOne({"_id": d["_id"]}, {"$set": {"terms": index_terms(d["text"])}}) for d in docs]
+                )
+
     def search_messages(
         self, *, user: str, query: str, conversation: str | None, before: str | None, limit: int
     ) -> SearchPage:

@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Connection, Text, column, text
+from sqlalchemy import BigInteger, Connection, Text, column, select, text
 
 from workers.stores.sql.base import SqlBase
 from workers.stores.sql.driver import Statement, execute_sql
+from workers.stores.sql.schema import messages, receipts
 
 __all__ = ["Indexed", "SqlSearchIndex", "conversation_token", "pg_tags_query", "viewer_token"]
 
@@ -58,6 +59,10 @@ POSTGRES_DDL = (
     " tsv TSVECTOR NOT NULL)",
     "CREATE INDEX IF NOT EXISTS ix_message_tsv ON message_tsv USING GIN (tsv)",
 )
+
+_BACKFILL_CHUNK = 1000
+_ANY_INDEXED = text("SELECT 1 FROM message_search LIMIT 1")
+_ANY_TSV = text("SELECT 1 FROM message_tsv LIMIT 1")
 
 _LAST_DOC = Statement(
     text("SELECT coalesce(max(doc), 0) FROM message_search").columns(column("doc", BigInteger))
@@ -144,6 +149,35 @@ class SqlSearchIndex(SqlBase):
         with self._tx() as conn:
             for ddl in SQLITE_DDL if self._sqlite else POSTGRES_DDL:
                 execute_sql(conn, ddl)
+            self._backfill(conn)
+
+    def _backfill(self, conn: Connection) -> None:
+        """A database from before search has messages and an empty index: index them all once, in
+        id order (SQLite's doc numbers then grow with time, as they do for new ones). Checked in
+        the transaction that created the tables, so two processes starting at once do not both
+        index them (SQLite: the write lock; PostgreSQL: an insert of a row there is an update)."""
+        if conn.execute(_ANY_INDEXED if self._sqlite else _ANY_TSV).first() is not None:
+            return
+        after = ""
+        while True:
+            rows = conn.execute(
+                select(messages.c.id, messages.c.body, messages.c.conversation_id, messages.c.sender_id)
+                .where(messages.c.id > after, messages.c.body != "")
+                .order_by(messages.c.id)
+                .limit(_BACKFILL_CHUNK)
+            ).all()
+            if not rows:
+                return
+            viewers: dict[str, list[str]] = {row[0]: [row[3]] for row in rows}
+            found = conn.execute(
+                select(receipts.c.message_id, receipts.c.user_id).where(
+                    receipts.c.message_id.in_(list(viewers))
+                )
+            )
+            for message_id, user in found:
+                viewers[message_id].append(user)
+            self._index_texts(conn, [Indexed(row[0], row[1], row[2], viewers[row[0]]) for row in rows])
+            after = rows[-1][0]
 
     def _index_texts(self, conn: Connection, texts: Sequence[Indexed]) -> None:
         """Index new messages' texts: a few statements for the lot."""
