@@ -4,6 +4,7 @@ that are never syntax (hypothesis)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -31,6 +32,9 @@ def found(store: Store, user: str, query: str, **options: Any) -> list[str]:
 
 
 def send(store: Store, sender: str, to: str, text: str, now: float, command: str | None = None) -> str:
+    # hits come newest first by message id, whose time part is in milliseconds: two messages of
+    # one millisecond have no order between them, so each test message gets one of its own
+    time.sleep(0.002)
     result = store.accept_message(
         sender=sender, command_id=command or f"c{now}", recipient=to, text=text, now=now
     )
