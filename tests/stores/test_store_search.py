@@ -289,3 +289,13 @@ def test_messages_from_before_search_are_indexed_at_start(store: Store) -> None:
     assert found(store, bob, "old") == ["old message 2", "old message 1", "old message 0"]
     send(store, alice, bob, "new message", 10.0)
     assert found(store, bob, "message") == ["new message", "old message 2", "old message 1", "old message 0"]
+
+
+def test_a_long_word_is_found_by_a_long_prefix_and_not_by_a_wrong_one(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+    send(store, alice, bob, "Supercalifragilisticexpialidocious indeed", 1.0)
+    send(store, alice, bob, "supercalifragilistic alone", 2.0)
+
+    assert found(store, bob, "supercalifragilisticexpi") == ["Supercalifragilisticexpialidocious indeed"]
+    assert len(found(store, bob, "supercalifragilistic")) == 2
+    assert found(store, bob, "supercalifragilisticexpo") == []

@@ -2,11 +2,13 @@
 
 Not a ``$text`` index: SecantusDB, the MongoDB-wire server the tests run on, refuses text
 indexes ("text indexes are not supported by SecantusDB"), and a store that works only on MongoDB
-proper could not be tested here. Instead each message with text holds its words in ``terms``
-(lowercased, each once: ``rules.search.index_terms``) under a multikey index, and a search asks
-for messages having, for every word of the query, a term in ``[word, word + U+10FFFF)``: the
-word as a literal prefix, by range, never as a regex or an operator. An edit rewrites ``terms``
-with the text, a delete for everyone removes them, and a document removed takes them with it.
+proper could not be tested here. Instead each message with text holds the prefixes of its words
+in ``terms`` (lowercased, up to 16 characters: ``rules.search.index_terms``) under a multikey
+index, and a search asks for messages having every query word among them (``$all`` of plain
+strings: equalities, never a regex or an operator; a longer word by its 16-character prefix,
+then checked against the text). Equalities, because SecantusDB answers a range or an anchored
+regex on an array by reading every message. An edit rewrites ``terms`` with the text, a delete
+for everyone removes them, and a document removed takes them with it.
 
 The hits are read newest first (``_id`` grows with time) a chunk at a time, keeping those the
 user sent or has a receipt for, until the page is full.
@@ -26,13 +28,14 @@ from workers.stores.rules.search import (
     forbidden_conversation,
     index_terms,
     search_words,
+    term_of,
+    text_has_words,
 )
 
 __all__ = ["MongoSearch", "search_fields"]
 
 _CHUNK = 200
 """Candidates read at a time while filling a page (most of them are the user's own)."""
-_PAST_EVERY_CHARACTER = "\U0010ffff"
 
 
 def search_fields(text: str) -> dict[str, Any]:
@@ -90,23 +93,24 @@ class MongoSearch(MongoViews):
         wanted: int,
     ) -> list[str]:
         match: dict[str, Any] = {
-            "$and": [{"terms": {"$elemMatch": {"$gte": w, "$lt": w + _PAST_EVERY_CHARACTER}}} for w in words],
+            "terms": {"$all": sorted({term_of(w) for w in words})},  # equalities: the index answers
             "hidden_for": {"$ne": user},
             "deleted_at": None,
         }
+        long_words = [w for w in words if term_of(w) != w]
         if conversation is not None:
             match["conversation"] = conversation
         ids: list[str] = []
         while len(ids) < wanted:
             if before is not None:
                 match["_id"] = {"$lt": before}
-            chunk = list(
-                self._messages.find(match, {"sender": True}, session=session)
-                .sort("_id", DESCENDING)
-                .limit(_CHUNK)
+            fields = {"sender": True, "text": True} if long_words else {"sender": True}
+            read = list(
+                self._messages.find(match, fields, session=session).sort("_id", DESCENDING).limit(_CHUNK)
             )
-            if not chunk:
+            if not read:
                 break
+            chunk = [d for d in read if not long_words or text_has_words(d["text"], long_words)]
             others = [d["_id"] for d in chunk if d["sender"] != user]
             copies: set[str] = set()
             if others:
@@ -115,9 +119,9 @@ class MongoSearch(MongoViews):
                 )
                 copies = {r["message_id"] for r in found}
             ids += [d["_id"] for d in chunk if d["sender"] == user or d["_id"] in copies]
-            if len(chunk) < _CHUNK:
+            if len(read) < _CHUNK:
                 break
-            before = chunk[-1]["_id"]
+            before = read[-1]["_id"]
         return ids[:wanted]
 
     def _may_search(self, session: ClientSession, user: str, conversation: str) -> bool:

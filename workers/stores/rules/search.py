@@ -36,6 +36,8 @@ __all__ = [
     "fts5_query",
     "index_terms",
     "search_words",
+    "term_of",
+    "text_has_words",
     "ts_query",
 ]
 
@@ -45,8 +47,11 @@ MAX_WORDS = 8
 """Words of a search string that count: more narrow nothing in practice and cost a term each."""
 MAX_WORD = 64
 """Characters of a word that count (a longer word is searched as its prefix of this length)."""
-MAX_TERMS = 512
-"""Distinct words of one message kept in MongoDB's ``terms`` (its text can be 64 KiB)."""
+MAX_TERMS = 4096
+"""Entries of one message's MongoDB ``terms`` (its text can be 64 KiB)."""
+TERM_PREFIX = 16
+"""MongoDB's ``terms`` hold each word's prefixes up to this length (a longer query word is found
+by its prefix of this length, then checked against the text)."""
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
 
@@ -92,14 +97,28 @@ def ts_query(words: Sequence[str]) -> str:
 
 
 def index_terms(text: str) -> list[str]:
-    """The words MongoDB indexes for a message's text (its ``terms``), as ``search_words`` cuts
-    them, each once."""
+    """What MongoDB indexes for a message's text (its ``terms``): every prefix of each word, up to
+    ``TERM_PREFIX`` characters, each once. A prefix search is then an equality on a multikey
+    index, which the test server (SecantusDB) answers from the index; a range or an anchored
+    regex it answers by reading every message."""
     terms: dict[str, None] = {}
     for found in _WORD.findall(text.lower()):
-        terms[found[:MAX_WORD]] = None
-        if len(terms) == MAX_TERMS:
+        for length in range(1, min(len(found), TERM_PREFIX) + 1):
+            terms[found[:length]] = None
+        if len(terms) >= MAX_TERMS:
             break
     return list(terms)
+
+
+def term_of(word: str) -> str:
+    """The ``terms`` entry a query word is looked up by (its prefix when it is longer)."""
+    return word[:TERM_PREFIX]
+
+
+def text_has_words(text: str, words: Sequence[str]) -> bool:
+    """Whether every one of ``words`` starts a word of ``text`` (the check of a long query word)."""
+    found = [w[:MAX_WORD] for w in _WORD.findall(text.lower())]
+    return all(any(t.startswith(word) for t in found) for word in words)
 
 
 def clamp_search_limit(limit: int | None) -> int:
