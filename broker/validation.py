@@ -44,6 +44,7 @@ _SCHEMA_DEFS = {
     **{name: name for name in GROUP_SETTINGS_COMMAND_TYPES},
     **{name: name for name in TIMER_COMMAND_TYPES},
     **{name: name for name in CHAT_COMMAND_TYPES},
+    "search": "search",
     "history": "history",
     **{name: name for name in PRIVACY_COMMAND_TYPES},
     **{name: name for name in BLOCK_COMMAND_TYPES - {"blocks"}},

@@ -33,6 +33,7 @@ from client_sdk._profile_calls import ProfileCalls
 from client_sdk._push_calls import PushCalls
 from client_sdk._reaction_calls import ReactionCalls
 from client_sdk._reply_calls import ReplyCalls
+from client_sdk._search_calls import SearchCalls
 from client_sdk._session import Session
 from client_sdk._settings import check_settings, initial_cursor
 from client_sdk._timer_calls import TimerCalls
@@ -59,6 +60,7 @@ class Client(
     ChatCalls,
     HistoryCalls,
     BlockCalls,
+    SearchCalls,
 ):
     """A chat client of user ``user`` on device ``device`` (MQTT client id ``<user>/<device>``).
 

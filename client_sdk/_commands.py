@@ -49,6 +49,7 @@ __all__ = [
     "react_command",
     "receipt_commands",
     "report_command",
+    "search_command",
     "send_command",
     "sync_command",
     "timer_get_command",
@@ -277,6 +278,33 @@ def profile_get_command(*, id: str, users: Iterable[str]) -> dict[str, Any]:
     if len(listed) > 256:
         raise ValueError("ask for at most 256 profiles at a time")
     return {"v": VERSION, "type": "profile_get", "id": id, "users": listed}
+
+
+# ---- search (issue 23)
+MAX_SEARCH_QUERY = 200
+
+
+def search_command(
+    *, id: str, query: str, conversation: str | None, before: str | None, limit: int | None
+) -> dict[str, Any]:
+    """A ``search`` command (answered by a ``search_results`` event)."""
+    _check_id(id)
+    if not isinstance(query, str) or not 1 <= len(query) <= MAX_SEARCH_QUERY:
+        raise ValueError(f"query must be a string of 1-{MAX_SEARCH_QUERY} characters")
+    payload: dict[str, Any] = {"v": VERSION, "type": "search", "id": id, "query": query}
+    if conversation is not None:
+        if not isinstance(conversation, str) or not 1 <= len(conversation) <= 160:
+            raise ValueError("conversation must be a conversation id (a message's conversation)")
+        payload["conversation"] = conversation
+    if before is not None:
+        if not isinstance(before, str) or not 1 <= len(before) <= 64:
+            raise ValueError("before must be the next of a previous page")
+        payload["before"] = before
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise ValueError("limit must be an integer")
+        payload["limit"] = limit
+    return payload
 
 
 MAX_EMOJI_BYTES = 32

@@ -54,6 +54,7 @@ __all__ = [
     "ReadState",
     "Receipt",
     "ReceiptState",
+    "SearchResults",
     "Sent",
     "Sequenced",
     "ServerError",
@@ -376,6 +377,19 @@ class GroupList:
     groups: tuple[Group, ...]
 
 
+# ---- search (issue 23)
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    """A page of search hits, newest first (see :meth:`client_sdk.Client.search`): each message as
+    this user sees it now (its latest text, reactions...; ``cursor`` 0: it came with no inbox
+    event). ``more``: older hits remain; pass ``next`` as ``before`` to get them."""
+
+    ref: str
+    hits: tuple[Message, ...]
+    more: bool
+    next: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class Device:
     """One of this user's devices (the ``<device>`` of a client id ``<user>/<device>``)."""
@@ -670,6 +684,7 @@ def parse_inbox(
     | SyncReset
     | PrivacyAnswer
     | BlockList
+    | SearchResults
 ):
     """Parse an event received on the user's inbox topic."""
     data = _envelope(payload)
@@ -721,7 +736,18 @@ def parse_inbox(
         if not all(isinstance(user, str) and user for user in users):
             raise ValueError(f"field 'users' must be a list of user ids, got {users!r}")
         return BlockList(ref=_str(data, "ref"), users=tuple(users))
+    if kind == "search_results":
+        return _parse_search_results(data)
     raise ValueError(f"unknown event type {kind!r}")
+
+
+def _parse_search_results(data: Mapping[str, Any]) -> SearchResults:
+    more = _field(data, "more", bool)
+    after = data.get("next")
+    if after is not None and not isinstance(after, str):
+        raise ValueError(f"field 'next' must be a string or null, got {after!r}")
+    hits = tuple(parse_message(hit, cursor=0) for hit in _field(data, "hits", list))
+    return SearchResults(ref=_str(data, "ref"), hits=hits, more=more, next=after)
 
 
 def _parse_device(item: Any) -> Device:

@@ -30,6 +30,7 @@ from client_sdk._events import (
     PrivacyAnswer,
     ProfileChanged,
     ProfileList,
+    SearchResults,
     TimerInfo,
 )
 from client_sdk._privacy import GroupInvitation, PrivacyChanged
@@ -55,6 +56,7 @@ A = TypeVar(  # the answer a request waits for (the clients use this one)
     GroupInvitation,
     BlockList,
     ChatPage,
+    SearchResults,
 )
 """The type of event that answers a request."""
 

@@ -64,6 +64,7 @@ from client_sdk._events import (
     Reaction,
     ReadState,
     Receipt,
+    SearchResults,
     Sent,
     Sequenced,
     ServerError,
@@ -370,7 +371,10 @@ class Session:
                 self._profiles[profile.user] = profile
             self.requests.resolve(item.ref, item)
             return Effects()
-        if isinstance(item, DeviceList | GroupInvite | JoinRequestList | TimerInfo | BlockList | ChatPage):
+        if isinstance(
+            item,
+            DeviceList | GroupInvite | JoinRequestList | TimerInfo | BlockList | ChatPage | SearchResults,
+        ):
             self.requests.resolve(item.ref, item)
             return Effects()
         if isinstance(item, PrivacyAnswer):

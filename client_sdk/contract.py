@@ -46,6 +46,7 @@ __all__ = [
     "PROFILE_COMMAND_TYPES",
     "PUSH_COMMAND_TYPES",
     "REACTION_COMMAND_TYPES",
+    "SEARCH_COMMAND_TYPES",
     "SEQUENCED_EVENT_TYPES",
     "TIMER_COMMAND_TYPES",
     "TYPING_STATES",
@@ -115,6 +116,8 @@ TIMER_COMMAND_TYPES: Final = frozenset({"timer_set", "timer_get"})
 """Disappearing messages: set or read a conversation's timer."""
 CHAT_COMMAND_TYPES: Final = frozenset({"chat_list", "mark_read"})
 """The chat list and the read position shared by a user's devices (issue 23)."""
+SEARCH_COMMAND_TYPES: Final = frozenset({"search"})
+"""Full-text search of the user's own messages (issue 23), answered by ``search_results``."""
 HISTORY_COMMAND_TYPES: Final = frozenset({"history"})
 """A page of one conversation's messages (issue 23)."""
 PRIVACY_COMMAND_TYPES: Final = frozenset(
@@ -134,6 +137,7 @@ COMMAND_TYPES: Final = (
     | GROUP_SETTINGS_COMMAND_TYPES
     | TIMER_COMMAND_TYPES
     | CHAT_COMMAND_TYPES
+    | SEARCH_COMMAND_TYPES
     | HISTORY_COMMAND_TYPES
     | PRIVACY_COMMAND_TYPES
     | BLOCK_COMMAND_TYPES
@@ -145,6 +149,7 @@ EVENT_TYPES: Final = frozenset(
     | {"group_invite", "group_request", "group_requests"}
     | {"timer", "timer_info", "expired"}
     | {"chats", "read"}
+    | {"search_results"}
     | {"history", "sync_reset"}
     | {"privacy", "group_invitation"}
     | {"blocking", "blocks"}

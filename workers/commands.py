@@ -62,6 +62,7 @@ __all__ = [
     "React",
     "Receipt",
     "Report",
+    "Search",
     "Send",
     "Sync",
     "TimerGet",
@@ -461,6 +462,24 @@ class MarkRead(NamedTuple):
         return cls(user, raw["id"], raw["conversation"], int(raw["seq"]))
 
 
+class Search(NamedTuple):
+    """Search my own messages (see ``rules.search``): ``before`` the cursor of the previous page,
+    ``limit`` as sent (the handler clamps it)."""
+
+    user: str
+    id: str
+    query: str
+    conversation: str | None = None
+    before: str | None = None
+    limit: int | None = None
+
+    @classmethod
+    def from_wire(cls, user: str, raw: Raw) -> Search:
+        return cls(
+            user, raw["id"], raw["query"], raw.get("conversation"), raw.get("before"), raw.get("limit")
+        )
+
+
 class History(NamedTuple):
     """One page of a conversation's messages (see ``rules.history``); ``limit`` not yet clamped."""
 
@@ -628,6 +647,7 @@ Command: TypeAlias = (
     | TimerGet
     | ChatList
     | MarkRead
+    | Search
     | History
     | PrivacySet
     | PrivacyGet
@@ -675,6 +695,7 @@ COMMANDS: Mapping[str, type[Command]] = {
     "timer_get": TimerGet,
     "chat_list": ChatList,
     "mark_read": MarkRead,
+    "search": Search,
     "history": History,
     "privacy_set": PrivacySet,
     "privacy_get": PrivacyGet,

@@ -63,6 +63,7 @@ from workers.commands import (
     React,
     Receipt,
     Report,
+    Search,
     Send,
     Sync,
     TimerGet,
@@ -91,6 +92,7 @@ from workers.stores.rules.history import HistoryQuery, clamp_limit
 from workers.stores.rules.profiles import clean_about, clean_name
 from workers.stores.rules.reactions import check_emoji
 from workers.stores.rules.retention import needs_reset, sync_reset_event
+from workers.stores.rules.search import check_cursor, clamp_search_limit
 from workers.stores.rules.timers import check_timer
 from workers.typing_gate import TypingGate
 
@@ -570,6 +572,26 @@ class Pipeline:
         event = {"v": VERSION, "type": "profiles", "ref": cmd.id, "profiles": [p.wire() for p in seen]}
         self._reply(node, cmd.user, event)
 
+    # ------------------------------------------------------------------ search (issue 23)
+    def _search(self, node: str, cmd: Search) -> None:
+        """A live ``search_results`` page; nothing is stored, so a resend just searches again."""
+        page = self._store.search_messages(
+            user=cmd.user,
+            query=cmd.query,
+            conversation=cmd.conversation,
+            before=check_cursor(cmd.before),
+            limit=clamp_search_limit(cmd.limit),
+        )
+        event = {
+            "v": VERSION,
+            "type": "search_results",
+            "ref": cmd.id,
+            "hits": page.hits,
+            "more": page.more,
+            "next": page.next,
+        }
+        self._reply(node, cmd.user, event)
+
     # ------------------------------------------------------------------ reactions
     def _react(self, node: str, cmd: React) -> None:
         """A change is a ``reaction`` event to every hearer (ref on the reactor's own); a react
@@ -843,6 +865,7 @@ _HANDLERS: Final[Mapping[type, Callable[[Pipeline, str, Any], None]]] = {
     Report: Pipeline._report,
     ChatList: Pipeline._chat_list,
     MarkRead: Pipeline._mark_read,
+    Search: Pipeline._search,
     GroupSet: Pipeline._group_set,
     GroupInviteLink: Pipeline._group_invite_link,
     GroupJoin: Pipeline._group_join,

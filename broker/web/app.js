@@ -40,8 +40,10 @@ import {
   privacySetCommand,
   reportCommand,
   unblockCommand,
+  searchCommand,
 } from "./js/protocol.js";
 import { PrivacyView } from "./js/privacy.js";
+import { SearchPanel } from "./js/search.js";
 import { Session } from "./js/session.js";
 import { Store } from "./js/store.js";
 import { View } from "./js/ui.js";
@@ -114,6 +116,7 @@ class Chat {
       synced: () => this.session.synced,
     });
     this.setUpPrivacy();
+    this.search = new SearchPanel({ store: this.store, run: (query) => this.runSearch(query), open: (id) => this.open(id) });
     this.connection = new Connection({
       url: config.mqtt_ws,
       topics: new Topics(config.prefix, config.presence_prefix),
@@ -152,6 +155,7 @@ class Chat {
     } else if (this.connectedOnce) this.store.save();
     this.privacy.destroy();
     this.view.destroy();
+    this.search.destroy();
     this.media.close();
   }
 
@@ -207,6 +211,8 @@ class Chat {
         this.rebuild();
       } else if (event.type === "blocks") {
         if (Array.isArray(event.users)) this.store.onBlocks(event.users.filter(isUserId));
+      } else if (event.type === "search_results") {
+        this.search.onResults(event);
       } else if (event.type === "ok") {
         if (this.groupInfo.onOk(event.ref)) continue;
         this.reactRequests.delete(event.ref); // a reaction that changed nothing
@@ -261,6 +267,7 @@ class Chat {
       return;
     }
     if (this.onPrivacyError(error, message)) return;
+    if (this.search.onError(error, message)) return;
     if (error.ref && this.profileRequests.delete(error.ref)) {
       this.view.profileError(`Your profile was not changed: ${message}`);
       return;
@@ -414,6 +421,15 @@ class Chat {
     this.devicesRequest = newId("d");
     this.connection.run(this.session.request(devicesCommand({ id: this.devicesRequest })));
     return true;
+  }
+
+  // ---------------------------------------------------------------- search (issue 23)
+  /** Send a search; its command id, or null when not connected (the panel says so). */
+  runSearch(query) {
+    if (!this.session.synced) return null;
+    const id = newId("q");
+    this.connection.run(this.session.request(searchCommand({ id, query })));
+    return id;
   }
 
   onDevices(answer) {

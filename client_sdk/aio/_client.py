@@ -41,6 +41,7 @@ from client_sdk._commands import (
     push_unregister_command,
     react_command,
     report_command,
+    search_command,
     timer_get_command,
     timer_set_command,
     unblock_command,
@@ -63,6 +64,7 @@ from client_sdk._events import (
     Profile,
     ProfileChanged,
     ProfileList,
+    SearchResults,
     SyncReset,
     TimerInfo,
 )
@@ -476,6 +478,26 @@ class Client(Connection, AsyncGroupSettings):
         every device of theirs gets a :class:`~client_sdk.ReadState` event."""
         await self._request(
             lambda id: mark_read_command(id=id, conversation=conversation, seq=seq), Ok, timeout
+        )
+
+    # ---- search
+    async def search(
+        self,
+        query: str,
+        *,
+        conversation: str | None = None,
+        limit: int | None = None,
+        before: str | None = None,
+        timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+    ) -> SearchResults:
+        """A page of this user's messages matching ``query``, newest first (see
+        :meth:`client_sdk.Client.search`)."""
+        return await self._request(
+            lambda id: search_command(
+                id=id, query=query, conversation=conversation, before=before, limit=limit
+            ),
+            SearchResults,
+            timeout,
         )
 
     async def devices(self, *, timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> list[Device]:

@@ -127,6 +127,14 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "reason": st.text(max_size=40),
         "block": st.booleans(),
     },
+    # search: strings that are syntax to some engine, a conversation of others
+    "search": {
+        "query": st.text(min_size=1, max_size=200)
+        | st.sampled_from(['"a" OR *', "NEAR(a b)", "$where", "x:*"]),
+        "conversation": st.sampled_from([GROUP, FOREIGN, "dm:a:b"]),
+        "before": st.sampled_from(["0" * 32, "f" * 32, "not-a-cursor"]),
+        "limit": st.integers(-5, 500),
+    },
 }
 """Each command type and well-formed values of the fields it may carry (a test checks these are the
 schema's); well-formed is not welcome: users, groups and messages that do not exist are among them."""
@@ -145,6 +153,7 @@ ANSWERS |= {"chats", "read"}  # the chat list and read state
 ANSWERS |= {"history"}
 ANSWERS |= {"privacy", "group_invitation"}
 ANSWERS |= {"blocking", "blocks"}
+ANSWERS |= {"search_results"}
 
 
 def schema_commands() -> set[str]:

@@ -35,6 +35,7 @@ _CONCERNS = {
     "group_settings",  # group settings, invite links and join requests (issue 24)
     "timers",  # disappearing messages
     *("chats", "chat_rows"),  # the chat list and read state (issue 23)
+    "search",  # full-text search (issue 23)
     "views",  # messages as a user sees them now (history, search, chat list)
     *("history", "retention"),  # issue 23: history per conversation, retention
     *("privacy", "privacy_data"),  # privacy settings and group invitations
@@ -48,7 +49,7 @@ def _modules(package: str) -> set[str]:
 
 def test_each_backend_has_a_module_of_the_same_name_for_each_concern() -> None:
     assert _modules("sql") & _modules("mongo") == _CONCERNS
-    assert _modules("sql") - _CONCERNS == {"driver", "sqlite_checkpoint"}
+    assert _modules("sql") - _CONCERNS == {"driver", "sqlite_checkpoint", "search_index"}
     assert _modules("mongo") == _CONCERNS
 
 

@@ -83,6 +83,7 @@ def test_all_is_pinned() -> None:
         "Receipt",
         "ReceiptState",
         "Reply",
+        "SearchResults",
         "Sent",
         "ServerError",
         "Status",

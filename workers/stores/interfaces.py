@@ -51,6 +51,7 @@ from workers.stores.records import (
 from workers.stores.rules.history import HistoryPage, HistoryQuery
 from workers.stores.rules.privacy import Invitation, PrivacySettings
 from workers.stores.rules.retention import MessagePrune
+from workers.stores.rules.search import SearchPage
 
 __all__ = [
     "AdminStore",
@@ -467,6 +468,20 @@ class Chats(Protocol):
         ...
 
 
+# ---- search (issue 23)
+class Search(Protocol):
+    """Full-text search of a user's own messages (``rules.search``)."""
+
+    def search_messages(
+        self, *, user: str, query: str, conversation: str | None, before: str | None, limit: int
+    ) -> SearchPage:
+        """A page of ``user``'s messages (sent, or got a copy of) whose text has every word of
+        ``query`` as a prefix of one of its words, newest first, as the user sees them now; not
+        deleted for everyone, not hidden by the user; only in ``conversation`` when given (one
+        the user may not search: a CommandError ``forbidden``). ``before``: the previous page's
+        cursor (``SearchPage.next``)."""
+
+
 class MessageViews(Protocol):
     """Messages as one user sees them now (``rules.views``): what history, search and the chat
     list answer with. The backends' ``_message_views(conn_or_session, ids, viewer)`` does the
@@ -594,6 +609,7 @@ class CommandStore(
     Privacy,
     Blocks,
     Chats,
+    Search,
     Protocol,
 ):
     """What the command pipeline needs: messages, groups, push tokens, and batches of commands."""

@@ -94,6 +94,14 @@ export function profileSetCommand({ id, name, about }) {
 }
 export const profileGetCommand = ({ id, users }) => command("profile_get", id, { users });
 export const devicesCommand = ({ id }) => command("devices", id, {});
+/** `search` (issue 23): my messages with every word of `query` as a word's start, newest first. */
+export const searchCommand = ({ id, query, conversation, before, limit }) =>
+  command("search", id, {
+    query,
+    ...(conversation ? { conversation } : {}),
+    ...(before ? { before } : {}),
+    ...(limit ? { limit } : {}),
+  });
 /** `react`: my reaction to a message; an empty emoji removes it. */
 export const reactCommand = ({ id, message, emoji }) => command("react", id, { message, emoji });
 // blocking and reports (docs/protocol.md, "Blocking and reports")

@@ -130,6 +130,7 @@ export class Session {
       case "timer_info": // the answer to timer_get (disappearing messages)
       case "blocks":
       case "chats":
+      case "search_results": // search (issue 23)
       case "ok": {
         const out = effects();
         out.events.push(payload);

@@ -72,7 +72,14 @@ class MongoDeletion(MongoReplies):
             {"_id": message_id},
             {
                 "$set": {"text": "", "deleted_at": float(now), "deleted_by": by},
-                "$unset": {"media": "", "media_keys": "", "shared_keys": "", "reply": "", "reply_to": ""},
+                "$unset": {
+                    "media": "",
+                    "media_keys": "",
+                    "shared_keys": "",
+                    "reply": "",
+                    "reply_to": "",
+                    "terms": "",  # found by search no more
+                },
             },
             session=session,
         )

@@ -20,6 +20,7 @@ from workers.stores.rules.deletion import message_not_found
 from workers.stores.rules.edits import check_edit, edit_patch, edited_events
 from workers.stores.rules.hides import is_hidden, unhidden
 from workers.stores.rules.replies import quote_of
+from workers.stores.rules.search import index_terms
 
 __all__ = ["MongoEdits"]
 
@@ -40,7 +41,10 @@ class MongoEdits(MongoMessageFacts, MongoReplies):
             message = {**self._as_sent(session, doc), "text": text, "edited_at": now}
             self._messages.update_one(
                 {"_id": message_id},
-                {"$set": {"text": text, "edited_at": float(now)}, "$addToSet": {"edit_ids": command_id}},
+                {
+                    "$set": {"text": text, "edited_at": float(now), "terms": index_terms(text)},
+                    "$addToSet": {"edit_ids": command_id},
+                },
                 session=session,
             )
             holders, hearers = self._audience(session, message_id, facts.sender, facts.recipient)

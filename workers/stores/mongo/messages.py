@@ -19,6 +19,7 @@ from workers.stores.mongo.chat_rows import bump_conversation, note_direct
 from workers.stores.mongo.media import media_fields
 from workers.stores.mongo.replies import MongoReplies
 from workers.stores.mongo.schema import REACHED
+from workers.stores.mongo.search import search_fields
 from workers.stores.records import AcceptResult, InboxEntry, StoredMessage, TextSend
 from workers.stores.rules.group_settings import check_may_send
 from workers.stores.rules.messages import dm_conversation, message_events, message_targets, new_message_id
@@ -171,6 +172,7 @@ class MongoMessages(MongoReplies):
                 "targets": len(targets),
                 "reached": dict.fromkeys(REACHED.values(), 0),
                 **media_fields(media, shared=forwarded),
+                **search_fields(text),
                 **extra,
             },
             session=session,

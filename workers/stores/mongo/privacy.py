@@ -9,6 +9,7 @@ from typing import Any
 from pymongo.client_session import ClientSession
 
 from workers.errors import UnknownUser
+from workers.stores.mongo.blocks import blocked_pairs
 from workers.stores.mongo.groups import MongoGroups, _info, _member
 from workers.stores.mongo.privacy_data import (
     answer_of,
@@ -66,10 +67,13 @@ class MongoPrivacy(MongoGroups):
 
     def may_watch_presence(self, watcher: str, user: str, *, everyone: bool) -> bool:
         """The ACL's check: ``watcher`` is in ``user``'s ``online`` audience, narrowed by the
-        server's ceiling (``everyone``: ``presence.visibility``)."""
+        server's ceiling (``everyone``: ``presence.visibility``); whom ``user`` blocks is refused as
+        a stranger is (rules.blocks)."""
         if watcher == user:
             return True
         with self._guard():
+            if blocked_pairs(self._blocks, [(user, watcher)]):
+                return False
             mine = settings_of(self._db, [user], None).get(user, DEFAULT)
             audience = narrowed(mine.online, ceiling_everyone=everyone)
             chatted, share_a_group = contact_checks(self._db, None)

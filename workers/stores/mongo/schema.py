@@ -21,7 +21,8 @@
                    has ``reply_to`` (the quoted message id) and ``reply`` (its quote); a forward
                    ``forwarded: true``, ``forwarded_from`` and ``shared_keys`` (the objects of its
                    media, owned by the message it copies; see media); one sent under a timer
-                   ``expires_at`` until the sweeper expires it (see timers)
+                   ``expires_at`` until the sweeper expires it (see timers); ``terms``: the words
+                   of its text, for search (see search), absent when it has none
 ``receipts``       {message_id, user, status, created_at, delivered_at, read_at}: one per recipient
 ``inbox``          {user, cursor, kind, message_id, payload, created_at}: the per-user event log
 ``groups``         {_id, name, created_by, created_at, version, members: [{user, role, joined_at}],
@@ -104,6 +105,8 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
         IndexModel([("reply_to", ASCENDING)], name="reply_to", sparse=True),
         # disappearing messages: only those not expired yet have the field (see timers)
         IndexModel([("expires_at", ASCENDING)], name="expires_at", sparse=True),
+        # search (see search): the words of each message with text
+        IndexModel([("terms", ASCENDING)], name="terms", sparse=True),
     ],
     "receipts": [
         IndexModel([("message_id", ASCENDING), ("user", ASCENDING)], name="message_user", unique=True),

@@ -20,6 +20,7 @@ from workers.stores.mongo.reactions import MongoReactions
 from workers.stores.mongo.receipts import MongoReceipts
 from workers.stores.mongo.reports import MongoReports
 from workers.stores.mongo.retention import MongoRetention
+from workers.stores.mongo.search import MongoSearch
 from workers.stores.mongo.timers import MongoTimers
 from workers.stores.mongo.users import MongoUsers
 
@@ -42,6 +43,7 @@ class MongoStore(
     MongoHides,
     MongoGroupSettings,
     MongoChats,
+    MongoSearch,
     MongoHistory,
     MongoRetention,
     MongoPrivacy,

@@ -25,11 +25,12 @@ from workers.stores.rules.replies import deleted_quote
 from workers.stores.sql.facts import SqlMessageFacts
 from workers.stores.sql.replies import SqlReplies
 from workers.stores.sql.schema import message_deletions, messages, reactions
+from workers.stores.sql.search_index import SqlSearchIndex
 
 __all__ = ["SqlDeletion"]
 
 
-class SqlDeletion(SqlMessageFacts, SqlReplies):
+class SqlDeletion(SqlMessageFacts, SqlReplies, SqlSearchIndex):
     """A group message's ``deleted`` events go to its current members (groups)."""
 
     def delete_for_everyone(
@@ -86,6 +87,7 @@ class SqlDeletion(SqlMessageFacts, SqlReplies):
         message_id, sender, recipient = stub["id"], stub["from"], stub["to"]
         holders, users = self._audience(conn, message_id, sender, recipient)
         keys = self._release_media(conn, message_id)
+        self._reindex(conn, message_id, "")  # found by search no more
         conn.execute(update(messages).where(messages.c.id == message_id).values(body=""))
         conn.execute(insert(message_deletions).values(message_id=message_id, deleted_at=now, deleted_by=by))
         conn.execute(delete(reactions).where(reactions.c.message_id == message_id))

@@ -19,11 +19,12 @@ from workers.stores.rules.replies import quote_of
 from workers.stores.sql.facts import SqlMessageFacts
 from workers.stores.sql.replies import SqlReplies
 from workers.stores.sql.schema import inbox, message_edits, messages
+from workers.stores.sql.search_index import SqlSearchIndex
 
 __all__ = ["SqlEdits"]
 
 
-class SqlEdits(SqlMessageFacts, SqlReplies):
+class SqlEdits(SqlMessageFacts, SqlReplies, SqlSearchIndex):
     def edit_message(
         self, message_id: str, *, user: str, text: str, command_id: str, now: float, window: float
     ) -> MessageChange:
@@ -38,6 +39,7 @@ class SqlEdits(SqlMessageFacts, SqlReplies):
                 return MessageChange(changed=False)  # a resend: done already
             facts = check_edit(facts, message_id=message_id, user=user, text=text, now=now, window=window)
             message = {**self._as_sent(conn, facts), "text": text, "edited_at": now}
+            self._reindex(conn, message_id, text)
             conn.execute(update(messages).where(messages.c.id == message_id).values(body=text))
             conn.execute(
                 insert(message_edits).values(message_id=message_id, command_id=command_id, edited_at=now)

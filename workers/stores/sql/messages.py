@@ -24,6 +24,7 @@ from workers.stores.sql.chat_rows import note_direct
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.replies import SqlReplies
 from workers.stores.sql.schema import conversations, inbox, message_forwards, messages, receipts
+from workers.stores.sql.search_index import Indexed, SqlSearchIndex
 from workers.stores.sql.timers import record_expiry, timers_of
 
 __all__ = ["SqlMessages"]
@@ -79,9 +80,9 @@ _SYNC = Statement(
 )
 
 
-class SqlMessages(SqlReplies):
+class SqlMessages(SqlReplies, SqlSearchIndex):
     """Messages need their group's members (groups), record their media objects (media) and the
-    quote of a reply (replies)."""
+    quote of a reply (replies), and index their text for search (search_index)."""
 
     def accept_message(
         self,
@@ -164,6 +165,9 @@ class SqlMessages(SqlReplies):
         targets = [[] if (m.recipient, m.sender) in blocked else [m.recipient] for m in stored]
         _INSERT_MESSAGE.execute_many(conn, [_message_row(m, send.command_id) for m, send in pairs])
         record_expiry(conn, [(m.id, m.expires_at) for m in stored if m.expires_at is not None])
+        self._index_texts(
+            conn, [Indexed(m.id, m.text, m.conversation, (m.sender, m.recipient)) for m in stored]
+        )
         _INSERT_RECEIPTS.execute_many(
             conn,
             [_receipt_row(m.id, user) for m, users in zip(stored, targets, strict=True) for user in users],
@@ -244,6 +248,7 @@ class SqlMessages(SqlReplies):
         _INSERT_MESSAGE.execute(conn, _message_row(message, command_id))
         if message.expires_at is not None:
             record_expiry(conn, [(message.id, message.expires_at)])
+        self._index_texts(conn, [Indexed(message.id, text, conversation, (sender, *targets))])
         if forwarded_from is not None:
             conn.execute(insert(message_forwards).values(message_id=message.id, original_id=forwarded_from))
             if media is not None:

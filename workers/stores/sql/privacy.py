@@ -22,6 +22,7 @@ from workers.stores.rules.privacy import (
     narrowed,
     privacy_body,
 )
+from workers.stores.sql.blocks import blocked_pairs
 from workers.stores.sql.groups import SqlGroups
 from workers.stores.sql.privacy_data import (
     SETTINGS_COLUMNS,
@@ -82,10 +83,13 @@ class SqlPrivacy(SqlGroups):
 
     def may_watch_presence(self, watcher: str, user: str, *, everyone: bool) -> bool:
         """The ACL's check: ``watcher`` is in ``user``'s ``online`` audience, narrowed by the
-        server's ceiling (``everyone``: ``presence.visibility``)."""
+        server's ceiling (``everyone``: ``presence.visibility``); whom ``user`` blocks is refused as
+        a stranger is (rules.blocks)."""
         if watcher == user:
             return True
         with self._tx() as conn:
+            if blocked_pairs(conn, [(user, watcher)]):
+                return False
             mine = settings_of(conn, [user]).get(user, DEFAULT)
             audience = narrowed(mine.online, ceiling_everyone=everyone)
             chatted, share_a_group = contact_checks(conn)

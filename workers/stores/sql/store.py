@@ -20,6 +20,7 @@ from workers.stores.sql.reactions import SqlReactions
 from workers.stores.sql.receipts import SqlReceipts
 from workers.stores.sql.reports import SqlReports
 from workers.stores.sql.retention import SqlRetention
+from workers.stores.sql.search import SqlSearch
 from workers.stores.sql.timers import SqlTimers
 from workers.stores.sql.users import SqlUsers
 
@@ -42,6 +43,7 @@ class SqlStore(
     SqlHides,
     SqlGroupSettings,
     SqlChats,
+    SqlSearch,
     SqlHistory,
     SqlRetention,
     SqlPrivacy,
