@@ -1,4 +1,4 @@
-"""mqchat's load generator (issue 7): ``python -m benchmarks --help``.
+"""mqchat's load generator: ``python -m benchmarks --help``.
 
 Modes: ``raw`` (plain MQTT QoS 1 pairs and idle subscribers, against mqchat, Mosquitto, stock
 amqtt or any broker), ``chat`` (mqchat's JSON contract end to end: sent, delivered, receipts) and

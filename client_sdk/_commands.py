@@ -280,7 +280,7 @@ def profile_get_command(*, id: str, users: Iterable[str]) -> dict[str, Any]:
     return {"v": VERSION, "type": "profile_get", "id": id, "users": listed}
 
 
-# ---- search (issue 23)
+# ---- search
 MAX_SEARCH_QUERY = 200
 
 
@@ -337,7 +337,7 @@ def delete_command(*, id: str, message_id: str, everyone: bool) -> dict[str, Any
     return {"v": VERSION, "type": "delete", "id": id, "message": message_id, "for": scope}
 
 
-# ---------------------------------------------------------------- group settings and invites (issue 24)
+# ---------------------------------------------------------------- group settings and invites
 _INVITE_CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_DESCRIPTION_LENGTH = 512
 
@@ -433,7 +433,7 @@ def timer_get_command(*, id: str, to: str) -> dict[str, Any]:
     return {"v": VERSION, "type": "timer_get", "id": id, "to": to}
 
 
-# ---------------------------------------------------------------- chat list and read state (issue 23)
+# ---------------------------------------------------------------- chat list and read state
 def chat_list_command(*, id: str, limit: int | None = None, before: str | None = None) -> dict[str, Any]:
     """A ``chat_list`` command (answered by a ``chats`` event): ``limit`` chats (the server clamps
     it to 1-100; default 50), after the page whose ``next`` is ``before``."""

@@ -377,7 +377,7 @@ class GroupList:
     groups: tuple[Group, ...]
 
 
-# ---- search (issue 23)
+# ---- search
 @dataclass(frozen=True, slots=True)
 class SearchResults:
     """A page of search hits, newest first (see :meth:`client_sdk.Client.search`): each message as
@@ -558,7 +558,7 @@ class TimerInfo:
     seconds: int
 
 
-# -- history and retention (issue 23) -----------------------------------------------------------
+# -- history and retention -----------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -1014,7 +1014,7 @@ def parse_group(payload: Any) -> Group:
     )
 
 
-# ---------------------------------------------------------------- group settings and invites (issue 24)
+# ---------------------------------------------------------------- group settings and invites
 def _group_settings(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The settings of a group snapshot (those left out are off or empty)."""
     icon = payload.get("icon")
@@ -1199,7 +1199,7 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-# ---------------------------------------------------------------- chat list (issue 23)
+# ---------------------------------------------------------------- chat list
 def _count(data: Mapping[str, Any], name: str) -> int:
     value = data.get(name)
     if not _is_int(value) or value < 0:
@@ -1248,7 +1248,7 @@ def _parse_chat(item: Any) -> Chat:
     )
 
 
-# -- history and retention (issue 23): parsers ----------------------------------------------------
+# -- history and retention: parsers ----------------------------------------------------
 
 
 def parse_history(data: Mapping[str, Any]) -> HistoryPage:

@@ -1,4 +1,4 @@
-"""History of a conversation, and the rebuild after a ``sync_reset`` (issue 23)."""
+"""History of a conversation, and the rebuild after a ``sync_reset``."""
 
 from __future__ import annotations
 

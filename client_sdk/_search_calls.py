@@ -10,7 +10,7 @@ __all__ = ["SearchCalls"]
 
 
 class SearchCalls(ClientBase):
-    """Full-text search (issue 23)."""
+    """Full-text search."""
 
     def search(
         self,

@@ -576,7 +576,7 @@ class Session:
         self.requests.resolve(answer.ref, answer)
         return Effects()
 
-    # -- group settings and invites (issue 24) ---------------------------------------------------------
+    # -- group settings and invites ---------------------------------------------------------
     def _answer_group(self, ref: str | None, item: GroupEvent | JoinRequest) -> None:
         """A group setting, join or decision of this user's is answered by a ``group`` event, a
         ``group_request`` event or ``ok`` (nothing changed): its request waits for ``Ok`` and

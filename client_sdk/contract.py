@@ -111,15 +111,15 @@ MESSAGE_CHANGE_COMMAND_TYPES: Final = frozenset({"edit", "delete"})
 GROUP_SETTINGS_COMMAND_TYPES: Final = frozenset(
     {"group_set", "group_invite_link", "group_join", "group_requests", "group_approve", "group_reject"}
 )
-"""Group settings, invite links and join requests (issue 24)."""
+"""Group settings, invite links and join requests."""
 TIMER_COMMAND_TYPES: Final = frozenset({"timer_set", "timer_get"})
 """Disappearing messages: set or read a conversation's timer."""
 CHAT_COMMAND_TYPES: Final = frozenset({"chat_list", "mark_read"})
-"""The chat list and the read position shared by a user's devices (issue 23)."""
+"""The chat list and the read position shared by a user's devices."""
 SEARCH_COMMAND_TYPES: Final = frozenset({"search"})
-"""Full-text search of the user's own messages (issue 23), answered by ``search_results``."""
+"""Full-text search of the user's own messages, answered by ``search_results``."""
 HISTORY_COMMAND_TYPES: Final = frozenset({"history"})
-"""A page of one conversation's messages (issue 23)."""
+"""A page of one conversation's messages."""
 PRIVACY_COMMAND_TYPES: Final = frozenset(
     {"privacy_set", "privacy_get", "group_invite_accept", "group_invite_decline"}
 )

@@ -227,7 +227,7 @@ class GroupList(NamedTuple):
         return cls(user, raw["id"])
 
 
-# ---------------------------------------------------------------- group settings and invites (issue 24)
+# ---------------------------------------------------------------- group settings and invites
 class GroupSet(NamedTuple):
     """Change a group's settings (admins): a field None is left as it is. ``icon`` can only be
     removed here (``remove_icon``); it is set by an upload (POST /media/group-icon)."""
@@ -433,7 +433,7 @@ class TimerGet(NamedTuple):
         return cls(user, raw["id"], raw["to"])
 
 
-# ---------------------------------------------------------------- chat list and read state (issue 23)
+# ---------------------------------------------------------------- chat list and read state
 class ChatList(NamedTuple):
     """A page of the user's conversations, newest activity first: ``before`` the ``next`` cursor of
     the previous page (opaque; a malformed one is refused), ``limit`` as sent (the pipeline clamps)."""
@@ -662,7 +662,7 @@ Command: TypeAlias = (
 GroupSettingsCommand: TypeAlias = (
     GroupSet | GroupInviteLink | GroupJoin | GroupRequests | GroupApprove | GroupReject
 )
-"""The commands of group settings, invite links and join requests (issue 24)."""
+"""The commands of group settings, invite links and join requests."""
 
 COMMANDS: Mapping[str, type[Command]] = {
     "send": Send,

@@ -470,7 +470,7 @@ class Pipeline:
         }
         self._reply(node, user, event)
 
-    # ------------------------------------------------------------------ history (issue 23)
+    # ------------------------------------------------------------------ history
     def _history(self, node: str, cmd: History) -> None:
         query = HistoryQuery(cmd.user, cmd.conversation, cmd.before, cmd.after, clamp_limit(cmd.limit))
         found = self._store.history(query)
@@ -572,7 +572,7 @@ class Pipeline:
         event = {"v": VERSION, "type": "profiles", "ref": cmd.id, "profiles": [p.wire() for p in seen]}
         self._reply(node, cmd.user, event)
 
-    # ------------------------------------------------------------------ search (issue 23)
+    # ------------------------------------------------------------------ search
     def _search(self, node: str, cmd: Search) -> None:
         """A live ``search_results`` page; nothing is stored, so a resend just searches again."""
         page = self._store.search_messages(
@@ -678,7 +678,7 @@ class Pipeline:
         if not changed or all(entry.user != user for entry in entries):
             self._ok(node, user, ref)
 
-    # ------------------------------------------------------------------ group settings and invites (issue 24)
+    # ------------------------------------------------------------------ group settings and invites
     def _group_set(self, node: str, cmd: GroupSet) -> None:
         changes: dict[str, Any] = {}
         if cmd.description is not None:

@@ -105,7 +105,7 @@ class Chat {
       },
     });
     this.store.subscribe((what) => this.view.update(what));
-    // issue 24: group info, invite links and join requests
+    // group info, invite links and join requests
     this.groupInfo = new GroupInfo({
       user,
       store: this.store,
@@ -423,7 +423,7 @@ class Chat {
     return true;
   }
 
-  // ---------------------------------------------------------------- search (issue 23)
+  // ---------------------------------------------------------------- search
   /** Send a search; its command id, or null when not connected (the panel says so). */
   runSearch(query) {
     if (!this.session.synced) return null;
@@ -495,7 +495,7 @@ class Chat {
     this.view.renderList();
   }
 
-  // ---------------------------------------------------------------- history (issue 23)
+  // ---------------------------------------------------------------- history
   /**
    * Ask for a page of a chat's history: the latest messages (a chat this browser has not loaded
    * yet: a new browser shows them without syncing everything), or, `older`, those before the

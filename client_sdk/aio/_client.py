@@ -712,7 +712,7 @@ class Client(Connection, AsyncGroupSettings):
         finally:
             self._session.requests.discard(request.id)
 
-    # -- history (issue 23) ------------------------------------------------------------------------------
+    # -- history ------------------------------------------------------------------------------
 
     async def history(
         self,

@@ -907,7 +907,7 @@ def test_a_voice_note_and_a_document_are_played_and_offered_for_download(
     bob.close()
 
 
-# ---------------------------------------------------------------- group info and invite links (issue 24)
+# ---------------------------------------------------------------- group info and invite links
 def _group_info(page: Page) -> dict[str, Any]:
     info: dict[str, Any] = page.js(
         """const d = document.getElementById('group-info-dialog');

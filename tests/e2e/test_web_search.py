@@ -1,4 +1,4 @@
-"""The web client's search box (issue 23) in a real browser against the real node: hits from
+"""The web client's search box in a real browser against the real node: hits from
 every chat with the chat's name and a snippet, a click opens the chat, and hostile strings are
 only words. (A file of its own beside test_web_client.py, whose helpers it uses.)"""
 

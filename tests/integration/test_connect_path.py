@@ -1,4 +1,4 @@
-"""The connect path made lighter for issue 7, shown against the real node over real sockets.
+"""The connect path made lighter, shown against the real node over real sockets.
 
 The CONNECT is read whole (broker/mqtt/connect.py), and what a client sends right behind it in the same
 write is handled too; mqchat's plugins are called in place (broker/mqtt/server.py) while other plugins

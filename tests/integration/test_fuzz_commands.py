@@ -75,7 +75,7 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "forward": {"message": st.sampled_from([MESSAGE, "0" * 32]), "to": users | groups},
     "edit": {"message": st.sampled_from([MESSAGE, "0" * 32]), "text": st.text(max_size=40)},
     "delete": {"message": st.sampled_from([MESSAGE, "0" * 32]), "for": st.sampled_from(["everyone", "me"])},
-    # group settings, invite links and join requests (issue 24)
+    # group settings, invite links and join requests
     "group_set": {
         "group": groups,
         "description": st.text(max_size=40),

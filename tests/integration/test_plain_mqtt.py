@@ -38,7 +38,7 @@ def test_plain_clients_chat_with_sent_delivered_read(node: RunningNode) -> None:
 
     # Messages and receipts come at QoS 1; the live-only ok at QoS 0 (no PUBACK owed for it)
     assert set(alice.qos_of) == {("sent", 1), ("receipt", 1)}
-    # (and bob's own devices learn he read it: a `read` event with a cursor, issue 23)
+    # (and bob's own devices learn he read it: a `read` event with a cursor)
     bob.expect_type("read", conversation=message["conversation"], read_seq=message["seq"])
     assert set(bob.qos_of) == {("message", 1), ("ok", 0), ("read", 1)}
 

@@ -32,12 +32,12 @@ _CONCERNS = {
         "forwards",
     ),
     *("facts", "edits", "hides"),  # changes users make to sent messages
-    "group_settings",  # group settings, invite links and join requests (issue 24)
+    "group_settings",  # group settings, invite links and join requests
     "timers",  # disappearing messages
-    *("chats", "chat_rows"),  # the chat list and read state (issue 23)
-    "search",  # full-text search (issue 23)
+    *("chats", "chat_rows"),  # the chat list and read state
+    "search",  # full-text search
     "views",  # messages as a user sees them now (history, search, chat list)
-    *("history", "retention"),  # issue 23: history per conversation, retention
+    *("history", "retention"),  # history per conversation, retention
     *("privacy", "privacy_data"),  # privacy settings and group invitations
     *("blocks", "reports"),  # blocking users, reporting them to the operators
 }

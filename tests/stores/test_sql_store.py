@@ -64,7 +64,7 @@ def test_statuses_only_move_forward_and_are_forwarded_to_the_sender(store: Store
     forwarded = [e for e in delivered.entries + read.entries if e.payload["type"] == "receipt"]
     assert [e.payload["status"] for e in forwarded] == ["delivered", "read"]
     assert all(e.user == alice and e.payload["by"] == bob for e in forwarded)
-    # and bob's own devices learn he read it (issue 23)
+    # and bob's own devices learn he read it
     assert [(e.user, e.payload["read_seq"]) for e in read.entries if e.payload["type"] == "read"] == [
         (bob, 1)
     ]

@@ -26,7 +26,7 @@ def seen(result: ReceiptResult) -> list[tuple[str, str, bool]]:
     return [
         (e.payload["message_id"], e.payload["status"], e.payload["all"])
         for e in result.entries
-        if e.payload["type"] == "receipt"  # not the reader's own `read` events (issue 23)
+        if e.payload["type"] == "receipt"  # not the reader's own `read` events
     ]
 
 
@@ -166,7 +166,7 @@ def test_a_receipt_for_many_group_messages_tells_each_member_status_and_the_lowe
         (m1, "read", False),
     ]
     assert seen(bob_read) == [(m3, "read", False), (m1, "read", True)]
-    forwarded = [  # not the readers' own `read` events (issue 23)
+    forwarded = [  # not the readers' own `read` events
         e
         for e in bob_delivered.entries + carol_read.entries + bob_read.entries
         if e.payload["type"] == "receipt"
@@ -318,12 +318,12 @@ def test_receipts_of_several_users_applied_together_give_the_events_one_by_one_w
         [
             (e.user, e.payload["message_id"], e.payload["status"], e.cursor)
             for e in r.entries
-            if e.payload["type"] == "receipt"  # not the reader's own `read` events (issue 23)
+            if e.payload["type"] == "receipt"  # not the reader's own `read` events
         ]
         for r in results
     ] == [
         [(alice, to_bob[0], "delivered", 5)],
-        [(bob, to_carol, "read", 6)],  # after bob's `read` of to_bob[2] (issue 23)
+        [(bob, to_carol, "read", 6)],  # after bob's `read` of to_bob[2]
         [(alice, to_bob[1], "read", 6)],
     ]
     assert all(r.not_recipient == [] for r in results)

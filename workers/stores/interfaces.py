@@ -468,7 +468,7 @@ class Chats(Protocol):
         ...
 
 
-# ---- search (issue 23)
+# ---- search
 class Search(Protocol):
     """Full-text search of a user's own messages (``rules.search``)."""
 

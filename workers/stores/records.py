@@ -309,7 +309,7 @@ class MessageChange:
     """The new ``edited`` or ``hidden`` events, to publish once the change is committed."""
 
 
-# ---------------------------------------------------------------- group settings and invites (issue 24)
+# ---------------------------------------------------------------- group settings and invites
 @dataclass(frozen=True, slots=True)
 class GroupUpdate:
     """A change of a group's settings, a join by invite, or an admin's decision on a request."""
@@ -394,7 +394,7 @@ class ReportInfo:
         }
 
 
-# ---------------------------------------------------------------- chat list and read state (issue 23)
+# ---------------------------------------------------------------- chat list and read state
 @dataclass(frozen=True, slots=True)
 class ChatSummary:
     """One conversation of a user's chat list, as that user sees it (see rules.chats)."""

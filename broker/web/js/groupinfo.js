@@ -1,4 +1,4 @@
-// Group info (issue 24): the open group's description, icon and settings (editable by admins), its
+// Group info: the open group's description, icon and settings (editable by admins), its
 // invite link (made, copied and revoked by admins), pending join requests (approved or rejected by
 // admins), and joining a group with a code or a link (`#join=<code>`). Wire: docs/protocol.md,
 // "Group settings and invite links".

@@ -14,7 +14,7 @@ export const SEQUENCED_TYPES = new Set([
   "reaction",
   "edited",
   "hidden",
-  "group_request", // issue 24: a request to join a group (to its admins and the requester)
+  "group_request", // a request to join a group (to its admins and the requester)
   "timer", // disappearing messages
   "expired",
   "privacy", // a privacy answer without a cursor (privacy_get) is live: see session.js
@@ -94,7 +94,7 @@ export function profileSetCommand({ id, name, about }) {
 }
 export const profileGetCommand = ({ id, users }) => command("profile_get", id, { users });
 export const devicesCommand = ({ id }) => command("devices", id, {});
-/** `search` (issue 23): my messages with every word of `query` as a word's start, newest first. */
+/** `search`: my messages with every word of `query` as a word's start, newest first. */
 export const searchCommand = ({ id, query, conversation, before, limit }) =>
   command("search", id, {
     query,
@@ -145,7 +145,7 @@ export function timerLabel(seconds) {
 export const deleteCommand = ({ id, message, everyone }) =>
   command("delete", id, { message, for: everyone ? "everyone" : "me" });
 
-// group settings, invite links and join requests (issue 24)
+// group settings, invite links and join requests
 /** `group_set`: the settings given (undefined: left as they are); `removeIcon` removes the icon. */
 export function groupSetCommand({ id, group, description, onlyAdminsSend, approval, removeIcon }) {
   const fields = { group };
@@ -234,7 +234,7 @@ export function isReadableSequenced(event) {
       return typeof event.message_id === "string" && typeof event.text === "string" && isMessage(event.message);
     case "hidden":
       return typeof event.message_id === "string";
-    case "group_request": // issue 24
+    case "group_request":
       return isGroupId(event.group) && isUserId(event.user) && typeof event.state === "string";
     case "timer":
       return typeof event.conversation === "string" && Number.isInteger(event.seconds) && isUserId(event.by);
@@ -330,7 +330,7 @@ export function chatOf(conversation, me) {
   return first === me ? second : first;
 }
 
-// ---------------------------------------------------------------- history (issue 23)
+// ---------------------------------------------------------------- history
 export const HISTORY_PAGE = 50;
 
 /** The wire id of a conversation of the page (a group id, or the other user of a 1-on-1 chat). */

@@ -125,12 +125,12 @@ export class Session {
       case "groups":
       case "profiles":
       case "devices":
-      case "group_invite": // issue 24: live answers of group settings commands
+      case "group_invite": // live answers of group settings commands
       case "group_requests":
       case "timer_info": // the answer to timer_get (disappearing messages)
       case "blocks":
       case "chats":
-      case "search_results": // search (issue 23)
+      case "search_results": // search
       case "ok": {
         const out = effects();
         out.events.push(payload);

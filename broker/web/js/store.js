@@ -518,7 +518,7 @@ export class Store {
     conv.name = group.name;
     conv.members = group.members.slice();
     conv.admins = group.admins.slice();
-    // issue 24: the settings that are set (left out: off or empty)
+    // the settings that are set (left out: off or empty)
     conv.settings = {
       description: typeof group.description === "string" ? group.description : "",
       icon: group.icon && typeof group.icon.key === "string" ? group.icon : null,
@@ -531,7 +531,7 @@ export class Store {
     }
   }
 
-  // ---------------------------------------------------------------- history (issue 23)
+  // ---------------------------------------------------------------- history
   /**
    * A page of a conversation's history (`history` answer): each message as it is now. One this
    * browser has is brought up to date; one it has not goes in its place by seq. `older`: the page

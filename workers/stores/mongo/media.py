@@ -50,7 +50,7 @@ class MongoMedia(MongoBase):
             )
             if found is None:
                 raise not_member(recipient)
-            if (found.get("settings") or {}).get("only_admins_send"):  # issue 24: only admins send
+            if (found.get("settings") or {}).get("only_admins_send"):  # only admins send
                 admins = frozenset(m["user"] for m in found["members"] if m["role"] == ROLE_ADMIN)
                 check_may_send(recipient, sender, admins)
 

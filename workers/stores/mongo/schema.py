@@ -84,7 +84,7 @@ COLLECTIONS: Final = (
     "devices",
     "reactions",
     "chat_members",
-    # retention (issue 23)
+    # retention
     "inbox_pruned",
     "retention_state",
     "privacy",  # see privacy_data
@@ -120,7 +120,7 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     ],
     "groups": [
         IndexModel([("members.user", ASCENDING)], name="member"),
-        # issue 24: a join by invite code finds its group by the code's hash; an icon's download, by its key
+        # a join by invite code finds its group by the code's hash; an icon's download, by its key
         IndexModel([("invite.hash", ASCENDING)], name="invite", sparse=True),
         IndexModel([("settings.icon.key", ASCENDING)], name="icon_key", sparse=True),
     ],

@@ -60,7 +60,7 @@ class SqlMedia(SqlBase):
             ).first()
             if member is None:
                 raise not_member(recipient)
-            if int(member[0]) != ROLE_ADMIN:  # issue 24: a group where only admins send
+            if int(member[0]) != ROLE_ADMIN:  # a group where only admins send
                 only_admins = select(group_settings.c.only_admins_send).where(
                     group_settings.c.group_id == recipient
                 )

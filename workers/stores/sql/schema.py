@@ -299,7 +299,7 @@ media_shares = Table(
 of the upload): its sender and recipients may download them too, and they stay in storage while
 any message that is not deleted uses them."""
 
-# ---------------------------------------------------------------- group settings and invites (issue 24)
+# ---------------------------------------------------------------- group settings and invites
 group_settings = Table(
     "group_settings",
     metadata,
@@ -359,7 +359,7 @@ message_expiry = Table(
 oldest due ones by the ``expires_at`` index and deletes their rows as it expires them."""
 
 
-# ---------------------------------------------------------------- chat list and read state (issue 23)
+# ---------------------------------------------------------------- chat list and read state
 chat_members = Table(
     "chat_members",
     metadata,
@@ -377,7 +377,7 @@ chat_members = Table(
 message and at each group join or leave, never per message. The chat list is the user's rows
 (the primary key's prefix), each joined to its conversation's ``last_seq`` and that message."""
 
-# ---------------------------------------------------------------- retention (issue 23)
+# ---------------------------------------------------------------- retention
 inbox_pruned = Table(
     "inbox_pruned",
     metadata,
