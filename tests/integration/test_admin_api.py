@@ -481,6 +481,7 @@ def test_signing_out_one_device_disconnects_it_and_the_other_keeps_chatting(admi
         Client("127.0.0.1", node.port, user=alice, token=laptop_token, device="laptop") as laptop,
         connect(node, bob) as bob_sdk,
     ):
+
         def listed() -> set[tuple[str, bool]]:
             status, body = admin("GET", f"/users/{alice}/devices")
             assert status == 200
