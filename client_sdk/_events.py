@@ -639,29 +639,7 @@ Sequenced: TypeAlias = (
 )
 """Events that carry an inbox cursor and are processed strictly in cursor order."""
 
-Event: TypeAlias = (
-    Message
-    | Sent
-    | Receipt
-    | GroupEvent
-    | ProfileChanged
-    | MessageDeleted
-    | Reaction
-    | MessageEdited
-    | MessageHidden
-    | JoinRequest
-    | TimerChanged
-    | MessagesExpired
-    | PrivacyChanged
-    | GroupInvitation
-    | Blocking
-    | ReadState
-    | Presence
-    | PresenceRefused
-    | Typing
-    | ServerError
-    | SyncReset
-)
+Event: TypeAlias = Sequenced | Presence | PresenceRefused | Typing | ServerError | SyncReset
 """Everything :meth:`client_sdk.Client.events` yields."""
 
 
