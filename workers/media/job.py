@@ -40,7 +40,7 @@ from workers.media.keys import avatar_key, group_icon_key, media_key, thumbnail_
 from workers.media.sniff import SNIFF_BYTES, Sniffed, describe, sniff
 from workers.media.videos import poster_support, process_video
 from workers.routing import Router
-from workers.stores import AcceptResult, GroupSettingsStore, Messages, Profiles
+from workers.stores import AcceptResult, GroupSettingsStore, InboxEntry, Messages, Profiles
 
 __all__ = [
     "MEDIA_ACTOR",
@@ -211,17 +211,49 @@ class MediaJob:
     def _avatar(self, job: dict[str, Any]) -> None:
         """Set (``media_id``) or clear (None) the sender's avatar; the profile event reaches them
         and their contacts, and the avatar it replaced is deleted."""
-        node, sender, ref, media_id = job["node"], job["sender"], job["id"], job.get("media_id")
-        upload = [] if media_id is None else [upload_key(media_id)]
-        written: list[str] = []
-        try:
-            avatar = None
-            if media_id is not None:
-                with tempfile.TemporaryDirectory(prefix="mqchat-avatar-") as tmp:
-                    avatar = self._prepare_avatar(Path(tmp), media_id, written)
+        sender, ref = job["sender"], job["id"]
+
+        def apply(avatar: dict[str, Any] | None) -> tuple[list[InboxEntry], list[str]]:
             change = self._store.update_profile(
                 user=sender, changes={"avatar": avatar}, now=self._clock(), ref=ref
             )
+            return change.entries, change.replaced
+
+        self._square_image(job, "avatar", job.get("media_id"), None, apply)
+
+    def _group_icon(self, job: dict[str, Any]) -> None:
+        """Set a group's icon (an admin's upload, made square as an avatar is); the ``group``
+        event (action ``settings``) reaches every member, and the icon it replaced is deleted."""
+        sender, ref, media_id, group = job["sender"], job["id"], job["media_id"], job["group"]
+
+        def apply(icon: dict[str, Any] | None) -> tuple[list[InboxEntry], list[str]]:
+            update = self._store.set_group_settings(
+                group=group, actor=sender, changes={"icon": icon}, now=self._clock(), ref=ref
+            )
+            return update.entries, update.replaced
+
+        self._square_image(job, "group icon", media_id, group_icon_key(media_id), apply)
+
+    def _square_image(
+        self,
+        job: dict[str, Any],
+        what: str,
+        media_id: str | None,
+        key: str | None,
+        apply: Callable[[dict[str, Any] | None], tuple[list[InboxEntry], list[str]]],
+    ) -> None:
+        """An avatar or a group icon: the upload (None: clearing it) made square, ``apply`` stores
+        it, its events are delivered and what it replaced is deleted; a refusal is an ``error``
+        to the sender, and what was written for it is deleted."""
+        node, sender, ref = job["node"], job["sender"], job["id"]
+        upload = [] if media_id is None else [upload_key(media_id)]
+        written: list[str] = []
+        try:
+            image = None
+            if media_id is not None:
+                with tempfile.TemporaryDirectory(prefix=f"mqchat-{what.replace(' ', '-')}-") as tmp:
+                    image = self._prepare_avatar(Path(tmp), media_id, written, key=key)
+            entries, replaced = apply(image)
         except (StoreUnavailable, StorageUnavailable):
             raise  # retried: the upload is still there, the same key is written again
         except ObjectMissing:
@@ -234,51 +266,16 @@ class MediaJob:
         except UnknownUser as exc:
             self._refuse(node, sender, ref, ErrorCode.UNKNOWN_USER, str(exc), [*written, *upload])
             return
-        except Exception:
-            log.exception("avatar %s of %s failed", ref, sender)
-            message = "the server could not process the file"
-            self._refuse(node, sender, ref, ErrorCode.INTERNAL, message, [*written, *upload])
-            return
-        self._router.deliver([(e.user, e.payload) for e in change.entries], origin=(sender, node))
-        self._delete([*change.replaced, *upload])
-
-    def _group_icon(self, job: dict[str, Any]) -> None:
-        """Set a group's icon (an admin's upload, made square as an avatar is); the ``group``
-        event (action ``settings``) reaches every member, and the icon it replaced is deleted."""
-        node, sender, ref, media_id, group = (
-            job["node"],
-            job["sender"],
-            job["id"],
-            job["media_id"],
-            job["group"],
-        )
-        upload = [upload_key(media_id)]
-        written: list[str] = []
-        try:
-            with tempfile.TemporaryDirectory(prefix="mqchat-group-icon-") as tmp:
-                icon = self._prepare_avatar(Path(tmp), media_id, written, key=group_icon_key(media_id))
-            update = self._store.set_group_settings(
-                group=group, actor=sender, changes={"icon": icon}, now=self._clock(), ref=ref
-            )
-        except (StoreUnavailable, StorageUnavailable):
-            raise  # retried: the upload is still there, the same key is written again
-        except ObjectMissing:
-            self._upload_gone(node, sender, ref)
-            return
-        except MediaRefused as exc:
-            code = ErrorCode.TOO_LARGE if isinstance(exc, TooLarge) else ErrorCode.BAD_MEDIA
-            self._refuse(node, sender, ref, code, str(exc), [*written, *upload])
-            return
-        except CommandError as exc:  # not an admin (any more), no such group
+        except CommandError as exc:  # a group icon: not an admin (any more), no such group
             self._refuse(node, sender, ref, exc.code, exc.message, [*written, *upload])
             return
         except Exception:
-            log.exception("group icon %s of %s failed", ref, sender)
+            log.exception("%s %s of %s failed", what, ref, sender)
             message = "the server could not process the file"
             self._refuse(node, sender, ref, ErrorCode.INTERNAL, message, [*written, *upload])
             return
-        self._router.deliver([(e.user, e.payload) for e in update.entries], origin=(sender, node))
-        self._delete([*update.replaced, *upload])
+        self._router.deliver([(e.user, e.payload) for e in entries], origin=(sender, node))
+        self._delete([*replaced, *upload])
 
     def _prepare_avatar(
         self, tmp: Path, media_id: str, written: list[str], *, key: str | None = None
