@@ -62,7 +62,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--broker",
         default="mqchat",
         help="comma-separated brokers to start and load in turn: mqchat, mosquitto, amqtt, mqchat-broker"
-        " (mqchat's broker alone, as a relay) (default mqchat)",
+        " (mqchat's broker alone, as a relay); chat mode: mqchat and the chat peer ejabberd (XMPP,"
+        " pairs only) (default mqchat)",
+    )
+    target.add_argument(
+        "--database",
+        metavar="URL",
+        help="a PostgreSQL server (admin URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres):"
+        " mqchat and ejabberd each store in a fresh database there, whose CPU is measured too"
+        " (default: mqchat on SQLite; ejabberd always needs PostgreSQL and uses that URL)",
     )
     target.add_argument("--host", default="127.0.0.1", help="with --port: a broker already running")
     target.add_argument("--port", type=int, help="load the broker already listening here instead")
@@ -200,8 +208,10 @@ def _run_load(
     users = scenario_users(scenario)
     external = _external(args)
     names = [external.name] if external else [n.strip() for n in args.broker.split(",") if n.strip()]
-    if args.mode == "chat" and (external is None and names != ["mqchat"]):
-        raise TargetError("chat mode runs against mqchat only")
+    if args.mode == "chat" and external is None and not set(names) <= {"mqchat", "ejabberd"}:
+        raise TargetError("chat mode runs against mqchat and its peer ejabberd only")
+    if args.mode == "raw" and "ejabberd" in names:
+        raise TargetError("ejabberd is a chat peer (XMPP): use it in chat mode")
     reports = []
     for name in names:
         with launch(
@@ -211,9 +221,10 @@ def _run_load(
             node_settings=dict(args.node_setting),
             external=external,
             store_url=args.store_url,
+            database=getattr(args, "database", None),
         ) as launched:
             target = launched.target
-            if args.mode == "chat" and not target.mqchat:
+            if args.mode == "chat" and not target.mqchat and target.protocol != "xmpp":
                 raise TargetError("chat mode runs against mqchat only (add --mqchat for an external node)")
             profiler = None
             if args.profile and target.mqchat and target.pid:

@@ -17,6 +17,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from benchmarks import worker
+from benchmarks.databases import DatabaseWatch
 from benchmarks.plan import ConnectResult, Mode, Progress, Step, StepResult, Target, WorkerPlan
 from benchmarks.procstat import CpuWindow, MachineWatch, ProcWatch
 from benchmarks.progress import Progress as Display
@@ -194,6 +195,7 @@ def run_scenario(
     # the broker's CPU includes its child processes (a node's commands process), not the generator's
     generator = frozenset(watch.pid for watch in workers.watches)
     broker = ProcWatch(target.pid, children=True, exclude=generator) if target.pid else None
+    database = DatabaseWatch(target.database) if target.database else None
     try:
         workers.collect("ready", timeout=120)
         time.sleep(0.5)
@@ -244,7 +246,7 @@ def run_scenario(
         units = [len(p.pairs) + len(p.groups) for p in plans]
         for index, rate in enumerate(scenario.rates):
             step = _run_step(
-                scenario, index, rate, units, workers, broker, machine, display, target, on_measure
+                scenario, index, rate, units, workers, broker, database, machine, display, target, on_measure
             )
             report.steps.append(step)
             if rate is not None and _overloaded(step) and index + 1 < len(scenario.rates):
@@ -283,6 +285,7 @@ def _run_step(
     units: list[int],
     workers: _Workers,
     broker: ProcWatch | None,
+    database: DatabaseWatch | None,
     machine: MachineWatch,
     display: Display,
     target: Target,
@@ -309,6 +312,8 @@ def _run_step(
         values = [w.cpu() for w in workers.watches] + [machine.cpu()]
         if broker:
             values.append(broker.cpu())
+        if database:
+            values.append(database.cpu())
         windows[point] = values
 
     def on_idle() -> None:
@@ -334,11 +339,8 @@ def _run_step(
         sample("to")
     if "from" not in windows:
         windows["from"] = windows["to"]
-    n = len(workers.watches)
-    cpu_from, cpu_to = windows["from"], windows["to"]
-    worker_cpu = [cpu_from[i].percent_until(cpu_to[i]) for i in range(n)]
-    machine_cpu = cpu_from[n].percent_until(cpu_to[n])
-    broker_cpu = cpu_from[n + 1].percent_until(cpu_to[n + 1]) if broker else None
+    cpu = _cpu_figures(windows, len(workers.watches), broker, database)
+    worker_cpu, machine_cpu, broker_cpu, db_cpu = cpu
     rss = broker.rss() if broker else 0
     latencies = {}
     for kind in ("delivered", "sent", "receipt"):
@@ -361,6 +363,7 @@ def _run_step(
         behind=max((r.behind for r in results), default=0),
         lost_connections=sum(r.lost_connections for r in results),
         broker_cpu=broker_cpu,
+        database_cpu=db_cpu,
         broker_rss=max(rss, ticker.rss_peak),
         worker_cpu=worker_cpu,
         machine_cpu=machine_cpu,
@@ -371,6 +374,18 @@ def _run_step(
     for warning in step_report.warnings:
         display.note(f"[{target.name}]   warning: {warning}")
     return step_report
+
+
+def _cpu_figures(
+    windows: dict[str, list[CpuWindow]], n: int, broker: ProcWatch | None, database: DatabaseWatch | None
+) -> tuple[list[float], float, float | None, float | None]:
+    """Each worker's, the machine's, the broker's and the database's CPU % over the measured window."""
+    cpu_from, cpu_to = windows["from"], windows["to"]
+    worker_cpu = [cpu_from[i].percent_until(cpu_to[i]) for i in range(n)]
+    machine_cpu = cpu_from[n].percent_until(cpu_to[n])
+    broker_cpu = cpu_from[n + 1].percent_until(cpu_to[n + 1]) if broker else None
+    db_cpu = cpu_from[-1].percent_until(cpu_to[-1]) if database else None
+    return worker_cpu, machine_cpu, broker_cpu, db_cpu
 
 
 class _Ticker:

@@ -24,7 +24,13 @@ class Target:
     """For plain brokers: one login for every connection (None: anonymous)."""
     password: str | None = None
     token: str | None = None
-    """For mqchat: the token every benchmark user was given."""
+    """For mqchat: the token every benchmark user was given (for an XMPP peer: every password)."""
+    protocol: str = "mqtt"
+    """``xmpp`` for the chat peer (ejabberd): the same chat workload over XMPP."""
+    domain: str | None = None
+    """XMPP: the users' domain (``user@domain``)."""
+    database: str | None = None
+    """The PostgreSQL database the target stores in, when it does: its backends' CPU is measured."""
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ class StepReport:
     machine_cpu: float
     cores: int
     warnings: list[str] = field(default_factory=list)
+    database_cpu: float | None = None
+    """CPU of the target's PostgreSQL backends (``--database``), % of one core."""
 
     @property
     def send_rate(self) -> float:
@@ -55,7 +57,8 @@ class StepReport:
     @property
     def other_cpu(self) -> float:
         """CPU of the rest of the machine: other processes, and the kernel's loopback networking."""
-        return max(0.0, self.machine_cpu - (self.broker_cpu or 0.0) - sum(self.worker_cpu))
+        mine = (self.broker_cpu or 0.0) + (self.database_cpu or 0.0) + sum(self.worker_cpu)
+        return max(0.0, self.machine_cpu - mine)
 
     def cpu_per_message(self, percent: float | None) -> float | None:
         """Microseconds of CPU per message sent at ``percent`` of a core (the cost of a message)."""
@@ -76,6 +79,8 @@ class StepReport:
             text += f"; {kind} p50 {figures.p50:.1f} p99 {figures.p99:.1f} max {figures.max:.0f} ms"
         if self.broker_cpu is not None:
             text += f"; broker CPU {self.broker_cpu:.0f}% RSS {self.broker_rss / MIB:.0f} MiB"
+        if self.database_cpu is not None:
+            text += f"; PostgreSQL CPU {self.database_cpu:.0f}%"
         text += "; generator CPU " + "/".join(f"{c:.0f}%" for c in self.worker_cpu)
         return text
 
@@ -195,7 +200,9 @@ def format_runs(runs: list[RunReport], *, p99_ms: float = 10.0) -> str:
             continue
         kinds = [k for k in ("delivered", "sent", "receipt") if any(k in s.latencies for s in run.steps)]
         header = ["step", "sent/s", "deliv/s"] + [f"{k} p50/p99/max ms" for k in kinds]
-        header += ["broker CPU", "broker RSS", "gen CPU", "other CPU", "CPU µs/msg broker/gen", "notes"]
+        stored = any(s.database_cpu is not None for s in run.steps)
+        header += ["broker CPU", "broker RSS"] + (["PG CPU"] if stored else [])
+        header += ["gen CPU", "other CPU", "CPU µs/msg broker/gen" + ("/PG" if stored else ""), "notes"]
         rows = [header]
         for s in run.steps:
             row = [s.label, f"{s.send_rate:.0f}", f"{s.delivery_rate:.0f}"]
@@ -203,12 +210,16 @@ def format_runs(runs: list[RunReport], *, p99_ms: float = 10.0) -> str:
             row += [
                 "-" if s.broker_cpu is None else f"{s.broker_cpu:.0f}%",
                 f"{s.broker_rss / MIB:.0f} MiB" if s.broker_rss else "-",
+            ]
+            if stored:
+                row.append("-" if s.database_cpu is None else f"{s.database_cpu:.0f}%")
+            costs = [s.cpu_per_message(s.broker_cpu), s.cpu_per_message(sum(s.worker_cpu))]
+            if stored:
+                costs.append(s.cpu_per_message(s.database_cpu))
+            row += [
                 "/".join(f"{c:.0f}%" for c in s.worker_cpu),
                 f"{s.other_cpu:.0f}%",
-                "/".join(
-                    "-" if us is None else f"{us:.0f}"
-                    for us in (s.cpu_per_message(s.broker_cpu), s.cpu_per_message(sum(s.worker_cpu)))
-                ),
+                "/".join("-" if us is None else f"{us:.0f}" for us in costs),
                 f"{len(s.warnings)} warning(s)" if s.warnings else "",
             ]
             rows.append(row)
