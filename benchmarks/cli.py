@@ -2,6 +2,8 @@
 
 python -m benchmarks raw --broker mqchat,mosquitto,amqtt --users 5000 --pairs 50 --rate 1000,2000
 python -m benchmarks chat --users 5000 --pairs 200 --rate 500,1000,2000 --profile
+python -m benchmarks chat --broker mqchat,ejabberd --database postgresql://postgres@127.0.0.1:5432/postgres \
+    --users 5000 --pairs 100 --rate 1000,1500,2000   # mqchat and the XMPP peer, each on PostgreSQL
 python -m benchmarks sync --messages 10000
 python -m benchmarks history --conversations 1000 --messages 100000
 python -m benchmarks raw --host 127.0.0.1 --port 1883 --pid auto   # any running broker
