@@ -25,6 +25,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from amqtt.adapters import StreamWriterAdapter
@@ -66,7 +67,8 @@ _READ_SIZE = 64 * 1024
 _PINGREQ, _PINGRESP = 12, b"\xd0\x00"
 _SUBSCRIBE, _UNSUBSCRIBE, _DISCONNECT = 8, 10, 14
 _REFUSED = 0x80
-_Waiting = tuple[str, bytes, Callable[[], None], PublishProps | None, bool]
+_Waiting = tuple[str, bytes, Callable[[], None], PublishProps | None, bool, float]
+"""A delivery waiting for the client's Receive Maximum: topic, data, done, props, retain, since."""
 
 
 async def open_connection(
@@ -256,15 +258,15 @@ class Mqtt5Handler(MqchatHandler):
         while self.reader is not None and session is not None:
             self._reading_since = loop.time()
             try:
-                frame = await read_frame(self.reader)
+                frame = await read_frame(self.reader, limit)
+            except PacketTooLarge as exc:
+                await self._refuse(session, Reason.PACKET_TOO_LARGE, str(exc))
+                return
             except Exception as exc:  # noqa: BLE001 - the remaining length cannot be read
                 await self._refuse(session, Reason.MALFORMED, str(exc))
                 return
             self._reading_since = None
             if frame is None:
-                return
-            if limit is not None and len(frame.body) > limit:
-                await self._refuse(session, Reason.PACKET_TOO_LARGE, f"a packet of {len(frame.body)} bytes")
                 return
             if frame.first >> 4 == PUBLISH:
                 try:
@@ -370,7 +372,7 @@ class Mqtt5Handler(MqchatHandler):
             self._send_will(session)
         super()._ended()
         waiting, self._waiting = self._waiting, deque()
-        for _topic, _data, done, _props, _retain in waiting:
+        for _topic, _data, done, _props, _retain, _since in waiting:
             done()
 
     def _send_will(self, session: Session) -> None:
@@ -403,7 +405,8 @@ class Mqtt5Handler(MqchatHandler):
             done()
             return True
         if len(session.quick_out) >= session.receive_maximum or self._waiting:
-            self._waiting.append((topic, data, done, props, retain))
+            since = asyncio.get_running_loop().time()
+            self._waiting.append((topic, data, done, props, retain, since))
             return True
         self._start(session, topic, data, done, props, retain)
         return True
@@ -483,6 +486,14 @@ class Mqtt5Handler(MqchatHandler):
         waiting = self._waiting
         if not waiting or not isinstance(session, ConnectionState) or self._closed_as is not None:
             return
+        now = asyncio.get_running_loop().time()
         while waiting and len(session.quick_out) < session.receive_maximum:
-            topic, data, done, props, retain = waiting.popleft()
+            topic, data, done, props, retain, since = waiting.popleft()
+            if props is not None and props.message_expiry is not None:
+                # [MQTT-3.3.2-6]: the time it waited is taken off; expired while waiting: not sent
+                left = props.message_expiry - int(now - since)
+                if left <= 0:
+                    done()
+                    continue
+                props = replace(props, message_expiry=left)
             self._start(session, topic, data, done, props, retain)

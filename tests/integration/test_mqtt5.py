@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 
+from broker.mqtt.properties import PublishProps
 from tests.harness import RunningNode, need, node_settings, wait_until
 from tests.plain import PlainClient
 from tests.raw_mqtt5 import PUBACK, PUBLISH, Packet, Raw5, props
@@ -413,5 +414,62 @@ def test_mosquitto_clients_speak_mqtt5_to_a_311_user(node: RunningNode) -> None:
             timeout=20,
         )
         assert "not authorized" in (refused.stderr + refused.stdout).lower()
+    finally:
+        alice.close()
+
+
+def _server_publish(node: RunningNode, topic: str, data: bytes, props: PublishProps | None) -> None:
+    broker = node.node.broker
+    assert broker is not None
+    node.loop.call_soon_threadsafe(broker.publish_nowait, topic, data, 1, props)
+
+
+def test_server_publishes_carry_properties_to_mqtt5_clients_only(node: RunningNode) -> None:
+    alice_id, alice_token = node.add_user("alice")
+    v5 = _raw(node, alice_id, "v5")
+    v311 = PlainClient(node.port, alice_id, alice_token, device="v311")
+    try:
+        inbox = f"chat/{alice_id}/in"
+        assert v5.subscribe(inbox) == [1]
+        assert v311.inbox() == [1]
+        props5 = PublishProps(
+            response_topic=f"chat/{alice_id}/reply",
+            correlation_data=b"\x01\x02",
+            user_properties=(("k", "v"),),
+            message_expiry=30,
+            content_type="application/json",
+        )
+        _server_publish(node, inbox, b'{"type":"answer"}', props5)
+        got = v5.expect(PUBLISH)
+        v5.puback(got.packet_id)
+        seen = got.properties()
+        assert seen["ResponseTopic"] == f"chat/{alice_id}/reply"
+        assert seen["CorrelationData"] == "0102"
+        assert [tuple(p) for p in seen["UserProperty"]] == [("k", "v")]
+        assert seen["MessageExpiryInterval"] <= 30
+        assert seen["ContentType"] == "application/json"
+        assert got.payload == b'{"type":"answer"}'
+        # the 3.1.1 device gets the same payload, without properties (3.1.1 has no room for them)
+        assert v311.expect(lambda t, p: p == {"type": "answer"}) == {"type": "answer"}
+    finally:
+        v5.close()
+        v311.close()
+
+
+def test_a_delivery_that_expires_while_waiting_for_the_window_is_not_sent(node: RunningNode) -> None:
+    alice_id, _ = node.add_user("alice")
+    alice = _raw(node, alice_id, connect_props=props(PacketTypes.CONNECT, ReceiveMaximum=1))
+    try:
+        inbox = f"chat/{alice_id}/in"
+        assert alice.subscribe(inbox) == [1]
+        _server_publish(node, inbox, b'{"n":1}', None)
+        first = alice.expect(PUBLISH)
+        _server_publish(node, inbox, b'{"n":2}', PublishProps(message_expiry=1))  # typing: short-lived
+        _server_publish(node, inbox, b'{"n":3}', PublishProps(message_expiry=60))
+        time.sleep(2.2)
+        alice.puback(first.packet_id)
+        third = alice.expect(PUBLISH)
+        assert third.payload == b'{"n":3}'  # the second expired while it waited
+        assert 55 <= third.properties()["MessageExpiryInterval"] <= 58
     finally:
         alice.close()
