@@ -64,6 +64,8 @@ TOPIC_ALIAS_MAXIMUM = 16
 """Topic aliases a client may set towards the server (it publishes to one outbox: a few suffice)."""
 
 _READ_SIZE = 64 * 1024
+_FLUSH_TIMEOUT = 1.0
+"""Seconds a CONNACK or DISCONNECT may take to leave before the connection goes on (or closes)."""
 _PINGREQ, _PINGRESP = 12, b"\xd0\x00"
 _SUBSCRIBE, _UNSUBSCRIBE, _DISCONNECT = 8, 10, 14
 _REFUSED = 0x80
@@ -93,6 +95,8 @@ class Mqtt5Handler(MqchatHandler):
         self._aliases_in: dict[int, str] = {}
         self._aliases_out: dict[str, int] = {}
         self._waiting: deque[_Waiting] = deque()
+        self._ws_out = bytearray()
+        """WebSocket: what ``_drain`` sends next."""
 
     # ------------------------------------------------------------------ writing
     @property
@@ -110,14 +114,18 @@ class Mqtt5Handler(MqchatHandler):
             else:
                 self.writes.send(self, data)
             return
-        writer.write(data)
+        self._ws_out += data
         if self._drainer is None:
             self._drainer = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
+        """Send what ``_out`` gathered, one WebSocket message a pass, from this one task: amqtt's
+        WebSocket writer drops what is written while its ``drain`` awaits the send."""
         try:
             await asyncio.sleep(0)  # what else this pass writes goes in the same message
-            if self.writer is not None:
+            while self._ws_out and self.writer is not None:
+                data, self._ws_out = bytes(self._ws_out), bytearray()
+                self.writer.write(data)
                 await self.writer.drain()
         except Exception as exc:  # noqa: BLE001 - a closed WebSocket: the reader ends the connection
             log.debug("%s: write failed: %r", self._client_id, exc)
@@ -131,16 +139,25 @@ class Mqtt5Handler(MqchatHandler):
             self._out(acks)
 
     async def _flush_now(self) -> None:
-        """Write what is held and wait for it to leave (before a DISCONNECT closes the connection)."""
+        """Write what is held and wait (a little) for it to leave: a CONNACK, a DISCONNECT before the
+        connection closes. A client that reads nothing cannot hold up a take-over for long."""
         writer = self.writer
         if writer is None:
             return
-        if self.writes is not None and self._stream:
-            self.writes.flush(self)
+        if self._stream:
+            if self.writes is not None:
+                self.writes.flush(self)
+            sending: Any = writer.drain()
+        else:
+            if self._drainer is None and self._ws_out:
+                self._drainer = asyncio.ensure_future(self._drain())
+            if self._drainer is None:
+                return
+            sending = asyncio.shield(self._drainer)
         try:
-            await writer.drain()
-        except Exception as exc:  # noqa: BLE001 - the peer is gone already
-            log.debug("%s: write failed: %r", self._client_id, exc)
+            await asyncio.wait_for(sending, _FLUSH_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - the peer is gone already, or reads nothing
+            log.debug("%s: write not completed: %r", self._client_id, exc)
 
     # ------------------------------------------------------------------ what the broker says
     async def send_connack(self, reason: int, session_present: bool) -> None:
