@@ -473,3 +473,30 @@ def test_a_delivery_that_expires_while_waiting_for_the_window_is_not_sent(node: 
         assert 55 <= third.properties()["MessageExpiryInterval"] <= 58
     finally:
         alice.close()
+
+
+def test_random_bytes_after_an_mqtt5_connect_never_hurt_the_node(node: RunningNode) -> None:
+    import random
+
+    alice_id, _ = node.add_user("alice")
+    bob_id, bob_token = node.add_user("bob")
+    carol_id, carol_token = node.add_user("carol")
+    carol = PlainClient(node.port, carol_id, carol_token)
+    rng = random.Random(26)
+    try:
+        carol.inbox()
+        for i in range(40):
+            noisy = _raw(node, alice_id, f"noise{i}")
+            first = rng.choice([0x30, 0x32, 0x40, 0x82, 0xA2, 0xC0, 0xE0, 0xF0, 0x10, rng.randrange(256)])
+            body = rng.randbytes(rng.randrange(0, 60))
+            noisy.send(bytes((first, len(body))) + body + rng.randbytes(rng.randrange(0, 8)))
+            noisy.quiet(0.05)
+            noisy.sock.close()
+        bob = PlainClient(node.port, bob_id, bob_token, mqtt5=True)
+        try:
+            assert bob.publish(_send(carol_id, "after the noise")) == 0
+            assert carol.expect_type("message")["message"]["text"] == "after the noise"
+        finally:
+            bob.close()
+    finally:
+        carol.close()

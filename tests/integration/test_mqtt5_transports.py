@@ -131,3 +131,25 @@ def test_receive_maximum_over_websocket(node: RunningNode) -> None:
     finally:
         ws.close()  # type: ignore[attr-defined]
         bob.close()
+
+
+def test_a_burst_over_websocket_arrives_whole_and_in_order(node: RunningNode) -> None:
+    alice_id, alice_token = node.add_user("alice")
+    bob_id, bob_token = node.add_user("bob")
+    alice = PlainClient(node.ws_port, alice_id, alice_token, mqtt5=True, transport="websockets")
+    bob = PlainClient(node.port, bob_id, bob_token)
+    try:
+        alice.inbox()
+        for i in range(40):
+            bob.send(alice_id, f"n{i}")
+        texts = [
+            alice.expect(lambda t, p: isinstance(p, dict) and p.get("type") == "message")["message"]["text"]
+            for _ in range(40)
+        ]
+        assert texts == [f"n{i}" for i in range(40)]
+        # and her own commands, sent while deliveries arrive, are all acknowledged
+        codes = [alice.publish(_send(bob_id, f"r{i}")) for i in range(20)]
+        assert codes == [0] * 20
+    finally:
+        alice.close()
+        bob.close()
