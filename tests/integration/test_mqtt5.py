@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 
+from broker.mqtt.connection_state import ConnectionState
 from broker.mqtt.properties import PublishProps
 from tests.harness import RunningNode, need, node_settings, wait_until
 from tests.plain import PlainClient
@@ -501,3 +502,39 @@ def test_random_bytes_after_an_mqtt5_connect_never_hurt_the_node(node: RunningNo
             bob.close()
     finally:
         carol.close()
+
+
+def test_the_connection_facts_the_broker_keeps(node: RunningNode) -> None:
+    alice_id, alice_token = node.add_user("alice")
+    broker = node.node.broker
+    assert broker is not None
+
+    def state(client_id: str) -> ConnectionState:
+        assert wait_until(lambda: any(s.client_id == client_id for s in broker.connected_sessions()))
+        found = next(s for s in broker.connected_sessions() if s.client_id == client_id)
+        assert isinstance(found, ConnectionState)
+        return found
+
+    v5 = _raw(
+        node,
+        alice_id,
+        "v5",
+        connect_props=props(
+            PacketTypes.CONNECT,
+            SessionExpiryInterval=3600,
+            ReceiveMaximum=7,
+            MaximumPacketSize=5000,
+            TopicAliasMaximum=3,
+        ),
+    )
+    v311 = PlainClient(node.port, alice_id, alice_token, device="v311")
+    try:
+        five = state(f"{alice_id}/v5")
+        assert (five.protocol_level, five.session_expiry, five.clean_start) == (5, 3600, True)
+        assert (five.receive_maximum, five.max_packet_size, five.topic_alias_maximum) == (7, 5000, 3)
+        old = state(f"{alice_id}/v311")
+        assert (old.protocol_level, old.session_expiry, old.clean_start) == (4, 0, True)
+        assert (old.receive_maximum, old.max_packet_size, old.topic_alias_maximum) == (65535, None, 0)
+    finally:
+        v5.close()
+        v311.close()
