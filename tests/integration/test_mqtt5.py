@@ -174,7 +174,7 @@ def test_a_silent_client_is_closed_with_0x8d(node: RunningNode) -> None:
     assert time.monotonic() - started < 6
 
 
-def test_the_will_is_sent_on_disconnect_0x04_only(node: RunningNode) -> None:
+def test_the_will_is_sent_on_disconnect_0x04_or_a_lost_connection(node: RunningNode) -> None:
     alice_id, _ = node.add_user("alice")
     bob_id, bob_token = node.add_user("bob")
     bob = PlainClient(node.port, bob_id, bob_token)
@@ -188,6 +188,18 @@ def test_the_will_is_sent_on_disconnect_0x04_only(node: RunningNode) -> None:
         leaving = _raw(node, alice_id, will=(outbox, json.dumps(_send(bob_id, "my will")).encode()))
         leaving.close(0x04)
         assert bob.expect_type("message")["message"]["text"] == "my will"
+        assert not [p for _t, p in bob.drain(0.5) if isinstance(p, dict) and p.get("type") == "message"]
+        # silent past her keep-alive: closed with 0x8D, and the will goes out
+        silent = _raw(
+            node, alice_id, keepalive=1, will=(outbox, json.dumps(_send(bob_id, "timed out")).encode())
+        )
+        assert silent.closed_with() == 0x8D
+        assert bob.expect_type("message")["message"]["text"] == "timed out"
+        # taken over: no will (she is back on another connection)
+        taken = _raw(node, alice_id, "phone", will=(outbox, json.dumps(_send(bob_id, "never 2")).encode()))
+        again = _raw(node, alice_id, "phone")
+        assert taken.closed_with() == 0x8E
+        again.close()
         assert not [p for _t, p in bob.drain(0.5) if isinstance(p, dict) and p.get("type") == "message"]
         # a will to a topic she may not publish to is refused as her PUBLISH would be
         sneaky = _raw(node, alice_id, will=(f"chat/{bob_id}/out", json.dumps(_send(alice_id, "x")).encode()))
