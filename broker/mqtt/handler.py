@@ -53,6 +53,7 @@ from amqtt.session import Session
 from broker.mqtt.codec import PUBACK, PUBLISH, Frame, encode_puback, encode_publish, read_frames, read_publish
 from broker.mqtt.connect import read_connect
 from broker.mqtt.connection_state import DISCARD, ConnectionState
+from broker.mqtt.properties import PublishProps
 from broker.mqtt.writes import WriteScheduler
 
 __all__ = ["PUBACK_TIMEOUT", "Gate", "MqchatHandler", "Requests"]
@@ -68,8 +69,13 @@ _PINGRESP = b"\xd0\x00"
 
 class Gate(Protocol):
     def accept(
-        self, user: str | None, topic: str, data: bytes | bytearray, client_id: str | None = None
-    ) -> None: ...
+        self,
+        user: str | None,
+        topic: str,
+        data: bytes | bytearray,
+        client_id: str | None = None,
+        props: PublishProps | None = None,
+    ) -> int: ...
 
 
 class Requests(Protocol):

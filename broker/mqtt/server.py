@@ -70,6 +70,7 @@ from amqtt.utils import gen_client_id
 from broker.mqtt.compat import check_amqtt_version
 from broker.mqtt.handler import Gate, MqchatHandler
 from broker.mqtt.plugins.base import Authenticator, BrokerPlugin, TopicFilter
+from broker.mqtt.properties import PublishProps
 from broker.mqtt.subscriptions import SubscriptionIndex, is_wildcard
 from broker.mqtt.writes import WriteScheduler
 
@@ -201,7 +202,9 @@ class MqchatBroker(Broker):
         return await super()._create_server_instance(listener_name, listener_type, address, port, ssl_context)
 
     # -------------------------------------------------------------- publishing from the server
-    def publish_nowait(self, topic: str, data: bytes, qos: int = QOS_1) -> None:
+    def publish_nowait(
+        self, topic: str, data: bytes, qos: int = QOS_1, props: PublishProps | None = None
+    ) -> None:
         """Route a server message to the topic's subscribers now, in call order (event loop only).
 
         Stock amqtt's broadcast queue cost a queue hop, a task and an ``asyncio.wait`` per message;
