@@ -35,7 +35,7 @@ from workers.metrics import COMMANDS, REFUSED
 if TYPE_CHECKING:
     from workers.runners import Batch, CommandRunner
 
-__all__ = ["ACCEPTED", "Ingest", "puback_code"]
+__all__ = ["ACCEPTED", "NOT_AUTHORIZED", "PAYLOAD_FORMAT_INVALID", "QUOTA_EXCEEDED", "Ingest"]
 
 log = logging.getLogger(__name__)
 
@@ -51,22 +51,16 @@ Reply = Callable[[str, dict[str, Any], PublishOptions | None], None]
 """Publish a live event to a user's inbox on this node, or to the reply target given (called on
 the event loop)."""
 
+# What ``accept`` answers: the MQTT 5 PUBACK reason codes of its verdicts (MQTT 5.0, 3.4.2.1)
 ACCEPTED = 0x00
-_PUBACK: dict[ErrorCode, int] = {
-    ErrorCode.FORBIDDEN: 0x87,  # not authorized
-    ErrorCode.RATE_LIMITED: 0x97,  # quota exceeded
-    ErrorCode.BUSY: 0x97,
-    ErrorCode.TOO_LARGE: 0x97,  # an imposed limit was exceeded
-    ErrorCode.BAD_JSON: 0x99,  # payload format invalid
-    ErrorCode.BAD_REQUEST: 0x99,
-    ErrorCode.UNKNOWN_TYPE: 0x99,
-    ErrorCode.UNSUPPORTED_VERSION: 0x99,
-}
-
-
-def puback_code(code: ErrorCode) -> int:
-    """The MQTT 5 PUBACK reason code of a refusal (0x80, unspecified error, for any other)."""
-    return _PUBACK.get(code, 0x80)
+NOT_AUTHORIZED = 0x87
+"""Not the user's outbox, or a Response Topic that is not the user's."""
+QUOTA_EXCEEDED = 0x97
+"""``rate_limited`` or ``busy``: send it again later; or more User Properties than the contract
+carries (``too_large``)."""
+PAYLOAD_FORMAT_INVALID = 0x99
+"""Not a command: not JSON, or not what the contract says."""
+_REPLY_REFUSED = {ErrorCode.FORBIDDEN: NOT_AUTHORIZED, ErrorCode.TOO_LARGE: QUOTA_EXCEEDED}
 
 
 class Ingest:
@@ -118,14 +112,15 @@ class Ingest:
         A ``push_register`` also says which platform the device is: it goes to ``on_platform`` here,
         where the device is known (commands name no device), to be recorded with the device."""
         if user is None:
-            return puback_code(ErrorCode.FORBIDDEN)
+            return NOT_AUTHORIZED
         if topic != self._topics.outbox(user):
-            return self._refuse(
+            self._refuse(
                 user,
                 ErrorCode.FORBIDDEN,
                 f"you may publish only to {self._topics.outbox(user)}, not {topic}",
                 None,
             )
+            return NOT_AUTHORIZED
         self._on_action(user)
         reply: PublishOptions | None = None
         wrong_reply: RefusedReply | None = None
@@ -138,17 +133,22 @@ class Ingest:
             command = parse_command(data, max_bytes=self._max_bytes)
         except InvalidCommand as exc:
             if wrong_reply is not None:
-                return self._refuse(user, wrong_reply.code, wrong_reply.message, exc.ref)
-            return self._refuse(user, exc.code, exc.message, exc.ref, reply)
+                self._refuse(user, wrong_reply.code, wrong_reply.message, exc.ref)
+                return _REPLY_REFUSED[wrong_reply.code]
+            self._refuse(user, exc.code, exc.message, exc.ref, reply)
+            return PAYLOAD_FORMAT_INVALID
         ref = command["id"]
         if wrong_reply is not None:
-            return self._refuse(user, wrong_reply.code, wrong_reply.message, ref)
+            self._refuse(user, wrong_reply.code, wrong_reply.message, ref)
+            return _REPLY_REFUSED[wrong_reply.code]
         if self._rate is not None and not self._rate.allow(user):
-            return self._refuse(
+            self._refuse(
                 user, ErrorCode.RATE_LIMITED, "too many commands; slow down and send it again", ref, reply
             )
+            return QUOTA_EXCEEDED
         if self.pending >= self._limit:
-            return self._refuse(user, ErrorCode.BUSY, "the server is busy; send it again later", ref, reply)
+            self._refuse(user, ErrorCode.BUSY, "the server is busy; send it again later", ref, reply)
+            return QUOTA_EXCEEDED
         self._add(
             {"user": user, "cmd": command}
             if reply is None
@@ -204,12 +204,11 @@ class Ingest:
         message: str,
         ref: str | None,
         reply: PublishOptions | None = None,
-    ) -> int:
+    ) -> None:
         self.refused += 1
         REFUSED.labels(code=code.value).inc()
         log.info("refused a command of %s: %s %s", user, code.value, message)
         self._reply(user, error_event(ref, code, message), reply)
-        return puback_code(code)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Hand over everything accepted so far (on the event loop)."""
