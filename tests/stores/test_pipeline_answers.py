@@ -6,13 +6,20 @@ Typing goes out with a message expiry."""
 
 from __future__ import annotations
 
+import json
+from functools import partial
 from typing import Any
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
 
 from tests.harness import unique
 from tests.stores.conftest import users
 from workers.answers import TYPING, PublishOptions
+from workers.jobs import declare_node_actors, node_queue, send_to_node
+from workers.locator import MemoryLocator
 from workers.pipeline import Pipeline
-from workers.routing import Delivery
+from workers.routing import Delivery, NodeItem, Router
 from workers.stores import Store
 
 NODE = "n1"
@@ -114,3 +121,49 @@ def test_typing_goes_out_with_a_message_expiry(store: Store) -> None:
 
     assert routed.to(bob) == [("typing", None, None, TYPING)]
     assert TYPING["expiry"] > 0
+
+
+def test_across_the_job_queue_the_answer_goes_back_to_the_node_that_received_the_command_only(
+    store: Store,
+) -> None:
+    alice, bob = users(store, "alice", "bob")
+    queue = StubBroker()
+    got: dict[str, list[NodeItem]] = {"n1": [], "n2": []}
+    # n1's delivery actor runs here, as in node n1; n2's queue is read back as it arrives there
+    declare_node_actors(queue, "n1", deliver=lambda node, items: got[node].extend(items), presence=print)
+    queue.declare_queue(node_queue("n2"))
+    locator = MemoryLocator()
+    for name in got:  # alice has a device on each node; the command came in on n1
+        locator.set_online(alice, name, now=1.0)
+    target: PublishOptions = {
+        "topic": f"chat/{alice}/reply/phone",
+        "correlation": "AA==",
+        "user_properties": [["k", "v"]],
+    }
+    hello, listing = command(alice, "send", target, to=bob, text="hi"), command(alice, "group_list", target)
+    batch = json.loads(json.dumps([hello, listing]))  # as the commands queue carries it
+    worker = dramatiq.Worker(queue, queues={node_queue("n1")}, worker_timeout=100)
+    worker.start()
+    try:
+        Pipeline(store=store, route=Router(locator, partial(send_to_node, queue)).route).process_batch(
+            "n1", batch
+        )
+        queue.join(node_queue("n1"))
+        pending = queue.queues[node_queue("n2")]
+        while not pending.empty():
+            got["n2"] += [tuple(item) for item in dramatiq.Message.decode(pending.get_nowait()).args[1]]  # type: ignore[misc]
+    finally:
+        worker.stop()
+        queue.close()
+
+    def seen(node: str) -> list[tuple[str, str | None, PublishOptions | None]]:
+        return [
+            (json.loads(payload)["type"], json.loads(payload).get("ref"), o) for _, payload, _, o in got[node]
+        ]
+
+    assert seen("n1") == [
+        ("sent", hello["cmd"]["id"], None),
+        ("sent", hello["cmd"]["id"], target),
+        ("groups", listing["cmd"]["id"], target),
+    ]
+    assert seen("n2") == [("sent", hello["cmd"]["id"], None)]  # the other device: the inbox event only
