@@ -12,6 +12,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from broker.ingest import ACCEPTED, Ingest
 from broker.mqtt.properties import PublishProps
@@ -207,3 +209,29 @@ def test_a_publish_outside_the_outbox_is_0x87() -> None:
     gate = ingest(said, Sink(slots=1))
     assert gate.accept("alice", "chat/bob/out", command("c1"), "alice/d1", None) == 0x87
     assert said[0][1]["code"] == "forbidden"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    user=st.from_regex(r"[A-Za-z0-9_.-]{1,12}", fullmatch=True),
+    other=st.from_regex(r"[A-Za-z0-9_.-]{1,12}", fullmatch=True),
+    tail=st.text(alphabet=st.sampled_from("ab/+#.-_\0ü"), max_size=12),
+)
+def test_a_target_is_always_a_topic_under_the_users_own_reply_topic(user: str, other: str, tail: str) -> None:
+    """Whatever a client names, the answer never goes to a topic another user may read."""
+    for topic in (f"chat/{other}/reply{tail}", f"chat/{user}/reply{tail}", f"chat/{other}{tail}", tail):
+        try:
+            target = reply_target(TOPICS, user, props(topic))
+        except RefusedReply as refused:
+            code: ErrorCode | None = refused.code
+        else:
+            code = None
+        assert code in (None, ErrorCode.FORBIDDEN, ErrorCode.TOO_LARGE)
+        if code is not None:
+            continue
+        assert target is not None
+        named = target["topic"]
+        assert named == f"chat/{user}/reply" or named.startswith(f"chat/{user}/reply/")
+        assert not any(c in named for c in "+#\0")
+        # and nobody else's ACL lets them read it
+        assert not TOPICS.is_reply_of(other, named, filter_=True) or other == user
