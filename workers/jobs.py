@@ -107,8 +107,9 @@ def declare_node_actors(
     ``privacy(user)`` a user changed their privacy settings."""
 
     def deliver_from_queue(node: str, items: list[list[Any]]) -> None:
-        # the job's JSON made each (user, payload, qos, options) a list
-        deliver(node, [(str(user), str(payload), int(qos), options) for user, payload, qos, options in items])
+        # the job's JSON made each (user, payload, qos, options) a list; a worker of the version
+        # before options (a rolling upgrade) sends three
+        deliver(node, [(str(i[0]), str(i[1]), int(i[2]), i[3] if len(i) > 3 else None) for i in items])
 
     broker.declare_queue(node_queue(node))
     actors: list[tuple[str, Callable[..., None]]] = [
