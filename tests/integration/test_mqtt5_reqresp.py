@@ -221,3 +221,28 @@ def test_mosquitto_rr_gets_the_answer_to_its_request(node: RunningNode) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"v": 1, "type": "groups", "ref": listing["id"], "groups": []}
+
+
+@pytest.mark.skipif(
+    shutil.which("mosquitto_pub") is None, reason="mosquitto_pub (mosquitto-clients) is not installed"
+)
+def test_mosquitto_pub_naming_another_users_reply_topic_is_refused(node: RunningNode) -> None:
+    alice, token = node.add_user("alice")
+    bob, _ = node.add_user("bob")
+    with clients(node, (bob, "d1", True)) as (b,):
+        assert b.subscribe(f"chat/{bob}/reply/#") == [1]
+        done = subprocess.run(
+            [
+                "mosquitto_pub", "-V", "mqttv5", "-h", "127.0.0.1", "-p", str(node.port), "-u", alice,
+                "-P", token, "-i", f"{alice}/pub", "-q", "1", "-t", f"chat/{alice}/out",
+                "-D", "publish", "response-topic", f"chat/{bob}/reply/x",
+                "-D", "publish", "correlation-data", "steal", "-m", json.dumps(cmd("group_list")),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )  # fmt: skip
+        b.drain(0.5)
+        assert b.received == []
+    assert "not authorized" in (done.stdout + done.stderr).lower(), done
