@@ -122,6 +122,7 @@ async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> tuple[
     session.remote_port = remote_port
     session.ssl_object = writer.get_ssl_info()
     session.keep_alive = max(connect.keep_alive, 0)
+    session.clean_start = bool(connect.clean_session_flag)
     session.session_expiry = 0 if connect.clean_session_flag else None
     return session, rest
 
@@ -141,7 +142,7 @@ async def _connect_v5(body: bytes, writer: Any) -> ConnectionState:
     session = ConnectionState()
     session.protocol_level = _MQTT_5
     session.client_id = connect.client_id
-    session.clean_session = connect.clean_start
+    session.clean_session = session.clean_start = connect.clean_start
     session.will_flag = False  # a will goes through the gate, not amqtt (see ``will5``)
     session.will5 = connect.will
     session.username = connect.username

@@ -15,8 +15,8 @@ The CONNECT's protocol level chooses the handler (``open_connection``); a 3.1.1 
   then as an alias (an inbox is one topic: every delivery after the first saves its name).
 - **Inbound topic aliases** up to ``TOPIC_ALIAS_MAXIMUM``.
 - **The will** is the client's own PUBLISH, given to the gate like any other (so the ACL and ingest
-  judge it), when the client ends with DISCONNECT 0x04 or its connection is lost; not after a
-  normal DISCONNECT, a take-over or a sign-out.
+  judge it), when the client ends with DISCONNECT 0x04, or its connection is lost or closed for
+  silence or bad input; not after another DISCONNECT of the client, a take-over or a sign-out.
 """
 
 from __future__ import annotations
@@ -88,6 +88,9 @@ class Mqtt5Handler(MqchatHandler):
     """The keep-alive told the client in CONNACK (its own; the broker enforces it with grace)."""
     _closed_as: int | None = None
     """The reason of the DISCONNECT that ended the connection (the client's or the server's)."""
+    _no_will = False
+    """The connection ends without its will: a DISCONNECT from the client (0x04 sent it already),
+    a take-over or a sign-out."""
     _drainer: asyncio.Task[None] | None = None
 
     def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
@@ -187,6 +190,8 @@ class Mqtt5Handler(MqchatHandler):
         self._out(encode_unsuback(packet_id, codes))
 
     async def close_with(self, reason: int) -> None:
+        if reason in (Reason.SESSION_TAKEN_OVER, Reason.ADMINISTRATIVE_ACTION):
+            self._no_will = True  # the user is here on another connection, or signed this one out
         if self._closed_as is None:
             self._closed_as = reason
             self._out(encode_disconnect(reason))
@@ -355,6 +360,7 @@ class Mqtt5Handler(MqchatHandler):
             elif kind == _DISCONNECT:
                 reason, props = decode_disconnect(body)
                 self._closed_as = reason
+                self._no_will = True
                 expiry = props.get(Prop.SESSION_EXPIRY)
                 if expiry is not None and isinstance(session, ConnectionState):
                     if not session.session_expiry and expiry:  # [MQTT-3.14.2-2]
@@ -385,7 +391,7 @@ class Mqtt5Handler(MqchatHandler):
     # ------------------------------------------------------------------ the end
     def _ended(self) -> None:
         session = self.session
-        if self._closed_as is None and session is not None:  # lost, not ended by a DISCONNECT
+        if not self._no_will and session is not None:  # lost, timed out or closed for bad input
             self._send_will(session)
         super()._ended()
         waiting, self._waiting = self._waiting, deque()
