@@ -60,7 +60,7 @@ def make(target: JobQueue | Sink, replies: list[tuple[str, dict[str, Any]]], **k
         queue_size=int(kw.get("queue_size", 1000)),
         batch_size=int(kw.get("batch_size", 200)),
         runner=runner,  # type: ignore[arg-type]
-        reply=lambda user, event: replies.append((user, event)),
+        reply=lambda user, event, target: replies.append((user, event)),
     )
 
 
