@@ -32,12 +32,15 @@ import time
 from collections.abc import Coroutine
 from typing import Any, Literal
 
+import paho.mqtt.client as mqtt
+
 from client_sdk._base import END, Closed, State
 from client_sdk._connection import RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY
 from client_sdk._errors import AuthenticationError, ConnectError, NotConnected, Timeout, connect_refused
 from client_sdk._events import Event
 from client_sdk._inbound import feed, incoming
 from client_sdk._session import Command, Effects, Session
+from client_sdk._settings import MqttVersion
 from client_sdk._statefile import StateFile
 from client_sdk._subscriptions import Subscribe
 from client_sdk._transfer import MediaEndpoint
@@ -70,6 +73,7 @@ class Connection:
     _device: str
     _transport: Literal["tcp", "websockets"]
     _ws_path: str
+    _mqtt_version: MqttVersion
     _tls: ssl.SSLContext | bool
     _keepalive: int
     _connect_timeout: float
@@ -273,14 +277,18 @@ class Connection:
             tls = self._tls
         elif self._tls:
             tls = ssl.create_default_context()
+        mqtt5 = self._mqtt_version == "5"
         client = aiomqtt.Client(
             self._host,
             self._port,
             username=self._user,
             password=self._token,
             identifier=self.client_id,
-            clean_session=True,
-            protocol=aiomqtt.ProtocolVersion.V311,
+            # MQTT 5 has clean start instead of clean session; every connection starts clean on
+            # both (the client catches up with `sync` from its cursor)
+            clean_session=None if mqtt5 else True,
+            clean_start=True if mqtt5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,  # paho: v5 only
+            protocol=aiomqtt.ProtocolVersion.V5 if mqtt5 else aiomqtt.ProtocolVersion.V311,
             transport=self._transport,
             websocket_path=self._ws_path if self._transport == "websockets" else None,
             tls_context=tls,

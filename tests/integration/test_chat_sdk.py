@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from client_sdk import Client, Message, Receipt, Status, Typing
+from client_sdk._settings import MqttVersion
 from tests.harness import RunningNode, connect, node_settings, wait_until
 
 
@@ -19,10 +20,15 @@ def next_message(client: Client, timeout: float = 10) -> Message:
     raise AssertionError("no message arrived")
 
 
-def test_alice_and_bob_chat_both_ways_with_sent_delivered_read(node: RunningNode) -> None:
+def test_alice_and_bob_chat_both_ways_with_sent_delivered_read(
+    node: RunningNode, mqtt_version: MqttVersion
+) -> None:
     alice_id, _ = node.add_user("alice")
     bob_id, _ = node.add_user("bob")
-    with connect(node, alice_id) as alice, connect(node, bob_id) as bob:
+    with (
+        connect(node, alice_id, mqtt_version=mqtt_version) as alice,
+        connect(node, bob_id, mqtt_version=mqtt_version) as bob,
+    ):
         # alice -> bob: sent, then delivered (bob's SDK acknowledges by itself), then read
         out = alice.send(bob_id, "hello bob")
         out.wait("sent", timeout=10)
@@ -45,34 +51,37 @@ def test_alice_and_bob_chat_both_ways_with_sent_delivered_read(node: RunningNode
 
 def test_offline_bob_gets_missed_messages_in_order_once_and_alice_gets_receipts_later(
     node: RunningNode,
+    mqtt_version: MqttVersion,
 ) -> None:
     alice_id, _ = node.add_user("alice")
     bob_id, _ = node.add_user("bob")
 
     # Given bob is offline while alice sends three messages, then goes offline herself
-    with connect(node, alice_id) as alice:
+    with connect(node, alice_id, mqtt_version=mqtt_version) as alice:
         outs = [alice.send(bob_id, f"message {i}") for i in range(3)]
         for out in outs:
             out.wait("sent", timeout=10)
         alice_cursor = alice.cursor
 
     # When bob comes back, he gets the three in order, once
-    with connect(node, bob_id) as bob:
+    with connect(node, bob_id, mqtt_version=mqtt_version) as bob:
         texts = [m.text for m in bob.messages(timeout=2)]
         assert texts == ["message 0", "message 1", "message 2"]
         # his SDK said delivered for them
     # and a second login of the same device state does not replay them
-    with connect(node, bob_id, cursor=bob.cursor) as bob_again:
+    with connect(node, bob_id, mqtt_version=mqtt_version, cursor=bob.cursor) as bob_again:
         assert list(bob_again.messages(timeout=1)) == []
 
     # Then alice, back online later, gets the delivered receipts she missed
-    with connect(node, alice_id, cursor=alice_cursor) as alice:
+    with connect(node, alice_id, mqtt_version=mqtt_version, cursor=alice_cursor) as alice:
         receipts = [e for e in alice.events(timeout=2) if isinstance(e, Receipt)]
         assert sorted((r.seq, r.status) for r in receipts) == [(i, Status.DELIVERED) for i in (1, 2, 3)]
         assert all(r.by == bob_id for r in receipts)
 
 
-def test_messages_sent_while_disconnected_are_resent_and_stored_once(tmp_path: Path) -> None:
+def test_messages_sent_while_disconnected_are_resent_and_stored_once(
+    tmp_path: Path, mqtt_version: MqttVersion
+) -> None:
     # a node on a fixed port, so the client can reconnect to it after a restart
     first = RunningNode(node_settings(tmp_path)).start()
     port = first.port
@@ -83,7 +92,10 @@ def test_messages_sent_while_disconnected_are_resent_and_stored_once(tmp_path: P
     node = RunningNode(node_settings(tmp_path, **{"broker.mqtt_port": port})).start()
     node.tokens = tokens
     try:
-        with connect(node, alice_id) as alice, connect(node, bob_id) as bob:
+        with (
+            connect(node, alice_id, mqtt_version=mqtt_version) as alice,
+            connect(node, bob_id, mqtt_version=mqtt_version) as bob,
+        ):
             # When the node goes away, alice keeps sending
             node.stop()
             assert wait_until(lambda: not alice.connected, 10)
