@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -108,6 +109,36 @@ def test_messages_sent_while_disconnected_are_resent_and_stored_once(
                 p.wait("sent", timeout=20)
             texts = [m.text for m in bob.messages(timeout=3)]
             assert texts == [f"while down {i}" for i in range(3)]
+    finally:
+        node.close()
+
+
+def test_over_mqtt_5_a_refused_command_is_refused_in_its_puback_too(
+    tmp_path: Path, mqtt_version: MqttVersion, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a node that lets a user send a burst of 3 commands, then 2 a second
+    settings = node_settings(tmp_path, **{"limits.commands_burst": 3, "limits.commands_per_second": 2.0})
+    node = RunningNode(settings).start()
+    try:
+        alice_id, _ = node.add_user("alice")
+        bob_id, _ = node.add_user("bob")
+        caplog.set_level(logging.WARNING, logger="client_sdk")
+        with connect(node, alice_id, mqtt_version=mqtt_version) as alice, connect(node, bob_id) as bob:
+            # When alice sends more at once than that
+            outs = [alice.send(bob_id, f"flood {i}") for i in range(6)]
+
+            # Then on both versions her SDK waits out the inbox's `rate_limited` errors and resends,
+            # so every message goes, once, in order
+            for out in outs:
+                out.wait("sent", timeout=30)
+            assert [m.text for m in bob.messages(timeout=2)] == [f"flood {i}" for i in range(6)]
+
+        # and over MQTT 5 the server's PUBACKs said so as well (quota exceeded): the SDK logged them
+        pubacks = [r.getMessage() for r in caplog.records if "(PUBACK)" in r.getMessage()]
+        if mqtt_version == "5":
+            assert pubacks and all(line.endswith("Quota exceeded") for line in pubacks)
+        else:
+            assert pubacks == []
     finally:
         node.close()
 
