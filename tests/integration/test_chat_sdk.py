@@ -7,6 +7,7 @@ import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -194,12 +195,12 @@ def test_the_state_file_resumes_without_duplicates(node: RunningNode, tmp_path: 
         assert [m.text for m in bob.messages(timeout=1)] == ["two"]
 
 
-def test_chat_over_websocket(node: RunningNode) -> None:
+def test_chat_over_websocket(node: RunningNode, mqtt_version: MqttVersion) -> None:
     alice_id, _ = node.add_user("alice")
     bob_id, _ = node.add_user("bob")
-    ws = {"transport": "websockets"}
-    alice = Client("127.0.0.1", node.ws_port, user=alice_id, token=node.tokens[alice_id], **ws)  # type: ignore[arg-type]
-    bob = Client("127.0.0.1", node.ws_port, user=bob_id, token=node.tokens[bob_id], **ws)  # type: ignore[arg-type]
+    ws: dict[str, Any] = {"transport": "websockets", "mqtt_version": mqtt_version}
+    alice = Client("127.0.0.1", node.ws_port, user=alice_id, token=node.tokens[alice_id], **ws)
+    bob = Client("127.0.0.1", node.ws_port, user=bob_id, token=node.tokens[bob_id], **ws)
     with alice, bob:
         out = alice.send(bob_id, "over websocket")
         assert next_message(bob).text == "over websocket"
