@@ -19,7 +19,7 @@ from client_sdk._errors import AuthenticationError, ConnectError, NotConnected, 
 from client_sdk._inbound import feed, incoming
 from client_sdk._settings import MqttVersion
 
-__all__ = ["RECONNECT_MAX_DELAY", "RECONNECT_MIN_DELAY", "Connection"]
+__all__ = ["RECONNECT_MAX_DELAY", "RECONNECT_MIN_DELAY", "Connection", "log_refused_publish"]
 
 logger = logging.getLogger(__name__)
 
@@ -268,11 +268,7 @@ class Connection(ClientBase):
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        # Only MQTT 5 PUBACKs carry a refusal (not authorized, quota exceeded, payload format
-        # invalid); the server also answers the command with an `error` event on the inbox, which
-        # is what the calls wait for, so a refusal is only worth a line in the log here.
-        if reason_code.is_failure:
-            logger.warning("%s: the server refused a command (PUBACK): %s", self.client_id, reason_code)
+        log_refused_publish(self.client_id, reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
@@ -300,6 +296,17 @@ class Connection(ClientBase):
 
 
 _paho_logger = logging.getLogger(f"{__name__}.paho")
+
+
+def log_refused_publish(client_id: str, reason_code: ReasonCode) -> None:
+    """Log an MQTT 5 PUBACK that refused a command (not authorized, quota exceeded, payload format
+    invalid; a 3.1.1 PUBACK never refuses).
+
+    The server also answers the command with an `error` event on the inbox, which is what the calls
+    wait for and act on, so here the refusal is only worth a line in the log.
+    """
+    if reason_code.is_failure:
+        logger.warning("%s: the server refused a command (PUBACK): %s", client_id, reason_code)
 
 
 def _log_paho(client: mqtt.Client, userdata: Any, level: int, message: str) -> None:

@@ -33,9 +33,11 @@ from collections.abc import Coroutine
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from client_sdk._base import END, Closed, State
-from client_sdk._connection import RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY
+from client_sdk._connection import RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY, log_refused_publish
 from client_sdk._errors import AuthenticationError, ConnectError, NotConnected, Timeout, connect_refused
 from client_sdk._events import Event
 from client_sdk._inbound import feed, incoming
@@ -297,6 +299,8 @@ class Connection:
             logger=_paho_logger,
         )
         client.pending_calls_threshold = _PENDING_CALLS_THRESHOLD
+        if mqtt5:
+            _log_refused_publishes(client, self.client_id)
         return client
 
     async def _lost(self) -> None:
@@ -388,6 +392,21 @@ class Connection:
                 command.payload["id"],
                 exc,
             )
+
+
+def _log_refused_publishes(client: aiomqtt.Client, client_id: str) -> None:
+    """Log the PUBACKs that refused a command, as the blocking client does: aiomqtt's ``publish``
+    returns without the reason code, so paho's callback (``_client``, aiomqtt's documented escape
+    hatch) is wrapped to see it first."""
+    forward = client._on_publish  # what aiomqtt set as paho's callback
+
+    def on_publish(
+        paho_client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Properties
+    ) -> None:
+        log_refused_publish(client_id, reason_code)
+        forward(paho_client, userdata, mid, reason_code, properties)
+
+    client._client.on_publish = on_publish
 
 
 async def _close_half_open(client: aiomqtt.Client) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -330,6 +331,38 @@ def test_messages_sent_while_the_node_is_down_are_resent_and_stored_once(
         run(scenario)
     finally:
         node.close()
+
+
+def test_over_mqtt_5_a_refused_command_is_refused_in_its_puback_too(
+    tmp_path: Path, mqtt_version: MqttVersion, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a node that lets a user send a burst of 3 commands, then 2 a second
+    node = RunningNode(
+        node_settings(tmp_path, **{"limits.commands_burst": 3, "limits.commands_per_second": 2.0})
+    ).start()
+    alice_id, _ = node.add_user("alice")
+    bob_id, _ = node.add_user("bob")
+    caplog.set_level(logging.WARNING, logger="client_sdk")
+
+    async def scenario() -> None:
+        async with connect(node, alice_id, mqtt_version=mqtt_version) as alice, connect(node, bob_id) as bob:
+            # When alice sends more at once than that, Then her SDK waits out `rate_limited`
+            # and resends: every message goes, once, in order
+            outs = [await alice.send(bob_id, f"flood {i}") for i in range(6)]
+            for out in outs:
+                await out.wait("sent", timeout=30)
+            assert await texts(bob) == [f"flood {i}" for i in range(6)]
+
+    try:
+        run(scenario)
+    finally:
+        node.close()
+    # and over MQTT 5 the server's PUBACKs said so as well (quota exceeded): the SDK logged them
+    pubacks = [r.getMessage() for r in caplog.records if "(PUBACK)" in r.getMessage()]
+    if mqtt_version == "5":
+        assert pubacks and all(line.endswith("Quota exceeded") for line in pubacks)
+    else:
+        assert pubacks == []
 
 
 def test_bad_input_raises_what_the_blocking_client_raises(node: RunningNode) -> None:
