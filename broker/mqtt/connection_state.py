@@ -106,6 +106,9 @@ class ConnectionState(Session):
     # connection stores none of them).
     protocol_level = 4
     """4: MQTT 3.1.1, 5: MQTT 5."""
+    clean_start = True
+    """The CONNECT's clean-session flag (3.1.1) or Clean Start (MQTT 5), as sent: the broker sets
+    amqtt's ``clean_session`` to True for its own flow whatever the client asked."""
     session_expiry: int | None = 0
     """Seconds the session outlives the connection: MQTT 5's Session Expiry Interval; 3.1.1: 0 with
     clean session, else None ("the server's ``sessions.persistent_ttl``")."""

@@ -239,6 +239,8 @@ def _read_props(cur: _Cursor, packet: int) -> Props:
     if length > cur.left():
         raise Malformed("properties longer than their packet")
     end = cur.pos + length
+    outer, cur = cur, _Cursor(cur.body[:end], cur.pos)  # a property cannot read past the properties
+    outer.pos = end
     props = Props()
     values = props.values
     while cur.pos < end:
@@ -272,8 +274,6 @@ def _read_props(cur: _Cursor, packet: int) -> Props:
         if ident in _NOT_ZERO and value == 0:
             raise Malformed(f"property 0x{ident:02x} must not be 0", Reason.PROTOCOL_ERROR)
         values[ident] = value
-    if cur.pos != end:
-        raise Malformed("a property runs past the properties' length")
     return props
 
 
