@@ -70,3 +70,30 @@ def test_a_wrong_token_is_refused_on_either_version(
     error = page.wait("the login form says why", lambda: page.element("#login-error").text)
     assert error == "Wrong user id or token"
     assert page.js("return document.body.dataset.view") == "login"
+
+
+def test_the_page_chooses_its_mqtt_version_from_the_server_and_its_address(
+    node: RunningNode, browser: Callable[[str], Page]
+) -> None:
+    """connection.js's choice: the address's ``?mqtt=`` first, then what config.json offers."""
+    page = browser("probe")
+    page.driver.get(f"{node.media_url}/")
+    cases = [
+        ([4, 5], None),
+        ([4, 5], "3.1.1"),
+        ([4, 5], "4"),
+        ([4, 5], "5"),
+        ([4], None),  # a server that speaks 3.1.1 only
+        (None, None),  # a server older than `mqtt_versions`
+        ([4], "5"),  # asked for: tried even so (the CONNACK then says if the server refuses it)
+        ([4, 5], "6"),  # not a version: the server's choice
+    ]
+    chosen = page.driver.execute_async_script(
+        """
+        const [cases, done] = arguments;
+        import('/web/js/connection.js').then(({ mqttVersion }) =>
+          done(cases.map(([offered, asked]) => mqttVersion(offered, asked))));
+        """,
+        cases,
+    )
+    assert chosen == [5, 4, 4, 5, 4, 4, 5, 5]
