@@ -103,6 +103,7 @@ class Client(
         media_url: str | None = None,
     ) -> None:
         check_settings(
+            port=port,
             user=user,
             device=device,
             transport=transport,

@@ -18,6 +18,7 @@ MQTT_VERSIONS: tuple[MqttVersion, ...] = ("3.1.1", "5")
 
 def check_settings(
     *,
+    port: int,
     user: str,
     device: str,
     transport: str,
@@ -27,6 +28,8 @@ def check_settings(
     cursor: int,
 ) -> None:
     """Raise ``ValueError`` naming the first bad setting."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"port must be 1-65535, got {port!r}")
     if not is_valid_user_id(user):
         raise ValueError(f"user {user!r} is not a user id (1-64 characters of [A-Za-z0-9_.-])")
     if not isinstance(device, str) or DEVICE_ID_RE.fullmatch(device) is None:

@@ -148,6 +148,7 @@ class Client(Connection, AsyncGroupSettings):
         media_url: str | None = None,
     ) -> None:
         check_settings(
+            port=port,
             user=user,
             device=device,
             transport=transport,

@@ -266,6 +266,13 @@ class Connection:
                         exc,
                         "; reconnecting" if self._reconnect else "",
                     )
+            except Exception as exc:
+                # not an MQTT error (paho refusing an option, say): the first connect raises it
+                # instead of waiting for ever; later, the connection is tried again as after a loss
+                if not first.done():
+                    first.set_exception(exc)
+                    return
+                logger.exception("%s: the connection failed", self.client_id)
             finally:
                 await self._lost()
             if not self._reconnect:
