@@ -5,6 +5,7 @@ python -m benchmarks chat --users 5000 --pairs 200 --rate 500,1000,2000 --profil
 python -m benchmarks sync --messages 10000
 python -m benchmarks history --conversations 1000 --messages 100000
 python -m benchmarks raw --host 127.0.0.1 --port 1883 --pid auto   # any running broker
+python -m benchmarks raw --broker mqchat-broker,mosquitto --mqtt 3.1.1,5   # each broker on each version
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from benchmarks.coordinator import BenchError, Scenario, new_run_id, run_scenario, scenario_users
@@ -44,6 +45,13 @@ def _rates(text: str) -> tuple[float | None, ...]:
                 raise argparse.ArgumentTypeError("a rate is a positive number of messages per second")
             rates.append(value)
     return tuple(rates)
+
+
+def _mqtt_versions(text: str) -> tuple[str, ...]:
+    versions = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not versions or any(v not in ("3.1.1", "5") for v in versions):
+        raise argparse.ArgumentTypeError("MQTT versions are 3.1.1 and 5, comma-separated")
+    return versions
 
 
 def _setting(text: str) -> tuple[str, object]:
@@ -110,6 +118,14 @@ def _load(parser: argparse.ArgumentParser, *, chat: bool) -> None:
         default=max(1, (os.cpu_count() or 2) // 2),
         help="load generator processes (default: half the cores, at least one: on two cores a second "
         "one only adds a process competing with the broker's; the report says if the generator is short)",
+    )
+    load.add_argument(
+        "--mqtt",
+        type=_mqtt_versions,
+        default=("3.1.1",),
+        metavar="VERSIONS",
+        help="MQTT versions the load speaks, comma-separated: 3.1.1, 5 (default 3.1.1); with several,"
+        " each broker is started and loaded once per version, and named with it in the results",
     )
     load.add_argument("--qos", type=int, default=1, choices=[0, 1])
     load.add_argument("--payload", type=int, default=100, help="approximate bytes per message")
@@ -203,16 +219,20 @@ def _run_load(
     if args.mode == "chat" and (external is None and names != ["mqchat"]):
         raise TargetError("chat mode runs against mqchat only")
     reports = []
-    for name in names:
+    versions: tuple[str, ...] = args.mqtt
+    for name, version in [(name, version) for name in names for version in versions]:
+        folder = name.replace(":", "_") + ("" if versions == ("3.1.1",) else f"-v{version}")
         with launch(
             name,
-            workdir / name.replace(":", "_"),
+            workdir / folder,
             users=users.all(),
             node_settings=dict(args.node_setting),
             external=external,
             store_url=args.store_url,
         ) as launched:
-            target = launched.target
+            target = replace(launched.target, mqtt5=version == "5")
+            if versions != ("3.1.1",):
+                target = replace(target, name=f"{target.name} v{version}")
             if args.mode == "chat" and not target.mqchat:
                 raise TargetError("chat mode runs against mqchat only (add --mqchat for an external node)")
             profiler = None

@@ -25,6 +25,8 @@ class Target:
     password: str | None = None
     token: str | None = None
     """For mqchat: the token every benchmark user was given."""
+    mqtt5: bool = False
+    """Connect with MQTT 5 instead of 3.1.1."""
 
 
 @dataclass(frozen=True)

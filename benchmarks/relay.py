@@ -34,9 +34,10 @@ class _Relay:
         client_id: str | None = None,
         props: PublishProps | None = None,
     ) -> int:
+        # the properties go along, as a plain MQTT 5 broker forwards them
         if self.broker is not None:
-            self.broker.publish_nowait(topic, bytes(data), QOS_1)
-        return 0
+            self.broker.publish_nowait(topic, bytes(data), QOS_1, props)
+        return 0  # the MQTT 5 PUBACK's "success"
 
 
 async def _serve(port: int) -> None:

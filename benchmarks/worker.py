@@ -169,6 +169,7 @@ class Workload:
                     password=spec.password,
                     on_message=spec.on_message,
                     on_lost=self._on_lost,
+                    mqtt5=target.mqtt5,
                 )
                 try:
                     await conn.connect(target.host, target.port, keepalive=plan.keepalive)

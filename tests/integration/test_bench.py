@@ -53,6 +53,27 @@ def test_raw_mode_reports_throughput_latency_and_broker_figures(tmp_path: Path, 
     assert len(step["worker_cpu"]) == 2
 
 
+@pytest.mark.parametrize("broker", ["mqchat-broker", "mosquitto"])
+def test_raw_mode_loads_each_broker_over_mqtt_3_1_1_and_5_in_one_run(tmp_path: Path, broker: str) -> None:
+    # Given one run asking for both MQTT versions
+    runs = _run(
+        tmp_path,
+        "raw",
+        *("--broker", broker, "--mqtt", "3.1.1,5", "--users", "4", "--pairs", "2", "--rate", "200"),
+        *SHORT,
+    )
+
+    # Then the broker was loaded once per version, each named with it, and over MQTT 5 too every
+    # message arrived (a CONNECT, SUBSCRIBE or PUBLISH framed wrongly for the version would be
+    # refused or cut the connection)
+    assert [run["broker"] for run in runs] == [f"{broker} v3.1.1", f"{broker} v5"]
+    for run in runs:
+        assert run["connections"] == 4 and run["connect_failed"] == 0
+        [step] = run["steps"]
+        assert step["sent"] > 0 and step["delivered"] == step["expected"] == step["sent"]
+        assert step["errors"] == {}
+
+
 def test_chat_mode_measures_sent_delivered_and_receipts(tmp_path: Path, node: RunningNode) -> None:
     # Given a running node, when 2 pairs and a group of 3 chat at 20 messages/s with receipts
     [run] = _run(
