@@ -202,6 +202,25 @@ class DeviceSeen(NamedTuple):
     platform: str | None = None
 
 
+class SessionMark(NamedTuple):
+    """How far the persistent MQTT session of ``<user>/<device>`` got: the highest cursor up to
+    which it acknowledged every event, the highest cursor sent to it, and when it expires unused."""
+
+    user: str
+    device: str
+    acked: int
+    sent: int
+    expires_at: float
+
+
+class ResumedSession(NamedTuple):
+    """A stored persistent session found again: replay after ``acked``; what is at most ``sent``
+    was sent before (a redelivery: DUP)."""
+
+    acked: int
+    sent: int
+
+
 class TextSend(NamedTuple):
     """A ``send`` command of a text message to a user (see ``Messages.accept_texts``)."""
 
