@@ -499,12 +499,15 @@ class Settings(_Section):
 
 # Sections that were renamed: a file that still has the old one is told the new name, rather than
 # that the section is unknown.
-_RENAMED_SECTIONS = {"sessions": "[locator] (which node each user is on)"}
+_RENAMED_SECTIONS = {"sessions": ("[locator] (which node each user is on)", {"url", "node_ttl"})}
+"""Sections whose settings moved: the old name, where they went, and the settings that moved (the
+name ``sessions`` is now persistent MQTT sessions': a file with ``[sessions] url`` is an old one)."""
 
 
 def _validate(data: dict[str, Any]) -> Settings:
-    for old, new in _RENAMED_SECTIONS.items():
-        if old in data:
+    for old, (new, moved) in _RENAMED_SECTIONS.items():
+        section = data.get(old)
+        if isinstance(section, dict) and moved & set(section):
             raise SettingsError(f"invalid settings: {old}: this section is now {new}")
     try:
         return Settings.model_validate(data)

@@ -101,11 +101,23 @@ class ConnectionState(Session):
 
     _state: str
     _packet_id: int
+    session_expiry: float | None
+    """Seconds the session outlives the connection: MQTT 5's Session Expiry Interval; 3.1.1: 0 with
+    clean session 1, else None (the server's ``sessions.persistent_ttl``). Set when the CONNECT is read."""
 
     def __init__(self) -> None:
         super().__init__()
         self.quick_out: dict[int, tuple[float, Callable[[], None]]] = {}
         """QoS 1 deliveries written by ``MqchatHandler.publish_now``: packet id -> (sent at, done)."""
+        self.on_ack: dict[int, Callable[[], None]] = {}
+        """Those of ``quick_out`` that want to know of their PUBACK (``publish_tracked``): packet
+        id -> what to call when it comes (before their ``done``)."""
+        self.clean_start = True
+        """The CONNECT's clean-session (3.1.1) or Clean Start (5) flag (``clean_session`` is always
+        True here: the broker keeps no MQTT session, the store keeps persistent ones)."""
+        self.resumable: Any = None
+        """The persistent session's delivery of inbox events (see ``MqchatBroker.resume_session``),
+        or None: every delivery goes straight out."""
         # the eager queues Session.__init__ made are dropped here (freed at once, no cycles)
         self.retained_messages: Any = DISCARD
         self.delivered_message_queue: Any = DISCARD

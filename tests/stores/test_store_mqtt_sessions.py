@@ -20,8 +20,12 @@ def test_a_new_session_starts_at_the_inbox_head_and_resumes_with_what_was_saved(
     _send(store, alice, bob, 2)
 
     # Then there was nothing to resume, and the session starts after them
-    assert store.open_mqtt_session(bob, "sensor", now=100.0, expiry=_DAY) is None
-    assert store.open_mqtt_session(bob, "sensor", now=101.0, expiry=_DAY) == ResumedSession(2, 2)
+    assert store.open_mqtt_session(bob, "sensor", now=100.0, expiry=_DAY) == ResumedSession(
+        2, 2, present=False
+    )
+    assert store.open_mqtt_session(bob, "sensor", now=101.0, expiry=_DAY) == ResumedSession(
+        2, 2, present=True
+    )
 
     # When the node saves its cursors: acknowledged up to 3, sent up to 5
     store.save_mqtt_sessions([SessionMark(bob, "sensor", 3, 5, 200.0 + _DAY)])
@@ -29,22 +33,26 @@ def test_a_new_session_starts_at_the_inbox_head_and_resumes_with_what_was_saved(
     store.save_mqtt_sessions([SessionMark(bob, "sensor", 1, 4, 150.0 + _DAY)])
 
     # Then the cursors never go back
-    assert store.open_mqtt_session(bob, "sensor", now=300.0, expiry=_DAY) == ResumedSession(3, 5)
+    assert store.open_mqtt_session(bob, "sensor", now=300.0, expiry=_DAY) == ResumedSession(
+        3, 5, present=True
+    )
     # and other devices and users have none
-    assert store.open_mqtt_session(bob, "phone", now=300.0, expiry=_DAY) is None
-    assert store.open_mqtt_session(alice, "sensor", now=300.0, expiry=_DAY) is None
+    assert not store.open_mqtt_session(bob, "phone", now=300.0, expiry=_DAY).present
+    assert not store.open_mqtt_session(alice, "sensor", now=300.0, expiry=_DAY).present
 
 
 def test_an_ended_session_is_not_made_again_by_a_late_save(store: Store) -> None:
     (bob,) = users(store, "bob")
     store.open_mqtt_session(bob, "sensor", now=100.0, expiry=_DAY)
 
-    store.end_mqtt_session(bob, "sensor")
+    store.end_mqtt_sessions([(bob, "sensor")])
     store.save_mqtt_sessions([SessionMark(bob, "sensor", 7, 7, 200.0 + _DAY)])
-    store.end_mqtt_session(bob, "unknown")  # nothing to end: no error
+    store.end_mqtt_sessions([(bob, "unknown")])  # nothing to end: no error
 
-    assert store.open_mqtt_session(bob, "sensor", now=300.0, expiry=_DAY) is None
-    assert store.open_mqtt_session(bob, "sensor", now=301.0, expiry=_DAY) == ResumedSession(0, 0)
+    assert not store.open_mqtt_session(bob, "sensor", now=300.0, expiry=_DAY).present
+    assert store.open_mqtt_session(bob, "sensor", now=301.0, expiry=_DAY) == ResumedSession(
+        0, 0, present=True
+    )
 
 
 def test_an_expired_session_is_swept_and_one_past_its_expiry_is_not_resumed(store: Store) -> None:
@@ -55,10 +63,14 @@ def test_an_expired_session_is_swept_and_one_past_its_expiry_is_not_resumed(stor
     _send(store, alice, bob, 1)
 
     # Past bob's expiry, before any sweep: a connect starts anew at his inbox head
-    assert store.open_mqtt_session(bob, "sensor", now=151.0, expiry=50.0) is None
-    assert store.open_mqtt_session(bob, "sensor", now=152.0, expiry=50.0) == ResumedSession(1, 1)
+    assert not store.open_mqtt_session(bob, "sensor", now=151.0, expiry=50.0).present
+    assert store.open_mqtt_session(bob, "sensor", now=152.0, expiry=50.0) == ResumedSession(
+        1, 1, present=True
+    )
 
     # The sweep at 300 deletes bob's (now expiring at 202), not carol's
     assert store.expire_mqtt_sessions(now=300.0) == 1
-    assert store.open_mqtt_session(carol, "sensor", now=301.0, expiry=500.0) == ResumedSession(0, 0)
-    assert store.open_mqtt_session(bob, "sensor", now=302.0, expiry=50.0) is None
+    assert store.open_mqtt_session(carol, "sensor", now=301.0, expiry=500.0) == ResumedSession(
+        0, 0, present=True
+    )
+    assert not store.open_mqtt_session(bob, "sensor", now=302.0, expiry=50.0).present

@@ -537,15 +537,14 @@ class MqttSessions(Protocol):
     ``<user>/<device>`` so that any node resumes one: the inbox cursor the device acknowledged, and
     the expiry. The subscription restored is always the user's inbox, so it needs no row."""
 
-    def open_mqtt_session(
-        self, user: str, device: str, *, now: float, expiry: float
-    ) -> ResumedSession | None:
-        """Resume the device's session, expiring ``expiry`` seconds from ``now`` from here on; None
-        when it had none alive: one is made at the user's last inbox cursor (nothing to replay)."""
+    def open_mqtt_session(self, user: str, device: str, *, now: float, expiry: float) -> ResumedSession:
+        """Resume the device's session, expiring ``expiry`` seconds from ``now`` from here on; when
+        it had none alive, one is made at the user's last inbox cursor (nothing to replay)."""
         ...
 
-    def end_mqtt_session(self, user: str, device: str) -> None:
-        """Delete the device's session (a clean-session connect); none: nothing to do."""
+    def end_mqtt_sessions(self, devices: Sequence[tuple[str, str]]) -> None:
+        """Delete the sessions of these ``(user, device)`` (clean-session connects); one that has
+        none: nothing to do."""
         ...
 
     def save_mqtt_sessions(self, marks: Sequence[SessionMark]) -> None:

@@ -214,11 +214,13 @@ class SessionMark(NamedTuple):
 
 
 class ResumedSession(NamedTuple):
-    """A stored persistent session found again: replay after ``acked``; what is at most ``sent``
-    was sent before (a redelivery: DUP)."""
+    """A device's persistent session as a connect finds it: replay after ``acked``; what is at most
+    ``sent`` was sent before (a redelivery: DUP). ``present``: it existed (CONNACK session present);
+    else it was just made, at the user's last inbox cursor."""
 
     acked: int
     sent: int
+    present: bool
 
 
 class TextSend(NamedTuple):

@@ -19,27 +19,26 @@ def _id(user: str, device: str) -> str:
 
 
 class MongoMqttSessions(MongoBase):
-    def open_mqtt_session(
-        self, user: str, device: str, *, now: float, expiry: float
-    ) -> ResumedSession | None:
+    def open_mqtt_session(self, user: str, device: str, *, now: float, expiry: float) -> ResumedSession:
         sessions, key = self._db["mqtt_sessions"], _id(user, device)
 
-        def work(session: ClientSession) -> ResumedSession | None:
+        def work(session: ClientSession) -> ResumedSession:
             doc = sessions.find_one({"_id": key}, session=session)
             if doc is not None and float(doc["expires_at"]) >= now:
                 sessions.update_one({"_id": key}, {"$set": {"expires_at": now + expiry}}, session=session)
-                return ResumedSession(int(doc["acked"]), int(doc["sent"]))
+                return ResumedSession(int(doc["acked"]), int(doc["sent"]), present=True)
             found = self._users.find_one({"_id": user}, {"inbox_seq": True}, session=session)
             head = int((found or {}).get("inbox_seq", 0) or 0)
             fresh = {"user": user, "device": device, "acked": head, "sent": head, "expires_at": now + expiry}
             sessions.replace_one({"_id": key}, fresh, upsert=True, session=session)
-            return None
+            return ResumedSession(head, head, present=False)
 
         return self._tx(work)
 
-    def end_mqtt_session(self, user: str, device: str) -> None:
-        with self._guard():
-            self._db["mqtt_sessions"].delete_one({"_id": _id(user, device)})
+    def end_mqtt_sessions(self, devices: Sequence[tuple[str, str]]) -> None:
+        if devices:
+            with self._guard():
+                self._db["mqtt_sessions"].delete_many({"_id": {"$in": [_id(u, d) for u, d in devices]}})
 
     def save_mqtt_sessions(self, marks: Sequence[SessionMark]) -> None:
         writes = [

@@ -38,18 +38,20 @@ _SAVE = Statement(
     )
 )
 
+_END = Statement(
+    delete(mqtt_sessions).where(_S.user_id == bindparam("b_user"), _S.device == bindparam("b_device"))
+)
+
 
 class SqlMqttSessions(SqlBase):
-    def open_mqtt_session(
-        self, user: str, device: str, *, now: float, expiry: float
-    ) -> ResumedSession | None:
+    def open_mqtt_session(self, user: str, device: str, *, now: float, expiry: float) -> ResumedSession:
         with self._tx() as conn:
             row = conn.execute(
                 select(_S.acked, _S.sent, _S.expires_at).where(_key(user, device)).with_for_update()
             ).first()
             if row is not None and float(row[2]) >= now:
                 conn.execute(update(mqtt_sessions).where(_key(user, device)).values(expires_at=now + expiry))
-                return ResumedSession(int(row[0]), int(row[1]))
+                return ResumedSession(int(row[0]), int(row[1]), present=True)
             head = conn.execute(select(users.c.inbox_seq).where(users.c.id == user)).scalar()
             head = int(head or 0)
             values = {"acked": head, "sent": head, "expires_at": now + expiry}
@@ -57,11 +59,13 @@ class SqlMqttSessions(SqlBase):
                 conn.execute(insert(mqtt_sessions).values(user_id=user, device=device, **values))
             else:  # expired, not swept yet: it starts anew
                 conn.execute(update(mqtt_sessions).where(_key(user, device)).values(**values))
-            return None
+            return ResumedSession(head, head, present=False)
 
-    def end_mqtt_session(self, user: str, device: str) -> None:
+    def end_mqtt_sessions(self, devices: Sequence[tuple[str, str]]) -> None:
+        if not devices:
+            return
         with self._tx() as conn:
-            conn.execute(delete(mqtt_sessions).where(_key(user, device)))
+            _END.execute_many(conn, [{"b_user": user, "b_device": device} for user, device in devices])
 
     def save_mqtt_sessions(self, marks: Sequence[SessionMark]) -> None:
         if not marks:
