@@ -23,9 +23,10 @@ from tests.plain import PlainClient
 
 def _sub(node: RunningNode, user: str, device: str, *extra: str) -> subprocess.Popen[str]:
     """``mosquitto_sub -c -q 1`` of ``user``'s inbox as ``<user>/<device>`` (one JSON event a line)."""
+    login = ["-u", user, "-P", node.tokens[user], "-i", f"{user}/{device}"]
+    persistent = ["-c", "-q", "1", "-t", f"chat/{user}/in"]
     return subprocess.Popen(
-        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(node.port), "-u", user, "-P", node.tokens[user]]
-        + ["-i", f"{user}/{device}", "-c", "-q", "1", "-t", f"chat/{user}/in", *extra],
+        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(node.port), *login, *persistent, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
