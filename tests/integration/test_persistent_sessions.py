@@ -268,3 +268,35 @@ def test_an_expired_session_is_not_resumed(tmp_path: Path) -> None:
         device.close()
     finally:
         running.close()
+
+
+def _group(alice: PlainClient, members: list[str]) -> str:
+    """A group of alice's with ``members`` (contacts of hers: she wrote to each first)."""
+    for member in members:
+        _send_all(alice, member, [f"hello {member}"])
+    alice.publish({"v": 1, "type": "group_create", "id": "g1", "name": "crew", "members": members})
+    return str(alice.expect_type("group", ref="g1")["group"]["id"])
+
+
+def test_the_offline_period_spans_several_messages_of_a_group(chat: Any) -> None:
+    node, _alice_id, bob, alice = chat
+    carol, carol_token = node.add_user("carol")
+    token = node.tokens[bob]
+    Persistent(node.port, bob, token, "meter").close()
+    group = _group(alice, [bob, carol])
+    with_carol = PlainClient(node.port, carol, carol_token)
+    with_carol.inbox()
+
+    # While bob is away, alice and carol write to the group, and alice to bob alone
+    for i, (sender, to) in enumerate([(alice, group), (with_carol, group), (alice, bob), (alice, group)]):
+        _send_all(sender, to, [f"text {i}"])
+    with_carol.close()
+
+    # Then bob's device gets his hello, the group's creation and the four texts, in cursor order
+    device = Persistent(node.port, bob, token, "meter")
+    events = device.take(6)
+    assert [e["type"] for e in events] == ["message", "group", "message", "message", "message", "message"]
+    assert _texts(events) == [f"hello {bob}", "text 0", "text 1", "text 2", "text 3"]
+    assert [e["cursor"] for e in events] == list(range(events[0]["cursor"], events[0]["cursor"] + 6))
+    assert device.quiet() == []
+    device.close()
