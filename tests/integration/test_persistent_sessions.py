@@ -38,6 +38,13 @@ def _online(node: RunningNode, client_id: str) -> bool:
     return presence is not None and presence.connected_at(client_id) is not None
 
 
+def _flush(node: RunningNode) -> None:
+    """Write the node's session cursors now (else within ``sessions.ack_flush``)."""
+    sessions = node.node.sessions
+    assert sessions is not None
+    node.call(sessions.flush())
+
+
 def _send_all(alice: PlainClient, to: str, texts: list[str]) -> None:
     """Send each text and wait until the server stored it (its ``sent``)."""
     for text in texts:
@@ -165,7 +172,7 @@ def test_events_sent_but_not_acknowledged_come_again_with_dup(chat: Any) -> None
     silent.client.loop_stop()
     silent.client.socket().close()  # type: ignore[union-attr]
     assert wait_until(lambda: not _online(node, f"{bob}/meter"))
-    node.call(node.node.sessions.flush())  # type: ignore[union-attr]
+    _flush(node)
 
     # When it comes back
     device = Persistent(node.port, bob, token, "meter")
@@ -260,7 +267,7 @@ def test_an_expired_session_is_not_resumed(tmp_path: Path) -> None:
         bob, token = running.add_user("bob")
         Persistent(running.port, bob, token, "meter").close()
         assert wait_until(lambda: not _online(running, f"{bob}/meter"))
-        running.call(running.node.sessions.flush())  # type: ignore[union-attr]
+        _flush(running)
         time.sleep(1.0)
 
         device = Persistent(running.port, bob, token, "meter")
