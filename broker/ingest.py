@@ -18,6 +18,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from broker.mqtt.properties import PublishProps
 from broker.throttle import RateLimiter
 from broker.validation import InvalidCommand, parse_command
 from client_sdk.contract import ErrorCode, Topics
@@ -27,7 +28,16 @@ from workers.metrics import COMMANDS, REFUSED
 if TYPE_CHECKING:
     from workers.runners import Batch, CommandRunner
 
-__all__ = ["Ingest"]
+__all__ = ["ACCEPTED", "NOT_AUTHORIZED", "PAYLOAD_FORMAT_INVALID", "QUOTA_EXCEEDED", "Ingest"]
+
+# What ``accept`` answers: the MQTT 5 PUBACK reason codes of its verdicts (MQTT 5.0, 3.4.2.1)
+ACCEPTED = 0x00
+NOT_AUTHORIZED = 0x87
+"""Not the user's outbox."""
+QUOTA_EXCEEDED = 0x97
+"""``rate_limited`` or ``busy``: send it again later."""
+PAYLOAD_FORMAT_INVALID = 0x99
+"""Not a command: not JSON, or not what the contract says."""
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +87,22 @@ class Ingest:
         self.refused = 0
 
     def accept(
-        self, user: str | None, topic: str, data: bytes | bytearray, client_id: str | None = None
-    ) -> None:
+        self,
+        user: str | None,
+        topic: str,
+        data: bytes | bytearray,
+        client_id: str | None = None,
+        props: PublishProps | None = None,
+    ) -> int:
         """Take one PUBLISH of an authenticated ``user`` from client ``<user>/<device>``; never raises.
 
+        Returns the verdict as an MQTT 5 PUBACK reason code (``ACCEPTED``...), which an MQTT 5
+        client gets in its PUBACK; a refusal is also answered with an ``error`` event on the inbox.
+        ``props``: the PUBLISH's MQTT 5 properties (None from a 3.1.1 client).
         A ``push_register`` also says which platform the device is: it goes to ``on_platform`` here,
         where the device is known (commands name no device), to be recorded with the device."""
         if user is None:
-            return
+            return NOT_AUTHORIZED
         if topic != self._topics.outbox(user):
             self._refuse(
                 user,
@@ -92,27 +110,28 @@ class Ingest:
                 f"you may publish only to {self._topics.outbox(user)}, not {topic}",
                 None,
             )
-            return
+            return NOT_AUTHORIZED
         self._on_action(user)
         try:
             command = parse_command(data, max_bytes=self._max_bytes)
         except InvalidCommand as exc:
             self._refuse(user, exc.code, exc.message, exc.ref)
-            return
+            return PAYLOAD_FORMAT_INVALID
         if self._rate is not None and not self._rate.allow(user):
             self._refuse(
                 user, ErrorCode.RATE_LIMITED, "too many commands; slow down and send it again", command["id"]
             )
-            return
+            return QUOTA_EXCEEDED
         if self.pending >= self._limit:
             self._refuse(user, ErrorCode.BUSY, "the server is busy; send it again later", command["id"])
-            return
+            return QUOTA_EXCEEDED
         self._add({"user": user, "cmd": command})
         self.accepted += 1
         kind = command["type"]
         _counter(kind).inc()
         if kind == "push_register" and client_id and self._on_platform is not None:
             self._on_platform(user, client_id.partition("/")[2], command["platform"])
+        return ACCEPTED
 
     @property
     def pending(self) -> int:

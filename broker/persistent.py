@@ -29,6 +29,7 @@ from typing import Final, Protocol, TypeVar
 
 from broker.mqtt.connection_state import ConnectionState
 from broker.mqtt.persistence import Outlet
+from broker.mqtt.properties import PublishProps
 from client_sdk.contract import SEQUENCED_EVENT_TYPES, Topics
 from config.settings import SessionSettings
 from workers.events import encode
@@ -107,18 +108,20 @@ class DeviceReplay:
         self._room.set()
         self.over = False
         self.saved_at = 0.0
+        self.state: ConnectionState | None = None
+        """The connection's facts (its session expiry, which an MQTT 5 DISCONNECT may change)."""
 
     # ---------------------------------------------------------------- the broker's calls
     def start(self, send: Outlet) -> None:
         self._send = send
         self._task = asyncio.create_task(self._catch_up())
 
-    def offer(self, data: bytes) -> None:
+    def offer(self, data: bytes, props: PublishProps | None = None) -> None:
         if self.over or self._send is None:
             return
         cursor = sequenced_cursor(data)
         if cursor is None:  # live only (typing, answers, errors): straight out
-            self._send(data, dup=False, acked=_nothing, done=_nothing)
+            self._send(data, dup=False, acked=_nothing, done=_nothing, props=props)
             return
         if cursor < self._next:
             return  # sent already: the replay read it from the store
@@ -134,6 +137,12 @@ class DeviceReplay:
         if self.over:
             return
         self.over = True
+        if self.state is not None:  # an MQTT 5 DISCONNECT may have changed the session's expiry
+            requested = getattr(self.state, "session_expiry", None)
+            if requested == 0:
+                self.expiry = 0.0
+            elif requested is not None:
+                self.expiry = min(float(requested), self._keeper._settings.max_expiry)
         self._room.set()
         if self._task is not None:
             self._task.cancel()
@@ -307,6 +316,7 @@ class PersistentSessions:
             self, user=user, device=device, topic=self._topics.inbox(user), expiry=expiry, at=at
         )
         replay.saved_at = now
+        replay.state = state
         state.resumable = replay
         self._live[client_id] = replay
         log.info(
@@ -326,6 +336,8 @@ class PersistentSessions:
         if self._live.get(client_id) is replay:
             del self._live[client_id]
         self._changed_ones[id(replay)] = replay  # its expiry counts from now
+        if not replay.expiry:  # MQTT 5: DISCONNECT with a Session Expiry Interval of 0
+            self._ends[client_id] = (replay.user, replay.device)
 
     async def _read(self, user: str, *, after: int) -> tuple[list[InboxEntry], bool]:
         return await self._run(partial(self._store.sync, user=user, after=after, limit=_PAGE))

@@ -101,9 +101,27 @@ class ConnectionState(Session):
 
     _state: str
     _packet_id: int
-    session_expiry: float | None
+
+    # What the CONNECT said, for the MQTT 5 layer and persistent sessions (class defaults: a 3.1.1
+    # connection stores none of them).
+    protocol_level = 4
+    """4: MQTT 3.1.1, 5: MQTT 5."""
+    session_expiry: int | None = 0
     """Seconds the session outlives the connection: MQTT 5's Session Expiry Interval; 3.1.1: 0 with
-    clean session 1, else None (the server's ``sessions.persistent_ttl``). Set when the CONNECT is read."""
+    clean session, else None ("the server's ``sessions.persistent_ttl``")."""
+    receive_maximum = 65535
+    """QoS 1 deliveries the client takes unacknowledged at once (MQTT 5's Receive Maximum)."""
+    max_packet_size: int | None = None
+    """The largest packet the client takes (MQTT 5's Maximum Packet Size; None: no limit)."""
+    topic_alias_maximum = 0
+    """Topic aliases the client takes from the server (MQTT 5; 0: none)."""
+    assigned_client_id = False
+    """The client sent an empty client id and the server chose one (told in the MQTT 5 CONNACK)."""
+    refusal: int | None = None
+    """Why a login was refused, as an MQTT 5 CONNACK reason code (set by the plugin that refused)."""
+    will5: Any = None
+    """An MQTT 5 client's will (``broker.mqtt.mqtt5.Will``): passed to the gate as the client's own
+    PUBLISH when it ends its connection with reason 0x04 or loses it."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -35,6 +35,7 @@ from amqtt.adapters import BufferReader, StreamReaderAdapter, StreamWriterAdapte
 from amqtt.errors import AMQTTError, MQTTError, NoDataError, ProtocolHandlerError
 from amqtt.events import MQTTEvents
 from amqtt.mqtt import packet_class
+from amqtt.mqtt.connack import CONNECTION_ACCEPTED, NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.mqtt.disconnect import DisconnectPacket
@@ -51,8 +52,8 @@ from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from amqtt.session import Session
 
 from broker.mqtt.codec import PUBACK, PUBLISH, Frame, encode_puback, encode_publish, read_frames, read_publish
-from broker.mqtt.connect import read_connect
 from broker.mqtt.connection_state import DISCARD, ConnectionState
+from broker.mqtt.properties import PublishProps
 from broker.mqtt.writes import WriteScheduler
 
 __all__ = ["PUBACK_TIMEOUT", "Gate", "MqchatHandler", "Requests"]
@@ -68,8 +69,15 @@ _PINGRESP = b"\xd0\x00"
 
 class Gate(Protocol):
     def accept(
-        self, user: str | None, topic: str, data: bytes | bytearray, client_id: str | None = None
-    ) -> None: ...
+        self,
+        user: str | None,
+        topic: str,
+        data: bytes | bytearray,
+        client_id: str | None = None,
+        props: PublishProps | None = None,
+    ) -> int:
+        """Take a client's PUBLISH; the MQTT 5 PUBACK reason code (0: accepted; 3.1.1 ignores it)."""
+        ...
 
 
 class Requests(Protocol):
@@ -102,15 +110,6 @@ class MqchatHandler(BrokerProtocolHandler):
         self._pending_subscriptions = self._pending_unsubscriptions = DISCARD  # never used here
         self._requests_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
-
-    @classmethod
-    async def init_from_connect(
-        cls, reader: Any, writer: Any, plugins_manager: Any, loop: Any = None
-    ) -> tuple[MqchatHandler, ConnectionState]:
-        session, read_ahead = await read_connect(reader, writer, plugins_manager)
-        handler = cls(plugins_manager, loop=loop)
-        handler._read_ahead = read_ahead
-        return handler, session
 
     # ------------------------------------------------------------------ the connection's life
     async def start(self) -> None:
@@ -148,7 +147,7 @@ class MqchatHandler(BrokerProtocolHandler):
             self._watchdog = None
         for task in list(self._tasks):
             task.cancel()
-        self._drop_deliveries()
+        self._ended()
         await self.handle_connection_closed()
         self._reader_stopped.set()
         await self.stop()
@@ -338,6 +337,26 @@ class MqchatHandler(BrokerProtocolHandler):
         log.info("%s silent past its keep-alive: closing", self._client_id)
         self._closing = asyncio.ensure_future(self.handle_connection_closed())
 
+    def _ended(self) -> None:
+        """The reader stopped: the connection is over."""
+        self._drop_deliveries()
+
+    # ------------------------------------------------------------------ what the broker says
+    async def send_connack(self, reason: int, session_present: bool) -> None:
+        """The CONNACK: ``reason`` an MQTT 5 reason code (0: accepted); 3.1.1 says only accepted or
+        not authorized, as stock amqtt did for every refusal."""
+        code = CONNECTION_ACCEPTED if reason == 0 else NOT_AUTHORIZED
+        await self._send_packet(ConnackPacket.build(1 if session_present and reason == 0 else 0, code))
+
+    async def acknowledge_unsubscribe(self, packet_id: int, codes: list[int]) -> None:
+        """The UNSUBACK; ``codes`` (MQTT 5 reason codes, one per filter) are not in 3.1.1's."""
+        await self.mqtt_acknowledge_unsubscription(packet_id)
+
+    async def close_with(self, reason: int) -> None:
+        """Close the connection from the server's side; ``reason`` an MQTT 5 DISCONNECT reason code
+        (3.1.1 has no server DISCONNECT: the connection just ends)."""
+        await self.handle_connection_closed()
+
     # ------------------------------------------------------------------ packets
     async def handle_subscribe(self, subscribe: SubscribePacket) -> None:
         if subscribe.variable_header is None or subscribe.payload is None:
@@ -372,7 +391,7 @@ class MqchatHandler(BrokerProtocolHandler):
         # ends in the session's DISCARD queue.
         await super().handle_publish(publish_packet)
 
-    def _ingest(self, session: Session, topic: str, data: bytes | bytearray) -> None:
+    def _ingest(self, session: Session, topic: str, data: bytes | bytearray) -> None:  # 3.1.1: no code
         if self.gate is not None:
             try:
                 self.gate.accept(session.username, topic, data, session.client_id)
@@ -384,7 +403,15 @@ class MqchatHandler(BrokerProtocolHandler):
         await self._acknowledge(puback.variable_header.packet_id)
 
     # ------------------------------------------------------------------ deliveries
-    def publish_now(self, topic: str, data: bytes, done: Callable[[], None], qos: int = QOS_1) -> bool:
+    def publish_now(
+        self,
+        topic: str,
+        data: bytes,
+        done: Callable[[], None],
+        qos: int = QOS_1,
+        props: PublishProps | None = None,
+        retain: bool = False,
+    ) -> bool:
         """Write a QoS 1 PUBLISH now (event loop); ``done()`` runs once it is acknowledged, timed
         out or the connection ended. False, with nothing sent: use ``mqtt_publish`` (not TCP).
         ``qos`` 0: written the same way, and ``done()`` runs at once (amqtt's flow for it cost a
@@ -396,6 +423,9 @@ class MqchatHandler(BrokerProtocolHandler):
         per-connection limit of unacknowledged deliveries, as the tasks waiting on it were. No
         future or timer per delivery: the session's ``quick_out`` keeps them in sending order and
         one timer per connection drops those unacknowledged after ``PUBACK_TIMEOUT``.
+
+        ``props``: MQTT 5 properties, which 3.1.1 has no room for; ``retain``: the RETAIN flag (a
+        retained presence sent on subscribe).
         """
         session, writer = self.session, self.writer
         if not isinstance(session, ConnectionState) or not isinstance(writer, StreamWriterAdapter):
@@ -404,14 +434,14 @@ class MqchatHandler(BrokerProtocolHandler):
             return False
         writes = self.writes
         if qos == QOS_0:
-            packet = encode_publish(topic, data, None, QOS_0, False)
+            packet = encode_publish(topic, data, None, QOS_0, retain)
             if writes is None:
                 writer.write(packet)
             else:
                 writes.send(self, packet)
             done()
             return True
-        return self._send_qos1(session, writer, topic, data, done) is not None
+        return self._send_qos1(session, writer, topic, data, done, retain=retain) is not None
 
     def _send_qos1(
         self,
@@ -422,6 +452,7 @@ class MqchatHandler(BrokerProtocolHandler):
         done: Callable[[], None],
         *,
         dup: bool = False,
+        retain: bool = False,
     ) -> int | None:
         """Write a QoS 1 PUBLISH kept in ``quick_out`` until its PUBACK; its packet id (None:
         65535 in flight, nothing sent)."""
@@ -433,7 +464,7 @@ class MqchatHandler(BrokerProtocolHandler):
         session.quick_out[packet_id] = (loop.time(), done)
         if self._sweeper is None:
             self._sweeper = loop.call_later(PUBACK_TIMEOUT, self._sweep)
-        packet = encode_publish(topic, data, packet_id, QOS_1, False)
+        packet = encode_publish(topic, data, packet_id, QOS_1, retain)
         if dup:  # [MQTT-3.3.1-1]: a redelivery of a PUBLISH the client may have seen
             packet = bytes((packet[0] | 0x08,)) + packet[1:]
         writes = self.writes
@@ -444,7 +475,14 @@ class MqchatHandler(BrokerProtocolHandler):
         return packet_id
 
     def publish_tracked(
-        self, topic: str, data: bytes, *, dup: bool, acked: Callable[[], None], done: Callable[[], None]
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        dup: bool,
+        acked: Callable[[], None],
+        done: Callable[[], None],
+        props: PublishProps | None = None,
     ) -> bool:
         """A QoS 1 delivery of a persistent session: as ``publish_now``, with DUP set when ``dup``,
         and ``acked()`` called when its PUBACK comes (then ``done()``; only ``done()`` when it times

@@ -14,15 +14,23 @@ from collections.abc import Callable
 from typing import Protocol
 
 from broker.mqtt.connection_state import ConnectionState
+from broker.mqtt.properties import PublishProps
 
 __all__ = ["Outlet", "Resumable", "SessionKeeper"]
 
 
 class Outlet(Protocol):
     def __call__(
-        self, data: bytes, *, dup: bool, acked: Callable[[], None], done: Callable[[], None]
+        self,
+        data: bytes,
+        *,
+        dup: bool,
+        acked: Callable[[], None],
+        done: Callable[[], None],
+        props: PublishProps | None = None,
     ) -> bool:
-        """Write a QoS 1 PUBLISH of ``data`` to the inbox topic (``MqchatHandler.publish_tracked``)."""
+        """Write a QoS 1 PUBLISH of ``data`` to the inbox topic (``MqchatHandler.publish_tracked``;
+        ``props`` on an MQTT 5 connection)."""
         ...
 
 
@@ -34,12 +42,13 @@ class Resumable(Protocol):
         """CONNACK is written and the subscription restored: what was missed can go out."""
         ...
 
-    def offer(self, data: bytes) -> None:
-        """A live delivery to ``topic`` (event loop)."""
+    def offer(self, data: bytes, props: PublishProps | None = None) -> None:
+        """A live delivery to ``topic`` (event loop), with its MQTT 5 properties."""
         ...
 
     def ended(self) -> None:
-        """The connection ended (or was taken over): no more writes; its cursors are kept."""
+        """The connection ended (or was taken over): no more writes; its cursors are kept (for the
+        session expiry the connection has now: an MQTT 5 DISCONNECT may change it)."""
         ...
 
 

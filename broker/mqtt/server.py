@@ -74,8 +74,11 @@ from amqtt.utils import gen_client_id
 from broker.mqtt.compat import check_amqtt_version
 from broker.mqtt.connection_state import ConnectionState
 from broker.mqtt.handler import Gate, MqchatHandler
+from broker.mqtt.handler5 import Mqtt5Handler, open_connection
+from broker.mqtt.mqtt5 import Reason
 from broker.mqtt.persistence import SessionKeeper
 from broker.mqtt.plugins.base import Authenticator, BrokerPlugin, TopicFilter
+from broker.mqtt.properties import PublishProps
 from broker.mqtt.subscriptions import SubscriptionIndex, is_wildcard
 from broker.mqtt.writes import WriteScheduler
 
@@ -210,13 +213,16 @@ class MqchatBroker(Broker):
         return await super()._create_server_instance(listener_name, listener_type, address, port, ssl_context)
 
     # -------------------------------------------------------------- publishing from the server
-    def publish_nowait(self, topic: str, data: bytes, qos: int = QOS_1) -> None:
+    def publish_nowait(
+        self, topic: str, data: bytes, qos: int = QOS_1, props: PublishProps | None = None
+    ) -> None:
         """Route a server message to the topic's subscribers now, in call order (event loop only).
 
         Stock amqtt's broadcast queue cost a queue hop, a task and an ``asyncio.wait`` per message;
         here each subscriber's delivery task starts at once, and the task ends itself when done.
+        ``props``: MQTT 5 properties, sent to MQTT 5 subscribers (3.1.1 has no room for them).
         """
-        self._fan_out(topic, data, qos, self._track)
+        self._fan_out(topic, data, qos, self._track, props)
 
     def corked(self) -> AbstractContextManager[None]:
         """Deliveries made in this block go out at its end, a connection's in one write
@@ -272,8 +278,7 @@ class MqchatBroker(Broker):
     ) -> tuple[BrokerProtocolHandler, Session]:
         try:
             handler, session = await asyncio.wait_for(
-                MqchatHandler.init_from_connect(reader, writer, self.plugins_manager),
-                self._connect_timeout,
+                open_connection(reader, writer, self.plugins_manager), self._connect_timeout
             )
         except TimeoutError as exc:
             # stock amqtt waits for ever, and each such socket holds one of the listener's
@@ -295,8 +300,6 @@ class MqchatBroker(Broker):
         handler.writes = self.writes
         if isinstance(session, ConnectionState):
             session.clean_start = bool(session.clean_session)
-            if not hasattr(session, "session_expiry"):  # 3.1.1: the server's persistent_ttl (None)
-                session.session_expiry = 0 if session.clean_start else None
         session.clean_session = True
         session.parent = 0
         session.will_flag = False
@@ -304,6 +307,10 @@ class MqchatBroker(Broker):
         session.will_message = None
         if not session.client_id:
             session.client_id = gen_client_id()
+            if isinstance(session, ConnectionState):
+                session.assigned_client_id = True
+        if isinstance(handler, Mqtt5Handler):
+            handler.keep_alive_announced = session.keep_alive
         if session.keep_alive > 0:
             session.keep_alive = math.ceil(session.keep_alive * self._keepalive_grace)
         return handler, session
@@ -324,11 +331,15 @@ class MqchatBroker(Broker):
         # one login for every client, as anonymous clients have)
         connected = self._clients_of.get(user, set())
         others = len(connected) - (client_id in connected)
+        refusal = getattr(client_session, "refusal", None) or Reason.NOT_AUTHORIZED
         if self._max_per_user and others >= self._max_per_user:
             log.warning("refused %s: %s already has %d connections", client_id, user, others)
-            authenticated = False
-        if not authenticated or client_id is None:
-            await handler.mqtt_connack_authorize(False)
+            authenticated, refusal = False, Reason.QUOTA_EXCEEDED
+        if client_id is None:
+            authenticated, refusal = False, Reason.CLIENT_ID_NOT_VALID
+        if not authenticated or client_id is None or not isinstance(handler, MqchatHandler):
+            if isinstance(handler, MqchatHandler):
+                await handler.send_connack(refusal, False)
             await writer.close()
             return
         await self._take_over(client_id)
@@ -336,8 +347,10 @@ class MqchatBroker(Broker):
         self._sessions[client_id] = (client_session, handler)
         self._clients_of.setdefault(user, set()).add(client_id)
         try:
-            client_session.parent = 1 if await self.resume_session(client_session) else 0
-            await handler.mqtt_connack_authorize(True)
+            present = isinstance(client_session, ConnectionState) and await self.resume_session(
+                client_session
+            )
+            await handler.send_connack(0, present)
             await self._fire(self._on_connected, BrokerEvents.CLIENT_CONNECTED, client_session)
             await handler.start()
             await self._restore(client_session, handler)
@@ -384,8 +397,15 @@ class MqchatBroker(Broker):
             resumable.ended()
             return
 
-        def send(data: bytes, *, dup: bool, acked: Callable[[], None], done: Callable[[], None]) -> bool:
-            return handler.publish_tracked(topic, data, dup=dup, acked=acked, done=done)
+        def send(
+            data: bytes,
+            *,
+            dup: bool,
+            acked: Callable[[], None],
+            done: Callable[[], None],
+            props: PublishProps | None = None,
+        ) -> bool:
+            return handler.publish_tracked(topic, data, dup=dup, acked=acked, done=done, props=props)
 
         resumable.start(send)
 
@@ -398,6 +418,8 @@ class MqchatBroker(Broker):
             verdicts += await _amqtt_verdicts(others, "authenticate", session=session)
         except Exception:
             log.exception("authentication of %s failed with an error; refusing", session.client_id)
+            if isinstance(session, ConnectionState):
+                session.refusal = Reason.SERVER_BUSY
             return False
         answers = [v for v in verdicts if v is not None]
         return bool(answers) and all(answers)
@@ -420,7 +442,11 @@ class MqchatBroker(Broker):
         if current is None or not _connected(current[0]):
             return False
         log.info("%s: closing its connection (signed out)", client_id)
-        await current[1].handle_connection_closed()
+        handler = current[1]
+        if isinstance(handler, MqchatHandler):
+            await handler.close_with(Reason.ADMINISTRATIVE_ACTION)
+        else:
+            await handler.handle_connection_closed()
         return True
 
     def subscribers_of(self, topic_filter: str) -> list[Session]:
@@ -442,7 +468,10 @@ class MqchatBroker(Broker):
         old_session, old_handler = previous
         if _connected(old_session):
             log.info("%s connected again: closing its previous connection", client_id)
-            await old_handler.handle_connection_closed()
+            if isinstance(old_handler, MqchatHandler):
+                await old_handler.close_with(Reason.SESSION_TAKEN_OVER)
+            else:
+                await old_handler.handle_connection_closed()
         await self._del_all_subscriptions(old_session)
         old_session.clear_queues()
 
@@ -479,12 +508,14 @@ class MqchatBroker(Broker):
     async def on_unsubscribe(
         self, session: Session, handler: MqchatHandler, packet_id: int, topics: list[str]
     ) -> None:
+        codes: list[int] = []
         for topic_filter in topics:
-            self._del_subscription(topic_filter, session)
+            deleted = self._del_subscription(topic_filter, session)
+            codes.append(Reason.SUCCESS if deleted else Reason.NO_SUBSCRIPTION_EXISTED)
             await self.plugins_manager.fire_event(
                 BrokerEvents.CLIENT_UNSUBSCRIBED, client_id=session.client_id, topic=topic_filter
             )
-        await handler.mqtt_acknowledge_unsubscription(packet_id)
+        await handler.acknowledge_unsubscribe(packet_id, codes)
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session
@@ -541,7 +572,12 @@ class MqchatBroker(Broker):
         self._fan_out(broadcast["topic"], broadcast["data"], broadcast.get("qos"), running_tasks.append)
 
     def _fan_out(
-        self, topic: str, data: bytes, qos: int | None, spawned: Callable[[asyncio.Task[Any]], None]
+        self,
+        topic: str,
+        data: bytes,
+        qos: int | None,
+        spawned: Callable[[asyncio.Task[Any]], None],
+        props: PublishProps | None = None,
     ) -> None:
         """Start one delivery task per connected subscriber (``qos`` None: the subscription's)."""
         # Subscriptions were checked by the ACL when they were made, and every topic a granted
@@ -554,21 +590,26 @@ class MqchatBroker(Broker):
                 continue
             resumable = getattr(session, "resumable", None)
             if resumable is not None and resumable.topic == topic:
-                resumable.offer(data)  # the session's order, dedupe and acknowledgements
+                resumable.offer(data, props)  # the session's order, dedupe and acknowledgements
                 continue
             key = id(session)
             inflight = self._inflight.get(key, 0)
             if inflight >= self._max_inflight:
                 log.warning("%s has %d deliveries unacknowledged: closing it", session.client_id, inflight)
                 self._inflight[key] = 0
-                spawned(asyncio.ensure_future(handler.handle_connection_closed()))
+                closing = (
+                    handler.close_with(Reason.QUOTA_EXCEEDED)
+                    if isinstance(handler, MqchatHandler)
+                    else handler.handle_connection_closed()
+                )
+                spawned(asyncio.ensure_future(closing))
                 continue
             self._inflight[key] = inflight + 1
             qos_out = sub_qos if qos is None else qos
             if (
                 qos_out in (QOS_0, QOS_1)
                 and isinstance(handler, MqchatHandler)
-                and handler.publish_now(topic, data, partial(self._delivered, key, None), qos_out)
+                and handler.publish_now(topic, data, partial(self._delivered, key, None), qos_out, props)
             ):
                 continue
             task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos_out, retain=False))
