@@ -16,6 +16,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from tests.harness import RunningNode, need, node_settings, wait_until
 from tests.plain import PlainClient
@@ -53,24 +55,35 @@ def _send_all(alice: PlainClient, to: str, texts: list[str]) -> None:
 
 
 class Persistent:
-    """A paho 3.1.1 client with clean_session=False that never subscribes: what it gets comes from
-    the restored subscription. ``acks`` False: it receives without acknowledging (paho's manual
-    acknowledgement), as a device that lost power before its PUBACKs."""
+    """A paho client with a persistent session that never subscribes: what it gets comes from the
+    restored subscription. 3.1.1 with clean_session=False; with ``expiry``, MQTT 5 with that
+    Session Expiry Interval (and Clean Start 0). ``acks`` False: it receives without acknowledging
+    (paho's manual acknowledgement), as a device that lost power before its PUBACKs."""
 
-    def __init__(self, port: int, user: str, token: str, device: str, *, acks: bool = True) -> None:
+    def __init__(
+        self, port: int, user: str, token: str, device: str, *, acks: bool = True, expiry: int | None = None
+    ) -> None:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.dups: list[bool] = []
         self._connack: queue.Queue[tuple[Any, Any]] = queue.Queue()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"{user}/{device}",
-            clean_session=False,
-            manual_ack=not acks,
-        )
+        client_id = f"{user}/{device}"
+        if expiry is None:
+            self.client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, manual_ack=not acks
+            )
+        else:
+            self.client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=not acks
+            )
         self.client.username_pw_set(user, token)
         self.client.on_connect = lambda c, u, flags, rc, p: self._connack.put((flags, rc))
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port, keepalive=30)
+        if expiry is None:
+            self.client.connect("127.0.0.1", port, keepalive=30)
+        else:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = expiry
+            self.client.connect("127.0.0.1", port, keepalive=30, clean_start=False, properties=props)
         self.client.loop_start()
         flags, rc = self._connack.get(timeout=10)
         assert not rc.is_failure, rc
@@ -90,8 +103,14 @@ class Persistent:
             out.append(self.events.get_nowait())
         return out
 
-    def close(self) -> None:
-        self.client.disconnect()
+    def close(self, *, expiry: int | None = None) -> None:
+        """DISCONNECT (MQTT 5: with ``expiry`` as its new Session Expiry Interval)."""
+        if expiry is None:
+            self.client.disconnect()
+        else:
+            props = Properties(PacketTypes.DISCONNECT)
+            props.SessionExpiryInterval = expiry
+            self.client.disconnect(properties=props)
         self.client.loop_stop()
 
 
@@ -306,4 +325,65 @@ def test_the_offline_period_spans_several_messages_of_a_group(chat: Any) -> None
     assert _texts(events) == [f"hello {bob}", "text 0", "text 1", "text 2", "text 3"]
     assert [e["cursor"] for e in events] == list(range(events[0]["cursor"], events[0]["cursor"] + 6))
     assert device.quiet() == []
+    device.close()
+
+
+def test_mqtt5_session_expiry_resumes_with_dup_and_after_a_node_restart(tmp_path: Path) -> None:
+    running = RunningNode(node_settings(tmp_path)).start()
+    try:
+        alice_id, alice_token = running.add_user("alice")
+        bob, token = running.add_user("bob")
+        # Given bob's MQTT 5 device connected with a Session Expiry Interval of an hour
+        device = Persistent(running.port, bob, token, "v5", expiry=3600)
+        assert not device.session_present
+        device.close()
+        alice = PlainClient(running.port, alice_id, alice_token)
+        alice.inbox()
+        _send_all(alice, bob, ["v5 one", "v5 two"])
+
+        # When it comes back, it gets both, and acknowledges only the first (then loses power)
+        silent = Persistent(running.port, bob, token, "v5", expiry=3600, acks=False)
+        assert silent.session_present
+        assert _texts(silent.take(2)) == ["v5 one", "v5 two"]
+        silent.client.ack(1, 1)  # paho's first message id from the server is 1
+        time.sleep(0.2)
+        silent.client.loop_stop()
+        silent.client.socket().close()  # type: ignore[union-attr]
+        assert wait_until(lambda: not _online(running, f"{bob}/v5"))
+
+        # And the node restarts, and alice writes once more
+        alice.close()
+        running.stop()
+        running.call(running.node.start())
+        alice = PlainClient(running.port, alice_id, alice_token)
+        alice.inbox()
+        _send_all(alice, bob, ["v5 three"])
+        alice.close()
+
+        # Then the device resumes: the unacknowledged one again with DUP, then the new one
+        device = Persistent(running.port, bob, token, "v5", expiry=3600)
+        assert device.session_present
+        assert _texts(device.take(2)) == ["v5 two", "v5 three"]
+        assert device.dups == [True, False]
+        assert device.quiet() == []
+
+        # And a DISCONNECT with a Session Expiry Interval of 0 ends the session
+        device.close(expiry=0)
+        assert wait_until(lambda: not _online(running, f"{bob}/v5"))
+        again = Persistent(running.port, bob, token, "v5", expiry=3600)
+        assert not again.session_present
+        again.close()
+    finally:
+        running.close()
+
+
+def test_mqtt5_without_a_session_expiry_keeps_no_session(chat: Any) -> None:
+    node, _alice_id, bob, alice = chat
+    token = node.tokens[bob]
+    Persistent(node.port, bob, token, "v5", expiry=0).close()
+    _send_all(alice, bob, ["not kept"])
+
+    device = Persistent(node.port, bob, token, "v5", expiry=0)
+    assert not device.session_present
+    assert device.quiet() == []  # no subscription was restored
     device.close()

@@ -1,5 +1,6 @@
 """Persistent sessions across nodes (two `mqchat node`s and a `mqchat worker` on Redis and
-PostgreSQL): a device's session made on n1 is resumed on n2 with what it missed, once, in order,
+PostgreSQL): a device's session made on n1 (MQTT 3.1.1 clean session 0, or MQTT 5 with a Session
+Expiry Interval) is resumed on n2 with what it missed, once, in order,
 and then after n2 restarts. Run under ``flock /tmp/mqchat-cluster.lock`` (Redis db 13 is shared)."""
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
         running.close()
 
 
-def test_a_session_made_on_one_node_is_resumed_on_the_other_and_after_its_restart(cluster: Cluster) -> None:
+@pytest.mark.parametrize("expiry", [None, 3600], ids=["mqtt311-clean-session-0", "mqtt5-session-expiry"])
+def test_a_session_made_on_one_node_is_resumed_on_the_other_and_after_its_restart(
+    cluster: Cluster, expiry: int | None
+) -> None:
     alice, bob, carol = cluster.user("alice"), cluster.user("bob"), cluster.user("carol")
     writer = PlainClient(cluster.ports["n1"], alice, cluster.tokens[alice], device="phone")
     writer.inbox()
     try:
         # Given bob's device made its session on n1, and is away while alice writes (group and 1-on-1)
-        device = Persistent(cluster.ports["n1"], bob, cluster.tokens[bob], "meter")
+        device = Persistent(cluster.ports["n1"], bob, cluster.tokens[bob], "meter", expiry=expiry)
         assert not device.session_present
         device.close()
         group = _group(writer, [bob, carol])
@@ -41,7 +45,7 @@ def test_a_session_made_on_one_node_is_resumed_on_the_other_and_after_its_restar
         _send_all(writer, bob, ["direct"])
 
         # When it connects to n2
-        device = Persistent(cluster.ports["n2"], bob, cluster.tokens[bob], "meter")
+        device = Persistent(cluster.ports["n2"], bob, cluster.tokens[bob], "meter", expiry=expiry)
 
         # Then n2 resumes it from the store: everything, once, in order; then live ones
         assert device.session_present
@@ -56,7 +60,7 @@ def test_a_session_made_on_one_node_is_resumed_on_the_other_and_after_its_restar
         # And after n2 restarts (a clean stop writes the cursors), only what came since
         cluster.restart("n2")
         _send_all(writer, bob, ["after restart"])
-        device = Persistent(cluster.ports["n2"], bob, cluster.tokens[bob], "meter")
+        device = Persistent(cluster.ports["n2"], bob, cluster.tokens[bob], "meter", expiry=expiry)
         assert device.session_present
         assert _texts(device.take(1, timeout=20)) == ["after restart"]
         assert device.quiet(1.0) == []
