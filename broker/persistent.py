@@ -46,6 +46,9 @@ _PAGE: Final = 200
 _WINDOW: Final = 100
 """Replayed deliveries a device may have unacknowledged before the replay waits for PUBACKs
 (well under ``limits.max_inflight_per_connection``)."""
+_SETTLE: Final = 1.0
+"""Seconds after a connect's replay when the store is read once more: an event stored while the
+locator did not list this node for the user yet was routed elsewhere, and only the log has it."""
 _GAP_RETRIES: Final = 5
 """Reads of the store for events that came live ahead of the ones before them, before those are
 given up for lost (pruned meanwhile) and the device goes on after them."""
@@ -103,6 +106,9 @@ class DeviceReplay:
         self._send: Outlet | None = None
         self._catching_up = True
         self._task: asyncio.Task[None] | None = None
+        """A catch-up started by a live event ahead of the next cursor."""
+        self._first: asyncio.Task[None] | None = None
+        """The connect's replay, and its second look at the store ``_SETTLE`` seconds later."""
         self._inflight = 0
         self._room = asyncio.Event()
         self._room.set()
@@ -114,7 +120,19 @@ class DeviceReplay:
     # ---------------------------------------------------------------- the broker's calls
     def start(self, send: Outlet) -> None:
         self._send = send
-        self._task = asyncio.create_task(self._catch_up())
+        self._first = asyncio.create_task(self._first_catch_up())
+
+    async def _first_catch_up(self) -> None:
+        await self._catch_up()
+        if self.over:
+            return
+        try:
+            await asyncio.sleep(_SETTLE)
+        except asyncio.CancelledError:
+            return
+        if not self.over and not self._catching_up:
+            self._catching_up = True
+            await self._catch_up()
 
     def offer(self, data: bytes, props: PublishProps | None = None) -> None:
         if self.over or self._send is None:
@@ -144,8 +162,9 @@ class DeviceReplay:
             elif requested is not None:
                 self.expiry = min(float(requested), self._keeper._settings.max_expiry)
         self._room.set()
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._first, self._task):
+            if task is not None:
+                task.cancel()
         self._held.clear()
         self._keeper._ended(self)
 

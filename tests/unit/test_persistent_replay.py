@@ -160,3 +160,22 @@ def test_only_inbox_events_with_a_cursor_are_sequenced() -> None:
     assert sequenced_cursor(b'{"v":1,"type":"privacy","settings":{}}') is None
     assert sequenced_cursor(b"not json") is None
     assert sequenced_cursor(b'{"type":"message","cursor":true}') is None
+
+
+def test_an_event_routed_elsewhere_during_the_connect_is_read_from_the_store(tmp_path: Path) -> None:
+    store, alice, bob = _store(tmp_path)
+
+    async def scenario() -> list[int]:
+        keeper = PersistentSessions(store, topics=Topics("chat", "presence"), settings=SessionSettings())
+        device = Device()
+        await _resume(keeper, bob, device)
+        await asyncio.sleep(0.05)  # the replay found nothing
+        # Given an event stored while the locator did not list this node for bob yet: it never
+        # comes live here, and no later event shows the gap
+        _live(store, alice, bob, 1)
+        await asyncio.sleep(1.3)  # the connect's second look at the store
+        await keeper.close()
+        return device.cursors()
+
+    assert asyncio.run(scenario()) == [1]
+    store.close()
