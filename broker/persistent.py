@@ -46,6 +46,8 @@ _PAGE: Final = 200
 _WINDOW: Final = 100
 """Replayed deliveries a device may have unacknowledged before the replay waits for PUBACKs
 (well under ``limits.max_inflight_per_connection``)."""
+_HOLD: Final = 1000
+"""Live events kept while a replay catches up; more are read from the store in their turn."""
 _SETTLE: Final = 1.0
 """Seconds after a connect's replay when the store is read once more: an event stored while the
 locator did not list this node for the user yet was routed elsewhere, and only the log has it."""
@@ -143,11 +145,12 @@ class DeviceReplay:
             return
         if cursor < self._next:
             return  # sent already: the replay read it from the store
-        if not self._catching_up and cursor == self._next:
+        if not self._catching_up and cursor == self._next and self._inflight < _WINDOW:
             self._write(cursor, data)
             return
-        self._held[cursor] = data
-        if not self._catching_up:  # a gap: the events before it are read from the store
+        if len(self._held) < _HOLD:  # else it is read from the store when its turn comes
+            self._held[cursor] = data
+        if not self._catching_up:  # a gap, or a full window: the rest comes from the store
             self._catching_up = True
             self._task = asyncio.create_task(self._catch_up())
 
@@ -211,12 +214,13 @@ class DeviceReplay:
             await self._room.wait()
 
     # ---------------------------------------------------------------- the replay
-    def _release_held(self) -> None:
-        """Write the held live events that are next in line."""
+    async def _release_held(self) -> None:
+        """Write the held live events that are next in line (as the window lets them go)."""
         held = self._held
         while self._next in held and not self.over:
+            await self._room_to_send()
             cursor = self._next
-            if not self._write(cursor, held.pop(cursor)):
+            if cursor in held and not self._write(cursor, held.pop(cursor)):
                 return
         for cursor in [c for c in held if c < self._next]:
             del held[cursor]
@@ -227,7 +231,7 @@ class DeviceReplay:
         tries = 0
         try:
             while not self.over:
-                self._release_held()
+                await self._release_held()
                 entries, more = await self._keeper._read(self.user, after=self._next - 1)
                 for entry in entries:
                     if entry.cursor < self._next:
@@ -243,7 +247,7 @@ class DeviceReplay:
                         return
                 if more:
                     continue
-                self._release_held()
+                await self._release_held()
                 if not self._held:
                     self._catching_up = False  # no await since the read: nothing came between
                     return

@@ -179,3 +179,30 @@ def test_an_event_routed_elsewhere_during_the_connect_is_read_from_the_store(tmp
 
     assert asyncio.run(scenario()) == [1]
     store.close()
+
+
+def test_a_device_that_stops_acknowledging_gets_no_more_than_the_window(tmp_path: Path) -> None:
+    store, alice, bob = _store(tmp_path)
+
+    async def scenario() -> tuple[int, list[int]]:
+        keeper = PersistentSessions(store, topics=Topics("chat", "presence"), settings=SessionSettings())
+        device = Device()
+        _p, replay = await _resume(keeper, bob, device)
+        await asyncio.sleep(0.05)
+        # When 1,500 events come live to a device that acknowledges none of them
+        for data in _live(store, alice, bob, 1500):
+            replay.offer(data)
+        await asyncio.sleep(0.2)
+        stalled = len(device.written)
+        # Then it has at most the window unacknowledged; once it acknowledges, it gets the rest,
+        # those held and those read back from the store, in order
+        while len(device.written) < 1500:
+            device.ack_all()
+            await asyncio.sleep(0.01)
+        await keeper.close()
+        return stalled, device.cursors()
+
+    stalled, cursors = asyncio.run(scenario())
+    store.close()
+    assert stalled == 100
+    assert cursors == list(range(1, 1501))
