@@ -34,7 +34,7 @@ from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader
 from amqtt.utils import format_client_message
 
-from broker.mqtt.codec import Frame, read_frames
+from broker.mqtt.codec import Frame, PacketTooLarge, read_frames
 from broker.mqtt.connection_state import ConnectionState
 from broker.mqtt.mqtt5 import Malformed, Prop, Reason, decode_connect, encode_connack, protocol_level
 
@@ -45,8 +45,9 @@ _MQTT_5 = 5
 _READ_SIZE = 64 * 1024
 
 
-async def read_frame(reader: Any) -> Frame | None:
-    """The next whole packet from an amqtt reader adapter (WebSocket), None at EOF."""
+async def read_frame(reader: Any, limit: int | None = None) -> Frame | None:
+    """The next whole packet from an amqtt reader adapter (WebSocket), None at EOF;
+    ``PacketTooLarge`` if it says it is longer than ``limit`` (before it is read)."""
     head = await reader.read(1)
     if not head:
         return None
@@ -61,6 +62,8 @@ async def read_frame(reader: Any) -> Frame | None:
         shift += 7
         if shift >= 28:
             raise MQTTError(f"invalid remaining length in a packet of type {head[0] >> 4}")
+    if limit is not None and length > limit:
+        raise PacketTooLarge(f"a packet of {length} bytes, over the limit of {limit}")
     body = await reader.read(length) if length else b""
     if len(body) < length:
         return None
@@ -119,6 +122,7 @@ async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> tuple[
     session.remote_port = remote_port
     session.ssl_object = writer.get_ssl_info()
     session.keep_alive = max(connect.keep_alive, 0)
+    session.clean_start = bool(connect.clean_session_flag)
     session.session_expiry = 0 if connect.clean_session_flag else None
     return session, rest
 
@@ -138,7 +142,7 @@ async def _connect_v5(body: bytes, writer: Any) -> ConnectionState:
     session = ConnectionState()
     session.protocol_level = _MQTT_5
     session.client_id = connect.client_id
-    session.clean_session = connect.clean_start
+    session.clean_session = session.clean_start = connect.clean_start
     session.will_flag = False  # a will goes through the gate, not amqtt (see ``will5``)
     session.will5 = connect.will
     session.username = connect.username

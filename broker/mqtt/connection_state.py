@@ -106,6 +106,9 @@ class ConnectionState(Session):
     # connection stores none of them).
     protocol_level = 4
     """4: MQTT 3.1.1, 5: MQTT 5."""
+    clean_start = True
+    """The CONNECT's clean-session flag (3.1.1) or Clean Start (MQTT 5), as sent: the broker sets
+    amqtt's ``clean_session`` to True for its own flow whatever the client asked."""
     session_expiry: int | None = 0
     """Seconds the session outlives the connection: MQTT 5's Session Expiry Interval; 3.1.1: 0 with
     clean session, else None ("the server's ``sessions.persistent_ttl``")."""
@@ -130,9 +133,6 @@ class ConnectionState(Session):
         self.on_ack: dict[int, Callable[[], None]] = {}
         """Those of ``quick_out`` that want to know of their PUBACK (``publish_tracked``): packet
         id -> what to call when it comes (before their ``done``)."""
-        self.clean_start = True
-        """The CONNECT's clean-session (3.1.1) or Clean Start (5) flag (``clean_session`` is always
-        True here: the broker keeps no MQTT session, the store keeps persistent ones)."""
         self.resumable: Any = None
         """The persistent session's delivery of inbox events (see ``MqchatBroker.resume_session``),
         or None: every delivery goes straight out."""

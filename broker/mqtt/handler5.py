@@ -15,8 +15,8 @@ The CONNECT's protocol level chooses the handler (``open_connection``); a 3.1.1 
   then as an alias (an inbox is one topic: every delivery after the first saves its name).
 - **Inbound topic aliases** up to ``TOPIC_ALIAS_MAXIMUM``.
 - **The will** is the client's own PUBLISH, given to the gate like any other (so the ACL and ingest
-  judge it), when the client ends with DISCONNECT 0x04 or its connection is lost; not after a
-  normal DISCONNECT, a take-over or a sign-out.
+  judge it), when the client ends with DISCONNECT 0x04, or its connection is lost or closed for
+  silence or bad input; not after another DISCONNECT of the client, a take-over or a sign-out.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from amqtt.adapters import StreamWriterAdapter
@@ -63,12 +64,16 @@ TOPIC_ALIAS_MAXIMUM = 16
 """Topic aliases a client may set towards the server (it publishes to one outbox: a few suffice)."""
 
 _READ_SIZE = 64 * 1024
+_FLUSH_TIMEOUT = 1.0
+"""Seconds a CONNACK or DISCONNECT may take to leave before the connection goes on (or closes)."""
 _PINGREQ, _PINGRESP = 12, b"\xd0\x00"
 _SUBSCRIBE, _UNSUBSCRIBE, _DISCONNECT = 8, 10, 14
 _REFUSED = 0x80
-_Waiting = tuple[str, bytes, Callable[[], None], PublishProps | None, bool, "_Tracking | None"]
 _Tracking = tuple[bool, Callable[[], None]]
 """A persistent session's delivery (``publish_tracked``): its DUP flag, and what its PUBACK calls."""
+_Waiting = tuple[str, bytes, Callable[[], None], PublishProps | None, bool, float, "_Tracking | None"]
+"""A delivery waiting for the client's Receive Maximum: topic, data, done, props, retain, since,
+and how a persistent session tracks it."""
 
 
 async def open_connection(
@@ -86,6 +91,9 @@ class Mqtt5Handler(MqchatHandler):
     """The keep-alive told the client in CONNACK (its own; the broker enforces it with grace)."""
     _closed_as: int | None = None
     """The reason of the DISCONNECT that ended the connection (the client's or the server's)."""
+    _no_will = False
+    """The connection ends without its will: a DISCONNECT from the client (0x04 sent it already),
+    a take-over or a sign-out."""
     _drainer: asyncio.Task[None] | None = None
 
     def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
@@ -93,6 +101,8 @@ class Mqtt5Handler(MqchatHandler):
         self._aliases_in: dict[int, str] = {}
         self._aliases_out: dict[str, int] = {}
         self._waiting: deque[_Waiting] = deque()
+        self._ws_out = bytearray()
+        """WebSocket: what ``_drain`` sends next."""
 
     # ------------------------------------------------------------------ writing
     @property
@@ -110,14 +120,18 @@ class Mqtt5Handler(MqchatHandler):
             else:
                 self.writes.send(self, data)
             return
-        writer.write(data)
+        self._ws_out += data
         if self._drainer is None:
             self._drainer = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
+        """Send what ``_out`` gathered, one WebSocket message a pass, from this one task: amqtt's
+        WebSocket writer drops what is written while its ``drain`` awaits the send."""
         try:
             await asyncio.sleep(0)  # what else this pass writes goes in the same message
-            if self.writer is not None:
+            while self._ws_out and self.writer is not None:
+                data, self._ws_out = bytes(self._ws_out), bytearray()
+                self.writer.write(data)
                 await self.writer.drain()
         except Exception as exc:  # noqa: BLE001 - a closed WebSocket: the reader ends the connection
             log.debug("%s: write failed: %r", self._client_id, exc)
@@ -131,16 +145,25 @@ class Mqtt5Handler(MqchatHandler):
             self._out(acks)
 
     async def _flush_now(self) -> None:
-        """Write what is held and wait for it to leave (before a DISCONNECT closes the connection)."""
+        """Write what is held and wait (a little) for it to leave: a CONNACK, a DISCONNECT before the
+        connection closes. A client that reads nothing cannot hold up a take-over for long."""
         writer = self.writer
         if writer is None:
             return
-        if self.writes is not None and self._stream:
-            self.writes.flush(self)
+        if self._stream:
+            if self.writes is not None:
+                self.writes.flush(self)
+            sending: Any = writer.drain()
+        else:
+            if self._drainer is None and self._ws_out:
+                self._drainer = asyncio.ensure_future(self._drain())
+            if self._drainer is None:
+                return
+            sending = asyncio.shield(self._drainer)
         try:
-            await writer.drain()
-        except Exception as exc:  # noqa: BLE001 - the peer is gone already
-            log.debug("%s: write failed: %r", self._client_id, exc)
+            await asyncio.wait_for(sending, _FLUSH_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - the peer is gone already, or reads nothing
+            log.debug("%s: write not completed: %r", self._client_id, exc)
 
     # ------------------------------------------------------------------ what the broker says
     async def send_connack(self, reason: int, session_present: bool) -> None:
@@ -170,6 +193,8 @@ class Mqtt5Handler(MqchatHandler):
         self._out(encode_unsuback(packet_id, codes))
 
     async def close_with(self, reason: int) -> None:
+        if reason in (Reason.SESSION_TAKEN_OVER, Reason.ADMINISTRATIVE_ACTION):
+            self._no_will = True  # the user is here on another connection, or signed this one out
         if self._closed_as is None:
             self._closed_as = reason
             self._out(encode_disconnect(reason))
@@ -258,15 +283,15 @@ class Mqtt5Handler(MqchatHandler):
         while self.reader is not None and session is not None:
             self._reading_since = loop.time()
             try:
-                frame = await read_frame(self.reader)
+                frame = await read_frame(self.reader, limit)
+            except PacketTooLarge as exc:
+                await self._refuse(session, Reason.PACKET_TOO_LARGE, str(exc))
+                return
             except Exception as exc:  # noqa: BLE001 - the remaining length cannot be read
                 await self._refuse(session, Reason.MALFORMED, str(exc))
                 return
             self._reading_since = None
             if frame is None:
-                return
-            if limit is not None and len(frame.body) > limit:
-                await self._refuse(session, Reason.PACKET_TOO_LARGE, f"a packet of {len(frame.body)} bytes")
                 return
             if frame.first >> 4 == PUBLISH:
                 try:
@@ -338,6 +363,7 @@ class Mqtt5Handler(MqchatHandler):
             elif kind == _DISCONNECT:
                 reason, props = decode_disconnect(body)
                 self._closed_as = reason
+                self._no_will = True
                 expiry = props.get(Prop.SESSION_EXPIRY)
                 if expiry is not None and isinstance(session, ConnectionState):
                     if not session.session_expiry and expiry:  # [MQTT-3.14.2-2]
@@ -368,11 +394,11 @@ class Mqtt5Handler(MqchatHandler):
     # ------------------------------------------------------------------ the end
     def _ended(self) -> None:
         session = self.session
-        if self._closed_as is None and session is not None:  # lost, not ended by a DISCONNECT
+        if not self._no_will and session is not None:  # lost, timed out or closed for bad input
             self._send_will(session)
         super()._ended()
         waiting, self._waiting = self._waiting, deque()
-        for _topic, _data, done, _props, _retain, _tracking in waiting:
+        for _topic, _data, done, _props, _retain, _since, _tracking in waiting:
             done()
 
     def _send_will(self, session: Session) -> None:
@@ -405,7 +431,8 @@ class Mqtt5Handler(MqchatHandler):
             done()
             return True
         if len(session.quick_out) >= session.receive_maximum or self._waiting:
-            self._waiting.append((topic, data, done, props, retain, None))
+            since = asyncio.get_running_loop().time()
+            self._waiting.append((topic, data, done, props, retain, since, None))
             return True
         self._start(session, topic, data, done, props, retain)
         return True
@@ -426,7 +453,8 @@ class Mqtt5Handler(MqchatHandler):
         if not isinstance(session, ConnectionState) or self.writer is None or self._closed_as is not None:
             return False
         if len(session.quick_out) >= session.receive_maximum or self._waiting:
-            self._waiting.append((topic, data, done, props, False, (dup, acked)))
+            since = asyncio.get_running_loop().time()
+            self._waiting.append((topic, data, done, props, False, since, (dup, acked)))
             return True
         self._start(session, topic, data, done, props, False, (dup, acked))
         return True
@@ -514,6 +542,14 @@ class Mqtt5Handler(MqchatHandler):
         waiting = self._waiting
         if not waiting or not isinstance(session, ConnectionState) or self._closed_as is not None:
             return
+        now = asyncio.get_running_loop().time()
         while waiting and len(session.quick_out) < session.receive_maximum:
-            topic, data, done, props, retain, tracking = waiting.popleft()
+            topic, data, done, props, retain, since, tracking = waiting.popleft()
+            if props is not None and props.message_expiry is not None:
+                # [MQTT-3.3.2-6]: the time it waited is taken off; expired while waiting: not sent
+                left = props.message_expiry - int(now - since)
+                if left <= 0:
+                    done()
+                    continue
+                props = replace(props, message_expiry=left)
             self._start(session, topic, data, done, props, retain, tracking)

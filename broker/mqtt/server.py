@@ -298,8 +298,6 @@ class MqchatBroker(Broker):
         handler.max_packet = self._max_packet
         handler.requests = self
         handler.writes = self.writes
-        if isinstance(session, ConnectionState):
-            session.clean_start = bool(session.clean_session)
         session.clean_session = True
         session.parent = 0
         session.will_flag = False

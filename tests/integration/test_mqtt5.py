@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 
+from broker.mqtt.connection_state import ConnectionState
+from broker.mqtt.properties import PublishProps
 from tests.harness import RunningNode, need, node_settings, wait_until
 from tests.plain import PlainClient
-from tests.raw_mqtt5 import PUBACK, PUBLISH, Packet, Raw5, props
+from tests.raw_mqtt5 import PUBACK, PUBLISH, SUBACK, Packet, Raw5, packet, props, utf8
 
 RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM = 0x21, 0x22
 
@@ -82,7 +84,10 @@ def test_unsuback_reason_codes(node: RunningNode) -> None:
     alice_id, _ = node.add_user("alice")
     alice = _raw(node, alice_id)
     try:
-        assert alice.subscribe(f"chat/{alice_id}/in") == [1]
+        # her inbox granted, someone else's refused, in one SUBSCRIBE
+        body = b"\x00\x03\x00" + utf8(f"chat/{alice_id}/in") + b"\x01" + utf8("chat/someone/in") + b"\x01"
+        alice.send(packet(0x82, body))
+        assert alice.expect(SUBACK).body == b"\x00\x03\x00\x01\x87"
         # removed; there was none
         assert alice.unsubscribe(f"chat/{alice_id}/in", "never/subscribed") == [0x00, 0x11]
     finally:
@@ -108,9 +113,7 @@ def test_puback_and_suback_reason_codes(limited_node: RunningNode) -> None:
         assert alice.publish(_send(bob_id, "two")) == 0x97
         assert alice.expect_type("error", code="rate_limited")
         assert bob.expect_type("message")["message"]["text"] == "one"
-        # someone else's inbox: 0x87 in the SUBACK, next to a granted filter
-        codes = alice.client.subscribe([(f"chat/{bob_id}/in", 1), (f"chat/{alice_id}/in", 1)])
-        assert codes[0] == 0
+        # someone else's inbox: 0x87 in the SUBACK
         assert alice.subscribe(f"chat/{bob_id}/in") == [0x87]
     finally:
         alice.close()
@@ -171,7 +174,7 @@ def test_a_silent_client_is_closed_with_0x8d(node: RunningNode) -> None:
     assert time.monotonic() - started < 6
 
 
-def test_the_will_is_sent_on_disconnect_0x04_only(node: RunningNode) -> None:
+def test_the_will_is_sent_on_disconnect_0x04_or_a_lost_connection(node: RunningNode) -> None:
     alice_id, _ = node.add_user("alice")
     bob_id, bob_token = node.add_user("bob")
     bob = PlainClient(node.port, bob_id, bob_token)
@@ -185,6 +188,18 @@ def test_the_will_is_sent_on_disconnect_0x04_only(node: RunningNode) -> None:
         leaving = _raw(node, alice_id, will=(outbox, json.dumps(_send(bob_id, "my will")).encode()))
         leaving.close(0x04)
         assert bob.expect_type("message")["message"]["text"] == "my will"
+        assert not [p for _t, p in bob.drain(0.5) if isinstance(p, dict) and p.get("type") == "message"]
+        # silent past her keep-alive: closed with 0x8D, and the will goes out
+        silent = _raw(
+            node, alice_id, keepalive=1, will=(outbox, json.dumps(_send(bob_id, "timed out")).encode())
+        )
+        assert silent.closed_with() == 0x8D
+        assert bob.expect_type("message")["message"]["text"] == "timed out"
+        # taken over: no will (she is back on another connection)
+        taken = _raw(node, alice_id, "phone", will=(outbox, json.dumps(_send(bob_id, "never 2")).encode()))
+        again = _raw(node, alice_id, "phone")
+        assert taken.closed_with() == 0x8E
+        again.close()
         assert not [p for _t, p in bob.drain(0.5) if isinstance(p, dict) and p.get("type") == "message"]
         # a will to a topic she may not publish to is refused as her PUBLISH would be
         sneaky = _raw(node, alice_id, will=(f"chat/{bob_id}/out", json.dumps(_send(alice_id, "x")).encode()))
@@ -415,3 +430,123 @@ def test_mosquitto_clients_speak_mqtt5_to_a_311_user(node: RunningNode) -> None:
         assert "not authorized" in (refused.stderr + refused.stdout).lower()
     finally:
         alice.close()
+
+
+def _server_publish(node: RunningNode, topic: str, data: bytes, props: PublishProps | None) -> None:
+    broker = node.node.broker
+    assert broker is not None
+    node.loop.call_soon_threadsafe(broker.publish_nowait, topic, data, 1, props)
+
+
+def test_server_publishes_carry_properties_to_mqtt5_clients_only(node: RunningNode) -> None:
+    alice_id, alice_token = node.add_user("alice")
+    v5 = _raw(node, alice_id, "v5")
+    v311 = PlainClient(node.port, alice_id, alice_token, device="v311")
+    try:
+        inbox = f"chat/{alice_id}/in"
+        assert v5.subscribe(inbox) == [1]
+        assert v311.inbox() == [1]
+        props5 = PublishProps(
+            response_topic=f"chat/{alice_id}/reply",
+            correlation_data=b"\x01\x02",
+            user_properties=(("k", "v"),),
+            message_expiry=30,
+            content_type="application/json",
+        )
+        _server_publish(node, inbox, b'{"type":"answer"}', props5)
+        got = v5.expect(PUBLISH)
+        v5.puback(got.packet_id)
+        seen = got.properties()
+        assert seen["ResponseTopic"] == f"chat/{alice_id}/reply"
+        assert seen["CorrelationData"] == "0102"
+        assert [tuple(p) for p in seen["UserProperty"]] == [("k", "v")]
+        assert seen["MessageExpiryInterval"] <= 30
+        assert seen["ContentType"] == "application/json"
+        assert got.payload == b'{"type":"answer"}'
+        # the 3.1.1 device gets the same payload, without properties (3.1.1 has no room for them)
+        assert v311.expect(lambda t, p: p == {"type": "answer"}) == {"type": "answer"}
+    finally:
+        v5.close()
+        v311.close()
+
+
+def test_a_delivery_that_expires_while_waiting_for_the_window_is_not_sent(node: RunningNode) -> None:
+    alice_id, _ = node.add_user("alice")
+    alice = _raw(node, alice_id, connect_props=props(PacketTypes.CONNECT, ReceiveMaximum=1))
+    try:
+        inbox = f"chat/{alice_id}/in"
+        assert alice.subscribe(inbox) == [1]
+        _server_publish(node, inbox, b'{"n":1}', None)
+        first = alice.expect(PUBLISH)
+        _server_publish(node, inbox, b'{"n":2}', PublishProps(message_expiry=1))  # typing: short-lived
+        _server_publish(node, inbox, b'{"n":3}', PublishProps(message_expiry=60))
+        time.sleep(2.2)
+        alice.puback(first.packet_id)
+        third = alice.expect(PUBLISH)
+        assert third.payload == b'{"n":3}'  # the second expired while it waited
+        assert 55 <= third.properties()["MessageExpiryInterval"] <= 58
+    finally:
+        alice.close()
+
+
+def test_random_bytes_after_an_mqtt5_connect_never_hurt_the_node(node: RunningNode) -> None:
+    import random
+
+    alice_id, _ = node.add_user("alice")
+    bob_id, bob_token = node.add_user("bob")
+    carol_id, carol_token = node.add_user("carol")
+    carol = PlainClient(node.port, carol_id, carol_token)
+    rng = random.Random(26)
+    try:
+        carol.inbox()
+        for i in range(40):
+            noisy = _raw(node, alice_id, f"noise{i}")
+            first = rng.choice([0x30, 0x32, 0x40, 0x82, 0xA2, 0xC0, 0xE0, 0xF0, 0x10, rng.randrange(256)])
+            body = rng.randbytes(rng.randrange(0, 60))
+            noisy.send(bytes((first, len(body))) + body + rng.randbytes(rng.randrange(0, 8)))
+            noisy.quiet(0.05)
+            noisy.sock.close()
+        bob = PlainClient(node.port, bob_id, bob_token, mqtt5=True)
+        try:
+            assert bob.publish(_send(carol_id, "after the noise")) == 0
+            assert carol.expect_type("message")["message"]["text"] == "after the noise"
+        finally:
+            bob.close()
+    finally:
+        carol.close()
+
+
+def test_the_connection_facts_the_broker_keeps(node: RunningNode) -> None:
+    alice_id, alice_token = node.add_user("alice")
+    broker = node.node.broker
+    assert broker is not None
+
+    def state(client_id: str) -> ConnectionState:
+        assert wait_until(lambda: any(s.client_id == client_id for s in broker.connected_sessions()))
+        found = next(s for s in broker.connected_sessions() if s.client_id == client_id)
+        assert isinstance(found, ConnectionState)
+        return found
+
+    v5 = _raw(
+        node,
+        alice_id,
+        "v5",
+        connect_props=props(
+            PacketTypes.CONNECT,
+            SessionExpiryInterval=3600,
+            ReceiveMaximum=7,
+            MaximumPacketSize=5000,
+            TopicAliasMaximum=3,
+        ),
+    )
+    v311 = PlainClient(node.port, alice_id, alice_token, device="v311")
+    try:
+        five = state(f"{alice_id}/v5")
+        assert (five.protocol_level, five.session_expiry, five.clean_start) == (5, 3600, True)
+        assert (five.receive_maximum, five.max_packet_size, five.topic_alias_maximum) == (7, 5000, 3)
+        old = state(f"{alice_id}/v311")
+        assert (old.protocol_level, old.session_expiry, old.clean_start) == (4, 0, True)
+        assert (old.receive_maximum, old.max_packet_size, old.topic_alias_maximum) == (65535, None, 0)
+    finally:
+        v5.close()
+        v311.close()

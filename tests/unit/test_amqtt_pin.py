@@ -109,6 +109,9 @@ def test_the_handler_internals_the_lighter_handler_relies_on() -> None:
         assert _params(getattr(BrokerProtocolHandler, name)) != []
     assert _params(BrokerProtocolHandler.mqtt_acknowledge_subscription) == ["packet_id", "return_codes"]
     assert _params(BrokerProtocolHandler.mqtt_acknowledge_unsubscription) == ["packet_id"]
+    # broker/mqtt/handler5.py answers these with MQTT 5 packets instead (the broker calls them)
+    assert _params(ProtocolHandler.mqtt_publish) == ["topic", "data", "qos", "retain", "ack_timeout"]
+    assert _params(BrokerProtocolHandler.handle_connection_closed) == []
 
 
 def test_the_broker_internals_the_connect_path_relies_on() -> None:
