@@ -61,19 +61,36 @@ class Persistent:
     (paho's manual acknowledgement), as a device that lost power before its PUBACKs."""
 
     def __init__(
-        self, port: int, user: str, token: str, device: str, *, acks: bool = True, expiry: int | None = None
+        self,
+        port: int,
+        user: str,
+        token: str,
+        device: str,
+        *,
+        acks: bool = True,
+        expiry: int | None = None,
+        websocket: bool = False,
     ) -> None:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.dups: list[bool] = []
         self._connack: queue.Queue[tuple[Any, Any]] = queue.Queue()
         client_id = f"{user}/{device}"
+        transport = "websockets" if websocket else "tcp"
         if expiry is None:
             self.client = mqtt.Client(
-                CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, manual_ack=not acks
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                clean_session=False,
+                manual_ack=not acks,
+                transport=transport,
             )
         else:
             self.client = mqtt.Client(
-                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=not acks
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=mqtt.MQTTv5,
+                manual_ack=not acks,
+                transport=transport,
             )
         self.client.username_pw_set(user, token)
         self.client.on_connect = lambda c, u, flags, rc, p: self._connack.put((flags, rc))
@@ -387,3 +404,26 @@ def test_mqtt5_without_a_session_expiry_keeps_no_session(chat: Any) -> None:
     assert not device.session_present
     assert device.quiet() == []  # no subscription was restored
     device.close()
+
+
+@pytest.mark.parametrize("expiry", [None, 3600], ids=["mqtt311", "mqtt5"])
+def test_a_session_resumes_over_websocket(chat: Any, expiry: int | None) -> None:
+    node, _alice_id, bob, alice = chat
+    token = node.tokens[bob]
+    Persistent(node.ws_port, bob, token, "browserless", expiry=expiry, websocket=True).close()
+    assert wait_until(lambda: not _online(node, f"{bob}/browserless"))
+    _send_all(alice, bob, ["over ws 1", "over ws 2"])
+
+    device = Persistent(node.ws_port, bob, token, "browserless", expiry=expiry, websocket=True)
+    assert device.session_present
+    assert _texts(device.take(2)) == ["over ws 1", "over ws 2"]
+    _send_all(alice, bob, ["live over ws"])
+    assert _texts(device.take(1)) == ["live over ws"]
+    device.close()
+    assert wait_until(lambda: not _online(node, f"{bob}/browserless"))
+    _flush(node)
+
+    # what it acknowledged over WebSocket is not sent again
+    again = Persistent(node.ws_port, bob, token, "browserless", expiry=expiry, websocket=True)
+    assert again.quiet() == []
+    again.close()
