@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import queue
 import shutil
+import socket
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from paho.mqtt.properties import Properties
 
 from tests.harness import RunningNode, need, node_settings, wait_until
 from tests.plain import PlainClient
+from tests.raw_mqtt import read_exactly, utf8
 
 
 def _sub(node: RunningNode, user: str, device: str, *extra: str) -> subprocess.Popen[str]:
@@ -427,3 +430,18 @@ def test_a_session_resumes_over_websocket(chat: Any, expiry: int | None) -> None
     again = Persistent(node.ws_port, bob, token, "browserless", expiry=expiry, websocket=True)
     assert again.quiet() == []
     again.close()
+
+
+def test_clean_session_0_with_an_empty_client_id_is_refused(chat: Any) -> None:
+    node, _alice_id, bob, _alice = chat
+    # A raw 3.1.1 CONNECT: clean session 0, an empty client id, bob's credentials
+    body = utf8("MQTT") + bytes([4, 0b11000000]) + struct.pack("!H", 30) + utf8("")
+    body += utf8(bob) + utf8(node.tokens[bob])
+    with socket.create_connection(("127.0.0.1", node.port)) as sock:
+        sock.settimeout(10)
+        sock.sendall(bytes([0x10, len(body)]) + body)
+        # CONNACK 2: identifier rejected [MQTT-3.1.3-8], and no session was made for anyone
+        assert read_exactly(sock, 4) == b"\x20\x02\x00\x02"
+    device = Persistent(node.port, bob, node.tokens[bob], "meter")
+    assert not device.session_present
+    device.close()
