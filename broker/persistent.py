@@ -115,6 +115,7 @@ class DeviceReplay:
         self._room = asyncio.Event()
         self._room.set()
         self.over = False
+        self.ended_at: float | None = None
         self.saved_at = 0.0
         self.state: ConnectionState | None = None
         """The connection's facts (its session expiry, which an MQTT 5 DISCONNECT may change)."""
@@ -158,6 +159,7 @@ class DeviceReplay:
         if self.over:
             return
         self.over = True
+        self.ended_at = self._keeper._clock()
         if self.state is not None:  # an MQTT 5 DISCONNECT may have changed the session's expiry
             requested = getattr(self.state, "session_expiry", None)
             if requested == 0:
@@ -172,7 +174,9 @@ class DeviceReplay:
         self._keeper._ended(self)
 
     def mark(self, now: float) -> SessionMark:
-        return SessionMark(self.user, self.device, self.acked, self.sent, now + self.expiry)
+        """Where the session is; it expires ``expiry`` after now, or after its connection ended."""
+        since = now if self.ended_at is None else self.ended_at
+        return SessionMark(self.user, self.device, self.acked, self.sent, since + self.expiry)
 
     # ---------------------------------------------------------------- writing and acknowledgements
     def _write(self, cursor: int, data: bytes) -> bool:
