@@ -277,7 +277,11 @@ def _worker(settings: Settings) -> int:
     watch_job_queues(queue_broker, sorted(queue_broker.get_declared_queues()))
     # retention's sweeps: one worker of the cluster at a time prunes (a lease in the store)
     pruner = Pruner(
-        store, settings.retention, holder=settings.node_id, discard=partial(send_cleanup_job, queue_broker)
+        store,
+        settings.retention,
+        holder=settings.node_id,
+        discard=partial(send_cleanup_job, queue_broker),
+        sessions=store,
     )
     pruning = threading.Thread(
         target=run_pruner,

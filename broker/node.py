@@ -33,6 +33,7 @@ from broker.media_http import MediaHttp
 from broker.mqtt.listeners import amqtt_config
 from broker.mqtt.plugins import AclPlugin, AuthPlugin, BrokerPlugin, PresencePlugin
 from broker.mqtt.server import MqchatBroker
+from broker.persistent import PersistentSessions
 from broker.presence_privacy import PresencePrivacyChanges
 from broker.replies import publish_props
 from broker.throttle import LoginThrottle, RateLimiter
@@ -152,6 +153,8 @@ class Node:
         self.ingest: Ingest | None = None
         self.runner: CommandRunner | None = None
         self.presence: PresencePlugin | None = None
+        self.sessions: PersistentSessions | None = None
+        """Persistent MQTT sessions, kept in the store (see broker/persistent.py)."""
         self.privacy: PresencePrivacyChanges | None = None
         """Applies a user's privacy change to presence on this node (see broker/presence_privacy.py)."""
         self._acl: AclPlugin | None = None
@@ -208,9 +211,11 @@ class Node:
             rate=RateLimiter(rate=settings.limits.commands_per_second, burst=settings.limits.commands_burst),
             on_platform=self._platform,
         )
+        sessions = self.sessions = PersistentSessions(store, topics=self.topics, settings=settings.sessions)
         broker = self.broker = MqchatBroker(
             amqtt_config(settings.broker),
             gate=ingest,
+            sessions=sessions,
             plugins=self._build_plugins(store, locator),
             keepalive_grace=settings.presence.keepalive_grace,
             max_connections_per_user=settings.limits.max_connections_per_user,
@@ -232,6 +237,7 @@ class Node:
             store.close()
             raise NodeError(f"cannot start the media endpoint: {exc}") from exc
 
+        sessions.start()
         self._workers = workers
         await self._start_background(store, queue_broker, broker, ingest)
         self._state = "running"
@@ -263,6 +269,7 @@ class Node:
                 settings.retention,
                 holder=self.node_id,
                 discard=partial(send_cleanup_job, queue_broker),
+                sessions=store,
             )
             self._pruner = pruner
             self._retention_task = asyncio.create_task(self._retention_loop(pruner))
@@ -297,6 +304,11 @@ class Node:
             await asyncio.wait_for(self.broker.shutdown(), timeout=20)
         except TimeoutError:
             log.error("the broker did not shut down within 20 s; going on with the stop")
+        if self.sessions is not None:  # the devices' last acknowledged cursors
+            try:
+                await self.sessions.close()
+            except Exception:
+                log.exception("persistent sessions not all saved at stop")
         # every command accepted goes to the runner, which finishes them: stores them (a store
         # outage can make it slow) or puts them on the job queue
         await self.ingest.drain(60.0)

@@ -130,6 +130,12 @@ class ConnectionState(Session):
         super().__init__()
         self.quick_out: dict[int, tuple[float, Callable[[], None]]] = {}
         """QoS 1 deliveries written by ``MqchatHandler.publish_now``: packet id -> (sent at, done)."""
+        self.on_ack: dict[int, Callable[[], None]] = {}
+        """Those of ``quick_out`` that want to know of their PUBACK (``publish_tracked``): packet
+        id -> what to call when it comes (before their ``done``)."""
+        self.resumable: Any = None
+        """The persistent session's delivery of inbox events (see ``MqchatBroker.resume_session``),
+        or None: every delivery goes straight out."""
         # the eager queues Session.__init__ made are dropped here (freed at once, no cycles)
         self.retained_messages: Any = DISCARD
         self.delivered_message_queue: Any = DISCARD

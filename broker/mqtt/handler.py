@@ -441,20 +441,78 @@ class MqchatHandler(BrokerProtocolHandler):
                 writes.send(self, packet)
             done()
             return True
+        return self._send_qos1(session, writer, topic, data, done, retain=retain) is not None
+
+    def _send_qos1(
+        self,
+        session: ConnectionState,
+        writer: StreamWriterAdapter,
+        topic: str,
+        data: bytes,
+        done: Callable[[], None],
+        *,
+        dup: bool = False,
+        retain: bool = False,
+    ) -> int | None:
+        """Write a QoS 1 PUBLISH kept in ``quick_out`` until its PUBACK; its packet id (None:
+        65535 in flight, nothing sent)."""
         try:
             packet_id = session.next_packet_id
         except AMQTTError:
-            return False  # 65535 in flight: let amqtt's flow refuse it
+            return None  # 65535 in flight: let amqtt's flow refuse it
         loop = asyncio.get_running_loop()
         session.quick_out[packet_id] = (loop.time(), done)
         if self._sweeper is None:
             self._sweeper = loop.call_later(PUBACK_TIMEOUT, self._sweep)
         packet = encode_publish(topic, data, packet_id, QOS_1, retain)
+        if dup:  # [MQTT-3.3.1-1]: a redelivery of a PUBLISH the client may have seen
+            packet = bytes((packet[0] | 0x08,)) + packet[1:]
+        writes = self.writes
         if writes is None:
             writer.write(packet)
         else:
             writes.send(self, packet)
+        return packet_id
+
+    def publish_tracked(
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        dup: bool,
+        acked: Callable[[], None],
+        done: Callable[[], None],
+        props: PublishProps | None = None,
+    ) -> bool:
+        """A QoS 1 delivery of a persistent session: as ``publish_now``, with DUP set when ``dup``,
+        and ``acked()`` called when its PUBACK comes (then ``done()``; only ``done()`` when it times
+        out or the connection ends). Over WebSocket it goes amqtt's way (without DUP). False when
+        the connection is closed: nothing was sent, nothing will be called."""
+        session, writer = self.session, self.writer
+        if isinstance(session, ConnectionState) and isinstance(writer, StreamWriterAdapter):
+            if writer.is_closed:
+                return False
+            packet_id = self._send_qos1(session, writer, topic, data, done, dup=dup)
+            if packet_id is None:
+                return False
+            session.on_ack[packet_id] = acked
+            return True
+        if session is None or self.writer is None:
+            return False
+        self._spawn(self._publish_amqtt(topic, data, acked, done))
         return True
+
+    async def _publish_amqtt(
+        self, topic: str, data: bytes, acked: Callable[[], None], done: Callable[[], None]
+    ) -> None:
+        try:
+            await self.mqtt_publish(topic, data, QOS_1, retain=False)
+        except Exception as exc:  # noqa: BLE001 - the connection ended: it is redelivered next time
+            log.debug("%s: delivery not acknowledged: %r", self._client_id, exc)
+        else:
+            acked()
+        finally:
+            done()
 
     def _hold(self, acks: bytes) -> None:
         """The PUBACKs of one read: to ``writes``, which lets them wait for the commands' answers."""
@@ -475,6 +533,10 @@ class MqchatHandler(BrokerProtocolHandler):
         entry = session.quick_out.pop(packet_id, None) if isinstance(session, ConnectionState) else None
         if entry is None:
             return False
+        if session.on_ack:
+            acked = session.on_ack.pop(packet_id, None)
+            if acked is not None:
+                acked()
         entry[1]()
         return True
 
@@ -493,6 +555,7 @@ class MqchatHandler(BrokerProtocolHandler):
                 self._sweeper = loop.call_later(sent - deadline, self._sweep)
                 return
             del quick[packet_id]
+            session.on_ack.pop(packet_id, None)
             log.warning("%s: no PUBACK for packet %d", session.client_id, packet_id)
             done()
 
@@ -505,5 +568,6 @@ class MqchatHandler(BrokerProtocolHandler):
         if isinstance(session, ConnectionState):
             waiting = list(session.quick_out.values())
             session.quick_out.clear()
+            session.on_ack.clear()
             for _sent, done in waiting:
                 done()

@@ -69,8 +69,11 @@ _FLUSH_TIMEOUT = 1.0
 _PINGREQ, _PINGRESP = 12, b"\xd0\x00"
 _SUBSCRIBE, _UNSUBSCRIBE, _DISCONNECT = 8, 10, 14
 _REFUSED = 0x80
-_Waiting = tuple[str, bytes, Callable[[], None], PublishProps | None, bool, float]
-"""A delivery waiting for the client's Receive Maximum: topic, data, done, props, retain, since."""
+_Tracking = tuple[bool, Callable[[], None]]
+"""A persistent session's delivery (``publish_tracked``): its DUP flag, and what its PUBACK calls."""
+_Waiting = tuple[str, bytes, Callable[[], None], PublishProps | None, bool, float, "_Tracking | None"]
+"""A delivery waiting for the client's Receive Maximum: topic, data, done, props, retain, since,
+and how a persistent session tracks it."""
 
 
 async def open_connection(
@@ -395,7 +398,7 @@ class Mqtt5Handler(MqchatHandler):
             self._send_will(session)
         super()._ended()
         waiting, self._waiting = self._waiting, deque()
-        for _topic, _data, done, _props, _retain, _since in waiting:
+        for _topic, _data, done, _props, _retain, _since, _tracking in waiting:
             done()
 
     def _send_will(self, session: Session) -> None:
@@ -429,9 +432,31 @@ class Mqtt5Handler(MqchatHandler):
             return True
         if len(session.quick_out) >= session.receive_maximum or self._waiting:
             since = asyncio.get_running_loop().time()
-            self._waiting.append((topic, data, done, props, retain, since))
+            self._waiting.append((topic, data, done, props, retain, since, None))
             return True
         self._start(session, topic, data, done, props, retain)
+        return True
+
+    def publish_tracked(
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        dup: bool,
+        acked: Callable[[], None],
+        done: Callable[[], None],
+        props: PublishProps | None = None,
+    ) -> bool:
+        """As ``MqchatHandler.publish_tracked``, on any listener, within the client's Receive
+        Maximum and Maximum Packet Size (as ``publish_now``)."""
+        session = self.session
+        if not isinstance(session, ConnectionState) or self.writer is None or self._closed_as is not None:
+            return False
+        if len(session.quick_out) >= session.receive_maximum or self._waiting:
+            since = asyncio.get_running_loop().time()
+            self._waiting.append((topic, data, done, props, False, since, (dup, acked)))
+            return True
+        self._start(session, topic, data, done, props, False, (dup, acked))
         return True
 
     def _start(
@@ -442,17 +467,21 @@ class Mqtt5Handler(MqchatHandler):
         done: Callable[[], None],
         props: PublishProps | None,
         retain: bool,
+        tracking: _Tracking | None = None,
     ) -> None:
         try:
             packet_id = session.next_packet_id
         except Exception:  # noqa: BLE001 - 65535 in flight (the broker closes such a client first)
             done()
             return
-        if not self._send(session, topic, data, packet_id, QOS_1, props, retain):
+        dup = tracking is not None and tracking[0]
+        if not self._send(session, topic, data, packet_id, QOS_1, props, retain, dup=dup):
             done()
             return
         loop = asyncio.get_running_loop()
         session.quick_out[packet_id] = (loop.time(), done)
+        if tracking is not None:
+            session.on_ack[packet_id] = tracking[1]
         if self._sweeper is None:
             self._sweeper = loop.call_later(PUBACK_TIMEOUT, self._sweep)
 
@@ -465,9 +494,11 @@ class Mqtt5Handler(MqchatHandler):
         qos: int,
         props: PublishProps | None,
         retain: bool,
+        *,
+        dup: bool = False,
     ) -> bool:
         """Encode and write one PUBLISH (its topic by alias when the client takes aliases); False
-        when it is over the client's Maximum Packet Size (not sent)."""
+        when it is over the client's Maximum Packet Size (not sent). ``dup``: a redelivery."""
         alias = None
         name = topic
         new_alias = False
@@ -479,6 +510,8 @@ class Mqtt5Handler(MqchatHandler):
                 alias = len(self._aliases_out) + 1
                 new_alias = True
         packet = encode_publish(name, data, packet_id, qos, retain, props, alias)
+        if dup:  # [MQTT-3.3.1-1]
+            packet = bytes((packet[0] | 0x08,)) + packet[1:]
         limit = session.max_packet_size
         if limit is not None and len(packet) > limit:
             log.warning(
@@ -511,7 +544,7 @@ class Mqtt5Handler(MqchatHandler):
             return
         now = asyncio.get_running_loop().time()
         while waiting and len(session.quick_out) < session.receive_maximum:
-            topic, data, done, props, retain, since = waiting.popleft()
+            topic, data, done, props, retain, since, tracking = waiting.popleft()
             if props is not None and props.message_expiry is not None:
                 # [MQTT-3.3.2-6]: the time it waited is taken off; expired while waiting: not sent
                 left = props.message_expiry - int(now - since)
@@ -519,4 +552,4 @@ class Mqtt5Handler(MqchatHandler):
                     done()
                     continue
                 props = replace(props, message_expiry=left)
-            self._start(session, topic, data, done, props, retain)
+            self._start(session, topic, data, done, props, retain, tracking)

@@ -5,8 +5,12 @@ What changes from stock amqtt 0.12.1, and why:
 - **Ingest before PUBACK, keep-alive enforced, lighter connections**: see broker/mqtt/handler.py and
   broker/mqtt/connection_state.py (an acknowledged command is already in the ingest queue, which a clean
   stop drains).
-- **No MQTT session state.** Every connection starts clean: amqtt's offline queues and session
-  persistence lose and replay messages, and the database is the source of truth (clients sync).
+- **No MQTT session state in the broker.** amqtt's offline queues and session persistence lose and
+  replay messages, and the database is the source of truth (clients sync). A persistent session
+  (clean session 0, or an MQTT 5 Session Expiry Interval) is kept in the store instead: the node's
+  ``SessionKeeper`` (broker/mqtt/persistence.py) answers ``resume_session`` before CONNACK, and the
+  broker restores the inbox subscription and hands the inbox deliveries to the session's
+  ``Resumable``, which replays what the device missed from the store.
 - **Authentication before anything else.** Stock amqtt deletes the old session of a client id and
   registers the new one *before* checking credentials, so a failed login with someone's client id
   cut them off (and leaked the rejected session). Here a refused client touches nothing; an
@@ -72,6 +76,7 @@ from broker.mqtt.connection_state import ConnectionState
 from broker.mqtt.handler import Gate, MqchatHandler
 from broker.mqtt.handler5 import Mqtt5Handler, open_connection
 from broker.mqtt.mqtt5 import Reason
+from broker.mqtt.persistence import SessionKeeper
 from broker.mqtt.plugins.base import Authenticator, BrokerPlugin, TopicFilter
 from broker.mqtt.properties import PublishProps
 from broker.mqtt.subscriptions import SubscriptionIndex, is_wildcard
@@ -127,15 +132,18 @@ class MqchatBroker(Broker):
         max_inflight: int = 1000,
         max_packet: int | None = None,
         connect_timeout: float | None = None,
+        sessions: SessionKeeper | None = None,
         **kwargs: Any,
     ) -> None:
         """``plugins``: mqchat's, called in place in this order (see broker/mqtt/plugins/base.py);
         ``config``: amqtt's, whose own ``plugins`` (none in the node) amqtt loads and calls;
         ``connect_timeout``: seconds a new connection has to send its CONNECT (None: for ever, as
-        stock amqtt waits)."""
+        stock amqtt waits); ``sessions``: the keeper of persistent sessions (None: every connection
+        starts clean, CONNACK session present 0)."""
         check_amqtt_version()
         super().__init__(config, **kwargs)
         self._gate = gate
+        self._keeper = sessions
         self._max_packet = max_packet
         self._connect_timeout = connect_timeout
         self._keepalive_grace = keepalive_grace
@@ -215,11 +223,6 @@ class MqchatBroker(Broker):
         ``props``: MQTT 5 properties, sent to MQTT 5 subscribers (3.1.1 has no room for them).
         """
         self._fan_out(topic, data, qos, self._track, props)
-
-    async def resume_session(self, state: ConnectionState) -> bool:
-        """Whether a session of this client is kept and resumed (the CONNACK's session present);
-        mqchat keeps none here: every connection starts clean."""
-        return False
 
     def corked(self) -> AbstractContextManager[None]:
         """Deliveries made in this block go out at its end, a connection's in one write
@@ -348,8 +351,12 @@ class MqchatBroker(Broker):
             await handler.send_connack(0, present)
             await self._fire(self._on_connected, BrokerEvents.CLIENT_CONNECTED, client_session)
             await handler.start()
+            await self._restore(client_session, handler)
             await self._client_message_loop(client_session, handler)
         finally:
+            resumable = getattr(client_session, "resumable", None)
+            if resumable is not None:
+                resumable.ended()
             current = self._sessions.get(client_id)
             if current is None or current[0] is client_session:  # not taken over by a newer one
                 if current is not None:  # a clean session ends with its connection
@@ -360,6 +367,45 @@ class MqchatBroker(Broker):
                     clients.discard(client_id)
                     if not clients:
                         del self._clients_of[user]
+
+    # -------------------------------------------------------------- persistent sessions (the store's)
+    async def resume_session(self, state: Session) -> bool:
+        """CONNACK's session-present flag: whether the keeper resumes a stored session of this
+        connection (False without a keeper; a keeper that fails resumes nothing)."""
+        keeper = self._keeper
+        if keeper is None or not isinstance(state, ConnectionState):
+            return False
+        try:
+            return await keeper.resume(state)
+        except Exception:
+            log.exception("%s: its persistent session could not be resumed", state.client_id)
+            state.resumable = None
+            return False
+
+    async def _restore(self, session: Session, handler: BrokerProtocolHandler) -> None:
+        """A persistent session's inbox subscription, made without a SUBSCRIBE (the ACL still
+        asked), then its replay started."""
+        resumable = getattr(session, "resumable", None)
+        if resumable is None or not isinstance(handler, MqchatHandler):
+            return
+        topic = resumable.topic
+        if await self.add_subscription((topic, QOS_1), session) == _REFUSED:
+            log.warning("%s: its inbox %s refused by the ACL; not resumed", session.client_id, topic)
+            session.resumable = None
+            resumable.ended()
+            return
+
+        def send(
+            data: bytes,
+            *,
+            dup: bool,
+            acked: Callable[[], None],
+            done: Callable[[], None],
+            props: PublishProps | None = None,
+        ) -> bool:
+            return handler.publish_tracked(topic, data, dup=dup, acked=acked, done=done, props=props)
+
+        resumable.start(send)
 
     async def _authenticate(self, session: Session, listener: ListenerConfig) -> bool:
         """As stock: accepted when every plugin that answers True or False answers True, and at least
@@ -539,6 +585,10 @@ class MqchatBroker(Broker):
                 continue
             handler = self._get_handler(session)
             if handler is None:
+                continue
+            resumable = getattr(session, "resumable", None)
+            if resumable is not None and resumable.topic == topic:
+                resumable.offer(data, props)  # the session's order, dedupe and acknowledgements
                 continue
             key = id(session)
             inflight = self._inflight.get(key, 0)

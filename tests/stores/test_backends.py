@@ -40,6 +40,7 @@ _CONCERNS = {
     *("history", "retention"),  # history per conversation, retention
     *("privacy", "privacy_data"),  # privacy settings and group invitations
     *("blocks", "reports"),  # blocking users, reporting them to the operators
+    "mqtt_sessions",  # persistent MQTT sessions (cursors acknowledged per device)
 }
 
 

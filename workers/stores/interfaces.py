@@ -42,6 +42,8 @@ from workers.stores.records import (
     ReceiptRequest,
     ReceiptResult,
     ReportInfo,
+    ResumedSession,
+    SessionMark,
     SmsRecord,
     StoredMessage,
     TextSend,
@@ -70,6 +72,7 @@ __all__ = [
     "MessageDeletion",
     "MessageViews",
     "Messages",
+    "MqttSessions",
     "Notifications",
     "Phones",
     "Presence",
@@ -529,6 +532,31 @@ class Retention(Protocol):
         conversations of the sweep, with everything of theirs."""
 
 
+class MqttSessions(Protocol):
+    """Persistent MQTT sessions (3.1.1 clean session 0, MQTT 5 Session Expiry Interval), kept per
+    ``<user>/<device>`` so that any node resumes one: the inbox cursor the device acknowledged, and
+    the expiry. The subscription restored is always the user's inbox, so it needs no row."""
+
+    def open_mqtt_session(self, user: str, device: str, *, now: float, expiry: float) -> ResumedSession:
+        """Resume the device's session, expiring ``expiry`` seconds from ``now`` from here on; when
+        it had none alive, one is made at the user's last inbox cursor (nothing to replay)."""
+        ...
+
+    def end_mqtt_sessions(self, devices: Sequence[tuple[str, str]]) -> None:
+        """Delete the sessions of these ``(user, device)`` (clean-session connects); one that has
+        none: nothing to do."""
+        ...
+
+    def save_mqtt_sessions(self, marks: Sequence[SessionMark]) -> None:
+        """Move each session's cursors forward (never back) and set its expiry, in one go; a
+        session that was ended meanwhile is not made again."""
+        ...
+
+    def expire_mqtt_sessions(self, *, now: float) -> int:
+        """Delete the sessions whose expiry is past; how many."""
+        ...
+
+
 class Privacy(Protocol):
     """Per-user privacy settings and group invitations (see rules.privacy)."""
 
@@ -656,6 +684,7 @@ class Store(
     AdminStore,
     Logins,
     Devices,
+    MqttSessions,
     Presence,
     PresencePrivacy,
     MediaAccess,

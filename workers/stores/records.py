@@ -202,6 +202,27 @@ class DeviceSeen(NamedTuple):
     platform: str | None = None
 
 
+class SessionMark(NamedTuple):
+    """How far the persistent MQTT session of ``<user>/<device>`` got: the highest cursor up to
+    which it acknowledged every event, the highest cursor sent to it, and when it expires unused."""
+
+    user: str
+    device: str
+    acked: int
+    sent: int
+    expires_at: float
+
+
+class ResumedSession(NamedTuple):
+    """A device's persistent session as a connect finds it: replay after ``acked``; what is at most
+    ``sent`` was sent before (a redelivery: DUP). ``present``: it existed (CONNACK session present);
+    else it was just made, at the user's last inbox cursor."""
+
+    acked: int
+    sent: int
+    present: bool
+
+
 class TextSend(NamedTuple):
     """A ``send`` command of a text message to a user (see ``Messages.accept_texts``)."""
 
