@@ -193,7 +193,9 @@ def format_runs(runs: list[RunReport], *, p99_ms: float = 10.0) -> str:
         if not run.steps:
             lines.append("")
             continue
-        kinds = [k for k in ("delivered", "sent", "receipt") if any(k in s.latencies for s in run.steps)]
+        kinds = [
+            k for k in ("delivered", "last", "sent", "receipt") if any(k in s.latencies for s in run.steps)
+        ]
         header = ["step", "sent/s", "deliv/s"] + [f"{k} p50/p99/max ms" for k in kinds]
         header += ["broker CPU", "broker RSS", "gen CPU", "other CPU", "CPU µs/msg broker/gen", "notes"]
         rows = [header]
