@@ -304,6 +304,10 @@ def _print_history(reports: list[HistoryReport]) -> None:
 def _print_sync(reports: list[SyncReport]) -> None:
     for i, r in enumerate(reports, 1):
         cpu = f", node CPU {r.broker_cpu:.0f}%" if r.broker_cpu is not None else ""
+        mib = 2**20
+        if r.broker_rss_before:
+            cpu += f", node RSS {r.broker_rss_before / mib:.0f} -> peak {r.broker_rss_peak / mib:.0f} MiB"
+        cpu += f", client RSS {r.client_rss_before / mib:.0f} -> peak {r.client_rss_peak / mib:.0f} MiB"
         print(
             f"sync {i}: {r.entries} of {r.messages} missed messages in {r.pages} pages: connect "
             f"{r.connect_seconds * 1000:.0f} ms + sync {r.sync_seconds:.2f} s = {r.total_seconds:.2f} s"

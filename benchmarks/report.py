@@ -117,6 +117,12 @@ class SyncReport:
     receipts: bool
     broker_cpu: float | None
     broker_rss: int
+    broker_rss_before: int = 0
+    """The node's RSS (its commands process included) when the sync began, and its peak."""
+    broker_rss_peak: int = 0
+    client_rss_before: int = 0
+    """The load generator's (the syncing client's) RSS when the sync began, and its peak."""
+    client_rss_peak: int = 0
 
     @property
     def total_seconds(self) -> float:

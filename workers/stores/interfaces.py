@@ -44,6 +44,7 @@ from workers.stores.records import (
     ReportInfo,
     SmsRecord,
     StoredMessage,
+    SyncPage,
     TextSend,
     TimerChange,
     UserInfo,
@@ -223,6 +224,11 @@ class Messages(Protocol):
 
     def sync(self, *, user: str, after: int, limit: int) -> tuple[list[InboxEntry], bool]:
         """Entries of ``user`` with cursor > ``after``, in order, and whether more follow."""
+        ...
+
+    def sync_page(self, *, user: str, after: int, limit: int, max_bytes: int) -> SyncPage:
+        """The entries ``sync`` gives, as few as keep their JSON within ``max_bytes`` (at least
+        one), as the wire has them: a store that keeps the JSON text hands it over unparsed."""
         ...
 
 
