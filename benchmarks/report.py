@@ -43,6 +43,8 @@ class StepReport:
     machine_cpu: float
     cores: int
     warnings: list[str] = field(default_factory=list)
+    components: dict[str, float] = field(default_factory=dict)
+    """CPU (% of one core) of each watched component (``--watch``) in the measured window."""
 
     @property
     def send_rate(self) -> float:
@@ -224,6 +226,15 @@ def format_runs(runs: list[RunReport], *, p99_ms: float = 10.0) -> str:
         for row in rows:
             lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
         for s in run.steps:
+            if s.components:
+                lines.append(
+                    f"  {s.label}: CPU % of a core, µs per message: "
+                    + ", ".join(
+                        f"{name} {pct:.0f}% {us:.0f} µs"
+                        for name, pct in s.components.items()
+                        if (us := s.cpu_per_message(pct)) is not None
+                    )
+                )
             for warning in s.warnings:
                 lines.append(f"  {s.label}: {warning}")
         best = sustainable(run, p99_ms)
