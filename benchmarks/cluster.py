@@ -8,6 +8,10 @@ against the node, and reports, for every step, the CPU of the node, the workers,
 message. RabbitMQ and Redis serve the whole machine: their CPU over a quiet spell just before the
 load (``--idle``) is printed too, to subtract. Every option it does not know goes to ``chat``, e.g.
 ``--users 2000 --pairs 100 --rate 200,500 --duration 20``.
+
+Give it a RabbitMQ virtual host and a Redis database of its own (``--queue-url``, ``--locator-url``)
+where other mqchat workers may run on the same RabbitMQ: a worker of another deployment on the same
+``mqchat.commands`` queue takes this node's commands, and answers them from its own store.
 """
 
 from __future__ import annotations
