@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         idle = _idle(args.idle, shared)
         print("idle before the load: " + ", ".join(f"{name} {pct:.0f}%" for name, pct in idle.items()))
         watches = {
+            "node": rf"broker\.cli --config {config} node",
             "worker": rf"broker\.cli --config {config} worker",
             "rabbitmq": _RABBITMQ,
             "postgres": rf"^postgres: .* {database} ",

@@ -348,6 +348,7 @@ def _run_step(
         sample("to")
     if "from" not in windows:
         windows["from"] = windows["to"]
+    parts.sample("drained")
     n = len(workers.watches)
     cpu_from, cpu_to = windows["from"], windows["to"]
     worker_cpu = [cpu_from[i].percent_until(cpu_to[i]) for i in range(n)]
@@ -380,6 +381,7 @@ def _run_step(
         machine_cpu=machine_cpu,
         cores=MachineWatch.cores,
         components=parts.percent(),
+        components_drained=parts.drained(),
     )
     step_report.warnings = step_warnings(step_report)
     display.note(f"[{target.name}] {step_report.summary()}")
@@ -399,11 +401,19 @@ class _Components:
         if self._components:
             self._at[point] = (time.monotonic(), {n: c.cpu_by_pid() for n, c in self._components.items()})
 
-    def percent(self) -> dict[str, float]:
-        if "from" not in self._at or "to" not in self._at:
+    def percent(self, until: str = "to") -> dict[str, float]:
+        """CPU (% of a core) from the window's start to ``until``."""
+        if "from" not in self._at or until not in self._at:
             return {}
-        (start, before), (end, after) = self._at["from"], self._at["to"]
+        (start, before), (end, after) = self._at["from"], self._at[until]
         return {name: percent_between(before[name], after[name], end - start) for name in self._components}
+
+    def drained(self) -> dict[str, float]:
+        """CPU seconds from the window's start until the step drained."""
+        if "from" not in self._at or "drained" not in self._at:
+            return {}
+        seconds = self._at["drained"][0] - self._at["from"][0]
+        return {name: pct * seconds / 100 for name, pct in self.percent("drained").items()}
 
 
 class _Ticker:

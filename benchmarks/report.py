@@ -45,6 +45,9 @@ class StepReport:
     warnings: list[str] = field(default_factory=list)
     components: dict[str, float] = field(default_factory=dict)
     """CPU (% of one core) of each watched component (``--watch``) in the measured window."""
+    components_drained: dict[str, float] = field(default_factory=dict)
+    """CPU seconds of each watched component from the window's start until the step drained: with
+    ``--warmup 0``, all the work of the step's messages, even where it lagged behind the load."""
 
     @property
     def send_rate(self) -> float:
@@ -233,6 +236,13 @@ def format_runs(runs: list[RunReport], *, p99_ms: float = 10.0) -> str:
                         f"{name} {pct:.0f}% {us:.0f} µs"
                         for name, pct in s.components.items()
                         if (us := s.cpu_per_message(pct)) is not None
+                    )
+                )
+            if s.components_drained and s.sent:
+                lines.append(
+                    f"  {s.label}: CPU µs per message through the drain: "
+                    + ", ".join(
+                        f"{name} {cpu * 1e6 / s.sent:.0f}" for name, cpu in s.components_drained.items()
                     )
                 )
             for warning in s.warnings:
