@@ -348,7 +348,6 @@ def _run_step(
         sample("to")
     if "from" not in windows:
         windows["from"] = windows["to"]
-    parts.sample("drained")
     n = len(workers.watches)
     cpu_from, cpu_to = windows["from"], windows["to"]
     worker_cpu = [cpu_from[i].percent_until(cpu_to[i]) for i in range(n)]
@@ -409,7 +408,8 @@ class _Components:
         return {name: percent_between(before[name], after[name], end - start) for name in self._components}
 
     def drained(self) -> dict[str, float]:
-        """CPU seconds from the window's start until the step drained."""
+        """CPU seconds from the window's start until now, when the step has drained."""
+        self.sample("drained")
         if "from" not in self._at or "drained" not in self._at:
             return {}
         seconds = self._at["drained"][0] - self._at["from"][0]
