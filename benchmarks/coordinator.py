@@ -355,7 +355,7 @@ def _run_step(
     broker_cpu = cpu_from[n + 1].percent_until(cpu_to[n + 1]) if broker else None
     rss = broker.rss() if broker else 0
     latencies = {}
-    for kind in ("delivered", "sent", "receipt"):
+    for kind in ("delivered", "last", "sent", "receipt"):
         figures = percentiles(merge(r.latencies[kind] for r in results if kind in r.latencies))
         if figures is not None:
             latencies[kind] = figures
