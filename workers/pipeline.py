@@ -311,8 +311,8 @@ class Pipeline:
         return True
 
     def _apply_receipts(self, node: str, receipts: list[Receipt]) -> bool:
-        """Apply ``receipt`` commands of 1-on-1 messages together, then answer and route each, in
-        order, as ``_receipt`` does. False, with nothing done: they go one by one."""
+        """Apply ``receipt`` commands together (of 1-on-1 and group messages), then answer and route
+        each, in order, as ``_receipt`` does. False, with nothing done: they go one by one."""
         now = self._clock()
 
         def attempt() -> list[ReceiptResult] | None:

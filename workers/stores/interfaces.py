@@ -216,10 +216,10 @@ class Messages(Protocol):
     def apply_receipts_of(
         self, requests: Sequence[ReceiptRequest], *, now: float
     ) -> list[ReceiptResult] | None:
-        """Apply several users' receipts for 1-on-1 messages at once, as ``apply_receipts`` would one
-        by one, in order; None, with nothing changed, when that is not possible in one go (a group
-        message, a message named twice or not to that user, or a backend without it): then apply
-        them one by one."""
+        """Apply several users' receipts at once (of 1-on-1 and group messages: every member
+        acknowledges a group message at the same moment), as ``apply_receipts`` would one by one,
+        in order; None, with nothing changed, when that is not possible in one go (a message not
+        to that user, or a backend without it): then apply them one by one."""
         ...
 
     def sync(self, *, user: str, after: int, limit: int) -> tuple[list[InboxEntry], bool]:
