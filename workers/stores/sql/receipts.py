@@ -8,7 +8,6 @@ in one multi-row insert, in the order the command named the messages.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -109,17 +108,24 @@ class _Tally:
     as a batch's receipts move them one by one, without reading them again."""
 
     def __init__(self, rows: Iterable[Any]) -> None:
-        self._counts: dict[str, Counter[int]] = {}
+        self._counts: dict[str, list[int]] = {}
         for row in rows:  # rows of _ROWS_OF_MESSAGES
-            self._counts.setdefault(row[0], Counter())[int(row[1])] += 1
+            counts = self._counts.get(row[0])
+            if counts is None:
+                counts = self._counts[row[0]] = [0] * (max(Status) + 1)
+            counts[row[1]] += 1
 
     def lowest(self, message_id: str) -> int:
-        return min(status for status, count in self._counts[message_id].items() if count)
+        counts = self._counts[message_id]
+        return next(status for status in _STATUSES if counts[status])
 
     def move(self, message_id: str, before: int, after: int) -> None:
         counts = self._counts[message_id]
         counts[before] -= 1
         counts[after] += 1
+
+
+_STATUSES = tuple(int(status) for status in sorted(Status))
 
 
 def _events(
