@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from benchmarks.coordinator import BenchError, Scenario, new_run_id, run_scenari
 from benchmarks.history import HistoryReport
 from benchmarks.machine import describe
 from benchmarks.plan import Target
+from benchmarks.procstat import ProcessSet
 from benchmarks.profile import Profiler
 from benchmarks.progress import Progress
 from benchmarks.report import RunReport, SyncReport, format_runs, write_json
@@ -62,6 +64,16 @@ def _setting(text: str) -> tuple[str, object]:
         return key.strip(), json.loads(value)
     except ValueError:
         return key.strip(), value
+
+
+def _watch(text: str) -> tuple[str, ProcessSet]:
+    name, sep, pattern = text.partition("=")
+    if not sep or not name or not pattern:
+        raise argparse.ArgumentTypeError("use NAME=REGEX, e.g. rabbitmq=beam.smp.*rabbit")
+    try:
+        return name.strip(), ProcessSet(pattern)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"not a regular expression: {exc}") from None
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -132,6 +144,15 @@ def _load(parser: argparse.ArgumentParser, *, chat: bool) -> None:
     load.add_argument("--keepalive", type=int, default=60)
     load.add_argument("--connect-concurrency", type=int, default=200, help="per process")
     load.add_argument("--p99-target", type=float, default=10.0, help="ms, for the sustainable rate")
+    load.add_argument(
+        "--watch",
+        action="append",
+        type=_watch,
+        default=[],
+        metavar="NAME=REGEX",
+        help="also report the CPU of the processes whose command line matches REGEX (and their "
+        "children) as NAME, each step (repeatable): the other components of a deployment",
+    )
     load.add_argument(
         "--profile",
         choices=["step", "connect"],
@@ -248,6 +269,7 @@ def _run_load(
                     on_connect=(profiler.start_open, profiler.stop)
                     if profiler and args.profile == "connect"
                     else None,
+                    components=dict(getattr(args, "watch", [])),
                 )
             )
             if profiler is not None:
@@ -324,6 +346,10 @@ def _print_history(reports: list[HistoryReport]) -> None:
 def _print_sync(reports: list[SyncReport]) -> None:
     for i, r in enumerate(reports, 1):
         cpu = f", node CPU {r.broker_cpu:.0f}%" if r.broker_cpu is not None else ""
+        mib = 2**20
+        if r.broker_rss_before:
+            cpu += f", node RSS {r.broker_rss_before / mib:.0f} -> peak {r.broker_rss_peak / mib:.0f} MiB"
+        cpu += f", client RSS {r.client_rss_before / mib:.0f} -> peak {r.client_rss_peak / mib:.0f} MiB"
         print(
             f"sync {i}: {r.entries} of {r.messages} missed messages in {r.pages} pages: connect "
             f"{r.connect_seconds * 1000:.0f} ms + sync {r.sync_seconds:.2f} s = {r.total_seconds:.2f} s"

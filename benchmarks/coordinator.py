@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks import worker
 from benchmarks.plan import ConnectResult, Mode, Progress, Step, StepResult, Target, WorkerPlan
-from benchmarks.procstat import CpuWindow, MachineWatch, ProcWatch
+from benchmarks.procstat import CpuWindow, MachineWatch, ProcessSet, ProcWatch, percent_between
 from benchmarks.progress import Progress as Display
 from benchmarks.report import RunReport, StepReport, step_warnings
 from benchmarks.stats import merge, percentiles
@@ -183,10 +183,11 @@ def run_scenario(
     *,
     on_measure: Callable[[int, float], None] | None = None,
     on_connect: tuple[Callable[[], None], Callable[[], None]] | None = None,
+    components: dict[str, ProcessSet] | None = None,
 ) -> RunReport:
     """Connect everyone, run each step, and report. ``on_measure(step_index, seconds)`` is called
     when a step's measured window opens, ``on_connect`` (start, stop) around the connect phase
-    (the profiler hooks in there)."""
+    (the profiler hooks in there). ``components``: processes whose CPU each step also reports."""
     plans = _plans(scenario, target, users)
     total_conns = len(users.all()) if target.mqchat or scenario.mode == "chat" else _plain_conns(users)
     machine = MachineWatch()
@@ -244,7 +245,17 @@ def run_scenario(
         units = [len(p.pairs) + len(p.groups) for p in plans]
         for index, rate in enumerate(scenario.rates):
             step = _run_step(
-                scenario, index, rate, units, workers, broker, machine, display, target, on_measure
+                scenario,
+                index,
+                rate,
+                units,
+                workers,
+                broker,
+                machine,
+                display,
+                target,
+                on_measure,
+                components or {},
             )
             report.steps.append(step)
             if rate is not None and _overloaded(step) and index + 1 < len(scenario.rates):
@@ -287,6 +298,7 @@ def _run_step(
     display: Display,
     target: Target,
     on_measure: Callable[[int, float], None] | None,
+    components: dict[str, ProcessSet],
 ) -> StepReport:
     total_units = sum(units) or 1
     start_at = time.monotonic() + 0.3
@@ -303,6 +315,7 @@ def _run_step(
         pipe.send(("step", step))
     label = _step_label(rate)
     windows: dict[str, list[CpuWindow]] = {}
+    parts = _Components(components)
     ticker = _Ticker(broker, workers.watches)
 
     def sample(point: str) -> None:
@@ -310,6 +323,7 @@ def _run_step(
         if broker:
             values.append(broker.cpu())
         windows[point] = values
+        parts.sample(point)
 
     def on_idle() -> None:
         now = time.monotonic()
@@ -341,7 +355,7 @@ def _run_step(
     broker_cpu = cpu_from[n + 1].percent_until(cpu_to[n + 1]) if broker else None
     rss = broker.rss() if broker else 0
     latencies = {}
-    for kind in ("delivered", "sent", "receipt"):
+    for kind in ("delivered", "last", "sent", "receipt"):
         figures = percentiles(merge(r.latencies[kind] for r in results if kind in r.latencies))
         if figures is not None:
             latencies[kind] = figures
@@ -365,12 +379,41 @@ def _run_step(
         worker_cpu=worker_cpu,
         machine_cpu=machine_cpu,
         cores=MachineWatch.cores,
+        components=parts.percent(),
+        components_drained=parts.drained(),
     )
     step_report.warnings = step_warnings(step_report)
     display.note(f"[{target.name}] {step_report.summary()}")
     for warning in step_report.warnings:
         display.note(f"[{target.name}]   warning: {warning}")
     return step_report
+
+
+class _Components:
+    """The CPU of the watched components at the points of a step's window."""
+
+    def __init__(self, components: dict[str, ProcessSet]) -> None:
+        self._components = components
+        self._at: dict[str, tuple[float, dict[str, dict[int, float]]]] = {}
+
+    def sample(self, point: str) -> None:
+        if self._components:
+            self._at[point] = (time.monotonic(), {n: c.cpu_by_pid() for n, c in self._components.items()})
+
+    def percent(self, until: str = "to") -> dict[str, float]:
+        """CPU (% of a core) from the window's start to ``until``."""
+        if "from" not in self._at or until not in self._at:
+            return {}
+        (start, before), (end, after) = self._at["from"], self._at[until]
+        return {name: percent_between(before[name], after[name], end - start) for name in self._components}
+
+    def drained(self) -> dict[str, float]:
+        """CPU seconds from the window's start until now, when the step has drained."""
+        self.sample("drained")
+        if "from" not in self._at or "drained" not in self._at:
+            return {}
+        seconds = self._at["drained"][0] - self._at["from"][0]
+        return {name: pct * seconds / 100 for name, pct in self.percent("drained").items()}
 
 
 class _Ticker:

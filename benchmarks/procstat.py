@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil  # type: ignore[import-untyped]
 
-__all__ = ["CpuWindow", "MachineWatch", "ProcWatch"]
+__all__ = ["CpuWindow", "MachineWatch", "ProcWatch", "ProcessSet"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,38 @@ class MachineWatch:
         idle = times.idle + getattr(times, "iowait", 0.0)
         busy = sum(times) - idle
         return CpuWindow(time.monotonic(), busy)
+
+
+class ProcessSet:
+    """Every process whose command line matches ``pattern`` (a regular expression), with their
+    children: one component of a deployment (``mqchat worker``, RabbitMQ's ``beam.smp``, the
+    PostgreSQL backends of one database), found again at each sample, so that a process that
+    starts in between counts from its start."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = re.compile(pattern)
+
+    def _processes(self) -> dict[int, psutil.Process]:
+        found: dict[int, psutil.Process] = {}
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = " ".join(proc.info.get("cmdline") or ())
+            if cmdline and self.pattern.search(cmdline):
+                found[proc.pid] = proc
+                with contextlib.suppress(psutil.Error):
+                    found.update((kid.pid, kid) for kid in proc.children(recursive=True))
+        return found
+
+    def cpu_by_pid(self) -> dict[int, float]:
+        """CPU seconds of each matching process so far."""
+        used = {}
+        for pid, proc in self._processes().items():
+            with contextlib.suppress(psutil.Error):  # ended in the meantime
+                used[pid] = _cpu_seconds(proc)
+        return used
+
+
+def percent_between(before: dict[int, float], after: dict[int, float], seconds: float) -> float:
+    """The CPU (% of one core) the processes of ``after`` used since ``before``: a process new in
+    ``after`` counts all it used (it started in between); one that ended is lost."""
+    used = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+    return 100.0 * used / seconds if seconds > 0 else 0.0

@@ -43,6 +43,11 @@ class StepReport:
     machine_cpu: float
     cores: int
     warnings: list[str] = field(default_factory=list)
+    components: dict[str, float] = field(default_factory=dict)
+    """CPU (% of one core) of each watched component (``--watch``) in the measured window."""
+    components_drained: dict[str, float] = field(default_factory=dict)
+    """CPU seconds of each watched component from the window's start until the step drained: with
+    ``--warmup 0``, all the work of the step's messages, even where it lagged behind the load."""
 
     @property
     def send_rate(self) -> float:
@@ -117,6 +122,12 @@ class SyncReport:
     receipts: bool
     broker_cpu: float | None
     broker_rss: int
+    broker_rss_before: int = 0
+    """The node's RSS (its commands process included) when the sync began, and its peak."""
+    broker_rss_peak: int = 0
+    client_rss_before: int = 0
+    """The load generator's (the syncing client's) RSS when the sync began, and its peak."""
+    client_rss_peak: int = 0
 
     @property
     def total_seconds(self) -> float:
@@ -193,7 +204,9 @@ def format_runs(runs: list[RunReport], *, p99_ms: float = 10.0) -> str:
         if not run.steps:
             lines.append("")
             continue
-        kinds = [k for k in ("delivered", "sent", "receipt") if any(k in s.latencies for s in run.steps)]
+        kinds = [
+            k for k in ("delivered", "last", "sent", "receipt") if any(k in s.latencies for s in run.steps)
+        ]
         header = ["step", "sent/s", "deliv/s"] + [f"{k} p50/p99/max ms" for k in kinds]
         header += ["broker CPU", "broker RSS", "gen CPU", "other CPU", "CPU µs/msg broker/gen", "notes"]
         rows = [header]
@@ -216,6 +229,22 @@ def format_runs(runs: list[RunReport], *, p99_ms: float = 10.0) -> str:
         for row in rows:
             lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
         for s in run.steps:
+            if s.components:
+                lines.append(
+                    f"  {s.label}: CPU % of a core, µs per message: "
+                    + ", ".join(
+                        f"{name} {pct:.0f}% {us:.0f} µs"
+                        for name, pct in s.components.items()
+                        if (us := s.cpu_per_message(pct)) is not None
+                    )
+                )
+            if s.components_drained and s.sent:
+                lines.append(
+                    f"  {s.label}: CPU µs per message through the drain: "
+                    + ", ".join(
+                        f"{name} {cpu * 1e6 / s.sent:.0f}" for name, cpu in s.components_drained.items()
+                    )
+                )
             for warning in s.warnings:
                 lines.append(f"  {s.label}: {warning}")
         best = sustainable(run, p99_ms)

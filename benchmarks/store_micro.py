@@ -8,6 +8,10 @@ SQLite file in a temporary folder, and prints the milliseconds per message of ea
 time and in CPU time of the process (SQLite runs inside it; the CPU figure is the steadier one on
 a busy machine). Nothing else runs: the store's Python and database time alone. ``--batch 1``
 shows what a transaction of its own costs.
+
+``--group-size M`` measures a group's fan-out instead: ``N`` messages to a group of ``M``, then
+every member's ``delivered`` receipt of each, one by one (``apply_receipts``) and together
+(``apply_receipts_of``), ``--batch`` receipts a store batch, in ms per group message.
 """
 
 from __future__ import annotations
@@ -72,12 +76,66 @@ def _receipts_together(store: CommandStore, sent: list[tuple[str, str]], batch: 
             assert store.apply_receipts_of(requests, now=1.0) is not None
 
 
+def _group_fan_out(store: CommandStore, messages: int, size: int, batch: int) -> None:
+    members = [f"u{i}" for i in range(size)]
+    group = store.create_group(
+        creator=members[0], name="fan-out", members=members[1:], now=0.0, ref="g", max_members=size
+    ).group.id
+
+    def send(prefix: str) -> list[str]:
+        ids = []
+        for i in range(messages):
+            with store.batch():
+                result = store.accept_message(
+                    sender=members[0], command_id=f"{prefix}{i}", recipient=group, text=f"hello {i}", now=1.0
+                )
+            ids.append(result.message.id)
+        return ids
+
+    def one_by_one(ids: list[str]) -> None:
+        requests = [(member, mid) for mid in ids for member in members[1:]]
+        for start in range(0, len(requests), batch):
+            with store.batch():
+                for member, mid in requests[start : start + batch]:
+                    store.apply_receipts(user=member, status=Status.DELIVERED, message_ids=[mid], now=2.0)
+
+    def together(ids: list[str]) -> None:
+        requests = [ReceiptRequest(member, Status.DELIVERED, [mid]) for mid in ids for member in members[1:]]
+        for start in range(0, len(requests), batch):
+            with store.batch():
+                assert store.apply_receipts_of(requests[start : start + batch], now=2.0) is not None
+
+    one_by_one(send("w"))  # warm up
+    marks = [_clocks()]
+    first = send("a")
+    marks.append(_clocks())
+    one_by_one(first)
+    marks.append(_clocks())
+    second = send("b")
+    marks.append(_clocks())
+    together(second)
+    marks.append(_clocks())
+    print(
+        f"sqlite, a group of {size}, {messages} messages, receipts in batches of {batch};"
+        " ms/group message, wall and CPU"
+    )
+    for label, start, end in (
+        ("accept_message", marks[0], marks[1]),
+        ("apply_receipts", marks[1], marks[2]),
+        ("accept_message", marks[2], marks[3]),
+        ("apply_receipts_of", marks[3], marks[4]),
+    ):
+        wall, cpu = ((e - s) * 1000 / messages for s, e in zip(start, end, strict=True))
+        print(f"{label:<18}{wall:.3f} wall  {cpu:.3f} cpu")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000, help="messages to send (default 5000)")
     parser.add_argument(
         "--batch", type=int, default=50, help="messages (and receipts) per store batch (default 50)"
     )
+    parser.add_argument("--group-size", type=int, default=0, help="measure a group's fan-out instead")
     args = parser.parse_args()
     batch = max(1, args.batch)
     print(describe().line())
@@ -85,8 +143,11 @@ def main() -> None:
         store = open_store(f"sqlite:///{Path(folder) / 'store.db'}")
         try:
             store.create_schema()
-            for i in range(_USERS):
+            for i in range(max(_USERS, args.group_size)):
                 store.create_user(f"u{i}", now=0.0)
+            if args.group_size:
+                _group_fan_out(store, args.messages, args.group_size, batch)
+                return
             _receipts(store, _sends(store, 500, -500, batch), batch)  # warm up caches and the database file
             started = _clocks()
             sent = _sends(store, args.messages, 0, batch)

@@ -338,8 +338,8 @@ class Pipeline:
         return True
 
     def _apply_receipts(self, node: str, receipts: list[Receipt]) -> bool:
-        """Apply ``receipt`` commands of 1-on-1 messages together, then answer and route each, in
-        order, as ``_receipt`` does. False, with nothing done: they go one by one."""
+        """Apply ``receipt`` commands together (of 1-on-1 and group messages), then answer and route
+        each, in order, as ``_receipt`` does. False, with nothing done: they go one by one."""
         now = self._clock()
 
         def attempt() -> list[ReceiptResult] | None:
@@ -472,29 +472,19 @@ class Pipeline:
     def _sync(self, node: str, cmd: Sync) -> None:
         user, after = cmd.user, cmd.after
         limit = min(cmd.limit or self._page_size, 1000)
-        entries, more = self._store.sync(user=user, after=after, limit=limit)
-        first = entries[0].cursor if entries else None
-        if first != after + 1:  # a gap (or nothing new): was what came after ``after`` pruned?
+        page = self._store.sync_page(user=user, after=after, limit=limit, max_bytes=SYNC_PAGE_BYTES)
+        if page.first != after + 1:  # a gap (or nothing new): was what came after ``after`` pruned?
             floor = self._store.inbox_floor(user)
-            if needs_reset(after, first, floor):
+            if needs_reset(after, page.first, floor):
                 self._reply(node, user, sync_reset_event(cmd.id, after=after, floor=floor))
                 return
-        page: list[dict[str, Any]] = []
-        size = 0
-        for entry in entries:
-            size += len(json.dumps(entry.payload, ensure_ascii=False))
-            if page and size > SYNC_PAGE_BYTES:
-                more = True
-                break
-            page.append(entry.payload)
-        cursor = page[-1]["cursor"] if page else after
         event = {
             "v": VERSION,
             "type": "sync_page",
             "ref": cmd.id,
-            "entries": page,
-            "more": more,
-            "cursor": cursor,
+            "entries": page.entries,
+            "more": page.more,
+            "cursor": after if page.last is None else page.last,
         }
         self._reply(node, user, event)
 

@@ -82,6 +82,7 @@ def test_chat_mode_measures_sent_delivered_and_receipts(tmp_path: Path, node: Ru
         *("--port", str(node.port), "--mqchat", "--pid", str(os.getpid())),
         *("--store-url", node.settings.store_url),
         *("--users", "9", "--pairs", "2", "--groups", "1", "--group-size", "3", "--rate", "20"),
+        *("--watch", "pytest=pytest"),  # a component watched besides the node (this process, among others)
         *SHORT,
     )
 
@@ -95,6 +96,11 @@ def test_chat_mode_measures_sent_delivered_and_receipts(tmp_path: Path, node: Ru
     _plausible_latency(step["latencies"]["delivered"], step["delivered"])
     _plausible_latency(step["latencies"]["sent"], step["sent"])
     _plausible_latency(step["latencies"]["receipt"], step["sent"])
+    # and each group message's copy to its last member (a third of the messages went to the group)
+    last = step["latencies"]["last"]
+    assert 0 < last["count"] < step["sent"] and last["max"] >= last["p50"] > 0
+    # and the watched component's CPU, in the window and through the drain
+    assert step["components"]["pytest"] >= 0 and step["components_drained"]["pytest"] > 0
 
 
 def test_offline_sync_reaches_the_last_cursor(
@@ -116,6 +122,7 @@ def test_offline_sync_reaches_the_last_cursor(
     assert sync["preload_seconds"] > 0
     assert sync["connect_seconds"] > 0
     assert sync["sync_seconds"] > 0
+    assert sync["client_rss_peak"] >= sync["client_rss_before"] > 0
     # and the report names the machine it measured, with its reference speed
     machine = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("machine: "))
     assert f"{os.cpu_count()} cores; Python reference " in machine

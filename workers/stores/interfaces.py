@@ -46,6 +46,7 @@ from workers.stores.records import (
     SessionMark,
     SmsRecord,
     StoredMessage,
+    SyncPage,
     TextSend,
     TimerChange,
     UserInfo,
@@ -218,14 +219,19 @@ class Messages(Protocol):
     def apply_receipts_of(
         self, requests: Sequence[ReceiptRequest], *, now: float
     ) -> list[ReceiptResult] | None:
-        """Apply several users' receipts for 1-on-1 messages at once, as ``apply_receipts`` would one
-        by one, in order; None, with nothing changed, when that is not possible in one go (a group
-        message, a message named twice or not to that user, or a backend without it): then apply
-        them one by one."""
+        """Apply several users' receipts at once (of 1-on-1 and group messages: every member
+        acknowledges a group message at the same moment), as ``apply_receipts`` would one by one,
+        in order; None, with nothing changed, when that is not possible in one go (a message not
+        to that user, or a backend without it): then apply them one by one."""
         ...
 
     def sync(self, *, user: str, after: int, limit: int) -> tuple[list[InboxEntry], bool]:
         """Entries of ``user`` with cursor > ``after``, in order, and whether more follow."""
+        ...
+
+    def sync_page(self, *, user: str, after: int, limit: int, max_bytes: int) -> SyncPage:
+        """The entries ``sync`` gives, as few as keep their JSON within ``max_bytes`` (at least
+        one), as the wire has them: a store that keeps the JSON text hands it over unparsed."""
         ...
 
 
