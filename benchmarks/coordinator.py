@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks import worker
 from benchmarks.plan import ConnectResult, Mode, Progress, Step, StepResult, Target, WorkerPlan
-from benchmarks.procstat import CpuWindow, MachineWatch, ProcWatch
+from benchmarks.procstat import CpuWindow, MachineWatch, ProcWatch, StoreWatch
 from benchmarks.progress import Progress as Display
 from benchmarks.report import RunReport, StepReport, step_warnings
 from benchmarks.stats import merge, percentiles
@@ -183,10 +183,11 @@ def run_scenario(
     *,
     on_measure: Callable[[int, float], None] | None = None,
     on_connect: tuple[Callable[[], None], Callable[[], None]] | None = None,
+    store: StoreWatch | None = None,
 ) -> RunReport:
     """Connect everyone, run each step, and report. ``on_measure(step_index, seconds)`` is called
     when a step's measured window opens, ``on_connect`` (start, stop) around the connect phase
-    (the profiler hooks in there)."""
+    (the profiler hooks in there); ``store``: the database's processes, whose CPU is reported."""
     plans = _plans(scenario, target, users)
     total_conns = len(users.all()) if target.mqchat or scenario.mode == "chat" else _plain_conns(users)
     machine = MachineWatch()
@@ -244,7 +245,7 @@ def run_scenario(
         units = [len(p.pairs) + len(p.groups) for p in plans]
         for index, rate in enumerate(scenario.rates):
             step = _run_step(
-                scenario, index, rate, units, workers, broker, machine, display, target, on_measure
+                scenario, index, rate, units, workers, broker, machine, display, target, on_measure, store
             )
             report.steps.append(step)
             if rate is not None and _overloaded(step) and index + 1 < len(scenario.rates):
@@ -287,6 +288,7 @@ def _run_step(
     display: Display,
     target: Target,
     on_measure: Callable[[int, float], None] | None,
+    store: StoreWatch | None = None,
 ) -> StepReport:
     total_units = sum(units) or 1
     start_at = time.monotonic() + 0.3
@@ -307,8 +309,8 @@ def _run_step(
 
     def sample(point: str) -> None:
         values = [w.cpu() for w in workers.watches] + [machine.cpu()]
-        if broker:
-            values.append(broker.cpu())
+        values.append(broker.cpu() if broker else values[-1])
+        values.append(store.cpu() if store else values[-1])
         windows[point] = values
 
     def on_idle() -> None:
@@ -339,6 +341,7 @@ def _run_step(
     worker_cpu = [cpu_from[i].percent_until(cpu_to[i]) for i in range(n)]
     machine_cpu = cpu_from[n].percent_until(cpu_to[n])
     broker_cpu = cpu_from[n + 1].percent_until(cpu_to[n + 1]) if broker else None
+    store_cpu = cpu_from[n + 2].percent_until(cpu_to[n + 2]) if store else None
     rss = broker.rss() if broker else 0
     latencies = {}
     for kind in ("delivered", "sent", "receipt"):
@@ -362,6 +365,7 @@ def _run_step(
         lost_connections=sum(r.lost_connections for r in results),
         broker_cpu=broker_cpu,
         broker_rss=max(rss, ticker.rss_peak),
+        store_cpu=store_cpu,
         worker_cpu=worker_cpu,
         machine_cpu=machine_cpu,
         cores=MachineWatch.cores,
