@@ -8,8 +8,8 @@ planned as scans of the whole table, cost growing with every message. Each conne
 the generic plans of its prepared statements, made when the tables were small, until the
 statistics of a table change.
 
-So the store analyzes a table when it has grown by a factor since it was last analyzed (or has
-rows and never was): a handful of ``ANALYZE`` runs over a table's life (one per doubling), each
+So the store analyzes a table when it has grown by a factor since it was last analyzed (or is
+not tiny and never was): a handful of ``ANALYZE`` runs over a table's life (one per doubling), each
 reading a bounded sample of rows, and a change of statistics that drops the cached plans of every
 connection, as autovacuum's would. Where autovacuum runs, it gets there
 first and nothing is due. The statements' shapes are chosen to use their indexes without
@@ -36,16 +36,21 @@ __all__ = ["StatisticsKeeper"]
 log = logging.getLogger(__name__)
 
 GROWTH: Final = 2.0
-"""A table is analyzed again when it holds this many times the rows it held at its last ANALYZE."""
-LEAST: Final = 500
-"""Fewer rows than this: never analyzed (a scan of so small a table costs nothing)."""
-_LOCK_KEY: Final = 0x6D71_6368_6174_5354  # "mqchatST": one key for the whole database
+"""A table is analyzed again when its file is this many times the size it had at its last ANALYZE."""
+LEAST_PAGES: Final = 8
+"""Smaller tables (in pages): never analyzed (a scan of so small a table costs nothing)."""
+_LOCK_KEY: Final = 0x6D71_6368_6174_5354  # "mqchat ST": one key for the whole database
+# The size of the table's file, not the activity counters of pg_stat_user_tables: those start at
+# zero in a database restored or copied from a template, and after a crash, and a table that was
+# never analyzed would then never be. ``relpages`` is the size ANALYZE saw (-1: never analyzed).
 _DUE = text(
-    "SELECT c.relname FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid"
-    " WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
-    " AND c.relkind = 'r' AND s.n_live_tup >= :least"
-    " AND (c.reltuples < 0 OR s.n_live_tup >= :growth * c.reltuples)"
-    " ORDER BY c.relname"
+    "SELECT relname FROM ("
+    " SELECT c.relname, c.relpages, c.reltuples,"
+    " pg_relation_size(c.oid) / current_setting('block_size')::int AS pages"
+    " FROM pg_class c WHERE c.relkind = 'r'"
+    " AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())) t"
+    " WHERE pages >= :least AND (reltuples < 0 OR pages >= :growth * relpages)"
+    " ORDER BY relname"
 )
 
 
@@ -91,7 +96,7 @@ class StatisticsKeeper:
             if not conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": _LOCK_KEY}):
                 return []
             try:
-                due = list(conn.scalars(_DUE, {"least": LEAST, "growth": GROWTH}))
+                due = list(conn.scalars(_DUE, {"least": LEAST_PAGES, "growth": GROWTH}))
                 for table in due:
                     conn.exec_driver_sql(f'ANALYZE "{table}"')
             finally:
