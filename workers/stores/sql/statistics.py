@@ -42,7 +42,8 @@ LEAST_PAGES: Final = 8
 _LOCK_KEY: Final = 0x6D71_6368_6174_5354  # "mqchat ST": one key for the whole database
 # The size of the table's file, not the activity counters of pg_stat_user_tables: those start at
 # zero in a database restored or copied from a template, and after a crash, and a table that was
-# never analyzed would then never be. ``relpages`` is the size ANALYZE saw (-1: never analyzed).
+# never analyzed would then never be. ``relpages`` is the size the last ANALYZE saw; ``reltuples``
+# is -1 for a table never analyzed.
 _DUE = text(
     "SELECT relname FROM ("
     " SELECT c.relname, c.relpages, c.reltuples,"
