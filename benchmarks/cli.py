@@ -26,7 +26,7 @@ from benchmarks.coordinator import BenchError, Scenario, new_run_id, run_scenari
 from benchmarks.history import HistoryReport
 from benchmarks.machine import describe
 from benchmarks.plan import Target
-from benchmarks.procstat import ProcessSet
+from benchmarks.procstat import ProcessSet, StoreWatch
 from benchmarks.profile import Profiler
 from benchmarks.progress import Progress
 from benchmarks.report import RunReport, SyncReport, format_runs, write_json
@@ -90,7 +90,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--username", help="plain broker: login of every connection")
     target.add_argument("--password")
     target.add_argument("--mqchat", action="store_true", help="the broker at --port is an mqchat node")
-    target.add_argument("--store-url", help="external mqchat node: its store, to create the benchmark users")
+    target.add_argument(
+        "--store-url",
+        help="the mqchat node's store: an external node's (to create the benchmark users) or the"
+        " started node's (its store.url, e.g. postgresql://postgres@127.0.0.1/bench, whose backends'"
+        " CPU is reported as store CPU)",
+    )
     target.add_argument(
         "--node-setting",
         action="append",
@@ -270,6 +275,7 @@ def _run_load(
                     if profiler and args.profile == "connect"
                     else None,
                     components=dict(getattr(args, "watch", [])),
+                    store=StoreWatch.for_url(args.store_url or dict(args.node_setting).get("store.url")),
                 )
             )
             if profiler is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks import worker
 from benchmarks.plan import ConnectResult, Mode, Progress, Step, StepResult, Target, WorkerPlan
-from benchmarks.procstat import CpuWindow, MachineWatch, ProcessSet, ProcWatch, percent_between
+from benchmarks.procstat import CpuWindow, MachineWatch, ProcessSet, ProcWatch, StoreWatch, percent_between
 from benchmarks.progress import Progress as Display
 from benchmarks.report import RunReport, StepReport, step_warnings
 from benchmarks.stats import merge, percentiles
@@ -184,10 +184,12 @@ def run_scenario(
     on_measure: Callable[[int, float], None] | None = None,
     on_connect: tuple[Callable[[], None], Callable[[], None]] | None = None,
     components: dict[str, ProcessSet] | None = None,
+    store: StoreWatch | None = None,
 ) -> RunReport:
     """Connect everyone, run each step, and report. ``on_measure(step_index, seconds)`` is called
     when a step's measured window opens, ``on_connect`` (start, stop) around the connect phase
-    (the profiler hooks in there). ``components``: processes whose CPU each step also reports."""
+    (the profiler hooks in there). ``components``: processes whose CPU each step also reports;
+    ``store``: the database's processes, whose CPU is reported as the store's."""
     plans = _plans(scenario, target, users)
     total_conns = len(users.all()) if target.mqchat or scenario.mode == "chat" else _plain_conns(users)
     machine = MachineWatch()
@@ -256,6 +258,7 @@ def run_scenario(
                 target,
                 on_measure,
                 components or {},
+                store,
             )
             report.steps.append(step)
             if rate is not None and _overloaded(step) and index + 1 < len(scenario.rates):
@@ -299,6 +302,7 @@ def _run_step(
     target: Target,
     on_measure: Callable[[int, float], None] | None,
     components: dict[str, ProcessSet],
+    store: StoreWatch | None = None,
 ) -> StepReport:
     total_units = sum(units) or 1
     start_at = time.monotonic() + 0.3
@@ -320,8 +324,8 @@ def _run_step(
 
     def sample(point: str) -> None:
         values = [w.cpu() for w in workers.watches] + [machine.cpu()]
-        if broker:
-            values.append(broker.cpu())
+        values.append(broker.cpu() if broker else values[-1])
+        values.append(store.cpu() if store else values[-1])
         windows[point] = values
         parts.sample(point)
 
@@ -348,11 +352,9 @@ def _run_step(
         sample("to")
     if "from" not in windows:
         windows["from"] = windows["to"]
-    n = len(workers.watches)
-    cpu_from, cpu_to = windows["from"], windows["to"]
-    worker_cpu = [cpu_from[i].percent_until(cpu_to[i]) for i in range(n)]
-    machine_cpu = cpu_from[n].percent_until(cpu_to[n])
-    broker_cpu = cpu_from[n + 1].percent_until(cpu_to[n + 1]) if broker else None
+    worker_cpu, machine_cpu, broker_cpu, store_cpu = _cpu_figures(
+        windows, len(workers.watches), broker is not None, store is not None
+    )
     rss = broker.rss() if broker else 0
     latencies = {}
     for kind in ("delivered", "last", "sent", "receipt"):
@@ -376,6 +378,7 @@ def _run_step(
         lost_connections=sum(r.lost_connections for r in results),
         broker_cpu=broker_cpu,
         broker_rss=max(rss, ticker.rss_peak),
+        store_cpu=store_cpu,
         worker_cpu=worker_cpu,
         machine_cpu=machine_cpu,
         cores=MachineWatch.cores,
@@ -387,6 +390,19 @@ def _run_step(
     for warning in step_report.warnings:
         display.note(f"[{target.name}]   warning: {warning}")
     return step_report
+
+
+def _cpu_figures(
+    windows: dict[str, list[CpuWindow]], n: int, broker: bool, store: bool
+) -> tuple[list[float], float, float | None, float | None]:
+    """Each generator worker's, the machine's, the broker's and the store's CPU (% of one core) over
+    the measured window, from ``sample``'s readings (workers, machine, broker, store)."""
+    cpu_from, cpu_to = windows["from"], windows["to"]
+    worker_cpu = [cpu_from[i].percent_until(cpu_to[i]) for i in range(n)]
+    machine_cpu = cpu_from[n].percent_until(cpu_to[n])
+    broker_cpu = cpu_from[n + 1].percent_until(cpu_to[n + 1]) if broker else None
+    store_cpu = cpu_from[n + 2].percent_until(cpu_to[n + 2]) if store else None
+    return worker_cpu, machine_cpu, broker_cpu, store_cpu
 
 
 class _Components:

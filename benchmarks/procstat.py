@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import psutil  # type: ignore[import-untyped]
 
-__all__ = ["CpuWindow", "MachineWatch", "ProcWatch", "ProcessSet"]
+__all__ = ["CpuWindow", "MachineWatch", "ProcWatch", "ProcessSet", "StoreWatch"]
 
 
 @dataclass(frozen=True)
@@ -121,3 +121,49 @@ def percent_between(before: dict[int, float], after: dict[int, float], seconds: 
     ``after`` counts all it used (it started in between); one that ended is lost."""
     used = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
     return 100.0 * used / seconds if seconds > 0 else 0.0
+
+
+class StoreWatch:
+    """The PostgreSQL backends serving one database (their process titles name it): the CPU the
+    store costs, which the node's own CPU leaves out. Backends come and go with the node's pool, so
+    each one's CPU is added up as it grows; one that ended loses only what it used since the last
+    reading. ``for_url`` gives None for a store that is not PostgreSQL."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self._seen: dict[int, float] = {}
+        self._total = 0.0
+
+    @classmethod
+    def for_url(cls, url: str | None) -> StoreWatch | None:
+        if not url:
+            return None
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        if parsed.get_backend_name() not in ("postgresql", "postgres") or not parsed.database:
+            return None
+        return cls(parsed.database)
+
+    def _backends(self) -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            # "postgres: [<cluster>:] <user> <database> <client> <state>"
+            words = " ".join(proc.info.get("cmdline") or []).split()
+            if not words or words[0] != "postgres:":
+                continue
+            if len(words) > 1 and words[1].endswith(":"):
+                words = words[1:]
+            if len(words) >= 3 and words[2] == self.database:
+                found.append(proc)
+        return found
+
+    def cpu(self) -> CpuWindow:
+        seen: dict[int, float] = {}
+        for proc in self._backends():
+            with contextlib.suppress(psutil.Error):
+                used = _cpu_seconds(proc)
+                seen[proc.pid] = used
+                self._total += used - self._seen.get(proc.pid, 0.0)
+        self._seen = seen
+        return CpuWindow(time.monotonic(), self._total)

@@ -42,6 +42,8 @@ class StepReport:
     worker_cpu: list[float]
     machine_cpu: float
     cores: int
+    store_cpu: float | None = None
+    """The database server's processes for this store (PostgreSQL), apart from the broker's."""
     warnings: list[str] = field(default_factory=list)
     components: dict[str, float] = field(default_factory=dict)
     """CPU (% of one core) of each watched component (``--watch``) in the measured window."""
@@ -60,7 +62,8 @@ class StepReport:
     @property
     def other_cpu(self) -> float:
         """CPU of the rest of the machine: other processes, and the kernel's loopback networking."""
-        return max(0.0, self.machine_cpu - (self.broker_cpu or 0.0) - sum(self.worker_cpu))
+        used = (self.broker_cpu or 0.0) + (self.store_cpu or 0.0) + sum(self.worker_cpu)
+        return max(0.0, self.machine_cpu - used)
 
     def cpu_per_message(self, percent: float | None) -> float | None:
         """Microseconds of CPU per message sent at ``percent`` of a core (the cost of a message)."""
@@ -81,6 +84,8 @@ class StepReport:
             text += f"; {kind} p50 {figures.p50:.1f} p99 {figures.p99:.1f} max {figures.max:.0f} ms"
         if self.broker_cpu is not None:
             text += f"; broker CPU {self.broker_cpu:.0f}% RSS {self.broker_rss / MIB:.0f} MiB"
+        if self.store_cpu is not None:
+            text += f"; store CPU {self.store_cpu:.0f}% ({self.cpu_per_message(self.store_cpu):.0f} µs/msg)"
         text += "; generator CPU " + "/".join(f"{c:.0f}%" for c in self.worker_cpu)
         return text
 
@@ -208,7 +213,10 @@ def format_runs(runs: list[RunReport], *, p99_ms: float = 10.0) -> str:
             k for k in ("delivered", "last", "sent", "receipt") if any(k in s.latencies for s in run.steps)
         ]
         header = ["step", "sent/s", "deliv/s"] + [f"{k} p50/p99/max ms" for k in kinds]
-        header += ["broker CPU", "broker RSS", "gen CPU", "other CPU", "CPU µs/msg broker/gen", "notes"]
+        stored = any(s.store_cpu is not None for s in run.steps)
+        header += ["broker CPU", "broker RSS", "gen CPU", "other CPU", "CPU µs/msg broker/gen"]
+        header += ["store CPU, µs/msg"] if stored else []
+        header += ["notes"]
         rows = [header]
         for s in run.steps:
             row = [s.label, f"{s.send_rate:.0f}", f"{s.delivery_rate:.0f}"]
@@ -222,8 +230,13 @@ def format_runs(runs: list[RunReport], *, p99_ms: float = 10.0) -> str:
                     "-" if us is None else f"{us:.0f}"
                     for us in (s.cpu_per_message(s.broker_cpu), s.cpu_per_message(sum(s.worker_cpu)))
                 ),
-                f"{len(s.warnings)} warning(s)" if s.warnings else "",
             ]
+            if stored:
+                store_us = s.cpu_per_message(s.store_cpu)
+                row += [
+                    "-" if s.store_cpu is None or store_us is None else f"{s.store_cpu:.0f}%, {store_us:.0f}"
+                ]
+            row += [f"{len(s.warnings)} warning(s)" if s.warnings else ""]
             rows.append(row)
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         for row in rows:

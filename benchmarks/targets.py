@@ -180,7 +180,7 @@ def provision_users(store_url: str, users: Iterable[str]) -> str:
 def _mqchat(workdir: Path, users: Iterable[str], settings: Mapping[str, object]) -> Launched:
     data = workdir / "mqchat-data"
     data.mkdir(exist_ok=True)
-    token = provision_users(f"sqlite:///{data / 'mqchat.db'}", users)
+    token = provision_users(str(settings.get("store.url") or f"sqlite:///{data / 'mqchat.db'}"), users)
     conf = workdir / "mqchat.toml"
     conf.write_text(node_config({**BENCH_NODE_SETTINGS, **settings}))
     port, http_port = free_port(), free_port()
@@ -220,7 +220,8 @@ def launch(
     store_url: str | None = None,
 ) -> Iterator[Launched]:
     """Start the broker ``name`` (``mosquitto``, ``amqtt``, ``mqchat``, ``mqchat-broker``) or use
-    ``external``; stop it after."""
+    ``external``; stop it after. ``store_url``: the store of the external mqchat node, or of the one
+    started here (its ``store.url``; default a SQLite file in ``workdir``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     if external is not None:
         target = external
@@ -238,7 +239,10 @@ def launch(
     elif name == "mqchat-broker":
         launched = _relay(workdir)
     elif name == "mqchat":
-        launched = _mqchat(workdir, users, node_settings or {})
+        settings = dict(node_settings or {})
+        if store_url is not None:  # the started node's store (a PostgreSQL database, say)
+            settings.setdefault("store.url", store_url)
+        launched = _mqchat(workdir, users, settings)
     else:
         known = "mosquitto, amqtt, mqchat, mqchat-broker, or external with --port"
         raise TargetError(f"unknown broker {name!r} ({known})")

@@ -126,3 +126,22 @@ def test_offline_sync_reaches_the_last_cursor(
     # and the report names the machine it measured, with its reference speed
     machine = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("machine: "))
     assert f"{os.cpu_count()} cores; Python reference " in machine
+
+
+@pytest.mark.postgres
+def test_the_store_cpu_is_that_of_the_databases_backends(postgres_url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from benchmarks.procstat import StoreWatch
+
+    watch = StoreWatch.for_url(postgres_url)
+    assert watch is not None and StoreWatch.for_url("sqlite:///x.db") is None
+    engine = create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            before = watch.cpu()
+            conn.execute(text("SELECT count(*) FROM generate_series(1, 3000000)")).scalar_one()
+            after = watch.cpu()
+    finally:
+        engine.dispose()
+    assert after.cpu - before.cpu > 0.05  # the backend's work, seen from outside

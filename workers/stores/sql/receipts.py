@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, select, true, update
+from sqlalchemy import Connection, bindparam, case, func, select, update
+from sqlalchemy.sql.elements import BindParameter
 
 from client_sdk.contract import Status, is_group_id
 from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
@@ -49,25 +50,36 @@ _LOCK_MESSAGES = Statement(
     .order_by(messages.c.id)
     .with_for_update()
 )
+# The statements that name messages but not the user start from ``messages`` (its primary key:
+# the planner knows each id is one row, statistics or not) and probe ``pk_receipts`` per message.
+# Written as ``receipts.message_id IN (...)``, a table never analyzed (a fresh database before
+# autovacuum first runs) has no statistics of ``message_id``: the planner took each id for 0.5% of
+# the table and scanned all of it (tests/stores/test_sql_hot_plans.py).
 _LOWEST = Statement(
-    select(receipts.c.message_id, func.min(receipts.c.status))
-    .where(receipts.c.message_id.in_(bindparam("b_ids", expanding=True)))
-    .group_by(receipts.c.message_id)
+    select(messages.c.id, func.min(receipts.c.status))
+    .join(receipts, receipts.c.message_id == messages.c.id)
+    .where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
+    .group_by(messages.c.id)
 )
 
 
-_ROWS_OF_MESSAGES = Statement(
+_ROWS_OF_MESSAGES = Statement(  # 1-on-1 messages: their one receipt is their recipient's
     select(*_ROW, receipts.c.user_id)
-    .join(messages, messages.c.id == receipts.c.message_id)
-    .where(receipts.c.message_id.in_(bindparam("b_ids", expanding=True)))
+    .select_from(messages)
+    .join(
+        receipts,
+        (receipts.c.message_id == messages.c.id) & (receipts.c.user_id == messages.c.recipient_id),
+    )
+    .where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
 )
 
 
 def _move(status: Status, *, of_user: bool = True, one: bool = False) -> Statement:
     """``UPDATE`` the user's receipts of the messages to ``status`` where they are below it, returning
     the ids that moved (another device of the user may have just moved some). ``of_user`` False:
-    every receipt of the messages (1-on-1 messages, each with its recipient's only). ``one``: the
-    user's receipt of one message (``b_id``), for ``executemany``, returning nothing."""
+    the receipt of each message's recipient (1-on-1 messages, each with its recipient's only),
+    found through ``messages`` (see ``_LOWEST``). ``one``: the user's receipt of one message
+    (``b_id``), for ``executemany``, returning nothing."""
     values: dict[str, Any] = {"status": int(status)}
     if status == Status.DELIVERED:
         values["delivered_at"] = bindparam("b_now")
@@ -86,13 +98,19 @@ def _move(status: Status, *, of_user: bool = True, one: bool = False) -> Stateme
             )
             .values(**values)
         )
+    ids: BindParameter[Any] = bindparam("b_ids", expanding=True)
+    whose = (
+        (receipts.c.user_id == bindparam("b_user"), receipts.c.message_id.in_(ids))
+        if of_user
+        else (
+            messages.c.id.in_(ids),
+            receipts.c.message_id == messages.c.id,
+            receipts.c.user_id == messages.c.recipient_id,
+        )
+    )
     return Statement(
         update(receipts)
-        .where(
-            receipts.c.user_id == bindparam("b_user") if of_user else true(),
-            receipts.c.message_id.in_(bindparam("b_ids", expanding=True)),
-            receipts.c.status < int(status),
-        )
+        .where(*whose, receipts.c.status < int(status))
         .values(**values)
         .returning(receipts.c.message_id)
     )
