@@ -69,6 +69,7 @@ def _hot() -> dict[str, tuple[Statement, dict[str, Any]]]:
         "read positions": (chat_rows._READS, {"b_users": RECIPIENTS, "b_conversations": CONVERSATIONS}),
         "receipts: rows of a user": (receipts._ROWS, {"b_user": "u1", "b_ids": IDS}),
         "receipts: rows of a batch": (receipts._ROWS_OF_MESSAGES, {"b_ids": IDS}),
+        "receipts: rows of a batch's group messages": (receipts._ROWS_OF_GROUP_MESSAGES, {"b_ids": IDS}),
         "receipts: move a user's": (
             receipts._MOVE[Status.DELIVERED],
             {"b_user": "u1", "b_ids": IDS, "b_now": 1.0},
@@ -120,7 +121,11 @@ def _sequential(plans: dict[str, str]) -> dict[str, str]:
     return {name: plan for name, plan in plans.items() if any(f"Seq Scan on {t} " in plan for t in GROWING)}
 
 
-NEED_STATISTICS = {"receipts: move a batch's", "receipts: lowest"}
+NEED_STATISTICS = {
+    "receipts: move a batch's",
+    "receipts: lowest",
+    "receipts: rows of a batch's group messages",
+}
 """Joins of ``messages`` to ``receipts`` that the planner hashes over a scan of ``receipts`` while it
 has no statistics of it (no shape avoids that): the store analyzes the tables as they grow."""
 

@@ -64,12 +64,21 @@ _LOWEST = Statement(
 
 
 _ROWS_OF_MESSAGES = Statement(  # 1-on-1 messages: their one receipt is their recipient's
+    # found by the receipts' primary key, which PostgreSQL uses even without statistics
     select(*_ROW, receipts.c.user_id)
     .select_from(messages)
     .join(
         receipts,
         (receipts.c.message_id == messages.c.id) & (receipts.c.user_id == messages.c.recipient_id),
     )
+    .where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
+)
+_ROWS_OF_GROUP_MESSAGES = Statement(  # every member's receipt of the messages
+    # (without statistics PostgreSQL hashes this join over a scan of ``receipts``: only the batches
+    # with group messages ask it, and the store analyzes its tables as they grow)
+    select(*_ROW, receipts.c.user_id)
+    .select_from(messages)
+    .join(receipts, receipts.c.message_id == messages.c.id)
     .where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
 )
 
@@ -272,6 +281,10 @@ class SqlReceipts(SqlBase):
         now: float,
     ) -> list[ReceiptResult]:
         rows = _ROWS_OF_MESSAGES.all(conn, {"b_ids": every})
+        one_to_one = {row[0] for row in rows}
+        others = [message_id for message_id in every if message_id not in one_to_one]
+        if others:  # group messages (or unknown ids): their members' receipts
+            rows += _ROWS_OF_GROUP_MESSAGES.all(conn, {"b_ids": others})
         group = sorted({row[0] for row in rows if is_group_id(row[5])})
         if group and conn.dialect.name != "sqlite":
             # members' receipts may be applied by several workers at once: with the messages' row
@@ -279,7 +292,7 @@ class SqlReceipts(SqlBase):
             # exactly one of the workers sees a status complete (SQLite has one writer at a time)
             _LOCK_MESSAGES.all(conn, {"b_ids": group})
             rows = [row for row in rows if not is_group_id(row[5])]
-            rows += _ROWS_OF_MESSAGES.all(conn, {"b_ids": group})
+            rows += _ROWS_OF_GROUP_MESSAGES.all(conn, {"b_ids": group})
         found = {(row[0], row[6]): row for row in rows}
         message_row = {row[0]: row for row in rows}
         current = {key: int(row[1]) for key, row in found.items()}
