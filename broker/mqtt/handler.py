@@ -53,6 +53,7 @@ from amqtt.session import Session
 from broker.mqtt.codec import PUBACK, PUBLISH, Frame, encode_puback, encode_publish, read_frames, read_publish
 from broker.mqtt.connect import read_connect
 from broker.mqtt.connection_state import DISCARD, ConnectionState
+from broker.mqtt.lean import Lazy, LeanHandler, share_names
 from broker.mqtt.writes import WriteScheduler
 
 __all__ = ["PUBACK_TIMEOUT", "Gate", "MqchatHandler", "Requests"]
@@ -82,7 +83,7 @@ class Requests(Protocol):
     ) -> None: ...
 
 
-class MqchatHandler(BrokerProtocolHandler):
+class MqchatHandler(LeanHandler, BrokerProtocolHandler):
     gate: Gate | None = None
     requests: Requests | None = None
     writes: WriteScheduler | None = None
@@ -97,11 +98,11 @@ class MqchatHandler(BrokerProtocolHandler):
     due = False  # on ``writes``' list of connections to write at the end of its batch
     _read_ahead: bytes = b""  # bytes the client sent right after its CONNECT (see broker/mqtt/connect.py)
 
-    def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
-        super().__init__(plugins_manager, session, loop)
-        self._pending_subscriptions = self._pending_unsubscriptions = DISCARD  # never used here
-        self._requests_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+    _pending_subscriptions: Any = DISCARD  # amqtt's queues: SUBSCRIBE and UNSUBSCRIBE go to ``requests``
+    _pending_unsubscriptions: Any = DISCARD
+    # made on first use (broker/mqtt/lean.py): most connections never subscribe twice at once
+    _requests_lock: Lazy[asyncio.Lock] = Lazy(asyncio.Lock)
+    _tasks: Lazy[set[asyncio.Task[None]]] = Lazy(set)
 
     @classmethod
     async def init_from_connect(
@@ -117,7 +118,6 @@ class MqchatHandler(BrokerProtocolHandler):
         if not self._is_attached():
             raise ProtocolHandlerError("Handler is not attached to a stream")
         # a clean session has nothing in flight to retry, and the broker's write timeout does nothing
-        self._reader_stopped.clear()
         self._reader_task = asyncio.create_task(self._reader_loop())
         waiter: asyncio.Future[Any] | None = getattr(self, "_disconnect_waiter", None)
         if waiter is None or waiter.done():
@@ -477,3 +477,13 @@ class MqchatHandler(BrokerProtocolHandler):
             session.quick_out.clear()
             for _sent, done in waiting:
                 done()
+
+
+share_names(  # every name a connection's handler sets (see broker/mqtt/lean.py)
+    MqchatHandler,
+    (
+        *LeanHandler.NAMES,
+        *("gate", "requests", "writes", "max_packet", "_read_ahead", "held", "due", "_requests_lock"),
+        *("_tasks", "_watchdog", "_reading_since", "_sweeper", "_closing"),
+    ),
+)

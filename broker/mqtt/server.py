@@ -69,6 +69,7 @@ from amqtt.utils import gen_client_id
 
 from broker.mqtt.compat import check_amqtt_version
 from broker.mqtt.handler import Gate, MqchatHandler
+from broker.mqtt.lean import start_server
 from broker.mqtt.plugins.base import Authenticator, BrokerPlugin, TopicFilter
 from broker.mqtt.subscriptions import SubscriptionIndex, is_wildcard
 from broker.mqtt.writes import WriteScheduler
@@ -181,7 +182,7 @@ class MqchatBroker(Broker):
     ) -> Any:
         """As stock, with a listen backlog of ``LISTEN_BACKLOG`` (stock: asyncio's 100)."""
         if listener_type == ListenerType.TCP:
-            return await asyncio.start_server(
+            return await start_server(  # asyncio's, with leaner connections (broker/mqtt/lean.py)
                 partial(self.stream_connected, listener_name=listener_name),
                 address,
                 port,

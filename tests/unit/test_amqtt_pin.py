@@ -94,6 +94,43 @@ def test_the_code_copied_or_replaced_for_lighter_connections_is_unchanged() -> N
     assert "self._init_states()" in inspect.getsource(Session.__init__)
 
 
+def test_the_constructors_the_lean_connection_replaces_are_unchanged() -> None:
+    # broker/mqtt/lean.py: LeanHandler.__init__ and _init_session stand for these three, setting
+    # their constants as class attributes and their containers lazily
+    assert _digest(ProtocolHandler.__init__) == (
+        "1d65aad5a7b47e7dd30f0a30a760176427f1ff22495b85f0542f706595af4efd"
+    )
+    assert _digest(BrokerProtocolHandler.__init__) == (
+        "95a1c78fecfdbffa7097f19c842b11ad41ecb11dd6feca1dd6b374e7bc328ad3"
+    )
+    assert _digest(ProtocolHandler._init_session) == (
+        "d8f6979793e163e93f417f0110227ca3f5c063e541d87641001d30355cc55227"
+    )
+    # a ConnectionState has every attribute Session.__init__ sets (its own, or its class's)
+    from broker.mqtt.connection_state import ConnectionState
+
+    lean = ConnectionState()
+    missing = [name for name in vars(Session()) if name != "transitions" and not hasattr(lean, name)]
+    assert missing == []
+
+
+def test_the_stream_protocol_keeps_its_drain_waiters_as_the_lean_one_expects() -> None:
+    # broker/mqtt/lean.py gives StreamReaderProtocol a list for its drain waiters: append, remove
+    # and iteration are all FlowControlMixin does with them
+    from asyncio.streams import FlowControlMixin
+
+    uses = [
+        line.strip() for line in inspect.getsource(FlowControlMixin).splitlines() if "_drain_waiters" in line
+    ]
+    assert uses == [
+        "self._drain_waiters = collections.deque()",
+        "for waiter in self._drain_waiters:",
+        "for waiter in self._drain_waiters:",
+        "self._drain_waiters.append(waiter)",
+        "self._drain_waiters.remove(waiter)",
+    ]
+
+
 def test_the_handler_internals_the_lighter_handler_relies_on() -> None:
     # broker/mqtt/handler.py replaces start() and the reader loop; stop() must still end them this way
     stop = inspect.getsource(ProtocolHandler.stop)
