@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import resource
 from pathlib import Path
 
@@ -59,12 +60,18 @@ def raise_open_files(needed: int = 0) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft = hard
     if needed and soft < needed:
+        who = (
+            "root without CAP_SYS_RESOURCE (a container's root, say)"
+            if os.geteuid() == 0
+            else "a user without CAP_SYS_RESOURCE"
+        )
         raise OpenFilesTooLow(
-            f"{needed} open files are needed, and the hard limit of this process is {hard}, which it "
-            "may not raise (only root or CAP_SYS_RESOURCE may). Raise it before running: as root "
-            f"`ulimit -Hn {needed}` in the shell that starts the benchmark, or `nofile` in "
-            "/etc/security/limits.conf (then log in again), or LimitNOFILE= for a systemd unit; "
-            "a container needs `--ulimit nofile=N:N`."
+            f"{needed} open files are needed (one per connection, in the generator and again in the "
+            f"broker), and the hard limit is {hard}, which this process, {who}, may not raise. "
+            f"Raise it before running: `ulimit -Hn {needed}` as a privileged root in the shell that "
+            "starts the benchmark, `nofile` in /etc/security/limits.conf (then log in again), "
+            f"LimitNOFILE={needed} for a systemd unit, or `docker run --ulimit nofile={needed}:{needed}` "
+            "for a container."
         )
     return soft
 
