@@ -53,7 +53,8 @@ from amqtt.session import Session
 from broker.mqtt.codec import PUBACK, PUBLISH, Frame, encode_puback, encode_publish, read_frames, read_publish
 from broker.mqtt.connect import read_connect
 from broker.mqtt.connection_state import DISCARD, ConnectionState
-from broker.mqtt.lean import Lazy, LeanHandler, share_names
+from broker.mqtt.feed import FrameFeed, take_unread
+from broker.mqtt.lean import Lazy, LeanHandler, StreamProtocol, share_names
 from broker.mqtt.writes import WriteScheduler
 
 __all__ = ["PUBACK_TIMEOUT", "Gate", "MqchatHandler", "Requests"]
@@ -118,17 +119,44 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
         if not self._is_attached():
             raise ProtocolHandlerError("Handler is not attached to a stream")
         # a clean session has nothing in flight to retry, and the broker's write timeout does nothing
-        self._reader_task = asyncio.create_task(self._reader_loop())
+        if not self._feed_frames():
+            self._reader_task = asyncio.create_task(self._reader_loop())
         waiter: asyncio.Future[Any] | None = getattr(self, "_disconnect_waiter", None)
         if waiter is None or waiter.done():
             self._disconnect_waiter = asyncio.get_running_loop().create_future()
 
-    async def _reader_loop(self) -> None:
+    def _feed_frames(self) -> bool:
+        """TCP: hand the connection's bytes to a ``FrameFeed`` as they arrive, with no reading task
+        (broker/mqtt/feed.py); False where that cannot be done (WebSocket, a plugin that wants
+        every packet received), for the reading task to read."""
+        session, stream, writer = self.session, self._tcp_stream(), self._tcp_writer()
+        if session is None or stream is None or writer is None:
+            return False
+        transport = writer._writer.transport
+        protocol = transport.get_protocol()
+        if not isinstance(protocol, StreamProtocol):
+            return False
+        feed = FrameFeed(self, session, transport)
+        self._arm_watchdog()
+        self._reading_since = asyncio.get_running_loop().time()
+        unread, eof = take_unread(stream, transport)
+        protocol.feed = feed
+        pending, self._read_ahead = self._read_ahead + unread, b""  # what came with the CONNECT first
+        if pending:
+            feed.data_received(pending)
+        if eof:
+            feed.end()
+        return True
+
+    def _arm_watchdog(self) -> None:
         session = self.session
         keep_alive = session.keep_alive if session is not None and session.keep_alive > 0 else None
-        loop = asyncio.get_running_loop()
-        watchdog = loop.call_later(keep_alive, self._watch, keep_alive) if keep_alive else None
-        self._watchdog = watchdog
+        if keep_alive:
+            self._watchdog = asyncio.get_running_loop().call_later(keep_alive, self._watch, keep_alive)
+
+    async def _reader_loop(self) -> None:
+        session = self.session
+        self._arm_watchdog()
         try:
             stream = self._tcp_stream()
             if stream is not None and session is not None:
@@ -143,6 +171,10 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
             log.info("%s: closing a stream that cannot be read: %s", self._client_id, exc)
         except Exception as exc:  # noqa: BLE001 - as stock amqtt: any failure ends the connection
             log.warning("%s: reader stopped on %r", self._client_id, exc)
+        await self._finish()
+
+    async def _finish(self) -> None:
+        """The connection's reading ended (EOF, an error, a stop): end everything else of it."""
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None

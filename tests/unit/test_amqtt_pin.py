@@ -4,6 +4,7 @@ keep amqtt out of every other module, so that this folder is all a new amqtt ver
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import tomllib
 from importlib.metadata import version
@@ -259,3 +260,11 @@ def test_the_listeners_are_made_as_stock_makes_them_but_for_the_backlog() -> Non
     assert "backlog" not in stock
     arguments = ("reuse_address=True,", "ssl=ssl_context,", 'subprotocols=[websockets.Subprotocol("mqtt")],')
     assert all(argument in stock for argument in arguments)
+
+
+def test_what_the_frame_feed_takes_over_from_the_stream_reader() -> None:
+    # broker/mqtt/feed.py take_unread: the bytes a StreamReader holds, its pause and its EOF
+    source = inspect.getsource(asyncio.StreamReader)
+    for line in ("self._buffer = bytearray()", "self._eof = False", "self._paused = False"):
+        assert line in source
+    assert "self._transport.pause_reading()" in inspect.getsource(asyncio.StreamReader.feed_data)
