@@ -54,6 +54,7 @@ from broker.mqtt.codec import PUBACK, PUBLISH, Frame, encode_puback, encode_publ
 from broker.mqtt.connect import read_connect
 from broker.mqtt.connection_state import DISCARD, ConnectionState
 from broker.mqtt.feed import FrameFeed, take_unread
+from broker.mqtt.keepalive import KeepAliveWheel
 from broker.mqtt.lean import Lazy, LeanHandler, StreamProtocol, share_names
 from broker.mqtt.writes import WriteScheduler
 
@@ -90,7 +91,10 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
     writes: WriteScheduler | None = None
     """The broker's: when this connection's deliveries and PUBACKs are written (None: at once)."""
     _closing: asyncio.Future[None] | None = None
-    _watchdog: asyncio.TimerHandle | None = None
+    _watchdog: asyncio.TimerHandle | int | None = None
+    """The keep-alive deadline: its bucket in ``keepalives`` (or its own timer without one)."""
+    keepalives: KeepAliveWheel | None = None
+    """The broker's: the keep-alive deadlines of its connections on one timer (None: one each)."""
     _reading_since: float | None = None
     _sweeper: asyncio.TimerHandle | None = None
     max_packet: int | None = None
@@ -148,11 +152,25 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
             feed.end()
         return True
 
-    def _arm_watchdog(self) -> None:
-        session = self.session
-        keep_alive = session.keep_alive if session is not None and session.keep_alive > 0 else None
-        if keep_alive:
-            self._watchdog = asyncio.get_running_loop().call_later(keep_alive, self._watch, keep_alive)
+    def _arm_watchdog(self, seconds: float | None = None) -> None:
+        """Check the keep-alive in ``seconds`` (None: the session's keep-alive, if it has one)."""
+        if seconds is None:
+            session = self.session
+            if session is None or session.keep_alive <= 0:
+                return
+            seconds = session.keep_alive
+        wheel = self.keepalives
+        if wheel is None:
+            self._watchdog = asyncio.get_running_loop().call_later(seconds, self.keepalive_due)
+        else:
+            self._watchdog = wheel.watch(self, seconds)
+
+    def _disarm_watchdog(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if isinstance(watchdog, asyncio.TimerHandle):
+            watchdog.cancel()
+        elif watchdog is not None and self.keepalives is not None:
+            self.keepalives.forget(self, watchdog)
 
     async def _reader_loop(self) -> None:
         session = self.session
@@ -175,9 +193,7 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
 
     async def _finish(self) -> None:
         """The connection's reading ended (EOF, an error, a stop): end everything else of it."""
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+        self._disarm_watchdog()
         for task in list(self._tasks):
             task.cancel()
         self._drop_deliveries()
@@ -303,18 +319,21 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
             except NoDataError:
                 break
 
-    def _watch(self, keep_alive: float) -> None:
-        """The keep-alive deadline of the packet being read (one timer per connection, re-armed
-        lazily, instead of an ``asyncio.timeout`` per packet); time spent handling a packet counts
-        for nothing."""
+    def keepalive_due(self) -> None:
+        """The keep-alive deadline of the packet being read (one timer or wheel bucket per
+        connection, re-armed lazily, instead of an ``asyncio.timeout`` per packet); time spent
+        handling a packet counts for nothing."""
+        self._watchdog = None
+        session = self.session
+        keep_alive = session.keep_alive if session is not None else 0
+        if keep_alive <= 0:
+            return
         since = self._reading_since
         now = asyncio.get_running_loop().time()
         if since is not None and now - since >= keep_alive:
-            self._watchdog = None
             self.handle_read_timeout()
             return
-        left = keep_alive if since is None else keep_alive - (now - since)
-        self._watchdog = asyncio.get_running_loop().call_later(left, self._watch, keep_alive)
+        self._arm_watchdog(keep_alive if since is None else keep_alive - (now - since))
 
     async def _read_packet(self) -> Any:
         """The next packet, or None at EOF or on a reserved packet type (the connection ends)."""
@@ -516,6 +535,6 @@ share_names(  # every name a connection's handler sets (see broker/mqtt/lean.py)
     (
         *LeanHandler.NAMES,
         *("gate", "requests", "writes", "max_packet", "_read_ahead", "held", "due", "_requests_lock"),
-        *("_tasks", "_watchdog", "_reading_since", "_sweeper", "_closing"),
+        *("_tasks", "_watchdog", "keepalives", "_reading_since", "_sweeper", "_closing"),
     ),
 )

@@ -69,6 +69,7 @@ from amqtt.utils import gen_client_id
 
 from broker.mqtt.compat import check_amqtt_version
 from broker.mqtt.handler import Gate, MqchatHandler
+from broker.mqtt.keepalive import KeepAliveWheel
 from broker.mqtt.lean import start_server
 from broker.mqtt.plugins.base import Authenticator, BrokerPlugin, TopicFilter
 from broker.mqtt.subscriptions import SubscriptionIndex, is_wildcard
@@ -144,6 +145,8 @@ class MqchatBroker(Broker):
         self._clients_of: dict[str, set[str]] = {}
         self._publishing: set[asyncio.Task[Any]] = set()
         self.writes = WriteScheduler()
+        self.keepalives = KeepAliveWheel()
+        """The keep-alive deadlines of every connection, on one timer (broker/mqtt/keepalive.py)."""
         """When each connection's deliveries and PUBACKs are written (its handler writes through it)."""
         self._plugins = tuple(plugins)
         self._authenticators = [p for p in self._plugins if isinstance(p, Authenticator)]
@@ -285,6 +288,7 @@ class MqchatBroker(Broker):
         handler.max_packet = self._max_packet
         handler.requests = self
         handler.writes = self.writes
+        handler.keepalives = self.keepalives
         session.clean_session = True
         session.parent = 0
         session.will_flag = False
