@@ -57,9 +57,10 @@ from functools import partial
 from typing import Any
 
 import websockets
+from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker, BrokerContext, Server
 from amqtt.contexts import Action, ListenerConfig, ListenerType
-from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.errors import AMQTTError, BrokerError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
@@ -186,7 +187,7 @@ class MqchatBroker(Broker):
         """As stock, with a listen backlog of ``LISTEN_BACKLOG`` (stock: asyncio's 100)."""
         if listener_type == ListenerType.TCP:
             return await start_server(  # asyncio's, with leaner connections (broker/mqtt/lean.py)
-                partial(self.stream_connected, listener_name=listener_name),
+                partial(self._client_connected, listener_name, stream=True),
                 address,
                 port,
                 reuse_address=True,
@@ -241,12 +242,50 @@ class MqchatBroker(Broker):
         return [s for s, _ in self._sessions.values() if _connected(s)]
 
     # -------------------------------------------------------------- connection lifecycle (fixed)
-    async def _client_connected(self, listener_name: str, reader: Any, writer: Any) -> None:
+    async def _client_connected(
+        self, listener_name: str, reader: Any, writer: Any, *, stream: bool = False
+    ) -> None:
+        """A connection, from its first byte to its end: stock amqtt's ``_client_connected``, with
+        the task tracked for ``shutdown`` and the socket always closed at the end.
+
+        ``stream``: ``reader`` and ``writer`` are asyncio's (a TCP listener's callback), wrapped
+        here. A TCP connection's task then runs this coroutine directly: stock amqtt ran it under
+        ``stream_connected``, and mqchat's wrapper under it again, three frames held for the whole
+        life of every idle connection instead of one.
+        """
+        if stream:
+            reader, writer = StreamReaderAdapter(reader), StreamWriterAdapter(writer)
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
         try:
-            await super()._client_connected(listener_name, reader, writer)
+            server = self._servers.get(listener_name)
+            if not server:
+                raise BrokerError(f"Invalid listener name '{listener_name}'")
+            await server.acquire_connection()
+            remote_info = writer.get_peer_info()
+            if remote_info is None:
+                log.warning("Remote info could not be retrieved from peer info")
+                server.release_connection()
+                return
+            remote_address, remote_port = remote_info
+            log.debug("Connection from %s:%s on listener %r", remote_address, remote_port, listener_name)
+            try:
+                handler, client_session = await self._initialize_client_session(
+                    reader, writer, remote_address, remote_port
+                )
+            except (AMQTTError, MQTTError, NoDataError) as exc:
+                log.warning("Failed to initialize client session: %s", exc)
+                server.release_connection()
+                return
+            try:
+                await self._handle_client_session(
+                    reader, writer, client_session, handler, server, listener_name
+                )
+            except (AMQTTError, MQTTError, NoDataError) as exc:
+                log.warning("Error while handling client session: %s", exc)
+            finally:
+                server.release_connection()
         finally:
             if task is not None:
                 self._connections.discard(task)

@@ -262,6 +262,16 @@ def test_the_listeners_are_made_as_stock_makes_them_but_for_the_backlog() -> Non
     assert all(argument in stock for argument in arguments)
 
 
+def test_the_connection_coroutine_repeats_stocks() -> None:
+    # MqchatBroker._client_connected repeats stock's (and stream_connected's adapters) in one frame
+    assert _digest(Broker._client_connected) == (
+        "432b724bc4fb7946f1e4de2b71ba4cd0e94aa4959afc7cb5a146353308b833a5"
+    )
+    assert _digest(Broker.stream_connected) == (
+        "d1c68240cb49f94a431455e63b0277a27c92a482c4512a8e2de975e13025720e"
+    )
+
+
 def test_what_the_frame_feed_takes_over_from_the_stream_reader() -> None:
     # broker/mqtt/feed.py take_unread: the bytes a StreamReader holds, its pause and its EOF
     source = inspect.getsource(asyncio.StreamReader)
