@@ -68,6 +68,7 @@ from amqtt.plugins.manager import PluginManager
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
+from broker.members import add_member, count_members, has_member, remove_member
 from broker.mqtt.compat import check_amqtt_version
 from broker.mqtt.handler import Gate, MqchatHandler
 from broker.mqtt.keepalive import KeepAliveWheel
@@ -143,7 +144,8 @@ class MqchatBroker(Broker):
         self._max_inflight = max_inflight
         self._index = SubscriptionIndex(self._subscriptions, matches=self._matches)
         self._inflight: dict[int, int] = {}
-        self._clients_of: dict[str, set[str]] = {}
+        self._clients_of: dict[str, str | set[str]] = {}
+        """Each user's connected client ids (one: the id itself; broker/members.py)."""
         self._publishing: set[asyncio.Task[Any]] = set()
         self.writes = WriteScheduler()
         self.keepalives = KeepAliveWheel()
@@ -353,8 +355,8 @@ class MqchatBroker(Broker):
         client_id, user = client_session.client_id, client_session.username or ""
         # counted, not copied: a copy of the set lived as long as the connection (O(N²) memory with
         # one login for every client, as anonymous clients have)
-        connected = self._clients_of.get(user, set())
-        others = len(connected) - (client_id in connected)
+        clients = self._clients_of
+        others = count_members(clients, user) - has_member(clients, user, client_id or "")
         if self._max_per_user and others >= self._max_per_user:
             log.warning("refused %s: %s already has %d connections", client_id, user, others)
             authenticated = False
@@ -365,7 +367,7 @@ class MqchatBroker(Broker):
         await self._take_over(client_id)
         client_session.transitions.connect()
         self._sessions[client_id] = (client_session, handler)
-        self._clients_of.setdefault(user, set()).add(client_id)
+        add_member(self._clients_of, user, client_id)
         try:
             await handler.mqtt_connack_authorize(True)
             await self._fire(self._on_connected, BrokerEvents.CLIENT_CONNECTED, client_session)
@@ -377,11 +379,7 @@ class MqchatBroker(Broker):
                 if current is not None:  # a clean session ends with its connection
                     del self._sessions[client_id]
                     await self._del_all_subscriptions(client_session)
-                clients = self._clients_of.get(user)
-                if clients is not None:
-                    clients.discard(client_id)
-                    if not clients:
-                        del self._clients_of[user]
+                remove_member(self._clients_of, user, client_id)
 
     async def _authenticate(self, session: Session, listener: ListenerConfig) -> bool:
         """As stock: accepted when every plugin that answers True or False answers True, and at least
