@@ -367,7 +367,13 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        tasks = self._tasks
+        tasks.discard(task)
+        if not tasks:  # an idle connection holds no empty set (made again on the next task)
+            del self._tasks
 
     async def _handle_other(self, packet: Any) -> None:
         if isinstance(packet, PubrecPacket):

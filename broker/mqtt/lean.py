@@ -79,6 +79,22 @@ def share_names(cls: type, names: Iterable[str]) -> None:
     del template
 
 
+class _NoLock:
+    """What amqtt's ``_send_packet`` holds around ``packet.to_stream(writer)``: nothing to hold.
+    Every amqtt packet writes itself in one ``writer.write`` and awaits nothing (pinned in
+    ``tests/unit/test_amqtt_pin.py``), so two packets' bytes cannot interleave, lock or not."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
+
 _amqtt_handler_log = logging.getLogger("amqtt.mqtt.protocol.handler")
 
 
@@ -102,7 +118,7 @@ class LeanHandler:
     _disconnect_waiter: asyncio.Future[Any] | None = None
 
     _reader_stopped: Lazy[asyncio.Event] = Lazy(asyncio.Event)
-    _write_lock: Lazy[asyncio.Lock] = Lazy(asyncio.Lock)
+    _write_lock: Any = _NO_LOCK
     _puback_waiters: Lazy[dict[int, asyncio.Future[Any]]] = Lazy(dict)
     _pubrec_waiters: Lazy[dict[int, asyncio.Future[Any]]] = Lazy(dict)
     _pubrel_waiters: Lazy[dict[int, asyncio.Future[Any]]] = Lazy(dict)
@@ -118,7 +134,6 @@ class LeanHandler:
         "_reader_task",
         "_disconnect_waiter",
         "_reader_stopped",
-        "_write_lock",
         "_puback_waiters",
     )
     """The attributes a connection's handler sets (for ``share_names``; amqtt's QoS 2 waiters and

@@ -262,6 +262,22 @@ def test_the_listeners_are_made_as_stock_makes_them_but_for_the_backlog() -> Non
     assert all(argument in stock for argument in arguments)
 
 
+def test_every_packet_writes_itself_in_one_write_before_it_waits() -> None:
+    # broker/mqtt/lean.py: the handler's write lock is a no-op, because every to_stream writes its
+    # packet in one write before it awaits anything (a drain): packets cannot interleave
+    from amqtt.mqtt import packet as packet_module
+
+    checked = 0
+    for cls in vars(packet_module).values():
+        if isinstance(cls, type) and "to_stream" in vars(cls):
+            body = inspect.getsource(cls.to_stream).split("\n", 1)[1]
+            assert body.count("writer.write(") == 1, cls
+            assert "await" not in body.split("writer.write(")[0], cls
+            checked += 1
+    assert checked >= 3
+    assert "async with self._write_lock:" in inspect.getsource(ProtocolHandler._send_packet)
+
+
 def test_the_connection_coroutine_repeats_stocks() -> None:
     # MqchatBroker._client_connected repeats stock's (and stream_connected's adapters) in one frame
     assert _digest(Broker._client_connected) == (
