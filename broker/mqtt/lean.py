@@ -162,6 +162,7 @@ class StreamProtocol(asyncio.StreamReaderProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._drain_waiters: Any = []  # append, remove and iteration: what FlowControlMixin does
+        self.feed = None  # set now, not late: the attribute stays inline (see the module docstring)
 
     def data_received(self, data: bytes) -> None:
         feed = self.feed

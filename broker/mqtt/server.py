@@ -351,6 +351,7 @@ class MqchatBroker(Broker):
         listener_name: str,
     ) -> None:
         authenticated = await self._authenticate(client_session, self.listeners_config[listener_name])
+        client_session.password = None  # checked: the secret is not kept for the connection's life
         handler.attach(client_session, reader, writer)
         client_id, user = client_session.client_id, client_session.username or ""
         # counted, not copied: a copy of the set lived as long as the connection (O(N²) memory with
@@ -372,7 +373,7 @@ class MqchatBroker(Broker):
             await handler.mqtt_connack_authorize(True)
             await self._fire(self._on_connected, BrokerEvents.CLIENT_CONNECTED, client_session)
             await handler.start()
-            await self._client_message_loop(client_session, handler)
+            await self._client_message_loop(client_session, handler)  # (one frame: see there)
         finally:
             current = self._sessions.get(client_id)
             if current is None or current[0] is client_session:  # not taken over by a newer one
@@ -448,8 +449,10 @@ class MqchatBroker(Broker):
         Stock amqtt kept four waiting tasks per connection and logged the repr of every
         subscription of every session after each SUBSCRIBE (O(N) per connect, even with debug off).
         """
-        try:
-            await handler.wait_disconnect()
+        waiter = getattr(handler, "_disconnect_waiter", None)  # wait_disconnect's, awaited here: a
+        try:  # frame less for the life of every connection
+            if waiter is not None:
+                await waiter
         except asyncio.CancelledError:
             return  # as stock: the broker is stopping and cleans up itself
         await self._stop_handler(handler)
