@@ -24,6 +24,7 @@ from pathlib import Path
 
 from benchmarks.coordinator import BenchError, Scenario, new_run_id, run_scenario, scenario_users
 from benchmarks.history import HistoryReport
+from benchmarks.limits import OpenFilesTooLow, open_files_needed, raise_open_files
 from benchmarks.machine import describe
 from benchmarks.plan import Target
 from benchmarks.procstat import ProcessSet, StoreWatch
@@ -240,6 +241,8 @@ def _run_load(
 ) -> list[RunReport]:
     scenario = _scenario(args)
     users = scenario_users(scenario)
+    # every connection is a file here and in the broker, which inherits this process's limit
+    raise_open_files(open_files_needed(len(users.all())))
     external = _external(args)
     names = [external.name] if external else [n.strip() for n in args.broker.split(",") if n.strip()]
     if args.mode == "chat" and (external is None and names != ["mqchat"]):
@@ -398,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 write_json(args.json, runs)
         ok = True
         return 0
-    except (BenchError, TargetError) as exc:
+    except (BenchError, TargetError, OpenFilesTooLow) as exc:
         display.close()
         print(f"benchmarks: {exc}", file=sys.stderr)
         return 1

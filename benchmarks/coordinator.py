@@ -17,6 +17,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from benchmarks import worker
+from benchmarks.limits import source_addresses
 from benchmarks.plan import ConnectResult, Mode, Progress, Step, StepResult, Target, WorkerPlan
 from benchmarks.procstat import CpuWindow, MachineWatch, ProcessSet, ProcWatch, StoreWatch, percent_between
 from benchmarks.progress import Progress as Display
@@ -85,6 +86,8 @@ def scenario_users(scenario: Scenario) -> Users:
 def _plans(scenario: Scenario, target: Target, users: Users) -> list[WorkerPlan]:
     procs = max(1, scenario.procs)
     idle_share = [users.idle[i::procs] for i in range(procs)]
+    # on loopback only: a remote broker is reached from the machine's own address
+    sources = tuple(source_addresses(len(users.all()))) if target.host == "127.0.0.1" else ()
     return [
         WorkerPlan(
             index=i,
@@ -100,6 +103,8 @@ def _plans(scenario: Scenario, target: Target, users: Users) -> list[WorkerPlan]
             keepalive=scenario.keepalive,
             connect_concurrency=scenario.connect_concurrency,
             receipts=scenario.receipts,
+            sources=sources,
+            procs=procs,
         )
         for i in range(procs)
     ]

@@ -179,11 +179,21 @@ class Connection:
         self._closing = False
 
     # ------------------------------------------------------------------ public
-    async def connect(self, host: str, port: int, *, keepalive: int = 60, timeout: float = 30.0) -> None:
+    async def connect(
+        self,
+        host: str,
+        port: int,
+        *,
+        keepalive: int = 60,
+        timeout: float = 30.0,
+        local_host: str | None = None,
+    ) -> None:
+        """``local_host``: the source address to connect from (one address has ports for ~28,000
+        connections to a broker: see benchmarks/limits.py)."""
         loop = asyncio.get_running_loop()
         self._connack = loop.create_future()
         try:
-            await asyncio.wait_for(self._open(loop, host, port, keepalive), timeout)
+            await asyncio.wait_for(self._open(loop, host, port, keepalive, local_host), timeout)
         except ConnectionFailed:
             self._abort()
             raise
@@ -232,8 +242,11 @@ class Connection:
             transport.abort()
 
     # ------------------------------------------------------------------ protocol side
-    async def _open(self, loop: asyncio.AbstractEventLoop, host: str, port: int, keepalive: int) -> None:
-        await loop.create_connection(lambda: _Protocol(self), host, port)
+    async def _open(
+        self, loop: asyncio.AbstractEventLoop, host: str, port: int, keepalive: int, local_host: str | None
+    ) -> None:
+        local = None if local_host is None else (local_host, 0)
+        await loop.create_connection(lambda: _Protocol(self), host, port, local_addr=local)
         self._write(
             connect_packet(self.client_id, self._username, self._password, keepalive, mqtt5=self.mqtt5)
         )

@@ -48,6 +48,10 @@ class WorkerPlan:
     connect_concurrency: int = 200
     receipts: bool = True
     """Chat: recipients send ``delivered`` receipts, as the SDK does."""
+    sources: tuple[str, ...] = ("127.0.0.1",)
+    """Loopback source addresses the connections are spread over, worker ``i``'s ``n``-th
+    connection on ``sources[(i + n * procs) % len(sources)]`` (see benchmarks/limits.py)."""
+    procs: int = 1
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,9 @@ from amqtt.session import Session
 
 from broker.mqtt.codec import PUBACK, PUBLISH, Frame, encode_puback, encode_publish, read_frames, read_publish
 from broker.mqtt.connection_state import DISCARD, ConnectionState
+from broker.mqtt.feed import FrameFeed, take_unread
+from broker.mqtt.keepalive import KeepAliveWheel
+from broker.mqtt.lean import Lazy, LeanHandler, StreamProtocol, share_names
 from broker.mqtt.properties import PublishProps
 from broker.mqtt.writes import WriteScheduler
 
@@ -90,13 +93,16 @@ class Requests(Protocol):
     ) -> None: ...
 
 
-class MqchatHandler(BrokerProtocolHandler):
+class MqchatHandler(LeanHandler, BrokerProtocolHandler):
     gate: Gate | None = None
     requests: Requests | None = None
     writes: WriteScheduler | None = None
     """The broker's: when this connection's deliveries and PUBACKs are written (None: at once)."""
     _closing: asyncio.Future[None] | None = None
-    _watchdog: asyncio.TimerHandle | None = None
+    _watchdog: asyncio.TimerHandle | int | None = None
+    """The keep-alive deadline: its bucket in ``keepalives`` (or its own timer without one)."""
+    keepalives: KeepAliveWheel | None = None
+    """The broker's: the keep-alive deadlines of its connections on one timer (None: one each)."""
     _reading_since: float | None = None
     _sweeper: asyncio.TimerHandle | None = None
     max_packet: int | None = None
@@ -105,29 +111,69 @@ class MqchatHandler(BrokerProtocolHandler):
     due = False  # on ``writes``' list of connections to write at the end of its batch
     _read_ahead: bytes = b""  # bytes the client sent right after its CONNECT (see broker/mqtt/connect.py)
 
-    def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
-        super().__init__(plugins_manager, session, loop)
-        self._pending_subscriptions = self._pending_unsubscriptions = DISCARD  # never used here
-        self._requests_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+    _pending_subscriptions: Any = DISCARD  # amqtt's queues: SUBSCRIBE and UNSUBSCRIBE go to ``requests``
+    _pending_unsubscriptions: Any = DISCARD
+    # made on first use (broker/mqtt/lean.py): most connections never subscribe twice at once
+    _requests_lock: Lazy[asyncio.Lock] = Lazy(asyncio.Lock)
+    _tasks: Lazy[set[asyncio.Task[None]]] = Lazy(set)
 
     # ------------------------------------------------------------------ the connection's life
     async def start(self) -> None:
         if not self._is_attached():
             raise ProtocolHandlerError("Handler is not attached to a stream")
         # a clean session has nothing in flight to retry, and the broker's write timeout does nothing
-        self._reader_stopped.clear()
-        self._reader_task = asyncio.create_task(self._reader_loop())
+        if not self._feed_frames():
+            self._reader_task = asyncio.create_task(self._reader_loop())
         waiter: asyncio.Future[Any] | None = getattr(self, "_disconnect_waiter", None)
         if waiter is None or waiter.done():
             self._disconnect_waiter = asyncio.get_running_loop().create_future()
 
+    def _feed_frames(self) -> bool:
+        """TCP: hand the connection's bytes to a ``FrameFeed`` as they arrive, with no reading task
+        (broker/mqtt/feed.py); False where that cannot be done (WebSocket, a plugin that wants
+        every packet received), for the reading task to read."""
+        session, stream, writer = self.session, self._tcp_stream(), self._tcp_writer()
+        if session is None or stream is None or writer is None:
+            return False
+        transport = writer._writer.transport
+        protocol = transport.get_protocol()
+        if not isinstance(protocol, StreamProtocol):
+            return False
+        feed = FrameFeed(self, session, transport)
+        self._arm_watchdog()
+        self._reading_since = asyncio.get_running_loop().time()
+        unread, eof = take_unread(stream, transport)
+        protocol.feed = feed
+        pending, self._read_ahead = self._read_ahead + unread, b""  # what came with the CONNECT first
+        if pending:
+            feed.data_received(pending)
+        if eof:
+            feed.end()
+        return True
+
+    def _arm_watchdog(self, seconds: float | None = None) -> None:
+        """Check the keep-alive in ``seconds`` (None: the session's keep-alive, if it has one)."""
+        if seconds is None:
+            session = self.session
+            if session is None or session.keep_alive <= 0:
+                return
+            seconds = session.keep_alive
+        wheel = self.keepalives
+        if wheel is None:
+            self._watchdog = asyncio.get_running_loop().call_later(seconds, self.keepalive_due)
+        else:
+            self._watchdog = wheel.watch(self, seconds)
+
+    def _disarm_watchdog(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if isinstance(watchdog, asyncio.TimerHandle):
+            watchdog.cancel()
+        elif watchdog is not None and self.keepalives is not None:
+            self.keepalives.forget(self, watchdog)
+
     async def _reader_loop(self) -> None:
         session = self.session
-        keep_alive = session.keep_alive if session is not None and session.keep_alive > 0 else None
-        loop = asyncio.get_running_loop()
-        watchdog = loop.call_later(keep_alive, self._watch, keep_alive) if keep_alive else None
-        self._watchdog = watchdog
+        self._arm_watchdog()
         try:
             stream = self._tcp_stream()
             if stream is not None and session is not None:
@@ -142,9 +188,11 @@ class MqchatHandler(BrokerProtocolHandler):
             log.info("%s: closing a stream that cannot be read: %s", self._client_id, exc)
         except Exception as exc:  # noqa: BLE001 - as stock amqtt: any failure ends the connection
             log.warning("%s: reader stopped on %r", self._client_id, exc)
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+        await self._finish()
+
+    async def _finish(self) -> None:
+        """The connection's reading ended (EOF, an error, a stop): end everything else of it."""
+        self._disarm_watchdog()
         for task in list(self._tasks):
             task.cancel()
         self._ended()
@@ -270,18 +318,21 @@ class MqchatHandler(BrokerProtocolHandler):
             except NoDataError:
                 break
 
-    def _watch(self, keep_alive: float) -> None:
-        """The keep-alive deadline of the packet being read (one timer per connection, re-armed
-        lazily, instead of an ``asyncio.timeout`` per packet); time spent handling a packet counts
-        for nothing."""
+    def keepalive_due(self) -> None:
+        """The keep-alive deadline of the packet being read (one timer or wheel bucket per
+        connection, re-armed lazily, instead of an ``asyncio.timeout`` per packet); time spent
+        handling a packet counts for nothing."""
+        self._watchdog = None
+        session = self.session
+        keep_alive = session.keep_alive if session is not None else 0
+        if keep_alive <= 0:
+            return
         since = self._reading_since
         now = asyncio.get_running_loop().time()
         if since is not None and now - since >= keep_alive:
-            self._watchdog = None
             self.handle_read_timeout()
             return
-        left = keep_alive if since is None else keep_alive - (now - since)
-        self._watchdog = asyncio.get_running_loop().call_later(left, self._watch, keep_alive)
+        self._arm_watchdog(keep_alive if since is None else keep_alive - (now - since))
 
     async def _read_packet(self) -> Any:
         """The next packet, or None at EOF or on a reserved packet type (the connection ends)."""
@@ -315,7 +366,13 @@ class MqchatHandler(BrokerProtocolHandler):
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        tasks = self._tasks
+        tasks.discard(task)
+        if not tasks:  # an idle connection holds no empty set (made again on the next task)
+            del self._tasks
 
     async def _handle_other(self, packet: Any) -> None:
         if isinstance(packet, PubrecPacket):
@@ -530,7 +587,9 @@ class MqchatHandler(BrokerProtocolHandler):
     def _quick_acknowledged(self, packet_id: int) -> bool:
         """End the ``publish_now`` delivery ``packet_id``; False if there is none."""
         session = self.session
-        entry = session.quick_out.pop(packet_id, None) if isinstance(session, ConnectionState) else None
+        if not isinstance(session, ConnectionState):
+            return False
+        entry = session.quick_out.pop(packet_id, None)
         if entry is None:
             return False
         if session.on_ack:
@@ -571,3 +630,13 @@ class MqchatHandler(BrokerProtocolHandler):
             session.on_ack.clear()
             for _sent, done in waiting:
                 done()
+
+
+share_names(  # every name a connection's handler sets (see broker/mqtt/lean.py)
+    MqchatHandler,
+    (
+        *LeanHandler.NAMES,
+        *("gate", "requests", "writes", "max_packet", "_read_ahead", "held", "due", "_requests_lock"),
+        *("_tasks", "_watchdog", "keepalives", "_reading_since", "_sweeper", "_closing"),
+    ),
+)

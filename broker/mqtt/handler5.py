@@ -226,6 +226,11 @@ class Mqtt5Handler(MqchatHandler):
         return None
 
     # ------------------------------------------------------------------ reading
+    def _feed_frames(self) -> bool:
+        """MQTT 5 keeps the reading task: its packets have properties the 3.1.1 ``FrameFeed`` does
+        not read (it would take an MQTT 5 PUBLISH's properties for its payload)."""
+        return False
+
     async def _read_frames(self, stream: asyncio.StreamReader, session: Session) -> None:
         """TCP and TLS: every whole packet of each read, in order."""
         loop = asyncio.get_running_loop()

@@ -61,9 +61,10 @@ from functools import partial
 from typing import Any
 
 import websockets
+from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker, BrokerContext, Server
 from amqtt.contexts import Action, ListenerConfig, ListenerType
-from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.errors import AMQTTError, BrokerError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
@@ -71,10 +72,13 @@ from amqtt.plugins.manager import PluginManager
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
+from broker.members import add_member, count_members, has_member, remove_member
 from broker.mqtt.compat import check_amqtt_version
 from broker.mqtt.connection_state import ConnectionState
 from broker.mqtt.handler import Gate, MqchatHandler
 from broker.mqtt.handler5 import Mqtt5Handler, open_connection
+from broker.mqtt.keepalive import KeepAliveWheel
+from broker.mqtt.lean import start_server
 from broker.mqtt.mqtt5 import Reason
 from broker.mqtt.persistence import SessionKeeper
 from broker.mqtt.plugins.base import Authenticator, BrokerPlugin, TopicFilter
@@ -152,9 +156,12 @@ class MqchatBroker(Broker):
         self._max_inflight = max_inflight
         self._index = SubscriptionIndex(self._subscriptions, matches=self._matches)
         self._inflight: dict[int, int] = {}
-        self._clients_of: dict[str, set[str]] = {}
+        self._clients_of: dict[str, str | set[str]] = {}
+        """Each user's connected client ids (one: the id itself; broker/members.py)."""
         self._publishing: set[asyncio.Task[Any]] = set()
         self.writes = WriteScheduler()
+        self.keepalives = KeepAliveWheel()
+        """The keep-alive deadlines of every connection, on one timer (broker/mqtt/keepalive.py)."""
         """When each connection's deliveries and PUBACKs are written (its handler writes through it)."""
         self._plugins = tuple(plugins)
         self._authenticators = [p for p in self._plugins if isinstance(p, Authenticator)]
@@ -193,8 +200,8 @@ class MqchatBroker(Broker):
     ) -> Any:
         """As stock, with a listen backlog of ``LISTEN_BACKLOG`` (stock: asyncio's 100)."""
         if listener_type == ListenerType.TCP:
-            return await asyncio.start_server(
-                partial(self.stream_connected, listener_name=listener_name),
+            return await start_server(  # asyncio's, with leaner connections (broker/mqtt/lean.py)
+                partial(self._client_connected, listener_name, stream=True),
                 address,
                 port,
                 reuse_address=True,
@@ -252,12 +259,50 @@ class MqchatBroker(Broker):
         return [s for s, _ in self._sessions.values() if _connected(s)]
 
     # -------------------------------------------------------------- connection lifecycle (fixed)
-    async def _client_connected(self, listener_name: str, reader: Any, writer: Any) -> None:
+    async def _client_connected(
+        self, listener_name: str, reader: Any, writer: Any, *, stream: bool = False
+    ) -> None:
+        """A connection, from its first byte to its end: stock amqtt's ``_client_connected``, with
+        the task tracked for ``shutdown`` and the socket always closed at the end.
+
+        ``stream``: ``reader`` and ``writer`` are asyncio's (a TCP listener's callback), wrapped
+        here. A TCP connection's task then runs this coroutine directly: stock amqtt ran it under
+        ``stream_connected``, and mqchat's wrapper under it again, three frames held for the whole
+        life of every idle connection instead of one.
+        """
+        if stream:
+            reader, writer = StreamReaderAdapter(reader), StreamWriterAdapter(writer)
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
         try:
-            await super()._client_connected(listener_name, reader, writer)
+            server = self._servers.get(listener_name)
+            if not server:
+                raise BrokerError(f"Invalid listener name '{listener_name}'")
+            await server.acquire_connection()
+            remote_info = writer.get_peer_info()
+            if remote_info is None:
+                log.warning("Remote info could not be retrieved from peer info")
+                server.release_connection()
+                return
+            remote_address, remote_port = remote_info
+            log.debug("Connection from %s:%s on listener %r", remote_address, remote_port, listener_name)
+            try:
+                handler, client_session = await self._initialize_client_session(
+                    reader, writer, remote_address, remote_port
+                )
+            except (AMQTTError, MQTTError, NoDataError) as exc:
+                log.warning("Failed to initialize client session: %s", exc)
+                server.release_connection()
+                return
+            try:
+                await self._handle_client_session(
+                    reader, writer, client_session, handler, server, listener_name
+                )
+            except (AMQTTError, MQTTError, NoDataError) as exc:
+                log.warning("Error while handling client session: %s", exc)
+            finally:
+                server.release_connection()
         finally:
             if task is not None:
                 self._connections.discard(task)
@@ -298,6 +343,7 @@ class MqchatBroker(Broker):
         handler.max_packet = self._max_packet
         handler.requests = self
         handler.writes = self.writes
+        handler.keepalives = self.keepalives
         session.clean_session = True
         session.parent = 0
         session.will_flag = False
@@ -323,12 +369,13 @@ class MqchatBroker(Broker):
         listener_name: str,
     ) -> None:
         authenticated = await self._authenticate(client_session, self.listeners_config[listener_name])
+        client_session.password = None  # checked: the secret is not kept for the connection's life
         handler.attach(client_session, reader, writer)
         client_id, user = client_session.client_id, client_session.username or ""
         # counted, not copied: a copy of the set lived as long as the connection (O(N²) memory with
         # one login for every client, as anonymous clients have)
-        connected = self._clients_of.get(user, set())
-        others = len(connected) - (client_id in connected)
+        clients = self._clients_of
+        others = count_members(clients, user) - has_member(clients, user, client_id or "")
         refusal = getattr(client_session, "refusal", None) or Reason.NOT_AUTHORIZED
         if self._max_per_user and others >= self._max_per_user:
             log.warning("refused %s: %s already has %d connections", client_id, user, others)
@@ -343,7 +390,7 @@ class MqchatBroker(Broker):
         await self._take_over(client_id)
         client_session.transitions.connect()
         self._sessions[client_id] = (client_session, handler)
-        self._clients_of.setdefault(user, set()).add(client_id)
+        add_member(self._clients_of, user, client_id)
         try:
             present = isinstance(client_session, ConnectionState) and await self.resume_session(
                 client_session
@@ -352,7 +399,7 @@ class MqchatBroker(Broker):
             await self._fire(self._on_connected, BrokerEvents.CLIENT_CONNECTED, client_session)
             await handler.start()
             await self._restore(client_session, handler)
-            await self._client_message_loop(client_session, handler)
+            await self._client_message_loop(client_session, handler)  # (one frame: see there)
         finally:
             resumable = getattr(client_session, "resumable", None)
             if resumable is not None:
@@ -362,11 +409,7 @@ class MqchatBroker(Broker):
                 if current is not None:  # a clean session ends with its connection
                     del self._sessions[client_id]
                     await self._del_all_subscriptions(client_session)
-                clients = self._clients_of.get(user)
-                if clients is not None:
-                    clients.discard(client_id)
-                    if not clients:
-                        del self._clients_of[user]
+                remove_member(self._clients_of, user, client_id)
 
     # -------------------------------------------------------------- persistent sessions (the store's)
     async def resume_session(self, state: Session) -> bool:
@@ -483,8 +526,10 @@ class MqchatBroker(Broker):
         Stock amqtt kept four waiting tasks per connection and logged the repr of every
         subscription of every session after each SUBSCRIBE (O(N) per connect, even with debug off).
         """
-        try:
-            await handler.wait_disconnect()
+        waiter = getattr(handler, "_disconnect_waiter", None)  # wait_disconnect's, awaited here: a
+        try:  # frame less for the life of every connection
+            if waiter is not None:
+                await waiter
         except asyncio.CancelledError:
             return  # as stock: the broker is stopping and cleans up itself
         await self._stop_handler(handler)
