@@ -6,6 +6,8 @@ message's text starts with its send time and command id, so the worker measures:
 
 - ``sent``: send to the ``sent`` event at the sender (the server stored it);
 - ``delivered``: send to the ``message`` event at a recipient (every copy, for groups);
+- ``last``: for groups, send to the ``message`` event at the last member to get it (the fan-out's
+  time: a group's members are all in one generator process);
 - ``receipt``: send to the ``delivered`` receipt with ``all: true`` back at the sender (the two
   ticks), when recipients acknowledge as the SDK does (one ``receipt`` command per burst).
 """
@@ -153,6 +155,7 @@ class ChatLoad(Workload):
             self._copies_left[ref] = left - 1
         else:
             del self._copies_left[ref]
+            self.rec.latency("last", float(stamp), now)
             self.completed(int(unit_text))
 
     def _sent(self, event: dict[str, Any], now: float) -> None:

@@ -7,6 +7,7 @@ python -m benchmarks chat --broker mqchat,ejabberd --database postgresql://postg
 python -m benchmarks sync --messages 10000
 python -m benchmarks history --conversations 1000 --messages 100000
 python -m benchmarks raw --host 127.0.0.1 --port 1883 --pid auto   # any running broker
+python -m benchmarks raw --broker mqchat-broker,mosquitto --mqtt 3.1.1,5   # each broker on each version
 """
 
 from __future__ import annotations
@@ -15,17 +16,20 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from benchmarks.coordinator import BenchError, Scenario, new_run_id, run_scenario, scenario_users
 from benchmarks.history import HistoryReport
+from benchmarks.limits import OpenFilesTooLow, open_files_needed, raise_open_files
 from benchmarks.machine import describe
 from benchmarks.plan import Target
+from benchmarks.procstat import ProcessSet, StoreWatch
 from benchmarks.profile import Profiler
 from benchmarks.progress import Progress
 from benchmarks.report import RunReport, SyncReport, format_runs, write_json
@@ -48,6 +52,13 @@ def _rates(text: str) -> tuple[float | None, ...]:
     return tuple(rates)
 
 
+def _mqtt_versions(text: str) -> tuple[str, ...]:
+    versions = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not versions or any(v not in ("3.1.1", "5") for v in versions):
+        raise argparse.ArgumentTypeError("MQTT versions are 3.1.1 and 5, comma-separated")
+    return versions
+
+
 def _setting(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -56,6 +67,16 @@ def _setting(text: str) -> tuple[str, object]:
         return key.strip(), json.loads(value)
     except ValueError:
         return key.strip(), value
+
+
+def _watch(text: str) -> tuple[str, ProcessSet]:
+    name, sep, pattern = text.partition("=")
+    if not sep or not name or not pattern:
+        raise argparse.ArgumentTypeError("use NAME=REGEX, e.g. rabbitmq=beam.smp.*rabbit")
+    try:
+        return name.strip(), ProcessSet(pattern)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"not a regular expression: {exc}") from None
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +101,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--username", help="plain broker: login of every connection")
     target.add_argument("--password")
     target.add_argument("--mqchat", action="store_true", help="the broker at --port is an mqchat node")
-    target.add_argument("--store-url", help="external mqchat node: its store, to create the benchmark users")
+    target.add_argument(
+        "--store-url",
+        help="the mqchat node's store: an external node's (to create the benchmark users) or the"
+        " started node's (its store.url, e.g. postgresql://postgres@127.0.0.1/bench, whose backends'"
+        " CPU is reported as store CPU)",
+    )
     target.add_argument(
         "--node-setting",
         action="append",
@@ -121,11 +147,28 @@ def _load(parser: argparse.ArgumentParser, *, chat: bool) -> None:
         help="load generator processes (default: half the cores, at least one: on two cores a second "
         "one only adds a process competing with the broker's; the report says if the generator is short)",
     )
+    load.add_argument(
+        "--mqtt",
+        type=_mqtt_versions,
+        default=("3.1.1",),
+        metavar="VERSIONS",
+        help="MQTT versions the load speaks, comma-separated: 3.1.1, 5 (default 3.1.1); with several,"
+        " each broker is started and loaded once per version, and named with it in the results",
+    )
     load.add_argument("--qos", type=int, default=1, choices=[0, 1])
     load.add_argument("--payload", type=int, default=100, help="approximate bytes per message")
     load.add_argument("--keepalive", type=int, default=60)
     load.add_argument("--connect-concurrency", type=int, default=200, help="per process")
     load.add_argument("--p99-target", type=float, default=10.0, help="ms, for the sustainable rate")
+    load.add_argument(
+        "--watch",
+        action="append",
+        type=_watch,
+        default=[],
+        metavar="NAME=REGEX",
+        help="also report the CPU of the processes whose command line matches REGEX (and their "
+        "children) as NAME, each step (repeatable): the other components of a deployment",
+    )
     load.add_argument(
         "--profile",
         choices=["step", "connect"],
@@ -208,6 +251,8 @@ def _run_load(
 ) -> list[RunReport]:
     scenario = _scenario(args)
     users = scenario_users(scenario)
+    # every connection is a file here and in the broker, which inherits this process's limit
+    raise_open_files(open_files_needed(len(users.all())))
     external = _external(args)
     names = [external.name] if external else [n.strip() for n in args.broker.split(",") if n.strip()]
     if args.mode == "chat" and external is None and not set(names) <= {"mqchat", "ejabberd"}:
@@ -215,17 +260,21 @@ def _run_load(
     if args.mode == "raw" and "ejabberd" in names:
         raise TargetError("ejabberd is a chat peer (XMPP): use it in chat mode")
     reports = []
-    for name in names:
+    versions: tuple[str, ...] = args.mqtt
+    for name, version in [(name, version) for name in names for version in versions]:
+        folder = name.replace(":", "_") + ("" if versions == ("3.1.1",) else f"-v{version}")
         with launch(
             name,
-            workdir / name.replace(":", "_"),
+            workdir / folder,
             users=users.all(),
             node_settings=dict(args.node_setting),
             external=external,
             store_url=args.store_url,
             database=getattr(args, "database", None),
         ) as launched:
-            target = launched.target
+            target = replace(launched.target, mqtt5=version == "5")
+            if versions != ("3.1.1",):
+                target = replace(target, name=f"{target.name} v{version}")
             if args.mode == "chat" and not target.mqchat and target.protocol != "xmpp":
                 raise TargetError("chat mode runs against mqchat only (add --mqchat for an external node)")
             profiler = None
@@ -241,6 +290,10 @@ def _run_load(
                     on_connect=(profiler.start_open, profiler.stop)
                     if profiler and args.profile == "connect"
                     else None,
+                    components=dict(getattr(args, "watch", [])),
+                    store=StoreWatch(target.database)
+                    if target.database
+                    else StoreWatch.for_url(args.store_url or dict(args.node_setting).get("store.url")),
                 )
             )
             if profiler is not None:
@@ -317,6 +370,10 @@ def _print_history(reports: list[HistoryReport]) -> None:
 def _print_sync(reports: list[SyncReport]) -> None:
     for i, r in enumerate(reports, 1):
         cpu = f", node CPU {r.broker_cpu:.0f}%" if r.broker_cpu is not None else ""
+        mib = 2**20
+        if r.broker_rss_before:
+            cpu += f", node RSS {r.broker_rss_before / mib:.0f} -> peak {r.broker_rss_peak / mib:.0f} MiB"
+        cpu += f", client RSS {r.client_rss_before / mib:.0f} -> peak {r.client_rss_peak / mib:.0f} MiB"
         print(
             f"sync {i}: {r.entries} of {r.messages} missed messages in {r.pages} pages: connect "
             f"{r.connect_seconds * 1000:.0f} ms + sync {r.sync_seconds:.2f} s = {r.total_seconds:.2f} s"
@@ -359,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 write_json(args.json, runs)
         ok = True
         return 0
-    except (BenchError, TargetError) as exc:
+    except (BenchError, TargetError, OpenFilesTooLow) as exc:
         display.close()
         print(f"benchmarks: {exc}", file=sys.stderr)
         return 1

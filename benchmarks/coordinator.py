@@ -17,9 +17,9 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from benchmarks import worker
-from benchmarks.databases import DatabaseWatch
+from benchmarks.limits import source_addresses
 from benchmarks.plan import ConnectResult, Mode, Progress, Step, StepResult, Target, WorkerPlan
-from benchmarks.procstat import CpuWindow, MachineWatch, ProcWatch
+from benchmarks.procstat import CpuWindow, MachineWatch, ProcessSet, ProcWatch, StoreWatch, percent_between
 from benchmarks.progress import Progress as Display
 from benchmarks.report import RunReport, StepReport, step_warnings
 from benchmarks.stats import merge, percentiles
@@ -86,6 +86,8 @@ def scenario_users(scenario: Scenario) -> Users:
 def _plans(scenario: Scenario, target: Target, users: Users) -> list[WorkerPlan]:
     procs = max(1, scenario.procs)
     idle_share = [users.idle[i::procs] for i in range(procs)]
+    # on loopback only: a remote broker is reached from the machine's own address
+    sources = tuple(source_addresses(len(users.all()))) if target.host == "127.0.0.1" else ()
     return [
         WorkerPlan(
             index=i,
@@ -101,6 +103,8 @@ def _plans(scenario: Scenario, target: Target, users: Users) -> list[WorkerPlan]
             keepalive=scenario.keepalive,
             connect_concurrency=scenario.connect_concurrency,
             receipts=scenario.receipts,
+            sources=sources,
+            procs=procs,
         )
         for i in range(procs)
     ]
@@ -184,10 +188,13 @@ def run_scenario(
     *,
     on_measure: Callable[[int, float], None] | None = None,
     on_connect: tuple[Callable[[], None], Callable[[], None]] | None = None,
+    components: dict[str, ProcessSet] | None = None,
+    store: StoreWatch | None = None,
 ) -> RunReport:
     """Connect everyone, run each step, and report. ``on_measure(step_index, seconds)`` is called
     when a step's measured window opens, ``on_connect`` (start, stop) around the connect phase
-    (the profiler hooks in there)."""
+    (the profiler hooks in there). ``components``: processes whose CPU each step also reports;
+    ``store``: the database's processes, whose CPU is reported as the store's."""
     plans = _plans(scenario, target, users)
     total_conns = len(users.all()) if target.mqchat or scenario.mode == "chat" else _plain_conns(users)
     machine = MachineWatch()
@@ -195,7 +202,6 @@ def run_scenario(
     # the broker's CPU includes its child processes (a node's commands process), not the generator's
     generator = frozenset(watch.pid for watch in workers.watches)
     broker = ProcWatch(target.pid, children=True, exclude=generator) if target.pid else None
-    database = DatabaseWatch(target.database) if target.database else None
     try:
         workers.collect("ready", timeout=120)
         time.sleep(0.5)
@@ -246,7 +252,18 @@ def run_scenario(
         units = [len(p.pairs) + len(p.groups) for p in plans]
         for index, rate in enumerate(scenario.rates):
             step = _run_step(
-                scenario, index, rate, units, workers, broker, database, machine, display, target, on_measure
+                scenario,
+                index,
+                rate,
+                units,
+                workers,
+                broker,
+                machine,
+                display,
+                target,
+                on_measure,
+                components or {},
+                store,
             )
             report.steps.append(step)
             if rate is not None and _overloaded(step) and index + 1 < len(scenario.rates):
@@ -285,11 +302,12 @@ def _run_step(
     units: list[int],
     workers: _Workers,
     broker: ProcWatch | None,
-    database: DatabaseWatch | None,
     machine: MachineWatch,
     display: Display,
     target: Target,
     on_measure: Callable[[int, float], None] | None,
+    components: dict[str, ProcessSet],
+    store: StoreWatch | None = None,
 ) -> StepReport:
     total_units = sum(units) or 1
     start_at = time.monotonic() + 0.3
@@ -306,15 +324,15 @@ def _run_step(
         pipe.send(("step", step))
     label = _step_label(rate)
     windows: dict[str, list[CpuWindow]] = {}
+    parts = _Components(components)
     ticker = _Ticker(broker, workers.watches)
 
     def sample(point: str) -> None:
         values = [w.cpu() for w in workers.watches] + [machine.cpu()]
-        if broker:
-            values.append(broker.cpu())
-        if database:
-            values.append(database.cpu())
+        values.append(broker.cpu() if broker else values[-1])
+        values.append(store.cpu() if store else values[-1])
         windows[point] = values
+        parts.sample(point)
 
     def on_idle() -> None:
         now = time.monotonic()
@@ -339,11 +357,12 @@ def _run_step(
         sample("to")
     if "from" not in windows:
         windows["from"] = windows["to"]
-    cpu = _cpu_figures(windows, len(workers.watches), broker, database)
-    worker_cpu, machine_cpu, broker_cpu, db_cpu = cpu
+    worker_cpu, machine_cpu, broker_cpu, store_cpu = _cpu_figures(
+        windows, len(workers.watches), broker is not None, store is not None
+    )
     rss = broker.rss() if broker else 0
     latencies = {}
-    for kind in ("delivered", "sent", "receipt"):
+    for kind in ("delivered", "last", "sent", "receipt"):
         figures = percentiles(merge(r.latencies[kind] for r in results if kind in r.latencies))
         if figures is not None:
             latencies[kind] = figures
@@ -363,11 +382,13 @@ def _run_step(
         behind=max((r.behind for r in results), default=0),
         lost_connections=sum(r.lost_connections for r in results),
         broker_cpu=broker_cpu,
-        database_cpu=db_cpu,
         broker_rss=max(rss, ticker.rss_peak),
+        store_cpu=store_cpu,
         worker_cpu=worker_cpu,
         machine_cpu=machine_cpu,
         cores=MachineWatch.cores,
+        components=parts.percent(),
+        components_drained=parts.drained(),
     )
     step_report.warnings = step_warnings(step_report)
     display.note(f"[{target.name}] {step_report.summary()}")
@@ -377,15 +398,43 @@ def _run_step(
 
 
 def _cpu_figures(
-    windows: dict[str, list[CpuWindow]], n: int, broker: ProcWatch | None, database: DatabaseWatch | None
+    windows: dict[str, list[CpuWindow]], n: int, broker: bool, store: bool
 ) -> tuple[list[float], float, float | None, float | None]:
-    """Each worker's, the machine's, the broker's and the database's CPU % over the measured window."""
+    """Each generator worker's, the machine's, the broker's and the store's CPU (% of one core) over
+    the measured window, from ``sample``'s readings (workers, machine, broker, store)."""
     cpu_from, cpu_to = windows["from"], windows["to"]
     worker_cpu = [cpu_from[i].percent_until(cpu_to[i]) for i in range(n)]
     machine_cpu = cpu_from[n].percent_until(cpu_to[n])
     broker_cpu = cpu_from[n + 1].percent_until(cpu_to[n + 1]) if broker else None
-    db_cpu = cpu_from[-1].percent_until(cpu_to[-1]) if database else None
-    return worker_cpu, machine_cpu, broker_cpu, db_cpu
+    store_cpu = cpu_from[n + 2].percent_until(cpu_to[n + 2]) if store else None
+    return worker_cpu, machine_cpu, broker_cpu, store_cpu
+
+
+class _Components:
+    """The CPU of the watched components at the points of a step's window."""
+
+    def __init__(self, components: dict[str, ProcessSet]) -> None:
+        self._components = components
+        self._at: dict[str, tuple[float, dict[str, dict[int, float]]]] = {}
+
+    def sample(self, point: str) -> None:
+        if self._components:
+            self._at[point] = (time.monotonic(), {n: c.cpu_by_pid() for n, c in self._components.items()})
+
+    def percent(self, until: str = "to") -> dict[str, float]:
+        """CPU (% of a core) from the window's start to ``until``."""
+        if "from" not in self._at or until not in self._at:
+            return {}
+        (start, before), (end, after) = self._at["from"], self._at[until]
+        return {name: percent_between(before[name], after[name], end - start) for name in self._components}
+
+    def drained(self) -> dict[str, float]:
+        """CPU seconds from the window's start until now, when the step has drained."""
+        self.sample("drained")
+        if "from" not in self._at or "drained" not in self._at:
+            return {}
+        seconds = self._at["drained"][0] - self._at["from"][0]
+        return {name: pct * seconds / 100 for name, pct in self.percent("drained").items()}
 
 
 class _Ticker:

@@ -1,4 +1,4 @@
-"""One MQTT 3.1.1 connection of the load generator: a lean asyncio ``Protocol`` over mqchat's codec.
+"""One MQTT 3.1.1 or 5 connection of the load generator: a lean asyncio ``Protocol`` over mqchat's codec.
 
 The generator shares the machine with the broker it measures, so every microsecond it spends per
 message is taken from the broker. It needs only a few packets: CONNECT, SUBSCRIBE, PUBLISH at QoS
@@ -7,6 +7,10 @@ connection is counted, not repaired). So it frames bytes with the broker's own c
 (``broker/mqtt/codec.py``) instead of a general client library: with gmqtt, whose per-packet handlers,
 message storage and logging were 45% of a generator process at 2,000 chat messages/s, the
 generator took 290-310 µs of CPU per chat message; see ``RESULTS.md`` for this one's figure.
+
+MQTT 5 differs in these packets only by a properties field, which the generator always leaves
+empty and skips when it reads: an empty one (one zero byte) before the payload of a PUBLISH it
+sends and in its CONNECT and SUBSCRIBE, and the one of each PUBLISH and SUBACK it receives.
 
 Packets a connection writes in one pass of the event loop go out in one ``write`` (a delivery's
 PUBACK and the receipt the chat workload publishes in answer to it, say): one system call instead
@@ -64,10 +68,25 @@ def _packet(first: int, body: bytes) -> bytes:
     return bytes((first,)) + remaining_length(len(body)) + body
 
 
-def connect_packet(client_id: str, username: str | None, password: str | None, keepalive: int) -> bytes:
-    """CONNECT, MQTT 3.1.1, clean session."""
+def _skip_properties(data: bytes) -> int:
+    """Where what follows an MQTT 5 properties field at the start of ``data`` begins."""
+    length = 0
+    for used, byte in enumerate(data[:4], 1):
+        length |= (byte & 0x7F) << (7 * (used - 1))
+        if not byte & 0x80:
+            return used + length
+    raise MQTTError("malformed properties length")
+
+
+def connect_packet(
+    client_id: str, username: str | None, password: str | None, keepalive: int, *, mqtt5: bool = False
+) -> bytes:
+    """CONNECT, MQTT 3.1.1 (clean session) or 5 (clean start, no properties: no session kept)."""
     flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
-    body = _string("MQTT") + bytes((4, flags)) + keepalive.to_bytes(2, "big") + _string(client_id)
+    header = bytes((5 if mqtt5 else 4, flags)) + keepalive.to_bytes(2, "big")
+    if mqtt5:
+        header += b"\x00"  # no properties
+    body = _string("MQTT") + header + _string(client_id)
     if username is not None:
         body += _string(username)
     if password is not None:
@@ -118,7 +137,10 @@ class _Protocol(asyncio.Protocol):
                     publish = read_publish(frame)
                     if publish.packet_id is not None:
                         conn._write(encode_puback(publish.packet_id))
-                    conn.on_message(publish.topic, publish.data)
+                    data = publish.data
+                    if conn.mqtt5:
+                        data = data[_skip_properties(data) :]
+                    conn.on_message(publish.topic, data)
                 elif kind != PUBACK:
                     conn._control(kind, frame.body)
         except MQTTError:
@@ -137,8 +159,10 @@ class Connection:
         password: str | None = None,
         on_message: OnMessage = _ignore,
         on_lost: Callable[[], None] | None = None,
+        mqtt5: bool = False,
     ) -> None:
         self.client_id = client_id
+        self.mqtt5 = mqtt5
         self.on_message = on_message
         self._username = username
         self._password = password
@@ -155,11 +179,21 @@ class Connection:
         self._closing = False
 
     # ------------------------------------------------------------------ public
-    async def connect(self, host: str, port: int, *, keepalive: int = 60, timeout: float = 30.0) -> None:
+    async def connect(
+        self,
+        host: str,
+        port: int,
+        *,
+        keepalive: int = 60,
+        timeout: float = 30.0,
+        local_host: str | None = None,
+    ) -> None:
+        """``local_host``: the source address to connect from (one address has ports for ~28,000
+        connections to a broker: see benchmarks/limits.py)."""
         loop = asyncio.get_running_loop()
         self._connack = loop.create_future()
         try:
-            await asyncio.wait_for(self._open(loop, host, port, keepalive), timeout)
+            await asyncio.wait_for(self._open(loop, host, port, keepalive, local_host), timeout)
         except ConnectionFailed:
             self._abort()
             raise
@@ -174,7 +208,8 @@ class Connection:
         packet_id = self._packet_id()
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._subacks[packet_id] = future
-        self._write(_packet(0x82, packet_id.to_bytes(2, "big") + _string(topic) + bytes((qos,))))
+        properties = b"\x00" if self.mqtt5 else b""
+        self._write(_packet(0x82, packet_id.to_bytes(2, "big") + properties + _string(topic) + bytes((qos,))))
         try:
             granted = await asyncio.wait_for(future, timeout)
         except (TimeoutError, ConnectionError) as exc:
@@ -185,6 +220,8 @@ class Connection:
             raise ConnectionFailed(f"{self.client_id}: SUBSCRIBE {topic} refused")
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        if self.mqtt5:
+            payload = b"\x00" + payload  # no properties
         self._write(encode_publish(topic, payload, self._packet_id() if qos else None, qos, False))
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -205,13 +242,18 @@ class Connection:
             transport.abort()
 
     # ------------------------------------------------------------------ protocol side
-    async def _open(self, loop: asyncio.AbstractEventLoop, host: str, port: int, keepalive: int) -> None:
-        await loop.create_connection(lambda: _Protocol(self), host, port)
-        self._write(connect_packet(self.client_id, self._username, self._password, keepalive))
+    async def _open(
+        self, loop: asyncio.AbstractEventLoop, host: str, port: int, keepalive: int, local_host: str | None
+    ) -> None:
+        local = None if local_host is None else (local_host, 0)
+        await loop.create_connection(lambda: _Protocol(self), host, port, local_addr=local)
+        self._write(
+            connect_packet(self.client_id, self._username, self._password, keepalive, mqtt5=self.mqtt5)
+        )
         assert self._connack is not None
         code = await self._connack
         if code:
-            reason = _CONNACK_ERRORS.get(code, f"code {code}")
+            reason = f"reason code {code:#x}" if self.mqtt5 else _CONNACK_ERRORS.get(code, f"code {code}")
             raise ConnectionFailed(f"{self.client_id}: CONNECT refused: {reason}")
 
     def _control(self, kind: int, body: bytes) -> None:
@@ -221,7 +263,8 @@ class Connection:
         elif kind == _SUBACK and len(body) >= 2:
             future = self._subacks.get(int.from_bytes(body[:2], "big"))
             if future is not None and not future.done():
-                future.set_result(body[2:])
+                codes = body[2:]
+                future.set_result(codes[_skip_properties(codes) :] if self.mqtt5 else codes)
         # PINGRESP and anything else: nothing to do
 
     def _packet_id(self) -> int:

@@ -25,6 +25,8 @@ class Target:
     password: str | None = None
     token: str | None = None
     """For mqchat: the token every benchmark user was given (for an XMPP peer: every password)."""
+    mqtt5: bool = False
+    """Connect with MQTT 5 instead of 3.1.1."""
     protocol: str = "mqtt"
     """``xmpp`` for the chat peer (ejabberd): the same chat workload over XMPP."""
     domain: str | None = None
@@ -52,6 +54,10 @@ class WorkerPlan:
     connect_concurrency: int = 200
     receipts: bool = True
     """Chat: recipients send ``delivered`` receipts, as the SDK does."""
+    sources: tuple[str, ...] = ("127.0.0.1",)
+    """Loopback source addresses the connections are spread over, worker ``i``'s ``n``-th
+    connection on ``sources[(i + n * procs) % len(sources)]`` (see benchmarks/limits.py)."""
+    procs: int = 1
 
 
 @dataclass(frozen=True)

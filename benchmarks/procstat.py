@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil  # type: ignore[import-untyped]
 
-__all__ = ["CpuWindow", "MachineWatch", "ProcWatch"]
+__all__ = ["CpuWindow", "MachineWatch", "ProcWatch", "ProcessSet", "StoreWatch"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,84 @@ class MachineWatch:
         idle = times.idle + getattr(times, "iowait", 0.0)
         busy = sum(times) - idle
         return CpuWindow(time.monotonic(), busy)
+
+
+class ProcessSet:
+    """Every process whose command line matches ``pattern`` (a regular expression), with their
+    children: one component of a deployment (``mqchat worker``, RabbitMQ's ``beam.smp``, the
+    PostgreSQL backends of one database), found again at each sample, so that a process that
+    starts in between counts from its start."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = re.compile(pattern)
+
+    def _processes(self) -> dict[int, psutil.Process]:
+        found: dict[int, psutil.Process] = {}
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = " ".join(proc.info.get("cmdline") or ())
+            if cmdline and self.pattern.search(cmdline):
+                found[proc.pid] = proc
+                with contextlib.suppress(psutil.Error):
+                    found.update((kid.pid, kid) for kid in proc.children(recursive=True))
+        return found
+
+    def cpu_by_pid(self) -> dict[int, float]:
+        """CPU seconds of each matching process so far."""
+        used = {}
+        for pid, proc in self._processes().items():
+            with contextlib.suppress(psutil.Error):  # ended in the meantime
+                used[pid] = _cpu_seconds(proc)
+        return used
+
+
+def percent_between(before: dict[int, float], after: dict[int, float], seconds: float) -> float:
+    """The CPU (% of one core) the processes of ``after`` used since ``before``: a process new in
+    ``after`` counts all it used (it started in between); one that ended is lost."""
+    used = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+    return 100.0 * used / seconds if seconds > 0 else 0.0
+
+
+class StoreWatch:
+    """The PostgreSQL backends serving one database (their process titles name it): the CPU the
+    store costs, which the node's own CPU leaves out. Backends come and go with the node's pool, so
+    each one's CPU is added up as it grows; one that ended loses only what it used since the last
+    reading. ``for_url`` gives None for a store that is not PostgreSQL."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self._seen: dict[int, float] = {}
+        self._total = 0.0
+
+    @classmethod
+    def for_url(cls, url: str | None) -> StoreWatch | None:
+        if not url:
+            return None
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        if parsed.get_backend_name() not in ("postgresql", "postgres") or not parsed.database:
+            return None
+        return cls(parsed.database)
+
+    def _backends(self) -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            # "postgres: [<cluster>:] <user> <database> <client> <state>"
+            words = " ".join(proc.info.get("cmdline") or []).split()
+            if not words or words[0] != "postgres:":
+                continue
+            if len(words) > 1 and words[1].endswith(":"):
+                words = words[1:]
+            if len(words) >= 3 and words[2] == self.database:
+                found.append(proc)
+        return found
+
+    def cpu(self) -> CpuWindow:
+        seen: dict[int, float] = {}
+        for proc in self._backends():
+            with contextlib.suppress(psutil.Error):
+                used = _cpu_seconds(proc)
+                seen[proc.pid] = used
+                self._total += used - self._seen.get(proc.pid, 0.0)
+        self._seen = seen
+        return CpuWindow(time.monotonic(), self._total)

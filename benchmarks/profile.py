@@ -55,7 +55,7 @@ class Profiler:
         if binary is None:
             self.error = "py-spy is not installed (.venv/bin/pip install py-spy)"
             return
-        argv = [binary, "record", "--pid", str(self.pid), *extra]
+        argv = [binary, "record", "--pid", str(self.pid), "--subprocesses", *extra]
         argv += ["--rate", str(self.rate), "--format", "raw", "--threads", "--nonblocking", "--gil"]
         argv += ["--output", str(self.output)]
         self._proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

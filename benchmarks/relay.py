@@ -17,6 +17,7 @@ import signal
 from amqtt.mqtt.constants import QOS_1
 
 from broker.cli import run_process
+from broker.mqtt.properties import PublishProps
 from broker.mqtt.server import MqchatBroker
 
 __all__: list[str] = []
@@ -26,10 +27,17 @@ class _Relay:
     broker: MqchatBroker | None = None
 
     def accept(
-        self, user: str | None, topic: str, data: bytes | bytearray, client_id: str | None = None
-    ) -> None:
+        self,
+        user: str | None,
+        topic: str,
+        data: bytes | bytearray,
+        client_id: str | None = None,
+        props: PublishProps | None = None,
+    ) -> int:
+        # the properties go along, as a plain MQTT 5 broker forwards them
         if self.broker is not None:
-            self.broker.publish_nowait(topic, bytes(data), QOS_1)
+            self.broker.publish_nowait(topic, bytes(data), QOS_1, props)
+        return 0  # the MQTT 5 PUBACK's "success"
 
 
 async def _serve(port: int) -> None:

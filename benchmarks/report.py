@@ -42,9 +42,14 @@ class StepReport:
     worker_cpu: list[float]
     machine_cpu: float
     cores: int
+    store_cpu: float | None = None
+    """The database server's processes for this store (PostgreSQL), apart from the broker's."""
     warnings: list[str] = field(default_factory=list)
-    database_cpu: float | None = None
-    """CPU of the target's PostgreSQL backends (``--database``), % of one core."""
+    components: dict[str, float] = field(default_factory=dict)
+    """CPU (% of one core) of each watched component (``--watch``) in the measured window."""
+    components_drained: dict[str, float] = field(default_factory=dict)
+    """CPU seconds of each watched component from the window's start until the step drained: with
+    ``--warmup 0``, all the work of the step's messages, even where it lagged behind the load."""
 
     @property
     def send_rate(self) -> float:
@@ -57,8 +62,8 @@ class StepReport:
     @property
     def other_cpu(self) -> float:
         """CPU of the rest of the machine: other processes, and the kernel's loopback networking."""
-        mine = (self.broker_cpu or 0.0) + (self.database_cpu or 0.0) + sum(self.worker_cpu)
-        return max(0.0, self.machine_cpu - mine)
+        used = (self.broker_cpu or 0.0) + (self.store_cpu or 0.0) + sum(self.worker_cpu)
+        return max(0.0, self.machine_cpu - used)
 
     def cpu_per_message(self, percent: float | None) -> float | None:
         """Microseconds of CPU per message sent at ``percent`` of a core (the cost of a message)."""
@@ -79,8 +84,8 @@ class StepReport:
             text += f"; {kind} p50 {figures.p50:.1f} p99 {figures.p99:.1f} max {figures.max:.0f} ms"
         if self.broker_cpu is not None:
             text += f"; broker CPU {self.broker_cpu:.0f}% RSS {self.broker_rss / MIB:.0f} MiB"
-        if self.database_cpu is not None:
-            text += f"; PostgreSQL CPU {self.database_cpu:.0f}%"
+        if self.store_cpu is not None:
+            text += f"; store CPU {self.store_cpu:.0f}% ({self.cpu_per_message(self.store_cpu):.0f} µs/msg)"
         text += "; generator CPU " + "/".join(f"{c:.0f}%" for c in self.worker_cpu)
         return text
 
@@ -122,6 +127,12 @@ class SyncReport:
     receipts: bool
     broker_cpu: float | None
     broker_rss: int
+    broker_rss_before: int = 0
+    """The node's RSS (its commands process included) when the sync began, and its peak."""
+    broker_rss_peak: int = 0
+    client_rss_before: int = 0
+    """The load generator's (the syncing client's) RSS when the sync began, and its peak."""
+    client_rss_peak: int = 0
 
     @property
     def total_seconds(self) -> float:
@@ -198,11 +209,14 @@ def format_runs(runs: list[RunReport], *, p99_ms: float = 10.0) -> str:
         if not run.steps:
             lines.append("")
             continue
-        kinds = [k for k in ("delivered", "sent", "receipt") if any(k in s.latencies for s in run.steps)]
+        kinds = [
+            k for k in ("delivered", "last", "sent", "receipt") if any(k in s.latencies for s in run.steps)
+        ]
         header = ["step", "sent/s", "deliv/s"] + [f"{k} p50/p99/max ms" for k in kinds]
-        stored = any(s.database_cpu is not None for s in run.steps)
-        header += ["broker CPU", "broker RSS"] + (["PG CPU"] if stored else [])
-        header += ["gen CPU", "other CPU", "CPU µs/msg broker/gen" + ("/PG" if stored else ""), "notes"]
+        stored = any(s.store_cpu is not None for s in run.steps)
+        header += ["broker CPU", "broker RSS", "gen CPU", "other CPU", "CPU µs/msg broker/gen"]
+        header += ["store CPU, µs/msg"] if stored else []
+        header += ["notes"]
         rows = [header]
         for s in run.steps:
             row = [s.label, f"{s.send_rate:.0f}", f"{s.delivery_rate:.0f}"]
@@ -210,23 +224,40 @@ def format_runs(runs: list[RunReport], *, p99_ms: float = 10.0) -> str:
             row += [
                 "-" if s.broker_cpu is None else f"{s.broker_cpu:.0f}%",
                 f"{s.broker_rss / MIB:.0f} MiB" if s.broker_rss else "-",
-            ]
-            if stored:
-                row.append("-" if s.database_cpu is None else f"{s.database_cpu:.0f}%")
-            costs = [s.cpu_per_message(s.broker_cpu), s.cpu_per_message(sum(s.worker_cpu))]
-            if stored:
-                costs.append(s.cpu_per_message(s.database_cpu))
-            row += [
                 "/".join(f"{c:.0f}%" for c in s.worker_cpu),
                 f"{s.other_cpu:.0f}%",
-                "/".join("-" if us is None else f"{us:.0f}" for us in costs),
-                f"{len(s.warnings)} warning(s)" if s.warnings else "",
+                "/".join(
+                    "-" if us is None else f"{us:.0f}"
+                    for us in (s.cpu_per_message(s.broker_cpu), s.cpu_per_message(sum(s.worker_cpu)))
+                ),
             ]
+            if stored:
+                store_us = s.cpu_per_message(s.store_cpu)
+                row += [
+                    "-" if s.store_cpu is None or store_us is None else f"{s.store_cpu:.0f}%, {store_us:.0f}"
+                ]
+            row += [f"{len(s.warnings)} warning(s)" if s.warnings else ""]
             rows.append(row)
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         for row in rows:
             lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
         for s in run.steps:
+            if s.components:
+                lines.append(
+                    f"  {s.label}: CPU % of a core, µs per message: "
+                    + ", ".join(
+                        f"{name} {pct:.0f}% {us:.0f} µs"
+                        for name, pct in s.components.items()
+                        if (us := s.cpu_per_message(pct)) is not None
+                    )
+                )
+            if s.components_drained and s.sent:
+                lines.append(
+                    f"  {s.label}: CPU µs per message through the drain: "
+                    + ", ".join(
+                        f"{name} {cpu * 1e6 / s.sent:.0f}" for name, cpu in s.components_drained.items()
+                    )
+                )
             for warning in s.warnings:
                 lines.append(f"  {s.label}: {warning}")
         best = sustainable(run, p99_ms)

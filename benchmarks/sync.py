@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
@@ -114,6 +115,26 @@ async def _sync_once(
     return connected - started, finished - connected, pages, entries, last_cursor
 
 
+class _RssPeaks:
+    """The node's RSS (with its commands process) and this client's, sampled while a sync runs:
+    at flat memory the peaks stay near where they started, whatever the number of messages."""
+
+    EVERY = 0.05
+
+    def __init__(self, broker: ProcWatch | None) -> None:
+        self._broker = broker
+        self._client = ProcWatch(os.getpid())
+        self.broker_before = broker.rss() if broker else 0
+        self.client_before = self._client.rss()
+        self.broker_peak, self.client_peak = self.broker_before, self.client_before
+
+    async def sample(self) -> None:
+        while True:
+            self.broker_peak = max(self.broker_peak, self._broker.rss() if self._broker else 0)
+            self.client_peak = max(self.client_peak, self._client.rss())
+            await asyncio.sleep(self.EVERY)
+
+
 async def _run(
     target: Target,
     sender: str,
@@ -126,7 +147,7 @@ async def _run(
     payload: int,
     display: Display,
 ) -> list[SyncReport]:
-    broker = ProcWatch(target.pid) if target.pid else None
+    broker = ProcWatch(target.pid, children=True) if target.pid else None
     display.update(f"[sync] storing {messages} messages for {reader}...")
     preload = await _preload(target, sender, reader, messages, 200, "x" * max(0, payload - 90))
     display.note(f"[sync] {messages} messages stored in {preload:.2f} s ({messages / preload:.0f}/s)")
@@ -134,9 +155,14 @@ async def _run(
     for attempt in range(repeat):
         cpu = broker.cpu() if broker else None
         display.update(f"[sync] sync {attempt + 1}/{repeat}...")
-        connect_s, sync_s, pages, entries, cursor = await _sync_once(
-            target, reader, f"sync{attempt}", page_size, receipts
-        )
+        rss = _RssPeaks(broker)
+        sampler = asyncio.create_task(rss.sample())
+        try:
+            connect_s, sync_s, pages, entries, cursor = await _sync_once(
+                target, reader, f"sync{attempt}", page_size, receipts
+            )
+        finally:
+            sampler.cancel()
         report = SyncReport(
             messages=messages,
             preload_seconds=preload,
@@ -148,6 +174,10 @@ async def _run(
             receipts=receipts,
             broker_cpu=cpu.percent_until(broker.cpu()) if broker and cpu else None,
             broker_rss=broker.rss() if broker else 0,
+            broker_rss_before=rss.broker_before,
+            broker_rss_peak=rss.broker_peak,
+            client_rss_before=rss.client_before,
+            client_rss_peak=rss.client_peak,
         )
         display.note(
             f"[sync] sync {attempt + 1}: {entries} entries in {pages} pages,"

@@ -183,10 +183,12 @@ def _mqchat(
     """A node on its own SQLite file, or on ``store`` (a PostgreSQL database made for it)."""
     data = workdir / "mqchat-data"
     data.mkdir(exist_ok=True)
-    token = provision_users(store or f"sqlite:///{data / 'mqchat.db'}", users)
+    if store is not None:
+        settings = {**settings, "store.url": store}
+    url = str(settings.get("store.url") or f"sqlite:///{data / 'mqchat.db'}")
+    token = provision_users(url, users)
     conf = workdir / "mqchat.toml"
-    stored = {"store.url": store} if store else {}
-    conf.write_text(node_config({**BENCH_NODE_SETTINGS, **stored, **settings}))
+    conf.write_text(node_config({**BENCH_NODE_SETTINGS, **settings}))
     port, http_port = free_port(), free_port()
     argv = [
         sys.executable,
@@ -207,11 +209,10 @@ def _mqchat(
     ]
     launched = _start(argv, workdir, "mqchat", port, timeout=120)
     target = launched.target
-    database = None
-    if store:
-        from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import make_url
 
-        database = make_url(store).database
+    parsed = make_url(url)
+    database = parsed.database if parsed.get_backend_name() == "postgresql" else None
     launched.target = Target(
         name="mqchat",
         host=target.host,
@@ -236,8 +237,10 @@ def launch(
     database: str | None = None,
 ) -> Iterator[Launched]:
     """Start the broker ``name`` (``mosquitto``, ``amqtt``, ``mqchat``, ``mqchat-broker``, the chat
-    peer ``ejabberd``) or use ``external``; stop it after. With ``database`` (a PostgreSQL admin
-    URL), mqchat and ejabberd each store in a fresh database on that server."""
+    peer ``ejabberd``) or use ``external``; stop it after. ``store_url``: the store of the external
+    mqchat node, or of the one started here (its ``store.url``; default a SQLite file in
+    ``workdir``). With ``database`` (a PostgreSQL admin URL) instead, mqchat and ejabberd each store
+    in a fresh database on that server, dropped after."""
     workdir.mkdir(parents=True, exist_ok=True)
     if name == "ejabberd" and external is None:
         import secrets
@@ -273,7 +276,10 @@ def launch(
     elif name == "mqchat-broker":
         launched = _relay(workdir)
     elif name == "mqchat":
-        launched = _mqchat(workdir, users, node_settings or {})
+        settings = dict(node_settings or {})
+        if store_url is not None:  # the started node's store (a PostgreSQL database, say)
+            settings.setdefault("store.url", store_url)
+        launched = _mqchat(workdir, users, settings)
     else:
         known = "mosquitto, amqtt, mqchat, mqchat-broker, ejabberd, or external with --port"
         raise TargetError(f"unknown broker {name!r} ({known})")

@@ -13,7 +13,6 @@ import asyncio
 import gc
 import logging
 import os
-import resource
 import time
 from array import array
 from collections import Counter
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
+from benchmarks.limits import raise_open_files
 from benchmarks.mqtt import Connection, ConnectionFailed, OnMessage
 from benchmarks.plan import ConnectResult, Progress, Step, StepResult, WorkerPlan
 from benchmarks.stats import percentiles
@@ -133,18 +133,20 @@ class Workload:
     async def after_connect(self) -> None:
         return None
 
-    async def open_connection(self, spec: ConnSpec) -> Any:
-        """One connection, logged in and subscribed (ConnectionFailed, closed, if it could not be)."""
-        plan = self.plan
+    async def open_connection(self, spec: ConnSpec, source: str | None = None) -> Any:
+        """One connection from the local address ``source`` (None: any), logged in and subscribed
+        (ConnectionFailed, closed, if it could not be)."""
+        plan, target = self.plan, self.plan.target
         conn = Connection(
             spec.client_id,
             username=spec.username,
             password=spec.password,
             on_message=spec.on_message,
             on_lost=self._on_lost,
+            mqtt5=target.mqtt5,
         )
         try:
-            await conn.connect(plan.target.host, plan.target.port, keepalive=plan.keepalive)
+            await conn.connect(target.host, target.port, keepalive=plan.keepalive, local_host=source)
             for topic in spec.subscribe:
                 await conn.subscribe(topic, plan.qos)
         except ConnectionFailed:
@@ -179,11 +181,14 @@ class Workload:
         connected = 0
         started = time.monotonic()
 
-        async def open_one(spec: ConnSpec) -> None:
+        sources, step = plan.sources, plan.procs
+
+        async def open_one(n: int, spec: ConnSpec) -> None:
             nonlocal connected
+            source = sources[(plan.index + n * step) % len(sources)] if sources else None
             async with gate:
                 try:
-                    conn = await self.open_connection(spec)
+                    conn = await self.open_connection(spec, source)
                 except ConnectionFailed as exc:
                     if len(errors) < 5:
                         errors.append(str(exc))
@@ -197,7 +202,7 @@ class Workload:
                 report(Progress(worker=plan.index, connected=connected))
 
         teller = asyncio.create_task(tell())
-        await asyncio.gather(*(open_one(spec) for spec in specs))
+        await asyncio.gather(*(open_one(n, spec) for n, spec in enumerate(specs)))
         seconds = time.monotonic() - started
         teller.cancel()
         if connected == len(specs):
@@ -313,12 +318,6 @@ class _Reporter:
         )
 
 
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 def _make(plan: WorkerPlan) -> Workload:
     if plan.mode == "raw":
         from benchmarks.raw import RawLoad
@@ -360,7 +359,7 @@ async def _serve(plan: WorkerPlan, pipe: Pipe) -> None:
 
 def main(plan: WorkerPlan, pipe: Pipe) -> None:
     """The worker process's entry point."""
-    _raise_fd_limit()
+    raise_open_files()  # soft to hard (the coordinator raised the hard one where it could)
     logging.basicConfig(level=logging.WARNING, format=f"worker {plan.index}: %(levelname)s %(message)s")
     try:
         with asyncio.Runner(loop_factory=loop_factory("uvloop")) as runner:  # the node's loop

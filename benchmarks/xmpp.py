@@ -125,11 +125,13 @@ class XmppConnection:
         self._closed = asyncio.Event()
 
     # ------------------------------------------------------------------ public
-    async def connect(self, host: str, port: int, *, timeout: float = 30.0) -> None:
+    async def connect(
+        self, host: str, port: int, *, local_host: str | None = None, timeout: float = 30.0
+    ) -> None:
         loop = asyncio.get_running_loop()
         self._setup = asyncio.Queue()
         try:
-            await asyncio.wait_for(self._login(loop, host, port), timeout)
+            await asyncio.wait_for(self._login(loop, host, port, local_host), timeout)
         except ConnectionFailed:
             self._abort()
             raise
@@ -164,8 +166,11 @@ class XmppConnection:
             transport.abort()
 
     # ------------------------------------------------------------------ login
-    async def _login(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> None:
-        await loop.create_connection(lambda: _Protocol(self), host, port)
+    async def _login(
+        self, loop: asyncio.AbstractEventLoop, host: str, port: int, local_host: str | None
+    ) -> None:
+        local = None if local_host is None else (local_host, 0)
+        await loop.create_connection(lambda: _Protocol(self), host, port, local_addr=local)
         self._open_stream()
         await self._expect(f"{{{STREAM}}}features")
         plain = base64.b64encode(f"\0{self.user}\0{self._password}".encode()).decode()

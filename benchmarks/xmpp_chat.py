@@ -59,7 +59,7 @@ class XmppChatLoad(Workload):
     def units(self) -> int:
         return len(self.plan.pairs)
 
-    async def open_connection(self, spec: ConnSpec) -> Any:
+    async def open_connection(self, spec: ConnSpec, source: str | None = None) -> Any:
         user = spec.client_id
         conn = XmppConnection(
             user,
@@ -69,7 +69,7 @@ class XmppChatLoad(Workload):
             on_acked=partial(self._acked, user),
             on_lost=self._on_lost,
         )
-        await conn.connect(self.plan.target.host, self.plan.target.port)
+        await conn.connect(self.plan.target.host, self.plan.target.port, local_host=source)
         self._unacked[user] = deque()
         return conn
 

@@ -219,6 +219,7 @@ def run_process(main: Coroutine[Any, Any, T], event_loop: str) -> T:
     """Run ``main`` as a broker process does: on the ``event_loop`` asked for, with GC pacing."""
     from broker.gc_pacing import GcPacing
 
+    _raise_open_files()
     pacing = GcPacing()
     pacing.start()
     try:
@@ -226,6 +227,21 @@ def run_process(main: Coroutine[Any, Any, T], event_loop: str) -> T:
             return runner.run(main)
     finally:
         pacing.stop()
+
+
+def _raise_open_files() -> None:
+    """Raise the soft open-file limit to the hard one (as Go programs do at start): every client
+    connection is a file descriptor, and a distribution's default soft limit (1,024) would cap a
+    node far below what it can hold. Raising the hard limit is the administrator's (LimitNOFILE=,
+    ``ulimit -Hn``)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:  # e.g. an unlimited hard limit the kernel refuses as soft
+            log.info("the open-file limit stays at %d: %s", soft, exc)
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -277,7 +293,11 @@ def _worker(settings: Settings) -> int:
     watch_job_queues(queue_broker, sorted(queue_broker.get_declared_queues()))
     # retention's sweeps: one worker of the cluster at a time prunes (a lease in the store)
     pruner = Pruner(
-        store, settings.retention, holder=settings.node_id, discard=partial(send_cleanup_job, queue_broker)
+        store,
+        settings.retention,
+        holder=settings.node_id,
+        discard=partial(send_cleanup_job, queue_broker),
+        sessions=store,
     )
     pruning = threading.Thread(
         target=run_pruner,

@@ -8,6 +8,11 @@ batches of up to ``batch_size`` go to the runner (``workers/runners/``) while it
 rest waits for its ``on_room``. At most ``queue_size`` commands wait, here or in the runner's hands
 before it has taken them (``runner.taken``); past that a command is refused with ``busy``.
 ``drain`` hands over everything accepted before returning.
+
+An MQTT 5 command may name a Response Topic (``props``): its direct answer goes there, not to the
+inbox (``broker/replies.py`` says which topics a user may name); the target rides in the command's
+envelope (``"response"``) to the pipeline and comes back with the answer. ``accept`` returns the
+PUBACK reason code of MQTT 5 (3.1.1 connections ignore it).
 """
 
 from __future__ import annotations
@@ -18,16 +23,19 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from broker.mqtt.properties import PublishProps
+from broker.replies import RefusedReply, reply_target
 from broker.throttle import RateLimiter
 from broker.validation import InvalidCommand, parse_command
 from client_sdk.contract import ErrorCode, Topics
+from workers.answers import PublishOptions
 from workers.events import error_event
 from workers.metrics import COMMANDS, REFUSED
 
 if TYPE_CHECKING:
     from workers.runners import Batch, CommandRunner
 
-__all__ = ["Ingest"]
+__all__ = ["ACCEPTED", "NOT_AUTHORIZED", "PAYLOAD_FORMAT_INVALID", "QUOTA_EXCEEDED", "Ingest"]
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +47,20 @@ def _counter(kind: str) -> Any:
     return COMMANDS.labels(type=kind)
 
 
-Reply = Callable[[str, dict[str, Any]], None]
-"""Publish a live event to a user's inbox on this node (called on the event loop)."""
+Reply = Callable[[str, dict[str, Any], PublishOptions | None], None]
+"""Publish a live event to a user's inbox on this node, or to the reply target given (called on
+the event loop)."""
+
+# What ``accept`` answers: the MQTT 5 PUBACK reason codes of its verdicts (MQTT 5.0, 3.4.2.1)
+ACCEPTED = 0x00
+NOT_AUTHORIZED = 0x87
+"""Not the user's outbox, or a Response Topic that is not the user's."""
+QUOTA_EXCEEDED = 0x97
+"""``rate_limited`` or ``busy``: send it again later; or more User Properties than the contract
+carries (``too_large``)."""
+PAYLOAD_FORMAT_INVALID = 0x99
+"""Not a command: not JSON, or not what the contract says."""
+_REPLY_REFUSED = {ErrorCode.FORBIDDEN: NOT_AUTHORIZED, ErrorCode.TOO_LARGE: QUOTA_EXCEEDED}
 
 
 class Ingest:
@@ -77,14 +97,22 @@ class Ingest:
         self.refused = 0
 
     def accept(
-        self, user: str | None, topic: str, data: bytes | bytearray, client_id: str | None = None
-    ) -> None:
-        """Take one PUBLISH of an authenticated ``user`` from client ``<user>/<device>``; never raises.
+        self,
+        user: str | None,
+        topic: str,
+        data: bytes | bytearray,
+        client_id: str | None = None,
+        props: PublishProps | None = None,
+    ) -> int:
+        """Take one PUBLISH of an authenticated ``user`` from client ``<user>/<device>``; never
+        raises. Returns its MQTT 5 PUBACK reason code: ``ACCEPTED``, or that of the refusal, which
+        is answered with an ``error`` event too (on the reply target if the command named a valid
+        one, else on the inbox).
 
         A ``push_register`` also says which platform the device is: it goes to ``on_platform`` here,
         where the device is known (commands name no device), to be recorded with the device."""
         if user is None:
-            return
+            return NOT_AUTHORIZED
         if topic != self._topics.outbox(user):
             self._refuse(
                 user,
@@ -92,27 +120,46 @@ class Ingest:
                 f"you may publish only to {self._topics.outbox(user)}, not {topic}",
                 None,
             )
-            return
+            return NOT_AUTHORIZED
         self._on_action(user)
+        reply: PublishOptions | None = None
+        wrong_reply: RefusedReply | None = None
+        if props is not None:
+            try:
+                reply = reply_target(self._topics, user, props)
+            except RefusedReply as exc:
+                wrong_reply = exc  # answered on the inbox, with the command's id if it has one
         try:
             command = parse_command(data, max_bytes=self._max_bytes)
         except InvalidCommand as exc:
-            self._refuse(user, exc.code, exc.message, exc.ref)
-            return
+            if wrong_reply is not None:
+                self._refuse(user, wrong_reply.code, wrong_reply.message, exc.ref)
+                return _REPLY_REFUSED[wrong_reply.code]
+            self._refuse(user, exc.code, exc.message, exc.ref, reply)
+            return PAYLOAD_FORMAT_INVALID
+        ref = command["id"]
+        if wrong_reply is not None:
+            self._refuse(user, wrong_reply.code, wrong_reply.message, ref)
+            return _REPLY_REFUSED[wrong_reply.code]
         if self._rate is not None and not self._rate.allow(user):
             self._refuse(
-                user, ErrorCode.RATE_LIMITED, "too many commands; slow down and send it again", command["id"]
+                user, ErrorCode.RATE_LIMITED, "too many commands; slow down and send it again", ref, reply
             )
-            return
+            return QUOTA_EXCEEDED
         if self.pending >= self._limit:
-            self._refuse(user, ErrorCode.BUSY, "the server is busy; send it again later", command["id"])
-            return
-        self._add({"user": user, "cmd": command})
+            self._refuse(user, ErrorCode.BUSY, "the server is busy; send it again later", ref, reply)
+            return QUOTA_EXCEEDED
+        self._add(
+            {"user": user, "cmd": command}
+            if reply is None
+            else {"user": user, "cmd": command, "response": reply}
+        )
         self.accepted += 1
         kind = command["type"]
         _counter(kind).inc()
         if kind == "push_register" and client_id and self._on_platform is not None:
             self._on_platform(user, client_id.partition("/")[2], command["platform"])
+        return ACCEPTED
 
     @property
     def pending(self) -> int:
@@ -150,11 +197,18 @@ class Ingest:
             runner.submit(self._node, batch)
         self._held = held
 
-    def _refuse(self, user: str, code: ErrorCode, message: str, ref: str | None) -> None:
+    def _refuse(
+        self,
+        user: str,
+        code: ErrorCode,
+        message: str,
+        ref: str | None,
+        reply: PublishOptions | None = None,
+    ) -> None:
         self.refused += 1
         REFUSED.labels(code=code.value).inc()
         log.info("refused a command of %s: %s %s", user, code.value, message)
-        self._reply(user, error_event(ref, code, message))
+        self._reply(user, error_event(ref, code, message), reply)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Hand over everything accepted so far (on the event loop)."""

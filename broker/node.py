@@ -33,12 +33,15 @@ from broker.media_http import MediaHttp
 from broker.mqtt.listeners import amqtt_config
 from broker.mqtt.plugins import AclPlugin, AuthPlugin, BrokerPlugin, PresencePlugin
 from broker.mqtt.server import MqchatBroker
+from broker.persistent import PersistentSessions
 from broker.presence_privacy import PresencePrivacyChanges
+from broker.replies import publish_props
 from broker.throttle import LoginThrottle, RateLimiter
 from broker.webapp import add_web_routes
 from client_sdk.contract import Topics
 from config.extras import check_extras
 from config.settings import Settings, SettingsError
+from workers.answers import PublishOptions
 from workers.credentials import LoginCheck
 from workers.credentials_jwt import JwtConfigError, JwtVerifier
 from workers.events import encode
@@ -60,7 +63,7 @@ from workers.media.job import send_media_job
 from workers.metrics import observe_deliveries, watch_job_queues, watch_node
 from workers.moderation import ADMIN, delete_for_everyone
 from workers.retention import Pruner
-from workers.routing import CONTROL_QOS, PRESENCE_CUT, Router
+from workers.routing import CONTROL_QOS, PRESENCE_CUT, NodeItem, Router
 from workers.runners import CommandRunner, RunnerError, runner_for, shares_store
 from workers.service import Assembly, assemble
 from workers.stores import Deletion, Store, open_store
@@ -150,6 +153,8 @@ class Node:
         self.ingest: Ingest | None = None
         self.runner: CommandRunner | None = None
         self.presence: PresencePlugin | None = None
+        self.sessions: PersistentSessions | None = None
+        """Persistent MQTT sessions, kept in the store (see broker/persistent.py)."""
         self.privacy: PresencePrivacyChanges | None = None
         """Applies a user's privacy change to presence on this node (see broker/presence_privacy.py)."""
         self._acl: AclPlugin | None = None
@@ -206,9 +211,11 @@ class Node:
             rate=RateLimiter(rate=settings.limits.commands_per_second, burst=settings.limits.commands_burst),
             on_platform=self._platform,
         )
+        sessions = self.sessions = PersistentSessions(store, topics=self.topics, settings=settings.sessions)
         broker = self.broker = MqchatBroker(
             amqtt_config(settings.broker),
             gate=ingest,
+            sessions=sessions,
             plugins=self._build_plugins(store, locator),
             keepalive_grace=settings.presence.keepalive_grace,
             max_connections_per_user=settings.limits.max_connections_per_user,
@@ -230,6 +237,7 @@ class Node:
             store.close()
             raise NodeError(f"cannot start the media endpoint: {exc}") from exc
 
+        sessions.start()
         self._workers = workers
         await self._start_background(store, queue_broker, broker, ingest)
         self._state = "running"
@@ -261,6 +269,7 @@ class Node:
                 settings.retention,
                 holder=self.node_id,
                 discard=partial(send_cleanup_job, queue_broker),
+                sessions=store,
             )
             self._pruner = pruner
             self._retention_task = asyncio.create_task(self._retention_loop(pruner))
@@ -295,6 +304,11 @@ class Node:
             await asyncio.wait_for(self.broker.shutdown(), timeout=20)
         except TimeoutError:
             log.error("the broker did not shut down within 20 s; going on with the stop")
+        if self.sessions is not None:  # the devices' last acknowledged cursors
+            try:
+                await self.sessions.close()
+            except Exception:
+                log.exception("persistent sessions not all saved at stop")
         # every command accepted goes to the runner, which finishes them: stores them (a store
         # outage can make it slow) or puts them on the job queue
         await self.ingest.drain(60.0)
@@ -519,9 +533,14 @@ class Node:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # ------------------------------------------------------------------ event loop callbacks
-    def _reply(self, user: str, event: dict[str, Any]) -> None:
-        if self.broker is not None:
+    def _reply(self, user: str, event: dict[str, Any], target: PublishOptions | None = None) -> None:
+        """Ingest's answer to a refused command: on the command's reply target, else the inbox."""
+        if self.broker is None:
+            return
+        if target is None:
             self.broker.publish_nowait(self.topics.inbox(user), encode(event), 1)
+        else:
+            self.broker.publish_nowait(target["topic"], encode(event), 1, props=publish_props(target))
 
     def _touch(self, user: str) -> None:
         if self.presence is not None:
@@ -536,8 +555,8 @@ class Node:
         return presence is not None and presence.is_online(user)
 
     # ------------------------------------------------------------------ delivery
-    def _deliver(self, node: str, items: list[tuple[str, str, int]]) -> None:
-        """Publish events ``[(user, payload, qos), ...]`` meant for ``node`` to this node's clients:
+    def _deliver(self, node: str, items: list[NodeItem]) -> None:
+        """Publish events ``[(user, payload, qos, options), ...]`` meant for ``node`` to this node's clients:
         the one way back of every event (the runner's, the workers' through this node's queue, the
         in-process workers'). Called on the event loop, it publishes them at once; on another
         thread, it hands them to the event loop."""
@@ -554,19 +573,24 @@ class Node:
         except RuntimeError:
             log.debug("event loop closed; %d live events left to sync", len(items))
 
-    def _publish_items(self, items: list[tuple[str, str, int]]) -> None:
+    def _publish_items(self, items: list[NodeItem]) -> None:
         if self.broker is None or self._state != "running":
             return
         broker, inbox = self.broker, self.topics.inbox
         controls = 0
         with broker.corked():  # a connection's events of the batch in one write
-            for user, payload, qos in items:
+            for user, payload, qos, options in items:
                 if qos == CONTROL_QOS:
                     controls += 1
                     self._control(user, payload)
-                    continue
-                broker.publish_nowait(inbox(user), payload.encode(), int(qos))
-        published = [p for _, p, qos in items if qos != CONTROL_QOS] if controls else [p for _, p, _ in items]
+                elif options is None:
+                    broker.publish_nowait(inbox(user), payload.encode(), int(qos))
+                else:  # an answer on a response topic, or a live event with an expiry (MQTT 5)
+                    topic = options.get("topic") or inbox(user)
+                    broker.publish_nowait(topic, payload.encode(), int(qos), props=publish_props(options))
+        published = (
+            [p for _, p, qos, _ in items if qos != CONTROL_QOS] if controls else [p for _, p, _, _ in items]
+        )
         observe_deliveries(published, time.time())
         if self.privacy is not None:
             self.privacy.seen_events(items)  # a prefix test per event: privacy changes to apply

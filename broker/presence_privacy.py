@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from broker.mqtt.plugins import AclPlugin, PresencePlugin
 from broker.mqtt.server import MqchatBroker
 from client_sdk.contract import VERSION, Topics
+from workers.routing import NodeItem
 
 __all__ = ["PRIVACY_EVENT_PREFIX", "PresencePrivacyChanges"]
 
@@ -58,9 +59,9 @@ class PresencePrivacyChanges:
         self._tell = tell_other_nodes
         self._tasks: set[asyncio.Task[int]] = set()
 
-    def seen_events(self, items: Sequence[tuple[str, str, int]]) -> None:
+    def seen_events(self, items: Sequence[NodeItem]) -> None:
         """Events published here (event loop): start applying the privacy changes among them."""
-        for user, payload, _qos in items:
+        for user, payload, _qos, _options in items:
             if payload.startswith(PRIVACY_EVENT_PREFIX):
                 self.start(user, tell=True)
 

@@ -3,10 +3,11 @@
 ``GET /``
     the page (``web/index.html``).
 ``GET /web/config.json``
-    where the page finds the broker: ``{"mqtt_ws", "media", "prefix", "presence_prefix"}``. The
-    WebSocket URL is built from the host the page was loaded from and the port the WebSocket
-    listener is bound to (null when the node has no WebSocket listener); ``media`` is the page's
-    own origin.
+    where the page finds the broker: ``{"mqtt_ws", "mqtt_versions", "media", "prefix",
+    "presence_prefix", "disappearing_timers"}``. The WebSocket URL is built from the host the page
+    was loaded from and the port the WebSocket listener is bound to (null when the node has no
+    WebSocket listener); ``mqtt_versions`` are the MQTT protocol levels the broker speaks (the page
+    picks MQTT 5 when 5 is among them); ``media`` is the page's own origin.
 ``GET /web/<file>``
     the client's static files (plain ES modules, no build step), from ``broker/web/``.
 
@@ -25,7 +26,10 @@ from yarl import URL
 
 from config.settings import Settings
 
-__all__ = ["WEB_ROOT", "WebNode", "add_web_routes"]
+__all__ = ["MQTT_VERSIONS", "WEB_ROOT", "WebNode", "add_web_routes"]
+
+MQTT_VERSIONS: Final = (4, 5)
+"""The CONNECT protocol levels the node's broker speaks (3.1.1 and 5: broker/mqtt/connect.py)."""
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +101,7 @@ async def _config(node: WebNode, request: web.Request) -> web.Response:
     )
     body = {
         "mqtt_ws": mqtt_ws,
+        "mqtt_versions": list(MQTT_VERSIONS),
         "media": str(request.url.origin()),
         "prefix": settings.topics.prefix,
         "presence_prefix": settings.topics.presence_prefix,

@@ -35,7 +35,7 @@ from client_sdk._reaction_calls import ReactionCalls
 from client_sdk._reply_calls import ReplyCalls
 from client_sdk._search_calls import SearchCalls
 from client_sdk._session import Session
-from client_sdk._settings import check_settings, initial_cursor
+from client_sdk._settings import MqttVersion, check_settings, initial_cursor
 from client_sdk._timer_calls import TimerCalls
 from client_sdk.contract import DEFAULT_PREFIX, DEFAULT_PRESENCE_PREFIX, Topics
 
@@ -69,7 +69,9 @@ class Client(
     what it missed (``sync`` from :attr:`cursor`) and resends unanswered messages. A client is
     opened once: make a new one after :meth:`close`.
 
-    ``tls`` is an ``ssl.SSLContext`` or True for the system defaults. ``cursor`` is the inbox
+    ``tls`` is an ``ssl.SSLContext`` or True for the system defaults. ``mqtt_version`` is the MQTT
+    version spoken: ``"3.1.1"`` (the default, every mqchat server) or ``"5"`` (a server that speaks
+    MQTT 5 then also says why it refused a message in its PUBACK, logged here). ``cursor`` is the inbox
     position to resume after; with ``state_file`` (and ``cursor`` 0) it is read from that file,
     which is then kept up to date so a restarted app resumes without duplicates.
     ``auto_delivered`` sends the ``delivered`` receipt of every message from another user.
@@ -88,6 +90,7 @@ class Client(
         device: str = "default",
         transport: Literal["tcp", "websockets"] = "tcp",
         ws_path: str = "/",
+        mqtt_version: MqttVersion = "3.1.1",
         tls: ssl.SSLContext | bool = False,
         prefix: str = DEFAULT_PREFIX,
         presence_prefix: str = DEFAULT_PRESENCE_PREFIX,
@@ -100,9 +103,11 @@ class Client(
         media_url: str | None = None,
     ) -> None:
         check_settings(
+            port=port,
             user=user,
             device=device,
             transport=transport,
+            mqtt_version=mqtt_version,
             keepalive=keepalive,
             connect_timeout=connect_timeout,
             cursor=cursor,
@@ -114,6 +119,7 @@ class Client(
         self._device = device
         self._transport = transport
         self._ws_path = ws_path
+        self._mqtt_version = mqtt_version
         self._tls = tls
         self._keepalive = keepalive
         self._connect_timeout = connect_timeout

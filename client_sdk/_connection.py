@@ -17,8 +17,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from client_sdk._base import END, ClientBase, Closed, State
 from client_sdk._errors import AuthenticationError, ConnectError, NotConnected, Timeout, connect_refused
 from client_sdk._inbound import feed, incoming
+from client_sdk._settings import MqttVersion
 
-__all__ = ["RECONNECT_MAX_DELAY", "RECONNECT_MIN_DELAY", "Connection"]
+__all__ = ["RECONNECT_MAX_DELAY", "RECONNECT_MIN_DELAY", "Connection", "log_refused_publish"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Connection(ClientBase):
     _token: str
     _transport: Literal["tcp", "websockets"]
     _ws_path: str
+    _mqtt_version: MqttVersion
     _tls: ssl.SSLContext | bool
     _keepalive: int
     _connect_timeout: float
@@ -112,11 +114,13 @@ class Connection(ClientBase):
     # -- internals -----------------------------------------------------------------------------------
 
     def _open(self) -> None:
+        mqtt5 = self._mqtt_version == "5"
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
+            # MQTT 5 has clean start (given to connect below) instead of clean session
+            clean_session=None if mqtt5 else True,
+            protocol=mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311,
             transport=self._transport,
             reconnect_on_failure=self._reconnect,
         )
@@ -133,6 +137,7 @@ class Connection(ClientBase):
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         with self._lock:
             self._mqtt = client
             self._first_connack = None
@@ -140,7 +145,12 @@ class Connection(ClientBase):
         deadline = time.monotonic() + self._connect_timeout
         where = f"{self._host}:{self._port}"
         try:
-            client.connect(self._host, self._port, keepalive=self._keepalive)
+            if mqtt5:
+                # Every connection starts clean, as on 3.1.1: the client catches up with `sync`
+                # from its cursor, so it needs no session kept by the server.
+                client.connect(self._host, self._port, keepalive=self._keepalive, clean_start=True)
+            else:
+                client.connect(self._host, self._port, keepalive=self._keepalive)
         except OSError as exc:  # socket, TLS and WebSocket handshake errors are all OSErrors
             raise ConnectError(f"cannot connect to {where}: {exc}") from exc
         client.loop_start()
@@ -250,6 +260,16 @@ class Connection(ClientBase):
         except Exception:
             logger.exception("%s: error while handling the disconnection", self.client_id)
 
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        log_refused_publish(self.client_id, reason_code)
+
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
             item = incoming(
@@ -276,6 +296,17 @@ class Connection(ClientBase):
 
 
 _paho_logger = logging.getLogger(f"{__name__}.paho")
+
+
+def log_refused_publish(client_id: str, reason_code: ReasonCode) -> None:
+    """Log an MQTT 5 PUBACK that refused a command (not authorized, quota exceeded, payload format
+    invalid; a 3.1.1 PUBACK never refuses).
+
+    The server also answers the command with an `error` event on the inbox, which is what the calls
+    wait for and act on, so here the refusal is only worth a line in the log.
+    """
+    if reason_code.is_failure:
+        logger.warning("%s: the server refused a command (PUBACK): %s", client_id, reason_code)
 
 
 def _log_paho(client: mqtt.Client, userdata: Any, level: int, message: str) -> None:

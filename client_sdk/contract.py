@@ -9,6 +9,9 @@ Topics (``prefix`` and ``presence_prefix`` are server settings, ``chat`` and ``p
 - ``<prefix>/<user>/in``: the user's inbox. Only that user may subscribe; only the server publishes.
 - ``<prefix>/<user>/out``: the user's commands. Only that user may publish.
 - ``<presence_prefix>/<user>``: retained presence, published only by the server.
+- ``<prefix>/<user>/reply`` and topics under ``<prefix>/<user>/reply/``: where an MQTT 5 command
+  with a Response Topic gets its direct answer. Only that user may subscribe; only the server
+  publishes.
 """
 
 from __future__ import annotations
@@ -37,9 +40,13 @@ __all__ = [
     "GROUP_SETTINGS_COMMAND_TYPES",
     "HISTORY_COMMAND_TYPES",
     "MAX_CAPTION_LENGTH",
+    "MAX_CORRELATION_BYTES",
     "MAX_RECEIPT_MESSAGES",
+    "MAX_RESPONSE_TOPIC_BYTES",
     "MAX_SYNC_LIMIT",
     "MAX_TEXT_LENGTH",
+    "MAX_USER_PROPERTIES",
+    "MAX_USER_PROPERTIES_BYTES",
     "MESSAGE_CHANGE_COMMAND_TYPES",
     "PRESENCE_STATUSES",
     "PRIVACY_COMMAND_TYPES",
@@ -83,6 +90,13 @@ MAX_RECEIPT_MESSAGES: Final = 500
 """Most message ids in one ``receipt`` command."""
 MAX_SYNC_LIMIT: Final = 1000
 """Largest ``limit`` of a ``sync`` command."""
+# MQTT 5 request/response: what a command may carry to be echoed on its answer (they travel with
+# the command through the job queue, so they are kept small)
+MAX_RESPONSE_TOPIC_BYTES: Final = 256
+MAX_CORRELATION_BYTES: Final = 256
+MAX_USER_PROPERTIES: Final = 16
+MAX_USER_PROPERTIES_BYTES: Final = 2048
+"""The UTF-8 bytes of all the names and values of one command's User Properties together."""
 TYPING_STATES: Final = frozenset({"composing", "paused"})
 PRESENCE_STATUSES: Final = frozenset({"online", "offline"})
 
@@ -234,6 +248,21 @@ class Topics:
 
     def presence_wildcard(self) -> str:
         return f"{self.presence_prefix}/+"
+
+    def reply(self, user: str) -> str:
+        """The user's response topic; ``reply/<anything>`` under it is the user's too."""
+        return f"{self.prefix}/{user}/reply"
+
+    def is_reply_of(self, user: str, topic: str, *, filter_: bool = False) -> bool:
+        """Whether ``topic`` is ``user``'s response topic or one under it. A Response Topic is a
+        topic name (no wildcards); with ``filter_`` it is a subscription's filter, and wildcards
+        after ``reply/`` still match only the user's own response topics."""
+        own = self.reply(user)
+        if topic == own:
+            return True
+        if not topic.startswith(own) or topic[len(own) : len(own) + 1] != "/":
+            return False
+        return filter_ or not any(c in topic for c in "+#\0")
 
     def user_of_outbox(self, topic: str) -> str | None:
         """The user whose outbox ``topic`` is, or None."""

@@ -37,6 +37,7 @@ __all__ = [
     "PresenceSettings",
     "PushSettings",
     "RetentionSettings",
+    "SessionSettings",
     "Settings",
     "SettingsError",
     "StoreSettings",
@@ -306,6 +307,19 @@ class PushSettings(_Section):
         return self
 
 
+class SessionSettings(_Section):
+    """Persistent MQTT sessions, kept in the store (see docs/protocol.md, "Persistent sessions")."""
+
+    persistent_ttl: float = Field(default=7 * 86400.0, gt=0.0)
+    """Seconds a 3.1.1 session with clean session 0 outlives its last connection (its acknowledged
+    cursor and inbox subscription); unused longer, it is deleted and the next connect starts anew."""
+    max_expiry: float = Field(default=30 * 86400.0, gt=0.0)
+    """The most an MQTT 5 client's Session Expiry Interval is honoured for (seconds)."""
+    ack_flush: float = Field(default=1.0, gt=0.0, le=60.0)
+    """Seconds between two writes of the devices' acknowledged cursors (one batch per node): a
+    node that crashes replays at most this much again, with DUP set."""
+
+
 class PresenceSettings(_Section):
     min_interval: float = Field(default=5.0, ge=0.0)
     """While a user is online, ``last_seen`` is republished at most this often (seconds)."""
@@ -451,6 +465,7 @@ class Settings(_Section):
     groups: GroupSettings = GroupSettings()
     messages: MessageSettings = MessageSettings()
     retention: RetentionSettings = RetentionSettings()
+    sessions: SessionSettings = SessionSettings()
     media: MediaSettings = MediaSettings()
     push: PushSettings = PushSettings()
     locator: LocatorSettings = LocatorSettings()
@@ -484,12 +499,15 @@ class Settings(_Section):
 
 # Sections that were renamed: a file that still has the old one is told the new name, rather than
 # that the section is unknown.
-_RENAMED_SECTIONS = {"sessions": "[locator] (which node each user is on)"}
+_RENAMED_SECTIONS = {"sessions": ("[locator] (which node each user is on)", {"url", "node_ttl"})}
+"""Sections whose settings moved: the old name, where they went, and the settings that moved (the
+name ``sessions`` is now persistent MQTT sessions': a file with ``[sessions] url`` is an old one)."""
 
 
 def _validate(data: dict[str, Any]) -> Settings:
-    for old, new in _RENAMED_SECTIONS.items():
-        if old in data:
+    for old, (new, moved) in _RENAMED_SECTIONS.items():
+        section = data.get(old)
+        if isinstance(section, dict) and moved & set(section):
             raise SettingsError(f"invalid settings: {old}: this section is now {new}")
     try:
         return Settings.model_validate(data)

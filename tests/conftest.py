@@ -31,6 +31,12 @@ def node(tmp_path: Path) -> Iterator[RunningNode]:
         running.close()
 
 
+@pytest.fixture(params=["3.1.1", "5"], ids=["mqtt311", "mqtt5"])
+def mqtt_version(request: pytest.FixtureRequest) -> str:
+    """The MQTT version the SDK speaks: a test taking this runs once per version."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     from tests.harness import need

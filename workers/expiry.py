@@ -62,7 +62,7 @@ class ExpirySweeper:
 
     def _announce(self, expiry: Expiry) -> None:
         if expiry.entries:
-            self._route([(entry.user, entry.payload, None, 1) for entry in expiry.entries])
+            self._route([(entry.user, entry.payload, None, 1, None) for entry in expiry.entries])
         if expiry.media_keys and self._discard is not None:
             try:
                 self._discard(expiry.media_keys)

@@ -22,7 +22,7 @@ from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, Shutdow
 
 from workers.errors import Retryable, WorkerError
 from workers.retry import MAX_BACKOFF_MS, MIN_BACKOFF_MS, retry_when
-from workers.routing import NodeSender
+from workers.routing import NodeItem, NodeSender
 
 __all__ = [
     "BACKGROUND_QUEUES",
@@ -107,8 +107,9 @@ def declare_node_actors(
     ``privacy(user)`` a user changed their privacy settings."""
 
     def deliver_from_queue(node: str, items: list[list[Any]]) -> None:
-        # the job's JSON made each (user, payload, qos) a list
-        deliver(node, [(str(user), str(payload), int(qos)) for user, payload, qos in items])
+        # the job's JSON made each (user, payload, qos, options) a list; a worker of the version
+        # before options (a rolling upgrade) sends three
+        deliver(node, [(str(i[0]), str(i[1]), int(i[2]), i[3] if len(i) > 3 else None) for i in items])
 
     broker.declare_queue(node_queue(node))
     actors: list[tuple[str, Callable[..., None]]] = [
@@ -163,7 +164,7 @@ def _to_node(broker: dramatiq.Broker, node: str, actor: str, args: tuple[Any, ..
     )
 
 
-def send_to_node(broker: dramatiq.Broker, node: str, items: list[tuple[str, str, int]]) -> None:
+def send_to_node(broker: dramatiq.Broker, node: str, items: list[NodeItem]) -> None:
     _to_node(broker, node, DELIVER_ACTOR, (node, [list(item) for item in items]))
 
 

@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any, Final, Protocol, TypeVar
 
 from client_sdk.contract import VERSION, ErrorCode, is_group_id
+from workers.answers import TYPING, PublishOptions
 from workers.commands import (
     Block,
     BlockList,
@@ -170,6 +171,28 @@ def _steps(phases: list[Items]) -> Iterator[tuple[Items, Items, Items]]:
         yield texts, receipts, others
 
 
+def _to_response_topics(
+    deliveries: list[Delivery], responses: Mapping[tuple[str, Any], PublishOptions]
+) -> list[Delivery]:
+    """The direct answers among ``deliveries`` sent to their command's reply target: an event to
+    the commanding user, on the node that received the command, whose ``ref`` is the command's
+    id. A live answer (``ok``, ``error``, ``sync_page``, ``groups``...) goes there instead of the
+    inbox; a sequenced one (``sent``, a group change's event with ``ref``) goes there and stays
+    in the inbox too, since it is in the user's inbox log, which every device follows in cursor
+    order (a device that missed one would take the gap for a loss and sync)."""
+    routed: list[Delivery] = []
+    for delivery in deliveries:
+        user, event, node, qos, _ = delivery
+        target = None if node is None or qos == CONTROL_QOS else responses.get((user, event.get("ref")))
+        if target is None:
+            routed.append(delivery)
+            continue
+        if "cursor" in event:
+            routed.append(delivery)
+        routed.append((user, event, node, qos, target))
+    return routed
+
+
 def _privacy_answer(ref: str, settings: dict[str, Any]) -> dict[str, Any]:
     """The live ``privacy`` answer (no cursor): to ``privacy_get``, and to a resent ``privacy_set``."""
     return {"v": VERSION, "type": "privacy", "ref": ref, "settings": settings}
@@ -249,16 +272,20 @@ class Pipeline:
 
     def process_batch(self, node: str, batch: list[dict[str, Any]]) -> None:
         """Handle ``[{"user":…, "cmd": {…}}, …]`` received by ``node``: each user's commands in
-        the order they came (see ``_plan``)."""
+        the order they came (see ``_plan``). A command with ``"response"`` (an MQTT 5 reply
+        target, see ``workers/answers.py``) gets its direct answer there (``_to_response_topics``)."""
         outbox: list[Callable[[], None]] = []
         deliveries: list[Delivery] = []
         self._local.outbox, self._local.deliveries = outbox, deliveries
+        self._local.responses = {
+            (item["user"], item["cmd"].get("id")): item["response"] for item in batch if "response" in item
+        }
         try:
             with self._store.batch():
                 for texts, receipts, others in _plan(batch):
                     self._step(node, texts, receipts, others)
         finally:
-            self._local.outbox = self._local.deliveries = None
+            self._local.outbox = self._local.deliveries = self._local.responses = None
         self._route_now(deliveries)  # one hand-off for the whole batch
         for send in outbox:
             send()
@@ -311,8 +338,8 @@ class Pipeline:
         return True
 
     def _apply_receipts(self, node: str, receipts: list[Receipt]) -> bool:
-        """Apply ``receipt`` commands of 1-on-1 messages together, then answer and route each, in
-        order, as ``_receipt`` does. False, with nothing done: they go one by one."""
+        """Apply ``receipt`` commands together (of 1-on-1 and group messages), then answer and route
+        each, in order, as ``_receipt`` does. False, with nothing done: they go one by one."""
         now = self._clock()
 
         def attempt() -> list[ReceiptResult] | None:
@@ -341,8 +368,9 @@ class Pipeline:
         pending: list[Delivery] | None = getattr(self._local, "deliveries", None)
         if pending is None:
             self._route_now(deliveries)
-        else:
-            pending.extend(deliveries)
+            return
+        responses: dict[tuple[str, Any], PublishOptions] | None = self._local.responses
+        pending.extend(_to_response_topics(deliveries, responses) if responses else deliveries)
 
     def _process(self, node: str, cmd: Command) -> None:
         user, ref = cmd.user, cmd.id
@@ -363,7 +391,7 @@ class Pipeline:
 
     def _reply(self, node: str, user: str, event: dict[str, Any], qos: int = 1) -> None:
         """A live-only answer to the device(s) of ``user`` on the node that received the command."""
-        self._route([(user, event, node, qos)])
+        self._route([(user, event, node, qos, None)])
 
     def _ok(self, node: str, user: str, ref: str) -> None:
         """``ok``, at QoS 0: it is live only, and a client that misses it (its connection dropped)
@@ -372,7 +400,7 @@ class Pipeline:
         self._reply(node, user, {"v": VERSION, "type": "ok", "ref": ref}, qos=0)
 
     def _deliver(self, node: str, user: str, entries: list[InboxEntry]) -> None:
-        self._route([(e.user, e.payload, node if e.user == user else None, 1) for e in entries])
+        self._route([(e.user, e.payload, node if e.user == user else None, 1, None) for e in entries])
 
     # ------------------------------------------------------------------ handlers
     def _handle(self, node: str, cmd: Command) -> None:
@@ -439,34 +467,24 @@ class Pipeline:
         if self._store.is_blocked(recipient, cmd.user):
             return  # whom the recipient blocks is not heard typing either (rules.blocks)
         event = {"v": VERSION, "type": "typing", "from": cmd.user, "state": cmd.state}
-        self._route([(recipient, event, None, 0)])
+        self._route([(recipient, event, None, 0, TYPING)])
 
     def _sync(self, node: str, cmd: Sync) -> None:
         user, after = cmd.user, cmd.after
         limit = min(cmd.limit or self._page_size, 1000)
-        entries, more = self._store.sync(user=user, after=after, limit=limit)
-        first = entries[0].cursor if entries else None
-        if first != after + 1:  # a gap (or nothing new): was what came after ``after`` pruned?
+        page = self._store.sync_page(user=user, after=after, limit=limit, max_bytes=SYNC_PAGE_BYTES)
+        if page.first != after + 1:  # a gap (or nothing new): was what came after ``after`` pruned?
             floor = self._store.inbox_floor(user)
-            if needs_reset(after, first, floor):
+            if needs_reset(after, page.first, floor):
                 self._reply(node, user, sync_reset_event(cmd.id, after=after, floor=floor))
                 return
-        page: list[dict[str, Any]] = []
-        size = 0
-        for entry in entries:
-            size += len(json.dumps(entry.payload, ensure_ascii=False))
-            if page and size > SYNC_PAGE_BYTES:
-                more = True
-                break
-            page.append(entry.payload)
-        cursor = page[-1]["cursor"] if page else after
         event = {
             "v": VERSION,
             "type": "sync_page",
             "ref": cmd.id,
-            "entries": page,
-            "more": more,
-            "cursor": cursor,
+            "entries": page.entries,
+            "more": page.more,
+            "cursor": after if page.last is None else page.last,
         }
         self._reply(node, user, event)
 
@@ -777,7 +795,9 @@ class Pipeline:
             return False
         self._deliver(node, user, change.entries)
         if blocked:
-            self._route([(target, {"v": VERSION, "type": PRESENCE_CUT, "user": user}, None, CONTROL_QOS)])
+            self._route(
+                [(target, {"v": VERSION, "type": PRESENCE_CUT, "user": user}, None, CONTROL_QOS, None)]
+            )
         return True
 
     def _block_list(self, node: str, cmd: BlockList) -> None:
@@ -828,7 +848,7 @@ class Pipeline:
         if not audience or not self._typing_gate.allow(cmd.user, cmd.to, cmd.state, now=self._clock()):
             return
         event = {"v": VERSION, "type": "typing", "from": cmd.user, "state": cmd.state, "group": cmd.to}
-        self._route([(member, event, None, 0) for member in audience])
+        self._route([(member, event, None, 0, TYPING) for member in audience])
 
 
 _HANDLERS: Final[Mapping[type, Callable[[Pipeline, str, Any], None]]] = {

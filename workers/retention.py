@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from config.settings import RetentionSettings
-from workers.stores.interfaces import Retention
+from workers.stores.interfaces import MqttSessions, Retention
 from workers.stores.rules.retention import cut_off, inbox_days
 
 __all__ = ["Pruner", "SweepReport", "run_pruner"]
@@ -37,6 +37,8 @@ class SweepReport:
     inbox_entries: int = 0
     messages: int = 0
     media_objects: int = 0
+    sessions: int = 0
+    """Persistent MQTT sessions expired."""
 
 
 class Pruner:
@@ -48,8 +50,11 @@ class Pruner:
         holder: str,
         discard: Callable[[Sequence[str]], None] | None = None,
         clock: Callable[[], float] = time.time,
+        sessions: MqttSessions | None = None,
     ) -> None:
+        """``sessions``: the store's persistent MQTT sessions, whose expired ones each sweep deletes."""
         self._store = store
+        self._sessions = sessions
         self._settings = settings
         self._holder = holder
         self._discard = discard
@@ -72,7 +77,8 @@ class Pruner:
     def active(self) -> bool:
         """Something is to be pruned at all (else no sweep runs)."""
         s = self._settings
-        return (s.inbox_days > 0 or s.messages_days > 0) and not self._closing.is_set()
+        pruning = s.inbox_days > 0 or s.messages_days > 0 or self._sessions is not None
+        return pruning and not self._closing.is_set()
 
     def sweep(self) -> SweepReport:
         """One whole sweep of the inboxes, then of the messages, if this process holds the lease."""
@@ -81,7 +87,9 @@ class Pruner:
             return SweepReport(ran=False)
         if not self._renew():
             return SweepReport(ran=False)
-        entries = messages = objects = 0
+        entries = messages = objects = expired = 0
+        if self._sessions is not None:
+            expired = self._sessions.expire_mqtt_sessions(now=now)
         messages_cut = cut_off(s.messages_days, now)
         if messages_cut is not None:
             while True:
@@ -100,14 +108,17 @@ class Pruner:
                 entries += pruned
                 if done or self._closing.is_set() or not self._renew():
                     break
-        if entries or messages:
+        if entries or messages or expired:
             log.info(
-                "retention: pruned %d inbox entries, %d messages (%d media objects)",
+                "retention: pruned %d inbox entries, %d messages (%d media objects), %d expired sessions",
                 entries,
                 messages,
                 objects,
+                expired,
             )
-        return SweepReport(ran=True, inbox_entries=entries, messages=messages, media_objects=objects)
+        return SweepReport(
+            ran=True, inbox_entries=entries, messages=messages, media_objects=objects, sessions=expired
+        )
 
     def _renew(self) -> bool:
         """Take or renew the lease: False while another process holds it."""

@@ -11,17 +11,23 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from workers.answers import PublishOptions
 from workers.events import dumps
 from workers.locator import Locator
 
-__all__ = ["CONTROL_QOS", "PRESENCE_CUT", "Delivery", "NodeSender", "Router"]
+__all__ = ["CONTROL_QOS", "PRESENCE_CUT", "Delivery", "NodeItem", "NodeSender", "Router"]
 
-NodeSender = Callable[[str, list[tuple[str, str, int]]], None]
-"""Sends ``[(user, payload_json, qos), ...]`` to one node's delivery queue."""
+NodeItem = tuple[str, str, int, PublishOptions | None]
+"""``(user, payload_json, qos, options)``: one event for a node to publish (``options``: see
+``workers/answers.py``; None for the user's inbox, as almost every event)."""
+NodeSender = Callable[[str, list[NodeItem]], None]
+"""Sends ``[(user, payload_json, qos, options), ...]`` to one node's delivery queue."""
 
-Delivery = tuple[str, dict[str, Any], str | None, int]
-"""``(user, event, node, qos)``: ``node``, when set, gets the event even if the locator does not
-list the user there (the node of the command being answered, for its sender)."""
+Delivery = tuple[str, dict[str, Any], str | None, int, PublishOptions | None]
+"""``(user, event, node, qos, options)``: ``node``, when set, gets the event even if the locator
+does not list the user there (the node of the command being answered, for its sender); an event
+whose ``options`` name a topic (the answer on an MQTT 5 command's Response Topic) goes to that
+node only, where the device that asked is."""
 
 
 CONTROL_QOS = -1
@@ -50,15 +56,19 @@ class Router:
         user's events, even if the locator has not recorded the connection yet.
         """
         self.route(
-            (user, event, origin[1] if origin is not None and origin[0] == user else None, qos)
+            (user, event, origin[1] if origin is not None and origin[0] == user else None, qos, None)
             for user, event in items
         )
 
     def route(self, deliveries: Iterable[Delivery]) -> None:
         """Publish many events, in order, with one hand-off per node for all of them."""
-        per_node: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+        per_node: dict[str, list[NodeItem]] = defaultdict(list)
         nodes_cache: dict[str, set[str]] = {}
-        for user, event, also, qos in deliveries:
+        for user, event, also, qos, options in deliveries:
+            if options is not None and "topic" in options:
+                if also is not None:
+                    per_node[also].append((user, dumps(event), qos, options))
+                continue
             nodes = nodes_cache.get(user)
             if nodes is None:
                 nodes = nodes_cache[user] = self._locator.nodes_of(user)
@@ -66,6 +76,6 @@ class Router:
                 nodes = nodes | {also}
             payload = dumps(event)
             for node in nodes:
-                per_node[node].append((user, payload, qos))
+                per_node[node].append((user, payload, qos, options))
         for node, batch in per_node.items():
             self._send(node, batch)

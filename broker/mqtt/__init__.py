@@ -12,6 +12,9 @@ docs/amqtt-upstream.md.
   PUBACKs, the flush timer).
 - ``subscriptions``: ``SubscriptionIndex``, who subscribes to a topic, by lookup.
 - ``codec``: the packets of the hot path (PUBLISH, PUBACK) and framing, on bytes.
+- ``mqtt5``, ``handler5``: MQTT 5, chosen per connection by the CONNECT's protocol level: the codec
+  (properties, reason codes) and ``Mqtt5Handler`` (reason codes, the client's limits, topic aliases).
+- ``properties``: ``PublishProps``, the MQTT 5 PUBLISH properties ingest and the node share.
 - ``plugins``: authentication, topic ACL and presence, built by the node and passed in.
 - ``listeners``: amqtt's configuration from mqchat's broker settings.
 - ``compat``: the pin, checked when the broker is built.

@@ -16,6 +16,7 @@ __all__ = [
     "PUBACK",
     "PUBLISH",
     "Frame",
+    "PacketTooLarge",
     "Publish",
     "encode_puback",
     "encode_publish",
@@ -28,6 +29,10 @@ PUBLISH = 3
 PUBACK = 4
 
 _MAX_LENGTH_BYTES = 4
+
+
+class PacketTooLarge(MQTTError):
+    """A packet says it is longer than the connection's limit (MQTT 5 answers it with 0x95)."""
 
 
 class Frame(NamedTuple):
@@ -71,7 +76,7 @@ def read_frames(
             if shift >= 7 * _MAX_LENGTH_BYTES:
                 raise MQTTError(f"invalid remaining length in a packet of type {buffer[pos] >> 4}")
         if limit is not None and length > limit:
-            raise MQTTError(f"a packet of {length} bytes, over the limit of {limit}")
+            raise PacketTooLarge(f"a packet of {length} bytes, over the limit of {limit}")
         stop = i + length
         if stop > end:
             break

@@ -9,7 +9,11 @@ Over TCP (and TLS) the CONNECT is read whole: one read of whatever the socket ho
 ``broker/mqtt/codec.py``, instead of amqtt's awaited read per byte of the fixed header and per field. A
 client may send more right behind its CONNECT (a SUBSCRIBE, a PUBLISH) and the same read may take
 it: those bytes are returned with the session, for the connection's reader to handle first. Over
-WebSocket, or when a plugin wants every packet received, amqtt reads the CONNECT as it did.
+WebSocket, or when a plugin wants every packet received, the CONNECT is read through amqtt's reader
+adapter, a packet at a time.
+
+Either way the CONNECT's protocol level chooses the connection's protocol: 4 is decoded by amqtt as
+before, 5 by ``broker/mqtt/mqtt5.py`` (with a CONNACK reason code for what it refuses).
 """
 
 from __future__ import annotations
@@ -30,13 +34,40 @@ from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader
 from amqtt.utils import format_client_message
 
-from broker.mqtt.codec import read_frames
+from broker.mqtt.codec import Frame, PacketTooLarge, read_frames
 from broker.mqtt.connection_state import ConnectionState
+from broker.mqtt.mqtt5 import Malformed, Prop, Reason, decode_connect, encode_connack, protocol_level
 
-__all__ = ["read_connect"]
+__all__ = ["read_connect", "read_frame"]
 
 _MQTT_311 = 4
+_MQTT_5 = 5
 _READ_SIZE = 64 * 1024
+
+
+async def read_frame(reader: Any, limit: int | None = None) -> Frame | None:
+    """The next whole packet from an amqtt reader adapter (WebSocket), None at EOF;
+    ``PacketTooLarge`` if it says it is longer than ``limit`` (before it is read)."""
+    head = await reader.read(1)
+    if not head:
+        return None
+    length = shift = 0
+    while True:
+        byte = await reader.read(1)
+        if not byte:
+            return None
+        length |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            break
+        shift += 7
+        if shift >= 28:
+            raise MQTTError(f"invalid remaining length in a packet of type {head[0] >> 4}")
+    if limit is not None and length > limit:
+        raise PacketTooLarge(f"a packet of {length} bytes, over the limit of {limit}")
+    body = await reader.read(length) if length else b""
+    if len(body) < length:
+        return None
+    return Frame(head[0], bytes(body))
 
 
 async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> tuple[ConnectionState, bytes]:
@@ -44,9 +75,17 @@ async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> tuple[
     sent more at once); MQTTError (after a CONNACK refusal where due) if the CONNECT is not valid."""
     stream = _tcp_stream(reader, writer, plugins_manager)
     if stream is None:
-        connect, rest = await ConnectPacket.from_stream(reader), b""
+        frame, rest = await read_frame(reader), b""
+        if frame is None:
+            raise NoDataError("No more data")  # as amqtt's reader, at EOF before a whole CONNECT
     else:
-        connect, rest = await _read_whole_connect(stream)
+        frame, rest = await _read_whole_connect(stream)
+    if frame.first >> 4 != CONNECT:
+        raise AMQTTError(f"Invalid fixed packet type {frame.first >> 4} for ConnectPacket init")
+    if protocol_level(frame.body) == _MQTT_5:
+        return await _connect_v5(frame.body, writer), rest
+    header = MQTTFixedHeader(CONNECT, frame.first & 0x0F, len(frame.body))
+    connect = await ConnectPacket.from_stream(BufferReader(frame.body), fixed_header=header)
     await plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=connect)
     if connect.variable_header is None:
         raise MQTTError("CONNECT packet: variable header not initialized.")
@@ -83,7 +122,41 @@ async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> tuple[
     session.remote_port = remote_port
     session.ssl_object = writer.get_ssl_info()
     session.keep_alive = max(connect.keep_alive, 0)
+    session.clean_start = bool(connect.clean_session_flag)
+    session.session_expiry = 0 if connect.clean_session_flag else None
     return session, rest
+
+
+async def _connect_v5(body: bytes, writer: Any) -> ConnectionState:
+    """The session an MQTT 5 CONNECT asks for; MQTTError after a CONNACK refusal if it is not valid."""
+    try:
+        connect = decode_connect(body)
+        if connect.props.get(Prop.AUTH_METHOD) is not None:  # mqchat has no enhanced authentication
+            raise Malformed("an authentication method mqchat does not support", Reason.BAD_AUTH_METHOD)
+    except Malformed as exc:
+        writer.write(encode_connack(False, exc.reason))
+        await writer.drain()
+        await writer.close()
+        raise
+    props = connect.props
+    session = ConnectionState()
+    session.protocol_level = _MQTT_5
+    session.client_id = connect.client_id
+    session.clean_session = session.clean_start = connect.clean_start
+    session.will_flag = False  # a will goes through the gate, not amqtt (see ``will5``)
+    session.will5 = connect.will
+    session.username = connect.username
+    session.password = connect.password
+    session.session_expiry = props.get(Prop.SESSION_EXPIRY, 0)
+    session.receive_maximum = props.get(Prop.RECEIVE_MAXIMUM, 65535)
+    session.max_packet_size = props.get(Prop.MAXIMUM_PACKET_SIZE)
+    session.topic_alias_maximum = props.get(Prop.TOPIC_ALIAS_MAXIMUM, 0)
+    remote_info = writer.get_peer_info()
+    if remote_info is not None:
+        session.remote_address, session.remote_port = remote_info
+    session.ssl_object = writer.get_ssl_info()
+    session.keep_alive = connect.keep_alive
+    return session
 
 
 def _tcp_stream(reader: Any, writer: Any, plugins_manager: Any) -> asyncio.StreamReader | None:
@@ -96,8 +169,8 @@ def _tcp_stream(reader: Any, writer: Any, plugins_manager: Any) -> asyncio.Strea
     return stream if isinstance(stream, asyncio.StreamReader) else None
 
 
-async def _read_whole_connect(stream: asyncio.StreamReader) -> tuple[ConnectPacket, bytes]:
-    """The first packet, read whole and decoded as a CONNECT, and the bytes read after it."""
+async def _read_whole_connect(stream: asyncio.StreamReader) -> tuple[Frame, bytes]:
+    """The first packet, read whole, and the bytes read after it."""
     data = b""
     while True:
         try:
@@ -110,16 +183,12 @@ async def _read_whole_connect(stream: asyncio.StreamReader) -> tuple[ConnectPack
         frames, _ = read_frames(data)  # MQTTError: the remaining length is not valid
         if frames:
             break
-    first, body = frames[0]
-    if first >> 4 != CONNECT:
-        raise AMQTTError(f"Invalid fixed packet type {first >> 4} for ConnectPacket init")
+    frame = frames[0]
     length_bytes = 1
     while data[length_bytes] & 0x80:
         length_bytes += 1
-    end = 1 + length_bytes + len(body)
-    header = MQTTFixedHeader(CONNECT, first & 0x0F, len(body))
-    connect = await ConnectPacket.from_stream(BufferReader(body), fixed_header=header)
-    return connect, data[end:]
+    end = 1 + length_bytes + len(frame.body)
+    return frame, data[end:]
 
 
 async def _refuse_if_invalid(

@@ -12,6 +12,8 @@ to the delivery queue. So:
   same invalid triggers as the stock machine.
 - ``retained_messages`` and ``delivered_message_queue`` are a shared queue that holds nothing:
   what amqtt would put there (a QoS 2 publish once released) has already been ingested.
+- ``Session.__init__`` does not run: its constants are class attributes and its containers are
+  made when first used, so an idle connection's session is a few hundred bytes, not ~2 KiB.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 from amqtt.errors import AMQTTError
 from amqtt.session import Session
 from transitions import MachineError
+
+from broker.mqtt.lean import share_names
 
 __all__ = ["DISCARD", "ConnectionState", "DiscardQueue", "Transitions"]
 
@@ -97,21 +102,116 @@ class Transitions:
 
 
 class ConnectionState(Session):
-    """amqtt's Session without a state machine or queues of its own."""
+    """amqtt's Session without a state machine or queues of its own, and light when idle.
 
-    _state: str
-    _packet_id: int
+    ``Session.__init__`` is not run (``tests/unit/test_amqtt_pin.py`` pins what it sets): the
+    values it sets alike for every session are class attributes here, read through the class
+    until a connection sets its own, and its three containers (``attributes``, ``inflight_in``,
+    ``inflight_out``) are made on first use. So an instance keeps its attributes inline instead of
+    a dict of its own (see broker/mqtt/lean.py for why that matters), and an idle connection holds
+    no empty ``OrderedDict``s.
+    """
+
+    remote_address: str | None = None
+    remote_port: int | None = None
+    client_id: str | None = None
+    clean_session: bool | None = None
+    will_flag: bool = False
+    will_message: bytes | bytearray | None = None
+    will_qos: int | None = None
+    will_retain: bool | None = None
+    will_topic: str | None = None
+    keep_alive: int = 0
+    publish_retry_delay: int = 0
+    broker_uri: str | None = None
+    username: str | None = None
+    password: str | None = None
+    cafile: str | None = None
+    capath: str | None = None
+    cadata: bytes | None = None
+    parent: int = 0
+    last_connect_time: int | None = None
+    ssl_object: Any = None
+    last_disconnect_time: int | None = None
+    is_anonymous: bool = False
+    # what amqtt would queue here (a QoS 2 publish once released) has already been ingested
+    retained_messages: Any = DISCARD
+    delivered_message_queue: Any = DISCARD
+    _attributes: dict[str, Any] | None = None
+    _inflight_out: OrderedDict[int, Any] | None = None
+    _inflight_in: OrderedDict[int, Any] | None = None
+
+    # What the CONNECT said, for the MQTT 5 layer and persistent sessions (class defaults: a 3.1.1
+    # connection stores none of them).
+    protocol_level = 4
+    """4: MQTT 3.1.1, 5: MQTT 5."""
+    clean_start = True
+    """The CONNECT's clean-session flag (3.1.1) or Clean Start (MQTT 5), as sent: the broker sets
+    amqtt's ``clean_session`` to True for its own flow whatever the client asked."""
+    session_expiry: int | None = 0
+    """Seconds the session outlives the connection: MQTT 5's Session Expiry Interval; 3.1.1: 0 with
+    clean session, else None ("the server's ``sessions.persistent_ttl``")."""
+    receive_maximum = 65535
+    """QoS 1 deliveries the client takes unacknowledged at once (MQTT 5's Receive Maximum)."""
+    max_packet_size: int | None = None
+    """The largest packet the client takes (MQTT 5's Maximum Packet Size; None: no limit)."""
+    topic_alias_maximum = 0
+    """Topic aliases the client takes from the server (MQTT 5; 0: none)."""
+    assigned_client_id = False
+    """The client sent an empty client id and the server chose one (told in the MQTT 5 CONNACK)."""
+    refusal: int | None = None
+    """Why a login was refused, as an MQTT 5 CONNACK reason code (set by the plugin that refused)."""
+    will5: Any = None
+    """An MQTT 5 client's will (``broker.mqtt.mqtt5.Will``): passed to the gate as the client's own
+    PUBLISH when it ends its connection with reason 0x04 or loses it."""
 
     def __init__(self) -> None:
-        super().__init__()
+        self._state = "new"
+        self._packet_id = 0
         self.quick_out: dict[int, tuple[float, Callable[[], None]]] = {}
         """QoS 1 deliveries written by ``MqchatHandler.publish_now``: packet id -> (sent at, done)."""
-        # the eager queues Session.__init__ made are dropped here (freed at once, no cycles)
-        self.retained_messages: Any = DISCARD
-        self.delivered_message_queue: Any = DISCARD
+        self.on_ack: dict[int, Callable[[], None]] = {}
+        """Those of ``quick_out`` that want to know of their PUBACK (``publish_tracked``): packet
+        id -> what to call when it comes (before their ``done``)."""
+        self.resumable: Any = None
+        """The persistent session's delivery of inbox events (see ``MqchatBroker.resume_session``),
+        or None: every delivery goes straight out."""
 
-    def _init_states(self) -> None:  # called by Session.__init__ instead of building a Machine
+    def _init_states(self) -> None:  # what Session.__init__ would call instead of building a Machine
         self._state = "new"
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """Plugins' session attributes (amqtt's), made on first use."""
+        if self._attributes is None:
+            self._attributes = {}
+        return self._attributes
+
+    @attributes.setter
+    def attributes(self, value: dict[str, Any]) -> None:
+        self._attributes = value
+
+    @property
+    def inflight_out(self) -> OrderedDict[int, Any]:
+        """amqtt's outgoing QoS 1/2 flows (``publish_now`` deliveries are in ``quick_out``)."""
+        if self._inflight_out is None:
+            self._inflight_out = OrderedDict()
+        return self._inflight_out
+
+    @inflight_out.setter
+    def inflight_out(self, value: OrderedDict[int, Any]) -> None:
+        self._inflight_out = value
+
+    @property
+    def inflight_in(self) -> OrderedDict[int, Any]:
+        """amqtt's incoming QoS 2 flows."""
+        if self._inflight_in is None:
+            self._inflight_in = OrderedDict()
+        return self._inflight_in
+
+    @inflight_in.setter
+    def inflight_in(self, value: OrderedDict[int, Any]) -> None:
+        self._inflight_in = value
 
     @property
     def transitions(self) -> Transitions:
@@ -121,11 +221,27 @@ class ConnectionState(Session):
     def next_packet_id(self) -> int:
         """A packet id free in amqtt's in-flight maps and in ``quick_out`` (stock: the first two)."""
         start = self._packet_id
+        empty: dict[int, Any] = {}
+        out, into = self._inflight_out or empty, self._inflight_in or empty  # not made for this
         while True:
             self._packet_id = (self._packet_id % 65535) + 1
             packet_id = self._packet_id
-            free = packet_id not in self.quick_out and packet_id not in self.inflight_out
-            if free and packet_id not in self.inflight_in:
+            if packet_id not in self.quick_out and packet_id not in out and packet_id not in into:
                 return packet_id
             if packet_id == start:
                 raise AMQTTError("More than 65535 messages pending. No free packet ID")
+
+
+share_names(  # every name a session sets (see broker/mqtt/lean.py)
+    ConnectionState,
+    (
+        *("_state", "_packet_id", "quick_out", "client_id", "clean_session", "will_flag", "will_retain"),
+        *("will_qos", "will_topic", "will_message", "username", "password", "remote_address"),
+        *("remote_port", "ssl_object", "keep_alive", "parent", "last_connect_time", "last_disconnect_time"),
+        *("_attributes", "_inflight_out", "_inflight_in"),
+        *("on_ack", "resumable", "clean_start", "session_expiry"),
+        # MQTT 5 connections' own (30 names in all: CPython 3.11's most before an instance spills
+        # into a dict; the rarer ``refusal``, ``will5`` and ``assigned_client_id`` are left out)
+        *("protocol_level", "receive_maximum", "max_packet_size", "topic_alias_maximum"),
+    ),
+)

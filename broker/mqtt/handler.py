@@ -35,6 +35,7 @@ from amqtt.adapters import BufferReader, StreamReaderAdapter, StreamWriterAdapte
 from amqtt.errors import AMQTTError, MQTTError, NoDataError, ProtocolHandlerError
 from amqtt.events import MQTTEvents
 from amqtt.mqtt import packet_class
+from amqtt.mqtt.connack import CONNECTION_ACCEPTED, NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.mqtt.disconnect import DisconnectPacket
@@ -51,8 +52,11 @@ from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from amqtt.session import Session
 
 from broker.mqtt.codec import PUBACK, PUBLISH, Frame, encode_puback, encode_publish, read_frames, read_publish
-from broker.mqtt.connect import read_connect
 from broker.mqtt.connection_state import DISCARD, ConnectionState
+from broker.mqtt.feed import FrameFeed, take_unread
+from broker.mqtt.keepalive import KeepAliveWheel
+from broker.mqtt.lean import Lazy, LeanHandler, StreamProtocol, share_names
+from broker.mqtt.properties import PublishProps
 from broker.mqtt.writes import WriteScheduler
 
 __all__ = ["PUBACK_TIMEOUT", "Gate", "MqchatHandler", "Requests"]
@@ -68,8 +72,15 @@ _PINGRESP = b"\xd0\x00"
 
 class Gate(Protocol):
     def accept(
-        self, user: str | None, topic: str, data: bytes | bytearray, client_id: str | None = None
-    ) -> None: ...
+        self,
+        user: str | None,
+        topic: str,
+        data: bytes | bytearray,
+        client_id: str | None = None,
+        props: PublishProps | None = None,
+    ) -> int:
+        """Take a client's PUBLISH; the MQTT 5 PUBACK reason code (0: accepted; 3.1.1 ignores it)."""
+        ...
 
 
 class Requests(Protocol):
@@ -82,13 +93,16 @@ class Requests(Protocol):
     ) -> None: ...
 
 
-class MqchatHandler(BrokerProtocolHandler):
+class MqchatHandler(LeanHandler, BrokerProtocolHandler):
     gate: Gate | None = None
     requests: Requests | None = None
     writes: WriteScheduler | None = None
     """The broker's: when this connection's deliveries and PUBACKs are written (None: at once)."""
     _closing: asyncio.Future[None] | None = None
-    _watchdog: asyncio.TimerHandle | None = None
+    _watchdog: asyncio.TimerHandle | int | None = None
+    """The keep-alive deadline: its bucket in ``keepalives`` (or its own timer without one)."""
+    keepalives: KeepAliveWheel | None = None
+    """The broker's: the keep-alive deadlines of its connections on one timer (None: one each)."""
     _reading_since: float | None = None
     _sweeper: asyncio.TimerHandle | None = None
     max_packet: int | None = None
@@ -97,38 +111,69 @@ class MqchatHandler(BrokerProtocolHandler):
     due = False  # on ``writes``' list of connections to write at the end of its batch
     _read_ahead: bytes = b""  # bytes the client sent right after its CONNECT (see broker/mqtt/connect.py)
 
-    def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
-        super().__init__(plugins_manager, session, loop)
-        self._pending_subscriptions = self._pending_unsubscriptions = DISCARD  # never used here
-        self._requests_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @classmethod
-    async def init_from_connect(
-        cls, reader: Any, writer: Any, plugins_manager: Any, loop: Any = None
-    ) -> tuple[MqchatHandler, ConnectionState]:
-        session, read_ahead = await read_connect(reader, writer, plugins_manager)
-        handler = cls(plugins_manager, loop=loop)
-        handler._read_ahead = read_ahead
-        return handler, session
+    _pending_subscriptions: Any = DISCARD  # amqtt's queues: SUBSCRIBE and UNSUBSCRIBE go to ``requests``
+    _pending_unsubscriptions: Any = DISCARD
+    # made on first use (broker/mqtt/lean.py): most connections never subscribe twice at once
+    _requests_lock: Lazy[asyncio.Lock] = Lazy(asyncio.Lock)
+    _tasks: Lazy[set[asyncio.Task[None]]] = Lazy(set)
 
     # ------------------------------------------------------------------ the connection's life
     async def start(self) -> None:
         if not self._is_attached():
             raise ProtocolHandlerError("Handler is not attached to a stream")
         # a clean session has nothing in flight to retry, and the broker's write timeout does nothing
-        self._reader_stopped.clear()
-        self._reader_task = asyncio.create_task(self._reader_loop())
+        if not self._feed_frames():
+            self._reader_task = asyncio.create_task(self._reader_loop())
         waiter: asyncio.Future[Any] | None = getattr(self, "_disconnect_waiter", None)
         if waiter is None or waiter.done():
             self._disconnect_waiter = asyncio.get_running_loop().create_future()
 
+    def _feed_frames(self) -> bool:
+        """TCP: hand the connection's bytes to a ``FrameFeed`` as they arrive, with no reading task
+        (broker/mqtt/feed.py); False where that cannot be done (WebSocket, a plugin that wants
+        every packet received), for the reading task to read."""
+        session, stream, writer = self.session, self._tcp_stream(), self._tcp_writer()
+        if session is None or stream is None or writer is None:
+            return False
+        transport = writer._writer.transport
+        protocol = transport.get_protocol()
+        if not isinstance(protocol, StreamProtocol):
+            return False
+        feed = FrameFeed(self, session, transport)
+        self._arm_watchdog()
+        self._reading_since = asyncio.get_running_loop().time()
+        unread, eof = take_unread(stream, transport)
+        protocol.feed = feed
+        pending, self._read_ahead = self._read_ahead + unread, b""  # what came with the CONNECT first
+        if pending:
+            feed.data_received(pending)
+        if eof:
+            feed.end()
+        return True
+
+    def _arm_watchdog(self, seconds: float | None = None) -> None:
+        """Check the keep-alive in ``seconds`` (None: the session's keep-alive, if it has one)."""
+        if seconds is None:
+            session = self.session
+            if session is None or session.keep_alive <= 0:
+                return
+            seconds = session.keep_alive
+        wheel = self.keepalives
+        if wheel is None:
+            self._watchdog = asyncio.get_running_loop().call_later(seconds, self.keepalive_due)
+        else:
+            self._watchdog = wheel.watch(self, seconds)
+
+    def _disarm_watchdog(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if isinstance(watchdog, asyncio.TimerHandle):
+            watchdog.cancel()
+        elif watchdog is not None and self.keepalives is not None:
+            self.keepalives.forget(self, watchdog)
+
     async def _reader_loop(self) -> None:
         session = self.session
-        keep_alive = session.keep_alive if session is not None and session.keep_alive > 0 else None
-        loop = asyncio.get_running_loop()
-        watchdog = loop.call_later(keep_alive, self._watch, keep_alive) if keep_alive else None
-        self._watchdog = watchdog
+        self._arm_watchdog()
         try:
             stream = self._tcp_stream()
             if stream is not None and session is not None:
@@ -143,12 +188,14 @@ class MqchatHandler(BrokerProtocolHandler):
             log.info("%s: closing a stream that cannot be read: %s", self._client_id, exc)
         except Exception as exc:  # noqa: BLE001 - as stock amqtt: any failure ends the connection
             log.warning("%s: reader stopped on %r", self._client_id, exc)
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+        await self._finish()
+
+    async def _finish(self) -> None:
+        """The connection's reading ended (EOF, an error, a stop): end everything else of it."""
+        self._disarm_watchdog()
         for task in list(self._tasks):
             task.cancel()
-        self._drop_deliveries()
+        self._ended()
         await self.handle_connection_closed()
         self._reader_stopped.set()
         await self.stop()
@@ -271,18 +318,21 @@ class MqchatHandler(BrokerProtocolHandler):
             except NoDataError:
                 break
 
-    def _watch(self, keep_alive: float) -> None:
-        """The keep-alive deadline of the packet being read (one timer per connection, re-armed
-        lazily, instead of an ``asyncio.timeout`` per packet); time spent handling a packet counts
-        for nothing."""
+    def keepalive_due(self) -> None:
+        """The keep-alive deadline of the packet being read (one timer or wheel bucket per
+        connection, re-armed lazily, instead of an ``asyncio.timeout`` per packet); time spent
+        handling a packet counts for nothing."""
+        self._watchdog = None
+        session = self.session
+        keep_alive = session.keep_alive if session is not None else 0
+        if keep_alive <= 0:
+            return
         since = self._reading_since
         now = asyncio.get_running_loop().time()
         if since is not None and now - since >= keep_alive:
-            self._watchdog = None
             self.handle_read_timeout()
             return
-        left = keep_alive if since is None else keep_alive - (now - since)
-        self._watchdog = asyncio.get_running_loop().call_later(left, self._watch, keep_alive)
+        self._arm_watchdog(keep_alive if since is None else keep_alive - (now - since))
 
     async def _read_packet(self) -> Any:
         """The next packet, or None at EOF or on a reserved packet type (the connection ends)."""
@@ -316,7 +366,13 @@ class MqchatHandler(BrokerProtocolHandler):
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        tasks = self._tasks
+        tasks.discard(task)
+        if not tasks:  # an idle connection holds no empty set (made again on the next task)
+            del self._tasks
 
     async def _handle_other(self, packet: Any) -> None:
         if isinstance(packet, PubrecPacket):
@@ -337,6 +393,26 @@ class MqchatHandler(BrokerProtocolHandler):
     def handle_read_timeout(self) -> None:
         log.info("%s silent past its keep-alive: closing", self._client_id)
         self._closing = asyncio.ensure_future(self.handle_connection_closed())
+
+    def _ended(self) -> None:
+        """The reader stopped: the connection is over."""
+        self._drop_deliveries()
+
+    # ------------------------------------------------------------------ what the broker says
+    async def send_connack(self, reason: int, session_present: bool) -> None:
+        """The CONNACK: ``reason`` an MQTT 5 reason code (0: accepted); 3.1.1 says only accepted or
+        not authorized, as stock amqtt did for every refusal."""
+        code = CONNECTION_ACCEPTED if reason == 0 else NOT_AUTHORIZED
+        await self._send_packet(ConnackPacket.build(1 if session_present and reason == 0 else 0, code))
+
+    async def acknowledge_unsubscribe(self, packet_id: int, codes: list[int]) -> None:
+        """The UNSUBACK; ``codes`` (MQTT 5 reason codes, one per filter) are not in 3.1.1's."""
+        await self.mqtt_acknowledge_unsubscription(packet_id)
+
+    async def close_with(self, reason: int) -> None:
+        """Close the connection from the server's side; ``reason`` an MQTT 5 DISCONNECT reason code
+        (3.1.1 has no server DISCONNECT: the connection just ends)."""
+        await self.handle_connection_closed()
 
     # ------------------------------------------------------------------ packets
     async def handle_subscribe(self, subscribe: SubscribePacket) -> None:
@@ -372,7 +448,7 @@ class MqchatHandler(BrokerProtocolHandler):
         # ends in the session's DISCARD queue.
         await super().handle_publish(publish_packet)
 
-    def _ingest(self, session: Session, topic: str, data: bytes | bytearray) -> None:
+    def _ingest(self, session: Session, topic: str, data: bytes | bytearray) -> None:  # 3.1.1: no code
         if self.gate is not None:
             try:
                 self.gate.accept(session.username, topic, data, session.client_id)
@@ -384,7 +460,15 @@ class MqchatHandler(BrokerProtocolHandler):
         await self._acknowledge(puback.variable_header.packet_id)
 
     # ------------------------------------------------------------------ deliveries
-    def publish_now(self, topic: str, data: bytes, done: Callable[[], None], qos: int = QOS_1) -> bool:
+    def publish_now(
+        self,
+        topic: str,
+        data: bytes,
+        done: Callable[[], None],
+        qos: int = QOS_1,
+        props: PublishProps | None = None,
+        retain: bool = False,
+    ) -> bool:
         """Write a QoS 1 PUBLISH now (event loop); ``done()`` runs once it is acknowledged, timed
         out or the connection ended. False, with nothing sent: use ``mqtt_publish`` (not TCP).
         ``qos`` 0: written the same way, and ``done()`` runs at once (amqtt's flow for it cost a
@@ -396,6 +480,9 @@ class MqchatHandler(BrokerProtocolHandler):
         per-connection limit of unacknowledged deliveries, as the tasks waiting on it were. No
         future or timer per delivery: the session's ``quick_out`` keeps them in sending order and
         one timer per connection drops those unacknowledged after ``PUBACK_TIMEOUT``.
+
+        ``props``: MQTT 5 properties, which 3.1.1 has no room for; ``retain``: the RETAIN flag (a
+        retained presence sent on subscribe).
         """
         session, writer = self.session, self.writer
         if not isinstance(session, ConnectionState) or not isinstance(writer, StreamWriterAdapter):
@@ -404,27 +491,85 @@ class MqchatHandler(BrokerProtocolHandler):
             return False
         writes = self.writes
         if qos == QOS_0:
-            packet = encode_publish(topic, data, None, QOS_0, False)
+            packet = encode_publish(topic, data, None, QOS_0, retain)
             if writes is None:
                 writer.write(packet)
             else:
                 writes.send(self, packet)
             done()
             return True
+        return self._send_qos1(session, writer, topic, data, done, retain=retain) is not None
+
+    def _send_qos1(
+        self,
+        session: ConnectionState,
+        writer: StreamWriterAdapter,
+        topic: str,
+        data: bytes,
+        done: Callable[[], None],
+        *,
+        dup: bool = False,
+        retain: bool = False,
+    ) -> int | None:
+        """Write a QoS 1 PUBLISH kept in ``quick_out`` until its PUBACK; its packet id (None:
+        65535 in flight, nothing sent)."""
         try:
             packet_id = session.next_packet_id
         except AMQTTError:
-            return False  # 65535 in flight: let amqtt's flow refuse it
+            return None  # 65535 in flight: let amqtt's flow refuse it
         loop = asyncio.get_running_loop()
         session.quick_out[packet_id] = (loop.time(), done)
         if self._sweeper is None:
             self._sweeper = loop.call_later(PUBACK_TIMEOUT, self._sweep)
-        packet = encode_publish(topic, data, packet_id, QOS_1, False)
+        packet = encode_publish(topic, data, packet_id, QOS_1, retain)
+        if dup:  # [MQTT-3.3.1-1]: a redelivery of a PUBLISH the client may have seen
+            packet = bytes((packet[0] | 0x08,)) + packet[1:]
+        writes = self.writes
         if writes is None:
             writer.write(packet)
         else:
             writes.send(self, packet)
+        return packet_id
+
+    def publish_tracked(
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        dup: bool,
+        acked: Callable[[], None],
+        done: Callable[[], None],
+        props: PublishProps | None = None,
+    ) -> bool:
+        """A QoS 1 delivery of a persistent session: as ``publish_now``, with DUP set when ``dup``,
+        and ``acked()`` called when its PUBACK comes (then ``done()``; only ``done()`` when it times
+        out or the connection ends). Over WebSocket it goes amqtt's way (without DUP). False when
+        the connection is closed: nothing was sent, nothing will be called."""
+        session, writer = self.session, self.writer
+        if isinstance(session, ConnectionState) and isinstance(writer, StreamWriterAdapter):
+            if writer.is_closed:
+                return False
+            packet_id = self._send_qos1(session, writer, topic, data, done, dup=dup)
+            if packet_id is None:
+                return False
+            session.on_ack[packet_id] = acked
+            return True
+        if session is None or self.writer is None:
+            return False
+        self._spawn(self._publish_amqtt(topic, data, acked, done))
         return True
+
+    async def _publish_amqtt(
+        self, topic: str, data: bytes, acked: Callable[[], None], done: Callable[[], None]
+    ) -> None:
+        try:
+            await self.mqtt_publish(topic, data, QOS_1, retain=False)
+        except Exception as exc:  # noqa: BLE001 - the connection ended: it is redelivered next time
+            log.debug("%s: delivery not acknowledged: %r", self._client_id, exc)
+        else:
+            acked()
+        finally:
+            done()
 
     def _hold(self, acks: bytes) -> None:
         """The PUBACKs of one read: to ``writes``, which lets them wait for the commands' answers."""
@@ -442,9 +587,15 @@ class MqchatHandler(BrokerProtocolHandler):
     def _quick_acknowledged(self, packet_id: int) -> bool:
         """End the ``publish_now`` delivery ``packet_id``; False if there is none."""
         session = self.session
-        entry = session.quick_out.pop(packet_id, None) if isinstance(session, ConnectionState) else None
+        if not isinstance(session, ConnectionState):
+            return False
+        entry = session.quick_out.pop(packet_id, None)
         if entry is None:
             return False
+        if session.on_ack:
+            acked = session.on_ack.pop(packet_id, None)
+            if acked is not None:
+                acked()
         entry[1]()
         return True
 
@@ -463,6 +614,7 @@ class MqchatHandler(BrokerProtocolHandler):
                 self._sweeper = loop.call_later(sent - deadline, self._sweep)
                 return
             del quick[packet_id]
+            session.on_ack.pop(packet_id, None)
             log.warning("%s: no PUBACK for packet %d", session.client_id, packet_id)
             done()
 
@@ -475,5 +627,16 @@ class MqchatHandler(BrokerProtocolHandler):
         if isinstance(session, ConnectionState):
             waiting = list(session.quick_out.values())
             session.quick_out.clear()
+            session.on_ack.clear()
             for _sent, done in waiting:
                 done()
+
+
+share_names(  # every name a connection's handler sets (see broker/mqtt/lean.py)
+    MqchatHandler,
+    (
+        *LeanHandler.NAMES,
+        *("gate", "requests", "writes", "max_packet", "_read_ahead", "held", "due", "_requests_lock"),
+        *("_tasks", "_watchdog", "keepalives", "_reading_since", "_sweeper", "_closing"),
+    ),
+)

@@ -5,8 +5,12 @@ What changes from stock amqtt 0.12.1, and why:
 - **Ingest before PUBACK, keep-alive enforced, lighter connections**: see broker/mqtt/handler.py and
   broker/mqtt/connection_state.py (an acknowledged command is already in the ingest queue, which a clean
   stop drains).
-- **No MQTT session state.** Every connection starts clean: amqtt's offline queues and session
-  persistence lose and replay messages, and the database is the source of truth (clients sync).
+- **No MQTT session state in the broker.** amqtt's offline queues and session persistence lose and
+  replay messages, and the database is the source of truth (clients sync). A persistent session
+  (clean session 0, or an MQTT 5 Session Expiry Interval) is kept in the store instead: the node's
+  ``SessionKeeper`` (broker/mqtt/persistence.py) answers ``resume_session`` before CONNACK, and the
+  broker restores the inbox subscription and hands the inbox deliveries to the session's
+  ``Resumable``, which replays what the device missed from the store.
 - **Authentication before anything else.** Stock amqtt deletes the old session of a client id and
   registers the new one *before* checking credentials, so a failed login with someone's client id
   cut them off (and leaked the rejected session). Here a refused client touches nothing; an
@@ -57,9 +61,10 @@ from functools import partial
 from typing import Any
 
 import websockets
+from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker, BrokerContext, Server
 from amqtt.contexts import Action, ListenerConfig, ListenerType
-from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.errors import AMQTTError, BrokerError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
@@ -67,9 +72,17 @@ from amqtt.plugins.manager import PluginManager
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
+from broker.members import add_member, count_members, has_member, remove_member
 from broker.mqtt.compat import check_amqtt_version
+from broker.mqtt.connection_state import ConnectionState
 from broker.mqtt.handler import Gate, MqchatHandler
+from broker.mqtt.handler5 import Mqtt5Handler, open_connection
+from broker.mqtt.keepalive import KeepAliveWheel
+from broker.mqtt.lean import start_server
+from broker.mqtt.mqtt5 import Reason
+from broker.mqtt.persistence import SessionKeeper
 from broker.mqtt.plugins.base import Authenticator, BrokerPlugin, TopicFilter
+from broker.mqtt.properties import PublishProps
 from broker.mqtt.subscriptions import SubscriptionIndex, is_wildcard
 from broker.mqtt.writes import WriteScheduler
 
@@ -123,15 +136,18 @@ class MqchatBroker(Broker):
         max_inflight: int = 1000,
         max_packet: int | None = None,
         connect_timeout: float | None = None,
+        sessions: SessionKeeper | None = None,
         **kwargs: Any,
     ) -> None:
         """``plugins``: mqchat's, called in place in this order (see broker/mqtt/plugins/base.py);
         ``config``: amqtt's, whose own ``plugins`` (none in the node) amqtt loads and calls;
         ``connect_timeout``: seconds a new connection has to send its CONNECT (None: for ever, as
-        stock amqtt waits)."""
+        stock amqtt waits); ``sessions``: the keeper of persistent sessions (None: every connection
+        starts clean, CONNACK session present 0)."""
         check_amqtt_version()
         super().__init__(config, **kwargs)
         self._gate = gate
+        self._keeper = sessions
         self._max_packet = max_packet
         self._connect_timeout = connect_timeout
         self._keepalive_grace = keepalive_grace
@@ -140,9 +156,12 @@ class MqchatBroker(Broker):
         self._max_inflight = max_inflight
         self._index = SubscriptionIndex(self._subscriptions, matches=self._matches)
         self._inflight: dict[int, int] = {}
-        self._clients_of: dict[str, set[str]] = {}
+        self._clients_of: dict[str, str | set[str]] = {}
+        """Each user's connected client ids (one: the id itself; broker/members.py)."""
         self._publishing: set[asyncio.Task[Any]] = set()
         self.writes = WriteScheduler()
+        self.keepalives = KeepAliveWheel()
+        """The keep-alive deadlines of every connection, on one timer (broker/mqtt/keepalive.py)."""
         """When each connection's deliveries and PUBACKs are written (its handler writes through it)."""
         self._plugins = tuple(plugins)
         self._authenticators = [p for p in self._plugins if isinstance(p, Authenticator)]
@@ -181,8 +200,8 @@ class MqchatBroker(Broker):
     ) -> Any:
         """As stock, with a listen backlog of ``LISTEN_BACKLOG`` (stock: asyncio's 100)."""
         if listener_type == ListenerType.TCP:
-            return await asyncio.start_server(
-                partial(self.stream_connected, listener_name=listener_name),
+            return await start_server(  # asyncio's, with leaner connections (broker/mqtt/lean.py)
+                partial(self._client_connected, listener_name, stream=True),
                 address,
                 port,
                 reuse_address=True,
@@ -201,13 +220,16 @@ class MqchatBroker(Broker):
         return await super()._create_server_instance(listener_name, listener_type, address, port, ssl_context)
 
     # -------------------------------------------------------------- publishing from the server
-    def publish_nowait(self, topic: str, data: bytes, qos: int = QOS_1) -> None:
+    def publish_nowait(
+        self, topic: str, data: bytes, qos: int = QOS_1, props: PublishProps | None = None
+    ) -> None:
         """Route a server message to the topic's subscribers now, in call order (event loop only).
 
         Stock amqtt's broadcast queue cost a queue hop, a task and an ``asyncio.wait`` per message;
         here each subscriber's delivery task starts at once, and the task ends itself when done.
+        ``props``: MQTT 5 properties, sent to MQTT 5 subscribers (3.1.1 has no room for them).
         """
-        self._fan_out(topic, data, qos, self._track)
+        self._fan_out(topic, data, qos, self._track, props)
 
     def corked(self) -> AbstractContextManager[None]:
         """Deliveries made in this block go out at its end, a connection's in one write
@@ -237,12 +259,50 @@ class MqchatBroker(Broker):
         return [s for s, _ in self._sessions.values() if _connected(s)]
 
     # -------------------------------------------------------------- connection lifecycle (fixed)
-    async def _client_connected(self, listener_name: str, reader: Any, writer: Any) -> None:
+    async def _client_connected(
+        self, listener_name: str, reader: Any, writer: Any, *, stream: bool = False
+    ) -> None:
+        """A connection, from its first byte to its end: stock amqtt's ``_client_connected``, with
+        the task tracked for ``shutdown`` and the socket always closed at the end.
+
+        ``stream``: ``reader`` and ``writer`` are asyncio's (a TCP listener's callback), wrapped
+        here. A TCP connection's task then runs this coroutine directly: stock amqtt ran it under
+        ``stream_connected``, and mqchat's wrapper under it again, three frames held for the whole
+        life of every idle connection instead of one.
+        """
+        if stream:
+            reader, writer = StreamReaderAdapter(reader), StreamWriterAdapter(writer)
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
         try:
-            await super()._client_connected(listener_name, reader, writer)
+            server = self._servers.get(listener_name)
+            if not server:
+                raise BrokerError(f"Invalid listener name '{listener_name}'")
+            await server.acquire_connection()
+            remote_info = writer.get_peer_info()
+            if remote_info is None:
+                log.warning("Remote info could not be retrieved from peer info")
+                server.release_connection()
+                return
+            remote_address, remote_port = remote_info
+            log.debug("Connection from %s:%s on listener %r", remote_address, remote_port, listener_name)
+            try:
+                handler, client_session = await self._initialize_client_session(
+                    reader, writer, remote_address, remote_port
+                )
+            except (AMQTTError, MQTTError, NoDataError) as exc:
+                log.warning("Failed to initialize client session: %s", exc)
+                server.release_connection()
+                return
+            try:
+                await self._handle_client_session(
+                    reader, writer, client_session, handler, server, listener_name
+                )
+            except (AMQTTError, MQTTError, NoDataError) as exc:
+                log.warning("Error while handling client session: %s", exc)
+            finally:
+                server.release_connection()
         finally:
             if task is not None:
                 self._connections.discard(task)
@@ -263,8 +323,7 @@ class MqchatBroker(Broker):
     ) -> tuple[BrokerProtocolHandler, Session]:
         try:
             handler, session = await asyncio.wait_for(
-                MqchatHandler.init_from_connect(reader, writer, self.plugins_manager),
-                self._connect_timeout,
+                open_connection(reader, writer, self.plugins_manager), self._connect_timeout
             )
         except TimeoutError as exc:
             # stock amqtt waits for ever, and each such socket holds one of the listener's
@@ -284,6 +343,7 @@ class MqchatBroker(Broker):
         handler.max_packet = self._max_packet
         handler.requests = self
         handler.writes = self.writes
+        handler.keepalives = self.keepalives
         session.clean_session = True
         session.parent = 0
         session.will_flag = False
@@ -291,6 +351,10 @@ class MqchatBroker(Broker):
         session.will_message = None
         if not session.client_id:
             session.client_id = gen_client_id()
+            if isinstance(session, ConnectionState):
+                session.assigned_client_id = True
+        if isinstance(handler, Mqtt5Handler):
+            handler.keep_alive_announced = session.keep_alive
         if session.keep_alive > 0:
             session.keep_alive = math.ceil(session.keep_alive * self._keepalive_grace)
         return handler, session
@@ -305,39 +369,86 @@ class MqchatBroker(Broker):
         listener_name: str,
     ) -> None:
         authenticated = await self._authenticate(client_session, self.listeners_config[listener_name])
+        client_session.password = None  # checked: the secret is not kept for the connection's life
         handler.attach(client_session, reader, writer)
         client_id, user = client_session.client_id, client_session.username or ""
         # counted, not copied: a copy of the set lived as long as the connection (O(N²) memory with
         # one login for every client, as anonymous clients have)
-        connected = self._clients_of.get(user, set())
-        others = len(connected) - (client_id in connected)
+        clients = self._clients_of
+        others = count_members(clients, user) - has_member(clients, user, client_id or "")
+        refusal = getattr(client_session, "refusal", None) or Reason.NOT_AUTHORIZED
         if self._max_per_user and others >= self._max_per_user:
             log.warning("refused %s: %s already has %d connections", client_id, user, others)
-            authenticated = False
-        if not authenticated or client_id is None:
-            await handler.mqtt_connack_authorize(False)
+            authenticated, refusal = False, Reason.QUOTA_EXCEEDED
+        if client_id is None:
+            authenticated, refusal = False, Reason.CLIENT_ID_NOT_VALID
+        if not authenticated or client_id is None or not isinstance(handler, MqchatHandler):
+            if isinstance(handler, MqchatHandler):
+                await handler.send_connack(refusal, False)
             await writer.close()
             return
         await self._take_over(client_id)
         client_session.transitions.connect()
         self._sessions[client_id] = (client_session, handler)
-        self._clients_of.setdefault(user, set()).add(client_id)
+        add_member(self._clients_of, user, client_id)
         try:
-            await handler.mqtt_connack_authorize(True)
+            present = isinstance(client_session, ConnectionState) and await self.resume_session(
+                client_session
+            )
+            await handler.send_connack(0, present)
             await self._fire(self._on_connected, BrokerEvents.CLIENT_CONNECTED, client_session)
             await handler.start()
-            await self._client_message_loop(client_session, handler)
+            await self._restore(client_session, handler)
+            await self._client_message_loop(client_session, handler)  # (one frame: see there)
         finally:
+            resumable = getattr(client_session, "resumable", None)
+            if resumable is not None:
+                resumable.ended()
             current = self._sessions.get(client_id)
             if current is None or current[0] is client_session:  # not taken over by a newer one
                 if current is not None:  # a clean session ends with its connection
                     del self._sessions[client_id]
                     await self._del_all_subscriptions(client_session)
-                clients = self._clients_of.get(user)
-                if clients is not None:
-                    clients.discard(client_id)
-                    if not clients:
-                        del self._clients_of[user]
+                remove_member(self._clients_of, user, client_id)
+
+    # -------------------------------------------------------------- persistent sessions (the store's)
+    async def resume_session(self, state: Session) -> bool:
+        """CONNACK's session-present flag: whether the keeper resumes a stored session of this
+        connection (False without a keeper; a keeper that fails resumes nothing)."""
+        keeper = self._keeper
+        if keeper is None or not isinstance(state, ConnectionState):
+            return False
+        try:
+            return await keeper.resume(state)
+        except Exception:
+            log.exception("%s: its persistent session could not be resumed", state.client_id)
+            state.resumable = None
+            return False
+
+    async def _restore(self, session: Session, handler: BrokerProtocolHandler) -> None:
+        """A persistent session's inbox subscription, made without a SUBSCRIBE (the ACL still
+        asked), then its replay started."""
+        resumable = getattr(session, "resumable", None)
+        if resumable is None or not isinstance(handler, MqchatHandler):
+            return
+        topic = resumable.topic
+        if await self.add_subscription((topic, QOS_1), session) == _REFUSED:
+            log.warning("%s: its inbox %s refused by the ACL; not resumed", session.client_id, topic)
+            session.resumable = None
+            resumable.ended()
+            return
+
+        def send(
+            data: bytes,
+            *,
+            dup: bool,
+            acked: Callable[[], None],
+            done: Callable[[], None],
+            props: PublishProps | None = None,
+        ) -> bool:
+            return handler.publish_tracked(topic, data, dup=dup, acked=acked, done=done, props=props)
+
+        resumable.start(send)
 
     async def _authenticate(self, session: Session, listener: ListenerConfig) -> bool:
         """As stock: accepted when every plugin that answers True or False answers True, and at least
@@ -348,6 +459,8 @@ class MqchatBroker(Broker):
             verdicts += await _amqtt_verdicts(others, "authenticate", session=session)
         except Exception:
             log.exception("authentication of %s failed with an error; refusing", session.client_id)
+            if isinstance(session, ConnectionState):
+                session.refusal = Reason.SERVER_BUSY
             return False
         answers = [v for v in verdicts if v is not None]
         return bool(answers) and all(answers)
@@ -370,7 +483,11 @@ class MqchatBroker(Broker):
         if current is None or not _connected(current[0]):
             return False
         log.info("%s: closing its connection (signed out)", client_id)
-        await current[1].handle_connection_closed()
+        handler = current[1]
+        if isinstance(handler, MqchatHandler):
+            await handler.close_with(Reason.ADMINISTRATIVE_ACTION)
+        else:
+            await handler.handle_connection_closed()
         return True
 
     def subscribers_of(self, topic_filter: str) -> list[Session]:
@@ -392,7 +509,10 @@ class MqchatBroker(Broker):
         old_session, old_handler = previous
         if _connected(old_session):
             log.info("%s connected again: closing its previous connection", client_id)
-            await old_handler.handle_connection_closed()
+            if isinstance(old_handler, MqchatHandler):
+                await old_handler.close_with(Reason.SESSION_TAKEN_OVER)
+            else:
+                await old_handler.handle_connection_closed()
         await self._del_all_subscriptions(old_session)
         old_session.clear_queues()
 
@@ -406,8 +526,10 @@ class MqchatBroker(Broker):
         Stock amqtt kept four waiting tasks per connection and logged the repr of every
         subscription of every session after each SUBSCRIBE (O(N) per connect, even with debug off).
         """
-        try:
-            await handler.wait_disconnect()
+        waiter = getattr(handler, "_disconnect_waiter", None)  # wait_disconnect's, awaited here: a
+        try:  # frame less for the life of every connection
+            if waiter is not None:
+                await waiter
         except asyncio.CancelledError:
             return  # as stock: the broker is stopping and cleans up itself
         await self._stop_handler(handler)
@@ -429,12 +551,14 @@ class MqchatBroker(Broker):
     async def on_unsubscribe(
         self, session: Session, handler: MqchatHandler, packet_id: int, topics: list[str]
     ) -> None:
+        codes: list[int] = []
         for topic_filter in topics:
-            self._del_subscription(topic_filter, session)
+            deleted = self._del_subscription(topic_filter, session)
+            codes.append(Reason.SUCCESS if deleted else Reason.NO_SUBSCRIPTION_EXISTED)
             await self.plugins_manager.fire_event(
                 BrokerEvents.CLIENT_UNSUBSCRIBED, client_id=session.client_id, topic=topic_filter
             )
-        await handler.mqtt_acknowledge_unsubscription(packet_id)
+        await handler.acknowledge_unsubscribe(packet_id, codes)
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session
@@ -491,7 +615,12 @@ class MqchatBroker(Broker):
         self._fan_out(broadcast["topic"], broadcast["data"], broadcast.get("qos"), running_tasks.append)
 
     def _fan_out(
-        self, topic: str, data: bytes, qos: int | None, spawned: Callable[[asyncio.Task[Any]], None]
+        self,
+        topic: str,
+        data: bytes,
+        qos: int | None,
+        spawned: Callable[[asyncio.Task[Any]], None],
+        props: PublishProps | None = None,
     ) -> None:
         """Start one delivery task per connected subscriber (``qos`` None: the subscription's)."""
         # Subscriptions were checked by the ACL when they were made, and every topic a granted
@@ -502,19 +631,28 @@ class MqchatBroker(Broker):
             handler = self._get_handler(session)
             if handler is None:
                 continue
+            resumable = getattr(session, "resumable", None)
+            if resumable is not None and resumable.topic == topic:
+                resumable.offer(data, props)  # the session's order, dedupe and acknowledgements
+                continue
             key = id(session)
             inflight = self._inflight.get(key, 0)
             if inflight >= self._max_inflight:
                 log.warning("%s has %d deliveries unacknowledged: closing it", session.client_id, inflight)
                 self._inflight[key] = 0
-                spawned(asyncio.ensure_future(handler.handle_connection_closed()))
+                closing = (
+                    handler.close_with(Reason.QUOTA_EXCEEDED)
+                    if isinstance(handler, MqchatHandler)
+                    else handler.handle_connection_closed()
+                )
+                spawned(asyncio.ensure_future(closing))
                 continue
             self._inflight[key] = inflight + 1
             qos_out = sub_qos if qos is None else qos
             if (
                 qos_out in (QOS_0, QOS_1)
                 and isinstance(handler, MqchatHandler)
-                and handler.publish_now(topic, data, partial(self._delivered, key, None), qos_out)
+                and handler.publish_now(topic, data, partial(self._delivered, key, None), qos_out, props)
             ):
                 continue
             task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos_out, retain=False))

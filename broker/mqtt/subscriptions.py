@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from amqtt.session import Session
 
+from broker.members import add_member, members_of, remove_member
+
 __all__ = ["SubscriptionIndex", "is_wildcard"]
 
 Subscribers = dict[str, list[tuple[Session, int]]]
@@ -32,26 +34,27 @@ class SubscriptionIndex:
         self._by_filter = by_filter
         self._matches = matches
         self._wildcards: set[str] = set()
-        self._filters_of: dict[int, set[str]] = {}
+        self._filters_of: dict[int, str | set[str]] = {}
+        """Each session's filters (one, as most have: the filter itself; broker/members.py)."""
 
     def added(self, topic_filter: str, session: Session) -> None:
         """``session`` was granted ``topic_filter`` (and is in ``by_filter``'s list for it)."""
-        self._filters_of.setdefault(id(session), set()).add(topic_filter)
+        add_member(self._filters_of, id(session), topic_filter)
         if is_wildcard(topic_filter):
             self._wildcards.add(topic_filter)
 
     def removed(self, topic_filter: str, session: Session) -> None:
         """``session`` left ``topic_filter``; a filter nobody is left on is dropped."""
-        filters = self._filters_of.get(id(session))
-        if filters is not None:
-            filters.discard(topic_filter)
+        remove_member(self._filters_of, id(session), topic_filter)
         if not self._by_filter.get(topic_filter):
             self._by_filter.pop(topic_filter, None)
             self._wildcards.discard(topic_filter)
 
     def forget(self, session: Session) -> set[str]:
         """The filters of ``session``, which the index no longer lists as its own."""
-        return self._filters_of.pop(id(session), set())
+        filters = members_of(self._filters_of, id(session))
+        self._filters_of.pop(id(session), None)
+        return filters
 
     def subscribers(self, topic: str) -> list[tuple[Session, int]]:
         """Each subscription whose filter matches ``topic``: its session and granted QoS."""

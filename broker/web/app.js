@@ -4,7 +4,7 @@
 // It uses only the published wire contract (docs/protocol.md) and the media HTTP API; the node
 // tells the page where its broker is with GET /web/config.json.
 
-import { Connection } from "./js/connection.js";
+import { Connection, mqttVersion } from "./js/connection.js";
 import { GroupInfo } from "./js/groupinfo.js";
 import { Media } from "./js/media.js";
 import {
@@ -119,6 +119,7 @@ class Chat {
     this.search = new SearchPanel({ store: this.store, run: (query) => this.runSearch(query), open: (id) => this.open(id) });
     this.connection = new Connection({
       url: config.mqtt_ws,
+      mqttVersion: mqttVersion(config.mqtt_versions, new URLSearchParams(location.search).get("mqtt")),
       topics: new Topics(config.prefix, config.presence_prefix),
       user,
       secret,

@@ -89,7 +89,7 @@ from client_sdk._privacy import (
 )
 from client_sdk._reply_calls import reply_args
 from client_sdk._session import Session
-from client_sdk._settings import check_settings, initial_cursor
+from client_sdk._settings import MqttVersion, check_settings, initial_cursor
 from client_sdk.aio._changes import Changes
 from client_sdk.aio._connection import Connection
 from client_sdk.aio._group_settings import AsyncGroupSettings
@@ -117,10 +117,11 @@ class Client(Connection, AsyncGroupSettings):
     A client is opened once: make a new one after :meth:`close`. Use it from one event loop.
 
     The settings are those of :class:`client_sdk.Client`: ``tls`` is an ``ssl.SSLContext`` or True
-    for the system defaults; ``cursor`` is the inbox position to resume after, with ``state_file``
-    (and ``cursor`` 0) read from that file, which is then kept up to date; ``auto_delivered`` sends
-    the ``delivered`` receipt of every message from another user; ``media_url`` is the server's
-    media endpoint (default: ``http://`` or, with ``tls``, ``https://`` on ``host`` port 8090).
+    for the system defaults; ``mqtt_version`` is ``"3.1.1"`` (the default) or ``"5"``; ``cursor``
+    is the inbox position to resume after, with ``state_file`` (and ``cursor`` 0) read from that
+    file, which is then kept up to date; ``auto_delivered`` sends the ``delivered`` receipt of every
+    message from another user; ``media_url`` is the server's media endpoint (default: ``http://``
+    or, with ``tls``, ``https://`` on ``host`` port 8090).
     Raises ``ValueError`` for a bad setting or an unreadable ``state_file``.
     """
 
@@ -134,6 +135,7 @@ class Client(Connection, AsyncGroupSettings):
         device: str = "default",
         transport: Literal["tcp", "websockets"] = "tcp",
         ws_path: str = "/",
+        mqtt_version: MqttVersion = "3.1.1",
         tls: ssl.SSLContext | bool = False,
         prefix: str = DEFAULT_PREFIX,
         presence_prefix: str = DEFAULT_PRESENCE_PREFIX,
@@ -146,9 +148,11 @@ class Client(Connection, AsyncGroupSettings):
         media_url: str | None = None,
     ) -> None:
         check_settings(
+            port=port,
             user=user,
             device=device,
             transport=transport,
+            mqtt_version=mqtt_version,
             keepalive=keepalive,
             connect_timeout=connect_timeout,
             cursor=cursor,
@@ -160,6 +164,7 @@ class Client(Connection, AsyncGroupSettings):
         self._device = device
         self._transport = transport
         self._ws_path = ws_path
+        self._mqtt_version = mqtt_version
         self._tls = tls
         self._keepalive = keepalive
         self._connect_timeout = connect_timeout

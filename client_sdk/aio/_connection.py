@@ -32,12 +32,17 @@ import time
 from collections.abc import Coroutine
 from typing import Any, Literal
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
 from client_sdk._base import END, Closed, State
-from client_sdk._connection import RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY
+from client_sdk._connection import RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY, log_refused_publish
 from client_sdk._errors import AuthenticationError, ConnectError, NotConnected, Timeout, connect_refused
 from client_sdk._events import Event
 from client_sdk._inbound import feed, incoming
 from client_sdk._session import Command, Effects, Session
+from client_sdk._settings import MqttVersion
 from client_sdk._statefile import StateFile
 from client_sdk._subscriptions import Subscribe
 from client_sdk._transfer import MediaEndpoint
@@ -70,6 +75,7 @@ class Connection:
     _device: str
     _transport: Literal["tcp", "websockets"]
     _ws_path: str
+    _mqtt_version: MqttVersion
     _tls: ssl.SSLContext | bool
     _keepalive: int
     _connect_timeout: float
@@ -260,6 +266,13 @@ class Connection:
                         exc,
                         "; reconnecting" if self._reconnect else "",
                     )
+            except Exception as exc:
+                # not an MQTT error (paho refusing an option, say): the first connect raises it
+                # instead of waiting for ever; later, the connection is tried again as after a loss
+                if not first.done():
+                    first.set_exception(exc)
+                    return
+                logger.exception("%s: the connection failed", self.client_id)
             finally:
                 await self._lost()
             if not self._reconnect:
@@ -273,14 +286,18 @@ class Connection:
             tls = self._tls
         elif self._tls:
             tls = ssl.create_default_context()
+        mqtt5 = self._mqtt_version == "5"
         client = aiomqtt.Client(
             self._host,
             self._port,
             username=self._user,
             password=self._token,
             identifier=self.client_id,
-            clean_session=True,
-            protocol=aiomqtt.ProtocolVersion.V311,
+            # MQTT 5 has clean start instead of clean session; every connection starts clean on
+            # both (the client catches up with `sync` from its cursor)
+            clean_session=None if mqtt5 else True,
+            clean_start=True if mqtt5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,  # paho: v5 only
+            protocol=aiomqtt.ProtocolVersion.V5 if mqtt5 else aiomqtt.ProtocolVersion.V311,
             transport=self._transport,
             websocket_path=self._ws_path if self._transport == "websockets" else None,
             tls_context=tls,
@@ -289,6 +306,8 @@ class Connection:
             logger=_paho_logger,
         )
         client.pending_calls_threshold = _PENDING_CALLS_THRESHOLD
+        if mqtt5:
+            _log_refused_publishes(client, self.client_id)
         return client
 
     async def _lost(self) -> None:
@@ -380,6 +399,21 @@ class Connection:
                 command.payload["id"],
                 exc,
             )
+
+
+def _log_refused_publishes(client: aiomqtt.Client, client_id: str) -> None:
+    """Log the PUBACKs that refused a command, as the blocking client does: aiomqtt's ``publish``
+    returns without the reason code, so paho's callback (``_client``, aiomqtt's documented escape
+    hatch) is wrapped to see it first."""
+    forward = client._on_publish  # what aiomqtt set as paho's callback
+
+    def on_publish(
+        paho_client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Properties
+    ) -> None:
+        log_refused_publish(client_id, reason_code)
+        forward(paho_client, userdata, mid, reason_code, properties)
+
+    client._client.on_publish = on_publish
 
 
 async def _close_half_open(client: aiomqtt.Client) -> bool:

@@ -286,6 +286,7 @@ def test_the_node_serves_the_page_and_tells_it_where_the_broker_is(node: Running
         config = json.load(response)
     assert config == {
         "mqtt_ws": f"ws://127.0.0.1:{node.ws_port}/",
+        "mqtt_versions": [4, 5],
         "media": node.media_url,
         "prefix": "chat",
         "presence_prefix": "presence",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from PIL import Image
 
 import client_sdk
+from client_sdk._settings import MqttVersion
 from client_sdk.aio import (
     AuthenticationError,
     Client,
@@ -72,12 +74,17 @@ async def texts(client: Client, timeout: float = 2) -> list[str]:
     return [m.text async for m in client.messages(timeout=timeout)]
 
 
-def test_alice_and_bob_chat_both_ways_with_sent_delivered_read(node: RunningNode) -> None:
+def test_alice_and_bob_chat_both_ways_with_sent_delivered_read(
+    node: RunningNode, mqtt_version: MqttVersion
+) -> None:
     alice_id, _ = node.add_user("alice")
     bob_id, _ = node.add_user("bob")
 
     async def scenario() -> None:
-        async with connect(node, alice_id) as alice, connect(node, bob_id) as bob:
+        async with (
+            connect(node, alice_id, mqtt_version=mqtt_version) as alice,
+            connect(node, bob_id, mqtt_version=mqtt_version) as bob,
+        ):
             # alice -> bob: sent, then delivered (bob's SDK acknowledges by itself), then read
             out = await alice.send(bob_id, "hello bob")
             await out.wait("sent", timeout=10)
@@ -106,7 +113,7 @@ def test_alice_and_bob_chat_both_ways_with_sent_delivered_read(node: RunningNode
 
 
 def test_offline_bob_gets_missed_messages_in_order_once_and_alice_gets_receipts_later(
-    node: RunningNode, tmp_path: Path
+    node: RunningNode, tmp_path: Path, mqtt_version: MqttVersion
 ) -> None:
     alice_id, _ = node.add_user("alice")
     bob_id, _ = node.add_user("bob")
@@ -114,22 +121,22 @@ def test_offline_bob_gets_missed_messages_in_order_once_and_alice_gets_receipts_
 
     async def scenario() -> None:
         # Given bob is offline while alice sends three messages, then goes offline herself
-        async with connect(node, alice_id) as alice:
+        async with connect(node, alice_id, mqtt_version=mqtt_version) as alice:
             outs = [await alice.send(bob_id, f"message {i}") for i in range(3)]
             for out in outs:
                 await out.wait("sent", timeout=10)
             alice_cursor = alice.cursor
 
         # When bob comes back, he gets the three in order, once
-        async with connect(node, bob_id, state_file=state) as bob:
+        async with connect(node, bob_id, mqtt_version=mqtt_version, state_file=state) as bob:
             assert await texts(bob) == ["message 0", "message 1", "message 2"]
         # and a second login from the state file does not replay them
-        async with connect(node, bob_id, state_file=state) as bob_again:
+        async with connect(node, bob_id, mqtt_version=mqtt_version, state_file=state) as bob_again:
             assert bob_again.cursor == bob.cursor
             assert await texts(bob_again, timeout=1) == []
 
         # Then alice, back online later, gets the delivered receipts she missed
-        async with connect(node, alice_id, cursor=alice_cursor) as alice:
+        async with connect(node, alice_id, mqtt_version=mqtt_version, cursor=alice_cursor) as alice:
             receipts = [e async for e in alice.events(timeout=2) if isinstance(e, Receipt)]
             assert sorted((r.seq, r.status) for r in receipts) == [(i, Status.DELIVERED) for i in (1, 2, 3)]
             assert all(r.by == bob_id for r in receipts)
@@ -159,12 +166,17 @@ def test_both_devices_of_a_user_get_the_message_with_a_blocking_client_beside(no
     run(scenario)
 
 
-def test_a_group_with_an_offline_member_and_its_management(node: RunningNode) -> None:
+def test_a_group_with_an_offline_member_and_its_management(
+    node: RunningNode, mqtt_version: MqttVersion
+) -> None:
     alice_id, bob_id, carol_id, dave_id = (node.add_user(n)[0] for n in ("alice", "bob", "carol", "dave"))
 
     async def scenario() -> None:
         # Given alice and bob online, carol offline
-        async with connect(node, alice_id) as alice, connect(node, bob_id) as bob:
+        async with (
+            connect(node, alice_id, mqtt_version=mqtt_version) as alice,
+            connect(node, bob_id, mqtt_version=mqtt_version) as bob,
+        ):
             group = await alice.create_group("club", [bob_id, carol_id])
             assert group.members == (alice_id, bob_id, carol_id) and group.admins == (alice_id,)
 
@@ -193,7 +205,7 @@ def test_a_group_with_an_offline_member_and_its_management(node: RunningNode) ->
             assert excinfo.value.code == "bad_request"
 
         # When carol comes back, she gets every message in order, once, and her receipt completes "delivered"
-        async with connect(node, carol_id) as carol:
+        async with connect(node, carol_id, mqtt_version=mqtt_version) as carol:
             got = [m async for m in carol.messages(timeout=2)]
             assert [m.text for m in got] == ["a1", "b1", "a2", "everyone?"]
             assert [m.seq for m in got] == [1, 2, 3, 4]
@@ -204,7 +216,7 @@ def test_a_group_with_an_offline_member_and_its_management(node: RunningNode) ->
                 await refused.wait("sent", timeout=10)
             assert excinfo.value.code == "not_member"
 
-        async with connect(node, alice_id, cursor=0) as alice:
+        async with connect(node, alice_id, mqtt_version=mqtt_version, cursor=0) as alice:
             events = [e async for e in alice.events(timeout=2)]
             aggregate = [e for e in events if isinstance(e, Receipt) and e.all and e.seq == 4]
             assert [r.status for r in aggregate] == [Status.DELIVERED]
@@ -281,7 +293,9 @@ def test_an_image_round_trips_processed_and_downloads_as_the_blocking_client_doe
     run(scenario)
 
 
-def test_messages_sent_while_the_node_is_down_are_resent_and_stored_once(tmp_path: Path) -> None:
+def test_messages_sent_while_the_node_is_down_are_resent_and_stored_once(
+    tmp_path: Path, mqtt_version: MqttVersion
+) -> None:
     # a node on a fixed port, so the client can reconnect to it after a restart
     first = RunningNode(node_settings(tmp_path)).start()
     port = first.port
@@ -293,7 +307,10 @@ def test_messages_sent_while_the_node_is_down_are_resent_and_stored_once(tmp_pat
     node.tokens = tokens
 
     async def scenario() -> None:
-        async with connect(node, alice_id) as alice, connect(node, bob_id) as bob:
+        async with (
+            connect(node, alice_id, mqtt_version=mqtt_version) as alice,
+            connect(node, bob_id, mqtt_version=mqtt_version) as bob,
+        ):
             # When the node goes away, alice keeps sending
             await asyncio.to_thread(node.stop)
             await eventually(lambda: not alice.connected)
@@ -314,6 +331,38 @@ def test_messages_sent_while_the_node_is_down_are_resent_and_stored_once(tmp_pat
         run(scenario)
     finally:
         node.close()
+
+
+def test_over_mqtt_5_a_refused_command_is_refused_in_its_puback_too(
+    tmp_path: Path, mqtt_version: MqttVersion, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a node that lets a user send a burst of 3 commands, then 2 a second
+    node = RunningNode(
+        node_settings(tmp_path, **{"limits.commands_burst": 3, "limits.commands_per_second": 2.0})
+    ).start()
+    alice_id, _ = node.add_user("alice")
+    bob_id, _ = node.add_user("bob")
+    caplog.set_level(logging.WARNING, logger="client_sdk")
+
+    async def scenario() -> None:
+        async with connect(node, alice_id, mqtt_version=mqtt_version) as alice, connect(node, bob_id) as bob:
+            # When alice sends more at once than that, Then her SDK waits out `rate_limited`
+            # and resends: every message goes, once, in order
+            outs = [await alice.send(bob_id, f"flood {i}") for i in range(6)]
+            for out in outs:
+                await out.wait("sent", timeout=30)
+            assert await texts(bob) == [f"flood {i}" for i in range(6)]
+
+    try:
+        run(scenario)
+    finally:
+        node.close()
+    # and over MQTT 5 the server's PUBACKs said so as well (quota exceeded): the SDK logged them
+    pubacks = [r.getMessage() for r in caplog.records if "(PUBACK)" in r.getMessage()]
+    if mqtt_version == "5":
+        assert pubacks and all(line.endswith("Quota exceeded") for line in pubacks)
+    else:
+        assert pubacks == []
 
 
 def test_bad_input_raises_what_the_blocking_client_raises(node: RunningNode) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from broker.mqtt.properties import PublishProps
 from tests.harness import RunningNode, wait_until
 from tests.plain import PlainClient
 
@@ -68,9 +69,15 @@ class _Recorder:
         self.published: list[tuple[str | None, str, bytes]] = []
 
     def accept(
-        self, user: str | None, topic: str, data: bytes | bytearray, client_id: str | None = None
-    ) -> None:
+        self,
+        user: str | None,
+        topic: str,
+        data: bytes | bytearray,
+        client_id: str | None = None,
+        props: PublishProps | None = None,
+    ) -> int:
         self.published.append((user, topic, bytes(data)))
+        return 0
 
 
 class _BareBroker:

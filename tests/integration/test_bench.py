@@ -53,6 +53,27 @@ def test_raw_mode_reports_throughput_latency_and_broker_figures(tmp_path: Path, 
     assert len(step["worker_cpu"]) == 2
 
 
+@pytest.mark.parametrize("broker", ["mqchat-broker", "mosquitto"])
+def test_raw_mode_loads_each_broker_over_mqtt_3_1_1_and_5_in_one_run(tmp_path: Path, broker: str) -> None:
+    # Given one run asking for both MQTT versions
+    runs = _run(
+        tmp_path,
+        "raw",
+        *("--broker", broker, "--mqtt", "3.1.1,5", "--users", "4", "--pairs", "2", "--rate", "200"),
+        *SHORT,
+    )
+
+    # Then the broker was loaded once per version, each named with it, and over MQTT 5 too every
+    # message arrived (a CONNECT, SUBSCRIBE or PUBLISH framed wrongly for the version would be
+    # refused or cut the connection)
+    assert [run["broker"] for run in runs] == [f"{broker} v3.1.1", f"{broker} v5"]
+    for run in runs:
+        assert run["connections"] == 4 and run["connect_failed"] == 0
+        [step] = run["steps"]
+        assert step["sent"] > 0 and step["delivered"] == step["expected"] == step["sent"]
+        assert step["errors"] == {}
+
+
 def test_chat_mode_measures_sent_delivered_and_receipts(tmp_path: Path, node: RunningNode) -> None:
     # Given a running node, when 2 pairs and a group of 3 chat at 20 messages/s with receipts
     [run] = _run(
@@ -61,6 +82,7 @@ def test_chat_mode_measures_sent_delivered_and_receipts(tmp_path: Path, node: Ru
         *("--port", str(node.port), "--mqchat", "--pid", str(os.getpid())),
         *("--store-url", node.settings.store_url),
         *("--users", "9", "--pairs", "2", "--groups", "1", "--group-size", "3", "--rate", "20"),
+        *("--watch", "pytest=pytest"),  # a component watched besides the node (this process, among others)
         *SHORT,
     )
 
@@ -74,6 +96,11 @@ def test_chat_mode_measures_sent_delivered_and_receipts(tmp_path: Path, node: Ru
     _plausible_latency(step["latencies"]["delivered"], step["delivered"])
     _plausible_latency(step["latencies"]["sent"], step["sent"])
     _plausible_latency(step["latencies"]["receipt"], step["sent"])
+    # and each group message's copy to its last member (a third of the messages went to the group)
+    last = step["latencies"]["last"]
+    assert 0 < last["count"] < step["sent"] and last["max"] >= last["p50"] > 0
+    # and the watched component's CPU, in the window and through the drain
+    assert step["components"]["pytest"] >= 0 and step["components_drained"]["pytest"] > 0
 
 
 def test_offline_sync_reaches_the_last_cursor(
@@ -95,6 +122,26 @@ def test_offline_sync_reaches_the_last_cursor(
     assert sync["preload_seconds"] > 0
     assert sync["connect_seconds"] > 0
     assert sync["sync_seconds"] > 0
+    assert sync["client_rss_peak"] >= sync["client_rss_before"] > 0
     # and the report names the machine it measured, with its reference speed
     machine = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("machine: "))
     assert f"{os.cpu_count()} cores; Python reference " in machine
+
+
+@pytest.mark.postgres
+def test_the_store_cpu_is_that_of_the_databases_backends(postgres_url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from benchmarks.procstat import StoreWatch
+
+    watch = StoreWatch.for_url(postgres_url)
+    assert watch is not None and StoreWatch.for_url("sqlite:///x.db") is None
+    engine = create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            before = watch.cpu()
+            conn.execute(text("SELECT count(*) FROM generate_series(1, 3000000)")).scalar_one()
+            after = watch.cpu()
+    finally:
+        engine.dispose()
+    assert after.cpu - before.cpu > 0.05  # the backend's work, seen from outside

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from client_sdk import Client, Message, Receipt, Status, Typing
+from client_sdk._settings import MqttVersion
 from tests.harness import RunningNode, connect, node_settings, wait_until
 
 
@@ -19,10 +22,15 @@ def next_message(client: Client, timeout: float = 10) -> Message:
     raise AssertionError("no message arrived")
 
 
-def test_alice_and_bob_chat_both_ways_with_sent_delivered_read(node: RunningNode) -> None:
+def test_alice_and_bob_chat_both_ways_with_sent_delivered_read(
+    node: RunningNode, mqtt_version: MqttVersion
+) -> None:
     alice_id, _ = node.add_user("alice")
     bob_id, _ = node.add_user("bob")
-    with connect(node, alice_id) as alice, connect(node, bob_id) as bob:
+    with (
+        connect(node, alice_id, mqtt_version=mqtt_version) as alice,
+        connect(node, bob_id, mqtt_version=mqtt_version) as bob,
+    ):
         # alice -> bob: sent, then delivered (bob's SDK acknowledges by itself), then read
         out = alice.send(bob_id, "hello bob")
         out.wait("sent", timeout=10)
@@ -45,34 +53,37 @@ def test_alice_and_bob_chat_both_ways_with_sent_delivered_read(node: RunningNode
 
 def test_offline_bob_gets_missed_messages_in_order_once_and_alice_gets_receipts_later(
     node: RunningNode,
+    mqtt_version: MqttVersion,
 ) -> None:
     alice_id, _ = node.add_user("alice")
     bob_id, _ = node.add_user("bob")
 
     # Given bob is offline while alice sends three messages, then goes offline herself
-    with connect(node, alice_id) as alice:
+    with connect(node, alice_id, mqtt_version=mqtt_version) as alice:
         outs = [alice.send(bob_id, f"message {i}") for i in range(3)]
         for out in outs:
             out.wait("sent", timeout=10)
         alice_cursor = alice.cursor
 
     # When bob comes back, he gets the three in order, once
-    with connect(node, bob_id) as bob:
+    with connect(node, bob_id, mqtt_version=mqtt_version) as bob:
         texts = [m.text for m in bob.messages(timeout=2)]
         assert texts == ["message 0", "message 1", "message 2"]
         # his SDK said delivered for them
     # and a second login of the same device state does not replay them
-    with connect(node, bob_id, cursor=bob.cursor) as bob_again:
+    with connect(node, bob_id, mqtt_version=mqtt_version, cursor=bob.cursor) as bob_again:
         assert list(bob_again.messages(timeout=1)) == []
 
     # Then alice, back online later, gets the delivered receipts she missed
-    with connect(node, alice_id, cursor=alice_cursor) as alice:
+    with connect(node, alice_id, mqtt_version=mqtt_version, cursor=alice_cursor) as alice:
         receipts = [e for e in alice.events(timeout=2) if isinstance(e, Receipt)]
         assert sorted((r.seq, r.status) for r in receipts) == [(i, Status.DELIVERED) for i in (1, 2, 3)]
         assert all(r.by == bob_id for r in receipts)
 
 
-def test_messages_sent_while_disconnected_are_resent_and_stored_once(tmp_path: Path) -> None:
+def test_messages_sent_while_disconnected_are_resent_and_stored_once(
+    tmp_path: Path, mqtt_version: MqttVersion
+) -> None:
     # a node on a fixed port, so the client can reconnect to it after a restart
     first = RunningNode(node_settings(tmp_path)).start()
     port = first.port
@@ -83,7 +94,10 @@ def test_messages_sent_while_disconnected_are_resent_and_stored_once(tmp_path: P
     node = RunningNode(node_settings(tmp_path, **{"broker.mqtt_port": port})).start()
     node.tokens = tokens
     try:
-        with connect(node, alice_id) as alice, connect(node, bob_id) as bob:
+        with (
+            connect(node, alice_id, mqtt_version=mqtt_version) as alice,
+            connect(node, bob_id, mqtt_version=mqtt_version) as bob,
+        ):
             # When the node goes away, alice keeps sending
             node.stop()
             assert wait_until(lambda: not alice.connected, 10)
@@ -96,6 +110,36 @@ def test_messages_sent_while_disconnected_are_resent_and_stored_once(tmp_path: P
                 p.wait("sent", timeout=20)
             texts = [m.text for m in bob.messages(timeout=3)]
             assert texts == [f"while down {i}" for i in range(3)]
+    finally:
+        node.close()
+
+
+def test_over_mqtt_5_a_refused_command_is_refused_in_its_puback_too(
+    tmp_path: Path, mqtt_version: MqttVersion, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a node that lets a user send a burst of 3 commands, then 2 a second
+    settings = node_settings(tmp_path, **{"limits.commands_burst": 3, "limits.commands_per_second": 2.0})
+    node = RunningNode(settings).start()
+    try:
+        alice_id, _ = node.add_user("alice")
+        bob_id, _ = node.add_user("bob")
+        caplog.set_level(logging.WARNING, logger="client_sdk")
+        with connect(node, alice_id, mqtt_version=mqtt_version) as alice, connect(node, bob_id) as bob:
+            # When alice sends more at once than that
+            outs = [alice.send(bob_id, f"flood {i}") for i in range(6)]
+
+            # Then on both versions her SDK waits out the inbox's `rate_limited` errors and resends,
+            # so every message goes, once, in order
+            for out in outs:
+                out.wait("sent", timeout=30)
+            assert [m.text for m in bob.messages(timeout=2)] == [f"flood {i}" for i in range(6)]
+
+        # and over MQTT 5 the server's PUBACKs said so as well (quota exceeded): the SDK logged them
+        pubacks = [r.getMessage() for r in caplog.records if "(PUBACK)" in r.getMessage()]
+        if mqtt_version == "5":
+            assert pubacks and all(line.endswith("Quota exceeded") for line in pubacks)
+        else:
+            assert pubacks == []
     finally:
         node.close()
 
@@ -151,12 +195,12 @@ def test_the_state_file_resumes_without_duplicates(node: RunningNode, tmp_path: 
         assert [m.text for m in bob.messages(timeout=1)] == ["two"]
 
 
-def test_chat_over_websocket(node: RunningNode) -> None:
+def test_chat_over_websocket(node: RunningNode, mqtt_version: MqttVersion) -> None:
     alice_id, _ = node.add_user("alice")
     bob_id, _ = node.add_user("bob")
-    ws = {"transport": "websockets"}
-    alice = Client("127.0.0.1", node.ws_port, user=alice_id, token=node.tokens[alice_id], **ws)  # type: ignore[arg-type]
-    bob = Client("127.0.0.1", node.ws_port, user=bob_id, token=node.tokens[bob_id], **ws)  # type: ignore[arg-type]
+    ws: dict[str, Any] = {"transport": "websockets", "mqtt_version": mqtt_version}
+    alice = Client("127.0.0.1", node.ws_port, user=alice_id, token=node.tokens[alice_id], **ws)
+    bob = Client("127.0.0.1", node.ws_port, user=bob_id, token=node.tokens[bob_id], **ws)
     with alice, bob:
         out = alice.send(bob_id, "over websocket")
         assert next_message(bob).text == "over websocket"

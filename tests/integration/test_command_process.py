@@ -33,6 +33,7 @@ from tests.integration.test_chat_sdk import (  # noqa: F401 - run again here, on
 )
 from tests.plain import PlainClient
 from workers.errors import RunnerError
+from workers.routing import NodeItem
 from workers.runners import commands_in_child, shares_store
 from workers.runners.child import ChildRunner
 from workers.stores import open_store
@@ -335,8 +336,8 @@ def test_batches_waiting_for_a_busy_child_are_stored_together_in_order(tmp_path:
     alice, bob = _users(settings, "alice", "bob")
     events: list[dict[str, Any]] = []
 
-    def publish(node: str, items: list[tuple[str, str, int]]) -> None:
-        events.extend(json.loads(payload) for _, payload, _ in items)
+    def publish(node: str, items: list[NodeItem]) -> None:
+        events.extend(json.loads(payload) for _, payload, _, _ in items)
 
     commands = ChildRunner(settings, deliver=publish)
 

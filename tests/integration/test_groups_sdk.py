@@ -5,23 +5,30 @@ from __future__ import annotations
 import pytest
 
 from client_sdk import Client, CommandRejected, GroupEvent, Message, Receipt, Status
+from client_sdk._settings import MqttVersion
 from tests.harness import RunningNode
 
 
-def client(node: RunningNode, user: str) -> Client:
-    return Client("127.0.0.1", node.port, user=user, token=node.tokens[user])
+def client(node: RunningNode, user: str, mqtt_version: MqttVersion = "3.1.1") -> Client:
+    return Client("127.0.0.1", node.port, user=user, token=node.tokens[user], mqtt_version=mqtt_version)
 
 
 def texts(c: Client, timeout: float = 2) -> list[str]:
     return [m.text for m in c.messages(timeout=timeout)]
 
 
-def test_five_members_two_offline_all_get_every_message_in_the_same_order(node: RunningNode) -> None:
+def test_five_members_two_offline_all_get_every_message_in_the_same_order(
+    node: RunningNode, mqtt_version: MqttVersion
+) -> None:
     names = [node.add_user(n)[0] for n in ("alice", "bob", "carol", "dave", "erin")]
     alice_id, bob_id, carol_id, dave_id, erin_id = names
 
     # Given alice, bob and carol online, dave and erin offline
-    with client(node, alice_id) as alice, client(node, bob_id) as bob, client(node, carol_id) as carol:
+    with (
+        client(node, alice_id, mqtt_version) as alice,
+        client(node, bob_id, mqtt_version) as bob,
+        client(node, carol_id, mqtt_version) as carol,
+    ):
         group = alice.create_group("five", [bob_id, carol_id, dave_id, erin_id])
         assert group.members == tuple(names) and group.admins == (alice_id,)
 
@@ -48,7 +55,7 @@ def test_five_members_two_offline_all_get_every_message_in_the_same_order(node: 
 
     # And the offline members get all five, in the same order, once, when they come back
     for member in (dave_id, erin_id):
-        with client(node, member) as late:
+        with client(node, member, mqtt_version) as late:
             late.wait_synced(timeout=10)
             got = list(late.messages(timeout=2))
             assert [m.text for m in got] == ["a1", "b1", "c1", "a2", "b2"]
@@ -56,9 +63,15 @@ def test_five_members_two_offline_all_get_every_message_in_the_same_order(node: 
             assert len({m.id for m in got}) == 5
 
 
-def test_per_member_and_aggregate_receipts_reach_the_sender(node: RunningNode) -> None:
+def test_per_member_and_aggregate_receipts_reach_the_sender(
+    node: RunningNode, mqtt_version: MqttVersion
+) -> None:
     alice_id, bob_id, carol_id = (node.add_user(n)[0] for n in ("alice", "bob", "carol"))
-    with client(node, alice_id) as alice, client(node, bob_id) as bob, client(node, carol_id) as carol:
+    with (
+        client(node, alice_id, mqtt_version) as alice,
+        client(node, bob_id, mqtt_version) as bob,
+        client(node, carol_id, mqtt_version) as carol,
+    ):
         group = alice.create_group("trio", [bob_id, carol_id])
 
         out = alice.send(group.id, "read me")

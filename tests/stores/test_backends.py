@@ -40,6 +40,7 @@ _CONCERNS = {
     *("history", "retention"),  # history per conversation, retention
     *("privacy", "privacy_data"),  # privacy settings and group invitations
     *("blocks", "reports"),  # blocking users, reporting them to the operators
+    "mqtt_sessions",  # persistent MQTT sessions (cursors acknowledged per device)
 }
 
 
@@ -49,7 +50,7 @@ def _modules(package: str) -> set[str]:
 
 def test_each_backend_has_a_module_of_the_same_name_for_each_concern() -> None:
     assert _modules("sql") & _modules("mongo") == _CONCERNS
-    assert _modules("sql") - _CONCERNS == {"driver", "sqlite_checkpoint", "search_index"}
+    assert _modules("sql") - _CONCERNS == {"driver", "sqlite_checkpoint", "search_index", "statistics"}
     assert _modules("mongo") == _CONCERNS
 
 

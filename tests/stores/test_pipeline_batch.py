@@ -66,7 +66,7 @@ def published(queue: StubBroker) -> list[tuple[str, dict[str, Any]]]:
     pending = queue.queues[node_queue(NODE)]
     while not pending.empty():
         message = dramatiq.Message.decode(pending.get_nowait())
-        out += [(user, json.loads(payload)) for user, payload, _qos in message.args[1]]
+        out += [(user, json.loads(payload)) for user, payload, _qos, _options in message.args[1]]
     return out
 
 

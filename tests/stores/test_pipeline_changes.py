@@ -26,7 +26,7 @@ class Outputs:
         self.said: list[tuple[Any, ...]] = []
 
     def route(self, deliveries: list[Delivery]) -> None:
-        self.said += [("route", user, event) for user, event, _node, _qos in deliveries]
+        self.said += [("route", user, event) for user, event, _node, _qos, _options in deliveries]
 
     def discard(self, keys: Sequence[str]) -> None:
         self.said.append(("discard", sorted(keys)))

@@ -196,6 +196,16 @@ def test_a_duplicate_in_executemany_raises_integrity_error(engine: Engine) -> No
         INSERT.execute_many(conn, [row(1), row(2), row(1)])
 
 
+def test_many_rows_come_back_as_written_nulls_included(engine: Engine) -> None:
+    # on PostgreSQL one INSERT ... SELECT FROM unnest of an array per column (the driver's batch form)
+    rows = [{**row(i), "ratio": None if i % 3 == 0 else i / 4} for i in range(7)]
+    with engine.begin() as conn:
+        INSERT.execute_many(conn, rows)
+    with engine.connect() as conn:
+        got = conn.execute(select(things).order_by(things.c.id)).all()
+    assert typed([tuple(r) for r in got]) == typed([tuple(r[k] for k in ALL_COLUMNS) for r in rows])
+
+
 def kill(conn: Connection, engine: Engine) -> None:
     """Break the connection under SQLAlchemy: close SQLite's, or end PostgreSQL's server process."""
     if engine.dialect.name == "sqlite":

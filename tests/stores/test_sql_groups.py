@@ -7,7 +7,7 @@ import pytest
 from client_sdk.contract import ErrorCode, Status
 from tests.stores.conftest import users
 from workers.errors import CommandError
-from workers.stores import GroupInfo, Store
+from workers.stores import GroupInfo, ReceiptRequest, Store
 
 
 def make_group(store: Store, n: int = 3) -> tuple[GroupInfo, list[str]]:
@@ -233,3 +233,43 @@ def test_concurrent_receipts_complete_the_status_exactly_once(store: Store) -> N
         t.join()
 
     assert sorted(completions) == sorted(m.id for m in messages)
+
+
+def test_concurrent_batches_of_receipts_complete_the_status_exactly_once(store: Store) -> None:
+    import threading
+
+    # Given a group of nine and five messages to it, and the members' receipts in four batches
+    group, people = make_group(store, 9)
+    sender, members = people[0], people[1:]
+    ids = [
+        store.accept_message(
+            sender=sender, command_id=f"m{i}", recipient=group.id, text="t", now=2.0
+        ).message.id
+        for i in range(5)
+    ]
+    completions: list[str] = []
+    lock = threading.Lock()
+
+    def acknowledge(pair: list[str]) -> None:
+        requests = [ReceiptRequest(member, Status.DELIVERED, ids) for member in pair]
+        with store.batch():
+            results = store.apply_receipts_of(requests, now=3.0)
+            if results is None:  # MongoDB: one by one
+                results = [
+                    store.apply_receipts(user=m, status=Status.DELIVERED, message_ids=ids, now=3.0)
+                    for m in pair
+                ]
+        with lock:
+            completions.extend(
+                e.payload["message_id"] for r in results for e in r.entries if e.payload["all"]
+            )
+
+    # When the batches are applied at once
+    threads = [threading.Thread(target=acknowledge, args=(members[i : i + 2],)) for i in range(0, 8, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    # Then exactly one of them completed each message
+    assert sorted(completions) == sorted(ids)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+import orjson
 import pytest
 
 from client_sdk.contract import Status
@@ -11,7 +13,8 @@ from tests.harness import unique
 from tests.stores.conftest import users
 from workers.credentials import hash_token, new_token, verify
 from workers.errors import UnknownUser, UserExists
-from workers.stores import Store
+from workers.events import dumps
+from workers.stores import Store, SyncPage
 
 
 def test_a_message_gets_the_next_conversation_seq_and_entries_for_both_sides(store: Store) -> None:
@@ -97,6 +100,38 @@ def test_sync_pages_in_cursor_order(store: Store) -> None:
     texts = [e.payload["message"]["text"] for e in page1 + page2 + page3]
     assert texts == [str(i) for i in range(7)]
     assert [e.cursor for e in page1 + page2 + page3] == list(range(1, 8))
+
+
+def test_a_sync_page_is_the_wire_json_of_the_entries_within_a_byte_budget(store: Store) -> None:
+    # Given bob's inbox of seven messages, the fifth a long one
+    alice, bob = users(store, "alice", "bob")
+    for i in range(7):
+        text = "x" * 2000 if i == 4 else str(i)
+        store.accept_message(sender=alice, command_id=f"c{i}", recipient=bob, text=text, now=float(i))
+    entries, _ = store.sync(user=bob, after=0, limit=10)
+    sizes = [len(dumps(e.payload)) for e in entries]
+
+    # When pages are asked by count, and by a byte budget that the long one does not fit
+    by_count = store.sync_page(user=bob, after=0, limit=3, max_bytes=1 << 20)
+    by_bytes = store.sync_page(user=bob, after=3, limit=10, max_bytes=sizes[3] + 100)
+    long_one = store.sync_page(user=bob, after=4, limit=10, max_bytes=100)
+    last = store.sync_page(user=bob, after=5, limit=10, max_bytes=1 << 20)
+    empty = store.sync_page(user=bob, after=7, limit=10, max_bytes=1 << 20)
+
+    # Then each page is the JSON sync gives, cut at the count or the budget (at least one entry)
+    def wire(page: SyncPage) -> list[dict[str, Any]]:
+        return list(orjson.loads(orjson.dumps(page.entries)))
+
+    assert wire(by_count) == [e.payload for e in entries[:3]]
+    assert (by_count.first, by_count.last, by_count.more) == (1, 3, True)
+    assert wire(by_bytes) == [entries[3].payload] and (by_bytes.first, by_bytes.last, by_bytes.more) == (
+        4,
+        4,
+        True,
+    )
+    assert wire(long_one) == [entries[4].payload] and long_one.more
+    assert wire(last) == [e.payload for e in entries[5:]] and (last.last, last.more) == (7, False)
+    assert (empty.entries, empty.first, empty.last, empty.more) == ([], None, None, False)
 
 
 def test_concurrent_senders_get_gapless_cursors_and_seqs(store: Store) -> None:

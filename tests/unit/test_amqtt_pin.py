@@ -4,6 +4,7 @@ keep amqtt out of every other module, so that this folder is all a new amqtt ver
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import tomllib
 from importlib.metadata import version
@@ -94,6 +95,43 @@ def test_the_code_copied_or_replaced_for_lighter_connections_is_unchanged() -> N
     assert "self._init_states()" in inspect.getsource(Session.__init__)
 
 
+def test_the_constructors_the_lean_connection_replaces_are_unchanged() -> None:
+    # broker/mqtt/lean.py: LeanHandler.__init__ and _init_session stand for these three, setting
+    # their constants as class attributes and their containers lazily
+    assert _digest(ProtocolHandler.__init__) == (
+        "1d65aad5a7b47e7dd30f0a30a760176427f1ff22495b85f0542f706595af4efd"
+    )
+    assert _digest(BrokerProtocolHandler.__init__) == (
+        "95a1c78fecfdbffa7097f19c842b11ad41ecb11dd6feca1dd6b374e7bc328ad3"
+    )
+    assert _digest(ProtocolHandler._init_session) == (
+        "d8f6979793e163e93f417f0110227ca3f5c063e541d87641001d30355cc55227"
+    )
+    # a ConnectionState has every attribute Session.__init__ sets (its own, or its class's)
+    from broker.mqtt.connection_state import ConnectionState
+
+    lean = ConnectionState()
+    missing = [name for name in vars(Session()) if name != "transitions" and not hasattr(lean, name)]
+    assert missing == []
+
+
+def test_the_stream_protocol_keeps_its_drain_waiters_as_the_lean_one_expects() -> None:
+    # broker/mqtt/lean.py gives StreamReaderProtocol a list for its drain waiters: append, remove
+    # and iteration are all FlowControlMixin does with them
+    from asyncio.streams import FlowControlMixin
+
+    uses = [
+        line.strip() for line in inspect.getsource(FlowControlMixin).splitlines() if "_drain_waiters" in line
+    ]
+    assert uses == [
+        "self._drain_waiters = collections.deque()",
+        "for waiter in self._drain_waiters:",
+        "for waiter in self._drain_waiters:",
+        "self._drain_waiters.append(waiter)",
+        "self._drain_waiters.remove(waiter)",
+    ]
+
+
 def test_the_handler_internals_the_lighter_handler_relies_on() -> None:
     # broker/mqtt/handler.py replaces start() and the reader loop; stop() must still end them this way
     stop = inspect.getsource(ProtocolHandler.stop)
@@ -109,6 +147,9 @@ def test_the_handler_internals_the_lighter_handler_relies_on() -> None:
         assert _params(getattr(BrokerProtocolHandler, name)) != []
     assert _params(BrokerProtocolHandler.mqtt_acknowledge_subscription) == ["packet_id", "return_codes"]
     assert _params(BrokerProtocolHandler.mqtt_acknowledge_unsubscription) == ["packet_id"]
+    # broker/mqtt/handler5.py answers these with MQTT 5 packets instead (the broker calls them)
+    assert _params(ProtocolHandler.mqtt_publish) == ["topic", "data", "qos", "retain", "ack_timeout"]
+    assert _params(BrokerProtocolHandler.handle_connection_closed) == []
 
 
 def test_the_broker_internals_the_connect_path_relies_on() -> None:
@@ -222,3 +263,37 @@ def test_the_listeners_are_made_as_stock_makes_them_but_for_the_backlog() -> Non
     assert "backlog" not in stock
     arguments = ("reuse_address=True,", "ssl=ssl_context,", 'subprotocols=[websockets.Subprotocol("mqtt")],')
     assert all(argument in stock for argument in arguments)
+
+
+def test_every_packet_writes_itself_in_one_write_before_it_waits() -> None:
+    # broker/mqtt/lean.py: the handler's write lock is a no-op, because every to_stream writes its
+    # packet in one write before it awaits anything (a drain): packets cannot interleave
+    from amqtt.mqtt import packet as packet_module
+
+    checked = 0
+    for cls in vars(packet_module).values():
+        if isinstance(cls, type) and "to_stream" in vars(cls):
+            body = inspect.getsource(cls.to_stream).split("\n", 1)[1]
+            assert body.count("writer.write(") == 1, cls
+            assert "await" not in body.split("writer.write(")[0], cls
+            checked += 1
+    assert checked >= 3
+    assert "async with self._write_lock:" in inspect.getsource(ProtocolHandler._send_packet)
+
+
+def test_the_connection_coroutine_repeats_stocks() -> None:
+    # MqchatBroker._client_connected repeats stock's (and stream_connected's adapters) in one frame
+    assert _digest(Broker._client_connected) == (
+        "432b724bc4fb7946f1e4de2b71ba4cd0e94aa4959afc7cb5a146353308b833a5"
+    )
+    assert _digest(Broker.stream_connected) == (
+        "d1c68240cb49f94a431455e63b0277a27c92a482c4512a8e2de975e13025720e"
+    )
+
+
+def test_what_the_frame_feed_takes_over_from_the_stream_reader() -> None:
+    # broker/mqtt/feed.py take_unread: the bytes a StreamReader holds, its pause and its EOF
+    source = inspect.getsource(asyncio.StreamReader)
+    for line in ("self._buffer = bytearray()", "self._eof = False", "self._paused = False"):
+        assert line in source
+    assert "self._transport.pause_reading()" in inspect.getsource(asyncio.StreamReader.feed_data)

@@ -50,3 +50,47 @@ def test_a_plugin_config_is_checked_when_it_is_built() -> None:
         PresencePlugin.Config(min_intervall=1.0)  # type: ignore[call-arg]
     with pytest.raises(dataclasses.FrozenInstanceError):
         AclPlugin.Config().visibility = "everyone"  # type: ignore[misc]
+
+
+def test_the_acl_lets_only_the_user_subscribe_to_their_response_topics_and_nobody_publish_there() -> None:
+    acl = AclPlugin(AclPlugin.Config(visibility="contacts"), can_see_presence=lambda watcher, user: True)
+    alice, bob = _session("alice"), _session("bob")
+
+    def may(session: Any, topic: str, action: Action) -> bool | None:
+        return asyncio.run(acl.topic_filtering(session, topic, action))
+
+    try:
+        own = [
+            may(alice, topic, Action.SUBSCRIBE)
+            for topic in (
+                "chat/alice/reply",
+                "chat/alice/reply/phone",
+                "chat/alice/reply/#",
+                "chat/alice/reply/+",
+            )
+        ]
+        others = [
+            may(bob, topic, action)
+            for topic in (
+                "chat/alice/reply",
+                "chat/alice/reply/phone",
+                "chat/+/reply",
+                "chat/+/reply/#",
+                "chat/#",
+            )
+            for action in (Action.SUBSCRIBE, Action.RECEIVE)
+        ]
+        publish = [
+            may(alice, "chat/alice/reply", Action.PUBLISH),
+            may(alice, "chat/alice/reply/x", Action.PUBLISH),
+        ]
+        near = [
+            may(alice, "chat/alice/replyx", Action.SUBSCRIBE),
+            may(alice, "chat/alice/replies", Action.SUBSCRIBE),
+        ]
+    finally:
+        asyncio.run(acl.close())
+    assert own == [True] * 4
+    assert others == [False] * 10
+    assert publish == [False, False]  # only the server publishes answers
+    assert near == [False, False]

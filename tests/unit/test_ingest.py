@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from broker.ingest import Ingest
+from broker.ingest import ACCEPTED, NOT_AUTHORIZED, PAYLOAD_FORMAT_INVALID, QUOTA_EXCEEDED, Ingest
 from client_sdk.contract import Topics
 from workers.retry import always
 from workers.runners.threaded import ThreadedRunner
@@ -60,7 +60,7 @@ def make(target: JobQueue | Sink, replies: list[tuple[str, dict[str, Any]]], **k
         queue_size=int(kw.get("queue_size", 1000)),
         batch_size=int(kw.get("batch_size", 200)),
         runner=runner,  # type: ignore[arg-type]
-        reply=lambda user, event: replies.append((user, event)),
+        reply=lambda user, event, target: replies.append((user, event)),
     )
 
 
@@ -72,9 +72,9 @@ async def stop(ingest: Ingest, jobs: JobQueue, timeout: float = 30.0) -> None:
     await jobs.runner.close()
 
 
-def send(ingest: Ingest, user: str, cid: str) -> None:
+def send(ingest: Ingest, user: str, cid: str) -> int:
     command = {"v": 1, "type": "send", "id": cid, "to": "bob", "text": "hi"}
-    ingest.accept(user, TOPICS.outbox(user), json.dumps(command).encode())
+    return ingest.accept(user, TOPICS.outbox(user), json.dumps(command).encode())
 
 
 def test_commands_of_one_loop_pass_go_out_together_in_order_split_by_batch_size() -> None:
@@ -100,8 +100,8 @@ def test_past_the_bound_commands_are_refused_busy_and_accepted_again_once_draine
     ingest = make(jobs, replies, queue_size=10)
 
     async def main() -> None:
-        for i in range(15):
-            send(ingest, "alice", f"a{i}")
+        codes = [send(ingest, "alice", f"a{i}") for i in range(15)]
+        assert codes == [ACCEPTED] * 10 + [QUOTA_EXCEEDED] * 5  # MQTT 5's PUBACK: 0x97 when busy
         await asyncio.sleep(0.05)
         assert ingest.pending == 10
         busy = [event for _, event in replies]
@@ -224,3 +224,22 @@ def test_with_a_sink_the_loop_hands_batches_over_itself_and_keeps_the_rest_until
     assert all(sink.on_loop)
     assert [event["code"] for _, event in replies] == ["busy"] * 5
     assert not any(t.name == "mqchat-ingest" for t in threading.enumerate())
+
+
+def test_accept_answers_the_mqtt5_puback_reason_of_its_verdict() -> None:
+    jobs, replies = JobQueue(), list[tuple[str, dict[str, Any]]]()
+    ingest = make(jobs, replies)
+
+    async def main() -> None:
+        assert send(ingest, "alice", "ok") == ACCEPTED
+        assert ingest.accept("alice", TOPICS.outbox("bob"), b"{}") == NOT_AUTHORIZED
+        assert ingest.accept(None, TOPICS.outbox("alice"), b"{}") == NOT_AUTHORIZED
+        assert ingest.accept("alice", TOPICS.outbox("alice"), b"not json") == PAYLOAD_FORMAT_INVALID
+        assert ingest.accept("alice", TOPICS.outbox("alice"), b'{"v":1,"type":"nope","id":"x"}') == (
+            PAYLOAD_FORMAT_INVALID
+        )
+        await stop(ingest, jobs)
+
+    asyncio.run(main())
+    assert (ACCEPTED, NOT_AUTHORIZED, QUOTA_EXCEEDED, PAYLOAD_FORMAT_INVALID) == (0, 0x87, 0x97, 0x99)
+    assert [event["code"] for _, event in replies] == ["forbidden", "bad_json", "unknown_type"]

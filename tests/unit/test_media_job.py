@@ -15,7 +15,7 @@ from workers.errors import StoreUnavailable
 from workers.locator import MemoryLocator
 from workers.media.job import MediaJob, MediaLimits, upload_key
 from workers.media.local import LocalStorage
-from workers.routing import Router
+from workers.routing import NodeItem, Router
 from workers.stores import AcceptResult, open_store
 from workers.stores.sql import SqlStore
 
@@ -67,10 +67,10 @@ class Setup:
         return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def _decode(items: list[tuple[str, str, int]]) -> Iterator[tuple[str, dict[str, Any]]]:
+def _decode(items: list[NodeItem]) -> Iterator[tuple[str, dict[str, Any]]]:
     import json
 
-    for user, payload, _ in items:
+    for user, payload, _, _ in items:
         yield user, json.loads(payload)
 
 

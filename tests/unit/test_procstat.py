@@ -4,12 +4,13 @@ process) count as the broker's, and the generator's own workers do not."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 
-from benchmarks.procstat import ProcWatch
+from benchmarks.procstat import ProcessSet, ProcWatch, percent_between
 
 _BUSY = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\ntime.sleep(60)"
 
@@ -69,3 +70,31 @@ def test_a_process_memory_includes_its_children_unless_excluded() -> None:
             assert excluding.rss() > 0
         finally:
             child.kill()
+
+
+def test_a_process_set_finds_its_processes_by_command_line_and_counts_one_started_in_between() -> None:
+    # Given a set watching processes by a marker in their command line, sampled before one starts
+    marker = f"procset-marker-{os.getpid()}-{time.monotonic_ns()}"
+    watched = ProcessSet(re.escape(marker))
+    before = watched.cpu_by_pid()
+    child = subprocess.Popen([sys.executable, "-c", _BUSY, marker])
+    try:
+        # When it has used 0.6 s of CPU
+        after = _sampled_until(watched, child.pid, 0.55)
+
+        # Then the set found it and only it, and counts all it used since it started
+        assert before == {} and list(after) == [child.pid]
+        assert percent_between(before, after, 1.0) >= 55.0
+        assert percent_between(after, after, 1.0) == 0.0
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _sampled_until(watched: ProcessSet, pid: int, cpu: float, timeout: float = 30.0) -> dict[int, float]:
+    deadline = time.monotonic() + timeout
+    seen = watched.cpu_by_pid()
+    while seen.get(pid, 0.0) < cpu and time.monotonic() < deadline:
+        time.sleep(0.05)
+        seen = watched.cpu_by_pid()
+    return seen

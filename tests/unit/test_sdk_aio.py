@@ -51,6 +51,8 @@ def mute_server() -> Iterator[int]:
         ({"user": "al ice"}, "user"),
         ({"user": "alice", "device": "a/b"}, "device"),
         ({"user": "alice", "transport": "udp"}, "transport"),
+        ({"user": "alice", "mqtt_version": "4"}, "mqtt_version"),
+        ({"user": "alice", "port": 70000}, "port"),
         ({"user": "alice", "cursor": -1}, "cursor"),
         ({"user": "alice", "connect_timeout": 0}, "connect_timeout"),
         ({"user": "alice", "prefix": "chat/#"}, "prefix"),

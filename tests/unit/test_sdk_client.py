@@ -69,6 +69,8 @@ def test_the_client_id_is_user_slash_device() -> None:
         ({"user": "al ice"}, "user"),
         ({"user": "alice", "device": "a/b"}, "device"),
         ({"user": "alice", "transport": "udp"}, "transport"),
+        ({"user": "alice", "mqtt_version": "4"}, "mqtt_version"),
+        ({"user": "alice", "port": 70000}, "port"),
         ({"user": "alice", "cursor": -1}, "cursor"),
         ({"user": "alice", "connect_timeout": 0}, "connect_timeout"),
         ({"user": "alice", "prefix": "chat/#"}, "prefix"),

@@ -12,21 +12,22 @@ class MemoryLocator:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._nodes: dict[str, set[str]] = {}
+        self._nodes: dict[str, frozenset[str]] = {}
+        """Each user's nodes; the same frozenset object for every user on the same nodes (on a
+        single node: one for all), so a user costs its dict entry, not a set of its own."""
+        self._shared: dict[frozenset[str], frozenset[str]] = {}
         self._last_action: dict[str, float] = {}
 
     def set_online(self, user: str, node: str, *, now: float) -> None:
         with self._lock:
-            self._nodes.setdefault(user, set()).add(node)
+            self._nodes[user] = self._share(self._nodes.get(user, frozenset()) | {node})
             self._last_action[user] = now
 
     def set_offline(self, user: str, node: str, *, now: float) -> None:
         with self._lock:
             nodes = self._nodes.get(user)
             if nodes is not None:
-                nodes.discard(node)
-                if not nodes:
-                    del self._nodes[user]
+                self._set(user, nodes - {node})
             self._last_action[user] = now
 
     def touch(self, user: str, *, now: float) -> None:
@@ -45,7 +46,14 @@ class MemoryLocator:
         with self._lock:
             gone = [user for user, nodes in self._nodes.items() if node in nodes]
             for user in gone:
-                self._nodes[user].discard(node)
-                if not self._nodes[user]:
-                    del self._nodes[user]
+                self._set(user, self._nodes[user] - {node})
             return gone
+
+    def _share(self, nodes: frozenset[str]) -> frozenset[str]:
+        return self._shared.setdefault(nodes, nodes)
+
+    def _set(self, user: str, nodes: frozenset[str]) -> None:
+        if nodes:
+            self._nodes[user] = self._share(nodes)
+        else:
+            del self._nodes[user]

@@ -42,8 +42,11 @@ from workers.stores.records import (
     ReceiptRequest,
     ReceiptResult,
     ReportInfo,
+    ResumedSession,
+    SessionMark,
     SmsRecord,
     StoredMessage,
+    SyncPage,
     TextSend,
     TimerChange,
     UserInfo,
@@ -70,6 +73,7 @@ __all__ = [
     "MessageDeletion",
     "MessageViews",
     "Messages",
+    "MqttSessions",
     "Notifications",
     "Phones",
     "Presence",
@@ -215,14 +219,19 @@ class Messages(Protocol):
     def apply_receipts_of(
         self, requests: Sequence[ReceiptRequest], *, now: float
     ) -> list[ReceiptResult] | None:
-        """Apply several users' receipts for 1-on-1 messages at once, as ``apply_receipts`` would one
-        by one, in order; None, with nothing changed, when that is not possible in one go (a group
-        message, a message named twice or not to that user, or a backend without it): then apply
-        them one by one."""
+        """Apply several users' receipts at once (of 1-on-1 and group messages: every member
+        acknowledges a group message at the same moment), as ``apply_receipts`` would one by one,
+        in order; None, with nothing changed, when that is not possible in one go (a message not
+        to that user, or a backend without it): then apply them one by one."""
         ...
 
     def sync(self, *, user: str, after: int, limit: int) -> tuple[list[InboxEntry], bool]:
         """Entries of ``user`` with cursor > ``after``, in order, and whether more follow."""
+        ...
+
+    def sync_page(self, *, user: str, after: int, limit: int, max_bytes: int) -> SyncPage:
+        """The entries ``sync`` gives, as few as keep their JSON within ``max_bytes`` (at least
+        one), as the wire has them: a store that keeps the JSON text hands it over unparsed."""
         ...
 
 
@@ -529,6 +538,31 @@ class Retention(Protocol):
         conversations of the sweep, with everything of theirs."""
 
 
+class MqttSessions(Protocol):
+    """Persistent MQTT sessions (3.1.1 clean session 0, MQTT 5 Session Expiry Interval), kept per
+    ``<user>/<device>`` so that any node resumes one: the inbox cursor the device acknowledged, and
+    the expiry. The subscription restored is always the user's inbox, so it needs no row."""
+
+    def open_mqtt_session(self, user: str, device: str, *, now: float, expiry: float) -> ResumedSession:
+        """Resume the device's session, expiring ``expiry`` seconds from ``now`` from here on; when
+        it had none alive, one is made at the user's last inbox cursor (nothing to replay)."""
+        ...
+
+    def end_mqtt_sessions(self, devices: Sequence[tuple[str, str]]) -> None:
+        """Delete the sessions of these ``(user, device)`` (clean-session connects); one that has
+        none: nothing to do."""
+        ...
+
+    def save_mqtt_sessions(self, marks: Sequence[SessionMark]) -> None:
+        """Move each session's cursors forward (never back) and set its expiry, in one go; a
+        session that was ended meanwhile is not made again."""
+        ...
+
+    def expire_mqtt_sessions(self, *, now: float) -> int:
+        """Delete the sessions whose expiry is past; how many."""
+        ...
+
+
 class Privacy(Protocol):
     """Per-user privacy settings and group invitations (see rules.privacy)."""
 
@@ -656,6 +690,7 @@ class Store(
     AdminStore,
     Logins,
     Devices,
+    MqttSessions,
     Presence,
     PresencePrivacy,
     MediaAccess,

@@ -34,6 +34,7 @@ __all__ = [
     "ReportInfo",
     "SmsRecord",
     "StoredMessage",
+    "SyncPage",
     "TextSend",
     "TimerChange",
     "UserInfo",
@@ -86,6 +87,21 @@ class InboxEntry:
     user: str
     cursor: int
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPage:
+    """A page of a user's inbox log for ``sync`` (see ``Messages.sync_page``)."""
+
+    entries: list[Any]
+    """The events as the wire has them: each a dict, or the JSON text a store kept, ready to be
+    written into the page as it is (an ``orjson.Fragment``), not parsed to be written again."""
+    first: int | None
+    """The cursor of the first entry (None: no entry)."""
+    last: int | None
+    """The cursor of the last entry."""
+    more: bool
+    """More entries follow (past ``limit``, or past ``max_bytes``)."""
 
 
 InboxItem = tuple[str, str, str | None, dict[str, Any]]
@@ -200,6 +216,27 @@ class DeviceSeen(NamedTuple):
     node: str
     online: bool
     platform: str | None = None
+
+
+class SessionMark(NamedTuple):
+    """How far the persistent MQTT session of ``<user>/<device>`` got: the highest cursor up to
+    which it acknowledged every event, the highest cursor sent to it, and when it expires unused."""
+
+    user: str
+    device: str
+    acked: int
+    sent: int
+    expires_at: float
+
+
+class ResumedSession(NamedTuple):
+    """A device's persistent session as a connect finds it: replay after ``acked``; what is at most
+    ``sent`` was sent before (a redelivery: DUP). ``present``: it existed (CONNACK session present);
+    else it was just made, at the user's last inbox cursor."""
+
+    acked: int
+    sent: int
+    present: bool
 
 
 class TextSend(NamedTuple):

@@ -1,5 +1,7 @@
-"""Topic ACL: a user subscribes only to its own inbox and to presence it may see, and publishes only
-to its own outbox. Presence is read-only to clients. Deny by default.
+"""Topic ACL: a user subscribes only to its own inbox, its own response topics (``<prefix>/<user>/reply``
+and under it, where MQTT 5 answers go: ``broker/replies.py``) and presence it may see, and
+publishes only to its own outbox. Presence and response topics are read-only to clients. Deny by
+default.
 
 Whose presence a user may see is the watched user's ``online`` privacy setting (everyone, contacts,
 nobody), narrowed by the server's ``visibility`` (the operator's ceiling: ``everyone``, or
@@ -41,6 +43,7 @@ def allowed(
     if action in (Action.SUBSCRIBE, Action.RECEIVE):
         return (
             topic == topics.inbox(user)
+            or topics.is_reply_of(user, topic, filter_=True)
             or (everyone and topic == topics.presence_wildcard())
             or topics.user_of_presence(topic) is not None
         )

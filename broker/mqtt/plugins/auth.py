@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from amqtt.session import Session
 
+from broker.mqtt.connection_state import ConnectionState
+from broker.mqtt.mqtt5 import Reason
 from broker.mqtt.plugins.base import Authenticator
 from broker.throttle import CredentialChecks, LoginThrottle, check_login
 from client_sdk.contract import is_valid_user_id
@@ -57,15 +59,23 @@ class AuthPlugin(Authenticator):
         throttle = self._throttle
         if throttle is not None and throttle.address_locked(address):
             log.warning("refused a login from %s: too many failed logins from there", address)
-            return False
+            return _refused(session, Reason.SERVER_BUSY)  # for now: try again later
         if not is_valid_user_id(user) or not secret:
-            return False
+            return _refused(session, Reason.BAD_CREDENTIALS)
         assert user is not None
         device = parse_client_id(session.client_id, user)
         if device is None:
             log.info("refused %r: client id must be '%s/<device>'", session.client_id, user)
-            return False
+            return _refused(session, Reason.CLIENT_ID_NOT_VALID)
         ok = await check_login(self._check, throttle, user, secret, address, device=device)
         if not ok:
             log.info("refused %s from %s: bad credentials", user, address)
+            return _refused(session, Reason.BAD_CREDENTIALS)
         return ok
+
+
+def _refused(session: Session, reason: Reason) -> bool:
+    """False, with why (an MQTT 5 CONNACK reason code) on the session for the CONNACK."""
+    if isinstance(session, ConnectionState):
+        session.refusal = reason
+    return False

@@ -32,6 +32,7 @@ from functools import partial
 
 from amqtt.session import Session
 
+from broker.members import add_member, remove_member
 from broker.mqtt.plugins.base import BrokerPlugin, PluginContext
 from client_sdk.contract import VERSION, Topics, encode
 from workers.locator import Locator
@@ -71,7 +72,8 @@ class PresencePlugin(BrokerPlugin):
         self._on_change: Callable[[str, bytes], None] = on_change or (lambda user, data: None)
         self._clock = clock
         self._context: PluginContext | None = None
-        self._connections: dict[str, set[int]] = {}
+        self._connections: dict[str, int | set[int]] = {}
+        """Each user's sessions here, by id (one: the id itself; broker/members.py)."""
         self._last_published: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._changes: deque[tuple[str, str, float]] = deque()  # (user, status, ts), in order
@@ -131,9 +133,7 @@ class PresencePlugin(BrokerPlugin):
         user = session.username
         if user is None:
             return
-        connections = self._connections.setdefault(user, set())
-        first = not connections
-        connections.add(id(session))
+        first = add_member(self._connections, user, id(session))
         client_id = session.client_id
         if client_id and self._save_devices is not None:
             now = self._clock()
@@ -144,19 +144,16 @@ class PresencePlugin(BrokerPlugin):
 
     async def client_disconnected(self, session: Session) -> None:
         user = session.username
-        connections = self._connections.get(user) if user else None
-        if user is None or connections is None or id(session) not in connections:
+        if not user or not remove_member(self._connections, user, id(session)):
             return
-        connections.discard(id(session))
         client_id = session.client_id
         if client_id and self._devices.get(client_id, (None,))[0] == id(session):  # not taken over
             del self._devices[client_id]
             self._queue_device(
                 DeviceSeen(user, client_id.partition("/")[2], self._clock(), self._node, False)
             )
-        if connections:
+        if user in self._connections:
             return
-        del self._connections[user]
         self._queue(user, "offline")
 
     async def announce_offline(self, user: str, ts: float) -> None:

@@ -1,5 +1,6 @@
 // The MQTT side of the web client: MQTT.js (the global `mqtt` of vendor/mqtt.min.js) over
-// WebSocket, driving a Session. Every connection starts clean (the server keeps no MQTT session):
+// WebSocket, driving a Session, on MQTT 5 or 3.1.1 (`mqttVersion` below chooses). Every
+// connection starts clean (clean session on 3.1.1, clean start and no session expiry on MQTT 5):
 // on each connect it subscribes the inbox, lets the session `sync`, and subscribes the presence
 // of the user's contacts again. The server may refuse a presence subscription (by default only
 // contacts see each other: a new chat's peer becomes one with the first message); a refused user
@@ -8,7 +9,20 @@
 import { parsePresence } from "./protocol.js";
 
 const TICK_MS = 200;
-const AUTH_REFUSED = new Set([4, 5]); // CONNACK: bad user name or password, not authorized
+// CONNACK refusals of the credentials: bad user name or password, not authorized (3.1.1: 4 and 5;
+// MQTT 5's reason codes 0x86 and 0x87)
+const AUTH_REFUSED = new Set([4, 5, 0x86, 0x87]);
+
+/**
+ * The MQTT version to speak (the CONNECT's protocol level): `asked` (the page's `?mqtt=` parameter:
+ * "5", or "3.1.1" / "4") when given, else 5 when the server says it speaks it (`offered`, the
+ * protocol levels of /web/config.json's `mqtt_versions`), else 3.1.1.
+ */
+export function mqttVersion(offered, asked) {
+  if (asked === "5") return 5;
+  if (asked === "3.1.1" || asked === "4") return 4;
+  return Array.isArray(offered) && offered.includes(5) ? 5 : 4;
+}
 
 function randomDevice() {
   const bytes = new Uint8Array(4);
@@ -21,8 +35,9 @@ export class Connection {
    * @param handlers {events(effects), presence(p), status(state), failed(message)}
    *   status: "connecting" | "syncing" | "online" | "offline"
    */
-  constructor({ url, topics, user, secret, session, contacts, handlers }) {
+  constructor({ url, mqttVersion = 4, topics, user, secret, session, contacts, handlers }) {
     this.url = url;
+    this.mqttVersion = mqttVersion; // 4 (3.1.1) or 5
     this.topics = topics;
     this.user = user;
     this.secret = secret;
@@ -54,8 +69,8 @@ export class Connection {
       clientId: this.clientId,
       username: this.user,
       password: this.secret,
-      protocolVersion: 4,
-      clean: true,
+      protocolVersion: this.mqttVersion,
+      clean: true, // MQTT 5: clean start, and no Session Expiry Interval (0): nothing kept
       keepalive: 30,
       reconnectPeriod: 2000,
       connectTimeout: 10000,
@@ -91,7 +106,11 @@ export class Connection {
 
   publish(payload, qos = 1) {
     if (!this.client || !this.session.connected) return false;
-    this.client.publish(this.topics.outbox(this.user), JSON.stringify(payload), { qos });
+    // MQTT 5's PUBACK says why the server refused a command (quota exceeded, say); the `error`
+    // event on the inbox says it too, and is what the page acts on
+    this.client.publish(this.topics.outbox(this.user), JSON.stringify(payload), { qos }, (error) => {
+      if (error && error.code) console.info(`mqchat: the server refused ${payload.type} ${payload.id}: ${error.message}`);
+    });
     return true;
   }
 
@@ -135,7 +154,7 @@ export class Connection {
     const client = this.client;
     client.subscribe(this.topics.inbox(this.user), { qos: 1 }, (error, granted) => {
       if (client !== this.client || !this.session.connected) return;
-      if (error || !granted || !granted.length || granted[0].qos === 128) {
+      if (error || !granted || !granted.length || granted[0].qos & 0x80) {
         this.handlers.failed("The server refused the inbox subscription");
         return;
       }

@@ -4,7 +4,7 @@ Messages from the node: ``("batch", node, commands, alone)`` and ``("stop",)``. 
 ``("ready",)`` once the store is open; ``("retrying", delay)`` before each wait to retry a batch
 (the store is unavailable: not a hang); and for each batch, or several stored together,
 ``("done", batches, node, events, waiting, errors, discarded)``: the events to publish, as ``(user,
-payload, qos)``, for the node that received the commands (which publishes them to whoever of the
+payload, qos, options)``, for the node that received the commands (which publishes them to whoever of the
 users is connected there: this process does not know who is online), the messages stored for
 users, as ``(user, message id, sender)``, for the node's notifier, this process's count of commands
 answered with an error so far, by code, for the node's metrics, and the media object keys of
@@ -98,7 +98,7 @@ def child_main(settings: Settings, conn: Connection, log_level: int) -> None:
             run(node, batch)
             # every event goes to the node of the batch, the only node there is: whoever is connected
             # gets it there, the others find it in their inbox log
-            events = [(user, dumps(event), qos) for user, event, _, qos in routed]
+            events = [(user, dumps(event), qos, options) for user, event, _, qos, options in routed]
             # one message for the batches: the node reads one answer, not one more for the events
             conn.send(("done", batches, node, events, waiting.copy(), _error_totals(), discarded.copy()))
             routed.clear()

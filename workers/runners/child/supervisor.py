@@ -325,7 +325,7 @@ class ChildRunner(CommandRunner):
         (commands reach here validated: a user, and a command whose ``id`` is its reference)."""
         user, cmd = command["user"], command["cmd"]
         log.error("a command of %s ended two commands processes on its own; refused: %.300r", user, cmd)
-        self._deliver(node, [(user, dumps(internal_error(cmd.get("id"))), 1)])
+        self._deliver(node, [(user, dumps(internal_error(cmd.get("id"))), 1, command.get("response"))])
 
     async def _watchdog(self) -> None:
         """Kill a child that holds batches and has answered nothing for ``stall`` seconds: hung, not

@@ -7,12 +7,14 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from pymongo import ASCENDING
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
 from client_sdk.contract import Status, is_group_id
 from workers.errors import UnknownUser
+from workers.events import dumps
 from workers.stores.mongo.base import message_from_doc
 from workers.stores.mongo.blocks import blocked_pairs
 from workers.stores.mongo.chat_rows import bump_conversation, note_direct
@@ -20,8 +22,9 @@ from workers.stores.mongo.media import media_fields
 from workers.stores.mongo.replies import MongoReplies
 from workers.stores.mongo.schema import REACHED
 from workers.stores.mongo.search import search_fields
-from workers.stores.records import AcceptResult, InboxEntry, StoredMessage, TextSend
+from workers.stores.records import AcceptResult, InboxEntry, StoredMessage, SyncPage, TextSend
 from workers.stores.rules.group_settings import check_may_send
+from workers.stores.rules.inbox import sync_page
 from workers.stores.rules.messages import dm_conversation, message_events, message_targets, new_message_id
 
 __all__ = ["MongoMessages"]
@@ -205,3 +208,12 @@ class MongoMessages(MongoReplies):
             )
         more = len(rows) > limit
         return [InboxEntry(user, int(r["cursor"]), r["payload"]) for r in rows[:limit]], more
+
+    def sync_page(self, *, user: str, after: int, limit: int, max_bytes: int) -> SyncPage:
+        entries, more = self.sync(user=user, after=after, limit=limit)
+        texts = [dumps(entry.payload) for entry in entries]  # encoded once: measured, then written
+        return sync_page(
+            ((e.cursor, orjson.Fragment(text), len(text)) for e, text in zip(entries, texts, strict=True)),
+            more=more,
+            max_bytes=max_bytes,
+        )

@@ -47,6 +47,9 @@
 ``privacy``, ``group_invitations``: see privacy_data
 ``blocks``         {blocker, blocked, created_at}: who blocks whom (see blocks)
 ``block_commands`` {_id: "<user>/<command id>"}: the block and unblock commands that changed something
+``mqtt_sessions``  {_id: "<user>/<device>", user, device, acked, sent, expires_at}: a device's
+                   persistent MQTT session (see mqtt_sessions): every inbox event up to ``acked``
+                   was acknowledged, up to ``sent`` sent; deleted unused after ``expires_at``
 ``reports``        {_id: int, reporter, user, reason, messages, command_id, created_at}:
                    ``messages`` are copies of the reported messages as the reporter saw them
 """
@@ -93,6 +96,7 @@ COLLECTIONS: Final = (
     "blocks",
     "block_commands",
     "reports",
+    "mqtt_sessions",
 )
 
 INDEXES: Final[dict[str, list[IndexModel]]] = {
@@ -136,6 +140,7 @@ INDEXES: Final[dict[str, list[IndexModel]]] = {
     "reports": [
         IndexModel([("reporter", ASCENDING), ("command_id", ASCENDING)], name="reporter_command", unique=True)
     ],
+    "mqtt_sessions": [IndexModel([("expires_at", ASCENDING)], name="expires_at")],
     "chat_members": [IndexModel([("user", ASCENDING)], name="user")],
     "devices": [
         IndexModel([("user", ASCENDING), ("first_seen", ASCENDING)], name="user"),

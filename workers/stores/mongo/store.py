@@ -13,6 +13,7 @@ from workers.stores.mongo.group_settings import MongoGroupSettings
 from workers.stores.mongo.hides import MongoHides
 from workers.stores.mongo.history import MongoHistory
 from workers.stores.mongo.messages import MongoMessages
+from workers.stores.mongo.mqtt_sessions import MongoMqttSessions
 from workers.stores.mongo.privacy import MongoPrivacy
 from workers.stores.mongo.profiles import MongoProfiles
 from workers.stores.mongo.push import MongoPush
@@ -36,6 +37,7 @@ class MongoStore(
     MongoContacts,
     MongoProfiles,
     MongoDevices,
+    MongoMqttSessions,
     MongoTimers,  # before MongoDeletion, on which it builds
     MongoDeletion,
     MongoReactions,

@@ -26,6 +26,7 @@ from workers.stores.rules.inbox import events_per_user, number_entries
 from workers.stores.sql.driver import Statement, execute_sql
 from workers.stores.sql.schema import inbox, metadata, users
 from workers.stores.sql.sqlite_checkpoint import JOURNAL_SIZE_LIMIT, Checkpointer
+from workers.stores.sql.statistics import StatisticsKeeper
 
 __all__ = ["Counters", "NotInOneGo", "SqlBase", "sqlite_in_memory"]
 
@@ -161,6 +162,7 @@ class SqlBase:
         self.engine: Engine = create_engine(parsed, **kwargs)
         if self._sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._statistics = None if self._sqlite else StatisticsKeeper(self.engine)
         self._local = threading.local()
         self._spares: set[Connection] = set()
         self._spares_lock = threading.Lock()
@@ -172,9 +174,15 @@ class SqlBase:
         with self._tx() as conn:
             metadata.create_all(conn)
 
+    def refresh_statistics(self) -> list[str]:
+        """PostgreSQL: analyze the tables that grew (see statistics), now; the ones analyzed."""
+        return [] if self._statistics is None else self._statistics.refresh()
+
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
+        if self._statistics is not None:
+            self._statistics.close()
         with self._spares_lock:
             spares, self._spares = self._spares, set()
         for conn in spares:
@@ -224,6 +232,8 @@ class SqlBase:
             with suppress(Exception):
                 conn.close()
             raise
+        if self._statistics is not None:  # tables that grew are analyzed, off this thread
+            self._statistics.tick()
 
     def _batch_connection(self) -> Connection:
         """The thread's connection for batches, kept between them: checking one out of the pool and
@@ -259,6 +269,8 @@ class SqlBase:
             if batch is None:
                 with self.engine.begin() as conn:
                     yield conn
+                if self._statistics is not None:
+                    self._statistics.tick()
             else:
                 with _savepoint(batch, self._local):
                     yield batch

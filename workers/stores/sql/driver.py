@@ -25,10 +25,12 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, cast, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import Insert
 
 __all__ = ["Statement", "execute_sql"]
 
@@ -161,16 +163,36 @@ def _nothing(_params: Params) -> tuple[()]:
     return ()
 
 
+def _unnest_insert(statement: Insert, keys: Sequence[str]) -> Statement | None:
+    """PostgreSQL: the rows of a plain ``insert(table)`` as one ``INSERT ... SELECT FROM unnest``
+    of one array per column, or None for an insert with more to it (``RETURNING``, ``ON
+    CONFLICT``, values of its own)."""
+    if statement._returning or statement._post_values_clause is not None or statement._values:
+        return None
+    table = statement.table
+    arrays = [cast(bindparam(f"a_{key}"), ARRAY(table.c[key].type)) for key in keys]
+    rows = func.unnest(*arrays).table_valued(*keys).render_derived(name="r")
+    return Statement(insert(table).from_select(list(keys), select(*(rows.c[key] for key in keys))))
+
+
 class Statement:
     """A Core statement compiled once per dialect and executed on the connection's DBAPI cursor.
 
     ``column_keys`` names the columns an ``insert(table)`` gets values for, as the keys of the
-    parameter dicts given to :meth:`execute_many` or :meth:`execute`.
+    parameter dicts given to :meth:`execute_many` or :meth:`execute`. On PostgreSQL, the
+    ``execute_many`` of a plain ``insert(table)`` is one statement of arrays (``unnest``): one
+    parse, plan and execution for the batch instead of one per row (psycopg's ``executemany``),
+    and one SQL text whatever the number of rows, so that its prepared form is reused.
     """
 
     def __init__(self, statement: ClauseElement, *, column_keys: Sequence[str] | None = None) -> None:
         self.statement = statement
         self._column_keys = tuple(column_keys) if column_keys else None
+        self._unnest = (
+            _unnest_insert(statement, self._column_keys)
+            if isinstance(statement, Insert) and self._column_keys
+            else None
+        )
         self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled] = weakref.WeakKeyDictionary()
         self._last: tuple[Dialect, _Compiled] | None = None
         """The dialect of the last call and its form: a node has one engine, so this is the one."""
@@ -223,6 +245,10 @@ class Statement:
     def execute_many(self, conn: Connection, rows: Sequence[Params]) -> None:
         """One statement for many parameter sets (``executemany``); all with the same IN lengths."""
         if not rows:
+            return
+        if self._unnest is not None and len(rows) > 1 and conn.dialect.name == "postgresql":
+            assert self._column_keys is not None
+            self._unnest.execute(conn, {f"a_{key}": [row[key] for row in rows] for key in self._column_keys})
             return
         plan = self._plan(self.compiled_for(conn.dialect), rows[0])
         _run(conn, plan.sql, [plan.args(row) for row in rows], _MANY)

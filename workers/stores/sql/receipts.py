@@ -8,10 +8,11 @@ in one multi-row insert, in the order the command named the messages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, select, true, update
+from sqlalchemy import Connection, bindparam, case, func, select, update
+from sqlalchemy.sql.elements import BindParameter
 
 from client_sdk.contract import Status, is_group_id
 from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
@@ -49,24 +50,45 @@ _LOCK_MESSAGES = Statement(
     .order_by(messages.c.id)
     .with_for_update()
 )
+# The statements that name messages but not the user start from ``messages`` (its primary key:
+# the planner knows each id is one row, statistics or not) and probe ``pk_receipts`` per message.
+# Written as ``receipts.message_id IN (...)``, a table never analyzed (a fresh database before
+# autovacuum first runs) has no statistics of ``message_id``: the planner took each id for 0.5% of
+# the table and scanned all of it (tests/stores/test_sql_hot_plans.py).
 _LOWEST = Statement(
-    select(receipts.c.message_id, func.min(receipts.c.status))
-    .where(receipts.c.message_id.in_(bindparam("b_ids", expanding=True)))
-    .group_by(receipts.c.message_id)
+    select(messages.c.id, func.min(receipts.c.status))
+    .join(receipts, receipts.c.message_id == messages.c.id)
+    .where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
+    .group_by(messages.c.id)
 )
 
 
-_ROWS_OF_MESSAGES = Statement(
+_ROWS_OF_MESSAGES = Statement(  # 1-on-1 messages: their one receipt is their recipient's
+    # found by the receipts' primary key, which PostgreSQL uses even without statistics
     select(*_ROW, receipts.c.user_id)
-    .join(messages, messages.c.id == receipts.c.message_id)
-    .where(receipts.c.message_id.in_(bindparam("b_ids", expanding=True)))
+    .select_from(messages)
+    .join(
+        receipts,
+        (receipts.c.message_id == messages.c.id) & (receipts.c.user_id == messages.c.recipient_id),
+    )
+    .where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
+)
+_ROWS_OF_GROUP_MESSAGES = Statement(  # every member's receipt of the messages
+    # (without statistics PostgreSQL hashes this join over a scan of ``receipts``: only the batches
+    # with group messages ask it, and the store analyzes its tables as they grow)
+    select(*_ROW, receipts.c.user_id)
+    .select_from(messages)
+    .join(receipts, receipts.c.message_id == messages.c.id)
+    .where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
 )
 
 
-def _move(status: Status, *, of_user: bool = True) -> Statement:
+def _move(status: Status, *, of_user: bool = True, one: bool = False) -> Statement:
     """``UPDATE`` the user's receipts of the messages to ``status`` where they are below it, returning
     the ids that moved (another device of the user may have just moved some). ``of_user`` False:
-    every receipt of the messages (1-on-1 messages, each with its recipient's only)."""
+    the receipt of each message's recipient (1-on-1 messages, each with its recipient's only),
+    found through ``messages`` (see ``_LOWEST``). ``one``: the user's receipt of one message
+    (``b_id``), for ``executemany``, returning nothing."""
     values: dict[str, Any] = {"status": int(status)}
     if status == Status.DELIVERED:
         values["delivered_at"] = bindparam("b_now")
@@ -75,13 +97,29 @@ def _move(status: Status, *, of_user: bool = True) -> Statement:
             (receipts.c.status < int(Status.DELIVERED), bindparam("b_now")), else_=receipts.c.delivered_at
         )
         values["read_at"] = bindparam("b_now")
+    if one:
+        return Statement(
+            update(receipts)
+            .where(
+                receipts.c.message_id == bindparam("b_id"),
+                receipts.c.user_id == bindparam("b_user"),
+                receipts.c.status < int(status),
+            )
+            .values(**values)
+        )
+    ids: BindParameter[Any] = bindparam("b_ids", expanding=True)
+    whose = (
+        (receipts.c.user_id == bindparam("b_user"), receipts.c.message_id.in_(ids))
+        if of_user
+        else (
+            messages.c.id.in_(ids),
+            receipts.c.message_id == messages.c.id,
+            receipts.c.user_id == messages.c.recipient_id,
+        )
+    )
     return Statement(
         update(receipts)
-        .where(
-            receipts.c.user_id == bindparam("b_user") if of_user else true(),
-            receipts.c.message_id.in_(bindparam("b_ids", expanding=True)),
-            receipts.c.status < int(status),
-        )
+        .where(*whose, receipts.c.status < int(status))
         .values(**values)
         .returning(receipts.c.message_id)
     )
@@ -89,6 +127,32 @@ def _move(status: Status, *, of_user: bool = True) -> Statement:
 
 _MOVE = {status: _move(status) for status in (Status.DELIVERED, Status.READ)}
 _MOVE_MESSAGES = {status: _move(status, of_user=False) for status in (Status.DELIVERED, Status.READ)}
+_MOVE_ONE = {status: _move(status, one=True) for status in (Status.DELIVERED, Status.READ)}
+
+
+class _Tally:
+    """How many recipients of each group message are at each status, to tell its lowest status
+    as a batch's receipts move them one by one, without reading them again."""
+
+    def __init__(self, rows: Iterable[Any]) -> None:
+        self._counts: dict[str, list[int]] = {}
+        for row in rows:  # rows of _ROWS_OF_MESSAGES
+            counts = self._counts.get(row[0])
+            if counts is None:
+                counts = self._counts[row[0]] = [0] * (max(Status) + 1)
+            counts[row[1]] += 1
+
+    def lowest(self, message_id: str) -> int:
+        counts = self._counts[message_id]
+        return next(status for status in _STATUSES if counts[status])
+
+    def move(self, message_id: str, before: int, after: int) -> None:
+        counts = self._counts[message_id]
+        counts[before] -= 1
+        counts[after] += 1
+
+
+_STATUSES = tuple(int(status) for status in sorted(Status))
 
 
 def _events(
@@ -136,13 +200,16 @@ def _by_privacy(conn: Connection, user: str, status: Status, todo: list[Any]) ->
 def _receipts_off_of(
     conn: Connection, requests: Sequence[ReceiptRequest], named: list[list[str]], found: dict[str, Any]
 ) -> set[str]:
-    """Who among the readers and senders of the batch's ``read`` receipts turned them off: one
-    look-up for the batch, none when it holds no ``read`` receipt."""
+    """Who among the readers and senders of the batch's ``read`` receipts of 1-on-1 messages
+    turned them off (group messages always get them): one look-up for the batch, none when it
+    holds no such receipt. ``found``: a row of ``_ROW`` of each message."""
     users: set[str] = set()
     for request, ids in zip(requests, named, strict=True):
         if request.status == Status.READ:
-            users.add(request.user)
-            users.update(found[m][2] for m in ids if m in found)
+            senders = {found[m][2] for m in ids if m in found and not is_group_id(found[m][5])}
+            if senders:
+                users.add(request.user)
+                users.update(senders)
     return read_receipts_off(conn, users)
 
 
@@ -192,11 +259,13 @@ class SqlReceipts(SqlBase):
         self, requests: Sequence[ReceiptRequest], *, now: float
     ) -> list[ReceiptResult] | None:
         # One read, one UPDATE per status and one inbox append for all of them, instead of four
-        # statements and a savepoint per command; anything unusual undoes it all (None).
+        # statements and a savepoint per command; anything unusual undoes it all (None). The
+        # delivered receipts of a group message come from every member at once: one by one, each
+        # read the statuses of every member twice, so a group of n cost n² row reads a message.
         named = [list(dict.fromkeys(request.message_ids)) for request in requests]
-        every = [message_id for ids in named for message_id in ids]
-        if not every or len(set(every)) < len(every):
-            return None  # a message named by two commands: their order matters, go one by one
+        every = list(dict.fromkeys(message_id for ids in named for message_id in ids))
+        if not every:
+            return None
         try:
             with self._tx() as conn:
                 return self._apply_together(conn, requests, named, every, now)
@@ -211,41 +280,58 @@ class SqlReceipts(SqlBase):
         every: list[str],
         now: float,
     ) -> list[ReceiptResult]:
-        found: dict[str, tuple[Any, ...]] = {}
-        for read in _ROWS_OF_MESSAGES.all(conn, {"b_ids": every}):
-            if read[0] in found or is_group_id(read[5]):
-                raise NotInOneGo("a group message")
-            found[read[0]] = read
-        moving: dict[Status, list[str]] = {}
-        off = _receipts_off_of(conn, requests, named, found)
-        statuses: list[list[Status]] = []
+        rows = _ROWS_OF_MESSAGES.all(conn, {"b_ids": every})
+        one_to_one = {row[0] for row in rows}
+        others = [message_id for message_id in every if message_id not in one_to_one]
+        if others:  # group messages (or unknown ids): their members' receipts
+            rows += _ROWS_OF_GROUP_MESSAGES.all(conn, {"b_ids": others})
+        group = sorted({row[0] for row in rows if is_group_id(row[5])})
+        if group and conn.dialect.name != "sqlite":
+            # members' receipts may be applied by several workers at once: with the messages' row
+            # locks taken (in id order), read their statuses again, as they are now, so that
+            # exactly one of the workers sees a status complete (SQLite has one writer at a time)
+            _LOCK_MESSAGES.all(conn, {"b_ids": group})
+            rows = [row for row in rows if not is_group_id(row[5])]
+            rows += _ROWS_OF_GROUP_MESSAGES.all(conn, {"b_ids": group})
+        found = {(row[0], row[6]): row for row in rows}
+        message_row = {row[0]: row for row in rows}
+        current = {key: int(row[1]) for key, row in found.items()}
+        tally = _Tally(row for row in rows if is_group_id(row[5]))
+        off = _receipts_off_of(conn, requests, named, message_row)
+        moving: dict[Status, list[tuple[str, str, bool]]] = {}
+        planned: list[list[tuple[Status, tuple[str, str], list[InboxItem]]]] = []
         for request, ids in zip(requests, named, strict=True):
-            applied = []
+            user = request.user
+            mine: list[tuple[Status, tuple[str, str], list[InboxItem]]] = []
             for message_id in ids:
-                row = found.get(message_id)
-                if row is None or row[6] != request.user:
+                key = (message_id, user)
+                row = found.get(key)
+                if row is None:
                     raise NotInOneGo("not a message to this user")
+                in_group = is_group_id(row[5])
                 status = effective_read_status(
-                    request.status, group=False, reader=request.user, sender=row[2], off=off
+                    request.status, group=in_group, reader=user, sender=row[2], off=off
                 )
-                applied.append(status)
-                if row[1] < status:  # statuses only move forward
-                    moving.setdefault(status, []).append(message_id)
-            statuses.append(applied)
-        moved: set[str] = set()
-        for status, ids in moving.items():
-            moved.update(_MOVE_MESSAGES[status].scalars(conn, {"b_ids": ids, "b_now": now}))
-        per_request: list[list[InboxItem]] = []
-        for request, ids, applied in zip(requests, named, statuses, strict=True):
-            items: list[InboxItem] = []
-            for message_id, status in zip(ids, applied, strict=True):
-                if message_id not in moved:
+                before = current[key]
+                if before >= status:  # statuses only move forward
                     continue
-                row = found[message_id]  # a 1-on-1 message: its recipient's status is its lowest
-                items += _events(row, request.user, status, now, row[1], int(status))
-            per_request.append(items)
+                current[key] = int(status)
+                if in_group:
+                    floor_before = tally.lowest(message_id)
+                    tally.move(message_id, before, int(status))
+                    floor_after = tally.lowest(message_id)
+                else:  # a 1-on-1 message: its recipient's status is its lowest
+                    floor_before, floor_after = before, int(status)
+                moving.setdefault(status, []).append((message_id, user, in_group))
+                mine.append((status, key, _events(row, user, status, now, floor_before, floor_after)))
+            planned.append(mine)
+        moved = self._move_together(conn, moving, now)
+        per_request = [
+            [item for status, key, items in mine if key in moved[status] for item in items]
+            for mine in planned
+        ]
         if any(request.status == Status.READ for request in requests):  # the readers' own devices
-            self._reads_together(conn, requests, named, found, per_request, now)
+            self._reads_together(conn, requests, named, message_row, per_request, now)
         per_request = _unblocked(conn, list(zip((r.user for r in requests), per_request, strict=True)))
         entries = self._append_many(conn, [item for items in per_request for item in items], now)
         results = []
@@ -254,6 +340,30 @@ class SqlReceipts(SqlBase):
             results.append(ReceiptResult(entries=entries[start : start + len(items)]))
             start += len(items)
         return results
+
+    @staticmethod
+    def _move_together(
+        conn: Connection, moving: dict[Status, list[tuple[str, str, bool]]], now: float
+    ) -> dict[Status, set[tuple[str, str]]]:
+        """Store the moves ``(message, user, in a group)``, lower statuses first (a message
+        delivered and read in one batch), and say which did move. A 1-on-1 message's move may find
+        another device of its recipient there first (it is not locked; RETURNING says); a group
+        message's statuses were read under its lock, so its moves are exactly those planned."""
+        moved: dict[Status, set[tuple[str, str]]] = {}
+        for status in sorted(moving):
+            keys = moving[status]
+            direct = [message_id for message_id, _, in_group in keys if not in_group]
+            done = {(m, u) for m, u, in_group in keys if in_group}
+            if done:
+                _MOVE_ONE[status].execute_many(
+                    conn, [{"b_user": u, "b_id": m, "b_now": now} for m, u in sorted(done)]
+                )
+            if direct:
+                by_id = {m: u for m, u, in_group in keys if not in_group}
+                params = {"b_ids": direct, "b_now": now}
+                done.update((m, by_id[m]) for m in _MOVE_MESSAGES[status].scalars(conn, params))
+            moved[status] = done
+        return moved
 
     @staticmethod
     def _reads_together(

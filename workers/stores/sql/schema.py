@@ -377,6 +377,22 @@ chat_members = Table(
 message and at each group join or leave, never per message. The chat list is the user's rows
 (the primary key's prefix), each joined to its conversation's ``last_seq`` and that message."""
 
+# ---------------------------------------------------------------- persistent MQTT sessions
+mqtt_sessions = Table(
+    "mqtt_sessions",
+    metadata,
+    Column("user_id", USER_ID, nullable=False),
+    Column("device", USER_ID, nullable=False),
+    Column("acked", BigInteger, nullable=False),
+    Column("sent", BigInteger, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    PrimaryKeyConstraint("user_id", "device", name="pk_mqtt_sessions"),
+    Index("ix_mqtt_sessions_expires_at", "expires_at"),
+)
+"""A device's persistent MQTT session: its inbox cursor acknowledged (every event up to ``acked``
+was), the highest sent to it, and when it expires unused. No foreign key: a session of a deleted
+user expires like any other."""
+
 # ---------------------------------------------------------------- retention
 inbox_pruned = Table(
     "inbox_pruned",

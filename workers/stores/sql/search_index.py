@@ -99,6 +99,14 @@ _INSERT_TSV = Statement(
         " ON CONFLICT (message_id) DO UPDATE SET tsv = excluded.tsv"
     )
 )
+_INSERT_TSVS = Statement(  # many at once: one statement of arrays (see driver.Statement)
+    text(
+        "INSERT INTO message_tsv (message_id, tsv)"
+        " SELECT m, to_tsvector('simple', b) || array_to_tsvector(string_to_array(t, ' '))"
+        " FROM unnest(CAST(:ids AS TEXT[]), CAST(:bodies AS TEXT[]), CAST(:tags AS TEXT[])) AS r(m, b, t)"
+        " ON CONFLICT (message_id) DO UPDATE SET tsv = excluded.tsv"
+    )
+)
 _DELETE_TSV = Statement(text("DELETE FROM message_tsv WHERE message_id = :message_id"))
 
 
@@ -185,8 +193,21 @@ class SqlSearchIndex(SqlBase):
         if not texts:
             return
         if not self._sqlite:
-            rows = [{"message_id": t.message_id, "body": t.text, "tags": _tags(t)} for t in texts]
-            _INSERT_TSV.execute_many(conn, rows)
+            if len(texts) == 1:
+                only = texts[0]
+                _INSERT_TSV.execute(
+                    conn, {"message_id": only.message_id, "body": only.text, "tags": _tags(only)}
+                )
+                return
+            last = {t.message_id: t for t in texts}  # one row each: ON CONFLICT takes a row once
+            _INSERT_TSVS.execute(
+                conn,
+                {
+                    "ids": list(last),
+                    "bodies": [t.text for t in last.values()],
+                    "tags": [" ".join(_tags(t)) for t in last.values()],  # no tag has a space
+                },
+            )
             return
         # SQLite has one writer at a time: the next doc numbers are ours until the commit
         first = int(_LAST_DOC.scalar(conn, {})) + 1

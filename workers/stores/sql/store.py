@@ -13,6 +13,7 @@ from workers.stores.sql.group_settings import SqlGroupSettings
 from workers.stores.sql.hides import SqlHides
 from workers.stores.sql.history import SqlHistory
 from workers.stores.sql.messages import SqlMessages
+from workers.stores.sql.mqtt_sessions import SqlMqttSessions
 from workers.stores.sql.privacy import SqlPrivacy
 from workers.stores.sql.profiles import SqlProfiles
 from workers.stores.sql.push import SqlPush
@@ -36,6 +37,7 @@ class SqlStore(
     SqlContacts,
     SqlProfiles,
     SqlDevices,
+    SqlMqttSessions,
     SqlTimers,  # before SqlDeletion, on which it builds
     SqlDeletion,
     SqlReactions,

@@ -1,0 +1,203 @@
+"""Per-connection objects made only when used: the memory an idle connection holds.
+
+An idle connection is most of a node's connections, so what each holds sets how many one node can
+keep. Two rules of CPython 3.11 make the difference here:
+
+- **An instance keeps its attributes inline** (8 bytes each, the names shared by every instance of
+  the class) while its class has at most 30 attribute names; past that, each instance gets a dict
+  of its own (~1.6 KiB for 32 attributes). amqtt's ``Session`` sets 29 in ``__init__`` and its
+  protocol handler about as many, and mqchat added its own: both spilled.
+
+  A class's table of attribute names is shared by its instances, but it takes a new name only
+  while few instances exist (CPython shrinks the room left for new names by one with each
+  instance made): with thousands of connections made at once, a name first set late in a
+  connection's life (after its login, on its first delivery) no longer fits, and that instance
+  gets a dict of its own after all. ``share_names`` enters every name a class's instances will
+  set before any is made.
+- **Empty containers are not free.** An ``asyncio.Event`` or ``asyncio.Queue`` holds a ``deque``
+  (~620 bytes even when empty); stock amqtt gave each handler two queues (six deques) and an
+  event, none of which mqchat's connections use.
+
+So attributes that hold the same value for every connection are class attributes (read through
+the class until a connection sets its own), containers amqtt's code may still touch are made on
+first use by ``Lazy``, and the names of both are shared up front. The classes using this are
+``ConnectionState`` (the session) and ``LeanHandler`` (the protocol handler's base here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from amqtt.session import Session
+
+if TYPE_CHECKING:
+    from broker.mqtt.feed import FrameFeed
+
+__all__ = ["Lazy", "LeanHandler", "StreamProtocol", "share_names", "start_server"]
+
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """A per-instance value made by ``factory`` on first read and kept as the instance's own
+    attribute (a non-data descriptor: from then on the instance's attribute is found first).
+
+    Unlike ``functools.cached_property`` it stores with ``setattr``, so the instance keeps its
+    attributes inline instead of getting a ``__dict__`` of its own."""
+
+    __slots__ = ("_factory", "_name")
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Lazy[T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type) -> T: ...
+    def __get__(self, instance: object | None, owner: type) -> T | Lazy[T]:
+        if instance is None:
+            return self
+        value = self._factory()
+        setattr(instance, self._name, value)
+        return value
+
+
+def share_names(cls: type, names: Iterable[str]) -> None:
+    """Enter ``names`` in the table of attribute names ``cls``'s instances share (see above): call
+    it right after the class is made, before any instance is. A name left out still works; it
+    only costs the instances that set it late a dict of their own."""
+    template: object = object.__new__(cls)
+    for name in names:
+        object.__setattr__(template, name, None)
+    del template
+
+
+class _NoLock:
+    """What amqtt's ``_send_packet`` holds around ``packet.to_stream(writer)``: nothing to hold.
+    Every amqtt packet writes itself in one ``writer.write`` and awaits nothing (pinned in
+    ``tests/unit/test_amqtt_pin.py``), so two packets' bytes cannot interleave, lock or not."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
+
+_amqtt_handler_log = logging.getLogger("amqtt.mqtt.protocol.handler")
+
+
+class LeanHandler:
+    """The state of amqtt's ``BrokerProtocolHandler`` as ``MqchatHandler`` uses it, made lazily.
+
+    Its ``__init__`` replaces ``ProtocolHandler.__init__`` and ``BrokerProtocolHandler.__init__``
+    (``tests/unit/test_amqtt_pin.py`` pins both): what they set to a constant is a class attribute
+    here, and their containers are ``Lazy``. ``_init_session`` keeps amqtt's module logger instead
+    of a ``LoggerAdapter`` per connection (its logging is debug-level, and the client id is in the
+    messages that matter)."""
+
+    logger: Any = _amqtt_handler_log
+    session: Session | None = None
+    reader: Any = None
+    writer: Any = None
+    keepalive_timeout: int | None = None
+    _reader_task: asyncio.Task[None] | None = None
+    _keepalive_task: asyncio.TimerHandle | None = None
+    _reader_ready: asyncio.Event | None = None
+    _disconnect_waiter: asyncio.Future[Any] | None = None
+
+    _reader_stopped: Lazy[asyncio.Event] = Lazy(asyncio.Event)
+    _write_lock: Any = _NO_LOCK
+    _puback_waiters: Lazy[dict[int, asyncio.Future[Any]]] = Lazy(dict)
+    _pubrec_waiters: Lazy[dict[int, asyncio.Future[Any]]] = Lazy(dict)
+    _pubrel_waiters: Lazy[dict[int, asyncio.Future[Any]]] = Lazy(dict)
+    _pubcomp_waiters: Lazy[dict[int, asyncio.Future[Any]]] = Lazy(dict)
+
+    NAMES = (
+        "plugins_manager",
+        "_loop",
+        "session",
+        "reader",
+        "writer",
+        "keepalive_timeout",
+        "_reader_task",
+        "_disconnect_waiter",
+        "_reader_stopped",
+        "_puback_waiters",
+    )
+    """The attributes a connection's handler sets (for ``share_names``; amqtt's QoS 2 waiters and
+    write-timeout timer are left out: they are rare, and a class has room for 30 names)."""
+
+    def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
+        self.plugins_manager = plugins_manager
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        if session is not None:
+            self._init_session(session)
+
+    def _init_session(self, session: Session) -> None:
+        self.session = session
+        keep_alive = session.keep_alive
+        self.keepalive_timeout = keep_alive if keep_alive > 0 else None
+
+
+class StreamProtocol(asyncio.StreamReaderProtocol):
+    """asyncio's, with its drain waiters in a list (empty: 56 bytes; a drain has one waiter at a
+    time here) instead of a deque (~620 bytes per connection, empty), and able to hand what it
+    receives to a ``FrameFeed`` (broker/mqtt/feed.py) instead of the ``StreamReader``."""
+
+    feed: FrameFeed | None = None
+    """Set once the connection's handler reads by callbacks: from then on it gets every byte."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._drain_waiters: Any = []  # append, remove and iteration: what FlowControlMixin does
+        self.feed = None  # set now, not late: the attribute stays inline (see the module docstring)
+
+    def data_received(self, data: bytes) -> None:
+        feed = self.feed
+        if feed is None:
+            super().data_received(data)
+        else:
+            feed.data_received(data)
+
+    def eof_received(self) -> bool:
+        keep_open = bool(super().eof_received())
+        if self.feed is not None:
+            self.feed.end()
+        return keep_open
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.feed is not None:
+            self.feed.end()
+        super().connection_lost(exc)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.feed is not None:
+            self.feed.writing_resumed()
+
+
+async def start_server(
+    client_connected: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
+    host: str | None,
+    port: int,
+    **kwargs: Any,
+) -> asyncio.Server:
+    """``asyncio.start_server``, whose connections hold a ``StreamProtocol``."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> asyncio.StreamReaderProtocol:
+        return StreamProtocol(asyncio.StreamReader(loop=loop), client_connected, loop=loop)
+
+    return await loop.create_server(factory, host, port, **kwargs)
