@@ -48,4 +48,4 @@ def test_mqchat_and_ejabberd_run_the_same_chat_on_postgresql(tmp_path: Path, pos
         for kind in ("sent", "delivered", "receipt"):
             assert step["latencies"][kind]["count"] == step["sent"]
         assert step["broker_cpu"] > 0
-        assert step["database_cpu"] is not None and step["database_cpu"] >= 0
+        assert step["store_cpu"] is not None and step["store_cpu"] >= 0
