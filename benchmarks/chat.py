@@ -70,7 +70,8 @@ class ChatLoad(Workload):
         return len(self.plan.pairs) + len(self.plan.groups)
 
     def _conn(self, user: str) -> Connection:
-        return self.conns[f"{user}/bench"]
+        conn: Connection = self.conns[f"{user}/bench"]
+        return conn
 
     def _command(self, user: str, payload: dict[str, Any]) -> None:
         self._conn(user).publish(f"chat/{user}/out", _encode(payload), 1)

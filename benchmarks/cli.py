@@ -2,6 +2,8 @@
 
 python -m benchmarks raw --broker mqchat,mosquitto,amqtt --users 5000 --pairs 50 --rate 1000,2000
 python -m benchmarks chat --users 5000 --pairs 200 --rate 500,1000,2000 --profile
+python -m benchmarks chat --broker mqchat,ejabberd --database postgresql://postgres@127.0.0.1:5432/postgres \
+    --users 5000 --pairs 100 --rate 1000,1500,2000   # mqchat and the XMPP peer, each on PostgreSQL
 python -m benchmarks sync --messages 10000
 python -m benchmarks history --conversations 1000 --messages 100000
 python -m benchmarks raw --host 127.0.0.1 --port 1883 --pid auto   # any running broker
@@ -83,7 +85,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--broker",
         default="mqchat",
         help="comma-separated brokers to start and load in turn: mqchat, mosquitto, amqtt, mqchat-broker"
-        " (mqchat's broker alone, as a relay) (default mqchat)",
+        " (mqchat's broker alone, as a relay); chat mode: mqchat and the chat peer ejabberd (XMPP,"
+        " pairs only) (default mqchat)",
+    )
+    target.add_argument(
+        "--database",
+        metavar="URL",
+        help="a PostgreSQL server (admin URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres):"
+        " mqchat and ejabberd each store in a fresh database there, whose CPU is measured too"
+        " (default: mqchat on SQLite; ejabberd always needs PostgreSQL and uses that URL)",
     )
     target.add_argument("--host", default="127.0.0.1", help="with --port: a broker already running")
     target.add_argument("--port", type=int, help="load the broker already listening here instead")
@@ -245,8 +255,10 @@ def _run_load(
     raise_open_files(open_files_needed(len(users.all())))
     external = _external(args)
     names = [external.name] if external else [n.strip() for n in args.broker.split(",") if n.strip()]
-    if args.mode == "chat" and (external is None and names != ["mqchat"]):
-        raise TargetError("chat mode runs against mqchat only")
+    if args.mode == "chat" and external is None and not set(names) <= {"mqchat", "ejabberd"}:
+        raise TargetError("chat mode runs against mqchat and its peer ejabberd only")
+    if args.mode == "raw" and "ejabberd" in names:
+        raise TargetError("ejabberd is a chat peer (XMPP): use it in chat mode")
     reports = []
     versions: tuple[str, ...] = args.mqtt
     for name, version in [(name, version) for name in names for version in versions]:
@@ -258,11 +270,12 @@ def _run_load(
             node_settings=dict(args.node_setting),
             external=external,
             store_url=args.store_url,
+            database=getattr(args, "database", None),
         ) as launched:
             target = replace(launched.target, mqtt5=version == "5")
             if versions != ("3.1.1",):
                 target = replace(target, name=f"{target.name} v{version}")
-            if args.mode == "chat" and not target.mqchat:
+            if args.mode == "chat" and not target.mqchat and target.protocol != "xmpp":
                 raise TargetError("chat mode runs against mqchat only (add --mqchat for an external node)")
             profiler = None
             if args.profile and target.mqchat and target.pid:
@@ -278,7 +291,9 @@ def _run_load(
                     if profiler and args.profile == "connect"
                     else None,
                     components=dict(getattr(args, "watch", [])),
-                    store=StoreWatch.for_url(args.store_url or dict(args.node_setting).get("store.url")),
+                    store=StoreWatch(target.database)
+                    if target.database
+                    else StoreWatch.for_url(args.store_url or dict(args.node_setting).get("store.url")),
                 )
             )
             if profiler is not None:

@@ -24,9 +24,15 @@ class Target:
     """For plain brokers: one login for every connection (None: anonymous)."""
     password: str | None = None
     token: str | None = None
-    """For mqchat: the token every benchmark user was given."""
+    """For mqchat: the token every benchmark user was given (for an XMPP peer: every password)."""
     mqtt5: bool = False
     """Connect with MQTT 5 instead of 3.1.1."""
+    protocol: str = "mqtt"
+    """``xmpp`` for the chat peer (ejabberd): the same chat workload over XMPP."""
+    domain: str | None = None
+    """XMPP: the users' domain (``user@domain``)."""
+    database: str | None = None
+    """The PostgreSQL database the target stores in, when it does: its backends' CPU is measured."""
 
 
 @dataclass(frozen=True)

@@ -177,10 +177,16 @@ def provision_users(store_url: str, users: Iterable[str]) -> str:
     return token
 
 
-def _mqchat(workdir: Path, users: Iterable[str], settings: Mapping[str, object]) -> Launched:
+def _mqchat(
+    workdir: Path, users: Iterable[str], settings: Mapping[str, object], store: str | None = None
+) -> Launched:
+    """A node on its own SQLite file, or on ``store`` (a PostgreSQL database made for it)."""
     data = workdir / "mqchat-data"
     data.mkdir(exist_ok=True)
-    token = provision_users(str(settings.get("store.url") or f"sqlite:///{data / 'mqchat.db'}"), users)
+    if store is not None:
+        settings = {**settings, "store.url": store}
+    url = str(settings.get("store.url") or f"sqlite:///{data / 'mqchat.db'}")
+    token = provision_users(url, users)
     conf = workdir / "mqchat.toml"
     conf.write_text(node_config({**BENCH_NODE_SETTINGS, **settings}))
     port, http_port = free_port(), free_port()
@@ -203,8 +209,18 @@ def _mqchat(workdir: Path, users: Iterable[str], settings: Mapping[str, object])
     ]
     launched = _start(argv, workdir, "mqchat", port, timeout=120)
     target = launched.target
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database if parsed.get_backend_name() == "postgresql" else None
     launched.target = Target(
-        name="mqchat", host=target.host, port=port, mqchat=True, pid=target.pid, token=token
+        name="mqchat",
+        host=target.host,
+        port=port,
+        mqchat=True,
+        pid=target.pid,
+        token=token,
+        database=database,
     )
     return launched
 
@@ -218,11 +234,32 @@ def launch(
     node_settings: Mapping[str, object] | None = None,
     external: Target | None = None,
     store_url: str | None = None,
+    database: str | None = None,
 ) -> Iterator[Launched]:
-    """Start the broker ``name`` (``mosquitto``, ``amqtt``, ``mqchat``, ``mqchat-broker``) or use
-    ``external``; stop it after. ``store_url``: the store of the external mqchat node, or of the one
-    started here (its ``store.url``; default a SQLite file in ``workdir``)."""
+    """Start the broker ``name`` (``mosquitto``, ``amqtt``, ``mqchat``, ``mqchat-broker``, the chat
+    peer ``ejabberd``) or use ``external``; stop it after. ``store_url``: the store of the external
+    mqchat node, or of the one started here (its ``store.url``; default a SQLite file in
+    ``workdir``). With ``database`` (a PostgreSQL admin URL) instead, mqchat and ejabberd each store
+    in a fresh database on that server, dropped after."""
     workdir.mkdir(parents=True, exist_ok=True)
+    if name == "ejabberd" and external is None:
+        import secrets
+
+        from benchmarks.ejabberd import DEFAULT_DATABASE, launch_ejabberd
+
+        with launch_ejabberd(workdir, users, database or DEFAULT_DATABASE, secrets.token_urlsafe(16)) as peer:
+            yield peer
+        return
+    if name == "mqchat" and database and external is None:
+        from benchmarks.databases import fresh_database
+
+        with fresh_database(database, "bench_mqchat") as url:
+            launched = _mqchat(workdir, users, node_settings or {}, store=url)
+            try:
+                yield launched
+            finally:
+                launched.stop(60.0)
+        return
     if external is not None:
         target = external
         if external.mqchat:
@@ -244,7 +281,7 @@ def launch(
             settings.setdefault("store.url", store_url)
         launched = _mqchat(workdir, users, settings)
     else:
-        known = "mosquitto, amqtt, mqchat, mqchat-broker, or external with --port"
+        known = "mosquitto, amqtt, mqchat, mqchat-broker, ejabberd, or external with --port"
         raise TargetError(f"unknown broker {name!r} ({known})")
     try:
         yield launched

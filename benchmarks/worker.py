@@ -108,7 +108,7 @@ class Workload:
         self.rec = Recorder()
         self.errors: Counter[str] = Counter()
         self.lost = 0
-        self.conns: dict[str, Connection] = {}
+        self.conns: dict[str, Any] = {}
         self._flat = False
         self._inflight: list[int] = []
         self._next_unit = 0
@@ -133,6 +133,27 @@ class Workload:
     async def after_connect(self) -> None:
         return None
 
+    async def open_connection(self, spec: ConnSpec, source: str | None = None) -> Any:
+        """One connection from the local address ``source`` (None: any), logged in and subscribed
+        (ConnectionFailed, closed, if it could not be)."""
+        plan, target = self.plan, self.plan.target
+        conn = Connection(
+            spec.client_id,
+            username=spec.username,
+            password=spec.password,
+            on_message=spec.on_message,
+            on_lost=self._on_lost,
+            mqtt5=target.mqtt5,
+        )
+        try:
+            await conn.connect(target.host, target.port, keepalive=plan.keepalive, local_host=source)
+            for topic in spec.subscribe:
+                await conn.subscribe(topic, plan.qos)
+        except ConnectionFailed:
+            await conn.close()
+            raise
+        return conn
+
     def new_id(self, prefix: str) -> str:
         self._counter += 1
         return f"{prefix}{self.plan.index}-{self._counter}"
@@ -152,7 +173,7 @@ class Workload:
 
     # ---------------------------------------------------------------- phases
     async def connect_all(self, report: Callable[[Progress], None]) -> ConnectResult:
-        plan, target = self.plan, self.plan.target
+        plan = self.plan
         specs = self.specs()
         self._inflight = [0] * self.units()
         gate = asyncio.Semaphore(plan.connect_concurrency)
@@ -166,22 +187,11 @@ class Workload:
             nonlocal connected
             source = sources[(plan.index + n * step) % len(sources)] if sources else None
             async with gate:
-                conn = Connection(
-                    spec.client_id,
-                    username=spec.username,
-                    password=spec.password,
-                    on_message=spec.on_message,
-                    on_lost=self._on_lost,
-                    mqtt5=target.mqtt5,
-                )
                 try:
-                    await conn.connect(target.host, target.port, keepalive=plan.keepalive, local_host=source)
-                    for topic in spec.subscribe:
-                        await conn.subscribe(topic, plan.qos)
+                    conn = await self.open_connection(spec, source)
                 except ConnectionFailed as exc:
                     if len(errors) < 5:
                         errors.append(str(exc))
-                    await conn.close()
                     return
                 self.conns[spec.client_id] = conn
                 connected += 1
@@ -313,6 +323,10 @@ def _make(plan: WorkerPlan) -> Workload:
         from benchmarks.raw import RawLoad
 
         return RawLoad(plan)
+    if plan.target.protocol == "xmpp":
+        from benchmarks.xmpp_chat import XmppChatLoad
+
+        return XmppChatLoad(plan)
     from benchmarks.chat import ChatLoad
 
     return ChatLoad(plan)
