@@ -7,6 +7,8 @@ receipts, and prints the CPU time of the process per message (its send and its r
 rate the commands process gets batches of one command, under load batches of tens, so
 ``--batch 1`` against ``--batch 20`` shows what a transaction of its own costs a message. The
 conversations exist before the timed part, as they do in the chat benchmark's steady state.
+``--gap`` sleeps between batches, as the process does between the batches of a low rate: the CPU
+per message then includes what a process pays to start again after a sleep (cold caches).
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ __all__: list[str] = []
 _PAIRS = 100
 
 
-def _round(pipeline: Pipeline, routed: list[Delivery], k: int, batch: int) -> None:
+def _round(pipeline: Pipeline, routed: list[Delivery], k: int, batch: int, gap: float = 0.0) -> None:
     sends = []
     for j in range(batch):
         i = (k * batch + j) % _PAIRS
         cmd = {"v": 1, "type": "send", "id": f"c{k}-{j}", "to": f"u{i + _PAIRS}", "text": "hello there"}
         sends.append({"user": f"u{i}", "cmd": cmd})
     pipeline.process_batch("n", sends)
+    if gap:
+        time.sleep(gap)
     delivered: dict[str, list[str]] = {}
     for user, event, _, _ in routed:
         if event.get("type") == "message":
@@ -49,6 +53,8 @@ def _round(pipeline: Pipeline, routed: list[Delivery], k: int, batch: int) -> No
         }
         for user, ids in delivered.items()
     ]
+    if gap:
+        time.sleep(gap)
     pipeline.process_batch("n", receipts)
     for _, event, _, _ in routed:
         dumps(event)
@@ -59,6 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000, help="timed messages (default 1000)")
     parser.add_argument("--batch", type=int, default=1, help="commands per batch (default 1)")
+    parser.add_argument("--gap", type=float, default=0.0, help="seconds of sleep between batches (default 0)")
     args = parser.parse_args()
     print(describe().line())
     with tempfile.TemporaryDirectory() as folder:
@@ -75,12 +82,13 @@ def main() -> None:
             rounds = max(1, args.messages // args.batch)
             start = time.process_time()
             for k in range(warm, warm + rounds):
-                _round(pipeline, routed, k, args.batch)
+                _round(pipeline, routed, k, args.batch, args.gap)
             cpu = time.process_time() - start
         finally:
             store.close()
     per_message = 1e6 * cpu / (rounds * args.batch)
-    print(f"batches of {args.batch}: {per_message:.0f} µs of CPU per message and its receipt")
+    gap = f", {args.gap * 1000:g} ms apart" if args.gap else ""
+    print(f"batches of {args.batch}{gap}: {per_message:.0f} µs of CPU per message and its receipt")
 
 
 if __name__ == "__main__":
