@@ -77,8 +77,11 @@ class Ingest:
         on_action: Callable[[str], None] = lambda user: None,
         rate: RateLimiter | None = None,
         on_platform: Callable[[str, str, str], None] | None = None,
+        linger: float = 0.0,
     ) -> None:
-        """``on_platform(user, device, platform)``: a device registered for push (see ``accept``)."""
+        """``on_platform(user, device, platform)``: a device registered for push (see ``accept``).
+        ``linger``: seconds the first command of a batch waits for others to join it (group commit
+        for a runner that does not wait itself: the commands process); 0: the end of the loop pass."""
         self._node = node_id
         self._topics = topics
         self._max_bytes = max_payload_bytes
@@ -91,6 +94,7 @@ class Ingest:
         self._on_action = on_action
         self._rate = rate
         self._on_platform = on_platform
+        self._linger = linger
         self._limit = queue_size
         self._chunk: Batch = []
         self.accepted = 0
@@ -174,7 +178,10 @@ class Ingest:
                 self._held.append(item)
                 self._hand_over()
                 return
-            loop.call_soon(self._flush)
+            if self._linger:
+                loop.call_later(self._linger, self._flush)
+            else:
+                loop.call_soon(self._flush)
         self._chunk.append(item)
 
     def _flush(self) -> None:

@@ -65,6 +65,7 @@ from workers.moderation import ADMIN, delete_for_everyone
 from workers.retention import Pruner
 from workers.routing import CONTROL_QOS, PRESENCE_CUT, NodeItem, Router
 from workers.runners import CommandRunner, RunnerError, runner_for, shares_store
+from workers.runners.child import ChildRunner
 from workers.service import Assembly, assemble
 from workers.stores import Deletion, Store, open_store
 
@@ -210,6 +211,9 @@ class Node:
             on_action=self._touch,
             rate=RateLimiter(rate=settings.limits.commands_per_second, burst=settings.limits.commands_burst),
             on_platform=self._platform,
+            # the commands process takes each batch as it comes: the wait is ingest's (the
+            # threaded runners wait themselves)
+            linger=settings.workers.ingest_linger_ms / 1000 if isinstance(runner, ChildRunner) else 0.0,
         )
         sessions = self.sessions = PersistentSessions(store, topics=self.topics, settings=settings.sessions)
         broker = self.broker = MqchatBroker(

@@ -120,14 +120,12 @@ class WorkerSettings(_Section):
     ingest_batch: int = Field(default=200, ge=1, le=10_000)
     """At most this many client commands go into one job."""
     ingest_linger_ms: float = Field(default=0.0, ge=0, le=100)
-    """Group commit: under load (commands coming within this many ms of the last batch) a small
-    batch waits up to this long for more commands to join it: fewer, larger transactions, for up
-    to this much more latency: it saves CPU at moderate rates but adds to the median at every rate
-    (benchmarks/RESULTS.md has the trade measured). A lone command after a quiet spell goes at
-    once. 0 (default): never.
-    Only where a thread hands the commands over (a job queue, or ``commands_process`` off): the
-    commands process is handed each batch by the event loop at once, and stores the batches that
-    waited for it together anyway."""
+    """Group commit: a small batch waits up to this long for more commands to join it: fewer,
+    larger transactions and fewer wake-ups, for up to this much more latency: it saves CPU at low
+    and moderate rates but adds to the median at every rate (benchmarks/RESULTS.md has the trade
+    measured). Where a thread hands the commands over (a job queue, or ``commands_process`` off)
+    only under load: a lone command after a quiet spell goes at once. With the commands process,
+    every batch waits this long in the event loop before it is handed over. 0 (default): never."""
     commands_process: bool | None = None
     """A single node (``queue_url`` ``memory://``) runs client commands in a child process instead of
     a thread: the broker and the store then each have a core and no longer share one GIL. Needs a

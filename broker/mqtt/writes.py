@@ -132,6 +132,13 @@ class WriteScheduler:
         """Write what ``connection`` holds, in one go (nothing when it holds nothing)."""
         held, connection.held = connection.held, None
         connection.due = False
+        holding = self._holding
+        # written before its deadline (the usual case: the answer came): the deadline goes, and
+        # with the last one the timer, which would otherwise wake the loop for nothing, once per
+        # command at low rates
+        if holding and holding.pop(connection, None) is not None and not holding and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         writer = connection.writer
         if held and writer is not None:
             writer.write(held)  # nothing when closed: the deliveries end with the connection

@@ -243,8 +243,12 @@ def test_a_command_that_hangs_every_child_is_refused_and_the_others_go_on(
         assert commands.hung >= 4
 
 
-def test_a_stop_stores_every_command_the_broker_acknowledged(tmp_path: Path) -> None:
-    running = RunningNode(node_settings(tmp_path, **{"workers.commands_process": True})).start()
+@pytest.mark.parametrize("linger_ms", [0.0, 50.0])  # with group commit, batches wait in ingest
+def test_a_stop_stores_every_command_the_broker_acknowledged(tmp_path: Path, linger_ms: float) -> None:
+    settings = node_settings(
+        tmp_path, **{"workers.commands_process": True, "workers.ingest_linger_ms": linger_ms}
+    )
+    running = RunningNode(settings).start()
     try:
         alice_id, alice_token = running.add_user("alice")
         bob_id, _ = running.add_user("bob")
@@ -361,3 +365,13 @@ def test_batches_waiting_for_a_busy_child_are_stored_together_in_order(tmp_path:
     refs = [event["ref"] for event in events if event["type"] == "sent"]
     assert refs == [f"c{i}" for i in range(403)]
     assert commands.joined >= 1
+
+
+def test_with_group_commit_a_chat_goes_through_the_child_and_back(tmp_path: Path) -> None:
+    settings = node_settings(tmp_path, **{"workers.commands_process": True, "workers.ingest_linger_ms": 20.0})
+    with _chatting(settings) as (commands, alice, bob, bob_id):
+        sent = [alice.send(bob_id, f"m{i}") for i in range(5)]
+        for message in sent:
+            message.wait("delivered", timeout=10)  # stored, delivered, bob's receipt back
+        assert [next_message(bob).text for _ in range(5)] == [f"m{i}" for i in range(5)]
+        assert commands.pid is not None

@@ -365,6 +365,8 @@ def test_sends_that_follow_their_senders_receipts_are_stored_together(
     store.accept_texts = counted  # type: ignore[method-assign]
     work.process_batch(NODE, [send(bob, "b0", alice)])
     b0 = next(e for user, e in published(queue) if user == alice and e["type"] == "message")
+    assert calls == [1]  # a lone send takes the multi-row path too
+    calls.clear()
     work.process_batch(
         NODE,
         [

@@ -61,6 +61,7 @@ def make(target: JobQueue | Sink, replies: list[tuple[str, dict[str, Any]]], **k
         batch_size=int(kw.get("batch_size", 200)),
         runner=runner,  # type: ignore[arg-type]
         reply=lambda user, event, target: replies.append((user, event)),
+        linger=kw.get("ingest_linger", 0.0),
     )
 
 
@@ -243,3 +244,26 @@ def test_accept_answers_the_mqtt5_puback_reason_of_its_verdict() -> None:
     asyncio.run(main())
     assert (ACCEPTED, NOT_AUTHORIZED, QUOTA_EXCEEDED, PAYLOAD_FORMAT_INVALID) == (0, 0x87, 0x97, 0x99)
     assert [event["code"] for _, event in replies] == ["forbidden", "bad_json", "unknown_type"]
+
+
+def test_with_a_linger_commands_of_several_loop_passes_go_to_the_sink_as_one_batch() -> None:
+    sink, replies = Sink(slots=4), list[tuple[str, dict[str, Any]]]()
+    ingest = make(sink, replies, ingest_linger=0.05)
+
+    async def main() -> list[int]:
+        send(ingest, "alice", "c0")
+        await asyncio.sleep(0.01)  # later passes of the loop, within the linger
+        send(ingest, "bob", "c1")
+        await asyncio.sleep(0)
+        send(ingest, "alice", "c2")
+        waited = len(sink.batches)
+        await asyncio.sleep(0.1)  # the linger is over: one batch for the three
+        after = len(sink.batches)
+        send(ingest, "bob", "c3")  # the next batch waits again
+        await ingest.drain(5)  # a stop does not wait for the linger
+        return [waited, after, len(sink.batches)]
+
+    assert asyncio.run(main()) == [0, 1, 2]
+    assert [len(batch) for batch in sink.batches] == [3, 1]
+    assert sink.ids() == ["c0", "c1", "c2", "c3"]
+    assert replies == []

@@ -101,3 +101,21 @@ def test_a_connection_detached_meanwhile_gets_nothing_written() -> None:
         writes.send(a, b"lost")
         a.writer = None
     assert a.held is None
+
+
+def test_a_hold_written_before_its_deadline_leaves_no_timer_to_wake_the_loop() -> None:
+    async def scenario() -> tuple[bool, bool, Connection, Connection]:
+        writes, a, b = WriteScheduler(), Connection(), Connection()
+        writes.hold(a, b"ack-a")
+        writes.hold(b, b"ack-b")
+        with writes.corked():
+            writes.send(a, b"answer-a")
+        b_waits = writes._timer is not None  # b still waits for its deadline
+        writes.send(b, b"answer-b")
+        none_left = writes._timer is None  # nothing held any more: no wake-up scheduled
+        return b_waits, none_left, a, b
+
+    b_waits, none_left, a, b = asyncio.run(scenario())
+    assert b_waits and none_left
+    assert a.written == [b"ack-aanswer-a"]
+    assert b.written == [b"ack-banswer-b"]

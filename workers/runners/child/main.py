@@ -7,13 +7,16 @@ Messages from the node: ``("batch", node, commands, alone)`` and ``("stop",)``. 
 payload, qos, options)``, for the node that received the commands (which publishes them to whoever of the
 users is connected there: this process does not know who is online), the messages stored for
 users, as ``(user, message id, sender)``, for the node's notifier, this process's count of commands
-answered with an error so far, by code, for the node's metrics, and the media object keys of
-messages users deleted for everyone, for the node's cleanup job (this process has no job queue).
+answered with an error so far, by code, for the node's metrics (None: unchanged since the last
+answer), and the media object keys of messages users deleted for everyone, for the node's cleanup
+job (this process has no job queue).
 """
 
 from __future__ import annotations
 
 import logging
+import pickle
+import select
 import signal
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
@@ -44,6 +47,17 @@ def _error_totals() -> dict[str, float]:
     }
 
 
+def _send(conn: Connection, message: tuple[Any, ...]) -> None:
+    """``conn.send`` with a plain pickle (see ``framing.frame``: the node reads it the same way)."""
+    conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+
+
+def _recv(conn: Connection) -> Any:
+    """``conn.recv``, the pickle the node wrote (``framing.frame``) on the socket pair it made for
+    this process: as trusted as ``multiprocessing``'s own pickles."""
+    return pickle.loads(conn.recv_bytes())  # noqa: S301
+
+
 def child_main(settings: Settings, conn: Connection, log_level: int) -> None:
     """The child's main (see the module)."""
     # Ctrl-C or a SIGTERM to the whole group stops the node, which finishes the batches handed over
@@ -70,13 +84,18 @@ def child_main(settings: Settings, conn: Connection, log_level: int) -> None:
         disappearing_timers=settings.messages.disappearing_timers,
     )
     # a wait to retry a batch (the store is unavailable) is not a hang: the node hears of it
-    run = Retrying(pipeline.process_batch, on_retry=lambda delay: conn.send(("retrying", delay)))
-    conn.send(("ready",))
+    run = Retrying(pipeline.process_batch, on_retry=lambda delay: _send(conn, ("retrying", delay)))
+    # whether more batches wait, asked after each one: one poll object for good (``conn.poll``
+    # builds and registers a selector every time, a fixed cost of every batch)
+    waiting_batches = select.poll()
+    waiting_batches.register(conn.fileno(), select.POLLIN)
+    last_errors: dict[str, float] | None = None
+    _send(conn, ("ready",))
     held: tuple[Any, ...] | None = None
     try:
         while True:
             try:
-                message = held or conn.recv()
+                message = held or _recv(conn)
             except EOFError:  # the node is gone
                 return
             held = None
@@ -87,9 +106,9 @@ def child_main(settings: Settings, conn: Connection, log_level: int) -> None:
             # batches that queued up while the last one was stored join this one: one transaction
             # and one answer for them all, so a busy child catches up instead of falling behind
             # (not one that must go alone: the node is finding the command that ends children)
-            while not alone and len(batch) < MERGE_COMMANDS and conn.poll():
+            while not alone and len(batch) < MERGE_COMMANDS and waiting_batches.poll(0):
                 try:
-                    held = conn.recv()
+                    held = _recv(conn)
                 except EOFError:
                     break
                 if held[0] != "batch" or held[1] != node or held[3]:
@@ -100,7 +119,11 @@ def child_main(settings: Settings, conn: Connection, log_level: int) -> None:
             # gets it there, the others find it in their inbox log
             events = [(user, dumps(event), qos, options) for user, event, _, qos, options in routed]
             # one message for the batches: the node reads one answer, not one more for the events
-            conn.send(("done", batches, node, events, waiting.copy(), _error_totals(), discarded.copy()))
+            # the error totals only when they changed (reading the metric is a fixed cost per batch)
+            errors = _error_totals()
+            changed = errors if errors != last_errors else None
+            last_errors = errors
+            _send(conn, ("done", batches, node, events, waiting.copy(), changed, discarded.copy()))
             routed.clear()
             waiting.clear()
             discarded.clear()

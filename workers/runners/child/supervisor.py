@@ -226,14 +226,17 @@ class ChildRunner(CommandRunner):
             self._notify.submit(self._discard_media, discarded)
         self._done(batches, waiting, errors)
 
-    def _done(self, batches: int, waiting: list[tuple[str, str, str]], errors: dict[str, float]) -> None:
+    def _done(
+        self, batches: int, waiting: list[tuple[str, str, str]], errors: dict[str, float] | None
+    ) -> None:
         """The oldest ``batches`` are stored: their messages go to the notifier, the child's count of
-        commands answered with an error to this process's metrics."""
-        for code, total in errors.items():
-            added = total - self._errors_seen.get(code, 0.0)
-            if added > 0:
-                COMMAND_ERRORS.labels(code=code).inc(added)
-        self._errors_seen = errors
+        commands answered with an error to this process's metrics (None: unchanged)."""
+        if errors is not None:
+            for code, total in errors.items():
+                added = total - self._errors_seen.get(code, 0.0)
+                if added > 0:
+                    COMMAND_ERRORS.labels(code=code).inc(added)
+            self._errors_seen = errors
         self.joined += batches - 1
         if waiting and self._notify is not None:
             # waking a thread for every batch costs the event loop, for recipients who are nearly

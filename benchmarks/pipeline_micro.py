@@ -1,0 +1,95 @@
+"""The commands process's work per chat message on its own: ``python -m benchmarks.pipeline_micro``.
+
+Runs what the commands process runs for a chat message, without the node or the pipe: a batch of
+``--batch`` 1-on-1 sends through ``Pipeline.process_batch`` (on SQLite in a temporary folder), the
+events encoded as the process encodes them, then a batch of the recipients' ``delivered``
+receipts, and prints the CPU time of the process per message (its send and its receipt). At a low
+rate the commands process gets batches of one command, under load batches of tens, so
+``--batch 1`` against ``--batch 20`` shows what a transaction of its own costs a message. The
+conversations exist before the timed part, as they do in the chat benchmark's steady state.
+``--gap`` sleeps between batches, as the process does between the batches of a low rate: the CPU
+per message then includes what a process pays to start again after a sleep (cold caches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.machine import describe
+from workers.events import dumps
+from workers.pipeline import Pipeline
+from workers.routing import Delivery
+from workers.stores import open_store
+
+__all__: list[str] = []
+
+_PAIRS = 100
+
+
+def _round(pipeline: Pipeline, routed: list[Delivery], k: int, batch: int, gap: float = 0.0) -> None:
+    sends = []
+    for j in range(batch):
+        i = (k * batch + j) % _PAIRS
+        cmd = {"v": 1, "type": "send", "id": f"c{k}-{j}", "to": f"u{i + _PAIRS}", "text": "hello there"}
+        sends.append({"user": f"u{i}", "cmd": cmd})
+    pipeline.process_batch("n", sends)
+    if gap:
+        time.sleep(gap)
+    delivered: dict[str, list[str]] = {}
+    for user, event, *_ in routed:
+        if event.get("type") == "message":
+            delivered.setdefault(user, []).append(event["message"]["id"])
+    for _, event, *_ in routed:
+        dumps(event)
+    routed.clear()
+    receipts: list[dict[str, Any]] = [
+        {
+            "user": user,
+            "cmd": {"v": 1, "type": "receipt", "id": f"r{k}-{user}", "status": "delivered", "messages": ids},
+        }
+        for user, ids in delivered.items()
+    ]
+    if gap:
+        time.sleep(gap)
+    pipeline.process_batch("n", receipts)
+    for _, event, *_ in routed:
+        dumps(event)
+    routed.clear()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1000, help="timed messages (default 1000)")
+    parser.add_argument("--batch", type=int, default=1, help="commands per batch (default 1)")
+    parser.add_argument("--gap", type=float, default=0.0, help="seconds of sleep between batches (default 0)")
+    args = parser.parse_args()
+    print(describe().line())
+    with tempfile.TemporaryDirectory() as folder:
+        store = open_store(f"sqlite:///{Path(folder) / 'micro.db'}")
+        try:
+            store.create_schema()
+            for i in range(2 * _PAIRS):
+                store.create_user(f"u{i}", now=time.time())
+            routed: list[Delivery] = []
+            pipeline = Pipeline(store=store, route=routed.extend)
+            warm = -(-_PAIRS // args.batch) + 20  # every conversation started, caches warm
+            for k in range(warm):
+                _round(pipeline, routed, k, args.batch)
+            rounds = max(1, args.messages // args.batch)
+            start = time.process_time()
+            for k in range(warm, warm + rounds):
+                _round(pipeline, routed, k, args.batch, args.gap)
+            cpu = time.process_time() - start
+        finally:
+            store.close()
+    per_message = 1e6 * cpu / (rounds * args.batch)
+    gap = f", {args.gap * 1000:g} ms apart" if args.gap else ""
+    print(f"batches of {args.batch}{gap}: {per_message:.0f} µs of CPU per message and its receipt")
+
+
+if __name__ == "__main__":
+    main()
