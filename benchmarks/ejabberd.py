@@ -9,8 +9,9 @@ benchmark's one token), so provisioning thousands of users is one COPY instead o
 No shaper and no stanza queue limit: the benchmark measures capacity, as it lifts mqchat's rate
 limits.
 
-ejabberd runs as its own system user (``ejabberdctl`` switches to it when started as root), so the
-folder it is given is made readable to it.
+ejabberd runs as its own system user: started by root, the benchmark runs ``ejabberdctl`` as that
+user itself (ejabberdctl's own switch, through ``su``, would cap it at 1,024 open files), in a
+folder of its own that user owns.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import contextlib
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
 
 from benchmarks.databases import fresh_database, plain_url
 from benchmarks.plan import Target
@@ -122,18 +125,37 @@ def _give_to_ejabberd(folder: Path) -> None:
 
 class _Ejabberd(Launched):
     def stop(self, timeout: float = 60.0) -> None:
-        """ejabberdctl's ``foreground`` is a shell, ``su`` and the Erlang VM: stop them all."""
+        """ejabberdctl's ``foreground`` is a shell and the Erlang VM (with ``su`` between them when
+        it was started by root): stop every process under it, not only its process group."""
         proc = self.process
         if proc is None or proc.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+            tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.Error:
+            tree = []
+        for member in tree:
+            with contextlib.suppress(psutil.Error):
+                member.terminate()
+        _, alive = psutil.wait_procs(tree, timeout=timeout)
+        for member in alive:
+            with contextlib.suppress(psutil.Error):
+                member.kill()
+        proc.wait(10)
+
+
+def _as_ejabberd() -> dict[str, Any]:
+    """Run ejabberdctl as the ``ejabberd`` user from here when this is root: ejabberdctl would
+    otherwise switch with ``su``, whose login limit of 1,024 open files refuses users past a
+    thousand (this process's limit, raised for the load, is inherited instead)."""
+    if os.geteuid() != 0:
+        return {}
+    try:
+        owner = pwd.getpwnam("ejabberd")
+    except KeyError:
+        return {}
+    env = {**os.environ, "HOME": owner.pw_dir, "USER": "ejabberd", "LOGNAME": "ejabberd"}
+    return {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": [], "env": env}
 
 
 @contextlib.contextmanager
@@ -170,7 +192,14 @@ def _started(
         argv = [ctl, "--ctl-config", str(folder / "ejabberdctl.cfg"), "--spool", str(folder / "spool")]
         argv += ["--logs", str(folder / "logs"), "--node", f"bench{port}@localhost", "foreground"]
         with log.open("wb") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=folder,
+                **_as_ejabberd(),
+            )
         launched = _Ejabberd(Target(name="ejabberd", host="127.0.0.1", port=port), proc, log)
         try:
             _wait_ready(proc, "127.0.0.1", port, log, 90)
