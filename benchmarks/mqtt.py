@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import cast
+from typing import Protocol, cast
 
 from amqtt.errors import MQTTError
 
@@ -35,7 +35,7 @@ from broker.mqtt.codec import (
     remaining_length,
 )
 
-__all__ = ["Connection", "ConnectionFailed"]
+__all__ = ["WRITES", "Connection", "ConnectionFailed", "Writes"]
 
 OnMessage = Callable[[str, bytes], None]
 
@@ -94,14 +94,19 @@ def connect_packet(
     return _packet(0x10, body)
 
 
-class _Writes:
-    """The packets connections wrote in this pass of the event loop, sent once it ends."""
+class Flushing(Protocol):
+    def _flush(self) -> None: ...
+
+
+class Writes:
+    """The packets connections wrote in this pass of the event loop, sent once it ends (one system
+    call per connection per pass; the XMPP peer's connections use it too)."""
 
     def __init__(self) -> None:
-        self._pending: list[Connection] = []
+        self._pending: list[Flushing] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def add(self, conn: Connection) -> None:
+    def add(self, conn: Flushing) -> None:
         loop = asyncio.get_running_loop()
         if not self._pending or loop is not self._loop:  # (a loop that ended left its list behind)
             self._pending, self._loop = [], loop
@@ -114,7 +119,7 @@ class _Writes:
             conn._flush()
 
 
-_writes = _Writes()
+WRITES = Writes()
 
 
 class _Protocol(asyncio.Protocol):
@@ -275,7 +280,7 @@ class Connection:
         if self._transport is None or self._transport.is_closing():
             return
         if not self._out:
-            _writes.add(self)
+            WRITES.add(self)
         self._out.append(packet)
 
     def _flush(self) -> None:

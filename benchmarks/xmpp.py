@@ -19,7 +19,7 @@ from typing import cast
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 from xml.sax.saxutils import escape, quoteattr
 
-from benchmarks.mqtt import ConnectionFailed
+from benchmarks.mqtt import WRITES, ConnectionFailed
 
 __all__ = ["CLIENT", "RECEIPTS", "SM", "OnStanza", "XmppConnection", "message_xml", "receipt_xml"]
 
@@ -46,29 +46,6 @@ def message_xml(to: str, ref: str, text: str) -> bytes:
 def receipt_xml(to: str, ref: str) -> bytes:
     received = f"<received xmlns='{RECEIPTS}' id={quoteattr(ref)}/>"
     return f"<message to={quoteattr(to)}>{received}</message>".encode()
-
-
-class _Writes:
-    """The stanzas connections wrote in this pass of the event loop, sent once it ends."""
-
-    def __init__(self) -> None:
-        self._pending: list[XmppConnection] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def add(self, conn: XmppConnection) -> None:
-        loop = asyncio.get_running_loop()
-        if not self._pending or loop is not self._loop:
-            self._pending, self._loop = [], loop
-            loop.call_soon(self._flush)
-        self._pending.append(conn)
-
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        for conn in pending:
-            conn._flush()
-
-
-_writes = _Writes()
 
 
 class _Protocol(asyncio.Protocol):
@@ -259,7 +236,7 @@ class XmppConnection:
         if self._transport is None or self._transport.is_closing():
             return
         if not self._out:
-            _writes.add(self)
+            WRITES.add(self)
         self._out.append(data)
 
     def _flush(self) -> None:
