@@ -12,6 +12,12 @@ docs/amqtt-upstream.md.
   PUBACKs, the flush timer).
 - ``subscriptions``: ``SubscriptionIndex``, who subscribes to a topic, by lookup.
 - ``codec``: the packets of the hot path (PUBLISH, PUBACK) and framing, on bytes.
+- ``feed``, ``keepalive``, ``lean``: an idle connection kept small: a 3.1.1 TCP connection is read
+  by callbacks (``FrameFeed``, no reading task), keep-alive deadlines wait on one timer per broker
+  (``KeepAliveWheel``), and sessions and handlers keep their attributes inline (``share_names``,
+  ``Lazy``; a new attribute of either goes in its ``share_names`` list).
+- ``persistence``: ``SessionKeeper``, the seam to the store's persistent sessions (resume before
+  CONNACK, the inbox subscription restored); the replay itself is ``broker/persistent.py``.
 - ``mqtt5``, ``handler5``: MQTT 5, chosen per connection by the CONNECT's protocol level: the codec
   (properties, reason codes) and ``Mqtt5Handler`` (reason codes, the client's limits, topic aliases).
 - ``properties``: ``PublishProps``, the MQTT 5 PUBLISH properties ingest and the node share.
