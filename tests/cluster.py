@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,34 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+QUEUES = ["redis", "rabbitmq"]
+"""The job queues a cluster test runs on (a fixture's ``params``)."""
+
+
+def queue_url(kind: str) -> str:
+    """The machine's Redis (db 13) or RabbitMQ as a cluster's job queue; RabbitMQ skips when down."""
+    if kind == "redis":
+        return "redis://127.0.0.1:6379/13"
+    need(_reachable(5672), "RabbitMQ is not running on 127.0.0.1:5672")
+    return "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+@contextlib.contextmanager
+def running_cluster(tmp: Path, kind: str, store_url: str, *, workers: int = 1) -> Iterator[Cluster]:
+    """Nodes ``n1`` and ``n2`` and ``workers`` workers on the job queue ``kind``; the processes'
+    last log lines are printed at the end (pytest shows them when the test failed)."""
+    running = Cluster(tmp, queue_url(kind), store_url)
+    try:
+        running.node("n1")
+        running.node("n2")
+        for n in range(1, workers + 1):
+            running.worker(f"w{n}")
+        yield running
+    finally:
+        print(running.report())
+        running.close()
 
 
 class Cluster:

@@ -10,27 +10,14 @@ from pathlib import Path
 import pytest
 
 from client_sdk import Client, Status
-from tests.cluster import NODE_TTL, SIGN_OUT_SWEEP, Cluster, _reachable
-from tests.harness import need, wait_until
+from tests.cluster import NODE_TTL, QUEUES, SIGN_OUT_SWEEP, Cluster, running_cluster
+from tests.harness import wait_until
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
+@pytest.fixture(params=QUEUES)
 def cluster(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
-    if request.param == "redis":
-        queue_url = "redis://127.0.0.1:6379/13"
-    else:
-        need(_reachable(5672), "RabbitMQ is not running on 127.0.0.1:5672")
-        queue_url = "amqp://guest:guest@127.0.0.1:5672/%2F"
-    running = Cluster(tmp_path, queue_url, postgres_url)
-    try:
-        running.node("n1")
-        running.node("n2")
-        running.worker("w1")
-        running.worker("w2")
+    with running_cluster(tmp_path, request.param, postgres_url, workers=2) as running:
         yield running
-    finally:
-        print(running.report())  # pytest shows it when the test failed
-        running.close()
 
 
 def test_users_on_two_nodes_chat_with_receipts_and_groups_span_nodes(cluster: Cluster) -> None:

@@ -11,28 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import Cluster, _reachable
-from tests.harness import need
+from tests.cluster import QUEUES, Cluster, running_cluster
 from tests.integration.test_mqtt5_reqresp import cmd, on, on_topic, request
 from tests.plain import PlainClient
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
+@pytest.fixture(params=QUEUES)
 def cluster(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
-    if request.param == "redis":
-        queue_url = "redis://127.0.0.1:6379/13"
-    else:
-        need(_reachable(5672), "RabbitMQ is not running on 127.0.0.1:5672")
-        queue_url = "amqp://guest:guest@127.0.0.1:5672/%2F"
-    running = Cluster(tmp_path, queue_url, postgres_url)
-    try:
-        running.node("n1")
-        running.node("n2")
-        running.worker("w1")
+    with running_cluster(tmp_path, request.param, postgres_url) as running:
         yield running
-    finally:
-        print(running.report())  # pytest shows it when the test failed
-        running.close()
 
 
 def test_answers_cross_the_job_queue_back_to_the_asking_devices_node(cluster: Cluster) -> None:
