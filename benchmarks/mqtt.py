@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import cast
 
 from amqtt.errors import MQTTError
 
@@ -35,7 +35,7 @@ from broker.mqtt.codec import (
     remaining_length,
 )
 
-__all__ = ["WRITES", "Connection", "ConnectionFailed", "Writes"]
+__all__ = ["WRITES", "Batched", "Connection", "ConnectionFailed", "Writes"]
 
 OnMessage = Callable[[str, bytes], None]
 
@@ -94,19 +94,15 @@ def connect_packet(
     return _packet(0x10, body)
 
 
-class Flushing(Protocol):
-    def _flush(self) -> None: ...
-
-
 class Writes:
     """The packets connections wrote in this pass of the event loop, sent once it ends (one system
     call per connection per pass; the XMPP peer's connections use it too)."""
 
     def __init__(self) -> None:
-        self._pending: list[Flushing] = []
+        self._pending: list[Batched] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def add(self, conn: Flushing) -> None:
+    def add(self, conn: Batched) -> None:
         loop = asyncio.get_running_loop()
         if not self._pending or loop is not self._loop:  # (a loop that ended left its list behind)
             self._pending, self._loop = [], loop
@@ -120,6 +116,31 @@ class Writes:
 
 
 WRITES = Writes()
+
+
+class Batched:
+    """A connection whose writes of one pass of the event loop leave in one system call, through
+    ``WRITES`` (the MQTT connections here and the XMPP peer's)."""
+
+    _transport: asyncio.Transport | None
+    _out: list[bytes]
+    """What this pass of the loop wrote, until ``WRITES`` flushes it."""
+    _wrote = False
+    """Something was written since the keep-alive last looked."""
+
+    def _write(self, data: bytes) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        if not self._out:
+            WRITES.add(self)
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        transport = self._transport
+        if out and transport is not None and not transport.is_closing():
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+            self._wrote = True
 
 
 class _Protocol(asyncio.Protocol):
@@ -155,7 +176,7 @@ class _Protocol(asyncio.Protocol):
         self._conn._lost()
 
 
-class Connection:
+class Connection(Batched):
     def __init__(
         self,
         client_id: str,
@@ -275,20 +296,6 @@ class Connection:
     def _packet_id(self) -> int:
         self._next_id = self._next_id % 0xFFFF + 1
         return self._next_id
-
-    def _write(self, packet: bytes) -> None:
-        if self._transport is None or self._transport.is_closing():
-            return
-        if not self._out:
-            WRITES.add(self)
-        self._out.append(packet)
-
-    def _flush(self) -> None:
-        out, self._out = self._out, []
-        transport = self._transport
-        if out and transport is not None and not transport.is_closing():
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
-            self._wrote = True
 
     def _keep_alive(self, loop: asyncio.AbstractEventLoop, every: float) -> None:
         """PINGREQ when nothing was written for ``every`` seconds (half the keepalive: the broker

@@ -19,7 +19,7 @@ from typing import cast
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 from xml.sax.saxutils import escape, quoteattr
 
-from benchmarks.mqtt import WRITES, ConnectionFailed
+from benchmarks.mqtt import Batched, ConnectionFailed
 
 __all__ = ["CLIENT", "RECEIPTS", "SM", "OnStanza", "XmppConnection", "message_xml", "receipt_xml"]
 
@@ -62,7 +62,7 @@ class _Protocol(asyncio.Protocol):
         self._conn._lost()
 
 
-class XmppConnection:
+class XmppConnection(Batched):
     """One user's XMPP session: ``connect`` logs in and goes online; ``send`` writes a stanza.
 
     ``on_stanza`` gets every stanza after login except stream-management acknowledgements, which
@@ -231,19 +231,6 @@ class XmppConnection:
     def _ask_ack(self) -> None:
         self._ack_asked = False
         self._write(_ACK_REQUEST)
-
-    def _write(self, data: bytes) -> None:
-        if self._transport is None or self._transport.is_closing():
-            return
-        if not self._out:
-            WRITES.add(self)
-        self._out.append(data)
-
-    def _flush(self) -> None:
-        out, self._out = self._out, []
-        transport = self._transport
-        if out and transport is not None and not transport.is_closing():
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def _abort(self) -> None:
         if self._transport is not None:
