@@ -35,7 +35,14 @@ from amqtt.adapters import BufferReader, StreamReaderAdapter, StreamWriterAdapte
 from amqtt.errors import AMQTTError, MQTTError, NoDataError, ProtocolHandlerError
 from amqtt.events import MQTTEvents
 from amqtt.mqtt import packet_class
-from amqtt.mqtt.connack import CONNECTION_ACCEPTED, NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.connack import (
+    BAD_USERNAME_PASSWORD,
+    CONNECTION_ACCEPTED,
+    IDENTIFIER_REJECTED,
+    NOT_AUTHORIZED,
+    SERVER_UNAVAILABLE,
+    ConnackPacket,
+)
 from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.mqtt.disconnect import DisconnectPacket
@@ -56,12 +63,21 @@ from broker.mqtt.connection_state import DISCARD, ConnectionState
 from broker.mqtt.feed import FrameFeed, take_unread
 from broker.mqtt.keepalive import KeepAliveWheel
 from broker.mqtt.lean import Lazy, LeanHandler, StreamProtocol, share_names
+from broker.mqtt.mqtt5 import Reason
 from broker.mqtt.properties import PublishProps
 from broker.mqtt.writes import WriteScheduler
 
 __all__ = ["PUBACK_TIMEOUT", "Gate", "MqchatHandler", "Requests"]
 
 log = logging.getLogger(__name__)
+
+# MQTT 5 CONNACK reasons as 3.1.1 codes; any other refusal is 5, not authorized
+_CONNACK_311: dict[int, int] = {
+    Reason.CLIENT_ID_NOT_VALID: IDENTIFIER_REJECTED,
+    Reason.BAD_CREDENTIALS: BAD_USERNAME_PASSWORD,
+    Reason.SERVER_BUSY: SERVER_UNAVAILABLE,
+    Reason.QUOTA_EXCEEDED: SERVER_UNAVAILABLE,
+}
 
 PUBACK_TIMEOUT = 5.0
 """Seconds a QoS 1 delivery waits for its PUBACK before it is dropped (stock amqtt's)."""
@@ -400,9 +416,11 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
 
     # ------------------------------------------------------------------ what the broker says
     async def send_connack(self, reason: int, session_present: bool) -> None:
-        """The CONNACK: ``reason`` an MQTT 5 reason code (0: accepted); 3.1.1 says only accepted or
-        not authorized, as stock amqtt did for every refusal."""
-        code = CONNECTION_ACCEPTED if reason == 0 else NOT_AUTHORIZED
+        """The CONNACK: ``reason`` an MQTT 5 reason code (0: accepted), said with the nearest of
+        3.1.1's five refusals. A client must tell "try again later" (3, server unavailable) from
+        "these credentials will never do" (4 and 5): one that stops reconnecting on every refusal
+        would give up for good while the credential store restarts."""
+        code = CONNECTION_ACCEPTED if reason == 0 else _CONNACK_311.get(reason, NOT_AUTHORIZED)
         await self._send_packet(ConnackPacket.build(1 if session_present and reason == 0 else 0, code))
 
     async def acknowledge_unsubscribe(self, packet_id: int, codes: list[int]) -> None:

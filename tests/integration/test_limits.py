@@ -67,7 +67,7 @@ def test_connections_per_user_are_limited(strict: RunningNode) -> None:
     phone = PlainClient(strict.port, bob_id, bob_token, device="phone")
     laptop = PlainClient(strict.port, bob_id, bob_token, device="laptop")
 
-    with pytest.raises(ConnectionRefusedError):
+    with pytest.raises(ConnectionRefusedError, match="Server unavailable"):  # 3.1.1: try again later
         PlainClient(strict.port, bob_id, bob_token, device="tablet")
     again = PlainClient(
         strict.port, bob_id, bob_token, device="phone"
@@ -85,11 +85,12 @@ def test_an_address_guessing_passwords_is_locked_out_then_let_back(strict: Runni
     bob_id, bob_token = strict.add_user("bob")
 
     for _ in range(6):
-        with pytest.raises(ConnectionRefusedError):
+        with pytest.raises(ConnectionRefusedError, match="Bad user name or password"):
             PlainClient(strict.port, bob_id, "mqc_guess")
 
-    # even the right token is refused from this address during the lockout...
-    with pytest.raises(ConnectionRefusedError):
+    # even the right token is refused from this address during the lockout, as "try again later"
+    # (3.1.1's server unavailable), not as credentials that will never do...
+    with pytest.raises(ConnectionRefusedError, match="Server unavailable"):
         PlainClient(strict.port, bob_id, bob_token)
 
     # ...and accepted once it is over
@@ -101,6 +102,32 @@ def test_an_address_guessing_passwords_is_locked_out_then_let_back(strict: Runni
         return True
 
     assert wait_until(logs_in, 10, interval=0.5)
+
+
+def test_an_sdk_client_refused_for_now_keeps_reconnecting_and_gets_what_it_missed(
+    strict: RunningNode,
+) -> None:
+    # Given bob on the SDK, and alice on plain MQTT
+    alice_id, alice_token = strict.add_user("alice")
+    bob_id, _ = strict.add_user("bob")
+    alice = PlainClient(strict.port, alice_id, alice_token)
+    alice.inbox()
+    with connect(strict, bob_id) as bob:
+        # When their address is locked out (someone there guesses passwords), bob's connection
+        # drops, and alice writes to him meanwhile
+        for _ in range(6):
+            with pytest.raises(ConnectionRefusedError):
+                PlainClient(strict.port, "mallory", "mqc_guess")
+        assert strict.node.broker is not None
+        assert strict.call(strict.node.broker.disconnect(bob.client_id))
+        alice.send(bob_id, "while you were away", cid="away")
+        alice.expect_type("sent", ref="away")
+
+        # Then the SDK takes the refusals as "try again later", not as revoked credentials: it
+        # reconnects once the lockout is over and gets the message
+        got = next(bob.messages(timeout=15), None)
+        assert got is not None and got.text == "while you were away"
+    alice.close()
 
 
 def test_a_client_that_stops_reading_is_disconnected_not_buffered_forever(tmp_path: Path) -> None:
