@@ -350,7 +350,9 @@ def test_sqlite_texts_still_waiting_for_the_index_when_a_process_stops_are_found
     alice, bob = users(stopped, "alice", "bob")
     send(stopped, alice, bob, "sent before the crash", 1.0)
     edited = send(stopped, alice, bob, "typo befroe the crash", 2.0)
-    stopped.edit_message(edited, user=alice, text="fixed before the crash", command_id="e1", now=3.0, window=900)
+    stopped.edit_message(
+        edited, user=alice, text="fixed before the crash", command_id="e1", now=3.0, window=900
+    )
     try:  # the first process still holds its connection, as a killed one's file does
         restarted = open_store(url)
         restarted.create_schema()

@@ -103,9 +103,9 @@ _DOC_OF = Statement(  # ``pending``: numbered, its text not in the index yet
     )
 )
 _PENDING = Statement(  # whether the index has work waiting (docs above ``indexed``)
-    text(
-        "SELECT indexed, (SELECT max(doc) FROM message_search) FROM message_search_mark"
-    ).columns(column("indexed", BigInteger), column("last", BigInteger))
+    text("SELECT indexed, (SELECT max(doc) FROM message_search) FROM message_search_mark").columns(
+        column("indexed", BigInteger), column("last", BigInteger)
+    )
 )
 # The pending docs' texts as they are now (an edit or a delete for everyone since only changed the
 # body), with the same ``who`` and ``conv`` the trigger and ``_reindex`` compute to forget them,
