@@ -12,8 +12,16 @@ other means (retention, an account deleted) takes its index entry with it: Postg
 cascading foreign key, SQLite by a trigger (FTS5 has no foreign keys, and a contentless table
 must be told the old text to forget it).
 
-The hot path (``accept_texts``) adds three statements per batch on SQLite (the last doc number,
-one multi-row insert into each table) and one on PostgreSQL.
+SQLite's index takes texts a few transactions at a time (``_PENDING_DOCS``): a new message gets
+its doc in ``message_search`` at once, and ``message_search_mark.indexed`` says how far
+``message_fts`` has taken them. The docs above it wait, durable, until a later transaction has
+enough of them, a search is about to read the index, or a process starts; then one statement
+indexes their texts as they are then. An edit or a delete for everyone of a waiting message only
+changes its row, and nothing forgets a text the index never had.
+
+The hot path (``accept_texts``) adds two statements per batch on SQLite (the doc numbers, one
+multi-row insert; the index's insert every ``_PENDING_DOCS`` docs) and one on PostgreSQL (its GIN
+index keeps a pending list of its own: ``fastupdate``).
 """
 
 from __future__ import annotations
@@ -227,13 +235,14 @@ class SqlSearchIndex(SqlBase):
             if not rows:
                 return
             viewers: dict[str, list[str]] = {row[0]: [row[3]] for row in rows}
-            found = conn.execute(
-                select(receipts.c.message_id, receipts.c.user_id).where(
-                    receipts.c.message_id.in_(list(viewers))
+            if not self._sqlite:  # SQLite reads who may see a text when the index takes it
+                found = conn.execute(
+                    select(receipts.c.message_id, receipts.c.user_id).where(
+                        receipts.c.message_id.in_(list(viewers))
+                    )
                 )
-            )
-            for message_id, user in found:
-                viewers[message_id].append(user)
+                for message_id, user in found:
+                    viewers[message_id].append(user)
             self._index_texts(conn, [Indexed(row[0], row[1], row[2], viewers[row[0]]) for row in rows])
             after = rows[-1][0]
 
