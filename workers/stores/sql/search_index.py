@@ -110,11 +110,6 @@ _DOC_OF = Statement(  # ``pending``: numbered, its text not in the index yet
         column("pending", Boolean),
     )
 )
-_PENDING = Statement(  # whether the index has work waiting (docs above ``indexed``)
-    text("SELECT indexed, (SELECT max(doc) FROM message_search) FROM message_search_mark").columns(
-        column("indexed", BigInteger), column("last", BigInteger)
-    )
-)
 # The pending docs' texts as they are now (an edit or a delete for everyone since only changed the
 # body), with the same ``who`` and ``conv`` the trigger and ``_reindex`` compute to forget them,
 # in doc order (FTS5 appends rowids in order most cheaply).
@@ -282,9 +277,9 @@ class SqlSearchIndex(SqlBase):
         """SQLite: index the pending docs now (before a search reads the index, and at start)."""
         if not self._sqlite:
             return
-        row = _PENDING.first(conn, {})
-        if row is not None and row[1] is not None and row[1] > row[0]:
-            self._index_pending(conn, row[0], row[1])
+        last, indexed = _DOCS.first(conn, {}) or (0, 0)
+        if last > indexed:
+            self._index_pending(conn, indexed, last)
 
     def _index_pending(self, conn: Connection, indexed: int, last: int) -> None:
         _INDEX_PENDING.execute(conn, {"indexed": indexed, "last": last})
