@@ -5,6 +5,7 @@ that are never syntax (hypothesis)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from client_sdk.contract import ErrorCode
 from tests.stores.conftest import users
 from workers.errors import CommandError
-from workers.stores import Store
+from workers.stores import Store, open_store
 from workers.stores.records import TextSend
 from workers.stores.rules.search import SearchPage, search_words
 
@@ -268,7 +269,8 @@ def _forget_the_index(store: Store) -> None:
     assert isinstance(store, SqlStore)
     with store.engine.begin() as conn:
         if store.engine.dialect.name == "sqlite":
-            conn.execute(text("DROP TRIGGER message_fts_forget"))
+            conn.execute(text("DROP TRIGGER message_fts_forget_indexed"))
+            conn.execute(text("DROP TABLE message_search_mark"))
             conn.execute(text("DROP TABLE message_fts"))
             conn.execute(text("DROP TABLE message_search"))
         else:
@@ -299,3 +301,103 @@ def test_a_long_word_is_found_by_a_long_prefix_and_not_by_a_wrong_one(store: Sto
     assert found(store, bob, "supercalifragilisticexpi") == ["Supercalifragilisticexpialidocious indeed"]
     assert len(found(store, bob, "supercalifragilistic")) == 2
     assert found(store, bob, "supercalifragilisticexpo") == []
+
+
+def test_edits_deletes_and_pruning_on_both_sides_of_the_index_catching_up(store: Store) -> None:
+    """SQLite indexes texts a few transactions at a time: whether a message is in the index yet or
+    still waits for it, an edit, a delete for everyone and a pruning reach search."""
+    alice, bob, carol = users(store, "alice", "bob", "carol")
+    indexed_edit = send(store, alice, bob, "alpha one", 1.0)
+    indexed_gone = send(store, alice, bob, "alpha two", 2.0)
+    assert len(found(store, bob, "alpha")) == 2  # the search took them into the index
+    waiting_edit = send(store, alice, bob, "alpha three", 3.0)
+    waiting_gone = send(store, alice, bob, "alpha four", 4.0)
+    for message, text in ((indexed_edit, "beta one"), (waiting_edit, "beta three")):
+        store.edit_message(message, user=alice, text=text, command_id=f"e{message}", now=5.0, window=900)
+    for message in (indexed_gone, waiting_gone):
+        store.delete_for_everyone(message, by=alice, now=6.0)
+    # more than wait for the index at once (search_index._PENDING_DOCS): the next message's
+    # transaction indexes them, and the edited and deleted ones as they are now
+    time.sleep(0.002)
+    sends = [TextSend(alice, f"m{i}", bob, f"gamma {i}") for i in range(70)]
+    with store.batch():
+        if store.accept_texts(sends, now=1000.0) is None:  # MongoDB stores them one by one
+            for s in sends:
+                store.accept_message(
+                    sender=s.sender, command_id=s.command_id, recipient=s.recipient, text=s.text, now=1000.0
+                )
+    send(store, alice, carol, "delta old", 7.0)
+    assert found(store, bob, "beta") == ["beta three", "beta one"]
+    assert found(store, bob, "alpha") == []
+    send(store, alice, carol, "delta older", 8.0)  # waits for the index; pruned before it
+
+    while not store.prune_messages(older_than=500.0, max_conversations=100).done:
+        pass
+
+    assert found(store, bob, "beta") == [] and found(store, carol, "delta") == []
+    assert len(found(store, bob, "gamma", limit=100)) == 70
+    assert found(store, alice, "gamma 69") == ["gamma 69"]
+    send(store, alice, carol, "delta new", 2000.0)
+    assert found(store, carol, "delta") == ["delta new"]
+
+
+def test_sqlite_texts_still_waiting_for_the_index_when_a_process_stops_are_found_after(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    stopped = open_store(url)
+    stopped.create_schema()
+    alice, bob = users(stopped, "alice", "bob")
+    send(stopped, alice, bob, "sent before the crash", 1.0)
+    edited = send(stopped, alice, bob, "typo befroe the crash", 2.0)
+    stopped.edit_message(
+        edited, user=alice, text="fixed before the crash", command_id="e1", now=3.0, window=900
+    )
+    try:  # the first process still holds its connection, as a killed one's file does
+        restarted = open_store(url)
+        restarted.create_schema()
+
+        assert found(restarted, bob, "crash") == ["fixed before the crash", "sent before the crash"]
+        assert found(restarted, bob, "befroe") == []
+        restarted.close()
+    finally:
+        stopped.close()
+
+
+# the trigger of a database from before texts waited for the index
+_OLD_TRIGGER = (
+    "CREATE TRIGGER message_fts_forget BEFORE DELETE ON messages WHEN old.body <> '' BEGIN"
+    " INSERT INTO message_fts (message_fts, rowid, body, who, conv) SELECT 'delete', doc, old.body,"
+    " (SELECT group_concat('u' || lower(hex(u)), ' ') FROM (SELECT old.sender_id AS u UNION"
+    " SELECT user_id FROM receipts WHERE message_id = old.id ORDER BY 1)),"
+    " 'c' || lower(hex(old.conversation_id)) FROM message_search WHERE message_id = old.id; END"
+)
+
+
+def test_a_sqlite_index_from_before_texts_waited_for_it_is_taken_as_it_is(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from workers.stores.sql import SqlStore
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    assert isinstance(store, SqlStore)
+    store.create_schema()
+    try:
+        alice, bob = users(store, "alice", "bob")
+        for i in range(3):
+            send(store, alice, bob, f"indexed message {i}", float(i + 1))
+        assert len(found(store, bob, "indexed")) == 3
+        with store.engine.begin() as conn:  # every doc in the index, and no mark of how far
+            conn.execute(text("DROP TRIGGER message_fts_forget_indexed"))
+            conn.execute(text("DROP TABLE message_search_mark"))
+            conn.execute(text(_OLD_TRIGGER))
+
+        store.create_schema()  # the new code starts on it
+
+        assert found(store, bob, "indexed") == ["indexed message 2", "indexed message 1", "indexed message 0"]
+        send(store, alice, bob, "waiting message", 500.0)
+        while not store.prune_messages(older_than=2.5, max_conversations=100).done:
+            pass
+        assert found(store, bob, "message") == ["waiting message", "indexed message 2"]
+    finally:
+        store.close()

@@ -70,6 +70,9 @@ class SqlSearch(SqlSearchIndex, SqlViews):
     def search_messages(
         self, *, user: str, query: str, conversation: str | None, before: str | None, limit: int
     ) -> SearchPage:
+        if self._sqlite:  # the index first takes the texts still pending (search_index)
+            with self.batch(), self._tx() as conn:
+                self._catch_up_index(conn)
         with self._tx() as conn:
             if conversation is not None and not self._may_search(conn, user, conversation):
                 raise forbidden_conversation()

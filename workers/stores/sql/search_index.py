@@ -12,8 +12,16 @@ other means (retention, an account deleted) takes its index entry with it: Postg
 cascading foreign key, SQLite by a trigger (FTS5 has no foreign keys, and a contentless table
 must be told the old text to forget it).
 
-The hot path (``accept_texts``) adds three statements per batch on SQLite (the last doc number,
-one multi-row insert into each table) and one on PostgreSQL.
+SQLite's index takes texts a few transactions at a time (``_PENDING_DOCS``): a new message gets
+its doc in ``message_search`` at once, and ``message_search_mark.indexed`` says how far
+``message_fts`` has taken them. The docs above it wait, durable, until a later transaction has
+enough of them, a search is about to read the index, or a process starts; then one statement
+indexes their texts as they are then. An edit or a delete for everyone of a waiting message only
+changes its row, and nothing forgets a text the index never had.
+
+The hot path (``accept_texts``) adds two statements per batch on SQLite (the doc numbers, one
+multi-row insert; the index's insert every ``_PENDING_DOCS`` docs) and one on PostgreSQL (its GIN
+index keeps a pending list of its own: ``fastupdate``).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Connection, Text, column, select, text
+from sqlalchemy import BigInteger, Boolean, Connection, Text, column, select, text
 
 from workers.stores.sql.base import SqlBase
 from workers.stores.sql.driver import Statement, execute_sql
@@ -40,17 +48,27 @@ SQLITE_DDL = (
     # and checking each one's receipts.
     "CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5("
     " body, who, conv, content='', tokenize='unicode61 remove_diacritics 2')",
+    # Index work waits for a few transactions (see ``_index_texts``): docs above ``indexed`` are
+    # pending, their text not yet in ``message_fts``. A database from before that has indexed
+    # every doc it numbered.
+    "CREATE TABLE IF NOT EXISTS message_search_mark ("
+    " one INTEGER PRIMARY KEY CHECK (one = 0), indexed INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO message_search_mark (one, indexed)"
+    " SELECT 0, coalesce(max(doc), 0) FROM message_search",
+    # the trigger from before pending docs told the index to forget texts it never had
+    "DROP TRIGGER IF EXISTS message_fts_forget",
     # a message row that goes by any other way than a delete for everyone (which unindexes it
     # itself, leaving an empty body) takes its tokens with it; its receipts are still there (they
-    # cascade after this), so ``who`` is what it was
-    "CREATE TRIGGER IF NOT EXISTS message_fts_forget BEFORE DELETE ON messages"
+    # cascade after this), so ``who`` is what it was. A pending doc has no tokens yet.
+    "CREATE TRIGGER IF NOT EXISTS message_fts_forget_indexed BEFORE DELETE ON messages"
     " WHEN old.body <> '' BEGIN"
     " INSERT INTO message_fts (message_fts, rowid, body, who, conv)"
     " SELECT 'delete', doc, old.body,"
     " (SELECT group_concat('u' || lower(hex(u)), ' ') FROM"
     " (SELECT old.sender_id AS u UNION SELECT user_id FROM receipts WHERE message_id = old.id ORDER BY 1)),"
     " 'c' || lower(hex(old.conversation_id))"
-    " FROM message_search WHERE message_id = old.id;"
+    " FROM message_search WHERE message_id = old.id"
+    " AND doc <= (SELECT indexed FROM message_search_mark);"
     " END",
 )
 POSTGRES_DDL = (
@@ -61,26 +79,60 @@ POSTGRES_DDL = (
 )
 
 _BACKFILL_CHUNK = 1000
+_PENDING_DOCS = 64
+"""SQLite: docs numbered before their texts go into the index together. FTS5 writes a new segment
+of the index at every commit that changed it, and merges segments as they pile up: in batches of
+one message that was most of the index's cost. The index catches up at this many, before a
+search, and at start; until then the docs are durable in ``message_search``."""
 _ANY_INDEXED = text("SELECT 1 FROM message_search LIMIT 1")
 _ANY_TSV = text("SELECT 1 FROM message_tsv LIMIT 1")
 
-_LAST_DOC = Statement(
-    text("SELECT coalesce(max(doc), 0) FROM message_search").columns(column("doc", BigInteger))
+_DOCS = Statement(  # the last doc numbered, and the last one in the index (never numbered again)
+    text(
+        "SELECT (SELECT coalesce(max(doc), 0) FROM message_search), indexed FROM message_search_mark"
+    ).columns(column("last", BigInteger), column("indexed", BigInteger))
 )
 _INSERT_DOC = Statement(text("INSERT INTO message_search (doc, message_id) VALUES (:doc, :message_id)"))
 _INSERT_FTS = Statement(
     text("INSERT INTO message_fts (rowid, body, who, conv) VALUES (:doc, :body, :who, :conv)")
 )
-_DOC_OF = Statement(
+_DOC_OF = Statement(  # ``pending``: numbered, its text not in the index yet
     text(
-        "SELECT s.doc, m.body, m.conversation_id, m.sender_id"
+        "SELECT s.doc, m.body, m.conversation_id, m.sender_id,"
+        " s.doc > (SELECT indexed FROM message_search_mark)"
         " FROM messages m LEFT JOIN message_search s ON s.message_id = m.id"
         " WHERE m.id = :message_id"
-    ).columns(column("doc", BigInteger), column("body", Text), column("conv", Text), column("sender", Text))
+    ).columns(
+        column("doc", BigInteger),
+        column("body", Text),
+        column("conv", Text),
+        column("sender", Text),
+        column("pending", Boolean),
+    )
 )
+# The pending docs' texts as they are now (an edit or a delete for everyone since only changed the
+# body), with the same ``who`` and ``conv`` the trigger and ``_reindex`` compute to forget them,
+# in doc order (FTS5 appends rowids in order most cheaply).
+_INDEX_PENDING = Statement(
+    text(
+        "INSERT INTO message_fts (rowid, body, who, conv)"
+        " SELECT s.doc, m.body,"
+        " (SELECT group_concat('u' || lower(hex(u)), ' ') FROM"
+        " (SELECT m.sender_id AS u UNION SELECT user_id FROM receipts WHERE message_id = m.id ORDER BY 1)),"
+        " 'c' || lower(hex(m.conversation_id))"
+        " FROM message_search s JOIN messages m ON m.id = s.message_id"
+        " WHERE s.doc > :indexed AND s.doc <= :last AND m.body <> ''"
+        " ORDER BY s.doc"
+    )
+)
+_MARK_INDEXED = Statement(text("UPDATE message_search_mark SET indexed = :last WHERE one = 0"))
 _TEXT_OF = Statement(  # PostgreSQL: no doc numbers
-    text("SELECT NULL, body, conversation_id, sender_id FROM messages WHERE id = :message_id").columns(
-        column("doc", BigInteger), column("body", Text), column("conv", Text), column("sender", Text)
+    text("SELECT NULL, body, conversation_id, sender_id, false FROM messages WHERE id = :message_id").columns(
+        column("doc", BigInteger),
+        column("body", Text),
+        column("conv", Text),
+        column("sender", Text),
+        column("pending", Boolean),
     )
 )
 _RECEIVERS = Statement(
@@ -158,6 +210,7 @@ class SqlSearchIndex(SqlBase):
             for ddl in SQLITE_DDL if self._sqlite else POSTGRES_DDL:
                 execute_sql(conn, ddl)
             self._backfill(conn)
+            self._catch_up_index(conn)  # what a process that stopped left pending
 
     def _backfill(self, conn: Connection) -> None:
         """A database from before search has messages and an empty index: index them all once, in
@@ -177,13 +230,14 @@ class SqlSearchIndex(SqlBase):
             if not rows:
                 return
             viewers: dict[str, list[str]] = {row[0]: [row[3]] for row in rows}
-            found = conn.execute(
-                select(receipts.c.message_id, receipts.c.user_id).where(
-                    receipts.c.message_id.in_(list(viewers))
+            if not self._sqlite:  # SQLite reads who may see a text when the index takes it
+                found = conn.execute(
+                    select(receipts.c.message_id, receipts.c.user_id).where(
+                        receipts.c.message_id.in_(list(viewers))
+                    )
                 )
-            )
-            for message_id, user in found:
-                viewers[message_id].append(user)
+                for message_id, user in found:
+                    viewers[message_id].append(user)
             self._index_texts(conn, [Indexed(row[0], row[1], row[2], viewers[row[0]]) for row in rows])
             after = rows[-1][0]
 
@@ -210,19 +264,26 @@ class SqlSearchIndex(SqlBase):
             )
             return
         # SQLite has one writer at a time: the next doc numbers are ours until the commit
-        first = int(_LAST_DOC.scalar(conn, {})) + 1
-        docs = [
-            {
-                "doc": first + i,
-                "message_id": t.message_id,
-                "body": t.text,
-                "who": _who(t.viewers),
-                "conv": conversation_token(t.conversation),
-            }
-            for i, t in enumerate(texts)
-        ]
-        _INSERT_DOC.execute_many(conn, docs)
-        _INSERT_FTS.execute_many(conn, docs)
+        last, indexed = _DOCS.first(conn, {}) or (0, 0)
+        first = max(last, indexed) + 1  # not a doc the index has seen: its message may have gone
+        _INSERT_DOC.execute_many(
+            conn, [{"doc": first + i, "message_id": t.message_id} for i, t in enumerate(texts)]
+        )
+        # the docs of earlier calls: these ones' receipts (their ``who``) are not written yet
+        if first - 1 - indexed >= _PENDING_DOCS:
+            self._index_pending(conn, indexed, first - 1)
+
+    def _catch_up_index(self, conn: Connection) -> None:
+        """SQLite: index the pending docs now (before a search reads the index, and at start)."""
+        if not self._sqlite:
+            return
+        last, indexed = _DOCS.first(conn, {}) or (0, 0)
+        if last > indexed:
+            self._index_pending(conn, indexed, last)
+
+    def _index_pending(self, conn: Connection, indexed: int, last: int) -> None:
+        _INDEX_PENDING.execute(conn, {"indexed": indexed, "last": last})
+        _MARK_INDEXED.execute(conn, {"last": last})
 
     def _reindex(self, conn: Connection, message_id: str, new_text: str) -> None:
         """Before ``messages.body`` of ``message_id`` becomes ``new_text`` (an edit; "" for a delete
@@ -233,7 +294,9 @@ class SqlSearchIndex(SqlBase):
         row = (_DOC_OF if self._sqlite else _TEXT_OF).first(conn, {"message_id": message_id})
         if row is None:
             return
-        doc, old_text, conversation, sender = row
+        doc, old_text, conversation, sender, pending = row
+        if pending:  # the index takes the text the message has when it catches up
+            return
         viewers = [sender, *_RECEIVERS.scalars(conn, {"message_id": message_id})]
         if not self._sqlite:
             indexed = Indexed(message_id, new_text, conversation, viewers)
