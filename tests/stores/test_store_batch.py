@@ -8,14 +8,17 @@ import time
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 
-from client_sdk.contract import Status
+from client_sdk.contract import Status, load_schema
 from tests.harness import unique
 from tests.stores.conftest import users
 from tests.stores.test_sql_groups import make_group
 from workers.errors import UnknownUser
 from workers.stores import InboxEntry, ReceiptRequest, ReceiptResult, Store, TextSend, open_store
 from workers.stores.sql import SqlStore
+
+SCHEMA = Draft202012Validator(load_schema())
 
 
 def texts(entries: list[InboxEntry]) -> list[str]:
@@ -357,16 +360,15 @@ def test_receipts_that_cannot_be_applied_together_change_nothing(store: Store, o
 
 
 def _receipt_events(store: Store, user: str) -> list[tuple[str, tuple[str, ...], str, bool]]:
-    """``(message, the members it names, status, all)`` of each ``receipt`` event of ``user``."""
+    """``(message, the members it names, status, all)`` of each ``receipt`` event of ``user``,
+    each checked against the published schema."""
+    events = [e.payload for e in store.sync(user=user, after=0, limit=100)[0]]
+    for event in events:
+        SCHEMA.validate(event)
     return [
-        (
-            e.payload["message_id"],
-            (e.payload["by"], *e.payload.get("also_by", ())),
-            e.payload["status"],
-            e.payload["all"],
-        )
-        for e in store.sync(user=user, after=0, limit=100)[0]
-        if e.payload["type"] == "receipt"
+        (e["message_id"], (e["by"], *e.get("also_by", ())), e["status"], e["all"])
+        for e in events
+        if e["type"] == "receipt"
     ]
 
 
