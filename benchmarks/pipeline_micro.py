@@ -9,6 +9,11 @@ rate the commands process gets batches of one command, under load batches of ten
 conversations exist before the timed part, as they do in the chat benchmark's steady state.
 ``--gap`` sleeps between batches, as the process does between the batches of a low rate: the CPU
 per message then includes what a process pays to start again after a sleep (cold caches).
+
+``--group N`` measures a group message instead: one member of a group of N sends, and the other
+members' ``delivered`` receipts follow in batches of ``--batch`` (every member's receipt comes at
+once, so a batch of the commands process holds many of them); it prints the CPU per group message
+with its receipts and the events the node would publish for it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from benchmarks.machine import describe
 from workers.events import dumps
 from workers.pipeline import Pipeline
 from workers.routing import Delivery
-from workers.stores import open_store
+from workers.stores import Store, open_store
 
 __all__: list[str] = []
 
@@ -61,17 +66,72 @@ def _round(pipeline: Pipeline, routed: list[Delivery], k: int, batch: int, gap: 
     routed.clear()
 
 
+def _group_round(
+    pipeline: Pipeline, routed: list[Delivery], k: int, group: str, size: int, batch: int
+) -> int:
+    """One group message of member ``k % size`` and its members' receipts; the events routed."""
+    cmd = {"v": 1, "type": "send", "id": f"g{k}", "to": group, "text": "hello there"}
+    pipeline.process_batch("n", [{"user": f"u{k % size}", "cmd": cmd}])
+    receipts: list[dict[str, Any]] = [
+        {
+            "user": user,
+            "cmd": {
+                "v": 1,
+                "type": "receipt",
+                "id": f"r{k}",
+                "status": "delivered",
+                "messages": [event["message"]["id"]],
+            },
+        }
+        for user, event, *_ in routed
+        if event.get("type") == "message"
+    ]
+    for start in range(0, len(receipts), batch):
+        pipeline.process_batch("n", receipts[start : start + batch])
+    for _, event, *_ in routed:
+        dumps(event)
+    events = len(routed)
+    routed.clear()
+    return events
+
+
+def _group(store: Store, args: argparse.Namespace) -> None:
+    size = args.group
+    for i in range(size):
+        store.create_user(f"u{i}", now=time.time())
+    members = [f"u{i}" for i in range(1, size)]
+    group = store.create_group(
+        creator="u0", name="micro", members=members, now=time.time(), ref="g", max_members=size
+    ).group.id
+    routed: list[Delivery] = []
+    pipeline = Pipeline(store=store, route=routed.extend, max_group_members=size)
+    for k in range(20):  # caches warm
+        _group_round(pipeline, routed, k, group, size, args.batch)
+    start = time.process_time()
+    timed = range(20, 20 + args.messages)
+    events = sum(_group_round(pipeline, routed, k, group, size, args.batch) for k in timed)
+    cpu = time.process_time() - start
+    print(
+        f"group of {size}, receipts in batches of {args.batch}: {1e6 * cpu / args.messages:.0f} µs of CPU"
+        f" per group message and its receipts; {events / args.messages:.0f} events routed per message"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000, help="timed messages (default 1000)")
     parser.add_argument("--batch", type=int, default=1, help="commands per batch (default 1)")
     parser.add_argument("--gap", type=float, default=0.0, help="seconds of sleep between batches (default 0)")
+    parser.add_argument("--group", type=int, default=0, help="members of a group (default: 1-on-1)")
     args = parser.parse_args()
     print(describe().line())
     with tempfile.TemporaryDirectory() as folder:
         store = open_store(f"sqlite:///{Path(folder) / 'micro.db'}")
         try:
             store.create_schema()
+            if args.group:
+                _group(store, args)
+                return
             for i in range(2 * _PAIRS):
                 store.create_user(f"u{i}", now=time.time())
             routed: list[Delivery] = []

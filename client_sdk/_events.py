@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias, TypeGuard, TypeVar
 
 from client_sdk._media import Media, parse_media
@@ -137,6 +137,10 @@ class Receipt:
 
     ``all`` is true when every recipient has now reached ``status``: always for a 1-on-1 message;
     for a group message only on the receipt of the last member to get there (the two ticks).
+
+    The server tells several members' receipts of a group message in one event (``also_by``: the
+    members after ``by``); the client hands them on one by one (:meth:`per_member`), each with the
+    event's cursor, so ``also_by`` is empty in what an app gets.
     """
 
     message_id: str
@@ -147,6 +151,19 @@ class Receipt:
     ts: float
     cursor: int
     all: bool
+    also_by: tuple[str, ...] = ()
+
+    def per_member(self) -> list[Receipt]:
+        """One receipt per member the event names, in its order; ``all`` on the last only (the
+        event completed a status once every member it names was there)."""
+        if not self.also_by:
+            return [self]
+        members = (self.by, *self.also_by)
+        last = len(members) - 1
+        return [
+            replace(self, by=member, also_by=(), all=self.all and index == last)
+            for index, member in enumerate(members)
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -769,6 +786,7 @@ def parse_sequenced(payload: Any) -> Sequenced:
             ts=_number(data, "ts"),
             cursor=cursor,
             all=_field(data, "all", bool),
+            also_by=_users(data, "also_by") if "also_by" in data else (),
         )
     if kind == "group":
         if "ref" not in data:

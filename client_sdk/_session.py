@@ -624,7 +624,11 @@ class Session:
                 self._published_at.pop(item.ref, None)
                 self.outbox.resolve(item.ref, item.message)
             elif isinstance(item, Receipt):
-                self.outbox.on_receipt(item)
+                receipts = item.per_member()  # several members' receipts in one event
+                for receipt in receipts:
+                    self.outbox.on_receipt(receipt)
+                effects.events += receipts
+                continue
             elif isinstance(item, GroupEvent):
                 self._groups[item.group.id] = item.group
                 self._remember_profiles(item.group)

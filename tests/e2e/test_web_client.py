@@ -233,7 +233,8 @@ def test_a_wrong_token_is_refused_on_the_login_form(
 def test_the_web_client_applies_its_inbox_in_cursor_order(
     node: RunningNode, browser: Callable[[str], Page]
 ) -> None:
-    """The page's own protocol module: gaps are buffered and filled by sync, duplicates dropped."""
+    """The page's own protocol module: gaps are buffered and filled by sync, duplicates dropped;
+    its store marks every member a group receipt names."""
     page = browser("probe")
     page.driver.get(f"{node.media_url}/")
     result = page.driver.execute_async_script(
@@ -279,6 +280,35 @@ def test_the_web_client_applies_its_inbox_in_cursor_order(
     assert [(c["type"], c["after"]) for c in out[3]["commands"]] == [("sync", 1)]
     assert out[4] == nothing  # a again: a duplicate
     assert out[5]["events"] == ["b", "c"] and result["cursor"] == 3
+
+    # and one `receipt` event may name several members (`by`, then `also_by`): each gets the status
+    result = page.driver.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        const modules = [import('/web/js/protocol.js'), import('/web/js/store.js')];
+        Promise.all(modules).then(([protocol, { Store }]) => {
+          const store = new Store('alice');
+          const message = { id: 'm1', conversation: 'g:team', seq: 1, from: 'alice', to: 'g:team',
+                            text: 'hi', ts: 1 };
+          const receipt = (cursor, by, extra) => ({ v: 1, type: 'receipt', cursor, status: 'delivered',
+            message_id: 'm1', conversation: 'g:team', seq: 1, by, ts: 2, ...extra });
+          const events = [
+            { v: 1, type: 'sent', cursor: 1, ref: 'c1', message },
+            receipt(2, 'carol', { all: false }),
+            receipt(3, 'bob', { also_by: ['dave'], all: true }),
+          ];
+          const readable = events.map((e) => protocol.isReadableSequenced(e));
+          const broken = protocol.isReadableSequenced(receipt(4, 'bob', { also_by: 'dave', all: true }));
+          events.forEach((e) => store.apply(e));
+          const item = store.byId.get('m1');
+          done({ readable, broken, by: item.by, status: item.status });
+        }, (error) => done({ error: String(error) }));
+        """
+    )
+    assert "error" not in result, result
+    assert result["readable"] == [True, True, True] and result["broken"] is False
+    assert result["by"] == {"carol": "delivered", "bob": "delivered", "dave": "delivered"}
+    assert result["status"] == "delivered"
 
 
 def test_the_node_serves_the_page_and_tells_it_where_the_broker_is(node: RunningNode) -> None:

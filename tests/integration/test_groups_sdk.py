@@ -6,7 +6,7 @@ import pytest
 
 from client_sdk import Client, CommandRejected, GroupEvent, Message, Receipt, Status
 from client_sdk._settings import MqttVersion
-from tests.harness import RunningNode
+from tests.harness import RunningNode, wait_until
 
 
 def client(node: RunningNode, user: str, mqtt_version: MqttVersion = "3.1.1") -> Client:
@@ -66,30 +66,37 @@ def test_five_members_two_offline_all_get_every_message_in_the_same_order(
 def test_per_member_and_aggregate_receipts_reach_the_sender(
     node: RunningNode, mqtt_version: MqttVersion
 ) -> None:
-    alice_id, bob_id, carol_id = (node.add_user(n)[0] for n in ("alice", "bob", "carol"))
+    alice_id, bob_id, carol_id, dave_id = (node.add_user(n)[0] for n in ("alice", "bob", "carol", "dave"))
     with (
         client(node, alice_id, mqtt_version) as alice,
         client(node, bob_id, mqtt_version) as bob,
         client(node, carol_id, mqtt_version) as carol,
     ):
-        group = alice.create_group("trio", [bob_id, carol_id])
+        group = alice.create_group("four", [bob_id, carol_id, dave_id])
 
+        # the online members' SDKs acknowledge at once (the server may tell both in one event)
         out = alice.send(group.id, "read me")
-        out.wait("delivered", timeout=10)  # both SDKs acknowledged: two ticks
-        assert out.receipts == {bob_id: Status.DELIVERED, carol_id: Status.DELIVERED}
+        got = {member: next(iter(member.messages(timeout=5))) for member in (bob, carol)}
+        assert wait_until(lambda: out.receipts == {bob_id: Status.DELIVERED, carol_id: Status.DELIVERED})
+        assert out.status is Status.SENT  # dave is away: one tick
 
-        for member in (bob, carol):
-            message = next(iter(member.messages(timeout=5)))
+        # dave comes back, syncs and acknowledges: two ticks
+        with client(node, dave_id, mqtt_version) as dave:
+            dave.wait_synced(timeout=10)
+            out.wait("delivered", timeout=10)
+        assert out.receipts == dict.fromkeys((bob_id, carol_id, dave_id), Status.DELIVERED)
+
+        for member, message in got.items():
             member.mark_read(message)
-        out.wait("read", timeout=10)
-        assert out.receipts == {bob_id: Status.READ, carol_id: Status.READ}
+        assert wait_until(lambda: out.receipts[bob_id] is out.receipts[carol_id] is Status.READ)
+        assert out.status is Status.DELIVERED  # dave has not read it
         reads = [
             (r.by, r.all)
             for r in alice.events(timeout=1)
             if isinstance(r, Receipt) and r.status is Status.READ
         ]
-        assert sorted(by for by, _ in reads) == sorted([bob_id, carol_id])
-        assert [everyone for _, everyone in reads] == [False, True]  # the second reader completed it
+        assert sorted(by for by, _ in reads) == sorted([bob_id, carol_id])  # one Receipt per member
+        assert [everyone for _, everyone in reads] == [False, False]
 
 
 def test_removal_and_leaving_take_effect_at_once(node: RunningNode) -> None:

@@ -254,7 +254,7 @@ def test_concurrent_batches_of_receipts_complete_the_status_exactly_once(store: 
         requests = [ReceiptRequest(member, Status.DELIVERED, ids) for member in pair]
         with store.batch():
             results = store.apply_receipts_of(requests, now=3.0)
-            if results is None:  # MongoDB: one by one
+            if results is None:  # the store could not: one by one
                 results = [
                     store.apply_receipts(user=m, status=Status.DELIVERED, message_ids=ids, now=3.0)
                     for m in pair

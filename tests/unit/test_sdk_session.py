@@ -300,6 +300,29 @@ def test_receipts_move_the_outgoing_message_forward() -> None:
     assert delivered.events[0].status is Status.DELIVERED
 
 
+def test_one_receipt_event_naming_several_group_members_reaches_the_app_as_one_receipt_each() -> None:
+    # Given a message sent to a group of three
+    session = new_session()
+    synced(session)
+    outgoing, _ = session.send(to="g:team", text="hi", id="a-1", now=0.0)
+    session.on_inbox(sent_event(1, "a-1", "m-1"), now=0.0)
+
+    # When carol's receipt comes alone, then bob's and dave's in one event that completes it
+    def delivered(cursor: int, by: str, *, also_by: list[str], all: bool) -> dict[str, Any]:
+        event = receipt_event(cursor, "m-1", "delivered", by=by, all=all)
+        return {**event, "conversation": "g:team", **({"also_by": also_by} if also_by else {})}
+
+    first = session.on_inbox(delivered(2, "carol", also_by=[], all=False), now=0.0)
+    rest = session.on_inbox(delivered(3, "bob", also_by=["dave"], all=True), now=0.0)
+
+    # Then the app gets one Receipt per member, the last of them for all, and the handle knows each
+    events = (*first.events, *rest.events)
+    got = [(r.by, r.all, r.cursor, r.also_by) for r in events if isinstance(r, Receipt)]
+    assert got == [("carol", False, 2, ()), ("bob", False, 3, ()), ("dave", True, 3, ())]
+    assert outgoing.receipts == dict.fromkeys(("carol", "bob", "dave"), Status.DELIVERED)
+    assert outgoing.status is Status.DELIVERED
+
+
 def test_a_refused_send_fails_its_handle_and_is_not_resent() -> None:
     # Given a message to a user who does not exist
     session = new_session()

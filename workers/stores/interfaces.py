@@ -221,8 +221,10 @@ class Messages(Protocol):
     ) -> list[ReceiptResult] | None:
         """Apply several users' receipts at once (of 1-on-1 and group messages: every member
         acknowledges a group message at the same moment), as ``apply_receipts`` would one by one,
-        in order; None, with nothing changed, when that is not possible in one go (a message not
-        to that user, or a backend without it): then apply them one by one."""
+        in order, except that the members' receipts of one group message reach its sender as one
+        event per status (``rules.receipts.merge_group_receipts``); None, with nothing changed,
+        when that is not possible in one go (a message not to that user, or a backend without it):
+        then apply them one by one."""
         ...
 
     def sync(self, *, user: str, after: int, limit: int) -> tuple[list[InboxEntry], bool]:

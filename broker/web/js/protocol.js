@@ -220,6 +220,7 @@ export function isReadableSequenced(event) {
         (event.status === "delivered" || event.status === "read") &&
         typeof event.message_id === "string" &&
         isUserId(event.by) &&
+        (event.also_by === undefined || (Array.isArray(event.also_by) && event.also_by.every(isUserId))) &&
         typeof event.all === "boolean"
       );
     case "group":

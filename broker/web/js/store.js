@@ -488,7 +488,10 @@ export class Store {
     const item = this.byId.get(receipt.message_id);
     if (!item) return null; // older than what this browser keeps
     const rank = STATUS_RANK[receipt.status];
-    if ((STATUS_RANK[item.by[receipt.by]] || 0) < rank) item.by[receipt.by] = receipt.status;
+    // one event may name several members of a group (`also_by`): each reached this status
+    for (const member of [receipt.by, ...(receipt.also_by || [])]) {
+      if ((STATUS_RANK[item.by[member]] || 0) < rank) item.by[member] = receipt.status;
+    }
     if (receipt.all && (STATUS_RANK[item.status] || 0) < rank) item.status = receipt.status;
     return this.convOf(item);
   }

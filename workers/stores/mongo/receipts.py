@@ -21,16 +21,43 @@ from workers.stores.mongo.schema import REACHED
 from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
 from workers.stores.rules.blocks import unblocked_items
 from workers.stores.rules.privacy import effective_read_status
-from workers.stores.rules.receipts import receipt_events
+from workers.stores.rules.receipts import merge_group_receipts, receipt_events
 
 __all__ = ["MongoReceipts"]
+
+
+class _NotRecipient(Exception):
+    """A receipt of a batch names a message not sent to its user: the batch goes one by one."""
 
 
 class MongoReceipts(MongoBase):
     def apply_receipts_of(
         self, requests: Sequence[ReceiptRequest], *, now: float
     ) -> list[ReceiptResult] | None:
-        return None  # not on MongoDB: the pipeline applies them one by one
+        """Several users' receipts in one transaction, so that a group's members' receipts of one
+        message reach its sender as one event (``rules.receipts``); None, with nothing done, when
+        one of them names a message that was not sent to its user (each then gets its own answer)."""
+
+        def work(session: ClientSession) -> list[ReceiptResult]:
+            given: list[list[InboxItem]] = []
+            for request in requests:
+                items, refused = self._apply(session, request.user, request.status, request.message_ids, now)
+                if refused:
+                    raise _NotRecipient  # undoes the transaction
+                given.append(items)
+            given = merge_group_receipts(given)
+            every = [item for items in given for item in items]
+            entries = self._append_many(session, every, now) if every else []
+            results, start = [], 0
+            for items in given:
+                results.append(ReceiptResult(entries=entries[start : start + len(items)]))
+                start += len(items)
+            return results
+
+        try:
+            return self._tx(work)
+        except _NotRecipient:
+            return None
 
     def apply_receipts(
         self, *, user: str, status: Status, message_ids: Sequence[str], now: float
@@ -39,33 +66,40 @@ class MongoReceipts(MongoBase):
         messages' counters per previous status, one read of the counters, one ``insert_many``."""
 
         def work(session: ClientSession) -> ReceiptResult:
-            ids = list(dict.fromkeys(message_ids))
-            current = {
-                r["message_id"]: int(r["status"])
-                for r in self._receipts.find(
-                    {"user": user, "message_id": {"$in": ids}},
-                    {"message_id": True, "status": True},
-                    session=session,
-                )
-            }
-            refused = [m for m in message_ids if m not in current]
-            todo = [m for m in ids if m in current and current[m] < status]  # statuses only move forward
-            items: list[InboxItem] = []
-            for moved_to, ids in self._by_privacy(session, user, status, todo).items():
-                moving = {m: current[m] for m in ids if current[m] < moved_to}
-                if moving:
-                    items += self._advance(session, user, moved_to, moving, now)
-            if status == Status.READ and todo:  # the reader's own devices, whatever their privacy
-                items += self._reads(session, user, todo, now)
-            if not items:
-                return ReceiptResult(not_recipient=refused)
-            senders = {item[0] for item in items}
-            blocked = {b for _, b in blocked_pairs(self._blocks, [(user, s) for s in senders], session)}
-            items = unblocked_items(items, user, blocked)  # none for whom the user blocks
+            items, refused = self._apply(session, user, status, message_ids, now)
             entries = self._append_many(session, items, now) if items else []
             return ReceiptResult(entries=entries, not_recipient=refused)
 
         return self._tx(work)
+
+    def _apply(
+        self, session: ClientSession, user: str, status: Status, message_ids: Sequence[str], now: float
+    ) -> tuple[list[InboxItem], list[str]]:
+        """Move ``user``'s statuses of the messages: the events to append, and the messages named
+        that were not sent to the user."""
+        ids = list(dict.fromkeys(message_ids))
+        current = {
+            r["message_id"]: int(r["status"])
+            for r in self._receipts.find(
+                {"user": user, "message_id": {"$in": ids}},
+                {"message_id": True, "status": True},
+                session=session,
+            )
+        }
+        refused = [m for m in message_ids if m not in current]
+        todo = [m for m in ids if m in current and current[m] < status]  # statuses only move forward
+        items: list[InboxItem] = []
+        for moved_to, moved in self._by_privacy(session, user, status, todo).items():
+            moving = {m: current[m] for m in moved if current[m] < moved_to}
+            if moving:
+                items += self._advance(session, user, moved_to, moving, now)
+        if status == Status.READ and todo:  # the reader's own devices, whatever their privacy
+            items += self._reads(session, user, todo, now)
+        if not items:
+            return [], refused
+        senders = {item[0] for item in items}
+        blocked = {b for _, b in blocked_pairs(self._blocks, [(user, s) for s in senders], session)}
+        return unblocked_items(items, user, blocked), refused  # none for whom the user blocks
 
     def _by_privacy(
         self, session: ClientSession, user: str, status: Status, todo: list[str]

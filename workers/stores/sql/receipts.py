@@ -3,7 +3,8 @@
 A ``receipt`` command names up to hundreds of messages (a client acknowledges a whole sync page).
 They are applied set-based: one read of the recipient's receipt rows, one ``UPDATE ... WHERE
 message_id IN (...)`` that only moves statuses forward, and the events for the senders appended
-in one multi-row insert, in the order the command named the messages.
+in one multi-row insert, in the order the command named the messages. A batch's members' receipts
+of one group message reach its sender as one event per status (``rules.receipts``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from client_sdk.contract import Status, is_group_id
 from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
 from workers.stores.rules.blocks import unblocked_items
 from workers.stores.rules.privacy import effective_read_status
-from workers.stores.rules.receipts import receipt_events
+from workers.stores.rules.receipts import merge_group_receipts, receipt_events
 from workers.stores.sql.base import NotInOneGo, SqlBase
 from workers.stores.sql.blocks import blocked_pairs
 from workers.stores.sql.chat_rows import advance_reads
@@ -333,6 +334,7 @@ class SqlReceipts(SqlBase):
         if any(request.status == Status.READ for request in requests):  # the readers' own devices
             self._reads_together(conn, requests, named, message_row, per_request, now)
         per_request = _unblocked(conn, list(zip((r.user for r in requests), per_request, strict=True)))
+        per_request = merge_group_receipts(per_request)
         entries = self._append_many(conn, [item for items in per_request for item in items], now)
         results = []
         start = 0
