@@ -58,7 +58,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import websockets
 from amqtt.broker import Broker, BrokerContext, Server
@@ -124,6 +124,33 @@ def _hooks(plugins: Sequence[BrokerPlugin], name: str) -> list[Hook]:
 def _connected(session: Session) -> bool:
     state = getattr(session, "_state", None)  # a ConnectionState's, without building its view
     return bool(session.transitions.is_connected()) if state is None else state == "connected"
+
+
+class _EndOnDisconnect:
+    """A detached connection's disconnect waiter (see ``MqchatBroker._client_connected``).
+
+    amqtt's handler resolves its ``_disconnect_waiter`` on a DISCONNECT, a second CONNECT or its
+    stop, with ``done()`` and ``set_result()`` only (``tests/unit/test_amqtt_pin.py`` pins that);
+    this one starts the connection's end there and then. A future with a done callback in its place
+    held ~0.4 KiB per idle connection (the future, a ``partial``, its arguments, a context)."""
+
+    __slots__ = ("_broker", "_handler", "_listener", "_session")
+
+    def __init__(
+        self, broker: MqchatBroker, session: Session, handler: BrokerProtocolHandler, listener: str
+    ) -> None:
+        self._broker: MqchatBroker | None = broker
+        self._session = session
+        self._handler = handler
+        self._listener = listener
+
+    def done(self) -> bool:
+        return self._broker is None
+
+    def set_result(self, _result: object) -> None:
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            broker._ending(self._session, self._handler, self._listener)
 
 
 class MqchatBroker(Broker):
@@ -413,8 +440,9 @@ class MqchatBroker(Broker):
             await handler.start()
             await self._restore(client_session, handler)
             waiter = getattr(handler, "_disconnect_waiter", None)
-            if detach and waiter is not None:
-                waiter.add_done_callback(partial(self._ending, client_session, handler, listener_name))
+            if detach and isinstance(waiter, asyncio.Future) and not waiter.done():
+                ending = _EndOnDisconnect(self, client_session, handler, listener_name)
+                handler._disconnect_waiter = cast("asyncio.Future[Any]", ending)  # as much as amqtt uses
                 detached = True
                 return True
             await self._client_message_loop(client_session, handler)  # (one frame: see there)
@@ -423,11 +451,9 @@ class MqchatBroker(Broker):
                 self._forget(client_session)
         return False
 
-    def _ending(
-        self, session: Session, handler: BrokerProtocolHandler, listener_name: str, _waiter: Any
-    ) -> None:
+    def _ending(self, session: Session, handler: BrokerProtocolHandler, listener_name: str) -> None:
         """A detached connection's disconnect came: its end, as a task (tracked for ``shutdown``)."""
-        task = asyncio.ensure_future(self._client_message_loop(session, handler))
+        task = asyncio.ensure_future(self._disconnected(session, handler))
         self._connections.add(task)
         task.add_done_callback(partial(self._ended, session, handler.writer, listener_name))
 
@@ -578,6 +604,10 @@ class MqchatBroker(Broker):
                 await waiter
         except asyncio.CancelledError:
             return  # as stock: the broker is stopping and cleans up itself
+        await self._disconnected(client_session, handler)
+
+    async def _disconnected(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
+        """What follows the disconnect (stock's ``_client_message_loop`` after its wait)."""
         await self._stop_handler(handler)
         client_session.transitions.disconnect()
         await self._fire(self._on_disconnected, BrokerEvents.CLIENT_DISCONNECTED, client_session)
