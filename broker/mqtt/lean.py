@@ -21,7 +21,8 @@ keep. Two rules of CPython 3.11 make the difference here:
 So attributes that hold the same value for every connection are class attributes (read through
 the class until a connection sets its own), containers amqtt's code may still touch are made on
 first use by ``Lazy``, and the names of both are shared up front. The classes using this are
-``ConnectionState`` (the session) and ``LeanHandler`` (the protocol handler's base here).
+``ConnectionState`` (the session), ``LeanHandler`` (the protocol handler's base here) and
+``MqttProtocol`` (the socket's protocol, broker/mqtt/protocol.py).
 """
 
 from __future__ import annotations

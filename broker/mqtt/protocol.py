@@ -96,7 +96,7 @@ class MqttProtocol(asyncio.Protocol, ReaderAdapter, StreamWriterAdapter):
         _starting.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("a connection's connect sequence failed", exc_info=task.exception())
-            self.abort()
+            self.close_transport()
 
     def data_received(self, data: bytes) -> None:
         feed = self.feed
@@ -259,9 +259,9 @@ class MqttProtocol(asyncio.Protocol, ReaderAdapter, StreamWriterAdapter):
         return cast("ssl.SSLObject | None", self.transport.get_extra_info("ssl_object"))
 
     async def close(self) -> None:
-        """amqtt's adapter's: nothing more is written, what was leaves (for at most
-        ``_CLOSE_DRAIN_TIMEOUT``: a client that reads nothing does not hold its connection open),
-        then EOF and the close; returns once the socket is closed."""
+        """amqtt's adapter's: nothing more is written, what was leaves, then EOF and the close;
+        returns once the socket is closed. A client that reads nothing gets ``_CLOSE_DRAIN_TIMEOUT``
+        to, then its socket is dropped: it does not hold its connection open."""
         if self.is_closed:
             return
         self.is_closed = True
@@ -271,7 +271,9 @@ class MqttProtocol(asyncio.Protocol, ReaderAdapter, StreamWriterAdapter):
                 await asyncio.wait_for(self._drain(), _CLOSE_DRAIN_TIMEOUT)
         if transport is None:
             return
-        if not transport.is_closing():
+        if self._paused:  # still: a transport's close would wait for the client to read it all
+            transport.abort()
+        elif not transport.is_closing():
             if transport.can_write_eof():
                 transport.write_eof()
             transport.close()
@@ -281,8 +283,8 @@ class MqttProtocol(asyncio.Protocol, ReaderAdapter, StreamWriterAdapter):
                 closed = self._closed = asyncio.get_running_loop().create_future()
             await closed
 
-    def abort(self) -> None:
-        """Close the socket now, whatever is left to write."""
+    def close_transport(self) -> None:
+        """Close the socket without waiting (the transport still sends what it holds first)."""
         self.is_closed = True
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()

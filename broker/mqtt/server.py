@@ -33,6 +33,9 @@ What changes from stock amqtt 0.12.1, and why:
 - **Bounded deliveries per connection.** A client that stops reading or acknowledging made the
   broker pile up publish tasks without end; past ``max_inflight`` unacknowledged deliveries the
   connection is closed, and the client catches up by sync when it reconnects.
+- **A TCP (or TLS) connection is one asyncio protocol** (broker/mqtt/protocol.py), not asyncio's
+  streams under amqtt's adapters, and has a task only while it connects and while it ends: stock
+  amqtt's task waited for the disconnect for the connection's whole life (``_client_connected``).
 - **Every connection's socket is closed when its handler ends**, and a stop waits for the handlers.
   Stock amqtt's writer ``close()`` marks itself closed before draining, so a peer that hung up
   first left the socket open for good.
@@ -93,7 +96,7 @@ log = logging.getLogger(__name__)
 def _close_transport(writer: Any) -> None:
     """Close the socket under a connection's writer, whatever state the writer is in."""
     if isinstance(writer, MqttProtocol):
-        writer.abort()
+        writer.close_transport()
         return
     stream = getattr(writer, "_writer", None)
     if isinstance(stream, asyncio.StreamWriter) and not stream.is_closing():
