@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from broker.mqtt import protocol
 from broker.mqtt.codec import encode_publish
 from broker.mqtt.plugins.base import Authenticator
 from tests.harness import wait_until
@@ -127,23 +128,29 @@ def test_a_connection_lost_before_its_connack_leaves_nothing_behind(held: _Broke
     again.close()
 
 
-def test_a_client_that_stops_reading_is_not_read_until_it_reads_again(held: _Broker) -> None:
-    # Given a subscriber with a small receive buffer, which stops reading
+def _overfilled(held: _Broker, client_id: str) -> tuple[socket.socket, Any]:
+    """A subscriber with a small receive buffer that reads nothing, sent more than its socket and
+    its transport's buffer hold; and its connection."""
     slow = socket.socket()
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     slow.connect(("127.0.0.1", held.port))
     slow.settimeout(10)
-    slow.sendall(connect_packet("slow") + subscribe_packet(1, "in/slow"))
+    slow.sendall(connect_packet(client_id) + subscribe_packet(1, f"in/{client_id}"))
     assert read_exactly(slow, 4 + 5) == CONNACK_OK + suback(1, 1)
-    connection = held.broker._sessions["slow"][1].writer
+    connection = held.broker._sessions[client_id][1].writer
 
-    # When the broker sends it more than the socket and the transport's buffer hold
     def overfill() -> None:
         while not connection._paused:
-            held.broker.publish_nowait("in/slow", b"x" * 60_000, qos=0)
+            held.broker.publish_nowait(f"in/{client_id}", b"x" * 60_000, qos=0)
 
     held.loop.call_soon_threadsafe(overfill)
     assert wait_until(lambda: connection._paused)
+    return slow, connection
+
+
+def test_a_client_that_stops_reading_is_not_read_until_it_reads_again(held: _Broker) -> None:
+    # Given a subscriber that stops reading while the broker sends it more than its buffers hold
+    slow, connection = _overfilled(held, "slow")
     # Then what it sends meanwhile is read once, and reading stops there
     slow.sendall(encode_publish("out/slow", b"first", 1, 1, False))
     assert wait_until(lambda: not connection.transport.is_reading())
@@ -163,4 +170,17 @@ def test_a_client_that_stops_reading_is_not_read_until_it_reads_again(held: _Bro
     slow.sendall(encode_publish("out/slow", b"second", 2, 1, False))
     assert wait_until(lambda: read_all() and puback(2) in received)
     assert [d for _u, t, d in held.gate.published if t == "out/slow"] == [b"first", b"second"]
+    slow.close()
+
+
+def test_a_client_that_reads_nothing_is_dropped_when_the_broker_closes_it(
+    held: _Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a subscriber whose buffers are full because it reads nothing
+    monkeypatch.setattr(protocol, "_CLOSE_DRAIN_TIMEOUT", 0.2)
+    slow, _connection = _overfilled(held, "deaf")
+    # When the broker closes it (a sign-out), which cannot flush what the client does not read
+    assert held.call(held.broker.disconnect("deaf"))
+    # Then the connection ends all the same: no session, its place on the listener free
+    assert wait_until(lambda: "deaf" not in held.broker._sessions and held.connections() == 0)
     slow.close()
