@@ -304,7 +304,7 @@ class MqchatBroker(Broker):
 
         ``detach``: the connection's end need not be awaited here (TCP: its bytes come by callbacks,
         broker/mqtt/protocol.py). This task then ends once the connection is up, and its end runs as
-        a task of its own (``_end_detached``): an idle connection holds no task or frame. Else
+        a task of its own (``_ending``): an idle connection holds no task or frame. Else
         (WebSocket, whose library closes the socket when this returns) it is awaited here.
         """
         task = asyncio.current_task()
