@@ -184,6 +184,7 @@ class MqttProtocol(asyncio.Protocol, ReaderAdapter, StreamWriterAdapter):
                 return frame
             if self._eof:
                 raise NoDataError("No more data")  # as amqtt's reader, at EOF before a whole CONNECT
+            self._read_on()  # the CONNECT is not whole yet: read on, past the limit if need be
             try:
                 await self._wait()
             except ConnectionError:
@@ -213,8 +214,13 @@ class MqttProtocol(asyncio.Protocol, ReaderAdapter, StreamWriterAdapter):
         return stream
 
     def _take(self, used: int) -> None:
+        """``used`` bytes of what was kept are read: read on if less than the limit is left."""
         self._unread = self._unread[used:]
-        if self._reading_paused and len(self._unread) <= _BUFFER_LIMIT:
+        if len(self._unread) <= _BUFFER_LIMIT:
+            self._read_on()
+
+    def _read_on(self) -> None:
+        if self._reading_paused:
             self._reading_paused = False
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.resume_reading()

@@ -11,6 +11,7 @@ import asyncio
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,6 +103,28 @@ def test_eof_in_the_middle_of_the_connect_frees_its_place(held: _Broker) -> None
     assert wait_until(lambda: held.connections() == 0)
     assert "unfinished" not in held.broker._sessions
     login(held.port, "unfinished").close()
+
+
+def test_a_connect_longer_than_what_is_kept_before_login_is_still_read_whole(held: _Broker) -> None:
+    # Given a CONNECT of the longest user name and password MQTT allows (over 128 KiB in all)
+    body = b"\x00\x04MQTT\x04\xc2\x00\x3c" + b"\x00\x04long"
+    body += b"\xff\xff" + b"u" * 0xFFFF + b"\xff\xff" + b"p" * 0xFFFF
+    length, size = b"", len(body)
+    while True:
+        size, byte = divmod(size, 128)
+        length += bytes([byte | (0x80 if size else 0)])
+        if not size:
+            break
+    sock = socket.create_connection(("127.0.0.1", held.port))
+    sock.settimeout(10)
+    # When the client sends more than is kept before login, then the rest
+    packet = b"\x10" + length + body
+    sock.sendall(packet[: 128 * 1024 + 16])
+    time.sleep(0.2)  # the broker has it all, and stops reading
+    sock.sendall(packet[128 * 1024 + 16 :])
+    # Then it is accepted
+    assert read_exactly(sock, 4) == CONNACK_OK
+    sock.close()
 
 
 def test_a_connection_lost_before_its_connack_leaves_nothing_behind(held: _Broker) -> None:
