@@ -7,14 +7,16 @@ Here one ``MqttProtocol`` is the socket's protocol and amqtt's reader and writer
 
 - **Before the handler reads** (the CONNECT, the login, the CONNACK) it keeps what arrives, and
   ``first_frame`` gives the connect sequence the CONNECT whole; what came behind it stays here for
-  the handler. Past ``_BUFFER_LIMIT`` bytes kept, reading pauses (as a ``StreamReader``'s).
+  the handler. Past ``_BUFFER_LIMIT`` bytes kept, reading pauses (as a ``StreamReader``'s) until
+  the handler takes them; it goes on while the CONNECT itself is not whole.
 - **Then the handler's** ``FrameFeed`` (broker/mqtt/feed.py) gets every byte as it arrives
   (``attach_feed``); a handler that reads with a task instead (MQTT 5 for now, amqtt's packet
   reader when a plugin wants every packet received) gets a ``StreamReader`` made on first use
   (``stream``), fed from here.
 - **Writes** go straight to the transport. ``drain`` waits while the transport's buffer is over its
   high-water mark (``pause_writing``/``resume_writing``, as asyncio's ``FlowControlMixin``), and the
-  feed pauses reading meanwhile; ``close`` drains, sends EOF and closes, as amqtt's stream adapter.
+  feed pauses reading meanwhile; ``close`` drains, sends EOF and closes, as amqtt's stream adapter,
+  but drops a client that reads nothing after ``_CLOSE_DRAIN_TIMEOUT`` instead of waiting for ever.
 - **EOF** (the client half-closed), **a lost connection**, **an unreadable stream**: the feed, the
   stream or the connect sequence waiting for bytes is told, whichever is reading.
 
