@@ -5,12 +5,12 @@ state machine and queues per connection (see broker/mqtt/connection_state.py); t
 checks and refusals, building a ``ConnectionState`` instead. ``tests/unit/test_amqtt_pin.py`` pins the
 stock method's source so that a change upstream is noticed here.
 
-Over TCP (and TLS) the CONNECT is read whole: one read of whatever the socket holds, framed by
-``broker/mqtt/codec.py``, instead of amqtt's awaited read per byte of the fixed header and per field. A
-client may send more right behind its CONNECT (a SUBSCRIBE, a PUBLISH) and the same read may take
-it: those bytes are returned with the session, for the connection's reader to handle first. Over
-WebSocket, or when a plugin wants every packet received, the CONNECT is read through amqtt's reader
-adapter, a packet at a time.
+Over TCP (and TLS) the CONNECT is read whole: the connection (broker/mqtt/protocol.py) frames what
+the socket gives (``broker/mqtt/codec.py``), instead of amqtt's awaited read per byte of the fixed
+header and per field. A client may send more right behind its CONNECT (a SUBSCRIBE, a PUBLISH): the
+connection keeps those bytes for the handler, which handles them first. Over WebSocket, or when a
+plugin wants every packet received, the CONNECT is read through amqtt's reader adapter, a packet at
+a time.
 
 Either way the CONNECT's protocol level chooses the connection's protocol: 4 is decoded by amqtt as
 before, 5 by ``broker/mqtt/mqtt5.py`` (with a CONNACK reason code for what it refuses).
@@ -18,10 +18,9 @@ before, 5 by ``broker/mqtt/mqtt5.py`` (with a CONNACK reason code for what it re
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from amqtt.adapters import BufferReader, StreamReaderAdapter, StreamWriterAdapter
+from amqtt.adapters import BufferReader
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import MQTTEvents
 from amqtt.mqtt.connack import (
@@ -34,15 +33,15 @@ from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader
 from amqtt.utils import format_client_message
 
-from broker.mqtt.codec import Frame, PacketTooLarge, read_frames
+from broker.mqtt.codec import Frame, PacketTooLarge
 from broker.mqtt.connection_state import ConnectionState
 from broker.mqtt.mqtt5 import Malformed, Prop, Reason, decode_connect, encode_connack, protocol_level
+from broker.mqtt.protocol import MqttProtocol
 
 __all__ = ["read_connect", "read_frame"]
 
 _MQTT_311 = 4
 _MQTT_5 = 5
-_READ_SIZE = 64 * 1024
 
 
 async def read_frame(reader: Any, limit: int | None = None) -> Frame | None:
@@ -71,19 +70,20 @@ async def read_frame(reader: Any, limit: int | None = None) -> Frame | None:
 
 
 async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> tuple[ConnectionState, bytes]:
-    """The session a valid CONNECT asks for, and the bytes read after the CONNECT (TCP: the client
-    sent more at once); MQTTError (after a CONNACK refusal where due) if the CONNECT is not valid."""
-    stream = _tcp_stream(reader, writer, plugins_manager)
-    if stream is None:
-        frame, rest = await read_frame(reader), b""
+    """The session a valid CONNECT asks for, and the bytes read after the CONNECT (none: over TCP
+    the connection keeps them for the handler); MQTTError (after a CONNACK refusal where due) if
+    the CONNECT is not valid."""
+    connection = _reads_whole(reader, plugins_manager)
+    if connection is None:
+        frame = await read_frame(reader)
         if frame is None:
             raise NoDataError("No more data")  # as amqtt's reader, at EOF before a whole CONNECT
     else:
-        frame, rest = await _read_whole_connect(stream)
+        frame = await connection.first_frame()
     if frame.first >> 4 != CONNECT:
         raise AMQTTError(f"Invalid fixed packet type {frame.first >> 4} for ConnectPacket init")
     if protocol_level(frame.body) == _MQTT_5:
-        return await _connect_v5(frame.body, writer), rest
+        return await _connect_v5(frame.body, writer), b""
     header = MQTTFixedHeader(CONNECT, frame.first & 0x0F, len(frame.body))
     connect = await ConnectPacket.from_stream(BufferReader(frame.body), fixed_header=header)
     await plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=connect)
@@ -124,7 +124,7 @@ async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> tuple[
     session.keep_alive = max(connect.keep_alive, 0)
     session.clean_start = bool(connect.clean_session_flag)
     session.session_expiry = 0 if connect.clean_session_flag else None
-    return session, rest
+    return session, b""
 
 
 async def _connect_v5(body: bytes, writer: Any) -> ConnectionState:
@@ -159,36 +159,12 @@ async def _connect_v5(body: bytes, writer: Any) -> ConnectionState:
     return session
 
 
-def _tcp_stream(reader: Any, writer: Any, plugins_manager: Any) -> asyncio.StreamReader | None:
-    """The TCP stream under ``reader``, unless a plugin wants each packet received (as amqtt reads it)."""
+def _reads_whole(reader: Any, plugins_manager: Any) -> MqttProtocol | None:
+    """The connection under ``reader`` (TCP, TLS), unless a plugin wants each packet received (as
+    amqtt reads it)."""
     if MQTTEvents.PACKET_RECEIVED in plugins_manager._event_plugin_callbacks:
         return None
-    if not isinstance(reader, StreamReaderAdapter) or not isinstance(writer, StreamWriterAdapter):
-        return None
-    stream = reader._reader
-    return stream if isinstance(stream, asyncio.StreamReader) else None
-
-
-async def _read_whole_connect(stream: asyncio.StreamReader) -> tuple[Frame, bytes]:
-    """The first packet, read whole, and the bytes read after it."""
-    data = b""
-    while True:
-        try:
-            chunk = await stream.read(_READ_SIZE)
-        except (ConnectionResetError, BrokenPipeError):
-            chunk = b""
-        if not chunk:
-            raise NoDataError("No more data")  # as amqtt's reader, at EOF before a whole CONNECT
-        data += chunk
-        frames, _ = read_frames(data)  # MQTTError: the remaining length is not valid
-        if frames:
-            break
-    frame = frames[0]
-    length_bytes = 1
-    while data[length_bytes] & 0x80:
-        length_bytes += 1
-    end = 1 + length_bytes + len(frame.body)
-    return frame, data[end:]
+    return reader if isinstance(reader, MqttProtocol) else None
 
 
 async def _refuse_if_invalid(

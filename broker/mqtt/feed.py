@@ -3,7 +3,7 @@
 ``MqchatHandler`` read a TCP connection with a task that awaited ``StreamReader.read`` for ever:
 per idle connection a task, three coroutine frames and a future (~1.7 KiB), and per read a wake-up
 of that task through a future (a loop iteration more for every PUBLISH). Here the connection's
-stream protocol (``broker/mqtt/lean.py``) hands each chunk the socket gives to a ``FrameFeed``,
+protocol (``broker/mqtt/protocol.py``) hands each chunk the socket gives to a ``FrameFeed``,
 which frames it (``broker/mqtt/codec.py``) and handles every whole packet in it at once, as the
 reading task did, in the same order:
 
@@ -77,7 +77,7 @@ class FrameFeed:
         """A task is handling packets (reading is paused meanwhile)."""
         self._ended = False
 
-    # ------------------------------------------------------------------ from the stream protocol
+    # ------------------------------------------------------------------ from the connection's protocol
     def data_received(self, data: bytes) -> None:
         if self._ended:
             return

@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from amqtt.adapters import BufferReader, StreamReaderAdapter, StreamWriterAdapter
+from amqtt.adapters import BufferReader, StreamWriterAdapter
 from amqtt.errors import AMQTTError, MQTTError, NoDataError, ProtocolHandlerError
 from amqtt.events import MQTTEvents
 from amqtt.mqtt import packet_class
@@ -60,11 +60,12 @@ from amqtt.session import Session
 
 from broker.mqtt.codec import PUBACK, PUBLISH, Frame, encode_puback, encode_publish, read_frames, read_publish
 from broker.mqtt.connection_state import DISCARD, ConnectionState
-from broker.mqtt.feed import FrameFeed, take_unread
+from broker.mqtt.feed import FrameFeed
 from broker.mqtt.keepalive import KeepAliveWheel
-from broker.mqtt.lean import Lazy, LeanHandler, StreamProtocol, share_names
+from broker.mqtt.lean import Lazy, LeanHandler, share_names
 from broker.mqtt.mqtt5 import Reason
 from broker.mqtt.properties import PublishProps
+from broker.mqtt.protocol import MqttProtocol
 from broker.mqtt.writes import WriteScheduler
 
 __all__ = ["PUBACK_TIMEOUT", "Gate", "MqchatHandler", "Requests"]
@@ -148,18 +149,13 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
         """TCP: hand the connection's bytes to a ``FrameFeed`` as they arrive, with no reading task
         (broker/mqtt/feed.py); False where that cannot be done (WebSocket, a plugin that wants
         every packet received), for the reading task to read."""
-        session, stream, writer = self.session, self._tcp_stream(), self._tcp_writer()
-        if session is None or stream is None or writer is None:
+        session, connection = self.session, self._connection()
+        if session is None or connection is None or connection.transport is None:
             return False
-        transport = writer._writer.transport
-        protocol = transport.get_protocol()
-        if not isinstance(protocol, StreamProtocol):
-            return False
-        feed = FrameFeed(self, session, transport)
+        feed = FrameFeed(self, session, connection.transport)
         self._arm_watchdog()
         self._reading_since = asyncio.get_running_loop().time()
-        unread, eof = take_unread(stream, transport)
-        protocol.feed = feed
+        unread, eof = connection.attach_feed(feed)
         pending, self._read_ahead = self._read_ahead + unread, b""  # what came with the CONNECT first
         if pending:
             feed.data_received(pending)
@@ -216,13 +212,18 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
         self._reader_stopped.set()
         await self.stop()
 
-    def _tcp_stream(self) -> asyncio.StreamReader | None:
-        """The TCP stream under the reader, when no plugin wants each packet received as an object."""
+    def _connection(self) -> MqttProtocol | None:
+        """The TCP (or TLS) connection under the writer, open, when no plugin wants each packet
+        received as an object (broker/mqtt/protocol.py)."""
         if MQTTEvents.PACKET_RECEIVED in self.plugins_manager._event_plugin_callbacks:
             return None
-        reader = self.reader
-        stream = getattr(reader, "_reader", None) if isinstance(reader, StreamReaderAdapter) else None
-        return stream if isinstance(stream, asyncio.StreamReader) and self._tcp_writer() else None
+        writer = self.writer
+        return writer if isinstance(writer, MqttProtocol) and not writer.is_closed else None
+
+    def _tcp_stream(self) -> asyncio.StreamReader | None:
+        """A stream of the TCP connection's bytes, for a handler that reads with a task."""
+        connection = self._connection()
+        return connection.stream() if connection is not None else None
 
     def _tcp_writer(self) -> StreamWriterAdapter | None:
         writer = self.writer

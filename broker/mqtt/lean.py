@@ -21,7 +21,8 @@ keep. Two rules of CPython 3.11 make the difference here:
 So attributes that hold the same value for every connection are class attributes (read through
 the class until a connection sets its own), containers amqtt's code may still touch are made on
 first use by ``Lazy``, and the names of both are shared up front. The classes using this are
-``ConnectionState`` (the session) and ``LeanHandler`` (the protocol handler's base here).
+``ConnectionState`` (the session), ``LeanHandler`` (the protocol handler's base here) and
+``MqttProtocol`` (the socket's protocol, broker/mqtt/protocol.py).
 """
 
 from __future__ import annotations
@@ -29,14 +30,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, overload
 
 from amqtt.session import Session
 
-if TYPE_CHECKING:
-    from broker.mqtt.feed import FrameFeed
-
-__all__ = ["Lazy", "LeanHandler", "StreamProtocol", "share_names", "start_server"]
+__all__ = ["Lazy", "LeanHandler", "share_names"]
 
 T = TypeVar("T")
 
@@ -149,55 +147,3 @@ class LeanHandler:
         self.session = session
         keep_alive = session.keep_alive
         self.keepalive_timeout = keep_alive if keep_alive > 0 else None
-
-
-class StreamProtocol(asyncio.StreamReaderProtocol):
-    """asyncio's, with its drain waiters in a list (empty: 56 bytes; a drain has one waiter at a
-    time here) instead of a deque (~620 bytes per connection, empty), and able to hand what it
-    receives to a ``FrameFeed`` (broker/mqtt/feed.py) instead of the ``StreamReader``."""
-
-    feed: FrameFeed | None = None
-    """Set once the connection's handler reads by callbacks: from then on it gets every byte."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._drain_waiters: Any = []  # append, remove and iteration: what FlowControlMixin does
-        self.feed = None  # set now, not late: the attribute stays inline (see the module docstring)
-
-    def data_received(self, data: bytes) -> None:
-        feed = self.feed
-        if feed is None:
-            super().data_received(data)
-        else:
-            feed.data_received(data)
-
-    def eof_received(self) -> bool:
-        keep_open = bool(super().eof_received())
-        if self.feed is not None:
-            self.feed.end()
-        return keep_open
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.feed is not None:
-            self.feed.end()
-        super().connection_lost(exc)
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        if self.feed is not None:
-            self.feed.writing_resumed()
-
-
-async def start_server(
-    client_connected: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
-    host: str | None,
-    port: int,
-    **kwargs: Any,
-) -> asyncio.Server:
-    """``asyncio.start_server``, whose connections hold a ``StreamProtocol``."""
-    loop = asyncio.get_running_loop()
-
-    def factory() -> asyncio.StreamReaderProtocol:
-        return StreamProtocol(asyncio.StreamReader(loop=loop), client_connected, loop=loop)
-
-    return await loop.create_server(factory, host, port, **kwargs)

@@ -33,6 +33,9 @@ What changes from stock amqtt 0.12.1, and why:
 - **Bounded deliveries per connection.** A client that stops reading or acknowledging made the
   broker pile up publish tasks without end; past ``max_inflight`` unacknowledged deliveries the
   connection is closed, and the client catches up by sync when it reconnects.
+- **A TCP (or TLS) connection is one asyncio protocol** (broker/mqtt/protocol.py), not asyncio's
+  streams under amqtt's adapters, and has a task only while it connects and while it ends: stock
+  amqtt's task waited for the disconnect for the connection's whole life (``_client_connected``).
 - **Every connection's socket is closed when its handler ends**, and a stop waits for the handlers.
   Stock amqtt's writer ``close()`` marks itself closed before draining, so a peer that hung up
   first left the socket open for good.
@@ -58,10 +61,9 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import websockets
-from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker, BrokerContext, Server
 from amqtt.contexts import Action, ListenerConfig, ListenerType
 from amqtt.errors import AMQTTError, BrokerError, MQTTError, NoDataError
@@ -78,11 +80,11 @@ from broker.mqtt.connection_state import ConnectionState
 from broker.mqtt.handler import Gate, MqchatHandler
 from broker.mqtt.handler5 import Mqtt5Handler, open_connection
 from broker.mqtt.keepalive import KeepAliveWheel
-from broker.mqtt.lean import start_server
 from broker.mqtt.mqtt5 import Reason
 from broker.mqtt.persistence import SessionKeeper
 from broker.mqtt.plugins.base import Authenticator, BrokerPlugin, TopicFilter
 from broker.mqtt.properties import PublishProps
+from broker.mqtt.protocol import MqttProtocol, serve
 from broker.mqtt.subscriptions import SubscriptionIndex, is_wildcard
 from broker.mqtt.writes import WriteScheduler
 
@@ -92,7 +94,10 @@ log = logging.getLogger(__name__)
 
 
 def _close_transport(writer: Any) -> None:
-    """Close the socket under an amqtt writer adapter, whatever state the adapter is in."""
+    """Close the socket under a connection's writer, whatever state the writer is in."""
+    if isinstance(writer, MqttProtocol):
+        writer.close_transport()
+        return
     stream = getattr(writer, "_writer", None)
     if isinstance(stream, asyncio.StreamWriter) and not stream.is_closing():
         stream.close()
@@ -122,6 +127,33 @@ def _hooks(plugins: Sequence[BrokerPlugin], name: str) -> list[Hook]:
 def _connected(session: Session) -> bool:
     state = getattr(session, "_state", None)  # a ConnectionState's, without building its view
     return bool(session.transitions.is_connected()) if state is None else state == "connected"
+
+
+class _EndOnDisconnect:
+    """A detached connection's disconnect waiter (see ``MqchatBroker._client_connected``).
+
+    amqtt's handler resolves its ``_disconnect_waiter`` on a DISCONNECT, a second CONNECT or its
+    stop, with ``done()`` and ``set_result()`` only (``tests/unit/test_amqtt_pin.py`` pins that);
+    this one starts the connection's end there and then. A future with a done callback in its place
+    held ~0.4 KiB per idle connection (the future, a ``partial``, its arguments, a context)."""
+
+    __slots__ = ("_broker", "_handler", "_listener", "_session")
+
+    def __init__(
+        self, broker: MqchatBroker, session: Session, handler: BrokerProtocolHandler, listener: str
+    ) -> None:
+        self._broker: MqchatBroker | None = broker
+        self._session = session
+        self._handler = handler
+        self._listener = listener
+
+    def done(self) -> bool:
+        return self._broker is None
+
+    def set_result(self, _result: object) -> None:
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            broker._ending(self._session, self._handler, self._listener)
 
 
 class MqchatBroker(Broker):
@@ -200,8 +232,8 @@ class MqchatBroker(Broker):
     ) -> Any:
         """As stock, with a listen backlog of ``LISTEN_BACKLOG`` (stock: asyncio's 100)."""
         if listener_type == ListenerType.TCP:
-            return await start_server(  # asyncio's, with leaner connections (broker/mqtt/lean.py)
-                partial(self._client_connected, listener_name, stream=True),
+            return await serve(  # a protocol per connection, no streams (broker/mqtt/protocol.py)
+                partial(self._tcp_connected, listener_name),
                 address,
                 port,
                 reuse_address=True,
@@ -259,22 +291,26 @@ class MqchatBroker(Broker):
         return [s for s, _ in self._sessions.values() if _connected(s)]
 
     # -------------------------------------------------------------- connection lifecycle (fixed)
+    async def _tcp_connected(self, listener_name: str, connection: MqttProtocol) -> None:
+        """A TCP (or TLS) connection: its connect sequence, in the task the connection started; the
+        task ends once the connection is up (see ``_client_connected``)."""
+        await self._client_connected(listener_name, connection, connection, detach=True)
+
     async def _client_connected(
-        self, listener_name: str, reader: Any, writer: Any, *, stream: bool = False
+        self, listener_name: str, reader: Any, writer: Any, *, detach: bool = False
     ) -> None:
         """A connection, from its first byte to its end: stock amqtt's ``_client_connected``, with
         the task tracked for ``shutdown`` and the socket always closed at the end.
 
-        ``stream``: ``reader`` and ``writer`` are asyncio's (a TCP listener's callback), wrapped
-        here. A TCP connection's task then runs this coroutine directly: stock amqtt ran it under
-        ``stream_connected``, and mqchat's wrapper under it again, three frames held for the whole
-        life of every idle connection instead of one.
+        ``detach``: the connection's end need not be awaited here (TCP: its bytes come by callbacks,
+        broker/mqtt/protocol.py). This task then ends once the connection is up, and its end runs as
+        a task of its own (``_ending``): an idle connection holds no task or frame. Else
+        (WebSocket, whose library closes the socket when this returns) it is awaited here.
         """
-        if stream:
-            reader, writer = StreamReaderAdapter(reader), StreamWriterAdapter(writer)
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
+        detached = False
         try:
             server = self._servers.get(listener_name)
             if not server:
@@ -296,17 +332,19 @@ class MqchatBroker(Broker):
                 server.release_connection()
                 return
             try:
-                await self._handle_client_session(
-                    reader, writer, client_session, handler, server, listener_name
+                detached = await self._handle_client_session(
+                    reader, writer, client_session, handler, server, listener_name, detach=detach
                 )
             except (AMQTTError, MQTTError, NoDataError) as exc:
                 log.warning("Error while handling client session: %s", exc)
             finally:
-                server.release_connection()
+                if not detached:
+                    server.release_connection()
         finally:
             if task is not None:
                 self._connections.discard(task)
-            _close_transport(writer)
+            if not detached:
+                _close_transport(writer)
 
     async def shutdown(self) -> None:
         await super().shutdown()  # amqtt's plugins are closed at its end
@@ -367,7 +405,11 @@ class MqchatBroker(Broker):
         handler: BrokerProtocolHandler,
         server: Server,
         listener_name: str,
-    ) -> None:
+        *,
+        detach: bool = False,
+    ) -> bool:
+        """Log the client in and serve it; True when the connection is up and its end is left to
+        the disconnect (``detach``: see ``_client_connected``), False when it is over."""
         authenticated = await self._authenticate(client_session, self.listeners_config[listener_name])
         client_session.password = None  # checked: the secret is not kept for the connection's life
         handler.attach(client_session, reader, writer)
@@ -386,11 +428,12 @@ class MqchatBroker(Broker):
             if isinstance(handler, MqchatHandler):
                 await handler.send_connack(refusal, False)
             await writer.close()
-            return
+            return False
         await self._take_over(client_id)
         client_session.transitions.connect()
         self._sessions[client_id] = (client_session, handler)
         add_member(self._clients_of, user, client_id)
+        detached = False
         try:
             present = isinstance(client_session, ConnectionState) and await self.resume_session(
                 client_session
@@ -399,17 +442,49 @@ class MqchatBroker(Broker):
             await self._fire(self._on_connected, BrokerEvents.CLIENT_CONNECTED, client_session)
             await handler.start()
             await self._restore(client_session, handler)
+            waiter = getattr(handler, "_disconnect_waiter", None)
+            if detach and isinstance(waiter, asyncio.Future) and not waiter.done():
+                ending = _EndOnDisconnect(self, client_session, handler, listener_name)
+                handler._disconnect_waiter = cast("asyncio.Future[Any]", ending)  # as much as amqtt uses
+                detached = True
+                return True
             await self._client_message_loop(client_session, handler)  # (one frame: see there)
         finally:
-            resumable = getattr(client_session, "resumable", None)
-            if resumable is not None:
-                resumable.ended()
-            current = self._sessions.get(client_id)
-            if current is None or current[0] is client_session:  # not taken over by a newer one
-                if current is not None:  # a clean session ends with its connection
-                    del self._sessions[client_id]
-                    await self._del_all_subscriptions(client_session)
-                remove_member(self._clients_of, user, client_id)
+            if not detached:
+                self._forget(client_session)
+        return False
+
+    def _ending(self, session: Session, handler: BrokerProtocolHandler, listener_name: str) -> None:
+        """A detached connection's disconnect came: its end, as a task (tracked for ``shutdown``)."""
+        task = asyncio.ensure_future(self._disconnected(session, handler))
+        self._connections.add(task)
+        task.add_done_callback(partial(self._ended, session, handler.writer, listener_name))
+
+    def _ended(self, session: Session, writer: Any, listener_name: str, task: asyncio.Task[Any]) -> None:
+        """What ``_client_connected`` does when the connection ends (also when its end was cancelled
+        by a stop before it ran)."""
+        self._connections.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("Error while handling client session: %s", task.exception())
+        self._forget(session)
+        server = self._servers.get(listener_name)
+        if server is not None:
+            server.release_connection()
+        _close_transport(writer)
+
+    def _forget(self, session: Session) -> None:
+        """The connection of ``session`` ended: its session goes, unless a newer connection of its
+        client id took over."""
+        resumable = getattr(session, "resumable", None)
+        if resumable is not None:
+            resumable.ended()
+        client_id = session.client_id or ""
+        current = self._sessions.get(client_id)
+        if current is None or current[0] is session:  # not taken over by a newer one
+            if current is not None:  # a clean session ends with its connection
+                del self._sessions[client_id]
+                self._drop_subscriptions(session)
+            remove_member(self._clients_of, session.username or "", client_id)
 
     # -------------------------------------------------------------- persistent sessions (the store's)
     async def resume_session(self, state: Session) -> bool:
@@ -532,6 +607,10 @@ class MqchatBroker(Broker):
                 await waiter
         except asyncio.CancelledError:
             return  # as stock: the broker is stopping and cleans up itself
+        await self._disconnected(client_session, handler)
+
+    async def _disconnected(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
+        """What follows the disconnect (stock's ``_client_message_loop`` after its wait)."""
         await self._stop_handler(handler)
         client_session.transitions.disconnect()
         await self._fire(self._on_disconnected, BrokerEvents.CLIENT_DISCONNECTED, client_session)
@@ -606,6 +685,9 @@ class MqchatBroker(Broker):
         return len(sessions)
 
     async def _del_all_subscriptions(self, session: Session) -> None:
+        self._drop_subscriptions(session)
+
+    def _drop_subscriptions(self, session: Session) -> None:
         for topic_filter in self._index.forget(session):
             self._del_subscription(topic_filter, session)
         self._inflight.pop(id(session), None)

@@ -115,23 +115,6 @@ def test_the_constructors_the_lean_connection_replaces_are_unchanged() -> None:
     assert missing == []
 
 
-def test_the_stream_protocol_keeps_its_drain_waiters_as_the_lean_one_expects() -> None:
-    # broker/mqtt/lean.py gives StreamReaderProtocol a list for its drain waiters: append, remove
-    # and iteration are all FlowControlMixin does with them
-    from asyncio.streams import FlowControlMixin
-
-    uses = [
-        line.strip() for line in inspect.getsource(FlowControlMixin).splitlines() if "_drain_waiters" in line
-    ]
-    assert uses == [
-        "self._drain_waiters = collections.deque()",
-        "for waiter in self._drain_waiters:",
-        "for waiter in self._drain_waiters:",
-        "self._drain_waiters.append(waiter)",
-        "self._drain_waiters.remove(waiter)",
-    ]
-
-
 def test_the_handler_internals_the_lighter_handler_relies_on() -> None:
     # broker/mqtt/handler.py replaces start() and the reader loop; stop() must still end them this way
     stop = inspect.getsource(ProtocolHandler.stop)
@@ -297,3 +280,28 @@ def test_what_the_frame_feed_takes_over_from_the_stream_reader() -> None:
     for line in ("self._buffer = bytearray()", "self._eof = False", "self._paused = False"):
         assert line in source
     assert "self._transport.pause_reading()" in inspect.getsource(asyncio.StreamReader.feed_data)
+
+
+def test_the_disconnect_waiter_is_only_resolved_or_awaited() -> None:
+    # broker/mqtt/server.py _EndOnDisconnect stands for the waiter of a TCP connection: amqtt's
+    # broker handler may only test it, ask done(), resolve it, reset it, or await it (unused here)
+    uses = sorted(
+        {
+            line.strip()
+            for line in inspect.getsource(BrokerProtocolHandler).splitlines()
+            if "_disconnect_waiter" in line
+        }
+    )
+    assert uses == [
+        "if self._disconnect_waiter and not self._disconnect_waiter.done():",
+        "if self._disconnect_waiter is None or self._disconnect_waiter.done():",
+        "if self._disconnect_waiter is not None and not self._disconnect_waiter.done():",
+        "if self._disconnect_waiter is not None:",
+        "return await self._disconnect_waiter",
+        "self._disconnect_waiter = None  # Reset the disconnect waiter",
+        "self._disconnect_waiter = None  # Reset the disconnect waiter to avoid reuse",
+        "self._disconnect_waiter = asyncio.Future()",
+        "self._disconnect_waiter.set_result(None)",
+        "self._disconnect_waiter.set_result(disconnect)",
+        "self._disconnect_waiter: asyncio.Future[DisconnectPacket | None] | None = None",
+    ]
