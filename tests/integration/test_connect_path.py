@@ -121,8 +121,8 @@ def test_a_refused_login_ignores_what_was_sent_behind_it(node: RunningNode) -> N
     sock.sendall(
         connect_packet(f"{alice_id}/evil", alice_id, "mqc_wrong") + subscribe_packet(1, f"chat/{alice_id}/in")
     )
-    # Then the login is refused (not authorised) and the connection closed, with no SUBACK
-    assert read_exactly(sock, 4) == b"\x20\x02\x00\x05"
+    # Then the login is refused (bad user name or password) and the connection closed, no SUBACK
+    assert read_exactly(sock, 4) == b"\x20\x02\x00\x04"
     assert _closed(sock)
     sock.close()
 
@@ -140,7 +140,7 @@ def test_logins_checked_together_each_get_their_own_verdict(node: RunningNode) -
     # Then exactly the right ones are accepted
     answers = [read_exactly(sock, 4) for sock in sockets]
     assert [a == CONNACK_OK for a in answers] == [i not in wrong for i in range(len(users))]
-    assert all(answers[i] == b"\x20\x02\x00\x05" for i in wrong)
+    assert all(answers[i] == b"\x20\x02\x00\x04" for i in wrong)
     for sock in sockets:
         sock.close()
 

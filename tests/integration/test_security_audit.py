@@ -168,7 +168,7 @@ def test_guessing_one_users_password_slows_every_login_of_that_user_only(slow_gu
         guess.sendall(connect_packet(f"{bob_id}/g{i}", bob_id, "mqc_guess"))
     for guess in guesses:
         guess.settimeout(10)
-        assert guess.recv(4) == b"\x20\x02\x00\x05"  # not authorised
+        assert guess.recv(4) == b"\x20\x02\x00\x04"  # bad user name or password
         guess.close()
 
     # When bob logs in with the right token, over MQTT from another address and over HTTP
