@@ -14,12 +14,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from client_sdk import Client
 from tests.harness import need, unique
 from workers.credentials import hash_token, new_token
-from workers.stores import open_store
+from workers.stores import Store, open_store
 
 NODE_TTL = 2.0
 ADMIN_KEY = "the-cluster-tests-admin-key-0123456789"
@@ -90,11 +90,26 @@ class Cluster:
         self.processes: dict[str, subprocess.Popen[str]] = {}
         self.logs: dict[str, list[str]] = {}
         self.readers: dict[str, threading.Thread] = {}
-        self.ports: dict[str, int] = {}
+        self._ports: dict[str, int] = {}
+        self._starting: dict[str, threading.Event] = {}
         self.tokens: dict[str, str] = {}
         self.suffix = unique("c")
+        # the schema is there before any process starts: they start side by side, and two of
+        # them creating the same table at once would fail one of them
+        self._schema_made = False
+        self._open_store().close()
 
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen[str]:
+    def _open_store(self) -> Store:
+        store = open_store(self.store_url)
+        if not self._schema_made:
+            store.create_schema()
+            self._schema_made = True
+        return store
+
+    def _spawn(self, name: str, *args: str) -> None:
+        """Start process ``name`` without waiting for it: the processes of a cluster start side by
+        side (each takes a second or more of imports), and whatever uses one of them first waits
+        until all have said they are running (``_started``)."""
         process = subprocess.Popen(
             [sys.executable, "-m", "broker.cli", "--config", str(self.config), *args],
             stdout=subprocess.PIPE,
@@ -104,18 +119,37 @@ class Cluster:
         )
         assert process.stdout is not None
         self.processes[name] = process
-        seen = []
-        while not seen or "running" not in seen[-1]:
-            line = process.stdout.readline()
-            if not line:
-                raise AssertionError(f"{name} did not start:\n{''.join(seen)}")
-            seen.append(line)
-        # keep reading, so a chatty process never blocks on a full pipe; kept for failure reports
+        seen: list[str] = []
+        running = threading.Event()
+
+        def read(stdout: IO[str]) -> None:
+            # reads to the end, so a chatty process never blocks on a full pipe; kept for reports
+            for line in iter(stdout.readline, ""):
+                seen.append(line)
+                if "running" in line:
+                    running.set()
+            running.set()  # the process ended: _started says whether it had started
+
         self.logs[name] = seen
-        reader = threading.Thread(target=lambda: seen.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+        self._starting[name] = running
+        reader = threading.Thread(target=read, args=(process.stdout,), daemon=True)
         reader.start()
         self.readers[name] = reader
-        return process
+
+    def _started(self) -> None:
+        """Wait until every process started has said it is running (AssertionError if one ended)."""
+        while self._starting:
+            name, running = next(iter(self._starting.items()))
+            running.wait()
+            del self._starting[name]
+            if not any("running" in line for line in self.logs[name]):
+                raise AssertionError(f"{name} did not start:\n{''.join(self.logs[name])}")
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """The nodes' MQTT ports, once they are running."""
+        self._started()
+        return self._ports
 
     def _reap(self, name: str, process: subprocess.Popen[str]) -> None:
         try:
@@ -128,17 +162,17 @@ class Cluster:
         process.stdout.close()
 
     def node(self, name: str, port: int | None = None) -> int:
+        """Start node ``name`` (on ``port``, or a free one) and return its port at once."""
         port = port or _free_port()
         self._spawn(name, "node", "--port", str(port), "--no-ws", "--node-id", f"{name}-{self.suffix}")
-        self.ports[name] = port
+        self._ports[name] = port
         return port
 
     def worker(self, name: str) -> None:
         self._spawn(name, "worker")
 
     def user(self, name: str) -> str:
-        store = open_store(self.store_url)
-        store.create_schema()
+        store = self._open_store()
         user, token = unique(name), new_token()
         store.create_user(user, now=time.time())
         store.add_credential(user, kind="token", secret_hash=hash_token(token), now=time.time())
@@ -148,7 +182,7 @@ class Cluster:
 
     def device_token(self, user: str, device: str) -> str:
         """A token of ``user`` that logs in only as ``<user>/<device>``."""
-        store = open_store(self.store_url)
+        store = self._open_store()
         token = new_token()
         store.add_credential(
             user, kind="token", secret_hash=hash_token(token), now=time.time(), device=device
@@ -158,6 +192,7 @@ class Cluster:
 
     def admin(self, node: str, method: str, path: str) -> tuple[int, Any]:
         """Call node ``name``'s admin HTTP API (``/admin/v1`` + ``path``)."""
+        self._started()
         connection = http.client.HTTPConnection("127.0.0.1", self._http_port(node), timeout=15)
         try:
             headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -182,18 +217,21 @@ class Cluster:
 
     def restart(self, name: str) -> None:
         """Stop node ``name`` cleanly and start it again on the same port."""
+        self._started()
         process = self.processes.pop(name)
         process.send_signal(signal.SIGTERM)
         self._reap(name, process)
         self.node(name, self.ports[name])
 
     def kill(self, name: str) -> None:
+        self._started()
         process = self.processes.pop(name)
         process.send_signal(signal.SIGKILL)
         self._reap(name, process)
 
     def pause(self, name: str) -> None:
         """Freeze process ``name`` (SIGSTOP): its connections stay open, it does nothing."""
+        self._started()
         self.processes[name].send_signal(signal.SIGSTOP)
 
     def resume(self, name: str) -> None:
