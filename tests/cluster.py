@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from client_sdk import Client
 from tests.harness import need, unique
@@ -90,26 +90,20 @@ class Cluster:
         self.processes: dict[str, subprocess.Popen[str]] = {}
         self.logs: dict[str, list[str]] = {}
         self.readers: dict[str, threading.Thread] = {}
-        self._ports: dict[str, int] = {}
-        self._starting: dict[str, threading.Event] = {}
+        self.ports: dict[str, int] = {}
         self.tokens: dict[str, str] = {}
         self.suffix = unique("c")
-        # the schema is there before any process starts: they start side by side, and two of
-        # them creating the same table at once would fail one of them
         self._schema_made = False
-        self._open_store().close()
 
     def _open_store(self) -> Store:
+        """The cluster's store; the schema is made by the first call only (tests make several users)."""
         store = open_store(self.store_url)
         if not self._schema_made:
             store.create_schema()
             self._schema_made = True
         return store
 
-    def _spawn(self, name: str, *args: str) -> None:
-        """Start process ``name`` without waiting for it: the processes of a cluster start side by
-        side (each takes a second or more of imports), and whatever uses one of them first waits
-        until all have said they are running (``_started``)."""
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[str]:
         process = subprocess.Popen(
             [sys.executable, "-m", "broker.cli", "--config", str(self.config), *args],
             stdout=subprocess.PIPE,
@@ -119,37 +113,18 @@ class Cluster:
         )
         assert process.stdout is not None
         self.processes[name] = process
-        seen: list[str] = []
-        running = threading.Event()
-
-        def read(stdout: IO[str]) -> None:
-            # reads to the end, so a chatty process never blocks on a full pipe; kept for reports
-            for line in iter(stdout.readline, ""):
-                seen.append(line)
-                if "running" in line:
-                    running.set()
-            running.set()  # the process ended: _started says whether it had started
-
+        seen = []
+        while not seen or "running" not in seen[-1]:
+            line = process.stdout.readline()
+            if not line:
+                raise AssertionError(f"{name} did not start:\n{''.join(seen)}")
+            seen.append(line)
+        # keep reading, so a chatty process never blocks on a full pipe; kept for failure reports
         self.logs[name] = seen
-        self._starting[name] = running
-        reader = threading.Thread(target=read, args=(process.stdout,), daemon=True)
+        reader = threading.Thread(target=lambda: seen.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
         reader.start()
         self.readers[name] = reader
-
-    def _started(self) -> None:
-        """Wait until every process started has said it is running (AssertionError if one ended)."""
-        while self._starting:
-            name, running = next(iter(self._starting.items()))
-            running.wait()
-            del self._starting[name]
-            if not any("running" in line for line in self.logs[name]):
-                raise AssertionError(f"{name} did not start:\n{''.join(self.logs[name])}")
-
-    @property
-    def ports(self) -> dict[str, int]:
-        """The nodes' MQTT ports, once they are running."""
-        self._started()
-        return self._ports
+        return process
 
     def _reap(self, name: str, process: subprocess.Popen[str]) -> None:
         try:
@@ -162,10 +137,9 @@ class Cluster:
         process.stdout.close()
 
     def node(self, name: str, port: int | None = None) -> int:
-        """Start node ``name`` (on ``port``, or a free one) and return its port at once."""
         port = port or _free_port()
         self._spawn(name, "node", "--port", str(port), "--no-ws", "--node-id", f"{name}-{self.suffix}")
-        self._ports[name] = port
+        self.ports[name] = port
         return port
 
     def worker(self, name: str) -> None:
@@ -192,7 +166,6 @@ class Cluster:
 
     def admin(self, node: str, method: str, path: str) -> tuple[int, Any]:
         """Call node ``name``'s admin HTTP API (``/admin/v1`` + ``path``)."""
-        self._started()
         connection = http.client.HTTPConnection("127.0.0.1", self._http_port(node), timeout=15)
         try:
             headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -217,21 +190,18 @@ class Cluster:
 
     def restart(self, name: str) -> None:
         """Stop node ``name`` cleanly and start it again on the same port."""
-        self._started()
         process = self.processes.pop(name)
         process.send_signal(signal.SIGTERM)
         self._reap(name, process)
         self.node(name, self.ports[name])
 
     def kill(self, name: str) -> None:
-        self._started()
         process = self.processes.pop(name)
         process.send_signal(signal.SIGKILL)
         self._reap(name, process)
 
     def pause(self, name: str) -> None:
         """Freeze process ``name`` (SIGSTOP): its connections stay open, it does nothing."""
-        self._started()
         self.processes[name].send_signal(signal.SIGSTOP)
 
     def resume(self, name: str) -> None:
