@@ -19,7 +19,7 @@ from typing import Any
 from client_sdk import Client
 from tests.harness import need, unique
 from workers.credentials import hash_token, new_token
-from workers.stores import open_store
+from workers.stores import Store, open_store
 
 NODE_TTL = 2.0
 ADMIN_KEY = "the-cluster-tests-admin-key-0123456789"
@@ -93,6 +93,15 @@ class Cluster:
         self.ports: dict[str, int] = {}
         self.tokens: dict[str, str] = {}
         self.suffix = unique("c")
+        self._schema_made = False
+
+    def _open_store(self) -> Store:
+        """The cluster's store; the schema is made by the first call only (tests make several users)."""
+        store = open_store(self.store_url)
+        if not self._schema_made:
+            store.create_schema()
+            self._schema_made = True
+        return store
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[str]:
         process = subprocess.Popen(
@@ -137,8 +146,7 @@ class Cluster:
         self._spawn(name, "worker")
 
     def user(self, name: str) -> str:
-        store = open_store(self.store_url)
-        store.create_schema()
+        store = self._open_store()
         user, token = unique(name), new_token()
         store.create_user(user, now=time.time())
         store.add_credential(user, kind="token", secret_hash=hash_token(token), now=time.time())
@@ -148,7 +156,7 @@ class Cluster:
 
     def device_token(self, user: str, device: str) -> str:
         """A token of ``user`` that logs in only as ``<user>/<device>``."""
-        store = open_store(self.store_url)
+        store = self._open_store()
         token = new_token()
         store.add_credential(
             user, kind="token", secret_hash=hash_token(token), now=time.time(), device=device

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -37,6 +40,32 @@ def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
+_TEMPLATE: list[Path] = []
+
+
+def empty_sqlite_store(path: Path) -> None:
+    """Put at ``path`` (unless a file is there) a SQLite store with its schema and nothing in it: a
+    copy of one this process made once, because creating the schema is most of the time a test
+    node takes to start. What a fresh file would get is still made and checked: by that first
+    creation, by the node's own (idempotent) ``create_schema`` on the copy, and by the tests that
+    start from an empty data directory without this harness (CLI, fresh install, cluster)."""
+    if path.exists():
+        return
+    if not _TEMPLATE:
+        from workers.stores import open_store
+
+        folder = Path(tempfile.mkdtemp(prefix="mqchat-schema-"))
+        atexit.register(shutil.rmtree, folder, True)
+        store = open_store(f"sqlite:///{folder / 'template.db'}")
+        try:
+            store.create_schema()
+        finally:
+            store.close()
+        assert not (folder / "template.db-wal").exists(), "the template's log was not written back"
+        _TEMPLATE.append(folder / "template.db")
+    shutil.copyfile(_TEMPLATE[0], path)
+
+
 class RunningNode:
     """A Node running on its own event loop thread, for synchronous tests with the real SDK."""
 
@@ -52,6 +81,8 @@ class RunningNode:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def start(self) -> RunningNode:
+        if not self.settings.store.url and self.settings.data_dir.is_dir():
+            empty_sqlite_store(self.settings.data_dir / "mqchat.db")
         self.call(self.node.start())
         return self
 

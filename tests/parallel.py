@@ -35,7 +35,21 @@ def group_for_parallel_run(items: list[pytest.Item]) -> None:
         elif WORKER:
             group = _group(item)
             if group:
-                item.add_marker(pytest.mark.xdist_group(group))
+                _join_group(item, group)
+
+
+def _join_group(item: pytest.Item, group: str) -> None:
+    """End the test's id in ``@<group>``: all that ``--dist loadgroup`` schedules by. (The
+    ``xdist_group`` mark has pytest-xdist 3.8 do it by setting ``Item._nodeid``, which pytest 9 no
+    longer reads: the groups were silently ignored, each test went out alone, browsers ran side
+    by side and a module's fixture was made again in every worker.)"""
+    named = item.nodeid + "@" + group
+    if isinstance(getattr(item, "_id", None), str | None):  # pytest 8
+        setattr(item, "_nodeid", named)  # noqa: B010
+    else:  # pytest 9
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(named)
 
 
 def _uses_a_cluster(item: pytest.Item) -> bool:

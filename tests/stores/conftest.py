@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import need, unique
+from tests.harness import empty_sqlite_store, need, unique
 from workers.stores import Store, open_store
 
 EXTERNAL_MONGO = os.environ.get("MQCHAT_TEST_MONGO", "")
@@ -113,20 +113,76 @@ def mongo_url(mongo_server_url: str) -> Iterator[str]:
         client.drop_database(database)
 
 
+@pytest.fixture(scope="session")
+def emptied_mongo_databases(mongo_server_url: str) -> Iterator[list[str]]:
+    """Databases of the ``store`` fixture's earlier tests: their collections and indexes made,
+    every document deleted. Making them is most of a MongoDB store test's time (a collection and
+    its indexes at a time); emptying one is a fraction of that. Dropped at the end."""
+    emptied: list[str] = []
+    yield emptied
+    from pymongo import MongoClient
+
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_server_url, serverSelectionTimeoutMS=2000)
+    with client:
+        for database in emptied:
+            client.drop_database(database)
+
+
+def _reuse_or_drop(server_url: str, database: str, emptied: list[str]) -> None:
+    """Empty ``database`` for the next test if it has exactly the store's collections (so no test
+    left its own there), else drop it."""
+    from pymongo import MongoClient
+
+    from workers.stores.mongo.schema import COLLECTIONS
+
+    client: MongoClient[dict[str, Any]] = MongoClient(server_url, serverSelectionTimeoutMS=2000)
+    with client:
+        db = client[database]
+        if set(db.list_collection_names()) != set(COLLECTIONS):
+            client.drop_database(database)
+            return
+        for name in COLLECTIONS:
+            db[name].delete_many({})
+    emptied.append(database)
+
+
+_POSTGRES_SCHEMA_MADE: list[bool] = []
+"""Whether this process has made the schema in its PostgreSQL database since a test last failed."""
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "mongo"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """An open store with its schema. Each test gets an empty one on SQLite (a copy of an empty
+    file with the schema) and on MongoDB (a database of its own, or one an earlier test left,
+    emptied); on PostgreSQL it shares the database of its process (users are unique), whose schema
+    is made by the first test of the process and again after a test failed (it may have left the
+    schema half changed)."""
+    failed_before = request.session.testsfailed
+    server, database = "", ""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
+        empty_sqlite_store(tmp_path / "store.db")
+        opened = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     elif request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
+        opened = open_store(request.getfixturevalue("postgres_url"))
+        if not _POSTGRES_SCHEMA_MADE:
+            opened.create_schema()
+            _POSTGRES_SCHEMA_MADE.append(True)
     else:
-        url = request.getfixturevalue("mongo_url")
-    opened = open_store(url)
-    opened.create_schema()
+        server = request.getfixturevalue("mongo_server_url")
+        emptied: list[str] = request.getfixturevalue("emptied_mongo_databases")
+        reused = bool(emptied)
+        database = emptied.pop() if reused else f"t_{uuid.uuid4().hex[:12]}"
+        opened = open_store(f"{server}/{database}?serverSelectionTimeoutMS=5000")
+        if not reused:
+            opened.create_schema()
     try:
         yield opened
     finally:
         opened.close()
+        if request.session.testsfailed != failed_before:
+            _POSTGRES_SCHEMA_MADE.clear()
+        if server:
+            _reuse_or_drop(server, database, emptied)
 
 
 def users(store: Store, *names: str) -> list[str]:
