@@ -180,7 +180,7 @@ def _unnest_insert(statement: Insert, keys: Sequence[str]) -> Statement | None:
     of one array per column, or None for an insert with more to it (``RETURNING``, ``ON
     CONFLICT``, values of its own). The arrays go in binary format: as text, psycopg writes each
     one as an array literal, quoting every value (an event's JSON is full of quotes), and the
-    server parses it back, which took three quarters of the inbox insert's time."""
+    server parses it back: most of the inbox insert's time (benchmarks/RESULTS.md)."""
     if statement._returning or statement._post_values_clause is not None or statement._values:
         return None
     table = statement.table
