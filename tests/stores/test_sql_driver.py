@@ -206,6 +206,28 @@ def test_many_rows_come_back_as_written_nulls_included(engine: Engine) -> None:
     assert typed([tuple(r) for r in got]) == typed([tuple(r[k] for k in ALL_COLUMNS) for r in rows])
 
 
+def test_many_rows_of_mixed_number_types_come_back_as_their_columns_types(engine: Engine) -> None:
+    # a time may be an int in one row and a float in the next, a flag 0 or True: on PostgreSQL an
+    # array holds one type, so each column's values are made its type first
+    rows = [{**row(i), "ratio": [None, 2, 2.5][i % 3], "flag": [True, 0, 1][i % 3]} for i in range(6)]
+    with engine.begin() as conn:
+        INSERT.execute_many(conn, rows)
+    with engine.connect() as conn:
+        got = conn.execute(select(things.c.ratio, things.c.flag).order_by(things.c.id)).all()
+    assert typed([tuple(r) for r in got]) == typed(
+        [(None if r["ratio"] is None else float(r["ratio"]), bool(r["flag"])) for r in rows]
+    )
+
+
+def test_text_that_an_array_literal_would_quote_comes_back_as_written(engine: Engine) -> None:
+    ids = ['a"b', "c\\d", "{e,f}", "", "NULL", "é 🙂", " g "]
+    with engine.begin() as conn:
+        INSERT.execute_many(conn, [{**row(i), "id": name} for i, name in enumerate(ids)])
+    with engine.connect() as conn:
+        got = conn.execute(select(things.c.id, things.c.n).order_by(things.c.n)).all()
+    assert [r[0] for r in got] == ids
+
+
 def kill(conn: Connection, engine: Engine) -> None:
     """Break the connection under SQLAlchemy: close SQLite's, or end PostgreSQL's server process."""
     if engine.dialect.name == "sqlite":

@@ -19,13 +19,14 @@ A bind parameter with a value of its own (``status < 3``) is a constant of the s
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection, bindparam, cast, func, insert, select
+from sqlalchemy import Boolean, Connection, Float, Integer, bindparam, cast, func, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
@@ -39,6 +40,7 @@ _MAX_LENGTHS = 256
 """Expanded forms kept per statement and dialect (one per combination of IN-list lengths)."""
 _POSITIONAL = {"qmark", "format"}
 _NAMED = {"pyformat", "named"}
+_TEXT_PLACEHOLDER = re.compile(r"%\(([^)]+)\)s")
 
 
 class _Plan:
@@ -54,7 +56,15 @@ class _Plan:
 class _Compiled:
     """A statement compiled for one dialect: its plans and its result conversion."""
 
-    def __init__(self, statement: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
+    def __init__(
+        self,
+        statement: ClauseElement,
+        dialect: Dialect,
+        column_keys: Sequence[str] | None,
+        *,
+        binary: bool = False,
+    ) -> None:
+        """``binary``: psycopg sends the parameters in binary format (``%(name)b``)."""
         if dialect.paramstyle not in _POSITIONAL | _NAMED:
             raise NotImplementedError(f"paramstyle {dialect.paramstyle!r} is not supported")
         compiled = statement.compile(dialect=dialect, column_keys=list(column_keys or ()) or None)
@@ -64,6 +74,7 @@ class _Compiled:
             raise ValueError(f"the SQL depends on the values or on Python defaults: {compiled.string}")
         self._compiled = compiled
         self._dialect = dialect
+        self._binary = binary and dialect.driver == "psycopg" and dialect.paramstyle == "pyformat"
         self._binds = {name: bind for bind, name in compiled.bind_names.items()}
         if any(bind.callable is not None for bind in self._binds.values()):
             raise ValueError(f"callable bind values are not supported: {compiled.string}")
@@ -123,9 +134,10 @@ class _Compiled:
             else:  # a value written into the statement, e.g. a status in ``status < 3``
                 value = state.parameters[key]
                 slots.append((None, None, value if process is None else process(value)))
-        return _Plan(
-            state.statement, _arguments(keys, slots, positional=self._dialect.paramstyle in _POSITIONAL)
-        )
+        sql = state.statement
+        if self._binary:
+            sql = _TEXT_PLACEHOLDER.sub(r"%(\1)b", sql)
+        return _Plan(sql, _arguments(keys, slots, positional=self._dialect.paramstyle in _POSITIONAL))
 
 
 def _arguments(
@@ -166,13 +178,28 @@ def _nothing(_params: Params) -> tuple[()]:
 def _unnest_insert(statement: Insert, keys: Sequence[str]) -> Statement | None:
     """PostgreSQL: the rows of a plain ``insert(table)`` as one ``INSERT ... SELECT FROM unnest``
     of one array per column, or None for an insert with more to it (``RETURNING``, ``ON
-    CONFLICT``, values of its own)."""
+    CONFLICT``, values of its own). The arrays go in binary format: as text, psycopg writes each
+    one as an array literal, quoting every value (an event's JSON is full of quotes), and the
+    server parses it back: most of the inbox insert's time (benchmarks/RESULTS.md)."""
     if statement._returning or statement._post_values_clause is not None or statement._values:
         return None
     table = statement.table
     arrays = [cast(bindparam(f"a_{key}"), ARRAY(table.c[key].type)) for key in keys]
     rows = func.unnest(*arrays).table_valued(*keys).render_derived(name="r")
-    return Statement(insert(table).from_select(list(keys), select(*(rows.c[key] for key in keys))))
+    select_rows = select(*(rows.c[key] for key in keys))
+    return Statement(insert(table).from_select(list(keys), select_rows), binary=True)
+
+
+def _same_type(column_type: Any) -> Callable[[Any], Any] | None:
+    """What makes a column's values one Python type: a binary array holds one type only, and the
+    callers may mix ``int`` and ``float`` (a time) or ``bool`` and ``int``; None: no need."""
+    if isinstance(column_type, Float):
+        return float
+    if isinstance(column_type, Boolean):
+        return bool
+    if isinstance(column_type, Integer):
+        return int
+    return None
 
 
 class Statement:
@@ -185,14 +212,20 @@ class Statement:
     and one SQL text whatever the number of rows, so that its prepared form is reused.
     """
 
-    def __init__(self, statement: ClauseElement, *, column_keys: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, statement: ClauseElement, *, column_keys: Sequence[str] | None = None, binary: bool = False
+    ) -> None:
+        """``binary``: parameters in binary format where the driver takes it (psycopg)."""
         self.statement = statement
+        self._binary = binary
         self._column_keys = tuple(column_keys) if column_keys else None
-        self._unnest = (
-            _unnest_insert(statement, self._column_keys)
-            if isinstance(statement, Insert) and self._column_keys
-            else None
-        )
+        self._unnest: Statement | None = None
+        self._unnest_columns: tuple[tuple[str, Callable[[Any], Any] | None], ...] = ()
+        """Each column's key and what makes its values one type (see ``_same_type``)."""
+        if isinstance(statement, Insert) and self._column_keys:
+            self._unnest = _unnest_insert(statement, self._column_keys)
+            table = statement.table
+            self._unnest_columns = tuple((key, _same_type(table.c[key].type)) for key in self._column_keys)
         self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled] = weakref.WeakKeyDictionary()
         self._last: tuple[Dialect, _Compiled] | None = None
         """The dialect of the last call and its form: a node has one engine, so this is the one."""
@@ -203,7 +236,9 @@ class Statement:
             return last[1]
         found = self._compiled.get(dialect)
         if found is None:
-            found = self._compiled.setdefault(dialect, _Compiled(self.statement, dialect, self._column_keys))
+            found = self._compiled.setdefault(
+                dialect, _Compiled(self.statement, dialect, self._column_keys, binary=self._binary)
+            )
         self._last = (dialect, found)
         return found
 
@@ -247,11 +282,18 @@ class Statement:
         if not rows:
             return
         if self._unnest is not None and len(rows) > 1 and conn.dialect.name == "postgresql":
-            assert self._column_keys is not None
-            self._unnest.execute(conn, {f"a_{key}": [row[key] for row in rows] for key in self._column_keys})
+            arrays = {f"a_{key}": _column(rows, key, same) for key, same in self._unnest_columns}
+            self._unnest.execute(conn, arrays)
             return
         plan = self._plan(self.compiled_for(conn.dialect), rows[0])
         _run(conn, plan.sql, [plan.args(row) for row in rows], _MANY)
+
+
+def _column(rows: Sequence[Params], key: str, same: Callable[[Any], Any] | None) -> list[Any]:
+    """The values of ``key`` in ``rows``, made one type by ``same`` (None stays None)."""
+    if same is None:
+        return [row[key] for row in rows]
+    return [None if (value := row[key]) is None else same(value) for row in rows]
 
 
 def execute_sql(conn: Connection, sql: str) -> None:
