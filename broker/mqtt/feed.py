@@ -167,7 +167,7 @@ class FrameFeed:
             _spawn(handler._finish())
             return
         self._handle(frames, index + 1)
-        if not self._busy and not self._writing_paused():
+        if not self._busy and not self._ended and not self._writing_paused():
             self._resume()
 
     def _break(self, exc: MQTTError) -> None:
