@@ -394,10 +394,7 @@ class Mqtt5Handler(MqchatHandler):
             self._send(session, topic, data, None, QOS_0, props, retain)
             done()
             return True
-        if len(session.quick_out) >= session.receive_maximum or self._waiting:
-            self._wait((topic, data, done, props, retain, asyncio.get_running_loop().time(), None))
-            return True
-        self._start(session, topic, data, done, props, retain)
+        self._within_window(session, topic, data, done, props, retain)
         return True
 
     def publish_tracked(
@@ -415,17 +412,28 @@ class Mqtt5Handler(MqchatHandler):
         session = self.session
         if not isinstance(session, ConnectionState) or self.writer is None or self._closed_as is not None:
             return False
-        if len(session.quick_out) >= session.receive_maximum or self._waiting:
-            self._wait((topic, data, done, props, False, asyncio.get_running_loop().time(), (dup, acked)))
-            return True
-        self._start(session, topic, data, done, props, False, (dup, acked))
+        self._within_window(session, topic, data, done, props, False, (dup, acked))
         return True
 
-    def _wait(self, delivery: _Waiting) -> None:
+    def _within_window(
+        self,
+        session: ConnectionState,
+        topic: str,
+        data: bytes,
+        done: Callable[[], None],
+        props: PublishProps | None,
+        retain: bool,
+        tracking: _Tracking | None = None,
+    ) -> None:
+        """A QoS 1 delivery sent now, or after those waiting when the client's Receive Maximum is
+        reached."""
         waiting = self._waiting
+        if len(session.quick_out) < session.receive_maximum and not waiting:
+            self._start(session, topic, data, done, props, retain, tracking)
+            return
         if waiting is None:
             waiting = self._waiting = deque()
-        waiting.append(delivery)
+        waiting.append((topic, data, done, props, retain, asyncio.get_running_loop().time(), tracking))
 
     def _start(
         self,
