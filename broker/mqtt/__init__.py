@@ -12,7 +12,7 @@ docs/amqtt-upstream.md.
   PUBACKs, the flush timer).
 - ``subscriptions``: ``SubscriptionIndex``, who subscribes to a topic, by lookup.
 - ``codec``: the packets of the hot path (PUBLISH, PUBACK) and framing, on bytes.
-- ``feed``, ``keepalive``, ``lean``: an idle connection kept small: a 3.1.1 TCP connection is read
+- ``feed``, ``keepalive``, ``lean``: an idle connection kept small: a TCP connection (3.1.1 or 5) is read
   by callbacks (``FrameFeed``, no reading task), keep-alive deadlines wait on one timer per broker
   (``KeepAliveWheel``), and sessions and handlers keep their attributes inline (``share_names``,
   ``Lazy``; a new attribute of either goes in its ``share_names`` list).

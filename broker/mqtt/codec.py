@@ -20,6 +20,7 @@ __all__ = [
     "Publish",
     "encode_puback",
     "encode_publish",
+    "mark_dup",
     "read_frames",
     "read_publish",
     "remaining_length",
@@ -133,6 +134,12 @@ def encode_publish(
         head += packet_id.to_bytes(2, "big")
     first = 0x30 | (qos << 1) | (1 if retain else 0)
     return bytes((first,)) + remaining_length(len(head) + len(data)) + head + data
+
+
+def mark_dup(packet: bytes) -> bytes:
+    """A PUBLISH (3.1.1 or 5) with its DUP flag set [MQTT-3.3.1-1]: the redelivery of one the
+    client may have seen."""
+    return bytes((packet[0] | 0x08,)) + packet[1:]
 
 
 def encode_puback(packet_id: int) -> bytes:

@@ -8,14 +8,17 @@ which frames it (``broker/mqtt/codec.py``) and handles every whole packet in it 
 reading task did, in the same order:
 
 - PUBLISH at QoS 0 or 1, PUBACK of a quick delivery and PINGREQ are handled in the callback
-  (the PUBACKs of one chunk go to the write scheduler together, as before);
+  (the PUBACKs of one chunk go to the write scheduler together, as before), by the handler's
+  ``_on_publish`` and ``_on_puback``: MQTT 3.1.1's or MQTT 5's (``Mqtt5Handler``);
 - a packet that must wait for something (SUBSCRIBE, UNSUBSCRIBE, QoS 2, a PUBACK of amqtt's own
-  flow, DISCONNECT) pauses reading, and a task handles it and the packets after it in order,
-  then resumes reading;
+  flow, DISCONNECT) pauses reading, and a task handles it (the handler's ``_on_frame``) and the
+  packets after it in order, then resumes reading;
+- a stream that cannot be framed, or (MQTT 5) a packet that breaks the protocol, ends the
+  connection after the handler's ``_unreadable`` (MQTT 5: a DISCONNECT with the reason code);
 - back-pressure as before: while the socket's write buffer is over its high-water mark (a client
   that does not read), reading pauses, and it resumes when the buffer drains;
-- at EOF, a connection error or a stream that cannot be framed, the connection ends as the
-  reading task ended it (``MqchatHandler._finish``).
+- at EOF or a connection error, the connection ends as the reading task ended it
+  (``MqchatHandler._finish``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from amqtt.errors import MQTTError
-from amqtt.mqtt.packet import PINGREQ
 
 from broker.mqtt.codec import PUBACK, PUBLISH, Frame, read_frames
 
@@ -39,7 +41,7 @@ __all__ = ["FrameFeed", "take_unread"]
 
 log = logging.getLogger(__name__)
 
-_PINGRESP = b"\xd0\x00"
+_PINGREQ, _PINGRESP = 0xC0, b"\xd0\x00"
 
 _running: set[asyncio.Task[Any]] = set()
 """The feeds' tasks (the loop keeps only weak references to tasks)."""
@@ -86,8 +88,7 @@ class FrameFeed:
         try:
             frames, used = read_frames(buffer, limit=handler.max_packet)
         except MQTTError as exc:  # the byte stream itself is broken: no later packet can be found
-            log.info("%s: closing a stream that cannot be read: %s", self._session.client_id, exc)
-            self.end()
+            self._break(exc)
             return
         self._partial = buffer[used:]
         if frames or handler._reading_since is None:
@@ -114,30 +115,32 @@ class FrameFeed:
         handler, session = self._handler, self._session
         writes = handler.writes
         acks = b""  # the PUBACKs of this chunk, written together
-        for index in range(start, len(frames)):
-            frame = frames[index]
-            first = frame.first
-            kind = first >> 4
-            if kind == PUBLISH and not first & 0x04:  # QoS 0 or 1: most of what clients send
-                acks += handler._on_publish(frame, session)
-                continue
-            if (
-                kind == PUBACK
-                and len(frame.body) == 2
-                and handler._quick_acknowledged((frame.body[0] << 8) | frame.body[1])
-            ):
-                continue
-            if acks:  # answers keep the order of the packets they answer
+        try:
+            for index in range(start, len(frames)):
+                frame = frames[index]
+                first = frame.first
+                kind = first >> 4
+                if kind == PUBLISH and not first & 0x04:  # QoS 0 or 1: most of what clients send
+                    acks += handler._on_publish(frame, session)
+                    continue
+                if kind == PUBACK and handler._on_puback(frame.body):
+                    continue
+                if acks:  # answers keep the order of the packets they answer
+                    handler._hold(acks)
+                    acks = b""
+                if writes is not None:  # what is held goes before this packet's answer
+                    writes.flush(handler)
+                if first == _PINGREQ and not frame.body:
+                    handler._write(_PINGRESP)
+                    continue
+                self._busy = True
+                self._transport.pause_reading()
+                _spawn(self._wait_for(frames, index))
+                return
+        except MQTTError as exc:  # MQTT 5: a packet that breaks the protocol ends the connection
+            if acks:  # the packets before it were handled: their answers go first
                 handler._hold(acks)
-                acks = b""
-            if writes is not None:  # what is held goes before this packet's answer
-                writes.flush(handler)
-            if kind == PINGREQ:
-                handler._write(_PINGRESP)
-                continue
-            self._busy = True
-            self._transport.pause_reading()
-            _spawn(self._wait_for(frames, index))
+            self._break(exc)
             return
         if acks:
             handler._hold(acks)
@@ -149,12 +152,10 @@ class FrameFeed:
         handler, session = self._handler, self._session
         handler._reading_since = None  # time spent handling a packet counts for nothing
         try:
-            frame = frames[index]
-            if frame.first >> 4 == PUBACK:  # of amqtt's own flow (a retained message's, say)
-                await handler._acknowledge((frame.body[0] << 8) | frame.body[1])
-                keep = True
-            else:
-                keep = await handler._on_frame(frame, session)
+            keep = await handler._on_frame(frames[index], session)
+        except MQTTError as exc:  # MQTT 5: a packet that breaks the protocol
+            await handler._unreadable(exc)
+            keep = False
         except Exception as exc:  # noqa: BLE001 - as the reading task: any failure ends the connection
             log.warning("%s: reader stopped on %r", session.client_id, exc)
             keep = False
@@ -166,8 +167,20 @@ class FrameFeed:
             _spawn(handler._finish())
             return
         self._handle(frames, index + 1)
-        if not self._busy and not self._writing_paused():
+        if not self._busy and not self._ended and not self._writing_paused():
             self._resume()
+
+    def _break(self, exc: MQTTError) -> None:
+        """The stream cannot be read on: the handler says why (MQTT 5), then the connection ends."""
+        self._ended = True
+        _spawn(self._broken(exc))
+
+    async def _broken(self, exc: MQTTError) -> None:
+        handler = self._handler
+        try:
+            await handler._unreadable(exc)
+        finally:
+            await handler._finish()
 
     def _writing_paused(self) -> bool:
         protocol = self._transport.get_protocol()

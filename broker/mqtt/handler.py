@@ -58,7 +58,16 @@ from amqtt.mqtt.subscribe import SubscribePacket
 from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from amqtt.session import Session
 
-from broker.mqtt.codec import PUBACK, PUBLISH, Frame, encode_puback, encode_publish, read_frames, read_publish
+from broker.mqtt.codec import (
+    PUBACK,
+    PUBLISH,
+    Frame,
+    encode_puback,
+    encode_publish,
+    mark_dup,
+    read_frames,
+    read_publish,
+)
 from broker.mqtt.connection_state import DISCARD, ConnectionState
 from broker.mqtt.feed import FrameFeed
 from broker.mqtt.keepalive import KeepAliveWheel
@@ -186,6 +195,7 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
     async def _reader_loop(self) -> None:
         session = self.session
         self._arm_watchdog()
+        broken: MQTTError | None = None
         try:
             stream = self._tcp_stream()
             if stream is not None and session is not None:
@@ -197,10 +207,14 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
         except ConnectionError:
             log.debug("%s: connection lost", self._client_id)
         except MQTTError as exc:  # the byte stream itself is broken: no later packet can be found
-            log.info("%s: closing a stream that cannot be read: %s", self._client_id, exc)
+            broken = exc
         except Exception as exc:  # noqa: BLE001 - as stock amqtt: any failure ends the connection
             log.warning("%s: reader stopped on %r", self._client_id, exc)
-        await self._finish()
+        try:
+            if broken is not None:
+                await self._unreadable(broken)
+        finally:
+            await self._finish()
 
     async def _finish(self) -> None:
         """The connection's reading ended (EOF, an error, a stop): end everything else of it."""
@@ -258,24 +272,26 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
             if frames:
                 self._reading_since = None
             acks = b""  # the PUBACKs of this read, written at once (one system call, not one each)
-            for frame in frames:
-                first = frame.first
-                kind = first >> 4
-                if kind == PUBLISH and not first & 0x04:  # QoS 0 or 1: most of what clients send
-                    acks += self._on_publish(frame, session)
-                    continue
-                if kind == PUBACK and len(frame.body) == 2:
-                    packet_id = (frame.body[0] << 8) | frame.body[1]
-                    if not self._quick_acknowledged(packet_id):
-                        await self._acknowledge(packet_id)
-                    continue
-                if acks:  # answers keep the order of the packets they answer
+            try:
+                for frame in frames:
+                    first = frame.first
+                    kind = first >> 4
+                    if kind == PUBLISH and not first & 0x04:  # QoS 0 or 1: most of what clients send
+                        acks += self._on_publish(frame, session)
+                        continue
+                    if kind == PUBACK and self._on_puback(frame.body):
+                        continue
+                    if acks:  # answers keep the order of the packets they answer
+                        self._hold(acks)
+                        acks = b""
+                    if writes is not None:  # what is held goes before this packet's answer
+                        writes.flush(self)
+                    if not await self._on_frame(frame, session):
+                        return
+            except MQTTError:  # MQTT 5: a packet that breaks the protocol (``_unreadable`` says which)
+                if acks:
                     self._hold(acks)
-                    acks = b""
-                if writes is not None:  # what is held goes before this packet's answer
-                    writes.flush(self)
-                if not await self._on_frame(frame, session):
-                    return
+                raise
             if acks:
                 self._hold(acks)
             writer = self._tcp_writer()
@@ -293,9 +309,22 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
         self._ingest(session, publish.topic, publish.data)
         return b"" if publish.packet_id is None else encode_puback(publish.packet_id)
 
+    def _on_puback(self, body: bytes) -> bool:
+        """A PUBACK's body: True if it ended a ``publish_now`` delivery, False for ``_on_frame``
+        (amqtt's own flow: a retained message's, say)."""
+        return len(body) == 2 and self._quick_acknowledged((body[0] << 8) | body[1])
+
+    async def _unreadable(self, exc: MQTTError) -> None:
+        """The stream cannot be framed any more: say why before the connection ends (3.1.1 has
+        no way to tell the client)."""
+        log.info("%s: closing a stream that cannot be read: %s", self._client_id, exc)
+
     async def _on_frame(self, frame: Frame, session: Session) -> bool:
-        """Handle one packet other than a QoS 0/1 PUBLISH or a PUBACK; False ends the connection."""
+        """Handle one packet other than a QoS 0/1 PUBLISH or a quick PUBACK; False ends the connection."""
         kind = frame.first >> 4
+        if kind == PUBACK and len(frame.body) == 2:  # of amqtt's own flow (a retained message's, say)
+            await self._acknowledge((frame.body[0] << 8) | frame.body[1])
+            return True
         if kind == PINGREQ:
             self._write(_PINGRESP)
             return True
@@ -529,26 +558,40 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
         *,
         dup: bool = False,
         retain: bool = False,
+        acked: Callable[[], None] | None = None,
     ) -> int | None:
-        """Write a QoS 1 PUBLISH kept in ``quick_out`` until its PUBACK; its packet id (None:
-        65535 in flight, nothing sent)."""
+        """Write a QoS 1 PUBLISH kept in ``quick_out`` until its PUBACK (``_track``); its packet id
+        (None: 65535 in flight, nothing sent)."""
         try:
             packet_id = session.next_packet_id
         except AMQTTError:
             return None  # 65535 in flight: let amqtt's flow refuse it
-        loop = asyncio.get_running_loop()
-        session.quick_out[packet_id] = (loop.time(), done)
-        if self._sweeper is None:
-            self._sweeper = loop.call_later(PUBACK_TIMEOUT, self._sweep)
+        self._track(session, packet_id, done, acked)
         packet = encode_publish(topic, data, packet_id, QOS_1, retain)
-        if dup:  # [MQTT-3.3.1-1]: a redelivery of a PUBLISH the client may have seen
-            packet = bytes((packet[0] | 0x08,)) + packet[1:]
+        if dup:
+            packet = mark_dup(packet)
         writes = self.writes
         if writes is None:
             writer.write(packet)
         else:
             writes.send(self, packet)
         return packet_id
+
+    def _track(
+        self,
+        session: ConnectionState,
+        packet_id: int,
+        done: Callable[[], None],
+        acked: Callable[[], None] | None = None,
+    ) -> None:
+        """Keep QoS 1 delivery ``packet_id`` in ``quick_out`` until its PUBACK (``acked()`` then, a
+        persistent session's) or ``PUBACK_TIMEOUT``; ``done()`` either way."""
+        loop = asyncio.get_running_loop()
+        session.quick_out[packet_id] = (loop.time(), done)
+        if acked is not None:
+            session.on_ack[packet_id] = acked
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(PUBACK_TIMEOUT, self._sweep)
 
     def publish_tracked(
         self,
@@ -568,11 +611,7 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
         if isinstance(session, ConnectionState) and isinstance(writer, StreamWriterAdapter):
             if writer.is_closed:
                 return False
-            packet_id = self._send_qos1(session, writer, topic, data, done, dup=dup)
-            if packet_id is None:
-                return False
-            session.on_ack[packet_id] = acked
-            return True
+            return self._send_qos1(session, writer, topic, data, done, dup=dup, acked=acked) is not None
         if session is None or self.writer is None:
             return False
         self._spawn(self._publish_amqtt(topic, data, acked, done))
@@ -651,11 +690,9 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
                 done()
 
 
-share_names(  # every name a connection's handler sets (see broker/mqtt/lean.py)
-    MqchatHandler,
-    (
-        *LeanHandler.NAMES,
-        *("gate", "requests", "writes", "max_packet", "_read_ahead", "held", "due", "_requests_lock"),
-        *("_tasks", "_watchdog", "keepalives", "_reading_since", "_sweeper", "_closing"),
-    ),
+MqchatHandler.NAMES = (  # every name a connection's handler sets (see broker/mqtt/lean.py)
+    *LeanHandler.NAMES,
+    *("gate", "requests", "writes", "max_packet", "_read_ahead", "held", "due", "_requests_lock"),
+    *("_tasks", "_watchdog", "keepalives", "_reading_since", "_sweeper", "_closing"),
 )
+share_names(MqchatHandler, MqchatHandler.NAMES)

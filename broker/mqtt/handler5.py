@@ -3,9 +3,11 @@
 The CONNECT's protocol level chooses the handler (``open_connection``); a 3.1.1 connection keeps
 ``MqchatHandler`` and its hot path untouched. What MQTT 5 adds here:
 
-- **Every packet through ``broker/mqtt/mqtt5.py``**, on every listener: TCP and TLS read whatever
-  the socket holds, WebSocket a packet at a time through amqtt's reader; nothing of amqtt's 3.1.1
-  encoding reaches an MQTT 5 client (CONNACK, SUBACK, UNSUBACK, retained messages included).
+- **Every packet through ``broker/mqtt/mqtt5.py``**, on every listener: TCP and TLS are read by
+  callbacks as 3.1.1 (``FrameFeed``, broker/mqtt/feed.py: no reading task per connection, PUBLISH
+  and PUBACK handled as the bytes arrive), WebSocket a packet at a time through amqtt's reader;
+  nothing of amqtt's 3.1.1 encoding reaches an MQTT 5 client (CONNACK, SUBACK, UNSUBACK, retained
+  messages included).
 - **Reason codes**: a PUBLISH's PUBACK carries the gate's verdict (0x87, 0x97, 0x99); a refused
   subscription is 0x87 in its SUBACK; bad input ends the connection with a DISCONNECT that says
   why (0x81 malformed, 0x82 protocol error, 0x94 topic alias, 0x95 too large, 0x9B QoS 2).
@@ -29,13 +31,15 @@ from dataclasses import replace
 from typing import Any
 
 from amqtt.adapters import StreamWriterAdapter
+from amqtt.errors import MQTTError
 from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.session import Session
 
-from broker.mqtt.codec import PUBACK, PUBLISH, Frame, PacketTooLarge, read_frames
+from broker.mqtt.codec import PUBACK, PUBLISH, Frame, PacketTooLarge, encode_puback, mark_dup
 from broker.mqtt.connect import read_connect, read_frame
 from broker.mqtt.connection_state import ConnectionState
-from broker.mqtt.handler import PUBACK_TIMEOUT, MqchatHandler
+from broker.mqtt.handler import MqchatHandler
+from broker.mqtt.lean import Lazy, share_names
 from broker.mqtt.mqtt5 import (
     Malformed,
     Prop,
@@ -63,7 +67,6 @@ RECEIVE_MAXIMUM = 1000
 TOPIC_ALIAS_MAXIMUM = 16
 """Topic aliases a client may set towards the server (it publishes to one outbox: a few suffice)."""
 
-_READ_SIZE = 64 * 1024
 _FLUSH_TIMEOUT = 1.0
 """Seconds a CONNACK or DISCONNECT may take to leave before the connection goes on (or closes)."""
 _PINGREQ, _PINGRESP = 12, b"\xd0\x00"
@@ -95,14 +98,13 @@ class Mqtt5Handler(MqchatHandler):
     """The connection ends without its will: a DISCONNECT from the client (0x04 sent it already),
     a take-over or a sign-out."""
     _drainer: asyncio.Task[None] | None = None
-
-    def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
-        super().__init__(plugins_manager, session, loop)
-        self._aliases_in: dict[int, str] = {}
-        self._aliases_out: dict[str, int] = {}
-        self._waiting: deque[_Waiting] = deque()
-        self._ws_out = bytearray()
-        """WebSocket: what ``_drain`` sends next."""
+    # made on first use (broker/mqtt/lean.py): an idle connection holds none of them
+    _aliases_in: Lazy[dict[int, str]] = Lazy(dict)
+    _aliases_out: Lazy[dict[str, int]] = Lazy(dict)
+    _ws_out: Lazy[bytearray] = Lazy(bytearray)
+    """WebSocket: what ``_drain`` sends next."""
+    _waiting: deque[_Waiting] | None = None
+    """The deliveries waiting for the client's Receive Maximum (None: none wait)."""
 
     # ------------------------------------------------------------------ writing
     @property
@@ -226,96 +228,43 @@ class Mqtt5Handler(MqchatHandler):
         return None
 
     # ------------------------------------------------------------------ reading
-    def _feed_frames(self) -> bool:
-        """MQTT 5 keeps the reading task: its packets have properties the 3.1.1 ``FrameFeed`` does
-        not read (it would take an MQTT 5 PUBLISH's properties for its payload)."""
-        return False
-
-    async def _read_frames(self, stream: asyncio.StreamReader, session: Session) -> None:
-        """TCP and TLS: every whole packet of each read, in order."""
-        loop = asyncio.get_running_loop()
-        pending = bytearray(self._read_ahead)
-        self._read_ahead = b""
-        while self.reader is not None:
-            try:
-                frames, used = read_frames(pending, limit=self.max_packet)
-            except PacketTooLarge as exc:
-                await self._refuse(session, Reason.PACKET_TOO_LARGE, str(exc))
-                return
-            except Malformed as exc:
-                await self._refuse(session, exc.reason, str(exc))
-                return
-            except Exception as exc:  # noqa: BLE001 - the remaining length cannot be read
-                await self._refuse(session, Reason.MALFORMED, str(exc))
-                return
-            del pending[:used]
-            if frames:
-                self._reading_since = None
-            acks = b""
-            for frame in frames:
-                if frame.first >> 4 == PUBLISH:
-                    try:
-                        acks += self._on_publish5(frame, session)
-                    except Malformed as exc:
-                        self._hold(acks)
-                        await self._refuse(session, exc.reason, str(exc))
-                        return
-                    continue
-                if acks:
-                    self._hold(acks)
-                    acks = b""
-                if self.writes is not None:
-                    self.writes.flush(self)
-                if not await self._on_frame5(frame, session):
-                    return
-            if acks:
-                self._hold(acks)
-            writer = self._tcp_writer()
-            if writer is None:
-                return
-            await writer.drain()
-            if not pending or self._reading_since is None:
-                self._reading_since = loop.time()
-            chunk = await stream.read(_READ_SIZE)
-            if not chunk:
-                return
-            pending += chunk
-
     async def _read_packets(self, session: Session | None) -> None:
-        """WebSocket (or a plugin that wants packets): a packet at a time through amqtt's reader."""
+        """WebSocket (or a plugin that wants packets): a packet at a time through amqtt's reader;
+        TCP and TLS are read by callbacks, as 3.1.1 (broker/mqtt/feed.py). A packet that breaks
+        MQTT 5 ends the connection through ``_unreadable``."""
         loop = asyncio.get_running_loop()
         limit = self.max_packet
         while self.reader is not None and session is not None:
             self._reading_since = loop.time()
             try:
                 frame = await read_frame(self.reader, limit)
-            except PacketTooLarge as exc:
-                await self._refuse(session, Reason.PACKET_TOO_LARGE, str(exc))
-                return
-            except Exception as exc:  # noqa: BLE001 - the remaining length cannot be read
-                await self._refuse(session, Reason.MALFORMED, str(exc))
-                return
+            except MQTTError:
+                raise  # PacketTooLarge: 0x95; a remaining length that cannot be read: 0x81
+            except Exception as exc:  # the WebSocket failed mid-packet: closed as malformed
+                raise Malformed(str(exc)) from exc
             self._reading_since = None
             if frame is None:
                 return
             if frame.first >> 4 == PUBLISH:
-                try:
-                    ack = self._on_publish5(frame, session)
-                except Malformed as exc:
-                    await self._refuse(session, exc.reason, str(exc))
-                    return
+                ack = self._on_publish(frame, session)
                 if ack:
                     self._out(ack)
                 continue
-            if not await self._on_frame5(frame, session):
+            if not await self._on_frame(frame, session):
                 return
 
-    async def _refuse(self, session: Session, reason: int, why: str) -> None:
-        log.info("%s: closing with reason 0x%02x: %s", session.client_id, reason, why)
+    async def _unreadable(self, exc: MQTTError) -> None:
+        """Close with the reason code of what broke MQTT 5 (the will goes, as on a lost connection)."""
+        if isinstance(exc, Malformed):
+            reason = exc.reason
+        else:
+            reason = Reason.PACKET_TOO_LARGE if isinstance(exc, PacketTooLarge) else Reason.MALFORMED
+        log.info("%s: closing with reason 0x%02x: %s", self._client_id, reason, exc)
         await self.close_with(reason)
 
-    def _on_publish5(self, frame: Frame, session: Session) -> bytes:
-        """A client PUBLISH to the gate; its PUBACK with the gate's reason code (b"" for QoS 0)."""
+    def _on_publish(self, frame: Frame, session: Session) -> bytes:
+        """A client PUBLISH to the gate; its PUBACK with the gate's reason code (b"" for QoS 0).
+        ``Malformed`` if it breaks MQTT 5 (QoS 2 is above the CONNACK's Maximum QoS)."""
         publish = decode_publish(frame.first, frame.body)
         if publish.qos > QOS_1:
             raise Malformed("QoS 2 is above the Maximum QoS of the CONNACK", Reason.QOS_NOT_SUPPORTED)
@@ -333,7 +282,19 @@ class Mqtt5Handler(MqchatHandler):
         elif not topic:
             raise Malformed("a PUBLISH without a topic or alias", Reason.PROTOCOL_ERROR)
         code = self._ingest5(session, topic, publish.data, publish.props)
-        return b"" if publish.packet_id is None else encode_ack(PUBACK, publish.packet_id, code)
+        if publish.packet_id is None:
+            return b""
+        return encode_puback(publish.packet_id) if code == 0 else encode_ack(PUBACK, publish.packet_id, code)
+
+    def _on_puback(self, body: bytes) -> bool:
+        """Every MQTT 5 PUBACK is handled at once (amqtt has no flow of its own here); one for no
+        delivery in flight is ignored. ``Malformed`` if it cannot be read."""
+        if len(body) == 2:
+            packet_id = (body[0] << 8) | body[1]
+        else:
+            packet_id, _reason = decode_puback(body)
+        self._quick_acknowledged(packet_id)
+        return True
 
     def _ingest5(self, session: Session, topic: str, data: bytes, props: PublishProps | None) -> int:
         gate = self.gate
@@ -345,45 +306,43 @@ class Mqtt5Handler(MqchatHandler):
             log.exception("ingest failed on a PUBLISH of %s", session.client_id)
             return Reason.UNSPECIFIED
 
-    async def _on_frame5(self, frame: Frame, session: Session) -> bool:
-        """One packet other than a PUBLISH; False ends the connection."""
+    async def _on_frame(self, frame: Frame, session: Session) -> bool:
+        """One packet other than a QoS 0/1 PUBLISH; False ends the connection, and so does
+        ``Malformed`` (with its reason code, through ``_unreadable``)."""
         kind, body = frame.first >> 4, frame.body
-        try:
-            if kind == PUBACK:
-                packet_id, _reason = decode_puback(body)
-                self._quick_acknowledged(packet_id)
-            elif kind == _PINGREQ:
-                if body or frame.first & 0x0F:
-                    raise Malformed("a PINGREQ with content")
-                self._out(_PINGRESP)
-            elif kind == _SUBSCRIBE:
-                packet_id, filters, props = decode_subscribe(frame.first, body)
-                if Prop.SUBSCRIPTION_ID in props.values:  # the CONNACK said: not available
-                    raise Malformed("a subscription identifier", Reason.PROTOCOL_ERROR)
-                topics = [(topic_filter, min(options & 0x03, QOS_1)) for topic_filter, options in filters]
-                self._spawn(self._subscribe(session, packet_id, topics))
-            elif kind == _UNSUBSCRIBE:
-                packet_id, topic_filters = decode_unsubscribe(frame.first, body)
-                self._spawn(self._unsubscribe(session, packet_id, topic_filters))
-            elif kind == _DISCONNECT:
-                reason, props = decode_disconnect(body)
-                self._closed_as = reason
-                self._no_will = True
-                expiry = props.get(Prop.SESSION_EXPIRY)
-                if expiry is not None and isinstance(session, ConnectionState):
-                    if not session.session_expiry and expiry:  # [MQTT-3.14.2-2]
-                        raise Malformed("a session expiry set at DISCONNECT after 0", Reason.PROTOCOL_ERROR)
-                    session.session_expiry = expiry
-                if reason == Reason.DISCONNECT_WITH_WILL:
-                    self._send_will(session)
-                return False
-            elif kind == 0:
-                raise Malformed("reserved packet type 0")
-            else:  # CONNECT again, AUTH without an authentication method, QoS 2 acks, server packets
-                raise Malformed(f"a packet of type {kind} here", Reason.PROTOCOL_ERROR)
-        except Malformed as exc:
-            await self._refuse(session, exc.reason, str(exc))
+        if kind == PUBLISH:  # QoS 2 or 3: refused
+            self._on_publish(frame, session)
+        elif kind == PUBACK:
+            self._on_puback(body)
+        elif kind == _PINGREQ:
+            if body or frame.first & 0x0F:
+                raise Malformed("a PINGREQ with content")
+            self._out(_PINGRESP)
+        elif kind == _SUBSCRIBE:
+            packet_id, filters, props = decode_subscribe(frame.first, body)
+            if Prop.SUBSCRIPTION_ID in props.values:  # the CONNACK said: not available
+                raise Malformed("a subscription identifier", Reason.PROTOCOL_ERROR)
+            topics = [(topic_filter, min(options & 0x03, QOS_1)) for topic_filter, options in filters]
+            self._spawn(self._subscribe(session, packet_id, topics))
+        elif kind == _UNSUBSCRIBE:
+            packet_id, topic_filters = decode_unsubscribe(frame.first, body)
+            self._spawn(self._unsubscribe(session, packet_id, topic_filters))
+        elif kind == _DISCONNECT:
+            reason, props = decode_disconnect(body)
+            self._closed_as = reason
+            self._no_will = True
+            expiry = props.get(Prop.SESSION_EXPIRY)
+            if expiry is not None and isinstance(session, ConnectionState):
+                if not session.session_expiry and expiry:  # [MQTT-3.14.2-2]
+                    raise Malformed("a session expiry set at DISCONNECT after 0", Reason.PROTOCOL_ERROR)
+                session.session_expiry = expiry
+            if reason == Reason.DISCONNECT_WITH_WILL:
+                self._send_will(session)
             return False
+        elif kind == 0:
+            raise Malformed("reserved packet type 0")
+        else:  # CONNECT again, AUTH without an authentication method, QoS 2 acks, server packets
+            raise Malformed(f"a packet of type {kind} here", Reason.PROTOCOL_ERROR)
         return True
 
     async def _subscribe(self, session: Session, packet_id: int, topics: list[tuple[str, int]]) -> None:
@@ -402,8 +361,8 @@ class Mqtt5Handler(MqchatHandler):
         if not self._no_will and session is not None:  # lost, timed out or closed for bad input
             self._send_will(session)
         super()._ended()
-        waiting, self._waiting = self._waiting, deque()
-        for _topic, _data, done, _props, _retain, _since, _tracking in waiting:
+        waiting, self._waiting = self._waiting, None
+        for _topic, _data, done, _props, _retain, _since, _tracking in waiting or ():
             done()
 
     def _send_will(self, session: Session) -> None:
@@ -435,11 +394,7 @@ class Mqtt5Handler(MqchatHandler):
             self._send(session, topic, data, None, QOS_0, props, retain)
             done()
             return True
-        if len(session.quick_out) >= session.receive_maximum or self._waiting:
-            since = asyncio.get_running_loop().time()
-            self._waiting.append((topic, data, done, props, retain, since, None))
-            return True
-        self._start(session, topic, data, done, props, retain)
+        self._within_window(session, topic, data, done, props, retain)
         return True
 
     def publish_tracked(
@@ -457,12 +412,28 @@ class Mqtt5Handler(MqchatHandler):
         session = self.session
         if not isinstance(session, ConnectionState) or self.writer is None or self._closed_as is not None:
             return False
-        if len(session.quick_out) >= session.receive_maximum or self._waiting:
-            since = asyncio.get_running_loop().time()
-            self._waiting.append((topic, data, done, props, False, since, (dup, acked)))
-            return True
-        self._start(session, topic, data, done, props, False, (dup, acked))
+        self._within_window(session, topic, data, done, props, False, (dup, acked))
         return True
+
+    def _within_window(
+        self,
+        session: ConnectionState,
+        topic: str,
+        data: bytes,
+        done: Callable[[], None],
+        props: PublishProps | None,
+        retain: bool,
+        tracking: _Tracking | None = None,
+    ) -> None:
+        """A QoS 1 delivery sent now, or after those waiting when the client's Receive Maximum is
+        reached."""
+        waiting = self._waiting
+        if len(session.quick_out) < session.receive_maximum and not waiting:
+            self._start(session, topic, data, done, props, retain, tracking)
+            return
+        if waiting is None:
+            waiting = self._waiting = deque()
+        waiting.append((topic, data, done, props, retain, asyncio.get_running_loop().time(), tracking))
 
     def _start(
         self,
@@ -483,12 +454,7 @@ class Mqtt5Handler(MqchatHandler):
         if not self._send(session, topic, data, packet_id, QOS_1, props, retain, dup=dup):
             done()
             return
-        loop = asyncio.get_running_loop()
-        session.quick_out[packet_id] = (loop.time(), done)
-        if tracking is not None:
-            session.on_ack[packet_id] = tracking[1]
-        if self._sweeper is None:
-            self._sweeper = loop.call_later(PUBACK_TIMEOUT, self._sweep)
+        self._track(session, packet_id, done, None if tracking is None else tracking[1])
 
     def _send(
         self,
@@ -515,8 +481,8 @@ class Mqtt5Handler(MqchatHandler):
                 alias = len(self._aliases_out) + 1
                 new_alias = True
         packet = encode_publish(name, data, packet_id, qos, retain, props, alias)
-        if dup:  # [MQTT-3.3.1-1]
-            packet = bytes((packet[0] | 0x08,)) + packet[1:]
+        if dup:
+            packet = mark_dup(packet)
         limit = session.max_packet_size
         if limit is not None and len(packet) > limit:
             log.warning(
@@ -558,3 +524,14 @@ class Mqtt5Handler(MqchatHandler):
                     continue
                 props = replace(props, message_expiry=left)
             self._start(session, topic, data, done, props, retain, tracking)
+        if not waiting:
+            self._waiting = None  # an idle connection holds no empty deque
+
+
+share_names(  # every name a connection's handler sets (see broker/mqtt/lean.py), 30 at most:
+    Mqtt5Handler,  # ``_closed_as`` and ``_no_will`` are left out, set only as the connection ends
+    (
+        *MqchatHandler.NAMES,
+        *("keep_alive_announced", "_waiting", "_aliases_out", "_aliases_in", "_ws_out", "_drainer"),
+    ),
+)

@@ -122,7 +122,7 @@ class LeanHandler:
     _pubrel_waiters: Lazy[dict[int, asyncio.Future[Any]]] = Lazy(dict)
     _pubcomp_waiters: Lazy[dict[int, asyncio.Future[Any]]] = Lazy(dict)
 
-    NAMES = (
+    NAMES: tuple[str, ...] = (
         "plugins_manager",
         "_loop",
         "session",

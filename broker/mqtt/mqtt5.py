@@ -36,6 +36,7 @@ __all__ = [
     "decode_props",
     "decode_puback",
     "decode_publish",
+    "decode_publish_fully",
     "decode_subscribe",
     "decode_unsubscribe",
     "encode_ack",
@@ -397,7 +398,11 @@ class Publish5(NamedTuple):
     packet_id: int | None
     data: bytes
     alias: int | None
-    props: PublishProps
+    props: PublishProps | None
+    """None when it carries none that mqchat reads (as a 3.1.1 PUBLISH)."""
+
+
+_NO_PROPS = PublishProps()
 
 
 def publish_props(props: Props) -> PublishProps:
@@ -412,6 +417,32 @@ def publish_props(props: Props) -> PublishProps:
 
 
 def decode_publish(first: int, body: bytes) -> Publish5:
+    """A client's PUBLISH. Most have a topic and no property (a property length of 0): those are
+    read here on bytes, the rest by ``decode_publish_fully``, to the same result (the fuzzer in
+    tests/unit/test_mqtt5_codec.py checks that they agree)."""
+    qos = (first >> 1) & 0x03
+    cut = 2 + ((body[0] << 8) | body[1]) if len(body) >= 2 else len(body)
+    at = cut + 2 if qos else cut
+    if qos == 3 or at >= len(body) or body[at]:  # QoS 3, too short, or properties: read them
+        return decode_publish_fully(first, body)
+    try:
+        topic = body[2:cut].decode("utf-8")
+    except UnicodeDecodeError:
+        raise Malformed("a string that is not UTF-8") from None
+    if "\x00" in topic:  # [MQTT-1.5.4-2]
+        raise Malformed("a string with U+0000")
+    if "#" in topic or "+" in topic:
+        raise Malformed("[MQTT-3.3.2-2] a PUBLISH topic must not contain wildcard characters")
+    packet_id = None
+    if qos:
+        packet_id = (body[cut] << 8) | body[cut + 1]
+        if packet_id == 0:
+            raise Malformed("[MQTT-2.2.1-3] packet id 0")
+    return Publish5(topic, qos, bool(first & 0x01), packet_id, body[at + 1 :], None, None)
+
+
+def decode_publish_fully(first: int, body: bytes) -> Publish5:
+    """A client's PUBLISH, every field through the property reader (see ``decode_publish``)."""
     qos = (first >> 1) & 0x03
     if qos == 3:
         raise Malformed("[MQTT-3.3.1-4] PUBLISH with QoS 3")
@@ -434,6 +465,7 @@ def decode_publish(first: int, body: bytes) -> Publish5:
             raise Malformed(
                 "a payload announced as UTF-8 that is not", Reason.PAYLOAD_FORMAT_INVALID
             ) from None
+    read = publish_props(props)
     return Publish5(
         topic,
         qos,
@@ -441,7 +473,7 @@ def decode_publish(first: int, body: bytes) -> Publish5:
         packet_id,
         body[cur.pos :],
         props.values.get(Prop.TOPIC_ALIAS),
-        publish_props(props),
+        None if read == _NO_PROPS else read,
     )
 
 
@@ -455,6 +487,13 @@ def encode_publish(
     alias: int | None = None,
 ) -> bytes:
     """A PUBLISH; ``topic`` empty with an ``alias`` already known to the client."""
+    head = _str(topic)
+    if qos:
+        assert packet_id is not None
+        head += packet_id.to_bytes(2, "big")
+    first = 0x30 | (qos << 1) | (1 if retain else 0)
+    if props is None and alias is None:  # most deliveries: a property length of 0
+        return _packet(first, head + b"\x00" + data)
     values: dict[int, Any] = {}
     user: tuple[tuple[str, str], ...] = ()
     if props is not None:
@@ -465,11 +504,6 @@ def encode_publish(
         user = props.user_properties
     if alias is not None:
         values[Prop.TOPIC_ALIAS] = alias
-    head = _str(topic)
-    if qos:
-        assert packet_id is not None
-        head += packet_id.to_bytes(2, "big")
-    first = 0x30 | (qos << 1) | (1 if retain else 0)
     return _packet(first, head + encode_props(values, user) + bytes(data))
 
 

@@ -15,10 +15,13 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 
 from broker.mqtt.connection_state import ConnectionState
+from broker.mqtt.feed import FrameFeed
+from broker.mqtt.handler import MqchatHandler
+from broker.mqtt.handler5 import Mqtt5Handler
 from broker.mqtt.properties import PublishProps
 from tests.harness import RunningNode, need, node_settings, wait_until
 from tests.plain import PlainClient
-from tests.raw_mqtt5 import PUBACK, PUBLISH, SUBACK, Packet, Raw5, packet, props, utf8
+from tests.raw_mqtt5 import PINGRESP, PUBACK, PUBLISH, SUBACK, Packet, Raw5, packet, props, utf8
 
 RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM = 0x21, 0x22
 
@@ -547,6 +550,14 @@ def test_the_connection_facts_the_broker_keeps(node: RunningNode) -> None:
         old = state(f"{alice_id}/v311")
         assert (old.protocol_level, old.session_expiry, old.clean_start) == (4, 0, True)
         assert (old.receive_maximum, old.max_packet_size, old.topic_alias_maximum) == (65535, None, 0)
+        # both are read by callbacks as their bytes arrive (broker/mqtt/feed.py), with no reading
+        # task of their own, and MQTT 5 answers there as ever
+        for session, kind in ((five, Mqtt5Handler), (old, MqchatHandler)):
+            handler = broker._get_handler(session)
+            assert type(handler) is kind and handler._reader_task is None
+            assert isinstance(handler.writer._writer.transport.get_protocol().feed, FrameFeed)
+        v5.send(packet(0xC0, b""))
+        assert v5.expect(PINGRESP).body == b""
     finally:
         v5.close()
         v311.close()
