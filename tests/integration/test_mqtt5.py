@@ -555,7 +555,7 @@ def test_the_connection_facts_the_broker_keeps(node: RunningNode) -> None:
         for session, kind in ((five, Mqtt5Handler), (old, MqchatHandler)):
             handler = broker._get_handler(session)
             assert type(handler) is kind and handler._reader_task is None
-            assert isinstance(handler.writer._writer.transport.get_protocol().feed, FrameFeed)
+            assert isinstance(handler.writer.transport.get_protocol().feed, FrameFeed)
         v5.send(packet(0xC0, b""))
         assert v5.expect(PINGRESP).body == b""
     finally:
