@@ -3,7 +3,8 @@
 ``accept`` runs on the event loop for each PUBLISH before it is acknowledged, so an acknowledged
 command is never lost by a clean stop: it checks the topic, validates the payload (a bad one is
 answered with an ``error`` event at once) and adds the command to a chunk that the event loop hands
-over once per pass (one hand-over for all the commands read in that pass, instead of one each):
+over once per pass (one hand-over for all the commands read in that pass, instead of one each;
+a chunk of receipts only waits a little longer, for the next command: see ``_add``):
 batches of up to ``batch_size`` go to the runner (``workers/runners/``) while it has room, and the
 rest waits for its ``on_room``. At most ``queue_size`` commands wait, here or in the runner's hands
 before it has taken them (``runner.taken``); past that a command is refused with ``busy``.
