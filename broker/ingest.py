@@ -3,7 +3,8 @@
 ``accept`` runs on the event loop for each PUBLISH before it is acknowledged, so an acknowledged
 command is never lost by a clean stop: it checks the topic, validates the payload (a bad one is
 answered with an ``error`` event at once) and adds the command to a chunk that the event loop hands
-over once per pass (one hand-over for all the commands read in that pass, instead of one each):
+over once per pass (one hand-over for all the commands read in that pass, instead of one each;
+a chunk of receipts only waits a little longer, for the next command: see ``_add``):
 batches of up to ``batch_size`` go to the runner (``workers/runners/``) while it has room, and the
 rest waits for its ``on_room``. At most ``queue_size`` commands wait, here or in the runner's hands
 before it has taken them (``runner.taken``); past that a command is refused with ``busy``.
@@ -78,10 +79,13 @@ class Ingest:
         rate: RateLimiter | None = None,
         on_platform: Callable[[str, str, str], None] | None = None,
         linger: float = 0.0,
+        receipt_linger: float = 0.0,
     ) -> None:
         """``on_platform(user, device, platform)``: a device registered for push (see ``accept``).
         ``linger``: seconds the first command of a batch waits for others to join it (group commit
-        for a runner that does not wait itself: the commands process); 0: the end of the loop pass."""
+        for a runner that does not wait itself: the commands process); 0: the end of the loop pass.
+        ``receipt_linger``: seconds a batch of receipts only waits for another command to join it
+        (see ``_add``); 0: as any other batch."""
         self._node = node_id
         self._topics = topics
         self._max_bytes = max_payload_bytes
@@ -95,6 +99,9 @@ class Ingest:
         self._rate = rate
         self._on_platform = on_platform
         self._linger = linger
+        self._receipt_linger = receipt_linger
+        self._waiting: asyncio.TimerHandle | None = None
+        """The flush of a chunk of receipts only, waiting for another command (``receipt_linger``)."""
         self._limit = queue_size
         self._chunk: Batch = []
         self.accepted = 0
@@ -153,13 +160,14 @@ class Ingest:
         if self.pending >= self._limit:
             self._refuse(user, ErrorCode.BUSY, "the server is busy; send it again later", ref, reply)
             return QUOTA_EXCEEDED
+        kind = command["type"]
         self._add(
             {"user": user, "cmd": command}
             if reply is None
-            else {"user": user, "cmd": command, "response": reply}
+            else {"user": user, "cmd": command, "response": reply},
+            lingers=kind == "receipt",
         )
         self.accepted += 1
-        kind = command["type"]
         _counter(kind).inc()
         if kind == "push_register" and client_id and self._on_platform is not None:
             self._on_platform(user, client_id.partition("/")[2], command["platform"])
@@ -170,7 +178,16 @@ class Ingest:
         """Commands accepted and not yet taken by the runner."""
         return self.accepted - self._runner.taken
 
-    def _add(self, item: dict[str, Any]) -> None:
+    def _add(self, item: dict[str, Any], *, lingers: bool = False) -> None:
+        """Add ``item`` to the chunk, and see that the chunk is handed over.
+
+        A receipt (``lingers``) comes back a few milliseconds after the message it acknowledges, and
+        nobody waits for its answer the way a sender waits for ``sent``: at low rates a chunk of
+        receipts only waits up to ``receipt_linger`` for the next command of any kind, so that both
+        share one hand-over, one transaction and one answer (each batch wakes the runner and its
+        answer wakes the event loop, which costs more than the batch's work at low rates). The first
+        command that does not linger ends the wait."""
+        waiting = self._waiting
         if not self._chunk:
             try:
                 loop = asyncio.get_running_loop()
@@ -178,14 +195,27 @@ class Ingest:
                 self._held.append(item)
                 self._hand_over()
                 return
-            if self._linger:
-                loop.call_later(self._linger, self._flush)
+            if lingers and self._receipt_linger:
+                self._waiting = loop.call_later(self._receipt_linger, self._flush)
             else:
-                loop.call_soon(self._flush)
+                self._schedule(loop)
+        elif waiting is not None and not lingers:
+            waiting.cancel()
+            self._waiting = None
+            self._schedule(asyncio.get_running_loop())
         self._chunk.append(item)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._linger:
+            loop.call_later(self._linger, self._flush)
+        else:
+            loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         """Hand the commands accepted in this pass of the event loop over, after any held back."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:  # handed over early (``drain``): the wait is over
+            waiting.cancel()
         chunk, self._chunk = self._chunk, []
         if self._held:
             self._held += chunk

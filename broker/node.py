@@ -214,6 +214,7 @@ class Node:
             # the commands process takes each batch as it comes: the wait is ingest's (the
             # threaded runners wait themselves)
             linger=settings.workers.ingest_linger_ms / 1000 if isinstance(runner, ChildRunner) else 0.0,
+            receipt_linger=settings.workers.receipt_linger_ms / 1000,
         )
         sessions = self.sessions = PersistentSessions(store, topics=self.topics, settings=settings.sessions)
         broker = self.broker = MqchatBroker(

@@ -126,6 +126,12 @@ class WorkerSettings(_Section):
     measured). Where a thread hands the commands over (a job queue, or ``commands_process`` off)
     only under load: a lone command after a quiet spell goes at once. With the commands process,
     every batch waits this long in the event loop before it is handed over. 0 (default): never."""
+    receipt_linger_ms: float = Field(default=10.0, ge=0, le=100)
+    """A batch of receipts only waits up to this long for another command to join it (the first
+    command that is not a receipt ends the wait): at low rates a message's delivered receipt then
+    shares one transaction and one answer with the next message sent, instead of waking the
+    commands' runner on its own. Receipts' answers come up to this much later; sends never wait.
+    0: receipts go as any other command."""
     commands_process: bool | None = None
     """A single node (``queue_url`` ``memory://``) runs client commands in a child process instead of
     a thread: the broker and the store then each have a core and no longer share one GIL. Needs a

@@ -62,6 +62,7 @@ def make(target: JobQueue | Sink, replies: list[tuple[str, dict[str, Any]]], **k
         runner=runner,  # type: ignore[arg-type]
         reply=lambda user, event, target: replies.append((user, event)),
         linger=kw.get("ingest_linger", 0.0),
+        receipt_linger=kw.get("receipt_linger", 0.0),
     )
 
 
@@ -75,6 +76,11 @@ async def stop(ingest: Ingest, jobs: JobQueue, timeout: float = 30.0) -> None:
 
 def send(ingest: Ingest, user: str, cid: str) -> int:
     command = {"v": 1, "type": "send", "id": cid, "to": "bob", "text": "hi"}
+    return ingest.accept(user, TOPICS.outbox(user), json.dumps(command).encode())
+
+
+def receipt(ingest: Ingest, user: str, cid: str) -> int:
+    command = {"v": 1, "type": "receipt", "id": cid, "status": "delivered", "messages": ["m1"]}
     return ingest.accept(user, TOPICS.outbox(user), json.dumps(command).encode())
 
 
@@ -266,4 +272,32 @@ def test_with_a_linger_commands_of_several_loop_passes_go_to_the_sink_as_one_bat
     assert asyncio.run(main()) == [0, 1, 2]
     assert [len(batch) for batch in sink.batches] == [3, 1]
     assert sink.ids() == ["c0", "c1", "c2", "c3"]
+    assert replies == []
+
+
+def test_receipts_wait_for_the_next_command_and_go_in_its_batch_and_a_stop_takes_them_at_once() -> None:
+    sink, replies = Sink(slots=4), list[tuple[str, dict[str, Any]]]()
+    ingest = make(sink, replies, receipt_linger=30.0)
+
+    async def main() -> list[int]:
+        receipt(ingest, "bob", "r0")
+        await asyncio.sleep(0.01)  # later passes of the loop: the receipts wait
+        receipt(ingest, "carol", "r1")
+        await asyncio.sleep(0.01)
+        waited = len(sink.batches)
+        send(ingest, "alice", "s0")  # a send ends the wait, in the same pass as it comes
+        await asyncio.sleep(0)
+        joined = len(sink.batches)
+        send(ingest, "alice", "s1")  # a send alone goes at the end of its pass, as ever
+        await asyncio.sleep(0)
+        receipt(ingest, "bob", "r2")
+        await ingest.drain(5)  # a stop does not wait for the receipts' linger
+        return [waited, joined, len(sink.batches)]
+
+    assert asyncio.run(main()) == [0, 1, 3]
+    assert [[item["cmd"]["id"] for item in batch] for batch in sink.batches] == [
+        ["r0", "r1", "s0"],
+        ["s1"],
+        ["r2"],
+    ]
     assert replies == []
