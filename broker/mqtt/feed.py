@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from broker.mqtt.handler import MqchatHandler
 
-__all__ = ["FrameFeed", "take_unread"]
+__all__ = ["FrameFeed"]
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +51,6 @@ def _spawn(coro: Coroutine[Any, Any, None]) -> None:
     task = asyncio.ensure_future(coro)
     _running.add(task)
     task.add_done_callback(_running.discard)
-
-
-def take_unread(stream: Any, transport: asyncio.BaseTransport) -> tuple[bytes, bool]:
-    """What asyncio's ``StreamReader`` holds unread (taken out of it), and whether EOF came; the
-    feed takes over from the stream (``tests/unit/test_amqtt_pin.py`` pins what this uses)."""
-    unread = bytes(stream._buffer)
-    stream._buffer.clear()
-    if stream._paused:  # the stream had paused reading for its full buffer
-        stream._paused = False
-        transport.resume_reading()  # type: ignore[attr-defined]
-    return unread, bool(stream._eof)
 
 
 class FrameFeed:

@@ -60,12 +60,10 @@ from amqtt.session import Session
 
 from broker.mqtt.codec import (
     PUBACK,
-    PUBLISH,
     Frame,
     encode_puback,
     encode_publish,
     mark_dup,
-    read_frames,
     read_publish,
 )
 from broker.mqtt.connection_state import DISCARD, ConnectionState
@@ -92,7 +90,6 @@ _CONNACK_311: dict[int, int] = {
 PUBACK_TIMEOUT = 5.0
 """Seconds a QoS 1 delivery waits for its PUBACK before it is dropped (stock amqtt's)."""
 
-_READ_SIZE = 64 * 1024
 _PINGRESP = b"\xd0\x00"
 
 
@@ -197,11 +194,7 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
         self._arm_watchdog()
         broken: MQTTError | None = None
         try:
-            stream = self._tcp_stream()
-            if stream is not None and session is not None:
-                await self._read_frames(stream, session)
-            else:
-                await self._read_packets(session)
+            await self._read_packets(session)
         except asyncio.CancelledError:
             pass
         except ConnectionError:
@@ -233,71 +226,6 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
             return None
         writer = self.writer
         return writer if isinstance(writer, MqttProtocol) and not writer.is_closed else None
-
-    def _tcp_stream(self) -> asyncio.StreamReader | None:
-        """A stream of the TCP connection's bytes, for a handler that reads with a task."""
-        connection = self._connection()
-        return connection.stream() if connection is not None else None
-
-    def _tcp_writer(self) -> StreamWriterAdapter | None:
-        writer = self.writer
-        return writer if isinstance(writer, StreamWriterAdapter) and not writer.is_closed else None
-
-    async def _read_frames(self, stream: asyncio.StreamReader, session: Session) -> None:
-        """Read whatever the socket has and handle every whole packet in it (TCP).
-
-        One read for many packets instead of four awaited reads per packet; PUBLISH, PUBACK and
-        PINGREQ are handled here on bytes, anything else is decoded by amqtt and dispatched. The
-        socket's back-pressure still applies: the next read waits until what was written drains.
-        """
-        loop = asyncio.get_running_loop()
-        writes = self.writes
-        pending = bytearray()  # the start of a packet not all here yet (appended to: linear)
-        chunk, self._read_ahead = self._read_ahead, b""  # what came with the CONNECT goes first
-        while self.reader is not None:
-            if not chunk:
-                if not pending or self._reading_since is None:
-                    self._reading_since = loop.time()  # the keep-alive deadline of the next packet
-                chunk = await stream.read(_READ_SIZE)
-                if not chunk:
-                    return  # EOF
-            if pending:
-                pending += chunk
-                frames, used = read_frames(pending, limit=self.max_packet)  # MQTTError: close
-                del pending[:used]
-            else:
-                frames, used = read_frames(chunk, limit=self.max_packet)
-                pending[:] = chunk[used:]
-            chunk = b""
-            if frames:
-                self._reading_since = None
-            acks = b""  # the PUBACKs of this read, written at once (one system call, not one each)
-            try:
-                for frame in frames:
-                    first = frame.first
-                    kind = first >> 4
-                    if kind == PUBLISH and not first & 0x04:  # QoS 0 or 1: most of what clients send
-                        acks += self._on_publish(frame, session)
-                        continue
-                    if kind == PUBACK and self._on_puback(frame.body):
-                        continue
-                    if acks:  # answers keep the order of the packets they answer
-                        self._hold(acks)
-                        acks = b""
-                    if writes is not None:  # what is held goes before this packet's answer
-                        writes.flush(self)
-                    if not await self._on_frame(frame, session):
-                        return
-            except MQTTError:  # MQTT 5: a packet that breaks the protocol (``_unreadable`` says which)
-                if acks:
-                    self._hold(acks)
-                raise
-            if acks:
-                self._hold(acks)
-            writer = self._tcp_writer()
-            if writer is None:
-                return
-            await writer.drain()
 
     def _on_publish(self, frame: Frame, session: Session) -> bytes:
         """A QoS 0 or 1 PUBLISH to ingest; its PUBACK, if any, to write."""

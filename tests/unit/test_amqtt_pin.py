@@ -4,7 +4,6 @@ keep amqtt out of every other module, so that this folder is all a new amqtt ver
 from __future__ import annotations
 
 import ast
-import asyncio
 import inspect
 import tomllib
 from importlib.metadata import version
@@ -272,14 +271,6 @@ def test_the_connection_coroutine_repeats_stocks() -> None:
     assert _digest(Broker.stream_connected) == (
         "d1c68240cb49f94a431455e63b0277a27c92a482c4512a8e2de975e13025720e"
     )
-
-
-def test_what_the_frame_feed_takes_over_from_the_stream_reader() -> None:
-    # broker/mqtt/feed.py take_unread: the bytes a StreamReader holds, its pause and its EOF
-    source = inspect.getsource(asyncio.StreamReader)
-    for line in ("self._buffer = bytearray()", "self._eof = False", "self._paused = False"):
-        assert line in source
-    assert "self._transport.pause_reading()" in inspect.getsource(asyncio.StreamReader.feed_data)
 
 
 def test_the_disconnect_waiter_is_only_resolved_or_awaited() -> None:
