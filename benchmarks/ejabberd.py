@@ -17,6 +17,7 @@ folder of its own that user owns.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import pwd
 import shutil
@@ -44,9 +45,15 @@ def _ejabberdctl() -> str:
     return shutil.which("ejabberdctl") or "/usr/sbin/ejabberdctl"
 
 
+PGSQL_DRIVER = "/usr/lib/erlang/lib/p1_pgsql-*"
+"""Where Debian's erlang-p1-pgsql puts ejabberd's PostgreSQL driver: only suggested by the ejabberd
+package, and without it ejabberd starts, then refuses every login once it asks the database."""
+
+
 def installed() -> bool:
-    """Debian's ejabberd and its PostgreSQL schema are on this machine."""
-    return Path(_ejabberdctl()).exists() and SCHEMA.exists()
+    """Debian's ejabberd, its PostgreSQL schema and driver are on this machine."""
+    driver = glob.glob(PGSQL_DRIVER)
+    return Path(_ejabberdctl()).exists() and SCHEMA.exists() and bool(driver)
 
 
 def _config(port: int, url: str) -> str:
