@@ -81,8 +81,9 @@ class FrameFeed:
             return
         self._partial = buffer[used:]
         if frames or handler._reading_since is None:
-            # the keep-alive deadline runs from the last whole packet (or the start of this one)
-            handler._reading_since = asyncio.get_running_loop().time()
+            # the keep-alive deadline runs from the last whole packet (or the start of this one);
+            # the handler's loop, not ``get_running_loop()``, which makes a getpid system call
+            handler._reading_since = handler._loop.time()
         self._handle(frames, 0)
 
     def end(self) -> None:
@@ -148,7 +149,7 @@ class FrameFeed:
         except Exception as exc:  # noqa: BLE001 - as the reading task: any failure ends the connection
             log.warning("%s: reader stopped on %r", session.client_id, exc)
             keep = False
-        handler._reading_since = asyncio.get_running_loop().time()
+        handler._reading_since = handler._loop.time()
         self._busy = False
         if not keep:
             self._ended = True

@@ -461,7 +461,10 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
         retained presence sent on subscribe).
         """
         session, writer = self.session, self.writer
-        if not isinstance(session, ConnectionState) or not isinstance(writer, StreamWriterAdapter):
+        # TCP's writer first: an ABC's isinstance goes through ``ABCMeta.__instancecheck__``
+        if not isinstance(session, ConnectionState) or (
+            type(writer) is not MqttProtocol and not isinstance(writer, StreamWriterAdapter)
+        ):
             return False
         if writer.is_closed:
             return False
@@ -514,7 +517,7 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
     ) -> None:
         """Keep QoS 1 delivery ``packet_id`` in ``quick_out`` until its PUBACK (``acked()`` then, a
         persistent session's) or ``PUBACK_TIMEOUT``; ``done()`` either way."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop  # not ``get_running_loop()``: a getpid system call per delivery
         session.quick_out[packet_id] = (loop.time(), done)
         if acked is not None:
             session.on_ack[packet_id] = acked

@@ -51,7 +51,7 @@ class Corkable(Protocol):
 class WriteScheduler:
     """Corks, holds and flushes the connections' writes (event loop only)."""
 
-    __slots__ = ("_corked", "_due", "_holding", "_timer")
+    __slots__ = ("_corked", "_due", "_holding", "_loop", "_timer")
 
     def __init__(self) -> None:
         self._corked = False
@@ -61,6 +61,8 @@ class WriteScheduler:
         """Connections holding PUBACKs outside a batch, each with the loop time by which they are
         written; in that order, since every hold is ``HOLD_DELAY`` long."""
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop, from the first hold on: ``get_running_loop()`` makes a getpid system call."""
 
     @contextmanager
     def corked(self) -> Iterator[None]:
@@ -120,7 +122,9 @@ class WriteScheduler:
             connection.due = True
             self._due.append(connection)
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         holding = self._holding
         holding.pop(connection, None)  # an earlier hold since written: its deadline goes
         deadline = loop.time() + HOLD_DELAY
@@ -147,7 +151,7 @@ class WriteScheduler:
         """Write what the connections whose hold has run out hold; wait for the next deadline."""
         self._timer = None
         holding = self._holding
-        loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop() if self._loop is None else self._loop
         now = loop.time() + _HOLD_SLACK
         while holding:
             connection, deadline = next(iter(holding.items()))
