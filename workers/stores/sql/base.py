@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Table, TextualSelect, bindparam, create_engine, event, insert, text, update
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql.elements import BindParameter
@@ -38,7 +38,9 @@ class Counters:
     bumping them in one ``UPDATE`` per distinct count. On PostgreSQL the rows are first locked in
     key order (``SELECT ... ORDER BY id FOR UPDATE``): an ``UPDATE`` locks rows in the order its
     plan finds them, and per-count statements take them in an order that differs from batch to
-    batch, so two batches would deadlock and one be aborted. SQLite has one writer at a time."""
+    batch, so two batches would deadlock and one be aborted. The locking and every count's bump are
+    one statement there (``_lock_and_bump``): a separate lock was a round trip of its own per step
+    of a batch, waited for like any other. SQLite has one writer at a time."""
 
     def __init__(self, table: Table, column: str) -> None:
         key, counter = table.c.id, table.c[column]
@@ -49,12 +51,14 @@ class Counters:
             .values({column: counter + bindparam("b_count")})
             .returning(key, counter)
         )
-        self._lock = Statement(select(key).where(key.in_(keys)).order_by(key).with_for_update())
+        self._lock_and_bump = Statement(_lock_and_bump(table, column))
 
     def add(self, conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
         """Add each key's count to its counter; the new value of every key that exists."""
         if len(counts) > 1 and conn.dialect.name != "sqlite":
-            self._lock.all(conn, {"b_keys": sorted(counts)})
+            keys = sorted(counts)
+            params = {"b_keys": keys, "b_counts": [counts[key] for key in keys]}
+            return {row[0]: int(row[1]) for row in self._lock_and_bump.all(conn, params)}
         by_count: dict[int, list[str]] = {}
         for key, count in counts.items():
             by_count.setdefault(count, []).append(key)
@@ -64,6 +68,23 @@ class Counters:
                 (row[0], int(row[1])) for row in self._bump.all(conn, {"b_keys": keys, "b_count": count})
             )
         return last
+
+
+def _lock_and_bump(table: Table, column: str) -> TextualSelect:
+    """PostgreSQL: lock the rows of ``b_keys`` in key order, then add each its count of
+    ``b_counts`` (arrays of one order), returning the new values. The locking subquery runs before
+    any row is updated: an ``UPDATE`` only changes a row its join has produced, and the subquery's
+    ``FOR UPDATE`` took that row's lock when it produced it, in ``ORDER BY`` order. A row that
+    another transaction changed meanwhile is re-read once its lock is free, so the count adds to
+    the committed value."""
+    name, target = table.name, column  # the schema's names, never input
+    return text(
+        f"UPDATE {name} SET {target} = {name}.{target} + locked.n "  # noqa: S608
+        f"FROM (SELECT t.id, c.n FROM {name} AS t "
+        "JOIN unnest(CAST(:b_keys AS VARCHAR[]), CAST(:b_counts AS BIGINT[])) AS c(id, n) ON t.id = c.id "
+        "ORDER BY t.id FOR UPDATE OF t) AS locked "
+        f"WHERE {name}.id = locked.id RETURNING {name}.id, {name}.{target}"
+    ).columns(table.c.id, table.c[column])
 
 
 _INBOXES = Counters(users, "inbox_seq")
