@@ -142,24 +142,36 @@ def _unavailable_on_failure() -> Iterator[None]:
 
 
 @contextmanager
-def _savepoint(conn: Connection, local: threading.local) -> Iterator[None]:
+def _savepoint(conn: Connection, local: threading.local, *, defer_release: bool) -> Iterator[None]:
     """A savepoint written out on the DBAPI cursor: it runs once per command, and SQLAlchemy's
-    ``begin_nested`` (or even ``exec_driver_sql``) costs several times the Python of ``execute_sql``."""
+    ``begin_nested`` (or even ``exec_driver_sql``) costs several times the Python of ``execute_sql``.
+
+    ``defer_release`` (PostgreSQL): the ``RELEASE`` of a savepoint that succeeded is not sent on its
+    own but with the next ``SAVEPOINT`` of the batch, as one string, or not at all (the commit, or
+    the release or rollback of an enclosing savepoint, ends it too): each call of a batch was two
+    round trips of bookkeeping, waited for like its statements. SQLite's driver runs one statement
+    at a time."""
     depth = getattr(local, "depth", 0) + 1
     local.depth = depth
     name = f"mqchat_{depth}"
+    owed: str | None = getattr(local, "owed_release", None)  # a finished sibling's
+    local.owed_release = None
     try:
-        execute_sql(conn, f"SAVEPOINT {name}")
+        execute_sql(conn, f"RELEASE SAVEPOINT {owed}; SAVEPOINT {name}" if owed else f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
+            local.owed_release = None  # rolling back to this one ends the ones inside it
             try:
                 execute_sql(conn, f"ROLLBACK TO SAVEPOINT {name}")
                 execute_sql(conn, f"RELEASE SAVEPOINT {name}")
             except Exception as failed:  # the connection is gone: the whole batch is retried
                 raise StoreUnavailable(f"database connection lost: {failed}") from failed
             raise
-        execute_sql(conn, f"RELEASE SAVEPOINT {name}")
+        if defer_release:
+            local.owed_release = name  # releasing it will end any inside it that is still owed
+        else:
+            execute_sql(conn, f"RELEASE SAVEPOINT {name}")
     finally:
         local.depth = depth - 1
 
@@ -246,6 +258,7 @@ class SqlBase:
                 yield
             finally:
                 self._local.conn = None
+                self._local.owed_release = None  # the transaction ends it: commit or rollback
             with _unavailable_on_failure():
                 conn.commit()
         except BaseException:
@@ -298,7 +311,7 @@ class SqlBase:
                 if self._statistics is not None:
                     self._statistics.tick()
             else:
-                with _savepoint(batch, self._local):
+                with _savepoint(batch, self._local, defer_release=not self._sqlite):
                     yield batch
 
     # ------------------------------------------------------------------ the inbox log
