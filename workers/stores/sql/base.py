@@ -34,13 +34,13 @@ __all__ = ["Counters", "NotInOneGo", "SqlBase", "sqlite_in_memory"]
 class Counters:
     """A counter column of ``table``, keyed by its ``id``, that batches add counts to.
 
-    Several batches meet on the same rows (a conversation's seq, a user's inbox cursor), each
-    bumping them in one ``UPDATE`` per distinct count. On PostgreSQL the rows are first locked in
-    key order (``SELECT ... ORDER BY id FOR UPDATE``): an ``UPDATE`` locks rows in the order its
-    plan finds them, and per-count statements take them in an order that differs from batch to
-    batch, so two batches would deadlock and one be aborted. The locking and every count's bump are
-    one statement there (``_lock_and_bump``): a separate lock was a round trip of its own per step
-    of a batch, waited for like any other. SQLite has one writer at a time."""
+    Several batches meet on the same rows (a conversation's seq, a user's inbox cursor). On
+    PostgreSQL the rows of several keys are locked in key order, and bumped, by one statement
+    (``_lock_and_bump``): an ``UPDATE`` alone locks rows in the order its plan finds them, which
+    differs from batch to batch, so two batches would deadlock and one be aborted; and a separate
+    ``SELECT ... FOR UPDATE`` was a round trip of its own per step of a batch, waited for like any
+    other. Elsewhere (one key, or SQLite, which has one writer at a time) one ``UPDATE`` per
+    distinct count."""
 
     def __init__(self, table: Table, column: str) -> None:
         key, counter = table.c.id, table.c[column]
