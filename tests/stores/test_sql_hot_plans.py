@@ -53,9 +53,15 @@ CONVERSATIONS = [f"dm:u{2 * i}:u{2 * i + 1}" for i in range(50)]
 def _hot() -> dict[str, tuple[Statement, dict[str, Any]]]:
     """The statements of the chat path that read or update existing rows, with parameters."""
     return {
-        "inbox cursors: lock": (base._INBOXES._lock, {"b_keys": sorted(SENDERS + RECIPIENTS)}),
+        "inbox cursors: lock and bump": (
+            base._INBOXES._lock_and_bump,
+            {"b_keys": sorted(SENDERS + RECIPIENTS), "b_counts": [1] * len(SENDERS + RECIPIENTS)},
+        ),
         "inbox cursors: bump": (base._INBOXES._bump, {"b_keys": SENDERS + RECIPIENTS, "b_count": 1}),
-        "conversation seqs: lock": (messages._CONVERSATION_SEQS._lock, {"b_keys": CONVERSATIONS}),
+        "conversation seqs: lock and bump": (
+            messages._CONVERSATION_SEQS._lock_and_bump,
+            {"b_keys": CONVERSATIONS, "b_counts": [1, 2] * (len(CONVERSATIONS) // 2)},
+        ),
         "conversation seqs: bump": (
             messages._CONVERSATION_SEQS._bump,
             {"b_keys": CONVERSATIONS, "b_count": 1},

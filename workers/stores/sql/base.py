@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Table, TextualSelect, bindparam, create_engine, event, insert, text, update
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql.elements import BindParameter
@@ -34,11 +34,13 @@ __all__ = ["Counters", "NotInOneGo", "SqlBase", "sqlite_in_memory"]
 class Counters:
     """A counter column of ``table``, keyed by its ``id``, that batches add counts to.
 
-    Several batches meet on the same rows (a conversation's seq, a user's inbox cursor), each
-    bumping them in one ``UPDATE`` per distinct count. On PostgreSQL the rows are first locked in
-    key order (``SELECT ... ORDER BY id FOR UPDATE``): an ``UPDATE`` locks rows in the order its
-    plan finds them, and per-count statements take them in an order that differs from batch to
-    batch, so two batches would deadlock and one be aborted. SQLite has one writer at a time."""
+    Several batches meet on the same rows (a conversation's seq, a user's inbox cursor). On
+    PostgreSQL the rows of several keys are locked in key order, and bumped, by one statement
+    (``_lock_and_bump``): an ``UPDATE`` alone locks rows in the order its plan finds them, which
+    differs from batch to batch, so two batches would deadlock and one be aborted; and a separate
+    ``SELECT ... FOR UPDATE`` was a round trip of its own per step of a batch, waited for like any
+    other. Elsewhere (one key, or SQLite, which has one writer at a time) one ``UPDATE`` per
+    distinct count."""
 
     def __init__(self, table: Table, column: str) -> None:
         key, counter = table.c.id, table.c[column]
@@ -49,12 +51,14 @@ class Counters:
             .values({column: counter + bindparam("b_count")})
             .returning(key, counter)
         )
-        self._lock = Statement(select(key).where(key.in_(keys)).order_by(key).with_for_update())
+        self._lock_and_bump = Statement(_lock_and_bump(table, column))
 
     def add(self, conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
         """Add each key's count to its counter; the new value of every key that exists."""
         if len(counts) > 1 and conn.dialect.name != "sqlite":
-            self._lock.all(conn, {"b_keys": sorted(counts)})
+            keys = sorted(counts)
+            params = {"b_keys": keys, "b_counts": [counts[key] for key in keys]}
+            return {row[0]: int(row[1]) for row in self._lock_and_bump.all(conn, params)}
         by_count: dict[int, list[str]] = {}
         for key, count in counts.items():
             by_count.setdefault(count, []).append(key)
@@ -64,6 +68,23 @@ class Counters:
                 (row[0], int(row[1])) for row in self._bump.all(conn, {"b_keys": keys, "b_count": count})
             )
         return last
+
+
+def _lock_and_bump(table: Table, column: str) -> TextualSelect:
+    """PostgreSQL: lock the rows of ``b_keys`` in key order, then add each its count of
+    ``b_counts`` (arrays of one order), returning the new values. The locking subquery runs before
+    any row is updated: an ``UPDATE`` only changes a row its join has produced, and the subquery's
+    ``FOR UPDATE`` took that row's lock when it produced it, in ``ORDER BY`` order. A row that
+    another transaction changed meanwhile is re-read once its lock is free, so the count adds to
+    the committed value."""
+    name, target = table.name, column  # the schema's names, never input
+    return text(
+        f"UPDATE {name} SET {target} = {name}.{target} + locked.n "  # noqa: S608
+        f"FROM (SELECT t.id, c.n FROM {name} AS t "
+        "JOIN unnest(CAST(:b_keys AS VARCHAR[]), CAST(:b_counts AS BIGINT[])) AS c(id, n) ON t.id = c.id "
+        "ORDER BY t.id FOR UPDATE OF t) AS locked "
+        f"WHERE {name}.id = locked.id RETURNING {name}.id, {name}.{target}"
+    ).columns(table.c.id, table.c[column])
 
 
 _INBOXES = Counters(users, "inbox_seq")
@@ -121,24 +142,36 @@ def _unavailable_on_failure() -> Iterator[None]:
 
 
 @contextmanager
-def _savepoint(conn: Connection, local: threading.local) -> Iterator[None]:
+def _savepoint(conn: Connection, local: threading.local, *, defer_release: bool) -> Iterator[None]:
     """A savepoint written out on the DBAPI cursor: it runs once per command, and SQLAlchemy's
-    ``begin_nested`` (or even ``exec_driver_sql``) costs several times the Python of ``execute_sql``."""
+    ``begin_nested`` (or even ``exec_driver_sql``) costs several times the Python of ``execute_sql``.
+
+    ``defer_release`` (PostgreSQL): the ``RELEASE`` of a savepoint that succeeded is not sent on its
+    own but with the next ``SAVEPOINT`` of the batch, as one string, or not at all (the commit, or
+    the release or rollback of an enclosing savepoint, ends it too): each call of a batch was two
+    round trips of bookkeeping, waited for like its statements. SQLite's driver runs one statement
+    at a time."""
     depth = getattr(local, "depth", 0) + 1
     local.depth = depth
     name = f"mqchat_{depth}"
+    owed: str | None = getattr(local, "owed_release", None)  # a finished sibling's
+    local.owed_release = None
     try:
-        execute_sql(conn, f"SAVEPOINT {name}")
+        execute_sql(conn, f"RELEASE SAVEPOINT {owed}; SAVEPOINT {name}" if owed else f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
+            local.owed_release = None  # rolling back to this one ends the ones inside it
             try:
                 execute_sql(conn, f"ROLLBACK TO SAVEPOINT {name}")
                 execute_sql(conn, f"RELEASE SAVEPOINT {name}")
             except Exception as failed:  # the connection is gone: the whole batch is retried
                 raise StoreUnavailable(f"database connection lost: {failed}") from failed
             raise
-        execute_sql(conn, f"RELEASE SAVEPOINT {name}")
+        if defer_release:
+            local.owed_release = name  # releasing it will end any inside it that is still owed
+        else:
+            execute_sql(conn, f"RELEASE SAVEPOINT {name}")
     finally:
         local.depth = depth - 1
 
@@ -225,6 +258,7 @@ class SqlBase:
                 yield
             finally:
                 self._local.conn = None
+                self._local.owed_release = None  # the transaction ends it: commit or rollback
             with _unavailable_on_failure():
                 conn.commit()
         except BaseException:
@@ -277,7 +311,7 @@ class SqlBase:
                 if self._statistics is not None:
                     self._statistics.tick()
             else:
-                with _savepoint(batch, self._local):
+                with _savepoint(batch, self._local, defer_release=not self._sqlite):
                     yield batch
 
     # ------------------------------------------------------------------ the inbox log
