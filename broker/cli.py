@@ -217,7 +217,7 @@ def _run(settings: Settings, *, run_workers: bool = True) -> int:
 
 def run_process(main: Coroutine[Any, Any, T], event_loop: str) -> T:
     """Run ``main`` as a broker process does: on the ``event_loop`` asked for, with GC pacing."""
-    from broker.gc_pacing import GcPacing
+    from workers.gc_pacing import GcPacing
 
     _raise_open_files()
     pacing = GcPacing()

@@ -1,11 +1,11 @@
-"""broker/gc_pacing.py: what survives a full collection is frozen, and a refresh frees old cycles."""
+"""workers/gc_pacing.py: what survives a full collection is frozen, and a refresh frees old cycles."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 
-from broker.gc_pacing import GcPacing
+from workers.gc_pacing import GcPacing
 
 
 class _Node:

@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from workers.events import dumps
+from workers.gc_pacing import GcPacing
 from workers.metrics import COMMAND_ERRORS
 from workers.pipeline import Pipeline
 from workers.retry import Retrying
@@ -90,6 +91,10 @@ def child_main(settings: Settings, conn: Connection, log_level: int) -> None:
     waiting_batches = select.poll()
     waiting_batches.register(conn.fileno(), select.POLLIN)
     last_errors: dict[str, float] | None = None
+    # what the store and SQLAlchemy built lives as long as the process: frozen, as on the node, so
+    # that the full collections the batches' objects bring about no longer walk it every time
+    pacing = GcPacing()
+    pacing.start()
     _send(conn, ("ready",))
     held: tuple[Any, ...] | None = None
     try:
@@ -128,4 +133,5 @@ def child_main(settings: Settings, conn: Connection, log_level: int) -> None:
             waiting.clear()
             discarded.clear()
     finally:
+        pacing.stop()
         store.close()

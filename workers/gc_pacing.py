@@ -1,4 +1,5 @@
-"""Short garbage-collection pauses for a node with thousands of connections.
+"""Short garbage-collection pauses for a node with thousands of connections (and cheap full
+collections in its commands process).
 
 CPython's full collection walks every tracked object. A node holds many long-lived objects per
 connection (session, handler, transport, streams...), so with thousands of connections each full
@@ -7,6 +8,8 @@ connected: the benchmarks' p99 were these pauses. ``GcPacing`` freezes what surv
 collection of the two older generations (``gc.freeze``: moved out of the collector's generations,
 still freed by reference counting), so the oldest generation stays nearly empty and no collection
 walks the connections' objects again (benchmarks/RESULTS.md has the pauses before and after).
+The commands process (``workers/runners/child/``) holds no connections, but its full collections
+walked SQLAlchemy's and the store's objects each time, a visible share of its time under load.
 
 A cycle among frozen objects that becomes garbage later (a connection closed since) is not
 collected while frozen: every ``refresh`` seconds the frozen objects go back to the collector,
