@@ -69,10 +69,10 @@ async def read_frame(reader: Any, limit: int | None = None) -> Frame | None:
     return Frame(head[0], bytes(body))
 
 
-async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> tuple[ConnectionState, bytes]:
-    """The session a valid CONNECT asks for, and the bytes read after the CONNECT (none: over TCP
-    the connection keeps them for the handler); MQTTError (after a CONNACK refusal where due) if
-    the CONNECT is not valid."""
+async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> ConnectionState:
+    """The session a valid CONNECT asks for (what came after the CONNECT stays unread: over TCP the
+    connection keeps it for the handler); MQTTError (after a CONNACK refusal where due) if the
+    CONNECT is not valid."""
     connection = _reads_whole(reader, plugins_manager)
     if connection is None:
         frame = await read_frame(reader)
@@ -83,7 +83,7 @@ async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> tuple[
     if frame.first >> 4 != CONNECT:
         raise AMQTTError(f"Invalid fixed packet type {frame.first >> 4} for ConnectPacket init")
     if protocol_level(frame.body) == _MQTT_5:
-        return await _connect_v5(frame.body, writer), b""
+        return await _connect_v5(frame.body, writer)
     header = MQTTFixedHeader(CONNECT, frame.first & 0x0F, len(frame.body))
     connect = await ConnectPacket.from_stream(BufferReader(frame.body), fixed_header=header)
     await plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=connect)
@@ -124,7 +124,7 @@ async def read_connect(reader: Any, writer: Any, plugins_manager: Any) -> tuple[
     session.keep_alive = max(connect.keep_alive, 0)
     session.clean_start = bool(connect.clean_session_flag)
     session.session_expiry = 0 if connect.clean_session_flag else None
-    return session, b""
+    return session
 
 
 async def _connect_v5(body: bytes, writer: Any) -> ConnectionState:

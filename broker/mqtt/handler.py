@@ -132,7 +132,6 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
     """Bytes a packet may say it has (TCP): a longer one closes the connection before it is read."""
     held: bytearray | None = None  # packets held back by ``writes`` (its own: see broker/mqtt/writes.py)
     due = False  # on ``writes``' list of connections to write at the end of its batch
-    _read_ahead: bytes = b""  # bytes the client sent right after its CONNECT (see broker/mqtt/connect.py)
 
     _pending_subscriptions: Any = DISCARD  # amqtt's queues: SUBSCRIBE and UNSUBSCRIBE go to ``requests``
     _pending_unsubscriptions: Any = DISCARD
@@ -162,9 +161,8 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
         self._arm_watchdog()
         self._reading_since = asyncio.get_running_loop().time()
         unread, eof = connection.attach_feed(feed)
-        pending, self._read_ahead = self._read_ahead + unread, b""  # what came with the CONNECT first
-        if pending:
-            feed.data_received(pending)
+        if unread:  # what came with the CONNECT, or after it before now
+            feed.data_received(unread)
         if eof:
             feed.end()
         return True
@@ -623,7 +621,7 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
 
 MqchatHandler.NAMES = (  # every name a connection's handler sets (see broker/mqtt/lean.py)
     *LeanHandler.NAMES,
-    *("gate", "requests", "writes", "max_packet", "_read_ahead", "held", "due", "_requests_lock"),
+    *("gate", "requests", "writes", "max_packet", "held", "due", "_requests_lock"),
     *("_tasks", "_watchdog", "keepalives", "_reading_since", "_sweeper", "_closing"),
 )
 share_names(MqchatHandler, MqchatHandler.NAMES)

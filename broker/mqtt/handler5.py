@@ -83,9 +83,8 @@ async def open_connection(
     reader: Any, writer: Any, plugins_manager: Any
 ) -> tuple[MqchatHandler, ConnectionState]:
     """Read the CONNECT and make the handler of its protocol (``Mqtt5Handler`` for MQTT 5)."""
-    session, read_ahead = await read_connect(reader, writer, plugins_manager)
+    session = await read_connect(reader, writer, plugins_manager)
     handler = (Mqtt5Handler if session.protocol_level == 5 else MqchatHandler)(plugins_manager)
-    handler._read_ahead = read_ahead
     return handler, session
 
 
