@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,17 +28,12 @@ from urllib.parse import urlsplit
 
 from benchmarks.cli import main as bench_main
 from benchmarks.procstat import ProcessSet, percent_between
+from benchmarks.targets import free_port
 
 __all__: list[str] = []
 
 _RABBITMQ = r"beam\.smp.* -s rabbit "
 _REDIS = r"^redis-server "
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(folder: Path, store_url: str, queue_url: str, locator_url: str) -> Path:
@@ -89,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     database = urlsplit(args.store_url).path.lstrip("/")
     folder = Path(tempfile.mkdtemp(prefix="mqchat-cluster-"))
     config = _config(folder, args.store_url, args.queue_url, args.locator_url)
-    port = _free_port()
+    port = free_port()
     processes = [
         _start(config, folder / "node.log", "node", "--port", str(port), "--no-ws", "--node-id", "bench")
     ]

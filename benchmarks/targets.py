@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import shutil
 import signal
 import socket
@@ -60,10 +61,37 @@ class Launched:
             proc.wait(10)
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct free ports below the ephemeral range. A port the kernel hands out (bind
+    to 0) is an ephemeral one: until the server binds it, any outgoing connection on the machine
+    (a load generator opening thousands, a client reconnecting to a stopped server) may be given
+    it as its own source port, and the server then fails with "address already in use"."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except OSError:  # not Linux: IANA's ephemeral range starts at 49152, Linux's default at 32768
+        low = 32_768
+    held: list[socket.socket] = []
+    try:
+        for _ in range(200 * count):
+            if len(held) == count:
+                break
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                probe.bind((host, random.randrange(10_000, min(low, 32_768))))
+            except OSError:
+                probe.close()
+                continue
+            held.append(probe)
+        if len(held) < count:
+            raise TargetError("no free port below the ephemeral range")
+        return [int(probe.getsockname()[1]) for probe in held]
+    finally:
+        for probe in held:
+            probe.close()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1, host)[0]
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], host: str, port: int, log: Path, timeout: float) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks.targets import free_port
 from client_sdk import Client
 from tests.harness import need, unique
 from workers.credentials import hash_token, new_token
@@ -34,12 +35,6 @@ def _reachable(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 QUEUES = ["redis", "rabbitmq"]
@@ -137,7 +132,7 @@ class Cluster:
         process.stdout.close()
 
     def node(self, name: str, port: int | None = None) -> int:
-        port = port or _free_port()
+        port = port or free_port()
         self._spawn(name, "node", "--port", str(port), "--no-ws", "--node-id", f"{name}-{self.suffix}")
         self.ports[name] = port
         return port

@@ -8,15 +8,14 @@ on the loopback interface only. The machine's own RabbitMQ (port 5672) is never 
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
+from benchmarks.targets import free_port
 from tests.cluster import _reachable
 
 __all__ = ["PrivateRabbit", "rabbitmq_server"]
@@ -32,22 +31,6 @@ def rabbitmq_server() -> str | None:
     return shutil.which("rabbitmq-server")
 
 
-def _free_port() -> int:
-    """A free port below the ephemeral range: the clients that keep reconnecting while the server is
-    down would otherwise, now and then, be given its port as their own and hold it (a TCP
-    self-connect), and the server could not listen there again."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(200):
-        port = random.randrange(10_000, min(low, 32_768))
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port below the ephemeral range")
-
-
 class PrivateRabbit:
     """``start``, ``stop`` (clean, as a service stop does) and ``restart``; ``url`` for Dramatiq."""
 
@@ -57,7 +40,7 @@ class PrivateRabbit:
         self._script = script
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         (root / "enabled_plugins").write_text("[].\n")
         (root / "rabbitmq.conf").write_text("log.console = true\nlog.file = false\n")
         (root / "rabbitmq-env.conf").write_text("")
@@ -68,7 +51,7 @@ class PrivateRabbit:
             "RABBITMQ_NODENAME": node,
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(_free_port()),
+            "RABBITMQ_DIST_PORT": str(free_port()),
             "RABBITMQ_MNESIA_BASE": str(root / "mnesia"),
             "RABBITMQ_LOG_BASE": str(root / "log"),
             "RABBITMQ_PID_FILE": str(root / "rabbit.pid"),

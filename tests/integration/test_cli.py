@@ -13,15 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.targets import free_port
 from tests.plain import PlainClient
 
 MQCHAT = [sys.executable, "-m", "broker.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cli(data: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -56,7 +51,7 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    running = Server(tmp_path, _free_port())
+    running = Server(tmp_path, free_port())
     yield running
     if running.process.poll() is None:
         running.process.kill()
@@ -129,7 +124,7 @@ def test_a_bad_settings_file_names_the_field(tmp_path: Path) -> None:
 def test_ctrl_c_loses_no_acknowledged_message(tmp_path: Path) -> None:
     # Given a running node and alice, who fires 300 messages at bob without waiting for "sent"
     alice_token, bob_token = _add_user(tmp_path, "alice"), _add_user(tmp_path, "bob")
-    server = Server(tmp_path, _free_port())
+    server = Server(tmp_path, free_port())
     alice = PlainClient(server.port, "alice", alice_token)
     infos = [
         alice.client.publish(
@@ -148,7 +143,7 @@ def test_ctrl_c_loses_no_acknowledged_message(tmp_path: Path) -> None:
     assert code == 0
 
     # Then after a restart bob finds all 300, in order, once
-    again = Server(tmp_path, _free_port())
+    again = Server(tmp_path, free_port())
     try:
         bob = PlainClient(again.port, "bob", bob_token)
         bob.inbox()

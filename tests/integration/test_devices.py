@@ -165,11 +165,9 @@ def _cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_cli_lists_devices_and_signs_one_out_of_a_running_node(tmp_path: Path) -> None:
-    import socket
+    from benchmarks.targets import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     assert _cli(tmp_path, "users", "add", "alice").returncode == 0
     phone_token = _cli(tmp_path, "users", "token", "alice", "--device", "phone").stdout.strip()
     laptop_token = _cli(tmp_path, "users", "token", "alice", "--device", "laptop").stdout.strip()

@@ -16,18 +16,13 @@ from typing import Any
 
 import pytest
 
+from benchmarks.targets import free_port
 from client_sdk import AuthenticationError, Client, Message
 from config.settings import load_settings
 from tests.base_only import ROOT
 from tests.harness import RunningNode, node_settings, wait_until
 
 EXAMPLE = ROOT / "examples" / "app_login"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -44,7 +39,7 @@ def node(tmp_path: Path) -> Iterator[RunningNode]:
 
 @pytest.fixture
 def app(node: RunningNode) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, str(EXAMPLE / "app.py"), "--port", str(port), "--mqtt-port", str(node.port)],
         stdout=subprocess.PIPE,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.targets import free_port
 from tests.base_only import ROOT
 from tests.harness import need
 from tests.media_files import audio, have_pyav, pdf
@@ -29,12 +30,6 @@ from tests.plain import PlainClient
 BASE_ONLY = [sys.executable, "-m", "tests.base_only"]
 CLEAN_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
 """For the wheel's venv: a checkout on the path (and its egg-info) would pass for the installed one."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_listening(port: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
@@ -55,7 +50,7 @@ class Running:
     """``mqchat run`` started by ``command`` on free ports, stopped with Ctrl-C."""
 
     def __init__(self, command: list[str], data: Path, *, env: dict[str, str] | None = None) -> None:
-        self.mqtt, self.ws, self.http = _free_port(), _free_port(), _free_port()
+        self.mqtt, self.ws, self.http = free_port(), free_port(), free_port()
         self.command, self.data, self.env = command, data, env
         ports = ["--port", str(self.mqtt), "--ws-port", str(self.ws), "--http-port", str(self.http)]
         self.process = subprocess.Popen(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.targets import free_ports
 from client_sdk import Client, CommandRejected, Message
 from tests.harness import RunningNode, need, node_settings, wait_until
 from tests.integration.test_media import connect
@@ -31,17 +31,6 @@ from tests.media_files import have_pyav, jpeg, png_bomb, video
 from workers.media import ObjectMissing, Storage, TooLarge, open_storage
 
 ACCESS_KEY, SECRET_KEY = "mqchat-test", "mqchat-test-secret-key"
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _weed() -> str | None:
@@ -98,7 +87,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     identity = {"name": "mqchat", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}
     identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
     config.write_text(json.dumps({"identities": [identity]}))
-    ports = _free_ports(10)
+    ports = free_ports(10)
     names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port"]
     names += ["filer.port.grpc", "s3.port", "s3.port.grpc", "metricsPort"]
     flags = [f"-{name}={port}" for name, port in zip(names, ports, strict=False)]
