@@ -50,7 +50,13 @@ def _modules(package: str) -> set[str]:
 
 def test_each_backend_has_a_module_of_the_same_name_for_each_concern() -> None:
     assert _modules("sql") & _modules("mongo") == _CONCERNS
-    assert _modules("sql") - _CONCERNS == {"driver", "sqlite_checkpoint", "search_index", "statistics"}
+    assert _modules("sql") - _CONCERNS == {
+        "driver",
+        "sqlite_checkpoint",
+        "sqlite_layout",
+        "search_index",
+        "statistics",
+    }
     assert _modules("mongo") == _CONCERNS
 
 

@@ -14,9 +14,21 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table, TextualSelect, bindparam, create_engine, event, insert, text, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    TextualSelect,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    text,
+    update,
+)
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.schema import CreateIndex
 from sqlalchemy.sql.elements import BindParameter
 
 from workers.errors import StoreUnavailable, UnknownUser
@@ -26,6 +38,7 @@ from workers.stores.rules.inbox import events_per_user, number_entries
 from workers.stores.sql.driver import Statement, execute_sql
 from workers.stores.sql.schema import inbox, metadata, users
 from workers.stores.sql.sqlite_checkpoint import JOURNAL_SIZE_LIMIT, Checkpointer
+from workers.stores.sql.sqlite_layout import rebuild_clustered
 from workers.stores.sql.statistics import StatisticsKeeper
 
 __all__ = ["Counters", "NotInOneGo", "SqlBase", "sqlite_in_memory"]
@@ -88,6 +101,9 @@ def _lock_and_bump(table: Table, column: str) -> TextualSelect:
 
 
 _INBOXES = Counters(users, "inbox_seq")
+_SENT_INDEX = next(index for index in inbox.indexes if index.name == "ix_inbox_sent_message")
+_OLD_SENT_INDEX = "ix_inbox_user_message"
+"""What ``_SENT_INDEX`` replaced: the same entries keyed by user, then message."""
 _INSERT_INBOX = Statement(
     insert(inbox), column_keys=("user_id", "cursor", "kind", "message_id", "payload", "created_at")
 )
@@ -211,6 +227,17 @@ class SqlBase:
     def create_schema(self) -> None:
         with self._tx() as conn:
             metadata.create_all(conn)
+            # A database from before has the ``sent`` entries' index keyed by user first. Asked
+            # first: on PostgreSQL a ``CREATE INDEX IF NOT EXISTS`` takes the table's lock before
+            # it finds the index, which would keep writes out until this transaction ends, at
+            # every start of every process.
+            found = {index["name"] for index in inspect(conn).get_indexes(inbox.name)}
+            if _OLD_SENT_INDEX in found:
+                execute_sql(conn, f"DROP INDEX IF EXISTS {_OLD_SENT_INDEX}")
+            if _SENT_INDEX.name not in found:  # IF NOT EXISTS: another process may be making it too
+                conn.execute(CreateIndex(_SENT_INDEX, if_not_exists=True))
+        if self._sqlite:  # tables of a database from before that SQLite now keeps in key order
+            rebuild_clustered(self.engine)
 
     def refresh_statistics(self) -> list[str]:
         """PostgreSQL: analyze the tables that grew (see statistics), now; the ones analyzed."""

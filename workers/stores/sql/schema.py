@@ -106,6 +106,9 @@ receipts = Table(
     Column("delivered_at", Float, nullable=True),
     Column("read_at", Float, nullable=True),
     PrimaryKeyConstraint("message_id", "user_id", name="pk_receipts"),
+    # on SQLite the rows are the primary key's B-tree: a rowid table was two B-trees, each insert
+    # wrote both and each receipt read both; an older database is rebuilt so at start (sqlite_layout)
+    sqlite_with_rowid=False,
 )
 
 inbox = Table(
@@ -119,10 +122,12 @@ inbox = Table(
     Column("created_at", Float, nullable=False),
     PrimaryKeyConstraint("user_id", "cursor", name="pk_inbox"),
     # finds the ``sent`` entry of a resent message; only ``sent`` entries are in it, so the other
-    # two entries in three (copies, receipts) cost no index insert on the hot path
+    # two entries in three (copies, receipts) cost no index insert on the hot path. Keyed by the
+    # message alone (one ``sent`` entry each): ids grow with time, so a batch's entries go to the
+    # last few pages of the index; keyed by user first (``ix_inbox_user_message``, dropped at
+    # start, base.create_schema) they went to a page per sender
     Index(
-        "ix_inbox_user_message",
-        "user_id",
+        "ix_inbox_sent_message",
         "message_id",
         sqlite_where=literal_column("kind") == literal_column("'sent'"),
         postgresql_where=literal_column("kind") == literal_column("'sent'"),
