@@ -14,7 +14,22 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table, TextualSelect, bindparam, create_engine, event, insert, text, update
+import orjson
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    Table,
+    TextualSelect,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    text,
+    update,
+)
+from sqlalchemy import column as column_of
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql.elements import BindParameter
@@ -39,8 +54,9 @@ class Counters:
     (``_lock_and_bump``): an ``UPDATE`` alone locks rows in the order its plan finds them, which
     differs from batch to batch, so two batches would deadlock and one be aborted; and a separate
     ``SELECT ... FOR UPDATE`` was a round trip of its own per step of a batch, waited for like any
-    other. Elsewhere (one key, or SQLite, which has one writer at a time) one ``UPDATE`` per
-    distinct count."""
+    other. On SQLite (one writer at a time: no lock order to keep) one ``UPDATE ... FROM`` the
+    keys and their counts as one JSON object (``json_each``), whatever the counts; elsewhere, for
+    one key, one ``UPDATE`` per distinct count."""
 
     def __init__(self, table: Table, column: str) -> None:
         key, counter = table.c.id, table.c[column]
@@ -52,10 +68,24 @@ class Counters:
             .returning(key, counter)
         )
         self._lock_and_bump = Statement(_lock_and_bump(table, column))
+        given = func.json_each(bindparam("b_counts", type_=String)).table_valued(
+            column_of("key", String), column_of("value", Integer)
+        )
+        self._bump_each = Statement(
+            update(table)
+            .values({column: counter + given.c.value})
+            .where(key == given.c.key)
+            .returning(key, counter)
+        )
 
     def add(self, conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
         """Add each key's count to its counter; the new value of every key that exists."""
-        if len(counts) > 1 and conn.dialect.name != "sqlite":
+        if len(counts) > 1:
+            if conn.dialect.name == "sqlite":
+                # a batch's counts differ (a user with two messages in it, another with one): one
+                # statement for them all instead of one per distinct count
+                given = {"b_counts": orjson.dumps(counts).decode()}
+                return {row[0]: int(row[1]) for row in self._bump_each.all(conn, given)}
             keys = sorted(counts)
             params = {"b_keys": keys, "b_counts": [counts[key] for key in keys]}
             return {row[0]: int(row[1]) for row in self._lock_and_bump.all(conn, params)}

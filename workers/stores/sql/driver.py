@@ -110,6 +110,8 @@ class _Compiled:
         self.described = True
 
     def plan(self, params: Params) -> _Plan:
+        if self.fixed is not None:
+            return self.fixed
         lengths = tuple(len(params[name]) for name in self._expanding)
         found = self._plans.get(lengths)
         if found is None:
