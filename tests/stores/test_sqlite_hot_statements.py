@@ -1,18 +1,20 @@
 """The chat path's statements on SQLite: an ``IN`` list read from one JSON parameter
 (``json_each``) and a batch's counters bumped by one ``UPDATE ... FROM`` still look rows up by
-their indexes, and the counters come out as one ``UPDATE`` per count made them."""
+their indexes, and the counters come out as one ``UPDATE`` per count made them; a SQLite without
+JSON functions keeps SQLAlchemy's forms."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from sqlite3 import dbapi2
 
 import pytest
 from sqlalchemy import Engine, create_engine, insert, select
 
 from tests.stores.test_sql_hot_plans import GROWING, _hot
 from tests.stores.test_sql_indexes import _created
-from workers.stores.sql import base, messages
+from workers.stores.sql import base, blocks, messages
 from workers.stores.sql.schema import users
 
 
@@ -76,3 +78,25 @@ def test_counters_of_different_counts_are_bumped_by_one_statement_each_by_its_ow
     assert got == {"a": 7, "b": 1}  # a key with no row is left out, as UnknownUser needs
     assert stored == {"a": 7, "b": 1}
     assert len([sql for sql in statements if sql.startswith("UPDATE")]) == 1
+
+
+def test_a_sqlite_without_json_functions_gets_sqlalchemys_forms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dbapi2, "sqlite_version_info", (3, 37, 2))  # JSON1 was optional then
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    _created(url)
+    old = create_engine(url)
+    try:
+        with old.begin() as conn:
+            conn.execute(
+                insert(users),
+                [{"id": user, "created_at": 0, "inbox_seq": 5, "disabled": False} for user in ("a", "b")],
+            )
+            got = base._INBOXES.add(conn, {"a": 2, "b": 1})
+            sql = blocks._BLOCKS_AMONG.sql(conn.dialect, {"b_blockers": ["a", "b"], "b_blocked": ["c"]})
+    finally:
+        old.dispose()
+
+    assert got == {"a": 7, "b": 6}
+    assert "json_each" not in sql and sql.count("?") == 3

@@ -38,7 +38,7 @@ from workers.errors import StoreUnavailable, UnknownUser
 from workers.events import dumps
 from workers.stores.records import InboxEntry, InboxItem
 from workers.stores.rules.inbox import events_per_user, number_entries
-from workers.stores.sql.driver import Statement, execute_sql
+from workers.stores.sql.driver import Statement, execute_sql, sqlite_json
 from workers.stores.sql.schema import inbox, metadata, users
 from workers.stores.sql.sqlite_checkpoint import JOURNAL_SIZE_LIMIT, Checkpointer
 from workers.stores.sql.statistics import StatisticsKeeper
@@ -80,15 +80,15 @@ class Counters:
 
     def add(self, conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
         """Add each key's count to its counter; the new value of every key that exists."""
-        if len(counts) > 1:
-            if conn.dialect.name == "sqlite":
-                # a batch's counts differ (a user with two messages in it, another with one): one
-                # statement for them all instead of one per distinct count
-                given = {"b_counts": orjson.dumps(counts).decode()}
-                return {row[0]: int(row[1]) for row in self._bump_each.all(conn, given)}
+        if len(counts) > 1 and conn.dialect.name != "sqlite":
             keys = sorted(counts)
             params = {"b_keys": keys, "b_counts": [counts[key] for key in keys]}
             return {row[0]: int(row[1]) for row in self._lock_and_bump.all(conn, params)}
+        if len(counts) > 1 and sqlite_json(conn.dialect):
+            # a batch's counts differ (a user with two messages in it, another with one): one
+            # statement for them all instead of one per distinct count
+            given = {"b_counts": orjson.dumps(counts).decode()}
+            return {row[0]: int(row[1]) for row in self._bump_each.all(conn, given)}
         by_count: dict[int, list[str]] = {}
         for key, count in counts.items():
             by_count.setdefault(count, []).append(key)

@@ -35,7 +35,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 
-__all__ = ["Statement", "execute_sql"]
+__all__ = ["Statement", "execute_sql", "sqlite_json"]
 
 Params = Mapping[str, Any]
 _MAX_LENGTHS = 256
@@ -89,7 +89,7 @@ class _Compiled:
             self._plan(())
             if not self._expanding
             else self._json_plan()
-            if dialect.name == "sqlite" and all(self._as_json(name) for name in self._expanding)
+            if sqlite_json(dialect) and all(self._as_json(name) for name in self._expanding)
             else None
         )
         self._columns = list(getattr(statement, "exported_columns", ()))
@@ -220,6 +220,12 @@ def _arguments(
         return tuple(values) if positional else dict(zip(keys, values, strict=True))
 
     return build
+
+
+def sqlite_json(dialect: Dialect) -> bool:
+    """Whether ``dialect`` is SQLite with its JSON functions (``json_each``) built in: always from
+    3.38; an older one may lack them, and keeps SQLAlchemy's forms."""
+    return dialect.name == "sqlite" and dialect.loaded_dbapi.sqlite_version_info >= (3, 38, 0)
 
 
 def _json_text(values: Sequence[Any]) -> str:
