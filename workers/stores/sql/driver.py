@@ -85,13 +85,7 @@ class _Compiled:
         self._expanding = tuple(name for name, bind in self._binds.items() if bind.expanding)
         self._plans: dict[tuple[int, ...], _Plan] = {}
         self._lock = threading.Lock()
-        self.fixed = (
-            self._plan(())
-            if not self._expanding
-            else self._json_plan()
-            if sqlite_json(dialect) and all(self._as_json(name) for name in self._expanding)
-            else None
-        )
+        self.fixed = self._fixed()
         self._columns = list(getattr(statement, "exported_columns", ()))
         self.described = False
         self.convert: list[Any] | None = None
@@ -121,6 +115,20 @@ class _Compiled:
                     self._plans.pop(next(iter(self._plans)))
                 self._plans[lengths] = found
         return found
+
+    def _fixed(self) -> _Plan | None:
+        """The plan of every call, where one does for all: no ``IN`` lists, or lists that SQLite
+        reads from JSON; None: one per combination of the lists' lengths (``plan``)."""
+        if not self._expanding:
+            return self._plan(())
+        dialect = self._dialect
+        if (
+            sqlite_json(dialect)
+            and dialect.paramstyle in _POSITIONAL
+            and all(self._as_json(name) for name in self._expanding)
+        ):
+            return self._json_plan()
+        return None
 
     def _as_json(self, name: str) -> bool:
         """Whether the values of the list ``name`` go to SQLite as a JSON array and come back
