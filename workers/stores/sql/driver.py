@@ -83,8 +83,11 @@ class _Compiled:
         if any(bind.callable is not None for bind in self._binds.values()):
             raise ValueError(f"callable bind values are not supported: {compiled.string}")
         self._expanding = tuple(name for name, bind in self._binds.items() if bind.expanding)
+        self._ones = tuple(1 for _ in self._expanding)
         self._plans: dict[tuple[int, ...], _Plan] = {}
         self._lock = threading.Lock()
+        self._json: _Plan | None = None
+        """SQLite: the plan that reads every list from JSON, for any list longer than one."""
         self.fixed = self._fixed()
         self._columns = list(getattr(statement, "exported_columns", ()))
         self.described = False
@@ -107,6 +110,8 @@ class _Compiled:
         if self.fixed is not None:
             return self.fixed
         lengths = tuple(len(params[name]) for name in self._expanding)
+        if self._json is not None and lengths != self._ones:
+            return self._json
         found = self._plans.get(lengths)
         if found is None:
             found = self._plan(lengths)
@@ -117,8 +122,10 @@ class _Compiled:
         return found
 
     def _fixed(self) -> _Plan | None:
-        """The plan of every call, where one does for all: no ``IN`` lists, or lists that SQLite
-        reads from JSON; None: one per combination of the lists' lengths (``plan``)."""
+        """The plan of every call where there are no ``IN`` lists; None: ``plan`` chooses, by the
+        lists' lengths. On SQLite, lists that go as JSON take ``_json`` unless every one holds a
+        single value: SQLite runs ``x IN (?)`` as ``x = ?``, where reading JSON into a subquery's
+        table costs more than SQLAlchemy's plan, found again at once (one length), saves."""
         if not self._expanding:
             return self._plan(())
         dialect = self._dialect
@@ -127,7 +134,7 @@ class _Compiled:
             and dialect.paramstyle in _POSITIONAL
             and all(self._as_json(name) for name in self._expanding)
         ):
-            return self._json_plan()
+            self._json = self._json_plan()
         return None
 
     def _as_json(self, name: str) -> bool:
