@@ -7,7 +7,9 @@ receipts, and prints the CPU time of the process per message (its send and its r
 rate the commands process gets batches of one command, under load batches of tens, so
 ``--batch 1`` against ``--batch 20`` shows what a transaction of its own costs a message. The
 conversations exist before the timed part, as they do in the chat benchmark's steady state.
-``--gap`` sleeps between batches, as the process does between the batches of a low rate: the CPU
+``--vary`` makes the batches' sizes vary as they do under load (1 to ``2 * --batch - 1`` sends,
+the same sizes in every run), so that the lengths of their ``IN`` lists vary too. ``--gap``
+sleeps between batches, as the process does between the batches of a low rate: the CPU
 per message then includes what a process pays to start again after a sleep (cold caches).
 
 ``--group N`` measures a group message instead: one member of a group of N sends, and the other
@@ -19,6 +21,7 @@ with its receipts and the events the node would publish for it.
 from __future__ import annotations
 
 import argparse
+import random
 import tempfile
 import time
 from pathlib import Path
@@ -35,9 +38,12 @@ __all__: list[str] = []
 _PAIRS = 100
 
 
-def _round(pipeline: Pipeline, routed: list[Delivery], k: int, batch: int, gap: float = 0.0) -> None:
+def _round(
+    pipeline: Pipeline, routed: list[Delivery], k: int, batch: int, gap: float = 0.0, size: int = 0
+) -> int:
+    """Round ``k``: ``size`` sends (``batch`` when 0) and their receipts; returns the sends."""
     sends = []
-    for j in range(batch):
+    for j in range(size or batch):
         i = (k * batch + j) % _PAIRS
         cmd = {"v": 1, "type": "send", "id": f"c{k}-{j}", "to": f"u{i + _PAIRS}", "text": "hello there"}
         sends.append({"user": f"u{i}", "cmd": cmd})
@@ -64,6 +70,7 @@ def _round(pipeline: Pipeline, routed: list[Delivery], k: int, batch: int, gap: 
     for _, event, *_ in routed:
         dumps(event)
     routed.clear()
+    return len(sends)
 
 
 def _group_round(
@@ -122,6 +129,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1000, help="timed messages (default 1000)")
     parser.add_argument("--batch", type=int, default=1, help="commands per batch (default 1)")
     parser.add_argument("--gap", type=float, default=0.0, help="seconds of sleep between batches (default 0)")
+    parser.add_argument(
+        "--vary",
+        action="store_true",
+        help="batches of 1 to 2 * batch - 1 sends, as under load (default: all alike)",
+    )
     parser.add_argument("--group", type=int, default=0, help="members of a group (default: 1-on-1)")
     args = parser.parse_args()
     print(describe().line())
@@ -139,16 +151,23 @@ def main() -> None:
             warm = -(-_PAIRS // args.batch) + 20  # every conversation started, caches warm
             for k in range(warm):
                 _round(pipeline, routed, k, args.batch)
-            rounds = max(1, args.messages // args.batch)
+            # --vary: batches of 1 to 2 * batch - 1 sends, the same sizes in every run
+            draw = random.Random(7)
+            sizes = [
+                draw.randint(1, 2 * args.batch - 1) if args.vary else args.batch for _ in range(args.messages)
+            ]
             start = time.process_time()
-            for k in range(warm, warm + rounds):
-                _round(pipeline, routed, k, args.batch, args.gap)
+            sent = k = 0
+            while sent < args.messages:
+                sent += _round(pipeline, routed, warm + k, args.batch, args.gap, sizes[k])
+                k += 1
             cpu = time.process_time() - start
         finally:
             store.close()
-    per_message = 1e6 * cpu / (rounds * args.batch)
+    per_message = 1e6 * cpu / sent
     gap = f", {args.gap * 1000:g} ms apart" if args.gap else ""
-    print(f"batches of {args.batch}{gap}: {per_message:.0f} µs of CPU per message and its receipt")
+    size = f"1-{2 * args.batch - 1} (mean {args.batch})" if args.vary else f"{args.batch}"
+    print(f"batches of {size}{gap}: {per_message:.0f} µs of CPU per message and its receipt")
 
 
 if __name__ == "__main__":

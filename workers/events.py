@@ -46,7 +46,7 @@ def error_event(ref: str | None, code: ErrorCode, message: str) -> dict[str, Any
 
 def internal_error(ref: str | None) -> dict[str, Any]:
     """The answer to a command the server could not process (a fault of its own), counted."""
-    from workers.metrics import COMMAND_ERRORS  # not at import: the stores write JSON with dumps
+    from workers.metrics import command_error  # not at import: the stores write JSON with dumps
 
-    COMMAND_ERRORS.labels(code=ErrorCode.INTERNAL.value).inc()
+    command_error(ErrorCode.INTERNAL.value)
     return error_event(ref, ErrorCode.INTERNAL, "the server could not process it")

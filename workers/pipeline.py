@@ -75,7 +75,7 @@ from workers.commands import (
 )
 from workers.errors import CommandError, Retryable, StoreUnavailable, UnknownUser
 from workers.events import error_event, internal_error
-from workers.metrics import COMMAND_ERRORS
+from workers.metrics import command_error
 from workers.routing import CONTROL_QOS, PRESENCE_CUT, Delivery
 from workers.stores import (
     AcceptResult,
@@ -380,10 +380,10 @@ class Pipeline:
             self._touch(user, now=self._clock())
             self._handle(node, cmd)
         except CommandError as exc:
-            COMMAND_ERRORS.labels(code=exc.code.value).inc()
+            command_error(exc.code.value)
             self._reply(node, user, error_event(ref, exc.code, exc.message))
         except UnknownUser as exc:
-            COMMAND_ERRORS.labels(code=ErrorCode.UNKNOWN_USER.value).inc()
+            command_error(ErrorCode.UNKNOWN_USER.value)
             self._reply(node, user, error_event(ref, ErrorCode.UNKNOWN_USER, str(exc)))
         except (StoreUnavailable, Retryable):
             raise  # the batch is retried; every handler is idempotent

@@ -14,18 +14,23 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Connection,
+    Integer,
+    String,
     Table,
     TextualSelect,
     bindparam,
     create_engine,
     event,
+    func,
     insert,
     inspect,
     text,
     update,
 )
+from sqlalchemy import column as column_of
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.schema import CreateIndex
@@ -35,7 +40,7 @@ from workers.errors import StoreUnavailable, UnknownUser
 from workers.events import dumps
 from workers.stores.records import InboxEntry, InboxItem
 from workers.stores.rules.inbox import events_per_user, number_entries
-from workers.stores.sql.driver import Statement, execute_sql
+from workers.stores.sql.driver import Statement, execute_sql, sqlite_json
 from workers.stores.sql.schema import inbox, metadata, users
 from workers.stores.sql.sqlite_checkpoint import JOURNAL_SIZE_LIMIT, Checkpointer
 from workers.stores.sql.sqlite_layout import rebuild_clustered
@@ -52,8 +57,9 @@ class Counters:
     (``_lock_and_bump``): an ``UPDATE`` alone locks rows in the order its plan finds them, which
     differs from batch to batch, so two batches would deadlock and one be aborted; and a separate
     ``SELECT ... FOR UPDATE`` was a round trip of its own per step of a batch, waited for like any
-    other. Elsewhere (one key, or SQLite, which has one writer at a time) one ``UPDATE`` per
-    distinct count."""
+    other. On SQLite (one writer at a time: no lock order to keep) one ``UPDATE ... FROM`` the
+    keys and their counts as one JSON object (``json_each``), whatever the counts; elsewhere, for
+    one key, one ``UPDATE`` per distinct count."""
 
     def __init__(self, table: Table, column: str) -> None:
         key, counter = table.c.id, table.c[column]
@@ -65,6 +71,15 @@ class Counters:
             .returning(key, counter)
         )
         self._lock_and_bump = Statement(_lock_and_bump(table, column))
+        given = func.json_each(bindparam("b_counts", type_=String)).table_valued(
+            column_of("key", String), column_of("value", Integer)
+        )
+        self._bump_each = Statement(
+            update(table)
+            .values({column: counter + given.c.value})
+            .where(key == given.c.key)
+            .returning(key, counter)
+        )
 
     def add(self, conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
         """Add each key's count to its counter; the new value of every key that exists."""
@@ -72,6 +87,11 @@ class Counters:
             keys = sorted(counts)
             params = {"b_keys": keys, "b_counts": [counts[key] for key in keys]}
             return {row[0]: int(row[1]) for row in self._lock_and_bump.all(conn, params)}
+        if len(counts) > 1 and sqlite_json(conn.dialect):
+            # a batch's counts differ (a user with two messages in it, another with one): one
+            # statement for them all instead of one per distinct count
+            given = {"b_counts": orjson.dumps(counts).decode()}
+            return {row[0]: int(row[1]) for row in self._bump_each.all(conn, given)}
         by_count: dict[int, list[str]] = {}
         for key, count in counts.items():
             by_count.setdefault(count, []).append(key)

@@ -11,8 +11,9 @@ Same results as ``conn.execute``: bind and result processors of the column types
 it exactly as ``execute`` does (``sqlalchemy.exc.IntegrityError``, ``OperationalError``, ...) and
 invalidates the connection on a disconnect. The connection must be in a transaction already (the
 store's ``_tx`` and ``batch`` see to that), as nothing here begins one. Expanding ``IN`` parameters
-are rendered by SQLAlchemy once for each list length; statements whose SQL depends on the
-values (``literal_execute``) or that need Python-side column defaults are refused when compiled.
+are rendered by SQLAlchemy once for each list length, except on SQLite, where a list of strings
+or integers is one JSON parameter read by ``json_each`` (below); statements whose SQL depends on
+the values (``literal_execute``) or that need Python-side column defaults are refused when compiled.
 A bind parameter with a value of its own (``status < 3``) is a constant of the statement: unlike
 ``conn.execute``, a parameter of the same name does not override it.
 """
@@ -26,14 +27,15 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, NoReturn
 
-from sqlalchemy import Boolean, Connection, Float, Integer, bindparam, cast, func, insert, select
+import orjson
+from sqlalchemy import Boolean, Connection, Float, Integer, String, bindparam, cast, func, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 
-__all__ = ["Statement", "execute_sql"]
+__all__ = ["Statement", "execute_sql", "sqlite_json"]
 
 Params = Mapping[str, Any]
 _MAX_LENGTHS = 256
@@ -41,6 +43,8 @@ _MAX_LENGTHS = 256
 _POSITIONAL = {"qmark", "format"}
 _NAMED = {"pyformat", "named"}
 _TEXT_PLACEHOLDER = re.compile(r"%\(([^)]+)\)s")
+_JSON_LIST = "SELECT value FROM json_each(?)"
+"""SQLite: the rows of an ``IN`` list given as one JSON array (see ``_Compiled._json_plan``)."""
 
 
 class _Plan:
@@ -79,9 +83,12 @@ class _Compiled:
         if any(bind.callable is not None for bind in self._binds.values()):
             raise ValueError(f"callable bind values are not supported: {compiled.string}")
         self._expanding = tuple(name for name, bind in self._binds.items() if bind.expanding)
+        self._ones = tuple(1 for _ in self._expanding)
         self._plans: dict[tuple[int, ...], _Plan] = {}
         self._lock = threading.Lock()
-        self.fixed = None if self._expanding else self._plan(())
+        self._json: _Plan | None = None
+        """SQLite: the plan that reads every list from JSON, for any list longer than one."""
+        self.fixed = self._fixed()
         self._columns = list(getattr(statement, "exported_columns", ()))
         self.described = False
         self.convert: list[Any] | None = None
@@ -100,7 +107,11 @@ class _Compiled:
         self.described = True
 
     def plan(self, params: Params) -> _Plan:
+        if self.fixed is not None:
+            return self.fixed
         lengths = tuple(len(params[name]) for name in self._expanding)
+        if self._json is not None and lengths != self._ones:
+            return self._json
         found = self._plans.get(lengths)
         if found is None:
             found = self._plan(lengths)
@@ -109,6 +120,65 @@ class _Compiled:
                     self._plans.pop(next(iter(self._plans)))
                 self._plans[lengths] = found
         return found
+
+    def _fixed(self) -> _Plan | None:
+        """The plan of every call where there are no ``IN`` lists; None: ``plan`` chooses, by the
+        lists' lengths. On SQLite, lists that go as JSON take ``_json`` unless every one holds a
+        single value: SQLite runs ``x IN (?)`` as ``x = ?``, where reading JSON into a subquery's
+        table costs more than SQLAlchemy's plan, found again at once (one length), saves."""
+        if not self._expanding:
+            return self._plan(())
+        dialect = self._dialect
+        if (
+            sqlite_json(dialect)
+            and dialect.paramstyle in _POSITIONAL
+            and all(self._as_json(name) for name in self._expanding)
+        ):
+            self._json = self._json_plan()
+        return None
+
+    def _as_json(self, name: str) -> bool:
+        """Whether the values of the list ``name`` go to SQLite as a JSON array and come back
+        from ``json_each`` as they would have been bound: strings and integers with no bind
+        processor (a float could come back rounded: SQLite's JSON parser is not exact)."""
+        bind = self._binds[name]
+        return (
+            isinstance(bind.type, String | Integer)
+            and not isinstance(bind.type, Boolean)
+            and bind.type.dialect_impl(self._dialect).bind_processor(self._dialect) is None
+        )
+
+    def _json_plan(self) -> _Plan:
+        """SQLite: each ``IN`` list as ``IN (SELECT value FROM json_each(?))`` with the list as
+        one JSON text. One SQL string for every length: one plan here and one prepared statement
+        in the connection's cache, where SQLAlchemy's expansion made one of each per combination
+        of lengths (a batch's lists vary in length with it), and one parameter to bind instead of
+        one per element. ``json_each`` yields a JSON string as TEXT and an integer as INTEGER,
+        without affinity, as bound parameters are, so the comparisons are those of the expanded
+        list."""
+        compiled = self._compiled
+        sql = compiled.string
+        escaped: Mapping[str, str] = compiled.escaped_bind_names or {}
+        for name in self._expanding:
+            sql = sql.replace(f"__[POSTCOMPILE_{escaped.get(name, name)}]", _JSON_LIST)
+        # the other parameters as SQLAlchemy processes them: a list of one element stands in
+        state = compiled.construct_expanded_state(
+            {name: [None] if bind.expanding else None for name, bind in self._binds.items() if bind.required}
+        )
+        unescaped = {escaped_name: name for name, escaped_name in escaped.items()}
+        keys = list(compiled.positiontup or ())
+        slots: list[tuple[str | None, int | None, Any]] = []
+        for key in keys:
+            name = unescaped.get(key, key)
+            if self._binds[name].expanding:
+                slots.append((name, None, _json_text))
+            elif self._binds[name].required:
+                slots.append((name, None, state.processors.get(key)))
+            else:
+                value = state.parameters[key]
+                process = state.processors.get(key)
+                slots.append((None, None, value if process is None else process(value)))
+        return _Plan(sql, _arguments(keys, slots, positional=True))
 
     def _plan(self, lengths: tuple[int, ...]) -> _Plan:
         """Let SQLAlchemy expand the statement for these lengths, and note where each driver
@@ -165,6 +235,17 @@ def _arguments(
         return tuple(values) if positional else dict(zip(keys, values, strict=True))
 
     return build
+
+
+def sqlite_json(dialect: Dialect) -> bool:
+    """Whether ``dialect`` is SQLite with its JSON functions (``json_each``) built in: always from
+    3.38; an older one may lack them, and keeps SQLAlchemy's forms."""
+    return dialect.name == "sqlite" and dialect.loaded_dbapi.sqlite_version_info >= (3, 38, 0)
+
+
+def _json_text(values: Sequence[Any]) -> str:
+    """An ``IN`` list as the JSON text ``json_each`` reads (text: SQLite 3.40 refuses a blob)."""
+    return orjson.dumps(values).decode()
 
 
 def _same(params: Params) -> Params:
