@@ -56,12 +56,15 @@ def _spawn(coro: Coroutine[Any, Any, None]) -> None:
 class FrameFeed:
     """The bytes of one TCP connection, handled as they come (see the module docstring)."""
 
-    __slots__ = ("_busy", "_ended", "_handler", "_partial", "_session", "_transport")
+    __slots__ = ("_busy", "_ended", "_handler", "_partial", "_protocol", "_session", "_transport")
 
     def __init__(self, handler: MqchatHandler, session: Session, transport: asyncio.Transport) -> None:
         self._handler = handler
         self._session = session
         self._transport = transport
+        self._protocol = transport.get_protocol()
+        """Whose ``_paused`` says the socket's write buffer is full (asyncio's FlowControlMixin
+        flag), read after every read: kept rather than asked of the transport each time."""
         self._partial = b""
         """The start of a packet not all here yet."""
         self._busy = False
@@ -134,7 +137,7 @@ class FrameFeed:
             return
         if acks:
             handler._hold(acks)
-        if self._writing_paused():
+        if getattr(self._protocol, "_paused", False):  # ``_writing_paused``, inline: after every read
             self._transport.pause_reading()  # resumed by ``writing_resumed``
 
     async def _wait_for(self, frames: list[Frame], index: int) -> None:
@@ -173,8 +176,7 @@ class FrameFeed:
             await handler._finish()
 
     def _writing_paused(self) -> bool:
-        protocol = self._transport.get_protocol()
-        return bool(getattr(protocol, "_paused", False))  # asyncio's FlowControlMixin flag
+        return bool(getattr(self._protocol, "_paused", False))  # asyncio's FlowControlMixin flag
 
     def _resume(self) -> None:
         transport = self._transport
