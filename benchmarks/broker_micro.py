@@ -136,7 +136,7 @@ async def _run(pairs: int, messages: int, per_pass: int) -> tuple[float, float, 
         pub, pub_t = await _connect(broker, f"p{i}", 30000 + i)
         publishers.append((pub, pub_t))
         subscribers.append((sub, sub_t))
-    # made by the base's encoder before the timed part, and read below without broker code: the
+    # made before the timed part, and read below without the broker's codec: the
     # client side costs the same whatever the broker's codec does
     packets = [
         [encode_publish(_topic(i), _PAYLOAD, pid, 1, False) for pid in range(1, 65)] for i in range(pairs)
