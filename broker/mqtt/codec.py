@@ -8,6 +8,7 @@ write PUBLISH and PUBACK; every other packet is still decoded by amqtt (see ``Mq
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 from amqtt.errors import MQTTError
@@ -30,6 +31,15 @@ PUBLISH = 3
 PUBACK = 4
 
 _MAX_LENGTH_BYTES = 4
+
+_new_tuple = tuple.__new__
+_HEAD_1 = struct.Struct("!BBH").pack
+"""A PUBLISH's first byte, a one-byte remaining length and its topic's length."""
+_HEAD_2 = struct.Struct("!BBBH").pack
+"""The same with a two-byte remaining length."""
+_U16 = struct.Struct("!H").pack
+_PUBACK = _HEAD_1
+"""A PUBACK: its first byte, its remaining length (2) and the packet id, as ``_HEAD_1`` packs them."""
 
 
 class PacketTooLarge(MQTTError):
@@ -62,26 +72,31 @@ def read_frames(
     end = len(buffer)
     pos = start
     while end - pos >= 2:
-        length = 0
-        shift = 0
-        i = pos + 1
-        while True:
-            if i >= end:
-                return frames, pos  # the remaining length is not all here yet
-            byte = buffer[i]
-            i += 1
-            length |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            shift += 7
-            if shift >= 7 * _MAX_LENGTH_BYTES:
-                raise MQTTError(f"invalid remaining length in a packet of type {buffer[pos] >> 4}")
+        length = buffer[pos + 1]
+        i = pos + 2
+        if length & 0x80:  # a remaining length of more than one byte (a packet of 128 bytes or more)
+            length &= 0x7F
+            shift = 7
+            while True:
+                if i >= end:
+                    return frames, pos  # the remaining length is not all here yet
+                byte = buffer[i]
+                i += 1
+                length |= (byte & 0x7F) << shift
+                if not byte & 0x80:
+                    break
+                shift += 7
+                if shift >= 7 * _MAX_LENGTH_BYTES:
+                    raise MQTTError(f"invalid remaining length in a packet of type {buffer[pos] >> 4}")
         if limit is not None and length > limit:
             raise PacketTooLarge(f"a packet of {length} bytes, over the limit of {limit}")
         stop = i + length
         if stop > end:
             break
-        frames.append(Frame(buffer[pos], bytes(buffer[i:stop])))
+        body = buffer[i:stop]
+        # ``tuple.__new__``, not ``Frame(...)``: a NamedTuple's constructor is a Python function,
+        # and this runs for every packet read
+        frames.append(_new_tuple(Frame, (buffer[pos], body if type(body) is bytes else bytes(body))))
         pos = stop
     return frames, pos
 
@@ -107,7 +122,7 @@ def read_publish(frame: Frame) -> Publish:
     if qos:
         packet_id = (body[cut] << 8) | body[cut + 1]
         cut += 2
-    return Publish(topic, qos, packet_id, body[cut:])
+    return _new_tuple(Publish, (topic, qos, packet_id, body[cut:]))  # as ``Frame``'s, in ``read_frames``
 
 
 def remaining_length(length: int) -> bytes:
@@ -124,16 +139,31 @@ def remaining_length(length: int) -> bytes:
 
 
 def encode_publish(
-    topic: str, data: bytes | bytearray, packet_id: int | None, qos: int, retain: bool
+    topic: str,
+    data: bytes | bytearray,
+    packet_id: int | None,
+    qos: int,
+    retain: bool,
+    properties: bytes = b"",
 ) -> bytes:
-    """A PUBLISH packet (DUP clear), byte for byte what amqtt's ``PublishPacket.build`` writes."""
+    """A PUBLISH packet (DUP clear), byte for byte what amqtt's ``PublishPacket.build`` writes.
+    ``properties``: MQTT 5's, encoded (``b"\\x00"``: none); 3.1.1 has none."""
     name = topic.encode("utf-8")
-    head = len(name).to_bytes(2, "big") + name
+    size = len(name)
+    length = size + 2 + len(properties) + len(data) + (2 if qos else 0)
+    first = 0x30 | (qos << 1) | (1 if retain else 0)
+    # the fixed header and the topic's length in one ``pack`` (one or two bytes of remaining length:
+    # every packet under 16 KiB), the rest in one join: this runs for every delivery
+    if length < 0x80:
+        head = _HEAD_1(first, length, size)
+    elif length < 0x4000:
+        head = _HEAD_2(first, 0x80 | (length & 0x7F), length >> 7, size)
+    else:
+        head = bytes((first,)) + remaining_length(length) + _U16(size)
     if qos:
         assert packet_id is not None
-        head += packet_id.to_bytes(2, "big")
-    first = 0x30 | (qos << 1) | (1 if retain else 0)
-    return bytes((first,)) + remaining_length(len(head) + len(data)) + head + data
+        return b"".join((head, name, _U16(packet_id), properties, data))
+    return b"".join((head, name, properties, data))
 
 
 def mark_dup(packet: bytes) -> bytes:
@@ -143,4 +173,4 @@ def mark_dup(packet: bytes) -> bytes:
 
 
 def encode_puback(packet_id: int) -> bytes:
-    return b"\x40\x02" + packet_id.to_bytes(2, "big")
+    return _PUBACK(0x40, 2, packet_id)

@@ -220,6 +220,10 @@ class ConnectionState(Session):
     @property
     def next_packet_id(self) -> int:
         """A packet id free in amqtt's in-flight maps and in ``quick_out`` (stock: the first two)."""
+        packet_id = self._packet_id % 65535 + 1
+        if self._inflight_out is None and self._inflight_in is None and packet_id not in self.quick_out:
+            self._packet_id = packet_id  # the usual case: amqtt's maps were never made, the next id is free
+            return packet_id
         start = self._packet_id
         empty: dict[int, Any] = {}
         out, into = self._inflight_out or empty, self._inflight_in or empty  # not made for this

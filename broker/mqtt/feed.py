@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 _PINGREQ, _PINGRESP = 0xC0, b"\xd0\x00"
 
+_new_tuple = tuple.__new__  # a ``Frame`` without its Python constructor (as ``read_frames``)
+
 _running: set[asyncio.Task[Any]] = set()
 """The feeds' tasks (the loop keeps only weak references to tasks)."""
 
@@ -56,12 +58,15 @@ def _spawn(coro: Coroutine[Any, Any, None]) -> None:
 class FrameFeed:
     """The bytes of one TCP connection, handled as they come (see the module docstring)."""
 
-    __slots__ = ("_busy", "_ended", "_handler", "_partial", "_session", "_transport")
+    __slots__ = ("_busy", "_ended", "_handler", "_partial", "_protocol", "_session", "_transport")
 
     def __init__(self, handler: MqchatHandler, session: Session, transport: asyncio.Transport) -> None:
         self._handler = handler
         self._session = session
         self._transport = transport
+        self._protocol = transport.get_protocol()
+        """Whose ``_paused`` says the socket's write buffer is full (asyncio's FlowControlMixin
+        flag), read after every read: kept rather than asked of the transport each time."""
         self._partial = b""
         """The start of a packet not all here yet."""
         self._busy = False
@@ -73,13 +78,26 @@ class FrameFeed:
         if self._ended:
             return
         handler = self._handler
-        buffer = self._partial + data if self._partial else data
-        try:
-            frames, used = read_frames(buffer, limit=handler.max_packet)
-        except MQTTError as exc:  # the byte stream itself is broken: no later packet can be found
-            self._break(exc)
-            return
-        self._partial = buffer[used:]
+        size = len(data)
+        limit = handler.max_packet
+        # one whole packet under 16 KiB alone in the read (most reads: a PUBLISH, a PUBACK):
+        # ``read_frames``' result without its call and loop
+        frames: list[Frame] | None = None
+        if not self._partial and size >= 2 and type(data) is bytes:
+            length, at = data[1], 2
+            if length & 0x80:  # a second byte of remaining length: it must be the last
+                length = (length & 0x7F) | (data[2] << 7) if size > 2 and data[2] < 0x80 else -1
+                at = 3
+            if length >= 0 and length == size - at and (limit is None or length <= limit):
+                frames = [_new_tuple(Frame, (data[0], data[at:]))]
+        if frames is None:
+            buffer = self._partial + data if self._partial else data
+            try:
+                frames, used = read_frames(buffer, limit=limit)
+            except MQTTError as exc:  # the byte stream itself is broken: no later packet can be found
+                self._break(exc)
+                return
+            self._partial = buffer[used:]
         if frames or handler._reading_since is None:
             # the keep-alive deadline runs from the last whole packet (or the start of this one);
             # the handler's loop, not ``get_running_loop()``, which makes a getpid system call
@@ -134,7 +152,7 @@ class FrameFeed:
             return
         if acks:
             handler._hold(acks)
-        if self._writing_paused():
+        if getattr(self._protocol, "_paused", False):  # ``_writing_paused``, inline: after every read
             self._transport.pause_reading()  # resumed by ``writing_resumed``
 
     async def _wait_for(self, frames: list[Frame], index: int) -> None:
@@ -173,8 +191,7 @@ class FrameFeed:
             await handler._finish()
 
     def _writing_paused(self) -> bool:
-        protocol = self._transport.get_protocol()
-        return bool(getattr(protocol, "_paused", False))  # asyncio's FlowControlMixin flag
+        return bool(getattr(self._protocol, "_paused", False))  # asyncio's FlowControlMixin flag
 
     def _resume(self) -> None:
         transport = self._transport

@@ -228,12 +228,17 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
     def _on_publish(self, frame: Frame, session: Session) -> bytes:
         """A QoS 0 or 1 PUBLISH to ingest; its PUBACK, if any, to write."""
         try:
-            publish = read_publish(frame)
+            topic, _qos, packet_id, data = read_publish(frame)
         except MQTTError as exc:
             log.debug("%s: malformed PUBLISH discarded: %s", session.client_id, exc)
             return b""
-        self._ingest(session, publish.topic, publish.data)
-        return b"" if publish.packet_id is None else encode_puback(publish.packet_id)
+        gate = self.gate  # ``_ingest``, inline: this runs for every PUBLISH read
+        if gate is not None:
+            try:
+                gate.accept(session.username, topic, data, session.client_id)
+            except Exception:
+                log.exception("ingest failed on a PUBLISH of %s", session.client_id)
+        return b"" if packet_id is None else encode_puback(packet_id)
 
     def _on_puback(self, body: bytes) -> bool:
         """A PUBACK's body: True if it ended a ``publish_now`` delivery, False for ``_on_frame``
@@ -475,7 +480,7 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
                 writes.send(self, packet)
             done()
             return True
-        return self._send_qos1(session, writer, topic, data, done, retain=retain) is not None
+        return self._send_qos1(session, writer, topic, data, done, False, retain) is not None
 
     def _send_qos1(
         self,
@@ -484,7 +489,6 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
         topic: str,
         data: bytes,
         done: Callable[[], None],
-        *,
         dup: bool = False,
         retain: bool = False,
         acked: Callable[[], None] | None = None,
@@ -495,7 +499,13 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
             packet_id = session.next_packet_id
         except AMQTTError:
             return None  # 65535 in flight: let amqtt's flow refuse it
-        self._track(session, packet_id, done, acked)
+        # ``_track``, inline: this runs for every delivery
+        loop = self._loop  # not ``get_running_loop()``: a getpid system call per delivery
+        session.quick_out[packet_id] = (loop.time(), done)
+        if acked is not None:
+            session.on_ack[packet_id] = acked
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(PUBACK_TIMEOUT, self._sweep)
         packet = encode_publish(topic, data, packet_id, QOS_1, retain)
         if dup:
             packet = mark_dup(packet)

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from amqtt.errors import MQTTError
 
+from broker.mqtt.codec import encode_publish as encode_plain_publish
 from broker.mqtt.codec import remaining_length
 from broker.mqtt.properties import PublishProps
 
@@ -487,13 +488,13 @@ def encode_publish(
     alias: int | None = None,
 ) -> bytes:
     """A PUBLISH; ``topic`` empty with an ``alias`` already known to the client."""
+    if props is None and alias is None:  # most deliveries: a property length of 0
+        return encode_plain_publish(topic, data, packet_id, qos, retain, b"\x00")
     head = _str(topic)
     if qos:
         assert packet_id is not None
         head += packet_id.to_bytes(2, "big")
     first = 0x30 | (qos << 1) | (1 if retain else 0)
-    if props is None and alias is None:  # most deliveries: a property length of 0
-        return _packet(first, head + b"\x00" + data)
     values: dict[int, Any] = {}
     user: tuple[tuple[str, str], ...] = ()
     if props is not None:

@@ -188,6 +188,9 @@ class MqchatBroker(Broker):
         self._max_inflight = max_inflight
         self._index = SubscriptionIndex(self._subscriptions, matches=self._matches)
         self._inflight: dict[int, int] = {}
+        """Each connected session's deliveries not yet done (by ``id(session)``)."""
+        self._done_of: dict[int, Callable[[], None]] = {}
+        """Each session's ``done`` of a delivery, which counts it off ``_inflight`` (made once)."""
         self._clients_of: dict[str, str | set[str]] = {}
         """Each user's connected client ids (one: the id itself; broker/members.py)."""
         self._publishing: set[asyncio.Task[Any]] = set()
@@ -691,6 +694,7 @@ class MqchatBroker(Broker):
         for topic_filter in self._index.forget(session):
             self._del_subscription(topic_filter, session)
         self._inflight.pop(id(session), None)
+        self._done_of.pop(id(session), None)
 
     async def _run_broadcast(self, running_tasks: Any) -> None:
         broadcast = await self._broadcast_queue.get()
@@ -707,10 +711,16 @@ class MqchatBroker(Broker):
         """Start one delivery task per connected subscriber (``qos`` None: the subscription's)."""
         # Subscriptions were checked by the ACL when they were made, and every topic a granted
         # filter matches is one the subscriber may read, so no per-message RECEIVE check is needed.
+        # per delivery, with amqtt's helpers inline (``_connected``, ``_get_handler``) and one
+        # ``done`` per session, made once (``_done_of``): this runs for every message relayed
+        sessions, inflights, done_of = self._sessions, self._inflight, self._done_of
         for session, sub_qos in self._index.subscribers(topic):
-            if not _connected(session):
+            state = getattr(session, "_state", None)  # ``_connected``
+            if not (session.transitions.is_connected() if state is None else state == "connected"):
                 continue
-            handler = self._get_handler(session)
+            client_id = session.client_id  # ``_get_handler``: the handler of the client id's session
+            entry = sessions.get(client_id) if client_id else None
+            handler = None if entry is None else entry[1]
             if handler is None:
                 continue
             resumable = getattr(session, "resumable", None)
@@ -718,7 +728,7 @@ class MqchatBroker(Broker):
                 resumable.offer(data, props)  # the session's order, dedupe and acknowledgements
                 continue
             key = id(session)
-            inflight = self._inflight.get(key, 0)
+            inflight = inflights.get(key, 0)
             if inflight >= self._max_inflight:
                 log.warning("%s has %d deliveries unacknowledged: closing it", session.client_id, inflight)
                 self._inflight[key] = 0
@@ -729,14 +739,14 @@ class MqchatBroker(Broker):
                 )
                 spawned(asyncio.ensure_future(closing))
                 continue
-            self._inflight[key] = inflight + 1
+            inflights[key] = inflight + 1
             qos_out = sub_qos if qos is None else qos
-            if (
-                qos_out in (QOS_0, QOS_1)
-                and isinstance(handler, MqchatHandler)
-                and handler.publish_now(topic, data, partial(self._delivered, key, None), qos_out, props)
-            ):
-                continue
+            if qos_out in (QOS_0, QOS_1) and isinstance(handler, MqchatHandler):
+                done = done_of.get(key)
+                if done is None:
+                    done = done_of[key] = partial(self._delivered, key, None)
+                if handler.publish_now(topic, data, done, qos_out, props):
+                    continue
             task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos_out, retain=False))
             task.add_done_callback(partial(self._delivered, key))
             spawned(task)

@@ -1,0 +1,188 @@
+"""The broker layer's Python per relayed message on its own: ``python -m benchmarks.broker_micro``.
+
+Runs what ``mqchat-broker`` (``benchmarks/relay.py``) runs for a QoS 1 message of the raw
+benchmark, without sockets: ``--pairs`` publisher/subscriber connections of ``MqchatBroker`` on
+in-memory transports, each subscriber on its own topic. Per message, the publisher's PUBLISH
+arrives in a read callback (relayed to the subscriber, its PUBACK held), then the subscriber's
+PUBACK in another; every ``--per-pass`` messages the loop runs one pass (what is due then: held
+PUBACKs, timers). It prints the process CPU per message and the transport writes per message.
+Under ``valgrind --tool=callgrind`` (``--messages`` small) its instruction count is the figure a
+shared host does not move: the system calls of a real socket are not in it, only the Python and
+the loop around them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from functools import partial
+from typing import Any
+
+from benchmarks.machine import describe
+from broker.cli import loop_factory
+from broker.mqtt.codec import encode_publish
+from broker.mqtt.protocol import MqttProtocol
+from broker.mqtt.server import MqchatBroker
+
+__all__: list[str] = []
+
+_PAYLOAD = b"x" * 100
+
+
+class _Transport(asyncio.Transport):
+    """A socket that keeps what is written (the micro-benchmark's only transport)."""
+
+    def __init__(self, protocol: MqttProtocol, port: int) -> None:
+        super().__init__()
+        self._protocol = protocol
+        self._port = port
+        self.out: list[bytes] = []
+        self.writes = 0
+        self._closing = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes += 1
+        self.out.append(bytes(data))
+
+    def take(self) -> bytes:
+        out, self.out = self.out, []
+        return b"".join(out)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", self._port) if name == "peername" else default
+
+    def get_protocol(self) -> Any:
+        return self._protocol
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            asyncio.get_running_loop().call_soon(self._protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.close()
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def can_write_eof(self) -> bool:
+        return False
+
+
+def _topic(pair: int) -> str:
+    """As the raw benchmark names them (``bench/<run>/<publisher>``): its PUBLISH of 100 bytes is
+    then over 127 bytes, two bytes of remaining length."""
+    return f"bench/000000/b000000-p{pair}a"
+
+
+def _packet(first: int, body: bytes) -> bytes:
+    return (
+        bytes((first, len(body))) + body
+        if len(body) < 128
+        else bytes((first, 0x80 | len(body) & 0x7F, len(body) >> 7)) + body
+    )
+
+
+def _connect_packet(client_id: str) -> bytes:
+    name = client_id.encode()
+    variable = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(name).to_bytes(2, "big") + name
+    return _packet(0x10, variable)
+
+
+async def _connect(broker: MqchatBroker, client_id: str, port: int) -> tuple[MqttProtocol, _Transport]:
+    protocol = MqttProtocol(partial(broker._tcp_connected, "default"))
+    transport = _Transport(protocol, port)
+    protocol.connection_made(transport)
+    protocol.data_received(_connect_packet(client_id))
+    for _ in range(200):
+        await asyncio.sleep(0)
+        if transport.out:
+            break
+    assert transport.take().startswith(b"\x20\x02"), f"{client_id}: no CONNACK"
+    return protocol, transport
+
+
+async def _run(pairs: int, messages: int, per_pass: int) -> tuple[float, float, int]:
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:0", "max_connections": 0}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+
+    class _Relay:
+        def accept(self, user: Any, topic: str, data: Any, client_id: Any = None, props: Any = None) -> int:
+            broker.publish_nowait(topic, bytes(data), 1, props)
+            return 0
+
+    broker = MqchatBroker(config, gate=_Relay(), max_inflight=10_000)
+    await broker.start()
+    publishers, subscribers = [], []
+    for i in range(pairs):
+        sub, sub_t = await _connect(broker, f"s{i}", 20000 + i)
+        sub.data_received(
+            _packet(0x82, b"\x00\x01" + len(_topic(i)).to_bytes(2, "big") + _topic(i).encode() + b"\x01")
+        )
+        for _ in range(200):
+            await asyncio.sleep(0)
+            if sub_t.out:
+                break
+        assert sub_t.take().startswith(b"\x90"), "no SUBACK"
+        pub, pub_t = await _connect(broker, f"p{i}", 30000 + i)
+        publishers.append((pub, pub_t))
+        subscribers.append((sub, sub_t))
+    # made before the timed part, and read below without the broker's codec: the
+    # client side costs the same whatever the broker's codec does
+    packets = [
+        [encode_publish(_topic(i), _PAYLOAD, pid, 1, False) for pid in range(1, 65)] for i in range(pairs)
+    ]
+
+    async def relay(count: int) -> None:
+        for k in range(count):
+            i = k % pairs
+            pub, _ = publishers[i]
+            sub, sub_t = subscribers[i]
+            pub.data_received(packets[i][k % 64])
+            delivery = sub_t.take()  # one PUBLISH: its packet id after the topic
+            head = 2 if delivery[1] < 0x80 else 3
+            at = head + 2 + ((delivery[head] << 8) | delivery[head + 1])
+            sub.data_received(b"\x40\x02" + delivery[at : at + 2])  # its PUBACK, in a read of its own
+            if k % per_pass == per_pass - 1:
+                await asyncio.sleep(0)
+        await asyncio.sleep(0.03)  # the last held PUBACKs
+
+    await relay(min(messages, 2000))  # warm up
+    writes = sum(t.writes for _, t in publishers + subscribers)
+    started, cpu = time.perf_counter(), time.process_time()
+    await relay(messages)
+    cpu = time.process_time() - cpu
+    elapsed = time.perf_counter() - started
+    writes = sum(t.writes for _, t in publishers + subscribers) - writes
+    await broker.shutdown()
+    return cpu, elapsed, writes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=50_000)
+    parser.add_argument("--per-pass", type=int, default=5, help="messages read per loop pass")
+    parser.add_argument("--loop", default="uvloop")
+    args = parser.parse_args()
+    factory = loop_factory(args.loop)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        cpu, _elapsed, writes = runner.run(_run(args.pairs, args.messages, args.per_pass))
+    print(describe().line())
+    print(
+        f"{args.messages} messages, {args.pairs} pairs, {args.per_pass} a loop pass: "
+        f"{cpu / args.messages * 1e6:.2f} µs CPU per message, {writes / args.messages:.3f} writes per message"
+    )
+
+
+if __name__ == "__main__":
+    main()
