@@ -554,8 +554,10 @@ def test_the_connection_facts_the_broker_keeps(node: RunningNode) -> None:
         # task of their own, and MQTT 5 answers there as ever
         for session, kind in ((five, Mqtt5Handler), (old, MqchatHandler)):
             handler = broker._get_handler(session)
+            # a session is listed from its CONNACK; its feed comes a step later (``handler.start``)
+            protocol = handler.writer.transport.get_protocol()
+            assert wait_until(lambda protocol=protocol: isinstance(protocol.feed, FrameFeed))
             assert type(handler) is kind and handler._reader_task is None
-            assert isinstance(handler.writer.transport.get_protocol().feed, FrameFeed)
         v5.send(packet(0xC0, b""))
         assert v5.expect(PINGRESP).body == b""
     finally:
