@@ -152,7 +152,7 @@ class FrameFeed:
             return
         if acks:
             handler._hold(acks)
-        if getattr(self._protocol, "_paused", False):  # ``_writing_paused``, inline: after every read
+        if self._writing_paused():
             self._transport.pause_reading()  # resumed by ``writing_resumed``
 
     async def _wait_for(self, frames: list[Frame], index: int) -> None:

@@ -232,12 +232,7 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
         except MQTTError as exc:
             log.debug("%s: malformed PUBLISH discarded: %s", session.client_id, exc)
             return b""
-        gate = self.gate  # ``_ingest``, inline: this runs for every PUBLISH read
-        if gate is not None:
-            try:
-                gate.accept(session.username, topic, data, session.client_id)
-            except Exception:
-                log.exception("ingest failed on a PUBLISH of %s", session.client_id)
+        self._ingest(session, topic, data)
         return b"" if packet_id is None else encode_puback(packet_id)
 
     def _on_puback(self, body: bytes) -> bool:
@@ -499,13 +494,7 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
             packet_id = session.next_packet_id
         except AMQTTError:
             return None  # 65535 in flight: let amqtt's flow refuse it
-        # ``_track``, inline: this runs for every delivery
-        loop = self._loop  # not ``get_running_loop()``: a getpid system call per delivery
-        session.quick_out[packet_id] = (loop.time(), done)
-        if acked is not None:
-            session.on_ack[packet_id] = acked
-        if self._sweeper is None:
-            self._sweeper = loop.call_later(PUBACK_TIMEOUT, self._sweep)
+        self._track(session, packet_id, done, acked)
         packet = encode_publish(topic, data, packet_id, QOS_1, retain)
         if dup:
             packet = mark_dup(packet)

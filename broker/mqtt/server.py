@@ -711,16 +711,12 @@ class MqchatBroker(Broker):
         """Start one delivery task per connected subscriber (``qos`` None: the subscription's)."""
         # Subscriptions were checked by the ACL when they were made, and every topic a granted
         # filter matches is one the subscriber may read, so no per-message RECEIVE check is needed.
-        # per delivery, with amqtt's helpers inline (``_connected``, ``_get_handler``) and one
-        # ``done`` per session, made once (``_done_of``): this runs for every message relayed
-        sessions, inflights, done_of = self._sessions, self._inflight, self._done_of
+        # one ``done`` per session, made once (``_done_of``): this runs for every message relayed
+        inflights, done_of = self._inflight, self._done_of
         for session, sub_qos in self._index.subscribers(topic):
-            state = getattr(session, "_state", None)  # ``_connected``
-            if not (session.transitions.is_connected() if state is None else state == "connected"):
+            if not _connected(session):
                 continue
-            client_id = session.client_id  # ``_get_handler``: the handler of the client id's session
-            entry = sessions.get(client_id) if client_id else None
-            handler = None if entry is None else entry[1]
+            handler = self._get_handler(session)
             if handler is None:
                 continue
             resumable = getattr(session, "resumable", None)
