@@ -419,7 +419,7 @@ class Node:
             lockout=limits.address_lockout,
         )
         self._login_throttle = throttle  # the media endpoint's logins count too
-        auth = AuthPlugin(check=self._credentials_ok, throttle=throttle)
+        auth = AuthPlugin(check=self._credentials_ok, check_many=self._credentials_many, throttle=throttle)
         everyone = settings.presence.visibility == "everyone"  # the ceiling of users' settings
         hiding = partial(store.hiding_last_seen, everyone=everyone)
         acl = AclPlugin(
@@ -460,6 +460,11 @@ class Node:
         it on a thread): a token or password of the user, or a JWT for it (``auth.jwt_*``)."""
         assert self._logins is not None
         return self._logins(user, secret, device)
+
+    def _credentials_many(self, logins: list[tuple[str, str, str | None]]) -> list[bool]:
+        """``_credentials_ok`` of each of a batch of logins, the store asked once for them all."""
+        assert self._logins is not None
+        return self._logins.many(logins)
 
     async def _start_media(self, store: Store, queue_broker: dramatiq.Broker) -> None:
         """The HTTP endpoint for images and videos; its jobs run wherever the media queue is consumed."""

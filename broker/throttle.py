@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections import OrderedDict, deque
@@ -17,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 __all__ = ["CredentialChecks", "LoginThrottle", "RateLimiter", "check_login"]
 
+log = logging.getLogger(__name__)
 V = TypeVar("V")
 _Login = tuple[str, str, "str | None", "asyncio.Future[bool]"]
 """A login waiting for its check: (user, secret, device, its verdict)."""
@@ -152,15 +154,25 @@ class CredentialChecks:
     ``asyncio.to_thread`` per login cost a thread hand-off and a wake-up of the event loop each. Here
     a login waits on a future; up to ``parallel`` batches (by default one per core: a slow Argon2
     check releases the GIL and uses a core) run at once on the loop's default executor, each taking
-    up to ``batch`` of the waiting logins and checking them one after the other. Under
-    little load a login is checked at once, alone; under a connect storm the waiting ones are
-    checked together. A check that raises fails only its own login. Calling the object is the
-    blocking check itself. A login for a device (MQTT: ``<user>/<device>``) is checked as
+    up to ``batch`` of the waiting logins and checking them one after the other, or all at once
+    with ``many`` (``many([(user, secret, device), ...])``: a verdict each, in order, the store
+    asked once for them all). Under little load a login is checked at once, alone; under a
+    connect storm the waiting ones are checked together. A check that raises fails only its own
+    login: when ``many`` raises, the batch's logins are checked one by one. Calling the object is
+    the blocking check itself. A login for a device (MQTT: ``<user>/<device>``) is checked as
     ``check(user, secret, device)``, one without (HTTP) as ``check(user, secret)``.
     """
 
-    def __init__(self, check: Callable[..., bool], *, parallel: int | None = None, batch: int = 16) -> None:
+    def __init__(
+        self,
+        check: Callable[..., bool],
+        *,
+        many: Callable[[list[tuple[str, str, str | None]]], list[bool]] | None = None,
+        parallel: int | None = None,
+        batch: int = 16,
+    ) -> None:
         self._check = check
+        self._many = many
         self._parallel = parallel or max(2, os.cpu_count() or 1)
         self._batch = batch
         self._waiting: deque[_Login] = deque()
@@ -196,6 +208,15 @@ class CredentialChecks:
         done.add_done_callback(partial(self._finished, loop, batch))
 
     def _check_all(self, logins: list[tuple[str, str, str | None]]) -> list[bool | BaseException]:
+        if self._many is not None and len(logins) > 1:
+            try:
+                verdicts = self._many(logins)
+            except Exception:  # each login gets its own answer below
+                log.warning(
+                    "a batch of %d logins failed; checking them one by one", len(logins), exc_info=True
+                )
+            else:
+                return list(verdicts)
         outcomes: list[bool | BaseException] = []
         for user, secret, device in logins:
             try:

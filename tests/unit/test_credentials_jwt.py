@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +292,9 @@ class Users:
 
     def credential_hashes(self, user: str) -> list[tuple[str, str]]:
         return self.hashes.get(user, [])
+
+    def credential_hashes_many(self, logins: Sequence[tuple[str, str | None]]) -> list[list[tuple[str, str]]]:
+        return [self.hashes.get(user, []) for user, _ in logins]
 
     def user_exists(self, user: str) -> bool:
         return user in self.known

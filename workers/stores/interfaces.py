@@ -97,6 +97,11 @@ class Credentials(Protocol):
         left out; without (the media endpoint), every token of the user counts."""
         ...
 
+    def credential_hashes_many(self, logins: Sequence[tuple[str, str | None]]) -> list[list[tuple[str, str]]]:
+        """``credential_hashes`` of each ``(user, device)`` login, in order, in one look-up (a
+        connect storm's logins, a batch at a time)."""
+        ...
+
 
 class Logins(Credentials, Protocol):
     """The login check when a JWT may log in a user it knows only by id (and create it)."""

@@ -19,12 +19,14 @@ from broker.mqtt.plugins.base import Authenticator
 from broker.throttle import CredentialChecks, LoginThrottle, check_login
 from client_sdk.contract import is_valid_user_id
 
-__all__ = ["AuthPlugin", "CredentialCheck", "parse_client_id"]
+__all__ = ["AuthPlugin", "CredentialCheck", "CredentialChecksMany", "parse_client_id"]
 
 log = logging.getLogger(__name__)
 
 CredentialCheck = Callable[[str, str, str], bool]
 """``check(user, secret, device)``: blocking; True when the secret lets ``<user>/<device>`` in."""
+CredentialChecksMany = Callable[[list[tuple[str, str, str | None]]], list[bool]]
+"""``check_many([(user, secret, device), ...])``: blocking; ``check`` of each, in order."""
 
 
 def parse_client_id(client_id: str | None, user: str) -> str | None:
@@ -47,11 +49,13 @@ class AuthPlugin(Authenticator):
         config: Config | None = None,
         *,
         check: CredentialCheck,
+        check_many: CredentialChecksMany | None = None,
         throttle: LoginThrottle | None = None,
     ) -> None:
-        """``throttle``: failed logins slow down the next ones (shared with the media endpoint)."""
+        """``check_many``: the logins waiting at once checked together (``CredentialChecks``);
+        ``throttle``: failed logins slow down the next ones (shared with the media endpoint)."""
         self.config = config or AuthPlugin.Config()
-        self._check = CredentialChecks(check)
+        self._check = CredentialChecks(check, many=check_many)
         self._throttle = throttle
 
     async def authenticate(self, session: Session) -> bool | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pymongo import ASCENDING
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
@@ -9,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 from workers.errors import UnknownUser, UserExists
 from workers.stores.mongo.base import Doc, MongoBase
 from workers.stores.records import UserInfo
+from workers.stores.rules.credentials import credentials_by_login
 
 __all__ = ["MongoUsers"]
 
@@ -125,14 +128,26 @@ class MongoUsers(MongoBase):
             return int(self._credentials.delete_many({"user": user}).deleted_count)
 
     def credential_hashes(self, user: str, device: str | None = None) -> list[tuple[str, str]]:
-        query: dict[str, object] = {"user": user}
-        if device is not None:  # a missing ``device`` matches None: the user-wide credentials
-            query["device"] = {"$in": [None, device]}
+        return self.credential_hashes_many([(user, device)])[0]
+
+    def credential_hashes_many(self, logins: Sequence[tuple[str, str | None]]) -> list[list[tuple[str, str]]]:
+        """The batch's enabled users in one query, their credentials in another (``$in``); a
+        credential without ``device`` is user-wide."""
+        if not logins:
+            return []
+        wanted = sorted({user for user, _ in logins})
         with self._guard():
-            if self._users.find_one({"_id": user, "disabled": False}, {"_id": True}) is None:
-                return []
-            rows = self._credentials.find(query, {"kind": True, "secret_hash": True})
-            return [(r["kind"], r["secret_hash"]) for r in rows.sort("_id", ASCENDING)]
+            enabled = [
+                doc["_id"]
+                for doc in self._users.find({"_id": {"$in": wanted}, "disabled": False}, {"_id": True})
+            ]
+            if not enabled:
+                return [[] for _ in logins]
+            docs = self._credentials.find(
+                {"user": {"$in": enabled}}, {"user": True, "device": True, "kind": True, "secret_hash": True}
+            ).sort("_id", ASCENDING)
+            rows = [(d["user"], d.get("device"), d["kind"], d["secret_hash"]) for d in docs]
+        return credentials_by_login(logins, rows)
 
     def set_last_seen(self, user: str, ts: float) -> None:
         with self._guard():

@@ -2,37 +2,55 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Subquery, bindparam, delete, func, insert, select, update
+from collections.abc import Sequence
+
+from sqlalchemy import (
+    String,
+    Subquery,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import BindParameter
 
 from workers.errors import UnknownUser, UserExists
 from workers.stores.records import UserInfo
+from workers.stores.rules.credentials import credentials_by_login
 from workers.stores.sql.base import SqlBase
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.schema import credentials, device_tokens, devices, users
 
 __all__ = ["SqlUsers"]
 
-# run for every login and typing indicator (see base)
+# run for every JWT login and typing indicator (see base)
 _USER = Statement(select(users.c.id).where(users.c.id == bindparam("b_user")))
-_CREDENTIALS = Statement(
-    select(credentials.c.kind, credentials.c.secret_hash)
-    .join(users, users.c.id == credentials.c.user_id)
-    .where(credentials.c.user_id == bindparam("b_user"), users.c.disabled.is_(False))
-)
-_DEVICE_TOKENS = Statement(
-    select(device_tokens.c.secret_hash)
-    .join(users, users.c.id == device_tokens.c.user_id)
-    .where(
-        device_tokens.c.user_id == bindparam("b_user"),
-        device_tokens.c.device == bindparam("b_device"),
-        users.c.disabled.is_(False),
+
+# every login; a connect storm's logins a batch at a time (broker.throttle.CredentialChecks): the credentials
+# of every user of the batch and their devices' tokens in one statement, instead of a transaction
+# and two statements per login. A user-wide credential has no device; the batch's logins pick
+# the device tokens that are theirs.
+_USERS: BindParameter[str] = bindparam("b_users", expanding=True)
+_CREDENTIALS_OF_MANY = Statement(
+    union_all(
+        select(credentials.c.user_id, null().label("device"), credentials.c.kind, credentials.c.secret_hash)
+        .join(users, users.c.id == credentials.c.user_id)
+        .where(credentials.c.user_id.in_(_USERS), users.c.disabled.is_(False)),
+        select(
+            device_tokens.c.user_id,
+            device_tokens.c.device,
+            literal_column("'token'", String),
+            device_tokens.c.secret_hash,
+        )
+        .join(users, users.c.id == device_tokens.c.user_id)
+        .where(device_tokens.c.user_id.in_(_USERS), users.c.disabled.is_(False)),
     )
-)
-_ALL_DEVICE_TOKENS = Statement(
-    select(device_tokens.c.secret_hash)
-    .join(users, users.c.id == device_tokens.c.user_id)
-    .where(device_tokens.c.user_id == bindparam("b_user"), users.c.disabled.is_(False))
 )
 
 
@@ -121,13 +139,15 @@ class SqlUsers(SqlBase):
             )
 
     def credential_hashes(self, user: str, device: str | None = None) -> list[tuple[str, str]]:
-        with self._tx() as conn:  # every login: built once, run on the driver's cursor
-            found = [(row[0], row[1]) for row in _CREDENTIALS.all(conn, {"b_user": user})]
-            if device is None:
-                bound = _ALL_DEVICE_TOKENS.all(conn, {"b_user": user})
-            else:
-                bound = _DEVICE_TOKENS.all(conn, {"b_user": user, "b_device": device})
-            return found + [("token", row[0]) for row in bound]
+        return self.credential_hashes_many([(user, device)])[0]
+
+    def credential_hashes_many(self, logins: Sequence[tuple[str, str | None]]) -> list[list[tuple[str, str]]]:
+        if not logins:
+            return []
+        wanted = sorted({user for user, _ in logins})
+        with self._tx() as conn:
+            rows = _CREDENTIALS_OF_MANY.all(conn, {"b_users": wanted})
+        return credentials_by_login(logins, rows)
 
     def set_last_seen(self, user: str, ts: float) -> None:
         with self._tx() as conn:
