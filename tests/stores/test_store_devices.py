@@ -57,6 +57,48 @@ def test_a_late_disconnect_from_another_node_leaves_the_device_online(store: Sto
     assert not store.devices_of(alice)[0].online
 
 
+def test_a_connect_storm_is_recorded_in_order(store: Store) -> None:
+    alice, bob = users(store, "alice", "bob")
+    store.record_devices([_seen(alice, "phone", 1.0), _seen(alice, "phone", 2.0, online=False)])
+    phones = [f"phone-{i}" for i in range(40)]
+
+    # When one batch has many new devices connecting, a known one reconnecting twice in a row (on
+    # n2, then n1), one seen twice with a platform between, and others connecting and leaving
+    store.record_devices(
+        [
+            *(_seen(bob, phone, 10.0 + i) for i, phone in enumerate(phones)),
+            _seen(alice, "phone", 59.0, node="n2"),
+            _seen(alice, "phone", 60.0),
+            _seen(alice, "laptop", 61.0, node="n1"),
+            DeviceSeen(alice, "laptop", 62.0, "n1", True, "android"),
+            _seen(alice, "laptop", 63.0, node="n2"),
+            _seen(alice, "tablet", 64.0),
+            _seen(alice, "tablet", 65.0, online=False),
+            _seen(alice, "tablet", 66.0, node="n2"),
+            _seen(alice, "watch", 67.0),
+            _seen(alice, "watch", 68.0, online=False),
+        ]
+    )
+
+    # Then each device is as its last change left it
+    listed = {d.device: d for d in store.devices_of(bob)}
+    assert sorted(listed) == sorted(phones)
+    assert [(listed[p].first_seen, listed[p].last_seen, listed[p].online) for p in phones] == [
+        (10.0 + i, 10.0 + i, True) for i in range(40)
+    ]
+    mine = {d.device: (d.first_seen, d.last_seen, d.platform, d.online) for d in store.devices_of(alice)}
+    assert mine == {
+        "phone": (1.0, 60.0, None, True),
+        "laptop": (61.0, 63.0, "android", True),
+        "tablet": (64.0, 66.0, None, True),
+        "watch": (67.0, 68.0, None, False),
+    }
+    # the laptop is n2's now, the phone n1's
+    store.devices_offline_on("n2")
+    online = {d.device for d in store.devices_of(alice) if d.online}
+    assert online == {"phone"}
+
+
 def test_a_device_token_logs_in_only_as_its_device(store: Store) -> None:
     (alice,) = users(store, "alice")
     token = new_token()

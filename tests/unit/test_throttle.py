@@ -112,6 +112,31 @@ def test_logins_checked_together_each_get_their_own_verdict() -> None:
     assert outcomes == expected
 
 
+def test_logins_waiting_together_are_checked_in_one_call_and_one_by_one_when_it_fails() -> None:
+    batches: list[int] = []
+
+    def many(logins: list[tuple[str, str, str | None]]) -> list[bool]:
+        batches.append(len(logins))
+        if any(user == "broken" for user, _, _ in logins):
+            raise ConnectionError("the store is down")
+        return [_credentials(user, secret) for user, secret, _ in logins]
+
+    async def main() -> list[bool | str]:
+        checks = CredentialChecks(lambda u, s, _device: _credentials(u, s), many=many, parallel=1, batch=4)
+        logins = [(f"u{i}", f"u{i}-ok" if i % 3 else "wrong") for i in range(12)]
+        logins.insert(6, ("broken", "broken-ok"))
+        outcomes = await asyncio.gather(
+            *(checks.run(u, s, "phone") for u, s in logins), return_exceptions=True
+        )
+        return [o if isinstance(o, bool) else type(o).__name__ for o in outcomes]
+
+    outcomes = asyncio.run(main())
+    expected: list[bool | str] = [bool(i % 3) for i in range(12)]
+    expected.insert(6, "ConnectionError")  # its batch is checked one by one: the others pass
+    assert outcomes == expected
+    assert batches == [4, 4, 4]  # the first login alone by the single check, then batches of 4
+
+
 def test_a_login_that_gives_up_leaves_the_others_checked() -> None:
     release = threading.Event()
 

@@ -3,9 +3,24 @@ and sign-outs (with the device's own tokens, in ``device_tokens``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import Float, String, and_, bindparam, cast, delete, exists, insert, select, update
+from sqlalchemy import (
+    Float,
+    String,
+    and_,
+    bindparam,
+    cast,
+    column,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -26,8 +41,19 @@ def _key(user: str, device: str) -> ColumnElement[bool]:
 class SqlDevices(SqlBase):
     def record_devices(self, changes: Sequence[DeviceSeen]) -> None:
         with self._tx() as conn:
+            connects: dict[tuple[str, str], DeviceSeen] = {}
             for change in changes:
-                _record(conn, change)
+                key = (change.user, change.device)
+                if change.online and change.platform is None and key not in connects:
+                    connects[key] = change
+                    continue
+                _connected(conn, connects.values())  # what came before, in order
+                connects.clear()
+                if change.online and change.platform is None:
+                    connects[key] = change
+                else:
+                    _record(conn, change)
+            _connected(conn, connects.values())
 
     def devices_of(self, user: str) -> list[DeviceInfo]:
         query = (
@@ -109,35 +135,93 @@ _INSERT_NEW = Statement(
         ).where(~exists().where(_KEY)),
     )
 )
-_CONNECTED = Statement(
-    update(devices)
-    .where(_KEY)
-    .values(last_seen=bindparam("b_ts"), connected_at=bindparam("b_ts"), node=bindparam("b_node"))
-)
 _PLATFORM = Statement(update(devices).where(_KEY).values(platform=bindparam("b_platform")))
 _LAST_SEEN = Statement(update(devices).where(_KEY).values(last_seen=bindparam("b_ts")))
 _LEFT = Statement(update(devices).where(_KEY, devices.c.node == bindparam("b_node")).values(node=None))
 
 
+# A connect storm's devices, a batch at a time: each connect of the batch inserts its device or
+# updates it, one upsert for them all. On PostgreSQL, one statement of arrays (``unnest``, one SQL
+# text whatever the number of rows); on SQLite, one prepared statement run for each row
+# (``executemany``: no round trips to save, and no Python per row). A statement may not update one
+# row twice (PostgreSQL refuses it), so a device seen twice starts a new run.
+_CONNECT_ROWS = func.unnest(
+    cast(bindparam("a_user"), ARRAY(String)),
+    cast(bindparam("a_device"), ARRAY(String)),
+    cast(bindparam("a_ts"), ARRAY(Float)),
+    cast(bindparam("a_node"), ARRAY(String)),
+).table_valued(
+    column("user_id", String), column("device", String), column("ts", Float), column("node", String)
+)
+_ROWS = _CONNECT_ROWS.render_derived(name="r")
+_CONNECTED_MANY_PG = postgresql.insert(devices).from_select(
+    ["user_id", "device", "first_seen", "last_seen", "connected_at", "node"],
+    select(_ROWS.c.user_id, _ROWS.c.device, _ROWS.c.ts, _ROWS.c.ts, _ROWS.c.ts, _ROWS.c.node),
+)
+_CONNECTED_UNNEST = Statement(
+    _CONNECTED_MANY_PG.on_conflict_do_update(
+        index_elements=[devices.c.user_id, devices.c.device],
+        set_={
+            "last_seen": _CONNECTED_MANY_PG.excluded.last_seen,
+            "connected_at": _CONNECTED_MANY_PG.excluded.connected_at,
+            "node": _CONNECTED_MANY_PG.excluded.node,
+        },
+    ),
+    binary=True,
+)
+_CONNECTED_ROW = sqlite.insert(devices).values(
+    user_id=bindparam("b_user"),
+    device=bindparam("b_device"),
+    first_seen=bindparam("b_ts"),
+    last_seen=bindparam("b_ts"),
+    connected_at=bindparam("b_ts"),
+    node=bindparam("b_node"),
+)
+_CONNECTED_EACH = Statement(
+    _CONNECTED_ROW.on_conflict_do_update(
+        index_elements=[devices.c.user_id, devices.c.device],
+        set_={
+            "last_seen": _CONNECTED_ROW.excluded.last_seen,
+            "connected_at": _CONNECTED_ROW.excluded.connected_at,
+            "node": _CONNECTED_ROW.excluded.node,
+        },
+    )
+)
+
+
+def _connected(conn: Connection, connects: Collection[DeviceSeen]) -> None:
+    """Record devices connected, each at most once."""
+    if not connects:
+        return
+    if conn.dialect.name == "postgresql":
+        arrays = {
+            "a_user": [c.user for c in connects],
+            "a_device": [c.device for c in connects],
+            "a_ts": [float(c.ts) for c in connects],
+            "a_node": [c.node for c in connects],
+        }
+        _CONNECTED_UNNEST.execute(conn, arrays)
+    else:
+        rows = [{"b_user": c.user, "b_device": c.device, "b_ts": c.ts, "b_node": c.node} for c in connects]
+        _CONNECTED_EACH.execute_many(conn, rows)
+
+
 def _record(conn: Connection, change: DeviceSeen) -> None:
+    """A disconnect, or a device's platform (a connect is ``_connected``'s)."""
     key = {"b_user": change.user, "b_device": change.device}
-    if change.platform is None and not change.online:
+    if change.platform is None:
         # a disconnect: offline only if no other node took the device over meanwhile
         _LAST_SEEN.execute(conn, {**key, "b_ts": change.ts})
         _LEFT.execute(conn, {**key, "b_node": change.node})
         return
-    online = change.online and change.platform is None
     _INSERT_NEW.execute(
         conn,
         {
             **key,
             "b_ts": change.ts,
             "b_connected": change.ts if change.online else None,
-            "b_node": change.node if online else None,
+            "b_node": None,
             "b_platform": change.platform,
         },
     )
-    if change.platform is not None:
-        _PLATFORM.execute(conn, {**key, "b_platform": change.platform})
-    else:
-        _CONNECTED.execute(conn, {**key, "b_ts": change.ts, "b_node": change.node})
+    _PLATFORM.execute(conn, {**key, "b_platform": change.platform})

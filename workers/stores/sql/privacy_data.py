@@ -100,6 +100,13 @@ _RECEIPTS_OFF = Statement(
     )
 )
 
+# every batch of users going online (the presence plugin), the ACL and profile reads
+_SETTINGS_OF = Statement(
+    select(privacy_settings.c.user_id, *SETTINGS_COLUMNS).where(
+        privacy_settings.c.user_id.in_(bindparam("b_users", expanding=True))
+    )
+)
+
 
 def settings_from_row(row: Sequence[Any]) -> PrivacySettings:
     codes = dict(zip(AUDIENCE_FIELDS, row[: len(AUDIENCE_FIELDS)], strict=True))
@@ -109,12 +116,14 @@ def settings_from_row(row: Sequence[Any]) -> PrivacySettings:
 def settings_of(conn: Connection, users: Collection[str] | None) -> dict[str, PrivacySettings]:
     """The settings of each of ``users`` (None: of everyone) who changed any (the others have the
     defaults)."""
-    query = select(privacy_settings.c.user_id, *SETTINGS_COLUMNS)
-    if users is not None:
-        if not users:
-            return {}
-        query = query.where(privacy_settings.c.user_id.in_(list(users)))
-    rows = conn.execute(query).all()
+    if users is None:
+        rows: Sequence[Sequence[Any]] = conn.execute(
+            select(privacy_settings.c.user_id, *SETTINGS_COLUMNS)
+        ).all()
+    elif not users:
+        return {}
+    else:
+        rows = _SETTINGS_OF.all(conn, {"b_users": list(users)})
     return {row[0]: settings_from_row(row[1:]) for row in rows}
 
 
