@@ -214,12 +214,14 @@ def run_scenario(
 
         if on_connect is not None:
             on_connect[0]()
+        cpu_before = broker.cpu() if broker else None
         started = time.monotonic()
         workers.send("connect")
         connects: list[ConnectResult] = workers.collect(
             "connected", timeout=600, on_progress=connect_progress
         )
         connect_seconds = time.monotonic() - started
+        connect_cpu = broker.cpu().cpu - cpu_before.cpu if broker and cpu_before else 0.0
         if on_connect is not None:
             on_connect[1]()
         connected = sum(c.connected for c in connects)
@@ -241,6 +243,7 @@ def run_scenario(
             connect_errors=errors,
             rss_before=rss_before,
             rss_after=rss_after,
+            connect_cpu=connect_cpu,
         )
         display.note(
             f"[{target.name}] {connected} connections subscribed in {connect_seconds:.2f} s"

@@ -106,6 +106,9 @@ class RunReport:
     rss_before: int
     rss_after: int
     steps: list[StepReport] = field(default_factory=list)
+    connect_cpu: float = 0.0
+    """The broker's CPU seconds while everyone connected (children included): less moved by the
+    rest of the machine than the connect time, on a busy host."""
 
     @property
     def rss_per_connection(self) -> float | None:
@@ -203,6 +206,12 @@ def format_runs(runs: list[RunReport], *, p99_ms: float = 10.0) -> str:
                 f"; broker RSS {run.rss_before / MIB:.0f} -> {run.rss_after / MIB:.0f} MiB"
                 + (f" ({per / 1024:.1f} KiB per connection)" if per is not None else "")
                 if run.rss_after
+                else ""
+            )
+            + (
+                f"; broker CPU {run.connect_cpu:.2f} s"
+                f" ({run.connect_cpu / run.connections * 1e6:.0f} µs per connection)"
+                if run.connect_cpu and run.connections
                 else ""
             )
         )
