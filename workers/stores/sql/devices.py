@@ -154,37 +154,37 @@ _CONNECT_ROWS = func.unnest(
     column("user_id", String), column("device", String), column("ts", Float), column("node", String)
 )
 _ROWS = _CONNECT_ROWS.render_derived(name="r")
-_CONNECTED_MANY_PG = postgresql.insert(devices).from_select(
-    ["user_id", "device", "first_seen", "last_seen", "connected_at", "node"],
-    select(_ROWS.c.user_id, _ROWS.c.device, _ROWS.c.ts, _ROWS.c.ts, _ROWS.c.ts, _ROWS.c.node),
+
+
+def _upsert_connected(rows: postgresql.Insert | sqlite.Insert) -> Statement:
+    """``rows`` inserted as devices first seen now, or a known device's connect updated."""
+    return Statement(
+        rows.on_conflict_do_update(
+            index_elements=[devices.c.user_id, devices.c.device],
+            set_={
+                "last_seen": rows.excluded.last_seen,
+                "connected_at": rows.excluded.connected_at,
+                "node": rows.excluded.node,
+            },
+        ),
+        binary=True,
+    )
+
+
+_CONNECTED_UNNEST = _upsert_connected(
+    postgresql.insert(devices).from_select(
+        ["user_id", "device", "first_seen", "last_seen", "connected_at", "node"],
+        select(_ROWS.c.user_id, _ROWS.c.device, _ROWS.c.ts, _ROWS.c.ts, _ROWS.c.ts, _ROWS.c.node),
+    )
 )
-_CONNECTED_UNNEST = Statement(
-    _CONNECTED_MANY_PG.on_conflict_do_update(
-        index_elements=[devices.c.user_id, devices.c.device],
-        set_={
-            "last_seen": _CONNECTED_MANY_PG.excluded.last_seen,
-            "connected_at": _CONNECTED_MANY_PG.excluded.connected_at,
-            "node": _CONNECTED_MANY_PG.excluded.node,
-        },
-    ),
-    binary=True,
-)
-_CONNECTED_ROW = sqlite.insert(devices).values(
-    user_id=bindparam("b_user"),
-    device=bindparam("b_device"),
-    first_seen=bindparam("b_ts"),
-    last_seen=bindparam("b_ts"),
-    connected_at=bindparam("b_ts"),
-    node=bindparam("b_node"),
-)
-_CONNECTED_EACH = Statement(
-    _CONNECTED_ROW.on_conflict_do_update(
-        index_elements=[devices.c.user_id, devices.c.device],
-        set_={
-            "last_seen": _CONNECTED_ROW.excluded.last_seen,
-            "connected_at": _CONNECTED_ROW.excluded.connected_at,
-            "node": _CONNECTED_ROW.excluded.node,
-        },
+_CONNECTED_EACH = _upsert_connected(
+    sqlite.insert(devices).values(
+        user_id=bindparam("b_user"),
+        device=bindparam("b_device"),
+        first_seen=bindparam("b_ts"),
+        last_seen=bindparam("b_ts"),
+        connected_at=bindparam("b_ts"),
+        node=bindparam("b_node"),
     )
 )
 
