@@ -101,6 +101,20 @@ def test_old_inbox_entries_go_and_the_floor_is_recorded(store: Store) -> None:
     assert not needs_reset(after=5, first_cursor=None, floor=3)
 
 
+def test_a_sweep_step_prunes_only_the_users_with_something_old(store: Store) -> None:
+    alice, bob, carol, dave, erin = users(store, "alice", "bob", "carol", "dave", "erin")
+    send(store, alice, bob, now=100.0)  # alice and bob: one old entry each
+    send(store, carol, dave, now=1000.0)  # carol and dave: made at the cut, kept
+    send(store, carol, dave, now=2000.0)
+    # erin: no inbox at all
+
+    pruned, done = store.prune_inbox(older_than=1000.0, max_users=100)
+
+    assert (pruned, done) == (2, True)
+    assert [store.inbox_floor(u) for u in (alice, bob, carol, dave, erin)] == [1, 1, 0, 0, 0]
+    assert [e.cursor for e in store.sync(user=dave, after=0, limit=10)[0]] == [1, 2]
+
+
 def test_the_inbox_sweep_goes_on_where_it_stopped(store: Store) -> None:
     names = users(store, *(f"u{i}" for i in range(5)))
     for user in names:

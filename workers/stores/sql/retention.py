@@ -35,6 +35,20 @@ _CHUNK: Final = 1000
 """Inbox entries or messages deleted by one statement."""
 
 
+_OLDEST_ENTRY = (
+    select(inbox.c.created_at)
+    .where(inbox.c.user_id == users.c.id)
+    .order_by(inbox.c.cursor)
+    .limit(1)
+    .correlate(users)
+    .scalar_subquery()
+)
+"""When a user's oldest inbox entry was made (NULL: none), by the primary key: the step's users
+read with it in one statement, and only those with something old looked at again (most have
+nothing: a transaction and a statement each made a sweep of a node's users as costly as a
+connect storm)."""
+
+
 class SqlRetention(SqlBase):
     # ---------------------------------------------------------------- the floor
     def inbox_floor(self, user: str) -> int:
@@ -74,14 +88,17 @@ class SqlRetention(SqlBase):
     def prune_inbox(self, *, older_than: float, max_users: int) -> tuple[int, bool]:
         with self._tx() as conn:
             after = self._position(conn, "inbox")
-            batch = list(
-                conn.scalars(
-                    select(users.c.id).where(users.c.id > after).order_by(users.c.id).limit(max_users)
-                )
-            )
+            found = conn.execute(
+                select(users.c.id, _OLDEST_ENTRY)
+                .where(users.c.id > after)
+                .order_by(users.c.id)
+                .limit(max_users)
+            ).all()
+        batch = [row[0] for row in found]
         pruned = 0
-        for user in batch:
-            pruned += self._prune_user_inbox(user, older_than)
+        for user, oldest in found:
+            if oldest is not None and old_prefix([oldest], older_than, float):
+                pruned += self._prune_user_inbox(user, older_than)
         with self._tx() as conn:
             done = len(batch) < max_users
             self._set_position(conn, "inbox", "" if done else batch[-1])
