@@ -77,6 +77,8 @@ def test_a_connect_storm_is_recorded_in_order(store: Store) -> None:
             _seen(alice, "tablet", 66.0, node="n2"),
             _seen(alice, "watch", 67.0),
             _seen(alice, "watch", 68.0, online=False),
+            _seen(alice, "desk", 70.0, node="n2"),  # a new device twice in a row
+            _seen(alice, "desk", 71.0),
         ]
     )
 
@@ -92,11 +94,12 @@ def test_a_connect_storm_is_recorded_in_order(store: Store) -> None:
         "laptop": (61.0, 63.0, "android", True),
         "tablet": (64.0, 66.0, None, True),
         "watch": (67.0, 68.0, None, False),
+        "desk": (70.0, 71.0, None, True),
     }
-    # the laptop is n2's now, the phone n1's
+    # the laptop is n2's now, the phone and the desk n1's
     store.devices_offline_on("n2")
     online = {d.device for d in store.devices_of(alice) if d.online}
-    assert online == {"phone"}
+    assert online == {"phone", "desk"}
 
 
 def test_a_device_token_logs_in_only_as_its_device(store: Store) -> None:
