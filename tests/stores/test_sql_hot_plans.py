@@ -15,7 +15,17 @@ from sqlalchemy import Connection, create_engine, text
 from client_sdk.contract import Status
 from tests.harness import unique
 from tests.stores.test_sql_indexes import _created
-from workers.stores.sql import base, blocks, chat_rows, messages, privacy_data, receipts, statistics, timers
+from workers.stores.sql import (
+    base,
+    blocks,
+    chat_rows,
+    merged,
+    messages,
+    privacy_data,
+    receipts,
+    statistics,
+    timers,
+)
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.store import SqlStore
 
@@ -84,8 +94,53 @@ def _hot() -> dict[str, tuple[Statement, dict[str, Any]]]:
             receipts._MOVE_MESSAGES[Status.READ],
             {"b_ids": IDS, "b_now": 1.0},
         ),
+        "receipts: move a batch's and bump the inbox cursors": (
+            receipts._MOVE_MESSAGES_AND_BUMP[Status.DELIVERED],
+            {"b_ids": IDS, "b_now": 1.0, "b_keys": sorted(SENDERS), "b_counts": [1] * len(SENDERS)},
+        ),
+        "texts: seqs, timers and blocks": (
+            merged.TEXT_READS,
+            {
+                "b_keys": CONVERSATIONS,
+                "b_counts": [1, 2] * (len(CONVERSATIONS) // 2),
+                "t_ids": CONVERSATIONS,
+                "b_blockers": RECIPIENTS,
+                "b_blocked": SENDERS,
+            },
+        ),
+        "texts: inserts and the inbox cursors' bump": (messages._TEXT_WRITES, _text_writes()),
         "receipts: lowest": (receipts._LOWEST, {"b_ids": IDS}),
         "receipts: lock messages": (receipts._LOCK_MESSAGES, {"b_ids": IDS}),
+    }
+
+
+def _text_writes() -> dict[str, Any]:
+    """Parameters of the texts' merged writes: a new message from each sender to its recipient."""
+    rows = [
+        {
+            "id": f"new{i}",
+            "conversation_id": conversation,
+            "seq": 1_000,
+            "sender_id": sender,
+            "recipient_id": recipient,
+            "command_id": f"new{i}",
+            "body": "hello",
+            "created_at": 1.0,
+        }
+        for i, (sender, recipient, conversation) in enumerate(
+            zip(SENDERS, RECIPIENTS, CONVERSATIONS, strict=True)
+        )
+    ]
+    receipt_rows = [{"message_id": row["id"], "user_id": row["recipient_id"], "status": 1} for row in rows]
+    keys = sorted(SENDERS + RECIPIENTS)
+    return {
+        **messages._INSERT_MESSAGE.unnest_arrays(rows),
+        **messages._INSERT_RECEIPTS.unnest_arrays(receipt_rows),
+        "ids": [row["id"] for row in rows],
+        "bodies": ["hello"] * len(rows),
+        "tags": ["#u0"] * len(rows),
+        "b_keys": keys,
+        "b_counts": [1] * len(keys),
     }
 
 
@@ -127,8 +182,16 @@ def _sequential(plans: dict[str, str]) -> dict[str, str]:
     return {name: plan for name, plan in plans.items() if any(f"Seq Scan on {t} " in plan for t in GROWING)}
 
 
+POSTGRES_ONLY = {
+    "receipts: move a batch's and bump the inbox cursors",
+    "texts: seqs, timers and blocks",
+    "texts: inserts and the inbox cursors' bump",
+}
+"""Statements that merge several of a step's (workers/stores/sql/merged.py): SQLite keeps them apart."""
+
 NEED_STATISTICS = {
     "receipts: move a batch's",
+    "receipts: move a batch's and bump the inbox cursors",
     "receipts: lowest",
     "receipts: rows of a batch's group messages",
 }
