@@ -49,7 +49,7 @@ from workers.stores.sql.sqlite_checkpoint import JOURNAL_SIZE_LIMIT, Checkpointe
 from workers.stores.sql.sqlite_layout import rebuild_clustered
 from workers.stores.sql.statistics import StatisticsKeeper
 
-__all__ = ["Counters", "NotInOneGo", "SqlBase", "lock_and_bump", "sqlite_in_memory", "write_entries"]
+__all__ = ["Counters", "NotInOneGo", "SqlBase", "lock_and_bump", "numbered", "sqlite_in_memory"]
 
 
 class Counters:
@@ -380,29 +380,26 @@ class SqlBase:
         """Append events to inbox logs, keeping their order per user: the users' cursors are bumped
         by one statement, the entries written by one multi-row insert. UnknownUser if a user does
         not exist."""
-        return write_entries(conn, items, _INBOXES.add(conn, events_per_user(items)), now)
+        entries = numbered(items, _INBOXES.add(conn, events_per_user(items)))
+        rows = [
+            {
+                "user_id": entry.user,
+                "cursor": entry.cursor,
+                "kind": kind,
+                "message_id": message_id,
+                "payload": dumps(entry.payload),
+                "created_at": now,
+            }
+            for entry, (_user, kind, message_id, _body) in zip(entries, items, strict=True)
+        ]
+        _INSERT_INBOX.execute_many(conn, rows)
+        return entries
 
 
-def write_entries(
-    conn: Connection, items: Sequence[InboxItem], last: Mapping[str, int], now: float
-) -> list[InboxEntry]:
+def numbered(items: Sequence[InboxItem], last: Mapping[str, int]) -> list[InboxEntry]:
     """The entries of ``items``, numbered from ``last`` (each user's inbox cursor once bumped by
-    its count of them) and written by one multi-row insert. UnknownUser if a user has no cursor
-    there (it does not exist)."""
+    its count of them). UnknownUser if a user has no cursor there (it does not exist)."""
     missing = [user for user in events_per_user(items) if user not in last]
     if missing:
         raise UnknownUser(missing[0])
-    entries = number_entries(items, last)
-    rows = [
-        {
-            "user_id": entry.user,
-            "cursor": entry.cursor,
-            "kind": kind,
-            "message_id": message_id,
-            "payload": dumps(entry.payload),
-            "created_at": now,
-        }
-        for entry, (_user, kind, message_id, _body) in zip(entries, items, strict=True)
-    ]
-    _INSERT_INBOX.execute_many(conn, rows)
-    return entries
+    return number_entries(items, last)

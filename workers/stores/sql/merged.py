@@ -21,30 +21,48 @@ with no round trip to save, and keeps the separate statements.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
     Connection,
+    Float,
     String,
+    Text,
     Update,
     bindparam,
     cast,
+    column,
+    func,
+    insert,
     literal_column,
     null,
     select,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.elements import TextClause
 
+from client_sdk.contract import VERSION
+from workers.events import dumps
+from workers.stores.records import InboxEntry, InboxItem
 from workers.stores.rules.blocks import blocked_pairs as pairs_found
-from workers.stores.sql.base import lock_and_bump
+from workers.stores.rules.inbox import events_per_user
+from workers.stores.sql.base import NotInOneGo, lock_and_bump, numbered
 from workers.stores.sql.driver import Params, Statement
-from workers.stores.sql.schema import blocks, conversation_timers, conversations, users
+from workers.stores.sql.schema import blocks, conversation_timers, conversations, inbox, users
 
-__all__ = ["TEXT_READS", "inserts_and_bump", "move_and_bump", "move_then_bump", "text_reads", "text_writes"]
+__all__ = [
+    "TEXT_READS",
+    "inserts_and_append",
+    "move_and_append",
+    "move_then_append",
+    "text_reads",
+    "text_writes",
+]
 
 _SEQS, _TIMER, _BLOCK = 0, 1, 2
 """The kinds of row ``_TEXT_READS`` answers."""
@@ -107,52 +125,143 @@ def text_reads(
     return last, timers, pairs_found(set(pairs), found)
 
 
-def _bump_params(counts: Mapping[str, int]) -> dict[str, list[Any]]:
+def _entries(bumped: CTE) -> CTE:
+    """The inbox entries given as arrays (``_entry_params``), each user's numbered on from its
+    cursor before the bump (``bumped``: the new cursors) in the order given, the cursor written
+    into each event's JSON between its two halves: what ``number_entries`` and ``dumps`` make of
+    them in Python. Entries of a user missing from ``bumped`` (no such user) are not written; the
+    caller raises UnknownUser, undoing it all."""
+    given = (
+        func.unnest(
+            cast(bindparam("e_users"), ARRAY(String)),
+            cast(bindparam("e_kinds"), ARRAY(String)),
+            cast(bindparam("e_messages"), ARRAY(String)),
+            cast(bindparam("e_heads"), ARRAY(Text)),
+            cast(bindparam("e_tails"), ARRAY(Text)),
+        )
+        .table_valued(
+            column("user_id", String),
+            column("kind", String),
+            column("message_id", String),
+            column("head", Text),
+            column("tail", Text),
+            with_ordinality="ord",
+        )
+        .render_derived(name="e")
+    )
+    numbered = (
+        select(
+            given.c.user_id,
+            given.c.kind,
+            given.c.message_id,
+            given.c.head,
+            given.c.tail,
+            (
+                bumped.c.inbox_seq
+                - func.count().over(partition_by=given.c.user_id)
+                + func.row_number().over(partition_by=given.c.user_id, order_by=given.c.ord)
+            ).label("cursor"),
+        )
+        .join(bumped, bumped.c.id == given.c.user_id)
+        .subquery("numbered")
+    )
+    rows = select(
+        numbered.c.user_id,
+        numbered.c.cursor,
+        numbered.c.kind,
+        numbered.c.message_id,
+        numbered.c.head.concat(cast(numbered.c.cursor, Text)).concat(numbered.c.tail),
+        cast(bindparam("e_now"), Float),
+    )
+    columns = ["user_id", "cursor", "kind", "message_id", "payload", "created_at"]
+    return insert(inbox).from_select(columns, rows).cte("new_entries")
+
+
+def _entry_params(items: Sequence[InboxItem], now: float) -> dict[str, Any]:
+    """The arrays of ``_entries``: each event's JSON as ``dumps`` writes it with its cursor, in
+    two halves, before and after the cursor's digits. NotInOneGo for an event whose body has a
+    key of the envelope (its JSON would not split there)."""
+    heads: list[str] = []
+    tails: list[str] = []
+    for _user, kind, _message_id, body in items:
+        if _ENVELOPE.intersection(body):
+            raise NotInOneGo("an event that names an envelope key")
+        head = _HEADS.get(kind)
+        if head is None:
+            head = _HEADS[kind] = dumps({"v": VERSION, "type": kind, "cursor": 0})[:-2]
+        text = dumps({"v": VERSION, "type": kind, "cursor": 0, **body})
+        heads.append(head)
+        tails.append(text[len(head) + 1 :])
+    return {
+        "e_users": [item[0] for item in items],
+        "e_kinds": [item[1] for item in items],
+        "e_messages": [item[2] for item in items],
+        "e_heads": heads,
+        "e_tails": tails,
+        "e_now": float(now),
+    }
+
+
+_ENVELOPE = frozenset(("v", "type", "cursor"))
+_HEADS: dict[str, str] = {}
+"""Each kind's JSON up to its cursor's digits: ``{"v":1,"type":"message","cursor":``."""
+
+
+def _written(
+    conn: Connection, statement: Statement, params: Params, items: Sequence[InboxItem], now: float
+) -> tuple[set[str], list[InboxEntry]]:
+    """Run ``statement`` (inbox cursors' bump and entries merged with other writes) for ``items``:
+    the keys its other part returned (rows with no cursor), and the entries as written."""
+    counts = events_per_user(items)
     keys = sorted(counts)
-    return {"b_keys": keys, "b_counts": [counts[key] for key in keys]}
+    given = {**params, "b_keys": keys, "b_counts": [counts[key] for key in keys], **_entry_params(items, now)}
+    returned: set[str] = set()
+    last: dict[str, int] = {}
+    for key, value in statement.all(conn, given):
+        if value is None:
+            returned.add(key)
+        else:
+            last[key] = int(value)
+    return returned, numbered(items, last)
 
 
-def inserts_and_bump(*inserts: ClauseElement) -> Statement:
+def inserts_and_append(*inserts: ClauseElement) -> Statement:
     """The inserts (Core or textual, of distinct parameter names), then the inbox cursors' lock and
-    bump, as one statement (see :func:`text_writes`)."""
+    bump, then the inbox entries, as one statement (see :func:`text_writes`)."""
     ctes = [(part.columns() if isinstance(part, TextClause) else part).cte() for part in inserts]  # type: ignore[attr-defined]
-    return Statement(lock_and_bump(users, "inbox_seq").add_cte(*ctes), binary=True)
+    bumped = lock_and_bump(users, "inbox_seq").cte("bumped")
+    return Statement(
+        select(bumped.c.id, bumped.c.inbox_seq).add_cte(*ctes, bumped, _entries(bumped)), binary=True
+    )
 
 
 def text_writes(
-    conn: Connection, statement: Statement, params: Params, counts: Mapping[str, int]
-) -> dict[str, int]:
-    """Run ``statement`` (of :func:`inserts_and_bump`) with the inserts' ``params``, bumping the
-    inbox cursors by ``counts``: each existing user's new cursor. An ``IntegrityError`` of an
-    insert (a resend, an unknown recipient) undoes it all, as with the separate statements."""
-    return {row[0]: int(row[1]) for row in statement.all(conn, {**params, **_bump_params(counts)})}
+    conn: Connection, statement: Statement, params: Params, items: Sequence[InboxItem], now: float
+) -> list[InboxEntry]:
+    """Run ``statement`` (of :func:`inserts_and_append`) with the inserts' ``params`` and the
+    events ``items``: their entries. An ``IntegrityError`` of an insert (a resend, an unknown
+    recipient) undoes it all, as with the separate statements."""
+    return _written(conn, statement, params, items, now)[1]
 
 
-def move_then_bump(move: Update) -> Statement:
-    """``move`` (an ``UPDATE ... RETURNING`` one column), then the inbox cursors' lock and bump,
-    as one statement (see :func:`move_and_bump`). The moves come first, then the cursors' locks:
-    the order of the separate statements."""
+def move_then_append(move: Update) -> Statement:
+    """``move`` (an ``UPDATE ... RETURNING`` one column), then the inbox cursors' lock and bump, then
+    the inbox entries, as one statement (see :func:`move_and_append`). The moves come first, then
+    the cursors' locks: the order of the separate statements."""
     moved = move.cte("moved")
     bumped = lock_and_bump(users, "inbox_seq").cte("bumped")
     return Statement(
         union_all(
             select(moved.c[0], cast(null(), BigInteger)),
             select(bumped.c.id, bumped.c.inbox_seq),
-        ),
+        ).add_cte(_entries(bumped)),
         binary=True,
     )
 
 
-def move_and_bump(
-    conn: Connection, statement: Statement, params: Params, counts: Mapping[str, int]
-) -> tuple[set[str], dict[str, int]]:
-    """Run ``statement`` (of :func:`move_then_bump`) with the move's ``params``, bumping the inbox
-    cursors by ``counts``: the keys the move returned, and each existing user's new cursor."""
-    moved: set[str] = set()
-    last: dict[str, int] = {}
-    for key, value in statement.all(conn, {**params, **_bump_params(counts)}):
-        if value is None:
-            moved.add(key)
-        else:
-            last[key] = int(value)
-    return moved, last
+def move_and_append(
+    conn: Connection, statement: Statement, params: Params, items: Sequence[InboxItem], now: float
+) -> tuple[set[str], list[InboxEntry]]:
+    """Run ``statement`` (of :func:`move_then_append`) with the move's ``params`` and the events
+    ``items``: the keys the move returned, and the entries."""
+    return _written(conn, statement, params, items, now)

@@ -18,13 +18,13 @@ from client_sdk.contract import Status, is_group_id
 from workers.errors import UnknownUser
 from workers.stores.records import AcceptResult, InboxEntry, StoredMessage, SyncPage, TextSend
 from workers.stores.rules.group_settings import check_may_send
-from workers.stores.rules.inbox import events_per_user, sync_page
+from workers.stores.rules.inbox import sync_page
 from workers.stores.rules.messages import dm_conversation, message_events, message_targets, new_message_id
-from workers.stores.sql.base import Counters, NotInOneGo, write_entries
+from workers.stores.sql.base import Counters, NotInOneGo
 from workers.stores.sql.blocks import blocked_pairs
 from workers.stores.sql.chat_rows import note_direct
 from workers.stores.sql.driver import Statement
-from workers.stores.sql.merged import inserts_and_bump, text_reads, text_writes
+from workers.stores.sql.merged import inserts_and_append, text_reads, text_writes
 from workers.stores.sql.replies import SqlReplies
 from workers.stores.sql.schema import conversations, inbox, message_forwards, messages, receipts
 from workers.stores.sql.search_index import INSERT_TSVS, Indexed, SqlSearchIndex, tsv_arrays
@@ -75,7 +75,7 @@ _INSERT_MESSAGE = Statement(
     ),
 )
 _INSERT_RECEIPTS = Statement(insert(receipts), column_keys=("message_id", "user_id", "status"))
-_TEXT_WRITES = inserts_and_bump(  # PostgreSQL: a batch of texts' writes (see merged)
+_TEXT_WRITES = inserts_and_append(  # PostgreSQL: a batch of texts' writes (see merged)
     _INSERT_MESSAGE.unnest_form(), INSERT_TSVS.statement, _INSERT_RECEIPTS.unnest_form()
 )
 _SYNC = Statement(
@@ -190,15 +190,14 @@ class SqlMessages(SqlReplies, SqlSearchIndex):
             self._index_texts(conn, indexed)
             _INSERT_RECEIPTS.execute_many(conn, receipt_rows)
             entries = self._append_many(conn, items, now)
-        else:  # the inserts and the inbox cursors' bump as one statement, then the entries
+        else:  # the inserts, the inbox cursors' bump and the entries as one statement
             inserted = {
                 **_INSERT_MESSAGE.unnest_arrays(message_rows),
                 **tsv_arrays(indexed),
                 **_INSERT_RECEIPTS.unnest_arrays(receipt_rows),
             }
-            cursors = text_writes(conn, _TEXT_WRITES, inserted, events_per_user(items))
+            entries = text_writes(conn, _TEXT_WRITES, inserted, items, now)
             record_expiry(conn, expiring)
-            entries = write_entries(conn, items, cursors, now)
         results = []
         start = 0
         for m, users in zip(stored, targets, strict=True):

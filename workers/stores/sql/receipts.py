@@ -18,14 +18,13 @@ from sqlalchemy.sql.elements import BindParameter
 from client_sdk.contract import Status, is_group_id
 from workers.stores.records import InboxEntry, InboxItem, ReceiptRequest, ReceiptResult
 from workers.stores.rules.blocks import unblocked_items
-from workers.stores.rules.inbox import events_per_user
 from workers.stores.rules.privacy import effective_read_status
 from workers.stores.rules.receipts import merge_group_receipts, receipt_events
-from workers.stores.sql.base import NotInOneGo, SqlBase, write_entries
+from workers.stores.sql.base import NotInOneGo, SqlBase
 from workers.stores.sql.blocks import blocked_pairs
 from workers.stores.sql.chat_rows import advance_reads
 from workers.stores.sql.driver import Statement
-from workers.stores.sql.merged import move_and_bump, move_then_bump
+from workers.stores.sql.merged import move_and_append, move_then_append
 from workers.stores.sql.privacy_data import read_receipts_off
 from workers.stores.sql.schema import blocks, messages, receipts
 
@@ -139,8 +138,9 @@ _MOVED = (Status.DELIVERED, Status.READ)
 _MOVE = {status: Statement(_move(status)) for status in _MOVED}
 _MOVE_MESSAGES = {status: Statement(_move(status, of_user=False)) for status in _MOVED}
 _MOVE_ONE = {status: Statement(_move(status, one=True)) for status in _MOVED}
-_MOVE_MESSAGES_AND_BUMP = {status: move_then_bump(_move(status, of_user=False)) for status in _MOVED}
-"""PostgreSQL: ``_MOVE_MESSAGES`` and the inbox cursors' bump as one statement (see merged)."""
+_MOVE_MESSAGES_AND_APPEND = {status: move_then_append(_move(status, of_user=False)) for status in _MOVED}
+"""PostgreSQL: ``_MOVE_MESSAGES``, the inbox cursors' bump and the entries as one statement (see
+merged)."""
 
 
 class _Tally:
@@ -236,7 +236,8 @@ def _unblocked(
     blocked)``: whether it is a block, read with the rows) has every pair."""
     pairs = {(user, item[0]) for user, items in given for item in items}
     known = known or {}
-    unknown = {pair for pair in pairs if pair not in known}
+    # a reader's own ``read`` events: nobody blocks themselves (rules.blocks refuses it)
+    unknown = {pair for pair in pairs if pair not in known and pair[0] != pair[1]}
     blocked = blocked_pairs(conn, unknown) if unknown else set()
     blocked.update(pair for pair in pairs if known.get(pair))
     if not blocked:
@@ -266,17 +267,17 @@ def _batch_rows(conn: Connection, every: list[str]) -> list[Any]:
 def _moved_and_appended(
     conn: Connection, moving: dict[Status, list[tuple[str, str, bool]]], items: list[InboxItem], now: float
 ) -> list[InboxEntry]:
-    """PostgreSQL: the moves of 1-on-1 messages to one status and the bump of the inbox cursors for
-    ``items`` (their events, planned as if every move happens) as one statement, then the
-    entries. NotInOneGo (undoing it all) when a move did not happen: another device of the
-    recipient was there first (the receipts are not locked)."""
+    """PostgreSQL: the moves of 1-on-1 messages to one status, the bump of the inbox cursors and
+    the entries of ``items`` (their events, planned as if every move happens) as one statement.
+    NotInOneGo (undoing it all) when a move did not happen: another device of the recipient was
+    there first (the receipts are not locked)."""
     ((status, keys),) = moving.items()
     ids = [message_id for message_id, *_ in keys]
     params = {"b_ids": ids, "b_now": now}
-    done, cursors = move_and_bump(conn, _MOVE_MESSAGES_AND_BUMP[status], params, events_per_user(items))
+    done, entries = move_and_append(conn, _MOVE_MESSAGES_AND_APPEND[status], params, items, now)
     if len(done) < len(ids):
         raise NotInOneGo("a status moved meanwhile")
-    return write_entries(conn, items, cursors, now)
+    return entries
 
 
 def _read_upto(user: str, rows: Sequence[Any]) -> dict[tuple[str, str], int]:
@@ -370,7 +371,8 @@ class SqlReceipts(SqlBase):
                 mine.append((status, key, _events(row, user, status, now, floor_before, floor_after)))
             planned.append(mine)
         # PostgreSQL, one status of 1-on-1 messages: the moves as planned, sent with the inbox
-        # cursors' bump as one statement once the events are known (undone if one did not move)
+        # cursors' bump and entries as one statement once the events are known (undone if one
+        # did not move)
         together = (
             not self._sqlite and len(moving) == 1 and not any(g for keys in moving.values() for *_, g in keys)
         )
