@@ -97,27 +97,36 @@ def _hot() -> dict[str, tuple[Statement, dict[str, Any]]]:
             {"b_ids": IDS, "b_now": 1.0},
         ),
         "receipts: move a batch's and append to the inboxes": (
-            receipts._MOVE_MESSAGES_AND_APPEND[Status.DELIVERED],
+            receipts._MOVE_MESSAGES_AND_APPEND[Status.DELIVERED].many,
             {"b_ids": IDS, "b_now": 1.0, **_entries(SENDERS)},
         ),
-        "texts: seqs, timers and blocks": (
-            merged.TEXT_READS,
-            {
-                "b_keys": CONVERSATIONS,
-                "b_counts": [1, 2] * (len(CONVERSATIONS) // 2),
-                "t_ids": CONVERSATIONS,
-                "b_blockers": RECIPIENTS,
-                "b_blocked": SENDERS,
-            },
+        "receipts: move a batch's and append to one inbox": (
+            receipts._MOVE_MESSAGES_AND_APPEND[Status.DELIVERED].one,
+            {"b_ids": IDS[:1], "b_now": 1.0, **_entries(SENDERS[:1])},
         ),
-        "texts: inserts and the inbox appends": (messages._TEXT_WRITES, _text_writes()),
+        "texts: seqs, timers and blocks": (merged.TEXT_READS.many, _text_reads(CONVERSATIONS)),
+        "texts: one seq, timers and blocks": (merged.TEXT_READS.one, _text_reads(CONVERSATIONS[:1])),
+        "texts: inserts and the inbox appends": (messages._TEXT_WRITES.many, _text_writes(50)),
+        "texts: inserts and one inbox append": (messages._TEXT_WRITES.one, _text_writes(1, one_inbox=True)),
         "receipts: lowest": (receipts._LOWEST, {"b_ids": IDS}),
         "receipts: lock messages": (receipts._LOCK_MESSAGES, {"b_ids": IDS}),
     }
 
 
-def _text_writes() -> dict[str, Any]:
-    """Parameters of the texts' merged writes: a new message from each sender to its recipient."""
+def _text_reads(conversations: list[str]) -> dict[str, Any]:
+    """Parameters of the texts' merged reads: a message in each conversation."""
+    return {
+        "b_keys": conversations,
+        "b_counts": [1, 2] * (len(conversations) // 2) or [1],
+        "t_ids": conversations,
+        "b_blockers": RECIPIENTS[: len(conversations)],
+        "b_blocked": SENDERS[: len(conversations)],
+    }
+
+
+def _text_writes(count: int, *, one_inbox: bool = False) -> dict[str, Any]:
+    """Parameters of the texts' merged writes: a new message from each of ``count`` senders to its
+    recipient; ``one_inbox``: only the sender's inbox gets an event (its recipient blocks it)."""
     rows = [
         {
             "id": f"new{i}",
@@ -130,17 +139,21 @@ def _text_writes() -> dict[str, Any]:
             "created_at": 1.0,
         }
         for i, (sender, recipient, conversation) in enumerate(
-            zip(SENDERS, RECIPIENTS, CONVERSATIONS, strict=True)
+            zip(SENDERS[:count], RECIPIENTS[:count], CONVERSATIONS[:count], strict=True)
         )
     ]
-    receipt_rows = [{"message_id": row["id"], "user_id": row["recipient_id"], "status": 1} for row in rows]
+    receipt_rows = (
+        []
+        if one_inbox
+        else [{"message_id": row["id"], "user_id": row["recipient_id"], "status": 1} for row in rows]
+    )
     return {
         **messages._INSERT_MESSAGE.unnest_arrays(rows),
         **messages._INSERT_RECEIPTS.unnest_arrays(receipt_rows),
         "ids": [row["id"] for row in rows],
         "bodies": ["hello"] * len(rows),
         "tags": ["#u0"] * len(rows),
-        **_entries(SENDERS + RECIPIENTS),
+        **_entries(SENDERS[:count] if one_inbox else SENDERS[:count] + RECIPIENTS[:count]),
     }
 
 
@@ -221,14 +234,18 @@ def _sequential(plans: dict[str, str]) -> dict[str, str]:
 
 POSTGRES_ONLY = {
     "receipts: move a batch's and append to the inboxes",
+    "receipts: move a batch's and append to one inbox",
     "texts: seqs, timers and blocks",
+    "texts: one seq, timers and blocks",
     "texts: inserts and the inbox appends",
+    "texts: inserts and one inbox append",
 }
 """Statements that merge several of a step's (workers/stores/sql/merged.py): SQLite keeps them apart."""
 
 NEED_STATISTICS = {
     "receipts: move a batch's",
     "receipts: move a batch's and append to the inboxes",
+    "receipts: move a batch's and append to one inbox",
     "receipts: lowest",
     "receipts: rows of a batch's group messages",
 }

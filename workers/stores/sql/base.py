@@ -106,19 +106,28 @@ class Counters:
         return last
 
 
-def lock_and_bump(table: Table, column: str) -> Update:
+def lock_and_bump(table: Table, column: str, *, lock: bool = True) -> Update:
     """PostgreSQL: lock the rows of ``b_keys`` in key order, then add each its count of
     ``b_counts`` (arrays of one order), returning the new values. The locking subquery runs before
     any row is updated: an ``UPDATE`` only changes a row its join has produced, and the subquery's
     ``FOR UPDATE`` took that row's lock when it produced it, in ``ORDER BY`` order. A row that
     another transaction changed meanwhile is re-read once its lock is free, so the count adds to
-    the committed value. (Also a CTE of the statements that merge a batch's steps: ``merged``.)"""
-    locked_rows = table.alias("t")
+    the committed value. ``lock`` False, for one key (no order to keep): the ``UPDATE`` alone,
+    without the sort and the lock before it. (Also a CTE of the statements that merge a batch's
+    steps: ``merged``.)"""
     given = (
         func.unnest(cast(bindparam("b_keys"), ARRAY(String)), cast(bindparam("b_counts"), ARRAY(BigInteger)))
         .table_valued("id", "n")
         .render_derived(name="c")
     )
+    if not lock:
+        return (
+            update(table)
+            .values({column: table.c[column] + given.c.n})
+            .where(table.c.id == given.c.id)
+            .returning(table.c.id, table.c[column])
+        )
+    locked_rows = table.alias("t")
     locked = (
         select(locked_rows.c.id, given.c.n)
         .join(given, locked_rows.c.id == given.c.id)

@@ -99,8 +99,9 @@ class _Compiled:
         self._ones = tuple(1 for _ in self._expanding)
         self._plans: dict[tuple[int, ...], _Plan] = {}
         self._lock = threading.Lock()
-        self._json: _Plan | None = None
-        """SQLite: the plan that reads every list from JSON, for any list longer than one."""
+        self._any_length: _Plan | None = None
+        """The plan of one SQL text for lists of any length, taken unless every list holds a single
+        value: SQLite reads each list from JSON, psycopg binds it as an array."""
         self.fixed = self._fixed()
         self._columns = list(getattr(statement, "exported_columns", ()))
         self.described = False
@@ -123,8 +124,8 @@ class _Compiled:
         if self.fixed is not None:
             return self.fixed
         lengths = tuple(len(params[name]) for name in self._expanding)
-        if self._json is not None and lengths != self._ones:
-            return self._json
+        if self._any_length is not None and lengths != self._ones:
+            return self._any_length
         found = self._plans.get(lengths)
         if found is None:
             found = self._plan(lengths)
@@ -136,22 +137,21 @@ class _Compiled:
 
     def _fixed(self) -> _Plan | None:
         """The plan of every call where there are no ``IN`` lists; None: ``plan`` chooses, by the
-        lists' lengths. On SQLite, lists that go as JSON take ``_json`` unless every one holds a
-        single value: SQLite runs ``x IN (?)`` as ``x = ?``, where reading JSON into a subquery's
-        table costs more than SQLAlchemy's plan, found again at once (one length), saves."""
+        lists' lengths. Lists that go as JSON (SQLite) or as arrays (psycopg) take
+        ``_any_length`` unless every one holds a single value: ``x IN (?)`` runs as ``x = ?``,
+        where reading JSON into a subquery's table (SQLite) or an array into the index's keys
+        (PostgreSQL) costs more than SQLAlchemy's plan, found again at once (one length), saves."""
         if not self._expanding:
             return self._plan(())
         dialect = self._dialect
         if dialect.driver == "psycopg" and dialect.paramstyle == "pyformat":
-            arrays = self._array_plan()
-            if arrays is not None:
-                return arrays
-        if (
+            self._any_length = self._array_plan()
+        elif (
             sqlite_json(dialect)
             and dialect.paramstyle in _POSITIONAL
             and all(self._as_json(name) for name in self._expanding)
         ):
-            self._json = self._json_plan()
+            self._any_length = self._json_plan()
         return None
 
     def _array_plan(self) -> _Plan | None:

@@ -21,7 +21,7 @@ with no round trip to save, and keeps the separate statements.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence, Sized
 from typing import Any
 
 from sqlalchemy import (
@@ -57,6 +57,7 @@ from workers.stores.sql.schema import blocks, conversation_timers, conversations
 
 __all__ = [
     "TEXT_READS",
+    "ByKeys",
     "inserts_and_append",
     "move_and_append",
     "move_then_append",
@@ -68,33 +69,44 @@ _SEQS, _TIMER, _BLOCK = 0, 1, 2
 """The kinds of row ``_TEXT_READS`` answers."""
 
 
-def _text_reads() -> Statement:
-    bumped = lock_and_bump(conversations, "last_seq").cte("bumped")
+class ByKeys:
+    """A merged statement in two forms, by the number of rows it bumps (``lock_and_bump``): one
+    row alone, or several locked in key order first (a sort and a lock of each row, which one row
+    does not need)."""
+
+    def __init__(self, build: Callable[[bool], ClauseElement]) -> None:
+        """``build(lock)``: the statement, its rows locked in key order first or not."""
+        self.one = Statement(build(False), binary=True)
+        self.many = Statement(build(True), binary=True)
+
+    def of(self, keys: Sized) -> Statement:
+        return self.many if len(keys) > 1 else self.one
+
+
+def _text_reads(lock: bool) -> ClauseElement:
+    bumped = lock_and_bump(conversations, "last_seq", lock=lock).cte("bumped")
     timer = conversation_timers.c
-    return Statement(
-        union_all(
-            select(literal_column(str(_SEQS)), bumped.c.id, cast(null(), String), bumped.c.last_seq),
-            select(
-                literal_column(str(_TIMER)),
-                timer.conversation_id,
-                cast(null(), String),
-                cast(timer.seconds, BigInteger),
-            ).where(timer.conversation_id.in_(bindparam("t_ids", expanding=True))),
-            select(
-                literal_column(str(_BLOCK)),
-                blocks.c.blocker_id,
-                blocks.c.blocked_id,
-                cast(null(), BigInteger),
-            ).where(
-                blocks.c.blocker_id.in_(bindparam("b_blockers", expanding=True)),
-                blocks.c.blocked_id.in_(bindparam("b_blocked", expanding=True)),
-            ),
+    return union_all(
+        select(literal_column(str(_SEQS)), bumped.c.id, cast(null(), String), bumped.c.last_seq),
+        select(
+            literal_column(str(_TIMER)),
+            timer.conversation_id,
+            cast(null(), String),
+            cast(timer.seconds, BigInteger),
+        ).where(timer.conversation_id.in_(bindparam("t_ids", expanding=True))),
+        select(
+            literal_column(str(_BLOCK)),
+            blocks.c.blocker_id,
+            blocks.c.blocked_id,
+            cast(null(), BigInteger),
+        ).where(
+            blocks.c.blocker_id.in_(bindparam("b_blockers", expanding=True)),
+            blocks.c.blocked_id.in_(bindparam("b_blocked", expanding=True)),
         ),
-        binary=True,
     )
 
 
-TEXT_READS = _text_reads()
+TEXT_READS = ByKeys(_text_reads)
 
 
 def text_reads(
@@ -115,7 +127,7 @@ def text_reads(
     last: dict[str, int] = {}
     timers: dict[str, int] = {}
     found: list[tuple[str, str]] = []
-    for kind, key, other, value in TEXT_READS.all(conn, params):
+    for kind, key, other, value in TEXT_READS.of(keys).all(conn, params):
         if kind == _SEQS:
             last[key] = int(value)
         elif kind == _TIMER:
@@ -208,7 +220,7 @@ _HEADS: dict[str, str] = {}
 
 
 def _written(
-    conn: Connection, statement: Statement, params: Params, items: Sequence[InboxItem], now: float
+    conn: Connection, statement: ByKeys, params: Params, items: Sequence[InboxItem], now: float
 ) -> tuple[set[str], list[InboxEntry]]:
     """Run ``statement`` (inbox cursors' bump and entries merged with other writes) for ``items``:
     the keys its other part returned (rows with no cursor), and the entries as written."""
@@ -217,7 +229,7 @@ def _written(
     given = {**params, "b_keys": keys, "b_counts": [counts[key] for key in keys], **_entry_params(items, now)}
     returned: set[str] = set()
     last: dict[str, int] = {}
-    for key, value in statement.all(conn, given):
+    for key, value in statement.of(keys).all(conn, given):
         if value is None:
             returned.add(key)
         else:
@@ -225,18 +237,20 @@ def _written(
     return returned, numbered(items, last)
 
 
-def inserts_and_append(*inserts: ClauseElement) -> Statement:
+def inserts_and_append(*inserts: ClauseElement) -> ByKeys:
     """The inserts (Core or textual, of distinct parameter names), then the inbox cursors' lock and
     bump, then the inbox entries, as one statement (see :func:`text_writes`)."""
-    ctes = [(part.columns() if isinstance(part, TextClause) else part).cte() for part in inserts]  # type: ignore[attr-defined]
-    bumped = lock_and_bump(users, "inbox_seq").cte("bumped")
-    return Statement(
-        select(bumped.c.id, bumped.c.inbox_seq).add_cte(*ctes, bumped, _entries(bumped)), binary=True
-    )
+
+    def build(lock: bool) -> ClauseElement:
+        ctes = [(part.columns() if isinstance(part, TextClause) else part).cte() for part in inserts]  # type: ignore[attr-defined]
+        bumped = lock_and_bump(users, "inbox_seq", lock=lock).cte("bumped")
+        return select(bumped.c.id, bumped.c.inbox_seq).add_cte(*ctes, bumped, _entries(bumped))
+
+    return ByKeys(build)
 
 
 def text_writes(
-    conn: Connection, statement: Statement, params: Params, items: Sequence[InboxItem], now: float
+    conn: Connection, statement: ByKeys, params: Params, items: Sequence[InboxItem], now: float
 ) -> list[InboxEntry]:
     """Run ``statement`` (of :func:`inserts_and_append`) with the inserts' ``params`` and the
     events ``items``: their entries. An ``IntegrityError`` of an insert (a resend, an unknown
@@ -244,23 +258,24 @@ def text_writes(
     return _written(conn, statement, params, items, now)[1]
 
 
-def move_then_append(move: Update) -> Statement:
+def move_then_append(move: Update) -> ByKeys:
     """``move`` (an ``UPDATE ... RETURNING`` one column), then the inbox cursors' lock and bump, then
     the inbox entries, as one statement (see :func:`move_and_append`). The moves come first, then
     the cursors' locks: the order of the separate statements."""
-    moved = move.cte("moved")
-    bumped = lock_and_bump(users, "inbox_seq").cte("bumped")
-    return Statement(
-        union_all(
+
+    def build(lock: bool) -> ClauseElement:
+        moved = move.cte("moved")
+        bumped = lock_and_bump(users, "inbox_seq", lock=lock).cte("bumped")
+        return union_all(
             select(moved.c[0], cast(null(), BigInteger)),
             select(bumped.c.id, bumped.c.inbox_seq),
-        ).add_cte(_entries(bumped)),
-        binary=True,
-    )
+        ).add_cte(_entries(bumped))
+
+    return ByKeys(build)
 
 
 def move_and_append(
-    conn: Connection, statement: Statement, params: Params, items: Sequence[InboxItem], now: float
+    conn: Connection, statement: ByKeys, params: Params, items: Sequence[InboxItem], now: float
 ) -> tuple[set[str], list[InboxEntry]]:
     """Run ``statement`` (of :func:`move_then_append`) with the move's ``params`` and the events
     ``items``: the keys the move returned, and the entries."""
