@@ -7,11 +7,16 @@ statements of a step that do not need each other's answers are one statement:
 - a batch of texts reads before it writes: the conversations' seqs (locked and bumped), their
   disappearing-message timers and the recipients' blocks, as one ``SELECT`` over a
   data-modifying CTE (:func:`text_reads`);
-- then writes the messages, their search index entries and their receipts, and bumps the inbox
-  cursors of the users with an event, as one ``UPDATE`` with the inserts as CTEs
-  (:func:`text_writes`); the inbox entries, which need those cursors, follow;
-- a batch of receipts of 1-on-1 messages moves their statuses and bumps the inbox cursors of the
-  events it plans as one statement (:func:`move_and_bump`), the statuses having been read first.
+- then writes the messages, their search index entries and their receipts, bumps the inbox
+  cursors of the users with an event and writes the inbox entries, as one statement of CTEs
+  (:func:`text_writes`): the entries are numbered from the bumped cursors in SQL, as
+  ``number_entries`` numbers them in Python, each cursor written into its event's JSON;
+- a batch of receipts of 1-on-1 messages moves their statuses, bumps the inbox cursors and writes
+  the entries of the events it plans as one statement (:func:`move_and_append`), the statuses
+  having been read first.
+
+Each has two forms (:class:`ByKeys`): the rows a batch bumps are locked in key order first, as
+``Counters.add`` does, unless there is one.
 
 A data-modifying CTE runs once, to completion, whether the main query reads it or not, with the
 same snapshot as the rest of the statement; the foreign keys of rows inserted by one CTE that
@@ -66,7 +71,7 @@ __all__ = [
 ]
 
 _SEQS, _TIMER, _BLOCK = 0, 1, 2
-"""The kinds of row ``_TEXT_READS`` answers."""
+"""The kinds of row ``TEXT_READS`` answers."""
 
 
 class ByKeys:
