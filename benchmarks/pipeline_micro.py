@@ -12,6 +12,10 @@ the same sizes in every run), so that the lengths of their ``IN`` lists vary too
 sleeps between batches, as the process does between the batches of a low rate: the CPU
 per message then includes what a process pays to start again after a sleep (cold caches).
 
+``--database URL`` (a PostgreSQL server's admin URL) runs it on PostgreSQL, in a fresh database
+dropped after, and prints the CPU of the database's backends per message too (the server's share:
+on PostgreSQL a batch's statements run there).
+
 ``--group N`` measures a group message instead: one member of a group of N sends, and the other
 members' ``delivered`` receipts follow in batches of ``--batch`` (every member's receipt comes at
 once, so a batch of the commands process holds many of them); it prints the CPU per group message
@@ -21,13 +25,16 @@ with its receipts and the events the node would publish for it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.databases import fresh_database
 from benchmarks.machine import describe
+from benchmarks.procstat import StoreWatch
 from workers.events import dumps
 from workers.pipeline import Pipeline
 from workers.routing import Delivery
@@ -135,39 +142,54 @@ def main() -> None:
         help="batches of 1 to 2 * batch - 1 sends, as under load (default: all alike)",
     )
     parser.add_argument("--group", type=int, default=0, help="members of a group (default: 1-on-1)")
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="a PostgreSQL server (admin URL): run in a fresh database there (default: SQLite)",
+    )
     args = parser.parse_args()
     print(describe().line())
-    with tempfile.TemporaryDirectory() as folder:
-        store = open_store(f"sqlite:///{Path(folder) / 'micro.db'}")
+    with contextlib.ExitStack() as stack:
+        if args.database:
+            url = stack.enter_context(fresh_database(args.database, "micro"))
+        else:
+            url = f"sqlite:///{Path(stack.enter_context(tempfile.TemporaryDirectory())) / 'micro.db'}"
+        store = open_store(url)
         try:
             store.create_schema()
             if args.group:
                 _group(store, args)
                 return
-            for i in range(2 * _PAIRS):
-                store.create_user(f"u{i}", now=time.time())
-            routed: list[Delivery] = []
-            pipeline = Pipeline(store=store, route=routed.extend)
-            warm = -(-_PAIRS // args.batch) + 20  # every conversation started, caches warm
-            for k in range(warm):
-                _round(pipeline, routed, k, args.batch)
-            # --vary: batches of 1 to 2 * batch - 1 sends, the same sizes in every run
-            draw = random.Random(7)
-            sizes = [
-                draw.randint(1, 2 * args.batch - 1) if args.vary else args.batch for _ in range(args.messages)
-            ]
-            start = time.process_time()
-            sent = k = 0
-            while sent < args.messages:
-                sent += _round(pipeline, routed, warm + k, args.batch, args.gap, sizes[k])
-                k += 1
-            cpu = time.process_time() - start
+            _pairs(store, args, StoreWatch.for_url(url))
         finally:
             store.close()
+
+
+def _pairs(store: Store, args: argparse.Namespace, server: StoreWatch | None) -> None:
+    for i in range(2 * _PAIRS):
+        store.create_user(f"u{i}", now=time.time())
+    routed: list[Delivery] = []
+    pipeline = Pipeline(store=store, route=routed.extend)
+    warm = -(-_PAIRS // args.batch) + 20  # every conversation started, caches warm
+    for k in range(warm):
+        _round(pipeline, routed, k, args.batch)
+    # --vary: batches of 1 to 2 * batch - 1 sends, the same sizes in every run
+    draw = random.Random(7)
+    sizes = [draw.randint(1, 2 * args.batch - 1) if args.vary else args.batch for _ in range(args.messages)]
+    server_before = None if server is None else server.cpu()
+    start = time.process_time()
+    sent = k = 0
+    while sent < args.messages:
+        sent += _round(pipeline, routed, warm + k, args.batch, args.gap, sizes[k])
+        k += 1
+    cpu = time.process_time() - start
     per_message = 1e6 * cpu / sent
     gap = f", {args.gap * 1000:g} ms apart" if args.gap else ""
     size = f"1-{2 * args.batch - 1} (mean {args.batch})" if args.vary else f"{args.batch}"
     print(f"batches of {size}{gap}: {per_message:.0f} µs of CPU per message and its receipt")
+    if server is not None and server_before is not None:
+        used = server.cpu().cpu - server_before.cpu
+        print(f"PostgreSQL: {1e6 * used / sent:.0f} µs of its backends' CPU per message and its receipt")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ def test_each_backend_has_a_module_of_the_same_name_for_each_concern() -> None:
     assert _modules("sql") & _modules("mongo") == _CONCERNS
     assert _modules("sql") - _CONCERNS == {
         "driver",
+        "merged",
         "sqlite_checkpoint",
         "sqlite_layout",
         "search_index",

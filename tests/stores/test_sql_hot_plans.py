@@ -6,16 +6,28 @@ of 5,000 users) in a schema of their own, as in test_sql_indexes."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from psycopg import ClientCursor
 from sqlalchemy import Connection, create_engine, text
 
 from client_sdk.contract import Status
 from tests.harness import unique
 from tests.stores.test_sql_indexes import _created
-from workers.stores.sql import base, blocks, chat_rows, messages, privacy_data, receipts, statistics, timers
+from workers.stores.sql import (
+    base,
+    blocks,
+    chat_rows,
+    merged,
+    messages,
+    privacy_data,
+    receipts,
+    statistics,
+    timers,
+)
 from workers.stores.sql.driver import Statement
 from workers.stores.sql.store import SqlStore
 
@@ -84,8 +96,79 @@ def _hot() -> dict[str, tuple[Statement, dict[str, Any]]]:
             receipts._MOVE_MESSAGES[Status.READ],
             {"b_ids": IDS, "b_now": 1.0},
         ),
+        "receipts: move a batch's and append to the inboxes": (
+            receipts._MOVE_MESSAGES_AND_APPEND[Status.DELIVERED].many,
+            {"b_ids": IDS, "b_now": 1.0, **_entries(SENDERS)},
+        ),
+        "receipts: move a batch's and append to one inbox": (
+            receipts._MOVE_MESSAGES_AND_APPEND[Status.DELIVERED].one,
+            {"b_ids": IDS[:1], "b_now": 1.0, **_entries(SENDERS[:1])},
+        ),
+        "texts: seqs, timers and blocks": (merged.TEXT_READS.many, _text_reads(CONVERSATIONS)),
+        "texts: one seq, timers and blocks": (merged.TEXT_READS.one, _text_reads(CONVERSATIONS[:1])),
+        "texts: inserts and the inbox appends": (messages._TEXT_WRITES.many, _text_writes(50)),
+        "texts: inserts and one inbox append": (messages._TEXT_WRITES.one, _text_writes(1, one_inbox=True)),
         "receipts: lowest": (receipts._LOWEST, {"b_ids": IDS}),
         "receipts: lock messages": (receipts._LOCK_MESSAGES, {"b_ids": IDS}),
+    }
+
+
+def _text_reads(conversations: list[str]) -> dict[str, Any]:
+    """Parameters of the texts' merged reads: a message in each conversation."""
+    return {
+        "b_keys": conversations,
+        "b_counts": [1, 2] * (len(conversations) // 2) or [1],
+        "t_ids": conversations,
+        "b_blockers": RECIPIENTS[: len(conversations)],
+        "b_blocked": SENDERS[: len(conversations)],
+    }
+
+
+def _text_writes(count: int, *, one_inbox: bool = False) -> dict[str, Any]:
+    """Parameters of the texts' merged writes: a new message from each of ``count`` senders to its
+    recipient; ``one_inbox``: only the sender's inbox gets an event (its recipient blocks it)."""
+    rows = [
+        {
+            "id": f"new{i}",
+            "conversation_id": conversation,
+            "seq": 1_000,
+            "sender_id": sender,
+            "recipient_id": recipient,
+            "command_id": f"new{i}",
+            "body": "hello",
+            "created_at": 1.0,
+        }
+        for i, (sender, recipient, conversation) in enumerate(
+            zip(SENDERS[:count], RECIPIENTS[:count], CONVERSATIONS[:count], strict=True)
+        )
+    ]
+    receipt_rows = (
+        []
+        if one_inbox
+        else [{"message_id": row["id"], "user_id": row["recipient_id"], "status": 1} for row in rows]
+    )
+    return {
+        **messages._INSERT_MESSAGE.unnest_arrays(rows),
+        **messages._INSERT_RECEIPTS.unnest_arrays(receipt_rows),
+        "ids": [row["id"] for row in rows],
+        "bodies": ["hello"] * len(rows),
+        "tags": ["#u0"] * len(rows),
+        **_entries(SENDERS[:count] if one_inbox else SENDERS[:count] + RECIPIENTS[:count]),
+    }
+
+
+def _entries(users: list[str]) -> dict[str, Any]:
+    """Parameters of the inbox cursors' bump and entries merged into a statement: one event each."""
+    keys = sorted(users)
+    return {
+        "b_keys": keys,
+        "b_counts": [1] * len(keys),
+        "e_users": keys,
+        "e_kinds": ["message"] * len(keys),
+        "e_messages": [None] * len(keys),
+        "e_heads": ['{"cursor":'] * len(keys),
+        "e_tails": ["}"] * len(keys),
+        "e_now": 1.0,
     }
 
 
@@ -111,24 +194,58 @@ def filled(postgres_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def _plans(conn: Connection) -> dict[str, str]:
+def _plans(conn: Connection, *, generic: bool = False) -> dict[str, str]:
+    """Each hot statement's plan for its parameters; ``generic``: the plan PostgreSQL may keep for
+    a prepared statement whatever its parameters (psycopg prepares a statement it runs often, and
+    an ``IN`` list is one array parameter, so every batch runs the same one)."""
     plans = {}
     for name, (statement, params) in _hot().items():
         sql = statement.sql(conn.dialect, params)
         args = statement.compiled_for(conn.dialect).plan(params).args(params)
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute(f"EXPLAIN {sql}", args)
+        dbapi = conn.connection.dbapi_connection
+        cursor = dbapi.cursor()  # type: ignore[union-attr]
+        if generic:  # PREPARE with $n for each name, then EXPLAIN EXECUTE it with literals
+            numbered, names = _numbered(sql)
+            literals = ClientCursor(dbapi).mogrify(", ".join(["%s"] * len(names)), [args[n] for n in names])
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cursor.execute(f"PREPARE hot AS {numbered}")
+            cursor.execute(f"EXPLAIN EXECUTE hot({literals})")
+        else:
+            cursor.execute(f"EXPLAIN {sql}", args)
         plans[name] = " | ".join(row[0] for row in cursor.fetchall())
+        if generic:
+            cursor.execute("DEALLOCATE hot")
         cursor.close()
     return plans
+
+
+_PLACEHOLDER = re.compile(r"%\(([^)]+)\)[sb]")
+
+
+def _numbered(sql: str) -> tuple[str, list[str]]:
+    """``sql`` with ``$1, $2...`` for psycopg's named placeholders, and the names in that order."""
+    names = list(dict.fromkeys(_PLACEHOLDER.findall(sql)))
+    return _PLACEHOLDER.sub(lambda m: f"${names.index(m.group(1)) + 1}", sql), names
 
 
 def _sequential(plans: dict[str, str]) -> dict[str, str]:
     return {name: plan for name, plan in plans.items() if any(f"Seq Scan on {t} " in plan for t in GROWING)}
 
 
+POSTGRES_ONLY = {
+    "receipts: move a batch's and append to the inboxes",
+    "receipts: move a batch's and append to one inbox",
+    "texts: seqs, timers and blocks",
+    "texts: one seq, timers and blocks",
+    "texts: inserts and the inbox appends",
+    "texts: inserts and one inbox append",
+}
+"""Statements that merge several of a step's (workers/stores/sql/merged.py): SQLite keeps them apart."""
+
 NEED_STATISTICS = {
     "receipts: move a batch's",
+    "receipts: move a batch's and append to the inboxes",
+    "receipts: move a batch's and append to one inbox",
     "receipts: lowest",
     "receipts: rows of a batch's group messages",
 }
@@ -149,15 +266,21 @@ def test_the_hot_statements_use_indexes_without_statistics_and_the_store_keeps_t
             ).scalar_one()
             before = _plans(conn)
             conn.rollback()
+            before_generic = _plans(conn, generic=True)
+            conn.rollback()
         assert analyzed == 0  # what the first half is about: no column statistics at all
         assert set(_sequential(before)) <= NEED_STATISTICS
+        assert set(_sequential(before_generic)) <= NEED_STATISTICS
 
         # the store analyzes the tables that have rows and never were analyzed...
         assert {"conversations", "inbox", "messages", "receipts", "users"} <= set(store.refresh_statistics())
         with engine.connect() as conn:
             after = _plans(conn)
             conn.rollback()
+            after_generic = _plans(conn, generic=True)
+            conn.rollback()
         assert _sequential(after) == {}
+        assert _sequential(after_generic) == {}
         # ...and then only those that grew by the factor again
         assert store.refresh_statistics() == []
         with engine.begin() as conn:

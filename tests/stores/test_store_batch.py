@@ -456,3 +456,48 @@ def test_message_ids_are_32_hex_digits_that_sort_in_the_order_they_were_made(sto
     ids = [result.message.id for result in made]
     assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in ids)
     assert ids == sorted(ids) and len(set(ids)) == 5
+
+
+def test_the_entries_a_batch_returns_are_the_ones_its_users_logs_hold(store: Store) -> None:
+    # (PostgreSQL numbers a batch's entries and writes their cursors into their JSON in the
+    # statement that bumps the cursors: what it wrote must be what the events say)
+    alice, bob, carol = users(store, "alice", "bob", "carol")
+    for sender, recipient in ((alice, bob), (carol, bob), (bob, alice)):
+        store.accept_message(sender=sender, command_id="first", recipient=recipient, text="hi", now=1.0)
+    logs = (alice, bob, carol)
+    before = {user: store.sync(user=user, after=0, limit=100)[0][-1].cursor for user in logs}
+    sends = [
+        TextSend(alice, "c2", bob, 'two, "quoted" \\ and ünïcode ✓'),
+        TextSend(bob, "b2", alice, "back"),
+        TextSend(carol, "k2", bob, "again"),
+        TextSend(alice, "c3", bob, '{"cursor": 0}'),
+    ]
+
+    with store.batch():
+        stored = store.accept_texts(sends, now=2.0) or [
+            store.accept_message(
+                sender=s.sender, command_id=s.command_id, recipient=s.recipient, text=s.text, now=2.0
+            )
+            for s in sends
+        ]
+    to_bob = [r.message.id for r in stored if r.message.recipient == bob]
+    to_alice = [r.message.id for r in stored if r.message.recipient == alice]
+    requests = [
+        ReceiptRequest(bob, Status.DELIVERED, to_bob),
+        ReceiptRequest(alice, Status.DELIVERED, to_alice),
+    ]
+    with store.batch():
+        applied = store.apply_receipts_of(requests, now=3.0) or [
+            store.apply_receipts(user=r.user, status=r.status, message_ids=r.message_ids, now=3.0)
+            for r in requests
+        ]
+
+    returned = [e for r in stored for e in r.entries] + [e for r in applied for e in r.entries]
+    assert {e.user for e in returned} == set(logs)
+    for user in logs:
+        log = store.sync(user=user, after=before[user], limit=100)[0]
+        assert [(e.cursor, e.payload) for e in log] == sorted(
+            ((e.cursor, e.payload) for e in returned if e.user == user), key=lambda pair: pair[0]
+        )
+        assert [e.cursor for e in log] == list(range(before[user] + 1, before[user] + 1 + len(log)))
+        assert all(SCHEMA.is_valid(e.payload) for e in log)

@@ -16,21 +16,24 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Integer,
     String,
     Table,
-    TextualSelect,
+    Update,
     bindparam,
+    cast,
     create_engine,
     event,
     func,
     insert,
     inspect,
-    text,
+    select,
     update,
 )
 from sqlalchemy import column as column_of
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.schema import CreateIndex
@@ -46,7 +49,7 @@ from workers.stores.sql.sqlite_checkpoint import JOURNAL_SIZE_LIMIT, Checkpointe
 from workers.stores.sql.sqlite_layout import rebuild_clustered
 from workers.stores.sql.statistics import StatisticsKeeper
 
-__all__ = ["Counters", "NotInOneGo", "SqlBase", "sqlite_in_memory"]
+__all__ = ["Counters", "NotInOneGo", "SqlBase", "lock_and_bump", "numbered", "sqlite_in_memory"]
 
 
 class Counters:
@@ -70,7 +73,7 @@ class Counters:
             .values({column: counter + bindparam("b_count")})
             .returning(key, counter)
         )
-        self._lock_and_bump = Statement(_lock_and_bump(table, column))
+        self._lock_and_bump = Statement(lock_and_bump(table, column), binary=True)
         given = func.json_each(bindparam("b_counts", type_=String)).table_valued(
             column_of("key", String), column_of("value", Integer)
         )
@@ -103,21 +106,41 @@ class Counters:
         return last
 
 
-def _lock_and_bump(table: Table, column: str) -> TextualSelect:
+def lock_and_bump(table: Table, column: str, *, lock: bool = True) -> Update:
     """PostgreSQL: lock the rows of ``b_keys`` in key order, then add each its count of
     ``b_counts`` (arrays of one order), returning the new values. The locking subquery runs before
     any row is updated: an ``UPDATE`` only changes a row its join has produced, and the subquery's
     ``FOR UPDATE`` took that row's lock when it produced it, in ``ORDER BY`` order. A row that
     another transaction changed meanwhile is re-read once its lock is free, so the count adds to
-    the committed value."""
-    name, target = table.name, column  # the schema's names, never input
-    return text(
-        f"UPDATE {name} SET {target} = {name}.{target} + locked.n "  # noqa: S608
-        f"FROM (SELECT t.id, c.n FROM {name} AS t "
-        "JOIN unnest(CAST(:b_keys AS VARCHAR[]), CAST(:b_counts AS BIGINT[])) AS c(id, n) ON t.id = c.id "
-        "ORDER BY t.id FOR UPDATE OF t) AS locked "
-        f"WHERE {name}.id = locked.id RETURNING {name}.id, {name}.{target}"
-    ).columns(table.c.id, table.c[column])
+    the committed value. ``lock`` False, for one key (no order to keep): the ``UPDATE`` alone,
+    without the sort and the lock before it. (Also a CTE of the statements that merge a batch's
+    steps: ``merged``.)"""
+    given = (
+        func.unnest(cast(bindparam("b_keys"), ARRAY(String)), cast(bindparam("b_counts"), ARRAY(BigInteger)))
+        .table_valued("id", "n")
+        .render_derived(name="c")
+    )
+    if not lock:
+        return (
+            update(table)
+            .values({column: table.c[column] + given.c.n})
+            .where(table.c.id == given.c.id)
+            .returning(table.c.id, table.c[column])
+        )
+    locked_rows = table.alias("t")
+    locked = (
+        select(locked_rows.c.id, given.c.n)
+        .join(given, locked_rows.c.id == given.c.id)
+        .order_by(locked_rows.c.id)
+        .with_for_update(of=locked_rows)
+        .subquery("locked")
+    )
+    return (
+        update(table)
+        .values({column: table.c[column] + locked.c.n})
+        .where(table.c.id == locked.c.id)
+        .returning(table.c.id, table.c[column])
+    )
 
 
 _INBOXES = Counters(users, "inbox_seq")
@@ -364,14 +387,9 @@ class SqlBase:
     # ------------------------------------------------------------------ the inbox log
     def _append_many(self, conn: Connection, items: Sequence[InboxItem], now: float) -> list[InboxEntry]:
         """Append events to inbox logs, keeping their order per user: the users' cursors are bumped
-        by one ``UPDATE`` per number of events (one in all for a message: one event per user), the
-        entries written by one multi-row insert. UnknownUser if a user does not exist."""
-        counts = events_per_user(items)
-        last = _INBOXES.add(conn, counts)
-        missing = [user for user in counts if user not in last]
-        if missing:
-            raise UnknownUser(missing[0])
-        entries = number_entries(items, last)
+        by one statement, the entries written by one multi-row insert. UnknownUser if a user does
+        not exist."""
+        entries = numbered(items, _INBOXES.add(conn, events_per_user(items)))
         rows = [
             {
                 "user_id": entry.user,
@@ -385,3 +403,12 @@ class SqlBase:
         ]
         _INSERT_INBOX.execute_many(conn, rows)
         return entries
+
+
+def numbered(items: Sequence[InboxItem], last: Mapping[str, int]) -> list[InboxEntry]:
+    """The entries of ``items``, numbered from ``last`` (each user's inbox cursor once bumped by
+    its count of them). UnknownUser if a user has no cursor there (it does not exist)."""
+    missing = [user for user in events_per_user(items) if user not in last]
+    if missing:
+        raise UnknownUser(missing[0])
+    return number_entries(items, last)

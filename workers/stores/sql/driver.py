@@ -12,7 +12,8 @@ it exactly as ``execute`` does (``sqlalchemy.exc.IntegrityError``, ``Operational
 invalidates the connection on a disconnect. The connection must be in a transaction already (the
 store's ``_tx`` and ``batch`` see to that), as nothing here begins one. Expanding ``IN`` parameters
 are rendered by SQLAlchemy once for each list length, except on SQLite, where a list of strings
-or integers is one JSON parameter read by ``json_each`` (below); statements whose SQL depends on
+or integers is one JSON parameter read by ``json_each``, and with psycopg, where it is one array
+parameter (``= ANY (...)``; see ``_Compiled._array_plan``); statements whose SQL depends on
 the values (``literal_execute``) or that need Python-side column defaults are refused when compiled.
 A bind parameter with a value of its own (``status < 3``) is a constant of the statement: unlike
 ``conn.execute``, a parameter of the same name does not override it.
@@ -28,7 +29,19 @@ from operator import itemgetter
 from typing import Any, NoReturn
 
 import orjson
-from sqlalchemy import Boolean, Connection, Float, Integer, String, bindparam, cast, func, insert, select
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Enum,
+    Float,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
@@ -86,8 +99,9 @@ class _Compiled:
         self._ones = tuple(1 for _ in self._expanding)
         self._plans: dict[tuple[int, ...], _Plan] = {}
         self._lock = threading.Lock()
-        self._json: _Plan | None = None
-        """SQLite: the plan that reads every list from JSON, for any list longer than one."""
+        self._any_length: _Plan | None = None
+        """The plan of one SQL text for lists of any length, taken unless every list holds a single
+        value: SQLite reads each list from JSON, psycopg binds it as an array."""
         self.fixed = self._fixed()
         self._columns = list(getattr(statement, "exported_columns", ()))
         self.described = False
@@ -110,8 +124,8 @@ class _Compiled:
         if self.fixed is not None:
             return self.fixed
         lengths = tuple(len(params[name]) for name in self._expanding)
-        if self._json is not None and lengths != self._ones:
-            return self._json
+        if self._any_length is not None and lengths != self._ones:
+            return self._any_length
         found = self._plans.get(lengths)
         if found is None:
             found = self._plan(lengths)
@@ -123,18 +137,78 @@ class _Compiled:
 
     def _fixed(self) -> _Plan | None:
         """The plan of every call where there are no ``IN`` lists; None: ``plan`` chooses, by the
-        lists' lengths. On SQLite, lists that go as JSON take ``_json`` unless every one holds a
-        single value: SQLite runs ``x IN (?)`` as ``x = ?``, where reading JSON into a subquery's
-        table costs more than SQLAlchemy's plan, found again at once (one length), saves."""
+        lists' lengths. Lists that go as JSON (SQLite) or as arrays (psycopg) take
+        ``_any_length`` unless every one holds a single value: ``x IN (?)`` runs as ``x = ?``,
+        where reading JSON into a subquery's table (SQLite) or an array into the index's keys
+        (PostgreSQL) costs more than SQLAlchemy's plan, found again at once (one length), saves."""
         if not self._expanding:
             return self._plan(())
         dialect = self._dialect
-        if (
+        if dialect.driver == "psycopg" and dialect.paramstyle == "pyformat":
+            self._any_length = self._array_plan()
+        elif (
             sqlite_json(dialect)
             and dialect.paramstyle in _POSITIONAL
             and all(self._as_json(name) for name in self._expanding)
         ):
-            self._json = self._json_plan()
+            self._any_length = self._json_plan()
+        return None
+
+    def _array_plan(self) -> _Plan | None:
+        """psycopg: each ``IN`` list as ``= ANY (CAST(%(name)b AS VARCHAR[]))``, one array bound in
+        binary format (``NOT IN``: ``<> ALL``). One SQL text for every length, so one prepared
+        statement on the server, where SQLAlchemy's expansion made a text per combination of
+        lengths: a batch's lists vary in length with it, so most of its statements were parsed
+        and planned again. None when a list is not of strings or integers without a bind processor,
+        or is not a plain ``IN`` (SQLAlchemy's expansion then)."""
+        compiled = self._compiled
+        escaped: Mapping[str, str] = compiled.escaped_bind_names or {}
+        sql = compiled.string
+        for name in self._expanding:
+            array = self._array_type(name)
+            if array is None:
+                return None
+            key = escaped.get(name, name)
+            token = f"__[POSTCOMPILE_{key}]"
+            given = f"CAST(%({key})b AS {array})"
+            sql = sql.replace(f"NOT IN ({token})", f"<> ALL ({given})").replace(
+                f"IN ({token})", f"= ANY ({given})"
+            )
+        if "__[POSTCOMPILE_" in sql:
+            return None
+        if self._binary:
+            sql = _TEXT_PLACEHOLDER.sub(r"%(\1)b", sql)
+        state = compiled.construct_expanded_state(
+            {name: [None] if bind.expanding else None for name, bind in self._binds.items() if bind.required}
+        )
+        keys: list[str] = []
+        slots: list[tuple[str | None, int | None, Any]] = []
+        for name, bind in self._binds.items():
+            key = escaped.get(name, name)
+            keys.append(key)
+            if bind.expanding:
+                slots.append((name, None, None))
+            elif bind.required:
+                slots.append((name, None, state.processors.get(key)))
+            else:  # a value written into the statement, e.g. a status in ``status < 3``
+                value = state.parameters[key]
+                process = state.processors.get(key)
+                slots.append((None, None, value if process is None else process(value)))
+        return _Plan(sql, _arguments(keys, slots, positional=False))
+
+    def _array_type(self, name: str) -> str | None:
+        """The array type the list ``name`` is cast to, or None: no length (a cast to
+        ``VARCHAR(32)[]`` would cut a longer value to one that may match), and ``BIGINT`` for
+        every integer column (PostgreSQL compares across integer widths on the index)."""
+        bind = self._binds[name]
+        if bind.type.dialect_impl(self._dialect).bind_processor(self._dialect) is not None:
+            return None
+        if isinstance(bind.type, Enum | Boolean):
+            return None
+        if isinstance(bind.type, String):
+            return "VARCHAR[]"
+        if isinstance(bind.type, Integer):
+            return "BIGINT[]"
         return None
 
     def _as_json(self, name: str) -> bool:
@@ -311,6 +385,19 @@ class Statement:
         self._last: tuple[Dialect, _Compiled] | None = None
         """The dialect of the last call and its form: a node has one engine, so this is the one."""
 
+    def unnest_form(self) -> Insert:
+        """PostgreSQL: the ``INSERT ... SELECT FROM unnest`` of ``execute_many`` (its parameters:
+        ``unnest_arrays``), for a statement that merges it with others (a CTE)."""
+        if self._unnest is None:
+            raise ValueError("not a plain insert of rows")
+        statement = self._unnest.statement
+        assert isinstance(statement, Insert)
+        return statement
+
+    def unnest_arrays(self, rows: Sequence[Params]) -> dict[str, list[Any]]:
+        """The parameters of ``unnest_form`` for ``rows``: one array per column, each of one type."""
+        return {f"a_{key}": _column(rows, key, same) for key, same in self._unnest_columns}
+
     def compiled_for(self, dialect: Dialect) -> _Compiled:
         last = self._last
         if last is not None and last[0] is dialect:
@@ -363,8 +450,7 @@ class Statement:
         if not rows:
             return
         if self._unnest is not None and len(rows) > 1 and conn.dialect.name == "postgresql":
-            arrays = {f"a_{key}": _column(rows, key, same) for key, same in self._unnest_columns}
-            self._unnest.execute(conn, arrays)
+            self._unnest.execute(conn, self.unnest_arrays(rows))
             return
         plan = self._plan(self.compiled_for(conn.dialect), rows[0])
         _run(conn, plan.sql, [plan.args(row) for row in rows], _MANY)

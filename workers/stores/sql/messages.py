@@ -24,9 +24,10 @@ from workers.stores.sql.base import Counters, NotInOneGo
 from workers.stores.sql.blocks import blocked_pairs
 from workers.stores.sql.chat_rows import note_direct
 from workers.stores.sql.driver import Statement
+from workers.stores.sql.merged import inserts_and_append, text_reads, text_writes
 from workers.stores.sql.replies import SqlReplies
 from workers.stores.sql.schema import conversations, inbox, message_forwards, messages, receipts
-from workers.stores.sql.search_index import Indexed, SqlSearchIndex
+from workers.stores.sql.search_index import INSERT_TSVS, Indexed, SqlSearchIndex, tsv_arrays
 from workers.stores.sql.timers import record_expiry, timers_of
 
 __all__ = ["SqlMessages"]
@@ -74,6 +75,9 @@ _INSERT_MESSAGE = Statement(
     ),
 )
 _INSERT_RECEIPTS = Statement(insert(receipts), column_keys=("message_id", "user_id", "status"))
+_TEXT_WRITES = inserts_and_append(  # PostgreSQL: a batch of texts' writes (see merged)
+    _INSERT_MESSAGE.unnest_form(), INSERT_TSVS.statement, _INSERT_RECEIPTS.unnest_form()
+)
 _SYNC = Statement(
     select(inbox.c.cursor, inbox.c.payload)
     .where(inbox.c.user_id == bindparam("b_user"), inbox.c.cursor > bindparam("b_after"))
@@ -140,11 +144,17 @@ class SqlMessages(SqlReplies, SqlSearchIndex):
     def _insert_texts(self, conn: Connection, sends: Sequence[TextSend], now: float) -> list[AcceptResult]:
         conversation_of = [dm_conversation(s.sender, s.recipient) for s in sends]
         counts = Counter(conversation_of)
-        last = _CONVERSATION_SEQS.add(conn, counts)
+        # whose recipient blocks its sender (no copy for them, rules.blocks)
+        pairs = {(s.recipient, s.sender) for s in sends}
+        if self._sqlite:
+            last = _CONVERSATION_SEQS.add(conn, counts)
+            timers = timers_of(conn, counts)  # disappearing messages: one lookup for the batch
+            blocked = blocked_pairs(conn, pairs)  # one lookup for the batch
+        else:  # the same, as one statement
+            last, timers, blocked = text_reads(conn, counts, pairs)
         if len(last) < len(counts):
             raise NotInOneGo("a conversation's first message")
         next_seq = {conversation: last[conversation] - count + 1 for conversation, count in counts.items()}
-        timers = timers_of(conn, counts)  # disappearing messages: one lookup for the batch
         stored: list[StoredMessage] = []
         for send, conversation in zip(sends, conversation_of, strict=True):
             seq = next_seq[conversation]
@@ -161,25 +171,33 @@ class SqlMessages(SqlReplies, SqlSearchIndex):
                     expires_at=now + timers[conversation] if conversation in timers else None,
                 )
             )
-        pairs = list(zip(stored, sends, strict=True))
-        # one lookup for the batch: whose recipient blocks its sender (no copy for them, rules.blocks)
-        blocked = blocked_pairs(conn, [(m.recipient, m.sender) for m in stored])
+        pairs_of = list(zip(stored, sends, strict=True))
         targets = [[] if (m.recipient, m.sender) in blocked else [m.recipient] for m in stored]
-        _INSERT_MESSAGE.execute_many(conn, [_message_row(m, send.command_id) for m, send in pairs])
-        record_expiry(conn, [(m.id, m.expires_at) for m in stored if m.expires_at is not None])
-        self._index_texts(
-            conn, [Indexed(m.id, m.text, m.conversation, (m.sender, m.recipient)) for m in stored]
-        )
-        _INSERT_RECEIPTS.execute_many(
-            conn,
-            [_receipt_row(m.id, user) for m, users in zip(stored, targets, strict=True) for user in users],
-        )
+        message_rows = [_message_row(m, send.command_id) for m, send in pairs_of]
+        receipt_rows = [
+            _receipt_row(m.id, user) for m, users in zip(stored, targets, strict=True) for user in users
+        ]
+        indexed = [Indexed(m.id, m.text, m.conversation, (m.sender, m.recipient)) for m in stored]
+        expiring = [(m.id, m.expires_at) for m in stored if m.expires_at is not None]
         items = [
             item
-            for (m, send), users in zip(pairs, targets, strict=True)
+            for (m, send), users in zip(pairs_of, targets, strict=True)
             for item in message_events(m, send.command_id, users)
         ]
-        entries = self._append_many(conn, items, now)
+        if self._sqlite:
+            _INSERT_MESSAGE.execute_many(conn, message_rows)
+            record_expiry(conn, expiring)
+            self._index_texts(conn, indexed)
+            _INSERT_RECEIPTS.execute_many(conn, receipt_rows)
+            entries = self._append_many(conn, items, now)
+        else:  # the inserts, the inbox cursors' bump and the entries as one statement
+            inserted = {
+                **_INSERT_MESSAGE.unnest_arrays(message_rows),
+                **tsv_arrays(indexed),
+                **_INSERT_RECEIPTS.unnest_arrays(receipt_rows),
+            }
+            entries = text_writes(conn, _TEXT_WRITES, inserted, items, now)
+            record_expiry(conn, expiring)
         results = []
         start = 0
         for m, users in zip(stored, targets, strict=True):

@@ -9,14 +9,14 @@ of one group message reach its sender as one event per status (``rules.receipts`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, select, update
+from sqlalchemy import Connection, Update, bindparam, case, func, select, update
 from sqlalchemy.sql.elements import BindParameter
 
 from client_sdk.contract import Status, is_group_id
-from workers.stores.records import InboxItem, ReceiptRequest, ReceiptResult
+from workers.stores.records import InboxEntry, InboxItem, ReceiptRequest, ReceiptResult
 from workers.stores.rules.blocks import unblocked_items
 from workers.stores.rules.privacy import effective_read_status
 from workers.stores.rules.receipts import merge_group_receipts, receipt_events
@@ -24,8 +24,9 @@ from workers.stores.sql.base import NotInOneGo, SqlBase
 from workers.stores.sql.blocks import blocked_pairs
 from workers.stores.sql.chat_rows import advance_reads
 from workers.stores.sql.driver import Statement
+from workers.stores.sql.merged import move_and_append, move_then_append
 from workers.stores.sql.privacy_data import read_receipts_off
-from workers.stores.sql.schema import messages, receipts
+from workers.stores.sql.schema import blocks, messages, receipts
 
 __all__ = ["SqlReceipts"]
 
@@ -64,9 +65,16 @@ _LOWEST = Statement(
 )
 
 
+# Whether each receipt's user blocks the message's sender, read with the rows: the events of a
+# batch of receipts go to the messages' senders, and this was a lookup of its own per batch.
+_BLOCKS_SENDER = (
+    select(blocks.c.blocker_id)
+    .where(blocks.c.blocker_id == receipts.c.user_id, blocks.c.blocked_id == messages.c.sender_id)
+    .exists()
+)
 _ROWS_OF_MESSAGES = Statement(  # 1-on-1 messages: their one receipt is their recipient's
     # found by the receipts' primary key, which PostgreSQL uses even without statistics
-    select(*_ROW, receipts.c.user_id)
+    select(*_ROW, receipts.c.user_id, _BLOCKS_SENDER)
     .select_from(messages)
     .join(
         receipts,
@@ -77,14 +85,14 @@ _ROWS_OF_MESSAGES = Statement(  # 1-on-1 messages: their one receipt is their re
 _ROWS_OF_GROUP_MESSAGES = Statement(  # every member's receipt of the messages
     # (without statistics PostgreSQL hashes this join over a scan of ``receipts``: only the batches
     # with group messages ask it, and the store analyzes its tables as they grow)
-    select(*_ROW, receipts.c.user_id)
+    select(*_ROW, receipts.c.user_id, _BLOCKS_SENDER)
     .select_from(messages)
     .join(receipts, receipts.c.message_id == messages.c.id)
     .where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
 )
 
 
-def _move(status: Status, *, of_user: bool = True, one: bool = False) -> Statement:
+def _move(status: Status, *, of_user: bool = True, one: bool = False) -> Update:
     """``UPDATE`` the user's receipts of the messages to ``status`` where they are below it, returning
     the ids that moved (another device of the user may have just moved some). ``of_user`` False:
     the receipt of each message's recipient (1-on-1 messages, each with its recipient's only),
@@ -99,7 +107,7 @@ def _move(status: Status, *, of_user: bool = True, one: bool = False) -> Stateme
         )
         values["read_at"] = bindparam("b_now")
     if one:
-        return Statement(
+        return (
             update(receipts)
             .where(
                 receipts.c.message_id == bindparam("b_id"),
@@ -118,7 +126,7 @@ def _move(status: Status, *, of_user: bool = True, one: bool = False) -> Stateme
             receipts.c.user_id == messages.c.recipient_id,
         )
     )
-    return Statement(
+    return (
         update(receipts)
         .where(*whose, receipts.c.status < int(status))
         .values(**values)
@@ -126,9 +134,13 @@ def _move(status: Status, *, of_user: bool = True, one: bool = False) -> Stateme
     )
 
 
-_MOVE = {status: _move(status) for status in (Status.DELIVERED, Status.READ)}
-_MOVE_MESSAGES = {status: _move(status, of_user=False) for status in (Status.DELIVERED, Status.READ)}
-_MOVE_ONE = {status: _move(status, one=True) for status in (Status.DELIVERED, Status.READ)}
+_MOVED = (Status.DELIVERED, Status.READ)
+_MOVE = {status: Statement(_move(status)) for status in _MOVED}
+_MOVE_MESSAGES = {status: Statement(_move(status, of_user=False)) for status in _MOVED}
+_MOVE_ONE = {status: Statement(_move(status, one=True)) for status in _MOVED}
+_MOVE_MESSAGES_AND_APPEND = {status: move_then_append(_move(status, of_user=False)) for status in _MOVED}
+"""PostgreSQL: ``_MOVE_MESSAGES``, the inbox cursors' bump and the entries as one statement (see
+merged)."""
 
 
 class _Tally:
@@ -214,14 +226,58 @@ def _receipts_off_of(
     return read_receipts_off(conn, users)
 
 
-def _unblocked(conn: Connection, given: list[tuple[str, list[InboxItem]]]) -> list[list[InboxItem]]:
+def _unblocked(
+    conn: Connection,
+    given: list[tuple[str, list[InboxItem]]],
+    known: Mapping[tuple[str, str], bool] | None = None,
+) -> list[list[InboxItem]]:
     """Each ``(giver, events)`` without the events for senders the giver blocks (``rules.blocks``):
-    one lookup for all of them, none when there are no events."""
+    one lookup for all of them, none when there are no events or ``known`` (``(blocker,
+    blocked)``: whether it is a block, read with the rows) has every pair."""
     pairs = {(user, item[0]) for user, items in given for item in items}
-    blocked = blocked_pairs(conn, pairs) if pairs else set()
+    known = known or {}
+    # a reader's own ``read`` events: nobody blocks themselves (rules.blocks refuses it)
+    unknown = {pair for pair in pairs if pair not in known and pair[0] != pair[1]}
+    blocked = blocked_pairs(conn, unknown) if unknown else set()
+    blocked.update(pair for pair in pairs if known.get(pair))
     if not blocked:
         return [items for _, items in given]
     return [unblocked_items(items, user, {b for a, b in blocked if a == user}) for user, items in given]
+
+
+def _batch_rows(conn: Connection, every: list[str]) -> list[Any]:
+    """The receipt rows (of ``_ROWS_OF_MESSAGES``) of the messages ``every``: a 1-on-1 message's
+    recipient's, every member's of a group message."""
+    rows = _ROWS_OF_MESSAGES.all(conn, {"b_ids": every})
+    one_to_one = {row[0] for row in rows}
+    others = [message_id for message_id in every if message_id not in one_to_one]
+    if others:  # group messages (or unknown ids): their members' receipts
+        rows += _ROWS_OF_GROUP_MESSAGES.all(conn, {"b_ids": others})
+    group = sorted({row[0] for row in rows if is_group_id(row[5])})
+    if group and conn.dialect.name != "sqlite":
+        # members' receipts may be applied by several workers at once: with the messages' row
+        # locks taken (in id order), read their statuses again, as they are now, so that
+        # exactly one of the workers sees a status complete (SQLite has one writer at a time)
+        _LOCK_MESSAGES.all(conn, {"b_ids": group})
+        rows = [row for row in rows if not is_group_id(row[5])]
+        rows += _ROWS_OF_GROUP_MESSAGES.all(conn, {"b_ids": group})
+    return rows
+
+
+def _moved_and_appended(
+    conn: Connection, moving: dict[Status, list[tuple[str, str, bool]]], items: list[InboxItem], now: float
+) -> list[InboxEntry]:
+    """PostgreSQL: the moves of 1-on-1 messages to one status, the bump of the inbox cursors and
+    the entries of ``items`` (their events, planned as if every move happens) as one statement.
+    NotInOneGo (undoing it all) when a move did not happen: another device of the recipient was
+    there first (the receipts are not locked)."""
+    ((status, keys),) = moving.items()
+    ids = [message_id for message_id, *_ in keys]
+    params = {"b_ids": ids, "b_now": now}
+    done, entries = move_and_append(conn, _MOVE_MESSAGES_AND_APPEND[status], params, items, now)
+    if len(done) < len(ids):
+        raise NotInOneGo("a status moved meanwhile")
+    return entries
 
 
 def _read_upto(user: str, rows: Sequence[Any]) -> dict[tuple[str, str], int]:
@@ -281,19 +337,7 @@ class SqlReceipts(SqlBase):
         every: list[str],
         now: float,
     ) -> list[ReceiptResult]:
-        rows = _ROWS_OF_MESSAGES.all(conn, {"b_ids": every})
-        one_to_one = {row[0] for row in rows}
-        others = [message_id for message_id in every if message_id not in one_to_one]
-        if others:  # group messages (or unknown ids): their members' receipts
-            rows += _ROWS_OF_GROUP_MESSAGES.all(conn, {"b_ids": others})
-        group = sorted({row[0] for row in rows if is_group_id(row[5])})
-        if group and conn.dialect.name != "sqlite":
-            # members' receipts may be applied by several workers at once: with the messages' row
-            # locks taken (in id order), read their statuses again, as they are now, so that
-            # exactly one of the workers sees a status complete (SQLite has one writer at a time)
-            _LOCK_MESSAGES.all(conn, {"b_ids": group})
-            rows = [row for row in rows if not is_group_id(row[5])]
-            rows += _ROWS_OF_GROUP_MESSAGES.all(conn, {"b_ids": group})
+        rows = _batch_rows(conn, every)
         found = {(row[0], row[6]): row for row in rows}
         message_row = {row[0]: row for row in rows}
         current = {key: int(row[1]) for key, row in found.items()}
@@ -326,16 +370,31 @@ class SqlReceipts(SqlBase):
                 moving.setdefault(status, []).append((message_id, user, in_group))
                 mine.append((status, key, _events(row, user, status, now, floor_before, floor_after)))
             planned.append(mine)
-        moved = self._move_together(conn, moving, now)
+        # PostgreSQL, one status of 1-on-1 messages: the moves as planned, sent with the inbox
+        # cursors' bump and entries as one statement once the events are known (undone if one
+        # did not move)
+        together = (
+            not self._sqlite and len(moving) == 1 and not any(g for keys in moving.values() for *_, g in keys)
+        )
+        if together:
+            moved = {status: {(m, u) for m, u, _ in keys} for status, keys in moving.items()}
+        else:
+            moved = self._move_together(conn, moving, now)
         per_request = [
             [item for status, key, items in mine if key in moved[status] for item in items]
             for mine in planned
         ]
         if any(request.status == Status.READ for request in requests):  # the readers' own devices
             self._reads_together(conn, requests, named, message_row, per_request, now)
-        per_request = _unblocked(conn, list(zip((r.user for r in requests), per_request, strict=True)))
+        blocks_known = {(row[6], row[2]): bool(row[7]) for row in rows}
+        givers = (r.user for r in requests)
+        per_request = _unblocked(conn, list(zip(givers, per_request, strict=True)), blocks_known)
         per_request = merge_group_receipts(per_request)
-        entries = self._append_many(conn, [item for items in per_request for item in items], now)
+        items = [item for items in per_request for item in items]
+        if together:
+            entries = _moved_and_appended(conn, moving, items, now)
+        else:
+            entries = self._append_many(conn, items, now)
         results = []
         start = 0
         for items in per_request:

@@ -35,7 +35,15 @@ from workers.stores.sql.base import SqlBase
 from workers.stores.sql.driver import Statement, execute_sql
 from workers.stores.sql.schema import messages, receipts
 
-__all__ = ["Indexed", "SqlSearchIndex", "conversation_token", "pg_tags_query", "viewer_token"]
+__all__ = [
+    "INSERT_TSVS",
+    "Indexed",
+    "SqlSearchIndex",
+    "conversation_token",
+    "pg_tags_query",
+    "tsv_arrays",
+    "viewer_token",
+]
 
 SQLITE_DDL = (
     "CREATE TABLE IF NOT EXISTS message_search ("
@@ -151,13 +159,14 @@ _INSERT_TSV = Statement(
         " ON CONFLICT (message_id) DO UPDATE SET tsv = excluded.tsv"
     )
 )
-_INSERT_TSVS = Statement(  # many at once: one statement of arrays (see driver.Statement)
+INSERT_TSVS = Statement(  # many at once: one statement of arrays (see driver.Statement)
     text(
         "INSERT INTO message_tsv (message_id, tsv)"
         " SELECT m, to_tsvector('simple', b) || array_to_tsvector(string_to_array(t, ' '))"
         " FROM unnest(CAST(:ids AS TEXT[]), CAST(:bodies AS TEXT[]), CAST(:tags AS TEXT[])) AS r(m, b, t)"
         " ON CONFLICT (message_id) DO UPDATE SET tsv = excluded.tsv"
-    )
+    ),
+    binary=True,
 )
 _DELETE_TSV = Statement(text("DELETE FROM message_tsv WHERE message_id = :message_id"))
 
@@ -197,6 +206,17 @@ def pg_tags_query(user: str, conversation: str | None) -> str:
         [] if conversation is None else ["#" + conversation_token(conversation)]
     )
     return " & ".join(f"'{tag}'" for tag in tags)
+
+
+def tsv_arrays(texts: Sequence[Indexed]) -> dict[str, list[str]]:
+    """PostgreSQL: the parameters of ``INSERT_TSVS`` for the texts of ``texts`` (none for a message
+    without text)."""
+    last = {t.message_id: t for t in texts if t.text}  # one row each: ON CONFLICT takes a row once
+    return {
+        "ids": list(last),
+        "bodies": [t.text for t in last.values()],
+        "tags": [" ".join(_tags(t)) for t in last.values()],  # no tag has a space
+    }
 
 
 def _who(viewers: Iterable[str]) -> str:
@@ -253,15 +273,7 @@ class SqlSearchIndex(SqlBase):
                     conn, {"message_id": only.message_id, "body": only.text, "tags": _tags(only)}
                 )
                 return
-            last = {t.message_id: t for t in texts}  # one row each: ON CONFLICT takes a row once
-            _INSERT_TSVS.execute(
-                conn,
-                {
-                    "ids": list(last),
-                    "bodies": [t.text for t in last.values()],
-                    "tags": [" ".join(_tags(t)) for t in last.values()],  # no tag has a space
-                },
-            )
+            INSERT_TSVS.execute(conn, tsv_arrays(texts))
             return
         # SQLite has one writer at a time: the next doc numbers are ours until the commit
         last, indexed = _DOCS.first(conn, {}) or (0, 0)
