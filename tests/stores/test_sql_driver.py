@@ -27,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, ResourceClosedError
+from sqlalchemy.exc import DataError, IntegrityError, ResourceClosedError
 
 from workers.errors import StoreUnavailable
 from workers.stores.sql.base import _unavailable_on_failure
@@ -255,6 +255,27 @@ def test_text_that_an_array_literal_would_quote_comes_back_as_written(engine: En
     with engine.connect() as conn:
         got = conn.execute(select(things.c.id, things.c.n).order_by(things.c.n)).all()
     assert [r[0] for r in got] == ids
+
+
+def test_a_value_too_long_for_its_column_is_refused_in_many_rows_as_in_one(engine: Engine) -> None:
+    # PostgreSQL's explicit cast to VARCHAR(32) would cut the value to fit; the insert must refuse
+    # it as a one-row insert does (SQLite keeps any length, in both forms)
+    too_long = [{**row(1), "id": "x" * 40}, row(2)]
+    outcomes = []
+    for write in (
+        lambda conn: [INSERT.execute(conn, one) for one in too_long],
+        lambda conn: INSERT.execute_many(conn, too_long),  # PostgreSQL: the arrays of unnest, cast
+    ):
+        try:
+            with engine.connect() as conn:
+                write(conn)
+                outcomes.append("stored")
+                conn.rollback()
+        except DataError:
+            outcomes.append("refused")
+    assert outcomes == (["stored", "stored"] if engine.dialect.name == "sqlite" else ["refused", "refused"])
+    with engine.connect() as conn:
+        assert conn.execute(select(things.c.id)).all() == []
 
 
 def kill(conn: Connection, engine: Engine) -> None:

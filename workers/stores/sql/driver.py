@@ -339,10 +339,20 @@ def _unnest_insert(statement: Insert, keys: Sequence[str]) -> Statement | None:
     if statement._returning or statement._post_values_clause is not None or statement._values:
         return None
     table = statement.table
-    arrays = [cast(bindparam(f"a_{key}"), ARRAY(table.c[key].type)) for key in keys]
+    arrays = [cast(bindparam(f"a_{key}"), ARRAY(_unsized(table.c[key].type))) for key in keys]
     rows = func.unnest(*arrays).table_valued(*keys).render_derived(name="r")
     select_rows = select(*(rows.c[key] for key in keys))
     return Statement(insert(table).from_select(list(keys), select_rows), binary=True)
+
+
+def _unsized(column_type: Any) -> Any:
+    """A column's type for its array's cast, without a length: an explicit cast to
+    ``VARCHAR(32)`` cuts a longer value to 32 characters where the insert itself refuses it (as
+    a one-row insert does)."""
+    sized = isinstance(column_type, String) and column_type.length is not None
+    if sized and not isinstance(column_type, Enum):
+        return String()
+    return column_type
 
 
 def _same_type(column_type: Any) -> Callable[[Any], Any] | None:
