@@ -104,6 +104,9 @@ class Ingest:
         """The flush of a chunk of receipts only, waiting for another command (``receipt_linger``)."""
         self._limit = queue_size
         self._chunk: Batch = []
+        self._counts: dict[str, int] = {}
+        """Commands accepted by type since they were last added to ``COMMANDS`` (once per hand-over:
+        a metric's increment takes a lock, dearer than a dict's)."""
         self.accepted = 0
         self.refused = 0
 
@@ -161,6 +164,8 @@ class Ingest:
             self._refuse(user, ErrorCode.BUSY, "the server is busy; send it again later", ref, reply)
             return QUOTA_EXCEEDED
         kind = command["type"]
+        counts = self._counts
+        counts[kind] = counts.get(kind, 0) + 1
         self._add(
             {"user": user, "cmd": command}
             if reply is None
@@ -168,7 +173,6 @@ class Ingest:
             lingers=kind == "receipt",
         )
         self.accepted += 1
-        _counter(kind).inc()
         if kind == "push_register" and client_id and self._on_platform is not None:
             self._on_platform(user, client_id.partition("/")[2], command["platform"])
         return ACCEPTED
@@ -225,6 +229,10 @@ class Ingest:
 
     def _hand_over(self) -> None:
         """Batches to the runner while it has room."""
+        if self._counts:
+            for kind, count in self._counts.items():
+                _counter(kind).inc(count)
+            self._counts.clear()
         held, size, runner = self._held, self._batch_size, self._runner
         while held and runner.room():
             if len(held) > size:

@@ -6,6 +6,7 @@ live state are read when scraped, through ``watch_*``.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from functools import partial
@@ -68,6 +69,10 @@ _MESSAGE_PREFIX = '{"v":1,"type":"message"'
 _TS = ',"ts":'
 
 
+_NUMBER = re.compile(r"-?[0-9][0-9.eE+-]*(?=[,}])")
+"""A JSON number and the ``,`` or ``}`` after it."""
+
+
 def stored_at(payload: str) -> float | None:
     """The ``ts`` of the message in a ``message`` event's JSON, without parsing it all.
 
@@ -77,11 +82,12 @@ def stored_at(payload: str) -> float | None:
     start = payload.find(_TS)
     if start < 0:
         return None
-    start += len(_TS)
-    ends = [i for i in (payload.find(",", start), payload.find("}", start)) if i >= 0]
+    number = _NUMBER.match(payload, start + len(_TS))
+    if number is None:
+        return None
     try:
-        return float(payload[start : min(ends)]) if ends else None
-    except ValueError:
+        return float(number[0])
+    except ValueError:  # digits, dots and exponents in an order no number has
         return None
 
 
@@ -96,7 +102,9 @@ def observe_deliveries(payloads: list[str], now: float | None = None) -> None:
         if payload.startswith(_MESSAGE_PREFIX):
             stored = stored_at(payload)
             if stored is not None:
-                DELIVERY_LATENCY.observe(max(0.0, (now or time.time()) - stored))
+                if now is None:
+                    now = time.time()
+                DELIVERY_LATENCY.observe(now - stored if now > stored else 0.0)
 
 
 def watch_node(

@@ -15,6 +15,7 @@ from typing import Any
 
 from broker.ingest import ACCEPTED, NOT_AUTHORIZED, PAYLOAD_FORMAT_INVALID, QUOTA_EXCEEDED, Ingest
 from client_sdk.contract import Topics
+from workers.metrics import COMMANDS
 from workers.retry import always
 from workers.runners.threaded import ThreadedRunner
 
@@ -301,3 +302,22 @@ def test_receipts_wait_for_the_next_command_and_go_in_its_batch_and_a_stop_takes
         ["r2"],
     ]
     assert replies == []
+
+
+def test_accepted_commands_are_counted_by_type_once_the_loop_hands_them_over() -> None:
+    sink, replies = Sink(slots=1), list[tuple[str, dict[str, Any]]]()
+    ingest = make(sink, replies, batch_size=10)
+    sends, receipts = COMMANDS.labels(type="send"), COMMANDS.labels(type="receipt")
+    before = sends._value.get(), receipts._value.get()
+    receipt = {"v": 1, "type": "receipt", "id": "r1", "status": "delivered", "messages": ["m1"]}
+
+    async def main() -> list[float]:
+        for i in range(3):
+            send(ingest, "alice", f"c{i}")
+        ingest.accept("bob", TOPICS.outbox("bob"), json.dumps(receipt).encode())
+        send(ingest, "alice", "bad\x00")  # refused: not counted as accepted
+        await asyncio.sleep(0)
+        return [sends._value.get() - before[0], receipts._value.get() - before[1]]
+
+    assert asyncio.run(main()) == [3, 1]
+    assert [event["code"] for _, event in replies] == ["bad_request"]

@@ -15,7 +15,6 @@ job (this process has no job queue).
 from __future__ import annotations
 
 import logging
-import pickle
 import select
 import signal
 from multiprocessing.connection import Connection
@@ -26,6 +25,7 @@ from workers.gc_pacing import GcPacing
 from workers.metrics import COMMAND_ERROR_TOTALS
 from workers.pipeline import Pipeline
 from workers.retry import Retrying
+from workers.runners.child import framing
 from workers.stores import open_store
 
 if TYPE_CHECKING:
@@ -45,14 +45,13 @@ def _error_totals() -> dict[str, float]:
 
 
 def _send(conn: Connection, message: tuple[Any, ...]) -> None:
-    """``conn.send`` with a plain pickle (see ``framing.frame``: the node reads it the same way)."""
-    conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+    """``conn.send`` in ``framing.dumps``'s form (the node reads it the same way)."""
+    conn.send_bytes(framing.dumps(message))
 
 
 def _recv(conn: Connection) -> Any:
-    """``conn.recv``, the pickle the node wrote (``framing.frame``) on the socket pair it made for
-    this process: as trusted as ``multiprocessing``'s own pickles."""
-    return pickle.loads(conn.recv_bytes())  # noqa: S301
+    """``conn.recv``, what the node wrote (``framing.frame``)."""
+    return framing.loads(conn.recv_bytes())
 
 
 def child_main(settings: Settings, conn: Connection, log_level: int) -> None:

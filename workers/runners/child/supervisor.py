@@ -45,7 +45,7 @@ from workers.metrics import COMMAND_ERRORS, COMMANDS_PROCESS_RESTARTS
 from workers.runners import shares_store
 from workers.runners.base import Batch, CommandRunner
 from workers.runners.child.forkserver import context, kill, main_not_inherited
-from workers.runners.child.framing import Frames, frame
+from workers.runners.child.framing import Frames, frame, loads
 from workers.runners.child.main import child_main
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ class ChildRunner(CommandRunner):
         theirs.close()
         self._errors_seen = {}  # a new child counts from zero
         try:
-            ready = ours.poll(self._start_timeout) and ours.recv() == ("ready",)
+            ready = ours.poll(self._start_timeout) and loads(ours.recv_bytes()) == ("ready",)
         except (EOFError, OSError):
             ready = False
         if not ready:
