@@ -115,7 +115,39 @@ async def _connect(
     return protocol, transport
 
 
-async def _run(pairs: int, messages: int, per_pass: int, mqtt5: bool) -> tuple[float, float, int]:
+class _Clock:
+    """The loop's clock (``--clock-rate``): real time, or time that advances by one message's share
+    of the rate with each message, so that timers (held PUBACKs, the keep-alive) fire at the same
+    messages however fast the process runs (under valgrind, say)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, rate: float | None) -> None:
+        self.loop = loop
+        self.step = 1 / rate if rate else 0.0
+        self.now = loop.time()
+
+    def start(self) -> None:
+        if self.step:
+            setattr(self.loop, "time", lambda: self.now)  # noqa: B010 - the instance's, over the method
+
+    def stop(self) -> None:
+        if self.step:
+            delattr(self.loop, "time")
+
+    def tick(self) -> None:
+        self.now += self.step
+
+    async def pause(self, seconds: float) -> None:
+        if not self.step:
+            await asyncio.sleep(seconds)
+            return
+        self.now += seconds
+        for _ in range(20):  # what fell due runs in the next passes
+            await asyncio.sleep(0)
+
+
+async def _run(
+    pairs: int, messages: int, per_pass: int, mqtt5: bool, clock_rate: float | None
+) -> tuple[float, float, int]:
     config = {
         "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:0", "max_connections": 0}},
         "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
@@ -128,6 +160,8 @@ async def _run(pairs: int, messages: int, per_pass: int, mqtt5: bool) -> tuple[f
 
     broker = MqchatBroker(config, gate=_Relay(), max_inflight=10_000)
     await broker.start()
+    clock = _Clock(asyncio.get_running_loop(), clock_rate)
+    clock.start()
     publishers, subscribers = [], []
     for i in range(pairs):
         sub, sub_t = await _connect(broker, f"s{i}", 20000 + i, mqtt5)
@@ -143,7 +177,7 @@ async def _run(pairs: int, messages: int, per_pass: int, mqtt5: bool) -> tuple[f
         pub, pub_t = await _connect(broker, f"p{i}", 30000 + i, mqtt5)
         publishers.append((pub, pub_t))
         subscribers.append((sub, sub_t))
-    await asyncio.sleep(0.05)  # the last connection's feed, attached a few loop passes after its CONNACK
+    await clock.pause(0.05)  # the last connection's feed, attached a few loop passes after its CONNACK
     # made before the timed part, and read below without the broker's codec: the
     # client side costs the same whatever the broker's codec does
     payload = b"\x00" + _PAYLOAD if mqtt5 else _PAYLOAD  # MQTT 5: no property, as the raw benchmark's
@@ -161,9 +195,10 @@ async def _run(pairs: int, messages: int, per_pass: int, mqtt5: bool) -> tuple[f
             head = 2 if delivery[1] < 0x80 else 3
             at = head + 2 + ((delivery[head] << 8) | delivery[head + 1])
             sub.data_received(b"\x40\x02" + delivery[at : at + 2])  # its PUBACK, in a read of its own
+            clock.tick()
             if k % per_pass == per_pass - 1:
                 await asyncio.sleep(0)
-        await asyncio.sleep(0.03)  # the last held PUBACKs
+        await clock.pause(0.03)  # the last held PUBACKs
 
     await relay(min(messages, 2000))  # warm up
     writes = sum(t.writes for _, t in publishers + subscribers)
@@ -172,6 +207,7 @@ async def _run(pairs: int, messages: int, per_pass: int, mqtt5: bool) -> tuple[f
     cpu = time.process_time() - cpu
     elapsed = time.perf_counter() - started
     writes = sum(t.writes for _, t in publishers + subscribers) - writes
+    clock.stop()
     await broker.shutdown()
     return cpu, elapsed, writes
 
@@ -183,10 +219,20 @@ def main() -> None:
     parser.add_argument("--per-pass", type=int, default=5, help="messages read per loop pass")
     parser.add_argument("--loop", default="uvloop")
     parser.add_argument("--mqtt", choices=("3.1.1", "5"), default="3.1.1", help="the clients' MQTT version")
+    parser.add_argument(
+        "--clock-rate",
+        type=float,
+        help="messages per second of a clock that advances with the messages, not with real time "
+        "(with --loop asyncio): timers fire at the same messages however fast the run, as under valgrind",
+    )
     args = parser.parse_args()
+    if args.clock_rate and args.loop == "uvloop":
+        parser.error("--clock-rate needs --loop asyncio (uvloop's clock is its own)")
     factory = loop_factory(args.loop)
     with asyncio.Runner(loop_factory=factory) as runner:
-        cpu, _elapsed, writes = runner.run(_run(args.pairs, args.messages, args.per_pass, args.mqtt == "5"))
+        cpu, _elapsed, writes = runner.run(
+            _run(args.pairs, args.messages, args.per_pass, args.mqtt == "5", args.clock_rate)
+        )
     print(describe().line())
     print(
         f"MQTT {args.mqtt}, {args.messages} messages, {args.pairs} pairs, {args.per_pass} a loop pass: "
