@@ -68,17 +68,8 @@ def read_frames(
     MQTTError if a remaining length runs past four bytes (the stream cannot be framed any more),
     or if a packet says it is longer than ``limit`` bytes (refused before it is read).
     """
-    end = len(buffer)
-    if not start and end >= 2 and type(buffer) is bytes:
-        # one whole packet under 16 KiB alone in the buffer (most socket reads: one PUBLISH, one
-        # PUBACK): framed without the loop, its body a slice of ``bytes``
-        length, at = buffer[1], 2
-        if length & 0x80:  # a second byte of remaining length: it must be the last
-            length = (length & 0x7F) | (buffer[2] << 7) if end > 2 and buffer[2] < 0x80 else -1
-            at = 3
-        if length >= 0 and length == end - at and (limit is None or length <= limit):
-            return [_new_tuple(Frame, (buffer[0], buffer[at:]))], end
     frames: list[Frame] = []
+    end = len(buffer)
     pos = start
     while end - pos >= 2:
         length = buffer[pos + 1]

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 _PINGREQ, _PINGRESP = 0xC0, b"\xd0\x00"
 
+_new_tuple = tuple.__new__  # a ``Frame`` without its Python constructor (as ``read_frames``)
+
 _running: set[asyncio.Task[Any]] = set()
 """The feeds' tasks (the loop keeps only weak references to tasks)."""
 
@@ -76,14 +78,25 @@ class FrameFeed:
         if self._ended:
             return
         handler = self._handler
-        partial = self._partial
-        buffer = partial + data if partial else data
-        try:
-            frames, used = read_frames(buffer, limit=handler.max_packet)
-        except MQTTError as exc:  # the byte stream itself is broken: no later packet can be found
-            self._break(exc)
-            return
-        if used != len(buffer) or partial:
+        size = len(data)
+        limit = handler.max_packet
+        # one whole packet under 16 KiB alone in the read (most reads: a PUBLISH, a PUBACK):
+        # ``read_frames``' result without its call and loop
+        frames: list[Frame] | None = None
+        if not self._partial and size >= 2 and type(data) is bytes:
+            length, at = data[1], 2
+            if length & 0x80:  # a second byte of remaining length: it must be the last
+                length = (length & 0x7F) | (data[2] << 7) if size > 2 and data[2] < 0x80 else -1
+                at = 3
+            if length >= 0 and length == size - at and (limit is None or length <= limit):
+                frames = [_new_tuple(Frame, (data[0], data[at:]))]
+        if frames is None:
+            buffer = self._partial + data if self._partial else data
+            try:
+                frames, used = read_frames(buffer, limit=limit)
+            except MQTTError as exc:  # the byte stream itself is broken: no later packet can be found
+                self._break(exc)
+                return
             self._partial = buffer[used:]
         if frames or handler._reading_since is None:
             # the keep-alive deadline runs from the last whole packet (or the start of this one);

@@ -12,14 +12,7 @@ from amqtt.mqtt.publish import PublishPacket
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.mqtt.codec import (
-    Frame,
-    encode_puback,
-    encode_publish,
-    read_frames,
-    read_publish,
-    remaining_length,
-)
+from broker.mqtt.codec import Frame, encode_puback, encode_publish, read_frames, read_publish
 
 topics = st.text(st.characters(blacklist_characters="#+", blacklist_categories=("Cs",)), max_size=300)
 
@@ -106,38 +99,3 @@ def test_a_packet_announced_over_the_limit_is_refused_before_it_is_read() -> Non
     with pytest.raises(MQTTError, match="over the limit"):
         read_frames(b"\x30\x81\x08", limit=1024)  # 1,025 bytes announced, none of them here
     assert read_frames(b"\x30\x80\x08", limit=1024) == ([], 0)  # 1,024: waits for them
-
-
-def _framed(buffer: bytes | bytearray, limit: int | None) -> object:
-    """``read_frames``' frames and end, or the error it raises."""
-    try:
-        return read_frames(buffer, limit=limit)
-    except MQTTError as exc:
-        return type(exc)
-
-
-def _framed_by_the_loop(buffer: bytes | bytearray, limit: int | None) -> object:
-    """The same from the loop alone: a start past one byte of padding skips the one-packet path."""
-    try:
-        frames, used = read_frames(b"\x00" + buffer, 1, limit=limit)
-    except MQTTError as exc:
-        return type(exc)
-    return frames, used - 1
-
-
-@given(
-    first=st.integers(0, 255),
-    length=st.one_of(st.integers(0, 300), st.integers(16_000, 16_700)),
-    extra=st.integers(-3, 3),
-    head=st.binary(max_size=4),
-    limit=st.one_of(st.none(), st.integers(0, 20_000)),
-    as_bytearray=st.booleans(),
-)
-def test_one_packet_alone_in_a_read_frames_as_any_other(
-    first: int, length: int, extra: int, head: bytes, limit: int | None, as_bytearray: bool
-) -> None:
-    # whole, short or with bytes after it, its remaining length well formed or not (``head``)
-    body = b"\x07" * max(length + extra, 0)
-    for buffer in (bytes((first,)) + remaining_length(length) + body, bytes((first,)) + head + body):
-        data = bytearray(buffer) if as_bytearray else buffer
-        assert _framed(data, limit) == _framed_by_the_loop(data, limit)
