@@ -2,13 +2,14 @@
 
 Runs what ``mqchat-broker`` (``benchmarks/relay.py``) runs for a QoS 1 message of the raw
 benchmark, without sockets: ``--pairs`` publisher/subscriber connections of ``MqchatBroker`` on
-in-memory transports, each subscriber on its own topic. Per message, the publisher's PUBLISH
-arrives in a read callback (relayed to the subscriber, its PUBACK held), then the subscriber's
-PUBACK in another; every ``--per-pass`` messages the loop runs one pass (what is due then: held
-PUBACKs, timers). It prints the process CPU per message and the transport writes per message.
-Under ``valgrind --tool=callgrind`` (``--messages`` small) its instruction count is the figure a
-shared host does not move: the system calls of a real socket are not in it, only the Python and
-the loop around them.
+in-memory transports, each subscriber on its own topic, MQTT 3.1.1 or 5 (``--mqtt``, the MQTT 5
+packets with an empty properties field, as the raw benchmark's). Per message, the publisher's
+PUBLISH arrives in a read callback (relayed to the subscriber, its PUBACK held), then the
+subscriber's PUBACK in another; every ``--per-pass`` messages the loop runs one pass (what is due
+then: held PUBACKs, timers). It prints the process CPU per message and the transport writes per
+message. Under ``valgrind --tool=callgrind`` (``--messages`` small) its instruction count is the
+figure a shared host does not move: the system calls of a real socket are not in it, only the
+Python and the loop around them.
 """
 
 from __future__ import annotations
@@ -90,26 +91,63 @@ def _packet(first: int, body: bytes) -> bytes:
     )
 
 
-def _connect_packet(client_id: str) -> bytes:
+def _connect_packet(client_id: str, mqtt5: bool) -> bytes:
+    """Clean session, keep-alive 60 s; MQTT 5 with no property (as the raw benchmark's clients)."""
     name = client_id.encode()
-    variable = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(name).to_bytes(2, "big") + name
-    return _packet(0x10, variable)
+    header = b"\x00\x04MQTT\x05\x02\x00\x3c\x00" if mqtt5 else b"\x00\x04MQTT\x04\x02\x00\x3c"
+    return _packet(0x10, header + len(name).to_bytes(2, "big") + name)
 
 
-async def _connect(broker: MqchatBroker, client_id: str, port: int) -> tuple[MqttProtocol, _Transport]:
+async def _connect(
+    broker: MqchatBroker, client_id: str, port: int, mqtt5: bool
+) -> tuple[MqttProtocol, _Transport]:
     protocol = MqttProtocol(partial(broker._tcp_connected, "default"))
     transport = _Transport(protocol, port)
     protocol.connection_made(transport)
-    protocol.data_received(_connect_packet(client_id))
+    protocol.data_received(_connect_packet(client_id, mqtt5))
     for _ in range(200):
         await asyncio.sleep(0)
         if transport.out:
             break
-    assert transport.take().startswith(b"\x20\x02"), f"{client_id}: no CONNACK"
+    connack = transport.take()
+    assert connack[:1] == b"\x20", f"{client_id}: no CONNACK"
+    assert connack[3] == 0, f"{client_id}: refused"
     return protocol, transport
 
 
-async def _run(pairs: int, messages: int, per_pass: int) -> tuple[float, float, int]:
+class _Clock:
+    """The loop's clock (``--clock-rate``): real time, or time that advances by one message's share
+    of the rate with each message, so that timers (held PUBACKs, the keep-alive) fire at the same
+    messages however fast the process runs (under valgrind, say)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, rate: float | None) -> None:
+        self.loop = loop
+        self.step = 1 / rate if rate else 0.0
+        self.now = loop.time()
+
+    def start(self) -> None:
+        if self.step:
+            setattr(self.loop, "time", lambda: self.now)  # noqa: B010 - the instance's, over the method
+
+    def stop(self) -> None:
+        if self.step:
+            delattr(self.loop, "time")
+
+    def tick(self) -> None:
+        self.now += self.step
+
+    async def pause(self, seconds: float) -> None:
+        if not self.step:
+            await asyncio.sleep(seconds)
+            return
+        self.now += seconds
+        for _ in range(20):  # what fell due runs in the next passes
+            await asyncio.sleep(0)
+
+
+async def _run(
+    pairs: int, messages: int, per_pass: int, mqtt5: bool, clock_rate: float | None
+) -> tuple[float, float, int]:
     config = {
         "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:0", "max_connections": 0}},
         "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
@@ -122,24 +160,29 @@ async def _run(pairs: int, messages: int, per_pass: int) -> tuple[float, float, 
 
     broker = MqchatBroker(config, gate=_Relay(), max_inflight=10_000)
     await broker.start()
+    clock = _Clock(asyncio.get_running_loop(), clock_rate)
+    clock.start()
     publishers, subscribers = [], []
     for i in range(pairs):
-        sub, sub_t = await _connect(broker, f"s{i}", 20000 + i)
-        sub.data_received(
-            _packet(0x82, b"\x00\x01" + len(_topic(i)).to_bytes(2, "big") + _topic(i).encode() + b"\x01")
-        )
+        sub, sub_t = await _connect(broker, f"s{i}", 20000 + i, mqtt5)
+        properties = b"\x00" if mqtt5 else b""
+        name = _topic(i).encode()
+        subscribe = b"\x00\x01" + properties + len(name).to_bytes(2, "big") + name + b"\x01"
+        sub.data_received(_packet(0x82, subscribe))
         for _ in range(200):
             await asyncio.sleep(0)
             if sub_t.out:
                 break
         assert sub_t.take().startswith(b"\x90"), "no SUBACK"
-        pub, pub_t = await _connect(broker, f"p{i}", 30000 + i)
+        pub, pub_t = await _connect(broker, f"p{i}", 30000 + i, mqtt5)
         publishers.append((pub, pub_t))
         subscribers.append((sub, sub_t))
+    await clock.pause(0.05)  # the last connection's feed, attached a few loop passes after its CONNACK
     # made before the timed part, and read below without the broker's codec: the
     # client side costs the same whatever the broker's codec does
+    payload = b"\x00" + _PAYLOAD if mqtt5 else _PAYLOAD  # MQTT 5: no property, as the raw benchmark's
     packets = [
-        [encode_publish(_topic(i), _PAYLOAD, pid, 1, False) for pid in range(1, 65)] for i in range(pairs)
+        [encode_publish(_topic(i), payload, pid, 1, False) for pid in range(1, 65)] for i in range(pairs)
     ]
 
     async def relay(count: int) -> None:
@@ -148,13 +191,14 @@ async def _run(pairs: int, messages: int, per_pass: int) -> tuple[float, float, 
             pub, _ = publishers[i]
             sub, sub_t = subscribers[i]
             pub.data_received(packets[i][k % 64])
-            delivery = sub_t.take()  # one PUBLISH: its packet id after the topic
+            delivery = sub_t.take()  # one PUBLISH: its packet id after the topic (both versions)
             head = 2 if delivery[1] < 0x80 else 3
             at = head + 2 + ((delivery[head] << 8) | delivery[head + 1])
             sub.data_received(b"\x40\x02" + delivery[at : at + 2])  # its PUBACK, in a read of its own
+            clock.tick()
             if k % per_pass == per_pass - 1:
                 await asyncio.sleep(0)
-        await asyncio.sleep(0.03)  # the last held PUBACKs
+        await clock.pause(0.03)  # the last held PUBACKs
 
     await relay(min(messages, 2000))  # warm up
     writes = sum(t.writes for _, t in publishers + subscribers)
@@ -163,6 +207,7 @@ async def _run(pairs: int, messages: int, per_pass: int) -> tuple[float, float, 
     cpu = time.process_time() - cpu
     elapsed = time.perf_counter() - started
     writes = sum(t.writes for _, t in publishers + subscribers) - writes
+    clock.stop()
     await broker.shutdown()
     return cpu, elapsed, writes
 
@@ -173,13 +218,24 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--per-pass", type=int, default=5, help="messages read per loop pass")
     parser.add_argument("--loop", default="uvloop")
+    parser.add_argument("--mqtt", choices=("3.1.1", "5"), default="3.1.1", help="the clients' MQTT version")
+    parser.add_argument(
+        "--clock-rate",
+        type=float,
+        help="messages per second of a clock that advances with the messages, not with real time "
+        "(with --loop asyncio): timers fire at the same messages however fast the run, as under valgrind",
+    )
     args = parser.parse_args()
+    if args.clock_rate and args.loop == "uvloop":
+        parser.error("--clock-rate needs --loop asyncio (uvloop's clock is its own)")
     factory = loop_factory(args.loop)
     with asyncio.Runner(loop_factory=factory) as runner:
-        cpu, _elapsed, writes = runner.run(_run(args.pairs, args.messages, args.per_pass))
+        cpu, _elapsed, writes = runner.run(
+            _run(args.pairs, args.messages, args.per_pass, args.mqtt == "5", args.clock_rate)
+        )
     print(describe().line())
     print(
-        f"{args.messages} messages, {args.pairs} pairs, {args.per_pass} a loop pass: "
+        f"MQTT {args.mqtt}, {args.messages} messages, {args.pairs} pairs, {args.per_pass} a loop pass: "
         f"{cpu / args.messages * 1e6:.2f} µs CPU per message, {writes / args.messages:.3f} writes per message"
     )
 

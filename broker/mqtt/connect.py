@@ -34,7 +34,7 @@ from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader
 from amqtt.utils import format_client_message
 
 from broker.mqtt.codec import Frame, PacketTooLarge
-from broker.mqtt.connection_state import ConnectionState
+from broker.mqtt.connection_state import ConnectionState, ConnectionState5
 from broker.mqtt.mqtt5 import Malformed, Prop, Reason, decode_connect, encode_connack, protocol_level
 from broker.mqtt.protocol import MqttProtocol
 
@@ -139,7 +139,7 @@ async def _connect_v5(body: bytes, writer: Any) -> ConnectionState:
         await writer.close()
         raise
     props = connect.props
-    session = ConnectionState()
+    session = ConnectionState5()
     session.protocol_level = _MQTT_5
     session.client_id = connect.client_id
     session.clean_session = session.clean_start = connect.clean_start

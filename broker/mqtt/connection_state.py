@@ -31,7 +31,7 @@ from transitions import MachineError
 
 from broker.mqtt.lean import share_names
 
-__all__ = ["DISCARD", "ConnectionState", "DiscardQueue", "Transitions"]
+__all__ = ["DISCARD", "ConnectionState", "ConnectionState5", "DiscardQueue", "Transitions"]
 
 _TRIGGERS = {
     "connect": {"new": "connected", "disconnected": "connected"},
@@ -236,16 +236,35 @@ class ConnectionState(Session):
                 raise AMQTTError("More than 65535 messages pending. No free packet ID")
 
 
-share_names(  # every name a session sets (see broker/mqtt/lean.py)
+class ConnectionState5(ConnectionState):
+    """An MQTT 5 connection's session: a class of its own so that its instances have a table of
+    attribute names of their own (see broker/mqtt/lean.py). An MQTT 5 CONNECT sets names a 3.1.1
+    one does not (``protocol_level``, ``will5``, the client's limits) and not others (the will's
+    four fields); the names of both do not fit in one table, and a session past it keeps its
+    attributes in a dict of its own: every read of one, on every delivery, a dict lookup."""
+
+
+_EVERY_SESSION = (
+    *("_state", "_packet_id", "quick_out", "on_ack", "resumable", "client_id", "clean_session"),
+    *("clean_start", "session_expiry", "will_flag", "will_topic", "will_message", "username"),
+    *("password", "remote_address", "remote_port", "ssl_object", "keep_alive", "parent"),
+    *("last_connect_time", "last_disconnect_time", "_inflight_out", "is_anonymous"),
+)
+"""What every session sets (``is_anonymous``: where anonymous logins are allowed, as in the
+benchmarks' broker), 23 names."""
+
+share_names(  # every name a session sets (see broker/mqtt/lean.py), 29 at most
     ConnectionState,
     (
-        *("_state", "_packet_id", "quick_out", "client_id", "clean_session", "will_flag", "will_retain"),
-        *("will_qos", "will_topic", "will_message", "username", "password", "remote_address"),
-        *("remote_port", "ssl_object", "keep_alive", "parent", "last_connect_time", "last_disconnect_time"),
-        *("_attributes", "_inflight_out", "_inflight_in"),
-        *("on_ack", "resumable", "clean_start", "session_expiry"),
-        # MQTT 5 connections' own (30 names in all: CPython 3.11's most before an instance spills
-        # into a dict; the rarer ``refusal``, ``will5`` and ``assigned_client_id`` are left out)
-        *("protocol_level", "receive_maximum", "max_packet_size", "topic_alias_maximum"),
+        *_EVERY_SESSION,
+        *("will_retain", "will_qos", "_inflight_in", "_attributes", "assigned_client_id", "refusal"),
+    ),
+)
+share_names(  # QoS 2 is above an MQTT 5 CONNACK's Maximum QoS: no ``_inflight_in``; the rarer
+    ConnectionState5,  # ``_attributes`` and ``refusal`` (a refused login) are left out
+    (
+        *_EVERY_SESSION,
+        *("protocol_level", "will5", "receive_maximum", "max_packet_size", "topic_alias_maximum"),
+        "assigned_client_id",
     ),
 )

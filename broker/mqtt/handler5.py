@@ -5,7 +5,8 @@ The CONNECT's protocol level chooses the handler (``open_connection``); a 3.1.1 
 
 - **Every packet through ``broker/mqtt/mqtt5.py``**, on every listener: TCP and TLS are read by
   callbacks as 3.1.1 (``FrameFeed``, broker/mqtt/feed.py: no reading task per connection, PUBLISH
-  and PUBACK handled as the bytes arrive), WebSocket a packet at a time through amqtt's reader;
+  and PUBACK handled as the bytes arrive), WebSocket a packet at a time through amqtt's reader
+  (and written by ``Mqtt5WebSocketHandler``, one WebSocket message a loop pass);
   nothing of amqtt's 3.1.1 encoding reaches an MQTT 5 client (CONNACK, SUBACK, UNSUBACK, retained
   messages included).
 - **Reason codes**: a PUBLISH's PUBACK carries the gate's verdict (0x87, 0x97, 0x99); a refused
@@ -26,9 +27,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from amqtt.adapters import StreamWriterAdapter
 from amqtt.errors import MQTTError
@@ -57,8 +58,15 @@ from broker.mqtt.mqtt5 import (
     encode_unsuback,
 )
 from broker.mqtt.properties import PublishProps
+from broker.mqtt.protocol import MqttProtocol
 
-__all__ = ["RECEIVE_MAXIMUM", "TOPIC_ALIAS_MAXIMUM", "Mqtt5Handler", "open_connection"]
+__all__ = [
+    "RECEIVE_MAXIMUM",
+    "TOPIC_ALIAS_MAXIMUM",
+    "Mqtt5Handler",
+    "Mqtt5WebSocketHandler",
+    "open_connection",
+]
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +92,11 @@ async def open_connection(
 ) -> tuple[MqchatHandler, ConnectionState]:
     """Read the CONNECT and make the handler of its protocol (``Mqtt5Handler`` for MQTT 5)."""
     session = await read_connect(reader, writer, plugins_manager)
-    handler = (Mqtt5Handler if session.protocol_level == 5 else MqchatHandler)(plugins_manager)
-    return handler, session
+    if session.protocol_level != 5:
+        return MqchatHandler(plugins_manager), session
+    # TCP's writer first: an ABC's isinstance goes through ``ABCMeta.__instancecheck__``
+    stream = type(writer) is MqttProtocol or isinstance(writer, StreamWriterAdapter)
+    return (Mqtt5Handler if stream else Mqtt5WebSocketHandler)(plugins_manager), session
 
 
 class Mqtt5Handler(MqchatHandler):
@@ -96,75 +107,43 @@ class Mqtt5Handler(MqchatHandler):
     _no_will = False
     """The connection ends without its will: a DISCONNECT from the client (0x04 sent it already),
     a take-over or a sign-out."""
-    _drainer: asyncio.Task[None] | None = None
     # made on first use (broker/mqtt/lean.py): an idle connection holds none of them
     _aliases_in: Lazy[dict[int, str]] = Lazy(dict)
     _aliases_out: Lazy[dict[str, int]] = Lazy(dict)
-    _ws_out: Lazy[bytearray] = Lazy(bytearray)
-    """WebSocket: what ``_drain`` sends next."""
     _waiting: deque[_Waiting] | None = None
     """The deliveries waiting for the client's Receive Maximum (None: none wait)."""
 
     # ------------------------------------------------------------------ writing
-    @property
-    def _stream(self) -> bool:
-        return isinstance(self.writer, StreamWriterAdapter)
-
     def _out(self, data: bytes) -> None:
-        """Write ``data`` (through ``writes`` over TCP; a WebSocket sends on its next drain)."""
+        """Write ``data``: TCP and TLS, through ``writes`` (``Mqtt5WebSocketHandler``: a WebSocket's)."""
         writer = self.writer
         if writer is None:
             return
-        if self._stream:
-            if self.writes is None:
-                writer.write(data)
-            else:
-                self.writes.send(self, data)
-            return
-        self._ws_out += data
-        if self._drainer is None:
-            self._drainer = asyncio.ensure_future(self._drain())
-
-    async def _drain(self) -> None:
-        """Send what ``_out`` gathered, one WebSocket message a pass, from this one task: amqtt's
-        WebSocket writer drops what is written while its ``drain`` awaits the send."""
-        try:
-            await asyncio.sleep(0)  # what else this pass writes goes in the same message
-            while self._ws_out and self.writer is not None:
-                data, self._ws_out = bytes(self._ws_out), bytearray()
-                self.writer.write(data)
-                await self.writer.drain()
-        except Exception as exc:  # noqa: BLE001 - a closed WebSocket: the reader ends the connection
-            log.debug("%s: write failed: %r", self._client_id, exc)
-        finally:
-            self._drainer = None
-
-    def _hold(self, acks: bytes) -> None:
-        if self._stream:
-            super()._hold(acks)
+        writes = self.writes
+        if writes is None:
+            writer.write(data)
         else:
-            self._out(acks)
+            writes.send(self, data)
 
     async def _flush_now(self) -> None:
         """Write what is held and wait (a little) for it to leave: a CONNACK, a DISCONNECT before the
         connection closes. A client that reads nothing cannot hold up a take-over for long."""
-        writer = self.writer
-        if writer is None:
+        sending = self._sending()
+        if sending is None:
             return
-        if self._stream:
-            if self.writes is not None:
-                self.writes.flush(self)
-            sending: Any = writer.drain()
-        else:
-            if self._drainer is None and self._ws_out:
-                self._drainer = asyncio.ensure_future(self._drain())
-            if self._drainer is None:
-                return
-            sending = asyncio.shield(self._drainer)
         try:
             await asyncio.wait_for(sending, _FLUSH_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - the peer is gone already, or reads nothing
             log.debug("%s: write not completed: %r", self._client_id, exc)
+
+    def _sending(self) -> Awaitable[Any] | None:
+        """Write what is held; what to await for it to have left (None: nothing to wait for)."""
+        writer = self.writer
+        if writer is None:
+            return None
+        if self.writes is not None:
+            self.writes.flush(self)
+        return cast("Awaitable[Any]", writer.drain())
 
     # ------------------------------------------------------------------ what the broker says
     async def send_connack(self, reason: int, session_present: bool) -> None:
@@ -264,10 +243,9 @@ class Mqtt5Handler(MqchatHandler):
     def _on_publish(self, frame: Frame, session: Session) -> bytes:
         """A client PUBLISH to the gate; its PUBACK with the gate's reason code (b"" for QoS 0).
         ``Malformed`` if it breaks MQTT 5 (QoS 2 is above the CONNACK's Maximum QoS)."""
-        publish = decode_publish(frame.first, frame.body)
-        if publish.qos > QOS_1:
+        topic, qos, _retain, packet_id, data, alias, props = decode_publish(frame.first, frame.body)
+        if qos > QOS_1:
             raise Malformed("QoS 2 is above the Maximum QoS of the CONNACK", Reason.QOS_NOT_SUPPORTED)
-        topic, alias = publish.topic, publish.alias
         if alias is not None:
             if not 0 < alias <= TOPIC_ALIAS_MAXIMUM:
                 raise Malformed(f"topic alias {alias}", Reason.TOPIC_ALIAS_INVALID)
@@ -280,10 +258,10 @@ class Mqtt5Handler(MqchatHandler):
                 topic = known
         elif not topic:
             raise Malformed("a PUBLISH without a topic or alias", Reason.PROTOCOL_ERROR)
-        code = self._ingest5(session, topic, publish.data, publish.props)
-        if publish.packet_id is None:
+        code = self._ingest5(session, topic, data, props)
+        if packet_id is None:
             return b""
-        return encode_puback(publish.packet_id) if code == 0 else encode_ack(PUBACK, publish.packet_id, code)
+        return encode_puback(packet_id) if code == 0 else encode_ack(PUBACK, packet_id, code)
 
     def _on_puback(self, body: bytes) -> bool:
         """Every MQTT 5 PUBACK is handled at once (amqtt has no flow of its own here); one for no
@@ -498,8 +476,9 @@ class Mqtt5Handler(MqchatHandler):
         return True
 
     def _quick_acknowledged(self, packet_id: int) -> bool:
-        acknowledged = super()._quick_acknowledged(packet_id)
-        self._release()
+        acknowledged = MqchatHandler._quick_acknowledged(self, packet_id)  # per PUBACK: not ``super()``
+        if self._waiting:
+            self._release()
         return acknowledged
 
     def _sweep(self) -> None:
@@ -527,10 +506,52 @@ class Mqtt5Handler(MqchatHandler):
             self._waiting = None  # an idle connection holds no empty deque
 
 
-share_names(  # every name a connection's handler sets (see broker/mqtt/lean.py), 30 at most:
-    Mqtt5Handler,  # ``_closed_as`` and ``_no_will`` are left out, set only as the connection ends
-    (
-        *MqchatHandler.NAMES,
-        *("keep_alive_announced", "_waiting", "_aliases_out", "_aliases_in", "_ws_out", "_drainer"),
-    ),
-)
+class Mqtt5WebSocketHandler(Mqtt5Handler):
+    """An MQTT 5 connection over WebSocket: what is written goes out one WebSocket message a loop
+    pass, from one task. A class of its own, so that TCP's writes (every delivery, every read's
+    PUBACKs) ask nothing about the transport."""
+
+    _drainer: asyncio.Task[None] | None = None
+    _ws_out: Lazy[bytearray] = Lazy(bytearray)
+    """What ``_drain`` sends next."""
+
+    def _out(self, data: bytes) -> None:
+        """Write ``data`` on the next drain."""
+        if self.writer is None:
+            return
+        self._ws_out += data
+        if self._drainer is None:
+            self._drainer = asyncio.ensure_future(self._drain())
+
+    def _hold(self, acks: bytes) -> None:
+        self._out(acks)
+
+    async def _drain(self) -> None:
+        """Send what ``_out`` gathered, one WebSocket message a pass, from this one task: amqtt's
+        WebSocket writer drops what is written while its ``drain`` awaits the send."""
+        try:
+            await asyncio.sleep(0)  # what else this pass writes goes in the same message
+            while self._ws_out and self.writer is not None:
+                data, self._ws_out = bytes(self._ws_out), bytearray()
+                self.writer.write(data)
+                await self.writer.drain()
+        except Exception as exc:  # noqa: BLE001 - a closed WebSocket: the reader ends the connection
+            log.debug("%s: write failed: %r", self._client_id, exc)
+        finally:
+            self._drainer = None
+
+    def _sending(self) -> Awaitable[Any] | None:
+        if self.writer is None:
+            return None
+        if self._drainer is None and self._ws_out:
+            self._drainer = asyncio.ensure_future(self._drain())
+        if self._drainer is None:
+            return None
+        return asyncio.shield(self._drainer)
+
+
+_NAMES5 = (*MqchatHandler.NAMES, "keep_alive_announced", "_waiting", "_aliases_out", "_aliases_in")
+# every name a connection's handler sets (see broker/mqtt/lean.py), 29 at most: ``_closed_as`` and
+# ``_no_will`` are left out, set only as the connection ends
+share_names(Mqtt5Handler, _NAMES5)
+share_names(Mqtt5WebSocketHandler, (*_NAMES5, "_ws_out", "_drainer"))

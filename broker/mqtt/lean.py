@@ -13,7 +13,9 @@ keep. Two rules of CPython 3.11 make the difference here:
   instance made): with thousands of connections made at once, a name first set late in a
   connection's life (after its login, on its first delivery) no longer fits, and that instance
   gets a dict of its own after all. ``share_names`` enters every name a class's instances will
-  set before any is made.
+  set before any is made; the instance it makes to do so takes one place, so it enters at most
+  ``MOST_NAMES`` (29), and refuses more: a 30th name would not be entered, and every instance
+  that sets it would spill into a dict (every instance's attribute read then a dict lookup).
 - **Empty containers are not free.** An ``asyncio.Event`` or ``asyncio.Queue`` holds a ``deque``
   (~620 bytes even when empty); stock amqtt gave each handler two queues (six deques) and an
   event, none of which mqchat's connections use.
@@ -34,7 +36,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from amqtt.session import Session
 
-__all__ = ["Lazy", "LeanHandler", "share_names"]
+__all__ = ["MOST_NAMES", "Lazy", "LeanHandler", "share_names", "spilled"]
 
 T = TypeVar("T")
 
@@ -67,14 +69,30 @@ class Lazy(Generic[T]):
         return value
 
 
+MOST_NAMES = 29
+"""Names ``share_names`` can enter: CPython 3.11 gives a class's table room for 30, and the
+instance ``share_names`` makes takes one."""
+
+
 def share_names(cls: type, names: Iterable[str]) -> None:
     """Enter ``names`` in the table of attribute names ``cls``'s instances share (see above): call
     it right after the class is made, before any instance is. A name left out still works; it
-    only costs the instances that set it late a dict of their own."""
+    only costs the instances that set it a dict of their own. ValueError past ``MOST_NAMES``."""
+    shared = tuple(dict.fromkeys(names))
+    if len(shared) > MOST_NAMES:
+        raise ValueError(f"{cls.__name__}: {len(shared)} names, and only {MOST_NAMES} fit")
     template: object = object.__new__(cls)
-    for name in names:
+    for name in shared:
         object.__setattr__(template, name, None)
     del template
+    type.__setattr__(cls, "_shared_names", frozenset(shared))
+
+
+def spilled(instance: object) -> set[str]:
+    """The names ``instance`` holds that its class's ``share_names`` did not enter: each one cost
+    it a dict of its own (for tests: reading ``vars`` makes that dict anyway)."""
+    shared: frozenset[str] = getattr(type(instance), "_shared_names", frozenset())
+    return set(vars(instance)) - shared
 
 
 class _NoLock:
@@ -135,7 +153,7 @@ class LeanHandler:
         "_puback_waiters",
     )
     """The attributes a connection's handler sets (for ``share_names``; amqtt's QoS 2 waiters and
-    write-timeout timer are left out: they are rare, and a class has room for 30 names)."""
+    write-timeout timer are left out: they are rare, and a class has room for ``MOST_NAMES``)."""
 
     def __init__(self, plugins_manager: Any, session: Session | None = None, loop: Any = None) -> None:
         self.plugins_manager = plugins_manager

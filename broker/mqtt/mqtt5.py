@@ -404,6 +404,7 @@ class Publish5(NamedTuple):
 
 
 _NO_PROPS = PublishProps()
+_new_tuple = tuple.__new__
 
 
 def publish_props(props: Props) -> PublishProps:
@@ -439,7 +440,8 @@ def decode_publish(first: int, body: bytes) -> Publish5:
         packet_id = (body[cut] << 8) | body[cut + 1]
         if packet_id == 0:
             raise Malformed("[MQTT-2.2.1-3] packet id 0")
-    return Publish5(topic, qos, bool(first & 0x01), packet_id, body[at + 1 :], None, None)
+    # ``tuple.__new__``: a NamedTuple's constructor is a Python function (as ``Frame``'s in the codec)
+    return _new_tuple(Publish5, (topic, qos, bool(first & 0x01), packet_id, body[at + 1 :], None, None))
 
 
 def decode_publish_fully(first: int, body: bytes) -> Publish5:

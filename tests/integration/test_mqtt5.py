@@ -18,6 +18,7 @@ from broker.mqtt.connection_state import ConnectionState
 from broker.mqtt.feed import FrameFeed
 from broker.mqtt.handler import MqchatHandler
 from broker.mqtt.handler5 import Mqtt5Handler
+from broker.mqtt.lean import spilled
 from broker.mqtt.properties import PublishProps
 from tests.harness import RunningNode, need, node_settings, wait_until
 from tests.plain import PlainClient
@@ -558,6 +559,9 @@ def test_the_connection_facts_the_broker_keeps(node: RunningNode) -> None:
             protocol = handler.writer.transport.get_protocol()
             assert wait_until(lambda protocol=protocol: isinstance(protocol.feed, FrameFeed))
             assert type(handler) is kind and handler._reader_task is None
+            # every name each sets is in its class's table (broker/mqtt/lean.py): none keeps a dict
+            # of its own, which would make every attribute read on the relay path a dict lookup
+            assert spilled(session) == set() and spilled(handler) == set()
         v5.send(packet(0xC0, b""))
         assert v5.expect(PINGRESP).body == b""
     finally:
