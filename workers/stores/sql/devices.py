@@ -44,12 +44,11 @@ class SqlDevices(SqlBase):
             connects: dict[tuple[str, str], DeviceSeen] = {}
             for change in changes:
                 key = (change.user, change.device)
-                if change.online and change.platform is None and key not in connects:
-                    connects[key] = change
-                    continue
-                _connected(conn, connects.values())  # what came before, in order
-                connects.clear()
-                if change.online and change.platform is None:
+                connect = change.online and change.platform is None
+                if not connect or key in connects:
+                    _connected(conn, connects.values())  # what came before, in order
+                    connects.clear()
+                if connect:
                     connects[key] = change
                 else:
                     _record(conn, change)
