@@ -19,7 +19,13 @@ from workers.errors import UnknownUser
 from workers.stores.records import AcceptResult, InboxEntry, StoredMessage, SyncPage, TextSend
 from workers.stores.rules.group_settings import check_may_send
 from workers.stores.rules.inbox import sync_page
-from workers.stores.rules.messages import dm_conversation, message_events, message_targets, new_message_id
+from workers.stores.rules.messages import (
+    dm_conversation,
+    message_events,
+    message_targets,
+    new_message_id,
+    new_message_ids,
+)
 from workers.stores.sql.base import Counters, NotInOneGo
 from workers.stores.sql.blocks import blocked_pairs
 from workers.stores.sql.chat_rows import note_direct
@@ -156,12 +162,13 @@ class SqlMessages(SqlReplies, SqlSearchIndex):
             raise NotInOneGo("a conversation's first message")
         next_seq = {conversation: last[conversation] - count + 1 for conversation, count in counts.items()}
         stored: list[StoredMessage] = []
-        for send, conversation in zip(sends, conversation_of, strict=True):
+        ids = new_message_ids(len(sends))
+        for send, conversation, message_id in zip(sends, conversation_of, ids, strict=True):
             seq = next_seq[conversation]
             next_seq[conversation] = seq + 1
             stored.append(
                 StoredMessage(
-                    id=new_message_id(),
+                    id=message_id,
                     conversation=conversation,
                     seq=seq,
                     sender=send.sender,
