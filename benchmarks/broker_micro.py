@@ -212,6 +212,40 @@ async def _run(
     return cpu, elapsed, writes
 
 
+async def _connects(count: int, mqtt5: bool) -> tuple[float, int]:
+    """``count`` clients connect, each subscribing to its inbox once its CONNACK came (as the SDK and
+    the chat benchmark's users do); the process CPU of it all and the transport writes."""
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:0", "max_connections": 0}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+
+    class _Ingest:
+        def accept(self, user: Any, topic: str, data: Any, client_id: Any = None, props: Any = None) -> int:
+            return 0
+
+    broker = MqchatBroker(config, gate=_Ingest())
+    await broker.start()
+    properties = b"\x00" if mqtt5 else b""
+    transports: list[_Transport] = []
+    cpu = time.process_time()
+    for i in range(count):
+        protocol, transport = await _connect(broker, f"u{i}/bench", 20000 + i % 40000, mqtt5)
+        name = f"chat/u{i}/in".encode()
+        subscribe = b"\x00\x01" + properties + len(name).to_bytes(2, "big") + name + b"\x01"
+        protocol.data_received(_packet(0x82, subscribe))
+        for _ in range(200):
+            await asyncio.sleep(0)
+            if transport.out:
+                break
+        assert transport.take().startswith(b"\x90"), "no SUBACK"
+        transports.append(transport)
+    cpu = time.process_time() - cpu
+    writes = sum(t.writes for t in transports)
+    await broker.shutdown()
+    return cpu, writes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=50)
@@ -225,7 +259,21 @@ def main() -> None:
         help="messages per second of a clock that advances with the messages, not with real time "
         "(with --loop asyncio): timers fire at the same messages however fast the run, as under valgrind",
     )
+    parser.add_argument(
+        "--connects",
+        type=int,
+        help="instead of relaying: this many clients connect and subscribe to their inbox, one after another",
+    )
     args = parser.parse_args()
+    if args.connects:
+        with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+            cpu, writes = runner.run(_connects(args.connects, args.mqtt == "5"))
+        print(describe().line())
+        print(
+            f"MQTT {args.mqtt}, {args.connects} connects and subscribes: {cpu / args.connects * 1e6:.1f} µs "
+            f"CPU per connection, {writes / args.connects:.3f} writes per connection"
+        )
+        return
     if args.clock_rate and args.loop == "uvloop":
         parser.error("--clock-rate needs --loop asyncio (uvloop's clock is its own)")
     factory = loop_factory(args.loop)
