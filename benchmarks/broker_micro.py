@@ -10,6 +10,10 @@ then: held PUBACKs, timers). It prints the process CPU per message and the trans
 message. Under ``valgrind --tool=callgrind`` (``--messages`` small) its instruction count is the
 figure a shared host does not move: the system calls of a real socket are not in it, only the
 Python and the loop around them.
+
+``--connects N`` measures the connect sequence instead: N clients connect one after another, each
+subscribing to its inbox once its CONNACK came (as the SDK's and the chat benchmark's clients do),
+with the anonymous login of amqtt's plugin (not the node's store lookups or presence).
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ from broker.mqtt.server import MqchatBroker
 __all__: list[str] = []
 
 _PAYLOAD = b"x" * 100
+
+_CONFIG: dict[str, Any] = {
+    "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:0", "max_connections": 0}},
+    "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+}
 
 
 class _Transport(asyncio.Transport):
@@ -115,6 +124,23 @@ async def _connect(
     return protocol, transport
 
 
+async def _subscribed(
+    broker: MqchatBroker, client_id: str, port: int, topic: str, mqtt5: bool
+) -> tuple[MqttProtocol, _Transport]:
+    """A client connected, then subscribed to ``topic`` at QoS 1 once its CONNACK came."""
+    protocol, transport = await _connect(broker, client_id, port, mqtt5)
+    properties = b"\x00" if mqtt5 else b""
+    name = topic.encode()
+    subscribe = b"\x00\x01" + properties + len(name).to_bytes(2, "big") + name + b"\x01"
+    protocol.data_received(_packet(0x82, subscribe))
+    for _ in range(200):
+        await asyncio.sleep(0)
+        if transport.out:
+            break
+    assert transport.take().startswith(b"\x90"), f"{client_id}: no SUBACK"
+    return protocol, transport
+
+
 class _Clock:
     """The loop's clock (``--clock-rate``): real time, or time that advances by one message's share
     of the rate with each message, so that timers (held PUBACKs, the keep-alive) fire at the same
@@ -148,32 +174,18 @@ class _Clock:
 async def _run(
     pairs: int, messages: int, per_pass: int, mqtt5: bool, clock_rate: float | None
 ) -> tuple[float, float, int]:
-    config = {
-        "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:0", "max_connections": 0}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-    }
-
     class _Relay:
         def accept(self, user: Any, topic: str, data: Any, client_id: Any = None, props: Any = None) -> int:
             broker.publish_nowait(topic, bytes(data), 1, props)
             return 0
 
-    broker = MqchatBroker(config, gate=_Relay(), max_inflight=10_000)
+    broker = MqchatBroker(_CONFIG, gate=_Relay(), max_inflight=10_000)
     await broker.start()
     clock = _Clock(asyncio.get_running_loop(), clock_rate)
     clock.start()
     publishers, subscribers = [], []
     for i in range(pairs):
-        sub, sub_t = await _connect(broker, f"s{i}", 20000 + i, mqtt5)
-        properties = b"\x00" if mqtt5 else b""
-        name = _topic(i).encode()
-        subscribe = b"\x00\x01" + properties + len(name).to_bytes(2, "big") + name + b"\x01"
-        sub.data_received(_packet(0x82, subscribe))
-        for _ in range(200):
-            await asyncio.sleep(0)
-            if sub_t.out:
-                break
-        assert sub_t.take().startswith(b"\x90"), "no SUBACK"
+        sub, sub_t = await _subscribed(broker, f"s{i}", 20000 + i, _topic(i), mqtt5)
         pub, pub_t = await _connect(broker, f"p{i}", 30000 + i, mqtt5)
         publishers.append((pub, pub_t))
         subscribers.append((sub, sub_t))
@@ -212,6 +224,27 @@ async def _run(
     return cpu, elapsed, writes
 
 
+async def _connects(count: int, mqtt5: bool) -> tuple[float, int]:
+    """``count`` clients connect, each subscribing to its inbox once its CONNACK came (as the SDK and
+    the chat benchmark's users do); the process CPU of it all and the transport writes."""
+
+    class _Ingest:
+        def accept(self, user: Any, topic: str, data: Any, client_id: Any = None, props: Any = None) -> int:
+            return 0
+
+    broker = MqchatBroker(_CONFIG, gate=_Ingest())
+    await broker.start()
+    transports: list[_Transport] = []
+    cpu = time.process_time()
+    for i in range(count):
+        _, transport = await _subscribed(broker, f"u{i}/bench", 20000 + i % 40000, f"chat/u{i}/in", mqtt5)
+        transports.append(transport)
+    cpu = time.process_time() - cpu
+    writes = sum(t.writes for t in transports)
+    await broker.shutdown()
+    return cpu, writes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=50)
@@ -225,7 +258,21 @@ def main() -> None:
         help="messages per second of a clock that advances with the messages, not with real time "
         "(with --loop asyncio): timers fire at the same messages however fast the run, as under valgrind",
     )
+    parser.add_argument(
+        "--connects",
+        type=int,
+        help="instead of relaying: this many clients connect and subscribe to their inbox, one after another",
+    )
     args = parser.parse_args()
+    if args.connects:
+        with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+            cpu, writes = runner.run(_connects(args.connects, args.mqtt == "5"))
+        print(describe().line())
+        print(
+            f"MQTT {args.mqtt}, {args.connects} connects and subscribes: {cpu / args.connects * 1e6:.1f} µs "
+            f"CPU per connection, {writes / args.connects:.3f} writes per connection"
+        )
+        return
     if args.clock_rate and args.loop == "uvloop":
         parser.error("--clock-rate needs --loop asyncio (uvloop's clock is its own)")
     factory = loop_factory(args.loop)

@@ -7,7 +7,6 @@ credential checks of logins, run off the event loop a batch at a time (``Credent
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -185,6 +184,8 @@ class CredentialChecks:
         self._batch = batch
         self._waiting: deque[_Login] = deque()
         self._running = 0
+        self._starting = False
+        """A start of the waiting logins is due at the end of this pass of the loop."""
 
     def __call__(self, user: str, secret: str, device: str | None = None) -> bool:
         return _checked(self._check, user, secret, device)
@@ -194,10 +195,20 @@ class CredentialChecks:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         self._waiting.append((user, secret, device, future))
-        if self._running < self._parallel:
-            with contextlib.suppress(Exception):  # if it failed, so did this login's future
-                self._start(loop)
+        if self._running < self._parallel and not self._starting:
+            # at the end of this pass of the loop, with every login that came in it: in a connect
+            # storm most batches started at once held one login, a thread hop each
+            self._starting = True
+            loop.call_soon(self._start_waiting, loop)
         return await future
+
+    def _start_waiting(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._starting = False
+        while self._waiting and self._running < self._parallel:
+            try:
+                self._start(loop)
+            except Exception:  # noqa: BLE001 - the logins it took were failed with the error
+                return
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         batch: list[_Login] = []
@@ -246,11 +257,7 @@ class CredentialChecks:
         else:
             error = done.exception()
             _settle(batch, [error] * len(batch) if error is not None else done.result())
-        while self._waiting and self._running < self._parallel:
-            try:
-                self._start(loop)
-            except Exception:  # noqa: BLE001 - the logins it took were failed with the error
-                return
+        self._start_waiting(loop)
 
 
 def _checked(check: Callable[..., bool], user: str, secret: str, device: str | None) -> bool:

@@ -10,9 +10,12 @@ reading task did, in the same order:
 - PUBLISH at QoS 0 or 1, PUBACK of a quick delivery and PINGREQ are handled in the callback
   (the PUBACKs of one chunk go to the write scheduler together, as before), by the handler's
   ``_on_publish`` and ``_on_puback``: MQTT 3.1.1's or MQTT 5's (``Mqtt5Handler``);
-- a packet that must wait for something (SUBSCRIBE, UNSUBSCRIBE, QoS 2, a PUBACK of amqtt's own
-  flow, DISCONNECT) pauses reading, and a task handles it (the handler's ``_on_frame``) and the
-  packets after it in order, then resumes reading;
+- a SUBSCRIBE is decoded in the callback and handled by a task of its own (the handler's
+  ``_subscribe_now``), as the handler's ``_on_frame`` did it from the task below: the packets after
+  it never waited for its SUBACK, and a connect storm's every connection subscribes once;
+- a packet that must wait for something (UNSUBSCRIBE, QoS 2, a PUBACK of amqtt's own flow,
+  DISCONNECT) pauses reading, and a task handles it (the handler's ``_on_frame``) and the packets
+  after it in order, then resumes reading;
 - a stream that cannot be framed, or (MQTT 5) a packet that breaks the protocol, ends the
   connection after the handler's ``_unreadable`` (MQTT 5: a DISCONNECT with the reason code);
 - back-pressure as before: while the socket's write buffer is over its high-water mark (a client
@@ -42,6 +45,7 @@ __all__ = ["FrameFeed"]
 log = logging.getLogger(__name__)
 
 _PINGREQ, _PINGRESP = 0xC0, b"\xd0\x00"
+_SUBSCRIBE = 8
 
 _new_tuple = tuple.__new__  # a ``Frame`` without its Python constructor (as ``read_frames``)
 
@@ -140,6 +144,8 @@ class FrameFeed:
                     writes.flush(handler)
                 if first == _PINGREQ and not frame.body:
                     handler._write(_PINGRESP)
+                    continue
+                if kind == _SUBSCRIBE and handler._subscribe_now(frame, session):
                     continue
                 self._busy = True
                 self._transport.pause_reading()

@@ -46,7 +46,7 @@ from amqtt.mqtt.connack import (
 from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.mqtt.disconnect import DisconnectPacket
-from amqtt.mqtt.packet import PINGREQ, RESERVED_0, RESERVED_15, MQTTFixedHeader
+from amqtt.mqtt.packet import PINGREQ, RESERVED_0, RESERVED_15, SUBSCRIBE, MQTTFixedHeader
 from amqtt.mqtt.pingreq import PingReqPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.puback import PubackPacket
@@ -69,7 +69,7 @@ from broker.mqtt.codec import (
 from broker.mqtt.connection_state import DISCARD, ConnectionState
 from broker.mqtt.feed import FrameFeed
 from broker.mqtt.keepalive import KeepAliveWheel
-from broker.mqtt.lean import Lazy, LeanHandler, share_names
+from broker.mqtt.lean import Lazy, LeanHandler, run_now, share_names
 from broker.mqtt.mqtt5 import Reason
 from broker.mqtt.properties import PublishProps
 from broker.mqtt.protocol import MqttProtocol
@@ -265,6 +265,21 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
             log.debug("%s: malformed packet discarded: %r", session.client_id, exc)
         return True
 
+    def _subscribe_now(self, frame: Frame, session: Session) -> bool:
+        """A SUBSCRIBE, decoded here and handled by a task of its own (``_dispatch``'s); False
+        for the reading task to handle it instead (``_on_frame``), where decoding failed in a way
+        that ends the connection there."""
+        header = MQTTFixedHeader(SUBSCRIBE, frame.first & 0x0F, len(frame.body))
+        try:
+            packet = run_now(SubscribePacket.from_stream(BufferReader(frame.body), fixed_header=header))
+        except (MQTTError, NoDataError) as exc:  # as ``_on_frame``: dropped alone
+            log.debug("%s: malformed packet discarded: %r", session.client_id, exc)
+            return True
+        except Exception:  # noqa: BLE001 - ``_on_frame`` meets it again and ends the connection
+            return False
+        self._spawn(self.handle_subscribe(packet))
+        return True
+
     def _write(self, data: bytes) -> None:
         writer = self.writer
         if writer is not None:
@@ -377,7 +392,33 @@ class MqchatHandler(LeanHandler, BrokerProtocolHandler):
         "these credentials will never do" (4 and 5): one that stops reconnecting on every refusal
         would give up for good while the credential store restarts."""
         code = CONNECTION_ACCEPTED if reason == 0 else _CONNACK_311.get(reason, NOT_AUTHORIZED)
-        await self._send_packet(ConnackPacket.build(1 if session_present and reason == 0 else 0, code))
+        present = 1 if session_present and reason == 0 else 0
+        if not await self._sent_now(bytes((0x20, 2, present, code))):
+            await self._send_packet(ConnackPacket.build(present, code))
+
+    async def mqtt_acknowledge_subscription(self, packet_id: int, return_codes: list[int]) -> None:
+        body = packet_id.to_bytes(2, "big") + bytes(return_codes)
+        if len(body) < 128 and await self._sent_now(bytes((0x90, len(body))) + body):
+            return
+        await super().mqtt_acknowledge_subscription(packet_id, return_codes)
+
+    async def _sent_now(self, packet: bytes) -> bool:
+        """Write an answer made as bytes over TCP (or TLS), as amqtt's ``_send_packet`` would write
+        its packet object, without building one, encoding it by awaited steps and firing an event
+        no plugin listens to: in a connect storm every connection's CONNACK and SUBACK went that
+        way. False, with nothing written, where amqtt's way must be kept (WebSocket, whose writer
+        may raise; a plugin that wants every packet sent)."""
+        writer = self.writer
+        if type(writer) is not MqttProtocol:
+            return False
+        if MQTTEvents.PACKET_SENT in self.plugins_manager._event_plugin_callbacks:
+            return False
+        writer.write(packet)
+        try:
+            await writer.drain()
+        except ConnectionResetError:  # as amqtt's: the connection is over
+            await self.handle_connection_closed()
+        return True
 
     async def acknowledge_unsubscribe(self, packet_id: int, codes: list[int]) -> None:
         """The UNSUBACK; ``codes`` (MQTT 5 reason codes, one per filter) are not in 3.1.1's."""

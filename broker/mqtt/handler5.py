@@ -296,11 +296,7 @@ class Mqtt5Handler(MqchatHandler):
                 raise Malformed("a PINGREQ with content")
             self._out(_PINGRESP)
         elif kind == _SUBSCRIBE:
-            packet_id, filters, props = decode_subscribe(frame.first, body)
-            if Prop.SUBSCRIPTION_ID in props.values:  # the CONNACK said: not available
-                raise Malformed("a subscription identifier", Reason.PROTOCOL_ERROR)
-            topics = [(topic_filter, min(options & 0x03, QOS_1)) for topic_filter, options in filters]
-            self._spawn(self._subscribe(session, packet_id, topics))
+            self._subscribe_now(frame, session)
         elif kind == _UNSUBSCRIBE:
             packet_id, topic_filters = decode_unsubscribe(frame.first, body)
             self._spawn(self._unsubscribe(session, packet_id, topic_filters))
@@ -320,6 +316,16 @@ class Mqtt5Handler(MqchatHandler):
             raise Malformed("reserved packet type 0")
         else:  # CONNECT again, AUTH without an authentication method, QoS 2 acks, server packets
             raise Malformed(f"a packet of type {kind} here", Reason.PROTOCOL_ERROR)
+        return True
+
+    def _subscribe_now(self, frame: Frame, session: Session) -> bool:
+        """A SUBSCRIBE decoded here and handled by a task of its own; ``Malformed`` ends the
+        connection (with its reason code, through ``_unreadable``)."""
+        packet_id, filters, props = decode_subscribe(frame.first, frame.body)
+        if Prop.SUBSCRIPTION_ID in props.values:  # the CONNACK said: not available
+            raise Malformed("a subscription identifier", Reason.PROTOCOL_ERROR)
+        topics = [(topic_filter, min(options & 0x03, QOS_1)) for topic_filter, options in filters]
+        self._spawn(self._subscribe(session, packet_id, topics))
         return True
 
     async def _subscribe(self, session: Session, packet_id: int, topics: list[tuple[str, int]]) -> None:

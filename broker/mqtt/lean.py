@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar, overload
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, Generic, TypeVar, cast, overload
 
 from amqtt.session import Session
 
-__all__ = ["MOST_NAMES", "Lazy", "LeanHandler", "share_names", "spilled"]
+__all__ = ["MOST_NAMES", "Lazy", "LeanHandler", "run_now", "share_names", "spilled"]
 
 T = TypeVar("T")
 
@@ -93,6 +93,18 @@ def spilled(instance: object) -> set[str]:
     it a dict of its own (for tests: reading ``vars`` makes that dict anyway)."""
     shared: frozenset[str] = getattr(type(instance), "_shared_names", frozenset())
     return set(vars(instance)) - shared
+
+
+def run_now(coro: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that awaits nothing that waits (amqtt's packet decoders over a
+    ``BufferReader``), run here rather than as a task or from one; RuntimeError, with the coroutine
+    closed, if it waits after all."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    coro.close()
+    raise RuntimeError(f"{coro!r} waited")
 
 
 class _NoLock:

@@ -363,9 +363,9 @@ class MqchatBroker(Broker):
         self, reader: Any, writer: Any, remote_address: str, remote_port: int
     ) -> tuple[BrokerProtocolHandler, Session]:
         try:
-            handler, session = await asyncio.wait_for(
-                open_connection(reader, writer, self.plugins_manager), self._connect_timeout
-            )
+            # a deadline on this task, not ``wait_for``'s task, future and timer more per connection
+            async with asyncio.timeout(self._connect_timeout):
+                handler, session = await open_connection(reader, writer, self.plugins_manager)
         except TimeoutError as exc:
             # stock amqtt waits for ever, and each such socket holds one of the listener's
             # ``max_connections`` slots: enough of them lock every user out
@@ -658,7 +658,9 @@ class MqchatBroker(Broker):
             retained = [r for t, r in self._retained_messages.items() if self._matches(t, topic_filter)]
         else:
             exact = self._retained_messages.get(topic_filter)
-            retained = [exact] if exact is not None else []
+            if exact is None:  # an inbox: nothing retained, and no gather to wait on
+                return
+            retained = [exact]
         publishes = [
             handler.mqtt_publish(r.topic, r.data, min(qos, r.qos or qos), retain=True) for r in retained
         ]

@@ -72,6 +72,24 @@ def test_a_malformed_packet_is_dropped_alone(bare: _BareBroker) -> None:  # noqa
     sock.close()
 
 
+def test_subscribes_in_one_read_with_a_malformed_one_and_a_publish_are_each_handled(
+    bare: _BareBroker,  # noqa: F811
+) -> None:
+    sock = login(bare.port, "eager")
+    short = b"\x82\x01\x00"  # a SUBSCRIBE shorter than its packet id: dropped alone
+    sock.sendall(
+        short
+        + subscribe_packet(2, "inbox/eager")
+        + subscribe_packet(3, "inbox/eager+1")  # a filter with a '+' inside a level: refused
+        + encode_publish("out/eager", b"behind them", 4, 1, False)
+    )
+    expected = suback(2, 1) + suback(3, 0x80) + puback(4)
+    assert read_exactly(sock, len(expected)) == expected
+    assert [t for _u, t, _d in bare.gate.published] == ["out/eager"]
+    assert [s.client_id for s in bare.broker.subscribers_of("inbox/eager")] == ["eager"]
+    sock.close()
+
+
 def test_a_stream_that_cannot_be_framed_ends_only_its_connection(bare: _BareBroker) -> None:  # noqa: F811
     good = login(bare.port, "good")
     broken = login(bare.port, "broken")

@@ -296,3 +296,28 @@ def test_the_disconnect_waiter_is_only_resolved_or_awaited() -> None:
         "self._disconnect_waiter.set_result(disconnect)",
         "self._disconnect_waiter: asyncio.Future[DisconnectPacket | None] | None = None",
     ]
+
+
+def test_a_subscribe_decodes_without_waiting() -> None:
+    """The feed decodes a SUBSCRIBE in its read callback (``MqchatHandler._subscribe_now``): amqtt's
+    decoder over a ``BufferReader`` must not wait, and ``run_now`` says so if it ever does."""
+    import asyncio
+
+    from amqtt.adapters import BufferReader
+    from amqtt.mqtt.packet import SUBSCRIBE, MQTTFixedHeader
+    from amqtt.mqtt.subscribe import SubscribePacket
+
+    from broker.mqtt.lean import run_now
+
+    body = b"\x00\x07\x00\x03a/b\x01\x00\x01c\x00"
+    header = MQTTFixedHeader(SUBSCRIBE, 0x02, len(body))
+    packet = run_now(SubscribePacket.from_stream(BufferReader(body), fixed_header=header))
+    assert packet.variable_header is not None and packet.payload is not None
+    assert packet.variable_header.packet_id == 7
+    assert packet.payload.topics == [("a/b", 1), ("c", 0)]
+
+    async def waits() -> None:
+        await asyncio.sleep(0)
+
+    with pytest.raises(RuntimeError, match="waited"):
+        run_now(waits())

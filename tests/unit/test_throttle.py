@@ -134,7 +134,25 @@ def test_logins_waiting_together_are_checked_in_one_call_and_one_by_one_when_it_
     expected: list[bool | str] = [bool(i % 3) for i in range(12)]
     expected.insert(6, "ConnectionError")  # its batch is checked one by one: the others pass
     assert outcomes == expected
-    assert batches == [4, 4, 4]  # the first login alone by the single check, then batches of 4
+    assert batches == [4, 4, 4]  # batches of 4, then the last login alone by the single check
+
+
+def test_logins_that_come_in_one_pass_of_the_loop_are_one_batch() -> None:
+    """A connect storm's logins arrive a few per pass of the loop; each one started a batch of its
+    own (a thread hop) while fewer than ``parallel`` ran."""
+    batches: list[int] = []
+
+    def many(logins: list[tuple[str, str, str | None]]) -> list[bool]:
+        batches.append(len(logins))
+        return [_credentials(user, secret) for user, secret, _ in logins]
+
+    async def main() -> list[bool]:
+        checks = CredentialChecks(lambda u, s, _device: _credentials(u, s), many=many, parallel=2)
+        logins = [(f"u{i}", f"u{i}-ok" if i % 2 else "wrong") for i in range(10)]
+        return await asyncio.gather(*(checks.run(u, s, "phone") for u, s in logins))
+
+    assert asyncio.run(main()) == [bool(i % 2) for i in range(10)]
+    assert batches == [10]
 
 
 def test_a_login_that_gives_up_leaves_the_others_checked() -> None:
