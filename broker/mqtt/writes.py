@@ -40,9 +40,9 @@ _HOLD_SLACK = 0.001
 _HOLD_TICK = 0.004
 """Least seconds between two firings of the flush timer: the holds that end in between are written
 together at the next firing, up to this late. With many connections holding, their deadlines are
-fractions of a millisecond apart, and a firing per deadline (a timer handle made, a loop callback)
-was most of the instructions the holds cost per message at a few thousand messages a second; a
-PUBACK written a few milliseconds after its deadline costs its client nothing it would notice."""
+fractions of a millisecond apart, and each firing makes a new timer handle and runs a loop callback,
+which cost as much as several holds; a PUBACK written a few milliseconds after its deadline costs
+its client nothing it would notice."""
 
 
 class Corkable(Protocol):
