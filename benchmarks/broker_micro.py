@@ -65,6 +65,9 @@ class _Transport(asyncio.Transport):
     def get_protocol(self) -> Any:
         return self._protocol
 
+    def set_protocol(self, protocol: Any) -> None:
+        self._protocol = protocol
+
     def is_closing(self) -> bool:
         return self._closing
 

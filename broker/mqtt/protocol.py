@@ -10,9 +10,9 @@ Here one ``MqttProtocol`` is the socket's protocol and amqtt's reader and writer
   the handler. Past ``_BUFFER_LIMIT`` bytes kept, reading pauses (as a ``StreamReader``'s) until
   the handler takes them; it goes on while the CONNECT itself is not whole.
 - **Then the handler's** ``FrameFeed`` (broker/mqtt/feed.py) gets every byte as it arrives
-  (``attach_feed``); a handler that reads with a task instead (MQTT 5 for now, amqtt's packet
-  reader when a plugin wants every packet received) gets a ``StreamReader`` made on first use
-  (``stream``), fed from here.
+  (``attach_feed``), from the transport itself; a handler that reads with a task instead (MQTT 5
+  for now, amqtt's packet reader when a plugin wants every packet received) gets a
+  ``StreamReader`` made on first use (``stream``), fed from here.
 - **Writes** go straight to the transport. ``drain`` waits while the transport's buffer is over its
   high-water mark (``pause_writing``/``resume_writing``, as asyncio's ``FlowControlMixin``), and the
   feed pauses reading meanwhile; ``close`` drains, sends EOF and closes, as amqtt's stream adapter,
@@ -197,6 +197,13 @@ class MqttProtocol(asyncio.Protocol, ReaderAdapter, StreamWriterAdapter):
         unread = bytes(self._unread)
         self._take(len(unread))
         self.feed = feed
+        # the transport calls the feed itself, not this protocol's ``data_received`` to pass each
+        # read on: one Python call less per read (uvloop keeps the method the protocol had when it
+        # was set, so it is set again; asyncio's transports look the method up on every read)
+        self.data_received = feed.data_received  # type: ignore[method-assign]
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.set_protocol(self)
         return unread, self._eof
 
     def stream(self) -> asyncio.StreamReader:
@@ -304,6 +311,7 @@ share_names(  # every name a connection sets (see broker/mqtt/lean.py)
         "_client_connected",
         "transport",
         "feed",
+        "data_received",
         "is_closed",
         "_stream",
         "_unread",

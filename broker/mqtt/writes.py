@@ -8,6 +8,7 @@ time. So the broker owns one ``WriteScheduler`` and every connection's handler w
 - **Held PUBACKs.** The PUBACKs of one read wait up to ``HOLD_DELAY`` to share that write: the
   answer to the command they acknowledge usually follows within milliseconds. Each connection
   waits for its own deadline; a batch that gives the connection nothing does not cut it short.
+  One timer writes the holds whose deadline has come, firing at most once per ``_HOLD_TICK``.
 - **Order.** A packet written outside a batch takes what is held with it, and the reader flushes
   what is held before it handles a packet whose answer must follow the held ones.
 
@@ -31,10 +32,17 @@ HOLD_DELAY = 0.015
 Long enough for a command's answer to catch up with its PUBACK at the benchmarked rates, short
 enough that a PUBACK with no answer coming costs a client little (benchmarks/RESULTS.md has the
 figures behind the choice). A client limited to 20 unacknowledged publishes can still send
-20 / ``HOLD_DELAY`` a second."""
+20 / (``HOLD_DELAY`` + ``_HOLD_TICK``) a second."""
 
 _HOLD_SLACK = 0.001
 """Seconds early a held connection may be written, so that one timer serves the holds ending together."""
+
+_HOLD_TICK = 0.004
+"""Least seconds between two firings of the flush timer: the holds that end in between are written
+together at the next firing, up to this late. With many connections holding, their deadlines are
+fractions of a millisecond apart, and each firing makes a new timer handle and runs a loop callback,
+which cost as much as several holds; a PUBACK written a few milliseconds after its deadline costs
+its client nothing it would notice."""
 
 
 class Corkable(Protocol):
@@ -106,8 +114,8 @@ class WriteScheduler:
 
     def hold(self, connection: Corkable, data: bytes) -> None:
         """PUBACKs: written with the connection's next delivery (at the end of the batch that gives
-        it one), with the next packet written outside a batch, or after ``HOLD_DELAY``, whichever
-        comes first.
+        it one), with the next packet written outside a batch, or after ``HOLD_DELAY`` (and up to
+        ``_HOLD_TICK`` more), whichever comes first.
 
         A connection holding only PUBACKs waits for its own deadline, not for the end of whatever
         batch of deliveries comes next: the answers to its commands are usually in a later batch,
@@ -152,11 +160,12 @@ class WriteScheduler:
         self._timer = None
         holding = self._holding
         loop = asyncio.get_running_loop() if self._loop is None else self._loop
-        now = loop.time() + _HOLD_SLACK
+        now = loop.time()
+        due = now + _HOLD_SLACK
         while holding:
             connection, deadline = next(iter(holding.items()))
-            if deadline > now:
-                self._timer = loop.call_at(deadline, self._flush_expired)
+            if deadline > due:
+                self._timer = loop.call_at(max(deadline, now + _HOLD_TICK), self._flush_expired)
                 return
             del holding[connection]
             self.flush(connection)  # nothing, when it was written since

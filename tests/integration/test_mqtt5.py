@@ -562,6 +562,8 @@ def test_the_connection_facts_the_broker_keeps(node: RunningNode) -> None:
             # every name each sets is in its class's table (broker/mqtt/lean.py): none keeps a dict
             # of its own, which would make every attribute read on the relay path a dict lookup
             assert spilled(session) == set() and spilled(handler) == set()
+            # the socket's reads go to the feed without the protocol's own ``data_received`` between
+            assert protocol.data_received == protocol.feed.data_received and spilled(protocol) == set()
         v5.send(packet(0xC0, b""))
         assert v5.expect(PINGRESP).body == b""
     finally:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from broker.mqtt.writes import WriteScheduler
+from broker.mqtt.writes import _HOLD_TICK, HOLD_DELAY, WriteScheduler
 
 
 class Writer:
@@ -119,3 +119,38 @@ def test_a_hold_written_before_its_deadline_leaves_no_timer_to_wake_the_loop() -
     assert b_waits and none_left
     assert a.written == [b"ack-aanswer-a"]
     assert b.written == [b"ack-banswer-b"]
+
+
+def test_holds_ending_within_a_tick_of_a_firing_are_written_at_the_next() -> None:
+    """The flush timer fires at most once per ``_HOLD_TICK``: a hold that ends just after a firing
+    waits for the next, no later than ``HOLD_DELAY`` + ``_HOLD_TICK`` after it began."""
+
+    async def scenario() -> tuple[list[bytes], list[bytes], list[bytes], list[bytes], list[bytes]]:
+        loop = asyncio.get_running_loop()
+        now = [loop.time()]
+        loop.time = lambda: now[0]  # type: ignore[method-assign]  # a clock that moves when told
+
+        async def at(seconds: float) -> None:
+            now[0] = start + seconds
+            for _ in range(3):  # what fell due runs in the next passes
+                await asyncio.sleep(0)
+
+        start = now[0]
+        try:
+            writes, a, b = WriteScheduler(), Connection(), Connection()
+            writes.hold(a, b"ack-a")
+            await at(0.002)
+            writes.hold(b, b"ack-b")  # ends 2 ms after a's, past the timer's slack
+            await at(HOLD_DELAY + 0.0001)
+            first = list(a.written), list(b.written)
+            await at(HOLD_DELAY + 0.0021)  # b's deadline has passed, the next firing has not come
+            second = list(b.written)
+            await at(HOLD_DELAY + 0.0001 + _HOLD_TICK)
+            return *first, second, a.written, b.written
+        finally:
+            del loop.time
+
+    a_first, b_first, b_second, a_last, b_last = asyncio.run(scenario())
+    assert a_first == [b"ack-a"] and b_first == []
+    assert b_second == []
+    assert a_last == [b"ack-a"] and b_last == [b"ack-b"]
