@@ -26,6 +26,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError, ResourceClosedError
 
@@ -246,6 +247,40 @@ def test_many_rows_of_mixed_number_types_come_back_as_their_columns_types(engine
     assert typed([tuple(r) for r in got]) == typed(
         [(None if r["ratio"] is None else float(r["ratio"]), bool(r["flag"])) for r in rows]
     )
+
+
+def _upsert(rows: postgresql.Insert | sqlite.Insert) -> Statement:
+    return Statement(
+        rows.on_conflict_do_update(index_elements=[things.c.id], set_={"n": rows.excluded.n}),
+        column_keys=ALL_COLUMNS,
+    )
+
+
+UPSERT = {"postgresql": _upsert(postgresql.insert(things)), "sqlite": _upsert(sqlite.insert(things))}
+
+
+def test_an_upsert_of_many_rows_inserts_the_new_and_updates_the_known_in_one_statement(
+    engine: Engine,
+) -> None:
+    # on PostgreSQL the driver's statement of arrays, the insert's ON CONFLICT clause with it
+    filled(engine, 3)
+    upsert = UPSERT[engine.dialect.name]
+    with engine.begin() as conn:
+        upsert.execute_many(conn, [{**row(i), "n": 7 * i, "small": 9} for i in range(1, 6)])
+    with engine.connect() as conn:
+        got = conn.execute(select(things.c.id, things.c.n, things.c.small).order_by(things.c.id)).all()
+    assert [tuple(r) for r in got] == [
+        ("t000", 10**12, 0),
+        ("t001", 7, 1),  # known: only what the clause sets
+        ("t002", 14, 2),
+        ("t003", 21, 9),
+        ("t004", 28, 9),
+        ("t005", 35, 9),
+    ]
+    if engine.dialect.name == "postgresql":
+        assert upsert._unnest is not None
+        sql = upsert._unnest.sql(engine.dialect)
+        assert "unnest" in sql and "ON CONFLICT (id) DO UPDATE SET n = excluded.n" in sql
 
 
 def test_text_that_an_array_literal_would_quote_comes_back_as_written(engine: Engine) -> None:

@@ -216,6 +216,49 @@ def test_a_batch_after_the_database_dropped_its_connection_is_retried_on_a_new_o
         store.close()
 
 
+@pytest.mark.postgres
+def test_a_postgresql_batch_runs_the_generic_plans_of_its_prepared_statements(postgres_url: str) -> None:
+    # Left to choose, the server planned a statement of arrays again at every run while the plans
+    # for earlier runs' values (arrays of one or two) were estimated cheaper than the generic one
+    from sqlalchemy import text
+
+    store = open_store(postgres_url)
+    store.create_schema()
+    assert isinstance(store, SqlStore)
+    try:
+        alice, bob = users(store, "alice", "bob")
+        store.accept_message(sender=alice, command_id="first", recipient=bob, text="hi", now=1.0)
+        modes = []
+        for n in range(12):  # psycopg prepares a statement at its fifth run
+            with store.batch():
+                sent = store.accept_texts([TextSend(alice, f"c{n}", bob, str(n))], now=2.0)
+                assert sent is not None
+                if n == 0:  # a refused call: the setting outlives its savepoint's rollback
+                    with pytest.raises(UnknownUser):
+                        store.accept_message(
+                            sender=alice, command_id="x", recipient=unique("nobody"), text="?", now=2.0
+                        )
+                moved = store.apply_receipts_of(
+                    [ReceiptRequest(bob, Status.DELIVERED, [sent[0].message.id])], now=3.0
+                )
+                assert moved is not None and moved[0].entries
+                with store._tx() as conn:
+                    modes.append(conn.execute(text("SHOW plan_cache_mode")).scalar_one())
+        assert set(modes) == {"force_generic_plan"}
+        with store._tx() as conn:  # outside a batch, and on the batch's connection after it, the default
+            assert conn.execute(text("SHOW plan_cache_mode")).scalar_one() == "auto"
+        spare = store._local.spare
+        assert spare.execute(text("SHOW plan_cache_mode")).scalar_one() == "auto"
+        generic, custom = spare.execute(
+            text("SELECT sum(generic_plans), sum(custom_plans) FROM pg_prepared_statements")
+        ).one()
+        spare.rollback()
+        assert custom == 0 and generic > 0
+        assert [e.cursor for e in store.sync(user=bob, after=0, limit=100)[0]] == list(range(1, 14))
+    finally:
+        store.close()
+
+
 def test_store_close_closes_the_connections_threads_kept_for_batches(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     store.create_schema()

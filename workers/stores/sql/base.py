@@ -152,6 +152,18 @@ _INSERT_INBOX = Statement(
 )
 
 
+_GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
+"""PostgreSQL, a batch's transaction: each prepared statement runs its generic plan. Left to
+choose (``auto``), the server plans a prepared statement again at every run for as long as the
+plans it made for earlier runs' values were estimated cheaper than the generic one; a custom plan
+counts an ``unnest`` array's elements where the generic one guesses ten, so after a start of
+batches of one or two commands the chat path's statements of arrays (``merged``, the key-ordered
+locks) were planned at every run, for as long as the connection kept them prepared: most of the
+server's CPU for them (benchmarks/RESULTS.md). Their generic plans are the ones
+tests/stores/test_sql_hot_plans.py checks. ``SET LOCAL`` ends with the transaction: the
+connection's uses outside a batch keep the server's choice."""
+
+
 class NotInOneGo(Exception):
     """Several commands cannot be stored together after all (raised inside the savepoint that
     their attempt runs in, which undoes it); the caller stores them one by one."""
@@ -209,14 +221,18 @@ def _savepoint(conn: Connection, local: threading.local, *, defer_release: bool)
     own but with the next ``SAVEPOINT`` of the batch, as one string, or not at all (the commit, or
     the release or rollback of an enclosing savepoint, ends it too): each call of a batch was two
     round trips of bookkeeping, waited for like its statements. SQLite's driver runs one statement
-    at a time."""
+    at a time. The batch's first savepoint also carries its ``SET LOCAL`` (``_GENERIC_PLANS``),
+    sent before the ``SAVEPOINT``: it holds for the whole transaction, whatever is rolled back."""
     depth = getattr(local, "depth", 0) + 1
     local.depth = depth
     name = f"mqchat_{depth}"
     owed: str | None = getattr(local, "owed_release", None)  # a finished sibling's
     local.owed_release = None
+    setup: str | None = getattr(local, "owed_setup", None)  # the batch's own, not yet sent
+    local.owed_setup = None
     try:
-        execute_sql(conn, f"RELEASE SAVEPOINT {owed}; SAVEPOINT {name}" if owed else f"SAVEPOINT {name}")
+        sql = f"RELEASE SAVEPOINT {owed}; SAVEPOINT {name}" if owed else f"SAVEPOINT {name}"
+        execute_sql(conn, f"{setup}; {sql}" if setup else sql)
         try:
             yield
         except BaseException:
@@ -324,11 +340,14 @@ class SqlBase:
                 if self._sqlite:
                     execute_sql(conn, "BEGIN IMMEDIATE")
             self._local.conn = conn
+            # sent with the batch's first savepoint, not a round trip of its own
+            self._local.owed_setup = None if self._sqlite else _GENERIC_PLANS
             try:
                 yield
             finally:
                 self._local.conn = None
                 self._local.owed_release = None  # the transaction ends it: commit or rollback
+                self._local.owed_setup = None
             with _unavailable_on_failure():
                 conn.commit()
         except BaseException:

@@ -11,16 +11,13 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
-    column,
     delete,
     exists,
-    func,
     insert,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -140,19 +137,12 @@ _LEFT = Statement(update(devices).where(_KEY, devices.c.node == bindparam("b_nod
 
 
 # A connect storm's devices, a batch at a time: each connect of the batch inserts its device or
-# updates it, one upsert for them all. On PostgreSQL, one statement of arrays (``unnest``, one SQL
-# text whatever the number of rows); on SQLite, one prepared statement run for each row
-# (``executemany``: no round trips to save, and no Python per row). A statement may not update one
-# row twice (PostgreSQL refuses it), so a device seen twice starts a new run.
-_CONNECT_ROWS = func.unnest(
-    cast(bindparam("a_user"), ARRAY(String)),
-    cast(bindparam("a_device"), ARRAY(String)),
-    cast(bindparam("a_ts"), ARRAY(Float)),
-    cast(bindparam("a_node"), ARRAY(String)),
-).table_valued(
-    column("user_id", String), column("device", String), column("ts", Float), column("node", String)
-)
-_ROWS = _CONNECT_ROWS.render_derived(name="r")
+# updates it, one upsert for them all: on PostgreSQL one statement of arrays (the driver's
+# ``execute_many`` of an insert, ``ON CONFLICT`` with it: one SQL text whatever the number of rows),
+# on SQLite one prepared statement run for each row (``executemany``: no round trips to save, and
+# no Python per row). A statement may not update one row twice (PostgreSQL refuses it), so a device
+# seen twice starts a new run.
+_CONNECT_KEYS = ("user_id", "device", "first_seen", "last_seen", "connected_at", "node")
 
 
 def _upsert_connected(rows: postgresql.Insert | sqlite.Insert) -> Statement:
@@ -166,43 +156,32 @@ def _upsert_connected(rows: postgresql.Insert | sqlite.Insert) -> Statement:
                 "node": rows.excluded.node,
             },
         ),
-        binary=True,
+        column_keys=_CONNECT_KEYS,
     )
 
 
-_CONNECTED_UNNEST = _upsert_connected(
-    postgresql.insert(devices).from_select(
-        ["user_id", "device", "first_seen", "last_seen", "connected_at", "node"],
-        select(_ROWS.c.user_id, _ROWS.c.device, _ROWS.c.ts, _ROWS.c.ts, _ROWS.c.ts, _ROWS.c.node),
-    )
-)
-_CONNECTED_EACH = _upsert_connected(
-    sqlite.insert(devices).values(
-        user_id=bindparam("b_user"),
-        device=bindparam("b_device"),
-        first_seen=bindparam("b_ts"),
-        last_seen=bindparam("b_ts"),
-        connected_at=bindparam("b_ts"),
-        node=bindparam("b_node"),
-    )
-)
+_CONNECTED = {
+    "postgresql": _upsert_connected(postgresql.insert(devices)),
+    "sqlite": _upsert_connected(sqlite.insert(devices)),
+}
 
 
 def _connected(conn: Connection, connects: Collection[DeviceSeen]) -> None:
     """Record devices connected, each at most once."""
     if not connects:
         return
-    if conn.dialect.name == "postgresql":
-        arrays = {
-            "a_user": [c.user for c in connects],
-            "a_device": [c.device for c in connects],
-            "a_ts": [float(c.ts) for c in connects],
-            "a_node": [c.node for c in connects],
+    rows = [
+        {
+            "user_id": c.user,
+            "device": c.device,
+            "first_seen": c.ts,
+            "last_seen": c.ts,
+            "connected_at": c.ts,
+            "node": c.node,
         }
-        _CONNECTED_UNNEST.execute(conn, arrays)
-    else:
-        rows = [{"b_user": c.user, "b_device": c.device, "b_ts": c.ts, "b_node": c.node} for c in connects]
-        _CONNECTED_EACH.execute_many(conn, rows)
+        for c in connects
+    ]
+    _CONNECTED[conn.dialect.name].execute_many(conn, rows)
 
 
 def _record(conn: Connection, change: DeviceSeen) -> None:

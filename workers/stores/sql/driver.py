@@ -42,6 +42,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
@@ -331,18 +332,26 @@ def _nothing(_params: Params) -> tuple[()]:
 
 
 def _unnest_insert(statement: Insert, keys: Sequence[str]) -> Statement | None:
-    """PostgreSQL: the rows of a plain ``insert(table)`` as one ``INSERT ... SELECT FROM unnest``
-    of one array per column, or None for an insert with more to it (``RETURNING``, ``ON
-    CONFLICT``, values of its own). The arrays go in binary format: as text, psycopg writes each
-    one as an array literal, quoting every value (an event's JSON is full of quotes), and the
+    """PostgreSQL: the rows of an ``insert(table)`` as one ``INSERT ... SELECT FROM unnest`` of
+    one array per column, with the insert's ``ON CONFLICT`` clause if it has one (an insert of
+    ``sqlalchemy.dialects.postgresql``: an upsert of many rows), or None for an insert with more to
+    it (``RETURNING``, values of its own). The arrays go in binary format: as text, psycopg writes
+    each one as an array literal, quoting every value (an event's JSON is full of quotes), and the
     server parses it back: most of the inbox insert's time (benchmarks/RESULTS.md)."""
-    if statement._returning or statement._post_values_clause is not None or statement._values:
+    on_conflict = statement._post_values_clause
+    if statement._returning or statement._values:
+        return None
+    if on_conflict is not None and not isinstance(statement, postgresql.Insert):
         return None
     table = statement.table
     arrays = [cast(bindparam(f"a_{key}"), ARRAY(_unsized(table.c[key].type))) for key in keys]
     rows = func.unnest(*arrays).table_valued(*keys).render_derived(name="r")
     select_rows = select(*(rows.c[key] for key in keys))
-    return Statement(insert(table).from_select(list(keys), select_rows), binary=True)
+    unnest = (insert(table) if on_conflict is None else postgresql.insert(table)).from_select(
+        list(keys), select_rows
+    )
+    unnest._post_values_clause = on_conflict  # the same clause: it names the table's columns only
+    return Statement(unnest, binary=True)
 
 
 def _unsized(column_type: Any) -> Any:
